@@ -1,0 +1,122 @@
+"""The retry policy: which failed requests are sent again, and how long to wait.
+
+GET and DELETE are retried on connection errors, read timeouts, 429 and 500/502/503/504.
+POST (every create/perform call costs credits) is retried only when the server cannot have
+acted on it: a connection that never reached it, and 429. It is never re-sent after a 5xx
+or a read timeout, so a retry cannot bill a generation twice.
+
+Works the same on urllib3 1.26 and 2.x: only constructor arguments both accept are used,
+and backoff, jitter and the Retry-After cap are implemented here rather than through the
+2.x-only ``backoff_max``/``backoff_jitter``/``retry_after_max`` arguments.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from itertools import takewhile
+from typing import Any, Optional, TypeVar
+
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
+# A synchronous call should not block for an hour on a server's say-so: longer waits fail fast.
+DEFAULT_MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# urllib3's default allowed_methods minus the ones this API never uses; POST stays out so
+# read errors and 5xx never re-send it (allowed_methods=None would re-send after a read timeout).
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS", "TRACE"})
+
+_R = TypeVar("_R", bound="LeonardoRetry")
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+class LeonardoRetry(Retry):
+    """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
+
+    def __init__(
+        self,
+        *args: Any,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.max_backoff = max_backoff
+
+    def new(self: _R, **kw: Any) -> _R:
+        # urllib3 rebuilds the object on every increment; carry our own settings across.
+        kw.setdefault("max_retry_after", self.max_retry_after)
+        kw.setdefault("max_backoff", self.max_backoff)
+        return super().new(**kw)  # type: ignore[no-any-return,unused-ignore]
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # 429 means the request was turned away before any work was done: safe to re-send.
+        if method.upper() == "POST" and status_code == 429:
+            return bool(self.total)
+        return bool(super().is_retry(method, status_code, has_retry_after))
+
+    def increment(  # type: ignore[override,unused-ignore]
+        self: _R,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        response: Any = None,
+        error: Optional[Exception] = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> _R:
+        if response is not None:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.max_retry_after:
+                # Give up now; with raise_on_status=False the caller gets this very response.
+                reason = ResponseError(f"Retry-After {wait:.0f}s exceeds the cap")
+                raise MaxRetryError(_pool, url or "", reason)
+        return super().increment(  # type: ignore[no-any-return,unused-ignore]
+            method, url, response, error, _pool, _stacktrace
+        )
+
+    def get_retry_after(self, response: Any) -> Optional[float]:
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        return None if wait is None else min(wait, self.max_retry_after)
+
+    def get_backoff_time(self) -> float:
+        # Only the last run of consecutive errors counts (redirects reset it), as in urllib3.
+        errors = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        if errors <= 1 or not self.backoff_factor:
+            return 0.0
+        ceiling = min(self.max_backoff, self.backoff_factor * (2 ** (errors - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads out clients retrying together
+
+
+def default_retry(
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> LeonardoRetry:
+    """The policy Client uses; ``max_retries=0`` turns retries off."""
+    return LeonardoRetry(
+        total=max_retries,
+        backoff_factor=backoff_factor,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=RETRYABLE_METHODS,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+        max_retry_after=max_retry_after,
+    )

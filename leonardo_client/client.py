@@ -1,0 +1,442 @@
+"""Client: one requests.Session, one private _request(), and the 13 generation operations."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.__version__ import __version__ as requests_version
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry
+from .errors import LeonardoError
+from .payloads import (
+    CreateGenerationRequest,
+    CreateLcmGenerationRequest,
+    CreateSvdMotionGenerationRequest,
+    CreateTextureGenerationRequest,
+    LcmInpaintingRequest,
+    LcmInstantRefineRequest,
+    LcmUpscaleRequest,
+    to_payload,
+)
+
+__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT"]
+
+DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
+# 10 s to connect is generous for a healthy API; 60 s to read covers the synchronous LCM
+# operations, the slowest calls here. Every request gets a timeout: none can hang forever.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+API_KEY_ENV = "LEONARDO_API_KEY"
+BASE_URL_ENV = "LEONARDO_BASE_URL"
+
+log = logging.getLogger("leonardo_client")
+
+Timeout = Union[float, Tuple[float, float]]
+Body = Union[Mapping[str, Any], Any]
+
+
+class Client:
+    """A synchronous client for the Leonardo.Ai REST API (v1), safe to share between threads.
+
+    Args:
+        api_key: the API key; None reads ``LEONARDO_API_KEY``.
+        base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API.
+            Plain http is refused unless the host is loopback (the key would travel in clear).
+        timeout: (connect, read) seconds, or one number for both; applied to every request.
+        max_retries: retries of a failed request under the retry rule; 0 turns retries off.
+        backoff_factor: base of the exponential backoff between retries, in seconds.
+        session: a ``requests.Session`` of your own (proxies, certificates); it stays yours
+            to close. The retry adapter is mounted on it for the API's base URL only.
+        pool_maxsize: connections kept open to the API, for threads sharing one client.
+        user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
+
+    Raises:
+        LeonardoError: no API key was given and ``LEONARDO_API_KEY`` is not set.
+        ValueError, TypeError: an argument is unusable (a key with control characters,
+            a plain-http base URL to a non-loopback host, a bad timeout).
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+        session: Optional[requests.Session] = None,
+        pool_maxsize: int = 10,
+        user_agent: Optional[str] = None,
+    ) -> None:
+        api_key = _check_api_key(api_key if api_key is not None else os.environ.get(API_KEY_ENV))
+        self.base_url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        self.timeout = _check_timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError("max_retries must be an int >= 0")
+        if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
+            raise ValueError("pool_maxsize must be an int >= 1")
+        self.retry = default_retry(max_retries, backoff_factor)
+
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
+        self._session.mount(self.base_url + "/", self._adapter)
+
+        agent = f"leonardo-client/{__version__} python-requests/{requests_version}"
+        # Sent per request, never set on the session: other hosts (image CDNs) must not see the key.
+        self._api_headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"{agent} {user_agent}" if user_agent else agent,
+        }
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Release pooled connections (and the session, if this client created it)."""
+        if self._owns_session:
+            self._session.close()
+        else:
+            self._adapter.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # --- the one place that talks HTTP to the API ------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Optional[Dict[str, int]] = None,
+    ) -> Dict[str, Any]:
+        url = self.base_url + path
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method, url, json=json, params=params, headers=self._api_headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            log.debug("%s %s failed after %.3fs: %s", method, path, time.monotonic() - started, type(exc).__name__)
+            raise LeonardoError(_describe_transport_error(exc), method=method, url=url) from exc
+        log.debug("%s %s -> %s in %.3fs", method, path, response.status_code, time.monotonic() - started)
+
+        if not 200 <= response.status_code < 300:
+            raise LeonardoError.from_response(response, note=self._retry_note(response))
+        if not response.content:
+            return {}
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise LeonardoError(
+                "response body is not valid JSON",
+                status_code=response.status_code,
+                body=response.text[:200],
+                method=method,
+                url=url,
+            ) from exc
+        if not isinstance(data, dict):
+            raise LeonardoError(
+                f"expected a JSON object, got {type(data).__name__}",
+                status_code=response.status_code,
+                body=data,
+                method=method,
+                url=url,
+            )
+        return data
+
+    def _retry_note(self, response: requests.Response) -> str:
+        """Why a retryable failure reached the caller: retries spent, or a Retry-After too long."""
+        wait = self.retry.get_retry_after(response)
+        if wait is not None and wait >= self.retry.max_retry_after:
+            raw = response.headers.get("Retry-After", "")
+            return f"server asked to retry after {raw.strip()}s, over the {self.retry.max_retry_after:.0f}s cap"
+        history = getattr(getattr(response.raw, "retries", None), "history", ())
+        return f"after {len(history)} retries" if history else ""
+
+    # --- generations ----------------------------------------------------------------------
+
+    def create_generation(self, request: Union[CreateGenerationRequest, Mapping[str, Any]]) -> Dict[str, Any]:
+        """POST /generations: start an image generation (spends credits).
+
+        Args:
+            request: a CreateGenerationRequest, or a mapping sent as given.
+
+        Returns:
+            The response; ``["sdGenerationJob"]["generationId"]`` is the id to poll.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
+
+    def get_generation_by_id(self, id: str) -> Dict[str, Any]:
+        """GET /generations/{id}: a generation, with its status and generated images.
+
+        Returns:
+            The response; ``["generations_by_pk"]`` is the generation (None for an unknown id).
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad id.
+        """
+        return self._request("GET", _path("generations", id))
+
+    def delete_generation_by_id(self, id: str) -> Dict[str, Any]:
+        """DELETE /generations/{id}: delete a generation.
+
+        Returns:
+            The response; ``["delete_generations_by_pk"]["id"]`` is the deleted id
+            (``delete_generations_by_pk`` is None for an unknown id).
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad id.
+        """
+        return self._request("DELETE", _path("generations", id))
+
+    def get_generations_by_user_id(
+        self, user_id: str, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """GET /generations/user/{userId}: a user's generations, newest first, one page.
+
+        Args:
+            user_id: the user's id (``GET /me`` gives it as ``user_details[0].user.id``).
+            limit, offset: the page; the API's defaults (10, 0) apply when omitted.
+
+        Returns:
+            The response; ``["generations"]`` is the list of generations.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
+        """
+        return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
+
+    # --- texture generations (legacy: dropped from Leonardo's public spec in 2026-04) --------
+
+    def create_texture_generation(
+        self, request: Union[CreateTextureGenerationRequest, Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """POST /generations-texture: texture a 3D model asset (spends credits; legacy).
+
+        Returns:
+            The response; ``["textureGenerationJob"]["id"]`` is the id to poll.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
+
+    def get_texture_generation_by_id(
+        self, id: str, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """GET /generations-texture/{id}: a texture generation and its texture images (legacy).
+
+        Returns:
+            The response; ``["model_asset_texture_generations_by_pk"]`` is the texture
+            generation (None for an unknown id).
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
+        """
+        return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
+
+    def delete_texture_generation_by_id(self, id: str) -> Dict[str, Any]:
+        """DELETE /generations-texture/{id}: delete a texture generation (legacy).
+
+        Returns:
+            The response; ``["delete_model_asset_texture_generations_by_pk"]["id"]`` is the
+            deleted id.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad id.
+        """
+        return self._request("DELETE", _path("generations-texture", id))
+
+    def get_texture_generations_by_model_id(
+        self, model_id: str, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """GET /generations-texture/model/{modelId}: the texture generations of a 3D model (legacy).
+
+        Returns:
+            The response; ``["model_asset_texture_generations"]`` is the list.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
+        """
+        return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
+
+    # --- motion -----------------------------------------------------------------------------
+
+    def create_svd_motion_generation(
+        self, request: Union[CreateSvdMotionGenerationRequest, Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """POST /generations-motion-svd: turn a generated image into a video (spends credits).
+
+        Returns:
+            The response; ``["motionSvdGenerationJob"]["generationId"]`` is the id to poll
+            with get_generation_by_id; the video is at ``generated_images[].motionMP4URL``.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request(
+            "POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest)
+        )
+
+    # --- the four synchronous LCM operations --------------------------------------------------
+
+    def create_lcm_generation(
+        self, request: Union[CreateLcmGenerationRequest, Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """POST /generations-lcm: a realtime (LCM) generation from an image, answered at once.
+
+        Returns:
+            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/generations-lcm", json=_body(request, CreateLcmGenerationRequest))
+
+    def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Mapping[str, Any]]) -> Dict[str, Any]:
+        """POST /lcm-inpainting: regenerate the masked area of an image, answered at once.
+
+        Returns:
+            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/lcm-inpainting", json=_body(request, LcmInpaintingRequest))
+
+    def perform_instant_refine(
+        self, request: Union[LcmInstantRefineRequest, Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """POST /lcm-instant-refine: refine an image, answered at once.
+
+        Returns:
+            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/lcm-instant-refine", json=_body(request, LcmInstantRefineRequest))
+
+    def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Mapping[str, Any]]) -> Dict[str, Any]:
+        """POST /lcm-upscale: an Alchemy upscale of an image, answered at once and stored.
+
+        Returns:
+            The response; ``["lcmGenerationJob"]`` holds ``imageDataUrl`` (base64 data URLs),
+            ``generationId``, ``variationId`` and ``generatedImageId``.
+
+        Raises:
+            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        """
+        return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
+
+
+# --- argument checks: all run before anything is sent -----------------------------------------
+
+
+def _path(*segments: str) -> str:
+    """Join path segments, each percent-encoded as exactly one segment.
+
+    The first segment is a literal of ours; the last is the caller's id, which must be a
+    non-empty string and not "." or ".." (requests would resolve those and climb out).
+    """
+    *fixed, ident = segments
+    if not isinstance(ident, str):
+        raise TypeError(f"id must be a str, not {type(ident).__name__}")
+    if ident.strip() in ("", ".", ".."):
+        raise ValueError(f"invalid id {ident!r}: must be a non-empty string, not '.' or '..'")
+    return "/" + "/".join(fixed) + "/" + quote(ident, safe="")
+
+
+def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int]]:
+    params = {}
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0")
+        params[name] = value
+    return params or None
+
+
+def _body(request: Any, expected: Type[Any]) -> Any:
+    if isinstance(request, expected) or isinstance(request, Mapping):
+        return to_payload(request)
+    raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
+
+
+def _check_api_key(api_key: Optional[str]) -> str:
+    if not api_key:
+        raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
+    if not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in api_key):
+        # A line break would let the key inject headers; never echo the key itself.
+        raise ValueError("api_key contains a control character (line break?); check how it was read")
+    return api_key.strip()
+
+
+def _check_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"refusing plain-http base_url {base_url!r}: the API key would travel unencrypted "
+            "(http is allowed only for loopback hosts)"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_timeout(timeout: Timeout) -> Timeout:
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if len(values) not in (1, 2) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise ValueError(f"timeout must be a positive number or a (connect, read) pair, got {timeout!r}")
+    return timeout
+
+
+def _describe_transport_error(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "timed out connecting to the API"
+    if isinstance(exc, requests.ReadTimeout):
+        return "timed out waiting for the API's response"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection broke while reading the response (truncated body)"
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else exc
+        reason = getattr(reason, "reason", None) or reason  # MaxRetryError -> the underlying cause
+        text = str(reason)
+        # urllib3 prefixes the connection object's repr: keep only what happened.
+        for marker in ("): ", ">: "):
+            if marker in text:
+                text = text.split(marker, 1)[1]
+        return f"connection failed: {text}"
+    return f"request failed: {type(exc).__name__}: {exc}"

@@ -1,0 +1,110 @@
+"""LeonardoError: the one exception a failed call raises."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # requests is only needed for the type, not at import time of this module
+    import requests
+
+__all__ = ["LeonardoError"]
+
+# Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront) or a proxy.
+REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
+_SNIPPET = 200
+
+
+class LeonardoError(Exception):
+    """A call to the Leonardo API failed.
+
+    Attributes:
+        message: what went wrong; the API's own ``error`` text when its body has one.
+        status_code: the HTTP status, or None when no response arrived (connection error, timeout).
+        body: the parsed JSON body, else its text, else None.
+        method, url: the request that failed (the URL never holds the API key).
+        request_id: the server's request id header, if it sent one.
+        retry_after: seconds from the ``Retry-After`` header, if the response had one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: Optional[int] = None,
+        body: Any = None,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        request_id: Optional[str] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)  # keeps args populated, so the error pickles
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        text = " ".join(self.message.split())  # always one line
+        if self.status_code is not None:
+            text = f"HTTP {self.status_code}: {text}"
+        if self.method and self.url:
+            text = f"{text} ({self.method} {self.url})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"LeonardoError(status_code={self.status_code!r}, message={self.message!r})"
+
+    @classmethod
+    def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
+        """Build the error for an unsuccessful response, whatever its body holds."""
+        from ._retry import parse_retry_after
+
+        body = _parse_body(response)
+        message = _message_from(body) or _fallback_message(response)
+        if note:
+            message = f"{message} ({note})"
+        request = response.request
+        return cls(
+            message,
+            status_code=response.status_code,
+            body=body,
+            method=request.method if request is not None else None,
+            url=request.url if request is not None else response.url,
+            request_id=next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def _parse_body(response: "requests.Response") -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _message_from(body: Any) -> Optional[str]:
+    """The error text of the API's envelopes: {"error": ...}, {"errors": [{"message"}]}, [{"message"}]."""
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+        body = body.get("errors")
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        text = body[0].get("message")
+        return text if isinstance(text, str) and text else None
+    return None
+
+
+def _fallback_message(response: "requests.Response") -> str:
+    content_type = response.headers.get("Content-Type", "")
+    text = response.text.strip() if response.content else ""
+    if text and "html" not in content_type and not text.startswith("<"):
+        snippet = " ".join(text.split())
+        return snippet[:_SNIPPET] + ("..." if len(snippet) > _SNIPPET else "")
+    reason = response.reason or "error"
+    return f"{reason} (no error message in the {'HTML ' if text else 'empty '}response body)"

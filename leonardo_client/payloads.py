@@ -1,0 +1,369 @@
+"""Request bodies as plain dataclasses, and the one serializer that turns them into JSON.
+
+Each field knows its wire key, copied from Leonardo's OpenAPI spec: this API mixes camelCase
+(``modelId``) and snake_case (``negative_prompt``) in one body, so nothing is derived by rule.
+A field left at ``None`` is omitted from the JSON, never sent as ``null``.
+Enum-like fields take any string; the classes at the bottom offer the known values as constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, List, Mapping, Optional
+
+__all__ = [
+    "CreateGenerationRequest",
+    "ElementInput",
+    "ControlnetInput",
+    "UserElementInput",
+    "CreateTextureGenerationRequest",
+    "CreateSvdMotionGenerationRequest",
+    "CreateLcmGenerationRequest",
+    "LcmInstantRefineRequest",
+    "LcmInpaintingRequest",
+    "LcmUpscaleRequest",
+    "to_payload",
+    "PresetStyle",
+    "LcmStyle",
+    "Scheduler",
+    "SdVersion",
+    "ControlnetType",
+    "CanvasRequestType",
+    "InitImageType",
+    "StrengthType",
+    "Transparency",
+]
+
+
+def wire(key: str, default: Any = None) -> Any:
+    """A field whose JSON key is ``key``."""
+    return field(default=default, metadata={"json": key})
+
+
+def required(key: str) -> Any:
+    """A required field (no default) whose JSON key is ``key``."""
+    return field(metadata={"json": key})
+
+
+def to_payload(value: Any) -> Any:
+    """Turn a request dataclass (or a mapping or list holding them) into JSON-ready data.
+
+    Dataclass fields at None are omitted and renamed to their wire keys; a required field
+    left at None raises ValueError. Mappings are sent as given, with only their values
+    converted.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if item is None:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ValueError(f"{type(value).__name__}.{f.name} is required")
+                continue
+            out[f.metadata.get("json", f.name)] = to_payload(item)
+        return out
+    if isinstance(value, Mapping):
+        return {key: to_payload(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_payload(item) for item in value]
+    return value
+
+
+# --- POST /generations ---------------------------------------------------------------------
+
+
+@dataclass
+class ElementInput:
+    """An element (LoRA) applied to a generation (spec: ``element_input``)."""
+
+    ak_uuid: str = required("akUUID")
+    weight: Optional[float] = wire("weight")
+
+
+@dataclass
+class ControlnetInput:
+    """A controlnet guiding a generation (spec: ``controlnet_input``)."""
+
+    init_image_id: str = required("initImageId")
+    init_image_type: str = required("initImageType")  # InitImageType: GENERATED or UPLOADED
+    preprocessor_id: float = required("preprocessorId")
+    weight: Optional[float] = wire("weight")
+    strength_type: Optional[str] = wire("strengthType")  # StrengthType
+
+
+@dataclass
+class UserElementInput:
+    """A user's own custom element (spec: ``user_elements_input``)."""
+
+    user_lora_id: Optional[float] = wire("userLoraId")
+    weight: Optional[float] = wire("weight")
+
+
+@dataclass
+class CreateGenerationRequest:
+    """Body of POST /generations (createGeneration). Only ``prompt`` is required."""
+
+    prompt: str = required("prompt")
+    alchemy: Optional[bool] = wire("alchemy")
+    contrast_ratio: Optional[float] = wire("contrastRatio")
+    contrast: Optional[float] = wire("contrast")
+    controlnets: Optional[List[ControlnetInput]] = wire("controlnets")
+    elements: Optional[List[ElementInput]] = wire("elements")
+    user_elements: Optional[List[UserElementInput]] = wire("userElements")
+    expanded_domain: Optional[bool] = wire("expandedDomain")
+    fantasy_avatar: Optional[bool] = wire("fantasyAvatar")
+    guidance_scale: Optional[float] = wire("guidance_scale")
+    height: Optional[int] = wire("height")
+    high_contrast: Optional[bool] = wire("highContrast")
+    high_resolution: Optional[bool] = wire("highResolution")
+    image_prompts: Optional[List[str]] = wire("imagePrompts")
+    image_prompt_weight: Optional[float] = wire("imagePromptWeight")
+    init_generation_image_id: Optional[str] = wire("init_generation_image_id")
+    init_image_id: Optional[str] = wire("init_image_id")
+    init_strength: Optional[float] = wire("init_strength")
+    model_id: Optional[str] = wire("modelId")
+    negative_prompt: Optional[str] = wire("negative_prompt")
+    num_images: Optional[int] = wire("num_images")
+    num_inference_steps: Optional[int] = wire("num_inference_steps")
+    photo_real: Optional[bool] = wire("photoReal")
+    photo_real_version: Optional[str] = wire("photoRealVersion")
+    photo_real_strength: Optional[float] = wire("photoRealStrength")
+    preset_style: Optional[str] = wire("presetStyle")  # PresetStyle
+    prompt_magic: Optional[bool] = wire("promptMagic")
+    prompt_magic_strength: Optional[float] = wire("promptMagicStrength")
+    prompt_magic_version: Optional[str] = wire("promptMagicVersion")
+    public: Optional[bool] = wire("public")
+    scheduler: Optional[str] = wire("scheduler")  # Scheduler
+    sd_version: Optional[str] = wire("sd_version")  # SdVersion
+    seed: Optional[int] = wire("seed")
+    tiling: Optional[bool] = wire("tiling")
+    transparency: Optional[str] = wire("transparency")  # Transparency
+    ultra: Optional[bool] = wire("ultra")
+    unzoom: Optional[bool] = wire("unzoom")
+    unzoom_amount: Optional[float] = wire("unzoomAmount")
+    upscale_ratio: Optional[float] = wire("upscaleRatio")
+    width: Optional[int] = wire("width")
+    canvas_request: Optional[bool] = wire("canvasRequest")
+    canvas_request_type: Optional[str] = wire("canvasRequestType")  # CanvasRequestType
+    canvas_init_id: Optional[str] = wire("canvasInitId")
+    canvas_mask_id: Optional[str] = wire("canvasMaskId")
+    enhance_prompt: Optional[bool] = wire("enhancePrompt")
+    enhance_prompt_instruction: Optional[str] = wire("enhancePromptInstruction")
+    # Deprecated by Leonardo since September 2024 in favour of ``controlnets``.
+    control_net: Optional[bool] = wire("controlNet")
+    control_net_type: Optional[str] = wire("controlNetType")  # ControlnetType; deprecated
+    weighting: Optional[float] = wire("weighting")  # deprecated
+
+
+# --- POST /generations-texture (legacy: dropped from Leonardo's public spec in 2026-04) ------
+
+
+@dataclass
+class CreateTextureGenerationRequest:
+    """Body of POST /generations-texture (createTextureGeneration)."""
+
+    prompt: str = required("prompt")
+    model_asset_id: str = required("modelAssetId")
+    negative_prompt: Optional[str] = wire("negative_prompt")
+    front_rotation_offset: Optional[int] = wire("front_rotation_offset")
+    preview: Optional[bool] = wire("preview")
+    preview_direction: Optional[str] = wire("preview_direction")
+    sd_version: Optional[str] = wire("sd_version")
+    seed: Optional[int] = wire("seed")
+
+
+# --- POST /generations-motion-svd ------------------------------------------------------------
+
+
+@dataclass
+class CreateSvdMotionGenerationRequest:
+    """Body of POST /generations-motion-svd (createSVDMotionGeneration).
+
+    ``image_id`` is an *image* id (``generated_images[].id``), not a generation id.
+    """
+
+    image_id: str = required("imageId")
+    is_public: Optional[bool] = wire("isPublic")
+    is_init_image: Optional[bool] = wire("isInitImage")
+    is_variation: Optional[bool] = wire("isVariation")
+    motion_strength: Optional[int] = wire("motionStrength")
+
+
+# --- The four synchronous LCM operations ------------------------------------------------------
+# Python 3.8 dataclasses cannot put a required field after an optional one, so the required
+# fields sit in small bases listed last (dataclasses collect fields from the far end of the MRO).
+
+
+@dataclass
+class _LcmImage:
+    image_data_url: str = required("imageDataUrl")  # base64 data URL, data:image/jpeg;base64,...
+    prompt: str = required("prompt")
+
+
+@dataclass
+class _LcmImageAndMask:
+    image_data_url: str = required("imageDataUrl")
+    mask_data_url: str = required("maskDataUrl")  # white on black: the white area is regenerated
+    prompt: str = required("prompt")
+
+
+@dataclass
+class _LcmOptions:
+    guidance: Optional[float] = wire("guidance")
+    strength: Optional[float] = wire("strength")
+    request_timestamp: Optional[str] = wire("requestTimestamp")
+    style: Optional[str] = wire("style")  # LcmStyle
+    steps: Optional[int] = wire("steps")
+    width: Optional[int] = wire("width")
+    height: Optional[int] = wire("height")
+    seed: Optional[int] = wire("seed")
+
+
+@dataclass
+class CreateLcmGenerationRequest(_LcmOptions, _LcmImage):
+    """Body of POST /generations-lcm (createLCMGeneration)."""
+
+
+@dataclass
+class LcmInstantRefineRequest(_LcmOptions, _LcmImage):
+    """Body of POST /lcm-instant-refine (performInstantRefine)."""
+
+
+@dataclass
+class LcmInpaintingRequest(_LcmOptions, _LcmImageAndMask):
+    """Body of POST /lcm-inpainting (performInpaintingLCM)."""
+
+
+@dataclass
+class LcmUpscaleRequest(_LcmOptions, _LcmImage):
+    """Body of POST /lcm-upscale (performAlchemyUpscaleLCM)."""
+
+    refine_creative: Optional[bool] = wire("refineCreative")
+    refine_strength: Optional[float] = wire("refineStrength")
+
+
+# --- Known enum values (any other string is accepted too) ------------------------------------
+
+
+class PresetStyle:
+    """``presetStyle`` values (spec: sd_generation_style)."""
+
+    ANIME = "ANIME"
+    BOKEH = "BOKEH"
+    CINEMATIC = "CINEMATIC"
+    CINEMATIC_CLOSEUP = "CINEMATIC_CLOSEUP"
+    CREATIVE = "CREATIVE"
+    DYNAMIC = "DYNAMIC"
+    ENVIRONMENT = "ENVIRONMENT"
+    FASHION = "FASHION"
+    FILM = "FILM"
+    FOOD = "FOOD"
+    GENERAL = "GENERAL"
+    HDR = "HDR"
+    ILLUSTRATION = "ILLUSTRATION"
+    LEONARDO = "LEONARDO"
+    LONG_EXPOSURE = "LONG_EXPOSURE"
+    MACRO = "MACRO"
+    MINIMALISTIC = "MINIMALISTIC"
+    MONOCHROME = "MONOCHROME"
+    MOODY = "MOODY"
+    NONE = "NONE"
+    NEUTRAL = "NEUTRAL"
+    PHOTOGRAPHY = "PHOTOGRAPHY"
+    PORTRAIT = "PORTRAIT"
+    RAYTRACED = "RAYTRACED"
+    RENDER_3D = "RENDER_3D"
+    RETRO = "RETRO"
+    SKETCH_BW = "SKETCH_BW"
+    SKETCH_COLOR = "SKETCH_COLOR"
+    STOCK_PHOTO = "STOCK_PHOTO"
+    VIBRANT = "VIBRANT"
+    UNPROCESSED = "UNPROCESSED"
+
+
+class LcmStyle:
+    """``style`` values of the LCM operations (spec: lcm_generation_style)."""
+
+    ANIME = "ANIME"
+    CINEMATIC = "CINEMATIC"
+    DIGITAL_ART = "DIGITAL_ART"
+    DYNAMIC = "DYNAMIC"
+    ENVIRONMENT = "ENVIRONMENT"
+    FANTASY_ART = "FANTASY_ART"
+    ILLUSTRATION = "ILLUSTRATION"
+    PHOTOGRAPHY = "PHOTOGRAPHY"
+    RENDER_3D = "RENDER_3D"
+    RAYTRACED = "RAYTRACED"
+    SKETCH_BW = "SKETCH_BW"
+    SKETCH_COLOR = "SKETCH_COLOR"
+    VIBRANT = "VIBRANT"
+    NONE = "NONE"
+
+
+class Scheduler:
+    """``scheduler`` values (spec: sd_generation_schedulers); the API defaults to EULER_DISCRETE."""
+
+    KLMS = "KLMS"
+    EULER_ANCESTRAL_DISCRETE = "EULER_ANCESTRAL_DISCRETE"
+    EULER_DISCRETE = "EULER_DISCRETE"
+    DDIM = "DDIM"
+    DPM_SOLVER = "DPM_SOLVER"
+    PNDM = "PNDM"
+    LEONARDO = "LEONARDO"
+
+
+class SdVersion:
+    """``sd_version`` values (spec: sd_versions); the API defaults to v1_5."""
+
+    V1_5 = "v1_5"
+    V2 = "v2"
+    V3 = "v3"
+    SDXL_0_8 = "SDXL_0_8"
+    SDXL_0_9 = "SDXL_0_9"
+    SDXL_1_0 = "SDXL_1_0"
+    SDXL_LIGHTNING = "SDXL_LIGHTNING"
+    PHOENIX = "PHOENIX"
+    FLUX = "FLUX"
+    FLUX_DEV = "FLUX_DEV"
+    KINO_2_0 = "KINO_2_0"
+
+
+class ControlnetType:
+    """``controlNetType`` values (deprecated field)."""
+
+    POSE = "POSE"
+    CANNY = "CANNY"
+    DEPTH = "DEPTH"
+
+
+class CanvasRequestType:
+    """``canvasRequestType`` values."""
+
+    INPAINT = "INPAINT"
+    OUTPAINT = "OUTPAINT"
+    SKETCH2IMG = "SKETCH2IMG"
+    IMG2IMG = "IMG2IMG"
+
+
+class InitImageType:
+    """``controlnets[].initImageType`` values."""
+
+    GENERATED = "GENERATED"
+    UPLOADED = "UPLOADED"
+
+
+class StrengthType:
+    """``controlnets[].strengthType`` values."""
+
+    LOW = "Low"
+    MID = "Mid"
+    HIGH = "High"
+    ULTRA = "Ultra"
+    MAX = "Max"
+
+
+class Transparency:
+    """``transparency`` values."""
+
+    DISABLED = "disabled"
+    FOREGROUND_ONLY = "foreground_only"
