@@ -1,0 +1,924 @@
+"""Tests of leonardo_client.testing.FakeLeonardo, driven with plain `requests`.
+
+Response keys are checked against the OpenAPI excerpt beside this file, so the fake
+cannot drift from the spec unnoticed.
+"""
+
+import base64
+import json
+import socket
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
+
+TIMEOUT = 5
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text("utf-8"))
+TINY_PNG_URL = "data:image/png;base64," + base64.b64encode(b"not really").decode()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _resolve(node):
+    for _ in range(10):
+        ref = node.get("$ref")
+        if ref is None:
+            return node
+        target = SPEC
+        for part in ref.lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    raise AssertionError("$ref loop")
+
+
+def spec_keys(path, method, *walk):
+    """Property names of the 200 response schema of (path, method), after walking
+    down `walk` (property names; "[]" steps into array items)."""
+    node = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+    node = _resolve(node["schema"])
+    for step in walk:
+        node = _resolve(node["items"] if step == "[]" else node["properties"][step])
+    return set(node["properties"])
+
+
+def parse_png(data):
+    """Check a PNG thoroughly; return (width, height, raw scanlines)."""
+    assert data[:8] == PNG_SIGNATURE
+    pos, chunks = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(tag + body) & 0xFFFFFFFF == crc, tag
+        chunks.append((tag, body))
+        pos += 12 + length
+    assert pos == len(data)
+    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
+    width, height, depth, colour, compression, filt, interlace = struct.unpack(
+        ">IIBBBBB", chunks[0][1]
+    )
+    assert (depth, colour, compression, filt, interlace) == (8, 2, 0, 0, 0)
+    raw = zlib.decompress(b"".join(body for tag, body in chunks if tag == b"IDAT"))
+    assert len(raw) == height * (1 + 3 * width)
+    return width, height, raw
+
+
+def envelope(response):
+    body = response.json()
+    assert set(body) == {"error", "path", "code"}
+    assert body["path"] == "$"
+    return body
+
+
+@pytest.fixture
+def fake():
+    with FakeLeonardo() as server:
+        yield server
+
+
+@pytest.fixture
+def api(fake):
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + fake.api_key
+    yield session
+    session.close()
+
+
+def call(api, fake, method, path, **kwargs):
+    kwargs.setdefault("timeout", TIMEOUT)
+    return api.request(method, fake.base_url + path, **kwargs)
+
+
+def create(api, fake, **body):
+    body.setdefault("prompt", "a lighthouse at dusk")
+    response = call(api, fake, "POST", "/generations", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["sdGenerationJob"]["generationId"]
+
+
+def get_generation(api, fake, generation_id):
+    response = call(api, fake, "GET", "/generations/" + generation_id)
+    assert response.status_code == 200
+    return response.json()["generations_by_pk"]
+
+
+def wait_status(fetch, wanted, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        item = fetch()
+        if item["status"] == wanted or time.monotonic() > deadline:
+            return item
+        time.sleep(0.05)
+
+
+# -- lifecycle of the server -----------------------------------------------------------
+
+
+def test_stop_leaves_no_thread_and_closes_the_port():
+    before = set(threading.enumerate())
+    fake = FakeLeonardo().start()
+    port = int(fake.root_url.rsplit(":", 1)[1])
+    idle = requests.Session()  # left open: an idle keep-alive connection at stop()
+    idle.headers["Authorization"] = "Bearer " + fake.api_key
+    for _ in range(3):
+        assert idle.get(fake.base_url + "/generations/x", timeout=TIMEOUT).status_code == 200
+    other = requests.Session()
+    assert other.get(fake.blob_url(10), timeout=TIMEOUT).content == bytes(range(10))
+    assert len(set(threading.enumerate()) - before) >= 2
+    started = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - started < 2
+    assert set(threading.enumerate()) - before == set()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    idle.close()
+    other.close()
+
+
+def test_start_and_stop_twice_are_harmless():
+    fake = FakeLeonardo()
+    assert fake.base_url == ""
+    assert fake.start() is fake
+    url = fake.base_url
+    assert fake.start().base_url == url
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/api/rest/v1")
+    assert fake.root_url + "/api/rest/v1" == url
+    fake.stop()
+    fake.stop()
+    with fake as again:  # restartable
+        assert again is fake
+        response = requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT)
+        assert response.status_code == 401
+    fake.stop()
+
+
+def test_only_loopback_hosts_are_accepted():
+    with pytest.raises(ValueError):
+        FakeLeonardo(host="0.0.0.0")
+    with pytest.raises(ValueError):
+        FakeLeonardo(host="example.com")
+
+
+def test_stop_interrupts_a_delayed_answer(fake):
+    fake.inject(delay=30)
+    errors = []
+
+    def slow_call():
+        try:
+            requests.get(fake.base_url + "/generations/x", timeout=10)
+        except requests.RequestException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=slow_call)
+    worker.start()
+    deadline = time.monotonic() + TIMEOUT
+    while not fake.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    fake.stop()
+    worker.join(TIMEOUT)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 3
+    assert len(errors) == 1 and isinstance(errors[0], requests.ConnectionError)
+
+
+def test_one_connection_serves_many_requests(fake, api):
+    generation_id = create(api, fake, num_images=1)
+    image_url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
+    for _ in range(5):
+        call(api, fake, "GET", "/generations/" + generation_id)
+    call(api, fake, "GET", "/nowhere")  # 404
+    call(api, fake, "PUT", "/generations")  # 405
+    api.get(fake.base_url + "/generations/x", headers={"Authorization": "Bearer bad"}, timeout=TIMEOUT)
+    call(api, fake, "POST", "/generations", json={})  # 400
+    assert api.get(image_url, timeout=TIMEOUT).status_code == 200
+    assert api.get(fake.blob_url(1000), timeout=TIMEOUT).status_code == 200
+    assert len(fake.requests) == 13
+    assert fake.connections_opened == 1
+
+
+def test_requests_are_recorded(fake, api):
+    generation_id = create(api, fake, negative_prompt="fog")
+    call(api, fake, "GET", "/generations/user/%s?limit=3&offset=1" % fake.user_id)
+    image_url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
+    requests.get(image_url, timeout=TIMEOUT)
+    first, second, third, fourth = fake.requests
+    assert isinstance(first, RecordedRequest)
+    assert (first.method, first.path) == ("POST", "/generations")
+    assert first.json == {"negative_prompt": "fog", "prompt": "a lighthouse at dusk"}
+    assert first.headers["Authorization"] == "Bearer fake-api-key"
+    assert first.headers.get("authorization") == "Bearer fake-api-key"
+    assert "CONTENT-TYPE" in first.headers
+    assert (second.method, second.path) == ("GET", "/generations/user/" + fake.user_id)
+    assert second.query == {"limit": "3", "offset": "1"}
+    assert second.json is None
+    assert third.path == "/generations/" + generation_id
+    assert fourth.path == image_url[len(fake.root_url) :]
+    assert fourth.path.startswith("/cdn/")
+    assert "Authorization" not in fourth.headers
+
+
+# -- auth and routing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "fake-api-key", "Token fake-api-key"])
+def test_bad_or_missing_key_gives_401(fake, header):
+    headers = {} if header is None else {"Authorization": header}
+    for method, path in [("GET", "/generations/x"), ("POST", "/generations"), ("GET", "/nope")]:
+        response = requests.request(
+            method, fake.base_url + path, headers=headers, json={"prompt": "x"}, timeout=TIMEOUT
+        )
+        assert response.status_code == 401
+        assert response.json() == {
+            "error": "Authentication hook unauthorized this request",
+            "path": "$",
+            "code": "access-denied",
+        }
+    assert fake.generation_ids() == []
+
+
+def test_custom_api_key(fake):
+    with FakeLeonardo(api_key="other-key") as other:
+        good = requests.get(
+            other.base_url + "/generations/x",
+            headers={"Authorization": "Bearer other-key"},
+            timeout=TIMEOUT,
+        )
+        assert good.status_code == 200
+        assert good.json() == {"generations_by_pk": None}
+
+
+def test_unknown_path_and_wrong_method(fake, api):
+    for path in ["/nope", "/generations/a/b", "", "/generations/user/"]:
+        response = call(api, fake, "GET", path)
+        assert response.status_code == 404, path
+        assert envelope(response)["code"] == "not-found"
+    outside = requests.get(fake.root_url + "/elsewhere", timeout=TIMEOUT)
+    assert outside.status_code == 404
+    envelope(outside)
+    response = call(api, fake, "GET", "/generations")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    envelope(response)
+    response = call(api, fake, "PUT", "/generations/abc", json={})
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "DELETE, GET"
+
+
+# -- image generations -------------------------------------------------------------------
+
+
+def test_create_generation_response_shape(fake, api):
+    response = call(api, fake, "POST", "/generations", json={"prompt": "cat"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == spec_keys("/generations", "post")
+    job = body["sdGenerationJob"]
+    assert set(job) == spec_keys("/generations", "post", "sdGenerationJob")
+    assert job["apiCreditCost"] is None
+    assert job["cost"] == {"amount": "0.0147", "unit": "DOLLARS"}
+    assert fake.generation_ids() == [job["generationId"]]
+
+
+def test_generation_object_matches_the_spec(fake, api):
+    generation_id = create(
+        api,
+        fake,
+        prompt="a red fox",
+        negative_prompt="blurry",
+        modelId="b24e16ff-06e3-43eb-8d33-4416c2d75876",
+        width=512,
+        height=512,
+        num_images=2,
+        seed=42,
+        presetStyle="CINEMATIC",
+        sd_version="SDXL_1_0",
+        guidance_scale=7.5,
+        num_inference_steps=20,
+        public=True,
+        elements=[{"akUUID": "abcd1234-0000-4000-8000-000000000000", "weight": 0.5}],
+    )
+    response = call(api, fake, "GET", "/generations/" + generation_id)
+    body = response.json()
+    assert set(body) == spec_keys("/generations/{id}", "get")
+    generation = body["generations_by_pk"]
+    assert set(generation) == spec_keys("/generations/{id}", "get", "generations_by_pk")
+    assert generation["id"] == generation_id
+    assert generation["status"] == "COMPLETE"
+    assert generation["prompt"] == "a red fox"
+    assert generation["negativePrompt"] == "blurry"
+    assert generation["modelId"] == "b24e16ff-06e3-43eb-8d33-4416c2d75876"
+    assert (generation["imageWidth"], generation["imageHeight"]) == (512, 512)
+    assert generation["seed"] == 42
+    assert generation["presetStyle"] == "CINEMATIC"
+    assert generation["sdVersion"] == "SDXL_1_0"
+    assert generation["guidanceScale"] == 7.5
+    assert generation["inferenceSteps"] == 20
+    assert generation["public"] is True
+    assert isinstance(generation["createdAt"], str) and generation["createdAt"][:2] == "20"
+    images = generation["generated_images"]
+    assert len(images) == 2
+    image_keys = spec_keys("/generations/{id}", "get", "generations_by_pk", "generated_images", "[]")
+    for image in images:
+        assert set(image) == image_keys
+        assert image["nsfw"] is False and image["likeCount"] == 0
+        assert image["generated_image_variation_generics"] == []
+        assert image["url"] == "%s/cdn/users/%s/generations/%s/%s.png" % (
+            fake.root_url,
+            fake.user_id,
+            generation_id,
+            image["id"],
+        )
+    assert images[0]["id"] != images[1]["id"]
+    element_path = ("generations_by_pk", "generation_elements", "[]")
+    (element,) = generation["generation_elements"]
+    assert set(element) == spec_keys("/generations/{id}", "get", *element_path)
+    assert set(element["lora"]) == spec_keys("/generations/{id}", "get", *element_path, "lora")
+    assert element["lora"]["akUUID"] == "abcd1234-0000-4000-8000-000000000000"
+    assert element["weightApplied"] == 0.5
+
+
+def test_defaults_follow_the_spec(fake, api):
+    generation = get_generation(api, fake, create(api, fake))
+    assert len(generation["generated_images"]) == 4
+    assert (generation["imageWidth"], generation["imageHeight"]) == (1024, 768)
+    assert generation["generation_elements"] == []
+    assert generation["negativePrompt"] is None
+
+
+def test_pending_then_complete(fake, api):
+    fake.completion_delay = 0.3
+    started = time.monotonic()
+    generation_id = create(api, fake, num_images=3)
+    generation = get_generation(api, fake, generation_id)
+    assert generation["status"] == "PENDING"
+    assert generation["generated_images"] == []
+    generation = wait_status(lambda: get_generation(api, fake, generation_id), "COMPLETE")
+    assert time.monotonic() - started >= 0.3
+    assert generation["status"] == "COMPLETE"
+    assert len(generation["generated_images"]) == 3
+    fake.completion_delay = 60  # a finished generation stays finished
+    assert get_generation(api, fake, generation_id)["status"] == "COMPLETE"
+    later = create(api, fake)
+    assert get_generation(api, fake, later)["status"] == "PENDING"
+    fake.completion_delay = 0  # settable at any time
+    assert get_generation(api, fake, later)["status"] == "COMPLETE"
+
+
+def test_fail_generation(fake, api):
+    fake.completion_delay = 0.3
+    generation_id = create(api, fake)
+    fake.fail_generation(generation_id)
+    assert get_generation(api, fake, generation_id)["status"] == "PENDING"
+    generation = wait_status(lambda: get_generation(api, fake, generation_id), "FAILED")
+    assert generation["status"] == "FAILED"
+    assert generation["generated_images"] == []
+    fake.completion_delay = 0
+    done = create(api, fake)
+    assert get_generation(api, fake, done)["status"] == "COMPLETE"
+    fake.fail_generation(done)
+    assert get_generation(api, fake, done)["status"] == "FAILED"
+    with pytest.raises(KeyError):
+        fake.fail_generation("no-such-id")
+
+
+def test_fail_new_generations(fake, api):
+    fake.fail_new_generations = True
+    failed = create(api, fake)
+    assert get_generation(api, fake, failed)["status"] == "FAILED"
+    fake.fail_new_generations = False
+    assert get_generation(api, fake, create(api, fake))["status"] == "COMPLETE"
+    assert get_generation(api, fake, failed)["status"] == "FAILED"
+
+
+def test_unknown_ids_answer_null_with_200(fake, api):
+    response = call(api, fake, "GET", "/generations/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 200
+    assert response.json() == {"generations_by_pk": None}
+    response = call(api, fake, "DELETE", "/generations/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 200
+    assert response.json() == {"delete_generations_by_pk": None}
+
+
+def test_delete_generation(fake, api):
+    keep, gone = create(api, fake), create(api, fake)
+    response = call(api, fake, "DELETE", "/generations/" + gone)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == spec_keys("/generations/{id}", "delete")
+    assert body == {"delete_generations_by_pk": {"id": gone}}
+    assert get_generation(api, fake, gone) is None
+    assert fake.generation_ids() == [keep]
+    again = call(api, fake, "DELETE", "/generations/" + gone)
+    assert again.json() == {"delete_generations_by_pk": None}
+
+
+def test_percent_encoded_ids_stay_one_segment(fake, api):
+    response = call(api, fake, "GET", "/generations/a%2Fb")
+    assert response.status_code == 200
+    assert response.json() == {"generations_by_pk": None}
+    assert fake.requests[-1].path == "/generations/a%2Fb"
+
+
+def test_list_generations_paginates_newest_first(fake, api):
+    for index in range(5):
+        create(api, fake, prompt="picture %d" % index, num_images=1)
+    newest_first = list(reversed(fake.generation_ids()))
+    path = "/generations/user/" + fake.user_id
+
+    def ids(**params):
+        response = call(api, fake, "GET", path, params=params)
+        assert response.status_code == 200
+        return [g["id"] for g in response.json()["generations"]]
+
+    assert ids() == newest_first
+    assert ids(limit=2) == newest_first[:2]
+    assert ids(limit=2, offset=1) == newest_first[1:3]
+    assert ids(offset=4) == newest_first[4:]
+    assert ids(offset=10) == []
+    assert ids(limit=0) == []
+    for _ in range(7):
+        create(api, fake, num_images=1)
+    assert len(ids()) == 10  # default limit
+
+
+def test_list_generations_shape_and_other_users(fake, api):
+    create(api, fake, num_images=2)
+    response = call(api, fake, "GET", "/generations/user/" + fake.user_id)
+    body = response.json()
+    assert set(body) == spec_keys("/generations/user/{userId}", "get")
+    (generation,) = body["generations"]
+    assert set(generation) == spec_keys("/generations/user/{userId}", "get", "generations", "[]")
+    image_keys = spec_keys(
+        "/generations/user/{userId}", "get", "generations", "[]", "generated_images", "[]"
+    )
+    assert "fantasyAvatar" not in image_keys
+    for image in generation["generated_images"]:
+        assert set(image) == image_keys
+    other = call(api, fake, "GET", "/generations/user/11111111-1111-4111-8111-111111111111")
+    assert other.status_code == 200
+    assert other.json() == {"generations": []}
+
+
+@pytest.mark.parametrize("params", [{"limit": "ten"}, {"offset": "1.5"}, {"limit": "-1"}])
+def test_list_generations_rejects_bad_paging(fake, api, params):
+    response = call(api, fake, "GET", "/generations/user/" + fake.user_id, params=params)
+    assert response.status_code == 400
+    assert envelope(response)["code"] == "validation-failed"
+
+
+# -- the served images -------------------------------------------------------------------
+
+
+def test_served_png_is_valid(fake, api):
+    generation = get_generation(api, fake, create(api, fake, prompt="sunset"))
+    urls = [image["url"] for image in generation["generated_images"]]
+    contents = []
+    for url in urls:
+        response = requests.get(url, timeout=TIMEOUT)  # no Authorization needed
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "image/png"
+        assert int(response.headers["Content-Length"]) == len(response.content)
+        width, height, raw = parse_png(response.content)
+        assert (width, height) == (256, 192)  # 1024x768 scaled to 256 on the long side
+        assert raw[1:4] != raw[-3:]  # a gradient, not a flat colour
+        contents.append(response.content)
+    assert len(set(contents)) == 4  # seeded by the image index too
+    again = get_generation(api, fake, create(api, fake, prompt="sunset"))
+    same = requests.get(again["generated_images"][0]["url"], timeout=TIMEOUT).content
+    assert same == contents[0]  # deterministic for prompt and index
+    other = get_generation(api, fake, create(api, fake, prompt="forest"))
+    assert requests.get(other["generated_images"][0]["url"], timeout=TIMEOUT).content != same
+
+
+@pytest.mark.parametrize(
+    "size, expected", [((512, 256), (256, 128)), ((32, 1536), (8, 256)), ((200, 96), (200, 96))]
+)
+def test_png_size_follows_the_request(fake, api, size, expected):
+    generation_id = create(api, fake, width=size[0], height=size[1], num_images=1)
+    url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
+    width, height, _ = parse_png(requests.get(url, timeout=TIMEOUT).content)
+    assert (width, height) == expected
+
+
+def test_unknown_cdn_file_is_404(fake):
+    response = requests.get(fake.root_url + "/cdn/users/x/generations/y/z.png", timeout=TIMEOUT)
+    assert response.status_code == 404
+    response = requests.post(fake.blob_url(3), timeout=TIMEOUT)
+    assert response.status_code == 405
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, 200003])
+def test_blob_url_streams_exactly_n_bytes(fake, size):
+    with requests.get(fake.blob_url(size), stream=True, timeout=TIMEOUT) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(size)
+        data = b"".join(response.iter_content(8192))
+    assert len(data) == size
+    assert data == bytes(i % 251 for i in range(size))
+
+
+def test_blob_url_needs_a_started_server():
+    with pytest.raises(RuntimeError):
+        FakeLeonardo().blob_url(10)
+    with FakeLeonardo() as fake:
+        with pytest.raises(ValueError):
+            fake.blob_url(-1)
+
+
+# -- texture generations ------------------------------------------------------------------
+
+MODEL_ASSET = "3d0c1a2b-0000-4000-8000-00000000abcd"
+
+
+def create_texture(api, fake, **body):
+    body.setdefault("prompt", "rusty metal")
+    body.setdefault("modelAssetId", MODEL_ASSET)
+    response = call(api, fake, "POST", "/generations-texture", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def get_texture(api, fake, texture_id, **kwargs):
+    response = call(api, fake, "GET", "/generations-texture/" + texture_id, **kwargs)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == spec_keys("/generations-texture/{id}", "get")
+    return body["model_asset_texture_generations_by_pk"]
+
+
+def test_texture_flow(fake, api):
+    fake.completion_delay = 0.3
+    body = create_texture(api, fake, negative_prompt="dust", seed=7, sd_version="v2")
+    assert set(body) == spec_keys("/generations-texture", "post")
+    job = body["textureGenerationJob"]
+    assert set(job) == spec_keys("/generations-texture", "post", "textureGenerationJob")
+    assert job["apiCreditCost"] is None and job["cost"]["unit"] == "DOLLARS"
+    texture_id = job["id"]
+    texture = get_texture(api, fake, texture_id)
+    assert set(texture) == spec_keys(
+        "/generations-texture/{id}", "get", "model_asset_texture_generations_by_pk"
+    )
+    assert texture["status"] == "PENDING" and texture["model_asset_texture_images"] == []
+    assert (texture["prompt"], texture["negativePrompt"], texture["seed"]) == ("rusty metal", "dust", 7)
+    wait_status(lambda: get_texture(api, fake, texture_id), "COMPLETE")
+    # the optional query and body the spec allows are accepted
+    texture = get_texture(
+        api, fake, texture_id, params={"offset": 0, "limit": 5}, json={"id": texture_id}
+    )
+    assert texture["status"] == "COMPLETE"
+    images = texture["model_asset_texture_images"]
+    assert [i["type"] for i in images] == ["ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT"]
+    image_keys = spec_keys(
+        "/generations-texture/{id}",
+        "get",
+        "model_asset_texture_generations_by_pk",
+        "model_asset_texture_images",
+        "[]",
+    )
+    for image in images:
+        assert set(image) == image_keys
+        response = requests.get(image["url"], timeout=TIMEOUT)
+        assert response.headers["Content-Type"] == "image/png"
+        parse_png(response.content)
+    assert fake.generation_ids() == []  # textures are kept apart
+
+
+def test_texture_list_delete_and_nulls(fake, api):
+    ids = [create_texture(api, fake)["textureGenerationJob"]["id"] for _ in range(3)]
+    create_texture(api, fake, modelAssetId="another-model")
+    path = "/generations-texture/model/" + MODEL_ASSET
+    response = call(api, fake, "GET", path)
+    body = response.json()
+    assert set(body) == spec_keys("/generations-texture/model/{modelId}", "get")
+    listed = body["model_asset_texture_generations"]
+    assert [t["id"] for t in listed] == ids[::-1]
+    item_keys = spec_keys(
+        "/generations-texture/model/{modelId}", "get", "model_asset_texture_generations", "[]"
+    )
+    assert all(set(t) == item_keys for t in listed)
+    page = call(api, fake, "GET", path, params={"limit": 1, "offset": 1}).json()
+    assert [t["id"] for t in page["model_asset_texture_generations"]] == [ids[1]]
+    via_body = call(api, fake, "GET", path, json={"limit": 2, "modelId": MODEL_ASSET}).json()
+    assert len(via_body["model_asset_texture_generations"]) == 2
+    empty = call(api, fake, "GET", "/generations-texture/model/nobody").json()
+    assert empty == {"model_asset_texture_generations": []}
+
+    response = call(api, fake, "DELETE", "/generations-texture/" + ids[0], json={"id": ids[0]})
+    body = response.json()
+    assert set(body) == spec_keys("/generations-texture/{id}", "delete")
+    assert body == {"delete_model_asset_texture_generations_by_pk": {"id": ids[0]}}
+    assert get_texture(api, fake, ids[0]) is None
+    again = call(api, fake, "DELETE", "/generations-texture/" + ids[0])
+    assert again.json() == {"delete_model_asset_texture_generations_by_pk": None}
+
+    fake.fail_generation(ids[1])
+    assert get_texture(api, fake, ids[1])["status"] == "FAILED"
+
+
+def test_texture_requires_prompt_and_model_asset(fake, api):
+    for body in [{"prompt": "x"}, {"modelAssetId": MODEL_ASSET}]:
+        response = call(api, fake, "POST", "/generations-texture", json=body)
+        assert response.status_code == 400
+        assert envelope(response)["code"] == "validation-failed"
+        assert "non-nullable variable" in response.json()["error"]
+
+
+# -- motion (SVD) --------------------------------------------------------------------------
+
+
+def test_motion_flow(fake, api):
+    source_id = create(api, fake, num_images=1, prompt="waves")
+    image_id = get_generation(api, fake, source_id)["generated_images"][0]["id"]
+    fake.completion_delay = 0.3
+    response = call(
+        api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id, "motionStrength": 3}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == spec_keys("/generations-motion-svd", "post")
+    job = body["motionSvdGenerationJob"]
+    assert set(job) == spec_keys("/generations-motion-svd", "post", "motionSvdGenerationJob")
+    motion_id = job["generationId"]
+    assert fake.generation_ids() == [source_id, motion_id]
+    assert get_generation(api, fake, motion_id)["status"] == "PENDING"
+    generation = wait_status(lambda: get_generation(api, fake, motion_id), "COMPLETE")
+    assert generation["status"] == "COMPLETE"
+    (video,) = generation["generated_images"]
+    assert video["motion"] is True
+    assert video["motionStrength"] == 3
+    assert video["motionMP4URL"].startswith(fake.root_url + "/cdn/")
+    assert video["motionMP4URL"].endswith("/%s.mp4" % video["id"])
+    response = requests.get(video["motionMP4URL"], timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "video/mp4"
+    assert response.content[4:8] == b"ftyp"
+    parse_png(requests.get(video["url"], timeout=TIMEOUT).content)
+
+
+def test_motion_rejects_a_generation_id(fake, api):
+    generation_id = create(api, fake, num_images=1)
+    for body in [{"imageId": generation_id}, {"imageId": "nope"}]:
+        response = call(api, fake, "POST", "/generations-motion-svd", json=body)
+        assert response.status_code == 400
+        assert response.json() == {"error": "Service Error", "path": "$", "code": "unexpected"}
+    assert fake.generation_ids() == [generation_id]
+    response = call(api, fake, "POST", "/generations-motion-svd", json={})
+    assert response.status_code == 400
+    assert 'variable: "imageId"' in envelope(response)["error"]
+
+
+# -- LCM (synchronous) ---------------------------------------------------------------------
+
+LCM_PATHS = ["/generations-lcm", "/lcm-instant-refine", "/lcm-inpainting", "/lcm-upscale"]
+
+
+def lcm_body(path, **extra):
+    body = {"imageDataUrl": TINY_PNG_URL, "prompt": "a castle"}
+    if path == "/lcm-inpainting":
+        body["maskDataUrl"] = TINY_PNG_URL
+    body.update(extra)
+    return body
+
+
+@pytest.mark.parametrize("path", LCM_PATHS)
+def test_lcm_operations(fake, api, path):
+    response = call(api, fake, "POST", path, json=lcm_body(path, requestTimestamp="1234567890"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == spec_keys(path, "post")
+    job = body["lcmGenerationJob"]
+    assert set(job) == spec_keys(path, "post", "lcmGenerationJob")
+    assert job["requestTimestamp"] == "1234567890"
+    assert job["apiCreditCost"] is None and job["cost"] == {"amount": "0.0147", "unit": "DOLLARS"}
+    (data_url,) = job["imageDataUrl"]
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    width, height, _ = parse_png(base64.b64decode(data_url[len(prefix) :]))
+    assert (width, height) == (256, 256)  # 512x512 by default
+    if path == "/lcm-upscale":
+        assert len(job["generationId"]) == 1 and len(job["variationId"]) == 1
+        assert isinstance(job["generatedImageId"], str)
+    no_stamp = call(api, fake, "POST", path, json=lcm_body(path)).json()["lcmGenerationJob"]
+    assert isinstance(no_stamp["requestTimestamp"], str)
+
+
+@pytest.mark.parametrize("path", LCM_PATHS)
+def test_lcm_rejects_bad_input(fake, api, path):
+    response = call(api, fake, "POST", path, json=lcm_body(path, imageDataUrl="https://x/y.png"))
+    assert response.status_code == 400
+    envelope(response)
+    response = call(api, fake, "POST", path, json={"prompt": "x"})
+    assert response.status_code == 400
+    assert envelope(response)["error"] == 'expecting a value for non-nullable variable: "imageDataUrl"'
+    response = call(api, fake, "POST", path, json=lcm_body(path, width=640, height=1024))
+    assert response.status_code == 200
+    (data_url,) = response.json()["lcmGenerationJob"]["imageDataUrl"]
+    assert parse_png(base64.b64decode(data_url.split(",", 1)[1]))[:2] == (160, 256)
+
+
+def test_inpainting_requires_a_mask(fake, api):
+    body = {"imageDataUrl": TINY_PNG_URL, "prompt": "x"}
+    response = call(api, fake, "POST", "/lcm-inpainting", json=body)
+    assert response.status_code == 400
+    assert envelope(response)["error"] == 'expecting a value for non-nullable variable: "maskDataUrl"'
+    response = call(api, fake, "POST", "/generations-lcm", json=dict(body, maskDataUrl=TINY_PNG_URL))
+    assert response.json()["error"] == "Unexpected variable maskDataUrl"
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, status, code, message",
+    [
+        ({}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"'),
+        ({"prompt": None}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"'),
+        ({"prompt": "x", "sd_Version": "v2"}, 400, "bad-request", "Unexpected variable sd_Version"),
+        ({"prompt": "x", "negativePrompt": "y"}, 400, "bad-request", "Unexpected variable negativePrompt"),
+        ({"prompt": 5}, 400, "validation-failed", "expected a string for type 'String', but found a number"),
+        ({"prompt": "x", "sd_version": None}, 400, "validation-failed",
+         'expecting a value for non-nullable variable: "sd_version"'),
+        ({"prompt": "x", "width": "512"}, 400, "validation-failed", None),
+        ({"prompt": "x", "photoReal": "true"}, 400, "validation-failed",
+         "expected a boolean for type 'Boolean', but found a string"),
+        ({"prompt": "x", "guidance_scale": 7}, 200, None, None),
+        ({"prompt": "x", "elements": [{"akuuid": "a"}]}, 400, "validation-failed", None),
+        ({"prompt": "x", "elements": [{"weight": 1}]}, 400, "validation-failed", None),
+        ({"prompt": "x", "controlnets": {"initImageId": "a"}}, 400, "validation-failed", None),
+        ({"prompt": "x", "num_images": 5}, 400, "unexpected", "Too many images"),
+        ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None),
+        ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions"),
+        ({"prompt": "x" * 1501}, 400, "unexpected", None),
+    ],
+)
+def test_create_generation_validation(fake, api, body, status, code, message):
+    response = call(api, fake, "POST", "/generations", json=body)
+    assert response.status_code == status, response.text
+    if status == 200:
+        return
+    error = envelope(response)
+    assert error["code"] == code
+    if message is not None:
+        assert error["error"] == message
+    assert fake.generation_ids() == []
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"prompt=x", b"[1, 2]", b"null", b'"text"'])
+def test_body_must_be_a_json_object(fake, api, data):
+    response = call(
+        api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert envelope(response)["code"] == "validation-failed"
+
+
+# -- fault injection ---------------------------------------------------------------------------
+
+
+def test_fault_status_with_retry_after(fake, api):
+    fake.inject(status=429, retry_after=3)
+    response = call(api, fake, "GET", "/generations/x")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "3"
+    assert envelope(response)["error"] == "Too Many Requests"
+    assert call(api, fake, "GET", "/generations/x").status_code == 200  # times=1
+    fake.inject(status=503, retry_after=2.0)
+    fake.inject(status=503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    assert call(api, fake, "GET", "/generations/x").headers["Retry-After"] == "2"
+    second = call(api, fake, "GET", "/generations/x")
+    assert second.headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+    fake.inject(status=500)
+    response = call(api, fake, "GET", "/generations/x")
+    assert response.json() == {"error": "internal error", "path": "$", "code": "unexpected"}
+    assert "Retry-After" not in response.headers
+
+
+def test_fault_times_and_clear(fake, api):
+    fake.inject(status=502, times=2)
+    statuses = [call(api, fake, "GET", "/generations/x").status_code for _ in range(3)]
+    assert statuses == [502, 502, 200]
+    fake.inject(status=503, times=None)
+    assert [call(api, fake, "GET", "/generations/x").status_code for _ in range(4)] == [503] * 4
+    fake.clear_faults()
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+
+
+def test_faults_fire_in_registration_order(fake, api):
+    fake.inject(status=500)
+    fake.inject(status=502)
+    statuses = [call(api, fake, "GET", "/generations/x").status_code for _ in range(3)]
+    assert statuses == [500, 502, 200]
+
+
+def test_fault_path_and_method_matching(fake, api):
+    fake.inject(status=503, path="/generations", method="post", times=None)
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+    assert call(api, fake, "POST", "/generations", json={"prompt": "x"}).status_code == 503
+    fake.clear_faults()
+    fake.inject(status=504, path="/generations/*", times=None)
+    assert call(api, fake, "POST", "/generations", json={"prompt": "x"}).status_code == 200
+    assert call(api, fake, "GET", "/generations/abc").status_code == 504
+    assert call(api, fake, "DELETE", "/generations/abc").status_code == 504
+    assert call(api, fake, "POST", "/generations-lcm", json={}).status_code == 400
+    fake.clear_faults()
+    # path=None matches API paths only; "/cdn/*" matches downloads
+    fake.inject(status=500, times=None)
+    assert requests.get(fake.blob_url(5), timeout=TIMEOUT).status_code == 200
+    fake.clear_faults()
+    fake.inject(status=503, path="/cdn/*")
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+    assert requests.get(fake.blob_url(5), timeout=TIMEOUT).status_code == 503
+
+
+def test_faulted_post_creates_nothing_but_is_recorded(fake, api):
+    fake.inject(status=500, path="/generations", method="POST")
+    response = call(api, fake, "POST", "/generations", json={"prompt": "x"})
+    assert response.status_code == 500
+    assert fake.generation_ids() == []
+    fake.inject(drop=True, path="/generations")
+    with pytest.raises(requests.ConnectionError):
+        call(api, fake, "POST", "/generations", json={"prompt": "x"})
+    assert fake.generation_ids() == []
+    posts = [r for r in fake.requests if r.method == "POST" and r.path == "/generations"]
+    assert len(posts) == 2
+    assert posts[1].json == {"prompt": "x"}
+
+
+def test_fault_delay_then_normal_answer(fake, api):
+    fake.inject(delay=0.3)
+    started = time.monotonic()
+    response = call(api, fake, "POST", "/generations", json={"prompt": "slow"})
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200
+    assert fake.generation_ids() == [response.json()["sdGenerationJob"]["generationId"]]
+
+
+def test_fault_delay_past_the_client_timeout(fake, api):
+    fake.inject(delay=0.5, path="/generations")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        call(api, fake, "POST", "/generations", json={"prompt": "x"}, timeout=(2, 0.1))
+    deadline = time.monotonic() + TIMEOUT  # the server still acted on the request
+    while not fake.generation_ids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake.generation_ids()) == 1
+
+
+def test_fault_delay_with_status(fake, api):
+    fake.inject(delay=0.2, status=503)
+    started = time.monotonic()
+    response = call(api, fake, "GET", "/generations/x")
+    assert time.monotonic() - started >= 0.2
+    assert response.status_code == 503
+
+
+def test_fault_drop(fake, api):
+    fake.inject(drop=True)
+    with pytest.raises(requests.ConnectionError):
+        call(api, fake, "GET", "/generations/x")
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+
+
+def test_fault_raw_bodies(fake, api):
+    html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    fake.inject(status=502, body=html)
+    response = call(api, fake, "GET", "/generations/x")
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.text == html
+    fake.inject(status=200, body=b'{"generations_by_pk": {')
+    response = call(api, fake, "GET", "/generations/x")
+    assert response.status_code == 200
+    assert response.content == b'{"generations_by_pk": {'
+    with pytest.raises(ValueError):
+        response.json()
+    fake.inject(status=200, body={"generations_by_pk": None, "extra": [1]})
+    assert call(api, fake, "GET", "/generations/x").json() == {"generations_by_pk": None, "extra": [1]}
+
+
+def test_fault_truncate(fake, api):
+    fake.inject(status=200, body={"generations_by_pk": {"id": "x" * 100}}, truncate=True)
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        call(api, fake, "GET", "/generations/x")
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+    generation_id = create(api, fake, num_images=1)
+    url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
+    fake.inject(status=200, path="/cdn/*", body=b"\x89PNG" + b"\x00" * 100, truncate=True)
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        requests.get(url, timeout=TIMEOUT)
+
+
+def test_inject_rejects_bad_arguments(fake):
+    for kwargs in [{"status": 99}, {"status": 600}, {"times": 0}, {"path": "generations"}, {"delay": -1}]:
+        with pytest.raises(ValueError):
+            fake.inject(**kwargs)
