@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import os
+import posixpath
+import re
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Type, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -35,6 +38,25 @@ DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
 DEFAULT_TIMEOUT = (10.0, 60.0)
 API_KEY_ENV = "LEONARDO_API_KEY"
 BASE_URL_ENV = "LEONARDO_BASE_URL"
+# Waiting: check at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
+# A 4 s generation is seen after ~4 requests, ~0.75 s late; a 5-minute one costs ~30 requests.
+DEFAULT_WAIT_TIMEOUT = 300.0
+DEFAULT_TEXTURE_WAIT_TIMEOUT = 600.0  # texture jobs take tens of seconds to minutes
+DEFAULT_POLL_INTERVAL = 1.0
+POLL_BACKOFF = 1.5
+MAX_POLL_INTERVAL = 12.0
+_DOWNLOAD_CHUNK = 64 * 1024
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+}
+_KNOWN_SUFFIXES = frozenset(_EXTENSIONS.values()) | {".jpeg"}
 
 log = logging.getLogger("leonardo_client")
 
@@ -87,6 +109,12 @@ class Client:
         self._session = session if session is not None else requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         self._session.mount(self.base_url + "/", self._adapter)
+        if self._owns_session:
+            # Downloads from image hosts (any other origin) get the same retry rule, never the key.
+            # A session of the caller's keeps the adapters it came with for other hosts.
+            downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
+            self._session.mount("https://", downloads)
+            self._session.mount("http://", downloads)
 
         agent = f"leonardo-client/{__version__} python-requests/{requests_version}"
         # Sent per request, never set on the session: other hosts (image CDNs) must not see the key.
@@ -345,6 +373,195 @@ class Client:
         """
         return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
 
+    # --- waiting, downloading and saving results -----------------------------------------------
+
+    def wait_for_generation(
+        self,
+        id: str,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_poll: Optional[Callable[[str, float], None]] = None,
+    ) -> Dict[str, Any]:
+        """Poll GET /generations/{id} until an image or motion generation has finished.
+
+        The first check is immediate, the second comes ``poll_interval`` seconds later, and
+        each interval after that is 1.5 times the last, up to 12 s: a generation that takes
+        4 s is seen about 4 requests and under a second after it finished; a 5-minute one
+        costs about 30 requests. No sleep goes past the deadline; a single request may
+        still take up to the client's timeout.
+
+        Args:
+            id: ``sdGenerationJob.generationId`` or ``motionSvdGenerationJob.generationId``.
+            timeout: seconds to wait in all before giving up.
+            poll_interval: seconds between the first two checks; later intervals grow from it.
+            on_poll: called after every check with the status and the seconds elapsed.
+
+        Returns:
+            ``generations_by_pk``, the finished generation: images at
+            ``generated_images[].url``, a motion video at ``generated_images[].motionMP4URL``.
+
+        Raises:
+            LeonardoError: the generation FAILED, does not exist, is still running when the
+                timeout passes, or a check failed. TypeError/ValueError: a bad argument.
+        """
+        return self._wait(
+            self.get_generation_by_id, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll
+        )
+
+    def wait_for_texture_generation(
+        self,
+        id: str,
+        timeout: float = DEFAULT_TEXTURE_WAIT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_poll: Optional[Callable[[str, float], None]] = None,
+    ) -> Dict[str, Any]:
+        """Poll GET /generations-texture/{id} until a texture generation has finished (legacy).
+
+        Polls like wait_for_generation; ``id`` is ``textureGenerationJob.id``.
+
+        Returns:
+            ``model_asset_texture_generations_by_pk``; the maps are at
+            ``model_asset_texture_images[].{type,url}``.
+
+        Raises:
+            LeonardoError: FAILED, no such id, timeout, or a check failed.
+            TypeError/ValueError: a bad argument.
+        """
+        return self._wait(
+            self.get_texture_generation_by_id,
+            "model_asset_texture_generations_by_pk",
+            "texture generation",
+            id,
+            timeout,
+            poll_interval,
+            on_poll,
+        )
+
+    def _wait(
+        self,
+        fetch: Callable[[str], Dict[str, Any]],
+        key: str,
+        what: str,
+        id: str,
+        timeout: float,
+        poll_interval: float,
+        on_poll: Optional[Callable[[str, float], None]],
+    ) -> Dict[str, Any]:
+        for name, value in (("timeout", timeout), ("poll_interval", poll_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        started = time.monotonic()
+        deadline = started + timeout
+        interval = float(poll_interval)
+        while True:  # bounded by the deadline
+            found = fetch(id).get(key)
+            elapsed = time.monotonic() - started
+            if not isinstance(found, dict):
+                raise LeonardoError(f"no {what} with id {id!r} (the API answered {key}: null)")
+            status = str(found.get("status"))
+            if on_poll is not None:
+                on_poll(status, elapsed)
+            if status == "COMPLETE":
+                return found
+            if status == "FAILED":
+                raise LeonardoError(f"{what} {id} FAILED", body=found)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LeonardoError(f"{what} {id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s)", body=found)
+            time.sleep(min(interval, left))
+            interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
+
+    def download_image(self, url: str, path: Union[str, "os.PathLike[str]"]) -> str:
+        """GET a file (image or video) from an image host and write it to ``path``.
+
+        The body is streamed to a temporary file beside ``path`` in 64 KiB chunks and renamed
+        into place when complete, so ``path`` never holds a partial file. No API key is sent.
+        The client's timeouts apply, and GET is retried under the client's retry rule (with a
+        session of your own, downloads use that session's adapters as they are).
+
+        Returns:
+            ``path``, as a str.
+
+        Raises:
+            LeonardoError: an error status, a connection failure or timeout, a body shorter
+                than its Content-Length, or the file could not be written.
+            ValueError/TypeError: not an http(s) URL, or ``path`` is a folder.
+        """
+        target = os.fspath(path)
+        if os.path.isdir(target):
+            raise ValueError(f"path {target!r} is a folder; give the file name to write")
+        return self._download(url, target)
+
+    def save_results(self, result: Mapping[str, Any], folder: Union[str, "os.PathLike[str]"]) -> List[str]:
+        """Save every file of a finished result into ``folder`` (created if needed).
+
+        ``result`` is a finished generation (``generations_by_pk``, as wait_for_generation
+        returns it: its images, and the video of a motion generation), a finished texture
+        generation (its maps), or an LCM response or its ``lcmGenerationJob`` (the base64
+        images, decoded); a whole GET response is unwrapped too. File names come from ids
+        only, reduced to ``[A-Za-z0-9._-]``: ``<generation id>_<image id>.png``,
+        ``<generation id>_<image id>_motion.mp4``, ``<texture generation id>_<type>.png``,
+        ``lcm-<requestTimestamp>_<n>.png``. The extension comes from the URL when it names a
+        known image or video type, else from the Content-Type. A file of the same name is
+        replaced.
+
+        Returns:
+            The paths written, in the order of the result.
+
+        Raises:
+            LeonardoError: a download failed, a data URL is malformed, or a file could not be
+                written. ValueError/TypeError: not a result, or one that has not COMPLETEd.
+        """
+        files = _result_files(result)
+        folder = os.fspath(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
+        paths = []
+        for name, url in files:
+            base = os.path.join(folder, name)
+            if url.startswith("data:"):
+                mime, data = _decode_data_url(url)
+                paths.append(base + _EXTENSIONS.get(mime, ".bin"))
+                _write_atomically(paths[-1], [data])
+                continue
+            _check_download_url(url)
+            suffix = posixpath.splitext(urlsplit(url).path)[1].lower()
+            if suffix in _KNOWN_SUFFIXES:
+                paths.append(self._download(url, base + suffix))
+            else:
+                paths.append(self._download(url, base, extension_from_type=True))
+        return paths
+
+    def _download(self, url: str, path: str, extension_from_type: bool = False) -> str:
+        """The one place that fetches files from image hosts: streamed, atomic, without the key."""
+        _check_download_url(url)
+        try:
+            response = self._session.get(
+                url,
+                headers={"User-Agent": self._api_headers["User-Agent"]},
+                timeout=self.timeout,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            raise LeonardoError(
+                f"download failed: {_describe_transport_error(exc, 'the image host')}", method="GET", url=url
+            ) from exc
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise LeonardoError.from_response(response, note="download failed")
+            if extension_from_type:
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                path += _EXTENSIONS.get(content_type, ".bin")
+            try:
+                _write_atomically(path, _body_chunks(response, url))
+            except requests.RequestException as exc:
+                raise LeonardoError(
+                    f"download failed: {_describe_transport_error(exc, 'the image host')}", method="GET", url=url
+                ) from exc
+        return path
+
 
 # --- argument checks: all run before anything is sent -----------------------------------------
 
@@ -423,11 +640,11 @@ def _check_timeout(timeout: Timeout) -> Timeout:
     return timeout
 
 
-def _describe_transport_error(exc: requests.RequestException) -> str:
+def _describe_transport_error(exc: requests.RequestException, peer: str = "the API") -> str:
     if isinstance(exc, requests.ConnectTimeout):
-        return "timed out connecting to the API"
+        return f"timed out connecting to {peer}"
     if isinstance(exc, requests.ReadTimeout):
-        return "timed out waiting for the API's response"
+        return f"timed out waiting for {peer}'s response"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "connection broke while reading the response (truncated body)"
     if isinstance(exc, requests.ConnectionError):
@@ -440,3 +657,93 @@ def _describe_transport_error(exc: requests.RequestException) -> str:
                 text = text.split(marker, 1)[1]
         return f"connection failed: {text}"
     return f"request failed: {type(exc).__name__}: {exc}"
+
+# --- downloads and saved files -------------------------------------------------------------------
+
+
+def _check_download_url(url: str) -> None:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"can only download http(s) URLs, got {url[:60]!r}")
+
+
+def _body_chunks(response: requests.Response, url: str) -> Iterator[bytes]:
+    yield from response.iter_content(_DOWNLOAD_CHUNK)
+    # urllib3 1.26 ends a short body silently (2.x raises): compare with Content-Length here.
+    expected = response.headers.get("Content-Length", "").strip()
+    received = getattr(response.raw, "tell", lambda: None)()
+    if expected.isdigit() and isinstance(received, int) and received < int(expected):
+        raise LeonardoError(
+            f"download truncated: received {received} of {expected} bytes", method="GET", url=url
+        )
+
+
+def _write_atomically(path: str, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}.part")
+    try:
+        with open(temp, "xb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(temp, path)
+    except BaseException as exc:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+            raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _decode_data_url(url: str) -> Tuple[str, bytes]:
+    header, comma, data = url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise LeonardoError(f"not a base64 data URL: {url[:40]!r}")
+    try:
+        return header[5:].split(";")[0].strip().lower(), base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise LeonardoError("a data URL holds invalid base64") from exc
+
+
+def _safe_name(value: Any, fallback: str) -> str:
+    """A file-name piece from an id: only [A-Za-z0-9._-], no leading dot, never empty."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip(".")[:80] if value else ""
+    return text or fallback
+
+
+def _result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """(file name without extension, URL) for every file of a result; see Client.save_results."""
+    if not isinstance(result, Mapping):
+        raise TypeError(f"result must be a dict, not {type(result).__name__}")
+    for key in ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob"):
+        if isinstance(result.get(key), Mapping):
+            result = result[key]
+            break
+    files: List[Tuple[str, str]] = []
+    if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
+        prefix = "lcm-" + _safe_name(result.get("requestTimestamp"), "result")
+        files = [(f"{prefix}_{n}", url) for n, url in enumerate(result["imageDataUrl"] or [])]
+    elif "generated_images" in result or "model_asset_texture_images" in result:
+        if result.get("status") != "COMPLETE":
+            raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
+        generation = _safe_name(result.get("id"), "generation")
+        for n, image in enumerate(result.get("generated_images") or []):
+            name = f"{generation}_{_safe_name(image.get('id'), str(n))}"
+            files.append((name, image["url"]))
+            if image.get("motionMP4URL"):
+                files.append((name + "_motion", image["motionMP4URL"]))
+        for n, texture in enumerate(result.get("model_asset_texture_images") or []):
+            kind = _safe_name(str(texture.get("type") or "").lower(), str(n))
+            files.append((f"{generation}_{kind}", texture["url"]))
+    else:
+        raise ValueError("result is not a generation, a texture generation or an LCM result")
+    seen: Dict[str, int] = {}
+    unique = []
+    for name, url in files:  # two ids that sanitise alike must not overwrite each other
+        seen[name] = seen.get(name, 0) + 1
+        unique.append((name if seen[name] == 1 else f"{name}-{seen[name]}", url))
+    return unique
