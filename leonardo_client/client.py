@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import math
 import os
 import posixpath
 import re
@@ -17,7 +18,7 @@ from requests.__version__ import __version__ as requests_version
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry, parse_retry_after
 from .errors import LeonardoError
 from .payloads import (
     CreateGenerationRequest,
@@ -187,10 +188,10 @@ class Client:
 
     def _retry_note(self, response: requests.Response) -> str:
         """Why a retryable failure reached the caller: retries spent, or a Retry-After too long."""
-        wait = self.retry.get_retry_after(response)
-        if wait is not None and wait >= self.retry.max_retry_after:
-            raw = response.headers.get("Retry-After", "")
-            return f"server asked to retry after {raw.strip()}s, over the {self.retry.max_retry_after:.0f}s cap"
+        # Uncapped: a wait equal to the cap was honoured (and retried); only a longer one was not.
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        if wait is not None and wait > self.retry.max_retry_after:
+            return f"server asked to retry after {wait:.0f}s, over the {self.retry.max_retry_after:.0f}s cap"
         history = getattr(getattr(response.raw, "retries", None), "history", ())
         return f"after {len(history)} retries" if history else ""
 
@@ -604,9 +605,12 @@ def _check_api_key(api_key: Optional[str]) -> str:
         raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
     if not isinstance(api_key, str):
         raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in api_key):
-        # A line break would let the key inject headers; never echo the key itself.
-        raise ValueError("api_key contains a control character (line break?); check how it was read")
+    if not (api_key.isascii() and api_key.isprintable()):
+        # A line break would let the key inject headers, and a non-ASCII one fails on every call
+        # (header values are latin-1) with a raw UnicodeEncodeError; never echo the key itself.
+        raise ValueError("api_key contains a control or non-ASCII character (line break?); check how it was read")
+    if not api_key.strip():
+        raise LeonardoError(f"no API key (only spaces): pass api_key= or set the {API_KEY_ENV} environment variable")
     return api_key.strip()
 
 
@@ -632,9 +636,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_timeout(timeout: Timeout) -> Timeout:
+    # requests takes a number or a (connect, read) pair, and fails only at call time otherwise.
     values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if len(values) not in (1, 2) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+    if (isinstance(timeout, tuple) and len(values) != 2) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in values
     ):
         raise ValueError(f"timeout must be a positive number or a (connect, read) pair, got {timeout!r}")
     return timeout
