@@ -1,0 +1,313 @@
+"""Request dataclasses against the spec (tests/leonardo-openapi.json), and the serializer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set, Tuple, Type
+
+import pytest
+
+from leonardo_client import payloads
+from leonardo_client.payloads import (
+    CanvasRequestType,
+    ControlnetInput,
+    ControlnetType,
+    CreateGenerationRequest,
+    CreateLcmGenerationRequest,
+    CreateSvdMotionGenerationRequest,
+    CreateTextureGenerationRequest,
+    ElementInput,
+    InitImageType,
+    LcmInpaintingRequest,
+    LcmInstantRefineRequest,
+    LcmStyle,
+    LcmUpscaleRequest,
+    PresetStyle,
+    Scheduler,
+    SdVersion,
+    StrengthType,
+    Transparency,
+    UserElementInput,
+    to_payload,
+)
+
+SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text(encoding="utf-8"))
+
+
+def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
+    """Follow a local ``$ref`` (``#/components/schemas/...``) to the schema it names."""
+    seen = 0
+    while "$ref" in schema:
+        seen += 1
+        assert seen < 10, "reference loop in the spec"
+        node: Any = SPEC
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def body_schema(path: str) -> Dict[str, Any]:
+    return resolve(SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
+
+
+def item_schema(path: str, prop: str) -> Dict[str, Any]:
+    return resolve(body_schema(path)["properties"][prop]["items"])
+
+
+# dataclass -> (its schema in the spec, spec fields that are required beyond the `required` list)
+SCHEMAS: List[Tuple[Type[Any], Dict[str, Any], Set[str]]] = [
+    (CreateGenerationRequest, body_schema("/generations"), set()),
+    # The texture body has no `required` list; prompt and modelAssetId are nullable: false.
+    (CreateTextureGenerationRequest, body_schema("/generations-texture"), {"prompt", "modelAssetId"}),
+    (CreateSvdMotionGenerationRequest, body_schema("/generations-motion-svd"), set()),
+    (CreateLcmGenerationRequest, body_schema("/generations-lcm"), set()),
+    (LcmInstantRefineRequest, body_schema("/lcm-instant-refine"), set()),
+    (LcmInpaintingRequest, body_schema("/lcm-inpainting"), set()),
+    (LcmUpscaleRequest, body_schema("/lcm-upscale"), set()),
+    (ElementInput, item_schema("/generations", "elements"), set()),
+    # controlnet_input has no `required` list; these three are nullable: false.
+    (ControlnetInput, item_schema("/generations", "controlnets"), {"initImageId", "initImageType", "preprocessorId"}),
+    (UserElementInput, item_schema("/generations", "userElements"), set()),
+]
+IDS = [cls.__name__ for cls, _, _ in SCHEMAS]
+
+
+def wire_keys(cls: Type[Any]) -> Dict[str, dataclasses.Field]:  # type: ignore[type-arg]
+    return {f.metadata["json"]: f for f in dataclasses.fields(cls)}
+
+
+def is_required(f: "dataclasses.Field[Any]") -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def test_every_request_dataclass_is_checked_against_the_spec():
+    exported = {
+        obj
+        for obj in vars(payloads).values()
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and not obj.__name__.startswith("_")
+    }
+    assert exported == {cls for cls, _, _ in SCHEMAS}
+
+
+@pytest.mark.parametrize("cls", [cls for cls, _, _ in SCHEMAS], ids=IDS)
+def test_every_field_declares_its_wire_key(cls):
+    # No key is derived from the Python name: this API mixes camelCase and snake_case.
+    for f in dataclasses.fields(cls):
+        assert "json" in f.metadata, f"{cls.__name__}.{f.name} has no wire key"
+    assert len(wire_keys(cls)) == len(dataclasses.fields(cls)), "two fields share a wire key"
+
+
+@pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
+def test_no_key_unknown_to_the_spec(cls, schema, _extra):
+    unknown = set(wire_keys(cls)) - set(schema["properties"])
+    assert not unknown, f"{cls.__name__} would send keys the spec does not know: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
+def test_no_spec_property_missing(cls, schema, _extra):
+    missing = set(schema["properties"]) - set(wire_keys(cls))
+    assert not missing, f"{cls.__name__} lacks spec properties: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("cls, schema, extra", SCHEMAS, ids=IDS)
+def test_required_spec_fields_are_required_constructor_arguments(cls, schema, extra):
+    required_in_spec = set(schema.get("required", [])) | extra
+    for key in extra:  # the extras are the non-nullable ones, as the comment above says
+        assert resolve(schema["properties"][key]).get("nullable") is False
+    required_here = {key for key, f in wire_keys(cls).items() if is_required(f)}
+    assert required_here == required_in_spec
+    if required_in_spec:
+        with pytest.raises(TypeError):
+            cls()
+
+
+PY_TYPES = {"string": str, "boolean": bool, "integer": int, "number": float}
+
+
+def _python_type(hint: Any) -> Any:
+    """Optional[X] -> X."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is typing.Union else []
+    return args[0] if len(args) == 1 else hint
+
+
+@pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
+def test_field_types_match_the_spec(cls, schema, _extra):
+    hints = typing.get_type_hints(cls)
+    for key, f in wire_keys(cls).items():
+        prop = resolve(schema["properties"][key])
+        hint = _python_type(hints[f.name])
+        if prop["type"] == "array":
+            assert typing.get_origin(hint) is list, f"{cls.__name__}.{f.name}"
+            (item,) = typing.get_args(hint)
+            items = prop["items"]
+            if "$ref" in items:  # a nested object: its dataclass is checked against that very schema
+                assert dataclasses.is_dataclass(item)
+                assert next(s for c, s, _ in SCHEMAS if c is item) is resolve(items), f"{cls.__name__}.{f.name}"
+            else:
+                assert item is PY_TYPES[items["type"]], f"{cls.__name__}.{f.name}"
+        else:
+            assert hint is PY_TYPES[prop["type"]], f"{cls.__name__}.{f.name}: {hint} vs {prop['type']}"
+
+
+# --- the serializer ---------------------------------------------------------------------------
+
+
+def test_none_is_omitted_at_every_level():
+    request = CreateGenerationRequest(
+        prompt="p",
+        negative_prompt=None,
+        controlnets=[
+            ControlnetInput("init-1", InitImageType.GENERATED, 19, weight=None, strength_type=None),
+            ControlnetInput("init-2", InitImageType.UPLOADED, 67, weight=0.5, strength_type=StrengthType.MAX),
+        ],
+        elements=[ElementInput("ak-1"), ElementInput("ak-2", weight=0.25)],
+        user_elements=[UserElementInput(), UserElementInput(user_lora_id=7)],
+    )
+    assert to_payload(request) == {
+        "prompt": "p",
+        "controlnets": [
+            {"initImageId": "init-1", "initImageType": "GENERATED", "preprocessorId": 19},
+            {"initImageId": "init-2", "initImageType": "UPLOADED", "preprocessorId": 67, "weight": 0.5, "strengthType": "Max"},
+        ],
+        "elements": [{"akUUID": "ak-1"}, {"akUUID": "ak-2", "weight": 0.25}],
+        "userElements": [{}, {"userLoraId": 7}],
+    }
+
+
+@pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
+def test_only_required_fields_when_nothing_else_is_set(cls, schema, _extra):
+    required = {f.name: f"value-of-{key}" for key, f in wire_keys(cls).items() if is_required(f)}
+    payload = to_payload(cls(**required))
+    assert payload == {f.metadata["json"]: f"value-of-{f.metadata['json']}" for f in dataclasses.fields(cls) if f.name in required}
+    assert json.loads(json.dumps(payload)) == payload
+
+
+@pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
+def test_every_field_is_sent_under_its_wire_key(cls, schema, _extra):
+    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(cls)}
+    assert to_payload(cls(**values)) == {f.metadata["json"]: f"v-{f.name}" for f in dataclasses.fields(cls)}
+
+
+def test_falsy_values_are_sent_not_omitted():
+    payload = to_payload(
+        CreateGenerationRequest(prompt="", seed=0, tiling=False, image_prompts=[], contrast=0.0, negative_prompt="")
+    )
+    assert payload == {"prompt": "", "seed": 0, "tiling": False, "imagePrompts": [], "contrast": 0.0, "negative_prompt": ""}
+
+
+@pytest.mark.parametrize(
+    "request_, field_name",
+    [
+        (CreateGenerationRequest(prompt=None), "prompt"),  # type: ignore[arg-type]
+        (CreateTextureGenerationRequest(prompt="p", model_asset_id=None), "model_asset_id"),  # type: ignore[arg-type]
+        (CreateSvdMotionGenerationRequest(image_id=None), "image_id"),  # type: ignore[arg-type]
+        (LcmInpaintingRequest(image_data_url="d", mask_data_url=None, prompt="p"), "mask_data_url"),  # type: ignore[arg-type]
+        (LcmUpscaleRequest(image_data_url=None, prompt="p"), "image_data_url"),  # type: ignore[arg-type]
+        (CreateGenerationRequest("p", elements=[ElementInput(None)]), "ak_uuid"),  # type: ignore[arg-type]
+        (CreateGenerationRequest("p", controlnets=[ControlnetInput("i", "UPLOADED", None)]), "preprocessor_id"),  # type: ignore[arg-type]
+        ({"wrapped": [ControlnetInput("i", None, 1)]}, "init_image_type"),  # type: ignore[arg-type]
+    ],
+)
+def test_required_field_set_to_none_raises_value_error(request_, field_name):
+    with pytest.raises(ValueError, match=field_name):
+        to_payload(request_)
+
+
+def test_mappings_pass_through():
+    body = {"prompt": "p", "futureKey": None, "nested": {"a": [1, {"b": None}]}, "snake_case": True}
+    assert to_payload(body) == body
+    assert to_payload(body) is not body  # a copy: the caller's mapping is never changed
+
+
+def test_dataclasses_inside_mappings_and_tuples_are_converted():
+    body = {"prompt": "p", "elements": (ElementInput("ak", weight=None),), "controlnets": [ControlnetInput("i", "UPLOADED", 3)]}
+    assert to_payload(body) == {
+        "prompt": "p",
+        "elements": [{"akUUID": "ak"}],
+        "controlnets": [{"initImageId": "i", "initImageType": "UPLOADED", "preprocessorId": 3}],
+    }
+
+
+def test_payload_of_a_full_request_is_json_serializable():
+    request = LcmUpscaleRequest(
+        image_data_url="data:image/jpeg;base64,AAAA",
+        prompt="p",
+        guidance=7.0,
+        strength=0.5,
+        request_timestamp="2024-01-01T00:00:00Z",
+        style=LcmStyle.ANIME,
+        steps=8,
+        width=512,
+        height=512,
+        seed=1,
+        refine_creative=False,
+        refine_strength=0.6,
+    )
+    payload = to_payload(request)
+    assert json.loads(json.dumps(payload)) == payload
+    assert len(payload) == len(dataclasses.fields(LcmUpscaleRequest))
+
+
+# --- enum constants ---------------------------------------------------------------------------
+
+
+def _constants(cls: type) -> List[str]:
+    return [value for name, value in vars(cls).items() if name.isupper()]
+
+
+GEN = body_schema("/generations")["properties"]
+CONTROLNET = item_schema("/generations", "controlnets")["properties"]
+ENUMS = [
+    (PresetStyle, resolve(GEN["presetStyle"])),
+    (Scheduler, resolve(GEN["scheduler"])),
+    (SdVersion, resolve(GEN["sd_version"])),
+    (ControlnetType, resolve(GEN["controlNetType"])),
+    (CanvasRequestType, resolve(GEN["canvasRequestType"])),
+    (Transparency, resolve(GEN["transparency"])),
+    (LcmStyle, resolve(body_schema("/generations-lcm")["properties"]["style"])),
+    (InitImageType, resolve(CONTROLNET["initImageType"])),
+    (StrengthType, resolve(CONTROLNET["strengthType"])),
+]
+
+
+def test_every_enum_class_is_checked():
+    exported = {getattr(payloads, name) for name in payloads.__all__}
+    enum_like = {obj for obj in exported if isinstance(obj, type) and not dataclasses.is_dataclass(obj)}
+    assert enum_like == {cls for cls, _ in ENUMS}
+
+
+@pytest.mark.parametrize("cls, schema", ENUMS, ids=[cls.__name__ for cls, _ in ENUMS])
+def test_enum_constants_hold_the_spec_values_exactly(cls, schema):
+    values = _constants(cls)
+    assert len(values) == len(set(values)), "a value is listed twice"
+    assert sorted(values) == sorted(schema["enum"])
+
+
+@pytest.mark.parametrize(
+    "request_, key, value",
+    [
+        (CreateGenerationRequest("p", preset_style="SOME_NEW_STYLE"), "presetStyle", "SOME_NEW_STYLE"),
+        (CreateGenerationRequest("p", scheduler="NEW_SCHEDULER"), "scheduler", "NEW_SCHEDULER"),
+        (CreateGenerationRequest("p", sd_version="v99"), "sd_version", "v99"),
+        (CreateGenerationRequest("p", transparency="background_only"), "transparency", "background_only"),
+        (CreateGenerationRequest("p", canvas_request_type="NEW"), "canvasRequestType", "NEW"),
+        (CreateLcmGenerationRequest("d", "p", style="NEW_LCM_STYLE"), "style", "NEW_LCM_STYLE"),
+    ],
+)
+def test_any_string_is_accepted_for_enum_fields(request_, key, value):
+    # New server values must keep working without a client release.
+    assert to_payload(request_)[key] == value
+
+
+def test_controlnet_accepts_unknown_strings():
+    item = ControlnetInput("i", "SOME_FUTURE_TYPE", 1, strength_type="Extreme")
+    assert to_payload(item) == {"initImageId": "i", "initImageType": "SOME_FUTURE_TYPE", "preprocessorId": 1, "strengthType": "Extreme"}
+
+
+def test_optional_type_helper_unwraps_optional():
+    assert _python_type(Optional[int]) is int
+    assert _python_type(str) is str
