@@ -65,7 +65,7 @@ class LeonardoRetry(Retry):
         # urllib3 rebuilds the object on every increment; carry our own settings across.
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("max_backoff", self.max_backoff)
-        return super().new(**kw)  # type: ignore[no-any-return,unused-ignore]
+        return super().new(**kw)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # 429 means the request was turned away before any work was done: safe to re-send.
@@ -73,7 +73,7 @@ class LeonardoRetry(Retry):
             return bool(self.total)
         return bool(super().is_retry(method, status_code, has_retry_after))
 
-    def increment(  # type: ignore[override,unused-ignore]
+    def increment(
         self: _R,
         method: Optional[str] = None,
         url: Optional[str] = None,
@@ -88,7 +88,8 @@ class LeonardoRetry(Retry):
                 # Give up now; with raise_on_status=False the caller gets this very response.
                 reason = ResponseError(f"Retry-After {wait:.0f}s exceeds the cap")
                 raise MaxRetryError(_pool, url or "", reason)
-        return super().increment(  # type: ignore[no-any-return,unused-ignore]
+        # urllib3 2.x types this as returning Self; types-urllib3 (for 1.26) as a plain Retry.
+        return super().increment(  # type: ignore[return-value,unused-ignore]
             method, url, response, error, _pool, _stacktrace
         )
 

@@ -1,0 +1,295 @@
+"""README.rst is true: its examples run as written, and its tables match the code.
+
+* Every ``.. code-block:: python`` block runs, as a reader would paste it, against a
+  FakeLeonardo: ``LEONARDO_API_KEY`` and ``LEONARDO_BASE_URL`` point at the fake, so a
+  snippet that says ``Client()`` reads them like real usage. Each block runs alone, in an
+  empty folder (the files a reader is assumed to have, such as ``sketch.png``, are put
+  there). A block preceded by the RST comment ``.. readme-test: pytest`` is saved as a test
+  file and run with pytest; ``.. readme-test: skip <why>`` skips one (none does today).
+* The console commands that can run offline do, in a temporary folder, and the offline
+  main job leaves real PNG files.
+* CI runs the README's install and test commands verbatim.
+* The options table lists every ``Client()`` argument with its real default, and the
+  endpoint table every endpoint method with the HTTP method and path of its docstring.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shlex
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+from leonardo_client import Client
+from leonardo_client.testing import FakeLeonardo
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.rst"
+CI_SCRIPT = REPO / ".ci" / "run"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SUBPROCESS_TIMEOUT = 120  # seconds; each command here takes one or two
+
+DIRECTIVE = re.compile(r"^\.\. code-block:: *(\S+) *$")
+MARKER = re.compile(r"^\.\. readme-test: *(\S+)(?: +(.*))?$")
+TITLE_UNDERLINE = re.compile(r"^(=+|-+|~+)$")
+
+
+@dataclass
+class Block:
+    language: str
+    line: int  # line number in README.rst of the block's first line of code
+    source: str
+    section: str
+    mode: str  # "run", "pytest" or "skip"
+    reason: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.section}:{self.line}".replace(" ", "-")
+
+
+def readme_blocks(language: str) -> List[Block]:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    section = "top"
+    marker: Optional["re.Match[str]"] = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if TITLE_UNDERLINE.match(line) and index > 0 and lines[index - 1].strip() and len(line) >= 3:
+            section = lines[index - 1].strip()
+        found = DIRECTIVE.match(line)
+        if not found:
+            if line.strip():
+                marker = MARKER.match(line)
+            index += 1
+            continue
+        index += 1
+        while index < len(lines) and (not lines[index].strip() or lines[index].lstrip().startswith(":")):
+            index += 1  # directive options and the blank line before the content
+        start = index
+        while index < len(lines) and (not lines[index].strip() or lines[index].startswith("   ")):
+            index += 1
+        source = textwrap.dedent("\n".join(lines[start:index])).strip("\n") + "\n"
+        if found.group(1) == language:
+            mode, reason = ("run", "") if marker is None else (marker.group(1), marker.group(2) or "")
+            assert mode in ("run", "pytest", "skip"), f"README.rst:{start + 1}: unknown readme-test mode {mode!r}"
+            blocks.append(Block(language, start + 1, source, section, mode, reason))
+        marker = None
+    return blocks
+
+
+PYTHON_BLOCKS = readme_blocks("python")
+CONSOLE_BLOCKS = readme_blocks("console")
+
+
+def console_lines(section: str) -> List[str]:
+    return [
+        line.strip()
+        for block in CONSOLE_BLOCKS
+        if block.section == section
+        for line in block.source.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def tiny_png() -> bytes:
+    """A real 2x2 RGB PNG: the ``sketch.png`` the LCM example reads."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + bytes([200, 80, 40]) * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def subprocess_env(**extra: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEONARDO_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    """Run a README command line, with ``python`` meaning this interpreter."""
+    argv = shlex.split(command)
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    return subprocess.run(
+        argv,
+        cwd=str(cwd),
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+
+
+def png_files(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.rglob("*.png") if p.name != "sketch.png")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLeonardo]:
+    with FakeLeonardo() as server:
+        yield server
+
+
+@pytest.fixture
+def reader_env(fake: FakeLeonardo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What a reader of the README has: a key and (here) the fake's URL in the environment."""
+    monkeypatch.setenv("LEONARDO_API_KEY", fake.api_key)
+    monkeypatch.setenv("LEONARDO_BASE_URL", fake.base_url)
+    monkeypatch.setenv("LEONARDO_USER_ID", fake.user_id)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sketch.png").write_bytes(tiny_png())
+    return tmp_path
+
+
+# --- the Python examples ----------------------------------------------------------------------
+
+
+def test_the_readme_has_python_examples_and_skips_almost_none() -> None:
+    assert len(PYTHON_BLOCKS) >= 8
+    skipped = [b for b in PYTHON_BLOCKS if b.mode == "skip"]
+    assert len(skipped) <= 1, f"README.rst: too many examples not run: {[b.id for b in skipped]}"
+    assert all(b.reason for b in skipped), "a skipped example must say why"
+
+
+@pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.mode != "pytest"], ids=lambda b: b.id)
+def test_python_example_runs(block: Block, reader_env: Path, fake: FakeLeonardo, capsys: pytest.CaptureFixture[str]) -> None:
+    if block.mode == "skip":
+        pytest.skip(f"README.rst:{block.line}: {block.reason}")
+    # Padding keeps README.rst's line numbers in tracebacks.
+    code = compile("\n" * (block.line - 1) + block.source, str(README), "exec")
+    exec(code, {"__name__": "__readme__"})
+    out = capsys.readouterr().out
+
+    written = png_files(reader_env)
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in written), written
+    if block.section == "Quickstart":
+        images = png_files(reader_env / "images")
+        assert len(images) == 2
+        assert out.count("saved ") == 2 and out.count("http://127.0.0.1") == 2
+    elif block.section == "Errors":
+        assert out.startswith("401 Authentication hook unauthorized this request")
+    elif block.section == "Waiting and saving results" and "fox" in block.source:
+        saved = png_files(reader_env / "fox")
+        again = reader_env / "fox" / "first-again.png"
+        assert again in saved and len(saved) >= 2  # the API's default is 4 images
+        assert any(p.read_bytes() == again.read_bytes() for p in saved if p != again)
+    elif block.section == "Waiting and saving results":
+        assert png_files(reader_env / "refined"), "the LCM result was not saved"
+    assert not [r for r in fake.requests if r.method == "POST" and r.path == "/generations" and r.json is None]
+
+
+@pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.mode == "pytest"], ids=lambda b: b.id)
+def test_pytest_example_passes(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "test_images.py").write_text(block.source, encoding="utf-8")
+    result = run_command("python -m pytest -q -p no:cacheprovider test_images.py", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = len(re.findall(r"^def test_", block.source, re.M))
+    assert re.search(rf"\b{tests} passed\b", result.stdout), result.stdout
+
+
+def test_the_pytest_example_is_there() -> None:
+    assert [b.section for b in PYTHON_BLOCKS if b.mode == "pytest"] == ["Testing your code with FakeLeonardo"]
+
+
+# --- the console commands -------------------------------------------------------------------------
+
+
+def test_offline_main_job_leaves_png_files(tmp_path: Path) -> None:
+    (install_and_run,) = [line for line in console_lines("Try it offline") if "--offline" in line]
+    assert install_and_run.startswith("pip install . && ")
+    command = install_and_run.split(" && ", 1)[1]
+    result = run_command(command, tmp_path)
+    assert result.returncode == 0, result.stderr
+    images = png_files(tmp_path / "images")
+    assert images and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in images)
+    assert [Path(line).name for line in result.stdout.split()] == [p.name for p in images]
+
+
+@pytest.mark.parametrize("command", [c for c in console_lines("Command line") if "--offline" in c or "--help" in c])
+def test_offline_command_line_examples_run(command: str, tmp_path: Path) -> None:
+    result = run_command(command, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ci_runs_the_readme_install_and_test_commands_verbatim() -> None:
+    ci = CI_SCRIPT.read_text(encoding="utf-8").splitlines()
+    commands = {
+        line
+        for line in console_lines("Try it offline") + console_lines("Development")
+        if re.match(r"""pip install (-e )?["']?\.""", line)
+    }
+    assert len(commands) == 2  # install and run the main job; install and run the tests
+    for command in commands:
+        assert any(line == command or line.startswith(command + " || ") for line in ci), f".ci/run does not run: {command}"
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+
+def list_table_rows(section: str) -> List[List[str]]:
+    """Rows of the first list-table of a README section, each a list of cell texts."""
+    text = README.read_text(encoding="utf-8")
+    body = text.split(f"\n{section}\n{'-' * len(section)}\n", 1)[1]
+    table = body.split(".. list-table::", 1)[1]
+    rows: List[List[str]] = []
+    for line in table.splitlines()[1:]:
+        if line and not line.startswith(" "):
+            break
+        stripped = line.strip()
+        if stripped.startswith("* - "):
+            rows.append([stripped[4:]])
+        elif stripped.startswith("- ") and rows:
+            rows[-1].append(stripped[2:])
+        elif stripped and rows and not stripped.startswith(":"):
+            rows[-1][-1] += " " + stripped
+    return rows[1:]  # without the header row
+
+
+def literal(cell: str) -> str:
+    found = re.match(r"``(.+?)``", cell)
+    assert found, cell
+    return found.group(1)
+
+
+def test_configuration_table_lists_every_option_with_its_default() -> None:
+    documented = {literal(row[0]): literal(row[1]) for row in list_table_rows("Configuration")}
+    parameters = inspect.signature(Client.__init__).parameters
+    actual = {name: repr(p.default) for name, p in parameters.items() if name != "self"}
+    assert documented == actual
+
+
+ENDPOINT_METHODS = {
+    name
+    for name, member in vars(Client).items()
+    if callable(member) and not name.startswith("_") and re.match(r"(GET|POST|DELETE) /\S*:", member.__doc__ or "")
+}
+
+
+def test_endpoint_table_matches_the_methods_and_their_docstrings() -> None:
+    rows = list_table_rows("Endpoint reference")
+    table: Dict[str, Any] = {literal(row[0]).split("(")[0]: (literal(row[0]), literal(row[1])) for row in rows}
+    assert len(rows) == 13 and set(table) == ENDPOINT_METHODS
+    for name, (call, http) in table.items():
+        method = getattr(Client, name)
+        first_line = method.__doc__.strip().splitlines()[0]
+        assert first_line.startswith(http + ":"), (name, first_line)
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+        shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in parameters]
+        assert call == f"{name}({', '.join(shown)})"
