@@ -1,0 +1,50 @@
+"""Generate images from a prompt and save them into a folder.
+
+Spends credits: yes, one image generation (none with --offline).
+Reads the API key from the LEONARDO_API_KEY environment variable. With --offline it runs
+against FakeLeonardo, the fake API shipped in leonardo_client.testing: no key, no network.
+
+    python examples/generate_and_save.py "a lighthouse at dusk" --num-images 2 --out images
+    python examples/generate_and_save.py --offline
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import List, Optional
+
+from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate images and save them.")
+    parser.add_argument("prompt", nargs="?", default="a lighthouse at dusk, oil painting")
+    parser.add_argument("--num-images", type=int, default=1)
+    parser.add_argument("--out", default="images", help="folder for the images (default: images)")
+    parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
+    args = parser.parse_args(argv)
+
+    with contextlib.ExitStack() as stack:
+        if args.offline:
+            from leonardo_client.testing import FakeLeonardo
+
+            fake = stack.enter_context(FakeLeonardo(completion_delay=1.0))
+            client = stack.enter_context(Client(api_key=fake.api_key, base_url=fake.base_url))
+        else:
+            client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
+
+        request = CreateGenerationRequest(prompt=args.prompt, num_images=args.num_images)
+        generation_id = client.create_generation(request)["sdGenerationJob"]["generationId"]
+        print(f"generation {generation_id} started, waiting for it...")
+        generation = client.wait_for_generation(generation_id)
+        for path in client.save_results(generation, args.out):
+            print("saved", path)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except LeonardoError as err:
+        raise SystemExit(f"error: {err}")

@@ -1,0 +1,79 @@
+"""List a user's generations and delete the older ones, keeping the newest N.
+
+Spends credits: no (listing and deleting are free). Deleting cannot be undone, so this is
+a dry run unless you pass --yes: it prints what it would delete and deletes nothing.
+Reads the API key from the LEONARDO_API_KEY environment variable. With --offline it runs
+against FakeLeonardo, the fake API shipped in leonardo_client.testing (no key, no network),
+after making a few fake generations so there is something to list.
+
+Your user id: the "user.id" of GET /me (user_details[0].user.id), or the Leonardo web app.
+
+    python examples/list_and_delete.py <your user id> --keep 50          # dry run
+    python examples/list_and_delete.py <your user id> --keep 50 --yes    # really delete
+    python examples/list_and_delete.py --offline --keep 1 --yes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any, Dict, List, Optional
+
+from leonardo_client import Client, LeonardoError
+
+PAGE = 50
+MOST = 5000  # generations looked at, at most: the loop below always ends
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Delete all but the newest N generations of a user.")
+    parser.add_argument("user_id", nargs="?", help="your user id (not needed with --offline)")
+    parser.add_argument("--keep", type=int, default=20, help="newest generations to keep (default: 20)")
+    parser.add_argument("--yes", action="store_true", help="really delete (default: a dry run)")
+    parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
+    args = parser.parse_args(argv)
+    if args.keep < 0:
+        parser.error("--keep must be 0 or more")
+
+    with contextlib.ExitStack() as stack:
+        if args.offline:
+            from leonardo_client.testing import FakeLeonardo
+
+            fake = stack.enter_context(FakeLeonardo())
+            client = stack.enter_context(Client(api_key=fake.api_key, base_url=fake.base_url))
+            user_id = fake.user_id
+            for n in range(args.keep + 2):
+                client.create_generation({"prompt": f"fake generation {n}", "num_images": 1})
+        elif args.user_id:
+            client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
+            user_id = args.user_id
+        else:
+            parser.error("give your user id")
+
+        generations: List[Dict[str, Any]] = []
+        for offset in range(0, MOST, PAGE):
+            page = client.get_generations_by_user_id(user_id, limit=PAGE, offset=offset)["generations"]
+            generations.extend(page)
+            if len(page) < PAGE:
+                break
+        generations.sort(key=lambda g: str(g.get("createdAt")), reverse=True)  # newest first
+        old = generations[args.keep:]
+        print(f"{len(generations)} generations, keeping the newest {min(args.keep, len(generations))}")
+
+        for generation in old:
+            label = f"{generation['id']}  {generation.get('createdAt')}  {str(generation.get('prompt'))[:40]!r}"
+            if args.yes:
+                client.delete_generation_by_id(generation["id"])
+                print("deleted", label)
+            else:
+                print("would delete", label)
+        if old and not args.yes:
+            print(f"dry run: pass --yes to delete these {len(old)} generations")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except LeonardoError as err:
+        raise SystemExit(f"error: {err}")

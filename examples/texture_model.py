@@ -1,0 +1,56 @@
+"""Texture a 3D model: make texture maps for an uploaded model asset and save them.
+
+Spends credits: yes, one texture generation (none with --offline).
+Reads the API key from the LEONARDO_API_KEY environment variable. With --offline it runs
+against FakeLeonardo, the fake API shipped in leonardo_client.testing: no key, no network.
+
+Legacy: the texture endpoints were dropped from Leonardo's public API reference in 2026-04;
+the client keeps them for accounts that still have them. The model asset id comes from
+uploading an .obj model to Leonardo (not part of this client).
+
+    python examples/texture_model.py <model asset id> --prompt "weathered bronze" --out textures
+    python examples/texture_model.py --offline
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import List, Optional
+
+from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Make texture maps for a 3D model asset and save them.")
+    parser.add_argument("model_asset_id", nargs="?", help="the uploaded model's id (any text with --offline)")
+    parser.add_argument("--prompt", default="weathered bronze with green patina")
+    parser.add_argument("--out", default="textures", help="folder for the maps (default: textures)")
+    parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
+    args = parser.parse_args(argv)
+    if not args.model_asset_id and not args.offline:
+        parser.error("give the model asset id")
+
+    with contextlib.ExitStack() as stack:
+        if args.offline:
+            from leonardo_client.testing import FakeLeonardo
+
+            fake = stack.enter_context(FakeLeonardo(completion_delay=1.0))
+            client = stack.enter_context(Client(api_key=fake.api_key, base_url=fake.base_url))
+        else:
+            client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
+
+        request = CreateTextureGenerationRequest(prompt=args.prompt, model_asset_id=args.model_asset_id or "fake-model")
+        texture_id = client.create_texture_generation(request)["textureGenerationJob"]["id"]
+        print(f"texture generation {texture_id} started, waiting for it...")
+        texture = client.wait_for_texture_generation(texture_id)
+        for path in client.save_results(texture, args.out):  # one file per map: albedo, normal, ...
+            print("saved", path)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except LeonardoError as err:
+        raise SystemExit(f"error: {err}")
