@@ -387,8 +387,8 @@ class Client:
 
         The first check is immediate, the second comes ``poll_interval`` seconds later, and
         each interval after that is 1.5 times the last, up to 12 s: a generation that takes
-        4 s is seen about 4 requests and under a second after it finished; a 5-minute one
-        costs about 30 requests. No sleep goes past the deadline; a single request may
+        4 s is seen after 4 requests, under a second after it finished; a 5-minute one costs
+        about 30 requests. No sleep goes past the deadline; a single request may
         still take up to the client's timeout.
 
         Args:

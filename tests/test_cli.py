@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
@@ -101,7 +101,7 @@ def test_offline_list_knows_me(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--offline", "get", "no-such-id"], ["--offline", "delete", "no-such-id"]])
-def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: list) -> None:
+def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: List[str]) -> None:
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -155,7 +155,7 @@ def test_no_api_key_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
         ["--offline", "get", ".."],  # refused by the client before anything is sent
     ],
 )
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list) -> None:
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]) -> None:
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
 

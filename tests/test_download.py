@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import tracemalloc
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
 from leonardo_client import Client, LeonardoError
-from leonardo_client.testing import FakeLeonardo
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -34,11 +34,11 @@ def image_url(client: Client) -> str:
     return str(generation["generated_images"][0]["url"])
 
 
-def cdn_requests(fake: FakeLeonardo) -> list:
+def cdn_requests(fake: FakeLeonardo) -> List[RecordedRequest]:
     return [r for r in fake.requests if r.path.startswith("/cdn/")]
 
 
-def leftovers(folder: str) -> list:
+def leftovers(folder: str) -> List[str]:
     return sorted(os.listdir(folder))
 
 

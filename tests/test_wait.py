@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -183,7 +183,7 @@ def test_api_errors_while_polling_surface(fake: FakeLeonardo) -> None:
     "kwargs",
     [{"timeout": 0}, {"timeout": -1}, {"poll_interval": 0}, {"poll_interval": True}, {"timeout": float("nan")}],
 )
-def test_bad_arguments_send_nothing(fake: FakeLeonardo, client: Client, kwargs: dict) -> None:
+def test_bad_arguments_send_nothing(fake: FakeLeonardo, client: Client, kwargs: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         client.wait_for_generation("abc", **kwargs)
     with pytest.raises(ValueError):
