@@ -240,6 +240,12 @@ def test_ci_runs_the_readme_install_and_test_commands_verbatim() -> None:
         assert any(line == command or line.startswith(command + " || ") for line in ci), f".ci/run does not run: {command}"
 
 
+def test_every_example_script_is_listed_and_every_listed_one_exists() -> None:
+    text = README.read_text(encoding="utf-8").split("\nExamples\n--------\n", 1)[1].split("\nDevelopment\n", 1)[0]
+    listed = set(re.findall(r"``(\w+\.py)``", text))
+    assert listed == {p.name for p in (REPO / "examples").glob("*.py")}
+
+
 # --- the tables ---------------------------------------------------------------------------------
 
 
