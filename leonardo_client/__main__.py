@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import Client, CreateGenerationRequest, LeonardoError, __version__
 
+__all__ = ["main", "build_parser"]
+
 PROG = "leonardo-client"
 # Seconds an offline generation stays PENDING: long enough to see the progress line at work.
 OFFLINE_COMPLETION_DELAY = 1.5
@@ -33,6 +35,7 @@ generate spends credits; get, list and delete do not."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``leonardo-client``: generate, get, list and delete, and --offline."""
     offline_help = "use a built-in fake API (no key, no network; nothing persists between runs)"
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,7 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 API error, 2 usage)."""
+    """Run the command line (``python -m leonardo_client``, ``leonardo-client``).
+
+    Args:
+        argv: the arguments, without the program name; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
