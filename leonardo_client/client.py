@@ -162,6 +162,17 @@ class Client:
             raise LeonardoError(_describe_transport_error(exc), method=method, url=url) from exc
         log.debug("%s %s -> %s in %.3fs", method, path, response.status_code, time.monotonic() - started)
 
+        # urllib3 1.26 ends a short body silently (2.x raises): compare with Content-Length, so
+        # a cut-off answer reads as truncated on both, not as bad JSON or a half error message.
+        expected = response.headers.get("Content-Length", "").strip()
+        received = getattr(response.raw, "tell", lambda: None)()
+        if expected.isdigit() and isinstance(received, int) and received < int(expected):
+            raise LeonardoError(
+                f"connection broke while reading the response (truncated body: {received} of {expected} bytes)",
+                status_code=response.status_code,
+                method=method,
+                url=url,
+            )
         if not 200 <= response.status_code < 300:
             raise LeonardoError.from_response(response, note=self._retry_note(response))
         if not response.content:
