@@ -133,7 +133,8 @@ class Client:
         if self._owns_session:
             self._session.close()
         else:
-            self._adapter.close()
+            # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
+            self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
 
     def __enter__(self) -> "Client":
         return self
@@ -225,6 +226,10 @@ class Client:
     def get_generation_by_id(self, id: str) -> Dict[str, Any]:
         """GET /generations/{id}: a generation, with its status and generated images.
 
+        Args:
+            id: the generation id: ``sdGenerationJob.generationId`` of create_generation, or
+                ``motionSvdGenerationJob.generationId`` of create_svd_motion_generation.
+
         Returns:
             The response; ``["generations_by_pk"]`` is the generation (None for an unknown id).
 
@@ -235,6 +240,9 @@ class Client:
 
     def delete_generation_by_id(self, id: str) -> Dict[str, Any]:
         """DELETE /generations/{id}: delete a generation.
+
+        Args:
+            id: the generation id.
 
         Returns:
             The response; ``["delete_generations_by_pk"]["id"]`` is the deleted id
@@ -269,6 +277,9 @@ class Client:
     ) -> Dict[str, Any]:
         """POST /generations-texture: texture a 3D model asset (spends credits; legacy).
 
+        Args:
+            request: a CreateTextureGenerationRequest, or a mapping sent as given.
+
         Returns:
             The response; ``["textureGenerationJob"]["id"]`` is the id to poll.
 
@@ -282,6 +293,10 @@ class Client:
     ) -> Dict[str, Any]:
         """GET /generations-texture/{id}: a texture generation and its texture images (legacy).
 
+        Args:
+            id: the texture generation id (``textureGenerationJob.id``).
+            limit, offset: the page of texture images; the API's defaults (10, 0) apply when omitted.
+
         Returns:
             The response; ``["model_asset_texture_generations_by_pk"]`` is the texture
             generation (None for an unknown id).
@@ -293,6 +308,9 @@ class Client:
 
     def delete_texture_generation_by_id(self, id: str) -> Dict[str, Any]:
         """DELETE /generations-texture/{id}: delete a texture generation (legacy).
+
+        Args:
+            id: the texture generation id.
 
         Returns:
             The response; ``["delete_model_asset_texture_generations_by_pk"]["id"]`` is the
@@ -308,6 +326,10 @@ class Client:
     ) -> Dict[str, Any]:
         """GET /generations-texture/model/{modelId}: the texture generations of a 3D model (legacy).
 
+        Args:
+            model_id: the id of the uploaded 3D model asset.
+            limit, offset: the page; the API's defaults (10, 0) apply when omitted.
+
         Returns:
             The response; ``["model_asset_texture_generations"]`` is the list.
 
@@ -322,6 +344,10 @@ class Client:
         self, request: Union[CreateSvdMotionGenerationRequest, Mapping[str, Any]]
     ) -> Dict[str, Any]:
         """POST /generations-motion-svd: turn a generated image into a video (spends credits).
+
+        Args:
+            request: a CreateSvdMotionGenerationRequest (its ``image_id`` is an *image* id,
+                ``generated_images[].id``, not a generation id), or a mapping sent as given.
 
         Returns:
             The response; ``["motionSvdGenerationJob"]["generationId"]`` is the id to poll
@@ -341,6 +367,9 @@ class Client:
     ) -> Dict[str, Any]:
         """POST /generations-lcm: a realtime (LCM) generation from an image, answered at once.
 
+        Args:
+            request: a CreateLcmGenerationRequest, or a mapping sent as given.
+
         Returns:
             The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
 
@@ -351,6 +380,9 @@ class Client:
 
     def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Mapping[str, Any]]) -> Dict[str, Any]:
         """POST /lcm-inpainting: regenerate the masked area of an image, answered at once.
+
+        Args:
+            request: an LcmInpaintingRequest, or a mapping sent as given.
 
         Returns:
             The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
@@ -365,6 +397,9 @@ class Client:
     ) -> Dict[str, Any]:
         """POST /lcm-instant-refine: refine an image, answered at once.
 
+        Args:
+            request: an LcmInstantRefineRequest, or a mapping sent as given.
+
         Returns:
             The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
 
@@ -375,6 +410,9 @@ class Client:
 
     def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Mapping[str, Any]]) -> Dict[str, Any]:
         """POST /lcm-upscale: an Alchemy upscale of an image, answered at once and stored.
+
+        Args:
+            request: an LcmUpscaleRequest, or a mapping sent as given.
 
         Returns:
             The response; ``["lcmGenerationJob"]`` holds ``imageDataUrl`` (base64 data URLs),
@@ -430,6 +468,12 @@ class Client:
         """Poll GET /generations-texture/{id} until a texture generation has finished (legacy).
 
         Polls like wait_for_generation; ``id`` is ``textureGenerationJob.id``.
+
+        Args:
+            id: ``textureGenerationJob.id`` of create_texture_generation.
+            timeout: seconds to wait in all before giving up (default 600: texture jobs are slow).
+            poll_interval: seconds between the first two checks; later intervals grow from it.
+            on_poll: called after every check with the status and the seconds elapsed.
 
         Returns:
             ``model_asset_texture_generations_by_pk``; the maps are at
@@ -490,6 +534,10 @@ class Client:
         into place when complete, so ``path`` never holds a partial file. No API key is sent.
         The client's timeouts apply, and GET is retried under the client's retry rule (with a
         session of your own, downloads use that session's adapters as they are).
+
+        Args:
+            url: the file's http(s) URL, e.g. ``generated_images[].url``.
+            path: the file to write (its folder must exist); replaced if it exists.
 
         Returns:
             ``path``, as a str.
