@@ -10,7 +10,7 @@ import os
 import posixpath
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -20,16 +20,19 @@ from requests.adapters import HTTPAdapter
 from . import __version__
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry, parse_retry_after
 from .errors import LeonardoError
-from .payloads import (
-    CreateGenerationRequest,
-    CreateLcmGenerationRequest,
-    CreateSvdMotionGenerationRequest,
-    CreateTextureGenerationRequest,
-    LcmInpaintingRequest,
-    LcmInstantRefineRequest,
-    LcmUpscaleRequest,
-    to_payload,
-)
+
+if TYPE_CHECKING:
+    # Loaded on the first request body instead (see _body): `dataclasses` imports `inspect`,
+    # which would make `import leonardo_client` ~15% slower than `import requests` alone.
+    from .payloads import (
+        CreateGenerationRequest,
+        CreateLcmGenerationRequest,
+        CreateSvdMotionGenerationRequest,
+        CreateTextureGenerationRequest,
+        LcmInpaintingRequest,
+        LcmInstantRefineRequest,
+        LcmUpscaleRequest,
+    )
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT"]
 
@@ -221,7 +224,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
+        return self._request("POST", "/generations", json=_body(request, "CreateGenerationRequest"))
 
     def get_generation_by_id(self, id: str) -> Dict[str, Any]:
         """GET /generations/{id}: a generation, with its status and generated images.
@@ -286,7 +289,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
+        return self._request("POST", "/generations-texture", json=_body(request, "CreateTextureGenerationRequest"))
 
     def get_texture_generation_by_id(
         self, id: str, limit: Optional[int] = None, offset: Optional[int] = None
@@ -357,7 +360,7 @@ class Client:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
         return self._request(
-            "POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest)
+            "POST", "/generations-motion-svd", json=_body(request, "CreateSvdMotionGenerationRequest")
         )
 
     # --- the four synchronous LCM operations --------------------------------------------------
@@ -376,7 +379,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/generations-lcm", json=_body(request, CreateLcmGenerationRequest))
+        return self._request("POST", "/generations-lcm", json=_body(request, "CreateLcmGenerationRequest"))
 
     def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Mapping[str, Any]]) -> Dict[str, Any]:
         """POST /lcm-inpainting: regenerate the masked area of an image, answered at once.
@@ -390,7 +393,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/lcm-inpainting", json=_body(request, LcmInpaintingRequest))
+        return self._request("POST", "/lcm-inpainting", json=_body(request, "LcmInpaintingRequest"))
 
     def perform_instant_refine(
         self, request: Union[LcmInstantRefineRequest, Mapping[str, Any]]
@@ -406,7 +409,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/lcm-instant-refine", json=_body(request, LcmInstantRefineRequest))
+        return self._request("POST", "/lcm-instant-refine", json=_body(request, "LcmInstantRefineRequest"))
 
     def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Mapping[str, Any]]) -> Dict[str, Any]:
         """POST /lcm-upscale: an Alchemy upscale of an image, answered at once and stored.
@@ -421,7 +424,7 @@ class Client:
         Raises:
             LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
         """
-        return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
+        return self._request("POST", "/lcm-upscale", json=_body(request, "LcmUpscaleRequest"))
 
     # --- waiting, downloading and saving results -----------------------------------------------
 
@@ -653,10 +656,13 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     return params or None
 
 
-def _body(request: Any, expected: Type[Any]) -> Any:
-    if isinstance(request, expected) or isinstance(request, Mapping):
-        return to_payload(request)
-    raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
+def _body(request: Any, expected: str) -> Any:
+    """The JSON of a request body: ``expected`` names its payloads dataclass."""
+    from . import payloads  # cached after the first call; not at import time (see the imports)
+
+    if isinstance(request, Mapping) or isinstance(request, getattr(payloads, expected)):
+        return payloads.to_payload(request)
+    raise TypeError(f"request must be a {expected} or a mapping, not {type(request).__name__}")
 
 
 def _check_api_key(api_key: Optional[str]) -> str:
@@ -721,6 +727,7 @@ def _describe_transport_error(exc: requests.RequestException, peer: str = "the A
                 text = text.split(marker, 1)[1]
         return f"connection failed: {text}"
     return f"request failed: {type(exc).__name__}: {exc}"
+
 
 # --- downloads and saved files -------------------------------------------------------------------
 
