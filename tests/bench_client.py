@@ -4,7 +4,7 @@
 Run by hand from the repository root (it is not a pytest test; timings in a test suite flake)::
 
     python tests/bench_client.py            # about a minute
-    python tests/bench_client.py --quick    # a rough look in ~20 s
+    python tests/bench_client.py --quick    # a rough look in ~25 s (noisier: see the control lines)
     python tests/bench_client.py --rounds 60 --calls 100 --import-runs 40   # steadier numbers
     python tests/bench_client.py --skip import --skip download   # only some parts
 
@@ -646,7 +646,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="per-call rounds (default 30; --quick 8)")
     parser.add_argument("--calls", type=int, default=None, help="calls per side per round (default 80; --quick 60)")
     parser.add_argument("--import-runs", type=int, default=None, help="fresh interpreters per statement (default 20; --quick 6)")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds: a rough look in ~20 s")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: a rough look in ~25 s (noisier: see the control lines)")
     parser.add_argument("--skip", action="append", default=[], choices=["calls", "import", "download", "wait"])
     parser.add_argument("--serve", nargs=2, metavar=("CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
