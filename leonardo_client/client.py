@@ -120,6 +120,8 @@ class Client:
             self._session.mount("https://", downloads)
             self._session.mount("http://", downloads)
 
+        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+            raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
         agent = f"leonardo-client/{__version__} python-requests/{requests_version}"
         # Sent per request, never set on the session: other hosts (image CDNs) must not see the key.
         self._api_headers = {
@@ -721,6 +723,9 @@ def _describe_transport_error(exc: requests.RequestException, peer: str = "the A
         reason = exc.args[0] if exc.args else exc
         reason = getattr(reason, "reason", None) or reason  # MaxRetryError -> the underlying cause
         text = str(reason)
+        if len(getattr(reason, "args", ())) == 2 and isinstance(reason.args[1], Exception):
+            # ProtocolError('Connection aborted.', RemoteDisconnected('Remote end closed ...'))
+            text = f"{str(reason.args[0]).rstrip('.')}: {reason.args[1]}"
         # urllib3 prefixes the connection object's repr: keep only what happened.
         for marker in ("): ", ">: "):
             if marker in text:

@@ -906,16 +906,23 @@ def test_fault_raw_bodies(fake, api):
     assert call(api, fake, "GET", "/generations/x").json() == {"generations_by_pk": None, "extra": [1]}
 
 
+def assert_truncated(send):
+    """The body arrives cut short: urllib3 2.x raises; 1.26 returns the short body silently."""
+    try:
+        response = send()
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
+        return
+    assert len(response.content) < int(response.headers["Content-Length"])
+
+
 def test_fault_truncate(fake, api):
     fake.inject(status=200, body={"generations_by_pk": {"id": "x" * 100}}, truncate=True)
-    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
-        call(api, fake, "GET", "/generations/x")
+    assert_truncated(lambda: call(api, fake, "GET", "/generations/x"))
     assert call(api, fake, "GET", "/generations/x").status_code == 200
     generation_id = create(api, fake, num_images=1)
     url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
     fake.inject(status=200, path="/cdn/*", body=b"\x89PNG" + b"\x00" * 100, truncate=True)
-    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
-        requests.get(url, timeout=TIMEOUT)
+    assert_truncated(lambda: requests.get(url, timeout=TIMEOUT))
 
 
 def test_inject_rejects_bad_arguments(fake):

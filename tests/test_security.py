@@ -130,6 +130,12 @@ def test_key_with_control_characters_from_the_environment_is_refused(monkeypatch
     assert "fake-env-key" not in str(info.value)
 
 
+@pytest.mark.parametrize("agent", ["my-app/1.0\r\nX-Injected: 1", "my-app\x00", "my-app/\u00e9"])
+def test_user_agent_with_control_or_non_ascii_characters_is_refused(agent):
+    with pytest.raises(ValueError, match="user_agent"):
+        Client(api_key="fake-key", base_url=BASE, user_agent=agent)
+
+
 # --- logs ------------------------------------------------------------------------------------
 
 
