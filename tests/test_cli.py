@@ -21,8 +21,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(autouse=True)
 def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.0)
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
 
 
 @pytest.fixture

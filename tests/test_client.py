@@ -35,15 +35,7 @@ AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{request
 
 
 @pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def client():
     with Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT) as c:
         yield c
 
@@ -289,15 +281,10 @@ def test_bad_paging_arguments_raise_before_sending(mocked, client, name, kwargs,
 
 
 # --- constructor ----------------------------------------------------------------------------
-
-
-def _clean_env(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+# Each test starts without LEONARDO_API_KEY / LEONARDO_BASE_URL (conftest.py's clean_env).
 
 
 def test_api_key_argument_wins_over_environment(mocked, monkeypatch):
-    _clean_env(monkeypatch)
     monkeypatch.setenv("LEONARDO_API_KEY", "fake-env-key")
     client = Client(api_key="fake-arg-key", base_url=BASE)
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(key="fake-arg-key", timeout=(10, 60)))
@@ -305,7 +292,6 @@ def test_api_key_argument_wins_over_environment(mocked, monkeypatch):
 
 
 def test_api_key_from_environment(mocked, monkeypatch):
-    _clean_env(monkeypatch)
     monkeypatch.setenv("LEONARDO_API_KEY", "fake-env-key")
     client = Client(base_url=BASE)
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(key="fake-env-key", timeout=(10, 60)))
@@ -314,7 +300,6 @@ def test_api_key_from_environment(mocked, monkeypatch):
 
 @pytest.mark.parametrize("env", [None, "", "   "])
 def test_no_api_key_at_all_is_a_leonardo_error_naming_the_variable(monkeypatch, env):
-    _clean_env(monkeypatch)
     if env is not None:
         monkeypatch.setenv("LEONARDO_API_KEY", env)
     with pytest.raises(LeonardoError, match="LEONARDO_API_KEY") as info:
@@ -322,21 +307,18 @@ def test_no_api_key_at_all_is_a_leonardo_error_naming_the_variable(monkeypatch, 
     assert info.value.status_code is None
 
 
-def test_api_key_of_wrong_type_is_a_type_error(monkeypatch):
-    _clean_env(monkeypatch)
+def test_api_key_of_wrong_type_is_a_type_error():
     with pytest.raises(TypeError):
         Client(api_key=12345, base_url=BASE)  # type: ignore[arg-type]
 
 
-def test_surrounding_spaces_of_the_key_are_not_sent(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_surrounding_spaces_of_the_key_are_not_sent(mocked):
     client = Client(api_key="  fake-spaced-key ", base_url=BASE)
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(key="fake-spaced-key", timeout=(10, 60)))
     client.get_generation_by_id("g")
 
 
 def test_base_url_from_argument_then_environment_then_default(monkeypatch):
-    _clean_env(monkeypatch)
     assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL == "https://cloud.leonardo.ai/api/rest/v1"
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     assert Client(api_key=API_KEY).base_url == "https://env.example.test/v9"
@@ -344,20 +326,17 @@ def test_base_url_from_argument_then_environment_then_default(monkeypatch):
 
 
 def test_calls_go_to_the_configured_base_url(mocked, monkeypatch):
-    _clean_env(monkeypatch)
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     mocked.add("GET", "https://env.example.test/v9/generations/g", json={"from": "env"})
     assert Client(api_key=API_KEY).get_generation_by_id("g") == {"from": "env"}
 
 
-def test_default_base_url_is_the_public_api(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_default_base_url_is_the_public_api(mocked):
     mocked.add("GET", "https://cloud.leonardo.ai/api/rest/v1/generations/g", json={"from": "default"})
     assert Client(api_key=API_KEY).get_generation_by_id("g") == {"from": "default"}
 
 
-def test_default_timeout_is_sent_on_every_call(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_default_timeout_is_sent_on_every_call(mocked):
     client = Client(api_key=API_KEY, base_url=BASE)
     assert client.timeout == (10, 60)
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(timeout=(10, 60)))
@@ -367,8 +346,7 @@ def test_default_timeout_is_sent_on_every_call(mocked, monkeypatch):
 
 
 @pytest.mark.parametrize("timeout", [5, 2.5, (1, 2), (0.5, 30.0)])
-def test_valid_timeouts_are_passed_as_given(mocked, monkeypatch, timeout):
-    _clean_env(monkeypatch)
+def test_valid_timeouts_are_passed_as_given(mocked, timeout):
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(timeout=timeout))
     Client(api_key=API_KEY, base_url=BASE, timeout=timeout).get_generation_by_id("g")
 
@@ -377,28 +355,24 @@ def test_valid_timeouts_are_passed_as_given(mocked, monkeypatch, timeout):
     "timeout",
     [0, -1, None, "10", True, (5,), (1, 2, 3), (0, 5), (5, None), [10, 60], float("nan"), float("inf"), (1, float("inf"))],
 )
-def test_invalid_timeouts_are_refused(monkeypatch, timeout):
-    _clean_env(monkeypatch)
+def test_invalid_timeouts_are_refused(timeout):
     with pytest.raises(ValueError, match="timeout"):
         Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "3", True, None])
-def test_invalid_max_retries_refused(monkeypatch, value):
-    _clean_env(monkeypatch)
+def test_invalid_max_retries_refused(value):
     with pytest.raises(ValueError, match="max_retries"):
         Client(api_key=API_KEY, base_url=BASE, max_retries=value)
 
 
 @pytest.mark.parametrize("value", [0, -1, 2.0, True])
-def test_invalid_pool_maxsize_refused(monkeypatch, value):
-    _clean_env(monkeypatch)
+def test_invalid_pool_maxsize_refused(value):
     with pytest.raises(ValueError, match="pool_maxsize"):
         Client(api_key=API_KEY, base_url=BASE, pool_maxsize=value)
 
 
-def test_max_retries_zero_turns_retries_off(monkeypatch):
-    _clean_env(monkeypatch)
+def test_max_retries_zero_turns_retries_off():
     client = Client(api_key=API_KEY, base_url=BASE, max_retries=0)
     assert client.retry.total == 0
     with responses.RequestsMock() as mocked:
@@ -409,8 +383,7 @@ def test_max_retries_zero_turns_retries_off(monkeypatch):
         assert len(mocked.calls) == 1
 
 
-def test_user_agent_is_appended(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_user_agent_is_appended(mocked):
     client = Client(api_key=API_KEY, base_url=BASE, user_agent="my-app/1.2")
     mocked.add(
         "GET",
@@ -438,8 +411,7 @@ class RecordingSession(requests.Session):
         super().close()
 
 
-def test_given_session_is_used_and_not_closed(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_given_session_is_used_and_not_closed(mocked):
     session = RecordingSession()
     client = Client(api_key=API_KEY, base_url=BASE, session=session)
     mocked.add("GET", BASE + "/generations/g", json={"via": "session"}, match=api_matchers(timeout=(10, 60)))
@@ -454,7 +426,6 @@ def test_given_session_is_used_and_not_closed(mocked, monkeypatch):
 
 
 def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
-    _clean_env(monkeypatch)
     closed: List[str] = []
     client = Client(api_key=API_KEY, base_url=BASE)
     monkeypatch.setattr(client._session, "close", lambda: closed.append("close"))
@@ -473,15 +444,13 @@ def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
     assert closed == ["close", "exit", "exit on error"]
 
 
-def test_repr_shows_base_url_and_not_the_key(monkeypatch):
-    _clean_env(monkeypatch)
+def test_repr_shows_base_url_and_not_the_key():
     client = Client(api_key=API_KEY, base_url=BASE)
     assert repr(client) == f"Client(base_url={BASE!r})"
     assert API_KEY not in repr(client) and API_KEY not in str(client)
 
 
-def test_client_is_reused_across_calls_with_one_session(mocked, monkeypatch):
-    _clean_env(monkeypatch)
+def test_client_is_reused_across_calls_with_one_session(mocked):
     session = RecordingSession()
     client = Client(api_key=API_KEY, base_url=BASE, session=session)
     for i in range(3):

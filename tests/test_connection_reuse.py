@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable, Iterator, List
+from typing import Callable, List
 
 import pytest
 import requests
@@ -24,12 +24,6 @@ THREADS = 8
 CALLS_PER_THREAD = 20
 DEFAULT_POOL_MAXSIZE = 10
 JOIN_TIMEOUT = 30.0  # seconds for all threads together; the work takes well under 2 s
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo(completion_delay=0.0) as server:
-        yield server
 
 
 @pytest.fixture

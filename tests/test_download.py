@@ -16,12 +16,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo() as server:
-        yield server
-
-
-@pytest.fixture
 def client(fake: FakeLeonardo) -> Iterator[Client]:
     # backoff 0: retries happen at once, so the suite stays fast
     with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5), backoff_factor=0) as c:

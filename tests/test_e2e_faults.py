@@ -5,7 +5,7 @@ as LeonardoError, on urllib3 1.26 and 2.x alike, against FakeLeonardo over real 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -14,24 +14,6 @@ from leonardo_client.testing import FakeLeonardo
 
 MARGIN = 1.5
 HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo(completion_delay=0.0) as server:
-        yield server
-
-
-def make_client(fake: FakeLeonardo, **kwargs: Any) -> Client:
-    options: Dict[str, Any] = dict(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5), backoff_factor=0.01)
-    options.update(kwargs)
-    return Client(**options)
-
-
-@pytest.fixture
-def client(fake: FakeLeonardo) -> Iterator[Client]:
-    with make_client(fake) as c:
-        yield c
 
 
 def new_generation(client: Client) -> str:
@@ -61,9 +43,9 @@ def test_dropped_delete_is_retried_and_succeeds(fake: FakeLeonardo, client: Clie
     assert [r.method for r in fake.requests] == ["POST", "DELETE", "DELETE"]
 
 
-def test_get_dropped_every_time_fails_after_the_retries(fake: FakeLeonardo) -> None:
+def test_get_dropped_every_time_fails_after_the_retries(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     fake.inject(drop=True, times=None, method="GET")
-    with make_client(fake, max_retries=2) as client:
+    with make_client(max_retries=2) as client:
         with pytest.raises(LeonardoError) as caught:
             client.get_generations_by_user_id(fake.user_id, limit=1)
     err = caught.value
@@ -162,9 +144,9 @@ def test_truncated_200_body_is_a_leonardo_error(fake: FakeLeonardo, client: Clie
     assert client.get_generations_by_user_id(fake.user_id) == {"generations": []}
 
 
-def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo) -> None:
+def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     fake.inject(status=502, truncate=True, times=None, method="GET")
-    with make_client(fake, max_retries=1) as client:
+    with make_client(max_retries=1) as client:
         with pytest.raises(LeonardoError) as caught:
             client.get_generation_by_id("some-id")
     err = caught.value
@@ -177,9 +159,9 @@ def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo) -> None:
 # -- error statuses with unhelpful bodies --------------------------------------------------------
 
 
-def test_html_502_on_get_is_retried_then_a_clear_error(fake: FakeLeonardo) -> None:
+def test_html_502_on_get_is_retried_then_a_clear_error(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     fake.inject(status=502, body=HTML_502, times=None, method="GET")
-    with make_client(fake, max_retries=2) as client:
+    with make_client(max_retries=2) as client:
         with pytest.raises(LeonardoError) as caught:
             client.get_generation_by_id("some-id")
     err = caught.value

@@ -51,12 +51,6 @@ def fake() -> Iterator[FakeLeonardo]:
         yield server
 
 
-@pytest.fixture
-def client(fake: FakeLeonardo) -> Iterator[Client]:
-    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5), backoff_factor=0.01) as c:
-        yield c
-
-
 # -- helpers ----------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ honoured up to the 60 s cap; a longer one fails at once.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -19,24 +19,6 @@ from leonardo_client.testing import FakeLeonardo, RecordedRequest
 # and the read timeouts below.
 MARGIN = 1.5
 READ_TIMEOUT = 0.4
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo(completion_delay=0.0) as server:
-        yield server
-
-
-def make_client(fake: FakeLeonardo, **kwargs: Any) -> Client:
-    options: Dict[str, Any] = dict(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5), backoff_factor=0.01)
-    options.update(kwargs)
-    return Client(**options)
-
-
-@pytest.fixture
-def client(fake: FakeLeonardo) -> Iterator[Client]:
-    with make_client(fake) as c:
-        yield c
 
 
 def hits(fake: FakeLeonardo, method: str, prefix: str) -> List[RecordedRequest]:
@@ -129,11 +111,11 @@ def test_retry_after_above_the_cap_on_post_fails_at_once(fake: FakeLeonardo, cli
     assert len(fake.requests) == 1 and fake.generation_ids() == []
 
 
-def test_exhausted_retries_carry_the_last_status_and_body(fake: FakeLeonardo) -> None:
+def test_exhausted_retries_carry_the_last_status_and_body(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     fake.inject(status=502, times=1, method="GET", body={"error": "bad gateway", "path": "$", "code": "unexpected"})
     last_body = {"error": "down for maintenance", "path": "$", "code": "unexpected"}
     fake.inject(status=503, times=None, method="GET", body=last_body)
-    with make_client(fake, max_retries=2) as client:
+    with make_client(max_retries=2) as client:
         with pytest.raises(LeonardoError) as caught:
             client.get_generation_by_id("some-id")
     err = caught.value
@@ -145,8 +127,8 @@ def test_exhausted_retries_carry_the_last_status_and_body(fake: FakeLeonardo) ->
     assert (err.method, err.url) == ("GET", fake.base_url + "/generations/some-id")
 
 
-def test_max_retries_zero_sends_once(fake: FakeLeonardo) -> None:
-    with make_client(fake, max_retries=0) as client:
+def test_max_retries_zero_sends_once(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
+    with make_client(max_retries=0) as client:
         fake.inject(status=503, times=1, method="GET")
         with pytest.raises(LeonardoError) as caught:
             client.get_generation_by_id("some-id")
@@ -229,11 +211,11 @@ def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
     return bool(predicate())
 
 
-def test_post_slower_than_the_read_timeout_is_sent_once(fake: FakeLeonardo) -> None:
+def test_post_slower_than_the_read_timeout_is_sent_once(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     delay = READ_TIMEOUT + 1.2
     # A slow server: the request is answered normally after the delay (the generation IS created).
     fake.inject(delay=delay, times=1, path="/generations", method="POST")
-    with make_client(fake, timeout=(2, READ_TIMEOUT)) as client:
+    with make_client(timeout=(2, READ_TIMEOUT)) as client:
         started = time.monotonic()
         with pytest.raises(LeonardoError) as caught:
             new_generation(client)
@@ -253,9 +235,9 @@ def test_post_slower_than_the_read_timeout_is_sent_once(fake: FakeLeonardo) -> N
         assert len(fake.generation_ids()) == 1
 
 
-def test_get_slower_than_the_read_timeout_is_retried(fake: FakeLeonardo) -> None:
+def test_get_slower_than_the_read_timeout_is_retried(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
     fake.inject(delay=2.0, times=None, path="/generations/*", method="GET")
-    with make_client(fake, timeout=(2, READ_TIMEOUT), max_retries=2) as client:
+    with make_client(timeout=(2, READ_TIMEOUT), max_retries=2) as client:
         started = time.monotonic()
         with pytest.raises(LeonardoError) as caught:
             client.get_generation_by_id("slow-id")
@@ -267,8 +249,8 @@ def test_get_slower_than_the_read_timeout_is_retried(fake: FakeLeonardo) -> None
     assert 3 * READ_TIMEOUT * 0.9 <= elapsed < 3 * READ_TIMEOUT + MARGIN
 
 
-def test_get_slow_once_then_fast_succeeds(fake: FakeLeonardo) -> None:
-    with make_client(fake, timeout=(2, READ_TIMEOUT)) as client:
+def test_get_slow_once_then_fast_succeeds(fake: FakeLeonardo, make_client: Callable[..., Client]) -> None:
+    with make_client(timeout=(2, READ_TIMEOUT)) as client:
         generation_id = new_generation(client)
         fake.inject(delay=1.5, times=1, path="/generations/*", method="GET")
         started = time.monotonic()

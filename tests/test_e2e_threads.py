@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import pytest
 
@@ -18,12 +18,6 @@ from leonardo_client.testing import FakeLeonardo
 THREADS = 8
 CALLS_PER_THREAD = 25
 JOIN_TIMEOUT = 30.0  # seconds for all threads together; the work takes well under 2 s
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo(completion_delay=0.0) as server:
-        yield server
 
 
 def run_threads(work: Callable[[int], None]) -> List[BaseException]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-import responses
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 
@@ -20,15 +19,7 @@ POST_URL = BASE + "/generations"
 
 
 @pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def client():
     # No retries: each mocked failure is seen exactly once (retries are tested in test_retry.py).
     with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as c:
         yield c
@@ -185,8 +176,7 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, c
     assert_one_line(err)
 
 
-def test_connection_refused_on_loopback(monkeypatch):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_connection_refused_on_loopback():
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]

@@ -80,12 +80,6 @@ def envelope(response):
 
 
 @pytest.fixture
-def fake():
-    with FakeLeonardo() as server:
-        yield server
-
-
-@pytest.fixture
 def api(fake):
     session = requests.Session()
     session.headers["Authorization"] = "Bearer " + fake.api_key

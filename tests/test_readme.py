@@ -26,7 +26,7 @@ import textwrap
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -139,12 +139,6 @@ def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
 
 def png_files(folder: Path) -> List[Path]:
     return sorted(p for p in folder.rglob("*.png") if p.name != "sketch.png")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo() as server:
-        yield server
 
 
 @pytest.fixture

@@ -187,9 +187,7 @@ def mocked():
 
 
 @pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def client():
     with Client(api_key=API_KEY, base_url=BASE, backoff_factor=0) as c:
         yield c
 
@@ -218,8 +216,7 @@ def test_delete_is_retried(mocked, client, status):
     assert len(mocked.calls) == 2
 
 
-def test_post_502_is_sent_once_and_raises_with_the_body(monkeypatch):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_post_502_is_sent_once_and_raises_with_the_body():
     client = Client(api_key=API_KEY, base_url=BASE, backoff_factor=0)
     # A 200 queued behind the 502 must never be reached.
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
@@ -235,8 +232,7 @@ def test_post_502_is_sent_once_and_raises_with_the_body(monkeypatch):
 
 
 @pytest.mark.parametrize("status", [500, 503, 504])
-def test_post_5xx_is_sent_once(monkeypatch, status):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_post_5xx_is_sent_once(status):
     client = Client(api_key=API_KEY, base_url=BASE, backoff_factor=0)
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
         add_post(mocked, status, json={"error": f"status {status}"}, headers={"Retry-After": "1"})
@@ -311,8 +307,7 @@ def test_exhausted_5xx_on_get_raise_with_the_last_body(mocked, client):
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_max_retries_zero_means_one_call(monkeypatch, method):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_max_retries_zero_means_one_call(method):
     client = Client(api_key=API_KEY, base_url=BASE, max_retries=0)
     url = GEN + "/g" if method == "GET" else GEN
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
@@ -401,8 +396,7 @@ def loopback_client(server: LoopbackServer, **kwargs: Any) -> Client:
     return Client(api_key=API_KEY, base_url=server.base_url, backoff_factor=0, **kwargs)
 
 
-def test_post_read_timeout_is_sent_once(monkeypatch):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_post_read_timeout_is_sent_once():
     with LoopbackServer() as server:
         client = loopback_client(server, timeout=(2, 0.15), max_retries=3)
         started = time.monotonic()
@@ -418,8 +412,7 @@ def test_post_read_timeout_is_sent_once(monkeypatch):
     assert elapsed < 1.5
 
 
-def test_get_read_timeout_is_retried(monkeypatch):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_get_read_timeout_is_retried():
     with LoopbackServer() as server:
         client = loopback_client(server, timeout=(2, 0.15), max_retries=2)
         with pytest.raises(LeonardoError) as info:
@@ -430,8 +423,7 @@ def test_get_read_timeout_is_retried(monkeypatch):
     assert info.value.__cause__ is not None
 
 
-def test_real_503s_are_retried_and_the_note_counts_them(monkeypatch):
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def test_real_503s_are_retried_and_the_note_counts_them():
     body = b'{"error": "busy"}'
     reply = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     with LoopbackServer(reply + b"Connection: close\r\n\r\n" + body) as server:

@@ -10,7 +10,6 @@ from typing import Any, List, Optional
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
@@ -20,23 +19,9 @@ BASE = "https://leonardo.example.test/api/rest/v1"
 
 
 @pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+def client():
     with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as c:
         yield c
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
-    monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
 
 
 # --- where the key goes -----------------------------------------------------------------------

@@ -13,12 +13,6 @@ from leonardo_client.testing import FakeLeonardo
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
-    with FakeLeonardo() as server:
-        yield server
-
-
-@pytest.fixture
 def client(fake: FakeLeonardo) -> Iterator[Client]:
     with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5)) as c:
         yield c
