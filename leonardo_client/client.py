@@ -168,13 +168,11 @@ class Client:
             raise LeonardoError(_describe_transport_error(exc), method=method, url=url) from exc
         log.debug("%s %s -> %s in %.3fs", method, path, response.status_code, time.monotonic() - started)
 
-        # urllib3 1.26 ends a short body silently (2.x raises): compare with Content-Length, so
-        # a cut-off answer reads as truncated on both, not as bad JSON or a half error message.
-        expected = response.headers.get("Content-Length", "").strip()
-        received = getattr(response.raw, "tell", lambda: None)()
-        if expected.isdigit() and isinstance(received, int) and received < int(expected):
+        # A cut-off answer must read as truncated, not as bad JSON or half an error message.
+        missing = _truncation(response)
+        if missing:
             raise LeonardoError(
-                f"connection broke while reading the response (truncated body: {received} of {expected} bytes)",
+                f"connection broke while reading the response (truncated body: {missing})",
                 status_code=response.status_code,
                 method=method,
                 url=url,
@@ -747,13 +745,21 @@ def _check_download_url(url: str) -> None:
 
 def _body_chunks(response: requests.Response, url: str) -> Iterator[bytes]:
     yield from response.iter_content(_DOWNLOAD_CHUNK)
-    # urllib3 1.26 ends a short body silently (2.x raises): compare with Content-Length here.
+    missing = _truncation(response)
+    if missing:
+        raise LeonardoError(f"download truncated: received {missing}", method="GET", url=url)
+
+
+def _truncation(response: requests.Response) -> str:
+    """How much of a body arrived ("N of M bytes") when it ended before its Content-Length, else "".
+
+    urllib3 2.x raises on a short body; 1.26 ends it silently, so compare for both.
+    """
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
     if expected.isdigit() and isinstance(received, int) and received < int(expected):
-        raise LeonardoError(
-            f"download truncated: received {received} of {expected} bytes", method="GET", url=url
-        )
+        return f"{received} of {expected} bytes"
+    return ""
 
 
 def _write_atomically(path: str, chunks: Iterable[bytes]) -> None:
