@@ -8,7 +8,9 @@ fixtures of the files that mock with ``responses``, ...).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator
+import logging
+import threading
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import responses
@@ -62,3 +64,44 @@ def client(make_client: Callable[..., Client]) -> Iterator[Client]:
     """A Client bound to ``fake`` with make_client's defaults, closed after the test."""
     with make_client() as c:
         yield c
+
+
+THREADS = 8  # workers of run_threads
+THREADS_JOIN_TIMEOUT = 30.0  # seconds for all of them together; the work takes well under 2 s
+
+
+@pytest.fixture
+def run_threads() -> Callable[[Callable[[int], None]], List[BaseException]]:
+    """run_threads(work) runs work(n) in THREADS threads released together; returns what they raised."""
+
+    def run(work: Callable[[int], None]) -> List[BaseException]:
+        errors: List[BaseException] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(THREADS)
+
+        def target(n: int) -> None:
+            try:
+                barrier.wait(timeout=10)
+                work(n)
+            except BaseException as exc:  # noqa: B902 - handed to the test thread
+                with lock:
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=target, args=(n,), name=f"worker-{n}", daemon=True) for n in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(THREADS_JOIN_TIMEOUT)
+        assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
+        return errors
+
+    return run
+
+
+@pytest.fixture
+def urllib3_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], List[str]]:
+    """urllib3_warnings() -> the WARNING-or-worse messages urllib3 logged so far in this test."""
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    return lambda: [
+        r.getMessage() for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING
+    ]

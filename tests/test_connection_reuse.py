@@ -8,9 +8,7 @@ Everything runs against FakeLeonardo on 127.0.0.1 with no completion delay: boun
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 from typing import Callable, List
 
 import pytest
@@ -20,18 +18,9 @@ from leonardo_client import Client, CreateGenerationRequest
 from leonardo_client.testing import FakeLeonardo
 
 SEQUENTIAL_ROUNDS = 20  # of 5 calls each
-THREADS = 8
+THREADS = 8  # as run_threads in conftest.py
 CALLS_PER_THREAD = 20
 DEFAULT_POOL_MAXSIZE = 10
-JOIN_TIMEOUT = 30.0  # seconds for all threads together; the work takes well under 2 s
-
-
-@pytest.fixture
-def urllib3_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], List[str]]:
-    caplog.set_level(logging.WARNING, logger="urllib3")
-    return lambda: [
-        r.getMessage() for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING
-    ]
 
 
 def calls_of_every_kind(client: Client, fake: FakeLeonardo, tag: str) -> int:
@@ -43,29 +32,6 @@ def calls_of_every_kind(client: Client, fake: FakeLeonardo, tag: str) -> int:
     assert client.wait_for_generation(ident, timeout=10)["status"] == "COMPLETE"  # complete at once: one GET
     assert client.delete_generation_by_id(ident) == {"delete_generations_by_pk": {"id": ident}}
     return 5
-
-
-def run_threads(work: Callable[[int], None]) -> List[BaseException]:
-    """Run work(n) in THREADS threads released together; return what they raised."""
-    errors: List[BaseException] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(THREADS)
-
-    def target(n: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            work(n)
-        except BaseException as exc:  # noqa: B902 - handed to the test thread
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(n,), name=f"reuse-{n}", daemon=True) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
-    return errors
 
 
 def test_sequential_calls_of_every_kind_use_one_connection(
@@ -100,7 +66,10 @@ def test_downloads_reuse_one_connection_of_their_own(fake: FakeLeonardo, tmp_pat
 
 @pytest.mark.parametrize("bursts", [1, 3])
 def test_threads_sharing_one_client_stay_within_the_pool(
-    fake: FakeLeonardo, urllib3_warnings: Callable[[], List[str]], bursts: int
+    fake: FakeLeonardo,
+    urllib3_warnings: Callable[[], List[str]],
+    run_threads: Callable[[Callable[[int], None]], List[BaseException]],
+    bursts: int,
 ) -> None:
     with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10)) as client:  # pool_maxsize 10
 

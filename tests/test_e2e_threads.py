@@ -6,8 +6,6 @@ never exceed pool_maxsize; retries under concurrency still send each POST once.
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any, Callable, Dict, List, Optional, Set
 
 import pytest
@@ -15,37 +13,11 @@ import pytest
 from leonardo_client import Client, CreateGenerationRequest
 from leonardo_client.testing import FakeLeonardo
 
-THREADS = 8
+THREADS = 8  # as run_threads in conftest.py
 CALLS_PER_THREAD = 25
-JOIN_TIMEOUT = 30.0  # seconds for all threads together; the work takes well under 2 s
 
 
-def run_threads(work: Callable[[int], None]) -> List[BaseException]:
-    """Run work(n) in THREADS threads started together; return the errors they raised."""
-    errors: List[BaseException] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(THREADS)
 
-    def target(n: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            work(n)
-        except BaseException as exc:  # noqa: B902 - reported to the test thread
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(n,), name="e2e-worker-%d" % n, daemon=True)
-               for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
-    return errors
-
-
-def pool_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING]
 
 
 def mixed_calls(client: Client, fake: FakeLeonardo, created: Dict[int, List[str]]) -> Callable[[int], None]:
@@ -78,9 +50,11 @@ def mixed_calls(client: Client, fake: FakeLeonardo, created: Dict[int, List[str]
 
 @pytest.mark.parametrize("pool_maxsize", [THREADS, None])  # None: the default (10)
 def test_eight_threads_share_one_client(
-    fake: FakeLeonardo, caplog: pytest.LogCaptureFixture, pool_maxsize: Optional[int]
+    fake: FakeLeonardo,
+    urllib3_warnings: Callable[[], List[str]],
+    run_threads: Callable[[Callable[[int], None]], List[BaseException]],
+    pool_maxsize: Optional[int],
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="urllib3")
     options: Dict[str, Any] = dict(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
     if pool_maxsize is not None:
         options["pool_maxsize"] = pool_maxsize
@@ -88,7 +62,7 @@ def test_eight_threads_share_one_client(
     with Client(**options) as client:
         errors = run_threads(mixed_calls(client, fake, created))
     assert errors == []
-    assert pool_warnings(caplog) == []
+    assert urllib3_warnings() == []
     assert len(fake.requests) == THREADS * CALLS_PER_THREAD
     assert 1 <= fake.connections_opened <= (pool_maxsize or 10)
     assert fake.connections_opened <= THREADS
@@ -99,10 +73,13 @@ def test_eight_threads_share_one_client(
     assert sum(1 for r in fake.requests if r.method == "POST") == THREADS * CALLS_PER_THREAD // 5
 
 
-def test_retries_under_concurrency_send_each_post_once(fake: FakeLeonardo, caplog: pytest.LogCaptureFixture) -> None:
+def test_retries_under_concurrency_send_each_post_once(
+    fake: FakeLeonardo,
+    urllib3_warnings: Callable[[], List[str]],
+    run_threads: Callable[[Callable[[int], None]], List[BaseException]],
+) -> None:
     """429 with Retry-After: 0 on POST and 503 on GET, hitting threads at random: all succeed,
     each successful create made exactly one generation."""
-    caplog.set_level(logging.WARNING, logger="urllib3")
     fake.inject(status=429, retry_after=0, times=THREADS, method="POST")
     fake.inject(status=503, times=THREADS, method="GET")
     results: Dict[int, List[str]] = {}
@@ -120,7 +97,7 @@ def test_retries_under_concurrency_send_each_post_once(fake: FakeLeonardo, caplo
 
         errors = run_threads(work)
     assert errors == []
-    assert pool_warnings(caplog) == []
+    assert urllib3_warnings() == []
     ids = [gid for n in sorted(results) for gid in results[n]]
     assert len(ids) == THREADS * 3 == len(set(ids))
     assert sorted(fake.generation_ids()) == sorted(ids)
