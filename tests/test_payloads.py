@@ -1,11 +1,10 @@
-"""Request dataclasses against the spec (tests/leonardo-openapi.json), and the serializer."""
+"""Request dataclasses against the spec (leonardo_client/testing/openapi.json), and the serializer."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import pytest
@@ -33,8 +32,9 @@ from leonardo_client.payloads import (
     UserElementInput,
     to_payload,
 )
+from leonardo_client.testing.spec import SPEC_FILE
 
-SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text(encoding="utf-8"))
+SPEC = json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # the spec bundled with FakeLeonardo
 
 
 def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
