@@ -10,20 +10,17 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+import responses
 
 import leonardo_client
+from conftest import API_KEY, BASE, endpoint_doc, endpoint_methods, openapi_spec, resolve
 from leonardo_client import Client, LeonardoError, client as client_module, errors, payloads
 
 PACKAGE_DIR = Path(leonardo_client.__file__).resolve().parent
-ENDPOINT_DOC = re.compile(r"^(GET|POST|DELETE) (/[\w{}/-]+): \S")
 
 
 def public_methods() -> List[str]:
     return sorted(name for name, member in vars(Client).items() if callable(member) and not name.startswith("_"))
-
-
-def endpoint_methods() -> List[str]:
-    return [name for name in public_methods() if ENDPOINT_DOC.match(getattr(Client, name).__doc__ or "")]
 
 
 def section(doc: str, title: str) -> str:
@@ -91,17 +88,45 @@ def test_public_method_docstring_has_a_summary_line(name: str) -> None:
     assert doc and doc.strip().splitlines()[0].strip().endswith((".", ")")), name
 
 
-@pytest.mark.parametrize("name", endpoint_methods())
-def test_endpoint_docstring_gives_args_returns_and_raises(name: str) -> None:
+def sent_by(name: str) -> "responses.Call":
+    """Call Client.<name> with made-up arguments against mocks; the one request it sent."""
     method: Any = getattr(Client, name)
-    doc = method.__doc__
-    arguments = [p for p in inspect.signature(method).parameters if p != "self"]
-    described = section(doc, "Args")
-    for argument in arguments:
-        assert re.search(rf"\b{argument}\b", described), f"{name}: Args does not describe {argument!r}"
-    returns = section(doc, "Returns")
-    assert re.search(r'``\["?\w+"?\]', returns) or re.search(r"``\w+``", returns), f"{name}: Returns names no key"
-    assert "LeonardoError" in section(doc, "Raises"), name
+    arguments = [
+        {"prompt": "p"} if p.name == "request" else f"{p.name}-1"
+        for p in list(inspect.signature(method).parameters.values())[1:]
+        if p.default is p.empty
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        for verb in ("GET", "POST", "DELETE"):
+            mocked.add(verb, re.compile(re.escape(BASE) + "/.*"), json={})
+        with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as client:
+            getattr(client, name)(*arguments)
+        (call,) = mocked.calls
+    return call
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="client.py's endpoint docstrings get the 'VERB /path -> key: what it does.' first line in "
+    "the restructure of issue 9 (the lead's change); remove this mark when it is on main",
+)
+@pytest.mark.parametrize("name", endpoint_methods())
+def test_endpoint_docstring_first_line_says_verb_path_and_key(name: str) -> None:
+    """``VERB /path -> key: what it does.``: the request the method sends, and the result's key."""
+    found = endpoint_doc(name)
+    assert found, name
+    verb, template, key, what = found.groups()
+    assert key, f"{name}: the first line names no result key ('-> key')"
+    assert what.endswith("."), f"{name}: {what!r}"
+    # The verb and the path are what the method really sends ({placeholders} stand for its arguments).
+    call = sent_by(name)
+    assert call.request.method == verb, name
+    pattern = "".join("[^/?]+" if part.startswith("{") else re.escape(part) for part in re.split(r"({\w+})", template))
+    assert re.fullmatch(re.escape(BASE) + pattern, call.request.url.split("?")[0]), (name, call.request.url)
+    # The key is a top-level property of that operation's 200 response in the spec.
+    operation = openapi_spec()["paths"][template][verb.lower()]
+    schema = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert key in schema["properties"], (name, key, sorted(schema["properties"]))
 
 
 @pytest.mark.parametrize("name", ["wait_for_generation", "wait_for_texture_generation", "download_image", "save_results"])

@@ -1,15 +1,15 @@
-"""Request dataclasses against the spec (tests/leonardo-openapi.json), and the serializer."""
+"""Request dataclasses against the bundled spec (conftest.openapi_spec()), and the serializer."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import pytest
 
+from conftest import openapi_spec, resolve
 from leonardo_client import payloads
 from leonardo_client.payloads import (
     CanvasRequestType,
@@ -34,24 +34,8 @@ from leonardo_client.payloads import (
     to_payload,
 )
 
-SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text(encoding="utf-8"))
-
-
-def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
-    """Follow a local ``$ref`` (``#/components/schemas/...``) to the schema it names."""
-    seen = 0
-    while "$ref" in schema:
-        seen += 1
-        assert seen < 10, "reference loop in the spec"
-        node: Any = SPEC
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
-
 def body_schema(path: str) -> Dict[str, Any]:
-    return resolve(SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
+    return resolve(openapi_spec()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
 
 
 def item_schema(path: str, prop: str) -> Dict[str, Any]:
