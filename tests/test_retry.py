@@ -233,12 +233,13 @@ def test_delete_is_retried(mocked_in_order, retrying_mock_client, status):
 @pytest.mark.parametrize(
     "status, answer, message",
     [
-        (500, {"json": {"error": "internal error", "path": "$", "code": "unexpected"}}, "internal error"),
+        (500, {"json": {"error": "status 500"}, "headers": {"Retry-After": "1"}}, "status 500"),
         (502, {"json": {"error": "internal error", "path": "$", "code": "unexpected"}}, "internal error"),
         (502, {"body": HTML_502, "content_type": "text/html"}, "Bad Gateway"),
         (503, {"json": {"error": "status 503"}, "headers": {"Retry-After": "1"}}, "status 503"),
         (504, {"json": {"error": "status 504"}, "headers": {"Retry-After": "1"}}, "status 504"),
     ],
+    ids=["500-retry-after", "502-envelope", "502-html", "503-retry-after", "504-retry-after"],
 )
 def test_post_5xx_is_sent_once_and_raises_with_the_body(retrying_mock_client, status, answer, message):
     # A 200 queued behind the 5xx must never be reached: it would bill a second generation.
