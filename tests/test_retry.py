@@ -21,7 +21,17 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import RequestHistory
 
-from conftest import API_KEY, BASE, THREADS, endpoint_doc, endpoint_methods, inject_slow_answer, new_generation
+from conftest import (
+    API_KEY,
+    BASE,
+    THREADS,
+    call_endpoint,
+    endpoint_doc,
+    endpoint_methods,
+    endpoint_root,
+    inject_slow_answer,
+    new_generation,
+)
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client._retry import (
     DEFAULT_MAX_BACKOFF,
@@ -136,11 +146,18 @@ def test_retry_after_within_the_cap_is_the_wait(header, expected):
     assert default_retry().increment("GET", "/x", response=urllib3_response(429, header)).total == 2
 
 
-def test_retry_after_cap_is_configurable():
+@pytest.mark.parametrize("header, expected", [("5", None), ("60", None), ("61", 61.0), ("3600", 3600.0), ("0", None)])
+def test_only_a_retry_after_over_the_cap_is_reported(header, expected):
+    assert default_retry().retry_after_over_cap(urllib3_response(429, header)) == expected
+
+
+def test_retry_after_cap_is_configurable_and_missing_header_is_none():
+    assert default_retry(max_retry_after=10).retry_after_over_cap(urllib3_response(429, "30")) == 30
     with pytest.raises(MaxRetryError):
         default_retry(max_retry_after=10).increment("GET", "/x", response=urllib3_response(429, "30"))
     assert default_retry(max_retry_after=10).increment("GET", "/x", response=urllib3_response(429, "10")).total == 2
-    assert default_retry().get_retry_after(urllib3_response(429)) is None
+    assert default_retry().retry_after_over_cap(urllib3_response(429)) is None
+    assert default_retry().retry_after_over_cap(urllib3_response(429, "soon")) is None
 
 
 def test_parse_retry_after_seconds():
@@ -255,19 +272,17 @@ def test_post_5xx_is_sent_once_and_raises_with_the_body(retrying_mock_client, st
     assert err.body == answer.get("json", answer.get("body"))
 
 
-def post_endpoints() -> List[str]:
-    return [name for name in endpoint_methods() if endpoint_doc(name).group(1) == "POST"]  # type: ignore[union-attr]
-
-
 def test_every_kind_of_post_is_sent_once_on_a_503(retrying_mock_client):
-    assert len(post_endpoints()) == 7
-    for name in post_endpoints():
-        url = BASE + endpoint_doc(name).group(2)  # type: ignore[union-attr]
+    lines = {name: endpoint_doc(name).groups() for name in endpoint_methods()}  # type: ignore[union-attr]
+    posts = {name: template for name, (verb, template, _, _) in lines.items() if verb == "POST"}
+    assert len(posts) == 9  # the 7 of v1, create_generation_v2 and upload_init_image
+    for name, template in posts.items():
+        url = endpoint_root(template) + template
         with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-            add_post(mocked, 503, url, json={"error": "busy"})
-            add_post(mocked, 200, url, json={"would": "bill twice"})
+            mocked.add("POST", url, status=503, json={"error": "busy"})
+            mocked.add("POST", url, json={"would": "bill twice"})
             with pytest.raises(LeonardoError) as info:
-                getattr(retrying_mock_client, name)(BODY)
+                call_endpoint(retrying_mock_client, name)
             assert len(mocked.calls) == 1, name
         assert info.value.status_code == 503
 
@@ -428,7 +443,7 @@ def test_dropped_post_is_not_resent(fake: FakeLeonardo, fake_client: Client) -> 
         new_generation(fake_client)
     assert caught.value.status_code is None
     # One readable line, not the repr of urllib3's nested exceptions.
-    assert caught.value.message == "connection failed: Connection aborted: Remote end closed connection without response"
+    assert caught.value.message == "connection failed: Remote end closed connection without response"
     assert len(fake.requests) == 1
     # The next POST goes out on a fresh connection and succeeds, sent once.
     generation_id = new_generation(fake_client)
