@@ -24,7 +24,7 @@ def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
+def fake_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
     """A fake the CLI reaches online, through the environment, as it would the real API."""
     with FakeLeonardo() as server:
         monkeypatch.setenv("LEONARDO_API_KEY", server.api_key)
@@ -67,29 +67,29 @@ def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     assert text.endswith("\n") and text.count("\n") == 1
 
 
-def test_generate_online_sends_the_options(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+def test_generate_online_sends_the_options(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     args = ["generate", "a fox", "--model-id", "model-7", "--width", "512", "--height", "640", "--timeout", "20"]
     assert cli.main(args + ["--out", str(tmp_path)]) == 0
-    [create] = [r for r in fake.requests if r.method == "POST"]
+    [create] = [r for r in fake_in_env.requests if r.method == "POST"]
     assert create.json == {"prompt": "a fox", "modelId": "model-7", "num_images": 1, "width": 512, "height": 640}
     assert len(os.listdir(str(tmp_path))) == 1
 
 
-def test_get_list_delete_online(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+def test_get_list_delete_online(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 0
-    [generation_id] = fake.generation_ids()
+    [generation_id] = fake_in_env.generation_ids()
     capsys.readouterr()
 
     assert cli.main(["get", generation_id]) == 0
     assert json.loads(capsys.readouterr().out)["generations_by_pk"]["id"] == generation_id
 
-    assert cli.main(["list", fake.user_id, "--limit", "5", "--offset", "0"]) == 0
+    assert cli.main(["list", fake_in_env.user_id, "--limit", "5", "--offset", "0"]) == 0
     assert [g["id"] for g in json.loads(capsys.readouterr().out)["generations"]] == [generation_id]
-    assert fake.requests[-1].query == {"limit": "5", "offset": "0"}
+    assert fake_in_env.requests[-1].query == {"limit": "5", "offset": "0"}
 
     assert cli.main(["delete", generation_id]) == 0
     assert json.loads(capsys.readouterr().out) == {"delete_generations_by_pk": {"id": generation_id}}
-    assert fake.generation_ids() == []
+    assert fake_in_env.generation_ids() == []
 
 
 def test_offline_list_knows_me(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +108,7 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     )
 
 
-def test_api_errors_exit_1_with_one_line_and_no_key(fake: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LEONARDO_API_KEY", "wrong-key-for-test")
     assert cli.main(["get", "abc"]) == 1
     err = capsys.readouterr().err
@@ -121,15 +121,15 @@ def test_server_refusing_the_request_exits_1(capsys: pytest.CaptureFixture[str],
     assert "HTTP 400" in capsys.readouterr().err
 
 
-def test_failed_generation_exits_1(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    fake.fail_new_generations = True
+def test_failed_generation_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    fake_in_env.fail_new_generations = True
     assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert os.listdir(str(tmp_path)) == []
 
 
-def test_wait_timeout_exits_1(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    fake.completion_delay = 30
+def test_wait_timeout_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    fake_in_env.completion_delay = 30
     assert cli.main(["generate", "x", "--timeout", "0.3", "--out", str(tmp_path)]) == 1
     assert "still PENDING" in capsys.readouterr().err
 
