@@ -191,7 +191,7 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     for n, image in enumerate(_entries(result, "generated_images", Mapping)):
         name, where = f"{generation}_{safe_name(image.get('id'), str(n))}", f"generated_images[{n}]"
         files.append((name, _file_url(image.get("url"), where + ".url")))
-        if image.get("motionMP4URL"):
+        if image.get("motionMP4URL") and image["motionMP4URL"] != image["url"]:  # a v2 video has it in both
             files.append((name + "_motion", _file_url(image["motionMP4URL"], where + ".motionMP4URL")))
     for n, texture in enumerate(_entries(result, "model_asset_texture_images", Mapping)):
         kind = safe_name(str(texture.get("type") or "").lower(), str(n))

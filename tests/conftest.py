@@ -19,15 +19,20 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+import requests
 import responses
+from responses import matchers
 
+import leonardo_client
 from leonardo_client import Client
 from leonardo_client.testing import FakeLeonardo
 from leonardo_client.testing.spec import load_spec
 
 API_KEY = "fake-test-key-not-real"
 BASE = "https://leonardo.example.test/api/rest/v1"
+V2_BASE = "https://leonardo.example.test/api/rest/v2"  # where the client sends v2 calls for BASE
 TIMEOUT = (3.5, 7.25)  # not the default: proves the client's own timeout is what gets sent
+AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +61,15 @@ def mock_client(mocked: responses.RequestsMock) -> Iterator[Client]:
     """A Client on BASE (key API_KEY, timeout TIMEOUT, no retries) whose HTTP ``mocked`` answers."""
     with Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0) as client:
         yield client
+
+
+def api_matchers(body: Any = None, *, timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
+    """Strict matchers for an API call: its headers and timeout (and, given, its exact JSON body)."""
+    found = [
+        matchers.header_matcher({"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": AGENT}),
+        matchers.request_kwargs_matcher({"timeout": timeout}),
+    ]
+    return found + ([matchers.json_params_matcher(body, strict_match=True)] if body is not None else [])
 
 
 # --- the real-socket world ----------------------------------------------------------------------
@@ -130,7 +144,7 @@ def endpoint_doc(name: str) -> Optional["re.Match[str]"]:
 
 def endpoint_root(template: str) -> str:
     """Where an endpoint path of a docstring starts on BASE: v2 paths (/v2/...) at the API's root."""
-    return BASE.rsplit("/", 1)[0] if template.startswith("/v2/") else BASE
+    return V2_BASE[: -len("/v2")] if template.startswith("/v2/") else BASE
 
 
 # Made-up values for the endpoint methods' required parameters (and the extension a bytes upload needs).

@@ -18,7 +18,6 @@ import pytest
 import requests
 from responses import matchers
 
-import leonardo_client
 from leonardo_client import (
     DEFAULT_BASE_URL,
     Client,
@@ -41,19 +40,7 @@ from leonardo_client import (
     UserElementInput,
 )
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
-from conftest import API_KEY, BASE, THREADS, TIMEOUT
-
-AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
-
-
-def api_matchers(timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
-    return [
-        matchers.header_matcher(
-            {"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": AGENT}
-        ),
-        matchers.request_kwargs_matcher({"timeout": timeout}),
-    ]
-
+from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers
 
 # --- the 13 endpoint methods -----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from conftest import (
     API_KEY,
     BASE,
     THREADS,
+    V2_BASE,
     call_endpoint,
     endpoint_doc,
     endpoint_methods,
@@ -287,10 +288,11 @@ def test_every_kind_of_post_is_sent_once_on_a_503(retrying_mock_client):
         assert info.value.status_code == 503
 
 
-def test_post_429_then_200_is_retried(mocked_in_order, retrying_mock_client):
-    add_post(mocked_in_order, 429, json={"error": "rate limited"}, headers={"Retry-After": "2"})
-    add_post(mocked_in_order, 200, json={"sdGenerationJob": {"generationId": "g1"}})
-    assert retrying_mock_client.create_generation(CreateGenerationRequest("p")) == {"sdGenerationJob": {"generationId": "g1"}}
+@pytest.mark.parametrize("url, create", [(GEN, "create_generation"), (V2_BASE + "/generations", "create_generation_v2")])
+def test_post_429_then_200_is_retried(mocked_in_order, retrying_mock_client, url, create):
+    add_post(mocked_in_order, 429, url, json={"error": "rate limited"}, headers={"Retry-After": "2"})
+    add_post(mocked_in_order, 200, url, json={"generationId": "g1"})
+    assert getattr(retrying_mock_client, create)(BODY) == {"generationId": "g1"}
     assert len(mocked_in_order.calls) == 2
 
 

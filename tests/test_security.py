@@ -302,11 +302,20 @@ def test_retry_adapter_is_mounted_for_the_base_url_only():
         assert adapter.max_retries is not client.retry
 
 
-def test_own_session_uses_a_separate_adapter_for_other_hosts():
+def test_own_session_uses_a_separate_adapter_for_other_hosts(monkeypatch):
+    built: List[requests.Session] = []  # the session the client builds for itself
+    real_init = requests.Session.__init__
+
+    def recording_init(session: requests.Session) -> None:
+        real_init(session)
+        built.append(session)
+
+    monkeypatch.setattr(requests.Session, "__init__", recording_init)
     client = Client(api_key=API_KEY, base_url=BASE)
-    api = client._session.get_adapter(BASE + "/generations/g")
+    (session,) = built
+    api = session.get_adapter(BASE + "/generations/g")
     assert api.max_retries is client.retry
-    assert client._session.get_adapter("https://cdn.example.test/image.png") is not api
+    assert session.get_adapter("https://cdn.example.test/image.png") is not api
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Client.wait_for_generation / wait_for_texture_generation against FakeLeonardo.
+"""Client.wait_for_generation / wait_for_texture_generation against FakeLeonardo (and a mock).
 
 The polling schedule itself is checked on a virtual clock (the fake_client module's ``time``
 replaced), so no test sleeps through it.
@@ -10,8 +10,10 @@ import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
+import responses
 
 import leonardo_client.client as client_module
+from conftest import BASE, api_matchers
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -191,3 +193,9 @@ def test_bad_arguments_send_nothing(fake: FakeLeonardo, fake_client: Client, kwa
     with pytest.raises(TypeError):
         fake_client.wait_for_texture_generation(123)  # type: ignore[arg-type]
     assert fake.requests == []
+
+
+def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+    mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
+    assert mock_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]
