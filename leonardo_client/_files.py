@@ -72,6 +72,8 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
             raise TypeError("file must be opened in binary mode ('rb')")
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
+    if not isinstance(extension or "", str):
+        raise TypeError(f"extension must be a str, not {type(extension).__name__}")
     extension = (extension or os.path.splitext(name)[1]).lower().lstrip(".")
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")

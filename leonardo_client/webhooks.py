@@ -46,9 +46,12 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
         raise TypeError("callback_api_key must be a non-empty str")
     if not isinstance(headers, Mapping):
         raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
-    given = next((str(value) for name, value in headers.items() if str(name).lower() == "authorization"), None)
+    given = next((value for name, value in headers.items() if isinstance(name, str) and name.lower() == "authorization"), None)
     if given is None:
         raise ValueError("webhook request has no Authorization header")
+    given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes
+    if not isinstance(given, str):
+        raise TypeError(f"the Authorization header must be a str, not {type(given).__name__}")
     scheme, _, token = given.strip().partition(" ")
     expected = callback_api_key.encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
