@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, redacted_text, without_userinfo
+from .errors import LeonardoError, read_json, redact_from_logs, redacted_text, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -144,6 +144,7 @@ class Client:
         # never on the session, so other hosts (image CDNs) cannot see it.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        redact_from_logs(api_key)
         self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:

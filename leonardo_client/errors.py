@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -123,6 +125,38 @@ def _sent_key(request: Any) -> str:
 def _redact(text: str, request: Any) -> str:
     secret = _sent_key(request)
     return text.replace(secret, REDACTED) if secret else text
+
+
+class _KeyRedactingFilter(logging.Filter):
+    """Redacts the clients' keys from urllib3's log records.
+
+    A server that echoes the key in a malformed status line gets it into the error urllib3
+    logs when it retries ("Retrying ... after connection broken by BadStatusLine(...)").
+    Filters run only for records that pass the logger's level: no cost with logging off.
+    """
+
+    keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
+    lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(key in message for key in self.keys):
+            for key in self.keys:
+                message = message.replace(key, REDACTED)
+            record.msg, record.args = message, ()
+        return True
+
+
+def redact_from_logs(key: str) -> None:
+    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
+    with _KeyRedactingFilter.lock:
+        if key in _KeyRedactingFilter.keys:
+            return
+        _KeyRedactingFilter.keys += (key,)
+        for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
+                logger.addFilter(_KeyRedactingFilter())
 
 
 def _exchange(response: "requests.Response") -> Dict[str, Any]:

@@ -46,7 +46,8 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
         raise TypeError("callback_api_key must be a non-empty str")
     if not isinstance(headers, Mapping):
         raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
-    given = next((value for name, value in headers.items() if isinstance(name, str) and name.lower() == "authorization"), None)
+    names = (name for name in headers if isinstance(name, str) and name.lower() == "authorization")
+    given = next((headers[name] for name in names), None)
     if given is None:
         raise ValueError("webhook request has no Authorization header")
     given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -176,6 +177,32 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
         assert fake.api_key not in record.getMessage()
         assert "Bearer" not in record.getMessage()
     assert fake.api_key not in caplog.text
+
+
+def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
+    # http.client puts the whole status line in BadStatusLine; urllib3 logs it when it retries.
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+
+        def answer_twice() -> None:
+            for _ in range(2):
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode())
+
+        thread = threading.Thread(target=answer_twice, daemon=True)
+        thread.start()
+        client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{server.getsockname()[1]}", backoff_factor=0, max_retries=1)
+        with pytest.raises(LeonardoError) as info:
+            client.get_generation_by_id("g")
+        thread.join(5)
+    assert "BadStatusLine" in caplog.text and "[redacted]" in caplog.text  # the retry was logged
+    assert API_KEY not in caplog.text
+    assert API_KEY not in str(info.value) and API_KEY not in info.value.message
 
 
 def test_key_is_never_logged_on_transport_failures(caplog):
