@@ -214,7 +214,10 @@ def test_offline_main_job_leaves_png_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     images = png_files(tmp_path / "images")
     assert images and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in images)
+    # One saved path a line on stdout; the progress (PENDING, then COMPLETE) on stderr.
     assert [Path(line).name for line in result.stdout.split()] == [p.name for p in images]
+    assert all((tmp_path / line).is_file() for line in result.stdout.split())
+    assert "PENDING" in result.stderr and "COMPLETE" in result.stderr
 
 
 @pytest.mark.parametrize("command", [c for c in console_lines("Command line") if "--offline" in c or "--help" in c])
