@@ -57,8 +57,9 @@ def load_spec() -> Dict[str, Any]:
 
 
 def json_type(value: Any) -> str:
-    names = [("null", (type(None),)), ("boolean", (bool,)), ("number", (int, float)), ("string", (str,)), ("array", (list,))]
-    return next((name for name, kinds in names if isinstance(value, kinds)), "object")
+    """The JSON name of value's type, as the API's messages say it."""
+    kinds = [("null", type(None)), ("boolean", bool), ("number", (int, float)), ("string", str), ("array", list)]
+    return next((name for name, kind in kinds if isinstance(value, kind)), "object")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Spec:
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
     def check(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...], closed: bool = True) -> None:
-        schema = self.resolve(schema)
+        schema = self._discriminated(self.resolve(schema), value, where)
         if value is None:
             if not schema.get("nullable", False):
                 raise invalid("expecting a value for non-nullable %s" % _name(where))
@@ -154,6 +155,10 @@ class Spec:
             found = (enum, _type_name(schema, where), value)
             raise invalid("expected one of the values %r for type '%s', but found %r" % found)
         self._check_bounds(schema, value, where)
+        if isinstance(value, dict):
+            self._check_object(schema, value, where, closed)
+        for index, item in enumerate(value if isinstance(value, list) else ()):
+            self.check(schema.get("items", {}), item, where + (str(index),))
         for sub in schema.get("allOf", ()):
             self.check(sub, value, where, closed=False)
         if "anyOf" in schema and not any(self._fits(s, value, where) for s in schema["anyOf"]):
@@ -162,10 +167,21 @@ class Spec:
             raise invalid("%s must match exactly one of the allowed forms" % _label(where))
         if "not" in schema and self._fits(schema["not"], value, where):
             raise invalid("%s is a combination that is not allowed" % _label(where))
-        if isinstance(value, dict):
-            self._check_object(schema, value, where, closed)
-        for index, item in enumerate(value if isinstance(value, list) else ()):
-            self.check(schema.get("items", {}), item, where + (str(index),))
+
+    def _discriminated(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> Dict[str, Any]:
+        """The one schema of a discriminated oneOf that value names (v2: by its "model")."""
+        if "discriminator" not in schema or not isinstance(value, dict):
+            return schema
+        key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
+        if value.get(key) not in mapping:
+            found = (sorted(mapping), key, value.get(key))
+            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+        return self.resolve({"$ref": mapping[value[key]]})
+
+    def models(self) -> Dict[str, Dict[str, Any]]:
+        """The v2 models: name -> the schema of its POST /v2/generations body."""
+        bodies = [op.body for _, ops in self.routes for op in ops.values() if op.body and "discriminator" in op.body]
+        return {name: self.resolve({"$ref": ref}) for name, ref in bodies[0]["discriminator"]["mapping"].items()}
 
     def _fits(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> bool:
         try:
@@ -195,10 +211,13 @@ class Spec:
         step = schema.get("multipleOf")
         if step and isinstance(value, (int, float)) and not math.isclose(value / step, round(value / step)):
             raise invalid("%s must be a multiple of %s" % (_label(where), step))
-        if schema.get("uniqueItems") and isinstance(value, list) and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+        distinct = {json.dumps(v, sort_keys=True) for v in value} if isinstance(value, list) else ()
+        if schema.get("uniqueItems") and len(distinct) < len(value):
             raise invalid("%s must not repeat an item" % _label(where))
 
-    def _check_object(self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool) -> None:
+    def _check_object(
+        self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool
+    ) -> None:
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", not props)
         for key in value:
