@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from typing import Any, Callable, Dict, List
 
 import pytest
 import requests
 from responses import matchers
 
-from conftest import API_KEY, BASE
+from conftest import API_KEY, BASE, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -145,11 +144,7 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
 def test_key_is_never_logged_on_transport_failures(caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", backoff_factor=0, max_retries=1)
+    client = Client(api_key=API_KEY, base_url=refused_url(), backoff_factor=0, max_retries=1)
     with pytest.raises(LeonardoError) as info:
         client.get_generation_by_id("g")
     assert info.value.status_code is None
