@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import requests
 from responses import matchers
 
-from conftest import API_KEY, BASE, refused_url
+from conftest import API_KEY, BASE, api_matchers, endpoint_doc, endpoint_methods, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -279,17 +279,25 @@ def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
 
 # --- ids ---------------------------------------------------------------------------------------
 
-ID_METHODS = [
-    "get_generation_by_id",
-    "delete_generation_by_id",
-    "get_generations_by_user_id",
-    "get_texture_generation_by_id",
-    "delete_texture_generation_by_id",
-    "get_texture_generations_by_model_id",
-]
+def id_endpoints() -> Dict[str, Tuple[str, str]]:
+    """name -> (verb, path up to the id) of every endpoint method whose path ends in one id."""
+    found = {}
+    for name in endpoint_methods():
+        verb, template = endpoint_doc(name).group(1, 2)  # type: ignore[union-attr]
+        if template.count("{") == 1 and template.endswith("}"):
+            found[name] = (verb, template[: template.index("{")])
+    return found
 
 
-@pytest.mark.parametrize("name", ID_METHODS)
+ID_ENDPOINTS = id_endpoints()
+
+
+def test_every_id_taking_method_is_checked():
+    assert len(ID_ENDPOINTS) == 8  # generations (3), texture (3), init images (2)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the retired texture methods say so
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "bad, error",
     [("", ValueError), ("   ", ValueError), (".", ValueError), ("..", ValueError), (" .. ", ValueError),
@@ -301,17 +309,8 @@ def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, 
     assert len(mocked.calls) == 0
 
 
-@pytest.mark.parametrize(
-    "name, method, prefix",
-    [
-        ("get_generation_by_id", "GET", "/generations/"),
-        ("delete_generation_by_id", "DELETE", "/generations/"),
-        ("get_generations_by_user_id", "GET", "/generations/user/"),
-        ("get_texture_generation_by_id", "GET", "/generations-texture/"),
-        ("delete_texture_generation_by_id", "DELETE", "/generations-texture/"),
-        ("get_texture_generations_by_model_id", "GET", "/generations-texture/model/"),
-    ],
-)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "ident, segment",
     [
@@ -321,11 +320,17 @@ def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, 
         ("x?y=1", "x%3Fy%3D1"),
         ("#frag", "%23frag"),
         ("id with space", "id%20with%20space"),
+        ("a b/c?d#e", "a%20b%2Fc%3Fd%23e"),
+        ("\u00fcn\u00ef", "%C3%BCn%C3%AF"),
+        ("t%1", "t%251"),
+        ("t+1", "t%2B1"),
+        ("m&1", "m%261"),
     ],
 )
-def test_odd_ids_stay_one_segment(mocked, mock_client, name, method, prefix, ident, segment):
+def test_odd_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, ident, segment):
+    method, prefix = ID_ENDPOINTS[name]
     url = BASE + prefix + segment
-    mocked.add(method, url, json={"ok": True})
+    mocked.add(method, url, json={"ok": True}, match=api_matchers())
     assert getattr(mock_client, name)(ident) == {"ok": True}
     assert mocked.calls[0].request.url == url
     assert mocked.calls[0].request.path_url.startswith("/api/rest/v1" + prefix)
