@@ -190,24 +190,6 @@ def test_endpoint_on_the_wire(mocked, mock_client, case):
         assert sent.body is None
 
 
-@pytest.mark.parametrize(
-    "name, args, path",
-    [
-        ("get_generation_by_id", ("a b/c?d#e",), "/generations/a%20b%2Fc%3Fd%23e"),
-        ("delete_generation_by_id", ("ünï",), "/generations/%C3%BCn%C3%AF"),
-        ("get_generations_by_user_id", ("u/1",), "/generations/user/u%2F1"),
-        ("get_texture_generation_by_id", ("t%1",), "/generations-texture/t%251"),
-        ("delete_texture_generation_by_id", ("t+1",), "/generations-texture/t%2B1"),
-        ("get_texture_generations_by_model_id", ("m&1",), "/generations-texture/model/m%261"),
-    ],
-)
-def test_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, args, path):
-    method = "DELETE" if name.startswith("delete") else "GET"
-    mocked.add(method, BASE + path, json={"ok": True}, match=api_matchers())
-    assert getattr(mock_client, name)(*args) == {"ok": True}
-    assert mocked.calls[0].request.url == BASE + path
-
-
 @pytest.mark.parametrize("status", [200, 204])
 def test_empty_body_returns_empty_dict(mocked, mock_client, status):
     mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"")

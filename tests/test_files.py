@@ -12,12 +12,11 @@ import os
 import pathlib
 import re
 import tracemalloc
-import socket
 from typing import Any, Dict, List
 
 import pytest
 
-from conftest import inject_slow_answer, new_generation
+from conftest import inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
@@ -159,11 +158,8 @@ def test_missing_file_is_a_404(fake: FakeLeonardo, fake_client: Client, tmp_path
 
 
 def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with pytest.raises(LeonardoError, match="download failed: connection failed") as info:
-        fake_client.download_image(f"http://127.0.0.1:{port}/x.png", os.path.join(str(tmp_path), "x.png"))
+        fake_client.download_image(refused_url() + "/x.png", os.path.join(str(tmp_path), "x.png"))
     assert info.value.status_code is None
     assert leftovers(str(tmp_path)) == []
 

@@ -10,13 +10,13 @@ import logging
 import re
 import socket
 import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import requests
 from responses import matchers
 
-from conftest import API_KEY, BASE
+from conftest import API_KEY, BASE, api_matchers, endpoint_doc, endpoint_methods, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -208,11 +208,7 @@ def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
 def test_key_is_never_logged_on_transport_failures(caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", backoff_factor=0, max_retries=1)
+    client = Client(api_key=API_KEY, base_url=refused_url(), backoff_factor=0, max_retries=1)
     with pytest.raises(LeonardoError) as info:
         client.get_generation_by_id("g")
     assert info.value.status_code is None
@@ -373,17 +369,25 @@ def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
 
 # --- ids ---------------------------------------------------------------------------------------
 
-ID_METHODS = [
-    "get_generation_by_id",
-    "delete_generation_by_id",
-    "get_generations_by_user_id",
-    "get_texture_generation_by_id",
-    "delete_texture_generation_by_id",
-    "get_texture_generations_by_model_id",
-]
+def id_endpoints() -> Dict[str, Tuple[str, str]]:
+    """name -> (verb, path up to the id) of every endpoint method whose path ends in one id."""
+    found = {}
+    for name in endpoint_methods():
+        verb, template = endpoint_doc(name).group(1, 2)  # type: ignore[union-attr]
+        if template.count("{") == 1 and template.endswith("}"):
+            found[name] = (verb, template[: template.index("{")])
+    return found
 
 
-@pytest.mark.parametrize("name", ID_METHODS)
+ID_ENDPOINTS = id_endpoints()
+
+
+def test_every_id_taking_method_is_checked():
+    assert len(ID_ENDPOINTS) == 8  # generations (3), texture (3), init images (2)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the retired texture methods say so
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "bad, error",
     [("", ValueError), ("   ", ValueError), (".", ValueError), ("..", ValueError), (" .. ", ValueError),
@@ -395,7 +399,8 @@ def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, 
     assert len(mocked.calls) == 0
 
 
-@pytest.mark.parametrize("name", ID_METHODS)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 def test_an_id_with_undecodable_bytes_names_the_argument_in_plain_words(mocked, mock_client, name):
     bad = b"gen-\xff".decode("utf-8", "surrogateescape")  # as sys.argv holds bytes it cannot decode
     with pytest.raises(ValueError, match="^id holds bytes that are not valid text") as info:
@@ -404,17 +409,8 @@ def test_an_id_with_undecodable_bytes_names_the_argument_in_plain_words(mocked, 
     assert len(mocked.calls) == 0
 
 
-@pytest.mark.parametrize(
-    "name, method, prefix",
-    [
-        ("get_generation_by_id", "GET", "/generations/"),
-        ("delete_generation_by_id", "DELETE", "/generations/"),
-        ("get_generations_by_user_id", "GET", "/generations/user/"),
-        ("get_texture_generation_by_id", "GET", "/generations-texture/"),
-        ("delete_texture_generation_by_id", "DELETE", "/generations-texture/"),
-        ("get_texture_generations_by_model_id", "GET", "/generations-texture/model/"),
-    ],
-)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "ident, segment",
     [
@@ -424,11 +420,17 @@ def test_an_id_with_undecodable_bytes_names_the_argument_in_plain_words(mocked, 
         ("x?y=1", "x%3Fy%3D1"),
         ("#frag", "%23frag"),
         ("id with space", "id%20with%20space"),
+        ("a b/c?d#e", "a%20b%2Fc%3Fd%23e"),
+        ("\u00fcn\u00ef", "%C3%BCn%C3%AF"),
+        ("t%1", "t%251"),
+        ("t+1", "t%2B1"),
+        ("m&1", "m%261"),
     ],
 )
-def test_odd_ids_stay_one_segment(mocked, mock_client, name, method, prefix, ident, segment):
+def test_odd_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, ident, segment):
+    method, prefix = ID_ENDPOINTS[name]
     url = BASE + prefix + segment
-    mocked.add(method, url, json={"ok": True})
+    mocked.add(method, url, json={"ok": True}, match=api_matchers())
     assert getattr(mock_client, name)(ident) == {"ok": True}
     assert mocked.calls[0].request.url == url
     assert mocked.calls[0].request.path_url.startswith("/api/rest/v1" + prefix)
