@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from . import Client, CreateGenerationRequest, LeonardoError, __version__
+from . import Client, CreateGenerationRequest, LeonardoError, __version__, batch
 
 __all__ = ["main", "build_parser"]
 
@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser("delete", parents=[common], help="delete a generation, print the API's answer")
     delete.add_argument("id", help="the generation id")
+
+    runs = commands.add_parser(
+        "batch", parents=[common], help="run a file of prompts, resumably (spends credits)", description=batch.CLI_DESCRIPTION
+    )
+    batch.add_arguments(runs, _positive_int)
     return parser
 
 
@@ -166,6 +171,7 @@ COMMANDS: Dict[str, Callable[[Client, argparse.Namespace, Optional[str]], int]] 
     "get": _get,
     "list": _list,
     "delete": _delete,
+    "batch": batch.command,
 }
 
 
