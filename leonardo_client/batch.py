@@ -343,7 +343,7 @@ class _Journal:
                 )
             if first is None:
                 self.records = []
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
         if not os.path.getsize(self.path):
             self.append([header])
 
@@ -369,11 +369,11 @@ class _Journal:
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
         data = b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records)
-        os.write(self._fd, data)  # one write: a signal cannot split a record from its newline
-        os.fsync(self._fd)
+        self._file.write(data)  # one write: a signal cannot split a record from its newline
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        os.close(self._fd)
+        self._file.close()
 
 
 # --- per-item state -------------------------------------------------------------------------
