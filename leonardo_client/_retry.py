@@ -1,13 +1,15 @@
-"""The retry policy: which failed requests are sent again, and how long to wait.
+"""The retry rule, whole: which failed requests are sent again, how long to wait, when to give up.
 
 GET and DELETE are retried on connection errors, read timeouts, 429 and 500/502/503/504.
 POST (every create/perform call costs credits) is retried only when the server cannot have
 acted on it: a connection that never reached it, and 429. It is never re-sent after a 5xx
-or a read timeout, so a retry cannot bill a generation twice.
+or a read timeout, so a retry cannot bill a generation twice (urllib3's default
+allowed_methods leaves POST out of status and read retries; is_retry adds 429 back).
 
-Works the same on urllib3 1.26 and 2.x: only constructor arguments both accept are used,
-and backoff, jitter and the Retry-After cap are implemented here rather than through the
-2.x-only ``backoff_max``/``backoff_jitter``/``retry_after_max`` arguments.
+A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
+gives up at once and the caller gets that response. Backoff is exponential with jitter,
+capped. Only constructor arguments both urllib3 1.26 and 2.x accept are used; backoff,
+jitter and the cap are implemented here rather than through 2.x-only arguments.
 """
 
 from __future__ import annotations
@@ -27,9 +29,6 @@ DEFAULT_MAX_BACKOFF = 30.0
 # A synchronous call should not block for an hour on a server's say-so: longer waits fail fast.
 DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# urllib3's default allowed_methods minus the ones this API never uses; POST stays out so
-# read errors and 5xx never re-send it (allowed_methods=None would re-send after a read timeout).
-RETRYABLE_METHODS = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS", "TRACE"})
 
 _R = TypeVar("_R", bound="LeonardoRetry")
 
@@ -82,20 +81,19 @@ class LeonardoRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> _R:
-        if response is not None:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is not None and wait > self.max_retry_after:
-                # Give up now; with raise_on_status=False the caller gets this very response.
-                reason = ResponseError(f"Retry-After {wait:.0f}s exceeds the cap")
-                raise MaxRetryError(_pool, url or "", reason)
+        wait = self.retry_after_over_cap(response)
+        if wait is not None:
+            # Give up now; with raise_on_status=False the caller gets this very response.
+            raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:.0f}s exceeds the cap"))
         # urllib3 2.x types this as returning Self; types-urllib3 (for 1.26) as a plain Retry.
         return super().increment(  # type: ignore[return-value,unused-ignore]
             method, url, response, error, _pool, _stacktrace
         )
 
-    def get_retry_after(self, response: Any) -> Optional[float]:
-        wait = parse_retry_after(response.headers.get("Retry-After"))
-        return None if wait is None else min(wait, self.max_retry_after)
+    def retry_after_over_cap(self, response: Any) -> Optional[float]:
+        """The response's Retry-After in seconds when it is longer than the cap, else None."""
+        wait = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+        return wait if wait is not None and wait > self.max_retry_after else None
 
     def get_backoff_time(self) -> float:
         # Only the last run of consecutive errors counts (redirects reset it), as in urllib3.
@@ -104,6 +102,14 @@ class LeonardoRetry(Retry):
             return 0.0
         ceiling = min(self.max_backoff, self.backoff_factor * (2 ** (errors - 1)))
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads out clients retrying together
+
+    def gave_up(self, response: Any) -> str:
+        """Why a failed response reached the caller: a Retry-After over the cap, or retries spent."""
+        wait = self.retry_after_over_cap(response)
+        if wait is not None:
+            return f"server asked to retry after {wait:.0f}s, over the {self.max_retry_after:.0f}s cap"
+        history = getattr(getattr(response.raw, "retries", None), "history", ())
+        return f"after {len(history)} retries" if history else ""
 
 
 def default_retry(
@@ -116,7 +122,6 @@ def default_retry(
         total=max_retries,
         backoff_factor=backoff_factor,
         status_forcelist=RETRY_STATUSES,
-        allowed_methods=RETRYABLE_METHODS,
         raise_on_status=False,
         respect_retry_after_header=True,
         max_retry_after=max_retry_after,

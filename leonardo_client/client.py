@@ -1,38 +1,31 @@
-"""Client: one requests.Session, one private _request(), and the 13 generation operations."""
+"""Client: one requests.Session, one _send(), the endpoint methods and the waits."""
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import logging
 import math
 import os
-import posixpath
-import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.__version__ import __version__ as requests_version
 from requests.adapters import HTTPAdapter
 
-from . import __version__
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry, parse_retry_after
+from . import __version__, _files
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry
 from .errors import LeonardoError
-
-if TYPE_CHECKING:
-    # Loaded on the first request body instead (see _body): `dataclasses` imports `inspect`,
-    # which would make `import leonardo_client` ~15% slower than `import requests` alone.
-    from .payloads import (
-        CreateGenerationRequest,
-        CreateLcmGenerationRequest,
-        CreateSvdMotionGenerationRequest,
-        CreateTextureGenerationRequest,
-        LcmInpaintingRequest,
-        LcmInstantRefineRequest,
-        LcmUpscaleRequest,
-    )
+from .payloads import (
+    CreateGenerationRequest,
+    CreateLcmGenerationRequest,
+    CreateSvdMotionGenerationRequest,
+    CreateTextureGenerationRequest,
+    LcmInpaintingRequest,
+    LcmInstantRefineRequest,
+    LcmUpscaleRequest,
+    to_payload,
+)
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT"]
 
@@ -44,49 +37,45 @@ API_KEY_ENV = "LEONARDO_API_KEY"
 BASE_URL_ENV = "LEONARDO_BASE_URL"
 # Waiting: check at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
 # A 4 s generation is seen after ~4 requests, ~0.75 s late; a 5-minute one costs ~30 requests.
-DEFAULT_WAIT_TIMEOUT = 300.0
-DEFAULT_TEXTURE_WAIT_TIMEOUT = 600.0  # texture jobs take tens of seconds to minutes
-DEFAULT_POLL_INTERVAL = 1.0
+WAIT_TIMEOUT = 300.0
+TEXTURE_TIMEOUT = 600.0  # texture jobs take tens of seconds to minutes
+POLL_INTERVAL = 1.0
 POLL_BACKOFF = 1.5
 MAX_POLL_INTERVAL = 12.0
-_DOWNLOAD_CHUNK = 64 * 1024
-_EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "video/mp4": ".mp4",
-    "video/webm": ".webm",
-    "video/quicktime": ".mov",
-}
-_KNOWN_SUFFIXES = frozenset(_EXTENSIONS.values()) | {".jpeg"}
+DOWNLOAD_CHUNK = 64 * 1024
 
 log = logging.getLogger("leonardo_client")
 
 Timeout = Union[float, Tuple[float, float]]
-Body = Union[Mapping[str, Any], Any]
+Result = Dict[str, Any]
+OnPoll = Optional[Callable[[str, float], None]]
+Body = Mapping[str, Any]  # a request body sent as given
+Page = Optional[int]  # limit or offset: None leaves it to the API
 
 
 class Client:
-    """A synchronous client for the Leonardo.Ai REST API (v1), safe to share between threads.
+    """A synchronous client for the Leonardo.Ai REST API, safe to share between threads.
+
+    Each endpoint method returns the API's JSON answer as a dict; its docstring's first line
+    names the HTTP call and the key of the dict that holds the result. ``request`` arguments
+    take the matching dataclass of ``leonardo_client.payloads`` or a mapping sent as given.
 
     Args:
         api_key: the API key; None reads ``LEONARDO_API_KEY``.
         base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API.
             Plain http is refused unless the host is loopback (the key would travel in clear).
         timeout: (connect, read) seconds, or one number for both; applied to every request.
-        max_retries: retries of a failed request under the retry rule; 0 turns retries off.
-        backoff_factor: base of the exponential backoff between retries, in seconds.
+        max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
         session: a ``requests.Session`` of your own (proxies, certificates); it stays yours
             to close. The retry adapter is mounted on it for the API's base URL only.
         pool_maxsize: connections kept open to the API, for threads sharing one client.
         user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
 
     Raises:
-        LeonardoError: no API key was given and ``LEONARDO_API_KEY`` is not set.
-        ValueError, TypeError: an argument is unusable (a key with control characters,
-            a plain-http base URL to a non-loopback host, a bad timeout).
+        LeonardoError: from every call that fails (an error status after the retries allowed,
+            a connection failure or timeout, a truncated or non-JSON body, a FAILED or missing
+            generation); at construction, no API key.
+        ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
     def __init__(
@@ -107,6 +96,8 @@ class Client:
             raise ValueError("max_retries must be an int >= 0")
         if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
             raise ValueError("pool_maxsize must be an int >= 1")
+        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+            raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
         self.retry = default_retry(max_retries, backoff_factor)
 
         self._owns_session = session is None
@@ -120,15 +111,12 @@ class Client:
             self._session.mount("https://", downloads)
             self._session.mount("http://", downloads)
 
-        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
-            raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
-        agent = f"leonardo-client/{__version__} python-requests/{requests_version}"
-        # Sent per request, never set on the session: other hosts (image CDNs) must not see the key.
-        self._api_headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Accept": "application/json",
-            "User-Agent": f"{agent} {user_agent}" if user_agent else agent,
-        }
+        agent = f"leonardo-client/{__version__} python-requests/{requests.__version__}"
+        # Downloads send only the User-Agent; the key goes to the API alone, per request,
+        # never on the session, so other hosts (image CDNs) cannot see it.
+        self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
+        self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -147,365 +135,179 @@ class Client:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # --- the one place that talks HTTP to the API ------------------------------------------
+    # --- HTTP: _send is the only call into the session ---------------------------------------
 
-    def _request(
+    def _send(
         self,
         method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Optional[Dict[str, int]] = None,
-    ) -> Dict[str, Any]:
-        url = self.base_url + path
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method, url, json=json, params=params, headers=self._api_headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            log.debug("%s %s failed after %.3fs: %s", method, path, time.monotonic() - started, type(exc).__name__)
-            raise LeonardoError(_describe_transport_error(exc), method=method, url=url) from exc
-        log.debug("%s %s -> %s in %.3fs", method, path, response.status_code, time.monotonic() - started)
+        url: str,
+        write: Optional[Callable[[requests.Response, Iterator[bytes]], None]] = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request and read its whole body, or stream it to ``write(response, chunks)``.
 
-        # A cut-off answer must read as truncated, not as bad JSON or half an error message.
-        missing = _truncation(response)
-        if missing:
-            raise LeonardoError(
-                f"connection broke while reading the response (truncated body: {missing})",
-                status_code=response.status_code,
-                method=method,
-                url=url,
-            )
-        if not 200 <= response.status_code < 300:
-            raise LeonardoError.from_response(response, note=self._retry_note(response))
+        Every failure becomes a LeonardoError: a transport error, a body cut short of its
+        Content-Length, an error status (with why the retries stopped).
+        """
+        note = "download failed" if write else ""
+        shown, started = url.replace(self.base_url, "", 1), time.monotonic()  # logged: API path or file URL
+        try:
+            with self._session.request(method, url, timeout=self.timeout, stream=bool(write), **kwargs) as response:
+                log.debug("%s %s -> %s in %.3fs", method, shown, response.status_code, time.monotonic() - started)
+                ok = 200 <= response.status_code < 300
+                if write and ok:
+                    write(response, _chunks(response, method, url))
+                else:
+                    _ = response.content  # the whole body (on a download, the error body it streamed)
+                    _check_complete(response, method, url)
+        except requests.RequestException as exc:
+            log.debug("%s %s failed after %.3fs: %s", method, shown, time.monotonic() - started, type(exc).__name__)
+            raise LeonardoError.from_transport(exc, method, url, note) from exc
+        if not ok:
+            reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
+            raise LeonardoError.from_response(response, note=reasons)
+        return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Result:
+        """An API call: the key and API headers added, the JSON object answer decoded."""
+        response = self._send(method, self.base_url + path, headers=self._api_headers, **kwargs)
         if not response.content:
             return {}
         try:
             data = response.json()
         except ValueError as exc:
-            raise LeonardoError(
-                "response body is not valid JSON",
-                status_code=response.status_code,
-                body=response.text[:200],
-                method=method,
-                url=url,
-            ) from exc
+            raise LeonardoError.bad_body(response, "response body is not valid JSON", response.text[:200]) from exc
         if not isinstance(data, dict):
-            raise LeonardoError(
-                f"expected a JSON object, got {type(data).__name__}",
-                status_code=response.status_code,
-                body=data,
-                method=method,
-                url=url,
-            )
+            raise LeonardoError.bad_body(response, f"expected a JSON object, got {type(data).__name__}", data)
         return data
 
-    def _retry_note(self, response: requests.Response) -> str:
-        """Why a retryable failure reached the caller: retries spent, or a Retry-After too long."""
-        # Uncapped: a wait equal to the cap was honoured (and retried); only a longer one was not.
-        wait = parse_retry_after(response.headers.get("Retry-After"))
-        if wait is not None and wait > self.retry.max_retry_after:
-            return f"server asked to retry after {wait:.0f}s, over the {self.retry.max_retry_after:.0f}s cap"
-        history = getattr(getattr(response.raw, "retries", None), "history", ())
-        return f"after {len(history)} retries" if history else ""
+    def _download(self, url: str, path_for: Callable[[str], str]) -> str:
+        """GET a file without the key, streamed to ``path_for(content_type)``, written atomically."""
+        written = []
 
-    # --- generations ----------------------------------------------------------------------
+        def write(response: requests.Response, chunks: Iterator[bytes]) -> None:
+            written.append(path_for(response.headers.get("Content-Type", "")))
+            _files.write_atomically(written[0], chunks)
 
-    def create_generation(self, request: Union[CreateGenerationRequest, Mapping[str, Any]]) -> Dict[str, Any]:
-        """POST /generations: start an image generation (spends credits).
+        self._send("GET", _files.check_url(url), write, headers=self._download_headers)
+        return written[0]
 
-        Args:
-            request: a CreateGenerationRequest, or a mapping sent as given.
+    # --- generations ----------------------------------------------------------------------------
 
-        Returns:
-            The response; ``["sdGenerationJob"]["generationId"]`` is the id to poll.
+    def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
+        """POST /generations -> sdGenerationJob: start an image generation (spends credits).
 
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        ``sdGenerationJob.generationId`` is the id to wait for.
         """
-        return self._request("POST", "/generations", json=_body(request, "CreateGenerationRequest"))
+        return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
 
-    def get_generation_by_id(self, id: str) -> Dict[str, Any]:
-        """GET /generations/{id}: a generation, with its status and generated images.
+    def get_generation_by_id(self, id: str) -> Result:
+        """GET /generations/{id} -> generations_by_pk: a generation, its status and images.
 
-        Args:
-            id: the generation id: ``sdGenerationJob.generationId`` of create_generation, or
-                ``motionSvdGenerationJob.generationId`` of create_svd_motion_generation.
-
-        Returns:
-            The response; ``["generations_by_pk"]`` is the generation (None for an unknown id).
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad id.
+        ``generations_by_pk`` is None for an unknown id.
         """
         return self._request("GET", _path("generations", id))
 
-    def delete_generation_by_id(self, id: str) -> Dict[str, Any]:
-        """DELETE /generations/{id}: delete a generation.
-
-        Args:
-            id: the generation id.
-
-        Returns:
-            The response; ``["delete_generations_by_pk"]["id"]`` is the deleted id
-            (``delete_generations_by_pk`` is None for an unknown id).
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad id.
-        """
+    def delete_generation_by_id(self, id: str) -> Result:
+        """DELETE /generations/{id} -> delete_generations_by_pk: delete a generation (None if unknown)."""
         return self._request("DELETE", _path("generations", id))
 
-    def get_generations_by_user_id(
-        self, user_id: str, limit: Optional[int] = None, offset: Optional[int] = None
-    ) -> Dict[str, Any]:
-        """GET /generations/user/{userId}: a user's generations, newest first, one page.
+    def get_generations_by_user_id(self, user_id: str, limit: Page = None, offset: Page = None) -> Result:
+        """GET /generations/user/{userId} -> generations: one page of a user's generations.
 
-        Args:
-            user_id: the user's id (``GET /me`` gives it as ``user_details[0].user.id``).
-            limit, offset: the page; the API's defaults (10, 0) apply when omitted.
-
-        Returns:
-            The response; ``["generations"]`` is the list of generations.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
+        ``limit``/``offset`` default to the API's 10 and 0; ``GET /me`` gives the user id.
         """
         return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
 
-    # --- texture generations (legacy: dropped from Leonardo's public spec in 2026-04) --------
+    # --- texture generations (legacy: dropped from Leonardo's public spec in 2026-04) ----------
 
-    def create_texture_generation(
-        self, request: Union[CreateTextureGenerationRequest, Mapping[str, Any]]
-    ) -> Dict[str, Any]:
-        """POST /generations-texture: texture a 3D model asset (spends credits; legacy).
+    def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
+        """POST /generations-texture -> textureGenerationJob: texture a 3D model (spends credits; legacy).
 
-        Args:
-            request: a CreateTextureGenerationRequest, or a mapping sent as given.
-
-        Returns:
-            The response; ``["textureGenerationJob"]["id"]`` is the id to poll.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        ``textureGenerationJob.id`` is the id to wait for with wait_for_texture_generation.
         """
-        return self._request("POST", "/generations-texture", json=_body(request, "CreateTextureGenerationRequest"))
+        return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
-    def get_texture_generation_by_id(
-        self, id: str, limit: Optional[int] = None, offset: Optional[int] = None
-    ) -> Dict[str, Any]:
-        """GET /generations-texture/{id}: a texture generation and its texture images (legacy).
+    def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
+        """GET /generations-texture/{id} -> model_asset_texture_generations_by_pk: a texture generation (legacy).
 
-        Args:
-            id: the texture generation id (``textureGenerationJob.id``).
-            limit, offset: the page of texture images; the API's defaults (10, 0) apply when omitted.
-
-        Returns:
-            The response; ``["model_asset_texture_generations_by_pk"]`` is the texture
-            generation (None for an unknown id).
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
+        ``limit``/``offset`` page its texture images; None for an unknown id.
         """
         return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
 
-    def delete_texture_generation_by_id(self, id: str) -> Dict[str, Any]:
-        """DELETE /generations-texture/{id}: delete a texture generation (legacy).
-
-        Args:
-            id: the texture generation id.
-
-        Returns:
-            The response; ``["delete_model_asset_texture_generations_by_pk"]["id"]`` is the
-            deleted id.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad id.
-        """
+    def delete_texture_generation_by_id(self, id: str) -> Result:
+        """DELETE /generations-texture/{id} -> delete_model_asset_texture_generations_by_pk: delete one (legacy)."""
         return self._request("DELETE", _path("generations-texture", id))
 
-    def get_texture_generations_by_model_id(
-        self, model_id: str, limit: Optional[int] = None, offset: Optional[int] = None
-    ) -> Dict[str, Any]:
-        """GET /generations-texture/model/{modelId}: the texture generations of a 3D model (legacy).
-
-        Args:
-            model_id: the id of the uploaded 3D model asset.
-            limit, offset: the page; the API's defaults (10, 0) apply when omitted.
-
-        Returns:
-            The response; ``["model_asset_texture_generations"]`` is the list.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad argument.
-        """
+    def get_texture_generations_by_model_id(self, model_id: str, limit: Page = None, offset: Page = None) -> Result:
+        """GET /generations-texture/model/{modelId} -> model_asset_texture_generations: a 3D model's (legacy)."""
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
-    # --- motion -----------------------------------------------------------------------------
+    # --- motion and the four synchronous LCM operations ----------------------------------------
 
-    def create_svd_motion_generation(
-        self, request: Union[CreateSvdMotionGenerationRequest, Mapping[str, Any]]
-    ) -> Dict[str, Any]:
-        """POST /generations-motion-svd: turn a generated image into a video (spends credits).
+    def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
+        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image (spends credits).
 
-        Args:
-            request: a CreateSvdMotionGenerationRequest (its ``image_id`` is an *image* id,
-                ``generated_images[].id``, not a generation id), or a mapping sent as given.
-
-        Returns:
-            The response; ``["motionSvdGenerationJob"]["generationId"]`` is the id to poll
-            with get_generation_by_id; the video is at ``generated_images[].motionMP4URL``.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        ``image_id`` is an image id (``generated_images[].id``); wait for
+        ``motionSvdGenerationJob.generationId``; the video is at ``generated_images[].motionMP4URL``.
         """
-        return self._request(
-            "POST", "/generations-motion-svd", json=_body(request, "CreateSvdMotionGenerationRequest")
-        )
+        return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
 
-    # --- the four synchronous LCM operations --------------------------------------------------
+    def create_lcm_generation(self, request: Union[CreateLcmGenerationRequest, Body]) -> Result:
+        """POST /generations-lcm -> lcmGenerationJob: a realtime generation, answered at once.
 
-    def create_lcm_generation(
-        self, request: Union[CreateLcmGenerationRequest, Mapping[str, Any]]
-    ) -> Dict[str, Any]:
-        """POST /generations-lcm: a realtime (LCM) generation from an image, answered at once.
-
-        Args:
-            request: a CreateLcmGenerationRequest, or a mapping sent as given.
-
-        Returns:
-            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        ``lcmGenerationJob.imageDataUrl`` lists base64 data URLs (save_results writes them).
         """
-        return self._request("POST", "/generations-lcm", json=_body(request, "CreateLcmGenerationRequest"))
+        return self._request("POST", "/generations-lcm", json=_body(request, CreateLcmGenerationRequest))
 
-    def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Mapping[str, Any]]) -> Dict[str, Any]:
-        """POST /lcm-inpainting: regenerate the masked area of an image, answered at once.
+    def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Body]) -> Result:
+        """POST /lcm-inpainting -> lcmGenerationJob: regenerate the masked area, answered at once."""
+        return self._request("POST", "/lcm-inpainting", json=_body(request, LcmInpaintingRequest))
 
-        Args:
-            request: an LcmInpaintingRequest, or a mapping sent as given.
+    def perform_instant_refine(self, request: Union[LcmInstantRefineRequest, Body]) -> Result:
+        """POST /lcm-instant-refine -> lcmGenerationJob: refine an image, answered at once."""
+        return self._request("POST", "/lcm-instant-refine", json=_body(request, LcmInstantRefineRequest))
 
-        Returns:
-            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
+    def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Body]) -> Result:
+        """POST /lcm-upscale -> lcmGenerationJob: an Alchemy upscale, answered at once and stored.
 
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
+        Besides ``imageDataUrl``, ``lcmGenerationJob`` names the stored ``generationId``,
+        ``variationId`` and ``generatedImageId``.
         """
-        return self._request("POST", "/lcm-inpainting", json=_body(request, "LcmInpaintingRequest"))
+        return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
 
-    def perform_instant_refine(
-        self, request: Union[LcmInstantRefineRequest, Mapping[str, Any]]
-    ) -> Dict[str, Any]:
-        """POST /lcm-instant-refine: refine an image, answered at once.
-
-        Args:
-            request: an LcmInstantRefineRequest, or a mapping sent as given.
-
-        Returns:
-            The response; ``["lcmGenerationJob"]["imageDataUrl"]`` is a list of base64 data URLs.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
-        """
-        return self._request("POST", "/lcm-instant-refine", json=_body(request, "LcmInstantRefineRequest"))
-
-    def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Mapping[str, Any]]) -> Dict[str, Any]:
-        """POST /lcm-upscale: an Alchemy upscale of an image, answered at once and stored.
-
-        Args:
-            request: an LcmUpscaleRequest, or a mapping sent as given.
-
-        Returns:
-            The response; ``["lcmGenerationJob"]`` holds ``imageDataUrl`` (base64 data URLs),
-            ``generationId``, ``variationId`` and ``generatedImageId``.
-
-        Raises:
-            LeonardoError: the call failed. TypeError/ValueError: a bad request argument.
-        """
-        return self._request("POST", "/lcm-upscale", json=_body(request, "LcmUpscaleRequest"))
-
-    # --- waiting, downloading and saving results -----------------------------------------------
+    # --- waiting, downloading and saving results -------------------------------------------------
 
     def wait_for_generation(
-        self,
-        id: str,
-        timeout: float = DEFAULT_WAIT_TIMEOUT,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        on_poll: Optional[Callable[[str, float], None]] = None,
-    ) -> Dict[str, Any]:
+        self, id: str, timeout: float = WAIT_TIMEOUT, poll_interval: float = POLL_INTERVAL, on_poll: OnPoll = None
+    ) -> Result:
         """Poll GET /generations/{id} until an image or motion generation has finished.
 
-        The first check is immediate, the second comes ``poll_interval`` seconds later, and
-        each interval after that is 1.5 times the last, up to 12 s: a generation that takes
-        4 s is seen after 4 requests, under a second after it finished; a 5-minute one costs
-        about 30 requests. No sleep goes past the deadline; a single request may
-        still take up to the client's timeout.
-
-        Args:
-            id: ``sdGenerationJob.generationId`` or ``motionSvdGenerationJob.generationId``.
-            timeout: seconds to wait in all before giving up.
-            poll_interval: seconds between the first two checks; later intervals grow from it.
-            on_poll: called after every check with the status and the seconds elapsed.
-
-        Returns:
-            ``generations_by_pk``, the finished generation: images at
-            ``generated_images[].url``, a motion video at ``generated_images[].motionMP4URL``.
-
-        Raises:
-            LeonardoError: the generation FAILED, does not exist, is still running when the
-                timeout passes, or a check failed. TypeError/ValueError: a bad argument.
+        Checks at once, after ``poll_interval`` seconds, then at intervals 1.5 times the last,
+        up to 12 s: a 4 s generation is seen after 4 requests, under a second late; a 5-minute
+        one costs about 30. No sleep passes the ``timeout`` deadline. ``on_poll(status,
+        seconds elapsed)`` is called after every check. Returns ``generations_by_pk`` (images
+        at ``generated_images[].url``, a video at ``.motionMP4URL``); LeonardoError when it
+        FAILED, does not exist, or is still running at the deadline.
         """
-        return self._wait(
-            self.get_generation_by_id, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll
-        )
+        fetch = self.get_generation_by_id
+        return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
 
     def wait_for_texture_generation(
-        self,
-        id: str,
-        timeout: float = DEFAULT_TEXTURE_WAIT_TIMEOUT,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        on_poll: Optional[Callable[[str, float], None]] = None,
-    ) -> Dict[str, Any]:
-        """Poll GET /generations-texture/{id} until a texture generation has finished (legacy).
+        self, id: str, timeout: float = TEXTURE_TIMEOUT, poll_interval: float = POLL_INTERVAL, on_poll: OnPoll = None
+    ) -> Result:
+        """Poll GET /generations-texture/{id} as wait_for_generation does (legacy; ``timeout`` 600 s).
 
-        Polls like wait_for_generation; ``id`` is ``textureGenerationJob.id``.
-
-        Args:
-            id: ``textureGenerationJob.id`` of create_texture_generation.
-            timeout: seconds to wait in all before giving up (default 600: texture jobs are slow).
-            poll_interval: seconds between the first two checks; later intervals grow from it.
-            on_poll: called after every check with the status and the seconds elapsed.
-
-        Returns:
-            ``model_asset_texture_generations_by_pk``; the maps are at
-            ``model_asset_texture_images[].{type,url}``.
-
-        Raises:
-            LeonardoError: FAILED, no such id, timeout, or a check failed.
-            TypeError/ValueError: a bad argument.
+        ``poll_interval`` and ``on_poll`` work as there. Returns
+        ``model_asset_texture_generations_by_pk``; the maps are at ``model_asset_texture_images[]``.
         """
-        return self._wait(
-            self.get_texture_generation_by_id,
-            "model_asset_texture_generations_by_pk",
-            "texture generation",
-            id,
-            timeout,
-            poll_interval,
-            on_poll,
-        )
+        fetch, key = self.get_texture_generation_by_id, "model_asset_texture_generations_by_pk"
+        return self._wait(fetch, key, "texture generation", id, timeout, poll_interval, on_poll)
 
     def _wait(
-        self,
-        fetch: Callable[[str], Dict[str, Any]],
-        key: str,
-        what: str,
-        id: str,
-        timeout: float,
-        poll_interval: float,
-        on_poll: Optional[Callable[[str, float], None]],
-    ) -> Dict[str, Any]:
+        self, fetch: Callable[[str], Result], key: str, what: str, id: str, timeout: float, poll_interval: float,
+        on_poll: OnPoll,
+    ) -> Result:
         for name, value in (("timeout", timeout), ("poll_interval", poll_interval)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -526,114 +328,59 @@ class Client:
                 raise LeonardoError(f"{what} {id} FAILED", body=found)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LeonardoError(f"{what} {id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s)", body=found)
+                message = f"{what} {id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s)"
+                raise LeonardoError(message, body=found)
             time.sleep(min(interval, left))
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
 
-    def download_image(self, url: str, path: Union[str, "os.PathLike[str]"]) -> str:
-        """GET a file (image or video) from an image host and write it to ``path``.
+    def download_image(self, url: str, path: _files.PathLike) -> str:
+        """GET ``url`` (an image or video on an image host), write it to ``path``; returns the path.
 
-        The body is streamed to a temporary file beside ``path`` in 64 KiB chunks and renamed
-        into place when complete, so ``path`` never holds a partial file. No API key is sent.
-        The client's timeouts apply, and GET is retried under the client's retry rule (with a
-        session of your own, downloads use that session's adapters as they are).
-
-        Args:
-            url: the file's http(s) URL, e.g. ``generated_images[].url``.
-            path: the file to write (its folder must exist); replaced if it exists.
-
-        Returns:
-            ``path``, as a str.
-
-        Raises:
-            LeonardoError: an error status, a connection failure or timeout, a body shorter
-                than its Content-Length, or the file could not be written.
-            ValueError/TypeError: not an http(s) URL, or ``path`` is a folder.
+        Streamed in 64 KiB chunks to a temporary file beside ``path`` (whose folder must exist)
+        and renamed into place when complete, so ``path`` never holds a partial file. No API
+        key is sent; the client's timeouts and retry rule apply (with a session of your own,
+        downloads use that session's adapters as they are).
         """
-        target = os.fspath(path)
-        if os.path.isdir(target):
-            raise ValueError(f"path {target!r} is a folder; give the file name to write")
-        return self._download(url, target)
+        target = _files.check_file_path(path)
+        return self._download(url, lambda content_type: target)
 
-    def save_results(self, result: Mapping[str, Any], folder: Union[str, "os.PathLike[str]"]) -> List[str]:
-        """Save every file of a finished result into ``folder`` (created if needed).
+    def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
+        """Save every file of a finished result into ``folder`` (created if needed); returns the paths.
 
-        ``result`` is a finished generation (``generations_by_pk``, as wait_for_generation
-        returns it: its images, and the video of a motion generation), a finished texture
-        generation (its maps), or an LCM response or its ``lcmGenerationJob`` (the base64
-        images, decoded); a whole GET response is unwrapped too. File names come from ids
-        only, reduced to ``[A-Za-z0-9._-]``: ``<generation id>_<image id>.png``,
-        ``<generation id>_<image id>_motion.mp4``, ``<texture generation id>_<type>.png``,
-        ``lcm-<requestTimestamp>_<n>.png``. The extension comes from the URL when it names a
-        known image or video type, else from the Content-Type. A file of the same name is
-        replaced.
-
-        Returns:
-            The paths written, in the order of the result.
-
-        Raises:
-            LeonardoError: a download failed, a data URL is malformed, or a file could not be
-                written. ValueError/TypeError: not a result, or one that has not COMPLETEd.
+        ``result``: a finished generation (its images; a motion video), texture generation
+        (its maps) or LCM result (its base64 images), or the whole GET/LCM response. Names
+        come from ids only, reduced to ``[A-Za-z0-9._-]``: ``<generation>_<image>.png``,
+        ``<generation>_<image>_motion.mp4``, ``<texture generation>_<type>.png``,
+        ``lcm-<requestTimestamp>_<n>.png``; the extension from the URL, else the Content-Type.
+        Files are replaced. ValueError if the result has not COMPLETEd.
         """
-        files = _result_files(result)
-        folder = os.fspath(folder)
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
-        paths = []
-        for name, url in files:
-            base = os.path.join(folder, name)
-            if url.startswith("data:"):
-                mime, data = _decode_data_url(url)
-                paths.append(base + _EXTENSIONS.get(mime, ".bin"))
-                _write_atomically(paths[-1], [data])
-                continue
-            _check_download_url(url)
-            suffix = posixpath.splitext(urlsplit(url).path)[1].lower()
-            if suffix in _KNOWN_SUFFIXES:
-                paths.append(self._download(url, base + suffix))
-            else:
-                paths.append(self._download(url, base, extension_from_type=True))
-        return paths
-
-    def _download(self, url: str, path: str, extension_from_type: bool = False) -> str:
-        """The one place that fetches files from image hosts: streamed, atomic, without the key."""
-        _check_download_url(url)
-        try:
-            response = self._session.get(
-                url,
-                headers={"User-Agent": self._api_headers["User-Agent"]},
-                timeout=self.timeout,
-                stream=True,
-            )
-        except requests.RequestException as exc:
-            raise LeonardoError(
-                f"download failed: {_describe_transport_error(exc, 'the image host')}", method="GET", url=url
-            ) from exc
-        with response:
-            if not 200 <= response.status_code < 300:
-                raise LeonardoError.from_response(response, note="download failed")
-            if extension_from_type:
-                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                path += _EXTENSIONS.get(content_type, ".bin")
-            try:
-                _write_atomically(path, _body_chunks(response, url))
-            except requests.RequestException as exc:
-                raise LeonardoError(
-                    f"download failed: {_describe_transport_error(exc, 'the image host')}", method="GET", url=url
-                ) from exc
-        return path
+        return _files.save_results(result, folder, self._download)
 
 
-# --- argument checks: all run before anything is sent -----------------------------------------
+# --- checks of arguments and answers: all argument checks run before anything is sent ---------
+
+
+def _chunks(response: requests.Response, method: str, url: str) -> Iterator[bytes]:
+    yield from response.iter_content(DOWNLOAD_CHUNK)
+    _check_complete(response, method, url)
+
+
+def _check_complete(response: requests.Response, method: str, url: str) -> None:
+    """Raise when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
+
+    urllib3 2.x raises on a short body itself; 1.26 ends it silently, so compare for both.
+    """
+    expected = response.headers.get("Content-Length", "").strip()
+    received = getattr(response.raw, "tell", lambda: None)()
+    if expected.isdigit() and isinstance(received, int) and received < int(expected):
+        message = f"connection broke while reading the response (truncated body: {received} of {expected} bytes)"
+        raise LeonardoError(message, status_code=response.status_code, method=method, url=url)
 
 
 def _path(*segments: str) -> str:
-    """Join path segments, each percent-encoded as exactly one segment.
+    """Our literal segments and the caller's id, percent-encoded as exactly one segment.
 
-    The first segment is a literal of ours; the last is the caller's id, which must be a
-    non-empty string and not "." or ".." (requests would resolve those and climb out).
+    The id must be a non-empty str, not "." or ".." (requests would resolve those and climb out).
     """
     *fixed, ident = segments
     if not isinstance(ident, str):
@@ -656,26 +403,22 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     return params or None
 
 
-def _body(request: Any, expected: str) -> Any:
-    """The JSON of a request body: ``expected`` names its payloads dataclass."""
-    from . import payloads  # cached after the first call; not at import time (see the imports)
-
-    if isinstance(request, Mapping) or isinstance(request, getattr(payloads, expected)):
-        return payloads.to_payload(request)
-    raise TypeError(f"request must be a {expected} or a mapping, not {type(request).__name__}")
+def _body(request: Any, expected: type) -> Any:
+    """The JSON of a request body: an instance of the ``expected`` dataclass, or a mapping."""
+    if isinstance(request, (Mapping, expected)):
+        return to_payload(request)
+    raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
 
 
 def _check_api_key(api_key: Optional[str]) -> str:
-    if not api_key:
-        raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
-    if not isinstance(api_key, str):
+    if api_key is not None and not isinstance(api_key, str):
         raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+    if not api_key or not api_key.strip():
+        raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
     if not (api_key.isascii() and api_key.isprintable()):
         # A line break would let the key inject headers, and a non-ASCII one fails on every call
         # (header values are latin-1) with a raw UnicodeEncodeError; never echo the key itself.
         raise ValueError("api_key contains a control or non-ASCII character (line break?); check how it was read")
-    if not api_key.strip():
-        raise LeonardoError(f"no API key (only spaces): pass api_key= or set the {API_KEY_ENV} environment variable")
     return api_key.strip()
 
 
@@ -684,18 +427,14 @@ def _check_base_url(base_url: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"refusing plain-http base_url {base_url!r}: the API key would travel unencrypted "
-            "(http is allowed only for loopback hosts)"
-        )
+        message = f"refusing plain-http base_url {base_url!r}: the API key would travel unencrypted"
+        raise ValueError(message + " (http is allowed only for loopback hosts)")
     return base_url.rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -708,124 +447,3 @@ def _check_timeout(timeout: Timeout) -> Timeout:
     ):
         raise ValueError(f"timeout must be a positive number or a (connect, read) pair, got {timeout!r}")
     return timeout
-
-
-def _describe_transport_error(exc: requests.RequestException, peer: str = "the API") -> str:
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"timed out connecting to {peer}"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"timed out waiting for {peer}'s response"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection broke while reading the response (truncated body)"
-    if isinstance(exc, requests.ConnectionError):
-        reason = exc.args[0] if exc.args else exc
-        reason = getattr(reason, "reason", None) or reason  # MaxRetryError -> the underlying cause
-        text = str(reason)
-        if len(getattr(reason, "args", ())) == 2 and isinstance(reason.args[1], Exception):
-            # ProtocolError('Connection aborted.', RemoteDisconnected('Remote end closed ...'))
-            text = f"{str(reason.args[0]).rstrip('.')}: {reason.args[1]}"
-        # urllib3 prefixes the connection object's repr: keep only what happened.
-        for marker in ("): ", ">: "):
-            if marker in text:
-                text = text.split(marker, 1)[1]
-        return f"connection failed: {text}"
-    return f"request failed: {type(exc).__name__}: {exc}"
-
-
-# --- downloads and saved files -------------------------------------------------------------------
-
-
-def _check_download_url(url: str) -> None:
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str, not {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"can only download http(s) URLs, got {url[:60]!r}")
-
-
-def _body_chunks(response: requests.Response, url: str) -> Iterator[bytes]:
-    yield from response.iter_content(_DOWNLOAD_CHUNK)
-    missing = _truncation(response)
-    if missing:
-        raise LeonardoError(f"download truncated: received {missing}", method="GET", url=url)
-
-
-def _truncation(response: requests.Response) -> str:
-    """How much of a body arrived ("N of M bytes") when it ended before its Content-Length, else "".
-
-    urllib3 2.x raises on a short body; 1.26 ends it silently, so compare for both.
-    """
-    expected = response.headers.get("Content-Length", "").strip()
-    received = getattr(response.raw, "tell", lambda: None)()
-    if expected.isdigit() and isinstance(received, int) and received < int(expected):
-        return f"{received} of {expected} bytes"
-    return ""
-
-
-def _write_atomically(path: str, chunks: Iterable[bytes]) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
-    folder, name = os.path.split(path)
-    temp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}.part")
-    try:
-        with open(temp, "xb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(temp, path)
-    except BaseException as exc:
-        try:
-            os.remove(temp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-            raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
-        raise
-
-
-def _decode_data_url(url: str) -> Tuple[str, bytes]:
-    header, comma, data = url.partition(",")
-    if not comma or not header.lower().endswith(";base64"):
-        raise LeonardoError(f"not a base64 data URL: {url[:40]!r}")
-    try:
-        return header[5:].split(";")[0].strip().lower(), base64.b64decode(data, validate=True)
-    except ValueError as exc:
-        raise LeonardoError("a data URL holds invalid base64") from exc
-
-
-def _safe_name(value: Any, fallback: str) -> str:
-    """A file-name piece from an id: only [A-Za-z0-9._-], no leading dot, never empty."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip(".")[:80] if value else ""
-    return text or fallback
-
-
-def _result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """(file name without extension, URL) for every file of a result; see Client.save_results."""
-    if not isinstance(result, Mapping):
-        raise TypeError(f"result must be a dict, not {type(result).__name__}")
-    for key in ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob"):
-        if isinstance(result.get(key), Mapping):
-            result = result[key]
-            break
-    files: List[Tuple[str, str]] = []
-    if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
-        prefix = "lcm-" + _safe_name(result.get("requestTimestamp"), "result")
-        files = [(f"{prefix}_{n}", url) for n, url in enumerate(result["imageDataUrl"] or [])]
-    elif "generated_images" in result or "model_asset_texture_images" in result:
-        if result.get("status") != "COMPLETE":
-            raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
-        generation = _safe_name(result.get("id"), "generation")
-        for n, image in enumerate(result.get("generated_images") or []):
-            name = f"{generation}_{_safe_name(image.get('id'), str(n))}"
-            files.append((name, image["url"]))
-            if image.get("motionMP4URL"):
-                files.append((name + "_motion", image["motionMP4URL"]))
-        for n, texture in enumerate(result.get("model_asset_texture_images") or []):
-            kind = _safe_name(str(texture.get("type") or "").lower(), str(n))
-            files.append((f"{generation}_{kind}", texture["url"]))
-    else:
-        raise ValueError("result is not a generation, a texture generation or an LCM result")
-    seen: Dict[str, int] = {}
-    unique = []
-    for name, url in files:  # two ids that sanitise alike must not overwrite each other
-        seen[name] = seen.get(name, 0) + 1
-        unique.append((name if seen[name] == 1 else f"{name}-{seen[name]}", url))
-    return unique

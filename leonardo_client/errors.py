@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
 
-if TYPE_CHECKING:  # requests is only needed for the type, not at import time of this module
-    import requests
+import requests
 
 __all__ = ["LeonardoError"]
 
@@ -58,24 +58,71 @@ class LeonardoError(Exception):
         return f"LeonardoError(status_code={self.status_code!r}, message={self.message!r})"
 
     @classmethod
+    def from_transport(cls, exc: requests.RequestException, method: str, url: str, note: str = "") -> "LeonardoError":
+        """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
+        template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
+        message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
+        return cls(f"{note}: {message}" if note else message, method=method, url=url)
+
+    @classmethod
     def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
         """Build the error for an unsuccessful response, whatever its body holds."""
         from ._retry import parse_retry_after
 
         body = _parse_body(response)
         message = _message_from(body) or _fallback_message(response)
-        if note:
-            message = f"{message} ({note})"
-        request = response.request
         return cls(
-            message,
-            status_code=response.status_code,
+            f"{message} ({note})" if note else message,
             body=body,
-            method=request.method if request is not None else None,
-            url=request.url if request is not None else response.url,
             request_id=next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            **_exchange(response),
         )
+
+    @classmethod
+    def bad_body(cls, response: "requests.Response", message: str, body: Any) -> "LeonardoError":
+        """Build the error for a success status whose body is not what the API sends."""
+        return cls(message, body=body, **_exchange(response))
+
+
+def _exchange(response: "requests.Response") -> Dict[str, Any]:
+    """The status, method and URL of the request a response answers."""
+    request = response.request
+    return {
+        "status_code": response.status_code,
+        "method": request.method if request is not None else None,
+        "url": request.url if request is not None else response.url,
+    }
+
+
+# What each kind of transport failure means, most specific first (ConnectTimeout is also a
+# ConnectionError, SSLError too); the last one matches every requests exception.
+_TRANSPORT_ERRORS = (
+    (requests.exceptions.ConnectTimeout, "timed out connecting to {host}"),
+    (requests.exceptions.ReadTimeout, "timed out waiting for {host}'s response"),
+    (requests.exceptions.SSLError, "TLS/SSL handshake with {host} failed: {detail}"),
+    (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
+    (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
+    (requests.exceptions.ConnectionError, "connection failed: {detail}"),
+    (requests.exceptions.RequestException, "request to {host} failed: {detail}"),
+)
+
+
+def _detail(exc: BaseException) -> str:
+    """What happened, from the innermost exception under requests' and urllib3's wrappers.
+
+    The operating system's own error (ConnectionRefusedError, RemoteDisconnected, an
+    ssl.SSLError...) when there is one: urllib3's texts carry connection objects' reprs.
+    """
+    for _ in range(10):  # the chains are 2-4 deep; bounded all the same
+        if isinstance(exc, OSError) and not type(exc).__module__.startswith(("requests", "urllib3")):
+            return str(exc.strerror or exc)
+        inner = getattr(exc, "reason", None) or next((a for a in exc.args if isinstance(a, BaseException)), None)
+        inner = inner or exc.__cause__ or exc.__context__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return str(exc) or type(exc).__name__
 
 
 def _parse_body(response: "requests.Response") -> Any:

@@ -9,7 +9,7 @@ Enum-like fields take any string; the classes at the bottom offer the known valu
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional
 
 __all__ = [
     "CreateGenerationRequest",
@@ -52,41 +52,20 @@ def to_payload(value: Any) -> Any:
     left at None raises ValueError. Mappings are sent as given, with only their values
     converted.
     """
-    if type(value) in _SCALARS:  # most values: skip the dataclass and ABC checks
-        return value
     if is_dataclass(value) and not isinstance(value, type):
         out = {}
-        for name, key, needed in _field_plan(value):
-            item = getattr(value, name)
-            if item is None:
-                if needed:
-                    raise ValueError(f"{type(value).__name__}.{name} is required")
-                continue
-            out[key] = item if type(item) in _SCALARS else to_payload(item)
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if item is not None:
+                out[f.metadata.get("json", f.name)] = to_payload(item)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{type(value).__name__}.{f.name} is required")
         return out
     if isinstance(value, Mapping):
         return {key: to_payload(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_payload(item) for item in value]
     return value
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-# Per dataclass: (attribute, wire key, required?) of each field, worked out on first use
-# rather than on every call: dataclasses.fields() and the metadata look-ups made serializing
-# a 49-field CreateGenerationRequest cost several times what it costs now.
-_FIELD_PLANS: Dict[type, Tuple[Tuple[str, str, bool], ...]] = {}
-
-
-def _field_plan(instance: Any) -> Tuple[Tuple[str, str, bool], ...]:
-    plan = _FIELD_PLANS.get(type(instance))
-    if plan is None:
-        plan = tuple(
-            (f.name, f.metadata.get("json", f.name), f.default is MISSING and f.default_factory is MISSING)
-            for f in fields(instance)
-        )
-        _FIELD_PLANS[type(instance)] = plan
-    return plan
 
 
 # --- POST /generations ---------------------------------------------------------------------

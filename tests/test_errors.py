@@ -158,11 +158,11 @@ def test_200_json_that_is_not_an_object(mocked, client, body, kind):
     "exc, text",
     [
         (requests.ConnectionError("connection refused"), "connection failed: connection refused"),
-        (requests.exceptions.ConnectTimeout("slow connect"), "timed out connecting to the API"),
-        (requests.exceptions.ReadTimeout("slow read"), "timed out waiting for the API's response"),
+        (requests.exceptions.ConnectTimeout("slow connect"), "timed out connecting to leonardo.example.test"),
+        (requests.exceptions.ReadTimeout("slow read"), "timed out waiting for leonardo.example.test's response"),
         (requests.exceptions.ChunkedEncodingError("cut"), "connection broke while reading the response"),
-        (requests.exceptions.SSLError("bad certificate"), "connection failed: bad certificate"),
-        (requests.exceptions.TooManyRedirects("loop"), "request failed: TooManyRedirects: loop"),
+        (requests.exceptions.SSLError("bad certificate"), "TLS/SSL handshake with leonardo.example.test failed: bad certificate"),
+        (requests.exceptions.TooManyRedirects("loop"), "request to leonardo.example.test failed: loop"),
     ],
 )
 def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, client, exc, text):

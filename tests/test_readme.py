@@ -278,7 +278,7 @@ def test_configuration_table_lists_every_option_with_its_default() -> None:
 ENDPOINT_METHODS = {
     name
     for name, member in vars(Client).items()
-    if callable(member) and not name.startswith("_") and re.match(r"(GET|POST|DELETE) /\S*:", member.__doc__ or "")
+    if callable(member) and not name.startswith("_") and re.match(r"(GET|POST|DELETE) /\S* -> ", member.__doc__ or "")
 }
 
 
@@ -289,7 +289,7 @@ def test_endpoint_table_matches_the_methods_and_their_docstrings() -> None:
     for name, (call, http) in table.items():
         method = getattr(Client, name)
         first_line = method.__doc__.strip().splitlines()[0]
-        assert first_line.startswith(http + ":"), (name, first_line)
+        assert first_line.startswith(http + " -> "), (name, first_line)
         parameters = list(inspect.signature(method).parameters.values())[1:]
         shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in parameters]
         assert call == f"{name}({', '.join(shown)})"

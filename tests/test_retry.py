@@ -128,15 +128,15 @@ def test_only_the_last_run_of_errors_counts():
     assert retry.get_backoff_time() == 0
 
 
-@pytest.mark.parametrize("header, expected", [("5", 5.0), ("60", 60.0), ("61", 60.0), ("3600", 60.0), ("0", 0.0)])
-def test_get_retry_after_is_capped(header, expected):
-    assert default_retry().get_retry_after(urllib3_response(429, header)) == expected
+@pytest.mark.parametrize("header, expected", [("5", None), ("60", None), ("61", 61.0), ("3600", 3600.0), ("0", None)])
+def test_only_a_retry_after_over_the_cap_is_reported(header, expected):
+    assert default_retry().retry_after_over_cap(urllib3_response(429, header)) == expected
 
 
-def test_get_retry_after_cap_is_configurable_and_missing_header_is_none():
-    assert default_retry(max_retry_after=10).get_retry_after(urllib3_response(429, "30")) == 10
-    assert default_retry().get_retry_after(urllib3_response(429)) is None
-    assert default_retry().get_retry_after(urllib3_response(429, "soon")) is None
+def test_retry_after_cap_is_configurable_and_missing_header_is_none():
+    assert default_retry(max_retry_after=10).retry_after_over_cap(urllib3_response(429, "30")) == 30
+    assert default_retry().retry_after_over_cap(urllib3_response(429)) is None
+    assert default_retry().retry_after_over_cap(urllib3_response(429, "soon")) is None
 
 
 def test_parse_retry_after_seconds():

@@ -1,0 +1,149 @@
+"""Results as files: which files a result names, safe names and extensions, atomic writes.
+
+No HTTP here: the client fetches, this module decides names and writes bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import posixpath
+import re
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple, Union
+from urllib.parse import urlsplit
+
+from .errors import LeonardoError
+
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+}
+KNOWN_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
+# Where each kind of finished result keeps its files, when a whole GET response is given.
+RESULT_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob")
+
+PathLike = Union[str, "os.PathLike[str]"]
+# download(url, path_for) fetches url and writes it to path_for(content_type); returns the path.
+Download = Callable[[str, Callable[[str], str]], str]
+
+
+def check_url(url: Any) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"can only download http(s) URLs, got {url[:60]!r}")
+    return url
+
+
+def check_file_path(path: PathLike) -> str:
+    target = os.fspath(path)
+    if os.path.isdir(target):
+        raise ValueError(f"path {target!r} is a folder; give the file name to write")
+    return target
+
+
+def save_results(result: Mapping[str, Any], folder: PathLike, download: Download) -> List[str]:
+    """Write every file of ``result`` into ``folder``; see Client.save_results."""
+    files = result_files(result)
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
+    paths = []
+    for name, url in files:
+        base = os.path.join(folder, name)
+        if url.startswith("data:"):
+            mime, data = decode_data_url(url)
+            paths.append(base + EXTENSIONS.get(mime, ".bin"))
+            write_atomically(paths[-1], [data])
+        else:
+            paths.append(download(check_url(url), _name_with_extension(base, url)))
+    return paths
+
+
+def _name_with_extension(base: str, url: str) -> Callable[[str], str]:
+    """content type -> ``base`` plus the extension the URL names if it is a known type, else the type's."""
+    suffix = posixpath.splitext(urlsplit(url).path)[1].lower()
+    if suffix in KNOWN_SUFFIXES:
+        return lambda content_type: base + suffix
+    return lambda content_type: base + EXTENSIONS.get(content_type.split(";")[0].strip().lower(), ".bin")
+
+
+def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}.part")
+    try:
+        with open(temp, "xb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(temp, path)
+    except BaseException as exc:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        # The file system's OSErrors carry an errno; requests' (raised by `chunks`) do not.
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
+        raise
+
+
+def decode_data_url(url: str) -> Tuple[str, bytes]:
+    header, comma, data = url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise LeonardoError(f"not a base64 data URL: {url[:40]!r}")
+    try:
+        return header[5:].split(";")[0].strip().lower(), base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise LeonardoError("a data URL holds invalid base64") from exc
+
+
+def safe_name(value: Any, fallback: str) -> str:
+    """A file-name piece from an id: only [A-Za-z0-9._-], no leading dot, never empty."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip(".")[:80] if value else ""
+    return text or fallback
+
+
+def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """(file name without extension, URL) for every file of a result; see Client.save_results."""
+    if not isinstance(result, Mapping):
+        raise TypeError(f"result must be a dict, not {type(result).__name__}")
+    result = next((result[key] for key in RESULT_KEYS if isinstance(result.get(key), Mapping)), result)
+    if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
+        prefix = "lcm-" + safe_name(result.get("requestTimestamp"), "result")
+        files = [(f"{prefix}_{n}", url) for n, url in enumerate(result["imageDataUrl"] or [])]
+    elif "generated_images" in result or "model_asset_texture_images" in result:
+        if result.get("status") != "COMPLETE":
+            raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
+        files = _generation_files(result)
+    else:
+        raise ValueError("result is not a generation, a texture generation or an LCM result")
+    seen: Dict[str, int] = {}
+    unique = []
+    for name, url in files:  # two ids that sanitise alike must not overwrite each other
+        seen[name] = seen.get(name, 0) + 1
+        unique.append((name if seen[name] == 1 else f"{name}-{seen[name]}", url))
+    return unique
+
+
+def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    generation = safe_name(result.get("id"), "generation")
+    files = []
+    for n, image in enumerate(result.get("generated_images") or []):
+        name = f"{generation}_{safe_name(image.get('id'), str(n))}"
+        files.append((name, image["url"]))
+        if image.get("motionMP4URL"):
+            files.append((name + "_motion", image["motionMP4URL"]))
+    for n, texture in enumerate(result.get("model_asset_texture_images") or []):
+        kind = safe_name(str(texture.get("type") or "").lower(), str(n))
+        files.append((f"{generation}_{kind}", texture["url"]))
+    return files
