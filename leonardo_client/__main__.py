@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser(
         "batch", parents=[common], help="run a file of prompts, resumably (spends credits)", description=batch.CLI_DESCRIPTION
     )
-    batch.add_arguments(runs, _positive_int)
+    batch.add_arguments(runs, _positive_int, _positive_float)
     return parser
 
 

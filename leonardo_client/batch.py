@@ -344,6 +344,7 @@ class _Journal:
             if first is None:
                 self.records = []
         self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+        _lock(self._file, out_dir)
         if not os.path.getsize(self.path):
             self.append([header])
 
@@ -374,6 +375,19 @@ class _Journal:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _lock(journal: Any, out_dir: str) -> None:
+    """Refuse a second run on the same folder while one runs: both would send the same items."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock
+        return
+    try:
+        fcntl.flock(journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: bitwise or of flags, not a union
+    except OSError:
+        journal.close()
+        raise BatchInputError([f"another batch is running in {out_dir} (its journal is locked)"]) from None
 
 
 # --- per-item state -------------------------------------------------------------------------
@@ -1178,7 +1192,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         f"<main>\n" + "\n".join(cards) + "\n</main></body></html>\n"
     )
     path = os.path.join(out_dir, GALLERY)
-    temp = f"{path}.{os.getpid()}.part"
+    temp = path + ".part"  # one writer per folder (the journal's lock); a crash leaves one stale file
     with open(temp, "w", encoding="utf-8") as target:
         target.write(page)
     os.replace(temp, path)
@@ -1194,8 +1208,8 @@ and any other parameter) at the account's concurrency and POST rate. Images are 
 same command again to resume: nothing is ever sent twice."""
 
 
-def add_arguments(parser: Any, positive_int: Callable[[str], int]) -> None:
-    """The ``batch`` subcommand's arguments (``positive_int`` parses a whole number >= 1)."""
+def add_arguments(parser: Any, positive_int: Callable[[str], int], positive_float: Callable[[str], float]) -> None:
+    """The ``batch`` subcommand's arguments (the two callables parse numbers > 0)."""
     parser.add_argument("prompts", metavar="PROMPTS", help="the prompts file (text or .jsonl)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for images, gallery and journal")
     model = parser.add_mutually_exclusive_group()
@@ -1208,6 +1222,13 @@ def add_arguments(parser: Any, positive_int: Callable[[str], int]) -> None:
     parser.add_argument("--concurrency", type=positive_int, metavar="N", help="generations at once (default: GET /me)")
     parser.add_argument(
         "--posts-per-minute", type=positive_int, default=100, metavar="N", help="create calls a minute (default: 100)"
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="how long to wait for one API answer (default: 60); an unanswered create call is "
+        "re-sent only once it is that old and not found in your generations",
     )
     parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
     parser.add_argument(
@@ -1226,6 +1247,9 @@ def command(client: "Client", args: Any, me: Optional[str] = None) -> int:
         "negative_prompt": args.negative_prompt,
     }
     items = read_items(args.prompts, defaults)  # every bad line reported before anything is sent
+    if args.read_timeout is not None:
+        connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
+        client.timeout = (connect, args.read_timeout)  # the CLI's own client
     printer = _Printer()
     try:
         summary = run_batch(

@@ -445,3 +445,16 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["batch", "p.txt"]) == 2  # --out is required
     assert cli.main(["batch", "p.txt", "--out", "o", "--model", "a", "--model-id", "b"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any) -> None:
+    from leonardo_client.batch import _as_items, _digest, _Journal
+
+    items = _as_items(PROMPTS[:1])
+    first = _Journal(str(tmp_path), _digest(items), 1)
+    try:
+        with pytest.raises(BatchInputError, match="another batch is running"):
+            run(ApiDouble(), PROMPTS[:1], str(tmp_path))
+    finally:
+        first.close()
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
