@@ -17,6 +17,7 @@ round, with a GET per id only for those the listing does not show.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import html
@@ -396,7 +397,7 @@ def _lock(journal: Any, out_dir: str) -> None:
 class _Item:
     __slots__ = (
         "index", "item", "state", "generation_id", "cost", "since", "files", "seed", "reason",
-        "check_at", "check_gap", "adopted", "posting", "reconcile_at", "download_tries", "busy",
+        "check_at", "check_gap", "posting", "download_tries", "busy",
     )  # fmt: skip
 
     def __init__(self, index: int, item: BatchItem) -> None:
@@ -411,9 +412,7 @@ class _Item:
         self.reason = ""
         self.check_at = 0.0  # monotonic: next GET by id, when the listing does not show it
         self.check_gap = 1.0
-        self.adopted = False
-        self.posting = False
-        self.reconcile_at: Optional[float] = None
+        self.posting = False  # its create call has not answered yet
         self.download_tries = 0
         self.busy = False  # a download runs for it
 
@@ -424,11 +423,19 @@ class _Item:
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
-            self.adopted = bool(record.get("adopted"))
         elif self.state == "complete":
             self.files = list(record.get("files") or [])
             self.seed = record.get("seed")
         self.reason = str(record.get("reason") or "")
+
+    def spent(self) -> Tuple[str, float]:
+        """(unit, amount) this item has cost; Leonardo refunds failed generations."""
+        if not self.cost or self.state == "failed":
+            return "", 0.0
+        try:
+            return str(self.cost["unit"]), float(self.cost["amount"])
+        except (KeyError, TypeError, ValueError):
+            return "", 0.0
 
 
 # --- the engine -----------------------------------------------------------------------------
@@ -488,7 +495,12 @@ def run_batch(
         engine.close()
 
 
+STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
+
+
 class _Engine:
+    """The scheduler. Only the main thread touches its state; workers do the HTTP calls."""
+
     def __init__(
         self,
         client: "Client",
@@ -513,73 +525,79 @@ class _Engine:
         self.images_this_run = 0
         self.user_id: Optional[str] = None
         self.gallery_at = 0.0
-        self.recorded_ids: Set[str] = set()
+        # Kept up to date by set_state(), so that no step walks every item.
+        self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
+        self.members["planned"].update(range(len(items)))
+        self.spent: Dict[str, float] = {}
+        self.images = 0
+        self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
+        self.reconcile_at: Dict[int, float] = {}  # items in "submitting" whose POST may have run
+        self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         for record in self.journal.records:
             if isinstance(record.get("i"), int) and 0 <= record["i"] < len(self.items):
-                self.items[record["i"]].apply(record)
-                if record["s"] == "submitted":
-                    self.recorded_ids.add(str(record["id"]))
+                self.set_state(self.items[record["i"]], record)
+        self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
         width = max(4, len(str(len(items))))
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
 
     def close(self) -> None:
         self.journal.close()
 
-    # -- journal and events
+    # -- state, journal, events
+
+    def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
+        unit, amount = item.spent()
+        self.spent[unit] = self.spent.get(unit, 0.0) - amount
+        self.members[item.state].discard(item.index)
+        item.apply(record)
+        self.members[item.state].add(item.index)
+        unit, amount = item.spent()
+        self.spent[unit] = self.spent.get(unit, 0.0) + amount
+        if item.state == "submitted":
+            self.by_generation[str(item.generation_id)] = item.index
+        elif item.state == "complete":
+            self.images += len(item.files)
 
     def record(self, item: _Item, state: str, **fields: Any) -> None:
         record = {"i": item.index, "s": state, **{k: v for k, v in fields.items() if v is not None}}
         self.journal.append([record])
-        item.apply(record)
-        if state == "submitted":
-            self.recorded_ids.add(str(fields["id"]))
+        self.set_state(item, record)
+        if state == "planned":
+            self.queue.appendleft(item.index)  # back in line, first
+
+    def credits(self) -> Dict[str, float]:
+        return {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
 
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
         if self.on_progress is None:
             return
-        counts = self.counts()
+        m = self.members
         self.on_progress(
             BatchProgress(
                 event=event,
                 index=item.index if item is not None else None,
                 message=message,
                 total=len(self.items),
-                complete=counts.get("complete", 0),
-                failed=counts.get("failed", 0),
-                ambiguous=counts.get("ambiguous", 0),
-                in_flight=sum(1 for i in self.items if i.state in ("submitting", "submitted")),
-                images=sum(len(i.files) for i in self.items),
+                complete=len(m["complete"]),
+                failed=len(m["failed"]),
+                ambiguous=len(m["ambiguous"]),
+                in_flight=len(m["submitting"]) + len(m["submitted"]) - len(self.finished),
+                images=self.images,
                 credits=self.credits(),
                 elapsed=time.monotonic() - self.started,
                 done_this_run=self.done_this_run,
             )
         )
 
-    def counts(self) -> Dict[str, int]:
-        counts: Dict[str, int] = {}
-        for item in self.items:
-            counts[item.state] = counts.get(item.state, 0) + 1
-        return counts
-
-    def credits(self) -> Dict[str, float]:
-        spent: Dict[str, float] = {}
-        for item in self.items:
-            if item.cost and item.state != "failed":  # Leonardo refunds failed generations
-                try:
-                    spent[item.cost["unit"]] = spent.get(item.cost["unit"], 0.0) + float(item.cost["amount"])
-                except (KeyError, TypeError, ValueError):
-                    pass
-        return spent
-
     def summary(self, interrupted: bool) -> BatchSummary:
-        counts = self.counts()
+        m = self.members
         return BatchSummary(
             total=len(self.items),
-            complete=counts.get("complete", 0),
-            failed=counts.get("failed", 0),
-            ambiguous=counts.get("ambiguous", 0),
-            pending=sum(v for k, v in counts.items() if k not in ("complete", "failed", "ambiguous")),
-            images=sum(len(i.files) for i in self.items),
+            complete=len(m["complete"]),
+            failed=len(m["failed"]),
+            ambiguous=len(m["ambiguous"]),
+            pending=len(m["planned"]) + len(m["submitting"]) + len(m["submitted"]),
+            images=self.images,
             credits=self.credits(),
             wall_time=time.monotonic() - self.started,
             done_this_run=self.done_this_run,
@@ -591,69 +609,73 @@ class _Engine:
     # -- the loop
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
-        reopen = (("failed",) if retry_failed else ()) + (("ambiguous",) if resubmit_ambiguous else ())
-        fresh = [i for i in self.items if i.state in reopen or (i.state == "planned" and not self.journal.records)]
+        reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
+        fresh = sorted(i for state in reopen for i in self.members[state])
+        if not self.journal.records:
+            fresh = list(range(len(self.items)))
         if fresh:
-            self.journal.append({"i": i.index, "s": "planned"} for i in fresh)
-            for item in fresh:
-                item.state, item.reason = "planned", ""
+            records: List[Dict[str, Any]] = [{"i": index, "s": "planned"} for index in fresh]
+            self.journal.append(records)
+            for index, record in zip(fresh, records):
+                self.set_state(self.items[index], record)
+            self.queue = collections.deque(sorted(self.members["planned"]))
         self.gallery(final=False)
         slots = self.account(concurrency)
-        in_flight_limit = slots + max(2, math.ceil(slots / 2))
+        state = _LoopState(time.monotonic(), slots + max(2, math.ceil(slots / 2)))
+        for index in self.members["submitting"]:
+            self.reconcile_at[index] = state.started
+        for index in self.members["submitted"]:
+            self.items[index].check_at = state.started
         workers = _Workers(max(4, min(16, slots + 2)), self.events)
-        now = time.monotonic()
-        for item in self.items:
-            if item.state == "submitting":
-                item.reconcile_at = now
-            elif item.state == "submitted":
-                item.check_at = now
-        self.emit("start", None, f"{len(self.items)} items, {slots} slots")
-        state = _LoopState(now)
-        stopping = False
+        self.emit("start", None, f"{len(self.items)} items, {slots} slots, {len(self.members['complete'])} already complete")
         try:
-            while True:
-                now = time.monotonic()
-                if not stopping:
-                    self.start_work(workers, state, in_flight_limit, now)
-                if state.busy == 0 and (stopping or state.fatal is not None or not self.open_work(state)):
-                    break
-                self.gallery(final=False)
-                try:
-                    kind, target, result, error = self.events.get(timeout=max(0.01, state.next_wake - now))
-                except queue.Empty:
-                    continue
-                state.busy -= 1
-                self.finish(kind, target, result, error, state, stopping)
+            self.loop(workers, state)
         except KeyboardInterrupt:
-            if stopping:
-                raise
-            stopping = True
             self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-            # The POSTs that left get their ids journaled; nothing else is waited for. Bounded:
-            # a POST ends within the read timeout (an event lost to the interrupt is reconciled).
-            deadline = time.monotonic() + self.read_timeout + 5.0
-            while state.posts and time.monotonic() < deadline:
-                try:
-                    kind, target, result, error = self.events.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                state.busy -= 1
-                self.finish(kind, target, result, error, state, True)
+            self.drain_posts(state)  # a second Ctrl-C ends this at once
             self.gallery(final=True)
             raise BatchInterrupted(self.summary(interrupted=True)) from None
         finally:
             workers.stop()
-        if state.fatal is not None:
-            self.gallery(final=True)
-            raise state.fatal
         self.gallery(final=True)
+        if state.fatal is not None:
+            raise state.fatal
         self.emit("done", None, "done")
         return self.summary(interrupted=False)
+
+    def loop(self, workers: "_Workers", state: "_LoopState") -> None:
+        while True:
+            now = time.monotonic()
+            self.start_work(workers, state, now)
+            if state.busy == 0 and (state.fatal is not None or not self.open_work(state, now)):
+                return
+            self.gallery(final=False)
+            try:
+                event = self.events.get(timeout=max(0.01, state.next_wake - now))
+            except queue.Empty:
+                continue
+            self.finish(event, state)
+
+    def drain_posts(self, state: "_LoopState") -> None:
+        """Journal the answers of the create calls already sent; bounded by the read timeout.
+
+        An answer lost to the interrupt leaves its item in "submitting": the rerun reconciles it.
+        """
+        deadline = time.monotonic() + self.read_timeout + 5.0
+        while state.posts and time.monotonic() < deadline:
+            try:
+                kind, target, result, error = self.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if kind == "post":
+                self.finish((kind, target, result, error), state)
+            else:
+                state.busy -= 1
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
         get_user_info = getattr(self.client, "get_user_info", None)
-        if get_user_info is None:
+        if get_user_info is None:  # a client from before GET /me
             if concurrency is None:
                 raise ValueError("this client cannot read GET /me: give concurrency=")
             return concurrency
@@ -667,76 +689,81 @@ class _Engine:
             raise LeonardoError("GET /me gave no apiConcurrencySlots: give the concurrency explicitly")
         return slots
 
-    def open_work(self, state: "_LoopState") -> bool:
-        now = time.monotonic()
-        for item in self.items:
-            if item.state == "planned" or (item.state == "submitting" and item.reconcile_at is not None):
-                return True
-            if item.state == "submitted" and now - state.first_seen.get(item.index, now) < self.item_timeout:
-                if item.download_tries < DOWNLOAD_TRIES:
+    def open_work(self, state: "_LoopState", now: float) -> bool:
+        if self.members["planned"] or self.reconcile_at:
+            return True
+        for index in self.members["submitted"]:
+            if index in self.finished:
+                if self.items[index].download_tries < DOWNLOAD_TRIES:
                     return True
+            elif now - state.first_seen.get(index, now) < self.item_timeout:
+                return True
         return False
 
-    def start_work(self, workers: "_Workers", state: "_LoopState", in_flight_limit: int, now: float) -> None:
+    def start_work(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
         """Start what is due (reconciliations, POSTs, downloads, a poll round); set state.next_wake."""
         state.next_wake = now + 1.0
         self.start_reconciling(workers, state, now)
         if state.fatal is not None:
             return
-        self.start_posts(workers, state, in_flight_limit, now)
-        for item in self.items:
-            generation = state.finished.get(item.index)
-            if generation is not None and item.state == "submitted" and not item.busy:
-                if item.download_tries < DOWNLOAD_TRIES and now >= state.download_at.get(item.index, 0.0):
-                    item.busy = True
-                    state.busy += 1
-                    workers.submit("download", item, functools.partial(self.download, item, generation))
+        self.start_posts(workers, state, now)
+        for index, generation in self.finished.items():
+            item = self.items[index]
+            if not item.busy and item.download_tries < DOWNLOAD_TRIES and now >= state.download_at.get(index, 0.0):
+                item.busy = True
+                state.busy += 1
+                workers.submit("download", item, functools.partial(self.download, item, generation))
         if not state.polling and now >= state.poll_at:
             self.start_poll(workers, state, now)
         if not state.polling:
             state.next_wake = min(state.next_wake, state.poll_at)
 
     def start_reconciling(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
-        due = [i for i in self.items if i.reconcile_at is not None and i.reconcile_at <= now and not i.posting]
-        if due and not state.reconciling:
-            for item in due:
-                item.reconcile_at = None
-            state.reconciling = True
-            state.busy += 1
-            context = [(i.index, i.item, i.since) for i in due]
-            recorded = set(self.recorded_ids)
-            workers.submit("reconcile", context, lambda: self.reconcile(context, recorded))
-        waiting = [i.reconcile_at for i in self.items if i.reconcile_at is not None]
-        if waiting:
-            state.next_wake = min(state.next_wake, min(waiting))
+        if self.reconcile_at:
+            state.next_wake = min(state.next_wake, min(self.reconcile_at.values()))
+        due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now and not self.items[i].posting]
+        if not due or state.reconciling:
+            return
+        for item in due:
+            del self.reconcile_at[item.index]
+        state.reconciling = True
+        state.busy += 1
+        context = [(i.index, i.item, i.since) for i in due]
+        recorded = set(self.by_generation)
+        workers.submit("reconcile", context, lambda: self.reconcile(context, recorded))
 
-    def start_posts(self, workers: "_Workers", state: "_LoopState", in_flight_limit: int, now: float) -> None:
+    def start_posts(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
-        in_flight = sum(1 for i in self.items if i.state in ("submitting", "submitted"))
-        locked = {i.item.match_key() for i in self.items if i.state == "submitting"}
-        for item in self.items:
-            if in_flight >= in_flight_limit or state.posts >= MAX_POSTS_AT_ONCE:
-                return
-            if item.state != "planned" or item.item.match_key() in locked:
-                continue
+        in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
+        locked: Optional[Set[Tuple[Any, ...]]] = None
+        skipped = []
+        while self.queue and in_flight < state.in_flight_limit and state.posts < MAX_POSTS_AT_ONCE:
             if now < state.post_at:
                 state.next_wake = min(state.next_wake, state.post_at)
-                return
+                break
+            item = self.items[self.queue.popleft()]
+            if item.state != "planned":
+                continue  # a stale entry: the item was put back in line again later
+            if locked is None:
+                locked = {self.items[i].item.match_key() for i in self.members["submitting"]}
+            if item.item.match_key() in locked:
+                skipped.append(item.index)
+                continue
             state.post_at = max(now, state.post_at) + self.post_gap * state.slowdown
             self.record(item, "submitting", t=round(time.time(), 3), request=item.item.request()[1])
-            item.posting = True
             locked.add(item.item.match_key())
+            item.posting = True
             in_flight += 1
             state.posts += 1
             state.busy += 1
             workers.submit("post", item, functools.partial(self.post, item.item))
+        self.queue.extendleft(reversed(skipped))
 
     def start_poll(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
         watched = [
-            i for i in self.items
-            if i.state == "submitted" and i.index not in state.finished
-            and now - state.first_seen.setdefault(i.index, now) < self.item_timeout
+            self.items[i] for i in self.members["submitted"]
+            if i not in self.finished and now - state.first_seen.setdefault(i, now) < self.item_timeout
         ]  # fmt: skip
         if not watched:
             return
@@ -753,9 +780,9 @@ class _Engine:
         workers.submit("poll", None, lambda: self.poll(ids, by_id, use_listing))
         state.poll_at = now + state.poll_gap
 
-    def finish(
-        self, kind: str, target: Any, result: Any, error: Optional[BaseException], state: "_LoopState", stopping: bool
-    ) -> None:
+    def finish(self, event: Tuple[str, Any, Any, Optional[BaseException]], state: "_LoopState") -> None:
+        kind, target, result, error = event
+        state.busy -= 1
         if kind == "post":
             state.posts -= 1
             target.posting = False
@@ -816,7 +843,7 @@ class _Engine:
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            item.reconcile_at = now
+            self.reconcile_at[item.index] = now
             self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
 
     # -- reconciliation
@@ -850,7 +877,7 @@ class _Engine:
                 item.check_at = time.monotonic()
                 self.emit("adopted", item, f"#{index + 1}: found its generation {detail}; not sent again")
             elif decision == "wait":
-                item.reconcile_at = time.monotonic() + max(0.5, since + self.read_timeout + 0.5 - time.time())
+                self.reconcile_at[index] = time.monotonic() + max(0.5, since + self.read_timeout + 0.5 - time.time())
             elif decision == "resend":
                 self.record(item, "planned", reason="never created (not in the account's generations); sent again")
                 self.emit("resent", item, f"#{index + 1}: was never created; sending it again")
@@ -885,13 +912,13 @@ class _Engine:
     def polled(self, found: Dict[str, Dict[str, Any]], state: "_LoopState") -> None:
         now = time.monotonic()
         finished_any = False
-        for item in self.items:
-            if item.state != "submitted" or item.generation_id not in found:
+        for generation_id, generation in found.items():
+            item = self.items[self.by_generation[generation_id]]
+            if item.state != "submitted" or item.index in self.finished:
                 continue
-            generation = found[str(item.generation_id)]
             status = generation.get("status")
             if status == "COMPLETE" and generation.get("generated_images"):
-                state.finished[item.index] = generation
+                self.finished[item.index] = generation
                 state.observe(now - state.first_seen.get(item.index, state.started))
                 finished_any = True
             elif status == "MISSING" and state.missing(item.index) < 3:
@@ -924,7 +951,7 @@ class _Engine:
             return
         files, seed = result
         self.record(item, "complete", files=files, seed=seed)
-        state.finished.pop(item.index, None)
+        self.finished.pop(item.index, None)
         self.done_this_run += 1
         self.images_this_run += len(files)
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
@@ -947,8 +974,9 @@ class _Engine:
 class _LoopState:
     """The scheduler's bookkeeping, kept by the main thread only."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, in_flight_limit: int) -> None:
         self.started = now
+        self.in_flight_limit = in_flight_limit  # the slots, plus a small queued buffer
         self.busy = 0  # tasks handed to workers and not yet finished
         self.posts = 0
         self.polling = False
@@ -960,7 +988,6 @@ class _LoopState:
         self.poll_gap = FIRST_POLL
         self.job_times: List[float] = []
         self.first_seen: Dict[int, float] = {}
-        self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.download_at: Dict[int, float] = {}
         self.misses: Dict[int, int] = {}
         self.fatal: Optional[BaseException] = None
