@@ -9,7 +9,7 @@ import base64
 import os
 import posixpath
 import re
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError
@@ -29,6 +29,7 @@ KNOWN_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
 RESULT_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob")
 
 PathLike = Union[str, "os.PathLike[str]"]
+Upload = Union[PathLike, bytes, BinaryIO]  # an image to upload: a path, its bytes, or a binary file
 # download(url, path_for) fetches url and writes it to path_for(content_type); returns the path.
 Download = Callable[[str, Callable[[str], str]], str]
 
@@ -40,6 +41,33 @@ def check_url(url: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"can only download http(s) URLs, got {url[:60]!r}")
     return url
+
+
+UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what POST /init-image accepts
+
+
+def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
+    """The bytes of an image to upload (a path, bytes or a binary file) and its extension."""
+    name = ""
+    if isinstance(file, (bytes, bytearray)):
+        data = bytes(file)
+    elif isinstance(file, (str, os.PathLike)):
+        name = os.fspath(file)
+        try:
+            with open(name, "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read {name!r}: {exc.strerror or exc}") from exc
+    elif callable(getattr(file, "read", None)):
+        name, data = str(getattr(file, "name", "")), file.read()
+        if not isinstance(data, bytes):
+            raise TypeError("file must be opened in binary mode ('rb')")
+    else:
+        raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
+    extension = (extension or os.path.splitext(name)[1]).lower().lstrip(".")
+    if extension not in UPLOAD_EXTENSIONS:
+        raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
+    return data, extension
 
 
 def check_file_path(path: PathLike) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import math
 import os
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
@@ -21,13 +23,14 @@ from .payloads import (
     CreateLcmGenerationRequest,
     CreateSvdMotionGenerationRequest,
     CreateTextureGenerationRequest,
+    GenerationV2Request,
     LcmInpaintingRequest,
     LcmInstantRefineRequest,
     LcmUpscaleRequest,
     to_payload,
 )
 
-__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT"]
+__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "generation_id"]
 
 DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
 # 10 s to connect is generous for a healthy API; 60 s to read covers the synchronous LCM
@@ -43,6 +46,19 @@ POLL_INTERVAL = 1.0
 POLL_BACKOFF = 1.5
 MAX_POLL_INTERVAL = 12.0
 DOWNLOAD_CHUNK = 64 * 1024
+# Where each create response keeps the id to wait for (v2: Leonardo's recipes, then its spec).
+GENERATION_ID_KEYS = (
+    ("sdGenerationJob", "generationId"),
+    ("motionSvdGenerationJob", "generationId"),
+    ("generate", "generationId"),
+    ("generationId",),
+    ("textureGenerationJob", "id"),
+)
+RETIRED = {
+    "svd": "Leonardo retired Motion 1.0 (SVD) on 2026-06-17; use create_generation_v2 with model 'hailuo-2_3'",
+    "texture": "the texture endpoints left Leonardo's public API spec in 2026-04 and may stop working; "
+    "Leonardo names no replacement (its only 3D model is 'rodin-v2' on create_generation_v2)",
+}
 
 log = logging.getLogger("leonardo_client")
 
@@ -92,6 +108,8 @@ class Client:
         api_key = _check_api_key(api_key if api_key is not None else os.environ.get(API_KEY_ENV))
         self.base_url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         self.timeout = _check_timeout(timeout)
+        # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
+        self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError("max_retries must be an int >= 0")
         if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
@@ -103,7 +121,8 @@ class Client:
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
-        self._session.mount(self.base_url + "/", self._adapter)
+        for root in filter(None, (self.base_url, self.v2_url)):
+            self._session.mount(root + "/", self._adapter)
         if self._owns_session:
             # Downloads from image hosts (any other origin) get the same retry rule, never the key.
             # A session of the caller's keeps the adapters it came with for other hosts.
@@ -169,8 +188,11 @@ class Client:
         return response
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
-        """An API call: the key and API headers added, the JSON object answer decoded."""
-        response = self._send(method, self.base_url + path, headers=self._api_headers, **kwargs)
+        """An API call: the key and API headers added, the JSON object answer decoded.
+
+        ``path`` is under base_url, or under the v2 root when it starts with "/v2/".
+        """
+        response = self._send(method, self._url(path), headers=self._api_headers, **kwargs)
         if not response.content:
             return {}
         try:
@@ -180,6 +202,13 @@ class Client:
         if not isinstance(data, dict):
             raise LeonardoError.bad_body(response, f"expected a JSON object, got {type(data).__name__}", data)
         return data
+
+    def _url(self, path: str) -> str:
+        if not path.startswith("/v2/"):
+            return self.base_url + path
+        if self.v2_url is None:
+            raise ValueError(f"base_url {self.base_url!r} does not end in /v1, so the v2 API's address is unknown")
+        return self.v2_url + path[3:]
 
     def _download(self, url: str, path_for: Callable[[str], str]) -> str:
         """GET a file without the key, streamed to ``path_for(content_type)``, written atomically."""
@@ -219,6 +248,48 @@ class Client:
         """
         return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
 
+    def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
+        """POST /v2/generations -> generationId: start a generation with a current model (spends credits).
+
+        Leonardo's recipes get ``{"generate": {"generationId", "cost"}}``, its spec a top-level
+        ``generationId``: ``generation_id(response)`` reads both; wait with wait_for_generation.
+        """
+        return self._request("POST", "/v2/generations", json=_body(request, GenerationV2Request))
+
+    def get_models_v2(self) -> Result:
+        """GET /v2/models -> productionApiAvailableModels: the v2 models and their parameter schemas."""
+        return self._request("GET", "/v2/models")
+
+    def get_user_info(self) -> Result:
+        """GET /me -> user_details: ``user_details[0]`` has ``user.id``, ``apiConcurrencySlots`` and balances."""
+        return self._request("GET", "/me")
+
+    def upload_init_image(self, file: _files.Upload, extension: Optional[str] = None) -> Result:
+        """POST /init-image -> uploadInitImage: upload an image (a path, bytes or binary file) to use as a guide.
+
+        Then POSTs the file to the presigned S3 form the answer names, with no API key or API
+        header, at once (it expires after 2 minutes). ``extension`` (png, jpg, jpeg, webp) comes
+        from the path when not given. ``uploadInitImage.id`` is for v1 ``init_image_id`` or a
+        v2 guidance ``{"image": {"id": ..., "type": "UPLOADED"}}``.
+        """
+        data, extension = _files.read_upload(file, extension)
+        upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
+        try:
+            fields = json.loads(upload["fields"])
+            url = _files.check_url(upload["url"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
+        self._send("POST", url, data=fields, files={"file": (f"image.{extension}", data)})
+        return upload
+
+    def get_init_image_by_id(self, id: str) -> Result:
+        """GET /init-image/{id} -> init_images_by_pk: an uploaded image (None for an unknown id)."""
+        return self._request("GET", _path("init-image", id))
+
+    def delete_init_image_by_id(self, id: str) -> Result:
+        """DELETE /init-image/{id} -> delete_init_images_by_pk: delete an uploaded image (None if unknown)."""
+        return self._request("DELETE", _path("init-image", id))
+
     # --- texture generations (legacy: dropped from Leonardo's public spec in 2026-04) ----------
 
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
@@ -226,6 +297,7 @@ class Client:
 
         ``textureGenerationJob.id`` is the id to wait for with wait_for_texture_generation.
         """
+        _retired("texture")
         return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
@@ -233,14 +305,17 @@ class Client:
 
         ``limit``/``offset`` page its texture images; None for an unknown id.
         """
+        _retired("texture")
         return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
 
     def delete_texture_generation_by_id(self, id: str) -> Result:
         """DELETE /generations-texture/{id} -> delete_model_asset_texture_generations_by_pk: delete one (legacy)."""
+        _retired("texture")
         return self._request("DELETE", _path("generations-texture", id))
 
     def get_texture_generations_by_model_id(self, model_id: str, limit: Page = None, offset: Page = None) -> Result:
         """GET /generations-texture/model/{modelId} -> model_asset_texture_generations: a 3D model's (legacy)."""
+        _retired("texture")
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
     # --- motion and the four synchronous LCM operations ----------------------------------------
@@ -251,6 +326,7 @@ class Client:
         ``image_id`` is an image id (``generated_images[].id``); wait for
         ``motionSvdGenerationJob.generationId``; the video is at ``generated_images[].motionMP4URL``.
         """
+        _retired("svd")
         return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
 
     def create_lcm_generation(self, request: Union[CreateLcmGenerationRequest, Body]) -> Result:
@@ -279,10 +355,12 @@ class Client:
     # --- waiting, downloading and saving results -------------------------------------------------
 
     def wait_for_generation(
-        self, id: str, timeout: float = WAIT_TIMEOUT, poll_interval: float = POLL_INTERVAL, on_poll: OnPoll = None
+        self, id: Union[str, Body], timeout: float = WAIT_TIMEOUT, poll_interval: float = POLL_INTERVAL,
+        on_poll: OnPoll = None,
     ) -> Result:
-        """Poll GET /generations/{id} until an image or motion generation has finished.
+        """Poll GET /generations/{id} until a generation (v1 or v2, image or video) has finished.
 
+        ``id`` is the generation id or the create response that holds it.
         Checks at once, after ``poll_interval`` seconds, then at intervals 1.5 times the last,
         up to 12 s: a 4 s generation is seen after 4 requests, under a second late; a 5-minute
         one costs about 30. No sleep passes the ``timeout`` deadline. ``on_poll(status,
@@ -290,7 +368,7 @@ class Client:
         at ``generated_images[].url``, a video at ``.motionMP4URL``); LeonardoError when it
         FAILED, does not exist, or is still running at the deadline.
         """
-        fetch = self.get_generation_by_id
+        fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
 
     def wait_for_texture_generation(
@@ -355,6 +433,23 @@ class Client:
         Files are replaced. ValueError if the result has not COMPLETEd.
         """
         return _files.save_results(result, folder, self._download)
+
+
+def generation_id(response: Mapping[str, Any]) -> str:
+    """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
+    if not isinstance(response, Mapping):
+        raise TypeError(f"response must be a dict, not {type(response).__name__}")
+    for keys in GENERATION_ID_KEYS:
+        found: Any = response
+        for key in keys:
+            found = found.get(key) if isinstance(found, Mapping) else None
+        if isinstance(found, str) and found:
+            return found
+    raise LeonardoError(f"no generation id in the response (keys: {', '.join(map(str, response)) or 'none'})")
+
+
+def _retired(kind: str) -> None:
+    warnings.warn(RETIRED[kind], DeprecationWarning, stacklevel=3)
 
 
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------

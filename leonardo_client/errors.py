@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import requests
+
+from ._retry import parse_retry_after
 
 __all__ = ["LeonardoError"]
 
 # Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront) or a proxy.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
 _SNIPPET = 200
+_MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 
 
 class LeonardoError(Exception):
@@ -67,10 +71,8 @@ class LeonardoError(Exception):
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
         """Build the error for an unsuccessful response, whatever its body holds."""
-        from ._retry import parse_retry_after
-
         body = _parse_body(response)
-        message = _message_from(body) or _fallback_message(response)
+        message = _message_from(body) or _s3_message(body) or _fallback_message(response)
         return cls(
             f"{message} ({note})" if note else message,
             body=body,
@@ -145,6 +147,18 @@ def _message_from(body: Any) -> Optional[str]:
         text = body[0].get("message")
         return text if isinstance(text, str) and text else None
     return None
+
+
+def _s3_message(body: Any) -> Optional[str]:
+    """``Code: Message`` of an S3 XML error (from the init-image upload), else None."""
+    if not isinstance(body, str) or not body.lstrip().startswith("<") or len(body) > _MAX_XML:
+        return None
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return None
+    text = ": ".join(filter(None, (root.findtext("Code"), root.findtext("Message"))))
+    return text if root.tag == "Error" and text else None
 
 
 def _fallback_message(response: "requests.Response") -> str:

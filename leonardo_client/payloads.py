@@ -9,7 +9,7 @@ Enum-like fields take any string; the classes at the bottom offer the known valu
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = [
     "CreateGenerationRequest",
@@ -22,6 +22,7 @@ __all__ = [
     "LcmInstantRefineRequest",
     "LcmInpaintingRequest",
     "LcmUpscaleRequest",
+    "GenerationV2Request",
     "to_payload",
     "PresetStyle",
     "LcmStyle",
@@ -32,6 +33,8 @@ __all__ = [
     "InitImageType",
     "StrengthType",
     "Transparency",
+    "V2Model",
+    "PromptEnhance",
 ]
 
 
@@ -53,13 +56,21 @@ def to_payload(value: Any) -> Any:
     converted.
     """
     if is_dataclass(value) and not isinstance(value, type):
-        out = {}
+        out: Dict[str, Any] = {}
         for f in fields(value):
             item = getattr(value, f.name)
-            if item is not None:
-                out[f.metadata.get("json", f.name)] = to_payload(item)
-            elif f.default is MISSING and f.default_factory is MISSING:
-                raise ValueError(f"{type(value).__name__}.{f.name} is required")
+            if item is None:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ValueError(f"{type(value).__name__}.{f.name} is required")
+                continue
+            *parents, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
+            target = out
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            if key == "*":  # a mapping merged in as given
+                target.update(to_payload(item))
+            else:
+                target[key] = to_payload(item)
         return out
     if isinstance(value, Mapping):
         return {key: to_payload(item) for key, item in value.items()}
@@ -241,6 +252,34 @@ class LcmUpscaleRequest(_LcmOptions, _LcmImage):
     refine_strength: Optional[float] = wire("refineStrength")
 
 
+# --- POST /v2/generations: today's models (Phoenix, FLUX.2, GPT Image, Nano Banana, video...) ----
+
+
+@dataclass
+class GenerationV2Request:
+    """Body of POST /v2/generations: ``{model, public, parameters: {prompt, width, ...}}``.
+
+    The fields are the parameters most models share; what a model accepts (sizes, ``mode``
+    or ``quality``, its ``guidances``) is in its own schema (GET /v2/models). ``extra`` is
+    merged into ``parameters`` as given, for model-specific keys (``duration``, ``contrast``...).
+    """
+
+    model: str = required("model")  # V2Model, or any model name Leonardo lists
+    prompt: str = required("parameters.prompt")
+    width: Optional[int] = wire("parameters.width")
+    height: Optional[int] = wire("parameters.height")
+    quantity: Optional[int] = wire("parameters.quantity")
+    seed: Optional[int] = wire("parameters.seed")
+    negative_prompt: Optional[str] = wire("parameters.negative_prompt")
+    mode: Optional[str] = wire("parameters.mode")  # Leonardo's own models: FAST, QUALITY, ULTRA...
+    quality: Optional[str] = wire("parameters.quality")  # third-party models: LOW, MEDIUM, HIGH...
+    style_ids: Optional[List[str]] = wire("parameters.style_ids")
+    prompt_enhance: Optional[str] = wire("parameters.prompt_enhance")  # PromptEnhance
+    guidances: Optional[Mapping[str, Any]] = wire("parameters.guidances")
+    public: Optional[bool] = wire("public")
+    extra: Optional[Mapping[str, Any]] = wire("parameters.*")
+
+
 # --- Known enum values (any other string is accepted too) ------------------------------------
 
 
@@ -366,3 +405,37 @@ class Transparency:
 
     DISABLED = "disabled"
     FOREGROUND_ONLY = "foreground_only"
+
+
+class V2Model:
+    """Model names for POST /v2/generations (a selection; any name Leonardo lists is accepted)."""
+
+    PHOENIX_1_0 = "phoenix-v1.0"
+    PHOENIX_0_9 = "phoenix-v0.9"
+    FLUX_PRO_2_0 = "flux-pro-2.0"
+    FLUX_DEV = "flux-dev"
+    FLUX_SCHNELL = "flux-schnell"
+    FLUX_KONTEXT_PRO = "flux-kontext-pro"
+    LUCID_ORIGIN = "lucid-origin"
+    LUCID_REALISM = "lucid-realism"
+    GPT_IMAGE_1_5 = "gpt-image-1.5"
+    GPT_IMAGE_2 = "gpt-image-2"
+    NANO_BANANA = "gemini-2.5-flash-image"
+    NANO_BANANA_2 = "nano-banana-2"
+    NANO_BANANA_PRO = "gemini-image-2"
+    IDEOGRAM_3_0 = "ideogram-v3.0"
+    SEEDREAM_4_5 = "seedream-4.5"
+    HAILUO_2_3 = "hailuo-2_3"
+    HAILUO_2_3_FAST = "hailuo-2_3-fast"
+    KLING_2_6 = "kling-2.6"
+    KLING_3_0 = "kling-3.0"
+    VEO_3_1 = "veo-3.1-generate-001"
+    VEO_3_1_FAST = "veo-3.1-fast-generate-001"
+
+
+class PromptEnhance:
+    """``prompt_enhance`` values of the v2 models."""
+
+    AUTO = "AUTO"
+    ON = "ON"
+    OFF = "OFF"

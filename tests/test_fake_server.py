@@ -1,7 +1,7 @@
 """Tests of leonardo_client.testing.FakeLeonardo, driven with plain `requests`.
 
-Response keys are checked against the OpenAPI excerpt beside this file, so the fake
-cannot drift from the spec unnoticed.
+Response keys are checked against the spec bundled with the fake (the one it routes and
+validates from), so the fake cannot drift from the spec unnoticed.
 """
 
 import base64
@@ -17,10 +17,11 @@ import pytest
 import requests
 
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
+from leonardo_client.testing.spec import SPEC_FILE
 
 TIMEOUT = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text("utf-8"))
+SPEC = json.loads(SPEC_FILE.read_text("utf-8"))
 TINY_PNG_URL = "data:image/png;base64," + base64.b64encode(b"not really").decode()
 
 
@@ -112,6 +113,20 @@ def wait_status(fetch, wanted, timeout=3.0):
         if item["status"] == wanted or time.monotonic() > deadline:
             return item
         time.sleep(0.05)
+
+
+# -- the bundled spec ------------------------------------------------------------------
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "leonardo-openapi-more.json").is_file(), reason="no ../shared beside the repo")
+def test_bundled_spec_is_the_merge_of_the_shared_specs():
+    first, more = (json.loads((SHARED / name).read_text("utf-8")) for name in ("leonardo-openapi.json", "leonardo-openapi-more.json"))
+    merged = dict(first, paths=dict(first["paths"], **more["paths"]))
+    kinds = set(first["components"]) | set(more["components"])
+    merged["components"] = {k: dict(first["components"].get(k, {}), **more["components"].get(k, {})) for k in kinds}
+    assert SPEC == merged
 
 
 # -- lifecycle of the server -----------------------------------------------------------
@@ -777,6 +792,71 @@ def test_body_must_be_a_json_object(fake, api, data):
     assert envelope(response)["code"] == "validation-failed"
 
 
+def enum_fields():
+    """(path, where, values) for every enum in a v1 request body; where is the key path,
+    "0" standing for the first item of an array."""
+    found = []
+
+    def walk(path, node, where):
+        node = _resolve(node)
+        if "enum" in node:
+            found.append((path, where, node["enum"]))
+        for key, child in node.get("properties", {}).items():
+            walk(path, child, where + (key,))
+        if "items" in node:
+            walk(path, node["items"], where + ("0",))
+
+    for path, item in SPEC["paths"].items():
+        body = item.get("post", {}).get("requestBody")
+        if body is not None and not path.startswith("/v2/"):
+            walk(path, body["content"]["application/json"]["schema"], ())
+    return found
+
+
+ENUM_FIELDS = enum_fields()
+
+
+def body_with(path, where, value):
+    """A valid body for path with `value` placed at `where` (arrays get one item)."""
+    body = lcm_body(path) if path in LCM_PATHS else {"prompt": "x", "num_images": 1}
+    node = body
+    for step, following in zip(where, where[1:]):
+        if step != "0":
+            node[step] = [{}] if following == "0" else {}
+            node = node[step][0] if following == "0" else node[step]
+    node[where[-1]] = value
+    return body
+
+
+def test_every_enum_bearing_body_is_covered():
+    paths = {path for path, _, _ in ENUM_FIELDS}
+    assert paths == {"/generations"} | set(LCM_PATHS)
+    names = {where for _, where, _ in ENUM_FIELDS}
+    assert ("presetStyle",) in names and ("controlnets", "0", "strengthType") in names
+
+
+@pytest.mark.parametrize(
+    "path, where, values", ENUM_FIELDS, ids=["%s:%s" % (p, ".".join(w)) for p, w, _ in ENUM_FIELDS]
+)
+def test_enum_values_outside_the_spec_are_refused(fake, api, path, where, values):
+    for value in values:
+        response = call(api, fake, "POST", path, json=body_with(path, where, value))
+        assert response.status_code == 200, (value, response.text)
+    response = call(api, fake, "POST", path, json=body_with(path, where, "NOT_IN_THE_SPEC"))
+    assert response.status_code == 400
+    error = envelope(response)
+    assert error["code"] == "validation-failed"
+    assert error["error"].startswith("expected one of the values [")
+    assert error["error"].endswith("but found 'NOT_IN_THE_SPEC'")
+
+
+def test_chunked_request_bodies_are_refused(fake, api):
+    response = call(api, fake, "POST", "/generations", data=iter([b'{"prompt": "x"}']))
+    assert response.status_code == 400
+    assert "Content-Length" in envelope(response)["error"]
+    assert fake.generation_ids() == []
+
+
 # -- fault injection ---------------------------------------------------------------------------
 
 
@@ -920,6 +1000,7 @@ def test_fault_truncate(fake, api):
 
 
 def test_inject_rejects_bad_arguments(fake):
-    for kwargs in [{"status": 99}, {"status": 600}, {"times": 0}, {"path": "generations"}, {"delay": -1}]:
+    bad = [{"status": 99}, {"status": 600}, {"times": 0}, {"path": "generations"}, {"delay": -1}, {"body": "x"}]
+    for kwargs in bad:
         with pytest.raises(ValueError):
             fake.inject(**kwargs)

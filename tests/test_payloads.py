@@ -1,17 +1,19 @@
-"""Request dataclasses against the spec (tests/leonardo-openapi.json), and the serializer."""
+"""Request dataclasses against the spec (leonardo_client/testing/openapi.json), and the serializer."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import pytest
 
 from leonardo_client import payloads
 from leonardo_client.payloads import (
+    GenerationV2Request,
+    PromptEnhance,
+    V2Model,
     CanvasRequestType,
     ControlnetInput,
     ControlnetType,
@@ -33,8 +35,9 @@ from leonardo_client.payloads import (
     UserElementInput,
     to_payload,
 )
+from leonardo_client.testing.spec import SPEC_FILE
 
-SPEC = json.loads((Path(__file__).parent / "leonardo-openapi.json").read_text(encoding="utf-8"))
+SPEC = json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # the spec bundled with FakeLeonardo
 
 
 def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
@@ -90,7 +93,7 @@ def test_every_request_dataclass_is_checked_against_the_spec():
         for obj in vars(payloads).values()
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) and not obj.__name__.startswith("_")
     }
-    assert exported == {cls for cls, _, _ in SCHEMAS}
+    assert exported == {cls for cls, _, _ in SCHEMAS} | {GenerationV2Request}  # v2: see the end of the file
 
 
 @pytest.mark.parametrize("cls", [cls for cls, _, _ in SCHEMAS], ids=IDS)
@@ -277,7 +280,7 @@ ENUMS = [
 def test_every_enum_class_is_checked():
     exported = {getattr(payloads, name) for name in payloads.__all__}
     enum_like = {obj for obj in exported if isinstance(obj, type) and not dataclasses.is_dataclass(obj)}
-    assert enum_like == {cls for cls, _ in ENUMS}
+    assert enum_like == {cls for cls, _ in ENUMS} | {V2Model, PromptEnhance}  # v2: see the end of the file
 
 
 @pytest.mark.parametrize("cls, schema", ENUMS, ids=[cls.__name__ for cls, _ in ENUMS])
@@ -311,3 +314,45 @@ def test_controlnet_accepts_unknown_strings():
 def test_optional_type_helper_unwraps_optional():
     assert _python_type(Optional[int]) is int
     assert _python_type(str) is str
+
+
+# --- POST /v2/generations: one envelope, a schema per model ---------------------------------------
+
+V2_BODY = SPEC["paths"]["/v2/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+V2_MODELS = {name: resolve({"$ref": ref}) for name, ref in V2_BODY["discriminator"]["mapping"].items()}
+
+
+def v2_parameters(model: str) -> Dict[str, Any]:
+    return V2_MODELS[model]["properties"]["parameters"]
+
+
+def test_v2_model_constants_are_models_the_spec_lists():
+    assert set(_constants(V2Model)) <= set(V2_MODELS)
+    assert len(set(_constants(V2Model))) == len(_constants(V2Model))
+
+
+def test_v2_request_keys_are_in_the_model_schemas():
+    envelope = {f.metadata["json"] for f in dataclasses.fields(GenerationV2Request)}
+    assert {"model", "public"} <= envelope
+    for key in envelope - {"model", "public", "parameters.*"}:
+        name = key.split(".", 1)[1]
+        assert key.startswith("parameters.") and any(name in v2_parameters(m)["properties"] for m in V2_MODELS), key
+    for schema in V2_MODELS.values():  # model and prompt: what every model's envelope has
+        assert {"model", "public", "parameters"} <= set(schema["properties"])
+
+
+def test_prompt_enhance_constants_are_the_spec_values():
+    found = {tuple(sorted(p["properties"]["prompt_enhance"]["enum"])) for p in map(v2_parameters, V2_MODELS)
+             if "prompt_enhance" in p["properties"]}
+    assert found == {tuple(sorted(_constants(PromptEnhance)))}
+
+
+def test_v2_request_nests_parameters_and_merges_extra():
+    request = GenerationV2Request(V2Model.HAILUO_2_3, "waves", width=1376, height=768, quantity=1, extra={"duration": 6})
+    assert to_payload(request) == {
+        "model": "hailuo-2_3",
+        "parameters": {"prompt": "waves", "width": 1376, "height": 768, "quantity": 1, "duration": 6},
+    }
+    assert to_payload(GenerationV2Request("flux-dev", "x", public=True)) == {
+        "model": "flux-dev", "public": True, "parameters": {"prompt": "x"}
+    }

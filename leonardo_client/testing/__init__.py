@@ -1,0 +1,192 @@
+"""An in-process fake of the Leonardo.Ai REST API, for tests and offline demos::
+
+    from leonardo_client.testing import FakeLeonardo
+
+    with FakeLeonardo() as fake:
+        client = Client(api_key=fake.api_key, base_url=fake.base_url)
+
+A threaded HTTP/1.1 server on 127.0.0.1 (standard library only) that routes and validates
+from the bundled OpenAPI spec (``openapi.json`` here: unknown keys, missing or null required
+fields, wrong types and values outside an enum get the API's 400 envelope), checks the bearer
+key on every API path (401 otherwise; files under ``/cdn/`` need none), keeps generations
+PENDING for ``completion_delay`` seconds and then COMPLETE (or FAILED), serves real PNGs and
+an MP4 at the URLs it returns, records every request, counts connections and plays faults.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import threading
+import traceback
+from typing import Any, List, Optional, Union
+
+from .api import Api
+from .server import Answer, Fault, RecordedRequest, Server, envelope, json_answer, retry_after_header
+from .spec import ApiError, Spec, load_spec
+
+__all__ = ["FakeLeonardo", "RecordedRequest"]
+
+API_PREFIX = "/api/rest/v1"
+_USER_ID = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
+
+
+@functools.lru_cache(maxsize=None)
+def _spec() -> Spec:
+    return Spec(load_spec())
+
+
+class FakeLeonardo:
+    """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
+
+    ``completion_delay`` (seconds a generation stays PENDING) and ``fail_new_generations`` may
+    be changed at any time. ``base_url`` and ``root_url`` are set by :meth:`start`.
+    ``requests`` lists every request received (:class:`RecordedRequest`), and
+    ``connections_opened`` counts the TCP connections accepted.
+    """
+
+    def __init__(
+        self, *, api_key: str = "fake-api-key", completion_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        host = "127.0.0.1" if host == "localhost" else host
+        try:
+            loopback = ipaddress.IPv4Address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
+        if completion_delay < 0:
+            raise ValueError("completion_delay must not be negative")
+        self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
+        self.user_id = _USER_ID
+        self.requests: List[RecordedRequest] = []
+        self.connections_opened = 0
+        self.base_url = self.root_url = ""
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._faults: List[Fault] = []
+        self._server: Optional[Server] = None
+        self._thread: Optional[threading.Thread] = None
+        self._api = Api(self, _spec())
+
+    def start(self) -> FakeLeonardo:
+        """Start serving (binds the port; a no-op when already running)."""
+        if self._server is None:
+            self._server = Server(self._address, self)
+            self.root_url = "http://%s:%d" % (self._address[0], self._server.server_address[1])
+            self.base_url = self.root_url + API_PREFIX
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: close every connection and join every thread (bounded). A no-op when
+        stopped; state is kept and ``base_url`` too. Not to be called from a request handler."""
+        server, self._server = self._server, None
+        if server is not None and self._thread is not None:
+            server.close_all()
+            self._thread.join()
+
+    def __enter__(self) -> FakeLeonardo:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return "<FakeLeonardo %s>" % (self.base_url if self._server is not None else "stopped")
+
+    def inject(
+        self, *, status: Optional[int] = None, times: Optional[int] = 1, path: Optional[str] = None,
+        method: Optional[str] = None, retry_after: Union[str, float, None] = None, delay: float = 0.0,
+        drop: bool = False, body: Any = None, truncate: bool = False, after: bool = False,
+    ) -> None:
+        """Change the answer to the next ``times`` matching requests (None: until
+        :meth:`clear_faults`); the first matching fault, in order of registration, fires.
+
+        ``path`` matches the recorded path, exactly (``"/generations"``) or as a prefix ending
+        in ``*`` (``"/generations/*"``, ``"/cdn/*"``, ``"*"``); None matches every API path.
+        ``method`` None matches any. Each other argument has one effect:
+
+        * ``status``: answer this status instead of the operation's answer, with ``body`` (a
+          dict or list as JSON; a str or bytes raw, ``text/html`` when it starts with ``<``)
+          or else the API's error envelope. None: the operation's own answer.
+        * ``drop``: close the connection without answering.
+        * ``delay``: wait that long first (:meth:`stop` interrupts it); ``inject(delay=2)``
+          alone is a slow server that then answers normally.
+        * ``retry_after``: add a Retry-After header (a str verbatim; 2.0 as "2", 0.5 as "0.5").
+        * ``truncate``: announce the whole Content-Length, send half the body, close.
+        * ``after``: run the operation first, then play the fault (a POST that creates its
+          generation, then fails, drops or stalls). Without it a ``status`` or ``drop`` fault
+          fires before the operation, which never runs.
+        """
+        method = method and method.upper()
+        fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        """Remove every pending fault."""
+        with self._lock:
+            del self._faults[:]
+
+    def fail_generation(self, generation_id: str) -> None:
+        """Make that generation (image, motion or texture) end FAILED: at once if it has
+        completed, else when its delay is over. KeyError for an unknown id."""
+        with self._api.lock:
+            job = self._api.generations.get(generation_id) or self._api.textures.get(generation_id)
+            if job is None:
+                raise KeyError(generation_id)
+            job.fail = True
+            job.final = job.final and "FAILED"
+
+    def generation_ids(self) -> List[str]:
+        """Ids of the image and motion generations currently stored, oldest first."""
+        with self._api.lock:
+            return list(self._api.generations)
+
+    def blob_url(self, size: int) -> str:
+        """URL of ``size`` bytes (byte i is ``i % 251``), streamed in 64 KiB chunks and never
+        held whole: a testing aid for downloads. Needs start()."""
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 10**15:
+            raise ValueError("size must be a non-negative integer below 10**15")
+        if not self.root_url:
+            raise RuntimeError("start the FakeLeonardo first")
+        return "%s/cdn/blobs/%d.bin" % (self.root_url, size)
+
+    # -- called by the server's threads -----------------------------------------------
+
+    def _connection_accepted(self) -> None:
+        with self._lock:
+            self.connections_opened += 1
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _take_fault(self, request: RecordedRequest) -> Optional[Fault]:
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(request)), None)
+            if fault is not None and fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+        return fault
+
+    def _is_api(self, path: str) -> bool:
+        return self._api.spec.is_api(path)
+
+    def _answer(self, request: RecordedRequest) -> Answer:
+        try:
+            if request.kind == "api":
+                return self._api.answer(request)
+            if request.kind == "cdn" and request.method not in ("GET", "HEAD"):
+                raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
+            if request.kind == "cdn":
+                return self._api.cdn(request.path)
+            raise ApiError(404, "Not Found", "not-found")
+        except ApiError as exc:
+            return json_answer(exc.status, envelope(exc.message, exc.code), exc.headers)
+        except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
+            traceback.print_exc()
+            return json_answer(500, envelope("internal error", "unexpected"))

@@ -1,0 +1,339 @@
+"""The fake API's state and operations: one handler per operation, named after the Client's
+method; each response object is built in one place."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from .media import preview_size, render_mp4, render_png
+from .server import Answer, RecordedRequest, json_answer
+from .spec import ApiError, Operation, Spec, invalid
+
+if TYPE_CHECKING:
+    from . import FakeLeonardo
+
+_COST = {"amount": "0.0147", "unit": "DOLLARS"}
+_TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
+_LCM_SIZES = (512, 640, 1024)
+# The generation object's settings: key -> (request key, value when not given).
+_SETTINGS: Dict[str, Tuple[str, Any]] = dict(
+    prompt=("prompt", None), negativePrompt=("negative_prompt", None), modelId=("modelId", None),
+    sdVersion=("sd_version", "v1_5"), seed=("seed", None), imageWidth=("width", None), imageHeight=("height", None),
+    inferenceSteps=("num_inference_steps", 15), guidanceScale=("guidance_scale", 7), initStrength=("init_strength", None),
+    scheduler=("scheduler", "EULER_DISCRETE"), presetStyle=("presetStyle", "DYNAMIC"), public=("public", False),
+    ultra=("ultra", False), photoReal=("photoReal", False), photoRealStrength=("photoRealStrength", None),
+    promptMagic=("promptMagic", False), promptMagicStrength=("promptMagicStrength", None),
+    promptMagicVersion=("promptMagicVersion", None),
+)
+
+
+@dataclass
+class Call:
+    """One API call, checked against the spec: path parameters, typed query, JSON body."""
+
+    operation: Operation
+    params: Dict[str, str]
+    query: Dict[str, Any]
+    body: Dict[str, Any]
+
+
+@dataclass
+class Job:
+    """A generation (image, motion) or a texture generation: PENDING until it is done."""
+
+    id: str
+    seq: int
+    created: float  # time.monotonic() at creation
+    created_at: str
+    fail: bool
+    fields: Dict[str, Any]
+    images: List[Dict[str, Any]] = field(default_factory=list)  # their URLs are paths on the fake
+    final: Optional[str] = None  # COMPLETE or FAILED once reached
+
+
+def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
+    """body[key] unless absent or null."""
+    value = body.get(key)
+    return default if value is None else value
+
+
+def timestamp() -> str:
+    """Now as the API writes it: ISO 8601 in UTC, with milliseconds."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+
+
+def _seed_for(identifier: str) -> int:
+    return zlib.crc32(identifier.encode("utf-8")) % 1000000000
+
+
+def _created(key: str, job_id: str, id_key: str = "generationId") -> Dict[str, Any]:
+    """A v1 create response: {key: {generationId, apiCreditCost, cost}}."""
+    return {key: {id_key: job_id, "apiCreditCost": None, "cost": dict(_COST)}}
+
+
+def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """One generated_images[] item; motion holds its motionModel, motionMP4URL, motionStrength."""
+    motion = dict.fromkeys(("motionModel", "motionMP4URL", "motionStrength"), None) if motion is None else motion
+    image = dict(id=image_id, url=path, nsfw=False, likeCount=0, fantasyAvatar=fantasy, **motion)
+    return dict(image, motion=bool(image["motionModel"]), imageToVideo=bool(image["motionModel"]),
+                generated_image_variation_generics=[])
+
+
+def _page(call: Call, items: List[Job]) -> List[Job]:
+    """items newest first, paged by offset and limit (query, else body, else the spec's default)."""
+    bounds = []
+    for name in ("offset", "limit"):
+        value = _opt(call.query, name, _opt(call.body, name, call.operation.query[name]["default"]))
+        if value < 0:
+            raise invalid('"%s" must not be negative' % name)
+        bounds.append(value)
+    return sorted(items, key=lambda job: -job.seq)[bounds[0] : bounds[0] + bounds[1]]
+
+
+class Api:
+    """The fake API: its state and one handler per operation."""
+
+    def __init__(self, fake: FakeLeonardo, spec: Spec) -> None:
+        self.fake, self.spec = fake, spec
+        self.lock = threading.RLock()
+        self.seq = 0
+        self.generations: Dict[str, Job] = {}
+        self.textures: Dict[str, Job] = {}
+        self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
+        self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
+
+    def answer(self, request: RecordedRequest) -> Answer:
+        """The answer to one API call: key, route, query and body checked, then the handler."""
+        if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
+            raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
+        operations, params = self.spec.route(request.full_path) or ({}, {})
+        operation = operations.get(request.method)
+        handler = getattr(self, operation.name, None) if operation else None
+        if handler is None and operations and not operation:
+            allow = ", ".join(sorted(operations))
+            message = "method %s not allowed on this endpoint (allowed: %s)" % (request.method, allow)
+            raise ApiError(405, message, "method-not-allowed", [("Allow", allow)])
+        if handler is None or operation is None:
+            raise ApiError(404, "Endpoint not found", "not-found")
+        query = self.spec.query_args(operation, request.query)
+        return json_answer(200, handler(Call(operation, params, query, self._body(operation, request))))
+
+    def _body(self, operation: Operation, request: RecordedRequest) -> Dict[str, Any]:
+        if operation.body is None or not request.body.strip():
+            return {}
+        try:
+            body = json.loads(request.body.decode("utf-8"))
+        except ValueError:
+            raise invalid("Error in $: Failed reading: not a valid json value") from None
+        self.spec.check_body(operation, body)
+        return body  # type: ignore[no-any-return]
+
+    def cdn(self, path: str) -> Answer:
+        """A file under /cdn/ (no key needed, as on Leonardo's CDN); /cdn/blobs/<n>.bin is n bytes."""
+        size = path[len("/cdn/blobs/") : -len(".bin")]
+        if path.startswith("/cdn/blobs/") and path.endswith(".bin") and size.isdigit() and len(size) <= 15:
+            return Answer(200, content_type="application/octet-stream", blob_size=int(size))
+        with self.lock:
+            asset = self.assets.get(path)
+        if asset is None:
+            raise ApiError(404, "Not Found", "not-found")
+        return Answer(200, asset[1](), asset[0])
+
+    def _png(self, path: str, seed: str, width: int, height: int) -> None:
+        """Serve a PNG at path (lock held), rendered on first request."""
+        self.assets[path] = ("image/png", functools.lru_cache(maxsize=None)(lambda: render_png(seed, width, height)))
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any]) -> Job:
+        """A new job (lock held), stored; PENDING for completion_delay."""
+        self.seq += 1
+        job = Job(str(uuid.uuid4()), self.seq, time.monotonic(), timestamp(), self.fake.fail_new_generations, fields)
+        store[job.id] = job
+        return job
+
+    def status(self, job: Job) -> str:
+        if job.final is None and time.monotonic() - job.created >= self.fake.completion_delay:
+            job.final = "FAILED" if job.fail else "COMPLETE"
+        return job.final or "PENDING"
+
+    def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
+        """item with its paths under keys made URLs of the fake."""
+        return dict(item, **{k: self.fake.root_url + item[k] for k in keys if item[k] is not None})
+
+    def _cdn_path(self, job: Job, name: str, folder: str = "generations") -> str:
+        return "/cdn/users/%s/%s/%s/%s" % (self.fake.user_id, folder, job.id, name)
+
+    def _generation(self, job: Job, listing: bool = False) -> Dict[str, Any]:
+        """The generation object of GET /generations/{id} and (listing) of the user's list."""
+        status = self.status(job)
+        images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
+        for image in images if listing else ():
+            del image["fantasyAvatar"]  # not in the list endpoint's schema
+        elements = json.loads(json.dumps(job.fields["generation_elements"]))
+        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status,
+                    generated_images=images, generation_elements=elements)
+
+    def _texture(self, job: Job) -> Dict[str, Any]:
+        """The texture generation object of GET /generations-texture/{id} and of its list."""
+        status = self.status(job)
+        images = [self._urls(i, "url") for i in job.images] if status == "COMPLETE" else []
+        fields = {k: job.fields[k] for k in ("prompt", "negativePrompt", "seed")}
+        return dict(fields, createdAt=job.created_at, id=job.id, status=status, model_asset_texture_images=images)
+
+    # -- image generations ------------------------------------------------------------
+
+    def _size_and_count(self, call: Call) -> Tuple[int, int, int]:
+        """(width, height, num_images) of a POST /generations body, or the API's 400."""
+        body, default = call.body, functools.partial(self.spec.body_default, call.operation)
+        if len(body["prompt"]) > 1500:
+            raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
+        width, height = _opt(body, "width", default("width")), _opt(body, "height", default("height"))
+        if any(not 32 <= side <= 1536 or side % 8 for side in (width, height)):
+            raise ApiError(400, "invalid dimensions", "unexpected")
+        count = _opt(body, "num_images", default("num_images"))
+        if count < 1:
+            raise ApiError(400, "num_images must be at least 1", "unexpected")
+        if count > (4 if width > 768 or height > 768 else 8):
+            raise ApiError(400, "Too many images", "unexpected")
+        return width, height, count
+
+    def create_generation(self, call: Call) -> Dict[str, Any]:
+        """POST /generations"""
+        width, height, count = self._size_and_count(call)
+        body = dict(call.body, width=width, height=height)
+        fields = {key: _opt(body, name, default) for key, (name, default) in _SETTINGS.items()}
+        if fields["photoReal"] and fields["photoRealStrength"] is None:
+            fields["photoRealStrength"] = 0.55
+        elements = enumerate(body.get("elements") or [], start=1)
+        fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
+        with self.lock:
+            job = self._new_job(self.generations, fields)
+            fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
+            self._add_images(job, count, bool(body.get("fantasyAvatar")))
+        return _created("sdGenerationJob", job.id)
+
+    def _add_images(self, job: Job, count: int, fantasy: bool) -> None:
+        """count PNG images for job (lock held), seeded by its prompt and their index."""
+        width, height = preview_size(job.fields["imageWidth"], job.fields["imageHeight"])
+        for index in range(count):
+            image_id = str(uuid.uuid4())
+            path = self._cdn_path(job, image_id + ".png")
+            self._png(path, "%s\x00%d" % (job.fields["prompt"], index), width, height)
+            self.sources[image_id] = (job.fields["prompt"], path, width, height)
+            job.images.append(_image(image_id, path, fantasy))
+
+    def get_generation_by_id(self, call: Call) -> Dict[str, Any]:
+        """GET /generations/{id}"""
+        with self.lock:
+            job = self.generations.get(call.params["id"])
+            return {"generations_by_pk": job and self._generation(job)}
+
+    def delete_generation_by_id(self, call: Call) -> Dict[str, Any]:
+        """DELETE /generations/{id}"""
+        with self.lock:
+            job = self.generations.pop(call.params["id"], None)
+        return {"delete_generations_by_pk": job and {"id": job.id}}
+
+    def get_generations_by_user_id(self, call: Call) -> Dict[str, Any]:
+        """GET /generations/user/{userId}: newest first."""
+        with self.lock:
+            mine = list(self.generations.values()) if call.params["userId"] == self.fake.user_id else []
+            return {"generations": [self._generation(job, listing=True) for job in _page(call, mine)]}
+
+    def create_svd_motion_generation(self, call: Call) -> Dict[str, Any]:
+        """POST /generations-motion-svd: imageId must be the id of a generated image."""
+        body = call.body
+        with self.lock:
+            source = self.sources.get(body["imageId"])
+            if source is None or body.get("isInitImage") or body.get("isVariation"):
+                raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
+            prompt, still, width, height = source
+            fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
+            fields.update(prompt=prompt, imageWidth=width, imageHeight=height, generation_elements=[])
+            fields.update(sdVersion="v1_5", scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
+            job = self._new_job(self.generations, fields)
+            fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
+            path = self._cdn_path(job, video_id)
+            self.assets[path + ".png"] = self.assets[still]
+            self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
+            motion = dict(motionModel="SVD", motionMP4URL=path + ".mp4", motionStrength=body.get("motionStrength"))
+            job.images.append(_image(video_id, path + ".png", motion=motion))
+        return _created("motionSvdGenerationJob", job.id)
+
+    # -- textures ---------------------------------------------------------------------
+
+    def create_texture_generation(self, call: Call) -> Dict[str, Any]:
+        """POST /generations-texture"""
+        body = call.body
+        fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
+        with self.lock:
+            job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
+            job.fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
+            for kind in _TEXTURE_TYPES:
+                image_id = str(uuid.uuid4())
+                path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
+                self._png(path, "%s\x00%s" % (body["prompt"], kind), 128, 128)
+                job.images.append({"id": image_id, "type": kind, "url": path})
+        return _created("textureGenerationJob", job.id, "id")
+
+    def get_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
+        """GET /generations-texture/{id} (offset and limit are checked, then unused)"""
+        _page(call, [])
+        with self.lock:
+            job = self.textures.get(call.params["id"])
+            return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
+
+    def delete_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
+        """DELETE /generations-texture/{id}"""
+        with self.lock:
+            job = self.textures.pop(call.params["id"], None)
+        return {"delete_model_asset_texture_generations_by_pk": job and {"id": job.id}}
+
+    def get_texture_generations_by_model_id(self, call: Call) -> Dict[str, Any]:
+        """GET /generations-texture/model/{modelId}: newest first."""
+        with self.lock:
+            mine = [job for job in self.textures.values() if job.fields["modelAssetId"] == call.params["modelId"]]
+            return {"model_asset_texture_generations": [self._texture(job) for job in _page(call, mine)]}
+
+    # -- LCM: synchronous, the image comes back as a data URL ---------------------------
+
+    def _lcm(self, call: Call, **extra: Any) -> Dict[str, Any]:
+        """An lcmGenerationJob: one PNG seeded by operation, prompt and seed."""
+        body = call.body
+        for key in ("imageDataUrl", "maskDataUrl"):
+            if not body.get(key, "data:image/").startswith("data:image/"):
+                raise invalid("%s must be a base64 data URL starting with data:image/" % key, "bad-request")
+        width, height = _opt(body, "width", 512), _opt(body, "height", 512)
+        if width not in _LCM_SIZES or height not in _LCM_SIZES:
+            raise ApiError(400, "invalid dimensions", "unexpected")
+        png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
+                         *preview_size(width, height))
+        job = {"imageDataUrl": ["data:image/png;base64," + base64.b64encode(png).decode("ascii")]}
+        job.update(extra, requestTimestamp=_opt(body, "requestTimestamp", str(int(time.time() * 1000))))
+        return {"lcmGenerationJob": dict(job, apiCreditCost=None, cost=dict(_COST))}
+
+    create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm  # POST /generations-lcm ...
+
+    def perform_alchemy_upscale_lcm(self, call: Call) -> Dict[str, Any]:
+        """POST /lcm-upscale: the result is also stored, so it has ids."""
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        return self._lcm(call, generationId=ids[:1], variationId=ids[1:2], generatedImageId=ids[2])
+
+
+def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str, Any]:
+    """One generation_elements[] item, for an elements[] item of the request."""
+    ak_uuid = element["akUUID"]
+    lora = dict(akUUID=ak_uuid, baseModel=sd_version, description="Fake element %s" % ak_uuid,
+                name="Element %s" % ak_uuid[:8], urlImage=None, weightDefault=1, weightMax=2, weightMin=-1)
+    return {"id": number, "weightApplied": _opt(element, "weight", 1.0), "lora": lora}

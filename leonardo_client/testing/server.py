@@ -1,0 +1,294 @@
+"""The fake's HTTP plumbing: a threaded server on loopback, requests in, answers and faults out."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
+from urllib.parse import parse_qsl, urlsplit
+
+from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
+
+if TYPE_CHECKING:
+    from . import FakeLeonardo
+
+JSON_TYPE = "application/json; charset=utf-8"
+MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body
+IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
+JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
+
+
+@dataclass
+class RecordedRequest:
+    """One request received by the fake.
+
+    ``path`` is relative to ``base_url`` for v1 API calls (``"/generations/abc"``), else to
+    ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/generations"``); no query string, still
+    percent-encoded as sent. ``query`` holds the last value of each query parameter;
+    ``headers`` ignores case on lookup; ``json`` is the parsed body (None when absent or not
+    JSON); ``body`` the raw bytes.
+    """
+
+    method: str
+    path: str
+    query: Dict[str, str]
+    headers: Message
+    json: Any
+    body: bytes = field(default=b"", repr=False)
+    kind: str = field(default="api", repr=False)  # "api", "cdn" or "other"
+    full_path: str = field(default="", repr=False)  # the path as sent
+
+
+@dataclass
+class Answer:
+    """What to send back: a status and a body, or a streamed blob of ``blob_size`` bytes."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_TYPE
+    headers: List[Tuple[str, str]] = field(default_factory=list)
+    blob_size: Optional[int] = None
+
+
+def json_answer(status: int, obj: Any, headers: Optional[List[Tuple[str, str]]] = None) -> Answer:
+    return Answer(status, json.dumps(obj, separators=(",", ":")).encode("utf-8"), JSON_TYPE, headers or [])
+
+
+def envelope(message: str, code: str) -> Dict[str, str]:
+    """The API's error body."""
+    return {"error": message, "path": "$", "code": code}
+
+
+_DEFAULT_ERRORS = {
+    401: envelope("Authentication hook unauthorized this request", "access-denied"),
+    500: envelope("internal error", "unexpected"),
+}
+
+
+@dataclass
+class Fault:
+    """One injected fault; see FakeLeonardo.inject."""
+
+    status: Optional[int]
+    remaining: Optional[int]
+    path: Optional[str]
+    method: Optional[str]
+    retry_after: Optional[str]
+    delay: float
+    drop: bool
+    body: Any
+    truncate: bool
+    after: bool
+
+    def __post_init__(self) -> None:
+        if self.status is not None and (isinstance(self.status, bool) or not 200 <= self.status <= 599):
+            raise ValueError("status must be an HTTP status code between 200 and 599")
+        if self.body is not None and self.status is None:
+            raise ValueError("body needs a status")
+        if self.remaining is not None and (isinstance(self.remaining, bool) or self.remaining < 1):
+            raise ValueError("times must be None or a positive integer")
+        if self.path is not None and not (self.path.startswith("/") or self.path.endswith("*")):
+            raise ValueError('path must start with "/" (or be a prefix ending with "*")')
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+
+    def matches(self, request: RecordedRequest) -> bool:
+        if self.method not in (None, request.method):
+            return False
+        if self.path is None:
+            return request.kind == "api"
+        if self.path.endswith("*"):
+            return request.path.startswith(self.path[:-1])
+        return request.path == self.path
+
+    def replaces_answer(self) -> bool:
+        """The operation's own answer is not sent (and, unless ``after``, it does not run)."""
+        return self.drop or self.status is not None
+
+    def apply(self, answer: Answer) -> Answer:
+        """The answer with the fault's status, body and Retry-After."""
+        if isinstance(self.body, (str, bytes, bytearray)):
+            data = self.body.encode("utf-8") if isinstance(self.body, str) else bytes(self.body)
+            html = data.lstrip()[:1] == b"<"
+            answer = Answer(self.status or 200, data, "text/html; charset=utf-8" if html else JSON_TYPE)
+        elif self.status is not None:
+            answer = json_answer(self.status, self.body if self.body is not None else _default_error(self.status))
+        if self.retry_after is not None:
+            answer.headers = answer.headers + [("Retry-After", self.retry_after)]
+        return answer
+
+
+def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
+    """A Retry-After header value: a str verbatim, 2.0 as "2", 0.5 as "0.5"."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("retry_after must be a str, a number or None")
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _default_error(status: int) -> Dict[str, str]:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error %d" % status
+    code = {400: "bad-request", 404: "not-found"}.get(status, "unexpected")
+    return _DEFAULT_ERRORS.get(status, envelope(phrase, code))
+
+
+class Server(http.server.ThreadingHTTPServer):
+    """A ThreadingHTTPServer that counts connections and closes all of them at stop().
+
+    Its threads are daemons (a fake left running never blocks the interpreter's exit), so
+    they are tracked here and joined by close_all().
+    """
+
+    allow_reuse_address = True
+
+    def __init__(self, address: Tuple[str, int], fake: FakeLeonardo) -> None:
+        self.fake = fake
+        self.stop_event = threading.Event()
+        self._open: Set[socket.socket] = set()
+        self._workers: Set[threading.Thread] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), which may query DNS: skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        worker = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        with self._open_lock:
+            if self.stop_event.is_set():
+                self.shutdown_request(request)
+                return
+            self._open.add(request)
+            self._workers = {t for t in self._workers if t.is_alive()} | {worker}
+        try:  # headers and body go out in separate writes: do not wait for delayed ACKs
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.fake._connection_accepted()
+        worker.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not self.stop_event.is_set() and not isinstance(sys.exc_info()[1], (OSError, ValueError)):
+            traceback.print_exc()  # a bug in the fake, not a peer that went away
+
+    def close_all(self) -> None:
+        """Stop accepting, wake every connection (idle keep-alive ones too) and join them."""
+        self.stop_event.set()
+        self.shutdown()
+        with self._open_lock:
+            sockets, workers = list(self._open), list(self._workers)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self.server_close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeLeonardo/2.0"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def _read_body(self) -> bytes:
+        """The body announced by Content-Length (the client never sends chunked bodies)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raise ValueError("chunked request bodies are not supported; send Content-Length")
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit() or int(length) > MAX_BODY:
+            raise ValueError("invalid Content-Length")
+        data = self.rfile.read(int(length))
+        if len(data) != int(length):
+            raise ValueError("incomplete request body")
+        return data
+
+    def _recorded(self, body: bytes) -> RecordedRequest:
+        parts, fake = urlsplit(self.path), self.server.fake
+        path = parts.path or "/"
+        try:
+            parsed = json.loads(body.decode("utf-8")) if body else None
+        except ValueError:
+            parsed = None
+        kind = "api" if fake._is_api(path) else "cdn" if path.startswith("/cdn/") else "other"
+        base = urlsplit(fake.base_url).path
+        relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
+
+    def _dispatch(self) -> None:
+        fake = self.server.fake
+        try:
+            body = self._read_body()
+        except ValueError as exc:
+            self.close_connection = True
+            self._send(json_answer(400, envelope(str(exc), "bad-request")))
+            return
+        request = self._recorded(body)
+        fake._record(request)
+        fault = fake._take_fault(request)
+        if fault is None:
+            self._send(fake._answer(request))
+            return
+        answer = fake._answer(request) if fault.after else Answer(0)
+        if fault.delay and self.server.stop_event.wait(fault.delay):
+            self.close_connection = True  # stopping: abandon the request
+            return
+        if not fault.after and not fault.replaces_answer():
+            answer = fake._answer(request)  # a slow server: the operation runs after the delay
+        if fault.drop:
+            self.close_connection = True
+        elif fault.truncate:  # announce the whole body, send half of it, close
+            self.close_connection = True
+            answer = fault.apply(answer)
+            full, answer.body = answer.body, answer.body[: len(answer.body) // 2]
+            self._send(answer, max(len(full), len(answer.body) + 1))
+        else:
+            self._send(fault.apply(answer))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def _send(self, answer: Answer, length: Optional[int] = None) -> None:
+        size = answer.blob_size if answer.blob_size is not None else len(answer.body)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(size if length is None else length))
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.write(answer.body)
+        blob = answer.blob_size or 0
+        for offset in range(0, blob, BLOB_CHUNK):  # a blob, never held whole
+            if self.server.stop_event.is_set():
+                self.close_connection = True
+                return
+            start = offset % BLOB_PERIOD
+            self.wfile.write(BLOB_PATTERN[start : start + min(BLOB_CHUNK, blob - offset)])

@@ -1,0 +1,231 @@
+"""The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths
+exist and what each request body may hold.
+
+Bodies are checked as Leonardo's Hasura layer checks them: unknown keys, missing required
+keys, null for a non-nullable key, wrong JSON types and values outside an enum are refused
+with 400 and the API's envelope. The v2 model schemas add bounds, lengths and allOf / anyOf /
+oneOf / not, checked too; ``format`` and ``pattern`` are not (ids are never checked as UUIDs).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+SPEC_FILE = Path(__file__).with_name("openapi.json")
+
+# Handlers are named after the Client's methods: the operationId in snake_case, but for these.
+_RENAMED = {"getUserSelf": "get_user_info", "getModels": "get_models_v2"}
+
+# The spec marks nothing required on POST /generations-texture, yet the API refuses a body
+# without prompt or modelAssetId: there, non-nullable properties are treated as required.
+_NON_NULLABLE_IS_REQUIRED = {"createTextureGeneration"}
+
+_TYPES: Dict[str, Tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,), "object": (dict,)
+}
+_GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
+_BOUNDS: List[Tuple[str, str, Callable[[Any], Any], str]] = [  # (lower, upper, measure, wording)
+    ("minimum", "maximum", lambda value: value, "be"),
+    ("minLength", "maxLength", len, "have a length"),
+    ("minItems", "maxItems", len, "have a number of items"),
+]
+
+
+class ApiError(Exception):
+    """An error answer of the API: status, message and code of its envelope, extra headers."""
+
+    def __init__(self, status: int, message: str, code: str, headers: Optional[List[Tuple[str, str]]] = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers or []
+
+
+def invalid(message: str, code: str = "validation-failed") -> ApiError:
+    return ApiError(400, message, code)
+
+
+@functools.lru_cache(maxsize=None)
+def load_spec() -> Dict[str, Any]:
+    """The bundled spec, parsed once."""
+    return json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def json_type(value: Any) -> str:
+    names = [("null", (type(None),)), ("boolean", (bool,)), ("number", (int, float)), ("string", (str,)), ("array", (list,))]
+    return next((name for name, kinds in names if isinstance(value, kinds)), "object")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One (method, path) of the spec."""
+
+    name: str  # the handler's name
+    operation_id: str
+    body: Optional[Dict[str, Any]]  # the request body's schema
+    query: Dict[str, Dict[str, Any]]  # query parameter name -> schema
+
+
+class Spec:
+    """Routes and body checks, both read from an OpenAPI document."""
+
+    def __init__(self, document: Dict[str, Any]) -> None:
+        self.document = document
+        self.routes: List[Tuple[List[str], Dict[str, Operation]]] = []
+        self.roots = set()  # the servers' paths: "/api/rest/v1", "/api/rest"
+        for template, item in document["paths"].items():
+            root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
+            self.roots.add(root)
+            ops = {m.upper(): self._operation(op) for m, op in item.items() if m in ("get", "post", "delete")}
+            self.routes.append(((root + template)[1:].split("/"), ops))
+
+    @staticmethod
+    def _operation(op: Dict[str, Any]) -> Operation:
+        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op["operationId"]).lower()
+        body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        query = {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
+        return Operation(_RENAMED.get(op["operationId"], snake), op["operationId"], body, query)
+
+    def is_api(self, path: str) -> bool:
+        return any(path == root or path.startswith(root + "/") for root in self.roots)
+
+    def resolve(self, node: Dict[str, Any]) -> Dict[str, Any]:
+        """node with its $ref followed (sibling keys such as "deprecated" are dropped)."""
+        while "$ref" in node:
+            node = functools.reduce(lambda n, part: n[part], node["$ref"][2:].split("/"), self.document)
+        return node
+
+    def route(self, path: str) -> Optional[Tuple[Dict[str, Operation], Dict[str, str]]]:
+        """(operations by method, path parameters) for a request path, or None. A literal
+        segment wins over a parameter; a parameter is one non-empty segment."""
+        segments = [unquote(s) for s in path[1:].split("/")]
+        found = []
+        for pattern, operations in self.routes:
+            if len(pattern) == len(segments):
+                pairs = list(zip(pattern, segments))
+                if all(p == s or (p.startswith("{") and s) for p, s in pairs):
+                    params = {p[1:-1]: s for p, s in pairs if p.startswith("{")}
+                    found.append((len(params), operations, params))
+        if not found:
+            return None
+        _, operations, params = min(found, key=lambda f: f[0])
+        return operations, params
+
+    def query_args(self, operation: Operation, query: Dict[str, str]) -> Dict[str, Any]:
+        """The query parameters of the spec that were given (and not empty), typed."""
+        args: Dict[str, Any] = {}
+        for name, schema in operation.query.items():
+            raw = query.get(name, "")
+            if raw and schema.get("type") == "integer" and not re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+                raise invalid('expected an integer for query parameter "%s", but found "%s"' % (name, raw))
+            if raw:
+                args[name] = int(raw) if schema.get("type") == "integer" else raw
+        return args
+
+    def body_default(self, operation: Operation, key: str) -> Any:
+        return self.resolve((operation.body or {})["properties"][key]).get("default")
+
+    def check_body(self, operation: Operation, body: Any) -> None:
+        """Raise ApiError(400) unless body fits the operation's request schema."""
+        schema = operation.body or {"type": "object"}
+        if not isinstance(body, dict):
+            raise invalid("expected an object, but found %s" % json_type(body))
+        if operation.operation_id in _NON_NULLABLE_IS_REQUIRED:
+            props = schema["properties"]
+            schema = dict(schema, required=[k for k in props if not self.resolve(props[k]).get("nullable")])
+        self.check(schema, body, ())
+
+    # -- one JSON value against one schema; `where` is the path of keys to the value --------
+
+    def check(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...], closed: bool = True) -> None:
+        schema = self.resolve(schema)
+        if value is None:
+            if not schema.get("nullable", False):
+                raise invalid("expecting a value for non-nullable %s" % _name(where))
+            return
+        self._check_type(schema, value, where)
+        enum = schema.get("enum")
+        if enum is not None and not any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum):
+            found = (enum, _type_name(schema, where), value)
+            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+        self._check_bounds(schema, value, where)
+        for sub in schema.get("allOf", ()):
+            self.check(sub, value, where, closed=False)
+        if "anyOf" in schema and not any(self._fits(s, value, where) for s in schema["anyOf"]):
+            raise invalid("%s matches none of the allowed combinations" % _label(where))
+        if "oneOf" in schema and sum(self._fits(s, value, where) for s in schema["oneOf"]) != 1:
+            raise invalid("%s must match exactly one of the allowed forms" % _label(where))
+        if "not" in schema and self._fits(schema["not"], value, where):
+            raise invalid("%s is a combination that is not allowed" % _label(where))
+        if isinstance(value, dict):
+            self._check_object(schema, value, where, closed)
+        for index, item in enumerate(value if isinstance(value, list) else ()):
+            self.check(schema.get("items", {}), item, where + (str(index),))
+
+    def _fits(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> bool:
+        try:
+            self.check(schema, value, where, closed=False)
+        except ApiError:
+            return False
+        return True
+
+    def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
+        kind = schema.get("type")
+        if kind is None or (isinstance(value, _TYPES[kind]) and (kind == "boolean") == isinstance(value, bool)):
+            return
+        if kind == "array":
+            raise invalid("expected a list, but found %s" % json_type(value))
+        found = json_type(value)
+        raise invalid(
+            "expected %s %s for type '%s', but found %s %s"
+            % (_article(kind), kind, _type_name(schema, where), _article(found), found)
+        )
+
+    def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
+        for low, high, measure, wording in _BOUNDS:
+            if low in schema and measure(value) < schema[low]:
+                raise invalid("%s must %s at least %s" % (_label(where), wording, schema[low]))
+            if high in schema and measure(value) > schema[high]:
+                raise invalid("%s must %s at most %s" % (_label(where), wording, schema[high]))
+        step = schema.get("multipleOf")
+        if step and isinstance(value, (int, float)) and not math.isclose(value / step, round(value / step)):
+            raise invalid("%s must be a multiple of %s" % (_label(where), step))
+        if schema.get("uniqueItems") and isinstance(value, list) and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+            raise invalid("%s must not repeat an item" % _label(where))
+
+    def _check_object(self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool) -> None:
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", not props)
+        for key in value:
+            if key in props or extra is not False or not closed:
+                continue
+            if not where:
+                raise invalid("Unexpected variable %s" % key, "bad-request")
+            raise invalid('field "%s" not found in type: \'%s\'' % (key, _type_name(schema, where)))
+        for key in schema.get("required", ()):
+            if value.get(key) is None:
+                raise invalid("expecting a value for non-nullable %s" % _name(where + (key,)))
+        for key, item in value.items():
+            if key in props or isinstance(extra, dict):
+                self.check(props.get(key, extra), item, where + (key,))
+
+
+def _label(where: Tuple[str, ...]) -> str:
+    return ".".join(where) or "the body"
+
+
+def _name(where: Tuple[str, ...]) -> str:
+    return '%s: "%s"' % ("variable" if len(where) == 1 else "field", where[-1] if where else "body")
+
+
+def _type_name(schema: Dict[str, Any], where: Tuple[str, ...]) -> str:
+    return str(schema.get("title") or _GRAPHQL_NAMES.get(schema.get("type", "")) or _label(where))
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"

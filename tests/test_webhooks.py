@@ -1,0 +1,110 @@
+"""parse_webhook: the bearer check, the documented payload, the redaction of echoed keys."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Dict
+
+import pytest
+
+from leonardo_client.webhooks import LEONARDO_WEBHOOK_IPS, REDACTED, parse_webhook
+
+CALLBACK_KEY = "callback-key-for-tests"
+API_KEY = "api-key-echoed-by-leonardo"
+# The documented example (API_FACTS_MORE.md (e)), shortened to the fields a receiver reads.
+PAYLOAD: Dict[str, Any] = {
+    "type": "image_generation.complete",
+    "object": "generation",
+    "timestamp": 1699490546932,
+    "api_version": "v1",
+    "data": {
+        "object": {
+            "id": "gen-1",
+            "status": "COMPLETE",
+            "prompt": "An oil painting of a cat",
+            "seed": "905778432",
+            "apiDollarCost": "9",
+            "images": [{"id": "img-1", "url": "https://cdn.leonardo.ai/users/u/generations/gen-1/cat_0.jpg"}],
+            "apiKey": {"id": "k-1", "key": API_KEY, "name": "webhook with key", "webhookCallbackApiKey": CALLBACK_KEY},
+        }
+    },
+}
+BODY = json.dumps(PAYLOAD).encode()
+
+
+def test_a_good_request_is_parsed_with_the_echoed_keys_redacted() -> None:
+    parsed = parse_webhook(BODY, {"authorization": f"Bearer {CALLBACK_KEY}", "content-type": "application/json"}, CALLBACK_KEY)
+    generation = parsed["data"]["object"]
+    assert (parsed["type"], generation["id"], generation["images"][0]["id"]) == ("image_generation.complete", "gen-1", "img-1")
+    assert generation["apiKey"] == {"id": "k-1", "key": REDACTED, "name": "webhook with key", "webhookCallbackApiKey": REDACTED}
+    assert API_KEY not in json.dumps(parsed) and CALLBACK_KEY not in json.dumps(parsed)
+
+
+def test_header_name_and_scheme_are_case_insensitive_and_str_bodies_work() -> None:
+    assert parse_webhook(BODY.decode(), {"Authorization": f"bearer  {CALLBACK_KEY} "}, CALLBACK_KEY)["type"]
+
+
+@pytest.mark.parametrize(
+    "headers, text",
+    [
+        ({}, "no Authorization header"),
+        ({"authorization": "Bearer wrong-key"}, "does not carry the callback API key"),
+        ({"authorization": f"Basic {CALLBACK_KEY}"}, "does not carry"),
+        ({"authorization": f"Bearer {CALLBACK_KEY}x"}, "does not carry"),
+        ({"authorization": "Bearer \u00e9t\u00e9"}, "does not carry"),
+    ],
+)
+def test_a_missing_or_wrong_key_is_refused_in_one_line(headers: Dict[str, str], text: str) -> None:
+    with pytest.raises(ValueError, match=text) as info:
+        parse_webhook(BODY, headers, CALLBACK_KEY)
+    assert "\n" not in str(info.value) and CALLBACK_KEY not in str(info.value)
+
+
+def test_the_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import leonardo_client.webhooks as webhooks
+
+    compared = []
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or a == b)
+    parse_webhook(BODY, {"authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
+    assert compared == [(CALLBACK_KEY.encode(), CALLBACK_KEY.encode())]
+
+
+def broken(**changes: Any) -> bytes:
+    payload = copy.deepcopy(PAYLOAD)
+    payload.update(changes)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    "body, text",
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "is not {"),
+        (broken(data={"object": "gen-1"}), "is not {"),
+        (broken(data=None), "is not {"),
+        (broken(type=None), "is not {"),
+        (broken(data={"object": {"id": "gen-1"}}), "has no images list"),
+    ],
+)
+def test_bad_bodies_are_one_line_value_errors(body: bytes, text: str) -> None:
+    with pytest.raises(ValueError, match=text) as info:
+        parse_webhook(body, {"authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
+    assert "\n" not in str(info.value)
+
+
+def test_the_callers_payload_is_not_changed_and_other_event_types_pass() -> None:
+    body = broken(type="image_generation.something_new")
+    parsed = parse_webhook(body, {"authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
+    assert parsed["type"] == "image_generation.something_new"
+    assert PAYLOAD["data"]["object"]["apiKey"]["key"] == API_KEY
+
+
+def test_an_empty_callback_key_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        parse_webhook(BODY, {"authorization": "Bearer "}, "")
+
+
+def test_the_published_source_addresses() -> None:
+    assert len(LEONARDO_WEBHOOK_IPS) == 6 and "35.173.108.170" in LEONARDO_WEBHOOK_IPS
