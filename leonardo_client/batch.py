@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, 
 
 import requests
 
+from . import client as _client
 from .errors import LeonardoError
 
 if TYPE_CHECKING:
@@ -674,12 +675,7 @@ class _Engine:
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
-        get_user_info = getattr(self.client, "get_user_info", None)
-        if get_user_info is None:  # a client from before GET /me
-            if concurrency is None:
-                raise ValueError("this client cannot read GET /me: give concurrency=")
-            return concurrency
-        details = (get_user_info().get("user_details") or [{}])[0]
+        details = (self.client.get_user_info().get("user_details") or [{}])[0]
         user_id = (details.get("user") or {}).get("id")
         self.user_id = str(user_id) if user_id else None
         if concurrency is not None:
@@ -803,7 +799,7 @@ class _Engine:
     def post(self, item: BatchItem) -> Dict[str, Any]:
         api, body = item.request()
         if api == "v2":
-            return dict(self.client.create_generation_v2(body))  # type: ignore[attr-defined]
+            return self.client.create_generation_v2(body)
         return self.client.create_generation(body)
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException], state: "_LoopState") -> None:
@@ -812,7 +808,7 @@ class _Engine:
             state.slowdown = max(1.0, state.slowdown * 0.98)
             state.pause = DEFAULT_PAUSE
             try:
-                generation_id = _generation_id(response)
+                generation_id = _client.generation_id(response)
             except LeonardoError as exc:
                 self.record(item, "ambiguous", reason=str(exc))
                 self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
@@ -1097,16 +1093,6 @@ def _timestamp(text: Any) -> Optional[float]:
         digits = zone[1:].replace(":", "")
         seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     return seconds
-
-
-def _generation_id(response: Mapping[str, Any]) -> str:
-    for key in ("sdGenerationJob", "generate"):
-        job = response.get(key)
-        if isinstance(job, Mapping) and job.get("generationId"):
-            return str(job["generationId"])
-    if response.get("generationId"):
-        return str(response["generationId"])
-    raise LeonardoError("the API accepted the request but its answer holds no generation id", body=response)
 
 
 def _cost(response: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
