@@ -6,6 +6,7 @@ validates from), so the fake cannot drift from the spec unnoticed.
 
 import base64
 import json
+import re
 import socket
 import struct
 import threading
@@ -17,7 +18,8 @@ import pytest
 import requests
 
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
-from leonardo_client.testing.spec import SPEC_FILE
+from leonardo_client.testing.account import Account, Job
+from leonardo_client.testing.spec import SPEC_FILE, ApiError
 
 TIMEOUT = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,12 +82,17 @@ def envelope(response):
     return body
 
 
-@pytest.fixture
-def api(fake):
+def session_for(fake):
+    """A requests.Session that sends fake's key (and closes as a context manager)."""
     session = requests.Session()
     session.headers["Authorization"] = "Bearer " + fake.api_key
-    yield session
-    session.close()
+    return session
+
+
+@pytest.fixture
+def api(fake):
+    with session_for(fake) as session:
+        yield session
 
 
 def call(api, fake, method, path, **kwargs):
@@ -1004,3 +1011,280 @@ def test_inject_rejects_bad_arguments(fake):
     for kwargs in bad:
         with pytest.raises(ValueError):
             fake.inject(**kwargs)
+
+
+# -- faults that let the operation run first ---------------------------------------------------
+
+
+def test_fault_after_the_operation_ran(fake, api):
+    fake.inject(status=500, after=True, path="/generations", method="POST")
+    assert call(api, fake, "POST", "/generations", json={"prompt": "x"}).status_code == 500
+    assert len(fake.generation_ids()) == 1  # created, though the answer said 500
+    fake.inject(drop=True, after=True, path="/generations")
+    with pytest.raises(requests.ConnectionError):
+        call(api, fake, "POST", "/generations", json={"prompt": "x"})
+    assert len(fake.generation_ids()) == 2
+
+
+def test_fault_stall_after_the_operation_ran(fake, api):
+    fake.inject(delay=3, after=True, path="/generations")
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        call(api, fake, "POST", "/generations", json={"prompt": "x"}, timeout=(2, 0.2))
+    assert len(fake.generation_ids()) == 1  # already there when the client gave up
+    assert time.monotonic() - started < 2
+
+
+def test_fault_without_status_truncates_the_real_answer(fake, api):
+    fake.inject(truncate=True, path="/generations/*")
+    assert_truncated(lambda: call(api, fake, "GET", "/generations/x"))
+
+
+def test_created_at_is_iso_with_milliseconds(fake, api):
+    generation = get_generation(api, fake, create(api, fake))
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", generation["createdAt"])
+
+
+# -- GET /me ---------------------------------------------------------------------------------
+
+
+def test_me_reports_the_user_and_the_slots():
+    with FakeLeonardo(concurrency_slots=3) as fake, session_for(fake) as api:
+        response = call(api, fake, "GET", "/me")
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == spec_keys("/me", "get")
+        (details,) = body["user_details"]
+        assert set(details) == spec_keys("/me", "get", "user_details", "[]")
+        assert details["user"]["id"] == fake.user_id
+        assert details["apiConcurrencySlots"] == 3
+        assert call(api, fake, "GET", "/me", headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+# -- v2 generations and models -------------------------------------------------------------
+
+
+def v2(api, fake, body, **kwargs):
+    return api.post(fake.root_url + "/api/rest/v2/generations", json=body, timeout=TIMEOUT, **kwargs)
+
+
+def v2_create(api, fake, model="phoenix-v1.0", **parameters):
+    parameters.setdefault("prompt", "a lighthouse at dusk")
+    response = v2(api, fake, {"model": model, "parameters": parameters})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_v2_generation_is_polled_and_listed_through_v1(fake, api):
+    body = v2_create(api, fake, width=512, height=768, quantity=2, seed=5)
+    generation_id = body["generate"]["generationId"]
+    assert body == {"generate": {"generationId": generation_id, "cost": {"amount": "16", "unit": "CREDITS"}}}
+    assert fake.requests[-1].path == "/api/rest/v2/generations"
+    generation = get_generation(api, fake, generation_id)
+    assert generation["status"] == "COMPLETE"
+    assert (generation["imageWidth"], generation["imageHeight"], generation["seed"]) == (512, 768, 5)
+    assert generation["prompt"] == "a lighthouse at dusk" and generation["modelId"] == "phoenix-v1.0"
+    assert len(generation["generated_images"]) == 2
+    parse_png(requests.get(generation["generated_images"][0]["url"], timeout=TIMEOUT).content)
+    listed = call(api, fake, "GET", "/generations/user/" + fake.user_id).json()["generations"]
+    assert [g["id"] for g in listed] == [generation_id]
+    assert v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}},
+              headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_v2_response_shape_as_the_spec_says():
+    with FakeLeonardo(v2_response_shape="spec") as fake, session_for(fake) as api:
+        body = v2_create(api, fake, "flux-pro-2.0", quantity=1)
+        assert set(body) == spec_keys("/v2/generations", "post")
+        assert body["apiCreditCost"] == 8
+        assert get_generation(api, fake, body["generationId"])["status"] == "COMPLETE"
+    with pytest.raises(ValueError):
+        FakeLeonardo(v2_response_shape="other")
+
+
+@pytest.mark.parametrize("model", ["hailuo-2_3", "kling-2.6", "veo-3.1-generate-001"])
+def test_v2_video_models_complete_with_an_mp4(fake, api, model):
+    size = {"hailuo-2_3": (1376, 768), "kling-2.6": (1920, 1080), "veo-3.1-generate-001": (1280, 720)}[model]
+    body = v2_create(api, fake, model, width=size[0], height=size[1], quantity=1)
+    (video,) = get_generation(api, fake, body["generate"]["generationId"])["generated_images"]
+    assert video["motionMP4URL"] == video["url"] and video["url"].endswith(".mp4")
+    assert video["motion"] is True and video["motionModel"] == model
+    response = requests.get(video["motionMP4URL"], timeout=TIMEOUT)
+    assert response.headers["Content-Type"] == "video/mp4" and response.content[4:8] == b"ftyp"
+
+
+V2_REFUSED = [
+    ("phoenix-v1.0", {"prompt": "x", "width": 4096}, "parameters.width must be at most 2048"),
+    ("phoenix-v1.0", {"prompt": "x", "width": 1001}, "parameters.width must be a multiple of 8"),
+    ("phoenix-v1.0", {"prompt": "x", "mode": "SLOW"}, "expected one of the values ['FAST', 'QUALITY', 'ULTRA']"),
+    ("phoenix-v1.0", {"prompt": "x", "quantity": "2"}, "expected an integer for type 'Quantity', but found a string"),
+    ("phoenix-v1.0", {"prompt": "x", "sedd": 1}, 'field "sedd" not found'),
+    ("phoenix-v1.0", {}, 'expecting a value for non-nullable field: "prompt"'),
+    ("flux-pro-2.0", {"prompt": "x", "width": 32}, "parameters.width must be at least 64"),
+    ("flux-pro-2.0", {"prompt": "x", "mode": "FAST"}, 'field "mode" not found'),
+    ("gpt-image-1.5", {"prompt": "x", "quality": "ULTRA"}, "expected one of the values"),
+    ("gpt-image-1.5", {"prompt": "x", "width": 512}, "parameters.width must be at least 1024"),
+    ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 768, "height": 1080}, "none of the allowed combinations"),
+    ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 1376}, 'expecting a value for non-nullable field: "height"'),
+    ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 768, "height": 768, "duration": 7}, "expected one of"),
+    ("no-such-model", {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),
+]
+
+
+@pytest.mark.parametrize("model, parameters, message", V2_REFUSED)
+def test_v2_refuses_what_the_model_schema_refuses(fake, api, model, parameters, message):
+    response = v2(api, fake, {"model": model, "parameters": parameters})
+    assert response.status_code == 400, response.text
+    assert envelope(response)["code"] == "validation-failed"
+    assert message in response.json()["error"]
+    assert fake.generation_ids() == []
+
+
+def test_v2_envelope_keys_are_checked(fake, api):
+    response = v2(api, fake, {"model": "phoenix-v1.0", "params": {"prompt": "x"}})
+    assert response.status_code == 400
+    assert envelope(response) == {"error": "Unexpected variable params", "path": "$", "code": "bad-request"}
+    assert v2(api, fake, {"model": "phoenix-v1.0", "public": "yes", "parameters": {"prompt": "x"}}).status_code == 400
+
+
+def test_v2_models_come_from_the_spec(fake, api):
+    response = api.get(fake.root_url + "/api/rest/v2/models", timeout=TIMEOUT)
+    assert response.status_code == 200
+    models = response.json()["productionApiAvailableModels"]
+    mapping = SPEC["paths"]["/v2/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    names = mapping["discriminator"]["mapping"]
+    assert len(models) == len(names) == 79
+    by_id = {m["id"]: m for m in models}
+    assert by_id["GPT_IMAGE_1_5"]["name"] == "GPT Image-1.5"
+    phoenix = _resolve({"$ref": names["phoenix-v1.0"]})
+    assert by_id["PHOENIX_V1_0"]["parameters"] == phoenix["properties"]["parameters"]
+    assert all(set(m) == {"id", "name", "parameters"} for m in models)
+
+
+# -- the account's limits --------------------------------------------------------------------
+
+
+def statuses(api, fake, ids):
+    return [get_generation(api, fake, generation_id)["status"] for generation_id in ids]
+
+
+def test_jobs_beyond_the_slots_wait_in_order():
+    with FakeLeonardo(concurrency_slots=2, completion_delay=0.5) as fake, session_for(fake) as api:
+        ids = [create(api, fake, num_images=1) for _ in range(4)]
+        deadline = time.monotonic() + TIMEOUT
+        while statuses(api, fake, ids[:2]) != ["COMPLETE"] * 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # the first two ran from the start; the last two got their slots only now
+        assert statuses(api, fake, ids) == ["COMPLETE", "COMPLETE", "PENDING", "PENDING"]
+        assert wait_status(lambda: get_generation(api, fake, ids[3]), "COMPLETE")["status"] == "COMPLETE"
+
+
+def test_a_full_queue_answers_429():
+    with FakeLeonardo(concurrency_slots=1, completion_delay=60) as fake, session_for(fake) as api:
+        ids = [create(api, fake, num_images=1) for _ in range(20)]  # 20 pending per slot
+        response = call(api, fake, "POST", "/generations", json={"prompt": "one too many"})
+        assert response.status_code == 429
+        assert envelope(response)["code"] == "too-many-requests"
+        assert v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}}).status_code == 429
+        assert len(fake.generation_ids()) == 20
+        call(api, fake, "DELETE", "/generations/" + ids[0])  # a deleted job frees its place
+        create(api, fake)
+
+
+def test_posts_per_minute_answers_429_with_retry_after():
+    with FakeLeonardo(posts_per_minute=3) as fake, session_for(fake) as api:
+        create(api, fake)
+        v2_create(api, fake)
+        call(api, fake, "POST", "/generations-lcm", json=lcm_body("/generations-lcm"))  # not counted
+        create(api, fake)
+        for response in [call(api, fake, "POST", "/generations", json={"prompt": "x"}),
+                         v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}})]:
+            assert response.status_code == 429
+            assert envelope(response)["code"] == "too-many-requests"
+            assert 59 <= int(response.headers["Retry-After"]) <= 60
+        assert len(fake.generation_ids()) == 3
+
+
+def test_fail_rate_is_reproducible_from_the_seed():
+    outcomes = []
+    for seed in (7, 7, 8):
+        with FakeLeonardo(fail_rate=0.5, seed=seed) as fake, session_for(fake) as api:
+            ids = [create(api, fake, num_images=1) for _ in range(16)]
+            outcomes.append(statuses(api, fake, ids))
+    assert outcomes[0] == outcomes[1] != outcomes[2]
+    assert {"COMPLETE", "FAILED"} == set(outcomes[0])
+    with FakeLeonardo(fail_rate=1.0) as fake, session_for(fake) as api:
+        assert statuses(api, fake, [create(api, fake)]) == ["FAILED"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"concurrency_slots": 0}, {"posts_per_minute": 0}, {"fail_rate": 1.5}, {"completion_delay": (2, 1)},
+     {"completion_delay": -1}],
+)
+def test_bad_account_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        FakeLeonardo(**kwargs)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def account_with(clock, **settings):
+    """An Account on a manual clock, with the fake's settings overridden."""
+    fake = FakeLeonardo(**settings)
+    return fake, Account(fake, clock)
+
+
+def add_jobs(account, clock, count):
+    jobs = []
+    for n in range(count):
+        account.admit(counted=True)
+        job = Job(str(n), n, clock(), "", {}, *account.draws())
+        account.active.append(job)
+        jobs.append(job)
+    return jobs
+
+
+def test_account_runs_jobs_slot_by_slot_on_time():
+    clock = Clock()
+    fake, account = account_with(clock, concurrency_slots=2, completion_delay=10)
+    jobs = add_jobs(account, clock, 5)
+    clock.now += 9.9
+    assert account.advance() == [] and [j.started for j in jobs] == [1000, 1000, None, None, None]
+    clock.now += 0.1
+    assert account.advance() == jobs[:2]
+    clock.now += 25  # nobody looked for 25 s: the queue ran meanwhile, not from now on
+    assert account.advance() == jobs[2:]
+    assert [j.started for j in jobs[2:]] == [1010, 1010, 1020]
+    assert [j.status for j in jobs] == ["COMPLETE"] * 5
+
+
+def test_account_durations_are_drawn_per_job_from_the_seed():
+    clock = Clock()
+    durations = []
+    for seed in (1, 1, 2):
+        fake, account = account_with(clock, completion_delay=(2.0, 4.0), seed=seed)
+        durations.append([account.duration(job) for job in add_jobs(account, clock, 6)])
+    assert durations[0] == durations[1] != durations[2]
+    assert all(2.0 <= d <= 4.0 for d in durations[0]) and len(set(durations[0])) == 6
+
+
+def test_account_retry_after_is_when_the_window_frees_a_post():
+    clock = Clock()
+    fake, account = account_with(clock, posts_per_minute=2)
+    add_jobs(account, clock, 1)
+    clock.now += 20
+    add_jobs(account, clock, 1)
+    clock.now += 15.5
+    with pytest.raises(ApiError) as refused:
+        account.admit(counted=True)
+    assert (refused.value.status, refused.value.headers) == (429, [("Retry-After", "25")])
+    account.admit(counted=False)  # motion, textures: the queue only
+    clock.now += 24.5
+    add_jobs(account, clock, 1)

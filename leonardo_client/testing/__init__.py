@@ -21,6 +21,7 @@ import threading
 import traceback
 from typing import Any, List, Optional, Union
 
+from .account import Delay, check_delay
 from .api import Api
 from .server import Answer, Fault, RecordedRequest, Server, envelope, json_answer, retry_after_header
 from .spec import ApiError, Spec, load_spec
@@ -36,33 +37,55 @@ def _spec() -> Spec:
     return Spec(load_spec())
 
 
+def _check_settings(
+    host: str, slots: int, posts_per_minute: Optional[int], fail_rate: float, v2_response_shape: str
+) -> None:
+    try:
+        loopback = ipaddress.IPv4Address("127.0.0.1" if host == "localhost" else host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
+    if slots < 1 or (posts_per_minute is not None and posts_per_minute < 1):
+        raise ValueError("concurrency_slots and posts_per_minute must be at least 1")
+    if not 0.0 <= fail_rate <= 1.0:
+        raise ValueError("fail_rate must be between 0.0 and 1.0")
+    if v2_response_shape not in ("recipes", "spec"):
+        raise ValueError('v2_response_shape must be "recipes" or "spec"')
+
+
 class FakeLeonardo:
     """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
 
-    ``completion_delay`` (seconds a generation stays PENDING) and ``fail_new_generations`` may
-    be changed at any time. ``base_url`` and ``root_url`` are set by :meth:`start`.
+    The account: ``concurrency_slots`` jobs run at once, more wait PENDING in order (up to 20
+    per slot, then a create gets 429); ``posts_per_minute`` (None: no limit) counts v1 and v2
+    generation POSTs over a sliding minute (past it: 429 with Retry-After); a job runs for
+    ``completion_delay`` seconds, a number or a (min, max) range drawn per job, then turns
+    COMPLETE, or FAILED with probability ``fail_rate`` (draws reproducible from ``seed``).
+    These attributes and ``fail_new_generations`` may be changed at any time.
+    ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``, as Leonardo's
+    recipes read it) or "spec" (``{"generationId", "apiCreditCost"}``, as its spec says).
+
+    ``base_url`` and ``root_url`` are set by :meth:`start`; ``user_id`` is the account's id;
     ``requests`` lists every request received (:class:`RecordedRequest`), and
-    ``connections_opened`` counts the TCP connections accepted.
+    ``connections_opened`` counts the TCP connections accepted (a testing aid).
     """
 
     def __init__(
-        self, *, api_key: str = "fake-api-key", completion_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0
+        self, *, api_key: str = "fake-api-key", completion_delay: Delay = 0.0, host: str = "127.0.0.1",
+        port: int = 0, concurrency_slots: int = 10, posts_per_minute: Optional[int] = None, fail_rate: float = 0.0,
+        seed: Optional[int] = 0, v2_response_shape: str = "recipes",
     ) -> None:
-        host = "127.0.0.1" if host == "localhost" else host
-        try:
-            loopback = ipaddress.IPv4Address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
-        if completion_delay < 0:
-            raise ValueError("completion_delay must not be negative")
+        _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
+        check_delay(completion_delay)
         self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
+        self.concurrency_slots, self.posts_per_minute, self.fail_rate = concurrency_slots, posts_per_minute, fail_rate
+        self.seed, self.v2_response_shape = seed, v2_response_shape
         self.user_id = _USER_ID
         self.requests: List[RecordedRequest] = []
         self.connections_opened = 0
         self.base_url = self.root_url = ""
-        self._address = (host, port)
+        self._address = ("127.0.0.1" if host == "localhost" else host, port)
         self._lock = threading.Lock()
         self._faults: List[Fault] = []
         self._server: Optional[Server] = None

@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import threading
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from .account import Account, Job
 from .media import preview_size, render_mp4, render_png
 from .server import Answer, RecordedRequest, json_answer
 from .spec import ApiError, Operation, Spec, invalid
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 _COST = {"amount": "0.0147", "unit": "DOLLARS"}
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
+V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
 # The generation object's settings: key -> (request key, value when not given).
 _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
     prompt=("prompt", None), negativePrompt=("negative_prompt", None), modelId=("modelId", None),
@@ -44,20 +47,6 @@ class Call:
     params: Dict[str, str]
     query: Dict[str, Any]
     body: Dict[str, Any]
-
-
-@dataclass
-class Job:
-    """A generation (image, motion) or a texture generation: PENDING until it is done."""
-
-    id: str
-    seq: int
-    created: float  # time.monotonic() at creation
-    created_at: str
-    fail: bool
-    fields: Dict[str, Any]
-    images: List[Dict[str, Any]] = field(default_factory=list)  # their URLs are paths on the fake
-    final: Optional[str] = None  # COMPLETE or FAILED once reached
 
 
 def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
@@ -106,6 +95,7 @@ class Api:
     def __init__(self, fake: FakeLeonardo, spec: Spec) -> None:
         self.fake, self.spec = fake, spec
         self.lock = threading.RLock()
+        self.account = Account(fake)
         self.seq = 0
         self.generations: Dict[str, Job] = {}
         self.textures: Dict[str, Job] = {}
@@ -113,7 +103,8 @@ class Api:
         self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
 
     def answer(self, request: RecordedRequest) -> Answer:
-        """The answer to one API call: key, route, query and body checked, then the handler."""
+        """The answer to one API call: key, route, query and body checked, then the handler
+        (which runs with the lock held, after the account's jobs have advanced to now)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
             raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
         operations, params = self.spec.route(request.full_path) or ({}, {})
@@ -125,8 +116,10 @@ class Api:
             raise ApiError(405, message, "method-not-allowed", [("Allow", allow)])
         if handler is None or operation is None:
             raise ApiError(404, "Endpoint not found", "not-found")
-        query = self.spec.query_args(operation, request.query)
-        return json_answer(200, handler(Call(operation, params, query, self._body(operation, request))))
+        call = Call(operation, params, self.spec.query_args(operation, request.query), self._body(operation, request))
+        with self.lock:
+            self.account.advance()
+            return json_answer(200, handler(call))
 
     def _body(self, operation: Operation, request: RecordedRequest) -> Dict[str, Any]:
         if operation.body is None or not request.body.strip():
@@ -155,17 +148,22 @@ class Api:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any]) -> Job:
-        """A new job (lock held), stored; PENDING for completion_delay."""
+    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
+        """A new job (lock held), admitted under the account's limits (counted: a generation
+        POST), stored, queued."""
+        self.account.admit(counted)
         self.seq += 1
-        job = Job(str(uuid.uuid4()), self.seq, time.monotonic(), timestamp(), self.fake.fail_new_generations, fields)
+        job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
         store[job.id] = job
+        self.account.active.append(job)
         return job
 
-    def status(self, job: Job) -> str:
-        if job.final is None and time.monotonic() - job.created >= self.fake.completion_delay:
-            job.final = "FAILED" if job.fail else "COMPLETE"
-        return job.final or "PENDING"
+    def _pop(self, store: Dict[str, Job], job_id: str) -> Optional[Job]:
+        """Delete a job (lock held); it frees its slot."""
+        job = store.pop(job_id, None)
+        if job is not None:
+            self.account.forget(job)
+        return job
 
     def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
         """item with its paths under keys made URLs of the fake."""
@@ -176,7 +174,7 @@ class Api:
 
     def _generation(self, job: Job, listing: bool = False) -> Dict[str, Any]:
         """The generation object of GET /generations/{id} and (listing) of the user's list."""
-        status = self.status(job)
+        status = job.status
         images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
         for image in images if listing else ():
             del image["fantasyAvatar"]  # not in the list endpoint's schema
@@ -186,7 +184,7 @@ class Api:
 
     def _texture(self, job: Job) -> Dict[str, Any]:
         """The texture generation object of GET /generations-texture/{id} and of its list."""
-        status = self.status(job)
+        status = job.status
         images = [self._urls(i, "url") for i in job.images] if status == "COMPLETE" else []
         fields = {k: job.fields[k] for k in ("prompt", "negativePrompt", "seed")}
         return dict(fields, createdAt=job.created_at, id=job.id, status=status, model_asset_texture_images=images)
@@ -217,59 +215,98 @@ class Api:
             fields["photoRealStrength"] = 0.55
         elements = enumerate(body.get("elements") or [], start=1)
         fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
-        with self.lock:
-            job = self._new_job(self.generations, fields)
-            fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
-            self._add_images(job, count, bool(body.get("fantasyAvatar")))
+        job = self._new_job(self.generations, fields, counted=True)
+        fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
+        self._add_images(job, count, bool(body.get("fantasyAvatar")))
         return _created("sdGenerationJob", job.id)
 
-    def _add_images(self, job: Job, count: int, fantasy: bool) -> None:
-        """count PNG images for job (lock held), seeded by its prompt and their index."""
+    def _add_images(self, job: Job, count: int, fantasy: bool = False, video_model: Optional[str] = None) -> None:
+        """count outputs for job (lock held): PNGs seeded by its prompt and their index, or
+        MP4s (at url and motionMP4URL) from a video model."""
         width, height = preview_size(job.fields["imageWidth"], job.fields["imageHeight"])
         for index in range(count):
             image_id = str(uuid.uuid4())
-            path = self._cdn_path(job, image_id + ".png")
+            path = self._cdn_path(job, image_id + (".mp4" if video_model else ".png"))
+            if video_model:
+                self.assets[path] = ("video/mp4", functools.partial(render_mp4, image_id))
+                job.images.append(_image(image_id, path, motion=dict(motionModel=video_model, motionMP4URL=path)))
+                continue
             self._png(path, "%s\x00%d" % (job.fields["prompt"], index), width, height)
             self.sources[image_id] = (job.fields["prompt"], path, width, height)
             job.images.append(_image(image_id, path, fantasy))
 
     def get_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations/{id}"""
-        with self.lock:
-            job = self.generations.get(call.params["id"])
-            return {"generations_by_pk": job and self._generation(job)}
+        job = self.generations.get(call.params["id"])
+        return {"generations_by_pk": job and self._generation(job)}
 
     def delete_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """DELETE /generations/{id}"""
-        with self.lock:
-            job = self.generations.pop(call.params["id"], None)
+        job = self._pop(self.generations, call.params["id"])
         return {"delete_generations_by_pk": job and {"id": job.id}}
 
     def get_generations_by_user_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations/user/{userId}: newest first."""
-        with self.lock:
-            mine = list(self.generations.values()) if call.params["userId"] == self.fake.user_id else []
-            return {"generations": [self._generation(job, listing=True) for job in _page(call, mine)]}
+        mine = list(self.generations.values()) if call.params["userId"] == self.fake.user_id else []
+        return {"generations": [self._generation(job, listing=True) for job in _page(call, mine)]}
 
     def create_svd_motion_generation(self, call: Call) -> Dict[str, Any]:
         """POST /generations-motion-svd: imageId must be the id of a generated image."""
         body = call.body
-        with self.lock:
-            source = self.sources.get(body["imageId"])
-            if source is None or body.get("isInitImage") or body.get("isVariation"):
-                raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
-            prompt, still, width, height = source
-            fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
-            fields.update(prompt=prompt, imageWidth=width, imageHeight=height, generation_elements=[])
-            fields.update(sdVersion="v1_5", scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
-            job = self._new_job(self.generations, fields)
-            fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
-            path = self._cdn_path(job, video_id)
-            self.assets[path + ".png"] = self.assets[still]
-            self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
-            motion = dict(motionModel="SVD", motionMP4URL=path + ".mp4", motionStrength=body.get("motionStrength"))
-            job.images.append(_image(video_id, path + ".png", motion=motion))
+        source = self.sources.get(body["imageId"])
+        if source is None or body.get("isInitImage") or body.get("isVariation"):
+            raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
+        prompt, still, width, height = source
+        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
+        fields.update(prompt=prompt, imageWidth=width, imageHeight=height, generation_elements=[])
+        fields.update(sdVersion="v1_5", scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
+        job = self._new_job(self.generations, fields)
+        fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
+        path = self._cdn_path(job, video_id)
+        self.assets[path + ".png"] = self.assets[still]
+        self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
+        motion = dict(motionModel="SVD", motionMP4URL=path + ".mp4", motionStrength=body.get("motionStrength"))
+        job.images.append(_image(video_id, path + ".png", motion=motion))
         return _created("motionSvdGenerationJob", job.id)
+
+    # -- v2 and the account ------------------------------------------------------------
+
+    def create_generation_v2(self, call: Call) -> Dict[str, Any]:
+        """POST /v2/generations: checked against the model's own schema, stored with the v1
+        generations (polled and listed through v1), videos for models taking a start_frame."""
+        model, params = call.body["model"], call.body.get("parameters") or {}
+        props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
+        default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
+        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
+        fields.update(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model)
+        fields.update(imageWidth=_opt(params, "width", default["width"] or 1024), generation_elements=[])
+        fields.update(imageHeight=_opt(params, "height", default["height"] or 1024), public=_opt(call.body, "public", False))
+        count = _opt(params, "quantity", default["quantity"] or 1)
+        video = "start_frame" in props.get("guidances", {}).get("properties", {})
+        job = self._new_job(self.generations, fields, counted=True)
+        fields["seed"] = _opt(params, "seed", _seed_for(job.id))
+        self._add_images(job, count, video_model=model if video else None)
+        credits = V2_CREDITS_PER_OUTPUT * count
+        if self.fake.v2_response_shape == "spec":
+            return {"generationId": job.id, "apiCreditCost": credits}
+        return {"generate": {"generationId": job.id, "cost": {"amount": str(credits), "unit": "CREDITS"}}}
+
+    def get_models_v2(self, call: Call) -> Dict[str, Any]:
+        """GET /v2/models: the spec's v2 models, each with its parameters' schema."""
+        models = [
+            dict(id=re.sub(r"[^A-Z0-9]+", "_", name.upper()), name=schema.get("title", name),
+                 parameters=schema["properties"]["parameters"])
+            for name, schema in self.spec.models().items()
+        ]
+        return {"productionApiAvailableModels": models}
+
+    def get_user_info(self, call: Call) -> Dict[str, Any]:
+        """GET /me: the account, with apiConcurrencySlots = concurrency_slots."""
+        user = {"id": self.fake.user_id, "username": "fake-user"}
+        tokens = dict(paidTokens=0, subscriptionTokens=0, subscriptionGptTokens=0, subscriptionModelTokens=0)
+        api = dict(apiConcurrencySlots=self.fake.concurrency_slots, apiPaidTokens=0, apiSubscriptionTokens=100000)
+        dates = dict(tokenRenewalDate=None, apiPlanTokenRenewalDate=None)
+        return {"user_details": [dict(user=user, **tokens, **api, **dates)]}
 
     # -- textures ---------------------------------------------------------------------
 
@@ -277,34 +314,30 @@ class Api:
         """POST /generations-texture"""
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
-        with self.lock:
-            job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
-            job.fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
-            for kind in _TEXTURE_TYPES:
-                image_id = str(uuid.uuid4())
-                path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
-                self._png(path, "%s\x00%s" % (body["prompt"], kind), 128, 128)
-                job.images.append({"id": image_id, "type": kind, "url": path})
+        job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
+        job.fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
+        for kind in _TEXTURE_TYPES:
+            image_id = str(uuid.uuid4())
+            path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
+            self._png(path, "%s\x00%s" % (body["prompt"], kind), 128, 128)
+            job.images.append({"id": image_id, "type": kind, "url": path})
         return _created("textureGenerationJob", job.id, "id")
 
     def get_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/{id} (offset and limit are checked, then unused)"""
         _page(call, [])
-        with self.lock:
-            job = self.textures.get(call.params["id"])
-            return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
+        job = self.textures.get(call.params["id"])
+        return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
 
     def delete_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """DELETE /generations-texture/{id}"""
-        with self.lock:
-            job = self.textures.pop(call.params["id"], None)
+        job = self._pop(self.textures, call.params["id"])
         return {"delete_model_asset_texture_generations_by_pk": job and {"id": job.id}}
 
     def get_texture_generations_by_model_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/model/{modelId}: newest first."""
-        with self.lock:
-            mine = [job for job in self.textures.values() if job.fields["modelAssetId"] == call.params["modelId"]]
-            return {"model_asset_texture_generations": [self._texture(job) for job in _page(call, mine)]}
+        mine = [job for job in self.textures.values() if job.fields["modelAssetId"] == call.params["modelId"]]
+        return {"model_asset_texture_generations": [self._texture(job) for job in _page(call, mine)]}
 
     # -- LCM: synchronous, the image comes back as a data URL ---------------------------
 

@@ -143,7 +143,7 @@ class Spec:
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
     def check(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...], closed: bool = True) -> None:
-        schema = self.resolve(schema)
+        schema = self._discriminated(self.resolve(schema), value, where)
         if value is None:
             if not schema.get("nullable", False):
                 raise invalid("expecting a value for non-nullable %s" % _name(where))
@@ -154,6 +154,10 @@ class Spec:
             found = (enum, _type_name(schema, where), value)
             raise invalid("expected one of the values %r for type '%s', but found %r" % found)
         self._check_bounds(schema, value, where)
+        if isinstance(value, dict):
+            self._check_object(schema, value, where, closed)
+        for index, item in enumerate(value if isinstance(value, list) else ()):
+            self.check(schema.get("items", {}), item, where + (str(index),))
         for sub in schema.get("allOf", ()):
             self.check(sub, value, where, closed=False)
         if "anyOf" in schema and not any(self._fits(s, value, where) for s in schema["anyOf"]):
@@ -162,10 +166,21 @@ class Spec:
             raise invalid("%s must match exactly one of the allowed forms" % _label(where))
         if "not" in schema and self._fits(schema["not"], value, where):
             raise invalid("%s is a combination that is not allowed" % _label(where))
-        if isinstance(value, dict):
-            self._check_object(schema, value, where, closed)
-        for index, item in enumerate(value if isinstance(value, list) else ()):
-            self.check(schema.get("items", {}), item, where + (str(index),))
+
+    def _discriminated(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> Dict[str, Any]:
+        """The one schema of a discriminated oneOf that value names (v2: by its "model")."""
+        if "discriminator" not in schema or not isinstance(value, dict):
+            return schema
+        key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
+        if value.get(key) not in mapping:
+            found = (sorted(mapping), key, value.get(key))
+            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+        return self.resolve({"$ref": mapping[value[key]]})
+
+    def models(self) -> Dict[str, Dict[str, Any]]:
+        """The v2 models: name -> the schema of its POST /v2/generations body."""
+        bodies = [op.body for _, ops in self.routes for op in ops.values() if op.body and "discriminator" in op.body]
+        return {name: self.resolve({"$ref": ref}) for name, ref in bodies[0]["discriminator"]["mapping"].items()}
 
     def _fits(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> bool:
         try:

@@ -1,0 +1,110 @@
+"""The account's limits as the fake plays them, all in one place: concurrency slots, the
+pending queue, the POST rate, completion delays and failures."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+
+from .spec import ApiError
+
+if TYPE_CHECKING:
+    from . import FakeLeonardo
+
+QUEUE_PER_SLOT = 20  # "1 concurrency comes with 20 image generation with status pending" (limits page)
+WINDOW = 60.0  # seconds over which posts_per_minute counts
+Delay = Union[float, Tuple[float, float]]
+
+
+def check_delay(delay: Delay) -> None:
+    """Refuse a completion_delay that is neither a number >= 0 nor a (min, max) range."""
+    low, high = delay if isinstance(delay, tuple) else (delay, delay)
+    if not 0 <= low <= high:
+        raise ValueError("completion_delay must be a number >= 0 or a (min, max) range with 0 <= min <= max")
+
+
+@dataclass
+class Job:
+    """A generation (image, motion, v2) or texture generation: queued, running, then done."""
+
+    id: str
+    seq: int
+    created: float  # Account.clock() at creation
+    created_at: str
+    fields: Dict[str, Any]
+    draw: float  # where in the completion_delay range this job's duration falls
+    fail: bool
+    images: List[Dict[str, Any]] = field(default_factory=list)  # their URLs are paths on the fake
+    started: Optional[float] = None  # when it got a slot
+    final: Optional[str] = None  # COMPLETE or FAILED once reached
+
+    @property
+    def status(self) -> str:
+        return self.final or "PENDING"
+
+
+class Account:
+    """Jobs beyond ``concurrency_slots`` wait PENDING in order of creation and start as slots
+    free up; past the queue (20 per slot) or past ``posts_per_minute`` a create gets 429.
+    Every method is called with the API's lock held."""
+
+    def __init__(self, fake: FakeLeonardo, clock: Callable[[], float] = time.monotonic) -> None:
+        self.fake, self.clock = fake, clock
+        self.random = random.Random(fake.seed)
+        self.active: List[Job] = []  # not finished yet, in order of creation
+        self.posts: Deque[float] = deque()  # times of the counted POSTs of the last minute
+
+    def admit(self, counted: bool) -> None:
+        """Raise the API's 429 when a new job is over a limit; counted: a generation POST."""
+        now, limit = self.clock(), self.fake.posts_per_minute
+        while self.posts and self.posts[0] <= now - WINDOW:
+            self.posts.popleft()
+        if counted and limit is not None and len(self.posts) >= limit:
+            wait = max(1, math.ceil(self.posts[0] + WINDOW - now))
+            message = "rate limit exceeded: at most %d generation requests a minute" % limit
+            raise ApiError(429, message, "too-many-requests", [("Retry-After", str(wait))])
+        queue = QUEUE_PER_SLOT * self.fake.concurrency_slots
+        if len(self.active) >= queue:
+            raise ApiError(429, "queue full: at most %d generations may be pending" % queue, "too-many-requests")
+        if counted:
+            self.posts.append(now)
+
+    def draws(self) -> Tuple[float, bool]:
+        """(duration draw, fails?) for a new job: reproducible from the fake's seed."""
+        draw, chance = self.random.random(), self.random.random()
+        return draw, self.fake.fail_new_generations or chance < self.fake.fail_rate
+
+    def duration(self, job: Job) -> float:
+        delay = self.fake.completion_delay
+        low, high = delay if isinstance(delay, tuple) else (delay, delay)
+        return low + (high - low) * job.draw
+
+    def advance(self) -> List[Job]:
+        """Start queued jobs as slots free up, finish those whose time is up; returns the
+        jobs finished now. Lazy: an event simulation up to now, so results never depend on
+        how often anyone polls."""
+        now = self.clock()
+        free = [job.started + self.duration(job) for job in self.active if job.started is not None]
+        free += [-math.inf] * (self.fake.concurrency_slots - len(free))
+        heapq.heapify(free)
+        for job in [job for job in self.active if job.started is None]:
+            start = max(free[0], job.created) if free else math.inf
+            if start > now:
+                break
+            job.started = start
+            heapq.heapreplace(free, start + self.duration(job))
+        done = [job for job in self.active if job.started is not None and job.started + self.duration(job) <= now]
+        for job in done:
+            job.final = "FAILED" if job.fail else "COMPLETE"
+            self.active.remove(job)
+        return done
+
+    def forget(self, job: Job) -> None:
+        """A deleted job frees its slot or its place in the queue."""
+        if job in self.active:
+            self.active.remove(job)
