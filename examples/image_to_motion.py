@@ -1,6 +1,8 @@
-"""Generate an image, then turn it into a short video (SVD motion) and save the mp4.
+"""Generate an image, then turn it into a short video with Hailuo 2.3 and save the mp4.
 
-Spends credits: yes, one image generation and one motion generation (none with --offline).
+Spends credits: yes, one image generation and one video generation (none with --offline).
+Hailuo 2.3 (v2) is what Leonardo names to replace Motion 1.0 (SVD), retired on 2026-06-17:
+the generated image is the video's start frame.
 Reads the API key from the LEONARDO_API_KEY environment variable. With --offline it runs
 against FakeLeonardo, the fake API shipped in leonardo_client.testing: no key, no network.
 
@@ -13,15 +15,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from typing import List, Optional
 
-from leonardo_client import Client, CreateGenerationRequest, CreateSvdMotionGenerationRequest, LeonardoError
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Generate an image, animate it, save the video.")
     parser.add_argument("prompt", nargs="?", default="waves breaking on a rocky shore at sunset")
-    parser.add_argument("--motion-strength", type=int, default=5, help="1-10: how much moves (default: 5)")
+    parser.add_argument("--duration", type=int, choices=(6, 10), default=6, help="seconds of video (default: 6)")
     parser.add_argument("--out", default="videos", help="folder for the video (default: videos)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
     args = parser.parse_args(argv)
@@ -35,24 +38,33 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
-        job = client.create_generation(CreateGenerationRequest(prompt=args.prompt, num_images=1))
+        job = client.create_generation(CreateGenerationRequest(prompt=args.prompt, num_images=1, width=1376, height=768))
         print("generating the image...")
-        image = client.wait_for_generation(job["sdGenerationJob"]["generationId"])["generated_images"][0]
+        image = client.wait_for_generation(job)["generated_images"][0]
 
-        # Motion needs the *image* id (generated_images[].id), not the generation id.
-        request = CreateSvdMotionGenerationRequest(image_id=image["id"], motion_strength=args.motion_strength)
-        motion_id = client.create_svd_motion_generation(request)["motionSvdGenerationJob"]["generationId"]
+        # The start frame is the *image* id (generated_images[].id), not the generation id.
+        start_frame = [{"image": {"id": image["id"], "type": "GENERATED"}}]
+        request = GenerationV2Request(
+            V2Model.HAILUO_2_3, args.prompt, width=1376, height=768, quantity=1,
+            guidances={"start_frame": start_frame}, extra={"duration": args.duration},
+        )
+        video = client.create_generation_v2(request)
         print("animating it (this can take a few minutes)...")
-        motion = client.wait_for_generation(motion_id, timeout=600)
-
-        os.makedirs(args.out, exist_ok=True)
-        video_url = motion["generated_images"][0]["motionMP4URL"]
-        print("saved", client.download_image(video_url, os.path.join(args.out, f"{motion_id}.mp4")))
+        for path in client.save_results(client.wait_for_generation(video, timeout=600), args.out):
+            print("saved", path)
     return 0
 
 
 if __name__ == "__main__":
     try:
-        raise SystemExit(main())
-    except LeonardoError as err:
-        raise SystemExit(f"error: {err}")
+        status = main()
+        sys.stdout.flush()  # a closed or full stdout fails here, inside the try
+    except KeyboardInterrupt:
+        status = 130
+        print("interrupted", file=sys.stderr)
+    except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
+        status = 1
+        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
 from typing import List, Optional
 
 from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError
@@ -51,6 +53,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 if __name__ == "__main__":
     try:
-        raise SystemExit(main())
-    except LeonardoError as err:
-        raise SystemExit(f"error: {err}")
+        status = main()
+        sys.stdout.flush()  # a closed or full stdout fails here, inside the try
+    except KeyboardInterrupt:
+        status = 130
+        print("interrupted", file=sys.stderr)
+    except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
+        status = 1
+        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)

@@ -2,9 +2,20 @@
 
 __version__ = "0.1.0"
 
-from . import client, errors, payloads  # noqa: E402
-from .client import *  # noqa: E402,F401,F403
-from .errors import *  # noqa: E402,F401,F403
-from .payloads import *  # noqa: E402,F401,F403
+try:
+    from . import client, errors, payloads
+    from .client import *  # noqa: F401,F403
+    from .errors import *  # noqa: F401,F403
+    from .payloads import *  # noqa: F401,F403
+except KeyboardInterrupt:
+    # Ctrl-C while the command line (leonardo-client, python -m leonardo_client) is still
+    # importing: exit as the command does, with one line and no traceback. Any other
+    # program importing this package gets its KeyboardInterrupt back.
+    import sys
+
+    if sys.argv[:1] == ["-m"] or sys.argv[0].endswith("leonardo-client"):
+        sys.stderr.write("leonardo-client: interrupted\n")
+        raise SystemExit(130) from None
+    raise
 
 __all__ = ["__version__", *client.__all__, *errors.__all__, *payloads.__all__]

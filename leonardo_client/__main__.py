@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+import tempfile
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import Client, CreateGenerationRequest, LeonardoError, __version__, batch
+from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, batch, generation_id
+from .client import API_KEY_ENV
 
 __all__ = ["main", "build_parser"]
 
 PROG = "leonardo-client"
 # Seconds an offline generation stays PENDING: long enough to see the progress line at work.
 OFFLINE_COMPLETION_DELAY = 1.5
+# The v2 guidances that take one uploaded image, in order of preference (--init-image).
+INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
 
 DESCRIPTION = """\
 Create images with Leonardo.Ai from the command line, and look up, list or delete
@@ -26,16 +31,17 @@ EPILOG = """\
 examples:
   leonardo-client --offline generate "a lighthouse at dusk" --out images/
   export LEONARDO_API_KEY=<your key>
-  leonardo-client generate "a red fox in the snow" --num-images 2 --out fox/
-  leonardo-client get <generation id>
-  leonardo-client list <your user id> --limit 5
+  leonardo-client generate "a red fox in the snow" --model phoenix-v1.0 --out fox/
+  leonardo-client generate "the same fox, in winter" --init-image fox.png --out fox/
+  leonardo-client me
+  leonardo-client list --limit 5
 
-exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage.
-generate spends credits; get, list and delete do not."""
+exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage,
+130 interrupted. generate spends credits; the other commands do not."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``leonardo-client``: generate, get, list and delete, and --offline."""
+    """The argument parser of ``leonardo-client`` and its commands."""
     offline_help = "use a built-in fake API (no key, no network; nothing persists between runs)"
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,37 +54,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    generate = commands.add_parser(
+    def command(name: str, help: str, description: Optional[str] = None) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help, description=description or help)
+
+    generate = command(
         "generate",
-        parents=[common],
-        help="create images from a prompt, wait for them, save them (spends credits)",
+        "create images from a prompt, wait for them, save them (spends credits)",
         description="Create a generation, wait for it with a progress line on stderr, save its "
         "images into --out and print their paths on stdout.",
     )
-    generate.add_argument("prompt", help="what to draw (at most 1500 characters)")
-    generate.add_argument("--model-id", help="the model to use (default: the API's default model)")
-    generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (default: 1)")
+    generate.add_argument("prompt", help="what to draw")
+    model = generate.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
+    model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
+    generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
+    generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
     generate.add_argument("--width", type=_positive_int, metavar="W", help="width in pixels, a multiple of 8")
     generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
-    generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created if needed; default: .)")
-    generate.add_argument(
-        "--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="how long to wait (default: 300)"
-    )
+    generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
+    generate.add_argument("--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="wait at most (300)")
 
-    get = commands.add_parser("get", parents=[common], help="print a generation as JSON")
-    get.add_argument("id", help="the generation id")
-
-    listing = commands.add_parser("list", parents=[common], help="print a user's generations as JSON, newest first")
-    listing.add_argument("user_id", nargs="?", metavar="USER_ID", help="the user's id (with --offline: omit it, or 'me')")
+    command("get", "print a generation as JSON").add_argument("id", help="the generation id")
+    listing = command("list", "print your generations (or a user's) as JSON")
+    listing.add_argument("user_id", nargs="?", metavar="USER_ID", help="whose (default: yours, from GET /me)")
     listing.add_argument("--limit", type=_non_negative_int, help="generations per page (API default: 10)")
     listing.add_argument("--offset", type=_non_negative_int, help="generations to skip (default: 0)")
-
-    delete = commands.add_parser("delete", parents=[common], help="delete a generation, print the API's answer")
-    delete.add_argument("id", help="the generation id")
-
-    runs = commands.add_parser(
-        "batch", parents=[common], help="run a file of prompts, resumably (spends credits)", description=batch.CLI_DESCRIPTION
-    )
+    command("delete", "delete a generation, print the API's answer").add_argument("id", help="the generation id")
+    command("me", "print your account: user id, concurrency slots, balances")
+    command("models", "list the models create_generation_v2 (--model) accepts")
+    command("upload", "upload an image (png, jpg, jpeg, webp); print its init image id").add_argument("path")
+    runs = command("batch", "run a file of prompts, resumably (spends credits)", batch.CLI_DESCRIPTION)
     batch.add_arguments(runs, _positive_int, _positive_float)
     return parser
 
@@ -90,54 +95,90 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv: the arguments, without the program name; None reads ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage.
+        The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted.
     """
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        if args.command == "list" and not args.offline and args.user_id in (None, "me"):
-            parser.error("list needs a USER_ID (only --offline knows who 'me' is)")
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        with _connect(args.offline) as (client, me):
-            return COMMANDS[args.command](client, args, me)
+        if args.command == "generate":
+            _check_folder(args.out)  # before anything is sent: a bad --out must not cost credits
+        with _connect(args.offline) as client:
+            status = COMMANDS[args.command](client, args)
+        sys.stdout.flush()  # a closed or full stdout fails here, not at exit
+        return status
     except LeonardoError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    except ValueError as err:  # an argument the client refused before sending anything
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        return _error(err, 1)
+    except (ValueError, TypeError) as err:  # an argument refused before anything was sent
+        return _error(err, 2)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return _error("interrupted", 130)
+    except OSError as err:  # writing to stdout: a closed pipe (`| head`), a full disk
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return _error(f"cannot write the output: {err.strerror or err}", 1)
+
+
+def _error(message: object, status: int) -> int:
+    _say(f"error: {message}" if status != 130 else str(message))
+    return status
+
+
+def _say(line: str) -> None:
+    """One line on stderr, even when stderr itself is closed (then nothing)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
-def _connect(offline: bool) -> Iterator[Tuple[Client, Optional[str]]]:
-    """A client for the real API, or for a fake one started for this run (with its user id)."""
+def _connect(offline: bool) -> Iterator[Client]:
+    """A client for the real API, or for a fake one started for this run."""
     if not offline:
+        if not os.environ.get(API_KEY_ENV, "").strip():
+            raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")
         with Client() as client:
-            yield client, None
+            yield client
         return
     from .testing import FakeLeonardo  # loaded only when asked for
 
     with FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY) as fake:
         with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
-            yield client, fake.user_id
+            yield client
 
 
-def _generate(client: Client, args: argparse.Namespace, me: Optional[str]) -> int:
-    request = CreateGenerationRequest(
-        prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width, height=args.height
-    )
-    job = client.create_generation(request).get("sdGenerationJob") or {}
-    generation_id = job.get("generationId")
-    if not generation_id:
-        raise LeonardoError("the API accepted the request but sent no generation id")
-    progress = _Progress(f"generation {generation_id}")
+def _check_folder(folder: str) -> None:
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"--out {folder!r} exists and is not a folder")
     try:
-        generation = client.wait_for_generation(generation_id, timeout=args.timeout, on_poll=progress)
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {folder!r}: cannot write there ({exc.strerror or exc})") from exc
+
+
+def _generate(client: Client, args: argparse.Namespace) -> int:
+    if args.offline:
+        _say("offline: the built-in fake API answers, and its images are placeholders")
+    guidance = _init_image_guidance(args.model) if args.model and args.init_image else None
+    init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
+    if args.model:
+        guidances = {guidance: [_image_reference(guidance, init_image)]} if guidance else None
+        request = GenerationV2Request(
+            args.model, args.prompt, width=args.width, height=args.height, quantity=args.num_images, guidances=guidances
+        )
+        created = client.create_generation_v2(request)
+    else:
+        created = client.create_generation(
+            CreateGenerationRequest(
+                prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
+                height=args.height, init_image_id=init_image,
+            )
+        )
+    progress = _Progress(f"generation {generation_id(created)}")
+    try:
+        generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
     finally:
         progress.close()
     for path in client.save_results(generation, args.out):
@@ -145,32 +186,90 @@ def _generate(client: Client, args: argparse.Namespace, me: Optional[str]) -> in
     return 0
 
 
-def _get(client: Client, args: argparse.Namespace, me: Optional[str]) -> int:
+def _init_image_guidance(model: str) -> str:
+    """The guidance of a v2 model that takes an uploaded image, from the spec bundled with the fake."""
+    schema = _v2_model_schemas().get(model)
+    if schema is None:
+        raise ValueError(f"--init-image: model {model!r} is not among the models this version knows")
+    offered = schema["properties"]["parameters"]["properties"].get("guidances", {}).get("properties", {})
+    found = next((name for name in INIT_IMAGE_GUIDANCES if name in offered), None)
+    if found is None:
+        raise ValueError(f"--init-image: model {model!r} takes no image guidance")
+    return found
+
+
+def _v2_model_schemas() -> Dict[str, Any]:
+    """v2 model name -> its request schema, from the spec bundled with FakeLeonardo."""
+    from .testing.spec import Spec, load_spec
+
+    return Spec(load_spec()).models()
+
+
+def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
+    reference: Dict[str, Any] = {"image": {"id": image_id, "type": "UPLOADED"}}
+    if guidance == "image_to_image":
+        reference["strength"] = "MID"  # required there; the API's default elsewhere
+    return reference
+
+
+def _my_user_id(client: Client) -> str:
+    details = (client.get_user_info().get("user_details") or [{}])[0]
+    user_id = (details.get("user") or {}).get("id")
+    if not isinstance(user_id, str):
+        raise LeonardoError("GET /me answered without a user id")
+    return user_id
+
+
+def _get(client: Client, args: argparse.Namespace) -> int:
     data = client.get_generation_by_id(args.id)
     if data.get("generations_by_pk") is None:
         raise LeonardoError(f"no generation with id {args.id!r}")
     return _print_json(data)
 
 
-def _list(client: Client, args: argparse.Namespace, me: Optional[str]) -> int:
-    user_id = args.user_id
-    if me is not None and user_id in (None, "me"):
-        user_id = me
+def _list(client: Client, args: argparse.Namespace) -> int:
+    user_id = args.user_id if args.user_id not in (None, "me") else _my_user_id(client)
     return _print_json(client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset))
 
 
-def _delete(client: Client, args: argparse.Namespace, me: Optional[str]) -> int:
+def _delete(client: Client, args: argparse.Namespace) -> int:
     data = client.delete_generation_by_id(args.id)
     if data.get("delete_generations_by_pk") is None:
         raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted)")
     return _print_json(data)
 
 
-COMMANDS: Dict[str, Callable[[Client, argparse.Namespace, Optional[str]], int]] = {
+def _me(client: Client, args: argparse.Namespace) -> int:
+    details = (client.get_user_info().get("user_details") or [{}])[0]
+    user = details.get("user") or {}
+    print(f"user id: {user.get('id')}\nusername: {user.get('username')}")
+    print(f"concurrency slots: {details.get('apiConcurrencySlots')}")
+    for key in ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens"):
+        print(f"{key}: {details.get(key)}")
+    return 0
+
+
+def _models(client: Client, args: argparse.Namespace) -> int:
+    """One line per available model: the name --model takes (matched by title in the bundled spec), title, id."""
+    known = {schema.get("title"): name for name, schema in _v2_model_schemas().items()}
+    for model in client.get_models_v2().get("productionApiAvailableModels") or []:
+        print(f"{known.get(model.get('name'), '?')}\t{model.get('name')}\t{model.get('id')}")
+    return 0
+
+
+def _upload(client: Client, args: argparse.Namespace) -> int:
+    print(client.upload_init_image(args.path)["id"])
+    return 0
+
+
+COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "generate": _generate,
     "get": _get,
     "list": _list,
     "delete": _delete,
+    "me": _me,
+    "models": _models,
+    "upload": _upload,
     "batch": batch.command,
 }
 

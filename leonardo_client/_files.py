@@ -169,7 +169,7 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     for n, image in enumerate(result.get("generated_images") or []):
         name = f"{generation}_{safe_name(image.get('id'), str(n))}"
         files.append((name, image["url"]))
-        if image.get("motionMP4URL"):
+        if image.get("motionMP4URL") and image["motionMP4URL"] != image["url"]:  # a v2 video has it in both
             files.append((name + "_motion", image["motionMP4URL"]))
     for n, texture in enumerate(result.get("model_asset_texture_images") or []):
         kind = safe_name(str(texture.get("type") or "").lower(), str(n))

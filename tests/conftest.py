@@ -1,22 +1,38 @@
-"""Fixtures shared by the test files.
+"""What the test files share: two worlds, each with its fixtures, plus the spec and thread helpers.
 
-A test file that needs something else defines a fixture of the same name; pytest uses the
-file's own over the one here (test_retry.py's ordered ``mocked``, test_e2e_lifecycle.py's
-slower ``fake``, test_cli.py's ``fake`` reached through the environment, the ``client``
-fixtures of the files that mock with ``responses``, ...).
+* Mocked HTTP (``responses``): ``mocked`` records and answers every exchange, ``mock_client``
+  is a Client on :data:`BASE` whose HTTP goes there. Retries are off on it, so each mocked
+  answer is seen once (test_retry.py turns them on for its own ``retrying_mock_client``).
+* Real sockets on 127.0.0.1: ``fake`` is a FakeLeonardo, ``fake_client`` a Client bound to it,
+  ``make_fake_client(**options)`` one with other options.
+
+A file that needs a variant defines it under a name that says what differs.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import threading
-from typing import Any, Callable, Dict, Iterator, List
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
+import requests
 import responses
+from responses import matchers
 
+import leonardo_client
 from leonardo_client import Client
 from leonardo_client.testing import FakeLeonardo
+from leonardo_client.testing.spec import load_spec
+
+API_KEY = "fake-test-key-not-real"
+BASE = "https://leonardo.example.test/api/rest/v1"
+V2_BASE = "https://leonardo.example.test/api/rest/v2"  # where the client sends v2 calls for BASE
+TIMEOUT = (3.5, 7.25)  # not the default: proves the client's own timeout is what gets sent
+AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
 
 
 @pytest.fixture(autouse=True)
@@ -30,11 +46,33 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
 
 
+# --- the mocked world ---------------------------------------------------------------------------
+
+
 @pytest.fixture
 def mocked() -> Iterator[responses.RequestsMock]:
     """Every HTTP exchange mocked by ``responses``; each one added must be used."""
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
+
+
+@pytest.fixture
+def mock_client(mocked: responses.RequestsMock) -> Iterator[Client]:
+    """A Client on BASE (key API_KEY, timeout TIMEOUT, no retries) whose HTTP ``mocked`` answers."""
+    with Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0) as client:
+        yield client
+
+
+def api_matchers(body: Any = None, *, timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
+    """Strict matchers for an API call: its headers and timeout (and, given, its exact JSON body)."""
+    found = [
+        matchers.header_matcher({"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": AGENT}),
+        matchers.request_kwargs_matcher({"timeout": timeout}),
+    ]
+    return found + ([matchers.json_params_matcher(body, strict_match=True)] if body is not None else [])
+
+
+# --- the real-socket world ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -45,10 +83,10 @@ def fake() -> Iterator[FakeLeonardo]:
 
 
 @pytest.fixture
-def make_client(fake: FakeLeonardo) -> Callable[..., Client]:
-    """make_client(**options) -> a Client bound to ``fake``; options override the defaults.
+def make_fake_client(fake: FakeLeonardo) -> Callable[..., Client]:
+    """make_fake_client(**options) -> a Client bound to ``fake``; options override the defaults.
 
-    The caller closes it (``with make_client(max_retries=2) as client:``).
+    The caller closes it (``with make_fake_client(max_retries=2) as client:``).
     """
 
     def make(**kwargs: Any) -> Client:
@@ -60,11 +98,78 @@ def make_client(fake: FakeLeonardo) -> Callable[..., Client]:
 
 
 @pytest.fixture
-def client(make_client: Callable[..., Client]) -> Iterator[Client]:
-    """A Client bound to ``fake`` with make_client's defaults, closed after the test."""
-    with make_client() as c:
-        yield c
+def fake_client(make_fake_client: Callable[..., Client]) -> Iterator[Client]:
+    """A Client bound to ``fake`` with make_fake_client's defaults, closed after the test."""
+    with make_fake_client() as client:
+        yield client
 
+
+def new_generation(client: Client) -> str:
+    """Create a one-image generation and return its id."""
+    return str(client.create_generation({"prompt": "p", "num_images": 1})["sdGenerationJob"]["generationId"])
+
+
+# --- the spec and the endpoint docstrings -------------------------------------------------------
+
+
+def openapi_spec() -> Dict[str, Any]:
+    """The OpenAPI spec bundled with FakeLeonardo: what the fake routes and validates by, and the
+    reference the dataclasses and docstrings are checked against."""
+    return load_spec()
+
+
+def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
+    """Follow a local ``$ref`` (``#/components/schemas/...``) to the schema it names."""
+    for _ in range(10):
+        if "$ref" not in schema:
+            return schema
+        node: Any = openapi_spec()
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    raise AssertionError("reference loop in the spec")
+
+
+# The first line of an endpoint method's docstring: "VERB /path -> key: what it does." The older
+# form "VERB /path: what it does." is still recognised (without a key) so that the endpoint
+# methods can be found either way; test_packaging.py demands the full form.
+ENDPOINT_DOC = re.compile(r"^(GET|POST|DELETE) (/[\w{}/-]*)(?: -> (\w+))?: (\S.*)$")
+
+
+def endpoint_doc(name: str) -> Optional["re.Match[str]"]:
+    """The match of ENDPOINT_DOC on the first docstring line of Client.<name>, or None."""
+    doc = getattr(Client, name).__doc__ or ""
+    return ENDPOINT_DOC.match(doc.strip().splitlines()[0].strip()) if doc.strip() else None
+
+
+def endpoint_root(template: str) -> str:
+    """Where an endpoint path of a docstring starts on BASE: v2 paths (/v2/...) at the API's root."""
+    return V2_BASE[: -len("/v2")] if template.startswith("/v2/") else BASE
+
+
+# Made-up values for the endpoint methods' required parameters (and the extension a bytes upload needs).
+ARGUMENTS: Dict[str, Any] = {"request": {"prompt": "p"}, "file": b"\x89PNG\r\n\x1a\n", "extension": "png"}
+
+
+def call_endpoint(client: Client, name: str) -> Any:
+    """Call client.<name> with made-up arguments (an id is "<parameter>-1"); legacy warnings silenced."""
+    parameters = list(inspect.signature(getattr(Client, name)).parameters.values())[1:]
+    arguments = [ARGUMENTS.get(p.name, f"{p.name}-1") for p in parameters if p.default is p.empty or p.name in ARGUMENTS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the retired methods say so on every call
+        return getattr(client, name)(*arguments)
+
+
+def endpoint_methods() -> List[str]:
+    """The public Client methods whose docstring starts with an endpoint line."""
+    return sorted(
+        name
+        for name, member in vars(Client).items()
+        if callable(member) and not name.startswith("_") and endpoint_doc(name)
+    )
+
+
+# --- threads ------------------------------------------------------------------------------------
 
 THREADS = 8  # workers of run_threads
 THREADS_JOIN_TIMEOUT = 30.0  # seconds for all of them together; the work takes well under 2 s
@@ -105,3 +210,15 @@ def urllib3_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], List[str]
     return lambda: [
         r.getMessage() for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= logging.WARNING
     ]
+
+
+def inject_slow_answer(fake: FakeLeonardo, delay: float, **match: Any) -> None:
+    """Make the matching requests (``path=``, ``method=``, ``times=``) be answered normally,
+    but only after ``delay`` seconds: a slow server (the operation runs, a POST creates).
+
+    The one place that says how FakeLeonardo spells "slow but normal": ``passthrough=True``
+    where its inject() has that parameter, else a delay with the default status.
+    """
+    if "passthrough" in inspect.signature(fake.inject).parameters:
+        match["passthrough"] = True
+    fake.inject(delay=delay, **match)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import io
 import json
+import signal
 import os
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -24,7 +26,7 @@ def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
+def fake_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
     """A fake the CLI reaches online, through the environment, as it would the real API."""
     with FakeLeonardo() as server:
         monkeypatch.setenv("LEONARDO_API_KEY", server.api_key)
@@ -47,7 +49,8 @@ def test_generate_offline_saves_images_and_prints_paths(
     paths = captured.out.split()
     assert len(paths) == 2 and all(p.startswith(out) and p.endswith(".png") for p in paths)
     assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in paths)
-    progress = captured.err.splitlines()
+    notice, *progress = captured.err.splitlines()
+    assert notice == "leonardo-client: offline: the built-in fake API answers, and its images are placeholders"
     assert "PENDING, 0.0s elapsed" in progress[0] and "COMPLETE" in progress[-1]
     assert "\r" not in captured.err  # not a terminal: plain lines
 
@@ -62,40 +65,97 @@ def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path)]) == 0
-    text = terminal.getvalue()
+    notice, text = terminal.getvalue().split("\n", 1)
+    assert "placeholders" in notice
     assert text.startswith("\rgeneration ") and text.count("\r") >= 2
     assert text.endswith("\n") and text.count("\n") == 1
 
 
-def test_generate_online_sends_the_options(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+def test_generate_online_sends_the_options(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     args = ["generate", "a fox", "--model-id", "model-7", "--width", "512", "--height", "640", "--timeout", "20"]
     assert cli.main(args + ["--out", str(tmp_path)]) == 0
-    [create] = [r for r in fake.requests if r.method == "POST"]
+    [create] = [r for r in fake_in_env.requests if r.method == "POST"]
     assert create.json == {"prompt": "a fox", "modelId": "model-7", "num_images": 1, "width": 512, "height": 640}
     assert len(os.listdir(str(tmp_path))) == 1
 
 
-def test_get_list_delete_online(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+def test_get_list_delete_online(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 0
-    [generation_id] = fake.generation_ids()
+    [generation_id] = fake_in_env.generation_ids()
     capsys.readouterr()
 
     assert cli.main(["get", generation_id]) == 0
     assert json.loads(capsys.readouterr().out)["generations_by_pk"]["id"] == generation_id
 
-    assert cli.main(["list", fake.user_id, "--limit", "5", "--offset", "0"]) == 0
+    assert cli.main(["list", fake_in_env.user_id, "--limit", "5", "--offset", "0"]) == 0
     assert [g["id"] for g in json.loads(capsys.readouterr().out)["generations"]] == [generation_id]
-    assert fake.requests[-1].query == {"limit": "5", "offset": "0"}
+    assert fake_in_env.requests[-1].query == {"limit": "5", "offset": "0"}
 
     assert cli.main(["delete", generation_id]) == 0
     assert json.loads(capsys.readouterr().out) == {"delete_generations_by_pk": {"id": generation_id}}
-    assert fake.generation_ids() == []
+    assert fake_in_env.generation_ids() == []
 
 
-def test_offline_list_knows_me(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--offline", "list"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"generations": []}
-    assert cli.main(["--offline", "list", "me"]) == 0
+def test_list_without_a_user_id_lists_yours(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for argv in (["list"], ["list", "me"]):
+        assert cli.main(argv) == 0
+        assert [g["id"] for g in json.loads(capsys.readouterr().out)["generations"]] == fake_in_env.generation_ids()
+        assert [r.path for r in fake_in_env.requests[-2:]] == ["/me", f"/generations/user/{fake_in_env.user_id}"]
+
+
+def test_me_prints_the_account(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_in_env.concurrency_slots = 7
+    assert cli.main(["me"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [f"user id: {fake_in_env.user_id}", "username: fake-user", "concurrency slots: 7"]
+    assert "apiSubscriptionTokens: 100000" in lines
+
+
+def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--offline", "models"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 79 and ["phoenix-v1.0", "Phoenix 1.0"] in [row[:2] for row in rows]
+    assert all(row[0] != "?" for row in rows)
+
+
+def test_generate_with_model_goes_through_v2(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    argv = ["generate", "a fox", "--model", "phoenix-v1.0", "--num-images", "2", "--width", "512", "--height", "512"]
+    assert cli.main(argv + ["--out", str(tmp_path)]) == 0
+    [create] = [r for r in fake_in_env.requests if r.method == "POST"]
+    assert create.path == "/api/rest/v2/generations"
+    assert create.json == {"model": "phoenix-v1.0", "parameters": {"prompt": "a fox", "width": 512, "height": 512, "quantity": 2}}
+    assert len(capsys.readouterr().out.split()) == 2 == len(os.listdir(str(tmp_path)))
+
+
+def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "x", "--model", "flux-dev", "--model-id", "m"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["generate", "x", "--model", "ideogram-v3.0", "--init-image", "{png}"], "takes no image guidance"),
+        (["generate", "x", "--model", "no-such-model", "--init-image", "{png}"], "not among the models"),
+        (["generate", "x", "--init-image", "{missing}"], "cannot read"),
+        (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
+        (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
+    ],
+)
+def test_bad_generate_arguments_spend_nothing(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, argv: List[str], text: str
+) -> None:
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "afile").write_text("x")
+    names = {"png": str(tmp_path / "a.png"), "missing": str(tmp_path / "no.png"), "file": str(tmp_path / "afile")}
+    argv = [arg.format(**names) for arg in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    assert text in capsys.readouterr().err
+    assert [r for r in fake_in_env.requests if r.method == "POST"] == []
 
 
 @pytest.mark.parametrize("argv", [["--offline", "get", "no-such-id"], ["--offline", "delete", "no-such-id"]])
@@ -108,7 +168,7 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     )
 
 
-def test_api_errors_exit_1_with_one_line_and_no_key(fake: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LEONARDO_API_KEY", "wrong-key-for-test")
     assert cli.main(["get", "abc"]) == 1
     err = capsys.readouterr().err
@@ -121,22 +181,24 @@ def test_server_refusing_the_request_exits_1(capsys: pytest.CaptureFixture[str],
     assert "HTTP 400" in capsys.readouterr().err
 
 
-def test_failed_generation_exits_1(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    fake.fail_new_generations = True
+def test_failed_generation_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    fake_in_env.fail_new_generations = True
     assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert os.listdir(str(tmp_path)) == []
 
 
-def test_wait_timeout_exits_1(fake: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    fake.completion_delay = 30
+def test_wait_timeout_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    fake_in_env.completion_delay = 30
     assert cli.main(["generate", "x", "--timeout", "0.3", "--out", str(tmp_path)]) == 1
     assert "still PENDING" in capsys.readouterr().err
 
 
-def test_no_api_key_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_api_key_names_the_variable_and_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["get", "abc"]) == 1
-    assert "LEONARDO_API_KEY" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "leonardo-client: error: no API key: set LEONARDO_API_KEY, or try --offline (a built-in fake API, no key)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,7 +209,6 @@ def test_no_api_key_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
         ["generate", "x", "--num-images", "0"],
         ["generate", "x", "--width", "wide"],
         ["generate", "x", "--timeout", "-1"],
-        ["list"],
         ["list", "u", "--limit", "-1"],
         ["frobnicate"],
         ["--offline", "get", ".."],  # refused by the client before anything is sent
@@ -195,3 +256,81 @@ def test_python_dash_m_end_to_end(tmp_path: object) -> None:
         [sys.executable, "-m", "leonardo_client", "generate"], capture_output=True, text=True, timeout=60, env=env
     )
     assert bad.returncode == 2 and "usage:" in bad.stderr
+
+
+# --- a person at the command line never sees a traceback: closed pipes, full disks, Ctrl-C ------
+
+
+def run_cli(args: List[str], stdout: Any, interrupt_after: str = "") -> "subprocess.CompletedProcess[str]":
+    """Run the CLI in a subprocess; with ``interrupt_after``, SIGINT once stderr shows that text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env["PYTHONPATH"] = REPO
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leonardo_client", "--offline"] + args,
+        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    if stdout == subprocess.PIPE:
+        assert process.stdout is not None
+        process.stdout.close()  # nobody reads: the child's writes fail with EPIPE
+    lines = []
+    if interrupt_after:
+        assert process.stderr is not None
+        for line in process.stderr:  # bounded: the child exits within the test's timeout
+            lines.append(line)
+            if interrupt_after in line:
+                process.send_signal(signal.SIGINT)
+                break
+    _, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", "".join(lines) + err)
+
+
+@pytest.mark.parametrize("args", [["list"], ["me"], ["models"]])
+@pytest.mark.parametrize("where", ["closed pipe", "full disk"])
+def test_a_closed_or_full_stdout_is_one_line_and_exit_1(args: List[str], where: str) -> None:
+    if where == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with contextlib.ExitStack() as stack:
+        stdout = subprocess.PIPE if where == "closed pipe" else stack.enter_context(open("/dev/full", "w"))
+        done = run_cli(args, stdout)
+    reason = "Broken pipe" if where == "closed pipe" else "No space left on device"
+    assert (done.returncode, done.stderr) == (1, f"leonardo-client: error: cannot write the output: {reason}\n")
+
+
+def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> None:
+    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.PIPE)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "leonardo-client: error: cannot write the output: Broken pipe"
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_ctrl_c_during_the_wait_exits_130_with_one_line(tmp_path: Any) -> None:
+    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.DEVNULL, interrupt_after="PENDING")
+    assert done.returncode == 130
+    assert done.stderr.splitlines()[-1] == "leonardo-client: interrupted"
+    assert "Traceback" not in done.stderr
+
+
+# Raises KeyboardInterrupt when `requests` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
+INTERRUPTED_IMPORT = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "requests":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.argv[0] = {argv0!r}
+import leonardo_client
+"""
+
+
+@pytest.mark.parametrize("argv0", ["/venv/bin/leonardo-client", "-m"])
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(argv0: str) -> None:
+    code = INTERRUPTED_IMPORT.format(argv0=argv0)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
+
+
+def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
+    code = INTERRUPTED_IMPORT.format(argv0="my_script.py")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr

@@ -1,18 +1,23 @@
-"""Client: the 13 endpoint methods on the wire, and the constructor's options.
+"""Client: the 13 endpoint methods on the wire, the constructor's options, and the client over
+real sockets: the lifecycle of each kind of generation, keep-alive and threads.
 
-Every HTTP exchange is mocked with ``responses`` and strict matchers; nothing leaves the process.
+On the wire: every HTTP exchange is mocked with ``responses`` and strict matchers. End to end:
+FakeLeonardo on 127.0.0.1, which rejects unknown body keys, null for non-nullable fields and
+wrong JSON types with a 400, so every request that succeeds there also proves its wire keys.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import base64
+import struct
+import time
+import zlib
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
-import leonardo_client
 from leonardo_client import (
     DEFAULT_BASE_URL,
     Client,
@@ -22,32 +27,20 @@ from leonardo_client import (
     CreateSvdMotionGenerationRequest,
     CreateTextureGenerationRequest,
     ElementInput,
+    InitImageType,
     LcmInpaintingRequest,
     LcmInstantRefineRequest,
+    LcmStyle,
     LcmUpscaleRequest,
     LeonardoError,
+    PresetStyle,
+    Scheduler,
+    SdVersion,
+    StrengthType,
+    UserElementInput,
 )
-
-API_KEY = "fake-test-key-not-real"
-BASE = "https://leonardo.example.test/api/rest/v1"
-TIMEOUT = (3.5, 7.25)  # not the default: proves the client's own timeout is what gets sent
-AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
-
-
-@pytest.fixture
-def client():
-    with Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT) as c:
-        yield c
-
-
-def api_matchers(timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
-    return [
-        matchers.header_matcher(
-            {"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": AGENT}
-        ),
-        matchers.request_kwargs_matcher({"timeout": timeout}),
-    ]
-
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
+from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers
 
 # --- the 13 endpoint methods -----------------------------------------------------------------
 
@@ -173,7 +166,7 @@ def test_cases_cover_all_13_operations():
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_endpoint_on_the_wire(mocked, client, case):
+def test_endpoint_on_the_wire(mocked, mock_client, case):
     name, args, kwargs, http_method, path, body = case
     reply = {"operation": name, "nested": {"items": [1, "two", None]}}
     path_only, _, query = path.partition("?")
@@ -186,7 +179,7 @@ def test_endpoint_on_the_wire(mocked, client, case):
         + ([matchers.json_params_matcher(body)] if body is not None else []),
     )
 
-    result = getattr(client, name)(*args, **kwargs)
+    result = getattr(mock_client, name)(*args, **kwargs)
 
     assert result == reply
     assert len(mocked.calls) == 1
@@ -208,17 +201,17 @@ def test_endpoint_on_the_wire(mocked, client, case):
         ("get_texture_generations_by_model_id", ("m&1",), "/generations-texture/model/m%261"),
     ],
 )
-def test_ids_are_percent_encoded_as_one_segment(mocked, client, name, args, path):
+def test_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, args, path):
     method = "DELETE" if name.startswith("delete") else "GET"
     mocked.add(method, BASE + path, json={"ok": True}, match=api_matchers())
-    assert getattr(client, name)(*args) == {"ok": True}
+    assert getattr(mock_client, name)(*args) == {"ok": True}
     assert mocked.calls[0].request.url == BASE + path
 
 
 @pytest.mark.parametrize("status", [200, 204])
-def test_empty_body_returns_empty_dict(mocked, client, status):
+def test_empty_body_returns_empty_dict(mocked, mock_client, status):
     mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"")
-    assert client.delete_generation_by_id("gen-1") == {}
+    assert mock_client.delete_generation_by_id("gen-1") == {}
 
 
 POST_METHODS = [
@@ -233,29 +226,35 @@ POST_METHODS = [
 
 
 @pytest.mark.parametrize("name, path, _cls", POST_METHODS)
-def test_mapping_request_is_sent_as_given(mocked, client, name, path, _cls):
+def test_mapping_request_is_sent_as_given(mocked, mock_client, name, path, _cls):
     # A field the dataclasses do not know yet, and an explicit null the caller chose to send.
     body = {"prompt": "as given", "someFutureField": {"deep": [1, 2]}, "explicitNull": None}
-    mocked.add("POST", BASE + path, json={"ok": name}, match=api_matchers() + [matchers.json_params_matcher(body)])
-    assert getattr(client, name)(body) == {"ok": name}
+    mocked.add(
+        "POST",
+        BASE + path,
+        json={"ok": name},
+        match=api_matchers()
+        + [matchers.header_matcher({"Content-Type": "application/json"}), matchers.json_params_matcher(body)],
+    )
+    assert getattr(mock_client, name)(body) == {"ok": name}
 
 
 @pytest.mark.parametrize("name, path, cls", POST_METHODS)
 @pytest.mark.parametrize("bad", ["prompt", None, ["prompt"], 42, "other-dataclass"])
-def test_wrong_request_type_raises_type_error_and_sends_nothing(mocked, client, name, path, cls, bad):
+def test_wrong_request_type_raises_type_error_and_sends_nothing(mocked, mock_client, name, path, cls, bad):
     if bad == "other-dataclass":
         # The right shape for another operation is still the wrong type here.
         bad = LcmUpscaleRequest(IMAGE, "p") if cls is not LcmUpscaleRequest else LcmInstantRefineRequest(IMAGE, "p")
     with pytest.raises(TypeError, match=cls.__name__):
-        getattr(client, name)(bad)
+        getattr(mock_client, name)(bad)
     assert len(mocked.calls) == 0
 
 
-def test_required_field_set_to_none_raises_value_error_and_sends_nothing(mocked, client):
+def test_required_field_set_to_none_raises_value_error_and_sends_nothing(mocked, mock_client):
     with pytest.raises(ValueError, match="prompt"):
-        client.create_generation(CreateGenerationRequest(prompt=None))  # type: ignore[arg-type]
+        mock_client.create_generation(CreateGenerationRequest(prompt=None))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="init_image_id"):
-        client.create_generation(
+        mock_client.create_generation(
             CreateGenerationRequest("p", controlnets=[ControlnetInput(None, "UPLOADED", 1)])  # type: ignore[arg-type]
         )
     assert len(mocked.calls) == 0
@@ -274,9 +273,9 @@ def test_required_field_set_to_none_raises_value_error_and_sends_nothing(mocked,
 @pytest.mark.parametrize(
     "name", ["get_generations_by_user_id", "get_texture_generation_by_id", "get_texture_generations_by_model_id"]
 )
-def test_bad_paging_arguments_raise_before_sending(mocked, client, name, kwargs, error):
+def test_bad_paging_arguments_raise_before_sending(mocked, mock_client, name, kwargs, error):
     with pytest.raises(error):
-        getattr(client, name)("some-id", **kwargs)
+        getattr(mock_client, name)("some-id", **kwargs)
     assert len(mocked.calls) == 0
 
 
@@ -372,17 +371,6 @@ def test_invalid_pool_maxsize_refused(value):
         Client(api_key=API_KEY, base_url=BASE, pool_maxsize=value)
 
 
-def test_max_retries_zero_turns_retries_off():
-    client = Client(api_key=API_KEY, base_url=BASE, max_retries=0)
-    assert client.retry.total == 0
-    with responses.RequestsMock() as mocked:
-        mocked.add("GET", BASE + "/generations/g", status=503, json={"error": "busy"})
-        with pytest.raises(LeonardoError) as info:
-            client.get_generation_by_id("g")
-        assert info.value.status_code == 503
-        assert len(mocked.calls) == 1
-
-
 def test_user_agent_is_appended(mocked):
     client = Client(api_key=API_KEY, base_url=BASE, user_agent="my-app/1.2")
     mocked.add(
@@ -427,19 +415,27 @@ def test_given_session_is_used_and_not_closed(mocked):
 
 def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
     closed: List[str] = []
+    real_close = requests.Session.close
+
+    def recording_close(session: requests.Session) -> None:
+        closed.append(label)
+        real_close(session)
+
+    monkeypatch.setattr(requests.Session, "close", recording_close)
+    label = "close"
     client = Client(api_key=API_KEY, base_url=BASE)
-    monkeypatch.setattr(client._session, "close", lambda: closed.append("close"))
     client.close()
     assert closed == ["close"]
 
+    label = "exit"
     with Client(api_key=API_KEY, base_url=BASE) as managed:
         assert isinstance(managed, Client)
-        monkeypatch.setattr(managed._session, "close", lambda: closed.append("exit"))
+        assert closed == ["close"]
     assert closed == ["close", "exit"]
 
+    label = "exit on error"
     with pytest.raises(RuntimeError):
-        with Client(api_key=API_KEY, base_url=BASE) as managed:
-            monkeypatch.setattr(managed._session, "close", lambda: closed.append("exit on error"))
+        with Client(api_key=API_KEY, base_url=BASE):
             raise RuntimeError("boom")
     assert closed == ["close", "exit", "exit on error"]
 
@@ -458,3 +454,471 @@ def test_client_is_reused_across_calls_with_one_session(mocked):
     results: List[Optional[Dict[str, Any]]] = [client.get_generation_by_id(f"g{i}") for i in range(3)]
     assert results == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert len(session.requests_seen) == 3
+
+
+# === end to end: the lifecycle of each kind of generation, against FakeLeonardo ===
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+POLL_DEADLINE = 5.0  # seconds; the fake completes after completion_delay (0.2 s here)
+COMPLETION_DELAY = 0.2
+MODEL_ID = "b24e16ff-06e3-43eb-8d33-4416c2d75876"
+MODEL_ASSET_ID = "3d-asset-0001"
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def poll(fetch: Callable[[], Dict[str, Any]], key: str) -> List[Dict[str, Any]]:
+    """Call fetch() until body[key].status is no longer PENDING; return every body[key] seen.
+
+    Bounded: fails the test after POLL_DEADLINE seconds.
+    """
+    seen: List[Dict[str, Any]] = []
+    deadline = time.monotonic() + POLL_DEADLINE
+    while True:
+        found = fetch()[key]
+        assert found is not None, "the fake lost the job"
+        seen.append(found)
+        if found["status"] != "PENDING":
+            return seen
+        assert time.monotonic() < deadline, "still PENDING after %ss" % POLL_DEADLINE
+        time.sleep(0.05)
+
+
+def png_size(data: bytes) -> Tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    # The IHDR chunk's CRC proves the bytes are a real PNG header, not just a signature.
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert zlib.crc32(data[12:29]) & 0xFFFFFFFF == crc
+    return int(width), int(height)
+
+
+def tiny_png_data_url() -> str:
+    """A valid 1x1 RGB PNG as a data URL (an input image for the LCM operations)."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    png = (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\x10\x20\x30"))
+        + chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def fetch_file(url: str) -> requests.Response:
+    """Fetch a CDN URL of the fake with plain requests (no key, bounded)."""
+    response = requests.get(url, timeout=5)
+    response.raise_for_status()
+    return response
+
+
+def api_calls(fake: FakeLeonardo, method: str, prefix: str) -> List[RecordedRequest]:
+    return [r for r in fake.requests if r.method == method and r.path.startswith(prefix)]
+
+
+def full_request() -> CreateGenerationRequest:
+    """A CreateGenerationRequest using many fields, camelCase and snake_case, and nested inputs."""
+    return CreateGenerationRequest(
+        prompt="a lighthouse at dusk, oil painting",
+        negative_prompt="blurry",
+        model_id=MODEL_ID,
+        width=512,
+        height=768,
+        num_images=2,
+        num_inference_steps=20,
+        guidance_scale=7.5,
+        seed=12345,
+        preset_style=PresetStyle.CINEMATIC,
+        scheduler=Scheduler.EULER_DISCRETE,
+        sd_version=SdVersion.SDXL_1_0,
+        alchemy=False,
+        photo_real=False,
+        prompt_magic=False,
+        public=False,
+        tiling=False,
+        high_contrast=True,
+        image_prompts=["img-prompt-1"],
+        image_prompt_weight=0.4,
+        init_strength=0.3,
+        elements=[ElementInput(ak_uuid="element-ak-0001", weight=0.5), ElementInput(ak_uuid="element-ak-0002")],
+        controlnets=[
+            ControlnetInput(
+                init_image_id="init-image-0001",
+                init_image_type=InitImageType.UPLOADED,
+                preprocessor_id=67,
+                weight=0.6,
+                strength_type=StrengthType.MID,
+            )
+        ],
+        user_elements=[UserElementInput(user_lora_id=42, weight=0.8)],
+    )
+
+
+# -- image generations --------------------------------------------------------------------
+
+
+def test_image_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 60.0  # held PENDING until the first poll has seen it, however slow the machine
+    job = fake_client.create_generation(full_request())
+    generation_id = job["sdGenerationJob"]["generationId"]
+    assert isinstance(generation_id, str) and generation_id
+
+    # The wire body: every key the spec's, None fields omitted, nested inputs renamed.
+    sent = api_calls(fake, "POST", "/generations")[-1].json
+    assert sent["prompt"] == "a lighthouse at dusk, oil painting"
+    assert sent["negative_prompt"] == "blurry" and sent["modelId"] == MODEL_ID
+    assert sent["sd_version"] == "SDXL_1_0" and sent["presetStyle"] == "CINEMATIC"
+    assert sent["elements"] == [{"akUUID": "element-ak-0001", "weight": 0.5}, {"akUUID": "element-ak-0002"}]
+    assert sent["controlnets"] == [
+        {"initImageId": "init-image-0001", "initImageType": "UPLOADED", "preprocessorId": 67, "weight": 0.6,
+         "strengthType": "Mid"}
+    ]
+    assert sent["userElements"] == [{"userLoraId": 42, "weight": 0.8}]
+    assert None not in sent.values()
+    assert "photo_real" not in sent and "photoReal" in sent
+
+    # Poll with a bounded loop: PENDING first, then COMPLETE (COMPLETION_DELAY after creation).
+    pending = fake_client.get_generation_by_id(generation_id)["generations_by_pk"]
+    assert pending["status"] == "PENDING" and pending["generated_images"] == []
+    fake.completion_delay = COMPLETION_DELAY
+    seen = poll(lambda: fake_client.get_generation_by_id(generation_id), "generations_by_pk")
+    done = seen[-1]
+    assert done["status"] == "COMPLETE"
+    assert done["id"] == generation_id
+    assert done["prompt"] == "a lighthouse at dusk, oil painting"
+    assert (done["imageWidth"], done["imageHeight"], done["seed"]) == (512, 768, 12345)
+    assert [e["lora"]["akUUID"] for e in done["generation_elements"]] == ["element-ak-0001", "element-ak-0002"]
+    images = done["generated_images"]
+    assert len(images) == 2
+    assert len({image["id"] for image in images}) == 2
+    for image in images:
+        assert image["url"].startswith(fake.root_url + "/cdn/users/")
+        assert generation_id in image["url"]
+        response = fetch_file(image["url"])
+        assert response.headers["Content-Type"] == "image/png"
+        assert png_size(response.content) == (171, 256)  # 512x768 scaled to 256 on the long side
+        assert "Authorization" not in api_calls(fake, "GET", "/cdn/")[-1].headers
+
+    # Delete; then the API answers null for get and for a second delete (not a 404).
+    assert fake_client.delete_generation_by_id(generation_id) == {"delete_generations_by_pk": {"id": generation_id}}
+    assert fake_client.get_generation_by_id(generation_id) == {"generations_by_pk": None}
+    assert fake_client.delete_generation_by_id(generation_id) == {"delete_generations_by_pk": None}
+    assert generation_id not in fake.generation_ids()
+
+    # A plain mapping is sent as given, keys the dataclass does not name included, and accepted.
+    mapping = {"prompt": "as given", "modelId": MODEL_ID, "num_images": 1, "enhancePrompt": False,
+               "elements": [{"akUUID": "element-ak-0003", "weight": 1}]}
+    mapped_id = fake_client.create_generation(mapping)["sdGenerationJob"]["generationId"]
+    assert api_calls(fake, "POST", "/generations")[-1].json == mapping
+    assert api_calls(fake, "POST", "/generations")[-1].headers["Content-Type"] == "application/json"
+    fake.completion_delay = 0.0
+    assert fake_client.get_generation_by_id(mapped_id)["generations_by_pk"]["modelId"] == MODEL_ID
+
+    # Every API call carried the key and asked for JSON.
+    for recorded in fake.requests:
+        if not recorded.path.startswith("/cdn/"):
+            assert recorded.headers["Authorization"] == "Bearer " + fake.api_key
+            assert recorded.headers["Accept"] == "application/json"
+            assert recorded.headers["User-Agent"].startswith("leonardo-client/")
+
+
+def test_list_generations_by_user_paginates_newest_first(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 0.0
+    ids = [
+        fake_client.create_generation(CreateGenerationRequest(prompt="picture %d" % n, num_images=1, width=512, height=512))[
+            "sdGenerationJob"
+        ]["generationId"]
+        for n in range(5)
+    ]
+    newest_first = ids[::-1]
+
+    everything = fake_client.get_generations_by_user_id(fake.user_id)["generations"]
+    assert [g["id"] for g in everything] == newest_first  # API default limit is 10
+    assert api_calls(fake, "GET", "/generations/user/")[-1].query == {}  # nothing sent when not given
+
+    pages = []
+    for offset in range(0, 6, 2):
+        page = fake_client.get_generations_by_user_id(fake.user_id, limit=2, offset=offset)["generations"]
+        assert api_calls(fake, "GET", "/generations/user/")[-1].query == {"limit": "2", "offset": str(offset)}
+        pages.append([g["id"] for g in page])
+    assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:]]
+    assert fake_client.get_generations_by_user_id(fake.user_id, limit=2, offset=10) == {"generations": []}
+    assert [g["id"] for g in fake_client.get_generations_by_user_id(fake.user_id, limit=0)["generations"]] == []
+
+    first = everything[-1]
+    assert first["status"] == "COMPLETE" and first["prompt"] == "picture 0"
+    assert len(first["generated_images"]) == 1
+
+    # Another user's list is empty; the id is sent percent-encoded as one path segment.
+    assert fake_client.get_generations_by_user_id("someone/else") == {"generations": []}
+    assert api_calls(fake, "GET", "/generations/user/")[-1].path == "/generations/user/someone%2Felse"
+
+    fake_client.delete_generation_by_id(ids[2])
+    assert [g["id"] for g in fake_client.get_generations_by_user_id(fake.user_id, limit=10)["generations"]] == [
+        ids[4], ids[3], ids[1], ids[0]
+    ]
+
+
+# -- motion (SVD) -----------------------------------------------------------------------------
+
+
+def test_motion_svd_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 0.0
+    source_id = fake_client.create_generation({"prompt": "a waterfall", "num_images": 1, "width": 512, "height": 512})[
+        "sdGenerationJob"
+    ]["generationId"]
+    image = fake_client.get_generation_by_id(source_id)["generations_by_pk"]["generated_images"][0]
+
+    fake.completion_delay = COMPLETION_DELAY
+    job = fake_client.create_svd_motion_generation(
+        CreateSvdMotionGenerationRequest(image_id=image["id"], motion_strength=5, is_public=False)
+    )
+    motion_id = job["motionSvdGenerationJob"]["generationId"]
+    assert motion_id != source_id
+    assert api_calls(fake, "POST", "/generations-motion-svd")[-1].json == {
+        "imageId": image["id"], "motionStrength": 5, "isPublic": False
+    }
+
+    seen = poll(lambda: fake_client.get_generation_by_id(motion_id), "generations_by_pk")
+    assert seen[-1]["status"] == "COMPLETE"
+    (video,) = seen[-1]["generated_images"]
+    assert video["motion"] is True and video["motionStrength"] == 5
+    assert video["motionMP4URL"].startswith(fake.root_url + "/cdn/") and video["motionMP4URL"].endswith(".mp4")
+    response = fetch_file(video["motionMP4URL"])
+    assert response.headers["Content-Type"] == "video/mp4"
+    assert response.content[4:8] == b"ftyp"
+    assert fetch_file(video["url"]).content[:8] == PNG_SIGNATURE  # the still
+
+    # The motion generation is listed with the others and deleted the same way.
+    listed = fake_client.get_generations_by_user_id(fake.user_id, limit=1)["generations"]
+    assert listed[0]["id"] == motion_id
+    assert fake_client.delete_generation_by_id(motion_id)["delete_generations_by_pk"] == {"id": motion_id}
+
+    # A generation id where an image id is expected: the API's "Service Error", as LeonardoError.
+    with pytest.raises(LeonardoError) as caught:
+        fake_client.create_svd_motion_generation(CreateSvdMotionGenerationRequest(image_id=source_id))
+    assert caught.value.status_code == 400 and caught.value.message == "Service Error"
+
+
+# -- texture (legacy) -------------------------------------------------------------------------
+
+
+def test_texture_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 60.0  # held PENDING until the first poll has seen it
+    job = fake_client.create_texture_generation(
+        CreateTextureGenerationRequest(
+            prompt="weathered bronze",
+            model_asset_id=MODEL_ASSET_ID,
+            negative_prompt="rust",
+            seed=7,
+            preview=False,
+            front_rotation_offset=0,
+            preview_direction="front",
+            sd_version="v1_5",
+        )
+    )
+    texture_id = job["textureGenerationJob"]["id"]
+    sent = api_calls(fake, "POST", "/generations-texture")[-1].json
+    assert sent["modelAssetId"] == MODEL_ASSET_ID and sent["negative_prompt"] == "rust"
+    assert sent["front_rotation_offset"] == 0
+
+    pending = fake_client.get_texture_generation_by_id(texture_id)["model_asset_texture_generations_by_pk"]
+    assert pending["status"] == "PENDING" and pending["model_asset_texture_images"] == []
+    fake.completion_delay = COMPLETION_DELAY
+    seen = poll(lambda: fake_client.get_texture_generation_by_id(texture_id), "model_asset_texture_generations_by_pk")
+    done = seen[-1]
+    assert done["status"] == "COMPLETE" and done["id"] == texture_id and done["seed"] == 7
+    textures = done["model_asset_texture_images"]
+    assert sorted(t["type"] for t in textures) == ["ALBEDO", "DISPLACEMENT", "NORMAL", "ROUGHNESS"]
+    for texture in textures:
+        assert png_size(fetch_file(texture["url"]).content) == (128, 128)
+
+    # limit/offset on get_texture_generation_by_id go in the query string.
+    fake_client.get_texture_generation_by_id(texture_id, limit=5, offset=0)
+    assert api_calls(fake, "GET", "/generations-texture/")[-1].query == {"limit": "5", "offset": "0"}
+
+    # List by model id, newest first, paginated.
+    fake.completion_delay = 0.0
+    more = [
+        fake_client.create_texture_generation({"prompt": "texture %d" % n, "modelAssetId": MODEL_ASSET_ID})[
+            "textureGenerationJob"
+        ]["id"]
+        for n in range(2)
+    ]
+    fake_client.create_texture_generation({"prompt": "elsewhere", "modelAssetId": "another-asset"})
+    newest_first = [more[1], more[0], texture_id]
+    listed = fake_client.get_texture_generations_by_model_id(MODEL_ASSET_ID)["model_asset_texture_generations"]
+    assert [t["id"] for t in listed] == newest_first
+    page1 = fake_client.get_texture_generations_by_model_id(MODEL_ASSET_ID, limit=2, offset=0)
+    assert api_calls(fake, "GET", "/generations-texture/model/")[-1].query == {"limit": "2", "offset": "0"}
+    page2 = fake_client.get_texture_generations_by_model_id(MODEL_ASSET_ID, limit=2, offset=2)
+    assert [t["id"] for t in page1["model_asset_texture_generations"]] == newest_first[:2]
+    assert [t["id"] for t in page2["model_asset_texture_generations"]] == newest_first[2:]
+    assert fake_client.get_texture_generations_by_model_id("no-such-asset") == {"model_asset_texture_generations": []}
+
+    # Delete; then null for get and for a second delete.
+    assert fake_client.delete_texture_generation_by_id(texture_id) == {
+        "delete_model_asset_texture_generations_by_pk": {"id": texture_id}
+    }
+    assert fake_client.get_texture_generation_by_id(texture_id) == {"model_asset_texture_generations_by_pk": None}
+    assert fake_client.delete_texture_generation_by_id(texture_id) == {"delete_model_asset_texture_generations_by_pk": None}
+    listed = fake_client.get_texture_generations_by_model_id(MODEL_ASSET_ID)["model_asset_texture_generations"]
+    assert [t["id"] for t in listed] == newest_first[:2]
+
+
+# -- the four synchronous LCM operations ----------------------------------------------------
+
+
+def _lcm_image(result: Dict[str, Any]) -> bytes:
+    (data_url,) = result["lcmGenerationJob"]["imageDataUrl"]
+    header, _, data = data_url.partition(",")
+    assert header == "data:image/png;base64"
+    return base64.b64decode(data, validate=True)
+
+
+def test_lcm_operations(fake: FakeLeonardo, fake_client: Client) -> None:
+    image = tiny_png_data_url()
+    generated = fake_client.create_lcm_generation(
+        CreateLcmGenerationRequest(
+            image_data_url=image, prompt="a cat", request_timestamp="1700000000000", guidance=7.0, strength=0.65,
+            style=LcmStyle.ANIME, steps=8, width=512, height=640, seed=1,
+        )
+    )
+    assert png_size(_lcm_image(generated)) == (205, 256)  # 512x640 scaled to 256 on the long side
+    assert generated["lcmGenerationJob"]["requestTimestamp"] == "1700000000000"
+    sent = api_calls(fake, "POST", "/generations-lcm")[-1].json
+    assert sent == {
+        "imageDataUrl": image, "prompt": "a cat", "requestTimestamp": "1700000000000", "guidance": 7.0,
+        "strength": 0.65, "style": "ANIME", "steps": 8, "width": 512, "height": 640, "seed": 1,
+    }
+
+    refined = fake_client.perform_instant_refine(LcmInstantRefineRequest(image_data_url=image, prompt="a cat, refined"))
+    assert png_size(_lcm_image(refined)) == (256, 256)  # API default 512x512
+
+    inpainted = fake_client.perform_inpainting_lcm(
+        LcmInpaintingRequest(image_data_url=image, mask_data_url=image, prompt="a hat", width=1024, height=1024)
+    )
+    assert png_size(_lcm_image(inpainted)) == (256, 256)
+    assert api_calls(fake, "POST", "/lcm-inpainting")[-1].json["maskDataUrl"] == image
+
+    upscaled = fake_client.perform_alchemy_upscale_lcm(
+        LcmUpscaleRequest(image_data_url=image, prompt="a cat", refine_creative=True, refine_strength=0.5)
+    )
+    png_size(_lcm_image(upscaled))
+    job = upscaled["lcmGenerationJob"]
+    assert len(job["generationId"]) == 1 and len(job["variationId"]) == 1 and job["generatedImageId"]
+    assert api_calls(fake, "POST", "/lcm-upscale")[-1].json["refineCreative"] is True
+
+    # Synchronous: four POSTs and nothing else.
+    assert [r.method for r in fake.requests] == ["POST"] * 4
+
+    # An input that is not a data URL: the API's 400, as LeonardoError.
+    with pytest.raises(LeonardoError) as caught:
+        fake_client.create_lcm_generation(CreateLcmGenerationRequest(image_data_url="https://example.invalid/x.png",
+                                                                prompt="p"))
+    assert caught.value.status_code == 400
+    assert "data URL" in caught.value.message
+    assert caught.value.body["code"] == "bad-request"
+
+
+# === end to end: keep-alive and threads, counted by the server (FakeLeonardo.connections_opened) ===
+
+ROUNDS = 8  # of calls_of_every_kind, one after another
+CALLS_PER_THREAD = 25
+DEFAULT_POOL_MAXSIZE = 10
+
+
+def calls_of_every_kind(client: Client, fake: FakeLeonardo, tag: str) -> int:
+    """Create, get, list, list textures, an error answer, wait for and delete: 7 API requests."""
+    job = client.create_generation(CreateGenerationRequest(prompt=f"reuse {tag}", num_images=1, width=512, height=512))
+    ident = job["sdGenerationJob"]["generationId"]
+    assert client.get_generation_by_id(ident)["generations_by_pk"]["id"] == ident
+    assert client.get_generations_by_user_id(fake.user_id, limit=1)["generations"]
+    client.get_texture_generations_by_model_id("asset", limit=1, offset=0)
+    with pytest.raises(LeonardoError):  # an error answer keeps the connection too
+        client.create_generation({"prompt": "x", "bogusKey": 1})
+    assert client.wait_for_generation(ident, timeout=10)["status"] == "COMPLETE"  # complete at once: one GET
+    assert client.delete_generation_by_id(ident) == {"delete_generations_by_pk": {"id": ident}}
+    return 7
+
+
+def test_sequential_calls_of_every_kind_use_one_connection(
+    fake: FakeLeonardo, fake_client: Client, urllib3_warnings: Callable[[], List[str]]
+) -> None:
+    sent = sum(calls_of_every_kind(fake_client, fake, str(n)) for n in range(ROUNDS))
+    assert len(fake.requests) == sent == 7 * ROUNDS  # every call really went over the wire
+    assert fake.connections_opened == 1
+    assert urllib3_warnings() == []
+
+
+def test_a_session_of_your_own_keeps_the_connection_alive_too(fake: FakeLeonardo) -> None:
+    with requests.Session() as session:
+        client = Client(api_key=fake.api_key, base_url=fake.base_url, session=session, timeout=(2, 10))
+        for n in range(ROUNDS):
+            calls_of_every_kind(client, fake, str(n))
+        client.close()
+    assert fake.connections_opened == 1
+
+
+def mixed_calls(client: Client, fake: FakeLeonardo, created: Dict[str, List[str]], burst: int) -> Callable[[int], None]:
+    """25 calls per thread: create, get, list, and a delete of its own generation now and then."""
+
+    def work(n: int) -> None:
+        mine: List[str] = []
+        for call in range(CALLS_PER_THREAD):
+            step = call % 5
+            if step == 0:
+                job = client.create_generation(
+                    CreateGenerationRequest(prompt="thread %d call %d" % (n, call), num_images=1, width=512, height=512)
+                )
+                mine.append(job["sdGenerationJob"]["generationId"])
+            elif step in (1, 3):
+                found = client.get_generation_by_id(mine[-1])["generations_by_pk"]
+                assert found["id"] == mine[-1] and found["prompt"].startswith("thread %d " % n)
+            elif step == 2:
+                listed = client.get_generations_by_user_id(fake.user_id, limit=5, offset=0)["generations"]
+                assert 1 <= len(listed) <= 5
+            elif len(mine) % 2 == 0:
+                gone = mine.pop()
+                assert client.delete_generation_by_id(gone) == {"delete_generations_by_pk": {"id": gone}}
+            else:
+                client.get_texture_generations_by_model_id("asset-%d" % n, limit=1)
+        created["%d-%d" % (burst, n)] = mine
+
+    return work
+
+
+@pytest.mark.parametrize("pool_maxsize", [THREADS, None])  # None: the default (10)
+def test_threads_share_one_client_within_the_pool(
+    fake: FakeLeonardo,
+    urllib3_warnings: Callable[[], List[str]],
+    run_threads: Callable[[Callable[[int], None]], List[BaseException]],
+    pool_maxsize: Optional[int],
+) -> None:
+    """8 threads, two bursts: no call fails or is doubled, no "Connection pool is full" warning, and
+    never more connections than threads or pool_maxsize: later bursts reuse the pooled ones."""
+    options: Dict[str, Any] = dict(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
+    if pool_maxsize is not None:
+        options["pool_maxsize"] = pool_maxsize
+    created: Dict[str, List[str]] = {}
+    with Client(**options) as client:
+        for burst in range(2):
+            assert run_threads(mixed_calls(client, fake, created, burst)) == []
+        after_bursts = fake.connections_opened
+        calls_of_every_kind(client, fake, "alone")  # a pooled connection is still there to reuse
+    assert len(fake.requests) == 2 * THREADS * CALLS_PER_THREAD + 7
+    assert 1 <= after_bursts <= min(THREADS, pool_maxsize or DEFAULT_POOL_MAXSIZE)
+    assert fake.connections_opened == after_bursts
+    assert not [w for w in urllib3_warnings() if "Connection pool is full" in w]
+    assert urllib3_warnings() == []
+    # Every thread's surviving generations exist, and nothing else does: no call was doubled.
+    survivors: Set[str] = {gid for ids in created.values() for gid in ids}
+    assert len(created) == 2 * THREADS
+    assert set(fake.generation_ids()) == survivors
+    creates = sum(1 for r in fake.requests if r.method == "POST" and r.path == "/generations")
+    assert creates == 2 * THREADS * CALLS_PER_THREAD // 5 + 2  # + the create and the refused one of "alone"

@@ -1,28 +1,26 @@
-"""LeonardoError: every failure of a call, whatever the body, is one exception with one-line text."""
+"""LeonardoError: every failure of a call, whatever the body, is one exception with one-line text.
+
+Mocked with ``responses`` (retries off: each answer is seen once; retries are test_retry.py's),
+except what needs real sockets: refused connections and bodies cut short (FakeLeonardo).
+"""
 
 from __future__ import annotations
 
 import json
 import pickle
 import socket
-from typing import Any
+import time
+from typing import Any, Callable, Dict
 
 import pytest
 import requests
 
+from conftest import API_KEY, BASE, new_generation
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.testing import FakeLeonardo
 
-API_KEY = "fake-test-key-not-real"
-BASE = "https://leonardo.example.test/api/rest/v1"
 GEN_URL = BASE + "/generations/g"
 POST_URL = BASE + "/generations"
-
-
-@pytest.fixture
-def client():
-    # No retries: each mocked failure is seen exactly once (retries are tested in test_retry.py).
-    with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as c:
-        yield c
 
 
 def fail(client: Client) -> LeonardoError:
@@ -39,10 +37,10 @@ def assert_one_line(err: LeonardoError) -> None:
 # --- HTTP errors and their bodies ---------------------------------------------------------------
 
 
-def test_json_error_envelope(mocked, client):
+def test_json_error_envelope(mocked, mock_client):
     envelope = {"error": "Authentication hook unauthorized this request", "path": "$", "code": "access-denied"}
     mocked.add("GET", GEN_URL, status=401, json=envelope, headers={"x-request-id": "req-123"})
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code == 401
     assert err.message == "Authentication hook unauthorized this request"
     assert err.body == envelope
@@ -53,11 +51,11 @@ def test_json_error_envelope(mocked, client):
     assert str(err) == f"HTTP 401: Authentication hook unauthorized this request (GET {GEN_URL})"
 
 
-def test_moderation_403_keeps_the_api_text(mocked, client):
+def test_moderation_403_keeps_the_api_text(mocked, mock_client):
     text = "content moderation filter: example"
     mocked.add("POST", POST_URL, status=403, json={"error": text, "path": "$", "code": "unexpected"})
     with pytest.raises(LeonardoError) as info:
-        client.create_generation(CreateGenerationRequest("p"))
+        mock_client.create_generation(CreateGenerationRequest("p"))
     assert (info.value.status_code, info.value.message, info.value.method) == (403, text, "POST")
 
 
@@ -65,29 +63,33 @@ def test_moderation_403_keeps_the_api_text(mocked, client):
     "body, message",
     [
         ({"errors": [{"message": "first problem"}, {"message": "second"}]}, "first problem"),
+        (
+            {"errors": [{"message": "Key Creation Error Occurred", "extensions": {"path": "$", "code": "unexpected"}}]},
+            "Key Creation Error Occurred",
+        ),
         ([{"message": "bad variable", "extensions": {"path": "$", "code": "unexpected"}}], "bad variable"),
         ({"message": "from message"}, "from message"),
         ({"detail": "from detail"}, "from detail"),
     ],
 )
-def test_other_error_shapes(mocked, client, body, message):
+def test_other_error_shapes(mocked, mock_client, body, message):
     mocked.add("GET", GEN_URL, status=400, json=body)
-    err = fail(client)
+    err = fail(mock_client)
     assert (err.status_code, err.message, err.body) == (400, message, body)
 
 
-def test_json_error_without_a_known_message_keeps_the_text(mocked, client):
+def test_json_error_without_a_known_message_keeps_the_text(mocked, mock_client):
     body = {"error": {"nested": True}, "code": 7}
     mocked.add("GET", GEN_URL, status=400, json=body)
-    err = fail(client)
+    err = fail(mock_client)
     assert err.body == body
     assert err.message == json.dumps(body)
 
 
-def test_html_502(mocked, client):
+def test_html_502(mocked, mock_client):
     html = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>cloudfront</body>\r\n</html>"
     mocked.add("GET", GEN_URL, status=502, body=html, content_type="text/html")
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code == 502
     assert err.body == html
     assert "Bad Gateway" in err.message and "HTML" in err.message
@@ -96,56 +98,73 @@ def test_html_502(mocked, client):
 
 
 @pytest.mark.parametrize("status, reason", [(500, "Internal Server Error"), (503, "Service Unavailable")])
-def test_empty_error_body(mocked, client, status, reason):
+def test_empty_error_body(mocked, mock_client, status, reason):
     mocked.add("GET", GEN_URL, status=status, body=b"")
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code == status
     assert err.body is None
     assert reason in err.message and "empty" in err.message
 
 
-def test_plain_text_error_is_one_line_and_truncated(mocked, client):
+def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
     text = "something\nwent\twrong " + "x" * 400
     mocked.add("GET", GEN_URL, status=400, body=text, content_type="text/plain")
-    err = fail(client)
+    err = fail(mock_client)
     assert err.body == text
     assert err.message.startswith("something went wrong xxx") and err.message.endswith("...")
     assert len(err.message) == 203
     assert_one_line(err)
 
 
-def test_retry_after_is_parsed_on_errors(mocked, client):
+def test_short_plain_text_error_is_the_message(mocked, mock_client):
+    mocked.add("GET", GEN_URL, status=403, body="Forbidden by upstream\n", content_type="text/plain")
+    err = fail(mock_client)
+    assert (err.status_code, err.message) == (403, "Forbidden by upstream")
+
+
+def test_retry_after_is_parsed_on_errors(mocked, mock_client):
     mocked.add("GET", GEN_URL, status=429, json={"error": "slow"}, headers={"Retry-After": "30"})
-    err = fail(client)
+    err = fail(mock_client)
     assert (err.status_code, err.retry_after) == (429, 30.0)
 
 
 @pytest.mark.parametrize("header", ["x-request-id", "X-Amzn-RequestId", "x-amz-cf-id"])
-def test_request_id_headers(mocked, client, header):
+def test_request_id_headers(mocked, mock_client, header):
     mocked.add("GET", GEN_URL, status=500, json={"error": "oops"}, headers={header: "id-42"})
-    assert fail(client).request_id == "id-42"
+    assert fail(mock_client).request_id == "id-42"
 
 
 # --- bad bodies on a success status -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "body", ['{"generations_by_pk": {"id": "g", "status": "PEND', "OK", "<html>ok</html>", "\x00\x01"]
+    "body",
+    ['{"generations_by_pk": {"id": "g", "status": "PEND', "OK", "this is not json", "<html>ok</html>", "\x00\x01"],
 )
-def test_unparseable_200(mocked, client, body):
+def test_unparseable_200(mocked, mock_client, body):
     mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json")
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code == 200
     assert err.message == "response body is not valid JSON"
     assert err.body == body
+    assert (err.method, err.url) == ("GET", GEN_URL)
     assert isinstance(err.__cause__, ValueError)
     assert_one_line(err)
 
 
-@pytest.mark.parametrize("body, kind", [("[1, 2]", "list"), ('"text"', "str"), ("42", "int"), ("null", "NoneType")])
-def test_200_json_that_is_not_an_object(mocked, client, body, kind):
+def test_unparseable_200_on_post(mocked, mock_client):
+    mocked.add("POST", POST_URL, status=200, body="<html>maintenance page</html>", content_type="text/html")
+    with pytest.raises(LeonardoError) as info:
+        mock_client.create_generation(CreateGenerationRequest("p"))
+    assert (info.value.status_code, info.value.message) == (200, "response body is not valid JSON")
+    assert info.value.body == "<html>maintenance page</html>"
+    assert (info.value.method, info.value.url) == ("POST", POST_URL)
+
+
+@pytest.mark.parametrize("body, kind", [("[1, 2]", "list"), ("[1, 2, 3]", "list"), ('"text"', "str"), ("42", "int"), ("null", "NoneType")])
+def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
     mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json")
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code == 200
     assert err.message == f"expected a JSON object, got {kind}"
     assert err.body == json.loads(body)
@@ -165,9 +184,9 @@ def test_200_json_that_is_not_an_object(mocked, client, body, kind):
         (requests.exceptions.TooManyRedirects("loop"), "request to leonardo.example.test failed: loop"),
     ],
 )
-def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, client, exc, text):
+def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, mock_client, exc, text):
     mocked.add("GET", GEN_URL, body=exc)
-    err = fail(client)
+    err = fail(mock_client)
     assert err.status_code is None
     assert err.body is None
     assert err.__cause__ is exc
@@ -181,15 +200,90 @@ def test_connection_refused_on_loopback():
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # nothing listens on this port now
-    client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", timeout=(1, 1), backoff_factor=0)
-    with pytest.raises(LeonardoError) as info:
-        client.create_generation(CreateGenerationRequest("p"))
-    err = info.value
-    assert err.status_code is None
-    assert err.message.startswith("connection failed")
-    assert isinstance(err.__cause__, requests.ConnectionError)
-    assert "HTTPConnection" not in err.message and "object at 0x" not in err.message
-    assert_one_line(err)
+    with Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", timeout=(1, 1), backoff_factor=0.01,
+                max_retries=2) as client:
+        for call in (lambda: client.get_generation_by_id("x"), lambda: client.create_generation(CreateGenerationRequest("p"))):
+            started = time.monotonic()
+            with pytest.raises(LeonardoError) as info:
+                call()
+            assert time.monotonic() - started < 1.5  # retried at once, not after the timeout
+            err = info.value
+            assert err.status_code is None
+            assert err.message.startswith("connection failed")
+            assert isinstance(err.__cause__, requests.ConnectionError)
+            assert "HTTPConnection" not in err.message and "object at 0x" not in err.message
+            for text in (str(err), repr(err), err.message, str(err.body), str(err.url), str(err.args)):
+                assert API_KEY not in text
+            assert_one_line(err)
+
+
+# --- bodies cut short, over real sockets (FakeLeonardo) -------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_truncated_200_body_is_a_leonardo_error(fake: FakeLeonardo, fake_client: Client, method: str) -> None:
+    """Content-Length announced, half the body sent, connection closed.
+
+    urllib3 2.x raises while reading; 1.26 returns the short body silently and the client
+    compares it with Content-Length. Both end as LeonardoError saying "truncated".
+    """
+    body = {"generations_by_pk": {"id": "x" * 40}, "sdGenerationJob": {"generationId": "y" * 40}}
+    fake.inject(status=200, body=body, truncate=True, times=1, method=method)
+    with pytest.raises(LeonardoError) as caught:
+        if method == "GET":
+            fake_client.get_generation_by_id("some-id")
+        else:
+            new_generation(fake_client)
+    err = caught.value
+    assert err.status_code in (None, 200)  # 2.x fails before the status reaches the client
+    assert "truncated" in err.message
+    assert err.method == method
+    assert len(fake.requests) == 1
+    # The connection was closed by the server; the client recovers on a new one.
+    assert fake_client.get_generations_by_user_id(fake.user_id) == {"generations": []}
+
+
+def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    fake.inject(status=502, truncate=True, times=None, method="GET")
+    with make_fake_client(max_retries=1) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generation_by_id("some-id")
+    err = caught.value
+    assert err.status_code in (None, 502)
+    assert "truncated" in err.message
+    assert '{"error"' not in err.message  # never half a JSON document as the message
+    assert len(fake.requests) == 2
+
+
+# --- the API's own validation answers, end to end ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, message, code",
+    [
+        ({"prompt": "x", "sd_Version": "v2"}, "Unexpected variable sd_Version", "bad-request"),
+        ({"negative_prompt": "no prompt"}, 'expecting a value for non-nullable variable: "prompt"',
+         "validation-failed"),
+        ({"prompt": "x", "photoReal": "yes"}, "expected a boolean for type 'Boolean', but found a string",
+         "validation-failed"),
+        ({"prompt": "x", "width": 1024, "height": 1024, "num_images": 5}, "Too many images", "unexpected"),
+        ({"prompt": "x", "elements": [{"akUUID": "a", "wieght": 1}]}, "field \"wieght\" not found in type: "
+         "'element_input'", "validation-failed"),
+    ],
+)
+def test_validation_error_surfaces_with_the_api_message(
+    fake: FakeLeonardo, fake_client: Client, body: Dict[str, Any], message: str, code: str
+) -> None:
+    with pytest.raises(LeonardoError) as caught:
+        fake_client.create_generation(body)
+    err = caught.value
+    assert err.status_code == 400
+    assert err.message == message
+    assert err.body == {"error": message, "path": "$", "code": code}
+    assert err.method == "POST" and err.url == fake.base_url + "/generations"
+    assert str(err) == "HTTP 400: %s (POST %s/generations)" % (message, fake.base_url)
+    assert len(fake.requests) == 1  # a 400 is never retried
+    assert fake.generation_ids() == []
 
 
 # --- the exception itself -----------------------------------------------------------------------
@@ -213,7 +307,7 @@ def test_is_an_exception_with_args():
     assert err.args == ("m",)
 
 
-def test_pickling_round_trips_every_attribute(mocked, client):
+def test_pickling_round_trips_every_attribute(mocked, mock_client):
     mocked.add(
         "GET",
         GEN_URL,
@@ -221,7 +315,7 @@ def test_pickling_round_trips_every_attribute(mocked, client):
         json={"error": "slow", "path": "$", "code": "unexpected"},
         headers={"x-request-id": "req-9", "Retry-After": "12"},
     )
-    err = fail(client)
+    err = fail(mock_client)
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is LeonardoError
     attributes = ("message", "status_code", "body", "method", "url", "request_id", "retry_after")
@@ -230,14 +324,14 @@ def test_pickling_round_trips_every_attribute(mocked, client):
     assert copy.request_id == "req-9" and copy.retry_after == 12.0
 
 
-def test_every_failure_is_caught_by_one_except(mocked, client):
+def test_every_failure_is_caught_by_one_except(mocked, mock_client):
     outcomes: Any = []
     mocked.add("GET", BASE + "/generations/a", status=500, body="")
     mocked.add("GET", BASE + "/generations/b", status=200, body="nope")
     mocked.add("GET", BASE + "/generations/c", body=requests.ConnectionError("down"))
     for ident in "abc":
         try:
-            client.get_generation_by_id(ident)
+            mock_client.get_generation_by_id(ident)
         except LeonardoError as err:
             outcomes.append(err.status_code)
     assert outcomes == [500, 200, None]

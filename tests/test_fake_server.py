@@ -5,6 +5,7 @@ validates from), so the fake cannot drift from the spec unnoticed.
 """
 
 import base64
+import http.server
 import json
 import re
 import socket
@@ -1288,3 +1289,237 @@ def test_account_retry_after_is_when_the_window_frees_a_post():
     account.admit(counted=False)  # motion, textures: the queue only
     clock.now += 24.5
     add_jobs(account, clock, 1)
+
+
+# -- init images and the fake S3 bucket --------------------------------------------------------
+
+INIT_IMAGE_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def announce(api, fake, extension="png"):
+    response = call(api, fake, "POST", "/init-image", json={"extension": extension})
+    assert response.status_code == 200, response.text
+    return response.json()["uploadInitImage"]
+
+
+def upload(api, fake, extension="png", data=INIT_IMAGE_PNG):
+    """Both steps: announce, then the presigned POST (no Authorization); returns the init image id."""
+    upload_ = announce(api, fake, extension)
+    response = requests.post(upload_["url"], data=json.loads(upload_["fields"]), files={"file": data}, timeout=TIMEOUT)
+    assert (response.status_code, response.content) == (204, b"")
+    return upload_["id"]
+
+
+def s3_error(response):
+    """(Code, Message) of S3's XML error body."""
+    assert response.headers["Content-Type"] == "application/xml"
+    code = re.search(r"<Error><Code>(\w+)</Code><Message>([^<]+)</Message></Error>", response.text)
+    return code.groups()
+
+
+@pytest.mark.parametrize("extension", ["gif", "photo.png", "PNG", "", "data:image/png;base64,AAAA"])
+def test_init_image_refuses_other_extensions(fake, api, extension):
+    response = call(api, fake, "POST", "/init-image", json={"extension": extension})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid file extension", "path": "$", "code": "unexpected"}
+
+
+@pytest.mark.parametrize("extension", ["png", "jpg", "jpeg", "webp"])
+def test_init_image_upload_flow(fake, api, extension):
+    announced = announce(api, fake, extension)
+    assert set(announced) == spec_keys("/init-image", "post", "uploadInitImage")
+    fields = json.loads(announced["fields"])  # a JSON-encoded string
+    assert fields["key"] == announced["key"] and announced["key"].endswith("." + extension)
+    assert announced["url"].startswith(fake.root_url + "/s3/")
+    image_id = upload(api, fake, extension)
+    body = call(api, fake, "GET", "/init-image/" + image_id).json()
+    assert set(body["init_images_by_pk"]) == spec_keys("/init-image/{id}", "get", "init_images_by_pk")
+    url = body["init_images_by_pk"]["url"]
+    assert requests.get(url, timeout=TIMEOUT).content == INIT_IMAGE_PNG
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["init_images_by_pk"]["createdAt"])
+    deleted = call(api, fake, "DELETE", "/init-image/" + image_id).json()
+    assert deleted == {"delete_init_images_by_pk": {"id": image_id}}
+    assert call(api, fake, "GET", "/init-image/" + image_id).json() == {"init_images_by_pk": None}
+    assert call(api, fake, "DELETE", "/init-image/" + image_id).json() == {"delete_init_images_by_pk": None}
+
+
+def test_s3_refuses_an_authorization_header(fake, api):
+    announced = announce(api, fake)
+    response = api.post(announced["url"], data=json.loads(announced["fields"]), files={"file": b"x"}, timeout=TIMEOUT)
+    assert response.status_code == 403
+    assert s3_error(response)[0] == "AccessDenied"
+    assert fake.api_key not in response.text
+
+
+def test_s3_checks_the_form(fake, api):
+    announced = announce(api, fake)
+    fields = json.loads(announced["fields"])
+
+    def post(data, files=None, **kwargs):
+        return requests.post(announced["url"], data=data, files=files, timeout=TIMEOUT, **kwargs)
+
+    missing = dict(fields)
+    del missing["Policy"]
+    assert s3_error(post(missing, {"file": b"x"})) == ("AccessDenied", 'Invalid according to Policy: Policy Condition failed: ["eq", "$Policy"]')
+    assert s3_error(post(dict(fields, extra="1"), {"file": b"x"}))[0] == "AccessDenied"
+    assert s3_error(post(dict(fields, key="users/other.png"), {"file": b"x"}))[0] == "AccessDenied"
+    as_parts = [(k, (None, v)) for k, v in fields.items()]
+    assert s3_error(post(None, as_parts))[0] == "InvalidArgument"  # no file
+    assert s3_error(post(None, [("file", ("a.png", b"x"))] + as_parts))[0] == "InvalidArgument"  # not last
+    assert s3_error(post(fields))[0] == "PreconditionFailed"  # urlencoded, not multipart
+    assert s3_error(requests.get(announced["url"], timeout=TIMEOUT))[0] == "MethodNotAllowed"
+    assert call(api, fake, "GET", "/init-image/" + announced["id"]).status_code == 200
+    body = {"prompt": "x", "init_image_id": announced["id"]}  # never uploaded
+    assert call(api, fake, "POST", "/generations", json=body).json()["error"] == "invalid init image id"
+
+
+def test_presigned_post_expires_after_two_minutes(fake, api, monkeypatch):
+    announced = announce(api, fake)
+    later = fake._api.account.clock() + 121
+    monkeypatch.setattr(fake._api.account, "clock", lambda: later)
+    files = {"file": b"x"}
+    response = requests.post(announced["url"], data=json.loads(announced["fields"]), files=files, timeout=TIMEOUT)
+    assert s3_error(response) == ("AccessDenied", "Invalid according to Policy: Policy expired.")
+
+
+INVALID_INIT_IMAGE = {"error": "invalid init image id", "path": "$", "code": "unexpected"}
+
+
+def test_uploaded_init_image_feeds_v1_generations(fake, api):
+    image_id = upload(api, fake)
+    create(api, fake, init_image_id=image_id, init_strength=0.5)
+    for bad in ["00000000-0000-4000-8000-000000000000", create(api, fake)]:  # unknown, a generation id
+        response = call(api, fake, "POST", "/generations", json={"prompt": "x", "init_image_id": bad})
+        assert (response.status_code, response.json()) == (400, INVALID_INIT_IMAGE)
+    motion = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id, "isInitImage": True})
+    assert motion.status_code == 200, motion.text
+    call(api, fake, "DELETE", "/init-image/" + image_id)
+    response = call(api, fake, "POST", "/generations", json={"prompt": "x", "init_image_id": image_id})
+    assert response.json() == INVALID_INIT_IMAGE
+
+
+def test_uploaded_init_image_feeds_v2_guidances(fake, api):
+    image_id = upload(api, fake)
+
+    def reference(image):
+        parameters = {"prompt": "x", "guidances": {"image_reference": [{"image": image}]}}
+        return v2(api, fake, {"model": "flux-pro-2.0", "parameters": parameters})
+
+    assert reference({"id": image_id, "type": "UPLOADED"}).status_code == 200
+    response = reference({"id": "00000000-0000-4000-8000-000000000000", "type": "UPLOADED"})
+    assert (response.status_code, response.json()) == (400, INVALID_INIT_IMAGE)
+    assert reference({"id": image_id, "type": "PASTED"}).status_code == 400  # not in the spec's enum
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds."""
+
+    def __init__(self, pause=0.0):
+        self.received, self.pause = [], pause
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((self.headers, json.loads(body)))
+                time.sleep(receiver.pause)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/leonardo" % self.server_address[1]
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def wait_for(predicate, seconds=TIMEOUT):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def documented_payload():
+    text = (SHARED / "API_FACTS_MORE.md").read_text("utf-8")
+    return json.loads(re.search(r"\*\*Example body\*\* \(WH\).*?```json\n(.*?)\n```", text, re.S).group(1))
+
+
+def test_webhook_is_posted_on_completion(receiver):
+    with FakeLeonardo(completion_delay=0.2, webhook_url=receiver.url, webhook_api_key="cb-key") as fake, \
+            session_for(fake) as api:
+        generation_id = create(api, fake, num_images=2, seed=12)
+        assert wait_for(lambda: receiver.received)  # nobody polled: the fake noticed by itself
+        generation = get_generation(api, fake, generation_id)
+    ((headers, body),) = receiver.received
+    assert headers["Authorization"] == "Bearer cb-key"
+    assert headers["Content-Type"] == "application/json"
+    assert (body["type"], body["object"], body["api_version"]) == ("image_generation.complete", "generation", "v1")
+    sent = body["data"]["object"]
+    assert (sent["id"], sent["status"], sent["seed"], sent["prompt"]) == (generation_id, "COMPLETE", "12", "a lighthouse at dusk")
+    assert [i["url"] for i in sent["images"]] == [i["url"] for i in generation["generated_images"]]
+    assert (sent["apiKey"]["key"], sent["apiKey"]["webhookCallbackApiKey"]) == (fake.api_key, "cb-key")
+    assert fake.webhook_errors == []
+    if (SHARED / "API_FACTS_MORE.md").is_file():
+        documented = documented_payload()
+        assert set(body) == set(documented)
+        assert set(sent) == set(documented["data"]["object"])
+        assert set(sent["images"][0]) == set(documented["data"]["object"]["images"][0])
+        assert set(sent["apiKey"]) == set(documented["data"]["object"]["apiKey"])
+
+
+def test_webhook_is_sent_once_per_generation_and_not_for_failures(receiver):
+    with FakeLeonardo(webhook_url=receiver.url, webhook_api_key="k", fail_rate=0.5, seed=7) as fake, \
+            session_for(fake) as api:
+        ids = [create(api, fake, num_images=1) for _ in range(8)]
+        done = [i for i, status in zip(ids, statuses(api, fake, ids)) if status == "COMPLETE"]
+        assert wait_for(lambda: len(receiver.received) >= len(done))
+        time.sleep(0.2)
+    assert sorted(b["data"]["object"]["id"] for _, b in receiver.received) == sorted(done)
+    assert 0 < len(done) < len(ids)
+
+
+def test_webhook_failures_are_recorded_not_raised():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d/hook" % unused.getsockname()[1]  # nobody listens there
+    with FakeLeonardo(webhook_url=url, webhook_api_key="k") as fake, session_for(fake) as api:
+        create(api, fake)
+        assert wait_for(lambda: fake.webhook_errors)
+        assert "Connection refused" in fake.webhook_errors[0] or "URLError" in fake.webhook_errors[0]
+
+
+def test_a_slow_receiver_never_blocks_the_api():
+    slow = Receiver(pause=1.0)
+    try:
+        with FakeLeonardo(webhook_url=slow.url, webhook_api_key="k") as fake, session_for(fake) as api:
+            create(api, fake)
+            assert wait_for(lambda: slow.received)  # delivery in progress, the receiver sleeping
+            started = time.monotonic()
+            create(api, fake)
+            assert time.monotonic() - started < 0.5
+    finally:
+        slow.close()
+
+
+@pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook"])
+def test_webhook_url_must_be_loopback(url):
+    with pytest.raises(ValueError):
+        FakeLeonardo(webhook_url=url)

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
 import pytest
+import responses
 
 import leonardo_client
+from conftest import API_KEY, BASE, call_endpoint, endpoint_doc, endpoint_methods, endpoint_root, openapi_spec, resolve
 from leonardo_client import Client, LeonardoError, client as client_module, errors, payloads
 
 PACKAGE_DIR = Path(leonardo_client.__file__).resolve().parent
 
 
-def spec() -> Any:
-    from leonardo_client.testing.spec import load_spec
-
-    return load_spec()
-ENDPOINT_DOC = re.compile(r"^(GET|POST|DELETE) (/[\w{}/-]+) -> (\w+): \S")
-
-
 def public_methods() -> List[str]:
     return sorted(name for name, member in vars(Client).items() if callable(member) and not name.startswith("_"))
-
-
-def endpoint_methods() -> List[str]:
-    return [name for name in public_methods() if ENDPOINT_DOC.match(getattr(Client, name).__doc__ or "")]
 
 
 def section(doc: str, title: str) -> str:
@@ -98,12 +88,35 @@ def test_public_method_docstring_has_a_summary_line(name: str) -> None:
     assert doc and doc.strip().splitlines()[0].strip().endswith((".", ")")), name
 
 
+def sent_by(name: str) -> "responses.Call":
+    """Call Client.<name> with made-up arguments against mocks; the first request it sent (the API call)."""
+    # One answer fits all: init-image's upload form included, so that upload_init_image completes.
+    answer = {"uploadInitImage": {"id": "init-1", "url": "https://s3.example.test/form", "fields": "{}"}}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        for verb in ("GET", "POST", "DELETE"):
+            mocked.add(verb, re.compile(r"https://[\w.-]+/.*"), json=answer)
+        with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as client:
+            call_endpoint(client, name)
+        return mocked.calls[0]
+
+
 @pytest.mark.parametrize("name", endpoint_methods())
-def test_endpoint_docstring_names_the_call_and_the_key_holding_the_result(name: str) -> None:
-    found = ENDPOINT_DOC.match(getattr(Client, name).__doc__ or "")
+def test_endpoint_docstring_first_line_says_verb_path_and_key(name: str) -> None:
+    """``VERB /path -> key: what it does.``: the request the method sends, and the result's key."""
+    found = endpoint_doc(name)
     assert found, name
-    verb, path, key = found.groups()
-    assert key in json.dumps(spec()["paths"][path][verb.lower()]["responses"]["200"]), (name, key)
+    verb, template, key, what = found.groups()
+    assert key, f"{name}: the first line names no result key ('-> key')"
+    assert what.endswith("."), f"{name}: {what!r}"
+    # The verb and the path are what the method really sends ({placeholders} stand for its arguments).
+    call = sent_by(name)
+    assert call.request.method == verb, name
+    pattern = "".join("[^/?]+" if part.startswith("{") else re.escape(part) for part in re.split(r"({\w+})", template))
+    assert re.fullmatch(re.escape(endpoint_root(template)) + pattern, call.request.url.split("?")[0]), (name, call.request.url)
+    # The key is a top-level property of that operation's 200 response in the spec.
+    operation = openapi_spec()["paths"][template][verb.lower()]
+    schema = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert key in schema["properties"], (name, key, sorted(schema["properties"]))
 
 
 @pytest.mark.parametrize("name", ["wait_for_generation", "wait_for_texture_generation", "download_image", "save_results"])

@@ -1,4 +1,4 @@
-"""Request dataclasses against the spec (leonardo_client/testing/openapi.json), and the serializer."""
+"""Request dataclasses against the spec bundled with FakeLeonardo (conftest.openapi_spec()), and the serializer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import pytest
 
+from conftest import openapi_spec, resolve
 from leonardo_client import payloads
 from leonardo_client.payloads import (
     GenerationV2Request,
@@ -35,26 +36,9 @@ from leonardo_client.payloads import (
     UserElementInput,
     to_payload,
 )
-from leonardo_client.testing.spec import SPEC_FILE
-
-SPEC = json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # the spec bundled with FakeLeonardo
-
-
-def resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
-    """Follow a local ``$ref`` (``#/components/schemas/...``) to the schema it names."""
-    seen = 0
-    while "$ref" in schema:
-        seen += 1
-        assert seen < 10, "reference loop in the spec"
-        node: Any = SPEC
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
 
 def body_schema(path: str) -> Dict[str, Any]:
-    return resolve(SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
+    return resolve(openapi_spec()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
 
 
 def item_schema(path: str, prop: str) -> Dict[str, Any]:
@@ -318,7 +302,7 @@ def test_optional_type_helper_unwraps_optional():
 
 # --- POST /v2/generations: one envelope, a schema per model ---------------------------------------
 
-V2_BODY = SPEC["paths"]["/v2/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+V2_BODY = openapi_spec()["paths"]["/v2/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
 V2_MODELS = {name: resolve({"$ref": ref}) for name, ref in V2_BODY["discriminator"]["mapping"].items()}
 
 

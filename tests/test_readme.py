@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from conftest import endpoint_doc, endpoint_methods
 from leonardo_client import Client
 from leonardo_client.testing import FakeLeonardo
 
@@ -275,23 +276,16 @@ def test_configuration_table_lists_every_option_with_its_default() -> None:
     assert documented == actual
 
 
-ENDPOINT_METHODS = {
-    name
-    for name, member in vars(Client).items()
-    if callable(member) and not name.startswith("_") and re.match(r"(GET|POST|DELETE) /\S* -> ", member.__doc__ or "")
-}
-
-
 def test_endpoint_tables_match_the_methods_and_their_docstrings() -> None:
     rows = list_table_rows("Endpoint reference")
     assert len(rows) == 13
     rows += list_table_rows("Beyond the 13: today's models, your account, uploads")
     table: Dict[str, Any] = {literal(row[0]).split("(")[0]: (literal(row[0]), literal(row[1])) for row in rows}
-    assert len(rows) == 13 + 6 and set(table) == ENDPOINT_METHODS
+    assert len(rows) == 13 + 6 and set(table) == set(endpoint_methods())
     for name, (call, http) in table.items():
         method = getattr(Client, name)
-        first_line = method.__doc__.strip().splitlines()[0]
-        assert first_line.startswith(http + " -> "), (name, first_line)
+        found = endpoint_doc(name)
+        assert found and f"{found.group(1)} {found.group(2)}" == http, (name, http)
         parameters = list(inspect.signature(method).parameters.values())[1:]
         shown = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in parameters]
         assert call == f"{name}({', '.join(shown)})"

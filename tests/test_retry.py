@@ -1,16 +1,17 @@
-"""The retry rule: LeonardoRetry/default_retry directly, then through mocked and real sequences.
+"""The retry rule: the policy object directly, then through the client with mocked sequences,
+then over real sockets (FakeLeonardo) for what needs them: dropped connections, read timeouts,
+Retry-After really slept, the retry count in the message, keep-alive and threads.
 
-GET and DELETE are retried on 429/500/502/503/504 and on read timeouts; POST only on 429
-(and on connections that never reached the server), so a retry cannot bill a generation twice.
+GET and DELETE are retried on 429/500/502/503/504, connection errors and read timeouts; POST
+only on 429 (and on connections that never reached the server), so a retry cannot bill a
+generation twice. Retry-After is honoured up to the 60 s cap; a longer one fails at once.
 """
 
 from __future__ import annotations
 
 import email.utils
-import socket
-import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import responses
@@ -20,6 +21,18 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import RequestHistory
 
+from conftest import (
+    API_KEY,
+    BASE,
+    THREADS,
+    V2_BASE,
+    call_endpoint,
+    endpoint_doc,
+    endpoint_methods,
+    endpoint_root,
+    inject_slow_answer,
+    new_generation,
+)
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client._retry import (
     DEFAULT_MAX_BACKOFF,
@@ -28,10 +41,10 @@ from leonardo_client._retry import (
     default_retry,
     parse_retry_after,
 )
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
-API_KEY = "fake-test-key-not-real"
-BASE = "https://leonardo.example.test/api/rest/v1"
 STATUSES = [429, 500, 502, 503, 504]
+MARGIN = 1.5  # seconds of slack for a busy 2-core machine
 
 
 def urllib3_response(status: int = 429, retry_after: Optional[str] = None) -> HTTPResponse:
@@ -128,6 +141,12 @@ def test_only_the_last_run_of_errors_counts():
     assert retry.get_backoff_time() == 0
 
 
+@pytest.mark.parametrize("header, expected", [("5", 5.0), ("60", 60.0), ("0", 0.0)])
+def test_retry_after_within_the_cap_is_the_wait(header, expected):
+    assert default_retry().get_retry_after(urllib3_response(429, header)) == expected
+    assert default_retry().increment("GET", "/x", response=urllib3_response(429, header)).total == 2
+
+
 @pytest.mark.parametrize("header, expected", [("5", None), ("60", None), ("61", 61.0), ("3600", 3600.0), ("0", None)])
 def test_only_a_retry_after_over_the_cap_is_reported(header, expected):
     assert default_retry().retry_after_over_cap(urllib3_response(429, header)) == expected
@@ -135,6 +154,9 @@ def test_only_a_retry_after_over_the_cap_is_reported(header, expected):
 
 def test_retry_after_cap_is_configurable_and_missing_header_is_none():
     assert default_retry(max_retry_after=10).retry_after_over_cap(urllib3_response(429, "30")) == 30
+    with pytest.raises(MaxRetryError):
+        default_retry(max_retry_after=10).increment("GET", "/x", response=urllib3_response(429, "30"))
+    assert default_retry(max_retry_after=10).increment("GET", "/x", response=urllib3_response(429, "10")).total == 2
     assert default_retry().retry_after_over_cap(urllib3_response(429)) is None
     assert default_retry().retry_after_over_cap(urllib3_response(429, "soon")) is None
 
@@ -181,259 +203,416 @@ def test_increment_gives_up_at_once_on_a_retry_after_over_the_cap():
 
 
 @pytest.fixture
-def mocked():
+def mocked_in_order() -> Iterator[responses.RequestsMock]:
+    """Like ``mocked``, but the answers are given in the order they were added."""
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=True) as rsps:
         yield rsps
 
 
 @pytest.fixture
-def client():
-    with Client(api_key=API_KEY, base_url=BASE, backoff_factor=0) as c:
-        yield c
+def retrying_mock_client() -> Iterator[Client]:
+    """A Client on BASE with the default retry policy, but no backoff sleeping."""
+    with Client(api_key=API_KEY, base_url=BASE, backoff_factor=0) as client:
+        yield client
 
 
 GEN = BASE + "/generations"
 BODY = {"prompt": "p"}
+HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 
-def add_post(mocked: responses.RequestsMock, status: int, **kwargs: Any) -> None:
-    mocked.add("POST", GEN, status=status, match=[matchers.json_params_matcher(BODY)], **kwargs)
+def add_post(mocked: responses.RequestsMock, status: int, url: str = GEN, **kwargs: Any) -> None:
+    mocked.add("POST", url, status=status, match=[matchers.json_params_matcher(BODY)], **kwargs)
 
 
-def test_get_503_503_200_returns_the_200_after_three_calls(mocked, client):
-    mocked.add("GET", GEN + "/g", status=503, json={"error": "busy 1"})
-    mocked.add("GET", GEN + "/g", status=503, json={"error": "busy 2"})
-    mocked.add("GET", GEN + "/g", status=200, json={"generations_by_pk": {"id": "g"}})
-    assert client.get_generation_by_id("g") == {"generations_by_pk": {"id": "g"}}
-    assert len(mocked.calls) == 3
+def call(client: Client, method: str) -> Dict[str, Any]:
+    """GET /generations/g or POST /generations."""
+    if method == "GET":
+        return client.get_generation_by_id("g")
+    return client.create_generation(CreateGenerationRequest("p"))
+
+
+def test_get_503_503_200_returns_the_200_after_three_calls(mocked_in_order, retrying_mock_client):
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 1"})
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 2"})
+    mocked_in_order.add("GET", GEN + "/g", status=200, json={"generations_by_pk": {"id": "g"}})
+    assert retrying_mock_client.get_generation_by_id("g") == {"generations_by_pk": {"id": "g"}}
+    assert len(mocked_in_order.calls) == 3
 
 
 @pytest.mark.parametrize("status", STATUSES)
-def test_delete_is_retried(mocked, client, status):
-    mocked.add("DELETE", GEN + "/g", status=status, json={"error": "try again"})
-    mocked.add("DELETE", GEN + "/g", status=200, json={"delete_generations_by_pk": {"id": "g"}})
-    assert client.delete_generation_by_id("g") == {"delete_generations_by_pk": {"id": "g"}}
-    assert len(mocked.calls) == 2
+def test_delete_is_retried(mocked_in_order, retrying_mock_client, status):
+    mocked_in_order.add("DELETE", GEN + "/g", status=status, json={"error": "try again"})
+    mocked_in_order.add("DELETE", GEN + "/g", status=200, json={"delete_generations_by_pk": {"id": "g"}})
+    assert retrying_mock_client.delete_generation_by_id("g") == {"delete_generations_by_pk": {"id": "g"}}
+    assert len(mocked_in_order.calls) == 2
 
 
-def test_post_502_is_sent_once_and_raises_with_the_body():
-    client = Client(api_key=API_KEY, base_url=BASE, backoff_factor=0)
-    # A 200 queued behind the 502 must never be reached.
+@pytest.mark.parametrize(
+    "status, answer, message",
+    [
+        (500, {"json": {"error": "status 500"}, "headers": {"Retry-After": "1"}}, "status 500"),
+        (502, {"json": {"error": "internal error", "path": "$", "code": "unexpected"}}, "internal error"),
+        (502, {"body": HTML_502, "content_type": "text/html"}, "Bad Gateway"),
+        (503, {"json": {"error": "status 503"}, "headers": {"Retry-After": "1"}}, "status 503"),
+        (504, {"json": {"error": "status 504"}, "headers": {"Retry-After": "1"}}, "status 504"),
+    ],
+    ids=["500-retry-after", "502-envelope", "502-html", "503-retry-after", "504-retry-after"],
+)
+def test_post_5xx_is_sent_once_and_raises_with_the_body(retrying_mock_client, status, answer, message):
+    # A 200 queued behind the 5xx must never be reached: it would bill a second generation.
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-        add_post(mocked, 502, json={"error": "internal error", "path": "$", "code": "unexpected"})
+        add_post(mocked, status, **answer)
         add_post(mocked, 200, json={"sdGenerationJob": {"generationId": "would-bill-twice"}})
         with pytest.raises(LeonardoError) as info:
-            client.create_generation(CreateGenerationRequest("p"))
+            retrying_mock_client.create_generation(CreateGenerationRequest("p"))
         assert len(mocked.calls) == 1
     err = info.value
-    assert err.status_code == 502
-    assert err.message == "internal error"
-    assert err.body == {"error": "internal error", "path": "$", "code": "unexpected"}
+    assert err.status_code == status
+    assert err.message.startswith(message)
+    assert err.body == answer.get("json", answer.get("body"))
 
 
-@pytest.mark.parametrize("status", [500, 503, 504])
-def test_post_5xx_is_sent_once(status):
-    client = Client(api_key=API_KEY, base_url=BASE, backoff_factor=0)
-    with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-        add_post(mocked, status, json={"error": f"status {status}"}, headers={"Retry-After": "1"})
-        add_post(mocked, 200, json={"sdGenerationJob": {"generationId": "would-bill-twice"}})
-        with pytest.raises(LeonardoError) as info:
-            client.create_generation(CreateGenerationRequest("p"))
-        assert len(mocked.calls) == 1
-    assert info.value.status_code == status
-    assert info.value.message == f"status {status}"
+def test_every_kind_of_post_is_sent_once_on_a_503(retrying_mock_client):
+    lines = {name: endpoint_doc(name).groups() for name in endpoint_methods()}  # type: ignore[union-attr]
+    posts = {name: template for name, (verb, template, _, _) in lines.items() if verb == "POST"}
+    assert len(posts) == 9  # the 7 of v1, create_generation_v2 and upload_init_image
+    for name, template in posts.items():
+        url = endpoint_root(template) + template
+        with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
+            mocked.add("POST", url, status=503, json={"error": "busy"})
+            mocked.add("POST", url, json={"would": "bill twice"})
+            with pytest.raises(LeonardoError) as info:
+                call_endpoint(retrying_mock_client, name)
+            assert len(mocked.calls) == 1, name
+        assert info.value.status_code == 503
 
 
-def test_post_429_then_200_is_retried(mocked, client):
-    add_post(mocked, 429, json={"error": "rate limited"}, headers={"Retry-After": "2"})
-    add_post(mocked, 200, json={"sdGenerationJob": {"generationId": "g1"}})
-    assert client.create_generation(CreateGenerationRequest("p")) == {"sdGenerationJob": {"generationId": "g1"}}
-    assert len(mocked.calls) == 2
+@pytest.mark.parametrize("url, create", [(GEN, "create_generation"), (V2_BASE + "/generations", "create_generation_v2")])
+def test_post_429_then_200_is_retried(mocked_in_order, retrying_mock_client, url, create):
+    add_post(mocked_in_order, 429, url, json={"error": "rate limited"}, headers={"Retry-After": "2"})
+    add_post(mocked_in_order, 200, url, json={"generationId": "g1"})
+    assert getattr(retrying_mock_client, create)(BODY) == {"generationId": "g1"}
+    assert len(mocked_in_order.calls) == 2
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_retry_after_over_the_cap_fails_at_once(mocked, client, method):
+def test_a_retry_after_that_is_not_a_number_is_ignored(mocked_in_order, retrying_mock_client):
+    mocked_in_order.add("GET", GEN + "/g", status=429, json={"error": "slow"}, headers={"Retry-After": "soon"})
+    mocked_in_order.add("GET", GEN + "/g", json={"generations_by_pk": None})
+    assert retrying_mock_client.get_generation_by_id("g") == {"generations_by_pk": None}
+
+
+@pytest.mark.parametrize("method, header", [("GET", "3600"), ("POST", "3600"), ("POST", "61")])
+def test_retry_after_over_the_cap_fails_at_once(mocked_in_order, retrying_mock_client, method, header):
     url = GEN + "/g" if method == "GET" else GEN
-    mocked.add(method, url, status=429, json={"error": "slow down"}, headers={"Retry-After": "3600"})
+    mocked_in_order.add(method, url, status=429, json={"error": "slow down"}, headers={"Retry-After": header})
     started = time.monotonic()
     with pytest.raises(LeonardoError) as info:
-        if method == "GET":
-            client.get_generation_by_id("g")
-        else:
-            client.create_generation(CreateGenerationRequest("p"))
-    assert time.monotonic() - started < 5
-    assert len(mocked.calls) == 1
+        call(retrying_mock_client, method)
+    assert time.monotonic() - started < MARGIN
+    assert len(mocked_in_order.calls) == 1
     err = info.value
     assert err.status_code == 429
-    assert err.retry_after == 3600
+    assert err.retry_after == int(header)
     assert err.body == {"error": "slow down"}
-    assert "3600s" in str(err) and "60s cap" in str(err)
+    assert f"{header}s" in str(err) and "60s cap" in str(err)
 
 
-def test_retry_after_http_date_over_the_cap_is_reported_in_seconds(mocked, client):
+def test_retry_after_http_date_over_the_cap_is_reported_in_seconds(mocked_in_order, retrying_mock_client):
     later = email.utils.formatdate(time.time() + 7200, usegmt=True)
-    mocked.add("GET", GEN + "/g", status=503, json={"error": "maintenance"}, headers={"Retry-After": later})
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "maintenance"}, headers={"Retry-After": later})
     with pytest.raises(LeonardoError) as info:
-        client.get_generation_by_id("g")
-    assert len(mocked.calls) == 1
+        retrying_mock_client.get_generation_by_id("g")
+    assert len(mocked_in_order.calls) == 1
     assert 7100 < info.value.retry_after < 7201  # type: ignore[operator]
     assert "GMT" not in info.value.message and "over the 60s cap" in info.value.message
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_exhausted_429s_raise_with_the_last_status_and_body(mocked, client, method):
+def test_exhausted_429s_raise_with_the_last_status_and_body(mocked_in_order, retrying_mock_client, method):
     url = GEN + "/g" if method == "GET" else GEN
     for attempt in range(1, 5):  # the first try and 3 retries
-        mocked.add(method, url, status=429, json={"error": f"slow down {attempt}"}, headers={"Retry-After": "60"})
+        mocked_in_order.add(method, url, status=429, json={"error": f"slow down {attempt}"}, headers={"Retry-After": "60"})
     with pytest.raises(LeonardoError) as info:
-        if method == "GET":
-            client.get_generation_by_id("g")
-        else:
-            client.create_generation(CreateGenerationRequest("p"))
-    assert len(mocked.calls) == 4
+        call(retrying_mock_client, method)
+    assert len(mocked_in_order.calls) == 4
     err = info.value
     assert (err.status_code, err.message, err.body) == (429, "slow down 4", {"error": "slow down 4"})
     assert err.retry_after == 60
     assert "cap" not in str(err)  # 60 s is within the cap: it was honoured, not refused
 
 
-def test_exhausted_5xx_on_get_raise_with_the_last_body(mocked, client):
+def test_exhausted_5xx_on_get_raise_with_the_last_body(mocked_in_order, retrying_mock_client):
     for status in (500, 502, 503, 504):
-        mocked.add("GET", GEN + "/g", status=status, json={"error": f"got {status}"})
+        mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": f"got {status}"})
     with pytest.raises(LeonardoError) as info:
-        client.get_generation_by_id("g")
-    assert len(mocked.calls) == 4
+        retrying_mock_client.get_generation_by_id("g")
+    assert len(mocked_in_order.calls) == 4
     assert (info.value.status_code, info.value.message) == (504, "got 504")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_max_retries_zero_means_one_call(method):
+@pytest.mark.parametrize("method, status", [("GET", 429), ("POST", 429), ("GET", 503)])
+def test_max_retries_zero_means_one_call(method, status):
     client = Client(api_key=API_KEY, base_url=BASE, max_retries=0)
+    assert client.retry.total == 0
     url = GEN + "/g" if method == "GET" else GEN
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-        mocked.add(method, url, status=429, json={"error": "first"})
+        mocked.add(method, url, status=status, json={"error": "first"})
         mocked.add(method, url, status=200, json={"never": "reached"})
         with pytest.raises(LeonardoError) as info:
-            if method == "GET":
-                client.get_generation_by_id("g")
-            else:
-                client.create_generation(CreateGenerationRequest("p"))
+            call(client, method)
         assert len(mocked.calls) == 1
-    assert info.value.status_code == 429
+    assert info.value.status_code == status
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_client_errors_are_not_retried(mocked, client, status):
-    mocked.add("GET", GEN + "/g", status=status, json={"error": "no"})
+def test_client_errors_are_not_retried(mocked_in_order, retrying_mock_client, status):
+    mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": "no"})
     with pytest.raises(LeonardoError):
-        client.get_generation_by_id("g")
-    assert len(mocked.calls) == 1
+        retrying_mock_client.get_generation_by_id("g")
+    assert len(mocked_in_order.calls) == 1
 
 
-# --- read timeouts and real retries, against a loopback socket server ---------------------------
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_200_with_a_bad_body_is_an_answer_not_retried(mocked_in_order, retrying_mock_client, method):
+    url = GEN + "/g" if method == "GET" else GEN
+    mocked_in_order.add(method, url, body="<html>maintenance page</html>", content_type="text/html")
+    with pytest.raises(LeonardoError) as info:
+        call(retrying_mock_client, method)
+    assert info.value.status_code == 200
+    assert len(mocked_in_order.calls) == 1
 
 
-class LoopbackServer:
-    """A tiny HTTP server on 127.0.0.1 that counts requests.
+# --- over real sockets (FakeLeonardo) --------------------------------------------------------------
+# Generous bounds for a busy 2-core machine; the sleeps being bounded are 1 s (Retry-After) and
+# the read timeouts below.
 
-    ``reply=None``: reads each request and never answers (slower than any short read timeout);
-    otherwise sends ``reply`` (raw bytes) and closes. Bounded: accept polls every 50 ms,
-    every socket is closed and the thread joined on exit.
-    """
-
-    def __init__(self, reply: Optional[bytes] = None) -> None:
-        self.reply = reply
-        self.requests: List[str] = []
-        self._held: List[socket.socket] = []
-        self._stop = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.05)
-        self.base_url = "http://127.0.0.1:%d/v1" % self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> "LoopbackServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for conn in self._held:
-            conn.close()
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(1.0)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            except OSError:
-                pass
-            if data:
-                self.requests.append(" ".join(data.split(b"\r\n", 1)[0].decode("latin-1").split()[:2]))
-            if self.reply is None:
-                self._held.append(conn)  # never answered: the client's read timeout fires
-            else:
-                try:
-                    conn.sendall(self.reply)
-                except OSError:
-                    pass
-                conn.close()
+READ_TIMEOUT = 0.4
 
 
-def loopback_client(server: LoopbackServer, **kwargs: Any) -> Client:
-    return Client(api_key=API_KEY, base_url=server.base_url, backoff_factor=0, **kwargs)
+def hits(fake: FakeLeonardo, method: str, prefix: str) -> List[RecordedRequest]:
+    return [r for r in fake.requests if r.method == method and r.path.startswith(prefix)]
 
 
-def test_post_read_timeout_is_sent_once():
-    with LoopbackServer() as server:
-        client = loopback_client(server, timeout=(2, 0.15), max_retries=3)
+def assert_key_hidden(err: LeonardoError, key: str) -> None:
+    for text in (str(err), repr(err), err.message, str(err.body), str(err.url), str(err.args)):
+        assert key not in text
+
+
+def test_a_retried_get_stays_on_the_same_connection(fake: FakeLeonardo, fake_client: Client) -> None:
+    generation_id = new_generation(fake_client)
+    fake.inject(status=503, times=2, path="/generations/*", method="GET")
+    started = time.monotonic()
+    result = fake_client.get_generation_by_id(generation_id)
+    assert result["generations_by_pk"]["id"] == generation_id
+    assert len(hits(fake, "GET", "/generations/")) == 3
+    assert time.monotonic() - started < MARGIN  # backoff_factor 0.01: no real sleeping
+    assert fake.connections_opened == 1
+
+
+@pytest.mark.parametrize("method, drops", [("GET", 2), ("DELETE", 1)])
+def test_dropped_get_and_delete_are_retried_and_succeed(
+    fake: FakeLeonardo, fake_client: Client, method: str, drops: int
+) -> None:
+    generation_id = new_generation(fake_client)
+    fake.inject(drop=True, times=drops, method=method)
+    if method == "GET":
+        assert fake_client.get_generation_by_id(generation_id)["generations_by_pk"]["status"] == "COMPLETE"
+    else:
+        assert fake_client.delete_generation_by_id(generation_id) == {"delete_generations_by_pk": {"id": generation_id}}
+    assert [r.method for r in fake.requests] == ["POST"] + [method] * (drops + 1)
+    assert fake.connections_opened == drops + 1  # each drop closes the connection; the retry opens a new one
+
+
+def test_get_dropped_every_time_fails_after_the_retries(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    fake.inject(drop=True, times=None, method="GET")
+    with make_fake_client(max_retries=2) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generations_by_user_id(fake.user_id, limit=1)
+    err = caught.value
+    assert err.status_code is None and err.body is None
+    assert err.message.startswith("connection failed")
+    assert (err.method, err.url) == ("GET", fake.base_url + "/generations/user/" + fake.user_id)
+    assert len(fake.requests) == 3
+    assert err.__cause__ is not None  # the transport error is chained
+    assert_key_hidden(err, fake.api_key)
+
+
+def test_dropped_post_is_not_resent(fake: FakeLeonardo, fake_client: Client) -> None:
+    """The request reached the server before it hung up: it may have acted, so no retry."""
+    fake.inject(drop=True, times=1, method="POST")
+    with pytest.raises(LeonardoError) as caught:
+        new_generation(fake_client)
+    assert caught.value.status_code is None
+    # One readable line, not the repr of urllib3's nested exceptions.
+    assert caught.value.message == "connection failed: Remote end closed connection without response"
+    assert len(fake.requests) == 1
+    # The next POST goes out on a fresh connection and succeeds, sent once.
+    generation_id = new_generation(fake_client)
+    assert fake.generation_ids() == [generation_id]
+    assert len(fake.requests) == 2
+    assert fake.connections_opened == 2
+
+
+def test_retry_after_is_slept_for_get_and_post(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.inject(status=429, times=1, retry_after=1, method="GET")
+    started = time.monotonic()
+    assert fake_client.get_generations_by_user_id(fake.user_id) == {"generations": []}
+    assert 0.95 <= time.monotonic() - started < 1 + MARGIN
+    assert len(hits(fake, "GET", "/generations/user/")) == 2
+
+    fake.inject(status=429, times=1, retry_after=1, path="/generations", method="POST")
+    started = time.monotonic()
+    generation_id = new_generation(fake_client)
+    assert 0.95 <= time.monotonic() - started < 1 + MARGIN
+    assert len(hits(fake, "POST", "/generations")) == 2
+    assert fake.generation_ids() == [generation_id]  # the 429 created nothing, the retry one
+
+
+@pytest.mark.parametrize(
+    "status, last_body, message",
+    [
+        (503, {"error": "down for maintenance", "path": "$", "code": "unexpected"}, "down for maintenance"),
+        (502, HTML_502, "Bad Gateway"),
+    ],
+    ids=["json-503", "html-502"],
+)
+def test_exhausted_retries_carry_the_last_answer_and_their_count(
+    fake: FakeLeonardo, make_fake_client: Callable[..., Client], status: int, last_body: Any, message: str
+) -> None:
+    fake.inject(status=502, times=1, method="GET", body={"error": "bad gateway", "path": "$", "code": "unexpected"})
+    fake.inject(status=status, times=None, body=last_body)
+    with make_fake_client(max_retries=2) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generation_by_id("some-id")
+        err = caught.value
+        assert len(fake.requests) == 3  # 502, then the last status twice
+        assert err.status_code == status
+        assert err.body == last_body
+        assert err.message.startswith(message) and err.message.endswith(" (after 2 retries)")
+        assert "\n" not in str(err)
+        assert (err.method, err.url) == ("GET", fake.base_url + "/generations/some-id")
+
+        with pytest.raises(LeonardoError) as caught:
+            new_generation(client)  # a POST is not retried: no count in its message
+    assert len(fake.requests) == 4
+    assert caught.value.status_code == status and caught.value.message.startswith(message)
+    assert "retries" not in caught.value.message
+
+
+def test_max_retries_zero_sends_once_and_sleeps_never(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    with make_fake_client(max_retries=0) as client:
+        fake.inject(status=429, times=1, retry_after=1, method="POST")
         started = time.monotonic()
-        with pytest.raises(LeonardoError) as info:
-            client.create_generation(CreateGenerationRequest("p"))
+        with pytest.raises(LeonardoError) as caught:
+            new_generation(client)
+        assert caught.value.status_code == 429 and caught.value.retry_after == 1
+        assert time.monotonic() - started < 0.9  # no sleeping when no retry is left
+        assert len(fake.requests) == 1
+
+        fake.inject(drop=True, times=1, method="GET")
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generation_by_id("some-id")
+        assert caught.value.status_code is None
+        assert len(fake.requests) == 2
+    assert fake.generation_ids() == []
+
+
+# -- read timeouts -------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_post_slower_than_the_read_timeout_is_sent_once(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    delay = READ_TIMEOUT + 1.2
+    inject_slow_answer(fake, delay, times=1, path="/generations", method="POST")  # the generation IS created
+    with make_fake_client(timeout=(2, READ_TIMEOUT)) as client:
+        started = time.monotonic()
+        with pytest.raises(LeonardoError) as caught:
+            new_generation(client)
         elapsed = time.monotonic() - started
-        time.sleep(0.1)  # a (wrong) re-send would have reached the server by now
-        client.close()
-    assert server.requests == ["POST /v1/generations"]
-    assert info.value.status_code is None
-    assert "timed out" in info.value.message
-    assert info.value.__cause__ is not None
-    assert elapsed < 1.5
+        err = caught.value
+        assert err.status_code is None
+        assert "timed out" in err.message
+        assert err.__cause__ is not None
+        assert (err.method, err.url) == ("POST", fake.base_url + "/generations")
+        # Given up at the read timeout, well before the server's answer (at `delay`) came.
+        assert READ_TIMEOUT * 0.9 <= elapsed < READ_TIMEOUT + 1.0 < delay
+
+        # The server acted on it: the generation exists, though the client never saw its id.
+        # This is why POST is never re-sent after a read timeout: a retry would bill twice.
+        assert wait_for(lambda: len(fake.generation_ids()) == 1, delay + 3)
+        time.sleep(0.1)
+        assert len(hits(fake, "POST", "/generations")) == 1
+        assert len(fake.generation_ids()) == 1
 
 
-def test_get_read_timeout_is_retried():
-    with LoopbackServer() as server:
-        client = loopback_client(server, timeout=(2, 0.15), max_retries=2)
-        with pytest.raises(LeonardoError) as info:
-            client.get_generation_by_id("g")
-        client.close()
-    assert server.requests == ["GET /v1/generations/g"] * 3
-    assert info.value.status_code is None
-    assert info.value.__cause__ is not None
+def test_get_slower_than_the_read_timeout_is_retried(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    inject_slow_answer(fake, 2.0, times=None, path="/generations/*", method="GET")
+    with make_fake_client(timeout=(2, READ_TIMEOUT), max_retries=2) as client:
+        started = time.monotonic()
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generation_by_id("slow-id")
+        elapsed = time.monotonic() - started
+    err = caught.value
+    assert err.status_code is None and "timed out" in err.message
+    assert err.__cause__ is not None
+    assert len(hits(fake, "GET", "/generations/")) == 3
+    # Three attempts, each cut off at the read timeout (plus tiny backoff): not 3 x 2 s.
+    assert 3 * READ_TIMEOUT * 0.9 <= elapsed < 3 * READ_TIMEOUT + MARGIN
 
 
-def test_real_503s_are_retried_and_the_note_counts_them():
-    body = b'{"error": "busy"}'
-    reply = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-    with LoopbackServer(reply + b"Connection: close\r\n\r\n" + body) as server:
-        client = loopback_client(server, max_retries=2)
-        with pytest.raises(LeonardoError) as info:
-            client.get_generation_by_id("g")
-        with pytest.raises(LeonardoError) as post_info:
-            client.create_generation(CreateGenerationRequest("p"))
-        client.close()
-    assert server.requests == ["GET /v1/generations/g"] * 3 + ["POST /v1/generations"]
-    assert info.value.status_code == 503
-    assert info.value.message == "busy (after 2 retries)"
-    assert post_info.value.message == "busy"
+def test_get_slow_once_then_fast_succeeds(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    with make_fake_client(timeout=(2, READ_TIMEOUT)) as client:
+        generation_id = new_generation(client)
+        inject_slow_answer(fake, 1.5, times=1, path="/generations/*", method="GET")
+        started = time.monotonic()
+        assert client.get_generation_by_id(generation_id)["generations_by_pk"]["id"] == generation_id
+        elapsed = time.monotonic() - started
+    assert len(hits(fake, "GET", "/generations/")) == 2
+    assert READ_TIMEOUT * 0.9 <= elapsed < READ_TIMEOUT + MARGIN
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+
+def test_retries_under_concurrency_send_each_post_once(
+    fake: FakeLeonardo,
+    urllib3_warnings: Callable[[], List[str]],
+    run_threads: Callable[[Callable[[int], None]], List[BaseException]],
+) -> None:
+    """429 with Retry-After: 0 on POST and 503 on GET, hitting threads at random: all succeed,
+    each successful create made exactly one generation."""
+    fake.inject(status=429, retry_after=0, times=THREADS, method="POST")
+    fake.inject(status=503, times=THREADS, method="GET")
+    results: Dict[int, List[str]] = {}
+    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10), backoff_factor=0.01,
+                pool_maxsize=THREADS, max_retries=THREADS) as client:  # enough even if one thread meets every fault
+
+        def work(n: int) -> None:
+            ids = []
+            for call in range(3):
+                gid = client.create_generation({"prompt": "t%d-%d" % (n, call), "num_images": 1})[
+                    "sdGenerationJob"]["generationId"]
+                assert client.get_generation_by_id(gid)["generations_by_pk"]["status"] == "COMPLETE"
+                ids.append(gid)
+            results[n] = ids
+
+        errors = run_threads(work)
+    assert errors == []
+    assert urllib3_warnings() == []
+    ids = [gid for n in sorted(results) for gid in results[n]]
+    assert len(ids) == THREADS * 3 == len(set(ids))
+    assert sorted(fake.generation_ids()) == sorted(ids)
+    posts = sum(1 for r in fake.requests if r.method == "POST")
+    gets = sum(1 for r in fake.requests if r.method == "GET")
+    assert posts == THREADS * 3 + THREADS  # every 429 retried once, nothing else re-sent
+    assert gets == THREADS * 3 + THREADS
+    assert fake.connections_opened <= THREADS

@@ -1,27 +1,23 @@
-"""Security: where the key goes (and never goes), transport rules, ids that cannot escape their path."""
+"""Security: where the key goes (and never goes), transport rules, ids that cannot escape their path.
+
+Mocked with ``responses``; the logs and a wrong key are also checked against FakeLeonardo, so
+that urllib3 really connects, retries and logs.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import socket
-import threading
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List
 
 import pytest
 import requests
 from responses import matchers
 
+from conftest import API_KEY, BASE
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
-
-API_KEY = "fake-secret-key-0000-not-real"
-BASE = "https://leonardo.example.test/api/rest/v1"
-
-
-@pytest.fixture
-def client():
-    with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as c:
-        yield c
+from leonardo_client.testing import FakeLeonardo
 
 
 # --- where the key goes -----------------------------------------------------------------------
@@ -70,12 +66,12 @@ def test_key_is_not_in_repr_or_str_of_the_client():
         (None, {"body": requests.exceptions.ReadTimeout("slow")}),
     ],
 )
-def test_key_is_never_in_an_error(mocked, client, status, kwargs):
+def test_key_is_never_in_an_error(mocked, mock_client, status, kwargs):
     if status is not None:
         kwargs = dict(kwargs, status=status)
     mocked.add("GET", BASE + "/generations/g", **kwargs)
     with pytest.raises(LeonardoError) as info:
-        client.get_generation_by_id("g")
+        mock_client.get_generation_by_id("g")
     err = info.value
     for text in (str(err), repr(err), str(err.args), str(err.body), str(err.url), str(err.__cause__)):
         assert API_KEY not in text
@@ -124,82 +120,26 @@ def test_user_agent_with_control_or_non_ascii_characters_is_refused(agent):
 # --- logs ------------------------------------------------------------------------------------
 
 
-class LoopbackJSONServer:
-    """An HTTP server on 127.0.0.1 answering 200 {"ok": true} to /ok paths and 500 otherwise.
-
-    So that urllib3 really connects and logs; bounded: closed and joined on exit.
-    """
-
-    def __init__(self) -> None:
-        self.headers_seen: List[str] = []
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.05)
-        self.base_url = "http://127.0.0.1:%d/api" % self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> "LoopbackJSONServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(1.0)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                except OSError:
-                    continue
-                head = data.decode("latin-1")
-                self.headers_seen.append(head)
-                ok = head.split(" ", 2)[1].endswith("/ok") if " " in head else False
-                body = b'{"ok": true}' if ok else b'{"error": "internal error", "path": "$", "code": "unexpected"}'
-                status = b"200 OK" if ok else b"500 Internal Server Error"
-                try:
-                    conn.sendall(
-                        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
-                    )
-                except OSError:
-                    pass
-
-
-def test_key_is_never_logged(caplog):
+def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
-    with LoopbackJSONServer() as server:
-        client = Client(api_key=API_KEY, base_url=server.base_url, backoff_factor=0, max_retries=1)
-        assert client.get_generation_by_id("ok") == {"ok": True}
+    fake.inject(status=500, path="/generations/broken", times=None)
+    fake.inject(status=500, path="/generations", method="POST")
+    with Client(api_key=fake.api_key, base_url=fake.base_url, backoff_factor=0, max_retries=1) as client:
+        assert client.get_generation_by_id("ok") == {"generations_by_pk": None}
         with pytest.raises(LeonardoError):
             client.get_generation_by_id("broken")  # 500, retried once: urllib3 logs the retry
         with pytest.raises(LeonardoError):
             client.create_generation(CreateGenerationRequest("p"))
-        client.close()
     # The server did receive the key: the logs below saw real traffic.
-    assert f"Authorization: Bearer {API_KEY}" in server.headers_seen[0]
-    assert len(server.headers_seen) == 4
+    assert fake.requests[0].headers["Authorization"] == f"Bearer {fake.api_key}"
+    assert len(fake.requests) == 4
     names = {record.name for record in caplog.records}
     assert "leonardo_client" in names and any(name.startswith("urllib3") for name in names)
     for record in caplog.records:
-        assert API_KEY not in record.getMessage()
+        assert fake.api_key not in record.getMessage()
         assert "Bearer" not in record.getMessage()
-    assert API_KEY not in caplog.text
+    assert fake.api_key not in caplog.text
 
 
 def test_key_is_never_logged_on_transport_failures(caplog):
@@ -218,13 +158,13 @@ def test_key_is_never_logged_on_transport_failures(caplog):
     assert API_KEY not in str(info.value) and API_KEY not in str(info.value.__cause__)
 
 
-def test_debug_log_line_has_method_path_status_and_elapsed_but_no_headers(mocked, client, caplog):
+def test_debug_log_line_has_method_path_status_and_elapsed_but_no_headers(mocked, mock_client, caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     mocked.add("GET", BASE + "/generations/g-1", json={"ok": True}, headers={"x-request-id": "req-1"})
     mocked.add("POST", BASE + "/generations", status=403, json={"error": "moderated"})
-    client.get_generation_by_id("g-1")
+    mock_client.get_generation_by_id("g-1")
     with pytest.raises(LeonardoError):
-        client.create_generation(CreateGenerationRequest("p"))
+        mock_client.create_generation(CreateGenerationRequest("p"))
     lines = [r.getMessage() for r in caplog.records if r.name == "leonardo_client"]
     assert len(lines) == 2
     assert re.fullmatch(r"GET /generations/g-1 -> 200 in \d+\.\d{3}s", lines[0]), lines[0]
@@ -300,11 +240,20 @@ def test_retry_adapter_is_mounted_for_the_base_url_only():
         assert adapter.max_retries is not client.retry
 
 
-def test_own_session_uses_a_separate_adapter_for_other_hosts():
+def test_own_session_uses_a_separate_adapter_for_other_hosts(monkeypatch):
+    built: List[requests.Session] = []  # the session the client builds for itself
+    real_init = requests.Session.__init__
+
+    def recording_init(session: requests.Session) -> None:
+        real_init(session)
+        built.append(session)
+
+    monkeypatch.setattr(requests.Session, "__init__", recording_init)
     client = Client(api_key=API_KEY, base_url=BASE)
-    api = client._session.get_adapter(BASE + "/generations/g")
+    (session,) = built
+    api = session.get_adapter(BASE + "/generations/g")
     assert api.max_retries is client.retry
-    assert client._session.get_adapter("https://cdn.example.test/image.png") is not api
+    assert session.get_adapter("https://cdn.example.test/image.png") is not api
 
 
 @pytest.mark.parametrize(
@@ -315,21 +264,21 @@ def test_own_session_uses_a_separate_adapter_for_other_hosts():
         "https://leonardo.example.test:8443/api/rest/v1/generations/moved",  # another port
     ],
 )
-def test_redirect_elsewhere_drops_the_authorization_header(mocked, client, location):
+def test_redirect_elsewhere_drops_the_authorization_header(mocked, mock_client, location):
     mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location})
     mocked.add("GET", location, json={"moved": True})
-    assert client.get_generation_by_id("g") == {"moved": True}
+    assert mock_client.get_generation_by_id("g") == {"moved": True}
     first, second = mocked.calls
     assert first.request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert "Authorization" not in second.request.headers
 
 
-def test_redirect_on_the_same_host_keeps_the_header(mocked, client):
+def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
     # The counterpart of the test above: shows the header really is what is being checked.
     target = BASE + "/generations/moved"
     mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": target})
     mocked.add("GET", target, json={"moved": True})
-    client.get_generation_by_id("g")
+    mock_client.get_generation_by_id("g")
     assert mocked.calls[1].request.headers["Authorization"] == f"Bearer {API_KEY}"
 
 
@@ -351,9 +300,9 @@ ID_METHODS = [
     [("", ValueError), ("   ", ValueError), (".", ValueError), ("..", ValueError), (" .. ", ValueError),
      (123, TypeError), (None, TypeError), (b"gen-1", TypeError), (["gen-1"], TypeError)],
 )
-def test_bad_ids_are_refused_before_any_request(mocked, client, name, bad, error):
+def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, error):
     with pytest.raises(error):
-        getattr(client, name)(bad)
+        getattr(mock_client, name)(bad)
     assert len(mocked.calls) == 0
 
 
@@ -368,10 +317,45 @@ def test_bad_ids_are_refused_before_any_request(mocked, client, name, bad, error
         ("get_texture_generations_by_model_id", "GET", "/generations-texture/model/"),
     ],
 )
-@pytest.mark.parametrize("ident, segment", [("a/b", "a%2Fb"), ("../x", "..%2Fx"), ("../../me", "..%2F..%2Fme")])
-def test_ids_with_slashes_stay_one_segment(mocked, client, name, method, prefix, ident, segment):
+@pytest.mark.parametrize(
+    "ident, segment",
+    [
+        ("a/b", "a%2Fb"),
+        ("../x", "..%2Fx"),
+        ("../../me", "..%2F..%2Fme"),
+        ("x?y=1", "x%3Fy%3D1"),
+        ("#frag", "%23frag"),
+        ("id with space", "id%20with%20space"),
+    ],
+)
+def test_odd_ids_stay_one_segment(mocked, mock_client, name, method, prefix, ident, segment):
     url = BASE + prefix + segment
     mocked.add(method, url, json={"ok": True})
-    assert getattr(client, name)(ident) == {"ok": True}
+    assert getattr(mock_client, name)(ident) == {"ok": True}
     assert mocked.calls[0].request.url == url
     assert mocked.calls[0].request.path_url.startswith("/api/rest/v1" + prefix)
+
+
+# --- a wrong key, end to end ------------------------------------------------------------------------
+
+
+def test_wrong_key_is_a_401_leonardo_error_that_shows_no_key(fake: FakeLeonardo) -> None:
+    wrong_key = "not-the-right-key"
+    with Client(api_key=wrong_key, base_url=fake.base_url, timeout=(2, 5)) as client:
+        calls: List[Callable[[], Dict[str, Any]]] = [
+            lambda: client.get_generation_by_id("some-id"),
+            lambda: client.create_generation({"prompt": "x"}),
+            lambda: client.delete_texture_generation_by_id("some-id"),
+        ]
+        for call in calls:
+            with pytest.raises(LeonardoError) as caught:
+                call()
+            err = caught.value
+            assert err.status_code == 401
+            assert err.message == "Authentication hook unauthorized this request"
+            assert err.body["code"] == "access-denied"
+            for text in (str(err), repr(err), err.message, str(err.url), str(err.args)):
+                assert wrong_key not in text and fake.api_key not in text
+    assert len(fake.requests) == 3  # 401 is not retried
+    assert fake.generation_ids() == []
+    assert all(r.headers["Authorization"] == "Bearer " + wrong_key for r in fake.requests)

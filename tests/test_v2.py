@@ -11,74 +11,43 @@ import json
 import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
-import requests
 import responses
 from responses import matchers
 
-import leonardo_client
+from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers
 from leonardo_client import Client, GenerationV2Request, LeonardoError, V2Model, generation_id
 
-API_KEY = "fake-test-key-not-real"
-BASE = "https://leonardo.example.test/api/rest/v1"
-V2 = "https://leonardo.example.test/api/rest/v2"
 S3 = "https://uploads.example.test/bucket"
-TIMEOUT = (3.5, 7.25)
-AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
-API_HEADERS = {"Authorization": f"Bearer {API_KEY}", "Accept": "application/json", "User-Agent": AGENT}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 FIELDS = {"Content-Type": "image/png", "key": "users/u/init/i.png", "policy": "eyJhIjoxfQ==", "x-amz-signature": "abc"}
-
-
-@pytest.fixture
-def v2_client() -> Iterator[Client]:
-    with Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, backoff_factor=0) as c:
-        yield c
-
-
-def api(body: Any = None) -> List[Any]:
-    found = [matchers.header_matcher(API_HEADERS), matchers.request_kwargs_matcher({"timeout": TIMEOUT})]
-    if body is not None:
-        found.append(matchers.json_params_matcher(body, strict_match=True))
-    return found
 
 
 # --- POST /v2/generations -----------------------------------------------------------------------
 
 
-def test_create_generation_v2_posts_the_envelope_to_the_v2_root(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_create_generation_v2_posts_the_envelope_to_the_v2_root(mocked: responses.RequestsMock, mock_client: Client) -> None:
     answer = {"generate": {"generationId": "g-2", "cost": {"amount": "0.02", "unit": "DOLLARS"}}}
     body = {
         "model": "phoenix-v1.0",
         "public": False,
         "parameters": {"prompt": "a fox", "width": 1024, "height": 768, "quantity": 2, "mode": "QUALITY", "contrast": "HIGH"},
     }
-    mocked.add("POST", V2 + "/generations", json=answer, match=api(body))
+    mocked.add("POST", V2_BASE + "/generations", json=answer, match=api_matchers(body))
     request = GenerationV2Request(
         V2Model.PHOENIX_1_0, "a fox", width=1024, height=768, quantity=2, mode="QUALITY", public=False,
         extra={"contrast": "HIGH"},
     )
-    assert v2_client.create_generation_v2(request) == answer
+    assert mock_client.create_generation_v2(request) == answer
     assert generation_id(answer) == "g-2"
 
 
-def test_create_generation_v2_sends_a_mapping_as_given(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_create_generation_v2_sends_a_mapping_as_given(mocked: responses.RequestsMock, mock_client: Client) -> None:
     body = {"model": "any-future-model", "parameters": {"prompt": "x", "brand_new_key": [1, 2]}}
-    mocked.add("POST", V2 + "/generations", json={"generationId": "g-3", "apiCreditCost": 12}, match=api(body))
-    assert generation_id(v2_client.create_generation_v2(body)) == "g-3"
-
-
-def test_v2_post_is_not_resent_after_a_5xx_but_is_after_a_429(mocked: responses.RequestsMock, v2_client: Client) -> None:
-    mocked.add("POST", V2 + "/generations", status=503, json={"error": "busy"})
-    with pytest.raises(LeonardoError) as info:
-        v2_client.create_generation_v2({"model": "flux-dev", "parameters": {"prompt": "x"}})
-    assert info.value.status_code == 503
-    mocked.assert_call_count(V2 + "/generations", 1)
-    mocked.add("POST", V2 + "/generations", status=429, json={"error": "slow down"})
-    mocked.add("POST", V2 + "/generations", json={"generationId": "g-4"})
-    assert v2_client.create_generation_v2({"model": "flux-dev", "parameters": {"prompt": "x"}}) == {"generationId": "g-4"}
+    mocked.add("POST", V2_BASE + "/generations", json={"generationId": "g-3", "apiCreditCost": 12}, match=api_matchers(body))
+    assert generation_id(mock_client.create_generation_v2(body)) == "g-3"
 
 
 def test_v2_needs_a_base_url_ending_in_v1(mocked: responses.RequestsMock) -> None:
@@ -90,21 +59,21 @@ def test_v2_needs_a_base_url_ending_in_v1(mocked: responses.RequestsMock) -> Non
     assert not mocked.calls
 
 
-def test_a_request_of_the_wrong_type_is_refused_before_sending(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_a_request_of_the_wrong_type_is_refused_before_sending(mocked: responses.RequestsMock, mock_client: Client) -> None:
     with pytest.raises(TypeError, match="GenerationV2Request or a mapping"):
-        v2_client.create_generation_v2("phoenix-v1.0")  # type: ignore[arg-type]
+        mock_client.create_generation_v2("phoenix-v1.0")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="GenerationV2Request.prompt is required"):
-        v2_client.create_generation_v2(GenerationV2Request("flux-dev", None))  # type: ignore[arg-type]
+        mock_client.create_generation_v2(GenerationV2Request("flux-dev", None))  # type: ignore[arg-type]
     assert not mocked.calls
 
 
-def test_get_models_v2_and_get_user_info(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_get_models_v2_and_get_user_info(mocked: responses.RequestsMock, mock_client: Client) -> None:
     models = {"productionApiAvailableModels": [{"id": "GPT_IMAGE_1_5", "name": "GPT Image 1.5", "parameters": {}}]}
     me = {"user_details": [{"user": {"id": "u-1", "username": "ada"}, "apiConcurrencySlots": 10}]}
-    mocked.add("GET", V2 + "/models", json=models, match=api())
-    mocked.add("GET", BASE + "/me", json=me, match=api())
-    assert v2_client.get_models_v2() == models
-    assert v2_client.get_user_info() == me
+    mocked.add("GET", V2_BASE + "/models", json=models, match=api_matchers())
+    mocked.add("GET", BASE + "/me", json=me, match=api_matchers())
+    assert mock_client.get_models_v2() == models
+    assert mock_client.get_user_info() == me
 
 
 # --- generation_id and waiting on a create response -------------------------------------------------
@@ -132,15 +101,6 @@ def test_generation_id_without_an_id_is_a_clear_error() -> None:
         generation_id("g-1")  # type: ignore[arg-type]
 
 
-def test_wait_for_generation_takes_a_create_response(mocked: responses.RequestsMock, v2_client: Client) -> None:
-    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
-    mocked.add("GET", BASE + "/generations/g-9", json=done, match=api())
-    assert v2_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]
-
-
-# --- init images: POST /init-image, then the presigned S3 form ------------------------------------
-
-
 def form_parts(request: Any) -> List[Tuple[str, bytes]]:
     """(name, content) of each multipart/form-data part of a prepared request, in order."""
     head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
@@ -166,22 +126,22 @@ def s3_form(expect_file: bytes, filename: str) -> Any:
 
 def mock_upload(mocked: responses.RequestsMock, extension: str, s3_status: int = 204, **s3: Any) -> Dict[str, Any]:
     upload = {"id": "init-1", "fields": json.dumps(FIELDS), "key": FIELDS["key"], "url": S3}
-    mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api({"extension": extension}))
+    mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": extension}))
     mocked.add("POST", S3, status=s3_status, match=[s3_form(PNG, f"image.{extension}"), matchers.request_kwargs_matcher({"timeout": TIMEOUT})], **s3)
     return upload
 
 
-def test_upload_from_a_path_takes_the_extension_from_its_name(mocked: responses.RequestsMock, v2_client: Client, tmp_path: Any) -> None:
+def test_upload_from_a_path_takes_the_extension_from_its_name(mocked: responses.RequestsMock, mock_client: Client, tmp_path: Any) -> None:
     upload = mock_upload(mocked, "png")
     path = tmp_path / "guide.PNG"
     path.write_bytes(PNG)
-    assert v2_client.upload_init_image(path) == upload
+    assert mock_client.upload_init_image(path) == upload
 
 
 @pytest.mark.parametrize("make", [lambda: PNG, lambda: io.BytesIO(PNG)])
-def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.RequestsMock, v2_client: Client, make: Any) -> None:
+def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.RequestsMock, mock_client: Client, make: Any) -> None:
     mock_upload(mocked, "webp")
-    assert v2_client.upload_init_image(make(), extension="webp")["id"] == "init-1"
+    assert mock_client.upload_init_image(make(), extension="webp")["id"] == "init-1"
 
 
 @pytest.mark.parametrize(
@@ -194,35 +154,35 @@ def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.
         ("/nonexistent/guide.png", None, ValueError, "cannot read"),
     ],
 )
-def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, v2_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
+def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
     with pytest.raises(error, match=text):
-        v2_client.upload_init_image(file, extension)
+        mock_client.upload_init_image(file, extension)
     assert not mocked.calls
 
 
-def test_s3_refusal_is_a_leonardo_error_with_s3s_own_words(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_s3_refusal_is_a_leonardo_error_with_s3s_own_words(mocked: responses.RequestsMock, mock_client: Client) -> None:
     xml = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message><RequestId>R1</RequestId></Error>"
     mock_upload(mocked, "png", s3_status=403, body=xml, content_type="application/xml")
     with pytest.raises(LeonardoError) as info:
-        v2_client.upload_init_image(PNG, "png")
+        mock_client.upload_init_image(PNG, "png")
     assert info.value.status_code == 403
     assert info.value.message.startswith("AccessDenied: Request has expired")
     assert str(info.value).startswith("HTTP 403: AccessDenied: Request has expired")
 
 
-def test_an_upload_answer_without_a_form_is_a_clear_error(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_an_upload_answer_without_a_form_is_a_clear_error(mocked: responses.RequestsMock, mock_client: Client) -> None:
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": {"id": "i", "fields": "not json", "url": S3}})
     with pytest.raises(LeonardoError, match="no usable upload form"):
-        v2_client.upload_init_image(PNG, "png")
+        mock_client.upload_init_image(PNG, "png")
 
 
-def test_get_and_delete_init_image(mocked: responses.RequestsMock, v2_client: Client) -> None:
-    mocked.add("GET", BASE + "/init-image/a%2Fb", json={"init_images_by_pk": None}, match=api())
-    mocked.add("DELETE", BASE + "/init-image/i-1", json={"delete_init_images_by_pk": {"id": "i-1"}}, match=api())
-    assert v2_client.get_init_image_by_id("a/b") == {"init_images_by_pk": None}
-    assert v2_client.delete_init_image_by_id("i-1")["delete_init_images_by_pk"] == {"id": "i-1"}
+def test_get_and_delete_init_image(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    mocked.add("GET", BASE + "/init-image/a%2Fb", json={"init_images_by_pk": None}, match=api_matchers())
+    mocked.add("DELETE", BASE + "/init-image/i-1", json={"delete_init_images_by_pk": {"id": "i-1"}}, match=api_matchers())
+    assert mock_client.get_init_image_by_id("a/b") == {"init_images_by_pk": None}
+    assert mock_client.delete_init_image_by_id("i-1")["delete_init_images_by_pk"] == {"id": "i-1"}
     with pytest.raises(ValueError):
-        v2_client.get_init_image_by_id("..")
+        mock_client.get_init_image_by_id("..")
 
 
 # --- retired upstream: still callable, with a DeprecationWarning naming the date and replacement ---
@@ -239,16 +199,16 @@ def test_get_and_delete_init_image(mocked: responses.RequestsMock, v2_client: Cl
     ],
 )
 def test_retired_methods_warn_and_still_work(
-    mocked: responses.RequestsMock, v2_client: Client, name: str, args: Any, method: str, path: str, text: str
+    mocked: responses.RequestsMock, mock_client: Client, name: str, args: Any, method: str, path: str, text: str
 ) -> None:
     mocked.add(method, BASE + path, json={"ok": True})
     with pytest.warns(DeprecationWarning, match=text) as caught:
-        assert getattr(v2_client, name)(*args) == {"ok": True}
+        assert getattr(mock_client, name)(*args) == {"ok": True}
     assert caught[0].filename == __file__  # points at the caller's line
 
 
-def test_current_methods_do_not_warn(mocked: responses.RequestsMock, v2_client: Client) -> None:
+def test_current_methods_do_not_warn(mocked: responses.RequestsMock, mock_client: Client) -> None:
     mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        v2_client.get_generation_by_id("g")
+        mock_client.get_generation_by_id("g")

@@ -1,25 +1,25 @@
-"""Client.wait_for_generation / wait_for_texture_generation against FakeLeonardo."""
+"""Client.wait_for_generation / wait_for_texture_generation against FakeLeonardo (and a mock).
+
+The polling schedule itself is checked on a virtual clock (the fake_client module's ``time``
+replaced), so no test sleeps through it.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
+import responses
 
 import leonardo_client.client as client_module
+from conftest import BASE, api_matchers
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
 
-@pytest.fixture
-def client(fake: FakeLeonardo) -> Iterator[Client]:
-    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 5)) as c:
-        yield c
-
-
-def create(client: Client, num_images: int = 1) -> str:
-    job = client.create_generation({"prompt": "a lighthouse at dusk", "num_images": num_images})
+def create(fake_client: Client, num_images: int = 1) -> str:
+    job = fake_client.create_generation({"prompt": "a lighthouse at dusk", "num_images": num_images})
     return str(job["sdGenerationJob"]["generationId"])
 
 
@@ -28,7 +28,7 @@ def polls(fake: FakeLeonardo, path_prefix: str) -> int:
 
 
 class VirtualTime:
-    """Stands in for the client module's `time`: sleeping advances a virtual clock at once."""
+    """Stands in for the fake_client module's `time`: sleeping advances a virtual clock at once."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -42,12 +42,12 @@ class VirtualTime:
         self.now += seconds
 
 
-def test_returns_the_generation_when_complete(fake: FakeLeonardo, client: Client) -> None:
+def test_returns_the_generation_when_complete(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 0.2
-    generation_id = create(client, num_images=2)
+    generation_id = create(fake_client, num_images=2)
     seen: List[Tuple[str, float]] = []
 
-    generation = client.wait_for_generation(generation_id, poll_interval=0.05, on_poll=lambda s, e: seen.append((s, e)))
+    generation = fake_client.wait_for_generation(generation_id, poll_interval=0.05, on_poll=lambda s, e: seen.append((s, e)))
 
     assert generation["id"] == generation_id
     assert generation["status"] == "COMPLETE"
@@ -57,69 +57,75 @@ def test_returns_the_generation_when_complete(fake: FakeLeonardo, client: Client
     assert polls(fake, "/generations/") == len(seen)
 
 
-def test_an_already_finished_generation_costs_one_request(fake: FakeLeonardo, client: Client) -> None:
-    generation_id = create(client)
+def test_an_already_finished_generation_costs_one_request(fake: FakeLeonardo, fake_client: Client) -> None:
+    generation_id = create(fake_client)
     started = time.monotonic()
-    assert client.wait_for_generation(generation_id)["status"] == "COMPLETE"
+    assert fake_client.wait_for_generation(generation_id)["status"] == "COMPLETE"
     assert time.monotonic() - started < 0.5
     assert polls(fake, "/generations/") == 1
 
 
-def test_a_one_second_generation_is_seen_soon_with_few_requests(fake: FakeLeonardo, client: Client) -> None:
+def test_a_one_second_generation_is_seen_soon_with_few_requests(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 1.0
-    generation_id = create(client)
+    generation_id = create(fake_client)
     created = time.monotonic()
-    client.wait_for_generation(generation_id)  # default intervals: checks at 0, 1 s
+    fake_client.wait_for_generation(generation_id)  # default intervals: checks at 0, 1 s
     late = time.monotonic() - created - 1.0
     assert late < 0.5
     assert polls(fake, "/generations/") <= 3
 
 
-def test_failed_generation_raises(fake: FakeLeonardo, client: Client) -> None:
+def test_failed_generation_raises(fake: FakeLeonardo, fake_client: Client) -> None:
+    """fail_generation(): a single job of an otherwise healthy run ends FAILED."""
     fake.completion_delay = 0.2
-    generation_id = create(client)
+    ok_id = create(fake_client)
+    generation_id = create(fake_client)
     fake.fail_generation(generation_id)
     with pytest.raises(LeonardoError) as info:
-        client.wait_for_generation(generation_id, poll_interval=0.05)
+        fake_client.wait_for_generation(generation_id, poll_interval=0.05)
     assert "FAILED" in str(info.value) and generation_id in str(info.value)
     assert info.value.body["status"] == "FAILED"
+    assert info.value.body["generated_images"] == []
     assert "\n" not in str(info.value)
+    assert fake_client.wait_for_generation(ok_id, poll_interval=0.05)["status"] == "COMPLETE"
 
 
-def test_fail_new_generations_raises(fake: FakeLeonardo, client: Client) -> None:
+def test_fail_new_generations_raises(fake: FakeLeonardo, fake_client: Client) -> None:
+    done = fake_client.wait_for_generation(create(fake_client), timeout=5, poll_interval=0.05)
+    assert done["status"] == "COMPLETE" and len(done["generated_images"]) == 1
     fake.fail_new_generations = True
-    generation_id = create(client)
+    generation_id = create(fake_client)
     with pytest.raises(LeonardoError, match="FAILED"):
-        client.wait_for_generation(generation_id)
+        fake_client.wait_for_generation(generation_id)
 
 
-def test_unknown_id_raises_after_one_request(fake: FakeLeonardo, client: Client) -> None:
+def test_unknown_id_raises_after_one_request(fake: FakeLeonardo, fake_client: Client) -> None:
     with pytest.raises(LeonardoError, match="no generation with id 'nope'"):
-        client.wait_for_generation("nope")
+        fake_client.wait_for_generation("nope")
     assert polls(fake, "/generations/") == 1
 
 
-def test_timeout_raises_without_sleeping_past_the_deadline(fake: FakeLeonardo, client: Client) -> None:
+def test_timeout_raises_without_sleeping_past_the_deadline(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 30
-    generation_id = create(client)
+    generation_id = create(fake_client)
     started = time.monotonic()
     with pytest.raises(LeonardoError, match="still PENDING") as info:
-        client.wait_for_generation(generation_id, timeout=0.5, poll_interval=0.2)
+        fake_client.wait_for_generation(generation_id, timeout=0.5, poll_interval=0.2)
     elapsed = time.monotonic() - started
     assert 0.5 <= elapsed < 0.8
     assert "timeout 0.5s" in str(info.value)
 
 
 def test_intervals_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
-    fake: FakeLeonardo, client: Client, monkeypatch: pytest.MonkeyPatch
+    fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.completion_delay = 3600
-    generation_id = create(client)
+    generation_id = create(fake_client)
     clock = VirtualTime()
     monkeypatch.setattr(client_module, "time", clock)
 
     with pytest.raises(LeonardoError, match="still PENDING"):
-        client.wait_for_generation(generation_id, timeout=300)
+        fake_client.wait_for_generation(generation_id, timeout=300)
 
     assert clock.sleeps[:5] == pytest.approx([1.0, 1.5, 2.25, 3.375, 5.0625])
     assert max(clock.sleeps) == 12.0
@@ -129,41 +135,42 @@ def test_intervals_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
 
 
 def test_a_long_first_interval_is_not_cut_to_the_cap(
-    fake: FakeLeonardo, client: Client, monkeypatch: pytest.MonkeyPatch
+    fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.completion_delay = 3600
-    generation_id = create(client)
+    generation_id = create(fake_client)
     clock = VirtualTime()
     monkeypatch.setattr(client_module, "time", clock)
     with pytest.raises(LeonardoError):
-        client.wait_for_generation(generation_id, timeout=100, poll_interval=30)
+        fake_client.wait_for_generation(generation_id, timeout=100, poll_interval=30)
     assert clock.sleeps == [30, 30, 30, 10]
 
 
-def test_motion_generation_is_waited_for_the_same_way(fake: FakeLeonardo, client: Client) -> None:
-    image = client.wait_for_generation(create(client))["generated_images"][0]
+def test_motion_generation_is_waited_for_the_same_way(fake: FakeLeonardo, fake_client: Client) -> None:
+    image = fake_client.wait_for_generation(create(fake_client))["generated_images"][0]
     fake.completion_delay = 0.2
-    job = client.create_svd_motion_generation({"imageId": image["id"]})
-    motion = client.wait_for_generation(job["motionSvdGenerationJob"]["generationId"], poll_interval=0.1)
+    job = fake_client.create_svd_motion_generation({"imageId": image["id"]})
+    motion = fake_client.wait_for_generation(job["motionSvdGenerationJob"]["generationId"], poll_interval=0.1)
     assert motion["generated_images"][0]["motionMP4URL"].endswith(".mp4")
 
 
-def test_texture_generation(fake: FakeLeonardo, client: Client) -> None:
+def test_texture_generation(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 0.2
-    job = client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
-    texture = client.wait_for_texture_generation(job["textureGenerationJob"]["id"], poll_interval=0.1)
+    job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
+    texture = fake_client.wait_for_texture_generation(job["textureGenerationJob"]["id"], poll_interval=0.1)
     assert texture["status"] == "COMPLETE"
     assert {t["type"] for t in texture["model_asset_texture_images"]} >= {"ALBEDO", "NORMAL"}
     assert polls(fake, "/generations-texture/") >= 2
 
 
-def test_texture_failed_and_unknown(fake: FakeLeonardo, client: Client) -> None:
-    job = client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
+def test_texture_failed_and_unknown(fake: FakeLeonardo, fake_client: Client) -> None:
+    job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
     fake.fail_generation(job["textureGenerationJob"]["id"])
-    with pytest.raises(LeonardoError, match="texture generation .* FAILED"):
-        client.wait_for_texture_generation(job["textureGenerationJob"]["id"])
+    with pytest.raises(LeonardoError, match="texture generation .* FAILED") as info:
+        fake_client.wait_for_texture_generation(job["textureGenerationJob"]["id"])
+    assert info.value.body["status"] == "FAILED" and info.value.body["model_asset_texture_images"] == []
     with pytest.raises(LeonardoError, match="no texture generation with id 'nope'"):
-        client.wait_for_texture_generation("nope")
+        fake_client.wait_for_texture_generation("nope")
 
 
 def test_api_errors_while_polling_surface(fake: FakeLeonardo) -> None:
@@ -177,11 +184,17 @@ def test_api_errors_while_polling_surface(fake: FakeLeonardo) -> None:
     "kwargs",
     [{"timeout": 0}, {"timeout": -1}, {"poll_interval": 0}, {"poll_interval": True}, {"timeout": float("nan")}],
 )
-def test_bad_arguments_send_nothing(fake: FakeLeonardo, client: Client, kwargs: Dict[str, Any]) -> None:
+def test_bad_arguments_send_nothing(fake: FakeLeonardo, fake_client: Client, kwargs: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        client.wait_for_generation("abc", **kwargs)
+        fake_client.wait_for_generation("abc", **kwargs)
     with pytest.raises(ValueError):
-        client.wait_for_generation("..")
+        fake_client.wait_for_generation("..")
     with pytest.raises(TypeError):
-        client.wait_for_texture_generation(123)  # type: ignore[arg-type]
+        fake_client.wait_for_texture_generation(123)  # type: ignore[arg-type]
     assert fake.requests == []
+
+
+def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+    mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
+    assert mock_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]

@@ -23,6 +23,7 @@ from typing import Any, List, Optional, Union
 
 from .account import Delay, check_delay
 from .api import Api
+from .callbacks import Deliverer, check_url
 from .server import Answer, Fault, RecordedRequest, Server, envelope, json_answer, retry_after_header
 from .spec import ApiError, Spec, load_spec
 
@@ -65,6 +66,9 @@ class FakeLeonardo:
     These attributes and ``fail_new_generations`` may be changed at any time.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``, as Leonardo's
     recipes read it) or "spec" (``{"generationId", "apiCreditCost"}``, as its spec says).
+    With ``webhook_url`` (loopback only), each completed generation is POSTed there as
+    Leonardo's ``image_generation.complete`` callback with ``authorization: Bearer
+    <webhook_api_key>``; failed deliveries are listed in ``webhook_errors``.
 
     ``base_url`` and ``root_url`` are set by :meth:`start`; ``user_id`` is the account's id;
     ``requests`` lists every request received (:class:`RecordedRequest`), and
@@ -74,10 +78,14 @@ class FakeLeonardo:
     def __init__(
         self, *, api_key: str = "fake-api-key", completion_delay: Delay = 0.0, host: str = "127.0.0.1",
         port: int = 0, concurrency_slots: int = 10, posts_per_minute: Optional[int] = None, fail_rate: float = 0.0,
-        seed: Optional[int] = 0, v2_response_shape: str = "recipes",
+        seed: Optional[int] = 0, v2_response_shape: str = "recipes", webhook_url: Optional[str] = None,
+        webhook_api_key: Optional[str] = None,
     ) -> None:
         _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
         check_delay(completion_delay)
+        check_url(webhook_url)
+        self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
+        self.webhook_errors: List[str] = []
         self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
         self.concurrency_slots, self.posts_per_minute, self.fail_rate = concurrency_slots, posts_per_minute, fail_rate
         self.seed, self.v2_response_shape = seed, v2_response_shape
@@ -90,6 +98,7 @@ class FakeLeonardo:
         self._faults: List[Fault] = []
         self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
+        self._deliverer: Optional[Deliverer] = None
         self._api = Api(self, _spec())
 
     def start(self) -> FakeLeonardo:
@@ -100,6 +109,9 @@ class FakeLeonardo:
             self.base_url = self.root_url + API_PREFIX
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
             self._thread.start()
+            self._deliverer = Deliverer(self, self._api) if self.webhook_url else None
+            if self._deliverer is not None:
+                self._deliverer.start()
         return self
 
     def stop(self) -> None:
@@ -109,6 +121,8 @@ class FakeLeonardo:
         if server is not None and self._thread is not None:
             server.close_all()
             self._thread.join()
+        if self._deliverer is not None:
+            self._deliverer.stop()
 
     def __enter__(self) -> FakeLeonardo:
         return self.start()
@@ -207,6 +221,8 @@ class FakeLeonardo:
                 raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
             if request.kind == "cdn":
                 return self._api.cdn(request.path)
+            if request.kind == "s3":
+                return self._api.s3_upload(request)
             raise ApiError(404, "Not Found", "not-found")
         except ApiError as exc:
             return json_answer(exc.status, envelope(exc.message, exc.code), exc.headers)

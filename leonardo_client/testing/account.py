@@ -9,6 +9,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from .spec import ApiError
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 QUEUE_PER_SLOT = 20  # "1 concurrency comes with 20 image generation with status pending" (limits page)
 WINDOW = 60.0  # seconds over which posts_per_minute counts
 Delay = Union[float, Tuple[float, float]]
+
+
+def timestamp() -> str:
+    """Now as the API writes it: ISO 8601 in UTC, with milliseconds."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
 def check_delay(delay: Delay) -> None:

@@ -12,10 +12,10 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .account import Account, Job
+from . import callbacks, s3
+from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
 from .server import Answer, RecordedRequest, json_answer
 from .spec import ApiError, Operation, Spec, invalid
@@ -31,7 +31,8 @@ V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create respons
 _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
     prompt=("prompt", None), negativePrompt=("negative_prompt", None), modelId=("modelId", None),
     sdVersion=("sd_version", "v1_5"), seed=("seed", None), imageWidth=("width", None), imageHeight=("height", None),
-    inferenceSteps=("num_inference_steps", 15), guidanceScale=("guidance_scale", 7), initStrength=("init_strength", None),
+    inferenceSteps=("num_inference_steps", 15), guidanceScale=("guidance_scale", 7),
+    initStrength=("init_strength", None),
     scheduler=("scheduler", "EULER_DISCRETE"), presetStyle=("presetStyle", "DYNAMIC"), public=("public", False),
     ultra=("ultra", False), photoReal=("photoReal", False), photoRealStrength=("photoRealStrength", None),
     promptMagic=("promptMagic", False), promptMagicStrength=("promptMagicStrength", None),
@@ -49,16 +50,25 @@ class Call:
     body: Dict[str, Any]
 
 
+@dataclass
+class InitImage:
+    """An init image: announced by POST /init-image, uploaded by the presigned S3 POST."""
+
+    id: str
+    created: float
+    created_at: str
+    fields: Dict[str, str]  # the presigned form fields
+    uploaded: bool = False
+
+    @property
+    def path(self) -> str:
+        return "/cdn/" + self.fields["key"]
+
+
 def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
     """body[key] unless absent or null."""
     value = body.get(key)
     return default if value is None else value
-
-
-def timestamp() -> str:
-    """Now as the API writes it: ISO 8601 in UTC, with milliseconds."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
 def _seed_for(identifier: str) -> int:
@@ -101,6 +111,8 @@ class Api:
         self.textures: Dict[str, Job] = {}
         self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
         self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
+        self.init_images: Dict[str, InitImage] = {}
+        self.outbox: List[Dict[str, Any]] = []  # webhook payloads not delivered yet
 
     def answer(self, request: RecordedRequest) -> Answer:
         """The answer to one API call: key, route, query and body checked, then the handler
@@ -118,8 +130,15 @@ class Api:
             raise ApiError(404, "Endpoint not found", "not-found")
         call = Call(operation, params, self.spec.query_args(operation, request.query), self._body(operation, request))
         with self.lock:
-            self.account.advance()
+            self.advance()
             return json_answer(200, handler(call))
+
+    def advance(self) -> None:
+        """Move the account's jobs on to now (lock held); completed generations are queued
+        for the webhook, when there is one."""
+        for job in self.account.advance():
+            if self.fake.webhook_url and job.status == "COMPLETE" and job.id in self.generations:
+                self.outbox.append(callbacks.payload(self._generation(job), self.fake))
 
     def _body(self, operation: Operation, request: RecordedRequest) -> Dict[str, Any]:
         if operation.body is None or not request.body.strip():
@@ -209,6 +228,7 @@ class Api:
     def create_generation(self, call: Call) -> Dict[str, Any]:
         """POST /generations"""
         width, height, count = self._size_and_count(call)
+        self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
         fields = {key: _opt(body, name, default) for key, (name, default) in _SETTINGS.items()}
         if fields["photoReal"] and fields["photoRealStrength"] is None:
@@ -254,7 +274,8 @@ class Api:
         """POST /generations-motion-svd: imageId must be the id of a generated image."""
         body = call.body
         source = self.sources.get(body["imageId"])
-        if source is None or body.get("isInitImage") or body.get("isVariation"):
+        init_image = body["imageId"] in self.init_images
+        if source is None or bool(body.get("isInitImage")) != init_image or body.get("isVariation"):
             raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
         prompt, still, width, height = source
         fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
@@ -275,12 +296,17 @@ class Api:
         """POST /v2/generations: checked against the model's own schema, stored with the v1
         generations (polled and listed through v1), videos for models taking a start_frame."""
         model, params = call.body["model"], call.body.get("parameters") or {}
+        for guidance in (params.get("guidances") or {}).values():
+            for item in guidance if isinstance(guidance, list) else ():
+                image = item.get("image") or {}
+                self._uploaded(image.get("id", "") if image.get("type") == "UPLOADED" else None)
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
         fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
         fields.update(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model)
         fields.update(imageWidth=_opt(params, "width", default["width"] or 1024), generation_elements=[])
-        fields.update(imageHeight=_opt(params, "height", default["height"] or 1024), public=_opt(call.body, "public", False))
+        fields.update(imageHeight=_opt(params, "height", default["height"] or 1024))
+        fields.update(public=_opt(call.body, "public", False))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, counted=True)
@@ -307,6 +333,57 @@ class Api:
         api = dict(apiConcurrencySlots=self.fake.concurrency_slots, apiPaidTokens=0, apiSubscriptionTokens=100000)
         dates = dict(tokenRenewalDate=None, apiPlanTokenRenewalDate=None)
         return {"user_details": [dict(user=user, **tokens, **api, **dates)]}
+
+    # -- init images --------------------------------------------------------------------
+
+    def _uploaded(self, init_image_id: Optional[str]) -> None:
+        """Refuse an init image id that was not uploaded (lock held); None passes."""
+        image = self.init_images.get(init_image_id or "")
+        if init_image_id is not None and (image is None or not image.uploaded):
+            raise ApiError(400, "invalid init image id", "unexpected")
+
+    def upload_init_image(self, call: Call) -> Dict[str, Any]:
+        """POST /init-image: where and how to upload the file (fields is a JSON string)."""
+        extension = call.body["extension"]
+        if extension not in s3.EXTENSIONS:
+            raise ApiError(400, "invalid file extension", "unexpected")
+        image_id = str(uuid.uuid4())
+        key = "users/%s/initImages/%s.%s" % (self.fake.user_id, image_id, extension)
+        image = InitImage(image_id, self.account.clock(), timestamp(), s3.presigned_fields(key, extension))
+        self.init_images[image_id] = image
+        url = "%s/s3/%s" % (self.fake.root_url, s3.BUCKET)
+        return {"uploadInitImage": {"id": image_id, "fields": json.dumps(image.fields), "key": key, "url": url}}
+
+    def s3_upload(self, request: RecordedRequest) -> Answer:
+        """The presigned POST to the bucket: every field as given, the file last, no key."""
+        try:
+            if request.method != "POST":
+                raise s3.S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+            parts = s3.form_parts(request)
+            with self.lock:
+                key = dict(parts).get("key", b"").decode("utf-8", "replace")
+                image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
+                if image is None:
+                    raise s3.policy_failed("key")
+                data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
+                self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
+                self.sources[image.id] = ("", image.path, 256, 256)
+                image.uploaded = True
+        except s3.S3Error as exc:
+            return exc.answer()
+        return Answer(204)
+
+    def get_init_image_by_id(self, call: Call) -> Dict[str, Any]:
+        """GET /init-image/{id}"""
+        image = self.init_images.get(call.params["id"])
+        found = image and {"createdAt": image.created_at, "id": image.id, "url": self.fake.root_url + image.path}
+        return {"init_images_by_pk": found}
+
+    def delete_init_image_by_id(self, call: Call) -> Dict[str, Any]:
+        """DELETE /init-image/{id}"""
+        image = self.init_images.pop(call.params["id"], None)
+        self.sources.pop(call.params["id"], None)
+        return {"delete_init_images_by_pk": image and {"id": image.id}}
 
     # -- textures ---------------------------------------------------------------------
 
@@ -356,7 +433,8 @@ class Api:
         job.update(extra, requestTimestamp=_opt(body, "requestTimestamp", str(int(time.time() * 1000))))
         return {"lcmGenerationJob": dict(job, apiCreditCost=None, cost=dict(_COST))}
 
-    create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm  # POST /generations-lcm ...
+    # POST /generations-lcm, /lcm-instant-refine, /lcm-inpainting: the same job
+    create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm
 
     def perform_alchemy_upscale_lcm(self, call: Call) -> Dict[str, Any]:
         """POST /lcm-upscale: the result is also stored, so it has ids."""

@@ -43,7 +43,7 @@ class RecordedRequest:
     headers: Message
     json: Any
     body: bytes = field(default=b"", repr=False)
-    kind: str = field(default="api", repr=False)  # "api", "cdn" or "other"
+    kind: str = field(default="api", repr=False)  # "api", "cdn", "s3" or "other"
     full_path: str = field(default="", repr=False)  # the path as sent
 
 
@@ -236,7 +236,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parsed = json.loads(body.decode("utf-8")) if body else None
         except ValueError:
             parsed = None
-        kind = "api" if fake._is_api(path) else "cdn" if path.startswith("/cdn/") else "other"
+        kind = "api" if fake._is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
         base = urlsplit(fake.base_url).path
         relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))

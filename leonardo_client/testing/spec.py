@@ -57,8 +57,9 @@ def load_spec() -> Dict[str, Any]:
 
 
 def json_type(value: Any) -> str:
-    names = [("null", (type(None),)), ("boolean", (bool,)), ("number", (int, float)), ("string", (str,)), ("array", (list,))]
-    return next((name for name, kinds in names if isinstance(value, kinds)), "object")
+    """The JSON name of value's type, as the API's messages say it."""
+    kinds = [("null", type(None)), ("boolean", bool), ("number", (int, float)), ("string", str), ("array", list)]
+    return next((name for name, kind in kinds if isinstance(value, kind)), "object")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,13 @@ class Spec:
         step = schema.get("multipleOf")
         if step and isinstance(value, (int, float)) and not math.isclose(value / step, round(value / step)):
             raise invalid("%s must be a multiple of %s" % (_label(where), step))
-        if schema.get("uniqueItems") and isinstance(value, list) and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+        distinct = {json.dumps(v, sort_keys=True) for v in value} if isinstance(value, list) else ()
+        if schema.get("uniqueItems") and len(distinct) < len(value):
             raise invalid("%s must not repeat an item" % _label(where))
 
-    def _check_object(self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool) -> None:
+    def _check_object(
+        self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool
+    ) -> None:
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", not props)
         for key in value:

@@ -1,0 +1,353 @@
+"""Files: Client.download_image (streamed, atomic, keyless, retried, every failure a
+LeonardoError) and Client.save_results (every kind of result saved with safe, stable names).
+
+Against FakeLeonardo, which serves real PNG and MP4 files, except where the image host's
+answers are mocked with ``responses``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pathlib
+import re
+import tracemalloc
+import socket
+from typing import Any, Dict, List
+
+import pytest
+
+from conftest import inject_slow_answer, new_generation
+from leonardo_client import Client, LeonardoError
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SAFE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+
+
+def image_url(client: Client) -> str:
+    job = client.create_generation({"prompt": "a red fox", "num_images": 1})
+    generation = client.wait_for_generation(job["sdGenerationJob"]["generationId"])
+    return str(generation["generated_images"][0]["url"])
+
+
+def cdn_requests(fake: FakeLeonardo) -> List[RecordedRequest]:
+    return [r for r in fake.requests if r.path.startswith("/cdn/")]
+
+
+def leftovers(folder: str) -> List[str]:
+    return sorted(os.listdir(folder))
+
+
+def generate(client: Client, num_images: int = 1) -> Dict[str, Any]:
+    job = client.create_generation({"prompt": "a lighthouse at dusk", "num_images": num_images})
+    return client.wait_for_generation(job["sdGenerationJob"]["generationId"])
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# --- download_image ---------------------------------------------------------------------------
+
+
+def test_downloads_an_image_without_the_key(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    path = os.path.join(str(tmp_path), "fox.png")
+
+    assert fake_client.download_image(url, path) == path
+
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    [download] = cdn_requests(fake)
+    assert "Authorization" not in download.headers
+    assert fake.api_key not in str(download.headers)
+    assert download.headers["User-Agent"].startswith("leonardo-client/")
+    api_calls = [r for r in fake.requests if not r.path.startswith("/cdn/")]
+    assert all(r.headers["Authorization"] == f"Bearer {fake.api_key}" for r in api_calls)
+    assert leftovers(str(tmp_path)) == ["fox.png"]
+
+
+def test_accepts_a_pathlike_and_replaces_an_existing_file(fake_client: Client, tmp_path: "os.PathLike[str]") -> None:
+    target = os.path.join(os.fspath(tmp_path), "fox.png")
+    with open(target, "wb") as f:
+        f.write(b"old")
+    assert fake_client.download_image(image_url(fake_client), pathlib.Path(target)) == target
+    with open(target, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+
+
+def test_large_download_streams_with_flat_memory(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    size = 64 * 1024 * 1024
+    path = os.path.join(str(tmp_path), "big.bin")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        fake_client.download_image(fake.blob_url(size), path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    growth = peak - before
+    assert growth < 16 * 1024 * 1024, f"peak grew by {growth} bytes"
+    assert os.path.getsize(path) == size
+    with open(path, "rb") as f:  # byte i of a blob is i % 251
+        f.seek(size - 3)
+        assert list(f.read()) == [(size - 3 + k) % 251 for k in range(3)]
+
+
+def test_truncated_body_leaves_no_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    path = os.path.join(str(tmp_path), "fox.png")
+    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*")
+
+    with pytest.raises(LeonardoError, match="truncated"):
+        fake_client.download_image(url, path)
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_failed_download_keeps_the_old_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    path = os.path.join(str(tmp_path), "fox.png")
+    with open(path, "wb") as f:
+        f.write(b"previous")
+    fake.inject(status=200, body=b"y" * 5000, truncate=True, path="/cdn/*")
+
+    with pytest.raises(LeonardoError):
+        fake_client.download_image(url, path)
+    with open(path, "rb") as f:
+        assert f.read() == b"previous"
+    assert leftovers(str(tmp_path)) == ["fox.png"]
+
+
+def test_dropped_connections_are_retried_then_fail(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    path = os.path.join(str(tmp_path), "fox.png")
+    fake.inject(drop=True, path="/cdn/*", times=None)
+
+    with pytest.raises(LeonardoError) as info:
+        fake_client.download_image(url, path)
+    assert info.value.status_code is None
+    assert str(info.value).startswith("download failed")
+    assert len(cdn_requests(fake)) == 4  # the first try and 3 retries
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_a_503_is_retried(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    fake.inject(status=503, path="/cdn/*", times=1)
+    path = fake_client.download_image(url, os.path.join(str(tmp_path), "fox.png"))
+    assert os.path.getsize(path) > 8
+    assert len(cdn_requests(fake)) == 2
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_error_status_raises(fake: FakeLeonardo, tmp_path: object, status: int) -> None:
+    with Client(api_key=fake.api_key, base_url=fake.base_url, max_retries=0) as client:
+        fake.inject(status=status, path="/cdn/*")
+        with pytest.raises(LeonardoError) as info:
+            client.download_image(fake.root_url + "/cdn/x.png", os.path.join(str(tmp_path), "x.png"))
+    assert info.value.status_code == status
+    assert "\n" not in str(info.value)
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_missing_file_is_a_404(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    with pytest.raises(LeonardoError) as info:
+        fake_client.download_image(fake.root_url + "/cdn/nothing-here.png", os.path.join(str(tmp_path), "x.png"))
+    assert info.value.status_code == 404
+
+
+def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(LeonardoError, match="download failed: connection failed") as info:
+        fake_client.download_image(f"http://127.0.0.1:{port}/x.png", os.path.join(str(tmp_path), "x.png"))
+    assert info.value.status_code is None
+    assert leftovers(str(tmp_path)) == []
+
+
+def test_slow_image_host_times_out(fake: FakeLeonardo, tmp_path: object) -> None:
+    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(1, 0.2), max_retries=0) as client:
+        inject_slow_answer(fake, 2, path="/cdn/*")
+        with pytest.raises(LeonardoError, match="timed out"):
+            client.download_image(fake.root_url + "/cdn/x.png", os.path.join(str(tmp_path), "x.png"))
+
+
+def test_unwritable_target_is_a_leonardo_error(fake_client: Client, tmp_path: object) -> None:
+    url = image_url(fake_client)
+    with pytest.raises(LeonardoError, match="could not write"):
+        fake_client.download_image(url, os.path.join(str(tmp_path), "no-such-folder", "x.png"))
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.invalid/x.png", "data:image/png;base64,AAAA", "file:///etc/passwd", "http:///x", "x.png"]
+)
+def test_non_http_urls_are_refused_before_sending(fake: FakeLeonardo, fake_client: Client, tmp_path: object, url: str) -> None:
+    with pytest.raises(ValueError):
+        fake_client.download_image(url, os.path.join(str(tmp_path), "x.png"))
+    assert fake.requests == []
+
+
+def test_bad_arguments(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    with pytest.raises(TypeError):
+        fake_client.download_image(None, os.path.join(str(tmp_path), "x.png"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="folder"):
+        fake_client.download_image(fake.root_url + "/cdn/x.png", str(tmp_path))
+    assert fake.requests == []
+
+
+def test_downloads_reuse_one_connection_of_their_own(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    generation_id = new_generation(fake_client)
+    for n in range(10):
+        path = fake_client.download_image(fake.blob_url(256 * 1024), os.path.join(str(tmp_path), f"{n}.bin"))
+        assert os.path.getsize(path) == 256 * 1024  # read to the end, so the connection goes back to the pool
+    assert fake_client.get_generation_by_id(generation_id)["generations_by_pk"]["id"] == generation_id
+    # The API's pool and the download pool (image hosts, never sent the key) hold one each.
+    assert fake.connections_opened == 2
+
+
+# --- save_results -----------------------------------------------------------------------------
+
+
+def test_saves_every_image_of_a_generation(fake_client: Client, tmp_path: object) -> None:
+    generation = generate(fake_client, num_images=3)
+    folder = os.path.join(str(tmp_path), "new", "nested")
+
+    paths = fake_client.save_results(generation, folder)
+
+    expected = [os.path.join(folder, f"{generation['id']}_{image['id']}.png") for image in generation["generated_images"]]
+    assert paths == expected
+    assert all(read(p).startswith(PNG_MAGIC) for p in paths)
+    assert sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in paths)
+
+
+def test_a_whole_get_response_is_unwrapped_and_names_are_stable(fake_client: Client, tmp_path: object) -> None:
+    generation = generate(fake_client)
+    first = fake_client.save_results(generation, str(tmp_path))
+    again = fake_client.save_results(fake_client.get_generation_by_id(generation["id"]), str(tmp_path))
+    assert first == again
+    assert os.listdir(str(tmp_path)) == [os.path.basename(first[0])]
+
+
+def test_motion_generation_saves_the_video(fake_client: Client, tmp_path: object) -> None:
+    image_id = generate(fake_client)["generated_images"][0]["id"]
+    job = fake_client.create_svd_motion_generation({"imageId": image_id})
+    motion = fake_client.wait_for_generation(job["motionSvdGenerationJob"]["generationId"])
+    out_id = motion["generated_images"][0]["id"]
+
+    paths = fake_client.save_results(motion, str(tmp_path))
+
+    video = os.path.join(str(tmp_path), f"{motion['id']}_{out_id}_motion.mp4")
+    assert video in paths
+    assert read(video)[4:8] == b"ftyp"
+
+
+def test_texture_generation_saves_each_map_by_type(fake_client: Client, tmp_path: object) -> None:
+    job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
+    texture = fake_client.wait_for_texture_generation(job["textureGenerationJob"]["id"])
+
+    paths = fake_client.save_results(texture, str(tmp_path))
+
+    kinds = [t["type"].lower() for t in texture["model_asset_texture_images"]]
+    assert paths == [os.path.join(str(tmp_path), f"{texture['id']}_{kind}.png") for kind in kinds]
+    assert "albedo" in kinds
+    assert all(read(p).startswith(PNG_MAGIC) for p in paths)
+
+
+def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> None:
+    source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC + b"tiny").decode()
+    response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper", "requestTimestamp": "1700000000000"})
+
+    paths = fake_client.save_results(response, str(tmp_path))
+    assert paths == [os.path.join(str(tmp_path), "lcm-1700000000000_0.png")]
+    data_url = response["lcmGenerationJob"]["imageDataUrl"][0]
+    assert read(paths[0]) == base64.b64decode(data_url.split(",", 1)[1])
+    # the job dict itself works too, and gives the same names
+    assert fake_client.save_results(response["lcmGenerationJob"], str(tmp_path)) == paths
+
+
+def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: object) -> None:
+    job = {
+        "requestTimestamp": "42",
+        "imageDataUrl": [
+            "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8jpeg").decode(),
+            "data:image/webp;base64," + base64.b64encode(b"RIFFwebp").decode(),
+            "data:application/x-unknown;base64,AAAA",
+        ],
+    }
+    paths = fake_client.save_results({"lcmGenerationJob": job}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["lcm-42_0.jpg", "lcm-42_1.webp", "lcm-42_2.bin"]
+    assert read(paths[0]) == b"\xff\xd8jpeg"
+
+
+@pytest.mark.parametrize("bad", ["data:image/png,notbase64", "data:image/png;base64,@@@@", "data:image/png;base64"])
+def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str) -> None:
+    with pytest.raises(LeonardoError):
+        fake_client.save_results({"imageDataUrl": [bad]}, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    url = generate(fake_client)["generated_images"][0]["url"]
+    generation = {
+        "id": "../../etc",
+        "status": "COMPLETE",
+        "generated_images": [
+            {"id": "a/b/../c", "url": url},
+            {"id": "..", "url": url},
+            {"id": "a:b\\c d", "url": url},
+            {"id": "a_b_c_d", "url": url},  # sanitises like the one before: must not overwrite it
+        ],
+    }
+    folder = os.path.join(str(tmp_path), "out")
+
+    paths = fake_client.save_results(generation, folder)
+
+    names = [os.path.basename(p) for p in paths]
+    assert names == ["_.._etc_a_b_.._c.png", "_.._etc_1.png", "_.._etc_a_b_c_d.png", "_.._etc_a_b_c_d-2.png"]
+    assert all(SAFE.match(n) and os.path.dirname(p) == folder for n, p in zip(names, paths))
+    assert sorted(os.listdir(str(tmp_path))) == ["out"]
+    assert len(os.listdir(folder)) == 4
+
+
+def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, tmp_path: object) -> None:
+    mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp")
+    mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png")
+    mocked.add("GET", "https://cdn.example.test/img/ghi", body=b"??", content_type="application/octet-stream")
+    generation = {
+        "id": "g1",
+        "status": "COMPLETE",
+        "generated_images": [
+            {"id": "i1", "url": "https://cdn.example.test/img/abc"},
+            {"id": "i2", "url": "https://cdn.example.test/img/def.jpeg?sig=1"},
+            {"id": "i3", "url": "https://cdn.example.test/img/ghi"},
+        ],
+    }
+    paths = mock_client.save_results(generation, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g1_i1.webp", "g1_i2.jpeg", "g1_i3.bin"]
+    assert all("Authorization" not in call.request.headers for call in mocked.calls)
+
+
+def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    fake.completion_delay = 30
+    job = fake_client.create_generation({"prompt": "slow"})
+    pending = fake_client.get_generation_by_id(job["sdGenerationJob"]["generationId"])
+    with pytest.raises(ValueError, match="PENDING, not COMPLETE"):
+        fake_client.save_results(pending, str(tmp_path))
+    with pytest.raises(ValueError, match="not a generation"):
+        fake_client.save_results({"something": "else"}, str(tmp_path))
+    with pytest.raises(TypeError):
+        fake_client.save_results(["not", "a", "dict"], str(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="http"):
+        fake_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "file:///etc/passwd"}]}, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_failed_download_raises_and_leaves_no_partial_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
+    generation = generate(fake_client, num_images=2)
+    fake.inject(status=200, body=b"z" * 4000, truncate=True, path="/cdn/*", times=None)
+    with pytest.raises(LeonardoError):
+        fake_client.save_results(generation, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == []
