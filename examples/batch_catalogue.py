@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import List, Optional
 
 from leonardo_client import Client, LeonardoError
-from leonardo_client.batch import BatchInputError, BatchInterrupted, BatchProgress, run_batch
+from leonardo_client.batch import BatchInterrupted, BatchProgress, run_batch
 
 PRODUCTS = ["walnut chair", "brass desk lamp", "linen sofa", "oak bookshelf", "ceramic vase", "wool rug"]
 
 
 def show(progress: BatchProgress) -> None:
     if progress.event in ("complete", "failed", "ambiguous", "waiting"):
-        print(f"[{progress.complete}/{progress.total}] {progress.message}", file=sys.stderr)
+        print(f"[{progress.complete}/{progress.total}] {progress.message}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -48,9 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
         try:
             summary = run_batch(client, items, args.out, on_progress=show)
-        except BatchInterrupted as stop:
-            print(f"{stop.summary}\ninterrupted: run the same command again to resume", file=sys.stderr)
-            return 130
+        except BatchInterrupted as stop:  # what was in flight is journaled: a rerun resumes
+            print(stop.summary)
+            raise
     print(summary)
     print(f"gallery: {args.out}/index.html")
     return 0 if summary.ok else 1
@@ -58,6 +59,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 if __name__ == "__main__":
     try:
-        raise SystemExit(main())
-    except (LeonardoError, BatchInputError) as err:  # BatchInputError: --out holds another batch
-        raise SystemExit(f"error: {err}")
+        status = main()
+        sys.stdout.flush()  # a closed or full stdout fails here, inside the try
+    except KeyboardInterrupt:
+        status = 130
+        print("interrupted", file=sys.stderr)
+    except (LeonardoError, OSError, ValueError) as err:  # the API, a file, stdout, or --out holds another batch
+        status = 1
+        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
