@@ -534,9 +534,11 @@ class _Engine:
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.reconcile_at: Dict[int, float] = {}  # items in "submitting" whose POST may have run
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
+        self.v2_listed = False  # seen one of our v2 generations in the account's listing
         for record in self.journal.records:
             if isinstance(record.get("i"), int) and 0 <= record["i"] < len(self.items):
                 self.set_state(self.items[record["i"]], record)
+            self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
         self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
         width = max(4, len(str(len(items))))
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
@@ -565,6 +567,12 @@ class _Engine:
         self.set_state(item, record)
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
+
+    def note_v2_listed(self) -> None:
+        """The listing shows v2 generations: from now on its silence about one is proof."""
+        if not self.v2_listed:
+            self.journal.append([{"v2_listed": True}])
+            self.v2_listed = True
 
     def credits(self) -> Dict[str, float]:
         return {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
@@ -726,7 +734,8 @@ class _Engine:
         state.busy += 1
         context = [(i.index, i.item, i.since) for i in due]
         recorded = set(self.by_generation)
-        workers.submit("reconcile", context, lambda: self.reconcile(context, recorded))
+        v2_ids = {g for g, i in self.by_generation.items() if self.items[i].item.model is not None}
+        workers.submit("reconcile", context, lambda: self.reconcile(context, recorded, v2_ids))
 
     def start_posts(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
@@ -845,10 +854,12 @@ class _Engine:
     # -- reconciliation
 
     def reconcile(
-        self, context: List[Tuple[int, BatchItem, float]], recorded: Set[str]
-    ) -> Dict[int, Tuple[str, Optional[str]]]:
+        self, context: List[Tuple[int, BatchItem, float]], recorded: Set[str], v2_ids: Set[str]
+    ) -> Tuple[Dict[int, Tuple[str, Optional[str]]], bool]:
+        """Per item: adopt a generation, wait, send again, or ambiguous; and whether v2 is listed."""
         oldest = min(since for _, _, since in context) - CLOCK_SKEW
         listed, complete = _list_since(self.client, self.user_id, oldest)
+        v2_listed = self.v2_listed or any(str(g.get("id")) in v2_ids for g in listed)
         decisions: Dict[int, Tuple[str, Optional[str]]] = {}
         for index, item, since in context:
             found = [g for g in listed if str(g.get("id")) not in recorded and _matches(item, g, since - CLOCK_SKEW)]
@@ -858,13 +869,20 @@ class _Engine:
                 decisions[index] = ("ambiguous", f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found))
             elif complete is not True:
                 decisions[index] = ("ambiguous", f"could not read the account's generations: {complete}")
+            elif item.model is not None and not v2_listed:
+                # Whether the listing holds v2 generations is not documented: until one of ours
+                # has been seen in it, its silence proves nothing.
+                decisions[index] = ("ambiguous", "no v2 generation seen in the account's listing yet")
             elif time.time() - since <= self.read_timeout:
                 decisions[index] = ("wait", None)
             else:
                 decisions[index] = ("resend", None)
-        return decisions
+        return decisions, v2_listed
 
-    def reconciled(self, context: List[Tuple[int, BatchItem, float]], decisions: Any, error: Optional[BaseException]) -> None:
+    def reconciled(self, context: List[Tuple[int, BatchItem, float]], result: Any, error: Optional[BaseException]) -> None:
+        decisions, v2_listed = result if error is None else ({}, False)
+        if v2_listed:
+            self.note_v2_listed()
         for index, _, since in context:
             item = self.items[index]
             decision, detail = decisions[index] if error is None else ("ambiguous", f"reconciliation failed: {error}")
@@ -892,7 +910,7 @@ class _Engine:
                 page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
                 for generation in page.get("generations") or []:
                     if str(generation.get("id")) in wanted:
-                        found[str(generation["id"])] = _slim(generation)
+                        found[str(generation["id"])] = dict(_slim(generation), listed=True)
             except LeonardoError:
                 by_id = list(ids)  # check them one by one this round instead
         for generation_id in by_id:
@@ -910,6 +928,8 @@ class _Engine:
         finished_any = False
         for generation_id, generation in found.items():
             item = self.items[self.by_generation[generation_id]]
+            if generation.get("listed") and item.item.model is not None:
+                self.note_v2_listed()
             if item.state != "submitted" or item.index in self.finished:
                 continue
             status = generation.get("status")
@@ -1147,7 +1167,7 @@ border-top:4px solid #999}
 .card.complete{border-top-color:#2e9d5b}.card.failed{border-top-color:#d0453a}
 .card.ambiguous{border-top-color:#e0a526}.card.submitted,.card.submitting{border-top-color:#3a7bd5}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
-.thumbs img,.thumbs video{width:100%;height:auto;display:block}
+.thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .empty{height:120px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee}
 .info{padding:10px 12px;font-size:13px}
 .prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere}

@@ -7,6 +7,7 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -32,7 +33,7 @@ from leonardo_client.batch import (
 class ApiDouble:
     """An honest in-memory account: generations complete ``delay`` seconds after their POST.
 
-    ``before_post`` errors are raised instead of creating; ``after_post`` errors are raised
+    ``before_post`` errors are raised instead of creating (one per POST, None for none); ``after_post`` errors are raised
     after the generation was created (the POST ran, its answer was lost). The listing comes
     in a scrambled order, as the API does not document one.
     """
@@ -43,7 +44,7 @@ class ApiDouble:
         self.slots, self.delay, self.failing = slots, delay, failing
         self.generations: Dict[str, Dict[str, Any]] = {}
         self.calls: List[str] = []
-        self.before_post: List[Exception] = []
+        self.before_post: List[Optional[Exception]] = []  # None: that POST goes through
         self.after_post: List[Exception] = []
         self.listing_error: Optional[Exception] = None
 
@@ -61,8 +62,9 @@ class ApiDouble:
 
     def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
         self.calls.append("POST")
-        if self.before_post:
-            raise self.before_post.pop(0)
+        error = self.before_post.pop(0) if self.before_post else None
+        if error is not None:
+            raise error
         gid = f"gen-{len(self.generations) + 1}"
         self.generations[gid] = {
             "id": gid,
@@ -330,6 +332,25 @@ def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: An
     assert any("never created" in r.get("reason", "") for r in journal(tmp_path))
 
 
+def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
+    api = ApiDouble()
+    lost = LeonardoError("timed out waiting for the API's response")  # may have run; here it did not
+    api.before_post = [lost]
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    summary = run(api, v2, str(tmp_path), concurrency=1)
+    assert (summary.complete, summary.ambiguous) == (1, 1) and len(api.generations) == 1
+    assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
+
+
+def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [None, None, LeonardoError("timed out waiting for the API's response")]
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(3)]
+    summary = run(api, v2, str(tmp_path), concurrency=1)
+    assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
+    assert {"v2_listed": True} in journal(tmp_path)
+
+
 def test_connection_refused_is_sent_again_at_once(tmp_path: Any) -> None:
     with Client(api_key="k", base_url="http://127.0.0.1:9/api/rest/v1", max_retries=0) as closed:
         with pytest.raises(LeonardoError) as refused:
@@ -458,3 +479,33 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any
     finally:
         first.close()
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def progress(event: str, message: str = "", **counts: Any) -> BatchProgress:
+    fields: Dict[str, Any] = dict(total=10, complete=0, failed=0, ambiguous=0, in_flight=0, images=0, credits={})
+    fields.update(counts)
+    return BatchProgress(event=event, index=None, message=message, elapsed=60.0, done_this_run=4, **fields)
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from leonardo_client.batch import _Printer
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    printer = _Printer()
+    printer(progress("start", "10 items"))
+    printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
+    printer.close()
+    shown = terminal.getvalue()
+    assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
+    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
+    plain = io.StringIO()
+    monkeypatch.setattr("sys.stderr", plain)
+    printer = _Printer()
+    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
+    assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
