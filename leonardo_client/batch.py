@@ -1180,36 +1180,41 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 """
 
 
+def _card(item: _Item) -> str:
+    """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
+    e = html.escape
+    spec = item.item
+    thumbs = []
+    for name in item.files:
+        link = e(name, quote=True)
+        if name.lower().endswith((".mp4", ".webm", ".mov")):
+            thumbs.append(f'<a href="{link}"><video src="{link}" muted loop playsinline></video></a>')
+        else:
+            thumbs.append(f'<a href="{link}"><img src="{link}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
+    pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
+    size = f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default"
+    cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
+    cost += " (refunded)" if item.cost and item.state == "failed" else ""
+    rows = [
+        ("item", f"#{item.index + 1}" + (f" {spec.name}" if spec.name else "")),
+        ("model", spec.model or spec.model_id or "default (v1)"),
+        ("size", size),
+        ("seed", str(item.seed if item.seed is not None else (spec.seed if spec.seed is not None else "-"))),
+        ("cost", cost),
+    ]
+    details = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
+    reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
+    return (
+        f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
+        f'<p class="prompt">{e(spec.prompt)}</p><span class="status">{e(item.state)}</span>'
+        f"<dl>{details}</dl>{reason}</div></article>"
+    )
+
+
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
     e = html.escape
-    cards = []
-    for item in items:
-        spec = item.item
-        thumbs = []
-        for name in item.files:
-            link = e(name, quote=True)
-            if name.lower().endswith((".mp4", ".webm", ".mov")):
-                thumbs.append(f'<a href="{link}"><video src="{link}" muted loop playsinline></video></a>')
-            else:
-                thumbs.append(f'<a href="{link}"><img src="{link}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
-        pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
-        size = f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default"
-        cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
-        rows = [
-            ("item", f"#{item.index + 1}" + (f" {spec.name}" if spec.name else "")),
-            ("model", spec.model or spec.model_id or "default (v1)"),
-            ("size", size),
-            ("seed", str(item.seed if item.seed is not None else (spec.seed if spec.seed is not None else "-"))),
-            ("cost", cost),
-        ]
-        details = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
-        reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
-        cards.append(
-            f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
-            f'<p class="prompt">{e(spec.prompt)}</p><span class="status">{e(item.state)}</span>'
-            f"<dl>{details}</dl>{reason}</div></article>"
-        )
+    cards = [_card(item) for item in items]
     spent = ", ".join(f"{_number(v)} {unit.lower()}" for unit, v in sorted(summary.credits.items())) or "-"
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
@@ -1238,7 +1243,9 @@ Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with 
 fields: prompt, model or model_id, width, height, num_images, seed, negative_prompt, name,
 and any other parameter) at the account's concurrency and POST rate. Images are saved into
 --out as they finish, with a gallery (index.html) and a journal (journal.jsonl). Run the
-same command again to resume: nothing is ever sent twice."""
+same command again to resume: nothing is billed twice (an item whose create call may or
+may not have run, and cannot be found, is marked ambiguous and left to you). Exit status:
+0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C."""
 
 
 def add_arguments(parser: Any, positive_int: Callable[[str], int], positive_float: Callable[[str], float]) -> None:

@@ -449,7 +449,7 @@ def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: An
     text = "".join(parser.text)
     for item in items:
         assert item["prompt"] in text  # shown, as text
-    assert "FAILED" in text and "failed" in text
+    assert "FAILED" in text and "0.01 dollars (refunded)" in text  # a failed card says so
 
 
 def test_cli_reports_bad_lines_and_exits_2_before_sending(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
