@@ -10,7 +10,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
+from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, batch, generation_id
 from .client import API_KEY_ENV
 
 __all__ = ["main", "build_parser"]
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("me", "print your account: user id, concurrency slots, balances")
     command("models", "list the models create_generation_v2 (--model) accepts")
     command("upload", "upload an image (png, jpg, jpeg, webp); print its init image id").add_argument("path")
+    runs = command("batch", "run a file of prompts, resumably (spends credits)", batch.CLI_DESCRIPTION)
+    batch.add_arguments(runs, _positive_int, _positive_float)
     return parser
 
 
@@ -268,6 +270,7 @@ COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "me": _me,
     "models": _models,
     "upload": _upload,
+    "batch": batch.command,
 }
 
 

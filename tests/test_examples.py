@@ -18,6 +18,7 @@ EXAMPLES = os.path.join(REPO, "examples")
 
 # run -> (example script, extra arguments, files expected under its working folder)
 RUNS: Dict[str, Tuple[str, List[str], List[str]]] = {
+    "batch_catalogue": ("batch_catalogue", ["--out", "cat"], ["cat/*.png"] * 6 + ["cat/index.html"]),
     "generate_and_save": ("generate_and_save", ["--num-images", "2"], ["images/*.png"] * 2),
     "image_to_motion": ("image_to_motion", [], ["videos/*.mp4"]),
     "v2_generation": ("v2_generation", ["--quantity", "2"], ["images/*.png"] * 2),

@@ -1,0 +1,511 @@
+"""The batch engine's logic against a small in-memory double of the five Client methods it uses.
+
+Input parsing, the journal (resume, truncated line, changed input), reconciliation's decisions,
+429 back-pressure, FAILED items, the gallery and the command line's exit codes. What needs real
+sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import leonardo_client.__main__ as cli
+from leonardo_client import Client, LeonardoError
+from leonardo_client.batch import (
+    BatchInputError,
+    BatchItem,
+    BatchProgress,
+    BatchSummary,
+    make_item,
+    read_items,
+    run_batch,
+)
+
+
+class ApiDouble:
+    """An honest in-memory account: generations complete ``delay`` seconds after their POST.
+
+    ``before_post`` errors are raised instead of creating (one per POST, None for none); ``after_post`` errors are raised
+    after the generation was created (the POST ran, its answer was lost). The listing comes
+    in a scrambled order, as the API does not document one.
+    """
+
+    timeout = (1.0, 0.3)
+
+    def __init__(self, slots: int = 3, delay: float = 0.05, failing: Tuple[str, ...] = ()) -> None:
+        self.slots, self.delay, self.failing = slots, delay, failing
+        self.generations: Dict[str, Dict[str, Any]] = {}
+        self.calls: List[str] = []
+        self.before_post: List[Optional[Exception]] = []  # None: that POST goes through
+        self.after_post: List[Exception] = []
+        self.listing_error: Optional[Exception] = None
+
+    def get_user_info(self) -> Dict[str, Any]:
+        self.calls.append("me")
+        return {"user_details": [{"user": {"id": "user-1"}, "apiConcurrencySlots": self.slots}]}
+
+    def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        gid = self._create(body, body.get("modelId"))
+        return {"sdGenerationJob": {"generationId": gid, "cost": {"amount": "0.01", "unit": "DOLLARS"}}}
+
+    def create_generation_v2(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        gid = self._create(body["parameters"], None)
+        return {"generate": {"generationId": gid, "cost": {"amount": "2", "unit": "CREDITS"}}}
+
+    def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+        self.calls.append("POST")
+        error = self.before_post.pop(0) if self.before_post else None
+        if error is not None:
+            raise error
+        gid = f"gen-{len(self.generations) + 1}"
+        self.generations[gid] = {
+            "id": gid,
+            "createdAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "created": time.monotonic(),
+            "prompt": params["prompt"],
+            "modelId": model_id,
+            "imageWidth": params.get("width", 1024),
+            "imageHeight": params.get("height", 768),
+            "seed": params.get("seed", 7),
+            "n": params.get("num_images", params.get("quantity", 1)),
+        }
+        if self.after_post:
+            raise self.after_post.pop(0)
+        return gid
+
+    def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+        status = "PENDING"
+        if time.monotonic() - g["created"] >= self.delay:
+            status = "FAILED" if g["prompt"] in self.failing else "COMPLETE"
+        images = [{"id": f"{g['id']}-{n}", "url": f"https://cdn.invalid/{g['id']}/{n}.png"} for n in range(g["n"])]
+        view = {k: v for k, v in g.items() if k not in ("created", "n")}
+        return dict(view, status=status, generated_images=images if status == "COMPLETE" else [])
+
+    def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+        self.calls.append("GET")
+        g = self.generations.get(gid)
+        return {"generations_by_pk": self._view(g) if g else None}
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        self.calls.append("LIST")
+        if self.listing_error is not None:
+            raise self.listing_error
+        scrambled = sorted(self.generations.values(), key=lambda g: hash(g["id"]) % 7)
+        return {"generations": [self._view(g) for g in scrambled[offset : offset + limit]]}
+
+    def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+        os.makedirs(folder, exist_ok=True)
+        paths = []
+        for image in result["generated_images"]:
+            paths.append(os.path.join(folder, image["id"] + ".png"))
+            with open(paths[-1], "wb") as out:
+                out.write(b"\x89PNG fake " + image["url"].encode())
+        return paths
+
+
+def run(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
+    """run_batch at a POST pace that does not slow the tests down."""
+    options.setdefault("posts_per_minute", 60000)
+    return run_batch(api, items, out, **options)  # type: ignore[arg-type]
+
+
+def journal(out: Any) -> List[Dict[str, Any]]:
+    with open(os.path.join(str(out), "journal.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def states(out: Any) -> Dict[int, str]:
+    last: Dict[int, str] = {}
+    for record in journal(out)[1:]:
+        last[record["i"]] = record["s"]
+    return last
+
+
+PROMPTS = [{"prompt": f"a lighthouse, study {n}", "width": 512, "height": 512} for n in range(6)]
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+def test_text_file_skips_blanks_and_comments_and_applies_defaults(tmp_path: Any) -> None:
+    path = tmp_path / "prompts.txt"
+    path.write_text("# my catalogue\na red chair\n\n  a blue sofa  \n", encoding="utf-8")
+    items = read_items(str(path), {"width": 512, "model_id": "m-1", "num_images": 1})
+    assert items == [
+        BatchItem(prompt="a red chair", width=512, model_id="m-1", num_images=1),
+        BatchItem(prompt="a blue sofa", width=512, model_id="m-1", num_images=1),
+    ]
+
+
+def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: Any) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text(
+        '{"prompt": "a chair", "model": "phoenix-v1.0", "name": "chair", "contrast": "HIGH"}\n'
+        '{"prompt": "a lamp", "num_images": 2, "seed": 5, "negative_prompt": "blur"}\n',
+        encoding="utf-8",
+    )
+    chair, lamp = read_items(str(path), {"model_id": "m-1", "width": 512})
+    assert chair.request() == (
+        "v2",
+        {"model": "phoenix-v1.0", "parameters": {"prompt": "a chair", "width": 512, "contrast": "HIGH"}},
+    )
+    assert lamp.request() == (
+        "v1",
+        {"prompt": "a lamp", "modelId": "m-1", "width": 512, "num_images": 2, "seed": 5, "negative_prompt": "blur"},
+    )
+
+
+def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text(
+        '{"prompt": "ok"}\n{"prompt": ""}\n{not json}\n\n{"prompt": "x", "width": -8}\n'
+        '{"prompt": "y", "model": "a", "model_id": "b"}\n["a list"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert [e.split(":")[0] for e in caught.value.errors] == ["line 2", "line 3", "line 5", "line 6", "line 7"]
+    assert "width must be a whole number >= 1" in caught.value.errors[2]
+    assert "not both" in caught.value.errors[3]
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
+def test_an_empty_file_is_refused(tmp_path: Any, content: str) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BatchInputError, match="holds no prompts"):
+        read_items(str(path))
+
+
+def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None:
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="item 2: prompt must be a non-empty string"):
+        run(api, [{"prompt": "fine"}, {"prompt": 3}], str(tmp_path))  # type: ignore[arg-type]
+    assert api.calls == []
+    assert make_item({"prompt": "p", "guidance_scale": 7}).extra == {"guidance_scale": 7}
+
+
+# --- running, resuming ------------------------------------------------------------------------
+
+
+def test_batch_runs_every_item_once_and_names_files_stably(tmp_path: Any) -> None:
+    api = ApiDouble(slots=2)
+    events: List[BatchProgress] = []
+    items = PROMPTS + [{"prompt": "a chair", "model": "phoenix-v1.0", "num_images": 2, "name": "Chair / front"}]
+    summary = run(api, items, str(tmp_path), on_progress=events.append)
+    assert (summary.complete, summary.failed, summary.ambiguous, summary.pending) == (7, 0, 0, 0)
+    assert api.calls.count("POST") == 7 and api.calls.count("me") == 1
+    assert summary.images == 8 and dict(summary.credits) == {"DOLLARS": pytest.approx(0.06), "CREDITS": 2.0}
+    assert sorted(os.listdir(tmp_path)) == [
+        "0001-a-lighthouse-study-0.png", "0002-a-lighthouse-study-1.png", "0003-a-lighthouse-study-2.png",
+        "0004-a-lighthouse-study-3.png", "0005-a-lighthouse-study-4.png", "0006-a-lighthouse-study-5.png",
+        "0007-chair-front-1.png", "0007-chair-front-2.png", "index.html", "journal.jsonl",
+    ]  # fmt: skip
+    assert [s for s in (r["s"] for r in journal(tmp_path) if r.get("i") == 6)] == [
+        "planned", "submitting", "submitted", "complete"
+    ]  # fmt: skip
+    assert events[0].event == "start" and events[-1].event == "done" and events[-1].complete == 7
+    assert max(e.in_flight for e in events) <= 2 + 2  # slots + the queued buffer
+
+
+def test_rerun_skips_complete_items_and_sends_nothing(tmp_path: Any) -> None:
+    api = ApiDouble()
+    run(api, PROMPTS, str(tmp_path))
+    before = len(journal(tmp_path))
+    summary = run(api, PROMPTS, str(tmp_path))
+    assert summary.ok and summary.done_this_run == 0
+    assert api.calls.count("POST") == len(PROMPTS)
+    assert len(journal(tmp_path)) == before
+
+
+def test_resume_waits_on_submitted_items_without_posting_them_again(tmp_path: Any) -> None:
+    api = ApiDouble(delay=0.0)
+    gid = api._create(dict(PROMPTS[0]), None)  # a run that crashed right after recording the id
+    records = [{"i": 0, "s": "submitting", "t": time.time()}, {"i": 0, "s": "submitted", "id": gid}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.complete == 2
+    assert api.calls.count("POST") == 2  # the setup's, and item 1's: item 0 was waited on
+    assert [r for r in journal(tmp_path) if r.get("i") == 0][-1]["s"] == "complete"
+
+
+def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> str:
+    """A journal as run_batch writes it for ``items``, then ``records``."""
+    from leonardo_client.batch import _as_items, _digest
+
+    header = {"journal": 1, "input": _digest(_as_items(items)), "items": len(items)}
+    planned = [{"i": n, "s": "planned"} for n in range(len(items))]
+    return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
+
+
+def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    with pytest.raises(BatchInputError, match="holds the journal of a different batch .*use another --out folder"):
+        run(api, PROMPTS[:3], str(tmp_path))
+    assert api.calls.count("POST") == 2
+
+
+def test_a_truncated_last_journal_line_is_tolerated_and_cut_off(tmp_path: Any) -> None:
+    text = journal_text(PROMPTS[:2], []) + '{"i": 0, "s": "submi'
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    summary = run(ApiDouble(), PROMPTS[:2], str(tmp_path))
+    assert summary.complete == 2
+    assert all(isinstance(r, dict) for r in journal(tmp_path))  # every line parses again
+
+
+def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
+    text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', '{"i": 1, "s"')
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    with pytest.raises(BatchInputError, match="is damaged"):
+        run(ApiDouble(), PROMPTS[:3], str(tmp_path))
+
+
+# --- failures and back-pressure ---------------------------------------------------------------
+
+
+def test_failed_generations_are_recorded_and_the_batch_goes_on(tmp_path: Any) -> None:
+    api = ApiDouble(failing=(PROMPTS[1]["prompt"],))
+    summary = run(api, PROMPTS[:3], str(tmp_path))
+    assert (summary.complete, summary.failed) == (2, 1) and not summary.ok
+    assert "FAILED" in [r for r in journal(tmp_path) if r.get("i") == 1][-1]["reason"]
+    assert dict(summary.credits) == {"DOLLARS": pytest.approx(0.02)}  # the failed one is refunded
+    again = run(api, PROMPTS[:3], str(tmp_path))
+    assert api.calls.count("POST") == 3 and again.failed == 1  # not retried unless asked
+    api.failing = ()
+    retried = run(api, PROMPTS[:3], str(tmp_path), retry_failed=True)
+    assert retried.ok and api.calls.count("POST") == 4
+
+
+def test_a_refused_request_fails_that_item_only(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
+    summary = run(api, PROMPTS[:3], str(tmp_path))
+    assert (summary.complete, summary.failed) == (2, 1)
+
+
+def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.2) for _ in range(5)]
+    started = time.monotonic()
+    summary = run(api, PROMPTS, str(tmp_path))
+    assert summary.ok and summary.failed == 0
+    assert api.calls.count("POST") == len(PROMPTS) + 5
+    assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
+
+
+def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("invalid api key", status_code=401)]
+    with pytest.raises(LeonardoError, match="invalid api key"):
+        run(api, PROMPTS, str(tmp_path), concurrency=1)
+    assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def test_a_post_that_ran_but_lost_its_answer_is_adopted_not_sent_again(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    summary = run(api, PROMPTS, str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == len(PROMPTS)
+    adopted = [r for r in journal(tmp_path) if r.get("adopted")]
+    assert len(adopted) == 1 and adopted[0]["id"] == "gen-1"
+
+
+def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # no cause: may have run
+    started = time.monotonic()
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 3 and len(api.generations) == 2
+    assert time.monotonic() - started > api.timeout[1]  # not re-sent before the read timeout passed
+    assert any("never created" in r.get("reason", "") for r in journal(tmp_path))
+
+
+def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
+    api = ApiDouble()
+    lost = LeonardoError("timed out waiting for the API's response")  # may have run; here it did not
+    api.before_post = [lost]
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    summary = run(api, v2, str(tmp_path), concurrency=1)
+    assert (summary.complete, summary.ambiguous) == (1, 1) and len(api.generations) == 1
+    assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
+
+
+def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [None, None, LeonardoError("timed out waiting for the API's response")]
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(3)]
+    summary = run(api, v2, str(tmp_path), concurrency=1)
+    assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
+    assert {"v2_listed": True} in journal(tmp_path)
+
+
+def test_connection_refused_is_sent_again_at_once(tmp_path: Any) -> None:
+    with Client(api_key="k", base_url="http://127.0.0.1:9/api/rest/v1", max_retries=0) as closed:
+        with pytest.raises(LeonardoError) as refused:
+            closed.create_generation({"prompt": "x"})
+    api = ApiDouble()
+    api.before_post = [refused.value]
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 3 and len(api.generations) == 2
+    reasons = [r.get("reason", "") for r in journal(tmp_path)]
+    assert any(r.startswith("not sent, sent again later: connection failed") for r in reasons)
+    assert not any("never created" in r for r in reasons)  # re-sent without reconciling
+
+
+def test_identical_items_are_matched_one_to_one(tmp_path: Any) -> None:
+    api = ApiDouble()
+    same = [{"prompt": "the same chair", "width": 512, "height": 512}] * 4
+    api.after_post = [LeonardoError("Bad Gateway", status_code=502), LeonardoError("Bad Gateway", status_code=502)]
+    summary = run(api, same, str(tmp_path))
+    assert summary.ok and len(api.generations) == 4 and api.calls.count("POST") == 4
+    ids = [r["id"] for r in journal(tmp_path)[1:] if r["s"] == "submitted"]
+    assert sorted(ids) == ["gen-1", "gen-2", "gen-3", "gen-4"]  # each adopted once
+
+
+def test_two_candidates_make_the_item_ambiguous(tmp_path: Any) -> None:
+    api = ApiDouble()
+    items = [{"prompt": "a chair", "width": 512, "height": 512}]
+    api._create({"prompt": "a chair", "width": 512, "height": 512}, None)  # made elsewhere, just now
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    summary = run(api, items, str(tmp_path))
+    assert summary.ambiguous == 1 and len(api.generations) == 2
+    assert "2 generations match" in journal(tmp_path)[-1]["reason"]
+    again = run(api, items, str(tmp_path))
+    assert again.ambiguous == 1 and len(api.generations) == 2  # left for the user
+    resent = run(api, items, str(tmp_path), resubmit_ambiguous=True)
+    assert resent.ok and len(api.generations) == 3
+
+
+def test_an_unreadable_listing_makes_the_item_ambiguous(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.after_post = [LeonardoError("Service Unavailable", status_code=503)]
+    api.listing_error = LeonardoError("Service Unavailable", status_code=503)
+    summary = run(api, PROMPTS[:2], str(tmp_path), concurrency=1)
+    assert (summary.complete, summary.ambiguous) == (1, 1) and api.calls.count("POST") == 2
+    assert any("could not read the account's generations" in r.get("reason", "") for r in journal(tmp_path))
+
+
+def test_a_crash_after_submitting_is_reconciled_on_rerun(tmp_path: Any) -> None:
+    api = ApiDouble(delay=0.0)
+    sent = time.time() - 1.0
+    gid = api._create(dict(PROMPTS[0]), None)
+    lost = {"i": 1, "s": "submitting", "t": sent}  # crashed before its POST left
+    (tmp_path / "journal.jsonl").write_text(
+        journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": sent}, lost]), encoding="utf-8"
+    )
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 1 + 1  # the setup's, and item 1's re-send
+    assert [r["id"] for r in journal(tmp_path)[1:] if r["s"] == "submitted"][0] == gid
+
+
+# --- gallery, progress, command line ----------------------------------------------------------
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: List[str] = []
+        self.text: List[str] = []
+        self.external: List[str] = []
+
+    def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.links.append(value)
+        if tag in ("script", "link"):
+            self.external.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: Any) -> None:
+    api = ApiDouble(failing=("<b>bold</b> & failing",))
+    items = [
+        {"prompt": '<script>alert("x")</script> a "quoted" lamp'},
+        {"prompt": "<b>bold</b> & failing"},
+        {"prompt": "a plain chair", "name": "../../etc/passwd"},
+    ]
+    run(api, items, str(tmp_path))
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    parser = Links()
+    parser.feed(page)
+    assert parser.links and all(os.path.isfile(tmp_path / link) for link in parser.links)
+    assert all("/" not in link for link in parser.links)  # relative, inside out_dir
+    assert parser.external == []  # no script, no stylesheet link: inline CSS only
+    assert "<script>" not in page and "<b>" not in page
+    text = "".join(parser.text)
+    for item in items:
+        assert item["prompt"] in text  # shown, as text
+    assert "FAILED" in text and "0.01 dollars (refunded)" in text  # a failed card says so
+
+
+def test_cli_reports_bad_lines_and_exits_2_before_sending(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"prompt": "bad", "seed": "x"}\n', encoding="utf-8")
+    code = cli.main(["batch", str(path), "--out", str(tmp_path / "out"), "--offline", "--concurrency", "2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "line 2: seed must be a whole number >= 0" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["batch", "p.txt"]) == 2  # --out is required
+    assert cli.main(["batch", "p.txt", "--out", "o", "--model", "a", "--model-id", "b"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any) -> None:
+    from leonardo_client.batch import _as_items, _digest, _Journal
+
+    items = _as_items(PROMPTS[:1])
+    first = _Journal(str(tmp_path), _digest(items), 1)
+    try:
+        with pytest.raises(BatchInputError, match="another batch is running"):
+            run(ApiDouble(), PROMPTS[:1], str(tmp_path))
+    finally:
+        first.close()
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def progress(event: str, message: str = "", **counts: Any) -> BatchProgress:
+    fields: Dict[str, Any] = dict(total=10, complete=0, failed=0, ambiguous=0, in_flight=0, images=0, credits={})
+    fields.update(counts)
+    return BatchProgress(event=event, index=None, message=message, elapsed=60.0, done_this_run=4, **fields)
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from leonardo_client.batch import _Printer
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    printer = _Printer()
+    printer(progress("start", "10 items"))
+    printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
+    printer.close()
+    shown = terminal.getvalue()
+    assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
+    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
+    plain = io.StringIO()
+    monkeypatch.setattr("sys.stderr", plain)
+    printer = _Printer()
+    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
+    assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"

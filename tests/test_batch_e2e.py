@@ -1,0 +1,159 @@
+"""The batch engine end to end: a real Client against FakeLeonardo over sockets on 127.0.0.1.
+
+What needs the wire: a create call that ran at the server and then answered 500, stalled past
+the read timeout or dropped the connection (reconciled, never sent twice), 429 storms, v2
+items, the account's slots, and the command line in a subprocess (Ctrl-C). The decisions
+themselves are tested against a double in test_batch.py; the SIGKILL test is test_batch_crash.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from leonardo_client import Client
+from leonardo_client.batch import run_batch
+from leonardo_client.testing import FakeLeonardo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ITEMS = [{"prompt": f"a paper lantern, study {n}", "width": 512, "height": 512, "num_images": 1} for n in range(6)]
+FAST = 60000  # posts a minute: pacing out of the way unless a test is about it
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLeonardo]:
+    with FakeLeonardo(completion_delay=(0.05, 0.2), concurrency_slots=3, seed=3) as server:
+        yield server
+
+
+@pytest.fixture
+def client(fake: FakeLeonardo) -> Iterator[Client]:
+    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 1), backoff_factor=0.01) as c:
+        yield c
+
+
+def posts(fake: FakeLeonardo) -> int:
+    return sum(1 for r in fake.requests if r.method == "POST" and r.path.endswith("/generations"))
+
+
+def records(out: Any) -> List[Dict[str, Any]]:
+    with open(os.path.join(str(out), "journal.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f][1:]
+
+
+def test_a_batch_fills_the_accounts_slots_and_saves_every_image(fake: FakeLeonardo, client: Client, tmp_path: Any) -> None:
+    items = ITEMS + [{"prompt": "a paper lantern, v2", "model": "phoenix-v1.0", "width": 512, "height": 512, "num_images": 1}]
+    summary = run_batch(client, items, str(tmp_path), posts_per_minute=FAST)
+    assert summary.ok and summary.images == 7
+    assert posts(fake) == 7 and len(fake.generation_ids()) == 7
+    pngs = sorted(p for p in os.listdir(tmp_path) if p.endswith(".png"))
+    assert len(pngs) == 7 and all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert summary.credits  # from the create responses' cost
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},  # answered 500 after it ran
+        {"drop": True},  # connection dropped after it ran
+        {"delay": 1.6},  # stalled past the client's 1 s read timeout after it ran
+    ],
+    ids=["500", "dropped", "read-timeout"],
+)
+def test_a_create_call_that_ran_but_failed_is_adopted_not_sent_again(
+    fake: FakeLeonardo, client: Client, tmp_path: Any, fault: Dict[str, Any]
+) -> None:
+    fake.inject(path="/generations", method="POST", after=True, **fault)
+    summary = run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST)
+    assert summary.ok and summary.ambiguous == 0
+    assert posts(fake) == len(ITEMS) and len(fake.generation_ids()) == len(ITEMS)  # no second POST
+    adopted = [r for r in records(tmp_path) if r.get("adopted")]
+    assert len(adopted) == 1 and adopted[0]["id"] in fake.generation_ids()
+
+
+def test_429_storms_fail_no_item(fake: FakeLeonardo, tmp_path: Any) -> None:
+    fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=3)
+    with Client(api_key=fake.api_key, base_url=fake.base_url, max_retries=0) as client:  # every 429 reaches the batch
+        started = time.monotonic()
+        summary = run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST)
+    assert summary.ok and summary.failed == 0
+    assert len(fake.generation_ids()) == len(ITEMS) and posts(fake) == len(ITEMS) + 3
+    pauses = [r for r in records(tmp_path) if r.get("reason", "").startswith("429")]
+    assert len(pauses) == 3 and time.monotonic() - started >= 1.0  # Retry-After honoured
+
+
+def test_posts_are_paced_to_posts_per_minute(tmp_path: Any) -> None:
+    with FakeLeonardo(posts_per_minute=3, concurrency_slots=10) as limited:  # a fourth POST would get 429
+        with Client(api_key=limited.api_key, base_url=limited.base_url, timeout=(2, 5), max_retries=0) as c:
+            started = time.monotonic()
+            summary = run_batch(c, ITEMS[:3], str(tmp_path), posts_per_minute=60)
+            elapsed = time.monotonic() - started
+            assert summary.ok and posts(limited) == 3  # paced: none refused
+        assert elapsed >= 2 * 1.0  # three POSTs, a second apart
+
+
+def test_failed_generations_are_recorded_and_the_rest_complete(tmp_path: Any) -> None:
+    with FakeLeonardo(fail_rate=0.5, seed=11) as flaky:
+        with Client(api_key=flaky.api_key, base_url=flaky.base_url, timeout=(2, 5)) as c:
+            summary = run_batch(c, ITEMS, str(tmp_path), posts_per_minute=FAST)
+        assert 0 < summary.failed < len(ITEMS) and summary.complete + summary.failed == len(ITEMS)
+        failed = [r for r in records(tmp_path) if r["s"] == "failed"]
+        assert all("FAILED" in r["reason"] for r in failed)
+
+
+def cli(out: Any, prompts: Any, fake: FakeLeonardo, *extra: str) -> "subprocess.Popen[str]":
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEONARDO_", "PYTEST_"))}
+    env.update(LEONARDO_API_KEY=fake.api_key, LEONARDO_BASE_URL=fake.base_url, PYTHONPATH=REPO)
+    argv = [sys.executable, "-m", "leonardo_client", "batch", str(prompts), "--out", str(out), "--read-timeout", "1"]
+    return subprocess.Popen(
+        argv + list(extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(out.parent)
+    )
+
+
+def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_path: Any) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"a kite, study {n}\n" for n in range(8)), encoding="utf-8")
+    out = tmp_path / "out"
+    with FakeLeonardo(completion_delay=1.0, concurrency_slots=2) as fake:
+        process = cli(out, prompts, fake, "--posts-per-minute", "6000")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(g for g in fake.generation_ids()):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        assert process.returncode == 130, err
+        assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
+        submitted = {r["id"] for r in records(out) if r["s"] == "submitted"}
+        assert submitted and submitted == set(fake.generation_ids())  # every POST that left is journaled
+        rerun = cli(out, prompts, fake)
+        stdout, err = rerun.communicate(timeout=30)
+        assert rerun.returncode == 0, err
+        assert "8 of 8 complete" in stdout
+        assert len(fake.generation_ids()) == 8 and posts(fake) == 8
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Any) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a kite\n", encoding="utf-8")
+    out = tmp_path / "out"
+    with FakeLeonardo() as fake:
+        fake.inject(path="/generations", method="POST", delay=8.0)  # a create call that hangs
+        process = cli(out, prompts, fake, "--read-timeout", "10")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(r.method == "POST" for r in fake.requests):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        assert process.returncode == 130 and time.monotonic() - started < 3.0
+        assert "Traceback" not in err
