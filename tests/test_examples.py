@@ -27,6 +27,9 @@ RUNS: Dict[str, Tuple[str, List[str], List[str]]] = {
     "list_and_delete_dry": ("list_and_delete", ["--keep", "1"], []),
     "list_and_delete_yes": ("list_and_delete", ["--keep", "1", "--yes"], []),
     "texture_model": ("texture_model", ["--out", "maps"], ["maps/*_albedo.png", "maps/*_normal.png"]),
+    "upload_and_vary": ("upload_and_vary", [], ["varied/*.png"] * 2),
+    "upload_and_vary_file": ("upload_and_vary", ["sample.png", "--out", "mine"], ["mine/*.png"] * 2),
+    "webhook_receiver": ("webhook_receiver", [], []),
 }
 
 Result = Tuple[int, str, str, str]  # exit code, stdout, stderr, working folder
@@ -78,6 +81,12 @@ def test_example_runs_offline(results: Dict[str, Result], run: str) -> None:
     assert "Traceback" not in err
 
 
+def test_the_webhook_receiver_got_and_checked_the_fakes_callback(results: Dict[str, Result]) -> None:
+    out = results["webhook_receiver"][1]
+    assert "image_generation.complete: generation " in out and "COMPLETE: 'a lighthouse at dusk'" in out
+    assert out.count("  image http://127.0.0.1:") == 1
+
+
 def test_list_and_delete_is_a_dry_run_unless_told(results: Dict[str, Result]) -> None:
     dry = results["list_and_delete_dry"][1]
     assert "3 generations" in dry and dry.count("would delete") == 2 and "deleted" not in dry
@@ -121,7 +130,7 @@ def test_examples_want_a_key_or_arguments_when_online() -> None:
 
 
 # Examples that wait for a generation (Ctrl-C lands in the wait), and all of them for the outputs.
-WAITING = ["generate_and_save", "image_to_motion", "v2_generation", "texture_model"]
+WAITING = ["generate_and_save", "image_to_motion", "v2_generation", "texture_model", "upload_and_vary", "webhook_receiver"]
 HOSTILE = [(name, "closed pipe") for name in sorted({s for s, _, _ in RUNS.values()})]
 HOSTILE += [(name, "full disk") for name in sorted({s for s, _, _ in RUNS.values()})]
 HOSTILE += [(name, "Ctrl-C") for name in WAITING]

@@ -18,7 +18,9 @@ import responses
 from responses import matchers
 
 from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers
-from leonardo_client import Client, GenerationV2Request, LeonardoError, V2Model, generation_id
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
+from leonardo_client.testing import FakeLeonardo
+from leonardo_client.testing.media import render_png
 
 S3 = "https://uploads.example.test/bucket"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
@@ -212,3 +214,59 @@ def test_current_methods_do_not_warn(mocked: responses.RequestsMock, mock_client
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mock_client.get_generation_by_id("g")
+
+
+# --- end to end against FakeLeonardo: upload -> generate -> wait -> save, on v1 and on v2 ---------
+
+
+
+def uploaded(fake_client: Client, tmp_path: Any) -> str:
+    guide = tmp_path / "guide.png"
+    guide.write_bytes(render_png("guide", 64, 64))
+    image_id: str = fake_client.upload_init_image(guide)["id"]
+    assert fake_client.get_init_image_by_id(image_id)["init_images_by_pk"]["id"] == image_id
+    return image_id
+
+
+def test_upload_then_image_to_image_on_v1(fake: FakeLeonardo, fake_client: Client, tmp_path: Any) -> None:
+    image_id = uploaded(fake_client, tmp_path)
+    request = CreateGenerationRequest("the same, in winter", init_image_id=image_id, init_strength=0.4, num_images=1)
+    created = fake_client.create_generation(request)
+    paths = fake_client.save_results(fake_client.wait_for_generation(created), tmp_path / "out")
+    assert len(paths) == 1 and open(paths[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    s3 = [r for r in fake.requests if r.path.startswith("/s3/")]
+    assert len(s3) == 1 and "Authorization" not in s3[0].headers  # the key stayed with the API
+    assert fake_client.delete_init_image_by_id(image_id)["delete_init_images_by_pk"] == {"id": image_id}
+    assert fake_client.get_init_image_by_id(image_id) == {"init_images_by_pk": None}
+
+
+@pytest.mark.parametrize("shape", ["recipes", "spec"])
+def test_upload_then_image_to_image_on_v2_in_either_answer_shape(fake: FakeLeonardo, fake_client: Client, tmp_path: Any, shape: str) -> None:
+    fake.v2_response_shape = shape
+    image_id = uploaded(fake_client, tmp_path)
+    guidance = {"image_to_image": [{"image": {"id": image_id, "type": "UPLOADED"}, "strength": "MID"}]}
+    created = fake_client.create_generation_v2(GenerationV2Request(V2Model.PHOENIX_1_0, "winter", quantity=2, guidances=guidance))
+    assert ("generate" in created) == (shape == "recipes") and ("generationId" in created) == (shape == "spec")
+    generation = fake_client.wait_for_generation(created)
+    assert generation["id"] == generation_id(created)
+    assert len(fake_client.save_results(generation, tmp_path / "out")) == 2
+
+
+def test_an_unknown_init_image_and_a_bad_model_are_the_apis_400(fake_client: Client) -> None:
+    with pytest.raises(LeonardoError, match="invalid init image id") as info:
+        fake_client.create_generation(CreateGenerationRequest("x", init_image_id="not-uploaded"))
+    assert info.value.status_code == 400
+    with pytest.raises(LeonardoError) as info:
+        fake_client.create_generation_v2({"model": "no-such-model", "parameters": {"prompt": "x"}})
+    assert info.value.status_code == 400
+
+
+def test_an_authorization_header_on_the_s3_post_is_refused_as_s3_does(fake: FakeLeonardo, make_fake_client: Any) -> None:
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer leaked"  # a caller's session that adds it everywhere
+    with make_fake_client(session=session) as client:
+        with pytest.raises(LeonardoError) as info:
+            client.upload_init_image(render_png("x", 8, 8), "png")
+    assert info.value.status_code == 403 and info.value.message.startswith("AccessDenied")

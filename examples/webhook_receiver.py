@@ -1,0 +1,107 @@
+"""Receive Leonardo's webhook: a generation finished, here are its images.
+
+Spends credits: none by itself (with --offline it also starts one fake generation to be told about).
+Reads the callback key from LEONARDO_WEBHOOK_KEY (the "webhook callback API key" you set on
+your production API key; LEONARDO_API_KEY is not needed here). With --offline it runs
+against FakeLeonardo, which POSTs the same payload when a generation completes: no network.
+
+Leonardo calls an https URL: run this behind your https reverse proxy, and allow only
+Leonardo's addresses (leonardo_client.webhooks.LEONARDO_WEBHOOK_IPS).
+
+    LEONARDO_WEBHOOK_KEY=<callback key> python examples/webhook_receiver.py --port 8080
+    python examples/webhook_receiver.py --offline
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import queue
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.webhooks import parse_webhook
+
+MAX_BODY = 1024 * 1024  # the documented payload is a few kB
+
+
+def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> type:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self.send_error(413)
+                return
+            try:
+                event = parse_webhook(self.rfile.read(length), dict(self.headers), callback_key)
+            except ValueError as err:  # wrong key, not JSON, unknown shape: one line each
+                self.send_error(401 if "Authorization" in str(err) else 400, str(err))
+                return
+            self.send_response(204)
+            self.end_headers()
+            events.put(event)  # hand it over; answer fast, do the work elsewhere
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            pass
+
+    return Handler
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Receive Leonardo's generation webhooks.")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--offline", action="store_true", help="use the built-in fake API, and stop after one event")
+    args = parser.parse_args(argv)
+
+    callback_key = "offline-callback-key" if args.offline else os.environ.get("LEONARDO_WEBHOOK_KEY", "")
+    if not callback_key:
+        raise ValueError("set LEONARDO_WEBHOOK_KEY to your webhook callback API key")
+    events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+    host = "127.0.0.1" if args.offline else "0.0.0.0"
+    server = http.server.ThreadingHTTPServer((host, 0 if args.offline else args.port), make_handler(callback_key, events))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        if args.offline:
+            return run_offline(server, callback_key, events)
+        print(f"listening on port {server.server_address[1]}; Ctrl-C to stop")
+        while True:
+            show(events.get())
+    finally:
+        server.shutdown()
+
+
+def run_offline(server: http.server.HTTPServer, callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> int:
+    from leonardo_client.testing import FakeLeonardo
+
+    url = f"http://127.0.0.1:{server.server_address[1]}/leonardo-webhook"
+    with FakeLeonardo(completion_delay=0.5, webhook_url=url, webhook_api_key=callback_key) as fake:
+        with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
+            client.create_generation(CreateGenerationRequest("a lighthouse at dusk", num_images=1))
+            print("generation started; waiting for the webhook...")
+            show(events.get(timeout=30))
+    return 0
+
+
+def show(event: Dict[str, Any]) -> None:
+    generation = event["data"]["object"]
+    print(f"{event['type']}: generation {generation['id']} {generation['status']}: {generation['prompt']!r}")
+    for image in generation.get("images") or []:
+        print("  image", image["url"])
+
+
+if __name__ == "__main__":
+    try:
+        status = main()
+        sys.stdout.flush()  # a closed or full stdout fails here, inside the try
+    except KeyboardInterrupt:
+        status = 130
+        print("interrupted", file=sys.stderr)
+    except (LeonardoError, OSError, ValueError, queue.Empty) as err:  # the API, a file, stdout: one line
+        status = 1
+        print(f"error: {err or 'no webhook arrived'}", file=sys.stderr)
+        if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
