@@ -2,9 +2,9 @@
 
     python .ci/check_dist.py DIR
 
-The wheel holds every module of the package and ``py.typed``, the console script, and
-nothing from ``tests/`` or ``examples/``; the sdist holds README.rst (the long description),
-LICENSE, the package, the tests and the examples. Exit status 0 when all holds.
+The wheel holds every module of the package (subpackages too), the bundled spec and
+``py.typed``, the console script, and nothing from ``tests/`` or ``examples/``; the sdist
+holds README.rst (the long description), LICENSE, the package, the tests and the examples. Exit status 0 when all holds.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ def main(argv: List[str]) -> int:
         print(f"check_dist.py: expected one wheel and one sdist in {folder}, found {wheels + sdists}")
         return 1
     problems = []
-    modules = sorted(
-        f"{PACKAGE}/{name}" for name in os.listdir(os.path.join(REPO, PACKAGE)) if name.endswith(".py")
-    )
+    # Every module of the package and its subpackages (leonardo_client.testing), and its spec.
+    root = os.path.join(REPO, PACKAGE)
+    found = glob.glob(os.path.join(root, "**", "*.py"), recursive=True)
+    modules = sorted(os.path.relpath(path, REPO).replace(os.sep, "/") for path in found)
+    modules.append(f"{PACKAGE}/testing/openapi.json")
 
     with zipfile.ZipFile(wheels[0]) as wheel:
         names = wheel.namelist()

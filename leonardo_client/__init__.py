@@ -19,3 +19,8 @@ except KeyboardInterrupt:
     raise
 
 __all__ = ["__version__", *client.__all__, *errors.__all__, *payloads.__all__]
+
+
+def __dir__() -> "list[str]":
+    """The public names and the public submodules imported so far; not _files, _retry or __dir__ itself."""
+    return sorted(name for name in globals() if not name.startswith("_") or name in ("__version__", "__all__"))

@@ -12,7 +12,8 @@ import re
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
-from .errors import LeonardoError
+from .errors import LeonardoError, without_userinfo
+from .payloads import check_text
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -37,10 +38,17 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"can only download http(s) URLs, got {url[:60]!r}")
+    if not _is_http(check_text(url, "url")):
+        raise ValueError(f"can only download http(s) URLs, got {without_userinfo(url)[:60]!r}")
     return url
+
+
+def _is_http(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 host
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what POST /init-image accepts
@@ -64,23 +72,38 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
             raise TypeError("file must be opened in binary mode ('rb')")
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
+    if not isinstance(extension or "", str):
+        raise TypeError(f"extension must be a str, not {type(extension).__name__}")
     extension = (extension or os.path.splitext(name)[1]).lower().lstrip(".")
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
     return data, extension
 
 
+def check_path(path: Any, what: str) -> str:
+    """``path`` (a str or an os.PathLike of one) as a str: not empty, no NUL character."""
+    target = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if not isinstance(target, str):
+        raise TypeError(f"{what} must be a str or os.PathLike giving a str, not {type(target).__name__}")
+    if not target or "\0" in target:
+        raise ValueError(f"{what} must be a non-empty path without NUL characters, got {target!r:.80}")
+    return target
+
+
 def check_file_path(path: PathLike) -> str:
-    target = os.fspath(path)
-    if os.path.isdir(target):
-        raise ValueError(f"path {target!r} is a folder; give the file name to write")
+    """A file path to write a download to, in a folder that exists: checked before the download starts."""
+    target = check_path(path, "path")
+    folder = os.path.dirname(target) or os.curdir
+    if os.path.isdir(target) or not os.path.isdir(folder):
+        problem = "is a folder; give the file name to write" if os.path.isdir(target) else "is in no existing folder"
+        raise ValueError(f"path {target!r} {problem}")
     return target
 
 
 def save_results(result: Mapping[str, Any], folder: PathLike, download: Download) -> List[str]:
     """Write every file of ``result`` into ``folder``; see Client.save_results."""
+    folder = check_path(folder, "folder")
     files = result_files(result)
-    folder = os.fspath(folder)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
@@ -148,7 +171,8 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     result = next((result[key] for key in RESULT_KEYS if isinstance(result.get(key), Mapping)), result)
     if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
         prefix = "lcm-" + safe_name(result.get("requestTimestamp"), "result")
-        files = [(f"{prefix}_{n}", url) for n, url in enumerate(result["imageDataUrl"] or [])]
+        urls = _entries(result, "imageDataUrl", str)
+        files = [(f"{prefix}_{n}", _file_url(url, f"imageDataUrl[{n}]")) for n, url in enumerate(urls)]
     elif "generated_images" in result or "model_asset_texture_images" in result:
         if result.get("status") != "COMPLETE":
             raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
@@ -166,12 +190,41 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     generation = safe_name(result.get("id"), "generation")
     files = []
-    for n, image in enumerate(result.get("generated_images") or []):
-        name = f"{generation}_{safe_name(image.get('id'), str(n))}"
-        files.append((name, image["url"]))
+    for n, image in enumerate(_entries(result, "generated_images", Mapping)):
+        name, where = f"{generation}_{safe_name(image.get('id'), str(n))}", f"generated_images[{n}]"
+        files.append((name, _file_url(image.get("url"), where + ".url")))
         if image.get("motionMP4URL") and image["motionMP4URL"] != image["url"]:  # a v2 video has it in both
-            files.append((name + "_motion", image["motionMP4URL"]))
-    for n, texture in enumerate(result.get("model_asset_texture_images") or []):
+            files.append((name + "_motion", _file_url(image["motionMP4URL"], where + ".motionMP4URL")))
+    for n, texture in enumerate(_entries(result, "model_asset_texture_images", Mapping)):
         kind = safe_name(str(texture.get("type") or "").lower(), str(n))
-        files.append((f"{generation}_{kind}", texture["url"]))
+        files.append((f"{generation}_{kind}", _file_url(texture.get("url"), f"model_asset_texture_images[{n}].url")))
     return files
+
+
+# A result is the API's answer: when its lists or URLs are not what the API documents, the
+# answer is at fault, so these raise LeonardoError (before any file is written).
+
+
+def _entries(result: Mapping[str, Any], key: str, kind: type) -> List[Any]:
+    """``result[key]``, a list of ``kind`` (None or missing: empty)."""
+    entries = result.get(key) or []
+    if not isinstance(entries, list) or not all(isinstance(entry, kind) for entry in entries):
+        shape = "URLs" if kind is str else "objects"
+        raise LeonardoError(f"the result's {key} is not a list of {shape}: {_describe(entries)}", body=dict(result))
+    return entries
+
+
+def _file_url(url: Any, where: str) -> str:
+    """A URL of a result's file: a data: URL or an http(s) URL, valid text."""
+    try:
+        if isinstance(url, str) and (url.startswith("data:") or _is_http(check_text(url, where))):
+            return url
+    except ValueError:  # a lone surrogate, from a \\udc80 escape in the JSON
+        pass
+    raise LeonardoError(f"the result's {where} is not a file URL: {_describe(url)}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list holding " + ", ".join(sorted({type(item).__name__ for item in value}))
+    return repr(without_userinfo(value)[:60]) if isinstance(value, str) else type(value).__name__

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -16,8 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
+from .errors import LeonardoError, read_json, redact_from_logs, redacted_text, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -27,6 +26,7 @@ from .payloads import (
     LcmInpaintingRequest,
     LcmInstantRefineRequest,
     LcmUpscaleRequest,
+    check_text,
     to_payload,
 )
 
@@ -46,6 +46,11 @@ POLL_INTERVAL = 1.0
 POLL_BACKOFF = 1.5
 MAX_POLL_INTERVAL = 12.0
 DOWNLOAD_CHUNK = 64 * 1024
+# Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
+MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
+MAX_RETRIES = 100
+MAX_POOL_MAXSIZE = 1000  # urllib3 fills a queue of this size at once; far more than one API can serve
+MAX_PAGE = 2**31 - 1
 # Where each create response keeps the id to wait for (v2: Leonardo's recipes, then its spec).
 GENERATION_ID_KEYS = (
     ("sdGenerationJob", "generationId"),
@@ -79,18 +84,22 @@ class Client:
     Args:
         api_key: the API key; None reads ``LEONARDO_API_KEY``.
         base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API.
-            Plain http is refused unless the host is loopback (the key would travel in clear).
+            Plain http is refused unless the host is loopback (the key would travel in clear),
+            and so are a query, a fragment and ``user:password@`` (requests would send it as
+            Basic auth in place of the key).
         timeout: (connect, read) seconds, or one number for both; applied to every request.
         max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
         session: a ``requests.Session`` of your own (proxies, certificates); it stays yours
             to close. The retry adapter is mounted on it for the API's base URL only.
-        pool_maxsize: connections kept open to the API, for threads sharing one client.
+        pool_maxsize: connections kept open to the API: the number of threads sharing one
+            client (at most 1000).
         user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
 
     Raises:
         LeonardoError: from every call that fails (an error status after the retries allowed,
             a connection failure or timeout, a truncated or non-JSON body, a FAILED or missing
-            generation); at construction, no API key.
+            generation; a call after ``close()``); at construction, no API key. A key the server
+            echoes back is replaced by ``[redacted]`` in errors and answers.
         ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
@@ -105,21 +114,21 @@ class Client:
         pool_maxsize: int = 10,
         user_agent: Optional[str] = None,
     ) -> None:
-        api_key = _check_api_key(api_key if api_key is not None else os.environ.get(API_KEY_ENV))
-        self.base_url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        api_key = _check_api_key(api_key)
+        self.base_url = _check_base_url(base_url)
         self.timeout = _check_timeout(timeout)
         # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
         self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError("max_retries must be an int >= 0")
-        if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
-            raise ValueError("pool_maxsize must be an int >= 1")
+        _check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
+        _check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
+        _check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
+        user_agent = _check_type("user_agent", user_agent, (str, type(None)))
         if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
             raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
         self.retry = default_retry(max_retries, backoff_factor)
 
-        self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._owns_session, self._closed = session is None, False
+        self._session = _check_type("session", session, (requests.Session, type(None))) or requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         for root in filter(None, (self.base_url, self.v2_url)):
             self._session.mount(root + "/", self._adapter)
@@ -135,13 +144,15 @@ class Client:
         # never on the session, so other hosts (image CDNs) cannot see it.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        redact_from_logs(api_key)
         self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
 
     def close(self) -> None:
-        """Release pooled connections (and the session, if this client created it)."""
+        """Release pooled connections (and the session, if this client created it); calls after it raise."""
+        self._closed = True
         if self._owns_session:
             self._session.close()
         else:
@@ -166,10 +177,12 @@ class Client:
         """Send one request and read its whole body, or stream it to ``write(response, chunks)``.
 
         Every failure becomes a LeonardoError: a transport error, a body cut short of its
-        Content-Length, an error status (with why the retries stopped).
+        Content-Length, an error status (with why the retries stopped); a closed client.
         """
+        if self._closed:
+            raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
         note = "download failed" if write else ""
-        shown, started = url.replace(self.base_url, "", 1), time.monotonic()  # logged: API path or file URL
+        shown, started = without_userinfo(url.replace(self.base_url, "", 1)), time.monotonic()  # API path or file URL
         try:
             with self._session.request(method, url, timeout=self.timeout, stream=bool(write), **kwargs) as response:
                 log.debug("%s %s -> %s in %.3fs", method, shown, response.status_code, time.monotonic() - started)
@@ -196,9 +209,10 @@ class Client:
         if not response.content:
             return {}
         try:
-            data = response.json()
-        except ValueError as exc:
-            raise LeonardoError.bad_body(response, "response body is not valid JSON", response.text[:200]) from exc
+            data = read_json(response)  # an echoed API key redacted
+        except (ValueError, RecursionError) as exc:
+            snippet = redacted_text(response)[:200]
+            raise LeonardoError.bad_body(response, "response body is not valid JSON", snippet) from exc
         if not isinstance(data, dict):
             raise LeonardoError.bad_body(response, f"expected a JSON object, got {type(data).__name__}", data)
         return data
@@ -386,9 +400,10 @@ class Client:
         self, fetch: Callable[[str], Result], key: str, what: str, id: str, timeout: float, poll_interval: float,
         on_poll: OnPoll,
     ) -> Result:
-        for name, value in (("timeout", timeout), ("poll_interval", poll_interval)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        _check_number("timeout", timeout, MIN_SECONDS, MAX_SECONDS)
+        _check_number("poll_interval", poll_interval, MIN_SECONDS, MAX_SECONDS)
+        if on_poll is not None and not callable(on_poll):
+            raise TypeError(f"on_poll must be a function (status, seconds), not {type(on_poll).__name__}")
         started = time.monotonic()
         deadline = started + timeout
         interval = float(poll_interval)
@@ -430,7 +445,8 @@ class Client:
         come from ids only, reduced to ``[A-Za-z0-9._-]``: ``<generation>_<image>.png``,
         ``<generation>_<image>_motion.mp4``, ``<texture generation>_<type>.png``,
         ``lcm-<requestTimestamp>_<n>.png``; the extension from the URL, else the Content-Type.
-        Files are replaced. ValueError if the result has not COMPLETEd.
+        Files are replaced. ValueError if the result has not COMPLETEd; LeonardoError, before
+        any file is written, if its images are not what the API sends (no URL, not a list).
         """
         return _files.save_results(result, folder, self._download)
 
@@ -478,9 +494,7 @@ def _path(*segments: str) -> str:
     The id must be a non-empty str, not "." or ".." (requests would resolve those and climb out).
     """
     *fixed, ident = segments
-    if not isinstance(ident, str):
-        raise TypeError(f"id must be a str, not {type(ident).__name__}")
-    if ident.strip() in ("", ".", ".."):
+    if check_text(_check_type("id", ident, str), "id").strip() in ("", ".", ".."):
         raise ValueError(f"invalid id {ident!r}: must be a non-empty string, not '.' or '..'")
     return "/" + "/".join(fixed) + "/" + quote(ident, safe="")
 
@@ -488,13 +502,8 @@ def _path(*segments: str) -> str:
 def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int]]:
     params = {}
     for name, value in (("limit", limit), ("offset", offset)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0")
-        params[name] = value
+        if value is not None:
+            params[name] = _check_number(name, value, 0, MAX_PAGE, integer=True)
     return params or None
 
 
@@ -505,26 +514,54 @@ def _body(request: Any, expected: type) -> Any:
     raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
 
 
+def _check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))
+        raise TypeError(f"{name} must be a {names}, not {type(value).__name__}")
+    return value
+
+
+def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
+    """``value`` if it is a number (an int if ``integer``; never a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
+    if not low <= value <= high:  # NaN fails this too
+        raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+    return value
+
+
 def _check_api_key(api_key: Optional[str]) -> str:
-    if api_key is not None and not isinstance(api_key, str):
-        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+    """The key given, else LEONARDO_API_KEY's; errors name where it came from, never echo it."""
+    name = "api_key" if api_key is not None else API_KEY_ENV
+    api_key = _check_type(name, api_key if api_key is not None else os.environ.get(API_KEY_ENV), (str, type(None)))
     if not api_key or not api_key.strip():
         raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
     if not (api_key.isascii() and api_key.isprintable()):
         # A line break would let the key inject headers, and a non-ASCII one fails on every call
-        # (header values are latin-1) with a raw UnicodeEncodeError; never echo the key itself.
-        raise ValueError("api_key contains a control or non-ASCII character (line break?); check how it was read")
+        # (header values are latin-1) with a raw UnicodeEncodeError.
+        raise ValueError(f"{name} contains a control or non-ASCII character (line break?); check how it was read")
     return api_key.strip()
 
 
-def _check_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
+def _check_base_url(base_url: Optional[str]) -> str:
+    """The URL given, else LEONARDO_BASE_URL's, else the public API's; stripped, checked, never with userinfo."""
+    name = "base_url" if base_url else BASE_URL_ENV
+    url = _check_type(name, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, str).strip()
+    shown = f"{name} {without_userinfo(check_text(url, name))!r}"  # userinfo may hold a password: never shown
+    if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
+        raise ValueError(f"{shown} has a space, control character, query string or fragment: give the API root")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{shown} is not a valid URL ({exc})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+        raise ValueError(f"{shown} is not an http(s) URL with a host")
+    if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
+        raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        message = f"refusing plain-http base_url {base_url!r}: the API key would travel unencrypted"
-        raise ValueError(message + " (http is allowed only for loopback hosts)")
-    return base_url.rstrip("/")
+        raise ValueError(f"refusing plain-http {shown}: the API key would travel unencrypted (loopback hosts only)")
+    return str(url.rstrip("/"))
 
 
 def _is_loopback(host: str) -> bool:
@@ -536,9 +573,8 @@ def _is_loopback(host: str) -> bool:
 
 def _check_timeout(timeout: Timeout) -> Timeout:
     # requests takes a number or a (connect, read) pair, and fails only at call time otherwise.
-    values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if (isinstance(timeout, tuple) and len(values) != 2) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in values
-    ):
-        raise ValueError(f"timeout must be a positive number or a (connect, read) pair, got {timeout!r}")
+    if isinstance(timeout, tuple) and len(timeout) != 2:
+        raise ValueError(f"timeout must be a number or a (connect, read) pair, got {len(timeout)} values")
+    for value in timeout if isinstance(timeout, tuple) else (timeout,):
+        _check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
     return timeout

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import json
+import logging
+import re
+import threading
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -16,6 +20,8 @@ __all__ = ["LeonardoError"]
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
 _SNIPPET = 200
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
+REDACTED = "[redacted]"  # stands in for a secret a server echoed back
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
 class LeonardoError(Exception):
@@ -25,7 +31,7 @@ class LeonardoError(Exception):
         message: what went wrong; the API's own ``error`` text when its body has one.
         status_code: the HTTP status, or None when no response arrived (connection error, timeout).
         body: the parsed JSON body, else its text, else None.
-        method, url: the request that failed (the URL never holds the API key).
+        method, url: the request that failed (the URL never holds the API key, nor a ``user:password@``).
         request_id: the server's request id header, if it sent one.
         retry_after: seconds from the ``Retry-After`` header, if the response had one.
     """
@@ -46,7 +52,7 @@ class LeonardoError(Exception):
         self.status_code = status_code
         self.body = body
         self.method = method
-        self.url = url
+        self.url = without_userinfo(url) if url else url
         self.request_id = request_id
         self.retry_after = retry_after
 
@@ -66,17 +72,19 @@ class LeonardoError(Exception):
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
-        return cls(f"{note}: {message}" if note else message, method=method, url=url)
+        message = _redact(f"{note}: {message}" if note else message, exc.request)
+        return cls(message, method=method, url=url)
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
-        """Build the error for an unsuccessful response, whatever its body holds."""
+        """Build the error for an unsuccessful response, whatever its body holds (an echoed key redacted)."""
         body = _parse_body(response)
         message = _message_from(body) or _s3_message(body) or _fallback_message(response)
+        request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
         return cls(
-            f"{message} ({note})" if note else message,
+            _redact(f"{message} ({note})" if note else message, response.request),
             body=body,
-            request_id=next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None),
+            request_id=_redact(request_id, response.request) if request_id else None,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             **_exchange(response),
         )
@@ -85,6 +93,70 @@ class LeonardoError(Exception):
     def bad_body(cls, response: "requests.Response", message: str, body: Any) -> "LeonardoError":
         """Build the error for a success status whose body is not what the API sends."""
         return cls(message, body=body, **_exchange(response))
+
+
+def read_json(response: "requests.Response") -> Any:
+    """The response's JSON, with the API key redacted if the server echoed it; ValueError if not JSON.
+
+    A body nested too deep for the parser raises RecursionError: callers catch both.
+    """
+    secret = _sent_key(response.request)
+    if secret and secret.encode() in response.content:  # rare: no cost for every other answer
+        return json.loads(redacted_text(response))
+    return response.json()
+
+
+def redacted_text(response: "requests.Response") -> str:
+    """The response body as text, with the API key redacted if the server echoed it."""
+    return _redact(response.text, response.request) if response.content else ""
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part: it is never shown."""
+    return _USERINFO.sub(r"\1", url)
+
+
+def _sent_key(request: Any) -> str:
+    """The API key a request carried (``_request`` sends ``Authorization: Bearer <key>``), or ""."""
+    scheme, _, key = str(getattr(request, "headers", {}).get("Authorization", "")).partition(" ")
+    return key if scheme == "Bearer" else ""
+
+
+def _redact(text: str, request: Any) -> str:
+    secret = _sent_key(request)
+    return text.replace(secret, REDACTED) if secret else text
+
+
+class _KeyRedactingFilter(logging.Filter):
+    """Redacts the clients' keys from urllib3's log records.
+
+    A server that echoes the key in a malformed status line gets it into the error urllib3
+    logs when it retries ("Retrying ... after connection broken by BadStatusLine(...)").
+    Filters run only for records that pass the logger's level: no cost with logging off.
+    """
+
+    keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
+    lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(key in message for key in self.keys):
+            for key in self.keys:
+                message = message.replace(key, REDACTED)
+            record.msg, record.args = message, ()
+        return True
+
+
+def redact_from_logs(key: str) -> None:
+    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
+    with _KeyRedactingFilter.lock:
+        if key in _KeyRedactingFilter.keys:
+            return
+        _KeyRedactingFilter.keys += (key,)
+        for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
+                logger.addFilter(_KeyRedactingFilter())
 
 
 def _exchange(response: "requests.Response") -> Dict[str, Any]:
@@ -131,9 +203,9 @@ def _parse_body(response: "requests.Response") -> Any:
     if not response.content:
         return None
     try:
-        return response.json()
-    except ValueError:
-        return response.text
+        return read_json(response)
+    except (ValueError, RecursionError):
+        return redacted_text(response)
 
 
 def _message_from(body: Any) -> Optional[str]:
@@ -163,7 +235,7 @@ def _s3_message(body: Any) -> Optional[str]:
 
 def _fallback_message(response: "requests.Response") -> str:
     content_type = response.headers.get("Content-Type", "")
-    text = response.text.strip() if response.content else ""
+    text = redacted_text(response).strip()
     if text and "html" not in content_type and not text.startswith("<"):
         snippet = " ".join(text.split())
         return snippet[:_SNIPPET] + ("..." if len(snippet) > _SNIPPET else "")

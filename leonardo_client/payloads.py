@@ -8,8 +8,10 @@ Enum-like fields take any string; the classes at the bottom offer the known valu
 
 from __future__ import annotations
 
+import math
+import reprlib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 __all__ = [
     "CreateGenerationRequest",
@@ -53,45 +55,101 @@ def to_payload(value: Any) -> Any:
 
     Dataclass fields at None are omitted and renamed to their wire keys; a required field
     left at None raises ValueError. Mappings are sent as given, with only their values
-    converted.
+    converted. Whatever requests' JSON encoding would fail on, or send as invalid text, is
+    refused here, naming the field: a value JSON cannot hold (TypeError), NaN or infinity,
+    an int beyond 64 bits, a string with undecodable bytes, a container that holds itself or
+    nests deeper than MAX_DEPTH (ValueError).
     """
-    if is_dataclass(value) and not isinstance(value, type):
-        out: Dict[str, Any] = {}
-        for f in fields(value):
-            item = getattr(value, f.name)
-            if item is None:
-                if f.default is MISSING and f.default_factory is MISSING:
-                    raise ValueError(f"{type(value).__name__}.{f.name} is required")
-                continue
-            *parents, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
-            target = out
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            if key == "*":  # a mapping merged in as given
-                target.update(to_payload(item))
-            else:
-                target[key] = to_payload(item)
-        return out
-    if isinstance(value, Mapping):
-        return {key: to_payload(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_payload(item) for item in value]
+    return _json(value, type(value).__name__ if is_dataclass(value) else "request", ())
+
+
+MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is valid text; a lone surrogate (an undecodable byte of sys.argv or a file name) is not."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} holds bytes that are not valid text (not UTF-8?): check its source") from None
     return value
+
+
+def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
+    """``value`` as JSON-ready data; ``where`` names it in errors, ``parents`` are the containers above it."""
+    if isinstance(value, str):
+        return check_text(value, where)
+    if value is None or isinstance(value, bool) or (isinstance(value, int) and value in _INT_RANGE):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        raise ValueError(f"{where} must be a finite number JSON can carry, got {value!r:.40}")
+    if id(value) in parents:
+        raise ValueError(f"{where} contains itself")
+    if len(parents) >= MAX_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    parents += (id(value),)
+    if is_dataclass(value) and not isinstance(value, type):
+        return _dataclass_json(value, where, parents)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a {type(key).__name__} key; JSON keys are str")
+            out[check_text(key, f"a key of {where}")] = _json(item, f"{where}[{key!r:.40}]", parents)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_json(item, f"{where}[{n}]", parents) for n, item in enumerate(value)]
+    raise TypeError(f"{where} is a {type(value).__name__}, which JSON cannot carry")
+
+
+def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for f in fields(value):
+        item, name = getattr(value, f.name), f"{where}.{f.name}"
+        if item is None:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{name} is required")
+            continue
+        *parent_keys, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
+        target = out
+        for parent in parent_keys:
+            target = target.setdefault(parent, {})
+        if key != "*":
+            target[key] = _json(item, name, parents)
+        elif isinstance(item, Mapping):  # a mapping merged in as given
+            target.update(_json(item, name, parents))
+        else:
+            raise TypeError(f"{name} must be a mapping, not {type(item).__name__}")
+    return out
+
+
+class _Body:
+    """Base of the request dataclasses (declared with repr=False): their repr shows only the fields set."""
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
+        shown = (f"{name}={value!r}" for name, value in values if value is not None)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 # --- POST /generations ---------------------------------------------------------------------
 
 
-@dataclass
-class ElementInput:
+@dataclass(repr=False)
+class ElementInput(_Body):
     """An element (LoRA) applied to a generation (spec: ``element_input``)."""
 
     ak_uuid: str = required("akUUID")
     weight: Optional[float] = wire("weight")
 
 
-@dataclass
-class ControlnetInput:
+@dataclass(repr=False)
+class ControlnetInput(_Body):
     """A controlnet guiding a generation (spec: ``controlnet_input``)."""
 
     init_image_id: str = required("initImageId")
@@ -101,16 +159,16 @@ class ControlnetInput:
     strength_type: Optional[str] = wire("strengthType")  # StrengthType
 
 
-@dataclass
-class UserElementInput:
+@dataclass(repr=False)
+class UserElementInput(_Body):
     """A user's own custom element (spec: ``user_elements_input``)."""
 
     user_lora_id: Optional[float] = wire("userLoraId")
     weight: Optional[float] = wire("weight")
 
 
-@dataclass
-class CreateGenerationRequest:
+@dataclass(repr=False)
+class CreateGenerationRequest(_Body):
     """Body of POST /generations (createGeneration). Only ``prompt`` is required."""
 
     prompt: str = required("prompt")
@@ -168,8 +226,8 @@ class CreateGenerationRequest:
 # --- POST /generations-texture (legacy: dropped from Leonardo's public spec in 2026-04) ------
 
 
-@dataclass
-class CreateTextureGenerationRequest:
+@dataclass(repr=False)
+class CreateTextureGenerationRequest(_Body):
     """Body of POST /generations-texture (createTextureGeneration)."""
 
     prompt: str = required("prompt")
@@ -185,8 +243,8 @@ class CreateTextureGenerationRequest:
 # --- POST /generations-motion-svd ------------------------------------------------------------
 
 
-@dataclass
-class CreateSvdMotionGenerationRequest:
+@dataclass(repr=False)
+class CreateSvdMotionGenerationRequest(_Body):
     """Body of POST /generations-motion-svd (createSVDMotionGeneration).
 
     ``image_id`` is an *image* id (``generated_images[].id``), not a generation id.
@@ -204,21 +262,21 @@ class CreateSvdMotionGenerationRequest:
 # fields sit in small bases listed last (dataclasses collect fields from the far end of the MRO).
 
 
-@dataclass
-class _LcmImage:
+@dataclass(repr=False)
+class _LcmImage(_Body):
     image_data_url: str = required("imageDataUrl")  # base64 data URL, data:image/jpeg;base64,...
     prompt: str = required("prompt")
 
 
-@dataclass
-class _LcmImageAndMask:
+@dataclass(repr=False)
+class _LcmImageAndMask(_Body):
     image_data_url: str = required("imageDataUrl")
     mask_data_url: str = required("maskDataUrl")  # white on black: the white area is regenerated
     prompt: str = required("prompt")
 
 
-@dataclass
-class _LcmOptions:
+@dataclass(repr=False)
+class _LcmOptions(_Body):
     guidance: Optional[float] = wire("guidance")
     strength: Optional[float] = wire("strength")
     request_timestamp: Optional[str] = wire("requestTimestamp")
@@ -229,22 +287,22 @@ class _LcmOptions:
     seed: Optional[int] = wire("seed")
 
 
-@dataclass
+@dataclass(repr=False)
 class CreateLcmGenerationRequest(_LcmOptions, _LcmImage):
     """Body of POST /generations-lcm (createLCMGeneration)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class LcmInstantRefineRequest(_LcmOptions, _LcmImage):
     """Body of POST /lcm-instant-refine (performInstantRefine)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class LcmInpaintingRequest(_LcmOptions, _LcmImageAndMask):
     """Body of POST /lcm-inpainting (performInpaintingLCM)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class LcmUpscaleRequest(_LcmOptions, _LcmImage):
     """Body of POST /lcm-upscale (performAlchemyUpscaleLCM)."""
 
@@ -255,8 +313,8 @@ class LcmUpscaleRequest(_LcmOptions, _LcmImage):
 # --- POST /v2/generations: today's models (Phoenix, FLUX.2, GPT Image, Nano Banana, video...) ----
 
 
-@dataclass
-class GenerationV2Request:
+@dataclass(repr=False)
+class GenerationV2Request(_Body):
     """Body of POST /v2/generations: ``{model, public, parameters: {prompt, width, ...}}``.
 
     The fields are the parameters most models share; what a model accepts (sizes, ``mode``

@@ -8,10 +8,11 @@ can check too.
 
 from __future__ import annotations
 
-import copy
 import hmac
 import json
 from typing import Any, Dict, Mapping, Union
+
+from .errors import REDACTED
 
 __all__ = ["parse_webhook", "LEONARDO_WEBHOOK_IPS", "REDACTED"]
 
@@ -19,7 +20,6 @@ __all__ = ["parse_webhook", "LEONARDO_WEBHOOK_IPS", "REDACTED"]
 LEONARDO_WEBHOOK_IPS = (
     "35.173.108.170", "34.239.69.60", "52.73.75.186", "3.229.99.26", "44.218.0.197", "174.129.230.221"
 )
-REDACTED = "[redacted]"
 # The payload echoes your API key and the callback key; neither belongs in your logs or database.
 _SECRETS = ("key", "webhookCallbackApiKey")
 
@@ -40,20 +40,26 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
     Raises:
         ValueError: a missing or wrong ``Authorization`` header (compared in constant time),
             a body that is not JSON, or a payload of an unknown shape; one line each.
-        TypeError: ``callback_api_key`` is not a non-empty str.
+        TypeError: ``callback_api_key`` is not a non-empty str, or ``headers`` not a mapping.
     """
     if not isinstance(callback_api_key, str) or not callback_api_key:
         raise TypeError("callback_api_key must be a non-empty str")
-    given = next((str(value) for name, value in headers.items() if name.lower() == "authorization"), None)
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    names = (name for name in headers if isinstance(name, str) and name.lower() == "authorization")
+    given = next((headers[name] for name in names), None)
     if given is None:
         raise ValueError("webhook request has no Authorization header")
+    given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes
+    if not isinstance(given, str):
+        raise TypeError(f"the Authorization header must be a str, not {type(given).__name__}")
     scheme, _, token = given.strip().partition(" ")
     expected = callback_api_key.encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:
         payload = json.loads(body)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
     data = payload.get("data") if isinstance(payload, dict) else None
     generation = data.get("object") if isinstance(data, dict) else None
@@ -61,7 +67,6 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
         raise ValueError('webhook payload is not {"type": ..., "data": {"object": {...}}}')
     if payload["type"] == "image_generation.complete" and not isinstance(generation.get("images"), list):
         raise ValueError("image_generation.complete payload has no images list")
-    payload = copy.deepcopy(payload)
     api_key = payload["data"]["object"].get("apiKey")
     for name in _SECRETS if isinstance(api_key, dict) else ():
         if name in api_key:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import socket
 import threading
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -102,6 +103,13 @@ def fake_client(make_fake_client: Callable[..., Client]) -> Iterator[Client]:
     """A Client bound to ``fake`` with make_fake_client's defaults, closed after the test."""
     with make_fake_client() as client:
         yield client
+
+
+def refused_url() -> str:
+    """http://127.0.0.1:<port> where nothing listens: the port was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % probe.getsockname()[1]
 
 
 def new_generation(client: Client) -> str:

@@ -190,24 +190,6 @@ def test_endpoint_on_the_wire(mocked, mock_client, case):
         assert sent.body is None
 
 
-@pytest.mark.parametrize(
-    "name, args, path",
-    [
-        ("get_generation_by_id", ("a b/c?d#e",), "/generations/a%20b%2Fc%3Fd%23e"),
-        ("delete_generation_by_id", ("ünï",), "/generations/%C3%BCn%C3%AF"),
-        ("get_generations_by_user_id", ("u/1",), "/generations/user/u%2F1"),
-        ("get_texture_generation_by_id", ("t%1",), "/generations-texture/t%251"),
-        ("delete_texture_generation_by_id", ("t+1",), "/generations-texture/t%2B1"),
-        ("get_texture_generations_by_model_id", ("m&1",), "/generations-texture/model/m%261"),
-    ],
-)
-def test_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, args, path):
-    method = "DELETE" if name.startswith("delete") else "GET"
-    mocked.add(method, BASE + path, json={"ok": True}, match=api_matchers())
-    assert getattr(mock_client, name)(*args) == {"ok": True}
-    assert mocked.calls[0].request.url == BASE + path
-
-
 @pytest.mark.parametrize("status", [200, 204])
 def test_empty_body_returns_empty_dict(mocked, mock_client, status):
     mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"")
@@ -324,6 +306,53 @@ def test_base_url_from_argument_then_environment_then_default(monkeypatch):
     assert Client(api_key=API_KEY, base_url="https://arg.example.test/v1").base_url == "https://arg.example.test/v1"
 
 
+def test_spaces_and_line_breaks_around_the_base_url_are_stripped(mocked, monkeypatch):
+    assert Client(api_key=API_KEY, base_url=f"  {BASE}/ \n").base_url == BASE
+    monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9\n")
+    client = Client(api_key=API_KEY)
+    mocked.add("GET", "https://env.example.test/v9/generations/g", json={})
+    client.get_generation_by_id("g")
+    assert repr(client) == "Client(base_url='https://env.example.test/v9')"  # one line
+
+
+@pytest.mark.parametrize("suffix", ["?x=1", "?", "#frag", "/?x=1#y", "/a b", "/a\nb"])
+@pytest.mark.parametrize("source", ["argument", "environment"])
+def test_base_url_with_a_query_fragment_or_inner_space_is_refused(monkeypatch, suffix, source):
+    # They would make URLs such as ".../v1?x=1/generations/g".
+    if source == "environment":
+        monkeypatch.setenv("LEONARDO_BASE_URL", BASE + suffix)
+    with pytest.raises(ValueError, match="LEONARDO_BASE_URL" if source == "environment" else "base_url") as info:
+        Client(api_key=API_KEY, base_url=BASE + suffix if source == "argument" else None)
+    assert "query string or fragment" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("option, value", [("user_agent", 5), ("base_url", 5), ("session", "x"), ("session", object())])
+def test_options_of_the_wrong_type_are_type_errors(option, value):
+    with pytest.raises(TypeError, match=f"{option} must be a ") as info:
+        Client(api_key=API_KEY, **{option: value})
+    assert "NoneType" not in str(info.value)
+
+
+@pytest.mark.parametrize("value, error", [("0.5", TypeError), (None, TypeError), (True, TypeError),
+                                          (float("nan"), ValueError), (float("inf"), ValueError), (-0.5, ValueError)])
+def test_invalid_backoff_factor_is_refused_at_construction(value, error):
+    # "0.5" used to fail only in the middle of a retry; nan slept 15-30 s between retries.
+    with pytest.raises(error, match="backoff_factor"):
+        Client(api_key=API_KEY, base_url=BASE, backoff_factor=value)
+
+
+def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
+    for client in (Client(api_key=API_KEY, base_url=BASE), Client(api_key=API_KEY, base_url=BASE, session=requests.Session())):
+        with client:
+            pass
+        with pytest.raises(LeonardoError, match="Client was closed"):
+            client.get_generation_by_id("g")
+        with pytest.raises(LeonardoError, match="Client was closed"):
+            client.download_image("https://cdn.example.test/x.png", "x.png")
+        client.close()  # closing twice is harmless
+    assert len(mocked.calls) == 0
+
+
 def test_calls_go_to_the_configured_base_url(mocked, monkeypatch):
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     mocked.add("GET", "https://env.example.test/v9/generations/g", json={"from": "env"})
@@ -350,24 +379,30 @@ def test_valid_timeouts_are_passed_as_given(mocked, timeout):
     Client(api_key=API_KEY, base_url=BASE, timeout=timeout).get_generation_by_id("g")
 
 
+# A value of the wrong type is a TypeError, a number out of range a ValueError.
 @pytest.mark.parametrize(
-    "timeout",
-    [0, -1, None, "10", True, (5,), (1, 2, 3), (0, 5), (5, None), [10, 60], float("nan"), float("inf"), (1, float("inf"))],
+    "timeout, error",
+    [(0, ValueError), (-1, ValueError), ((5,), ValueError), ((1, 2, 3), ValueError), ((0, 5), ValueError),
+     (float("nan"), ValueError), (float("inf"), ValueError), ((1, float("inf")), ValueError), (1e12, ValueError),
+     (None, TypeError), ("10", TypeError), (True, TypeError), ((5, None), TypeError), ([10, 60], TypeError)],
 )
-def test_invalid_timeouts_are_refused(timeout):
-    with pytest.raises(ValueError, match="timeout"):
+def test_invalid_timeouts_are_refused(timeout, error):
+    with pytest.raises(error, match="timeout"):
         Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "3", True, None])
-def test_invalid_max_retries_refused(value):
-    with pytest.raises(ValueError, match="max_retries"):
+@pytest.mark.parametrize("value, error", [(-1, ValueError), (10**6, ValueError), (1.5, TypeError), ("3", TypeError),
+                                          (True, TypeError), (None, TypeError)])
+def test_invalid_max_retries_refused(value, error):
+    with pytest.raises(error, match="max_retries"):
         Client(api_key=API_KEY, base_url=BASE, max_retries=value)
 
 
-@pytest.mark.parametrize("value", [0, -1, 2.0, True])
-def test_invalid_pool_maxsize_refused(value):
-    with pytest.raises(ValueError, match="pool_maxsize"):
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), (10**6, ValueError), (2.0, TypeError),
+                                          (True, TypeError)])
+def test_invalid_pool_maxsize_refused(value, error):
+    # An absurd pool: urllib3 would fill a queue of that many slots at construction.
+    with pytest.raises(error, match="pool_maxsize"):
         Client(api_key=API_KEY, base_url=BASE, pool_maxsize=value)
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import socket
 import time
 from typing import Any, Callable, Dict
 
 import pytest
 import requests
 
-from conftest import API_KEY, BASE, new_generation
+from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -196,11 +195,7 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, m
 
 
 def test_connection_refused_on_loopback():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens on this port now
-    with Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", timeout=(1, 1), backoff_factor=0.01,
+    with Client(api_key=API_KEY, base_url=refused_url(), timeout=(1, 1), backoff_factor=0.01,
                 max_retries=2) as client:
         for call in (lambda: client.get_generation_by_id("x"), lambda: client.create_generation(CreateGenerationRequest("p"))):
             started = time.monotonic()

@@ -1523,3 +1523,21 @@ def test_a_slow_receiver_never_blocks_the_api():
 def test_webhook_url_must_be_loopback(url):
     with pytest.raises(ValueError):
         FakeLeonardo(webhook_url=url)
+
+
+def test_account_with_fewer_slots_waits_until_enough_jobs_end():
+    clock = Clock()
+    fake, account = account_with(clock, concurrency_slots=3, completion_delay=10)
+    running = []
+    for _ in range(3):  # started at 1000, 1002, 1004
+        running += add_jobs(account, clock, 1)
+        account.advance()
+        clock.now += 2
+    fake.concurrency_slots = 1
+    (queued,) = add_jobs(account, clock, 1)
+    clock.now = 1013  # two have ended, one still runs in the only slot
+    account.advance()
+    assert [j.status for j in running] == ["COMPLETE", "COMPLETE", "PENDING"] and queued.started is None
+    clock.now = 1014
+    account.advance()
+    assert queued.started == 1014

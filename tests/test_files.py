@@ -12,12 +12,11 @@ import os
 import pathlib
 import re
 import tracemalloc
-import socket
 from typing import Any, Dict, List
 
 import pytest
 
-from conftest import inject_slow_answer, new_generation
+from conftest import inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
@@ -159,11 +158,8 @@ def test_missing_file_is_a_404(fake: FakeLeonardo, fake_client: Client, tmp_path
 
 
 def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with pytest.raises(LeonardoError, match="download failed: connection failed") as info:
-        fake_client.download_image(f"http://127.0.0.1:{port}/x.png", os.path.join(str(tmp_path), "x.png"))
+        fake_client.download_image(refused_url() + "/x.png", os.path.join(str(tmp_path), "x.png"))
     assert info.value.status_code is None
     assert leftovers(str(tmp_path)) == []
 
@@ -177,8 +173,8 @@ def test_slow_image_host_times_out(fake: FakeLeonardo, tmp_path: object) -> None
 
 def test_unwritable_target_is_a_leonardo_error(fake_client: Client, tmp_path: object) -> None:
     url = image_url(fake_client)
-    with pytest.raises(LeonardoError, match="could not write"):
-        fake_client.download_image(url, os.path.join(str(tmp_path), "no-such-folder", "x.png"))
+    with pytest.raises(LeonardoError, match="could not write"):  # a name over the file system's 255 bytes
+        fake_client.download_image(url, os.path.join(str(tmp_path), "x" * 300 + ".png"))
 
 
 @pytest.mark.parametrize(
@@ -196,6 +192,25 @@ def test_bad_arguments(fake: FakeLeonardo, fake_client: Client, tmp_path: object
     with pytest.raises(ValueError, match="folder"):
         fake_client.download_image(fake.root_url + "/cdn/x.png", str(tmp_path))
     assert fake.requests == []
+
+
+class BytesPath:
+    def __fspath__(self) -> bytes:
+        return b"/tmp/x.png"
+
+
+@pytest.mark.parametrize(
+    "path, error, text",
+    [(b"/tmp/x.png", TypeError, "path must be a str"), (BytesPath(), TypeError, "path must be a str"),
+     ("", ValueError, "non-empty"), ("x\0.png", ValueError, "NUL"), ("no-such-folder/x.png", ValueError, "no existing folder")],
+)
+def test_unusable_paths_are_refused_before_the_download_starts(fake, fake_client, tmp_path, path, error, text):
+    # They used to fail after the whole download (bytes, NUL, empty, a missing folder).
+    with pytest.raises(error, match=text):
+        fake_client.download_image(fake.root_url + "/cdn/x.png", path)
+    with pytest.raises(error, match=text.replace("path", "folder").replace("no existing folder", "NUL")):
+        fake_client.save_results(generate(fake_client), path if path != "no-such-folder/x.png" else "a\0b")
+    assert [r.path for r in fake.requests if r.path.startswith("/cdn/")] == []
 
 
 def test_downloads_reuse_one_connection_of_their_own(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
@@ -340,9 +355,34 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
         fake_client.save_results({"something": "else"}, str(tmp_path))
     with pytest.raises(TypeError):
         fake_client.save_results(["not", "a", "dict"], str(tmp_path))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="http"):
+    with pytest.raises(LeonardoError, match="not a file URL"):  # the answer is at fault, not the argument
         fake_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "file:///etc/passwd"}]}, str(tmp_path))
     assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    "images, where",
+    [([None], "generated_images is not a list of objects"), (["https://cdn.example.test/x.png"], "list of objects"),
+     ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": None}], r"generated_images\[1\].url is not a file URL"),
+     ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: NoneType"),
+     ([{"id": "i", "url": 5}], "not a file URL: int"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
+     ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL")],
+)
+def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, images, where):
+    # The result is the API's answer: when its images are not what the API documents, the answer
+    # is at fault (LeonardoError), not the caller (ValueError). It used to be AttributeError/KeyError.
+    result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "ok", "url": "https://h/ok.png"}]}
+    result["generated_images"] = result["generated_images"] + images if isinstance(images, list) else images
+    with pytest.raises(LeonardoError, match=where):
+        mock_client.save_results(result, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize("urls", [[5], [None], ["data:image/png;base64,AAAA", {"url": "x"}], "data:image/png;base64,AAAA"])
+def test_an_lcm_result_with_unusable_data_urls_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, urls):
+    with pytest.raises(LeonardoError, match="imageDataUrl"):
+        mock_client.save_results({"lcmGenerationJob": {"imageDataUrl": urls}}, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
 
 
 def test_a_failed_download_raises_and_leaves_no_partial_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:

@@ -46,6 +46,17 @@ def test_star_import_gives_the_public_names() -> None:
     assert {"Client", "LeonardoError", "CreateGenerationRequest", "PresetStyle", "__version__"} <= set(namespace)
 
 
+def test_dir_shows_the_public_names_and_submodules_only() -> None:
+    import leonardo_client.webhooks  # noqa: F401 - a public submodule, listed once imported
+
+    names = dir(leonardo_client)
+    assert set(leonardo_client.__all__) <= set(names)
+    assert {"client", "errors", "payloads", "webhooks"} <= set(names)
+    assert [name for name in names if name.startswith("_") and name not in ("__all__", "__version__")] == []
+    others = set(names) - set(leonardo_client.__all__) - {"__all__"}  # no Any, List, TYPE_CHECKING, tables...
+    assert others and all(inspect.ismodule(getattr(leonardo_client, name)) for name in others), others
+
+
 def test_every_request_dataclass_and_constant_class_is_public() -> None:
     exported = set(leonardo_client.__all__)
     for module in (client_module, errors, payloads):

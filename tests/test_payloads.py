@@ -239,6 +239,82 @@ def test_payload_of_a_full_request_is_json_serializable():
     assert len(payload) == len(dataclasses.fields(LcmUpscaleRequest))
 
 
+def nested(depth: int) -> Dict[str, Any]:
+    inner: Dict[str, Any] = {}
+    outer = inner
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return outer
+
+
+def holding_itself() -> Dict[str, Any]:
+    body: Dict[str, Any] = {"prompt": "p"}
+    body["extra"] = [body]
+    return body
+
+
+def request_holding_itself() -> CreateGenerationRequest:
+    request = CreateGenerationRequest(prompt="p")
+    request.controlnets = [request]  # type: ignore[list-item]
+    return request
+
+
+# json (and requests' encoding) would raise RecursionError on these, or send invalid JSON/text.
+@pytest.mark.parametrize(
+    "make, error, text",
+    [
+        (holding_itself, ValueError, r"request\['extra'\]\[0\] contains itself"),
+        (request_holding_itself, ValueError, r"CreateGenerationRequest.controlnets\[0\] contains itself"),
+        (lambda: {"prompt": "p", "x": nested(3000)}, ValueError, "nested more than 32 levels"),
+        (lambda: GenerationV2Request("m", "p", extra=nested(3000)), ValueError, "GenerationV2Request.extra.* nested more than"),
+        (lambda: {"prompt": "p", "cfg": float("nan")}, ValueError, r"request\['cfg'\] must be a finite number"),
+        (lambda: CreateGenerationRequest("p", guidance_scale=float("inf")), ValueError, "guidance_scale must be a finite"),
+        (lambda: CreateGenerationRequest("p", seed=2**80), ValueError, "seed must be a finite number JSON can carry"),
+        (lambda: {"prompt": b"bytes"}, TypeError, r"request\['prompt'\] is a bytes, which JSON cannot carry"),
+        (lambda: {"prompt": "p", "tags": {"a"}}, TypeError, "is a set"),
+        (lambda: {1: "p"}, TypeError, "request has a int key"),
+        (lambda: GenerationV2Request("m", "p", extra=["x"]), TypeError, "GenerationV2Request.extra must be a mapping"),
+    ],
+)
+def test_what_json_cannot_carry_is_refused_before_sending(mocked, mock_client, make, error, text):
+    with pytest.raises(error, match=text):
+        payloads.to_payload(make())
+    with pytest.raises(error, match=text):
+        (mock_client.create_generation_v2 if "V2" in text else mock_client.create_generation)(make())
+    assert len(mocked.calls) == 0
+
+
+UNDECODABLE = b"a cat \xff".decode("utf-8", "surrogateescape")  # what sys.argv holds for bytes it cannot decode
+
+
+@pytest.mark.parametrize(
+    "request_, name",
+    [
+        (CreateGenerationRequest(prompt=UNDECODABLE), "CreateGenerationRequest.prompt"),
+        ({"prompt": UNDECODABLE}, r"request\['prompt'\]"),
+        ({UNDECODABLE: "x", "prompt": "p"}, r"a key of request"),
+        (CreateGenerationRequest("p", elements=[ElementInput(UNDECODABLE)]), r"CreateGenerationRequest.elements\[0\].ak_uuid"),
+    ],
+)
+def test_undecodable_text_names_the_field_in_plain_words(mocked, mock_client, request_, name):
+    with pytest.raises(ValueError, match=f"^{name} holds bytes that are not valid text") as info:
+        mock_client.create_generation(request_)
+    assert "surrogate" not in str(info.value)
+    assert len(mocked.calls) == 0
+
+
+def test_repr_shows_only_the_fields_that_are_set():
+    assert repr(CreateGenerationRequest("a cat", width=512, alchemy=False)) == (
+        "CreateGenerationRequest(prompt='a cat', alchemy=False, width=512)"
+    )
+    assert repr(LcmInpaintingRequest("data:a", "data:m", "p", seed=1)) == (
+        "LcmInpaintingRequest(image_data_url='data:a', mask_data_url='data:m', prompt='p', seed=1)"
+    )
+    assert repr(request_holding_itself()) == "CreateGenerationRequest(prompt='p', controlnets=[...])"
+    assert CreateGenerationRequest("x") == CreateGenerationRequest("x")  # still compared field by field
+
+
 # --- enum constants ---------------------------------------------------------------------------
 
 

@@ -122,20 +122,27 @@ def subprocess_env(**extra: str) -> Dict[str, str]:
     return env
 
 
-def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
-    """Run a README command line, with ``python`` meaning this interpreter."""
+def start_command(command: str, cwd: Path) -> "subprocess.Popen[str]":
+    """Start a README command line, with ``python`` meaning this interpreter."""
     argv = shlex.split(command)
     if argv[0] == "python":
         argv[0] = sys.executable
-    return subprocess.run(
-        argv,
-        cwd=str(cwd),
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
-        timeout=SUBPROCESS_TIMEOUT,
+    return subprocess.Popen(
+        argv, cwd=str(cwd), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True
     )
+
+
+def finish(process: "subprocess.Popen[str]") -> "subprocess.CompletedProcess[str]":
+    try:
+        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    return finish(start_command(command, cwd))
 
 
 def png_files(folder: Path) -> List[Path]:
@@ -206,20 +213,36 @@ def test_the_pytest_example_is_there() -> None:
 # --- the console commands -------------------------------------------------------------------------
 
 
-def test_offline_main_job_leaves_png_files(tmp_path: Path) -> None:
-    (install_and_run,) = [line for line in console_lines("Try it offline") if "--offline" in line]
-    assert install_and_run.startswith("pip install . && ")
-    command = install_and_run.split(" && ", 1)[1]
-    result = run_command(command, tmp_path)
+(INSTALL_AND_RUN,) = [line for line in console_lines("Try it offline") if "--offline" in line]
+MAIN_JOB = INSTALL_AND_RUN.split(" && ", 1)[-1]
+OFFLINE_COMMANDS = [c for c in console_lines("Command line") if "--offline" in c or "--help" in c]
+
+
+@pytest.fixture(scope="module")
+def console_runs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    """command -> (its result, its folder): all started at once (they mostly wait on the fake), then collected."""
+    started = {}
+    for command in [MAIN_JOB] + OFFLINE_COMMANDS:
+        folder = tmp_path_factory.mktemp("console")
+        started[command] = (start_command(command, folder), folder)
+    return {command: (finish(process), folder) for command, (process, folder) in started.items()}
+
+
+def test_offline_main_job_leaves_png_files(console_runs: Dict[str, Any]) -> None:
+    assert INSTALL_AND_RUN.startswith("pip install . && ")
+    result, folder = console_runs[MAIN_JOB]
     assert result.returncode == 0, result.stderr
-    images = png_files(tmp_path / "images")
+    images = png_files(folder / "images")
     assert images and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in images)
+    # One saved path a line on stdout; the progress (PENDING, then COMPLETE) on stderr.
     assert [Path(line).name for line in result.stdout.split()] == [p.name for p in images]
+    assert all((folder / line).is_file() for line in result.stdout.split())
+    assert "PENDING" in result.stderr and "COMPLETE" in result.stderr
 
 
-@pytest.mark.parametrize("command", [c for c in console_lines("Command line") if "--offline" in c or "--help" in c])
-def test_offline_command_line_examples_run(command: str, tmp_path: Path) -> None:
-    result = run_command(command, tmp_path)
+@pytest.mark.parametrize("command", OFFLINE_COMMANDS)
+def test_offline_command_line_examples_run(console_runs: Dict[str, Any], command: str) -> None:
+    result, _ = console_runs[command]
     assert result.returncode == 0, result.stderr
 
 

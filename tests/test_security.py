@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from typing import Any, Callable, Dict, List
+import threading
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import requests
 from responses import matchers
 
-from conftest import API_KEY, BASE
+from conftest import API_KEY, BASE, api_matchers, endpoint_doc, endpoint_methods, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -106,7 +107,7 @@ def test_key_with_control_or_non_ascii_characters_is_refused_without_echo(bad_ke
 
 def test_key_with_control_characters_from_the_environment_is_refused(monkeypatch):
     monkeypatch.setenv("LEONARDO_API_KEY", "fake-env-key\r\n")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="^LEONARDO_API_KEY contains") as info:  # where to look, not "api_key"
         Client(base_url=BASE)
     assert "fake-env-key" not in str(info.value)
 
@@ -115,6 +116,42 @@ def test_key_with_control_characters_from_the_environment_is_refused(monkeypatch
 def test_user_agent_with_control_or_non_ascii_characters_is_refused(agent):
     with pytest.raises(ValueError, match="user_agent"):
         Client(api_key="fake-key", base_url=BASE, user_agent=agent)
+
+
+# --- a server that echoes the key -------------------------------------------------------------
+
+ECHOES = [
+    (401, {"json": {"error": f"Invalid token {API_KEY}"}}),
+    (401, {"json": {"errors": [{"message": f"bad {API_KEY}", "extensions": {"token": API_KEY, API_KEY: [API_KEY]}}]}}),
+    (403, {"body": f"Forbidden: Bearer {API_KEY}", "content_type": "text/plain"}),
+    (500, {"body": f"<html><body>token={API_KEY}</body></html>", "content_type": "text/html"}),
+    (502, {"body": f"<Error><Code>Denied</Code><Message>{API_KEY}</Message></Error>", "content_type": "application/xml"}),
+    (400, {"json": {"error": "nope"}, "headers": {"x-request-id": f"req-{API_KEY}"}}),
+    (200, {"body": "x" * 190 + API_KEY + " (not JSON)"}),  # the key across the 200-character snippet's end
+    (200, {"json": [API_KEY]}),
+]
+
+
+@pytest.mark.parametrize("status, kwargs", ECHOES)
+def test_a_key_the_server_echoes_is_redacted_from_the_error(mocked, mock_client, caplog, status, kwargs):
+    caplog.set_level(logging.DEBUG)
+    mocked.add("GET", BASE + "/generations/g", status=status, **kwargs)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.get_generation_by_id("g")
+    err = info.value
+    shown = (str(err), repr(err), err.message, str(err.args), repr(err.body), str(err.request_id), caplog.text)
+    for text in shown:
+        assert API_KEY not in text and API_KEY[:20] not in text
+    assert "[redacted]" in repr(err.body) + str(err.request_id)
+
+
+def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_error(mocked, mock_client):
+    failed = {"id": "g", "status": "FAILED", "note": f"key {API_KEY}", API_KEY: API_KEY}
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": failed})
+    with pytest.raises(LeonardoError, match="FAILED") as info:
+        mock_client.wait_for_generation("g")
+    assert API_KEY not in repr(info.value.body)
+    assert info.value.body == {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
 
 
 # --- logs ------------------------------------------------------------------------------------
@@ -142,14 +179,36 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
     assert fake.api_key not in caplog.text
 
 
+def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
+    # http.client puts the whole status line in BadStatusLine; urllib3 logs it when it retries.
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+
+        def answer_twice() -> None:
+            for _ in range(2):
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode())
+
+        thread = threading.Thread(target=answer_twice, daemon=True)
+        thread.start()
+        client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{server.getsockname()[1]}", backoff_factor=0, max_retries=1)
+        with pytest.raises(LeonardoError) as info:
+            client.get_generation_by_id("g")
+        thread.join(5)
+    assert "BadStatusLine" in caplog.text and "[redacted]" in caplog.text  # the retry was logged
+    assert API_KEY not in caplog.text
+    assert API_KEY not in str(info.value) and API_KEY not in info.value.message
+
+
 def test_key_is_never_logged_on_transport_failures(caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", backoff_factor=0, max_retries=1)
+    client = Client(api_key=API_KEY, base_url=refused_url(), backoff_factor=0, max_retries=1)
     with pytest.raises(LeonardoError) as info:
         client.get_generation_by_id("g")
     assert info.value.status_code is None
@@ -218,6 +277,32 @@ def test_plain_http_from_the_environment_is_refused(monkeypatch):
         Client(api_key=API_KEY)
 
 
+# Refused rather than hidden: requests would send user:password as Basic auth, replacing the key's header.
+@pytest.mark.parametrize("base_url", ["https://user:s3cret@leonardo.example.test/v1", "http://user:s3cret@127.0.0.1:9/v1",
+                                      "https://user:s3cret@leonardo.example.test:abc/v1", "ftp://user:s3cret@host/"])
+def test_base_url_with_user_and_password_is_refused_without_showing_them(monkeypatch, base_url):
+    with pytest.raises(ValueError) as info:
+        Client(api_key=API_KEY, base_url=base_url)
+    assert "s3cret" not in str(info.value) and "user" not in str(info.value).replace("user:password", "")
+    monkeypatch.setenv("LEONARDO_BASE_URL", base_url)
+    with pytest.raises(ValueError, match="LEONARDO_BASE_URL") as info:
+        Client(api_key=API_KEY)
+    assert "s3cret" not in str(info.value)
+
+
+def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    url = fake.root_url.replace("://", "://user:s3cret@") + "/cdn/no-such-image.png"
+    with pytest.raises(LeonardoError) as info:  # 404
+        fake_client.download_image(url, str(tmp_path / "x.png"))
+    with pytest.raises(ValueError) as refused:
+        fake_client.download_image("ftp://user:s3cret@example.test/x.png", str(tmp_path / "x.png"))
+    err = info.value
+    assert err.status_code == 404 and err.url == fake.root_url + "/cdn/no-such-image.png"
+    for text in (str(err), repr(err), err.message, str(refused.value), caplog.text):
+        assert "s3cret" not in text
+
+
 @pytest.mark.parametrize("base_url", ["ftp://example.test", "cloud.leonardo.ai/api", "https://", "file:///etc/hosts"])
 def test_malformed_base_urls_are_refused(base_url):
     with pytest.raises(ValueError):
@@ -284,17 +369,25 @@ def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
 
 # --- ids ---------------------------------------------------------------------------------------
 
-ID_METHODS = [
-    "get_generation_by_id",
-    "delete_generation_by_id",
-    "get_generations_by_user_id",
-    "get_texture_generation_by_id",
-    "delete_texture_generation_by_id",
-    "get_texture_generations_by_model_id",
-]
+def id_endpoints() -> Dict[str, Tuple[str, str]]:
+    """name -> (verb, path up to the id) of every endpoint method whose path ends in one id."""
+    found = {}
+    for name in endpoint_methods():
+        verb, template = endpoint_doc(name).group(1, 2)  # type: ignore[union-attr]
+        if template.count("{") == 1 and template.endswith("}"):
+            found[name] = (verb, template[: template.index("{")])
+    return found
 
 
-@pytest.mark.parametrize("name", ID_METHODS)
+ID_ENDPOINTS = id_endpoints()
+
+
+def test_every_id_taking_method_is_checked():
+    assert len(ID_ENDPOINTS) == 8  # generations (3), texture (3), init images (2)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the retired texture methods say so
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "bad, error",
     [("", ValueError), ("   ", ValueError), (".", ValueError), ("..", ValueError), (" .. ", ValueError),
@@ -306,17 +399,18 @@ def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, 
     assert len(mocked.calls) == 0
 
 
-@pytest.mark.parametrize(
-    "name, method, prefix",
-    [
-        ("get_generation_by_id", "GET", "/generations/"),
-        ("delete_generation_by_id", "DELETE", "/generations/"),
-        ("get_generations_by_user_id", "GET", "/generations/user/"),
-        ("get_texture_generation_by_id", "GET", "/generations-texture/"),
-        ("delete_texture_generation_by_id", "DELETE", "/generations-texture/"),
-        ("get_texture_generations_by_model_id", "GET", "/generations-texture/model/"),
-    ],
-)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
+def test_an_id_with_undecodable_bytes_names_the_argument_in_plain_words(mocked, mock_client, name):
+    bad = b"gen-\xff".decode("utf-8", "surrogateescape")  # as sys.argv holds bytes it cannot decode
+    with pytest.raises(ValueError, match="^id holds bytes that are not valid text") as info:
+        getattr(mock_client, name)(bad)
+    assert "surrogate" not in str(info.value)
+    assert len(mocked.calls) == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(ID_ENDPOINTS))
 @pytest.mark.parametrize(
     "ident, segment",
     [
@@ -326,11 +420,17 @@ def test_bad_ids_are_refused_before_any_request(mocked, mock_client, name, bad, 
         ("x?y=1", "x%3Fy%3D1"),
         ("#frag", "%23frag"),
         ("id with space", "id%20with%20space"),
+        ("a b/c?d#e", "a%20b%2Fc%3Fd%23e"),
+        ("\u00fcn\u00ef", "%C3%BCn%C3%AF"),
+        ("t%1", "t%251"),
+        ("t+1", "t%2B1"),
+        ("m&1", "m%261"),
     ],
 )
-def test_odd_ids_stay_one_segment(mocked, mock_client, name, method, prefix, ident, segment):
+def test_odd_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, ident, segment):
+    method, prefix = ID_ENDPOINTS[name]
     url = BASE + prefix + segment
-    mocked.add(method, url, json={"ok": True})
+    mocked.add(method, url, json={"ok": True}, match=api_matchers())
     assert getattr(mock_client, name)(ident) == {"ok": True}
     assert mocked.calls[0].request.url == url
     assert mocked.calls[0].request.path_url.startswith("/api/rest/v1" + prefix)

@@ -182,10 +182,11 @@ def test_api_errors_while_polling_surface(fake: FakeLeonardo) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"timeout": 0}, {"timeout": -1}, {"poll_interval": 0}, {"poll_interval": True}, {"timeout": float("nan")}],
+    [{"timeout": 0}, {"timeout": -1}, {"poll_interval": 0}, {"poll_interval": True}, {"timeout": float("nan")},
+     {"timeout": float("inf"), "poll_interval": float("inf")}, {"timeout": 1e12}, {"on_poll": 5}],
 )
 def test_bad_arguments_send_nothing(fake: FakeLeonardo, fake_client: Client, kwargs: Dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):  # TypeError: not a number / not callable
         fake_client.wait_for_generation("abc", **kwargs)
     with pytest.raises(ValueError):
         fake_client.wait_for_generation("..")

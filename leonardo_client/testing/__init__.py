@@ -7,16 +7,18 @@
 
 A threaded HTTP/1.1 server on 127.0.0.1 (standard library only) that routes and validates
 from the bundled OpenAPI spec (``openapi.json`` here: unknown keys, missing or null required
-fields, wrong types and values outside an enum get the API's 400 envelope), checks the bearer
-key on every API path (401 otherwise; files under ``/cdn/`` need none), keeps generations
-PENDING for ``completion_delay`` seconds and then COMPLETE (or FAILED), serves real PNGs and
-an MP4 at the URLs it returns, records every request, counts connections and plays faults.
+fields, wrong types and values outside an enum get the API's 400 envelope) and serves the
+client's v1 operations, GET /me, the init-image upload (with a fake S3 bucket), POST
+/v2/generations and GET /v2/models. It checks the bearer key on every API path (401
+otherwise; files under ``/cdn/`` need none), runs generations under the account's limits
+(slots, queue, POSTs per minute) and completes them after ``completion_delay``, serves real
+PNGs and MP4s at the URLs it returns, can POST Leonardo's webhook on completion, records every
+request, counts connections and plays faults (:meth:`FakeLeonardo.inject`).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import threading
 import traceback
 from typing import Any, List, Optional, Union
@@ -24,7 +26,7 @@ from typing import Any, List, Optional, Union
 from .account import Delay, check_delay
 from .api import Api
 from .callbacks import Deliverer, check_url
-from .server import Answer, Fault, RecordedRequest, Server, envelope, json_answer, retry_after_header
+from .server import POLL, Answer, Fault, RecordedRequest, Server, envelope, is_loopback, json_answer, retry_after_header
 from .spec import ApiError, Spec, load_spec
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
@@ -41,11 +43,7 @@ def _spec() -> Spec:
 def _check_settings(
     host: str, slots: int, posts_per_minute: Optional[int], fail_rate: float, v2_response_shape: str
 ) -> None:
-    try:
-        loopback = ipaddress.IPv4Address("127.0.0.1" if host == "localhost" else host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host) or ":" in host:
         raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
     if slots < 1 or (posts_per_minute is not None and posts_per_minute < 1):
         raise ValueError("concurrency_slots and posts_per_minute must be at least 1")
@@ -107,7 +105,7 @@ class FakeLeonardo:
             self._server = Server(self._address, self)
             self.root_url = "http://%s:%d" % (self._address[0], self._server.server_address[1])
             self.base_url = self.root_url + API_PREFIX
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
             self._deliverer = Deliverer(self, self._api) if self.webhook_url else None
             if self._deliverer is not None:

@@ -96,8 +96,9 @@ class Account:
         jobs finished now. Lazy: an event simulation up to now, so results never depend on
         how often anyone polls."""
         now = self.clock()
-        free = [job.started + self.duration(job) for job in self.active if job.started is not None]
-        free += [-math.inf] * (self.fake.concurrency_slots - len(free))
+        slots = self.fake.concurrency_slots
+        free = sorted(job.started + self.duration(job) for job in self.active if job.started is not None)
+        free = free[max(0, len(free) - slots) :] + [-math.inf] * (slots - len(free))  # when each slot frees
         heapq.heapify(free)
         for job in [job for job in self.active if job.started is None]:
             start = max(free[0], job.created) if free else math.inf

@@ -5,7 +5,6 @@ A failed delivery is recorded in ``FakeLeonardo.webhook_errors``, never raised."
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import time
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from .account import timestamp
+from .server import is_loopback
 
 if TYPE_CHECKING:
     from . import FakeLeonardo
@@ -36,12 +36,7 @@ def check_url(url: Optional[str]) -> None:
     if url is None:
         return
     parts = urlsplit(url)
-    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname or ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme not in ("http", "https") or not loopback:
+    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
 
 

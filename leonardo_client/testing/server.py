@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import socket
 import socketserver
@@ -24,6 +25,7 @@ JSON_TYPE = "application/json; charset=utf-8"
 MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
+POLL = 0.01  # seconds: how soon the accept loop notices stop()
 
 
 @dataclass
@@ -124,6 +126,14 @@ class Fault:
         if self.retry_after is not None:
             answer.headers = answer.headers + [("Retry-After", self.retry_after)]
         return answer
+
+
+def is_loopback(host: str) -> bool:
+    """host is localhost or a loopback address (the fake and its webhook stay on this machine)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
