@@ -740,6 +740,7 @@ class _Engine:
     def start_posts(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
         in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
+        in_flight -= sum(1 for i in self.members["submitted"] if now - state.first_seen.get(i, now) >= self.item_timeout)
         locked: Optional[Set[Tuple[Any, ...]]] = None
         skipped = []
         while self.queue and in_flight < state.in_flight_limit and state.posts < MAX_POSTS_AT_ONCE:

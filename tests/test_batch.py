@@ -509,3 +509,13 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: 
     printer = _Printer()
     printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
     assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
+
+
+def test_a_generation_past_item_timeout_is_left_in_flight_for_the_rerun(tmp_path: Any) -> None:
+    api = ApiDouble(slots=1, delay=3600.0)
+    summary = run(api, PROMPTS[:5], str(tmp_path), item_timeout=0.3)
+    assert (summary.complete, summary.failed, summary.pending) == (0, 0, 5)  # all sent; none given up as failed
+    assert api.calls.count("POST") == 5 and set(states(tmp_path).values()) == {"submitted"}
+    api.delay = 0.0
+    again = run(api, PROMPTS[:5], str(tmp_path))
+    assert again.ok and api.calls.count("POST") == 5  # waited on, never sent again
