@@ -38,7 +38,7 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.replace(".", "", 1).isdigit():  # seconds; a fraction is not HTTP's, but harmless
         return float(value)
     parsed = email.utils.parsedate_tz(value)
     if parsed is None:
@@ -89,6 +89,12 @@ class LeonardoRetry(Retry):
         return super().increment(  # type: ignore[return-value,unused-ignore]
             method, url, response, error, _pool, _stacktrace
         )
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        # urllib3 2.x raises InvalidHeader on a value it cannot read, failing the whole request;
+        # an unreadable Retry-After is better ignored (the backoff applies).
+        wait = parse_retry_after(retry_after)
+        return 0.0 if wait is None else wait
 
     def retry_after_over_cap(self, response: Any) -> Optional[float]:
         """The response's Retry-After in seconds when it is longer than the cap, else None."""

@@ -182,10 +182,12 @@ class Client:
         if self._closed:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
         note = "download failed" if write else ""
-        shown, started = without_userinfo(url.replace(self.base_url, "", 1)), time.monotonic()  # API path or file URL
+        started = time.monotonic()
         try:
             with self._session.request(method, url, timeout=self.timeout, stream=bool(write), **kwargs) as response:
-                log.debug("%s %s -> %s in %.3fs", method, shown, response.status_code, time.monotonic() - started)
+                if log.isEnabledFor(logging.DEBUG):
+                    elapsed = time.monotonic() - started
+                    log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)
                 ok = 200 <= response.status_code < 300
                 if write and ok:
                     write(response, _chunks(response, method, url))
@@ -193,12 +195,17 @@ class Client:
                     _ = response.content  # the whole body (on a download, the error body it streamed)
                     _check_complete(response, method, url)
         except requests.RequestException as exc:
-            log.debug("%s %s failed after %.3fs: %s", method, shown, time.monotonic() - started, type(exc).__name__)
+            elapsed = time.monotonic() - started
+            log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
             raise LeonardoError.from_transport(exc, method, url, note) from exc
         if not ok:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
             raise LeonardoError.from_response(response, note=reasons)
         return response
+
+    def _shown(self, url: str) -> str:
+        """What a log line shows of a URL: the API path, or a file URL without user:password@."""
+        return without_userinfo(url.replace(self.base_url, "", 1))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
         """An API call: the key and API headers added, the JSON object answer decoded.

@@ -8,7 +8,6 @@ import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
-from xml.etree import ElementTree
 
 import requests
 
@@ -226,6 +225,8 @@ def _s3_message(body: Any) -> Optional[str]:
     if not isinstance(body, str) or not body.lstrip().startswith("<") or len(body) > _MAX_XML:
         return None
     try:
+        from xml.etree import ElementTree  # only for S3's answers: not loaded by `import leonardo_client`
+
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         return None

@@ -165,6 +165,7 @@ def test_parse_retry_after_seconds():
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after(" 7 ") == 7.0
     assert parse_retry_after("0") == 0.0
+    assert parse_retry_after("1.5") == 1.5  # not HTTP's form, but a server may send it
 
 
 def test_parse_retry_after_http_date():
@@ -174,7 +175,7 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after(past) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "1.5", "-5", "12:00", "Mon", "1 2 3"])
+@pytest.mark.parametrize("value", [None, "", "soon", "1.5.2", "-5", "12:00", "Mon", "1 2 3"])
 def test_parse_retry_after_garbage_is_none(value):
     assert parse_retry_after(value) is None
 
@@ -397,6 +398,15 @@ def hits(fake: FakeLeonardo, method: str, prefix: str) -> List[RecordedRequest]:
 def assert_key_hidden(err: LeonardoError, key: str) -> None:
     for text in (str(err), repr(err), err.message, str(err.body), str(err.url), str(err.args)):
         assert key not in text
+
+
+@pytest.mark.parametrize("header", ["0.1", "soon"])
+def test_an_unreadable_or_fractional_retry_after_still_retries_over_sockets(fake: FakeLeonardo, fake_client: Client, header: str) -> None:
+    """urllib3 2.x raises InvalidHeader on such a value; LeonardoRetry reads it itself (or ignores it)."""
+    generation_id = new_generation(fake_client)
+    fake.inject(status=429, retry_after=header, times=1, path="/generations/*", method="GET")
+    assert fake_client.get_generation_by_id(generation_id)["generations_by_pk"]["id"] == generation_id
+    assert [r.method for r in fake.requests[-2:]] == ["GET", "GET"]
 
 
 def test_a_retried_get_stays_on_the_same_connection(fake: FakeLeonardo, fake_client: Client) -> None:
