@@ -321,3 +321,23 @@ def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
     code = INTERRUPTED_IMPORT.format(argv0="my_script.py")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
+
+
+def test_init_image_is_uploaded_then_used_on_v1_and_v2(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    from leonardo_client.testing.media import render_png
+
+    guide = tmp_path / "guide.png"
+    guide.write_bytes(render_png("guide", 32, 32))
+    assert cli.main(["upload", str(guide)]) == 0
+    uploaded = capsys.readouterr().out.strip()
+    assert cli.main(["generate", "x", "--init-image", str(guide), "--out", str(tmp_path / "v1")]) == 0
+    assert cli.main(["generate", "x", "--model", "hailuo-2_3", "--width", "1376", "--height", "768",
+                     "--init-image", str(guide), "--out", str(tmp_path / "v2")]) == 0
+    creates = ("/generations", "/api/rest/v2/generations")
+    v1, v2 = [r.json for r in fake_in_env.requests if r.method == "POST" and r.path in creates]
+    first_id = v1["init_image_id"]  # each generate uploads its own
+    assert v1 == {"prompt": "x", "num_images": 1, "init_image_id": first_id} and first_id != uploaded
+    [frame] = v2["parameters"]["guidances"]["start_frame"]  # hailuo's image guidance: no image_to_image there
+    assert frame["image"]["type"] == "UPLOADED" and frame["image"]["id"] not in (uploaded, first_id)
+    assert len([r for r in fake_in_env.requests if r.path.startswith("/s3/")]) == 3
+    assert len(os.listdir(str(tmp_path / "v2"))) == 1 and os.listdir(str(tmp_path / "v2"))[0].endswith(".mp4")
