@@ -28,14 +28,16 @@ FAST = 60000  # posts a minute: pacing out of the way unless a test is about it
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeLeonardo]:
+def account_fake() -> Iterator[FakeLeonardo]:
+    """A FakeLeonardo playing an account: 3 concurrency slots, jobs of 0.05 to 0.2 s."""
     with FakeLeonardo(completion_delay=(0.05, 0.2), concurrency_slots=3, seed=3) as server:
         yield server
 
 
 @pytest.fixture
-def client(fake: FakeLeonardo) -> Iterator[Client]:
-    with Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 1), backoff_factor=0.01) as c:
+def account_client(account_fake: FakeLeonardo) -> Iterator[Client]:
+    """A Client bound to account_fake, with a 1 s read timeout."""
+    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, timeout=(2, 1), backoff_factor=0.01) as c:
         yield c
 
 
@@ -48,11 +50,11 @@ def records(out: Any) -> List[Dict[str, Any]]:
         return [json.loads(line) for line in f][1:]
 
 
-def test_a_batch_fills_the_accounts_slots_and_saves_every_image(fake: FakeLeonardo, client: Client, tmp_path: Any) -> None:
+def test_a_batch_fills_the_accounts_slots_and_saves_every_image(account_fake: FakeLeonardo, account_client: Client, tmp_path: Any) -> None:
     items = ITEMS + [{"prompt": "a paper lantern, v2", "model": "phoenix-v1.0", "width": 512, "height": 512, "num_images": 1}]
-    summary = run_batch(client, items, str(tmp_path), posts_per_minute=FAST)
+    summary = run_batch(account_client, items, str(tmp_path), posts_per_minute=FAST)
     assert summary.ok and summary.images == 7
-    assert posts(fake) == 7 and len(fake.generation_ids()) == 7
+    assert posts(account_fake) == 7 and len(account_fake.generation_ids()) == 7
     pngs = sorted(p for p in os.listdir(tmp_path) if p.endswith(".png"))
     assert len(pngs) == 7 and all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert summary.credits  # from the create responses' cost
@@ -68,23 +70,23 @@ def test_a_batch_fills_the_accounts_slots_and_saves_every_image(fake: FakeLeonar
     ids=["500", "dropped", "read-timeout"],
 )
 def test_a_create_call_that_ran_but_failed_is_adopted_not_sent_again(
-    fake: FakeLeonardo, client: Client, tmp_path: Any, fault: Dict[str, Any]
+    account_fake: FakeLeonardo, account_client: Client, tmp_path: Any, fault: Dict[str, Any]
 ) -> None:
-    fake.inject(path="/generations", method="POST", after=True, **fault)
-    summary = run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST)
+    account_fake.inject(path="/generations", method="POST", after=True, **fault)
+    summary = run_batch(account_client, ITEMS, str(tmp_path), posts_per_minute=FAST)
     assert summary.ok and summary.ambiguous == 0
-    assert posts(fake) == len(ITEMS) and len(fake.generation_ids()) == len(ITEMS)  # no second POST
+    assert posts(account_fake) == len(ITEMS) and len(account_fake.generation_ids()) == len(ITEMS)  # no second POST
     adopted = [r for r in records(tmp_path) if r.get("adopted")]
-    assert len(adopted) == 1 and adopted[0]["id"] in fake.generation_ids()
+    assert len(adopted) == 1 and adopted[0]["id"] in account_fake.generation_ids()
 
 
-def test_429_storms_fail_no_item(fake: FakeLeonardo, tmp_path: Any) -> None:
-    fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=3)
-    with Client(api_key=fake.api_key, base_url=fake.base_url, max_retries=0) as client:  # every 429 reaches the batch
+def test_429_storms_fail_no_item(account_fake: FakeLeonardo, tmp_path: Any) -> None:
+    account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=3)
+    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, max_retries=0) as client:  # every 429 reaches the batch
         started = time.monotonic()
         summary = run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST)
     assert summary.ok and summary.failed == 0
-    assert len(fake.generation_ids()) == len(ITEMS) and posts(fake) == len(ITEMS) + 3
+    assert len(account_fake.generation_ids()) == len(ITEMS) and posts(account_fake) == len(ITEMS) + 3
     pauses = [r for r in records(tmp_path) if r.get("reason", "").startswith("429")]
     assert len(pauses) == 3 and time.monotonic() - started >= 1.0  # Retry-After honoured
 
