@@ -57,23 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help: str, description: Optional[str] = None) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], help=help, description=description or help)
 
-    generate = command(
-        "generate",
-        "create images from a prompt, wait for them, save them (spends credits)",
-        description="Create a generation, wait for it with a progress line on stderr, save its "
-        "images into --out and print their paths on stdout.",
+    _add_generate_arguments(
+        command(
+            "generate",
+            "create images from a prompt, wait for them, save them (spends credits)",
+            "Create a generation, wait for it with a progress line on stderr, save its "
+            "images into --out and print their paths on stdout.",
+        )
     )
-    generate.add_argument("prompt", help="what to draw")
-    model = generate.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
-    model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
-    generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
-    generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
-    generate.add_argument("--width", type=_positive_int, metavar="W", help="width in pixels, a multiple of 8")
-    generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
-    generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
-    generate.add_argument("--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="wait at most (300)")
-
     command("get", "print a generation as JSON").add_argument("id", help="the generation id")
     listing = command("list", "print your generations (or a user's) as JSON")
     listing.add_argument("user_id", nargs="?", metavar="USER_ID", help="whose (default: yours, from GET /me)")
@@ -86,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     runs = command("batch", "run a file of prompts, resumably (spends credits)", batch.CLI_DESCRIPTION)
     batch.add_arguments(runs, _positive_int, _positive_float)
     return parser
+
+
+def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
+    generate.add_argument("prompt", help="what to draw")
+    model = generate.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
+    model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
+    generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
+    generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
+    generate.add_argument("--width", type=_positive_int, metavar="W", help="width in pixels, a multiple of 8")
+    generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
+    generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
+    generate.add_argument("--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="wait at most (300)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -454,17 +454,14 @@ def run_batch(
     resubmit_ambiguous: bool = False,
     item_timeout: float = 3600.0,
 ) -> BatchSummary:
-    """Run many generations, journaled in ``out_dir`` so that a rerun resumes; return a summary.
+    """Run many generations with ``client``, journaled in ``out_dir`` so a rerun resumes; returns a BatchSummary.
 
     Args:
-        client: the Client to use.
-        items: BatchItem objects or mappings with their fields (prompt, model | model_id,
-            width, height, num_images, seed, negative_prompt, name; other keys go to
-            ``extra``).
-        out_dir: the folder for the journal, the files and ``index.html`` (created if needed).
-            Run the same items with the same folder again to resume.
-        concurrency: generations running at once; None asks GET /me (``apiConcurrencySlots``).
-            A small queued buffer is kept in flight beyond it.
+        items: BatchItems or mappings (prompt, model | model_id, width, height, num_images,
+            seed, negative_prompt, name; other keys go to ``extra``).
+        out_dir: journal, files and ``index.html``; the same items and folder again resume.
+        concurrency: generations running at once (plus a small queued buffer); None asks
+            GET /me (``apiConcurrencySlots``).
         posts_per_minute: the pace of create calls (the API allows 100 a minute by default).
         on_progress: called with a BatchProgress after every event.
         retry_failed: send items whose generation FAILED (or was refused) again.
@@ -472,15 +469,22 @@ def run_batch(
         item_timeout: seconds to wait for one generation; one still running then is left
             in flight for a rerun (never sent again).
 
-    Returns:
-        A BatchSummary.
-
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
         BatchInterrupted: Ctrl-C; what was in flight is journaled (a KeyboardInterrupt).
         LeonardoError: the account could not be read, or the API refused the key.
     """
     batch_items = _as_items(items)
+    _prepare(out_dir, concurrency, posts_per_minute)
+    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
+    try:
+        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
+    finally:
+        engine.close()
+
+
+def _prepare(out_dir: str, concurrency: Optional[int], posts_per_minute: float) -> None:
+    """Check the pace options and create ``out_dir``, before anything is sent."""
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
         raise ValueError("concurrency must be a whole number >= 1")
     if isinstance(posts_per_minute, bool) or not isinstance(posts_per_minute, (int, float)) or not posts_per_minute > 0:
@@ -489,11 +493,6 @@ def run_batch(
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise LeonardoError(f"could not create folder {out_dir!r}: {exc.strerror or exc}") from exc
-    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
-    try:
-        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
-    finally:
-        engine.close()
 
 
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")

@@ -122,9 +122,7 @@ class Client:
         _check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
         _check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
         _check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
-        user_agent = _check_type("user_agent", user_agent, (str, type(None)))
-        if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
-            raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
+        user_agent = _check_user_agent(user_agent)
         self.retry = default_retry(max_retries, backoff_factor)
 
         self._owns_session, self._closed = session is None, False
@@ -133,8 +131,7 @@ class Client:
         for root in filter(None, (self.base_url, self.v2_url)):
             self._session.mount(root + "/", self._adapter)
         if self._owns_session:
-            # Downloads from image hosts (any other origin) get the same retry rule, never the key.
-            # A session of the caller's keeps the adapters it came with for other hosts.
+            # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
             downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             self._session.mount("https://", downloads)
             self._session.mount("http://", downloads)
@@ -535,6 +532,13 @@ def _check_number(name: str, value: Any, low: float, high: float, integer: bool 
     if not low <= value <= high:  # NaN fails this too
         raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
     return value
+
+
+def _check_user_agent(user_agent: Optional[str]) -> Optional[str]:
+    user_agent = _check_type("user_agent", user_agent, (str, type(None)))
+    if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+        raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
+    return user_agent
 
 
 def _check_api_key(api_key: Optional[str]) -> str:

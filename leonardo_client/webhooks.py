@@ -24,6 +24,20 @@ LEONARDO_WEBHOOK_IPS = (
 _SECRETS = ("key", "webhookCallbackApiKey")
 
 
+def _authorization(headers: Mapping[str, str]) -> str:
+    """The Authorization header's value, whatever its capitalisation."""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    names = (name for name in headers if isinstance(name, str) and name.lower() == "authorization")
+    given: Any = next((headers[name] for name in names), None)
+    if given is None:
+        raise ValueError("webhook request has no Authorization header")
+    given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes
+    if not isinstance(given, str):
+        raise TypeError(f"the Authorization header must be a str, not {type(given).__name__}")
+    return given
+
+
 def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_api_key: str) -> Dict[str, Any]:
     """Check a webhook request's bearer header and return its JSON payload, secrets redacted.
 
@@ -44,16 +58,7 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
     """
     if not isinstance(callback_api_key, str) or not callback_api_key:
         raise TypeError("callback_api_key must be a non-empty str")
-    if not isinstance(headers, Mapping):
-        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
-    names = (name for name in headers if isinstance(name, str) and name.lower() == "authorization")
-    given = next((headers[name] for name in names), None)
-    if given is None:
-        raise ValueError("webhook request has no Authorization header")
-    given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes
-    if not isinstance(given, str):
-        raise TypeError(f"the Authorization header must be a str, not {type(given).__name__}")
-    scheme, _, token = given.strip().partition(" ")
+    scheme, _, token = _authorization(headers).strip().partition(" ")
     expected = callback_api_key.encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
