@@ -230,6 +230,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The body announced by Content-Length (the client never sends chunked bodies)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._drain()
             raise ValueError("chunked request bodies are not supported; send Content-Length")
         length = (self.headers.get("Content-Length") or "0").strip()
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -238,6 +239,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(data) != int(length):
             raise ValueError("incomplete request body")
         return data
+
+    def _drain(self) -> None:
+        """Read what the client is still sending (bounded), so it gets our answer, not a reset."""
+        self.connection.settimeout(0.2)  # the connection is closed after the answer anyway
+        try:
+            while self.rfile.read1(65536):
+                pass
+        except OSError:
+            pass
 
     def _recorded(self, body: bytes) -> RecordedRequest:
         parts, fake = urlsplit(self.path), self.server.fake
