@@ -11,7 +11,7 @@ import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, batch, generation_id
-from .client import API_KEY_ENV
+from .client import API_KEY_ENV, user_details
 
 __all__ = ["main", "build_parser"]
 
@@ -217,7 +217,7 @@ def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
 
 
 def _my_user_id(client: Client) -> str:
-    details = (client.get_user_info().get("user_details") or [{}])[0]
+    details = user_details(client.get_user_info())
     user_id = (details.get("user") or {}).get("id")
     if not isinstance(user_id, str):
         raise LeonardoError("GET /me answered without a user id")
@@ -244,7 +244,7 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def _me(client: Client, args: argparse.Namespace) -> int:
-    details = (client.get_user_info().get("user_details") or [{}])[0]
+    details = user_details(client.get_user_info())
     user = details.get("user") or {}
     print(f"user id: {user.get('id')}\nusername: {user.get('username')}")
     print(f"concurrency slots: {details.get('apiConcurrencySlots')}")

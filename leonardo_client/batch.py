@@ -682,7 +682,7 @@ class _Engine:
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
-        details = (self.client.get_user_info().get("user_details") or [{}])[0]
+        details = _client.user_details(self.client.get_user_info())
         user_id = (details.get("user") or {}).get("id")
         self.user_id = str(user_id) if user_id else None
         if concurrency is not None:

@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, redact_from_logs, redacted_text, without_userinfo
+from .errors import LeonardoError, read_json, redact_from_logs, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -215,8 +215,7 @@ class Client:
         try:
             data = read_json(response)  # an echoed API key redacted
         except (ValueError, RecursionError) as exc:
-            snippet = redacted_text(response)[:200]
-            raise LeonardoError.bad_body(response, "response body is not valid JSON", snippet) from exc
+            raise LeonardoError.bad_body(response, "response body is not valid JSON") from exc
         if not isinstance(data, dict):
             raise LeonardoError.bad_body(response, f"expected a JSON object, got {type(data).__name__}", data)
         return data
@@ -453,6 +452,12 @@ class Client:
         any file is written, if its images are not what the API sends (no URL, not a list).
         """
         return _files.save_results(result, folder, self._download)
+
+
+def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
+    """The account in a GET /me answer (``user_details[0]``: ``user.id``, ``apiConcurrencySlots``...), or {}."""
+    details = answer.get("user_details")
+    return details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
 
 
 def generation_id(response: Mapping[str, Any]) -> str:

@@ -89,9 +89,13 @@ class LeonardoError(Exception):
         )
 
     @classmethod
-    def bad_body(cls, response: "requests.Response", message: str, body: Any) -> "LeonardoError":
-        """Build the error for a success status whose body is not what the API sends."""
-        return cls(message, body=body, **_exchange(response))
+    def bad_body(cls, response: "requests.Response", message: str, *body: Any) -> "LeonardoError":
+        """Build the error for a success status whose body is not what the API sends.
+
+        ``body``: the parsed body when it parsed; else the start of its text is kept.
+        """
+        kept = body[0] if body else redacted_text(response)[:_SNIPPET]
+        return cls(message, body=kept, **_exchange(response))
 
 
 def read_json(response: "requests.Response") -> Any:
