@@ -100,14 +100,19 @@ def check_file_path(path: PathLike) -> str:
     return target
 
 
-def save_results(result: Mapping[str, Any], folder: PathLike, download: Download) -> List[str]:
-    """Write every file of ``result`` into ``folder``; see Client.save_results."""
-    folder = check_path(folder, "folder")
-    files = result_files(result)
+def make_folder(folder: str) -> None:
+    """Create ``folder`` (and its parents) unless it exists; LeonardoError if it cannot be."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
+
+
+def save_results(result: Mapping[str, Any], folder: PathLike, download: Download) -> List[str]:
+    """Write every file of ``result`` into ``folder``; see Client.save_results."""
+    folder = check_path(folder, "folder")
+    files = result_files(result)
+    make_folder(folder)
     paths = []
     for name, url in files:
         base = os.path.join(folder, name)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, 
 
 import requests
 
-from . import client as _client
+from . import _files, client as _client
 from .errors import LeonardoError
 
 if TYPE_CHECKING:
@@ -489,10 +489,7 @@ def _prepare(out_dir: str, concurrency: Optional[int], posts_per_minute: float) 
         raise ValueError("concurrency must be a whole number >= 1")
     if isinstance(posts_per_minute, bool) or not isinstance(posts_per_minute, (int, float)) or not posts_per_minute > 0:
         raise ValueError("posts_per_minute must be a positive number")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise LeonardoError(f"could not create folder {out_dir!r}: {exc.strerror or exc}") from exc
+    _files.make_folder(out_dir)
 
 
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
