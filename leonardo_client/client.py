@@ -33,24 +33,16 @@ from .payloads import (
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "generation_id"]
 
 DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
-# 10 s to connect is generous for a healthy API; 60 s to read covers the synchronous LCM
-# operations, the slowest calls here. Every request gets a timeout: none can hang forever.
+# 60 s to read covers the synchronous LCM operations, the slowest calls. No request goes without one.
 DEFAULT_TIMEOUT = (10.0, 60.0)
-API_KEY_ENV = "LEONARDO_API_KEY"
-BASE_URL_ENV = "LEONARDO_BASE_URL"
-# Waiting: check at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
-# A 4 s generation is seen after ~4 requests, ~0.75 s late; a 5-minute one costs ~30 requests.
-WAIT_TIMEOUT = 300.0
-TEXTURE_TIMEOUT = 600.0  # texture jobs take tens of seconds to minutes
-POLL_INTERVAL = 1.0
-POLL_BACKOFF = 1.5
-MAX_POLL_INTERVAL = 12.0
+API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
+# Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
+WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
+POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
-MAX_RETRIES = 100
-MAX_POOL_MAXSIZE = 1000  # urllib3 fills a queue of this size at once; far more than one API can serve
-MAX_PAGE = 2**31 - 1
+MAX_RETRIES, MAX_POOL_MAXSIZE, MAX_PAGE = 100, 1000, 2**31 - 1
 # Where each create response keeps the id to wait for (v2: Leonardo's recipes, then its spec).
 GENERATION_ID_KEYS = (
     ("sdGenerationJob", "generationId"),
@@ -78,28 +70,24 @@ class Client:
     """A synchronous client for the Leonardo.Ai REST API, safe to share between threads.
 
     Each endpoint method returns the API's JSON answer as a dict; its docstring's first line
-    names the HTTP call and the key of the dict that holds the result. ``request`` arguments
-    take the matching dataclass of ``leonardo_client.payloads`` or a mapping sent as given.
+    names the HTTP call and the key that holds the result. ``request`` takes the matching
+    dataclass of ``leonardo_client.payloads`` or a mapping sent as given.
 
     Args:
         api_key: the API key; None reads ``LEONARDO_API_KEY``.
-        base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API.
-            Plain http is refused unless the host is loopback (the key would travel in clear),
-            and so are a query, a fragment and ``user:password@`` (requests would send it as
-            Basic auth in place of the key).
+        base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API. Refused:
+            plain http to a host that is not loopback, a query, a fragment, ``user:password@``.
         timeout: (connect, read) seconds, or one number for both; applied to every request.
         max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
-        session: a ``requests.Session`` of your own (proxies, certificates); it stays yours
-            to close. The retry adapter is mounted on it for the API's base URL only.
-        pool_maxsize: connections kept open to the API: the number of threads sharing one
-            client (at most 1000).
+        session: a ``requests.Session`` of your own, yours to close; the retry adapter is
+            mounted on it for the API only.
+        pool_maxsize: connections kept open: the number of threads sharing the client (at most 1000).
         user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
 
     Raises:
-        LeonardoError: from every call that fails (an error status after the retries allowed,
-            a connection failure or timeout, a truncated or non-JSON body, a FAILED or missing
-            generation; a call after ``close()``); at construction, no API key. A key the server
-            echoes back is replaced by ``[redacted]`` in errors and answers.
+        LeonardoError: from every call that fails (an error status after the retries, a
+            transport failure or timeout, a truncated or non-JSON body, a FAILED or missing
+            generation, a call after ``close()``); no API key. An echoed key reads ``[redacted]``.
         ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
@@ -238,20 +226,14 @@ class Client:
         self._send("GET", _files.check_url(url), write, headers=self._download_headers)
         return written[0]
 
-    # --- generations ----------------------------------------------------------------------------
+    # --- endpoints ------------------------------------------------------------------------------
 
     def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
-        """POST /generations -> sdGenerationJob: start an image generation (spends credits).
-
-        ``sdGenerationJob.generationId`` is the id to wait for.
-        """
+        """POST /generations -> sdGenerationJob: start an image generation; wait for its generationId."""
         return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
 
     def get_generation_by_id(self, id: str) -> Result:
-        """GET /generations/{id} -> generations_by_pk: a generation, its status and images.
-
-        ``generations_by_pk`` is None for an unknown id.
-        """
+        """GET /generations/{id} -> generations_by_pk: a generation, its status and images (None if unknown)."""
         return self._request("GET", _path("generations", id))
 
     def delete_generation_by_id(self, id: str) -> Result:
@@ -259,17 +241,14 @@ class Client:
         return self._request("DELETE", _path("generations", id))
 
     def get_generations_by_user_id(self, user_id: str, limit: Page = None, offset: Page = None) -> Result:
-        """GET /generations/user/{userId} -> generations: one page of a user's generations.
-
-        ``limit``/``offset`` default to the API's 10 and 0; ``GET /me`` gives the user id.
-        """
+        """GET /generations/user/{userId} -> generations: one page (API default 10) of a user's generations."""
         return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
 
     def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
-        """POST /v2/generations -> generationId: start a generation with a current model (spends credits).
+        """POST /v2/generations -> generationId: start a generation with a current model.
 
-        Leonardo's recipes get ``{"generate": {"generationId", "cost"}}``, its spec a top-level
-        ``generationId``: ``generation_id(response)`` reads both; wait with wait_for_generation.
+        Leonardo's recipes answer ``{"generate": {"generationId", "cost"}}``, its spec a top-level
+        ``generationId``: ``generation_id(response)`` reads both.
         """
         return self._request("POST", "/v2/generations", json=_body(request, GenerationV2Request))
 
@@ -284,10 +263,8 @@ class Client:
     def upload_init_image(self, file: _files.Upload, extension: Optional[str] = None) -> Result:
         """POST /init-image -> uploadInitImage: upload an image (a path, bytes or binary file) to use as a guide.
 
-        Then POSTs the file to the presigned S3 form the answer names, with no API key or API
-        header, at once (it expires after 2 minutes). ``extension`` (png, jpg, jpeg, webp) comes
-        from the path when not given. ``uploadInitImage.id`` is for v1 ``init_image_id`` or a
-        v2 guidance ``{"image": {"id": ..., "type": "UPLOADED"}}``.
+        The file goes at once to the presigned S3 form of the answer, without the key (it expires
+        in 2 minutes). ``extension`` (png, jpg, jpeg, webp) defaults to the path's.
         """
         data, extension = _files.read_upload(file, extension)
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
@@ -307,21 +284,13 @@ class Client:
         """DELETE /init-image/{id} -> delete_init_images_by_pk: delete an uploaded image (None if unknown)."""
         return self._request("DELETE", _path("init-image", id))
 
-    # --- texture generations (legacy: dropped from Leonardo's public spec in 2026-04) ----------
-
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
-        """POST /generations-texture -> textureGenerationJob: texture a 3D model (spends credits; legacy).
-
-        ``textureGenerationJob.id`` is the id to wait for with wait_for_texture_generation.
-        """
+        """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait for its id (legacy)."""
         _retired("texture")
         return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
-        """GET /generations-texture/{id} -> model_asset_texture_generations_by_pk: a texture generation (legacy).
-
-        ``limit``/``offset`` page its texture images; None for an unknown id.
-        """
+        """GET /generations-texture/{id} -> model_asset_texture_generations_by_pk: one, its images paged (legacy)."""
         _retired("texture")
         return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
 
@@ -335,22 +304,13 @@ class Client:
         _retired("texture")
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
-    # --- motion and the four synchronous LCM operations ----------------------------------------
-
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
-        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image (spends credits).
-
-        ``image_id`` is an image id (``generated_images[].id``); wait for
-        ``motionSvdGenerationJob.generationId``; the video is at ``generated_images[].motionMP4URL``.
-        """
+        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image id (retired)."""
         _retired("svd")
         return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
 
     def create_lcm_generation(self, request: Union[CreateLcmGenerationRequest, Body]) -> Result:
-        """POST /generations-lcm -> lcmGenerationJob: a realtime generation, answered at once.
-
-        ``lcmGenerationJob.imageDataUrl`` lists base64 data URLs (save_results writes them).
-        """
+        """POST /generations-lcm -> lcmGenerationJob: a realtime generation; ``imageDataUrl`` lists data URLs."""
         return self._request("POST", "/generations-lcm", json=_body(request, CreateLcmGenerationRequest))
 
     def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Body]) -> Result:
@@ -362,11 +322,7 @@ class Client:
         return self._request("POST", "/lcm-instant-refine", json=_body(request, LcmInstantRefineRequest))
 
     def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Body]) -> Result:
-        """POST /lcm-upscale -> lcmGenerationJob: an Alchemy upscale, answered at once and stored.
-
-        Besides ``imageDataUrl``, ``lcmGenerationJob`` names the stored ``generationId``,
-        ``variationId`` and ``generatedImageId``.
-        """
+        """POST /lcm-upscale -> lcmGenerationJob: an Alchemy upscale, answered at once and stored."""
         return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
 
     # --- waiting, downloading and saving results -------------------------------------------------
@@ -377,13 +333,10 @@ class Client:
     ) -> Result:
         """Poll GET /generations/{id} until a generation (v1 or v2, image or video) has finished.
 
-        ``id`` is the generation id or the create response that holds it.
-        Checks at once, after ``poll_interval`` seconds, then at intervals 1.5 times the last,
-        up to 12 s: a 4 s generation is seen after 4 requests, under a second late; a 5-minute
-        one costs about 30. No sleep passes the ``timeout`` deadline. ``on_poll(status,
-        seconds elapsed)`` is called after every check. Returns ``generations_by_pk`` (images
-        at ``generated_images[].url``, a video at ``.motionMP4URL``); LeonardoError when it
-        FAILED, does not exist, or is still running at the deadline.
+        ``id``: the generation id, or the create response that holds it. Checks at once, after
+        ``poll_interval`` seconds, then at intervals 1.5 times the last, up to 12 s, never past
+        ``timeout``; ``on_poll(status, seconds elapsed)`` after every check. Returns
+        ``generations_by_pk``; LeonardoError when it FAILED, is unknown or outlives the timeout.
         """
         fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
@@ -393,8 +346,7 @@ class Client:
     ) -> Result:
         """Poll GET /generations-texture/{id} as wait_for_generation does (legacy; ``timeout`` 600 s).
 
-        ``poll_interval`` and ``on_poll`` work as there. Returns
-        ``model_asset_texture_generations_by_pk``; the maps are at ``model_asset_texture_images[]``.
+        ``poll_interval`` and ``on_poll`` work as there. Returns ``model_asset_texture_generations_by_pk``.
         """
         fetch, key = self.get_texture_generation_by_id, "model_asset_texture_generations_by_pk"
         return self._wait(fetch, key, "texture generation", id, timeout, poll_interval, on_poll)
@@ -430,12 +382,10 @@ class Client:
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
 
     def download_image(self, url: str, path: _files.PathLike) -> str:
-        """GET ``url`` (an image or video on an image host), write it to ``path``; returns the path.
+        """GET ``url`` (an image or video), written to ``path``; returns the path.
 
-        Streamed in 64 KiB chunks to a temporary file beside ``path`` (whose folder must exist)
-        and renamed into place when complete, so ``path`` never holds a partial file. No API
-        key is sent; the client's timeouts and retry rule apply (with a session of your own,
-        downloads use that session's adapters as they are).
+        Streamed to a temporary file beside ``path`` (whose folder must exist), renamed into place
+        when complete. No API key is sent; the client's timeouts and retry rule apply.
         """
         target = _files.check_file_path(path)
         return self._download(url, lambda content_type: target)
@@ -443,13 +393,11 @@ class Client:
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
         """Save every file of a finished result into ``folder`` (created if needed); returns the paths.
 
-        ``result``: a finished generation (its images; a motion video), texture generation
-        (its maps) or LCM result (its base64 images), or the whole GET/LCM response. Names
-        come from ids only, reduced to ``[A-Za-z0-9._-]``: ``<generation>_<image>.png``,
-        ``<generation>_<image>_motion.mp4``, ``<texture generation>_<type>.png``,
-        ``lcm-<requestTimestamp>_<n>.png``; the extension from the URL, else the Content-Type.
-        Files are replaced. ValueError if the result has not COMPLETEd; LeonardoError, before
-        any file is written, if its images are not what the API sends (no URL, not a list).
+        ``result``: a finished generation, texture generation or LCM result, or the whole GET/LCM
+        response. Names come from ids (``<generation>_<image>.png``, ``..._motion.mp4``,
+        ``<texture generation>_<type>.png``, ``lcm-<requestTimestamp>_<n>.png``); files are
+        replaced. ValueError if it has not COMPLETEd; LeonardoError, before any file is written,
+        if its images are not what the API sends.
         """
         return _files.save_results(result, folder, self._download)
 
