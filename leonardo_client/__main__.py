@@ -306,31 +306,23 @@ def _print_json(data: Any) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _number(kind: Callable[[str], Any], low: float) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, finite, at least ``low`` (a float: above it)."""
+    integer = kind is int
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if integer else ''}number: {text!r}") from None
+        if not (value >= low if integer else value > low) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {'at least' if integer else 'a finite number above'} {low:g}")
+        return value
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
+_positive_int, _non_negative_int, _positive_float = _number(int, 1), _number(int, 0), _number(float, 0)
 
 
 if __name__ == "__main__":
