@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from .spec import ApiError
+from .server import ApiError
 
 if TYPE_CHECKING:
     from . import FakeLeonardo

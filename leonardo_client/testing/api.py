@@ -1,5 +1,4 @@
-"""The fake API's state and operations: one handler per operation, named after the Client's
-method; each response object is built in one place."""
+"""The fake API's state and one handler per operation, named after the Client's method."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import json
 import re
 import threading
 import time
+import traceback
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from . import callbacks, s3
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
-from .server import Answer, RecordedRequest, json_answer
-from .spec import ApiError, Operation, Spec, invalid
+from .server import Answer, ApiError, RecordedRequest, json_answer
+from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
     from . import FakeLeonardo
@@ -42,7 +42,7 @@ _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
 
 @dataclass
 class Call:
-    """One API call, checked against the spec: path parameters, typed query, JSON body."""
+    """One API call, checked against the spec."""
 
     operation: Operation
     params: Dict[str, str]
@@ -66,8 +66,7 @@ class InitImage:
 
 
 def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
-    """body[key] unless absent or null."""
-    value = body.get(key)
+    value = body.get(key)  # body[key] unless absent or null
     return default if value is None else value
 
 
@@ -100,10 +99,10 @@ def _page(call: Call, items: List[Job]) -> List[Job]:
 
 
 class Api:
-    """The fake API: its state and one handler per operation."""
+    """The fake API: its state and one handler per operation of the spec."""
 
-    def __init__(self, fake: FakeLeonardo, spec: Spec) -> None:
-        self.fake, self.spec = fake, spec
+    def __init__(self, fake: FakeLeonardo) -> None:
+        self.fake, self.spec = fake, Spec(load_spec())
         self.lock = threading.RLock()
         self.account = Account(fake)
         self.seq = 0
@@ -114,9 +113,26 @@ class Api:
         self.init_images: Dict[str, InitImage] = {}
         self.outbox: List[Dict[str, Any]] = []  # webhook payloads not delivered yet
 
+    def serve(self, request: RecordedRequest) -> Answer:
+        """The answer to any request (called by the server's threads)."""
+        try:
+            if request.kind == "api":
+                return self.answer(request)
+            if request.kind == "s3":
+                return self.s3_upload(request)
+            if request.kind != "cdn":
+                raise ApiError(404, "Not Found", "not-found")
+            if request.method not in ("GET", "HEAD"):
+                raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
+            return self.cdn(request.path)
+        except ApiError as exc:
+            return exc.answer()
+        except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
+            traceback.print_exc()
+            return ApiError(500, "internal error", "unexpected").answer()
+
     def answer(self, request: RecordedRequest) -> Answer:
-        """The answer to one API call: key, route, query and body checked, then the handler
-        (which runs with the lock held, after the account's jobs have advanced to now)."""
+        """Key, route, query and body checked, then the handler (lock held, jobs advanced)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
             raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
         operations, params = self.spec.route(request.full_path) or ({}, {})
@@ -134,8 +150,7 @@ class Api:
             return json_answer(200, handler(call))
 
     def advance(self) -> None:
-        """Move the account's jobs on to now (lock held); completed generations are queued
-        for the webhook, when there is one."""
+        """Move the account's jobs on to now (lock held), queueing completions for the webhook."""
         for job in self.account.advance():
             if self.fake.webhook_url and job.status == "COMPLETE" and job.id in self.generations:
                 self.outbox.append(callbacks.payload(self._generation(job), self.fake))
@@ -151,7 +166,7 @@ class Api:
         return body  # type: ignore[no-any-return]
 
     def cdn(self, path: str) -> Answer:
-        """A file under /cdn/ (no key needed, as on Leonardo's CDN); /cdn/blobs/<n>.bin is n bytes."""
+        """A file under /cdn/ (no key needed); /cdn/blobs/<n>.bin is n bytes."""
         size = path[len("/cdn/blobs/") : -len(".bin")]
         if path.startswith("/cdn/blobs/") and path.endswith(".bin") and size.isdigit() and len(size) <= 15:
             return Answer(200, content_type="application/octet-stream", blob_size=int(size))
@@ -168,8 +183,7 @@ class Api:
     # -- jobs -------------------------------------------------------------------------
 
     def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
-        """A new job (lock held), admitted under the account's limits (counted: a generation
-        POST), stored, queued."""
+        """A new job (lock held), admitted under the account's limits (counted: a generation POST)."""
         self.account.admit(counted)
         self.seq += 1
         job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
@@ -226,7 +240,6 @@ class Api:
         return width, height, count
 
     def create_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations"""
         width, height, count = self._size_and_count(call)
         self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
@@ -256,12 +269,10 @@ class Api:
             job.images.append(_image(image_id, path, fantasy))
 
     def get_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """GET /generations/{id}"""
         job = self.generations.get(call.params["id"])
         return {"generations_by_pk": job and self._generation(job)}
 
     def delete_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /generations/{id}"""
         job = self._pop(self.generations, call.params["id"])
         return {"delete_generations_by_pk": job and {"id": job.id}}
 
@@ -374,13 +385,11 @@ class Api:
         return Answer(204)
 
     def get_init_image_by_id(self, call: Call) -> Dict[str, Any]:
-        """GET /init-image/{id}"""
         image = self.init_images.get(call.params["id"])
         found = image and {"createdAt": image.created_at, "id": image.id, "url": self.fake.root_url + image.path}
         return {"init_images_by_pk": found}
 
     def delete_init_image_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /init-image/{id}"""
         image = self.init_images.pop(call.params["id"], None)
         self.sources.pop(call.params["id"], None)
         return {"delete_init_images_by_pk": image and {"id": image.id}}
@@ -388,7 +397,6 @@ class Api:
     # -- textures ---------------------------------------------------------------------
 
     def create_texture_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations-texture"""
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
         job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
@@ -407,7 +415,6 @@ class Api:
         return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
 
     def delete_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /generations-texture/{id}"""
         job = self._pop(self.textures, call.params["id"])
         return {"delete_model_asset_texture_generations_by_pk": job and {"id": job.id}}
 

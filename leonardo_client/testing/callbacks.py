@@ -12,8 +12,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit
 
+from ..client import _is_loopback as is_loopback
 from .account import timestamp
-from .server import is_loopback
 
 if TYPE_CHECKING:
     from . import FakeLeonardo

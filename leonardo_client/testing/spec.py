@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from .server import ApiError
+
 SPEC_FILE = Path(__file__).with_name("openapi.json")
 
 # Handlers are named after the Client's methods: the operationId in snake_case, but for these.
@@ -36,14 +38,6 @@ _BOUNDS: List[Tuple[str, str, Callable[[Any], Any], str]] = [  # (lower, upper, 
     ("minLength", "maxLength", len, "have a length"),
     ("minItems", "maxItems", len, "have a number of items"),
 ]
-
-
-class ApiError(Exception):
-    """An error answer of the API: status, message and code of its envelope, extra headers."""
-
-    def __init__(self, status: int, message: str, code: str, headers: Optional[List[Tuple[str, str]]] = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers or []
 
 
 def invalid(message: str, code: str = "validation-failed") -> ApiError:
