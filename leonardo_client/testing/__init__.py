@@ -15,7 +15,7 @@ import threading
 from typing import Any, List, Optional, Union
 
 from ..client import _is_loopback
-from .account import Delay, check_delay
+from .account import Delay, delay_range
 from .api import Api
 from .callbacks import Deliverer, check_url
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
@@ -60,7 +60,7 @@ class FakeLeonardo:
         webhook_api_key: Optional[str] = None,
     ) -> None:
         _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
-        check_delay(completion_delay)
+        delay_range(completion_delay)
         check_url(webhook_url)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []

@@ -70,6 +70,11 @@ def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _blank(**values: Any) -> Dict[str, Any]:
+    """A generation's fields with only these values set (motion and v2 generations)."""
+    return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
+
+
 def _seed_for(identifier: str) -> int:
     return zlib.crc32(identifier.encode("utf-8")) % 1000000000
 
@@ -137,17 +142,16 @@ class Api:
             raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
         operations, params = self.spec.route(request.full_path) or ({}, {})
         operation = operations.get(request.method)
-        handler = getattr(self, operation.name, None) if operation else None
-        if handler is None and operations and not operation:
+        if operation is None and operations:
             allow = ", ".join(sorted(operations))
             message = "method %s not allowed on this endpoint (allowed: %s)" % (request.method, allow)
             raise ApiError(405, message, "method-not-allowed", [("Allow", allow)])
-        if handler is None or operation is None:
+        if operation is None:
             raise ApiError(404, "Endpoint not found", "not-found")
         call = Call(operation, params, self.spec.query_args(operation, request.query), self._body(operation, request))
         with self.lock:
             self.advance()
-            return json_answer(200, handler(call))
+            return json_answer(200, getattr(self, operation.name)(call))
 
     def advance(self) -> None:
         """Move the account's jobs on to now (lock held), queueing completions for the webhook."""
@@ -191,12 +195,12 @@ class Api:
         self.account.active.append(job)
         return job
 
-    def _pop(self, store: Dict[str, Job], job_id: str) -> Optional[Job]:
-        """Delete a job (lock held); it frees its slot."""
-        job = store.pop(job_id, None)
-        if job is not None:
-            self.account.forget(job)
-        return job
+    def _delete(self, store: Dict[str, Job], call: Call) -> Optional[Dict[str, str]]:
+        """Delete a job (lock held), freeing its slot or its place in the queue: {id} or None."""
+        job = store.pop(call.params["id"], None)
+        if job in self.account.active:
+            self.account.active.remove(job)
+        return None if job is None else {"id": job.id}
 
     def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
         """item with its paths under keys made URLs of the fake."""
@@ -211,9 +215,7 @@ class Api:
         images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
         for image in images if listing else ():
             del image["fantasyAvatar"]  # not in the list endpoint's schema
-        elements = json.loads(json.dumps(job.fields["generation_elements"]))
-        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status,
-                    generated_images=images, generation_elements=elements)
+        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status, generated_images=images)
 
     def _texture(self, job: Job) -> Dict[str, Any]:
         """The texture generation object of GET /generations-texture/{id} and of its list."""
@@ -273,8 +275,7 @@ class Api:
         return {"generations_by_pk": job and self._generation(job)}
 
     def delete_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        job = self._pop(self.generations, call.params["id"])
-        return {"delete_generations_by_pk": job and {"id": job.id}}
+        return {"delete_generations_by_pk": self._delete(self.generations, call)}
 
     def get_generations_by_user_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations/user/{userId}: newest first."""
@@ -289,9 +290,8 @@ class Api:
         if source is None or bool(body.get("isInitImage")) != init_image or body.get("isVariation"):
             raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
         prompt, still, width, height = source
-        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
-        fields.update(prompt=prompt, imageWidth=width, imageHeight=height, generation_elements=[])
-        fields.update(sdVersion="v1_5", scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
+        fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, sdVersion="v1_5",
+                        scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
         fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
         path = self._cdn_path(job, video_id)
@@ -313,11 +313,10 @@ class Api:
                 self._uploaded(image.get("id", "") if image.get("type") == "UPLOADED" else None)
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
-        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
-        fields.update(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model)
-        fields.update(imageWidth=_opt(params, "width", default["width"] or 1024), generation_elements=[])
-        fields.update(imageHeight=_opt(params, "height", default["height"] or 1024))
-        fields.update(public=_opt(call.body, "public", False))
+        fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
+                        imageWidth=_opt(params, "width", default["width"] or 1024),
+                        imageHeight=_opt(params, "height", default["height"] or 1024),
+                        public=_opt(call.body, "public", False))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, counted=True)
@@ -415,8 +414,7 @@ class Api:
         return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
 
     def delete_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        job = self._pop(self.textures, call.params["id"])
-        return {"delete_model_asset_texture_generations_by_pk": job and {"id": job.id}}
+        return {"delete_model_asset_texture_generations_by_pk": self._delete(self.textures, call)}
 
     def get_texture_generations_by_model_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/model/{modelId}: newest first."""

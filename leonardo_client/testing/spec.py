@@ -1,11 +1,7 @@
 """The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths
-exist and what each request body may hold.
-
-Bodies are checked as Leonardo's Hasura layer checks them: unknown keys, missing required
-keys, null for a non-nullable key, wrong JSON types and values outside an enum are refused
-with 400 and the API's envelope. The v2 model schemas add bounds, lengths and allOf / anyOf /
-oneOf / not, checked too; ``format`` and ``pattern`` are not (ids are never checked as UUIDs).
-"""
+exist and what each request body may hold. Bodies are checked as Leonardo's Hasura layer does
+(unknown keys, missing or null required keys, wrong types, values outside an enum), plus the v2
+schemas' bounds, lengths and allOf / anyOf / oneOf / not; never ``format`` or ``pattern``."""
 
 from __future__ import annotations
 
@@ -101,15 +97,10 @@ class Spec:
         segments = [unquote(s) for s in path[1:].split("/")]
         found = []
         for pattern, operations in self.routes:
-            if len(pattern) == len(segments):
-                pairs = list(zip(pattern, segments))
-                if all(p == s or (p.startswith("{") and s) for p, s in pairs):
-                    params = {p[1:-1]: s for p, s in pairs if p.startswith("{")}
-                    found.append((len(params), operations, params))
-        if not found:
-            return None
-        _, operations, params = min(found, key=lambda f: f[0])
-        return operations, params
+            pairs = list(zip(pattern, segments))
+            if len(pattern) == len(segments) and all(p == s or (p.startswith("{") and s) for p, s in pairs):
+                found.append((operations, {p[1:-1]: s for p, s in pairs if p.startswith("{")}))
+        return min(found, key=lambda f: len(f[1]), default=None)
 
     def query_args(self, operation: Operation, query: Dict[str, str]) -> Dict[str, Any]:
         """The query parameters of the spec that were given (and not empty), typed."""
