@@ -79,9 +79,9 @@ def _seed_for(identifier: str) -> int:
     return zlib.crc32(identifier.encode("utf-8")) % 1000000000
 
 
-def _created(key: str, job_id: str, id_key: str = "generationId") -> Dict[str, Any]:
-    """A v1 create response: {key: {generationId, apiCreditCost, cost}}."""
-    return {key: {id_key: job_id, "apiCreditCost": None, "cost": dict(_COST)}}
+def _created(key: str, **job: Any) -> Dict[str, Any]:
+    """A v1 create response: {key: {...job, apiCreditCost, cost}}."""
+    return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
 
 
 def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -253,7 +253,7 @@ class Api:
         job = self._new_job(self.generations, fields, counted=True)
         fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
-        return _created("sdGenerationJob", job.id)
+        return _created("sdGenerationJob", generationId=job.id)
 
     def _add_images(self, job: Job, count: int, fantasy: bool = False, video_model: Optional[str] = None) -> None:
         """count outputs for job (lock held): PNGs seeded by its prompt and their index, or
@@ -299,7 +299,7 @@ class Api:
         self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
         motion = dict(motionModel="SVD", motionMP4URL=path + ".mp4", motionStrength=body.get("motionStrength"))
         job.images.append(_image(video_id, path + ".png", motion=motion))
-        return _created("motionSvdGenerationJob", job.id)
+        return _created("motionSvdGenerationJob", generationId=job.id)
 
     # -- v2 and the account ------------------------------------------------------------
 
@@ -366,21 +366,18 @@ class Api:
 
     def s3_upload(self, request: RecordedRequest) -> Answer:
         """The presigned POST to the bucket: every field as given, the file last, no key."""
-        try:
-            if request.method != "POST":
-                raise s3.S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
-            parts = s3.form_parts(request)
-            with self.lock:
-                key = dict(parts).get("key", b"").decode("utf-8", "replace")
-                image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
-                if image is None:
-                    raise s3.policy_failed("key")
-                data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
-                self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
-                self.sources[image.id] = ("", image.path, 256, 256)
-                image.uploaded = True
-        except s3.S3Error as exc:
-            return exc.answer()
+        if request.method != "POST":
+            raise s3.S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
+        parts = s3.form_parts(request)
+        with self.lock:
+            key = dict(parts).get("key", b"").decode("utf-8", "replace")
+            image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
+            if image is None:
+                raise s3.policy_failed("key")
+            data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
+            self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
+            self.sources[image.id] = ("", image.path, 256, 256)
+            image.uploaded = True
         return Answer(204)
 
     def get_init_image_by_id(self, call: Call) -> Dict[str, Any]:
@@ -405,7 +402,7 @@ class Api:
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
             self._png(path, "%s\x00%s" % (body["prompt"], kind), 128, 128)
             job.images.append({"id": image_id, "type": kind, "url": path})
-        return _created("textureGenerationJob", job.id, "id")
+        return _created("textureGenerationJob", id=job.id)
 
     def get_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/{id} (offset and limit are checked, then unused)"""
@@ -434,9 +431,9 @@ class Api:
             raise ApiError(400, "invalid dimensions", "unexpected")
         png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
                          *preview_size(width, height))
-        job = {"imageDataUrl": ["data:image/png;base64," + base64.b64encode(png).decode("ascii")]}
-        job.update(extra, requestTimestamp=_opt(body, "requestTimestamp", str(int(time.time() * 1000))))
-        return {"lcmGenerationJob": dict(job, apiCreditCost=None, cost=dict(_COST))}
+        image = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        stamp = _opt(body, "requestTimestamp", str(int(time.time() * 1000)))
+        return _created("lcmGenerationJob", imageDataUrl=[image], **extra, requestTimestamp=stamp)
 
     # POST /generations-lcm, /lcm-instant-refine, /lcm-inpainting: the same job
     create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm

@@ -75,7 +75,8 @@ class Deliverer(threading.Thread):
                 self.api.advance()
                 outbox, self.api.outbox = self.api.outbox, []
             for body in outbox:
-                headers = {"authorization": "Bearer %s" % self.fake.webhook_api_key, "content-type": "application/json"}
+                key = self.fake.webhook_api_key
+                headers = {"authorization": "Bearer %s" % key, "content-type": "application/json"}
                 request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
                 try:
                     with self.opener.open(request, timeout=TIMEOUT) as response:

@@ -234,8 +234,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parsed = json.loads(body.decode("utf-8")) if body else None
         except ValueError:
             parsed = None
-        kinds = ("cdn", "s3")
-        kind = "api" if fake._api.spec.is_api(path) else next((k for k in kinds if path.startswith("/%s/" % k)), "other")
+        kind = next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
+        kind = "api" if fake._api.spec.is_api(path) else kind
         base = urlsplit(fake.base_url).path
         relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
