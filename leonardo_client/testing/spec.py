@@ -137,8 +137,7 @@ class Spec:
         self._check_type(schema, value, where)
         enum = schema.get("enum")
         if enum is not None and not any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum):
-            found = (enum, _type_name(schema, where), value)
-            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+            raise _not_one_of(enum, _type_name(schema, where), value)
         self._check_bounds(schema, value, where)
         if isinstance(value, dict):
             self._check_object(schema, value, where, closed)
@@ -159,8 +158,7 @@ class Spec:
             return schema
         key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
         if value.get(key) not in mapping:
-            found = (sorted(mapping), key, value.get(key))
-            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+            raise _not_one_of(sorted(mapping), key, value.get(key))
         return self.resolve({"$ref": mapping[value[key]]})
 
     def models(self) -> Dict[str, Dict[str, Any]]:
@@ -181,11 +179,8 @@ class Spec:
             return
         if kind == "array":
             raise invalid("expected a list, but found %s" % json_type(value))
-        found = json_type(value)
-        raise invalid(
-            "expected %s %s for type '%s', but found %s %s"
-            % (_article(kind), kind, _type_name(schema, where), _article(found), found)
-        )
+        found, message = json_type(value), "expected %s %s for type '%s', but found %s %s"
+        raise invalid(message % (_article(kind), kind, _type_name(schema, where), _article(found), found))
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         for low, high, measure, wording in _BOUNDS:
@@ -217,6 +212,10 @@ class Spec:
         for key, item in value.items():
             if key in props or isinstance(extra, dict):
                 self.check(props.get(key, extra), item, where + (key,))
+
+
+def _not_one_of(values: List[Any], type_name: str, value: Any) -> ApiError:
+    return invalid("expected one of the values %r for type '%s', but found %r" % (values, type_name, value))
 
 
 def _label(where: Tuple[str, ...]) -> str:
