@@ -1,49 +1,34 @@
 """An in-process fake of the Leonardo.Ai REST API, for tests and offline demos::
 
-    from leonardo_client.testing import FakeLeonardo
-
     with FakeLeonardo() as fake:
         client = Client(api_key=fake.api_key, base_url=fake.base_url)
 
 A threaded HTTP/1.1 server on 127.0.0.1 (standard library only) that routes and validates
-from the bundled OpenAPI spec (``openapi.json`` here: unknown keys, missing or null required
-fields, wrong types and values outside an enum get the API's 400 envelope) and serves the
-client's v1 operations, GET /me, the init-image upload (with a fake S3 bucket), POST
-/v2/generations and GET /v2/models. It checks the bearer key on every API path (401
-otherwise; files under ``/cdn/`` need none), runs generations under the account's limits
-(slots, queue, POSTs per minute) and completes them after ``completion_delay``, serves real
-PNGs and MP4s at the URLs it returns, can POST Leonardo's webhook on completion, records every
-request, counts connections and plays faults (:meth:`FakeLeonardo.inject`).
+from the bundled OpenAPI spec (``openapi.json``), checks the bearer key, plays the account's
+limits, serves real PNGs and MP4s at the URLs it returns, can POST Leonardo's webhook, records
+every request and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the whole story.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
-import traceback
 from typing import Any, List, Optional, Union
 
-from .account import Delay, check_delay
+from ..client import _is_loopback
+from .account import Delay, delay_range
 from .api import Api
 from .callbacks import Deliverer, check_url
-from .server import POLL, Answer, Fault, RecordedRequest, Server, envelope, is_loopback, json_answer, retry_after_header
-from .spec import ApiError, Spec, load_spec
+from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
 
 API_PREFIX = "/api/rest/v1"
-_USER_ID = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
-
-
-@functools.lru_cache(maxsize=None)
-def _spec() -> Spec:
-    return Spec(load_spec())
 
 
 def _check_settings(
     host: str, slots: int, posts_per_minute: Optional[int], fail_rate: float, v2_response_shape: str
 ) -> None:
-    if not is_loopback(host) or ":" in host:
+    if not _is_loopback(host) or ":" in host:
         raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
     if slots < 1 or (posts_per_minute is not None and posts_per_minute < 1):
         raise ValueError("concurrency_slots and posts_per_minute must be at least 1")
@@ -56,21 +41,16 @@ def _check_settings(
 class FakeLeonardo:
     """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
 
-    The account: ``concurrency_slots`` jobs run at once, more wait PENDING in order (up to 20
-    per slot, then a create gets 429); ``posts_per_minute`` (None: no limit) counts v1 and v2
-    generation POSTs over a sliding minute (past it: 429 with Retry-After); a job runs for
-    ``completion_delay`` seconds, a number or a (min, max) range drawn per job, then turns
-    COMPLETE, or FAILED with probability ``fail_rate`` (draws reproducible from ``seed``).
-    These attributes and ``fail_new_generations`` may be changed at any time.
-    ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``, as Leonardo's
-    recipes read it) or "spec" (``{"generationId", "apiCreditCost"}``, as its spec says).
-    With ``webhook_url`` (loopback only), each completed generation is POSTed there as
-    Leonardo's ``image_generation.complete`` callback with ``authorization: Bearer
-    <webhook_api_key>``; failed deliveries are listed in ``webhook_errors``.
-
-    ``base_url`` and ``root_url`` are set by :meth:`start`; ``user_id`` is the account's id;
-    ``requests`` lists every request received (:class:`RecordedRequest`), and
-    ``connections_opened`` counts the TCP connections accepted (a testing aid).
+    The account: ``concurrency_slots`` jobs run at once, more wait PENDING (up to 20 per slot,
+    then a create gets 429); ``posts_per_minute`` (None: no limit) counts generation POSTs over
+    a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay`` seconds
+    (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with probability
+    ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations`` may change
+    at any time. ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
+    or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
+    each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
+    failed deliveries are listed in ``webhook_errors``. ``requests`` lists every request
+    received; ``connections_opened`` counts the TCP connections accepted.
     """
 
     def __init__(
@@ -80,24 +60,24 @@ class FakeLeonardo:
         webhook_api_key: Optional[str] = None,
     ) -> None:
         _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
-        check_delay(completion_delay)
+        delay_range(completion_delay)
         check_url(webhook_url)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
         self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
         self.concurrency_slots, self.posts_per_minute, self.fail_rate = concurrency_slots, posts_per_minute, fail_rate
         self.seed, self.v2_response_shape = seed, v2_response_shape
-        self.user_id = _USER_ID
+        self.user_id = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
         self.requests: List[RecordedRequest] = []
         self.connections_opened = 0
-        self.base_url = self.root_url = ""
+        self.base_url = self.root_url = ""  # set by start()
         self._address = ("127.0.0.1" if host == "localhost" else host, port)
         self._lock = threading.Lock()
         self._faults: List[Fault] = []
         self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
         self._deliverer: Optional[Deliverer] = None
-        self._api = Api(self, _spec())
+        self._api = Api(self)
 
     def start(self) -> FakeLeonardo:
         """Start serving (binds the port; a no-op when already running)."""
@@ -107,8 +87,8 @@ class FakeLeonardo:
             self.base_url = self.root_url + API_PREFIX
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
-            self._deliverer = Deliverer(self, self._api) if self.webhook_url else None
-            if self._deliverer is not None:
+            if self.webhook_url:
+                self._deliverer = Deliverer(self, self._api)
                 self._deliverer.start()
         return self
 
@@ -139,21 +119,14 @@ class FakeLeonardo:
         """Change the answer to the next ``times`` matching requests (None: until
         :meth:`clear_faults`); the first matching fault, in order of registration, fires.
 
-        ``path`` matches the recorded path, exactly (``"/generations"``) or as a prefix ending
-        in ``*`` (``"/generations/*"``, ``"/cdn/*"``, ``"*"``); None matches every API path.
-        ``method`` None matches any. Each other argument has one effect:
-
-        * ``status``: answer this status instead of the operation's answer, with ``body`` (a
-          dict or list as JSON; a str or bytes raw, ``text/html`` when it starts with ``<``)
-          or else the API's error envelope. None: the operation's own answer.
-        * ``drop``: close the connection without answering.
-        * ``delay``: wait that long first (:meth:`stop` interrupts it); ``inject(delay=2)``
-          alone is a slow server that then answers normally.
-        * ``retry_after``: add a Retry-After header (a str verbatim; 2.0 as "2", 0.5 as "0.5").
-        * ``truncate``: announce the whole Content-Length, send half the body, close.
-        * ``after``: run the operation first, then play the fault (a POST that creates its
-          generation, then fails, drops or stalls). Without it a ``status`` or ``drop`` fault
-          fires before the operation, which never runs.
+        ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
+        ``"/cdn/*"``); None matches every API path. ``method`` None matches any. ``status``:
+        answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
+        starts with ``<``) or else the API's error envelope. ``drop``: close without answering.
+        ``delay``: wait first (alone: a slow server). ``retry_after``: add that header (2.0 as
+        "2"). ``truncate``: announce the whole Content-Length, send half, close. ``after``: run
+        the operation first, then play the fault; without it a ``status`` or ``drop`` fault
+        replaces the operation, which never runs.
         """
         method = method and method.upper()
         fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
@@ -189,41 +162,13 @@ class FakeLeonardo:
             raise RuntimeError("start the FakeLeonardo first")
         return "%s/cdn/blobs/%d.bin" % (self.root_url, size)
 
-    # -- called by the server's threads -----------------------------------------------
-
-    def _connection_accepted(self) -> None:
-        with self._lock:
-            self.connections_opened += 1
-
-    def _record(self, request: RecordedRequest) -> None:
+    def _arrived(self, request: RecordedRequest) -> Optional[Fault]:
+        """Record a request (called by the server's threads); the fault to play on it, if any."""
         with self._lock:
             self.requests.append(request)
-
-    def _take_fault(self, request: RecordedRequest) -> Optional[Fault]:
-        with self._lock:
             fault = next((f for f in self._faults if f.matches(request)), None)
             if fault is not None and fault.remaining is not None:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
         return fault
-
-    def _is_api(self, path: str) -> bool:
-        return self._api.spec.is_api(path)
-
-    def _answer(self, request: RecordedRequest) -> Answer:
-        try:
-            if request.kind == "api":
-                return self._api.answer(request)
-            if request.kind == "cdn" and request.method not in ("GET", "HEAD"):
-                raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
-            if request.kind == "cdn":
-                return self._api.cdn(request.path)
-            if request.kind == "s3":
-                return self._api.s3_upload(request)
-            raise ApiError(404, "Not Found", "not-found")
-        except ApiError as exc:
-            return json_answer(exc.status, envelope(exc.message, exc.code), exc.headers)
-        except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
-            traceback.print_exc()
-            return json_answer(500, envelope("internal error", "unexpected"))

@@ -1,5 +1,5 @@
-"""The account's limits as the fake plays them, all in one place: concurrency slots, the
-pending queue, the POST rate, completion delays and failures."""
+"""The account's limits as the fake plays them: concurrency slots, the pending queue, the POST
+rate, completion delays and failures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from .spec import ApiError
+from .server import ApiError
 
 if TYPE_CHECKING:
     from . import FakeLeonardo
@@ -24,15 +24,15 @@ Delay = Union[float, Tuple[float, float]]
 
 def timestamp() -> str:
     """Now as the API writes it: ISO 8601 in UTC, with milliseconds."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def check_delay(delay: Delay) -> None:
-    """Refuse a completion_delay that is neither a number >= 0 nor a (min, max) range."""
+def delay_range(delay: Delay) -> Tuple[float, float]:
+    """(min, max) of a completion_delay; ValueError unless a number >= 0 or a range in order."""
     low, high = delay if isinstance(delay, tuple) else (delay, delay)
     if not 0 <= low <= high:
         raise ValueError("completion_delay must be a number >= 0 or a (min, max) range with 0 <= min <= max")
+    return low, high
 
 
 @dataclass
@@ -56,9 +56,8 @@ class Job:
 
 
 class Account:
-    """Jobs beyond ``concurrency_slots`` wait PENDING in order of creation and start as slots
-    free up; past the queue (20 per slot) or past ``posts_per_minute`` a create gets 429.
-    Every method is called with the API's lock held."""
+    """Jobs beyond ``concurrency_slots`` wait PENDING in order and start as slots free up; past
+    the queue or ``posts_per_minute`` a create gets 429. Called with the API's lock held."""
 
     def __init__(self, fake: FakeLeonardo, clock: Callable[[], float] = time.monotonic) -> None:
         self.fake, self.clock = fake, clock
@@ -87,14 +86,12 @@ class Account:
         return draw, self.fake.fail_new_generations or chance < self.fake.fail_rate
 
     def duration(self, job: Job) -> float:
-        delay = self.fake.completion_delay
-        low, high = delay if isinstance(delay, tuple) else (delay, delay)
+        low, high = delay_range(self.fake.completion_delay)
         return low + (high - low) * job.draw
 
     def advance(self) -> List[Job]:
-        """Start queued jobs as slots free up, finish those whose time is up; returns the
-        jobs finished now. Lazy: an event simulation up to now, so results never depend on
-        how often anyone polls."""
+        """Start queued jobs as slots free up, finish those whose time is up; returns the jobs
+        finished now. An event simulation up to now: results never depend on polling."""
         now = self.clock()
         slots = self.fake.concurrency_slots
         free = sorted(job.started + self.duration(job) for job in self.active if job.started is not None)
@@ -111,8 +108,3 @@ class Account:
             job.final = "FAILED" if job.fail else "COMPLETE"
             self.active.remove(job)
         return done
-
-    def forget(self, job: Job) -> None:
-        """A deleted job frees its slot or its place in the queue."""
-        if job in self.active:
-            self.active.remove(job)

@@ -1,5 +1,4 @@
-"""The fake API's state and operations: one handler per operation, named after the Client's
-method; each response object is built in one place."""
+"""The fake API's state and one handler per operation, named after the Client's method."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import json
 import re
 import threading
 import time
+import traceback
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from . import callbacks, s3
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
-from .server import Answer, RecordedRequest, json_answer
-from .spec import ApiError, Operation, Spec, invalid
+from .server import Answer, ApiError, RecordedRequest, json_answer
+from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
     from . import FakeLeonardo
@@ -42,7 +42,7 @@ _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
 
 @dataclass
 class Call:
-    """One API call, checked against the spec: path parameters, typed query, JSON body."""
+    """One API call, checked against the spec."""
 
     operation: Operation
     params: Dict[str, str]
@@ -66,18 +66,22 @@ class InitImage:
 
 
 def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
-    """body[key] unless absent or null."""
-    value = body.get(key)
+    value = body.get(key)  # body[key] unless absent or null
     return default if value is None else value
+
+
+def _blank(**values: Any) -> Dict[str, Any]:
+    """A generation's fields with only these values set (motion and v2 generations)."""
+    return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
 
 
 def _seed_for(identifier: str) -> int:
     return zlib.crc32(identifier.encode("utf-8")) % 1000000000
 
 
-def _created(key: str, job_id: str, id_key: str = "generationId") -> Dict[str, Any]:
-    """A v1 create response: {key: {generationId, apiCreditCost, cost}}."""
-    return {key: {id_key: job_id, "apiCreditCost": None, "cost": dict(_COST)}}
+def _created(key: str, **job: Any) -> Dict[str, Any]:
+    """A v1 create response: {key: {...job, apiCreditCost, cost}}."""
+    return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
 
 
 def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -100,10 +104,10 @@ def _page(call: Call, items: List[Job]) -> List[Job]:
 
 
 class Api:
-    """The fake API: its state and one handler per operation."""
+    """The fake API: its state and one handler per operation of the spec."""
 
-    def __init__(self, fake: FakeLeonardo, spec: Spec) -> None:
-        self.fake, self.spec = fake, spec
+    def __init__(self, fake: FakeLeonardo) -> None:
+        self.fake, self.spec = fake, Spec(load_spec())
         self.lock = threading.RLock()
         self.account = Account(fake)
         self.seq = 0
@@ -114,28 +118,43 @@ class Api:
         self.init_images: Dict[str, InitImage] = {}
         self.outbox: List[Dict[str, Any]] = []  # webhook payloads not delivered yet
 
+    def serve(self, request: RecordedRequest) -> Answer:
+        """The answer to any request (called by the server's threads)."""
+        try:
+            if request.kind == "api":
+                return self.answer(request)
+            if request.kind == "s3":
+                return self.s3_upload(request)
+            if request.kind != "cdn":
+                raise ApiError(404, "Not Found", "not-found")
+            if request.method not in ("GET", "HEAD"):
+                raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
+            return self.cdn(request.path)
+        except ApiError as exc:
+            return exc.answer()
+        except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
+            traceback.print_exc()
+            return ApiError(500, "internal error", "unexpected").answer()
+
     def answer(self, request: RecordedRequest) -> Answer:
-        """The answer to one API call: key, route, query and body checked, then the handler
-        (which runs with the lock held, after the account's jobs have advanced to now)."""
+        """Key, route, query and body checked, then the handler (lock held, jobs advanced)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
             raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
         operations, params = self.spec.route(request.full_path) or ({}, {})
         operation = operations.get(request.method)
-        handler = getattr(self, operation.name, None) if operation else None
-        if handler is None and operations and not operation:
+        if operation is None and operations:
             allow = ", ".join(sorted(operations))
             message = "method %s not allowed on this endpoint (allowed: %s)" % (request.method, allow)
             raise ApiError(405, message, "method-not-allowed", [("Allow", allow)])
-        if handler is None or operation is None:
+        if operation is None:
             raise ApiError(404, "Endpoint not found", "not-found")
         call = Call(operation, params, self.spec.query_args(operation, request.query), self._body(operation, request))
         with self.lock:
             self.advance()
-            return json_answer(200, handler(call))
+            return json_answer(200, getattr(self, operation.name)(call))
 
     def advance(self) -> None:
-        """Move the account's jobs on to now (lock held); completed generations are queued
-        for the webhook, when there is one."""
+        """Move the account's jobs on to now (lock held), queueing completions for the webhook."""
         for job in self.account.advance():
             if self.fake.webhook_url and job.status == "COMPLETE" and job.id in self.generations:
                 self.outbox.append(callbacks.payload(self._generation(job), self.fake))
@@ -151,7 +170,7 @@ class Api:
         return body  # type: ignore[no-any-return]
 
     def cdn(self, path: str) -> Answer:
-        """A file under /cdn/ (no key needed, as on Leonardo's CDN); /cdn/blobs/<n>.bin is n bytes."""
+        """A file under /cdn/ (no key needed); /cdn/blobs/<n>.bin is n bytes."""
         size = path[len("/cdn/blobs/") : -len(".bin")]
         if path.startswith("/cdn/blobs/") and path.endswith(".bin") and size.isdigit() and len(size) <= 15:
             return Answer(200, content_type="application/octet-stream", blob_size=int(size))
@@ -168,8 +187,7 @@ class Api:
     # -- jobs -------------------------------------------------------------------------
 
     def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
-        """A new job (lock held), admitted under the account's limits (counted: a generation
-        POST), stored, queued."""
+        """A new job (lock held), admitted under the account's limits (counted: a generation POST)."""
         self.account.admit(counted)
         self.seq += 1
         job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
@@ -177,12 +195,12 @@ class Api:
         self.account.active.append(job)
         return job
 
-    def _pop(self, store: Dict[str, Job], job_id: str) -> Optional[Job]:
-        """Delete a job (lock held); it frees its slot."""
-        job = store.pop(job_id, None)
-        if job is not None:
-            self.account.forget(job)
-        return job
+    def _delete(self, store: Dict[str, Job], call: Call) -> Optional[Dict[str, str]]:
+        """Delete a job (lock held), freeing its slot or its place in the queue: {id} or None."""
+        job = store.pop(call.params["id"], None)
+        if job in self.account.active:
+            self.account.active.remove(job)
+        return None if job is None else {"id": job.id}
 
     def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
         """item with its paths under keys made URLs of the fake."""
@@ -197,9 +215,7 @@ class Api:
         images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
         for image in images if listing else ():
             del image["fantasyAvatar"]  # not in the list endpoint's schema
-        elements = json.loads(json.dumps(job.fields["generation_elements"]))
-        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status,
-                    generated_images=images, generation_elements=elements)
+        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status, generated_images=images)
 
     def _texture(self, job: Job) -> Dict[str, Any]:
         """The texture generation object of GET /generations-texture/{id} and of its list."""
@@ -226,7 +242,6 @@ class Api:
         return width, height, count
 
     def create_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations"""
         width, height, count = self._size_and_count(call)
         self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
@@ -238,7 +253,7 @@ class Api:
         job = self._new_job(self.generations, fields, counted=True)
         fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
-        return _created("sdGenerationJob", job.id)
+        return _created("sdGenerationJob", generationId=job.id)
 
     def _add_images(self, job: Job, count: int, fantasy: bool = False, video_model: Optional[str] = None) -> None:
         """count outputs for job (lock held): PNGs seeded by its prompt and their index, or
@@ -256,14 +271,11 @@ class Api:
             job.images.append(_image(image_id, path, fantasy))
 
     def get_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """GET /generations/{id}"""
         job = self.generations.get(call.params["id"])
         return {"generations_by_pk": job and self._generation(job)}
 
     def delete_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /generations/{id}"""
-        job = self._pop(self.generations, call.params["id"])
-        return {"delete_generations_by_pk": job and {"id": job.id}}
+        return {"delete_generations_by_pk": self._delete(self.generations, call)}
 
     def get_generations_by_user_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations/user/{userId}: newest first."""
@@ -278,9 +290,8 @@ class Api:
         if source is None or bool(body.get("isInitImage")) != init_image or body.get("isVariation"):
             raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
         prompt, still, width, height = source
-        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
-        fields.update(prompt=prompt, imageWidth=width, imageHeight=height, generation_elements=[])
-        fields.update(sdVersion="v1_5", scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
+        fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, sdVersion="v1_5",
+                        scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
         fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
         path = self._cdn_path(job, video_id)
@@ -288,7 +299,7 @@ class Api:
         self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
         motion = dict(motionModel="SVD", motionMP4URL=path + ".mp4", motionStrength=body.get("motionStrength"))
         job.images.append(_image(video_id, path + ".png", motion=motion))
-        return _created("motionSvdGenerationJob", job.id)
+        return _created("motionSvdGenerationJob", generationId=job.id)
 
     # -- v2 and the account ------------------------------------------------------------
 
@@ -302,11 +313,10 @@ class Api:
                 self._uploaded(image.get("id", "") if image.get("type") == "UPLOADED" else None)
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
-        fields: Dict[str, Any] = dict.fromkeys(_SETTINGS)
-        fields.update(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model)
-        fields.update(imageWidth=_opt(params, "width", default["width"] or 1024), generation_elements=[])
-        fields.update(imageHeight=_opt(params, "height", default["height"] or 1024))
-        fields.update(public=_opt(call.body, "public", False))
+        fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
+                        imageWidth=_opt(params, "width", default["width"] or 1024),
+                        imageHeight=_opt(params, "height", default["height"] or 1024),
+                        public=_opt(call.body, "public", False))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, counted=True)
@@ -356,31 +366,26 @@ class Api:
 
     def s3_upload(self, request: RecordedRequest) -> Answer:
         """The presigned POST to the bucket: every field as given, the file last, no key."""
-        try:
-            if request.method != "POST":
-                raise s3.S3Error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
-            parts = s3.form_parts(request)
-            with self.lock:
-                key = dict(parts).get("key", b"").decode("utf-8", "replace")
-                image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
-                if image is None:
-                    raise s3.policy_failed("key")
-                data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
-                self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
-                self.sources[image.id] = ("", image.path, 256, 256)
-                image.uploaded = True
-        except s3.S3Error as exc:
-            return exc.answer()
+        if request.method != "POST":
+            raise s3.S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
+        parts = s3.form_parts(request)
+        with self.lock:
+            key = dict(parts).get("key", b"").decode("utf-8", "replace")
+            image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
+            if image is None:
+                raise s3.policy_failed("key")
+            data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
+            self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
+            self.sources[image.id] = ("", image.path, 256, 256)
+            image.uploaded = True
         return Answer(204)
 
     def get_init_image_by_id(self, call: Call) -> Dict[str, Any]:
-        """GET /init-image/{id}"""
         image = self.init_images.get(call.params["id"])
         found = image and {"createdAt": image.created_at, "id": image.id, "url": self.fake.root_url + image.path}
         return {"init_images_by_pk": found}
 
     def delete_init_image_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /init-image/{id}"""
         image = self.init_images.pop(call.params["id"], None)
         self.sources.pop(call.params["id"], None)
         return {"delete_init_images_by_pk": image and {"id": image.id}}
@@ -388,7 +393,6 @@ class Api:
     # -- textures ---------------------------------------------------------------------
 
     def create_texture_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations-texture"""
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
         job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
@@ -398,7 +402,7 @@ class Api:
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
             self._png(path, "%s\x00%s" % (body["prompt"], kind), 128, 128)
             job.images.append({"id": image_id, "type": kind, "url": path})
-        return _created("textureGenerationJob", job.id, "id")
+        return _created("textureGenerationJob", id=job.id)
 
     def get_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/{id} (offset and limit are checked, then unused)"""
@@ -407,9 +411,7 @@ class Api:
         return {"model_asset_texture_generations_by_pk": job and self._texture(job)}
 
     def delete_texture_generation_by_id(self, call: Call) -> Dict[str, Any]:
-        """DELETE /generations-texture/{id}"""
-        job = self._pop(self.textures, call.params["id"])
-        return {"delete_model_asset_texture_generations_by_pk": job and {"id": job.id}}
+        return {"delete_model_asset_texture_generations_by_pk": self._delete(self.textures, call)}
 
     def get_texture_generations_by_model_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/model/{modelId}: newest first."""
@@ -429,9 +431,9 @@ class Api:
             raise ApiError(400, "invalid dimensions", "unexpected")
         png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
                          *preview_size(width, height))
-        job = {"imageDataUrl": ["data:image/png;base64," + base64.b64encode(png).decode("ascii")]}
-        job.update(extra, requestTimestamp=_opt(body, "requestTimestamp", str(int(time.time() * 1000))))
-        return {"lcmGenerationJob": dict(job, apiCreditCost=None, cost=dict(_COST))}
+        image = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        stamp = _opt(body, "requestTimestamp", str(int(time.time() * 1000)))
+        return _created("lcmGenerationJob", imageDataUrl=[image], **extra, requestTimestamp=stamp)
 
     # POST /generations-lcm, /lcm-instant-refine, /lcm-inpainting: the same job
     create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm

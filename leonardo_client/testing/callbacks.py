@@ -1,7 +1,6 @@
 """Leonardo's webhook as the fake plays it: when a generation completes, the documented
-``image_generation.complete`` payload is POSTed to ``webhook_url`` (loopback only) with
-``authorization: Bearer <webhook_api_key>``, from a background thread with a short timeout.
-A failed delivery is recorded in ``FakeLeonardo.webhook_errors``, never raised."""
+``image_generation.complete`` payload is POSTed to ``webhook_url`` from a background thread;
+a failed delivery is recorded in ``FakeLeonardo.webhook_errors``, never raised."""
 
 from __future__ import annotations
 
@@ -12,8 +11,8 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit
 
+from ..client import _is_loopback
 from .account import timestamp
-from .server import is_loopback
 
 if TYPE_CHECKING:
     from . import FakeLeonardo
@@ -21,28 +20,29 @@ if TYPE_CHECKING:
 
 TIMEOUT = 2.0  # seconds for one delivery
 TICK = 0.05  # seconds between looks for finished jobs
-# Keys of the documented payload's generation the fake has no value for.
+# Keys of the documented payload's generation the fake has no value for, then those it has.
 _UNKNOWN = (
     "initGeneratedImageId initImageId initType initUpscaledImageId imageAspectRatio canvasInitImageId "
     "canvasMaskImageId imagePromptStrength category poseImage2ImageType poseImage2ImageWeight alchemy "
     "contrastRatio highResolution expandedDomain unzoom unzoomAmount"
 ).split()
+_CONSTANT = dict(flagged=False, nsfw=False, coreModel="SD", tiling=False, tokenCost=0, negativeStylePrompt="",
+                 canvasRequest=False, api=True, poseImage2Image=False, highContrast=False, apiDollarCost="9",
+                 imageToImage=False, controlnetsUsed=False, apiKeyId="fake-api-key-id")
 _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt sdVersion scheduler presetStyle " \
     "initStrength photoRealStrength promptMagicStrength promptMagicVersion public status".split()
 
 
 def check_url(url: Optional[str]) -> None:
     """Refuse a webhook URL that is not http(s) on a loopback address."""
-    if url is None:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
+    parts = urlsplit(url or "http://127.0.0.1")
+    if parts.scheme not in ("http", "https") or not _is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
 
 
-def payload(generation: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
+def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
     """The image_generation.complete body for a generation object of GET /generations/{id}."""
-    g, user, now = generation, fake.user_id, timestamp()
+    user, now = fake.user_id, timestamp()
     images = [
         dict(id=i["id"], createdAt=now, updatedAt=now, userId=user, url=i["url"], generationId=g["id"], nobgId=None,
              nsfw=False, likeCount=0, trendingScore=0, public=g["public"])
@@ -51,15 +51,11 @@ def payload(generation: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
     api_key = dict(id="fake-api-key-id", createdAt=g["createdAt"], userId=user, key=fake.api_key, lastUsed=now,
                    name="FakeLeonardo", type="PRODUCTION", webhookCallbackUrl=fake.webhook_url,
                    webhookCallbackApiKey=fake.webhook_api_key)
-    known = dict(
-        id=g["id"], createdAt=g["createdAt"], updatedAt=now, userId=user, flagged=False, nsfw=False, coreModel="SD",
-        negativePrompt=g["negativePrompt"] or "", quantity=len(images), tiling=False, tokenCost=0,
-        negativeStylePrompt="", seed=str(g["seed"]), promptMagic=bool(g["promptMagic"]), canvasRequest=False, api=True,
-        poseImage2Image=False, highContrast=False, apiDollarCost="9", apiKeyId=api_key["id"],
-        photoReal=bool(g["photoReal"]), imageToImage=False, controlnetsUsed=False,
-        model=dict(id=g["modelId"], name=g["modelId"]), images=images, apiKey=api_key,
-    )
-    data = dict(dict.fromkeys(_UNKNOWN), **{k: g[k] for k in _AS_IN_GET}, **known)
+    data = dict(dict.fromkeys(_UNKNOWN), **{k: g[k] for k in _AS_IN_GET}, **_CONSTANT)
+    data.update(id=g["id"], createdAt=g["createdAt"], updatedAt=now, userId=user, seed=str(g["seed"]),
+                negativePrompt=g["negativePrompt"] or "", quantity=len(images), promptMagic=bool(g["promptMagic"]),
+                photoReal=bool(g["photoReal"]), model=dict(id=g["modelId"], name=g["modelId"]), images=images,
+                apiKey=api_key)
     return dict(type="image_generation.complete", object="generation", timestamp=int(time.time() * 1000),
                 api_version="v1", data={"object": data})
 
@@ -79,18 +75,14 @@ class Deliverer(threading.Thread):
                 self.api.advance()
                 outbox, self.api.outbox = self.api.outbox, []
             for body in outbox:
-                self.deliver(body)
-
-    def deliver(self, body: Dict[str, Any]) -> None:
-        headers = {"authorization": "Bearer %s" % self.fake.webhook_api_key, "content-type": "application/json"}
-        assert self.fake.webhook_url is not None
-        data = json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.fake.webhook_url, data, headers, method="POST")
-        try:
-            with self.opener.open(request, timeout=TIMEOUT) as response:
-                response.read()
-        except Exception as exc:  # any failure is the receiver's: record it, go on
-            self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
+                key = self.fake.webhook_api_key
+                headers = {"authorization": "Bearer %s" % key, "content-type": "application/json"}
+                request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
+                try:
+                    with self.opener.open(request, timeout=TIMEOUT) as response:
+                        response.read()
+                except Exception as exc:  # any failure is the receiver's: record it, go on
+                    self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -11,17 +11,15 @@ from datetime import datetime, timezone
 from email.message import Message
 from typing import Dict, List, Tuple, cast
 
-from .server import Answer, RecordedRequest
+from .server import Answer, ApiError, RecordedRequest
 
 BUCKET = "fake-leonardo-uploads"
 EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
 EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-class S3Error(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class S3Error(ApiError):
+    """An error of the bucket, answered as S3's XML: S3Error(status, message, code)."""
 
     def answer(self) -> Answer:
         xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
@@ -29,7 +27,7 @@ class S3Error(Exception):
 
 
 def policy_failed(field: str) -> S3Error:
-    return S3Error(403, "AccessDenied", 'Invalid according to Policy: Policy Condition failed: ["eq", "$%s"]' % field)
+    return S3Error(403, 'Invalid according to Policy: Policy Condition failed: ["eq", "$%s"]' % field, "AccessDenied")
 
 
 def presigned_fields(key: str, extension: str) -> Dict[str, str]:
@@ -52,10 +50,10 @@ def form_parts(request: RecordedRequest) -> List[Tuple[str, bytes]]:
     """The (name, value) parts of a multipart/form-data body, in order."""
     content_type = request.headers.get("Content-Type", "")
     if not content_type.startswith("multipart/form-data"):
-        raise S3Error(412, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data")
+        raise S3Error(412, "Bucket POST must be of the enclosure-type multipart/form-data", "PreconditionFailed")
     message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + request.body)
     if not message.is_multipart():
-        raise S3Error(400, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data")
+        raise S3Error(400, "The body of your POST request is not well-formed multipart/form-data", "MalformedPOSTRequest")
     parts = cast(List[Message], message.get_payload())
     return [(str(p.get_param("name", header="content-disposition")), cast(bytes, p.get_payload(decode=True)))
             for p in parts]
@@ -64,11 +62,11 @@ def form_parts(request: RecordedRequest) -> List[Tuple[str, bytes]]:
 def check_form(request: RecordedRequest, parts: List[Tuple[str, bytes]], fields: Dict[str, str], age: float) -> bytes:
     """The uploaded file, once the form is checked as S3 checks a presigned POST."""
     if "Authorization" in request.headers:
-        raise S3Error(403, "AccessDenied", "Requests to a presigned POST URL must not carry an Authorization header")
+        raise S3Error(403, "Requests to a presigned POST URL must not carry an Authorization header", "AccessDenied")
     if age > EXPIRY:
-        raise S3Error(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+        raise S3Error(403, "Invalid according to Policy: Policy expired.", "AccessDenied")
     if not parts or parts[-1][0] != "file" or [name for name, _ in parts].count("file") != 1:
-        raise S3Error(400, "InvalidArgument", "POST requires exactly one file upload per request, as the last field")
+        raise S3Error(400, "POST requires exactly one file upload per request, as the last field", "InvalidArgument")
     sent = {name: value.decode("utf-8", "replace") for name, value in parts[:-1]}
     for name in sorted(set(fields) | set(sent)):
         if sent.get(name) != fields.get(name):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import ipaddress
 import json
 import socket
 import socketserver
@@ -26,18 +25,15 @@ MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
 POLL = 0.01  # seconds: how soon the accept loop notices stop()
+Headers = List[Tuple[str, str]]
 
 
 @dataclass
 class RecordedRequest:
-    """One request received by the fake.
-
-    ``path`` is relative to ``base_url`` for v1 API calls (``"/generations/abc"``), else to
-    ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/generations"``); no query string, still
-    percent-encoded as sent. ``query`` holds the last value of each query parameter;
-    ``headers`` ignores case on lookup; ``json`` is the parsed body (None when absent or not
-    JSON); ``body`` the raw bytes.
-    """
+    """One request received by the fake. ``path`` is relative to ``base_url`` for v1 calls
+    (``"/generations/abc"``), else to ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/..."``),
+    without the query, percent-encoded as sent; ``query`` holds each parameter's last value,
+    ``headers`` ignores case, ``json`` is the parsed body (None if absent or not JSON)."""
 
     method: str
     path: str
@@ -51,44 +47,61 @@ class RecordedRequest:
 
 @dataclass
 class Answer:
-    """What to send back: a status and a body, or a streamed blob of ``blob_size`` bytes."""
+    """A status and a body, or a streamed blob of ``blob_size`` bytes."""
 
     status: int
     body: bytes = b""
     content_type: str = JSON_TYPE
-    headers: List[Tuple[str, str]] = field(default_factory=list)
+    headers: Headers = field(default_factory=list)
     blob_size: Optional[int] = None
 
 
-def json_answer(status: int, obj: Any, headers: Optional[List[Tuple[str, str]]] = None) -> Answer:
+def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
     return Answer(status, json.dumps(obj, separators=(",", ":")).encode("utf-8"), JSON_TYPE, headers or [])
 
 
-def envelope(message: str, code: str) -> Dict[str, str]:
-    """The API's error body."""
-    return {"error": message, "path": "$", "code": code}
+class ApiError(Exception):
+    """An error answer of the API: status, message and code of its envelope, extra headers."""
+
+    def __init__(self, status: int, message: str, code: str, headers: Optional[Headers] = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers or []
+
+    def answer(self) -> Answer:
+        return json_answer(self.status, {"error": self.message, "path": "$", "code": self.code}, self.headers)
 
 
-_DEFAULT_ERRORS = {
-    401: envelope("Authentication hook unauthorized this request", "access-denied"),
-    500: envelope("internal error", "unexpected"),
-}
+def default_error(status: int) -> ApiError:
+    """The API's error for an injected status given no body."""
+    phrase = http.server.BaseHTTPRequestHandler.responses.get(status, ("Error %d" % status,))[0]
+    special = {401: "Authentication hook unauthorized this request", 500: "internal error"}
+    code = {400: "bad-request", 401: "access-denied", 404: "not-found"}.get(status, "unexpected")
+    return ApiError(status, special.get(status, phrase), code)
+
+
+def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
+    """A Retry-After header value: a str verbatim, 2.0 as "2", 0.5 as "0.5"."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("retry_after must be a str, a number or None")
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 @dataclass
 class Fault:
-    """One injected fault; see FakeLeonardo.inject."""
+    """One injected fault (see FakeLeonardo.inject); ``Fault()`` changes nothing."""
 
-    status: Optional[int]
-    remaining: Optional[int]
-    path: Optional[str]
-    method: Optional[str]
-    retry_after: Optional[str]
-    delay: float
-    drop: bool
-    body: Any
-    truncate: bool
-    after: bool
+    status: Optional[int] = None
+    remaining: Optional[int] = None
+    path: Optional[str] = None
+    method: Optional[str] = None
+    retry_after: Optional[str] = None
+    delay: float = 0.0
+    drop: bool = False
+    body: Any = None
+    truncate: bool = False
+    after: bool = False
 
     def __post_init__(self) -> None:
         if self.status is not None and (isinstance(self.status, bool) or not 200 <= self.status <= 599):
@@ -111,55 +124,23 @@ class Fault:
             return request.path.startswith(self.path[:-1])
         return request.path == self.path
 
-    def replaces_answer(self) -> bool:
-        """The operation's own answer is not sent (and, unless ``after``, it does not run)."""
-        return self.drop or self.status is not None
-
-    def apply(self, answer: Answer) -> Answer:
-        """The answer with the fault's status, body and Retry-After."""
+    def apply(self, answer: Optional[Answer]) -> Answer:
+        """The answer (None: not run) with the fault's status, body and Retry-After."""
         if isinstance(self.body, (str, bytes, bytearray)):
             data = self.body.encode("utf-8") if isinstance(self.body, str) else bytes(self.body)
             html = data.lstrip()[:1] == b"<"
             answer = Answer(self.status or 200, data, "text/html; charset=utf-8" if html else JSON_TYPE)
         elif self.status is not None:
-            answer = json_answer(self.status, self.body if self.body is not None else _default_error(self.status))
+            answer = default_error(self.status).answer() if self.body is None else json_answer(self.status, self.body)
+        assert answer is not None
         if self.retry_after is not None:
             answer.headers = answer.headers + [("Retry-After", self.retry_after)]
         return answer
 
 
-def is_loopback(host: str) -> bool:
-    """host is localhost or a loopback address (the fake and its webhook stay on this machine)."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
-    """A Retry-After header value: a str verbatim, 2.0 as "2", 0.5 as "0.5"."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("retry_after must be a str, a number or None")
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _default_error(status: int) -> Dict[str, str]:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error %d" % status
-    code = {400: "bad-request", 404: "not-found"}.get(status, "unexpected")
-    return _DEFAULT_ERRORS.get(status, envelope(phrase, code))
-
-
 class Server(http.server.ThreadingHTTPServer):
-    """A ThreadingHTTPServer that counts connections and closes all of them at stop().
-
-    Its threads are daemons (a fake left running never blocks the interpreter's exit), so
-    they are tracked here and joined by close_all().
-    """
+    """A ThreadingHTTPServer that counts connections and closes all of them at stop(). Its
+    threads are daemons (a fake left running never blocks exit), so close_all() joins them."""
 
     allow_reuse_address = True
 
@@ -188,7 +169,8 @@ class Server(http.server.ThreadingHTTPServer):
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        self.fake._connection_accepted()
+        with self.fake._lock:
+            self.fake.connections_opened += 1
         worker.start()
 
     def shutdown_request(self, request: Any) -> None:
@@ -230,7 +212,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The body announced by Content-Length (the client never sends chunked bodies)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self._drain()
+            self.connection.settimeout(0.2)  # read what the client still sends (bounded), so it
+            try:  # gets our answer, not a reset; the connection is closed after it anyway
+                while self.rfile.read1(65536):
+                    pass
+            except OSError:
+                pass
             raise ValueError("chunked request bodies are not supported; send Content-Length")
         length = (self.headers.get("Content-Length") or "0").strip()
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -240,15 +227,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ValueError("incomplete request body")
         return data
 
-    def _drain(self) -> None:
-        """Read what the client is still sending (bounded), so it gets our answer, not a reset."""
-        self.connection.settimeout(0.2)  # the connection is closed after the answer anyway
-        try:
-            while self.rfile.read1(65536):
-                pass
-        except OSError:
-            pass
-
     def _recorded(self, body: bytes) -> RecordedRequest:
         parts, fake = urlsplit(self.path), self.server.fake
         path = parts.path or "/"
@@ -256,41 +234,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parsed = json.loads(body.decode("utf-8")) if body else None
         except ValueError:
             parsed = None
-        kind = "api" if fake._is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
+        kind = next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
+        kind = "api" if fake._api.spec.is_api(path) else kind
         base = urlsplit(fake.base_url).path
         relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
 
     def _dispatch(self) -> None:
-        fake = self.server.fake
         try:
             body = self._read_body()
         except ValueError as exc:
             self.close_connection = True
-            self._send(json_answer(400, envelope(str(exc), "bad-request")))
+            self._send(ApiError(400, str(exc), "bad-request").answer())
             return
         request = self._recorded(body)
-        fake._record(request)
-        fault = fake._take_fault(request)
-        if fault is None:
-            self._send(fake._answer(request))
-            return
-        answer = fake._answer(request) if fault.after else Answer(0)
+        api, fault = self.server.fake._api, self.server.fake._arrived(request) or Fault()
+        answer = api.serve(request) if fault.after else None  # else the operation runs after the delay
         if fault.delay and self.server.stop_event.wait(fault.delay):
             self.close_connection = True  # stopping: abandon the request
             return
-        if not fault.after and not fault.replaces_answer():
-            answer = fake._answer(request)  # a slow server: the operation runs after the delay
+        if answer is None and not fault.drop and fault.status is None:
+            answer = api.serve(request)
+        self.close_connection = self.close_connection or fault.drop or fault.truncate
         if fault.drop:
-            self.close_connection = True
-        elif fault.truncate:  # announce the whole body, send half of it, close
-            self.close_connection = True
-            answer = fault.apply(answer)
+            return
+        answer = fault.apply(answer)
+        if fault.truncate:  # announce the whole body, send half of it, close
             full, answer.body = answer.body, answer.body[: len(answer.body) // 2]
             self._send(answer, max(len(full), len(answer.body) + 1))
         else:
-            self._send(fault.apply(answer))
+            self._send(answer)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 

@@ -1,11 +1,7 @@
 """The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths
-exist and what each request body may hold.
-
-Bodies are checked as Leonardo's Hasura layer checks them: unknown keys, missing required
-keys, null for a non-nullable key, wrong JSON types and values outside an enum are refused
-with 400 and the API's envelope. The v2 model schemas add bounds, lengths and allOf / anyOf /
-oneOf / not, checked too; ``format`` and ``pattern`` are not (ids are never checked as UUIDs).
-"""
+exist and what each request body may hold. Bodies are checked as Leonardo's Hasura layer does
+(unknown keys, missing or null required keys, wrong types, values outside an enum), plus the v2
+schemas' bounds, lengths and allOf / anyOf / oneOf / not; never ``format`` or ``pattern``."""
 
 from __future__ import annotations
 
@@ -17,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
+
+from .server import ApiError
 
 SPEC_FILE = Path(__file__).with_name("openapi.json")
 
@@ -36,14 +34,6 @@ _BOUNDS: List[Tuple[str, str, Callable[[Any], Any], str]] = [  # (lower, upper, 
     ("minLength", "maxLength", len, "have a length"),
     ("minItems", "maxItems", len, "have a number of items"),
 ]
-
-
-class ApiError(Exception):
-    """An error answer of the API: status, message and code of its envelope, extra headers."""
-
-    def __init__(self, status: int, message: str, code: str, headers: Optional[List[Tuple[str, str]]] = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers or []
 
 
 def invalid(message: str, code: str = "validation-failed") -> ApiError:
@@ -107,15 +97,10 @@ class Spec:
         segments = [unquote(s) for s in path[1:].split("/")]
         found = []
         for pattern, operations in self.routes:
-            if len(pattern) == len(segments):
-                pairs = list(zip(pattern, segments))
-                if all(p == s or (p.startswith("{") and s) for p, s in pairs):
-                    params = {p[1:-1]: s for p, s in pairs if p.startswith("{")}
-                    found.append((len(params), operations, params))
-        if not found:
-            return None
-        _, operations, params = min(found, key=lambda f: f[0])
-        return operations, params
+            pairs = list(zip(pattern, segments))
+            if len(pattern) == len(segments) and all(p == s or (p.startswith("{") and s) for p, s in pairs):
+                found.append((operations, {p[1:-1]: s for p, s in pairs if p.startswith("{")}))
+        return min(found, key=lambda f: len(f[1]), default=None)
 
     def query_args(self, operation: Operation, query: Dict[str, str]) -> Dict[str, Any]:
         """The query parameters of the spec that were given (and not empty), typed."""
@@ -152,8 +137,7 @@ class Spec:
         self._check_type(schema, value, where)
         enum = schema.get("enum")
         if enum is not None and not any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum):
-            found = (enum, _type_name(schema, where), value)
-            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+            raise _not_one_of(enum, _type_name(schema, where), value)
         self._check_bounds(schema, value, where)
         if isinstance(value, dict):
             self._check_object(schema, value, where, closed)
@@ -174,8 +158,7 @@ class Spec:
             return schema
         key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
         if value.get(key) not in mapping:
-            found = (sorted(mapping), key, value.get(key))
-            raise invalid("expected one of the values %r for type '%s', but found %r" % found)
+            raise _not_one_of(sorted(mapping), key, value.get(key))
         return self.resolve({"$ref": mapping[value[key]]})
 
     def models(self) -> Dict[str, Dict[str, Any]]:
@@ -196,11 +179,8 @@ class Spec:
             return
         if kind == "array":
             raise invalid("expected a list, but found %s" % json_type(value))
-        found = json_type(value)
-        raise invalid(
-            "expected %s %s for type '%s', but found %s %s"
-            % (_article(kind), kind, _type_name(schema, where), _article(found), found)
-        )
+        found, message = json_type(value), "expected %s %s for type '%s', but found %s %s"
+        raise invalid(message % (_article(kind), kind, _type_name(schema, where), _article(found), found))
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         for low, high, measure, wording in _BOUNDS:
@@ -232,6 +212,10 @@ class Spec:
         for key, item in value.items():
             if key in props or isinstance(extra, dict):
                 self.check(props.get(key, extra), item, where + (key,))
+
+
+def _not_one_of(values: List[Any], type_name: str, value: Any) -> ApiError:
+    return invalid("expected one of the values %r for type '%s', but found %r" % (values, type_name, value))
 
 
 def _label(where: Tuple[str, ...]) -> str:
