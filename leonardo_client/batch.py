@@ -1,14 +1,9 @@
 """run_batch(): many generations under the account's limits, journaled, resumable, never billed twice.
 
-Every state change of every item is written to ``out_dir/journal.jsonl`` (fsynced) before it
-is acted on:
-
-    planned -> submitting (time, request) -> submitted (id, cost) -> complete (files)
-                                                                   | failed (reason)
-            -> ambiguous (a POST that may have run, and could not be matched)
-
-An item left in "submitting" (a crash, a 5xx, a read timeout, a dropped connection) is
-reconciled against the account's generation listing instead of being sent again.
+Every state change of every item is journaled (fsynced) before it is acted on: planned ->
+submitting (time, request) -> submitted (id, cost) -> complete (files) | failed (reason), or
+ambiguous. An item left in "submitting" (a crash, a 5xx, a read timeout, a dropped connection)
+is reconciled against the account's generation listing instead of being sent again.
 """
 
 from __future__ import annotations
@@ -39,13 +34,7 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
-    "BatchItem",
-    "BatchProgress",
-    "BatchSummary",
-    "BatchInputError",
-    "BatchInterrupted",
-    "read_items",
-    "run_batch",
+    "BatchItem", "BatchProgress", "BatchSummary", "BatchInputError", "BatchInterrupted", "read_items", "run_batch"
 ]
 
 JOURNAL = "journal.jsonl"
@@ -70,12 +59,9 @@ STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One generation of a batch.
+    """One generation: ``model`` a v2 model name, ``model_id`` a v1 model id, neither the v1 default.
 
-    ``model`` names a v2 model (``POST /v2/generations``); ``model_id`` a v1 model
-    (``POST /generations``); neither uses the v1 API's default model. ``extra`` is merged
-    into the request body (v1) or its ``parameters`` (v2) for fields not named here.
-    ``name`` only names the files and the gallery card.
+    ``extra`` goes into the request body (v1) or its ``parameters`` (v2); ``name`` names the files.
     """
 
     prompt: str
@@ -120,10 +106,9 @@ class BatchInputError(ValueError):
 
 
 def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> BatchItem:
-    """A BatchItem from a mapping (one JSON line, or a Python dict), over ``defaults``.
+    """A BatchItem from a mapping over ``defaults`` (its own model or model_id overrides both).
 
-    An item that names a ``model`` or ``model_id`` ignores both defaults of the two. Keys
-    other than the item fields go to ``extra``. Raises ValueError saying what is wrong.
+    Other keys go to ``extra``. Raises ValueError saying what is wrong.
     """
     if not isinstance(fields, Mapping):
         raise ValueError(f"expected an object with a prompt, got {type(fields).__name__}")
@@ -149,14 +134,10 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
 
 
 def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
-    """The items of a prompts file: one prompt a line, or JSON Lines (one object a line).
+    """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
+    or a first line starting with ``{``); blank lines and ``#`` comments are skipped.
 
-    Blank lines and lines starting with ``#`` are skipped. The file is JSON Lines when its
-    name ends in ``.jsonl``/``.ndjson`` or its first prompt line starts with ``{``.
-
-    Raises:
-        BatchInputError: the file cannot be read, holds no items, or has bad lines (every
-            bad line is listed with its number).
+    Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
     try:
         with open(path, encoding="utf-8-sig") as source:
@@ -204,11 +185,8 @@ def _digest(items: Sequence[BatchItem]) -> str:
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """What ``on_progress`` receives after every event of a batch.
-
-    ``event`` is one of start, submitted, adopted, resent, complete, failed, ambiguous,
-    waiting (a 429 paused submissions), stopping (Ctrl-C) and done; ``index`` is the item
-    (0-based position in the input) it concerns, if any.
+    """What ``on_progress`` receives after every event: start, submitted, adopted, resent, complete,
+    failed, ambiguous, waiting (e.g. a 429), stopping (Ctrl-C) or done; ``index``: the item's, if any.
     """
 
     event: str
@@ -341,32 +319,26 @@ class _Journal:
         self._file.close()
 
 
+@dataclass
 class _Item:
     """One item's state: what the journal says, and the scheduler's notes on it."""
 
-    __slots__ = (
-        "index", "item", "state", "generation_id", "cost", "since", "files", "seed", "reason",
-        "check_at", "check_gap", "first_seen", "misses", "posting", "busy", "download_tries", "download_at",
-    )  # fmt: skip
-
-    def __init__(self, index: int, item: BatchItem) -> None:
-        self.index = index
-        self.item = item
-        self.state = "planned"
-        self.generation_id: Optional[str] = None
-        self.cost: Optional[Dict[str, Any]] = None
-        self.since = 0.0  # wall-clock time of the last "submitting"
-        self.files: List[str] = []
-        self.seed: Optional[int] = None
-        self.reason = ""
-        self.check_at = 0.0  # monotonic: next GET by id, when the listing does not show it
-        self.check_gap = 1.0
-        self.first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
-        self.misses = 0  # answers of "no such generation"
-        self.posting = False  # its create call has not answered yet
-        self.busy = False  # a download runs for it
-        self.download_tries = 0
-        self.download_at = 0.0
+    index: int
+    item: BatchItem
+    state: str = "planned"
+    generation_id: Optional[str] = None
+    cost: Optional[Dict[str, Any]] = None
+    since: float = 0.0  # wall-clock time of the last "submitting"
+    files: List[str] = field(default_factory=list)
+    seed: Optional[int] = None
+    reason: str = ""
+    check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
+    check_gap: float = 1.0
+    first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
+    misses: int = 0  # answers of "no such generation"
+    busy: bool = False  # a download runs for it
+    download_tries: int = 0
+    download_at: float = 0.0
 
     def apply(self, record: Mapping[str, Any]) -> None:
         self.state = record["s"]
@@ -475,7 +447,6 @@ class _Engine:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
 
-    # -- state, journal, events
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
@@ -538,7 +509,6 @@ class _Engine:
             **self.counts(),
         )
 
-    # -- the loop
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
@@ -597,27 +567,23 @@ class _Engine:
             if self.busy == 0 and (self.fatal is not None or not self.open_work(now)):
                 return
             self.gallery(final=False)
-            try:
-                _, done, result, error = self.events.get(timeout=max(0.01, self.next_wake - now))
-            except queue.Empty:
-                continue
-            self.busy -= 1
+            self.handle(max(0.01, self.next_wake - now))
+
+    def handle(self, timeout: float, posts_only: bool = False) -> None:
+        """Take one worker's outcome, if one comes within ``timeout``, and act on it."""
+        try:
+            kind, done, result, error = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self.busy -= 1
+        if kind == "post" or not posts_only:
             done(result, error)
 
     def drain_posts(self) -> None:
-        """Journal the answers of the create calls already sent; bounded by the read timeout.
-
-        An answer lost to the interrupt leaves its item in "submitting": the rerun reconciles it.
-        """
+        """Journal the answers of the create calls already sent (a lost one is reconciled on the rerun)."""
         deadline = time.monotonic() + self.read_timeout + 5.0
         while self.posts and time.monotonic() < deadline:
-            try:
-                kind, done, result, error = self.events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self.busy -= 1
-            if kind == "post":
-                done(result, error)
+            self.handle(0.2, posts_only=True)
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
@@ -660,7 +626,6 @@ class _Engine:
         if not self.polling:
             self.next_wake = min(self.next_wake, self.poll_at)
 
-    # -- POST
 
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
@@ -673,33 +638,27 @@ class _Engine:
                 self.next_wake = min(self.next_wake, self.post_at)
                 break
             item = self.items[self.queue.popleft()]
-            if item.state != "planned":
-                continue  # a stale entry: the item was put back in line again later
             if item.item.match_key() in locked:
                 skipped.append(item.index)
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
-            self.record(item, "submitting", t=round(time.time(), 3), request=item.item.request()[1])
+            api, body = item.item.request()
+            self.record(item, "submitting", t=round(time.time(), 3), request=body)
             locked.add(item.item.match_key())
-            item.posting = True
             in_flight += 1
             self.posts += 1
-            self.spawn("post", partial(self.post, item.item), partial(self.posted, item))
+            create = self.client.create_generation_v2 if api == "v2" else self.client.create_generation
+            self.spawn("post", partial(create, body), partial(self.posted, item))
         self.queue.extendleft(reversed(skipped))
-
-    def post(self, item: BatchItem) -> Dict[str, Any]:
-        api, body = item.request()
-        return self.client.create_generation_v2(body) if api == "v2" else self.client.create_generation(body)
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
         self.posts -= 1
-        item.posting = False
         now = time.monotonic()
         status = getattr(error, "status_code", None)
         if error is None:
             self.slowdown = max(1.0, self.slowdown * 0.98)
             self.pause = DEFAULT_PAUSE
-            self.accepted(item, response, now)
+            self.submitted(item, response, now)
         elif status == 429:
             wait = getattr(error, "retry_after", None) or self.pause
             self.slowdown = min(4.0, self.slowdown * 1.25)
@@ -724,7 +683,7 @@ class _Engine:
         self.post_at = max(self.post_at, now + wait)
         self.pause = min(60.0, self.pause * 2)
 
-    def accepted(self, item: _Item, response: Any, now: float) -> None:
+    def submitted(self, item: _Item, response: Any, now: float) -> None:
         try:
             generation_id = _client.generation_id(response)
         except LeonardoError as exc:
@@ -736,7 +695,6 @@ class _Engine:
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
 
-    # -- reconciliation
 
     def start_reconciling(self, now: float) -> None:
         if self.reconcile_at:
@@ -791,7 +749,6 @@ class _Engine:
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
 
-    # -- polling and downloads
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
@@ -904,11 +861,9 @@ class _Engine:
 
 
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
-    """The account's generations created after ``oldest`` (epoch seconds), read page by page.
+    """(The account's generations created after ``oldest``, True), or (those read, why not all).
 
-    Returns (generations, True) when the listing was read completely back past ``oldest``
-    (its end, or a whole page older than it: the order is not documented, so one older item
-    proves nothing), else (what was read, the reason it is incomplete).
+    All is read at the listing's end or a whole page older than ``oldest`` (its order is not documented).
     """
     if user_id is None:
         return [], "GET /me gave no user id"
@@ -1002,9 +957,8 @@ header h1{margin:0 0 4px;font-size:20px}
 header p{margin:0;color:#c9cbd3;font-size:14px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
-border-top:4px solid #999}
-.card.complete{border-top-color:#2e9d5b}.card.failed{border-top-color:#d0453a}
-.card.ambiguous{border-top-color:#e0a526}.card.submitted,.card.submitting{border-top-color:#3a7bd5}
+border-top:4px solid var(--state,#999)}
+.complete{--state:#2e9d5b}.failed{--state:#d0453a}.ambiguous{--state:#e0a526}.submitted,.submitting{--state:#3a7bd5}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .empty{height:120px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee}
@@ -1012,9 +966,7 @@ border-top:4px solid #999}
 .prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;background:#999}
-.complete .status{background:#2e9d5b}.failed .status{background:#d0453a}
-.ambiguous .status{background:#e0a526}.submitted .status,.submitting .status{background:#3a7bd5}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;background:var(--state,#999)}
 .reason{color:#a3342b;margin-top:6px}
 """
 
@@ -1120,18 +1072,10 @@ def command(client: "Client", args: Any, me: Optional[str] = None) -> int:
     if args.read_timeout is not None:
         connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
         client.timeout = (connect, args.read_timeout)  # the CLI's own client
+    options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
     printer = _Printer()
     try:
-        summary = run_batch(
-            client,
-            items,
-            args.out,
-            concurrency=args.concurrency,
-            posts_per_minute=args.posts_per_minute,
-            on_progress=printer,
-            retry_failed=args.retry_failed,
-            resubmit_ambiguous=args.resubmit_ambiguous,
-        )
+        summary = run_batch(client, items, args.out, on_progress=printer, **{k: getattr(args, k) for k in options})
     except BatchInterrupted as stop:
         summary = stop.summary
     finally:
@@ -1157,7 +1101,9 @@ class _Printer:
             _write(f"[{progress.complete}/{progress.total}] {progress.message}\n")
             return
         if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
-            self.clear()
+            if self.width:  # clear the bar: the message gets a line of its own
+                _write("\r" + " " * self.width + "\r")
+                self.width = 0
             _write(progress.message + "\n")
         elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
             return
@@ -1165,11 +1111,6 @@ class _Printer:
         line = _bar(progress)
         _write("\r" + line.ljust(self.width))
         self.width = len(line)
-
-    def clear(self) -> None:
-        if self.width:
-            _write("\r" + " " * self.width + "\r")
-            self.width = 0
 
     def close(self) -> None:
         if self.tty and self.width:
