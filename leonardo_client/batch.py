@@ -8,7 +8,6 @@ is reconciled against the account's generation listing instead of being sent aga
 
 from __future__ import annotations
 
-import calendar
 import collections
 import hashlib
 import html
@@ -22,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
@@ -149,13 +149,10 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
     json_lines = path.lower().endswith((".jsonl", ".ndjson")) or bool(numbered and numbered[0][1].startswith("{"))
 
     def parse(line: str) -> BatchItem:
-        if not json_lines:
-            return make_item({"prompt": line}, defaults)
         try:
-            fields = json.loads(line)
-        except ValueError as exc:
+            return make_item(json.loads(line) if json_lines else {"prompt": line}, defaults)
+        except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        return make_item(fields, defaults)
 
     return _collect(numbered, parse, f"{path} holds no prompts")
 
@@ -270,13 +267,11 @@ class _Journal:
         self.records = self._read() if os.path.exists(self.path) else []
         header = self.records.pop(0) if self.records else None
         if header is not None and (header.get("input"), header.get("items")) != (digest, total):
-            raise BatchInputError(
-                [
-                    f"{out_dir} holds the journal of a different batch ({header.get('items')} items, "
-                    f"input {str(header.get('input'))[:12]}, this one: {total} items, input {digest[:12]}); "
-                    "use another --out folder, or delete its journal.jsonl to start over"
-                ]
-            )
+            theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
+            raise BatchInputError([
+                f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+                f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
+            ])  # fmt: skip
         self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
         try:  # a second run on the same folder would send the same items
             import fcntl
@@ -447,7 +442,6 @@ class _Engine:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
 
-
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
         self.spent[unit] = self.spent.get(unit, 0.0) - amount
@@ -508,7 +502,6 @@ class _Engine:
             out_dir=self.out_dir,
             **self.counts(),
         )
-
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
@@ -626,7 +619,6 @@ class _Engine:
         if not self.polling:
             self.next_wake = min(self.next_wake, self.poll_at)
 
-
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
         submitted = (self.items[i] for i in self.members["submitted"] if i not in self.finished)
@@ -695,7 +687,6 @@ class _Engine:
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
 
-
     def start_reconciling(self, now: float) -> None:
         if self.reconcile_at:
             self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
@@ -728,7 +719,8 @@ class _Engine:
             elif len(found) == 1:
                 self.record(item, "submitted", id=str(found[0]["id"]), adopted=True)
                 item.check_at = time.monotonic()
-                self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")
+                found_it = f"found its generation {item.generation_id}; not sent again"
+                self.emit("adopted", item, f"#{item.index + 1}: {found_it}")
                 continue
             elif found:
                 reason = f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found)
@@ -748,7 +740,6 @@ class _Engine:
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
-
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
@@ -895,7 +886,7 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> bo
     return True
 
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?$")
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")
 
 
 def _timestamp(text: Any) -> Optional[float]:
@@ -903,12 +894,9 @@ def _timestamp(text: Any) -> Optional[float]:
     match = _TIMESTAMP.match(str(text or "").strip())
     if not match:
         return None
-    *parts, fraction, zone = match.groups()
-    seconds = calendar.timegm(tuple(int(part) for part in parts)) + float("0." + (fraction or "0"))
-    if zone and zone != "Z":
-        digits = zone[1:].replace(":", "")
-        seconds -= (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return seconds
+    date, clock, fraction, zone = match.groups()
+    zone = "+0000" if zone in (None, "Z") else zone.replace(":", "")
+    return datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z").timestamp() + float(fraction or 0)
 
 
 def _cost(response: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -973,27 +961,24 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 
 def _card(item: _Item) -> str:
     """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
-    e = html.escape
-    spec = item.item
+    e, spec = html.escape, item.item
     thumbs = []
-    for name in item.files:
-        link = e(name, quote=True)
+    for name in map(e, item.files):
         if name.lower().endswith((".mp4", ".webm", ".mov")):
-            thumbs.append(f'<a href="{link}"><video src="{link}" muted loop playsinline></video></a>')
+            thumbs.append(f'<a href="{name}"><video src="{name}" muted loop playsinline></video></a>')
         else:
-            thumbs.append(f'<a href="{link}"><img src="{link}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
+            thumbs.append(f'<a href="{name}"><img src="{name}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
     pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
-    size = f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default"
+    seed = item.seed if item.seed is not None else spec.seed
     cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
-    cost += " (refunded)" if item.cost and item.state == "failed" else ""
-    rows = [
-        ("item", f"#{item.index + 1}" + (f" {spec.name}" if spec.name else "")),
-        ("model", spec.model or spec.model_id or "default (v1)"),
-        ("size", size),
-        ("seed", str(item.seed if item.seed is not None else (spec.seed if spec.seed is not None else "-"))),
-        ("cost", cost),
-    ]
-    details = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
+    rows = {
+        "item": f"#{item.index + 1}" + (f" {spec.name}" if spec.name else ""),
+        "model": spec.model or spec.model_id or "default (v1)",
+        "size": f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default",
+        "seed": "-" if seed is None else str(seed),
+        "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else ""),
+    }
+    details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
     reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
