@@ -590,17 +590,17 @@ class _Engine:
             raise LeonardoError("GET /me gave no apiConcurrencySlots: give the concurrency explicitly")
         return slots
 
-    def expired(self, item: _Item, now: float) -> bool:
-        """Running longer than item_timeout: left in flight for a rerun, no longer polled."""
-        return item.first_seen is not None and now - item.first_seen >= self.item_timeout
+    def running(self, now: float) -> List[_Item]:
+        """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun)."""
+        items = [self.items[i] for i in self.members["submitted"] if i not in self.finished]
+        for item in items:
+            item.first_seen = now if item.first_seen is None else item.first_seen
+        return [item for item in items if now - (item.first_seen or now) < self.item_timeout]
 
     def open_work(self, now: float) -> bool:
-        if self.members["planned"] or self.reconcile_at:
+        if self.members["planned"] or self.reconcile_at or self.running(now):
             return True
-        return any(
-            self.items[i].download_tries < DOWNLOAD_TRIES if i in self.finished else not self.expired(self.items[i], now)
-            for i in self.members["submitted"]
-        )
+        return any(self.items[i].download_tries < DOWNLOAD_TRIES for i in self.finished)
 
     def start_work(self, now: float) -> None:
         """Start what is due (reconciliations, POSTs, downloads, a poll round); set next_wake."""
@@ -621,8 +621,7 @@ class _Engine:
 
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
-        submitted = (self.items[i] for i in self.members["submitted"] if i not in self.finished)
-        in_flight = len(self.members["submitting"]) + sum(1 for item in submitted if not self.expired(item, now))
+        in_flight = len(self.members["submitting"]) + len(self.running(now))
         locked = {self.items[i].item.match_key() for i in self.members["submitting"]}
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
@@ -743,12 +742,7 @@ class _Engine:
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
-        watched = []
-        for index in self.members["submitted"]:
-            item = self.items[index]
-            item.first_seen = now if item.first_seen is None else item.first_seen
-            if index not in self.finished and not self.expired(item, now):
-                watched.append(item)
+        watched = self.running(now)
         if not watched:
             return
         self.polling = True
