@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
-    "BatchItem", "BatchProgress", "BatchSummary", "BatchInputError", "BatchInterrupted", "read_items", "run_batch"
+    "BatchItem", "BatchProgress", "BatchSummary", "BatchInputError", "BatchInterrupted",
+    "read_items", "run_batch",
 ]
 
 JOURNAL = "journal.jsonl"
@@ -159,10 +160,12 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
     labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
-    return _collect(labelled, lambda item: item if isinstance(item, BatchItem) else make_item(item), "no items")
+    return _collect(labelled, lambda i: i if isinstance(i, BatchItem) else make_item(i), "no items")
 
 
-def _collect(labelled: Sequence[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str) -> List[BatchItem]:
+def _collect(
+    labelled: Sequence[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
+) -> List[BatchItem]:
     """Every entry converted, or BatchInputError listing every one that could not be (or ``empty``)."""
     items, errors = [], []
     for label, entry in labelled:
@@ -231,7 +234,8 @@ class BatchSummary:
             f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
             f"{self.pending} pending; {self.images} images in {self.out_dir}",
             f"spent: {_spent(self.credits, 'none recorded')}; this run: {self.done_this_run} items, "
-            f"{self.images_this_run} images in {self.wall_time:.1f}s ({self.images_per_minute:.1f} images/min)",
+            f"{self.images_this_run} images in {self.wall_time:.1f}s "
+            f"({self.images_per_minute:.1f} images/min)",
         ]
         if self.failed:
             lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed generations)")
@@ -276,7 +280,7 @@ class _Journal:
         try:  # a second run on the same folder would send the same items
             import fcntl
 
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: bitwise or of flags, not a union
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: flags, not a union
         except ImportError:  # Windows: no advisory lock
             pass
         except OSError:
@@ -488,9 +492,9 @@ class _Engine:
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
         if self.on_progress is not None:
             in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
-            index = item.index if item is not None else None
-            elapsed = time.monotonic() - self.started
-            self.on_progress(BatchProgress(event, index, message, in_flight=in_flight, elapsed=elapsed, **self.counts()))
+            progress = dict(self.counts(), in_flight=in_flight, elapsed=time.monotonic() - self.started)
+            index = None if item is None else item.index
+            self.on_progress(BatchProgress(event, index, message, **progress))
 
     def summary(self, interrupted: bool) -> BatchSummary:
         pending = sum(len(self.members[state]) for state in ("planned", "submitting", "submitted"))
@@ -613,7 +617,8 @@ class _Engine:
             item = self.items[index]
             if not item.busy and item.download_tries < DOWNLOAD_TRIES and now >= item.download_at:
                 item.busy = True
-                self.spawn("download", partial(self.download, item, generation), partial(self.downloaded, item))
+                download = partial(self.download, item, generation)
+                self.spawn("download", download, partial(self.downloaded, item))
         if not self.polling and now >= self.poll_at:
             self.start_poll(now)
         if not self.polling:
@@ -649,7 +654,7 @@ class _Engine:
         if error is None:
             self.slowdown = max(1.0, self.slowdown * 0.98)
             self.pause = DEFAULT_PAUSE
-            self.submitted(item, response, now)
+            self.accepted(item, response, now)
         elif status == 429:
             wait = getattr(error, "retry_after", None) or self.pause
             self.slowdown = min(4.0, self.slowdown * 1.25)
@@ -674,7 +679,7 @@ class _Engine:
         self.post_at = max(self.post_at, now + wait)
         self.pause = min(60.0, self.pause * 2)
 
-    def submitted(self, item: _Item, response: Any, now: float) -> None:
+    def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
             generation_id = _client.generation_id(response)
         except LeonardoError as exc:
@@ -812,7 +817,8 @@ class _Engine:
         paths = self.client.save_results(generation, staging)
         names = []
         for number, path in enumerate(paths, 1):
-            name = self.stems[item.index] + ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
+            suffix = ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
+            name = self.stems[item.index] + suffix
             os.replace(path, os.path.join(self.out_dir, name))
             names.append(name)
         shutil.rmtree(staging, ignore_errors=True)
@@ -890,7 +896,8 @@ def _timestamp(text: Any) -> Optional[float]:
         return None
     date, clock, fraction, zone = match.groups()
     zone = "+0000" if zone in (None, "Z") else zone.replace(":", "")
-    return datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z").timestamp() + float(fraction or 0)
+    moment = datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z")
+    return moment.timestamp() + float(fraction or 0)
 
 
 def _cost(response: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -940,7 +947,8 @@ header p{margin:0;color:#c9cbd3;font-size:14px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
 border-top:4px solid var(--state,#999)}
-.complete{--state:#2e9d5b}.failed{--state:#d0453a}.ambiguous{--state:#e0a526}.submitted,.submitting{--state:#3a7bd5}
+.complete{--state:#2e9d5b}.failed{--state:#d0453a}.ambiguous{--state:#e0a526}
+.submitted,.submitting{--state:#3a7bd5}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .empty{height:120px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee}
@@ -948,7 +956,8 @@ border-top:4px solid var(--state,#999)}
 .prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;background:var(--state,#999)}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;
+background:var(--state,#999)}
 .reason{color:#a3342b;margin-top:6px}
 """
 
@@ -956,12 +965,13 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 def _card(item: _Item) -> str:
     """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
     e, spec = html.escape, item.item
+    alt = e(spec.prompt[:100])
     thumbs = []
     for name in map(e, item.files):
         if name.lower().endswith((".mp4", ".webm", ".mov")):
             thumbs.append(f'<a href="{name}"><video src="{name}" muted loop playsinline></video></a>')
         else:
-            thumbs.append(f'<a href="{name}"><img src="{name}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
+            thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
     pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
     seed = item.seed if item.seed is not None else spec.seed
     cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
@@ -1047,14 +1057,15 @@ def add_arguments(parser: Any, positive_int: Callable[[str], int], positive_floa
 def command(client: "Client", args: Any, me: Optional[str] = None) -> int:
     """Run ``leonardo-client batch``: 0 all complete, 1 some not, 130 interrupted (ValueError: usage)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
-    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # bad lines: before any POST
+    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
     if args.read_timeout is not None:
         connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
         client.timeout = (connect, args.read_timeout)  # the CLI's own client
-    options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
+    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
+    options = {name: getattr(args, name) for name in run_options}
     printer = _Printer()
     try:
-        summary = run_batch(client, items, args.out, on_progress=printer, **{k: getattr(args, k) for k in options})
+        summary = run_batch(client, items, args.out, on_progress=printer, **options)
     except BatchInterrupted as stop:
         summary = stop.summary
     finally:
