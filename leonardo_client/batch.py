@@ -1,24 +1,14 @@
 """run_batch(): many generations under the account's limits, journaled, resumable, never billed twice.
 
-The engine keeps at most the account's concurrency slots (plus a small queued buffer) in
-flight, paces POSTs to ``posts_per_minute``, treats a 429 as back-pressure for the whole
-batch, and writes every state change of every item to ``out_dir/journal.jsonl`` (flushed and
-fsynced) before acting on it:
-
-    planned -> submitting (time, request) -> submitted (id, cost) -> complete (files)
-                                                                   | failed (reason)
-            -> ambiguous (a POST that may have run, and could not be matched)
-
-An item left in "submitting" (a crash, a 5xx, a read timeout or a dropped connection after
-the POST left) is reconciled against the account's generation listing instead of being sent
-again; see ``_Reconciler``. Generations in flight are polled together, one listing request a
-round, with a GET per id only for those the listing does not show.
+Every state change of every item is journaled (fsynced) before it is acted on: planned ->
+submitting (time, request) -> submitted (id, cost) -> complete (files) | failed (reason), or
+ambiguous. An item left in "submitting" (a crash, a 5xx, a read timeout, a dropped connection)
+is reconciled against the account's generation listing instead of being sent again.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import hashlib
 import html
 import json
@@ -31,7 +21,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import requests
@@ -43,13 +34,8 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
-    "BatchItem",
-    "BatchProgress",
-    "BatchSummary",
-    "BatchInputError",
-    "BatchInterrupted",
-    "read_items",
-    "run_batch",
+    "BatchItem", "BatchProgress", "BatchSummary", "BatchInputError", "BatchInterrupted",
+    "read_items", "run_batch",
 ]
 
 JOURNAL = "journal.jsonl"
@@ -69,19 +55,14 @@ DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
-
-
-# --- items ------------------------------------------------------------------------------------
+STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One generation of a batch.
+    """One generation: ``model`` a v2 model name, ``model_id`` a v1 model id, neither the v1 default.
 
-    ``model`` names a v2 model (``POST /v2/generations``); ``model_id`` a v1 model
-    (``POST /generations``); neither uses the v1 API's default model. ``extra`` is merged
-    into the request body (v1) or its ``parameters`` (v2) for fields not named here.
-    ``name`` only names the files and the gallery card.
+    ``extra`` goes into the request body (v1) or its ``parameters`` (v2); ``name`` names the files.
     """
 
     prompt: str
@@ -97,28 +78,19 @@ class BatchItem:
 
     def request(self) -> Tuple[str, Dict[str, Any]]:
         """("v1" or "v2", the JSON body) of this item's create call."""
-        if self.model is not None:
-            parameters = _present(
-                prompt=self.prompt,
-                width=self.width,
-                height=self.height,
-                quantity=self.num_images,
-                seed=self.seed,
-                negative_prompt=self.negative_prompt,
-            )
-            parameters.update(self.extra)
-            return "v2", {"model": self.model, "parameters": parameters}
-        body = _present(
-            prompt=self.prompt,
-            modelId=self.model_id,
-            width=self.width,
-            height=self.height,
-            num_images=self.num_images,
-            seed=self.seed,
-            negative_prompt=self.negative_prompt,
-        )
+        v2 = self.model is not None
+        fields = {
+            "prompt": self.prompt,
+            "modelId": None if v2 else self.model_id,
+            "width": self.width,
+            "height": self.height,
+            "quantity" if v2 else "num_images": self.num_images,
+            "seed": self.seed,
+            "negative_prompt": self.negative_prompt,
+        }
+        body = {k: v for k, v in fields.items() if v is not None}
         body.update(self.extra)
-        return "v1", body
+        return ("v2", {"model": self.model, "parameters": body}) if v2 else ("v1", body)
 
     def match_key(self) -> Tuple[Any, ...]:
         """What reconciliation matches a listed generation on: prompt, model and size."""
@@ -130,15 +102,14 @@ class BatchInputError(ValueError):
 
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = list(errors)
-        shown = self.errors[:10] + ([f"... and {len(self.errors) - 10} more"] if len(self.errors) > 10 else [])
-        super().__init__("; ".join(shown))
+        more = [f"... and {len(self.errors) - 10} more"] if len(self.errors) > 10 else []
+        super().__init__("; ".join(self.errors[:10] + more))
 
 
 def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> BatchItem:
-    """A BatchItem from a mapping (one JSON line, or a Python dict), over ``defaults``.
+    """A BatchItem from a mapping over ``defaults`` (its own model or model_id overrides both).
 
-    An item that names a ``model`` or ``model_id`` ignores both defaults of the two. Keys
-    other than the item fields go to ``extra``. Raises ValueError saying what is wrong.
+    Other keys go to ``extra``. Raises ValueError saying what is wrong.
     """
     if not isinstance(fields, Mapping):
         raise ValueError(f"expected an object with a prompt, got {type(fields).__name__}")
@@ -159,78 +130,52 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
         value = merged.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
-    extra = {k: v for k, v in merged.items() if k not in ITEM_FIELDS}
-    return BatchItem(
-        prompt=prompt,
-        model=merged.get("model"),
-        model_id=merged.get("model_id"),
-        width=merged.get("width"),
-        height=merged.get("height"),
-        num_images=merged.get("num_images"),
-        seed=merged.get("seed"),
-        negative_prompt=merged.get("negative_prompt"),
-        name=merged.get("name"),
-        extra=extra,
-    )
+    named: Dict[str, Any] = {k: merged.get(k) for k in ITEM_FIELDS}
+    return BatchItem(**named, extra={k: v for k, v in merged.items() if k not in ITEM_FIELDS})
 
 
 def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
-    """The items of a prompts file: one prompt a line, or JSON Lines (one object a line).
+    """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
+    or a first line starting with ``{``); blank lines and ``#`` comments are skipped.
 
-    Blank lines and lines starting with ``#`` are skipped. The file is JSON Lines when its
-    name ends in ``.jsonl``/``.ndjson`` or its first prompt line starts with ``{``.
-
-    Raises:
-        BatchInputError: the file cannot be read, holds no items, or has bad lines (every
-            bad line is listed with its number).
+    Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
     try:
         with open(path, encoding="utf-8-sig") as source:
             lines = source.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchInputError([f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from None
-    numbered = [(n, line.strip()) for n, line in enumerate(lines, 1)]
+    numbered = [(f"line {n}", line.strip()) for n, line in enumerate(lines, 1)]
     numbered = [(n, line) for n, line in numbered if line and not line.startswith("#")]
     json_lines = path.lower().endswith((".jsonl", ".ndjson")) or bool(numbered and numbered[0][1].startswith("{"))
-    items, errors = [], []
-    for number, line in numbered:
+
+    def parse(line: str) -> BatchItem:
         try:
-            if json_lines:
-                try:
-                    fields = json.loads(line)
-                except ValueError as exc:
-                    raise ValueError(f"not valid JSON ({exc})") from None
-            else:
-                fields = {"prompt": line}
-            items.append(make_item(fields, defaults))
-        except ValueError as exc:
-            errors.append(f"line {number}: {exc}")
-    if errors:
-        raise BatchInputError(errors)
-    if not items:
-        raise BatchInputError([f"{path} holds no prompts"])
-    return items
+            return make_item(json.loads(line) if json_lines else {"prompt": line}, defaults)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc})") from None
 
-
-def _present(**fields: Any) -> Dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
+    return _collect(numbered, parse, f"{path} holds no prompts")
 
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
-    result, errors = [], []
-    for number, item in enumerate(items, 1):
-        if isinstance(item, BatchItem):
-            result.append(item)
-            continue
+    labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
+    return _collect(labelled, lambda i: i if isinstance(i, BatchItem) else make_item(i), "no items")
+
+
+def _collect(
+    labelled: Sequence[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
+) -> List[BatchItem]:
+    """Every entry converted, or BatchInputError listing every one that could not be (or ``empty``)."""
+    items, errors = [], []
+    for label, entry in labelled:
         try:
-            result.append(make_item(item))
+            items.append(convert(entry))
         except ValueError as exc:
-            errors.append(f"item {number}: {exc}")
-    if errors:
-        raise BatchInputError(errors)
-    if not result:
-        raise BatchInputError(["no items"])
-    return result
+            errors.append(f"{label}: {exc}")
+    if errors or not items:
+        raise BatchInputError(errors or [empty])
+    return items
 
 
 def _digest(items: Sequence[BatchItem]) -> str:
@@ -238,16 +183,10 @@ def _digest(items: Sequence[BatchItem]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# --- progress and summary -------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class BatchProgress:
-    """What ``on_progress`` receives after every event of a batch.
-
-    ``event`` is one of start, submitted, adopted, resent, complete, failed, ambiguous,
-    waiting (a 429 paused submissions), stopping (Ctrl-C) and done; ``index`` is the item
-    (0-based position in the input) it concerns, if any.
+    """What ``on_progress`` receives after every event: start, submitted, adopted, resent, complete,
+    failed, ambiguous, waiting (e.g. a 429), stopping (Ctrl-C) or done; ``index``: the item's, if any.
     """
 
     event: str
@@ -291,12 +230,12 @@ class BatchSummary:
         return 60.0 * self.images_this_run / self.wall_time if self.wall_time > 0 else 0.0
 
     def __str__(self) -> str:
-        spent = ", ".join(f"{_number(v)} {unit.lower()}" for unit, v in sorted(self.credits.items())) or "none recorded"
         lines = [
             f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
             f"{self.pending} pending; {self.images} images in {self.out_dir}",
-            f"spent: {spent}; this run: {self.done_this_run} items, {self.images_this_run} images in "
-            f"{self.wall_time:.1f}s ({self.images_per_minute:.1f} images/min)",
+            f"spent: {_spent(self.credits, 'none recorded')}; this run: {self.done_this_run} items, "
+            f"{self.images_this_run} images in {self.wall_time:.1f}s "
+            f"({self.images_per_minute:.1f} images/min)",
         ]
         if self.failed:
             lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed generations)")
@@ -318,11 +257,10 @@ class BatchInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def _number(value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
-
-
-# --- the journal ----------------------------------------------------------------------------
+def _spent(credits: Mapping[str, float], nothing: str, separator: str = ", ") -> str:
+    """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none."""
+    amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
+    return separator.join(amounts) or nothing
 
 
 class _Journal:
@@ -330,25 +268,26 @@ class _Journal:
 
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
-        self.records: List[Dict[str, Any]] = []
-        header = {"journal": JOURNAL_VERSION, "input": digest, "items": total}
-        if os.path.exists(self.path):
-            self.records = self._read()
-            first = self.records.pop(0) if self.records else None
-            if first is not None and (first.get("input") != digest or first.get("items") != total):
-                raise BatchInputError(
-                    [
-                        f"{out_dir} holds the journal of a different batch ({first.get('items')} items, "
-                        f"input {str(first.get('input'))[:12]}, this one: {total} items, input {digest[:12]}); "
-                        "use another --out folder, or delete its journal.jsonl to start over"
-                    ]
-                )
-            if first is None:
-                self.records = []
+        self.records = self._read() if os.path.exists(self.path) else []
+        header = self.records.pop(0) if self.records else None
+        if header is not None and (header.get("input"), header.get("items")) != (digest, total):
+            theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
+            raise BatchInputError([
+                f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+                f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
+            ])  # fmt: skip
         self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
-        _lock(self._file, out_dir)
+        try:  # a second run on the same folder would send the same items
+            import fcntl
+
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: flags, not a union
+        except ImportError:  # Windows: no advisory lock
+            pass
+        except OSError:
+            self._file.close()
+            raise BatchInputError([f"another batch is running in {out_dir} (its journal is locked)"]) from None
         if not os.path.getsize(self.path):
-            self.append([header])
+            self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
 
     def _read(self) -> List[Dict[str, Any]]:
         with open(self.path, "rb") as source:
@@ -379,43 +318,26 @@ class _Journal:
         self._file.close()
 
 
-def _lock(journal: Any, out_dir: str) -> None:
-    """Refuse a second run on the same folder while one runs: both would send the same items."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock
-        return
-    try:
-        fcntl.flock(journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: bitwise or of flags, not a union
-    except OSError:
-        journal.close()
-        raise BatchInputError([f"another batch is running in {out_dir} (its journal is locked)"]) from None
-
-
-# --- per-item state -------------------------------------------------------------------------
-
-
+@dataclass
 class _Item:
-    __slots__ = (
-        "index", "item", "state", "generation_id", "cost", "since", "files", "seed", "reason",
-        "check_at", "check_gap", "posting", "download_tries", "busy",
-    )  # fmt: skip
+    """One item's state: what the journal says, and the scheduler's notes on it."""
 
-    def __init__(self, index: int, item: BatchItem) -> None:
-        self.index = index
-        self.item = item
-        self.state = "planned"
-        self.generation_id: Optional[str] = None
-        self.cost: Optional[Dict[str, Any]] = None
-        self.since = 0.0  # wall-clock time of the last "submitting"
-        self.files: List[str] = []
-        self.seed: Optional[int] = None
-        self.reason = ""
-        self.check_at = 0.0  # monotonic: next GET by id, when the listing does not show it
-        self.check_gap = 1.0
-        self.posting = False  # its create call has not answered yet
-        self.download_tries = 0
-        self.busy = False  # a download runs for it
+    index: int
+    item: BatchItem
+    state: str = "planned"
+    generation_id: Optional[str] = None
+    cost: Optional[Dict[str, Any]] = None
+    since: float = 0.0  # wall-clock time of the last "submitting"
+    files: List[str] = field(default_factory=list)
+    seed: Optional[int] = None
+    reason: str = ""
+    check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
+    check_gap: float = 1.0
+    first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
+    misses: int = 0  # answers of "no such generation"
+    busy: bool = False  # a download runs for it
+    download_tries: int = 0
+    download_at: float = 0.0
 
     def apply(self, record: Mapping[str, Any]) -> None:
         self.state = record["s"]
@@ -439,9 +361,6 @@ class _Item:
             return "", 0.0
 
 
-# --- the engine -----------------------------------------------------------------------------
-
-
 def run_batch(
     client: "Client",
     items: Iterable[Union[BatchItem, Mapping[str, Any]]],
@@ -456,18 +375,9 @@ def run_batch(
 ) -> BatchSummary:
     """Run many generations with ``client``, journaled in ``out_dir`` so a rerun resumes; returns a BatchSummary.
 
-    Args:
-        items: BatchItems or mappings (prompt, model | model_id, width, height, num_images,
-            seed, negative_prompt, name; other keys go to ``extra``).
-        out_dir: journal, files and ``index.html``; the same items and folder again resume.
-        concurrency: generations running at once (plus a small queued buffer); None asks
-            GET /me (``apiConcurrencySlots``).
-        posts_per_minute: the pace of create calls (the API allows 100 a minute by default).
-        on_progress: called with a BatchProgress after every event.
-        retry_failed: send items whose generation FAILED (or was refused) again.
-        resubmit_ambiguous: send again the items that may or may not have been created.
-        item_timeout: seconds to wait for one generation; one still running then is left
-            in flight for a rerun (never sent again).
+    ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again
+    resume. ``concurrency`` None asks GET /me (``apiConcurrencySlots``); ``item_timeout``:
+    a generation still running after it is left in flight for a rerun (never sent again).
 
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
@@ -475,28 +385,25 @@ def run_batch(
         LeonardoError: the account could not be read, or the API refused the key.
     """
     batch_items = _as_items(items)
-    _prepare(out_dir, concurrency, posts_per_minute)
-    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
-    try:
-        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
-    finally:
-        engine.close()
-
-
-def _prepare(out_dir: str, concurrency: Optional[int], posts_per_minute: float) -> None:
-    """Check the pace options and create ``out_dir``, before anything is sent."""
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
         raise ValueError("concurrency must be a whole number >= 1")
     if isinstance(posts_per_minute, bool) or not isinstance(posts_per_minute, (int, float)) or not posts_per_minute > 0:
         raise ValueError("posts_per_minute must be a positive number")
     _files.make_folder(out_dir)
+    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
+    try:
+        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
+    finally:
+        engine.journal.close()
 
 
-STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
+# What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
+_Done = Callable[[Any, Optional[BaseException]], None]
+_Event = Tuple[str, _Done, Any, Optional[BaseException]]
 
 
 class _Engine:
-    """The scheduler. Only the main thread touches its state; workers do the HTTP calls."""
+    """The scheduler. Only the main thread touches its state; worker threads make the HTTP calls."""
 
     def __init__(
         self,
@@ -507,42 +414,37 @@ class _Engine:
         on_progress: Optional[Callable[[BatchProgress], None]],
         item_timeout: float,
     ) -> None:
-        self.client = client
-        self.out_dir = out_dir
-        self.items = [_Item(n, item) for n, item in enumerate(items)]
-        self.journal = _Journal(out_dir, _digest(items), len(items))
-        self.on_progress = on_progress
+        self.client, self.out_dir, self.on_progress = client, out_dir, on_progress
         self.item_timeout = item_timeout
+        self.items = [_Item(n, item) for n, item in enumerate(items)]
+        width = max(4, len(str(len(items))))
+        self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
+        self.journal = _Journal(out_dir, _digest(items), len(items))
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         timeout = client.timeout
         self.read_timeout = float(timeout[1] if isinstance(timeout, tuple) else timeout)
-        self.events: "queue.Queue[Tuple[str, Any, Any, Optional[BaseException]]]" = queue.Queue()
-        self.started = time.monotonic()
-        self.done_this_run = 0
-        self.images_this_run = 0
-        self.user_id: Optional[str] = None
+        self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
+        self.events: "queue.Queue[_Event]" = queue.Queue()
+        self.started = self.post_at = self.next_wake = time.monotonic()
+        self.poll_at = self.started + FIRST_POLL
+        self.poll_gap = FIRST_POLL
+        self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
+        self.pause = DEFAULT_PAUSE
+        self.job_times: List[float] = []  # the last 20 times from POST to COMPLETE
+        self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
+        self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
+        self.fatal: Optional[BaseException] = None
         self.gallery_at = 0.0
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
         self.spent: Dict[str, float] = {}
-        self.images = 0
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
-        self.reconcile_at: Dict[int, float] = {}  # items in "submitting" whose POST may have run
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
-        self.v2_listed = False  # seen one of our v2 generations in the account's listing
         for record in self.journal.records:
-            if isinstance(record.get("i"), int) and 0 <= record["i"] < len(self.items):
+            if "i" in record:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
-        self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
-        width = max(4, len(str(len(items))))
-        self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
-
-    def close(self) -> None:
-        self.journal.close()
-
-    # -- state, journal, events
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
@@ -564,124 +466,127 @@ class _Engine:
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
 
+    def fail(self, item: _Item, reason: str, shown: str) -> None:
+        self.record(item, "failed", reason=reason)
+        self.done_this_run += 1
+        self.emit("failed", item, f"#{item.index + 1} failed: {shown}")
+
     def note_v2_listed(self) -> None:
         """The listing shows v2 generations: from now on its silence about one is proof."""
         if not self.v2_listed:
             self.journal.append([{"v2_listed": True}])
             self.v2_listed = True
 
-    def credits(self) -> Dict[str, float]:
-        return {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
+    def counts(self) -> Dict[str, Any]:
+        """What BatchProgress and BatchSummary have in common."""
+        return {
+            "total": len(self.items),
+            "complete": len(self.members["complete"]),
+            "failed": len(self.members["failed"]),
+            "ambiguous": len(self.members["ambiguous"]),
+            "images": self.images,
+            "credits": {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12},
+            "done_this_run": self.done_this_run,
+        }
 
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
-        if self.on_progress is None:
-            return
-        m = self.members
-        self.on_progress(
-            BatchProgress(
-                event=event,
-                index=item.index if item is not None else None,
-                message=message,
-                total=len(self.items),
-                complete=len(m["complete"]),
-                failed=len(m["failed"]),
-                ambiguous=len(m["ambiguous"]),
-                in_flight=len(m["submitting"]) + len(m["submitted"]) - len(self.finished),
-                images=self.images,
-                credits=self.credits(),
-                elapsed=time.monotonic() - self.started,
-                done_this_run=self.done_this_run,
-            )
-        )
+        if self.on_progress is not None:
+            in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
+            progress = dict(self.counts(), in_flight=in_flight, elapsed=time.monotonic() - self.started)
+            index = None if item is None else item.index
+            self.on_progress(BatchProgress(event, index, message, **progress))
 
     def summary(self, interrupted: bool) -> BatchSummary:
-        m = self.members
+        pending = sum(len(self.members[state]) for state in ("planned", "submitting", "submitted"))
         return BatchSummary(
-            total=len(self.items),
-            complete=len(m["complete"]),
-            failed=len(m["failed"]),
-            ambiguous=len(m["ambiguous"]),
-            pending=len(m["planned"]) + len(m["submitting"]) + len(m["submitted"]),
-            images=self.images,
-            credits=self.credits(),
+            pending=pending,
             wall_time=time.monotonic() - self.started,
-            done_this_run=self.done_this_run,
             images_this_run=self.images_this_run,
             interrupted=interrupted,
             out_dir=self.out_dir,
+            **self.counts(),
         )
-
-    # -- the loop
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
-        if not self.journal.records:
+        if not self.journal.records:  # a new journal: every item
             fresh = list(range(len(self.items)))
-        if fresh:
-            records: List[Dict[str, Any]] = [{"i": index, "s": "planned"} for index in fresh]
+        records: List[Dict[str, Any]] = [{"i": i, "s": "planned"} for i in fresh]
+        if records:
             self.journal.append(records)
-            for index, record in zip(fresh, records):
-                self.set_state(self.items[index], record)
-            self.queue = collections.deque(sorted(self.members["planned"]))
+            for record in records:
+                self.set_state(self.items[record["i"]], record)
+        self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
         self.gallery(final=False)
         slots = self.account(concurrency)
-        state = _LoopState(time.monotonic(), slots + max(2, math.ceil(slots / 2)))
-        for index in self.members["submitting"]:
-            self.reconcile_at[index] = state.started
-        for index in self.members["submitted"]:
-            self.items[index].check_at = state.started
-        workers = _Workers(max(4, min(16, slots + 2)), self.events)
-        self.emit("start", None, f"{len(self.items)} items, {slots} slots, {len(self.members['complete'])} already complete")
+        self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
+        # Items in "submitting" whose POST may have run: when to reconcile them.
+        self.reconcile_at: Dict[int, float] = dict.fromkeys(self.members["submitting"], 0.0)
+        # Daemon threads, so that a second Ctrl-C ends the process at once.
+        workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
+        for worker in workers:
+            worker.start()
+        complete = len(self.members["complete"])
+        self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
         try:
-            self.loop(workers, state)
+            self.loop()
         except KeyboardInterrupt:
             self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-            self.drain_posts(state)  # a second Ctrl-C ends this at once
+            self.drain_posts()  # a second Ctrl-C ends this at once
             self.gallery(final=True)
             raise BatchInterrupted(self.summary(interrupted=True)) from None
         finally:
-            workers.stop()
+            for _ in workers:
+                self.tasks.put(None)
         self.gallery(final=True)
-        if state.fatal is not None:
-            raise state.fatal
+        if self.fatal is not None:
+            raise self.fatal
         self.emit("done", None, "done")
         return self.summary(interrupted=False)
 
-    def loop(self, workers: "_Workers", state: "_LoopState") -> None:
+    def work(self) -> None:
+        """A worker thread: runs tasks and hands each outcome to the main thread, which decides."""
+        for kind, task, done in iter(self.tasks.get, None):
+            try:
+                self.events.put((kind, done, task(), None))
+            except Exception as exc:
+                self.events.put((kind, done, None, exc))
+
+    def spawn(self, kind: str, task: Callable[[], Any], done: _Done) -> None:
+        self.busy += 1
+        self.tasks.put((kind, task, done))
+
+    def loop(self) -> None:
         while True:
             now = time.monotonic()
-            self.start_work(workers, state, now)
-            if state.busy == 0 and (state.fatal is not None or not self.open_work(state, now)):
+            self.start_work(now)
+            if self.busy == 0 and (self.fatal is not None or not self.open_work(now)):
                 return
             self.gallery(final=False)
-            try:
-                event = self.events.get(timeout=max(0.01, state.next_wake - now))
-            except queue.Empty:
-                continue
-            self.finish(event, state)
+            self.handle(max(0.01, self.next_wake - now))
 
-    def drain_posts(self, state: "_LoopState") -> None:
-        """Journal the answers of the create calls already sent; bounded by the read timeout.
+    def handle(self, timeout: float, posts_only: bool = False) -> None:
+        """Take one worker's outcome, if one comes within ``timeout``, and act on it."""
+        try:
+            kind, done, result, error = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self.busy -= 1
+        if kind == "post" or not posts_only:
+            done(result, error)
 
-        An answer lost to the interrupt leaves its item in "submitting": the rerun reconciles it.
-        """
+    def drain_posts(self) -> None:
+        """Journal the answers of the create calls already sent (a lost one is reconciled on the rerun)."""
         deadline = time.monotonic() + self.read_timeout + 5.0
-        while state.posts and time.monotonic() < deadline:
-            try:
-                kind, target, result, error = self.events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if kind == "post":
-                self.finish((kind, target, result, error), state)
-            else:
-                state.busy -= 1
+        while self.posts and time.monotonic() < deadline:
+            self.handle(0.2, posts_only=True)
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
         details = _client.user_details(self.client.get_user_info())
         user_id = (details.get("user") or {}).get("id")
-        self.user_id = str(user_id) if user_id else None
+        self.user_id: Optional[str] = str(user_id) if user_id else None
         if concurrency is not None:
             return concurrency
         slots = details.get("apiConcurrencySlots")
@@ -689,88 +594,163 @@ class _Engine:
             raise LeonardoError("GET /me gave no apiConcurrencySlots: give the concurrency explicitly")
         return slots
 
-    def open_work(self, state: "_LoopState", now: float) -> bool:
-        if self.members["planned"] or self.reconcile_at:
-            return True
-        for index in self.members["submitted"]:
-            if index in self.finished:
-                if self.items[index].download_tries < DOWNLOAD_TRIES:
-                    return True
-            elif now - state.first_seen.get(index, now) < self.item_timeout:
-                return True
-        return False
+    def running(self, now: float) -> List[_Item]:
+        """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun)."""
+        items = [self.items[i] for i in self.members["submitted"] if i not in self.finished]
+        for item in items:
+            item.first_seen = now if item.first_seen is None else item.first_seen
+        return [item for item in items if now - (item.first_seen or now) < self.item_timeout]
 
-    def start_work(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
-        """Start what is due (reconciliations, POSTs, downloads, a poll round); set state.next_wake."""
-        state.next_wake = now + 1.0
-        self.start_reconciling(workers, state, now)
-        if state.fatal is not None:
+    def open_work(self, now: float) -> bool:
+        if self.members["planned"] or self.reconcile_at or self.running(now):
+            return True
+        return any(self.items[i].download_tries < DOWNLOAD_TRIES for i in self.finished)
+
+    def start_work(self, now: float) -> None:
+        """Start what is due (reconciliations, POSTs, downloads, a poll round); set next_wake."""
+        self.next_wake = now + 1.0
+        self.start_reconciling(now)
+        if self.fatal is not None:
             return
-        self.start_posts(workers, state, now)
+        self.start_posts(now)
         for index, generation in self.finished.items():
             item = self.items[index]
-            if not item.busy and item.download_tries < DOWNLOAD_TRIES and now >= state.download_at.get(index, 0.0):
+            if not item.busy and item.download_tries < DOWNLOAD_TRIES and now >= item.download_at:
                 item.busy = True
-                state.busy += 1
-                workers.submit("download", item, functools.partial(self.download, item, generation))
-        if not state.polling and now >= state.poll_at:
-            self.start_poll(workers, state, now)
-        if not state.polling:
-            state.next_wake = min(state.next_wake, state.poll_at)
+                download = partial(self.download, item, generation)
+                self.spawn("download", download, partial(self.downloaded, item))
+        if not self.polling and now >= self.poll_at:
+            self.start_poll(now)
+        if not self.polling:
+            self.next_wake = min(self.next_wake, self.poll_at)
 
-    def start_reconciling(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
-        if self.reconcile_at:
-            state.next_wake = min(state.next_wake, min(self.reconcile_at.values()))
-        due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now and not self.items[i].posting]
-        if not due or state.reconciling:
-            return
-        for item in due:
-            del self.reconcile_at[item.index]
-        state.reconciling = True
-        state.busy += 1
-        context = [(i.index, i.item, i.since) for i in due]
-        recorded = set(self.by_generation)
-        v2_ids = {g for g, i in self.by_generation.items() if self.items[i].item.model is not None}
-        workers.submit("reconcile", context, lambda: self.reconcile(context, recorded, v2_ids))
-
-    def start_posts(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
+    def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two identical ones at once."""
-        in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
-        in_flight -= sum(1 for i in self.members["submitted"] if now - state.first_seen.get(i, now) >= self.item_timeout)
-        locked: Optional[Set[Tuple[Any, ...]]] = None
+        in_flight = len(self.members["submitting"]) + len(self.running(now))
+        locked = {self.items[i].item.match_key() for i in self.members["submitting"]}
         skipped = []
-        while self.queue and in_flight < state.in_flight_limit and state.posts < MAX_POSTS_AT_ONCE:
-            if now < state.post_at:
-                state.next_wake = min(state.next_wake, state.post_at)
+        while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
+            if now < self.post_at:
+                self.next_wake = min(self.next_wake, self.post_at)
                 break
             item = self.items[self.queue.popleft()]
-            if item.state != "planned":
-                continue  # a stale entry: the item was put back in line again later
-            if locked is None:
-                locked = {self.items[i].item.match_key() for i in self.members["submitting"]}
             if item.item.match_key() in locked:
                 skipped.append(item.index)
                 continue
-            state.post_at = max(now, state.post_at) + self.post_gap * state.slowdown
-            self.record(item, "submitting", t=round(time.time(), 3), request=item.item.request()[1])
+            self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
+            api, body = item.item.request()
+            self.record(item, "submitting", t=round(time.time(), 3), request=body)
             locked.add(item.item.match_key())
-            item.posting = True
             in_flight += 1
-            state.posts += 1
-            state.busy += 1
-            workers.submit("post", item, functools.partial(self.post, item.item))
+            self.posts += 1
+            create = self.client.create_generation_v2 if api == "v2" else self.client.create_generation
+            self.spawn("post", partial(create, body), partial(self.posted, item))
         self.queue.extendleft(reversed(skipped))
 
-    def start_poll(self, workers: "_Workers", state: "_LoopState", now: float) -> None:
+    def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
+        self.posts -= 1
+        now = time.monotonic()
+        status = getattr(error, "status_code", None)
+        if error is None:
+            self.slowdown = max(1.0, self.slowdown * 0.98)
+            self.pause = DEFAULT_PAUSE
+            self.accepted(item, response, now)
+        elif status == 429:
+            wait = getattr(error, "retry_after", None) or self.pause
+            self.slowdown = min(4.0, self.slowdown * 1.25)
+            self.back_off(wait, now)
+            self.record(item, "planned", reason=f"429, sent again later: {error}")
+            self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
+        elif status in (401, 403):
+            self.record(item, "planned", reason=str(error))
+            self.fatal = error if isinstance(error, LeonardoError) else LeonardoError(str(error))
+        elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
+            self.fail(item, f"refused: {error}", str(error))
+        elif _never_sent(error):
+            self.back_off(self.pause, now)
+            self.record(item, "planned", reason=f"not sent, sent again later: {error}")
+            self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
+        else:  # a 5xx, read timeout or dropped connection: the POST may have run
+            self.reconcile_at[item.index] = now
+            self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
+
+    def back_off(self, wait: float, now: float) -> None:
+        """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
+        self.post_at = max(self.post_at, now + wait)
+        self.pause = min(60.0, self.pause * 2)
+
+    def accepted(self, item: _Item, response: Any, now: float) -> None:
+        try:
+            generation_id = _client.generation_id(response)
+        except LeonardoError as exc:
+            self.record(item, "ambiguous", reason=str(exc))
+            self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
+            return
+        self.record(item, "submitted", id=generation_id, cost=_cost(response))
+        item.check_at = now + FIRST_POLL
+        item.first_seen = now
+        self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
+
+    def start_reconciling(self, now: float) -> None:
+        if self.reconcile_at:
+            self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
+        due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now]
+        if not due or self.reconciling:
+            return
+        for item in due:
+            del self.reconcile_at[item.index]
+        self.reconciling = True
+        oldest = min(item.since for item in due) - CLOCK_SKEW
+        self.spawn("reconcile", partial(self.listing, oldest), partial(self.reconciled, due))
+
+    def listing(self, oldest: float) -> Tuple[List[Dict[str, Any]], Any, float]:
+        """_list_since()'s answer, and the time it was read."""
+        listed, complete = _list_since(self.client, self.user_id, oldest)
+        return listed, complete, time.time()
+
+    def reconciled(self, due: List[_Item], result: Any, error: Optional[BaseException]) -> None:
+        """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
+        self.reconciling = False
+        listed, complete, read_at = result if error is None else ([], None, 0.0)
+        v2_ids = {g for g, i in self.by_generation.items() if self.items[i].item.model is not None}
+        if any(str(g.get("id")) in v2_ids for g in listed):
+            self.note_v2_listed()
+        for item in due:
+            found = [g for g in listed if str(g.get("id")) not in self.by_generation]
+            found = [g for g in found if _matches(item.item, g, item.since - CLOCK_SKEW)]
+            if error is not None:
+                reason = f"reconciliation failed: {error}"
+            elif len(found) == 1:
+                self.record(item, "submitted", id=str(found[0]["id"]), adopted=True)
+                item.check_at = time.monotonic()
+                found_it = f"found its generation {item.generation_id}; not sent again"
+                self.emit("adopted", item, f"#{item.index + 1}: {found_it}")
+                continue
+            elif found:
+                reason = f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found)
+            elif complete is not True:
+                reason = f"could not read the account's generations: {complete}"
+            elif item.item.model is not None and not self.v2_listed:
+                # Whether the listing holds v2 generations is not documented: until one of ours
+                # has been seen in it, its silence proves nothing.
+                reason = "no v2 generation seen in the account's listing yet"
+            elif read_at - item.since <= self.read_timeout:  # the POST may still be running at the server
+                wait = item.since + self.read_timeout + 0.5 - time.time()
+                self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
+                continue
+            else:
+                self.record(item, "planned", reason="never created (not in the account's generations); sent again")
+                self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
+                continue
+            self.record(item, "ambiguous", reason=reason)
+            self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+
+    def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
-        watched = [
-            self.items[i] for i in self.members["submitted"]
-            if i not in self.finished and now - state.first_seen.setdefault(i, now) < self.item_timeout
-        ]  # fmt: skip
+        watched = self.running(now)
         if not watched:
             return
-        state.polling = True
-        state.busy += 1
+        self.polling = True
         use_listing = self.user_id is not None and len(watched) >= 2
         by_id = []
         for item in watched:
@@ -779,124 +759,8 @@ class _Engine:
                 item.check_at = now + item.check_gap
                 item.check_gap = min(MAX_ID_POLL, item.check_gap * 1.5)
         ids = [str(i.generation_id) for i in watched]
-        workers.submit("poll", None, lambda: self.poll(ids, by_id, use_listing))
-        state.poll_at = now + state.poll_gap
-
-    def finish(self, event: Tuple[str, Any, Any, Optional[BaseException]], state: "_LoopState") -> None:
-        kind, target, result, error = event
-        state.busy -= 1
-        if kind == "post":
-            state.posts -= 1
-            target.posting = False
-            self.posted(target, result, error, state)
-        elif kind == "poll":
-            state.polling = False
-            if error is None:
-                self.polled(result, state)
-        elif kind == "download":
-            target.busy = False
-            self.downloaded(target, result, error, state)
-        elif kind == "reconcile":
-            state.reconciling = False
-            self.reconciled(target, result, error)
-
-    # -- POST
-
-    def post(self, item: BatchItem) -> Dict[str, Any]:
-        api, body = item.request()
-        if api == "v2":
-            return self.client.create_generation_v2(body)
-        return self.client.create_generation(body)
-
-    def posted(self, item: _Item, response: Any, error: Optional[BaseException], state: "_LoopState") -> None:
-        now = time.monotonic()
-        if error is None:
-            state.slowdown = max(1.0, state.slowdown * 0.98)
-            state.pause = DEFAULT_PAUSE
-            try:
-                generation_id = _client.generation_id(response)
-            except LeonardoError as exc:
-                self.record(item, "ambiguous", reason=str(exc))
-                self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
-                return
-            self.record(item, "submitted", id=generation_id, cost=_cost(response))
-            item.check_at = now + FIRST_POLL
-            state.first_seen[item.index] = now
-            self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
-            return
-        status = getattr(error, "status_code", None)
-        if status == 429:
-            wait = getattr(error, "retry_after", None) or state.pause
-            state.pause = min(60.0, state.pause * 2)
-            state.slowdown = min(4.0, state.slowdown * 1.25)
-            state.post_at = max(state.post_at, now + wait)
-            self.record(item, "planned", reason=f"429, sent again later: {error}")
-            self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
-        elif status in (401, 403):
-            self.record(item, "planned", reason=str(error))
-            state.fatal = error if isinstance(error, LeonardoError) else LeonardoError(str(error))
-        elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
-            self.record(item, "failed", reason=f"refused: {error}")
-            self.done_this_run += 1
-            self.emit("failed", item, f"#{item.index + 1} failed: {error}")
-        elif _never_sent(error):
-            state.post_at = max(state.post_at, now + state.pause)
-            state.pause = min(60.0, state.pause * 2)
-            self.record(item, "planned", reason=f"not sent, sent again later: {error}")
-            self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
-        else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            self.reconcile_at[item.index] = now
-            self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
-
-    # -- reconciliation
-
-    def reconcile(
-        self, context: List[Tuple[int, BatchItem, float]], recorded: Set[str], v2_ids: Set[str]
-    ) -> Tuple[Dict[int, Tuple[str, Optional[str]]], bool]:
-        """Per item: adopt a generation, wait, send again, or ambiguous; and whether v2 is listed."""
-        oldest = min(since for _, _, since in context) - CLOCK_SKEW
-        listed, complete = _list_since(self.client, self.user_id, oldest)
-        v2_listed = self.v2_listed or any(str(g.get("id")) in v2_ids for g in listed)
-        decisions: Dict[int, Tuple[str, Optional[str]]] = {}
-        for index, item, since in context:
-            found = [g for g in listed if str(g.get("id")) not in recorded and _matches(item, g, since - CLOCK_SKEW)]
-            if len(found) == 1:
-                decisions[index] = ("adopt", str(found[0]["id"]))
-            elif found:
-                decisions[index] = ("ambiguous", f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found))
-            elif complete is not True:
-                decisions[index] = ("ambiguous", f"could not read the account's generations: {complete}")
-            elif item.model is not None and not v2_listed:
-                # Whether the listing holds v2 generations is not documented: until one of ours
-                # has been seen in it, its silence proves nothing.
-                decisions[index] = ("ambiguous", "no v2 generation seen in the account's listing yet")
-            elif time.time() - since <= self.read_timeout:
-                decisions[index] = ("wait", None)
-            else:
-                decisions[index] = ("resend", None)
-        return decisions, v2_listed
-
-    def reconciled(self, context: List[Tuple[int, BatchItem, float]], result: Any, error: Optional[BaseException]) -> None:
-        decisions, v2_listed = result if error is None else ({}, False)
-        if v2_listed:
-            self.note_v2_listed()
-        for index, _, since in context:
-            item = self.items[index]
-            decision, detail = decisions[index] if error is None else ("ambiguous", f"reconciliation failed: {error}")
-            if decision == "adopt":
-                self.record(item, "submitted", id=detail, adopted=True)
-                item.check_at = time.monotonic()
-                self.emit("adopted", item, f"#{index + 1}: found its generation {detail}; not sent again")
-            elif decision == "wait":
-                self.reconcile_at[index] = time.monotonic() + max(0.5, since + self.read_timeout + 0.5 - time.time())
-            elif decision == "resend":
-                self.record(item, "planned", reason="never created (not in the account's generations); sent again")
-                self.emit("resent", item, f"#{index + 1}: was never created; sending it again")
-            else:
-                self.record(item, "ambiguous", reason=detail)
-                self.emit("ambiguous", item, f"#{index + 1} ambiguous: {detail}")
-
-    # -- polling and downloads
+        self.spawn("poll", partial(self.poll, ids, by_id, use_listing), self.polled)
+        self.poll_at = now + self.poll_gap
 
     def poll(self, ids: List[str], by_id: List[str], use_listing: bool) -> Dict[str, Dict[str, Any]]:
         found: Dict[str, Dict[str, Any]] = {}
@@ -909,7 +773,7 @@ class _Engine:
                     if str(generation.get("id")) in wanted:
                         found[str(generation["id"])] = dict(_slim(generation), listed=True)
             except LeonardoError:
-                by_id = list(ids)  # check them one by one this round instead
+                by_id = ids  # check them one by one this round instead
         for generation_id in by_id:
             if generation_id in found:
                 continue
@@ -920,46 +784,51 @@ class _Engine:
             found[generation_id] = _slim(generation) if isinstance(generation, dict) else {"status": "MISSING"}
         return found
 
-    def polled(self, found: Dict[str, Dict[str, Any]], state: "_LoopState") -> None:
-        now = time.monotonic()
-        finished_any = False
+    def polled(self, found: Any, error: Optional[BaseException]) -> None:
+        self.polling = False
+        if error is not None:
+            return
         for generation_id, generation in found.items():
             item = self.items[self.by_generation[generation_id]]
             if generation.get("listed") and item.item.model is not None:
                 self.note_v2_listed()
+            status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
-            status = generation.get("status")
             if status == "COMPLETE" and generation.get("generated_images"):
                 self.finished[item.index] = generation
-                state.observe(now - state.first_seen.get(item.index, state.started))
-                finished_any = True
-            elif status == "MISSING" and state.missing(item.index) < 3:
-                continue  # an id just created may not be readable yet: three strikes
+                job_time = time.monotonic() - (item.first_seen or self.started)
+                self.job_times = (self.job_times + [job_time])[-20:]
+            elif status == "MISSING" and item.misses < 2:
+                item.misses += 1  # an id just created may not be readable yet: three strikes
             elif status in ("FAILED", "MISSING"):
-                reason = "the generation FAILED (Leonardo refunds it)" if status == "FAILED" else "the generation no longer exists"
-                self.record(item, "failed", reason=reason)
-                self.done_this_run += 1
-                self.emit("failed", item, f"#{item.index + 1} failed: {reason}")
-        state.poll_gap = state.next_gap(finished_any)
+                failed = "the generation FAILED (Leonardo refunds it)"
+                reason = failed if status == "FAILED" else "the generation no longer exists"
+                self.fail(item, reason, reason)
+        if self.job_times:  # a sixth of the typical job time seen
+            typical = sorted(self.job_times)[len(self.job_times) // 2]
+            self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
+        else:
+            self.poll_gap = min(MAX_POLL, self.poll_gap * 1.5)
 
     def download(self, item: _Item, generation: Dict[str, Any]) -> Tuple[List[str], Any]:
         staging = os.path.join(self.out_dir, ".incoming", str(item.index))
         shutil.rmtree(staging, ignore_errors=True)
         paths = self.client.save_results(generation, staging)
-        stem = self.stems[item.index]
         names = []
         for number, path in enumerate(paths, 1):
-            name = stem + ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
+            suffix = ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
+            name = self.stems[item.index] + suffix
             os.replace(path, os.path.join(self.out_dir, name))
             names.append(name)
         shutil.rmtree(staging, ignore_errors=True)
         return names, generation.get("seed")
 
-    def downloaded(self, item: _Item, result: Any, error: Optional[BaseException], state: "_LoopState") -> None:
+    def downloaded(self, item: _Item, result: Any, error: Optional[BaseException]) -> None:
+        item.busy = False
         if error is not None:
             item.download_tries += 1
-            state.download_at[item.index] = time.monotonic() + 2.0 * item.download_tries
+            item.download_at = time.monotonic() + 2.0 * item.download_tries
             self.emit("waiting", item, f"#{item.index + 1}: download failed ({error}); will try again")
             return
         files, seed = result
@@ -968,8 +837,6 @@ class _Engine:
         self.done_this_run += 1
         self.images_this_run += len(files)
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
-
-    # -- the gallery
 
     def gallery(self, final: bool) -> None:
         now = time.monotonic()
@@ -984,85 +851,10 @@ class _Engine:
         write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
 
 
-class _LoopState:
-    """The scheduler's bookkeeping, kept by the main thread only."""
-
-    def __init__(self, now: float, in_flight_limit: int) -> None:
-        self.started = now
-        self.in_flight_limit = in_flight_limit  # the slots, plus a small queued buffer
-        self.busy = 0  # tasks handed to workers and not yet finished
-        self.posts = 0
-        self.polling = False
-        self.reconciling = False
-        self.post_at = now
-        self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
-        self.pause = DEFAULT_PAUSE
-        self.poll_at = now + FIRST_POLL
-        self.poll_gap = FIRST_POLL
-        self.job_times: List[float] = []
-        self.first_seen: Dict[int, float] = {}
-        self.download_at: Dict[int, float] = {}
-        self.misses: Dict[int, int] = {}
-        self.fatal: Optional[BaseException] = None
-        self.next_wake = now
-
-    def missing(self, index: int) -> int:
-        """Count one more answer of "no such generation" for an item; return the count."""
-        self.misses[index] = self.misses.get(index, 0) + 1
-        return self.misses[index]
-
-    def observe(self, seconds: float) -> None:
-        self.job_times = (self.job_times + [seconds])[-20:]
-
-    def next_gap(self, finished_any: bool) -> float:
-        """A sixth of the typical time from POST to completion seen, or growing until one is seen."""
-        if not self.job_times:
-            return min(MAX_POLL, self.poll_gap * 1.5)
-        typical = sorted(self.job_times)[len(self.job_times) // 2]
-        return min(MAX_POLL, max(MIN_POLL, typical / 6))
-
-
-class _Workers:
-    """Daemon threads running tasks and putting (kind, target, result, error) on the event queue.
-
-    Daemon threads, so that a second Ctrl-C ends the process at once.
-    """
-
-    def __init__(self, count: int, events: "queue.Queue[Tuple[str, Any, Any, Optional[BaseException]]]") -> None:
-        self.tasks: "queue.Queue[Optional[Tuple[str, Any, Callable[[], Any]]]]" = queue.Queue()
-        self.events = events
-        self.threads = [threading.Thread(target=self.work, daemon=True) for _ in range(count)]
-        for thread in self.threads:
-            thread.start()
-
-    def submit(self, kind: str, target: Any, task: Callable[[], Any]) -> None:
-        self.tasks.put((kind, target, task))
-
-    def work(self) -> None:
-        while True:
-            job = self.tasks.get()
-            if job is None:
-                return
-            kind, target, task = job
-            try:
-                self.events.put((kind, target, task(), None))
-            except Exception as exc:  # handed to the main thread, which decides
-                self.events.put((kind, target, None, exc))
-
-    def stop(self) -> None:
-        for _ in self.threads:
-            self.tasks.put(None)
-
-
-# --- matching, listing, responses -----------------------------------------------------------
-
-
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
-    """The account's generations created after ``oldest`` (epoch seconds), read page by page.
+    """(The account's generations created after ``oldest``, True), or (those read, why not all).
 
-    Returns (generations, True) when the listing was read completely back past ``oldest``
-    (its end, or a whole page older than it: the order is not documented, so one older item
-    proves nothing), else (what was read, the reason it is incomplete).
+    All is read at the listing's end or a whole page older than ``oldest`` (its order is not documented).
     """
     if user_id is None:
         return [], "GET /me gave no user id"
@@ -1094,7 +886,7 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> bo
     return True
 
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?$")
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")
 
 
 def _timestamp(text: Any) -> Optional[float]:
@@ -1102,14 +894,10 @@ def _timestamp(text: Any) -> Optional[float]:
     match = _TIMESTAMP.match(str(text or "").strip())
     if not match:
         return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=timezone.utc)
-    seconds = moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return seconds
+    date, clock, fraction, zone = match.groups()
+    zone = "+0000" if zone in (None, "Z") else zone.replace(":", "")
+    moment = datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z")
+    return moment.timestamp() + float(fraction or 0)
 
 
 def _cost(response: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -1151,8 +939,6 @@ def _slug(text: str) -> str:
     return slug or "item"
 
 
-# --- the gallery ----------------------------------------------------------------------------
-
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222}
 header{padding:16px 24px;background:#1f2430;color:#fff}
@@ -1160,9 +946,9 @@ header h1{margin:0 0 4px;font-size:20px}
 header p{margin:0;color:#c9cbd3;font-size:14px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
-border-top:4px solid #999}
-.card.complete{border-top-color:#2e9d5b}.card.failed{border-top-color:#d0453a}
-.card.ambiguous{border-top-color:#e0a526}.card.submitted,.card.submitting{border-top-color:#3a7bd5}
+border-top:4px solid var(--state,#999)}
+.complete{--state:#2e9d5b}.failed{--state:#d0453a}.ambiguous{--state:#e0a526}
+.submitted,.submitting{--state:#3a7bd5}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .empty{height:120px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee}
@@ -1170,36 +956,33 @@ border-top:4px solid #999}
 .prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;background:#999}
-.complete .status{background:#2e9d5b}.failed .status{background:#d0453a}
-.ambiguous .status{background:#e0a526}.submitted .status,.submitting .status{background:#3a7bd5}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;
+background:var(--state,#999)}
 .reason{color:#a3342b;margin-top:6px}
 """
 
 
 def _card(item: _Item) -> str:
     """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
-    e = html.escape
-    spec = item.item
+    e, spec = html.escape, item.item
+    alt = e(spec.prompt[:100])
     thumbs = []
-    for name in item.files:
-        link = e(name, quote=True)
+    for name in map(e, item.files):
         if name.lower().endswith((".mp4", ".webm", ".mov")):
-            thumbs.append(f'<a href="{link}"><video src="{link}" muted loop playsinline></video></a>')
+            thumbs.append(f'<a href="{name}"><video src="{name}" muted loop playsinline></video></a>')
         else:
-            thumbs.append(f'<a href="{link}"><img src="{link}" alt="{e(spec.prompt[:100])}" loading="lazy"></a>')
+            thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
     pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
-    size = f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default"
+    seed = item.seed if item.seed is not None else spec.seed
     cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
-    cost += " (refunded)" if item.cost and item.state == "failed" else ""
-    rows = [
-        ("item", f"#{item.index + 1}" + (f" {spec.name}" if spec.name else "")),
-        ("model", spec.model or spec.model_id or "default (v1)"),
-        ("size", size),
-        ("seed", str(item.seed if item.seed is not None else (spec.seed if spec.seed is not None else "-"))),
-        ("cost", cost),
-    ]
-    details = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
+    rows = {
+        "item": f"#{item.index + 1}" + (f" {spec.name}" if spec.name else ""),
+        "model": spec.model or spec.model_id or "default (v1)",
+        "size": f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default",
+        "seed": "-" if seed is None else str(seed),
+        "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else ""),
+    }
+    details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
     reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
@@ -1212,7 +995,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
     e = html.escape
     cards = [_card(item) for item in items]
-    spent = ", ".join(f"{_number(v)} {unit.lower()}" for unit, v in sorted(summary.credits.items())) or "-"
+    spent = _spent(summary.credits, "-")
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
         f"{summary.pending} pending &middot; {summary.images} images &middot; spent {e(spent)} &middot; "
@@ -1232,8 +1015,6 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         target.write(page)
     os.replace(temp, path)
 
-
-# --- the command line: ``leonardo-client batch`` --------------------------------------------
 
 CLI_DESCRIPTION = """\
 Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
@@ -1275,35 +1056,23 @@ def add_arguments(parser: Any, positive_int: Callable[[str], int], positive_floa
 
 def command(client: "Client", args: Any, me: Optional[str] = None) -> int:
     """Run ``leonardo-client batch``: 0 all complete, 1 some not, 130 interrupted (ValueError: usage)."""
-    defaults = {
-        "model": args.model,
-        "model_id": args.model_id,
-        "width": args.width,
-        "height": args.height,
-        "num_images": args.num_images,
-        "negative_prompt": args.negative_prompt,
-    }
-    items = read_items(args.prompts, defaults)  # every bad line reported before anything is sent
+    names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
+    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
     if args.read_timeout is not None:
         connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
         client.timeout = (connect, args.read_timeout)  # the CLI's own client
+    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
+    options = {name: getattr(args, name) for name in run_options}
     printer = _Printer()
     try:
-        summary = run_batch(
-            client,
-            items,
-            args.out,
-            concurrency=args.concurrency,
-            posts_per_minute=args.posts_per_minute,
-            on_progress=printer,
-            retry_failed=args.retry_failed,
-            resubmit_ambiguous=args.resubmit_ambiguous,
-        )
+        summary = run_batch(client, items, args.out, on_progress=printer, **options)
     except BatchInterrupted as stop:
+        summary = stop.summary
+    finally:
         printer.close()
-        print(f"{stop.summary}\ninterrupted: rerun the same command to resume", file=sys.stderr)
+    if summary.interrupted:
+        print(f"{summary}\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return 130
-    printer.close()
     print(summary)
     print(os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
@@ -1322,7 +1091,9 @@ class _Printer:
             _write(f"[{progress.complete}/{progress.total}] {progress.message}\n")
             return
         if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
-            self.clear()
+            if self.width:  # clear the bar: the message gets a line of its own
+                _write("\r" + " " * self.width + "\r")
+                self.width = 0
             _write(progress.message + "\n")
         elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
             return
@@ -1330,11 +1101,6 @@ class _Printer:
         line = _bar(progress)
         _write("\r" + line.ljust(self.width))
         self.width = len(line)
-
-    def clear(self) -> None:
-        if self.width:
-            _write("\r" + " " * self.width + "\r")
-            self.width = 0
 
     def close(self) -> None:
         if self.tty and self.width:
@@ -1349,7 +1115,7 @@ def _bar(progress: BatchProgress) -> str:
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
     left = progress.total - done
     eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
-    spent = " ".join(f"{_number(v)} {unit.lower()}" for unit, v in sorted(progress.credits.items())) or "0"
+    spent = _spent(progress.credits, "0", " ")
     return (
         f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
         f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"
