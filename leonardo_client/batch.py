@@ -268,26 +268,33 @@ class _Journal:
 
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
-        self.records = self._read() if os.path.exists(self.path) else []
-        header = self.records.pop(0) if self.records else None
-        if header is not None and (header.get("input"), header.get("items")) != (digest, total):
-            theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
-            raise BatchInputError([
-                f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
-                f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
-            ])  # fmt: skip
         self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
-        try:  # a second run on the same folder would send the same items
+        try:
+            self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
+            self.records = self._read()
+            header = self.records.pop(0) if self.records else None
+            if header is not None and (header.get("input"), header.get("items")) != (digest, total):
+                theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
+                raise BatchInputError([
+                    f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+                    f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
+                ])  # fmt: skip
+        except BaseException:
+            self._file.close()
+            raise
+        if header is None:
+            self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
+
+    def _lock(self, out_dir: str) -> None:
+        """Refuse a second run on the same folder: it would send the same items."""
+        try:
             import fcntl
 
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm: flags, not a union
         except ImportError:  # Windows: no advisory lock
             pass
         except OSError:
-            self._file.close()
             raise BatchInputError([f"another batch is running in {out_dir} (its journal is locked)"]) from None
-        if not os.path.getsize(self.path):
-            self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
 
     def _read(self) -> List[Dict[str, Any]]:
         with open(self.path, "rb") as source:

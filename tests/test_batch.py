@@ -473,9 +473,15 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any
 
     items = _as_items(PROMPTS[:1])
     first = _Journal(str(tmp_path), _digest(items), 1)
+    journal = tmp_path / "journal.jsonl"
     try:
-        with pytest.raises(BatchInputError, match="another batch is running"):
-            run(ApiDouble(), PROMPTS[:1], str(tmp_path))
+        with open(journal, "ab") as live:
+            live.write(b'{"i":0,"s":"subm')  # the running batch's record, half written
+        written = journal.read_bytes()
+        for other in (PROMPTS[:1], PROMPTS[:2]):  # the same batch, and a different one
+            with pytest.raises(BatchInputError, match="another batch is running"):
+                run(ApiDouble(), other, str(tmp_path))
+        assert journal.read_bytes() == written  # the refused runs cut nothing off the live journal
     finally:
         first.close()
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
