@@ -53,6 +53,7 @@ PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot tr
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to 60)
 DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
+MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -392,16 +393,26 @@ def run_batch(
         LeonardoError: the account could not be read, or the API refused the key.
     """
     batch_items = _as_items(items)
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
-        raise ValueError("concurrency must be a whole number >= 1")
-    if isinstance(posts_per_minute, bool) or not isinstance(posts_per_minute, (int, float)) or not posts_per_minute > 0:
-        raise ValueError("posts_per_minute must be a positive number")
+    _check_options(out_dir, concurrency, posts_per_minute, on_progress, item_timeout)
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
     try:
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
     finally:
         engine.journal.close()
+
+
+def _check_options(
+    out_dir: Any, concurrency: Any, posts_per_minute: Any, on_progress: Any, item_timeout: Any
+) -> None:
+    """run_batch's options, checked as Client checks its own: before anything is sent."""
+    _files.check_path(out_dir, "out_dir")
+    if concurrency is not None:
+        _client.check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
+    _client.check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
+    _client.check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
 
 
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.

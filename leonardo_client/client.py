@@ -107,9 +107,9 @@ class Client:
         self.timeout = _check_timeout(timeout)
         # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
         self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
-        _check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
-        _check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
-        _check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
+        check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
+        check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
+        check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
         user_agent = _check_user_agent(user_agent)
         self.retry = default_retry(max_retries, backoff_factor)
 
@@ -355,8 +355,8 @@ class Client:
         self, fetch: Callable[[str], Result], key: str, what: str, id: str, timeout: float, poll_interval: float,
         on_poll: OnPoll,
     ) -> Result:
-        _check_number("timeout", timeout, MIN_SECONDS, MAX_SECONDS)
-        _check_number("poll_interval", poll_interval, MIN_SECONDS, MAX_SECONDS)
+        check_number("timeout", timeout, MIN_SECONDS, MAX_SECONDS)
+        check_number("poll_interval", poll_interval, MIN_SECONDS, MAX_SECONDS)
         if on_poll is not None and not callable(on_poll):
             raise TypeError(f"on_poll must be a function (status, seconds), not {type(on_poll).__name__}")
         started = time.monotonic()
@@ -460,7 +460,7 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     params = {}
     for name, value in (("limit", limit), ("offset", offset)):
         if value is not None:
-            params[name] = _check_number(name, value, 0, MAX_PAGE, integer=True)
+            params[name] = check_number(name, value, 0, MAX_PAGE, integer=True)
     return params or None
 
 
@@ -478,7 +478,7 @@ def _check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> A
     return value
 
 
-def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
+def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
     """``value`` if it is a number (an int if ``integer``; never a bool) from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
@@ -523,12 +523,12 @@ def _check_base_url(base_url: Optional[str]) -> str:
         raise ValueError(f"{shown} is not an http(s) URL with a host")
     if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
         raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"refusing plain-http {shown}: the API key would travel unencrypted (loopback hosts only)")
     return str(url.rstrip("/"))
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -540,5 +540,5 @@ def _check_timeout(timeout: Timeout) -> Timeout:
     if isinstance(timeout, tuple) and len(timeout) != 2:
         raise ValueError(f"timeout must be a number or a (connect, read) pair, got {len(timeout)} values")
     for value in timeout if isinstance(timeout, tuple) else (timeout,):
-        _check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
+        check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
     return timeout

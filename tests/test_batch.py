@@ -462,6 +462,28 @@ def test_cli_reports_bad_lines_and_exits_2_before_sending(tmp_path: Any, capsys:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"item_timeout": -1}, ValueError),
+        ({"item_timeout": "60"}, TypeError),
+        ({"concurrency": "3"}, TypeError),
+        ({"concurrency": 0}, ValueError),
+        ({"posts_per_minute": float("nan")}, ValueError),
+        ({"posts_per_minute": True}, TypeError),
+        ({"on_progress": 5}, TypeError),
+        ({"out": None}, TypeError),
+        ({"out": ""}, ValueError),
+    ],
+)
+def test_unusable_options_are_refused_before_anything_is_sent(tmp_path: Any, options: Dict[str, Any], error: type) -> None:
+    api, out = ApiDouble(), options.pop("out", str(tmp_path / "out"))
+    with pytest.raises(error):
+        run(api, PROMPTS[:1], out, **options)
+    assert api.calls == []
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["batch", "p.txt"]) == 2  # --out is required
     assert cli.main(["batch", "p.txt", "--out", "o", "--model", "a", "--model-id", "b"]) == 2

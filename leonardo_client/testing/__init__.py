@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, List, Optional, Union
 
-from ..client import _is_loopback
+from ..client import is_loopback
 from .account import Delay, delay_range
 from .api import Api
 from .callbacks import Deliverer, check_url
@@ -28,7 +28,7 @@ API_PREFIX = "/api/rest/v1"
 def _check_settings(
     host: str, slots: int, posts_per_minute: Optional[int], fail_rate: float, v2_response_shape: str
 ) -> None:
-    if not _is_loopback(host) or ":" in host:
+    if not is_loopback(host) or ":" in host:
         raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
     if slots < 1 or (posts_per_minute is not None and posts_per_minute < 1):
         raise ValueError("concurrency_slots and posts_per_minute must be at least 1")

@@ -11,7 +11,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit
 
-from ..client import _is_loopback
+from ..client import is_loopback
 from .account import timestamp
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt
 def check_url(url: Optional[str]) -> None:
     """Refuse a webhook URL that is not http(s) on a loopback address."""
     parts = urlsplit(url or "http://127.0.0.1")
-    if parts.scheme not in ("http", "https") or not _is_loopback(parts.hostname or ""):
+    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
 
 
