@@ -29,6 +29,7 @@ import requests
 
 from . import _files, client as _client
 from .errors import LeonardoError
+from .payloads import to_payload
 
 if TYPE_CHECKING:
     from .client import Client
@@ -114,6 +115,8 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
     """
     if not isinstance(fields, Mapping):
         raise ValueError(f"expected an object with a prompt, got {type(fields).__name__}")
+    if not isinstance(defaults, (Mapping, type(None))):
+        raise TypeError(f"defaults must be a mapping, not {type(defaults).__name__}")
     merged = {k: v for k, v in (defaults or {}).items() if v is not None}
     if "model" in fields or "model_id" in fields:
         merged.pop("model", None)
@@ -132,7 +135,13 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
     named: Dict[str, Any] = {k: merged.get(k) for k in ITEM_FIELDS}
-    return BatchItem(**named, extra={k: v for k, v in merged.items() if k not in ITEM_FIELDS})
+    return _sendable(BatchItem(**named, extra={k: v for k, v in merged.items() if k not in ITEM_FIELDS}))
+
+
+def _sendable(item: BatchItem) -> BatchItem:
+    """``item``, once its create call's body is one the serializer sends (no NaN, no undecodable text...)."""
+    to_payload(item.request()[1])
+    return item
 
 
 def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
@@ -141,6 +150,7 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
 
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
+    path = _files.check_path(path, "path")  # an int would be opened as a file descriptor
     try:
         with open(path, encoding="utf-8-sig") as source:
             lines = source.read().splitlines()
@@ -155,13 +165,15 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
             return make_item(json.loads(line) if json_lines else {"prompt": line}, defaults)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError("nested too deep to read") from None
 
     return _collect(numbered, parse, f"{path} holds no prompts")
 
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
     labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
-    return _collect(labelled, lambda i: i if isinstance(i, BatchItem) else make_item(i), "no items")
+    return _collect(labelled, lambda i: _sendable(i) if isinstance(i, BatchItem) else make_item(i), "no items")
 
 
 def _collect(

@@ -167,14 +167,28 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text(
         '{"prompt": "ok"}\n{"prompt": ""}\n{not json}\n\n{"prompt": "x", "width": -8}\n'
-        '{"prompt": "y", "model": "a", "model_id": "b"}\n["a list"]\n',
+        '{"prompt": "y", "model": "a", "model_id": "b"}\n["a list"]\n'
+        '{"prompt": "\\udc80"}\n{"prompt": "z", "guidance_scale": 1e999}\n' + "[" * 100000 + "\n",
         encoding="utf-8",
     )
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
-    assert [e.split(":")[0] for e in caught.value.errors] == ["line 2", "line 3", "line 5", "line 6", "line 7"]
+    numbers = [e.split(":")[0] for e in caught.value.errors]
+    assert numbers == ["line 2", "line 3", "line 5", "line 6", "line 7", "line 8", "line 9", "line 10"]
     assert "width must be a whole number >= 1" in caught.value.errors[2]
     assert "not both" in caught.value.errors[3]
+    # What the create call's serializer would refuse is refused here, before anything is sent.
+    assert "not valid text" in caught.value.errors[5] and "finite number" in caught.value.errors[6]
+    assert "nested too deep" in caught.value.errors[7]
+
+
+def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text("a fox\n", encoding="utf-8")
+    with pytest.raises(TypeError, match="path must be a str"):
+        read_items(0)  # type: ignore[arg-type]  # an int would be opened as a file descriptor
+    with pytest.raises(TypeError, match="defaults must be a mapping"):
+        read_items(str(path), defaults=["seed"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
@@ -191,6 +205,9 @@ def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None
         run(api, [{"prompt": "fine"}, {"prompt": 3}], str(tmp_path))  # type: ignore[arg-type]
     assert api.calls == []
     assert make_item({"prompt": "p", "guidance_scale": 7}).extra == {"guidance_scale": 7}
+    with pytest.raises(BatchInputError, match="item 1: .*finite number"):
+        run(api, [BatchItem("fine", extra={"strength": float("nan")})], str(tmp_path))
+    assert api.calls == []
 
 
 # --- running, resuming ------------------------------------------------------------------------
