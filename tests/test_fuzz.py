@@ -214,3 +214,28 @@ def test_generation_id_and_parse_webhook(mocked: responses.RequestsMock, hostile
         headers = pick(rng, hostile, [{"Authorization": "Bearer cb-key"}, {"authorization": rng.choice(hostile)}, {5: "x", HostileText(): "y"}])
         check(mocked, f"parse_webhook({describe(body)}, {describe(headers)}, {describe(key)})",
               lambda: parse_webhook(body, headers, key))
+
+
+def test_batch_items_and_options(mocked: responses.RequestsMock, mock_client: Client, hostile: List[Any]) -> None:
+    from leonardo_client.batch import make_item, read_items, run_batch
+
+    rng = random.Random(f"{SEED}-batch")
+    item = {"prompt": "a cat"}
+    lines = ['{"prompt": "a cat", "seed": 1}', '{"prompt": "\\udc80"}', "[" * 5000, '{"prompt": "x", "w": 1e999}', "a cat"]
+    plausible: Dict[str, List[Any]] = {
+        "items": [[item], [item, {"prompt": "a dog", "extra": {"k": 1}}]], "out_dir": ["out"], "concurrency": [None, 2],
+        "posts_per_minute": [100], "on_progress": [None, print], "retry_failed": [False], "resubmit_ambiguous": [False],
+        "item_timeout": [60.0],
+    }
+    for n in bounded_calls():
+        value, defaults = rng.choice(hostile), pick(rng, hostile, [None, {"width": 512}])
+        check(mocked, f"make_item({describe(value)}, {describe(defaults)})", lambda: make_item(value, defaults))
+        with open(f"items-{n}.jsonl", "w", encoding="utf-8", errors="surrogatepass") as out:
+            out.write("\n".join(rng.choice(lines) for _ in range(3)))
+        path = pick(rng, hostile, [f"items-{n}.jsonl"])
+        check(mocked, f"read_items({describe(path)}, {describe(defaults)})", lambda: read_items(path, defaults))
+        options = {name: pick(rng, hostile, plausible[name]) for name in rng.sample(list(plausible), rng.randint(1, 3))}
+        items, out_dir = options.pop("items", [item]), options.pop("out_dir", f"out-{n}")
+        shown = {name: describe(value) for name, value in options.items()}
+        check(mocked, f"run_batch({describe(items)}, {describe(out_dir)}, {shown})",
+              lambda: run_batch(mock_client, items, out_dir, **options))
