@@ -292,6 +292,10 @@ class _Journal:
                     f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
                     f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
                 ])  # fmt: skip
+            unusable = next((r for r in self.records if not _well_formed(r, total)), None)
+            if unusable is not None:
+                shown = json.dumps(unusable)[:80]
+                raise BatchInputError([f"{self.path} holds a record of no item of this batch ({shown}); move it away"])
         except BaseException:
             self._file.close()
             raise
@@ -336,6 +340,18 @@ class _Journal:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _well_formed(record: Mapping[str, Any], total: int) -> bool:
+    """A record as _Engine writes it: an item's state change (index, state, its data), or the v2 note."""
+    if "i" not in record:
+        return record.get("v2_listed") is True
+    index, state = record["i"], record.get("s")
+    if type(index) is not int or not 0 <= index < total or state not in STATES:
+        return False
+    if state == "submitting":
+        return isinstance(record.get("t"), (int, float))
+    return state != "submitted" or isinstance(record.get("id"), str)
 
 
 @dataclass

@@ -286,6 +286,19 @@ def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
         run(ApiDouble(), PROMPTS[:3], str(tmp_path))
 
 
+
+@pytest.mark.parametrize(
+    "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
+               '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}'],
+)
+def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
+    text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="holds a record of no item of this batch"):
+        run(api, PROMPTS[:3], str(tmp_path))
+    assert api.calls == []
+
 # --- failures and back-pressure ---------------------------------------------------------------
 
 
