@@ -8,9 +8,11 @@ import json
 import os
 import sys
 import tempfile
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, batch, generation_id
+from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
+from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
 from .client import API_KEY_ENV, user_details
 
 __all__ = ["main", "build_parser"]
@@ -38,6 +40,15 @@ examples:
 
 exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage,
 130 interrupted. generate spends credits; the other commands do not."""
+
+BATCH_DESCRIPTION = """\
+Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
+fields: prompt, model or model_id, width, height, num_images, seed, negative_prompt, name,
+and any other parameter) at the account's concurrency and POST rate. Images are saved into
+--out as they finish, with a gallery (index.html) and a journal (journal.jsonl). Run the
+same command again to resume: nothing is billed twice (an item whose create call may or
+may not have run, and cannot be found, is marked ambiguous and left to you). Exit status:
+0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("me", "print your account: user id, concurrency slots, balances")
     command("models", "list the models create_generation_v2 (--model) accepts")
     command("upload", "upload an image (png, jpg, jpeg, webp); print its init image id").add_argument("path")
-    runs = command("batch", "run a file of prompts, resumably (spends credits)", batch.CLI_DESCRIPTION)
-    batch.add_arguments(runs, _positive_int, _positive_float)
+    _add_batch_arguments(command("batch", "run a file of prompts, resumably (spends credits)", BATCH_DESCRIPTION))
     return parser
 
 
@@ -90,6 +100,33 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
     generate.add_argument("--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="wait at most (300)")
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompts", metavar="PROMPTS", help="the prompts file (text or .jsonl)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for images, gallery and journal")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="NAME", help="default v2 model name (POST /v2/generations)")
+    model.add_argument("--model-id", metavar="UUID", help="default v1 model id (POST /generations)")
+    parser.add_argument("--width", type=_positive_int, metavar="W", help="default width in pixels")
+    parser.add_argument("--height", type=_positive_int, metavar="H", help="default height in pixels")
+    parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images per prompt (default: 1)")
+    parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
+    parser.add_argument("--concurrency", type=_positive_int, metavar="N", help="generations at once (default: GET /me)")
+    parser.add_argument(
+        "--posts-per-minute", type=_positive_int, default=100, metavar="N", help="create calls a minute (default: 100)"
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="how long to wait for one API answer (default: 60); an unanswered create call is "
+        "re-sent only once it is that old and not found in your generations",
+    )
+    parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
+    parser.add_argument(
+        "--resubmit-ambiguous", action="store_true", help="send again the items that may or may not have been created"
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -180,11 +217,15 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
                 height=args.height, init_image_id=init_image,
             )
         )
-    progress = _Progress(f"generation {generation_id(created)}")
+    label, line = f"generation {generation_id(created)}", _StatusLine()
+
+    def progress(status: str, elapsed: float) -> None:
+        line.show(f"{label}: {status}, {elapsed:.1f}s elapsed")
+
     try:
         generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
     finally:
-        progress.close()
+        line.close()
     for path in client.save_results(generation, args.out):
         print(path)
     return 0
@@ -266,6 +307,30 @@ def _upload(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(client: Client, args: argparse.Namespace) -> int:
+    """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
+    names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
+    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
+    if args.read_timeout is not None:
+        connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
+        client.timeout = (connect, args.read_timeout)  # the CLI's own client
+    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
+    options = {name: getattr(args, name) for name in run_options}
+    printer = _BatchPrinter()
+    try:
+        summary = run_batch(client, items, args.out, on_progress=printer, **options)
+    except BatchInterrupted as stop:
+        summary = stop.summary
+    finally:
+        printer.close()
+    if summary.interrupted:
+        print(f"{summary}\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(summary)
+    print(os.path.join(args.out, GALLERY))
+    return 0 if summary.ok else 1
+
+
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "generate": _generate,
     "get": _get,
@@ -274,31 +339,71 @@ COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "me": _me,
     "models": _models,
     "upload": _upload,
-    "batch": batch.command,
+    "batch": _batch,
 }
 
 
-class _Progress:
-    """The wait's progress on stderr: one line redrawn with \\r on a terminal, else plain lines."""
+class _StatusLine:
+    """A status line on stderr: redrawn in place on a terminal, else one line per update."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self.width = 0
 
-    def __call__(self, status: str, elapsed: float) -> None:
-        line = f"{self.label}: {status}, {elapsed:.1f}s elapsed"
-        if self.tty:
-            sys.stderr.write("\r" + line.ljust(self.width))
-            self.width = len(line)
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+    def show(self, line: str) -> None:
+        _stderr("\r" + line.ljust(self.width) if self.tty else line + "\n")
+        self.width = len(line) if self.tty else 0
+
+    def say(self, line: str) -> None:
+        """A line of its own, the status line cleared first (it is drawn again by the next show)."""
+        _stderr(("\r" + " " * self.width + "\r" if self.width else "") + line + "\n")
+        self.width = 0
 
     def close(self) -> None:
-        if self.tty and self.width:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.width:
+            _stderr("\n")
+            self.width = 0
+
+
+class _BatchPrinter:
+    """The batch's progress: a bar on a terminal (events worth keeping above it), else a line per event."""
+
+    def __init__(self) -> None:
+        self.line = _StatusLine()
+        self.drawn = 0.0
+
+    def __call__(self, progress: BatchProgress) -> None:
+        if not self.line.tty:
+            self.line.show(f"[{progress.complete}/{progress.total}] {progress.message}")
+            return
+        if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
+            self.line.say(progress.message)
+        elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
+            return
+        self.drawn = time.monotonic()
+        self.line.show(_bar(progress))
+
+    def close(self) -> None:
+        self.line.close()
+
+
+def _bar(progress: BatchProgress) -> str:
+    done = progress.complete + progress.failed + progress.ambiguous
+    filled = int(24 * done / progress.total) if progress.total else 24
+    minutes = progress.elapsed / 60.0
+    rate = progress.done_this_run / minutes if minutes > 0 else 0.0
+    left = progress.total - done
+    eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
+    spent = credits_text(progress.credits, "0", " ")
+    return (
+        f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
+        f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"
+    )
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def _print_json(data: Any) -> int:

@@ -17,7 +17,6 @@ import os
 import queue
 import re
 import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,7 +245,7 @@ class BatchSummary:
         lines = [
             f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
             f"{self.pending} pending; {self.images} images in {self.out_dir}",
-            f"spent: {_spent(self.credits, 'none recorded')}; this run: {self.done_this_run} items, "
+            f"spent: {credits_text(self.credits, 'none recorded')}; this run: {self.done_this_run} items, "
             f"{self.images_this_run} images in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
@@ -270,7 +269,7 @@ class BatchInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def _spent(credits: Mapping[str, float], nothing: str, separator: str = ", ") -> str:
+def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ") -> str:
     """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none."""
     amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
     return separator.join(amounts) or nothing
@@ -1041,7 +1040,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
     e = html.escape
     cards = [_card(item) for item in items]
-    spent = _spent(summary.credits, "-")
+    spent = credits_text(summary.credits, "-")
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
         f"{summary.pending} pending &middot; {summary.images} images &middot; spent {e(spent)} &middot; "
@@ -1060,114 +1059,3 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     with open(temp, "w", encoding="utf-8") as target:
         target.write(page)
     os.replace(temp, path)
-
-
-CLI_DESCRIPTION = """\
-Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
-fields: prompt, model or model_id, width, height, num_images, seed, negative_prompt, name,
-and any other parameter) at the account's concurrency and POST rate. Images are saved into
---out as they finish, with a gallery (index.html) and a journal (journal.jsonl). Run the
-same command again to resume: nothing is billed twice (an item whose create call may or
-may not have run, and cannot be found, is marked ambiguous and left to you). Exit status:
-0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C."""
-
-
-def add_arguments(parser: Any, positive_int: Callable[[str], int], positive_float: Callable[[str], float]) -> None:
-    """The ``batch`` subcommand's arguments (the two callables parse numbers > 0)."""
-    parser.add_argument("prompts", metavar="PROMPTS", help="the prompts file (text or .jsonl)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for images, gallery and journal")
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="default v2 model name (POST /v2/generations)")
-    model.add_argument("--model-id", metavar="UUID", help="default v1 model id (POST /generations)")
-    parser.add_argument("--width", type=positive_int, metavar="W", help="default width in pixels")
-    parser.add_argument("--height", type=positive_int, metavar="H", help="default height in pixels")
-    parser.add_argument("--num-images", type=positive_int, default=1, metavar="N", help="images per prompt (default: 1)")
-    parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
-    parser.add_argument("--concurrency", type=positive_int, metavar="N", help="generations at once (default: GET /me)")
-    parser.add_argument(
-        "--posts-per-minute", type=positive_int, default=100, metavar="N", help="create calls a minute (default: 100)"
-    )
-    parser.add_argument(
-        "--read-timeout",
-        type=positive_float,
-        metavar="SECONDS",
-        help="how long to wait for one API answer (default: 60); an unanswered create call is "
-        "re-sent only once it is that old and not found in your generations",
-    )
-    parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
-    parser.add_argument(
-        "--resubmit-ambiguous", action="store_true", help="send again the items that may or may not have been created"
-    )
-
-
-def command(client: "Client", args: Any, me: Optional[str] = None) -> int:
-    """Run ``leonardo-client batch``: 0 all complete, 1 some not, 130 interrupted (ValueError: usage)."""
-    names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
-    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
-    if args.read_timeout is not None:
-        connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
-        client.timeout = (connect, args.read_timeout)  # the CLI's own client
-    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
-    options = {name: getattr(args, name) for name in run_options}
-    printer = _Printer()
-    try:
-        summary = run_batch(client, items, args.out, on_progress=printer, **options)
-    except BatchInterrupted as stop:
-        summary = stop.summary
-    finally:
-        printer.close()
-    if summary.interrupted:
-        print(f"{summary}\ninterrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
-    print(summary)
-    print(os.path.join(args.out, GALLERY))
-    return 0 if summary.ok else 1
-
-
-class _Printer:
-    """Progress on stderr: a bar redrawn in place on a terminal, else one line per event."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.width = 0
-        self.drawn = 0.0
-
-    def __call__(self, progress: BatchProgress) -> None:
-        if not self.tty:
-            _write(f"[{progress.complete}/{progress.total}] {progress.message}\n")
-            return
-        if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
-            if self.width:  # clear the bar: the message gets a line of its own
-                _write("\r" + " " * self.width + "\r")
-                self.width = 0
-            _write(progress.message + "\n")
-        elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
-            return
-        self.drawn = time.monotonic()
-        line = _bar(progress)
-        _write("\r" + line.ljust(self.width))
-        self.width = len(line)
-
-    def close(self) -> None:
-        if self.tty and self.width:
-            _write("\n")
-            self.width = 0
-
-
-def _bar(progress: BatchProgress) -> str:
-    done = progress.complete + progress.failed + progress.ambiguous
-    filled = int(24 * done / progress.total) if progress.total else 24
-    minutes = progress.elapsed / 60.0
-    rate = progress.done_this_run / minutes if minutes > 0 else 0.0
-    left = progress.total - done
-    eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
-    spent = _spent(progress.credits, "0", " ")
-    return (
-        f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
-        f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"
-    )
-
-
-def _write(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()

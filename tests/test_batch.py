@@ -7,7 +7,6 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -537,36 +536,6 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any
     finally:
         first.close()
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def progress(event: str, message: str = "", **counts: Any) -> BatchProgress:
-    fields: Dict[str, Any] = dict(total=10, complete=0, failed=0, ambiguous=0, in_flight=0, images=0, credits={})
-    fields.update(counts)
-    return BatchProgress(event=event, index=None, message=message, elapsed=60.0, done_this_run=4, **fields)
-
-
-def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from leonardo_client.batch import _Printer
-
-    terminal = Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    printer = _Printer()
-    printer(progress("start", "10 items"))
-    printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
-    printer.close()
-    shown = terminal.getvalue()
-    assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
-    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
-    plain = io.StringIO()
-    monkeypatch.setattr("sys.stderr", plain)
-    printer = _Printer()
-    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
-    assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
 
 
 def test_a_generation_past_item_timeout_is_left_in_flight_for_the_rerun(tmp_path: Any) -> None:

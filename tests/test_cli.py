@@ -10,11 +10,12 @@ import signal
 import os
 import subprocess
 import sys
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 import leonardo_client.__main__ as cli
+from leonardo_client.batch import BatchProgress
 from leonardo_client.testing import FakeLeonardo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -341,3 +342,29 @@ def test_init_image_is_uploaded_then_used_on_v1_and_v2(fake_in_env: FakeLeonardo
     assert frame["image"]["type"] == "UPLOADED" and frame["image"]["id"] not in (uploaded, first_id)
     assert len([r for r in fake_in_env.requests if r.path.startswith("/s3/")]) == 3
     assert len(os.listdir(str(tmp_path / "v2"))) == 1 and os.listdir(str(tmp_path / "v2"))[0].endswith(".mp4")
+
+
+# --- progress on stderr ----------------------------------------------------------------------------
+
+
+def progress(event: str, message: str = "", **counts: Any) -> BatchProgress:
+    fields: Dict[str, Any] = dict(total=10, complete=0, failed=0, ambiguous=0, in_flight=0, images=0, credits={})
+    fields.update(counts)
+    return BatchProgress(event=event, index=None, message=message, elapsed=60.0, done_this_run=4, **fields)
+
+
+def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    printer = cli._BatchPrinter()
+    printer(progress("start", "10 items"))
+    printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
+    printer.close()
+    shown = terminal.getvalue()
+    assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
+    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
+    plain = io.StringIO()
+    monkeypatch.setattr("sys.stderr", plain)
+    printer = cli._BatchPrinter()
+    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
+    assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
