@@ -28,7 +28,7 @@ import requests
 
 from . import _files, client as _client
 from .errors import LeonardoError
-from .payloads import to_payload
+from .payloads import CreateGenerationRequest, GenerationV2Request, to_payload
 
 if TYPE_CHECKING:
     from .client import Client
@@ -78,20 +78,14 @@ class BatchItem:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def request(self) -> Tuple[str, Dict[str, Any]]:
-        """("v1" or "v2", the JSON body) of this item's create call."""
-        v2 = self.model is not None
-        fields = {
-            "prompt": self.prompt,
-            "modelId": None if v2 else self.model_id,
-            "width": self.width,
-            "height": self.height,
-            "quantity" if v2 else "num_images": self.num_images,
-            "seed": self.seed,
-            "negative_prompt": self.negative_prompt,
-        }
-        body = {k: v for k, v in fields.items() if v is not None}
-        body.update(self.extra)
-        return ("v2", {"model": self.model, "parameters": body}) if v2 else ("v1", body)
+        """("v1" or "v2", the JSON body) of this item's create call, through the request dataclasses."""
+        shared: Dict[str, Any] = dict(width=self.width, height=self.height, seed=self.seed)
+        shared.update(negative_prompt=self.negative_prompt)
+        if self.model is not None:
+            v2 = GenerationV2Request(self.model, self.prompt, quantity=self.num_images, extra=self.extra, **shared)
+            return "v2", to_payload(v2)
+        v1 = CreateGenerationRequest(self.prompt, model_id=self.model_id, num_images=self.num_images, **shared)
+        return "v1", {**to_payload(v1), **to_payload(self.extra)}  # extra keys are wire keys, sent as given
 
     def match_key(self) -> Tuple[Any, ...]:
         """What reconciliation matches a listed generation on: prompt, model and size."""
@@ -138,8 +132,8 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
 
 
 def _sendable(item: BatchItem) -> BatchItem:
-    """``item``, once its create call's body is one the serializer sends (no NaN, no undecodable text...)."""
-    to_payload(item.request()[1])
+    """``item``, once the serializer has made its create call's body (no NaN, no undecodable text...)."""
+    item.request()
     return item
 
 
