@@ -720,12 +720,13 @@ class _Engine:
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
-            generation_id = _client.generation_id(response)
+            job, id_key = _client.create_job(response)
         except LeonardoError as exc:
             self.record(item, "ambiguous", reason=str(exc))
             self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
             return
-        self.record(item, "submitted", id=generation_id, cost=_cost(response))
+        generation_id = str(job[id_key])
+        self.record(item, "submitted", id=generation_id, cost=_cost(job))
         item.check_at = now + FIRST_POLL
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
@@ -939,15 +940,13 @@ def _timestamp(text: Any) -> Optional[float]:
     return moment.timestamp() + float(fraction or 0)
 
 
-def _cost(response: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The cost of a create call: ``cost{amount,unit}`` (v1 job, v2 ``generate``), else apiCreditCost."""
-    for job in (response.get("sdGenerationJob"), response.get("generate"), response):
-        if isinstance(job, Mapping):
-            cost = job.get("cost")
-            if isinstance(cost, Mapping) and cost.get("amount") is not None:
-                return {"amount": str(cost["amount"]), "unit": str(cost.get("unit") or "CREDITS")}
-            if job.get("apiCreditCost") is not None:
-                return {"amount": str(job["apiCreditCost"]), "unit": "CREDITS"}
+def _cost(job: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """What a created job costs: its ``cost{amount,unit}``, else its ``apiCreditCost`` (credits)."""
+    cost = job.get("cost")
+    if isinstance(cost, Mapping) and cost.get("amount") is not None:
+        return {"amount": str(cost["amount"]), "unit": str(cost.get("unit") or "CREDITS")}
+    if job.get("apiCreditCost") is not None:
+        return {"amount": str(job["apiCreditCost"]), "unit": "CREDITS"}
     return None
 
 

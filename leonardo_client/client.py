@@ -43,12 +43,13 @@ DOWNLOAD_CHUNK = 64 * 1024
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
 MAX_RETRIES, MAX_POOL_MAXSIZE, MAX_PAGE = 100, 1000, 2**31 - 1
-# Where each create response keeps the id to wait for (v2: Leonardo's recipes, then its spec).
-GENERATION_ID_KEYS = (
+# Where each create response keeps its job, and the job the id to wait for (v2: Leonardo's
+# recipes, then its spec, whose job is the response itself).
+CREATE_JOBS = (
     ("sdGenerationJob", "generationId"),
     ("motionSvdGenerationJob", "generationId"),
     ("generate", "generationId"),
-    ("generationId",),
+    ("", "generationId"),
     ("textureGenerationJob", "id"),
 )
 RETIRED = {
@@ -410,14 +411,18 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
+    job, id_key = create_job(response)
+    return str(job[id_key])
+
+
+def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
+    """The job a create call's response describes (its id, cost...), and the key of its id."""
     if not isinstance(response, Mapping):
         raise TypeError(f"response must be a dict, not {type(response).__name__}")
-    for keys in GENERATION_ID_KEYS:
-        found: Any = response
-        for key in keys:
-            found = found.get(key) if isinstance(found, Mapping) else None
-        if isinstance(found, str) and found:
-            return found
+    for job_key, id_key in CREATE_JOBS:
+        job = response.get(job_key) if job_key else response
+        if isinstance(job, Mapping) and isinstance(job.get(id_key), str) and job[id_key]:
+            return job, id_key
     raise LeonardoError(f"no generation id in the response (keys: {', '.join(map(str, response)) or 'none'})")
 
 

@@ -232,6 +232,19 @@ def test_batch_runs_every_item_once_and_names_files_stably(tmp_path: Any) -> Non
     assert max(e.in_flight for e in events) <= 2 + 2  # slots + the queued buffer
 
 
+class SpecShapedApi(ApiDouble):
+    """v2 creates answered as Leonardo's spec has it: the job is the response, its cost apiCreditCost."""
+
+    def create_generation_v2(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        return {"generationId": self._create(body["parameters"], None), "apiCreditCost": 8}
+
+
+def test_the_cost_is_read_from_the_job_in_either_v2_answer_shape(tmp_path: Any) -> None:
+    items = [{"prompt": "a chair", "model": "phoenix-v1.0"}, {"prompt": "a desk", "model": "phoenix-v1.0"}]
+    assert dict(run(SpecShapedApi(), items, str(tmp_path / "spec")).credits) == {"CREDITS": 16.0}
+    assert dict(run(ApiDouble(), items, str(tmp_path / "recipes")).credits) == {"CREDITS": 4.0}
+
+
 def test_rerun_skips_complete_items_and_sends_nothing(tmp_path: Any) -> None:
     api = ApiDouble()
     run(api, PROMPTS, str(tmp_path))
