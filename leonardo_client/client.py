@@ -230,7 +230,10 @@ class Client:
     # --- endpoints ------------------------------------------------------------------------------
 
     def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
-        """POST /generations -> sdGenerationJob: start an image generation; wait for its generationId."""
+        """POST /generations -> sdGenerationJob: start an image generation (spends credits).
+
+        ``sdGenerationJob.generationId`` is the id to wait for.
+        """
         return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
 
     def get_generation_by_id(self, id: str) -> Result:
@@ -246,7 +249,7 @@ class Client:
         return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
 
     def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
-        """POST /v2/generations -> generationId: start a generation with a current model.
+        """POST /v2/generations -> generationId: start a generation with a current model (spends credits).
 
         Leonardo's recipes answer ``{"generate": {"generationId", "cost"}}``, its spec a top-level
         ``generationId``: ``generation_id(response)`` reads both.
@@ -265,7 +268,8 @@ class Client:
         """POST /init-image -> uploadInitImage: upload an image (a path, bytes or binary file) to use as a guide.
 
         The file goes at once to the presigned S3 form of the answer, without the key (it expires
-        in 2 minutes). ``extension`` (png, jpg, jpeg, webp) defaults to the path's.
+        in 2 minutes). ``extension`` (png, jpg, jpeg, webp) defaults to the path's. The answer's
+        ``id`` is for v1 ``init_image_id`` or a v2 guidance ``{"image": {"id": ..., "type": "UPLOADED"}}``.
         """
         data, extension = _files.read_upload(file, extension)
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
@@ -286,7 +290,10 @@ class Client:
         return self._request("DELETE", _path("init-image", id))
 
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
-        """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait for its id (legacy)."""
+        """POST /generations-texture -> textureGenerationJob: texture a 3D model (spends credits; legacy).
+
+        ``textureGenerationJob.id`` is the id to wait for with wait_for_texture_generation.
+        """
         _retired("texture")
         return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
@@ -306,7 +313,10 @@ class Client:
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
-        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image id (retired)."""
+        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image (spends credits; retired).
+
+        ``image_id`` is an image id (``generated_images[].id``); the video is at ``.motionMP4URL``.
+        """
         _retired("svd")
         return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
 
@@ -337,7 +347,8 @@ class Client:
         ``id``: the generation id, or the create response that holds it. Checks at once, after
         ``poll_interval`` seconds, then at intervals 1.5 times the last, up to 12 s, never past
         ``timeout``; ``on_poll(status, seconds elapsed)`` after every check. Returns
-        ``generations_by_pk``; LeonardoError when it FAILED, is unknown or outlives the timeout.
+        ``generations_by_pk`` (images at ``generated_images[].url``, a video at ``.motionMP4URL``);
+        LeonardoError when it FAILED, is unknown or outlives the timeout.
         """
         fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)

@@ -35,7 +35,9 @@ _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt
 
 def check_url(url: Optional[str]) -> None:
     """Refuse a webhook URL that is not http(s) on a loopback address."""
-    parts = urlsplit(url or "http://127.0.0.1")
+    if url is None:
+        return
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
 
