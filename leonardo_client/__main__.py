@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
 from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-from .client import API_KEY_ENV, user_details
+from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
 
 __all__ = ["main", "build_parser"]
 
@@ -22,6 +22,7 @@ PROG = "leonardo-client"
 OFFLINE_COMPLETION_DELAY = 1.5
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
+MAX_INT = 2**31 - 1
 
 DESCRIPTION = """\
 Create images with Leonardo.Ai from the command line, and look up, list or delete
@@ -99,7 +100,7 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--width", type=_positive_int, metavar="W", help="width in pixels, a multiple of 8")
     generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
-    generate.add_argument("--timeout", type=_positive_float, default=300.0, metavar="SECONDS", help="wait at most (300)")
+    generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
 
 
 def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +119,7 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--read-timeout",
-        type=_positive_float,
+        type=_seconds,
         metavar="SECONDS",
         help="how long to wait for one API answer (default: 60); an unanswered create call is "
         "re-sent only once it is that old and not found in your generations",
@@ -411,23 +412,25 @@ def _print_json(data: Any) -> int:
     return 0
 
 
-def _number(kind: Callable[[str], Any], low: float) -> Callable[[str], Any]:
-    """An argparse type: ``kind(text)``, finite, at least ``low`` (a float: above it)."""
-    integer = kind is int
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` from ``low`` to ``high``, so that a value the client
+    would refuse is refused before anything is sent, not after the create call."""
 
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if integer else ''}number: {text!r}") from None
-        if not (value >= low if integer else value > low) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be {'at least' if integer else 'a finite number above'} {low:g}")
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+        if not low <= value <= high:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
         return value
 
     return convert
 
 
-_positive_int, _non_negative_int, _positive_float = _number(int, 1), _number(int, 0), _number(float, 0)
+# Counts are GraphQL Ints (32 bits) at the API; seconds are bounded as the client bounds them.
+_positive_int, _non_negative_int = _number(int, 1, MAX_INT), _number(int, 0, MAX_INT)
+_seconds = _number(float, MIN_SECONDS, MAX_SECONDS)
 
 
 if __name__ == "__main__":

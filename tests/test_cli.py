@@ -143,6 +143,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
+        (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
+        (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
+        (["generate", "x", "--width", "4294967296"], "must be from 1 to 2147483647"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
@@ -210,6 +213,8 @@ def test_no_api_key_names_the_variable_and_offline(capsys: pytest.CaptureFixture
         ["generate", "x", "--num-images", "0"],
         ["generate", "x", "--width", "wide"],
         ["generate", "x", "--timeout", "-1"],
+        ["generate", "x", "--timeout", "nan"],
+        ["batch", "prompts.txt", "--out", "o", "--read-timeout", "1e300"],  # was an OverflowError mid-run
         ["list", "u", "--limit", "-1"],
         ["frobnicate"],
         ["--offline", "get", ".."],  # refused by the client before anything is sent
