@@ -327,9 +327,13 @@ class _Journal:
         return records
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
-        data = b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records)
-        self._file.write(data)  # one write: a signal cannot split a record from its newline
-        os.fsync(self._file.fileno())
+        data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
+        try:
+            while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
+                data = data[self._file.write(data) :]
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # nothing is acted on that the journal does not hold whole
+            raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         self._file.close()
@@ -344,6 +348,9 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
         return False
     if state == "submitting":
         return isinstance(record.get("t"), (int, float))
+    if state == "complete":
+        files = record.get("files", [])
+        return isinstance(files, list) and all(isinstance(name, str) for name in files)
     return state != "submitted" or isinstance(record.get("id"), str)
 
 

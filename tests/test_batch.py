@@ -7,6 +7,7 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -18,6 +19,7 @@ import pytest
 
 import leonardo_client.__main__ as cli
 from leonardo_client import Client, LeonardoError
+from leonardo_client import batch
 from leonardo_client.batch import (
     BatchInputError,
     BatchItem,
@@ -301,7 +303,8 @@ def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize(
     "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
-               '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}'],
+               '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}',
+               '{"i": 0, "s": "complete", "files": 5}'],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
@@ -310,6 +313,40 @@ def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str)
     with pytest.raises(BatchInputError, match="holds a record of no item of this batch"):
         run(api, PROMPTS[:3], str(tmp_path))
     assert api.calls == []
+
+class DiskFillingUp:
+    """The journal's file on a disk that fills up in the middle of the first "submitting" record."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.full = file, False
+
+    def write(self, data: Any) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if b'"submitting"' in bytes(data):
+            self.full = True
+            return int(self.file.write(bytes(data)[: len(data) // 2]))  # a short write, no error yet
+        return int(self.file.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = open(path, mode, *args, **kwargs)
+        return DiskFillingUp(file) if mode == "ab" else file
+
+    monkeypatch.setattr(batch, "open", journal_open, raising=False)
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match="could not write .*journal.jsonl: No space left on device"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+    monkeypatch.undo()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # billed once
+
 
 # --- failures and back-pressure ---------------------------------------------------------------
 
