@@ -777,14 +777,14 @@ class _Engine:
                 reason = f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
                 reason = f"could not read the account's generations: {complete}"
-            elif item.item.model is not None and not self.v2_listed:
-                # Whether the listing holds v2 generations is not documented: until one of ours
-                # has been seen in it, its silence proves nothing.
-                reason = "no v2 generation seen in the account's listing yet"
             elif read_at - item.since <= self.read_timeout:  # the POST may still be running at the server
                 wait = item.since + self.read_timeout + 0.5 - time.time()
                 self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
                 continue
+            elif item.item.model is not None and not self.v2_listed:
+                # Whether the listing holds v2 generations is not documented: until one of ours
+                # has been seen in it, its silence proves nothing.
+                reason = "no v2 generation seen in the account's listing yet"
             else:
                 self.record(item, "planned", reason="never created (not in the account's generations); sent again")
                 self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")

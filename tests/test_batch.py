@@ -413,19 +413,19 @@ def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: An
 
 def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
     api = ApiDouble()
-    lost = LeonardoError("timed out waiting for the API's response")  # may have run; here it did not
-    api.before_post = [lost]
-    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
-    summary = run(api, v2, str(tmp_path), concurrency=1)
-    assert (summary.complete, summary.ambiguous) == (1, 1) and len(api.generations) == 1
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
+    started = time.monotonic()
+    summary = run(api, [{"prompt": "a kite", "model": "phoenix-v1.0"}], str(tmp_path))
+    assert (summary.complete, summary.ambiguous) == (0, 1) and api.generations == {}
     assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
+    assert time.monotonic() - started > api.timeout[1]  # judged only once the POST cannot still be running
 
 
 def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -> None:
     api = ApiDouble()
-    api.before_post = [None, None, LeonardoError("timed out waiting for the API's response")]
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # the first, before the others ran
     v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(3)]
-    summary = run(api, v2, str(tmp_path), concurrency=1)
+    summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
     assert {"v2_listed": True} in journal(tmp_path)
 
