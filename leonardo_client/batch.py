@@ -28,7 +28,7 @@ import requests
 
 from . import _files, client as _client
 from .errors import LeonardoError
-from .payloads import CreateGenerationRequest, GenerationV2Request, to_payload
+from .payloads import CreateGenerationRequest, GenerationV2Request, check_text, to_payload
 
 if TYPE_CHECKING:
     from .client import Client
@@ -54,6 +54,7 @@ DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doub
 DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
+MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -119,7 +120,7 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("prompt must be a non-empty string")
     for key in ("model", "model_id", "negative_prompt", "name"):
-        if merged.get(key) is not None and not (isinstance(merged[key], str) and merged[key].strip()):
+        if merged.get(key) is not None and not (isinstance(merged[key], str) and check_text(merged[key], key).strip()):
             raise ValueError(f"{key} must be a non-empty string")
     if merged.get("model") is not None and merged.get("model_id") is not None:
         raise ValueError("give model (v2) or model_id (v1), not both")
@@ -146,9 +147,12 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
     path = _files.check_path(path, "path")  # an int would be opened as a file descriptor
     try:
         with open(path, encoding="utf-8-sig") as source:
-            lines = source.read().splitlines()
+            text = source.read(MAX_INPUT + 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchInputError([f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from None
+    if len(text) > MAX_INPUT:
+        raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
+    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028, U+0085...
     numbered = [(f"line {n}", line.strip()) for n, line in enumerate(lines, 1)]
     numbered = [(n, line) for n, line in numbered if line and not line.startswith("#")]
     json_lines = path.lower().endswith((".jsonl", ".ndjson")) or bool(numbered and numbered[0][1].startswith("{"))

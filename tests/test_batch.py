@@ -169,13 +169,15 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     path.write_text(
         '{"prompt": "ok"}\n{"prompt": ""}\n{not json}\n\n{"prompt": "x", "width": -8}\n'
         '{"prompt": "y", "model": "a", "model_id": "b"}\n["a list"]\n'
-        '{"prompt": "\\udc80"}\n{"prompt": "z", "guidance_scale": 1e999}\n' + "[" * 100000 + "\n",
+        '{"prompt": "\\udc80"}\n{"prompt": "z", "guidance_scale": 1e999}\n' + "[" * 100000 + "\n"
+        '{"prompt": "a", "name": "\\udc80"}\n',  # the name is in no request, but names the files
         encoding="utf-8",
     )
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     numbers = [e.split(":")[0] for e in caught.value.errors]
-    assert numbers == ["line 2", "line 3", "line 5", "line 6", "line 7", "line 8", "line 9", "line 10"]
+    assert numbers == ["line 2", "line 3", "line 5", "line 6", "line 7", "line 8", "line 9", "line 10", "line 11"]
+    assert "name holds bytes that are not valid text" in caught.value.errors[8]
     assert "width must be a whole number >= 1" in caught.value.errors[2]
     assert "not both" in caught.value.errors[3]
     # What the create call's serializer would refuse is refused here, before anything is sent.
@@ -190,6 +192,22 @@ def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> Non
         read_items(0)  # type: ignore[arg-type]  # an int would be opened as a file descriptor
     with pytest.raises(TypeError, match="defaults must be a mapping"):
         read_items(str(path), defaults=["seed"])  # type: ignore[arg-type]
+
+
+def test_lines_end_only_at_line_breaks_not_at_unicode_separators(tmp_path: Any) -> None:
+    in_json, in_text = "\u2028\u2029\x85", "\u2028\u2029\x85\x0c\x1e"  # each ends a line for str.splitlines()
+    (tmp_path / "items.jsonl").write_text('{"prompt": "one%stwo"}\r\n{"prompt": "three"}\n' % in_json, encoding="utf-8")
+    (tmp_path / "prompts.txt").write_text("one%stwo\rthree\n" % in_text, encoding="utf-8")
+    for name, separators in (("items.jsonl", in_json), ("prompts.txt", in_text)):
+        items = read_items(str(tmp_path / name))
+        assert [item.prompt for item in items] == ["one%stwo" % separators, "three"]
+
+
+def test_a_prompts_file_is_read_up_to_a_bound(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_INPUT", 100)  # 64 MiB: /dev/zero would otherwise fill the memory
+    (tmp_path / "p.txt").write_text("a fox\n" * 17, encoding="utf-8")
+    with pytest.raises(BatchInputError, match="p.txt is over 0 MiB: split it"):
+        read_items(str(tmp_path / "p.txt"))
 
 
 @pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
