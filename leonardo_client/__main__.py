@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
-    generate.add_argument("prompt", help="what to draw")
+    generate.add_argument("prompt", type=_prompt, help="what to draw")
     model = generate.add_mutually_exclusive_group()
     model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
     model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
@@ -139,17 +139,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted.
     """
+    for stream in (sys.stdout, sys.stderr):  # what the terminal cannot show is escaped, not a late failure
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
         if args.command == "generate":
             _check_folder(args.out)  # before anything is sent: a bad --out must not cost credits
         with _connect(args.offline) as client:
             status = COMMANDS[args.command](client, args)
-        sys.stdout.flush()  # a closed or full stdout fails here, not at exit
+        if sys.stdout is not None:  # None: Python was started with stdout closed
+            sys.stdout.flush()  # a closed or full stdout fails here, not at exit
         return status
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 2
     except LeonardoError as err:
         return _error(err, 1)
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent
@@ -168,9 +172,7 @@ def _error(message: object, status: int) -> int:
 
 
 def _say(line: str) -> None:
-    """One line on stderr, even when stderr itself is closed (then nothing)."""
-    with contextlib.suppress(OSError, ValueError):
-        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    _stderr(f"{PROG}: {line}\n")
 
 
 @contextlib.contextmanager
@@ -312,6 +314,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
     items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
+    _check_folder(args.out)
     if args.read_timeout is not None:
         connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
         client.timeout = (connect, args.read_timeout)  # the CLI's own client
@@ -348,7 +351,7 @@ class _StatusLine:
     """A status line on stderr: redrawn in place on a terminal, else one line per update."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stderr is not None and sys.stderr.isatty()
         self.width = 0
 
     def show(self, line: str) -> None:
@@ -403,13 +406,22 @@ def _bar(progress: BatchProgress) -> str:
 
 
 def _stderr(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    """Text on stderr; nothing when stderr is closed (None when Python started without one): it is not the work."""
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stderr is not None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
 
 def _print_json(data: Any) -> int:
     print(json.dumps(data, indent=2))
     return 0
+
+
+def _prompt(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the prompt is empty")
+    return text
 
 
 def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:

@@ -143,6 +143,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
+        (["generate", " "], "the prompt is empty"),
         (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
         (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
         (["generate", "x", "--width", "4294967296"], "must be from 1 to 2147483647"),
@@ -223,6 +224,35 @@ def test_no_api_key_names_the_variable_and_offline(capsys: pytest.CaptureFixture
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]) -> None:
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("closed, argv", [("stderr", ["generate", "x"]), ("stdout", ["me"])])
+def test_a_stream_python_started_without_is_no_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, closed: str, argv: List[str]
+) -> None:
+    monkeypatch.setattr(sys, closed, None)  # as `2>&-` or `>&-` leaves it
+    argv += ["--out", str(tmp_path)] if argv[0] == "generate" else []
+    assert cli.main(["--offline"] + argv) == 0
+    assert len(os.listdir(str(tmp_path))) == (1 if argv[0] == "generate" else 0)
+
+
+def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as PYTHONIOENCODING=ascii
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path / "caf\xe9")]) == 0
+    stdout.flush()
+    assert b"caf\\xe9" + os.sep.encode() in stdout.buffer.getvalue()  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_while_the_arguments_are_parsed_is_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["me"]) == 130
+    assert capsys.readouterr().err == "leonardo-client: interrupted\n"
 
 
 def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
