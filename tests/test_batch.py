@@ -587,6 +587,13 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_cli_refuses_an_out_that_is_a_file_as_usage_before_sending(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.txt").write_text("a fox\n", encoding="utf-8")
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    assert cli.main(["--offline", "batch", str(tmp_path / "p.txt"), "--out", str(tmp_path / "afile")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err  # was exit 1, "could not create folder"
+
+
 def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any) -> None:
     from leonardo_client.batch import _as_items, _digest, _Journal
 
