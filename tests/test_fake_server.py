@@ -800,6 +800,19 @@ def test_body_must_be_a_json_object(fake, api, data):
     assert envelope(response)["code"] == "validation-failed"
 
 
+@pytest.mark.parametrize(
+    "path, missing",
+    [("/generations", "prompt"), ("/generations-lcm", "imageDataUrl"), ("/generations-motion-svd", "imageId"),
+     ("/generations-texture", "modelAssetId"), ("/lcm-upscale", "imageDataUrl")],
+)
+def test_a_post_without_a_body_misses_its_required_keys(fake, api, path, missing):
+    response = call(api, fake, "POST", path)  # the official SDK sends none for request=None
+    assert response.status_code == 400, response.text  # was a crash of the handler: 500
+    assert envelope(response) == {
+        "error": 'expecting a value for non-nullable variable: "%s"' % missing, "path": "$", "code": "validation-failed"
+    }
+
+
 def enum_fields():
     """(path, where, values) for every enum in a v1 request body; where is the key path,
     "0" standing for the first item of an array."""
