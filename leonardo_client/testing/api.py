@@ -167,7 +167,7 @@ class Api:
         except ValueError:
             raise invalid("Error in $: Failed reading: not a valid json value") from None
         self.spec.check_body(operation, body)
-        return body  # type: ignore[no-any-return]
+        return body
 
     def cdn(self, path: str) -> Answer:
         """A file under /cdn/ (no key needed); /cdn/blobs/<n>.bin is n bytes."""
