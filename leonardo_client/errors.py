@@ -177,7 +177,7 @@ def _exchange(response: "requests.Response") -> Dict[str, Any]:
 _TRANSPORT_ERRORS = (
     (requests.exceptions.ConnectTimeout, "timed out connecting to {host}"),
     (requests.exceptions.ReadTimeout, "timed out waiting for {host}'s response"),
-    (requests.exceptions.SSLError, "TLS/SSL handshake with {host} failed: {detail}"),
+    (requests.exceptions.SSLError, "TLS/SSL error with {host}: {detail}"),
     (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
     (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
     (requests.exceptions.ConnectionError, "connection failed: {detail}"),

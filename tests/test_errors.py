@@ -179,7 +179,7 @@ def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
         (requests.exceptions.ConnectTimeout("slow connect"), "timed out connecting to leonardo.example.test"),
         (requests.exceptions.ReadTimeout("slow read"), "timed out waiting for leonardo.example.test's response"),
         (requests.exceptions.ChunkedEncodingError("cut"), "connection broke while reading the response"),
-        (requests.exceptions.SSLError("bad certificate"), "TLS/SSL handshake with leonardo.example.test failed: bad certificate"),
+        (requests.exceptions.SSLError("bad certificate"), "TLS/SSL error with leonardo.example.test: bad certificate"),
         (requests.exceptions.TooManyRedirects("loop"), "request to leonardo.example.test failed: loop"),
     ],
 )

@@ -17,7 +17,7 @@ import pytest
 import responses
 from responses import matchers
 from responses.registries import OrderedRegistry
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, SSLError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import RequestHistory
 
@@ -77,6 +77,16 @@ def test_other_statuses_are_never_retried(method, status):
 
 def test_post_429_is_not_retried_when_retries_are_off():
     assert default_retry(max_retries=0).is_retry("POST", 429) is False
+
+
+def test_post_is_not_resent_after_an_error_other_than_a_connection_that_never_reached_the_server():
+    # urllib3 retries its "other" errors (a TLS record broken after the request went out)
+    # whatever the method: one create call could be billed up to four times.
+    mid_exchange = SSLError("[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed or bad record mac")
+    with pytest.raises(SSLError):
+        default_retry().increment("POST", "/x", error=mid_exchange)
+    assert default_retry().increment("GET", "/x", error=mid_exchange).total == 2
+    assert default_retry().increment("POST", "/x", error=NewConnectionError(None, "refused")).total == 2
 
 
 def test_allowed_methods_exclude_post():
