@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, redact_from_logs, without_userinfo
+from .errors import LeonardoError, read_json, register_secret, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -88,7 +88,8 @@ class Client:
     Raises:
         LeonardoError: from every call that fails (an error status after the retries, a
             transport failure or timeout, a truncated or non-JSON body, a FAILED or missing
-            generation, a call after ``close()``); no API key. An echoed key reads ``[redacted]``.
+            generation, a call after ``close()``); no API key. An echoed key (any real one: 8
+            characters or more) reads ``[redacted]``.
         ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
@@ -130,7 +131,7 @@ class Client:
         # never on the session, so other hosts (image CDNs) cannot see it.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        redact_from_logs(api_key)
+        register_secret(api_key)
         self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:

@@ -21,6 +21,17 @@ _SNIPPET = 200
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 REDACTED = "[redacted]"  # stands in for a secret a server echoed back
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response")
+
+# Every API key of this process's clients, longest first (a key inside another is not left half
+# shown): redacted from every error and urllib3 log record, whichever request a server echoed
+# it on (a redirect to another host drops the header, not the key in the URL). Replaced whole
+# under _secrets_lock, never changed in place: threads read it unlocked.
+_secrets: Tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
+# A shorter key is no real one (Leonardo's are 36-character UUIDs), and redacting it would
+# mangle any text that holds it: "k" would turn "generations_by_pk" into "generations_by_p[redacted]".
+MIN_SECRET_LENGTH = 8
 
 
 class LeonardoError(Exception):
@@ -46,13 +57,14 @@ class LeonardoError(Exception):
         request_id: Optional[str] = None,
         retry_after: Optional[float] = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)  # keeps args populated, so the error pickles
         self.message = message
         self.status_code = status_code
         self.body = body
         self.method = method
-        self.url = without_userinfo(url) if url else url
-        self.request_id = request_id
+        self.url = redact(without_userinfo(url)) if url else url
+        self.request_id = redact(request_id) if request_id else request_id
         self.retry_after = retry_after
 
     def __str__(self) -> str:
@@ -71,8 +83,7 @@ class LeonardoError(Exception):
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
-        message = _redact(f"{note}: {message}" if note else message, exc.request)
-        return cls(message, method=method, url=url)
+        return cls(f"{note}: {message}" if note else message, method=method, url=url)
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
@@ -81,9 +92,9 @@ class LeonardoError(Exception):
         message = _message_from(body) or _s3_message(body) or _fallback_message(response)
         request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
         return cls(
-            _redact(f"{message} ({note})" if note else message, response.request),
+            f"{message} ({note})" if note else message,
             body=body,
-            request_id=_redact(request_id, response.request) if request_id else None,
+            request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             **_exchange(response),
         )
@@ -99,35 +110,30 @@ class LeonardoError(Exception):
 
 
 def read_json(response: "requests.Response") -> Any:
-    """The response's JSON, with the API key redacted if the server echoed it; ValueError if not JSON.
+    """The response's JSON, with the API keys redacted if the server echoed one; ValueError if not JSON.
 
     A body nested too deep for the parser raises RecursionError: callers catch both.
     """
-    secret = _sent_key(response.request)
-    if secret and secret.encode() in response.content:  # rare: no cost for every other answer
+    if any(key.encode() in response.content for key in _secrets):  # rare: no cost for every other answer
         return json.loads(redacted_text(response))
     return response.json()
 
 
 def redacted_text(response: "requests.Response") -> str:
-    """The response body as text, with the API key redacted if the server echoed it."""
-    return _redact(response.text, response.request) if response.content else ""
+    """The response body as text, with the API keys redacted if the server echoed one."""
+    return redact(response.text) if response.content else ""
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key of this process's clients replaced by REDACTED."""
+    for key in _secrets:
+        text = text.replace(key, REDACTED)
+    return text
 
 
 def without_userinfo(url: str) -> str:
     """``url`` without a ``user:password@`` part: it is never shown."""
     return _USERINFO.sub(r"\1", url)
-
-
-def _sent_key(request: Any) -> str:
-    """The API key a request carried (``_request`` sends ``Authorization: Bearer <key>``), or ""."""
-    scheme, _, key = str(getattr(request, "headers", {}).get("Authorization", "")).partition(" ")
-    return key if scheme == "Bearer" else ""
-
-
-def _redact(text: str, request: Any) -> str:
-    secret = _sent_key(request)
-    return text.replace(secret, REDACTED) if secret else text
 
 
 class _KeyRedactingFilter(logging.Filter):
@@ -138,25 +144,21 @@ class _KeyRedactingFilter(logging.Filter):
     Filters run only for records that pass the logger's level: no cost with logging off.
     """
 
-    keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
-    lock = threading.Lock()
-
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(key in message for key in self.keys):
-            for key in self.keys:
-                message = message.replace(key, REDACTED)
-            record.msg, record.args = message, ()
+        if any(key in message for key in _secrets):
+            record.msg, record.args = redact(message), ()
         return True
 
 
-def redact_from_logs(key: str) -> None:
-    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
-    with _KeyRedactingFilter.lock:
-        if key in _KeyRedactingFilter.keys:
+def register_secret(key: str) -> None:
+    """From now on, replace ``key`` by REDACTED in every error and in what urllib3 logs."""
+    global _secrets
+    with _secrets_lock:
+        if len(key) < MIN_SECRET_LENGTH or key in _secrets:
             return
-        _KeyRedactingFilter.keys += (key,)
-        for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response"):
+        _secrets = tuple(sorted(_secrets + (key,), key=len, reverse=True))
+        for name in _URLLIB3_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
                 logger.addFilter(_KeyRedactingFilter())

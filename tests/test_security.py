@@ -154,6 +154,13 @@ def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_er
     assert info.value.body == {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
 
 
+def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
+    # Keys are redacted process-wide: a test's key "pk" must not rewrite "generations_by_pk".
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None})
+    with Client(api_key="pk", base_url=BASE) as client:
+        assert client.get_generation_by_id("g") == {"generations_by_pk": None}
+
+
 # --- logs ------------------------------------------------------------------------------------
 
 
@@ -356,6 +363,20 @@ def test_redirect_elsewhere_drops_the_authorization_header(mocked, mock_client, 
     first, second = mocked.calls
     assert first.request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert "Authorization" not in second.request.headers
+
+
+def test_a_key_in_a_redirect_url_is_redacted_from_the_error(mocked, mock_client):
+    # The Authorization header is dropped on the way to another host; a key in the URL is not.
+    location = f"https://other.example.test/auth?token={API_KEY}"
+    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location})
+    mocked.add("GET", location, status=404, json={"error": f"no page /auth?token={API_KEY}"})
+    with pytest.raises(LeonardoError) as info:
+        mock_client.get_generation_by_id("g")
+    err = info.value
+    assert "Authorization" not in mocked.calls[1].request.headers
+    assert (err.status_code, err.url) == (404, "https://other.example.test/auth?token=[redacted]")
+    for text in (str(err), repr(err), err.url, repr(err.body), err.message):
+        assert API_KEY not in text
 
 
 def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
