@@ -17,6 +17,7 @@ jitter and the cap are implemented here rather than through 2.x-only arguments.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from itertools import takewhile
@@ -40,12 +41,15 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     if value is None:
         return None
     value = value.strip()
-    if value.replace(".", "", 1).isdigit():  # seconds; a fraction is not HTTP's, but harmless
-        return float(value)
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
+    # Seconds, in ASCII digits only ("²".isdigit() too); a fraction is not HTTP's, but harmless.
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None  # 400 digits are inf
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    except (ValueError, OverflowError):  # a year out of range
         return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 class LeonardoRetry(Retry):
