@@ -38,15 +38,17 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
-    if not _is_http(check_text(url, "url")):
+    if not is_http(check_text(url, "url")):
         raise ValueError(f"can only download http(s) URLs, got {without_userinfo(url)[:60]!r}")
     return url
 
 
-def _is_http(url: str) -> bool:
+def is_http(url: str) -> bool:
+    """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # a malformed IPv6 host
+        (parts.hostname or "").encode("idna")
+    except ValueError:  # a malformed IPv6 host, or the idna codec's UnicodeError
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
@@ -222,7 +224,7 @@ def _entries(result: Mapping[str, Any], key: str, kind: type) -> List[Any]:
 def _file_url(url: Any, where: str) -> str:
     """A URL of a result's file: a data: URL or an http(s) URL, valid text."""
     try:
-        if isinstance(url, str) and (url.startswith("data:") or _is_http(check_text(url, where))):
+        if isinstance(url, str) and (url.startswith("data:") or is_http(check_text(url, where))):
             return url
     except ValueError:  # a lone surrogate, from a \\udc80 escape in the JSON
         pass

@@ -181,7 +181,7 @@ class Client:
                 else:
                     _ = response.content  # the whole body (on a download, the error body it streamed)
                     _check_complete(response, method, url)
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:  # ValueError: e.g. an unusable redirect Location
             elapsed = time.monotonic() - started
             log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
             raise LeonardoError.from_transport(exc, method, url, note) from exc
@@ -536,8 +536,8 @@ def _check_base_url(base_url: Optional[str]) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"{shown} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{shown} is not an http(s) URL with a host")
+    if not _files.is_http(url):
+        raise ValueError(f"{shown} is not an http(s) URL with a valid host (no DNS label empty or over 63 characters)")
     if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
         raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

@@ -79,7 +79,7 @@ class LeonardoError(Exception):
         return f"LeonardoError(status_code={self.status_code!r}, message={self.message!r})"
 
     @classmethod
-    def from_transport(cls, exc: requests.RequestException, method: str, url: str, note: str = "") -> "LeonardoError":
+    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "") -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
@@ -175,7 +175,7 @@ def _exchange(response: "requests.Response") -> Dict[str, Any]:
 
 
 # What each kind of transport failure means, most specific first (ConnectTimeout is also a
-# ConnectionError, SSLError too); the last one matches every requests exception.
+# ConnectionError, SSLError too); the last one matches any other exception.
 _TRANSPORT_ERRORS = (
     (requests.exceptions.ConnectTimeout, "timed out connecting to {host}"),
     (requests.exceptions.ReadTimeout, "timed out waiting for {host}'s response"),
@@ -183,7 +183,7 @@ _TRANSPORT_ERRORS = (
     (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
     (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
     (requests.exceptions.ConnectionError, "connection failed: {detail}"),
-    (requests.exceptions.RequestException, "request to {host} failed: {detail}"),
+    (Exception, "request to {host} failed: {detail}"),
 )
 
 

@@ -194,6 +194,15 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, m
     assert_one_line(err)
 
 
+@pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://\xff\xfe/x"])
+def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_client, location):
+    # requests raised a bare ValueError (UnicodeDecodeError for the undecodable bytes) from inside the session.
+    mocked.add("GET", GEN_URL, status=302, headers={"Location": location})
+    err = fail(mock_client)
+    assert (err.status_code, err.url) == (None, GEN_URL)
+    assert "request to leonardo.example.test failed: " in err.message
+
+
 def test_connection_refused_on_loopback():
     with Client(api_key=API_KEY, base_url=refused_url(), timeout=(1, 1), backoff_factor=0.01,
                 max_retries=2) as client:

@@ -366,7 +366,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
      ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": None}], r"generated_images\[1\].url is not a file URL"),
      ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: NoneType"),
      ([{"id": "i", "url": 5}], "not a file URL: int"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
-     ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL")],
+     ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL"),
+     ([{"id": "i", "url": "https://" + "a" * 64 + ".example.test/x.png"}], "not a file URL")],
 )
 def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, images, where):
     # The result is the API's answer: when its images are not what the API documents, the answer

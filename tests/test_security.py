@@ -310,7 +310,10 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
         assert "s3cret" not in text
 
 
-@pytest.mark.parametrize("base_url", ["ftp://example.test", "cloud.leonardo.ai/api", "https://", "file:///etc/hosts"])
+BAD_LABELS = ["https://cloud..leonardo.ai/api/rest/v1", "https://" + "a" * 64 + ".example.test"]  # every call would fail
+
+
+@pytest.mark.parametrize("base_url", ["ftp://example.test", "cloud.leonardo.ai/api", "https://", "file:///etc/hosts"] + BAD_LABELS)
 def test_malformed_base_urls_are_refused(base_url):
     with pytest.raises(ValueError):
         Client(api_key=API_KEY, base_url=base_url)
