@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import traceback
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -148,7 +149,22 @@ class _KeyRedactingFilter(logging.Filter):
         message = record.getMessage()
         if any(key in message for key in _secrets):
             record.msg, record.args = redact(message), ()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and shows_secret(exc):
+            # urllib3 logs a header it cannot parse with exc_info: the handlers get the text, redacted.
+            record.exc_text, record.exc_info = redact(_printed(exc)), None
         return True
+
+
+def shows_secret(exc: BaseException) -> bool:
+    """Whether ``exc`` printed as a traceback (chained exceptions included) shows an API key."""
+    text = _printed(exc)
+    return any(key in text for key in _secrets)
+
+
+def _printed(exc: BaseException) -> str:
+    """``exc`` as a traceback prints it (logging's exc_text: no final line break)."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
 
 
 def register_secret(key: str) -> None:

@@ -212,6 +212,18 @@ def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
     assert API_KEY not in str(info.value) and API_KEY not in info.value.message
 
 
+def test_a_key_in_a_logged_traceback_is_redacted(caplog):
+    # urllib3 logs a header line it cannot parse with exc_info: the key was in the traceback.
+    Client(api_key=API_KEY, base_url=BASE).close()  # the key is registered
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    try:
+        raise ValueError(f"unparsed data: 'X-Debug Bearer {API_KEY}'")
+    except ValueError:
+        logging.getLogger("urllib3.connectionpool").warning("Failed to parse headers", exc_info=True)
+    assert "ValueError: unparsed data: 'X-Debug Bearer [redacted]'" in caplog.text
+    assert API_KEY not in caplog.text
+
+
 def test_key_is_never_logged_on_transport_failures(caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
