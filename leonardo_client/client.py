@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, register_secret, without_userinfo
+from .errors import LeonardoError, read_json, register_secret, shows_secret, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -184,7 +184,8 @@ class Client:
         except (requests.RequestException, ValueError) as exc:  # ValueError: e.g. an unusable redirect Location
             elapsed = time.monotonic() - started
             log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
-            raise LeonardoError.from_transport(exc, method, url, note) from exc
+            # Chained for the traceback, unless it would print a key (a status line echoing it).
+            raise LeonardoError.from_transport(exc, method, url, note) from (None if shows_secret(exc) else exc)
         if not ok:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
             raise LeonardoError.from_response(response, note=reasons)

@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import threading
+import traceback
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
@@ -222,6 +223,18 @@ def test_a_key_in_a_logged_traceback_is_redacted(caplog):
         logging.getLogger("urllib3.connectionpool").warning("Failed to parse headers", exc_info=True)
     assert "ValueError: unparsed data: 'X-Debug Bearer [redacted]'" in caplog.text
     assert API_KEY not in caplog.text
+
+
+def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
+    # http.client's BadStatusLine holds a status line that echoes the key: an uncaught error, or
+    # logger.exception(), would print it from __cause__.
+    echoed = requests.ConnectionError(f"BadStatusLine('HTTP/1.1 OOPS {API_KEY}')")
+    mocked.add("GET", BASE + "/generations/g", body=echoed)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.get_generation_by_id("g")
+    err = info.value
+    assert "connection failed: BadStatusLine('HTTP/1.1 OOPS [redacted]')" in err.message
+    assert API_KEY not in "".join(traceback.format_exception(type(err), err, err.__traceback__))
 
 
 def test_key_is_never_logged_on_transport_failures(caplog):
