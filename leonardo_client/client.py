@@ -277,6 +277,8 @@ class Client:
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
         try:
             fields = json.loads(upload["fields"])
+            if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
+                raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
             url = _files.check_url(upload["url"])
         except (KeyError, TypeError, ValueError) as exc:
             raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
