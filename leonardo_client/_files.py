@@ -9,7 +9,7 @@ import base64
 import os
 import posixpath
 import re
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError, without_userinfo
@@ -186,11 +186,15 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
-    seen: Dict[str, int] = {}
+    used: Set[str] = set()
     unique = []
     for name, url in files:  # two ids that sanitise alike must not overwrite each other
-        seen[name] = seen.get(name, 0) + 1
-        unique.append((name if seen[name] == 1 else f"{name}-{seen[name]}", url))
+        unused, n = name, 1
+        while unused in used:  # "a_b-2" may be another id's own name
+            n += 1
+            unused = f"{name}-{n}"
+        used.add(unused)
+        unique.append((unused, url))
     return unique
 
 

@@ -327,6 +327,15 @@ def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: C
     assert len(os.listdir(folder)) == 4
 
 
+def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object) -> None:
+    # "a/b" and "a_b" sanitise alike, so the second became "a_b-2": the third's own name.
+    data_url = "data:image/png;base64,{}".format
+    images = [{"id": i, "url": data_url(base64.b64encode(i.encode()).decode())} for i in ("a/b", "a_b", "a_b-2")]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png"]
+    assert [read(p) for p in paths] == [b"a/b", b"a_b", b"a_b-2"]
+
+
 def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, tmp_path: object) -> None:
     mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp")
     mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png")
