@@ -9,7 +9,7 @@ import base64
 import os
 import posixpath
 import re
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError, without_userinfo
@@ -38,15 +38,17 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, not {type(url).__name__}")
-    if not _is_http(check_text(url, "url")):
+    if not is_http(check_text(url, "url")):
         raise ValueError(f"can only download http(s) URLs, got {without_userinfo(url)[:60]!r}")
     return url
 
 
-def _is_http(url: str) -> bool:
+def is_http(url: str) -> bool:
+    """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # a malformed IPv6 host
+        (parts.hostname or "").encode("idna")
+    except ValueError:  # a malformed IPv6 host, or the idna codec's UnicodeError
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
@@ -184,11 +186,15 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
-    seen: Dict[str, int] = {}
+    used: Set[str] = set()
     unique = []
     for name, url in files:  # two ids that sanitise alike must not overwrite each other
-        seen[name] = seen.get(name, 0) + 1
-        unique.append((name if seen[name] == 1 else f"{name}-{seen[name]}", url))
+        unused, n = name, 1
+        while unused in used:  # "a_b-2" may be another id's own name
+            n += 1
+            unused = f"{name}-{n}"
+        used.add(unused)
+        unique.append((unused, url))
     return unique
 
 
@@ -222,7 +228,7 @@ def _entries(result: Mapping[str, Any], key: str, kind: type) -> List[Any]:
 def _file_url(url: Any, where: str) -> str:
     """A URL of a result's file: a data: URL or an http(s) URL, valid text."""
     try:
-        if isinstance(url, str) and (url.startswith("data:") or _is_http(check_text(url, where))):
+        if isinstance(url, str) and (url.startswith("data:") or is_http(check_text(url, where))):
             return url
     except ValueError:  # a lone surrogate, from a \\udc80 escape in the JSON
         pass

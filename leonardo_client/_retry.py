@@ -2,9 +2,11 @@
 
 GET and DELETE are retried on connection errors, read timeouts, 429 and 500/502/503/504.
 POST (every create/perform call costs credits) is retried only when the server cannot have
-acted on it: a connection that never reached it, and 429. It is never re-sent after a 5xx
-or a read timeout, so a retry cannot bill a generation twice (urllib3's default
-allowed_methods leaves POST out of status and read retries; is_retry adds 429 back).
+acted on it: a connection that never reached it, and 429. It is never re-sent after a 5xx,
+a read timeout or any other error once the request may have been sent (a TLS error
+mid-exchange...), so a retry cannot bill a generation twice (urllib3's default
+allowed_methods leaves POST out of status and read retries; is_retry adds 429 back, and
+increment refuses the "other" errors urllib3 would retry whatever the method).
 
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
@@ -15,6 +17,7 @@ jitter and the cap are implemented here rather than through 2.x-only arguments.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from itertools import takewhile
@@ -38,12 +41,15 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     if value is None:
         return None
     value = value.strip()
-    if value.replace(".", "", 1).isdigit():  # seconds; a fraction is not HTTP's, but harmless
-        return float(value)
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
+    # Seconds, in ASCII digits only ("²".isdigit() too); a fraction is not HTTP's, but harmless.
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None  # 400 digits are inf
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    except (ValueError, OverflowError):  # a year out of range
         return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 class LeonardoRetry(Retry):
@@ -81,6 +87,11 @@ class LeonardoRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> _R:
+        if error is not None and (method or "").upper() == "POST":
+            # Re-raised, as urllib3 does for a read error, unless the connection never reached the
+            # server (types-urllib3, for 1.26, lacks this private method both versions have).
+            if not self._is_connection_error(error):  # type: ignore[attr-defined,unused-ignore]
+                raise error
         wait = self.retry_after_over_cap(response)
         if wait is not None:
             # Give up now; with raise_on_status=False the caller gets this very response.

@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, redact_from_logs, without_userinfo
+from .errors import LeonardoError, read_json, register_secret, shows_secret, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -88,7 +88,8 @@ class Client:
     Raises:
         LeonardoError: from every call that fails (an error status after the retries, a
             transport failure or timeout, a truncated or non-JSON body, a FAILED or missing
-            generation, a call after ``close()``); no API key. An echoed key reads ``[redacted]``.
+            generation, a call after ``close()``); no API key. An echoed key (any real one: 8
+            characters or more) reads ``[redacted]``.
         ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
@@ -130,7 +131,7 @@ class Client:
         # never on the session, so other hosts (image CDNs) cannot see it.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        redact_from_logs(api_key)
+        register_secret(api_key)
         self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:
@@ -180,10 +181,11 @@ class Client:
                 else:
                     _ = response.content  # the whole body (on a download, the error body it streamed)
                     _check_complete(response, method, url)
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:  # ValueError: e.g. an unusable redirect Location
             elapsed = time.monotonic() - started
             log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
-            raise LeonardoError.from_transport(exc, method, url, note) from exc
+            # Chained for the traceback, unless it would print a key (a status line echoing it).
+            raise LeonardoError.from_transport(exc, method, url, note) from (None if shows_secret(exc) else exc)
         if not ok:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
             raise LeonardoError.from_response(response, note=reasons)
@@ -275,6 +277,8 @@ class Client:
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
         try:
             fields = json.loads(upload["fields"])
+            if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
+                raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
             url = _files.check_url(upload["url"])
         except (KeyError, TypeError, ValueError) as exc:
             raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
@@ -535,8 +539,8 @@ def _check_base_url(base_url: Optional[str]) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"{shown} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{shown} is not an http(s) URL with a host")
+    if not _files.is_http(url):
+        raise ValueError(f"{shown} is not an http(s) URL with a valid host (no DNS label empty or over 63 characters)")
     if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
         raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

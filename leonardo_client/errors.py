@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import traceback
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -21,6 +22,17 @@ _SNIPPET = 200
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 REDACTED = "[redacted]"  # stands in for a secret a server echoed back
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response")
+
+# Every API key of this process's clients, longest first (a key inside another is not left half
+# shown): redacted from every error and urllib3 log record, whichever request a server echoed
+# it on (a redirect to another host drops the header, not the key in the URL). Replaced whole
+# under _secrets_lock, never changed in place: threads read it unlocked.
+_secrets: Tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
+# A shorter key is no real one (Leonardo's are 36-character UUIDs), and redacting it would
+# mangle any text that holds it: "k" would turn "generations_by_pk" into "generations_by_p[redacted]".
+MIN_SECRET_LENGTH = 8
 
 
 class LeonardoError(Exception):
@@ -46,13 +58,14 @@ class LeonardoError(Exception):
         request_id: Optional[str] = None,
         retry_after: Optional[float] = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)  # keeps args populated, so the error pickles
         self.message = message
         self.status_code = status_code
         self.body = body
         self.method = method
-        self.url = without_userinfo(url) if url else url
-        self.request_id = request_id
+        self.url = redact(without_userinfo(url)) if url else url
+        self.request_id = redact(request_id) if request_id else request_id
         self.retry_after = retry_after
 
     def __str__(self) -> str:
@@ -67,12 +80,11 @@ class LeonardoError(Exception):
         return f"LeonardoError(status_code={self.status_code!r}, message={self.message!r})"
 
     @classmethod
-    def from_transport(cls, exc: requests.RequestException, method: str, url: str, note: str = "") -> "LeonardoError":
+    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "") -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
-        message = _redact(f"{note}: {message}" if note else message, exc.request)
-        return cls(message, method=method, url=url)
+        return cls(f"{note}: {message}" if note else message, method=method, url=url)
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
@@ -81,9 +93,9 @@ class LeonardoError(Exception):
         message = _message_from(body) or _s3_message(body) or _fallback_message(response)
         request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
         return cls(
-            _redact(f"{message} ({note})" if note else message, response.request),
+            f"{message} ({note})" if note else message,
             body=body,
-            request_id=_redact(request_id, response.request) if request_id else None,
+            request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             **_exchange(response),
         )
@@ -99,35 +111,30 @@ class LeonardoError(Exception):
 
 
 def read_json(response: "requests.Response") -> Any:
-    """The response's JSON, with the API key redacted if the server echoed it; ValueError if not JSON.
+    """The response's JSON, with the API keys redacted if the server echoed one; ValueError if not JSON.
 
     A body nested too deep for the parser raises RecursionError: callers catch both.
     """
-    secret = _sent_key(response.request)
-    if secret and secret.encode() in response.content:  # rare: no cost for every other answer
+    if any(key.encode() in response.content for key in _secrets):  # rare: no cost for every other answer
         return json.loads(redacted_text(response))
     return response.json()
 
 
 def redacted_text(response: "requests.Response") -> str:
-    """The response body as text, with the API key redacted if the server echoed it."""
-    return _redact(response.text, response.request) if response.content else ""
+    """The response body as text, with the API keys redacted if the server echoed one."""
+    return redact(response.text) if response.content else ""
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key of this process's clients replaced by REDACTED."""
+    for key in _secrets:
+        text = text.replace(key, REDACTED)
+    return text
 
 
 def without_userinfo(url: str) -> str:
     """``url`` without a ``user:password@`` part: it is never shown."""
     return _USERINFO.sub(r"\1", url)
-
-
-def _sent_key(request: Any) -> str:
-    """The API key a request carried (``_request`` sends ``Authorization: Bearer <key>``), or ""."""
-    scheme, _, key = str(getattr(request, "headers", {}).get("Authorization", "")).partition(" ")
-    return key if scheme == "Bearer" else ""
-
-
-def _redact(text: str, request: Any) -> str:
-    secret = _sent_key(request)
-    return text.replace(secret, REDACTED) if secret else text
 
 
 class _KeyRedactingFilter(logging.Filter):
@@ -138,25 +145,36 @@ class _KeyRedactingFilter(logging.Filter):
     Filters run only for records that pass the logger's level: no cost with logging off.
     """
 
-    keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
-    lock = threading.Lock()
-
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(key in message for key in self.keys):
-            for key in self.keys:
-                message = message.replace(key, REDACTED)
-            record.msg, record.args = message, ()
+        if any(key in message for key in _secrets):
+            record.msg, record.args = redact(message), ()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and shows_secret(exc):
+            # urllib3 logs a header it cannot parse with exc_info: the handlers get the text, redacted.
+            record.exc_text, record.exc_info = redact(_printed(exc)), None
         return True
 
 
-def redact_from_logs(key: str) -> None:
-    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
-    with _KeyRedactingFilter.lock:
-        if key in _KeyRedactingFilter.keys:
+def shows_secret(exc: BaseException) -> bool:
+    """Whether ``exc`` printed as a traceback (chained exceptions included) shows an API key."""
+    text = _printed(exc)
+    return any(key in text for key in _secrets)
+
+
+def _printed(exc: BaseException) -> str:
+    """``exc`` as a traceback prints it (logging's exc_text: no final line break)."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
+
+
+def register_secret(key: str) -> None:
+    """From now on, replace ``key`` by REDACTED in every error and in what urllib3 logs."""
+    global _secrets
+    with _secrets_lock:
+        if len(key) < MIN_SECRET_LENGTH or key in _secrets:
             return
-        _KeyRedactingFilter.keys += (key,)
-        for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response"):
+        _secrets = tuple(sorted(_secrets + (key,), key=len, reverse=True))
+        for name in _URLLIB3_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
                 logger.addFilter(_KeyRedactingFilter())
@@ -173,15 +191,15 @@ def _exchange(response: "requests.Response") -> Dict[str, Any]:
 
 
 # What each kind of transport failure means, most specific first (ConnectTimeout is also a
-# ConnectionError, SSLError too); the last one matches every requests exception.
+# ConnectionError, SSLError too); the last one matches any other exception.
 _TRANSPORT_ERRORS = (
     (requests.exceptions.ConnectTimeout, "timed out connecting to {host}"),
     (requests.exceptions.ReadTimeout, "timed out waiting for {host}'s response"),
-    (requests.exceptions.SSLError, "TLS/SSL handshake with {host} failed: {detail}"),
+    (requests.exceptions.SSLError, "TLS/SSL error with {host}: {detail}"),
     (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
     (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
     (requests.exceptions.ConnectionError, "connection failed: {detail}"),
-    (requests.exceptions.RequestException, "request to {host} failed: {detail}"),
+    (Exception, "request to {host} failed: {detail}"),
 )
 
 

@@ -179,7 +179,7 @@ def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
         (requests.exceptions.ConnectTimeout("slow connect"), "timed out connecting to leonardo.example.test"),
         (requests.exceptions.ReadTimeout("slow read"), "timed out waiting for leonardo.example.test's response"),
         (requests.exceptions.ChunkedEncodingError("cut"), "connection broke while reading the response"),
-        (requests.exceptions.SSLError("bad certificate"), "TLS/SSL handshake with leonardo.example.test failed: bad certificate"),
+        (requests.exceptions.SSLError("bad certificate"), "TLS/SSL error with leonardo.example.test: bad certificate"),
         (requests.exceptions.TooManyRedirects("loop"), "request to leonardo.example.test failed: loop"),
     ],
 )
@@ -192,6 +192,15 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, m
     assert text in err.message
     assert (err.method, err.url) == ("GET", GEN_URL)
     assert_one_line(err)
+
+
+@pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://\xff\xfe/x"])
+def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_client, location):
+    # requests raised a bare ValueError (UnicodeDecodeError for the undecodable bytes) from inside the session.
+    mocked.add("GET", GEN_URL, status=302, headers={"Location": location})
+    err = fail(mock_client)
+    assert (err.status_code, err.url) == (None, GEN_URL)
+    assert "request to leonardo.example.test failed: " in err.message
 
 
 def test_connection_refused_on_loopback():

@@ -327,6 +327,15 @@ def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: C
     assert len(os.listdir(folder)) == 4
 
 
+def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object) -> None:
+    # "a/b" and "a_b" sanitise alike, so the second became "a_b-2": the third's own name.
+    data_url = "data:image/png;base64,{}".format
+    images = [{"id": i, "url": data_url(base64.b64encode(i.encode()).decode())} for i in ("a/b", "a_b", "a_b-2")]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png"]
+    assert [read(p) for p in paths] == [b"a/b", b"a_b", b"a_b-2"]
+
+
 def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, tmp_path: object) -> None:
     mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp")
     mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png")
@@ -366,7 +375,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
      ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": None}], r"generated_images\[1\].url is not a file URL"),
      ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: NoneType"),
      ([{"id": "i", "url": 5}], "not a file URL: int"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
-     ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL")],
+     ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL"),
+     ([{"id": "i", "url": "https://" + "a" * 64 + ".example.test/x.png"}], "not a file URL")],
 )
 def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, images, where):
     # The result is the API's answer: when its images are not what the API documents, the answer

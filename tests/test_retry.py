@@ -17,7 +17,7 @@ import pytest
 import responses
 from responses import matchers
 from responses.registries import OrderedRegistry
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, SSLError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import RequestHistory
 
@@ -77,6 +77,16 @@ def test_other_statuses_are_never_retried(method, status):
 
 def test_post_429_is_not_retried_when_retries_are_off():
     assert default_retry(max_retries=0).is_retry("POST", 429) is False
+
+
+def test_post_is_not_resent_after_an_error_other_than_a_connection_that_never_reached_the_server():
+    # urllib3 retries its "other" errors (a TLS record broken after the request went out)
+    # whatever the method: one create call could be billed up to four times.
+    mid_exchange = SSLError("[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed or bad record mac")
+    with pytest.raises(SSLError):
+        default_retry().increment("POST", "/x", error=mid_exchange)
+    assert default_retry().increment("GET", "/x", error=mid_exchange).total == 2
+    assert default_retry().increment("POST", "/x", error=NewConnectionError(None, "refused")).total == 2
 
 
 def test_allowed_methods_exclude_post():
@@ -175,8 +185,14 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after(past) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "1.5.2", "-5", "12:00", "Mon", "1 2 3"])
+UNUSABLE_DATES = ["Mon, 01 Jan 10000 00:00:00 GMT", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"]
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "soon", "1.5.2", "-5", "12:00", "Mon", "1 2 3", "\u00b2", "\u0661\u0662", "9" * 400] + UNUSABLE_DATES
+)
 def test_parse_retry_after_garbage_is_none(value):
+    # It runs inside urllib3 and LeonardoError.from_response: it must never raise ("²".isdigit() is True).
     assert parse_retry_after(value) is None
 
 
@@ -295,6 +311,15 @@ def test_post_429_then_200_is_retried(mocked_in_order, retrying_mock_client, url
     add_post(mocked_in_order, 200, url, json={"generationId": "g1"})
     assert getattr(retrying_mock_client, create)(BODY) == {"generationId": "g1"}
     assert len(mocked_in_order.calls) == 2
+
+
+@pytest.mark.parametrize("status, header", [(429, "\u00b2")] + [(503, date) for date in UNUSABLE_DATES])
+def test_an_unusable_retry_after_ends_in_a_leonardo_error(mocked, retrying_mock_client, status, header):
+    # It used to escape from inside urllib3 as ValueError or OverflowError.
+    mocked.add("GET", GEN + "/g", status=status, json={"error": "busy"}, headers={"Retry-After": header})
+    with pytest.raises(LeonardoError) as info:
+        retrying_mock_client.get_generation_by_id("g")
+    assert (info.value.status_code, info.value.retry_after, len(mocked.calls)) == (status, None, 4)
 
 
 def test_a_retry_after_that_is_not_a_number_is_ignored(mocked_in_order, retrying_mock_client):

@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import threading
+import traceback
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
@@ -154,6 +155,13 @@ def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_er
     assert info.value.body == {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
 
 
+def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
+    # Keys are redacted process-wide: a test's key "pk" must not rewrite "generations_by_pk".
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None})
+    with Client(api_key="pk", base_url=BASE) as client:
+        assert client.get_generation_by_id("g") == {"generations_by_pk": None}
+
+
 # --- logs ------------------------------------------------------------------------------------
 
 
@@ -203,6 +211,30 @@ def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
     assert "BadStatusLine" in caplog.text and "[redacted]" in caplog.text  # the retry was logged
     assert API_KEY not in caplog.text
     assert API_KEY not in str(info.value) and API_KEY not in info.value.message
+
+
+def test_a_key_in_a_logged_traceback_is_redacted(caplog):
+    # urllib3 logs a header line it cannot parse with exc_info: the key was in the traceback.
+    Client(api_key=API_KEY, base_url=BASE).close()  # the key is registered
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    try:
+        raise ValueError(f"unparsed data: 'X-Debug Bearer {API_KEY}'")
+    except ValueError:
+        logging.getLogger("urllib3.connectionpool").warning("Failed to parse headers", exc_info=True)
+    assert "ValueError: unparsed data: 'X-Debug Bearer [redacted]'" in caplog.text
+    assert API_KEY not in caplog.text
+
+
+def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
+    # http.client's BadStatusLine holds a status line that echoes the key: an uncaught error, or
+    # logger.exception(), would print it from __cause__.
+    echoed = requests.ConnectionError(f"BadStatusLine('HTTP/1.1 OOPS {API_KEY}')")
+    mocked.add("GET", BASE + "/generations/g", body=echoed)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.get_generation_by_id("g")
+    err = info.value
+    assert "connection failed: BadStatusLine('HTTP/1.1 OOPS [redacted]')" in err.message
+    assert API_KEY not in "".join(traceback.format_exception(type(err), err, err.__traceback__))
 
 
 def test_key_is_never_logged_on_transport_failures(caplog):
@@ -303,7 +335,10 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
         assert "s3cret" not in text
 
 
-@pytest.mark.parametrize("base_url", ["ftp://example.test", "cloud.leonardo.ai/api", "https://", "file:///etc/hosts"])
+BAD_LABELS = ["https://cloud..leonardo.ai/api/rest/v1", "https://" + "a" * 64 + ".example.test"]  # every call would fail
+
+
+@pytest.mark.parametrize("base_url", ["ftp://example.test", "cloud.leonardo.ai/api", "https://", "file:///etc/hosts"] + BAD_LABELS)
 def test_malformed_base_urls_are_refused(base_url):
     with pytest.raises(ValueError):
         Client(api_key=API_KEY, base_url=base_url)
@@ -356,6 +391,20 @@ def test_redirect_elsewhere_drops_the_authorization_header(mocked, mock_client, 
     first, second = mocked.calls
     assert first.request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert "Authorization" not in second.request.headers
+
+
+def test_a_key_in_a_redirect_url_is_redacted_from_the_error(mocked, mock_client):
+    # The Authorization header is dropped on the way to another host; a key in the URL is not.
+    location = f"https://other.example.test/auth?token={API_KEY}"
+    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location})
+    mocked.add("GET", location, status=404, json={"error": f"no page /auth?token={API_KEY}"})
+    with pytest.raises(LeonardoError) as info:
+        mock_client.get_generation_by_id("g")
+    err = info.value
+    assert "Authorization" not in mocked.calls[1].request.headers
+    assert (err.status_code, err.url) == (404, "https://other.example.test/auth?token=[redacted]")
+    for text in (str(err), repr(err), err.url, repr(err.body), err.message):
+        assert API_KEY not in text
 
 
 def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
