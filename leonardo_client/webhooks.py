@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
 from .errors import REDACTED
 
@@ -22,28 +22,38 @@ LEONARDO_WEBHOOK_IPS = (
 )
 # The payload echoes your API key and the callback key; neither belongs in your logs or database.
 _SECRETS = ("key", "webhookCallbackApiKey")
+# A mapping, an http.client.HTTPMessage (http.server's self.headers), or (name, value) pairs.
+Headers = Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]
 
 
-def _authorization(headers: Mapping[str, str]) -> str:
-    """The Authorization header's value, whatever its capitalisation."""
-    if not isinstance(headers, Mapping):
-        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
-    names = (name for name in headers if isinstance(name, str) and name.lower() == "authorization")
-    given: Any = next((headers[name] for name in names), None)
-    if given is None:
+def _authorization(headers: Headers) -> str:
+    """The Authorization header's value, whatever its capitalisation and whatever holds the headers."""
+    pairs = headers.items() if hasattr(headers, "items") else headers  # http.server's headers have items()
+    try:  # a raw ASGI scope's headers are (bytes, bytes) pairs
+        given = [value for name, value in pairs if _lower(name) == "authorization"]
+    except (TypeError, ValueError):
+        raise TypeError(f"headers must be a mapping or (name, value) pairs, not {type(headers).__name__}") from None
+    if not given:
         raise ValueError("webhook request has no Authorization header")
-    given = given.decode("latin-1") if isinstance(given, bytes) else given  # raw ASGI headers are bytes
-    if not isinstance(given, str):
-        raise TypeError(f"the Authorization header must be a str, not {type(given).__name__}")
-    return given
+    value = given[0].decode("latin-1") if isinstance(given[0], bytes) else given[0]
+    if not isinstance(value, str):
+        raise ValueError(f"webhook Authorization header is a {type(value).__name__}, not text")
+    return value
 
 
-def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_api_key: str) -> Dict[str, Any]:
+def _lower(name: Any) -> str:
+    """A header's name, in lower case; "" for a name that is not text."""
+    text = name.decode("latin-1") if isinstance(name, bytes) else name
+    return text.lower() if isinstance(text, str) else ""
+
+
+def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
     """Check a webhook request's bearer header and return its JSON payload, secrets redacted.
 
     Args:
         body: the request body as received.
-        headers: the request headers (any capitalisation of ``Authorization``).
+        headers: the request headers, any capitalisation of ``Authorization``: a mapping,
+            http.server's ``self.headers``, or (name, value) pairs (str or bytes).
         callback_api_key: your webhook callback API key.
 
     Returns:
@@ -53,8 +63,9 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
 
     Raises:
         ValueError: a missing or wrong ``Authorization`` header (compared in constant time),
-            a body that is not JSON, or a payload of an unknown shape; one line each.
-        TypeError: ``callback_api_key`` is not a non-empty str, or ``headers`` not a mapping.
+            a body that is not JSON, or a payload of an unknown shape (an image_generation.complete
+            without a str ``id`` and ``status`` and ``images`` of objects with a str ``url``); one line each.
+        TypeError: ``callback_api_key`` is not a non-empty str, or ``headers`` holds no headers.
     """
     if not isinstance(callback_api_key, str) or not callback_api_key:
         raise TypeError("callback_api_key must be a non-empty str")
@@ -70,10 +81,18 @@ def parse_webhook(body: Union[bytes, str], headers: Mapping[str, str], callback_
     generation = data.get("object") if isinstance(data, dict) else None
     if not isinstance(generation, dict) or not isinstance(payload.get("type"), str):
         raise ValueError('webhook payload is not {"type": ..., "data": {"object": {...}}}')
-    if payload["type"] == "image_generation.complete" and not isinstance(generation.get("images"), list):
-        raise ValueError("image_generation.complete payload has no images list")
+    if payload["type"] == "image_generation.complete" and not _documented(generation):
+        raise ValueError("image_generation.complete payload has no str id and status, or no images list with urls")
     api_key = payload["data"]["object"].get("apiKey")
     for name in _SECRETS if isinstance(api_key, dict) else ():
         if name in api_key:
             api_key[name] = REDACTED
     return payload  # type: ignore[no-any-return]
+
+
+def _documented(generation: Dict[str, Any]) -> bool:
+    """Whether the generation of an image_generation.complete has what a receiver reads of it."""
+    images = generation.get("images")
+    if not isinstance(images, list) or not all(isinstance(i, dict) and isinstance(i.get("url"), str) for i in images):
+        return False
+    return isinstance(generation.get("id"), str) and isinstance(generation.get("status"), str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 from typing import Any, Dict
 
@@ -61,6 +62,22 @@ def test_a_missing_or_wrong_key_is_refused_in_one_line(headers: Dict[str, str], 
     assert "\n" not in str(info.value) and CALLBACK_KEY not in str(info.value)
 
 
+def test_headers_come_as_http_server_gives_them_or_as_raw_asgi_pairs() -> None:
+    message = http.client.HTTPMessage()  # BaseHTTPRequestHandler.headers
+    message["Authorization"] = f"Bearer {CALLBACK_KEY}"
+    raw_asgi = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {CALLBACK_KEY}".encode())]
+    for headers in (message, raw_asgi, dict(raw_asgi)):
+        assert parse_webhook(BODY, headers, CALLBACK_KEY)["type"] == "image_generation.complete"
+
+
+def test_headers_that_are_no_headers_are_a_type_error_and_an_odd_value_a_value_error() -> None:
+    for headers in (None, "authorization", 5):
+        with pytest.raises(TypeError, match="headers must be a mapping or"):
+            parse_webhook(BODY, headers, CALLBACK_KEY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Authorization header is a int, not text"):
+        parse_webhook(BODY, {"Authorization": 5}, CALLBACK_KEY)
+
+
 def test_the_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import leonardo_client.webhooks as webhooks
 
@@ -85,7 +102,10 @@ def broken(**changes: Any) -> bytes:
         (broken(data={"object": "gen-1"}), "is not {"),
         (broken(data=None), "is not {"),
         (broken(type=None), "is not {"),
-        (broken(data={"object": {"id": "gen-1"}}), "has no images list"),
+        (broken(data={"object": {"id": "gen-1", "status": "COMPLETE"}}), "no images list with urls"),
+        (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [1, "x", None]}}), "no images list"),
+        (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [{"id": "i"}]}}), "no images list"),
+        (broken(data={"object": {"status": "COMPLETE", "images": []}}), "no str id and status"),
     ],
 )
 def test_bad_bodies_are_one_line_value_errors(body: bytes, text: str) -> None:
