@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from leonardo_client.testing import FakeLeonardo, RecordedRequest
+from leonardo_client.testing import FakeLeonardo, RecordedRequest, callbacks
 from leonardo_client.testing.account import Account, Job
 from leonardo_client.testing.spec import SPEC_FILE, ApiError
 
@@ -1428,9 +1428,10 @@ def test_uploaded_init_image_feeds_v2_guidances(fake, api):
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds."""
+    """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds
+    (a 302 to `location` when given)."""
 
-    def __init__(self, pause=0.0):
+    def __init__(self, pause=0.0, location=None):
         self.received, self.pause = [], pause
         receiver = self
 
@@ -1439,7 +1440,9 @@ class Receiver(http.server.ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((self.headers, json.loads(body)))
                 time.sleep(receiver.pause)
-                self.send_response(200)
+                self.send_response(302 if location else 200)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -1534,8 +1537,48 @@ def test_a_slow_receiver_never_blocks_the_api():
 
 @pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook"])
 def test_webhook_url_must_be_loopback(url):
-    with pytest.raises(ValueError):
-        FakeLeonardo(webhook_url=url)
+    with pytest.raises(ValueError, match="loopback"):
+        FakeLeonardo(webhook_url=url, webhook_api_key="k")
+
+
+@pytest.mark.parametrize("key", [None, "", "cb\nX-Evil: 1"])
+def test_webhook_url_needs_a_key_a_header_can_carry(receiver, key):
+    with pytest.raises(ValueError, match="needs a webhook_api_key") as info:  # was "Bearer None", or the key in an error
+        FakeLeonardo(webhook_url=receiver.url, webhook_api_key=key)
+    assert "X-Evil" not in str(info.value)
+
+
+def test_what_completed_before_stop_is_still_delivered(receiver):
+    with FakeLeonardo(webhook_url=receiver.url, webhook_api_key="k") as fake, session_for(fake) as api:
+        done = get_generation(api, fake, create(api, fake))  # the GET that sees it COMPLETE queues its webhook
+    assert done["status"] == "COMPLETE"
+    assert [b["data"]["object"]["id"] for _, b in receiver.received] == [done["id"]]  # was lost when stop came first
+
+
+def test_stop_gives_up_on_a_slow_receiver_after_the_delivery_timeout(monkeypatch):
+    monkeypatch.setattr(callbacks, "TIMEOUT", 0.5)
+    slow = Receiver(pause=0.3)
+    try:
+        with FakeLeonardo(webhook_url=slow.url, webhook_api_key="k") as fake, session_for(fake) as api:
+            for _ in range(10):
+                create(api, fake)
+            assert wait_for(lambda: slow.received)
+            started = time.monotonic()
+        assert time.monotonic() - started < 1.5  # 10 deliveries one after the other would take 3 s
+        given_up = [e for e in fake.webhook_errors if e == "not delivered: the FakeLeonardo stopped"]
+        assert given_up and len(slow.received) + len(given_up) == 10
+    finally:
+        slow.close()
+
+
+def test_a_redirecting_receiver_is_a_failed_delivery_and_gets_no_key_forwarded(receiver):
+    redirecting = Receiver(location=receiver.url)
+    try:
+        with FakeLeonardo(webhook_url=redirecting.url, webhook_api_key="k") as fake, session_for(fake) as api:
+            get_generation(api, fake, create(api, fake))
+        assert receiver.received == [] and fake.webhook_errors == ["HTTPError: HTTP Error 302: Found"]
+    finally:
+        redirecting.close()
 
 
 def test_account_with_fewer_slots_waits_until_enough_jobs_end():

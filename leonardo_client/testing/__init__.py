@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Union
 from ..client import is_loopback
 from .account import Delay, delay_range
 from .api import Api
-from .callbacks import Deliverer, check_url
+from .callbacks import Deliverer, check_settings
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
@@ -61,7 +61,7 @@ class FakeLeonardo:
     ) -> None:
         _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
         delay_range(completion_delay)
-        check_url(webhook_url)
+        check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
         self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
@@ -93,8 +93,9 @@ class FakeLeonardo:
         return self
 
     def stop(self) -> None:
-        """Stop serving: close every connection and join every thread (bounded). A no-op when
-        stopped; state is kept and ``base_url`` too. Not to be called from a request handler."""
+        """Stop serving: close every connection, send the webhooks of what completed before (for
+        2 s at most; those not sent are listed in ``webhook_errors``) and join every thread. A no-op
+        when stopped; state is kept and ``base_url`` too. Not to be called from a request handler."""
         server, self._server = self._server, None
         if server is not None and self._thread is not None:
             server.close_all()

@@ -5,6 +5,7 @@ a failed delivery is recorded in ``FakeLeonardo.webhook_errors``, never raised."
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -33,13 +34,15 @@ _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt
     "initStrength photoRealStrength promptMagicStrength promptMagicVersion public status".split()
 
 
-def check_url(url: Optional[str]) -> None:
-    """Refuse a webhook URL that is not http(s) on a loopback address."""
+def check_settings(url: Optional[str], key: Optional[str]) -> None:
+    """Refuse a webhook URL that is not http(s) on a loopback address, or no key a header can carry."""
     if url is None:
         return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
+    if not isinstance(key, str) or not key.strip() or not (key.isascii() and key.isprintable()):
+        raise ValueError("webhook_url needs a webhook_api_key of printable ASCII (it goes in a header)")
 
 
 def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
@@ -62,30 +65,44 @@ def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
                 api_version="v1", data={"object": data})
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect fails the delivery: the key is never sent on to another host
+
+
 class Deliverer(threading.Thread):
-    """Looks for finished generations every TICK seconds and POSTs their payloads."""
+    """Looks for finished generations every TICK seconds and POSTs their payloads, one at a time."""
 
     def __init__(self, fake: FakeLeonardo, api: Api) -> None:
         super().__init__(name="FakeLeonardo-webhooks", daemon=True)
         self.fake, self.api = fake, api
         self.stopping = threading.Event()
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        self.give_up_at = math.inf  # set by stop(): deliveries still due then get TIMEOUT more
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())  # loopback: no proxy
 
     def run(self) -> None:
-        while not self.stopping.wait(TICK):
+        stopping = False
+        while not stopping:  # one more round after stop(): what completed before it is sent
+            stopping = self.stopping.wait(TICK)
             with self.api.lock:
                 self.api.advance()
                 outbox, self.api.outbox = self.api.outbox, []
             for body in outbox:
-                key = self.fake.webhook_api_key
-                headers = {"authorization": "Bearer %s" % key, "content-type": "application/json"}
-                request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
-                try:
-                    with self.opener.open(request, timeout=TIMEOUT) as response:
-                        response.read()
-                except Exception as exc:  # any failure is the receiver's: record it, go on
-                    self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
+                self.deliver(body)
+
+    def deliver(self, body: Dict[str, Any]) -> None:
+        if time.monotonic() > self.give_up_at:
+            self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
+            return
+        headers = {"authorization": "Bearer %s" % self.fake.webhook_api_key, "content-type": "application/json"}
+        request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
+        try:
+            with self.opener.open(request, timeout=TIMEOUT) as response:
+                response.read()
+        except Exception as exc:  # any failure is the receiver's: record it, go on
+            self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
 
     def stop(self) -> None:
+        self.give_up_at = time.monotonic() + TIMEOUT
         self.stopping.set()
         self.join()
