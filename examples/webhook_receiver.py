@@ -31,12 +31,12 @@ MAX_BODY = 1024 * 1024  # the documented payload is a few kB
 def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self.send_error(413)
+            length = self.headers.get("Content-Length", "")
+            if not length.isdecimal() or int(length) > MAX_BODY:  # read no more than that, whoever sends it
+                self.send_error(413 if length.isdecimal() else 411)
                 return
             try:
-                event = parse_webhook(self.rfile.read(length), dict(self.headers), callback_key)
+                event = parse_webhook(self.rfile.read(int(length)), self.headers, callback_key)
             except ValueError as err:  # wrong key, not JSON, unknown shape: one line each
                 self.send_error(401 if "Authorization" in str(err) else 400, str(err))
                 return
@@ -50,9 +50,21 @@ def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> ty
     return Handler
 
 
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A sender that hung up before its answer, say: one line, and the server goes on.
+        print(f"error: serving {client_address[0]}: {sys.exc_info()[1]!r}", file=sys.stderr)
+
+
+def port(text: str) -> int:
+    if not text.isdecimal() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Receive Leonardo's generation webhooks.")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    parser.add_argument("--port", type=port, default=8080, help="port to listen on (default: 8080)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API, and stop after one event")
     args = parser.parse_args(argv)
 
@@ -61,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ValueError("set LEONARDO_WEBHOOK_KEY to your webhook callback API key")
     events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
     host = "127.0.0.1" if args.offline else "0.0.0.0"
-    server = http.server.ThreadingHTTPServer((host, 0 if args.offline else args.port), make_handler(callback_key, events))
+    server = Server((host, 0 if args.offline else args.port), make_handler(callback_key, events))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         if args.offline:
@@ -86,10 +98,12 @@ def run_offline(server: http.server.HTTPServer, callback_key: str, events: "queu
 
 
 def show(event: Dict[str, Any]) -> None:
+    # parse_webhook checked data.object, and for image_generation.complete its id, status and
+    # images[].url; other events (video...) are not documented: read what they hold with get().
     generation = event["data"]["object"]
-    print(f"{event['type']}: generation {generation['id']} {generation['status']}: {generation['prompt']!r}")
+    print(f"{event['type']}: generation {generation.get('id')} {generation.get('status')}: {generation.get('prompt')!r}")
     for image in generation.get("images") or []:
-        print("  image", image["url"])
+        print("  image", image.get("url") if isinstance(image, dict) else image)
 
 
 if __name__ == "__main__":

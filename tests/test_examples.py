@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import ast
 import glob
+import http.client
+import importlib.util
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -85,6 +90,35 @@ def test_the_webhook_receiver_got_and_checked_the_fakes_callback(results: Dict[s
     out = results["webhook_receiver"][1]
     assert "image_generation.complete: generation " in out and "COMPLETE: 'a lighthouse at dusk'" in out
     assert out.count("  image http://127.0.0.1:") == 1
+
+
+def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("webhook_receiver", os.path.join(EXAMPLES, "webhook_receiver.py"))
+    receiver = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(receiver)  # type: ignore[union-attr]
+    events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+    server = receiver.Server(("127.0.0.1", 0), receiver.make_handler("cb-key-for-tests", events))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for length, status in (("abc", 411), ("-1", 411), (str(2 * receiver.MAX_BODY), 413)):
+            connection = http.client.HTTPConnection(*server.server_address, timeout=10)
+            connection.putrequest("POST", "/")
+            connection.putheader("Content-Length", length)  # was a traceback, or an unbounded read
+            connection.endheaders()
+            assert connection.getresponse().status == status
+            connection.close()
+        video = {"type": "video_generation.complete", "data": {"object": {"id": "g1", "status": "COMPLETE"}}}
+        connection = http.client.HTTPConnection(*server.server_address, timeout=10)
+        connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-for-tests"})
+        assert connection.getresponse().status == 204
+        receiver.show(events.get(timeout=10))  # an event of another shape: was a KeyError that ended the receiver
+        assert capsys.readouterr().out == "video_generation.complete: generation g1 COMPLETE: None\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(SystemExit) as usage:
+        receiver.main(["--port", "70000"])  # was an OverflowError traceback from bind()
+    assert usage.value.code == 2
 
 
 def test_list_and_delete_is_a_dry_run_unless_told(results: Dict[str, Result]) -> None:
