@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
 from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, register_secret, shows_secret, without_userinfo
+from .errors import LeonardoError, read_json, redact_from_logs, shows_key, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -131,7 +131,8 @@ class Client:
         # never on the session, so other hosts (image CDNs) cannot see it.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        register_secret(api_key)
+        self._key = api_key  # redacted from its own errors wherever a server echoes it
+        redact_from_logs(api_key)
         self._api_headers.update(self._download_headers)
 
     def __repr__(self) -> str:
@@ -185,10 +186,11 @@ class Client:
             elapsed = time.monotonic() - started
             log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
             # Chained for the traceback, unless it would print a key (a status line echoing it).
-            raise LeonardoError.from_transport(exc, method, url, note) from (None if shows_secret(exc) else exc)
+            error = LeonardoError.from_transport(exc, method, url, note, self._key)
+            raise error from (None if shows_key(exc, self._key) else exc)
         if not ok:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
-            raise LeonardoError.from_response(response, note=reasons)
+            raise LeonardoError.from_response(response, reasons, self._key)
         return response
 
     def _shown(self, url: str) -> str:
@@ -204,11 +206,12 @@ class Client:
         if not response.content:
             return {}
         try:
-            data = read_json(response)  # an echoed API key redacted
+            data = read_json(response, self._key)  # an echoed API key redacted
         except (ValueError, RecursionError) as exc:
-            raise LeonardoError.bad_body(response, "response body is not valid JSON") from exc
+            raise LeonardoError.bad_body(response, "response body is not valid JSON", key=self._key) from exc
         if not isinstance(data, dict):
-            raise LeonardoError.bad_body(response, f"expected a JSON object, got {type(data).__name__}", data)
+            message = f"expected a JSON object, got {type(data).__name__}"
+            raise LeonardoError.bad_body(response, message, data, key=self._key)
         return data
 
     def _url(self, path: str) -> str:

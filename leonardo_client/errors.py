@@ -24,12 +24,6 @@ REDACTED = "[redacted]"  # stands in for a secret a server echoed back
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response")
 
-# Every API key of this process's clients, longest first (a key inside another is not left half
-# shown): redacted from every error and urllib3 log record, whichever request a server echoed
-# it on (a redirect to another host drops the header, not the key in the URL). Replaced whole
-# under _secrets_lock, never changed in place: threads read it unlocked.
-_secrets: Tuple[str, ...] = ()
-_secrets_lock = threading.Lock()
 # A shorter key is no real one (Leonardo's are 36-character UUIDs), and redacting it would
 # mangle any text that holds it: "k" would turn "generations_by_pk" into "generations_by_p[redacted]".
 MIN_SECRET_LENGTH = 8
@@ -58,14 +52,13 @@ class LeonardoError(Exception):
         request_id: Optional[str] = None,
         retry_after: Optional[float] = None,
     ) -> None:
-        message = redact(message)
         super().__init__(message)  # keeps args populated, so the error pickles
         self.message = message
         self.status_code = status_code
         self.body = body
         self.method = method
-        self.url = redact(without_userinfo(url)) if url else url
-        self.request_id = redact(request_id) if request_id else request_id
+        self.url = without_userinfo(url) if url else url
+        self.request_id = request_id
         self.retry_after = retry_after
 
     def __str__(self) -> str:
@@ -79,57 +72,58 @@ class LeonardoError(Exception):
     def __repr__(self) -> str:
         return f"LeonardoError(status_code={self.status_code!r}, message={self.message!r})"
 
+    # The builders take the client's ``key`` and redact it wherever a server echoed it: in the
+    # body, the message, the request id, or the URL a redirect led to (which no longer carried it).
+
     @classmethod
-    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "") -> "LeonardoError":
+    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "", key: str = "") -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
-        return cls(f"{note}: {message}" if note else message, method=method, url=url)
+        return cls(redact(f"{note}: {message}" if note else message, key), method=method, url=redact(url, key))
 
     @classmethod
-    def from_response(cls, response: "requests.Response", note: str = "") -> "LeonardoError":
-        """Build the error for an unsuccessful response, whatever its body holds (an echoed key redacted)."""
-        body = _parse_body(response)
-        message = _message_from(body) or _s3_message(body) or _fallback_message(response)
+    def from_response(cls, response: "requests.Response", note: str = "", key: str = "") -> "LeonardoError":
+        """Build the error for an unsuccessful response, whatever its body holds."""
+        body = _parse_body(response, key)
+        message = _message_from(body) or _s3_message(body) or _fallback_message(response, key)
         request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
         return cls(
-            f"{message} ({note})" if note else message,
+            redact(f"{message} ({note})" if note else message, key),
             body=body,
-            request_id=request_id,
+            request_id=redact(request_id, key) if request_id else None,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            **_exchange(response),
+            **_exchange(response, key),
         )
 
     @classmethod
-    def bad_body(cls, response: "requests.Response", message: str, *body: Any) -> "LeonardoError":
+    def bad_body(cls, response: "requests.Response", message: str, *body: Any, key: str = "") -> "LeonardoError":
         """Build the error for a success status whose body is not what the API sends.
 
         ``body``: the parsed body when it parsed; else the start of its text is kept.
         """
-        kept = body[0] if body else redacted_text(response)[:_SNIPPET]
-        return cls(message, body=kept, **_exchange(response))
+        kept = body[0] if body else redacted_text(response, key)[:_SNIPPET]
+        return cls(message, body=kept, **_exchange(response, key))
 
 
-def read_json(response: "requests.Response") -> Any:
-    """The response's JSON, with the API keys redacted if the server echoed one; ValueError if not JSON.
+def read_json(response: "requests.Response", key: str) -> Any:
+    """The response's JSON, with ``key`` redacted if the server echoed it; ValueError if not JSON.
 
     A body nested too deep for the parser raises RecursionError: callers catch both.
     """
-    if any(key.encode() in response.content for key in _secrets):  # rare: no cost for every other answer
-        return json.loads(redacted_text(response))
+    if len(key) >= MIN_SECRET_LENGTH and key.encode() in response.content:  # rare: no cost for other answers
+        return json.loads(redacted_text(response, key))
     return response.json()
 
 
-def redacted_text(response: "requests.Response") -> str:
-    """The response body as text, with the API keys redacted if the server echoed one."""
-    return redact(response.text) if response.content else ""
+def redacted_text(response: "requests.Response", key: str) -> str:
+    """The response body as text, with ``key`` redacted if the server echoed it."""
+    return redact(response.text, key) if response.content else ""
 
 
-def redact(text: str) -> str:
-    """``text`` with every API key of this process's clients replaced by REDACTED."""
-    for key in _secrets:
-        text = text.replace(key, REDACTED)
-    return text
+def redact(text: str, key: str) -> str:
+    """``text`` with ``key`` replaced by REDACTED (a key too short to be real is left: see MIN_SECRET_LENGTH)."""
+    return text.replace(key, REDACTED) if len(key) >= MIN_SECRET_LENGTH else text
 
 
 def without_userinfo(url: str) -> str:
@@ -141,25 +135,29 @@ class _KeyRedactingFilter(logging.Filter):
     """Redacts the clients' keys from urllib3's log records.
 
     A server that echoes the key in a malformed status line gets it into the error urllib3
-    logs when it retries ("Retrying ... after connection broken by BadStatusLine(...)").
-    Filters run only for records that pass the logger's level: no cost with logging off.
+    logs when it retries ("Retrying ... after connection broken by BadStatusLine(...)"), and a
+    header it cannot parse into a traceback. Filters run only for records that pass the
+    logger's level: no cost with logging off.
     """
+
+    keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
+    lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(key in message for key in _secrets):
-            record.msg, record.args = redact(message), ()
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and shows_secret(exc):
-            # urllib3 logs a header it cannot parse with exc_info: the handlers get the text, redacted.
-            record.exc_text, record.exc_info = redact(_printed(exc)), None
+        for key in self.keys:
+            if key in message:
+                message = record.msg = redact(message, key)
+                record.args = ()
+            if exc is not None and shows_key(exc, key):  # the handlers get the traceback's text, redacted
+                record.exc_text, record.exc_info = redact(record.exc_text or _printed(exc), key), None
         return True
 
 
-def shows_secret(exc: BaseException) -> bool:
-    """Whether ``exc`` printed as a traceback (chained exceptions included) shows an API key."""
-    text = _printed(exc)
-    return any(key in text for key in _secrets)
+def shows_key(exc: BaseException, key: str) -> bool:
+    """Whether ``exc`` printed as a traceback (chained exceptions included) shows ``key``."""
+    return len(key) >= MIN_SECRET_LENGTH and key in _printed(exc)
 
 
 def _printed(exc: BaseException) -> str:
@@ -167,26 +165,25 @@ def _printed(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
 
 
-def register_secret(key: str) -> None:
-    """From now on, replace ``key`` by REDACTED in every error and in what urllib3 logs."""
-    global _secrets
-    with _secrets_lock:
-        if len(key) < MIN_SECRET_LENGTH or key in _secrets:
+def redact_from_logs(key: str) -> None:
+    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
+    with _KeyRedactingFilter.lock:
+        if len(key) < MIN_SECRET_LENGTH or key in _KeyRedactingFilter.keys:
             return
-        _secrets = tuple(sorted(_secrets + (key,), key=len, reverse=True))
+        _KeyRedactingFilter.keys += (key,)
         for name in _URLLIB3_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
                 logger.addFilter(_KeyRedactingFilter())
 
 
-def _exchange(response: "requests.Response") -> Dict[str, Any]:
+def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:
     """The status, method and URL of the request a response answers."""
     request = response.request
     return {
         "status_code": response.status_code,
         "method": request.method if request is not None else None,
-        "url": request.url if request is not None else response.url,
+        "url": redact(str(request.url if request is not None else response.url), key),
     }
 
 
@@ -220,13 +217,13 @@ def _detail(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _parse_body(response: "requests.Response") -> Any:
+def _parse_body(response: "requests.Response", key: str) -> Any:
     if not response.content:
         return None
     try:
-        return read_json(response)
+        return read_json(response, key)
     except (ValueError, RecursionError):
-        return redacted_text(response)
+        return redacted_text(response, key)
 
 
 def _message_from(body: Any) -> Optional[str]:
@@ -256,9 +253,9 @@ def _s3_message(body: Any) -> Optional[str]:
     return text if root.tag == "Error" and text else None
 
 
-def _fallback_message(response: "requests.Response") -> str:
+def _fallback_message(response: "requests.Response", key: str) -> str:
     content_type = response.headers.get("Content-Type", "")
-    text = redacted_text(response).strip()
+    text = redacted_text(response, key).strip()
     if text and "html" not in content_type and not text.startswith("<"):
         snippet = " ".join(text.split())
         return snippet[:_SNIPPET] + ("..." if len(snippet) > _SNIPPET else "")
