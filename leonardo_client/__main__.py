@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import sys
@@ -139,10 +140,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted.
     """
-    for stream in (sys.stdout, sys.stderr):  # what the terminal cannot show is escaped, not a late failure
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
+    # What the output's encoding cannot show is escaped rather than failing once the work is done;
+    # only where it would fail (a C locale's surrogateescape stays), and only while main() runs.
+    streams = (sys.stdout, sys.stderr)
+    strict = [s for s in streams if isinstance(s, io.TextIOWrapper) and not s.closed and s.errors == "strict"]
+    for stream in strict:
+        stream.reconfigure(errors="backslashreplace")
+    try:
+        return _run(argv)
+    finally:
+        for stream in strict:
+            with contextlib.suppress(ValueError):  # closed meanwhile
+                stream.reconfigure(errors="strict")
+
+
+def _run(argv: Optional[List[str]]) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
@@ -161,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return _error("interrupted", 130)
     except OSError as err:  # writing to stdout: a closed pipe (`| head`), a full disk
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
         return _error(f"cannot write the output: {err.strerror or err}", 1)
 
@@ -328,7 +340,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     if summary.interrupted:
-        print(f"{summary}\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        _stderr(f"{summary}\ninterrupted: rerun the same command to resume\n")
         return 130
     print(summary)
     print(os.path.join(args.out, GALLERY))

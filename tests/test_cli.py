@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 import leonardo_client.__main__ as cli
-from leonardo_client.batch import BatchProgress
+from leonardo_client.batch import BatchInterrupted, BatchProgress, BatchSummary
 from leonardo_client.testing import FakeLeonardo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +242,33 @@ def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pyte
     assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path / "caf\xe9")]) == 0
     stdout.flush()
     assert b"caf\\xe9" + os.sep.encode() in stdout.buffer.getvalue()  # type: ignore[attr-defined]
+    assert stdout.errors == "strict"  # as it was, once main() returns
+    c_locale = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="surrogateescape")  # LANG=C: bytes pass
+    monkeypatch.setattr(sys, "stdout", c_locale)
+    assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path / "img\udcff")]) == 0
+    c_locale.flush()
+    assert b"img\xff" + os.sep.encode() in c_locale.buffer.getvalue()  # type: ignore[attr-defined]  # the real path
+
+
+def test_no_stdout_or_stderr_at_all_is_still_one_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    monkeypatch.setattr(sys, "stderr", None)
+
+    def disk_full(client: Any, args: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        summary = BatchSummary(1, 0, 0, 0, 1, 0, {}, 1.0, 0, 0, True, str(tmp_path))
+        raise BatchInterrupted(summary)
+
+    monkeypatch.setitem(cli.COMMANDS, "me", disk_full)
+    assert cli.main(["--offline", "me"]) == 1  # was an AttributeError on sys.stdout.fileno()
+    (tmp_path / "p.txt").write_text("a fox\n", encoding="utf-8")
+    monkeypatch.setattr(cli, "run_batch", interrupted)
+    real_stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", real_stdout)
+    assert cli.main(["--offline", "batch", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o")]) == 130
+    assert real_stdout.getvalue() == ""  # the summary was printed to stdout when stderr was None
 
 
 def test_ctrl_c_while_the_arguments_are_parsed_is_one_line_and_130(
