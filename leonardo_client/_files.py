@@ -83,12 +83,16 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
 
 
 def check_path(path: Any, what: str) -> str:
-    """``path`` (a str or an os.PathLike of one) as a str: not empty, no NUL character."""
+    """``path`` (a str or an os.PathLike of one) as a str the file system takes: not empty, no NUL."""
     target = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
     if not isinstance(target, str):
         raise TypeError(f"{what} must be a str or os.PathLike giving a str, not {type(target).__name__}")
     if not target or "\0" in target:
         raise ValueError(f"{what} must be a non-empty path without NUL characters, got {target!r:.80}")
+    try:
+        os.fsencode(target)  # "\udcff" is a byte the file system gave; "\ud800" is none
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds characters no file name can: {target!r:.80}") from None
     return target
 
 

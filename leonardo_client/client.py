@@ -106,7 +106,7 @@ class Client:
     ) -> None:
         api_key = _check_api_key(api_key)
         self.base_url = _check_base_url(base_url)
-        self.timeout = _check_timeout(timeout)
+        self.timeout = timeout
         # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
         self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
         check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
@@ -137,6 +137,15 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
+
+    @property
+    def timeout(self) -> Timeout:
+        """The (connect, read) seconds of every request; may be set, and is checked as at construction."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: Timeout) -> None:
+        self._timeout = _check_timeout(timeout)
 
     def close(self) -> None:
         """Release pooled connections (and the session, if this client created it); calls after it raise."""

@@ -389,6 +389,10 @@ def test_valid_timeouts_are_passed_as_given(mocked, timeout):
 def test_invalid_timeouts_are_refused(timeout, error):
     with pytest.raises(error, match="timeout"):
         Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
+    client = Client(api_key=API_KEY, base_url=BASE)
+    with pytest.raises(error, match="timeout"):
+        client.timeout = timeout  # as the CLI's --read-timeout sets it: checked there, not at the next call
+    assert client.timeout == (10, 60)
 
 
 @pytest.mark.parametrize("value, error", [(-1, ValueError), (10**6, ValueError), (1.5, TypeError), ("3", TypeError),

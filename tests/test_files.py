@@ -202,13 +202,14 @@ class BytesPath:
 @pytest.mark.parametrize(
     "path, error, text",
     [(b"/tmp/x.png", TypeError, "path must be a str"), (BytesPath(), TypeError, "path must be a str"),
-     ("", ValueError, "non-empty"), ("x\0.png", ValueError, "NUL"), ("no-such-folder/x.png", ValueError, "no existing folder")],
+     ("", ValueError, "non-empty"), ("x\0.png", ValueError, "NUL"), ("no-such-folder/x.png", ValueError, "no existing folder"),
+     ("x\ud800.png", ValueError, "no file name can")],  # a lone surrogate: no byte of the file system's
 )
 def test_unusable_paths_are_refused_before_the_download_starts(fake, fake_client, tmp_path, path, error, text):
     # They used to fail after the whole download (bytes, NUL, empty, a missing folder).
     with pytest.raises(error, match=text):
         fake_client.download_image(fake.root_url + "/cdn/x.png", path)
-    with pytest.raises(error, match=text.replace("path", "folder").replace("no existing folder", "NUL")):
+    with pytest.raises(error, match=text.replace("path must", "folder must").replace("no existing folder", "NUL")):
         fake_client.save_results(generate(fake_client), path if path != "no-such-folder/x.png" else "a\0b")
     assert [r.path for r in fake.requests if r.path.startswith("/cdn/")] == []
 
