@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import requests
 
@@ -55,6 +55,7 @@ DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
+MAX_ITEMS = 100_000  # prompts in a prompts file
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -152,10 +153,8 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
         raise BatchInputError([f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from None
     if len(text) > MAX_INPUT:
         raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
-    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028, U+0085...
-    numbered = [(f"line {n}", line.strip()) for n, line in enumerate(lines, 1)]
-    numbered = [(n, line) for n, line in numbered if line and not line.startswith("#")]
-    json_lines = path.lower().endswith((".jsonl", ".ndjson")) or bool(numbered and numbered[0][1].startswith("{"))
+    first = next(_prompt_lines(text, path), ("", ""))[1]
+    json_lines = path.lower().endswith((".jsonl", ".ndjson")) or first.startswith("{")
 
     def parse(line: str) -> BatchItem:
         try:
@@ -165,7 +164,30 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
         except RecursionError:
             raise ValueError("nested too deep to read") from None
 
-    return _collect(numbered, parse, f"{path} holds no prompts")
+    return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
+
+
+# A line from its first non-blank character (\S: what str.strip() keeps) to its end. Only "\n"
+# ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those.
+_PROMPT_LINE = re.compile(r"\S[^\n]*")
+
+
+def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
+    """("line N", the line stripped) of each line of ``text`` that is neither blank nor a ``#`` comment.
+
+    Nothing is built for a skipped line. Raises BatchInputError past MAX_ITEMS prompts.
+    """
+    number, counted_to, count = 1, 0, 0
+    for match in _PROMPT_LINE.finditer(text):
+        number += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        line = match.group().rstrip()
+        if line.startswith("#"):
+            continue
+        count += 1
+        if count > MAX_ITEMS:
+            raise BatchInputError([f"{path} holds more than {MAX_ITEMS} prompts: split it into several batches"])
+        yield f"line {number}", line
 
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
@@ -174,7 +196,7 @@ def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[Batc
 
 
 def _collect(
-    labelled: Sequence[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
+    labelled: Iterable[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
 ) -> List[BatchItem]:
     """Every entry converted, or BatchInputError listing every one that could not be (or ``empty``)."""
     items, errors = [], []

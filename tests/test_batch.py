@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any, Dict, List, Optional, Tuple
@@ -208,6 +209,31 @@ def test_a_prompts_file_is_read_up_to_a_bound(tmp_path: Any, monkeypatch: pytest
     (tmp_path / "p.txt").write_text("a fox\n" * 17, encoding="utf-8")
     with pytest.raises(BatchInputError, match="p.txt is over 0 MiB: split it"):
         read_items(str(tmp_path / "p.txt"))
+
+
+def test_a_file_of_more_than_max_items_prompts_is_refused(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_ITEMS", 3)
+    path = tmp_path / "p.txt"
+    path.write_text("# three\na\n\nb\nc\n", encoding="utf-8")
+    assert len(read_items(str(path))) == 3
+    path.write_text("a\nb\nc\nd\n", encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert str(caught.value) == f"{path} holds more than 3 prompts: split it into several batches"
+
+
+def test_blank_lines_cost_no_memory_beyond_the_text(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_INPUT", 2 << 20)  # read() sets aside a buffer of MAX_INPUT bytes
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n" * 1_000_000 + "  # a comment\n{oops}\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        with pytest.raises(BatchInputError, match="^line 1000002: not valid JSON"):
+            read_items(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1_000_000  # a tuple and a label for each line was 130 bytes a line
 
 
 @pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
