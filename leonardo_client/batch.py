@@ -50,7 +50,9 @@ MAX_POLL = 5.0
 MIN_POLL = 0.1
 MAX_ID_POLL = 12.0  # the longest gap between GETs of one generation the listing does not show
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
-DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to 60)
+DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
+MAX_DOUBLED_PAUSE = 60.0
+MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a server may ask for years)
 DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
@@ -728,7 +730,7 @@ class _Engine:
             self.pause = DEFAULT_PAUSE
             self.accepted(item, response, now)
         elif status == 429:
-            wait = getattr(error, "retry_after", None) or self.pause
+            wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             self.slowdown = min(4.0, self.slowdown * 1.25)
             self.back_off(wait, now)
             self.record(item, "planned", reason=f"429, sent again later: {error}")
@@ -749,7 +751,7 @@ class _Engine:
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
         self.post_at = max(self.post_at, now + wait)
-        self.pause = min(60.0, self.pause * 2)
+        self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:

@@ -425,6 +425,24 @@ def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
 
 
+def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: List[float] = []
+    back_off = batch._Engine.back_off
+
+    def recorded(engine: Any, wait: float, now: float) -> None:
+        back_off(engine, wait, now)
+        pauses.append(engine.post_at - now)
+        engine.post_at = now  # the test does not wait the pause out
+
+    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    events: List[BatchProgress] = []
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=1e9)]  # about 32 years
+    assert run(api, PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
+    assert pauses == [pytest.approx(3600.0)] and api.calls.count("POST") == 2
+    assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
+
+
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("invalid api key", status_code=401)]
