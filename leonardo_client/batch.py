@@ -302,7 +302,10 @@ class _Journal:
 
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
-        self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+        try:
+            self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+        except OSError as exc:
+            raise LeonardoError(f"could not open {self.path}: {exc.strerror or exc}") from exc
         try:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()

@@ -392,6 +392,14 @@ def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # billed once
 
 
+def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
+    (tmp_path / "journal.jsonl").mkdir()
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: Is a directory$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+
+
 # --- failures and back-pressure ---------------------------------------------------------------
 
 
