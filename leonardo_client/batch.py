@@ -361,7 +361,10 @@ class _Journal:
         data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
         try:
             while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
-                data = data[self._file.write(data) :]
+                written = self._file.write(data)
+                if not written:  # never for a regular file, but asking again would loop forever
+                    raise OSError("nothing was written")
+                data = data[written:]
             os.fsync(self._file.fileno())
         except OSError as exc:  # nothing is acted on that the journal does not hold whole
             raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc

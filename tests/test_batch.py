@@ -376,14 +376,34 @@ class DiskFillingUp:
         return getattr(self.file, name)
 
 
+class DiskTakingNothing(DiskFillingUp):
+    """The journal's file, whose write() of the first "submitting" record takes none of it, each time."""
+
+    asked = 0
+
+    def write(self, data: Any) -> int:
+        if b'"submitting"' not in bytes(data):
+            return int(self.file.write(data))
+        self.asked += 1
+        if self.asked == 100:
+            raise OSError("asked 100 times")  # what ends a loop that would ask forever
+        return 0
+
+
+def wrap_journal_file(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
+    """The journal's file (the one opened "ab") wrapped in ``wrapper``; other files as they are."""
+
+    def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = open(path, mode, *args, **kwargs)
+        return wrapper(file) if mode == "ab" else file
+
+    monkeypatch.setattr(batch, "open", journal_open, raising=False)
+
+
 def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        file = open(path, mode, *args, **kwargs)
-        return DiskFillingUp(file) if mode == "ab" else file
-
-    monkeypatch.setattr(batch, "open", journal_open, raising=False)
+    wrap_journal_file(monkeypatch, DiskFillingUp)
     api = ApiDouble()
     with pytest.raises(LeonardoError, match="could not write .*journal.jsonl: No space left on device"):
         run(api, PROMPTS[:1], str(tmp_path))
@@ -396,6 +416,16 @@ def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: 
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
     with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: Is a directory$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+
+
+def test_a_write_that_takes_nothing_stops_the_batch_instead_of_looping(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap_journal_file(monkeypatch, DiskTakingNothing)
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=r"^could not write .*journal\.jsonl: nothing was written$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
 
