@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import requests
 
@@ -50,11 +50,14 @@ MAX_POLL = 5.0
 MIN_POLL = 0.1
 MAX_ID_POLL = 12.0  # the longest gap between GETs of one generation the listing does not show
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
-DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to 60)
+DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
+MAX_DOUBLED_PAUSE = 60.0
+MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a server may ask for years)
 DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
+MAX_ITEMS = 100_000  # prompts in a prompts file
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -152,10 +155,8 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
         raise BatchInputError([f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from None
     if len(text) > MAX_INPUT:
         raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
-    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028, U+0085...
-    numbered = [(f"line {n}", line.strip()) for n, line in enumerate(lines, 1)]
-    numbered = [(n, line) for n, line in numbered if line and not line.startswith("#")]
-    json_lines = path.lower().endswith((".jsonl", ".ndjson")) or bool(numbered and numbered[0][1].startswith("{"))
+    first = next(_prompt_lines(text, path), ("", ""))[1]
+    json_lines = path.lower().endswith((".jsonl", ".ndjson")) or first.startswith("{")
 
     def parse(line: str) -> BatchItem:
         try:
@@ -165,7 +166,30 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
         except RecursionError:
             raise ValueError("nested too deep to read") from None
 
-    return _collect(numbered, parse, f"{path} holds no prompts")
+    return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
+
+
+# A line from its first non-blank character (\S: what str.strip() keeps) to its end. Only "\n"
+# ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those.
+_PROMPT_LINE = re.compile(r"\S[^\n]*")
+
+
+def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
+    """("line N", the line stripped) of each line of ``text`` that is neither blank nor a ``#`` comment.
+
+    Nothing is built for a skipped line. Raises BatchInputError past MAX_ITEMS prompts.
+    """
+    number, counted_to, count = 1, 0, 0
+    for match in _PROMPT_LINE.finditer(text):
+        number += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        line = match.group().rstrip()
+        if line.startswith("#"):
+            continue
+        count += 1
+        if count > MAX_ITEMS:
+            raise BatchInputError([f"{path} holds more than {MAX_ITEMS} prompts: split it into several batches"])
+        yield f"line {number}", line
 
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
@@ -174,7 +198,7 @@ def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[Batc
 
 
 def _collect(
-    labelled: Sequence[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
+    labelled: Iterable[Tuple[str, Any]], convert: Callable[[Any], BatchItem], empty: str
 ) -> List[BatchItem]:
     """Every entry converted, or BatchInputError listing every one that could not be (or ``empty``)."""
     items, errors = [], []
@@ -278,7 +302,10 @@ class _Journal:
 
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
-        self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+        try:
+            self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+        except OSError as exc:
+            raise LeonardoError(f"could not open {self.path}: {exc.strerror or exc}") from exc
         try:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
@@ -334,7 +361,10 @@ class _Journal:
         data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
         try:
             while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
-                data = data[self._file.write(data) :]
+                written = self._file.write(data)
+                if not written:  # never for a regular file, but asking again would loop forever
+                    raise OSError("nothing was written")
+                data = data[written:]
             os.fsync(self._file.fileno())
         except OSError as exc:  # nothing is acted on that the journal does not hold whole
             raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
@@ -706,7 +736,7 @@ class _Engine:
             self.pause = DEFAULT_PAUSE
             self.accepted(item, response, now)
         elif status == 429:
-            wait = getattr(error, "retry_after", None) or self.pause
+            wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             self.slowdown = min(4.0, self.slowdown * 1.25)
             self.back_off(wait, now)
             self.record(item, "planned", reason=f"429, sent again later: {error}")
@@ -727,7 +757,7 @@ class _Engine:
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
         self.post_at = max(self.post_at, now + wait)
-        self.pause = min(60.0, self.pause * 2)
+        self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:

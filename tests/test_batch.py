@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any, Dict, List, Optional, Tuple
@@ -210,6 +211,31 @@ def test_a_prompts_file_is_read_up_to_a_bound(tmp_path: Any, monkeypatch: pytest
         read_items(str(tmp_path / "p.txt"))
 
 
+def test_a_file_of_more_than_max_items_prompts_is_refused(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_ITEMS", 3)
+    path = tmp_path / "p.txt"
+    path.write_text("# three\na\n\nb\nc\n", encoding="utf-8")
+    assert len(read_items(str(path))) == 3
+    path.write_text("a\nb\nc\nd\n", encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert str(caught.value) == f"{path} holds more than 3 prompts: split it into several batches"
+
+
+def test_blank_lines_cost_no_memory_beyond_the_text(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_INPUT", 2 << 20)  # read() sets aside a buffer of MAX_INPUT bytes
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n" * 1_000_000 + "  # a comment\n{oops}\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        with pytest.raises(BatchInputError, match="^line 1000002: not valid JSON"):
+            read_items(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1_000_000  # a tuple and a label for each line was 130 bytes a line
+
+
 @pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
 def test_an_empty_file_is_refused(tmp_path: Any, content: str) -> None:
     path = tmp_path / "p.txt"
@@ -350,20 +376,58 @@ class DiskFillingUp:
         return getattr(self.file, name)
 
 
+class DiskTakingNothing(DiskFillingUp):
+    """The journal's file, whose write() of the first "submitting" record takes none of it, each time."""
+
+    asked = 0
+
+    def write(self, data: Any) -> int:
+        if b'"submitting"' not in bytes(data):
+            return int(self.file.write(data))
+        self.asked += 1
+        if self.asked == 100:
+            raise OSError("asked 100 times")  # what ends a loop that would ask forever
+        return 0
+
+
+def wrap_journal_file(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
+    """The journal's file (the one opened "ab") wrapped in ``wrapper``; other files as they are."""
+
+    def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = open(path, mode, *args, **kwargs)
+        return wrapper(file) if mode == "ab" else file
+
+    monkeypatch.setattr(batch, "open", journal_open, raising=False)
+
+
 def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        file = open(path, mode, *args, **kwargs)
-        return DiskFillingUp(file) if mode == "ab" else file
-
-    monkeypatch.setattr(batch, "open", journal_open, raising=False)
+    wrap_journal_file(monkeypatch, DiskFillingUp)
     api = ApiDouble()
     with pytest.raises(LeonardoError, match="could not write .*journal.jsonl: No space left on device"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
     monkeypatch.undo()
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # billed once
+
+
+def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
+    (tmp_path / "journal.jsonl").mkdir()
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: Is a directory$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+
+
+def test_a_write_that_takes_nothing_stops_the_batch_instead_of_looping(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap_journal_file(monkeypatch, DiskTakingNothing)
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=r"^could not write .*journal\.jsonl: nothing was written$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
 
 
 # --- failures and back-pressure ---------------------------------------------------------------
@@ -397,6 +461,24 @@ def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     assert summary.ok and summary.failed == 0
     assert api.calls.count("POST") == len(PROMPTS) + 5
     assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
+
+
+def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: List[float] = []
+    back_off = batch._Engine.back_off
+
+    def recorded(engine: Any, wait: float, now: float) -> None:
+        back_off(engine, wait, now)
+        pauses.append(engine.post_at - now)
+        engine.post_at = now  # the test does not wait the pause out
+
+    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    events: List[BatchProgress] = []
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=1e9)]  # about 32 years
+    assert run(api, PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
+    assert pauses == [pytest.approx(3600.0)] and api.calls.count("POST") == 2
+    assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
 
 
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:
