@@ -361,8 +361,9 @@ class Client:
         """Poll GET /generations/{id} until a generation (v1 or v2, image or video) has finished.
 
         ``id``: the generation id, or the create response that holds it. Checks at once, after
-        ``poll_interval`` seconds, then at intervals 1.5 times the last, up to 12 s, never past
-        ``timeout``; ``on_poll(status, seconds elapsed)`` after every check. Returns
+        ``poll_interval`` seconds, then at intervals 1.5 times the last, up to 12 s, none after
+        ``timeout`` (a check's own retries may end past it); ``on_poll(status, seconds elapsed)``
+        after every check. Returns
         ``generations_by_pk`` (images at ``generated_images[].url``, a video at ``.motionMP4URL``);
         LeonardoError when it FAILED, is unknown or outlives the timeout.
         """

@@ -64,7 +64,7 @@ def to_payload(value: Any) -> Any:
 
 
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
-_INT_RANGE = range(-(2**63), 2**64)
+_INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 
 
 def check_text(value: str, what: str) -> str:
@@ -81,8 +81,8 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     """``value`` as JSON-ready data; ``where`` names it in errors, ``parents`` are the containers above it."""
     if isinstance(value, str):
         return check_text(value, where)
-    if value is None or isinstance(value, bool) or (isinstance(value, int) and value in _INT_RANGE):
-        return value
+    if value is None or isinstance(value, bool) or (isinstance(value, int) and _INT_MIN <= value < _INT_END):
+        return value  # bounds, not a range: `in range` walks it for an int subclass (an IntEnum)
     if isinstance(value, (int, float)):
         if isinstance(value, float) and math.isfinite(value):
             return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import typing
 from typing import Any, Dict, List, Optional, Set, Tuple, Type
@@ -184,6 +185,15 @@ def test_falsy_values_are_sent_not_omitted():
         CreateGenerationRequest(prompt="", seed=0, tiling=False, image_prompts=[], contrast=0.0, negative_prompt="")
     )
     assert payload == {"prompt": "", "seed": 0, "tiling": False, "imagePrompts": [], "contrast": 0.0, "negative_prompt": ""}
+
+
+def test_int_subclasses_such_as_an_int_enum_are_sent_at_once():
+    class Size(enum.IntEnum):
+        S512 = 512
+        FAR = -(2**63) + 1  # `in range(-2**63, 2**64)` walked the range for an int subclass: years
+
+    payload = to_payload(CreateGenerationRequest("p", width=Size.S512, seed=Size.FAR))
+    assert json.dumps(payload) == '{"prompt": "p", "seed": %d, "width": 512}' % (-(2**63) + 1)
 
 
 @pytest.mark.parametrize(
