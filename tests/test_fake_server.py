@@ -7,6 +7,7 @@ validates from), so the fake cannot drift from the spec unnoticed.
 import base64
 import http.server
 import json
+import math
 import re
 import socket
 import struct
@@ -1025,6 +1026,20 @@ def test_inject_rejects_bad_arguments(fake):
     for kwargs in bad:
         with pytest.raises(ValueError):
             fake.inject(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [({"times": 1.5}, TypeError), ({"times": True}, TypeError), ({"delay": math.inf}, ValueError),
+     ({"delay": 1e300}, ValueError), ({"delay": math.nan}, ValueError), ({"delay": "1"}, TypeError),
+     ({"status": 500, "body": {1, 2}}, TypeError), ({"status": 500, "body": {"a": object()}}, TypeError),
+     ({"status": 500, "body": [math.nan]}, ValueError), ({"path": 123}, TypeError), ({"method": 123}, TypeError)],
+)
+def test_inject_refuses_what_would_fail_in_the_server(fake, kwargs, error):
+    with pytest.raises(error) as refused:
+        fake.inject(**kwargs)
+    assert "\n" not in str(refused.value)
+    assert fake._faults == []
 
 
 # -- faults that let the operation run first ---------------------------------------------------

@@ -123,13 +123,13 @@ class FakeLeonardo:
         ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
         ``"/cdn/*"``); None matches every API path. ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
-        starts with ``<``) or else the API's error envelope. ``drop``: close without answering.
-        ``delay``: wait first (alone: a slow server). ``retry_after``: add that header (2.0 as
-        "2"). ``truncate``: announce the whole Content-Length, send half, close. ``after``: run
-        the operation first, then play the fault; without it a ``status`` or ``drop`` fault
+        starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
+        envelope. ``drop``: close without answering. ``delay``: wait that long first, up to
+        3600 s (alone: a slow server). ``retry_after``: add that header (2.0 as "2").
+        ``truncate``: announce the whole Content-Length, send half, close. ``after``: run the
+        operation first, then play the fault; without it a ``status`` or ``drop`` fault
         replaces the operation, which never runs.
         """
-        method = method and method.upper()
         fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
         with self._lock:
             self._faults.append(fault)

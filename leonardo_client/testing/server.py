@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import socket
 import socketserver
 import sys
@@ -15,6 +16,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
 
+from ..client import check_number
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 JSON_TYPE = "application/json; charset=utf-8"
 MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body
+MAX_FAULT_DELAY = 3600.0  # seconds an injected delay may last
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
 POLL = 0.01  # seconds: how soon the accept loop notices stop()
@@ -108,12 +111,20 @@ class Fault:
             raise ValueError("status must be an HTTP status code between 200 and 599")
         if self.body is not None and self.status is None:
             raise ValueError("body needs a status")
-        if self.remaining is not None and (isinstance(self.remaining, bool) or self.remaining < 1):
-            raise ValueError("times must be None or a positive integer")
+        if not isinstance(self.body, (type(None), str, bytes, bytearray)):
+            try:  # refused now, not when a server thread fails to encode it
+                json.dumps(self.body, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)("body cannot be sent as JSON: %s" % exc) from None
+        if self.remaining is not None:
+            check_number("times", self.remaining, 1, math.inf, integer=True)
+        for name, value in (("path", self.path), ("method", self.method)):
+            if not isinstance(value, (str, type(None))):
+                raise TypeError("%s must be a str or None, not %s" % (name, type(value).__name__))
         if self.path is not None and not (self.path.startswith("/") or self.path.endswith("*")):
             raise ValueError('path must start with "/" (or be a prefix ending with "*")')
-        if self.delay < 0:
-            raise ValueError("delay must not be negative")
+        self.method = self.method and self.method.upper()
+        check_number("delay", self.delay, 0, MAX_FAULT_DELAY)
 
     def matches(self, request: RecordedRequest) -> bool:
         if self.method not in (None, request.method):
