@@ -1256,6 +1256,17 @@ def test_bad_account_settings_are_refused(kwargs):
         FakeLeonardo(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [({"concurrency_slots": 2.5}, TypeError), ({"concurrency_slots": True}, TypeError),
+     ({"concurrency_slots": 10**9}, ValueError), ({"posts_per_minute": 2.5}, TypeError),
+     ({"posts_per_minute": math.inf}, TypeError)],
+)
+def test_account_limits_must_be_whole_numbers(kwargs, error):
+    with pytest.raises(error):
+        FakeLeonardo(**kwargs)
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0

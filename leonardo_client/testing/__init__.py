@@ -11,11 +11,12 @@ every request and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, List, Optional, Union
 
-from ..client import is_loopback
-from .account import Delay, delay_range
+from ..client import check_number, is_loopback
+from .account import MAX_SLOTS, Delay, delay_range
 from .api import Api
 from .callbacks import Deliverer, check_settings
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
@@ -30,8 +31,9 @@ def _check_settings(
 ) -> None:
     if not is_loopback(host) or ":" in host:
         raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
-    if slots < 1 or (posts_per_minute is not None and posts_per_minute < 1):
-        raise ValueError("concurrency_slots and posts_per_minute must be at least 1")
+    check_number("concurrency_slots", slots, 1, MAX_SLOTS, integer=True)
+    if posts_per_minute is not None:
+        check_number("posts_per_minute", posts_per_minute, 1, math.inf, integer=True)
     if not 0.0 <= fail_rate <= 1.0:
         raise ValueError("fail_rate must be between 0.0 and 1.0")
     if v2_response_shape not in ("recipes", "spec"):
@@ -41,9 +43,9 @@ def _check_settings(
 class FakeLeonardo:
     """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
 
-    The account: ``concurrency_slots`` jobs run at once, more wait PENDING (up to 20 per slot,
-    then a create gets 429); ``posts_per_minute`` (None: no limit) counts generation POSTs over
-    a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay`` seconds
+    The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (up to
+    20 per slot, then a create gets 429); ``posts_per_minute`` (None: no limit) counts generation
+    POSTs over a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay`` seconds
     (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with probability
     ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations`` may change
     at any time. ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from . import FakeLeonardo
 
 QUEUE_PER_SLOT = 20  # "1 concurrency comes with 20 image generation with status pending" (limits page)
+MAX_SLOTS = 1000  # advance() keeps one entry per slot
 WINDOW = 60.0  # seconds over which posts_per_minute counts
 Delay = Union[float, Tuple[float, float]]
 
