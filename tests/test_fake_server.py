@@ -1267,6 +1267,26 @@ def test_account_limits_must_be_whole_numbers(kwargs, error):
         FakeLeonardo(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "name, value, error",
+    [("completion_delay", -1, ValueError), ("completion_delay", (3, 1), ValueError),
+     ("completion_delay", math.inf, ValueError), ("completion_delay", "1", TypeError),
+     ("fail_rate", "0.5", TypeError), ("fail_rate", 1.5, ValueError), ("concurrency_slots", 0, ValueError),
+     ("concurrency_slots", 2.5, TypeError), ("posts_per_minute", 0, ValueError),
+     ("fail_new_generations", "yes", TypeError), ("v2_response_shape", "other", ValueError)],
+)
+def test_settings_are_checked_when_assigned_too(name, value, error):
+    fake = FakeLeonardo()
+    before = getattr(fake, name)
+    with pytest.raises(error) as assigned:
+        setattr(fake, name, value)
+    assert getattr(fake, name) == before
+    if name != "fail_new_generations":  # not a constructor argument
+        with pytest.raises(error) as constructed:
+            FakeLeonardo(**{name: value})
+        assert str(constructed.value) == str(assigned.value)
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0

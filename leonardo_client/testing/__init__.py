@@ -11,9 +11,10 @@ every request and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from ..client import check_number, is_loopback
 from .account import MAX_SLOTS, Delay, delay_range
@@ -26,18 +27,30 @@ __all__ = ["FakeLeonardo", "RecordedRequest"]
 API_PREFIX = "/api/rest/v1"
 
 
-def _check_settings(
-    host: str, slots: int, posts_per_minute: Optional[int], fail_rate: float, v2_response_shape: str
-) -> None:
-    if not is_loopback(host) or ":" in host:
-        raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
-    check_number("concurrency_slots", slots, 1, MAX_SLOTS, integer=True)
-    if posts_per_minute is not None:
-        check_number("posts_per_minute", posts_per_minute, 1, math.inf, integer=True)
-    if not 0.0 <= fail_rate <= 1.0:
-        raise ValueError("fail_rate must be between 0.0 and 1.0")
-    if v2_response_shape not in ("recipes", "spec"):
+def _check_posts_per_minute(value: Any) -> None:
+    if value is not None:
+        check_number("posts_per_minute", value, 1, math.inf, integer=True)
+
+
+def _check_fail_new_generations(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError("fail_new_generations must be a bool, not %s" % type(value).__name__)
+
+
+def _check_shape(value: Any) -> None:
+    if value not in ("recipes", "spec"):
         raise ValueError('v2_response_shape must be "recipes" or "spec"')
+
+
+# The settings checked whenever they are set, in the constructor and after (__setattr__).
+_CHECKS: Dict[str, Callable[[Any], object]] = {
+    "completion_delay": delay_range,
+    "concurrency_slots": functools.partial(check_number, "concurrency_slots", low=1, high=MAX_SLOTS, integer=True),
+    "posts_per_minute": _check_posts_per_minute,
+    "fail_rate": functools.partial(check_number, "fail_rate", low=0, high=1),
+    "fail_new_generations": _check_fail_new_generations,
+    "v2_response_shape": _check_shape,
+}
 
 
 class FakeLeonardo:
@@ -45,10 +58,11 @@ class FakeLeonardo:
 
     The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (up to
     20 per slot, then a create gets 429); ``posts_per_minute`` (None: no limit) counts generation
-    POSTs over a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay`` seconds
-    (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with probability
-    ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations`` may change
-    at any time. ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
+    POSTs over a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay``
+    seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
+    probability ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations``
+    may change at any time; each setting is checked whenever it is set (ValueError, TypeError).
+    ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
     failed deliveries are listed in ``webhook_errors``. ``requests`` lists every request
@@ -61,8 +75,8 @@ class FakeLeonardo:
         seed: Optional[int] = 0, v2_response_shape: str = "recipes", webhook_url: Optional[str] = None,
         webhook_api_key: Optional[str] = None,
     ) -> None:
-        _check_settings(host, concurrency_slots, posts_per_minute, fail_rate, v2_response_shape)
-        delay_range(completion_delay)
+        if not is_loopback(host) or ":" in host:
+            raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
@@ -80,6 +94,12 @@ class FakeLeonardo:
         self._thread: Optional[threading.Thread] = None
         self._deliverer: Optional[Deliverer] = None
         self._api = Api(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = _CHECKS.get(name)
+        if check is not None:
+            check(value)
+        super().__setattr__(name, value)
 
     def start(self) -> FakeLeonardo:
         """Start serving (binds the port; a no-op when already running)."""

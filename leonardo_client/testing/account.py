@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
+from ..client import MAX_SECONDS, check_number
 from .server import ApiError
 
 if TYPE_CHECKING:
@@ -29,10 +30,11 @@ def timestamp() -> str:
 
 
 def delay_range(delay: Delay) -> Tuple[float, float]:
-    """(min, max) of a completion_delay; ValueError unless a number >= 0 or a range in order."""
-    low, high = delay if isinstance(delay, tuple) else (delay, delay)
-    if not 0 <= low <= high:
-        raise ValueError("completion_delay must be a number >= 0 or a (min, max) range with 0 <= min <= max")
+    """(min, max) of a completion_delay: a number of seconds or a (min, max) range in order, from
+    0 to a week (the client's longest wait; finite, as an infinite one makes durations NaN)."""
+    low, high = delay if isinstance(delay, tuple) and len(delay) == 2 else (delay, delay)
+    check_number("completion_delay", low, 0, MAX_SECONDS)
+    check_number("completion_delay's max", high, low, MAX_SECONDS)
     return low, high
 
 
