@@ -1350,6 +1350,21 @@ def test_account_retry_after_is_when_the_window_frees_a_post():
     add_jobs(account, clock, 1)
 
 
+def test_account_retry_after_holds_after_the_limit_is_lowered():
+    clock = Clock()
+    fake, account = account_with(clock, posts_per_minute=10)
+    for _ in range(5):  # at 1000 ... 1004
+        add_jobs(account, clock, 1)
+        clock.now += 1
+    fake.posts_per_minute = 2
+    clock.now = 1010
+    with pytest.raises(ApiError) as refused:
+        account.admit(counted=True)
+    assert refused.value.headers == [("Retry-After", "53")]  # when the post of 1003 leaves: one left then
+    clock.now += 53
+    add_jobs(account, clock, 1)
+
+
 # -- init images and the fake S3 bucket --------------------------------------------------------
 
 INIT_IMAGE_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -74,7 +74,8 @@ class Account:
         while self.posts and self.posts[0] <= now - WINDOW:
             self.posts.popleft()
         if counted and limit is not None and len(self.posts) >= limit:
-            wait = max(1, math.ceil(self.posts[0] + WINDOW - now))
+            # one more is allowed when the window holds limit - 1 posts (the limit may have been lowered)
+            wait = max(1, math.ceil(self.posts[len(self.posts) - limit] + WINDOW - now))
             message = "rate limit exceeded: at most %d generation requests a minute" % limit
             raise ApiError(429, message, "too-many-requests", [("Retry-After", str(wait))])
         queue = QUEUE_PER_SLOT * self.fake.concurrency_slots
