@@ -1021,6 +1021,14 @@ def test_fault_truncate(fake, api):
     assert_truncated(lambda: requests.get(url, timeout=TIMEOUT))
 
 
+def test_fault_truncate_on_a_blob_announces_it_whole(fake):
+    url = fake.blob_url(200000)
+    fake.inject(path="/cdn/*", truncate=True, times=2)
+    with requests.get(url, stream=True, timeout=TIMEOUT) as response:
+        assert response.headers["Content-Length"] == "200000"
+    assert_truncated(lambda: requests.get(url, timeout=TIMEOUT))
+
+
 def test_inject_rejects_bad_arguments(fake):
     bad = [{"status": 99}, {"status": 600}, {"times": 0}, {"path": "generations"}, {"delay": -1}, {"body": "x"}]
     for kwargs in bad:

@@ -58,6 +58,10 @@ class Answer:
     headers: Headers = field(default_factory=list)
     blob_size: Optional[int] = None
 
+    @property
+    def size(self) -> int:
+        return len(self.body) if self.blob_size is None else self.blob_size
+
 
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
     return Answer(status, json.dumps(obj, separators=(",", ":")).encode("utf-8"), JSON_TYPE, headers or [])
@@ -271,19 +275,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fault.drop:
             return
         answer = fault.apply(answer)
-        if fault.truncate:  # announce the whole body, send half of it, close
-            full, answer.body = answer.body, answer.body[: len(answer.body) // 2]
-            self._send(answer, max(len(full), len(answer.body) + 1))
+        if fault.truncate:  # announce the whole body (1 byte if empty), send half of it, close
+            size = answer.size
+            answer.body, answer.blob_size = answer.body[: size // 2], answer.blob_size and answer.blob_size // 2
+            self._send(answer, max(size, 1))
         else:
             self._send(answer)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     def _send(self, answer: Answer, length: Optional[int] = None) -> None:
-        size = answer.blob_size if answer.blob_size is not None else len(answer.body)
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(size if length is None else length))
+        self.send_header("Content-Length", str(answer.size if length is None else length))
         for name, value in answer.headers:
             self.send_header(name, value)
         self.end_headers()
