@@ -1304,9 +1304,10 @@ class Clock:
 
 
 def account_with(clock, **settings):
-    """An Account on a manual clock, with the fake's settings overridden."""
+    """The fake's Account, on a manual clock, with the fake's settings overridden."""
     fake = FakeLeonardo(**settings)
-    return fake, Account(fake, clock)
+    fake._api.account = Account(fake, clock)
+    return fake, fake._api.account
 
 
 def add_jobs(account, clock, count):
@@ -1331,6 +1332,32 @@ def test_account_runs_jobs_slot_by_slot_on_time():
     assert account.advance() == jobs[2:]
     assert [j.started for j in jobs[2:]] == [1010, 1010, 1020]
     assert [j.status for j in jobs] == ["COMPLETE"] * 5
+
+
+def test_account_a_deleted_running_job_frees_its_slot_from_then():
+    clock = Clock()
+    fake, account = account_with(clock, concurrency_slots=1, completion_delay=2)
+    running, queued = add_jobs(account, clock, 2)
+    account.advance()
+    clock.now += 1
+    account.advance()  # as every request does, before its operation: here a deletion
+    account.active.remove(running)
+    clock.now += 1.5
+    assert account.advance() == [] and queued.started == 1001  # not 1000, before the deletion
+    clock.now += 0.5
+    assert account.advance() == [queued]
+
+
+def test_account_slots_added_are_free_from_then():
+    clock = Clock()
+    fake, account = account_with(clock, concurrency_slots=1, completion_delay=10)
+    running, queued = add_jobs(account, clock, 2)
+    account.advance()
+    clock.now += 3
+    fake.concurrency_slots = 2
+    clock.now += 2
+    account.advance()
+    assert queued.started == 1003
 
 
 def test_account_durations_are_drawn_per_job_from_the_seed():

@@ -61,7 +61,8 @@ class FakeLeonardo:
     POSTs over a sliding minute (past it: 429 with Retry-After); a job runs ``completion_delay``
     seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
     probability ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations``
-    may change at any time; each setting is checked whenever it is set (ValueError, TypeError).
+    may change at any time (the jobs are first moved on to that moment: a slot added is free
+    from then); each setting is checked whenever it is set (ValueError, TypeError).
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
@@ -99,7 +100,13 @@ class FakeLeonardo:
         check = _CHECKS.get(name)
         if check is not None:
             check(value)
-        super().__setattr__(name, value)
+        api = self.__dict__.get("_api")  # None while constructing
+        if check is None or api is None:
+            super().__setattr__(name, value)
+            return
+        with api.lock:  # a change applies from now on: the jobs are moved on to now first
+            api.advance()
+            super().__setattr__(name, value)
 
     def start(self) -> FakeLeonardo:
         """Start serving (binds the port; a no-op when already running)."""

@@ -67,6 +67,7 @@ class Account:
         self.random = random.Random(fake.seed)
         self.active: List[Job] = []  # not finished yet, in order of creation
         self.posts: Deque[float] = deque()  # times of the counted POSTs of the last minute
+        self.advanced = -math.inf  # when advance() last ran
 
     def admit(self, counted: bool) -> None:
         """Raise the API's 429 when a new job is over a limit; counted: a generation POST."""
@@ -95,14 +96,16 @@ class Account:
 
     def advance(self) -> List[Job]:
         """Start queued jobs as slots free up, finish those whose time is up; returns the jobs
-        finished now. An event simulation up to now: results never depend on polling."""
+        finished now. An event simulation up to now: results never depend on polling. A queued
+        job never starts before the last run: a slot freed since (a running job deleted, more
+        slots) is free from then, not since ever (whoever changes the state runs advance() first)."""
         now = self.clock()
         slots = self.fake.concurrency_slots
         free = sorted(job.started + self.duration(job) for job in self.active if job.started is not None)
         free = free[max(0, len(free) - slots) :] + [-math.inf] * (slots - len(free))  # when each slot frees
         heapq.heapify(free)
         for job in [job for job in self.active if job.started is None]:
-            start = max(free[0], job.created) if free else math.inf
+            start = max(free[0], job.created, self.advanced) if free else math.inf
             if start > now:
                 break
             job.started = start
@@ -111,4 +114,5 @@ class Account:
         for job in done:
             job.final = "FAILED" if job.fail else "COMPLETE"
             self.active.remove(job)
+        self.advanced = now
         return done
