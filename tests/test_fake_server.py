@@ -879,6 +879,21 @@ def test_chunked_request_bodies_are_refused(fake, api):
     assert fake.generation_ids() == []
 
 
+def test_requests_refused_while_read_are_recorded(fake, api):
+    port = int(fake.root_url.rsplit(":", 1)[1])
+    junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+    status_lines = []
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(junk)
+            status_lines.append(sock.makefile("rb").readline())  # the fake closes after it
+        fake.inject(status=503)  # faults apply to them too
+    assert status_lines == [b"HTTP/1.1 400 Bad Request\r\n", b"HTTP/1.1 503 Service Unavailable\r\n"]
+    fake.clear_faults()
+    assert call(api, fake, "POST", "/generations", data=iter([b'{"prompt": "x"}'])).status_code == 400  # chunked
+    assert [(r.method, r.path, r.body) for r in fake.requests] == [("POST", "/generations", b"")] * 3
+
+
 # -- fault injection ---------------------------------------------------------------------------
 
 

@@ -36,7 +36,8 @@ class RecordedRequest:
     """One request received by the fake. ``path`` is relative to ``base_url`` for v1 calls
     (``"/generations/abc"``), else to ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/..."``),
     without the query, percent-encoded as sent; ``query`` holds each parameter's last value,
-    ``headers`` ignores case, ``json`` is the parsed body (None if absent or not JSON)."""
+    ``headers`` ignores case, ``json`` is the parsed body (None if absent or not JSON); ``body``
+    is empty for a request refused while read (a bad Content-Length, a chunked body)."""
 
     method: str
     path: str
@@ -257,20 +258,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
 
     def _dispatch(self) -> None:
+        refused: Optional[Answer] = None
         try:
             body = self._read_body()
-        except ValueError as exc:
+        except ValueError as exc:  # recorded with no body and answered 400 (faults apply), then closed
+            body, refused = b"", ApiError(400, str(exc), "bad-request").answer()
             self.close_connection = True
-            self._send(ApiError(400, str(exc), "bad-request").answer())
-            return
         request = self._recorded(body)
         api, fault = self.server.fake._api, self.server.fake._arrived(request) or Fault()
-        answer = api.serve(request) if fault.after else None  # else the operation runs after the delay
+        answer = (refused or api.serve(request)) if fault.after else None  # else the operation runs after the delay
         if fault.delay and self.server.stop_event.wait(fault.delay):
             self.close_connection = True  # stopping: abandon the request
             return
         if answer is None and not fault.drop and fault.status is None:
-            answer = api.serve(request)
+            answer = refused or api.serve(request)
         self.close_connection = self.close_connection or fault.drop or fault.truncate
         if fault.drop:
             return
