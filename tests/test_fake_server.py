@@ -1056,9 +1056,11 @@ def test_inject_rejects_bad_arguments(fake):
     [({"times": 1.5}, TypeError), ({"times": True}, TypeError), ({"delay": math.inf}, ValueError),
      ({"delay": 1e300}, ValueError), ({"delay": math.nan}, ValueError), ({"delay": "1"}, TypeError),
      ({"status": 500, "body": {1, 2}}, TypeError), ({"status": 500, "body": {"a": object()}}, TypeError),
-     ({"status": 500, "body": [math.nan]}, ValueError), ({"path": 123}, TypeError), ({"method": 123}, TypeError)],
+     ({"status": 500, "body": [math.nan]}, ValueError), ({"path": 123}, TypeError), ({"method": 123}, TypeError),
+     ({"status": 200.5}, TypeError), ({"status": "500"}, TypeError), ({"status": 429, "retry_after": "1\r\nX-Evil: 1"}, ValueError),
+     ({"status": 429, "retry_after": math.nan}, ValueError), ({"status": 429, "retry_after": -5}, ValueError)],
 )
-def test_inject_refuses_what_would_fail_in_the_server(fake, kwargs, error):
+def test_inject_refuses_what_would_fail_in_the_server(fake, kwargs, error):  # or send what no server would
     with pytest.raises(error) as refused:
         fake.inject(**kwargs)
     assert "\n" not in str(refused.value)
@@ -1272,7 +1274,7 @@ def test_fail_rate_is_reproducible_from_the_seed():
 @pytest.mark.parametrize(
     "kwargs",
     [{"concurrency_slots": 0}, {"posts_per_minute": 0}, {"fail_rate": 1.5}, {"completion_delay": (2, 1)},
-     {"completion_delay": -1}],
+     {"completion_delay": -1}, {"port": 70000}, {"api_key": ""}, {"api_key": "k\r\nX-Evil: 1"}],  # port: at start()
 )
 def test_bad_account_settings_are_refused(kwargs):
     with pytest.raises(ValueError):

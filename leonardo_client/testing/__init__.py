@@ -78,6 +78,9 @@ class FakeLeonardo:
     ) -> None:
         if not is_loopback(host) or ":" in host:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
+        check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
+        if not isinstance(api_key, str) or not api_key.strip() or not (api_key.isascii() and api_key.isprintable()):
+            raise ValueError("api_key must be printable ASCII text (the client sends it in a header)")
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []

@@ -88,11 +88,13 @@ def default_error(status: int) -> ApiError:
 
 
 def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
-    """A Retry-After header value: a str verbatim, 2.0 as "2", 0.5 as "0.5"."""
+    """A Retry-After header value: a str verbatim (any, to test how clients read it, but one
+    line), 2.0 as "2", 0.5 as "0.5"."""
+    if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+        raise ValueError("retry_after must be printable ASCII: a line break would add headers")
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("retry_after must be a str, a number or None")
+    check_number("retry_after", value, 0, 1e9)  # seconds; NaN and inf refused too
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -112,8 +114,8 @@ class Fault:
     after: bool = False
 
     def __post_init__(self) -> None:
-        if self.status is not None and (isinstance(self.status, bool) or not 200 <= self.status <= 599):
-            raise ValueError("status must be an HTTP status code between 200 and 599")
+        if self.status is not None:
+            check_number("status", self.status, 200, 599, integer=True)  # 200.5 or "500": refused too
         if self.body is not None and self.status is None:
             raise ValueError("body needs a status")
         if not isinstance(self.body, (type(None), str, bytes, bytearray)):
