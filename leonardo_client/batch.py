@@ -93,10 +93,6 @@ class BatchItem:
         v1 = CreateGenerationRequest(self.prompt, model_id=self.model_id, num_images=self.num_images, **shared)
         return "v1", {**to_payload(v1), **to_payload(self.extra)}  # extra keys are wire keys, sent as given
 
-    def match_key(self) -> Tuple[Any, ...]:
-        """What reconciliation matches a listed generation on: prompt, model and size."""
-        return (self.prompt, self.model or self.model_id, self.width, self.height)
-
 
 class BatchInputError(ValueError):
     """The batch's input is unusable; ``errors`` lists each problem ("line 3: ...")."""
@@ -707,22 +703,23 @@ class _Engine:
             self.next_wake = min(self.next_wake, self.poll_at)
 
     def start_posts(self, now: float) -> None:
-        """POST planned items while there is room, at the pace; never two identical ones at once."""
+        """POST planned items while there is room, at the pace; never two with one prompt unanswered at
+        once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
         in_flight = len(self.members["submitting"]) + len(self.running(now))
-        locked = {self.items[i].item.match_key() for i in self.members["submitting"]}
+        locked = {self.items[i].item.prompt for i in self.members["submitting"]}
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
                 self.next_wake = min(self.next_wake, self.post_at)
                 break
             item = self.items[self.queue.popleft()]
-            if item.item.match_key() in locked:
+            if item.item.prompt in locked:
                 skipped.append(item.index)
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
             self.record(item, "submitting", t=round(time.time(), 3), request=body)
-            locked.add(item.item.match_key())
+            locked.add(item.item.prompt)
             in_flight += 1
             self.posts += 1
             create = self.client.create_generation_v2 if api == "v2" else self.client.create_generation
@@ -937,11 +934,13 @@ class _Engine:
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
     """(The account's generations created after ``oldest``, True), or (those read, why not all).
 
-    All is read at the listing's end or a whole page older than ``oldest`` (its order is not documented).
+    All is read at the listing's end, or at a whole page older than ``oldest`` if everything read
+    so far came newest first (the order is not documented: otherwise the paging goes on).
     """
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
+    newest_first, last = True, math.inf
     for page_number in range(LISTING_MAX_PAGES):
         try:
             page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=page_number * LISTING_PAGE)
@@ -952,7 +951,9 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
         for generation, created in zip(generations, times):
             if created is None or created >= oldest:
                 seen.setdefault(str(generation["id"]), generation)
-        if len(generations) < LISTING_PAGE or all(t is not None and t < oldest for t in times):
+            newest_first = newest_first and created is not None and created <= last
+            last = created if created is not None else last
+        if len(generations) < LISTING_PAGE or newest_first and all(t is not None and t < oldest for t in times):
             return list(seen.values()), True
     return list(seen.values()), f"more than {LISTING_PAGE * LISTING_MAX_PAGES} generations since then"
 

@@ -553,6 +553,45 @@ def test_identical_items_are_matched_one_to_one(tmp_path: Any) -> None:
     assert sorted(ids) == ["gen-1", "gen-2", "gen-3", "gen-4"]  # each adopted once
 
 
+def test_an_item_never_adopts_the_generation_of_another_with_its_prompt(tmp_path: Any) -> None:
+    class LateAnswers(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            answer = super().create_generation(body)
+            if body.get("width") == 768:
+                time.sleep(1.2)  # created at once, answered after the first item's reconciliation
+            return answer
+
+    api = LateAnswers()
+    api.before_post = [LeonardoError("Internal Server Error", status_code=500)]  # the first POST created nothing
+    items = [{"prompt": "a red fox"}, {"prompt": "a red fox", "width": 768, "height": 768}]
+    summary = run(api, items, str(tmp_path))
+    assert summary.ok and len(api.generations) == 2
+    # The first gives no size, so the listing cannot tell its generation from the second's: with
+    # both unanswered at once, it adopted the 768 x 768 one, and both items got the same images.
+    final = {r["i"]: r["id"] for r in journal(tmp_path)[1:] if r["s"] == "submitted"}
+    assert [api.generations[final[i]]["imageWidth"] for i in (0, 1)] == [1024, 768]
+
+
+def test_the_listing_is_read_to_its_end_unless_it_comes_newest_first() -> None:
+    now = time.time()
+
+    class OldestFirst:
+        listed = [{"id": f"old-{n}", "createdAt": _iso(now - 3600 + n)} for n in range(60)]
+        listed.append({"id": "new", "createdAt": _iso(now)})
+
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            return {"generations": self.listed[offset : offset + limit]}
+
+    found, complete = batch._list_since(OldestFirst(), "u", now - 120)  # type: ignore[arg-type]
+    assert ([g["id"] for g in found], complete) == (["new"], True)  # a first page all older proved nothing
+    OldestFirst.listed.reverse()
+    assert batch._list_since(OldestFirst(), "u", now - 120)[0] == [{"id": "new", "createdAt": _iso(now)}]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def test_two_candidates_make_the_item_ambiguous(tmp_path: Any) -> None:
     api = ApiDouble()
     items = [{"prompt": "a chair", "width": 512, "height": 512}]
