@@ -79,8 +79,9 @@ class FakeLeonardo:
         if not is_loopback(host) or ":" in host:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
-        if not isinstance(api_key, str) or not api_key.strip() or not (api_key.isascii() and api_key.isprintable()):
-            raise ValueError("api_key must be printable ASCII text (the client sends it in a header)")
+        if not isinstance(api_key, str) or not api_key or api_key != api_key.strip() or not api_key.isprintable() \
+                or not api_key.isascii():  # the Client strips a key: one with spaces around could never match
+            raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
@@ -195,11 +196,11 @@ class FakeLeonardo:
             raise RuntimeError("start the FakeLeonardo first")
         return "%s/cdn/blobs/%d.bin" % (self.root_url, size)
 
-    def _arrived(self, request: RecordedRequest) -> Optional[Fault]:
+    def _arrived(self, request: RecordedRequest, playable: bool = True) -> Optional[Fault]:
         """Record a request (called by the server's threads); the fault to play on it, if any."""
         with self._lock:
             self.requests.append(request)
-            fault = next((f for f in self._faults if f.matches(request)), None)
+            fault = next((f for f in self._faults if f.matches(request)), None) if playable else None
             if fault is not None and fault.remaining is not None:
                 fault.remaining -= 1
                 if fault.remaining == 0:

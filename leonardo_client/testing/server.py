@@ -260,20 +260,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
 
     def _dispatch(self) -> None:
-        refused: Optional[Answer] = None
         try:
             body = self._read_body()
-        except ValueError as exc:  # recorded with no body and answered 400 (faults apply), then closed
-            body, refused = b"", ApiError(400, str(exc), "bad-request").answer()
+        except ValueError as exc:  # recorded with no body, answered 400 and closed; no fault plays on it
+            self.server.fake._arrived(self._recorded(b""), playable=False)
             self.close_connection = True
+            return self._send(ApiError(400, str(exc), "bad-request").answer())
         request = self._recorded(body)
         api, fault = self.server.fake._api, self.server.fake._arrived(request) or Fault()
-        answer = (refused or api.serve(request)) if fault.after else None  # else the operation runs after the delay
+        answer = api.serve(request) if fault.after else None  # else the operation runs after the delay
         if fault.delay and self.server.stop_event.wait(fault.delay):
             self.close_connection = True  # stopping: abandon the request
             return
         if answer is None and not fault.drop and fault.status is None:
-            answer = refused or api.serve(request)
+            answer = api.serve(request)
         self.close_connection = self.close_connection or fault.drop or fault.truncate
         if fault.drop:
             return
