@@ -499,8 +499,6 @@ class _Engine:
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
         self.journal = _Journal(out_dir, _digest(items), len(items))
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
-        timeout = client.timeout
-        self.read_timeout = float(timeout[1] if isinstance(timeout, tuple) else timeout)
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[_Event]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
@@ -523,6 +521,12 @@ class _Engine:
             if "i" in record:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
+
+    @property
+    def read_timeout(self) -> float:
+        """The client's read timeout, as it is now (it may be set while the batch runs)."""
+        timeout = self.client.timeout
+        return float(timeout[1] if isinstance(timeout, tuple) else timeout)
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()

@@ -145,14 +145,18 @@ class _KeyRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if any(key in message for key in self.keys):
+            record.msg, record.args = self._redacted(message), ()
         exc = record.exc_info[1] if record.exc_info else None
-        for key in self.keys:
-            if key in message:
-                message = record.msg = redact(message, key)
-                record.args = ()
-            if exc is not None and shows_key(exc, key):  # the handlers get the traceback's text, redacted
-                record.exc_text, record.exc_info = redact(record.exc_text or _printed(exc), key), None
+        printed = _printed(exc) if exc is not None else ""
+        if any(key in printed for key in self.keys):  # the handlers get the traceback's text, redacted
+            record.exc_text, record.exc_info = self._redacted(printed), None
         return True
+
+    def _redacted(self, text: str) -> str:
+        for key in self.keys:  # longest first: a key inside another is not left half shown
+            text = redact(text, key)
+        return text
 
 
 def shows_key(exc: BaseException, key: str) -> bool:
@@ -170,7 +174,7 @@ def redact_from_logs(key: str) -> None:
     with _KeyRedactingFilter.lock:
         if len(key) < MIN_SECRET_LENGTH or key in _KeyRedactingFilter.keys:
             return
-        _KeyRedactingFilter.keys += (key,)
+        _KeyRedactingFilter.keys = tuple(sorted(_KeyRedactingFilter.keys + (key,), key=len, reverse=True))
         for name in _URLLIB3_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):

@@ -511,6 +511,19 @@ def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: An
     assert any("never created" in r.get("reason", "") for r in journal(tmp_path))
 
 
+def test_the_read_timeout_is_the_clients_as_it_is_now(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
+
+    def slower_answers(progress: BatchProgress) -> None:
+        if progress.event == "start":
+            api.timeout = (1.0, 1.5)  # set while the batch runs: a POST may now run 1.5 s at the server
+
+    started = time.monotonic()
+    assert run(api, PROMPTS[:1], str(tmp_path), on_progress=slower_answers).ok
+    assert time.monotonic() - started > 1.5 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
+
+
 def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not

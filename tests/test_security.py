@@ -225,6 +225,15 @@ def test_a_key_in_a_logged_traceback_is_redacted(caplog):
     assert API_KEY not in caplog.text
 
 
+def test_a_key_inside_another_is_not_left_half_shown_in_the_logs(caplog):
+    short, long = "Zq9xW2kP", "Zq9xW2kP-5f0c-4e2b-9d1a-0123456789ab"  # the shorter key registered first
+    for key in (short, long):
+        Client(api_key=key, base_url=BASE).close()
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    logging.getLogger("urllib3.connectionpool").warning("BadStatusLine(%r)", long)
+    assert "BadStatusLine('[redacted]')" in caplog.text and "5f0c" not in caplog.text
+
+
 def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
     # http.client's BadStatusLine holds a status line that echoes the key: an uncaught error, or
     # logger.exception(), would print it from __cause__.
