@@ -89,7 +89,7 @@ def run_offline(server: http.server.HTTPServer, callback_key: str, events: "queu
     from leonardo_client.testing import FakeLeonardo
 
     url = f"http://127.0.0.1:{server.server_address[1]}/leonardo-webhook"
-    with FakeLeonardo(completion_delay=0.5, webhook_url=url, webhook_api_key=callback_key) as fake:
+    with FakeLeonardo(completion_delay=1.0, webhook_url=url, webhook_api_key=callback_key) as fake:
         with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
             client.create_generation(CreateGenerationRequest("a lighthouse at dusk", num_images=1))
             print("generation started; waiting for the webhook...")

@@ -889,7 +889,9 @@ def test_requests_refused_while_read_are_recorded(fake, api):
             status_lines.append(sock.makefile("rb").readline())  # the fake closes after it
         fake.inject(status=200, body={"ok": True})  # no fault plays on what the server could not read
     assert status_lines == [b"HTTP/1.1 400 Bad Request\r\n"] * 2
-    assert call(api, fake, "POST", "/generations", data=iter([b'{"prompt": "x"}'])).status_code == 400  # chunked
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:  # all sent before the answer
+        sock.sendall(junk.replace(b"Content-Length: abc", b"Transfer-Encoding: chunked") + b'f\r\n{"prompt": "x"}\r\n0\r\n\r\n')
+        assert sock.makefile("rb").readline() == b"HTTP/1.1 400 Bad Request\r\n"
     assert [(r.method, r.path, r.body) for r in fake.requests] == [("POST", "/generations", b"")] * 3
     assert len(fake._faults) == 2  # neither was used up
     assert call(api, fake, "GET", "/generations/x").json() == {"ok": True}
