@@ -511,6 +511,7 @@ class _Engine:
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
         self.gallery_at = 0.0
+        self.longest_read = 0.0  # see read_timeout
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
@@ -524,9 +525,10 @@ class _Engine:
 
     @property
     def read_timeout(self) -> float:
-        """The client's read timeout, as it is now (it may be set while the batch runs)."""
+        """How long a create call may still run at the server: the client's read timeout, or a longer
+        one a POST of this run was sent under (the client's may be set while the batch runs)."""
         timeout = self.client.timeout
-        return float(timeout[1] if isinstance(timeout, tuple) else timeout)
+        return max(self.longest_read, float(timeout[1] if isinstance(timeout, tuple) else timeout))
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
@@ -723,6 +725,7 @@ class _Engine:
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
             self.record(item, "submitting", t=round(time.time(), 3), request=body)
+            self.longest_read = self.read_timeout
             locked.add(item.item.prompt)
             in_flight += 1
             self.posts += 1
@@ -776,7 +779,7 @@ class _Engine:
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
 
     def start_reconciling(self, now: float) -> None:
-        if self.reconcile_at:
+        if self.reconcile_at and not self.reconciling:  # one at a time: its answer wakes the loop
             self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
         due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now]
         if not due or self.reconciling:
@@ -802,8 +805,11 @@ class _Engine:
         for item in due:
             found = [g for g in listed if str(g.get("id")) not in self.by_generation]
             found = [g for g in found if _matches(item.item, g, item.since - CLOCK_SKEW)]
+            rival = any(self.items[i].item.prompt == item.item.prompt for i in self.members["ambiguous"])
             if error is not None:
                 reason = f"reconciliation failed: {error}"
+            elif found and rival:
+                reason = "an ambiguous item with this prompt may own the generation that matches"
             elif len(found) == 1:
                 self.record(item, "submitted", id=str(found[0]["id"]), adopted=True)
                 item.check_at = time.monotonic()
@@ -944,7 +950,7 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
-    newest_first, last = True, math.inf
+    newest_first, decreasing, last = True, False, math.inf  # the order, judged on dated entries
     for page_number in range(LISTING_MAX_PAGES):
         try:
             page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=page_number * LISTING_PAGE)
@@ -955,9 +961,11 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
         for generation, created in zip(generations, times):
             if created is None or created >= oldest:
                 seen.setdefault(str(generation["id"]), generation)
-            newest_first = newest_first and created is not None and created <= last
-            last = created if created is not None else last
-        if len(generations) < LISTING_PAGE or newest_first and all(t is not None and t < oldest for t in times):
+            if created is not None:
+                newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
+                last = created
+        all_older = all(t is not None and t < oldest for t in times)
+        if len(generations) < LISTING_PAGE or (newest_first and decreasing and all_older):
             return list(seen.values()), True
     return list(seen.values()), f"more than {LISTING_PAGE * LISTING_MAX_PAGES} generations since then"
 

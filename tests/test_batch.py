@@ -524,6 +524,37 @@ def test_the_read_timeout_is_the_clients_as_it_is_now(tmp_path: Any) -> None:
     assert time.monotonic() - started > 1.5 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
 
 
+def test_a_read_timeout_lowered_after_a_post_still_covers_that_post(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.timeout = (1.0, 1.2)
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
+
+    def faster_answers(progress: BatchProgress) -> None:
+        if progress.event == "waiting":
+            api.timeout = (1.0, 0.1)  # the POST already sent may still run 1.2 s at the server
+
+    started = time.monotonic()
+    assert run(api, PROMPTS[:1], str(tmp_path), on_progress=faster_answers).ok
+    assert time.monotonic() - started > 1.2 and api.calls.count("POST") == 2
+
+
+def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(tmp_path: Any) -> None:
+    class FirstListingFails(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            if "LIST" not in self.calls:
+                self.calls.append("LIST")
+                raise LeonardoError("Bad Gateway", status_code=502)
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    api = FirstListingFails()
+    api.before_post = [None, LeonardoError("Internal Server Error", status_code=500)]  # the second creates nothing
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]  # the first's answer is lost
+    items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
+    summary = run(api, items, str(tmp_path))
+    assert (summary.ambiguous, len(api.generations)) == (2, 1)  # the second took the first's generation
+    assert "an ambiguous item with this prompt" in [r for r in journal(tmp_path) if r.get("i") == 1][-1]["reason"]
+
+
 def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
@@ -599,6 +630,24 @@ def test_the_listing_is_read_to_its_end_unless_it_comes_newest_first() -> None:
     assert ([g["id"] for g in found], complete) == (["new"], True)  # a first page all older proved nothing
     OldestFirst.listed.reverse()
     assert batch._list_since(OldestFirst(), "u", now - 120)[0] == [{"id": "new", "createdAt": _iso(now)}]
+
+
+def test_the_listings_order_is_judged_on_dated_entries_and_needs_a_decrease() -> None:
+    now = time.time()
+
+    class Listing:
+        def __init__(self, listed: List[Dict[str, Any]]) -> None:
+            self.listed, self.pages = listed, 0
+
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            self.pages += 1
+            return {"generations": self.listed[offset : offset + limit]}
+
+    dated = [{"id": f"old-{n}", "createdAt": _iso(now - 3600 - n)} for n in range(150)]  # newest first
+    undated = Listing(dated[:3] + [{"id": "no-date"}] + dated[3:])
+    assert batch._list_since(undated, "u", now - 120)[1] is True and undated.pages == 2  # not all 4 pages
+    same_time = Listing([{"id": f"old-{n}", "createdAt": _iso(now - 3600)} for n in range(50)] + [{"id": "new", "createdAt": _iso(now)}])
+    assert [g["id"] for g in batch._list_since(same_time, "u", now - 120)[0]] == ["new"]  # equal is no order
 
 
 def _iso(epoch: float) -> str:
