@@ -805,7 +805,7 @@ class _Engine:
         for item in due:
             found = [g for g in listed if str(g.get("id")) not in self.by_generation]
             found = [g for g in found if _matches(item.item, g, item.since - CLOCK_SKEW)]
-            rival = any(self.items[i].item.prompt == item.item.prompt for i in self.members["ambiguous"])
+            rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"])
             if error is not None:
                 reason = f"reconciliation failed: {error}"
             elif found and rival:
@@ -834,6 +834,12 @@ class _Engine:
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+
+    def _may_share(self, ambiguous: _Item, item: _Item) -> bool:
+        """Whether a generation ``ambiguous`` may have made could match ``item``: same prompt, and made
+        after the time ``item`` matches from (``ambiguous``'s POST ran at most a read timeout)."""
+        same = ambiguous.item.prompt == item.item.prompt
+        return same and ambiguous.since + self.read_timeout >= item.since - CLOCK_SKEW
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""

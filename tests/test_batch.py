@@ -690,6 +690,18 @@ def test_a_crash_after_submitting_is_reconciled_on_rerun(tmp_path: Any) -> None:
     assert [r["id"] for r in journal(tmp_path)[1:] if r["s"] == "submitted"][0] == gid
 
 
+def test_an_ambiguous_item_of_long_ago_does_not_hold_back_a_match(tmp_path: Any) -> None:
+    api = ApiDouble(delay=0.0)
+    items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
+    gid = api._create({"prompt": "a red fox"}, None)  # item 1's, its answer lost in a crash
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 3600}, {"i": 0, "s": "ambiguous", "reason": "x"},
+               {"i": 1, "s": "submitting", "t": time.time() - 1.0}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # adopted, not sent
+    assert [r["id"] for r in journal(tmp_path) if r.get("i") == 1 and r["s"] == "submitted"] == [gid]
+
+
 # --- gallery, progress, command line ----------------------------------------------------------
 
 
