@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
 from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
+from .client import API_KEY_ENV, MAX_INT, MAX_SECONDS, MIN_SECONDS, user_details
 
 __all__ = ["main", "build_parser"]
 
@@ -23,7 +23,6 @@ PROG = "leonardo-client"
 OFFLINE_COMPLETION_DELAY = 1.5
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
-MAX_INT = 2**31 - 1
 
 DESCRIPTION = """\
 Create images with Leonardo.Ai from the command line, and look up, list or delete
@@ -452,7 +451,7 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
     return convert
 
 
-# Counts are GraphQL Ints (32 bits) at the API; seconds are bounded as the client bounds them.
+# Counts and seconds are bounded as the client bounds them.
 _positive_int, _non_negative_int = _number(int, 1, MAX_INT), _number(int, 0, MAX_INT)
 _seconds = _number(float, MIN_SECONDS, MAX_SECONDS)
 

@@ -42,7 +42,8 @@ POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
-MAX_RETRIES, MAX_POOL_MAXSIZE, MAX_PAGE = 100, 1000, 2**31 - 1
+MAX_RETRIES, MAX_POOL_MAXSIZE = 100, 1000
+MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 # Where each create response keeps its job, and the job the id to wait for (v2: Leonardo's
 # recipes, then its spec, whose job is the response itself).
 CREATE_JOBS = (
@@ -493,7 +494,7 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     params = {}
     for name, value in (("limit", limit), ("offset", offset)):
         if value is not None:
-            params[name] = check_number(name, value, 0, MAX_PAGE, integer=True)
+            params[name] = check_number(name, value, 0, MAX_INT, integer=True)
     return params or None
 
 
@@ -522,7 +523,7 @@ def check_number(name: str, value: Any, low: float, high: float, integer: bool =
 
 def _check_user_agent(user_agent: Optional[str]) -> Optional[str]:
     user_agent = _check_type("user_agent", user_agent, (str, type(None)))
-    if user_agent is not None and not (user_agent.isascii() and user_agent.isprintable()):
+    if user_agent is not None and not is_header_text(user_agent):
         raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
     return user_agent
 
@@ -533,7 +534,7 @@ def _check_api_key(api_key: Optional[str]) -> str:
     api_key = _check_type(name, api_key if api_key is not None else os.environ.get(API_KEY_ENV), (str, type(None)))
     if not api_key or not api_key.strip():
         raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
-    if not (api_key.isascii() and api_key.isprintable()):
+    if not is_header_text(api_key):
         # A line break would let the key inject headers, and a non-ASCII one fails on every call
         # (header values are latin-1) with a raw UnicodeEncodeError.
         raise ValueError(f"{name} contains a control or non-ASCII character (line break?); check how it was read")
@@ -559,6 +560,11 @@ def _check_base_url(base_url: Optional[str]) -> str:
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"refusing plain-http {shown}: the API key would travel unencrypted (loopback hosts only)")
     return str(url.rstrip("/"))
+
+
+def is_header_text(text: str) -> bool:
+    """Whether ``text`` may go in an HTTP header as is: printable ASCII (a line break would add headers)."""
+    return text.isascii() and text.isprintable()
 
 
 def is_loopback(host: str) -> bool:

@@ -16,7 +16,7 @@ import math
 import threading
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from ..client import check_number, is_loopback
+from ..client import check_number, is_header_text, is_loopback
 from .account import MAX_SLOTS, Delay, delay_range
 from .api import Api
 from .callbacks import Deliverer, check_settings
@@ -79,8 +79,8 @@ class FakeLeonardo:
         if not is_loopback(host) or ":" in host:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
-        if not isinstance(api_key, str) or not api_key or api_key != api_key.strip() or not api_key.isprintable() \
-                or not api_key.isascii():  # the Client strips a key: one with spaces around could never match
+        # The Client strips its key: one with spaces around could never match.
+        if not isinstance(api_key, str) or not api_key or api_key != api_key.strip() or not is_header_text(api_key):
             raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key

@@ -12,7 +12,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit
 
-from ..client import is_loopback
+from ..client import is_header_text, is_loopback
 from .account import timestamp
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def check_settings(url: Optional[str], key: Optional[str]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
-    if not isinstance(key, str) or not key.strip() or not (key.isascii() and key.isprintable()):
+    if not isinstance(key, str) or not key.strip() or not is_header_text(key):
         raise ValueError("webhook_url needs a webhook_api_key of printable ASCII (it goes in a header)")
 
 

@@ -16,7 +16,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
 
-from ..client import check_number
+from ..client import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def default_error(status: int) -> ApiError:
 def retry_after_header(value: Union[str, float, None]) -> Optional[str]:
     """A Retry-After header value: a str verbatim (any, to test how clients read it, but one
     line), 2.0 as "2", 0.5 as "0.5"."""
-    if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+    if isinstance(value, str) and not is_header_text(value):
         raise ValueError("retry_after must be printable ASCII: a line break would add headers")
     if value is None or isinstance(value, str):
         return value
