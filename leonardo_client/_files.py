@@ -6,10 +6,11 @@ No HTTP here: the client fetches, this module decides names and writes bytes.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import posixpath
 import re
-from typing import Any, BinaryIO, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError, without_userinfo
@@ -80,6 +81,17 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
     return data, extension
+
+
+def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """The URL and fields of the presigned S3 form in a POST /init-image answer; LeonardoError if unusable."""
+    try:
+        fields = json.loads(upload["fields"])
+        if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
+            raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
+        return check_url(upload["url"]), fields
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
 
 
 def check_path(path: Any, what: str) -> str:

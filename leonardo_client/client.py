@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import time
@@ -288,13 +287,7 @@ class Client:
         """
         data, extension = _files.read_upload(file, extension)
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
-        try:
-            fields = json.loads(upload["fields"])
-            if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
-                raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
-            url = _files.check_url(upload["url"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
+        url, fields = _files.upload_form(upload)
         self._send("POST", url, data=fields, files={"file": (f"image.{extension}", data)})
         return upload
 
