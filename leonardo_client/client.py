@@ -171,11 +171,7 @@ class Client:
         write: Optional[Callable[[requests.Response, Iterator[bytes]], None]] = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one request and read its whole body, or stream it to ``write(response, chunks)``.
-
-        Every failure becomes a LeonardoError: a transport error, a body cut short of its
-        Content-Length, an error status (with why the retries stopped); a closed client.
-        """
+        """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx."""
         if self._closed:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
         note = "download failed" if write else ""
@@ -207,10 +203,7 @@ class Client:
         return without_userinfo(url.replace(self.base_url, "", 1))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
-        """An API call: the key and API headers added, the JSON object answer decoded.
-
-        ``path`` is under base_url, or under the v2 root when it starts with "/v2/".
-        """
+        """An API call to ``path`` (under the v2 root if it starts "/v2/"): the key added, the JSON object decoded."""
         response = self._send(method, self._url(path), headers=self._api_headers, **kwargs)
         if not response.content:
             return {}
@@ -244,10 +237,7 @@ class Client:
     # --- endpoints ------------------------------------------------------------------------------
 
     def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
-        """POST /generations -> sdGenerationJob: start an image generation (spends credits).
-
-        ``sdGenerationJob.generationId`` is the id to wait for.
-        """
+        """POST /generations -> sdGenerationJob: start an image generation; wait on its ``generationId``."""
         return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
 
     def get_generation_by_id(self, id: str) -> Result:
@@ -263,11 +253,7 @@ class Client:
         return self._request("GET", _path("generations", "user", user_id), params=_page(limit, offset))
 
     def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
-        """POST /v2/generations -> generationId: start a generation with a current model (spends credits).
-
-        Leonardo's recipes answer ``{"generate": {"generationId", "cost"}}``, its spec a top-level
-        ``generationId``: ``generation_id(response)`` reads both.
-        """
+        """POST /v2/generations -> generationId: start a generation (or generate.generationId; see generation_id())."""
         return self._request("POST", "/v2/generations", json=_body(request, GenerationV2Request))
 
     def get_models_v2(self) -> Result:
@@ -279,11 +265,9 @@ class Client:
         return self._request("GET", "/me")
 
     def upload_init_image(self, file: _files.Upload, extension: Optional[str] = None) -> Result:
-        """POST /init-image -> uploadInitImage: upload an image (a path, bytes or binary file) to use as a guide.
+        """POST /init-image -> uploadInitImage: upload an image (path, bytes, binary file) to its presigned S3 form.
 
-        The file goes at once to the presigned S3 form of the answer, without the key (it expires
-        in 2 minutes). ``extension`` (png, jpg, jpeg, webp) defaults to the path's. The answer's
-        ``id`` is for v1 ``init_image_id`` or a v2 guidance ``{"image": {"id": ..., "type": "UPLOADED"}}``.
+        ``extension`` (png, jpg, jpeg, webp) defaults to the path's; the answer's ``id`` is the image's.
         """
         data, extension = _files.read_upload(file, extension)
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
@@ -300,10 +284,7 @@ class Client:
         return self._request("DELETE", _path("init-image", id))
 
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
-        """POST /generations-texture -> textureGenerationJob: texture a 3D model (spends credits; legacy).
-
-        ``textureGenerationJob.id`` is the id to wait for with wait_for_texture_generation.
-        """
+        """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait on its ``id`` (legacy)."""
         _retired("texture")
         return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
@@ -323,10 +304,7 @@ class Client:
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
-        """POST /generations-motion-svd -> motionSvdGenerationJob: a video from an image (spends credits; retired).
-
-        ``image_id`` is an image id (``generated_images[].id``); the video is at ``.motionMP4URL``.
-        """
+        """POST /generations-motion-svd -> motionSvdGenerationJob: a video of an image; wait on its ``generationId``."""
         _retired("svd")
         return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
 
@@ -352,14 +330,10 @@ class Client:
         self, id: Union[str, Body], timeout: float = WAIT_TIMEOUT, poll_interval: float = POLL_INTERVAL,
         on_poll: OnPoll = None,
     ) -> Result:
-        """Poll GET /generations/{id} until a generation (v1 or v2, image or video) has finished.
+        """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
-        ``id``: the generation id, or the create response that holds it. Checks at once, after
-        ``poll_interval`` seconds, then at intervals 1.5 times the last, up to 12 s, none after
-        ``timeout`` (a check's own retries may end past it); ``on_poll(status, seconds elapsed)``
-        after every check. Returns
-        ``generations_by_pk`` (images at ``generated_images[].url``, a video at ``.motionMP4URL``);
-        LeonardoError when it FAILED, is unknown or outlives the timeout.
+        Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
+        ``on_poll(status, seconds elapsed)`` after each. LeonardoError if it FAILED, is unknown or outlives that.
         """
         fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
@@ -367,9 +341,9 @@ class Client:
     def wait_for_texture_generation(
         self, id: str, timeout: float = TEXTURE_TIMEOUT, poll_interval: float = POLL_INTERVAL, on_poll: OnPoll = None
     ) -> Result:
-        """Poll GET /generations-texture/{id} as wait_for_generation does (legacy; ``timeout`` 600 s).
+        """Poll GET /generations-texture/{id} -> model_asset_texture_generations_by_pk, as wait_for_generation does.
 
-        ``poll_interval`` and ``on_poll`` work as there. Returns ``model_asset_texture_generations_by_pk``.
+        ``id``, ``timeout`` (here 600 s), ``poll_interval`` and ``on_poll`` work as there.
         """
         fetch, key = self.get_texture_generation_by_id, "model_asset_texture_generations_by_pk"
         return self._wait(fetch, key, "texture generation", id, timeout, poll_interval, on_poll)
@@ -405,22 +379,15 @@ class Client:
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
 
     def download_image(self, url: str, path: _files.PathLike) -> str:
-        """GET ``url`` (an image or video), written to ``path``; returns the path.
-
-        Streamed to a temporary file beside ``path`` (whose folder must exist), renamed into place
-        when complete. No API key is sent; the client's timeouts and retry rule apply.
-        """
+        """GET ``url`` (no API key sent) streamed to ``path`` (in a folder that exists), renamed in when whole."""
         target = _files.check_file_path(path)
         return self._download(url, lambda content_type: target)
 
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
-        """Save every file of a finished result into ``folder`` (created if needed); returns the paths.
+        """Save every file of a COMPLETE generation, texture or LCM result (or its response) into ``folder``.
 
-        ``result``: a finished generation, texture generation or LCM result, or the whole GET/LCM
-        response. Names come from ids (``<generation>_<image>.png``, ``..._motion.mp4``,
-        ``<texture generation>_<type>.png``, ``lcm-<requestTimestamp>_<n>.png``); files are
-        replaced. ValueError if it has not COMPLETEd; LeonardoError, before any file is written,
-        if its images are not what the API sends.
+        ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...) and replace
+        files; returns the paths. ValueError if not COMPLETE; nothing is written if its images are malformed.
         """
         return _files.save_results(result, folder, self._download)
 
