@@ -75,10 +75,6 @@ def _blank(**values: Any) -> Dict[str, Any]:
     return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
 
 
-def _seed_for(identifier: str) -> int:
-    return zlib.crc32(identifier.encode("utf-8")) % 1000000000
-
-
 def _created(key: str, **job: Any) -> Dict[str, Any]:
     """A v1 create response: {key: {...job, apiCreditCost, cost}}."""
     return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
@@ -191,6 +187,7 @@ class Api:
         self.account.admit(counted)
         self.seq += 1
         job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
+        fields["seed"] = _opt(fields, "seed", zlib.crc32(job.id.encode("utf-8")) % 1000000000)  # else from the id
         store[job.id] = job
         self.account.active.append(job)
         return job
@@ -226,15 +223,18 @@ class Api:
 
     # -- image generations ------------------------------------------------------------
 
+    def _arg(self, call: Call, key: str) -> Any:
+        """The body's value for key, else the spec's default."""
+        return _opt(call.body, key, self.spec.body_default(call.operation, key))
+
     def _size_and_count(self, call: Call) -> Tuple[int, int, int]:
         """(width, height, num_images) of a POST /generations body, or the API's 400."""
-        body, default = call.body, functools.partial(self.spec.body_default, call.operation)
-        if len(body["prompt"]) > 1500:
+        if len(call.body["prompt"]) > 1500:
             raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
-        width, height = _opt(body, "width", default("width")), _opt(body, "height", default("height"))
+        width, height = self._arg(call, "width"), self._arg(call, "height")
         if any(not 32 <= side <= 1536 or side % 8 for side in (width, height)):
             raise ApiError(400, "invalid dimensions", "unexpected")
-        count = _opt(body, "num_images", default("num_images"))
+        count = self._arg(call, "num_images")
         if count < 1:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
         if count > (4 if width > 768 or height > 768 else 8):
@@ -251,7 +251,6 @@ class Api:
         elements = enumerate(body.get("elements") or [], start=1)
         fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
         job = self._new_job(self.generations, fields, counted=True)
-        fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
         return _created("sdGenerationJob", generationId=job.id)
 
@@ -293,7 +292,7 @@ class Api:
         fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, sdVersion="v1_5",
                         scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
-        fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
+        video_id = str(uuid.uuid4())
         path = self._cdn_path(job, video_id)
         self.assets[path + ".png"] = self.assets[still]
         self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
@@ -316,11 +315,10 @@ class Api:
         fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
                         imageWidth=_opt(params, "width", default["width"] or 1024),
                         imageHeight=_opt(params, "height", default["height"] or 1024),
-                        public=_opt(call.body, "public", False))
+                        public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, counted=True)
-        fields["seed"] = _opt(params, "seed", _seed_for(job.id))
         self._add_images(job, count, video_model=model if video else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
@@ -396,7 +394,6 @@ class Api:
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
         job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
-        job.fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         for kind in _TEXTURE_TYPES:
             image_id = str(uuid.uuid4())
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
@@ -426,7 +423,7 @@ class Api:
         for key in ("imageDataUrl", "maskDataUrl"):
             if not body.get(key, "data:image/").startswith("data:image/"):
                 raise invalid("%s must be a base64 data URL starting with data:image/" % key, "bad-request")
-        width, height = _opt(body, "width", 512), _opt(body, "height", 512)
+        width, height = self._arg(call, "width"), self._arg(call, "height")
         if width not in _LCM_SIZES or height not in _LCM_SIZES:
             raise ApiError(400, "invalid dimensions", "unexpected")
         png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
