@@ -1,9 +1,13 @@
-"""The fake API's state and one handler per operation, named after the Client's method."""
+"""The fake API's state and one handler per operation, named after the Client's method; the S3
+bucket behind POST /init-image (presigned form fields out, a multipart/form-data POST in, S3's
+XML errors)."""
 
 from __future__ import annotations
 
 import base64
+import email
 import functools
+import hashlib
 import json
 import re
 import threading
@@ -12,9 +16,11 @@ import traceback
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from datetime import datetime, timezone
+from email.message import Message
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
 
-from . import callbacks, s3
+from . import callbacks
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, json_answer
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
 _COST = {"amount": "0.0147", "unit": "DOLLARS"}
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
+BUCKET = "fake-leonardo-uploads"
+EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
+EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
 # The generation object's settings: key -> (request key, value when not given).
 _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
@@ -353,26 +362,26 @@ class Api:
     def upload_init_image(self, call: Call) -> Dict[str, Any]:
         """POST /init-image: where and how to upload the file (fields is a JSON string)."""
         extension = call.body["extension"]
-        if extension not in s3.EXTENSIONS:
+        if extension not in EXTENSIONS:
             raise ApiError(400, "invalid file extension", "unexpected")
         image_id = str(uuid.uuid4())
         key = "users/%s/initImages/%s.%s" % (self.fake.user_id, image_id, extension)
-        image = InitImage(image_id, self.account.clock(), timestamp(), s3.presigned_fields(key, extension))
+        image = InitImage(image_id, self.account.clock(), timestamp(), presigned_fields(key, extension))
         self.init_images[image_id] = image
-        url = "%s/s3/%s" % (self.fake.root_url, s3.BUCKET)
+        url = "%s/s3/%s" % (self.fake.root_url, BUCKET)
         return {"uploadInitImage": {"id": image_id, "fields": json.dumps(image.fields), "key": key, "url": url}}
 
     def s3_upload(self, request: RecordedRequest) -> Answer:
         """The presigned POST to the bucket: every field as given, the file last, no key."""
         if request.method != "POST":
-            raise s3.S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
-        parts = s3.form_parts(request)
+            raise S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
+        parts = form_parts(request)
         with self.lock:
             key = dict(parts).get("key", b"").decode("utf-8", "replace")
             image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
             if image is None:
-                raise s3.policy_failed("key")
-            data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
+                raise policy_failed("key")
+            data = check_form(request, parts, image.fields, self.account.clock() - image.created)
             self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
             self.sources[image.id] = ("", image.path, 256, 256)
             image.uploaded = True
@@ -447,3 +456,63 @@ def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str,
     lora = dict(akUUID=ak_uuid, baseModel=sd_version, description="Fake element %s" % ak_uuid,
                 name="Element %s" % ak_uuid[:8], urlImage=None, weightDefault=1, weightMax=2, weightMin=-1)
     return {"id": number, "weightApplied": _opt(element, "weight", 1.0), "lora": lora}
+
+
+# -- the S3 bucket ------------------------------------------------------------------------
+
+
+class S3Error(ApiError):
+    """An error of the bucket, answered as S3's XML: S3Error(status, message, code)."""
+
+    def answer(self) -> Answer:
+        xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
+        return Answer(self.status, (xml % (self.code, self.message)).encode("utf-8"), "application/xml")
+
+
+def policy_failed(field: str) -> S3Error:
+    return S3Error(403, 'Invalid according to Policy: Policy Condition failed: ["eq", "$%s"]' % field, "AccessDenied")
+
+
+def presigned_fields(key: str, extension: str) -> Dict[str, str]:
+    """The form fields of a presigned POST for key (the signature is made up)."""
+    now = datetime.now(timezone.utc)
+    policy = {"expiration": now.isoformat(), "conditions": [{"bucket": BUCKET}, {"key": key}]}
+    return {
+        "Content-Type": EXTENSIONS[extension],
+        "bucket": BUCKET,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": "FAKEACCESSKEY/%s/us-east-1/s3/aws4_request" % now.strftime("%Y%m%d"),
+        "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
+        "key": key,
+        "Policy": base64.b64encode(json.dumps(policy).encode("utf-8")).decode("ascii"),
+        "X-Amz-Signature": hashlib.sha256(key.encode("utf-8")).hexdigest(),
+    }
+
+
+def form_parts(request: RecordedRequest) -> List[Tuple[str, bytes]]:
+    """The (name, value) parts of a multipart/form-data body, in order."""
+    content_type = request.headers.get("Content-Type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise S3Error(412, "Bucket POST must be of the enclosure-type multipart/form-data", "PreconditionFailed")
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + request.body)
+    if not message.is_multipart():
+        raise S3Error(400, "The body of your POST request is not well-formed multipart/form-data",
+                      "MalformedPOSTRequest")
+    parts = cast(List[Message], message.get_payload())
+    return [(str(p.get_param("name", header="content-disposition")), cast(bytes, p.get_payload(decode=True)))
+            for p in parts]
+
+
+def check_form(request: RecordedRequest, parts: List[Tuple[str, bytes]], fields: Dict[str, str], age: float) -> bytes:
+    """The uploaded file, once the form is checked as S3 checks a presigned POST."""
+    if "Authorization" in request.headers:
+        raise S3Error(403, "Requests to a presigned POST URL must not carry an Authorization header", "AccessDenied")
+    if age > EXPIRY:
+        raise S3Error(403, "Invalid according to Policy: Policy expired.", "AccessDenied")
+    if not parts or parts[-1][0] != "file" or [name for name, _ in parts].count("file") != 1:
+        raise S3Error(400, "POST requires exactly one file upload per request, as the last field", "InvalidArgument")
+    sent = {name: value.decode("utf-8", "replace") for name, value in parts[:-1]}
+    for name in sorted(set(fields) | set(sent)):
+        if sent.get(name) != fields.get(name):
+            raise policy_failed(name)
+    return parts[-1][1]
