@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, ca
 from . import callbacks
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
-from .server import Answer, ApiError, RecordedRequest, json_answer
+from .server import Answer, ApiError, RecordedRequest, default_error, json_answer
 from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class Api:
             if request.kind == "s3":
                 return self.s3_upload(request)
             if request.kind != "cdn":
-                raise ApiError(404, "Not Found", "not-found")
+                raise default_error(404)
             if request.method not in ("GET", "HEAD"):
                 raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
             return self.cdn(request.path)
@@ -139,12 +139,12 @@ class Api:
             return exc.answer()
         except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
             traceback.print_exc()
-            return ApiError(500, "internal error", "unexpected").answer()
+            return default_error(500).answer()
 
     def answer(self, request: RecordedRequest) -> Answer:
         """Key, route, query and body checked, then the handler (lock held, jobs advanced)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
-            raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
+            raise default_error(401)
         operations, params = self.spec.route(request.full_path) or ({}, {})
         operation = operations.get(request.method)
         if operation is None and operations:
@@ -182,7 +182,7 @@ class Api:
         with self.lock:
             asset = self.assets.get(path)
         if asset is None:
-            raise ApiError(404, "Not Found", "not-found")
+            raise default_error(404)
         return Answer(200, asset[1](), asset[0])
 
     def _png(self, path: str, seed: str, width: int, height: int) -> None:
