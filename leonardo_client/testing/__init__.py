@@ -18,8 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from ..client import _check_type, check_number, is_header_text, is_loopback
 from .account import MAX_SLOTS, Delay, delay_range
-from .api import Api
-from .callbacks import Deliverer, check_settings
+from .api import Api, Deliverer, check_settings
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
