@@ -1336,7 +1336,7 @@ def add_jobs(account, clock, count):
     jobs = []
     for n in range(count):
         account.admit(counted=True)
-        job = Job(str(n), n, clock(), "", {}, *account.draws())
+        job = Job(str(n), clock(), "", {}, *account.draws())
         account.active.append(job)
         jobs.append(job)
     return jobs

@@ -116,14 +116,14 @@ def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dic
 
 
 def _page(call: Call, items: List[Job]) -> List[Job]:
-    """items newest first, paged by offset and limit (query, else body, else the spec's default)."""
+    """items (oldest first, as stored) newest first, paged by offset and limit (query, body or spec default)."""
     bounds = []
     for name in ("offset", "limit"):
         value = _opt(call.query, name, _opt(call.body, name, call.operation.query[name]["default"]))
         if value < 0:
             raise invalid('"%s" must not be negative' % name)
         bounds.append(value)
-    return sorted(items, key=lambda job: -job.seq)[bounds[0] : bounds[0] + bounds[1]]
+    return items[::-1][bounds[0] : bounds[0] + bounds[1]]
 
 
 class Api:
@@ -133,7 +133,6 @@ class Api:
         self.fake, self.spec = fake, Spec(load_spec())
         self.lock = threading.RLock()
         self.account = Account(fake)
-        self.seq = 0
         self.generations: Dict[str, Job] = {}
         self.textures: Dict[str, Job] = {}
         self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
@@ -212,8 +211,7 @@ class Api:
     def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
         """A new job (lock held), admitted under the account's limits (counted: a generation POST)."""
         self.account.admit(counted)
-        self.seq += 1
-        job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
+        job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(), fields, *self.account.draws())
         fields["seed"] = _opt(fields, "seed", zlib.crc32(job.id.encode("utf-8")) % 1000000000)  # else from the id
         store[job.id] = job
         self.account.active.append(job)
