@@ -102,8 +102,7 @@ def _blank(**values: Any) -> Dict[str, Any]:
     return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
 
 
-def _created(key: str, **job: Any) -> Dict[str, Any]:
-    """A v1 create response: {key: {...job, apiCreditCost, cost}}."""
+def _created(key: str, **job: Any) -> Dict[str, Any]:  # a v1 create response
     return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
 
 
@@ -249,7 +248,6 @@ class Api:
     # -- image generations ------------------------------------------------------------
 
     def _arg(self, call: Call, key: str) -> Any:
-        """The body's value for key, else the spec's default."""
         return _opt(call.body, key, self.spec.body_default(call.operation, key))
 
     def _size_and_count(self, call: Call) -> Tuple[int, int, int]:
