@@ -223,27 +223,26 @@ class Api:
             self.account.active.remove(job)
         return None if job is None else {"id": job.id}
 
-    def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
-        """item with its paths under keys made URLs of the fake."""
-        return dict(item, **{k: self.fake.root_url + item[k] for k in keys if item[k] is not None})
+    def _images(self, job: Job, *keys: str) -> List[Dict[str, Any]]:
+        """job's images once COMPLETE (else none), their paths under keys made URLs of the fake."""
+        done = job.images if job.status == "COMPLETE" else []
+        return [dict(i, **{k: self.fake.root_url + i[k] for k in keys if i[k] is not None}) for i in done]
 
     def _cdn_path(self, job: Job, name: str, folder: str = "generations") -> str:
         return "/cdn/users/%s/%s/%s/%s" % (self.fake.user_id, folder, job.id, name)
 
     def _generation(self, job: Job, listing: bool = False) -> Dict[str, Any]:
         """The generation object of GET /generations/{id} and (listing) of the user's list."""
-        status = job.status
-        images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
+        images = self._images(job, "url", "motionMP4URL")
         for image in images if listing else ():
             del image["fantasyAvatar"]  # not in the list endpoint's schema
-        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status, generated_images=images)
+        return dict(job.fields, createdAt=job.created_at, id=job.id, status=job.status, generated_images=images)
 
     def _texture(self, job: Job) -> Dict[str, Any]:
         """The texture generation object of GET /generations-texture/{id} and of its list."""
-        status = job.status
-        images = [self._urls(i, "url") for i in job.images] if status == "COMPLETE" else []
         fields = {k: job.fields[k] for k in ("prompt", "negativePrompt", "seed")}
-        return dict(fields, createdAt=job.created_at, id=job.id, status=status, model_asset_texture_images=images)
+        images = self._images(job, "url")
+        return dict(fields, createdAt=job.created_at, id=job.id, status=job.status, model_asset_texture_images=images)
 
     # -- image generations ------------------------------------------------------------
 
