@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from leonardo_client.testing import FakeLeonardo, RecordedRequest, callbacks
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
+from leonardo_client.testing import api as fake_api
 from leonardo_client.testing.account import Account, Job
 from leonardo_client.testing.spec import SPEC_FILE, ApiError
 
@@ -1335,7 +1336,7 @@ def add_jobs(account, clock, count):
     jobs = []
     for n in range(count):
         account.admit(counted=True)
-        job = Job(str(n), n, clock(), "", {}, *account.draws())
+        job = Job(str(n), clock(), "", {}, *account.draws())
         account.active.append(job)
         jobs.append(job)
     return jobs
@@ -1673,7 +1674,7 @@ def test_what_completed_before_stop_is_still_delivered(receiver):
 
 
 def test_stop_gives_up_on_a_slow_receiver_after_the_delivery_timeout(monkeypatch):
-    monkeypatch.setattr(callbacks, "TIMEOUT", 0.5)
+    monkeypatch.setattr(fake_api, "WEBHOOK_TIMEOUT", 0.5)
     slow = Receiver(pause=0.3)
     try:
         with FakeLeonardo(webhook_url=slow.url, webhook_api_key="k") as fake, session_for(fake) as api:

@@ -16,25 +16,14 @@ import math
 import threading
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from ..client import check_number, is_header_text, is_loopback
+from ..client import _check_type, check_number, is_header_text, is_loopback
 from .account import MAX_SLOTS, Delay, delay_range
-from .api import Api
-from .callbacks import Deliverer, check_settings
+from .api import Api, Deliverer, check_settings
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
 
 API_PREFIX = "/api/rest/v1"
-
-
-def _check_posts_per_minute(value: Any) -> None:
-    if value is not None:
-        check_number("posts_per_minute", value, 1, math.inf, integer=True)
-
-
-def _check_fail_new_generations(value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError("fail_new_generations must be a bool, not %s" % type(value).__name__)
 
 
 def _check_shape(value: Any) -> None:
@@ -46,9 +35,9 @@ def _check_shape(value: Any) -> None:
 _CHECKS: Dict[str, Callable[[Any], object]] = {
     "completion_delay": delay_range,
     "concurrency_slots": functools.partial(check_number, "concurrency_slots", low=1, high=MAX_SLOTS, integer=True),
-    "posts_per_minute": _check_posts_per_minute,
+    "posts_per_minute": lambda value: value is None or check_number("posts_per_minute", value, 1, math.inf, True),
     "fail_rate": functools.partial(check_number, "fail_rate", low=0, high=1),
-    "fail_new_generations": _check_fail_new_generations,
+    "fail_new_generations": functools.partial(_check_type, "fail_new_generations", kind=bool),
     "v2_response_shape": _check_shape,
 }
 

@@ -43,7 +43,6 @@ class Job:
     """A generation (image, motion, v2) or texture generation: queued, running, then done."""
 
     id: str
-    seq: int
     created: float  # Account.clock() at creation
     created_at: str
     fields: Dict[str, Any]

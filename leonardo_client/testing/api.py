@@ -1,23 +1,34 @@
-"""The fake API's state and one handler per operation, named after the Client's method."""
+"""The fake API's state and one handler per operation, named after the Client's method; the S3
+bucket behind POST /init-image (presigned form fields out, a multipart/form-data POST in, S3's
+XML errors); the webhook (each completed generation's ``image_generation.complete`` payload
+POSTed to ``webhook_url`` from a background thread; a failed delivery is recorded in
+``FakeLeonardo.webhook_errors``, never raised)."""
 
 from __future__ import annotations
 
 import base64
+import email
 import functools
+import hashlib
 import json
+import math
 import re
 import threading
 import time
 import traceback
+import urllib.request
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from datetime import datetime, timezone
+from email.message import Message
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
+from urllib.parse import urlsplit
 
-from . import callbacks, s3
+from ..client import is_header_text, is_loopback
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
-from .server import Answer, ApiError, RecordedRequest, json_answer
+from .server import Answer, ApiError, RecordedRequest, default_error, json_answer
 from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
@@ -26,7 +37,23 @@ if TYPE_CHECKING:
 _COST = {"amount": "0.0147", "unit": "DOLLARS"}
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
+BUCKET = "fake-leonardo-uploads"
+EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
+EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
+WEBHOOK_TIMEOUT = 2.0  # seconds for one delivery
+WEBHOOK_TICK = 0.05  # seconds between looks for finished jobs
+# Keys of the documented payload's generation the fake has no value for, then those it has.
+_UNKNOWN = (
+    "initGeneratedImageId initImageId initType initUpscaledImageId imageAspectRatio canvasInitImageId "
+    "canvasMaskImageId imagePromptStrength category poseImage2ImageType poseImage2ImageWeight alchemy "
+    "contrastRatio highResolution expandedDomain unzoom unzoomAmount"
+).split()
+_CONSTANT = dict(flagged=False, nsfw=False, coreModel="SD", tiling=False, tokenCost=0, negativeStylePrompt="",
+                 canvasRequest=False, api=True, poseImage2Image=False, highContrast=False, apiDollarCost="9",
+                 imageToImage=False, controlnetsUsed=False, apiKeyId="fake-api-key-id")
+_AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt sdVersion scheduler presetStyle " \
+    "initStrength photoRealStrength promptMagicStrength promptMagicVersion public status".split()
 # The generation object's settings: key -> (request key, value when not given).
 _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
     prompt=("prompt", None), negativePrompt=("negative_prompt", None), modelId=("modelId", None),
@@ -75,12 +102,7 @@ def _blank(**values: Any) -> Dict[str, Any]:
     return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
 
 
-def _seed_for(identifier: str) -> int:
-    return zlib.crc32(identifier.encode("utf-8")) % 1000000000
-
-
-def _created(key: str, **job: Any) -> Dict[str, Any]:
-    """A v1 create response: {key: {...job, apiCreditCost, cost}}."""
+def _created(key: str, **job: Any) -> Dict[str, Any]:  # a v1 create response
     return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
 
 
@@ -93,14 +115,14 @@ def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dic
 
 
 def _page(call: Call, items: List[Job]) -> List[Job]:
-    """items newest first, paged by offset and limit (query, else body, else the spec's default)."""
+    """items (oldest first, as stored) newest first, paged by offset and limit (query, body or spec default)."""
     bounds = []
     for name in ("offset", "limit"):
         value = _opt(call.query, name, _opt(call.body, name, call.operation.query[name]["default"]))
         if value < 0:
             raise invalid('"%s" must not be negative' % name)
         bounds.append(value)
-    return sorted(items, key=lambda job: -job.seq)[bounds[0] : bounds[0] + bounds[1]]
+    return items[::-1][bounds[0] : bounds[0] + bounds[1]]
 
 
 class Api:
@@ -110,7 +132,6 @@ class Api:
         self.fake, self.spec = fake, Spec(load_spec())
         self.lock = threading.RLock()
         self.account = Account(fake)
-        self.seq = 0
         self.generations: Dict[str, Job] = {}
         self.textures: Dict[str, Job] = {}
         self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
@@ -126,7 +147,7 @@ class Api:
             if request.kind == "s3":
                 return self.s3_upload(request)
             if request.kind != "cdn":
-                raise ApiError(404, "Not Found", "not-found")
+                raise default_error(404)
             if request.method not in ("GET", "HEAD"):
                 raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
             return self.cdn(request.path)
@@ -134,12 +155,12 @@ class Api:
             return exc.answer()
         except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
             traceback.print_exc()
-            return ApiError(500, "internal error", "unexpected").answer()
+            return default_error(500).answer()
 
     def answer(self, request: RecordedRequest) -> Answer:
         """Key, route, query and body checked, then the handler (lock held, jobs advanced)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
-            raise ApiError(401, "Authentication hook unauthorized this request", "access-denied")
+            raise default_error(401)
         operations, params = self.spec.route(request.full_path) or ({}, {})
         operation = operations.get(request.method)
         if operation is None and operations:
@@ -157,7 +178,7 @@ class Api:
         """Move the account's jobs on to now (lock held), queueing completions for the webhook."""
         for job in self.account.advance():
             if self.fake.webhook_url and job.status == "COMPLETE" and job.id in self.generations:
-                self.outbox.append(callbacks.payload(self._generation(job), self.fake))
+                self.outbox.append(payload(self._generation(job), self.fake))
 
     def _body(self, operation: Operation, request: RecordedRequest) -> Dict[str, Any]:
         if operation.body is None:
@@ -177,7 +198,7 @@ class Api:
         with self.lock:
             asset = self.assets.get(path)
         if asset is None:
-            raise ApiError(404, "Not Found", "not-found")
+            raise default_error(404)
         return Answer(200, asset[1](), asset[0])
 
     def _png(self, path: str, seed: str, width: int, height: int) -> None:
@@ -189,8 +210,8 @@ class Api:
     def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
         """A new job (lock held), admitted under the account's limits (counted: a generation POST)."""
         self.account.admit(counted)
-        self.seq += 1
-        job = Job(str(uuid.uuid4()), self.seq, self.account.clock(), timestamp(), fields, *self.account.draws())
+        job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(), fields, *self.account.draws())
+        fields["seed"] = _opt(fields, "seed", zlib.crc32(job.id.encode("utf-8")) % 1000000000)  # else from the id
         store[job.id] = job
         self.account.active.append(job)
         return job
@@ -202,39 +223,40 @@ class Api:
             self.account.active.remove(job)
         return None if job is None else {"id": job.id}
 
-    def _urls(self, item: Dict[str, Any], *keys: str) -> Dict[str, Any]:
-        """item with its paths under keys made URLs of the fake."""
-        return dict(item, **{k: self.fake.root_url + item[k] for k in keys if item[k] is not None})
+    def _images(self, job: Job, *keys: str) -> List[Dict[str, Any]]:
+        """job's images once COMPLETE (else none), their paths under keys made URLs of the fake."""
+        done = job.images if job.status == "COMPLETE" else []
+        return [dict(i, **{k: self.fake.root_url + i[k] for k in keys if i[k] is not None}) for i in done]
 
     def _cdn_path(self, job: Job, name: str, folder: str = "generations") -> str:
         return "/cdn/users/%s/%s/%s/%s" % (self.fake.user_id, folder, job.id, name)
 
     def _generation(self, job: Job, listing: bool = False) -> Dict[str, Any]:
         """The generation object of GET /generations/{id} and (listing) of the user's list."""
-        status = job.status
-        images = [self._urls(i, "url", "motionMP4URL") for i in job.images] if status == "COMPLETE" else []
+        images = self._images(job, "url", "motionMP4URL")
         for image in images if listing else ():
             del image["fantasyAvatar"]  # not in the list endpoint's schema
-        return dict(job.fields, createdAt=job.created_at, id=job.id, status=status, generated_images=images)
+        return dict(job.fields, createdAt=job.created_at, id=job.id, status=job.status, generated_images=images)
 
     def _texture(self, job: Job) -> Dict[str, Any]:
         """The texture generation object of GET /generations-texture/{id} and of its list."""
-        status = job.status
-        images = [self._urls(i, "url") for i in job.images] if status == "COMPLETE" else []
         fields = {k: job.fields[k] for k in ("prompt", "negativePrompt", "seed")}
-        return dict(fields, createdAt=job.created_at, id=job.id, status=status, model_asset_texture_images=images)
+        images = self._images(job, "url")
+        return dict(fields, createdAt=job.created_at, id=job.id, status=job.status, model_asset_texture_images=images)
 
     # -- image generations ------------------------------------------------------------
 
+    def _arg(self, call: Call, key: str) -> Any:
+        return _opt(call.body, key, self.spec.body_default(call.operation, key))
+
     def _size_and_count(self, call: Call) -> Tuple[int, int, int]:
         """(width, height, num_images) of a POST /generations body, or the API's 400."""
-        body, default = call.body, functools.partial(self.spec.body_default, call.operation)
-        if len(body["prompt"]) > 1500:
+        if len(call.body["prompt"]) > 1500:
             raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
-        width, height = _opt(body, "width", default("width")), _opt(body, "height", default("height"))
+        width, height = self._arg(call, "width"), self._arg(call, "height")
         if any(not 32 <= side <= 1536 or side % 8 for side in (width, height)):
             raise ApiError(400, "invalid dimensions", "unexpected")
-        count = _opt(body, "num_images", default("num_images"))
+        count = self._arg(call, "num_images")
         if count < 1:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
         if count > (4 if width > 768 or height > 768 else 8):
@@ -251,7 +273,6 @@ class Api:
         elements = enumerate(body.get("elements") or [], start=1)
         fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
         job = self._new_job(self.generations, fields, counted=True)
-        fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
         return _created("sdGenerationJob", generationId=job.id)
 
@@ -293,7 +314,7 @@ class Api:
         fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, sdVersion="v1_5",
                         scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
-        fields["seed"], video_id = _seed_for(job.id), str(uuid.uuid4())
+        video_id = str(uuid.uuid4())
         path = self._cdn_path(job, video_id)
         self.assets[path + ".png"] = self.assets[still]
         self.assets[path + ".mp4"] = ("video/mp4", functools.partial(render_mp4, video_id))
@@ -316,11 +337,10 @@ class Api:
         fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
                         imageWidth=_opt(params, "width", default["width"] or 1024),
                         imageHeight=_opt(params, "height", default["height"] or 1024),
-                        public=_opt(call.body, "public", False))
+                        public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, counted=True)
-        fields["seed"] = _opt(params, "seed", _seed_for(job.id))
         self._add_images(job, count, video_model=model if video else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
@@ -355,26 +375,26 @@ class Api:
     def upload_init_image(self, call: Call) -> Dict[str, Any]:
         """POST /init-image: where and how to upload the file (fields is a JSON string)."""
         extension = call.body["extension"]
-        if extension not in s3.EXTENSIONS:
+        if extension not in EXTENSIONS:
             raise ApiError(400, "invalid file extension", "unexpected")
         image_id = str(uuid.uuid4())
         key = "users/%s/initImages/%s.%s" % (self.fake.user_id, image_id, extension)
-        image = InitImage(image_id, self.account.clock(), timestamp(), s3.presigned_fields(key, extension))
+        image = InitImage(image_id, self.account.clock(), timestamp(), presigned_fields(key, extension))
         self.init_images[image_id] = image
-        url = "%s/s3/%s" % (self.fake.root_url, s3.BUCKET)
+        url = "%s/s3/%s" % (self.fake.root_url, BUCKET)
         return {"uploadInitImage": {"id": image_id, "fields": json.dumps(image.fields), "key": key, "url": url}}
 
     def s3_upload(self, request: RecordedRequest) -> Answer:
         """The presigned POST to the bucket: every field as given, the file last, no key."""
         if request.method != "POST":
-            raise s3.S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
-        parts = s3.form_parts(request)
+            raise S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
+        parts = form_parts(request)
         with self.lock:
             key = dict(parts).get("key", b"").decode("utf-8", "replace")
             image = next((i for i in self.init_images.values() if i.fields["key"] == key), None)
             if image is None:
-                raise s3.policy_failed("key")
-            data = s3.check_form(request, parts, image.fields, self.account.clock() - image.created)
+                raise policy_failed("key")
+            data = check_form(request, parts, image.fields, self.account.clock() - image.created)
             self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
             self.sources[image.id] = ("", image.path, 256, 256)
             image.uploaded = True
@@ -396,7 +416,6 @@ class Api:
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
         job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
-        job.fields["seed"] = _opt(fields, "seed", _seed_for(job.id))
         for kind in _TEXTURE_TYPES:
             image_id = str(uuid.uuid4())
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
@@ -426,7 +445,7 @@ class Api:
         for key in ("imageDataUrl", "maskDataUrl"):
             if not body.get(key, "data:image/").startswith("data:image/"):
                 raise invalid("%s must be a base64 data URL starting with data:image/" % key, "bad-request")
-        width, height = _opt(body, "width", 512), _opt(body, "height", 512)
+        width, height = self._arg(call, "width"), self._arg(call, "height")
         if width not in _LCM_SIZES or height not in _LCM_SIZES:
             raise ApiError(400, "invalid dimensions", "unexpected")
         png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
@@ -450,3 +469,140 @@ def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str,
     lora = dict(akUUID=ak_uuid, baseModel=sd_version, description="Fake element %s" % ak_uuid,
                 name="Element %s" % ak_uuid[:8], urlImage=None, weightDefault=1, weightMax=2, weightMin=-1)
     return {"id": number, "weightApplied": _opt(element, "weight", 1.0), "lora": lora}
+
+
+# -- the S3 bucket ------------------------------------------------------------------------
+
+
+class S3Error(ApiError):
+    """An error of the bucket, answered as S3's XML: S3Error(status, message, code)."""
+
+    def answer(self) -> Answer:
+        xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
+        return Answer(self.status, (xml % (self.code, self.message)).encode("utf-8"), "application/xml")
+
+
+def policy_failed(field: str) -> S3Error:
+    return S3Error(403, 'Invalid according to Policy: Policy Condition failed: ["eq", "$%s"]' % field, "AccessDenied")
+
+
+def presigned_fields(key: str, extension: str) -> Dict[str, str]:
+    """The form fields of a presigned POST for key (the signature is made up)."""
+    now = datetime.now(timezone.utc)
+    policy = {"expiration": now.isoformat(), "conditions": [{"bucket": BUCKET}, {"key": key}]}
+    return {
+        "Content-Type": EXTENSIONS[extension],
+        "bucket": BUCKET,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": "FAKEACCESSKEY/%s/us-east-1/s3/aws4_request" % now.strftime("%Y%m%d"),
+        "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
+        "key": key,
+        "Policy": base64.b64encode(json.dumps(policy).encode("utf-8")).decode("ascii"),
+        "X-Amz-Signature": hashlib.sha256(key.encode("utf-8")).hexdigest(),
+    }
+
+
+def form_parts(request: RecordedRequest) -> List[Tuple[str, bytes]]:
+    """The (name, value) parts of a multipart/form-data body, in order."""
+    content_type = request.headers.get("Content-Type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise S3Error(412, "Bucket POST must be of the enclosure-type multipart/form-data", "PreconditionFailed")
+    message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + request.body)
+    if not message.is_multipart():
+        raise S3Error(400, "The body of your POST request is not well-formed multipart/form-data",
+                      "MalformedPOSTRequest")
+    parts = cast(List[Message], message.get_payload())
+    return [(str(p.get_param("name", header="content-disposition")), cast(bytes, p.get_payload(decode=True)))
+            for p in parts]
+
+
+def check_form(request: RecordedRequest, parts: List[Tuple[str, bytes]], fields: Dict[str, str], age: float) -> bytes:
+    """The uploaded file, once the form is checked as S3 checks a presigned POST."""
+    if "Authorization" in request.headers:
+        raise S3Error(403, "Requests to a presigned POST URL must not carry an Authorization header", "AccessDenied")
+    if age > EXPIRY:
+        raise S3Error(403, "Invalid according to Policy: Policy expired.", "AccessDenied")
+    if not parts or parts[-1][0] != "file" or [name for name, _ in parts].count("file") != 1:
+        raise S3Error(400, "POST requires exactly one file upload per request, as the last field", "InvalidArgument")
+    sent = {name: value.decode("utf-8", "replace") for name, value in parts[:-1]}
+    for name in sorted(set(fields) | set(sent)):
+        if sent.get(name) != fields.get(name):
+            raise policy_failed(name)
+    return parts[-1][1]
+
+
+# -- the webhook ---------------------------------------------------------------------------
+
+
+def check_settings(url: Optional[str], key: Optional[str]) -> None:
+    """Refuse a webhook URL that is not http(s) on a loopback address, or no key a header can carry."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
+        raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
+    if not isinstance(key, str) or not key.strip() or not is_header_text(key):
+        raise ValueError("webhook_url needs a webhook_api_key of printable ASCII (it goes in a header)")
+
+
+def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
+    """The image_generation.complete body for a generation object of GET /generations/{id}."""
+    user, now = fake.user_id, timestamp()
+    images = [
+        dict(id=i["id"], createdAt=now, updatedAt=now, userId=user, url=i["url"], generationId=g["id"], nobgId=None,
+             nsfw=False, likeCount=0, trendingScore=0, public=g["public"])
+        for i in g["generated_images"]
+    ]
+    api_key = dict(id="fake-api-key-id", createdAt=g["createdAt"], userId=user, key=fake.api_key, lastUsed=now,
+                   name="FakeLeonardo", type="PRODUCTION", webhookCallbackUrl=fake.webhook_url,
+                   webhookCallbackApiKey=fake.webhook_api_key)
+    data = dict(dict.fromkeys(_UNKNOWN), **{k: g[k] for k in _AS_IN_GET}, **_CONSTANT)
+    data.update(id=g["id"], createdAt=g["createdAt"], updatedAt=now, userId=user, seed=str(g["seed"]),
+                negativePrompt=g["negativePrompt"] or "", quantity=len(images), promptMagic=bool(g["promptMagic"]),
+                photoReal=bool(g["photoReal"]), model=dict(id=g["modelId"], name=g["modelId"]), images=images,
+                apiKey=api_key)
+    return dict(type="image_generation.complete", object="generation", timestamp=int(time.time() * 1000),
+                api_version="v1", data={"object": data})
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect fails the delivery: the key is never sent on to another host
+
+
+class Deliverer(threading.Thread):
+    """Looks for finished generations every WEBHOOK_TICK seconds and POSTs their payloads, one at a time."""
+
+    def __init__(self, fake: FakeLeonardo, api: Api) -> None:
+        super().__init__(name="FakeLeonardo-webhooks", daemon=True)
+        self.fake, self.api = fake, api
+        self.stopping = threading.Event()
+        self.give_up_at = math.inf  # set by stop(): deliveries still due then get WEBHOOK_TIMEOUT more
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())  # loopback: no proxy
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:  # one more round after stop(): what completed before it is sent
+            stopping = self.stopping.wait(WEBHOOK_TICK)
+            with self.api.lock:
+                self.api.advance()
+                outbox, self.api.outbox = self.api.outbox, []
+            for body in outbox:
+                self.deliver(body)
+
+    def deliver(self, body: Dict[str, Any]) -> None:
+        if time.monotonic() > self.give_up_at:
+            self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
+            return
+        headers = {"authorization": "Bearer %s" % self.fake.webhook_api_key, "content-type": "application/json"}
+        request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
+        try:
+            with self.opener.open(request, timeout=WEBHOOK_TIMEOUT) as response:
+                response.read()
+        except Exception as exc:  # any failure is the receiver's: record it, go on
+            self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
+
+    def stop(self) -> None:
+        self.give_up_at = time.monotonic() + WEBHOOK_TIMEOUT
+        self.stopping.set()
+        self.join()

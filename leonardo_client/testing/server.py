@@ -156,9 +156,10 @@ class Fault:
         return answer
 
 
-class Server(http.server.ThreadingHTTPServer):
-    """A ThreadingHTTPServer that counts connections and closes all of them at stop(). Its
-    threads are daemons (a fake left running never blocks exit), so close_all() joins them."""
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """A threading TCP server (not http.server's HTTPServer: its server_bind() calls socket.getfqdn(),
+    which may query DNS) that counts connections and closes all of them at stop(). Its threads are
+    daemons (a fake left running never blocks exit), so close_all() joins them."""
 
     allow_reuse_address = True
 
@@ -169,11 +170,6 @@ class Server(http.server.ThreadingHTTPServer):
         self._workers: Set[threading.Thread] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), which may query DNS: skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
         worker = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)

@@ -23,7 +23,7 @@ _RENAMED = {"getUserSelf": "get_user_info", "getModels": "get_models_v2"}
 
 # The spec marks nothing required on POST /generations-texture, yet the API refuses a body
 # without prompt or modelAssetId: there, non-nullable properties are treated as required.
-_NON_NULLABLE_IS_REQUIRED = {"createTextureGeneration"}
+_NON_NULLABLE_IS_REQUIRED = {"create_texture_generation"}
 
 _TYPES: Dict[str, Tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,), "object": (dict,)
@@ -42,7 +42,6 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
 
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
-    """The bundled spec, parsed once."""
     return json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
@@ -57,7 +56,6 @@ class Operation:
     """One (method, path) of the spec."""
 
     name: str  # the handler's name
-    operation_id: str
     body: Optional[Dict[str, Any]]  # the request body's schema
     query: Dict[str, Dict[str, Any]]  # query parameter name -> schema
 
@@ -80,7 +78,7 @@ class Spec:
         snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op["operationId"]).lower()
         body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         query = {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
-        return Operation(_RENAMED.get(op["operationId"], snake), op["operationId"], body, query)
+        return Operation(_RENAMED.get(op["operationId"], snake), body, query)
 
     def is_api(self, path: str) -> bool:
         return any(path == root or path.startswith(root + "/") for root in self.roots)
@@ -121,7 +119,7 @@ class Spec:
         schema = operation.body or {"type": "object"}
         if not isinstance(body, dict):
             raise invalid("expected an object, but found %s" % json_type(body))
-        if operation.operation_id in _NON_NULLABLE_IS_REQUIRED:
+        if operation.name in _NON_NULLABLE_IS_REQUIRED:
             props = schema["properties"]
             schema = dict(schema, required=[k for k in props if not self.resolve(props[k]).get("nullable")])
         self.check(schema, body, ())
