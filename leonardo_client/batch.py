@@ -453,26 +453,19 @@ def run_batch(
         LeonardoError: the account could not be read, or the API refused the key.
     """
     batch_items = _as_items(items)
-    _check_options(out_dir, concurrency, posts_per_minute, on_progress, item_timeout)
-    _files.make_folder(out_dir)
-    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
-    try:
-        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
-    finally:
-        engine.journal.close()
-
-
-def _check_options(
-    out_dir: Any, concurrency: Any, posts_per_minute: Any, on_progress: Any, item_timeout: Any
-) -> None:
-    """run_batch's options, checked as Client checks its own: before anything is sent."""
-    _files.check_path(out_dir, "out_dir")
+    _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
     if concurrency is not None:
         _client.check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
     _client.check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
     _client.check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
+    _files.make_folder(out_dir)
+    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
+    try:
+        return engine.run(concurrency, retry_failed, resubmit_ambiguous)
+    finally:
+        engine.journal.close()
 
 
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
