@@ -780,13 +780,8 @@ class _Engine:
         for item in due:
             del self.reconcile_at[item.index]
         self.reconciling = True
-        oldest = min(item.since for item in due) - CLOCK_SKEW
-        self.spawn("reconcile", partial(self.listing, oldest), partial(self.reconciled, due))
-
-    def listing(self, oldest: float) -> Tuple[List[Dict[str, Any]], Any, float]:
-        """_list_since()'s answer, and the time it was read."""
-        listed, complete = _list_since(self.client, self.user_id, oldest)
-        return listed, complete, time.time()
+        listing = partial(_list_since, self.client, self.user_id, min(item.since for item in due) - CLOCK_SKEW)
+        self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due))  # and its time
 
     def reconciled(self, due: List[_Item], result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
