@@ -470,7 +470,6 @@ def run_batch(
 
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
 _Done = Callable[[Any, Optional[BaseException]], None]
-_Event = Tuple[str, _Done, Any, Optional[BaseException]]
 
 
 class _Engine:
@@ -493,7 +492,7 @@ class _Engine:
         self.journal = _Journal(out_dir, _digest(items), len(items))
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
-        self.events: "queue.Queue[_Event]" = queue.Queue()
+        self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
         self.poll_at = self.started + FIRST_POLL
         self.poll_gap = FIRST_POLL
