@@ -498,7 +498,7 @@ class _Engine:
         self.poll_gap = FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
         self.pause = DEFAULT_PAUSE
-        self.job_times: List[float] = []  # the last 20 times from POST to COMPLETE
+        self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
@@ -880,8 +880,7 @@ class _Engine:
                 continue
             if status == "COMPLETE" and generation.get("generated_images"):
                 self.finished[item.index] = generation
-                job_time = time.monotonic() - (item.first_seen or self.started)
-                self.job_times = (self.job_times + [job_time])[-20:]
+                self.job_times.append(time.monotonic() - (item.first_seen or self.started))
             elif status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
             elif status in ("FAILED", "MISSING"):
