@@ -1005,7 +1005,7 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         for image in generation.get("generated_images") or []
         if isinstance(image, Mapping)
     ]
-    return {"id": generation.get("id"), "status": generation.get("status"), "seed": generation.get("seed"), "generated_images": images}
+    return dict({k: generation.get(k) for k in ("id", "status", "seed")}, generated_images=images)
 
 
 def _never_sent(error: BaseException) -> bool:
