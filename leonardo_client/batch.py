@@ -555,15 +555,9 @@ class _Engine:
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
-        return {
-            "total": len(self.items),
-            "complete": len(self.members["complete"]),
-            "failed": len(self.members["failed"]),
-            "ambiguous": len(self.members["ambiguous"]),
-            "images": self.images,
-            "credits": {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12},
-            "done_this_run": self.done_this_run,
-        }
+        counts: Dict[str, Any] = {state: len(self.members[state]) for state in ("complete", "failed", "ambiguous")}
+        spent = {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
+        return dict(counts, total=len(self.items), images=self.images, credits=spent, done_this_run=self.done_this_run)
 
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
         if self.on_progress is not None:
