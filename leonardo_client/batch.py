@@ -453,7 +453,13 @@ def run_batch(
         LeonardoError: the account could not be read, or the API refused the key.
     """
     batch_items = _as_items(items)
-    _check_options(out_dir, concurrency, posts_per_minute, on_progress, item_timeout)
+    _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
+    if concurrency is not None:
+        _client.check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
+    _client.check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
+    _client.check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
     try:
@@ -462,22 +468,8 @@ def run_batch(
         engine.journal.close()
 
 
-def _check_options(
-    out_dir: Any, concurrency: Any, posts_per_minute: Any, on_progress: Any, item_timeout: Any
-) -> None:
-    """run_batch's options, checked as Client checks its own: before anything is sent."""
-    _files.check_path(out_dir, "out_dir")
-    if concurrency is not None:
-        _client.check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
-    _client.check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
-    _client.check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
-    if on_progress is not None and not callable(on_progress):
-        raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
-
-
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
 _Done = Callable[[Any, Optional[BaseException]], None]
-_Event = Tuple[str, _Done, Any, Optional[BaseException]]
 
 
 class _Engine:
@@ -500,13 +492,13 @@ class _Engine:
         self.journal = _Journal(out_dir, _digest(items), len(items))
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
-        self.events: "queue.Queue[_Event]" = queue.Queue()
+        self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
         self.poll_at = self.started + FIRST_POLL
         self.poll_gap = FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
         self.pause = DEFAULT_PAUSE
-        self.job_times: List[float] = []  # the last 20 times from POST to COMPLETE
+        self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
@@ -563,15 +555,9 @@ class _Engine:
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
-        return {
-            "total": len(self.items),
-            "complete": len(self.members["complete"]),
-            "failed": len(self.members["failed"]),
-            "ambiguous": len(self.members["ambiguous"]),
-            "images": self.images,
-            "credits": {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12},
-            "done_this_run": self.done_this_run,
-        }
+        counts: Dict[str, Any] = {state: len(self.members[state]) for state in ("complete", "failed", "ambiguous")}
+        spent = {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
+        return dict(counts, total=len(self.items), images=self.images, credits=spent, done_this_run=self.done_this_run)
 
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
         if self.on_progress is not None:
@@ -787,13 +773,8 @@ class _Engine:
         for item in due:
             del self.reconcile_at[item.index]
         self.reconciling = True
-        oldest = min(item.since for item in due) - CLOCK_SKEW
-        self.spawn("reconcile", partial(self.listing, oldest), partial(self.reconciled, due))
-
-    def listing(self, oldest: float) -> Tuple[List[Dict[str, Any]], Any, float]:
-        """_list_since()'s answer, and the time it was read."""
-        listed, complete = _list_since(self.client, self.user_id, oldest)
-        return listed, complete, time.time()
+        listing = partial(_list_since, self.client, self.user_id, min(item.since for item in due) - CLOCK_SKEW)
+        self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due))  # and its time
 
     def reconciled(self, due: List[_Item], result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
@@ -893,8 +874,7 @@ class _Engine:
                 continue
             if status == "COMPLETE" and generation.get("generated_images"):
                 self.finished[item.index] = generation
-                job_time = time.monotonic() - (item.first_seen or self.started)
-                self.job_times = (self.job_times + [job_time])[-20:]
+                self.job_times.append(time.monotonic() - (item.first_seen or self.started))
             elif status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
             elif status in ("FAILED", "MISSING"):
@@ -1019,7 +999,7 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         for image in generation.get("generated_images") or []
         if isinstance(image, Mapping)
     ]
-    return {"id": generation.get("id"), "status": generation.get("status"), "seed": generation.get("seed"), "generated_images": images}
+    return dict({k: generation.get(k) for k in ("id", "status", "seed")}, generated_images=images)
 
 
 def _never_sent(error: BaseException) -> bool:
