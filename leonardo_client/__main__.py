@@ -273,7 +273,7 @@ def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
 
 def _my_user_id(client: Client) -> str:
     details = user_details(client.get_user_info())
-    user_id = (details.get("user") or {}).get("id")
+    user_id = details["user"].get("id")
     if not isinstance(user_id, str):
         raise LeonardoError("GET /me answered without a user id")
     return user_id
@@ -300,7 +300,7 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 
 def _me(client: Client, args: argparse.Namespace) -> int:
     details = user_details(client.get_user_info())
-    user = details.get("user") or {}
+    user = details["user"]
     print(f"user id: {user.get('id')}\nusername: {user.get('username')}")
     print(f"concurrency slots: {details.get('apiConcurrencySlots')}")
     for key in ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens"):
@@ -311,7 +311,10 @@ def _me(client: Client, args: argparse.Namespace) -> int:
 def _models(client: Client, args: argparse.Namespace) -> int:
     """One line per available model: the name --model takes (matched by title in the bundled spec), title, id."""
     known = {schema.get("title"): name for name, schema in _v2_model_schemas().items()}
-    for model in client.get_models_v2().get("productionApiAvailableModels") or []:
+    models = client.get_models_v2().get("productionApiAvailableModels") or []
+    if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
+        raise LeonardoError("GET /v2/models answered no list of models")
+    for model in models:
         print(f"{known.get(model.get('name'), '?')}\t{model.get('name')}\t{model.get('id')}")
     return 0
 

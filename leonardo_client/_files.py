@@ -84,11 +84,13 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
 
 
 def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    """The URL and fields of the presigned S3 form in a POST /init-image answer; LeonardoError if unusable."""
+    """The presigned S3 form's URL and fields in a POST /init-image answer with an id; else LeonardoError."""
     try:
         fields = json.loads(upload["fields"])
         if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
             raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
+        if not isinstance(upload["id"], str):
+            raise TypeError(f"id is a {type(upload['id']).__name__}, not a str")
         return check_url(upload["url"]), fields
     except (KeyError, TypeError, ValueError) as exc:
         raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc

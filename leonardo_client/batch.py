@@ -655,7 +655,7 @@ class _Engine:
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
         details = _client.user_details(self.client.get_user_info())
-        user_id = (details.get("user") or {}).get("id")
+        user_id = details["user"].get("id")
         self.user_id: Optional[str] = str(user_id) if user_id else None
         if concurrency is not None:
             return concurrency

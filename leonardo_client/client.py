@@ -393,9 +393,13 @@ class Client:
 
 
 def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
-    """The account in a GET /me answer (``user_details[0]``: ``user.id``, ``apiConcurrencySlots``...), or {}."""
+    """The account in a GET /me answer (``user_details[0]``: ``user``, ``apiConcurrencySlots``...), or {}.
+
+    Its ``user`` (``id``, ``username``) is always a dict: {} when the answer holds none.
+    """
     details = answer.get("user_details")
-    return details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+    found = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+    return found if isinstance(found.get("user"), dict) else {**found, "user": {}}
 
 
 def generation_id(response: Mapping[str, Any]) -> str:

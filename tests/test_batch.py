@@ -255,6 +255,12 @@ def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None
     assert api.calls == []
 
 
+def test_an_account_whose_user_is_not_an_object_still_runs(tmp_path: Any) -> None:
+    api = ApiDouble(slots=2)
+    api.get_user_info = lambda: {"user_details": [{"user": "user-1", "apiConcurrencySlots": 2}]}  # type: ignore[method-assign]
+    assert run(api, PROMPTS[:2], str(tmp_path)).complete == 2  # was an AttributeError
+
+
 # --- running, resuming ------------------------------------------------------------------------
 
 

@@ -114,6 +114,24 @@ def test_me_prints_the_account(fake_in_env: FakeLeonardo, capsys: pytest.Capture
     assert "apiSubscriptionTokens: 100000" in lines
 
 
+@pytest.mark.parametrize(
+    "argv, path, body",
+    [
+        (["me"], "/me", {"user_details": [{"user": "someone"}]}),
+        (["list"], "/me", {"user_details": [{"user": ["someone"]}]}),
+        (["models"], "/api/rest/v2/models", {"productionApiAvailableModels": "flux-dev"}),
+        (["models"], "/api/rest/v2/models", {"productionApiAvailableModels": ["flux-dev"]}),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_one_error_line(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], argv: List[str], path: str, body: Any
+) -> None:
+    fake_in_env.inject(status=200, path=path, body=body)
+    assert cli.main(argv) == (0 if argv == ["me"] else 1)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == (0 if argv == ["me"] else 1), err
+
+
 def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--offline", "models"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
