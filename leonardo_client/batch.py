@@ -691,7 +691,7 @@ class _Engine:
                 self.spawn("download", download, partial(self.downloaded, item))
         if not self.polling and now >= self.poll_at:
             self.start_poll(now)
-        if not self.polling:
+        if not self.polling and self.running(now):  # else poll_at may be past: the loop would spin
             self.next_wake = min(self.next_wake, self.poll_at)
 
     def start_posts(self, now: float) -> None:

@@ -469,6 +469,18 @@ def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
 
 
+def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With no generation running, the poll time stayed in the past: the loop woke every 10 ms.
+    rounds: List[float] = []
+    start_work = batch._Engine.start_work
+    monkeypatch.setattr(batch._Engine, "start_work", lambda engine, now: (rounds.append(now), start_work(engine, now))[1])
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=1.0)]
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    paused = [now for now in rounds if now - rounds[0] < 0.9]  # during the pause after the 429
+    assert len(paused) < 10, len(paused)
+
+
 def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     pauses: List[float] = []
     back_off = batch._Engine.back_off
