@@ -83,10 +83,9 @@ def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: s
         raise ValueError('webhook payload is not {"type": ..., "data": {"object": {...}}}')
     if payload["type"] == "image_generation.complete" and not _documented(generation):
         raise ValueError("image_generation.complete payload has no str id and status, or no images list with urls")
-    api_key = payload["data"]["object"].get("apiKey")
-    for name in _SECRETS if isinstance(api_key, dict) else ():
-        if name in api_key:
-            api_key[name] = REDACTED
+    api_key = generation.get("apiKey")
+    if isinstance(api_key, dict):
+        api_key.update((name, REDACTED) for name in _SECRETS if name in api_key)
     return payload  # type: ignore[no-any-return]
 
 
