@@ -1303,7 +1303,8 @@ def test_account_limits_must_be_whole_numbers(kwargs, error):
      ("completion_delay", math.inf, ValueError), ("completion_delay", "1", TypeError),
      ("fail_rate", "0.5", TypeError), ("fail_rate", 1.5, ValueError), ("concurrency_slots", 0, ValueError),
      ("concurrency_slots", 2.5, TypeError), ("posts_per_minute", 0, ValueError),
-     ("fail_new_generations", "yes", TypeError), ("v2_response_shape", "other", ValueError)],
+     ("fail_new_generations", "yes", TypeError), ("v2_response_shape", "other", ValueError),
+     ("api_key", "k\r\nX-Evil: 1", ValueError)],
 )
 def test_settings_are_checked_when_assigned_too(name, value, error):
     fake = FakeLeonardo()

@@ -31,6 +31,12 @@ def _check_shape(value: Any) -> None:
         raise ValueError('v2_response_shape must be "recipes" or "spec"')
 
 
+def _check_key(value: Any) -> None:
+    # The Client strips its key: one with spaces around could never match.
+    if not isinstance(value, str) or not value or value != value.strip() or not is_header_text(value):
+        raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
+
+
 # The settings checked whenever they are set, in the constructor and after (__setattr__).
 _CHECKS: Dict[str, Callable[[Any], object]] = {
     "completion_delay": delay_range,
@@ -39,6 +45,7 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
     "fail_rate": functools.partial(check_number, "fail_rate", low=0, high=1),
     "fail_new_generations": functools.partial(_check_type, "fail_new_generations", kind=bool),
     "v2_response_shape": _check_shape,
+    "api_key": _check_key,
 }
 
 
@@ -68,9 +75,6 @@ class FakeLeonardo:
         if not is_loopback(host) or ":" in host:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
-        # The Client strips its key: one with spaces around could never match.
-        if not isinstance(api_key, str) or not api_key or api_key != api_key.strip() or not is_header_text(api_key):
-            raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
