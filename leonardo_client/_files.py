@@ -89,9 +89,10 @@ def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
         fields = json.loads(upload["fields"])
         if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
             raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
+        url = check_url(upload["url"])
         if not isinstance(upload["id"], str):
-            raise TypeError(f"id is a {type(upload['id']).__name__}, not a str")
-        return check_url(upload["url"]), fields
+            raise TypeError(f"id is not a str but {type(upload['id']).__name__}")
+        return url, fields
     except (KeyError, TypeError, ValueError) as exc:
         raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
 

@@ -685,10 +685,13 @@ class _Engine:
         self.start_posts(now)
         for index, generation in self.finished.items():
             item = self.items[index]
-            if not item.busy and item.download_tries < DOWNLOAD_TRIES and now >= item.download_at:
-                item.busy = True
-                download = partial(self.download, item, generation)
-                self.spawn("download", download, partial(self.downloaded, item))
+            if item.busy or item.download_tries >= DOWNLOAD_TRIES:
+                continue
+            if now < item.download_at:  # a retry, due then
+                self.next_wake = min(self.next_wake, item.download_at)
+                continue
+            item.busy = True
+            self.spawn("download", partial(self.download, item, generation), partial(self.downloaded, item))
         if not self.polling and now >= self.poll_at:
             self.start_poll(now)
         if not self.polling and self.running(now):  # else poll_at may be past: the loop would spin

@@ -392,9 +392,9 @@ class Client:
 
 
 def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
-    """The account in a GET /me answer (``user_details[0]``: ``user``, ``apiConcurrencySlots``...), or {}.
+    """The account in a GET /me answer (``user_details[0]``: ``user``, ``apiConcurrencySlots``...).
 
-    Its ``user`` (``id``, ``username``) is always a dict: {} when the answer holds none.
+    Its ``user`` (``id``, ``username``) is always a dict, ``{"user": {}}`` when the answer holds none.
     """
     details = answer.get("user_details")
     found = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
