@@ -75,10 +75,11 @@ class FakeLeonardo:
         if not is_loopback(host) or ":" in host:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
+        self.api_key = api_key  # checked first, as are the settings below, by __setattr__
         check_settings(webhook_url, webhook_api_key)
         self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
-        self.api_key, self.completion_delay, self.fail_new_generations = api_key, completion_delay, False
+        self.completion_delay, self.fail_new_generations = completion_delay, False
         self.concurrency_slots, self.posts_per_minute, self.fail_rate = concurrency_slots, posts_per_minute, fail_rate
         self.seed, self.v2_response_shape = seed, v2_response_shape
         self.user_id = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
