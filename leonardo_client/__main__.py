@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
 from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-from .client import API_KEY_ENV, MAX_INT, MAX_SECONDS, MIN_SECONDS, user_details
+from .client import API_KEY_ENV, MAX_INT, MAX_SECONDS, MIN_SECONDS, is_id, user_details
 
 __all__ = ["main", "build_parser"]
 
@@ -272,9 +272,8 @@ def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
 
 
 def _my_user_id(client: Client) -> str:
-    details = user_details(client.get_user_info())
-    user_id = details["user"].get("id")
-    if not isinstance(user_id, str):
+    user_id = user_details(client.get_user_info())["user"].get("id")
+    if not is_id(user_id):  # " " or "..": no URL path can hold it
         raise LeonardoError("GET /me answered without a user id")
     return user_id
 

@@ -363,6 +363,8 @@ class Client:
             elapsed = time.monotonic() - started
             if not isinstance(found, dict):
                 raise LeonardoError(f"no {what} with id {id!r} (the API answered {key}: null)")
+            if found.get("id", id) != id:
+                raise LeonardoError(f"asked for {what} {id!r}, the API answered {what} {found['id']!r}", body=found)
             status = str(found.get("status"))
             if on_poll is not None:
                 on_poll(status, elapsed)
@@ -413,7 +415,7 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
         raise TypeError(f"response must be a dict, not {type(response).__name__}")
     for job_key, id_key in CREATE_JOBS:
         job = response.get(job_key) if job_key else response
-        if isinstance(job, Mapping) and isinstance(job.get(id_key), str) and job[id_key]:
+        if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
     raise LeonardoError(f"no generation id in the response (keys: {', '.join(map(str, response)) or 'none'})")
 
@@ -448,9 +450,17 @@ def _path(*segments: str) -> str:
     The id must be a non-empty str, not "." or ".." (requests would resolve those and climb out).
     """
     *fixed, ident = segments
-    if check_text(_check_type("id", ident, str), "id").strip() in ("", ".", ".."):
+    if not is_id(check_text(_check_type("id", ident, str), "id")):
         raise ValueError(f"invalid id {ident!r}: must be a non-empty string, not '.' or '..'")
     return "/" + "/".join(fixed) + "/" + quote(ident, safe="")
+
+
+def is_id(value: Any) -> bool:
+    """Whether ``value`` can be an id in a URL path: a str of valid text, not blank, "." or ".."."""
+    try:
+        return isinstance(value, str) and check_text(value, "id").strip() not in ("", ".", "..")
+    except ValueError:  # a lone surrogate
+        return False
 
 
 def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int]]:

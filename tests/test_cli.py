@@ -119,6 +119,7 @@ def test_me_prints_the_account(fake_in_env: FakeLeonardo, capsys: pytest.Capture
     [
         (["me"], "/me", {"user_details": [{"user": "someone"}]}),
         (["list"], "/me", {"user_details": [{"user": ["someone"]}]}),
+        (["list"], "/me", {"user_details": [{"user": {"id": ".."}}]}),  # was exit 2, "invalid id"
         (["models"], "/api/rest/v2/models", {"productionApiAvailableModels": "flux-dev"}),
         (["models"], "/api/rest/v2/models", {"productionApiAvailableModels": ["flux-dev"]}),
     ],

@@ -105,6 +105,13 @@ def test_unknown_id_raises_after_one_request(fake: FakeLeonardo, fake_client: Cl
     assert polls(fake, "/generations/") == 1
 
 
+def test_an_answer_about_another_generation_is_an_error(fake: FakeLeonardo, fake_client: Client) -> None:
+    other = create(fake_client)
+    fake.inject(status=200, path="/generations/asked", body=fake_client.get_generation_by_id(other))
+    with pytest.raises(LeonardoError, match=f"asked for generation 'asked', the API answered generation '{other}'"):
+        fake_client.wait_for_generation("asked")  # its images are not the ones asked for
+
+
 def test_timeout_raises_without_sleeping_past_the_deadline(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 30
     generation_id = create(fake_client)
