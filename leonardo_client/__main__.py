@@ -275,7 +275,7 @@ def _my_user_id(client: Client) -> str:
     user_id = user_details(client.get_user_info())["user"].get("id")
     if not is_id(user_id):  # " " or "..": no URL path can hold it
         raise LeonardoError("GET /me answered without a user id")
-    return user_id
+    return str(user_id)
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
