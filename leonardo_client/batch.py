@@ -424,9 +424,10 @@ class _Item:
         if not self.cost or self.state == "failed":
             return "", 0.0
         try:
-            return str(self.cost["unit"]), float(self.cost["amount"])
+            amount = float(self.cost["amount"])
         except (KeyError, TypeError, ValueError):
             return "", 0.0
+        return (str(self.cost["unit"]), amount) if math.isfinite(amount) else ("", 0.0)  # "NaN" would spoil the sum
 
 
 def run_batch(
@@ -656,7 +657,7 @@ class _Engine:
         """The slots to fill; GET /me also gives the user id the listing needs."""
         details = _client.user_details(self.client.get_user_info())
         user_id = details["user"].get("id")
-        self.user_id: Optional[str] = str(user_id) if user_id else None
+        self.user_id: Optional[str] = user_id if _client.is_id(user_id) else None
         if concurrency is not None:
             return concurrency
         slots = details.get("apiConcurrencySlots")
@@ -757,11 +758,14 @@ class _Engine:
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
             job, id_key = _client.create_job(response)
+            generation_id = str(job[id_key])
+            if generation_id in self.by_generation:  # its images would be the other item's
+                owner = self.by_generation[generation_id] + 1
+                raise LeonardoError(f"the API answered the generation id of item #{owner}: {generation_id}")
         except LeonardoError as exc:
             self.record(item, "ambiguous", reason=str(exc))
             self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
             return
-        generation_id = str(job[id_key])
         self.record(item, "submitted", id=generation_id, cost=_cost(job))
         item.check_at = now + FIRST_POLL
         item.first_seen = now
@@ -787,21 +791,21 @@ class _Engine:
         if any(str(g.get("id")) in v2_ids for g in listed):
             self.note_v2_listed()
         for item in due:
-            found = [g for g in listed if str(g.get("id")) not in self.by_generation]
-            found = [g for g in found if _matches(item.item, g, item.since - CLOCK_SKEW)]
+            found, sure = self.candidates(item, listed)
             rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"])
             if error is not None:
                 reason = f"reconciliation failed: {error}"
             elif found and rival:
                 reason = "an ambiguous item with this prompt may own the generation that matches"
-            elif len(found) == 1:
+            elif len(found) == 1 and sure:
                 self.record(item, "submitted", id=str(found[0]["id"]), adopted=True)
                 item.check_at = time.monotonic()
                 found_it = f"found its generation {item.generation_id}; not sent again"
                 self.emit("adopted", item, f"#{item.index + 1}: {found_it}")
                 continue
             elif found:
-                reason = f"{len(found)} generations match: " + ", ".join(str(g["id"]) for g in found)
+                what = f"{len(found)} generations match" if sure else "some generations could not be compared"
+                reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
                 reason = f"could not read the account's generations: {complete}"
             elif read_at - item.since <= self.read_timeout:  # the POST may still be running at the server
@@ -818,6 +822,12 @@ class _Engine:
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+
+    def candidates(self, item: _Item, listed: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]:
+        """The generations no other item claims that are, or may be, ``item``'s; and whether each one surely is."""
+        unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
+        verdicts = [(g, _matches(item.item, g, item.since - CLOCK_SKEW)) for g in unclaimed]
+        return [g for g, verdict in verdicts if verdict is not False], None not in (v for _, v in verdicts)
 
     def _may_share(self, ambiguous: _Item, item: _Item) -> bool:
         """Whether a generation ``ambiguous`` may have made could match ``item``: same prompt, and made
@@ -849,19 +859,26 @@ class _Engine:
             limit = min(100, max(10, 2 * len(ids)))
             try:
                 page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
-                for generation in page.get("generations") or []:
-                    if str(generation.get("id")) in wanted:
-                        found[str(generation["id"])] = dict(_slim(generation), listed=True)
             except LeonardoError:
-                by_id = ids  # check them one by one this round instead
+                page = {}
+            listed = page.get("generations")
+            for generation in listed if isinstance(listed, list) else ():
+                if isinstance(generation, dict) and str(generation.get("id")) in wanted:
+                    found[str(generation["id"])] = dict(_slim(generation), listed=True)
+            by_id = by_id if isinstance(listed, list) else ids  # unread: one by one this round instead
         for generation_id in by_id:
             if generation_id in found:
                 continue
             try:
-                generation = self.client.get_generation_by_id(generation_id).get("generations_by_pk")
+                answer = self.client.get_generation_by_id(generation_id)
             except LeonardoError:
                 continue  # a transient failure: the next round tries again
-            found[generation_id] = _slim(generation) if isinstance(generation, dict) else {"status": "MISSING"}
+            generation = answer.get("generations_by_pk", ())
+            if generation is None:  # the API says there is none
+                found[generation_id] = {"status": "MISSING"}
+            elif isinstance(generation, dict) and str(generation.get("id", generation_id)) == generation_id:
+                found[generation_id] = _slim(generation)
+            # else an answer of another shape, or about another generation: asked again next round
         return found
 
     def polled(self, found: Any, error: Optional[BaseException]) -> None:
@@ -934,41 +951,63 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
     """(The account's generations created after ``oldest``, True), or (those read, why not all).
 
     All is read at the listing's end, or at a whole page older than ``oldest`` if everything read
-    so far came newest first (the order is not documented: otherwise the paging goes on).
+    so far came newest first (the order is not documented: otherwise the paging goes on). An
+    answer or an entry of another shape (no list, not an object, no usable id) is not all read.
     """
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
-    newest_first, decreasing, last = True, False, math.inf  # the order, judged on dated entries
+    unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
     for page_number in range(LISTING_MAX_PAGES):
         try:
             page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=page_number * LISTING_PAGE)
         except LeonardoError as exc:
             return list(seen.values()), exc
-        generations = [g for g in page.get("generations") or [] if isinstance(g, dict) and g.get("id")]
-        times = [_timestamp(g.get("createdAt")) for g in generations]
-        for generation, created in zip(generations, times):
+        entries = page.get("generations")
+        if not isinstance(entries, list):
+            return list(seen.values()), "the listing answered no list of generations"
+        times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
+        for entry, created in zip(entries, times):
             if created is None or created >= oldest:
-                seen.setdefault(str(generation["id"]), generation)
+                if isinstance(entry, dict) and _client.is_id(entry.get("id")):
+                    seen.setdefault(entry["id"], entry)
+                else:
+                    unread += 1
             if created is not None:
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
         all_older = all(t is not None and t < oldest for t in times)
-        if len(generations) < LISTING_PAGE or (newest_first and decreasing and all_older):
-            return list(seen.values()), True
+        if len(entries) < LISTING_PAGE or (newest_first and decreasing and all_older):
+            return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
     return list(seen.values()), f"more than {LISTING_PAGE * LISTING_MAX_PAGES} generations since then"
 
 
-def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> bool:
-    created = _timestamp(generation.get("createdAt"))
-    if created is None or created < after or generation.get("prompt") != item.prompt:
+def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:
+    """Whether ``generation`` is the one ``item`` made; None when it cannot tell (a time or a
+    number written in a form not understood: its silence must not send the item again)."""
+    if generation.get("prompt") != item.prompt:
         return False
     if item.model_id is not None and generation.get("modelId") != item.model_id:
         return False  # a v2 model's name does not appear in the listing: prompt and size decide
+    created = _timestamp(generation.get("createdAt"))
+    if created is not None and created < after:
+        return False
+    sure = created is not None
     for key, value in (("imageWidth", item.width), ("imageHeight", item.height), ("seed", item.seed)):
-        if value is not None and generation.get(key) not in (None, value):
+        listed = _number(generation.get(key))
+        if value is not None and listed is not None and listed != value:
             return False
-    return True
+        sure = sure and (listed is not None or generation.get(key) is None)
+    return True if sure else None
+
+
+def _number(value: Any) -> Union[int, float, None]:
+    """A number the listing wrote as one, or as digits (a bigint seed may come as "905778432"); else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,30}\s*", value):
+        return int(value)
+    return value if isinstance(value, float) and math.isfinite(value) else None
 
 
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?$")

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 import leonardo_client.__main__ as cli
+from leonardo_client.client import _path
 from leonardo_client import Client, LeonardoError
 from leonardo_client import batch
 from leonardo_client.batch import (
@@ -505,6 +506,132 @@ def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:
     with pytest.raises(LeonardoError, match="invalid api key"):
         run(api, PROMPTS, str(tmp_path), concurrency=1)
     assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
+
+
+# --- answers of another shape than the spec's ---------------------------------------------------
+
+
+class Reshaped(ApiDouble):
+    """The listing's and the GET's answers passed through ``listing`` and ``by_id``; the POSTs as the spec says.
+
+    Ids are checked as the Client checks them (" " or ".." is a ValueError before anything is sent).
+    """
+
+    def __init__(self, listing: Any = None, by_id: Any = None) -> None:
+        super().__init__()
+        self.listing, self.by_id = listing or (lambda answer: answer), by_id or (lambda answer, gid: answer)
+        self.saved: List[str] = []
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        _path("generations", "user", user_id)
+        return self.listing(super().get_generations_by_user_id(user_id, limit, offset))  # type: ignore[no-any-return]
+
+    def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+        return self.by_id(super().get_generation_by_id(_path("generations", gid) and gid), gid)  # type: ignore[no-any-return]
+
+    def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+        self.saved.append(result["id"])
+        return super().save_results(result, folder)
+
+
+def entries(change: Any) -> Any:
+    """A listing reshaper: ``change`` applied to a copy of each entry."""
+    return lambda answer: {"generations": [change(dict(g)) for g in answer["generations"]]}
+
+
+SEEDED = [{"prompt": "a red fox", "width": 1024, "height": 768, "seed": 7}]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda g: dict(g, seed=str(g["seed"])), lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 ")],
+)
+def test_reconciliation_reads_numbers_written_as_digits(tmp_path: Any, change: Any) -> None:
+    api = Reshaped(listing=entries(change))  # a bigint seed may come as "905778432"
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    assert run(api, SEEDED, str(tmp_path)).ok and api.calls.count("POST") == 1  # was sent again: billed twice
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        lambda answer: {},  # an empty body
+        lambda answer: {"generations": None},
+        lambda answer: {"generations": {"0": answer["generations"]}},
+        lambda answer: {"generations": [str(g["id"]) for g in answer["generations"]]},
+        entries(lambda g: dict(g, id=None)),  # the spec's uuid is nullable
+        entries(lambda g: dict(g, createdAt=1733356800)),
+        entries(lambda g: dict(g, seed="seven")),
+    ],
+)
+def test_a_listing_of_another_shape_proves_nothing(tmp_path: Any, listing: Any) -> None:
+    api = Reshaped(listing=listing)
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    summary = run(api, SEEDED, str(tmp_path))
+    assert (summary.ambiguous, api.calls.count("POST")) == (1, 1)  # was "never created": sent again
+
+
+def test_an_entry_without_an_id_does_not_end_the_paging() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    first = [{"id": None, "createdAt": now}] + [{"id": f"other-{n}", "createdAt": now} for n in range(49)]
+    pages = [first, [{"id": "ours", "createdAt": now}]]
+
+    class Pages:
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            return {"generations": pages[offset // limit] if offset // limit < len(pages) else []}
+
+    listed, complete = batch._list_since(Pages(), "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert "ours" in [g["id"] for g in listed] and complete == "1 of its entries could not be read"
+
+
+@pytest.mark.parametrize("odd", [{}, {"generations_by_pk": []}])
+def test_a_get_of_another_shape_is_asked_again_not_taken_for_gone(tmp_path: Any, odd: Dict[str, Any]) -> None:
+    answers = [odd] * 3
+    api = Reshaped(by_id=lambda answer, gid: answers.pop() if answers else answer)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok  # was failed: "the generation no longer exists"
+
+
+def test_a_get_about_another_generation_is_not_taken(tmp_path: Any) -> None:
+    image = {"id": "img-0", "url": "https://cdn.invalid/gen-0/0.png"}
+    other = [{"generations_by_pk": {"id": "gen-0", "status": "COMPLETE", "generated_images": [image]}}]
+    api = Reshaped(by_id=lambda answer, gid: other.pop() if other else answer)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.saved == ["gen-1"]  # was gen-0's images
+
+
+def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> None:
+    class SameId(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            answer = super().create_generation(body)
+            answer["sdGenerationJob"]["generationId"] = "gen-1"
+            return answer
+
+    summary = run(SameId(), PROMPTS[:2], str(tmp_path), concurrency=1, item_timeout=5.0)
+    assert (summary.complete, summary.ambiguous) == (1, 1)  # the first was left waiting, the second had its images
+
+
+@pytest.mark.parametrize(
+    "listing", [lambda answer: {"generations": answer["generations"] + ["junk"]}, lambda answer: {"generations": 7}]
+)
+def test_a_poll_listing_of_another_shape_falls_back_to_gets(tmp_path: Any, listing: Any) -> None:
+    api = Reshaped(listing=listing)
+    assert run(api, PROMPTS[:3], str(tmp_path), item_timeout=3.0).ok  # every poll round failed: left pending
+
+
+def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
+    api = Reshaped()
+    api.get_user_info = lambda: {"user_details": [{"user": {"id": " "}, "apiConcurrencySlots": 3}]}  # type: ignore[method-assign]
+    assert run(api, PROMPTS[:3], str(tmp_path), item_timeout=3.0).ok  # every listing failed: left pending
+
+
+def test_a_cost_that_is_no_number_is_left_out_of_the_total(tmp_path: Any) -> None:
+    class NanCost(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            answer = super().create_generation(body)
+            if len(self.generations) == 1:
+                answer["sdGenerationJob"]["cost"]["amount"] = "NaN"
+            return answer
+
+    assert dict(run(NanCost(), PROMPTS[:3], str(tmp_path)).credits) == {"DOLLARS": pytest.approx(0.02)}  # was {}
 
 
 # --- reconciliation ---------------------------------------------------------------------------
