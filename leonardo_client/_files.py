@@ -93,7 +93,7 @@ def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
         if not isinstance(upload["id"], str):
             raise TypeError(f"id is not a str but {type(upload['id']).__name__}")
         return url, fields
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:  # RecursionError: fields nested too deep
         raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
 
 
