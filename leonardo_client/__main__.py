@@ -315,7 +315,8 @@ def _models(client: Client, args: argparse.Namespace) -> int:
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:
-        print(f"{known.get(model.get('name'), '?')}\t{model.get('name')}\t{model.get('id')}")
+        title = model.get("name") if isinstance(model.get("name"), str) else "?"  # a list would be no dict key
+        print(f"{known.get(title, '?')}\t{title}\t{model.get('id')}")
     return 0
 
 

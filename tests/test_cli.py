@@ -139,6 +139,15 @@ def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str
     assert all(row[0] != "?" for row in rows)
 
 
+def test_a_model_name_that_is_no_str_is_shown_as_unknown(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = {"productionApiAvailableModels": [{"name": ["Phoenix 1.0"], "id": "m"}]}
+    fake_in_env.inject(status=200, path="/api/rest/v2/models", body=models)
+    assert cli.main(["models"]) == 0  # was a TypeError (unhashable list): exit 2, bad usage
+    assert capsys.readouterr().out == "?\t?\tm\n"
+
+
 def test_generate_with_model_goes_through_v2(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     argv = ["generate", "a fox", "--model", "phoenix-v1.0", "--num-images", "2", "--width", "512", "--height", "512"]
     assert cli.main(argv + ["--out", str(tmp_path)]) == 0
