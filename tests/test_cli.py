@@ -457,3 +457,16 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     printer = cli._BatchPrinter()
     printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
     assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
+
+
+def test_server_text_on_stderr_cannot_drive_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A status with ESC sequences and a BEL reached the terminal raw: it could clear it, retitle it...
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    line = cli._StatusLine()
+    line.show("g: \x1b[2J\x1b]0;owned\x07WAITING")
+    line.show("g: OK")  # padded over the longer line as shown, escapes and all
+    line.say("\x1b[31m")
+    assert terminal.getvalue() == (
+        "\rg: \\x1b[2J\\x1b]0;owned\\x07WAITING" + "\rg: OK" + " " * 28 + "\r     \r\\x1b[31m\n"
+    )
