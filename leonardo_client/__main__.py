@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
 from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
 from .client import API_KEY_ENV, MAX_INT, MAX_SECONDS, MIN_SECONDS, is_id, user_details
+from .errors import printable
 
 __all__ = ["main", "build_parser"]
 
@@ -183,7 +184,7 @@ def _error(message: object, status: int) -> int:
 
 
 def _say(line: str) -> None:
-    _stderr(f"{PROG}: {line}\n")
+    _stderr(f"{PROG}: {line}")
 
 
 @contextlib.contextmanager
@@ -314,7 +315,8 @@ def _models(client: Client, args: argparse.Namespace) -> int:
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:
-        print(f"{known.get(model.get('name'), '?')}\t{model.get('name')}\t{model.get('id')}")
+        title = model.get("name") if isinstance(model.get("name"), str) else "?"  # a list would be no dict key
+        print(f"{known.get(title, '?')}\t{title}\t{model.get('id')}")
     return 0
 
 
@@ -341,7 +343,8 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     if summary.interrupted:
-        _stderr(f"{summary}\ninterrupted: rerun the same command to resume\n")
+        for line in (*str(summary).splitlines(), "interrupted: rerun the same command to resume"):
+            _stderr(line)
         return 130
     print(summary)
     print(os.path.join(args.out, GALLERY))
@@ -368,17 +371,19 @@ class _StatusLine:
         self.width = 0
 
     def show(self, line: str) -> None:
-        _stderr("\r" + line.ljust(self.width) if self.tty else line + "\n")
-        self.width = len(line) if self.tty else 0
+        if self.tty:  # drawn over the last one, padded to hide what is left of it
+            self.width = _stderr(line, before="\r", end="", width=self.width)
+        else:
+            _stderr(line)
 
     def say(self, line: str) -> None:
         """A line of its own, the status line cleared first (it is drawn again by the next show)."""
-        _stderr(("\r" + " " * self.width + "\r" if self.width else "") + line + "\n")
+        _stderr(line, before="\r" + " " * self.width + "\r" if self.width else "")
         self.width = 0
 
     def close(self) -> None:
         if self.width:
-            _stderr("\n")
+            _stderr("")
             self.width = 0
 
 
@@ -418,12 +423,19 @@ def _bar(progress: BatchProgress) -> str:
     )
 
 
-def _stderr(text: str) -> None:
-    """Text on stderr; nothing when stderr is closed (None when Python started without one): it is not the work."""
+def _stderr(line: str, before: str = "", end: str = "\n", width: int = 0) -> int:
+    """``line`` on stderr, padded to ``width``, between ``before`` and ``end`` (the CLI's own "\\r" and "\\n").
+
+    Every line goes out here: one holding a server's text (a status, an error) gets its non-printable
+    characters escaped (ESC as ``\\x1b``), so that it cannot drive the terminal. Returns the line's width
+    as shown. Nothing is written when stderr is closed (None when Python started without one): it is not the work.
+    """
+    shown = printable(line)
     with contextlib.suppress(OSError, ValueError):
         if sys.stderr is not None:
-            sys.stderr.write(text)
+            sys.stderr.write(before + shown.ljust(width) + end)
             sys.stderr.flush()
+    return len(shown)
 
 
 def _print_json(data: Any) -> int:

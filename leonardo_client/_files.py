@@ -29,6 +29,8 @@ EXTENSIONS = {
 KNOWN_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
 # Where each kind of finished result keeps its files, when a whole GET response is given.
 RESULT_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob")
+# Where a generation or a texture generation lists its files.
+IMAGE_KEYS = ("generated_images", "model_asset_texture_images")
 
 PathLike = Union[str, "os.PathLike[str]"]
 Upload = Union[PathLike, bytes, BinaryIO]  # an image to upload: a path, its bytes, or a binary file
@@ -93,7 +95,7 @@ def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
         if not isinstance(upload["id"], str):
             raise TypeError(f"id is not a str but {type(upload['id']).__name__}")
         return url, fields
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:  # RecursionError: fields nested too deep
         raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
 
 
@@ -191,17 +193,17 @@ def safe_name(value: Any, fallback: str) -> str:
 
 
 def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """(file name without extension, URL) for every file of a result; see Client.save_results."""
-    if not isinstance(result, Mapping):
-        raise TypeError(f"result must be a dict, not {type(result).__name__}")
-    result = next((result[key] for key in RESULT_KEYS if isinstance(result.get(key), Mapping)), result)
+    """(file name without extension, URL) for every file of a result; see Client.save_results.
+
+    ValueError/TypeError for what is no result at all, or one not COMPLETE yet: the caller's mistake.
+    LeonardoError for a result the API got wrong (see _unwrap, _generation_files).
+    """
+    result, wrapped = _unwrap(result)
     if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
         prefix = "lcm-" + safe_name(result.get("requestTimestamp"), "result")
         urls = _entries(result, "imageDataUrl", str)
         files = [(f"{prefix}_{n}", _file_url(url, f"imageDataUrl[{n}]")) for n, url in enumerate(urls)]
-    elif "generated_images" in result or "model_asset_texture_images" in result:
-        if result.get("status") != "COMPLETE":
-            raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
+    elif wrapped or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
@@ -217,7 +219,27 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     return unique
 
 
+def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], bool]:
+    """The result a whole response holds (and True), else ``result`` itself (and False).
+
+    A response holding a RESULT_KEYS key whose value is no object (the API's null...) is an answer with no result.
+    """
+    if not isinstance(result, Mapping):
+        raise TypeError(f"result must be a dict, not {type(result).__name__}")
+    key = next((key for key in RESULT_KEYS if key in result), None)
+    if key is None:
+        return result, False
+    if not isinstance(result[key], Mapping):
+        raise LeonardoError(f"the response's {key} is not a result: {_describe(result[key])}", body=dict(result))
+    return result[key], True
+
+
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it lists none."""
+    if result.get("status") != "COMPLETE":
+        raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
+    if not any(key in result for key in IMAGE_KEYS):
+        raise LeonardoError(f"the COMPLETE result has no {' or '.join(IMAGE_KEYS)}", body=dict(result))
     generation = safe_name(result.get("id"), "generation")
     files = []
     for n, image in enumerate(_entries(result, "generated_images", Mapping)):

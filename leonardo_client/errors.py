@@ -62,7 +62,7 @@ class LeonardoError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        text = " ".join(self.message.split())  # always one line
+        text = printable(" ".join(self.message.split()))  # always one line, and one a terminal only shows
         if self.status_code is not None:
             text = f"HTTP {self.status_code}: {text}"
         if self.method and self.url:
@@ -124,6 +124,14 @@ def redacted_text(response: "requests.Response", key: str) -> str:
 def redact(text: str, key: str) -> str:
     """``text`` with ``key`` replaced by REDACTED (a key too short to be real is left: see MIN_SECRET_LENGTH)."""
     return text.replace(key, REDACTED) if len(key) >= MIN_SECRET_LENGTH else text
+
+
+def printable(text: str) -> str:
+    """``text`` with its non-printable characters (ESC, BEL, a line break, DEL, a bidi override, a lone
+    surrogate...) escaped as Python escapes them, ``\\x1b``: text a server sent cannot drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 def without_userinfo(url: str) -> str:

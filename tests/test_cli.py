@@ -140,6 +140,15 @@ def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str
     assert all(row[0] != "?" for row in rows)
 
 
+def test_a_model_name_that_is_no_str_is_shown_as_unknown(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = {"productionApiAvailableModels": [{"name": ["Phoenix 1.0"], "id": "m"}]}
+    fake_in_env.inject(status=200, path="/api/rest/v2/models", body=models)
+    assert cli.main(["models"]) == 0  # was a TypeError (unhashable list): exit 2, bad usage
+    assert capsys.readouterr().out == "?\t?\tm\n"
+
+
 def test_generate_with_model_goes_through_v2(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     argv = ["generate", "a fox", "--model", "phoenix-v1.0", "--num-images", "2", "--width", "512", "--height", "512"]
     assert cli.main(argv + ["--out", str(tmp_path)]) == 0
@@ -449,3 +458,16 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     printer = cli._BatchPrinter()
     printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
     assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
+
+
+def test_server_text_on_stderr_cannot_drive_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A status with ESC sequences and a BEL reached the terminal raw: it could clear it, retitle it...
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    line = cli._StatusLine()
+    line.show("g: \x1b[2J\x1b]0;owned\x07WAITING")
+    line.show("g: OK")  # padded over the longer line as shown, escapes and all
+    line.say("\x1b[31m")
+    assert terminal.getvalue() == (
+        "\rg: \\x1b[2J\\x1b]0;owned\\x07WAITING" + "\rg: OK" + " " * 28 + "\r     \r\\x1b[31m\n"
+    )

@@ -301,6 +301,13 @@ def test_str_is_one_line_with_status_message_and_request():
     assert err.message == "first\nsecond\r\n\tthird  "  # the attribute keeps the text as given
 
 
+def test_str_escapes_what_would_drive_a_terminal():
+    # A server's ESC sequences, BEL, DEL or bidi override reached the terminal raw (clear it, retitle it...).
+    message = "bad\x1b[31m red \x1b]0;title\x07\x7f \u202eé"
+    assert str(LeonardoError(message, status_code=400)) == "HTTP 400: bad\\x1b[31m red \\x1b]0;title\\x07\\x7f \\u202eé"
+    assert LeonardoError(message).message == message
+
+
 def test_repr():
     assert repr(LeonardoError("m", status_code=404)) == "LeonardoError(status_code=404, message='m')"
 

@@ -389,6 +389,22 @@ def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocke
     assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
 
 
+@pytest.mark.parametrize(
+    "answer, where",
+    [({"lcmGenerationJob": None}, "lcmGenerationJob is not a result: NoneType"),  # the spec allows that null
+     ({"lcmGenerationJob": ["data:image/png;base64,AAAA"]}, "lcmGenerationJob is not a result: a list"),
+     ({"generations_by_pk": None}, "generations_by_pk is not a result"),
+     ({"generations_by_pk": {"id": "g", "status": "COMPLETE"}}, "COMPLETE result has no generated_images"),
+     ({"id": "g", "status": "COMPLETE"}, "COMPLETE result has no generated_images")],  # wait_for_generation's
+)
+def test_an_answer_holding_no_usable_result_is_a_leonardo_error(mocked, mock_client, tmp_path, answer, where):
+    # These came from the API, not from the caller: they were a ValueError, which the CLI's generate
+    # reported as bad usage (exit 2) after the credits were spent.
+    with pytest.raises(LeonardoError, match=where):
+        mock_client.save_results(answer, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
+
+
 @pytest.mark.parametrize("urls", [[5], [None], ["data:image/png;base64,AAAA", {"url": "x"}], "data:image/png;base64,AAAA"])
 def test_an_lcm_result_with_unusable_data_urls_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, urls):
     with pytest.raises(LeonardoError, match="imageDataUrl"):

@@ -177,14 +177,15 @@ def test_s3_refusal_is_a_leonardo_error_with_s3s_own_words(mocked: responses.Req
 
 @pytest.mark.parametrize(
     "upload",
-    [{"id": "i", "fields": fields, "url": S3} for fields in ("not json", '["abc"]', "5", '"text"')]
+    [{"id": "i", "fields": fields, "url": S3} for fields in ("not json", '["abc"]', "5", '"text"', "[" * 100000)]
     + [{"fields": "{}", "url": S3}, {"id": 5, "fields": "{}", "url": S3}],
 )
 def test_an_upload_answer_without_a_form_is_a_clear_error(
     mocked: responses.RequestsMock, mock_client: Client, upload: Dict[str, Any]
 ) -> None:
     # JSON that is not an object used to end in a bare ValueError or TypeError from requests; an
-    # answer without the image's id, in a KeyError once the image was uploaded.
+    # answer without the image's id, in a KeyError once the image was uploaded; fields nested too
+    # deep for the parser, in a RecursionError.
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
     with pytest.raises(LeonardoError, match="no usable upload form"):
         mock_client.upload_init_image(PNG, "png")
