@@ -301,10 +301,11 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 def _me(client: Client, args: argparse.Namespace) -> int:
     details = user_details(client.get_user_info())
     user = details["user"]
-    print(f"user id: {user.get('id')}\nusername: {user.get('username')}")
-    print(f"concurrency slots: {details.get('apiConcurrencySlots')}")
+    _print_fields("user id:", user.get("id"), separator=" ")
+    _print_fields("username:", user.get("username"), separator=" ")
+    _print_fields("concurrency slots:", details.get("apiConcurrencySlots"), separator=" ")
     for key in ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens"):
-        print(f"{key}: {details.get(key)}")
+        _print_fields(f"{key}:", details.get(key), separator=" ")
     return 0
 
 
@@ -316,13 +317,18 @@ def _models(client: Client, args: argparse.Namespace) -> int:
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:
         title = model.get("name") if isinstance(model.get("name"), str) else "?"  # a list would be no dict key
-        print(f"{known.get(title, '?')}\t{title}\t{model.get('id')}")
+        _print_fields(known.get(title, "?"), title, model.get("id"))
     return 0
 
 
 def _upload(client: Client, args: argparse.Namespace) -> int:
-    print(client.upload_init_image(args.path)["id"])
+    _print_fields(client.upload_init_image(args.path)["id"])
     return 0
+
+
+def _print_fields(*fields: Any, separator: str = "\t") -> None:
+    """One line of a server's values on stdout, each escaped as on stderr (see errors.printable)."""
+    print(separator.join(printable(str(field)) for field in fields))
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:

@@ -460,6 +460,13 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
 
 
+def test_server_text_on_stdout_cannot_drive_the_terminal(fake_in_env: FakeLeonardo, capsys: Any) -> None:
+    user = {"id": "u", "username": "\x1b]0;owned\x07"}
+    fake_in_env.inject(status=200, path="/me", body={"user_details": [{"user": user}]})
+    assert cli.main(["me"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["user id: u", "username: \\x1b]0;owned\\x07"]
+
+
 def test_server_text_on_stderr_cannot_drive_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     # A status with ESC sequences and a BEL reached the terminal raw: it could clear it, retitle it...
     terminal = Terminal()
