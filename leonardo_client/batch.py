@@ -994,10 +994,12 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Op
         return False
     sure = created is not None
     for key, value in (("imageWidth", item.width), ("imageHeight", item.height), ("seed", item.seed)):
-        listed = _number(generation.get(key))
-        if value is not None and listed is not None and listed != value:
+        if value is None or generation.get(key) is None:
+            continue  # the item leaves it to the API, or the listing does not show it
+        listed = _number(generation[key])
+        if listed is not None and listed != value:
             return False
-        sure = sure and (listed is not None or generation.get(key) is None)
+        sure = sure and listed is not None
     return True if sure else None
 
 

@@ -552,6 +552,12 @@ def test_reconciliation_reads_numbers_written_as_digits(tmp_path: Any, change: A
     assert run(api, SEEDED, str(tmp_path)).ok and api.calls.count("POST") == 1  # was sent again: billed twice
 
 
+def test_a_value_the_item_leaves_to_the_api_is_not_compared(tmp_path: Any) -> None:
+    api = Reshaped(listing=entries(lambda g: dict(g, seed="seven")))
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    assert run(api, [{"prompt": "a red fox"}], str(tmp_path)).ok and api.calls.count("POST") == 1  # adopted
+
+
 @pytest.mark.parametrize(
     "listing",
     [
