@@ -362,7 +362,8 @@ class Client:
             found = fetch(id).get(key)
             elapsed = time.monotonic() - started
             if not isinstance(found, dict):
-                raise LeonardoError(f"no {what} with id {id!r} (the API answered {key}: null)")
+                answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
+                raise LeonardoError(f"no {what} with id {id!r} (the API answered {key}: {answered})")
             if found.get("id", id) != id:
                 raise LeonardoError(f"asked for {what} {id!r}, the API answered {what} {found['id']!r}", body=found)
             status = str(found.get("status"))

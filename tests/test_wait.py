@@ -105,6 +105,12 @@ def test_unknown_id_raises_after_one_request(fake: FakeLeonardo, fake_client: Cl
     assert polls(fake, "/generations/") == 1
 
 
+def test_an_answer_of_another_shape_says_so(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.inject(status=200, path="/generations/g-1", body={"generations_by_pk": [{"id": "g-1"}]})
+    with pytest.raises(LeonardoError, match=r"no generation with id 'g-1' \(the API answered generations_by_pk: a JSON list"):
+        fake_client.wait_for_generation("g-1")  # it said "null"
+
+
 def test_an_answer_about_another_generation_is_an_error(fake: FakeLeonardo, fake_client: Client) -> None:
     other = create(fake_client)
     fake.inject(status=200, path="/generations/asked", body=fake_client.get_generation_by_id(other))
