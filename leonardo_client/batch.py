@@ -46,6 +46,7 @@ JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
+LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 10,000 generations back
 FIRST_POLL = 0.25  # seconds; poll rounds grow 1.5x until a job time has been observed
 MAX_POLL = 5.0
@@ -300,6 +301,7 @@ class _Journal:
 
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
+        self._writing = threading.Lock()
         try:
             self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
@@ -358,12 +360,13 @@ class _Journal:
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
         data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
         try:
-            while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
-                written = self._file.write(data)
-                if not written:  # never for a regular file, but asking again would loop forever
-                    raise OSError("nothing was written")
-                data = data[written:]
-            os.fsync(self._file.fileno())
+            with self._writing:  # the main thread, and workers journaling the time a POST is sent
+                while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
+                    written = self._file.write(data)
+                    if not written:  # never for a regular file, but asking again would loop forever
+                        raise OSError("nothing was written")
+                    data = data[written:]
+                os.fsync(self._file.fileno())
         except OSError as exc:  # nothing is acted on that the journal does not hold whole
             raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
 
@@ -379,7 +382,7 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
     if state == "submitting":
-        return isinstance(record.get("t"), (int, float))
+        return all(isinstance(record.get(key, 0.0), (int, float)) for key in ("t", "rt")) and "t" in record
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
@@ -395,7 +398,8 @@ class _Item:
     state: str = "planned"
     generation_id: Optional[str] = None
     cost: Optional[Dict[str, Any]] = None
-    since: float = 0.0  # wall-clock time of the last "submitting"
+    since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
+    read_timeout: float = 0.0  # the read timeout that POST was sent under
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -410,7 +414,7 @@ class _Item:
     def apply(self, record: Mapping[str, Any]) -> None:
         self.state = record["s"]
         if self.state == "submitting":
-            self.since = float(record["t"])
+            self.since, self.read_timeout = float(record["t"]), float(record.get("rt", 0.0))
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
@@ -469,6 +473,10 @@ def run_batch(
         engine.journal.close()
 
 
+class _NotJournaled(LeonardoError):
+    """The journal could not take a POST's record: the POST was not sent, and the batch stops."""
+
+
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
 _Done = Callable[[Any, Optional[BaseException]], None]
 
@@ -504,7 +512,6 @@ class _Engine:
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
         self.gallery_at = 0.0
-        self.longest_read = 0.0  # see read_timeout
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
@@ -518,10 +525,14 @@ class _Engine:
 
     @property
     def read_timeout(self) -> float:
-        """How long a create call may still run at the server: the client's read timeout, or a longer
-        one a POST of this run was sent under (the client's may be set while the batch runs)."""
+        """The client's read timeout, as it is now (it may be set while the batch runs)."""
         timeout = self.client.timeout
-        return max(self.longest_read, float(timeout[1] if isinstance(timeout, tuple) else timeout))
+        return float(timeout[1] if isinstance(timeout, tuple) else timeout)
+
+    def window(self, item: _Item) -> float:
+        """How long after its "submitting" time the item's create call may still run at the server: the
+        read timeout it was sent under (journaled, so a rerun knows it too), or the client's if longer."""
+        return max(self.read_timeout, item.read_timeout)
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
@@ -714,14 +725,24 @@ class _Engine:
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
-            self.record(item, "submitting", t=round(time.time(), 3), request=body)
-            self.longest_read = self.read_timeout
+            record = {"i": item.index, "s": "submitting", "t": round(time.time(), 3), "rt": self.read_timeout}
+            self.set_state(item, record)  # journaled by send(), as the POST goes
             locked.add(item.item.prompt)
             in_flight += 1
             self.posts += 1
             create = self.client.create_generation_v2 if api == "v2" else self.client.create_generation
-            self.spawn("post", partial(create, body), partial(self.posted, item))
+            self.spawn("post", partial(self.send, item, create, dict(record, request=body)), partial(self.posted, item))
         self.queue.extendleft(reversed(skipped))
+
+    def send(self, item: _Item, create: Callable[[Any], Any], record: Dict[str, Any]) -> Any:
+        """A worker's create call, journaled first with the time it is sent: it may have waited in the
+        queue behind downloads, and reconciliation counts the read timeout from then."""
+        record["t"] = item.since = round(time.time(), 3)
+        try:
+            self.journal.append([record])
+        except LeonardoError as exc:
+            raise _NotJournaled(exc.message) from exc
+        return create(record["request"])
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
         self.posts -= 1
@@ -731,6 +752,8 @@ class _Engine:
             self.slowdown = max(1.0, self.slowdown * 0.98)
             self.pause = DEFAULT_PAUSE
             self.accepted(item, response, now)
+        elif isinstance(error, _NotJournaled):
+            self.fatal = error  # nothing is sent that the journal does not hold
         elif status == 429:
             wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             self.slowdown = min(4.0, self.slowdown * 1.25)
@@ -798,18 +821,17 @@ class _Engine:
             elif found and rival:
                 reason = "an ambiguous item with this prompt may own the generation that matches"
             elif len(found) == 1 and sure:
-                self.record(item, "submitted", id=str(found[0]["id"]), adopted=True)
-                item.check_at = time.monotonic()
-                found_it = f"found its generation {item.generation_id}; not sent again"
-                self.emit("adopted", item, f"#{item.index + 1}: {found_it}")
+                self.adopt(item, found[0])
                 continue
             elif found:
                 what = f"{len(found)} generations match" if sure else "some generations could not be compared"
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
                 reason = f"could not read the account's generations: {complete}"
-            elif read_at - item.since <= self.read_timeout:  # the POST may still be running at the server
-                wait = item.since + self.read_timeout + 0.5 - time.time()
+            elif item.since > read_at + CLOCK_SKEW:
+                reason = "it was sent later than now: the clock was set back since"
+            elif read_at - item.since <= self.window(item):  # the POST may still be running at the server
+                wait = item.since + self.window(item) + 0.5 - time.time()
                 self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
                 continue
             elif item.item.model is not None and not self.v2_listed:
@@ -823,6 +845,11 @@ class _Engine:
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
 
+    def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
+        self.record(item, "submitted", id=str(generation["id"]), adopted=True)
+        item.check_at = time.monotonic()
+        self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")
+
     def candidates(self, item: _Item, listed: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]:
         """The generations no other item claims that are, or may be, ``item``'s; and whether each one surely is."""
         unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
@@ -833,7 +860,7 @@ class _Engine:
         """Whether a generation ``ambiguous`` may have made could match ``item``: same prompt, and made
         after the time ``item`` matches from (``ambiguous``'s POST ran at most a read timeout)."""
         same = ambiguous.item.prompt == item.item.prompt
-        return same and ambiguous.since + self.read_timeout >= item.since - CLOCK_SKEW
+        return same and ambiguous.since + self.window(ambiguous) >= item.since - CLOCK_SKEW
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
@@ -944,7 +971,11 @@ class _Engine:
                 os.rmdir(os.path.join(self.out_dir, ".incoming"))
             except OSError:
                 pass  # absent, or holds a download that a rerun will redo
-        write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
+        try:
+            write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
+        except OSError as exc:  # a full disk: said as the journal says it, not taken for the CLI's output
+            path = os.path.join(self.out_dir, GALLERY)
+            raise LeonardoError(f"could not write {path}: {exc.strerror or exc}") from exc
 
 
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
@@ -957,29 +988,35 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
+    read: Set[str] = set()
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    for page_number in range(LISTING_MAX_PAGES):
+    step = LISTING_PAGE - LISTING_OVERLAP
+    for offset in range(0, LISTING_MAX_PAGES * step, step):
         try:
-            page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=page_number * LISTING_PAGE)
+            page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=offset)
         except LeonardoError as exc:
             return list(seen.values()), exc
         entries = page.get("generations")
         if not isinstance(entries, list):
             return list(seen.values()), "the listing answered no list of generations"
+        size = len(entries)
+        entries = [g for g in entries if not (isinstance(g, dict) and _client.is_id(g.get("id")) and g["id"] in read)]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
         for entry, created in zip(entries, times):
+            readable = isinstance(entry, dict) and _client.is_id(entry.get("id"))
+            read.update([entry["id"]] if readable else [])
             if created is None or created >= oldest:
-                if isinstance(entry, dict) and _client.is_id(entry.get("id")):
-                    seen.setdefault(entry["id"], entry)
+                if readable:
+                    seen[entry["id"]] = entry
                 else:
                     unread += 1
             if created is not None:
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
         all_older = all(t is not None and t < oldest for t in times)
-        if len(entries) < LISTING_PAGE or (newest_first and decreasing and all_older):
+        if size < LISTING_PAGE or (newest_first and decreasing and all_older):
             return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
-    return list(seen.values()), f"more than {LISTING_PAGE * LISTING_MAX_PAGES} generations since then"
+    return list(seen.values()), f"more than {step * LISTING_MAX_PAGES} generations since then"
 
 
 def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:

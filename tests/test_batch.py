@@ -580,11 +580,11 @@ def test_a_listing_of_another_shape_proves_nothing(tmp_path: Any, listing: Any) 
 def test_an_entry_without_an_id_does_not_end_the_paging() -> None:
     now = datetime.now(timezone.utc).isoformat()
     first = [{"id": None, "createdAt": now}] + [{"id": f"other-{n}", "createdAt": now} for n in range(49)]
-    pages = [first, [{"id": "ours", "createdAt": now}]]
+    listing = first + [{"id": "ours", "createdAt": now}]  # the first page, then ours
 
     class Pages:
         def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
-            return {"generations": pages[offset // limit] if offset // limit < len(pages) else []}
+            return {"generations": listing[offset : offset + limit]}
 
     listed, complete = batch._list_since(Pages(), "user-1", time.time() - 60)  # type: ignore[arg-type]
     assert "ours" in [g["id"] for g in listed] and complete == "1 of its entries could not be read"
@@ -687,6 +687,70 @@ def test_a_read_timeout_lowered_after_a_post_still_covers_that_post(tmp_path: An
     started = time.monotonic()
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=faster_answers).ok
     assert time.monotonic() - started > 1.2 and api.calls.count("POST") == 2
+
+
+def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
+    run(api, PROMPTS[:1], str(tmp_path))  # the item failed; as if a crash came while its POST ran:
+    with open(os.path.join(str(tmp_path), "journal.jsonl"), "a") as f:
+        f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time(), "rt": 2.0}) + "\n")
+    started = time.monotonic()
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok  # the rerun's read timeout is 0.3 s
+    assert time.monotonic() - started > 1.5  # not sent again while that POST could still run
+
+
+def test_a_post_sent_later_than_now_is_ambiguous_not_waited_on(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
+    run(api, PROMPTS[:1], str(tmp_path))
+    with open(os.path.join(str(tmp_path), "journal.jsonl"), "a") as f:  # the clock was set back since
+        f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time() + 120, "rt": 0.3}) + "\n")
+    started = time.monotonic()
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ambiguous == 1
+    assert time.monotonic() - started < 60  # it waited until the clock came back to that time
+
+
+def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawn = batch._Engine.spawn
+
+    def queued(engine: Any, kind: str, task: Any, done: Any) -> None:  # a POST waits behind downloads
+        spawn(engine, kind, (lambda: (time.sleep(0.5), task())[1]) if kind == "post" else task, done)
+
+    class Timed(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            self.sent_at = time.time()
+            return super().create_generation(body)
+
+    monkeypatch.setattr(batch._Engine, "spawn", queued)
+    api = Timed()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    [submitting] = [r for r in journal(tmp_path) if r.get("s") == "submitting"]
+    assert 0 <= api.sent_at - submitting["t"] < 0.3  # was the time it was queued: 0.5 s early
+
+
+def test_a_deletion_between_listing_pages_hides_nothing() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    listing = [{"id": f"g-{n}", "createdAt": now} for n in range(60)]  # newest first; g-50 opens page 2
+
+    class Deleting:
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            page = listing[offset : offset + limit]
+            if offset == 0:
+                del listing[10]  # deleted by someone while the pages are read
+            return {"generations": page}
+
+    listed, complete = batch._list_since(Deleting(), "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete is True and "g-50" in [g["id"] for g in listed]
+
+
+def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch, "write_gallery", full)
+    with pytest.raises(LeonardoError, match="could not write .*index.html: No space left on device"):
+        run(ApiDouble(), PROMPTS[:1], str(tmp_path))  # the CLI said "cannot write the output"
 
 
 def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(tmp_path: Any) -> None:
