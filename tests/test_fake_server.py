@@ -5,6 +5,7 @@ validates from), so the fake cannot drift from the spec unnoticed.
 """
 
 import base64
+import contextlib
 import http.server
 import json
 import math
@@ -1548,9 +1549,9 @@ def test_uploaded_init_image_feeds_v2_guidances(fake, api):
 
 class Receiver(http.server.ThreadingHTTPServer):
     """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds
-    (a 302 to `location` when given)."""
+    (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""
 
-    def __init__(self, pause=0.0, location=None):
+    def __init__(self, pause=0.0, location=None, trickle=False):
         self.received, self.pause = [], pause
         receiver = self
 
@@ -1559,11 +1560,23 @@ class Receiver(http.server.ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((self.headers, json.loads(body)))
                 time.sleep(receiver.pause)
+                if trickle:
+                    return self.trickle()
                 self.send_response(302 if location else 200)
                 if location:
                     self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def trickle(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(100):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
 
             def log_message(self, *args):
                 pass
@@ -1688,6 +1701,19 @@ def test_stop_gives_up_on_a_slow_receiver_after_the_delivery_timeout(monkeypatch
         assert given_up and len(slow.received) + len(given_up) == 10
     finally:
         slow.close()
+
+
+def test_stop_does_not_wait_on_a_receiver_trickling_its_answer(monkeypatch):
+    monkeypatch.setattr(fake_api, "WEBHOOK_TIMEOUT", 0.5)  # per read: a byte every 0.2 s never trips it
+    trickling = Receiver(trickle=True)
+    try:
+        with FakeLeonardo(webhook_url=trickling.url, webhook_api_key="k") as fake, session_for(fake) as api:
+            create(api, fake)
+            assert wait_for(lambda: trickling.received)
+            started = time.monotonic()
+        assert time.monotonic() - started < 1.5  # stop() waited for the whole 20 s answer
+    finally:
+        trickling.close()
 
 
 def test_a_redirecting_receiver_is_a_failed_delivery_and_gets_no_key_forwarded(receiver):
