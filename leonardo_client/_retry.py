@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.utils
 import math
 import random
+import threading
 import time
 from itertools import takewhile
 from typing import Any, Optional, TypeVar
@@ -60,17 +61,25 @@ class LeonardoRetry(Retry):
         *args: Any,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        closed: Optional[threading.Event] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
         self.max_backoff = max_backoff
+        self.closed = closed or threading.Event()  # set by Client.close(): nothing is sent after it
 
     def new(self: _R, **kw: Any) -> _R:
         # urllib3 rebuilds the object on every increment; carry our own settings across.
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("max_backoff", self.max_backoff)
+        kw.setdefault("closed", self.closed)
         return super().new(**kw)
+
+    def sleep(self, response: Any = None) -> None:
+        super().sleep(response)
+        if self.closed.is_set():  # closed during the wait: a retry would open a connection (urllib3 2.x)
+            raise MaxRetryError(None, "", ResponseError("the Client was closed"))  # type: ignore[arg-type,unused-ignore]
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # 429 means the request was turned away before any work was done: safe to re-send.

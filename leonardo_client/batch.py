@@ -607,11 +607,11 @@ class _Engine:
         self.reconcile_at: Dict[int, float] = dict.fromkeys(self.members["submitting"], 0.0)
         # Daemon threads, so that a second Ctrl-C ends the process at once.
         workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
-        for worker in workers:
-            worker.start()
-        complete = len(self.members["complete"])
-        self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
-        try:
+        try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
+            for worker in workers:
+                worker.start()
+            complete = len(self.members["complete"])
+            self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
             self.loop()
         except KeyboardInterrupt:
             self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
@@ -642,6 +642,8 @@ class _Engine:
     def loop(self) -> None:
         while True:
             now = time.monotonic()
+            if getattr(self.client, "closed", False) is True and self.fatal is None:  # by another thread
+                self.fatal = LeonardoError("the Client was closed while the batch ran; rerun to resume")
             self.start_work(now)
             if self.busy == 0 and (self.fatal is not None or not self.open_work(now)):
                 return

@@ -115,7 +115,7 @@ class Client:
         user_agent = _check_user_agent(user_agent)
         self.retry = default_retry(max_retries, backoff_factor)
 
-        self._owns_session, self._closed = session is None, False
+        self._owns_session = session is None
         self._session = _check_type("session", session, (requests.Session, type(None))) or requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         for root in filter(None, (self.base_url, self.v2_url)):
@@ -146,9 +146,14 @@ class Client:
     def timeout(self, timeout: Timeout) -> None:
         self._timeout = _check_timeout(timeout)
 
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called: every call after it raises LeonardoError, and no retry is sent."""
+        return self.retry.closed.is_set()
+
     def close(self) -> None:
         """Release pooled connections (and the session, if this client created it); calls after it raise."""
-        self._closed = True
+        self.retry.closed.set()
         if self._owns_session:
             self._session.close()
         else:
@@ -171,7 +176,7 @@ class Client:
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx."""
-        if self._closed:
+        if self.closed:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
         note = "download failed" if write else ""
         started = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 import time
 import tracemalloc
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from leonardo_client import Client, LeonardoError
 from leonardo_client import batch
 from leonardo_client.batch import (
     BatchInputError,
+    BatchInterrupted,
     BatchItem,
     BatchProgress,
     BatchSummary,
@@ -498,6 +500,31 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
     assert pauses == [pytest.approx(3600.0)] and api.calls.count("POST") == 2
     assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
+
+
+def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> None:
+    api = ApiDouble(delay=30.0)
+
+    def close_it(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            api.closed = True  # type: ignore[attr-defined]  # as Client.closed after close()
+
+    with pytest.raises(LeonardoError, match="the Client was closed while the batch ran"):
+        run(api, PROMPTS[:3], str(tmp_path), on_progress=close_it, item_timeout=5.0)  # ran on until item_timeout
+
+
+def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers(tmp_path: Any) -> None:
+    def interrupt(progress: BatchProgress) -> None:
+        if progress.event == "start":
+            raise KeyboardInterrupt
+
+    before = threading.active_count()
+    with pytest.raises(BatchInterrupted):  # was a raw KeyboardInterrupt, and the workers left running
+        run(ApiDouble(), PROMPTS[:3], str(tmp_path), on_progress=interrupt)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() == before
 
 
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:

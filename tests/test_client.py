@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import threading
 import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -351,6 +352,25 @@ def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
             client.download_image("https://cdn.example.test/x.png", "x.png")
         client.close()  # closing twice is harmless
     assert len(mocked.calls) == 0
+
+
+def test_close_during_a_retry_wait_sends_nothing_more(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.inject(status=429, retry_after=1, path="/generations", method="POST")
+    outcome: List[Any] = []
+    call = threading.Thread(target=lambda: outcome.append(_raised(fake_client.create_generation, {"prompt": "x"})))
+    call.start()
+    time.sleep(0.3)
+    fake_client.close()  # while it waits out the Retry-After
+    call.join(5)
+    assert isinstance(outcome[0], LeonardoError) and "the Client was closed" in str(outcome[0])
+    assert [r.method for r in fake.requests] == ["POST"] and fake.generation_ids() == []  # it was sent, and billed
+
+
+def _raised(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:
+        return exc
 
 
 def test_calls_go_to_the_configured_base_url(mocked, monkeypatch):
