@@ -79,7 +79,8 @@ class LeonardoRetry(Retry):
     def sleep(self, response: Any = None) -> None:
         super().sleep(response)
         if self.closed.is_set():  # closed during the wait: a retry would open a connection (urllib3 2.x)
-            raise MaxRetryError(None, "", ResponseError("the Client was closed"))  # type: ignore[arg-type,unused-ignore]
+            closed = ResponseError("the Client was closed")
+            raise MaxRetryError(None, "", closed)  # type: ignore[arg-type,unused-ignore]
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # 429 means the request was turned away before any work was done: safe to re-send.
