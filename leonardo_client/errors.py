@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from ._retry import parse_retry_after
 
@@ -78,7 +79,10 @@ class LeonardoError(Exception):
     @classmethod
     def from_transport(cls, exc: Exception, method: str, url: str, note: str = "", key: str = "") -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
-        template = next(text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind))
+        # requests reports a read timeout that outlived the retries as a ConnectionError: said as what it is.
+        timed_out = isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError)
+        kind = requests.exceptions.ReadTimeout if timed_out else type(exc)
+        template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
         return cls(redact(f"{note}: {message}" if note else message, key), method=method, url=redact(url, key))
 
