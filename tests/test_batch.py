@@ -753,7 +753,7 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     api = Timed()
     assert run(api, PROMPTS[:1], str(tmp_path)).ok
     [submitting] = [r for r in journal(tmp_path) if r.get("s") == "submitting"]
-    assert 0 <= api.sent_at - submitting["t"] < 0.3  # was the time it was queued: 0.5 s early
+    assert 0 <= api.sent_at - submitting["t"] < 0.4  # was the time it was queued: 0.5 s early
 
 
 def test_a_deletion_between_listing_pages_hides_nothing() -> None:

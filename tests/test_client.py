@@ -359,7 +359,10 @@ def test_close_during_a_retry_wait_sends_nothing_more(fake: FakeLeonardo, fake_c
     outcome: List[Any] = []
     call = threading.Thread(target=lambda: outcome.append(_raised(fake_client.create_generation, {"prompt": "x"})))
     call.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while not fake.requests and time.monotonic() < deadline:  # the first POST answered 429
+        time.sleep(0.01)
+    time.sleep(0.1)
     fake_client.close()  # while it waits out the Retry-After
     call.join(5)
     assert isinstance(outcome[0], LeonardoError) and "the Client was closed" in str(outcome[0])
