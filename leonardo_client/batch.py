@@ -1002,11 +1002,12 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
         if not isinstance(entries, list):
             return list(seen.values()), "the listing answered no list of generations"
         size = len(entries)
-        entries = [g for g in entries if not (isinstance(g, dict) and _client.is_id(g.get("id")) and g["id"] in read)]
+        entries = [g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"] in read)]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
         for entry, created in zip(entries, times):
             readable = isinstance(entry, dict) and _client.is_id(entry.get("id"))
-            read.update([entry["id"]] if readable else [])
+            if readable:
+                read.add(entry["id"])
             if created is None or created >= oldest:
                 if readable:
                     seen[entry["id"]] = entry
