@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
 from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-from .client import API_KEY_ENV, MAX_INT, MAX_SECONDS, MIN_SECONDS, is_id, user_details
+from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
+from .payloads import MAX_INT, is_id
 from .errors import printable
 
 __all__ = ["main", "build_parser"]

@@ -6,6 +6,7 @@ No HTTP here: the client fetches, this module decides names and writes bytes.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import posixpath
@@ -54,6 +55,13 @@ def is_http(url: str) -> bool:
     except ValueError:  # a malformed IPv6 host, or the idna codec's UnicodeError
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what POST /init-image accepts

@@ -30,7 +30,7 @@ import requests
 
 from . import _files, client as _client
 from .errors import LeonardoError
-from .payloads import CreateGenerationRequest, GenerationV2Request, check_text, to_payload
+from .payloads import CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, to_payload
 
 if TYPE_CHECKING:
     from .client import Client
@@ -460,9 +460,9 @@ def run_batch(
     batch_items = _as_items(items)
     _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
     if concurrency is not None:
-        _client.check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
-    _client.check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
-    _client.check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
+        check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
+    check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
+    check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
     _files.make_folder(out_dir)
@@ -670,7 +670,7 @@ class _Engine:
         """The slots to fill; GET /me also gives the user id the listing needs."""
         details = _client.user_details(self.client.get_user_info())
         user_id = details["user"].get("id")
-        self.user_id: Optional[str] = user_id if _client.is_id(user_id) else None
+        self.user_id: Optional[str] = user_id if is_id(user_id) else None
         if concurrency is not None:
             return concurrency
         slots = details.get("apiConcurrencySlots")
@@ -1005,7 +1005,7 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
         entries = [g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"] in read)]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
         for entry, created in zip(entries, times):
-            readable = isinstance(entry, dict) and _client.is_id(entry.get("id"))
+            readable = isinstance(entry, dict) and is_id(entry.get("id"))
             if readable:
                 read.add(entry["id"])
             if created is None or created >= oldest:

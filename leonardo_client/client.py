@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import time
@@ -25,7 +24,12 @@ from .payloads import (
     LcmInpaintingRequest,
     LcmInstantRefineRequest,
     LcmUpscaleRequest,
+    MAX_INT,
+    check_number,
     check_text,
+    check_type,
+    is_header_text,
+    is_id,
     to_payload,
 )
 
@@ -42,7 +46,6 @@ DOWNLOAD_CHUNK = 64 * 1024
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
 MAX_RETRIES, MAX_POOL_MAXSIZE = 100, 1000
-MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 # Where each create response keeps its job, and the job the id to wait for (v2: Leonardo's
 # recipes, then its spec, whose job is the response itself).
 CREATE_JOBS = (
@@ -116,7 +119,7 @@ class Client:
         self.retry = default_retry(max_retries, backoff_factor)
 
         self._owns_session = session is None
-        self._session = _check_type("session", session, (requests.Session, type(None))) or requests.Session()
+        self._session = check_type("session", session, (requests.Session, type(None))) or requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         for root in filter(None, (self.base_url, self.v2_url)):
             self._session.mount(root + "/", self._adapter)
@@ -456,17 +459,9 @@ def _path(*segments: str) -> str:
     The id must be a non-empty str, not "." or ".." (requests would resolve those and climb out).
     """
     *fixed, ident = segments
-    if not is_id(check_text(_check_type("id", ident, str), "id")):
+    if not is_id(check_text(check_type("id", ident, str), "id")):
         raise ValueError(f"invalid id {ident!r}: must be a non-empty string, not '.' or '..'")
     return "/" + "/".join(fixed) + "/" + quote(ident, safe="")
-
-
-def is_id(value: Any) -> bool:
-    """Whether ``value`` can be an id in a URL path: a str of valid text, not blank, "." or ".."."""
-    try:
-        return isinstance(value, str) and check_text(value, "id").strip() not in ("", ".", "..")
-    except ValueError:  # a lone surrogate
-        return False
 
 
 def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int]]:
@@ -484,24 +479,8 @@ def _body(request: Any, expected: type) -> Any:
     raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
 
 
-def _check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
-    if not isinstance(value, kind):
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))
-        raise TypeError(f"{name} must be a {names}, not {type(value).__name__}")
-    return value
-
-
-def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
-    """``value`` if it is a number (an int if ``integer``; never a bool) from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
-    if not low <= value <= high:  # NaN fails this too
-        raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
-    return value
-
-
 def _check_user_agent(user_agent: Optional[str]) -> Optional[str]:
-    user_agent = _check_type("user_agent", user_agent, (str, type(None)))
+    user_agent = check_type("user_agent", user_agent, (str, type(None)))
     if user_agent is not None and not is_header_text(user_agent):
         raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
     return user_agent
@@ -510,7 +489,7 @@ def _check_user_agent(user_agent: Optional[str]) -> Optional[str]:
 def _check_api_key(api_key: Optional[str]) -> str:
     """The key given, else LEONARDO_API_KEY's; errors name where it came from, never echo it."""
     name = "api_key" if api_key is not None else API_KEY_ENV
-    api_key = _check_type(name, api_key if api_key is not None else os.environ.get(API_KEY_ENV), (str, type(None)))
+    api_key = check_type(name, api_key if api_key is not None else os.environ.get(API_KEY_ENV), (str, type(None)))
     if not api_key or not api_key.strip():
         raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
     if not is_header_text(api_key):
@@ -523,7 +502,7 @@ def _check_api_key(api_key: Optional[str]) -> str:
 def _check_base_url(base_url: Optional[str]) -> str:
     """The URL given, else LEONARDO_BASE_URL's, else the public API's; stripped, checked, never with userinfo."""
     name = "base_url" if base_url else BASE_URL_ENV
-    url = _check_type(name, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, str).strip()
+    url = check_type(name, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, str).strip()
     shown = f"{name} {without_userinfo(check_text(url, name))!r}"  # userinfo may hold a password: never shown
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
         raise ValueError(f"{shown} has a space, control character, query string or fragment: give the API root")
@@ -536,21 +515,9 @@ def _check_base_url(base_url: Optional[str]) -> str:
         raise ValueError(f"{shown} is not an http(s) URL with a valid host (no DNS label empty or over 63 characters)")
     if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
         raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _files.is_loopback(parts.hostname):
         raise ValueError(f"refusing plain-http {shown}: the API key would travel unencrypted (loopback hosts only)")
     return str(url.rstrip("/"))
-
-
-def is_header_text(text: str) -> bool:
-    """Whether ``text`` may go in an HTTP header as is: printable ASCII (a line break would add headers)."""
-    return text.isascii() and text.isprintable()
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_timeout(timeout: Timeout) -> Timeout:

@@ -1,4 +1,5 @@
-"""Request bodies as plain dataclasses, and the one serializer that turns them into JSON.
+"""Request bodies as plain dataclasses, the one serializer that turns them into JSON, and the
+checks of values sent (text, ids, numbers, header text) that every module shares.
 
 Each field knows its wire key, copied from Leonardo's OpenAPI spec: this API mixes camelCase
 (``modelId``) and snake_case (``negative_prompt``) in one body, so nothing is derived by rule.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import reprlib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 __all__ = [
     "CreateGenerationRequest",
@@ -63,8 +64,12 @@ def to_payload(value: Any) -> Any:
     return _json(value, type(value).__name__ if is_dataclass(value) else "request", ())
 
 
+MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
+
+
+# --- checks of values sent: run on arguments, before anything is sent --------------------------
 
 
 def check_text(value: str, what: str) -> str:
@@ -75,6 +80,35 @@ def check_text(value: str, what: str) -> str:
         except UnicodeEncodeError:
             raise ValueError(f"{what} holds bytes that are not valid text (not UTF-8?): check its source") from None
     return value
+
+
+def is_id(value: Any) -> bool:
+    """Whether ``value`` can be an id in a URL path: a str of valid text, not blank, "." or ".."."""
+    try:
+        return isinstance(value, str) and check_text(value, "id").strip() not in ("", ".", "..")
+    except ValueError:  # a lone surrogate
+        return False
+
+
+def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))
+        raise TypeError(f"{name} must be a {names}, not {type(value).__name__}")
+    return value
+
+
+def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
+    """``value`` if it is a number (an int if ``integer``; never a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
+    if not low <= value <= high:  # NaN fails this too
+        raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+    return value
+
+
+def is_header_text(text: str) -> bool:
+    """Whether ``text`` may go in an HTTP header as is: printable ASCII (a line break would add headers)."""
+    return text.isascii() and text.isprintable()
 
 
 def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:

@@ -16,7 +16,8 @@ import math
 import threading
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from ..client import _check_type, check_number, is_header_text, is_loopback
+from .._files import is_loopback
+from ..payloads import check_number, check_type, is_header_text
 from .account import MAX_SLOTS, Delay, delay_range
 from .api import Api, Deliverer, check_settings
 from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
@@ -43,7 +44,7 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
     "concurrency_slots": functools.partial(check_number, "concurrency_slots", low=1, high=MAX_SLOTS, integer=True),
     "posts_per_minute": lambda value: value is None or check_number("posts_per_minute", value, 1, math.inf, True),
     "fail_rate": functools.partial(check_number, "fail_rate", low=0, high=1),
-    "fail_new_generations": functools.partial(_check_type, "fail_new_generations", kind=bool),
+    "fail_new_generations": functools.partial(check_type, "fail_new_generations", kind=bool),
     "v2_response_shape": _check_shape,
     "api_key": _check_key,
 }

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from ..client import MAX_SECONDS, check_number
+from ..client import MAX_SECONDS
+from ..payloads import check_number
 from .server import ApiError
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
-from ..client import is_header_text, is_loopback
+from .._files import is_loopback
+from ..payloads import is_header_text
 from .account import Account, Job, timestamp
 from .media import preview_size, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer

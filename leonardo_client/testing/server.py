@@ -16,7 +16,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl, urlsplit
 
-from ..client import check_number, is_header_text
+from ..payloads import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
 
 if TYPE_CHECKING:
