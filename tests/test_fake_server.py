@@ -23,7 +23,7 @@ import requests
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
 from leonardo_client.testing.account import Account, Job
-from leonardo_client.testing.spec import SPEC_FILE, ApiError
+from leonardo_client.testing.spec import SPEC_FILE, ApiError, Spec
 
 TIMEOUT = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -794,6 +794,35 @@ def test_create_generation_validation(fake, api, body, status, code, message):
     assert fake.generation_ids() == []
 
 
+INT_REFUSED = "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
+
+
+@pytest.mark.parametrize(
+    "field, value, refused",
+    [
+        ("width", "512.0", None),  # a whole number is an Int however it is written, as Hasura reads it
+        ("num_inference_steps", "2147483647", None),
+        ("seed", "9999999998", None),  # the seed is no 32-bit Int
+        ("width", "512.5", "512.5"),
+        ("num_inference_steps", "2147483648", "2147483648"),
+        ("num_images", "-2147483649.0", "-2147483649"),
+    ],
+)
+def test_an_int_is_a_whole_number_of_32_bits(fake, api, field, value, refused):
+    data = ('{"prompt": "x", "height": 512, "%s": %s}' % (field, value)).encode()
+    if field != "width":
+        data = data.replace(b'"height"', b'"width": 512, "height"')
+    response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})
+    if refused is not None:
+        assert response.status_code == 400
+        assert envelope(response) == {"error": INT_REFUSED % refused, "path": "$", "code": "parse-failed"}
+        return
+    assert response.status_code == 200, response.text
+    generation_id = response.json()["sdGenerationJob"]["generationId"]
+    generation = call(api, fake, "GET", "/generations/" + generation_id).json()["generations_by_pk"]
+    assert generation["imageWidth"] == 512 and type(generation["imageWidth"]) is int
+
+
 @pytest.mark.parametrize("data", [b"{not json", b"prompt=x", b"[1, 2]", b"null", b'"text"'])
 def test_body_must_be_a_json_object(fake, api, data):
     response = call(
@@ -1159,6 +1188,27 @@ def test_v2_response_shape_as_the_spec_says():
         assert get_generation(api, fake, body["generationId"])["status"] == "COMPLETE"
     with pytest.raises(ValueError):
         FakeLeonardo(v2_response_shape="other")
+
+
+def test_every_kind_of_generation_reads_back_as_the_spec_says(fake, api):
+    """v1 image, motion, v2 image and v2 video, through GET by id and the user's list: every key,
+    type, enum and non-nullable field as in the spec's response schemas (unknown keys refused)."""
+    image = create(api, fake, num_images=1)
+    image_id = get_generation(api, fake, image)["generated_images"][0]["id"]
+    motion = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id}).json()
+    still = v2_create(api, fake, "phoenix-v1.0", quantity=1)["generate"]["generationId"]
+    video = v2_create(api, fake, "kling-2.6", width=1920, height=1080, quantity=1)["generate"]["generationId"]
+    spec = Spec(SPEC)
+    for generation_id in (image, motion["motionSvdGenerationJob"]["generationId"], still, video):
+        answer = call(api, fake, "GET", "/generations/" + generation_id).json()
+        spec.check(response_schema("/generations/{id}"), answer, ())
+    listing = call(api, fake, "GET", "/generations/user/" + fake.user_id).json()
+    assert len(listing["generations"]) == 4
+    spec.check(response_schema("/generations/user/{userId}"), listing, ())
+
+
+def response_schema(path):
+    return SPEC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 
 
 @pytest.mark.parametrize("model", ["hailuo-2_3", "kling-2.6", "veo-3.1-generate-001"])

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union, cast
 from urllib.parse import urlsplit
 
 from .._files import is_loopback
@@ -99,8 +99,10 @@ def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
 
 
 def _blank(**values: Any) -> Dict[str, Any]:
-    """A generation's fields with only these values set (motion and v2 generations)."""
-    return dict(dict.fromkeys(_SETTINGS), generation_elements=[], **values)
+    """A generation's fields with only these values set (motion and v2 generations), but for the
+    settings the spec's generation never has null: those at v1's defaults."""
+    never_null = {key: _SETTINGS[key][1] for key in ("sdVersion", "scheduler")}
+    return {**dict.fromkeys(_SETTINGS), **never_null, "generation_elements": [], **values}
 
 
 def _created(key: str, **job: Any) -> Dict[str, Any]:  # a v1 create response
@@ -185,7 +187,8 @@ class Api:
         if operation.body is None:
             return {}
         try:  # no body at all is checked as {}: its required keys are missing (the SDK sends none)
-            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
+            text = request.body.decode("utf-8")
+            body = json.loads(text, parse_float=_whole_as_int) if request.body.strip() else {}
         except ValueError:
             raise invalid("Error in $: Failed reading: not a valid json value") from None
         self.spec.check_body(operation, body)
@@ -312,8 +315,7 @@ class Api:
         if source is None or bool(body.get("isInitImage")) != init_image or body.get("isVariation"):
             raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
         prompt, still, width, height = source
-        fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, sdVersion="v1_5",
-                        scheduler="EULER_DISCRETE", public=_opt(body, "isPublic", False))
+        fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
         video_id = str(uuid.uuid4())
         path = self._cdn_path(job, video_id)
@@ -608,3 +610,9 @@ class Deliverer(threading.Thread):
         # The delivery under way may take its timeout once more; one trickling its headers (the timeout
         # is per read) is left to this daemon thread.
         self.join(2 * WEBHOOK_TIMEOUT + 1)
+
+
+def _whole_as_int(text: str) -> Union[int, float]:
+    """A JSON number: ``512.0`` is the integer 512, as JSON Schema and the API's Hasura layer take it."""
+    number = float(text)
+    return int(number) if number.is_integer() else number

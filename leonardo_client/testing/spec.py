@@ -40,6 +40,15 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
     return ApiError(400, message, code)
 
 
+# Hasura's Int: 32 bits, from any JSON number that is a whole one; its own wording when not.
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _not_an_int(value: Any) -> ApiError:
+    message = "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
+    return invalid(message % value, "parse-failed")
+
+
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
     return json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -173,6 +182,9 @@ class Spec:
 
     def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         kind = schema.get("type")
+        if kind == "integer" and schema.get("title") == "Int" and json_type(value) == "number":
+            if isinstance(value, float) or not _INT32[0] <= value <= _INT32[1]:  # a whole float was read as an int
+                raise _not_an_int(value)
         if kind is None or (isinstance(value, _TYPES[kind]) and (kind == "boolean") == isinstance(value, bool)):
             return
         if kind == "array":
