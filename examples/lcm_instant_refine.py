@@ -5,10 +5,11 @@ Reads the API key from the LEONARDO_API_KEY environment variable. With --offline
 against FakeLeonardo, the fake API shipped in leonardo_client.testing: no key, no network;
 the image file may then be left out (a small built-in image is used).
 
-LCM operations answer at once: the refined image comes back in the response as a base64
-data URL, and save_results decodes it to a file.
+LCM operations take the image as a base64 data URL, and Leonardo's docs ask for JPEG
+("data:image/jpeg;base64,..."): convert a PNG first. They answer at once: the refined image
+comes back in the response as a data URL too, and save_results decodes it to a file.
 
-    python examples/lcm_instant_refine.py sketch.png --prompt "a castle on a hill" --out refined
+    python examples/lcm_instant_refine.py sketch.jpg --prompt "a castle on a hill" --out refined
     python examples/lcm_instant_refine.py --offline
 """
 
@@ -23,14 +24,13 @@ from typing import List, Optional
 
 from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
 
-TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-# An 8x8 orange PNG, for --offline runs without an image of your own.
-SAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII="
+# An 8x8 orange JPEG, for --offline runs without an image of your own.
+SAMPLE_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Refine an image with LCM instant refine.")
-    parser.add_argument("image", nargs="?", help="a .png, .jpg or .webp file (optional with --offline)")
+    parser.add_argument("image", nargs="?", help="a .jpg file (optional with --offline)")
     parser.add_argument("--prompt", default="a castle on a hill, detailed, golden hour")
     parser.add_argument("--strength", type=float, help="how far to move from the input, 0.1-1")
     parser.add_argument("--out", default="refined", help="folder for the result (default: refined)")
@@ -38,13 +38,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     if args.image:
-        mime = TYPES.get(os.path.splitext(args.image)[1].lower())
-        if mime is None:
-            parser.error(f"not a .png, .jpg or .webp file: {args.image}")
+        if os.path.splitext(args.image)[1].lower() not in (".jpg", ".jpeg"):
+            parser.error(f"LCM takes JPEG images; convert it to .jpg first: {args.image}")
         with open(args.image, "rb") as f:
-            data_url = f"data:{mime};base64," + base64.b64encode(f.read()).decode("ascii")
+            data_url = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode("ascii")
     elif args.offline:
-        data_url = "data:image/png;base64," + SAMPLE_PNG
+        data_url = "data:image/jpeg;base64," + SAMPLE_JPEG
     else:
         parser.error("give the image file to refine")
 

@@ -28,7 +28,7 @@ RUNS: Dict[str, Tuple[str, List[str], List[str]]] = {
     "image_to_motion": ("image_to_motion", [], ["videos/*.mp4"]),
     "v2_generation": ("v2_generation", ["--quantity", "2"], ["images/*.png"] * 2),
     "lcm_instant_refine": ("lcm_instant_refine", [], ["refined/lcm-*_0.png"]),
-    "lcm_instant_refine_file": ("lcm_instant_refine", ["sample.png", "--out", "mine"], ["mine/lcm-*_0.png"]),
+    "lcm_instant_refine_file": ("lcm_instant_refine", ["sample.jpg", "--out", "mine"], ["mine/lcm-*_0.png"]),
     "list_and_delete_dry": ("list_and_delete", ["--keep", "1"], []),
     "list_and_delete_yes": ("list_and_delete", ["--keep", "1", "--yes"], []),
     "texture_model": ("texture_model", ["--out", "maps"], ["maps/*_albedo.png", "maps/*_normal.png"]),
@@ -50,8 +50,9 @@ def results() -> Iterator[Dict[str, Result]]:
         for run, (script, args, _) in RUNS.items():
             cwd = os.path.join(root, run)
             os.makedirs(cwd)
-            with open(os.path.join(cwd, "sample.png"), "wb") as f:
-                f.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+            for name, head in (("sample.png", b"\x89PNG\r\n\x1a\n"), ("sample.jpg", b"\xff\xd8\xff\xe0")):
+                with open(os.path.join(cwd, name), "wb") as f:
+                    f.write(head + b"\x00" * 32)
             running[run] = (
                 subprocess.Popen(
                     [sys.executable, os.path.join(EXAMPLES, script + ".py"), "--offline"] + args,
@@ -218,6 +219,6 @@ def test_examples_end_in_one_line_and_the_right_exit_code(hostile_results: Any, 
 def test_a_missing_image_file_is_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     env["PYTHONPATH"] = REPO
-    command = [sys.executable, os.path.join(EXAMPLES, "lcm_instant_refine.py"), "nope.png", "--offline"]
+    command = [sys.executable, os.path.join(EXAMPLES, "lcm_instant_refine.py"), "nope.jpg", "--offline"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tempfile.gettempdir())
-    assert (done.returncode, done.stderr) == (1, "error: [Errno 2] No such file or directory: 'nope.png'\n")
+    assert (done.returncode, done.stderr) == (1, "error: [Errno 2] No such file or directory: 'nope.jpg'\n")

@@ -3,7 +3,7 @@
 * Every ``.. code-block:: python`` block runs, as a reader would paste it, against a
   FakeLeonardo: ``LEONARDO_API_KEY`` and ``LEONARDO_BASE_URL`` point at the fake, so a
   snippet that says ``Client()`` reads them like real usage. Each block runs alone, in an
-  empty folder (the files a reader is assumed to have, such as ``sketch.png``, are put
+  empty folder (the files a reader is assumed to have, such as ``sketch.jpg``, are put
   there). A block preceded by the RST comment ``.. readme-test: pytest`` is saved as a test
   file and run with pytest; ``.. readme-test: skip <why>`` skips one (none does today).
 * The console commands that can run offline do, in a temporary folder, and the offline
@@ -15,15 +15,14 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
 import os
 import re
 import shlex
-import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -104,15 +103,13 @@ def console_lines(section: str) -> List[str]:
     ]
 
 
-def tiny_png() -> bytes:
-    """A real 2x2 RGB PNG: the ``sketch.png`` the LCM example reads."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    rows = b"".join(b"\x00" + bytes([200, 80, 40]) * 2 for _ in range(2))
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
-    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+# A real 2x2 orange JPEG: the ``sketch.jpg`` the LCM example reads.
+TINY_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBk"
+    "eFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAACAAID"
+    "ASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAA"
+    "AAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
+)
 
 
 def subprocess_env(**extra: str) -> Dict[str, str]:
@@ -146,7 +143,7 @@ def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
 
 
 def png_files(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.rglob("*.png") if p.name != "sketch.png")
+    return sorted(folder.rglob("*.png"))
 
 
 @pytest.fixture
@@ -156,7 +153,7 @@ def reader_env(fake: FakeLeonardo, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LEONARDO_BASE_URL", fake.base_url)
     monkeypatch.setenv("LEONARDO_USER_ID", fake.user_id)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "sketch.png").write_bytes(tiny_png())
+    (tmp_path / "sketch.jpg").write_bytes(TINY_JPEG)
     return tmp_path
 
 
