@@ -5,7 +5,8 @@
   snippet that says ``Client()`` reads them like real usage. Each block runs alone, in an
   empty folder (the files a reader is assumed to have, such as ``sketch.jpg``, are put
   there). A block preceded by the RST comment ``.. readme-test: pytest`` is saved as a test
-  file and run with pytest; ``.. readme-test: skip <why>`` skips one (none does today).
+  file and run with pytest; ``.. readme-test: skip <why>`` skips one (the webhook server's does:
+  it serves until stopped, and ``examples/webhook_receiver.py --offline`` is run instead).
 * The console commands that can run offline do, in a temporary folder, and the offline
   main job leaves real PNG files.
 * CI runs the README's install and test commands verbatim.
