@@ -354,10 +354,11 @@ class GenerationV2Request(_Body):
     The fields are the parameters most models share; what a model accepts (sizes, ``mode``
     or ``quality``, its ``guidances``) is in its own schema (GET /v2/models). ``extra`` is
     merged into ``parameters`` as given, for model-specific keys (``duration``, ``contrast``...).
+    ``prompt`` is None only for the models that take none (remove-bg, the Aurora upscalers, rodin-v2).
     """
 
     model: str = required("model")  # V2Model, or any model name Leonardo lists
-    prompt: str = required("parameters.prompt")
+    prompt: Optional[str] = wire("parameters.prompt")
     width: Optional[int] = wire("parameters.width")
     height: Optional[int] = wire("parameters.height")
     quantity: Optional[int] = wire("parameters.quantity")

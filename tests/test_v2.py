@@ -18,7 +18,9 @@ import responses
 from responses import matchers
 
 from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers
-from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
+from leonardo_client import (
+    Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, to_payload
+)
 from leonardo_client.testing import FakeLeonardo
 from leonardo_client.testing.media import render_png
 
@@ -64,9 +66,15 @@ def test_v2_needs_a_base_url_ending_in_v1(mocked: responses.RequestsMock) -> Non
 def test_a_request_of_the_wrong_type_is_refused_before_sending(mocked: responses.RequestsMock, mock_client: Client) -> None:
     with pytest.raises(TypeError, match="GenerationV2Request or a mapping"):
         mock_client.create_generation_v2("phoenix-v1.0")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="GenerationV2Request.prompt is required"):
-        mock_client.create_generation_v2(GenerationV2Request("flux-dev", None))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="GenerationV2Request.model is required"):
+        mock_client.create_generation_v2(GenerationV2Request(None, "a fox"))  # type: ignore[arg-type]
     assert not mocked.calls
+
+
+def test_a_model_that_takes_no_prompt_is_sent_without_one() -> None:
+    guidances = {"image_reference": [{"image": {"id": "i-1", "type": "UPLOADED"}}]}
+    request = GenerationV2Request("remove-bg", guidances=guidances)  # remove-bg and rodin-v2 refuse a prompt
+    assert to_payload(request) == {"model": "remove-bg", "parameters": {"guidances": guidances}}
 
 
 def test_get_models_v2_and_get_user_info(mocked: responses.RequestsMock, mock_client: Client) -> None:
