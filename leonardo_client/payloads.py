@@ -154,7 +154,10 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
             target = target.setdefault(parent, {})
         if key != "*":
             target[key] = _json(item, name, parents)
-        elif isinstance(item, Mapping):  # a mapping merged in as given
+        elif isinstance(item, Mapping):  # a mapping merged in as given, but never over a field set
+            twice = [repr(k) for k in item if k in target]
+            if twice:
+                raise ValueError(f"{name} sets {', '.join(twice)} again: give each value once")
             target.update(_json(item, name, parents))
         else:
             raise TypeError(f"{name} must be a mapping, not {type(item).__name__}")

@@ -71,6 +71,13 @@ def test_a_request_of_the_wrong_type_is_refused_before_sending(mocked: responses
     assert not mocked.calls
 
 
+def test_extra_cannot_set_a_field_again() -> None:
+    with pytest.raises(ValueError, match=r"GenerationV2Request.extra sets 'width' again"):
+        to_payload(GenerationV2Request("phoenix-v1.0", "a fox", width=512, extra={"width": 1024}))
+    body = to_payload(GenerationV2Request("phoenix-v1.0", "a fox", extra={"width": 1024}))
+    assert body == {"model": "phoenix-v1.0", "parameters": {"prompt": "a fox", "width": 1024}}
+
+
 def test_a_model_that_takes_no_prompt_is_sent_without_one() -> None:
     guidances = {"image_reference": [{"image": {"id": "i-1", "type": "UPLOADED"}}]}
     request = GenerationV2Request("remove-bg", guidances=guidances)  # remove-bg and rodin-v2 refuse a prompt
