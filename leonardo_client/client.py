@@ -342,6 +342,8 @@ class Client:
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
         ``on_poll(status, seconds elapsed)`` after each. LeonardoError if it FAILED, is unknown or outlives that.
         """
+        if isinstance(id, Mapping) and "textureGenerationJob" in id:
+            raise ValueError("that is a texture generation's create response: wait with wait_for_texture_generation")
         fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
 

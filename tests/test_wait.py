@@ -212,3 +212,6 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
     done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
     mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
     assert mock_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]
+    with pytest.raises(ValueError, match="texture generation's create response: wait with wait_for_texture_generation"):
+        mock_client.wait_for_generation({"textureGenerationJob": {"id": "t-1"}})
+    assert len(mocked.calls) == 1
