@@ -726,9 +726,13 @@ def test_lcm_operations(fake, api, path):
     assert data_url.startswith(prefix)
     width, height, _ = parse_png(base64.b64decode(data_url[len(prefix) :]))
     assert (width, height) == (256, 256)  # 512x512 by default
-    if path == "/lcm-upscale":
-        assert len(job["generationId"]) == 1 and len(job["variationId"]) == 1
-        assert isinstance(job["generatedImageId"], str)
+    if path == "/lcm-upscale":  # stored too: a COMPLETE generation of that image, the file at its url
+        assert len(job["variationId"]) == 1
+        stored = get_generation(api, fake, job["generationId"][0])
+        assert (stored["status"], stored["prompt"]) == ("COMPLETE", "a castle")
+        (image,) = stored["generated_images"]
+        assert image["id"] == job["generatedImageId"]
+        assert requests.get(image["url"], timeout=TIMEOUT).content == base64.b64decode(data_url[len(prefix) :])
     no_stamp = call(api, fake, "POST", path, json=lcm_body(path)).json()["lcmGenerationJob"]
     assert isinstance(no_stamp["requestTimestamp"], str)
 
@@ -1191,19 +1195,21 @@ def test_v2_response_shape_as_the_spec_says():
 
 
 def test_every_kind_of_generation_reads_back_as_the_spec_says(fake, api):
-    """v1 image, motion, v2 image and v2 video, through GET by id and the user's list: every key,
+    """v1 image, motion, v2 image, v2 video and an LCM upscale, by id and listed: every key,
     type, enum and non-nullable field as in the spec's response schemas (unknown keys refused)."""
     image = create(api, fake, num_images=1)
     image_id = get_generation(api, fake, image)["generated_images"][0]["id"]
     motion = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id}).json()
+    motion = motion["motionSvdGenerationJob"]["generationId"]
     still = v2_create(api, fake, "phoenix-v1.0", quantity=1)["generate"]["generationId"]
     video = v2_create(api, fake, "kling-2.6", width=1920, height=1080, quantity=1)["generate"]["generationId"]
+    upscaled = call(api, fake, "POST", "/lcm-upscale", json=lcm_body("/lcm-upscale")).json()["lcmGenerationJob"]
     spec = Spec(SPEC)
-    for generation_id in (image, motion["motionSvdGenerationJob"]["generationId"], still, video):
+    for generation_id in (image, motion, still, video, *upscaled["generationId"]):
         answer = call(api, fake, "GET", "/generations/" + generation_id).json()
         spec.check(response_schema("/generations/{id}"), answer, ())
     listing = call(api, fake, "GET", "/generations/user/" + fake.user_id).json()
-    assert len(listing["generations"]) == 4
+    assert len(listing["generations"]) == 5
     spec.check(response_schema("/generations/user/{userId}"), listing, ())
 
 

@@ -101,7 +101,7 @@ def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
 def _blank(**values: Any) -> Dict[str, Any]:
     """A generation's fields with only these values set (motion and v2 generations), but for the
     settings the spec's generation never has null: those at v1's defaults."""
-    never_null = {key: _SETTINGS[key][1] for key in ("sdVersion", "scheduler")}
+    never_null = {key: _SETTINGS[key][1] for key in ("sdVersion", "scheduler", "public")}
     return {**dict.fromkeys(_SETTINGS), **never_null, "generation_elements": [], **values}
 
 
@@ -461,9 +461,18 @@ class Api:
     create_lcm_generation = perform_instant_refine = perform_inpainting_lcm = _lcm
 
     def perform_alchemy_upscale_lcm(self, call: Call) -> Dict[str, Any]:
-        """POST /lcm-upscale: the result is also stored, so it has ids."""
-        ids = [str(uuid.uuid4()) for _ in range(3)]
-        return self._lcm(call, generationId=ids[:1], variationId=ids[1:2], generatedImageId=ids[2])
+        """POST /lcm-upscale: the result is also stored, as a COMPLETE generation of its one image."""
+        width, height = self._arg(call, "width"), self._arg(call, "height")
+        job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(),
+                  _blank(prompt=call.body["prompt"], imageWidth=width, imageHeight=height), 0.0, False)
+        image_id, path = str(uuid.uuid4()), self._cdn_path(job, "upscaled.png")
+        answer = self._lcm(call, generationId=[job.id], variationId=[str(uuid.uuid4())], generatedImageId=image_id)
+        png = base64.b64decode(answer["lcmGenerationJob"]["imageDataUrl"][0].split(",", 1)[1])
+        self.assets[path] = ("image/png", lambda: png)
+        self.sources[image_id] = (call.body["prompt"], path, *preview_size(width, height))
+        job.images.append(_image(image_id, path))
+        job.final, self.generations[job.id] = "COMPLETE", job
+        return answer
 
 
 def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str, Any]:
