@@ -43,6 +43,9 @@ API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
 WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
 POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
+# The API never redirects; a GET (a CDN's download) may follow this many, each hop with its own
+# retries and timeouts. A POST or DELETE follows none: a 307 would send the create call again.
+MAX_REDIRECTS = 5
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
 MAX_RETRIES, MAX_POOL_MAXSIZE = 100, 1000
@@ -124,6 +127,7 @@ class Client:
         for root in filter(None, (self.base_url, self.v2_url)):
             self._session.mount(root + "/", self._adapter)
         if self._owns_session:
+            self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
             downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             self._session.mount("https://", downloads)
@@ -184,7 +188,10 @@ class Client:
         note = "download failed" if write else ""
         started = time.monotonic()
         try:
-            with self._session.request(method, url, timeout=self.timeout, stream=bool(write), **kwargs) as response:
+            redirects = method == "GET"
+            with self._session.request(
+                method, url, timeout=self.timeout, stream=bool(write), allow_redirects=redirects, **kwargs
+            ) as response:
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = time.monotonic() - started
                     log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)

@@ -416,6 +416,27 @@ def test_a_key_in_a_redirect_url_is_redacted_from_the_error(mocked, mock_client)
         assert API_KEY not in text
 
 
+def test_a_post_or_delete_follows_no_redirect(mocked, mock_client):
+    # A 307 would send the create call again, to wherever it points: billed twice. The API never redirects.
+    mocked.add("POST", BASE + "/generations", status=307, headers={"Location": BASE + "/generations-elsewhere"})
+    mocked.add("DELETE", BASE + "/generations/g", status=308, headers={"Location": BASE + "/generations/h"})
+    for call, status in ((lambda: mock_client.create_generation({"prompt": "p"}), 307),
+                         (lambda: mock_client.delete_generation_by_id("g"), 308)):
+        with pytest.raises(LeonardoError) as info:
+            call()
+        assert info.value.status_code == status
+    assert len(mocked.calls) == 2
+
+
+def test_a_get_follows_at_most_five_redirects(mocked, mock_client):
+    # Each hop has its own retries and timeouts: requests' 30 hops could hold one call for hours.
+    for n in range(6):
+        mocked.add("GET", f"{BASE}/generations/g{n}", status=302, headers={"Location": f"{BASE}/generations/g{n + 1}"})
+    with pytest.raises(LeonardoError, match="Exceeded 5 redirects"):
+        mock_client.get_generation_by_id("g0")
+    assert len(mocked.calls) == 6
+
+
 def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
     # The counterpart of the test above: shows the header really is what is being checked.
     target = BASE + "/generations/moved"
