@@ -408,6 +408,7 @@ class _Item:
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     misses: int = 0  # answers of "no such generation"
     busy: bool = False  # a download runs for it
+    sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
     download_tries: int = 0
     download_at: float = 0.0
 
@@ -450,12 +451,14 @@ def run_batch(
 
     ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again
     resume. ``concurrency`` None asks GET /me (``apiConcurrencySlots``); ``item_timeout``:
-    a generation still running after it is left in flight for a rerun (never sent again).
+    a generation still running after it is left in flight for a rerun (never sent again),
+    and the batch stops when no create call has gone through (429s, no connection) for as long.
 
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
         BatchInterrupted: Ctrl-C; what was in flight is journaled (a KeyboardInterrupt).
-        LeonardoError: the account could not be read, or the API refused the key.
+        LeonardoError: the account could not be read, the API refused the key, or no create
+            call went through for ``item_timeout``.
     """
     batch_items = _as_items(items)
     _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
@@ -475,6 +478,10 @@ def run_batch(
 
 class _NotJournaled(LeonardoError):
     """The journal could not take a POST's record: the POST was not sent, and the batch stops."""
+
+
+class _Stopped(Exception):
+    """A create call still queued at Ctrl-C: not sent."""
 
 
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
@@ -511,6 +518,8 @@ class _Engine:
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
+        self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since one went
+        self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C: no create call starts after it
         self.gallery_at = 0.0
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
@@ -615,6 +624,8 @@ class _Engine:
             self.loop()
         except KeyboardInterrupt:
             self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
+            with self.send_lock:
+                self.stopping = True
             self.drain_posts()  # a second Ctrl-C ends this at once
             self.gallery(final=True)
             raise BatchInterrupted(self.summary(interrupted=True)) from None
@@ -661,9 +672,9 @@ class _Engine:
             done(result, error)
 
     def drain_posts(self) -> None:
-        """Journal the answers of the create calls already sent (a lost one is reconciled on the rerun)."""
+        """Journal the answers of the create calls under way (a lost one is reconciled on the rerun)."""
         deadline = time.monotonic() + self.read_timeout + 5.0
-        while self.posts and time.monotonic() < deadline:
+        while any(self.items[i].sending for i in self.members["submitting"]) and time.monotonic() < deadline:
             self.handle(0.2, posts_only=True)
 
     def account(self, concurrency: Optional[int]) -> int:
@@ -739,6 +750,10 @@ class _Engine:
     def send(self, item: _Item, create: Callable[[Any], Any], record: Dict[str, Any]) -> Any:
         """A worker's create call, journaled first with the time it is sent: it may have waited in the
         queue behind downloads, and reconciliation counts the read timeout from then."""
+        with self.send_lock:
+            if self.stopping:
+                raise _Stopped()
+            item.sending = True
         record["t"] = item.since = round(time.time(), 3)
         try:
             self.journal.append([record])
@@ -748,12 +763,15 @@ class _Engine:
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
         self.posts -= 1
+        item.sending = False
         now = time.monotonic()
         status = getattr(error, "status_code", None)
         if error is None:
             self.slowdown = max(1.0, self.slowdown * 0.98)
-            self.pause = DEFAULT_PAUSE
+            self.pause, self.refused_since = DEFAULT_PAUSE, None
             self.accepted(item, response, now)
+        elif isinstance(error, _Stopped):
+            self.set_state(item, {"i": item.index, "s": "planned"})  # as the journal still has it
         elif isinstance(error, _NotJournaled):
             self.fatal = error  # nothing is sent that the journal does not hold
         elif status == 429:
@@ -762,6 +780,7 @@ class _Engine:
             self.back_off(wait, now)
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
+            self.check_refusals(error, now)
         elif status in (401, 403):
             self.record(item, "planned", reason=str(error))
             self.fatal = error if isinstance(error, LeonardoError) else LeonardoError(str(error))
@@ -771,9 +790,17 @@ class _Engine:
             self.back_off(self.pause, now)
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
+            self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
             self.reconcile_at[item.index] = now
             self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
+
+    def check_refusals(self, error: BaseException, now: float) -> None:
+        """Stop the batch (a rerun resumes) when no create call has gone through for item_timeout."""
+        self.refused_since = now if self.refused_since is None else self.refused_since
+        if now - self.refused_since >= self.item_timeout and self.fatal is None:
+            since = now - self.refused_since
+            self.fatal = LeonardoError(f"no create call went through for {since:.0f}s (the last: {error}); rerun to resume")
 
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""

@@ -14,6 +14,7 @@ import threading
 import time
 import tracemalloc
 from datetime import datetime, timezone
+from functools import partial
 from html.parser import HTMLParser
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -754,6 +755,29 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     assert run(api, PROMPTS[:1], str(tmp_path)).ok
     [submitting] = [r for r in journal(tmp_path) if r.get("s") == "submitting"]
     assert 0 <= api.sent_at - submitting["t"] < 0.4  # was the time it was queued: 0.5 s early
+
+
+def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawn, order, stopped = batch._Engine.spawn, [], []
+
+    def queued(engine: Any, kind: str, task: Any, done: Any) -> None:  # the 2nd and 3rd POST wait behind downloads
+        if kind == "post":
+            order.append(task)
+            task = partial(lambda wait, send: (time.sleep(wait), send())[1], 0.2 + 0.6 * (len(order) - 1), task)
+        spawn(engine, kind, task, done)
+
+    def interrupt(progress: BatchProgress) -> None:
+        if progress.event == "submitted" and not stopped:
+            stopped.append(progress)  # once: a second Ctrl-C would quit at once
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch._Engine, "spawn", queued)
+    api = ApiDouble()
+    with pytest.raises(BatchInterrupted) as info:
+        run(api, PROMPTS[:3], str(tmp_path), on_progress=interrupt)
+    time.sleep(1.5)  # when the queued ones come up: they were sent, and waited for, after Ctrl-C
+    assert api.calls.count("POST") == 1 and info.value.summary.interrupted
+    assert sorted(states(tmp_path).values()) == ["planned", "planned", "submitted"]
 
 
 def test_a_deletion_between_listing_pages_hides_nothing() -> None:

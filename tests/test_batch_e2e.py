@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from leonardo_client import Client
+from leonardo_client import Client, LeonardoError
 from leonardo_client.batch import run_batch
 from leonardo_client.testing import FakeLeonardo
 
@@ -89,6 +89,21 @@ def test_429_storms_fail_no_item(account_fake: FakeLeonardo, tmp_path: Any) -> N
     assert len(account_fake.generation_ids()) == len(ITEMS) and posts(account_fake) == len(ITEMS) + 3
     pauses = [r for r in records(tmp_path) if r.get("reason", "").startswith("429")]
     assert len(pauses) == 3 and time.monotonic() - started >= 1.0  # Retry-After honoured
+
+
+def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
+    account_fake: FakeLeonardo, tmp_path: Any
+) -> None:
+    # Every POST refused: after item_timeout the batch stops (it paused and retried forever), nothing spent.
+    account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=None)
+    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, max_retries=0) as client:
+        started = time.monotonic()
+        with pytest.raises(LeonardoError, match=r"no create call went through for \d+s \(the last: HTTP 429"):
+            run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST, item_timeout=1)
+        assert time.monotonic() - started < 10 and account_fake.generation_ids() == []
+        account_fake.clear_faults()
+        assert run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST).ok
+    assert len(account_fake.generation_ids()) == len(ITEMS)
 
 
 def test_posts_are_paced_to_posts_per_minute(tmp_path: Any) -> None:
