@@ -11,6 +11,7 @@ import json
 import os
 import posixpath
 import re
+import stat
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -75,6 +76,8 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     elif isinstance(file, (str, os.PathLike)):
         name = os.fspath(file)
         try:
+            if not stat.S_ISREG(os.stat(name).st_mode):  # a FIFO would block, /dev/zero never end
+                raise OSError("not a regular file")
             with open(name, "rb") as stream:
                 data = stream.read()
         except OSError as exc:

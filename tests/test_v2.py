@@ -172,6 +172,7 @@ def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.
         (io.StringIO("text"), "png", TypeError, "binary mode"),
         (42, "png", TypeError, "a path, bytes or a binary file"),
         ("/nonexistent/guide.png", None, ValueError, "cannot read"),
+        ("/dev/null", "png", ValueError, "cannot read '/dev/null': not a regular file"),  # a FIFO blocked for ever
     ],
 )
 def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
