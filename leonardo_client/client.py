@@ -189,7 +189,8 @@ class Client:
         try:
             redirects = method == "GET"
             with self._session.request(
-                method, url, timeout=self.timeout, stream=bool(write), allow_redirects=redirects, **kwargs
+                method, url, timeout=self.timeout, stream=bool(write), allow_redirects=redirects, auth=_as_given,
+                **kwargs,
             ) as response:
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = time.monotonic() - started
@@ -442,6 +443,12 @@ def _retired(kind: str) -> None:
 
 
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
+
+
+def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth that changes nothing: with none, requests would put ~/.netrc's (its "default" entry
+    matches every host) or the session's auth in place of the key, or add it to a download."""
+    return request
 
 
 def _chunks(response: requests.Response, method: str, url: str) -> Iterator[bytes]:

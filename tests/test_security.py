@@ -17,7 +17,7 @@ import pytest
 import requests
 from responses import matchers
 
-from conftest import API_KEY, BASE, api_matchers, endpoint_doc, endpoint_methods, refused_url
+from conftest import API_KEY, BASE, TIMEOUT, api_matchers, endpoint_doc, endpoint_methods, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -383,6 +383,22 @@ def test_own_session_uses_a_separate_adapter_for_other_hosts(monkeypatch):
     api = session.get_adapter(BASE + "/generations/g")
     assert api.max_retries is client.retry
     assert session.get_adapter("https://cdn.example.test/image.png") is not api
+
+
+@pytest.mark.parametrize("auth", [None, ("session-user", "session-secret")])
+def test_a_netrc_or_session_auth_never_replaces_the_key_or_rides_a_download(mocked, tmp_path, monkeypatch, auth):
+    # A "default" entry of ~/.netrc matches every host: requests sent its password instead of the key.
+    (tmp_path / ".netrc").write_text("default login someone password netrc-secret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mocked.add("GET", BASE + "/me", json={}, match=api_matchers())  # the Bearer key, as given
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG")
+    session = requests.Session()
+    session.auth = auth  # a session of the caller's, with an auth of its own
+    with session, Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0, session=session) as client:
+        client.get_user_info()
+        client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
+    assert "Authorization" not in mocked.calls[1].request.headers
 
 
 @pytest.mark.parametrize(
