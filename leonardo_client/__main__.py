@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,9 +41,10 @@ examples:
   leonardo-client generate "the same fox, in winter" --init-image fox.png --out fox/
   leonardo-client me
   leonardo-client list --limit 5
+  leonardo-client batch prompts.txt --out catalogue/
 
 exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage,
-130 interrupted. generate spends credits; the other commands do not."""
+130 interrupted. generate and batch spend credits; the other commands do not."""
 
 BATCH_DESCRIPTION = """\
 Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
@@ -199,6 +201,7 @@ def _connect(offline: bool) -> Iterator[Client]:
         return
     from .testing import FakeLeonardo  # loaded only when asked for
 
+    _say("offline: the built-in fake API answers, and its images are placeholders")
     with FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY) as fake:
         with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
             yield client
@@ -216,8 +219,6 @@ def _check_folder(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
-    if args.offline:
-        _say("offline: the built-in fake API answers, and its images are placeholders")
     guidance = _init_image_guidance(args.model) if args.model and args.init_image else None
     init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
     if args.model:
@@ -378,7 +379,8 @@ class _StatusLine:
         self.width = 0
 
     def show(self, line: str) -> None:
-        if self.tty:  # drawn over the last one, padded to hide what is left of it
+        if self.tty:  # drawn over the last one, padded to hide what is left of it; a wrapped line could not be
+            line = line[: max(20, shutil.get_terminal_size().columns - 1)]
             self.width = _stderr(line, before="\r", end="", width=self.width)
         else:
             _stderr(line)
@@ -403,7 +405,8 @@ class _BatchPrinter:
 
     def __call__(self, progress: BatchProgress) -> None:
         if not self.line.tty:
-            self.line.show(f"[{progress.complete}/{progress.total}] {progress.message}")
+            done = progress.complete + progress.failed + progress.ambiguous
+            self.line.show(f"[{done}/{progress.total}] {progress.message}")
             return
         if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
             self.line.say(progress.message)
@@ -423,7 +426,7 @@ def _bar(progress: BatchProgress) -> str:
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
     left = progress.total - done
     eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
-    spent = credits_text(progress.credits, "0", " ")
+    spent = credits_text(progress.credits, "0", " + ")
     return (
         f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
         f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"

@@ -40,6 +40,9 @@ class Terminal(io.StringIO):
         return True
 
 
+OFFLINE_NOTICE = "leonardo-client: offline: the built-in fake API answers, and its images are placeholders"
+
+
 def test_generate_offline_saves_images_and_prints_paths(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
 ) -> None:
@@ -51,7 +54,7 @@ def test_generate_offline_saves_images_and_prints_paths(
     assert len(paths) == 2 and all(p.startswith(out) and p.endswith(".png") for p in paths)
     assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in paths)
     notice, *progress = captured.err.splitlines()
-    assert notice == "leonardo-client: offline: the built-in fake API answers, and its images are placeholders"
+    assert notice == OFFLINE_NOTICE
     assert "PENDING, 0.0s elapsed" in progress[0] and "COMPLETE" in progress[-1]
     assert "\r" not in captured.err  # not a terminal: plain lines
 
@@ -196,8 +199,10 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "leonardo-client: error: no generation with id 'no-such-id'" + (
-        " (nothing deleted)\n" if argv[1] == "delete" else "\n"
+    notice, error = captured.err.splitlines()  # every offline command says it is offline
+    assert notice == OFFLINE_NOTICE
+    assert error == "leonardo-client: error: no generation with id 'no-such-id'" + (
+        " (nothing deleted)" if argv[1] == "delete" else ""
     )
 
 
@@ -371,7 +376,8 @@ def test_a_closed_or_full_stdout_is_one_line_and_exit_1(args: List[str], where: 
         stdout = subprocess.PIPE if where == "closed pipe" else stack.enter_context(open("/dev/full", "w"))
         done = run_cli(args, stdout)
     reason = "Broken pipe" if where == "closed pipe" else "No space left on device"
-    assert (done.returncode, done.stderr) == (1, f"leonardo-client: error: cannot write the output: {reason}\n")
+    error = f"leonardo-client: error: cannot write the output: {reason}"
+    assert (done.returncode, done.stderr.splitlines()) == (1, [OFFLINE_NOTICE, error])
 
 
 def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> None:
@@ -446,18 +452,24 @@ def progress(event: str, message: str = "", **counts: Any) -> BatchProgress:
 def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setenv("COLUMNS", "200")
     printer = cli._BatchPrinter()
     printer(progress("start", "10 items"))
     printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
+    printer(progress("done", "done", complete=4, failed=1, credits={"CREDITS": 8, "DOLLARS": 0.09}))
+    monkeypatch.setenv("COLUMNS", "40")  # a line wider than the terminal would wrap, and \r redraw only its end
+    printer(progress("start", "10 items"))
     printer.close()
     shown = terminal.getvalue()
     assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
     assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
+    assert ", spent 8 credits + 0.09 dollars\r" in shown
+    assert shown.rsplit("\r", 1)[1].rstrip() == "[........................] 0/10 done, 0"  # 39 columns
     plain = io.StringIO()
     monkeypatch.setattr("sys.stderr", plain)
     printer = cli._BatchPrinter()
-    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, credits={"CREDITS": 2.5}))
-    assert plain.getvalue() == "[4/10] #4 complete: 0004-a.png\n"
+    printer(progress("complete", "#4 complete: 0004-a.png", complete=4, failed=1, credits={"CREDITS": 2.5}))
+    assert plain.getvalue() == "[5/10] #4 complete: 0004-a.png\n"  # failed items are done too
 
 
 def test_server_text_on_stdout_cannot_drive_the_terminal(fake_in_env: FakeLeonardo, capsys: Any) -> None:
