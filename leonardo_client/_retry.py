@@ -12,17 +12,21 @@ A Retry-After up to the cap is honoured; a longer one is not slept at all: the r
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
 capped. Only constructor arguments both urllib3 1.26 and 2.x accept are used; backoff,
 jitter and the cap are implemented here rather than through 2.x-only arguments.
+
+Inside ``posts_not_retried()`` a thread's POSTs are not retried at all: run_batch re-sends its
+own, journaling each attempt's time, so that none can reach the server later than it knows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import math
 import random
 import threading
 import time
 from itertools import takewhile
-from typing import Any, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
@@ -35,6 +39,17 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _R = TypeVar("_R", bound="LeonardoRetry")
+_thread = threading.local()  # .posts_not_retried: set by posts_not_retried() for the calls this thread makes
+
+
+@contextlib.contextmanager
+def posts_not_retried() -> Iterator[None]:
+    """Inside, the POSTs this thread sends are not retried, whatever the client's policy."""
+    _thread.posts_not_retried = True
+    try:
+        yield
+    finally:
+        _thread.posts_not_retried = False
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:
@@ -85,7 +100,7 @@ class LeonardoRetry(Retry):
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # 429 means the request was turned away before any work was done: safe to re-send.
         if method.upper() == "POST" and status_code == 429:
-            return bool(self.total)
+            return bool(self.total) and not getattr(_thread, "posts_not_retried", False)
         return bool(super().is_retry(method, status_code, has_retry_after))
 
     def increment(
@@ -102,6 +117,8 @@ class LeonardoRetry(Retry):
             # server (types-urllib3, for 1.26, lacks this private method both versions have).
             if not self._is_connection_error(error):  # type: ignore[attr-defined,unused-ignore]
                 raise error
+            if getattr(_thread, "posts_not_retried", False):
+                raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         wait = self.retry_after_over_cap(response)
         if wait is not None:
             # Give up now; with raise_on_status=False the caller gets this very response.

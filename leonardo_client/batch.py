@@ -29,6 +29,7 @@ from typing import (
 import requests
 
 from . import _files, client as _client
+from ._retry import posts_not_retried
 from .errors import LeonardoError
 from .payloads import CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, to_payload
 
@@ -399,7 +400,7 @@ class _Item:
     generation_id: Optional[str] = None
     cost: Optional[Dict[str, Any]] = None
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
-    read_timeout: float = 0.0  # the read timeout that POST was sent under
+    span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -415,7 +416,7 @@ class _Item:
     def apply(self, record: Mapping[str, Any]) -> None:
         self.state = record["s"]
         if self.state == "submitting":
-            self.since, self.read_timeout = float(record["t"]), float(record.get("rt", 0.0))
+            self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
@@ -533,15 +534,16 @@ class _Engine:
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
 
     @property
-    def read_timeout(self) -> float:
-        """The client's read timeout, as it is now (it may be set while the batch runs)."""
+    def create_span(self) -> float:
+        """The longest a create call may run, as the client is set now (it may be set while the batch
+        runs): one attempt, never retried (posts_not_retried), connecting then reading under its timeout."""
         timeout = self.client.timeout
-        return float(timeout[1] if isinstance(timeout, tuple) else timeout)
+        return float(sum(timeout) if isinstance(timeout, tuple) else 2 * timeout)
 
     def window(self, item: _Item) -> float:
         """How long after its "submitting" time the item's create call may still run at the server: the
-        read timeout it was sent under (journaled, so a rerun knows it too), or the client's if longer."""
-        return max(self.read_timeout, item.read_timeout)
+        span it was sent under (journaled, so a rerun knows it too), or the client's if longer."""
+        return max(self.create_span, item.span)
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
@@ -673,7 +675,7 @@ class _Engine:
 
     def drain_posts(self) -> None:
         """Journal the answers of the create calls under way (a lost one is reconciled on the rerun)."""
-        deadline = time.monotonic() + self.read_timeout + 5.0
+        deadline = time.monotonic() + self.create_span + 5.0
         while any(self.items[i].sending for i in self.members["submitting"]) and time.monotonic() < deadline:
             self.handle(0.2, posts_only=True)
 
@@ -738,7 +740,7 @@ class _Engine:
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
-            record = {"i": item.index, "s": "submitting", "t": round(time.time(), 3), "rt": self.read_timeout}
+            record = {"i": item.index, "s": "submitting", "t": round(time.time(), 3), "rt": self.create_span}
             self.set_state(item, record)  # journaled by send(), as the POST goes
             locked.add(item.item.prompt)
             in_flight += 1
@@ -749,7 +751,9 @@ class _Engine:
 
     def send(self, item: _Item, create: Callable[[Any], Any], record: Dict[str, Any]) -> Any:
         """A worker's create call, journaled first with the time it is sent: it may have waited in the
-        queue behind downloads, and reconciliation counts the read timeout from then."""
+        queue behind downloads, and reconciliation counts its span from then. The client does not
+        retry it (a retry could reach the server after that span): a 429 or a connection never
+        made comes back here, and the item is sent again, journaled again."""
         with self.send_lock:
             if self.stopping:
                 raise _Stopped()
@@ -759,7 +763,8 @@ class _Engine:
             self.journal.append([record])
         except LeonardoError as exc:
             raise _NotJournaled(exc.message) from exc
-        return create(record["request"])
+        with posts_not_retried():
+            return create(record["request"])
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
         self.posts -= 1

@@ -40,6 +40,7 @@ from leonardo_client._retry import (
     LeonardoRetry,
     default_retry,
     parse_retry_after,
+    posts_not_retried,
 )
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
@@ -87,6 +88,17 @@ def test_post_is_not_resent_after_an_error_other_than_a_connection_that_never_re
         default_retry().increment("POST", "/x", error=mid_exchange)
     assert default_retry().increment("GET", "/x", error=mid_exchange).total == 2
     assert default_retry().increment("POST", "/x", error=NewConnectionError(None, "refused")).total == 2
+
+
+def test_inside_posts_not_retried_a_threads_posts_are_not_retried_at_all():
+    # run_batch re-sends its own create calls, journaling each: one the client re-sent after a 429's
+    # Retry-After could reach the server later than the journal says, and be billed again on a rerun.
+    with posts_not_retried():
+        assert default_retry().is_retry("POST", 429) is False
+        with pytest.raises(MaxRetryError):
+            default_retry().increment("POST", "/x", error=NewConnectionError(None, "refused"))
+        assert default_retry().is_retry("GET", 429) is True  # other methods as ever
+    assert default_retry().is_retry("POST", 429) is True  # and only inside
 
 
 def test_allowed_methods_exclude_post():
