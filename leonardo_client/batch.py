@@ -519,7 +519,7 @@ class _Engine:
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
-        self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since one went
+        self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C: no create call starts after it
         self.gallery_at = 0.0
         # Kept up to date by set_state(), so that no step walks every item.
@@ -564,6 +564,8 @@ class _Engine:
         self.set_state(item, record)
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
+        else:
+            self.refused_since = None  # the batch moves on: see check_refusals
 
     def fail(self, item: _Item, reason: str, shown: str) -> None:
         self.record(item, "failed", reason=reason)
@@ -773,7 +775,7 @@ class _Engine:
         status = getattr(error, "status_code", None)
         if error is None:
             self.slowdown = max(1.0, self.slowdown * 0.98)
-            self.pause, self.refused_since = DEFAULT_PAUSE, None
+            self.pause = DEFAULT_PAUSE
             self.accepted(item, response, now)
         elif isinstance(error, _Stopped):
             self.set_state(item, {"i": item.index, "s": "planned"})  # as the journal still has it
@@ -797,15 +799,17 @@ class _Engine:
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            self.reconcile_at[item.index] = now
+            self.reconcile_at[item.index], self.refused_since = now, None
             self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
 
     def check_refusals(self, error: BaseException, now: float) -> None:
-        """Stop the batch (a rerun resumes) when no create call has gone through for item_timeout."""
+        """Stop the batch (a rerun resumes) when for item_timeout every create call was refused or not
+        sent, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
         self.refused_since = now if self.refused_since is None else self.refused_since
         if now - self.refused_since >= self.item_timeout and self.fatal is None:
             since = now - self.refused_since
-            self.fatal = LeonardoError(f"no create call went through for {since:.0f}s (the last: {error}); rerun to resume")
+            message = f"for {since:.0f}s every create call was refused or not sent (the last: {error}); rerun to resume"
+            self.fatal = LeonardoError(message)
 
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""

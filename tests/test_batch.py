@@ -503,6 +503,17 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
     assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
 
 
+def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp_path: Any) -> None:
+    # 429 (item 1), answer lost but created (item 1, adopted), 429 (item 2) 1.1 s after the first:
+    # not "every create call refused for item_timeout": the batch stopped there, and said so.
+    api = ApiDouble()
+    refused = LeonardoError("Too many requests", status_code=429, retry_after=0.1)
+    api.before_post = [refused, None, refused]
+    api.after_post = [LeonardoError("timed out waiting for the API's response")]
+    summary = run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=120, item_timeout=0.9)
+    assert summary.ok and api.calls.count("POST") == 4 and len(api.generations) == 2
+
+
 def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> None:
     api = ApiDouble(delay=30.0)
 

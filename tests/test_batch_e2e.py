@@ -101,7 +101,7 @@ def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
     account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=None)
     with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, max_retries=0) as client:
         started = time.monotonic()
-        with pytest.raises(LeonardoError, match=r"no create call went through for \d+s \(the last: HTTP 429"):
+        with pytest.raises(LeonardoError, match=r"for \d+s every create call was refused or not sent \(the last: HTTP 429"):
             run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST, item_timeout=1)
         assert time.monotonic() - started < 10 and account_fake.generation_ids() == []
         account_fake.clear_faults()
