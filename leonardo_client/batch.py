@@ -1144,21 +1144,23 @@ body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222}
 header{padding:16px 24px;background:#1f2430;color:#fff}
 header h1{margin:0 0 4px;font-size:20px}
 header p{margin:0;color:#c9cbd3;font-size:14px}
-main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px}
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px;
+align-items:start}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
-border-top:4px solid var(--state,#999)}
-.complete{--state:#2e9d5b}.failed{--state:#d0453a}.ambiguous{--state:#e0a526}
-.submitted,.submitting{--state:#3a7bd5}
+border-top:4px solid var(--state,#666)}
+.complete{--state:#1e7a44}.failed{--state:#c0392b}.ambiguous{--state:#8a5a00}
+.submitted,.submitting{--state:#2a62b0}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
-.empty{height:120px;display:flex;align-items:center;justify-content:center;color:#888;background:#eee}
+.empty{height:120px;display:flex;align-items:center;justify-content:center;color:#555;background:#eee}
 .info{padding:10px 12px;font-size:13px}
-.prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere}
+.prompt{margin:0 0 8px;font-size:14px;font-weight:normal;line-height:1.35;overflow-wrap:anywhere;
+display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:6;overflow:hidden}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 .status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;
-background:var(--state,#999)}
-.reason{color:#a3342b;margin-top:6px}
+background:var(--state,#666)}
+.reason{color:#a3342b;margin-top:6px;overflow-wrap:anywhere}
 """
 
 
@@ -1169,7 +1171,8 @@ def _card(item: _Item) -> str:
     thumbs = []
     for name in map(e, item.files):
         if name.lower().endswith((".mp4", ".webm", ".mov")):
-            thumbs.append(f'<a href="{name}"><video src="{name}" muted loop playsinline></video></a>')
+            video = f'<video src="{name}" muted loop playsinline></video>'
+            thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}</a>')
         else:
             thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
     pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
@@ -1186,7 +1189,8 @@ def _card(item: _Item) -> str:
     reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
-        f'<p class="prompt">{e(spec.prompt)}</p><span class="status">{e(item.state)}</span>'
+        f'<h2 class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</h2>'
+        f'<span class="status">{e(item.state)}</span>'
         f"<dl>{details}</dl>{reason}</div></article>"
     )
 
@@ -1196,10 +1200,11 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     e = html.escape
     cards = [_card(item) for item in items]
     spent = credits_text(summary.credits, "-")
+    state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
-        f"{summary.pending} pending &middot; {summary.images} images &middot; spent {e(spent)} &middot; "
-        f"{'finished' if final else 'running'}, updated {e(time.strftime('%Y-%m-%d %H:%M:%S'))}"
+        f"{summary.pending} pending &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
+        f"spent {e(spent)} &middot; {state}, updated {e(time.strftime('%Y-%m-%d %H:%M:%S'))}"
     )
     refresh = "" if final else '<meta http-equiv="refresh" content="5">'
     page = (

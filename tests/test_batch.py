@@ -1019,6 +1019,19 @@ def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: An
     for item in items:
         assert item["prompt"] in text  # shown, as text
     assert "FAILED" in text and "0.01 dollars (refunded)" in text  # a failed card says so
+    assert "\u00b7 finished, updated" in text and page.count('dir="auto"') == len(items)  # right-to-left too
+
+
+def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
+    def interrupt(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted):
+        run(ApiDouble(), PROMPTS[:2], str(tmp_path), on_progress=interrupt)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "2 pending &middot; 0 images" in page and "stopped: rerun the same command to resume" in page
+    assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
 def test_cli_reports_bad_lines_and_exits_2_before_sending(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
