@@ -329,8 +329,8 @@ def _upload(client: Client, args: argparse.Namespace) -> int:
 
 
 def _print_fields(*fields: Any, separator: str = "\t") -> None:
-    """One line of a server's values on stdout, each escaped as on stderr (see errors.printable)."""
-    print(separator.join(printable(str(field)) for field in fields))
+    """One line of a server's values on stdout, each escaped as on stderr (see errors.printable); None is "-"."""
+    print(separator.join(printable("-" if field is None else str(field)) for field in fields))
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:

@@ -115,6 +115,7 @@ def test_me_prints_the_account(fake_in_env: FakeLeonardo, capsys: pytest.Capture
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [f"user id: {fake_in_env.user_id}", "username: fake-user", "concurrency slots: 7"]
     assert "apiSubscriptionTokens: 100000" in lines
+    assert "apiPlanTokenRenewalDate: -" in lines  # null in the answer: not Python's "None"
 
 
 @pytest.mark.parametrize(
