@@ -115,9 +115,22 @@ def read_json(response: "requests.Response", key: str) -> Any:
 
     A body nested too deep for the parser raises RecursionError: callers catch both.
     """
-    if len(key) >= MIN_SECRET_LENGTH and key.encode() in response.content:  # rare: no cost for other answers
-        return json.loads(redacted_text(response, key))
+    content = response.content
+    # Rare, so no cost for other answers: the key as sent, or an escape ("\u0061...") that may spell it.
+    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content):
+        return _redacted(json.loads(response.text), key)
     return response.json()
+
+
+def _redacted(value: Any, key: str) -> Any:
+    """Parsed JSON with ``key`` redacted from every string in it, object keys included."""
+    if isinstance(value, str):
+        return redact(value, key)
+    if isinstance(value, list):
+        return [_redacted(item, key) for item in value]
+    if isinstance(value, dict):
+        return {redact(name, key): _redacted(item, key) for name, item in value.items()}
+    return value
 
 
 def redacted_text(response: "requests.Response", key: str) -> str:

@@ -130,6 +130,9 @@ ECHOES = [
     (400, {"json": {"error": "nope"}, "headers": {"x-request-id": f"req-{API_KEY}"}}),
     (200, {"body": "x" * 190 + API_KEY + " (not JSON)"}),  # the key across the 200-character snippet's end
     (200, {"json": [API_KEY]}),
+    # Escaped, as JSON may write any character: redacting the raw text missed it, and parsing spelled it out.
+    (401, {"body": '{"error": "Invalid token %s"}' % "".join("\\u%04x" % ord(c) for c in API_KEY),
+           "content_type": "application/json"}),
 ]
 
 
@@ -153,6 +156,13 @@ def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_er
         mock_client.wait_for_generation("g")
     assert API_KEY not in repr(info.value.body)
     assert info.value.body == {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
+
+
+def test_a_key_escaped_in_a_successful_answer_is_redacted(mocked, mock_client):
+    escaped = API_KEY.replace("-", "\\u002d").replace("a", "\\u0061")
+    assert escaped != API_KEY
+    mocked.add("GET", BASE + "/generations/g", body='{"generations_by_pk": {"id": "%s/\\/"}}' % escaped)
+    assert mock_client.get_generation_by_id("g") == {"generations_by_pk": {"id": "[redacted]//"}}
 
 
 def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
