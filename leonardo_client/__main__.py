@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
-import os
-import shutil
 import sys
-import tempfile
-import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
-from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
-from .payloads import MAX_INT, is_id
-from .errors import printable
+try:  # Ctrl-C while the command starts: one line, as main() says it (the package's own imports: __init__.py)
+    import argparse
+    import contextlib
+    import io
+    import json
+    import os
+    import shutil
+    import tempfile
+    import time
+    from typing import Any, Callable, Dict, Iterator, List, Optional
+
+    from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
+    from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
+    from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
+    from .errors import printable
+    from .payloads import MAX_INT, is_id
+except KeyboardInterrupt:
+    if sys.stderr is not None:
+        sys.stderr.write("leonardo-client: interrupted\n")
+    raise SystemExit(130) from None
 
 __all__ = ["main", "build_parser"]
 

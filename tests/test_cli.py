@@ -395,28 +395,30 @@ def test_ctrl_c_during_the_wait_exits_130_with_one_line(tmp_path: Any) -> None:
     assert "Traceback" not in done.stderr
 
 
-# Raises KeyboardInterrupt when `requests` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
+# Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
 INTERRUPTED_IMPORT = """
-import sys
+import runpy, sys
 class Interrupt:
     def find_spec(self, name, path=None, target=None):
-        if name == "requests":
+        if name == {module!r}:
             raise KeyboardInterrupt
 sys.meta_path.insert(0, Interrupt())
 sys.argv[0] = {argv0!r}
-import leonardo_client
+{start}
 """
+AS_THE_CLI = 'runpy.run_module("leonardo_client", run_name="__main__")'  # python -m, or the script's import
 
 
+@pytest.mark.parametrize("module", ["requests", "leonardo_client.batch"])  # the package's imports, then the CLI's
 @pytest.mark.parametrize("argv0", ["/venv/bin/leonardo-client", "-m"])
-def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(argv0: str) -> None:
-    code = INTERRUPTED_IMPORT.format(argv0=argv0)
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(argv0: str, module: str) -> None:
+    code = INTERRUPTED_IMPORT.format(argv0=argv0, module=module, start=AS_THE_CLI)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
 
 
 def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
-    code = INTERRUPTED_IMPORT.format(argv0="my_script.py")
+    code = INTERRUPTED_IMPORT.format(argv0="my_script.py", module="requests", start="import leonardo_client")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
 
