@@ -62,15 +62,23 @@ may not have run, and cannot be found, is marked ambiguous and left to you). Exi
 0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message and file is sys.stdout:  # --help, --version: argparse would drop a failed write, exit 0
+            file.write(message)
+        else:
+            super()._print_message(message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``leonardo-client`` and its commands."""
     offline_help = "use a built-in fake API (no key, no network; nothing persists between runs)"
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--offline", action="store_true", help=offline_help)
     # Also accepted after the command name; SUPPRESS keeps it from resetting the flag given before.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--offline", action="store_true", default=argparse.SUPPRESS, help=offline_help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -164,17 +172,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(argv: Optional[List[str]]) -> int:
+    if sys.stdout is None:  # Python was started with stdout closed: every command's output would be lost
+        return _error("cannot write the output: stdout is closed", 1)
     try:
-        args = build_parser().parse_args(argv)
-        if args.command == "generate":
-            _check_folder(args.out)  # before anything is sent: a bad --out must not cost credits
-        with _connect(args.offline) as client:
-            status = COMMANDS[args.command](client, args)
-        if sys.stdout is not None:  # None: Python was started with stdout closed
-            sys.stdout.flush()  # a closed or full stdout fails here, not at exit
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            status = exc.code if isinstance(exc.code, int) else 2
+        else:
+            if args.command == "generate":
+                _check_folder(args.out)  # before anything is sent: a bad --out must not cost credits
+            with _connect(args.offline) as client:
+                status = COMMANDS[args.command](client, args)
+        sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else 2
     except LeonardoError as err:
         return _error(err, 1)
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent

@@ -260,14 +260,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("closed, argv", [("stderr", ["generate", "x"]), ("stdout", ["me"])])
-def test_a_stream_python_started_without_is_no_failure(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, closed: str, argv: List[str]
-) -> None:
-    monkeypatch.setattr(sys, closed, None)  # as `2>&-` or `>&-` leaves it
-    argv += ["--out", str(tmp_path)] if argv[0] == "generate" else []
-    assert cli.main(["--offline"] + argv) == 0
-    assert len(os.listdir(str(tmp_path))) == (1 if argv[0] == "generate" else 0)
+def test_a_stderr_python_started_without_is_no_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setattr(sys, "stderr", None)  # as `2>&-` leaves it: only the messages are lost (stdout: below)
+    assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path)]) == 0
+    assert len(os.listdir(str(tmp_path))) == 1
 
 
 def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -379,6 +375,24 @@ def test_a_closed_or_full_stdout_is_one_line_and_exit_1(args: List[str], where: 
     reason = "Broken pipe" if where == "closed pipe" else "No space left on device"
     error = f"leonardo-client: error: cannot write the output: {reason}"
     assert (done.returncode, done.stderr.splitlines()) == (1, [OFFLINE_NOTICE, error])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["batch", "--help"]])
+def test_help_into_a_full_disk_is_an_error_not_a_silent_0(args: List[str]) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:  # argparse drops a failed write of its own, and exits 0
+        done = run_cli(args, full)
+    assert (done.returncode, done.stderr) == (1, "leonardo-client: error: cannot write the output: No space left on device\n")
+
+
+def test_a_closed_stdout_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
+    # Python started with fd 1 closed has no sys.stdout: print() does nothing, and the output was lost, exit 0.
+    command = f'exec "{sys.executable}" -m leonardo_client --offline generate x --out "{tmp_path}" >&-'
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60, env=env)
+    assert (done.returncode, done.stderr) == (1, "leonardo-client: error: cannot write the output: stdout is closed\n")
+    assert os.listdir(tmp_path) == []  # nothing generated, nothing spent
 
 
 def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> None:
