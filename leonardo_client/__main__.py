@@ -192,6 +192,8 @@ def _run(argv: Optional[List[str]]) -> int:
         return _error(err, 2)
     except KeyboardInterrupt:
         return _error("interrupted", 130)
+    except MemoryError:  # a file too big to upload, a body too big to hold
+        return _error("out of memory", 1)
     except OSError as err:  # writing to stdout: a closed pipe (`| head`), a full disk
         with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit

@@ -260,6 +260,15 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]
     assert "error:" in capsys.readouterr().err
 
 
+def test_running_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def too_big(file: Any, extension: Any) -> Any:  # as reading a 50 GB image would
+        raise MemoryError
+
+    monkeypatch.setattr("leonardo_client._files.read_upload", too_big)
+    assert cli.main(["--offline", "upload", "huge.png"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "leonardo-client: error: out of memory"
+
+
 def test_a_stderr_python_started_without_is_no_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setattr(sys, "stderr", None)  # as `2>&-` leaves it: only the messages are lost (stdout: below)
     assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path)]) == 0
