@@ -453,7 +453,8 @@ def run_batch(
     ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again
     resume. ``concurrency`` None asks GET /me (``apiConcurrencySlots``); ``item_timeout``:
     a generation still running after it is left in flight for a rerun (never sent again),
-    and the batch stops when no create call has gone through (429s, no connection) for as long.
+    and the batch stops when no create call has gone through (429s, no connection, 5xx never
+    created) for as long.
 
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
@@ -799,17 +800,16 @@ class _Engine:
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            self.reconcile_at[item.index], self.refused_since = now, None
+            self.reconcile_at[item.index] = now
             self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
 
-    def check_refusals(self, error: BaseException, now: float) -> None:
-        """Stop the batch (a rerun resumes) when for item_timeout every create call was refused or not
-        sent, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
+    def check_refusals(self, error: object, now: float) -> None:
+        """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
+        or never created, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
         self.refused_since = now if self.refused_since is None else self.refused_since
         if now - self.refused_since >= self.item_timeout and self.fatal is None:
             since = now - self.refused_since
-            message = f"for {since:.0f}s every create call was refused or not sent (the last: {error}); rerun to resume"
-            self.fatal = LeonardoError(message)
+            self.fatal = LeonardoError(f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume")
 
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
@@ -879,6 +879,7 @@ class _Engine:
             else:
                 self.record(item, "planned", reason="never created (not in the account's generations); sent again")
                 self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
+                self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")

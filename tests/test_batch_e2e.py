@@ -101,12 +101,22 @@ def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
     account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=None)
     with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, max_retries=0) as client:
         started = time.monotonic()
-        with pytest.raises(LeonardoError, match=r"for \d+s every create call was refused or not sent \(the last: HTTP 429"):
+        with pytest.raises(LeonardoError, match=r"for \d+s no create call went through \(the last: HTTP 429"):
             run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST, item_timeout=1)
         assert time.monotonic() - started < 10 and account_fake.generation_ids() == []
         account_fake.clear_faults()
         assert run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST).ok
     assert len(account_fake.generation_ids()) == len(ITEMS)
+
+
+def test_a_batch_whose_create_calls_all_fail_at_the_server_stops_too(account_fake: FakeLeonardo, tmp_path: Any) -> None:
+    # A 500 may have run: each was reconciled, found never created, and sent again, for ever.
+    account_fake.inject(status=500, path="/generations", method="POST", times=None)
+    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, timeout=(0.5, 0.5)) as client:
+        started = time.monotonic()
+        with pytest.raises(LeonardoError, match=r"no create call went through \(the last: #\d failed and was never"):
+            run_batch(client, ITEMS[:2], str(tmp_path), posts_per_minute=FAST, item_timeout=1.5)
+        assert time.monotonic() - started < 15 and account_fake.generation_ids() == []
 
 
 def test_posts_are_paced_to_posts_per_minute(tmp_path: Any) -> None:
