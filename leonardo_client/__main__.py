@@ -129,7 +129,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model-id", metavar="UUID", help="default v1 model id (POST /generations)")
     parser.add_argument("--width", type=_positive_int, metavar="W", help="default width in pixels")
     parser.add_argument("--height", type=_positive_int, metavar="H", help="default height in pixels")
-    parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images per prompt (default: 1)")
+    images = "images per prompt (default: 1)"
+    parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
     parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
     parser.add_argument("--concurrency", type=_positive_int, metavar="N", help="generations at once (default: GET /me)")
     parser.add_argument(
@@ -325,7 +326,8 @@ def _me(client: Client, args: argparse.Namespace) -> int:
     _print_fields("user id:", user.get("id"), separator=" ")
     _print_fields("username:", user.get("username"), separator=" ")
     _print_fields("concurrency slots:", details.get("apiConcurrencySlots"), separator=" ")
-    for key in ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens"):
+    balances = ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens")
+    for key in balances:
         _print_fields(f"{key}:", details.get(key), separator=" ")
     return 0
 

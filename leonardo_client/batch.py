@@ -272,7 +272,7 @@ class BatchSummary:
             f"({self.images_per_minute:.1f} images/min)",
         ]
         if self.failed:
-            lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed generations)")
+            lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed ones)")
         if self.ambiguous:
             lines.append(
                 f"ambiguous items may or may not have been created: check {GALLERY} and your Leonardo "
@@ -809,7 +809,8 @@ class _Engine:
         self.refused_since = now if self.refused_since is None else self.refused_since
         if now - self.refused_since >= self.item_timeout and self.fatal is None:
             since = now - self.refused_since
-            self.fatal = LeonardoError(f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume")
+            message = f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
+            self.fatal = LeonardoError(message)
 
     def back_off(self, wait: float, now: float) -> None:
         """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
@@ -1187,7 +1188,8 @@ def _card(item: _Item) -> str:
         "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else ""),
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
-    reason = f'<div class="reason">{e(item.reason)}</div>' if item.state in ("failed", "ambiguous") and item.reason else ""
+    shown = item.state in ("failed", "ambiguous") and item.reason
+    reason = f'<div class="reason">{e(item.reason)}</div>' if shown else ""
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
         f'<h2 class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</h2>'

@@ -136,7 +136,7 @@ class Client:
         agent = f"leonardo-client/{__version__} python-requests/{requests.__version__}"
         # Downloads send only the User-Agent: the key goes per request to the API alone, never to CDNs.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
-        self._api_headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json", **self._download_headers}
+        self._api_headers = dict(self._download_headers, Authorization=f"Bearer {api_key}", Accept="application/json")
         self._key = api_key  # redacted from its own errors wherever a server echoes it
         redact_from_logs(api_key)
 

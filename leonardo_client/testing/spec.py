@@ -45,7 +45,9 @@ _INT32 = (-(2**31), 2**31 - 1)
 
 
 def _not_an_int(value: Any) -> ApiError:
-    message = "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
+    message = (
+        "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
+    )
     return invalid(message % value, "parse-failed")
 
 
