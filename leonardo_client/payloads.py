@@ -140,6 +140,10 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     raise TypeError(f"{where} is a {type(value).__name__}, which JSON cannot carry")
 
 
+# The field types checked before sending, by their annotation's name (a bool is no int here, as for the API).
+_SIMPLE_TYPES: Dict[str, Tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
 def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for f in fields(value):
@@ -148,6 +152,9 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ValueError(f"{name} is required")
             continue
+        kind = str(f.type).replace("Optional[", "").rstrip("]")
+        if kind in _SIMPLE_TYPES and (not isinstance(item, _SIMPLE_TYPES[kind]) or isinstance(item, bool) != (kind == "bool")):
+            raise TypeError(f"{name} must be {'an' if kind == 'int' else 'a'} {kind}, not {type(item).__name__}")
         *parent_keys, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
         target = out
         for parent in parent_keys:

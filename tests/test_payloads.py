@@ -166,18 +166,25 @@ def test_none_is_omitted_at_every_level():
     }
 
 
+def sample(f):
+    """A value of the field's type, telling the fields apart (a str for the types not checked)."""
+    kind = str(f.type).replace("Optional[", "").rstrip("]")
+    n = sum(map(ord, f.name))
+    return {"int": n, "float": n + 0.5, "bool": n % 2 == 0}.get(kind, f"v-{f.name}")
+
+
 @pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
 def test_only_required_fields_when_nothing_else_is_set(cls, schema, _extra):
-    required = {f.name: f"value-of-{key}" for key, f in wire_keys(cls).items() if is_required(f)}
+    required = {f.name: sample(f) for f in wire_keys(cls).values() if is_required(f)}
     payload = to_payload(cls(**required))
-    assert payload == {f.metadata["json"]: f"value-of-{f.metadata['json']}" for f in dataclasses.fields(cls) if f.name in required}
+    assert payload == {f.metadata["json"]: required[f.name] for f in dataclasses.fields(cls) if f.name in required}
     assert json.loads(json.dumps(payload)) == payload
 
 
 @pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
 def test_every_field_is_sent_under_its_wire_key(cls, schema, _extra):
-    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(cls)}
-    assert to_payload(cls(**values)) == {f.metadata["json"]: f"v-{f.name}" for f in dataclasses.fields(cls)}
+    values = {f.name: sample(f) for f in dataclasses.fields(cls)}
+    assert to_payload(cls(**values)) == {f.metadata["json"]: values[f.name] for f in dataclasses.fields(cls)}
 
 
 def test_falsy_values_are_sent_not_omitted():
@@ -270,7 +277,7 @@ def request_holding_itself() -> CreateGenerationRequest:
     return request
 
 
-# json (and requests' encoding) would raise RecursionError on these, or send invalid JSON/text.
+# json (and requests' encoding) would raise RecursionError on these, or send invalid JSON/text; or the API refuses them.
 @pytest.mark.parametrize(
     "make, error, text",
     [
@@ -285,9 +292,14 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: {"prompt": "p", "tags": {"a"}}, TypeError, "is a set"),
         (lambda: {1: "p"}, TypeError, "request has a int key"),
         (lambda: GenerationV2Request("m", "p", extra=["x"]), TypeError, "GenerationV2Request.extra must be a mapping"),
+        # A field of the wrong type (the API would answer 400; a bool is no int to it either).
+        (lambda: CreateGenerationRequest("p", num_images=True), TypeError, "num_images must be an int, not bool"),
+        (lambda: CreateGenerationRequest("p", width="512"), TypeError, "width must be an int, not str"),
+        (lambda: CreateGenerationRequest("p", guidance_scale=7.5, alchemy=1), TypeError, "alchemy must be a bool, not int"),
+        (lambda: CreateGenerationRequest(5), TypeError, "CreateGenerationRequest.prompt must be a str, not int"),
     ],
 )
-def test_what_json_cannot_carry_is_refused_before_sending(mocked, mock_client, make, error, text):
+def test_what_json_or_the_api_cannot_take_is_refused_before_sending(mocked, mock_client, make, error, text):
     with pytest.raises(error, match=text):
         payloads.to_payload(make())
     with pytest.raises(error, match=text):
