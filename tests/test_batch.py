@@ -769,12 +769,12 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
 
 
 def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    spawn, order, stopped = batch._Engine.spawn, [], []
+    spawn, released, stopped = batch._Engine.spawn, threading.Event(), []
 
     def queued(engine: Any, kind: str, task: Any, done: Any) -> None:  # the 2nd and 3rd POST wait behind downloads
         if kind == "post":
-            order.append(task)
-            task = partial(lambda wait, send: (time.sleep(wait), send())[1], 0.2 + 0.6 * (len(order) - 1), task)
+            wait = (lambda: time.sleep(0.2)) if engine.posts == 1 else (lambda: released.wait(3.0))
+            task = partial(lambda wait, send: (wait(), send())[1], wait, task)
         spawn(engine, kind, task, done)
 
     def interrupt(progress: BatchProgress) -> None:
@@ -784,9 +784,10 @@ def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: py
 
     monkeypatch.setattr(batch._Engine, "spawn", queued)
     api = ApiDouble()
-    with pytest.raises(BatchInterrupted) as info:
+    with pytest.raises(BatchInterrupted) as info:  # the queued ones were sent, and waited for, after Ctrl-C
         run(api, PROMPTS[:3], str(tmp_path), on_progress=interrupt)
-    time.sleep(1.5)  # when the queued ones come up: they were sent, and waited for, after Ctrl-C
+    released.set()  # now their turn comes
+    time.sleep(0.5)
     assert api.calls.count("POST") == 1 and info.value.summary.interrupted
     assert sorted(states(tmp_path).values()) == ["planned", "planned", "submitted"]
 
