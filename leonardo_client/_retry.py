@@ -92,8 +92,9 @@ class LeonardoRetry(Retry):
         return super().new(**kw)
 
     def sleep(self, response: Any = None) -> None:
-        super().sleep(response)
-        if self.closed.is_set():  # closed during the wait: a retry would open a connection (urllib3 2.x)
+        # urllib3's own, but woken by close(): a retry after it would open a connection (urllib3 2.x)
+        wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
+        if self.closed.wait(wait or self.get_backoff_time()):
             closed = ResponseError("the Client was closed")
             raise MaxRetryError(None, "", closed)  # type: ignore[arg-type,unused-ignore]
 

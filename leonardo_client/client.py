@@ -160,6 +160,9 @@ class Client:
     def close(self) -> None:
         """Release pooled connections (and the session, if this client created it); calls after it raise."""
         self.retry.closed.set()
+        self._release()
+
+    def _release(self) -> None:
         if self._owns_session:
             self._session.close()
         else:
@@ -207,6 +210,9 @@ class Client:
             # Chained for the traceback, unless it would print a key (a status line echoing it).
             error = LeonardoError.from_transport(exc, method, url, note, self._key)
             raise error from (None if shows_key(exc, self._key) else exc)
+        finally:
+            if self.closed:  # close() ran during this call, which may have opened a pool again
+                self._release()
         if not ok:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
             raise LeonardoError.from_response(response, reasons, self._key)

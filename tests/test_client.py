@@ -354,8 +354,8 @@ def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
     assert len(mocked.calls) == 0
 
 
-def test_close_during_a_retry_wait_sends_nothing_more(fake: FakeLeonardo, fake_client: Client) -> None:
-    fake.inject(status=429, retry_after=1, path="/generations", method="POST")
+def test_close_during_a_retry_wait_ends_it_and_sends_nothing_more(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.inject(status=429, retry_after=30, path="/generations", method="POST")  # the wait ran on for 30 s
     outcome: List[Any] = []
     call = threading.Thread(target=lambda: outcome.append(_raised(fake_client.create_generation, {"prompt": "x"})))
     call.start()
@@ -365,8 +365,29 @@ def test_close_during_a_retry_wait_sends_nothing_more(fake: FakeLeonardo, fake_c
     time.sleep(0.1)
     fake_client.close()  # while it waits out the Retry-After
     call.join(5)
-    assert isinstance(outcome[0], LeonardoError) and "the Client was closed" in str(outcome[0])
+    assert outcome and isinstance(outcome[0], LeonardoError) and "the Client was closed" in str(outcome[0])
     assert [r.method for r in fake.requests] == ["POST"] and fake.generation_ids() == []  # it was sent, and billed
+
+
+def test_close_while_threads_call_leaves_no_connection_open(fake: FakeLeonardo) -> None:
+    # A call under way when close() ran opened a pool again, and nothing closed it: sockets in CLOSE_WAIT.
+    for _ in range(5):
+        client = Client(api_key=fake.api_key, base_url=fake.base_url, pool_maxsize=2)
+        deadline = time.monotonic() + 5
+
+        def call_until_closed() -> None:
+            while not client.closed and time.monotonic() < deadline:
+                _raised(client.get_user_info)
+
+        callers = [threading.Thread(target=call_until_closed) for _ in range(12)]
+        for caller in callers:
+            caller.start()
+        time.sleep(0.1)
+        client.close()
+        for caller in callers:
+            caller.join(10)
+        pools = [adapter.poolmanager.pools for adapter in client._session.adapters.values()]
+        assert [len(p) for p in pools] == [0] * len(pools)
 
 
 def _raised(function: Callable[..., Any], *args: Any) -> Any:
