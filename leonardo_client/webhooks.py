@@ -13,6 +13,7 @@ import json
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
 from .errors import REDACTED
+from .payloads import check_text
 
 __all__ = ["parse_webhook", "LEONARDO_WEBHOOK_IPS", "REDACTED"]
 
@@ -52,9 +53,8 @@ def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: s
 
     Args:
         body: the request body as received.
-        headers: the request headers, any capitalisation of ``Authorization``: a mapping,
-            http.server's ``self.headers``, or (name, value) pairs (str or bytes).
-        callback_api_key: your webhook callback API key.
+        headers: a mapping, http.server's ``self.headers`` or (name, value) pairs; any case of name.
+        callback_api_key: your webhook callback API key (surrounding spaces ignored).
 
     Returns:
         The payload: ``{"type": "image_generation.complete", "object": "generation", ...,
@@ -62,15 +62,16 @@ def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: s
         "apiKey": {"key": "[redacted]", "webhookCallbackApiKey": "[redacted]", ...}}}}``.
 
     Raises:
-        ValueError: a missing or wrong ``Authorization`` header (compared in constant time),
-            a body that is not JSON, or a payload of an unknown shape (an image_generation.complete
-            without a str ``id`` and ``status`` and ``images`` of objects with a str ``url``); one line each.
+        ValueError: a missing or wrong ``Authorization`` header (compared in constant time), a key
+            that is not text, a body that is not JSON, or a payload of an unknown shape (an
+            image_generation.complete without a str ``id`` and ``status`` and ``images`` of
+            objects with a str ``url``); one line each, never showing the key.
         TypeError: ``callback_api_key`` is not a non-empty str, or ``headers`` holds no headers.
     """
-    if not isinstance(callback_api_key, str) or not callback_api_key:
+    if not isinstance(callback_api_key, str) or not callback_api_key.strip():
         raise TypeError("callback_api_key must be a non-empty str")
     scheme, _, token = _authorization(headers).strip().partition(" ")
-    expected = callback_api_key.encode("utf-8")
+    expected = check_text(callback_api_key, "callback_api_key").strip().encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:

@@ -122,8 +122,20 @@ def test_the_callers_payload_is_not_changed_and_other_event_types_pass() -> None
 
 
 def test_an_empty_callback_key_is_a_type_error() -> None:
-    with pytest.raises(TypeError):
-        parse_webhook(BODY, {"authorization": "Bearer "}, "")
+    for empty in ("", "  "):
+        with pytest.raises(TypeError):
+            parse_webhook(BODY, {"authorization": "Bearer "}, empty)
+
+
+def test_a_callback_key_read_with_its_newline_still_matches() -> None:
+    assert parse_webhook(BODY, {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY + "\n")["object"] == "generation"
+
+
+def test_a_callback_key_that_is_not_text_is_a_value_error_without_the_key() -> None:
+    key = "secret-callback-key-\udcff"  # an undecodable byte of an environment variable
+    with pytest.raises(ValueError) as info:  # was a UnicodeEncodeError whose repr held the key
+        parse_webhook(BODY, {"Authorization": "Bearer x"}, key)
+    assert "secret-callback" not in repr(info.value) + str(info.value)
 
 
 def test_the_published_source_addresses() -> None:
