@@ -56,6 +56,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.stdout is None:  # started with stdout closed (>&-): what it prints would be lost
+        sys.exit("error: stdout is closed")
     try:
         status = main()
         sys.stdout.flush()  # a closed or full stdout fails here, inside the try

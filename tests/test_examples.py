@@ -168,12 +168,14 @@ def test_examples_want_a_key_or_arguments_when_online() -> None:
 WAITING = ["generate_and_save", "image_to_motion", "v2_generation", "texture_model", "upload_and_vary", "webhook_receiver"]
 HOSTILE = [(name, "closed pipe") for name in sorted({s for s, _, _ in RUNS.values()})]
 HOSTILE += [(name, "full disk") for name in sorted({s for s, _, _ in RUNS.values()})]
+HOSTILE += [(name, "closed stdout") for name in sorted({s for s, _, _ in RUNS.values()})]  # >&-: refused first
 HOSTILE += [(name, "Ctrl-C") for name in WAITING]
 
 
 @pytest.fixture(scope="module")
 def hostile_results() -> Iterator[Dict[Tuple[str, str], Tuple[int, str]]]:
-    """Every example under a closed stdout, a full stdout (/dev/full) and, if it waits, a Ctrl-C."""
+    """Every example under a stdout closed meanwhile or from the start, a full stdout (/dev/full) and,
+    if it waits, a Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     env["PYTHONPATH"] = REPO
     with tempfile.TemporaryDirectory() as root, open("/dev/full", "w") as full:
@@ -182,8 +184,11 @@ def hostile_results() -> Iterator[Dict[Tuple[str, str], Tuple[int, str]]]:
             cwd = tempfile.mkdtemp(dir=root)
             # The retired-endpoint example's DeprecationWarning is wanted, but not counted here.
             command = [sys.executable, "-W", "ignore::DeprecationWarning", os.path.join(EXAMPLES, name + ".py"), "--offline"]
-            stdout = full if where == "full disk" else subprocess.PIPE
-            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+            stdout = {"full disk": full, "closed stdout": None}.get(where, subprocess.PIPE)
+            close = (lambda: os.close(1)) if where == "closed stdout" else None  # Python starts without one
+            process = subprocess.Popen(
+                command, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=close
+            )
             if where == "closed pipe":
                 assert process.stdout is not None
                 process.stdout.close()
@@ -211,6 +216,7 @@ def test_examples_end_in_one_line_and_the_right_exit_code(hostile_results: Any, 
     expected = {
         "closed pipe": (1, "error: [Errno 32] Broken pipe"),
         "full disk": (1, "error: [Errno 28] No space left on device"),
+        "closed stdout": (1, "error: stdout is closed"),
         "Ctrl-C": (130, "interrupted"),
     }[where]
     assert (code, err) == (expected[0], expected[1] + "\n")
