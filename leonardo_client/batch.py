@@ -27,6 +27,7 @@ from typing import (
 )
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
@@ -1132,7 +1133,7 @@ def _never_sent(error: BaseException) -> bool:
     if isinstance(cause, requests.ConnectionError):
         reason = cause.args[0] if cause.args else None
         reason = getattr(reason, "reason", reason)  # MaxRetryError -> the underlying cause
-        return type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError")
+        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))  # urllib3 2's NameResolutionError too
     return False
 
 

@@ -16,9 +16,11 @@ import tracemalloc
 from datetime import datetime, timezone
 from functools import partial
 from html.parser import HTMLParser
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 import leonardo_client.__main__ as cli
 from leonardo_client.client import _path
@@ -852,12 +854,28 @@ def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -
     assert {"v2_listed": True} in journal(tmp_path)
 
 
-def test_connection_refused_is_sent_again_at_once(tmp_path: Any) -> None:
+class NameResolution(NewConnectionError):
+    """As urllib3 2's NameResolutionError: a DNS failure, the connection never made."""
+
+
+def unresolved() -> LeonardoError:
+    cause = requests.ConnectionError(MaxRetryError(None, "/generations", NameResolution(None, "Failed to resolve")))
+    error = LeonardoError.from_transport(cause, "POST", "https://cloud.leonardo.ai/api/rest/v1/generations")
+    error.__cause__ = cause
+    return error
+
+
+def refused() -> LeonardoError:
     with Client(api_key="k", base_url="http://127.0.0.1:9/api/rest/v1", max_retries=0) as closed:
-        with pytest.raises(LeonardoError) as refused:
+        with pytest.raises(LeonardoError) as info:
             closed.create_generation({"prompt": "x"})
+    return info.value
+
+
+@pytest.mark.parametrize("never_made", [refused, unresolved])  # a DNS failure was taken for a POST that may have run
+def test_a_connection_never_made_is_sent_again_at_once(tmp_path: Any, never_made: Callable[[], LeonardoError]) -> None:
     api = ApiDouble()
-    api.before_post = [refused.value]
+    api.before_post = [never_made()]
     summary = run(api, PROMPTS[:2], str(tmp_path))
     assert summary.ok and api.calls.count("POST") == 3 and len(api.generations) == 2
     reasons = [r.get("reason", "") for r in journal(tmp_path)]
