@@ -45,11 +45,11 @@ _thread = threading.local()  # .posts_not_retried: set by posts_not_retried() fo
 @contextlib.contextmanager
 def posts_not_retried() -> Iterator[None]:
     """Inside, the POSTs this thread sends are not retried, whatever the client's policy."""
-    _thread.posts_not_retried = True
+    before, _thread.posts_not_retried = getattr(_thread, "posts_not_retried", False), True
     try:
         yield
     finally:
-        _thread.posts_not_retried = False
+        _thread.posts_not_retried = before
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -98,6 +98,9 @@ def test_inside_posts_not_retried_a_threads_posts_are_not_retried_at_all():
         with pytest.raises(MaxRetryError):
             default_retry().increment("POST", "/x", error=NewConnectionError(None, "refused"))
         assert default_retry().is_retry("GET", 429) is True  # other methods as ever
+        with posts_not_retried():
+            pass
+        assert default_retry().is_retry("POST", 429) is False  # still inside the outer one
     assert default_retry().is_retry("POST", 429) is True  # and only inside
 
 
