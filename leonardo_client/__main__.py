@@ -401,7 +401,7 @@ class _StatusLine:
 
     def show(self, line: str) -> None:
         if self.tty:  # drawn over the last one, padded to hide what is left of it; a wrapped line could not be
-            line = line[: max(20, shutil.get_terminal_size().columns - 1)]
+            line = line[: max(20, _columns() - 1)]
             self.width = _stderr(line, before="\r", end="", width=self.width)
         else:
             _stderr(line)
@@ -415,6 +415,14 @@ class _StatusLine:
         if self.width:
             _stderr("")
             self.width = 0
+
+
+def _columns() -> int:
+    """The width of the terminal stderr shows on (stdout may be a file: batch's summary goes there)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # not a real terminal: COLUMNS, else 80
+        return shutil.get_terminal_size().columns
 
 
 class _BatchPrinter:

@@ -498,6 +498,22 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     assert plain.getvalue() == "[5/10] #4 complete: 0004-a.png\n"  # failed items are done too
 
 
+def test_the_bar_fits_the_terminal_stderr_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))  # a 50-column terminal
+    monkeypatch.delenv("COLUMNS", raising=False)  # and stdout a file: its width (80) was taken
+    with open(slave, "w", closefd=False) as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert cli._columns() == 50
+    os.close(master)
+    os.close(slave)
+
+
 def test_server_text_on_stdout_cannot_drive_the_terminal(fake_in_env: FakeLeonardo, capsys: Any) -> None:
     user = {"id": "u", "username": "\x1b]0;owned\x07"}
     fake_in_env.inject(status=200, path="/me", body={"user_details": [{"user": user}]})
