@@ -72,8 +72,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not callback_key:
         raise ValueError("set LEONARDO_WEBHOOK_KEY to your webhook callback API key")
     events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
-    host = "127.0.0.1" if args.offline else "0.0.0.0"
-    server = Server((host, 0 if args.offline else args.port), make_handler(callback_key, events))
+    # Loopback only: your https proxy, which lets in only Leonardo's addresses, forwards to it.
+    server = Server(("127.0.0.1", 0 if args.offline else args.port), make_handler(callback_key, events))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         if args.offline:
