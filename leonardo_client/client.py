@@ -122,7 +122,7 @@ class Client:
         self.retry = default_retry(max_retries, backoff_factor)
 
         self._owns_session = session is None
-        self._session = check_type("session", session, (requests.Session, type(None))) or requests.Session()
+        self._session = check_type("session", session, (requests.Session, type(None))) or _Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         for root in filter(None, (self.base_url, self.v2_url)):
             self._session.mount(root + "/", self._adapter)
@@ -449,6 +449,17 @@ def _retired(kind: str) -> None:
 
 
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
+
+
+class _Session(requests.Session):
+    """The client's own session: on a redirect, credentials are dropped as requests drops them, and
+    none are added from ~/.netrc (requests looks it up again on every hop, whatever the request's auth)."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        old, new = str(response.request.url), str(prepared_request.url)
+        strip = self.should_strip_auth(old, new)  # type: ignore[no-untyped-call,unused-ignore]
+        if strip and "Authorization" in prepared_request.headers:
+            del prepared_request.headers["Authorization"]
 
 
 def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -411,6 +411,21 @@ def test_a_netrc_or_session_auth_never_replaces_the_key_or_rides_a_download(mock
     assert "Authorization" not in mocked.calls[1].request.headers
 
 
+def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path, monkeypatch):
+    # requests looks ~/.netrc up again on every redirect, whatever the request's auth: its "default"
+    # entry replaced the key on a redirect within the API, and rode a redirected download.
+    (tmp_path / ".netrc").write_text("default login someone password netrc-secret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mocked.add("GET", BASE + "/me", status=302, headers={"Location": BASE + "/me-moved"})
+    mocked.add("GET", BASE + "/me-moved", json={}, match=api_matchers())  # still the Bearer key
+    mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers={"Location": "https://other.example.test/i"})
+    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG")
+    mock_client.get_user_info()
+    mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
+    assert "Authorization" not in mocked.calls[3].request.headers
+
+
 @pytest.mark.parametrize(
     "location",
     [
