@@ -771,12 +771,35 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
 
 
 def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    spawn, released, stopped = batch._Engine.spawn, threading.Event(), []
+    # POST 1 is answered (then Ctrl-C), POST 2 is under way, POST 3 waits behind downloads until Ctrl-C:
+    # it comes up while the batch waits for POST 2's answer, and must not be sent.
+    spawn, all_queued, stopped = batch._Engine.spawn, threading.Event(), []
 
-    def queued(engine: Any, kind: str, task: Any, done: Any) -> None:  # the 2nd and 3rd POST wait behind downloads
-        if kind == "post":
-            wait = (lambda: time.sleep(0.2)) if engine.posts == 1 else (lambda: released.wait(3.0))
-            task = partial(lambda wait, send: (wait(), send())[1], wait, task)
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 5
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    class Slow(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if body["prompt"] == PROMPTS[1]["prompt"]:
+                time.sleep(1.0)  # under way when Ctrl-C comes
+            return super().create_generation(body)
+
+    def first(send: Callable[[], Any]) -> Any:  # sent once all three are queued
+        all_queued.wait(5)
+        return send()
+
+    def third(engine: Any, send: Callable[[], Any]) -> Any:  # comes up once Ctrl-C is being handled
+        until(lambda: engine.stopping)
+        return send()
+
+    def queued(engine: Any, kind: str, task: Any, done: Any) -> None:
+        if kind == "post" and engine.posts == 1:
+            task = partial(first, task)
+        elif kind == "post" and engine.posts == 3:
+            task = partial(third, engine, task)
+            all_queued.set()
         spawn(engine, kind, task, done)
 
     def interrupt(progress: BatchProgress) -> None:
@@ -785,13 +808,11 @@ def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: py
             raise KeyboardInterrupt
 
     monkeypatch.setattr(batch._Engine, "spawn", queued)
-    api = ApiDouble()
-    with pytest.raises(BatchInterrupted) as info:  # the queued ones were sent, and waited for, after Ctrl-C
+    api = Slow()
+    with pytest.raises(BatchInterrupted) as info:
         run(api, PROMPTS[:3], str(tmp_path), on_progress=interrupt)
-    released.set()  # now their turn comes
-    time.sleep(0.5)
-    assert api.calls.count("POST") == 1 and info.value.summary.interrupted
-    assert sorted(states(tmp_path).values()) == ["planned", "planned", "submitted"]
+    assert api.calls.count("POST") == 2 and info.value.summary.interrupted
+    assert sorted(states(tmp_path).values()) == ["planned", "submitted", "submitted"]  # POST 2's answer journaled
 
 
 def test_a_deletion_between_listing_pages_hides_nothing() -> None:
