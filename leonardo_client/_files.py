@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import os
 import posixpath
 import re
@@ -15,7 +14,7 @@ import stat
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
-from .errors import LeonardoError, without_userinfo
+from .errors import LeonardoError, parse_json, without_userinfo
 from .payloads import check_text
 
 EXTENSIONS = {
@@ -99,7 +98,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
 def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """The presigned S3 form's URL and fields in a POST /init-image answer with an id; else LeonardoError."""
     try:
-        fields = json.loads(upload["fields"])
+        fields = parse_json(upload["fields"])
         if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
             raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
         url = check_url(upload["url"])

@@ -31,7 +31,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
-from .errors import LeonardoError
+from .errors import LeonardoError, parse_json
 from .payloads import CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, to_payload
 
 if TYPE_CHECKING:
@@ -161,11 +161,9 @@ def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[
 
     def parse(line: str) -> BatchItem:
         try:
-            return make_item(json.loads(line) if json_lines else {"prompt": line}, defaults)
+            return make_item(parse_json(line) if json_lines else {"prompt": line}, defaults)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        except RecursionError:
-            raise ValueError("nested too deep to read") from None
 
     return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
 
@@ -345,7 +343,7 @@ class _Journal:
         records, good = [], 0
         for line in data.splitlines(keepends=True):
             try:
-                record = json.loads(line.decode("utf-8"))
+                record = parse_json(line.decode("utf-8"))
                 if not isinstance(record, dict) or not line.endswith(b"\n"):
                     raise ValueError("incomplete line")
             except ValueError:

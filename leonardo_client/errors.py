@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import traceback
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -110,16 +110,34 @@ class LeonardoError(Exception):
         return cls(message, body=kept, **_exchange(response, key))
 
 
+MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def parse_json(data: Union[str, bytes]) -> Any:
+    """json.loads of text from outside, ValueError if it is nested deeper than MAX_JSON_DEPTH: CPython
+    before 3.11 can abort the whole process on deeply nested JSON (python/cpython#109261)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if isinstance(raw, (bytes, bytearray)) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:  # rare
+        depth = 0
+        for bracket in _JSON_STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS):
+            depth += 1 if bracket in b"[{" else -1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(data)
+
+
 def read_json(response: "requests.Response", key: str) -> Any:
     """The response's JSON, with ``key`` redacted if the server echoed it; ValueError if not JSON.
 
-    A body nested too deep for the parser raises RecursionError: callers catch both.
+    A body nested deeper than MAX_JSON_DEPTH is a ValueError too (see parse_json).
     """
     content = response.content
     # Rare, so no cost for other answers: the key as sent, or an escape ("\u0061...") that may spell it.
     if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content):
-        return _redacted(json.loads(response.text), key)
-    return response.json()
+        return _redacted(parse_json(response.text), key)
+    return parse_json(response.content)
 
 
 def _redacted(value: Any, key: str) -> Any:

@@ -9,10 +9,9 @@ can check too.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
-from .errors import REDACTED
+from .errors import REDACTED, parse_json
 from .payloads import check_text
 
 __all__ = ["parse_webhook", "LEONARDO_WEBHOOK_IPS", "REDACTED"]
@@ -75,7 +74,7 @@ def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: s
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
     data = payload.get("data") if isinstance(payload, dict) else None

@@ -16,6 +16,7 @@ import requests
 
 from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.errors import parse_json
 from leonardo_client.testing import FakeLeonardo
 
 GEN_URL = BASE + "/generations/g"
@@ -346,3 +347,14 @@ def test_every_failure_is_caught_by_one_except(mocked, mock_client):
         except LeonardoError as err:
             outcomes.append(err.status_code)
     assert outcomes == [500, 200, None]
+
+
+def test_json_from_outside_is_refused_past_200_levels_before_python_recurses() -> None:
+    # CPython before 3.11 can abort the process (not raise) on JSON nested near its recursion limit.
+    with pytest.raises(ValueError, match="nested deeper than 200 levels"):
+        parse_json("[" * 100000)
+    nested = parse_json("[" * 200 + "]" * 200)  # 200 levels are read
+    for _ in range(199):
+        (nested,) = nested
+    assert nested == []
+    assert parse_json(b'{"a": "' + b"[" * 500 + b'"}') == {"a": "[" * 500}  # in a string: text, not nesting
