@@ -448,7 +448,7 @@ def _retired(kind: str) -> None:
     warnings.warn(RETIRED[kind], DeprecationWarning, stacklevel=3)
 
 
-# --- checks of arguments and answers: all argument checks run before anything is sent ---------
+# --- no credentials but the key: not ~/.netrc's, not a session's ---------------------------------
 
 
 class _Session(requests.Session):
@@ -466,6 +466,9 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """An auth that changes nothing: with none, requests would put ~/.netrc's (its "default" entry
     matches every host) or the session's auth in place of the key, or add it to a download."""
     return request
+
+
+# --- checks of arguments and answers: all argument checks run before anything is sent ---------
 
 
 def _chunks(response: requests.Response, method: str, url: str) -> Iterator[bytes]:
