@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
 import traceback
 from typing import Any, Dict, Optional, Tuple, Union
@@ -111,21 +112,38 @@ class LeonardoError(Exception):
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
-_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
 def parse_json(data: Union[str, bytes]) -> Any:
-    """json.loads of text from outside, ValueError if it is nested deeper than MAX_JSON_DEPTH: CPython
-    before 3.11 can abort the whole process on deeply nested JSON (python/cpython#109261)."""
+    """json.loads of text from outside, with nesting too deep to parse a ValueError, not a
+    RecursionError. CPython before 3.11 can abort the whole process on it (python/cpython#109261):
+    there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses."""
+    if sys.version_info < (3, 11) and _nested_too_deep(data):
+        raise ValueError(_TOO_DEEP)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+
+
+def _nested_too_deep(data: Union[str, bytes]) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if isinstance(raw, (bytes, bytearray)) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:  # rare
-        depth = 0
-        for bracket in _JSON_STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS):
-            depth += 1 if bracket in b"[{" else -1
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return json.loads(data)
+    if not isinstance(raw, (bytes, bytearray)) or raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    # Brackets inside strings count at first (fast); only a body that seems too deep is measured without them.
+    return _deeper_than_allowed(raw) and _deeper_than_allowed(_JSON_STRINGS.sub(b"", raw))
+
+
+def _deeper_than_allowed(raw: bytes) -> bool:
+    depth = 0
+    for bracket in raw.translate(None, _NOT_BRACKETS):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
 
 
 def read_json(response: "requests.Response", key: str) -> Any:

@@ -16,6 +16,7 @@ import requests
 
 from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client import errors
 from leonardo_client.errors import parse_json
 from leonardo_client.testing import FakeLeonardo
 
@@ -349,12 +350,15 @@ def test_every_failure_is_caught_by_one_except(mocked, mock_client):
     assert outcomes == [500, 200, None]
 
 
-def test_json_from_outside_is_refused_past_200_levels_before_python_recurses() -> None:
-    # CPython before 3.11 can abort the process (not raise) on JSON nested near its recursion limit.
+def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
+    # CPython before 3.11 can abort the process (not raise) on JSON nested near its recursion limit:
+    # there it is measured first, and refused past 200 levels before json recurses.
     with pytest.raises(ValueError, match="nested deeper than 200 levels"):
         parse_json("[" * 100000)
     nested = parse_json("[" * 200 + "]" * 200)  # 200 levels are read
     for _ in range(199):
         (nested,) = nested
     assert nested == []
-    assert parse_json(b'{"a": "' + b"[" * 500 + b'"}') == {"a": "[" * 500}  # in a string: text, not nesting
+    assert errors._nested_too_deep("[" * 201) and not errors._nested_too_deep("[" * 200 + "]" * 200)
+    in_a_string = b'{"a": "' + b"[" * 500 + b'"}'  # text, not nesting
+    assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
