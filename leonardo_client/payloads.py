@@ -153,7 +153,8 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
                 raise ValueError(f"{name} is required")
             continue
         kind = str(f.type).replace("Optional[", "").rstrip("]")
-        if kind in _SIMPLE_TYPES and (not isinstance(item, _SIMPLE_TYPES[kind]) or isinstance(item, bool) != (kind == "bool")):
+        allowed = _SIMPLE_TYPES.get(kind)
+        if allowed and (not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool")):
             raise TypeError(f"{name} must be {'an' if kind == 'int' else 'a'} {kind}, not {type(item).__name__}")
         *parent_keys, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
         target = out
