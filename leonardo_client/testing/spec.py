@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from ..payloads import MAX_INT
 from .server import ApiError
 
 SPEC_FILE = Path(__file__).with_name("openapi.json")
@@ -40,8 +41,7 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
     return ApiError(400, message, code)
 
 
-# Hasura's Int: 32 bits, from any JSON number that is a whole one; its own wording when not.
-_INT32 = (-(2**31), 2**31 - 1)
+# Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
 
 
 def _not_an_int(value: Any) -> ApiError:
@@ -185,7 +185,7 @@ class Spec:
     def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         kind = schema.get("type")
         if kind == "integer" and schema.get("title") == "Int" and json_type(value) == "number":
-            if isinstance(value, float) or not _INT32[0] <= value <= _INT32[1]:  # a whole float was read as an int
+            if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
                 raise _not_an_int(value)
         if kind is None or (isinstance(value, _TYPES[kind]) and (kind == "boolean") == isinstance(value, bool)):
             return
