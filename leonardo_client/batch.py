@@ -44,6 +44,7 @@ __all__ = [
 
 JOURNAL = "journal.jsonl"
 GALLERY = "index.html"
+DAMAGED = "without the journal, every item would be sent again, those already made too"
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
@@ -302,6 +303,7 @@ class _Journal:
     def __init__(self, out_dir: str, digest: str, total: int) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
         self._writing = threading.Lock()
+        self._torn = False
         try:
             self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
@@ -319,7 +321,8 @@ class _Journal:
             unusable = next((r for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
                 shown = json.dumps(unusable)[:80]
-                raise BatchInputError([f"{self.path} holds a record of no item of this batch ({shown}); move it away"])
+                unusable_line = f"{self.path} holds a record of no item of this batch ({shown}): delete it"
+                raise BatchInputError([f"{unusable_line} ({DAMAGED})"])
         except BaseException:
             self._file.close()
             raise
@@ -340,7 +343,8 @@ class _Journal:
     def _read(self) -> List[Dict[str, Any]]:
         with open(self.path, "rb") as source:
             data = source.read()
-        records, good = [], 0
+        records: List[Dict[str, Any]] = []
+        good = 0
         for line in data.splitlines(keepends=True):
             try:
                 record = parse_json(line.decode("utf-8"))
@@ -348,7 +352,8 @@ class _Journal:
                     raise ValueError("incomplete line")
             except ValueError:
                 if good + len(line) < len(data):
-                    raise BatchInputError([f"{self.path} is damaged at byte {good}; move it away to start over"])
+                    damaged = f"{self.path} is damaged at line {len(records) + 1}: repair or delete that line"
+                    raise BatchInputError([f"{damaged} ({DAMAGED})"])
                 break  # the last line, cut short by a crash: dropped, and cut off the file
             records.append(record)
             good += len(line)
@@ -359,16 +364,30 @@ class _Journal:
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
         data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
-        try:
-            with self._writing:  # the main thread, and workers journaling the time a POST is sent
+        with self._writing:  # the main thread, and workers journaling the time a POST is sent
+            end: Optional[int] = None
+            try:
+                if self._torn:
+                    raise OSError("a write cut short earlier could not be undone")
+                end = os.fstat(self._file.fileno()).st_size
                 while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
                     written = self._file.write(data)
                     if not written:  # never for a regular file, but asking again would loop forever
                         raise OSError("nothing was written")
                     data = data[written:]
                 os.fsync(self._file.fileno())
-        except OSError as exc:  # nothing is acted on that the journal does not hold whole
-            raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+            except OSError as exc:  # nothing is acted on that the journal does not hold whole
+                self._undo(end)
+                raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+
+    def _undo(self, end: Optional[int]) -> None:
+        """Cut off what a failed append wrote: a later record (the disk has room again) would be
+        joined to that part line, and the journal refused on the rerun."""
+        try:
+            if end is not None:
+                os.ftruncate(self._file.fileno(), end)
+        except OSError:
+            self._torn = True  # nothing more is written, so the part line stays the last, dropped on reading
 
     def close(self) -> None:
         self._file.close()
@@ -386,7 +405,11 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
-    return state != "submitted" or isinstance(record.get("id"), str)
+    if state == "submitted":  # its cost as _cost() writes it, if any
+        cost = record.get("cost", {"amount": "", "unit": ""})
+        texts = isinstance(cost, dict) and all(isinstance(cost.get(key), str) for key in ("amount", "unit"))
+        return isinstance(record.get("id"), str) and texts
+    return True
 
 
 @dataclass
@@ -548,6 +571,7 @@ class _Engine:
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
         self.spent[unit] = self.spent.get(unit, 0.0) - amount
+        self.images -= len(item.files) if item.state == "complete" else 0
         self.members[item.state].discard(item.index)
         item.apply(record)
         self.members[item.state].add(item.index)

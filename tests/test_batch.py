@@ -333,6 +333,16 @@ def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> 
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
 
 
+def test_a_complete_record_read_twice_counts_its_images_once(tmp_path: Any) -> None:
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    text = (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
+    complete = [line for line in text.splitlines(keepends=True) if '"complete"' in line]
+    (tmp_path / "journal.jsonl").write_text(text + "".join(complete), encoding="utf-8")
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.images == sum(len(json.loads(line)["files"]) for line in complete) > 0
+
+
 def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
     api = ApiDouble()
     run(api, PROMPTS[:2], str(tmp_path))
@@ -360,7 +370,8 @@ def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
                '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}',
-               '{"i": 0, "s": "complete", "files": 5}'],
+               '{"i": 0, "s": "complete", "files": 5}', '{"i": 0, "s": "submitted", "id": "g", "cost": [1]}',
+               '{"i": 0, "s": "submitted", "id": "g", "cost": {"unit": "CREDITS"}}'],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
@@ -422,6 +433,39 @@ def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
     assert "POST" not in api.calls
     monkeypatch.undo()
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # billed once
+
+
+def test_what_a_failed_append_wrote_is_cut_off_so_the_next_record_starts_its_own_line(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap_journal_file(monkeypatch, DiskFillingUp)
+    journal_file = batch._Journal(str(tmp_path), "digest", 1)
+    with pytest.raises(LeonardoError, match="No space left on device"):
+        journal_file.append([{"i": 0, "s": "submitting", "t": 1.0}])
+    journal_file._file.full = False  # another program freed some space
+    journal_file.append([{"i": 0, "s": "planned"}])
+    journal_file.close()
+    assert [r.get("s") for r in journal(tmp_path)] == [None, "planned"]
+
+
+def test_when_a_failed_append_cannot_be_cut_off_nothing_more_is_written(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap_journal_file(monkeypatch, DiskFillingUp)
+    journal_file = batch._Journal(str(tmp_path), "digest", 1)
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(batch.os, "ftruncate", cannot_truncate)
+    with pytest.raises(LeonardoError, match="No space left on device"):
+        journal_file.append([{"i": 0, "s": "submitting", "t": 1.0}])
+    journal_file._file.full = False
+    written = (tmp_path / "journal.jsonl").read_bytes()
+    with pytest.raises(LeonardoError, match="a write cut short earlier could not be undone"):
+        journal_file.append([{"i": 0, "s": "planned"}])
+    journal_file.close()
+    assert (tmp_path / "journal.jsonl").read_bytes() == written  # the part line stays last: dropped on reading
 
 
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
