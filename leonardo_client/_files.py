@@ -105,7 +105,7 @@ def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
         if not isinstance(upload["id"], str):
             raise TypeError(f"id is not a str but {type(upload['id']).__name__}")
         return url, fields
-    except (KeyError, TypeError, ValueError, RecursionError) as exc:  # RecursionError: fields nested too deep
+    except (KeyError, TypeError, ValueError) as exc:
         raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
 
 
@@ -154,7 +154,7 @@ def save_results(result: Mapping[str, Any], folder: PathLike, download: Download
             paths.append(base + EXTENSIONS.get(mime, ".bin"))
             write_atomically(paths[-1], [data])
         else:
-            paths.append(download(check_url(url), _name_with_extension(base, url)))
+            paths.append(download(url, _name_with_extension(base, url)))  # the download checks it
     return paths
 
 

@@ -27,7 +27,7 @@ from typing import (
 )
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
@@ -64,6 +64,7 @@ MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
 MAX_ITEMS = 100_000  # prompts in a prompts file
+VIDEOS = tuple(extension for mime, extension in _files.EXTENSIONS.items() if mime.startswith("video/"))
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -681,7 +682,7 @@ class _Engine:
     def loop(self) -> None:
         while True:
             now = time.monotonic()
-            if getattr(self.client, "closed", False) is True and self.fatal is None:  # by another thread
+            if self.client.closed and self.fatal is None:  # by another thread
                 self.fatal = LeonardoError("the Client was closed while the batch ran; rerun to resume")
             self.start_work(now)
             if self.busy == 0 and (self.fatal is not None or not self.open_work(now)):
@@ -1034,11 +1035,7 @@ class _Engine:
                 os.rmdir(os.path.join(self.out_dir, ".incoming"))
             except OSError:
                 pass  # absent, or holds a download that a rerun will redo
-        try:
-            write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
-        except OSError as exc:  # a full disk: said as the journal says it, not taken for the CLI's output
-            path = os.path.join(self.out_dir, GALLERY)
-            raise LeonardoError(f"could not write {path}: {exc.strerror or exc}") from exc
+        write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
 
 
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
@@ -1150,13 +1147,9 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
 def _never_sent(error: BaseException) -> bool:
     """True when the POST cannot have reached the server: the connection was never made."""
     cause = error.__cause__
-    if isinstance(cause, requests.ConnectTimeout):
-        return True
-    if isinstance(cause, requests.ConnectionError):
-        reason = cause.args[0] if cause.args else None
-        reason = getattr(reason, "reason", reason)  # MaxRetryError -> the underlying cause
-        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))  # urllib3 2's NameResolutionError too
-    return False
+    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # ConnectTimeout too
+    # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
+    return isinstance(getattr(reason, "reason", reason), ConnectTimeoutError)
 
 
 def _slug(text: str) -> str:
@@ -1195,7 +1188,7 @@ def _card(item: _Item) -> str:
     alt = e(spec.prompt[:100])
     thumbs = []
     for name in map(e, item.files):
-        if name.lower().endswith((".mp4", ".webm", ".mov")):
+        if name.lower().endswith(VIDEOS):
             video = f'<video src="{name}" muted loop playsinline></video>'
             thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}</a>')
         else:
@@ -1240,8 +1233,5 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         f"<body><header><h1>Batch: {summary.total} items</h1><p>{headline}</p></header>\n"
         f"<main>\n" + "\n".join(cards) + "\n</main></body></html>\n"
     )
-    path = os.path.join(out_dir, GALLERY)
-    temp = path + ".part"  # one writer per folder (the journal's lock); a crash leaves one stale file
-    with open(temp, "w", encoding="utf-8") as target:
-        target.write(page)
-    os.replace(temp, path)
+    # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
+    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8")])

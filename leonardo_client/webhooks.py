@@ -75,7 +75,7 @@ def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: s
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:
         payload = parse_json(body)
-    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+    except (ValueError, TypeError) as exc:  # TypeError: not str or bytes
         raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
     data = payload.get("data") if isinstance(payload, dict) else None
     generation = data.get("object") if isinstance(data, dict) else None

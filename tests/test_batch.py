@@ -47,6 +47,7 @@ class ApiDouble:
     """
 
     timeout = (1.0, 0.3)
+    closed = False
 
     def __init__(self, slots: int = 3, delay: float = 0.05, failing: Tuple[str, ...] = ()) -> None:
         self.slots, self.delay, self.failing = slots, delay, failing
@@ -879,8 +880,8 @@ def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, mon
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(batch, "write_gallery", full)
-    with pytest.raises(LeonardoError, match="could not write .*index.html: No space left on device"):
+    monkeypatch.setattr(batch._files.os, "replace", full)  # the first file written is the gallery
+    with pytest.raises(LeonardoError, match="could not write .*index.html'?: No space left on device"):
         run(ApiDouble(), PROMPTS[:1], str(tmp_path))  # the CLI said "cannot write the output"
 
 

@@ -179,10 +179,6 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 return
             self._open.add(request)
             self._workers = {t for t in self._workers if t.is_alive()} | {worker}
-        try:  # headers and body go out in separate writes: do not wait for delayed ACKs
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         with self.fake._lock:
             self.fake.connections_opened += 1
         worker.start()
@@ -218,6 +214,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "FakeLeonardo/2.0"
     sys_version = ""
     timeout = IDLE_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: do not wait for delayed ACKs
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
