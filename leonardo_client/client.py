@@ -400,7 +400,7 @@ class Client:
             if left <= 0:
                 message = f"{what} {id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s)"
                 raise LeonardoError(message, body=found)
-            time.sleep(min(interval, left))
+            self.retry.closed.wait(min(interval, left))  # close() ends it, and the next GET raises
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
 
     def download_image(self, url: str, path: _files.PathLike) -> str:

@@ -6,6 +6,7 @@ replaced), so no test sleeps through it.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -28,7 +29,8 @@ def polls(fake: FakeLeonardo, path_prefix: str) -> int:
 
 
 class VirtualTime:
-    """Stands in for the fake_client module's `time`: sleeping advances a virtual clock at once."""
+    """Stands in for the client module's `time` and the client's `closed` event: sleeping, or
+    waiting for a close() that never comes, advances a virtual clock at once."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -37,9 +39,23 @@ class VirtualTime:
     def monotonic(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> bool:
         self.sleeps.append(seconds)
         self.now += seconds
+        return False
+
+    def is_set(self) -> bool:
+        return False
+
+    def set(self) -> None:  # the fixture's close() at teardown
+        pass
+
+    @classmethod
+    def of(cls, client: Client, monkeypatch: pytest.MonkeyPatch) -> "VirtualTime":
+        clock = cls()
+        monkeypatch.setattr(client_module, "time", clock)
+        monkeypatch.setattr(client.retry, "closed", clock)
+        return clock
 
 
 def test_returns_the_generation_when_complete(fake: FakeLeonardo, fake_client: Client) -> None:
@@ -134,8 +150,7 @@ def test_intervals_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
 ) -> None:
     fake.completion_delay = 3600
     generation_id = create(fake_client)
-    clock = VirtualTime()
-    monkeypatch.setattr(client_module, "time", clock)
+    clock = VirtualTime.of(fake_client, monkeypatch)
 
     with pytest.raises(LeonardoError, match="still PENDING"):
         fake_client.wait_for_generation(generation_id, timeout=300)
@@ -152,11 +167,22 @@ def test_a_long_first_interval_is_not_cut_to_the_cap(
 ) -> None:
     fake.completion_delay = 3600
     generation_id = create(fake_client)
-    clock = VirtualTime()
-    monkeypatch.setattr(client_module, "time", clock)
+    clock = VirtualTime.of(fake_client, monkeypatch)
     with pytest.raises(LeonardoError):
         fake_client.wait_for_generation(generation_id, timeout=100, poll_interval=30)
     assert clock.sleeps == [30, 30, 30, 10]
+
+
+def test_close_ends_a_wait_at_once(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 3600
+    generation_id = create(fake_client)
+    closer = threading.Timer(0.3, fake_client.close)
+    closer.start()
+    started = time.monotonic()
+    with pytest.raises(LeonardoError, match="this Client was closed"):
+        fake_client.wait_for_generation(generation_id, poll_interval=30)
+    assert time.monotonic() - started < 5  # not the 30 s interval
+    closer.join()
 
 
 def test_motion_generation_is_waited_for_the_same_way(fake: FakeLeonardo, fake_client: Client) -> None:
