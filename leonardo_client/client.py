@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import warnings
+import weakref
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
@@ -123,8 +124,10 @@ class Client:
 
         self._owns_session = session is None
         self._session = check_type("session", session, (requests.Session, type(None))) or _Session()
-        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
+        self._adapter = _ApiAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
+        self._adapter.owner = weakref.ref(self)
         for root in filter(None, (self.base_url, self.v2_url)):
+            _check_not_serving(self._session, root + "/")
             self._session.mount(root + "/", self._adapter)
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
@@ -449,6 +452,21 @@ def _retired(kind: str) -> None:
 
 
 # --- no credentials but the key: not ~/.netrc's, not a session's ---------------------------------
+
+
+class _ApiAdapter(HTTPAdapter):
+    owner: Callable[[], Optional[Client]]  # a weak reference to the Client it serves
+
+
+def _check_not_serving(session: requests.Session, prefix: str) -> None:
+    """Refuse a session on which an open Client is mounted for ``prefix``: a second Client's
+    adapter would replace its retry rule, and its close() would end the other's retries."""
+    other = getattr(session.adapters.get(prefix), "owner", lambda: None)()
+    if other is not None and not other.closed:
+        raise ValueError(
+            "that session already serves an open Client for this base_url: share that Client (it is "
+            "thread-safe), or give each Client its own session"
+        )
 
 
 class _Session(requests.Session):

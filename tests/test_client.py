@@ -9,6 +9,7 @@ wrong JSON types with a 400, so every request that succeeds there also proves it
 from __future__ import annotations
 
 import base64
+import gc
 import struct
 import threading
 import time
@@ -494,6 +495,20 @@ def test_given_session_is_used_and_not_closed(mocked):
     with Client(api_key=API_KEY, base_url=BASE, session=session):
         pass
     assert session.closed == 0
+
+
+def test_a_session_serves_one_open_client_at_a_time():
+    session = requests.Session()
+    first = Client(api_key=API_KEY, base_url=BASE, session=session, max_retries=3)
+    with pytest.raises(ValueError, match="that session already serves an open Client"):
+        Client(api_key=API_KEY, base_url=BASE, session=session, max_retries=0)
+    assert session.get_adapter(BASE + "/me").max_retries is first.retry  # its rule kept
+    Client(api_key=API_KEY, base_url="http://127.0.0.1:9/api/rest/v1", session=session).close()  # another API root
+    first.close()
+    second = Client(api_key=API_KEY, base_url=BASE, session=session)
+    del second  # never closed: once collected, it holds the session no more
+    gc.collect()
+    Client(api_key=API_KEY, base_url=BASE, session=session).close()
 
 
 def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
