@@ -122,7 +122,7 @@ class Client:
         user_agent = _check_user_agent(user_agent)
         self.retry = default_retry(max_retries, backoff_factor)
 
-        self._owns_session = session is None
+        self._owns_session, self._pid = session is None, os.getpid()
         self._session = check_type("session", session, (requests.Session, type(None))) or _Session()
         self._adapter = _ApiAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
         self._adapter.owner = weakref.ref(self)
@@ -190,6 +190,9 @@ class Client:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx."""
         if self.closed:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
+        if self._pid != os.getpid():  # a forked process: the pooled connections are its parent's too
+            self._pid = os.getpid()
+            self._release()
         note = "download failed" if write else ""
         started = time.monotonic()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import os
 import struct
 import threading
 import time
@@ -952,6 +953,28 @@ def test_sequential_calls_of_every_kind_use_one_connection(
     assert len(fake.requests) == sent == 7 * ROUNDS  # every call really went over the wire
     assert fake.connections_opened == 1
     assert urllib3_warnings() == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake_client.get_user_info()  # a connection pooled before the fork
+    child = os.fork()
+    if child == 0:  # the child: one call, then out at once (no pytest teardown here)
+        try:
+            fake_client.get_user_info()
+        finally:
+            os._exit(0)
+    for _ in range(400):  # 20 s at most
+        if os.waitpid(child, os.WNOHANG) != (0, 0):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the forked process hung")
+    fake_client.get_user_info()
+    # Shared, the parent's connection would carry both processes' requests and mix their answers.
+    assert (len(fake.requests), fake.connections_opened) == (3, 2)
 
 
 def test_a_session_of_your_own_keeps_the_connection_alive_too(fake: FakeLeonardo) -> None:
