@@ -121,20 +121,7 @@ class Client:
         check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
         user_agent = _check_user_agent(user_agent)
         self.retry = default_retry(max_retries, backoff_factor)
-
-        self._owns_session, self._pid = session is None, os.getpid()
-        self._session = check_type("session", session, (requests.Session, type(None))) or _Session()
-        self._adapter = _ApiAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=self.retry)
-        self._adapter.owner = weakref.ref(self)
-        for root in filter(None, (self.base_url, self.v2_url)):
-            _check_not_serving(self._session, root + "/")
-            self._session.mount(root + "/", self._adapter)
-        if self._owns_session:
-            self._session.max_redirects = MAX_REDIRECTS
-            # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
-            downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
-            self._session.mount("https://", downloads)
-            self._session.mount("http://", downloads)
+        self._mount(check_type("session", session, (requests.Session, type(None))), pool_maxsize)
 
         agent = f"leonardo-client/{__version__} python-requests/{requests.__version__}"
         # Downloads send only the User-Agent: the key goes per request to the API alone, never to CDNs.
@@ -142,6 +129,23 @@ class Client:
         self._api_headers = dict(self._download_headers, Authorization=f"Bearer {api_key}", Accept="application/json")
         self._key = api_key  # redacted from its own errors wherever a server echoes it
         redact_from_logs(api_key)
+
+    def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
+        """The retry adapter on the API's roots of the session (on the client's own, for downloads too)."""
+        self._owns_session, self._pid = session is None, os.getpid()
+        self._session = session or _Session()
+        roots = [root + "/" for root in filter(None, (self.base_url, self.v2_url))]
+        for root in roots:
+            _check_not_serving(self._session, root)
+        self._adapter = _ApiAdapter(self, pool_maxsize)
+        for root in roots:
+            self._session.mount(root, self._adapter)
+        if self._owns_session:
+            self._session.max_redirects = MAX_REDIRECTS
+            # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
+            downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
+            self._session.mount("https://", downloads)
+            self._session.mount("http://", downloads)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -188,11 +192,7 @@ class Client:
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx."""
-        if self.closed:
-            raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
-        if self._pid != os.getpid():  # a forked process: the pooled connections are its parent's too
-            self._pid = os.getpid()
-            self._release()
+        self._check_open()
         note = "download failed" if write else ""
         started = time.monotonic()
         try:
@@ -223,6 +223,14 @@ class Client:
             reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
             raise LeonardoError.from_response(response, reasons, self._key)
         return response
+
+    def _check_open(self) -> None:
+        """Refuse a call after close(); in a forked process, first let go of the parent's pooled connections."""
+        if self.closed:
+            raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
+        if self._pid != os.getpid():  # shared, they would carry both processes' requests and mix the answers
+            self._pid = os.getpid()
+            self._release()
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@."""
@@ -458,7 +466,11 @@ def _retired(kind: str) -> None:
 
 
 class _ApiAdapter(HTTPAdapter):
-    owner: Callable[[], Optional[Client]]  # a weak reference to the Client it serves
+    """The adapter of a Client's API roots: its retry rule, and a weak reference to the Client."""
+
+    def __init__(self, owner: Client, pool_maxsize: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=owner.retry)
+        self.owner = weakref.ref(owner)
 
 
 def _check_not_serving(session: requests.Session, prefix: str) -> None:
