@@ -44,6 +44,7 @@ __all__ = [
 
 JOURNAL = "journal.jsonl"
 GALLERY = "index.html"
+INCOMING = ".incoming"
 DAMAGED = "without the journal, every item would be sent again, those already made too"
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
@@ -506,7 +507,7 @@ class _NotJournaled(LeonardoError):
 
 
 class _Stopped(Exception):
-    """A create call still queued at Ctrl-C: not sent."""
+    """A create call still queued at Ctrl-C (not sent), or a download finished after run_batch ended (not kept)."""
 
 
 # What a worker thread hands the main thread: (kind, done, result, error); done(result, error) runs there.
@@ -544,7 +545,7 @@ class _Engine:
         self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
-        self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C: no create call starts after it
+        self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
         self.gallery_at = 0.0
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
@@ -643,6 +644,9 @@ class _Engine:
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
         # Items in "submitting" whose POST may have run: when to reconcile them.
         self.reconcile_at: Dict[int, float] = dict.fromkeys(self.members["submitting"], 0.0)
+        # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
+        shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)  # what a killed run left
+        self.staging = os.path.join(self.out_dir, INCOMING, os.urandom(4).hex())
         # Daemon threads, so that a second Ctrl-C ends the process at once.
         workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
         try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
@@ -653,19 +657,29 @@ class _Engine:
             self.loop()
         except KeyboardInterrupt:
             self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-            with self.send_lock:
-                self.stopping = True
+            self.stop_sending()
             self.drain_posts()  # a second Ctrl-C ends this at once
             self.gallery(final=True)
             raise BatchInterrupted(self.summary(interrupted=True)) from None
         finally:
-            for _ in workers:
-                self.tasks.put(None)
+            self.stop_workers(len(workers))
         self.gallery(final=True)
         if self.fatal is not None:
             raise self.fatal
         self.emit("done", None, "done")
         return self.summary(interrupted=False)
+
+    def stop_sending(self) -> None:
+        with self.send_lock:  # a worker checks it under this lock before it journals a create call
+            self.stopping = True
+
+    def stop_workers(self, count: int) -> None:
+        """Nothing starts after run_batch ends: calls still queued are dropped, a download under way keeps nothing."""
+        self.stop_sending()
+        with self.tasks.mutex:
+            self.tasks.queue.clear()
+        for _ in range(count):
+            self.tasks.put(None)
 
     def work(self) -> None:
         """A worker thread: runs tasks and hands each outcome to the main thread, which decides."""
@@ -999,9 +1013,12 @@ class _Engine:
             self.poll_gap = min(MAX_POLL, self.poll_gap * 1.5)
 
     def download(self, item: _Item, generation: Dict[str, Any]) -> Tuple[List[str], Any]:
-        staging = os.path.join(self.out_dir, ".incoming", str(item.index))
+        staging = os.path.join(self.staging, str(item.index))
         shutil.rmtree(staging, ignore_errors=True)
         paths = self.client.save_results(generation, staging)
+        if self.stopping:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise _Stopped()
         names = []
         for number, path in enumerate(paths, 1):
             suffix = ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
@@ -1032,7 +1049,8 @@ class _Engine:
         self.gallery_at = now
         if final:
             try:
-                os.rmdir(os.path.join(self.out_dir, ".incoming"))
+                os.rmdir(self.staging)
+                os.rmdir(os.path.join(self.out_dir, INCOMING))
             except OSError:
                 pass  # absent, or holds a download that a rerun will redo
         write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)

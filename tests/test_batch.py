@@ -586,6 +586,42 @@ def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers
     assert set(threading.enumerate()) - before == set()
 
 
+class FirstDownloadHeld(ApiDouble):
+    """Its first download waits for ``release``, after saying it has begun."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.0)
+        self.begun, self.release = threading.Event(), threading.Event()
+
+    def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+        if not self.begun.is_set():
+            self.begun.set()
+            self.release.wait(10)
+        return super().save_results(result, folder)
+
+
+def test_a_download_under_way_when_the_batch_stops_writes_nothing_and_a_rerun_in_the_process_resumes(
+    tmp_path: Any,
+) -> None:
+    api = FirstDownloadHeld()
+
+    def interrupt(progress: BatchProgress) -> None:
+        if api.begun.is_set() and progress.event != "stopping":  # another item's, while the first download is held
+            raise KeyboardInterrupt
+
+    before = set(threading.enumerate())
+    with pytest.raises(BatchInterrupted):
+        run(api, PROMPTS[:3], str(tmp_path), on_progress=interrupt)
+    files = sorted(name for name in os.listdir(tmp_path) if name != ".incoming")
+    api.release.set()
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(name for name in os.listdir(tmp_path) if name != ".incoming") == files  # the held download
+    summary = run(api, PROMPTS[:3], str(tmp_path))
+    assert summary.ok and summary.images == 3 and not os.path.exists(tmp_path / ".incoming")
+
+
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("invalid api key", status_code=401)]
