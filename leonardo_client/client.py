@@ -128,7 +128,7 @@ class Client:
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = dict(self._download_headers, Authorization=f"Bearer {api_key}", Accept="application/json")
         self._key = api_key  # redacted from its own errors wherever a server echoes it
-        redact_from_logs(api_key)
+        redact_from_logs(api_key, self)
 
     def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
         """The retry adapter on the API's roots of the session (on the client's own, for downloads too)."""

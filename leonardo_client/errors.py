@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 import traceback
+import weakref
 from typing import Any, Dict, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -193,7 +194,7 @@ def without_userinfo(url: str) -> str:
 
 
 class _KeyRedactingFilter(logging.Filter):
-    """Redacts the clients' keys from urllib3's log records.
+    """Redacts the keys of the live clients from urllib3's log records.
 
     A server that echoes the key in a malformed status line gets it into the error urllib3
     logs when it retries ("Retrying ... after connection broken by BadStatusLine(...)"), and a
@@ -203,6 +204,7 @@ class _KeyRedactingFilter(logging.Filter):
 
     keys: Tuple[str, ...] = ()  # replaced whole, never changed in place: threads read it unlocked
     lock = threading.Lock()
+    users: Dict[str, int] = {}  # each key: how many live clients hold it (under the lock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -230,16 +232,26 @@ def _printed(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
 
 
-def redact_from_logs(key: str) -> None:
-    """From now on, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
+def redact_from_logs(key: str, holder: object) -> None:
+    """While ``holder`` lives, replace ``key`` by REDACTED in what urllib3 logs (its modules' loggers)."""
+    if len(key) < MIN_SECRET_LENGTH:
+        return
     with _KeyRedactingFilter.lock:
-        if len(key) < MIN_SECRET_LENGTH or key in _KeyRedactingFilter.keys:
-            return
-        _KeyRedactingFilter.keys = tuple(sorted(_KeyRedactingFilter.keys + (key,), key=len, reverse=True))
         for name in _URLLIB3_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
                 logger.addFilter(_KeyRedactingFilter())
+    _count_user(key, +1)
+    weakref.finalize(holder, _count_user, key, -1).atexit = False  # a service's many keys are not kept
+
+
+def _count_user(key: str, change: int) -> None:
+    with _KeyRedactingFilter.lock:
+        users = _KeyRedactingFilter.users
+        users[key] = users.get(key, 0) + change
+        if not users[key]:
+            del users[key]
+        _KeyRedactingFilter.keys = tuple(sorted(users, key=len, reverse=True))
 
 
 def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:

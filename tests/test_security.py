@@ -6,6 +6,7 @@ that urllib3 really connects, retries and logs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import socket
@@ -19,6 +20,7 @@ from responses import matchers
 
 from conftest import API_KEY, BASE, TIMEOUT, api_matchers, endpoint_doc, endpoint_methods, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.errors import _KeyRedactingFilter
 from leonardo_client.testing import FakeLeonardo
 
 
@@ -225,7 +227,7 @@ def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
 
 def test_a_key_in_a_logged_traceback_is_redacted(caplog):
     # urllib3 logs a header line it cannot parse with exc_info: the key was in the traceback.
-    Client(api_key=API_KEY, base_url=BASE).close()  # the key is registered
+    client = Client(api_key=API_KEY, base_url=BASE)  # the key is registered while it lives
     caplog.set_level(logging.WARNING, logger="urllib3")
     try:
         raise ValueError(f"unparsed data: 'X-Debug Bearer {API_KEY}'")
@@ -233,15 +235,27 @@ def test_a_key_in_a_logged_traceback_is_redacted(caplog):
         logging.getLogger("urllib3.connectionpool").warning("Failed to parse headers", exc_info=True)
     assert "ValueError: unparsed data: 'X-Debug Bearer [redacted]'" in caplog.text
     assert API_KEY not in caplog.text
+    client.close()
 
 
 def test_a_key_inside_another_is_not_left_half_shown_in_the_logs(caplog):
     short, long = "Zq9xW2kP", "Zq9xW2kP-5f0c-4e2b-9d1a-0123456789ab"  # the shorter key registered first
-    for key in (short, long):
-        Client(api_key=key, base_url=BASE).close()
+    clients = [Client(api_key=key, base_url=BASE) for key in (short, long)]
     caplog.set_level(logging.WARNING, logger="urllib3")
     logging.getLogger("urllib3.connectionpool").warning("BadStatusLine(%r)", long)
     assert "BadStatusLine('[redacted]')" in caplog.text and "5f0c" not in caplog.text
+    del clients
+
+
+def test_a_key_is_held_for_the_logs_only_while_a_client_of_it_lives():
+    key = "rotated-key-7c1e-4b8a-9f3d"
+    first, second = Client(api_key=key, base_url=BASE), Client(api_key=key, base_url=BASE)
+    del first
+    gc.collect()
+    assert key in _KeyRedactingFilter.keys  # the second one still holds it
+    del second
+    gc.collect()
+    assert key not in _KeyRedactingFilter.keys  # a service's many keys over weeks are not all kept
 
 
 def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
