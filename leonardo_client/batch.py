@@ -398,20 +398,24 @@ class _Journal:
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     """A record as _Engine writes it: an item's state change (index, state, its data), or the v2 note."""
     if "i" not in record:
-        return record.get("v2_listed") is True
+        return record.get("v2_listed") is True or _is_number(record.get("clock"))
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
     if state == "submitting":
-        return all(isinstance(record.get(key, 0.0), (int, float)) for key in ("t", "rt")) and "t" in record
+        return _is_number(record.get("t")) and _is_number(record.get("rt", 0.0))
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
     if state == "submitted":  # its cost as _cost() writes it, if any
         cost = record.get("cost", {"amount": "", "unit": ""})
         texts = isinstance(cost, dict) and all(isinstance(cost.get(key), str) for key in ("amount", "unit"))
-        return isinstance(record.get("id"), str) and texts
+        return isinstance(record.get("id"), str) and texts and _is_number(record.get("t", 0.0))
     return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -425,6 +429,7 @@ class _Item:
     cost: Optional[Dict[str, Any]] = None
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
+    answered: float = 0.0  # wall-clock time of its "submitted": its generation was made before then
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -444,6 +449,7 @@ class _Item:
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
+            self.answered = float(record.get("t", 0.0))
         elif self.state == "complete":
             self.files = list(record.get("files") or [])
             self.seed = record.get("seed")
@@ -553,10 +559,16 @@ class _Engine:
         self.spent: Dict[str, float] = {}
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
+        self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
+        self.replay()
+
+    def replay(self) -> None:
+        """Take up the state the journal holds: each item's, and what the batch has learned."""
         for record in self.journal.records:
             if "i" in record:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
+            self.clock = record["clock"] if "clock" in record else self.clock
 
     @property
     def create_span(self) -> float:
@@ -603,6 +615,26 @@ class _Engine:
         if not self.v2_listed:
             self.journal.append([{"v2_listed": True}])
             self.v2_listed = True
+
+    def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
+        """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
+        ones, and how far the server's clock may be behind ours (each was made before the time we
+        recorded its id; journaled, so that a rerun knows it before it reconciles)."""
+        for generation in generations:
+            index = self.by_generation.get(str(generation.get("id")))
+            item = self.items[index] if index is not None else None
+            if item is not None and (listing or generation.get("listed")) and item.item.model is not None:
+                self.note_v2_listed()
+            created = _timestamp(generation.get("createdAt"))
+            if item is None or created is None or not item.answered:
+                continue
+            if self.clock is None or created - item.answered > self.clock + 1.0:
+                self.clock = round(created - item.answered, 3)
+                self.journal.append([{"clock": self.clock}])
+
+    def earliest(self, item: _Item) -> float:
+        """The earliest createdAt (the server's clock) that item's generation can have."""
+        return item.since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
@@ -866,7 +898,7 @@ class _Engine:
             self.record(item, "ambiguous", reason=str(exc))
             self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
             return
-        self.record(item, "submitted", id=generation_id, cost=_cost(job))
+        self.record(item, "submitted", id=generation_id, cost=_cost(job), t=round(time.time(), 3))
         item.check_at = now + FIRST_POLL
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
@@ -880,16 +912,15 @@ class _Engine:
         for item in due:
             del self.reconcile_at[item.index]
         self.reconciling = True
-        listing = partial(_list_since, self.client, self.user_id, min(item.since for item in due) - CLOCK_SKEW)
-        self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due))  # and its time
+        oldest = min(map(self.earliest, due))
+        listing = partial(_list_since, self.client, self.user_id, oldest)
+        self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due, oldest))  # and when
 
-    def reconciled(self, due: List[_Item], result: Any, error: Optional[BaseException]) -> None:
+    def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.reconciling = False
         listed, complete, read_at = result if error is None else ([], None, 0.0)
-        v2_ids = {g for g, i in self.by_generation.items() if self.items[i].item.model is not None}
-        if any(str(g.get("id")) in v2_ids for g in listed):
-            self.note_v2_listed()
+        self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
             rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"])
@@ -905,6 +936,9 @@ class _Engine:
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
                 reason = f"could not read the account's generations: {complete}"
+            elif self.earliest(item) < oldest:  # the clock just learned: it may have been made before that
+                self.reconcile_at[item.index] = time.monotonic()
+                continue
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
             elif read_at - item.since <= self.window(item):  # the POST may still be running at the server
@@ -924,21 +958,21 @@ class _Engine:
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
-        self.record(item, "submitted", id=str(generation["id"]), adopted=True)
+        self.record(item, "submitted", id=str(generation["id"]), adopted=True, t=round(time.time(), 3))
         item.check_at = time.monotonic()
         self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")
 
     def candidates(self, item: _Item, listed: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]:
         """The generations no other item claims that are, or may be, ``item``'s; and whether each one surely is."""
         unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
-        verdicts = [(g, _matches(item.item, g, item.since - CLOCK_SKEW)) for g in unclaimed]
+        verdicts = [(g, _matches(item.item, g, self.earliest(item))) for g in unclaimed]
         return [g for g, verdict in verdicts if verdict is not False], None not in (v for _, v in verdicts)
 
     def _may_share(self, ambiguous: _Item, item: _Item) -> bool:
         """Whether a generation ``ambiguous`` may have made could match ``item``: same prompt, and made
         after the time ``item`` matches from (``ambiguous``'s POST ran at most a read timeout)."""
         same = ambiguous.item.prompt == item.item.prompt
-        return same and ambiguous.since + self.window(ambiguous) >= item.since - CLOCK_SKEW
+        return same and ambiguous.since + self.window(ambiguous) >= self.earliest(item)
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
@@ -990,10 +1024,9 @@ class _Engine:
         self.polling = False
         if error is not None:
             return
+        self.learn_from(found.values(), listing=False)
         for generation_id, generation in found.items():
             item = self.items[self.by_generation[generation_id]]
-            if generation.get("listed") and item.item.model is not None:
-                self.note_v2_listed()
             status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
@@ -1159,7 +1192,7 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         for image in generation.get("generated_images") or []
         if isinstance(image, Mapping)
     ]
-    return dict({k: generation.get(k) for k in ("id", "status", "seed")}, generated_images=images)
+    return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
 
 
 def _never_sent(error: BaseException) -> bool:

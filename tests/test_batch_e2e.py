@@ -91,7 +91,7 @@ def test_429_storms_fail_no_item(account_fake: FakeLeonardo, tmp_path: Any) -> N
     # client, after its Retry-After, could reach the server later than a rerun's reconciliation assumes.
     pauses = [r for r in records(tmp_path) if r.get("reason", "").startswith("429")]
     assert len(pauses) == 3 and time.monotonic() - started >= 1.0  # Retry-After honoured
-    assert len([r for r in records(tmp_path) if r["s"] == "submitting"]) == len(ITEMS) + 3
+    assert len([r for r in records(tmp_path) if r.get("s") == "submitting"]) == len(ITEMS) + 3
 
 
 def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
@@ -134,7 +134,7 @@ def test_failed_generations_are_recorded_and_the_rest_complete(tmp_path: Any) ->
         with Client(api_key=flaky.api_key, base_url=flaky.base_url, timeout=(2, 5)) as c:
             summary = run_batch(c, ITEMS, str(tmp_path), posts_per_minute=FAST)
         assert 0 < summary.failed < len(ITEMS) and summary.complete + summary.failed == len(ITEMS)
-        failed = [r for r in records(tmp_path) if r["s"] == "failed"]
+        failed = [r for r in records(tmp_path) if r.get("s") == "failed"]
         assert all("FAILED" in r["reason"] for r in failed)
 
 
@@ -161,7 +161,7 @@ def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_p
         _, err = process.communicate(timeout=20)
         assert process.returncode == 130, err
         assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
-        submitted = {r["id"] for r in records(out) if r["s"] == "submitted"}
+        submitted = {r["id"] for r in records(out) if r.get("s") == "submitted"}
         assert submitted and submitted == set(fake.generation_ids())  # every POST that left is journaled
         rerun = cli(out, prompts, fake)
         stdout, err = rerun.communicate(timeout=30)
