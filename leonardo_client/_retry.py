@@ -64,12 +64,14 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     try:
         parsed = email.utils.parsedate_tz(value)
         return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
-    except (ValueError, OverflowError):  # a year out of range
+    except (ValueError, OverflowError, IndexError):  # a year out of range; Python 3.8's parser on "1 Jan , 0"
         return None
 
 
 class LeonardoRetry(Retry):
     """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset()  # urllib3's adds 413 with a Retry-After: RETRY_STATUSES are all
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
@@ -210,7 +211,8 @@ class Client:
                 else:
                     _ = response.content  # the whole body (on a download, the error body it streamed)
                     _check_complete(response, method, url)
-        except (requests.RequestException, ValueError) as exc:  # ValueError: e.g. an unusable redirect Location
+        # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through
+        except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
             elapsed = time.monotonic() - started
             log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
             # Chained for the traceback, unless it would print a key (a status line echoing it).

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict
 
 import pytest
 import requests
+import urllib3
 
 from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
@@ -183,6 +184,9 @@ def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
         (requests.exceptions.ChunkedEncodingError("cut"), "connection broke while reading the response"),
         (requests.exceptions.SSLError("bad certificate"), "TLS/SSL error with leonardo.example.test: bad certificate"),
         (requests.exceptions.TooManyRedirects("loop"), "request to leonardo.example.test failed: loop"),
+        # requests 2.25 lets urllib3's own errors through unwrapped (two Content-Lengths, for one)
+        (urllib3.exceptions.InvalidHeader("Content-Length contained multiple unmatching values (2, 3)"),
+         "request to leonardo.example.test failed: Content-Length contained multiple unmatching values (2, 3)"),
     ],
 )
 def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, mock_client, exc, text):
