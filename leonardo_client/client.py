@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__, _files
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, LeonardoRetry, default_retry
 from .errors import LeonardoError, read_json, redact_from_logs, shows_key, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
@@ -73,6 +74,7 @@ Result = Dict[str, Any]
 OnPoll = Optional[Callable[[str, float], None]]
 Body = Mapping[str, Any]  # a request body sent as given
 Page = Optional[int]  # limit or offset: None leaves it to the API
+Write = Optional[Callable[[requests.Response, Iterator[bytes]], None]]  # streams a download's body to a file
 
 
 class Client:
@@ -189,28 +191,45 @@ class Client:
         self,
         method: str,
         url: str,
-        write: Optional[Callable[[requests.Response, Iterator[bytes]], None]] = None,
+        write: Write = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx."""
-        self._check_open()
+        """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx.
+
+        A GET or DELETE whose body broke off after the headers, where urllib3's retries end, is sent
+        again under the same retry rule.
+        """
+        retry = self.retry
+        while True:
+            self._check_open()
+            try:
+                return self._exchange(method, url, write, **kwargs)
+            except _BodyBroke as broke:
+                retry = self._again(retry, method, url, broke)
+
+    def _again(self, retry: LeonardoRetry, method: str, url: str, broke: "_BodyBroke") -> LeonardoRetry:
+        """The retry rule's next state, after its wait, for a 2xx answer whose body broke off; else raise
+        ``broke``. A POST is never sent again; an error status was retried by urllib3 already."""
+        if 200 <= (broke.status_code or 0) < 300:
+            with contextlib.suppress(Exception):  # POST: its error re-raised; none left: MaxRetryError
+                retry = retry.increment(method, url, error=urllib3.exceptions.ProtocolError(broke.message))
+                retry.sleep()
+                return retry
+        raise broke
+
+    def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note = "download failed" if write else ""
         started = time.monotonic()
         try:
-            redirects = method == "GET"
             with self._session.request(
-                method, url, timeout=self.timeout, stream=bool(write), allow_redirects=redirects, auth=_as_given,
+                method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,
                 **kwargs,
             ) as response:
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = time.monotonic() - started
                     log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)
                 ok = 200 <= response.status_code < 300
-                if write and ok:
-                    write(response, _chunks(response, method, url))
-                else:
-                    _ = response.content  # the whole body (on a download, the error body it streamed)
-                    _check_complete(response, method, url)
+                self._read(response, write if ok else None, method, url, note)
         # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through
         except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
             elapsed = time.monotonic() - started
@@ -222,9 +241,25 @@ class Client:
             if self.closed:  # close() ran during this call, which may have opened a pool again
                 self._release()
         if not ok:
-            reasons = ", ".join(filter(None, (note, self.retry.gave_up(response))))
-            raise LeonardoError.from_response(response, reasons, self._key)
+            interim = "an interim answer, the final one not read: the request may have been acted on"
+            reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
+            raise LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
         return response
+
+    def _read(self, response: requests.Response, write: Write, method: str, url: str, note: str) -> None:
+        """Read the whole body (on an error status too), or stream it to ``write``; _BodyBroke if it broke off."""
+        try:
+            if write:
+                write(response, _chunks(response, method, url))
+            else:
+                _ = response.content
+                _check_complete(response, method, url)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            short = _shortfall(response)  # a body cut short says how much came
+            error = _cut_short(response, method, url, short) if short else _BodyBroke.from_transport(
+                exc, method, url, note, self._key, response.status_code
+            )
+            raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
         """Refuse a call after close(); in a forked process, first let go of the parent's pooled connections."""
@@ -511,16 +546,35 @@ def _chunks(response: requests.Response, method: str, url: str) -> Iterator[byte
     _check_complete(response, method, url)
 
 
+class _BodyBroke(LeonardoError):
+    """The body of an answer broke off after its headers: a GET or DELETE may be sent again."""
+
+
 def _check_complete(response: requests.Response, method: str, url: str) -> None:
     """Raise when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
 
     urllib3 2.x raises on a short body itself; 1.26 ends it silently, so compare for both.
     """
+    short = _shortfall(response)
+    if short:
+        raise _cut_short(response, method, url, short)
+
+
+def _shortfall(response: requests.Response) -> str:
+    """"<received> of <Content-Length> bytes" when fewer came, else "" (a 204 or 304, or a chunked
+    body, has no body of that length)."""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
+    if response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
+        return ""
     if expected.isdigit() and isinstance(received, int) and received < int(expected):
-        message = f"connection broke while reading the response (truncated body: {received} of {expected} bytes)"
-        raise LeonardoError(message, status_code=response.status_code, method=method, url=url)
+        return f"{received} of {expected} bytes"
+    return ""
+
+
+def _cut_short(response: requests.Response, method: str, url: str, short: str) -> "_BodyBroke":
+    message = f"connection broke while reading the response (truncated body: {short})"
+    return _BodyBroke(message, status_code=response.status_code, method=method, url=url)
 
 
 def _path(*segments: str) -> str:

@@ -98,11 +98,24 @@ def test_large_download_streams_with_flat_memory(fake: FakeLeonardo, fake_client
 def test_truncated_body_leaves_no_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     url = image_url(fake_client)
     path = os.path.join(str(tmp_path), "fox.png")
-    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*")
+    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*", times=None)
 
     with pytest.raises(LeonardoError, match="truncated"):
         fake_client.download_image(url, path)
     assert leftovers(str(tmp_path)) == []
+    assert len([r for r in fake.requests if r.kind == "cdn"]) == 4  # sent again, under the retry rule
+
+
+def test_a_download_cut_short_once_is_sent_again_and_saved_whole(
+    fake: FakeLeonardo, fake_client: Client, tmp_path: object
+) -> None:
+    url = image_url(fake_client)
+    reference = fake_client.download_image(url, os.path.join(str(tmp_path), "reference.png"))
+    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*")
+    path = fake_client.download_image(url, os.path.join(str(tmp_path), "fox.png"))
+    with open(path, "rb") as f, open(reference, "rb") as g:
+        assert f.read() == g.read()
+    assert len([r for r in fake.requests if r.kind == "cdn"]) == 3
 
 
 def test_failed_download_keeps_the_old_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
@@ -110,7 +123,7 @@ def test_failed_download_keeps_the_old_file(fake: FakeLeonardo, fake_client: Cli
     path = os.path.join(str(tmp_path), "fox.png")
     with open(path, "wb") as f:
         f.write(b"previous")
-    fake.inject(status=200, body=b"y" * 5000, truncate=True, path="/cdn/*")
+    fake.inject(status=200, body=b"y" * 5000, truncate=True, path="/cdn/*", times=None)
 
     with pytest.raises(LeonardoError):
         fake_client.download_image(url, path)
