@@ -259,6 +259,17 @@ def test_a_get_whose_200_body_broke_off_is_sent_again(fake: FakeLeonardo, fake_c
     assert [r.method for r in fake.requests] == ["GET", "GET"]
 
 
+def test_a_204_with_a_content_length_is_not_truncated(mocked, mock_client):
+    mocked.add("DELETE", GEN_URL, status=204, headers={"Content-Length": "7"})  # a 204 has no body
+    assert mock_client.delete_generation_by_id("g") == {}
+
+
+def test_an_interim_answer_says_the_request_may_have_been_acted_on(mocked, mock_client):
+    mocked.add("POST", BASE + "/generations", status=103, body="")
+    with pytest.raises(LeonardoError, match="interim answer, the final one not read: the request may have been acted on"):
+        mock_client.create_generation({"prompt": "a fox"})
+
+
 def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
     fake.inject(status=502, truncate=True, times=None, method="GET")
     with make_fake_client(max_retries=1) as client:
