@@ -1,10 +1,13 @@
 """The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths
 exist and what each request body may hold. Bodies are checked as Leonardo's Hasura layer does
 (unknown keys, missing or null required keys, wrong types, values outside an enum), plus the v2
-schemas' bounds, lengths and allOf / anyOf / oneOf / not; never ``format`` or ``pattern``."""
+schemas' bounds, lengths and allOf / anyOf / oneOf / not; never ``format`` or ``pattern``. Within
+the v2 envelope an object is open to other keys unless its schema closes it, as JSON Schema reads it:
+Leonardo documents keys its v2 schemas do not list (an element's akUUID, an image reference's strength)."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -30,10 +33,10 @@ _TYPES: Dict[str, Tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,), "object": (dict,)
 }
 _GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
-_BOUNDS: List[Tuple[str, str, Callable[[Any], Any], str]] = [  # (lower, upper, measure, wording)
-    ("minimum", "maximum", lambda value: value, "be"),
-    ("minLength", "maxLength", len, "have a length"),
-    ("minItems", "maxItems", len, "have a number of items"),
+_BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [  # (lower, upper, of, measure, wording)
+    ("minimum", "maximum", (int, float), lambda value: value, "be"),
+    ("minLength", "maxLength", (str,), len, "have a length"),
+    ("minItems", "maxItems", (list,), len, "have a number of items"),
 ]
 
 
@@ -83,6 +86,11 @@ class Spec:
             self.roots.add(root)
             ops = {m.upper(): self._operation(op) for m, op in item.items() if m in ("get", "post", "delete")}
             self.routes.append(((root + template)[1:].split("/"), ops))
+        # Hasura (v1) refuses a key outside an object's properties unless the schema says otherwise;
+        # within the v2 envelope, bodies are read as JSON Schema: open unless additionalProperties is false.
+        self.hasura = True
+        self.json_schema = copy.copy(self)
+        self.json_schema.hasura = False
 
     @staticmethod
     def _operation(op: Dict[str, Any]) -> Operation:
@@ -133,7 +141,7 @@ class Spec:
         if operation.name in _NON_NULLABLE_IS_REQUIRED:
             props = schema["properties"]
             schema = dict(schema, required=[k for k in props if not self.resolve(props[k]).get("nullable")])
-        self.check(schema, body, ())
+        (self if "discriminator" not in schema else self.json_schema).check(schema, body, ())
 
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
@@ -195,7 +203,9 @@ class Spec:
         raise invalid(message % (_article(kind), kind, _type_name(schema, where), _article(found), found))
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
-        for low, high, measure, wording in _BOUNDS:
+        for low, high, kinds, measure, wording in _BOUNDS:
+            if not isinstance(value, kinds) or isinstance(value, bool):  # a bound of an untyped schema: its type only
+                continue
             if low in schema and measure(value) < schema[low]:
                 raise invalid("%s must %s at least %s" % (_label(where), wording, schema[low]))
             if high in schema and measure(value) > schema[high]:
@@ -211,7 +221,7 @@ class Spec:
         self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool
     ) -> None:
         props = schema.get("properties", {})
-        extra = schema.get("additionalProperties", not props)
+        extra = schema.get("additionalProperties", not props if self.hasura or not where else True)
         for key in value:
             if key in props or extra is not False or not closed:
                 continue
