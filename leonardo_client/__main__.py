@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
-    generate.add_argument("prompt", type=_prompt, help="what to draw")
+    generate.add_argument("prompt", nargs="?", type=_prompt, help="what to draw (left out for a model that takes none)")
     model = generate.add_mutually_exclusive_group()
     model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
     model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
@@ -239,6 +239,7 @@ def _check_folder(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
+    _check_prompt(args.model, args.prompt)
     guidance = _init_image_guidance(args.model) if args.model and args.init_image else None
     init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
     if args.model:
@@ -266,6 +267,15 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     for path in client.save_results(generation, args.out):
         print(path)
     return 0
+
+
+def _check_prompt(model: Optional[str], prompt: Optional[str]) -> None:
+    """A prompt for a model that takes one (every v1 one), none for a v2 one whose schema has none (remove-bg)."""
+    parameters = _v2_model_schemas().get(model, {}).get("properties", {}).get("parameters", {}) if model else {}
+    if prompt is not None and parameters and "prompt" not in parameters.get("properties", {}):
+        raise ValueError(f"model {model!r} takes no prompt: leave it out")
+    if prompt is None and (not parameters or "prompt" in parameters.get("required", ())):
+        raise ValueError(f"model {model!r} needs a prompt" if model else "a prompt is needed")
 
 
 def _init_image_guidance(model: str) -> str:

@@ -172,6 +172,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
     [
         (["generate", "x", "--model", "ideogram-v3.0", "--init-image", "{png}"], "takes no image guidance"),
         (["generate", "x", "--model", "no-such-model", "--init-image", "{png}"], "not among the models"),
+        (["generate", "x", "--model", "remove-bg", "--init-image", "{png}"], "model 'remove-bg' takes no prompt"),
+        (["generate", "--model", "phoenix-v1.0"], "model 'phoenix-v1.0' needs a prompt"),
+        (["generate"], "a prompt is needed"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
@@ -464,6 +467,18 @@ def test_init_image_is_uploaded_then_used_on_v1_and_v2(fake_in_env: FakeLeonardo
     assert frame["image"]["type"] == "UPLOADED" and frame["image"]["id"] not in (uploaded, first_id)
     assert len([r for r in fake_in_env.requests if r.path.startswith("/s3/")]) == 3
     assert len(os.listdir(str(tmp_path / "v2"))) == 1 and os.listdir(str(tmp_path / "v2"))[0].endswith(".mp4")
+
+
+def test_a_model_that_takes_no_prompt_is_run_without_one(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from leonardo_client.testing.media import render_png
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(render_png("photo", 32, 32))
+    assert cli.main(["generate", "--model", "remove-bg", "--init-image", str(photo), "--out", str(tmp_path / "out")]) == 0
+    [create] = [r for r in fake_in_env.requests if r.path == "/api/rest/v2/generations"]
+    assert "prompt" not in create.json["parameters"] and len(os.listdir(str(tmp_path / "out"))) == 1
 
 
 # --- progress on stderr ----------------------------------------------------------------------------
