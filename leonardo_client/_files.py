@@ -26,6 +26,9 @@ EXTENSIONS = {
     "video/mp4": ".mp4",
     "video/webm": ".webm",
     "video/quicktime": ".mov",
+    "model/gltf-binary": ".glb",  # rodin-v2's 3D models
+    "audio/mpeg": ".mp3",  # the audio models'
+    "audio/wav": ".wav",
 }
 KNOWN_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
 # Where each kind of finished result keeps its files, when a whole GET response is given.

@@ -368,6 +368,16 @@ def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, 
     assert all("Authorization" not in call.request.headers for call in mocked.calls)
 
 
+def test_a_3d_model_and_audio_are_named_by_their_type_or_url(mocked, mock_client, tmp_path: object) -> None:
+    mocked.add("GET", "https://cdn.example.test/out/mesh", body=b"glTF", content_type="model/gltf-binary")
+    mocked.add("GET", "https://cdn.example.test/out/song.mp3", body=b"ID3", content_type="application/octet-stream")
+    mocked.add("GET", "https://cdn.example.test/out/line", body=b"RIFF", content_type="audio/wav")
+    urls = ["https://cdn.example.test/out/mesh", "https://cdn.example.test/out/song.mp3", "https://cdn.example.test/out/line"]
+    images = [{"id": f"i{n}", "url": url} for n, url in enumerate(urls)]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_i0.glb", "g_i1.mp3", "g_i2.wav"]
+
+
 def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     fake.completion_delay = 30
     job = fake_client.create_generation({"prompt": "slow"})
