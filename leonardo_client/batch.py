@@ -66,6 +66,7 @@ MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
 MAX_ITEMS = 100_000  # prompts in a prompts file
 VIDEOS = tuple(extension for mime, extension in _files.EXTENSIONS.items() if mime.startswith("video/"))
+OTHER_FILES = (".bin", *(e for mime, e in _files.EXTENSIONS.items() if not mime.startswith(("image/", "video/"))))
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
@@ -1221,7 +1222,8 @@ border-top:4px solid var(--state,#666)}
 .submitted,.submitting{--state:#2a62b0}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
-.empty{height:120px;display:flex;align-items:center;justify-content:center;color:#555;background:#eee}
+.empty,.file{height:120px;display:flex;align-items:center;justify-content:center;color:#555;background:#eee}
+.file{color:#333;padding:4px;overflow-wrap:anywhere}
 .info{padding:10px 12px;font-size:13px}
 .prompt{margin:0 0 8px;font-size:14px;font-weight:normal;line-height:1.35;overflow-wrap:anywhere;
 display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:6;overflow:hidden}
@@ -1242,6 +1244,8 @@ def _card(item: _Item) -> str:
         if name.lower().endswith(VIDEOS):
             video = f'<video src="{name}" muted loop playsinline></video>'
             thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}</a>')
+        elif name.lower().endswith(OTHER_FILES):  # a 3D model, a sound: a link to it
+            thumbs.append(f'<a class="file" href="{name}">{name}</a>')
         else:
             thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
     pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'

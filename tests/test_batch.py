@@ -1183,6 +1183,15 @@ def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: An
     assert "\u00b7 finished, updated" in text and page.count('dir="auto"') == len(items)  # right-to-left too
 
 
+def test_a_card_shows_images_plays_videos_and_links_other_files() -> None:
+    item = batch._Item(0, batch.make_item({"prompt": "a fox"}), state="complete")
+    item.files = ["0001-a-fox-1.jpeg", "0001-a-fox-2.mp4", "0001-a-fox-3.glb", "0001-a-fox-4.mp3"]
+    card = batch._card(item)
+    assert '<img src="0001-a-fox-1.jpeg"' in card and '<video src="0001-a-fox-2.mp4"' in card
+    assert '<a class="file" href="0001-a-fox-3.glb">0001-a-fox-3.glb</a>' in card  # not a broken image
+    assert '<a class="file" href="0001-a-fox-4.mp3">' in card
+
+
 def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
     def interrupt(progress: BatchProgress) -> None:
         if progress.event == "submitted":
