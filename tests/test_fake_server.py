@@ -1688,7 +1688,8 @@ def test_webhook_is_posted_on_completion(receiver):
         generation = get_generation(api, fake, generation_id)
     ((headers, body),) = receiver.received
     assert headers["Authorization"] == "Bearer cb-key"
-    assert headers["Content-Type"] == "application/json"
+    assert (headers["Content-Type"], headers["Accept"]) == ("application/json", "application/json, text/plain, */*")
+    assert headers["User-Agent"] == "axios/1.4.0"  # as in Leonardo's example delivery
     assert (body["type"], body["object"], body["api_version"]) == ("image_generation.complete", "generation", "v1")
     sent = body["data"]["object"]
     assert (sent["id"], sent["status"], sent["seed"], sent["prompt"]) == (generation_id, "COMPLETE", "12", "a lighthouse at dusk")

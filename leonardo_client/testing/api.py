@@ -43,6 +43,10 @@ EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
 EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
 WEBHOOK_TIMEOUT = 2.0  # seconds for one delivery
+# The headers of Leonardo's documented example delivery, besides its Authorization.
+WEBHOOK_HEADERS = {
+    "user-agent": "axios/1.4.0", "content-type": "application/json", "accept": "application/json, text/plain, */*"
+}
 WEBHOOK_TICK = 0.05  # seconds between looks for finished jobs
 # Keys of the documented payload's generation the fake has no value for, then those it has.
 _UNKNOWN = (
@@ -606,7 +610,7 @@ class Deliverer(threading.Thread):
         if time.monotonic() > self.give_up_at:
             self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
             return
-        headers = {"authorization": "Bearer %s" % self.fake.webhook_api_key, "content-type": "application/json"}
+        headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % self.fake.webhook_api_key)
         request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
         try:
             self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
