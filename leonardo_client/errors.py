@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
@@ -160,8 +161,8 @@ def read_json(response: "requests.Response", key: str) -> Any:
     content = response.content
     # Rare, so no cost for other answers: the key as sent, or an escape ("\u0061...") that may spell it.
     if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content):
-        return _redacted(parse_json(response.text), key)
-    return parse_json(response.content)
+        return _redacted(parse_json(content), key)
+    return parse_json(content)
 
 
 def _redacted(value: Any, key: str) -> Any:
@@ -176,8 +177,12 @@ def _redacted(value: Any, key: str) -> Any:
 
 
 def redacted_text(response: "requests.Response", key: str) -> str:
-    """The response body as text, with ``key`` redacted if the server echoed it."""
-    return redact(response.text, key) if response.content else ""
+    """The response body as text, with ``key`` redacted if the server echoed it. Decoded by its
+    charset, else as UTF-8: never guessed (requests' guess differs between its versions, and is slow)."""
+    try:
+        return redact(response.content.decode(response.encoding or "utf-8", "replace"), key)
+    except LookupError:  # a charset Python does not know
+        return redact(response.content.decode("utf-8", "replace"), key)
 
 
 def redact(text: str, key: str) -> str:
@@ -286,13 +291,16 @@ def _detail(exc: BaseException) -> str:
     """What happened, from the innermost exception under requests' and urllib3's wrappers.
 
     The operating system's own error (ConnectionRefusedError, RemoteDisconnected, an
-    ssl.SSLError...) when there is one: urllib3's texts carry connection objects' reprs.
+    ssl.SSLError...) when there is one: urllib3's texts carry connection objects' reprs. An
+    answer http.client could not read (BadStatusLine...) as it is, not the error it was handling.
     """
     for _ in range(10):  # the chains are 2-4 deep; bounded all the same
         if isinstance(exc, OSError) and not type(exc).__module__.startswith(("requests", "urllib3")):
             return str(exc.strerror or exc)
+        if isinstance(exc, http.client.HTTPException):
+            return f"{type(exc).__name__}({str(exc).strip()!r})"
         inner = getattr(exc, "reason", None) or next((a for a in exc.args if isinstance(a, BaseException)), None)
-        inner = inner or exc.__cause__ or exc.__context__
+        inner = inner or exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         if not isinstance(inner, BaseException):
             break
         exc = inner

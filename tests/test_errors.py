@@ -6,6 +6,7 @@ except what needs real sockets: refused connections and bodies cut short (FakeLe
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import pickle
@@ -119,6 +120,15 @@ def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
     assert_one_line(err)
 
 
+@pytest.mark.parametrize(
+    "content_type, text",
+    [("application/json", '{"error": "caf\ufffd"}'), ("text/plain; charset=iso-8859-1", '{"error": "caf\u00e9"}')],
+)
+def test_a_body_is_read_by_its_charset_else_as_utf_8_never_guessed(mocked, mock_client, content_type, text):
+    mocked.add("GET", GEN_URL, status=500, body=b'{"error": "caf\xe9"}', content_type=content_type)
+    assert fail(mock_client).body == text  # the same with every requests version
+
+
 def test_short_plain_text_error_is_the_message(mocked, mock_client):
     mocked.add("GET", GEN_URL, status=403, body="Forbidden by upstream\n", content_type="text/plain")
     err = fail(mock_client)
@@ -202,6 +212,13 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, m
     assert text in err.message
     assert (err.method, err.url) == ("GET", GEN_URL)
     assert_one_line(err)
+
+
+def test_an_answer_http_client_cannot_read_is_said_as_it_is(mocked, mock_client):
+    unreadable = http.client.BadStatusLine("HTTP/1.1 abc Whatever\r\n")
+    unreadable.__context__ = TypeError("getresponse() got an unexpected keyword argument 'buffering'")  # urllib3 1.26.0
+    mocked.add("GET", GEN_URL, body=requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", unreadable)))
+    assert fail(mock_client).message == "connection failed: BadStatusLine('HTTP/1.1 abc Whatever')"
 
 
 @pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://\xff\xfe/x"])
