@@ -295,15 +295,15 @@ class Client:
         return self.v2_url + path[3:]
 
     def _download(self, url: str, path_for: Callable[[str], str]) -> str:
-        """GET a file without the key, streamed to ``path_for(content_type)``, written atomically."""
+        """GET a file without the key, streamed to ``path_for(content_type)`` (the last try's), written atomically."""
         written = []
 
         def write(response: requests.Response, chunks: Iterator[bytes]) -> None:
             written.append(path_for(response.headers.get("Content-Type", "")))
-            _files.write_atomically(written[0], chunks)
+            _files.write_atomically(written[-1], chunks)
 
         self._send("GET", _files.check_url(url), write, headers=self._download_headers)
-        return written[0]
+        return written[-1]
 
     # --- endpoints ------------------------------------------------------------------------------
 
@@ -513,7 +513,8 @@ class _ApiAdapter(HTTPAdapter):
 def _check_not_serving(session: requests.Session, prefix: str) -> None:
     """Refuse a session on which an open Client is mounted for ``prefix``: a second Client's
     adapter would replace its retry rule, and its close() would end the other's retries."""
-    other = getattr(session.adapters.get(prefix), "owner", lambda: None)()
+    adapter = session.adapters.get(prefix)
+    other = adapter.owner() if isinstance(adapter, _ApiAdapter) else None
     if other is not None and not other.closed:
         raise ValueError(
             "that session already serves an open Client for this base_url: share that Client (it is "
