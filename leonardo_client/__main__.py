@@ -177,12 +177,16 @@ def _run(argv: Optional[List[str]]) -> int:
         return _error("cannot write the output: stdout is closed", 1)
     try:
         try:
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if args.command == "generate" and args.prompt is None and not args.model:  # only a v2 model may take none
+                parser.error("the following arguments are required: prompt")
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             status = exc.code if isinstance(exc.code, int) else 2
         else:
-            if args.command == "generate":
-                _check_folder(args.out)  # before anything is sent: a bad --out must not cost credits
+            if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
+                _check_folder(args.out)
+                _check_prompt(args.model, args.prompt)
             with _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
         sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
@@ -239,7 +243,6 @@ def _check_folder(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
-    _check_prompt(args.model, args.prompt)
     guidance = _init_image_guidance(args.model) if args.model and args.init_image else None
     init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
     if args.model:
@@ -275,7 +278,7 @@ def _check_prompt(model: Optional[str], prompt: Optional[str]) -> None:
     if prompt is not None and parameters and "prompt" not in parameters.get("properties", {}):
         raise ValueError(f"model {model!r} takes no prompt: leave it out")
     if prompt is None and (not parameters or "prompt" in parameters.get("required", ())):
-        raise ValueError(f"model {model!r} needs a prompt" if model else "a prompt is needed")
+        raise ValueError(f"model {model!r} needs a prompt")
 
 
 def _init_image_guidance(model: str) -> str:
