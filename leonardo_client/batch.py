@@ -398,8 +398,8 @@ class _Journal:
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     """A record as _Engine writes it: an item's state change (index, state, its data), or the v2 note."""
-    if "i" not in record:
-        return record.get("v2_listed") is True or _is_number(record.get("clock"))
+    if "i" not in record:  # a note: {"v2_listed": true} or {"clock": seconds}
+        return record == {"v2_listed": True} or (list(record) == ["clock"] and _is_number(record["clock"]))
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
@@ -430,7 +430,7 @@ class _Item:
     cost: Optional[Dict[str, Any]] = None
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
-    answered: float = 0.0  # wall-clock time of its "submitted": its generation was made before then
+    answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -619,8 +619,9 @@ class _Engine:
 
     def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
-        ones, and how far the server's clock may be behind ours (each was made before the time we
-        recorded its id; journaled, so that a rerun knows it before it reconciles)."""
+        ones, and how far the server's clock may be behind ours (each one a create call answered was
+        made before we recorded its id; journaled, so that a rerun knows it before it reconciles).
+        An adopted one tells nothing: it may have been made long before it was found."""
         for generation in generations:
             index = self.by_generation.get(str(generation.get("id")))
             item = self.items[index] if index is not None else None
@@ -959,7 +960,7 @@ class _Engine:
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
-        self.record(item, "submitted", id=str(generation["id"]), adopted=True, t=round(time.time(), 3))
+        self.record(item, "submitted", id=str(generation["id"]), adopted=True)  # no "t": see learn_from
         item.check_at = time.monotonic()
         self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")
 

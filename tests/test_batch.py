@@ -373,7 +373,8 @@ def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
     "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
                '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}',
                '{"i": 0, "s": "complete", "files": 5}', '{"i": 0, "s": "submitted", "id": "g", "cost": [1]}',
-               '{"i": 0, "s": "submitted", "id": "g", "cost": {"unit": "CREDITS"}}'],
+               '{"i": 0, "s": "submitted", "id": "g", "cost": {"unit": "CREDITS"}}', '{"clock": "x"}',
+               '{"v2_listed": true, "clock": "x"}'],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
@@ -1023,6 +1024,23 @@ def test_a_rerun_reconciles_with_the_clock_the_journal_learned(tmp_path: Any) ->
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert summary.ok and api.calls.count("POST") == 1 and len(api.generations) == 1  # adopted
+
+
+def test_an_adopted_generation_teaches_nothing_of_the_clock(tmp_path: Any) -> None:
+    # The batch crashed 3 h ago right after item 0's POST; its generation is adopted now, 3 h after it was
+    # made. Taken as a clock bound, that would reach 3 h back and adopt another batch's old fox for item 1.
+    api = ApiDouble()
+    hours_ago = {"gen-0": (PROMPTS[0]["prompt"], 10800), "old-fox": (PROMPTS[1]["prompt"], 7200)}
+    for gid, (prompt, age) in hours_ago.items():
+        made = (datetime.now(timezone.utc) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        api.generations[gid] = dict(id=gid, createdAt=made, created=time.monotonic() - age, prompt=prompt, n=1)
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 10800, "rt": 1.3}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    api.before_post = [LeonardoError("Bad Gateway", status_code=502)]  # item 1's first POST made nothing
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    ids = {r["i"]: r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"}
+    assert summary.ok and ids[0] == "gen-0" and ids[1] not in ("gen-0", "old-fox")
+    assert all(r["clock"] > -60 for r in journal(tmp_path) if "clock" in r)  # learned from item 1's own only
 
 
 def test_identical_items_are_matched_one_to_one(tmp_path: Any) -> None:
