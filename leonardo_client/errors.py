@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import logging
@@ -251,17 +252,19 @@ def redact_from_logs(key: str, holder: object) -> None:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _KeyRedactingFilter) for f in logger.filters):
                 logger.addFilter(_KeyRedactingFilter())
-    _count_user(key, +1)
-    weakref.finalize(holder, _count_user, key, -1).atexit = False  # a service's many keys are not kept
-
-
-def _count_user(key: str, change: int) -> None:
-    with _KeyRedactingFilter.lock:
         users = _KeyRedactingFilter.users
-        users[key] = users.get(key, 0) + change
-        if not users[key]:
-            del users[key]
+        users[key] = users.get(key, 0) + 1
+        while _let_go:  # keys of clients collected since: a service's many keys are not all kept
+            gone = _let_go.popleft()
+            users[gone] -= 1
+            if not users[gone]:
+                del users[gone]
         _KeyRedactingFilter.keys = tuple(sorted(users, key=len, reverse=True))
+    # Not under the lock: the collector may run this while this very thread holds it.
+    weakref.finalize(holder, _let_go.append, key).atexit = False
+
+
+_let_go: "collections.deque[str]" = collections.deque()  # appended by finalizers; counted at the next client
 
 
 def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:

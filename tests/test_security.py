@@ -10,6 +10,8 @@ import gc
 import logging
 import re
 import socket
+import subprocess
+import sys
 import threading
 import traceback
 from typing import Any, Callable, Dict, List, Tuple
@@ -252,10 +254,37 @@ def test_a_key_is_held_for_the_logs_only_while_a_client_of_it_lives():
     first, second = Client(api_key=key, base_url=BASE), Client(api_key=key, base_url=BASE)
     del first
     gc.collect()
+    Client(api_key=API_KEY, base_url=BASE).close()  # keys let go are counted when the next client is made
     assert key in _KeyRedactingFilter.keys  # the second one still holds it
     del second
     gc.collect()
+    Client(api_key=API_KEY, base_url=BASE).close()
     assert key not in _KeyRedactingFilter.keys  # a service's many keys over weeks are not all kept
+
+
+def test_a_client_collected_while_another_is_made_does_not_deadlock():
+    # The collector runs at whichever allocation crosses its threshold: also inside Client() while it
+    # holds the key lock. A finalizer taking that lock then waited for its own thread, for ever. In a
+    # process of its own: a deadlock there cannot hang the suite.
+    script = """if True:
+        import gc
+        from leonardo_client import Client, errors
+
+        class Cycle:
+            pass
+
+        for allocations in range(1, 8):
+            garbage = Cycle()
+            garbage.me, garbage.client = garbage, Client(api_key="c" * 36, base_url="http://127.0.0.1:9/v1")
+            del garbage  # only the collector frees it
+            gc.disable()
+            gc.set_threshold(gc.get_count()[0] + allocations)
+            gc.enable()
+            errors.redact_from_logs("d" * 36, Cycle)  # what Client() calls, the collection falling inside
+        print("done")
+    """
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "done\n", done.stderr
 
 
 def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
