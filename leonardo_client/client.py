@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import warnings
 import weakref
@@ -14,9 +15,10 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from . import __version__, _files
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, LeonardoRetry, default_retry
+from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
 from .errors import LeonardoError, read_json, redact_from_logs, shows_key, without_userinfo
 from .payloads import (
     CreateGenerationRequest,
@@ -146,7 +148,7 @@ class Client:
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
-            downloads = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
+            downloads = _Adapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             self._session.mount("https://", downloads)
             self._session.mount("http://", downloads)
 
@@ -196,26 +198,19 @@ class Client:
     ) -> requests.Response:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx.
 
-        A GET or DELETE whose body broke off after the headers, where urllib3's retries end, is sent
-        again under the same retry rule.
+        A GET whose 2xx body broke off after the headers, where urllib3's retries end, is sent again
+        with what is left of the same retry rule.
         """
-        retry = self.retry
+        state: Optional[Retry] = None
         while True:
             self._check_open()
+            _resumed.state = state
             try:
                 return self._exchange(method, url, write, **kwargs)
             except _BodyBroke as broke:
-                retry = self._again(retry, method, url, broke)
-
-    def _again(self, retry: LeonardoRetry, method: str, url: str, broke: "_BodyBroke") -> LeonardoRetry:
-        """The retry rule's next state, after its wait, for a 2xx answer whose body broke off; else raise
-        ``broke``. A POST is never sent again; an error status was retried by urllib3 already."""
-        if 200 <= (broke.status_code or 0) < 300:
-            with contextlib.suppress(Exception):  # POST: its error re-raised; none left: MaxRetryError
-                retry = retry.increment(method, url, error=urllib3.exceptions.ProtocolError(broke.message))
-                retry.sleep()
-                return retry
-        raise broke
+                state = _again(broke, state, method, url)
+            finally:
+                _resumed.state = None
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note = "download failed" if write else ""
@@ -256,9 +251,8 @@ class Client:
                 _check_complete(response, method, url)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             short = _shortfall(response)  # a body cut short says how much came
-            error = _cut_short(response, method, url, short) if short else _BodyBroke.from_transport(
-                exc, method, url, note, self._key, response.status_code
-            )
+            transport = LeonardoError.from_transport(exc, method, url, note, self._key)
+            error = _cut_short(response, method, url, short) if short else _broke_off(response, transport)
             raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
@@ -502,7 +496,23 @@ def _retired(kind: str) -> None:
 # --- no credentials but the key: not ~/.netrc's, not a session's ---------------------------------
 
 
-class _ApiAdapter(HTTPAdapter):
+# Inside _send, this thread's requests through an _Adapter start from ``state`` of the retry rule, not afresh.
+_resumed = threading.local()
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter whose retry rule, for a GET sent again after a broken body, goes on where it was."""
+
+    @property
+    def max_retries(self) -> Retry:
+        return getattr(_resumed, "state", None) or self._rule
+
+    @max_retries.setter
+    def max_retries(self, rule: Retry) -> None:
+        self._rule = rule
+
+
+class _ApiAdapter(_Adapter):
     """The adapter of a Client's API roots: its retry rule, and a weak reference to the Client."""
 
     def __init__(self, owner: Client, pool_maxsize: int) -> None:
@@ -548,7 +558,25 @@ def _chunks(response: requests.Response, method: str, url: str) -> Iterator[byte
 
 
 class _BodyBroke(LeonardoError):
-    """The body of an answer broke off after its headers: a GET or DELETE may be sent again."""
+    """The body of an answer broke off after its headers; ``retries``: the rule's state it came with."""
+
+    retries: Optional[Retry] = None
+
+
+def _again(broke: _BodyBroke, state: Optional[Retry], method: str, url: str) -> Retry:
+    """What is left of the retry rule after a GET's 2xx body broke off, once its wait is over; else raise
+    the error. Not a POST, nor a DELETE (sent again, one that was done answers 404), nor an error status
+    (urllib3 retried it)."""
+    spent = broke.retries  # the rule's state after this try: it went on from ``state`` through an adapter of ours
+    if spent is None or (state is not None and len(spent.history) < len(state.history)):
+        spent = state  # a caller's adapter started afresh: count on from what was spent before
+    if method == "GET" and spent is not None and 200 <= (broke.status_code or 0) < 300:
+        with contextlib.suppress(Exception):  # none left: MaxRetryError; the client closed meanwhile
+            spent = spent.increment(method, url, error=urllib3.exceptions.ProtocolError(broke.message))
+            spent.sleep()
+            return spent
+    error = LeonardoError(broke.message, status_code=broke.status_code, method=broke.method, url=broke.url)
+    raise error from broke.__cause__  # one exception type leaves the client
 
 
 def _check_complete(response: requests.Response, method: str, url: str) -> None:
@@ -573,9 +601,16 @@ def _shortfall(response: requests.Response) -> str:
     return ""
 
 
-def _cut_short(response: requests.Response, method: str, url: str, short: str) -> "_BodyBroke":
+def _cut_short(response: requests.Response, method: str, url: str, short: str) -> _BodyBroke:
     message = f"connection broke while reading the response (truncated body: {short})"
-    return _BodyBroke(message, status_code=response.status_code, method=method, url=url)
+    return _broke_off(response, LeonardoError(message, method=method, url=url))
+
+
+def _broke_off(response: requests.Response, error: LeonardoError) -> _BodyBroke:
+    """``error`` of a body that broke off: with the answer's status, and the retry rule's state it came with."""
+    broke = _BodyBroke(error.message, status_code=response.status_code, method=error.method, url=error.url)
+    broke.retries = getattr(response.raw, "retries", None)
+    return broke
 
 
 def _path(*segments: str) -> str:

@@ -81,19 +81,15 @@ class LeonardoError(Exception):
     # body, the message, the request id, or the URL a redirect led to (which no longer carried it).
 
     @classmethod
-    def from_transport(
-        cls, exc: Exception, method: str, url: str, note: str = "", key: str = "", status_code: Optional[int] = None
-    ) -> "LeonardoError":
-        """Build the error for a request that got no complete response (timeout, refused, dropped...);
-        ``status_code`` when its headers came and the body broke off."""
+    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "", key: str = "") -> "LeonardoError":
+        """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
         # requests reports a read timeout as a ConnectionError (after the retries, or in the body): said as what it is.
         cause = exc.args[0] if exc.args else None
         timed_out = isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
         kind = requests.exceptions.ReadTimeout if timed_out else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
-        text = redact(f"{note}: {message}" if note else message, key)
-        return cls(text, status_code=status_code, method=method, url=redact(url, key))
+        return cls(redact(f"{note}: {message}" if note else message, key), method=method, url=redact(url, key))
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "", key: str = "") -> "LeonardoError":

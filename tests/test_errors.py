@@ -264,6 +264,7 @@ def test_a_truncated_200_body_on_post_is_a_leonardo_error_and_not_sent_again(
         new_generation(fake_client)
     err = caught.value
     assert (err.status_code, err.method, len(fake.requests)) == (200, "POST", 1)  # the same on both urllib3 lines
+    assert type(err) is LeonardoError  # one exception type leaves the client
     assert re.search(r"connection broke while reading the response \(truncated body: \d+ of \d+ bytes\)", err.message)
     # The connection was closed by the server; the client recovers on a new one.
     assert fake_client.get_generations_by_user_id(fake.user_id) == {"generations": []}
@@ -274,6 +275,42 @@ def test_a_get_whose_200_body_broke_off_is_sent_again(fake: FakeLeonardo, fake_c
     fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="GET")
     assert fake_client.get_generation_by_id("some-id") == {"generations_by_pk": None}
     assert [r.method for r in fake.requests] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize("max_retries, sent", [(1, 2), (2, 3)])
+def test_a_get_sent_again_after_a_broken_body_spends_the_same_retries(
+    fake: FakeLeonardo, make_fake_client: Callable[..., Client], max_retries: int, sent: int
+) -> None:
+    fake.inject(status=503, times=1, method="GET")  # one retry spent by urllib3
+    fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="GET")  # then the body breaks
+    with make_fake_client(max_retries=max_retries) as client:
+        if max_retries == 1:
+            with pytest.raises(LeonardoError, match="truncated"):
+                client.get_generation_by_id("some-id")
+        else:
+            assert client.get_generation_by_id("some-id") == {"generations_by_pk": None}
+    assert len(fake.requests) == sent  # not (max_retries + 1) ** 2
+
+
+@pytest.mark.parametrize("total", [0, 2])
+def test_a_get_sent_again_through_an_adapter_of_your_own_keeps_to_its_rule(fake: FakeLeonardo, total: int) -> None:
+    # The README's "policy of your own": its adapter starts each try afresh; the client counts on.
+    fake.inject(status=200, body=TRUNCATED, truncate=True, times=None, method="GET")
+    with requests.Session() as session:
+        client = Client(api_key=fake.api_key, base_url=fake.base_url, session=session, timeout=(2, 5))
+        rule = urllib3.util.retry.Retry(total=total, backoff_factor=0, allowed_methods=["GET"], raise_on_status=False)
+        session.mount(client.base_url + "/", requests.adapters.HTTPAdapter(max_retries=rule))
+        with pytest.raises(LeonardoError, match="truncated"):
+            client.get_generation_by_id("some-id")
+    assert len(fake.requests) == total + 1
+
+
+def test_a_delete_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
+    # Done once, a DELETE sent again would answer that nothing is there.
+    fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="DELETE")
+    with pytest.raises(LeonardoError, match="truncated"):
+        fake_client.delete_generation_by_id("some-id")
+    assert [r.method for r in fake.requests] == ["DELETE"]
 
 
 def test_a_204_with_a_content_length_is_not_truncated(mocked, mock_client):
