@@ -261,7 +261,7 @@ class Client:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
         if self._pid != os.getpid():  # shared, they would carry both processes' requests and mix the answers
             self._pid = os.getpid()
-            self._release()
+            self._session.close()  # every adapter's pools, a caller's too: here, copies of the parent's
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@."""

@@ -956,7 +956,12 @@ def test_sequential_calls_of_every_kind_use_one_connection(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
-def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, fake_client: Client) -> None:
+@pytest.mark.parametrize("session", ["the client's", "yours", "yours, with your adapter"])
+def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: str) -> None:
+    yours = requests.Session() if session != "the client's" else None
+    fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, session=yours, timeout=(2, 10))
+    if yours is not None and session.endswith("your adapter"):  # the README's policy of your own
+        yours.mount(fake_client.base_url + "/", requests.adapters.HTTPAdapter(max_retries=2))
     fake_client.get_user_info()  # a connection pooled before the fork
     child = os.fork()
     if child == 0:  # the child: one call, then out at once (no pytest teardown here)
@@ -973,6 +978,7 @@ def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, fake_clie
         os.waitpid(child, 0)
         pytest.fail("the forked process hung")
     fake_client.get_user_info()
+    fake_client.close()
     # Shared, the parent's connection would carry both processes' requests and mix their answers.
     assert (len(fake.requests), fake.connections_opened) == (3, 2)
 
