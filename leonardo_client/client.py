@@ -523,8 +523,8 @@ class _ApiAdapter(_Adapter):
 def _check_not_serving(session: requests.Session, prefix: str) -> None:
     """Refuse a session on which an open Client is mounted for ``prefix``: a second Client's
     adapter would replace its retry rule, and its close() would end the other's retries."""
-    adapter = session.adapters.get(prefix)
-    other = adapter.owner() if isinstance(adapter, _ApiAdapter) else None
+    same = [a for p, a in session.adapters.items() if p.lower() == prefix.lower()]  # as requests matches it
+    other = same[0].owner() if same and isinstance(same[0], _ApiAdapter) else None
     if other is not None and not other.closed:
         raise ValueError(
             "that session already serves an open Client for this base_url: share that Client (it is "

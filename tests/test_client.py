@@ -505,6 +505,8 @@ def test_a_session_serves_one_open_client_at_a_time():
         Client(api_key=API_KEY, base_url=BASE, session=session, max_retries=0)
     assert session.get_adapter(BASE + "/me").max_retries is first.retry  # its rule kept
     Client(api_key=API_KEY, base_url="http://127.0.0.1:9/api/rest/v1", session=session).close()  # another API root
+    with pytest.raises(ValueError, match="already serves an open Client"):  # the same root, in other letters
+        Client(api_key=API_KEY, base_url=BASE.replace("https://leonardo", "HTTPS://LEONARDO"), session=session)
     first.close()
     second = Client(api_key=API_KEY, base_url=BASE, session=session)
     del second  # never closed: once collected, it holds the session no more
