@@ -174,6 +174,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "no-such-model", "--init-image", "{png}"], "not among the models"),
         (["generate", "x", "--model", "remove-bg", "--init-image", "{png}"], "model 'remove-bg' takes no prompt"),
         (["generate", "--model", "phoenix-v1.0"], "model 'phoenix-v1.0' needs a prompt"),
+        (["generate", "--model", "rodin-v2", "--init-image", "{png}"], "needs output_format, which generate has no"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
