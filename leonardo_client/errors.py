@@ -173,11 +173,15 @@ def _redacted(value: Any, key: str) -> Any:
     return value
 
 
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+
+
 def redacted_text(response: "requests.Response", key: str) -> str:
     """The response body as text, with ``key`` redacted if the server echoed it. Decoded by its
     charset, else as UTF-8: never guessed (requests' guess differs between its versions, and is slow)."""
+    charset = _CHARSET.search(response.headers.get("Content-Type", ""))  # not requests' latin-1 for text/*
     try:
-        return redact(response.content.decode(response.encoding or "utf-8", "replace"), key)
+        return redact(response.content.decode(charset.group(1) if charset else "utf-8", "replace"), key)
     except LookupError:  # a charset Python does not know
         return redact(response.content.decode("utf-8", "replace"), key)
 

@@ -122,7 +122,8 @@ def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
 
 @pytest.mark.parametrize(
     "content_type, text",
-    [("application/json", '{"error": "caf\ufffd"}'), ("text/plain; charset=iso-8859-1", '{"error": "caf\u00e9"}')],
+    [("application/json", '{"error": "caf\ufffd"}'), ("text/plain; charset=iso-8859-1", '{"error": "caf\u00e9"}'),
+     ("text/plain", '{"error": "caf\ufffd"}')],  # UTF-8, not the latin-1 requests assumes for text/*
 )
 def test_a_body_is_read_by_its_charset_else_as_utf_8_never_guessed(mocked, mock_client, content_type, text):
     mocked.add("GET", GEN_URL, status=500, body=b'{"error": "caf\xe9"}', content_type=content_type)
