@@ -49,6 +49,7 @@ DAMAGED = "without the journal, every item would be sent again, those already ma
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
+UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own generations show the server's clock
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 10,000 generations back
@@ -621,7 +622,8 @@ class _Engine:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
         ones, and how far the server's clock may be behind ours (each one a create call answered was
         made before we recorded its id; journaled, so that a rerun knows it before it reconciles).
-        An adopted one tells nothing: it may have been made long before it was found."""
+        The smallest bound seen is kept: a clock set ahead since, in this run or between runs, shows
+        as a smaller one. An adopted one tells nothing: it may have been made long before it was found."""
         for generation in generations:
             index = self.by_generation.get(str(generation.get("id")))
             item = self.items[index] if index is not None else None
@@ -630,13 +632,18 @@ class _Engine:
             created = _timestamp(generation.get("createdAt"))
             if item is None or created is None or not item.answered:
                 continue
-            if self.clock is None or created - item.answered > self.clock + 1.0:
+            if self.clock is None or created - item.answered < self.clock - 1.0:
                 self.clock = round(created - item.answered, 3)
                 self.journal.append([{"clock": self.clock}])
 
     def earliest(self, item: _Item) -> float:
         """The earliest createdAt (the server's clock) that item's generation can have."""
         return item.since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
+
+    def reach(self, item: _Item) -> float:
+        """How far back reconciliation reads for item: before any of the batch's generations has shown
+        the clock, an hour further, so that a generation there leaves item ambiguous rather than resent."""
+        return self.earliest(item) - (UNKNOWN_CLOCK_REACH if self.clock is None else 0.0)
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
@@ -914,7 +921,7 @@ class _Engine:
         for item in due:
             del self.reconcile_at[item.index]
         self.reconciling = True
-        oldest = min(map(self.earliest, due))
+        oldest = min(map(self.reach, due))
         listing = partial(_list_since, self.client, self.user_id, oldest)
         self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due, oldest))  # and when
 
@@ -938,7 +945,7 @@ class _Engine:
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
                 reason = f"could not read the account's generations: {complete}"
-            elif self.earliest(item) < oldest:  # the clock just learned: it may have been made before that
+            elif self.reach(item) < oldest:  # the clock just learned: it may have been made before that
                 self.reconcile_at[item.index] = time.monotonic()
                 continue
             elif item.since > read_at + CLOCK_SKEW:
@@ -951,23 +958,32 @@ class _Engine:
                 # Whether the listing holds v2 generations is not documented: until one of ours
                 # has been seen in it, its silence proves nothing.
                 reason = "no v2 generation seen in the account's listing yet"
+            elif self.clock is None and self.candidates(item, listed, self.reach(item))[0]:
+                reason = "one of its prompt was made up to an hour before: our clock may be ahead (not known yet)"
             else:
-                self.record(item, "planned", reason="never created (not in the account's generations); sent again")
-                self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
-                self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
+                self.resend(item)
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+
+    def resend(self, item: _Item) -> None:
+        """Its create call was never acted on: back in line."""
+        self.record(item, "planned", reason="never created (not in the account's generations); sent again")
+        self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
+        self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
         self.record(item, "submitted", id=str(generation["id"]), adopted=True)  # no "t": see learn_from
         item.check_at = time.monotonic()
         self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")
 
-    def candidates(self, item: _Item, listed: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], bool]:
-        """The generations no other item claims that are, or may be, ``item``'s; and whether each one surely is."""
+    def candidates(
+        self, item: _Item, listed: List[Dict[str, Any]], after: Optional[float] = None
+    ) -> Tuple[List[Dict[str, Any]], bool]:
+        """The generations no other item claims that are, or may be, ``item``'s (made after ``after``,
+        else its earliest time); and whether each one surely is."""
         unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
-        verdicts = [(g, _matches(item.item, g, self.earliest(item))) for g in unclaimed]
+        verdicts = [(g, _matches(item.item, g, self.earliest(item) if after is None else after)) for g in unclaimed]
         return [g for g, verdict in verdicts if verdict is not False], None not in (v for _, v in verdicts)
 
     def _may_share(self, ambiguous: _Item, item: _Item) -> bool:
@@ -1092,7 +1108,8 @@ class _Engine:
 
 
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
-    """(The account's generations created after ``oldest``, True), or (those read, why not all).
+    """(The account's generations read, True when every one created after ``oldest`` was), or (those
+    read, why not all).
 
     All is read at the listing's end, or at a whole page older than ``oldest`` if everything read
     so far came newest first (the order is not documented: otherwise the paging goes on). An
@@ -1119,11 +1136,10 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
             readable = isinstance(entry, dict) and is_id(entry.get("id"))
             if readable:
                 read.add(entry["id"])
-            if created is None or created >= oldest:
-                if readable:
-                    seen[entry["id"]] = entry
-                else:
-                    unread += 1
+            if readable:  # an older one too: the batch's own ones show the server's clock
+                seen[entry["id"]] = entry
+            elif created is None or created >= oldest:
+                unread += 1
             if created is not None:
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
