@@ -7,6 +7,7 @@ import sys
 try:  # Ctrl-C while the command starts: one line, as main() says it (the package's own imports: __init__.py)
     import argparse
     import contextlib
+    import functools
     import io
     import json
     import os
@@ -299,6 +300,7 @@ def _init_image_guidance(model: str) -> str:
     return found
 
 
+@functools.lru_cache(maxsize=1)  # generate reads it twice: the prompt check and the image guidance
 def _v2_model_schemas() -> Dict[str, Any]:
     """v2 model name -> its request schema, from the spec bundled with FakeLeonardo."""
     from .testing.spec import Spec, load_spec

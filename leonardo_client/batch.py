@@ -629,10 +629,10 @@ class _Engine:
             item = self.items[index] if index is not None else None
             if item is not None and (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
-            created = _timestamp(generation.get("createdAt"))
-            if item is None or created is None or not item.answered:
+            if item is None or not item.answered:  # not ours, or adopted: nothing to parse
                 continue
-            if self.clock is None or created - item.answered < self.clock - 1.0:
+            created = _timestamp(generation.get("createdAt"))
+            if created is not None and (self.clock is None or created - item.answered < self.clock - 1.0):
                 self.clock = round(created - item.answered, 3)
                 self.journal.append([{"clock": self.clock}])
 

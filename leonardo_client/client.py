@@ -251,8 +251,10 @@ class Client:
                 _check_complete(response, method, url)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             short = _shortfall(response)  # a body cut short says how much came
-            transport = LeonardoError.from_transport(exc, method, url, note, self._key)
-            error = _cut_short(response, method, url, short) if short else _broke_off(response, transport)
+            if short:
+                error = _cut_short(response, method, url, short)
+            else:
+                error = _broke_off(response, LeonardoError.from_transport(exc, method, url, note, self._key))
             raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
