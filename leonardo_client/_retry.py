@@ -13,6 +13,10 @@ gives up at once and the caller gets that response. Backoff is exponential with 
 capped. Only constructor arguments both urllib3 1.26 and 2.x accept are used; backoff,
 jitter and the cap are implemented here rather than through 2.x-only arguments.
 
+A GET whose 2xx body breaks off after the headers, where urllib3's retries end, is sent again
+with what is left of the same rule (``resend_after_body``); a DELETE is not (done once, it would
+answer 404), nor a POST.
+
 Inside ``posts_not_retried()`` a thread's POSTs are not retried at all: run_batch re-sends its
 own, journaling each attempt's time, so that none can reach the server later than it knows.
 """
@@ -28,7 +32,8 @@ import time
 from itertools import takewhile
 from typing import Any, Iterator, Optional, TypeVar
 
-from urllib3.exceptions import MaxRetryError, ResponseError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
 
 DEFAULT_MAX_RETRIES = 3
@@ -39,7 +44,8 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _R = TypeVar("_R", bound="LeonardoRetry")
-_thread = threading.local()  # .posts_not_retried: set by posts_not_retried() for the calls this thread makes
+# This thread's calls: .posts_not_retried (set by posts_not_retried()); .resumed (by resumed_from()).
+_thread = threading.local()
 
 
 @contextlib.contextmanager
@@ -50,6 +56,46 @@ def posts_not_retried() -> Iterator[None]:
         yield
     finally:
         _thread.posts_not_retried = before
+
+
+@contextlib.contextmanager
+def resumed_from(state: Optional[Retry]) -> Iterator[None]:
+    """Inside, this thread's requests through a RetryAdapter start from ``state`` of its rule (None: afresh)."""
+    _thread.resumed = state
+    try:
+        yield
+    finally:
+        _thread.resumed = None
+
+
+class RetryAdapter(HTTPAdapter):
+    """An HTTPAdapter whose retry rule, for a GET sent again after its body broke off, goes on where it was."""
+
+    @property
+    def max_retries(self) -> Retry:
+        return getattr(_thread, "resumed", None) or self._rule
+
+    @max_retries.setter
+    def max_retries(self, rule: Retry) -> None:
+        self._rule = rule
+
+
+def resend_after_body(
+    state: Optional[Retry], spent: Optional[Retry], method: str, url: str, status: Optional[int], why: str
+) -> Optional[Retry]:
+    """What is left of the rule once a 2xx body broke off (``spent``: the state the try ended with,
+    having started from ``state``), its wait slept; None when the request is not sent again: not a
+    GET, not a 2xx (urllib3 retried an error status), no retry left, or the client closed."""
+    if spent is None or (state is not None and len(spent.history) < len(state.history)):
+        spent = state  # a caller's adapter started afresh: count on from what was spent before
+    if method != "GET" or spent is None or not 200 <= (status or 0) < 300:
+        return None
+    try:
+        spent = spent.increment(method, url, error=ProtocolError(why))
+        spent.sleep()
+    except Exception:  # none left: MaxRetryError; the client closed meanwhile
+        return None
+    return spent
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

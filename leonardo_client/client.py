@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
 import time
 import warnings
 import weakref
@@ -14,12 +12,28 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__, _files
-from ._retry import DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, default_retry
-from .errors import LeonardoError, read_json, redact_from_logs, shows_key, without_userinfo
+from ._retry import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    RetryAdapter,
+    default_retry,
+    resend_after_body,
+    resumed_from,
+)
+from .errors import (
+    BodyBroke,
+    LeonardoError,
+    check_complete,
+    read_json,
+    redact_from_logs,
+    shortfall,
+    shows_key,
+    without_userinfo,
+)
 from .payloads import (
     CreateGenerationRequest,
     CreateLcmGenerationRequest,
@@ -148,7 +162,7 @@ class Client:
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
-            downloads = _Adapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
+            downloads = RetryAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             self._session.mount("https://", downloads)
             self._session.mount("http://", downloads)
 
@@ -204,13 +218,13 @@ class Client:
         state: Optional[Retry] = None
         while True:
             self._check_open()
-            _resumed.state = state
             try:
-                return self._exchange(method, url, write, **kwargs)
-            except _BodyBroke as broke:
-                state = _again(broke, state, method, url)
-            finally:
-                _resumed.state = None
+                with resumed_from(state):
+                    return self._exchange(method, url, write, **kwargs)
+            except BodyBroke as broke:
+                state = resend_after_body(state, broke.retries, method, url, broke.status_code, broke.message)
+                if state is None:
+                    raise broke.plain() from broke.__cause__
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note = "download failed" if write else ""
@@ -242,19 +256,19 @@ class Client:
         return response
 
     def _read(self, response: requests.Response, write: Write, method: str, url: str, note: str) -> None:
-        """Read the whole body (on an error status too), or stream it to ``write``; _BodyBroke if it broke off."""
+        """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""
         try:
             if write:
                 write(response, _chunks(response, method, url))
             else:
                 _ = response.content
-                _check_complete(response, method, url)
+                check_complete(response, method, url)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            short = _shortfall(response)  # a body cut short says how much came
+            short = shortfall(response)  # a body cut short says how much came
             if short:
-                error = _cut_short(response, method, url, short)
+                error = BodyBroke.cut_short(response, method, url, short)
             else:
-                error = _broke_off(response, LeonardoError.from_transport(exc, method, url, note, self._key))
+                error = BodyBroke.of(response, LeonardoError.from_transport(exc, method, url, note, self._key))
             raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
@@ -498,23 +512,7 @@ def _retired(kind: str) -> None:
 # --- no credentials but the key: not ~/.netrc's, not a session's ---------------------------------
 
 
-# Inside _send, this thread's requests through an _Adapter start from ``state`` of the retry rule, not afresh.
-_resumed = threading.local()
-
-
-class _Adapter(HTTPAdapter):
-    """An HTTPAdapter whose retry rule, for a GET sent again after a broken body, goes on where it was."""
-
-    @property
-    def max_retries(self) -> Retry:
-        return getattr(_resumed, "state", None) or self._rule
-
-    @max_retries.setter
-    def max_retries(self, rule: Retry) -> None:
-        self._rule = rule
-
-
-class _ApiAdapter(_Adapter):
+class _ApiAdapter(RetryAdapter):
     """The adapter of a Client's API roots: its retry rule, and a weak reference to the Client."""
 
     def __init__(self, owner: Client, pool_maxsize: int) -> None:
@@ -556,63 +554,7 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 def _chunks(response: requests.Response, method: str, url: str) -> Iterator[bytes]:
     yield from response.iter_content(DOWNLOAD_CHUNK)
-    _check_complete(response, method, url)
-
-
-class _BodyBroke(LeonardoError):
-    """The body of an answer broke off after its headers; ``retries``: the rule's state it came with."""
-
-    retries: Optional[Retry] = None
-
-
-def _again(broke: _BodyBroke, state: Optional[Retry], method: str, url: str) -> Retry:
-    """What is left of the retry rule after a GET's 2xx body broke off, once its wait is over; else raise
-    the error. Not a POST, nor a DELETE (sent again, one that was done answers 404), nor an error status
-    (urllib3 retried it)."""
-    spent = broke.retries  # the rule's state after this try: it went on from ``state`` through an adapter of ours
-    if spent is None or (state is not None and len(spent.history) < len(state.history)):
-        spent = state  # a caller's adapter started afresh: count on from what was spent before
-    if method == "GET" and spent is not None and 200 <= (broke.status_code or 0) < 300:
-        with contextlib.suppress(Exception):  # none left: MaxRetryError; the client closed meanwhile
-            spent = spent.increment(method, url, error=urllib3.exceptions.ProtocolError(broke.message))
-            spent.sleep()
-            return spent
-    error = LeonardoError(broke.message, status_code=broke.status_code, method=broke.method, url=broke.url)
-    raise error from broke.__cause__  # one exception type leaves the client
-
-
-def _check_complete(response: requests.Response, method: str, url: str) -> None:
-    """Raise when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
-
-    urllib3 2.x raises on a short body itself; 1.26 ends it silently, so compare for both.
-    """
-    short = _shortfall(response)
-    if short:
-        raise _cut_short(response, method, url, short)
-
-
-def _shortfall(response: requests.Response) -> str:
-    """"<received> of <Content-Length> bytes" when fewer came, else "" (a 204 or 304, or a chunked
-    body, has no body of that length)."""
-    expected = response.headers.get("Content-Length", "").strip()
-    received = getattr(response.raw, "tell", lambda: None)()
-    if response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
-        return ""
-    if expected.isdigit() and isinstance(received, int) and received < int(expected):
-        return f"{received} of {expected} bytes"
-    return ""
-
-
-def _cut_short(response: requests.Response, method: str, url: str, short: str) -> _BodyBroke:
-    message = f"connection broke while reading the response (truncated body: {short})"
-    return _broke_off(response, LeonardoError(message, method=method, url=url))
-
-
-def _broke_off(response: requests.Response, error: LeonardoError) -> _BodyBroke:
-    """``error`` of a body that broke off: with the answer's status, and the retry rule's state it came with."""
-    broke = _BodyBroke(error.message, status_code=response.status_code, method=error.method, url=error.url)
-    broke.retries = getattr(response.raw, "retries", None)
-    return broke
+    check_complete(response, method, url)
 
 
 def _path(*segments: str) -> str:

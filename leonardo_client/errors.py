@@ -115,6 +115,51 @@ class LeonardoError(Exception):
         return cls(message, body=kept, **_exchange(response, key))
 
 
+class BodyBroke(LeonardoError):
+    """The body of an answer broke off after its headers, where urllib3's retries end (whether it is
+    sent again: _retry.resend_after_body); ``retries``: the retry rule's state the answer came with."""
+
+    retries: Any = None
+
+    @classmethod
+    def of(cls, response: "requests.Response", error: LeonardoError) -> "BodyBroke":
+        """``error``, with the answer's status and retry state."""
+        broke = cls(error.message, status_code=response.status_code, method=error.method, url=error.url)
+        broke.retries = getattr(response.raw, "retries", None)
+        return broke
+
+    @classmethod
+    def cut_short(cls, response: "requests.Response", method: str, url: str, short: str) -> "BodyBroke":
+        message = f"connection broke while reading the response (truncated body: {short})"
+        return cls.of(response, LeonardoError(message, method=method, url=url))
+
+    def plain(self) -> LeonardoError:
+        """The same error as a plain LeonardoError: one exception type leaves the client."""
+        return LeonardoError(self.message, status_code=self.status_code, method=self.method, url=self.url)
+
+
+def check_complete(response: "requests.Response", method: str, url: str) -> None:
+    """BodyBroke when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
+
+    urllib3 2.x raises on a short body itself; 1.26 ends it silently, so compare for both.
+    """
+    short = shortfall(response)
+    if short:
+        raise BodyBroke.cut_short(response, method, url, short)
+
+
+def shortfall(response: "requests.Response") -> str:
+    """"<received> of <Content-Length> bytes" when fewer came, else "" (a 204 or 304, or a chunked
+    body, has no body of that length)."""
+    expected = response.headers.get("Content-Length", "").strip()
+    received = getattr(response.raw, "tell", lambda: None)()
+    if response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
+        return ""
+    if expected.isdigit() and isinstance(received, int) and received < int(expected):
+        return f"{received} of {expected} bytes"
+    return ""
+
+
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
 _TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
 _JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
