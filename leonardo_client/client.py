@@ -416,20 +416,19 @@ class Client:
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
         ``on_poll(status, seconds elapsed)`` after each. LeonardoError if it FAILED, is unknown or outlives that.
         """
-        if isinstance(id, Mapping) and "textureGenerationJob" in id:
-            raise ValueError("that is a texture generation's create response: wait with wait_for_texture_generation")
-        fetch, id = self.get_generation_by_id, id if isinstance(id, str) else generation_id(id)
+        fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
 
     def wait_for_texture_generation(
-        self, id: str, timeout: float = TEXTURE_TIMEOUT, poll_interval: float = POLL_INTERVAL, on_poll: OnPoll = None
+        self, id: Union[str, Body], timeout: float = TEXTURE_TIMEOUT, poll_interval: float = POLL_INTERVAL,
+        on_poll: OnPoll = None,
     ) -> Result:
         """Poll GET /generations-texture/{id} -> model_asset_texture_generations_by_pk, as wait_for_generation does.
 
-        ``id``, ``timeout`` (here 600 s), ``poll_interval`` and ``on_poll`` work as there.
+        ``id`` (or the create response), ``timeout`` (here 600 s), ``poll_interval`` and ``on_poll`` work as there.
         """
         fetch, key = self.get_texture_generation_by_id, "model_asset_texture_generations_by_pk"
-        return self._wait(fetch, key, "texture generation", id, timeout, poll_interval, on_poll)
+        return self._wait(fetch, key, "texture generation", _job_id(id, texture=True), timeout, poll_interval, on_poll)
 
     def _wait(
         self, fetch: Callable[[str], Result], key: str, what: str, id: str, timeout: float, poll_interval: float,
@@ -503,6 +502,16 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
         if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
     raise LeonardoError(f"no generation id in the response (keys: {', '.join(map(str, response)) or 'none'})")
+
+
+def _job_id(id: Union[str, Body], texture: bool) -> str:
+    """The id to wait on: as given, or from a create response of the kind waited for."""
+    if not isinstance(id, Mapping):
+        return id  # a str, or what the GET refuses with a TypeError
+    if texture != ("textureGenerationJob" in id):
+        what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
+        raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
+    return generation_id(id)
 
 
 def _retired(kind: str) -> None:

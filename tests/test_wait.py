@@ -196,8 +196,8 @@ def test_motion_generation_is_waited_for_the_same_way(fake: FakeLeonardo, fake_c
 def test_texture_generation(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 0.2
     job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
-    texture = fake_client.wait_for_texture_generation(job["textureGenerationJob"]["id"], poll_interval=0.1)
-    assert texture["status"] == "COMPLETE"
+    texture = fake_client.wait_for_texture_generation(job, poll_interval=0.1)  # its create response: its id
+    assert texture["status"] == "COMPLETE" and texture["id"] == job["textureGenerationJob"]["id"]
     assert {t["type"] for t in texture["model_asset_texture_images"]} >= {"ALBEDO", "NORMAL"}
     assert polls(fake, "/generations-texture/") >= 2
 
@@ -240,4 +240,6 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
     assert mock_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]
     with pytest.raises(ValueError, match="texture generation's create response: wait with wait_for_texture_generation"):
         mock_client.wait_for_generation({"textureGenerationJob": {"id": "t-1"}})
+    with pytest.raises(ValueError, match="not a texture generation's create response: wait with wait_for_generation$"):
+        mock_client.wait_for_texture_generation({"sdGenerationJob": {"generationId": "g-9"}})
     assert len(mocked.calls) == 1
