@@ -988,6 +988,11 @@ def test_fault_path_and_method_matching(fake, api):
     fake.inject(status=503, path="/cdn/*")
     assert call(api, fake, "GET", "/generations/x").status_code == 200
     assert requests.get(fake.blob_url(5), timeout=TIMEOUT).status_code == 503
+    # v2 calls are recorded from the root; the client's "/v2/..." form is refused, as it would never fire
+    with pytest.raises(ValueError, match="recorded from the root: path='/api/rest/v2/generations'"):
+        fake.inject(status=500, path="/v2/generations")
+    fake.inject(status=500, path="/api/rest/v2/generations", method="POST")
+    assert api.post(fake.root_url + "/api/rest/v2/generations", json={}, timeout=TIMEOUT).status_code == 500
 
 
 def test_faulted_post_creates_nothing_but_is_recorded(fake, api):

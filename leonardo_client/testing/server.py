@@ -130,6 +130,8 @@ class Fault:
                 raise TypeError("%s must be a str or None, not %s" % (name, type(value).__name__))
         if self.path is not None and not (self.path.startswith("/") or self.path.endswith("*")):
             raise ValueError('path must start with "/" (or be a prefix ending with "*")')
+        if self.path is not None and self.path.startswith("/v2/"):  # no request is recorded there: it never fires
+            raise ValueError("v2 calls are recorded from the root: path=%r" % ("/api/rest" + self.path))
         self.method = self.method and self.method.upper()
         check_number("delay", self.delay, 0, MAX_FAULT_DELAY)
 
