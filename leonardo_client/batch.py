@@ -617,6 +617,13 @@ class _Engine:
         if not self.v2_listed:
             self.journal.append([{"v2_listed": True}])
             self.v2_listed = True
+            self.reconcile_v2_now()
+
+    def reconcile_v2_now(self) -> None:
+        """The v2 items waiting to be reconciled, now: one of ours may show in the listing (look_again_for_v2)."""
+        for index in self.reconcile_at:
+            if self.items[index].item.model is not None:
+                self.reconcile_at[index] = min(self.reconcile_at[index], time.monotonic())
 
     def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
@@ -908,6 +915,8 @@ class _Engine:
             self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
             return
         self.record(item, "submitted", id=generation_id, cost=_cost(job), t=round(time.time(), 3))
+        if item.item.model is not None and not self.v2_listed:
+            self.reconcile_v2_now()
         item.check_at = now + FIRST_POLL
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
@@ -954,9 +963,9 @@ class _Engine:
                 wait = item.since + self.window(item) + 0.5 - time.time()
                 self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
                 continue
-            elif item.item.model is not None and not self.v2_listed:
-                # Whether the listing holds v2 generations is not documented: until one of ours
-                # has been seen in it, its silence proves nothing.
+            elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
+                if self.look_again_for_v2(item):
+                    continue
                 reason = "no v2 generation seen in the account's listing yet"
             elif self.clock is None and self.candidates(item, listed, self.reach(item))[0]:
                 reason = "one of its prompt was made up to an hour before: our clock may be ahead (not known yet)"
@@ -965,6 +974,18 @@ class _Engine:
                 continue
             self.record(item, "ambiguous", reason=reason)
             self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+
+    def look_again_for_v2(self, item: _Item) -> bool:
+        """Whether the listing may yet be seen to hold v2 generations (not documented: until one of
+        ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
+        in flight. Then ``item`` is reconciled again later."""
+        sending = {i for i in self.members["submitting"] if self.items[i].sending}
+        running = {i for i in self.members["submitted"] if i not in self.finished}
+        others = (self.members["planned"] | sending | running) - {item.index}
+        if not any(self.items[i].item.model is not None for i in others):
+            return False
+        self.reconcile_at[item.index] = time.monotonic() + MAX_ID_POLL
+        return True
 
     def resend(self, item: _Item) -> None:
         """Its create call was never acted on: back in line."""

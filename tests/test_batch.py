@@ -959,6 +959,22 @@ def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -
     assert {"v2_listed": True} in journal(tmp_path)
 
 
+def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing_holds_v2(tmp_path: Any) -> None:
+    api = ApiDouble()
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
+    (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
+    summary = run(api, v2, str(tmp_path))
+    assert summary.ok and len(api.generations) == 2 and api.calls.count("POST") == 2
+    assert {"v2_listed": True} in journal(tmp_path)
+    # Two crashed so, and no other v2 item to show it: neither waits on the other, both are left ambiguous.
+    out = tmp_path / "both"
+    out.mkdir()
+    both = [{"i": n, "s": "submitting", "t": time.time() - 200} for n in range(2)]
+    (out / "journal.jsonl").write_text(journal_text(v2, both), encoding="utf-8")
+    assert run(ApiDouble(), v2, str(out)).ambiguous == 2
+
+
 class NameResolution(NewConnectionError):
     """As urllib3 2's NameResolutionError: a DNS failure, the connection never made."""
 
