@@ -279,8 +279,8 @@ class BatchSummary:
             lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed ones)")
         if self.ambiguous:
             lines.append(
-                f"ambiguous items may or may not have been created: check {GALLERY} and your Leonardo "
-                "library, then rerun with --resubmit-ambiguous to send them again"
+                f"ambiguous items may or may not have been created: a rerun looks for them again; check {GALLERY} "
+                "and your Leonardo library, then rerun with --resubmit-ambiguous to send them again"
             )
         if self.pending and not self.interrupted:
             lines.append("pending items are still running or not yet downloaded: rerun the same command to resume")
@@ -435,6 +435,7 @@ class _Item:
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
+    recheck: bool = False  # ambiguous after a reconciliation: a rerun reconciles it again
     check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
     check_gap: float = 1.0
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
@@ -456,6 +457,7 @@ class _Item:
             self.files = list(record.get("files") or [])
             self.seed = record.get("seed")
         self.reason = str(record.get("reason") or "")
+        self.recheck = self.state == "ambiguous" and record.get("recheck") is True
 
     def spent(self) -> Tuple[str, float]:
         """(unit, amount) this item has cost; Leonardo refunds failed generations."""
@@ -676,7 +678,8 @@ class _Engine:
             **self.counts(),
         )
 
-    def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
+    def plan(self, retry_failed: bool, resubmit_ambiguous: bool) -> None:
+        """Journal as planned every item of a new journal, else the failed or ambiguous ones asked for."""
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
@@ -686,12 +689,16 @@ class _Engine:
             self.journal.append(records)
             for record in records:
                 self.set_state(self.items[record["i"]], record)
+
+    def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
+        self.plan(retry_failed, resubmit_ambiguous)
         self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
         self.gallery(final=False)
         slots = self.account(concurrency)
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
-        # Items in "submitting" whose POST may have run: when to reconcile them.
-        self.reconcile_at: Dict[int, float] = dict.fromkeys(self.members["submitting"], 0.0)
+        # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
+        rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
+        self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
         shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)  # what a killed run left
         self.staging = os.path.join(self.out_dir, INCOMING, os.urandom(4).hex())
@@ -910,9 +917,8 @@ class _Engine:
             if generation_id in self.by_generation:  # its images would be the other item's
                 owner = self.by_generation[generation_id] + 1
                 raise LeonardoError(f"the API answered the generation id of item #{owner}: {generation_id}")
-        except LeonardoError as exc:
-            self.record(item, "ambiguous", reason=str(exc))
-            self.emit("ambiguous", item, f"#{item.index + 1}: {exc}")
+        except LeonardoError as exc:  # answered, so not reconciled again: the listing cannot tell more
+            self.leave_ambiguous(item, str(exc), recheck=False)
             return
         self.record(item, "submitted", id=generation_id, cost=_cost(job), t=round(time.time(), 3))
         if item.item.model is not None and not self.v2_listed:
@@ -941,7 +947,7 @@ class _Engine:
         self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
-            rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"])
+            rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"] - {item.index})
             if error is not None:
                 reason = f"reconciliation failed: {error}"
             elif found and rival:
@@ -972,8 +978,13 @@ class _Engine:
             else:
                 self.resend(item)
                 continue
-            self.record(item, "ambiguous", reason=reason)
-            self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+            self.leave_ambiguous(item, reason, recheck=True)
+
+    def leave_ambiguous(self, item: _Item, reason: str, recheck: bool) -> None:
+        """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again)."""
+        if (item.state, item.reason) != ("ambiguous", reason):
+            self.record(item, "ambiguous", reason=reason, recheck=recheck or None)
+        self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
 
     def look_again_for_v2(self, item: _Item) -> bool:
         """Whether the listing may yet be seen to hold v2 generations (not documented: until one of

@@ -975,6 +975,21 @@ def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing
     assert run(ApiDouble(), v2, str(out)).ambiguous == 2
 
 
+@pytest.mark.parametrize("created", [True, False])
+def test_a_rerun_reconciles_an_item_left_ambiguous_by_a_listing_that_failed(tmp_path: Any, created: bool) -> None:
+    api = ApiDouble()
+    lost = LeonardoError("Internal Server Error", status_code=500)
+    (api.after_post if created else api.before_post).append(lost)  # its POST ran, or not, and lost its answer
+    api.listing_error = LeonardoError("Bad Gateway", status_code=502)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ambiguous == 1
+    assert run(api, PROMPTS[:1], str(tmp_path)).ambiguous == 1  # still unreadable: the same verdict
+    assert [r["s"] for r in journal(tmp_path) if r.get("i") == 0].count("ambiguous") == 1  # journaled once
+    api.listing_error = None
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert summary.ok and len(api.generations) == 1  # adopted, or sent again: billed once either way
+    assert api.calls.count("POST") == (1 if created else 2)
+
+
 class NameResolution(NewConnectionError):
     """As urllib3 2's NameResolutionError: a DNS failure, the connection never made."""
 
