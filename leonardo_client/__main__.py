@@ -134,7 +134,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     images = "images per prompt (default: 1)"
     parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
     parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
-    parser.add_argument("--concurrency", type=_positive_int, metavar="N", help="generations at once (default: GET /me)")
+    slots = "concurrency slots to keep busy, plus a small queue (default: GET /me)"
+    parser.add_argument("--concurrency", type=_positive_int, metavar="N", help=slots)
     parser.add_argument(
         "--posts-per-minute", type=_positive_int, default=100, metavar="N", help="create calls a minute (default: 100)"
     )
