@@ -7,7 +7,7 @@ import os
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -28,6 +28,7 @@ from .errors import (
     BodyBroke,
     LeonardoError,
     check_complete,
+    credentials_of,
     read_json,
     redact_from_logs,
     shortfall,
@@ -65,6 +66,8 @@ DOWNLOAD_CHUNK = 64 * 1024
 # The API never redirects; a GET (a CDN's download) may follow this many, each hop with its own
 # retries and timeouts. A POST or DELETE follows none: a 307 would send the create call again.
 MAX_REDIRECTS = 5
+# As a request's proxies: none, whatever the session or the environment (HTTPS_PROXY, ALL_PROXY...) says.
+_NO_PROXY: Dict[str, Any] = {"http": None, "https": None, "all": None}
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
 MAX_RETRIES, MAX_POOL_MAXSIZE = 100, 1000
@@ -227,25 +230,26 @@ class Client:
                     raise broke.plain() from broke.__cause__
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
-        note = "download failed" if write else ""
+        note, response = "download failed" if write else "", None
         started = time.monotonic()
+        # A loopback host is this machine: never through a proxy (plain http would show it the key).
+        direct = _NO_PROXY if _files.is_loopback(urlsplit(url).hostname or "") else None
         try:
             with self._session.request(
                 method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,
-                **kwargs,
+                proxies=direct, **kwargs,
             ) as response:
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = time.monotonic() - started
                     log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)
                 ok = 200 <= response.status_code < 300
                 self._read(response, write if ok else None, method, url, note)
-        # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through
-        except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
-            elapsed = time.monotonic() - started
-            log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
-            # Chained for the traceback, unless it would print a key (a status line echoing it).
-            error = LeonardoError.from_transport(exc, method, url, note, self._key)
-            raise error from (None if shows_key(exc, self._key) else exc)
+        # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through;
+        # OSError, TypeError before an answer: requests' own (a CA bundle not found, a proxy URL it cannot read).
+        except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError, OSError, TypeError) as exc:
+            if response is not None and not isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError)):
+                raise  # ``write`` failed (a full disk): the caller's error, not the request's
+            self._failed(exc, method, url, note, started)
         finally:
             if self.closed:  # close() ran during this call, which may have opened a pool again
                 self._release()
@@ -254,6 +258,16 @@ class Client:
             reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
             raise LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
         return response
+
+    def _failed(self, exc: Exception, method: str, url: str, note: str, started: float) -> NoReturn:
+        """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown."""
+        elapsed = time.monotonic() - started
+        log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
+        proxies = requests.utils.get_environ_proxies(url) if self._session.trust_env else {}
+        hidden = credentials_of([*proxies.values(), *self._session.proxies.values()])
+        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden)
+        # Chained for the traceback, unless it would print a secret (a status line echoing the key).
+        raise error from (None if shows_key(exc, self._key, hidden) else exc)
 
     def _read(self, response: requests.Response, write: Write, method: str, url: str, note: str) -> None:
         """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""

@@ -11,7 +11,7 @@ import sys
 import threading
 import traceback
 import weakref
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -81,14 +81,19 @@ class LeonardoError(Exception):
     # body, the message, the request id, or the URL a redirect led to (which no longer carried it).
 
     @classmethod
-    def from_transport(cls, exc: Exception, method: str, url: str, note: str = "", key: str = "") -> "LeonardoError":
-        """Build the error for a request that got no complete response (timeout, refused, dropped...)."""
+    def from_transport(
+        cls, exc: Exception, method: str, url: str, note: str = "", key: str = "", hidden: Tuple[str, ...] = ()
+    ) -> "LeonardoError":
+        """Build the error for a request that got no complete response (timeout, refused, dropped...);
+        ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of)."""
         # requests reports a read timeout as a ConnectionError (after the retries, or in the body): said as what it is.
         cause = exc.args[0] if exc.args else None
         timed_out = isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
         kind = requests.exceptions.ReadTimeout if timed_out else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
+        for secret in hidden:
+            message = message.replace(secret, REDACTED)
         return cls(redact(f"{note}: {message}" if note else message, key), method=method, url=redact(url, key))
 
     @classmethod
@@ -278,9 +283,21 @@ class _KeyRedactingFilter(logging.Filter):
         return text
 
 
-def shows_key(exc: BaseException, key: str) -> bool:
-    """Whether ``exc`` printed as a traceback (chained exceptions included) shows ``key``."""
-    return len(key) >= MIN_SECRET_LENGTH and key in _printed(exc)
+def shows_key(exc: BaseException, key: str, hidden: Tuple[str, ...] = ()) -> bool:
+    """Whether ``exc`` printed as a traceback (chained exceptions included) shows ``key`` (or one of ``hidden``)."""
+    printed = _printed(exc)
+    return (len(key) >= MIN_SECRET_LENGTH and key in printed) or any(secret in printed for secret in hidden)
+
+
+def credentials_of(proxy_urls: Iterable[Any]) -> Tuple[str, ...]:
+    """The ``user:password`` of each proxy URL that has one: whole, and as far as a URL parser reads
+    it (to the first / ? or #: "Failed to parse: 'alice:Xy7' is not a valid host" of "alice:Xy7/9@...")."""
+    found: Set[str] = set()
+    for url in proxy_urls:
+        if isinstance(url, str) and "@" in url:
+            userinfo = url.split("://", 1)[-1].rsplit("@", 1)[0]
+            found.update(filter(None, (userinfo, re.split("[/?#]", userinfo)[0])))
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def _printed(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ import urllib3
 
 from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
-from leonardo_client import errors
+from leonardo_client import _files, errors
 from leonardo_client.errors import parse_json
 from leonardo_client.testing import FakeLeonardo
 
@@ -438,3 +438,25 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
     assert errors._nested_too_deep("[" * 201) and not errors._nested_too_deep("[" * 200 + "]" * 200)
     in_a_string = b'{"a": "' + b"[" * 500 + b'"}'  # text, not nesting
     assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem", "CA certificate bundle"),  # requests raised a bare OSError
+     ("HTTPS_PROXY", "http://u:pw@", "request to leonardo.example.test failed")],  # requests 2.26+: a TypeError
+)
+def test_an_environment_requests_cannot_use_is_a_leonardo_error(monkeypatch, variable, value, says):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(LeonardoError, match=says):
+        Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
+
+
+def test_a_download_whose_file_cannot_be_written_raises_the_os_error(fake, fake_client, monkeypatch, tmp_path):
+    def full(path, chunks):
+        next(chunks)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_files, "write_atomically", full)
+    with pytest.raises(OSError, match="No space left") as info:
+        fake_client.download_image(fake.blob_url(10), str(tmp_path / "x.bin"))
+    assert not isinstance(info.value, LeonardoError)  # the file's error, not the request's

@@ -397,6 +397,31 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
         assert "s3cret" not in text
 
 
+def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatch, tmp_path):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://user:pw@127.0.0.1:9")  # nothing listens there: through it, every call fails
+    created = fake_client.create_generation({"prompt": "a lighthouse", "num_images": 1})
+    assert fake_client.save_results(fake_client.wait_for_generation(created, poll_interval=0.05), str(tmp_path))
+    assert {r.kind for r in fake.requests} == {"api", "cdn"}  # the key went to the fake directly, the file too
+
+
+@pytest.mark.parametrize("proxy", ["http://alice:Xy7kQ2/9Qz@127.0.0.1:9", "http://alice:Xy7kQ2@127.0.0.1:99999"])
+@pytest.mark.parametrize("where", ["environment", "session"])
+def test_a_proxy_password_is_never_shown(monkeypatch, caplog, proxy, where):
+    caplog.set_level(logging.DEBUG)
+    session = requests.Session()
+    if where == "environment":
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    else:
+        session.proxies["https"] = proxy
+    client = Client(api_key=API_KEY, base_url=BASE, session=session, max_retries=0)
+    with pytest.raises(LeonardoError, match="Failed to parse") as info:  # urllib3 cannot read the proxy URL
+        client.get_user_info()
+    printed = "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
+    for text in (str(info.value), repr(info.value), printed, caplog.text):
+        assert "Xy7kQ2" not in text
+
+
 BAD_LABELS = ["https://cloud..leonardo.ai/api/rest/v1", "https://" + "a" * 64 + ".example.test"]  # every call would fail
 
 
