@@ -6,6 +6,7 @@ import sys
 
 try:  # Ctrl-C while the command starts: one line, as main() says it (the package's own imports: __init__.py)
     import argparse
+    import codecs
     import contextlib
     import functools
     import io
@@ -14,9 +15,10 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import shutil
     import tempfile
     import time
-    from typing import Any, Callable, Dict, Iterator, List, Optional
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
+    from ._files import TOO_DEEP
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
@@ -161,18 +163,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted.
     """
-    # What the output's encoding cannot show is escaped rather than failing once the work is done;
-    # only where it would fail (a C locale's surrogateescape stays), and only while main() runs.
-    streams = (sys.stdout, sys.stderr)
-    strict = [s for s in streams if isinstance(s, io.TextIOWrapper) and not s.closed and s.errors == "strict"]
-    for stream in strict:
-        stream.reconfigure(errors="backslashreplace")
+    # What the output's encoding cannot show is escaped rather than failing once the work is done
+    # (a C locale's undecodable bytes still pass as they came), only while main() runs.
+    streams = [s for s in (sys.stdout, sys.stderr) if isinstance(s, io.TextIOWrapper) and not s.closed]
+    changed = [(s, s.errors) for s in streams if s.errors in ("strict", "surrogateescape")]
+    for stream, _ in changed:
+        stream.reconfigure(errors=ESCAPE)
     try:
         return _run(argv)
     finally:
-        for stream in strict:
+        for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
-                stream.reconfigure(errors="strict")
+                stream.reconfigure(errors=errors)
+
+
+def _escape(error: UnicodeError) -> Tuple[Union[str, bytes], int]:
+    """The ESCAPE error handler: an undecodable byte that surrogateescape read is written back as it
+    came, any other character the encoding lacks as backslashreplace writes it ("\\xe9")."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    one = UnicodeEncodeError(error.encoding, error.object, error.start, error.start + 1, error.reason)
+    undecodable = "\udc80" <= error.object[error.start] <= "\udcff"
+    replacement, _ = codecs.lookup_error("surrogateescape" if undecodable else "backslashreplace")(one)
+    return replacement, error.start + 1
+
+
+ESCAPE = "leonardo-client-escape"
+codecs.register_error(ESCAPE, _escape)
 
 
 def _run(argv: Optional[List[str]]) -> int:
@@ -241,6 +258,8 @@ def _check_folder(folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
+    except RecursionError:  # os.makedirs recurses once a folder
+        raise ValueError(f"--out {folder!r}: cannot write there ({TOO_DEEP})") from None
     except OSError as exc:
         raise ValueError(f"--out {folder!r}: cannot write there ({exc.strerror or exc})") from exc
 
@@ -441,10 +460,11 @@ class _StatusLine:
 
 def _columns() -> int:
     """The width of the terminal stderr shows on (stdout may be a file: batch's summary goes there)."""
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except (AttributeError, OSError, ValueError):  # not a real terminal: COLUMNS, else 80
-        return shutil.get_terminal_size().columns
+    try:  # a terminal that does not know its size (a pty from script, docker or ssh) says 0
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # not a real terminal
+        columns = 0
+    return columns or shutil.get_terminal_size().columns  # then COLUMNS, else 80
 
 
 class _BatchPrinter:

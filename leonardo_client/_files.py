@@ -136,10 +136,15 @@ def check_file_path(path: PathLike) -> str:
     return target
 
 
+TOO_DEEP = "too many folders to create, one inside the other"
+
+
 def make_folder(folder: str) -> None:
     """Create ``folder`` (and its parents) unless it exists; LeonardoError if it cannot be."""
     try:
         os.makedirs(folder, exist_ok=True)
+    except RecursionError:  # os.makedirs recurses once a folder
+        raise LeonardoError(f"could not create folder {folder!r}: {TOO_DEEP}") from None
     except OSError as exc:
         raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
 

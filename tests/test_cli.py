@@ -178,6 +178,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
+        (["generate", "x", "--out", "{deep}"], "too many folders to create"),  # a RecursionError in os.makedirs
         (["generate", " "], "the prompt is empty"),
         (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
         (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
@@ -189,7 +190,8 @@ def test_bad_generate_arguments_spend_nothing(
 ) -> None:
     (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "afile").write_text("x")
-    names = {"png": str(tmp_path / "a.png"), "missing": str(tmp_path / "no.png"), "file": str(tmp_path / "afile")}
+    names = {"png": str(tmp_path / "a.png"), "missing": str(tmp_path / "no.png"), "file": str(tmp_path / "afile"),
+             "deep": str(tmp_path / ("e/" * 1000))}
     argv = [arg.format(**names) for arg in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
@@ -287,9 +289,10 @@ def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pyte
     assert stdout.errors == "strict"  # as it was, once main() returns
     c_locale = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="surrogateescape")  # LANG=C: bytes pass
     monkeypatch.setattr(sys, "stdout", c_locale)
-    assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path / "img\udcff")]) == 0
+    assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path / "img\udcff\xe9")]) == 0
     c_locale.flush()
-    assert b"img\xff" + os.sep.encode() in c_locale.buffer.getvalue()  # type: ignore[attr-defined]  # the real path
+    assert b"img\xff\\xe9" + os.sep.encode() in c_locale.buffer.getvalue()  # type: ignore[attr-defined]
+    assert c_locale.errors == "surrogateescape"
 
 
 def test_no_stdout_or_stderr_at_all_is_still_one_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -525,6 +528,8 @@ def test_the_bar_fits_the_terminal_stderr_is_on(monkeypatch: pytest.MonkeyPatch)
     with open(slave, "w", closefd=False) as terminal:
         monkeypatch.setattr(sys, "stderr", terminal)
         assert cli._columns() == 50
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))  # one that does not know its size
+        assert cli._columns() == 80  # as COLUMNS is unset (it gave 0, and lines were cut to 20 characters)
     os.close(master)
     os.close(slave)
 

@@ -297,6 +297,13 @@ def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> Non
     assert fake_client.save_results(response["lcmGenerationJob"], str(tmp_path)) == paths
 
 
+def test_a_folder_too_deep_to_create_is_a_leonardo_error(fake_client: Client, tmp_path: object) -> None:
+    source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
+    response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper"})
+    with pytest.raises(LeonardoError, match="too many folders to create"):  # os.makedirs' RecursionError
+        fake_client.save_results(response, os.path.join(str(tmp_path), *["e"] * 1000))
+
+
 def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: object) -> None:
     job = {
         "requestTimestamp": "42",
