@@ -552,7 +552,7 @@ class _Engine:
         self.pause = DEFAULT_PAUSE
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
-        self.polling = self.reconciling = self.v2_listed = False  # v2_listed: see note_v2_listed
+        self.polling = self.reconciling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
@@ -921,8 +921,6 @@ class _Engine:
             self.leave_ambiguous(item, str(exc), recheck=False)
             return
         self.record(item, "submitted", id=generation_id, cost=_cost(job), t=round(time.time(), 3))
-        if item.item.model is not None and not self.v2_listed:
-            self.reconcile_v2_now()
         item.check_at = now + FIRST_POLL
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
@@ -996,6 +994,7 @@ class _Engine:
         if not any(self.items[i].item.model is not None for i in others):
             return False
         self.reconcile_at[item.index] = time.monotonic() + MAX_ID_POLL
+        self.v2_wanted = True  # polls read the listing, even for one generation: it may show one
         return True
 
     def resend(self, item: _Item) -> None:
@@ -1030,7 +1029,7 @@ class _Engine:
         if not watched:
             return
         self.polling = True
-        use_listing = self.user_id is not None and len(watched) >= 2
+        use_listing = self.user_id is not None and (len(watched) >= 2 or self.v2_wanted)
         by_id = []
         for item in watched:
             if item.check_at <= now or not use_listing:
