@@ -6,6 +6,7 @@ that urllib3 really connects, retries and logs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import re
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -201,30 +202,67 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
     assert fake.api_key not in caplog.text
 
 
-def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
-    # http.client puts the whole status line in BadStatusLine; urllib3 logs it when it retries.
-    caplog.set_level(logging.DEBUG)
+@contextlib.contextmanager
+def raw_server(answer: bytes, times: int) -> Iterator[str]:
+    """http://127.0.0.1:<port> of a server sending ``answer`` as it is to each of ``times`` requests, then closing."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        server.listen(2)
+        server.listen(times)
         server.settimeout(5)
 
-        def answer_twice() -> None:
-            for _ in range(2):
+        def answer_each() -> None:
+            for _ in range(times):
                 connection, _ = server.accept()
                 with connection:
                     connection.recv(65536)
-                    connection.sendall(f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode())
+                    connection.sendall(answer)
 
-        thread = threading.Thread(target=answer_twice, daemon=True)
+        thread = threading.Thread(target=answer_each, daemon=True)
         thread.start()
-        client = Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{server.getsockname()[1]}", backoff_factor=0, max_retries=1)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        thread.join(5)
+
+
+def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
+    # http.client puts the whole status line in BadStatusLine; urllib3 logs it when it retries.
+    caplog.set_level(logging.DEBUG)
+    with raw_server(f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode(), times=2) as url:
+        client = Client(api_key=API_KEY, base_url=url, backoff_factor=0, max_retries=1)
         with pytest.raises(LeonardoError) as info:
             client.get_generation_by_id("g")
-        thread.join(5)
     assert "BadStatusLine" in caplog.text and "[redacted]" in caplog.text  # the retry was logged
     assert API_KEY not in caplog.text
     assert API_KEY not in str(info.value) and API_KEY not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["HTTP/1.1 500 bad key {key}\r\nContent-Length: 0\r\n\r\n",  # in the reason phrase, the body empty
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{key}\r\n"],  # as a chunk size, while the body is read
+)
+def test_a_key_echoed_around_the_body_is_in_no_message_or_traceback(answer):
+    with raw_server(answer.format(key=API_KEY).encode(), times=1) as url:
+        client = Client(api_key=API_KEY, base_url=url, max_retries=0)
+        with pytest.raises(LeonardoError) as info:
+            client.delete_generation_by_id("g")  # a DELETE: not sent again after a broken body
+    printed = "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
+    assert API_KEY not in printed and API_KEY not in info.value.message
+    assert "[redacted]" in str(info.value) or info.value.__cause__ is None
+
+
+def test_a_key_of_eight_characters_is_redacted(mocked):
+    key = "Zq9xW2kP"  # the shortest a key is taken to be real (MIN_SECRET_LENGTH)
+    mocked.add("GET", BASE + "/me", json={"error": f"invalid key {key}"}, status=401)
+    with pytest.raises(LeonardoError) as info, Client(api_key=key, base_url=BASE, max_retries=0) as client:
+        client.get_user_info()
+    assert str(info.value) == "HTTP 401: invalid key [redacted] (GET https://leonardo.example.test/api/rest/v1/me)"
+
+
+def test_a_key_in_the_url_of_a_download_that_failed_is_redacted(fake, fake_client, tmp_path):
+    url = f"{refused_url()}/images/{fake.api_key}.png"  # a server that put the key in a result's URL
+    with pytest.raises(LeonardoError) as info:
+        fake_client.download_image(url, str(tmp_path / "x.png"))
+    assert fake.api_key not in str(info.value) and info.value.url.endswith("/images/[redacted].png")
 
 
 def test_a_key_in_a_logged_traceback_is_redacted(caplog):
