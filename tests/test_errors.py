@@ -20,6 +20,7 @@ import urllib3
 from conftest import API_KEY, BASE, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client import _files, errors
+from leonardo_client._retry import LeonardoRetry
 from leonardo_client.errors import parse_json
 from leonardo_client.testing import FakeLeonardo
 
@@ -276,6 +277,23 @@ def test_a_get_whose_200_body_broke_off_is_sent_again(fake: FakeLeonardo, fake_c
     fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="GET")
     assert fake_client.get_generation_by_id("some-id") == {"generations_by_pk": None}
     assert [r.method for r in fake.requests] == ["GET", "GET"]
+
+
+def test_a_get_whose_body_broke_off_is_sent_again_after_the_backoff(
+    fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = []
+    monkeypatch.setattr(LeonardoRetry, "sleep", lambda retry, response=None: waits.append(retry.get_backoff_time()))
+    fake.inject(status=200, body=TRUNCATED, truncate=True, times=2, method="GET")
+    assert fake_client.get_generation_by_id("some-id") == {"generations_by_pk": None}
+    assert len(fake.requests) == 3 and len(waits) == 2 and waits[0] == 0 < waits[1]  # backoff grows as urllib3's
+
+
+def test_an_error_status_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.inject(status=404, body=TRUNCATED, truncate=True, times=1, method="GET")  # urllib3 would have retried a 503
+    with pytest.raises(LeonardoError, match="truncated") as info:
+        fake_client.get_generation_by_id("some-id")
+    assert info.value.status_code == 404 and len(fake.requests) == 1
 
 
 @pytest.mark.parametrize("max_retries, sent", [(1, 2), (2, 3)])

@@ -343,6 +343,7 @@ def test_a_retry_after_that_is_not_a_number_is_ignored(mocked_in_order, retrying
     mocked_in_order.add("GET", GEN + "/g", status=429, json={"error": "slow"}, headers={"Retry-After": "soon"})
     mocked_in_order.add("GET", GEN + "/g", json={"generations_by_pk": None})
     assert retrying_mock_client.get_generation_by_id("g") == {"generations_by_pk": None}
+    assert retrying_mock_client.retry.parse_retry_after("soon") == 0.0  # so the backoff applies, no wait of its own
 
 
 @pytest.mark.parametrize("method, header", [("GET", "3600"), ("POST", "3600"), ("POST", "61")])
