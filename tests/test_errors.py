@@ -102,6 +102,16 @@ def test_html_502(mocked, mock_client):
     assert_one_line(err)
 
 
+@pytest.mark.parametrize(
+    "body, content_type",
+    [("<Other><Code>X</Code><Message>not S3's</Message></Other>", "application/xml"),  # S3 errors are <Error>
+     ("Bad Gateway, says the proxy's page", "text/html")],  # HTML, though it does not start with "<"
+)
+def test_an_xml_or_html_body_that_is_no_s3_error_gives_the_status(mocked, mock_client, body, content_type):
+    mocked.add("GET", GEN_URL, status=502, body=body, content_type=content_type)
+    assert fail(mock_client).message == "Bad Gateway (no error message in the HTML response body)"
+
+
 @pytest.mark.parametrize("status, reason", [(500, "Internal Server Error"), (503, "Service Unavailable")])
 def test_empty_error_body(mocked, mock_client, status, reason):
     mocked.add("GET", GEN_URL, status=status, body=b"")

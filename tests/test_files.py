@@ -72,6 +72,8 @@ def test_accepts_a_pathlike_and_replaces_an_existing_file(fake_client: Client, t
     target = os.path.join(os.fspath(tmp_path), "fox.png")
     with open(target, "wb") as f:
         f.write(b"old")
+    with open(os.path.join(os.fspath(tmp_path), ".fox.png.part"), "wb"):  # what a crash may leave: never in the way
+        pass
     assert fake_client.download_image(image_url(fake_client), pathlib.Path(target)) == target
     with open(target, "rb") as f:
         assert f.read(8) == PNG_MAGIC
@@ -318,7 +320,9 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
     assert read(paths[0]) == b"\xff\xd8jpeg"
 
 
-@pytest.mark.parametrize("bad", ["data:image/png,notbase64", "data:image/png;base64,@@@@", "data:image/png;base64"])
+@pytest.mark.parametrize(
+    "bad", ["data:image/png,notbase64", "data:image/png,AAAA", "data:image/png;base64,@@@@", "data:image/png;base64"]
+)
 def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str) -> None:
     with pytest.raises(LeonardoError):
         fake_client.save_results({"imageDataUrl": [bad]}, str(tmp_path))
@@ -335,6 +339,7 @@ def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: C
             {"id": "..", "url": url},
             {"id": "a:b\\c d", "url": url},
             {"id": "a_b_c_d", "url": url},  # sanitises like the one before: must not overwrite it
+            {"id": "y" * 300, "url": url},  # cut to 80: a name the file system takes
         ],
     }
     folder = os.path.join(str(tmp_path), "out")
@@ -342,25 +347,28 @@ def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: C
     paths = fake_client.save_results(generation, folder)
 
     names = [os.path.basename(p) for p in paths]
-    assert names == ["_.._etc_a_b_.._c.png", "_.._etc_1.png", "_.._etc_a_b_c_d.png", "_.._etc_a_b_c_d-2.png"]
+    assert names == ["_.._etc_a_b_.._c.png", "_.._etc_1.png", "_.._etc_a_b_c_d.png", "_.._etc_a_b_c_d-2.png",
+                     "_.._etc_" + "y" * 80 + ".png"]
     assert all(SAFE.match(n) and os.path.dirname(p) == folder for n, p in zip(names, paths))
     assert sorted(os.listdir(str(tmp_path))) == ["out"]
-    assert len(os.listdir(folder)) == 4
+    assert len(os.listdir(folder)) == 5
 
 
 def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object) -> None:
     # "a/b" and "a_b" sanitise alike, so the second became "a_b-2": the third's own name.
     data_url = "data:image/png;base64,{}".format
-    images = [{"id": i, "url": data_url(base64.b64encode(i.encode()).decode())} for i in ("a/b", "a_b", "a_b-2")]
+    ids = ("a/b", "a_b", "a_b-2", "a?b")
+    images = [{"id": i, "url": data_url(base64.b64encode(i.encode()).decode())} for i in ids]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png"]
-    assert [read(p) for p in paths] == [b"a/b", b"a_b", b"a_b-2"]
+    assert [os.path.basename(p) for p in paths] == ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png", "g_a_b-3.png"]
+    assert [read(p) for p in paths] == [i.encode() for i in ids]
 
 
 def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, tmp_path: object) -> None:
     mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp")
     mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png")
     mocked.add("GET", "https://cdn.example.test/img/ghi", body=b"??", content_type="application/octet-stream")
+    mocked.add("GET", "https://cdn.example.test/img/jkl.exe", body=b"\x89PNG", content_type="image/png")
     generation = {
         "id": "g1",
         "status": "COMPLETE",
@@ -368,10 +376,11 @@ def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, 
             {"id": "i1", "url": "https://cdn.example.test/img/abc"},
             {"id": "i2", "url": "https://cdn.example.test/img/def.jpeg?sig=1"},
             {"id": "i3", "url": "https://cdn.example.test/img/ghi"},
+            {"id": "i4", "url": "https://cdn.example.test/img/jkl.exe"},  # not an extension of a known type
         ],
     }
     paths = mock_client.save_results(generation, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["g1_i1.webp", "g1_i2.jpeg", "g1_i3.bin"]
+    assert [os.path.basename(p) for p in paths] == ["g1_i1.webp", "g1_i2.jpeg", "g1_i3.bin", "g1_i4.png"]
     assert all("Authorization" not in call.request.headers for call in mocked.calls)
 
 
@@ -389,14 +398,15 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
     fake.completion_delay = 30
     job = fake_client.create_generation({"prompt": "slow"})
     pending = fake_client.get_generation_by_id(job["sdGenerationJob"]["generationId"])
+    folder = os.path.join(str(tmp_path), "out")  # not created for a result refused
     with pytest.raises(ValueError, match="PENDING, not COMPLETE"):
-        fake_client.save_results(pending, str(tmp_path))
+        fake_client.save_results(pending, folder)
     with pytest.raises(ValueError, match="not a generation"):
-        fake_client.save_results({"something": "else"}, str(tmp_path))
+        fake_client.save_results({"something": "else"}, folder)
     with pytest.raises(TypeError):
-        fake_client.save_results(["not", "a", "dict"], str(tmp_path))  # type: ignore[arg-type]
+        fake_client.save_results(["not", "a", "dict"], folder)  # type: ignore[arg-type]
     with pytest.raises(LeonardoError, match="not a file URL"):  # the answer is at fault, not the argument
-        fake_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "file:///etc/passwd"}]}, str(tmp_path))
+        fake_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "file:///etc/passwd"}]}, folder)
     assert os.listdir(str(tmp_path)) == []
 
 

@@ -429,9 +429,12 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
         fake_client.download_image(url, str(tmp_path / "x.png"))
     with pytest.raises(ValueError) as refused:
         fake_client.download_image("ftp://user:s3cret@example.test/x.png", str(tmp_path / "x.png"))
+    result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "ftp://user:s3cret@h/x.png"}]}
+    with pytest.raises(LeonardoError, match="not a file URL: 'ftp://h/x.png'") as in_result:
+        fake_client.save_results(result, str(tmp_path))
     err = info.value
     assert err.status_code == 404 and err.url == fake.root_url + "/cdn/no-such-image.png"
-    for text in (str(err), repr(err), err.message, str(refused.value), caplog.text):
+    for text in (str(err), repr(err), err.message, str(refused.value), str(in_result.value), caplog.text):
         assert "s3cret" not in text
 
 
