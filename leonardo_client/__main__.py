@@ -18,7 +18,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
-    from ._files import TOO_DEEP
+    from ._files import make_folders
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
@@ -255,11 +255,9 @@ def _check_folder(folder: str) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--out {folder!r} exists and is not a folder")
     try:
-        os.makedirs(folder, exist_ok=True)
+        make_folders(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
-    except RecursionError:  # os.makedirs recurses once a folder
-        raise ValueError(f"--out {folder!r}: cannot write there ({TOO_DEEP})") from None
     except OSError as exc:
         raise ValueError(f"--out {folder!r}: cannot write there ({exc.strerror or exc})") from exc
 
@@ -464,7 +462,7 @@ def _columns() -> int:
         columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except (AttributeError, OSError, ValueError):  # not a real terminal
         columns = 0
-    return columns or shutil.get_terminal_size().columns  # then COLUMNS, else 80
+    return columns or shutil.get_terminal_size().columns or 80  # then COLUMNS (Python 3.8 may say 0 again)
 
 
 class _BatchPrinter:

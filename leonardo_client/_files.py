@@ -136,17 +136,20 @@ def check_file_path(path: PathLike) -> str:
     return target
 
 
-TOO_DEEP = "too many folders to create, one inside the other"
-
-
 def make_folder(folder: str) -> None:
     """Create ``folder`` (and its parents) unless it exists; LeonardoError if it cannot be."""
     try:
-        os.makedirs(folder, exist_ok=True)
-    except RecursionError:  # os.makedirs recurses once a folder
-        raise LeonardoError(f"could not create folder {folder!r}: {TOO_DEEP}") from None
+        make_folders(folder)
     except OSError as exc:
         raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
+
+
+def make_folders(folder: str) -> None:
+    """os.makedirs(folder, exist_ok=True), with an OSError, not a RecursionError, for too many folders."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except RecursionError:  # it recurses once a folder
+        raise OSError("too many folders to create, one inside the other") from None
 
 
 def save_results(result: Mapping[str, Any], folder: PathLike, download: Download) -> List[str]:

@@ -57,6 +57,7 @@ FIRST_POLL = 0.25  # seconds; poll rounds grow 1.5x until a job time has been ob
 MAX_POLL = 5.0
 MIN_POLL = 0.1
 MAX_ID_POLL = 12.0  # the longest gap between GETs of one generation the listing does not show
+V2_WAIT = 60.0  # a v2 item waiting to learn whether the listing holds v2 is reconciled again after this at most
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
 MAX_DOUBLED_PAUSE = 60.0
@@ -279,7 +280,7 @@ class BatchSummary:
             lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed ones)")
         if self.ambiguous:
             lines.append(
-                f"ambiguous items may or may not have been created: a rerun looks for them again; check {GALLERY} "
+                f"ambiguous items may or may not have been created: a rerun looks again where it can; check {GALLERY} "
                 "and your Leonardo library, then rerun with --resubmit-ambiguous to send them again"
             )
         if self.pending and not self.interrupted:
@@ -553,6 +554,7 @@ class _Engine:
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.reconciling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
+        self.being_reconciled: List[int] = []
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
@@ -820,11 +822,16 @@ class _Engine:
         if not self.polling and self.running(now):  # else poll_at may be past: the loop would spin
             self.next_wake = min(self.next_wake, self.poll_at)
 
+    def locked_prompts(self) -> Set[str]:
+        """The prompts of items whose create call may have run unanswered: sent, or being reconciled."""
+        waiting = [*self.members["submitting"], *self.reconcile_at, *self.being_reconciled]  # ambiguous ones too
+        return {self.items[i].item.prompt for i in waiting}
+
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two with one prompt unanswered at
         once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
         in_flight = len(self.members["submitting"]) + len(self.running(now))
-        locked = {self.items[i].item.prompt for i in self.members["submitting"]}
+        locked = self.locked_prompts()
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
@@ -933,14 +940,14 @@ class _Engine:
             return
         for item in due:
             del self.reconcile_at[item.index]
-        self.reconciling = True
+        self.reconciling, self.being_reconciled = True, [item.index for item in due]
         oldest = min(map(self.reach, due))
         listing = partial(_list_since, self.client, self.user_id, oldest)
         self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due, oldest))  # and when
 
     def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
-        self.reconciling = False
+        self.reconciling, self.being_reconciled = False, []
         listed, complete, read_at = result if error is None else ([], None, 0.0)
         self.learn_from(listed, listing=True)
         for item in due:
@@ -988,12 +995,14 @@ class _Engine:
         """Whether the listing may yet be seen to hold v2 generations (not documented: until one of
         ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
         in flight. Then ``item`` is reconciled again later."""
-        sending = {i for i in self.members["submitting"] if self.items[i].sending}
-        running = {i for i in self.members["submitted"] if i not in self.finished}
-        others = (self.members["planned"] | sending | running) - {item.index}
-        if not any(self.items[i].item.model is not None for i in others):
+        sending = [i for i in self.members["submitting"] if self.items[i].sending]
+        waiting = [i for i in (*self.members["submitting"], *self.reconcile_at, item.index) if i not in sending]
+        blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
+        planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
+        running = [i.index for i in self.running(time.monotonic())]
+        if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running) if i != item.index):
             return False
-        self.reconcile_at[item.index] = time.monotonic() + MAX_ID_POLL
+        self.reconcile_at[item.index] = time.monotonic() + V2_WAIT
         self.v2_wanted = True  # polls read the listing, even for one generation: it may show one
         return True
 

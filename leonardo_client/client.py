@@ -557,7 +557,15 @@ def _check_not_serving(session: requests.Session, prefix: str) -> None:
 
 class _Session(requests.Session):
     """The client's own session: on a redirect, credentials are dropped as requests drops them, and
-    none are added from ~/.netrc (requests looks it up again on every hop, whatever the request's auth)."""
+    none are added from ~/.netrc (requests looks it up again on every hop, whatever the request's auth);
+    a hop to a loopback host goes direct, as the first does (requests would add the environment's proxy)."""
+
+    def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> Any:
+        proxies = super().rebuild_proxies(prepared_request, proxies)  # type: ignore[no-untyped-call,unused-ignore]
+        if _files.is_loopback(urlsplit(str(prepared_request.url)).hostname or ""):
+            prepared_request.headers.pop("Proxy-Authorization", None)
+            return {}
+        return proxies
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         old, new = str(response.request.url), str(prepared_request.url)

@@ -7,6 +7,7 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -964,9 +965,11 @@ def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing
     v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
     crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
+    started = time.monotonic()
     summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 2 and api.calls.count("POST") == 2
     assert {"v2_listed": True} in journal(tmp_path)
+    assert time.monotonic() - started < batch.V2_WAIT / 6  # a poll's listing showed item 1: not the fallback's wait
     # Two crashed so, and no other v2 item to show it: neither waits on the other, both are left ambiguous.
     out = tmp_path / "both"
     out.mkdir()
@@ -988,6 +991,61 @@ def test_a_rerun_reconciles_an_item_left_ambiguous_by_a_listing_that_failed(tmp_
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert summary.ok and len(api.generations) == 1  # adopted, or sent again: billed once either way
     assert api.calls.count("POST") == (1 if created else 2)
+
+
+def run_bounded(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
+    """run(), failing the test instead of hanging it if the batch does not end within 20 s."""
+    result: List[BatchSummary] = []
+    thread = threading.Thread(target=lambda: result.append(run(api, items, out, **options)), daemon=True)
+    thread.start()
+    thread.join(20)
+    assert result, f"run_batch still running after 20 s; calls: {collections.Counter(api.calls)}"
+    return result[0]
+
+
+def test_a_v2_item_does_not_wait_for_one_its_own_prompt_keeps_from_being_sent(tmp_path: Any) -> None:
+    v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1, "seed": n} for n in range(2)]
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
+    (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
+    summary = run_bounded(ApiDouble(), v2, str(tmp_path))
+    assert (summary.complete, summary.ambiguous) == (1, 1)  # item 1 was sent once item 0 stopped holding the prompt
+
+
+def test_a_v2_item_does_not_wait_for_one_left_in_flight_past_item_timeout(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)  # it looks again soon, and keeps waiting while item 1 runs
+    class NoV2Listed(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            self.calls.append("LIST")
+            return {"generations": []}
+
+    api = NoV2Listed(delay=10_000)  # item 1's generation never completes
+    api.generations["gen-9"] = dict(id="gen-9", createdAt="2020-01-01T00:00:00Z", created=time.monotonic(),
+                                    prompt="a kite 1", modelId=None, imageWidth=1, imageHeight=1, seed=1, n=1)
+    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 200}, {"i": 1, "s": "submitted", "id": "gen-9"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
+    summary = run_bounded(api, v2, str(tmp_path), item_timeout=0.5)
+    assert (summary.ambiguous, summary.pending) == (1, 1)
+
+
+def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any) -> None:
+    class SlowAnswers(ApiDouble):
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            created = super()._create(params, model_id)
+            time.sleep(0.4)  # made at once, answered later: a listing read meanwhile shows it
+            return created
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            time.sleep(0.15)  # read once item 1's create call (had it been sent) has made its generation
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    items = [{"prompt": "a kite", "width": 512, "height": 512}] * 2
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 1.3},
+               {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x", "recheck": True}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    api = SlowAnswers()
+    summary = run_bounded(api, items, str(tmp_path))
+    assert summary.ok and len(api.generations) == 2  # item 0 did not adopt item 1's generation
 
 
 class NameResolution(NewConnectionError):

@@ -529,6 +529,7 @@ def test_the_bar_fits_the_terminal_stderr_is_on(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(sys, "stderr", terminal)
         assert cli._columns() == 50
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))  # one that does not know its size
+        monkeypatch.setattr(sys, "__stdout__", terminal)  # stdout too: Python 3.8's shutil then says 0 as well
         assert cli._columns() == 80  # as COLUMNS is unset (it gave 0, and lines were cut to 20 characters)
     os.close(master)
     os.close(slave)

@@ -203,15 +203,15 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
 
 
 @contextlib.contextmanager
-def raw_server(answer: bytes, times: int) -> Iterator[str]:
-    """http://127.0.0.1:<port> of a server sending ``answer`` as it is to each of ``times`` requests, then closing."""
+def raw_server(*answers: bytes) -> Iterator[str]:
+    """http://127.0.0.1:<port> of a server sending each of ``answers`` as it is to one request, then closing."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        server.listen(times)
+        server.listen(len(answers))
         server.settimeout(5)
 
         def answer_each() -> None:
-            for _ in range(times):
+            for answer in answers:
                 connection, _ = server.accept()
                 with connection:
                     connection.recv(65536)
@@ -226,7 +226,7 @@ def raw_server(answer: bytes, times: int) -> Iterator[str]:
 def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
     # http.client puts the whole status line in BadStatusLine; urllib3 logs it when it retries.
     caplog.set_level(logging.DEBUG)
-    with raw_server(f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode(), times=2) as url:
+    with raw_server(*[f"HTTP/1.1 BAD {API_KEY}\r\n\r\n".encode()] * 2) as url:
         client = Client(api_key=API_KEY, base_url=url, backoff_factor=0, max_retries=1)
         with pytest.raises(LeonardoError) as info:
             client.get_generation_by_id("g")
@@ -241,7 +241,7 @@ def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{key}\r\n"],  # as a chunk size, while the body is read
 )
 def test_a_key_echoed_around_the_body_is_in_no_message_or_traceback(answer):
-    with raw_server(answer.format(key=API_KEY).encode(), times=1) as url:
+    with raw_server(answer.format(key=API_KEY).encode()) as url:
         client = Client(api_key=API_KEY, base_url=url, max_retries=0)
         with pytest.raises(LeonardoError) as info:
             client.delete_generation_by_id("g")  # a DELETE: not sent again after a broken body
@@ -444,6 +444,22 @@ def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatc
     created = fake_client.create_generation({"prompt": "a lighthouse", "num_images": 1})
     assert fake_client.save_results(fake_client.wait_for_generation(created, poll_interval=0.05), str(tmp_path))
     assert {r.kind for r in fake.requests} == {"api", "cdn"}  # the key went to the fake directly, the file too
+
+
+def test_a_redirect_on_loopback_is_not_sent_through_a_proxy(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: through it, the call fails
+    redirect = b"HTTP/1.1 302 Found\r\nLocation: /api/rest/v1/me-too\r\nContent-Length: 0\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with raw_server(redirect, answer) as url:
+        assert Client(api_key=API_KEY, base_url=url + "/api/rest/v1", max_retries=0).get_user_info() == {}
+
+
+def test_a_proxy_user_name_alone_is_shown_as_it_is(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://e@" + refused_url().split("://")[1])
+    with pytest.raises(LeonardoError) as info:
+        Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
+    assert info.value.message == "could not connect through the proxy: Connection refused"  # no "conn[redacted]ct"
+    assert info.value.__cause__ is not None
 
 
 @pytest.mark.parametrize("proxy", ["http://alice:Xy7kQ2/9Qz@127.0.0.1:9", "http://alice:Xy7kQ2@127.0.0.1:99999"])
