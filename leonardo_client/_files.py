@@ -61,8 +61,12 @@ def is_http(url: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    if not host[:1].isdigit() and ":" not in host:  # a name, not an address (every request asks: no exception)
+        return False
     try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
