@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 import leonardo_client.__main__ as cli
-from leonardo_client.batch import BatchInterrupted, BatchProgress, BatchSummary
+from leonardo_client.batch import BatchInterrupted, BatchItem, BatchProgress, BatchSummary
 from leonardo_client.testing import FakeLeonardo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -553,3 +553,138 @@ def test_server_text_on_stderr_cannot_drive_the_terminal(monkeypatch: pytest.Mon
     assert terminal.getvalue() == (
         "\rg: \\x1b[2J\\x1b]0;owned\\x07WAITING" + "\rg: OK" + " " * 28 + "\r     \r\\x1b[31m\n"
     )
+
+
+# --- batch: exit status, reruns, options reaching run_batch, what is printed where ------------------
+
+
+def prompts_file(tmp_path: Any, *prompts: str) -> str:
+    path = tmp_path / "prompts.txt"
+    path.write_text("".join(prompt + "\n" for prompt in prompts), encoding="utf-8")
+    return str(path)
+
+
+def create_calls(fake: FakeLeonardo) -> List[Any]:
+    return [r for r in fake.requests if r.method == "POST" and r.path in ("/generations", "/api/rest/v2/generations")]
+
+
+def summary_of(total: int, complete: int, out_dir: str, **counts: Any) -> BatchSummary:
+    fields: Dict[str, Any] = dict(failed=0, ambiguous=0, pending=0, interrupted=False)
+    fields.update(counts)
+    return BatchSummary(
+        total=total, complete=complete, images=complete, credits={}, wall_time=1.0, done_this_run=complete,
+        images_this_run=complete, out_dir=out_dir, **fields,
+    )
+
+
+@pytest.fixture
+def batch_calls(monkeypatch: pytest.MonkeyPatch) -> List[Dict[str, Any]]:
+    """cli.run_batch replaced: each call's client timeout, items, out_dir and options, answered all complete."""
+    calls: List[Dict[str, Any]] = []
+
+    def run_batch(client: Any, items: Any, out_dir: str, **options: Any) -> BatchSummary:
+        assert callable(options.pop("on_progress"))
+        calls.append(dict(timeout=client.timeout, items=list(items), out_dir=out_dir, options=options))
+        return summary_of(len(items), len(items), out_dir)
+
+    monkeypatch.setattr(cli, "run_batch", run_batch)
+    return calls
+
+
+def test_batch_with_failed_items_exits_1(fake_in_env: FakeLeonardo, capsys: Any, tmp_path: Any) -> None:
+    fake_in_env.fail_new_generations = True
+    assert cli.main(["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().out.startswith("0 of 2 complete, 2 failed, 0 ambiguous, 0 pending")
+
+
+@pytest.mark.parametrize("counts", [dict(failed=1), dict(ambiguous=1), dict(pending=1)])
+def test_batch_exits_1_unless_every_item_is_complete(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, counts: Dict[str, int]
+) -> None:
+    monkeypatch.setattr(cli, "run_batch", lambda client, items, out, **_: summary_of(2, 1, out, **counts))
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a", "b"), "--out", str(tmp_path / "o")]) == 1
+
+
+def failed_batch(fake: FakeLeonardo, tmp_path: Any) -> List[str]:
+    """The argv of a one-prompt batch whose first run has just failed (and journaled) its item."""
+    argv = ["batch", prompts_file(tmp_path, "a fox"), "--out", str(tmp_path / "out")]
+    fake.fail_new_generations = True
+    assert cli.main(argv) == 1
+    fake.fail_new_generations = False
+    assert len(create_calls(fake)) == 1
+    return argv
+
+
+def test_batch_rerun_leaves_failed_items_alone(fake_in_env: FakeLeonardo, tmp_path: Any) -> None:
+    argv = failed_batch(fake_in_env, tmp_path)
+    assert cli.main(argv) == 1
+    assert len(create_calls(fake_in_env)) == 1  # nothing sent again: a rerun resumes, it does not retry
+
+
+def test_batch_rerun_with_retry_failed_sends_them_again(fake_in_env: FakeLeonardo, tmp_path: Any) -> None:
+    argv = failed_batch(fake_in_env, tmp_path)
+    assert cli.main(argv + ["--retry-failed"]) == 0
+    assert len(create_calls(fake_in_env)) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, options",
+    [
+        ([], dict(concurrency=None, posts_per_minute=100, retry_failed=False, resubmit_ambiguous=False)),
+        (
+            ["--concurrency", "3", "--posts-per-minute", "7", "--retry-failed", "--resubmit-ambiguous"],
+            dict(concurrency=3, posts_per_minute=7, retry_failed=True, resubmit_ambiguous=True),
+        ),
+    ],
+)
+def test_batch_run_options_reach_run_batch(
+    batch_calls: List[Dict[str, Any]], tmp_path: Any, extra: List[str], options: Dict[str, Any]
+) -> None:
+    out = str(tmp_path / "out")
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", out] + extra) == 0
+    [call] = batch_calls
+    assert (call["out_dir"], call["options"]) == (out, options)
+
+
+@pytest.mark.parametrize("extra, timeout", [([], (10.0, 60.0)), (["--read-timeout", "7.5"], (10.0, 7.5))])
+def test_batch_read_timeout_is_the_clients_read_timeout(
+    batch_calls: List[Dict[str, Any]], tmp_path: Any, extra: List[str], timeout: Any
+) -> None:
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", str(tmp_path / "o")] + extra) == 0
+    assert batch_calls[0]["timeout"] == timeout  # the connect timeout stays the client's
+
+
+@pytest.mark.parametrize("model", [["--model", "phoenix-v1.0"], ["--model-id", "model-7"]])
+def test_batch_defaults_reach_every_item(batch_calls: List[Dict[str, Any]], tmp_path: Any, model: List[str]) -> None:
+    defaults = ["--width", "512", "--height", "640", "--num-images", "3", "--negative-prompt", "blurry"]
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "o")]
+    assert cli.main(argv + model + defaults) == 0
+    fields = dict(width=512, height=640, num_images=3, negative_prompt="blurry")
+    fields[model[0][2:].replace("-", "_")] = model[1]
+    assert batch_calls[0]["items"] == [BatchItem("a fox", **fields), BatchItem("a hare", **fields)]
+
+
+def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    summary = summary_of(2, 1, str(tmp_path / "o"), pending=1, interrupted=True)
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise BatchInterrupted(summary)
+
+    monkeypatch.setattr(cli, "run_batch", interrupted)
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a", "b"), "--out", str(tmp_path / "o")]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    resume = "interrupted: rerun the same command to resume"
+    assert captured.err.splitlines()[-3:] == str(summary).splitlines() + [resume]
+
+
+def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    out = str(tmp_path / "out")
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", out]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1 of 1 complete, 0 failed, 0 ambiguous, 0 pending; 1 images in ")
+    assert lines[-1] == os.path.join(out, "index.html") and os.path.isfile(lines[-1])
