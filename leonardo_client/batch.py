@@ -65,6 +65,7 @@ MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a serv
 DOWNLOAD_TRIES = 3
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
+MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
 MAX_ITEMS = 100_000  # prompts in a prompts file
 VIDEOS = tuple(extension for mime, extension in _files.EXTENSIONS.items() if mime.startswith("video/"))
@@ -501,7 +502,7 @@ def run_batch(
     _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
     if concurrency is not None:
         check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
-    check_number("posts_per_minute", posts_per_minute, 0.01, 100_000)
+    check_number("posts_per_minute", posts_per_minute, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
     check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")

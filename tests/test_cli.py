@@ -688,3 +688,12 @@ def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("1 of 1 complete, 0 failed, 0 ambiguous, 0 pending; 1 images in ")
     assert lines[-1] == os.path.join(out, "index.html") and os.path.isfile(lines[-1])
+
+
+@pytest.mark.parametrize("flag, value", [("--concurrency", "5000"), ("--posts-per-minute", "200000")])
+def test_batch_options_run_batch_would_refuse_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, flag: str, value: str
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", str(out), flag, value]) == 2
+    assert f"argument {flag}: must be from" in capsys.readouterr().err and not out.exists()  # before anything
