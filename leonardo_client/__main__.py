@@ -19,8 +19,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
     from ._files import make_folders
-    from . import batch
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
+    from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
     from .payloads import MAX_INT, is_id
@@ -138,8 +138,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
     parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
     slots = "concurrency slots to keep busy, plus a small queue (default: GET /me)"
-    parser.add_argument("--concurrency", type=_number(int, 1, batch.MAX_CONCURRENCY), metavar="N", help=slots)
-    pace = _number(float, batch.MIN_POSTS_PER_MINUTE, batch.MAX_POSTS_PER_MINUTE)
+    parser.add_argument("--concurrency", type=_number(int, 1, MAX_CONCURRENCY), metavar="N", help=slots)
+    pace = _number(float, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
     parser.add_argument("--posts-per-minute", type=pace, default=100, metavar="N", help="create calls a minute (100)")
     parser.add_argument(
         "--read-timeout",
