@@ -554,8 +554,8 @@ class _Engine:
         self.pause = DEFAULT_PAUSE
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
-        self.polling = self.reconciling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
-        self.being_reconciled: List[int] = []
+        self.polling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
+        self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
@@ -934,21 +934,21 @@ class _Engine:
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
 
     def start_reconciling(self, now: float) -> None:
-        if self.reconcile_at and not self.reconciling:  # one at a time: its answer wakes the loop
+        if self.reconcile_at and not self.being_reconciled:  # one at a time: its answer wakes the loop
             self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
         due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now]
-        if not due or self.reconciling:
+        if not due or self.being_reconciled:
             return
         for item in due:
             del self.reconcile_at[item.index]
-        self.reconciling, self.being_reconciled = True, [item.index for item in due]
+        self.being_reconciled = [item.index for item in due]
         oldest = min(map(self.reach, due))
         listing = partial(_list_since, self.client, self.user_id, oldest)
         self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due, oldest))  # and when
 
     def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
-        self.reconciling, self.being_reconciled = False, []
+        self.being_reconciled = []
         listed, complete, read_at = result if error is None else ([], None, 0.0)
         self.learn_from(listed, listing=True)
         for item in due:

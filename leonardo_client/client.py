@@ -244,10 +244,11 @@ class Client:
                     log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)
                 ok = 200 <= response.status_code < 300
                 self._read(response, write if ok else None, method, url, note)
-        # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through;
-        # OSError, TypeError before an answer: requests' own (a CA bundle not found, a proxy URL it cannot read).
-        except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError, OSError, TypeError) as exc:
-            if response is not None and not isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError)):
+        # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through.
+        except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
+            self._failed(exc, method, url, note, started)
+        except (OSError, TypeError) as exc:  # requests' own, before an answer: a CA bundle not found, a bad proxy URL
+            if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
             self._failed(exc, method, url, note, started)
         finally:
