@@ -448,7 +448,8 @@ def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatc
 
 def test_a_redirect_on_loopback_is_not_sent_through_a_proxy(monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: through it, the call fails
-    redirect = b"HTTP/1.1 302 Found\r\nLocation: /api/rest/v1/me-too\r\nContent-Length: 0\r\n\r\n"
+    # "Connection: close": raw_server closes each connection, and a client reusing it would race the close.
+    redirect = b"HTTP/1.1 302 Found\r\nLocation: /api/rest/v1/me-too\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
     with raw_server(redirect, answer) as url:
         assert Client(api_key=API_KEY, base_url=url + "/api/rest/v1", max_retries=0).get_user_info() == {}
