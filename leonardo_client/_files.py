@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optio
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError, parse_json, without_userinfo
-from .payloads import check_text
+from .payloads import check_text, check_type
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -43,11 +43,10 @@ Download = Callable[[str, Callable[[str], str]], str]
 
 
 def check_url(url: Any) -> str:
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str, not {type(url).__name__}")
-    if not is_http(check_text(url, "url")):
-        raise ValueError(f"can only download http(s) URLs, got {without_userinfo(url)[:60]!r}")
-    return url
+    text = check_text(check_type("url", url, str), "url")
+    if not is_http(text):
+        raise ValueError(f"can only download http(s) URLs, got {without_userinfo(text)[:60]!r}")
+    return text
 
 
 def is_http(url: str) -> bool:
@@ -94,8 +93,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
             raise TypeError("file must be opened in binary mode ('rb')")
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
-    if not isinstance(extension or "", str):
-        raise TypeError(f"extension must be a str, not {type(extension).__name__}")
+    check_type("extension", extension or "", str)
     extension = (extension or os.path.splitext(name)[1]).lower().lstrip(".")
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
