@@ -6,6 +6,7 @@ No HTTP here: the client fetches, this module decides names and writes bytes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import os
 import posixpath
@@ -131,10 +132,10 @@ def check_path(path: Any, what: str) -> str:
 def check_file_path(path: PathLike) -> str:
     """A file path to write a download to, in a folder that exists: checked before the download starts."""
     target = check_path(path, "path")
-    folder = os.path.dirname(target) or os.curdir
-    if os.path.isdir(target) or not os.path.isdir(folder):
-        problem = "is a folder; give the file name to write" if os.path.isdir(target) else "is in no existing folder"
-        raise ValueError(f"path {target!r} {problem}")
+    if os.path.isdir(target):
+        raise ValueError(f"path {target!r} is a folder; give the file name to write")
+    if not os.path.isdir(os.path.dirname(target) or os.curdir):
+        raise ValueError(f"path {target!r} is in no existing folder")
     return target
 
 
@@ -189,10 +190,8 @@ def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
                 out.write(chunk)
         os.replace(temp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(temp)
-        except OSError:
-            pass
         # The file system's OSErrors carry an errno; requests' (raised by `chunks`) do not.
         if isinstance(exc, OSError) and exc.errno is not None:
             raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
