@@ -601,10 +601,8 @@ def _path(*segments: str) -> str:
 
 
 def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int]]:
-    params = {}
-    for name, value in (("limit", limit), ("offset", offset)):
-        if value is not None:
-            params[name] = check_number(name, value, 0, MAX_INT, integer=True)
+    pairs = (("limit", limit), ("offset", offset))
+    params = {name: check_number(name, value, 0, MAX_INT, integer=True) for name, value in pairs if value is not None}
     return params or None
 
 
