@@ -570,9 +570,8 @@ class _Session(requests.Session):
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         old, new = str(response.request.url), str(prepared_request.url)
-        strip = self.should_strip_auth(old, new)  # type: ignore[no-untyped-call,unused-ignore]
-        if strip and "Authorization" in prepared_request.headers:
-            del prepared_request.headers["Authorization"]
+        if self.should_strip_auth(old, new):  # type: ignore[no-untyped-call,unused-ignore]
+            prepared_request.headers.pop("Authorization", None)
 
 
 def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
