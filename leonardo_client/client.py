@@ -206,13 +206,7 @@ class Client:
 
     # --- HTTP: _send is the only call into the session ---------------------------------------
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        write: Write = None,
-        **kwargs: Any,
-    ) -> requests.Response:
+    def _send(self, method: str, url: str, write: Write = None, **kwargs: Any) -> requests.Response:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx.
 
         A GET whose 2xx body broke off after the headers, where urllib3's retries end, is sent again
