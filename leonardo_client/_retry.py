@@ -180,8 +180,7 @@ class LeonardoRetry(Retry):
     def parse_retry_after(self, retry_after: str) -> float:
         # urllib3 2.x raises InvalidHeader on a value it cannot read, failing the whole request;
         # an unreadable Retry-After is better ignored (the backoff applies).
-        wait = parse_retry_after(retry_after)
-        return 0.0 if wait is None else wait
+        return parse_retry_after(retry_after) or 0.0
 
     def retry_after_over_cap(self, response: Any) -> Optional[float]:
         """The response's Retry-After in seconds when it is longer than the cap, else None."""
