@@ -156,13 +156,12 @@ def check_complete(response: "requests.Response", method: str, url: str) -> None
 def shortfall(response: "requests.Response") -> str:
     """"<received> of <Content-Length> bytes" when fewer came, else "" (a 204 or 304, or a chunked
     body, has no body of that length)."""
-    expected = response.headers.get("Content-Length", "").strip()
-    received = getattr(response.raw, "tell", lambda: None)()
     if response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
         return ""
-    if expected.isdigit() and isinstance(received, int) and received < int(expected):
-        return f"{received} of {expected} bytes"
-    return ""
+    expected = response.headers.get("Content-Length", "").strip()
+    received = getattr(response.raw, "tell", lambda: None)()
+    cut = expected.isdigit() and isinstance(received, int) and received < int(expected)
+    return f"{received} of {expected} bytes" if cut else ""
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
