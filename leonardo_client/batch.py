@@ -1171,13 +1171,10 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
         if not isinstance(entries, list):
             return list(seen.values()), "the listing answered no list of generations"
         size = len(entries)
-        entries = [g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"] in read)]
+        entries = [g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"] in seen)]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
         for entry, created in zip(entries, times):
-            readable = isinstance(entry, dict) and is_id(entry.get("id"))
-            if readable:
-                read.add(entry["id"])
-            if readable:  # an older one too: the batch's own ones show the server's clock
+            if isinstance(entry, dict) and is_id(entry.get("id")):  # an older one too: ours show the server's clock
                 seen[entry["id"]] = entry
             elif created is None or created >= oldest:
                 unread += 1
