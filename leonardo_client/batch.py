@@ -618,17 +618,14 @@ class _Engine:
         self.emit("failed", item, f"#{item.index + 1} failed: {shown}")
 
     def note_v2_listed(self) -> None:
-        """The listing shows v2 generations: from now on its silence about one is proof."""
+        """The listing shows v2 generations: from now on its silence about one is proof, so the v2 items
+        waiting to be reconciled are reconciled now (see look_again_for_v2)."""
         if not self.v2_listed:
             self.journal.append([{"v2_listed": True}])
             self.v2_listed = True
-            self.reconcile_v2_now()
-
-    def reconcile_v2_now(self) -> None:
-        """The v2 items waiting to be reconciled, now: one of ours may show in the listing (look_again_for_v2)."""
-        for index in self.reconcile_at:
-            if self.items[index].item.model is not None:
-                self.reconcile_at[index] = min(self.reconcile_at[index], time.monotonic())
+            for index in self.reconcile_at:
+                if self.items[index].item.model is not None:
+                    self.reconcile_at[index] = min(self.reconcile_at[index], time.monotonic())
 
     def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
@@ -823,16 +820,13 @@ class _Engine:
         if not self.polling and self.running(now):  # else poll_at may be past: the loop would spin
             self.next_wake = min(self.next_wake, self.poll_at)
 
-    def locked_prompts(self) -> Set[str]:
-        """The prompts of items whose create call may have run unanswered: sent, or being reconciled."""
-        waiting = [*self.members["submitting"], *self.reconcile_at, *self.being_reconciled]  # ambiguous ones too
-        return {self.items[i].item.prompt for i in waiting}
-
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two with one prompt unanswered at
         once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
         in_flight = len(self.members["submitting"]) + len(self.running(now))
-        locked = self.locked_prompts()
+        # The prompts of items whose create call may have run unanswered: sent, or being reconciled (ambiguous too).
+        waiting = [*self.members["submitting"], *self.reconcile_at, *self.being_reconciled]
+        locked = {self.items[i].item.prompt for i in waiting}
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
@@ -908,8 +902,8 @@ class _Engine:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
         or never created, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
         self.refused_since = now if self.refused_since is None else self.refused_since
-        if now - self.refused_since >= self.item_timeout and self.fatal is None:
-            since = now - self.refused_since
+        since = now - self.refused_since
+        if since >= self.item_timeout and self.fatal is None:
             message = f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
             self.fatal = LeonardoError(message)
 
