@@ -95,8 +95,7 @@ class BatchItem:
 
     def request(self) -> Tuple[str, Dict[str, Any]]:
         """("v1" or "v2", the JSON body) of this item's create call, through the request dataclasses."""
-        shared: Dict[str, Any] = dict(width=self.width, height=self.height, seed=self.seed)
-        shared.update(negative_prompt=self.negative_prompt)
+        shared = {key: getattr(self, key) for key in ("width", "height", "seed", "negative_prompt")}
         if self.model is not None:
             v2 = GenerationV2Request(self.model, self.prompt, quantity=self.num_images, extra=self.extra, **shared)
             return "v2", to_payload(v2)
@@ -692,7 +691,7 @@ class _Engine:
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         self.plan(retry_failed, resubmit_ambiguous)
-        self.queue = collections.deque(sorted(self.members["planned"]))  # planned items, in order
+        self.queue = collections.deque(sorted(self.members["planned"]))
         self.gallery(final=False)
         slots = self.account(concurrency)
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
@@ -1153,7 +1152,6 @@ def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tupl
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
-    read: Set[str] = set()
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
     step = LISTING_PAGE - LISTING_OVERLAP
     for offset in range(0, LISTING_MAX_PAGES * step, step):
