@@ -667,9 +667,8 @@ class _Engine:
             self.on_progress(BatchProgress(event, index, message, **progress))
 
     def summary(self, interrupted: bool) -> BatchSummary:
-        pending = sum(len(self.members[state]) for state in ("planned", "submitting", "submitted"))
         return BatchSummary(
-            pending=pending,
+            pending=sum(len(self.members[state]) for state in ("planned", "submitting", "submitted")),
             wall_time=time.monotonic() - self.started,
             images_this_run=self.images_this_run,
             interrupted=interrupted,
@@ -1319,7 +1318,6 @@ def _card(item: _Item) -> str:
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
     e = html.escape
-    cards = [_card(item) for item in items]
     spent = credits_text(summary.credits, "-")
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
     headline = (
@@ -1333,7 +1331,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Batch: {summary.total} items</title><style>{_CSS}</style></head>\n"
         f"<body><header><h1>Batch: {summary.total} items</h1><p>{headline}</p></header>\n"
-        f"<main>\n" + "\n".join(cards) + "\n</main></body></html>\n"
+        f"<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8")])
