@@ -35,7 +35,6 @@ from .spec import Operation, Spec, invalid, load_spec
 if TYPE_CHECKING:
     from . import FakeLeonardo
 
-_COST = {"amount": "0.0147", "unit": "DOLLARS"}
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
 BUCKET = "fake-leonardo-uploads"
@@ -110,7 +109,7 @@ def _blank(**values: Any) -> Dict[str, Any]:
 
 
 def _created(key: str, **job: Any) -> Dict[str, Any]:  # a v1 create response
-    return {key: dict(job, apiCreditCost=None, cost=dict(_COST))}
+    return {key: dict(job, apiCreditCost=None, cost={"amount": "0.0147", "unit": "DOLLARS"})}
 
 
 def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -191,8 +190,7 @@ class Api:
         if operation.body is None:
             return {}
         try:  # no body at all is checked as {}: its required keys are missing (the SDK sends none)
-            text = request.body.decode("utf-8")
-            body = json.loads(text, parse_float=_whole_as_int) if request.body.strip() else {}
+            body = json.loads(request.body.decode("utf-8"), parse_float=_whole_as_int) if request.body.strip() else {}
         except ValueError:
             raise invalid("Error in $: Failed reading: not a valid json value") from None
         self.spec.check_body(operation, body)
@@ -255,24 +253,20 @@ class Api:
     # -- image generations ------------------------------------------------------------
 
     def _arg(self, call: Call, key: str) -> Any:
-        return _opt(call.body, key, self.spec.body_default(call.operation, key))
+        """The body's value for key, else the spec's default."""
+        return _opt(call.body, key, self.spec.resolve((call.operation.body or {})["properties"][key]).get("default"))
 
-    def _size_and_count(self, call: Call) -> Tuple[int, int, int]:
-        """(width, height, num_images) of a POST /generations body, or the API's 400."""
+    def create_generation(self, call: Call) -> Dict[str, Any]:
+        """POST /generations: the size and count checked as the API does (its 400s)."""
         if len(call.body["prompt"]) > 1500:
             raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
-        width, height = self._arg(call, "width"), self._arg(call, "height")
+        width, height, count = self._arg(call, "width"), self._arg(call, "height"), self._arg(call, "num_images")
         if any(not 32 <= side <= 1536 or side % 8 for side in (width, height)):
             raise ApiError(400, "invalid dimensions", "unexpected")
-        count = self._arg(call, "num_images")
         if count < 1:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
         if count > (4 if width > 768 or height > 768 else 8):
             raise ApiError(400, "Too many images", "unexpected")
-        return width, height, count
-
-    def create_generation(self, call: Call) -> Dict[str, Any]:
-        width, height, count = self._size_and_count(call)
         self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
         fields = {key: _opt(body, name, default) for key, (name, default) in _SETTINGS.items()}

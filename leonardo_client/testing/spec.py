@@ -44,16 +44,6 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
     return ApiError(400, message, code)
 
 
-# Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
-
-
-def _not_an_int(value: Any) -> ApiError:
-    message = (
-        "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
-    )
-    return invalid(message % value, "parse-failed")
-
-
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
     return json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -130,9 +120,6 @@ class Spec:
                 args[name] = int(raw) if schema.get("type") == "integer" else raw
         return args
 
-    def body_default(self, operation: Operation, key: str) -> Any:
-        return self.resolve((operation.body or {})["properties"][key]).get("default")
-
     def check_body(self, operation: Operation, body: Any) -> None:
         """Raise ApiError(400) unless body fits the operation's request schema."""
         schema = operation.body or {"type": "object"}
@@ -192,9 +179,11 @@ class Spec:
 
     def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         kind = schema.get("type")
+        # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
         if kind == "integer" and schema.get("title") == "Int" and json_type(value) == "number":
             if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
-                raise _not_an_int(value)
+                raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
+                              "or is there integer overflow?" % value, "parse-failed")
         if kind is None or (isinstance(value, _TYPES[kind]) and (kind == "boolean") == isinstance(value, bool)):
             return
         if kind == "array":
