@@ -27,12 +27,9 @@ def render_png(seed: str, width: int, height: int) -> bytes:
     """A valid 8-bit RGB PNG: a diagonal gradient between two colours taken from seed."""
     h1, h2 = zlib.crc32(seed.encode("utf-8")), zlib.crc32(b"leonardo:" + seed.encode("utf-8"))
     start, end = [(h & 0xFF, (h >> 8) & 0xFF, (h >> 16) & 0xFF) for h in (h1, h2)]
-    steps = width + height - 1
-    line = bytearray()
-    for k in range(steps):
-        t = k / float(steps - 1) if steps > 1 else 0.0
-        line.extend(int(round(a + (b - a) * t)) for a, b in zip(start, end))
-    rows = b"".join(b"\x00" + bytes(line[3 * y : 3 * (y + width)]) for y in range(height))
+    steps = width + height - 1  # one colour per diagonal, from start to end
+    line = bytes(int(round(a + (b - a) * (k / max(1, steps - 1)))) for k in range(steps) for a, b in zip(start, end))
+    rows = b"".join(b"\x00" + line[3 * y : 3 * (y + width)] for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(rows, 6)), (b"IEND", b"")]
     return b"\x89PNG\r\n\x1a\n" + b"".join(_box(tag, data, crc=True) for tag, data in chunks)
