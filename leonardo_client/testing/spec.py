@@ -29,9 +29,6 @@ _RENAMED = {"getUserSelf": "get_user_info", "getModels": "get_models_v2"}
 # without prompt or modelAssetId: there, non-nullable properties are treated as required.
 _NON_NULLABLE_IS_REQUIRED = {"create_texture_generation"}
 
-_TYPES: Dict[str, Tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,), "object": (dict,)
-}
 _GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
 _BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [  # (lower, upper, of, measure, wording)
     ("minimum", "maximum", (int, float), lambda value: value, "be"),
@@ -178,17 +175,17 @@ class Spec:
         return True
 
     def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
-        kind = schema.get("type")
+        kind, found = schema.get("type"), json_type(value)
         # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
-        if kind == "integer" and schema.get("title") == "Int" and json_type(value) == "number":
+        if kind == "integer" and schema.get("title") == "Int" and found == "number":
             if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
                 raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
                               "or is there integer overflow?" % value, "parse-failed")
-        if kind is None or (isinstance(value, _TYPES[kind]) and (kind == "boolean") == isinstance(value, bool)):
+        if kind in (None, found) or (kind == "integer" and found == "number" and isinstance(value, int)):
             return
         if kind == "array":
-            raise invalid("expected a list, but found %s" % json_type(value))
-        found, message = json_type(value), "expected %s %s for type '%s', but found %s %s"
+            raise invalid("expected a list, but found %s" % found)
+        message = "expected %s %s for type '%s', but found %s %s"
         raise invalid(message % (_article(kind), kind, _type_name(schema, where), _article(found), found))
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
