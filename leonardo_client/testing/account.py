@@ -105,7 +105,7 @@ class Account:
         free = free[max(0, len(free) - slots) :] + [-math.inf] * (slots - len(free))  # when each slot frees
         heapq.heapify(free)
         for job in [job for job in self.active if job.started is None]:
-            start = max(free[0], job.created, self.advanced) if free else math.inf
+            start = max(free[0], job.created, self.advanced)
             if start > now:
                 break
             job.started = start
