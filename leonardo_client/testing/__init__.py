@@ -24,8 +24,6 @@ from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
 
-API_PREFIX = "/api/rest/v1"
-
 
 def _check_shape(value: Any) -> None:
     if value not in ("recipes", "spec"):
@@ -112,7 +110,7 @@ class FakeLeonardo:
         if self._server is None:
             self._server = Server(self._address, self)
             self.root_url = "http://%s:%d" % (self._address[0], self._server.server_address[1])
-            self.base_url = self.root_url + API_PREFIX
+            self.base_url = self.root_url + self._api.spec.base
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
             if self.webhook_url:

@@ -249,7 +249,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parsed = None
         kind = next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
         kind = "api" if fake._api.spec.is_api(path) else kind
-        base = urlsplit(fake.base_url).path
+        base = fake._api.spec.base
         relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)

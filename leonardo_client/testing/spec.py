@@ -67,6 +67,7 @@ class Spec:
     def __init__(self, document: Dict[str, Any]) -> None:
         self.document = document
         self.routes: List[Tuple[List[str], Dict[str, Operation]]] = []
+        self.base = urlsplit(document["servers"][0]["url"]).path  # "/api/rest/v1": base_url's path
         self.roots = set()  # the servers' paths: "/api/rest/v1", "/api/rest"
         for template, item in document["paths"].items():
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
