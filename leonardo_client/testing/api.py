@@ -253,7 +253,6 @@ class Api:
     # -- image generations ------------------------------------------------------------
 
     def _arg(self, call: Call, key: str) -> Any:
-        """The body's value for key, else the spec's default."""
         return _opt(call.body, key, self.spec.resolve((call.operation.body or {})["properties"][key]).get("default"))
 
     def create_generation(self, call: Call) -> Dict[str, Any]:
