@@ -333,13 +333,6 @@ def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
     return reference
 
 
-def _my_user_id(client: Client) -> str:
-    user_id = user_details(client.get_user_info())["user"].get("id")
-    if not is_id(user_id):  # " " or "..": no URL path can hold it
-        raise LeonardoError("GET /me answered without a user id")
-    return str(user_id)
-
-
 def _get(client: Client, args: argparse.Namespace) -> int:
     data = client.get_generation_by_id(args.id)
     if data.get("generations_by_pk") is None:
@@ -348,7 +341,11 @@ def _get(client: Client, args: argparse.Namespace) -> int:
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
-    user_id = args.user_id if args.user_id not in (None, "me") else _my_user_id(client)
+    user_id = args.user_id
+    if user_id in (None, "me"):
+        user_id = user_details(client.get_user_info())["user"].get("id")
+        if not is_id(user_id):  # " " or "..": no URL path can hold it
+            raise LeonardoError("GET /me answered without a user id")
     return _print_json(client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset))
 
 
@@ -465,31 +462,25 @@ def _columns() -> int:
     return columns or shutil.get_terminal_size().columns or 80  # then COLUMNS (Python 3.8 may say 0 again)
 
 
-class _BatchPrinter:
+class _BatchPrinter(_StatusLine):
     """The batch's progress: a bar on a terminal (events worth keeping above it), else a line per event."""
 
-    def __init__(self) -> None:
-        self.line = _StatusLine()
-        self.drawn = 0.0
+    drawn = 0.0  # time.monotonic() when the bar was last drawn
 
     def __call__(self, progress: BatchProgress) -> None:
-        if not self.line.tty:
-            done = progress.complete + progress.failed + progress.ambiguous
-            self.line.show(f"[{done}/{progress.total}] {progress.message}")
+        done = progress.complete + progress.failed + progress.ambiguous
+        if not self.tty:
+            self.show(f"[{done}/{progress.total}] {progress.message}")
             return
         if progress.event in ("failed", "ambiguous", "waiting", "stopping", "resent", "adopted"):
-            self.line.say(progress.message)
+            self.say(progress.message)
         elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
             return
         self.drawn = time.monotonic()
-        self.line.show(_bar(progress))
-
-    def close(self) -> None:
-        self.line.close()
+        self.show(_bar(progress, done))
 
 
-def _bar(progress: BatchProgress) -> str:
-    done = progress.complete + progress.failed + progress.ambiguous
+def _bar(progress: BatchProgress, done: int) -> str:
     filled = int(24 * done / progress.total) if progress.total else 24
     minutes = progress.elapsed / 60.0
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
