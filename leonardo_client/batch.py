@@ -1212,13 +1212,16 @@ _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-
 
 
 def _timestamp(text: Any) -> Optional[float]:
-    """Epoch seconds of an ISO 8601 time as the API writes it (no zone means UTC)."""
+    """Epoch seconds of an ISO 8601 time as the API writes it (no zone means UTC); None if not one."""
     match = _TIMESTAMP.match(str(text or "").strip())
     if not match:
         return None
     date, clock, fraction, zone = match.groups()
     zone = "+0000" if zone in (None, "Z") else zone.replace(":", "")
-    moment = datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z")
+    try:
+        moment = datetime.strptime(f"{date} {clock} {zone}", "%Y-%m-%d %H:%M:%S %z")
+    except ValueError:  # the form, but no real time: 2024-02-30, 25:00:00, +99:00
+        return None
     return moment.timestamp() + float(fraction or 0)
 
 

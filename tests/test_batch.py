@@ -1068,6 +1068,26 @@ def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     assert summary.ok and api.calls.count("POST") == 1  # adopted
 
 
+@pytest.mark.parametrize("lost", [False, True])  # polled as its own; reconciled after its answer was lost
+def test_a_created_at_in_the_form_but_no_real_time_is_not_understood(tmp_path: Any, lost: bool) -> None:
+    class NoSuchDay(ApiDouble):
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            try:
+                return super()._create(params, model_id)
+            finally:
+                for generation in self.generations.values():
+                    generation["createdAt"] = "2024-02-30T00:00:00Z"  # no 30 February: strptime refuses it
+
+    api = NoSuchDay()
+    api.after_post = [LeonardoError("Bad Gateway", status_code=502)] if lost else []
+    summary = run(api, PROMPTS[:1], str(tmp_path))  # not a bare ValueError from the main thread
+    assert api.calls.count("POST") == 1  # never sent twice
+    assert (summary.ambiguous, summary.ok) == ((1, False) if lost else (0, True))  # a time not read cannot prove it
+    reasons = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
+    assert reasons == (["some generations could not be compared: gen-1"] if lost else [])  # not "reconciliation failed"
+    assert not [r for r in journal(tmp_path) if "clock" in r]  # and teaches no clock
+
+
 def test_the_note_that_the_listing_shows_v2_is_kept_for_a_rerun(tmp_path: Any) -> None:
     v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1}]
     records = [{"v2_listed": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's note
