@@ -50,6 +50,7 @@ JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
 UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own generations show the server's clock
+MAX_CLOCK_OFFSET = 86400.0  # a createdAt further from the answer's time than a day is not taken as the clock
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 10,000 generations back
@@ -63,6 +64,7 @@ DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doub
 MAX_DOUBLED_PAUSE = 60.0
 MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a server may ask for years)
 DOWNLOAD_TRIES = 3
+EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may be attached after) before failing
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
@@ -441,6 +443,7 @@ class _Item:
     check_gap: float = 1.0
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     misses: int = 0  # answers of "no such generation"
+    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE with no images
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
     download_tries: int = 0
@@ -574,7 +577,8 @@ class _Engine:
             if "i" in record:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
-            self.clock = record["clock"] if "clock" in record else self.clock
+            if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
+                self.clock = record["clock"]
 
     @property
     def create_span(self) -> float:
@@ -640,7 +644,9 @@ class _Engine:
             if item is None or not item.answered:  # not ours, or adopted: nothing to parse
                 continue
             created = _timestamp(generation.get("createdAt"))
-            if created is not None and (self.clock is None or created - item.answered < self.clock - 1.0):
+            if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read
+                continue
+            if self.clock is None or created - item.answered < self.clock - 1.0:
                 self.clock = round(created - item.answered, 3)
                 self.journal.append([{"clock": self.clock}])
 
@@ -783,7 +789,7 @@ class _Engine:
         slots = details.get("apiConcurrencySlots")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise LeonardoError("GET /me gave no apiConcurrencySlots: give the concurrency explicitly")
-        return slots
+        return min(slots, MAX_CONCURRENCY)
 
     def running(self, now: float) -> List[_Item]:
         """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun)."""
@@ -1086,6 +1092,11 @@ class _Engine:
                 self.job_times.append(time.monotonic() - (item.first_seen or self.started))
             elif status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
+            elif status == "COMPLETE":  # with no images: asked again, for a while
+                item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
+                if time.monotonic() - item.empty_since >= EMPTY_GRACE:
+                    reason = "the generation is COMPLETE with no images"
+                    self.fail(item, reason, reason)
             elif status in ("FAILED", "MISSING"):
                 failed = "the generation FAILED (Leonardo refunds it)"
                 reason = failed if status == "FAILED" else "the generation no longer exists"
@@ -1237,9 +1248,10 @@ def _cost(job: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
     """What the engine keeps of a polled generation (memory stays flat on long batches)."""
+    listed = generation.get("generated_images")
     images = [
         {k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)}
-        for image in generation.get("generated_images") or []
+        for image in (listed if isinstance(listed, list) else [])
         if isinstance(image, Mapping)
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)

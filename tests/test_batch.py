@@ -1088,6 +1088,61 @@ def test_a_created_at_in_the_form_but_no_real_time_is_not_understood(tmp_path: A
     assert not [r for r in journal(tmp_path) if "clock" in r]  # and teaches no clock
 
 
+@pytest.mark.parametrize("created", ["9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"])
+def test_a_created_at_a_lifetime_away_from_the_answer_teaches_no_clock(tmp_path: Any, created: str) -> None:
+    class FarOff(ApiDouble):
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            return dict(super()._view(g), createdAt=created)
+
+    assert run(FarOff(), PROMPTS[:1], str(tmp_path)).ok
+    assert not [r for r in journal(tmp_path) if "clock" in r]  # it would end the hour's reach, or read back to 1970
+
+
+def test_a_journaled_clock_a_lifetime_off_is_not_taken_up(tmp_path: Any) -> None:
+    api = ApiDouble()
+    made = _iso(time.time() - 86400)  # a day before the call: outside the hour an unknown clock reaches back
+    api.generations["theirs"] = dict(id="theirs", createdAt=made, created=time.monotonic(), prompt="a red fox",
+                                     modelId=None, imageWidth=1024, imageHeight=768, seed=7, n=1)
+    records = [{"clock": -1796467788.81}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an older version's
+    (tmp_path / "journal.jsonl").write_text(journal_text([{"prompt": "a red fox"}], records), encoding="utf-8")
+    summary = run(api, [{"prompt": "a red fox"}], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 1  # never created: sent, not given yesterday's images
+    assert [r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"] != ["theirs"]
+
+
+def test_a_generation_complete_with_no_images_fails_after_the_grace(tmp_path: Any, monkeypatch: Any) -> None:
+    class Empty(ApiDouble):
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            return dict(super()._view(g), generated_images=[])
+
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    api = Empty(delay=0.0)
+    started = time.monotonic()
+    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=30)
+    assert summary.failed == 1 and time.monotonic() - started < 10  # not polled until item_timeout
+    assert api.calls.count("POST") == 1 and api.calls.count("GET") + api.calls.count("LIST") >= 2  # asked again first
+    assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "failed"] == ["the generation is COMPLETE with no images"]
+
+
+@pytest.mark.parametrize("images", [5, 2.5, True])
+def test_one_generation_whose_images_are_not_a_list_holds_up_no_other(
+    tmp_path: Any, monkeypatch: Any, images: Any
+) -> None:
+    class OneOdd(ApiDouble):
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            view = super()._view(g)
+            return dict(view, generated_images=images) if g["id"] == "gen-1" and view["status"] == "COMPLETE" else view
+
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    summary = run(OneOdd(delay=0.0), PROMPTS[:3], str(tmp_path), item_timeout=30)
+    assert (summary.complete, summary.failed) == (2, 1)  # the round's other generations were still read
+
+
+def test_apiconcurrencyslots_beyond_any_plan_is_taken_as_the_most_a_batch_fills(tmp_path: Any) -> None:
+    api = ApiDouble(slots=10 ** 400)  # math.ceil(slots / 2) would overflow a float
+    assert run(api, PROMPTS[:2], str(tmp_path)).ok
+
+
 def test_the_note_that_the_listing_shows_v2_is_kept_for_a_rerun(tmp_path: Any) -> None:
     v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1}]
     records = [{"v2_listed": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's note
