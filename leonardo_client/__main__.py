@@ -287,7 +287,10 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
     finally:
         line.close()
-    for path in client.save_results(generation, args.out):
+    paths = client.save_results(generation, args.out)
+    if not paths:  # exit 0 would say it was made
+        raise LeonardoError(f"{label} is COMPLETE with no file to save")
+    for path in paths:
         print(path)
     return 0
 

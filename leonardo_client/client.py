@@ -517,7 +517,7 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     """The id to wait on: as given, or from a create response of the kind waited for."""
     if not isinstance(id, Mapping):
         return id  # a str, or what the GET refuses with a TypeError
-    if texture != ("textureGenerationJob" in id):
+    if texture != isinstance(id.get("textureGenerationJob"), Mapping):
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
         raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
     return generation_id(id)

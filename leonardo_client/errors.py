@@ -160,7 +160,7 @@ def shortfall(response: "requests.Response") -> str:
         return ""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
-    cut = expected.isdigit() and isinstance(received, int) and received < int(expected)
+    cut = expected.isascii() and expected.isdigit() and isinstance(received, int) and received < int(expected)
     return f"{received} of {expected} bytes" if cut else ""
 
 

@@ -8,6 +8,7 @@ import io
 import json
 import signal
 import os
+import re
 import subprocess
 import sys
 from typing import Any, Dict, Iterator, List
@@ -697,3 +698,14 @@ def test_batch_options_run_batch_would_refuse_are_usage_errors(
     out = tmp_path / "out"
     assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", str(out), flag, value]) == 2
     assert f"argument {flag}: must be from" in capsys.readouterr().err and not out.exists()  # before anything
+
+
+def test_generate_complete_with_no_images_is_an_error(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    nothing = {"generations_by_pk": {"status": "COMPLETE", "generated_images": []}}
+    fake_in_env.inject(status=200, body=nothing, path="/generations/*", method="GET", times=None)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1  # 0 would say it was made
+    captured = capsys.readouterr()
+    assert captured.out == "" and os.listdir(str(tmp_path)) == []
+    assert re.search(r"^leonardo-client: error: generation \S+ is COMPLETE with no file to save$", captured.err, re.M)

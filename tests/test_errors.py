@@ -488,3 +488,9 @@ def test_a_download_whose_file_cannot_be_written_raises_the_os_error(fake, fake_
     with pytest.raises(OSError, match="No space left") as info:
         fake_client.download_image(fake.blob_url(10), str(tmp_path / "x.bin"))
     assert not isinstance(info.value, LeonardoError)  # the file's error, not the request's
+
+
+def test_a_content_length_of_other_digits_is_no_length_to_fall_short_of(mocked, mock_client):
+    # "²" is a digit to str.isdigit() and none to int() or to urllib3, which reads the body to its end.
+    mocked.add("GET", GEN_URL, json={"generations_by_pk": None}, headers={"Content-Length": "²"})
+    assert mock_client.get_generation_by_id("g") == {"generations_by_pk": None}

@@ -243,3 +243,12 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
     with pytest.raises(ValueError, match="not a texture generation's create response: wait with wait_for_generation$"):
         mock_client.wait_for_texture_generation({"sdGenerationJob": {"generationId": "g-9"}})
     assert len(mocked.calls) == 1
+
+
+def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
+    mocked: responses.RequestsMock, mock_client: Client
+) -> None:
+    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+    mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
+    created = {"sdGenerationJob": {"generationId": "g-9"}, "textureGenerationJob": None}  # the key there, null
+    assert mock_client.wait_for_generation(created) == done["generations_by_pk"]
