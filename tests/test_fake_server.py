@@ -1818,3 +1818,25 @@ def test_account_with_fewer_slots_waits_until_enough_jobs_end():
     clock.now = 1014
     account.advance()
     assert queued.started == 1014
+
+
+# -- query parameters as Hasura reads them (its REST layer: Hasura/Server/Rest.hs, resolveVar) ---------
+
+
+def test_a_query_parameter_naming_no_variable_is_refused_on_v1(fake, api):
+    response = call(api, fake, "GET", "/me", params={"foo": "1"})
+    assert response.status_code == 400
+    assert envelope(response) == {"error": "Unexpected variable foo", "path": "$", "code": "bad-request"}
+    assert call(api, fake, "GET", "/me", params={"foo-bar": "1"}).status_code == 200  # no GraphQL name: dropped
+    own = {"limit": "1", "userId": fake.user_id}  # a declared one, and the path's own name
+    assert call(api, fake, "GET", "/generations/user/" + fake.user_id, params=own).status_code == 200
+    v2 = api.get(fake.root_url + "/api/rest/v2/models", params={"foo": "1"}, timeout=TIMEOUT)
+    assert v2.status_code == 200  # the v2 API is not Hasura's
+
+
+def test_a_body_variable_is_taken_over_the_query_one(fake, api):
+    for _ in range(3):
+        create_texture(api, fake)
+    path = "/generations-texture/model/" + MODEL_ASSET
+    page = call(api, fake, "GET", path, params={"limit": 10}, json={"limit": 2, "modelId": MODEL_ASSET}).json()
+    assert len(page["model_asset_texture_generations"]) == 2

@@ -121,10 +121,11 @@ def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dic
 
 
 def _page(call: Call, items: List[Job]) -> List[Job]:
-    """items (oldest first, as stored) newest first, paged by offset and limit (query, body or spec default)."""
+    """items (oldest first, as stored) newest first, paged by offset and limit (body, query or spec default:
+    Hasura takes the query's variables, then the body's over them)."""
     bounds = []
     for name in ("offset", "limit"):
-        value = _opt(call.query, name, _opt(call.body, name, call.operation.query[name]["default"]))
+        value = _opt(call.body, name, _opt(call.query, name, call.operation.query[name]["default"]))
         if value < 0:
             raise invalid('"%s" must not be negative' % name)
         bounds.append(value)
@@ -175,7 +176,8 @@ class Api:
             raise ApiError(405, message, "method-not-allowed", [("Allow", allow)])
         if operation is None:
             raise ApiError(404, "Endpoint not found", "not-found")
-        call = Call(operation, params, self.spec.query_args(operation, request.query), self._body(operation, request))
+        query = self.spec.query_args(operation, request.query, params)
+        call = Call(operation, params, query, self._body(operation, request))
         with self.lock:
             self.advance()
             return json_answer(200, getattr(self, operation.name)(call))

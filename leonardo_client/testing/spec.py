@@ -59,6 +59,7 @@ class Operation:
     name: str  # the handler's name
     body: Optional[Dict[str, Any]]  # the request body's schema
     query: Dict[str, Dict[str, Any]]  # query parameter name -> schema
+    hasura: bool  # served by Hasura's REST layer (v1), not the v2 API
 
 
 class Spec:
@@ -72,7 +73,8 @@ class Spec:
         for template, item in document["paths"].items():
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
             self.roots.add(root)
-            ops = {m.upper(): self._operation(op) for m, op in item.items() if m in ("get", "post", "delete")}
+            hasura = root == self.base
+            ops = {m.upper(): self._operation(op, hasura) for m, op in item.items() if m in ("get", "post", "delete")}
             self.routes.append(((root + template)[1:].split("/"), ops))
         # Hasura (v1) refuses a key outside an object's properties unless the schema says otherwise;
         # within the v2 envelope, bodies are read as JSON Schema: open unless additionalProperties is false.
@@ -81,11 +83,11 @@ class Spec:
         self.json_schema.hasura = False
 
     @staticmethod
-    def _operation(op: Dict[str, Any]) -> Operation:
+    def _operation(op: Dict[str, Any], hasura: bool) -> Operation:
         snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op["operationId"]).lower()
         body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         query = {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
-        return Operation(_RENAMED.get(op["operationId"], snake), body, query)
+        return Operation(_RENAMED.get(op["operationId"], snake), body, query, hasura)
 
     def is_api(self, path: str) -> bool:
         return any(path == root or path.startswith(root + "/") for root in self.roots)
@@ -107,8 +109,14 @@ class Spec:
                 found.append((operations, {p[1:-1]: s for p, s in pairs if p.startswith("{")}))
         return min(found, key=lambda f: len(f[1]), default=None)
 
-    def query_args(self, operation: Operation, query: Dict[str, str]) -> Dict[str, Any]:
-        """The query parameters of the spec that were given (and not empty), typed."""
+    def query_args(self, operation: Operation, query: Dict[str, str], path: Dict[str, str]) -> Dict[str, Any]:
+        """The query parameters of the spec that were given (and not empty), typed. Hasura refuses one
+        that names none of its operation's variables (one no GraphQL name can be is dropped unread)."""
+        if operation.hasura:
+            known = {*operation.query, *path, *(operation.body or {}).get("properties", {})}
+            for name in query:
+                if name not in known and re.fullmatch("[_A-Za-z][_0-9A-Za-z]*", name):
+                    raise invalid("Unexpected variable %s" % name, "bad-request")
         args: Dict[str, Any] = {}
         for name, schema in operation.query.items():
             raw = query.get(name, "")
