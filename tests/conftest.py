@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -64,13 +64,39 @@ def mock_client(mocked: responses.RequestsMock) -> Iterator[Client]:
         yield client
 
 
-def api_matchers(body: Any = None, *, timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
-    """Strict matchers for an API call: its headers and timeout (and, given, its exact JSON body)."""
+def api_matchers(
+    body: Any = None, *, timeout: Any = TIMEOUT, key: str = API_KEY, agent: str = AGENT, query: Optional[Dict[str, str]] = None
+) -> List[Any]:
+    """Strict matchers for an API call: its headers, timeout and exact query (none unless given),
+    and its exact JSON body (given), else that it sends no body."""
     found = [
-        matchers.header_matcher({"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": AGENT}),
+        matchers.header_matcher({"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": agent}),
         matchers.request_kwargs_matcher({"timeout": timeout}),
+        matchers.query_param_matcher(query or {}),
     ]
-    return found + ([matchers.json_params_matcher(body, strict_match=True)] if body is not None else [])
+    if body is None:
+        return found + [_no_body]
+    return found + [matchers.header_matcher({"Content-Type": "application/json"}), matchers.json_params_matcher(body, strict_match=True)]
+
+
+def download_matchers(*, agent: Optional[str] = AGENT, timeout: Any = TIMEOUT, key: str = API_KEY) -> List[Any]:
+    """Strict matchers for a request off the API (a file download, a redirect's hop to another
+    origin, the S3 form): no Authorization, the key in no header, its User-Agent (None: requests'
+    own, as on the S3 form, which gets none of the client's headers) and timeout."""
+    agent = agent or requests.utils.default_user_agent()
+    return [matchers.header_matcher({"User-Agent": agent}), matchers.request_kwargs_matcher({"timeout": timeout}), _keyless(key)]
+
+
+def _no_body(request: requests.PreparedRequest) -> Tuple[bool, str]:
+    return not request.body, f"a body was sent: {request.body!r:.200}"
+
+
+def _keyless(key: str) -> Callable[[requests.PreparedRequest], Tuple[bool, str]]:
+    def match(request: requests.PreparedRequest) -> Tuple[bool, str]:
+        leaked = [name for name, value in request.headers.items() if name.lower() == "authorization" or key in str(value)]
+        return not leaked, f"the key's headers went off the API: {leaked}"
+
+    return match
 
 
 # --- the real-socket world ----------------------------------------------------------------------

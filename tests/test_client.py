@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
 import requests
-from responses import matchers
 
 from leonardo_client import (
     DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
     Client,
     ControlnetInput,
     CreateGenerationRequest,
@@ -177,9 +177,7 @@ def test_endpoint_on_the_wire(mocked, mock_client, case):
         http_method,
         BASE + path_only,
         json=reply,
-        match=api_matchers()
-        + [matchers.query_param_matcher(dict(p.split("=") for p in query.split("&")) if query else {})]
-        + ([matchers.json_params_matcher(body)] if body is not None else []),
+        match=api_matchers(body, query=dict(p.split("=") for p in query.split("&")) if query else None),
     )
 
     result = getattr(mock_client, name)(*args, **kwargs)
@@ -195,7 +193,7 @@ def test_endpoint_on_the_wire(mocked, mock_client, case):
 
 @pytest.mark.parametrize("status", [200, 204])
 def test_empty_body_returns_empty_dict(mocked, mock_client, status):
-    mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"")
+    mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"", match=api_matchers())
     assert mock_client.delete_generation_by_id("gen-1") == {}
 
 
@@ -218,8 +216,7 @@ def test_mapping_request_is_sent_as_given(mocked, mock_client, name, path, _cls)
         "POST",
         BASE + path,
         json={"ok": name},
-        match=api_matchers()
-        + [matchers.header_matcher({"Content-Type": "application/json"}), matchers.json_params_matcher(body)],
+        match=api_matchers(body),  # Content-Type application/json, the body exactly as given
     )
     assert getattr(mock_client, name)(body) == {"ok": name}
 
@@ -313,7 +310,7 @@ def test_spaces_and_line_breaks_around_the_base_url_are_stripped(mocked, monkeyp
     assert Client(api_key=API_KEY, base_url=f"  {BASE}/ \n").base_url == BASE
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9\n")
     client = Client(api_key=API_KEY)
-    mocked.add("GET", "https://env.example.test/v9/generations/g", json={})
+    mocked.add("GET", "https://env.example.test/v9/generations/g", json={}, match=api_matchers(timeout=DEFAULT_TIMEOUT))
     client.get_generation_by_id("g")
     assert repr(client) == "Client(base_url='https://env.example.test/v9')"  # one line
 
@@ -401,12 +398,14 @@ def _raised(function: Callable[..., Any], *args: Any) -> Any:
 
 def test_calls_go_to_the_configured_base_url(mocked, monkeypatch):
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
-    mocked.add("GET", "https://env.example.test/v9/generations/g", json={"from": "env"})
+    mocked.add("GET", "https://env.example.test/v9/generations/g", json={"from": "env"}, match=api_matchers(timeout=DEFAULT_TIMEOUT))
     assert Client(api_key=API_KEY).get_generation_by_id("g") == {"from": "env"}
 
 
 def test_default_base_url_is_the_public_api(mocked):
-    mocked.add("GET", "https://cloud.leonardo.ai/api/rest/v1/generations/g", json={"from": "default"})
+    mocked.add(
+        "GET", "https://cloud.leonardo.ai/api/rest/v1/generations/g", json={"from": "default"}, match=api_matchers(timeout=DEFAULT_TIMEOUT)
+    )
     assert Client(api_key=API_KEY).get_generation_by_id("g") == {"from": "default"}
 
 
@@ -414,7 +413,7 @@ def test_default_timeout_is_sent_on_every_call(mocked):
     client = Client(api_key=API_KEY, base_url=BASE)
     assert client.timeout == (10, 60)
     mocked.add("GET", BASE + "/generations/g", json={}, match=api_matchers(timeout=(10, 60)))
-    mocked.add("POST", BASE + "/generations", json={}, match=api_matchers(timeout=(10, 60)))
+    mocked.add("POST", BASE + "/generations", json={}, match=api_matchers({"prompt": "p"}, timeout=(10, 60)))
     client.get_generation_by_id("g")
     client.create_generation(CreateGenerationRequest("p"))
 
@@ -462,7 +461,7 @@ def test_user_agent_is_appended(mocked):
         "GET",
         BASE + "/generations/g",
         json={},
-        match=[matchers.header_matcher({"User-Agent": f"{AGENT} my-app/1.2"})],
+        match=api_matchers(timeout=DEFAULT_TIMEOUT, agent=f"{AGENT} my-app/1.2"),
     )
     client.get_generation_by_id("g")
 
@@ -551,7 +550,7 @@ def test_client_is_reused_across_calls_with_one_session(mocked):
     session = RecordingSession()
     client = Client(api_key=API_KEY, base_url=BASE, session=session)
     for i in range(3):
-        mocked.add("GET", BASE + f"/generations/g{i}", json={"i": i})
+        mocked.add("GET", BASE + f"/generations/g{i}", json={"i": i}, match=api_matchers(timeout=DEFAULT_TIMEOUT))
     results: List[Optional[Dict[str, Any]]] = [client.get_generation_by_id(f"g{i}") for i in range(3)]
     assert results == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert len(session.requests_seen) == 3
