@@ -17,7 +17,7 @@ import pytest
 import requests
 import urllib3
 
-from conftest import API_KEY, BASE, new_generation, refused_url
+from conftest import API_KEY, BASE, api_matchers, new_generation, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client import _files, errors
 from leonardo_client._retry import LeonardoRetry
@@ -44,7 +44,7 @@ def assert_one_line(err: LeonardoError) -> None:
 
 def test_json_error_envelope(mocked, mock_client):
     envelope = {"error": "Authentication hook unauthorized this request", "path": "$", "code": "access-denied"}
-    mocked.add("GET", GEN_URL, status=401, json=envelope, headers={"x-request-id": "req-123"})
+    mocked.add("GET", GEN_URL, status=401, json=envelope, headers={"x-request-id": "req-123"}, match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == 401
     assert err.message == "Authentication hook unauthorized this request"
@@ -58,7 +58,7 @@ def test_json_error_envelope(mocked, mock_client):
 
 def test_moderation_403_keeps_the_api_text(mocked, mock_client):
     text = "content moderation filter: example"
-    mocked.add("POST", POST_URL, status=403, json={"error": text, "path": "$", "code": "unexpected"})
+    mocked.add("POST", POST_URL, status=403, json={"error": text, "path": "$", "code": "unexpected"}, match=api_matchers({"prompt": "p"}))
     with pytest.raises(LeonardoError) as info:
         mock_client.create_generation(CreateGenerationRequest("p"))
     assert (info.value.status_code, info.value.message, info.value.method) == (403, text, "POST")
@@ -78,14 +78,14 @@ def test_moderation_403_keeps_the_api_text(mocked, mock_client):
     ],
 )
 def test_other_error_shapes(mocked, mock_client, body, message):
-    mocked.add("GET", GEN_URL, status=400, json=body)
+    mocked.add("GET", GEN_URL, status=400, json=body, match=api_matchers())
     err = fail(mock_client)
     assert (err.status_code, err.message, err.body) == (400, message, body)
 
 
 def test_json_error_without_a_known_message_keeps_the_text(mocked, mock_client):
     body = {"error": {"nested": True}, "code": 7}
-    mocked.add("GET", GEN_URL, status=400, json=body)
+    mocked.add("GET", GEN_URL, status=400, json=body, match=api_matchers())
     err = fail(mock_client)
     assert err.body == body
     assert err.message == json.dumps(body)
@@ -93,7 +93,7 @@ def test_json_error_without_a_known_message_keeps_the_text(mocked, mock_client):
 
 def test_html_502(mocked, mock_client):
     html = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>cloudfront</body>\r\n</html>"
-    mocked.add("GET", GEN_URL, status=502, body=html, content_type="text/html")
+    mocked.add("GET", GEN_URL, status=502, body=html, content_type="text/html", match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == 502
     assert err.body == html
@@ -108,13 +108,13 @@ def test_html_502(mocked, mock_client):
      ("Bad Gateway, says the proxy's page", "text/html")],  # HTML, though it does not start with "<"
 )
 def test_an_xml_or_html_body_that_is_no_s3_error_gives_the_status(mocked, mock_client, body, content_type):
-    mocked.add("GET", GEN_URL, status=502, body=body, content_type=content_type)
+    mocked.add("GET", GEN_URL, status=502, body=body, content_type=content_type, match=api_matchers())
     assert fail(mock_client).message == "Bad Gateway (no error message in the HTML response body)"
 
 
 @pytest.mark.parametrize("status, reason", [(500, "Internal Server Error"), (503, "Service Unavailable")])
 def test_empty_error_body(mocked, mock_client, status, reason):
-    mocked.add("GET", GEN_URL, status=status, body=b"")
+    mocked.add("GET", GEN_URL, status=status, body=b"", match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == status
     assert err.body is None
@@ -123,7 +123,7 @@ def test_empty_error_body(mocked, mock_client, status, reason):
 
 def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
     text = "something\nwent\twrong " + "x" * 400
-    mocked.add("GET", GEN_URL, status=400, body=text, content_type="text/plain")
+    mocked.add("GET", GEN_URL, status=400, body=text, content_type="text/plain", match=api_matchers())
     err = fail(mock_client)
     assert err.body == text
     assert err.message.startswith("something went wrong xxx") and err.message.endswith("...")
@@ -137,25 +137,25 @@ def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
      ("text/plain", '{"error": "caf\ufffd"}')],  # UTF-8, not the latin-1 requests assumes for text/*
 )
 def test_a_body_is_read_by_its_charset_else_as_utf_8_never_guessed(mocked, mock_client, content_type, text):
-    mocked.add("GET", GEN_URL, status=500, body=b'{"error": "caf\xe9"}', content_type=content_type)
+    mocked.add("GET", GEN_URL, status=500, body=b'{"error": "caf\xe9"}', content_type=content_type, match=api_matchers())
     assert fail(mock_client).body == text  # the same with every requests version
 
 
 def test_short_plain_text_error_is_the_message(mocked, mock_client):
-    mocked.add("GET", GEN_URL, status=403, body="Forbidden by upstream\n", content_type="text/plain")
+    mocked.add("GET", GEN_URL, status=403, body="Forbidden by upstream\n", content_type="text/plain", match=api_matchers())
     err = fail(mock_client)
     assert (err.status_code, err.message) == (403, "Forbidden by upstream")
 
 
 def test_retry_after_is_parsed_on_errors(mocked, mock_client):
-    mocked.add("GET", GEN_URL, status=429, json={"error": "slow"}, headers={"Retry-After": "30"})
+    mocked.add("GET", GEN_URL, status=429, json={"error": "slow"}, headers={"Retry-After": "30"}, match=api_matchers())
     err = fail(mock_client)
     assert (err.status_code, err.retry_after) == (429, 30.0)
 
 
 @pytest.mark.parametrize("header", ["x-request-id", "X-Amzn-RequestId", "x-amz-cf-id"])
 def test_request_id_headers(mocked, mock_client, header):
-    mocked.add("GET", GEN_URL, status=500, json={"error": "oops"}, headers={header: "id-42"})
+    mocked.add("GET", GEN_URL, status=500, json={"error": "oops"}, headers={header: "id-42"}, match=api_matchers())
     assert fail(mock_client).request_id == "id-42"
 
 
@@ -167,7 +167,7 @@ def test_request_id_headers(mocked, mock_client, header):
     ['{"generations_by_pk": {"id": "g", "status": "PEND', "OK", "this is not json", "<html>ok</html>", "\x00\x01"],
 )
 def test_unparseable_200(mocked, mock_client, body):
-    mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json")
+    mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json", match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == 200
     assert err.message == "response body is not valid JSON"
@@ -178,7 +178,8 @@ def test_unparseable_200(mocked, mock_client, body):
 
 
 def test_unparseable_200_on_post(mocked, mock_client):
-    mocked.add("POST", POST_URL, status=200, body="<html>maintenance page</html>", content_type="text/html")
+    page = "<html>maintenance page</html>"
+    mocked.add("POST", POST_URL, status=200, body=page, content_type="text/html", match=api_matchers({"prompt": "p"}))
     with pytest.raises(LeonardoError) as info:
         mock_client.create_generation(CreateGenerationRequest("p"))
     assert (info.value.status_code, info.value.message) == (200, "response body is not valid JSON")
@@ -188,7 +189,7 @@ def test_unparseable_200_on_post(mocked, mock_client):
 
 @pytest.mark.parametrize("body, kind", [("[1, 2]", "list"), ("[1, 2, 3]", "list"), ('"text"', "str"), ("42", "int"), ("null", "NoneType")])
 def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
-    mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json")
+    mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json", match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == 200
     assert err.message == f"expected a JSON object, got {kind}"
@@ -216,7 +217,7 @@ def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
     ],
 )
 def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, mock_client, exc, text):
-    mocked.add("GET", GEN_URL, body=exc)
+    mocked.add("GET", GEN_URL, body=exc, match=api_matchers())
     err = fail(mock_client)
     assert err.status_code is None
     assert err.body is None
@@ -229,14 +230,15 @@ def test_transport_failures_are_leonardo_errors_with_the_cause_chained(mocked, m
 def test_an_answer_http_client_cannot_read_is_said_as_it_is(mocked, mock_client):
     unreadable = http.client.BadStatusLine("HTTP/1.1 abc Whatever\r\n")
     unreadable.__context__ = TypeError("getresponse() got an unexpected keyword argument 'buffering'")  # urllib3 1.26.0
-    mocked.add("GET", GEN_URL, body=requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", unreadable)))
+    broken = requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", unreadable))
+    mocked.add("GET", GEN_URL, body=broken, match=api_matchers())
     assert fail(mock_client).message == "connection failed: BadStatusLine('HTTP/1.1 abc Whatever')"
 
 
 @pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://\xff\xfe/x"])
 def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_client, location):
     # requests raised a bare ValueError (UnicodeDecodeError for the undecodable bytes) from inside the session.
-    mocked.add("GET", GEN_URL, status=302, headers={"Location": location})
+    mocked.add("GET", GEN_URL, status=302, headers={"Location": location}, match=api_matchers())
     err = fail(mock_client)
     assert (err.status_code, err.url) == (None, GEN_URL)
     assert "request to leonardo.example.test failed: " in err.message
@@ -343,12 +345,12 @@ def test_a_delete_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fak
 
 
 def test_a_204_with_a_content_length_is_not_truncated(mocked, mock_client):
-    mocked.add("DELETE", GEN_URL, status=204, headers={"Content-Length": "7"})  # a 204 has no body
+    mocked.add("DELETE", GEN_URL, status=204, headers={"Content-Length": "7"}, match=api_matchers())  # a 204 has no body
     assert mock_client.delete_generation_by_id("g") == {}
 
 
 def test_an_interim_answer_says_the_request_may_have_been_acted_on(mocked, mock_client):
-    mocked.add("POST", BASE + "/generations", status=103, body="")
+    mocked.add("POST", BASE + "/generations", status=103, body="", match=api_matchers({"prompt": "a fox"}))
     with pytest.raises(LeonardoError, match="interim answer, the final one not read: the request may have been acted on"):
         mock_client.create_generation({"prompt": "a fox"})
 
@@ -431,6 +433,7 @@ def test_pickling_round_trips_every_attribute(mocked, mock_client):
         status=429,
         json={"error": "slow", "path": "$", "code": "unexpected"},
         headers={"x-request-id": "req-9", "Retry-After": "12"},
+        match=api_matchers(),
     )
     err = fail(mock_client)
     copy = pickle.loads(pickle.dumps(err))
@@ -443,9 +446,9 @@ def test_pickling_round_trips_every_attribute(mocked, mock_client):
 
 def test_every_failure_is_caught_by_one_except(mocked, mock_client):
     outcomes: Any = []
-    mocked.add("GET", BASE + "/generations/a", status=500, body="")
-    mocked.add("GET", BASE + "/generations/b", status=200, body="nope")
-    mocked.add("GET", BASE + "/generations/c", body=requests.ConnectionError("down"))
+    mocked.add("GET", BASE + "/generations/a", status=500, body="", match=api_matchers())
+    mocked.add("GET", BASE + "/generations/b", status=200, body="nope", match=api_matchers())
+    mocked.add("GET", BASE + "/generations/c", body=requests.ConnectionError("down"), match=api_matchers())
     for ident in "abc":
         try:
             mock_client.get_generation_by_id(ident)
