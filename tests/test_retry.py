@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import responses
-from responses import matchers
 from responses.registries import OrderedRegistry
 from urllib3.exceptions import MaxRetryError, NewConnectionError, SSLError
 from urllib3.response import HTTPResponse
@@ -23,9 +22,11 @@ from urllib3.util.retry import RequestHistory
 
 from conftest import (
     API_KEY,
+    ARGUMENTS,
     BASE,
     THREADS,
     V2_BASE,
+    api_matchers,
     call_endpoint,
     endpoint_doc,
     endpoint_methods,
@@ -33,7 +34,7 @@ from conftest import (
     inject_slow_answer,
     new_generation,
 )
-from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
 from leonardo_client._retry import (
     DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_RETRY_AFTER,
@@ -255,8 +256,13 @@ BODY = {"prompt": "p"}
 HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 
+def sent(method: str = "GET") -> List[Any]:
+    """Matchers for what call(client, method) sends (a DELETE as a GET): the clients here keep the default timeout."""
+    return api_matchers(BODY if method == "POST" else None, timeout=DEFAULT_TIMEOUT)
+
+
 def add_post(mocked: responses.RequestsMock, status: int, url: str = GEN, **kwargs: Any) -> None:
-    mocked.add("POST", url, status=status, match=[matchers.json_params_matcher(BODY)], **kwargs)
+    mocked.add("POST", url, status=status, match=sent("POST"), **kwargs)
 
 
 def call(client: Client, method: str) -> Dict[str, Any]:
@@ -267,17 +273,17 @@ def call(client: Client, method: str) -> Dict[str, Any]:
 
 
 def test_get_503_503_200_returns_the_200_after_three_calls(mocked_in_order, retrying_mock_client):
-    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 1"})
-    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 2"})
-    mocked_in_order.add("GET", GEN + "/g", status=200, json={"generations_by_pk": {"id": "g"}})
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 1"}, match=sent())
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "busy 2"}, match=sent())
+    mocked_in_order.add("GET", GEN + "/g", status=200, json={"generations_by_pk": {"id": "g"}}, match=sent())
     assert retrying_mock_client.get_generation_by_id("g") == {"generations_by_pk": {"id": "g"}}
     assert len(mocked_in_order.calls) == 3
 
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_delete_is_retried(mocked_in_order, retrying_mock_client, status):
-    mocked_in_order.add("DELETE", GEN + "/g", status=status, json={"error": "try again"})
-    mocked_in_order.add("DELETE", GEN + "/g", status=200, json={"delete_generations_by_pk": {"id": "g"}})
+    mocked_in_order.add("DELETE", GEN + "/g", status=status, json={"error": "try again"}, match=sent("DELETE"))
+    mocked_in_order.add("DELETE", GEN + "/g", status=200, json={"delete_generations_by_pk": {"id": "g"}}, match=sent("DELETE"))
     assert retrying_mock_client.delete_generation_by_id("g") == {"delete_generations_by_pk": {"id": "g"}}
     assert len(mocked_in_order.calls) == 2
 
@@ -313,9 +319,11 @@ def test_every_kind_of_post_is_sent_once_on_a_503(retrying_mock_client):
     assert len(posts) == 9  # the 7 of v1, create_generation_v2 and upload_init_image
     for name, template in posts.items():
         url = endpoint_root(template) + template
+        body = {"extension": ARGUMENTS["extension"]} if name == "upload_init_image" else ARGUMENTS["request"]
+        expected = api_matchers(body, timeout=DEFAULT_TIMEOUT)
         with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-            mocked.add("POST", url, status=503, json={"error": "busy"})
-            mocked.add("POST", url, json={"would": "bill twice"})
+            mocked.add("POST", url, status=503, json={"error": "busy"}, match=expected)
+            mocked.add("POST", url, json={"would": "bill twice"}, match=expected)
             with pytest.raises(LeonardoError) as info:
                 call_endpoint(retrying_mock_client, name)
             assert len(mocked.calls) == 1, name
@@ -333,15 +341,15 @@ def test_post_429_then_200_is_retried(mocked_in_order, retrying_mock_client, url
 @pytest.mark.parametrize("status, header", [(429, "\u00b2")] + [(503, date) for date in UNUSABLE_DATES])
 def test_an_unusable_retry_after_ends_in_a_leonardo_error(mocked, retrying_mock_client, status, header):
     # It used to escape from inside urllib3 as ValueError or OverflowError.
-    mocked.add("GET", GEN + "/g", status=status, json={"error": "busy"}, headers={"Retry-After": header})
+    mocked.add("GET", GEN + "/g", status=status, json={"error": "busy"}, headers={"Retry-After": header}, match=sent())
     with pytest.raises(LeonardoError) as info:
         retrying_mock_client.get_generation_by_id("g")
     assert (info.value.status_code, info.value.retry_after, len(mocked.calls)) == (status, None, 4)
 
 
 def test_a_retry_after_that_is_not_a_number_is_ignored(mocked_in_order, retrying_mock_client):
-    mocked_in_order.add("GET", GEN + "/g", status=429, json={"error": "slow"}, headers={"Retry-After": "soon"})
-    mocked_in_order.add("GET", GEN + "/g", json={"generations_by_pk": None})
+    mocked_in_order.add("GET", GEN + "/g", status=429, json={"error": "slow"}, headers={"Retry-After": "soon"}, match=sent())
+    mocked_in_order.add("GET", GEN + "/g", json={"generations_by_pk": None}, match=sent())
     assert retrying_mock_client.get_generation_by_id("g") == {"generations_by_pk": None}
     assert retrying_mock_client.retry.parse_retry_after("soon") == 0.0  # so the backoff applies, no wait of its own
 
@@ -349,7 +357,7 @@ def test_a_retry_after_that_is_not_a_number_is_ignored(mocked_in_order, retrying
 @pytest.mark.parametrize("method, header", [("GET", "3600"), ("POST", "3600"), ("POST", "61")])
 def test_retry_after_over_the_cap_fails_at_once(mocked_in_order, retrying_mock_client, method, header):
     url = GEN + "/g" if method == "GET" else GEN
-    mocked_in_order.add(method, url, status=429, json={"error": "slow down"}, headers={"Retry-After": header})
+    mocked_in_order.add(method, url, status=429, json={"error": "slow down"}, headers={"Retry-After": header}, match=sent(method))
     started = time.monotonic()
     with pytest.raises(LeonardoError) as info:
         call(retrying_mock_client, method)
@@ -364,7 +372,7 @@ def test_retry_after_over_the_cap_fails_at_once(mocked_in_order, retrying_mock_c
 
 def test_retry_after_http_date_over_the_cap_is_reported_in_seconds(mocked_in_order, retrying_mock_client):
     later = email.utils.formatdate(time.time() + 7200, usegmt=True)
-    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "maintenance"}, headers={"Retry-After": later})
+    mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "maintenance"}, headers={"Retry-After": later}, match=sent())
     with pytest.raises(LeonardoError) as info:
         retrying_mock_client.get_generation_by_id("g")
     assert len(mocked_in_order.calls) == 1
@@ -376,7 +384,8 @@ def test_retry_after_http_date_over_the_cap_is_reported_in_seconds(mocked_in_ord
 def test_exhausted_429s_raise_with_the_last_status_and_body(mocked_in_order, retrying_mock_client, method):
     url = GEN + "/g" if method == "GET" else GEN
     for attempt in range(1, 5):  # the first try and 3 retries
-        mocked_in_order.add(method, url, status=429, json={"error": f"slow down {attempt}"}, headers={"Retry-After": "60"})
+        answer = {"error": f"slow down {attempt}"}
+        mocked_in_order.add(method, url, status=429, json=answer, headers={"Retry-After": "60"}, match=sent(method))
     with pytest.raises(LeonardoError) as info:
         call(retrying_mock_client, method)
     assert len(mocked_in_order.calls) == 4
@@ -388,7 +397,7 @@ def test_exhausted_429s_raise_with_the_last_status_and_body(mocked_in_order, ret
 
 def test_exhausted_5xx_on_get_raise_with_the_last_body(mocked_in_order, retrying_mock_client):
     for status in (500, 502, 503, 504):
-        mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": f"got {status}"})
+        mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": f"got {status}"}, match=sent())
     with pytest.raises(LeonardoError) as info:
         retrying_mock_client.get_generation_by_id("g")
     assert len(mocked_in_order.calls) == 4
@@ -401,8 +410,8 @@ def test_max_retries_zero_means_one_call(method, status):
     assert client.retry.total == 0
     url = GEN + "/g" if method == "GET" else GEN
     with responses.RequestsMock(registry=OrderedRegistry, assert_all_requests_are_fired=False) as mocked:
-        mocked.add(method, url, status=status, json={"error": "first"})
-        mocked.add(method, url, status=200, json={"never": "reached"})
+        mocked.add(method, url, status=status, json={"error": "first"}, match=sent(method))
+        mocked.add(method, url, status=200, json={"never": "reached"}, match=sent(method))
         with pytest.raises(LeonardoError) as info:
             call(client, method)
         assert len(mocked.calls) == 1
@@ -411,7 +420,7 @@ def test_max_retries_zero_means_one_call(method, status):
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 def test_client_errors_are_not_retried(mocked_in_order, retrying_mock_client, status):
-    mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": "no"})
+    mocked_in_order.add("GET", GEN + "/g", status=status, json={"error": "no"}, match=sent())
     with pytest.raises(LeonardoError):
         retrying_mock_client.get_generation_by_id("g")
     assert len(mocked_in_order.calls) == 1
@@ -420,7 +429,7 @@ def test_client_errors_are_not_retried(mocked_in_order, retrying_mock_client, st
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_200_with_a_bad_body_is_an_answer_not_retried(mocked_in_order, retrying_mock_client, method):
     url = GEN + "/g" if method == "GET" else GEN
-    mocked_in_order.add(method, url, body="<html>maintenance page</html>", content_type="text/html")
+    mocked_in_order.add(method, url, body="<html>maintenance page</html>", content_type="text/html", match=sent(method))
     with pytest.raises(LeonardoError) as info:
         call(retrying_mock_client, method)
     assert info.value.status_code == 200
