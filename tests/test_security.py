@@ -19,10 +19,9 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
-from responses import matchers
 
-from conftest import API_KEY, BASE, TIMEOUT, api_matchers, endpoint_doc, endpoint_methods, refused_url
-from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from conftest import API_KEY, BASE, TIMEOUT, api_matchers, download_matchers, endpoint_doc, endpoint_methods, refused_url
+from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.errors import _KeyRedactingFilter
 from leonardo_client.testing import FakeLeonardo
 
@@ -40,9 +39,9 @@ def test_key_is_sent_in_the_authorization_header_of_api_calls_only(mocked):
         "GET",
         BASE + "/generations/g",
         json={"generations_by_pk": {"generated_images": [{"url": "https://cdn.example.test/i.png"}]}},
-        match=[matchers.header_matcher({"Authorization": f"Bearer {API_KEY}"})],
+        match=api_matchers(timeout=DEFAULT_TIMEOUT),
     )
-    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG")
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers(agent=None, timeout=5))
     url = client.get_generation_by_id("g")["generations_by_pk"]["generated_images"][0]["url"]
     session.get(url, timeout=5)  # another host, through the very same session
 
@@ -76,7 +75,7 @@ def test_key_is_not_in_repr_or_str_of_the_client():
 def test_key_is_never_in_an_error(mocked, mock_client, status, kwargs):
     if status is not None:
         kwargs = dict(kwargs, status=status)
-    mocked.add("GET", BASE + "/generations/g", **kwargs)
+    mocked.add("GET", BASE + "/generations/g", match=api_matchers(), **kwargs)
     with pytest.raises(LeonardoError) as info:
         mock_client.get_generation_by_id("g")
     err = info.value
@@ -144,7 +143,7 @@ ECHOES = [
 @pytest.mark.parametrize("status, kwargs", ECHOES)
 def test_a_key_the_server_echoes_is_redacted_from_the_error(mocked, mock_client, caplog, status, kwargs):
     caplog.set_level(logging.DEBUG)
-    mocked.add("GET", BASE + "/generations/g", status=status, **kwargs)
+    mocked.add("GET", BASE + "/generations/g", status=status, match=api_matchers(), **kwargs)
     with pytest.raises(LeonardoError) as info:
         mock_client.get_generation_by_id("g")
     err = info.value
@@ -156,7 +155,7 @@ def test_a_key_the_server_echoes_is_redacted_from_the_error(mocked, mock_client,
 
 def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_error(mocked, mock_client):
     failed = {"id": "g", "status": "FAILED", "note": f"key {API_KEY}", API_KEY: API_KEY}
-    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": failed})
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": failed}, match=api_matchers())
     with pytest.raises(LeonardoError, match="FAILED") as info:
         mock_client.wait_for_generation("g")
     assert API_KEY not in repr(info.value.body)
@@ -166,13 +165,13 @@ def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_er
 def test_a_key_escaped_in_a_successful_answer_is_redacted(mocked, mock_client):
     escaped = API_KEY.replace("-", "\\u002d").replace("a", "\\u0061")
     assert escaped != API_KEY
-    mocked.add("GET", BASE + "/generations/g", body='{"generations_by_pk": {"id": "%s/\\/"}}' % escaped)
+    mocked.add("GET", BASE + "/generations/g", body='{"generations_by_pk": {"id": "%s/\\/"}}' % escaped, match=api_matchers())
     assert mock_client.get_generation_by_id("g") == {"generations_by_pk": {"id": "[redacted]//"}}
 
 
 def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
     # Keys are redacted process-wide: a test's key "pk" must not rewrite "generations_by_pk".
-    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None})
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None}, match=api_matchers(key="pk", timeout=DEFAULT_TIMEOUT))
     with Client(api_key="pk", base_url=BASE) as client:
         assert client.get_generation_by_id("g") == {"generations_by_pk": None}
 
@@ -252,7 +251,8 @@ def test_a_key_echoed_around_the_body_is_in_no_message_or_traceback(answer):
 
 def test_a_key_of_eight_characters_is_redacted(mocked):
     key = "Zq9xW2kP"  # the shortest a key is taken to be real (MIN_SECRET_LENGTH)
-    mocked.add("GET", BASE + "/me", json={"error": f"invalid key {key}"}, status=401)
+    answer = {"error": f"invalid key {key}"}
+    mocked.add("GET", BASE + "/me", json=answer, status=401, match=api_matchers(key=key, timeout=DEFAULT_TIMEOUT))
     with pytest.raises(LeonardoError) as info, Client(api_key=key, base_url=BASE, max_retries=0) as client:
         client.get_user_info()
     assert str(info.value) == "HTTP 401: invalid key [redacted] (GET https://leonardo.example.test/api/rest/v1/me)"
@@ -329,7 +329,7 @@ def test_a_key_in_a_transport_error_is_not_chained(mocked, mock_client):
     # http.client's BadStatusLine holds a status line that echoes the key: an uncaught error, or
     # logger.exception(), would print it from __cause__.
     echoed = requests.ConnectionError(f"BadStatusLine('HTTP/1.1 OOPS {API_KEY}')")
-    mocked.add("GET", BASE + "/generations/g", body=echoed)
+    mocked.add("GET", BASE + "/generations/g", body=echoed, match=api_matchers())
     with pytest.raises(LeonardoError) as info:
         mock_client.get_generation_by_id("g")
     err = info.value
@@ -351,8 +351,8 @@ def test_key_is_never_logged_on_transport_failures(caplog):
 
 def test_debug_log_line_has_method_path_status_and_elapsed_but_no_headers(mocked, mock_client, caplog):
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
-    mocked.add("GET", BASE + "/generations/g-1", json={"ok": True}, headers={"x-request-id": "req-1"})
-    mocked.add("POST", BASE + "/generations", status=403, json={"error": "moderated"})
+    mocked.add("GET", BASE + "/generations/g-1", json={"ok": True}, headers={"x-request-id": "req-1"}, match=api_matchers())
+    mocked.add("POST", BASE + "/generations", status=403, json={"error": "moderated"}, match=api_matchers({"prompt": "p"}))
     mock_client.get_generation_by_id("g-1")
     with pytest.raises(LeonardoError):
         mock_client.create_generation(CreateGenerationRequest("p"))
@@ -528,7 +528,7 @@ def test_a_netrc_or_session_auth_never_replaces_the_key_or_rides_a_download(mock
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
     mocked.add("GET", BASE + "/me", json={}, match=api_matchers())  # the Bearer key, as given
-    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG")
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
     session = requests.Session()
     session.auth = auth  # a session of the caller's, with an auth of its own
     with session, Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0, session=session) as client:
@@ -543,10 +543,11 @@ def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path,
     (tmp_path / ".netrc").write_text("default login someone password netrc-secret\n")
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    mocked.add("GET", BASE + "/me", status=302, headers={"Location": BASE + "/me-moved"})
+    mocked.add("GET", BASE + "/me", status=302, headers={"Location": BASE + "/me-moved"}, match=api_matchers())
     mocked.add("GET", BASE + "/me-moved", json={}, match=api_matchers())  # still the Bearer key
-    mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers={"Location": "https://other.example.test/i"})
-    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG")
+    moved = {"Location": "https://other.example.test/i"}
+    mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers=moved, match=download_matchers())
+    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", match=download_matchers())
     mock_client.get_user_info()
     mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
     assert "Authorization" not in mocked.calls[3].request.headers
@@ -561,8 +562,8 @@ def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path,
     ],
 )
 def test_redirect_elsewhere_drops_the_authorization_header(mocked, mock_client, location):
-    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location})
-    mocked.add("GET", location, json={"moved": True})
+    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location}, match=api_matchers())
+    mocked.add("GET", location, json={"moved": True}, match=download_matchers())
     assert mock_client.get_generation_by_id("g") == {"moved": True}
     first, second = mocked.calls
     assert first.request.headers["Authorization"] == f"Bearer {API_KEY}"
@@ -572,8 +573,8 @@ def test_redirect_elsewhere_drops_the_authorization_header(mocked, mock_client, 
 def test_a_key_in_a_redirect_url_is_redacted_from_the_error(mocked, mock_client):
     # The Authorization header is dropped on the way to another host; a key in the URL is not.
     location = f"https://other.example.test/auth?token={API_KEY}"
-    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location})
-    mocked.add("GET", location, status=404, json={"error": f"no page /auth?token={API_KEY}"})
+    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": location}, match=api_matchers())
+    mocked.add("GET", location, status=404, json={"error": f"no page /auth?token={API_KEY}"}, match=download_matchers())
     with pytest.raises(LeonardoError) as info:
         mock_client.get_generation_by_id("g")
     err = info.value
@@ -585,8 +586,9 @@ def test_a_key_in_a_redirect_url_is_redacted_from_the_error(mocked, mock_client)
 
 def test_a_post_or_delete_follows_no_redirect(mocked, mock_client):
     # A 307 would send the create call again, to wherever it points: billed twice. The API never redirects.
-    mocked.add("POST", BASE + "/generations", status=307, headers={"Location": BASE + "/generations-elsewhere"})
-    mocked.add("DELETE", BASE + "/generations/g", status=308, headers={"Location": BASE + "/generations/h"})
+    elsewhere, other = {"Location": BASE + "/generations-elsewhere"}, {"Location": BASE + "/generations/h"}
+    mocked.add("POST", BASE + "/generations", status=307, headers=elsewhere, match=api_matchers({"prompt": "p"}))
+    mocked.add("DELETE", BASE + "/generations/g", status=308, headers=other, match=api_matchers())
     for call, status in ((lambda: mock_client.create_generation({"prompt": "p"}), 307),
                          (lambda: mock_client.delete_generation_by_id("g"), 308)):
         with pytest.raises(LeonardoError) as info:
@@ -598,7 +600,8 @@ def test_a_post_or_delete_follows_no_redirect(mocked, mock_client):
 def test_a_get_follows_at_most_five_redirects(mocked, mock_client):
     # Each hop has its own retries and timeouts: requests' 30 hops could hold one call for hours.
     for n in range(6):
-        mocked.add("GET", f"{BASE}/generations/g{n}", status=302, headers={"Location": f"{BASE}/generations/g{n + 1}"})
+        hop = {"Location": f"{BASE}/generations/g{n + 1}"}
+        mocked.add("GET", f"{BASE}/generations/g{n}", status=302, headers=hop, match=api_matchers())
     with pytest.raises(LeonardoError, match="Exceeded 5 redirects"):
         mock_client.get_generation_by_id("g0")
     assert len(mocked.calls) == 6
@@ -607,8 +610,8 @@ def test_a_get_follows_at_most_five_redirects(mocked, mock_client):
 def test_redirect_on_the_same_host_keeps_the_header(mocked, mock_client):
     # The counterpart of the test above: shows the header really is what is being checked.
     target = BASE + "/generations/moved"
-    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": target})
-    mocked.add("GET", target, json={"moved": True})
+    mocked.add("GET", BASE + "/generations/g", status=302, headers={"Location": target}, match=api_matchers())
+    mocked.add("GET", target, json={"moved": True}, match=api_matchers())
     mock_client.get_generation_by_id("g")
     assert mocked.calls[1].request.headers["Authorization"] == f"Bearer {API_KEY}"
 
