@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from conftest import inject_slow_answer, new_generation, refused_url
+from conftest import download_matchers, inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
@@ -365,10 +365,11 @@ def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, 
 
 
 def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, tmp_path: object) -> None:
-    mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp")
-    mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png")
-    mocked.add("GET", "https://cdn.example.test/img/ghi", body=b"??", content_type="application/octet-stream")
-    mocked.add("GET", "https://cdn.example.test/img/jkl.exe", body=b"\x89PNG", content_type="image/png")
+    keyless = download_matchers()  # as mock_client sends a file's GET
+    mocked.add("GET", "https://cdn.example.test/img/abc", body=b"RIFFxxxxWEBP", content_type="image/webp", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/img/def.jpeg?sig=1", body=b"\xff\xd8", content_type="image/png", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/img/ghi", body=b"??", content_type="application/octet-stream", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/img/jkl.exe", body=b"\x89PNG", content_type="image/png", match=keyless)
     generation = {
         "id": "g1",
         "status": "COMPLETE",
@@ -385,9 +386,10 @@ def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, 
 
 
 def test_a_3d_model_and_audio_are_named_by_their_type_or_url(mocked, mock_client, tmp_path: object) -> None:
-    mocked.add("GET", "https://cdn.example.test/out/mesh", body=b"glTF", content_type="model/gltf-binary")
-    mocked.add("GET", "https://cdn.example.test/out/song.mp3", body=b"ID3", content_type="application/octet-stream")
-    mocked.add("GET", "https://cdn.example.test/out/line", body=b"RIFF", content_type="audio/wav")
+    keyless = download_matchers()  # as mock_client sends a file's GET
+    mocked.add("GET", "https://cdn.example.test/out/mesh", body=b"glTF", content_type="model/gltf-binary", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/out/song.mp3", body=b"ID3", content_type="application/octet-stream", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/out/line", body=b"RIFF", content_type="audio/wav", match=keyless)
     urls = ["https://cdn.example.test/out/mesh", "https://cdn.example.test/out/song.mp3", "https://cdn.example.test/out/line"]
     images = [{"id": f"i{n}", "url": url} for n, url in enumerate(urls)]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
