@@ -15,9 +15,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 import responses
-from responses import matchers
 
-from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers
+from conftest import API_KEY, BASE, V2_BASE, api_matchers, download_matchers
 from leonardo_client import (
     Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, to_payload
 )
@@ -147,7 +146,8 @@ def s3_form(expect_file: bytes, filename: str) -> Any:
 def mock_upload(mocked: responses.RequestsMock, extension: str, s3_status: int = 204, **s3: Any) -> Dict[str, Any]:
     upload = {"id": "init-1", "fields": json.dumps(FIELDS), "key": FIELDS["key"], "url": S3}
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": extension}))
-    mocked.add("POST", S3, status=s3_status, match=[s3_form(PNG, f"image.{extension}"), matchers.request_kwargs_matcher({"timeout": TIMEOUT})], **s3)
+    # The form gets none of the client's headers: requests' own User-Agent, and the client's timeout.
+    mocked.add("POST", S3, status=s3_status, match=[s3_form(PNG, f"image.{extension}"), *download_matchers(agent=None)], **s3)
     return upload
 
 
@@ -232,14 +232,14 @@ def test_get_and_delete_init_image(mocked: responses.RequestsMock, mock_client: 
 def test_retired_methods_warn_and_still_work(
     mocked: responses.RequestsMock, mock_client: Client, name: str, args: Any, method: str, path: str, text: str
 ) -> None:
-    mocked.add(method, BASE + path, json={"ok": True})
+    mocked.add(method, BASE + path, json={"ok": True}, match=api_matchers(args[0] if method == "POST" else None))
     with pytest.warns(DeprecationWarning, match=text) as caught:
         assert getattr(mock_client, name)(*args) == {"ok": True}
     assert caught[0].filename == __file__  # points at the caller's line
 
 
 def test_current_methods_do_not_warn(mocked: responses.RequestsMock, mock_client: Client) -> None:
-    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None})
+    mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None}, match=api_matchers())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mock_client.get_generation_by_id("g")
