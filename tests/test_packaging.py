@@ -13,8 +13,11 @@ import pytest
 import responses
 
 import leonardo_client
-from conftest import API_KEY, BASE, call_endpoint, endpoint_doc, endpoint_methods, endpoint_root, openapi_spec, resolve
-from leonardo_client import Client, LeonardoError, client as client_module, errors, payloads
+from conftest import (
+    API_KEY, ARGUMENTS, BASE, api_matchers, call_endpoint, download_matchers, endpoint_doc, endpoint_methods, endpoint_root,
+    openapi_spec, resolve,
+)
+from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, client as client_module, errors, payloads
 
 PACKAGE_DIR = Path(leonardo_client.__file__).resolve().parent
 
@@ -103,9 +106,15 @@ def sent_by(name: str) -> "responses.Call":
     """Call Client.<name> with made-up arguments against mocks; the first request it sent (the API call)."""
     # One answer fits all: init-image's upload form included, so that upload_init_image completes.
     answer = {"uploadInitImage": {"id": "init-1", "url": "https://s3.example.test/form", "fields": "{}"}}
+    # The path is what is checked, so any URL is answered; what is sent with it is as strict as elsewhere:
+    # call_endpoint's request as given, upload_init_image's extension, or no body; the form without the key.
+    parameters = inspect.signature(getattr(Client, name)).parameters
+    body = ARGUMENTS["request"] if "request" in parameters else None
+    body = {"extension": ARGUMENTS["extension"]} if "extension" in parameters else body
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
         for verb in ("GET", "POST", "DELETE"):
-            mocked.add(verb, re.compile(r"https://[\w.-]+/.*"), json=answer)
+            mocked.add(verb, re.compile(r"https://[\w.-]+/.*"), json=answer, match=api_matchers(body, timeout=DEFAULT_TIMEOUT))
+        mocked.add("POST", answer["uploadInitImage"]["url"], json=answer, match=download_matchers(agent=None, timeout=DEFAULT_TIMEOUT))
         with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as client:
             call_endpoint(client, name)
         return mocked.calls[0]
