@@ -495,5 +495,6 @@ def test_a_download_whose_file_cannot_be_written_raises_the_os_error(fake, fake_
 
 def test_a_content_length_of_other_digits_is_no_length_to_fall_short_of(mocked, mock_client):
     # "²" is a digit to str.isdigit() and none to int() or to urllib3, which reads the body to its end.
-    mocked.add("GET", GEN_URL, json={"generations_by_pk": None}, headers={"Content-Length": "²"})
+    mocked.add("GET", GEN_URL, json={"generations_by_pk": None}, headers={"Content-Length": "²"},
+                match=api_matchers())
     assert mock_client.get_generation_by_id("g") == {"generations_by_pk": None}
