@@ -608,9 +608,11 @@ def test_a_download_under_way_when_the_batch_stops_writes_nothing_and_a_rerun_in
     tmp_path: Any,
 ) -> None:
     api = FirstDownloadHeld()
+    stopped: List[BatchProgress] = []
 
     def interrupt(progress: BatchProgress) -> None:
-        if api.begun.is_set() and progress.event != "stopping":  # another item's, while the first download is held
+        if api.begun.is_set() and progress.event != "stopping" and not stopped:  # another item's, while the first download is held
+            stopped.append(progress)  # once: a second Ctrl-C (an event while stopping) would quit at once
             raise KeyboardInterrupt
 
     before = set(threading.enumerate())
@@ -631,7 +633,9 @@ def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: in
     api = ApiDouble()
     api.before_post = [LeonardoError("invalid api key", status_code=status)]
     with pytest.raises(LeonardoError, match="invalid api key"):
-        run(api, PROMPTS, str(tmp_path), concurrency=1)
+        # A POST a second: at the default test pace (1 ms apart) the next ones were sent before the
+        # 401's answer was handled (up to slots + 2 are in flight by design) whenever it took > 10 ms.
+        run(api, PROMPTS, str(tmp_path), concurrency=1, posts_per_minute=60)
     assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
 
 
@@ -1513,9 +1517,12 @@ def test_a_card_shows_images_plays_videos_and_links_other_files() -> None:
 
 
 def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
+    stopped: List[BatchProgress] = []
+
     def interrupt(progress: BatchProgress) -> None:
-        if progress.event == "submitted":
-            raise KeyboardInterrupt
+        if progress.event == "submitted" and not stopped:
+            stopped.append(progress)  # once: the other POST's answer, journaled while stopping, is a
+            raise KeyboardInterrupt  # "submitted" too, and a second Ctrl-C would quit at once
 
     with pytest.raises(BatchInterrupted):
         run(ApiDouble(), PROMPTS[:2], str(tmp_path), on_progress=interrupt)

@@ -186,18 +186,26 @@ def hostile_results() -> Iterator[Dict[Tuple[str, str], Tuple[int, str]]]:
             command = [sys.executable, "-W", "ignore::DeprecationWarning", os.path.join(EXAMPLES, name + ".py"), "--offline"]
             stdout = {"full disk": full, "closed stdout": None}.get(where, subprocess.PIPE)
             close = (lambda: os.close(1)) if where == "closed stdout" else None  # Python starts without one
+            # Ctrl-C: its line is read as it is printed (a pipe is block-buffered without PYTHONUNBUFFERED).
+            unbuffered = dict(env, PYTHONUNBUFFERED="1") if where == "Ctrl-C" else env
             process = subprocess.Popen(
-                command, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=close
+                command, cwd=cwd, env=unbuffered, stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=close
             )
             if where == "closed pipe":
                 assert process.stdout is not None
                 process.stdout.close()
             running[name, where] = process
-        for (name, where), process in running.items():
-            if where == "Ctrl-C":
-                assert process.stdout is not None
-                process.stdout.readline()  # "... started, waiting": it is in the wait now
-                process.send_signal(signal.SIGINT)
+        # Each one's Ctrl-C as soon as it says "... started, waiting" (it is in the wait now, for about a
+        # second): read in turn, the last would be read after its wait was over, on a busy machine.
+        interrupters = [
+            threading.Thread(target=interrupt_when_waiting, args=(process,))
+            for (_, where), process in running.items()
+            if where == "Ctrl-C"
+        ]
+        for thread in interrupters:
+            thread.start()
+        for thread in interrupters:
+            thread.join(60)
         done = {}
         for key, process in running.items():
             try:
@@ -207,6 +215,12 @@ def hostile_results() -> Iterator[Dict[Tuple[str, str], Tuple[int, str]]]:
                 _, err = process.communicate(timeout=10)
             done[key] = (process.returncode, err)
         yield done
+
+
+def interrupt_when_waiting(process: "subprocess.Popen[str]") -> None:
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.send_signal(signal.SIGINT)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
