@@ -64,7 +64,7 @@ DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doub
 MAX_DOUBLED_PAUSE = 60.0
 MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a server may ask for years)
 DOWNLOAD_TRIES = 3
-EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may be attached after) before failing
+EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) before it is ambiguous
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
@@ -792,11 +792,17 @@ class _Engine:
         return min(slots, MAX_CONCURRENCY)
 
     def running(self, now: float) -> List[_Item]:
-        """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun)."""
+        """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun), or
+        last seen COMPLETE with no image (the poll after EMPTY_GRACE settles it in this run; twice that
+        bounds it if no answer comes)."""
         items = [self.items[i] for i in self.members["submitted"] if i not in self.finished]
         for item in items:
             item.first_seen = now if item.first_seen is None else item.first_seen
-        return [item for item in items if now - (item.first_seen or now) < self.item_timeout]
+        return [
+            item for item in items
+            if now - (item.first_seen or now) < self.item_timeout
+            or (item.empty_since is not None and now - item.empty_since < 2 * EMPTY_GRACE)
+        ]
 
     def open_work(self, now: float) -> bool:
         if self.members["planned"] or self.reconcile_at or self.running(now):
@@ -1087,16 +1093,18 @@ class _Engine:
             status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
+            if status != "COMPLETE":
+                item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
             if status == "COMPLETE" and generation.get("generated_images"):
                 self.finished[item.index] = generation
                 self.job_times.append(time.monotonic() - (item.first_seen or self.started))
             elif status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
-            elif status == "COMPLETE":  # with no images: asked again, for a while
+            elif status == "COMPLETE":  # with no image to download: asked again, for a while
                 item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
-                if time.monotonic() - item.empty_since >= EMPTY_GRACE:
-                    reason = "the generation is COMPLETE with no images"
-                    self.fail(item, reason, reason)
+                if time.monotonic() - item.empty_since >= EMPTY_GRACE:  # paid for, not refunded: not "failed"
+                    reason = f"generation {generation_id} is COMPLETE with no image (paid for: look in your library)"
+                    self.leave_ambiguous(item, reason, recheck=False)
             elif status in ("FAILED", "MISSING"):
                 failed = "the generation FAILED (Leonardo refunds it)"
                 reason = failed if status == "FAILED" else "the generation no longer exists"
@@ -1252,7 +1260,7 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
     images = [
         {k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)}
         for image in (listed if isinstance(listed, list) else [])
-        if isinstance(image, Mapping)
+        if isinstance(image, Mapping) and image.get("url")  # one without is none to download
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
 
