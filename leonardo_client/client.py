@@ -517,10 +517,11 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     """The id to wait on: as given, or from a create response of the kind waited for."""
     if not isinstance(id, Mapping):
         return id  # a str, or what the GET refuses with a TypeError
-    if texture != isinstance(id.get("textureGenerationJob"), Mapping):
+    job, id_key = create_job(id)
+    if texture != (id_key == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
         raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
-    return generation_id(id)
+    return str(job[id_key])
 
 
 def _retired(kind: str) -> None:

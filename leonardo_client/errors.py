@@ -160,7 +160,8 @@ def shortfall(response: "requests.Response") -> str:
         return ""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
-    cut = expected.isascii() and expected.isdigit() and isinstance(received, int) and received < int(expected)
+    # ASCII digits, as HTTP's: "²" is a digit to isdigit(), and int() refuses 4,300 digits (urllib3 reads to the end)
+    cut = bool(re.fullmatch("[0-9]{1,19}", expected)) and isinstance(received, int) and received < int(expected)
     return f"{received} of {expected} bytes" if cut else ""
 
 

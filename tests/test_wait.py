@@ -245,10 +245,11 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
     assert len(mocked.calls) == 1
 
 
+@pytest.mark.parametrize("texture_job", [None, {}])
 def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
-    mocked: responses.RequestsMock, mock_client: Client
+    mocked: responses.RequestsMock, mock_client: Client, texture_job: Any
 ) -> None:
     done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
     mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
-    created = {"sdGenerationJob": {"generationId": "g-9"}, "textureGenerationJob": None}  # the key there, null
+    created = {"sdGenerationJob": {"generationId": "g-9"}, "textureGenerationJob": texture_job}  # there, with no id
     assert mock_client.wait_for_generation(created) == done["generations_by_pk"]
