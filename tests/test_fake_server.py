@@ -1830,6 +1830,8 @@ def test_a_query_parameter_naming_no_variable_is_refused_on_v1(fake, api):
     assert call(api, fake, "GET", "/me", params={"foo-bar": "1"}).status_code == 200  # no GraphQL name: dropped
     own = {"limit": "1", "userId": fake.user_id}  # a declared one, and the path's own name
     assert call(api, fake, "GET", "/generations/user/" + fake.user_id, params=own).status_code == 200
+    body_key = call(api, fake, "POST", "/generations", params={"prompt": "a fox"}, json={"prompt": "a fox"})
+    assert body_key.status_code == 200  # a body variable's name: Hasura takes it as that variable
     v2 = api.get(fake.root_url + "/api/rest/v2/models", params={"foo": "1"}, timeout=TIMEOUT)
     assert v2.status_code == 200  # the v2 API is not Hasura's
 
