@@ -1096,6 +1096,13 @@ class _Engine:
             if status != "COMPLETE":
                 item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
             if status == "COMPLETE" and generation.get("generated_images"):
+                try:
+                    _files.result_files(generation)  # what save_results refuses (an ftp url...): no retry helps
+                except LeonardoError as unusable:
+                    saved = f"generation {generation_id} cannot be saved: {unusable.message}"
+                    reason = f"{saved} (paid for: look in your library)"
+                    self.leave_ambiguous(item, reason, recheck=False)
+                    continue
                 self.finished[item.index] = generation
                 self.job_times.append(time.monotonic() - (item.first_seen or self.started))
             elif status == "MISSING" and item.misses < 2:

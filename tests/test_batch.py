@@ -1012,6 +1012,25 @@ def test_a_failed_download_is_tried_again(tmp_path: Any) -> None:
     assert run(FirstDownloadFails(), PROMPTS[:1], str(tmp_path)).ok
 
 
+@pytest.mark.parametrize("url", ["ftp://cdn.invalid/gen-1/0.png", 12])
+def test_a_result_save_results_would_refuse_is_ambiguous_at_once(tmp_path: Any, url: Any) -> None:
+    class Unusable(ApiDouble):
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            view = super()._view(g)
+            return dict(view, generated_images=[dict(image, url=url) for image in view["generated_images"]])
+
+        def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            raise AssertionError("a download that no retry can make was tried")
+
+    api = Unusable()
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.ambiguous, summary.pending, api.calls.count("POST")) == (1, 0, 1)  # settled, paid for once
+    [reason] = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
+    shown = "'ftp://cdn.invalid/gen-1/0.png'" if isinstance(url, str) else "int"
+    what = f"the result's generated_images[0].url is not a file URL: {shown}"
+    assert reason == f"generation gen-1 cannot be saved: {what} (paid for: look in your library)"
+
+
 def test_a_generation_not_readable_yet_or_complete_without_images_is_asked_again(tmp_path: Any) -> None:
     class Late(ApiDouble):  # the first two GETs say there is no such generation, the third that it has no images
         def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
