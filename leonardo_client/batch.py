@@ -1093,25 +1093,12 @@ class _Engine:
             status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
-            if status != "COMPLETE":
-                item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
-            if status == "COMPLETE" and generation.get("generated_images"):
-                try:
-                    _files.result_files(generation)  # what save_results refuses (an ftp url...): no retry helps
-                except LeonardoError as unusable:
-                    saved = f"generation {generation_id} cannot be saved: {unusable.message}"
-                    reason = f"{saved} (paid for: look in your library)"
-                    self.leave_ambiguous(item, reason, recheck=False)
-                    continue
-                self.finished[item.index] = generation
-                self.job_times.append(time.monotonic() - (item.first_seen or self.started))
-            elif status == "MISSING" and item.misses < 2:
+            if status == "COMPLETE":
+                self.seen_complete(item, generation_id, generation)
+                continue
+            item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
+            if status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
-            elif status == "COMPLETE":  # with no image to download: asked again, for a while
-                item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
-                if time.monotonic() - item.empty_since >= EMPTY_GRACE:  # paid for, not refunded: not "failed"
-                    reason = f"generation {generation_id} is COMPLETE with no image (paid for: look in your library)"
-                    self.leave_ambiguous(item, reason, recheck=False)
             elif status in ("FAILED", "MISSING"):
                 failed = "the generation FAILED (Leonardo refunds it)"
                 reason = failed if status == "FAILED" else "the generation no longer exists"
@@ -1121,6 +1108,26 @@ class _Engine:
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
         else:
             self.poll_gap = min(MAX_POLL, self.poll_gap * 1.5)
+
+    def seen_complete(self, item: _Item, generation_id: str, generation: Dict[str, Any]) -> None:
+        """Its files downloaded next; with none to download, asked again for EMPTY_GRACE (they may come
+        after). Paid for, not refunded, so ambiguous (not failed) when none came or save_results would
+        refuse them (an ftp url...: no retry helps)."""
+        try:
+            files, problem = _files.result_files(generation), ""
+        except LeonardoError as unusable:
+            files, problem = [], f"cannot be saved: {unusable.message}"
+        if files:
+            self.finished[item.index] = generation
+            self.job_times.append(time.monotonic() - (item.first_seen or self.started))
+            return
+        if not problem:
+            item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
+            if time.monotonic() - item.empty_since < EMPTY_GRACE:
+                return
+            problem = "is COMPLETE with no image"
+        reason = f"generation {generation_id} {problem} (paid for: look in your library)"
+        self.leave_ambiguous(item, reason, recheck=False)
 
     def download(self, item: _Item, generation: Dict[str, Any]) -> Tuple[List[str], Any]:
         staging = os.path.join(self.staging, str(item.index))
