@@ -256,3 +256,59 @@ def inject_slow_answer(fake: FakeLeonardo, delay: float, **match: Any) -> None:
     if "passthrough" in inspect.signature(fake.inject).parameters:
         match["passthrough"] = True
     fake.inject(delay=delay, **match)
+
+
+# --- media ----------------------------------------------------------------------------------------
+
+
+def parse_jpeg(data: bytes) -> Tuple[int, int, List[int]]:
+    """Check a baseline JPEG: its segments, and its scan decoded with its own Huffman tables, every block
+    of every component, to the last bit. Returns (width, height, the first block's DC of each component)."""
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
+    pos, tables, frame = 2, {}, b""
+    while data[pos + 1] != 0xDA:  # segments up to the start of scan
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xC4:  # a Huffman table: code lengths, then the symbols in code order
+            codes, code, symbols = {}, 0, iter(body[17:])
+            for size, count in enumerate(body[1:17], 1):
+                for _ in range(count):
+                    codes[format(code, "0%db" % size)] = next(symbols)
+                    code += 1
+                code <<= 1
+            tables[body[0] >> 4] = codes
+        frame = body if marker == 0xC0 else frame
+        pos += 2 + length
+    assert frame[0] == 8 and frame[5] == 3, "baseline, 8 bits, 3 components"
+    height, width = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
+    scan = data[pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big") : -2]
+    assert re.search(b"\xff[^\x00]", scan) is None, "an unstuffed 0xFF in the scan"
+    bits = "".join(format(byte, "08b") for byte in scan.replace(b"\xff\x00", b"\xff"))
+    at, dc = 0, [0, 0, 0]
+    first: List[int] = []
+
+    def symbol(codes: Dict[str, int]) -> int:
+        nonlocal at
+        end = next((end for end in range(at + 1, min(at + 17, len(bits) + 1)) if bits[at:end] in codes), None)
+        assert end is not None, f"no Huffman code at bit {at} of {len(bits)}"
+        found, at = codes[bits[at:end]], end
+        return found
+
+    def value(size: int) -> int:
+        nonlocal at
+        raw, at = bits[at : at + size], at + size
+        return 0 if not size else int(raw, 2) if raw[0] == "1" else int(raw, 2) - (1 << size) + 1
+
+    for block in range(((width + 7) // 8) * ((height + 7) // 8) * 3):  # 1x1 sampling: Y, Cb, Cr in turn
+        dc[block % 3] += value(symbol(tables[0]))
+        if block < 3:
+            first.append(dc[block])
+        filled = 1
+        while filled < 64:
+            run_size = symbol(tables[1])
+            if run_size == 0:  # end of block
+                break
+            filled += (run_size >> 4) + 1
+            value(run_size & 0x0F)
+    assert set(bits[at:]) <= {"1"} and len(bits) - at < 8, "only padding after the last block"
+    return width, height, first

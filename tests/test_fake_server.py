@@ -25,6 +25,8 @@ from leonardo_client.testing import api as fake_api
 from leonardo_client.testing.account import Account, Job
 from leonardo_client.testing.spec import SPEC_FILE, ApiError, Spec
 
+from conftest import parse_jpeg
+
 TIMEOUT = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPEC = json.loads(SPEC_FILE.read_text("utf-8"))
@@ -722,9 +724,9 @@ def test_lcm_operations(fake, api, path):
     assert job["requestTimestamp"] == "1234567890"
     assert job["apiCreditCost"] is None and job["cost"] == {"amount": "0.0147", "unit": "DOLLARS"}
     (data_url,) = job["imageDataUrl"]
-    prefix = "data:image/png;base64,"
+    prefix = "data:image/jpeg;base64,"  # as the spec's examples: JPEG
     assert data_url.startswith(prefix)
-    width, height, _ = parse_png(base64.b64decode(data_url[len(prefix) :]))
+    width, height, _ = parse_jpeg(base64.b64decode(data_url[len(prefix) :]))
     assert (width, height) == (256, 256)  # 512x512 by default
     if path == "/lcm-upscale":  # stored too: a COMPLETE generation of that image, the file at its url
         assert len(job["variationId"]) == 1
@@ -732,9 +734,14 @@ def test_lcm_operations(fake, api, path):
         assert (stored["status"], stored["prompt"]) == ("COMPLETE", "a castle")
         (image,) = stored["generated_images"]
         assert image["id"] == job["generatedImageId"]
-        assert requests.get(image["url"], timeout=TIMEOUT).content == base64.b64decode(data_url[len(prefix) :])
+        stored_file = requests.get(image["url"], timeout=TIMEOUT)
+        assert stored_file.headers["Content-Type"] == "image/jpeg" and image["url"].endswith(".jpg")
+        assert stored_file.content == base64.b64decode(data_url[len(prefix) :])
     no_stamp = call(api, fake, "POST", path, json=lcm_body(path)).json()["lcmGenerationJob"]
     assert isinstance(no_stamp["requestTimestamp"], str)
+    other = call(api, fake, "POST", path, json=lcm_body(path, prompt="a moat")).json()["lcmGenerationJob"]
+    colour = [parse_jpeg(base64.b64decode(each["imageDataUrl"][0].split(",", 1)[1]))[2] for each in (job, no_stamp, other)]
+    assert colour[0] == colour[1] != colour[2]  # the colour follows the prompt (and seed), not the timestamp
 
 
 @pytest.mark.parametrize("path", LCM_PATHS)
@@ -748,7 +755,7 @@ def test_lcm_rejects_bad_input(fake, api, path):
     response = call(api, fake, "POST", path, json=lcm_body(path, width=640, height=1024))
     assert response.status_code == 200
     (data_url,) = response.json()["lcmGenerationJob"]["imageDataUrl"]
-    assert parse_png(base64.b64decode(data_url.split(",", 1)[1]))[:2] == (160, 256)
+    assert parse_jpeg(base64.b64decode(data_url.split(",", 1)[1]))[:2] == (160, 256)
 
 
 def test_inpainting_requires_a_mask(fake, api):

@@ -292,7 +292,7 @@ def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> Non
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper", "requestTimestamp": "1700000000000"})
 
     paths = fake_client.save_results(response, str(tmp_path))
-    assert paths == [os.path.join(str(tmp_path), "lcm-1700000000000_0.png")]
+    assert paths == [os.path.join(str(tmp_path), "lcm-1700000000000_0.jpg")]
     data_url = response["lcmGenerationJob"]["imageDataUrl"][0]
     assert read(paths[0]) == base64.b64decode(data_url.split(",", 1)[1])
     # the job dict itself works too, and gives the same names

@@ -191,7 +191,8 @@ def test_python_example_runs(block: Block, reader_env: Path, fake: FakeLeonardo,
         assert again in saved and len(saved) >= 2  # the API's default is 4 images
         assert any(p.read_bytes() == again.read_bytes() for p in saved if p != again)
     elif block.section == "Waiting and saving results":
-        assert png_files(reader_env / "refined"), "the LCM result was not saved"
+        refined = sorted((reader_env / "refined").glob("*.jpg"))
+        assert refined and all(p.read_bytes()[:2] == b"\xff\xd8" for p in refined), "the LCM result was not saved"
     assert not [r for r in fake.requests if r.method == "POST" and r.path == "/generations" and r.json is None]
 
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from .._files import is_loopback
 from ..payloads import is_header_text
 from .account import Account, Job, timestamp
-from .media import preview_size, render_mp4, render_png
+from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer
 from .spec import Operation, Spec, invalid, load_spec
 
@@ -442,7 +442,7 @@ class Api:
     # -- LCM: synchronous, the image comes back as a data URL ---------------------------
 
     def _lcm(self, call: Call, **extra: Any) -> Dict[str, Any]:
-        """An lcmGenerationJob: one PNG seeded by operation, prompt and seed."""
+        """An lcmGenerationJob: one JPEG seeded by operation, prompt and seed."""
         body = call.body
         for key in ("imageDataUrl", "maskDataUrl"):
             if not body.get(key, "data:image/").startswith("data:image/"):
@@ -450,9 +450,9 @@ class Api:
         width, height = self._arg(call, "width"), self._arg(call, "height")
         if width not in _LCM_SIZES or height not in _LCM_SIZES:
             raise ApiError(400, "invalid dimensions", "unexpected")
-        png = render_png("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
-                         *preview_size(width, height))
-        image = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        jpeg = render_jpeg("%s\x00%s\x00%s" % (call.operation.name, body["prompt"], body.get("seed")),
+                           *preview_size(width, height))
+        image = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         stamp = _opt(body, "requestTimestamp", str(int(time.time() * 1000)))
         return _created("lcmGenerationJob", imageDataUrl=[image], **extra, requestTimestamp=stamp)
 
@@ -464,10 +464,10 @@ class Api:
         width, height = self._arg(call, "width"), self._arg(call, "height")
         job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(),
                   _blank(prompt=call.body["prompt"], imageWidth=width, imageHeight=height), 0.0, False)
-        image_id, path = str(uuid.uuid4()), self._cdn_path(job, "upscaled.png")
+        image_id, path = str(uuid.uuid4()), self._cdn_path(job, "upscaled.jpg")
         answer = self._lcm(call, generationId=[job.id], variationId=[str(uuid.uuid4())], generatedImageId=image_id)
-        png = base64.b64decode(answer["lcmGenerationJob"]["imageDataUrl"][0].split(",", 1)[1])
-        self.assets[path] = ("image/png", lambda: png)
+        jpeg = base64.b64decode(answer["lcmGenerationJob"]["imageDataUrl"][0].split(",", 1)[1])
+        self.assets[path] = ("image/jpeg", lambda: jpeg)
         self.sources[image_id] = (call.body["prompt"], path, *preview_size(width, height))
         job.images.append(_image(image_id, path))
         job.final, self.generations[job.id] = "COMPLETE", job

@@ -1,4 +1,4 @@
-"""The files the fake serves: small gradient PNGs, an MP4-shaped payload, patterned blobs."""
+"""The files the fake serves: small gradient PNGs, one-colour JPEGs, an MP4-shaped payload, patterned blobs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,34 @@ def render_png(seed: str, width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(rows, 6)), (b"IEND", b"")]
     return b"\x89PNG\r\n\x1a\n" + b"".join(_box(tag, data, crc=True) for tag, data in chunks)
+
+
+def render_jpeg(seed: str, width: int, height: int) -> bytes:
+    """A valid baseline JPEG of one colour taken from seed (the LCM operations answer JPEG data URLs)."""
+    h = zlib.crc32(seed.encode("utf-8"))
+    r, g, b = h & 0xFF, (h >> 8) & 0xFF, (h >> 16) & 0xFF
+    ycbcr = (0.299 * r + 0.587 * g + 0.114 * b, 128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+             128 + 0.5 * r - 0.418688 * g - 0.081312 * b)
+    # Quantisation 1: an 8x8 block's DC is 8 x (value - 128). Each DC size has a 4-bit code, an EOB the code "0".
+    bits = ""
+    for value in ycbcr:
+        dc = int(round(8 * (value - 128)))
+        size = abs(dc).bit_length()
+        magnitude = bin((dc if dc >= 0 else dc + (1 << size) - 1) + (1 << size))[3:]  # size bits; negatives inverted
+        bits += format(size, "04b") + magnitude + "0"
+    bits += "00000" * 3 * (((width + 7) // 8) * ((height + 7) // 8) - 1)  # each later block: DC unchanged, EOB
+    bits += "1" * (-len(bits) % 8)
+    scan = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)).replace(b"\xff", b"\xff\x00")
+    segments = [
+        (0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"),
+        (0xDB, b"\x00" + b"\x01" * 64),
+        (0xC0, struct.pack(">BHHB", 8, height, width, 3) + b"".join(bytes((i, 0x11, 0)) for i in (1, 2, 3))),
+        (0xC4, b"\x00\x00\x00\x00\x0c" + bytes(12) + bytes(range(12))),  # DC: 12 codes of 4 bits
+        (0xC4, b"\x10\x01" + bytes(15) + b"\x00"),  # AC: EOB alone, 1 bit
+        (0xDA, b"\x03\x01\x00\x02\x00\x03\x00\x00\x3f\x00"),
+    ]
+    marked = b"".join(struct.pack(">BBH", 0xFF, marker, len(data) + 2) + data for marker, data in segments)
+    return b"\xff\xd8" + marked + scan + b"\xff\xd9"
 
 
 def render_mp4(seed: str) -> bytes:
