@@ -346,10 +346,16 @@ def _get(client: Client, args: argparse.Namespace) -> int:
 def _list(client: Client, args: argparse.Namespace) -> int:
     user_id = args.user_id
     if user_id in (None, "me"):
-        user_id = user_details(client.get_user_info())["user"].get("id")
-        if not is_id(user_id):  # " " or "..": no URL path can hold it
-            raise LeonardoError("GET /me answered without a user id")
+        user_id = _my_account(client)["user"]["id"]
     return _print_json(client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset))
+
+
+def _my_account(client: Client) -> Dict[str, Any]:
+    """GET /me's account; LeonardoError if it names no user id (an empty ``user_details``, " " or "..")."""
+    details = user_details(client.get_user_info())
+    if not is_id(details["user"].get("id")):
+        raise LeonardoError("GET /me answered without a user id")
+    return details
 
 
 def _delete(client: Client, args: argparse.Namespace) -> int:
@@ -360,7 +366,7 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def _me(client: Client, args: argparse.Namespace) -> int:
-    details = user_details(client.get_user_info())
+    details = _my_account(client)
     user = details["user"]
     _print_fields("user id:", user.get("id"), separator=" ")
     _print_fields("username:", user.get("username"), separator=" ")
