@@ -11,7 +11,7 @@ import sys
 import threading
 import traceback
 import weakref
-from typing import Any, Dict, Iterable, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -174,13 +174,18 @@ _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 def parse_json(data: Union[str, bytes]) -> Any:
     """json.loads of text from outside, with nesting too deep to parse a ValueError, not a
     RecursionError. CPython before 3.11 can abort the whole process on it (python/cpython#109261):
-    there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses."""
+    there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses. NaN and
+    Infinity, which json.loads takes but JSON has not, are a ValueError too."""
     if sys.version_info < (3, 11) and _nested_too_deep(data):
         raise ValueError(_TOO_DEEP)
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_not_json)
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _nested_too_deep(data: Union[str, bytes]) -> bool:
