@@ -1254,6 +1254,8 @@ V2_REFUSED = [
     ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 1376}, 'expecting a value for non-nullable field: "height"'),
     ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 768, "height": 768, "duration": 7}, "expected one of"),
     ("no-such-model", {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),
+    (["flux-dev"], {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),  # was a 500: not hashable
+    ({}, {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),
 ]
 
 
@@ -1274,6 +1276,9 @@ def test_v2_refuses_what_the_model_schema_refuses(fake, api, model, parameters, 
         ("kino-xl", {"prompt": "x", "platform_elements": [{"akUUID": "b0c1d2e3-0000-4000-8000-000000000001", "weight": 1}]}),
         ("lightning-xl", {"prompt": "x", "user_elements": [{"userLoraId": 42, "weight": "x"}]}),
         ("phoenix-v1.0", {"prompt": "x", "sedd": 1}),
+        # Guidances where a schema lists none, or under a key it does not list: any JSON (were a 500).
+        ("ideogram-v4.0", {"prompt": "x", "guidances": "x"}),
+        ("flux-dev", {"prompt": "x", "guidances": {"custom": [1, {"image": "x"}]}}),
     ],
 )
 def test_v2_accepts_what_the_model_schema_leaves_open(fake, api, model, parameters):

@@ -330,10 +330,12 @@ class Api:
         """POST /v2/generations: checked against the model's own schema, stored with the v1
         generations (polled and listed through v1), videos for models taking a start_frame."""
         model, params = call.body["model"], call.body.get("parameters") or {}
-        for guidance in (params.get("guidances") or {}).values():
+        guidances = params.get("guidances")  # where a model's schema leaves it open, any JSON
+        for guidance in guidances.values() if isinstance(guidances, dict) else ():
             for item in guidance if isinstance(guidance, list) else ():
-                image = item.get("image") or {}
-                self._uploaded(image.get("id", "") if image.get("type") == "UPLOADED" else None)
+                image = item.get("image") if isinstance(item, dict) else None
+                if isinstance(image, dict) and image.get("type") == "UPLOADED":
+                    self._uploaded(image.get("id", ""))
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
         fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,

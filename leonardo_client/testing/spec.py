@@ -167,7 +167,7 @@ class Spec:
         if "discriminator" not in schema or not isinstance(value, dict):
             return schema
         key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
-        if value.get(key) not in mapping:
+        if not isinstance(value.get(key), str) or value[key] not in mapping:  # a list or object: not hashable
             raise _not_one_of(sorted(mapping), key, value.get(key))
         return self.resolve({"$ref": mapping[value[key]]})
 
