@@ -211,8 +211,9 @@ def read_json(response: "requests.Response", key: str) -> Any:
     A body nested deeper than MAX_JSON_DEPTH is a ValueError too (see parse_json).
     """
     content = response.content
-    # Rare, so no cost for other answers: the key as sent, or an escape ("\u0061...") that may spell it.
-    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content):
+    # Rare, so no cost for other answers: the key as sent, an escape ("\u0061...") that may spell it,
+    # or UTF-16 or UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
+    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content or b"\0" in content[:4]):
         return _redacted(parse_json(content), key)
     return parse_json(content)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import re
 import socket
@@ -137,6 +138,9 @@ ECHOES = [
     # Escaped, as JSON may write any character: redacting the raw text missed it, and parsing spelled it out.
     (401, {"body": '{"error": "Invalid token %s"}' % "".join("\\u%04x" % ord(c) for c in API_KEY),
            "content_type": "application/json"}),
+    # UTF-16 and UTF-32, which json.loads reads as they are (with a BOM or without): the key's bytes are not in them.
+    (401, {"body": json.dumps({"error": f"Invalid token {API_KEY}"}).encode("utf-16"), "content_type": "application/json"}),
+    (200, {"body": json.dumps([API_KEY]).encode("utf-32-le"), "content_type": "application/json"}),
 ]
 
 
