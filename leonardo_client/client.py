@@ -99,8 +99,8 @@ Write = Optional[Callable[[requests.Response, Iterator[bytes]], None]]  # stream
 class Client:
     """A synchronous client for the Leonardo.Ai REST API, safe to share between threads.
 
-    Each endpoint method returns the API's JSON answer as a dict; its docstring's first line
-    names the HTTP call and the key that holds the result. ``request`` takes the matching
+    Each endpoint method returns the API's JSON answer as a dict (upload_init_image: the object under
+    its key); its docstring's first line names the HTTP call and that key. ``request`` takes the matching
     dataclass of ``leonardo_client.payloads`` or a mapping sent as given.
 
     Args:
@@ -295,7 +295,7 @@ class Client:
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
         """An API call to ``path`` (under the v2 root if it starts "/v2/"): the key added, the JSON object decoded."""
         response = self._send(method, self._url(path), headers=self._api_headers, **kwargs)
-        if not response.content:
+        if response.status_code == 204 and not response.content:  # no content, as said; a 200 must hold JSON
             return {}
         try:
             data = read_json(response, self._key)  # an echoed API key redacted

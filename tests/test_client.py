@@ -191,10 +191,13 @@ def test_endpoint_on_the_wire(mocked, mock_client, case):
         assert sent.body is None
 
 
-@pytest.mark.parametrize("status", [200, 204])
-def test_empty_body_returns_empty_dict(mocked, mock_client, status):
-    mocked.add("DELETE", BASE + "/generations/gen-1", status=status, body=b"", match=api_matchers())
+def test_a_204_returns_an_empty_dict_and_an_empty_200_is_an_error(mocked, mock_client):
+    mocked.add("DELETE", BASE + "/generations/gen-1", status=204, body=b"", match=api_matchers())
     assert mock_client.delete_generation_by_id("gen-1") == {}
+    mocked.add("POST", BASE + "/generations", status=200, body=b"", match=api_matchers({"prompt": "p"}))
+    with pytest.raises(LeonardoError) as info:  # it was {}, and job["sdGenerationJob"] a KeyError
+        mock_client.create_generation({"prompt": "p"})
+    assert (info.value.status_code, info.value.message, info.value.body) == (200, "response body is not valid JSON", "")
 
 
 POST_METHODS = [

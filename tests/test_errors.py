@@ -337,6 +337,18 @@ def test_a_get_sent_again_through_an_adapter_of_your_own_keeps_to_its_rule(fake:
     assert len(fake.requests) == total + 1
 
 
+def test_an_adapter_of_your_own_mounted_as_the_readme_says_covers_the_v2_calls_too(fake: FakeLeonardo) -> None:
+    fake.inject(status=503, times=None, path="/api/rest/v2/models")
+    with requests.Session() as session:
+        client = Client(api_key=fake.api_key, base_url=fake.base_url, session=session, timeout=(2, 5))
+        rule = urllib3.util.retry.Retry(total=0, raise_on_status=False)
+        for root in (client.base_url, client.v2_url):  # the client's rule would send it 4 times
+            session.mount(root + "/", requests.adapters.HTTPAdapter(max_retries=rule))
+        with pytest.raises(LeonardoError, match="503"):
+            client.get_models_v2()
+    assert len(fake.requests) == 1
+
+
 def test_a_delete_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
     # Done once, a DELETE sent again would answer that nothing is there.
     fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="DELETE")
