@@ -641,7 +641,8 @@ class _Engine:
             item = self.items[index] if index is not None else None
             if item is not None and (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
-            if item is None or not item.answered:  # not ours, or adopted: nothing to parse
+            # Not ours, adopted (nothing to parse), or an earlier one of a retried item (answered before).
+            if item is None or not item.answered or item.generation_id != str(generation.get("id")):
                 continue
             created = _timestamp(generation.get("createdAt"))
             if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read

@@ -1385,6 +1385,24 @@ def test_before_the_clock_is_known_a_generation_an_hour_back_leaves_the_item_amb
     assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
 
 
+def test_the_generation_a_retried_item_had_before_teaches_nothing_of_the_clock(tmp_path: Any) -> None:
+    # --retry-failed: item 0's FAILED generation of 2 minutes ago is still listed beside its new one. Measured
+    # against the new answer, it read as a server clock 2 minutes behind ours, journaled for every later run,
+    # and reconciliation then reached that much further back (to adopt another batch's generation).
+    api = ApiDouble()
+    made = (datetime.now(timezone.utc) - timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api.generations["old-0"] = dict(id="old-0", createdAt=made, created=time.monotonic(), prompt=PROMPTS[0]["prompt"], n=1)
+    sent = time.time() - 121
+    records = [{"i": 0, "s": "submitting", "t": sent}, {"i": 0, "s": "submitted", "id": "old-0", "t": sent + 1},
+               {"i": 0, "s": "failed", "reason": "generation old-0 FAILED"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    api.before_post = [None, LeonardoError("Internal Server Error", status_code=500)]  # reconciled: the listing read
+    summary = run(api, PROMPTS[:2], str(tmp_path), retry_failed=True)
+    assert summary.ok and api.calls.count("POST") == 3
+    clocks = [r["clock"] for r in journal(tmp_path) if "clock" in r]
+    assert clocks and all(abs(clock) < 5 for clock in clocks), clocks  # ApiDouble's clock is ours
+
+
 def test_an_adopted_generation_teaches_nothing_of_the_clock(tmp_path: Any) -> None:
     # The batch crashed 3 h ago right after item 0's POST; its generation is adopted now, 3 h after it was
     # made. Taken as a clock bound, that would reach 3 h back and adopt another batch's old fox for item 1.
