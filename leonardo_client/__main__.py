@@ -495,7 +495,7 @@ def _bar(progress: BatchProgress, done: int) -> str:
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
     left = progress.total - done
     eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
-    spent = credits_text(progress.credits, "0", " + ")
+    spent = credits_text(progress.credits, "0", " + ", unknown=progress.cost_unknown)
     return (
         f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
         f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"

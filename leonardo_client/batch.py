@@ -242,6 +242,7 @@ class BatchProgress:
     credits: Mapping[str, float]
     elapsed: float
     done_this_run: int
+    cost_unknown: int = 0  # items paid for (submitted or complete) whose create answer was lost: adopted
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class BatchSummary:
     images_this_run: int
     interrupted: bool
     out_dir: str
+    cost_unknown: int = 0  # items paid for whose create answer, and so cost, was lost: not in credits
 
     @property
     def ok(self) -> bool:
@@ -274,7 +276,8 @@ class BatchSummary:
         lines = [
             f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
             f"{self.pending} pending; {self.images} images in {self.out_dir}",
-            f"spent: {credits_text(self.credits, 'none recorded')}; this run: {self.done_this_run} items, "
+            f"spent: {credits_text(self.credits, 'none recorded', unknown=self.cost_unknown)}; "
+            f"this run: {self.done_this_run} items, "
             f"{self.images_this_run} images in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
@@ -298,9 +301,12 @@ class BatchInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ") -> str:
-    """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none."""
+def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ", unknown: int = 0) -> str:
+    """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none;
+    then how many items' cost is unknown, if any ("3 items' cost unknown")."""
     amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
+    if unknown:
+        amounts.append(f"{unknown} item's cost unknown" if unknown == 1 else f"{unknown} items' cost unknown")
     return separator.join(amounts) or nothing
 
 
@@ -463,6 +469,10 @@ class _Item:
         self.reason = str(record.get("reason") or "")
         self.recheck = self.state == "ambiguous" and record.get("recheck") is True
 
+    def cost_unknown(self) -> int:
+        """1 if this item was paid for but no answer told its cost (adopted: its create answer was lost)."""
+        return int(self.state in ("submitted", "complete") and not self.spent()[0])
+
     def spent(self) -> Tuple[str, float]:
         """(unit, amount) this item has cost; Leonardo refunds failed generations."""
         if not self.cost or self.state == "failed":
@@ -566,6 +576,7 @@ class _Engine:
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
         self.spent: Dict[str, float] = {}
+        self.cost_unknown = 0
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
@@ -595,12 +606,14 @@ class _Engine:
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         unit, amount = item.spent()
         self.spent[unit] = self.spent.get(unit, 0.0) - amount
+        self.cost_unknown -= item.cost_unknown()
         self.images -= len(item.files) if item.state == "complete" else 0
         self.members[item.state].discard(item.index)
         item.apply(record)
         self.members[item.state].add(item.index)
         unit, amount = item.spent()
         self.spent[unit] = self.spent.get(unit, 0.0) + amount
+        self.cost_unknown += item.cost_unknown()
         if item.state == "submitted":
             self.by_generation[str(item.generation_id)] = item.index
         elif item.state == "complete":
@@ -664,7 +677,8 @@ class _Engine:
         """What BatchProgress and BatchSummary have in common."""
         counts: Dict[str, Any] = {state: len(self.members[state]) for state in ("complete", "failed", "ambiguous")}
         spent = {unit: amount for unit, amount in self.spent.items() if unit and amount > 1e-12}
-        return dict(counts, total=len(self.items), images=self.images, credits=spent, done_this_run=self.done_this_run)
+        return dict(counts, total=len(self.items), images=self.images, credits=spent, done_this_run=self.done_this_run,
+                    cost_unknown=self.cost_unknown)
 
     def emit(self, event: str, item: Optional[_Item], message: str) -> None:
         if self.on_progress is not None:
@@ -1356,7 +1370,7 @@ def _card(item: _Item) -> str:
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
     e = html.escape
-    spent = credits_text(summary.credits, "-")
+    spent = credits_text(summary.credits, "-", unknown=summary.cost_unknown)
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "

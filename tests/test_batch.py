@@ -768,7 +768,9 @@ def test_a_cost_that_is_no_number_is_left_out_of_the_total(tmp_path: Any) -> Non
                 answer["sdGenerationJob"]["cost"]["amount"] = "NaN"
             return answer
 
-    assert dict(run(NanCost(), PROMPTS[:3], str(tmp_path)).credits) == {"DOLLARS": pytest.approx(0.02)}  # was {}
+    summary = run(NanCost(), PROMPTS[:3], str(tmp_path))
+    assert dict(summary.credits) == {"DOLLARS": pytest.approx(0.02)}  # was {}
+    assert summary.cost_unknown == 1
 
 
 # --- reconciliation ---------------------------------------------------------------------------
@@ -781,6 +783,9 @@ def test_a_post_that_ran_but_lost_its_answer_is_adopted_not_sent_again(tmp_path:
     assert summary.ok and api.calls.count("POST") == len(PROMPTS)
     adopted = [r for r in journal(tmp_path) if r.get("adopted")]
     assert len(adopted) == 1 and adopted[0]["id"] == "gen-1"
+    # Its cost was in the lost answer: the total says so instead of counting it as nothing.
+    assert summary.cost_unknown == 1 and dict(summary.credits) == {"DOLLARS": pytest.approx(0.01 * (len(PROMPTS) - 1))}
+    assert "spent: 0.0{} dollars, 1 item's cost unknown;".format(len(PROMPTS) - 1) in str(summary)
 
 
 def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: Any) -> None:

@@ -502,14 +502,14 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     printer = cli._BatchPrinter()
     printer(progress("start", "10 items"))
     printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
-    printer(progress("done", "done", complete=4, failed=1, credits={"CREDITS": 8, "DOLLARS": 0.09}))
+    printer(progress("done", "done", complete=4, failed=1, credits={"CREDITS": 8, "DOLLARS": 0.09}, cost_unknown=2))
     monkeypatch.setenv("COLUMNS", "40")  # a line wider than the terminal would wrap, and \r redraw only its end
     printer(progress("start", "10 items"))
     printer.close()
     shown = terminal.getvalue()
     assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
     assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
-    assert ", spent 8 credits + 0.09 dollars\r" in shown
+    assert ", spent 8 credits + 0.09 dollars + 2 items' cost unknown\r" in shown
     assert shown.rsplit("\r", 1)[1].rstrip() == "[........................] 0/10 done, 0"  # 39 columns
     plain = io.StringIO()
     monkeypatch.setattr("sys.stderr", plain)
