@@ -26,13 +26,16 @@ from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.webhooks import parse_webhook
 
 MAX_BODY = 1024 * 1024  # the documented payload is a few kB
+READ_TIMEOUT = 10.0  # seconds a sender may take between two reads: a stalled one is let go
 
 
 def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> type:
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT
+
         def do_POST(self) -> None:
             length = self.headers.get("Content-Length", "")
-            if not length.isdecimal() or int(length) > MAX_BODY:  # read no more than that, whoever sends it
+            if not length.isdecimal() or len(length) > 9 or int(length) > MAX_BODY:  # read no more, whoever sends it
                 self.send_error(413 if length.isdecimal() else 411)
                 return
             try:
@@ -100,15 +103,19 @@ def run_offline(server: http.server.HTTPServer, callback_key: str, events: "queu
 def show(event: Dict[str, Any]) -> None:
     # parse_webhook checked data.object, and for image_generation.complete its id, status and
     # images[].url; other events (video...) are not documented: read what they hold with get().
-    generation = event["data"]["object"]
-    print(f"{event['type']}: generation {generation.get('id')} {generation.get('status')}: {generation.get('prompt')!r}")
-    for image in generation.get("images") or []:
-        print("  image", image.get("url") if isinstance(image, dict) else image)
+    # Printed with !r: a line break or a terminal escape in what was sent is shown, not obeyed.
+    generation, what = event["data"]["object"], event["type"]
+    print(f"{what!r}: generation {generation.get('id')!r} {generation.get('status')!r}: {generation.get('prompt')!r}")
+    images = generation.get("images")
+    for image in images if isinstance(images, list) else []:
+        print("  image", repr(image.get("url") if isinstance(image, dict) else image))
 
 
 if __name__ == "__main__":
     if sys.stdout is None:  # started with stdout closed (>&-): what it prints would be lost
         sys.exit("error: stdout is closed")
+    # Each line out at once (to a log file too), and what the terminal cannot show escaped, not fatal.
+    sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")  # type: ignore[union-attr]
     try:
         status = main()
         sys.stdout.flush()  # a closed or full stdout fails here, inside the try

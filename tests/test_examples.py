@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,8 +90,8 @@ def test_example_runs_offline(results: Dict[str, Result], run: str) -> None:
 
 def test_the_webhook_receiver_got_and_checked_the_fakes_callback(results: Dict[str, Result]) -> None:
     out = results["webhook_receiver"][1]
-    assert "image_generation.complete: generation " in out and "COMPLETE: 'a lighthouse at dusk'" in out
-    assert out.count("  image http://127.0.0.1:") == 1
+    assert "'image_generation.complete': generation '" in out and "'COMPLETE': 'a lighthouse at dusk'" in out
+    assert out.count("  image 'http://127.0.0.1:") == 1
 
 
 def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,22 +99,30 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
     receiver = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(receiver)  # type: ignore[union-attr]
     events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+    receiver.READ_TIMEOUT = 0.5
     server = receiver.Server(("127.0.0.1", 0), receiver.make_handler("cb-key-for-tests", events))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        for length, status in (("abc", 411), ("-1", 411), (str(2 * receiver.MAX_BODY), 413)):
+        with socket.create_connection(server.server_address, timeout=5) as stalled:  # was held open for ever
+            stalled.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            assert stalled.recv(1) == b""  # let go after READ_TIMEOUT
+        lengths = (("abc", 411), ("-1", 411), (str(2 * receiver.MAX_BODY), 413), ("9" * 5000, 413))  # int() refuses 5000
+        for length, status in lengths:
             connection = http.client.HTTPConnection(*server.server_address, timeout=10)
             connection.putrequest("POST", "/")
             connection.putheader("Content-Length", length)  # was a traceback, or an unbounded read
             connection.endheaders()
             assert connection.getresponse().status == status
             connection.close()
-        video = {"type": "video_generation.complete", "data": {"object": {"id": "g1", "status": "COMPLETE"}}}
+        video = {"type": "video_generation.complete", "data": {"object": {"id": "g1\x1b[2J", "status": "COMPLETE",
+                                                                          "images": True}}}
         connection = http.client.HTTPConnection(*server.server_address, timeout=10)
         connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-for-tests"})
         assert connection.getresponse().status == 204
-        receiver.show(events.get(timeout=10))  # an event of another shape: was a KeyError that ended the receiver
-        assert capsys.readouterr().out == "video_generation.complete: generation g1 COMPLETE: None\n"
+        # An event of another shape: a KeyError, then a TypeError on its images, ended the receiver; an escape
+        # sequence in it reached the terminal.
+        receiver.show(events.get(timeout=10))
+        assert capsys.readouterr().out == "'video_generation.complete': generation 'g1\\x1b[2J' 'COMPLETE': None\n"
     finally:
         server.shutdown()
         server.server_close()

@@ -22,6 +22,7 @@ import requests
 
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
+from leonardo_client.testing import server as server_module
 from leonardo_client.testing.account import Account, Job
 from leonardo_client.testing.spec import SPEC_FILE, ApiError, Spec
 
@@ -1639,12 +1640,13 @@ class Receiver(http.server.ThreadingHTTPServer):
     (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""
 
     def __init__(self, pause=0.0, location=None, trickle=False):
-        self.received, self.pause = [], pause
+        self.received, self.raw, self.pause = [], [], pause
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.raw.append(body)
                 receiver.received.append((self.headers, json.loads(body)))
                 time.sleep(receiver.pause)
                 if trickle:
@@ -1719,6 +1721,19 @@ def test_webhook_is_posted_on_completion(receiver):
         assert set(sent) == set(documented["data"]["object"])
         assert set(sent["images"][0]) == set(documented["data"]["object"]["images"][0])
         assert set(sent["apiKey"]) == set(documented["data"]["object"]["apiKey"])
+
+
+def test_the_api_and_its_webhooks_send_utf_8_not_escapes(receiver):
+    # As Leonardo's do (and axios' JSON.stringify): a receiver that mishandles UTF-8 fails here, not in production.
+    with FakeLeonardo(completion_delay=0.05, webhook_url=receiver.url, webhook_api_key="cb-key") as fake, \
+            session_for(fake) as api:
+        generation_id = create(api, fake, prompt="un café ☕", num_images=1)
+        answer = call(api, fake, "GET", "/generations/" + generation_id)
+        assert '"prompt":"un café ☕"'.encode("utf-8") in answer.content
+        assert wait_for(lambda: receiver.raw)
+    assert '"prompt":"un café ☕"'.encode("utf-8") in receiver.raw[0]
+    # A lone surrogate, which UTF-8 cannot carry, is sent back as the escape it came as.
+    assert server_module.json_bytes({"p": "a\ud800b"}) == b'{"p":"a\\ud800b"}'
 
 
 def test_webhook_is_sent_once_per_generation_and_not_for_failures(receiver):

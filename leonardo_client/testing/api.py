@@ -29,7 +29,7 @@ from .._files import is_loopback
 from ..payloads import is_header_text
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
-from .server import Answer, ApiError, RecordedRequest, default_error, json_answer
+from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes
 from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
@@ -608,7 +608,7 @@ class Deliverer(threading.Thread):
             self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
             return
         headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % self.fake.webhook_api_key)
-        request = urllib.request.Request(str(self.fake.webhook_url), json.dumps(body).encode(), headers)
+        request = urllib.request.Request(str(self.fake.webhook_url), json_bytes(body), headers)
         try:
             self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
         except Exception as exc:  # any failure is the receiver's: record it, go on

@@ -64,8 +64,14 @@ class Answer:
         return len(self.body) if self.blob_size is None else self.blob_size
 
 
+def json_bytes(obj: Any) -> bytes:
+    """JSON as Leonardo sends it (its API, and its webhooks): compact UTF-8, not \\u-escaped. A lone
+    surrogate, which UTF-8 cannot carry, stays the JSON escape it came as (backslashreplace writes one)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
-    return Answer(status, json.dumps(obj, separators=(",", ":")).encode("utf-8"), JSON_TYPE, headers or [])
+    return Answer(status, json_bytes(obj), JSON_TYPE, headers or [])
 
 
 class ApiError(Exception):
