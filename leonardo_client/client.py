@@ -33,6 +33,7 @@ from .errors import (
     redact_from_logs,
     shortfall,
     shows_key,
+    timed_out,
     without_userinfo,
 )
 from .payloads import (
@@ -273,7 +274,8 @@ class Client:
                 _ = response.content
                 check_complete(response, method, url)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            short = shortfall(response)  # a body cut short says how much came
+            # A body cut short says how much came; one that stopped coming timed out (what it got is not counted).
+            short = "" if timed_out(exc) else shortfall(response)
             if short:
                 error = BodyBroke.cut_short(response, method, url, short)
             else:

@@ -86,10 +86,7 @@ class LeonardoError(Exception):
     ) -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...);
         ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of)."""
-        # requests reports a read timeout as a ConnectionError (after the retries, or in the body): said as what it is.
-        cause = exc.args[0] if exc.args else None
-        timed_out = isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
-        kind = requests.exceptions.ReadTimeout if timed_out else type(exc)
+        kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
         for secret in hidden:
@@ -141,6 +138,13 @@ class BodyBroke(LeonardoError):
     def plain(self) -> LeonardoError:
         """The same error as a plain LeonardoError: one exception type leaves the client."""
         return LeonardoError(self.message, status_code=self.status_code, method=self.method, url=self.url)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a transport error is a read timeout: requests reports one as a ConnectionError after
+    the retries, or in the body; said as what it is."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
 
 
 def check_complete(response: "requests.Response", method: str, url: str) -> None:

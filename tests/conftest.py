@@ -11,11 +11,13 @@ A file that needs a variant defines it under a name that says what differs.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import re
 import socket
 import threading
+import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -256,6 +258,29 @@ def inject_slow_answer(fake: FakeLeonardo, delay: float, **match: Any) -> None:
     if "passthrough" in inspect.signature(fake.inject).parameters:
         match["passthrough"] = True
     fake.inject(delay=delay, **match)
+
+
+@contextlib.contextmanager
+def raw_server(*answers: bytes, linger: float = 0.0) -> Iterator[str]:
+    """http://127.0.0.1:<port> of a server sending each of ``answers`` as it is to one request, then
+    closing (after ``linger`` seconds: a server that stalls)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(len(answers))
+        server.settimeout(5)
+
+        def answer_each() -> None:
+            for answer in answers:
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(answer)
+                    time.sleep(linger)
+
+        thread = threading.Thread(target=answer_each, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        thread.join(5 + linger * len(answers))
 
 
 # --- media ----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 import requests
 import urllib3
 
-from conftest import API_KEY, BASE, api_matchers, new_generation, refused_url
+from conftest import API_KEY, BASE, api_matchers, new_generation, raw_server, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client import _files, errors
 from leonardo_client._retry import LeonardoRetry
@@ -176,6 +176,15 @@ def test_unparseable_200(mocked, mock_client, body):
     assert (err.method, err.url) == ("GET", GEN_URL)
     assert isinstance(err.__cause__, ValueError)
     assert_one_line(err)
+
+
+def test_a_body_that_stops_coming_is_a_timeout_not_a_truncation() -> None:
+    # 5 of 100 bytes, then nothing: it was "connection broke ... (truncated body: 0 of 100 bytes)".
+    with raw_server(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen', linger=1.0) as url:
+        with Client(api_key=API_KEY, base_url=url + "/api/rest/v1", timeout=(2, 0.3), max_retries=0) as client:
+            with pytest.raises(LeonardoError) as info:
+                client.get_generation_by_id("g")
+    assert (info.value.status_code, info.value.message) == (200, "timed out waiting for 127.0.0.1's response")
 
 
 def test_unparseable_200_on_post(mocked, mock_client):

@@ -21,7 +21,9 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 import requests
 
-from conftest import API_KEY, BASE, TIMEOUT, api_matchers, download_matchers, endpoint_doc, endpoint_methods, refused_url
+from conftest import (
+    API_KEY, BASE, TIMEOUT, api_matchers, download_matchers, endpoint_doc, endpoint_methods, raw_server, refused_url,
+)
 from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.errors import _KeyRedactingFilter
 from leonardo_client.testing import FakeLeonardo
@@ -203,27 +205,6 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
         assert fake.api_key not in record.getMessage()
         assert "Bearer" not in record.getMessage()
     assert fake.api_key not in caplog.text
-
-
-@contextlib.contextmanager
-def raw_server(*answers: bytes) -> Iterator[str]:
-    """http://127.0.0.1:<port> of a server sending each of ``answers`` as it is to one request, then closing."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(len(answers))
-        server.settimeout(5)
-
-        def answer_each() -> None:
-            for answer in answers:
-                connection, _ = server.accept()
-                with connection:
-                    connection.recv(65536)
-                    connection.sendall(answer)
-
-        thread = threading.Thread(target=answer_each, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-        thread.join(5)
 
 
 def test_a_key_echoed_in_a_malformed_status_line_is_not_logged(caplog):
