@@ -32,6 +32,7 @@ import time
 from itertools import takewhile
 from typing import Any, Iterator, Optional, TypeVar
 
+import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
@@ -78,6 +79,12 @@ class RetryAdapter(HTTPAdapter):
     @max_retries.setter
     def max_retries(self, rule: Retry) -> None:
         self._rule = rule
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        # urllib3 1.26 ends a body short of its Content-Length silently and pools its connection, dead
+        # over TLS (a close_notify, TCP still open): the next request on it failed. As 2.x does, raise.
+        resp.enforce_content_length = True
+        return super().build_response(req, resp)
 
 
 def resend_after_body(

@@ -6,12 +6,17 @@ except what needs real sockets: refused connections and bodies cut short (FakeLe
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
-import re
+import os
 import pickle
+import re
+import socket
+import ssl
+import threading
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -309,6 +314,69 @@ def test_a_get_whose_body_broke_off_is_sent_again_after_the_backoff(
     fake.inject(status=200, body=TRUNCATED, truncate=True, times=2, method="GET")
     assert fake_client.get_generation_by_id("some-id") == {"generations_by_pk": None}
     assert len(fake.requests) == 3 and len(waits) == 2 and waits[0] == 0 < waits[1]  # backoff grows as urllib3's
+
+
+LOOPBACK_TLS = os.path.join(os.path.dirname(__file__), "loopback-tls.pem")  # a test certificate for 127.0.0.1 (to 2126)
+
+
+@contextlib.contextmanager
+def tls_server_cutting_gets_short() -> Iterator[Tuple[str, List[bytes]]]:
+    """https://127.0.0.1:<port>, and the request lines it got: a GET gets 5 of 100 bytes then a TLS close_notify
+    with TCP left open (as ssl's unwrap() does, waiting up to 3 s for the client's); a POST a whole answer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOOPBACK_TLS)
+    seen: List[bytes] = []
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError, ValueError):
+            connection.settimeout(3)
+            tls = context.wrap_socket(connection, server_side=True)
+            seen.append(tls.recv(65536).split(b"\r\n")[0])
+            if seen[-1].startswith(b"POST"):
+                tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+                time.sleep(0.5)
+            else:
+                tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen')
+                tls.unwrap()
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(0.1)
+        stop = threading.Event()
+
+        def accept() -> None:
+            threads = []
+            while not stop.is_set() and len(threads) < 10:
+                with contextlib.suppress(socket.timeout):
+                    threads.append(threading.Thread(target=answer, args=(server.accept()[0],), daemon=True))
+                    threads[-1].start()
+            for thread in threads:
+                thread.join(5)
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            yield f"https://127.0.0.1:{server.getsockname()[1]}", seen
+        finally:
+            stop.set()
+            acceptor.join(10)
+
+
+def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # urllib3 1.26 pooled that connection, dead: the GET's retries failed on it at once ("Remote end
+    # closed connection without response"), and so did the next request, a create call, never sent.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", LOOPBACK_TLS)  # requests prefers it to any other setting
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with tls_server_cutting_gets_short() as (url, seen):
+        with Client(api_key=API_KEY, base_url=url + "/api/rest/v1", backoff_factor=0, timeout=(3, 3)) as client:
+            with pytest.raises(LeonardoError) as info:
+                client.get_generation_by_id("g")
+            assert info.value.message == "connection broke while reading the response (truncated body: 5 of 100 bytes)"
+            assert client.create_generation({"prompt": "p"}) == {}
+    assert [line.split()[0] for line in seen] == [b"GET"] * 4 + [b"POST"]
 
 
 def test_an_error_status_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
