@@ -6,6 +6,7 @@ import collections
 import http.client
 import json
 import logging
+import math
 import re
 import sys
 import threading
@@ -150,7 +151,8 @@ def timed_out(exc: BaseException) -> bool:
 def check_complete(response: "requests.Response", method: str, url: str) -> None:
     """BodyBroke when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
 
-    urllib3 2.x raises on a short body itself; 1.26 ends it silently, so compare for both.
+    urllib3 2.x raises on a short body itself, and so does 1.26 through RetryAdapter; through an
+    adapter of the caller's, 1.26 ends it silently, so compare for both.
     """
     short = shortfall(response)
     if short:
@@ -179,17 +181,25 @@ def parse_json(data: Union[str, bytes]) -> Any:
     """json.loads of text from outside, with nesting too deep to parse a ValueError, not a
     RecursionError. CPython before 3.11 can abort the whole process on it (python/cpython#109261):
     there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses. NaN and
-    Infinity, which json.loads takes but JSON has not, are a ValueError too."""
+    Infinity, which json.loads takes but JSON has not, are a ValueError too, and so is a number too
+    large for a float (1e400 would be read as infinity, and written back as Infinity)."""
     if sys.version_info < (3, 11) and _nested_too_deep(data):
         raise ValueError(_TOO_DEEP)
     try:
-        return json.loads(data, parse_constant=_not_json)
+        return json.loads(data, parse_constant=_not_json, parse_float=_finite)
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
 
 
 def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return number
 
 
 def _nested_too_deep(data: Union[str, bytes]) -> bool:
@@ -240,10 +250,14 @@ def redacted_text(response: "requests.Response", key: str) -> str:
     """The response body as text, with ``key`` redacted if the server echoed it. Decoded by its
     charset, else as UTF-8: never guessed (requests' guess differs between its versions, and is slow)."""
     charset = _CHARSET.search(response.headers.get("Content-Type", ""))  # not requests' latin-1 for text/*
+    content = response.content
+    if len(key) >= MIN_SECRET_LENGTH:  # the key in UTF-16 or UTF-32, which that decoding would not spell
+        for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+            content = content.replace(key.encode(codec), REDACTED.encode(codec))
     try:
-        return redact(response.content.decode(charset.group(1) if charset else "utf-8", "replace"), key)
+        return redact(content.decode(charset.group(1) if charset else "utf-8", "replace"), key)
     except LookupError:  # a charset Python does not know
-        return redact(response.content.decode("utf-8", "replace"), key)
+        return redact(content.decode("utf-8", "replace"), key)
 
 
 def redact(text: str, key: str) -> str:

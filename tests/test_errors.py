@@ -170,7 +170,8 @@ def test_request_id_headers(mocked, mock_client, header):
 @pytest.mark.parametrize(
     "body",
     ['{"generations_by_pk": {"id": "g", "status": "PEND', "OK", "this is not json", "<html>ok</html>", "\x00\x01",
-     '{"generations_by_pk": {"id": "g", "seed": NaN}}', '{"a": Infinity}', '{"a": [-Infinity]}'],  # json.loads takes those
+     '{"generations_by_pk": {"id": "g", "seed": NaN}}', '{"a": Infinity}', '{"a": [-Infinity]}',  # json.loads takes those
+     '{"generations_by_pk": {"id": "g", "seed": 1e400}}'],  # and reads this as infinity
 )
 def test_unparseable_200(mocked, mock_client, body):
     mocked.add("GET", GEN_URL, status=200, body=body, content_type="application/json", match=api_matchers())
