@@ -242,7 +242,7 @@ class BatchProgress:
     credits: Mapping[str, float]
     elapsed: float
     done_this_run: int
-    cost_unknown: int = 0  # items paid for (submitted or complete) whose create answer was lost: adopted
+    cost_unknown: int = 0  # items paid for (submitted or complete) whose cost is not known: see BatchSummary
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ class BatchSummary:
     images_this_run: int
     interrupted: bool
     out_dir: str
-    cost_unknown: int = 0  # items paid for whose create answer, and so cost, was lost: not in credits
+    cost_unknown: int = 0  # items paid for, not in credits: adopted (their answer was lost), or it gave no cost
 
     @property
     def ok(self) -> bool:
@@ -470,7 +470,7 @@ class _Item:
         self.recheck = self.state == "ambiguous" and record.get("recheck") is True
 
     def cost_unknown(self) -> int:
-        """1 if this item was paid for but no answer told its cost (adopted: its create answer was lost)."""
+        """1 if this item was paid for but no answer told its cost (adopted, or an answer without a usable one)."""
         return int(self.state in ("submitted", "complete") and not self.spent()[0])
 
     def spent(self) -> Tuple[str, float]:
@@ -1158,7 +1158,7 @@ class _Engine:
             os.replace(path, os.path.join(self.out_dir, name))
             names.append(name)
         shutil.rmtree(staging, ignore_errors=True)
-        return names, generation.get("seed")
+        return names, _number(generation.get("seed"))  # journaled: a number JSON can carry, or nothing
 
     def downloaded(self, item: _Item, result: Any, error: Optional[BaseException]) -> None:
         item.busy = False

@@ -760,6 +760,17 @@ def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
     assert run(api, PROMPTS[:3], str(tmp_path), item_timeout=3.0).ok  # every listing failed: left pending
 
 
+def test_a_seed_json_cannot_carry_is_not_journaled(tmp_path: Any) -> None:
+    # Written as "seed": Infinity, it was a line the journal's reader refuses: the rerun found the journal damaged.
+    class HugeSeed(ApiDouble):
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            return dict(super()._view(g), seed=float("inf"))
+
+    assert run(HugeSeed(), PROMPTS[:2], str(tmp_path)).ok
+    assert [r for r in journal(tmp_path) if r.get("s") == "complete" and "seed" in r] == []
+    assert run(HugeSeed(), PROMPTS[:2], str(tmp_path)).ok
+
+
 def test_a_cost_that_is_no_number_is_left_out_of_the_total(tmp_path: Any) -> None:
     class NanCost(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
