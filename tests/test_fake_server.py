@@ -1630,6 +1630,10 @@ def test_uploaded_init_image_feeds_v2_guidances(fake, api):
     response = reference({"id": "00000000-0000-4000-8000-000000000000", "type": "UPLOADED"})
     assert (response.status_code, response.json()) == (400, INVALID_INIT_IMAGE)
     assert reference({"id": image_id, "type": "PASTED"}).status_code == 400  # not in the spec's enum
+    # Under a guidance key the schema does not list, the id may be any JSON: not an uploaded image's (was a 500).
+    custom = {"prompt": "x", "guidances": {"custom": [{"image": {"id": [image_id], "type": "UPLOADED"}}]}}
+    response = v2(api, fake, {"model": "flux-dev", "parameters": custom})
+    assert (response.status_code, response.json()) == (400, INVALID_INIT_IMAGE)
 
 
 # -- webhooks ------------------------------------------------------------------------------------

@@ -335,7 +335,7 @@ class Api:
             for item in guidance if isinstance(guidance, list) else ():
                 image = item.get("image") if isinstance(item, dict) else None
                 if isinstance(image, dict) and image.get("type") == "UPLOADED":
-                    self._uploaded(image.get("id", ""))
+                    self._uploaded(image["id"] if isinstance(image.get("id"), str) else "")
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
         fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
