@@ -46,7 +46,7 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
-        raise ValueError(f"can only download http(s) URLs, got {without_userinfo(text)[:60]!r}")
+        raise ValueError(f"url is not an http(s) URL: {without_userinfo(text)[:60]!r}")
     return text
 
 
@@ -101,18 +101,23 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     return data, extension
 
 
-def upload_form(upload: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+def upload_form(upload: Any) -> Tuple[str, Dict[str, Any]]:
     """The presigned S3 form's URL and fields in a POST /init-image answer with an id; else LeonardoError."""
     try:
-        fields = parse_json(upload["fields"])
+        if not isinstance(upload, Mapping) or not isinstance(upload.get("id"), str):
+            raise ValueError("no image id")
+        fields = upload.get("fields")
+        try:  # a JSON string, as documented (an object is taken too)
+            fields = parse_json(fields) if isinstance(fields, (str, bytes)) else fields
+        except ValueError as exc:
+            raise ValueError(f"fields is not JSON: {exc}") from exc
+        if fields is None:
+            raise ValueError("no fields")
         if not isinstance(fields, dict):  # requests would fail on it later with a bare ValueError/TypeError
-            raise TypeError(f"fields is a JSON {type(fields).__name__}, not an object")
-        url = check_url(upload["url"])
-        if not isinstance(upload["id"], str):
-            raise TypeError(f"id is not a str but {type(upload['id']).__name__}")
-        return url, fields
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LeonardoError(f"POST /init-image answered no usable upload form ({exc!r})", body=upload) from exc
+            raise ValueError(f"fields is a JSON {type(fields).__name__}, not an object")
+        return check_url(upload.get("url")), fields
+    except (TypeError, ValueError) as exc:
+        raise LeonardoError(f"POST /init-image answered no usable upload form: {exc}", body=upload) from exc
 
 
 def check_path(path: Any, what: str) -> str:

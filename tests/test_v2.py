@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import responses
 
-from conftest import API_KEY, BASE, V2_BASE, api_matchers, download_matchers
+from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers, download_matchers
 from leonardo_client import (
     Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, to_payload
 )
@@ -192,19 +192,33 @@ def test_s3_refusal_is_a_leonardo_error_with_s3s_own_words(mocked: responses.Req
 
 
 @pytest.mark.parametrize(
-    "upload",
-    [{"id": "i", "fields": fields, "url": S3} for fields in ("not json", '["abc"]', "5", '"text"', "[" * 100000)]
-    + [{"fields": "{}", "url": S3}, {"id": 5, "fields": "{}", "url": S3}],
+    "upload, says",
+    [({"id": "i", "fields": fields, "url": S3}, says) for fields, says in (
+        ("not json", "fields is not JSON: Expecting value: line 1 column 1 (char 0)"),
+        ('["abc"]', "fields is a JSON list, not an object"), ("5", "fields is a JSON int, not an object"),
+        ('"text"', "fields is a JSON str, not an object"), ("[" * 100000, "fields is not JSON: JSON nested deeper than 200 levels"),
+        (None, "no fields"), (5, "fields is a JSON int, not an object"))]
+    + [({"fields": "{}", "url": S3}, "no image id"), ({"id": 5, "fields": "{}", "url": S3}, "no image id"),
+       ({"id": "i", "fields": "{}", "url": "ftp://s3.example.test/"}, "url is not an http(s) URL: 'ftp://s3.example.test/'"),
+       ({"id": "i", "fields": "{}"}, "url must be a str, not NoneType")],
 )
 def test_an_upload_answer_without_a_form_is_a_clear_error(
-    mocked: responses.RequestsMock, mock_client: Client, upload: Dict[str, Any]
+    mocked: responses.RequestsMock, mock_client: Client, upload: Dict[str, Any], says: str
 ) -> None:
     # JSON that is not an object used to end in a bare ValueError or TypeError from requests; an
     # answer without the image's id, in a KeyError once the image was uploaded; fields nested too
-    # deep for the parser, in a RecursionError.
+    # deep for the parser, in a RecursionError. Each is said in words, not as a Python repr.
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
-    with pytest.raises(LeonardoError, match="no usable upload form"):
+    with pytest.raises(LeonardoError) as info:
         mock_client.upload_init_image(PNG, "png")
+    assert info.value.message.startswith("POST /init-image answered no usable upload form: " + says)
+
+
+def test_an_upload_form_whose_fields_come_as_an_object_is_taken(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    upload = {"id": "i", "fields": {"key": "k"}, "url": S3}  # documented as a JSON string; an object says the same
+    mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
+    mocked.add("POST", S3, status=204, match=download_matchers(agent=None, timeout=TIMEOUT))
+    assert mock_client.upload_init_image(PNG, "png") == upload
 
 
 def test_get_and_delete_init_image(mocked: responses.RequestsMock, mock_client: Client) -> None:
