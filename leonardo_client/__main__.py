@@ -36,7 +36,9 @@ PROG = "leonardo-client"
 OFFLINE_COMPLETION_DELAY = 1.5
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
-GENERATE_SETS = ("prompt", "width", "height", "quantity", "guidances")  # the v2 parameters generate's options give
+# The v2 parameters generate's options give (--num-images always gives quantity).
+GENERATE_OPTIONS = {"prompt": "prompt", "width": "width", "height": "height", "quantity": "num_images",
+                    "guidances": "init_image"}
 
 DESCRIPTION = """\
 Create images with Leonardo.Ai from the command line, and look up, list or delete
@@ -206,7 +208,7 @@ def _run(argv: Optional[List[str]]) -> int:
         else:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
                 _check_folder(args.out)
-                _check_model(args.model, args.prompt)
+                _check_model(args)
             with _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
         sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
@@ -295,18 +297,23 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model(model: Optional[str], prompt: Optional[str]) -> None:
+def _check_model(args: argparse.Namespace) -> None:
     """A prompt for a model that takes one (every v1 one), none for a v2 one whose schema has none
-    (remove-bg); and no v2 model that needs a parameter this command has no option for."""
+    (remove-bg); for a v2 model, each parameter it requires given by its option, and none it has no option for."""
+    model, prompt = args.model, args.prompt
     parameters = _v2_model_schemas().get(model, {}).get("properties", {}).get("parameters", {}) if model else {}
+    required = parameters.get("required", ())
+    unset = ", ".join(name for name in required if name not in GENERATE_OPTIONS)
+    if unset:
+        raise ValueError(f"model {model!r} needs {unset}, which generate has no option for: use create_generation_v2")
     if prompt is not None and parameters and "prompt" not in parameters.get("properties", {}):
         raise ValueError(f"model {model!r} takes no prompt: leave it out")
-    if prompt is None and (not parameters or "prompt" in parameters.get("required", ())):
+    if prompt is None and (not parameters or "prompt" in required):
         raise ValueError(f"model {model!r} needs a prompt")
-    unset = [name for name in parameters.get("required", ()) if name not in GENERATE_SETS]
-    if unset:
-        missing = ", ".join(unset)
-        raise ValueError(f"model {model!r} needs {missing}, which generate has no option for: use create_generation_v2")
+    missing = [name for name in required if name != "prompt" and getattr(args, GENERATE_OPTIONS[name]) is None]
+    if missing:  # sent, the API would refuse it (after an --init-image upload)
+        options = " and ".join("--" + GENERATE_OPTIONS[name].replace("_", "-") for name in missing)
+        raise ValueError(f"model {model!r} needs {options}")
 
 
 def _init_image_guidance(model: str) -> str:

@@ -177,6 +177,11 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "remove-bg", "--init-image", "{png}"], "model 'remove-bg' takes no prompt"),
         (["generate", "--model", "phoenix-v1.0"], "model 'phoenix-v1.0' needs a prompt"),
         (["generate", "--model", "rodin-v2", "--init-image", "{png}"], "needs output_format, which generate has no"),
+        (["generate", "x", "--model", "rodin-v2"], "needs output_format, which generate has no"),  # said first
+        # Options generate has, not given: they were sent, and refused by the API (after an upload).
+        (["generate", "x", "--model", "hailuo-2_3"], "model 'hailuo-2_3' needs --width and --height"),
+        (["generate", "--model", "remove-bg"], "model 'remove-bg' needs --init-image"),
+        (["generate", "--model", "aurora-upscaler-creative", "--init-image", "{png}"], "needs --width and --height"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
