@@ -413,15 +413,16 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
-    if state == "submitting":
-        return _is_number(record.get("t")) and _is_number(record.get("rt", 0.0))
+    if state == "submitting":  # rt: the read timeout it was sent under, which reconciliation waits out
+        read_timeout = record.get("rt", 0.0)
+        return _is_number(record.get("t")) and _is_number(read_timeout) and 0 <= read_timeout <= _client.MAX_SECONDS
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
     if state == "submitted":  # its cost as _cost() writes it, if any
         cost = record.get("cost", {"amount": "", "unit": ""})
         texts = isinstance(cost, dict) and all(isinstance(cost.get(key), str) for key in ("amount", "unit"))
-        return isinstance(record.get("id"), str) and texts and _is_number(record.get("t", 0.0))
+        return is_id(record.get("id")) and texts and _is_number(record.get("t", 0.0))  # "" could be polled for no one
     return True
 
 
