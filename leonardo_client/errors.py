@@ -185,8 +185,10 @@ def parse_json(data: Union[str, bytes]) -> Any:
     large for a float (1e400 would be read as infinity, and written back as Infinity)."""
     if sys.version_info < (3, 11) and _nested_too_deep(data):
         raise ValueError(_TOO_DEEP)
+    if isinstance(data, (bytes, bytearray)):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
     try:
-        return json.loads(data, parse_constant=_not_json, parse_float=_finite)
+        return _DECODER.decode(data)
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
 
@@ -200,6 +202,9 @@ def _finite(text: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{text[:40]} is too large a number")
     return number
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)  # made once: json.loads makes one a call
 
 
 def _nested_too_deep(data: Union[str, bytes]) -> bool:
