@@ -42,13 +42,13 @@ __all__ = [
 
 
 def wire(key: str, default: Any = None) -> Any:
-    """A field whose JSON key is ``key``."""
-    return field(default=default, metadata={"json": key})
+    """A field whose JSON key is ``key``. A required one is written ``field(metadata=json_key(key))``:
+    type checkers see a field without a default only in a call of ``field`` itself."""
+    return field(default=default, metadata=json_key(key))
 
 
-def required(key: str) -> Any:
-    """A required field (no default) whose JSON key is ``key``."""
-    return field(metadata={"json": key})
+def json_key(key: str) -> Dict[str, str]:
+    return {"json": key}
 
 
 def to_payload(value: Any) -> Any:
@@ -189,7 +189,7 @@ class _Body:
 class ElementInput(_Body):
     """An element (LoRA) applied to a generation (spec: ``element_input``)."""
 
-    ak_uuid: str = required("akUUID")
+    ak_uuid: str = field(metadata=json_key("akUUID"))
     weight: Optional[float] = wire("weight")
 
 
@@ -197,9 +197,9 @@ class ElementInput(_Body):
 class ControlnetInput(_Body):
     """A controlnet guiding a generation (spec: ``controlnet_input``)."""
 
-    init_image_id: str = required("initImageId")
-    init_image_type: str = required("initImageType")  # InitImageType: GENERATED or UPLOADED
-    preprocessor_id: float = required("preprocessorId")
+    init_image_id: str = field(metadata=json_key("initImageId"))
+    init_image_type: str = field(metadata=json_key("initImageType"))  # InitImageType: GENERATED or UPLOADED
+    preprocessor_id: float = field(metadata=json_key("preprocessorId"))
     weight: Optional[float] = wire("weight")
     strength_type: Optional[str] = wire("strengthType")  # StrengthType
 
@@ -216,7 +216,7 @@ class UserElementInput(_Body):
 class CreateGenerationRequest(_Body):
     """Body of POST /generations (createGeneration). Only ``prompt`` is required."""
 
-    prompt: str = required("prompt")
+    prompt: str = field(metadata=json_key("prompt"))
     alchemy: Optional[bool] = wire("alchemy")
     contrast_ratio: Optional[float] = wire("contrastRatio")
     contrast: Optional[float] = wire("contrast")
@@ -275,8 +275,8 @@ class CreateGenerationRequest(_Body):
 class CreateTextureGenerationRequest(_Body):
     """Body of POST /generations-texture (createTextureGeneration)."""
 
-    prompt: str = required("prompt")
-    model_asset_id: str = required("modelAssetId")
+    prompt: str = field(metadata=json_key("prompt"))
+    model_asset_id: str = field(metadata=json_key("modelAssetId"))
     negative_prompt: Optional[str] = wire("negative_prompt")
     front_rotation_offset: Optional[int] = wire("front_rotation_offset")
     preview: Optional[bool] = wire("preview")
@@ -295,7 +295,7 @@ class CreateSvdMotionGenerationRequest(_Body):
     ``image_id`` is an *image* id (``generated_images[].id``), not a generation id.
     """
 
-    image_id: str = required("imageId")
+    image_id: str = field(metadata=json_key("imageId"))
     is_public: Optional[bool] = wire("isPublic")
     is_init_image: Optional[bool] = wire("isInitImage")
     is_variation: Optional[bool] = wire("isVariation")
@@ -309,15 +309,15 @@ class CreateSvdMotionGenerationRequest(_Body):
 
 @dataclass(repr=False)
 class _LcmImage(_Body):
-    image_data_url: str = required("imageDataUrl")  # base64 data URL, data:image/jpeg;base64,...
-    prompt: str = required("prompt")
+    image_data_url: str = field(metadata=json_key("imageDataUrl"))  # base64 data URL, data:image/jpeg;base64,...
+    prompt: str = field(metadata=json_key("prompt"))
 
 
 @dataclass(repr=False)
 class _LcmImageAndMask(_Body):
-    image_data_url: str = required("imageDataUrl")
-    mask_data_url: str = required("maskDataUrl")  # white on black: the white area is regenerated
-    prompt: str = required("prompt")
+    image_data_url: str = field(metadata=json_key("imageDataUrl"))
+    mask_data_url: str = field(metadata=json_key("maskDataUrl"))  # white on black: the white area is regenerated
+    prompt: str = field(metadata=json_key("prompt"))
 
 
 @dataclass(repr=False)
@@ -368,7 +368,7 @@ class GenerationV2Request(_Body):
     ``prompt`` is None only for the models that take none (remove-bg, the Aurora upscalers, rodin-v2).
     """
 
-    model: str = required("model")  # V2Model, or any model name Leonardo lists
+    model: str = field(metadata=json_key("model"))  # V2Model, or any model name Leonardo lists
     prompt: Optional[str] = wire("parameters.prompt")
     width: Optional[int] = wire("parameters.width")
     height: Optional[int] = wire("parameters.height")

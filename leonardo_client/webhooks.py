@@ -8,6 +8,7 @@ can check too.
 
 from __future__ import annotations
 
+import email.message
 import hmac
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
@@ -23,7 +24,7 @@ LEONARDO_WEBHOOK_IPS = (
 # The payload echoes your API key and the callback key; neither belongs in your logs or database.
 _SECRETS = ("key", "webhookCallbackApiKey")
 # A mapping, an http.client.HTTPMessage (http.server's self.headers), or (name, value) pairs.
-Headers = Union[Mapping[Any, Any], Iterable[Tuple[Any, Any]]]
+Headers = Union[Mapping[Any, Any], email.message.Message, Iterable[Tuple[Any, Any]]]
 
 
 def _authorization(headers: Headers) -> str:
