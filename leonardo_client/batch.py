@@ -32,7 +32,9 @@ from urllib3.exceptions import ConnectTimeoutError
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json
-from .payloads import CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, to_payload
+from .payloads import (
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, merge_once, to_payload,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -102,7 +104,9 @@ class BatchItem:
             v2 = GenerationV2Request(self.model, self.prompt, quantity=self.num_images, extra=self.extra, **shared)
             return "v2", to_payload(v2)
         v1 = CreateGenerationRequest(self.prompt, model_id=self.model_id, num_images=self.num_images, **shared)
-        return "v1", {**to_payload(v1), **to_payload(self.extra)}  # extra keys are wire keys, sent as given
+        body = to_payload(v1)
+        merge_once(body, to_payload(self.extra), "extra")  # extra keys are wire keys, sent as given, as on v2
+        return "v1", body
 
 
 class BatchInputError(ValueError):

@@ -162,14 +162,19 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
             target = target.setdefault(parent, {})
         if key != "*":
             target[key] = _json(item, name, parents)
-        elif isinstance(item, Mapping):  # a mapping merged in as given, but never over a field set
-            twice = [repr(k) for k in item if k in target]
-            if twice:
-                raise ValueError(f"{name} sets {', '.join(twice)} again: give each value once")
-            target.update(_json(item, name, parents))
+        elif isinstance(item, Mapping):  # a mapping merged in as given
+            merge_once(target, _json(item, name, parents), name)
         else:
             raise TypeError(f"{name} must be a mapping, not {type(item).__name__}")
     return out
+
+
+def merge_once(target: Dict[str, Any], extra: Mapping[str, Any], name: str) -> None:
+    """``extra``'s keys added to ``target`` as given, but never over one it sets: ValueError."""
+    twice = [repr(k) for k in extra if k in target]
+    if twice:
+        raise ValueError(f"{name} sets {', '.join(twice)} again: give each value once")
+    target.update(extra)
 
 
 class _Body:

@@ -174,6 +174,18 @@ def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: A
     )
 
 
+@pytest.mark.parametrize("extra", [{"modelId": "m-B"}, {"num_images": None}, {"num_images": 4}])
+def test_an_extra_key_never_overrides_a_field_on_v1_either(tmp_path: Any, extra: Dict[str, Any]) -> None:
+    # On v1 it silently replaced the field (modelId m-B, num_images null); on v2 it was refused.
+    item = BatchItem("a fox", model_id="m-A", num_images=2, extra=extra)
+    with pytest.raises(ValueError, match=r"extra sets '\w+' again: give each value once"):
+        item.request()
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"prompt": "a fox", "model_id": "m-A", "modelId": "m-B"}\n', encoding="utf-8")
+    with pytest.raises(BatchInputError, match="line 1: extra sets 'modelId' again"):
+        read_items(str(path))
+
+
 def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text(
