@@ -9,6 +9,7 @@ is reconciled against the account's generation listing instead of being sent aga
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import html
 import json
@@ -740,6 +741,12 @@ class _Engine:
             self.drain_posts()  # a second Ctrl-C ends this at once
             self.gallery(final=True)
             raise BatchInterrupted(self.summary(interrupted=True)) from None
+        except BaseException:  # on_progress raised (or this engine): the create calls under way are journaled first
+            self.on_progress = None  # what raised is not called again
+            self.stop_sending()
+            with contextlib.suppress(Exception):
+                self.drain_posts()
+            raise
         finally:
             self.stop_workers(len(workers))
         self.gallery(final=True)
@@ -883,7 +890,7 @@ class _Engine:
         retry it (a retry could reach the server after that span): a 429 or a connection never
         made comes back here, and the item is sent again, journaled again."""
         with self.send_lock:
-            if self.stopping:
+            if self.stopping or self.client.closed:  # closed by another thread: refused unsent, so not journaled
                 raise _Stopped()
             item.sending = True
         record["t"] = item.since = round(time.time(), 3)

@@ -469,7 +469,7 @@ class Client:
                 raise LeonardoError(f"{what} {id} FAILED", body=found)
             left = deadline - time.monotonic()
             if left <= 0:
-                message = f"{what} {id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s)"
+                message = f"{what} {id} still {status} after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
                 raise LeonardoError(message, body=found)
             self.retry.closed.wait(min(interval, left))  # close() ends it, and the next GET raises
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))

@@ -591,6 +591,58 @@ def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> Non
         run(api, PROMPTS[:3], str(tmp_path), on_progress=close_it, item_timeout=5.0)  # ran on until item_timeout
 
 
+def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was journaled as sent, then refused unsent by the closed Client, and so left ambiguous: a rerun
+    # waited out the read timeout it might have run for, and the summary said it may have been created.
+    spawn, api = batch._Engine.spawn, ApiDouble(delay=30.0)
+
+    def after_the_close(send: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + 5
+        while not api.closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return send()
+
+    def queued(engine: Any, kind: str, task: Any, done: Any) -> None:
+        spawn(engine, kind, partial(after_the_close, task) if kind == "post" and engine.posts == 2 else task, done)
+
+    def close_it(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            api.closed = True  # type: ignore[misc]  # as Client.closed after close()
+
+    monkeypatch.setattr(batch._Engine, "spawn", queued)
+    with pytest.raises(LeonardoError, match="the Client was closed while the batch ran"):
+        run(api, PROMPTS[:2], str(tmp_path), on_progress=close_it)
+    assert api.calls.count("POST") == 1 and states(tmp_path)[1] == "planned"  # a rerun sends it at once
+
+
+def test_an_error_raised_by_on_progress_journals_the_create_calls_under_way_first(tmp_path: Any) -> None:
+    # It left them running, their ids never journaled: a rerun had to find them (their cost unknown).
+    started = threading.Semaphore(0)
+
+    class Slow(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            started.release()
+            if body["prompt"] == PROMPTS[0]["prompt"]:  # answered once the other two are under way (and itself)
+                for _ in range(3):
+                    started.acquire(timeout=5)
+                return super().create_generation(body)
+            answer = super().create_generation(body)  # made; its answer comes late
+            time.sleep(0.5)
+            return answer
+
+    def fail(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            raise ValueError("a bug in the callback")
+
+    api = Slow()
+    with pytest.raises(ValueError, match="a bug in the callback"):  # the user's own error, not swallowed
+        run(api, PROMPTS[:3], str(tmp_path), on_progress=fail)
+    assert len(api.generations) == 3
+    assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
+
+
 def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers(tmp_path: Any) -> None:
     def interrupt(progress: BatchProgress) -> None:
         if progress.event == "start":

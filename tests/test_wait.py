@@ -145,6 +145,13 @@ def test_timeout_raises_without_sleeping_past_the_deadline(fake: FakeLeonardo, f
     assert "timeout 0.5s" in str(info.value)
 
 
+def test_the_timeout_message_counts_the_time_on_poll_took(fake: FakeLeonardo, fake_client: Client) -> None:
+    fake.completion_delay = 30
+    generation_id = create(fake_client)
+    with pytest.raises(LeonardoError, match=r"still PENDING after 0\.[3-9]s \(timeout 0\.05s\)"):  # was "after 0.0s"
+        fake_client.wait_for_generation(generation_id, timeout=0.05, on_poll=lambda status, elapsed: time.sleep(0.3))
+
+
 def test_intervals_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
     fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
