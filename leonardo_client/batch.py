@@ -463,6 +463,8 @@ class _Item:
 
     def apply(self, record: Mapping[str, Any]) -> None:
         self.state = record["s"]
+        if self.state == "planned":  # to be sent (again): what an earlier generation cost is not this one's
+            self.cost = None
         if self.state == "submitting":
             self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
         elif self.state == "submitted":
@@ -577,7 +579,7 @@ class _Engine:
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
-        self.gallery_at = 0.0
+        self.gallery_at, self.gallery_every, self.gallery_stale = 0.0, GALLERY_EVERY, True
         # Kept up to date by set_state(), so that no step walks every item.
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
@@ -610,6 +612,7 @@ class _Engine:
         return max(self.create_span, item.span)
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
+        self.gallery_stale = True
         unit, amount = item.spent()
         self.spent[unit] = self.spent.get(unit, 0.0) - amount
         self.cost_unknown -= item.cost_unknown()
@@ -718,8 +721,8 @@ class _Engine:
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         self.plan(retry_failed, resubmit_ambiguous)
         self.queue = collections.deque(sorted(self.members["planned"]))
+        slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
         self.gallery(final=False)
-        slots = self.account(concurrency)
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
         # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
         rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
@@ -746,6 +749,7 @@ class _Engine:
             self.stop_sending()
             with contextlib.suppress(Exception):
                 self.drain_posts()
+                self.gallery(final=True)  # not left "running"
             raise
         finally:
             self.stop_workers(len(workers))
@@ -1187,10 +1191,11 @@ class _Engine:
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
 
     def gallery(self, final: bool) -> None:
+        """Rewrite index.html: at the end, else when an item changed, at most every gallery_every seconds."""
         now = time.monotonic()
-        if not final and now - self.gallery_at < GALLERY_EVERY:
+        if not final and (not self.gallery_stale or now - self.gallery_at < self.gallery_every):
             return
-        self.gallery_at = now
+        self.gallery_at, self.gallery_stale = now, False
         if final:
             try:
                 os.rmdir(self.staging)
@@ -1198,6 +1203,8 @@ class _Engine:
             except OSError:
                 pass  # absent, or holds a download that a rerun will redo
         write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
+        # A page of 100,000 items takes about a second: the scheduler spends at most a tenth of its time on it.
+        self.gallery_every = max(GALLERY_EVERY, 10 * (time.monotonic() - now))
 
 
 def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
@@ -1398,4 +1405,5 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         f"<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
-    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8")])
+    # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch
+    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8", "backslashreplace")])

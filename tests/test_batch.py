@@ -1686,6 +1686,69 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> N
     assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
+@pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me"])
+def test_the_gallery_of_a_batch_that_raised_is_not_left_running(tmp_path: Any, stop: str) -> None:
+    api = ApiDouble()
+    if stop == "a 401 at GET /me":
+        run(api, PROMPTS[:2], str(tmp_path / "b"))  # a page from a run that ended
+
+        def unauthorized() -> Dict[str, Any]:
+            raise LeonardoError("Unauthorized", status_code=401)
+
+        api.get_user_info = unauthorized  # type: ignore[method-assign]
+        with pytest.raises(LeonardoError):
+            run(api, PROMPTS[:2], str(tmp_path / "b"), retry_failed=True)
+        page = (tmp_path / "b" / "index.html").read_text(encoding="utf-8")
+    else:
+        def fail(progress: BatchProgress) -> None:
+            if progress.event == "submitted":
+                raise ValueError("a bug in the callback")
+
+        with pytest.raises(ValueError):
+            run(api, PROMPTS[:2], str(tmp_path), on_progress=fail)
+        page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert 'http-equiv="refresh"' not in page and "running" not in page  # it was "running", reloading every 5 s
+
+
+def test_the_gallery_is_rewritten_when_an_item_changed_not_on_every_pass(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100,000 items make a page of 87 MB: rewritten every second whether or not anything changed.
+    writes: List[bool] = []
+    write = batch.write_gallery
+    monkeypatch.setattr(batch, "GALLERY_EVERY", 0.0)  # time is not what limits it here
+    monkeypatch.setattr(batch, "write_gallery", lambda *args: (writes.append(args[-1]), write(*args))[1])
+    assert run(ApiDouble(delay=0.6), PROMPTS[:1], str(tmp_path)).ok  # about 5 state changes, polled for 0.6 s
+    assert 1 <= writes.count(False) <= 6 and writes.count(True) == 1, writes
+
+
+def test_a_cost_a_failed_item_had_is_not_counted_when_it_is_retried(tmp_path: Any) -> None:
+    api = ApiDouble(failing=(PROMPTS[0]["prompt"],))
+    assert run(api, PROMPTS[:1], str(tmp_path)).failed == 1
+
+    def interrupt(progress: BatchProgress) -> None:
+        if progress.event == "start":
+            raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as stopped:
+        run(api, PROMPTS[:1], str(tmp_path), retry_failed=True, on_progress=interrupt)
+    assert dict(stopped.value.summary.credits) == {}  # refunded, and not yet sent again: was 0.01 dollars
+    card = (tmp_path / "index.html").read_text(encoding="utf-8").split("<article")[1].split("</article>")[0]
+    assert "<dt>cost</dt><dd>-</dd>" in card  # was "0.01 dollars", without "(refunded)"
+
+
+def test_a_cost_unit_no_text_encoding_can_write_does_not_stop_the_batch(tmp_path: Any) -> None:
+    class OddUnit(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            answer = super().create_generation(body)
+            answer["sdGenerationJob"]["cost"]["unit"] = "DOLLARS\udc80"  # a lone surrogate, as JSON may escape one
+            return answer
+
+    assert run(OddUnit(), PROMPTS[:2], str(tmp_path)).ok  # was a UnicodeEncodeError writing the gallery, every rerun
+    assert run(OddUnit(), PROMPTS[:2], str(tmp_path)).ok
+    assert "dollars\\udc80" in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
 def test_cli_reports_bad_lines_and_exits_2_before_sending(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text('{"prompt": "ok"}\n{"prompt": "bad", "seed": "x"}\n', encoding="utf-8")
