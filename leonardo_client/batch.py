@@ -1023,6 +1023,8 @@ class _Engine:
 
     def leave_ambiguous(self, item: _Item, reason: str, recheck: bool) -> None:
         """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again)."""
+        if item.state != "ambiguous":  # settled in this run, as complete and failed ones are
+            self.done_this_run += 1
         if (item.state, item.reason) != ("ambiguous", reason):
             self.record(item, "ambiguous", reason=reason, recheck=recheck or None)
         self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
@@ -1400,7 +1402,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{refresh}'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Batch: {summary.total} items</title><style>{_CSS}</style></head>\n"
+        f"<title>Batch: {summary.total} item{'' if summary.total == 1 else 's'}</title><style>{_CSS}</style></head>\n"
         f"<body><header><h1>Batch: {summary.total} items</h1><p>{headline}</p></header>\n"
         f"<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )

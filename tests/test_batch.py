@@ -1465,6 +1465,7 @@ def test_before_the_clock_is_known_a_generation_an_hour_back_leaves_the_item_amb
     api = ServerClockBehind(lost=PROMPTS[0]["prompt"])
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert (summary.ambiguous, len(api.generations), api.calls.count("POST")) == (1, 1, 1)  # not sent again
+    assert summary.done_this_run == 1  # settled in this run (was 0: ambiguous ones were not counted)
     assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
 
 
