@@ -418,9 +418,9 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
-    if state == "submitting":  # rt: the read timeout it was sent under, which reconciliation waits out
-        read_timeout = record.get("rt", 0.0)
-        return _is_number(record.get("t")) and _is_number(read_timeout) and 0 <= read_timeout <= _client.MAX_SECONDS
+    if state == "submitting":  # rt: how long it may run at the server, which reconciliation waits out
+        span = record.get("rt", 0.0)  # a connect and a read timeout, each at most MAX_SECONDS
+        return _is_number(record.get("t")) and _is_number(span) and 0 <= span <= 2 * _client.MAX_SECONDS
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
@@ -462,9 +462,9 @@ class _Item:
     download_at: float = 0.0
 
     def apply(self, record: Mapping[str, Any]) -> None:
-        self.state = record["s"]
-        if self.state == "planned":  # to be sent (again): what an earlier generation cost is not this one's
+        if record["s"] == "planned" and self.state == "failed":  # retried: that one was refunded
             self.cost = None
+        self.state = record["s"]
         if self.state == "submitting":
             self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
         elif self.state == "submitted":
@@ -1393,6 +1393,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     e = html.escape
     spent = credits_text(summary.credits, "-", unknown=summary.cost_unknown)
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
+    title = f"Batch: {summary.total} item{'' if summary.total == 1 else 's'}"
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
         f"{summary.pending} pending &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
@@ -1402,8 +1403,8 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{refresh}'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Batch: {summary.total} item{'' if summary.total == 1 else 's'}</title><style>{_CSS}</style></head>\n"
-        f"<body><header><h1>Batch: {summary.total} items</h1><p>{headline}</p></header>\n"
+        f"<title>{title}</title><style>{_CSS}</style></head>\n"
+        f"<body><header><h1>{title}</h1><p>{headline}</p></header>\n"
         f"<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.

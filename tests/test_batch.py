@@ -596,16 +596,28 @@ def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled
 ) -> None:
     # It was journaled as sent, then refused unsent by the closed Client, and so left ambiguous: a rerun
     # waited out the read timeout it might have run for, and the summary said it may have been created.
-    spawn, api = batch._Engine.spawn, ApiDouble(delay=30.0)
+    second_queued, ran = threading.Event(), []
+
+    class Held(ApiDouble):  # the first create call is answered once the second is queued
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if body["prompt"] == PROMPTS[0]["prompt"]:
+                second_queued.wait(5)
+            return super().create_generation(body)
+
+    spawn, api = batch._Engine.spawn, Held(delay=30.0)
 
     def after_the_close(send: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + 5
         while not api.closed and time.monotonic() < deadline:
             time.sleep(0.01)
+        ran.append(api.closed)
         return send()
 
     def queued(engine: Any, kind: str, task: Any, done: Any) -> None:
-        spawn(engine, kind, partial(after_the_close, task) if kind == "post" and engine.posts == 2 else task, done)
+        if kind == "post" and engine.posts == 2:
+            task = partial(after_the_close, task)
+            second_queued.set()
+        spawn(engine, kind, task, done)
 
     def close_it(progress: BatchProgress) -> None:
         if progress.event == "submitted":
@@ -614,7 +626,24 @@ def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled
     monkeypatch.setattr(batch._Engine, "spawn", queued)
     with pytest.raises(LeonardoError, match="the Client was closed while the batch ran"):
         run(api, PROMPTS[:2], str(tmp_path), on_progress=close_it)
+    assert ran == [True]  # the second one's turn came after the close
     assert api.calls.count("POST") == 1 and states(tmp_path)[1] == "planned"  # a rerun sends it at once
+
+
+def test_an_items_cost_is_kept_unless_it_was_refunded() -> None:
+    item, cost = batch._Item(0, BatchItem("a fox")), {"amount": "2", "unit": "CREDITS"}
+    for states_seen, spent in ((["failed"], ("", 0.0)), (["ambiguous"], ("CREDITS", 2.0))):
+        item.apply({"i": 0, "s": "submitted", "id": "g", "cost": cost, "t": 1.0})
+        for state in states_seen + ["planned"]:
+            item.apply({"i": 0, "s": state})
+        assert item.spent() == spent  # a paid ambiguous one planned again (--resubmit-ambiguous) was paid all the same
+
+
+def test_the_longest_timeouts_a_client_takes_make_a_journal_record_the_batch_takes_back() -> None:
+    from leonardo_client.client import MAX_SECONDS
+
+    longest = {"i": 0, "s": "submitting", "t": 1.0, "rt": 2 * MAX_SECONDS}  # a connect and a read timeout
+    assert batch._well_formed(longest, 1) and not batch._well_formed(dict(longest, rt=2 * MAX_SECONDS + 1), 1)
 
 
 def test_an_error_raised_by_on_progress_journals_the_create_calls_under_way_first(tmp_path: Any) -> None:
