@@ -85,7 +85,9 @@ class RetryAdapter(HTTPAdapter):
         # urllib3 1.26 ends a body short of its Content-Length silently and pools its connection, dead
         # over TLS (a close_notify, TCP still open): the next request on it failed. As 2.x does, raise.
         resp.enforce_content_length = True
-        return super().build_response(req, resp)
+        # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave build_response unannotated.
+        response: requests.Response = super().build_response(req, resp)  # type: ignore[no-untyped-call,unused-ignore]
+        return response
 
 
 def resend_after_body(
