@@ -346,6 +346,9 @@ class _Journal:
             raise
         if header is None:
             self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
+            # The names of the new file (and of a folder just made): its fsync need not keep them through a power cut.
+            for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
+                _sync_folder(folder)
 
     def _lock(self, out_dir: str) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
@@ -409,6 +412,19 @@ class _Journal:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _sync_folder(path: str) -> None:
+    try:
+        folder = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows opens no folder (NTFS journals its names)
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass  # a file system that cannot sync a folder
+    finally:
+        os.close(folder)
 
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:

@@ -11,6 +11,7 @@ import collections
 import errno
 import json
 import os
+import stat
 import threading
 import time
 import tracemalloc
@@ -494,6 +495,25 @@ def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: 
     with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: Is a directory$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
+
+
+def test_a_new_journal_is_named_durably_in_its_folder_before_the_first_post(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = ApiDouble()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            api.calls.append("folder synced")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    assert api.calls.index("folder synced") < api.calls.index("POST")
+    api.calls.clear()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    assert "folder synced" not in api.calls  # the journal was there already
 
 
 def test_a_write_that_takes_nothing_stops_the_batch_instead_of_looping(
