@@ -1269,6 +1269,14 @@ def test_v2_refuses_what_the_model_schema_refuses(fake, api, model, parameters, 
     assert fake.generation_ids() == []
 
 
+@pytest.mark.parametrize("model, missing", [("hailuo-2_3", "prompt"), ("remove-bg", "guidances")])
+def test_v2_without_parameters_is_refused_for_what_the_model_requires(fake, api, model, missing):
+    response = v2(api, fake, {"model": model})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == 'expecting a value for non-nullable field: "%s"' % missing
+    assert fake.generation_ids() == []
+
+
 @pytest.mark.parametrize(
     "model, parameters",
     [
