@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 import zlib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -1604,6 +1605,10 @@ def test_s3_checks_the_form(fake, api):
 
 def test_presigned_post_expires_after_two_minutes(fake, api, monkeypatch):
     announced = announce(api, fake)
+    fields = json.loads(announced["fields"])
+    expiration = json.loads(base64.b64decode(fields["Policy"]))["expiration"]
+    issued = datetime.strptime(fields["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    assert datetime.strptime(expiration, "%Y-%m-%dT%H:%M:%S.000Z") - issued == timedelta(seconds=120)  # as S3 writes it
     later = fake._api.account.clock() + 121
     monkeypatch.setattr(fake._api.account, "clock", lambda: later)
     files = {"file": b"x"}

@@ -20,7 +20,7 @@ import urllib.request
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import Message
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union, cast
 from urllib.parse import urlsplit
@@ -502,7 +502,8 @@ def policy_failed(field: str) -> S3Error:
 def presigned_fields(key: str, extension: str) -> Dict[str, str]:
     """The form fields of a presigned POST for key (the signature is made up)."""
     now = datetime.now(timezone.utc)
-    policy = {"expiration": now.isoformat(), "conditions": [{"bucket": BUCKET}, {"key": key}]}
+    expiration = (now + timedelta(seconds=EXPIRY)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    policy = {"expiration": expiration, "conditions": [{"bucket": BUCKET}, {"key": key}]}
     return {
         "Content-Type": EXTENSIONS[extension],
         "bucket": BUCKET,
