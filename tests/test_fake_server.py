@@ -494,11 +494,20 @@ def test_list_generations_shape_and_other_users(fake, api):
     assert other.json() == {"generations": []}
 
 
-@pytest.mark.parametrize("params", [{"limit": "ten"}, {"offset": "1.5"}, {"limit": "-1"}])
-def test_list_generations_rejects_bad_paging(fake, api, params):
+@pytest.mark.parametrize(
+    "params, code",
+    [
+        ({"limit": "ten"}, "validation-failed"),
+        ({"offset": "1.5"}, "validation-failed"),
+        ({"limit": "-1"}, "validation-failed"),
+        ({"limit": "\u0663"}, "validation-failed"),  # an Arabic-Indic 3: a digit to Python, not to the API
+        ({"limit": "2147483648"}, "parse-failed"),  # past Hasura's 32-bit Int, as in a body
+    ],
+)
+def test_list_generations_rejects_bad_paging(fake, api, params, code):
     response = call(api, fake, "GET", "/generations/user/" + fake.user_id, params=params)
     assert response.status_code == 400
-    assert envelope(response)["code"] == "validation-failed"
+    assert envelope(response)["code"] == code
 
 
 # -- the served images -------------------------------------------------------------------

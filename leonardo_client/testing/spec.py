@@ -120,8 +120,10 @@ class Spec:
         args: Dict[str, Any] = {}
         for name, schema in operation.query.items():
             raw = query.get(name, "")
-            if raw and schema.get("type") == "integer" and not re.fullmatch(r"\s*[+-]?\d+\s*", raw):
-                raise invalid('expected an integer for query parameter "%s", but found "%s"' % (name, raw))
+            if raw and schema.get("type") == "integer":
+                if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):  # ASCII digits: int() would take others
+                    raise invalid('expected an integer for query parameter "%s", but found "%s"' % (name, raw))
+                _check_int(int(raw))
             if raw:
                 args[name] = int(raw) if schema.get("type") == "integer" else raw
         return args
@@ -190,9 +192,7 @@ class Spec:
         kind, found = schema.get("type"), json_type(value)
         # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
         if kind == "integer" and schema.get("title") == "Int" and found == "number":
-            if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
-                raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
-                              "or is there integer overflow?" % value, "parse-failed")
+            _check_int(value)
         if kind in (None, found) or (kind == "integer" and found == "number" and isinstance(value, int)):
             return
         if kind == "array":
@@ -232,6 +232,12 @@ class Spec:
         for key, item in value.items():
             if key in props or isinstance(extra, dict):
                 self.check(props.get(key, extra), item, where + (key,))
+
+
+def _check_int(value: Any) -> None:
+    if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
+        raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
+                      "or is there integer overflow?" % value, "parse-failed")
 
 
 def _not_one_of(values: List[Any], type_name: str, value: Any) -> ApiError:
