@@ -845,13 +845,23 @@ def test_an_int_is_a_whole_number_of_32_bits(fake, api, field, value, refused):
     assert generation["imageWidth"] == 512 and type(generation["imageWidth"]) is int
 
 
-@pytest.mark.parametrize("data", [b"{not json", b"prompt=x", b"[1, 2]", b"null", b'"text"'])
-def test_body_must_be_a_json_object(fake, api, data):
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        # Not JSON (a form: requests' data=dict): no variables, so the documented "generic" error.
+        (b"{not json", 'expecting a value for non-nullable variable: "prompt"'),
+        (b"prompt=x", 'expecting a value for non-nullable variable: "prompt"'),
+        (b"[1, 2]", "expected an object, but found array"),
+        (b"null", "expected an object, but found null"),
+        (b'"text"', "expected an object, but found string"),
+    ],
+)
+def test_body_must_be_a_json_object(fake, api, data, error):
     response = call(
         api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert envelope(response)["code"] == "validation-failed"
+    assert envelope(response) == {"error": error, "path": "$", "code": "validation-failed"}
 
 
 @pytest.mark.parametrize(
