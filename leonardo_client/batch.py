@@ -133,24 +133,24 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
         merged.pop("model", None)
         merged.pop("model_id", None)
     merged.update(fields)
-    prompt = merged.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    named: Dict[str, Any] = {k: merged.get(k) for k in ITEM_FIELDS}
+    return _checked(BatchItem(**named, extra={k: v for k, v in merged.items() if k not in ITEM_FIELDS}))
+
+
+def _checked(item: BatchItem) -> BatchItem:
+    """``item``, once its fields are checked and the serializer has made its create call's body (no NaN...)."""
+    if not isinstance(item.prompt, str) or not item.prompt.strip():
         raise ValueError("prompt must be a non-empty string")
     for key in ("model", "model_id", "negative_prompt", "name"):
-        if merged.get(key) is not None and not (isinstance(merged[key], str) and check_text(merged[key], key).strip()):
+        value = getattr(item, key)
+        if value is not None and not (isinstance(value, str) and check_text(value, key).strip()):
             raise ValueError(f"{key} must be a non-empty string")
-    if merged.get("model") is not None and merged.get("model_id") is not None:
+    if item.model is not None and item.model_id is not None:
         raise ValueError("give model (v2) or model_id (v1), not both")
     for key, least in (("width", 1), ("height", 1), ("num_images", 1), ("seed", 0)):
-        value = merged.get(key)
+        value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
-    named: Dict[str, Any] = {k: merged.get(k) for k in ITEM_FIELDS}
-    return _sendable(BatchItem(**named, extra={k: v for k, v in merged.items() if k not in ITEM_FIELDS}))
-
-
-def _sendable(item: BatchItem) -> BatchItem:
-    """``item``, once the serializer has made its create call's body (no NaN, no undecodable text...)."""
     item.request()
     return item
 
@@ -206,7 +206,7 @@ def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
     labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
-    return _collect(labelled, lambda i: _sendable(i) if isinstance(i, BatchItem) else make_item(i), "no items")
+    return _collect(labelled, lambda i: _checked(i) if isinstance(i, BatchItem) else make_item(i), "no items")
 
 
 def _collect(

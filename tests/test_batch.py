@@ -275,6 +275,14 @@ def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None
     assert make_item({"prompt": "p", "guidance_scale": 7}).extra == {"guidance_scale": 7}
     with pytest.raises(BatchInputError, match="item 1: .*finite number"):
         run(api, [BatchItem("fine", extra={"strength": float("nan")})], str(tmp_path))
+    # BatchItems are checked as mappings are (they were sent as they came: model_id dropped, width 0...).
+    wrong = [BatchItem("a", model="m", model_id="n"), BatchItem("  "), BatchItem("a", width=0), BatchItem("a", name="")]
+    with pytest.raises(BatchInputError) as caught:
+        run(api, wrong, str(tmp_path))
+    assert caught.value.errors == [
+        "item 1: give model (v2) or model_id (v1), not both", "item 2: prompt must be a non-empty string",
+        "item 3: width must be a whole number >= 1, got 0", "item 4: name must be a non-empty string",
+    ]
     assert api.calls == []
 
 
