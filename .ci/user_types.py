@@ -4,6 +4,7 @@
 """
 
 import http.server
+import pathlib
 
 from leonardo_client import (
     Client,
@@ -12,6 +13,8 @@ from leonardo_client import (
     ElementInput,
     LcmInpaintingRequest,
 )
+from leonardo_client.batch import read_items, run_batch
+from leonardo_client.testing import FakeLeonardo
 from leonardo_client.webhooks import parse_webhook
 
 # A required field is a required argument (a helper returning field(...) hid that from mypy).
@@ -31,3 +34,21 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
 def v2_root(client: Client) -> str:
     return client.v2_url + "/"  # type: ignore[operator]  # None when base_url does not end in /v1
+
+
+def batch_into(client: Client, folder: pathlib.Path) -> str:
+    # Paths may be os.PathLike; the summary's out_dir is a str (it was the Path given).
+    items = read_items(folder / "prompts.txt")
+    return run_batch(client, items, folder / "out").out_dir.upper()
+
+
+class MyClient(Client):
+    def newest(self) -> None: ...
+
+
+def subclass_in_with() -> None:
+    with MyClient("key") as client:  # __enter__ returns the subclass
+        client.newest()
+    with FakeLeonardo() as fake:
+        parse_webhook(bytearray(b"{}"), {"Authorization": "Bearer k"}, "k")
+        print(fake.base_url.upper())

@@ -18,7 +18,10 @@ except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise
 
-__all__ = ["__version__", *client.__all__, *errors.__all__, *payloads.__all__]
+__all__ = ["__version__"]  # extended as type checkers read it (pyright takes no "*" in a list)
+__all__ += client.__all__
+__all__ += errors.__all__
+__all__ += payloads.__all__
 
 
 def __dir__() -> "list[str]":

@@ -38,7 +38,7 @@ RESULT_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk", "lc
 IMAGE_KEYS = ("generated_images", "model_asset_texture_images")
 
 PathLike = Union[str, "os.PathLike[str]"]
-Upload = Union[PathLike, bytes, BinaryIO]  # an image to upload: a path, its bytes, or a binary file
+Upload = Union[PathLike, bytes, bytearray, BinaryIO]  # an image to upload: a path, its bytes, or a binary file
 # download(url, path_for) fetches url and writes it to path_for(content_type); returns the path.
 Download = Callable[[str, Callable[[str], str]], str]
 

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from itertools import takewhile
-from typing import Any, Iterator, Optional, TypeVar
+from typing import Any, FrozenSet, Iterator, Optional, TypeVar, cast
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -127,7 +127,8 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 class LeonardoRetry(Retry):
     """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
 
-    RETRY_AFTER_STATUS_CODES = frozenset()  # urllib3's adds 413 with a Retry-After: RETRY_STATUSES are all
+    # urllib3's adds 413 with a Retry-After: RETRY_STATUSES are all. (Cast: stubs disagree on the kind of variable.)
+    RETRY_AFTER_STATUS_CODES = cast(FrozenSet[int], frozenset())
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import (
-    TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 )
 
 import requests
@@ -36,9 +36,6 @@ from .errors import LeonardoError, parse_json
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, merge_once, to_payload,
 )
-
-if TYPE_CHECKING:
-    from .client import Client
 
 __all__ = [
     "BatchItem", "BatchProgress", "BatchSummary", "BatchInputError", "BatchInterrupted",
@@ -96,7 +93,7 @@ class BatchItem:
     seed: Optional[int] = None
     negative_prompt: Optional[str] = None
     name: Optional[str] = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a dict: no hash
 
     def request(self) -> Tuple[str, Dict[str, Any]]:
         """("v1" or "v2", the JSON body) of this item's create call, through the request dataclasses."""
@@ -155,7 +152,7 @@ def _checked(item: BatchItem) -> BatchItem:
     return item
 
 
-def read_items(path: str, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
+def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
     """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
     or a first line starting with ``{``); blank lines and ``#`` comments are skipped.
 
@@ -509,9 +506,9 @@ class _Item:
 
 
 def run_batch(
-    client: "Client",
+    client: "_client.Client",
     items: Iterable[Union[BatchItem, Mapping[str, Any]]],
-    out_dir: str,
+    out_dir: _files.PathLike,
     *,
     concurrency: Optional[int] = None,
     posts_per_minute: float = 100,
@@ -535,7 +532,7 @@ def run_batch(
             call went through for ``item_timeout``.
     """
     batch_items = _as_items(items)
-    _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks its own: before anything is sent
+    out_dir = _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks them, before sending
     if concurrency is not None:
         check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
     check_number("posts_per_minute", posts_per_minute, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
@@ -567,7 +564,7 @@ class _Engine:
 
     def __init__(
         self,
-        client: "Client",
+        client: "_client.Client",
         items: List[BatchItem],
         out_dir: str,
         posts_per_minute: float,
@@ -1225,7 +1222,7 @@ class _Engine:
         self.gallery_every = max(GALLERY_EVERY, 10 * (time.monotonic() - now))
 
 
-def _list_since(client: "Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
+def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
     """(The account's generations read, True when every one created after ``oldest`` was), or (those
     read, why not all).
 

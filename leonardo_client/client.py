@@ -7,7 +7,7 @@ import os
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -94,6 +94,7 @@ Result = Dict[str, Any]
 OnPoll = Optional[Callable[[str, float], None]]
 Body = Mapping[str, Any]  # a request body sent as given
 Page = Optional[int]  # limit or offset: None leaves it to the API
+_C = TypeVar("_C", bound="Client")
 Write = Optional[Callable[[requests.Response, Iterator[bytes]], None]]  # streams a download's body to a file
 
 
@@ -199,7 +200,7 @@ class Client:
             # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
             self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
 
-    def __enter__(self) -> "Client":
+    def __enter__(self: _C) -> _C:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -177,7 +177,7 @@ _JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
-def parse_json(data: Union[str, bytes]) -> Any:
+def parse_json(data: Union[str, bytes, bytearray]) -> Any:
     """json.loads of text from outside, with nesting too deep to parse a ValueError, not a
     RecursionError. CPython before 3.11 can abort the whole process on it (python/cpython#109261):
     there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses. NaN and
@@ -432,7 +432,7 @@ def _s3_message(body: Any) -> Optional[str]:
         from xml.etree import ElementTree  # only for S3's answers: not loaded by `import leonardo_client`
 
         root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
+    except (SyntaxError, ImportError):  # ParseError; or a Python built without pyexpat
         return None
     text = ": ".join(filter(None, (root.findtext("Code"), root.findtext("Message"))))
     return text if root.tag == "Error" and text else None

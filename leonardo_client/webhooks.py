@@ -48,7 +48,7 @@ def _lower(name: Any) -> str:
     return text.lower() if isinstance(text, str) else ""
 
 
-def parse_webhook(body: Union[bytes, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
+def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
     """Check a webhook request's bearer header and return its JSON payload, secrets redacted.
 
     Args:

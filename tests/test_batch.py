@@ -286,6 +286,14 @@ def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None
     assert api.calls == []
 
 
+def test_paths_may_be_path_objects_and_the_summary_holds_a_str(tmp_path: Any) -> None:
+    (tmp_path / "p.txt").write_text("a fox\n", encoding="utf-8")
+    items = read_items(tmp_path / "p.txt")
+    summary = run(ApiDouble(), items, tmp_path / "out")
+    assert summary.complete == 1 and summary.out_dir == str(tmp_path / "out")  # was the Path, typed str
+    assert {items[0], BatchItem("a fox", extra={"x": 1})} and BatchItem("a fox", extra={"x": 1}) != items[0]  # hashable
+
+
 def test_an_account_whose_user_is_not_an_object_still_runs(tmp_path: Any) -> None:
     api = ApiDouble(slots=2)
     api.get_user_info = lambda: {"user_details": [{"user": "user-1", "apiConcurrencySlots": 2}]}  # type: ignore[method-assign]

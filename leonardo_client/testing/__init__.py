@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
 
 from .._files import is_loopback
 from ..payloads import check_number, check_type, is_header_text
@@ -46,6 +46,9 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
     "v2_response_shape": _check_shape,
     "api_key": _check_key,
 }
+
+
+_F = TypeVar("_F", bound="FakeLeonardo")
 
 
 class FakeLeonardo:
@@ -84,7 +87,8 @@ class FakeLeonardo:
         self.user_id = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
         self.requests: List[RecordedRequest] = []
         self.connections_opened = 0
-        self.base_url = self.root_url = ""  # set by start()
+        self.base_url: str = ""  # set by start()
+        self.root_url: str = ""
         self._address = ("127.0.0.1" if host == "localhost" else host, port)
         self._lock = threading.Lock()
         self._faults: List[Fault] = []
@@ -105,7 +109,7 @@ class FakeLeonardo:
             api.advance()
             super().__setattr__(name, value)
 
-    def start(self) -> FakeLeonardo:
+    def start(self: _F) -> _F:
         """Start serving (binds the port; a no-op when already running)."""
         if self._server is None:
             self._server = Server(self._address, self)
@@ -129,7 +133,7 @@ class FakeLeonardo:
         if self._deliverer is not None:
             self._deliverer.stop()
 
-    def __enter__(self) -> FakeLeonardo:
+    def __enter__(self: _F) -> _F:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:

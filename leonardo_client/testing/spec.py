@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..payloads import MAX_INT
@@ -68,8 +68,8 @@ class Spec:
     def __init__(self, document: Dict[str, Any]) -> None:
         self.document = document
         self.routes: List[Tuple[List[str], Dict[str, Operation]]] = []
-        self.base = urlsplit(document["servers"][0]["url"]).path  # "/api/rest/v1": base_url's path
-        self.roots = set()  # the servers' paths: "/api/rest/v1", "/api/rest"
+        self.base: str = urlsplit(document["servers"][0]["url"]).path  # "/api/rest/v1": base_url's path
+        self.roots: Set[str] = set()  # the servers' paths: "/api/rest/v1", "/api/rest"
         for template, item in document["paths"].items():
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
             self.roots.add(root)
