@@ -581,6 +581,7 @@ class _Engine:
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
+        self.epoch = time.time() - self.started  # see wall_time
         self.poll_at = self.started + FIRST_POLL
         self.poll_gap = FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
@@ -685,6 +686,11 @@ class _Engine:
             if self.clock is None or created - item.answered < self.clock - 1.0:
                 self.clock = round(created - item.answered, 3)
                 self.journal.append([{"clock": self.clock}])
+
+    def wall_time(self) -> float:
+        """The wall clock's time when the run started, plus the time gone since: a clock stepped
+        during the run (NTP, a user) moves none of the times the batch compares."""
+        return round(self.epoch + time.monotonic(), 3)
 
     def earliest(self, item: _Item) -> float:
         """The earliest createdAt (the server's clock) that item's generation can have."""
@@ -892,7 +898,7 @@ class _Engine:
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
-            record = {"i": item.index, "s": "submitting", "t": round(time.time(), 3), "rt": self.create_span}
+            record = {"i": item.index, "s": "submitting", "t": self.wall_time(), "rt": self.create_span}
             self.set_state(item, record)  # journaled by send(), as the POST goes
             locked.add(item.item.prompt)
             in_flight += 1
@@ -910,7 +916,7 @@ class _Engine:
             if self.stopping or self.client.closed:  # closed by another thread: refused unsent, so not journaled
                 raise _Stopped()
             item.sending = True
-        record["t"] = item.since = round(time.time(), 3)
+        record["t"] = item.since = self.wall_time()
         try:
             self.journal.append([record])
         except LeonardoError as exc:
@@ -976,7 +982,7 @@ class _Engine:
         except LeonardoError as exc:  # answered, so not reconciled again: the listing cannot tell more
             self.leave_ambiguous(item, str(exc), recheck=False)
             return
-        self.record(item, "submitted", id=generation_id, cost=_cost(job), t=round(time.time(), 3))
+        self.record(item, "submitted", id=generation_id, cost=_cost(job), t=self.wall_time())
         item.check_at = now + FIRST_POLL
         item.first_seen = now
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
@@ -992,7 +998,8 @@ class _Engine:
         self.being_reconciled = [item.index for item in due]
         oldest = min(map(self.reach, due))
         listing = partial(_list_since, self.client, self.user_id, oldest)
-        self.spawn("reconcile", lambda: (*listing(), time.time()), partial(self.reconciled, due, oldest))  # and when
+        read = lambda: (*listing(), self.wall_time())  # noqa: E731 - the listing, and when it was read
+        self.spawn("reconcile", read, partial(self.reconciled, due, oldest))
 
     def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
@@ -1020,7 +1027,7 @@ class _Engine:
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
             elif read_at - item.since <= self.window(item):  # the POST may still be running at the server
-                wait = item.since + self.window(item) + 0.5 - time.time()
+                wait = item.since + self.window(item) + 0.5 - self.wall_time()
                 self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
                 continue
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet

@@ -805,6 +805,30 @@ def entries(change: Any) -> Any:
 SEEDED = [{"prompt": "a red fox", "width": 1024, "height": 768, "seed": 7}]
 
 
+def test_a_wall_clock_stepped_ahead_during_the_run_does_not_send_an_item_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, real_time, lost = ApiDouble(), time.time, []  # type: ignore[var-annotated]
+    original_view, original_create = api._view, api._create
+
+    def view(g: Dict[str, Any]) -> Dict[str, Any]:  # once one is seen COMPLETE (the clock learned), ours jumps 2 h
+        shown = original_view(g)
+        if shown["status"] == "COMPLETE":
+            monkeypatch.setattr(time, "time", lambda: real_time() + 7200)
+        return shown
+
+    def create(params: Dict[str, Any], model_id: Any) -> str:  # #4, sent after the jump, is made, its answer lost
+        if params["prompt"] == PROMPTS[3]["prompt"] and not lost:
+            lost.append(True)
+            api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+        return original_create(params, model_id)
+
+    api._view, api._create = view, create  # type: ignore[method-assign]
+    summary = run(api, PROMPTS[:4], str(tmp_path), concurrency=1)  # 3 in flight at most: #4 waits for a COMPLETE
+    assert summary.complete == 4 and api.calls.count("POST") == 4  # #4 was filtered out as older: sent again
+    assert '"adopted":true' in (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "change",
     [lambda g: dict(g, seed=str(g["seed"])), lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 ")],
