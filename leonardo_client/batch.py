@@ -338,14 +338,14 @@ class _Journal:
                 shown = json.dumps(unusable)[:80]
                 unusable_line = f"{self.path} holds a record of no item of this batch ({shown}): delete it"
                 raise BatchInputError([f"{unusable_line} ({DAMAGED})"])
-        except BaseException:
+            if header is None:
+                self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
+                # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
+                for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
+                    _sync_folder(folder)
+        except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
-        if header is None:
-            self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
-            # The names of the new file (and of a folder just made): its fsync need not keep them through a power cut.
-            for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
-                _sync_folder(folder)
 
     def _lock(self, out_dir: str) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
@@ -541,7 +541,7 @@ def run_batch(
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
-    try:
+    try:  # the journal is open (and locked) from here
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
     finally:
         engine.journal.close()
@@ -602,7 +602,6 @@ class _Engine:
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
-        self.replay()
 
     def replay(self) -> None:
         """Take up the state the journal holds: each item's, and what the batch has learned."""
@@ -726,7 +725,9 @@ class _Engine:
         )
 
     def plan(self, retry_failed: bool, resubmit_ambiguous: bool) -> None:
-        """Journal as planned every item of a new journal, else the failed or ambiguous ones asked for."""
+        """The journal's state taken up; then journaled as planned: every item of a new journal, else the
+        failed or ambiguous ones asked for."""
+        self.replay()
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item

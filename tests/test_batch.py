@@ -505,6 +505,23 @@ def test_when_a_failed_append_cannot_be_cut_off_nothing_more_is_written(
     assert (tmp_path / "journal.jsonl").read_bytes() == written  # the part line stays last: dropped on reading
 
 
+class DiskFull(DiskFillingUp):
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_journal_whose_header_cannot_be_written_is_closed_so_a_retry_is_not_refused(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrap_journal_file(monkeypatch, DiskFull)
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match="could not write .*No space left on device") as caught:
+        run(api, PROMPTS[:1], str(tmp_path))
+    monkeypatch.undo()  # space freed; the error is still held (by a REPL's sys.last_value, say)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok  # was "another batch is running": its journal stayed locked
+    assert caught.value.message and api.calls.count("POST") == 1
+
+
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
