@@ -945,9 +945,9 @@ class _Engine:
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
             self.check_refusals(error, now)
-        elif status in (401, 403):
+        elif _key_refused(error):
             self.record(item, "planned", reason=str(error))
-            self.fatal = error if isinstance(error, LeonardoError) else LeonardoError(str(error))
+            self.fatal = error
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
             self.fail(item, f"refused: {error}", str(error))
         elif _never_sent(error):
@@ -1006,6 +1006,9 @@ class _Engine:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
         listed, complete, read_at = result if error is None else ([], None, 0.0)
+        if _key_refused(complete):  # the items stay "submitting": a rerun with a good key reconciles them
+            self.fatal = complete
+            return
         self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
@@ -1115,7 +1118,9 @@ class _Engine:
             limit = min(100, max(10, 2 * len(ids)))
             try:
                 page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
-            except LeonardoError:
+            except LeonardoError as exc:
+                if _key_refused(exc):
+                    raise
                 page = {}
             listed = page.get("generations")
             for generation in listed if isinstance(listed, list) else ():
@@ -1127,7 +1132,9 @@ class _Engine:
                 continue
             try:
                 answer = self.client.get_generation_by_id(generation_id)
-            except LeonardoError:
+            except LeonardoError as exc:
+                if _key_refused(exc):
+                    raise
                 continue  # a transient failure: the next round tries again
             generation = answer.get("generations_by_pk", ())
             if generation is None:  # the API says there is none
@@ -1140,6 +1147,7 @@ class _Engine:
     def polled(self, found: Any, error: Optional[BaseException]) -> None:
         self.polling = False
         if error is not None:
+            self.fatal = error if _key_refused(error) else self.fatal  # else the next round asks again
             return
         self.learn_from(found.values(), listing=False)
         for generation_id, generation in found.items():
@@ -1334,6 +1342,11 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         if isinstance(image, Mapping) and image.get("url")  # one without is none to download
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
+
+
+def _key_refused(error: Any) -> bool:
+    """A 401 or 403: the key was refused (revoked?), so every later call would be too."""
+    return isinstance(error, LeonardoError) and error.status_code in (401, 403)
 
 
 def _never_sent(error: BaseException) -> bool:

@@ -522,6 +522,30 @@ def test_a_journal_whose_header_cannot_be_written_is_closed_so_a_retry_is_not_re
     assert caught.value.message and api.calls.count("POST") == 1
 
 
+@pytest.mark.parametrize("answer_lost", [False, True])
+def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(tmp_path: Any, answer_lost: bool) -> None:
+    api = ApiDouble(delay=0.5)
+    revoked = LeonardoError("HTTP 401: Authentication hook unauthorized this request", status_code=401)
+    working = (api.get_generation_by_id, api.get_generations_by_user_id)
+    original_create = api._create
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise revoked
+
+    def create(params: Dict[str, Any], model_id: Any) -> str:  # the key is revoked as the generation is made
+        api.after_post = [LeonardoError("Internal Server Error", status_code=500)] if answer_lost else []
+        api.get_generation_by_id = api.get_generations_by_user_id = refused  # type: ignore[method-assign]
+        return original_create(params, model_id)
+
+    api._create = create  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match="unauthorized"):  # polls ignored it until item_timeout; a reconciliation
+        run(api, PROMPTS[:1], str(tmp_path), item_timeout=5.0)  # left the item ambiguous ("--resubmit-ambiguous")
+    assert states(tmp_path) == {0: "submitting" if answer_lost else "submitted"}
+    api._create = original_create  # type: ignore[method-assign]
+    api.get_generation_by_id, api.get_generations_by_user_id = working  # type: ignore[method-assign]
+    assert run(api, PROMPTS[:1], str(tmp_path)).complete == 1 and api.calls.count("POST") == 1
+
+
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
