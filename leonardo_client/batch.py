@@ -1161,10 +1161,11 @@ class _Engine:
             item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
             if status == "MISSING" and item.misses < 2:
                 item.misses += 1  # an id just created may not be readable yet: three strikes
-            elif status in ("FAILED", "MISSING"):
-                failed = "the generation FAILED (Leonardo refunds it)"
-                reason = failed if status == "FAILED" else "the generation no longer exists"
+            elif status == "FAILED":
+                reason = "the generation FAILED (Leonardo refunds it)"
                 self.fail(item, reason, reason)
+            elif status == "MISSING":  # deleted (the web app?): paid for unless it failed first, so not "failed"
+                self.leave_ambiguous(item, f"generation {generation_id} no longer exists: deleted?", recheck=False)
         if self.job_times:  # a sixth of the typical job time seen
             typical = sorted(self.job_times)[len(self.job_times) // 2]
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))

@@ -1258,6 +1258,18 @@ def test_a_generation_not_readable_yet_or_complete_without_images_is_asked_again
     assert summary.ok and summary.images == 1 and api.calls.count("GET") >= 4
 
 
+def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept(tmp_path: Any) -> None:
+    class Deleted(ApiDouble):
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            self.calls.append("GET")
+            return {"generations_by_pk": None}
+
+    api = Deleted(delay=60.0)
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.ambiguous, summary.failed, summary.credits) == (1, 0, {"DOLLARS": 0.01})  # was failed, "refunded"
+    assert journal(tmp_path)[-1]["reason"] == "generation gen-1 no longer exists: deleted?"
+
+
 def test_two_items_with_one_prompt_are_never_unanswered_at_once(tmp_path: Any) -> None:
     class SlowAnswers(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
