@@ -327,11 +327,14 @@ class _Journal:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
             header = self.records.pop(0) if self.records else None
+            if header is not None and "journal" not in header:  # cut off at its start (truncated while running?)
+                raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
             if header is not None and (header.get("input"), header.get("items")) != (digest, total):
                 theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
                 raise BatchInputError([
                     f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
-                    f"{digest[:12]}); use another --out folder, or delete its journal.jsonl to start over"
+                    f"{digest[:12]}): use another --out folder (deleting the journal would send that batch's items "
+                    "again, those already made too)"
                 ])  # fmt: skip
             unusable = next((r for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
@@ -1005,7 +1008,7 @@ class _Engine:
     def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
-        listed, complete, read_at = result if error is None else ([], None, 0.0)
+        listed, complete, read_at = result if error is None else ([], error, 0.0)  # complete: True, or why not
         if _key_refused(complete):  # the items stay "submitting": a rerun with a good key reconciles them
             self.fatal = complete
             return
@@ -1013,9 +1016,7 @@ class _Engine:
         for item in due:
             found, sure = self.candidates(item, listed)
             rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"] - {item.index})
-            if error is not None:
-                reason = f"reconciliation failed: {error}"
-            elif found and rival:
+            if found and rival:
                 reason = "an ambiguous item with this prompt may own the generation that matches"
             elif len(found) == 1 and sure:
                 self.adopt(item, found[0])

@@ -383,6 +383,18 @@ def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
         with pytest.raises(BatchInputError, match="holds the journal of a different batch .*use another --out folder"):
             run(api, other, str(tmp_path))
     assert api.calls.count("POST") == 2
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:3], str(tmp_path))
+    assert "delete its journal.jsonl to start over" not in str(caught.value)  # that would bill the two again
+    assert "deleting the journal would send that batch's items again, those already made too" in str(caught.value)
+
+
+def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
+    text = journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": time.time()}])
+    (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run
+    with pytest.raises(BatchInputError) as caught:
+        run(ApiDouble(), PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) == f"{tmp_path / 'journal.jsonl'} is damaged: its first line is no header ({batch.DAMAGED})"
 
 
 def test_a_truncated_last_journal_line_is_tolerated_and_cut_off(tmp_path: Any) -> None:
@@ -1332,7 +1344,7 @@ def test_a_created_at_in_the_form_but_no_real_time_is_not_understood(tmp_path: A
     assert api.calls.count("POST") == 1  # never sent twice
     assert (summary.ambiguous, summary.ok) == ((1, False) if lost else (0, True))  # a time not read cannot prove it
     reasons = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
-    assert reasons == (["some generations could not be compared: gen-1"] if lost else [])  # not "reconciliation failed"
+    assert reasons == (["some generations could not be compared: gen-1"] if lost else [])  # not a ValueError of the reading
     assert not [r for r in journal(tmp_path) if "clock" in r]  # and teaches no clock
 
 
