@@ -390,7 +390,10 @@ class _Journal:
             try:
                 if self._torn:
                     raise OSError("a write cut short earlier could not be undone")
-                end = os.fstat(self._file.fileno()).st_size
+                found = os.fstat(self._file.fileno())
+                if found.st_nlink == 0:  # its lock went with it: a second run could start on the folder
+                    raise OSError("it was deleted while the batch ran")
+                end = found.st_size
                 while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
                     written = self._file.write(data)
                     if not written:  # never for a regular file, but asking again would loop forever

@@ -558,6 +558,15 @@ def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
     assert run(api, PROMPTS[:1], str(tmp_path)).complete == 1 and api.calls.count("POST") == 1
 
 
+def test_a_journal_deleted_while_the_batch_runs_stops_it(tmp_path: Any) -> None:
+    def delete_journal(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            os.remove(tmp_path / "journal.jsonl")  # its lock goes with it
+
+    with pytest.raises(LeonardoError, match=r"could not write .*journal\.jsonl: it was deleted while the batch ran"):
+        run(ApiDouble(delay=1.0), PROMPTS[:1], str(tmp_path), on_progress=delete_journal)
+
+
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
