@@ -1201,7 +1201,7 @@ class _Engine:
         shutil.rmtree(staging, ignore_errors=True)
         paths = self.client.save_results(generation, staging)
         if self.stopping:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.clear_staging()
             raise _Stopped()
         names = []
         for number, path in enumerate(paths, 1):
@@ -1226,6 +1226,12 @@ class _Engine:
         self.images_this_run += len(files)
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
 
+    def clear_staging(self) -> None:
+        """What this run was downloading is not kept (the run ends, or ended: a rerun downloads it again)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(self.out_dir, INCOMING))  # unless another run in this process uses it
+
     def gallery(self, final: bool) -> None:
         """Rewrite index.html: at the end, else when an item changed, at most every gallery_every seconds."""
         now = time.monotonic()
@@ -1233,11 +1239,7 @@ class _Engine:
             return
         self.gallery_at, self.gallery_stale = now, False
         if final:
-            try:
-                os.rmdir(self.staging)
-                os.rmdir(os.path.join(self.out_dir, INCOMING))
-            except OSError:
-                pass  # absent, or holds a download that a rerun will redo
+            self.clear_staging()
         write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
         # A page of 100,000 items takes about a second: the scheduler spends at most a tenth of its time on it.
         self.gallery_every = max(GALLERY_EVERY, 10 * (time.monotonic() - now))

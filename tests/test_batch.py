@@ -11,6 +11,7 @@ import collections
 import errno
 import json
 import os
+import signal
 import stat
 import threading
 import time
@@ -1833,6 +1834,26 @@ def test_a_card_shows_images_plays_videos_and_links_other_files() -> None:
     assert '<img src="0001-a-fox-1.jpeg"' in card and '<video src="0001-a-fox-2.mp4"' in card
     assert '<a class="file" href="0001-a-fox-3.glb">0001-a-fox-3.glb</a>' in card  # not a broken image
     assert '<a class="file" href="0001-a-fox-4.mp3">' in card
+
+
+def test_ctrl_c_during_a_download_leaves_nothing_of_it_in_the_folder(tmp_path: Any) -> None:
+    release = threading.Event()
+
+    class Downloading(ApiDouble):
+        def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "half.png"), "wb") as half:
+                half.write(b"\x89PNG half")
+            signal.raise_signal(signal.SIGINT)  # to the main thread: Ctrl-C
+            release.wait(5)
+            return super().save_results(result, folder)
+
+    try:
+        with pytest.raises(BatchInterrupted):
+            run(Downloading(), PROMPTS[:1], str(tmp_path))
+        assert not (tmp_path / ".incoming").exists()  # was left, with the half file (the CLI then exits)
+    finally:
+        release.set()
 
 
 def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
