@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
@@ -112,7 +113,7 @@ class Client:
         timeout: (connect, read) seconds, or one number for both; applied to every request.
         max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
         session: a ``requests.Session`` of your own, yours to close; the retry adapter is
-            mounted on it for the API only.
+            mounted on it for the API only, until close().
         pool_maxsize: connections kept open: the number of threads sharing the client (at most 1000).
         user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
 
@@ -196,9 +197,13 @@ class Client:
     def _release(self) -> None:
         if self._owns_session:
             self._session.close()
-        else:
-            # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
-            self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
+            return
+        # A caller's session goes back to its own adapters (this one's closed rule would refuse its requests);
+        # a new dict, so that a request under way in another thread goes on reading the old one.
+        kept = [(prefix, a) for prefix, a in list(self._session.adapters.items()) if a is not self._adapter]
+        self._session.adapters = collections.OrderedDict(kept)  # as requests makes it
+        # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
+        self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
 
     def __enter__(self: _C) -> _C:
         return self

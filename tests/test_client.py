@@ -495,6 +495,7 @@ def test_given_session_is_used_and_not_closed(mocked):
     # The retry adapter is mounted on the caller's session for the API only.
     assert session.get_adapter(BASE + "/generations/g").max_retries is client.retry
     client.close()
+    assert list(session.adapters) == ["https://", "http://"]  # its own again: the closed rule refused its requests
     with Client(api_key=API_KEY, base_url=BASE, session=session):
         pass
     assert session.closed == 0
