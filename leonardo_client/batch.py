@@ -1150,8 +1150,9 @@ class _Engine:
 
     def polled(self, found: Any, error: Optional[BaseException]) -> None:
         self.polling = False
-        if error is not None:
-            self.fatal = error if _key_refused(error) else self.fatal  # else the next round asks again
+        if error is not None:  # a refused key ends the batch; anything else, the next round asks again
+            if _key_refused(error):
+                self.fatal = error
             return
         self.learn_from(found.values(), listing=False)
         for generation_id, generation in found.items():
