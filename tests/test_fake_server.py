@@ -121,6 +121,10 @@ def get_generation(api, fake, generation_id):
     return response.json()["generations_by_pk"]
 
 
+def port_of(fake):
+    return int(fake.root_url.rsplit(":", 1)[1])
+
+
 def wait_status(fetch, wanted, timeout=3.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -150,7 +154,7 @@ def test_bundled_spec_is_the_merge_of_the_shared_specs():
 def test_stop_leaves_no_thread_and_closes_the_port():
     before = set(threading.enumerate())
     fake = FakeLeonardo().start()
-    port = int(fake.root_url.rsplit(":", 1)[1])
+    port = port_of(fake)
     idle = requests.Session()  # left open: an idle keep-alive connection at stop()
     idle.headers["Authorization"] = "Bearer " + fake.api_key
     for _ in range(3):
@@ -228,6 +232,22 @@ def test_one_connection_serves_many_requests(fake, api):
     assert api.get(fake.blob_url(1000), timeout=TIMEOUT).status_code == 200
     assert len(fake.requests) == 13
     assert fake.connections_opened == 1
+
+
+def test_a_burst_of_connections_waits_in_the_backlog(fake):
+    # The accept loop is held (it takes the fake's lock to count a connection) while 40 clients connect:
+    # the listen backlog holds them all; past it the kernel drops a SYN, retried only a second later.
+    with fake._lock:
+        sockets = [socket.create_connection(("127.0.0.1", port_of(fake)), timeout=0.5) for _ in range(40)]
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /cdn/blobs/1.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for sock in sockets:
+            sock.settimeout(TIMEOUT)
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_requests_are_recorded(fake, api):

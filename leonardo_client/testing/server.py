@@ -170,6 +170,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemons (a fake left running never blocks exit), so close_all() joins them."""
 
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: socketserver's 5 made a burst of connections wait a second or fail
 
     def __init__(self, address: Tuple[str, int], fake: FakeLeonardo) -> None:
         self.fake = fake
