@@ -1275,6 +1275,11 @@ def test_v2_video_models_complete_with_an_mp4(fake, api, model):
     size = {"hailuo-2_3": (1376, 768), "kling-2.6": (1920, 1080), "veo-3.1-generate-001": (1280, 720)}[model]
     body = v2_create(api, fake, model, width=size[0], height=size[1], quantity=1)
     (video,) = get_generation(api, fake, body["generate"]["generationId"])["generated_images"]
+    assert set(video) == spec_keys("/generations/{id}", "get", "generations_by_pk", "generated_images", "[]")
+    (listed,) = call(api, fake, "GET", "/generations/user/" + fake.user_id).json()["generations"]
+    assert set(listed["generated_images"][0]) == spec_keys(
+        "/generations/user/{userId}", "get", "generations", "[]", "generated_images", "[]")
+    assert video["motionStrength"] is None
     assert video["motionMP4URL"] == video["url"] and video["url"].endswith(".mp4")
     assert video["motion"] is True and video["motionModel"] == model
     response = requests.get(video["motionMP4URL"], timeout=TIMEOUT)

@@ -113,8 +113,8 @@ def _created(key: str, **job: Any) -> Dict[str, Any]:  # a v1 create response
 
 
 def _image(image_id: str, path: str, fantasy: bool = False, motion: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """One generated_images[] item; motion holds its motionModel, motionMP4URL, motionStrength."""
-    motion = dict.fromkeys(("motionModel", "motionMP4URL", "motionStrength"), None) if motion is None else motion
+    """One generated_images[] item; motion: its motionModel, motionMP4URL and motionStrength (null if not given)."""
+    motion = dict(dict.fromkeys(("motionModel", "motionMP4URL", "motionStrength")), **(motion or {}))
     image = dict(id=image_id, url=path, nsfw=False, likeCount=0, fantasyAvatar=fantasy, **motion)
     return dict(image, motion=bool(image["motionModel"]), imageToVideo=bool(image["motionModel"]),
                 generated_image_variation_generics=[])
