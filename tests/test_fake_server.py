@@ -1108,6 +1108,18 @@ def test_fault_raw_bodies(fake, api):
     assert call(api, fake, "GET", "/generations/x").json() == {"generations_by_pk": None, "extra": [1]}
 
 
+@pytest.mark.parametrize("status", [204, 304])
+def test_fault_status_without_a_body_sends_none(fake, api, status):
+    # A client reads a 204 or 304 as ending with its headers: body bytes would be read as the next answer.
+    fake.inject(status=status, times=2, body={"ignored": True})
+    for _ in range(2):
+        response = call(api, fake, "GET", "/generations/x")
+        assert (response.status_code, response.content) == (status, b"")
+        assert "Content-Type" not in response.headers and "Content-Length" not in response.headers
+    assert call(api, fake, "GET", "/generations/x").json() == {"generations_by_pk": None}
+    assert fake.connections_opened == 1
+
+
 def assert_truncated(send):
     """The body arrives cut short: urllib3 2.x raises; 1.26 returns the short body silently."""
     try:
@@ -1581,6 +1593,7 @@ def upload(api, fake, extension="png", data=INIT_IMAGE_PNG):
     upload_ = announce(api, fake, extension)
     response = requests.post(upload_["url"], data=json.loads(upload_["fields"]), files={"file": data}, timeout=TIMEOUT)
     assert (response.status_code, response.content) == (204, b"")
+    assert "Content-Type" not in response.headers and "Content-Length" not in response.headers  # as S3 answers
     return upload_["id"]
 
 

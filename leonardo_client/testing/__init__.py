@@ -154,8 +154,9 @@ class FakeLeonardo:
         ``"/cdn/*"``); None matches every API path. ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
         starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
-        envelope. ``drop``: close without answering. ``delay``: wait that long first, up to
-        3600 s (alone: a slow server). ``retry_after``: add that header (2.0 as "2").
+        envelope (a 204 or 304 is sent without a body). ``drop``: close without answering.
+        ``delay``: wait that long first, up to 3600 s (alone: a slow server). ``retry_after``:
+        add that header (2.0 as "2").
         ``truncate``: announce the whole Content-Length, send half, close. ``after``: run the
         operation first, then play the fault; without it a ``status`` or ``drop`` fault
         replaces the operation, which never runs.

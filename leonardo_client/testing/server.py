@@ -290,13 +290,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     def _send(self, answer: Answer, length: Optional[int] = None) -> None:
+        """Send answer; a 204 or 304 ends with its headers (a client reads no body: one sent would be
+        read as the next answer on the connection), without Content-Type or Content-Length."""
+        bodiless = answer.status in (204, 304)
         self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(answer.size if length is None else length))
+        if not bodiless:
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(answer.size if length is None else length))
         for name, value in answer.headers:
             self.send_header(name, value)
         self.end_headers()
-        if self.command == "HEAD":
+        if self.command == "HEAD" or bodiless:
             return
         self.wfile.write(answer.body)
         blob = answer.blob_size or 0
