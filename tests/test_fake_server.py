@@ -9,11 +9,13 @@ import contextlib
 import http.server
 import json
 import math
+import os
 import re
 import socket
 import struct
 import threading
 import time
+import warnings
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -187,6 +189,31 @@ def test_start_and_stop_twice_are_harmless():
         response = requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT)
         assert response.status_code == 401
     fake.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_child_stops_its_copy_and_leaves_the_parent_serving(fake, api):
+    assert call(api, fake, "GET", "/generations/x").status_code == 200  # a keep-alive connection, inherited
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12: forking a process with threads
+        pid = os.fork()
+    if pid == 0:  # the child: as when it leaves a `with FakeLeonardo()` block
+        code = 1
+        try:
+            fake.stop()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline, (done, status) = time.monotonic() + TIMEOUT, (0, 0)
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert (done, status) == (pid, 0), "the child's stop() hung or failed"
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+    assert fake.connections_opened == 1  # the parent's connection was not cut
 
 
 def test_only_loopback_hosts_are_accepted():

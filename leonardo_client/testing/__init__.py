@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
 
@@ -95,6 +96,7 @@ class FakeLeonardo:
         self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
         self._deliverer: Optional[Deliverer] = None
+        self._pid = 0  # the process that started the server
         self._api = Api(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -117,6 +119,7 @@ class FakeLeonardo:
             self.base_url = self.root_url + self._api.spec.base
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
+            self._pid = os.getpid()
             if self.webhook_url:
                 self._deliverer = Deliverer(self, self._api)
                 self._deliverer.start()
@@ -125,8 +128,13 @@ class FakeLeonardo:
     def stop(self) -> None:
         """Stop serving: close every connection, send the webhooks of what completed before (for
         2 s at most; those not sent are listed in ``webhook_errors``) and join every thread. A no-op
-        when stopped; state is kept and ``base_url`` too. Not to be called from a request handler."""
+        when stopped; state is kept and ``base_url`` too. Not to be called from a request handler. In
+        a process forked from the one that started it, only closes that process's copy of the port."""
         server, self._server = self._server, None
+        if server is not None and os.getpid() != self._pid:  # a forked child: the threads are the parent's
+            server.server_close()  # its copy of the listening socket; the connections it shares are left alone
+            self._thread = self._deliverer = None
+            return
         if server is not None and self._thread is not None:
             server.close_all()
             self._thread.join()
