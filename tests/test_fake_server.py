@@ -1736,6 +1736,29 @@ def test_uploaded_init_image_feeds_v2_guidances(fake, api):
 # -- webhooks ------------------------------------------------------------------------------------
 
 
+def test_deleting_a_generation_or_an_init_image_deletes_its_files(fake, api):
+    generation_id = create(api, fake, num_images=1)
+    image = get_generation(api, fake, generation_id)["generated_images"][0]
+    motion_id = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image["id"]}).json()
+    motion_id = motion_id["motionSvdGenerationJob"]["generationId"]
+    video = get_generation(api, fake, motion_id)["generated_images"][0]
+    texture_id = create_texture(api, fake)["textureGenerationJob"]["id"]
+    texture_url = get_texture(api, fake, texture_id)["model_asset_texture_images"][0]["url"]
+    init_id = upload(api, fake)
+    init_url = call(api, fake, "GET", "/init-image/" + init_id).json()["init_images_by_pk"]["url"]
+    deleted = [("/generations/", generation_id), ("/generations/", motion_id), ("/generations-texture/", texture_id),
+               ("/init-image/", init_id)]
+    for path, item_id in deleted:
+        assert call(api, fake, "DELETE", path + item_id).status_code == 200
+    for url in (image["url"], video["url"], video["motionMP4URL"], texture_url, init_url):
+        response = requests.get(url, timeout=TIMEOUT)
+        assert (response.status_code, envelope(response)["code"]) == (404, "not-found")  # as for any unknown file
+    for body in ({"imageId": image["id"]}, {"imageId": init_id, "isInitImage": True}):
+        response = call(api, fake, "POST", "/generations-motion-svd", json=body)
+        assert response.json() == {"error": "Service Error", "path": "$", "code": "unexpected"}
+    assert fake._api.assets == {} and fake._api.sources == {}  # nothing kept: a long run does not grow
+
+
 class Receiver(http.server.ThreadingHTTPServer):
     """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds
     (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""

@@ -227,11 +227,17 @@ class Api:
         return job
 
     def _delete(self, store: Dict[str, Job], call: Call) -> Optional[Dict[str, str]]:
-        """Delete a job (lock held), freeing its slot or its place in the queue: {id} or None."""
+        """Delete a job (lock held), freeing its slot or its place in the queue, and its files: {id} or None."""
         job = store.pop(call.params["id"], None)
+        if job is None:
+            return None
         if job in self.account.active:
             self.account.active.remove(job)
-        return None if job is None else {"id": job.id}
+        for image in job.images:  # no longer served, nor a motion source
+            self.sources.pop(image["id"], None)
+            for key in ("url", "motionMP4URL"):
+                self.assets.pop(image.get(key) or "", None)
+        return {"id": job.id}
 
     def _images(self, job: Job, *keys: str) -> List[Dict[str, Any]]:
         """job's images once COMPLETE (else none), their paths under keys made URLs of the fake."""
@@ -414,6 +420,8 @@ class Api:
     def delete_init_image_by_id(self, call: Call) -> Dict[str, Any]:
         image = self.init_images.pop(call.params["id"], None)
         self.sources.pop(call.params["id"], None)
+        if image is not None:
+            self.assets.pop(image.path, None)
         return {"delete_init_images_by_pk": image and {"id": image.id}}
 
     # -- textures ---------------------------------------------------------------------
