@@ -1430,18 +1430,20 @@ def test_a_full_queue_answers_429():
         create(api, fake)
 
 
-def test_posts_per_minute_answers_429_with_retry_after():
-    with FakeLeonardo(posts_per_minute=3) as fake, session_for(fake) as api:
-        create(api, fake)
-        v2_create(api, fake)
-        call(api, fake, "POST", "/generations-lcm", json=lcm_body("/generations-lcm"))  # not counted
-        create(api, fake)
+def test_posts_per_minute_answers_429_with_retry_after_per_endpoint():
+    with FakeLeonardo(posts_per_minute=2) as fake, session_for(fake) as api:
+        for _ in range(2):  # each endpoint has its own window, as Leonardo's limits page gives 100/min each
+            create(api, fake)
+            v2_create(api, fake)
+            create_texture(api, fake)
+            call(api, fake, "POST", "/generations-lcm", json=lcm_body("/generations-lcm"))  # not counted
         for response in [call(api, fake, "POST", "/generations", json={"prompt": "x"}),
-                         v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}})]:
+                         v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}}),
+                         call(api, fake, "POST", "/generations-texture", json={"prompt": "x", "modelAssetId": "m"})]:
             assert response.status_code == 429
             assert envelope(response)["code"] == "too-many-requests"
             assert 59 <= int(response.headers["Retry-After"]) <= 60
-        assert len(fake.generation_ids()) == 3
+        assert len(fake.generation_ids()) == 4 and len(fake._api.textures) == 2
 
 
 def test_fail_rate_is_reproducible_from_the_seed():
@@ -1517,7 +1519,7 @@ def account_with(clock, **settings):
 def add_jobs(account, clock, count):
     jobs = []
     for n in range(count):
-        account.admit(counted=True)
+        account.admit("/v1/generations")
         job = Job(str(n), clock(), "", {}, *account.draws())
         account.active.append(job)
         jobs.append(job)
@@ -1582,9 +1584,10 @@ def test_account_retry_after_is_when_the_window_frees_a_post():
     add_jobs(account, clock, 1)
     clock.now += 15.5
     with pytest.raises(ApiError) as refused:
-        account.admit(counted=True)
+        account.admit("/v1/generations")
     assert (refused.value.status, refused.value.headers) == (429, [("Retry-After", "25")])
-    account.admit(counted=False)  # motion, textures: the queue only
+    account.admit("/v2/generations")  # another endpoint's window
+    account.admit(None)  # motion: the queue only
     clock.now += 24.5
     add_jobs(account, clock, 1)
 
@@ -1598,7 +1601,7 @@ def test_account_retry_after_holds_after_the_limit_is_lowered():
     fake.posts_per_minute = 2
     clock.now = 1010
     with pytest.raises(ApiError) as refused:
-        account.admit(counted=True)
+        account.admit("/v1/generations")
     assert refused.value.headers == [("Retry-After", "53")]  # when the post of 1003 leaves: one left then
     clock.now += 53
     add_jobs(account, clock, 1)

@@ -57,7 +57,8 @@ class FakeLeonardo:
 
     The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (past 20
     pending per slot, the running ones included, a create gets 429); ``posts_per_minute`` (None:
-    no limit) counts generation POSTs over a sliding minute (past it: 429 with Retry-After); a job
+    no limit) counts the POSTs of each generation endpoint (v1, v2, texture) apart, over a sliding
+    minute, as Leonardo's limits do (past it: 429 with Retry-After); a job
     runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
     probability ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations``
     may change at any time (the jobs are first moved on to that moment: a slot added is free

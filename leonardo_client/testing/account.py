@@ -66,24 +66,25 @@ class Account:
         self.fake, self.clock = fake, clock
         self.random = random.Random(fake.seed)
         self.active: List[Job] = []  # not finished yet, in order of creation
-        self.posts: Deque[float] = deque()  # times of the counted POSTs of the last minute
+        self.posts: Dict[str, Deque[float]] = {}  # per endpoint, the times of its counted POSTs of the last minute
         self.advanced = -math.inf  # when advance() last ran
 
-    def admit(self, counted: bool) -> None:
-        """Raise the API's 429 when a new job is over a limit; counted: a generation POST."""
+    def admit(self, endpoint: Optional[str]) -> None:
+        """Raise the API's 429 when a new job is over a limit; endpoint: the generation endpoint POSTed
+        ("/v2/generations"), each with posts_per_minute of its own (None: not rate limited)."""
         now, limit = self.clock(), self.fake.posts_per_minute
-        while self.posts and self.posts[0] <= now - WINDOW:
-            self.posts.popleft()
-        if counted and limit is not None and len(self.posts) >= limit:
+        posts = self.posts.setdefault(endpoint, deque()) if endpoint is not None else deque()
+        while posts and posts[0] <= now - WINDOW:
+            posts.popleft()
+        if endpoint is not None and limit is not None and len(posts) >= limit:
             # one more is allowed when the window holds limit - 1 posts (the limit may have been lowered)
-            wait = max(1, math.ceil(self.posts[len(self.posts) - limit] + WINDOW - now))
-            message = "rate limit exceeded: at most %d generation requests a minute" % limit
+            wait = max(1, math.ceil(posts[len(posts) - limit] + WINDOW - now))
+            message = "rate limit exceeded: at most %d requests a minute to POST %s" % (limit, endpoint)
             raise ApiError(429, message, "too-many-requests", [("Retry-After", str(wait))])
         queue = QUEUE_PER_SLOT * self.fake.concurrency_slots
         if len(self.active) >= queue:
             raise ApiError(429, "queue full: at most %d generations may be pending" % queue, "too-many-requests")
-        if counted:
-            self.posts.append(now)
+        posts.append(now)
 
     def draws(self) -> Tuple[float, bool]:
         """(duration draw, fails?) for a new job: reproducible from the fake's seed."""

@@ -217,9 +217,9 @@ class Api:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], counted: bool = False) -> Job:
-        """A new job (lock held), admitted under the account's limits (counted: a generation POST)."""
-        self.account.admit(counted)
+    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], endpoint: Optional[str] = None) -> Job:
+        """A new job (lock held), admitted under the account's limits (endpoint: its rate's, see Account.admit)."""
+        self.account.admit(endpoint)
         job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(), fields, *self.account.draws())
         fields["seed"] = _opt(fields, "seed", zlib.crc32(job.id.encode("utf-8")) % 1000000000)  # else from the id
         store[job.id] = job
@@ -283,7 +283,7 @@ class Api:
             fields["photoRealStrength"] = 0.55
         elements = enumerate(body.get("elements") or [], start=1)
         fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
-        job = self._new_job(self.generations, fields, counted=True)
+        job = self._new_job(self.generations, fields, "/v1/generations")
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
         return _created("sdGenerationJob", generationId=job.id)
 
@@ -352,7 +352,7 @@ class Api:
                         public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
         video = "start_frame" in props.get("guidances", {}).get("properties", {})
-        job = self._new_job(self.generations, fields, counted=True)
+        job = self._new_job(self.generations, fields, "/v2/generations")
         self._add_images(job, count, video_model=model if video else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
@@ -429,7 +429,7 @@ class Api:
     def create_texture_generation(self, call: Call) -> Dict[str, Any]:
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
-        job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]))
+        job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]), "/v1/generations-texture")
         for kind in _TEXTURE_TYPES:
             image_id = str(uuid.uuid4())
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")
