@@ -191,6 +191,17 @@ def test_start_and_stop_twice_are_harmless():
     fake.stop()
 
 
+def test_a_restarted_fake_serves_on_the_port_it_first_bound(fake, api):
+    url = fake.base_url
+    assert call(api, fake, "GET", "/generations/x").status_code == 200  # closed by the server at stop(): TIME_WAIT
+    fake.stop()
+    with pytest.raises(requests.ConnectionError):
+        call(api, fake, "GET", "/generations/x")
+    fake.start()  # the server comes back where the client knows it
+    assert fake.base_url == url
+    assert call(api, fake, "GET", "/generations/x").status_code == 200
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
 def test_a_forked_child_stops_its_copy_and_leaves_the_parent_serving(fake, api):
     assert call(api, fake, "GET", "/generations/x").status_code == 200  # a keep-alive connection, inherited

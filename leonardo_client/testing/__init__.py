@@ -113,10 +113,12 @@ class FakeLeonardo:
             super().__setattr__(name, value)
 
     def start(self: _F) -> _F:
-        """Start serving (binds the port; a no-op when already running)."""
+        """Start serving (binds the port; a no-op when already running). A restart binds the port
+        bound first, so ``base_url`` stays the same (OSError if another process took it meanwhile)."""
         if self._server is None:
             self._server = Server(self._address, self)
-            self.root_url = "http://%s:%d" % (self._address[0], self._server.server_address[1])
+            self._address = (self._address[0], self._server.server_address[1])  # a restart binds it again
+            self.root_url = "http://%s:%d" % self._address
             self.base_url = self.root_url + self._api.spec.base
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
