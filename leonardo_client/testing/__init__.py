@@ -130,9 +130,10 @@ class FakeLeonardo:
 
     def stop(self) -> None:
         """Stop serving: close every connection, send the webhooks of what completed before (for
-        2 s at most; those not sent are listed in ``webhook_errors``) and join every thread. A no-op
-        when stopped; state is kept and ``base_url`` too. Not to be called from a request handler. In
-        a process forked from the one that started it, only closes that process's copy of the port."""
+        2 s, plus the delivery under way then, itself up to 2 s; those not sent are listed in
+        ``webhook_errors``) and join every thread. A no-op when stopped; state is kept and
+        ``base_url`` too. Not to be called from a request handler. In a process forked from the
+        one that started it, only closes that process's copy of the port."""
         server, self._server = self._server, None
         if server is not None and os.getpid() != self._pid:  # a forked child: the threads are the parent's
             server.server_close()  # its copy of the listening socket; the connections it shares are left alone
