@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
@@ -26,6 +27,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default="images", help="folder for the images (default: images)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
     args = parser.parse_args(argv)
+
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails here, before anything is spent
+    tempfile.TemporaryFile(dir=args.out).close()
 
     with contextlib.ExitStack() as stack:
         if args.offline:

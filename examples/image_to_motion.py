@@ -16,9 +16,10 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
-from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -28,6 +29,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default="videos", help="folder for the video (default: videos)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
     args = parser.parse_args(argv)
+
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails here, before anything is spent
+    tempfile.TemporaryFile(dir=args.out).close()
 
     with contextlib.ExitStack() as stack:
         if args.offline:
@@ -39,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         job = client.create_generation(CreateGenerationRequest(prompt=args.prompt, num_images=1, width=1376, height=768))
-        print("generating the image...")
+        print(f"image generation {generation_id(job)} started, waiting for it...")
         image = client.wait_for_generation(job)["generated_images"][0]
 
         # The start frame is the *image* id (generated_images[].id), not the generation id.
@@ -49,7 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             guidances={"start_frame": start_frame}, extra={"duration": args.duration},
         )
         video = client.create_generation_v2(request)
-        print("animating it (this can take a few minutes)...")
+        print(f"video generation {generation_id(video)} started, waiting (this can take a few minutes)...")
         for path in client.save_results(client.wait_for_generation(video, timeout=600), args.out):
             print("saved", path)
     return 0

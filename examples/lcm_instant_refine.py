@@ -20,6 +20,7 @@ import base64
 import contextlib
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
@@ -46,6 +47,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         data_url = "data:image/jpeg;base64," + SAMPLE_JPEG
     else:
         parser.error("give the image file to refine")
+
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails here, before anything is spent
+    tempfile.TemporaryFile(dir=args.out).close()
 
     with contextlib.ExitStack() as stack:
         if args.offline:

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError
@@ -32,6 +33,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.model_asset_id and not args.offline:
         parser.error("give the model asset id")
+
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails here, before anything is spent
+    tempfile.TemporaryFile(dir=args.out).close()
 
     with contextlib.ExitStack() as stack:
         if args.offline:

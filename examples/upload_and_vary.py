@@ -16,6 +16,7 @@ import base64
 import contextlib
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model
@@ -33,6 +34,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.image and not args.offline:
         parser.error("give an image file (or --offline to use a built-in one)")
+
+    os.makedirs(args.out, exist_ok=True)  # a bad --out fails here, before anything is spent
+    tempfile.TemporaryFile(dir=args.out).close()
 
     with contextlib.ExitStack() as stack:
         if args.offline:

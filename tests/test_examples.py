@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -131,6 +132,12 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
     assert usage.value.code == 2
 
 
+def test_image_to_motion_says_each_generation_id_as_it_starts(results: Dict[str, Result]) -> None:
+    out = results["image_to_motion"][1]  # it said none: a run stopped midway left the user nothing to look up
+    assert re.search(r"^image generation [0-9a-f-]{36} started", out, re.M)
+    assert re.search(r"^video generation [0-9a-f-]{36} started", out, re.M)
+
+
 def test_list_and_delete_is_a_dry_run_unless_told(results: Dict[str, Result]) -> None:
     dry = results["list_and_delete_dry"][1]
     assert "3 generations" in dry and dry.count("would delete") == 2 and "deleted" not in dry
@@ -251,3 +258,38 @@ def test_a_missing_image_file_is_one_line() -> None:
     command = [sys.executable, os.path.join(EXAMPLES, "lcm_instant_refine.py"), "nope.jpg", "--offline"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tempfile.gettempdir())
     assert (done.returncode, done.stderr) == (1, "error: [Errno 2] No such file or directory: 'nope.jpg'\n")
+
+
+# Examples that spend credits and save into --out, with the arguments they need online.
+SAVING = {
+    "generate_and_save": [],
+    "v2_generation": [],
+    "image_to_motion": [],
+    "texture_model": ["asset-id"],
+    "upload_and_vary": ["sample.png"],
+    "lcm_instant_refine": ["sample.jpg"],
+}
+
+
+def test_a_bad_out_folder_is_said_before_anything_is_sent(tmp_path: Any) -> None:
+    """They spent credits (lcm's result, inline in the answer, was then lost) before finding --out unwritable."""
+    (tmp_path / "afile").write_bytes(b"")
+    (tmp_path / "sample.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    (tmp_path / "sample.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 32)
+    from leonardo_client.testing import FakeLeonardo
+
+    with FakeLeonardo() as fake:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+        env.update(PYTHONPATH=REPO, LEONARDO_API_KEY=fake.api_key, LEONARDO_BASE_URL=fake.base_url)
+        running = {
+            name: subprocess.Popen(
+                [sys.executable, "-W", "ignore::DeprecationWarning", os.path.join(EXAMPLES, name + ".py")]
+                + args + ["--out", os.path.join("afile", "out")],
+                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for name, args in SAVING.items()
+        }
+        done = {name: (process.communicate(timeout=60), process.returncode) for name, process in running.items()}
+        assert fake.requests == []
+    for name, ((out, err), code) in done.items():
+        assert (code, out, err) == (1, "", "error: [Errno 20] Not a directory: 'afile/out'\n"), name
