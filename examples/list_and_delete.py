@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             fake = stack.enter_context(FakeLeonardo())
             client = stack.enter_context(Client(api_key=fake.api_key, base_url=fake.base_url))
             user_id = fake.user_id
-            for n in range(args.keep + 2):
+            for n in range(min(args.keep, 20) + 2):  # 2 more than --keep, 22 at most
                 client.create_generation({"prompt": f"fake generation {n}", "num_images": 1})
         elif args.user_id:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY

@@ -33,6 +33,7 @@ RUNS: Dict[str, Tuple[str, List[str], List[str]]] = {
     "lcm_instant_refine_file": ("lcm_instant_refine", ["sample.jpg", "--out", "mine"], ["mine/lcm-*_0.jpg"]),
     "list_and_delete_dry": ("list_and_delete", ["--keep", "1"], []),
     "list_and_delete_yes": ("list_and_delete", ["--keep", "1", "--yes"], []),
+    "list_and_delete_keep_all": ("list_and_delete", ["--keep", "9" * 23], []),  # made generations until killed
     "texture_model": ("texture_model", ["--out", "maps"], ["maps/*_albedo.png", "maps/*_normal.png"]),
     "upload_and_vary": ("upload_and_vary", [], ["varied/*.png"] * 2),
     "upload_and_vary_file": ("upload_and_vary", ["sample.png", "--out", "mine"], ["mine/*.png"] * 2),
