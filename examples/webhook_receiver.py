@@ -86,6 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             show(events.get())
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def run_offline(server: http.server.HTTPServer, callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> int:
