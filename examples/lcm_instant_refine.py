@@ -29,11 +29,18 @@ from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
 SAMPLE_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
 
 
+def strength(text: str) -> float:
+    value = float(text)
+    if not 0.1 <= value <= 1:  # nan too
+        raise argparse.ArgumentTypeError(f"not between 0.1 and 1: {text!r}")
+    return value
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Refine an image with LCM instant refine.")
     parser.add_argument("image", nargs="?", help="a .jpg file (optional with --offline)")
     parser.add_argument("--prompt", default="a castle on a hill, detailed, golden hour")
-    parser.add_argument("--strength", type=float, help="how far to move from the input, 0.1-1")
+    parser.add_argument("--strength", type=strength, help="how far to move from the input, 0.1-1")
     parser.add_argument("--out", default="refined", help="folder for the result (default: refined)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
     args = parser.parse_args(argv)

@@ -139,6 +139,16 @@ def test_image_to_motion_says_each_generation_id_as_it_starts(results: Dict[str,
     assert re.search(r"^video generation [0-9a-f-]{36} started", out, re.M)
 
 
+def test_lcm_strength_out_of_its_range_is_a_usage_error(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("lcm_instant_refine", os.path.join(EXAMPLES, "lcm_instant_refine.py"))
+    refine = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(refine)  # type: ignore[union-attr]
+    with pytest.raises(SystemExit) as usage:
+        refine.main(["--offline", "--strength", "5", "--out", str(tmp_path)])  # was sent as it came
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.endswith("error: argument --strength: not between 0.1 and 1: '5'\n")
+
+
 def test_list_and_delete_is_a_dry_run_unless_told(results: Dict[str, Result]) -> None:
     dry = results["list_and_delete_dry"][1]
     assert "3 generations" in dry and dry.count("would delete") == 2 and "deleted" not in dry
