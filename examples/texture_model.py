@@ -19,6 +19,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 from typing import List, Optional
 
 from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError
@@ -58,6 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 if __name__ == "__main__":
     if sys.stdout is None:  # started with stdout closed (>&-): what it prints would be lost
         sys.exit("error: stdout is closed")
+    # The client warns that these endpoints are legacy: one line, as the errors are, without the source line.
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
     try:
         status = main()
         sys.stdout.flush()  # a closed or full stdout fails here, inside the try

@@ -149,6 +149,11 @@ def test_lcm_strength_out_of_its_range_is_a_usage_error(tmp_path: Any, capsys: p
     assert capsys.readouterr().err.endswith("error: argument --strength: not between 0.1 and 1: '5'\n")
 
 
+def test_texture_models_deprecation_is_one_line(results: Dict[str, Result]) -> None:
+    err = results["texture_model"][2]  # was two, the second the example's source line
+    assert err.startswith("warning: the texture endpoints left Leonardo's public API spec") and err.count("\n") == 1
+
+
 def test_list_and_delete_is_a_dry_run_unless_told(results: Dict[str, Result]) -> None:
     dry = results["list_and_delete_dry"][1]
     assert "3 generations" in dry and dry.count("would delete") == 2 and "deleted" not in dry
