@@ -1364,6 +1364,14 @@ def test_v2_refuses_what_the_model_schema_refuses(fake, api, model, parameters, 
     assert fake.generation_ids() == []
 
 
+@pytest.mark.parametrize("model, quality", [("gpt-image-1.5", "HIGH"), ("ideogram-v3.0", "TURBO")])
+def test_v2_refuses_mode_where_leonardo_retired_it_for_quality(fake, api, model, quality):
+    response = v2(api, fake, {"model": model, "parameters": {"prompt": "x", "mode": quality}})
+    assert response.status_code == 400, response.text  # its schema leaves it open; the API refuses it since 2026-05
+    assert response.json()["error"] == "parameters.mode is no longer accepted for %s" % model
+    assert v2(api, fake, {"model": model, "parameters": {"prompt": "x", "quality": quality}}).status_code == 200
+
+
 @pytest.mark.parametrize("model, missing", [("hailuo-2_3", "prompt"), ("remove-bg", "guidances")])
 def test_v2_without_parameters_is_refused_for_what_the_model_requires(fake, api, model, missing):
     response = v2(api, fake, {"model": model})

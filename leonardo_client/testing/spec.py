@@ -29,6 +29,10 @@ _RENAMED = {"getUserSelf": "get_user_info", "getModels": "get_models_v2"}
 # without prompt or modelAssetId: there, non-nullable properties are treated as required.
 _NON_NULLABLE_IS_REQUIRED = {"create_texture_generation"}
 
+# Parameters a model's schema leaves open (not closed by additionalProperties) that the API refuses:
+# "The mode parameter of gpt-image-1.5 and ideogram-v3.0 fails after 2026-05-04 -> quality".
+_RETIRED_PARAMETERS = {"gpt-image-1.5": "mode", "ideogram-v3.0": "mode"}
+
 _GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
 _BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [  # (lower, upper, of, measure, wording)
     ("minimum", "maximum", (int, float), lambda value: value, "be"),
@@ -140,6 +144,9 @@ class Spec:
             self.check(schema, body, ())
         else:  # v2: the schemas leave out "parameters"; a model's required ones are missing then, not waived
             self.json_schema.check(schema, dict(body, parameters=body.get("parameters", {})), ())
+            retired = _RETIRED_PARAMETERS.get(body["model"])
+            if retired in body.get("parameters", {}):
+                raise invalid("parameters.%s is no longer accepted for %s" % (retired, body["model"]))
 
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
