@@ -34,7 +34,7 @@ from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, is_id, merge_once, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, is_id, merge_once, to_payload,
 )
 
 __all__ = [
@@ -148,7 +148,10 @@ def _checked(item: BatchItem) -> BatchItem:
         value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
-    item.request()
+    try:
+        item.request()
+    except TypeError as exc:  # what the serializer cannot take (a dict's int key): named with the item, as the rest
+        raise ValueError(str(exc)) from None
     return item
 
 
@@ -202,6 +205,8 @@ def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
 
 
 def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
+    if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__iter__"):  # a str: one item a character
+        raise TypeError(f"items must be a list of BatchItems or mappings, not {type(items).__name__}")
     labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
     return _collect(labelled, lambda i: _checked(i) if isinstance(i, BatchItem) else make_item(i), "no items")
 
@@ -538,19 +543,29 @@ def run_batch(
             call went through for ``item_timeout``.
     """
     batch_items = _as_items(items)
-    out_dir = _files.check_path(out_dir, "out_dir")  # the options, checked as Client checks them, before sending
-    if concurrency is not None:
-        check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
-    check_number("posts_per_minute", posts_per_minute, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
-    check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
-    if on_progress is not None and not callable(on_progress):
-        raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
+    out_dir = _files.check_path(out_dir, "out_dir")
+    _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
     try:  # the journal is open (and locked) from here
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
     finally:
         engine.journal.close()
+
+
+def _check_options(client: Any, concurrency: Any, posts_per_minute: Any, item_timeout: Any, on_progress: Any,
+                   *flags: Any) -> None:
+    """run_batch's options, checked as Client checks its own: before anything is sent or written."""
+    if not callable(getattr(client, "create_generation", None)):
+        raise TypeError(f"client must be a Client, not {type(client).__name__}")
+    if concurrency is not None:
+        check_number("concurrency", concurrency, 1, MAX_CONCURRENCY, integer=True)
+    check_number("posts_per_minute", posts_per_minute, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
+    check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
+    for name, flag in zip(("retry_failed", "resubmit_ambiguous"), flags):
+        check_type(name, flag, bool)  # "no" would be true: resubmit_ambiguous may bill twice
 
 
 class _NotJournaled(LeonardoError):

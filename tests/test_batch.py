@@ -295,6 +295,19 @@ def test_paths_may_be_path_objects_and_the_summary_holds_a_str(tmp_path: Any) ->
     assert {items[0], BatchItem("a fox", extra={"x": 1})} and BatchItem("a fox", extra={"x": 1}) != items[0]  # hashable
 
 
+def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp_path: Any) -> None:
+    api, out = ApiDouble(), str(tmp_path / "out")
+    with pytest.raises(TypeError, match="^items must be a list of BatchItems or mappings, not str$"):
+        run(api, "a fox", out)  # was one item a character
+    with pytest.raises(TypeError, match="^client must be a Client, not NoneType$"):
+        run(None, PROMPTS[:1], out)  # type: ignore[arg-type]  # was an AttributeError, the journal made
+    with pytest.raises(TypeError, match="^resubmit_ambiguous must be a bool, not str$"):
+        run(api, PROMPTS[:1], out, resubmit_ambiguous="false")  # was true
+    with pytest.raises(BatchInputError, match="^item 2: .*int key"):  # was a TypeError naming no item
+        run(api, [{"prompt": "fine"}, {"prompt": "x", "extra_field": {1: 2}}], out)
+    assert not os.path.exists(out) and api.calls == []
+
+
 def test_an_account_whose_user_is_not_an_object_still_runs(tmp_path: Any) -> None:
     api = ApiDouble(slots=2)
     api.get_user_info = lambda: {"user_details": [{"user": "user-1", "apiConcurrencySlots": 2}]}  # type: ignore[method-assign]
