@@ -13,6 +13,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import json
     import os
     import shutil
+    import signal
     import tempfile
     import time
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -177,6 +178,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
                 stream.reconfigure(errors=errors)
+
+
+def entry() -> int:
+    """The program (``leonardo-client``, ``python -m leonardo_client``): main(), then Ctrl-C's default action.
+
+    A Ctrl-C once main() has returned, while the interpreter shuts down (threads joined, urllib3's pools
+    closed), printed a traceback: it now just ends the process (the shell sees 130). main() itself leaves
+    the handler alone, for a program or a test that calls it.
+    """
+    try:
+        status = main()
+    except KeyboardInterrupt:  # a second Ctrl-C while main() handled the first, or one as it returned
+        status = 130
+    finally:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`cmd &` in a script)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return status
 
 
 def _escape(error: UnicodeError) -> Tuple[Union[str, bytes], int]:
@@ -557,4 +575,4 @@ _seconds = _number(float, MIN_SECONDS, MAX_SECONDS)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

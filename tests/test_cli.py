@@ -343,11 +343,15 @@ def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--num-images" in capsys.readouterr().out
 
 
-def test_console_script_points_at_main() -> None:
+def console_script() -> str:
+    """What the installed ``leonardo-client`` runs: the function setup.cfg names, called as pip's script calls it."""
     config = configparser.ConfigParser()
     config.read(os.path.join(REPO, "setup.cfg"))
-    scripts = config["options.entry_points"]["console_scripts"]
-    assert "leonardo-client = leonardo_client.__main__:main" in scripts
+    [script] = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    name, target = (part.strip() for part in script.split("="))
+    module, function = target.split(":")
+    assert name == "leonardo-client" and module == "leonardo_client.__main__"
+    return f"from {module} import {function}; sys.exit({function}())"
 
 
 def test_python_dash_m_usage_error_exits_2() -> None:
@@ -451,6 +455,31 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(argv0: str, module: st
     code = INTERRUPTED_IMPORT.format(argv0=argv0, module=module, start=AS_THE_CLI)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
+
+
+@pytest.mark.parametrize("start", ["console script", "-m"])
+def test_ctrl_c_once_the_command_is_done_ends_it_without_a_traceback(start: str) -> None:
+    # A Ctrl-C during the interpreter's shutdown hit urllib3's pool finalizers or threading._shutdown:
+    # "Exception ignored in ... KeyboardInterrupt" (14 runs in 20 when sent as the last line appeared).
+    late_ctrl_c = "import atexit, os, runpy, signal, sys; atexit.register(os.kill, os.getpid(), signal.SIGINT)\n"
+    code = late_ctrl_c + (console_script() if start == "console script" else AS_THE_CLI)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    done = subprocess.run([sys.executable, "-c", code, "--offline", "me"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env=env)
+    assert (done.returncode, done.stderr) == (-signal.SIGINT, OFFLINE_NOTICE + "\n")  # the shell shows 130
+    assert done.stdout.startswith("user id: ")
+
+
+def test_a_ctrl_c_main_lets_through_is_still_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> int:
+        raise KeyboardInterrupt  # a second Ctrl-C while main() handles the first, or one as it returns
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.entry() == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
