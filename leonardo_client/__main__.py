@@ -15,6 +15,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import shutil
     import signal
     import tempfile
+    import threading
     import time
     from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -35,6 +36,8 @@ __all__ = ["main", "build_parser"]
 PROG = "leonardo-client"
 # Seconds an offline generation stays PENDING: long enough to see the progress line at work.
 OFFLINE_COMPLETION_DELAY = 1.5
+# Handled as Ctrl-C is while a command runs (SIGHUP: its terminal closed; none on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
 # The v2 parameters generate's options give (--num-images always gives quantity).
@@ -58,7 +61,8 @@ examples:
   leonardo-client batch prompts.txt --out catalogue/
 
 exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage,
-130 interrupted. generate and batch spend credits; the other commands do not."""
+130 interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129). generate and batch spend credits;
+the other commands do not."""
 
 BATCH_DESCRIPTION = """\
 Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
@@ -67,7 +71,8 @@ and any other parameter) at the account's concurrency and POST rate. Images are 
 --out as they finish, with a gallery (index.html) and a journal (journal.jsonl). Run the
 same command again to resume: nothing is billed twice (an item whose create call may or
 may not have run, and cannot be found, is marked ambiguous and left to you). Exit status:
-0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C."""
+0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C
+(SIGTERM 143, SIGHUP 129)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,7 +169,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv: the arguments, without the program name; None reads ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted.
+        The exit status: 0 success, 1 API, download or output error, 2 bad usage, 130 interrupted
+        (Ctrl-C; SIGTERM and SIGHUP, handled as Ctrl-C while the command runs: 143 and 129).
     """
     # What the output's encoding cannot show is escaped rather than failing once the work is done
     # (a C locale's undecodable bytes still pass as they came), only while main() runs.
@@ -215,6 +221,7 @@ codecs.register_error(ESCAPE, _escape)
 def _run(argv: Optional[List[str]]) -> int:
     if sys.stdout is None:  # Python was started with stdout closed: every command's output would be lost
         return _error("cannot write the output: stdout is closed", 1)
+    interrupts = _Interrupts()
     try:
         try:
             parser = build_parser()
@@ -227,8 +234,9 @@ def _run(argv: Optional[List[str]]) -> int:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
                 _check_folder(args.out)
                 _check_model(args)
-            with _connect(args.offline) as client:
+            with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
+            status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
         sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
     except LeonardoError as err:
@@ -236,7 +244,7 @@ def _run(argv: Optional[List[str]]) -> int:
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent
         return _error(err, 2)
     except KeyboardInterrupt:
-        return _error("interrupted", 130)
+        return _error("interrupted", interrupts.status)
     except MemoryError:  # a file too big to upload, a body too big to hold
         return _error("out of memory", 1)
     except OSError as err:  # writing to stdout: a closed pipe (`| head`), a full disk
@@ -246,8 +254,39 @@ def _run(argv: Optional[List[str]]) -> int:
 
 
 def _error(message: object, status: int) -> int:
-    _say(f"error: {message}" if status != 130 else str(message))
+    _say(f"error: {message}" if status < 128 else str(message))  # 128 + a signal: interrupted
     return status
+
+
+class _Interrupts:
+    """While a command runs, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that they end
+    it as cleanly (a batch's gallery finished, no download's temporary file left, the progress line ended);
+    not where they are ignored (``nohup``) or handled already, nor outside the main thread (a program's)."""
+
+    def __init__(self) -> None:
+        self.signal = int(signal.SIGINT)  # what interrupted the command
+        self.installed: List[int] = []
+
+    @property
+    def status(self) -> int:
+        """The exit status of an interrupted command: 128 + the signal, as the shell shows a process it ended."""
+        return 128 + self.signal
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():  # signal.signal() works only there
+            return
+        for number in STOP_SIGNALS:
+            if signal.getsignal(number) == signal.SIG_DFL:
+                signal.signal(number, self._interrupt)
+                self.installed.append(number)
+
+    def _interrupt(self, number: int, frame: Any) -> None:
+        self.signal = number
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        while self.installed:
+            signal.signal(self.installed.pop(), signal.SIG_DFL)
 
 
 def _say(line: str) -> None:

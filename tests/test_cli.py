@@ -367,8 +367,10 @@ def test_python_dash_m_usage_error_exits_2() -> None:
 # --- a person at the command line never sees a traceback: closed pipes, full disks, Ctrl-C ------
 
 
-def run_cli(args: List[str], stdout: Any, interrupt_after: str = "") -> "subprocess.CompletedProcess[str]":
-    """Run the CLI in a subprocess; with ``interrupt_after``, SIGINT once stderr shows that text."""
+def run_cli(
+    args: List[str], stdout: Any, interrupt_after: str = "", signum: int = signal.SIGINT
+) -> "subprocess.CompletedProcess[str]":
+    """Run the CLI in a subprocess; with ``interrupt_after``, send ``signum`` once stderr shows that text."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     env["PYTHONPATH"] = REPO
     process = subprocess.Popen(
@@ -384,7 +386,7 @@ def run_cli(args: List[str], stdout: Any, interrupt_after: str = "") -> "subproc
         for line in process.stderr:  # bounded: the child exits within the test's timeout
             lines.append(line)
             if interrupt_after in line:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signum)
                 break
     _, err = process.communicate(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, "", "".join(lines) + err)
@@ -428,11 +430,22 @@ def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> No
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
-def test_ctrl_c_during_the_wait_exits_130_with_one_line(tmp_path: Any) -> None:
-    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.DEVNULL, interrupt_after="PENDING")
-    assert done.returncode == 130
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_ctrl_c_sigterm_or_sighup_during_the_wait_exits_with_one_line(tmp_path: Any, signum: int, status: int) -> None:
+    # SIGTERM and SIGHUP ended the process at once (a download's temporary file left, no last line).
+    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.DEVNULL, "PENDING", signum)
+    assert done.returncode == status
     assert done.stderr.splitlines()[-1] == "leonardo-client: interrupted"
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
+    out = tmp_path / "out"
+    argv = ["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(out)]
+    done = run_cli(argv, subprocess.DEVNULL, "#2 submitted", signal.SIGTERM)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in done.stderr
+    assert "refresh" not in (out / "index.html").read_text(encoding="utf-8")  # the gallery says it stopped
 
 
 # Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
