@@ -481,7 +481,10 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     if summary.interrupted:
-        for line in (*str(summary).splitlines(), "interrupted: rerun the same command to resume"):
+        resume = "rerun the same command to resume"
+        if args.offline:  # its fake API ends with this run: a rerun would find none of its generations
+            resume = "an --offline batch cannot be resumed: use a new --out"
+        for line in (*str(summary).splitlines(), f"interrupted: {resume}"):
             _stderr(line)
         return 130
     print(summary)

@@ -713,8 +713,16 @@ def test_batch_defaults_reach_every_item(batch_calls: List[Dict[str, Any]], tmp_
     assert batch_calls[0]["items"] == [BatchItem("a fox", **fields), BatchItem("a hare", **fields)]
 
 
+@pytest.mark.parametrize(
+    "offline, resume",
+    [
+        ([], "interrupted: rerun the same command to resume"),
+        # The offline fake ends with the run: a rerun failed every item, "the generation no longer exists".
+        (["--offline"], "interrupted: an --offline batch cannot be resumed: use a new --out"),
+    ],
+)
 def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, offline: List[str], resume: str
 ) -> None:
     summary = summary_of(2, 1, str(tmp_path / "o"), pending=1, interrupted=True)
 
@@ -722,10 +730,10 @@ def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
         raise BatchInterrupted(summary)
 
     monkeypatch.setattr(cli, "run_batch", interrupted)
-    assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a", "b"), "--out", str(tmp_path / "o")]) == 130
+    monkeypatch.setenv("LEONARDO_API_KEY", "a-key")  # nothing is sent: run_batch is replaced
+    assert cli.main(offline + ["batch", prompts_file(tmp_path, "a", "b"), "--out", str(tmp_path / "o")]) == 130
     captured = capsys.readouterr()
     assert captured.out == ""
-    resume = "interrupted: rerun the same command to resume"
     assert captured.err.splitlines()[-3:] == str(summary).splitlines() + [resume]
 
 
