@@ -339,8 +339,8 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         )
     label, line = f"generation {generation_id(created)}", _StatusLine()
 
-    def progress(status: str, elapsed: float) -> None:
-        line.show(f"{label}: {status}, {elapsed:.1f}s elapsed")
+    def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
+        line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")
 
     try:
         generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
@@ -513,7 +513,7 @@ class _StatusLine:
 
     def show(self, line: str) -> None:
         if self.tty:  # drawn over the last one, padded to hide what is left of it; a wrapped line could not be
-            line = line[: max(20, _columns() - 1)]
+            line = printable(line)[: _columns() - 1]  # as shown: an escaped character takes 4 columns
             self.width = _stderr(line, before="\r", end="", width=self.width)
         else:
             _stderr(line)
@@ -553,20 +553,23 @@ class _BatchPrinter(_StatusLine):
         elif progress.event not in ("start", "done") and time.monotonic() - self.drawn < 0.1:
             return
         self.drawn = time.monotonic()
-        self.show(_bar(progress, done))
+        self.show(_bar(progress, done, _columns() - 1))
 
 
-def _bar(progress: BatchProgress, done: int) -> str:
+def _bar(progress: BatchProgress, done: int, room: int) -> str:
+    """The counts, ETA, credits spent and rate (cut from the end to fit), after a bar if there is room."""
     filled = int(24 * done / progress.total) if progress.total else 24
     minutes = progress.elapsed / 60.0
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
     left = progress.total - done
     eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
     spent = credits_text(progress.credits, "0", " + ", unknown=progress.cost_unknown)
-    return (
-        f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{progress.total} done, {progress.in_flight} in flight, "
-        f"{progress.failed} failed, {rate:.1f}/min, ETA {eta}, spent {spent}"
+    counts = (
+        f"{done}/{progress.total} done, {progress.in_flight} in flight, {progress.failed} failed, "
+        f"ETA {eta}, spent {spent}, {rate:.1f}/min"
     )
+    bar = f"[{'#' * filled}{'.' * (24 - filled)}] "
+    return bar + counts if len(bar + counts) <= room else counts
 
 
 def _stderr(line: str, before: str = "", end: str = "\n", width: int = 0) -> int:

@@ -67,13 +67,16 @@ def test_offline_flag_also_after_the_command(capsys: pytest.CaptureFixture[str],
 
 def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.1)
+    monkeypatch.setenv("COLUMNS", "30")  # "generation <id>: " took 49 columns: the status was never shown
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path)]) == 0
     notice, text = terminal.getvalue().split("\n", 1)
     assert "placeholders" in notice
-    assert text.startswith("\rgeneration ") and text.count("\r") >= 2
     assert text.endswith("\n") and text.count("\n") == 1
+    first, *_, last = text[1:-1].split("\r")
+    assert first.startswith("PENDING, 0.0s elapsed, gener") and last.startswith("COMPLETE, ")
+    assert max(len(drawn) for drawn in text[1:-1].split("\r")) == 29
 
 
 def test_generate_online_sends_the_options(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
@@ -550,14 +553,17 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     printer(progress("start", "10 items"))
     printer(progress("failed", "#3 failed: the generation FAILED", complete=3, failed=1, in_flight=2))
     printer(progress("done", "done", complete=4, failed=1, credits={"CREDITS": 8, "DOLLARS": 0.09}, cost_unknown=2))
+    monkeypatch.setenv("COLUMNS", "80")  # the bar made the line 100 columns: "spent" was always cut
+    printer(progress("done", "done", complete=4, failed=1, credits={"CREDITS": 8}))
     monkeypatch.setenv("COLUMNS", "40")  # a line wider than the terminal would wrap, and \r redraw only its end
     printer(progress("start", "10 items"))
     printer.close()
     shown = terminal.getvalue()
     assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
-    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, 4.0/min, ETA 1m30s, spent 0" in shown
-    assert ", spent 8 credits + 0.09 dollars + 2 items' cost unknown\r" in shown
-    assert shown.rsplit("\r", 1)[1].rstrip() == "[........................] 0/10 done, 0"  # 39 columns
+    assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, ETA 1m30s, spent 0, 4.0/min" in shown
+    assert ", spent 8 credits + 0.09 dollars + 2 items' cost unknown, 4.0/min\r" in shown
+    assert "\r5/10 done, 0 in flight, 1 failed, ETA 1m15s, spent 8 credits, 4.0/min" in shown  # no bar: no room
+    assert shown.rsplit("\r", 1)[1].rstrip() == "0/10 done, 0 in flight, 0 failed, ETA 2"  # 39 columns
     plain = io.StringIO()
     monkeypatch.setattr("sys.stderr", plain)
     printer = cli._BatchPrinter()
@@ -602,6 +608,17 @@ def test_server_text_on_stderr_cannot_drive_the_terminal(monkeypatch: pytest.Mon
     assert terminal.getvalue() == (
         "\rg: \\x1b[2J\\x1b]0;owned\\x07WAITING" + "\rg: OK" + " " * 28 + "\r     \r\\x1b[31m\n"
     )
+
+
+def test_a_status_line_never_reaches_the_last_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setenv("COLUMNS", "10")  # lines were cut to 20 characters at the least: they wrapped
+    line = cli._StatusLine()
+    line.show("PENDING, 1.0s elapsed")
+    line.show("\x1b[2J WAITING")  # cut as shown: escaped first
+    line.close()
+    assert terminal.getvalue() == "\rPENDING, \r\\x1b[2J W\n"
 
 
 # --- batch: exit status, reruns, options reaching run_batch, what is printed where ------------------
