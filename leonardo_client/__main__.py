@@ -132,6 +132,7 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
     generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
+    generate.set_defaults(usage_error=generate.error)  # the prompt's check, after parsing: with generate's usage
 
 
 def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -227,7 +228,7 @@ def _run(argv: Optional[List[str]]) -> int:
             parser = build_parser()
             args = parser.parse_args(argv)
             if args.command == "generate" and args.prompt is None and not args.model:  # only a v2 model may take none
-                parser.error("the following arguments are required: prompt")
+                args.usage_error("the following arguments are required: prompt")
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             status = exc.code if isinstance(exc.code, int) else 2
         else:
