@@ -17,7 +17,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import tempfile
     import threading
     import time
-    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
     from ._files import make_folders
@@ -81,6 +81,11 @@ class _Parser(argparse.ArgumentParser):
             file.write(message)
         else:
             super()._print_message(message, file)
+
+    def error(self, message: str) -> NoReturn:
+        if sys.stderr is None:  # `2>&-`: argparse would print the usage on stdout instead
+            self.exit(2)
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:

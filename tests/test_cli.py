@@ -290,6 +290,15 @@ def test_a_stderr_python_started_without_is_no_failure(monkeypatch: pytest.Monke
     assert len(os.listdir(str(tmp_path))) == 1
 
 
+@pytest.mark.parametrize("argv", [["generate", "x", "--num-images", "0"], ["generate"]])
+def test_a_usage_error_without_stderr_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: List[str]
+) -> None:
+    monkeypatch.setattr(sys, "stderr", None)  # `2>&-`
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().out == ""  # argparse printed the usage on stdout, the output
+
+
 def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as PYTHONIOENCODING=ascii
     monkeypatch.setattr(sys, "stdout", stdout)
