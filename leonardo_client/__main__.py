@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("delete", "delete a generation, print the API's answer").add_argument("id", help="the generation id")
     command("me", "print your account: user id, concurrency slots, balances")
     command("models", "list the models create_generation_v2 (--model) accepts")
-    command("upload", "upload an image (png, jpg, jpeg, webp); print its init image id").add_argument("path")
+    upload = command("upload", "upload an image (png, jpg, jpeg, webp); print its init image id")
+    upload.add_argument("path", help="the image to upload")
     _add_batch_arguments(command("batch", "run a file of prompts, resumably (spends credits)", BATCH_DESCRIPTION))
     return parser
 

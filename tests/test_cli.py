@@ -353,6 +353,8 @@ def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
         assert needed in text
     assert cli.main(["generate", "--help"]) == 0
     assert "--num-images" in capsys.readouterr().out
+    assert cli.main(["upload", "--help"]) == 0
+    assert re.search(r"^  path +the image to upload$", capsys.readouterr().out, re.M)  # it had no help text
 
 
 def console_script() -> str:
