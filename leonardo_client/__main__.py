@@ -306,15 +306,44 @@ def _connect(offline: bool) -> Iterator[Client]:
     if not offline:
         if not os.environ.get(API_KEY_ENV, "").strip():
             raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")
-        with Client() as client:
+        with _closing(Client()) as client:
             yield client
         return
     from .testing import FakeLeonardo  # loaded only when asked for
 
     _say("offline: the built-in fake API answers, and its images are placeholders")
     with FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY) as fake:
-        with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
+        with _closing(Client(api_key=fake.api_key, base_url=fake.base_url)) as client:
             yield client
+
+
+@contextlib.contextmanager
+def _closing(client: Client) -> Iterator[Client]:
+    try:
+        yield client
+    finally:  # a Ctrl-C in urllib3's pool finalizer (a weakref callback) was printed, "Exception ignored", and lost
+        with _signals_held():
+            client.close()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and STOP_SIGNALS, where a Python handler takes them, held until the block ends, then handled."""
+    held: List[int] = []
+    handlers: Dict[int, Callable[[int, Any], Any]] = {}
+    main_thread = threading.current_thread() is threading.main_thread()
+    for number in (signal.SIGINT, *STOP_SIGNALS) if main_thread else ():
+        handler = signal.getsignal(number)
+        if callable(handler):
+            handlers[number] = handler
+            signal.signal(number, lambda number, frame: held.append(number))
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    for number in held[:1]:
+        handlers[number](number, None)
 
 
 def _check_folder(folder: str) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import weakref
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -508,6 +509,21 @@ def test_a_ctrl_c_main_lets_through_is_still_130(monkeypatch: pytest.MonkeyPatch
         assert cli.entry() == 130
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_the_client_closes_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    close = cli.Client.close
+
+    def close_as_urllib3_does(client: Any) -> None:  # its pools' sockets are closed by a weakref finalizer
+        close(client)
+        weakref.finalize(type("Pool", (), {})(), os.kill, os.getpid(), signal.SIGINT)  # Ctrl-C, right then
+
+    monkeypatch.setattr(cli.Client, "close", close_as_urllib3_does)
+    # Raised in the finalizer, it was printed ("Exception ignored ... KeyboardInterrupt") and lost: exit 0.
+    assert cli.main(["--offline", "me"]) == 130
+    assert capsys.readouterr().err.splitlines() == [OFFLINE_NOTICE, "leonardo-client: interrupted"]
 
 
 def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
