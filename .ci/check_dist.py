@@ -44,7 +44,7 @@ def main(argv: List[str]) -> int:
     for name in names:
         if not name.startswith((f"{PACKAGE}/", f"{PACKAGE}-")) or name.startswith(("tests/", "examples/")):
             problems.append(f"wheel holds {name}, which is not part of the package")
-    if "leonardo-client = leonardo_client.__main__:main" not in scripts:
+    if "leonardo-client = leonardo_client.__main__:entry" not in scripts:
         problems.append("wheel has no leonardo-client console script")
 
     with tarfile.open(sdists[0]) as sdist:

@@ -86,7 +86,7 @@ def test_installed_metadata_matches_the_package() -> None:
         scripts = list(metadata.entry_points(group="console_scripts"))
     else:  # Python 3.8 and 3.9: a dict of groups
         scripts = list(metadata.entry_points().get("console_scripts", []))
-    assert any(ep.name == "leonardo-client" and ep.value == "leonardo_client.__main__:main" for ep in scripts)
+    assert any(ep.name == "leonardo-client" and ep.value == "leonardo_client.__main__:entry" for ep in scripts)
 
 
 # --- docstrings -----------------------------------------------------------------------------------
