@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import collections
 import http.client
 import json
@@ -249,6 +250,8 @@ def _redacted(value: Any, key: str) -> Any:
 
 
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+# Python codecs no charset names: with "replace", idna and undefined raise, punycode takes time quadratic in the body.
+_NOT_CHARSETS = ("idna", "punycode", "undefined")
 
 
 def redacted_text(response: "requests.Response", key: str) -> str:
@@ -260,8 +263,9 @@ def redacted_text(response: "requests.Response", key: str) -> str:
         for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
             content = content.replace(key.encode(codec), REDACTED.encode(codec))
     try:
-        return redact(content.decode(charset.group(1) if charset else "utf-8", "replace"), key)
-    except LookupError:  # a charset Python does not know
+        codec = codecs.lookup(charset.group(1) if charset else "utf-8").name
+        return redact(content.decode("utf-8" if codec in _NOT_CHARSETS else codec, "replace"), key)
+    except (LookupError, UnicodeError):  # a charset Python does not know; a codec's own error
         return redact(content.decode("utf-8", "replace"), key)
 
 

@@ -146,6 +146,14 @@ def test_a_body_is_read_by_its_charset_else_as_utf_8_never_guessed(mocked, mock_
     assert fail(mock_client).body == text  # the same with every requests version
 
 
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])  # Python codecs, no charsets: UnicodeError
+@pytest.mark.parametrize("body", [b"try-again", b"caf\xc3\xa9 is down"])  # punycode "decodes" the first
+def test_a_charset_python_decodes_no_text_by_reads_the_body_as_utf_8(mocked, mock_client, charset, body):
+    mocked.add("GET", GEN_URL, status=400, body=body, content_type=f"text/plain; charset={charset}", match=api_matchers())
+    err = fail(mock_client)
+    assert err.message == err.body == body.decode("utf-8")
+
+
 def test_short_plain_text_error_is_the_message(mocked, mock_client):
     mocked.add("GET", GEN_URL, status=403, body="Forbidden by upstream\n", content_type="text/plain", match=api_matchers())
     err = fail(mock_client)
