@@ -69,7 +69,7 @@ class LeonardoError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        text = printable(" ".join(self.message.split()))  # always one line, and one a terminal only shows
+        text = printable(" ".join(str(self.message).split()))  # always one line, and one a terminal only shows
         if self.status_code is not None:
             text = f"HTTP {self.status_code}: {text}"
         if self.method and self.url:

@@ -504,6 +504,7 @@ def test_str_is_one_line_with_status_message_and_request():
     err = LeonardoError("first\nsecond\r\n\tthird  ", status_code=400, method="POST", url="https://h/x")
     assert str(err) == "HTTP 400: first second third (POST https://h/x)"
     assert str(LeonardoError("no status")) == "no status"
+    assert str(LeonardoError(None)) == "None"  # as str(Exception(None)); was AttributeError
     assert str(LeonardoError("m", status_code=None, method="GET", url="u")) == "m (GET u)"
     assert err.message == "first\nsecond\r\n\tthird  "  # the attribute keeps the text as given
 
