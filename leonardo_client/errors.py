@@ -26,6 +26,7 @@ __all__ = ["LeonardoError"]
 # Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront) or a proxy.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
 _SNIPPET = 200
+_SHOWN, _SHOWN_END = 300, 100  # str(err) shows at most about this much of a message or URL, the end included
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 REDACTED = "[redacted]"  # stands in for a secret a server echoed back
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
@@ -69,11 +70,12 @@ class LeonardoError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        text = printable(" ".join(str(self.message).split()))  # always one line, and one a terminal only shows
+        # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
+        text = printable(_shortened(" ".join(str(self.message).split())))
         if self.status_code is not None:
             text = f"HTTP {self.status_code}: {text}"
         if self.method and self.url:
-            text = f"{text} ({self.method} {self.url})"
+            text = f"{text} ({self.method} {_shortened(self.url)})"
         return text
 
     def __repr__(self) -> str:
@@ -267,6 +269,14 @@ def redacted_text(response: "requests.Response", key: str) -> str:
         return redact(content.decode("utf-8" if codec in _NOT_CHARSETS else codec, "replace"), key)
     except (LookupError, UnicodeError):  # a charset Python does not know; a codec's own error
         return redact(content.decode("utf-8", "replace"), key)
+
+
+def _shortened(text: str) -> str:
+    """``text``, or its start and end around " ... " when longer than _SHOWN: a note at either end stays
+    ("download failed: ...", "... (after 2 retries)")."""
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[:_SHOWN - _SHOWN_END]} ... {text[-_SHOWN_END:]}"
 
 
 def redact(text: str, key: str) -> str:

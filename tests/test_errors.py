@@ -509,6 +509,16 @@ def test_str_is_one_line_with_status_message_and_request():
     assert err.message == "first\nsecond\r\n\tthird  "  # the attribute keeps the text as given
 
 
+def test_str_shows_the_start_and_end_of_a_long_message_or_url():
+    # A server's 1,000,000-character error was a 1 MB str(err); a redirect may lead to as long a URL.
+    message = "start " + "x" * 1_000_000 + " (after 2 retries)"
+    err = LeonardoError(message, status_code=400, method="GET", url="https://h/" + "u" * 100_000 + "/end")
+    text = str(err)
+    assert text.startswith("HTTP 400: start xxx") and " ... xxx" in text and text.endswith("/end)")
+    assert "xxx (after 2 retries) (GET https://h/uuu" in text and len(text) < 700
+    assert err.message == message  # whole
+
+
 def test_str_escapes_what_would_drive_a_terminal():
     # A server's ESC sequences, BEL, DEL or bidi override reached the terminal raw (clear it, retitle it...).
     message = "bad\x1b[31m red \x1b]0;title\x07\x7f \u202eé"
