@@ -102,8 +102,18 @@ def check_number(name: str, value: Any, low: float, high: float, integer: bool =
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
     if not low <= value <= high:  # NaN fails this too
-        raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+        bounds = (bound if isinstance(bound, int) else f"{bound:g}" for bound in (low, high))
+        raise ValueError(f"{name} must be from {next(bounds)} to {next(bounds)}, got {shown(value)}")
     return value
+
+
+def shown(value: Any, width: int = 80) -> str:
+    """``value``'s repr for a message, cut to ``width`` characters; a long int by its size (Python
+    refuses to write one of over 4,300 digits, and a repr of millions of characters helps no one)."""
+    if isinstance(value, int) and value.bit_length() > 3 * width:
+        return f"an int of about {round(value.bit_length() * math.log10(2))} digits"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def is_header_text(text: str) -> bool:
@@ -120,7 +130,7 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and math.isfinite(value):
             return value
-        raise ValueError(f"{where} must be a finite number JSON can carry, got {value!r:.40}")
+        raise ValueError(f"{where} must be a finite number JSON can carry, got {shown(value, 40)}")
     if id(value) in parents:
         raise ValueError(f"{where} contains itself")
     if len(parents) >= MAX_DEPTH:

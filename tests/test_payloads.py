@@ -288,6 +288,7 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: {"prompt": "p", "cfg": float("nan")}, ValueError, r"request\['cfg'\] must be a finite number"),
         (lambda: CreateGenerationRequest("p", guidance_scale=float("inf")), ValueError, "guidance_scale must be a finite"),
         (lambda: CreateGenerationRequest("p", seed=2**80), ValueError, "seed must be a finite number JSON can carry"),
+        (lambda: CreateGenerationRequest("p", seed=10**5000), ValueError, "carry, got an int of about 5000 digits$"),
         (lambda: {"prompt": b"bytes"}, TypeError, r"request\['prompt'\] is a bytes, which JSON cannot carry"),
         (lambda: {"prompt": "p", "tags": {"a"}}, TypeError, "is a set"),
         (lambda: {1: "p"}, TypeError, "request has a int key"),
@@ -305,6 +306,17 @@ def test_what_json_or_the_api_cannot_take_is_refused_before_sending(mocked, mock
     with pytest.raises(error, match=text):
         (mock_client.create_generation_v2 if "V2" in text else mock_client.create_generation)(make())
     assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "value, low, high, text",
+    [(10**5000, 0, payloads.MAX_INT, "0 to 2147483647, got an int of about 5000 digits"),  # not 2.14748e+09; str()
+     (-1.5, 0.001, 604800.0, "0.001 to 604800, got -1.5")],  # of that int raises ValueError (over 4,300 digits)
+    ids=["huge int", "float"],
+)
+def test_a_number_out_of_range_is_told_its_bounds(value, low, high, text):
+    with pytest.raises(ValueError, match=f"^limit must be from {text}$"):
+        payloads.check_number("limit", value, low, high)
 
 
 UNDECODABLE = b"a cat \xff".decode("utf-8", "surrogateescape")  # what sys.argv holds for bytes it cannot decode
