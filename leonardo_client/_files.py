@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optio
 from urllib.parse import urlsplit
 
 from .errors import LeonardoError, parse_json, without_userinfo
-from .payloads import check_text, check_type
+from .payloads import check_text, check_type, shown
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -126,11 +126,11 @@ def check_path(path: Any, what: str) -> str:
     if not isinstance(target, str):
         raise TypeError(f"{what} must be a str or os.PathLike giving a str, not {type(target).__name__}")
     if not target or "\0" in target:
-        raise ValueError(f"{what} must be a non-empty path without NUL characters, got {target!r:.80}")
+        raise ValueError(f"{what} must be a non-empty path without NUL characters, got {shown(target)}")
     try:
         os.fsencode(target)  # "\udcff" is a byte the file system gave; "\ud800" is none
     except UnicodeEncodeError:
-        raise ValueError(f"{what} holds characters no file name can: {target!r:.80}") from None
+        raise ValueError(f"{what} holds characters no file name can: {shown(target)}") from None
     return target
 
 
@@ -138,9 +138,9 @@ def check_file_path(path: PathLike) -> str:
     """A file path to write a download to, in a folder that exists: checked before the download starts."""
     target = check_path(path, "path")
     if os.path.isdir(target):
-        raise ValueError(f"path {target!r} is a folder; give the file name to write")
+        raise ValueError(f"path {shown(target)} is a folder; give the file name to write")
     if not os.path.isdir(os.path.dirname(target) or os.curdir):
-        raise ValueError(f"path {target!r} is in no existing folder")
+        raise ValueError(f"path {shown(target)} is in no existing folder")
     return target
 
 
@@ -264,7 +264,7 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], bool]:
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it lists none."""
     if result.get("status") != "COMPLETE":
-        raise ValueError(f"the generation is {result.get('status')}, not COMPLETE: wait for it first")
+        raise ValueError(f"the generation is {shown(result.get('status'))}, not COMPLETE: wait for it first")
     if not any(key in result for key in IMAGE_KEYS):
         raise LeonardoError(f"the COMPLETE result has no {' or '.join(IMAGE_KEYS)}", body=dict(result))
     generation = safe_name(result.get("id"), "generation")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import time
@@ -50,8 +51,10 @@ from .payloads import (
     check_number,
     check_text,
     check_type,
+    cut,
     is_header_text,
     is_id,
+    shown,
     to_payload,
 )
 
@@ -318,7 +321,7 @@ class Client:
         if not path.startswith("/v2/"):
             return self.base_url + path
         if self.v2_url is None:
-            raise ValueError(f"base_url {self.base_url!r} does not end in /v1, so the v2 API's address is unknown")
+            raise ValueError(f"base_url {shown(self.base_url)} does not end in /v1, so the v2 API's address is unknown")
         return self.v2_url + path[3:]
 
     def _download(self, url: str, path_for: Callable[[str], str]) -> str:
@@ -463,9 +466,10 @@ class Client:
             elapsed = time.monotonic() - started
             if not isinstance(found, dict):
                 answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
-                raise LeonardoError(f"no {what} with id {id!r} (the API answered {key}: {answered})")
+                raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")
             if found.get("id", id) != id:
-                raise LeonardoError(f"asked for {what} {id!r}, the API answered {what} {found['id']!r}", body=found)
+                message = f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}"
+                raise LeonardoError(message, body=found)
             status = str(found.get("status"))
             if on_poll is not None:
                 on_poll(status, elapsed)
@@ -518,7 +522,8 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
         job = response.get(job_key) if job_key else response
         if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
-    raise LeonardoError(f"no generation id in the response (keys: {', '.join(map(str, response)) or 'none'})")
+    keys = cut(", ".join(map(str, itertools.islice(response, 50))))  # 50 keys are more than cut() shows
+    raise LeonardoError(f"no generation id in the response (keys: {keys or 'none'})")
 
 
 def _job_id(id: Union[str, Body], texture: bool) -> str:
@@ -598,7 +603,7 @@ def _path(*segments: str) -> str:
     """
     *fixed, ident = segments
     if not is_id(check_text(check_type("id", ident, str), "id")):
-        raise ValueError(f"invalid id {ident!r}: must be a non-empty string, not '.' or '..'")
+        raise ValueError(f"invalid id {shown(ident)}: must be a non-empty string, not '.' or '..'")
     return "/" + "/".join(fixed) + "/" + quote(ident, safe="")
 
 
@@ -639,20 +644,20 @@ def _check_base_url(base_url: Optional[str]) -> str:
     """The URL given, else LEONARDO_BASE_URL's, else the public API's; stripped, checked, never with userinfo."""
     name = "base_url" if base_url else BASE_URL_ENV
     url = check_type(name, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, str).strip()
-    shown = f"{name} {without_userinfo(check_text(url, name))!r}"  # userinfo may hold a password: never shown
+    said = f"{name} {shown(without_userinfo(check_text(url, name)))}"  # userinfo may hold a password: never shown
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
-        raise ValueError(f"{shown} has a space, control character, query string or fragment: give the API root")
+        raise ValueError(f"{said} has a space, control character, query string or fragment: give the API root")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise ValueError(f"{shown} is not a valid URL ({exc})") from None
+        raise ValueError(f"{said} is not a valid URL ({cut(str(exc))})") from None
     if not _files.is_http(url):
-        raise ValueError(f"{shown} is not an http(s) URL with a valid host (no DNS label empty or over 63 characters)")
+        raise ValueError(f"{said} is not an http(s) URL with a valid host (no DNS label empty or over 63 characters)")
     if "@" in parts.netloc:  # requests would send it as Basic auth, replacing the API key's header
-        raise ValueError(f"{shown} must not hold user:password@ (proxy credentials go in a session's proxies)")
+        raise ValueError(f"{said} must not hold user:password@ (proxy credentials go in a session's proxies)")
     if parts.scheme == "http" and not _files.is_loopback(parts.hostname):
-        raise ValueError(f"refusing plain-http {shown}: the API key would travel unencrypted (loopback hosts only)")
+        raise ValueError(f"refusing plain-http {said}: the API key would travel unencrypted (loopback hosts only)")
     return str(url.rstrip("/"))
 
 

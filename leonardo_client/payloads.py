@@ -112,7 +112,11 @@ def shown(value: Any, width: int = 80) -> str:
     refuses to write one of over 4,300 digits, and a repr of millions of characters helps no one)."""
     if isinstance(value, int) and value.bit_length() > 3 * width:
         return f"an int of about {round(value.bit_length() * math.log10(2))} digits"
-    text = repr(value)
+    return cut(repr(value), width)
+
+
+def cut(text: str, width: int = 80) -> str:
+    """``text``, or its start and "..." when longer than ``width``: a message quotes no value whole."""
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

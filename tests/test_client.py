@@ -41,6 +41,7 @@ from leonardo_client import (
     SdVersion,
     StrengthType,
     UserElementInput,
+    generation_id,
 )
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers, parse_jpeg
@@ -262,6 +263,27 @@ def test_bad_paging_arguments_raise_before_sending(mocked, mock_client, name, kw
     with pytest.raises(error):
         getattr(mock_client, name)("some-id", **kwargs)
     assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "call, answer",
+    [
+        (lambda client: client.get_generation_by_id(" " * 10000), None),
+        (lambda client: Client(api_key=API_KEY, base_url="https://" + "a" * 10000 + ".com/v1"), None),
+        (lambda client: Client(api_key=API_KEY, base_url="https://h:" + "9" * 10000 + "/v1"), None),  # urlsplit's text
+        (lambda client: generation_id({f"k{n}": 0 for n in range(5000)}), None),
+        (lambda client: client.wait_for_generation("n" * 10000), ("n" * 10000, None)),
+        (lambda client: client.wait_for_generation("g"), ("g", {"id": "x" * 15000, "status": "PENDING"})),
+    ],
+    ids=["id", "base_url", "port", "create response keys", "unknown id", "another id answered"],
+)
+def test_a_message_quotes_a_long_value_cut_short(mocked, mock_client, call, answer):
+    # Each message held the whole value: 10 to 40 KB.
+    if answer:
+        mocked.add("GET", f"{BASE}/generations/{answer[0]}", json={"generations_by_pk": answer[1]}, match=api_matchers())
+    with pytest.raises((ValueError, LeonardoError)) as info:
+        call(mock_client)
+    assert len(info.value.message if isinstance(info.value, LeonardoError) else str(info.value)) < 250
 
 
 # --- constructor ----------------------------------------------------------------------------

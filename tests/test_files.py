@@ -401,8 +401,10 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
     job = fake_client.create_generation({"prompt": "slow"})
     pending = fake_client.get_generation_by_id(job["sdGenerationJob"]["generationId"])
     folder = os.path.join(str(tmp_path), "out")  # not created for a result refused
-    with pytest.raises(ValueError, match="PENDING, not COMPLETE"):
+    with pytest.raises(ValueError, match="'PENDING', not COMPLETE"):
         fake_client.save_results(pending, folder)
+    with pytest.raises(ValueError, match="^the generation is 'PPP+\\.\\.\\., not COMPLETE: wait for it first$"):
+        fake_client.save_results({"status": "P" * 10000, "generated_images": []}, folder)  # was shown whole
     with pytest.raises(ValueError, match="not a generation"):
         fake_client.save_results({"something": "else"}, folder)
     with pytest.raises(TypeError):
