@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import ipaddress
 import os
 import posixpath
@@ -80,16 +81,17 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     if isinstance(file, (bytes, bytearray)):
         data = bytes(file)
     elif isinstance(file, (str, os.PathLike)):
-        name = os.fspath(file)
+        name = check_path(file, "file")
         try:
             if not stat.S_ISREG(os.stat(name).st_mode):  # a FIFO would block, /dev/zero never end
                 raise OSError("not a regular file")
             with open(name, "rb") as stream:
                 data = stream.read()
         except OSError as exc:
-            raise ValueError(f"cannot read {name!r}: {exc.strerror or exc}") from exc
+            raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
     elif callable(getattr(file, "read", None)):
-        name, data = str(getattr(file, "name", "")), file.read()
+        name = str(getattr(file, "name", ""))
+        data = None if isinstance(file, io.TextIOBase) else file.read()  # an image would not decode: UnicodeDecodeError
         if not isinstance(data, bytes):
             raise TypeError("file must be opened in binary mode ('rb')")
     else:

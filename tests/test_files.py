@@ -1,5 +1,6 @@
 """Files: Client.download_image (streamed, atomic, keyless, retried, every failure a
-LeonardoError) and Client.save_results (every kind of result saved with safe, stable names).
+LeonardoError) and Client.save_results (every kind of result saved with safe, stable names);
+the file upload_init_image reads.
 
 Against FakeLeonardo, which serves real PNG and MP4 files, except where the image host's
 answers are mocked with ``responses``.
@@ -462,3 +463,21 @@ def test_a_failed_download_raises_and_leaves_no_partial_file(fake: FakeLeonardo,
     with pytest.raises(LeonardoError):
         fake_client.save_results(generation, str(tmp_path))
     assert os.listdir(str(tmp_path)) == []
+
+
+# --- upload_init_image's file -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "file, error, text",
+    [("text mode", TypeError, r"^file must be opened in binary mode \('rb'\)$"),  # was UnicodeDecodeError
+     ("a\0.png", ValueError, "^file must be a non-empty path without NUL"),  # was 'embedded null byte'
+     ("a\ud800.png", ValueError, "^file holds characters no file name can")],  # was UnicodeEncodeError
+)
+def test_an_upload_that_cannot_be_read_says_why_and_sends_nothing(mocked, mock_client, tmp_path, file, error, text):
+    image = pathlib.Path(str(tmp_path), "a.png")
+    image.write_bytes(PNG_MAGIC)  # no text: it does not decode
+    with open(image, encoding="utf-8") as text_file:
+        with pytest.raises(error, match=text):
+            mock_client.upload_init_image(text_file if file == "text mode" else file)
+    assert len(mocked.calls) == 0
