@@ -111,7 +111,7 @@ class Client:
 
     Args:
         api_key: the API key; None reads ``LEONARDO_API_KEY``.
-        base_url: the API root; None reads ``LEONARDO_BASE_URL``, else the public API. Refused:
+        base_url: the API root; None reads ``LEONARDO_BASE_URL`` (unset or empty: the public API). Refused:
             plain http to a host that is not loopback, a query, a fragment, ``user:password@``.
         timeout: (connect, read) seconds, or one number for both; applied to every request.
         max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
@@ -641,9 +641,11 @@ def _check_api_key(api_key: Optional[str]) -> str:
 
 
 def _check_base_url(base_url: Optional[str]) -> str:
-    """The URL given, else LEONARDO_BASE_URL's, else the public API's; stripped, checked, never with userinfo."""
-    name = "base_url" if base_url else BASE_URL_ENV
-    url = check_type(name, base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, str).strip()
+    """The URL given (None: not given; "" is no URL), else LEONARDO_BASE_URL's unless unset or empty (as a
+    shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo."""
+    name = "base_url" if base_url is not None else BASE_URL_ENV
+    url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    url = check_type(name, url, str).strip()
     said = f"{name} {shown(without_userinfo(check_text(url, name)))}"  # userinfo may hold a password: never shown
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
         raise ValueError(f"{said} has a space, control character, query string or fragment: give the API root")

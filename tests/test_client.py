@@ -328,7 +328,16 @@ def test_base_url_from_argument_then_environment_then_default(monkeypatch):
     assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL == "https://cloud.leonardo.ai/api/rest/v1"
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     assert Client(api_key=API_KEY).base_url == "https://env.example.test/v9"
+    monkeypatch.setenv("LEONARDO_BASE_URL", "")  # as `LEONARDO_BASE_URL= python ...`: unset
+    assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL
+    monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     assert Client(api_key=API_KEY, base_url="https://arg.example.test/v1").base_url == "https://arg.example.test/v1"
+
+
+def test_an_empty_base_url_is_refused_not_taken_for_the_public_api():
+    # Code meant for a local URL sent the key to the real API; an empty LEONARDO_BASE_URL still counts as unset.
+    with pytest.raises(ValueError, match="^base_url '' is not an http"):
+        Client(api_key=API_KEY, base_url="")
 
 
 def test_spaces_and_line_breaks_around_the_base_url_are_stripped(mocked, monkeypatch):
@@ -351,7 +360,10 @@ def test_base_url_with_a_query_fragment_or_inner_space_is_refused(monkeypatch, s
     assert "query string or fragment" in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("option, value", [("user_agent", 5), ("base_url", 5), ("session", "x"), ("session", object())])
+@pytest.mark.parametrize(
+    "option, value",
+    [("user_agent", 5), ("base_url", 5), ("base_url", 0), ("base_url", False), ("session", "x"), ("session", object())],
+)
 def test_options_of_the_wrong_type_are_type_errors(option, value):
     with pytest.raises(TypeError, match=f"{option} must be a ") as info:
         Client(api_key=API_KEY, **{option: value})
