@@ -147,9 +147,14 @@ def check_file_path(path: PathLike) -> str:
 
 
 def make_folder(folder: str) -> None:
-    """Create ``folder`` (and its parents) unless it exists; LeonardoError if it cannot be."""
+    """Create ``folder`` (and its parents) unless it exists; ValueError if a file is in the way (the
+    caller's argument is at fault), LeonardoError if it cannot be created."""
     try:
         make_folders(folder)
+    except FileExistsError:
+        raise ValueError(f"{shown(folder)} exists and is not a folder") from None
+    except NotADirectoryError:
+        raise ValueError(f"{shown(folder)} is inside a file, not a folder") from None
     except OSError as exc:
         raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
 

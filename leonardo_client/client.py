@@ -493,7 +493,8 @@ class Client:
         """Save every file of a COMPLETE generation, texture or LCM result (or its response) into ``folder``.
 
         ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...) and replace
-        files; returns the paths. ValueError if not COMPLETE; nothing is written if its images are malformed.
+        files; returns the paths. ValueError if not COMPLETE or ``folder`` is a file; nothing is written if its
+        images are malformed.
         """
         return _files.save_results(result, folder, self._download)
 

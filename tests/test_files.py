@@ -300,6 +300,17 @@ def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> Non
     assert fake_client.save_results(response["lcmGenerationJob"], str(tmp_path)) == paths
 
 
+@pytest.mark.parametrize("folder, text", [("a.png", "exists and is not a folder"), ("a.png/sub", "is inside a file, not a folder")])
+def test_a_folder_that_is_a_file_is_refused_before_any_download(mocked, mock_client, tmp_path, monkeypatch, folder, text):
+    # It was a LeonardoError, "could not create folder 'a.png': File exists", as if the system failed.
+    monkeypatch.chdir(tmp_path)
+    pathlib.Path("a.png").write_bytes(PNG_MAGIC)
+    result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "https://cdn.example.test/i.png"}]}
+    with pytest.raises(ValueError, match=f"^'{folder}' {text}$"):
+        mock_client.save_results(result, folder)
+    assert len(mocked.calls) == 0
+
+
 def test_a_folder_too_deep_to_create_is_a_leonardo_error(fake_client: Client, tmp_path: object) -> None:
     source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper"})
