@@ -47,14 +47,19 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
-        raise ValueError(f"url is not an http(s) URL: {without_userinfo(text)[:60]!r}")
+        shown_url = shown(without_userinfo(text), 60)
+        raise ValueError(f"url is not an http(s) URL: {shown_url} (one with a valid host and port, no space or control)")
     return text
 
 
 def is_http(url: str) -> bool:
-    """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)."""
+    """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)
+    and a valid port, without a space or control character (urlsplit drops some, but not from err.url)."""
+    if " " in url or not url.isprintable():  # isprintable: no other space, line break or NUL either
+        return False
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
         (parts.hostname or "").encode("idna")
     except ValueError:  # a malformed IPv6 host, or the idna codec's UnicodeError
         return False

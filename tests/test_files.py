@@ -202,6 +202,15 @@ def test_non_http_urls_are_refused_before_sending(fake: FakeLeonardo, fake_clien
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("rest", [":99999/cdn/x.png", ":x/cdn/x.png", "/cdn/a b.png", "/cdn/a\0.png", "/cdn/x.png\r\nX-Injected: 1"])
+def test_urls_that_cannot_be_requested_as_given_are_refused_before_sending(fake, fake_client, tmp_path, rest):
+    # A bad port was LeonardoError "Failed to parse"; the others were sent (a CR/LF kept in err.url).
+    url = ("http://127.0.0.1" if rest.startswith(":") else fake.root_url) + rest
+    with pytest.raises(ValueError, match="^url is not an http.s. URL: '.*valid host and port, no space or control"):
+        fake_client.download_image(url, os.path.join(str(tmp_path), "x.png"))
+    assert fake.requests == []
+
+
 def test_bad_arguments(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     with pytest.raises(TypeError):
         fake_client.download_image(None, os.path.join(str(tmp_path), "x.png"))  # type: ignore[arg-type]
