@@ -426,15 +426,16 @@ def _parse_body(response: "requests.Response", key: str) -> Any:
 
 
 def _message_from(body: Any) -> Optional[str]:
-    """The error text of the API's envelopes: {"error": ...}, {"errors": [{"message"}]}, [{"message"}]."""
+    """The error text of the API's envelopes: {"error": ...}, {"errors": [{"message"}]}, [{"message"}]
+    (a blank one is none)."""
     if isinstance(body, dict):
         for key in ("error", "message", "detail"):
-            if isinstance(body.get(key), str) and body[key]:
+            if isinstance(body.get(key), str) and body[key].strip():
                 return str(body[key])
         body = body.get("errors")
     if isinstance(body, list) and body and isinstance(body[0], dict):
         text = body[0].get("message")
-        return text if isinstance(text, str) and text else None
+        return text if isinstance(text, str) and text.strip() else None
     return None
 
 
