@@ -212,7 +212,7 @@ class LeonardoRetry(Retry):
         if wait is not None:
             return f"server asked to retry after {wait:.0f}s, over the {self.max_retry_after:.0f}s cap"
         history = getattr(getattr(response.raw, "retries", None), "history", ())
-        return f"after {len(history)} retries" if history else ""
+        return f"after {len(history)} {'retry' if len(history) == 1 else 'retries'}" if history else ""
 
 
 def default_retry(

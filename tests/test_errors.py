@@ -167,6 +167,13 @@ def test_retry_after_is_parsed_on_errors(mocked, mock_client):
     assert (err.status_code, err.retry_after) == (429, 30.0)
 
 
+def test_one_retry_is_said_in_the_singular(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
+    fake.inject(status=503, times=None, body={"error": "busy"})  # real sockets: urllib3 counts the retries
+    with make_fake_client(max_retries=1, backoff_factor=0) as client:
+        assert fail(client).message == "busy (after 1 retry)"  # was "1 retries"
+    assert len(fake.requests) == 2
+
+
 @pytest.mark.parametrize("header", ["x-request-id", "X-Amzn-RequestId", "x-amz-cf-id"])
 def test_request_id_headers(mocked, mock_client, header):
     mocked.add("GET", GEN_URL, status=500, json={"error": "oops"}, headers={header: "id-42"}, match=api_matchers())

@@ -291,7 +291,8 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: CreateGenerationRequest("p", seed=10**5000), ValueError, "carry, got an int of about 5000 digits$"),
         (lambda: {"prompt": b"bytes"}, TypeError, r"request\['prompt'\] is a bytes, which JSON cannot carry"),
         (lambda: {"prompt": "p", "tags": {"a"}}, TypeError, "is a set"),
-        (lambda: {1: "p"}, TypeError, "request has a int key"),
+        (lambda: {1: "p"}, TypeError, "request has an int key"),
+        (lambda: {"prompt": "p", "x": object()}, TypeError, r"request\['x'\] is an object, which JSON cannot carry"),
         (lambda: GenerationV2Request("m", "p", extra=["x"]), TypeError, "GenerationV2Request.extra must be a mapping"),
         # A field of the wrong type (the API would answer 400; a bool is no int to it either).
         (lambda: CreateGenerationRequest("p", num_images=True), TypeError, "num_images must be an int, not bool"),
