@@ -34,7 +34,8 @@ from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, is_id, merge_once, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, is_id, merge_once, shown,
+    to_payload,
 )
 
 __all__ = [
@@ -147,7 +148,7 @@ def _checked(item: BatchItem) -> BatchItem:
     for key, least in (("width", 1), ("height", 1), ("num_images", 1), ("seed", 0)):
         value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
+            raise ValueError(f"{key} must be a whole number >= {least}, got {shown(value)}")
     try:
         item.request()
     except TypeError as exc:  # what the serializer cannot take (a dict's int key): named with the item, as the rest

@@ -120,7 +120,7 @@ def cut(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def a(noun: str) -> str:
+def with_article(noun: str) -> str:
     """``noun`` with its article: "a str", "an int"."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
@@ -151,12 +151,12 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"{where} has {a(type(key).__name__)} key; JSON keys are str")
+                raise TypeError(f"{where} has {with_article(type(key).__name__)} key; JSON keys are str")
             out[check_text(key, f"a key of {where}")] = _json(item, f"{where}[{key!r:.40}]", parents)
         return out
     if isinstance(value, (list, tuple)):
         return [_json(item, f"{where}[{n}]", parents) for n, item in enumerate(value)]
-    raise TypeError(f"{where} is {a(type(value).__name__)}, which JSON cannot carry")
+    raise TypeError(f"{where} is {with_article(type(value).__name__)}, which JSON cannot carry")
 
 
 # The field types checked before sending, by their annotation's name (a bool is no int here, as for the API).

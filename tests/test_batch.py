@@ -305,6 +305,10 @@ def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp
         run(api, PROMPTS[:1], out, resubmit_ambiguous="false")  # was true
     with pytest.raises(BatchInputError, match="^item 2: .*int key"):  # was a TypeError naming no item
         run(api, [{"prompt": "fine"}, {"prompt": "x", "extra_field": {1: 2}}], out)
+    with pytest.raises(BatchInputError, match="^item 1: width must be a whole number >= 1, got 'w'$"):
+        run(api, [{"prompt": "x", "width": "w"}], out)
+    with pytest.raises(BatchInputError, match="^item 1: width must be .* got an int of about 5000 digits$"):
+        run(api, [{"prompt": "x", "width": -10**5000}], out)  # Python writes out no int that long
     assert not os.path.exists(out) and api.calls == []
 
 
