@@ -47,8 +47,8 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
-        shown_url = shown(without_userinfo(text), 60)
-        raise ValueError(f"url is not an http(s) URL: {shown_url} (one with a valid host and port, no space or control)")
+        url_shown = shown(without_userinfo(text), 60)
+        raise ValueError(f"url is not an http(s) URL: {url_shown} (a valid host and port, no space or control)")
     return text
 
 

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import re
-import sys
 import threading
 import traceback
 import weakref
@@ -17,7 +16,7 @@ from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import LocationParseError, ReadTimeoutError
 
 from ._retry import parse_retry_after
 
@@ -181,12 +180,13 @@ _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
 def parse_json(data: Union[str, bytes, bytearray]) -> Any:
-    """json.loads of text from outside, with nesting too deep to parse a ValueError, not a
-    RecursionError. CPython before 3.11 can abort the whole process on it (python/cpython#109261):
-    there, what is nested deeper than MAX_JSON_DEPTH is refused before json recurses. NaN and
+    """json.loads of text from outside, with what is nested deeper than MAX_JSON_DEPTH a ValueError,
+    refused before json recurses: CPython before 3.11 can abort the whole process on it
+    (python/cpython#109261), and on every version the limit is one, whatever the Python (3.12 parses
+    1,500 levels, which the recursive code after it, json.dumps or redaction, cannot take). NaN and
     Infinity, which json.loads takes but JSON has not, are a ValueError too, and so is a number too
     large for a float (1e400 would be read as infinity, and written back as Infinity)."""
-    if sys.version_info < (3, 11) and _nested_too_deep(data):
+    if _nested_too_deep(data):
         raise ValueError(_TOO_DEEP)
     if isinstance(data, (bytes, bytearray)):
         data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
@@ -210,7 +210,7 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)  # made once: json.loads makes one a call
 
 
-def _nested_too_deep(data: Union[str, bytes]) -> bool:
+def _nested_too_deep(data: Union[str, bytes, bytearray]) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if not isinstance(raw, (bytes, bytearray)) or raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return False
@@ -218,7 +218,7 @@ def _nested_too_deep(data: Union[str, bytes]) -> bool:
     return _deeper_than_allowed(raw) and _deeper_than_allowed(_JSON_STRINGS.sub(b"", raw))
 
 
-def _deeper_than_allowed(raw: bytes) -> bool:
+def _deeper_than_allowed(raw: Union[bytes, bytearray]) -> bool:
     depth = 0
     for bracket in raw.translate(None, _NOT_BRACKETS):
         depth += 1 if bracket in b"[{" else -1
@@ -408,6 +408,8 @@ def _detail(exc: BaseException) -> str:
             return str(exc.strerror or exc)
         if isinstance(exc, http.client.HTTPException):
             return f"{type(exc).__name__}({str(exc).strip()!r})"
+        if isinstance(exc, LocationParseError):  # under it: urllib3 2.0-2.6's own AttributeError
+            return str(exc)
         inner = getattr(exc, "reason", None) or next((a for a in exc.args if isinstance(a, BaseException)), None)
         inner = inner or exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         if not isinstance(inner, BaseException):

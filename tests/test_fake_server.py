@@ -6,6 +6,7 @@ validates from), so the fake cannot drift from the spec unnoticed.
 
 import base64
 import contextlib
+import functools
 import http.server
 import json
 import math
@@ -1199,7 +1200,8 @@ def test_inject_rejects_bad_arguments(fake):
      ({"status": 500, "body": {1, 2}}, TypeError), ({"status": 500, "body": {"a": object()}}, TypeError),
      ({"status": 500, "body": [math.nan]}, ValueError), ({"path": 123}, TypeError), ({"method": 123}, TypeError),
      ({"status": 200.5}, TypeError), ({"status": "500"}, TypeError), ({"status": 429, "retry_after": "1\r\nX-Evil: 1"}, ValueError),
-     ({"status": 429, "retry_after": math.nan}, ValueError), ({"status": 429, "retry_after": -5}, ValueError)],
+     ({"status": 429, "retry_after": math.nan}, ValueError), ({"status": 429, "retry_after": -5}, ValueError),
+     ({"status": 500, "body": functools.reduce(lambda inner, _: [inner], range(100000), [])}, ValueError)],  # too deep
 )
 def test_inject_refuses_what_would_fail_in_the_server(fake, kwargs, error):  # or send what no server would
     with pytest.raises(error) as refused:

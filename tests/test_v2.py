@@ -11,6 +11,7 @@ import json
 import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -276,7 +277,7 @@ def test_upload_then_image_to_image_on_v1(fake: FakeLeonardo, fake_client: Clien
     request = CreateGenerationRequest("the same, in winter", init_image_id=image_id, init_strength=0.4, num_images=1)
     created = fake_client.create_generation(request)
     paths = fake_client.save_results(fake_client.wait_for_generation(created), tmp_path / "out")
-    assert len(paths) == 1 and open(paths[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(paths) == 1 and Path(paths[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     s3 = [r for r in fake.requests if r.path.startswith("/s3/")]
     assert len(s3) == 1 and "Authorization" not in s3[0].headers  # the key stayed with the API
     assert fake_client.delete_init_image_by_id(image_id)["delete_init_images_by_pk"] == {"id": image_id}

@@ -129,6 +129,8 @@ class Fault:
                 json.dumps(self.body, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise type(exc)("body cannot be sent as JSON: %s" % exc) from None
+            except RecursionError:  # Python before 3.12 writes no JSON nested about 1,000 deep
+                raise ValueError("body cannot be sent as JSON: nested too deep") from None
         if self.remaining is not None:
             check_number("times", self.remaining, 1, math.inf, integer=True)
         for name, value in (("path", self.path), ("method", self.method)):
