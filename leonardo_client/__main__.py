@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
-    from .payloads import MAX_INT, is_id
+    from .payloads import MAX_INT, is_id, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -358,14 +358,9 @@ def _check_folder(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
-    guidance = _init_image_guidance(args.model) if args.model and args.init_image else None
     init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
     if args.model:
-        guidances = {guidance: [_image_reference(guidance, init_image)]} if guidance else None
-        request = GenerationV2Request(
-            args.model, args.prompt, width=args.width, height=args.height, quantity=args.num_images, guidances=guidances
-        )
-        created = client.create_generation_v2(request)
+        created = client.create_generation_v2(_v2_request(args, init_image))
     else:
         created = client.create_generation(
             CreateGenerationRequest(
@@ -390,11 +385,25 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _v2_request(args: argparse.Namespace, init_image: Optional[str]) -> GenerationV2Request:
+    guidance = _init_image_guidance(args.model) if args.init_image else None
+    guidances = {guidance: [_image_reference(guidance, init_image)]} if guidance else None
+    return GenerationV2Request(
+        args.model, args.prompt, width=args.width, height=args.height, quantity=args.num_images, guidances=guidances
+    )
+
+
 def _check_model(args: argparse.Namespace) -> None:
     """A prompt for a model that takes one (every v1 one), none for a v2 one whose schema has none
-    (remove-bg); for a v2 model, each parameter it requires given by its option, and none it has no option for."""
+    (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
+    for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
-    parameters = _v2_model_schemas().get(model, {}).get("properties", {}).get("parameters", {}) if model else {}
+    schemas = _v2_model_schemas()
+    if model and model not in schemas and prompt is None:
+        raise ValueError(f"model {model!r} is not among the models this version knows (see 'leonardo-client models')")
+    if model and args.init_image:
+        _init_image_guidance(model)  # the model takes an image: checked before the upload
+    parameters = schemas.get(model, {}).get("properties", {}).get("parameters", {}) if model else {}
     required = parameters.get("required", ())
     unset = ", ".join(name for name in required if name not in GENERATE_OPTIONS)
     if unset:
@@ -407,6 +416,18 @@ def _check_model(args: argparse.Namespace) -> None:
     if missing:  # sent, the API would refuse it (after an --init-image upload)
         options = " and ".join("--" + GENERATE_OPTIONS[name].replace("_", "-") for name in missing)
         raise ValueError(f"model {model!r} needs {options}")
+    if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
+        _check_v2_body(model, to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
+
+
+def _check_v2_body(model: str, body: Dict[str, Any]) -> None:
+    from .testing.server import ApiError
+
+    spec = _bundled_spec()
+    try:
+        spec.check_body(spec.operation("create_generation_v2"), body)
+    except ApiError as refused:
+        raise ValueError(f"model {model!r} does not take these options: {refused.message}") from None
 
 
 def _init_image_guidance(model: str) -> str:
@@ -421,12 +442,17 @@ def _init_image_guidance(model: str) -> str:
     return found
 
 
-@functools.lru_cache(maxsize=1)  # generate reads it twice: the prompt check and the image guidance
 def _v2_model_schemas() -> Dict[str, Any]:
     """v2 model name -> its request schema, from the spec bundled with FakeLeonardo."""
+    return _bundled_spec().models()  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=1)  # generate reads it for its checks, the image guidance and the body
+def _bundled_spec() -> Any:
+    """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes."""
     from .testing.spec import Spec, load_spec
 
-    return Spec(load_spec()).models()
+    return Spec(load_spec())
 
 
 def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:

@@ -186,6 +186,13 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "hailuo-2_3"], "model 'hailuo-2_3' needs --width and --height"),
         (["generate", "--model", "remove-bg"], "model 'remove-bg' needs --init-image"),
         (["generate", "--model", "aurora-upscaler-creative", "--init-image", "{png}"], "needs --width and --height"),
+        # The rest of a model's schema: sizes, quantity, parameters it takes at all (each was a 400, after an upload).
+        (["generate", "x", "--model", "veo-3.1-generate-001", "--num-images", "2", "--init-image", "{png}"],
+         "model 'veo-3.1-generate-001' does not take these options: parameters.quantity must be at most 1"),
+        (["generate", "x", "--model", "kling-2.6", "--width", "1024", "--height", "1024"], "expected one of the values"),
+        (["generate", "x", "--model", "happy-horse-1.1"], "parameters must match exactly one of the allowed forms"),
+        (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
+        (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),

@@ -183,10 +183,14 @@ class Spec:
             raise _not_one_of(sorted(mapping), key, value.get(key))
         return self.resolve({"$ref": mapping[value[key]]})
 
+    def operation(self, name: str) -> Operation:
+        """The operation whose handler is ``name`` (the Client method: "create_generation_v2")."""
+        return next(op for _, ops in self.routes for op in ops.values() if op.name == name)
+
     def models(self) -> Dict[str, Dict[str, Any]]:
         """The v2 models: name -> the schema of its POST /v2/generations body."""
-        bodies = [op.body for _, ops in self.routes for op in ops.values() if op.body and "discriminator" in op.body]
-        return {name: self.resolve({"$ref": ref}) for name, ref in bodies[0]["discriminator"]["mapping"].items()}
+        mapping = (self.operation("create_generation_v2").body or {})["discriminator"]["mapping"]
+        return {name: self.resolve({"$ref": ref}) for name, ref in mapping.items()}
 
     def _fits(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> bool:
         try:
