@@ -23,7 +23,8 @@ from leonardo_client import Client, GenerationV2Request, LeonardoError, V2Model,
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Generate images with a current (v2) model.")
     parser.add_argument("prompt", nargs="?", default="a red fox in the snow, golden hour")
-    parser.add_argument("--model", default=V2Model.PHOENIX_1_0, help="a v2 model name (default: phoenix-v1.0)")
+    parser.add_argument("--model", default=V2Model.PHOENIX_1_0,
+                        help="a v2 image model that makes 1024x1024 images (default: phoenix-v1.0)")
     parser.add_argument("--quantity", type=int, default=2)
     parser.add_argument("--out", default="images", help="folder for the images (default: images)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
