@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import io
 import ipaddress
 import os
@@ -199,8 +200,7 @@ def _name_with_extension(base: str, url: str) -> Callable[[str], str]:
 
 def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
     """Write to a temporary file beside ``path``, then rename it into place."""
-    folder, name = os.path.split(path)
-    temp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}.part")
+    temp = _temporary(path, os.urandom(4).hex())
     try:
         with open(temp, "xb") as out:
             for chunk in chunks:
@@ -213,6 +213,18 @@ def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
         raise
+
+
+def _temporary(path: str, tag: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{tag}.part")
+
+
+def remove_temporaries(path: str) -> None:
+    """Remove what write_atomically left beside ``path`` in a process killed while it wrote."""
+    for stale in glob.glob(_temporary(glob.escape(path), "[0-9a-f]" * 8)):
+        with contextlib.suppress(OSError):
+            os.remove(stale)
 
 
 def decode_data_url(url: str) -> Tuple[str, bytes]:

@@ -769,8 +769,8 @@ class _Engine:
         # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
         rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
         self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)
+        self.clear_leftovers()
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
-        shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)  # what a killed run left
         self.staging = os.path.join(self.out_dir, INCOMING, os.urandom(4).hex())
         # Daemon threads, so that a second Ctrl-C ends the process at once.
         workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
@@ -1242,6 +1242,11 @@ class _Engine:
         self.done_this_run += 1
         self.images_this_run += len(files)
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
+
+    def clear_leftovers(self) -> None:
+        """What a run killed in this folder left: the downloads it had under way, a gallery half written."""
+        shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)
+        _files.remove_temporaries(os.path.join(self.out_dir, GALLERY))
 
     def clear_staging(self) -> None:
         """What this run was downloading is not kept (the run ends, or ended: a rerun downloads it again)."""

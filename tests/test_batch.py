@@ -1873,6 +1873,13 @@ def test_ctrl_c_during_a_download_leaves_nothing_of_it_in_the_folder(tmp_path: A
         release.set()
 
 
+def test_a_gallery_half_written_by_a_killed_run_is_removed_by_the_next(tmp_path: Any) -> None:
+    (tmp_path / ".index.html.0a1b2c3d.part").write_text("<html><body>half", encoding="utf-8")  # SIGKILL mid-write
+    (tmp_path / ".notes.txt.0a1b2c3d.part").write_text("not the batch's", encoding="utf-8")
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".notes.txt.0a1b2c3d.part"]
+
+
 def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
     stopped: List[BatchProgress] = []
 
