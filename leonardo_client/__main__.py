@@ -575,8 +575,9 @@ class _StatusLine:
 
     def show(self, line: str) -> None:
         if self.tty:  # drawn over the last one, padded to hide what is left of it; a wrapped line could not be
-            line = printable(line)[: _columns() - 1]  # as shown: an escaped character takes 4 columns
-            self.width = _stderr(line, before="\r", end="", width=self.width)
+            columns = _columns() - 1
+            line = printable(line)[:columns]  # as shown: an escaped character takes 4 columns
+            self.width = _stderr(line, before="\r", end="", width=min(self.width, columns))  # narrowed since?
         else:
             _stderr(line)
 

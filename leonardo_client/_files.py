@@ -17,6 +17,8 @@ import stat
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
+from urllib3.util import parse_url
+
 from .errors import LeonardoError, parse_json, without_userinfo
 from .payloads import check_text, check_type, shown
 
@@ -49,20 +51,22 @@ def check_url(url: Any) -> str:
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
         url_shown = shown(without_userinfo(text), 60)
-        raise ValueError(f"url is not an http(s) URL: {url_shown} (a valid host and port, no space or control)")
+        raise ValueError(f"url is not an http(s) URL: {url_shown} (a valid host and port, no control character)")
     return text
 
 
 def is_http(url: str) -> bool:
     """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)
-    and a valid port, without a space or control character (urlsplit drops some, but not from err.url)."""
-    if " " in url or not url.isprintable():  # isprintable: no other space, line break or NUL either
+    and a valid port, without a control character (urlsplit drops some, but not from err.url), one urllib3
+    can parse (else its error quotes the URL whole, a password too). A space is sent percent-encoded."""
+    if not url.replace(" ", "").isprintable():  # no line break, NUL, tab or other control
         return False
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
         (parts.hostname or "").encode("idna")
-    except ValueError:  # a malformed IPv6 host, or the idna codec's UnicodeError
+        parse_url(url)
+    except ValueError:  # a malformed IPv6 host, the idna codec's UnicodeError, urllib3's LocationParseError
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 

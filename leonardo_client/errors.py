@@ -267,7 +267,7 @@ def redacted_text(response: "requests.Response", key: str) -> str:
     try:
         codec = codecs.lookup(charset.group(1) if charset else "utf-8").name
         return redact(content.decode("utf-8" if codec in _NOT_CHARSETS else codec, "replace"), key)
-    except (LookupError, UnicodeError):  # a charset Python does not know; a codec's own error
+    except (LookupError, ValueError):  # a charset Python does not know (or with a NUL); a codec's UnicodeError
         return redact(content.decode("utf-8", "replace"), key)
 
 
@@ -409,7 +409,8 @@ def _detail(exc: BaseException) -> str:
         if isinstance(exc, http.client.HTTPException):
             return f"{type(exc).__name__}({str(exc).strip()!r})"
         if isinstance(exc, LocationParseError):  # under it: urllib3 2.0-2.6's own AttributeError
-            return str(exc)
+            return f"Failed to parse: {without_userinfo(str(getattr(exc, 'location', '')))}"  # no password shown
+
         inner = getattr(exc, "reason", None) or next((a for a in exc.args if isinstance(a, BaseException)), None)
         inner = inner or exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         if not isinstance(inner, BaseException):

@@ -656,6 +656,17 @@ def test_a_status_line_never_reaches_the_last_column(monkeypatch: pytest.MonkeyP
     assert terminal.getvalue() == "\rPENDING, \r\\x1b[2J W\n"
 
 
+def test_a_status_line_pads_no_wider_than_a_terminal_narrowed_since(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setenv("COLUMNS", "30")
+    line = cli._StatusLine()
+    line.show("x" * 40)
+    monkeypatch.setenv("COLUMNS", "10")  # padded to the 29 columns of the last line, it wrapped
+    line.show("ok")
+    assert terminal.getvalue() == "\r" + "x" * 29 + "\rok" + " " * 7
+
+
 # --- batch: exit status, reruns, options reaching run_batch, what is printed where ------------------
 
 

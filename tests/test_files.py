@@ -202,13 +202,22 @@ def test_non_http_urls_are_refused_before_sending(fake: FakeLeonardo, fake_clien
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("rest", [":99999/cdn/x.png", ":x/cdn/x.png", "/cdn/a b.png", "/cdn/a\0.png", "/cdn/x.png\r\nX-Injected: 1"])
+@pytest.mark.parametrize(
+    "rest", [":99999/cdn/x.png", ":x/cdn/x.png", "/cdn/a\0.png", "/cdn/x.png\r\nX-Injected: 1", "@h%zz/x.png"]
+)
 def test_urls_that_cannot_be_requested_as_given_are_refused_before_sending(fake, fake_client, tmp_path, rest):
-    # A bad port was LeonardoError "Failed to parse"; the others were sent (a CR/LF kept in err.url).
-    url = ("http://127.0.0.1" if rest.startswith(":") else fake.root_url) + rest
-    with pytest.raises(ValueError, match="^url is not an http.s. URL: '.*valid host and port, no space or control"):
+    # A bad port was LeonardoError "Failed to parse"; the others were sent (a CR/LF kept in err.url), and a
+    # host urllib3 cannot parse was its error quoting the URL whole, password and all (urllib3 2.0-2.6).
+    url = ("http://alice:s3cret" if rest.startswith("@") else "http://127.0.0.1" if rest.startswith(":") else fake.root_url) + rest
+    with pytest.raises(ValueError, match="^url is not an http.s. URL: '.*valid host and port, no control") as refused:
         fake_client.download_image(url, os.path.join(str(tmp_path), "x.png"))
-    assert fake.requests == []
+    assert fake.requests == [] and "s3cret" not in str(refused.value)
+
+
+def test_a_space_in_a_url_is_sent_percent_encoded(fake, fake_client, tmp_path):
+    with pytest.raises(LeonardoError, match="HTTP 404"):  # no such file, but asked for
+        fake_client.download_image(fake.root_url + "/cdn/a b.png", os.path.join(str(tmp_path), "x.png"))
+    assert [r.path for r in fake.requests] == ["/cdn/a%20b.png"]
 
 
 def test_bad_arguments(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
