@@ -6,6 +6,7 @@ import collections
 import itertools
 import logging
 import os
+import threading
 import time
 import warnings
 import weakref
@@ -14,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
+from requests.adapters import BaseAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__, _files
@@ -163,11 +165,12 @@ class Client:
         self._owns_session, self._pid = session is None, os.getpid()
         self._session = session or _Session()
         roots = [root + "/" for root in filter(None, (self.base_url, self.v2_url))]
-        for root in roots:
-            _check_not_serving(self._session, root)
         self._adapter = _ApiAdapter(self, pool_maxsize)
-        for root in roots:
-            self._session.mount(root, self._adapter)
+        with _MOUNTING:
+            for root in roots:
+                _check_not_serving(self._session, root)
+            self._replaced = {root: self._session.adapters.get(root) for root in roots}  # put back by close()
+            _remount(self._session, dict.fromkeys(roots, self._adapter))
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
@@ -201,10 +204,10 @@ class Client:
         if self._owns_session:
             self._session.close()
             return
-        # A caller's session goes back to its own adapters (this one's closed rule would refuse its requests);
-        # a new dict, so that a request under way in another thread goes on reading the old one.
-        kept = [(prefix, a) for prefix, a in list(self._session.adapters.items()) if a is not self._adapter]
-        self._session.adapters = collections.OrderedDict(kept)  # as requests makes it
+        # A caller's session gets its own adapters back (this one's closed rule would refuse its requests).
+        with _MOUNTING:
+            ours = [prefix for prefix, adapter in self._session.adapters.items() if adapter is self._adapter]
+            _remount(self._session, {prefix: self._replaced.get(prefix) for prefix in ours})
         # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
         self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
 
@@ -551,6 +554,18 @@ class _ApiAdapter(RetryAdapter):
     def __init__(self, owner: Client, pool_maxsize: int) -> None:
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=owner.retry)
         self.owner = weakref.ref(owner)
+
+
+# Held while a Client reads and replaces a session's adapters: two Clients sharing a session, one made
+# or closed while the other is, would each replace the dict with a copy missing the other's change.
+_MOUNTING = threading.Lock()
+
+
+def _remount(session: requests.Session, changes: Mapping[str, Optional[BaseAdapter]]) -> None:
+    """Mount (None: unmount) adapters at prefixes, in a new dict, longest prefix first as requests keeps
+    them: a request under way in another thread reads on in the old one (mount() would change it under it)."""
+    adapters = [(prefix, a) for prefix, a in {**session.adapters, **changes}.items() if a is not None]
+    session.adapters = collections.OrderedDict(sorted(adapters, key=lambda pair: -len(pair[0])))
 
 
 def _check_not_serving(session: requests.Session, prefix: str) -> None:

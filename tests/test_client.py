@@ -530,6 +530,12 @@ def test_given_session_is_used_and_not_closed(mocked):
     assert session.get_adapter(BASE + "/generations/g").max_retries is client.retry
     client.close()
     assert list(session.adapters) == ["https://", "http://"]  # its own again: the closed rule refused its requests
+    mine = requests.adapters.HTTPAdapter()
+    session.mount(BASE + "/", mine)  # the caller's own adapter for the API root
+    client = Client(api_key=API_KEY, base_url=BASE, session=session)
+    assert session.get_adapter(BASE + "/me") is not mine
+    client.close()
+    assert session.get_adapter(BASE + "/me") is mine  # put back (it was dropped)
     with Client(api_key=API_KEY, base_url=BASE, session=session):
         pass
     assert session.closed == 0
