@@ -18,6 +18,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -603,7 +604,7 @@ class _Engine:
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
-        self.epoch = time.time() - self.started  # see wall_time
+        self.epoch = time.time() - _awake_or_asleep()  # see wall_time
         self.poll_at = self.started + FIRST_POLL
         self.poll_gap = FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
@@ -711,7 +712,7 @@ class _Engine:
     def wall_time(self) -> float:
         """The wall clock's time when the run started, plus the time gone since: a clock stepped
         during the run (NTP, a user) moves none of the times the batch compares."""
-        return round(self.epoch + time.monotonic(), 3)
+        return round(self.epoch + _awake_or_asleep(), 3)
 
     def earliest(self, item: _Item) -> float:
         """The earliest createdAt (the server's clock) that item's generation can have."""
@@ -1371,6 +1372,17 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         if isinstance(image, Mapping) and image.get("url")  # one without is none to download
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
+
+
+def _awake_or_asleep() -> float:
+    """Seconds on a clock that never steps and goes on while the machine sleeps (Linux's boot time,
+    macOS's monotonic), else time.monotonic(): which stops then on Linux and macOS, so that the times
+    journaled after a laptop slept would read as earlier than they were, to a rerun too."""
+    return time.clock_gettime(_SLEEP_COUNTING) if _SLEEP_COUNTING is not None else time.monotonic()
+
+
+_SLEEP_COUNTING: Optional[int] = getattr(time, {"linux": "CLOCK_BOOTTIME", "darwin": "CLOCK_MONOTONIC"}.get(
+    sys.platform, ""), None)  # the clock of _awake_or_asleep, where the system has one
 
 
 def _key_refused(error: Any) -> bool:

@@ -909,6 +909,17 @@ def test_a_wall_clock_stepped_ahead_during_the_run_does_not_send_an_item_again(
     assert '"adopted":true' in (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
 
 
+@pytest.mark.skipif(not hasattr(time, "CLOCK_BOOTTIME"), reason="Linux's clock that counts time asleep")
+def test_the_batch_clock_goes_on_while_the_machine_sleeps(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    engine.journal.close()
+    before = engine.wall_time()
+    frozen = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: frozen)  # as it stands still while a laptop sleeps (Linux, macOS)
+    time.sleep(0.2)
+    assert engine.wall_time() - before >= 0.15  # a rerun compares it with time.time(): it read as earlier
+
+
 @pytest.mark.parametrize(
     "change",
     [lambda g: dict(g, seed=str(g["seed"])), lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 ")],
