@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
-    from .payloads import MAX_INT, is_id, to_payload
+    from .payloads import MAX_INT, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -348,13 +348,13 @@ def _signals_held() -> Iterator[None]:
 
 def _check_folder(folder: str) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ValueError(f"--out {folder!r} exists and is not a folder")
+        raise ValueError(f"--out {shown(folder)} exists and is not a folder")
     try:
         make_folders(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise ValueError(f"--out {folder!r}: cannot write there ({exc.strerror or exc})") from exc
+        raise ValueError(f"--out {shown(folder)}: cannot write there ({exc.strerror or exc})") from exc
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:

@@ -166,7 +166,7 @@ def make_folder(folder: str) -> None:
     except NotADirectoryError:
         raise ValueError(f"{shown(folder)} is inside a file, not a folder") from None
     except OSError as exc:
-        raise LeonardoError(f"could not create folder {folder!r}: {exc.strerror or exc}") from exc
+        raise LeonardoError(f"could not create folder {shown(folder)}: {exc.strerror or exc}") from exc
 
 
 def make_folders(folder: str) -> None:
@@ -215,7 +215,7 @@ def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
             os.remove(temp)
         # The file system's OSErrors carry an errno; requests' (raised by `chunks`) do not.
         if isinstance(exc, OSError) and exc.errno is not None:
-            raise LeonardoError(f"could not write {path!r}: {exc.strerror or exc}") from exc
+            raise LeonardoError(f"could not write {shown(path)}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -234,7 +234,7 @@ def remove_temporaries(path: str) -> None:
 def decode_data_url(url: str) -> Tuple[str, bytes]:
     header, comma, data = url.partition(",")
     if not comma or not header.lower().endswith(";base64"):
-        raise LeonardoError(f"not a base64 data URL: {url[:40]!r}")
+        raise LeonardoError(f"not a base64 data URL: {shown(url, 40)}")
     try:
         return header[5:].split(";")[0].strip().lower(), base64.b64decode(data, validate=True)
     except ValueError as exc:
@@ -334,4 +334,4 @@ def _file_url(url: Any, where: str) -> str:
 def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list holding " + ", ".join(sorted({type(item).__name__ for item in value}))
-    return repr(without_userinfo(value)[:60]) if isinstance(value, str) else type(value).__name__
+    return shown(without_userinfo(value), 60) if isinstance(value, str) else type(value).__name__

@@ -35,8 +35,8 @@ from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, is_id, merge_once, shown,
-    to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, cut, is_id, merge_once,
+    shown, to_payload,
 )
 
 __all__ = [
@@ -345,8 +345,8 @@ class _Journal:
                 ])  # fmt: skip
             unusable = next((r for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
-                shown = json.dumps(unusable)[:80]
-                unusable_line = f"{self.path} holds a record of no item of this batch ({shown}): delete it"
+                record = cut(json.dumps(unusable))
+                unusable_line = f"{self.path} holds a record of no item of this batch ({record}): delete it"
                 raise BatchInputError([f"{unusable_line} ({DAMAGED})"])
             if header is None:
                 self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
@@ -555,8 +555,10 @@ def run_batch(
         engine.journal.close()
 
 
-def _check_options(client: Any, concurrency: Any, posts_per_minute: Any, item_timeout: Any, on_progress: Any,
-                   *flags: Any) -> None:
+def _check_options(
+    client: Any, concurrency: Any, posts_per_minute: Any, item_timeout: Any, on_progress: Any,
+    retry_failed: Any, resubmit_ambiguous: Any,
+) -> None:
     """run_batch's options, checked as Client checks its own: before anything is sent or written."""
     if not callable(getattr(client, "create_generation", None)):
         raise TypeError(f"client must be a Client, not {type(client).__name__}")
@@ -566,8 +568,8 @@ def _check_options(client: Any, concurrency: Any, posts_per_minute: Any, item_ti
     check_number("item_timeout", item_timeout, _client.MIN_SECONDS, _client.MAX_SECONDS)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
-    for name, flag in zip(("retry_failed", "resubmit_ambiguous"), flags):
-        check_type(name, flag, bool)  # "no" would be true: resubmit_ambiguous may bill twice
+    check_type("retry_failed", retry_failed, bool)
+    check_type("resubmit_ambiguous", resubmit_ambiguous, bool)  # "false" would be true: it may bill twice
 
 
 class _NotJournaled(LeonardoError):
