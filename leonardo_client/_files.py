@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import glob
 import io
 import ipaddress
 import os
@@ -226,6 +225,8 @@ def _temporary(path: str, tag: str) -> str:
 
 def remove_temporaries(path: str) -> None:
     """Remove what write_atomically left beside ``path`` in a process killed while it wrote."""
+    import glob  # only as a batch starts: not loaded by `import leonardo_client`
+
     for stale in glob.glob(_temporary(glob.escape(path), "[0-9a-f]" * 8)):
         with contextlib.suppress(OSError):
             os.remove(stale)
