@@ -175,8 +175,7 @@ class Client:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
             downloads = RetryAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
-            self._session.mount("https://", downloads)
-            self._session.mount("http://", downloads)
+            _remount(self._session, {"https://": downloads, "http://": downloads})
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"

@@ -19,13 +19,14 @@ import requests
 from urllib3.exceptions import LocationParseError, ReadTimeoutError
 
 from ._retry import parse_retry_after
+from .payloads import cut
 
 __all__ = ["LeonardoError"]
 
 # Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront) or a proxy.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
 _SNIPPET = 200
-_SHOWN, _SHOWN_END = 300, 100  # str(err) shows at most about this much of a message or URL, the end included
+_SHOWN, _SHOWN_END = 305, 100  # str(err) shows at most this much of a message or URL, this much of its end
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 REDACTED = "[redacted]"  # stands in for a secret a server echoed back
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
@@ -70,11 +71,11 @@ class LeonardoError(Exception):
 
     def __str__(self) -> str:
         # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
-        text = printable(_shortened(" ".join(str(self.message).split())))
+        text = printable(cut(" ".join(str(self.message).split()), _SHOWN, _SHOWN_END))
         if self.status_code is not None:
             text = f"HTTP {self.status_code}: {text}"
         if self.method and self.url:
-            text = f"{text} ({self.method} {_shortened(self.url)})"
+            text = f"{text} ({self.method} {cut(self.url, _SHOWN, _SHOWN_END)})"
         return text
 
     def __repr__(self) -> str:
@@ -271,14 +272,6 @@ def redacted_text(response: "requests.Response", key: str) -> str:
         return redact(content.decode("utf-8", "replace"), key)
 
 
-def _shortened(text: str) -> str:
-    """``text``, or its start and end around " ... " when longer than _SHOWN: a note at either end stays
-    ("download failed: ...", "... (after 2 retries)")."""
-    if len(text) <= _SHOWN:
-        return text
-    return f"{text[:_SHOWN - _SHOWN_END]} ... {text[-_SHOWN_END:]}"
-
-
 def redact(text: str, key: str) -> str:
     """``text`` with ``key`` replaced by REDACTED (a key too short to be real is left: see MIN_SECRET_LENGTH)."""
     return text.replace(key, REDACTED) if len(key) >= MIN_SECRET_LENGTH else text
@@ -461,6 +454,6 @@ def _fallback_message(response: "requests.Response", key: str) -> str:
     text = redacted_text(response, key).strip()
     if text and "html" not in content_type and not text.startswith("<"):
         snippet = " ".join(text.split())
-        return snippet[:_SNIPPET] + ("..." if len(snippet) > _SNIPPET else "")
+        return cut(snippet, _SNIPPET + 3)
     reason = response.reason or "error"
     return f"{reason} (no error message in the {'HTML ' if text else 'empty '}response body)"

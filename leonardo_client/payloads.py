@@ -115,9 +115,12 @@ def shown(value: Any, width: int = 80) -> str:
     return cut(repr(value), width)
 
 
-def cut(text: str, width: int = 80) -> str:
-    """``text``, or its start and "..." when longer than ``width``: a message quotes no value whole."""
-    return text if len(text) <= width else text[: width - 3] + "..."
+def cut(text: str, width: int = 80, end: int = 0) -> str:
+    """``text``, or ``width`` characters of it when longer: its start and "...", or its start, " ... " and
+    its last ``end`` characters (a note at the end stays): a message quotes no value whole."""
+    if len(text) <= width:
+        return text
+    return text[: width - 3] + "..." if not end else f"{text[: width - 5 - end]} ... {text[-end:]}"
 
 
 def with_article(noun: str) -> str:
