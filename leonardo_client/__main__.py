@@ -398,7 +398,7 @@ def _check_model(args: argparse.Namespace) -> None:
     (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
     for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
-    schemas = _v2_model_schemas()
+    schemas = _bundled_spec().models()
     if model and model not in schemas and prompt is None:
         raise ValueError(f"model {model!r} is not among the models this version knows (see 'leonardo-client models')")
     if model and args.init_image:
@@ -432,7 +432,7 @@ def _check_v2_body(model: str, body: Dict[str, Any]) -> None:
 
 def _init_image_guidance(model: str) -> str:
     """The guidance of a v2 model that takes an uploaded image, from the spec bundled with the fake."""
-    schema = _v2_model_schemas().get(model)
+    schema = _bundled_spec().models().get(model)
     if schema is None:
         raise ValueError(f"--init-image: model {model!r} is not among the models this version knows")
     offered = schema["properties"]["parameters"]["properties"].get("guidances", {}).get("properties", {})
@@ -440,11 +440,6 @@ def _init_image_guidance(model: str) -> str:
     if found is None:
         raise ValueError(f"--init-image: model {model!r} takes no image guidance")
     return found
-
-
-def _v2_model_schemas() -> Dict[str, Any]:
-    """v2 model name -> its request schema, from the spec bundled with FakeLeonardo."""
-    return _bundled_spec().models()  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=1)  # generate reads it for its checks, the image guidance and the body
@@ -505,7 +500,7 @@ def _me(client: Client, args: argparse.Namespace) -> int:
 
 def _models(client: Client, args: argparse.Namespace) -> int:
     """One line per available model: the name --model takes (matched by title in the bundled spec), title, id."""
-    known = {schema.get("title"): name for name, schema in _v2_model_schemas().items()}
+    known = {schema.get("title"): name for name, schema in _bundled_spec().models().items()}
     models = client.get_models_v2().get("productionApiAvailableModels") or []
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
