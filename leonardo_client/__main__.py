@@ -387,7 +387,10 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
 
 def _v2_request(args: argparse.Namespace, init_image: Optional[str]) -> GenerationV2Request:
     guidance = _init_image_guidance(args.model) if args.init_image else None
-    guidances = {guidance: [_image_reference(guidance, init_image)]} if guidance else None
+    reference: Dict[str, Any] = {"image": {"id": init_image, "type": "UPLOADED"}}
+    if guidance == "image_to_image":
+        reference["strength"] = "MID"  # required there; the API's default elsewhere
+    guidances = {guidance: [reference]} if guidance else None
     return GenerationV2Request(
         args.model, args.prompt, width=args.width, height=args.height, quantity=args.num_images, guidances=guidances
     )
@@ -448,13 +451,6 @@ def _bundled_spec() -> Any:
     from .testing.spec import Spec, load_spec
 
     return Spec(load_spec())
-
-
-def _image_reference(guidance: str, image_id: Optional[str]) -> Dict[str, Any]:
-    reference: Dict[str, Any] = {"image": {"id": image_id, "type": "UPLOADED"}}
-    if guidance == "image_to_image":
-        reference["strength"] = "MID"  # required there; the API's default elsewhere
-    return reference
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
