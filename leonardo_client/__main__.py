@@ -271,13 +271,9 @@ class _Interrupts:
     not where they are ignored (``nohup``) or handled already, nor outside the main thread (a program's)."""
 
     def __init__(self) -> None:
-        self.signal = int(signal.SIGINT)  # what interrupted the command
+        # The exit status of an interrupted command: 128 + the signal, as the shell shows a process it ended.
+        self.status = 128 + signal.SIGINT
         self.installed: List[int] = []
-
-    @property
-    def status(self) -> int:
-        """The exit status of an interrupted command: 128 + the signal, as the shell shows a process it ended."""
-        return 128 + self.signal
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():  # signal.signal() works only there
@@ -288,7 +284,7 @@ class _Interrupts:
                 self.installed.append(number)
 
     def _interrupt(self, number: int, frame: Any) -> None:
-        self.signal = number
+        self.status = 128 + number
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
