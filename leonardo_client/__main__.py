@@ -480,13 +480,11 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 
 def _me(client: Client, args: argparse.Namespace) -> int:
     details = _my_account(client)
-    user = details["user"]
-    _print_fields("user id:", user.get("id"), separator=" ")
-    _print_fields("username:", user.get("username"), separator=" ")
-    _print_fields("concurrency slots:", details.get("apiConcurrencySlots"), separator=" ")
     balances = ("apiPaidTokens", "apiSubscriptionTokens", "apiPlanTokenRenewalDate", "paidTokens", "subscriptionTokens")
-    for key in balances:
-        _print_fields(f"{key}:", details.get(key), separator=" ")
+    fields = {"user id": details["user"].get("id"), "username": details["user"].get("username"),
+              "concurrency slots": details.get("apiConcurrencySlots"), **{key: details.get(key) for key in balances}}
+    for label, value in fields.items():
+        _print_fields(f"{label}:", value, separator=" ")
     return 0
 
 
