@@ -231,8 +231,7 @@ def _run(argv: Optional[List[str]]) -> int:
     interrupts = _Interrupts()
     try:
         try:
-            parser = build_parser()
-            args = parser.parse_args(argv)
+            args = build_parser().parse_args(argv)
             if args.command == "generate" and args.prompt is None and not args.model:  # only a v2 model may take none
                 args.usage_error("the following arguments are required: prompt")
         except SystemExit as exc:  # argparse: --help, --version, usage errors
