@@ -651,20 +651,19 @@ class _Engine:
 
     def set_state(self, item: _Item, record: Mapping[str, Any]) -> None:
         self.gallery_stale = True
-        unit, amount = item.spent()
-        self.spent[unit] = self.spent.get(unit, 0.0) - amount
-        self.cost_unknown -= item.cost_unknown()
-        self.images -= len(item.files) if item.state == "complete" else 0
-        self.members[item.state].discard(item.index)
+        self.tally(item, -1)
         item.apply(record)
-        self.members[item.state].add(item.index)
-        unit, amount = item.spent()
-        self.spent[unit] = self.spent.get(unit, 0.0) + amount
-        self.cost_unknown += item.cost_unknown()
+        self.tally(item, 1)
         if item.state == "submitted":
             self.by_generation[str(item.generation_id)] = item.index
-        elif item.state == "complete":
-            self.images += len(item.files)
+
+    def tally(self, item: _Item, sign: int) -> None:
+        """Count ``item``, as its state stands, into (1) or out of (-1) the totals."""
+        unit, amount = item.spent()
+        self.spent[unit] = self.spent.get(unit, 0.0) + sign * amount
+        self.cost_unknown += sign * item.cost_unknown()
+        self.images += sign * len(item.files) if item.state == "complete" else 0
+        (self.members[item.state].add if sign > 0 else self.members[item.state].discard)(item.index)
 
     def record(self, item: _Item, state: str, **fields: Any) -> None:
         record = {"i": item.index, "s": state, **{k: v for k, v in fields.items() if v is not None}}
