@@ -425,16 +425,12 @@ class _Journal:
 
 
 def _sync_folder(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # Windows opens no folder (NTFS journals its names)
         folder = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows opens no folder (NTFS journals its names)
-        return
-    try:
-        os.fsync(folder)
-    except OSError:
-        pass  # a file system that cannot sync a folder
-    finally:
-        os.close(folder)
+        try:
+            os.fsync(folder)  # OSError: a file system that cannot sync a folder
+        finally:
+            os.close(folder)
 
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
