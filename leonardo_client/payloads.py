@@ -41,14 +41,10 @@ __all__ = [
 ]
 
 
-def wire(key: str, default: Any = None) -> Any:
-    """A field whose JSON key is ``key``. A required one is written ``field(metadata=json_key(key))``:
-    type checkers see a field without a default only in a call of ``field`` itself."""
-    return field(default=default, metadata=json_key(key))
-
-
-def json_key(key: str) -> Dict[str, str]:
-    return {"json": key}
+def wire(key: str) -> Any:
+    """An optional field (default None) whose JSON key is ``key``. A required one is written
+    ``field(metadata={"json": key})``: type checkers see a field without a default only in a call of ``field``."""
+    return field(default=None, metadata={"json": key})
 
 
 def to_payload(value: Any) -> Any:
@@ -177,7 +173,7 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
         kind = str(f.type).replace("Optional[", "").rstrip("]")
         allowed = _SIMPLE_TYPES.get(kind)
         if allowed and (not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool")):
-            raise TypeError(f"{name} must be {'an' if kind == 'int' else 'a'} {kind}, not {type(item).__name__}")
+            raise TypeError(f"{name} must be {with_article(kind)}, not {type(item).__name__}")
         *parent_keys, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
         target = out
         for parent in parent_keys:
@@ -216,7 +212,7 @@ class _Body:
 class ElementInput(_Body):
     """An element (LoRA) applied to a generation (spec: ``element_input``)."""
 
-    ak_uuid: str = field(metadata=json_key("akUUID"))
+    ak_uuid: str = field(metadata={"json": "akUUID"})
     weight: Optional[float] = wire("weight")
 
 
@@ -224,9 +220,9 @@ class ElementInput(_Body):
 class ControlnetInput(_Body):
     """A controlnet guiding a generation (spec: ``controlnet_input``)."""
 
-    init_image_id: str = field(metadata=json_key("initImageId"))
-    init_image_type: str = field(metadata=json_key("initImageType"))  # InitImageType: GENERATED or UPLOADED
-    preprocessor_id: float = field(metadata=json_key("preprocessorId"))
+    init_image_id: str = field(metadata={"json": "initImageId"})
+    init_image_type: str = field(metadata={"json": "initImageType"})  # InitImageType: GENERATED or UPLOADED
+    preprocessor_id: float = field(metadata={"json": "preprocessorId"})
     weight: Optional[float] = wire("weight")
     strength_type: Optional[str] = wire("strengthType")  # StrengthType
 
@@ -243,7 +239,7 @@ class UserElementInput(_Body):
 class CreateGenerationRequest(_Body):
     """Body of POST /generations (createGeneration). Only ``prompt`` is required."""
 
-    prompt: str = field(metadata=json_key("prompt"))
+    prompt: str = field(metadata={"json": "prompt"})
     alchemy: Optional[bool] = wire("alchemy")
     contrast_ratio: Optional[float] = wire("contrastRatio")
     contrast: Optional[float] = wire("contrast")
@@ -302,8 +298,8 @@ class CreateGenerationRequest(_Body):
 class CreateTextureGenerationRequest(_Body):
     """Body of POST /generations-texture (createTextureGeneration)."""
 
-    prompt: str = field(metadata=json_key("prompt"))
-    model_asset_id: str = field(metadata=json_key("modelAssetId"))
+    prompt: str = field(metadata={"json": "prompt"})
+    model_asset_id: str = field(metadata={"json": "modelAssetId"})
     negative_prompt: Optional[str] = wire("negative_prompt")
     front_rotation_offset: Optional[int] = wire("front_rotation_offset")
     preview: Optional[bool] = wire("preview")
@@ -322,7 +318,7 @@ class CreateSvdMotionGenerationRequest(_Body):
     ``image_id`` is an *image* id (``generated_images[].id``), not a generation id.
     """
 
-    image_id: str = field(metadata=json_key("imageId"))
+    image_id: str = field(metadata={"json": "imageId"})
     is_public: Optional[bool] = wire("isPublic")
     is_init_image: Optional[bool] = wire("isInitImage")
     is_variation: Optional[bool] = wire("isVariation")
@@ -336,15 +332,15 @@ class CreateSvdMotionGenerationRequest(_Body):
 
 @dataclass(repr=False)
 class _LcmImage(_Body):
-    image_data_url: str = field(metadata=json_key("imageDataUrl"))  # base64 data URL, data:image/jpeg;base64,...
-    prompt: str = field(metadata=json_key("prompt"))
+    image_data_url: str = field(metadata={"json": "imageDataUrl"})  # base64 data URL, data:image/jpeg;base64,...
+    prompt: str = field(metadata={"json": "prompt"})
 
 
 @dataclass(repr=False)
 class _LcmImageAndMask(_Body):
-    image_data_url: str = field(metadata=json_key("imageDataUrl"))
-    mask_data_url: str = field(metadata=json_key("maskDataUrl"))  # white on black: the white area is regenerated
-    prompt: str = field(metadata=json_key("prompt"))
+    image_data_url: str = field(metadata={"json": "imageDataUrl"})
+    mask_data_url: str = field(metadata={"json": "maskDataUrl"})  # white on black: the white area is regenerated
+    prompt: str = field(metadata={"json": "prompt"})
 
 
 @dataclass(repr=False)
@@ -395,7 +391,7 @@ class GenerationV2Request(_Body):
     ``prompt`` is None only for the models that take none (remove-bg, the Aurora upscalers, rodin-v2).
     """
 
-    model: str = field(metadata=json_key("model"))  # V2Model, or any model name Leonardo lists
+    model: str = field(metadata={"json": "model"})  # V2Model, or any model name Leonardo lists
     prompt: Optional[str] = wire("parameters.prompt")
     width: Optional[int] = wire("parameters.width")
     height: Optional[int] = wire("parameters.height")
