@@ -13,7 +13,7 @@ import os
 import posixpath
 import re
 import stat
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
@@ -263,16 +263,14 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
-    used: Set[str] = set()
-    unique = []
+    unique: Dict[str, str] = {}  # name -> URL, in order
     for name, url in files:  # two ids that sanitise alike must not overwrite each other
         unused, n = name, 1
-        while unused in used:  # "a_b-2" may be another id's own name
+        while unused in unique:  # "a_b-2" may be another id's own name
             n += 1
             unused = f"{name}-{n}"
-        used.add(unused)
-        unique.append((unused, url))
-    return unique
+        unique[unused] = url
+    return list(unique.items())
 
 
 def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], bool]:
