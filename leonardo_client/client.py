@@ -149,7 +149,9 @@ class Client:
         check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
         check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
         check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
-        user_agent = _check_user_agent(user_agent)
+        check_type("user_agent", user_agent, (str, type(None)))
+        if user_agent is not None and not is_header_text(user_agent):
+            raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
         self.retry = default_retry(max_retries, backoff_factor)
         self._mount(check_type("session", session, (requests.Session, type(None))), pool_maxsize)
 
@@ -633,13 +635,6 @@ def _body(request: Any, expected: type) -> Any:
     if isinstance(request, (Mapping, expected)):
         return to_payload(request)
     raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
-
-
-def _check_user_agent(user_agent: Optional[str]) -> Optional[str]:
-    user_agent = check_type("user_agent", user_agent, (str, type(None)))
-    if user_agent is not None and not is_header_text(user_agent):
-        raise ValueError("user_agent must be printable ASCII (a line break would inject headers)")
-    return user_agent
 
 
 def _check_api_key(api_key: Optional[str]) -> str:
