@@ -453,7 +453,6 @@ def _fallback_message(response: "requests.Response", key: str) -> str:
     content_type = response.headers.get("Content-Type", "")
     text = redacted_text(response, key).strip()
     if text and "html" not in content_type and not text.startswith("<"):
-        snippet = " ".join(text.split())
-        return cut(snippet, _SNIPPET + 3)
+        return cut(" ".join(text.split()), _SNIPPET + 3)
     reason = response.reason or "error"
     return f"{reason} (no error message in the {'HTML ' if text else 'empty '}response body)"

@@ -98,8 +98,8 @@ def check_number(name: str, value: Any, low: float, high: float, integer: bool =
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, not {type(value).__name__}")
     if not low <= value <= high:  # NaN fails this too
-        bounds = (bound if isinstance(bound, int) else f"{bound:g}" for bound in (low, high))
-        raise ValueError(f"{name} must be from {next(bounds)} to {next(bounds)}, got {shown(value)}")
+        lowest, highest = (bound if isinstance(bound, int) else f"{bound:g}" for bound in (low, high))
+        raise ValueError(f"{name} must be from {lowest} to {highest}, got {shown(value)}")
     return value
 
 
