@@ -180,12 +180,14 @@ def save_results(result: Mapping[str, Any], folder: PathLike, download: Download
     """Write every file of ``result`` into ``folder``; see Client.save_results."""
     folder = check_path(folder, "folder")
     files = result_files(result)
+    # Every data URL decoded before the first file is written: a malformed one leaves nothing behind.
+    decoded = {url: decode_data_url(url) for _, url in files if url.startswith("data:")}
     make_folder(folder)
     paths = []
     for name, url in files:
         base = os.path.join(folder, name)
-        if url.startswith("data:"):
-            mime, data = decode_data_url(url)
+        if url in decoded:
+            mime, data = decoded[url]
             paths.append(base + EXTENSIONS.get(mime, ".bin"))
             write_atomically(paths[-1], [data])
         else:

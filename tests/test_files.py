@@ -354,8 +354,9 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
     "bad", ["data:image/png,notbase64", "data:image/png,AAAA", "data:image/png;base64,@@@@", "data:image/png;base64"]
 )
 def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str) -> None:
-    with pytest.raises(LeonardoError):
-        fake_client.save_results({"imageDataUrl": [bad]}, str(tmp_path))
+    good = "data:image/png;base64," + base64.b64encode(b"png").decode()
+    with pytest.raises(LeonardoError):  # nothing written, not even the good file listed before it
+        fake_client.save_results({"imageDataUrl": [good, bad]}, str(tmp_path))
     assert os.listdir(str(tmp_path)) == []
 
 
