@@ -149,15 +149,10 @@ class Api:
     def serve(self, request: RecordedRequest) -> Answer:
         """The answer to any request (called by the server's threads)."""
         try:
-            if request.kind == "api":
-                return self.answer(request)
-            if request.kind == "s3":
-                return self.s3_upload(request)
-            if request.kind != "cdn":
+            handler = {"api": self.answer, "s3": self.s3_upload, "cdn": self.cdn}.get(request.kind)
+            if handler is None:
                 raise default_error(404)
-            if request.method not in ("GET", "HEAD"):
-                raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
-            return self.cdn(request.path)
+            return handler(request)
         except ApiError as exc:
             return exc.answer()
         except Exception:  # a bug in the fake: show it, and answer as the API's crashed handler does
@@ -200,8 +195,11 @@ class Api:
         self.spec.check_body(operation, body)
         return body
 
-    def cdn(self, path: str) -> Answer:
-        """A file under /cdn/ (no key needed); /cdn/blobs/<n>.bin is n bytes."""
+    def cdn(self, request: RecordedRequest) -> Answer:
+        """A file under /cdn/ (no key needed, GET or HEAD); /cdn/blobs/<n>.bin is n bytes."""
+        if request.method not in ("GET", "HEAD"):
+            raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
+        path = request.path
         size = path[len("/cdn/blobs/") : -len(".bin")]
         if path.startswith("/cdn/blobs/") and path.endswith(".bin") and size.isdigit() and len(size) <= 15:
             return Answer(200, content_type="application/octet-stream", blob_size=int(size))
