@@ -282,12 +282,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fault.drop:
             return
         answer = fault.apply(answer)
+        length = max(answer.size, 1) if fault.truncate else None
         if fault.truncate:  # announce the whole body (1 byte if empty), send half of it, close
-            size = answer.size
-            answer.body, answer.blob_size = answer.body[: size // 2], answer.blob_size and answer.blob_size // 2
-            self._send(answer, max(size, 1))
-        else:
-            self._send(answer)
+            answer.body, answer.blob_size = answer.body[: answer.size // 2], answer.blob_size and answer.blob_size // 2
+        self._send(answer, length)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
