@@ -103,7 +103,7 @@ class Account:
         now = self.clock()
         slots = self.fake.concurrency_slots
         free = sorted(job.started + self.duration(job) for job in self.active if job.started is not None)
-        free = free[max(0, len(free) - slots) :] + [-math.inf] * (slots - len(free))  # when each slot frees
+        free = free[-slots:] + [-math.inf] * (slots - len(free))  # when each slot frees (slots >= 1)
         heapq.heapify(free)
         for job in [job for job in self.active if job.started is None]:
             start = max(free[0], job.created, self.advanced)
