@@ -250,16 +250,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return data
 
     def _recorded(self, body: bytes) -> RecordedRequest:
-        parts, fake = urlsplit(self.path), self.server.fake
+        parts, spec = urlsplit(self.path), self.server.fake._api.spec
         path = parts.path or "/"
         try:
             parsed = json.loads(body.decode("utf-8")) if body else None
         except ValueError:
             parsed = None
-        kind = next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
-        kind = "api" if fake._api.spec.is_api(path) else kind
-        base = fake._api.spec.base
-        relative = path[len(base) :] if path == base or path.startswith(base + "/") else path
+        kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
+        relative = path[len(spec.base) :] if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
 
