@@ -26,7 +26,7 @@ def _box(kind: bytes, data: bytes, crc: bool = False) -> bytes:
 def render_png(seed: str, width: int, height: int) -> bytes:
     """A valid 8-bit RGB PNG: a diagonal gradient between two colours taken from seed."""
     h1, h2 = zlib.crc32(seed.encode("utf-8")), zlib.crc32(b"leonardo:" + seed.encode("utf-8"))
-    start, end = [(h & 0xFF, (h >> 8) & 0xFF, (h >> 16) & 0xFF) for h in (h1, h2)]
+    start, end = [h.to_bytes(4, "little")[:3] for h in (h1, h2)]  # (red, green, blue): the hash's low 3 bytes
     steps = width + height - 1  # one colour per diagonal, from start to end
     line = bytes(int(round(a + (b - a) * (k / max(1, steps - 1)))) for k in range(steps) for a, b in zip(start, end))
     rows = b"".join(b"\x00" + line[3 * y : 3 * (y + width)] for y in range(height))
@@ -37,8 +37,7 @@ def render_png(seed: str, width: int, height: int) -> bytes:
 
 def render_jpeg(seed: str, width: int, height: int) -> bytes:
     """A valid baseline JPEG of one colour taken from seed (the LCM operations answer JPEG data URLs)."""
-    h = zlib.crc32(seed.encode("utf-8"))
-    r, g, b = h & 0xFF, (h >> 8) & 0xFF, (h >> 16) & 0xFF
+    r, g, b = zlib.crc32(seed.encode("utf-8")).to_bytes(4, "little")[:3]
     ycbcr = (0.299 * r + 0.587 * g + 0.114 * b, 128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
              128 + 0.5 * r - 0.418688 * g - 0.081312 * b)
     # Quantisation 1: an 8x8 block's DC is 8 x (value - 128). Each DC size has a 4-bit code, an EOB the code "0".
