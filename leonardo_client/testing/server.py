@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import math
@@ -210,10 +211,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self._open_lock:
             sockets, workers = list(self._open), list(self._workers)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         deadline = time.monotonic() + JOIN_TIMEOUT
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -234,12 +233,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The body announced by Content-Length (the client never sends chunked bodies)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.connection.settimeout(0.2)  # read what the client still sends (bounded), so it
-            try:  # gets our answer, not a reset; the connection is closed after it anyway
+            # Read what the client still sends (bounded), so it gets our answer, not a reset; the connection
+            # is closed after it anyway.
+            self.connection.settimeout(0.2)
+            with contextlib.suppress(OSError):
                 while self.rfile.read1(65536):
                     pass
-            except OSError:
-                pass
             raise ValueError("chunked request bodies are not supported; send Content-Length")
         length = (self.headers.get("Content-Length") or "0").strip()
         if not length.isdigit() or int(length) > MAX_BODY:
