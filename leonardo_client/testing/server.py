@@ -251,10 +251,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _recorded(self, body: bytes) -> RecordedRequest:
         parts, spec = urlsplit(self.path), self.server.fake._api.spec
         path = parts.path or "/"
-        try:
-            parsed = json.loads(body.decode("utf-8")) if body else None
-        except ValueError:
-            parsed = None
+        parsed = None  # no body, or not JSON
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body.decode("utf-8"))
         kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
         relative = path[len(spec.base) :] if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
