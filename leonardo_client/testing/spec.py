@@ -151,7 +151,7 @@ class Spec:
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
     def check(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...], closed: bool = True) -> None:
-        schema = self._discriminated(self.resolve(schema), value, where)
+        schema = self._discriminated(self.resolve(schema), value)
         if value is None:
             if not schema.get("nullable", False):
                 raise invalid("expecting a value for non-nullable %s" % _name(where))
@@ -174,7 +174,7 @@ class Spec:
         if "not" in schema and self._fits(schema["not"], value, where):
             raise invalid("%s is a combination that is not allowed" % _label(where))
 
-    def _discriminated(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> Dict[str, Any]:
+    def _discriminated(self, schema: Dict[str, Any], value: Any) -> Dict[str, Any]:
         """The one schema of a discriminated oneOf that value names (v2: by its "model")."""
         if "discriminator" not in schema or not isinstance(value, dict):
             return schema
