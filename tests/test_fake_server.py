@@ -228,6 +228,20 @@ def test_a_forked_child_stops_its_copy_and_leaves_the_parent_serving(fake, api):
     assert fake.connections_opened == 1  # the parent's connection was not cut
 
 
+def test_a_connection_accepted_as_stop_begins_is_closed_without_a_deadlock():
+    fake = FakeLeonardo().start()
+    server = fake._server
+    server.stop_event.set()  # as stop() does before the accept loop ends: one more connection may come in
+    ours, theirs = socket.socketpair()
+    worker = threading.Thread(target=server.process_request, args=(ours, ("127.0.0.1", 0)), daemon=True)
+    worker.start()
+    worker.join(TIMEOUT)
+    assert not worker.is_alive(), "process_request deadlocked: stop() would hang"
+    assert theirs.recv(1) == b""  # closed at once
+    theirs.close()
+    fake.stop()  # only once it did not deadlock: it would hang on the held lock
+
+
 def test_only_loopback_hosts_are_accepted():
     with pytest.raises(ValueError):
         FakeLeonardo(host="0.0.0.0")

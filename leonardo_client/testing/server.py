@@ -186,8 +186,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         worker = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
         with self._open_lock:
-            if self.stop_event.is_set():
-                self.shutdown_request(request)
+            if self.stop_event.is_set():  # not counted: socketserver's close, not ours (it takes this lock)
+                super().shutdown_request(request)
                 return
             self._open.add(request)
             self._workers = {t for t in self._workers if t.is_alive()} | {worker}
