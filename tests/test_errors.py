@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import inspect
 import json
 import os
 import pickle
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Tuple
@@ -112,6 +114,7 @@ def test_html_502(mocked, mock_client):
 @pytest.mark.parametrize(
     "body, content_type",
     [("<Other><Code>X</Code><Message>not S3's</Message></Other>", "application/xml"),  # S3 errors are <Error>
+     ("<Error><Code>AccessDenied</Code><Mess", "application/xml"),  # an S3 error cut short: no XML
      ("Bad Gateway, says the proxy's page", "text/html")],  # HTML, though it does not start with "<"
 )
 def test_an_xml_or_html_body_that_is_no_s3_error_gives_the_status(mocked, mock_client, body, content_type):
@@ -315,6 +318,16 @@ def test_a_truncated_200_body_on_post_is_a_leonardo_error_and_not_sent_again(
     assert re.search(r"connection broke while reading the response \(truncated body: \d+ of \d+ bytes\)", err.message)
     # The connection was closed by the server; the client recovers on a new one.
     assert fake_client.get_generations_by_user_id(fake.user_id) == {"generations": []}
+
+
+def test_a_body_cut_short_through_an_adapter_of_yours_is_a_leonardo_error(fake: FakeLeonardo) -> None:
+    # urllib3 1.26 ends it silently through an adapter that is not the client's: the client compares the length.
+    with requests.Session() as session, Client(api_key=fake.api_key, base_url=fake.base_url, session=session) as client:
+        session.mount(fake.base_url + "/", requests.adapters.HTTPAdapter())  # the README's policy of your own
+        fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, method="POST")
+        with pytest.raises(LeonardoError, match=r"\(truncated body: \d+ of \d+ bytes\)") as caught:
+            new_generation(client)
+    assert (caught.value.status_code, type(caught.value), len(fake.requests)) == (200, LeonardoError, 1)
 
 
 def test_a_get_whose_200_body_broke_off_is_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
@@ -602,6 +615,18 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
     assert errors._nested_too_deep("[" * 201) and not errors._nested_too_deep("[" * 200 + "]" * 200)
     in_a_string = b'{"a": "' + b"[" * 500 + b'"}'  # text, not nesting
     assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="json's C scanner has its own depth limit from 3.12")
+def test_json_read_at_the_recursion_limit_is_a_value_error_not_a_recursion_error() -> None:
+    # A program deep in its own recursion: json's scanner meets the limit within the 200 levels read.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 30)
+    try:
+        with pytest.raises(ValueError, match="nested deeper than 200 levels"):
+            parse_json("[" * 150 + "]" * 150)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 @pytest.mark.parametrize(
