@@ -1652,6 +1652,29 @@ def test_the_listing_read_to_reconcile_teaches_the_clock_from_older_entries(tmp_
     assert [r["id"] for r in journal(tmp_path) if r.get("i") == 1 and r.get("s") == "submitted"] == [lost]
 
 
+def test_a_clock_learned_while_reconciling_reads_the_listing_again_from_further_back(tmp_path: Any) -> None:
+    # A rerun; the journal's clock bound (0) is from a run whose clock was right, this one's is 290 s ahead. The
+    # listing, newest first, stops at a page older than the bound: item 0's generation there shows the clock,
+    # and item 1's, made before 49 of another program's, is on the page after: it was sent again.
+    class NewestFirst(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            self.calls.append("LIST")
+            ordered = sorted(self.generations.values(), key=lambda g: str(g["createdAt"]), reverse=True)
+            return {"generations": [self._view(g) for g in ordered[offset : offset + limit]]}
+
+    api, now = NewestFirst(), time.time()
+    own, lost = (api._create(dict(p), None) for p in PROMPTS[:2])
+    others = [api._create({"prompt": f"another program's {n}"}, None) for n in range(49)]
+    for gid, age in [(own, 295), (lost, 297)] + [(other, 296) for other in others]:
+        api.generations[gid]["createdAt"] = _iso(now - age)
+    records = [{"clock": 0.0}, {"i": 0, "s": "submitting", "t": now - 6}, {"i": 0, "s": "submitted", "id": own, "t": now - 5},
+               {"i": 1, "s": "submitting", "t": now - 10, "rt": 1.3}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and len(api.generations) == 51  # item 1 adopted, not sent again
+    assert [r["id"] for r in journal(tmp_path) if r.get("i") == 1 and r.get("s") == "submitted"] == [lost]
+
+
 def test_before_the_clock_is_known_a_generation_an_hour_back_leaves_the_item_ambiguous(tmp_path: Any) -> None:
     # One item, the machine's clock 5 minutes ahead, its create answer lost: nothing has shown the clock yet.
     api = ServerClockBehind(lost=PROMPTS[0]["prompt"])
