@@ -312,6 +312,15 @@ def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp
     assert not os.path.exists(out) and api.calls == []
 
 
+def test_an_account_without_apiconcurrencyslots_needs_the_concurrency_given(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.get_user_info = lambda: {"user_details": [{"user": {"id": "user-1"}}]}  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match="^GET /me gave no apiConcurrencySlots: give the concurrency explicitly$"):
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert "POST" not in api.calls
+    assert run(api, PROMPTS[:2], str(tmp_path), concurrency=2).complete == 2  # in the same folder
+
+
 def test_an_account_whose_user_is_not_an_object_still_runs(tmp_path: Any) -> None:
     api = ApiDouble(slots=2)
     api.get_user_info = lambda: {"user_details": [{"user": "user-1", "apiConcurrencySlots": 2}]}  # type: ignore[method-assign]
@@ -993,6 +1002,22 @@ def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> No
     assert (summary.complete, summary.ambiguous) == (1, 1)  # the first was left waiting, the second had its images
 
 
+def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.listing_error = LeonardoError("Internal Server Error", status_code=500)  # every poll round: GETs instead
+    unavailable = [LeonardoError("Service Unavailable", status_code=503)] * 2
+    get = api.get_generation_by_id
+
+    def flaky_get(gid: str) -> Dict[str, Any]:
+        if unavailable:
+            raise unavailable.pop()
+        return get(gid)
+
+    api.get_generation_by_id = flaky_get  # type: ignore[method-assign]
+    summary = run(api, PROMPTS[:3], str(tmp_path), item_timeout=5.0)
+    assert (summary.complete, api.calls.count("POST"), unavailable) == (3, 3, [])
+
+
 @pytest.mark.parametrize(
     "listing", [lambda answer: {"generations": answer["generations"] + ["junk"]}, lambda answer: {"generations": 7}]
 )
@@ -1018,15 +1043,16 @@ def test_a_seed_json_cannot_carry_is_not_journaled(tmp_path: Any) -> None:
     assert run(HugeSeed(), PROMPTS[:2], str(tmp_path)).ok
 
 
-def test_a_cost_that_is_no_number_is_left_out_of_the_total(tmp_path: Any) -> None:
-    class NanCost(ApiDouble):
+@pytest.mark.parametrize("cost", [{"amount": "NaN"}, {"amount": "two"}, None])  # None: the job tells no cost
+def test_a_cost_that_is_no_number_is_left_out_of_the_total(tmp_path: Any, cost: Optional[Dict[str, str]]) -> None:
+    class OddCost(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
             answer = super().create_generation(body)
             if len(self.generations) == 1:
-                answer["sdGenerationJob"]["cost"]["amount"] = "NaN"
+                answer["sdGenerationJob"]["cost"] = dict(answer["sdGenerationJob"]["cost"], **cost) if cost else None
             return answer
 
-    summary = run(NanCost(), PROMPTS[:3], str(tmp_path))
+    summary = run(OddCost(), PROMPTS[:3], str(tmp_path))
     assert dict(summary.credits) == {"DOLLARS": pytest.approx(0.02)}  # was {}
     assert summary.cost_unknown == 1
 
@@ -1765,6 +1791,17 @@ def test_the_listing_is_read_to_its_end_unless_it_comes_newest_first() -> None:
     assert batch._list_since(OldestFirst(), "u", now - 120)[0][0] == {"id": "new", "createdAt": _iso(now)}
 
 
+def test_the_listing_is_read_at_most_listing_max_pages_back() -> None:
+    now = _iso(time.time())
+
+    class Endless:  # every entry newer than the item: the paging would go on for ever
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            return {"generations": [{"id": f"g-{offset + n}", "createdAt": now} for n in range(limit)]}
+
+    listed, complete = batch._list_since(Endless(), "u", time.time() - 60)  # type: ignore[arg-type]
+    assert (len(listed), complete) == (9005, "more than 9000 generations since then")
+
+
 def test_the_listings_order_is_judged_on_dated_entries_and_needs_a_decrease() -> None:
     now = time.time()
 
@@ -1801,13 +1838,16 @@ def test_two_candidates_make_the_item_ambiguous(tmp_path: Any) -> None:
     assert resent.ok and len(api.generations) == 3
 
 
-def test_an_unreadable_listing_makes_the_item_ambiguous(tmp_path: Any) -> None:
+@pytest.mark.parametrize("user, why", [({"id": "user-1"}, "Service Unavailable"), ({}, "GET /me gave no user id")])
+def test_an_unreadable_listing_makes_the_item_ambiguous(tmp_path: Any, user: Dict[str, Any], why: str) -> None:
     api = ApiDouble()
+    api.get_user_info = lambda: {"user_details": [{"user": user, "apiConcurrencySlots": 3}]}  # type: ignore[method-assign]
     api.after_post = [LeonardoError("Service Unavailable", status_code=503)]
     api.listing_error = LeonardoError("Service Unavailable", status_code=503)
     summary = run(api, PROMPTS[:2], str(tmp_path), concurrency=1)
     assert (summary.complete, summary.ambiguous) == (1, 1) and api.calls.count("POST") == 2
-    assert any("could not read the account's generations" in r.get("reason", "") for r in journal(tmp_path))
+    assert any(r.get("reason", "").startswith("could not read the account's generations: ") and why in r["reason"]
+               for r in journal(tmp_path))
 
 
 def test_a_crash_after_submitting_is_reconciled_on_rerun(tmp_path: Any) -> None:
