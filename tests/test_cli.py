@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import weakref
 from typing import Any, Dict, Iterator, List
 
@@ -322,6 +323,11 @@ def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pyte
     assert c_locale.errors == "surrogateescape"
 
 
+def test_the_escape_handler_gives_a_decoder_its_error_back() -> None:
+    with pytest.raises(UnicodeDecodeError):  # it escapes what is written; registered by name, a decoder may name it
+        b"caf\xe9".decode("ascii", cli.ESCAPE)
+
+
 def test_no_stdout_or_stderr_at_all_is_still_one_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setattr(sys, "stdout", None)
     monkeypatch.setattr(sys, "stderr", None)
@@ -506,6 +512,14 @@ def test_ctrl_c_once_the_command_is_done_ends_it_without_a_traceback(start: str)
     assert done.stdout.startswith("user id: ")
 
 
+def test_main_runs_in_a_thread_of_a_program(capsys: pytest.CaptureFixture[str]) -> None:
+    statuses: List[int] = []  # signal handlers can be set only on the main thread: none is set from another
+    thread = threading.Thread(target=lambda: statuses.append(cli.main(["--offline", "me"])))
+    thread.start()
+    thread.join(30)
+    assert statuses == [0] and capsys.readouterr().out.startswith("user id: ")
+
+
 def test_a_ctrl_c_main_lets_through_is_still_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted() -> int:
         raise KeyboardInterrupt  # a second Ctrl-C while main() handles the first, or one as it returns
@@ -559,6 +573,19 @@ def test_init_image_is_uploaded_then_used_on_v1_and_v2(fake_in_env: FakeLeonardo
     assert len(os.listdir(str(tmp_path / "v2"))) == 1 and os.listdir(str(tmp_path / "v2"))[0].endswith(".mp4")
 
 
+def test_an_init_image_on_an_image_to_image_model_is_sent_with_the_strength_it_requires(
+    fake_in_env: FakeLeonardo, tmp_path: Any
+) -> None:
+    from leonardo_client.testing.media import render_png
+
+    guide = tmp_path / "guide.png"
+    guide.write_bytes(render_png("guide", 32, 32))
+    assert cli.main(["generate", "x", "--model", "phoenix-v1.0", "--init-image", str(guide), "--out", str(tmp_path / "out")]) == 0
+    [create] = [r.json for r in fake_in_env.requests if r.path == "/api/rest/v2/generations"]
+    [reference] = create["parameters"]["guidances"]["image_to_image"]
+    assert reference["strength"] == "MID" and reference["image"]["type"] == "UPLOADED"
+
+
 def test_a_model_that_takes_no_prompt_is_run_without_one(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
@@ -604,6 +631,18 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     printer = cli._BatchPrinter()
     printer(progress("complete", "#4 complete: 0004-a.png", complete=4, failed=1, credits={"CREDITS": 2.5}))
     assert plain.getvalue() == "[5/10] #4 complete: 0004-a.png\n"  # failed items are done too
+
+
+def test_the_bar_is_drawn_at_most_every_tenth_of_a_second_but_for_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal, now = Terminal(), [100.0]
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setattr(cli, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    printer = cli._BatchPrinter()
+    for complete, moment in [(1, 100.0), (2, 100.05), (3, 100.2), (4, 100.21)]:
+        now[0] = moment
+        printer(progress("complete", complete=complete))
+    printer(progress("done", complete=5))
+    assert re.findall(r"(\d+)/10 done", terminal.getvalue()) == ["1", "3", "5"]
 
 
 def test_the_bar_fits_the_terminal_stderr_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
