@@ -177,9 +177,10 @@ def test_stop_leaves_no_thread_and_closes_the_port():
 
 def test_start_and_stop_twice_are_harmless():
     fake = FakeLeonardo()
-    assert fake.base_url == ""
+    assert fake.base_url == "" and repr(fake) == "<FakeLeonardo stopped>"
     assert fake.start() is fake
     url = fake.base_url
+    assert repr(fake) == "<FakeLeonardo %s>" % url
     assert fake.start().base_url == url
     assert url.startswith("http://127.0.0.1:") and url.endswith("/api/rest/v1")
     assert fake.root_url + "/api/rest/v1" == url
@@ -451,6 +452,10 @@ def test_defaults_follow_the_spec(fake, api):
     assert (generation["imageWidth"], generation["imageHeight"]) == (1024, 768)
     assert generation["generation_elements"] == []
     assert generation["negativePrompt"] is None
+
+
+def test_photoreal_without_a_strength_gets_the_apis_default(fake, api):
+    assert get_generation(api, fake, create(api, fake, photoReal=True))["photoRealStrength"] == 0.55
 
 
 def test_pending_then_complete(fake, api):
@@ -836,6 +841,8 @@ def test_lcm_rejects_bad_input(fake, api, path):
     response = call(api, fake, "POST", path, json={"prompt": "x"})
     assert response.status_code == 400
     assert envelope(response)["error"] == 'expecting a value for non-nullable variable: "imageDataUrl"'
+    response = call(api, fake, "POST", path, json=lcm_body(path, width=500))  # not one of the LCM sizes
+    assert (response.status_code, envelope(response)["error"]) == (400, "invalid dimensions")
     response = call(api, fake, "POST", path, json=lcm_body(path, width=640, height=1024))
     assert response.status_code == 200
     (data_url,) = response.json()["lcmGenerationJob"]["imageDataUrl"]
@@ -872,6 +879,7 @@ def test_inpainting_requires_a_mask(fake, api):
         ({"prompt": "x", "elements": [{"weight": 1}]}, 400, "validation-failed", None),
         ({"prompt": "x", "controlnets": {"initImageId": "a"}}, 400, "validation-failed", None),
         ({"prompt": "x", "num_images": 5}, 400, "unexpected", "Too many images"),
+        ({"prompt": "x", "num_images": 0}, 400, "unexpected", "num_images must be at least 1"),
         ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None),
         ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions"),
         ({"prompt": "x" * 1501}, 400, "unexpected", None),
@@ -1019,9 +1027,10 @@ def test_requests_refused_while_read_are_recorded(fake, api):
     port = int(fake.root_url.rsplit(":", 1)[1])
     junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
     status_lines = []
-    for _ in range(2):
+    for sent in (junk, junk.replace(b"abc", b"100") + b'{"prompt"'):  # no length; a body cut short
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-            sock.sendall(junk)
+            sock.sendall(sent)
+            sock.shutdown(socket.SHUT_WR)
             status_lines.append(sock.makefile("rb").readline())  # the fake closes after it
         fake.inject(status=200, body={"ok": True})  # no fault plays on what the server could not read
     assert status_lines == [b"HTTP/1.1 400 Bad Request\r\n"] * 2
@@ -1719,6 +1728,8 @@ def test_s3_checks_the_form(fake, api):
     assert s3_error(post(None, as_parts))[0] == "InvalidArgument"  # no file
     assert s3_error(post(None, [("file", ("a.png", b"x"))] + as_parts))[0] == "InvalidArgument"  # not last
     assert s3_error(post(fields))[0] == "PreconditionFailed"  # urlencoded, not multipart
+    not_multipart = post(b"no parts", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert s3_error(not_multipart)[0] == "MalformedPOSTRequest"
     assert s3_error(requests.get(announced["url"], timeout=TIMEOUT))[0] == "MethodNotAllowed"
     assert call(api, fake, "GET", "/init-image/" + announced["id"]).status_code == 200
     body = {"prompt": "x", "init_image_id": announced["id"]}  # never uploaded
