@@ -193,8 +193,8 @@ def parse_json(data: Union[str, bytes, bytearray]) -> Any:
         data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
     try:
         return _DECODER.decode(data)
-    except RecursionError:
-        raise ValueError(_TOO_DEEP) from None
+    except RecursionError:  # the program was deep in its own recursion already
+        raise ValueError("JSON nested too deep for the recursion limit left") from None
 
 
 def _not_json(constant: str) -> NoReturn:
