@@ -592,8 +592,7 @@ class _Engine:
         on_progress: Optional[Callable[[BatchProgress], None]],
         item_timeout: float,
     ) -> None:
-        self.client, self.out_dir, self.on_progress = client, out_dir, on_progress
-        self.item_timeout = item_timeout
+        self.client, self.out_dir, self.on_progress, self.item_timeout = client, out_dir, on_progress, item_timeout
         self.items = [_Item(n, item) for n, item in enumerate(items)]
         width = max(4, len(str(len(items))))
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
@@ -603,8 +602,8 @@ class _Engine:
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
         self.epoch = time.time() - _awake_or_asleep()  # see wall_time
-        self.poll_at = self.started + FIRST_POLL
-        self.poll_gap = FIRST_POLL
+        self.run_from = self.wall_time()  # "submitting" times from here on are this run's
+        self.poll_at, self.poll_gap = self.started + FIRST_POLL, FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
         self.pause = DEFAULT_PAUSE
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
@@ -623,6 +622,7 @@ class _Engine:
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
+        self.clock_this_run = False  # whether a generation sent in this run has shown it
 
     def replay(self) -> None:
         """Take up the state the journal holds: each item's, and what the batch has learned."""
@@ -702,6 +702,7 @@ class _Engine:
             created = _timestamp(generation.get("createdAt"))
             if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read
                 continue
+            self.clock_this_run = self.clock_this_run or item.answered >= self.run_from
             if self.clock is None or created - item.answered < self.clock - 1.0:
                 self.clock = round(created - item.answered, 3)
                 self.journal.append([{"clock": self.clock}])
@@ -718,7 +719,12 @@ class _Engine:
     def reach(self, item: _Item) -> float:
         """How far back reconciliation reads for item: before any of the batch's generations has shown
         the clock, an hour further, so that a generation there leaves item ambiguous rather than resent."""
-        return self.earliest(item) - (UNKNOWN_CLOCK_REACH if self.clock is None else 0.0)
+        return self.earliest(item) - (0.0 if self.clock_known(item) else UNKNOWN_CLOCK_REACH)
+
+    def clock_known(self, item: _Item) -> bool:
+        """Whether the server's clock is known for item's "submitting" time: for one of this run, only once
+        a generation of this run has shown it (the machine's clock may have been set since the journal's run)."""
+        return self.clock is not None and (item.since < self.run_from or self.clock_this_run)
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
@@ -1056,7 +1062,7 @@ class _Engine:
                 if self.look_again_for_v2(item):
                     continue
                 reason = "no v2 generation seen in the account's listing yet"
-            elif self.clock is None and self.candidates(item, listed, self.reach(item))[0]:
+            elif not self.clock_known(item) and self.candidates(item, listed, self.reach(item))[0]:
                 reason = "one of its prompt was made up to an hour before: our clock may be ahead (not known yet)"
             else:
                 self.resend(item)

@@ -1710,6 +1710,16 @@ def test_before_the_clock_is_known_a_generation_an_hour_back_leaves_the_item_amb
     assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
 
 
+def test_a_clock_set_ahead_between_runs_is_not_taken_as_the_one_the_journal_learned(tmp_path: Any) -> None:
+    # The first run learned the clocks agreed; the machine's clock was set 5 minutes ahead before this one,
+    # whose only item's create answer is lost: nothing of this run has shown the clock yet.
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], [{"clock": 0.0}]), encoding="utf-8")
+    api = ServerClockBehind(lost=PROMPTS[0]["prompt"])
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.ambiguous, len(api.generations), api.calls.count("POST")) == (1, 1, 1)  # was sent again
+    assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
+
+
 def test_the_generation_a_retried_item_had_before_teaches_nothing_of_the_clock(tmp_path: Any) -> None:
     # --retry-failed: item 0's FAILED generation of 2 minutes ago is still listed beside its new one. Measured
     # against the new answer, it read as a server clock 2 minutes behind ours, journaled for every later run,
