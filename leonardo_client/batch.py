@@ -480,6 +480,7 @@ class _Item:
     empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE with no images
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
+    answer: Optional[Tuple[Any, Optional[BaseException]]] = None  # that call's outcome, left by the worker
     download_tries: int = 0
     download_at: float = 0.0
 
@@ -581,7 +582,10 @@ _Done = Callable[[Any, Optional[BaseException]], None]
 
 
 class _Engine:
-    """The scheduler. Only the main thread touches its state; worker threads make the HTTP calls."""
+    """The scheduler. Worker threads make the HTTP calls and write only an item's ``sending``, ``since`` and
+    ``answer`` (in send()) and the journal (which locks); the main thread decides everything else."""
+
+    interrupted = False  # Ctrl-C came: the run is stopping
 
     def __init__(
         self,
@@ -738,7 +742,12 @@ class _Engine:
             in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
             progress = dict(self.counts(), in_flight=in_flight, elapsed=time.monotonic() - self.started)
             index = None if item is None else item.index
-            self.on_progress(BatchProgress(event, index, message, **progress))
+            try:
+                self.on_progress(BatchProgress(event, index, message, **progress))
+            except Exception:
+                if not self.interrupted:
+                    raise
+                self.on_progress = None  # after Ctrl-C, what is in flight is journaled first (a closed pipe...)
 
     def summary(self, interrupted: bool) -> BatchSummary:
         return BatchSummary(
@@ -765,9 +774,12 @@ class _Engine:
                 self.set_state(self.items[record["i"]], record)
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
-        self.plan(retry_failed, resubmit_ambiguous)
+        try:  # nothing is sent before the workers start: a Ctrl-C here has nothing in flight to record
+            self.plan(retry_failed, resubmit_ambiguous)
+            slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
+        except KeyboardInterrupt:
+            raise BatchInterrupted(self.summary(interrupted=True)) from None
         self.queue = collections.deque(sorted(self.members["planned"]))
-        slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
         self.gallery(final=False)
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
         # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
@@ -785,11 +797,7 @@ class _Engine:
             self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
             self.loop()
         except KeyboardInterrupt:
-            self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-            self.stop_sending()
-            self.drain_posts()  # a second Ctrl-C ends this at once
-            self.gallery(final=True)
-            raise BatchInterrupted(self.summary(interrupted=True)) from None
+            raise BatchInterrupted(self.stop()) from None
         except BaseException:  # on_progress raised (or this engine): the create calls under way are journaled first
             self.on_progress = None  # what raised is not called again
             self.stop_sending()
@@ -804,6 +812,15 @@ class _Engine:
             raise self.fatal
         self.emit("done", None, "done")
         return self.summary(interrupted=False)
+
+    def stop(self) -> BatchSummary:
+        """After a Ctrl-C: nothing more is sent, the answers of the create calls under way are journaled."""
+        self.stop_sending()
+        self.interrupted = True  # from here on, an on_progress that raises is dropped (see emit)
+        self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
+        self.drain_posts()  # a second Ctrl-C ends this at once
+        self.gallery(final=True)
+        return self.summary(interrupted=True)
 
     def stop_sending(self) -> None:
         with self.send_lock:  # a worker checks it under this lock before it journals a create call
@@ -840,21 +857,26 @@ class _Engine:
             self.gallery(final=False)
             self.handle(max(0.01, self.next_wake - now))
 
-    def handle(self, timeout: float, posts_only: bool = False) -> None:
+    def handle(self, timeout: float) -> None:
         """Take one worker's outcome, if one comes within ``timeout``, and act on it."""
         try:
-            kind, done, result, error = self.events.get(timeout=timeout)
+            _, done, result, error = self.events.get(timeout=timeout)
         except queue.Empty:
             return
         self.busy -= 1
-        if kind == "post" or not posts_only:
-            done(result, error)
+        done(result, error)
 
     def drain_posts(self) -> None:
-        """Journal the answers of the create calls under way (a lost one is reconciled on the rerun)."""
+        """Journal the answers of the create calls under way (a lost one is reconciled on the rerun), read
+        off the items: the Ctrl-C may have come as this thread took one's event off the queue."""
         deadline = time.monotonic() + self.create_span + 5.0
-        while any(self.items[i].sending for i in self.members["submitting"]) and time.monotonic() < deadline:
-            self.handle(0.2, posts_only=True)
+        sending = [self.items[i] for i in sorted(self.members["submitting"]) if self.items[i].sending]
+        while any(item.answer is None for item in sending) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                self.events.get(timeout=0.2)  # wakes as a worker hands an outcome over
+        for item in sending:
+            if item.answer is not None:
+                self.posted(item, *item.answer)
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
@@ -942,14 +964,19 @@ class _Engine:
         with self.send_lock:
             if self.stopping or self.client.closed:  # closed by another thread: refused unsent, so not journaled
                 raise _Stopped()
-            item.sending = True
-        record["t"] = item.since = self.wall_time()
+            item.sending, item.answer = True, None
         try:
-            self.journal.append([record])
-        except LeonardoError as exc:
-            raise _NotJournaled(exc.message) from exc
-        with posts_not_retried():
-            return create(record["request"])
+            record["t"] = item.since = self.wall_time()
+            try:
+                self.journal.append([record])
+            except LeonardoError as exc:
+                raise _NotJournaled(exc.message) from exc
+            with posts_not_retried():
+                item.answer = (create(record["request"]), None)
+        except Exception as exc:
+            item.answer = (None, exc)
+            raise
+        return item.answer[0]
 
     def posted(self, item: _Item, response: Any, error: Optional[BaseException]) -> None:
         self.posts -= 1
@@ -1032,8 +1059,8 @@ class _Engine:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
         listed, complete, read_at = result if error is None else ([], error, 0.0)  # complete: True, or why not
-        if _key_refused(complete):  # the items stay "submitting": a rerun with a good key reconciles them
-            self.fatal = complete
+        if _key_refused(complete) or complete is not True and self.client.closed:  # closed by another thread
+            self.fatal = complete  # the items stay "submitting": a rerun (a good key, an open Client) reconciles them
             return
         self.learn_from(listed, listing=True)
         for item in due:

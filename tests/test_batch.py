@@ -11,6 +11,7 @@ import collections
 import errno
 import json
 import os
+import queue
 import signal
 import stat
 import threading
@@ -809,6 +810,77 @@ def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers
     while set(threading.enumerate()) - before and time.monotonic() < deadline:  # others may end meanwhile
         time.sleep(0.02)
     assert set(threading.enumerate()) - before == set()
+
+
+def test_ctrl_c_while_reading_the_account_is_an_interrupted_batch(tmp_path: Any) -> None:
+    api = ApiDouble()
+
+    def interrupted() -> Dict[str, Any]:
+        raise KeyboardInterrupt
+
+    api.get_user_info = interrupted  # type: ignore[method-assign]
+    with pytest.raises(BatchInterrupted) as stopped:  # was a bare KeyboardInterrupt, without a summary
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert stopped.value.summary.pending == 2 and api.calls == []
+
+
+def test_a_create_answer_whose_event_a_ctrl_c_took_off_the_queue_is_still_journaled(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Ctrl-C came as Queue.get returned the event: posted() never ran, the answer was lost, and the
+    # stop waited out the create call's whole span for an item still marked as sending.
+    class LosingQueue(queue.Queue):  # type: ignore[type-arg]
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            event = super().get(*args, **kwargs)
+            if event[0] == "post":
+                raise KeyboardInterrupt
+            return event
+
+    init = batch._Engine.__init__
+
+    def losing_events(engine: Any, *args: Any) -> None:
+        init(engine, *args)
+        engine.events = LosingQueue()
+
+    monkeypatch.setattr(batch._Engine, "__init__", losing_events)
+    with pytest.raises(BatchInterrupted):
+        run(ApiDouble(), PROMPTS[:1], str(tmp_path), concurrency=1)
+    assert states(tmp_path) == {0: "submitted"}  # was "submitting": reconciled on the rerun, its cost unknown
+
+
+def test_a_create_call_refused_by_a_client_closed_meanwhile_is_not_left_ambiguous(tmp_path: Any) -> None:
+    # Closed by another thread after send() looked, before the call: refused unsent, it was reconciled
+    # with the closed Client, whose listing failed too, and so journaled ambiguous.
+    api = ApiDouble()
+    closed = LeonardoError("this Client was closed; create a new one (or close it only when done)")
+
+    def closing(body: Dict[str, Any]) -> Dict[str, Any]:
+        api.closed, api.listing_error = True, closed  # type: ignore[misc]
+        raise closed
+
+    api.create_generation = closing  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match="closed"):
+        run(api, PROMPTS[:1], str(tmp_path), concurrency=1)
+    assert states(tmp_path) == {0: "submitting"}  # a rerun reconciles it
+
+
+def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_journaled(tmp_path: Any) -> None:
+    def progress(event: BatchProgress) -> None:
+        if event.event == "submitted":
+            raise KeyboardInterrupt
+        if event.event == "stopping":
+            raise BrokenPipeError(32, "Broken pipe")  # a printer whose pipe closed with the Ctrl-C
+
+    class Slow(ApiDouble):  # the other create calls are still under way at the Ctrl-C
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if body["prompt"] != PROMPTS[0]["prompt"]:
+                time.sleep(0.2)
+            return super().create_generation(body)
+
+    api = Slow()
+    with pytest.raises(BatchInterrupted):  # was the BrokenPipeError, with the others' answers lost
+        run(api, PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+    assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
 
 
 class FirstDownloadHeld(ApiDouble):
