@@ -71,7 +71,7 @@ def resumed_from(state: Optional[Retry]) -> Iterator[None]:
 
 class RetryAdapter(HTTPAdapter):
     """An HTTPAdapter whose retry rule, for a GET sent again after its body broke off, goes on where it was;
-    a body short of its Content-Length raises on urllib3 1.26 too."""
+    a body short of its Content-Length raises on urllib3 1.26 too; an empty CA bundle setting verifies."""
 
     @property
     def max_retries(self) -> Retry:
@@ -80,6 +80,25 @@ class RetryAdapter(HTTPAdapter):
     @max_retries.setter
     def max_retries(self, rule: Retry) -> None:
         self._rule = rule
+
+    def send(
+        self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None, verify: Any = True,
+        cert: Any = None, proxies: Any = None,
+    ) -> requests.Response:
+        # requests 2.25-2.27 read an empty CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE as verify="", which the
+        # adapter takes as "do not verify" (the key went to any server): as in 2.28, the session's setting holds.
+        if verify == "":
+            verify = self.session_verify()
+        # By name, as requests passes them (responses' mock of send takes no others); types-requests < 2.31.0.7
+        # (the stubs that go with urllib3 1.26) leave send unannotated.
+        response: requests.Response = super().send(  # type: ignore[no-untyped-call,unused-ignore]
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+        return response
+
+    def session_verify(self) -> Any:
+        """The verify setting of the session it is mounted on: the client's own, which verifies certificates."""
+        return True
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
         # urllib3 1.26 ends a body short of its Content-Length silently and pools its connection, dead

@@ -556,6 +556,10 @@ class _ApiAdapter(RetryAdapter):
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=owner.retry)
         self.owner = weakref.ref(owner)
 
+    def session_verify(self) -> Any:
+        owner = self.owner()
+        return True if owner is None else owner._session.verify  # a caller's session may say False, or a CA bundle
+
 
 # Held while a Client reads and replaces a session's adapters: two Clients sharing a session, one made
 # or closed while the other is, would each replace the dict with a copy missing the other's change.

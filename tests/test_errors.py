@@ -410,6 +410,22 @@ def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_req
     assert [line.split()[0] for line in seen] == [b"GET"] * 4 + [b"POST"]
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_an_empty_ca_bundle_setting_leaves_certificates_verified_as_the_session_says() -> None:
+    # requests 2.25-2.27 hand the adapter verify="" when CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE is set but empty,
+    # which HTTPAdapter takes as "do not verify": the key went to a server with any certificate.
+    trusting = requests.Session()
+    trusting.verify = False  # a caller's choice: it stands
+    with tls_server_cutting_gets_short() as (url, seen), Client(api_key=API_KEY, base_url=url + "/v1") as own, \
+            Client(api_key=API_KEY, base_url=url + "/v1", session=trusting) as theirs:
+        request = requests.Request("POST", url + "/v1/generations").prepare()
+        for adapter in (own._adapter, own._session.get_adapter("https://cdn.example.test/")):  # the API's, downloads'
+            with pytest.raises(requests.exceptions.SSLError):
+                adapter.send(request, verify="", timeout=3)
+        assert theirs._adapter.send(request, verify="", timeout=3).status_code == 200
+    assert seen == [b"POST /v1/generations HTTP/1.1"]
+
+
 def test_an_error_status_whose_body_broke_off_is_not_sent_again(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.inject(status=404, body=TRUNCATED, truncate=True, times=1, method="GET")  # urllib3 would have retried a 503
     with pytest.raises(LeonardoError, match="truncated") as info:
