@@ -588,14 +588,17 @@ def _check_not_serving(session: requests.Session, prefix: str) -> None:
 class _Session(requests.Session):
     """The client's own session: on a redirect, credentials are dropped as requests drops them, and
     none are added from ~/.netrc (requests looks it up again on every hop, whatever the request's auth);
-    a hop to a loopback host goes direct, as the first does (requests would add the environment's proxy)."""
+    a hop to a loopback host goes direct, as the first does (requests would add the environment's proxy);
+    a hop to https carries no proxy credentials (they go in the CONNECT alone, as requests 2.31 has it)."""
 
     def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> Any:
         proxies = super().rebuild_proxies(prepared_request, proxies)  # type: ignore[no-untyped-call,unused-ignore]
-        if _files.is_loopback(urlsplit(str(prepared_request.url)).hostname or ""):
+        url = urlsplit(str(prepared_request.url))
+        direct = _files.is_loopback(url.hostname or "")
+        if direct or url.scheme == "https":
+            # requests < 2.31 put them on the request itself: the tunnel took them to the host (CVE-2023-32681).
             prepared_request.headers.pop("Proxy-Authorization", None)
-            return {}
-        return proxies
+        return {} if direct else proxies
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         old, new = str(response.request.url), str(prepared_request.url)

@@ -441,6 +441,24 @@ def test_a_redirect_on_loopback_is_not_sent_through_a_proxy(monkeypatch):
         assert Client(api_key=API_KEY, base_url=url + "/api/rest/v1", max_retries=0).get_user_info() == {}
 
 
+@pytest.mark.parametrize("scheme, carried", [("https", False), ("http", True)])
+def test_proxy_credentials_ride_a_redirect_to_https_in_the_connect_only(mocked, mock_client, monkeypatch, tmp_path,
+                                                                         scheme, carried):
+    # requests < 2.31 put them on the redirected request itself, which an https tunnel took to the host
+    # (CVE-2023-32681); plain http through a proxy needs them there.
+    def rebuild_proxies_before_2_31(session, prepared, proxies):
+        prepared.headers["Proxy-Authorization"] = "Basic YWxpY2U6czNjcmV0"  # from HTTPS_PROXY=http://alice:s3cret@...
+        return proxies
+
+    monkeypatch.setattr(requests.Session, "rebuild_proxies", rebuild_proxies_before_2_31)
+    location = f"{scheme}://other.example.test/i.png"
+    mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers={"Location": location},
+               match=download_matchers())
+    mocked.add("GET", location, body=b"\x89PNG", match=download_matchers())
+    mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
+    assert ("Proxy-Authorization" in mocked.calls[1].request.headers) is carried
+
+
 def test_a_proxy_user_name_alone_is_shown_as_it_is(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://e@" + refused_url().split("://")[1])
     with pytest.raises(LeonardoError) as info:
