@@ -247,6 +247,8 @@ class Client:
                 method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,
                 proxies=direct, **kwargs,
             ) as response:
+                if response.status_code < 200:  # its final answer may follow on the connection: never pooled again
+                    response.raw.close()
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = time.monotonic() - started
                     log.debug("%s %s -> %s in %.3fs", method, self._shown(url), response.status_code, elapsed)

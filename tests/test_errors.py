@@ -492,6 +492,75 @@ def test_an_interim_answer_says_the_request_may_have_been_acted_on(mocked, mock_
         mock_client.create_generation({"prompt": "a fox"})
 
 
+def read_request(connection: socket.socket, data: bytes) -> Tuple[str, bytes]:
+    """The request line of the request ``data`` and what the connection sends next start with (its body read
+    past), and what follows it; "" when the connection closed first."""
+    for _ in range(100):
+        head, end, rest = data.partition(b"\r\n\r\n")
+        found = re.search(rb"(?im)^content-length: *([0-9]+)", head)
+        length = int(found.group(1)) if found else 0
+        if end and len(rest) >= length:
+            return head.split(b"\r\n")[0].decode(), rest[length:]
+        more = connection.recv(65536)
+        if not more:
+            break
+        data += more
+    return "", b""
+
+
+@contextlib.contextmanager
+def server_sending_early_hints() -> Iterator[str]:
+    """http://127.0.0.1:<port>, answering each request with {"answer_to": its request line}; a GET .../me first
+    gets a 103, and its final answer only once the next request came on that connection (or it closed)."""
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.settimeout(3)
+            pending = read_request(connection, b"")
+            while pending[0]:  # each turn reads a request, or the connection's end
+                line, rest = pending
+                body = json.dumps({"answer_to": line}).encode()
+                early = line.startswith("GET /v1/me ")
+                if early:
+                    connection.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                    pending = read_request(connection, rest)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                if not early:
+                    pending = read_request(connection, rest)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(0.1)
+        stop = threading.Event()
+
+        def accept() -> None:
+            threads = []
+            while not stop.is_set() and len(threads) < 10:
+                with contextlib.suppress(socket.timeout):
+                    threads.append(threading.Thread(target=answer, args=(server.accept()[0],), daemon=True))
+                    threads[-1].start()
+            for thread in threads:
+                thread.join(5)
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            stop.set()
+            acceptor.join(10)
+
+
+def test_a_connection_that_gave_an_interim_answer_is_not_used_again() -> None:
+    # Pooled, it held the interim answer's final one: the next call read that as its own (a create call's
+    # answer was the GET's, the generation started all the same).
+    with server_sending_early_hints() as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        with pytest.raises(LeonardoError, match="interim answer"):
+            client.get_user_info()
+        assert client.create_generation({"prompt": "p"}) == {"answer_to": "POST /v1/generations HTTP/1.1"}
+
+
 def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
     fake.inject(status=502, truncate=True, times=None, method="GET")
     with make_fake_client(max_retries=1) as client:
