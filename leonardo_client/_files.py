@@ -57,8 +57,9 @@ def check_url(url: Any) -> str:
 def is_http(url: str) -> bool:
     """Whether ``url`` is http(s) with a host a request can reach (no DNS label empty or over 63 characters)
     and a valid port, without a control character (urlsplit drops some, but not from err.url), one urllib3
-    can parse (else its error quotes the URL whole, a password too). A space is sent percent-encoded."""
-    if not url.replace(" ", "").isprintable():  # no line break, NUL, tab or other control
+    can parse (else its error quotes the URL whole, a password too). A space in the path, query or fragment
+    is sent percent-encoded; one around the URL or in its host part (user:password@host:port) is refused."""
+    if not url.replace(" ", "").isprintable() or url != url.strip(" "):  # no line break, NUL, tab or other control
         return False
     try:
         parts = urlsplit(url)
@@ -67,7 +68,7 @@ def is_http(url: str) -> bool:
         parse_url(url)
     except ValueError:  # a malformed IPv6 host, the idna codec's UnicodeError, urllib3's LocationParseError
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in parts.netloc
 
 
 def is_loopback(host: str) -> bool:

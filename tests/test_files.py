@@ -214,6 +214,16 @@ def test_urls_that_cannot_be_requested_as_given_are_refused_before_sending(fake,
     assert fake.requests == [] and "s3cret" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "url", [" https://cdn.example.test/a.png", "https://cdn.example.test/a.png ", "https://cdn.exa mple.test/a.png",
+            "https://cdn.example.test :443/a.png"]
+)
+def test_a_space_around_a_url_or_in_its_host_is_refused_before_sending(mocked, mock_client, tmp_path, url):
+    # urllib3 2.8 refused some (its own error, sent nothing); 1.26-2.2 sent them, to fail at the network
+    with pytest.raises(ValueError, match="^url is not an http.s. URL"):
+        mock_client.download_image(url, str(tmp_path / "x.png"))
+
+
 def test_a_space_in_a_url_is_sent_percent_encoded(fake, fake_client, tmp_path):
     with pytest.raises(LeonardoError, match="HTTP 404"):  # no such file, but asked for
         fake_client.download_image(fake.root_url + "/cdn/a b.png", os.path.join(str(tmp_path), "x.png"))
