@@ -163,9 +163,9 @@ def check_complete(response: "requests.Response", method: str, url: str) -> None
 
 
 def shortfall(response: "requests.Response") -> str:
-    """"<received> of <Content-Length> bytes" when fewer came, else "" (a 204 or 304, or a chunked
+    """"<received> of <Content-Length> bytes" when fewer came, else "" (a 1xx, 204 or 304, or a chunked
     body, has no body of that length)."""
-    if response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
+    if response.status_code < 200 or response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
         return ""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()

@@ -486,8 +486,9 @@ def test_a_204_with_a_content_length_is_not_truncated(mocked, mock_client):
     assert mock_client.delete_generation_by_id("g") == {}
 
 
-def test_an_interim_answer_says_the_request_may_have_been_acted_on(mocked, mock_client):
-    mocked.add("POST", BASE + "/generations", status=103, body="", match=api_matchers({"prompt": "a fox"}))
+@pytest.mark.parametrize("headers", [{}, {"Content-Length": "5"}])  # which a 1xx must not send: it has no body
+def test_an_interim_answer_says_the_request_may_have_been_acted_on(mocked, mock_client, headers):
+    mocked.add("POST", BASE + "/generations", status=103, body="", headers=headers, match=api_matchers({"prompt": "a fox"}))
     with pytest.raises(LeonardoError, match="interim answer, the final one not read: the request may have been acted on"):
         mock_client.create_generation({"prompt": "a fox"})
 
