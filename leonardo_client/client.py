@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import BaseAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__, _files
@@ -164,15 +164,19 @@ class Client:
 
     def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
         """The retry adapter on the API's roots of the session (on the client's own, for downloads too)."""
-        self._owns_session, self._pid = session is None, os.getpid()
-        self._session = session or _Session()
+        self._owns_session, self._session = session is None, session or _Session()
+        self._calls, self._in_flight = threading.Lock(), 0  # calls under way: the last one out after close() releases
         roots = [root + "/" for root in filter(None, (self.base_url, self.v2_url))]
         self._adapter = _ApiAdapter(self, pool_maxsize)
         with _MOUNTING:
             for root in roots:
                 _check_not_serving(self._session, root)
-            self._replaced = {root: self._session.adapters.get(root) for root in roots}  # put back by close()
+                # Put back by close(). A closed Client's adapter still there (its close() under way) stands for
+                # the one it replaced: put back, it would refuse the session's requests.
+                found = self._session.adapters.get(root)
+                self._adapter.replaced[root] = found.replaced.get(root) if isinstance(found, _ApiAdapter) else found
             _remount(self._session, dict.fromkeys(roots, self._adapter))
+        _LIVE.add(self)
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
@@ -198,8 +202,11 @@ class Client:
 
     def close(self) -> None:
         """Release pooled connections (and the session, if this client created it); calls after it raise."""
-        self.retry.closed.set()
-        self._release()
+        with self._calls:
+            self.retry.closed.set()
+            idle = not self._in_flight
+        if idle:  # else the last call under way releases them as it ends: its request goes through this rule
+            self._release()
 
     def _release(self) -> None:
         if self._owns_session:
@@ -208,7 +215,7 @@ class Client:
         # A caller's session gets its own adapters back (this one's closed rule would refuse its requests).
         with _MOUNTING:
             ours = [prefix for prefix, adapter in self._session.adapters.items() if adapter is self._adapter]
-            _remount(self._session, {prefix: self._replaced.get(prefix) for prefix in ours})
+            _remount(self._session, {prefix: self._adapter.replaced.get(prefix) for prefix in ours})
         # types-requests < 2.31.0.7 (the stubs that go with urllib3 1.26) leave close() unannotated.
         self._adapter.close()  # type: ignore[no-untyped-call,unused-ignore]
 
@@ -227,15 +234,25 @@ class Client:
         with what is left of the same retry rule.
         """
         state: Optional[Retry] = None
-        while True:
+        with self._calls:
             self._check_open()
-            try:
-                with resumed_from(state):
-                    return self._exchange(method, url, write, **kwargs)
-            except BodyBroke as broke:
-                state = resend_after_body(state, broke.retries, method, url, broke.status_code, broke.message)
-                if state is None:
-                    raise broke.plain() from broke.__cause__
+            self._in_flight += 1
+        try:
+            while True:
+                try:
+                    with resumed_from(state):
+                        return self._exchange(method, url, write, **kwargs)
+                except BodyBroke as broke:
+                    state = resend_after_body(state, broke.retries, method, url, broke.status_code, broke.message)
+                    if state is None:
+                        raise broke.plain() from broke.__cause__
+                self._check_open()
+        finally:
+            with self._calls:
+                self._in_flight -= 1
+                last = self.closed and not self._in_flight
+            if last:
+                self._release()
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note, response = "download failed" if write else "", None
@@ -261,9 +278,6 @@ class Client:
             if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
             self._failed(exc, method, url, note, started)
-        finally:
-            if self.closed:  # close() ran during this call, which may have opened a pool again
-                self._release()
         if not ok:
             interim = "an interim answer, the final one not read: the request may have been acted on"
             reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
@@ -298,12 +312,8 @@ class Client:
             raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
-        """Refuse a call after close(); in a forked process, first let go of the parent's pooled connections."""
         if self.closed:
             raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
-        if self._pid != os.getpid():  # shared, they would carry both processes' requests and mix the answers
-            self._pid = os.getpid()
-            self._session.close()  # every adapter's pools, a caller's too: here, copies of the parent's
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@."""
@@ -557,6 +567,7 @@ class _ApiAdapter(RetryAdapter):
     def __init__(self, owner: Client, pool_maxsize: int) -> None:
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=owner.retry)
         self.owner = weakref.ref(owner)
+        self.replaced: Dict[str, Optional[BaseAdapter]] = {}  # each root's adapter before it: put back at close()
 
     def session_verify(self) -> Any:
         owner = self.owner()
@@ -566,6 +577,28 @@ class _ApiAdapter(RetryAdapter):
 # Held while a Client reads and replaces a session's adapters: two Clients sharing a session, one made
 # or closed while the other is, would each replace the dict with a copy missing the other's change.
 _MOUNTING = threading.Lock()
+_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked process, before any thread runs: new locks (another thread may have held one at the
+    fork, for ever here) and new connection pools (the parent's would carry both processes' requests and
+    mix the answers) for every Client, a caller's session's adapters too."""
+    global _MOUNTING
+    _MOUNTING = threading.Lock()
+    for client in list(_LIVE):
+        client._calls, client._in_flight = threading.Lock(), 0
+        for adapter in set(client._session.adapters.values()):
+            if isinstance(adapter, HTTPAdapter):  # what it pooled is left to the garbage collector: no lock taken
+                # As HTTPAdapter.__setstate__ does (its pool settings are private, and untyped in types-requests).
+                pool = adapter._pool_connections, adapter._pool_maxsize  # type: ignore[attr-defined]
+                block = adapter._pool_block  # type: ignore[attr-defined]
+                adapter.init_poolmanager(*pool, block=block)  # type: ignore[no-untyped-call,unused-ignore]
+                adapter.proxy_manager = {}
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _remount(session: requests.Session, changes: Mapping[str, Optional[BaseAdapter]]) -> None:

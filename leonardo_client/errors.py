@@ -8,6 +8,7 @@ import http.client
 import json
 import logging
 import math
+import os
 import re
 import threading
 import traceback
@@ -364,6 +365,8 @@ def redact_from_logs(key: str, holder: object) -> None:
 
 
 _let_go: "collections.deque[str]" = collections.deque()  # appended by finalizers; counted at the next client
+if hasattr(os, "register_at_fork"):  # a thread may have held the lock at the fork: for ever, in the child
+    os.register_at_fork(after_in_child=lambda: setattr(_KeyRedactingFilter, "lock", threading.Lock()))
 
 
 def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:

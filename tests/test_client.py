@@ -44,6 +44,8 @@ from leonardo_client import (
     generation_id,
 )
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
+import leonardo_client.client as client_module
+from leonardo_client.errors import _KeyRedactingFilter
 from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers, parse_jpeg
 
 # --- the 13 endpoint methods -----------------------------------------------------------------
@@ -557,6 +559,39 @@ def test_a_session_serves_one_open_client_at_a_time():
     Client(api_key=API_KEY, base_url=BASE, session=session).close()
 
 
+def test_a_client_made_on_a_session_while_another_closes_puts_back_the_sessions_own_adapter():
+    session, mine = requests.Session(), requests.adapters.HTTPAdapter()
+    session.mount(BASE + "/", mine)
+    first = Client(api_key=API_KEY, base_url=BASE, session=session)
+    first.retry.closed.set()  # its close() under way in another thread, its adapter not yet taken off
+    second = Client(api_key=API_KEY, base_url=BASE, session=session)
+    first.close()
+    second.close()
+    assert session.get_adapter(BASE + "/me") is mine  # was the first Client's, whose closed rule refused every retry
+
+
+def test_a_call_under_way_at_close_goes_through_the_clients_rule_not_your_sessions(mocked):
+    # close() from another thread as the call was about to be sent: your session's adapter, put back at
+    # once, sent it, under your retry rule (which may send a create call again) and without the POST rule.
+    session, mine = requests.Session(), requests.adapters.HTTPAdapter(max_retries=2)
+    session.mount(BASE + "/", mine)
+    client = Client(api_key=API_KEY, base_url=BASE, session=session)
+    send, used = session.send, []
+
+    def closing_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        client.close()
+        used.append(session.get_adapter(str(request.url)))
+        return send(request, **kwargs)
+
+    session.send = closing_send  # type: ignore[method-assign]
+    mocked.add("GET", BASE + "/me", json={"user_details": []})
+    assert client.get_user_info() == {"user_details": []}  # started before close(): it ends
+    assert used and used[0] is not mine and used[0].max_retries is client.retry
+    assert session.get_adapter(BASE + "/me") is mine  # put back as the call ended
+    with pytest.raises(LeonardoError, match="closed"):
+        client.get_user_info()
+
+
 def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
     closed: List[str] = []
     real_close = requests.Session.close
@@ -1026,6 +1061,52 @@ def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: 
     fake_client.close()
     # Shared, the parent's connection would carry both processes' requests and mix their answers.
     assert (len(fake.requests), fake.connections_opened) == (3, 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_not_hang(fake: FakeLeonardo) -> None:
+    # A lock held at the fork is held for ever in the child: its first call (the connection pools' lock,
+    # the Client's count of calls) or a new Client (the mounting lock, the log filter's) hung there.
+    fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
+    fake_client.get_user_info()  # a connection pooled before the fork
+    adapter = fake_client._session.adapters[fake.base_url + "/"]
+    locks = [adapter.poolmanager.pools.lock, fake_client._calls, client_module._MOUNTING, _KeyRedactingFilter.lock]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        for lock in locks:
+            lock.acquire()
+        held.set()
+        release.wait(20)
+        for lock in locks:
+            lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(5)
+    child = os.fork()
+    if child == 0:  # the child: out at once (no pytest teardown here)
+        code = 1
+        try:
+            fake_client.get_user_info()
+            Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10)).close()
+            code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    for _ in range(200):  # 10 s at most
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            assert status == 0, "the forked process's calls failed"
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the forked process hung")
+    fake_client.close()
+    assert fake.connections_opened == 2  # the child's own
 
 
 def test_a_session_of_your_own_keeps_the_connection_alive_too(fake: FakeLeonardo) -> None:
