@@ -1943,10 +1943,17 @@ def test_a_slow_receiver_never_blocks_the_api():
         slow.close()
 
 
-@pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook"])
+@pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook", 5])
 def test_webhook_url_must_be_loopback(url):
     with pytest.raises(ValueError, match="loopback"):
         FakeLeonardo(webhook_url=url, webhook_api_key="k")
+    fake = FakeLeonardo()
+    with pytest.raises(ValueError, match="loopback"):
+        fake.set_webhook(url, "k")
+    for name in ("webhook_url", "webhook_api_key"):  # were taken as they came: a non-loopback URL was called
+        with pytest.raises(AttributeError, match=r"set_webhook\(url, api_key\)"):
+            setattr(fake, name, "k")
+    assert (fake.webhook_url, fake.webhook_api_key) == (None, None)
 
 
 @pytest.mark.parametrize("key", [None, "", "cb\nX-Evil: 1"])
@@ -1954,6 +1961,20 @@ def test_webhook_url_needs_a_key_a_header_can_carry(receiver, key):
     with pytest.raises(ValueError, match="needs a webhook_api_key") as info:  # was "Bearer None", or the key in an error
         FakeLeonardo(webhook_url=receiver.url, webhook_api_key=key)
     assert "X-Evil" not in str(info.value)
+    with pytest.raises(ValueError, match="needs a webhook_api_key"):
+        FakeLeonardo().set_webhook(receiver.url, key)
+
+
+def test_a_webhook_set_on_a_running_fake_is_sent_from_then_on(receiver):
+    with FakeLeonardo() as fake, session_for(fake) as api:
+        get_generation(api, fake, create(api, fake))  # completed with no webhook: never sent
+        fake.set_webhook(receiver.url, "cb-key")
+        sent = create(api, fake)
+        assert wait_for(lambda: receiver.received)  # nothing was sent, nor reported: no thread delivered
+        fake.set_webhook(None)
+        get_generation(api, fake, create(api, fake))
+    assert [(h["Authorization"], b["data"]["object"]["id"]) for h, b in receiver.received] == [("Bearer cb-key", sent)]
+    assert fake.webhook_errors == []
 
 
 def test_what_completed_before_stop_is_still_delivered(receiver):

@@ -37,7 +37,12 @@ def _check_key(value: Any) -> None:
         raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
 
 
-# The settings checked whenever they are set, in the constructor and after (__setattr__).
+def _set_together(value: Any) -> None:
+    raise AttributeError("webhook_url and webhook_api_key are set together, with set_webhook(url, api_key)")
+
+
+# The settings checked whenever they are set, in the constructor and after (__setattr__); the webhook's
+# URL and key are set together by set_webhook(), never assigned.
 _CHECKS: Dict[str, Callable[[Any], object]] = {
     "completion_delay": delay_range,
     "concurrency_slots": functools.partial(check_number, "concurrency_slots", low=1, high=MAX_SLOTS, integer=True),
@@ -46,6 +51,8 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
     "fail_new_generations": functools.partial(check_type, "fail_new_generations", kind=bool),
     "v2_response_shape": _check_shape,
     "api_key": _check_key,
+    "webhook_url": _set_together,
+    "webhook_api_key": _set_together,
 }
 
 
@@ -66,9 +73,13 @@ class FakeLeonardo:
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
-    failed deliveries are listed in ``webhook_errors``. ``requests`` lists every request
-    received; ``connections_opened`` counts the TCP connections accepted.
+    failed deliveries are listed in ``webhook_errors``; :meth:`set_webhook` changes the two (they
+    are not assigned). ``requests`` lists every request received; ``connections_opened`` counts
+    the TCP connections accepted.
     """
+
+    webhook_url: Optional[str] = None  # set by set_webhook() only
+    webhook_api_key: Optional[str] = None
 
     def __init__(
         self, *, api_key: str = "fake-api-key", completion_delay: Delay = 0.0, host: str = "127.0.0.1",
@@ -80,8 +91,6 @@ class FakeLeonardo:
             raise ValueError("FakeLeonardo listens on loopback only (127.x.x.x), not %r" % host)
         check_number("port", port, 0, 65535, integer=True)  # refused now, not at start()
         self.api_key = api_key  # checked first, as are the settings below, by __setattr__
-        check_settings(webhook_url, webhook_api_key)
-        self.webhook_url, self.webhook_api_key = webhook_url, webhook_api_key
         self.webhook_errors: List[str] = []
         self.completion_delay, self.fail_new_generations = completion_delay, False
         self.concurrency_slots, self.posts_per_minute, self.fail_rate = concurrency_slots, posts_per_minute, fail_rate
@@ -99,6 +108,7 @@ class FakeLeonardo:
         self._deliverer: Optional[Deliverer] = None
         self._pid = 0  # the process that started the server
         self._api = Api(self)
+        self.set_webhook(webhook_url, webhook_api_key)
 
     def __setattr__(self, name: str, value: Any) -> None:
         check = _CHECKS.get(name)
@@ -123,10 +133,25 @@ class FakeLeonardo:
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
             self._thread.start()
             self._pid = os.getpid()
-            if self.webhook_url:
-                self._deliverer = Deliverer(self, self._api)
-                self._deliverer.start()
+            self._start_deliverer()
         return self
+
+    def set_webhook(self, url: Optional[str], api_key: Optional[str] = None) -> None:
+        """POST each generation that completes from now on to ``url`` (http(s) on a loopback address;
+        None: no webhook) with ``authorization: Bearer <api_key>``. The two are set together, as on a
+        Leonardo API key; a running fake starts delivering at once. What completed before goes where
+        the webhook pointed then."""
+        check_settings(url, api_key)
+        with self._api.lock:
+            self._api.advance()
+            super().__setattr__("webhook_url", url)
+            super().__setattr__("webhook_api_key", api_key)
+        self._start_deliverer()
+
+    def _start_deliverer(self) -> None:
+        if self.webhook_url and self._server is not None and self._deliverer is None:
+            self._deliverer = Deliverer(self, self._api)
+            self._deliverer.start()
 
     def stop(self) -> None:
         """Stop serving: close every connection, send the webhooks of what completed before (for
@@ -142,8 +167,9 @@ class FakeLeonardo:
         if server is not None and self._thread is not None:
             server.close_all()
             self._thread.join()
-        if self._deliverer is not None:
-            self._deliverer.stop()
+        deliverer, self._deliverer = self._deliverer, None
+        if deliverer is not None:
+            deliverer.stop()
 
     def __enter__(self: _F) -> _F:
         return self.start()

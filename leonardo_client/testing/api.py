@@ -145,7 +145,7 @@ class Api:
         self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
         self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
         self.init_images: Dict[str, InitImage] = {}
-        self.outbox: List[Dict[str, Any]] = []  # webhook payloads not delivered yet
+        self.outbox: List[Tuple[str, str, Dict[str, Any]]] = []  # (url, key, payload) not delivered yet
 
     def serve(self, request: RecordedRequest) -> Answer:
         """The answer to any request (called by the server's threads)."""
@@ -179,10 +179,11 @@ class Api:
             return json_answer(200, getattr(self, operation.name)(call))
 
     def advance(self) -> None:
-        """Move the account's jobs on to now (lock held), queueing completions for the webhook."""
+        """Move the account's jobs on to now (lock held), queueing completions for the webhook set now."""
+        url, key = self.fake.webhook_url, self.fake.webhook_api_key
         for job in self.account.advance():
-            if self.fake.webhook_url and job.status == "COMPLETE" and job.id in self.generations:
-                self.outbox.append(payload(self._generation(job), self.fake))
+            if url and key and job.status == "COMPLETE" and job.id in self.generations:
+                self.outbox.append((url, key, payload(self._generation(job), self.fake)))
 
     def _body(self, operation: Operation, request: RecordedRequest) -> Dict[str, Any]:
         if operation.body is None:
@@ -560,7 +561,7 @@ def check_settings(url: Optional[str], key: Optional[str]) -> None:
     """Refuse a webhook URL that is not http(s) on a loopback address, or no key a header can carry."""
     if url is None:
         return
-    parts = urlsplit(url)
+    parts = urlsplit(url if isinstance(url, str) else "")
     if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
     if not isinstance(key, str) or not key.strip() or not is_header_text(key):
@@ -609,16 +610,16 @@ class Deliverer(threading.Thread):
             with self.api.lock:
                 self.api.advance()
                 outbox, self.api.outbox = self.api.outbox, []
-            for body in outbox:
-                self.deliver(body)
+            for url, key, body in outbox:
+                self.deliver(url, key, body)
 
-    def deliver(self, body: Dict[str, Any]) -> None:
+    def deliver(self, url: str, key: str, body: Dict[str, Any]) -> None:
         if time.monotonic() > self.give_up_at:
             self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
             return
-        headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % self.fake.webhook_api_key)
-        request = urllib.request.Request(str(self.fake.webhook_url), json_bytes(body), headers)
         try:
+            headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % key)
+            request = urllib.request.Request(url, json_bytes(body), headers)
             self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
         except Exception as exc:  # any failure is the receiver's: record it, go on
             self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
