@@ -1531,7 +1531,7 @@ def test_account_limits_must_be_whole_numbers(kwargs, error):
      ("fail_rate", "0.5", TypeError), ("fail_rate", 1.5, ValueError), ("concurrency_slots", 0, ValueError),
      ("concurrency_slots", 2.5, TypeError), ("posts_per_minute", 0, ValueError),
      ("fail_new_generations", "yes", TypeError), ("v2_response_shape", "other", ValueError),
-     ("api_key", "k\r\nX-Evil: 1", ValueError)],
+     ("api_key", "k\r\nX-Evil: 1", ValueError), ("seed", 1.5, TypeError)],
 )
 def test_settings_are_checked_when_assigned_too(name, value, error):
     fake = FakeLeonardo()
@@ -1618,6 +1618,13 @@ def test_account_durations_are_drawn_per_job_from_the_seed():
         durations.append([account.duration(job) for job in add_jobs(account, clock, 6)])
     assert durations[0] == durations[1] != durations[2]
     assert all(2.0 <= d <= 4.0 for d in durations[0]) and len(set(durations[0])) == 6
+
+
+def test_a_seed_set_later_restarts_the_draws_from_it():
+    fresh, later = FakeLeonardo(seed=7), FakeLeonardo(seed=1)
+    later._api.account.draws()
+    later.seed = 7  # was kept, unused: the draws went on from seed 1
+    assert [later._api.account.draws() for _ in range(4)] == [fresh._api.account.draws() for _ in range(4)]
 
 
 def test_account_retry_after_is_when_the_window_frees_a_post():

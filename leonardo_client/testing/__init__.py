@@ -51,6 +51,7 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
     "fail_new_generations": functools.partial(check_type, "fail_new_generations", kind=bool),
     "v2_response_shape": _check_shape,
     "api_key": _check_key,
+    "seed": functools.partial(check_type, "seed", kind=(int, type(None))),
     "webhook_url": _set_together,
     "webhook_api_key": _set_together,
 }
@@ -69,7 +70,8 @@ class FakeLeonardo:
     runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
     probability ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations``
     may change at any time (the jobs are first moved on to that moment: a slot added is free
-    from then); each setting is checked whenever it is set (ValueError, TypeError).
+    from then; a seed set restarts the draws from it); each setting is checked whenever it is
+    set (ValueError, TypeError).
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
@@ -121,6 +123,8 @@ class FakeLeonardo:
         with api.lock:  # a change applies from now on: the jobs are moved on to now first
             api.advance()
             super().__setattr__(name, value)
+            if name == "seed":
+                api.account.random.seed(value)
 
     def start(self: _F) -> _F:
         """Start serving (binds the port; a no-op when already running). A restart binds the port
