@@ -1023,6 +1023,21 @@ def test_chunked_request_bodies_are_refused(fake, api):
     assert fake.generation_ids() == []
 
 
+def raw_answer(fake, data):
+    """data sent on a connection of its own: the answer's head and body (read until the fake closes)."""
+    with socket.create_connection(("127.0.0.1", port_of(fake)), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        head, _, body = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"1" * 5000])  # a superscript two is a digit to str.isdigit()
+def test_a_content_length_not_of_ascii_digits_is_refused_in_one_line(fake, length):
+    head, body = raw_answer(fake, b"POST /api/rest/v1/generations HTTP/1.1\r\nContent-Length: %s\r\n\r\n" % length)
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["error"] == "invalid Content-Length"  # was int()'s message, "invalid literal for int()..."
+
+
 def test_requests_refused_while_read_are_recorded(fake, api):
     port = int(fake.root_url.rsplit(":", 1)[1])
     junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"

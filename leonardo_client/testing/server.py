@@ -241,7 +241,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     pass
             raise ValueError("chunked request bodies are not supported; send Content-Length")
         length = (self.headers.get("Content-Length") or "0").strip()
-        if not length.isdigit() or int(length) > MAX_BODY:
+        if not (length.isascii() and length.isdigit() and len(length) <= 15) or int(length) > MAX_BODY:
             raise ValueError("invalid Content-Length")
         data = self.rfile.read(int(length))
         if len(data) != int(length):
