@@ -1038,6 +1038,23 @@ def test_a_content_length_not_of_ascii_digits_is_refused_in_one_line(fake, lengt
     assert json.loads(body)["error"] == "invalid Content-Length"  # was int()'s message, "invalid literal for int()..."
 
 
+@pytest.mark.parametrize(
+    "sent, status, recorded",
+    [(b"PROPFIND /api/rest/v1/me HTTP/1.1\r\n", 501, ("PROPFIND", "/me")),
+     (b"TRACE /cdn/x HTTP/1.1\r\n", 501, ("TRACE", "/cdn/x")),
+     (b"GET /api/rest/v1/me HTTP/1.1\r\nX-Big: " + b"a" * 65540 + b"\r\n", 431, ("GET", "/me")),
+     (b"GET /api/rest/v1/me HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101, 431, ("GET", "/me")),
+     (b"GET /api/rest/v1/me HTTP/1.1 junk\r\n", 400, ("", "")),
+     (b"GET /" + b"a" * 65540 + b" HTTP/1.1\r\n", 414, ("", ""))],
+    ids=["PROPFIND", "TRACE", "a header line too long", "101 headers", "a bad request line", "a target too long"],
+)
+def test_requests_http_server_refuses_get_the_envelope_and_are_recorded(fake, sent, status, recorded):
+    head, body = raw_answer(fake, sent + b"Connection: close\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status) and b"\r\nConnection: close" in head
+    assert b"\r\nContent-Type: application/json" in head and json.loads(body)["path"] == "$"  # was an HTML page
+    assert [(r.method, r.path) for r in fake.requests] == [recorded]  # was not recorded
+
+
 def test_requests_refused_while_read_are_recorded(fake, api):
     port = int(fake.root_url.rsplit(":", 1)[1])
     junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"

@@ -38,7 +38,8 @@ class RecordedRequest:
     (``"/generations/abc"``), else to ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/..."``),
     without the query, percent-encoded as sent; ``query`` holds each parameter's last value,
     ``headers`` ignores case, ``json`` is the parsed body (None if absent or not JSON); ``body``
-    is empty for a request refused while read (a bad Content-Length, a chunked body)."""
+    is empty for a request refused while read (a bad Content-Length, a chunked body, headers
+    too large, a method not served), ``method`` and ``path`` too for a request line not read."""
 
     method: str
     path: str
@@ -221,6 +222,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # answering a request line not read (HTTP/0.9 would send no status line)
     server_version = "FakeLeonardo/2.0"
     sys_version = ""
     timeout = IDLE_TIMEOUT
@@ -250,22 +252,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _recorded(self, body: bytes) -> RecordedRequest:
         parts, spec = urlsplit(self.path), self.server.fake._api.spec
-        path = parts.path or "/"
+        path = parts.path or ("/" if self.path else "")  # "": no request line read
         parsed = None  # no body, or not JSON
         with contextlib.suppress(ValueError):
             parsed = json.loads(body.decode("utf-8"))
         kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
         relative = path[len(spec.base) :] if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        return RecordedRequest(self.command, relative, query, self.headers, parsed, body, kind, path)
+        return RecordedRequest(self.command or "", relative, query, self.headers, parsed, body, kind, path)
+
+    def handle_one_request(self) -> None:
+        self.path, self.headers = "", Message()  # a request refused before they are read records none of the last one's
+        super().handle_one_request()
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Refuse a request as read so far (a request line or headers http.server cannot read, a method the fake
+        does not serve, a body it cannot read): recorded, no fault played, the API's envelope, the connection closed."""
+        self.server.fake._arrived(self._recorded(b""), playable=False)
+        error = default_error(code)
+        self._send(ApiError(code, message or error.message, error.code, [("Connection", "close")]).answer())
 
     def _dispatch(self) -> None:
         try:
             body = self._read_body()
-        except ValueError as exc:  # recorded with no body, answered 400 and closed; no fault plays on it
-            self.server.fake._arrived(self._recorded(b""), playable=False)
-            self.close_connection = True
-            return self._send(ApiError(400, str(exc), "bad-request").answer())
+        except ValueError as exc:
+            return self.send_error(400, str(exc))
         request = self._recorded(body)
         api, fault = self.server.fake._api, self.server.fake._arrived(request) or Fault()
         answer = api.serve(request) if fault.after else None  # else the operation runs after the delay
