@@ -1055,6 +1055,12 @@ def test_requests_http_server_refuses_get_the_envelope_and_are_recorded(fake, se
     assert [(r.method, r.path) for r in fake.requests] == [recorded]  # was not recorded
 
 
+def test_a_request_target_no_url_parser_reads_is_recorded_and_answered(fake):
+    head, body = raw_answer(fake, b"GET http://[x/api/rest/v1/me HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ") and json.loads(body)["code"] == "not-found"  # was closed unanswered
+    assert [(r.method, r.path, r.kind) for r in fake.requests] == [("GET", "http://[x/api/rest/v1/me", "other")]
+
+
 def test_requests_refused_while_read_are_recorded(fake, api):
     port = int(fake.root_url.rsplit(":", 1)[1])
     junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"

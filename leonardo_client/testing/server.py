@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ..payloads import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
@@ -251,7 +251,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return data
 
     def _recorded(self, body: bytes) -> RecordedRequest:
-        parts, spec = urlsplit(self.path), self.server.fake._api.spec
+        spec = self.server.fake._api.spec
+        try:
+            parts = urlsplit(self.path)
+        except ValueError:  # a target no URL parser reads ("http://[x/..."): kept as sent, a path not served
+            parts = SplitResult("", "", self.path, "", "")
         path = parts.path or ("/" if self.path else "")  # "": no request line read
         parsed = None  # no body, or not JSON
         with contextlib.suppress(ValueError):
