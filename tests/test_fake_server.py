@@ -1061,6 +1061,16 @@ def test_a_request_target_no_url_parser_reads_is_recorded_and_answered(fake):
     assert [(r.method, r.path, r.kind) for r in fake.requests] == [("GET", "http://[x/api/rest/v1/me", "other")]
 
 
+def test_a_bug_of_the_fake_shows_its_traceback(fake, api, monkeypatch, capsys):
+    def broken(self, body):
+        raise ValueError("a bug of the fake's")
+
+    monkeypatch.setattr(server_module.Handler, "_recorded", broken)
+    with pytest.raises(requests.ConnectionError):
+        call(api, fake, "GET", "/me")
+    assert "ValueError: a bug of the fake's" in capsys.readouterr().err  # was hidden, as a peer's error is
+
+
 def test_requests_refused_while_read_are_recorded(fake, api):
     port = int(fake.root_url.rsplit(":", 1)[1])
     junk = b"POST /api/rest/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
