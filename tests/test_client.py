@@ -1035,6 +1035,18 @@ def test_sequential_calls_of_every_kind_use_one_connection(
     assert urllib3_warnings() == []
 
 
+def exit_status(child: int) -> int:
+    """The wait status of a forked child, within 20 s (else killed, and the test fails)."""
+    for _ in range(400):
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    pytest.fail("the forked process hung")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
 @pytest.mark.parametrize("session", ["the client's", "yours", "yours, with your adapter"])
 def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: str) -> None:
@@ -1049,14 +1061,7 @@ def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: 
             fake_client.get_user_info()
         finally:
             os._exit(0)
-    for _ in range(400):  # 20 s at most
-        if os.waitpid(child, os.WNOHANG) != (0, 0):
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child, 9)
-        os.waitpid(child, 0)
-        pytest.fail("the forked process hung")
+    assert exit_status(child) == 0
     fake_client.get_user_info()
     fake_client.close()
     # Shared, the parent's connection would carry both processes' requests and mix their answers.
@@ -1095,16 +1100,7 @@ def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_no
             os._exit(code)
     release.set()
     holder.join()
-    for _ in range(200):  # 10 s at most
-        done, status = os.waitpid(child, os.WNOHANG)
-        if done:
-            assert status == 0, "the forked process's calls failed"
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child, 9)
-        os.waitpid(child, 0)
-        pytest.fail("the forked process hung")
+    assert exit_status(child) == 0, "the forked process's calls failed"
     fake_client.close()
     assert fake.connections_opened == 2  # the child's own
 

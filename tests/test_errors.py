@@ -370,6 +370,13 @@ def tls_server_cutting_gets_short() -> Iterator[Tuple[str, List[bytes]]]:
                     tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen')
                     tls.unwrap()
 
+    with serving(answer) as port:
+        yield f"https://127.0.0.1:{port}", seen
+
+
+@contextlib.contextmanager
+def serving(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections (10 at most) are each given to ``answer`` in a thread of its own."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
@@ -388,7 +395,7 @@ def tls_server_cutting_gets_short() -> Iterator[Tuple[str, List[bytes]]]:
         acceptor = threading.Thread(target=accept, daemon=True)
         acceptor.start()
         try:
-            yield f"https://127.0.0.1:{server.getsockname()[1]}", seen
+            yield server.getsockname()[1]
         finally:
             stop.set()
             acceptor.join(10)
@@ -529,28 +536,8 @@ def server_sending_early_hints() -> Iterator[str]:
                 if not early:
                     pending = read_request(connection, rest)
 
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        server.settimeout(0.1)
-        stop = threading.Event()
-
-        def accept() -> None:
-            threads = []
-            while not stop.is_set() and len(threads) < 10:
-                with contextlib.suppress(socket.timeout):
-                    threads.append(threading.Thread(target=answer, args=(server.accept()[0],), daemon=True))
-                    threads[-1].start()
-            for thread in threads:
-                thread.join(5)
-
-        acceptor = threading.Thread(target=accept, daemon=True)
-        acceptor.start()
-        try:
-            yield f"http://127.0.0.1:{server.getsockname()[1]}"
-        finally:
-            stop.set()
-            acceptor.join(10)
+    with serving(answer) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_connection_that_gave_an_interim_answer_is_not_used_again() -> None:
