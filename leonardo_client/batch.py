@@ -721,8 +721,8 @@ class _Engine:
         return item.since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
 
     def reach(self, item: _Item) -> float:
-        """How far back reconciliation reads for item: before any of the batch's generations has shown
-        the clock, an hour further, so that a generation there leaves item ambiguous rather than resent."""
+        """How far back reconciliation reads for item: until the clock is known for it (clock_known), an
+        hour further, so that a generation there leaves item ambiguous rather than resent."""
         return self.earliest(item) - (0.0 if self.clock_known(item) else UNKNOWN_CLOCK_REACH)
 
     def clock_known(self, item: _Item) -> bool:
@@ -1059,14 +1059,14 @@ class _Engine:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
         listed, complete, read_at = result if error is None else ([], error, 0.0)  # complete: True, or why not
-        if _key_refused(complete) or complete is not True and self.client.closed:  # closed by another thread
-            self.fatal = complete  # the items stay "submitting": a rerun (a good key, an open Client) reconciles them
+        # The items stay "submitting": a rerun with a good key, or an open Client, reconciles them.
+        if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
+            self.fatal = complete if _key_refused(complete) else self.fatal
             return
         self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
-            rival = any(self._may_share(self.items[i], item) for i in self.members["ambiguous"] - {item.index})
-            if found and rival:
+            if found and any(self._may_share(self.items[i], item) for i in self.members["ambiguous"] - {item.index}):
                 reason = "an ambiguous item with this prompt may own the generation that matches"
             elif len(found) == 1 and sure:
                 self.adopt(item, found[0])

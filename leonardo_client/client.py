@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__, _files
@@ -164,8 +164,8 @@ class Client:
 
     def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
         """The retry adapter on the API's roots of the session (on the client's own, for downloads too)."""
-        self._owns_session, self._session = session is None, session or _Session()
-        self._calls, self._in_flight = threading.Lock(), 0  # calls under way: the last one out after close() releases
+        self._owns_session, self._session, self._pid = session is None, session or _Session(), os.getpid()
+        self._start_counting()
         roots = [root + "/" for root in filter(None, (self.base_url, self.v2_url))]
         self._adapter = _ApiAdapter(self, pool_maxsize)
         with _MOUNTING:
@@ -182,6 +182,11 @@ class Client:
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
             downloads = RetryAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             _remount(self._session, {"https://": downloads, "http://": downloads})
+
+    def _start_counting(self) -> None:
+        """No call under way: at construction, and in a forked process (the parent's threads are not in it,
+        and a lock one of them held would be held there for ever). The last call out after close() releases."""
+        self._calls, self._in_flight = threading.Lock(), 0
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -201,7 +206,10 @@ class Client:
         return self.retry.closed.is_set()
 
     def close(self) -> None:
-        """Release pooled connections (and the session, if this client created it); calls after it raise."""
+        """Release pooled connections (and the session, if this client created it); calls after it raise.
+
+        Calls under way end first (sending no retry): the last one out releases.
+        """
         with self._calls:
             self.retry.closed.set()
             idle = not self._in_flight
@@ -236,6 +244,9 @@ class Client:
         state: Optional[Retry] = None
         with self._calls:
             self._check_open()
+            if self._pid != os.getpid():  # forked: the parent's pooled connections would carry both processes'
+                self._session.close()  # requests and mix the answers (every adapter's, a caller's too: copies)
+                self._pid = os.getpid()  # under the lock: the process's other threads wait for the new pools
             self._in_flight += 1
         try:
             while True:
@@ -581,20 +592,13 @@ _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    """In a forked process, before any thread runs: new locks (another thread may have held one at the
-    fork, for ever here) and new connection pools (the parent's would carry both processes' requests and
-    mix the answers) for every Client, a caller's session's adapters too."""
+    """In a forked process, before any thread runs: new locks for those the parent's threads may have held
+    (held for ever here). Cheap and never blocking: it runs in every forked child, whatever it goes on to do;
+    each Client lets go of the parent's pooled connections at its first call there."""
     global _MOUNTING
     _MOUNTING = threading.Lock()
     for client in list(_LIVE):
-        client._calls, client._in_flight = threading.Lock(), 0
-        for adapter in set(client._session.adapters.values()):
-            if isinstance(adapter, HTTPAdapter):  # what it pooled is left to the garbage collector: no lock taken
-                # As HTTPAdapter.__setstate__ does (its pool settings are private, and untyped in types-requests).
-                pool = adapter._pool_connections, adapter._pool_maxsize  # type: ignore[attr-defined]
-                block = adapter._pool_block  # type: ignore[attr-defined]
-                adapter.init_poolmanager(*pool, block=block)  # type: ignore[no-untyped-call,unused-ignore]
-                adapter.proxy_manager = {}
+        client._start_counting()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork

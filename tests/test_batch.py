@@ -859,9 +859,14 @@ def test_a_create_call_refused_by_a_client_closed_meanwhile_is_not_left_ambiguou
         raise closed
 
     api.create_generation = closing  # type: ignore[method-assign]
-    with pytest.raises(LeonardoError, match="closed"):
+    with pytest.raises(LeonardoError, match="^the Client was closed while the batch ran; rerun to resume$"):
         run(api, PROMPTS[:1], str(tmp_path), concurrency=1)
     assert states(tmp_path) == {0: "submitting"}  # a rerun reconciles it
+    api.get_user_info = lambda: {"user_details": [{"user": {}, "apiConcurrencySlots": 1}]}  # type: ignore[method-assign]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], []), encoding="utf-8")
+    api.closed = False  # type: ignore[misc]
+    with pytest.raises(LeonardoError, match="^the Client was closed while the batch ran; rerun to resume$"):
+        run(api, PROMPTS[:1], str(tmp_path), concurrency=1)  # no user id: the listing's reason was a str, raised
 
 
 def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_journaled(tmp_path: Any) -> None:
@@ -871,8 +876,11 @@ def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_
         if event.event == "stopping":
             raise BrokenPipeError(32, "Broken pipe")  # a printer whose pipe closed with the Ctrl-C
 
-    class Slow(ApiDouble):  # the other create calls are still under way at the Ctrl-C
+    under_way = threading.Barrier(3)
+
+    class Slow(ApiDouble):  # the first answers once all three are sent: the others are under way at the Ctrl-C
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            under_way.wait(5)
             if body["prompt"] != PROMPTS[0]["prompt"]:
                 time.sleep(0.2)
             return super().create_generation(body)
@@ -880,6 +888,7 @@ def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_
     api = Slow()
     with pytest.raises(BatchInterrupted):  # was the BrokenPipeError, with the others' answers lost
         run(api, PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+    assert len(api.generations) == 3
     assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
 
 

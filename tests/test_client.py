@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
 import requests
+import urllib3
 
 from leonardo_client import (
     DEFAULT_BASE_URL,
@@ -1069,13 +1070,46 @@ def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: 
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
-def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_not_hang(fake: FakeLeonardo) -> None:
-    # A lock held at the fork is held for ever in the child: its first call (the connection pools' lock,
-    # the Client's count of calls) or a new Client (the mounting lock, the log filter's) hung there.
+def test_the_threads_of_a_forked_process_never_send_on_the_parents_connections(
+    fake: FakeLeonardo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first call noted the new process, then let go of the parent's pools: a second thread arriving
+    # between the two sent on a connection the parent also used, and the processes got each other's answers.
+    connect, request = urllib3.connection.HTTPConnection.connect, urllib3.connection.HTTPConnection.request
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", lambda conn: (connect(conn), setattr(
+        conn, "opened_by", os.getpid()))[0])
+    sent_on: List[int] = []
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", lambda conn, *args, **kwargs: (request(
+        conn, *args, **kwargs), sent_on.append(getattr(conn, "opened_by", 0)))[0])  # connected by request(), if new
     fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
     fake_client.get_user_info()  # a connection pooled before the fork
-    adapter = fake_client._session.adapters[fake.base_url + "/"]
-    locks = [adapter.poolmanager.pools.lock, fake_client._calls, client_module._MOUNTING, _KeyRedactingFilter.lock]
+    child = os.fork()
+    if child == 0:  # the child: out at once (no pytest teardown here)
+        code = 1
+        try:
+            sent_on.clear()  # the parent's
+            close = fake_client._session.close
+            fake_client._session.close = lambda: (time.sleep(0.3), close())[1]  # type: ignore[method-assign]
+            threads = [threading.Thread(target=fake_client.get_user_info) for _ in range(2)]
+            for thread in threads:  # the second one comes while the first lets go of the parent's pools
+                thread.start()
+                time.sleep(0.1)
+            for thread in threads:
+                thread.join(10)
+            code = 0 if sent_on == [os.getpid()] * 2 else 2
+        finally:
+            os._exit(code)
+    assert exit_status(child) == 0  # 2: a request of the child went on the parent's connection
+    fake_client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_not_hang(fake: FakeLeonardo) -> None:
+    # A lock held at the fork is held for ever in the child: its first call (the Client's count of calls) or
+    # a new Client (the mounting lock, the log filter's) hung there. (urllib3's own locks are urllib3's.)
+    fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
+    fake_client.get_user_info()  # a connection pooled before the fork
+    locks = [fake_client._calls, client_module._MOUNTING, _KeyRedactingFilter.lock]
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
