@@ -6,6 +6,7 @@ import collections
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
 import warnings
@@ -599,6 +600,26 @@ def _after_fork_in_child() -> None:
     _MOUNTING = threading.Lock()
     for client in list(_LIVE):
         client._start_counting()
+        _new_locks(client._session)
+
+
+def _new_locks(session: requests.Session) -> None:
+    """New locks for a session's cookie jar and urllib3's pools in it: the child's first call lets go of the
+    pools and reads cookies, and would wait for ever on a lock a parent's thread held at the fork (for a few
+    microseconds in each call). Private parts of http.cookiejar and urllib3 (1.26 and 2.x alike): getattr."""
+    if hasattr(session.cookies, "_cookies_lock"):
+        setattr(session.cookies, "_cookies_lock", threading.RLock())
+    for adapter in set(session.adapters.values()):
+        for manager in [getattr(adapter, "poolmanager", None), *getattr(adapter, "proxy_manager", {}).values()]:
+            pools = getattr(manager, "pools", None)  # a RecentlyUsedContainer of connection pools
+            if hasattr(pools, "lock"):
+                setattr(pools, "lock", threading.RLock())
+            for pool in list(getattr(pools, "_container", {}).values()):
+                idle = getattr(pool, "pool", None)  # a queue.LifoQueue of its idle connections
+                if isinstance(idle, queue.Queue):
+                    idle.mutex = threading.Lock()  # and the three conditions on it, as queue.Queue() makes them
+                    idle.not_empty, idle.not_full = threading.Condition(idle.mutex), threading.Condition(idle.mutex)
+                    idle.all_tasks_done = threading.Condition(idle.mutex)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
