@@ -165,8 +165,8 @@ class Client:
 
     def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
         """The retry adapter on the API's roots of the session (on the client's own, for downloads too)."""
-        self._owns_session, self._session, self._pid = session is None, session or _Session(), os.getpid()
-        self._start_counting()
+        self._owns_session, self._session = session is None, session or _Session()
+        self._start_counting(forked=False)
         roots = [root + "/" for root in filter(None, (self.base_url, self.v2_url))]
         self._adapter = _ApiAdapter(self, pool_maxsize)
         with _MOUNTING:
@@ -184,10 +184,12 @@ class Client:
             downloads = RetryAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             _remount(self._session, {"https://": downloads, "http://": downloads})
 
-    def _start_counting(self) -> None:
+    def _start_counting(self, forked: bool) -> None:
         """No call under way: at construction, and in a forked process (the parent's threads are not in it,
-        and a lock one of them held would be held there for ever). The last call out after close() releases."""
-        self._calls, self._in_flight = threading.Lock(), 0
+        and a lock one of them held would be held there for ever). The last call out after close() releases.
+        ``forked``: the parent's pooled connections are let go of at the first call (shared, they would carry
+        both processes' requests and mix the answers)."""
+        self._calls, self._in_flight, self._inherited_pools = threading.Lock(), 0, forked
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -245,9 +247,9 @@ class Client:
         state: Optional[Retry] = None
         with self._calls:
             self._check_open()
-            if self._pid != os.getpid():  # forked: the parent's pooled connections would carry both processes'
-                self._session.close()  # requests and mix the answers (every adapter's, a caller's too: copies)
-                self._pid = os.getpid()  # under the lock: the process's other threads wait for the new pools
+            if self._inherited_pools:  # every adapter's, a caller's too (copies of the parent's)
+                self._session.close()
+                self._inherited_pools = False  # under the lock: the process's other threads wait for the new pools
             self._in_flight += 1
         try:
             while True:
@@ -599,7 +601,7 @@ def _after_fork_in_child() -> None:
     global _MOUNTING
     _MOUNTING = threading.Lock()
     for client in list(_LIVE):
-        client._start_counting()
+        client._start_counting(forked=True)
         _new_locks(client._session)
 
 
