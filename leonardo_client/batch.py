@@ -55,7 +55,7 @@ UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own gene
 MAX_CLOCK_OFFSET = 86400.0  # a createdAt further from the answer's time than a day is not taken as the clock
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
-LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 pages of 45 new)
+LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new)
 FIRST_POLL = 0.25  # seconds; poll rounds grow 1.5x until a job time has been observed
 MAX_POLL = 5.0
 MIN_POLL = 0.1
@@ -1302,16 +1302,17 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
     """(The account's generations read, True when every one created after ``oldest`` was), or (those
     read, why not all).
 
-    All is read at the listing's end, or at a whole page older than ``oldest`` if everything read
-    so far came newest first (the order is not documented: otherwise the paging goes on). An
-    answer or an entry of another shape (no list, not an object, no usable id) is not all read.
+    All is read at the listing's end (an empty page: a short one may be the server's cap on a page), or at
+    a whole page older than ``oldest`` if everything read so far came newest first (the order is not
+    documented: otherwise the paging goes on). An answer or an entry of another shape (no list, not an
+    object, no usable id) is not all read.
     """
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    step = LISTING_PAGE - LISTING_OVERLAP
-    for offset in range(0, LISTING_MAX_PAGES * step, step):
+    offset = 0
+    for _ in range(LISTING_MAX_PAGES):
         try:
             page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=offset)
         except LeonardoError as exc:
@@ -1331,9 +1332,10 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
         all_older = all(t is not None and t < oldest for t in times)
-        if size < LISTING_PAGE or (newest_first and decreasing and all_older):
+        if not size or (newest_first and decreasing and all_older):
             return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
-    return list(seen.values()), f"more than {step * LISTING_MAX_PAGES} generations since then"
+        offset += size - min(LISTING_OVERLAP, size // 2)  # the next page overlaps this one's end
+    return list(seen.values()), f"more than {offset} generations since then"
 
 
 def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:

@@ -1278,6 +1278,18 @@ def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: py
     assert sorted(states(tmp_path).values()) == ["planned", "submitted", "submitted"]  # POST 2's answer journaled
 
 
+def test_a_listing_whose_pages_are_capped_is_read_to_its_end() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    listing = [{"id": f"g-{n}", "createdAt": now} for n in range(30)]  # all newer than the item: no early end
+
+    class Capped:  # the API documents no maximum limit: this server gives 10 at most
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            return {"generations": listing[offset : offset + min(limit, 10)]}
+
+    listed, complete = batch._list_since(Capped(), "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete is True and [g["id"] for g in listed] == [f"g-{n}" for n in range(30)]  # was: g-0..g-9, "all"
+
+
 def test_a_deletion_between_listing_pages_hides_nothing() -> None:
     now = datetime.now(timezone.utc).isoformat()
     listing = [{"id": f"g-{n}", "createdAt": now} for n in range(60)]  # newest first; g-50 opens page 2
