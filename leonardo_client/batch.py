@@ -1339,23 +1339,23 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
 
 
 def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:
-    """Whether ``generation`` is the one ``item`` made; None when it cannot tell (a time or a
-    number written in a form not understood: its silence must not send the item again)."""
-    if generation.get("prompt") != item.prompt:
-        return False
-    if item.model_id is not None and generation.get("modelId") != item.model_id:
-        return False  # a v2 model's name does not appear in the listing: prompt and size decide
+    """Whether ``generation`` is the one ``item`` made; None when it cannot tell (a prompt, time or
+    number not shown or in a form not understood, a size other than asked: its silence or an
+    upscaled size must not send the item again)."""
     created = _timestamp(generation.get("createdAt"))
-    if created is not None and created < after:
+    prompt, model_id = generation.get("prompt"), generation.get("modelId")
+    if created is not None and created < after or isinstance(prompt, str) and prompt != item.prompt:
         return False
-    sure = created is not None
+    if item.model_id is not None and isinstance(model_id, str) and model_id.lower() != item.model_id.lower():
+        return False  # a uuid, in any case; a v2 model's name does not appear in the listing: prompt and size decide
+    sure = created is not None and isinstance(prompt, str)
     for key, value in (("imageWidth", item.width), ("imageHeight", item.height), ("seed", item.seed)):
         if value is None or generation.get(key) is None:
             continue  # the item leaves it to the API, or the listing does not show it
         listed = _number(generation[key])
-        if listed is not None and listed != value:
+        if key == "seed" and listed is not None and listed != value:
             return False
-        sure = sure and listed is not None
+        sure = sure and listed == value  # the size shown may be the output's, upscaled
     return True if sure else None
 
 
