@@ -1959,8 +1959,16 @@ def test_the_api_and_its_webhooks_send_utf_8_not_escapes(receiver):
         answer = call(api, fake, "GET", "/generations/" + generation_id)
         assert '"prompt":"un café ☕"'.encode("utf-8") in answer.content
         assert wait_for(lambda: receiver.raw)
+        # A lone surrogate (the escape \ud800, which json.loads takes) is stored as U+FFFD, as the API's text
+        # columns cannot hold one: sent back as its escape, strict JSON parsers refused the answer.
+        generation_id = create(api, fake, prompt="a\ud800b", num_images=1)
+        assert b'"a\\ud800b"' in fake.requests[-1].body
+        for path in ("/generations/" + generation_id, "/generations/user/" + fake.user_id):
+            assert '"prompt":"a\ufffdb"'.encode("utf-8") in call(api, fake, "GET", path).content
+        answer = call(api, fake, "POST", "/generations", json={"prompt": "x", "\udfff": 1})  # keys too
+        assert envelope(answer)["error"] == "Unexpected variable \ufffd"
     assert '"prompt":"un café ☕"'.encode("utf-8") in receiver.raw[0]
-    # A lone surrogate, which UTF-8 cannot carry, is sent back as the escape it came as.
+    # Should one reach json_bytes still, UTF-8 cannot carry it: it is written as its escape, not a crash.
     assert server_module.json_bytes({"p": "a\ud800b"}) == b'{"p":"a\\ud800b"}'
 
 

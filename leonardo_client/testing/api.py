@@ -192,7 +192,7 @@ class Api:
         # key, its "generic error that appears when the API body is incorrectly formatted" (the SDK sends none).
         body: Dict[str, Any] = {}  # a dict once check_body passes
         with contextlib.suppress(ValueError):  # json.loads refuses an empty body too
-            body = json.loads(request.body.decode("utf-8"), parse_float=_whole_as_int)
+            body = _no_lone_surrogates(json.loads(request.body.decode("utf-8"), parse_float=_whole_as_int))
         self.spec.check_body(operation, body)
         return body
 
@@ -630,6 +630,18 @@ class Deliverer(threading.Thread):
         # The delivery under way may take its timeout once more; one trickling its headers (the timeout
         # is per read) is left to this daemon thread.
         self.join(2 * WEBHOOK_TIMEOUT + 1)
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    """value with U+FFFD for each lone surrogate in its strings, keys too: JSON's escape \\ud800 reads as one, which
+    the API's text columns cannot hold (nor UTF-8 carry)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_lone_surrogates(item) for item in value]
+    return value
 
 
 def _whole_as_int(text: str) -> Union[int, float]:

@@ -67,8 +67,8 @@ class Answer:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """JSON as Leonardo sends it (its API, and its webhooks): compact UTF-8, not \\u-escaped. A lone
-    surrogate, which UTF-8 cannot carry, stays the JSON escape it came as (backslashreplace writes one)."""
+    """JSON as Leonardo sends it (its API, and its webhooks): compact UTF-8, not \\u-escaped. Request bodies
+    come with lone surrogates replaced; should one get here still, it is sent as its JSON escape, not a crash."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
