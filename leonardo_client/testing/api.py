@@ -345,8 +345,8 @@ class Api:
                     self._uploaded(image["id"] if isinstance(image.get("id"), str) else "")
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
-        fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"), modelId=model,
-                        imageWidth=_opt(params, "width", default["width"] or 1024),
+        fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"),
+                        modelId=_v2_model_id(model), imageWidth=_opt(params, "width", default["width"] or 1024),
                         imageHeight=_opt(params, "height", default["height"] or 1024),
                         public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
@@ -483,6 +483,11 @@ class Api:
         job.images.append(_image(image_id, path))
         job.final, self.generations[job.id] = "COMPLETE", job
         return answer
+
+
+def _v2_model_id(name: str) -> str:
+    """A v2 model's modelId in its generations: the column is a UUID, so a UUIDv4 derived from the name."""
+    return str(uuid.UUID(bytes=hashlib.sha256(name.encode("utf-8")).digest()[:16], version=4))
 
 
 def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str, Any]:
