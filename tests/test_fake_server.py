@@ -1398,9 +1398,13 @@ def response_schema(path):
     return SPEC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 
 
-@pytest.mark.parametrize("model", ["hailuo-2_3", "kling-2.6", "veo-3.1-generate-001"])
+SIZES = {"hailuo-2_3": (1376, 768), "kling-2.6": (1920, 1080), "veo-3.1-generate-001": (1280, 720),
+         "gemini-omni-flash": (1280, 720)}  # a video model with a duration but no start_frame
+
+
+@pytest.mark.parametrize("model", sorted(SIZES))
 def test_v2_video_models_complete_with_an_mp4(fake, api, model):
-    size = {"hailuo-2_3": (1376, 768), "kling-2.6": (1920, 1080), "veo-3.1-generate-001": (1280, 720)}[model]
+    size = SIZES[model]
     body = v2_create(api, fake, model, width=size[0], height=size[1], quantity=1)
     (video,) = get_generation(api, fake, body["generate"]["generationId"])["generated_images"]
     assert set(video) == spec_keys("/generations/{id}", "get", "generations_by_pk", "generated_images", "[]")
@@ -1412,6 +1416,13 @@ def test_v2_video_models_complete_with_an_mp4(fake, api, model):
     assert video["motion"] is True and video["motionModel"] == model
     response = requests.get(video["motionMP4URL"], timeout=TIMEOUT)
     assert response.headers["Content-Type"] == "video/mp4" and response.content[4:8] == b"ftyp"
+
+
+def test_an_audio_model_makes_no_video(fake, api):
+    # The spec's sound-effects-v2 has a duration "of the video" too, but no width: audio, not a video model.
+    body = v2_create(api, fake, "sound-effects-v2", quantity=1)
+    (output,) = get_generation(api, fake, body["generate"]["generationId"])["generated_images"]
+    assert output["motion"] is False and output["motionMP4URL"] is None
 
 
 V2_REFUSED = [

@@ -335,7 +335,7 @@ class Api:
 
     def create_generation_v2(self, call: Call) -> Dict[str, Any]:
         """POST /v2/generations: checked against the model's own schema, stored with the v1
-        generations (polled and listed through v1), videos for models taking a start_frame."""
+        generations (polled and listed through v1), videos for the video models (_makes_video)."""
         model, params = call.body["model"], call.body.get("parameters") or {}
         guidances = params.get("guidances")  # where a model's schema leaves it open, any JSON
         for guidance in guidances.values() if isinstance(guidances, dict) else ():
@@ -350,9 +350,8 @@ class Api:
                         imageHeight=_opt(params, "height", default["height"] or 1024),
                         public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
-        video = "start_frame" in props.get("guidances", {}).get("properties", {})
         job = self._new_job(self.generations, fields, "/v2/generations")
-        self._add_images(job, count, video_model=model if video else None)
+        self._add_images(job, count, video_model=model if _makes_video(props) else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
             return {"generationId": job.id, "apiCreditCost": credits}
@@ -483,6 +482,12 @@ class Api:
         job.images.append(_image(image_id, path))
         job.final, self.generations[job.id] = "COMPLETE", job
         return answer
+
+
+def _makes_video(props: Dict[str, Any]) -> bool:
+    """Whether a v2 model makes videos, from its parameters' properties: it takes a start_frame guidance, or a
+    duration and a width (sound-effects-v2's duration is "of the video" too, in the spec, but it has no width)."""
+    return "start_frame" in props.get("guidances", {}).get("properties", {}) or {"duration", "width"} <= set(props)
 
 
 def _v2_model_id(name: str) -> str:
