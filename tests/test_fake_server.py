@@ -880,6 +880,7 @@ def test_inpainting_requires_a_mask(fake, api):
         ({"prompt": "x", "controlnets": {"initImageId": "a"}}, 400, "validation-failed", None),
         ({"prompt": "x", "num_images": 5}, 400, "unexpected", "Too many images"),
         ({"prompt": "x", "num_images": 0}, 400, "unexpected", "num_images must be at least 1"),
+        ({"prompt": "x", "contrast": 0.5}, 400, "validation-failed", "contrast must be at least 1"),  # v1 bounds too
         ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None),
         ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions"),
         ({"prompt": "x" * 1501}, 400, "unexpected", None),
