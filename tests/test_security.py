@@ -6,17 +6,14 @@ that urllib3 really connects, retries and logs.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import logging
 import re
-import socket
 import subprocess
 import sys
-import threading
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 import requests
