@@ -302,13 +302,20 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     files = []
     for n, image in enumerate(_entries(result, "generated_images", Mapping)):
         name, where = f"{generation}_{safe_name(image.get('id'), str(n))}", f"generated_images[{n}]"
-        files.append((name, _file_url(image.get("url"), where + ".url")))
-        if image.get("motionMP4URL") and image["motionMP4URL"] != image["url"]:  # a v2 video has it in both
-            files.append((name + "_motion", _file_url(image["motionMP4URL"], where + ".motionMP4URL")))
+        key = file_key(image)
+        files.append((name, _file_url(image.get(key), f"{where}.{key}")))
+        motion = image.get("motionMP4URL")
+        if key == "url" and motion and motion != image["url"]:  # a v2 video has it in both
+            files.append((name + "_motion", _file_url(motion, where + ".motionMP4URL")))
     for n, texture in enumerate(_entries(result, "model_asset_texture_images", Mapping)):
         kind = safe_name(str(texture.get("type") or "").lower(), str(n))
         files.append((f"{generation}_{kind}", _file_url(texture.get("url"), f"model_asset_texture_images[{n}].url")))
     return files
+
+
+def file_key(image: Mapping[str, Any]) -> str:
+    """The key of a generated image's file: ``url``, else ``motionMP4URL`` (a video's may be only there)."""
+    return "url" if image.get("url") or not image.get("motionMP4URL") else "motionMP4URL"
 
 
 # A result is the API's answer: when its lists or URLs are not what the API documents, the

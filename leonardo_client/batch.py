@@ -1401,7 +1401,7 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
     images = [
         {k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)}
         for image in (listed if isinstance(listed, list) else [])
-        if isinstance(image, Mapping) and image.get("url")  # one without is none to download
+        if isinstance(image, Mapping) and image.get(_files.file_key(image))  # one without is none to download
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
 

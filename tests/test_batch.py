@@ -120,7 +120,7 @@ class ApiDouble:
         for image in result["generated_images"]:
             paths.append(os.path.join(folder, image["id"] + ".png"))
             with open(paths[-1], "wb") as out:
-                out.write(b"\x89PNG fake " + image["url"].encode())
+                out.write(b"\x89PNG fake " + image["id"].encode())
         return paths
 
 
@@ -1581,6 +1581,18 @@ def test_images_that_come_within_the_grace_are_saved(
     monkeypatch.setattr(batch, "EMPTY_GRACE", grace)
     summary = run(NoImages(images_at=images_at, delay=delay), PROMPTS[:1], str(tmp_path), item_timeout=30)
     assert (summary.complete, summary.ambiguous) == (1, 0)
+
+
+def test_a_video_only_at_motionmp4url_is_saved(tmp_path: Any, monkeypatch: Any) -> None:
+    class VideosOnly(ApiDouble):  # the spec makes url optional: a video model's may be only at motionMP4URL
+        def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+            view = super()._view(g)
+            videos = [{"id": image["id"], "motionMP4URL": image["url"]} for image in view["generated_images"]]
+            return dict(view, generated_images=videos)
+
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    summary = run(VideosOnly(delay=0.0), PROMPTS[:1], str(tmp_path), item_timeout=30)
+    assert (summary.complete, summary.ambiguous) == (1, 0)  # was ambiguous, "COMPLETE with no image"
 
 
 @pytest.mark.parametrize("images", [5, 2.5, True])

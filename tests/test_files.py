@@ -304,6 +304,16 @@ def test_motion_generation_saves_the_video(fake_client: Client, tmp_path: object
     assert read(video)[4:8] == b"ftyp"
 
 
+def test_a_video_only_at_motionmp4url_is_the_images_file(mocked, mock_client, tmp_path: object) -> None:
+    # The spec makes url optional: a video model's may be only at motionMP4URL ("url is not a file URL").
+    for name in ("v1", "v2"):
+        mocked.add("GET", f"https://cdn.example.test/{name}.mp4", body=b"\0\0\0\x18ftyp", match=download_matchers())
+    videos = [{"id": "v1", "url": None, "motionMP4URL": "https://cdn.example.test/v1.mp4"},
+              {"id": "v2", "motionMP4URL": "https://cdn.example.test/v2.mp4"}]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": videos}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_v1.mp4", "g_v2.mp4"]
+
+
 def test_texture_generation_saves_each_map_by_type(fake_client: Client, tmp_path: object) -> None:
     job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
     texture = fake_client.wait_for_texture_generation(job["textureGenerationJob"]["id"])
