@@ -497,7 +497,7 @@ class Client:
             if not isinstance(found, dict):
                 answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
                 raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")
-            if found.get("id", id) != id:
+            if str(found.get("id", id)).lower() != id.lower():  # a uuid in either case is the same id
                 message = f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}"
                 raise LeonardoError(message, body=found)
             status = str(found.get("status"))

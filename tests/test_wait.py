@@ -134,6 +134,13 @@ def test_an_answer_about_another_generation_is_an_error(fake: FakeLeonardo, fake
         fake_client.wait_for_generation("asked")  # its images are not the ones asked for
 
 
+def test_an_id_asked_in_upper_case_is_the_one_answered_in_lower_case(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    done = {"generations_by_pk": {"id": "6f1b2c3d-0000-4000-8000-00000000abcd", "status": "COMPLETE", "generated_images": []}}
+    mocked.add("GET", BASE + "/generations/6F1B2C3D-0000-4000-8000-00000000ABCD", json=done, match=api_matchers())
+    # The API's ids are Postgres uuids, which it reads in either case and writes in lower case: this was refused.
+    assert mock_client.wait_for_generation("6F1B2C3D-0000-4000-8000-00000000ABCD") == done["generations_by_pk"]
+
+
 def test_timeout_raises_without_sleeping_past_the_deadline(fake: FakeLeonardo, fake_client: Client) -> None:
     fake.completion_delay = 30
     generation_id = create(fake_client)
