@@ -258,12 +258,14 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     ValueError/TypeError for what is no result at all, or one not COMPLETE yet: the caller's mistake.
     LeonardoError for a result the API got wrong (see _unwrap, _generation_files).
     """
-    result, wrapped = _unwrap(result)
-    if "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
+    result, wrapper = _unwrap(result)
+    if wrapper == "lcmGenerationJob" or "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
         prefix = "lcm-" + safe_name(result.get("requestTimestamp"), "result")
         urls = _entries(result, "imageDataUrl", str)
+        if not urls:  # an LCM answer is final: none will come
+            raise LeonardoError("the API answered no images", body=dict(result))
         files = [(f"{prefix}_{n}", _file_url(url, f"imageDataUrl[{n}]")) for n, url in enumerate(urls)]
-    elif wrapped or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
+    elif wrapper or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
@@ -277,8 +279,8 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     return list(unique.items())
 
 
-def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], bool]:
-    """The result a whole response holds (and True), else ``result`` itself (and False).
+def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]]:
+    """The result a whole response holds (and its key), else ``result`` itself (and None).
 
     A response holding a RESULT_KEYS key whose value is no object (the API's null...) is an answer with no result.
     """
@@ -286,10 +288,10 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], bool]:
         raise TypeError(f"result must be a dict, not {type(result).__name__}")
     key = next((key for key in RESULT_KEYS if key in result), None)
     if key is None:
-        return result, False
+        return result, None
     if not isinstance(result[key], Mapping):
         raise LeonardoError(f"the response's {key} is not a result: {_describe(result[key])}", body=dict(result))
-    return result[key], True
+    return result[key], key
 
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:

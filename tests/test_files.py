@@ -490,7 +490,10 @@ def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocke
      ({"lcmGenerationJob": ["data:image/png;base64,AAAA"]}, "lcmGenerationJob is not a result: a list"),
      ({"generations_by_pk": None}, "generations_by_pk is not a result"),
      ({"generations_by_pk": {"id": "g", "status": "COMPLETE"}}, "COMPLETE result has no generated_images"),
-     ({"id": "g", "status": "COMPLETE"}, "COMPLETE result has no generated_images")],  # wait_for_generation's
+     ({"id": "g", "status": "COMPLETE"}, "COMPLETE result has no generated_images"),  # wait_for_generation's
+     # An LCM answer has nothing to wait for: it said "the generation is None, not COMPLETE", or saved nothing.
+     ({"lcmGenerationJob": {"requestTimestamp": "1"}}, "^the API answered no images$"),
+     ({"lcmGenerationJob": {"imageDataUrl": [], "requestTimestamp": "1"}}, "^the API answered no images$")],
 )
 def test_an_answer_holding_no_usable_result_is_a_leonardo_error(mocked, mock_client, tmp_path, answer, where):
     # These came from the API, not from the caller: they were a ValueError, which the CLI's generate
