@@ -17,7 +17,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client import Client, CreateGenerationRequest, LeonardoError, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -41,9 +41,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         request = CreateGenerationRequest(prompt=args.prompt, num_images=args.num_images)
-        generation_id = client.create_generation(request)["sdGenerationJob"]["generationId"]
-        print(f"generation {generation_id} started, waiting for it...")
-        generation = client.wait_for_generation(generation_id)
+        created = client.create_generation(request)
+        print(f"generation {generation_id(created)} started, waiting for it...")  # LeonardoError if no id
+        generation = client.wait_for_generation(created)  # an id or the create response
         for path in client.save_results(generation, args.out):
             print("saved", path)
     return 0

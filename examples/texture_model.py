@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from typing import List, Optional
 
-from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError
+from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -48,9 +48,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         request = CreateTextureGenerationRequest(prompt=args.prompt, model_asset_id=args.model_asset_id or "fake-model")
-        texture_id = client.create_texture_generation(request)["textureGenerationJob"]["id"]
-        print(f"texture generation {texture_id} started, waiting for it...")
-        texture = client.wait_for_texture_generation(texture_id)
+        created = client.create_texture_generation(request)
+        print(f"texture generation {generation_id(created)} started, waiting for it...")  # LeonardoError if no id
+        texture = client.wait_for_texture_generation(created)  # an id or the create response
         for path in client.save_results(texture, args.out):  # one file per map: albedo, normal, ...
             print("saved", path)
     return 0

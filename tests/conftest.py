@@ -4,7 +4,8 @@
   is a Client on :data:`BASE` whose HTTP goes there. Retries are off on it, so each mocked
   answer is seen once (test_retry.py turns them on for its own ``retrying_mock_client``).
 * Real sockets on 127.0.0.1: ``fake`` is a FakeLeonardo, ``fake_client`` a Client bound to it,
-  ``make_fake_client(**options)`` one with other options.
+  ``make_fake_client(**options)`` one with other options, ``fake_in_env`` one that a Client()
+  with no arguments reaches through LEONARDO_API_KEY and LEONARDO_BASE_URL.
 
 A file that needs a variant defines it under a name that says what differs.
 """
@@ -108,6 +109,15 @@ def _keyless(key: str) -> Callable[[requests.PreparedRequest], Tuple[bool, str]]
 def fake() -> Iterator[FakeLeonardo]:
     """FakeLeonardo on 127.0.0.1; generations complete at once."""
     with FakeLeonardo(completion_delay=0.0) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
+    """A fake the CLI and the examples reach online, through the environment, as they would the real API."""
+    with FakeLeonardo() as server:
+        monkeypatch.setenv("LEONARDO_API_KEY", server.api_key)
+        monkeypatch.setenv("LEONARDO_BASE_URL", server.base_url)
         yield server
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -27,15 +27,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(autouse=True)
 def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.0)
-
-
-@pytest.fixture
-def fake_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLeonardo]:
-    """A fake the CLI reaches online, through the environment, as it would the real API."""
-    with FakeLeonardo() as server:
-        monkeypatch.setenv("LEONARDO_API_KEY", server.api_key)
-        monkeypatch.setenv("LEONARDO_BASE_URL", server.base_url)
-        yield server
 
 
 class Terminal(io.StringIO):
