@@ -44,7 +44,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         job = client.create_generation(CreateGenerationRequest(prompt=args.prompt, num_images=1, width=1376, height=768))
         print(f"image generation {generation_id(job)} started, waiting for it...")
-        image = client.wait_for_generation(job)["generated_images"][0]
+        images = client.wait_for_generation(job).get("generated_images") or []
+        if not images:  # COMPLETE, yet the API may list none
+            print(f"error: generation {generation_id(job)} holds no image to animate", file=sys.stderr)
+            return 1
+        image = images[0]
 
         # The start frame is the *image* id (generated_images[].id), not the generation id.
         start_frame = [{"image": {"id": image["id"], "type": "GENERATED"}}]

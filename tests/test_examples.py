@@ -334,3 +334,12 @@ def test_a_create_answer_with_a_null_job_is_an_error(fake_in_env: Any, tmp_path:
     with pytest.raises(LeonardoError, match="^no generation id in the response"):  # was a TypeError
         example(name).main(argv + ["--out", str(tmp_path)])
 
+
+def test_image_to_motion_says_when_its_image_generation_holds_no_image(fake_in_env: Any, tmp_path: Any,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    nothing = {"generations_by_pk": {"status": "COMPLETE", "generated_images": []}}
+    fake_in_env.inject(status=200, method="GET", path="/generations/*", body=nothing)
+    assert example("image_to_motion").main(["--out", str(tmp_path)]) == 1  # was an IndexError
+    assert re.search(r"^error: generation \S+ holds no image to animate$", capsys.readouterr().err, re.M)
+    assert [r.path for r in fake_in_env.requests if r.method == "POST"] == ["/generations"]  # no video asked for
+
