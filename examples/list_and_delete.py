@@ -53,11 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error("give your user id")
 
         generations: List[Dict[str, Any]] = []
-        for offset in range(0, MOST, PAGE):
-            page = client.get_generations_by_user_id(user_id, limit=PAGE, offset=offset)["generations"]
-            generations.extend(page)
-            if len(page) < PAGE:
+        for offset in range(0, MOST, PAGE):  # a page may hold fewer than asked: only an empty one is the end
+            page = client.get_generations_by_user_id(user_id, limit=PAGE, offset=offset).get("generations") or []
+            if not page:
                 break
+            generations.extend(g for g in page if isinstance(g.get("id"), str))  # one without an id cannot be deleted
         generations.sort(key=lambda g: str(g.get("createdAt")), reverse=True)  # newest first
         old = generations[args.keep:]
         print(f"{len(generations)} generations, keeping the newest {min(args.keep, len(generations))}")

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from leonardo_client import LeonardoError
+from leonardo_client import Client, LeonardoError, generation_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
@@ -342,4 +342,17 @@ def test_image_to_motion_says_when_its_image_generation_holds_no_image(fake_in_e
     assert example("image_to_motion").main(["--out", str(tmp_path)]) == 1  # was an IndexError
     assert re.search(r"^error: generation \S+ holds no image to animate$", capsys.readouterr().err, re.M)
     assert [r.path for r in fake_in_env.requests if r.method == "POST"] == ["/generations"]  # no video asked for
+
+
+def test_list_and_delete_pages_on_to_an_empty_page_and_skips_what_has_no_id(fake_in_env: Any,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox"}))
+    listed = {"id": made, "createdAt": "2024-01-02T00:00:00.000Z", "prompt": "a fox"}
+    pages = [[{"id": None, "createdAt": "2024-01-01T00:00:00.000Z", "prompt": "no id"}], [listed]]
+    for page in ({"generations": pages[0]}, {"generations": pages[1]}, {}):  # a short page, then no "generations"
+        fake_in_env.inject(status=200, method="GET", path="/generations/user/*", body=page)
+    assert example("list_and_delete").main([fake_in_env.user_id, "--keep", "0", "--yes"]) == 0  # was a TypeError
+    assert capsys.readouterr().out == f"1 generations, keeping the newest 0\ndeleted {made}  {listed['createdAt']}  'a fox'\n"
+    assert made not in fake_in_env.generation_ids()
 
