@@ -47,7 +47,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         request = GenerationV2Request(args.model, args.prompt, width=1024, height=1024, quantity=args.quantity, extra=extra)
         created = client.create_generation_v2(request)
         cost = (created.get("generate") or {}).get("cost") or {"amount": created.get("apiCreditCost"), "unit": "credits"}
-        print(f"generation {generation_id(created)} started ({cost['amount']} {cost['unit']}), waiting...")
+        spent = "cost unknown" if cost.get("amount") is None else f"{cost['amount']} {cost.get('unit', 'credits')}"
+        print(f"generation {generation_id(created)} started ({spent}), waiting...")
         generation = client.wait_for_generation(created)  # an id or the create response
         for path in client.save_results(generation, args.out):
             print("saved", path)

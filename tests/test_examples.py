@@ -356,3 +356,13 @@ def test_list_and_delete_pages_on_to_an_empty_page_and_skips_what_has_no_id(fake
     assert capsys.readouterr().out == f"1 generations, keeping the newest 0\ndeleted {made}  {listed['createdAt']}  'a fox'\n"
     assert made not in fake_in_env.generation_ids()
 
+
+@pytest.mark.parametrize("created", [{"apiCreditCost": None}, {"generate": {"cost": {"unit": "CREDITS"}}}])
+def test_v2_generation_says_when_the_cost_is_unknown(fake_in_env: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                                     created: Dict[str, Any]) -> None:
+    with Client() as client:  # the spec's v2 answer, and its recipes' without an amount
+        made = generation_id(client.create_generation({"prompt": "a fox"}))
+    (created.get("generate") or created)["generationId"] = made
+    fake_in_env.inject(status=200, method="POST", path="/api/rest/v2/generations", body=created)
+    assert example("v2_generation").main(["--out", str(tmp_path)]) == 0  # was "(None credits)", or a KeyError
+    assert f"generation {made} started (cost unknown), waiting...\n" in capsys.readouterr().out
