@@ -51,11 +51,12 @@ def to_payload(value: Any) -> Any:
     """Turn a request dataclass (or a mapping or list holding them) into JSON-ready data.
 
     Dataclass fields at None are omitted and renamed to their wire keys; a required field
-    left at None raises ValueError. Mappings are sent as given, with only their values
-    converted. Whatever requests' JSON encoding would fail on, or send as invalid text, is
-    refused here, naming the field: a value JSON cannot hold (TypeError), NaN or infinity,
-    an int beyond 64 bits, a string with undecodable bytes, a container that holds itself or
-    nests deeper than MAX_DEPTH (ValueError).
+    left at None raises ValueError, one of another type than its annotation's TypeError (a
+    list field's items too; a part such as a ControlnetInput may be a mapping). Mappings are
+    sent as given, with only their values converted. Whatever requests' JSON encoding would
+    fail on, or send as invalid text, is refused here, naming the field: a value JSON cannot
+    hold (TypeError), NaN or infinity, an int beyond 64 bits, a string with undecodable
+    bytes, a container that holds itself or nests deeper than MAX_DEPTH (ValueError).
     """
     return _json(value, type(value).__name__ if is_dataclass(value) else "request", ())
 
@@ -162,6 +163,29 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
 _SIMPLE_TYPES: Dict[str, Tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
+def _check_field(name: str, kind: str, item: Any) -> None:
+    """TypeError unless ``item`` fits ``kind``, its field's annotation without Optional (``List[X`` and
+    ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked."""
+    if kind.startswith("List["):
+        if not isinstance(item, (list, tuple)):
+            raise TypeError(f"{name} must be a list or tuple, not {type(item).__name__}")
+        for n, element in enumerate(item):
+            _check_field(f"{name}[{n}]", kind[len("List["):], element)
+        return
+    body = globals().get(kind)  # a dataclass of this module, by the name the annotation gives
+    allowed: Tuple[type, ...]
+    if kind.startswith("Mapping["):
+        allowed, wanted = (Mapping,), "a mapping"
+    elif isinstance(body, type) and is_dataclass(body):
+        allowed, wanted = (body, Mapping), f"{with_article(kind)} or a mapping"  # a mapping is sent as given
+    elif kind in _SIMPLE_TYPES:
+        allowed, wanted = _SIMPLE_TYPES[kind], with_article(kind)
+    else:
+        return
+    if not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool"):
+        raise TypeError(f"{name} must be {wanted}, not {type(item).__name__}")
+
+
 def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for f in fields(value):
@@ -170,20 +194,15 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ValueError(f"{name} is required")
             continue
-        kind = str(f.type).replace("Optional[", "").rstrip("]")
-        allowed = _SIMPLE_TYPES.get(kind)
-        if allowed and (not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool")):
-            raise TypeError(f"{name} must be {with_article(kind)}, not {type(item).__name__}")
+        _check_field(name, str(f.type).replace("Optional[", "").rstrip("]"), item)
         *parent_keys, key = f.metadata.get("json", f.name).split(".")  # "parameters.prompt": nested
         target = out
         for parent in parent_keys:
             target = target.setdefault(parent, {})
         if key != "*":
             target[key] = _json(item, name, parents)
-        elif isinstance(item, Mapping):  # a mapping merged in as given
+        else:  # a mapping (its annotation's type) merged in as given
             merge_once(target, _json(item, name, parents), name)
-        else:
-            raise TypeError(f"{name} must be a mapping, not {type(item).__name__}")
     return out
 
 

@@ -166,11 +166,13 @@ def test_none_is_omitted_at_every_level():
     }
 
 
-def sample(f):
-    """A value of the field's type, telling the fields apart (a str for the types not checked)."""
-    kind = str(f.type).replace("Optional[", "").rstrip("]")
+def sample(f, kind=""):
+    """A value of the field's type, telling the fields apart (a part, such as a ControlnetInput, as a mapping)."""
+    kind = kind or str(f.type).replace("Optional[", "").rstrip("]")
     n = sum(map(ord, f.name))
-    return {"int": n, "float": n + 0.5, "bool": n % 2 == 0}.get(kind, f"v-{f.name}")
+    if kind.startswith("List["):
+        return [sample(f, kind[len("List["):])]
+    return {"int": n, "float": n + 0.5, "bool": n % 2 == 0, "str": f"v-{f.name}"}.get(kind, {"given": f.name})
 
 
 @pytest.mark.parametrize("cls, schema, _extra", SCHEMAS, ids=IDS)
@@ -273,7 +275,7 @@ def holding_itself() -> Dict[str, Any]:
 
 def request_holding_itself() -> CreateGenerationRequest:
     request = CreateGenerationRequest(prompt="p")
-    request.controlnets = [request]  # type: ignore[list-item]
+    request.controlnets = [{"held": request}]  # type: ignore[list-item]
     return request
 
 
@@ -282,7 +284,7 @@ def request_holding_itself() -> CreateGenerationRequest:
     "make, error, text",
     [
         (holding_itself, ValueError, r"request\['extra'\]\[0\] contains itself"),
-        (request_holding_itself, ValueError, r"CreateGenerationRequest.controlnets\[0\] contains itself"),
+        (request_holding_itself, ValueError, r"CreateGenerationRequest.controlnets\[0\]\['held'\] contains itself"),
         (lambda: {"prompt": "p", "x": nested(3000)}, ValueError, "nested more than 32 levels"),
         (lambda: GenerationV2Request("m", "p", extra=nested(3000)), ValueError, "GenerationV2Request.extra.* nested more than"),
         (lambda: {"prompt": "p", "cfg": float("nan")}, ValueError, r"request\['cfg'\] must be a finite number"),
@@ -299,6 +301,15 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: CreateGenerationRequest("p", width="512"), TypeError, "width must be an int, not str"),
         (lambda: CreateGenerationRequest("p", guidance_scale=7.5, alchemy=1), TypeError, "alchemy must be a bool, not int"),
         (lambda: CreateGenerationRequest(5), TypeError, "CreateGenerationRequest.prompt must be a str, not int"),
+        # A list field takes a list or tuple of its items' type (a part: its dataclass or a mapping); a mapping field a mapping.
+        (lambda: CreateGenerationRequest("p", image_prompts="abc"), TypeError, "image_prompts must be a list or tuple, not str"),
+        (lambda: CreateGenerationRequest("p", image_prompts=[1]), TypeError, r"image_prompts\[0\] must be a str, not int"),
+        (lambda: CreateGenerationRequest("p", controlnets=ControlnetInput("i", "UPLOADED", 1)), TypeError,
+         "controlnets must be a list or tuple, not ControlnetInput"),
+        (lambda: CreateGenerationRequest("p", elements=(ElementInput("a"), ControlnetInput("i", "UPLOADED", 1))), TypeError,
+         r"CreateGenerationRequest.elements\[1\] must be an ElementInput or a mapping, not ControlnetInput"),
+        (lambda: GenerationV2Request("m", "p", style_ids="abc"), TypeError, "GenerationV2Request.style_ids must be a list"),
+        (lambda: GenerationV2Request("m", "p", guidances=[1]), TypeError, "GenerationV2Request.guidances must be a mapping"),
     ],
 )
 def test_what_json_or_the_api_cannot_take_is_refused_before_sending(mocked, mock_client, make, error, text):
@@ -346,7 +357,7 @@ def test_repr_shows_only_the_fields_that_are_set():
     assert repr(LcmInpaintingRequest("data:a", "data:m", "p", seed=1)) == (
         "LcmInpaintingRequest(image_data_url='data:a', mask_data_url='data:m', prompt='p', seed=1)"
     )
-    assert repr(request_holding_itself()) == "CreateGenerationRequest(prompt='p', controlnets=[...])"
+    assert repr(request_holding_itself()) == "CreateGenerationRequest(prompt='p', controlnets=[{'held': ...}])"
     assert CreateGenerationRequest("x") == CreateGenerationRequest("x")  # still compared field by field
 
 
