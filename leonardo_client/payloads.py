@@ -52,7 +52,8 @@ def to_payload(value: Any) -> Any:
 
     Dataclass fields at None are omitted and renamed to their wire keys; a required field
     left at None raises ValueError, one of another type than its annotation's TypeError (a
-    list field's items too; a part such as a ControlnetInput may be a mapping). Mappings are
+    list field's items too; a part such as a ControlnetInput may be a mapping), an int field
+    beyond the API's 32-bit integers (MAX_INT; seed may be wider) ValueError. Mappings are
     sent as given, with only their values converted. Whatever requests' JSON encoding would
     fail on, or send as invalid text, is refused here, naming the field: a value JSON cannot
     hold (TypeError), NaN or infinity, an int beyond 64 bits, a string with undecodable
@@ -165,7 +166,8 @@ _SIMPLE_TYPES: Dict[str, Tuple[type, ...]] = {"str": (str,), "int": (int,), "flo
 
 def _check_field(name: str, kind: str, item: Any) -> None:
     """TypeError unless ``item`` fits ``kind``, its field's annotation without Optional (``List[X`` and
-    ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked."""
+    ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked. ValueError:
+    an int beyond the API's Int (MAX_INT), but a seed."""
     if kind.startswith("List["):
         if not isinstance(item, (list, tuple)):
             raise TypeError(f"{name} must be a list or tuple, not {type(item).__name__}")
@@ -184,6 +186,8 @@ def _check_field(name: str, kind: str, item: Any) -> None:
         return
     if not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool"):
         raise TypeError(f"{name} must be {wanted}, not {type(item).__name__}")
+    if kind == "int" and not name.endswith(".seed"):  # the spec's seed is no Int (to 9999999998 on v1)
+        check_number(name, item, -MAX_INT - 1, MAX_INT)
 
 
 def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[str, Any]:

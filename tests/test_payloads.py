@@ -301,6 +301,9 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: CreateGenerationRequest("p", width="512"), TypeError, "width must be an int, not str"),
         (lambda: CreateGenerationRequest("p", guidance_scale=7.5, alchemy=1), TypeError, "alchemy must be a bool, not int"),
         (lambda: CreateGenerationRequest(5), TypeError, "CreateGenerationRequest.prompt must be a str, not int"),
+        # The API's integers are 32-bit GraphQL Ints (seed, wider, is sent up to 64 bits: see the IntEnum test).
+        (lambda: CreateGenerationRequest("p", width=2**40), ValueError, "width must be from -2147483648 to 2147483647"),
+        (lambda: GenerationV2Request("m", "p", quantity=-(2**31) - 1), ValueError, "GenerationV2Request.quantity must be from"),
         # A list field takes a list or tuple of its items' type (a part: its dataclass or a mapping); a mapping field a mapping.
         (lambda: CreateGenerationRequest("p", image_prompts="abc"), TypeError, "image_prompts must be a list or tuple, not str"),
         (lambda: CreateGenerationRequest("p", image_prompts=[1]), TypeError, r"image_prompts\[0\] must be a str, not int"),
