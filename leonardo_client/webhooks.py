@@ -72,7 +72,7 @@ def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback
         raise TypeError("callback_api_key must be a non-empty str")
     scheme, _, token = _authorization(headers).strip().partition(" ")
     expected = check_text(callback_api_key, "callback_api_key").strip().encode("utf-8")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "surrogatepass"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:
         payload = parse_json(body)

@@ -62,6 +62,13 @@ def test_a_missing_or_wrong_key_is_refused_in_one_line(headers: Dict[str, str], 
     assert "\n" not in str(info.value) and CALLBACK_KEY not in str(info.value)
 
 
+def test_a_token_with_a_lone_surrogate_never_matches_a_key() -> None:
+    # A framework decoding with surrogateescape gives "\udcff" for a byte 0xff; encoded with "replace" it was "?".
+    for token in ("s3cret\udcff", "s3cret\ud800"):
+        with pytest.raises(ValueError, match="does not carry the callback API key"):
+            parse_webhook(BODY, {"authorization": f"Bearer {token}"}, "s3cret?")
+
+
 def test_headers_come_as_http_server_gives_them_or_as_raw_asgi_pairs() -> None:
     message = http.client.HTTPMessage()  # BaseHTTPRequestHandler.headers
     message["Authorization"] = f"Bearer {CALLBACK_KEY}"
