@@ -653,7 +653,7 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {shown(text)}") from None
         if not low <= value <= high:  # NaN fails this too
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import contextlib
 import io
@@ -208,6 +209,11 @@ def test_bad_generate_arguments_spend_nothing(
     assert cli.main(argv) == 2
     assert text in capsys.readouterr().err
     assert [r for r in fake_in_env.requests if r.method == "POST"] == []
+
+
+def test_a_number_flag_quotes_no_long_argument_whole() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^not a whole number: '9{76}\.\.\.$"):
+        cli._positive_int("9" * 5000 + "x")  # the message quoted all 5,001 characters
 
 
 @pytest.mark.parametrize("argv", [["--offline", "get", "no-such-id"], ["--offline", "delete", "no-such-id"]])
