@@ -483,10 +483,11 @@ class _Item:
     answer: Optional[Tuple[Any, Optional[BaseException]]] = None  # that call's outcome, left by the worker
     download_tries: int = 0
     download_at: float = 0.0
+    paid: Dict[str, float] = field(default_factory=dict)  # by unit: its earlier generations (sent again on purpose)
 
     def apply(self, record: Mapping[str, Any]) -> None:
-        if record["s"] == "planned" and self.state == "failed":  # retried: that one was refunded
-            self.cost = None
+        if record["s"] == "planned":  # sent again: a failed one was refunded, an ambiguous one paid for
+            self.paid, self.cost = self.spent(), None
         self.state = record["s"]
         if self.state == "submitting":
             self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
@@ -502,10 +503,15 @@ class _Item:
 
     def cost_unknown(self) -> int:
         """1 if this item was paid for but no answer told its cost (adopted, or an answer without a usable one)."""
-        return int(self.state in ("submitted", "complete") and not self.spent()[0])
+        return int(self.state in ("submitted", "complete") and not self.cost_now()[0])
 
-    def spent(self) -> Tuple[str, float]:
-        """(unit, amount) this item has cost; Leonardo refunds failed generations."""
+    def spent(self) -> Dict[str, float]:
+        """What this item has cost, by unit: its generation's, and those of the earlier ones."""
+        unit, amount = self.cost_now()
+        return {**self.paid, unit: self.paid.get(unit, 0.0) + amount} if unit else self.paid
+
+    def cost_now(self) -> Tuple[str, float]:
+        """(unit, amount) its generation has cost; Leonardo refunds failed generations."""
         if not self.cost or self.state == "failed":
             return "", 0.0
         try:
@@ -659,8 +665,8 @@ class _Engine:
 
     def tally(self, item: _Item, sign: int) -> None:
         """Count ``item``, as its state stands, into (1) or out of (-1) the totals."""
-        unit, amount = item.spent()
-        self.spent[unit] = self.spent.get(unit, 0.0) + sign * amount
+        for unit, amount in item.spent().items():
+            self.spent[unit] = self.spent.get(unit, 0.0) + sign * amount
         self.cost_unknown += sign * item.cost_unknown()
         self.images += sign * len(item.files) if item.state == "complete" else 0
         (self.members[item.state].add if sign > 0 else self.members[item.state].discard)(item.index)
@@ -1482,7 +1488,8 @@ def _card(item: _Item) -> str:
         "model": spec.model or spec.model_id or "default (v1)",
         "size": f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default",
         "seed": "-" if seed is None else str(seed),
-        "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else ""),
+        "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else "")
+        + (f" (and {credits_text(item.paid, '')} before)" if item.paid else ""),
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
     shown = item.state in ("failed", "ambiguous") and item.reason

@@ -760,11 +760,14 @@ def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled
 
 def test_an_items_cost_is_kept_unless_it_was_refunded() -> None:
     item, cost = batch._Item(0, BatchItem("a fox")), {"amount": "2", "unit": "CREDITS"}
-    for states_seen, spent in ((["failed"], ("", 0.0)), (["ambiguous"], ("CREDITS", 2.0))):
+    for states_seen, spent in ((["failed"], {}), (["ambiguous"], {"CREDITS": 2.0})):
         item.apply({"i": 0, "s": "submitted", "id": "g", "cost": cost, "t": 1.0})
         for state in states_seen + ["planned"]:
             item.apply({"i": 0, "s": state})
         assert item.spent() == spent  # a paid ambiguous one planned again (--resubmit-ambiguous) was paid all the same
+    item.apply({"i": 0, "s": "submitted", "id": "g2", "cost": {"amount": "3", "unit": "CREDITS"}, "t": 2.0})
+    assert item.spent() == {"CREDITS": 5.0} and item.cost_unknown() == 0  # both generations (was 3: the first lost)
+    assert "3 credits (and 2 credits before)" in batch._card(item)
 
 
 def test_the_longest_timeouts_a_client_takes_make_a_journal_record_the_batch_takes_back() -> None:
