@@ -720,10 +720,10 @@ def _check_api_key(api_key: Optional[str]) -> str:
 
 
 def _check_base_url(base_url: Optional[str]) -> str:
-    """The URL given (None: not given; "" is no URL), else LEONARDO_BASE_URL's unless unset or empty (as a
+    """The URL given (None: not given; "" is no URL), else LEONARDO_BASE_URL's unless unset or blank (as a
     shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo."""
     name = "base_url" if base_url is not None else BASE_URL_ENV
-    url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
     url = check_type(name, url, str).strip()
     said = f"{name} {shown(without_userinfo(check_text(url, name)))}"  # userinfo may hold a password: never shown
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:

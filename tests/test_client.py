@@ -331,8 +331,9 @@ def test_base_url_from_argument_then_environment_then_default(monkeypatch):
     assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL == "https://cloud.leonardo.ai/api/rest/v1"
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     assert Client(api_key=API_KEY).base_url == "https://env.example.test/v9"
-    monkeypatch.setenv("LEONARDO_BASE_URL", "")  # as `LEONARDO_BASE_URL= python ...`: unset
-    assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL
+    for blank in ("", " \n"):  # as `LEONARDO_BASE_URL= python ...`, or a .env's line: unset, as a blank key is
+        monkeypatch.setenv("LEONARDO_BASE_URL", blank)
+        assert Client(api_key=API_KEY).base_url == DEFAULT_BASE_URL  # " \n" was refused as "''"
     monkeypatch.setenv("LEONARDO_BASE_URL", "https://env.example.test/v9/")
     assert Client(api_key=API_KEY, base_url="https://arg.example.test/v1").base_url == "https://arg.example.test/v1"
 
