@@ -824,7 +824,12 @@ class _Engine:
         self.stop_sending()
         self.interrupted = True  # from here on, an on_progress that raises is dropped (see emit)
         self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-        self.drain_posts()  # a second Ctrl-C ends this at once
+        try:
+            self.drain_posts()  # a second Ctrl-C ends this at once...
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                self.gallery(final=True)  # ...the page not left "running" (reloading every 5 s)
+            raise
         self.gallery(final=True)
         return self.summary(interrupted=True)
 

@@ -2096,10 +2096,24 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> N
     assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
-@pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me"])
-def test_the_gallery_of_a_batch_that_raised_is_not_left_running(tmp_path: Any, stop: str) -> None:
+@pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me", "a second Ctrl-C"])
+def test_the_gallery_of_a_batch_that_raised_is_not_left_running(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
     api = ApiDouble()
-    if stop == "a 401 at GET /me":
+    if stop == "a second Ctrl-C":  # the first at "submitted", the second as the create calls under way are awaited
+        def interrupt(progress: BatchProgress) -> None:
+            if progress.event == "submitted":
+                raise KeyboardInterrupt
+
+        def second_ctrl_c(engine: Any) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(batch._Engine, "drain_posts", second_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            run(api, PROMPTS[:2], str(tmp_path), on_progress=interrupt)
+        page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    elif stop == "a 401 at GET /me":
         run(api, PROMPTS[:2], str(tmp_path / "b"))  # a page from a run that ended
 
         def unauthorized() -> Dict[str, Any]:
