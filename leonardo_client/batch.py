@@ -33,7 +33,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
-from .errors import LeonardoError, parse_json
+from .errors import LeonardoError, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, cut, is_id, merge_once,
     shown, to_payload,
@@ -1498,7 +1498,7 @@ def _card(item: _Item) -> str:
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
     shown = item.state in ("failed", "ambiguous") and item.reason
-    reason = f'<div class="reason">{e(item.reason)}</div>' if shown else ""
+    reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
         f'<h2 class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</h2>'

@@ -770,6 +770,12 @@ def test_an_items_cost_is_kept_unless_it_was_refunded() -> None:
     assert "3 credits (and 2 credits before)" in batch._card(item)
 
 
+def test_a_reason_shown_in_the_gallery_cannot_reverse_its_text() -> None:
+    item = batch._Item(0, BatchItem("a fox"))
+    item.apply({"i": 0, "s": "ambiguous", "reason": "generation x\u202edi no longer exists"})  # an id a server sent
+    assert "generation x\\u202edi no longer" in batch._card(item)  # was shown reversed: "x id..."
+
+
 def test_the_longest_timeouts_a_client_takes_make_a_journal_record_the_batch_takes_back() -> None:
     from leonardo_client.client import MAX_SECONDS
 
