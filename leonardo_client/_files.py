@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import io
 import ipaddress
 import os
@@ -94,9 +95,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     elif isinstance(file, (str, os.PathLike)):
         name = check_path(file, "file")
         try:
-            if not stat.S_ISREG(os.stat(name).st_mode):  # a FIFO would block, /dev/zero never end
-                raise OSError("not a regular file")
-            with open(name, "rb") as stream:
+            with open(open_regular(name, os.O_RDONLY), "rb") as stream:
                 data = stream.read()
         except OSError as exc:
             raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
@@ -112,6 +111,25 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
     return data, extension
+
+
+def open_regular(path: str, flags: int) -> int:
+    """os.open(path, flags), refusing with an OSError what is not a regular file, at once: opening
+    a FIFO would wait for its other end, reading /dev/zero never end. (O_NONBLOCK, there to open
+    a FIFO without waiting, does nothing to a regular file.)"""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO no one reads, a socket
+            raise OSError("not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def upload_form(upload: Any) -> Tuple[str, Dict[str, Any]]:

@@ -327,7 +327,8 @@ class _Journal:
         self._writing = threading.Lock()
         self._torn = False
         try:
-            self._file = open(self.path, "ab", buffering=0)  # unbuffered: each write() is one system call
+            fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
+            self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
             raise LeonardoError(f"could not open {self.path}: {exc.strerror or exc}") from exc
         try:

@@ -605,6 +605,26 @@ def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: 
     assert "POST" not in api.calls
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("read", [False, True], ids=["no reader", "a reader"])
+def test_a_fifo_journal_is_refused_at_once_and_nothing_is_sent(tmp_path: Any, read: bool) -> None:
+    fifo = str(tmp_path / "journal.jsonl")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK) if read else None  # novm: flags, not a union
+    handler = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("run_batch blocked on the FIFO"))
+    signal.alarm(5)
+    api = ApiDouble()
+    try:
+        with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: not a regular file$"):
+            run(api, PROMPTS[:1], str(tmp_path))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, handler)
+        if reader is not None:
+            os.close(reader)
+    assert "POST" not in api.calls
+
+
 def test_a_new_journal_is_named_durably_in_its_folder_before_the_first_post(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
