@@ -223,13 +223,17 @@ def _name_with_extension(base: str, url: str) -> Callable[[str], str]:
     return lambda content_type: base + EXTENSIONS.get(content_type.split(";")[0].strip().lower(), ".bin")
 
 
-def write_atomically(path: str, chunks: Iterable[bytes]) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+def write_atomically(path: str, chunks: Iterable[bytes], sync: bool = True) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place; with ``sync``, its bytes
+    reach the disk first (else a power cut can leave the new name on an empty file)."""
     temp = _temporary(path, os.urandom(4).hex())
     try:
         with open(temp, "xb") as out:
             for chunk in chunks:
                 out.write(chunk)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

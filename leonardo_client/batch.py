@@ -1529,4 +1529,5 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch
-    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8", "backslashreplace")])
+    # Not synced: it is rewritten every few seconds, and on every run.
+    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8", "backslashreplace")], sync=False)

@@ -518,6 +518,18 @@ def test_a_failed_download_raises_and_leaves_no_partial_file(fake: FakeLeonardo,
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_a_file_is_synced_whole_before_it_is_renamed_into_place(mocked, mock_client, tmp_path, monkeypatch):
+    """A power cut after the rename cannot leave the file's name on fewer bytes."""
+    events: List[str] = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(f"synced {os.fstat(fd).st_size} bytes"), fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda *paths: (events.append("renamed"), replace(*paths))[1])
+    data = PNG_MAGIC + b"x" * 100
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    mock_client.save_results({"lcmGenerationJob": {"imageDataUrl": [url]}}, str(tmp_path))
+    assert events == [f"synced {len(data)} bytes", "renamed"]
+
+
 # --- upload_init_image's file -------------------------------------------------------------------
 
 
