@@ -1269,6 +1269,7 @@ class _Engine:
             name = self.stems[item.index] + suffix
             os.replace(path, os.path.join(self.out_dir, name))
             names.append(name)
+        _sync_folder(self.out_dir)  # their names, before the journal says "complete" (save_results synced the bytes)
         shutil.rmtree(staging, ignore_errors=True)
         return names, _number(generation.get("seed"))  # journaled: a number JSON can carry, or nothing
 

@@ -644,6 +644,24 @@ def test_a_new_journal_is_named_durably_in_its_folder_before_the_first_post(
     assert "folder synced" not in api.calls  # the journal was there already
 
 
+def test_an_items_files_are_named_durably_in_out_dir_before_its_complete_record(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: List[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        if os.path.samestat(os.fstat(fd), os.stat(tmp_path)):
+            events.append(f"out_dir synced with {sorted(tmp_path.glob('*.png'))}")
+        elif os.path.samestat(os.fstat(fd), os.stat(tmp_path / "journal.jsonl")):
+            events.append(journal(tmp_path)[-1].get("s", "a note"))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+    assert events[events.index("complete") - 1] == f"out_dir synced with {sorted(tmp_path.glob('*.png'))}"
+
+
 def test_a_write_that_takes_nothing_stops_the_batch_instead_of_looping(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
