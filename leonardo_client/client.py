@@ -362,8 +362,14 @@ class Client:
             written.append(path_for(response.headers.get("Content-Type", "")))
             _files.write_atomically(written[-1], chunks)
 
-        self._send("GET", _files.check_url(url), write, headers=self._download_headers)
+        self._send("GET", _files.check_url(url), write, headers={**self._keyless(), **self._download_headers})
         return written[-1]
+
+    def _keyless(self) -> Dict[str, None]:
+        """For a request off the API: None for the session's Authorization and any of its headers holding the
+        key (requests merges a session's headers into every request, and drops those given as None)."""
+        headers = self._session.headers.items()
+        return {name: None for name, value in headers if name.lower() == "authorization" or self._key in str(value)}
 
     # --- endpoints ------------------------------------------------------------------------------
 
@@ -403,7 +409,7 @@ class Client:
         data, extension = _files.read_upload(file, extension)
         upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
         url, fields = _files.upload_form(upload)
-        self._send("POST", url, data=fields, files={"file": (f"image.{extension}", data)})
+        self._send("POST", url, data=fields, files={"file": (f"image.{extension}", data)}, headers=self._keyless())
         return upload
 
     def get_init_image_by_id(self, id: str) -> Result:

@@ -538,6 +538,24 @@ def test_a_netrc_or_session_auth_never_replaces_the_key_or_rides_a_download(mock
     assert "Authorization" not in mocked.calls[1].request.headers
 
 
+def test_a_session_with_the_key_in_its_headers_sends_it_to_the_api_alone(mocked, tmp_path):
+    # requests merges a session's headers into every request: the CDN got the key, and S3 refused its form (403).
+    s3 = "https://s3.example.test/bucket"
+    mocked.add("GET", BASE + "/me", json={}, match=api_matchers())
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
+    upload = {"id": "i", "fields": "{}", "url": s3}
+    mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
+    mocked.add("POST", s3, status=204, match=download_matchers(agent=None))
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {API_KEY}", "X-Api-Key": API_KEY, "X-Team": "kept"})
+    with session, Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0, session=session) as client:
+        client.get_user_info()
+        client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
+        client.upload_init_image(b"\x89PNG", "png")
+    assert [call.request.headers.get("X-Team") for call in mocked.calls] == ["kept"] * 4  # the others stay
+    assert session.headers["Authorization"] == f"Bearer {API_KEY}"  # the caller's session is left as it was
+
+
 def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path, monkeypatch):
     # requests looks ~/.netrc up again on every redirect, whatever the request's auth: its "default"
     # entry replaced the key on a redirect within the API, and rode a redirected download.

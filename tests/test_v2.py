@@ -303,14 +303,3 @@ def test_an_unknown_init_image_and_a_bad_model_are_the_apis_400(fake_client: Cli
     with pytest.raises(LeonardoError) as info:
         fake_client.create_generation_v2({"model": "no-such-model", "parameters": {"prompt": "x"}})
     assert info.value.status_code == 400
-
-
-def test_an_authorization_header_on_the_s3_post_is_refused_as_s3_does(fake: FakeLeonardo, make_fake_client: Any) -> None:
-    import requests
-
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer leaked"  # a caller's session that adds it everywhere
-    with make_fake_client(session=session) as client:
-        with pytest.raises(LeonardoError) as info:
-            client.upload_init_image(render_png("x", 8, 8), "png")
-    assert info.value.status_code == 403 and info.value.message.startswith("AccessDenied")
