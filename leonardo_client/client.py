@@ -312,17 +312,18 @@ class Client:
         """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""
         try:
             if write:
-                write(response, _chunks(response, method, url))
+                write(response, _chunks(response, method, url, self._key))
             else:
                 _ = response.content
-                check_complete(response, method, url)
+                check_complete(response, method, url, self._key)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # A body cut short says how much came; one that stopped coming timed out (what it got is not counted).
             short = "" if timed_out(exc) else shortfall(response)
             if short:
-                error = BodyBroke.cut_short(response, method, url, short)
+                error = BodyBroke.cut_short(response, method, url, short, self._key)
             else:
-                error = BodyBroke.of(response, LeonardoError.from_transport(exc, method, url, note, self._key))
+                plain = LeonardoError.from_transport(exc, method, url, note, self._key)
+                error = BodyBroke.of(response, plain, self._key)
             raise error from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
@@ -683,9 +684,9 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
 
 
-def _chunks(response: requests.Response, method: str, url: str) -> Iterator[bytes]:
+def _chunks(response: requests.Response, method: str, url: str, key: str) -> Iterator[bytes]:
     yield from response.iter_content(DOWNLOAD_CHUNK)
-    check_complete(response, method, url)
+    check_complete(response, method, url, key)
 
 
 def _path(*segments: str) -> str:

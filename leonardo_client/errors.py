@@ -103,14 +103,7 @@ class LeonardoError(Exception):
         """Build the error for an unsuccessful response, whatever its body holds."""
         body = _parse_body(response, key)
         message = _message_from(body) or _s3_message(body) or _fallback_message(response, key)
-        request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
-        return cls(
-            redact(f"{message} ({note})" if note else message, key),
-            body=body,
-            request_id=redact(request_id, key) if request_id else None,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            **_exchange(response, key),
-        )
+        return cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
 
     @classmethod
     def bad_body(cls, response: "requests.Response", message: str, *body: Any, key: str = "") -> "LeonardoError":
@@ -129,20 +122,21 @@ class BodyBroke(LeonardoError):
     retries: Any = None
 
     @classmethod
-    def of(cls, response: "requests.Response", error: LeonardoError) -> "BodyBroke":
-        """``error``, with the answer's status and retry state."""
-        broke = cls(error.message, status_code=response.status_code, method=error.method, url=error.url)
+    def of(cls, response: "requests.Response", error: LeonardoError, key: str) -> "BodyBroke":
+        """``error``, with the answer's status, request id, Retry-After and retry state."""
+        broke = cls(error.message, method=error.method, url=error.url, **_answer(response, key))
         broke.retries = getattr(response.raw, "retries", None)
         return broke
 
     @classmethod
-    def cut_short(cls, response: "requests.Response", method: str, url: str, short: str) -> "BodyBroke":
+    def cut_short(cls, response: "requests.Response", method: str, url: str, short: str, key: str) -> "BodyBroke":
         message = f"connection broke while reading the response (truncated body: {short})"
-        return cls.of(response, LeonardoError(message, method=method, url=url))
+        return cls.of(response, LeonardoError(message, method=method, url=url), key)
 
     def plain(self) -> LeonardoError:
         """The same error as a plain LeonardoError: one exception type leaves the client."""
-        return LeonardoError(self.message, status_code=self.status_code, method=self.method, url=self.url)
+        kept = ("status_code", "method", "url", "request_id", "retry_after")
+        return LeonardoError(self.message, **{name: getattr(self, name) for name in kept})
 
 
 def timed_out(exc: BaseException) -> bool:
@@ -152,7 +146,7 @@ def timed_out(exc: BaseException) -> bool:
     return isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
 
 
-def check_complete(response: "requests.Response", method: str, url: str) -> None:
+def check_complete(response: "requests.Response", method: str, url: str, key: str) -> None:
     """BodyBroke when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
 
     urllib3 2.x raises on a short body itself, and so does 1.26 through RetryAdapter; through an
@@ -160,7 +154,7 @@ def check_complete(response: "requests.Response", method: str, url: str) -> None
     """
     short = shortfall(response)
     if short:
-        raise BodyBroke.cut_short(response, method, url, short)
+        raise BodyBroke.cut_short(response, method, url, short, key)
 
 
 def shortfall(response: "requests.Response") -> str:
@@ -370,12 +364,22 @@ if hasattr(os, "register_at_fork"):  # a thread may have held the lock at the fo
 
 
 def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:
-    """The status, method and URL of the request a response answers."""
+    """The method and URL of the request a response answers, and what the response tells (see _answer)."""
     request = response.request
     return {
-        "status_code": response.status_code,
         "method": request.method if request is not None else None,
         "url": redact(str(request.url if request is not None else response.url), key),
+        **_answer(response, key),
+    }
+
+
+def _answer(response: "requests.Response", key: str) -> Dict[str, Any]:
+    """The status, request id and Retry-After of a response: every error built from one carries them."""
+    request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
+    return {
+        "status_code": response.status_code,
+        "request_id": redact(request_id, key) if request_id else None,
+        "retry_after": parse_retry_after(response.headers.get("Retry-After")),
     }
 
 

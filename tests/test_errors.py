@@ -232,6 +232,12 @@ def test_200_json_that_is_not_an_object(mocked, mock_client, body, kind):
     assert err.body == json.loads(body)
 
 
+@pytest.mark.parametrize("body", ["<html>ok</html>", "[1, 2]"])  # not JSON; JSON, not an object
+def test_a_200_body_the_client_cannot_use_carries_its_request_id(mocked, mock_client, body):
+    mocked.add("GET", GEN_URL, body=body, headers={"x-request-id": "id-42"}, match=api_matchers())
+    assert fail(mock_client).request_id == "id-42"  # the case to quote to Leonardo's support
+
+
 # --- transport failures ------------------------------------------------------------------------
 
 
@@ -318,6 +324,14 @@ def test_a_truncated_200_body_on_post_is_a_leonardo_error_and_not_sent_again(
     assert re.search(r"connection broke while reading the response \(truncated body: \d+ of \d+ bytes\)", err.message)
     # The connection was closed by the server; the client recovers on a new one.
     assert fake_client.get_generations_by_user_id(fake.user_id) == {"generations": []}
+
+
+def test_a_truncated_body_keeps_its_request_id_and_retry_after() -> None:
+    answer = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nx-request-id: id-42\r\nRetry-After: 5\r\n\r\n{"gen'
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        err = fail(client)
+    assert (err.status_code, err.request_id, err.retry_after) == (200, "id-42", 5.0)
+    assert "truncated body: 5 of 100 bytes" in err.message
 
 
 def test_a_body_cut_short_through_an_adapter_of_yours_is_a_leonardo_error(fake: FakeLeonardo) -> None:
