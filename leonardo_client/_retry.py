@@ -226,9 +226,10 @@ class LeonardoRetry(Retry):
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads out clients retrying together
 
     def gave_up(self, response: Any) -> str:
-        """Why a failed response reached the caller: a Retry-After over the cap, or retries spent."""
+        """Why a failed response reached the caller: a Retry-After over the cap (on an answer the rule would
+        have retried: else the cap stopped nothing), or retries spent."""
         wait = self.retry_after_over_cap(response)
-        if wait is not None:
+        if wait is not None and self.is_retry(str(response.request.method), response.status_code, True):
             return f"server asked to retry after {wait:.0f}s, over the {self.max_retry_after:.0f}s cap"
         history = getattr(getattr(response.raw, "retries", None), "history", ())
         return f"after {len(history)} {'retry' if len(history) == 1 else 'retries'}" if history else ""

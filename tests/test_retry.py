@@ -370,6 +370,16 @@ def test_retry_after_over_the_cap_fails_at_once(mocked_in_order, retrying_mock_c
     assert f"{header}s" in str(err) and "60s cap" in str(err)
 
 
+@pytest.mark.parametrize("method, status", [("POST", 500), ("POST", 503), ("GET", 400), ("GET", 404)])
+def test_retry_after_over_the_cap_is_not_reported_on_an_answer_never_retried(mocked, retrying_mock_client, method, status):
+    # A POST 500 read as if only the cap had stopped a retry: the create call would be sent again, and maybe billed twice.
+    url = GEN + "/g" if method == "GET" else GEN
+    mocked.add(method, url, status=status, json={"error": "no"}, headers={"Retry-After": "3600"}, match=sent(method))
+    with pytest.raises(LeonardoError) as info:
+        call(retrying_mock_client, method)
+    assert (info.value.message, info.value.retry_after) == ("no", 3600)
+
+
 def test_retry_after_http_date_over_the_cap_is_reported_in_seconds(mocked_in_order, retrying_mock_client):
     later = email.utils.formatdate(time.time() + 7200, usegmt=True)
     mocked_in_order.add("GET", GEN + "/g", status=503, json={"error": "maintenance"}, headers={"Retry-After": later}, match=sent())
