@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+import leonardo_client
 from conftest import endpoint_doc, endpoint_methods
 from leonardo_client import Client
 from leonardo_client.testing import FakeLeonardo
@@ -296,6 +297,12 @@ def test_configuration_table_lists_every_option_with_its_default() -> None:
     parameters = inspect.signature(Client.__init__).parameters
     actual = {name: repr(p.default) for name, p in parameters.items() if name != "self"}
     assert documented == actual
+
+
+def test_every_class_the_package_exports_is_named() -> None:
+    text = README.read_text(encoding="utf-8")
+    classes = [name for name in leonardo_client.__all__ if inspect.isclass(getattr(leonardo_client, name))]
+    assert [name for name in classes if f"``{name}``" not in text] == []  # PromptEnhance was not
 
 
 def test_endpoint_tables_match_the_methods_and_their_docstrings() -> None:
