@@ -396,6 +396,9 @@ def _check_model(args: argparse.Namespace) -> None:
     (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
     for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
+    if not model:  # v1 (its prompt is an argument's check)
+        _check_v1_sizes(args)
+        return
     schemas = _bundled_spec().models()
     if model and model not in schemas and prompt is None:
         raise ValueError(f"model {model!r} is not among the models this version knows (see 'leonardo-client models')")
@@ -416,6 +419,17 @@ def _check_model(args: argparse.Namespace) -> None:
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
         _check_v2_body(model, to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
+
+
+def _check_v1_sizes(args: argparse.Namespace) -> None:
+    """--width and --height as POST /generations takes them (the fake's rule): refused before an upload."""
+    from .testing.api import V1_SIDES
+
+    for option in ("width", "height"):
+        side = getattr(args, option)
+        if side is not None and side not in V1_SIDES:
+            sides = f"a multiple of {V1_SIDES.step} from {V1_SIDES.start} to {V1_SIDES[-1]}"
+            raise ValueError(f"--{option} {side}: the v1 API takes {sides} (a v2 --model has its own sizes)")
 
 
 def _check_v2_body(model: str, body: Dict[str, Any]) -> None:

@@ -194,6 +194,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
         (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
         (["generate", "x", "--width", "4294967296"], "must be from 1 to 2147483647"),
+        # v1's sizes, as a v2 model's are (each was a 400, after an upload).
+        (["generate", "x", "--width", "7"], "--width 7: the v1 API takes a multiple of 8 from 32 to 1536"),
+        (["generate", "x", "--height", "1544", "--init-image", "{png}"], "--height 1544: the v1 API takes"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
@@ -236,9 +239,10 @@ def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, m
     assert "wrong-key-for-test" not in err and "Traceback" not in err
 
 
-def test_server_refusing_the_request_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    assert cli.main(["--offline", "generate", "x", "--width", "33", "--out", str(tmp_path)]) == 1
-    assert "HTTP 400" in capsys.readouterr().err
+def test_server_refusing_the_request_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    fake_in_env.inject(status=400, body={"error": "invalid dimensions"}, method="POST")
+    assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 1
+    assert "HTTP 400: invalid dimensions" in capsys.readouterr().err
 
 
 def test_failed_generation_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:

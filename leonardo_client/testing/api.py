@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
+V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes (else its 400 "invalid dimensions")
 BUCKET = "fake-leonardo-uploads"
 EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
 EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -269,7 +270,7 @@ class Api:
         if len(call.body["prompt"]) > 1500:
             raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
         width, height, count = self._arg(call, "width"), self._arg(call, "height"), self._arg(call, "num_images")
-        if any(not 32 <= side <= 1536 or side % 8 for side in (width, height)):
+        if any(side not in V1_SIDES for side in (width, height)):
             raise ApiError(400, "invalid dimensions", "unexpected")
         if count < 1:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
