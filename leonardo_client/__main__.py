@@ -20,7 +20,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
-    from ._files import make_folders
+    from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
@@ -353,7 +353,7 @@ def _check_folder(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
-    init_image = client.upload_init_image(args.init_image)["id"] if args.init_image else None
+    init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
     if args.model:
         created = client.create_generation_v2(_v2_request(args, init_image))
     else:
@@ -514,8 +514,16 @@ def _models(client: Client, args: argparse.Namespace) -> int:
 
 
 def _upload(client: Client, args: argparse.Namespace) -> int:
-    _print_fields(client.upload_init_image(args.path)["id"])
+    _print_fields(client.upload_init_image(_image(args.path))["id"])
     return 0
+
+
+def _image(path: str) -> str:
+    """``path``, if its name says an image type the upload takes: the command line has no ``extension=``."""
+    if extension_of(path) not in UPLOAD_EXTENSIONS:
+        names = ", ".join("." + extension for extension in UPLOAD_EXTENSIONS)
+        raise ValueError(f"cannot upload {shown(path)}: the file's name must end in one of {names}, as its type")
+    return path
 
 
 def _print_fields(*fields: Any, separator: str = "\t") -> None:

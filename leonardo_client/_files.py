@@ -107,7 +107,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
     check_type("extension", extension or "", str)
-    extension = (extension or os.path.splitext(name)[1]).lower().lstrip(".")
+    extension = extension.lower().lstrip(".") if extension else extension_of(name)
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
     return data, extension
@@ -130,6 +130,11 @@ def open_regular(path: str, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def extension_of(name: str) -> str:
+    """The extension of a file's name, as an upload takes it: lower case, no dot ("" for none)."""
+    return os.path.splitext(name)[1].lower().lstrip(".")
 
 
 def upload_form(upload: Any) -> Tuple[str, Dict[str, Any]]:

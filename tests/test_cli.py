@@ -187,6 +187,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
+        (["generate", "x", "--init-image", "{file}"], "file's name must end in one of .png, .jpg, .jpeg, .webp"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
         (["generate", "x", "--out", "{deep}"], "too many folders to create"),  # a RecursionError in os.makedirs
@@ -283,6 +284,17 @@ def test_no_api_key_names_the_variable_and_offline(capsys: pytest.CaptureFixture
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]) -> None:
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_an_upload_named_for_no_image_type_says_what_the_command_line_can_do(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    (tmp_path / "guide").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert cli.main(["upload", str(tmp_path / "guide")]) == 2
+    err = capsys.readouterr().err
+    assert "the file's name must end in one of .png, .jpg, .jpeg, .webp" in err
+    assert "extension=" not in err  # the library's advice: the command line has no such option
+    assert fake_in_env.requests == []
 
 
 def test_running_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
