@@ -1064,13 +1064,14 @@ class _Engine:
         self.being_reconciled = [item.index for item in due]
         oldest = min(map(self.reach, due))
         listing = partial(_list_since, self.client, self.user_id, oldest)
-        read = lambda: (*listing(), self.wall_time())  # noqa: E731 - the listing, and when it was read
-        self.spawn("reconcile", read, partial(self.reconciled, due, oldest))
+        # The time first: a generation made later may sit on a page read before it came, so only one made
+        # before the first page was asked for is surely in the listing.
+        self.spawn("reconcile", lambda: (self.wall_time(), *listing()), partial(self.reconciled, due, oldest))
 
     def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
-        listed, complete, read_at = result if error is None else ([], error, 0.0)  # complete: True, or why not
+        read_at, listed, complete = result if error is None else (0.0, [], error)  # complete: True, or why not
         # The items stay "submitting": a rerun with a good key, or an open Client, reconciles them.
         if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
             self.fatal = complete if _key_refused(complete) else self.fatal

@@ -1525,6 +1525,26 @@ def test_a_generation_of_the_prompt_with_another_size_seed_or_model_is_not_adopt
         "sent again": outcome == "sent again", "ambiguous": outcome == "ambiguous", "adopted": outcome == "adopted"}
 
 
+def test_a_generation_made_while_the_listing_is_read_is_not_taken_for_none(tmp_path: Any) -> None:
+    class LateServer(ApiDouble):  # newest first; makes the lost call's generation late (in its read timeout)
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            if offset and "late" not in self.generations:  # after page 0 was read, then a slow page
+                now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                self.generations["late"] = dict(self.generations["gen-1"], id="late", prompt="a walnut chair",
+                                                created=time.monotonic(), createdAt=now)
+                time.sleep(sum(self.timeout))  # the listing ends past the call's window
+            newest = sorted(self.generations.values(), key=lambda g: -g["created"])
+            return {"generations": [self._view(g) for g in newest[offset : offset + limit]]}
+
+    api = LateServer()
+    for n in range(3):
+        api._create({"prompt": f"another {n}"}, None)
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # sent; made later, see above
+    summary = run(api, [{"prompt": "a walnut chair"}], str(tmp_path))
+    made = [g for g in api.generations.values() if g["prompt"] == "a walnut chair"]
+    assert summary.ok and len(made) == 1  # was 2: the window had passed when the listing ended, not when it began
+
+
 def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     class ServerBehind(ApiDouble):  # Leonardo's clock 30 s behind ours: within the minute allowed
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
