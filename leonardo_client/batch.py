@@ -1345,7 +1345,7 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
             if created is not None:
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
-        all_older = all(t is not None and t < oldest for t in times)
+        all_older = bool(times) and all(t is not None and t < oldest for t in times)  # none new: the listing moved
         if not size or (newest_first and decreasing and all_older):
             return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
         offset += size - min(LISTING_OVERLAP, size // 2)  # the next page overlaps this one's end

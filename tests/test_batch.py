@@ -1339,6 +1339,23 @@ def test_a_listing_whose_pages_are_capped_is_read_to_its_end() -> None:
     assert complete is True and [g["id"] for g in listed] == [f"g-{n}" for n in range(30)]  # was: g-0..g-9, "all"
 
 
+def test_a_page_of_entries_all_read_before_proves_no_end() -> None:
+    now = time.time()
+    listing = [{"id": f"g-{n}", "createdAt": _iso(now - n)} for n in range(30)]  # newest first, all since oldest
+
+    class Growing:  # 5 generations made between the first two pages push the first page's down
+        asked: List[int] = []
+
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            self.asked.append(offset)
+            if len(self.asked) == 2:
+                listing[:0] = [{"id": f"new-{n}", "createdAt": _iso(now + 5 - n)} for n in range(5)]
+            return {"generations": listing[offset : offset + min(limit, 10)]}
+
+    listed, complete = batch._list_since(Growing(), "u", now - 120)  # type: ignore[arg-type]
+    assert complete is True and {f"g-{n}" for n in range(30)} <= {g["id"] for g in listed}  # was "all" at g-9
+
+
 def test_a_deletion_between_listing_pages_hides_nothing() -> None:
     now = datetime.now(timezone.utc).isoformat()
     listing = [{"id": f"g-{n}", "createdAt": now} for n in range(60)]  # newest first; g-50 opens page 2
