@@ -723,14 +723,14 @@ class _Engine:
         during the run (NTP, a user) moves none of the times the batch compares."""
         return round(self.epoch + _awake_or_asleep(), 3)
 
-    def earliest(self, item: _Item) -> float:
-        """The earliest createdAt (the server's clock) that item's generation can have."""
-        return item.since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
+    def earliest(self, since: float) -> float:
+        """The earliest createdAt (the server's clock) of the generation of a create call sent at ``since``."""
+        return since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
 
     def reach(self, item: _Item) -> float:
         """How far back reconciliation reads for item: until the clock is known for it (clock_known), an
         hour further, so that a generation there leaves item ambiguous rather than resent."""
-        return self.earliest(item) - (0.0 if self.clock_known(item) else UNKNOWN_CLOCK_REACH)
+        return self.earliest(item.since) - (0.0 if self.clock_known(item) else UNKNOWN_CLOCK_REACH)
 
     def clock_known(self, item: _Item) -> bool:
         """Whether the server's clock is known for item's "submitting" time: for one of this run, only once
@@ -945,9 +945,13 @@ class _Engine:
         """POST planned items while there is room, at the pace; never two with one prompt unanswered at
         once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
         in_flight = len(self.members["submitting"]) + len(self.running(now))
-        # The prompts of items whose create call may have run unanswered: sent, or being reconciled (ambiguous too).
-        waiting = [*self.members["submitting"], *self.reconcile_at, *self.being_reconciled]
-        locked = {self.items[i].item.prompt for i in waiting}
+        # The prompts of items whose create call may have run unanswered: sent, or being reconciled (ambiguous too);
+        # and of ambiguous ones whose call may yet make what one sent now would match (each would leave the other
+        # ambiguous for good: see reconciled).
+        waiting = [self.items[i] for i in (*self.members["submitting"], *self.reconcile_at, *self.being_reconciled)]
+        locked = {item.item.prompt for item in waiting}
+        sent_now, ambiguous = self.wall_time(), [self.items[i] for i in self.members["ambiguous"]]
+        locked |= {a.item.prompt for a in ambiguous if self._may_share(a, a, since=sent_now)}  # one of its prompt
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
@@ -1149,14 +1153,16 @@ class _Engine:
         """The generations no other item claims that are, or may be, ``item``'s (made after ``after``,
         else its earliest time); and whether each one surely is."""
         unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
-        verdicts = [(g, _matches(item.item, g, self.earliest(item) if after is None else after)) for g in unclaimed]
+        after = self.earliest(item.since) if after is None else after
+        verdicts = [(g, _matches(item.item, g, after)) for g in unclaimed]
         return [g for g, verdict in verdicts if verdict is not False], None not in (v for _, v in verdicts)
 
-    def _may_share(self, ambiguous: _Item, item: _Item) -> bool:
-        """Whether a generation ``ambiguous`` may have made could match ``item``: same prompt, and made
-        after the time ``item`` matches from (``ambiguous``'s POST ran at most a read timeout)."""
-        same = ambiguous.item.prompt == item.item.prompt
-        return same and ambiguous.since + self.window(ambiguous) >= self.earliest(item)
+    def _may_share(self, ambiguous: _Item, item: _Item, since: Optional[float] = None) -> bool:
+        """Whether a generation ``ambiguous`` may have made could match ``item``'s, sent at ``since`` (else
+        when it was): same prompt, and made after the time ``item`` matches from (``ambiguous``'s POST ran
+        at most its window)."""
+        after = self.earliest(item.since if since is None else since)
+        return ambiguous.item.prompt == item.item.prompt and ambiguous.since + self.window(ambiguous) >= after
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""

@@ -1381,17 +1381,15 @@ def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, mon
 
 
 def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(tmp_path: Any) -> None:
-    class FirstListingFails(ApiDouble):
-        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
-            if "LIST" not in self.calls:
-                self.calls.append("LIST")
-                raise LeonardoError("Bad Gateway", status_code=502)
-            return super().get_generations_by_user_id(user_id, limit, offset)
-
-    api = FirstListingFails()
-    api.before_post = [None, LeonardoError("Internal Server Error", status_code=500)]  # the second creates nothing
-    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]  # the first's answer is lost
+    # As a crash may leave it: the second sent while the first's window was open (an older version let it).
+    api, sent = ApiDouble(), time.time() - 200
+    api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)
+    api.generations["gen-1"]["createdAt"] = _iso(sent + 0.2)  # made by the first's call, or the second's
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
+               {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x", "recheck": True},
+               {"i": 1, "s": "submitting", "t": sent + 0.5, "rt": 1.3}]
     items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
     assert (summary.ambiguous, len(api.generations)) == (2, 1)  # the second took the first's generation
     assert "an ambiguous item with this prompt" in [r for r in journal(tmp_path) if r.get("i") == 1][-1]["reason"]
@@ -1785,6 +1783,25 @@ def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any)
     api = SlowAnswers()
     summary = run_bounded(api, items, str(tmp_path))
     assert summary.ok and len(api.generations) == 2  # item 0 did not adopt item 1's generation
+
+
+def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_match(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class ListingFailsOnce(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            if "LIST" not in self.calls:
+                self.calls.append("LIST")
+                raise LeonardoError("Service Unavailable", status_code=503)
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    monkeypatch.setattr(batch, "CLOCK_SKEW", 0.2)  # how long the wait lasts, with the 1.3 s window of a POST
+    api = ListingFailsOnce()
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)] * 2  # both made, both answers lost
+    items = [{"prompt": "a walnut chair"}] * 2
+    first = run_bounded(api, items, str(tmp_path))  # the first left ambiguous: the listing could not be read
+    assert (first.complete, first.ambiguous) == (1, 1)  # was (0, 2): the second, sent at once, shared its window
+    assert run_bounded(api, items, str(tmp_path)).ok and len(api.generations) == 2  # was ambiguous on every rerun
 
 
 class NameResolution(NewConnectionError):
