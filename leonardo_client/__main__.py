@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
-    from .payloads import MAX_INT, is_id, shown, to_payload
+    from .payloads import MAX_INT, check_v1_side, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -422,14 +422,9 @@ def _check_model(args: argparse.Namespace) -> None:
 
 
 def _check_v1_sizes(args: argparse.Namespace) -> None:
-    """--width and --height as POST /generations takes them (the fake's rule): refused before an upload."""
-    from .testing.api import V1_SIDES
-
+    """--width and --height as POST /generations takes them: refused before an upload."""
     for option in ("width", "height"):
-        side = getattr(args, option)
-        if side is not None and side not in V1_SIDES:
-            sides = f"a multiple of {V1_SIDES.step} from {V1_SIDES.start} to {V1_SIDES[-1]}"
-            raise ValueError(f"--{option} {side}: the v1 API takes {sides} (a v2 --model has its own sizes)")
+        check_v1_side(f"--{option}", getattr(args, option))
 
 
 def _check_v2_body(model: str, body: Dict[str, Any]) -> None:

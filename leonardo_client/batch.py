@@ -35,8 +35,8 @@ from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json, printable
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, cut, is_id, merge_once,
-    shown, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_side, cut, is_id,
+    merge_once, shown, to_payload,
 )
 
 __all__ = [
@@ -150,6 +150,8 @@ def _checked(item: BatchItem) -> BatchItem:
         value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {shown(value)}")
+        if key in ("width", "height") and item.model is None:
+            check_v1_side(key, value)
     try:
         item.request()
     except TypeError as exc:  # what the serializer cannot take (a dict's int key): named with the item, as the rest

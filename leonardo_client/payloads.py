@@ -63,6 +63,7 @@ def to_payload(value: Any) -> Any:
 
 
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
+V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else 400)
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 
@@ -93,6 +94,13 @@ def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> An
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))
         raise TypeError(f"{name} must be a {names}, not {type(value).__name__}")
     return value
+
+
+def check_v1_side(name: str, side: Optional[int]) -> None:
+    """ValueError for a v1 width or height POST /generations would refuse (None: the API's default)."""
+    if side is not None and side not in V1_SIDES:
+        sides = f"a multiple of {V1_SIDES.step} from {V1_SIDES.start} to {V1_SIDES[-1]}"
+        raise ValueError(f"{name} {side}: the v1 API takes {sides} (a v2 model has its own sizes)")
 
 
 def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:

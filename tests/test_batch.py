@@ -196,13 +196,14 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
         '{"prompt": "y", "model": "a", "model_id": "b"}\n["a list"]\n'
         '{"prompt": "\\udc80"}\n{"prompt": "z", "guidance_scale": 1e999}\n' + "[" * 100000 + "\n"
         '{"prompt": "a", "name": "\\udc80"}\n'  # the name is in no request, but names the files
-        '{"prompt": "b", "width": 99999999999}\n',  # beyond the API's 32-bit Int
+        '{"prompt": "b", "num_images": 99999999999}\n'  # beyond the API's 32-bit Int
+        '{"prompt": "c", "width": 7}\n{"prompt": "d", "model": "phoenix-v1.0", "width": 7}\n',  # v1's sizes, v2's own
         encoding="utf-8",
     )
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     numbers = [e.split(":")[0] for e in caught.value.errors]
-    assert numbers == ["line 2", "line 3", "line 5", "line 6", "line 7", "line 8", "line 9", "line 10", "line 11", "line 12"]
+    assert numbers == [f"line {n}" for n in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13)]
     assert "name holds bytes that are not valid text" in caught.value.errors[8]
     assert "width must be a whole number >= 1" in caught.value.errors[2]
     assert "not both" in caught.value.errors[3]
@@ -210,7 +211,8 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     # JSON reader itself now, which takes no number a float cannot hold).
     assert "not valid text" in caught.value.errors[5] and "1e999 is too large a number" in caught.value.errors[6]
     assert "nested deeper than 200 levels" in caught.value.errors[7]  # refused before json could recurse
-    assert "width must be from -2147483648 to 2147483647, got 99999999999" in caught.value.errors[9]
+    assert "num_images must be from -2147483648 to 2147483647, got 99999999999" in caught.value.errors[9]
+    assert "width 7: the v1 API takes a multiple of 8 from 32 to 1536" in caught.value.errors[10]  # was sent: its 400
 
 
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:

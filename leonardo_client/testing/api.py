@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 from urllib.parse import urlsplit
 
 from .._files import is_loopback
-from ..payloads import is_header_text
+from ..payloads import V1_SIDES, is_header_text
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
-V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes (else its 400 "invalid dimensions")
 BUCKET = "fake-leonardo-uploads"
 EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
 EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
