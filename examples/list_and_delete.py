@@ -53,11 +53,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error("give your user id")
 
         generations: List[Dict[str, Any]] = []
-        for offset in range(0, MOST, PAGE):  # a page may hold fewer than asked: only an empty one is the end
+        offset = 0
+        while offset < MOST:  # a page may hold fewer than asked (a server may cap it): only an empty one is the end
             page = client.get_generations_by_user_id(user_id, limit=PAGE, offset=offset).get("generations") or []
             if not page:
                 break
-            generations.extend(g for g in page if isinstance(g.get("id"), str))  # one without an id cannot be deleted
+            offset += len(page)
+            # one that is not an object with an id cannot be deleted
+            generations.extend(g for g in page if isinstance(g, dict) and isinstance(g.get("id"), str))
         generations.sort(key=lambda g: str(g.get("createdAt")), reverse=True)  # newest first
         old = generations[args.keep:]
         print(f"{len(generations)} generations, keeping the newest {min(args.keep, len(generations))}")

@@ -16,10 +16,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.parse
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+import requests
+import responses
 
+from conftest import API_KEY, BASE
 from leonardo_client import Client, LeonardoError, generation_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -344,17 +348,30 @@ def test_image_to_motion_says_when_its_image_generation_holds_no_image(fake_in_e
     assert [r.path for r in fake_in_env.requests if r.method == "POST"] == ["/generations"]  # no video asked for
 
 
-def test_list_and_delete_pages_on_to_an_empty_page_and_skips_what_has_no_id(fake_in_env: Any,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    with Client() as client:
-        made = generation_id(client.create_generation({"prompt": "a fox"}))
-    listed = {"id": made, "createdAt": "2024-01-02T00:00:00.000Z", "prompt": "a fox"}
-    pages = [[{"id": None, "createdAt": "2024-01-01T00:00:00.000Z", "prompt": "no id"}], [listed]]
-    for page in ({"generations": pages[0]}, {"generations": pages[1]}, {}):  # a short page, then no "generations"
-        fake_in_env.inject(status=200, method="GET", path="/generations/user/*", body=page)
-    assert example("list_and_delete").main([fake_in_env.user_id, "--keep", "0", "--yes"]) == 0  # was a TypeError
-    assert capsys.readouterr().out == f"1 generations, keeping the newest 0\ndeleted {made}  {listed['createdAt']}  'a fox'\n"
-    assert made not in fake_in_env.generation_ids()
+def test_list_and_delete_pages_by_what_it_got_and_skips_what_it_cannot_delete(
+        mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A server that caps its pages at 3 (the API documents no maximum limit): each page starts where the last
+    one ended, up to an empty one (here without "generations"); an entry that is not an object, or has no id,
+    is skipped (they were an AttributeError and a TypeError)."""
+    monkeypatch.setenv("LEONARDO_API_KEY", API_KEY)
+    monkeypatch.setenv("LEONARDO_BASE_URL", BASE)
+    made = [{"id": f"gen-{n}", "createdAt": f"2024-01-0{n}T00:00:00.000Z", "prompt": f"fox {n}"} for n in range(1, 6)]
+    listed = [made[4], None, {"id": None, "createdAt": "2024-01-09T00:00:00.000Z"}, made[3], "gen-x"] + made[2::-1]
+    offsets: List[int] = []
+
+    def page(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.url or "").query))
+        offsets.append(int(query["offset"]))
+        got = listed[offsets[-1] : offsets[-1] + min(int(query["limit"]), 3)]
+        return 200, {}, json.dumps({"generations": got} if got else {})
+
+    mocked.add_callback("GET", f"{BASE}/generations/user/u1", callback=page)
+    for generation in made[:4]:
+        mocked.delete(f"{BASE}/generations/{generation['id']}", json={"delete_generations_by_pk": {"id": generation["id"]}})
+    assert example("list_and_delete").main(["u1", "--keep", "1", "--yes"]) == 0
+    assert offsets == [0, 3, 6, 8]  # was [0, 50]: 3 of the 8 seen
+    assert capsys.readouterr().out == "5 generations, keeping the newest 1\n" + "".join(
+        f"deleted {g['id']}  {g['createdAt']}  {g['prompt']!r}\n" for g in made[3::-1])
 
 
 @pytest.mark.parametrize("created", [{"apiCreditCost": None}, {"generate": {"cost": {"unit": "CREDITS"}}}])
