@@ -227,11 +227,13 @@ class LeonardoRetry(Retry):
 
     def gave_up(self, response: Any) -> str:
         """Why a failed response reached the caller: a Retry-After over the cap (on an answer the rule would
-        have retried: else the cap stopped nothing), or retries spent."""
+        have retried, with a retry left: else the cap stopped nothing), or retries spent."""
+        rule = getattr(response.raw, "retries", None) or self  # as it stood for this answer (urllib3 sets it)
         wait = self.retry_after_over_cap(response)
-        if wait is not None and self.is_retry(str(response.request.method), response.status_code, True):
+        # urllib3's is_retry is True for a status in the forcelist even with no retry left
+        if wait is not None and rule.total and rule.is_retry(str(response.request.method), response.status_code, True):
             return f"server asked to retry after {wait:.0f}s, over the {self.max_retry_after:.0f}s cap"
-        history = getattr(getattr(response.raw, "retries", None), "history", ())
+        history = getattr(rule, "history", ())
         return f"after {len(history)} {'retry' if len(history) == 1 else 'retries'}" if history else ""
 
 

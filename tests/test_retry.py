@@ -370,13 +370,17 @@ def test_retry_after_over_the_cap_fails_at_once(mocked_in_order, retrying_mock_c
     assert f"{header}s" in str(err) and "60s cap" in str(err)
 
 
-@pytest.mark.parametrize("method, status", [("POST", 500), ("POST", 503), ("GET", 400), ("GET", 404)])
-def test_retry_after_over_the_cap_is_not_reported_on_an_answer_never_retried(mocked, retrying_mock_client, method, status):
+@pytest.mark.parametrize(
+    "method, status, retries", [("POST", 500, 3), ("POST", 503, 3), ("GET", 400, 3), ("GET", 404, 3), ("GET", 503, 0)]
+)
+def test_retry_after_over_the_cap_is_not_reported_on_an_answer_never_retried(mocked, method, status, retries):
     # A POST 500 read as if only the cap had stopped a retry: the create call would be sent again, and maybe billed twice.
+    # With max_retries=0 nothing is retried, whatever the status.
     url = GEN + "/g" if method == "GET" else GEN
     mocked.add(method, url, status=status, json={"error": "no"}, headers={"Retry-After": "3600"}, match=sent(method))
-    with pytest.raises(LeonardoError) as info:
-        call(retrying_mock_client, method)
+    with Client(api_key=API_KEY, base_url=BASE, backoff_factor=0, max_retries=retries) as client:
+        with pytest.raises(LeonardoError) as info:
+            call(client, method)
     assert (info.value.message, info.value.retry_after) == ("no", 3600)
 
 
@@ -570,6 +574,18 @@ def test_exhausted_retries_carry_the_last_answer_and_their_count(
     assert len(fake.requests) == 4
     assert caught.value.status_code == status and caught.value.message.startswith(message)
     assert "retries" not in caught.value.message
+
+
+def test_retry_after_over_the_cap_is_not_reported_once_the_retries_are_spent(
+    fake: FakeLeonardo, make_fake_client: Callable[..., Client]
+) -> None:
+    fake.inject(status=503, times=1, method="GET")
+    fake.inject(status=503, times=1, method="GET", retry_after=3600)  # no retry left: the cap stopped nothing
+    with make_fake_client(max_retries=1) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generation_by_id("some-id")
+    assert (caught.value.message, caught.value.retry_after) == ("Service Unavailable (after 1 retry)", 3600)
+    assert len(fake.requests) == 2
 
 
 def test_max_retries_zero_sends_once_and_sleeps_never(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
