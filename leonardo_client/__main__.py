@@ -517,7 +517,7 @@ def _image(path: str) -> str:
     """``path``, if its name says an image type the upload takes: the command line has no ``extension=``."""
     if extension_of(path) not in UPLOAD_EXTENSIONS:
         names = ", ".join("." + extension for extension in UPLOAD_EXTENSIONS)
-        raise ValueError(f"cannot upload {shown(path)}: the file's name must end in one of {names}, as its type")
+        raise ValueError(f"cannot upload {shown(path)}: its name has no image extension the upload takes ({names})")
     return path
 
 

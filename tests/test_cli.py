@@ -187,7 +187,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
-        (["generate", "x", "--init-image", "{file}"], "file's name must end in one of .png, .jpg, .jpeg, .webp"),
+        (["generate", "x", "--init-image", "{file}"], "its name has no image extension the upload takes"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
         (["generate", "x", "--out", "{deep}"], "too many folders to create"),  # a RecursionError in os.makedirs
@@ -286,13 +286,14 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]
     assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["guide", ".png"])  # a dot-file has no extension: ".png" was told to "end in" .png
 def test_an_upload_named_for_no_image_type_says_what_the_command_line_can_do(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, name: str
 ) -> None:
-    (tmp_path / "guide").write_bytes(b"\x89PNG\r\n\x1a\n")
-    assert cli.main(["upload", str(tmp_path / "guide")]) == 2
+    (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert cli.main(["upload", str(tmp_path / name)]) == 2
     err = capsys.readouterr().err
-    assert "the file's name must end in one of .png, .jpg, .jpeg, .webp" in err
+    assert err.endswith(f"{name}': its name has no image extension the upload takes (.png, .jpg, .jpeg, .webp)\n")
     assert "extension=" not in err  # the library's advice: the command line has no such option
     assert fake_in_env.requests == []
 
