@@ -114,7 +114,7 @@ class Client:
 
     Args:
         api_key: the API key; None reads ``LEONARDO_API_KEY``.
-        base_url: the API root; None reads ``LEONARDO_BASE_URL`` (unset or empty: the public API). Refused:
+        base_url: the API root; None reads ``LEONARDO_BASE_URL`` (unset or blank: the public API). Refused:
             plain http to a host that is not loopback, a query, a fragment, ``user:password@``.
         timeout: (connect, read) seconds, or one number for both; applied to every request.
         max_retries, backoff_factor: retries under the retry rule (0: none); backoff base, seconds.
