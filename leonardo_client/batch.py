@@ -953,7 +953,7 @@ class _Engine:
         waiting = [self.items[i] for i in (*self.members["submitting"], *self.reconcile_at, *self.being_reconciled)]
         locked = {item.item.prompt for item in waiting}
         sent_now, ambiguous = self.wall_time(), [self.items[i] for i in self.members["ambiguous"]]
-        locked |= {a.item.prompt for a in ambiguous if self._may_share(a, a, since=sent_now)}  # one of its prompt
+        locked |= {a.item.prompt for a in ambiguous if self._may_share(a, a, since=sent_now)}  # (a, as if sent now)
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
