@@ -51,6 +51,7 @@ DAMAGED = "without the journal, every item would be sent again, those already ma
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
+LOCK_MARGIN = 10.0  # seconds an item waits beyond an ambiguous one's window of its prompt: see start_posts
 UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own generations show the server's clock
 MAX_CLOCK_OFFSET = 86400.0  # a createdAt further from the answer's time than a day is not taken as the clock
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
@@ -150,12 +151,12 @@ def _checked(item: BatchItem) -> BatchItem:
         value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {shown(value)}")
-        if key in ("width", "height") and item.model is None:
-            check_v1_side(key, value)
     try:
-        item.request()
+        api, body = item.request()
     except TypeError as exc:  # what the serializer cannot take (a dict's int key): named with the item, as the rest
         raise ValueError(str(exc)) from None
+    for key in ("width", "height") if api == "v1" else ():  # from extra too
+        check_v1_side(key, body.get(key))
     return item
 
 
@@ -472,6 +473,7 @@ class _Item:
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
+    known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -492,6 +494,7 @@ class _Item:
         if record["s"] == "planned":  # sent again: a failed one was refunded, an ambiguous one paid for
             self.paid, self.cost = self.spent(), None
         self.state = record["s"]
+        self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
         if self.state == "submitting":
             self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
         elif self.state == "submitted":
@@ -952,7 +955,8 @@ class _Engine:
         # ambiguous for good: see reconciled).
         waiting = [self.items[i] for i in (*self.members["submitting"], *self.reconcile_at, *self.being_reconciled)]
         locked = {item.item.prompt for item in waiting}
-        sent_now, ambiguous = self.wall_time(), [self.items[i] for i in self.members["ambiguous"]]
+        # LOCK_MARGIN: the clock bound (see earliest) may be lower by the time the item is reconciled.
+        sent_now, ambiguous = self.wall_time() - LOCK_MARGIN, [self.items[i] for i in self.members["ambiguous"]]
         locked |= {a.item.prompt for a in ambiguous if self._may_share(a, a, since=sent_now)}  # (a, as if sent now)
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
@@ -1164,7 +1168,8 @@ class _Engine:
         when it was): same prompt, and made after the time ``item`` matches from (``ambiguous``'s POST ran
         at most its window)."""
         after = self.earliest(item.since if since is None else since)
-        return ambiguous.item.prompt == item.item.prompt and ambiguous.since + self.window(ambiguous) >= after
+        same = ambiguous.item.prompt == item.item.prompt and not ambiguous.known  # one it is known to have made: no
+        return same and ambiguous.since + self.window(ambiguous) >= after
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""

@@ -212,6 +212,8 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     assert "not valid text" in caught.value.errors[5] and "1e999 is too large a number" in caught.value.errors[6]
     assert "nested deeper than 200 levels" in caught.value.errors[7]  # refused before json could recurse
     assert "num_images must be from -2147483648 to 2147483647, got 99999999999" in caught.value.errors[9]
+    with pytest.raises(ValueError, match="^width 7: the v1 API takes"):
+        batch._checked(BatchItem("a fox", extra={"width": 7}))  # a size from extra, too
     assert "width 7: the v1 API takes a multiple of 8 from 32 to 1536" in caught.value.errors[10]  # was sent: its 400
 
 
@@ -1804,6 +1806,33 @@ def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_mat
     first = run_bounded(api, items, str(tmp_path))  # the first left ambiguous: the listing could not be read
     assert (first.complete, first.ambiguous) == (1, 1)  # was (0, 2): the second, sent at once, shared its window
     assert run_bounded(api, items, str(tmp_path)).ok and len(api.generations) == 2  # was ambiguous on every rerun
+
+
+def test_an_ambiguous_item_whose_generation_is_known_holds_back_no_other(tmp_path: Any) -> None:
+    class Api(ApiDouble):
+        fail_listing_once = False
+
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            if params.get("seed") == 9:  # the second: made, its answer lost, the listing read for it fails once
+                self.after_post, self.fail_listing_once = [LeonardoError("Internal Server Error", status_code=500)], True
+            return super()._create(params, model_id)
+
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            return {"generations_by_pk": None} if gid == "gen-1" else super().get_generation_by_id(gid)
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            if self.fail_listing_once:
+                self.fail_listing_once = False
+                raise LeonardoError("Bad Gateway", status_code=502)
+            page = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
+            return {"generations": [g for g in page if g["id"] != "gen-1"]}  # the first's: deleted in the web app
+
+    api = Api()
+    items = [{"prompt": "a lamp"}, {"prompt": "a lamp", "seed": 9}]
+    run_bounded(api, items, str(tmp_path))  # the first answered gen-1, then "no longer exists": ambiguous
+    again = run_bounded(api, items, str(tmp_path))
+    assert (again.complete, again.ambiguous, len(api.generations)) == (1, 1, 2)  # was (0, 2): "may own"
+    assert [r["id"] for r in journal(tmp_path) if r.get("i") == 1 and r.get("s") == "submitted"] == ["gen-2"]
 
 
 class NameResolution(NewConnectionError):
