@@ -808,6 +808,11 @@ class _Engine:
             complete = len(self.members["complete"])
             self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
             self.loop()
+            self.gallery(final=True)
+            if self.fatal is not None:
+                raise self.fatal
+            self.emit("done", None, "done")  # a Ctrl-C in its callback is BatchInterrupted too
+            return self.summary(interrupted=False)
         except KeyboardInterrupt:
             raise BatchInterrupted(self.stop()) from None
         except BaseException:  # on_progress raised (or this engine): the create calls under way are journaled first
@@ -819,11 +824,6 @@ class _Engine:
             raise
         finally:
             self.stop_workers(len(workers))
-        self.gallery(final=True)
-        if self.fatal is not None:
-            raise self.fatal
-        self.emit("done", None, "done")
-        return self.summary(interrupted=False)
 
     def stop(self) -> BatchSummary:
         """After a Ctrl-C: nothing more is sent, the answers of the create calls under way are journaled."""

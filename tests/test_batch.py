@@ -851,13 +851,14 @@ def test_an_error_raised_by_on_progress_journals_the_create_calls_under_way_firs
     assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
 
 
-def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers(tmp_path: Any) -> None:
+@pytest.mark.parametrize("event", ["start", "done"])
+def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers(tmp_path: Any, event: str) -> None:
     def interrupt(progress: BatchProgress) -> None:
-        if progress.event == "start":
+        if progress.event == event:
             raise KeyboardInterrupt
 
     before = set(threading.enumerate())
-    with pytest.raises(BatchInterrupted):  # was a raw KeyboardInterrupt, and the workers left running
+    with pytest.raises(BatchInterrupted):  # was a raw KeyboardInterrupt (and at "start" the workers left running)
         run(ApiDouble(), PROMPTS[:3], str(tmp_path), on_progress=interrupt)
     deadline = time.monotonic() + 5
     while set(threading.enumerate()) - before and time.monotonic() < deadline:  # others may end meanwhile
