@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             parser.error("give your user id")
 
-        generations: List[Dict[str, Any]] = []
+        generations: Dict[str, Dict[str, Any]] = {}  # by id: one made meanwhile shows an entry on two pages
         offset = 0
         while offset < MOST:  # a page may hold fewer than asked (a server may cap it): only an empty one is the end
             page = client.get_generations_by_user_id(user_id, limit=PAGE, offset=offset).get("generations") or []
@@ -60,16 +60,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 break
             offset += len(page)
             # one that is not an object with an id cannot be deleted
-            generations.extend(g for g in page if isinstance(g, dict) and isinstance(g.get("id"), str))
-        generations.sort(key=lambda g: str(g.get("createdAt")), reverse=True)  # newest first
-        old = generations[args.keep:]
+            generations.update((g["id"], g) for g in page if isinstance(g, dict) and isinstance(g.get("id"), str))
+        newest_first = sorted(generations.values(), key=lambda g: str(g.get("createdAt")), reverse=True)
+        old = newest_first[args.keep:]
         print(f"{len(generations)} generations, keeping the newest {min(args.keep, len(generations))}")
 
         for generation in old:
             label = f"{generation['id']}  {generation.get('createdAt')}  {str(generation.get('prompt'))[:40]!r}"
             if args.yes:
-                client.delete_generation_by_id(generation["id"])
-                print("deleted", label)
+                gone = client.delete_generation_by_id(generation["id"]).get("delete_generations_by_pk")
+                print("deleted" if gone else "not found (deleted meanwhile?)", label)
             else:
                 print("would delete", label)
         if old and not args.yes:

@@ -352,11 +352,13 @@ def test_list_and_delete_pages_by_what_it_got_and_skips_what_it_cannot_delete(
         mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A server that caps its pages at 3 (the API documents no maximum limit): each page starts where the last
     one ended, up to an empty one (here without "generations"); an entry that is not an object, or has no id,
-    is skipped (they were an AttributeError and a TypeError)."""
+    is skipped (they were an AttributeError and a TypeError); one listed twice (pushed down by a new one) is
+    counted and deleted once; a delete the API answers null was not done."""
     monkeypatch.setenv("LEONARDO_API_KEY", API_KEY)
     monkeypatch.setenv("LEONARDO_BASE_URL", BASE)
     made = [{"id": f"gen-{n}", "createdAt": f"2024-01-0{n}T00:00:00.000Z", "prompt": f"fox {n}"} for n in range(1, 6)]
-    listed = [made[4], None, {"id": None, "createdAt": "2024-01-09T00:00:00.000Z"}, made[3], "gen-x"] + made[2::-1]
+    listed = [made[4], None, {"id": None, "createdAt": "2024-01-09T00:00:00.000Z"}, made[3], "gen-x", made[3]]
+    listed += made[2::-1]
     offsets: List[int] = []
 
     def page(request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], str]:
@@ -367,11 +369,13 @@ def test_list_and_delete_pages_by_what_it_got_and_skips_what_it_cannot_delete(
 
     mocked.add_callback("GET", f"{BASE}/generations/user/u1", callback=page)
     for generation in made[:4]:
-        mocked.delete(f"{BASE}/generations/{generation['id']}", json={"delete_generations_by_pk": {"id": generation["id"]}})
+        gone = {"id": generation["id"]} if generation is not made[0] else None  # gen-1: deleted meanwhile
+        mocked.delete(f"{BASE}/generations/{generation['id']}", json={"delete_generations_by_pk": gone})
     assert example("list_and_delete").main(["u1", "--keep", "1", "--yes"]) == 0
-    assert offsets == [0, 3, 6, 8]  # was [0, 50]: 3 of the 8 seen
+    assert offsets == [0, 3, 6, 9]  # was [0, 50]: 3 of the 9 seen
+    said = ["deleted"] * 3 + ["not found (deleted meanwhile?)"]  # was 6 generations, gen-4 deleted twice
     assert capsys.readouterr().out == "5 generations, keeping the newest 1\n" + "".join(
-        f"deleted {g['id']}  {g['createdAt']}  {g['prompt']!r}\n" for g in made[3::-1])
+        f"{what} {g['id']}  {g['createdAt']}  {g['prompt']!r}\n" for what, g in zip(said, made[3::-1]))
 
 
 @pytest.mark.parametrize("created", [{"apiCreditCost": None}, {"generate": {"cost": {"unit": "CREDITS"}}}])
