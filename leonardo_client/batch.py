@@ -51,6 +51,7 @@ DAMAGED = "without the journal, every item would be sent again, those already ma
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
+LISTING_AGAIN = 5.0  # seconds before a listing that failed is read once more for the same items
 LOCK_MARGIN = 10.0  # seconds an item waits beyond an ambiguous one's window of its prompt: see start_posts
 UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own generations show the server's clock
 MAX_CLOCK_OFFSET = 86400.0  # a createdAt further from the answer's time than a day is not taken as the clock
@@ -474,6 +475,7 @@ class _Item:
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
+    read_again: bool = False  # a listing that failed was read again for it in this run (see not_now)
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -1082,9 +1084,7 @@ class _Engine:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
         read_at, listed, complete = result if error is None else (0.0, [], error)  # complete: True, or why not
-        # The items stay "submitting": a rerun with a good key, or an open Client, reconciles them.
-        if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
-            self.fatal = complete if _key_refused(complete) else self.fatal
+        if self.not_now(due, complete):
             return
         self.learn_from(listed, listing=True)
         for item in due:
@@ -1118,6 +1118,19 @@ class _Engine:
                 self.resend(item)
                 continue
             self.leave_ambiguous(item, reason, recheck=True)
+
+    def not_now(self, due: List[_Item], complete: Any) -> bool:
+        """Whether the items stay as they are for now: the key refused or the Client closed (the batch stops; a
+        rerun reconciles them), or a listing that failed, read once more after LISTING_AGAIN s (a passing 503
+        would leave them ambiguous, and the items of their prompts held back)."""
+        if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
+            self.fatal = complete if _key_refused(complete) else self.fatal
+            return True
+        again = isinstance(complete, LeonardoError) and not any(item.read_again for item in due)
+        for item in due if again else ():
+            item.read_again = True
+            self.reconcile_at[item.index] = time.monotonic() + LISTING_AGAIN
+        return again
 
     def leave_ambiguous(self, item: _Item, reason: str, recheck: bool) -> None:
         """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again)."""
