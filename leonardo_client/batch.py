@@ -951,6 +951,8 @@ class _Engine:
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two with one prompt unanswered at
         once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
+        if not self.queue:  # most of a batch's life: nothing below is needed (it walks the ambiguous items)
+            return
         in_flight = len(self.members["submitting"]) + len(self.running(now))
         # The prompts of items whose create call may have run unanswered: sent, or being reconciled (ambiguous too);
         # and of ambiguous ones whose call may yet make what one sent now would match (each would leave the other
