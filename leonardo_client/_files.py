@@ -78,10 +78,9 @@ def is_loopback(host: str) -> bool:
         return True
     if not host[:1].isdigit() and ":" not in host:  # a name, not an address (every request asks: no exception)
         return False
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return False
 
 
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what POST /init-image accepts
@@ -362,11 +361,9 @@ def _entries(result: Mapping[str, Any], key: str, kind: type) -> List[Any]:
 
 def _file_url(url: Any, where: str) -> str:
     """A URL of a result's file: a data: URL or an http(s) URL, valid text."""
-    try:
+    with contextlib.suppress(ValueError):  # a lone surrogate, from a \\udc80 escape in the JSON
         if isinstance(url, str) and (url.startswith("data:") or is_http(check_text(url, where))):
             return url
-    except ValueError:  # a lone surrogate, from a \\udc80 escape in the JSON
-        pass
     raise LeonardoError(f"the result's {where} is not a file URL: {_describe(url)}")
 
 
