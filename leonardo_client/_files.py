@@ -50,9 +50,8 @@ Download = Callable[[str, Callable[[str], str]], str]
 def check_url(url: Any) -> str:
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
-        url_shown = shown(without_userinfo(text), 60)
         why = "a valid host and port, no control character, no space around it or in its host"
-        raise ValueError(f"url is not an http(s) URL: {url_shown} ({why})")
+        raise ValueError(f"url is not an http(s) URL: {_describe(text)} ({why})")
     return text
 
 
