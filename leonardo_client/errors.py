@@ -366,11 +366,8 @@ if hasattr(os, "register_at_fork"):  # a thread may have held the lock at the fo
 def _exchange(response: "requests.Response", key: str) -> Dict[str, Any]:
     """The method and URL of the request a response answers, and what the response tells (see _answer)."""
     request = response.request
-    return {
-        "method": request.method if request is not None else None,
-        "url": redact(str(request.url if request is not None else response.url), key),
-        **_answer(response, key),
-    }
+    method, url = (request.method, request.url) if request is not None else (None, response.url)
+    return {"method": method, "url": redact(str(url), key), **_answer(response, key)}
 
 
 def _answer(response: "requests.Response", key: str) -> Dict[str, Any]:
