@@ -170,7 +170,6 @@ def shortfall(response: "requests.Response") -> str:
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
-_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
 _JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
@@ -183,7 +182,7 @@ def parse_json(data: Union[str, bytes, bytearray]) -> Any:
     Infinity, which json.loads takes but JSON has not, are a ValueError too, and so is a number too
     large for a float (1e400 would be read as infinity, and written back as Infinity)."""
     if _nested_too_deep(data):
-        raise ValueError(_TOO_DEEP)
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(data, (bytes, bytearray)):
         data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
     try:
