@@ -122,15 +122,12 @@ class Spec:
             for name in query:
                 if name not in known and re.fullmatch("[_A-Za-z][_0-9A-Za-z]*", name):
                     raise invalid("Unexpected variable %s" % name, "bad-request")
-        args: Dict[str, Any] = {}
-        for name, schema in operation.query.items():
-            raw = query.get(name, "")
-            if raw and schema.get("type") == "integer":
+        args: Dict[str, Any] = {name: query[name] for name in operation.query if query.get(name)}
+        for name, raw in args.items():
+            if operation.query[name].get("type") == "integer":
                 if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):  # ASCII digits: int() would take others
                     raise invalid('expected an integer for query parameter "%s", but found "%s"' % (name, raw))
-                _check_int(int(raw))
-            if raw:
-                args[name] = int(raw) if schema.get("type") == "integer" else raw
+                args[name] = _check_int(int(raw))
         return args
 
     def check_body(self, operation: Operation, body: Any) -> None:
@@ -246,10 +243,11 @@ class Spec:
                 self.check(props.get(key, extra), item, where + (key,))
 
 
-def _check_int(value: Any) -> None:
+def _check_int(value: Any) -> Any:
     if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
         raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
                       "or is there integer overflow?" % value, "parse-failed")
+    return value
 
 
 def _not_one_of(values: List[Any], type_name: str, value: Any) -> ApiError:
