@@ -100,8 +100,7 @@ class FakeLeonardo:
         self.user_id = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"
         self.requests: List[RecordedRequest] = []
         self.connections_opened = 0
-        self.base_url: str = ""  # set by start()
-        self.root_url: str = ""
+        self.base_url = self.root_url = ""  # set by start()
         self._address = ("127.0.0.1" if host == "localhost" else host, port)
         self._lock = threading.Lock()
         self._faults: List[Fault] = []
