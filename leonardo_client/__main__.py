@@ -260,7 +260,7 @@ def _run(argv: Optional[List[str]]) -> int:
 
 
 def _error(message: object, status: int) -> int:
-    _say(f"error: {message}" if status < 128 else str(message))  # 128 + a signal: interrupted
+    _stderr(f"{PROG}: error: {message}" if status < 128 else f"{PROG}: {message}")  # 128 + a signal: interrupted
     return status
 
 
@@ -291,10 +291,6 @@ class _Interrupts:
             signal.signal(self.installed.pop(), signal.SIG_DFL)
 
 
-def _say(line: str) -> None:
-    _stderr(f"{PROG}: {line}")
-
-
 @contextlib.contextmanager
 def _connect(offline: bool) -> Iterator[Client]:
     """A client for the real API, or for a fake one started for this run."""
@@ -306,7 +302,7 @@ def _connect(offline: bool) -> Iterator[Client]:
         return
     from .testing import FakeLeonardo  # loaded only when asked for
 
-    _say("offline: the built-in fake API answers, and its images are placeholders")
+    _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
     with FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY) as fake:
         with _closing(Client(api_key=fake.api_key, base_url=fake.base_url)) as client:
             yield client
@@ -396,8 +392,9 @@ def _check_model(args: argparse.Namespace) -> None:
     (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
     for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
-    if not model:  # v1 (its prompt is an argument's check)
-        _check_v1_sizes(args)
+    if not model:  # v1 (its prompt is an argument's check): --width and --height as POST /generations takes them
+        for option in ("width", "height"):
+            check_v1_side(f"--{option}", getattr(args, option))
         return
     schemas = _bundled_spec().models()
     if model and model not in schemas and prompt is None:
@@ -419,12 +416,6 @@ def _check_model(args: argparse.Namespace) -> None:
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
         _check_v2_body(model, to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
-
-
-def _check_v1_sizes(args: argparse.Namespace) -> None:
-    """--width and --height as POST /generations takes them: refused before an upload."""
-    for option in ("width", "height"):
-        check_v1_side(f"--{option}", getattr(args, option))
 
 
 def _check_v2_body(model: str, body: Dict[str, Any]) -> None:
