@@ -397,11 +397,11 @@ def _check_model(args: argparse.Namespace) -> None:
             check_v1_side(f"--{option}", getattr(args, option))
         return
     schemas = _bundled_spec().models()
-    if model and model not in schemas and prompt is None:
+    if model not in schemas and prompt is None:
         raise ValueError(f"model {model!r} is not among the models this version knows (see 'leonardo-client models')")
-    if model and args.init_image:
+    if args.init_image:
         _init_image_guidance(model)  # the model takes an image: checked before the upload
-    parameters = schemas.get(model, {}).get("properties", {}).get("parameters", {}) if model else {}
+    parameters = schemas.get(model, {}).get("properties", {}).get("parameters", {})
     required = parameters.get("required", ())
     unset = ", ".join(name for name in required if name not in GENERATE_OPTIONS)
     if unset:
