@@ -294,27 +294,22 @@ class _Interrupts:
 @contextlib.contextmanager
 def _connect(offline: bool) -> Iterator[Client]:
     """A client for the real API, or for a fake one started for this run."""
-    if not offline:
-        if not os.environ.get(API_KEY_ENV, "").strip():
+    with contextlib.ExitStack() as stack:
+        if offline:
+            from .testing import FakeLeonardo  # loaded only when asked for
+
+            _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
+            fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
+            client = Client(api_key=fake.api_key, base_url=fake.base_url)
+        elif not os.environ.get(API_KEY_ENV, "").strip():
             raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")
-        with _closing(Client()) as client:
+        else:
+            client = Client()
+        try:
             yield client
-        return
-    from .testing import FakeLeonardo  # loaded only when asked for
-
-    _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
-    with FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY) as fake:
-        with _closing(Client(api_key=fake.api_key, base_url=fake.base_url)) as client:
-            yield client
-
-
-@contextlib.contextmanager
-def _closing(client: Client) -> Iterator[Client]:
-    try:
-        yield client
-    finally:  # a Ctrl-C in urllib3's pool finalizer (a weakref callback) was printed, "Exception ignored", and lost
-        with _signals_held():
-            client.close()
+        finally:  # a Ctrl-C in urllib3's pool finalizer (a weakref callback) was printed, "Exception ignored", and lost
+            with _signals_held():
+                client.close()
 
 
 @contextlib.contextmanager
