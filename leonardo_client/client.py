@@ -240,10 +240,7 @@ class Client:
 
     def _send(self, method: str, url: str, write: Write = None, **kwargs: Any) -> requests.Response:
         """Send a request; read its body, or stream it to ``write(response, chunks)``. LeonardoError if not 2xx.
-
-        A GET whose 2xx body broke off after the headers, where urllib3's retries end, is sent again
-        with what is left of the same retry rule.
-        """
+        A GET whose 2xx body broke off is sent again (_retry.resend_after_body)."""
         state: Optional[Retry] = None
         with self._calls:
             self._check_open()
@@ -603,8 +600,7 @@ _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     """In a forked process, before any thread runs: new locks for those the parent's threads may have held
-    (held for ever here). Cheap and never blocking: it runs in every forked child, whatever it goes on to do;
-    each Client lets go of the parent's pooled connections at its first call there."""
+    (held for ever here). Cheap and never blocking: it runs in every forked child, whatever it goes on to do."""
     global _MOUNTING
     _MOUNTING = threading.Lock()
     for client in list(_LIVE):
@@ -690,10 +686,8 @@ def _chunks(response: requests.Response, method: str, url: str, key: str) -> Ite
 
 
 def _path(*segments: str) -> str:
-    """Our literal segments and the caller's id, percent-encoded as exactly one segment.
-
-    The id must be a non-empty str, not "." or ".." (requests would resolve those and climb out).
-    """
+    """Our literal segments and the caller's id, percent-encoded as exactly one segment: a non-empty str,
+    not "." or ".." (requests would resolve those and climb out)."""
     *fixed, ident = segments
     if not is_id(check_text(check_type("id", ident, str), "id")):
         raise ValueError(f"invalid id {shown(ident)}: must be a non-empty string, not '.' or '..'")
