@@ -164,9 +164,8 @@ class LeonardoRetry(Retry):
 
     def new(self: _R, **kw: Any) -> _R:
         # urllib3 rebuilds the object on every increment; carry our own settings across.
-        kw.setdefault("max_retry_after", self.max_retry_after)
-        kw.setdefault("max_backoff", self.max_backoff)
-        kw.setdefault("closed", self.closed)
+        for name in ("max_retry_after", "max_backoff", "closed"):
+            kw.setdefault(name, getattr(self, name))
         return super().new(**kw)
 
     def sleep(self, response: Any = None) -> None:
