@@ -201,7 +201,12 @@ class Client:
 
     @timeout.setter
     def timeout(self, timeout: Timeout) -> None:
-        self._timeout = _check_timeout(timeout)
+        # requests takes a number or a (connect, read) pair, and fails only at call time otherwise.
+        if isinstance(timeout, tuple) and len(timeout) != 2:
+            raise ValueError(f"timeout must be a number or a (connect, read) pair, got {len(timeout)} values")
+        for value in timeout if isinstance(timeout, tuple) else (timeout,):
+            check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
+        self._timeout = timeout
 
     @property
     def closed(self) -> bool:
@@ -741,12 +746,3 @@ def _check_base_url(base_url: Optional[str]) -> str:
     if parts.scheme == "http" and not _files.is_loopback(parts.hostname):
         raise ValueError(f"refusing plain-http {said}: the API key would travel unencrypted (loopback hosts only)")
     return str(url.rstrip("/"))
-
-
-def _check_timeout(timeout: Timeout) -> Timeout:
-    # requests takes a number or a (connect, read) pair, and fails only at call time otherwise.
-    if isinstance(timeout, tuple) and len(timeout) != 2:
-        raise ValueError(f"timeout must be a number or a (connect, read) pair, got {len(timeout)} values")
-    for value in timeout if isinstance(timeout, tuple) else (timeout,):
-        check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
-    return timeout
