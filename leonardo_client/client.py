@@ -498,9 +498,8 @@ class Client:
         if on_poll is not None and not callable(on_poll):
             raise TypeError(f"on_poll must be a function (status, seconds), not {type(on_poll).__name__}")
         started = time.monotonic()
-        deadline = started + timeout
         interval = float(poll_interval)
-        while True:  # bounded by the deadline
+        while True:  # bounded by the deadline, started + timeout
             found = fetch(id).get(key)
             elapsed = time.monotonic() - started
             if not isinstance(found, dict):
@@ -516,7 +515,7 @@ class Client:
                 return found
             if status == "FAILED":
                 raise LeonardoError(f"{what} {id} FAILED", body=found)
-            left = deadline - time.monotonic()
+            left = started + timeout - time.monotonic()
             if left <= 0:
                 message = f"{what} {id} still {status} after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
                 raise LeonardoError(message, body=found)
