@@ -21,44 +21,17 @@ from urllib3.util.retry import Retry
 
 from . import __version__, _files
 from ._retry import (
-    DEFAULT_BACKOFF_FACTOR,
-    DEFAULT_MAX_BACKOFF,
-    DEFAULT_MAX_RETRIES,
-    RetryAdapter,
-    default_retry,
-    resend_after_body,
+    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, resend_after_body,
     resumed_from,
 )
 from .errors import (
-    BodyBroke,
-    LeonardoError,
-    check_complete,
-    credentials_of,
-    read_json,
-    redact_from_logs,
-    shortfall,
-    shows_key,
-    timed_out,
-    without_userinfo,
+    BodyBroke, LeonardoError, check_complete, credentials_of, read_json, redact_from_logs, shortfall, shows_key,
+    timed_out, without_userinfo,
 )
 from .payloads import (
-    CreateGenerationRequest,
-    CreateLcmGenerationRequest,
-    CreateSvdMotionGenerationRequest,
-    CreateTextureGenerationRequest,
-    GenerationV2Request,
-    LcmInpaintingRequest,
-    LcmInstantRefineRequest,
-    LcmUpscaleRequest,
-    MAX_INT,
-    check_number,
-    check_text,
-    check_type,
-    cut,
-    is_header_text,
-    is_id,
-    shown,
-    to_payload,
+    CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
+    CreateTextureGenerationRequest, GenerationV2Request, LcmInpaintingRequest, LcmInstantRefineRequest,
+    LcmUpscaleRequest, MAX_INT, check_number, check_text, check_type, cut, is_header_text, is_id, shown, to_payload,
 )
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "generation_id"]
