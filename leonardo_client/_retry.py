@@ -150,12 +150,8 @@ class LeonardoRetry(Retry):
     RETRY_AFTER_STATUS_CODES = cast(FrozenSet[int], frozenset())
 
     def __init__(
-        self,
-        *args: Any,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        closed: Optional[threading.Event] = None,
-        **kwargs: Any,
+        self, *args: Any, max_retry_after: float = DEFAULT_MAX_RETRY_AFTER, max_backoff: float = DEFAULT_MAX_BACKOFF,
+        closed: Optional[threading.Event] = None, **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
@@ -182,13 +178,8 @@ class LeonardoRetry(Retry):
         return bool(super().is_retry(method, status_code, has_retry_after))
 
     def increment(
-        self: _R,
-        method: Optional[str] = None,
-        url: Optional[str] = None,
-        response: Any = None,
-        error: Optional[Exception] = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
+        self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
+        error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
         if error is not None and (method or "").upper() == "POST":
             # Re-raised, as urllib3 does for a read error, unless the connection never reached the
@@ -237,16 +228,11 @@ class LeonardoRetry(Retry):
 
 
 def default_retry(
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+    max_retries: int = DEFAULT_MAX_RETRIES, backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
 ) -> LeonardoRetry:
     """The policy Client uses; ``max_retries=0`` turns retries off."""
     return LeonardoRetry(
-        total=max_retries,
-        backoff_factor=backoff_factor,
-        status_forcelist=RETRY_STATUSES,
-        raise_on_status=False,
-        respect_retry_after_header=True,
-        max_retry_after=max_retry_after,
+        total=max_retries, backoff_factor=backoff_factor, status_forcelist=RETRY_STATUSES, raise_on_status=False,
+        respect_retry_after_header=True, max_retry_after=max_retry_after,
     )
