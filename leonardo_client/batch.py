@@ -642,15 +642,6 @@ class _Engine:
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
         self.clock_this_run = False  # whether a generation sent in this run has shown it
 
-    def replay(self) -> None:
-        """Take up the state the journal holds: each item's, and what the batch has learned."""
-        for record in self.journal.records:
-            if "i" in record:
-                self.set_state(self.items[record["i"]], record)
-            self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
-            if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
-                self.clock = record["clock"]
-
     @property
     def create_span(self) -> float:
         """The longest a create call may run, as the client is set now (it may be set while the batch
@@ -776,7 +767,12 @@ class _Engine:
     def plan(self, retry_failed: bool, resubmit_ambiguous: bool) -> None:
         """The journal's state taken up; then journaled as planned: every item of a new journal, else the
         failed or ambiguous ones asked for."""
-        self.replay()
+        for record in self.journal.records:  # each item's state, and what the batch has learned
+            if "i" in record:
+                self.set_state(self.items[record["i"]], record)
+            self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
+            if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
+                self.clock = record["clock"]
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
@@ -874,16 +870,12 @@ class _Engine:
             if self.busy == 0 and (self.fatal is not None or not self.open_work(now)):
                 return
             self.gallery(final=False)
-            self.handle(max(0.01, self.next_wake - now))
-
-    def handle(self, timeout: float) -> None:
-        """Take one worker's outcome, if one comes within ``timeout``, and act on it."""
-        try:
-            _, done, result, error = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        self.busy -= 1
-        done(result, error)
+            try:  # one worker's outcome, if one comes before the next wake, acted on
+                _, done, result, error = self.events.get(timeout=max(0.01, self.next_wake - now))
+            except queue.Empty:
+                continue
+            self.busy -= 1
+            done(result, error)
 
     def drain_posts(self) -> None:
         """Journal the answers of the create calls under way (a lost one is reconciled on the rerun), read
