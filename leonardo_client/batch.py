@@ -746,9 +746,8 @@ class _Engine:
         if self.on_progress is not None:
             in_flight = len(self.members["submitting"]) + len(self.members["submitted"]) - len(self.finished)
             progress = dict(self.counts(), in_flight=in_flight, elapsed=time.monotonic() - self.started)
-            index = None if item is None else item.index
             try:
-                self.on_progress(BatchProgress(event, index, message, **progress))
+                self.on_progress(BatchProgress(event, None if item is None else item.index, message, **progress))
             except Exception:
                 if not self.interrupted:
                     raise
@@ -1286,8 +1285,7 @@ class _Engine:
             raise _Stopped()
         names = []
         for number, path in enumerate(paths, 1):
-            suffix = ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
-            name = self.stems[item.index] + suffix
+            name = self.stems[item.index] + ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
             os.replace(path, os.path.join(self.out_dir, name))
             names.append(name)
         _sync_folder(self.out_dir)  # their names, before the journal says "complete" (save_results synced the bytes)
@@ -1465,8 +1463,7 @@ def _never_sent(error: BaseException) -> bool:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].rstrip("-")
-    return slug or "item"
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].rstrip("-") or "item"
 
 
 _CSS = """
