@@ -348,11 +348,10 @@ class _Journal:
                     f"{digest[:12]}): use another --out folder (deleting the journal would send that batch's items "
                     "again, those already made too)"
                 ])  # fmt: skip
-            unusable = next((r for r in self.records if not _well_formed(r, total)), None)
+            unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
-                record = cut(json.dumps(unusable))
-                unusable_line = f"{self.path} holds a record of no item of this batch ({record}): delete it"
-                raise BatchInputError([f"{unusable_line} ({DAMAGED})"])
+                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete it"
+                raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is None:
                 self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
                 # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
