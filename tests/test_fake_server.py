@@ -627,6 +627,10 @@ def test_unknown_cdn_file_is_404(fake):
     assert response.status_code == 404
     response = requests.post(fake.blob_url(3), timeout=TIMEOUT)
     assert response.status_code == 405
+    # A raw byte the server reads as latin-1 "²", a digit to str.isdigit() but not to int(): a 500 it was.
+    with socket.create_connection(("127.0.0.1", port_of(fake)), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET /cdn/blobs/\xb2.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 404 ")
 
 
 @pytest.mark.parametrize("size", [0, 1, 65536, 200003])

@@ -200,12 +200,11 @@ class Api:
         """A file under /cdn/ (no key needed, GET or HEAD); /cdn/blobs/<n>.bin is n bytes."""
         if request.method not in ("GET", "HEAD"):
             raise ApiError(405, "Method Not Allowed", "method-not-allowed", [("Allow", "GET, HEAD")])
-        path = request.path
-        size = path[len("/cdn/blobs/") : -len(".bin")]
-        if path.startswith("/cdn/blobs/") and path.endswith(".bin") and size.isdigit() and len(size) <= 15:
-            return Answer(200, content_type="application/octet-stream", blob_size=int(size))
+        blob = re.fullmatch(r"/cdn/blobs/([0-9]{1,15})\.bin", request.path)  # ASCII digits: int() takes others
+        if blob:
+            return Answer(200, content_type="application/octet-stream", blob_size=int(blob[1]))
         with self.lock:
-            asset = self.assets.get(path)
+            asset = self.assets.get(request.path)
         if asset is None:
             raise default_error(404)
         return Answer(200, asset[1](), asset[0])
