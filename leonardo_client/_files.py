@@ -82,7 +82,8 @@ def is_loopback(host: str) -> bool:
     return False
 
 
-UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what POST /init-image accepts
+# What POST /init-image accepts (its spec says so only in prose), and the Content-Type S3 is told for each.
+UPLOAD_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:

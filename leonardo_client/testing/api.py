@@ -26,7 +26,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union, cast
 from urllib.parse import urlsplit
 
-from .._files import is_loopback
+from .._files import UPLOAD_EXTENSIONS, is_loopback
 from ..payloads import V1_SIDES, is_header_text
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
@@ -40,7 +40,6 @@ _TEXTURE_TYPES = ("ALBEDO", "NORMAL", "ROUGHNESS", "DISPLACEMENT")
 _LCM_SIZES = (512, 640, 1024)
 BUCKET = "fake-leonardo-uploads"
 EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
-EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
 WEBHOOK_TIMEOUT = 2.0  # seconds for one delivery
 # The headers of Leonardo's documented example delivery, besides its Authorization.
@@ -384,7 +383,7 @@ class Api:
     def upload_init_image(self, call: Call) -> Dict[str, Any]:
         """POST /init-image: where and how to upload the file (fields is a JSON string)."""
         extension = call.body["extension"]
-        if extension not in EXTENSIONS:
+        if extension not in UPLOAD_EXTENSIONS:
             raise ApiError(400, "invalid file extension", "unexpected")
         image_id = str(uuid.uuid4())
         key = "users/%s/initImages/%s.%s" % (self.fake.user_id, image_id, extension)
@@ -523,7 +522,7 @@ def presigned_fields(key: str, extension: str) -> Dict[str, str]:
     expiration = (now + timedelta(seconds=EXPIRY)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     policy = {"expiration": expiration, "conditions": [{"bucket": BUCKET}, {"key": key}]}
     return {
-        "Content-Type": EXTENSIONS[extension],
+        "Content-Type": UPLOAD_EXTENSIONS[extension],
         "bucket": BUCKET,
         "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
         "X-Amz-Credential": "FAKEACCESSKEY/%s/us-east-1/s3/aws4_request" % now.strftime("%Y%m%d"),
