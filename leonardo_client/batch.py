@@ -479,6 +479,7 @@ class _Item:
     seed: Optional[int] = None
     reason: str = ""
     recheck: bool = False  # ambiguous after a reconciliation: a rerun reconciles it again
+    told_held: bool = False  # said to wait behind an ambiguous item of its prompt (start_posts): said once
     check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
     check_gap: float = 1.0
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
@@ -951,7 +952,8 @@ class _Engine:
         locked = {item.item.prompt for item in waiting}
         # LOCK_MARGIN: the clock bound (see earliest) may be lower by the time the item is reconciled.
         sent_now, ambiguous = self.wall_time() - LOCK_MARGIN, [self.items[i] for i in self.members["ambiguous"]]
-        locked |= {a.item.prompt for a in ambiguous if self._may_share(a, a, since=sent_now)}  # (a, as if sent now)
+        held = {a.item.prompt: a for a in ambiguous if self._may_share(a, a, since=sent_now)}  # (a, as if sent now)
+        locked |= set(held)
         skipped = []
         while self.queue and in_flight < self.in_flight_limit and self.posts < MAX_POSTS_AT_ONCE:
             if now < self.post_at:
@@ -959,6 +961,11 @@ class _Engine:
                 break
             item = self.items[self.queue.popleft()]
             if item.item.prompt in locked:
+                if item.item.prompt in held and not item.told_held:  # a wait of over a minute: said, once
+                    item.told_held = True
+                    by = held[item.item.prompt].index + 1
+                    self.emit("waiting", item, f"#{item.index + 1} held back while ambiguous #{by}, of its prompt, "
+                              "may still be created")
                 skipped.append(item.index)
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown

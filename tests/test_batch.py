@@ -1812,11 +1812,13 @@ def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_mat
     api = ListingFails()
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)] * 2  # both made, both answers lost
     items = [{"prompt": "a walnut chair"}] * 2
-    first = run_bounded(api, items, str(tmp_path))
+    events: List[BatchProgress] = []
+    first = run_bounded(api, items, str(tmp_path), on_progress=events.append)
     if failures == 1:  # the listing read again a moment later: no item left ambiguous (the second was held back)
         assert first.ok and len(api.generations) == 2
         return
     assert (first.complete, first.ambiguous) == (1, 1)  # was (0, 2): the second, sent at once, shared its window
+    assert [(p.event, p.index) for p in events if "held back" in p.message] == [("waiting", 1)]  # said once
     assert run_bounded(api, items, str(tmp_path)).ok and len(api.generations) == 2  # was ambiguous on every rerun
 
 
