@@ -103,6 +103,19 @@ def check_v1_side(name: str, side: Optional[int]) -> None:
         raise ValueError(f"{name} {side}: the v1 API takes {sides} (a v2 model has its own sizes)")
 
 
+def check_v1_images(name: str, count: Optional[int], width: Optional[int], height: Optional[int]) -> None:
+    """ValueError for more images than POST /generations makes at that size (None: its default, 1024 x 768)."""
+    most = v1_images_at_most(width, height)
+    if count is not None and count > most:
+        size = f"{1024 if width is None else width}x{768 if height is None else height}"
+        raise ValueError(f"{name} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
+
+
+def v1_images_at_most(width: Optional[int], height: Optional[int]) -> int:
+    """What POST /generations's spec says: 1 to 8 images, 1 to 4 if the width or height is over 768."""
+    return 4 if (1024 if width is None else width) > 768 or (768 if height is None else height) > 768 else 8
+
+
 def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
     """``value`` if it is a number (an int if ``integer``; never a bool) from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):

@@ -203,13 +203,14 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
         '{"prompt": "\\udc80"}\n{"prompt": "z", "guidance_scale": 1e999}\n' + "[" * 100000 + "\n"
         '{"prompt": "a", "name": "\\udc80"}\n'  # the name is in no request, but names the files
         '{"prompt": "b", "num_images": 99999999999}\n'  # beyond the API's 32-bit Int
-        '{"prompt": "c", "width": 7}\n{"prompt": "d", "model": "phoenix-v1.0", "width": 7}\n',  # v1's sizes, v2's own
+        '{"prompt": "c", "width": 7}\n{"prompt": "d", "model": "phoenix-v1.0", "width": 7}\n'  # v1's sizes, v2's own
+        '{"prompt": "e", "num_images": 5}\n{"prompt": "f", "num_images": 8, "width": 768, "height": 768}\n',  # 4 at 1024
         encoding="utf-8",
     )
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     numbers = [e.split(":")[0] for e in caught.value.errors]
-    assert numbers == [f"line {n}" for n in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13)]
+    assert numbers == [f"line {n}" for n in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)]
     assert "name holds bytes that are not valid text" in caught.value.errors[8]
     assert "width must be a whole number >= 1" in caught.value.errors[2]
     assert "not both" in caught.value.errors[3]
@@ -221,6 +222,9 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="^width 7: the v1 API takes"):
         batch._checked(BatchItem("a fox", extra={"width": 7}))  # a size from extra, too
     assert "width 7: the v1 API takes a multiple of 8 from 32 to 1536" in caught.value.errors[10]  # was sent: its 400
+    assert "num_images 5: the v1 API makes at most 4 images at 1024x768" in caught.value.errors[11]  # its default size
+    with pytest.raises(ValueError, match="^num_images 9: the v1 API makes at most 8 images at 512x512"):
+        batch._checked(BatchItem("a fox", width=512, height=512, extra={"num_images": 9}))
 
 
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:

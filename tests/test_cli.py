@@ -198,6 +198,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         # v1's sizes, as a v2 model's are (each was a 400, after an upload).
         (["generate", "x", "--width", "7"], "--width 7: the v1 API takes a multiple of 8 from 32 to 1536"),
         (["generate", "x", "--height", "1544", "--init-image", "{png}"], "--height 1544: the v1 API takes"),
+        (["generate", "x", "--num-images", "5", "--height", "512"], "--num-images 5: the v1 API makes at most 4 images at"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
-from ..payloads import V1_SIDES, is_header_text
+from ..payloads import V1_SIDES, is_header_text, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes
@@ -271,7 +271,7 @@ class Api:
             raise ApiError(400, "invalid dimensions", "unexpected")
         if count < 1:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
-        if count > (4 if width > 768 or height > 768 else 8):
+        if count > v1_images_at_most(width, height):
             raise ApiError(400, "Too many images", "unexpected")
         self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
