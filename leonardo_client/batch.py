@@ -982,16 +982,17 @@ class _Engine:
         self.queue.extendleft(reversed(skipped))
 
     def send(self, item: _Item, create: Callable[[Any], Any], record: Dict[str, Any]) -> Any:
-        """A worker's create call, journaled first with the time it is sent: it may have waited in the
-        queue behind downloads, and reconciliation counts its span from then. The client does not
-        retry it (a retry could reach the server after that span): a 429 or a connection never
-        made comes back here, and the item is sent again, journaled again."""
+        """A worker's create call, journaled first with the time it is sent and the span it is sent under: it
+        may have waited in the queue behind downloads (the client's timeout may be set meanwhile), and
+        reconciliation counts its span from then. The client does not retry it (a retry could reach the
+        server after that span): a 429 or a connection never made comes back here, and the item is sent
+        again, journaled again."""
         with self.send_lock:
             if self.stopping or self.client.closed:  # closed by another thread: refused unsent, so not journaled
                 raise _Stopped()
             item.sending, item.answer = True, None
         try:
-            record["t"] = item.since = self.wall_time()
+            record["t"], record["rt"] = item.since, item.span = self.wall_time(), self.create_span
             try:
                 self.journal.append([record])
             except LeonardoError as exc:

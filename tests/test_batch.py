@@ -1282,7 +1282,12 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     spawn = batch._Engine.spawn
 
     def queued(engine: Any, kind: str, task: Any, done: Any) -> None:  # a POST waits behind downloads
-        spawn(engine, kind, (lambda: (time.sleep(0.5), task())[1]) if kind == "post" else task, done)
+        def later() -> Any:
+            time.sleep(0.5)
+            api.timeout = (1.0, 5.0)  # and the client's timeout is raised meanwhile
+            return task()
+
+        spawn(engine, kind, later if kind == "post" else task, done)
 
     class Timed(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -1295,6 +1300,7 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     [submitting] = [r for r in journal(tmp_path) if r.get("s") == "submitting"]
     # The journal keeps milliseconds, rounded (up, at times); it kept the time the POST was queued: 0.5 s early.
     assert -0.001 <= api.sent_at - submitting["t"] < 0.4
+    assert submitting["rt"] == 6.0  # the span it was sent under; it kept the one it was queued under, 1.3 s
 
 
 def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
