@@ -583,6 +583,8 @@ def _after_fork_in_child() -> None:
     for client in list(_LIVE):
         client._start_counting(forked=True)
         _new_locks(client._session)
+        # The closed event's lock, held a moment by each wait (polls, backoffs) and by close(): private, as above.
+        setattr(client.retry.closed, "_cond", threading.Condition(threading.Lock()))
 
 
 def _new_locks(session: requests.Session) -> None:

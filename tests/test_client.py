@@ -1107,12 +1107,13 @@ def test_the_threads_of_a_forked_process_never_send_on_the_parents_connections(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
 def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_not_hang(fake: FakeLeonardo) -> None:
     # A lock held at the fork is held for ever in the child: its first call (the Client's count of calls,
-    # urllib3's pools, the cookie jar) or a new Client (the mounting lock, the log filter's) hung there.
+    # urllib3's pools, the cookie jar, the closed event's, held a moment by every wait and by close()) or a new
+    # Client (the mounting lock, the log filter's) hung there.
     fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
     fake_client.get_user_info()  # a connection pooled before the fork
     pools = fake_client._session.adapters[fake.base_url + "/"].poolmanager.pools
     locks = [fake_client._calls, client_module._MOUNTING, _KeyRedactingFilter.lock, fake_client._session.cookies._cookies_lock,
-             pools.lock, *(pool.pool.mutex for pool in pools._container.values())]
+             pools.lock, *(pool.pool.mutex for pool in pools._container.values()), fake_client.retry.closed._cond]
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -1131,6 +1132,7 @@ def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_no
         code = 1
         try:
             fake_client.get_user_info()
+            fake_client.close()
             Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10)).close()
             code = 0
         finally:
