@@ -14,6 +14,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -428,6 +429,23 @@ def test_close_while_threads_call_leaves_no_connection_open(fake: FakeLeonardo) 
             caller.join(10)
         pools = [adapter.poolmanager.pools for adapter in client._session.adapters.values()]
         assert [len(p) for p in pools] == [0] * len(pools)
+
+
+def test_close_closes_a_pool_a_retried_call_keeps_alive(fake: FakeLeonardo) -> None:
+    # urllib3 2's clear() leaves a pool's sockets to its finalizer, and a retried call's traceback (a cycle back to
+    # the pool) kept the pool alive: its connection stayed open, after close(), until a garbage collection.
+    gc.disable()
+    try:
+        client = Client(api_key=fake.api_key, base_url=fake.base_url, backoff_factor=0.01)
+        fake.inject(path="/me", drop=True, times=1)
+        client.get_user_info()  # dropped, then retried
+        managers = [adapter.poolmanager for adapter in set(client._session.adapters.values())]
+        pools = [weakref.ref(manager.pools[key]) for manager in managers for key in manager.pools.keys()]
+        assert pools
+        client.close()
+        assert all(pool() is None or pool().pool is None for pool in pools)  # each gone, or closed
+    finally:
+        gc.enable()
 
 
 def _raised(function: Callable[..., Any], *args: Any) -> Any:
