@@ -47,8 +47,9 @@ DOWNLOAD_CHUNK = 64 * 1024
 # The API never redirects; a GET (a CDN's download) may follow this many, each hop with its own
 # retries and timeouts. A POST or DELETE follows none: a 307 would send the create call again.
 MAX_REDIRECTS = 5
-# As a request's proxies: none, whatever the session or the environment (HTTPS_PROXY, ALL_PROXY...) says.
-_NO_PROXY: Dict[str, Any] = {"http": None, "https": None, "all": None}
+# As a request's proxies (None: none), with each of the session's, per-host ones too ("all://127.0.0.1"): none,
+# whatever the session or the environment (HTTPS_PROXY, ALL_PROXY...) says.
+_NO_PROXY = ("http", "https", "all")
 # Bounds of the numeric arguments: beyond them a value is a mistake (and sleep() would overflow).
 MIN_SECONDS, MAX_SECONDS = 0.001, 7 * 24 * 3600.0
 MAX_RETRIES, MAX_POOL_MAXSIZE = 100, 1000
@@ -247,7 +248,8 @@ class Client:
         note, response = "download failed" if write else "", None
         started = time.monotonic()
         # A loopback host is this machine: never through a proxy (plain http would show it the key).
-        direct = _NO_PROXY if _files.is_loopback(urlsplit(url).hostname or "") else None
+        loopback = _files.is_loopback(urlsplit(url).hostname or "")
+        direct: Optional[Dict[str, Any]] = dict.fromkeys([*_NO_PROXY, *self._session.proxies]) if loopback else None
         try:
             with self._session.request(
                 method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,

@@ -429,6 +429,16 @@ def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatc
     assert {r.kind for r in fake.requests} == {"api", "cdn"}  # the key went to the fake directly, the file too
 
 
+@pytest.mark.parametrize("scheme", ["http", "all"])
+def test_loopback_is_not_reached_through_a_session_proxy_for_its_host(fake, scheme):
+    # requests' per-host form outranks the "http" and "all" keys a request's proxies set to None: the key went
+    # through the proxy, in plain http.
+    with requests.Session() as session:
+        session.proxies[f"{scheme}://127.0.0.1"] = "http://127.0.0.1:9"  # nothing listens there: through it, it fails
+        with Client(api_key=fake.api_key, base_url=fake.base_url, session=session, max_retries=0) as client:
+            assert client.get_user_info()["user_details"]
+
+
 def test_a_redirect_on_loopback_is_not_sent_through_a_proxy(monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: through it, the call fails
     # "Connection: close": raw_server closes each connection, and a client reusing it would race the close.
