@@ -64,6 +64,7 @@ def to_payload(value: Any) -> Any:
 
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else 400)
+V1_DEFAULT_SIZE = (1024, 768)  # the width and height it makes when not given: its spec's defaults
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 
@@ -104,16 +105,17 @@ def check_v1_side(name: str, side: Optional[int]) -> None:
 
 
 def check_v1_images(name: str, count: Optional[int], width: Optional[int], height: Optional[int]) -> None:
-    """ValueError for more images than POST /generations makes at that size (None: its default, 1024 x 768)."""
+    """ValueError for more images than POST /generations makes at that size (None: its default)."""
+    width, height = (given if given is not None else side for given, side in zip((width, height), V1_DEFAULT_SIZE))
     most = v1_images_at_most(width, height)
     if count is not None and count > most:
-        size = f"{1024 if width is None else width}x{768 if height is None else height}"
+        size = f"{width}x{height}"
         raise ValueError(f"{name} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
 
 
-def v1_images_at_most(width: Optional[int], height: Optional[int]) -> int:
+def v1_images_at_most(width: int, height: int) -> int:
     """What POST /generations's spec says: 1 to 8 images, 1 to 4 if the width or height is over 768."""
-    return 4 if (1024 if width is None else width) > 768 or (768 if height is None else height) > 768 else 8
+    return 4 if width > 768 or height > 768 else 8
 
 
 def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:

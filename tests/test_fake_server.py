@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from leonardo_client import payloads
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
 from leonardo_client.testing import server as server_module
@@ -449,7 +450,7 @@ def test_generation_object_matches_the_spec(fake, api):
 def test_defaults_follow_the_spec(fake, api):
     generation = get_generation(api, fake, create(api, fake))
     assert len(generation["generated_images"]) == 4
-    assert (generation["imageWidth"], generation["imageHeight"]) == (1024, 768)
+    assert (generation["imageWidth"], generation["imageHeight"]) == (1024, 768) == payloads.V1_DEFAULT_SIZE
     assert generation["generation_elements"] == []
     assert generation["negativePrompt"] is None
 
