@@ -74,8 +74,8 @@ class RetryAdapter(HTTPAdapter):
     a body short of its Content-Length raises on urllib3 1.26 too; an empty CA bundle setting verifies."""
 
     def close(self) -> None:
-        # urllib3 2's clear() leaves a pool's sockets to its finalizer, which a retried call's traceback (a cycle
-        # back to the pool) holds off until a garbage collection: closed here, as urllib3 1.26 does.
+        # PoolManager.clear() (urllib3 2, and 1.26 from 1.26.5 or so) leaves a pool's sockets to its finalizer, which
+        # a retried call's traceback (a cycle back to the pool) holds off until a garbage collection: closed here.
         for manager in (self.poolmanager, *self.proxy_manager.values()):
             for key in manager.pools.keys():
                 pool = manager.pools.get(key)

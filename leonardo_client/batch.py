@@ -598,8 +598,8 @@ _Done = Callable[[Any, Optional[BaseException]], None]
 
 
 class _Engine:
-    """The scheduler. Worker threads make the HTTP calls and write only an item's ``sending``, ``since`` and
-    ``answer`` (in send()) and the journal (which locks); the main thread decides everything else."""
+    """The scheduler. Worker threads make the HTTP calls and write only an item's ``sending``, ``since``,
+    ``span`` and ``answer`` (in send()) and the journal (which locks); the main thread decides everything else."""
 
     interrupted = False  # Ctrl-C came: the run is stopping
 

@@ -105,10 +105,14 @@ def check_v1_side(name: str, side: Optional[int]) -> None:
 
 
 def check_v1_images(name: str, count: Optional[int], width: Optional[int], height: Optional[int]) -> None:
-    """ValueError for more images than POST /generations makes at that size (None: its default)."""
+    """ValueError for more images than POST /generations makes at that size (None: its default). A value
+    that is not a whole number (a request's ``extra`` is passed on as given) is the API's to refuse."""
     width, height = (given if given is not None else side for given, side in zip((width, height), V1_DEFAULT_SIZE))
+    whole = all(isinstance(value, int) and not isinstance(value, bool) for value in (count, width, height))
+    if count is None or not whole:
+        return
     most = v1_images_at_most(width, height)
-    if count is not None and count > most:
+    if count > most:
         size = f"{width}x{height}"
         raise ValueError(f"{name} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
 

@@ -225,6 +225,7 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     assert "num_images 5: the v1 API makes at most 4 images at 1024x768" in caught.value.errors[11]  # its default size
     with pytest.raises(ValueError, match="^num_images 9: the v1 API makes at most 8 images at 512x512"):
         batch._checked(BatchItem("a fox", width=512, height=512, extra={"num_images": 9}))
+    assert batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: the API's to refuse (a 400)
 
 
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
