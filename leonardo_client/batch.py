@@ -53,8 +53,9 @@ JOURNAL_VERSION = 1
 CLOCK_SKEW = 60.0
 LISTING_AGAIN = 5.0  # seconds before a listing that failed is read once more for the same items
 LOCK_MARGIN = 10.0  # seconds an item waits beyond an ambiguous one's window of its prompt: see start_posts
-UNKNOWN_CLOCK_REACH = 3600.0  # seconds further back, until the batch's own generations show the server's clock
-MAX_CLOCK_OFFSET = 86400.0  # a createdAt further from the answer's time than a day is not taken as the clock
+# A createdAt further from the answer's time than a day is not taken as the clock; until the batch's own
+# generations show the clock, reconciliation reads that much further back (README: up to a day ahead).
+MAX_CLOCK_OFFSET = 86400.0
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new)
@@ -728,9 +729,9 @@ class _Engine:
         return since + min(0.0, self.clock or 0.0) - CLOCK_SKEW
 
     def reach(self, item: _Item) -> float:
-        """How far back reconciliation reads for item: until the clock is known for it (clock_known), an
-        hour further, so that a generation there leaves item ambiguous rather than resent."""
-        return self.earliest(item.since) - (0.0 if self.clock_known(item) else UNKNOWN_CLOCK_REACH)
+        """How far back reconciliation reads for item: until the clock is known for it (clock_known), a
+        day further, so that a generation there leaves item ambiguous rather than resent."""
+        return self.earliest(item.since) - (0.0 if self.clock_known(item) else MAX_CLOCK_OFFSET)
 
     def clock_known(self, item: _Item) -> bool:
         """Whether the server's clock is known for item's "submitting" time: for one of this run, only once
@@ -1115,7 +1116,7 @@ class _Engine:
                     continue
                 reason = "no v2 generation seen in the account's listing yet"
             elif not self.clock_known(item) and self.candidates(item, listed, self.reach(item))[0]:
-                reason = "one of its prompt was made up to an hour before: our clock may be ahead (not known yet)"
+                reason = "one of its prompt was made up to a day before: our clock may be ahead (not known yet)"
             else:
                 self.resend(item)
                 continue
