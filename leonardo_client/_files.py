@@ -250,14 +250,15 @@ def write_atomically(path: str, chunks: Iterable[bytes], sync: bool = True) -> N
 
 def _temporary(path: str, tag: str) -> str:
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}.{tag}.part")
+    # The name cut to leave room for what is added: a name of 241 to 255 bytes (NAME_MAX) is saved too.
+    return os.path.join(folder, f".{os.fsdecode(os.fsencode(name)[:240])}.{tag}.part")
 
 
 def remove_temporaries(path: str) -> None:
     """Remove what write_atomically left beside ``path`` in a process killed while it wrote."""
     import glob  # only as a batch starts: not loaded by `import leonardo_client`
 
-    for stale in glob.glob(_temporary(glob.escape(path), "[0-9a-f]" * 8)):
+    for stale in glob.glob(glob.escape(_temporary(path, "")[: -len(".part")]) + "[0-9a-f]" * 8 + ".part"):
         with contextlib.suppress(OSError):
             os.remove(stale)
 

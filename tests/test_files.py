@@ -80,6 +80,14 @@ def test_accepts_a_pathlike_and_replaces_an_existing_file(fake_client: Client, t
         assert f.read(8) == PNG_MAGIC
 
 
+@pytest.mark.parametrize("name", ["f" * 251 + ".png", "é" * 125 + "x.png"])  # 255 bytes: NAME_MAX
+def test_a_name_as_long_as_the_file_system_takes_is_saved(fake_client: Client, tmp_path: object, name: str) -> None:
+    # The temporary file's name is longer than the file's: 241 to 255 bytes was "File name too long".
+    target = os.path.join(str(tmp_path), name)
+    assert fake_client.download_image(image_url(fake_client), target) == target
+    assert leftovers(str(tmp_path)) == [name]
+
+
 def test_large_download_streams_with_flat_memory(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     size = 64 * 1024 * 1024
     path = os.path.join(str(tmp_path), "big.bin")
