@@ -993,11 +993,14 @@ class _Engine:
                 raise _Stopped()
             item.sending, item.answer = True, None
         try:
-            record["t"], record["rt"] = item.since, item.span = self.wall_time(), self.create_span
-            try:
-                self.journal.append([record])
-            except LeonardoError as exc:
-                raise _NotJournaled(exc.message) from exc
+            span = -1.0
+            while self.create_span > span:  # again if the client's timeout was raised while the journal synced
+                span = self.create_span
+                record["t"], record["rt"] = item.since, item.span = self.wall_time(), span
+                try:
+                    self.journal.append([record])
+                except LeonardoError as exc:
+                    raise _NotJournaled(exc.message) from exc
             with posts_not_retried():
                 item.answer = (create(record["request"]), None)
         except Exception as exc:

@@ -1304,6 +1304,21 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     assert submitting["rt"] == 6.0  # the span it was sent under; it kept the one it was queued under, 1.3 s
 
 
+def test_a_timeout_raised_while_the_post_is_journaled_is_journaled_too(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append, api = batch._Journal.append, ApiDouble()
+
+    def raised_meanwhile(journal: Any, records: List[Dict[str, Any]]) -> None:
+        append(journal, records)
+        if records[0].get("s") == "submitting" and api.timeout == ApiDouble.timeout:  # another thread, during the fsync
+            api.timeout = (1.0, 5.0)
+
+    monkeypatch.setattr(batch._Journal, "append", raised_meanwhile)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1
+    assert [r["rt"] for r in journal(tmp_path) if r.get("s") == "submitting"] == [1.3, 6.0]  # the span it went under
+
+
 def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # POST 1 is answered (then Ctrl-C), POST 2 is under way, POST 3 waits behind downloads until Ctrl-C:
     # it comes up while the batch waits for POST 2's answer, and must not be sent.
