@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import printable
-    from .payloads import MAX_INT, check_v1_images, check_v1_side, is_id, shown, to_payload
+    from .payloads import MAX_INT, check_v1_size, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -388,9 +388,7 @@ def _check_model(args: argparse.Namespace) -> None:
     for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
     if not model:  # v1 (its prompt is an argument's check): --width and --height as POST /generations takes them
-        for option in ("width", "height"):
-            check_v1_side(f"--{option}", getattr(args, option))
-        check_v1_images("--num-images", args.num_images, args.width, args.height)
+        check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
         return
     schemas = _bundled_spec().models()
     if model not in schemas and prompt is None:

@@ -35,8 +35,8 @@ from . import _files, client as _client
 from ._retry import posts_not_retried
 from .errors import LeonardoError, parse_json, printable
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_images, check_v1_side,
-    cut, is_id, merge_once, shown, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_size, cut,
+    is_id, merge_once, shown, to_payload,
 )
 
 __all__ = [
@@ -158,9 +158,7 @@ def _checked(item: BatchItem) -> BatchItem:
     except TypeError as exc:  # what the serializer cannot take (a dict's int key): named with the item, as the rest
         raise ValueError(str(exc)) from None
     if api == "v1":  # from extra too
-        for key in ("width", "height"):
-            check_v1_side(key, body.get(key))
-        check_v1_images("num_images", body.get("num_images"), body.get("width"), body.get("height"))
+        check_v1_size(body.get("width"), body.get("height"), body.get("num_images"))
     return item
 
 

@@ -65,6 +65,7 @@ def to_payload(value: Any) -> Any:
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else 400)
 V1_DEFAULT_SIZE = (1024, 768)  # the width and height it makes when not given: its spec's defaults
+V1_NAMES = ("width", "height", "num_images")  # what check_v1_size calls them: their body keys
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 
@@ -97,24 +98,22 @@ def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> An
     return value
 
 
-def check_v1_side(name: str, side: Optional[int]) -> None:
-    """ValueError for a v1 width or height POST /generations would refuse (None: the API's default)."""
-    if side is not None and side not in V1_SIDES:
-        sides = f"a multiple of {V1_SIDES.step} from {V1_SIDES.start} to {V1_SIDES[-1]}"
-        raise ValueError(f"{name} {side}: the v1 API takes {sides} (a v2 model has its own sizes)")
-
-
-def check_v1_images(name: str, count: Optional[int], width: Optional[int], height: Optional[int]) -> None:
-    """ValueError for more images than POST /generations makes at that size (None: its default). A value
-    that is not a whole number (a request's ``extra`` is passed on as given) is the API's to refuse."""
+def check_v1_size(width: Any, height: Any, count: Any, names: Tuple[str, ...] = V1_NAMES) -> None:
+    """ValueError for a v1 width, height or image count POST /generations would refuse (None: the API's
+    default), each called by its name in ``names``. A count is checked when all three are whole numbers
+    (a request's ``extra`` is passed on as given: the API's to refuse)."""
+    for name, side in zip(names, (width, height)):
+        if side is not None and side not in V1_SIDES:
+            sides = f"a multiple of {V1_SIDES.step} from {V1_SIDES.start} to {V1_SIDES[-1]}"
+            raise ValueError(f"{name} {side}: the v1 API takes {sides} (a v2 model has its own sizes)")
     width, height = (given if given is not None else side for given, side in zip((width, height), V1_DEFAULT_SIZE))
     whole = all(isinstance(value, int) and not isinstance(value, bool) for value in (count, width, height))
-    if count is None or not whole:
+    if not whole:
         return
     most = v1_images_at_most(width, height)
     if count > most:
         size = f"{width}x{height}"
-        raise ValueError(f"{name} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
+        raise ValueError(f"{names[2]} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
 
 
 def v1_images_at_most(width: int, height: int) -> int:
