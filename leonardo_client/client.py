@@ -289,15 +289,15 @@ class Client:
         """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""
         try:
             if write:
-                write(response, _chunks(response, method, url, self._key))
+                write(response, _chunks(response, method, url, self._key, note))
             else:
                 _ = response.content
-                check_complete(response, method, url, self._key)
+                check_complete(response, method, url, self._key, note)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # A body cut short says how much came; one that stopped coming timed out (what it got is not counted).
             short = "" if timed_out(exc) else shortfall(response)
             if short:
-                error = BodyBroke.cut_short(response, method, url, short, self._key)
+                error = BodyBroke.cut_short(response, method, url, short, self._key, note)
             else:
                 plain = LeonardoError.from_transport(exc, method, url, note, self._key)
                 error = BodyBroke.of(response, plain, self._key)
@@ -661,9 +661,9 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
 
 
-def _chunks(response: requests.Response, method: str, url: str, key: str) -> Iterator[bytes]:
+def _chunks(response: requests.Response, method: str, url: str, key: str, note: str) -> Iterator[bytes]:
     yield from response.iter_content(DOWNLOAD_CHUNK)
-    check_complete(response, method, url, key)
+    check_complete(response, method, url, key, note)
 
 
 def _path(*segments: str) -> str:

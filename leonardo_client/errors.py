@@ -96,7 +96,7 @@ class LeonardoError(Exception):
         message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
         for secret in hidden:
             message = message.replace(secret, REDACTED)
-        return cls(redact(f"{note}: {message}" if note else message, key), method=method, url=redact(url, key))
+        return cls(redact(_noted(note, message), key), method=method, url=redact(url, key))
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "", key: str = "") -> "LeonardoError":
@@ -129,14 +129,21 @@ class BodyBroke(LeonardoError):
         return broke
 
     @classmethod
-    def cut_short(cls, response: "requests.Response", method: str, url: str, short: str, key: str) -> "BodyBroke":
+    def cut_short(
+        cls, response: "requests.Response", method: str, url: str, short: str, key: str, note: str = ""
+    ) -> "BodyBroke":
         message = f"connection broke while reading the response (truncated body: {short})"
-        return cls.of(response, LeonardoError(message, method=method, url=url), key)
+        return cls.of(response, LeonardoError(_noted(note, message), method=method, url=url), key)
 
     def plain(self) -> LeonardoError:
         """The same error as a plain LeonardoError: one exception type leaves the client."""
         kept = ("status_code", "method", "url", "request_id", "retry_after")
         return LeonardoError(self.message, **{name: getattr(self, name) for name in kept})
+
+
+def _noted(note: str, message: str) -> str:
+    """A transport failure's message after what the call was for ("download failed: ..."), if said."""
+    return f"{note}: {message}" if note else message
 
 
 def timed_out(exc: BaseException) -> bool:
@@ -146,7 +153,7 @@ def timed_out(exc: BaseException) -> bool:
     return isinstance(cause, ReadTimeoutError) or isinstance(getattr(cause, "reason", None), ReadTimeoutError)
 
 
-def check_complete(response: "requests.Response", method: str, url: str, key: str) -> None:
+def check_complete(response: "requests.Response", method: str, url: str, key: str, note: str = "") -> None:
     """BodyBroke when the body ended short of its Content-Length: truncated, not bad JSON or half a message.
 
     urllib3 2.x raises on a short body itself, and so does 1.26 through RetryAdapter; through an
@@ -154,7 +161,7 @@ def check_complete(response: "requests.Response", method: str, url: str, key: st
     """
     short = shortfall(response)
     if short:
-        raise BodyBroke.cut_short(response, method, url, short, key)
+        raise BodyBroke.cut_short(response, method, url, short, key, note)
 
 
 def shortfall(response: "requests.Response") -> str:
