@@ -1026,7 +1026,7 @@ class _Engine:
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
             self.check_refusals(error, now)
-        elif _key_refused(error):
+        elif _key_refused(error, create=True):
             self.record(item, "planned", reason=str(error))
             self.fatal = error
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
@@ -1460,9 +1460,14 @@ _SLEEP_COUNTING: Optional[int] = getattr(time, {"linux": "CLOCK_BOOTTIME", "darw
     sys.platform, ""), None)  # the clock of _awake_or_asleep, where the system has one
 
 
-def _key_refused(error: Any) -> bool:
-    """A 401 or 403: the key was refused (revoked?), so every later call would be too."""
-    return isinstance(error, LeonardoError) and error.status_code in (401, 403)
+def _key_refused(error: Any, create: bool = False) -> bool:
+    """A 401 or 403: the key was refused (revoked?), so every later call would be too. Not a create call's 403
+    without Hasura's ``access-denied`` code: Leonardo refuses a prompt its moderation flags with a 403 (that
+    item fails; a key refused would be again at the next poll)."""
+    if not isinstance(error, LeonardoError) or error.status_code not in (401, 403):
+        return False
+    code = error.body.get("code") if isinstance(error.body, dict) else None
+    return error.status_code == 401 or not create or code == "access-denied"
 
 
 def _never_sent(error: BaseException) -> bool:

@@ -995,15 +995,29 @@ def test_a_download_under_way_when_the_batch_stops_writes_nothing_and_a_rerun_in
     assert summary.ok and summary.images == 3 and not os.path.exists(tmp_path / ".incoming")
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: int) -> None:
+DENIED = {"error": "Authentication hook unauthorized this request", "path": "$", "code": "access-denied"}
+
+
+@pytest.mark.parametrize("status, body", [(401, None), (403, DENIED)])
+def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: int, body: Any) -> None:
     api = ApiDouble()
-    api.before_post = [LeonardoError("invalid api key", status_code=status)]
+    api.before_post = [LeonardoError("invalid api key", status_code=status, body=body)]
     with pytest.raises(LeonardoError, match="invalid api key"):
         # A POST a second: at the default test pace (1 ms apart) the next ones were sent before the
         # 401's answer was handled (up to slots + 2 are in flight by design) whenever it took > 10 ms.
         run(api, PROMPTS, str(tmp_path), concurrency=1, posts_per_minute=60)
     assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
+
+
+def test_a_prompt_refused_by_moderation_fails_its_item_and_the_batch_goes_on(tmp_path: Any) -> None:
+    # API_FACTS 1.2: moderation is a 403 with code "unexpected"; taken for a refused key, every rerun stopped there.
+    api = ApiDouble()
+    flagged = {"error": "Your prompt appears to contain inappropriate content: lighthouse", "path": "$", "code": "unexpected"}
+    api.before_post = [None, LeonardoError(flagged["error"], status_code=403, body=flagged)]
+    summary = run(api, PROMPTS[:4], str(tmp_path), concurrency=1)
+    assert (summary.complete, summary.failed) == (3, 1) and api.calls.count("POST") == 4
+    assert states(tmp_path) == {0: "complete", 1: "failed", 2: "complete", 3: "complete"}
+    assert "inappropriate content" in [r for r in journal(tmp_path) if r.get("i") == 1][-1]["reason"]
 
 
 # --- answers of another shape than the spec's ---------------------------------------------------
