@@ -1037,8 +1037,11 @@ class _Engine:
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            self.reconcile_at[item.index] = now
-            self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
+            self.reconcile_later(item, error, now)
+
+    def reconcile_later(self, item: _Item, error: BaseException, now: float) -> None:
+        self.reconcile_at[item.index] = now
+        self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
@@ -1057,12 +1060,14 @@ class _Engine:
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
             job, id_key = _client.create_job(response)
-            generation_id = str(job[id_key])
-            if generation_id in self.by_generation:  # its images would be the other item's
-                owner = self.by_generation[generation_id] + 1
-                raise LeonardoError(f"the API answered the generation id of item #{owner}: {generation_id}")
-        except LeonardoError as exc:  # answered, so not reconciled again: the listing cannot tell more
-            self.leave_ambiguous(item, str(exc), recheck=False)
+        except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
+            self.reconcile_later(item, exc, now)
+            return
+        generation_id = str(job[id_key])
+        if generation_id in self.by_generation:  # its images would be the other item's: the listing cannot tell more
+            owner = self.by_generation[generation_id] + 1
+            reason = f"the API answered the generation id of item #{owner}: {generation_id}"
+            self.leave_ambiguous(item, reason, recheck=False)
             return
         self.record(item, "submitted", id=generation_id, cost=_cost(job), t=self.wall_time())
         item.check_at = now + FIRST_POLL

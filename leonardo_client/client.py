@@ -25,7 +25,7 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    BodyBroke, LeonardoError, check_complete, credentials_of, read_json, redact_from_logs, shortfall, shows_key,
+    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, read_json, redact_from_logs, shortfall, shows_key,
     timed_out, without_userinfo,
 )
 from .payloads import (
@@ -537,7 +537,8 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
         if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
     keys = cut(", ".join(map(str, itertools.islice(response, 50))))  # 50 keys are more than cut() shows
-    raise LeonardoError(f"no generation id in the response (keys: {keys or 'none'})")
+    said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
+    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {keys or 'none'})")
 
 
 def _job_id(id: Union[str, Body], texture: bool) -> str:

@@ -102,7 +102,7 @@ class LeonardoError(Exception):
     def from_response(cls, response: "requests.Response", note: str = "", key: str = "") -> "LeonardoError":
         """Build the error for an unsuccessful response, whatever its body holds."""
         body = _parse_body(response, key)
-        message = _message_from(body) or _s3_message(body) or _fallback_message(response, key)
+        message = message_from(body) or _s3_message(body) or _fallback_message(response, key)
         return cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
 
     @classmethod
@@ -431,7 +431,7 @@ def _parse_body(response: "requests.Response", key: str) -> Any:
         return redacted_text(response, key)
 
 
-def _message_from(body: Any) -> Optional[str]:
+def message_from(body: Any) -> Optional[str]:
     """The error text of the API's envelopes: {"error": ...}, {"errors": [{"message"}]}, [{"message"}]
     (a blank one is none)."""
     if isinstance(body, dict):

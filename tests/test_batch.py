@@ -1162,6 +1162,26 @@ def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> No
     assert (summary.complete, summary.ambiguous) == (1, 1)  # the first was left waiting, the second had its images
 
 
+@pytest.mark.parametrize("made", [True, False])
+def test_a_create_answer_without_a_generation_id_is_reconciled(tmp_path: Any, made: bool) -> None:
+    # Every job key is nullable, and a 200 may hold an error (API_FACTS 1.3): whether it made one, the listing tells.
+    class NoJobOnce(ApiDouble):
+        answered = False
+
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if self.answered:
+                return super().create_generation(body)
+            self.answered = True
+            super().create_generation(body) if made else self.calls.append("POST")
+            return {"sdGenerationJob": None, "errors": [{"message": "Not enough tokens"}]}
+
+    api, events = NoJobOnce(), []
+    summary = run(api, PROMPTS[:2], str(tmp_path), concurrency=1, on_progress=lambda p: events.append(p.message))
+    assert summary.ok and len(api.generations) == 2  # was left ambiguous for good, rerun or not
+    assert api.calls.count("POST") == (2 if made else 3)  # adopted, or sent again once found never created
+    assert any("no generation id in the response: Not enough tokens" in str(m) for m in events)
+
+
 def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) -> None:
     api = ApiDouble()
     api.listing_error = LeonardoError("Internal Server Error", status_code=500)  # every poll round: GETs instead
