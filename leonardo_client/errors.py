@@ -177,7 +177,8 @@ def shortfall(response: "requests.Response") -> str:
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
-_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A JSON string, or an unterminated one to the end: each match runs on from where the last ended (linear).
+_JSON_STRINGS = re.compile(rb'(?s)"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
@@ -216,8 +217,8 @@ def _nested_too_deep(data: Union[str, bytes, bytearray]) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if not isinstance(raw, (bytes, bytearray)) or raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return False
-    # Brackets inside strings count at first (fast); only a body that seems too deep is measured without them.
-    return _deeper_than_allowed(raw) and _deeper_than_allowed(_JSON_STRINGS.sub(b"", raw))
+    # Measured without the strings: a "]" in one would hide a level.
+    return _deeper_than_allowed(_JSON_STRINGS.sub(b"", raw))
 
 
 def _deeper_than_allowed(raw: Union[bytes, bytearray]) -> bool:

@@ -702,6 +702,10 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
     assert errors._nested_too_deep("[" * 201) and not errors._nested_too_deep("[" * 200 + "]" * 200)
     in_a_string = b'{"a": "' + b"[" * 500 + b'"}'  # text, not nesting
     assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
+    with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: a "]" in a string hid a level
+        parse_json('["]",' * 300 + "0" + "]" * 300)
+    # An unterminated string is one match, to the end: the scan is linear (80 KB of \" took 18 s, quadratic).
+    assert errors._JSON_STRINGS.sub(b"", b"[" * 201 + b'"' + b'\\"' * 1000) == b"[" * 201
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="json's C scanner has its own depth limit from 3.12")
