@@ -434,6 +434,20 @@ def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
     assert "deleting the journal would send that batch's items again, those already made too" in str(caught.value)
 
 
+def test_a_rerun_with_another_accounts_key_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
+    # Its generations are not the other account's: one in flight read as deleted, a lost one as never made (billed twice).
+    first = ApiDouble()
+    run(first, PROMPTS[:2], str(tmp_path))
+    assert [r for r in journal(tmp_path) if "user" in r] == [{"user": "user-1"}]  # journaled once
+    other = ApiDouble()
+    other.get_user_info = lambda: {"user_details": [{"user": {"id": "user-2"}, "apiConcurrencySlots": 3}]}  # type: ignore
+    with pytest.raises(LeonardoError, match=r"^this folder's batch ran on another account \(user user-1; this API key"):
+        run(other, PROMPTS[:2], str(tmp_path))
+    assert other.calls == []  # nothing but GET /me, which the double does not count
+    assert run(first, PROMPTS[:2], str(tmp_path)).ok and first.calls.count("POST") == 2  # its own key: resumed
+    assert [r for r in journal(tmp_path) if "user" in r] == [{"user": "user-1"}]
+
+
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
     text = journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": time.time()}])
     (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run
