@@ -1138,28 +1138,38 @@ class _Engine:
             else:
                 self.resend(item)
                 continue
-            self.leave_ambiguous(item, reason, recheck=True)
+            self.leave_ambiguous(item, reason, recheck=True, stalled=isinstance(complete, LeonardoError))
 
     def not_now(self, due: List[_Item], complete: Any) -> bool:
         """Whether the items stay as they are for now: the key refused or the Client closed (the batch stops; a
         rerun reconciles them), or a listing that failed, read once more after LISTING_AGAIN s (a passing 503
-        would leave them ambiguous, and the items of their prompts held back)."""
+        would leave them ambiguous, and the items of their prompts held back). A failed one pauses submissions:
+        in an outage, each create call sent would be one more item left ambiguous."""
         if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
             self.fatal = complete if _key_refused(complete) else self.fatal
             return True
+        if isinstance(complete, LeonardoError):
+            wait = self.pause
+            self.back_off(wait, time.monotonic())
+            self.emit("waiting", due[0], f"could not read the account's generations: pausing submissions {wait:.1f}s")
         again = isinstance(complete, LeonardoError) and not any(item.read_again for item in due)
         for item in due if again else ():
             item.read_again = True
             self.reconcile_at[item.index] = time.monotonic() + LISTING_AGAIN
         return again
 
-    def leave_ambiguous(self, item: _Item, reason: str, recheck: bool) -> None:
-        """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again)."""
+    def leave_ambiguous(self, item: _Item, reason: str, recheck: bool, stalled: bool = False) -> None:
+        """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again);
+        ``stalled``: because the API failed to answer, so the batch did not move on (see check_refusals)."""
+        since = self.refused_since
         if item.state != "ambiguous":  # settled in this run, as complete and failed ones are
             self.done_this_run += 1
         if (item.state, item.reason) != ("ambiguous", reason):
             self.record(item, "ambiguous", reason=reason, recheck=recheck or None)
         self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
+        if stalled:
+            self.refused_since = since
+            self.check_refusals(reason, time.monotonic())
 
     def look_again_for_v2(self, item: _Item) -> bool:
         """Whether the listing may yet be seen to hold v2 generations (not documented: until one of

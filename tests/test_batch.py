@@ -126,8 +126,10 @@ class ApiDouble:
 
 @pytest.fixture(autouse=True)
 def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A listing that failed is read once more LISTING_AGAIN (5 s) later: a moment here."""
+    """A listing that failed is read once more LISTING_AGAIN (5 s) later, and pauses submissions DEFAULT_PAUSE
+    (2 s, doubling each time): a moment here."""
     monkeypatch.setattr(batch, "LISTING_AGAIN", 0.05)
+    monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.05)
 
 
 def run(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
@@ -2182,6 +2184,21 @@ def test_two_candidates_make_the_item_ambiguous(tmp_path: Any) -> None:
     assert again.ambiguous == 1 and len(api.generations) == 2  # left for the user
     resent = run(api, items, str(tmp_path), resubmit_ambiguous=True)
     assert resent.ok and len(api.generations) == 3
+
+
+def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp_path: Any) -> None:
+    # Create calls answered 503 and the listing unreadable: each item sent was left ambiguous, which counted as moving
+    # on, so the whole queue went into the outage at the POST pace (68 items a minute), and the batch never stopped.
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)] * 20  # none made
+    api.listing_error = LeonardoError("Service Unavailable", status_code=503)
+    items = [{"prompt": f"a kite, study {n}", "width": 512, "height": 512} for n in range(20)]
+    events: List[BatchProgress] = []
+    last = "could not read the account's generations: HTTP 503: Service Unavailable"
+    with pytest.raises(LeonardoError, match=rf"no create call went through \(the last: {last}\); rerun to resume$"):
+        run(api, items, str(tmp_path), item_timeout=0.5, on_progress=events.append)
+    assert api.calls.count("POST") <= 8  # paused after each failed listing, twice as long each time
+    assert any("could not read the account's generations: pausing submissions" in e.message for e in events)
 
 
 @pytest.mark.parametrize("user, why", [({"id": "user-1"}, "Service Unavailable"), ({}, "GET /me gave no user id")])
