@@ -1412,9 +1412,11 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Op
     """Whether ``generation`` is the one ``item`` made; None when it cannot tell (a prompt, time or
     number not shown or in a form not understood, a size other than asked: its silence or an
     upscaled size must not send the item again)."""
-    created = _timestamp(generation.get("createdAt"))
     prompt, model_id = generation.get("prompt"), generation.get("modelId")
-    if created is not None and created < after or isinstance(prompt, str) and prompt != item.prompt:
+    if isinstance(prompt, str) and prompt != item.prompt:  # first: reading the time is what costs (strptime)
+        return False
+    created = _timestamp(generation.get("createdAt"))
+    if created is not None and created < after:
         return False
     if item.model_id is not None and isinstance(model_id, str) and model_id.lower() != item.model_id.lower():
         return False  # a uuid, in any case; a v2 model's name does not appear in the listing: prompt and size decide
