@@ -26,7 +26,7 @@ from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.webhooks import parse_webhook
 
 MAX_BODY = 1024 * 1024  # the documented payload is a few kB
-READ_TIMEOUT = 10.0  # seconds a sender may take between two reads: a stalled one is let go
+READ_TIMEOUT = 10.0  # seconds a sender may be silent: one silent longer is let go
 
 
 def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> type:
@@ -40,7 +40,8 @@ def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> ty
                 return
             try:
                 event = parse_webhook(self.rfile.read(int(length)), self.headers, callback_key)
-            except ValueError as err:  # wrong key, not JSON, unknown shape: one line each
+            except ValueError as err:  # wrong key, not JSON, unknown shape: one line each, here too (a key mistyped?)
+                print(f"refused a callback from {self.client_address[0]}: {err}", file=sys.stderr)
                 self.send_error(401 if "Authorization" in str(err) else 400, str(err))
                 return
             self.send_response(204)
@@ -54,6 +55,8 @@ def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> ty
 
 
 class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # a burst of callbacks waits to be accepted (the default, 5, drops them to retry)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A sender that hung up before its answer, say: one line, and the server goes on.
         print(f"error: serving {client_address[0]}: {sys.exc_info()[1]!r}", file=sys.stderr)

@@ -28,10 +28,11 @@ Headers = Union[Mapping[Any, Any], email.message.Message, Iterable[Tuple[Any, An
 
 
 def _authorization(headers: Headers) -> str:
-    """The Authorization header's value, whatever its capitalisation and whatever holds the headers."""
+    """The Authorization header's value, whatever its capitalisation and whatever holds the headers (a WSGI
+    environ, or Django's request.META, keeps it as HTTP_AUTHORIZATION)."""
     pairs = headers.items() if hasattr(headers, "items") else headers  # http.server's headers have items()
     try:  # a raw ASGI scope's headers are (bytes, bytes) pairs
-        given = [value for name, value in pairs if _lower(name) == "authorization"]
+        given = [value for name, value in pairs if _lower(name) in ("authorization", "http_authorization")]
     except (TypeError, ValueError):
         raise TypeError(f"headers must be a mapping or (name, value) pairs, not {type(headers).__name__}") from None
     if not given:
@@ -53,7 +54,8 @@ def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback
 
     Args:
         body: the request body as received.
-        headers: a mapping, http.server's ``self.headers`` or (name, value) pairs; any case of name.
+        headers: a mapping, http.server's ``self.headers`` or (name, value) pairs; any case of name (a WSGI
+            environ, Django's ``request.META``, works too).
         callback_api_key: your webhook callback API key (surrounding spaces ignored).
 
     Returns:

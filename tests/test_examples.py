@@ -133,6 +133,9 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
         connection = http.client.HTTPConnection(*server.server_address, timeout=10)
         connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-for-tests"})
         assert connection.getresponse().status == 204
+        connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-mistyped"})
+        assert connection.getresponse().read() and capsys.readouterr().err == (  # was refused without a word
+            "refused a callback from 127.0.0.1: webhook Authorization header does not carry the callback API key\n")
         # An event of another shape: a KeyError, then a TypeError on its images, ended the receiver; an escape
         # sequence in it reached the terminal.
         receiver.show(events.get(timeout=10))

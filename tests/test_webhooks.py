@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import http.client
+import io
 import json
 from typing import Any, Dict
 
@@ -69,11 +70,12 @@ def test_a_token_with_a_lone_surrogate_never_matches_a_key() -> None:
             parse_webhook(BODY, {"authorization": f"Bearer {token}"}, "s3cret?")
 
 
-def test_headers_come_as_http_server_gives_them_or_as_raw_asgi_pairs() -> None:
+def test_headers_come_as_http_server_gives_them_or_as_raw_asgi_pairs_or_in_a_wsgi_environ() -> None:
     message = http.client.HTTPMessage()  # BaseHTTPRequestHandler.headers
     message["Authorization"] = f"Bearer {CALLBACK_KEY}"
     raw_asgi = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {CALLBACK_KEY}".encode())]
-    for headers in (message, raw_asgi, dict(raw_asgi)):
+    environ = {"REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO(BODY), "HTTP_AUTHORIZATION": f"Bearer {CALLBACK_KEY}"}
+    for headers in (message, raw_asgi, dict(raw_asgi), environ):  # environ (Django's request.META): was "no header"
         assert parse_webhook(BODY, headers, CALLBACK_KEY)["type"] == "image_generation.complete"
 
 
