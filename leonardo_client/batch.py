@@ -644,7 +644,6 @@ class _Engine:
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
         self.clock_this_run = False  # whether a generation sent in this run has shown it
-        self.journaled_user: Optional[str] = None  # the account the batch ran on, from the journal
 
     @property
     def create_span(self) -> float:
@@ -774,7 +773,6 @@ class _Engine:
             if "i" in record:
                 self.set_state(self.items[record["i"]], record)
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
-            self.journaled_user = record.get("user", self.journaled_user)
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
                 self.clock = record["clock"]
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
@@ -898,13 +896,14 @@ class _Engine:
         details = _client.user_details(self.client.get_user_info())
         user_id = details["user"].get("id")
         self.user_id: Optional[str] = user_id if is_id(user_id) else None
-        if None not in (self.user_id, self.journaled_user) and self.user_id != self.journaled_user:
+        journaled = [record["user"] for record in self.journal.records if "user" in record]
+        if self.user_id is not None and journaled and journaled[0] != self.user_id:
             # Its generations are not this account's: those in flight would read as deleted, lost ones as never made.
             raise LeonardoError(
-                f"this folder's batch ran on another account (user {self.journaled_user}; this API key is user "
+                f"this folder's batch ran on another account (user {journaled[0]}; this API key is user "
                 f"{self.user_id}'s): rerun it with that account's key, or use another folder"
             )
-        if self.user_id is not None and self.journaled_user is None:
+        if self.user_id is not None and not journaled:
             self.journal.append([{"user": self.user_id}])
         if concurrency is not None:
             return concurrency

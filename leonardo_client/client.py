@@ -25,8 +25,8 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, read_json, redact_from_logs, shortfall, shows_key,
-    timed_out, without_userinfo,
+    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, read_json, redact_from_logs, shortfall,
+    shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -44,6 +44,9 @@ API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
 WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
 POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
+# A body read whole is refused past these (a compressed answer may inflate to gigabytes): far more than any
+# answer (an LCM answer's data URLs are a few MB), or any error's text.
+MAX_ANSWER, MAX_ERROR_BODY = 64 * 1024 * 1024, 1024 * 1024
 # The API never redirects; a GET (a CDN's download) may follow this many, each hop with its own
 # retries and timeouts. A POST or DELETE follows none: a 307 would send the create call again.
 MAX_REDIRECTS = 5
@@ -291,7 +294,7 @@ class Client:
             if write:
                 write(response, _chunks(response, method, url, self._key, note))
             else:
-                _ = response.content
+                _read_whole(response, MAX_ANSWER if 200 <= response.status_code < 300 else MAX_ERROR_BODY, self._key)
                 check_complete(response, method, url, self._key, note)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # A body cut short says how much came; one that stopped coming timed out (what it got is not counted).
@@ -660,6 +663,17 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
+
+
+def _read_whole(response: requests.Response, most: int, key: str) -> None:
+    """Read the body into ``response.content``; LeonardoError past ``most`` bytes, decompressed."""
+    body = bytearray()
+    for chunk in response.iter_content(DOWNLOAD_CHUNK):
+        body += chunk
+        if len(body) > most:
+            message = f"answer of more than {most // 2 ** 20} MiB: not read"
+            raise LeonardoError.bad_body(response, message, None, key=key)
+    response._content = bytes(body)
 
 
 def _chunks(response: requests.Response, method: str, url: str, key: str, note: str) -> Iterator[bytes]:

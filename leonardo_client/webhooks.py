@@ -54,8 +54,7 @@ def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback
 
     Args:
         body: the request body as received.
-        headers: a mapping, http.server's ``self.headers`` or (name, value) pairs; any case of name (a WSGI
-            environ, Django's ``request.META``, works too).
+        headers: a mapping (a WSGI environ too), http.server's ``self.headers`` or (name, value) pairs.
         callback_api_key: your webhook callback API key (surrounding spaces ignored).
 
     Returns:

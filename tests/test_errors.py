@@ -7,6 +7,7 @@ except what needs real sockets: refused connections and bodies cut short (FakeLe
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import inspect
 import json
@@ -28,6 +29,7 @@ from urllib3.exceptions import LocationParseError
 from conftest import API_KEY, BASE, api_matchers, new_generation, raw_server, refused_url
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client import _files, errors
+from leonardo_client import client as client_module
 from leonardo_client._retry import LeonardoRetry
 from leonardo_client.errors import parse_json
 from leonardo_client.testing import FakeLeonardo
@@ -332,6 +334,26 @@ def test_a_truncated_body_keeps_its_request_id_and_retry_after() -> None:
         err = fail(client)
     assert (err.status_code, err.request_id, err.retry_after) == (200, "id-42", 5.0)
     assert "truncated body: 5 of 100 bytes" in err.message
+
+
+@pytest.mark.parametrize("status, cap", [(200, "MAX_ANSWER"), (404, "MAX_ERROR_BODY")])
+def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory(
+    monkeypatch: pytest.MonkeyPatch, status: int, cap: str
+) -> None:
+    # A few kB of gzip can inflate to gigabytes: it was all held (a bare MemoryError, or the OOM killer).
+    monkeypatch.setattr(client_module, "MAX_ANSWER", 2 * 2**20)  # each cap, lowered to 2 MiB here (64 MiB, 1 MiB)
+    monkeypatch.setattr(client_module, "MAX_ERROR_BODY", 2 * 2**20)
+    body = gzip.compress(b'{"generations_by_pk": null}' + b" " * (2 * 2**20))  # 2 KB of gzip, 2 MiB inflated
+    head = f"HTTP/1.1 {status} X\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    with raw_server(head + body) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        err = fail(client)
+    assert (type(err), err.status_code, err.message) == (LeonardoError, status, "answer of more than 2 MiB: not read")
+    monkeypatch.setattr(client_module, cap, 3 * 2**20)
+    with raw_server(head + body) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        if status == 200:
+            assert client.get_generation_by_id("g") == {"generations_by_pk": None}  # within its cap: read
+        else:
+            assert "not read" not in fail(client).message  # the error said from its body, as any
 
 
 def test_a_body_cut_short_through_an_adapter_of_yours_is_a_leonardo_error(fake: FakeLeonardo) -> None:
