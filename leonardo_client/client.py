@@ -297,14 +297,16 @@ class Client:
                 _read_whole(response, MAX_ANSWER if 200 <= response.status_code < 300 else MAX_ERROR_BODY, self._key)
                 check_complete(response, method, url, self._key, note)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            # A body cut short says how much came; one that stopped coming timed out (what it got is not counted).
-            short = "" if timed_out(exc) else shortfall(response)
+            # A body cut short says how much came; one that stopped coming timed out (what it got is not counted), and
+            # one that came whole but could not be decoded (a bad gzip, more codings than urllib3 takes) was not cut.
+            undecodable = isinstance(exc, (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError))
+            short = "" if timed_out(exc) or undecodable else shortfall(response)
             if short:
                 error = BodyBroke.cut_short(response, method, url, short, self._key, note)
             else:
-                plain = LeonardoError.from_transport(exc, method, url, note, self._key)
-                error = BodyBroke.of(response, plain, self._key)
-            raise error from (None if shows_key(exc, self._key) else exc)
+                error = BodyBroke.of(response, LeonardoError.from_transport(exc, method, url, note, self._key), self._key)
+            # One that could not be decoded came whole, and would come the same again: not sent again.
+            raise (error.plain() if undecodable else error) from (None if shows_key(exc, self._key) else exc)
 
     def _check_open(self) -> None:
         if self.closed:

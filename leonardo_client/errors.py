@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import LocationParseError, ReadTimeoutError
+from urllib3.exceptions import DecodeError, LocationParseError, ReadTimeoutError
 
 from ._retry import parse_retry_after
 from .payloads import cut
@@ -395,6 +395,7 @@ _TRANSPORT_ERRORS = (
     (requests.exceptions.SSLError, "TLS/SSL error with {host}: {detail}"),
     (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
     (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
+    ((requests.exceptions.ContentDecodingError, DecodeError), "could not decode the response: {detail}"),
     (requests.exceptions.ConnectionError, "connection failed: {detail}"),
     (Exception, "request to {host} failed: {detail}"),
 )

@@ -356,6 +356,16 @@ def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory
             assert "not read" not in fail(client).message  # the error said from its body, as any
 
 
+@pytest.mark.parametrize("codings, says", [("gzip", "incorrect header check"), (", ".join(["gzip"] * 10), "10 > 5|header")])
+def test_a_whole_body_that_cannot_be_decoded_says_so_and_is_not_sent_again(codings: str, says: str) -> None:
+    # It was "connection broke ... (truncated body: 0 of 2 bytes)" and sent again, to come the same again.
+    answer = f"HTTP/1.1 200 OK\r\nContent-Encoding: {codings}\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", timeout=1) as client:
+        err = fail(client)  # a second request would time out: the server answers one
+    assert (type(err), err.status_code) == (LeonardoError, 200)
+    assert re.match(f"could not decode the response: .*({says})", err.message)  # urllib3 1.26 takes 10 codings
+
+
 def test_a_body_cut_short_through_an_adapter_of_yours_is_a_leonardo_error(fake: FakeLeonardo) -> None:
     # urllib3 1.26 ends it silently through an adapter that is not the client's: the client compares the length.
     with requests.Session() as session, Client(api_key=fake.api_key, base_url=fake.base_url, session=session) as client:
