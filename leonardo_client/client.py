@@ -304,7 +304,8 @@ class Client:
             if short:
                 error = BodyBroke.cut_short(response, method, url, short, self._key, note)
             else:
-                error = BodyBroke.of(response, LeonardoError.from_transport(exc, method, url, note, self._key), self._key)
+                plain = LeonardoError.from_transport(exc, method, url, note, self._key)
+                error = BodyBroke.of(response, plain, self._key)
             # One that could not be decoded came whole, and would come the same again: not sent again.
             raise (error.plain() if undecodable else error) from (None if shows_key(exc, self._key) else exc)
 
