@@ -68,6 +68,9 @@ PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot tr
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
 MAX_DOUBLED_PAUSE = 60.0
 MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a server may ask for years)
+# The longest a 429 on a poll holds the next round back: a round is one request most of the time, and one a minute
+# asks little of the account's limit, while a longer hold would leave finished generations unread for as long.
+MAX_POLL_PAUSE = 60.0
 DOWNLOAD_TRIES = 3
 EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) before it is ambiguous
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
@@ -626,7 +629,7 @@ class _Engine:
         self.run_from = self.wall_time()  # "submitting" times from here on are this run's
         self.poll_at, self.poll_gap = self.started + FIRST_POLL, FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
-        self.pause = DEFAULT_PAUSE
+        self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
         self.polling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
@@ -1231,7 +1234,11 @@ class _Engine:
         self.spawn("poll", partial(self.poll, ids, by_id, use_listing), self.polled)
         self.poll_at = now + self.poll_gap
 
-    def poll(self, ids: List[str], by_id: List[str], use_listing: bool) -> Dict[str, Dict[str, Any]]:
+    def poll(
+        self, ids: List[str], by_id: List[str], use_listing: bool
+    ) -> Tuple[Dict[str, Dict[str, Any]], Optional[LeonardoError]]:
+        """(The generations read, the 429 that ended the round early or None): no more calls once the
+        account's rate limit, shared with its other programs, is spent (see hold_polls)."""
         found: Dict[str, Dict[str, Any]] = {}
         wanted = set(ids)
         if use_listing:
@@ -1241,6 +1248,8 @@ class _Engine:
             except LeonardoError as exc:
                 if _key_refused(exc):
                     raise
+                if exc.status_code == 429:  # not a GET for each one instead
+                    return found, exc
                 page = {}
             listed = page.get("generations")
             for generation in listed if isinstance(listed, list) else ():
@@ -1255,6 +1264,8 @@ class _Engine:
             except LeonardoError as exc:
                 if _key_refused(exc):
                     raise
+                if exc.status_code == 429:
+                    return found, exc
                 continue  # a transient failure: the next round tries again
             generation = answer.get("generations_by_pk", ())
             if generation is None:  # the API says there is none
@@ -1262,14 +1273,16 @@ class _Engine:
             elif isinstance(generation, dict) and str(generation.get("id", generation_id)) == generation_id:
                 found[generation_id] = _slim(generation)
             # else an answer of another shape, or about another generation: asked again next round
-        return found
+        return found, None
 
-    def polled(self, found: Any, error: Optional[BaseException]) -> None:
+    def polled(self, result: Any, error: Optional[BaseException]) -> None:
         self.polling = False
         if error is not None:  # a refused key ends the batch; anything else, the next round asks again
             if _key_refused(error):
                 self.fatal = error
             return
+        found, rate_limited = result
+        self.hold_polls(rate_limited)
         self.learn_from(found.values(), listing=False)
         for generation_id, generation in found.items():
             item = self.items[self.by_generation[generation_id]]
@@ -1292,6 +1305,17 @@ class _Engine:
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
         else:
             self.poll_gap = min(MAX_POLL, self.poll_gap * 1.5)
+
+    def hold_polls(self, rate_limited: Optional[LeonardoError]) -> None:
+        """After a round a 429 ended, the next waits for its Retry-After, else for a pause that doubles
+        (each at most MAX_POLL_PAUSE); a round without one sets that pause back."""
+        if rate_limited is None:
+            self.poll_pause = DEFAULT_PAUSE
+            return
+        wait = min(MAX_POLL_PAUSE, rate_limited.retry_after or self.poll_pause)
+        self.poll_pause = min(MAX_POLL_PAUSE, self.poll_pause * 2)
+        self.poll_at = max(self.poll_at, time.monotonic() + wait)
+        self.emit("waiting", None, f"rate limited while polling: next poll in {wait:.1f}s")
 
     def seen_complete(self, item: _Item, generation_id: str, generation: Dict[str, Any]) -> None:
         """Its files downloaded next; with none to download, asked again for EMPTY_GRACE (they may come

@@ -1222,6 +1222,37 @@ def test_a_poll_listing_of_another_shape_falls_back_to_gets(tmp_path: Any, listi
     assert run(api, PROMPTS[:3], str(tmp_path), item_timeout=3.0).ok  # every poll round failed: left pending
 
 
+@pytest.mark.parametrize("retry_after, listing_limited", [(0.5, True), (None, True), (0.5, False)])
+def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
+    tmp_path: Any, retry_after: Optional[float], listing_limited: bool
+) -> None:
+    # The account's rate limit spent (another program on it): each round fell back to a GET per generation, each
+    # 429 ignored. Now a round's first 429 ends it, and the next waits its Retry-After (else 0.05 s, doubling).
+    storm, began = 2.0, [0.0]
+    refused: List[str] = []  # the calls answered 429
+    events: List[str] = []
+    api = Reshaped() if listing_limited else Reshaped(listing=lambda answer: {"generations": 7})  # GETs instead
+
+    def rate_limited(call: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+        def answer(*args: Any, **kwargs: Any) -> Dict[str, Any]:
+            began[0] = began[0] or time.monotonic()  # from the first poll's call
+            if time.monotonic() - began[0] < storm:
+                refused.append(call.__name__)
+                raise LeonardoError("HTTP 429: Too Many Requests", status_code=429, retry_after=retry_after)
+            return call(*args, **kwargs)
+
+        return answer
+
+    api.get_generation_by_id = rate_limited(api.get_generation_by_id)  # type: ignore[method-assign]
+    if listing_limited:
+        api.get_generations_by_user_id = rate_limited(api.get_generations_by_user_id)  # type: ignore[method-assign]
+    summary = run(api, PROMPTS, str(tmp_path), concurrency=6, on_progress=lambda p: events.append(p.message))
+    assert summary.ok and api.calls.count("POST") == len(PROMPTS)
+    # One 429 a round, the rounds at least the pause apart (0.05 * (2 ** 6 - 1) s > storm); it was 6 GETs a round.
+    assert len(refused) <= (storm / retry_after + 1 if retry_after else 6), refused
+    assert any(m.startswith("rate limited while polling: next poll in ") for m in events)
+
+
 def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
     api = Reshaped()
     api.get_user_info = lambda: {"user_details": [{"user": {"id": " "}, "apiConcurrencySlots": 3}]}  # type: ignore[method-assign]
