@@ -454,7 +454,9 @@ class Client:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
-        ``on_poll(status, seconds elapsed)`` after each. LeonardoError if it FAILED, is unknown or outlives that.
+        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no answer (its
+        retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if it FAILED, is
+        unknown, a check is refused (another 4xx, a bad body) or it outlives ``timeout`` (saying the last failure).
         """
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
@@ -481,27 +483,39 @@ class Client:
         started = time.monotonic()
         interval = float(poll_interval)
         while True:  # bounded by the deadline, started + timeout
-            found = fetch(id).get(key)
-            elapsed = time.monotonic() - started
-            if not isinstance(found, dict):
-                answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
-                raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")
-            if str(found.get("id", id)).lower() != id.lower():  # a uuid in either case is the same id
-                message = f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}"
-                raise LeonardoError(message, body=found)
-            status = str(found.get("status"))
-            if on_poll is not None:
-                on_poll(status, elapsed)
-            if status == "COMPLETE":
-                return found
-            if status == "FAILED":
-                raise LeonardoError(f"{what} {id} FAILED", body=found)
+            answer, failed = self._poll(fetch, id)
+            if answer is not None:
+                found = _answered(answer.get(key), key, what, id)
+                status = str(found.get("status"))
+                if on_poll is not None:
+                    on_poll(status, time.monotonic() - started)
+                if status == "COMPLETE":
+                    return found
+                if status == "FAILED":
+                    raise LeonardoError(f"{what} {id} FAILED", body=found)
             left = started + timeout - time.monotonic()
             if left <= 0:
-                message = f"{what} {id} still {status} after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
-                raise LeonardoError(message, body=found)
-            self.retry.closed.wait(min(interval, left))  # close() ends it, and the next GET raises
+                after = f"after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
+                if failed is not None:
+                    message = f"{what} {id} still unknown {after}, its last poll failed: {failed}"
+                    raise LeonardoError(message) from failed
+                raise LeonardoError(f"{what} {id} still {status} {after}", body=found)
+            pause = interval
+            if failed is not None and failed.retry_after is not None and failed.retry_after <= left:
+                pause = max(interval, failed.retry_after)  # the server's word, where the deadline allows it
+            self.retry.closed.wait(min(pause, left))  # close() ends it, and the next GET raises
             interval = min(interval * POLL_BACKOFF, max(MAX_POLL_INTERVAL, poll_interval))
+
+    def _poll(self, fetch: Callable[[str], Result], id: str) -> Tuple[Optional[Result], Optional[LeonardoError]]:
+        """One check of a wait: (the answer, None), or (None, the error) of a failure that may pass (a 5xx, a 429,
+        no answer: its retries spent) and so is waited out. A refusal (4xx), a bad body or a closed client raise."""
+        try:
+            return fetch(id), None
+        except LeonardoError as exc:
+            code = exc.status_code
+            if self.closed or not (code is None or code >= 500 or code == 429):
+                raise
+            return None, exc
 
     def download_image(self, url: str, path: _files.PathLike) -> str:
         """GET ``url`` (no API key sent) streamed to ``path`` (in a folder that exists), renamed in when whole."""
@@ -545,6 +559,16 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
     keys = cut(", ".join(map(str, itertools.islice(response, 50))))  # 50 keys are more than cut() shows
     said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
     raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {keys or 'none'})")
+
+
+def _answered(found: Any, key: str, what: str, id: str) -> Result:
+    """The job in a poll's answer (``found``, its ``key``): LeonardoError if there is none or it is another one."""
+    if not isinstance(found, dict):
+        answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
+        raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")
+    if str(found.get("id", id)).lower() != id.lower():  # a uuid in either case is the same id
+        raise LeonardoError(f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}", body=found)
+    return found
 
 
 def _job_id(id: Union[str, Body], texture: bool) -> str:

@@ -11,6 +11,7 @@ import time
 from typing import Any, Dict, List, Tuple
 
 import pytest
+import requests
 import responses
 
 import leonardo_client.client as client_module
@@ -267,3 +268,78 @@ def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
     mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
     created = {"sdGenerationJob": {"generationId": "g-9"}, "textureGenerationJob": texture_job}  # there, with no id
     assert mock_client.wait_for_generation(created) == done["generations_by_pk"]
+
+
+# A poll that fails in a way that passes (a 5xx, a 429, no answer at all: mock_client's retries, none here, spent) is
+# waited out until the wait's own deadline; one the API refuses (a 4xx, a bad body) ends the wait at once.
+
+DONE = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+TRANSIENT = [{"status": 503, "json": {"error": "busy"}}, {"status": 500, "body": "oops"},
+             {"status": 429, "json": {"error": "slow down"}}, {"body": requests.ConnectionError("connection reset")}]
+
+
+@pytest.mark.parametrize("failure", TRANSIENT, ids=["503", "500", "429", "no answer"])
+def test_polls_failing_for_a_while_are_waited_out(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch, failure: Dict[str, Any]
+) -> None:
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    for _ in range(4):
+        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **failure)
+    mocked.add("GET", BASE + "/generations/g-9", json=DONE, match=api_matchers())
+    seen: List[Tuple[str, float]] = []
+
+    generation = mock_client.wait_for_generation("g-9", timeout=600, on_poll=lambda s, e: seen.append((s, e)))
+
+    assert generation == DONE["generations_by_pk"]
+    assert clock.sleeps == pytest.approx([1.0, 1.5, 2.25, 3.375])  # on its schedule, as if each had answered
+    assert seen == [("COMPLETE", pytest.approx(8.125))]  # only real answers are reported
+    assert len(mocked.calls) == 5
+
+
+def test_a_429_retry_after_is_the_next_interval_when_it_fits(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    limited = {"status": 429, "json": {"error": "slow down"}, "headers": {"Retry-After": "120"}}
+    for _ in range(2):
+        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **limited)  # over the retry rule's cap
+    mocked.add("GET", BASE + "/generations/g-9", json=DONE, match=api_matchers())
+    assert mock_client.wait_for_generation("g-9", timeout=200) == DONE["generations_by_pk"]
+    assert clock.sleeps == [120, 1.5]  # then 80 s left: too few, so at its own interval
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [{"status": 404, "json": {"error": "not found"}}, {"status": 401, "json": {"error": "invalid key"}},
+     {"status": 403, "json": {"error": "forbidden"}}, {"status": 400, "json": {"error": "bad id"}},
+     {"status": 200, "body": "<html>not json</html>"}],
+    ids=["404", "401", "403", "400", "bad body"],
+)
+def test_a_poll_refused_ends_the_wait_at_once(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch, refusal: Dict[str, Any]
+) -> None:
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **refusal)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.wait_for_generation("g-9", timeout=600)
+    assert info.value.status_code == refusal["status"]
+    assert clock.sleeps == [] and len(mocked.calls) == 1
+
+
+def test_polls_failing_past_the_deadline_say_so_and_why(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    pending = {"generations_by_pk": {"id": "g-9", "status": "PENDING", "generated_images": []}}
+    mocked.add("GET", BASE + "/generations/g-9", json=pending, match=api_matchers())
+    mocked.add("GET", BASE + "/generations/g-9", status=503, json={"error": "busy"}, match=api_matchers())  # on and on
+    seen: List[str] = []
+    with pytest.raises(LeonardoError) as info:
+        mock_client.wait_for_generation("g-9", timeout=300, on_poll=lambda status, elapsed: seen.append(status))
+    assert str(info.value) == (
+        "generation g-9 still unknown after 300.0s (timeout 300s), its last poll failed: "
+        f"HTTP 503: busy (GET {BASE}/generations/g-9)"
+    )
+    assert isinstance(info.value.__cause__, LeonardoError) and info.value.__cause__.status_code == 503
+    assert sum(clock.sleeps) == pytest.approx(300.0) and len(mocked.calls) == len(clock.sleeps) + 1
+    assert seen == ["PENDING"]
