@@ -480,7 +480,7 @@ class _Item:
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
-    read_again: bool = False  # a listing that failed was read again for it in this run (see not_now)
+    read_again: bool = False  # a listing that failed was read again for it in this run (see settle_now)
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -769,9 +769,9 @@ class _Engine:
             **self.counts(),
         )
 
-    def plan(self, retry_failed: bool, resubmit_ambiguous: bool) -> None:
-        """The journal's state taken up; then journaled as planned: every item of a new journal, else the
-        failed or ambiguous ones asked for."""
+    def plan(self, retry_failed: bool, resubmit_ambiguous: bool) -> List[Dict[str, Any]]:
+        """The journal's state taken up; returned, the records that plan items anew (every item of a new
+        journal, else the failed or ambiguous ones asked for), which run() journals once the account is checked."""
         for record in self.journal.records:  # each item's state, and what the batch has learned
             if "i" in record:
                 self.set_state(self.items[record["i"]], record)
@@ -782,25 +782,30 @@ class _Engine:
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
             fresh = list(range(len(self.items)))
-        records: List[Dict[str, Any]] = [{"i": i, "s": "planned"} for i in fresh]
+        return [{"i": i, "s": "planned"} for i in fresh]
+
+    def queue_planned(self, records: List[Dict[str, Any]]) -> None:
+        """The items planned anew journaled (see plan), then every planned item in line."""
         if records:
             self.journal.append(records)
-            for record in records:
-                self.set_state(self.items[record["i"]], record)
+        for record in records:
+            self.set_state(self.items[record["i"]], record)
+        self.queue = collections.deque(sorted(self.members["planned"]))
 
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         try:  # nothing is sent before the workers start: a Ctrl-C here has nothing in flight to record
-            self.plan(retry_failed, resubmit_ambiguous)
+            planned = self.plan(retry_failed, resubmit_ambiguous)
+            # Before the items reopened are journaled: a run refused (a 401, another account) changes nothing.
             slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
+            self.queue_planned(planned)
+            self.gallery(final=False)
+            self.clear_leftovers()
         except KeyboardInterrupt:
             raise BatchInterrupted(self.summary(interrupted=True)) from None
-        self.queue = collections.deque(sorted(self.members["planned"]))
-        self.gallery(final=False)
         self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
         # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
         rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
         self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)
-        self.clear_leftovers()
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
         self.staging = os.path.join(self.out_dir, INCOMING, os.urandom(4).hex())
         # Daemon threads, so that a second Ctrl-C ends the process at once.
@@ -1026,8 +1031,6 @@ class _Engine:
         now = time.monotonic()
         status = getattr(error, "status_code", None)
         if error is None:
-            self.slowdown = max(1.0, self.slowdown * 0.98)
-            self.pause = DEFAULT_PAUSE
             self.accepted(item, response, now)
         elif isinstance(error, _Stopped):
             self.set_state(item, {"i": item.index, "s": "planned"})  # as the journal still has it
@@ -1075,8 +1078,11 @@ class _Engine:
         try:
             job, id_key = _client.create_job(response)
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
+            self.back_off(self.pause, now)  # as after a failure: the next ones may well be answered so too
             self.reconcile_later(item, exc, now)
             return
+        self.slowdown = max(1.0, self.slowdown * 0.98)
+        self.pause = DEFAULT_PAUSE
         generation_id = str(job[id_key])
         if generation_id in self.by_generation:  # its images would be the other item's: the listing cannot tell more
             owner = self.by_generation[generation_id] + 1
@@ -1107,8 +1113,7 @@ class _Engine:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled = []
         read_at, listed, complete = result if error is None else (0.0, [], error)  # complete: True, or why not
-        if self.not_now(due, complete):
-            return
+        due = self.settle_now(due, complete)
         self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
@@ -1142,23 +1147,25 @@ class _Engine:
                 continue
             self.leave_ambiguous(item, reason, recheck=True, stalled=isinstance(complete, LeonardoError))
 
-    def not_now(self, due: List[_Item], complete: Any) -> bool:
-        """Whether the items stay as they are for now: the key refused or the Client closed (the batch stops; a
-        rerun reconciles them), or a listing that failed, read once more after LISTING_AGAIN s (a passing 503
-        would leave them ambiguous, and the items of their prompts held back). A failed one pauses submissions:
-        in an outage, each create call sent would be one more item left ambiguous."""
+    def settle_now(self, due: List[_Item], complete: Any) -> List[_Item]:
+        """The items to settle now. None when the key was refused or the Client closed (the batch stops; a rerun
+        reconciles them). Of a listing that failed, those it was read once more for already: the others are, after
+        LISTING_AGAIN s (a passing 503 would leave them ambiguous, and the items of their prompts held back). A
+        failed one pauses submissions: in an outage, each create call sent would be one more item left ambiguous."""
         if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
             self.fatal = complete if _key_refused(complete) else self.fatal
-            return True
-        if isinstance(complete, LeonardoError):
-            wait = self.pause
-            self.back_off(wait, time.monotonic())
-            self.emit("waiting", due[0], f"could not read the account's generations: pausing submissions {wait:.1f}s")
-        again = isinstance(complete, LeonardoError) and not any(item.read_again for item in due)
-        for item in due if again else ():
-            item.read_again = True
-            self.reconcile_at[item.index] = time.monotonic() + LISTING_AGAIN
-        return again
+            return []
+        if not isinstance(complete, LeonardoError):
+            return due
+        wait = self.pause
+        self.back_off(wait, time.monotonic())
+        self.emit("waiting", due[0], f"could not read the account's generations: pausing submissions {wait:.1f}s")
+        settle = [item for item in due if item.read_again]
+        for item in due:
+            if not item.read_again:
+                item.read_again = True
+                self.reconcile_at[item.index] = time.monotonic() + LISTING_AGAIN
+        return settle
 
     def leave_ambiguous(self, item: _Item, reason: str, recheck: bool, stalled: bool = False) -> None:
         """Left to the user; ``recheck``: a rerun reconciles it again (the same verdict is not journaled again);
