@@ -177,8 +177,8 @@ def shortfall(response: "requests.Response") -> str:
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
-# A JSON string, or an unterminated one to the end: each match runs on from where the last ended (linear).
-_JSON_STRINGS = re.compile(rb'(?s)"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)')
+# A JSON string, or an unterminated one to the end (a lone backslash there too): each match runs on from the last.
+_JSON_STRINGS = re.compile(rb'(?s)"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 

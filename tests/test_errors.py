@@ -737,7 +737,8 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: a "]" in a string hid a level
         parse_json('["]",' * 300 + "0" + "]" * 300)
     # An unterminated string is one match, to the end: the scan is linear (80 KB of \" took 18 s, quadratic).
-    assert errors._JSON_STRINGS.sub(b"", b"[" * 201 + b'"' + b'\\"' * 1000) == b"[" * 201
+    for tail in (b"", b"\\"):  # ending in a lone backslash too
+        assert errors._JSON_STRINGS.sub(b"", b"[" * 201 + b'"' + b'\\"' * 1000 + tail) == b"[" * 201
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="json's C scanner has its own depth limit from 3.12")
