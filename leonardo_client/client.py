@@ -454,8 +454,8 @@ class Client:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
-        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no answer (its
-        retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if it FAILED, is
+        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole answer
+        (its retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if it FAILED, is
         unknown, a check is refused (another 4xx, a bad body) or it outlives ``timeout`` (saying the last failure).
         """
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
@@ -513,7 +513,9 @@ class Client:
             return fetch(id), None
         except LeonardoError as exc:
             code = exc.status_code
-            if self.closed or not (code is None or code >= 500 or code == 429):
+            # A 2xx whose body broke off (its resends spent) passes as a dropped connection does; a bad body does not.
+            broke = (code or 0) < 300 and isinstance(exc.__cause__, (OSError, urllib3.exceptions.HTTPError))
+            if self.closed or not (code is None or code >= 500 or code == 429 or broke):
                 raise
             return None, exc
 

@@ -116,6 +116,14 @@ def test_fail_new_generations_raises(fake: FakeLeonardo, fake_client: Client) ->
         fake_client.wait_for_generation(generation_id)
 
 
+@pytest.mark.parametrize("fault", [{"drop": True}, {"status": 200, "truncate": True}])
+def test_a_poll_that_got_no_whole_answer_is_waited_out(fake: FakeLeonardo, fake_client: Client, fault: Any) -> None:
+    # Every try of one poll: dropped, or its 200 body broken off (that one ended the wait at once).
+    generation_id = create(fake_client)
+    fake.inject(path=f"/generations/{generation_id}", method="GET", times=4, **fault)
+    assert fake_client.wait_for_generation(generation_id, timeout=60, poll_interval=0.05)["status"] == "COMPLETE"
+
+
 def test_unknown_id_raises_after_one_request(fake: FakeLeonardo, fake_client: Client) -> None:
     with pytest.raises(LeonardoError, match="no generation with id 'nope'"):
         fake_client.wait_for_generation("nope")
