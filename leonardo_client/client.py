@@ -454,9 +454,9 @@ class Client:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
-        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole answer
-        (its retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if it FAILED, is
-        unknown, a check is refused (another 4xx, a bad body) or it outlives ``timeout`` (saying the last failure).
+        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole
+        answer (its retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if
+        it FAILED, is unknown, a check is refused (another 4xx, a bad body) or it outlives ``timeout`` (saying why).
         """
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
