@@ -104,6 +104,9 @@ class RetryAdapter(HTTPAdapter):
         response: requests.Response = super().send(  # type: ignore[no-untyped-call,unused-ignore]
             request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
+        if response.is_redirect:  # its body, which requests would read whole (no cap: a gzip bomb), is not needed
+            response.raw.close()
+            response._content, response._content_consumed = b"", True  # type: ignore[attr-defined,unused-ignore]
         return response
 
     def session_verify(self) -> Any:

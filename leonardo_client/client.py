@@ -268,7 +268,9 @@ class Client:
         # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through.
         except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
             self._failed(exc, method, url, note, started)
-        except (OSError, TypeError) as exc:  # requests' own, before an answer: a CA bundle not found, a bad proxy URL
+        # Before an answer, anything: requests' own (a CA bundle not found, a bad proxy URL), or what a hostile answer
+        # makes requests or urllib3 raise (a RuntimeError, an OverflowError).
+        except Exception as exc:
             if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
             self._failed(exc, method, url, note, started)

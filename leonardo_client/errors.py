@@ -169,6 +169,8 @@ def shortfall(response: "requests.Response") -> str:
     body, has no body of that length)."""
     if response.status_code < 200 or response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
         return ""
+    if response.is_redirect:  # its body is not read (see _retry.RetryAdapter.send)
+        return ""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
     # ASCII digits, as HTTP's: "²" is a digit to isdigit(), and int() refuses 4,300 digits (urllib3 reads to the end)

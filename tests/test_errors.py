@@ -19,6 +19,7 @@ import ssl
 import sys
 import threading
 import time
+import tracemalloc
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -354,6 +355,35 @@ def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory
             assert client.get_generation_by_id("g") == {"generations_by_pk": None}  # within its cap: read
         else:
             assert "not read" not in fail(client).message  # the error said from its body, as any
+
+
+def test_what_a_hostile_answer_makes_urllib3_raise_before_an_answer_is_a_leonardo_error() -> None:
+    # urllib3 1.26 drains a retried answer's body: a Content-Length of 2**63 was a bare OverflowError from http.client.
+    answer = b"HTTP/1.1 503 X\r\nContent-Length: 9223372036854775808\r\n\r\n{}"
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=1, timeout=1) as client:
+        assert type(fail(client)) is LeonardoError  # urllib3 2 refuses the length: its retry times out here
+
+
+def test_a_redirects_body_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests read it whole to free the connection, uncapped (255 KB of gzip took 515 MiB), and, cut short, a
+    # RuntimeError of urllib3 2's escaped every call.
+    bomb = gzip.compress(b" " * (8 * 2**20))
+    head = "HTTP/1.1 {} X\r\nLocation: /v1/generations/g2\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n"
+    moved = head.format(307, len(bomb)).encode() + bomb
+    cut = head.format(302, len(bomb)).encode() + bomb[: len(bomb) // 2]
+    found = b'HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{"generations_by_pk": 1}'
+    with raw_server(moved) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(LeonardoError) as info:
+                new_generation(client)  # a POST follows no redirect
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 2**20 and (info.value.status_code, info.value.message) == (
+        307, "X (no error message in the empty response body)")
+    with raw_server(cut, found) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        assert client.get_generation_by_id("g") == {"generations_by_pk": 1}  # a GET follows it
 
 
 @pytest.mark.parametrize("codings, says", [("gzip", "incorrect header check"), (", ".join(["gzip"] * 10), "10 > 5|header")])
