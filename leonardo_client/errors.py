@@ -191,10 +191,10 @@ def parse_json(data: Union[str, bytes, bytearray]) -> Any:
     1,500 levels, which the recursive code after it, json.dumps or redaction, cannot take). NaN and
     Infinity, which json.loads takes but JSON has not, are a ValueError too, and so is a number too
     large for a float (1e400 would be read as infinity, and written back as Infinity)."""
+    if isinstance(data, (bytes, bytearray)):  # first: measured in UTF-16, a byte of a character could end a string
+        data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
     if _nested_too_deep(data):
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(data, (bytes, bytearray)):
-        data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads reads bytes
     try:
         return _DECODER.decode(data)
     except RecursionError:  # the program was deep in its own recursion already

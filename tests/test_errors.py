@@ -766,6 +766,8 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
     assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
     with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: a "]" in a string hid a level
         parse_json('["]",' * 300 + "0" + "]" * 300)
+    with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: U+2200 holds a '"' byte
+        parse_json(('["\u2200]",' * 300 + "0" + "]" * 300).encode("utf-16-le"))
     # An unterminated string is one match, to the end: the scan is linear (80 KB of \" took 18 s, quadratic).
     for tail in (b"", b"\\"):  # ending in a lone backslash too
         assert errors._JSON_STRINGS.sub(b"", b"[" * 201 + b'"' + b'\\"' * 1000 + tail) == b"[" * 201
