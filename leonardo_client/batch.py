@@ -1156,6 +1156,8 @@ class _Engine:
             self.fatal = complete if _key_refused(complete) else self.fatal
             return []
         if not isinstance(complete, LeonardoError):
+            for item in due:  # read: a later failure is read once more too
+                item.read_again = False
             return due
         wait = self.pause
         self.back_off(wait, time.monotonic())

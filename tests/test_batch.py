@@ -2263,6 +2263,23 @@ def test_a_listing_that_failed_is_read_once_more_for_each_item_it_failed_for(tmp
         engine.journal.close()
 
 
+def test_a_listing_that_fails_again_later_is_read_once_more_again(tmp_path: Any) -> None:
+    class Flaky(ApiDouble):  # the 1st and 3rd listings fail (a passing 503); the 2nd finds the item's POST too recent
+        listings = 0
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            self.listings += offset == 0
+            if self.listings in (1, 3):
+                self.calls.append("LIST")
+                raise LeonardoError("Service Unavailable", status_code=503)
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    api = Flaky()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)]  # not made
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 2  # was ambiguous: the once-more was spent for the run
+
+
 def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp_path: Any) -> None:
     # Create calls answered 503 and the listing unreadable: each item sent was left ambiguous, which counted as moving
     # on, so the whole queue went into the outage at the POST pace (68 items a minute), and the batch never stopped.
