@@ -28,12 +28,10 @@ from typing import (
     Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 )
 
-import requests
-from urllib3.exceptions import ConnectTimeoutError
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
-from .errors import LeonardoError, parse_json, printable
+from .errors import LeonardoError, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_size, cut,
     is_id, merge_once, shown, to_payload,
@@ -1048,7 +1046,7 @@ class _Engine:
             self.fatal = error
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
             self.fail(item, f"refused: {error}", str(error))
-        elif _never_sent(error):
+        elif never_sent(error):
             self.back_off(self.pause, now)
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
@@ -1529,14 +1527,6 @@ def _key_refused(error: Any, create: bool = False) -> bool:
         return False
     code = error.body.get("code") if isinstance(error.body, dict) else None
     return error.status_code == 401 or not create or code == "access-denied"
-
-
-def _never_sent(error: BaseException) -> bool:
-    """True when the POST cannot have reached the server: the connection was never made."""
-    cause = error.__cause__
-    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # ConnectTimeout too
-    # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
-    return isinstance(getattr(reason, "reason", reason), ConnectTimeoutError)
 
 
 def _slug(text: str) -> str:

@@ -25,8 +25,8 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, read_json, redact_from_logs, shortfall,
-    shows_key, timed_out, without_userinfo,
+    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, never_sent, read_json, redact_from_logs,
+    shortfall, shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -457,8 +457,9 @@ class Client:
 
         Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
         ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole
-        answer (its retries spent) is waited out, a Retry-After honoured where ``timeout`` allows. LeonardoError if
-        it FAILED, is unknown, a check is refused (another 4xx, a bad body) or it outlives ``timeout`` (saying why).
+        answer (its retries spent; not a connection never made) is waited out, a Retry-After honoured where
+        ``timeout`` allows. LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or
+        it outlives ``timeout`` (saying why).
         """
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
@@ -515,9 +516,10 @@ class Client:
             return fetch(id), None
         except LeonardoError as exc:
             code = exc.status_code
-            # A 2xx whose body broke off (its resends spent) passes as a dropped connection does; a bad body does not.
+            # A 2xx whose body broke off (its resends spent) passes as a dropped connection does; a bad body does not,
+            # nor a connection never made (a wrong address, no network: said at once, as before anything was sent).
             broke = (code or 0) < 300 and isinstance(exc.__cause__, (OSError, urllib3.exceptions.HTTPError))
-            if self.closed or not (code is None or code >= 500 or code == 429 or broke):
+            if self.closed or never_sent(exc) or not (code is None or code >= 500 or code == 429 or broke):
                 raise
             return None, exc
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import DecodeError, LocationParseError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseError, ReadTimeoutError
 
 from ._retry import parse_retry_after
 from .payloads import cut
@@ -144,6 +144,14 @@ class BodyBroke(LeonardoError):
 def _noted(note: str, message: str) -> str:
     """A transport failure's message after what the call was for ("download failed: ..."), if said."""
     return f"{note}: {message}" if note else message
+
+
+def never_sent(error: BaseException) -> bool:
+    """True when the request cannot have reached the server: the connection was never made."""
+    cause = error.__cause__
+    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # ConnectTimeout too
+    # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
+    return isinstance(getattr(reason, "reason", reason), ConnectTimeoutError)
 
 
 def timed_out(exc: BaseException) -> bool:

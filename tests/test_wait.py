@@ -15,7 +15,7 @@ import requests
 import responses
 
 import leonardo_client.client as client_module
-from conftest import BASE, api_matchers
+from conftest import API_KEY, BASE, api_matchers, refused_url
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
@@ -332,6 +332,15 @@ def test_a_poll_refused_ends_the_wait_at_once(
         mock_client.wait_for_generation("g-9", timeout=600)
     assert info.value.status_code == refusal["status"]
     assert clock.sleeps == [] and len(mocked.calls) == 1
+
+
+def test_a_poll_whose_connection_is_never_made_ends_the_wait_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wrong address or no network is said at once, as before anything was sent, not after the wait's timeout.
+    with Client(api_key=API_KEY, base_url=refused_url() + "/v1", max_retries=0) as client:
+        clock = VirtualTime.of(client, monkeypatch)
+        with pytest.raises(LeonardoError, match="^connection failed: "):
+            client.wait_for_generation("g-9", timeout=600)
+    assert clock.sleeps == []
 
 
 def test_polls_failing_past_the_deadline_say_so_and_why(
