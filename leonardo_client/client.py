@@ -25,8 +25,8 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    BodyBroke, LeonardoError, check_complete, credentials_of, message_from, never_sent, read_json, redact_from_logs,
-    shortfall, shows_key, timed_out, without_userinfo,
+    BodyBroke, LeonardoError, _noted, check_complete, credentials_of, message_from, never_sent, read_json,
+    redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -296,7 +296,8 @@ class Client:
             if write:
                 write(response, _chunks(response, method, url, self._key, note))
             else:
-                _read_whole(response, MAX_ANSWER if 200 <= response.status_code < 300 else MAX_ERROR_BODY, self._key)
+                most = MAX_ANSWER if 200 <= response.status_code < 300 else MAX_ERROR_BODY
+                _read_whole(response, most, self._key, note)
                 check_complete(response, method, url, self._key, note)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # A body cut short says how much came; one that stopped coming timed out (what it got is not counted), and
@@ -698,13 +699,13 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 # --- checks of arguments and answers: all argument checks run before anything is sent ---------
 
 
-def _read_whole(response: requests.Response, most: int, key: str) -> None:
+def _read_whole(response: requests.Response, most: int, key: str, note: str) -> None:
     """Read the body into ``response.content``; LeonardoError past ``most`` bytes, decompressed."""
     body = bytearray()
     for chunk in response.iter_content(DOWNLOAD_CHUNK):
         body += chunk
         if len(body) > most:
-            message = f"answer of more than {most // 2 ** 20} MiB: not read"
+            message = _noted(note, f"answer of more than {most // 2 ** 20} MiB: not read")
             raise LeonardoError.bad_body(response, message, None, key=key)
     response._content = bytes(body)
 

@@ -12,6 +12,7 @@ import http.client
 import inspect
 import json
 import os
+import pathlib
 import pickle
 import re
 import socket
@@ -339,15 +340,19 @@ def test_a_truncated_body_keeps_its_request_id_and_retry_after() -> None:
 
 @pytest.mark.parametrize("status, cap", [(200, "MAX_ANSWER"), (404, "MAX_ERROR_BODY")])
 def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory(
-    monkeypatch: pytest.MonkeyPatch, status: int, cap: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, status: int, cap: str
 ) -> None:
     # A few kB of gzip can inflate to gigabytes: it was all held (a bare MemoryError, or the OOM killer).
     monkeypatch.setattr(client_module, "MAX_ANSWER", 2 * 2**20)  # each cap, lowered to 2 MiB here (64 MiB, 1 MiB)
     monkeypatch.setattr(client_module, "MAX_ERROR_BODY", 2 * 2**20)
     body = gzip.compress(b'{"generations_by_pk": null}' + b" " * (2 * 2**20))  # 2 KB of gzip, 2 MiB inflated
     head = f"HTTP/1.1 {status} X\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    with raw_server(head + body) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
-        err = fail(client)
+    answers = [head + body] * (1 if status == 200 else 2)
+    with raw_server(*answers) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as c:
+        err = fail(c)
+        if status != 200:  # a download's error status: its body too, and said as a download's failure
+            with pytest.raises(LeonardoError, match="^HTTP 404: download failed: answer of more than 2 MiB: not read"):
+                c.download_image(url + "/image.png", tmp_path / "image.png")
     assert (type(err), err.status_code, err.message) == (LeonardoError, status, "answer of more than 2 MiB: not read")
     monkeypatch.setattr(client_module, cap, 3 * 2**20)
     with raw_server(head + body) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
