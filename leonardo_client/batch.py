@@ -1148,7 +1148,7 @@ class _Engine:
     def settle_now(self, due: List[_Item], complete: Any) -> List[_Item]:
         """The items to settle now. None when the key was refused or the Client closed (the batch stops; a rerun
         reconciles them). Of a listing that failed, those it was read once more for already: the others are, after
-        LISTING_AGAIN s (a passing 503 would leave them ambiguous, and the items of their prompts held back). A
+        LISTING_AGAIN s or its Retry-After (a passing 503 would leave them ambiguous, and their prompts held back). A
         failed one pauses submissions: in an outage, each create call sent would be one more item left ambiguous."""
         if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
             self.fatal = complete if _key_refused(complete) else self.fatal
@@ -1157,14 +1157,15 @@ class _Engine:
             for item in due:  # read: a later failure is read once more too
                 item.read_again = False
             return due
-        wait = self.pause
+        said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
+        wait = said or self.pause
         self.back_off(wait, time.monotonic())
         self.emit("waiting", due[0], f"could not read the account's generations: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]
         for item in due:
             if not item.read_again:
                 item.read_again = True
-                self.reconcile_at[item.index] = time.monotonic() + LISTING_AGAIN
+                self.reconcile_at[item.index] = time.monotonic() + max(LISTING_AGAIN, said)
         return settle
 
     def leave_ambiguous(self, item: _Item, reason: str, recheck: bool, stalled: bool = False) -> None:

@@ -2295,6 +2295,26 @@ def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp
     assert any("could not read the account's generations: pausing submissions" in e.message for e in events)
 
 
+def test_a_listing_refused_with_retry_after_is_read_again_no_sooner(tmp_path: Any) -> None:
+    # It was read again LISTING_AGAIN (5 s) later whatever its Retry-After said: refused again, the item was left
+    # ambiguous, and its prompt held back, for a generation the account had.
+    class RateLimited(ApiDouble):
+        refused_until = 0.0
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            if not self.refused_until:
+                self.refused_until = time.monotonic() + 0.5
+            if time.monotonic() < self.refused_until:
+                self.calls.append("LIST")
+                raise LeonardoError("Too Many Requests", status_code=429, retry_after=0.5)
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    api = RateLimited()
+    api.after_post = [LeonardoError("Service Unavailable", status_code=503)]  # made: the listing shows it
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 0, 1)
+
+
 @pytest.mark.parametrize("user, why", [({"id": "user-1"}, "Service Unavailable"), ({}, "GET /me gave no user id")])
 def test_an_unreadable_listing_makes_the_item_ambiguous(tmp_path: Any, user: Dict[str, Any], why: str) -> None:
     api = ApiDouble()
