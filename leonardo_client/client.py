@@ -282,6 +282,7 @@ class Client:
 
     def _failed(self, exc: Exception, method: str, url: str, note: str, started: float) -> NoReturn:
         """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown."""
+        url = str(getattr(getattr(exc, "request", None), "url", None) or url)  # after a redirect: the hop that failed
         elapsed = time.monotonic() - started
         log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
         proxies = requests.utils.get_environ_proxies(url) if self._session.trust_env else {}

@@ -290,6 +290,16 @@ def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_cli
     assert "request to leonardo.example.test failed: " in err.message
 
 
+def test_a_redirect_whose_hop_fails_names_that_hop(tmp_path):
+    # It named the first URL, which had answered (a 302): the user looked for the failure in the wrong place.
+    hop = refused_url().replace("127.0.0.1", "localhost") + "/cdn/i.png"
+    redirect = f"HTTP/1.1 302 Found\r\nLocation: {hop}\r\nContent-Length: 0\r\n\r\n".encode()
+    with raw_server(redirect) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        with pytest.raises(LeonardoError, match="^download failed: connection failed") as info:
+            client.download_image(url + "/i.png", tmp_path / "i.png")
+    assert (info.value.status_code, info.value.url) == (None, hop)
+
+
 def test_connection_refused_on_loopback():
     with Client(api_key=API_KEY, base_url=refused_url(), timeout=(1, 1), backoff_factor=0.01,
                 max_retries=2) as client:
