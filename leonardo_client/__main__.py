@@ -12,6 +12,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import io
     import json
     import os
+    import re
     import shutil
     import signal
     import tempfile
@@ -482,14 +483,21 @@ def _me(client: Client, args: argparse.Namespace) -> int:
 
 
 def _models(client: Client, args: argparse.Namespace) -> int:
-    """One line per available model: the name --model takes (matched by title in the bundled spec), title, id."""
-    known = {schema.get("title"): name for name, schema in _bundled_spec().models().items()}
+    """One line per available model: the name --model takes, its title, its id. The name is the bundled spec's
+    whose name or title is the answer's name or id, letters and digits compared ("GPT_IMAGE_1_5", "GPT Image 1.5"
+    and the spec's "gpt-image-1.5", titled "GPT Image-1.5", are one model)."""
+    def plain(text: Any) -> str:
+        return re.sub(r"[^a-z0-9]", "", text.lower()) if isinstance(text, str) else ""
+
+    spec = _bundled_spec().models().items()
+    known = {plain(said): name for name, schema in spec for said in (name, schema.get("title")) if plain(said)}
     models = client.get_models_v2().get("productionApiAvailableModels") or []
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:
-        title = model.get("name") if isinstance(model.get("name"), str) else "?"  # a list would be no dict key
-        _print_fields(known.get(title, "?"), title, model.get("id"))
+        title = model.get("name") if isinstance(model.get("name"), str) else "?"
+        name = known.get(plain(model.get("name"))) or known.get(plain(model.get("id")), "?")
+        _print_fields(name, title, model.get("id"))
     return 0
 
 

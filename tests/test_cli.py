@@ -143,6 +143,17 @@ def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str
     assert all(row[0] != "?" for row in rows)
 
 
+def test_models_finds_the_name_by_the_answer_s_id_or_name_letters_and_digits_compared(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The spec's own example answer ("GPT Image 1.5") is a hyphen off its request schema's title ("GPT Image-1.5"):
+    # matched by title alone, the name generate --model takes was "?".
+    models = [{"name": "GPT Image 1.5", "id": "GPT_IMAGE_1_5"}, {"name": "Renamed", "id": "PHOENIX_V1_0"}]
+    fake_in_env.inject(status=200, path="/api/rest/v2/models", body={"productionApiAvailableModels": models})
+    assert cli.main(["models"]) == 0
+    assert capsys.readouterr().out == "gpt-image-1.5\tGPT Image 1.5\tGPT_IMAGE_1_5\nphoenix-v1.0\tRenamed\tPHOENIX_V1_0\n"
+
+
 def test_a_model_name_that_is_no_str_is_shown_as_unknown(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
 ) -> None:
