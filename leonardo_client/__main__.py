@@ -135,8 +135,8 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
     generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
     generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
-    generate.add_argument("--width", type=_positive_int, metavar="W", help="width in pixels, a multiple of 8")
-    generate.add_argument("--height", type=_positive_int, metavar="H", help="height in pixels, a multiple of 8")
+    generate.add_argument("--width", type=_non_negative_int, metavar="W", help="width in pixels, a multiple of 8")
+    generate.add_argument("--height", type=_non_negative_int, metavar="H", help="height in pixels, a multiple of 8")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
     generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
     generate.set_defaults(usage_error=generate.error)  # the prompt's check, after parsing: with generate's usage
@@ -148,8 +148,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--model", metavar="NAME", help="default v2 model name (POST /v2/generations)")
     model.add_argument("--model-id", metavar="UUID", help="default v1 model id (POST /generations)")
-    parser.add_argument("--width", type=_positive_int, metavar="W", help="default width in pixels")
-    parser.add_argument("--height", type=_positive_int, metavar="H", help="default height in pixels")
+    parser.add_argument("--width", type=_non_negative_int, metavar="W", help="default width in pixels")
+    parser.add_argument("--height", type=_non_negative_int, metavar="H", help="default height in pixels")
     images = "images per prompt (default: 1)"
     parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
     parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")

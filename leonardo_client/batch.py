@@ -87,7 +87,8 @@ STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous
 class BatchItem:
     """One generation: ``model`` a v2 model name, ``model_id`` a v1 model id, neither the v1 default.
 
-    ``extra`` goes into the request body (v1) or its ``parameters`` (v2); ``name`` names the files.
+    ``extra`` goes into the request body (v1) or its ``parameters`` (v2; ``public`` at the top, as on v1);
+    ``name`` names the files.
     """
 
     prompt: str
@@ -105,8 +106,10 @@ class BatchItem:
         """("v1" or "v2", the JSON body) of this item's create call, through the request dataclasses."""
         shared = {key: getattr(self, key) for key in ("width", "height", "seed", "negative_prompt")}
         if self.model is not None:
-            v2 = GenerationV2Request(self.model, self.prompt, quantity=self.num_images, extra=self.extra, **shared)
-            return "v2", to_payload(v2)
+            extra = dict(self.extra)
+            public = extra.pop("public", None)  # the envelope's, as on v1 the body's: no model's parameters take it
+            options = dict(shared, public=public, quantity=self.num_images, extra=extra)
+            return "v2", to_payload(GenerationV2Request(self.model, self.prompt, **options))
         v1 = CreateGenerationRequest(self.prompt, model_id=self.model_id, num_images=self.num_images, **shared)
         body = to_payload(v1)
         merge_once(body, to_payload(self.extra), "extra")  # extra keys are wire keys, sent as given, as on v2
@@ -150,7 +153,9 @@ def _checked(item: BatchItem) -> BatchItem:
             raise ValueError(f"{key} must be a non-empty string")
     if item.model is not None and item.model_id is not None:
         raise ValueError("give model (v2) or model_id (v1), not both")
-    for key, least in (("width", 1), ("height", 1), ("num_images", 1), ("seed", 0)):
+    # A v2 model's schema may take a size of 0 (hailuo-2_3: the frame's own) and a seed of -1 (seedance: random).
+    floors = (0, 0, 1, -1) if item.model is not None else (1, 1, 1, 0)
+    for key, least in zip(("width", "height", "num_images", "seed"), floors):
         value = getattr(item, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{key} must be a whole number >= {least}, got {shown(value)}")

@@ -185,6 +185,16 @@ def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: A
     )
 
 
+def test_a_v2_item_takes_what_v2_schemas_take_and_public_goes_in_the_envelope() -> None:
+    # A size of 0 (hailuo-2_3's) and a seed of -1 (seedance's) were refused (>= 1, >= 0: v1's floors), and
+    # "public" went into parameters, where no model takes it: the generation stayed private, said by no one.
+    item = make_item({"prompt": "a kite", "model": "hailuo-2_3", "width": 0, "height": 0, "seed": -1, "public": True})
+    parameters = {"prompt": "a kite", "width": 0, "height": 0, "seed": -1}
+    assert item.request() == ("v2", {"model": "hailuo-2_3", "public": True, "parameters": parameters})
+    with pytest.raises(ValueError, match="^seed must be a whole number >= 0, got -1$"):
+        make_item({"prompt": "a kite", "seed": -1})  # v1: as before
+
+
 @pytest.mark.parametrize("extra", [{"modelId": "m-B"}, {"num_images": None}, {"num_images": 4}])
 def test_an_extra_key_never_overrides_a_field_on_v1_either(tmp_path: Any, extra: Dict[str, Any]) -> None:
     # On v1 it silently replaced the field (modelId m-B, num_images null); on v2 it was refused.

@@ -172,6 +172,14 @@ def test_generate_with_model_goes_through_v2(fake_in_env: FakeLeonardo, capsys: 
     assert len(capsys.readouterr().out.split()) == 2 == len(os.listdir(str(tmp_path)))
 
 
+def test_generate_takes_a_size_of_0_where_the_model_does(fake_in_env: FakeLeonardo, tmp_path: object) -> None:
+    # hailuo-2_3's schema offers 0x0; --width took 1 and up (exit 2), for v1's sake, whose sizes are checked anyway.
+    argv = ["generate", "a fox", "--model", "hailuo-2_3", "--width", "0", "--height", "0", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    [create] = [r for r in fake_in_env.requests if r.method == "POST"]
+    assert create.json == {"model": "hailuo-2_3", "parameters": {"prompt": "a fox", "width": 0, "height": 0, "quantity": 1}}
+
+
 def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["generate", "x", "--model", "flux-dev", "--model-id", "m"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
@@ -205,7 +213,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", " "], "the prompt is empty"),
         (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
         (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
-        (["generate", "x", "--width", "4294967296"], "must be from 1 to 2147483647"),
+        (["generate", "x", "--width", "4294967296"], "must be from 0 to 2147483647"),
         # v1's sizes, as a v2 model's are (each was a 400, after an upload).
         (["generate", "x", "--width", "7"], "--width 7: the v1 API takes a multiple of 8 from 32 to 1536"),
         (["generate", "x", "--height", "1544", "--init-image", "{png}"], "--height 1544: the v1 API takes"),
