@@ -1371,7 +1371,8 @@ class _Engine:
         if error is not None:
             item.download_tries += 1
             item.download_at = time.monotonic() + 2.0 * item.download_tries
-            self.emit("waiting", item, f"#{item.index + 1}: download failed ({error}); will try again")
+            said = error if isinstance(error, LeonardoError) else f"download failed ({error})"  # the client's says it
+            self.emit("waiting", item, f"#{item.index + 1}: {said}; will try again")
             return
         files, seed = result
         self.record(item, "complete", files=files, seed=seed)

@@ -1605,15 +1605,22 @@ def test_a_rerun_reconciles_an_item_left_ambiguous_by_a_listing_that_failed(tmp_
     assert api.calls.count("POST") == (1 if created else 2)
 
 
-def test_a_failed_download_is_tried_again(tmp_path: Any) -> None:
+@pytest.mark.parametrize("error, said", [
+    (LeonardoError("download failed: connection failed: reset"), "download failed: connection failed: reset"),
+    (OSError(28, "No space left on device"), "download failed ([Errno 28] No space left on device)"),
+])
+def test_a_failed_download_is_tried_again(tmp_path: Any, error: Exception, said: str) -> None:
     class FirstDownloadFails(ApiDouble):
         def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
             if "failed once" not in self.calls:
                 self.calls.append("failed once")
-                raise LeonardoError("connection failed: Connection reset by peer")
+                raise error
             return super().save_results(result, folder)
 
-    assert run(FirstDownloadFails(), PROMPTS[:1], str(tmp_path)).ok
+    events: List[BatchProgress] = []
+    assert run(FirstDownloadFails(), PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
+    # The client's error says "download failed" itself: it read "download failed (download failed: ...)".
+    assert f"#1: {said}; will try again" in [e.message for e in events]
 
 
 @pytest.mark.parametrize("url", ["ftp://cdn.invalid/gen-1/0.png", 12])
