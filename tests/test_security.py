@@ -394,7 +394,8 @@ def test_plain_http_from_the_environment_is_refused(monkeypatch):
 
 # Refused rather than hidden: requests would send user:password as Basic auth, replacing the key's header.
 @pytest.mark.parametrize("base_url", ["https://user:s3cret@leonardo.example.test/v1", "http://user:s3cret@127.0.0.1:9/v1",
-                                      "https://user:s3cret@leonardo.example.test:abc/v1", "ftp://user:s3cret@host/"])
+                                      "https://user:s3cret@leonardo.example.test:abc/v1", "ftp://user:s3cret@host/",
+                                      "\u200bhttps://user:s3cret@leonardo.example.test/v1"])  # pasted with a character
 def test_base_url_with_user_and_password_is_refused_without_showing_them(monkeypatch, base_url):
     with pytest.raises(ValueError) as info:
         Client(api_key=API_KEY, base_url=base_url)
@@ -412,12 +413,15 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
         fake_client.download_image(url, str(tmp_path / "x.png"))
     with pytest.raises(ValueError) as refused:
         fake_client.download_image("ftp://user:s3cret@example.test/x.png", str(tmp_path / "x.png"))
+    with pytest.raises(ValueError) as pasted:  # the password was shown when the URL did not start at its scheme
+        fake_client.download_image(" https://user:s3cret@example.test/x.png", str(tmp_path / "x.png"))
     result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "ftp://user:s3cret@h/x.png"}]}
     with pytest.raises(LeonardoError, match="not a file URL: 'ftp://h/x.png'") as in_result:
         fake_client.save_results(result, str(tmp_path))
     err = info.value
     assert err.status_code == 404 and err.url == fake.root_url + "/cdn/no-such-image.png"
-    for text in (str(err), repr(err), err.message, str(refused.value), str(in_result.value), caplog.text):
+    for text in (str(err), repr(err), err.message, str(refused.value), str(pasted.value), str(in_result.value),
+                 caplog.text):
         assert "s3cret" not in text
 
 
