@@ -105,7 +105,9 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
             raise TypeError("file must be opened in binary mode ('rb')")
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
-    check_type("extension", extension or "", str)
+    if not data:  # a buffer written and never rewound, an empty file: sent, it would make an empty image
+        raise ValueError(f"{shown(name) if name else 'file'} is empty: nothing to upload")
+    check_type("extension", "" if extension is None else extension, str)
     extension = extension.lower().lstrip(".") if extension else extension_of(name)
     if extension not in UPLOAD_EXTENSIONS:
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
@@ -297,12 +299,13 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
     unique: Dict[str, str] = {}  # name -> URL, in order
+    last: Dict[str, int] = {}  # name -> the last n of its "name-n": each name's search goes on from there
     for name, url in files:  # two ids that sanitise alike must not overwrite each other
-        unused, n = name, 1
+        unused, n = name, last.get(name, 1)
         while unused in unique:  # "a_b-2" may be another id's own name
             n += 1
             unused = f"{name}-{n}"
-        unique[unused] = url
+        unique[unused], last[name] = url, n
     return list(unique.items())
 
 

@@ -26,6 +26,15 @@ from leonardo_client.testing.media import render_png
 
 S3 = "https://uploads.example.test/bucket"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+
+
+def written(data: bytes) -> io.BytesIO:
+    """A buffer ``data`` was written to, left at its end (as after ``image.save(buffer)``)."""
+    buffer = io.BytesIO()
+    buffer.write(data)
+    return buffer
+
+
 FIELDS = {"Content-Type": "image/png", "key": "users/u/init/i.png", "policy": "eyJhIjoxfQ==", "x-amz-signature": "abc"}
 
 
@@ -176,6 +185,9 @@ def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.
         (42, "png", TypeError, "a path, bytes or a binary file"),
         ("/nonexistent/guide.png", None, ValueError, "cannot read"),
         ("/dev/null", "png", ValueError, "cannot read '/dev/null': not a regular file"),  # a FIFO blocked for ever
+        (PNG, 0, TypeError, "extension must be a str, not int"),  # was a ValueError, as if none were given
+        (b"", "png", ValueError, "^file is empty: nothing to upload$"),  # an empty image was uploaded
+        (written(PNG), "png", ValueError, "^file is empty"),  # a buffer written and never rewound: at its end
     ],
 )
 def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
