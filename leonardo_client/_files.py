@@ -174,8 +174,8 @@ def check_path(path: Any, what: str) -> str:
 def check_file_path(path: PathLike) -> str:
     """A file path to write a download to, in a folder that exists: checked before the download starts."""
     target = check_path(path, "path")
-    if os.path.isdir(target):
-        raise ValueError(f"path {shown(target)} is a folder; give the file name to write")
+    if os.path.isdir(target) or target.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise ValueError(f"path {shown(target)} names a folder; give the file name to write")
     if not os.path.isdir(os.path.dirname(target) or os.curdir):
         raise ValueError(f"path {shown(target)} is in no existing folder")
     return target

@@ -13,7 +13,7 @@ import hmac
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
 from .errors import REDACTED, parse_json
-from .payloads import check_text
+from .payloads import check_text, with_article
 
 __all__ = ["parse_webhook", "LEONARDO_WEBHOOK_IPS", "REDACTED"]
 
@@ -39,7 +39,7 @@ def _authorization(headers: Headers) -> str:
         raise ValueError("webhook request has no Authorization header")
     value = given[0].decode("latin-1") if isinstance(given[0], bytes) else given[0]
     if not isinstance(value, str):
-        raise ValueError(f"webhook Authorization header is a {type(value).__name__}, not text")
+        raise ValueError(f"webhook Authorization header is {with_article(type(value).__name__)}, not text")
     return value
 
 

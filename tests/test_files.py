@@ -266,6 +266,13 @@ def test_unusable_paths_are_refused_before_the_download_starts(fake, fake_client
     assert [r.path for r in fake.requests if r.path.startswith("/cdn/")] == []
 
 
+def test_a_path_ending_in_a_separator_is_said_to_name_a_folder(mocked, mock_client, tmp_path) -> None:
+    # It was "in no existing folder", of a folder that exists.
+    with pytest.raises(ValueError, match="names a folder; give the file name to write"):
+        mock_client.download_image("https://cdn.example.test/x.png", os.path.join(str(tmp_path), "new") + os.sep)
+    assert not mocked.calls
+
+
 def test_downloads_reuse_one_connection_of_their_own(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     generation_id = new_generation(fake_client)
     for n in range(10):

@@ -83,7 +83,7 @@ def test_headers_that_are_no_headers_are_a_type_error_and_an_odd_value_a_value_e
     for headers in (None, "authorization", 5):
         with pytest.raises(TypeError, match="headers must be a mapping or"):
             parse_webhook(BODY, headers, CALLBACK_KEY)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="Authorization header is a int, not text"):
+    with pytest.raises(ValueError, match="Authorization header is an int, not text"):
         parse_webhook(BODY, {"Authorization": 5}, CALLBACK_KEY)
 
 
