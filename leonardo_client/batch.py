@@ -31,6 +31,7 @@ from typing import (
 
 from . import _files, client as _client
 from ._retry import posts_not_retried
+from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
 from .errors import LeonardoError, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_size, cut,
@@ -70,7 +71,6 @@ MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a serv
 # asks little of the account's limit, while a longer hold would leave finished generations unread for as long.
 MAX_POLL_PAUSE = 60.0
 DOWNLOAD_TRIES = 3
-EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) before it is ambiguous
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000

@@ -42,6 +42,7 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
 # Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
 WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
+EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) and still be waited on
 POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
 # A body read whole is refused past these (a compressed answer may inflate to gigabytes): far more than any
@@ -457,7 +458,7 @@ class Client:
     ) -> Result:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
-        Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
+        One COMPLETE with no images yet (``generated_images`` []) is asked again for up to a minute. Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
         ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole
         answer (its retries spent; not a connection never made) is waited out, a Retry-After honoured where
         ``timeout`` allows. LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or
@@ -486,7 +487,7 @@ class Client:
         if on_poll is not None and not callable(on_poll):
             raise TypeError(f"on_poll must be a function (status, seconds), not {type(on_poll).__name__}")
         started = time.monotonic()
-        interval = float(poll_interval)
+        interval, empty_since = float(poll_interval), None  # empty_since: first seen COMPLETE with no images
         while True:  # bounded by the deadline, started + timeout
             answer, failed = self._poll(fetch, id)
             if answer is not None:
@@ -494,11 +495,17 @@ class Client:
                 status = str(found.get("status"))
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
-                if status == "COMPLETE":
+                done = status == "COMPLETE"
+                if done and found.get("generated_images") == []:  # not finished (API_FACTS_MORE (c)): they may come
+                    empty_since = time.monotonic() if empty_since is None else empty_since
+                    done = time.monotonic() - empty_since >= EMPTY_GRACE
+                if done:
                     return found
                 if status == "FAILED":
                     raise LeonardoError(f"{what} {id} FAILED", body=found)
             left = started + timeout - time.monotonic()
+            if left <= 0 and empty_since is not None:
+                return found  # COMPLETE with no images yet: as the API answered it
             if left <= 0:
                 after = f"after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
                 if failed is not None:

@@ -893,8 +893,9 @@ def test_batch_options_run_batch_would_refuse_are_usage_errors(
 
 
 def test_generate_complete_with_no_images_is_an_error(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.0)  # not asked again for a minute: so it stays
     nothing = {"generations_by_pk": {"status": "COMPLETE", "generated_images": []}}
     fake_in_env.inject(status=200, body=nothing, path="/generations/*", method="GET", times=None)
     assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1  # 0 would say it was made

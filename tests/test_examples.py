@@ -345,7 +345,9 @@ def test_a_create_answer_with_a_null_job_is_an_error(fake_in_env: Any, tmp_path:
 
 
 def test_image_to_motion_says_when_its_image_generation_holds_no_image(fake_in_env: Any, tmp_path: Any,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.0)  # not asked again for a minute: so it stays
     nothing = {"generations_by_pk": {"status": "COMPLETE", "generated_images": []}}
     fake_in_env.inject(status=200, method="GET", path="/generations/*", body=nothing)
     assert example("image_to_motion").main(["--out", str(tmp_path)]) == 1  # was an IndexError

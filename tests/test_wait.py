@@ -20,6 +20,9 @@ from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
 
+IMAGES = [{"id": "i-1", "url": "https://cdn.example.test/i-1.png"}]
+
+
 def create(fake_client: Client, num_images: int = 1) -> str:
     job = fake_client.create_generation({"prompt": "a lighthouse at dusk", "num_images": num_images})
     return str(job["sdGenerationJob"]["generationId"])
@@ -144,7 +147,7 @@ def test_an_answer_about_another_generation_is_an_error(fake: FakeLeonardo, fake
 
 
 def test_an_id_asked_in_upper_case_is_the_one_answered_in_lower_case(mocked: responses.RequestsMock, mock_client: Client) -> None:
-    done = {"generations_by_pk": {"id": "6f1b2c3d-0000-4000-8000-00000000abcd", "status": "COMPLETE", "generated_images": []}}
+    done = {"generations_by_pk": {"id": "6f1b2c3d-0000-4000-8000-00000000abcd", "status": "COMPLETE", "generated_images": IMAGES}}
     mocked.add("GET", BASE + "/generations/6F1B2C3D-0000-4000-8000-00000000ABCD", json=done, match=api_matchers())
     # The API's ids are Postgres uuids, which it reads in either case and writes in lower case: this was refused.
     assert mock_client.wait_for_generation("6F1B2C3D-0000-4000-8000-00000000ABCD") == done["generations_by_pk"]
@@ -258,7 +261,7 @@ def test_bad_arguments_send_nothing(fake: FakeLeonardo, fake_client: Client, kwa
 
 
 def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMock, mock_client: Client) -> None:
-    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": IMAGES}}
     mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
     assert mock_client.wait_for_generation({"generate": {"generationId": "g-9"}}) == done["generations_by_pk"]
     with pytest.raises(ValueError, match="texture generation's create response: wait with wait_for_texture_generation"):
@@ -272,7 +275,7 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
 def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
     mocked: responses.RequestsMock, mock_client: Client, texture_job: Any
 ) -> None:
-    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+    done = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": IMAGES}}
     mocked.add("GET", BASE + "/generations/g-9", json=done, match=api_matchers())
     created = {"sdGenerationJob": {"generationId": "g-9"}, "textureGenerationJob": texture_job}  # there, with no id
     assert mock_client.wait_for_generation(created) == done["generations_by_pk"]
@@ -281,9 +284,25 @@ def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
 # A poll that fails in a way that passes (a 5xx, a 429, no answer at all: mock_client's retries, none here, spent) is
 # waited out until the wait's own deadline; one the API refuses (a 4xx, a bad body) ends the wait at once.
 
-DONE = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": []}}
+DONE = {"generations_by_pk": {"id": "g-9", "status": "COMPLETE", "generated_images": IMAGES}}
 TRANSIENT = [{"status": 503, "json": {"error": "busy"}}, {"status": 500, "body": "oops"},
              {"status": 429, "json": {"error": "slow down"}}, {"body": requests.ConnectionError("connection reset")}]
+
+
+@pytest.mark.parametrize("then, timeout, waited", [(DONE, 600, 8.125), (None, 600, 68.171875), (None, 30, 30)])
+def test_complete_with_no_images_yet_is_asked_again_for_a_minute(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch, then: Any, timeout: float,
+    waited: float,
+) -> None:
+    # A generation is not finished while its generated_images is [] (API_FACTS_MORE (c)): it was returned so, and
+    # save_results saved nothing, said by no one.
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    empty = {"generations_by_pk": dict(DONE["generations_by_pk"], generated_images=[])}
+    for answer in [empty] * 4 + [then or empty]:  # the last one answers every later poll too
+        mocked.add("GET", BASE + "/generations/g-9", json=answer, match=api_matchers())
+    generation = mock_client.wait_for_generation("g-9", timeout=timeout)
+    assert generation == (then or empty)["generations_by_pk"]  # with its images; else, after a minute, without
+    assert clock.now - 1000.0 == waited  # the first poll past the minute, or the wait's own deadline if that is first
 
 
 @pytest.mark.parametrize("failure", TRANSIENT, ids=["503", "500", "429", "no answer"])
