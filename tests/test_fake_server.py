@@ -951,6 +951,17 @@ def test_body_must_be_a_json_object(fake, api, data, error):
     assert envelope(response) == {"error": error, "path": "$", "code": "validation-failed"}
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_in_a_body_are_not_json(fake, api, constant):
+    data = ('{"prompt": "x", "guidance_scale": %s}' % constant).encode()  # json.dumps writes them by default
+    response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400  # was 200, and the generation then served NaN, in answers not JSON
+    assert envelope(response) == {
+        "error": 'expecting a value for non-nullable variable: "prompt"', "path": "$", "code": "validation-failed"
+    }
+    assert fake.requests[-1].json is None and fake.generation_ids() == []
+
+
 @pytest.mark.parametrize(
     "path, missing",
     [("/generations", "prompt"), ("/generations-lcm", "imageDataUrl"), ("/generations-motion-svd", "imageId"),

@@ -30,7 +30,7 @@ from .._files import UPLOAD_EXTENSIONS, is_loopback
 from ..payloads import V1_SIDES, is_header_text, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
-from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes
+from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes, parse_body
 from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ class Api:
         # No body, or one that is not JSON (a form), is checked as {}: the API then names a missing required
         # key, its "generic error that appears when the API body is incorrectly formatted" (the SDK sends none).
         body: Dict[str, Any] = {}  # a dict once check_body passes
-        with contextlib.suppress(ValueError):  # json.loads refuses an empty body too
-            body = _no_lone_surrogates(json.loads(request.body.decode("utf-8"), parse_float=_whole_as_int))
+        with contextlib.suppress(ValueError):  # parse_body refuses an empty body too
+            body = _no_lone_surrogates(parse_body(request.body, parse_float=_whole_as_int))
         self.spec.check_body(operation, body)
         return body
 

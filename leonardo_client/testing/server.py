@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ..payloads import check_number, is_header_text
@@ -70,6 +70,16 @@ def json_bytes(obj: Any) -> bytes:
     """JSON as Leonardo sends it (its API, and its webhooks): compact UTF-8, not \\u-escaped. Request bodies
     come with lone surrogates replaced; should one get here still, it is sent as its JSON escape, not a crash."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError("%s is not JSON" % constant)
+
+
+def parse_body(body: bytes, parse_float: Optional[Callable[[str], Any]] = None) -> Any:
+    """A request body's JSON; ValueError if it is not UTF-8 JSON, NaN and Infinity included: json.loads takes
+    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON)."""
+    return json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=parse_float)
 
 
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
@@ -259,7 +269,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = parts.path or ("/" if self.path else "")  # "": no request line read
         parsed = None  # no body, or not JSON
         with contextlib.suppress(ValueError):
-            parsed = json.loads(body.decode("utf-8"))
+            parsed = parse_body(body)
         kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
         relative = path[len(spec.base) :] if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
