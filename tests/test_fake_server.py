@@ -963,6 +963,25 @@ def test_nan_and_infinity_in_a_body_are_not_json(fake, api, constant):
 
 
 @pytest.mark.parametrize(
+    "depth, error",
+    [(200, "expected an object for type 'element_input', but found an array"),
+     # Deeper than the fake reads: as a body not JSON. Was a 500 and a traceback from about 500 levels
+     # (3.11), and from about 1,000 no answer at all, the request not recorded.
+     (201, 'expecting a value for non-nullable variable: "prompt"'),
+     (1000, 'expecting a value for non-nullable variable: "prompt"'),
+     (100000, 'expecting a value for non-nullable variable: "prompt"')],
+)
+def test_a_body_nested_too_deep_is_refused_as_one_not_json(fake, api, capsys, depth, error):
+    levels = depth - 1  # the body itself is one level
+    data = ('{"prompt": "x", "elements": %s}' % ("[" * levels + "]" * levels)).encode()
+    response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert envelope(response) == {"error": error, "path": "$", "code": "validation-failed"}
+    assert fake.requests[-1].body == data and (fake.requests[-1].json is None) == (depth > 200)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
     "path, missing",
     [("/generations", "prompt"), ("/generations-lcm", "imageDataUrl"), ("/generations-motion-svd", "imageId"),
      ("/generations-texture", "modelAssetId"), ("/lcm-upscale", "imageDataUrl")],

@@ -17,6 +17,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from ..errors import MAX_JSON_DEPTH, _nested_too_deep
 from ..payloads import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
 
@@ -78,8 +79,13 @@ def _not_json(constant: str) -> Any:
 
 def parse_body(body: bytes, parse_float: Optional[Callable[[str], Any]] = None) -> Any:
     """A request body's JSON; ValueError if it is not UTF-8 JSON, NaN and Infinity included: json.loads takes
-    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON)."""
-    return json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=parse_float)
+    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON).
+    Nested deeper than MAX_JSON_DEPTH, it is not read either: json and the fake's own recursion would hit
+    Python's recursion limit, at a depth that differs from version to version."""
+    text = body.decode("utf-8")
+    if _nested_too_deep(text):
+        raise ValueError("JSON nested deeper than %d levels" % MAX_JSON_DEPTH)
+    return json.loads(text, parse_constant=_not_json, parse_float=parse_float)
 
 
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
