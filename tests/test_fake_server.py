@@ -1843,6 +1843,23 @@ def test_s3_checks_the_form(fake, api):
     assert call(api, fake, "POST", "/generations", json=body).json()["error"] == "invalid init image id"
 
 
+@pytest.mark.parametrize(
+    "where, status, code",
+    [("/{key}", 405, "MethodNotAllowed"), ("?uploads", 405, "MethodNotAllowed"),
+     ("/s3/", 405, "MethodNotAllowed"), ("/s3/someone-elses-bucket", 404, "NoSuchBucket")],
+    ids=["the object's URL", "a subresource", "the S3 root", "another bucket"],
+)
+def test_s3_takes_the_form_at_the_buckets_url_only(fake, api, where, status, code):
+    announced = announce(api, fake)
+    fields = json.loads(announced["fields"])
+    url = fake.root_url + where if where.startswith("/s3/") else announced["url"] + where.format(key=fields["key"])
+    response = requests.post(url, data=fields, files={"file": INIT_IMAGE_PNG}, timeout=TIMEOUT)
+    assert response.status_code == status  # was 204: the upload was found by the form's key alone
+    assert s3_error(response)[0] == code
+    served = call(api, fake, "GET", "/init-image/" + announced["id"]).json()["init_images_by_pk"]["url"]
+    assert requests.get(served, timeout=TIMEOUT).status_code == 404
+
+
 def test_presigned_post_expires_after_two_minutes(fake, api, monkeypatch):
     announced = announce(api, fake)
     fields = json.loads(announced["fields"])

@@ -393,8 +393,12 @@ class Api:
         return {"uploadInitImage": {"id": image_id, "fields": json.dumps(image.fields), "key": key, "url": url}}
 
     def s3_upload(self, request: RecordedRequest) -> Answer:
-        """The presigned POST to the bucket: every field as given, the file last, no key."""
-        if request.method != "POST":
+        """The presigned POST to the bucket's URL (no object key in it, no query): every field as given, the
+        file last, no API key."""
+        bucket, _, rest = request.full_path[len("/s3/") :].partition("/")
+        if bucket not in ("", BUCKET):
+            raise S3Error(404, "The specified bucket does not exist", "NoSuchBucket")
+        if request.method != "POST" or not bucket or rest or request.query:
             raise S3Error(405, "The specified method is not allowed against this resource.", "MethodNotAllowed")
         parts = form_parts(request)
         with self.lock:
