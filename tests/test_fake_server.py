@@ -1843,6 +1843,21 @@ def test_s3_checks_the_form(fake, api):
     assert call(api, fake, "POST", "/generations", json=body).json()["error"] == "invalid init image id"
 
 
+@pytest.mark.parametrize("field", ["key", "Policy"])
+def test_s3_refuses_a_form_field_of_parts_of_its_own(fake, api, capsys, field):
+    announced = announce(api, fake)
+    nested = ('--XyZ\r\nContent-Disposition: form-data; name="%s"\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n'
+              "--in\r\nContent-Type: text/plain\r\n\r\nhi\r\n--in--\r\n" % field)
+    fields = [(k, v) for k, v in json.loads(announced["fields"]).items() if k != field]
+    plain = "".join('--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % kv for kv in fields)
+    file = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nx\r\n--XyZ--\r\n'
+    headers = {"Content-Type": "multipart/form-data; boundary=XyZ"}
+    response = requests.post(announced["url"], data=nested + plain + file, headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 400  # was 500, the API's JSON envelope, and an AttributeError's traceback
+    assert s3_error(response)[0] == "MalformedPOSTRequest"
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     "where, status, code",
     [("/{key}", 405, "MethodNotAllowed"), ("?uploads", 405, "MethodNotAllowed"),
