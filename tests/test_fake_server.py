@@ -951,7 +951,7 @@ def test_body_must_be_a_json_object(fake, api, data, error):
     assert envelope(response) == {"error": error, "path": "$", "code": "validation-failed"}
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])  # 1e400: a float holds inf
 def test_nan_and_infinity_in_a_body_are_not_json(fake, api, constant):
     data = ('{"prompt": "x", "guidance_scale": %s}' % constant).encode()  # json.dumps writes them by default
     response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})

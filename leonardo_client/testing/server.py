@@ -79,13 +79,21 @@ def _not_json(constant: str) -> Any:
 
 def parse_body(body: bytes, parse_float: Optional[Callable[[str], Any]] = None) -> Any:
     """A request body's JSON; ValueError if it is not UTF-8 JSON, NaN and Infinity included: json.loads takes
-    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON).
+    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON); a
+    number too big for a float (1e400) too.
     Nested deeper than MAX_JSON_DEPTH, it is not read either: json and the fake's own recursion would hit
     Python's recursion limit, at a depth that differs from version to version."""
     text = body.decode("utf-8")
     if _nested_too_deep(text):
         raise ValueError("JSON nested deeper than %d levels" % MAX_JSON_DEPTH)
-    return json.loads(text, parse_constant=_not_json, parse_float=parse_float)
+
+    def number(text: str) -> Any:  # 1e400 is JSON, but a float holds it as inf: served back, Infinity
+        value = (parse_float or float)(text)
+        if value in (math.inf, -math.inf):
+            raise ValueError("number out of range: %s" % text)
+        return value
+
+    return json.loads(text, parse_constant=_not_json, parse_float=number)
 
 
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
