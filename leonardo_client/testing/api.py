@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import Message
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
@@ -191,7 +191,7 @@ class Api:
         # key, its "generic error that appears when the API body is incorrectly formatted" (the SDK sends none).
         body: Dict[str, Any] = {}  # a dict once check_body passes
         with contextlib.suppress(ValueError):  # parse_body refuses an empty body too
-            body = _no_lone_surrogates(parse_body(request.body, parse_float=_whole_as_int))
+            body = _as_the_api_reads(parse_body(request.body))
         self.spec.check_body(operation, body)
         return body
 
@@ -645,19 +645,16 @@ class Deliverer(threading.Thread):
         self.join(2 * WEBHOOK_TIMEOUT + 1)
 
 
-def _no_lone_surrogates(value: Any) -> Any:
+def _as_the_api_reads(value: Any) -> Any:
     """value with U+FFFD for each lone surrogate in its strings, keys too: JSON's escape \\ud800 reads as one, which
-    the API's text columns cannot hold (nor UTF-8 carry)."""
+    the API's text columns cannot hold (nor UTF-8 carry); and a whole number (512.0) an int, as JSON Schema and the
+    API's Hasura layer take it."""
     if isinstance(value, str):
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
-        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
+        return {_as_the_api_reads(k): _as_the_api_reads(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_no_lone_surrogates(item) for item in value]
+        return [_as_the_api_reads(item) for item in value]
     return value
-
-
-def _whole_as_int(text: str) -> Union[int, float]:
-    """A JSON number: ``512.0`` is the integer 512, as JSON Schema and the API's Hasura layer take it."""
-    number = float(text)
-    return int(number) if number.is_integer() else number

@@ -14,10 +14,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from ..errors import MAX_JSON_DEPTH, _nested_too_deep
+from ..errors import parse_json
 from ..payloads import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
 
@@ -73,27 +73,11 @@ def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError("%s is not JSON" % constant)
-
-
-def parse_body(body: bytes, parse_float: Optional[Callable[[str], Any]] = None) -> Any:
-    """A request body's JSON; ValueError if it is not UTF-8 JSON, NaN and Infinity included: json.loads takes
-    them, the API refuses them, and taken, the fake's own answers and webhooks would carry them (not JSON); a
-    number too big for a float (1e400) too.
-    Nested deeper than MAX_JSON_DEPTH, it is not read either: json and the fake's own recursion would hit
-    Python's recursion limit, at a depth that differs from version to version."""
-    text = body.decode("utf-8")
-    if _nested_too_deep(text):
-        raise ValueError("JSON nested deeper than %d levels" % MAX_JSON_DEPTH)
-
-    def number(text: str) -> Any:  # 1e400 is JSON, but a float holds it as inf: served back, Infinity
-        value = (parse_float or float)(text)
-        if value in (math.inf, -math.inf):
-            raise ValueError("number out of range: %s" % text)
-        return value
-
-    return json.loads(text, parse_constant=_not_json, parse_float=number)
+def parse_body(body: bytes) -> Any:
+    """A request body's JSON, read as the client reads an answer (errors.parse_json): ValueError if it is not
+    UTF-8 JSON, NaN, Infinity and 1e400 included (taken, the fake's own answers and webhooks would carry them,
+    not JSON), or nested deeper than json and the fake's own recursion can take alike on every Python."""
+    return parse_json(body.decode("utf-8"))
 
 
 def json_answer(status: int, obj: Any, headers: Optional[Headers] = None) -> Answer:
