@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
-    from .errors import printable
+    from .errors import never_sent, printable
     from .payloads import MAX_INT, check_v1_size, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
@@ -346,15 +346,20 @@ def _check_folder(folder: str) -> None:
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
     init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
-    if args.model:
-        created = client.create_generation_v2(_v2_request(args, init_image))
-    else:
-        created = client.create_generation(
-            CreateGenerationRequest(
-                prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
-                height=args.height, init_image_id=init_image,
+    try:
+        if args.model:
+            created = client.create_generation_v2(_v2_request(args, init_image))
+        else:
+            created = client.create_generation(
+                CreateGenerationRequest(
+                    prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
+                    height=args.height, init_image_id=init_image,
+                )
             )
-        )
+    except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short: the call may have run (and been billed)
+        if never_sent(exc) or exc.status_code is not None and 300 <= exc.status_code < 500:
+            raise
+        raise LeonardoError(f"{exc}; it may have been made: see 'leonardo-client list' before trying again") from exc
     label, line = f"generation {generation_id(created)}", _StatusLine()
 
     def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end

@@ -892,6 +892,20 @@ def test_batch_options_run_batch_would_refuse_are_usage_errors(
     assert f"argument {flag}: must be from" in capsys.readouterr().err and not out.exists()  # before anything
 
 
+@pytest.mark.parametrize("fault, hint", [({"status": 500, "after": True}, True), ({"drop": True, "after": True}, True),
+                                         ({"status": 400}, False), ({"status": 403}, False)])
+def test_generate_says_when_a_failed_create_call_may_have_made_the_generation(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, fault: Dict[str, Any], hint: bool
+) -> None:
+    # A 5xx or a dropped answer after the server acted read as "nothing happened": the user's natural retry billed
+    # a second generation. A refusal (4xx) made none: no hint.
+    fake_in_env.inject(path="/generations", method="POST", times=3, **fault)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("; it may have been made: see 'leonardo-client list' before trying again\n") == hint, err
+    assert len(err.splitlines()) == 1
+
+
 def test_generate_complete_with_no_images_is_an_error(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
