@@ -26,7 +26,7 @@ from ._retry import (
 )
 from .errors import (
     BodyBroke, LeonardoError, _noted, check_complete, credentials_of, message_from, never_sent, read_json,
-    redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
+    redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -121,7 +121,7 @@ class Client:
         user_agent: Optional[str] = None,
     ) -> None:
         api_key = _check_api_key(api_key)
-        self.base_url = _check_base_url(base_url)
+        self.base_url = _check_base_url(base_url, api_key)
         self.timeout = timeout
         # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
         self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
@@ -458,11 +458,12 @@ class Client:
     ) -> Result:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
-        One COMPLETE with no images yet (``generated_images`` []) is asked again for up to a minute. Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``;
-        ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole
-        answer (its retries spent; not a connection never made) is waited out, a Retry-After honoured where
-        ``timeout`` allows. LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or
-        it outlives ``timeout`` (saying why).
+        One COMPLETE with no images yet (``generated_images`` []) is asked again for up to a minute. Checks at
+        once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``; ``on_poll(status,
+        seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole answer (its retries
+        spent; not a connection never made) is waited out, a Retry-After honoured where ``timeout`` allows.
+        LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or it outlives
+        ``timeout`` (saying why).
         """
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
@@ -758,12 +759,16 @@ def _check_api_key(api_key: Optional[str]) -> str:
     return api_key.strip()
 
 
-def _check_base_url(base_url: Optional[str]) -> str:
+def _check_base_url(base_url: Optional[str], api_key: str) -> str:
     """The URL given (None: not given; "" is no URL), else LEONARDO_BASE_URL's unless unset or blank (as a
-    shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo."""
+    shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo, never
+    quoted when it holds the key (the two variables swapped)."""
     name = "base_url" if base_url is not None else BASE_URL_ENV
     url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
     url = check_type(name, url, str).strip()
+    if redact(url, api_key) != url:
+        where = f"api_key or {API_KEY_ENV}"
+        raise ValueError(f"{name} holds the API key: give the API's root URL (the key goes in {where})")
     said = f"{name} {shown(without_userinfo(check_text(url, name)))}"  # userinfo may hold a password: never shown
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
         raise ValueError(f"{said} has a space, control character, query string or fragment: give the API root")

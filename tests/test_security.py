@@ -392,6 +392,15 @@ def test_plain_http_from_the_environment_is_refused(monkeypatch):
         Client(api_key=API_KEY)
 
 
+@pytest.mark.parametrize("base_url", ["{key}", "https://leonardo.example.test/v1?k={key}", "https://{key}@h.example.test/v1"])
+def test_a_base_url_holding_the_key_is_refused_without_showing_any_of_it(monkeypatch, base_url):
+    # The two variables swapped: the URL's error quoted it, the key with it (or its first 30 characters).
+    monkeypatch.setenv("LEONARDO_BASE_URL", base_url.format(key=API_KEY))
+    with pytest.raises(ValueError, match=r"^LEONARDO_BASE_URL holds the API key: give the API's root URL") as info:
+        Client(api_key=API_KEY)
+    assert API_KEY[:8] not in str(info.value)
+
+
 # Refused rather than hidden: requests would send user:password as Basic auth, replacing the key's header.
 @pytest.mark.parametrize("base_url", ["https://user:s3cret@leonardo.example.test/v1", "http://user:s3cret@127.0.0.1:9/v1",
                                       "https://user:s3cret@leonardo.example.test:abc/v1", "ftp://user:s3cret@host/",
