@@ -39,6 +39,7 @@ PROG = "leonardo-client"
 OFFLINE_COMPLETION_DELAY = 1.5
 # Handled as Ctrl-C is while a command runs (SIGHUP: its terminal closed; none on Windows).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+REPEATED_SIGNAL = 0.1  # seconds in which a second stop signal is the same stop (see _Interrupts): no person is quicker
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
 # The v2 parameters generate's options give (--num-images always gives quantity).
@@ -268,28 +269,35 @@ def _error(message: object, status: int) -> int:
 class _Interrupts:
     """While a command runs, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that they end
     it as cleanly (a batch's gallery finished, no download's temporary file left, the progress line ended);
-    not where they are ignored (``nohup``) or handled already, nor outside the main thread (a program's)."""
+    not where they are ignored (``nohup``) or handled already, nor outside the main thread (a program's).
+    A stop signal within REPEATED_SIGNAL s of the last is the same stop: ``timeout`` sends its signal to the
+    command, then to its process group, and the second one was taken as "Ctrl-C again to quit at once"."""
 
     def __init__(self) -> None:
         # The exit status of an interrupted command: 128 + the signal, as the shell shows a process it ended.
         self.status = 128 + signal.SIGINT
-        self.installed: List[int] = []
+        self.installed: Dict[int, Any] = {}  # signal -> the handler it had
+        self.last: Optional[float] = None  # when the last one came
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():  # signal.signal() works only there
             return
-        for number in STOP_SIGNALS:
-            if signal.getsignal(number) == signal.SIG_DFL:
+        for number in (signal.SIGINT, *STOP_SIGNALS):
+            handler = signal.getsignal(number)
+            if handler in (signal.SIG_DFL, signal.default_int_handler):
+                self.installed[number] = handler
                 signal.signal(number, self._interrupt)
-                self.installed.append(number)
 
     def _interrupt(self, number: int, frame: Any) -> None:
-        self.status = 128 + number
+        if self.last is not None and time.monotonic() - self.last < REPEATED_SIGNAL:
+            return
+        self.last, self.status = time.monotonic(), 128 + number
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
-        while self.installed:
-            signal.signal(self.installed.pop(), signal.SIG_DFL)
+        for number, handler in self.installed.items():
+            signal.signal(number, handler)
+        self.installed.clear()
 
 
 @contextlib.contextmanager

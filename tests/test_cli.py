@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Dict, List
 
@@ -509,6 +510,24 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
     assert done.returncode == 143, done.stderr
     assert done.stderr.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in done.stderr
     assert "refresh" not in (out / "index.html").read_text(encoding="utf-8")  # the gallery says it stopped
+
+
+def test_a_stop_signal_sent_twice_at_once_is_one_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # timeout(1) signals the command, then its process group: the second came during the stop, as "Ctrl-C again
+    # to quit at once", and the create calls under way were not waited for (left unjournaled).
+    monkeypatch.setattr(cli, "REPEATED_SIGNAL", 0.3)
+    interrupts = cli._Interrupts()
+    with interrupts:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # ended by the handler's KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)  # the same stop, a moment later: no second KeyboardInterrupt
+        time.sleep(0.35)
+        with pytest.raises(KeyboardInterrupt):  # a Ctrl-C after that is one again: "again to quit at once"
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert interrupts.status == 130 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 # Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
