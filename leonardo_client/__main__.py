@@ -480,8 +480,8 @@ def _my_account(client: Client) -> Dict[str, Any]:
 
 def _delete(client: Client, args: argparse.Namespace) -> int:
     data = client.delete_generation_by_id(args.id)
-    if data.get("delete_generations_by_pk") is None:
-        raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted)")
+    if data.get("delete_generations_by_pk") is None:  # a DELETE sent again (an answer lost) may have deleted it
+        raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted now: gone already, or never there)")
     return _print_json(data)
 
 

@@ -249,7 +249,7 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     notice, error = captured.err.splitlines()  # every offline command says it is offline
     assert notice == OFFLINE_NOTICE
     assert error == "leonardo-client: error: no generation with id 'no-such-id'" + (
-        " (nothing deleted)" if argv[1] == "delete" else ""
+        " (nothing deleted now: gone already, or never there)" if argv[1] == "delete" else ""  # a lost answer's retry
     )
 
 
