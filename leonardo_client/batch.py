@@ -920,7 +920,8 @@ class _Engine:
             return concurrency
         slots = details.get("apiConcurrencySlots")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-            raise LeonardoError("GET /me gave no apiConcurrencySlots: give the concurrency explicitly")
+            said = "no apiConcurrencySlots" if slots is None else f"apiConcurrencySlots {shown(slots)}"
+            raise LeonardoError(f"GET /me gave {said}: give the concurrency explicitly (concurrency=, --concurrency)")
         return min(slots, MAX_CONCURRENCY)
 
     def running(self, now: float) -> List[_Item]:

@@ -342,10 +342,14 @@ def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp
     assert not os.path.exists(out) and api.calls == []
 
 
-def test_an_account_without_apiconcurrencyslots_needs_the_concurrency_given(tmp_path: Any) -> None:
+@pytest.mark.parametrize("slots, said", [({}, "no apiConcurrencySlots"), ({"apiConcurrencySlots": 0}, "apiConcurrencySlots 0")])
+def test_an_account_without_apiconcurrencyslots_needs_the_concurrency_given(
+    tmp_path: Any, slots: Dict[str, Any], said: str
+) -> None:
     api = ApiDouble()
-    api.get_user_info = lambda: {"user_details": [{"user": {"id": "user-1"}}]}  # type: ignore[method-assign]
-    with pytest.raises(LeonardoError, match="^GET /me gave no apiConcurrencySlots: give the concurrency explicitly$"):
+    api.get_user_info = lambda: {"user_details": [{"user": {"id": "user-1"}, **slots}]}  # type: ignore[method-assign]
+    given = r"give the concurrency explicitly \(concurrency=, --concurrency\)"  # 0 was said to be none given
+    with pytest.raises(LeonardoError, match=f"^GET /me gave {said}: {given}$"):
         run(api, PROMPTS[:2], str(tmp_path))
     assert "POST" not in api.calls
     assert run(api, PROMPTS[:2], str(tmp_path), concurrency=2).complete == 2  # in the same folder
