@@ -34,8 +34,8 @@ from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
 from .errors import LeonardoError, never_sent, parse_json, printable
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_size, cut,
-    is_id, merge_once, shown, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_prompt,
+    check_v1_size, cut, is_id, merge_once, shown, to_payload,
 )
 
 __all__ = [
@@ -165,6 +165,7 @@ def _checked(item: BatchItem) -> BatchItem:
         raise ValueError(str(exc)) from None
     if api == "v1":  # from extra too
         check_v1_size(body.get("width"), body.get("height"), body.get("num_images"))
+        check_v1_prompt(body["prompt"])
     return item
 
 

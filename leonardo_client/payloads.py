@@ -66,6 +66,7 @@ MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
 V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else 400)
 V1_DEFAULT_SIZE = (1024, 768)  # the width and height it makes when not given: its spec's defaults
 V1_NAMES = ("width", "height", "num_images")  # what check_v1_size calls them: their body keys
+V1_PROMPT_MAX = 1500  # characters of a prompt POST /generations takes: API_FACTS.md's DOC-ERR (else 400)
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 
@@ -114,6 +115,13 @@ def check_v1_size(width: Any, height: Any, count: Any, names: Tuple[str, ...] = 
     if count > most:
         size = f"{width}x{height}"
         raise ValueError(f"{names[2]} {count}: the v1 API makes at most {most} images at {size} (8, and 4 over 768)")
+
+
+def check_v1_prompt(prompt: Any) -> None:
+    """ValueError for a prompt longer than POST /generations takes (a v2 model's schema has its own limit)."""
+    if isinstance(prompt, str) and len(prompt) > V1_PROMPT_MAX:
+        limit = f"the v1 API takes at most {V1_PROMPT_MAX} (a v2 model has its own limit)"
+        raise ValueError(f"prompt of {len(prompt)} characters: {limit}")
 
 
 def v1_images_at_most(width: int, height: int) -> int:

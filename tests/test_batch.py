@@ -240,6 +240,22 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     assert batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: the API's to refuse (a 400)
 
 
+def test_a_v1_prompt_longer_than_the_api_takes_is_a_bad_line(tmp_path: Any) -> None:
+    # It was sent, refused with the API's 400, and the summary advised --retry-failed, which failed the same way.
+    longest, refused = "a" * 1500, "a" * 1501
+    path = tmp_path / "items.jsonl"
+    lines = [{"prompt": longest}, {"prompt": refused}, {"prompt": refused, "model": "phoenix-v1.0"}]  # v2: its own
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    limit = "the v1 API takes at most 1500 (a v2 model has its own limit)"
+    assert caught.value.errors == [f"line 2: prompt of 1501 characters: {limit}"]
+    api = ApiDouble()
+    with pytest.raises(BatchInputError) as caught:
+        run(api, [BatchItem(refused, model_id="m-1")], str(tmp_path / "out"))
+    assert caught.value.errors == [f"item 1: prompt of 1501 characters: {limit}"] and api.calls == []
+
+
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
     path = tmp_path / "p.txt"
     path.write_text("a fox\n", encoding="utf-8")

@@ -888,7 +888,7 @@ def test_inpainting_requires_a_mask(fake, api):
         ({"prompt": "x", "contrast": 0.5}, 400, "validation-failed", "contrast must be at least 1"),  # v1 bounds too
         ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None),
         ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions"),
-        ({"prompt": "x" * 1501}, 400, "unexpected", None),
+        ({"prompt": "x" * 1501}, 400, "unexpected", "Invalid prompt, maximum length of 1500 characters exceeded."),
     ],
 )
 def test_create_generation_validation(fake, api, body, status, code, message):

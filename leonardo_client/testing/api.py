@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, ca
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
-from ..payloads import V1_SIDES, is_header_text, v1_images_at_most
+from ..payloads import V1_PROMPT_MAX, V1_SIDES, is_header_text, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes, parse_body
@@ -264,8 +264,8 @@ class Api:
 
     def create_generation(self, call: Call) -> Dict[str, Any]:
         """POST /generations: the size and count checked as the API does (its 400s)."""
-        if len(call.body["prompt"]) > 1500:
-            raise ApiError(400, "Invalid prompt, maximum length of 1500 characters exceeded.", "unexpected")
+        if len(call.body["prompt"]) > V1_PROMPT_MAX:
+            raise ApiError(400, f"Invalid prompt, maximum length of {V1_PROMPT_MAX} characters exceeded.", "unexpected")
         width, height, count = self._arg(call, "width"), self._arg(call, "height"), self._arg(call, "num_images")
         if any(side not in V1_SIDES for side in (width, height)):
             raise ApiError(400, "invalid dimensions", "unexpected")
