@@ -145,7 +145,7 @@ def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] =
 
 def _checked(item: BatchItem) -> BatchItem:
     """``item``, once its fields are checked and the serializer has made its create call's body (no NaN...)."""
-    if not isinstance(item.prompt, str) or not item.prompt.strip():
+    if not isinstance(item.prompt, str) or not check_text(item.prompt, "prompt").strip():  # as the input names it
         raise ValueError("prompt must be a non-empty string")
     for key in ("model", "model_id", "negative_prompt", "name"):
         value = getattr(item, key)

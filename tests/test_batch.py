@@ -256,6 +256,19 @@ def test_a_v1_prompt_longer_than_the_api_takes_is_a_bad_line(tmp_path: Any) -> N
     assert caught.value.errors == [f"item 1: prompt of 1501 characters: {limit}"] and api.calls == []
 
 
+def test_a_prompt_of_undecodable_bytes_is_named_as_the_input_names_it(tmp_path: Any) -> None:
+    # It was "CreateGenerationRequest.prompt holds bytes ..." (GenerationV2Request's on v2): a class no batch names.
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"prompt": "caf\\udce9"}\n{"prompt": "caf\\udce9", "model": "phoenix-v1.0"}\n', encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    undecodable = "prompt holds bytes that are not valid text (not UTF-8?): check its source"
+    assert caught.value.errors == [f"line 1: {undecodable}", f"line 2: {undecodable}"]
+    with pytest.raises(BatchInputError) as caught:
+        run(ApiDouble(), [BatchItem("caf\udce9")], str(tmp_path / "out"))
+    assert caught.value.errors == [f"item 1: {undecodable}"]
+
+
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
     path = tmp_path / "p.txt"
     path.write_text("a fox\n", encoding="utf-8")
