@@ -176,11 +176,16 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
     path = _files.check_path(path, "path")  # an int would be opened as a file descriptor
-    try:
-        with open(path, encoding="utf-8-sig") as source:
+    try:  # a byte that is not UTF-8 kept as a surrogate, to be found by its line (a decoding error gives no line)
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as source:
             text = source.read(MAX_INPUT + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BatchInputError([f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from None
+    except OSError as exc:
+        raise BatchInputError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    undecodable = _UNDECODABLE.search(text)
+    if undecodable:
+        line, byte = text.count("\n", 0, undecodable.start()) + 1, ord(undecodable.group()) - 0xDC00
+        reason = f"line {line} is not UTF-8 text (byte {byte:#04x}): save it as UTF-8"
+        raise BatchInputError([f"cannot read {path}: {reason}"])
     if len(text) > MAX_INPUT:
         raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
     first = next(_prompt_lines(text, path), ("", ""))[1]
@@ -194,6 +199,8 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
 
     return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
 
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a byte it cannot decode
 
 # A line from its first non-blank character (\S: what str.strip() keeps) to its end. Only "\n"
 # ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those.

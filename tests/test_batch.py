@@ -269,6 +269,16 @@ def test_a_prompt_of_undecodable_bytes_is_named_as_the_input_names_it(tmp_path: 
     assert caught.value.errors == [f"item 1: {undecodable}"]
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, bom: bytes) -> None:
+    # It gave the byte's offset ("in position 55873") where every other bad-line message gives the line.
+    path = tmp_path / "p.txt"
+    path.write_bytes(bom + "caf\u00e9\n".encode("utf-8") * 2999 + b"a \x93quoted\x94 lamp\n")  # Windows-1252
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert caught.value.errors == [f"cannot read {path}: line 3000 is not UTF-8 text (byte 0x93): save it as UTF-8"]
+
+
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
     path = tmp_path / "p.txt"
     path.write_text("a fox\n", encoding="utf-8")
