@@ -26,7 +26,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import never_sent, printable
-    from .payloads import MAX_INT, check_v1_size, is_id, shown, to_payload
+    from .payloads import MAX_INT, check_text, check_v1_prompt, check_v1_size, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -401,7 +401,8 @@ def _check_model(args: argparse.Namespace) -> None:
     (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
     for, and then the whole body as its schema in the bundled spec takes it: refused before an upload."""
     model, prompt = args.model, args.prompt
-    if not model:  # v1 (its prompt is an argument's check): --width and --height as POST /generations takes them
+    if not model:  # v1: the prompt's length, --width and --height as POST /generations takes them
+        check_v1_prompt(prompt)
         check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
         return
     schemas = _bundled_spec().models()
@@ -665,7 +666,10 @@ def _print_json(data: Any) -> int:
 def _prompt(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("the prompt is empty")
-    return text
+    try:
+        return check_text(text, "the prompt")  # bytes the terminal's encoding could not decode
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:

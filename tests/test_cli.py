@@ -219,6 +219,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--width", "7"], "--width 7: the v1 API takes a multiple of 8 from 32 to 1536"),
         (["generate", "x", "--height", "1544", "--init-image", "{png}"], "--height 1544: the v1 API takes"),
         (["generate", "x", "--num-images", "5", "--height", "512"], "--num-images 5: the v1 API makes at most 4 images at"),
+        # A v1 prompt the API refuses (it was sent, a 400), and bytes not decoded (said of a class of the library).
+        (["generate", "x" * 1501], "prompt of 1501 characters: the v1 API takes at most 1500"),
+        (["generate", "caf\udce9"], "argument prompt: the prompt holds bytes that are not valid text"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
