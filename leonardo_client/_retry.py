@@ -8,6 +8,8 @@ mid-exchange...), so a retry cannot bill a generation twice (urllib3's default
 allowed_methods leaves POST out of status and read retries; is_retry adds 429 back, and
 increment refuses the "other" errors urllib3 would retry whatever the method).
 
+A TLS certificate that cannot be verified is not retried: it fails the same on every try.
+
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
 capped. Only constructor arguments both urllib3 1.26 and 2.x accept are used; backoff,
@@ -27,6 +29,7 @@ import contextlib
 import email.utils
 import math
 import random
+import ssl
 import threading
 import time
 from itertools import takewhile
@@ -34,7 +37,7 @@ from typing import Any, FrozenSet, Iterator, Optional, TypeVar, cast
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
+from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError, SSLError
 from urllib3.util.retry import Retry
 
 DEFAULT_MAX_RETRIES = 3
@@ -156,6 +159,12 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
         return None
 
 
+def certificate_refused(error: Any) -> bool:
+    """Whether urllib3's ``error`` is a TLS certificate that could not be verified (a CA bundle, or a proxy's,
+    to set up): the handshake failed, so the request never went."""
+    return isinstance(error, SSLError) and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in error.args)
+
+
 class LeonardoRetry(Retry):
     """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
 
@@ -194,6 +203,8 @@ class LeonardoRetry(Retry):
         self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
         error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
+        if certificate_refused(error):
+            raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
             # Re-raised, as urllib3 does for a read error, unless the connection never reached the
             # server (types-urllib3, for 1.26, lacks this private method both versions have).

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseError, ReadTimeoutError
 
-from ._retry import parse_retry_after
+from ._retry import certificate_refused, parse_retry_after
 from .payloads import cut
 
 __all__ = ["LeonardoError"]
@@ -147,11 +147,14 @@ def _noted(note: str, message: str) -> str:
 
 
 def never_sent(error: BaseException) -> bool:
-    """True when the request cannot have reached the server: the connection was never made."""
+    """True when the request cannot have reached the server: the connection was never made, or its certificate
+    was refused (the TLS handshake failed before the request went: a CA bundle or a proxy's to set up, not a
+    failure that passes)."""
     cause = error.__cause__
-    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # ConnectTimeout too
+    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too
     # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
-    return isinstance(getattr(reason, "reason", reason), ConnectTimeoutError)
+    reason = getattr(reason, "reason", reason)
+    return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
 
 
 def timed_out(exc: BaseException) -> bool:

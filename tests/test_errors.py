@@ -33,7 +33,7 @@ from leonardo_client import Client, CreateGenerationRequest, LeonardoError
 from leonardo_client import _files, errors
 from leonardo_client import client as client_module
 from leonardo_client._retry import LeonardoRetry
-from leonardo_client.errors import parse_json
+from leonardo_client.errors import never_sent, parse_json
 from leonardo_client.testing import FakeLeonardo
 
 GEN_URL = BASE + "/generations/g"
@@ -490,6 +490,26 @@ def serving(answer: Callable[[socket.socket], None]) -> Iterator[int]:
         finally:
             stop.set()
             acceptor.join(10)
+
+
+def test_a_certificate_refused_ends_a_wait_at_once_as_a_connection_never_made() -> None:
+    # A certificate that cannot be verified (a corporate proxy's, no CA bundle) fails every poll the same: the wait
+    # rode it out to its timeout (300 s by default), silent. The request never went: nothing can have been acted on.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOOPBACK_TLS)
+    handshakes = []
+
+    def answer(connection: socket.socket) -> None:
+        handshakes.append(1)
+        with connection, contextlib.suppress(OSError, ValueError):
+            connection.settimeout(3)
+            context.wrap_socket(connection, server_side=True).close()  # the client refuses the handshake
+
+    with serving(answer) as port, Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1") as client:
+        with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: .*certificate verify failed") as info:
+            client.wait_for_generation("g", timeout=3)
+    assert never_sent(info.value)
+    assert len(handshakes) == 1  # not retried either: it fails the same on every try
 
 
 def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_request(
