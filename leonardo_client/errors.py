@@ -24,8 +24,8 @@ from .payloads import cut
 
 __all__ = ["LeonardoError"]
 
-# Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront) or a proxy.
-REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-cf-id")
+# Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront), S3 (the upload) or a proxy.
+REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-amz-cf-id")
 _SNIPPET = 200
 _SHOWN, _SHOWN_END = 305, 100  # str(err) shows at most this much of a message or URL, this much of its end
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes

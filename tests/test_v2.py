@@ -198,10 +198,11 @@ def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_
 
 def test_s3_refusal_is_a_leonardo_error_with_s3s_own_words(mocked: responses.RequestsMock, mock_client: Client) -> None:
     xml = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message><RequestId>R1</RequestId></Error>"
-    mock_upload(mocked, "png", s3_status=403, body=xml, content_type="application/xml")
+    mock_upload(mocked, "png", s3_status=403, body=xml, content_type="application/xml",
+                headers={"x-amz-request-id": "4442587FB7D0A2F9"})
     with pytest.raises(LeonardoError) as info:
         mock_client.upload_init_image(PNG, "png")
-    assert info.value.status_code == 403
+    assert (info.value.status_code, info.value.request_id) == (403, "4442587FB7D0A2F9")  # S3's header: it was None
     assert info.value.message.startswith("AccessDenied: Request has expired")
     assert str(info.value).startswith("HTTP 403: AccessDenied: Request has expired")
 
