@@ -81,6 +81,7 @@ OTHER_FILES = (".bin", *(e for mime, e in _files.EXTENSIONS.items() if not mime.
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
+UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,17 @@ def _collect(
 
 
 def _digest(items: Sequence[BatchItem]) -> str:
-    text = json.dumps([[item.request(), item.name] for item in items], sort_keys=True, default=str)
+    text = json.dumps([[_as_digested(*item.request()), item.name] for item in items], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _as_digested(api: str, body: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """A create call's body as the digest takes it: a v2 body's public inside its parameters, where it was sent
+    before 8fe3da4 (the journal of a batch started then holds that digest: it resumes)."""
+    if api == "v2" and "public" in body:
+        body = dict(body, parameters=dict(body["parameters"], public=body["public"]))
+        del body["public"]
+    return api, body
 
 
 @dataclass(frozen=True)
@@ -524,7 +534,9 @@ class _Item:
             self.files = list(record.get("files") or [])
             self.seed = record.get("seed")
         self.reason = str(record.get("reason") or "")
-        self.recheck = self.state == "ambiguous" and record.get("recheck") is True
+        # Journaled before "recheck" was (ca5d991): an item the listing could not settle, left so without it.
+        unsettled = "recheck" not in record and self.reason.startswith(UNREADABLE)
+        self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
 
     def cost_unknown(self) -> int:
         """1 if this item was paid for but no answer told its cost (adopted, or an answer without a usable one)."""
@@ -1138,7 +1150,7 @@ class _Engine:
                 what = f"{len(found)} generations match" if sure else "some generations could not be compared"
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
             elif complete is not True:
-                reason = f"could not read the account's generations: {complete}"
+                reason = f"{UNREADABLE}: {complete}"
             elif self.reach(item) < oldest:  # the clock just learned: it may have been made before that
                 self.reconcile_at[item.index] = time.monotonic()
                 continue
@@ -1174,7 +1186,7 @@ class _Engine:
         said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
         wait = said or self.pause
         self.back_off(wait, time.monotonic())
-        self.emit("waiting", due[0], f"could not read the account's generations: pausing submissions {wait:.1f}s")
+        self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]
         for item in due:
             if not item.read_again:

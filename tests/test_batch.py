@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import hashlib
 import json
 import os
 import queue
@@ -464,6 +465,26 @@ def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> 
     header = {"journal": 1, "input": _digest(_as_items(items)), "items": len(items)}
     planned = [{"i": n, "s": "planned"} for n in range(len(items))]
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
+
+
+def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any) -> None:
+    # Before 8fe3da4 a v2 item's public went in its parameters, and the batch's digest was of that body: the same
+    # batch rerun was refused as "a different batch" (another folder would bill every item again).
+    v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "public": False}]
+    sent_then = [["v2", {"model": "phoenix-v1.0", "parameters": {"prompt": "a kite", "public": False}}], None]
+    digest = hashlib.sha256(json.dumps([sent_then], sort_keys=True).encode("utf-8")).hexdigest()
+    assert batch._digest(batch._as_items(v2)) == digest
+    # Before ca5d991 an item the listing could not settle was journaled ambiguous without "recheck": it stayed so
+    # on every rerun (the generation made), and --resubmit-ambiguous would pay for it again.
+    api, sent = ApiDouble(), time.time() - 200
+    api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)
+    api.generations["gen-1"]["createdAt"] = _iso(sent + 0.2)
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
+               {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x"}]
+    items = [{"prompt": "a red fox", "width": 768, "height": 768}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, len(api.generations)) == (1, 1)  # its generation found in the listing, adopted
 
 
 def test_a_complete_record_read_twice_counts_its_images_once(tmp_path: Any) -> None:
