@@ -73,7 +73,7 @@ def is_http(url: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1"):  # the usual ones, without ip_address's 3 us (every request asks)
         return True
     if not host[:1].isdigit() and ":" not in host:  # a name, not an address (every request asks: no exception)
         return False
