@@ -190,8 +190,6 @@ def shortfall(response: "requests.Response") -> str:
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
-# A JSON string, or an unterminated one to the end (a lone backslash there too): each match runs on from the last.
-_JSON_STRINGS = re.compile(rb'(?s)"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)')
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
@@ -230,8 +228,11 @@ def _nested_too_deep(data: Union[str, bytes, bytearray]) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if not isinstance(raw, (bytes, bytearray)) or raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return False
-    # Measured without the strings: a "]" in one would hide a level.
-    return _deeper_than_allowed(_JSON_STRINGS.sub(b"", raw))
+    # Measured without the strings: a "]" in one would hide a level. Their escaped backslashes, then escaped quotes,
+    # taken out first (left to right, as JSON reads them), every other piece between quotes is outside them: one
+    # left unterminated runs to the end, as JSON reads it too. (In C: a regex doing it took 7x as long as json.)
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return _deeper_than_allowed(b"".join(unescaped.split(b'"')[::2]))
 
 
 def _deeper_than_allowed(raw: Union[bytes, bytearray]) -> bool:
@@ -249,9 +250,11 @@ def read_json(response: "requests.Response", key: str) -> Any:
     A body nested deeper than MAX_JSON_DEPTH is a ValueError too (see parse_json).
     """
     content = response.content
-    # Rare, so no cost for other answers: the key as sent, an escape ("\u0061...") that may spell it,
-    # or UTF-16 or UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
-    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or b"\\" in content or b"\0" in content[:4]):
+    # Rare, so no cost for other answers: the key as sent, an escape that may spell it ("\u0061...", or \" \\ \/ of a
+    # key holding that character: the other escapes stand for control characters, which no key has), or UTF-16 or
+    # UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
+    escaped = b"\\u" in content or b"\\" in content and any(char in key for char in '"\\/')
+    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or escaped or b"\0" in content[:4]):
         return _redacted(parse_json(content), key)
     return parse_json(content)
 

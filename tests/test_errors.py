@@ -803,9 +803,11 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
         parse_json('["]",' * 300 + "0" + "]" * 300)
     with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: U+2200 holds a '"' byte
         parse_json(('["\u2200]",' * 300 + "0" + "]" * 300).encode("utf-16-le"))
-    # An unterminated string is one match, to the end: the scan is linear (80 KB of \" took 18 s, quadratic).
+    # An unterminated string runs to the end, as json reads it (80 KB of \" once took 18 s, a quadratic scan).
     for tail in (b"", b"\\"):  # ending in a lone backslash too
-        assert errors._JSON_STRINGS.sub(b"", b"[" * 201 + b'"' + b'\\"' * 1000 + tail) == b"[" * 201
+        assert errors._nested_too_deep(b"[" * 201 + b'"' + b'\\"' * 1000 + b"]" * 201 + tail)
+    text = "[" + '"\\\\", "\\\\\\"[", ' * 500 + "0]"  # strings of \\ and \", and "[": nesting if paired wrong
+    assert parse_json(text)[:2] == ["\\", '\\"['] and not errors._nested_too_deep(text)
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="json's C scanner has its own depth limit from 3.12")

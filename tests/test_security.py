@@ -173,6 +173,16 @@ def test_a_key_escaped_in_a_successful_answer_is_redacted(mocked, mock_client):
     assert mock_client.get_generation_by_id("g") == {"generations_by_pk": {"id": "[redacted]//"}}
 
 
+def test_a_key_with_a_slash_escaped_in_an_answer_is_redacted(mocked):
+    # JSON may write "/" as "\/": only \u escapes are looked for in keys without one (the others spell control
+    # characters, or quotes and backslashes a key of that kind has not).
+    key = "sk/live/0123456789"
+    body = '{"generations_by_pk": {"note": "%s \\"x\\""}}' % key.replace("/", "\\/")
+    mocked.add("GET", BASE + "/generations/g", body=body, match=api_matchers(key=key, timeout=DEFAULT_TIMEOUT))
+    with Client(api_key=key, base_url=BASE) as client:
+        assert client.get_generation_by_id("g") == {"generations_by_pk": {"note": '[redacted] "x"'}}
+
+
 def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
     # Keys are redacted process-wide: a test's key "pk" must not rewrite "generations_by_pk".
     mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None}, match=api_matchers(key="pk", timeout=DEFAULT_TIMEOUT))
