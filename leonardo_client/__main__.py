@@ -364,11 +364,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
                     height=args.height, init_image_id=init_image,
                 )
             )
-    except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short: the call may have run (and been billed)
+        label, line = f"generation {generation_id(created)}", _StatusLine()
+    except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short or without an id: the call may have run
         if never_sent(exc) or exc.status_code is not None and 300 <= exc.status_code < 500:
             raise
         raise LeonardoError(f"{exc}; it may have been made: see 'leonardo-client list' before trying again") from exc
-    label, line = f"generation {generation_id(created)}", _StatusLine()
 
     def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
         line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")

@@ -161,7 +161,8 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 
 def certificate_refused(error: Any) -> bool:
     """Whether urllib3's ``error`` is a TLS certificate that could not be verified (a CA bundle, or a proxy's,
-    to set up): the handshake failed, so the request never went."""
+    to set up): the handshake failed, so the request never went. An https proxy's own is inside a ProxyError."""
+    error = getattr(error, "original_error", error)
     return isinstance(error, SSLError) and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in error.args)
 
 

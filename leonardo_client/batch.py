@@ -535,7 +535,7 @@ class _Item:
             self.seed = record.get("seed")
         self.reason = str(record.get("reason") or "")
         # Journaled before "recheck" was (ca5d991): an item the listing could not settle, left so without it.
-        unsettled = "recheck" not in record and self.reason.startswith(UNREADABLE)
+        unsettled = "recheck" not in record and self.reason.startswith((UNREADABLE, "reconciliation failed: "))
         self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
 
     def cost_unknown(self) -> int:

@@ -761,15 +761,14 @@ def _check_api_key(api_key: Optional[str]) -> str:
 
 def _check_base_url(base_url: Optional[str], api_key: str) -> str:
     """The URL given (None: not given; "" is no URL), else LEONARDO_BASE_URL's unless unset or blank (as a
-    shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo, never
-    quoted when it holds the key (the two variables swapped)."""
+    shell's ``LEONARDO_BASE_URL= cmd``), else the public API's; stripped, checked, never with userinfo."""
     name = "base_url" if base_url is not None else BASE_URL_ENV
     url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
     url = check_type(name, url, str).strip()
-    if redact(url, api_key) != url:
-        where = f"api_key or {API_KEY_ENV}"
-        raise ValueError(f"{name} holds the API key: give the API's root URL (the key goes in {where})")
-    said = f"{name} {shown(without_userinfo(check_text(url, name)))}"  # userinfo may hold a password: never shown
+    # Quoted without userinfo (a password) or the key, and not at all without a scheme: it may be the key itself,
+    # the two variables swapped.
+    quoted = "://" in url or not url
+    said = f"{name} {shown(redact(without_userinfo(check_text(url, name)), api_key))}" if quoted else name
     if any(c.isspace() or not c.isprintable() for c in url) or "?" in url or "#" in url:
         raise ValueError(f"{said} has a space, control character, query string or fragment: give the API root")
     try:

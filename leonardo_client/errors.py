@@ -30,7 +30,7 @@ _SNIPPET = 200
 _SHOWN, _SHOWN_END = 305, 100  # str(err) shows at most this much of a message or URL, this much of its end
 _MAX_XML = 64 * 1024  # S3's error documents are a few hundred bytes
 REDACTED = "[redacted]"  # stands in for a secret a server echoed back
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")  # anywhere: a pasted URL may start with a space
+_USERINFO = re.compile(r"(://)[^/?#]*@")  # anywhere: a pasted URL may start with a space
 _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.response")
 
 # A shorter key is no real one (Leonardo's are 36-character UUIDs), and redacting it would

@@ -467,7 +467,8 @@ def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> 
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
 
 
-def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any) -> None:
+@pytest.mark.parametrize("reason", ["could not read the account's generations: x", "reconciliation failed: HTTP 503"])
+def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str) -> None:
     # Before 8fe3da4 a v2 item's public went in its parameters, and the batch's digest was of that body: the same
     # batch rerun was refused as "a different batch" (another folder would bill every item again).
     v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "public": False}]
@@ -480,7 +481,7 @@ def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any) -> None:
     api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)
     api.generations["gen-1"]["createdAt"] = _iso(sent + 0.2)
     records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
-               {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x"}]
+               {"i": 0, "s": "ambiguous", "reason": reason}]  # the listing's answer unreadable, or failed
     items = [{"prompt": "a red fox", "width": 768, "height": 768}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))

@@ -915,6 +915,7 @@ def test_batch_options_run_batch_would_refuse_are_usage_errors(
 
 
 @pytest.mark.parametrize("fault, hint", [({"status": 500, "after": True}, True), ({"drop": True, "after": True}, True),
+                                         ({"status": 200, "body": {"sdGenerationJob": None}}, True),  # no id
                                          ({"status": 400}, False), ({"status": 403}, False)])
 def test_generate_says_when_a_failed_create_call_may_have_made_the_generation(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, fault: Dict[str, Any], hint: bool
@@ -926,6 +927,15 @@ def test_generate_says_when_a_failed_create_call_may_have_made_the_generation(
     err = capsys.readouterr().err
     assert err.endswith("; it may have been made: see 'leonardo-client list' before trying again\n") == hint, err
     assert len(err.splitlines()) == 1
+
+
+def test_generate_gives_no_hint_when_the_create_call_was_never_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    fake_in_env.stop()  # a connection never made: nothing can have been made
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("leonardo-client: error: connection failed: ") and "may have been made" not in err
 
 
 def test_generate_complete_with_no_images_is_an_error(

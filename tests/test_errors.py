@@ -508,8 +508,14 @@ def test_a_certificate_refused_ends_a_wait_at_once_as_a_connection_never_made() 
     with serving(answer) as port, Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1") as client:
         with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: .*certificate verify failed") as info:
             client.wait_for_generation("g", timeout=3)
-    assert never_sent(info.value)
-    assert len(handshakes) == 1  # not retried either: it fails the same on every try
+        assert never_sent(info.value)
+        assert len(handshakes) == 1  # not retried either: it fails the same on every try
+        session = requests.Session()  # an https proxy's own certificate: urllib3 puts it in a ProxyError
+        session.trust_env, session.proxies = False, {"https": f"https://127.0.0.1:{port}"}
+        with Client(api_key=API_KEY, base_url=BASE, session=session) as proxied:
+            with pytest.raises(LeonardoError, match="(through the proxy|with leonardo.example.test): .*verify failed"):
+                proxied.wait_for_generation("g", timeout=3)  # (urllib3 1.26: an SSLError of the host's)
+        assert len(handshakes) == 2
 
 
 def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_request(

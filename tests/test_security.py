@@ -402,13 +402,23 @@ def test_plain_http_from_the_environment_is_refused(monkeypatch):
         Client(api_key=API_KEY)
 
 
-@pytest.mark.parametrize("base_url", ["{key}", "https://leonardo.example.test/v1?k={key}", "https://{key}@h.example.test/v1"])
-def test_a_base_url_holding_the_key_is_refused_without_showing_any_of_it(monkeypatch, base_url):
-    # The two variables swapped: the URL's error quoted it, the key with it (or its first 30 characters).
-    monkeypatch.setenv("LEONARDO_BASE_URL", base_url.format(key=API_KEY))
-    with pytest.raises(ValueError, match=r"^LEONARDO_BASE_URL holds the API key: give the API's root URL") as info:
-        Client(api_key=API_KEY)
+@pytest.mark.parametrize("base_url, api_key", [
+    (API_KEY, "https://cloud.leonardo.ai/api/rest/v1"),  # the two variables swapped
+    (API_KEY, API_KEY), ("https://leonardo.example.test/v1?k=" + API_KEY, API_KEY),  # the key pasted in the URL
+    (f"https://{API_KEY}@h.example.test/v1", API_KEY),
+])
+def test_a_base_url_holding_the_key_is_refused_without_showing_any_of_it(monkeypatch, base_url, api_key):
+    # The URL's error quoted it, the key with it (or its first 30 characters).
+    monkeypatch.setenv("LEONARDO_BASE_URL", base_url)
+    monkeypatch.setenv("LEONARDO_API_KEY", api_key)
+    with pytest.raises(ValueError, match=r"^LEONARDO_BASE_URL ") as info:
+        Client()
     assert API_KEY[:8] not in str(info.value)
+
+
+def test_a_key_that_is_part_of_a_good_base_url_is_no_reason_to_refuse_it():
+    with Client(api_key="leonardo", base_url=None) as client:  # the key check once refused the default URL
+        assert client.base_url == "https://cloud.leonardo.ai/api/rest/v1"
 
 
 # Refused rather than hidden: requests would send user:password as Basic auth, replacing the key's header.
