@@ -319,12 +319,13 @@ class BatchSummary:
             f"{self.images_this_run} images in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
-        if self.failed:
-            lines.append("failed items: rerun with --retry-failed to try them again (Leonardo refunds failed ones)")
+        if self.failed:  # refused by the API (not charged) or FAILED at Leonardo (refunded): see each one's reason
+            lines.append("failed items (see why in the gallery): rerun with --retry-failed to send them again")
         if self.ambiguous:
             lines.append(
-                f"ambiguous items may or may not have been created: a rerun looks again where it can; check {GALLERY} "
-                "and your Leonardo library, then rerun with --resubmit-ambiguous to send them again"
+                f"ambiguous items may not have been created, or were and could not be saved (\"paid for\"): a rerun "
+                f"looks again where it can; check {GALLERY} and your Leonardo library before --resubmit-ambiguous, "
+                "which sends each one again, billing again any that was made"
             )
         if self.pending and not self.interrupted:
             lines.append("pending items are still running or not yet downloaded: rerun the same command to resume")

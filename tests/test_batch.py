@@ -1705,6 +1705,8 @@ def test_a_result_save_results_would_refuse_is_ambiguous_at_once(tmp_path: Any, 
     shown = "'ftp://cdn.invalid/gen-1/0.png'" if isinstance(url, str) else "int"
     what = f"the result's generated_images[0].url is not a file URL: {shown}"
     assert reason == f"generation gen-1 cannot be saved: {what} (paid for: look in your library)"
+    # The summary's advice named --resubmit-ambiguous as if nothing were made: followed, it billed this one twice.
+    assert '"paid for"' in str(summary) and "billing again any that was made" in str(summary)
 
 
 def test_a_generation_not_readable_yet_or_complete_without_images_is_asked_again(tmp_path: Any) -> None:
