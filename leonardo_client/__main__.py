@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
-    from .errors import never_sent, printable
+    from .errors import message_from, never_sent, printable
     from .payloads import MAX_INT, check_text, check_v1_prompt, check_v1_size, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
@@ -458,10 +458,18 @@ def _bundled_spec() -> Any:
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
-    data = client.get_generation_by_id(args.id)
-    if data.get("generations_by_pk") is None:
-        raise LeonardoError(f"no generation with id {args.id!r}")
-    return _print_json(data)
+    return _print_json(_one(client.get_generation_by_id(args.id), "generations_by_pk", args.id, ""))
+
+
+def _one(data: Dict[str, Any], key: str, id: str, nothing: str) -> Dict[str, Any]:
+    """``data`` if it holds the generation under ``key``; LeonardoError for null (none) or no such key (an error
+    in a 200: "Check the body shape", API_FACTS 1.3)."""
+    if key not in data:
+        said = message_from(data) or "keys: " + (", ".join(map(str, list(data)[:50])) or "none")
+        raise LeonardoError(f"the API answered no {key} ({said})")
+    if data[key] is None:
+        raise LeonardoError(f"no generation with id {id!r}{nothing}")
+    return data
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
@@ -480,10 +488,9 @@ def _my_account(client: Client) -> Dict[str, Any]:
 
 
 def _delete(client: Client, args: argparse.Namespace) -> int:
-    data = client.delete_generation_by_id(args.id)
-    if data.get("delete_generations_by_pk") is None:  # a DELETE sent again (an answer lost) may have deleted it
-        raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted now: gone already, or never there)")
-    return _print_json(data)
+    # A DELETE sent again (an answer lost) finds nothing: its first try deleted it.
+    nothing = " (nothing deleted now: gone already, or never there)"
+    return _print_json(_one(client.delete_generation_by_id(args.id), "delete_generations_by_pk", args.id, nothing))
 
 
 def _me(client: Client, args: argparse.Namespace) -> int:

@@ -492,7 +492,7 @@ class Client:
         while True:  # bounded by the deadline, started + timeout
             answer, failed = self._poll(fetch, id)
             if answer is not None:
-                found = _answered(answer.get(key), key, what, id)
+                found = _answered(answer, key, what, id)
                 status = str(found.get("status"))
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
@@ -577,8 +577,12 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
     raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {keys or 'none'})")
 
 
-def _answered(found: Any, key: str, what: str, id: str) -> Result:
-    """The job in a poll's answer (``found``, its ``key``): LeonardoError if there is none or it is another one."""
+def _answered(answer: Result, key: str, what: str, id: str) -> Result:
+    """The job under ``key`` in a poll's answer: LeonardoError if there is none or it is another one."""
+    if key not in answer:  # not null: an error in a 200 ("Check the body shape", API_FACTS 1.3), or another shape
+        said = message_from(answer) or f"keys: {cut(', '.join(map(str, itertools.islice(answer, 50)))) or 'none'}"
+        raise LeonardoError(f"the API answered no {key} for {what} {shown(id)} ({said})", body=answer)
+    found = answer[key]
     if not isinstance(found, dict):
         answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
         raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")

@@ -256,6 +256,16 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     )
 
 
+@pytest.mark.parametrize("command", ["get", "delete"])
+def test_an_answer_without_the_generation_is_not_said_to_be_no_such_id(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    fake_in_env.inject(status=200, body={"error": "upstream timeout"}, path="/generations/*", times=None)
+    assert cli.main([command, "g-1"]) == 1  # it said "no generation with id 'g-1'" (nothing deleted): untrue
+    key = "generations_by_pk" if command == "get" else "delete_generations_by_pk"
+    assert capsys.readouterr().err == f"leonardo-client: error: the API answered no {key} (upstream timeout)\n"
+
+
 def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LEONARDO_API_KEY", "wrong-key-for-test")
     assert cli.main(["get", "abc"]) == 1

@@ -353,6 +353,15 @@ def test_a_poll_refused_ends_the_wait_at_once(
     assert clock.sleeps == [] and len(mocked.calls) == 1
 
 
+def test_an_answer_without_the_generation_is_not_said_to_be_no_such_generation(
+    mocked: responses.RequestsMock, mock_client: Client
+) -> None:
+    # An error in a 200 ("Check the body shape", API_FACTS 1.3) read as null: "no generation with id", untrue.
+    mocked.add("GET", BASE + "/generations/g-9", json={"error": "upstream timeout"}, match=api_matchers())
+    with pytest.raises(LeonardoError, match=r"^the API answered no generations_by_pk for generation 'g-9' \(upstream"):
+        mock_client.wait_for_generation("g-9")
+
+
 def test_a_poll_whose_connection_is_never_made_ends_the_wait_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # A wrong address or no network is said at once, as before anything was sent, not after the wait's timeout.
     with Client(api_key=API_KEY, base_url=refused_url() + "/v1", max_retries=0) as client:
