@@ -458,25 +458,28 @@ def _bundled_spec() -> Any:
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
-    return _print_json(_one(client.get_generation_by_id(args.id), "generations_by_pk", args.id, ""))
+    data = client.get_generation_by_id(args.id)
+    if _answered(data, "generations_by_pk") is None:
+        raise LeonardoError(f"no generation with id {args.id!r}")
+    return _print_json(data)
 
 
-def _one(data: Dict[str, Any], key: str, id: str, nothing: str) -> Dict[str, Any]:
-    """``data`` if it holds the generation under ``key``; LeonardoError for null (none) or no such key (an error
-    in a 200: "Check the body shape", API_FACTS 1.3)."""
+def _answered(data: Dict[str, Any], key: str) -> Any:
+    """``data[key]``; LeonardoError if the answer holds no such key (an error in a 200: "Check the body shape",
+    API_FACTS 1.3): not to be read as null, nor printed as if it were the answer asked for."""
     if key not in data:
         said = message_from(data) or "keys: " + (", ".join(map(str, list(data)[:50])) or "none")
         raise LeonardoError(f"the API answered no {key} ({said})")
-    if data[key] is None:
-        raise LeonardoError(f"no generation with id {id!r}{nothing}")
-    return data
+    return data[key]
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
     user_id = args.user_id
     if user_id in (None, "me"):
         user_id = _my_account(client)["user"]["id"]
-    return _print_json(client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset))
+    data = client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset)
+    _answered(data, "generations")
+    return _print_json(data)
 
 
 def _my_account(client: Client) -> Dict[str, Any]:
@@ -488,9 +491,10 @@ def _my_account(client: Client) -> Dict[str, Any]:
 
 
 def _delete(client: Client, args: argparse.Namespace) -> int:
-    # A DELETE sent again (an answer lost) finds nothing: its first try deleted it.
-    nothing = " (nothing deleted now: gone already, or never there)"
-    return _print_json(_one(client.delete_generation_by_id(args.id), "delete_generations_by_pk", args.id, nothing))
+    data = client.delete_generation_by_id(args.id)
+    if _answered(data, "delete_generations_by_pk") is None:  # a DELETE sent again (an answer lost) may have done it
+        raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted now: gone already, or never there)")
+    return _print_json(data)
 
 
 def _me(client: Client, args: argparse.Namespace) -> int:
@@ -512,7 +516,7 @@ def _models(client: Client, args: argparse.Namespace) -> int:
 
     spec = _bundled_spec().models().items()
     known = {plain(said): name for name, schema in spec for said in (name, schema.get("title")) if plain(said)}
-    models = client.get_models_v2().get("productionApiAvailableModels") or []
+    models = _answered(client.get_models_v2(), "productionApiAvailableModels")
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:

@@ -256,14 +256,18 @@ def test_unknown_id_is_an_api_error(capsys: pytest.CaptureFixture[str], argv: Li
     )
 
 
-@pytest.mark.parametrize("command", ["get", "delete"])
-def test_an_answer_without_the_generation_is_not_said_to_be_no_such_id(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], command: str
+@pytest.mark.parametrize("argv, path, key", [
+    (["get", "g-1"], "/generations/*", "generations_by_pk"),  # said "no generation with id 'g-1'": untrue
+    (["delete", "g-1"], "/generations/*", "delete_generations_by_pk"),  # and "nothing deleted"
+    (["list", "u-1"], "/generations/user/*", "generations"),  # printed as the listing, exit 0
+    (["models"], "/api/rest/v2/models", "productionApiAvailableModels"),  # printed nothing, exit 0
+])
+def test_an_answer_without_what_was_asked_for_says_so(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], argv: List[str], path: str, key: str
 ) -> None:
-    fake_in_env.inject(status=200, body={"error": "upstream timeout"}, path="/generations/*", times=None)
-    assert cli.main([command, "g-1"]) == 1  # it said "no generation with id 'g-1'" (nothing deleted): untrue
-    key = "generations_by_pk" if command == "get" else "delete_generations_by_pk"
-    assert capsys.readouterr().err == f"leonardo-client: error: the API answered no {key} (upstream timeout)\n"
+    fake_in_env.inject(status=200, body={"error": "upstream timeout"}, path=path, times=None)
+    assert cli.main(argv) == 1
+    assert capsys.readouterr() == ("", f"leonardo-client: error: the API answered no {key} (upstream timeout)\n")
 
 
 def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
