@@ -22,7 +22,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
     from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
-    from .batch import GALLERY, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
+    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
     from .errors import message_from, never_sent, printable
@@ -547,7 +547,12 @@ def _print_fields(*fields: Any, separator: str = "\t") -> None:
 def _batch(client: Client, args: argparse.Namespace) -> int:
     """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
-    items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
+    try:
+        items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
+    except BatchInputError:
+        if not args.model:  # a flag v1 refuses is every line's fault: said once, by its name
+            check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
+        raise
     _check_folder(args.out)
     if args.read_timeout is not None:
         connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout

@@ -785,6 +785,17 @@ def prompts_file(tmp_path: Any, *prompts: str) -> str:
     return str(path)
 
 
+def test_a_batch_flag_the_v1_api_refuses_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was every line's error ("line 1: width 7: ...; line 2: ...; ... and 20 more"), the flag never named.
+    argv = ["--offline", "batch", prompts_file(tmp_path, *["a fox"] * 30), "--out", str(tmp_path / "out"), "--width", "7"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "leonardo-client: error: --width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model " \
+        "has its own sizes)" and not (tmp_path / "out").exists()
+
+
 def create_calls(fake: FakeLeonardo) -> List[Any]:
     return [r for r in fake.requests if r.method == "POST" and r.path in ("/generations", "/api/rest/v2/generations")]
 
