@@ -49,7 +49,7 @@ def _lower(name: Any) -> str:
     return text.lower() if isinstance(text, str) else ""
 
 
-def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
+def parse_webhook(body: Union[bytes, bytearray, memoryview, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
     """Check a webhook request's bearer header and return its JSON payload, secrets redacted.
 
     Args:
@@ -67,17 +67,20 @@ def parse_webhook(body: Union[bytes, bytearray, str], headers: Headers, callback
             that is not text, a body that is not JSON, or a payload of an unknown shape (an
             image_generation.complete without a str ``id`` and ``status`` and ``images`` of
             objects with a str ``url``); one line each, never showing the key.
-        TypeError: ``callback_api_key`` is not a non-empty str, or ``headers`` holds no headers.
+        TypeError: ``callback_api_key`` is not a non-empty str, ``headers`` holds no headers, or ``body`` is not
+            bytes or str (a framework's parsed JSON).
     """
     if not isinstance(callback_api_key, str) or not callback_api_key.strip():
         raise TypeError("callback_api_key must be a non-empty str")
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):  # a framework's parsed JSON (a dict), or None
+        raise TypeError(f"body must be the request's raw body (bytes or str), not {type(body).__name__}")
     scheme, _, token = _authorization(headers).strip().partition(" ")
     expected = check_text(callback_api_key, "callback_api_key").strip().encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "surrogatepass"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
     try:
-        payload = parse_json(body)
-    except (ValueError, TypeError) as exc:  # TypeError: not str or bytes
+        payload = parse_json(bytes(body) if isinstance(body, memoryview) else body)
+    except ValueError as exc:
         raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
     data = payload.get("data") if isinstance(payload, dict) else None
     generation = data.get("object") if isinstance(data, dict) else None

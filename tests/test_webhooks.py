@@ -45,6 +45,15 @@ def test_a_good_request_is_parsed_with_the_echoed_keys_redacted() -> None:
 
 def test_header_name_and_scheme_are_case_insensitive_and_str_bodies_work() -> None:
     assert parse_webhook(BODY.decode(), {"Authorization": f"bearer  {CALLBACK_KEY} "}, CALLBACK_KEY)["type"]
+    assert parse_webhook(memoryview(BODY), {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)["type"]
+
+
+@pytest.mark.parametrize("body", [json.loads(BODY), None])
+def test_a_body_already_parsed_or_none_is_a_type_error(body: Any) -> None:
+    # A framework's parsed JSON (Flask's get_json()) was "webhook body is not JSON", a ValueError: a receiver
+    # answering 400 to those hid the programming mistake behind Leonardo's retries.
+    with pytest.raises(TypeError, match="^body must be the request's raw body \\(bytes or str\\), not (dict|NoneType)$"):
+        parse_webhook(body, {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
 
 
 @pytest.mark.parametrize(
