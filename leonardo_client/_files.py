@@ -326,6 +326,8 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it lists none."""
+    if result.get("status") == "FAILED":
+        raise ValueError("the generation FAILED: it has no files to save")
     if result.get("status") != "COMPLETE":
         raise ValueError(f"the generation is {shown(result.get('status'))}, not COMPLETE: wait for it first")
     if not any(key in result for key in IMAGE_KEYS):

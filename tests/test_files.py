@@ -471,6 +471,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
         fake_client.save_results(pending, folder)
     with pytest.raises(ValueError, match="^the generation is 'PPP+\\.\\.\\., not COMPLETE: wait for it first$"):
         fake_client.save_results({"status": "P" * 10000, "generated_images": []}, folder)  # was shown whole
+    with pytest.raises(ValueError, match="^the generation FAILED: it has no files to save$"):  # not "wait for it"
+        fake_client.save_results({"status": "FAILED", "generated_images": []}, folder)
     with pytest.raises(ValueError, match="not a generation"):
         fake_client.save_results({"something": "else"}, folder)
     with pytest.raises(TypeError):
