@@ -376,7 +376,7 @@ class _Journal:
                 ])  # fmt: skip
             unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
-                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete it"
+                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is None:
                 self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])

@@ -562,7 +562,7 @@ def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str)
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     api = ApiDouble()
-    with pytest.raises(BatchInputError, match="holds a record of no item of this batch"):
+    with pytest.raises(BatchInputError, match="holds a record of no item of this batch .*: delete that line \\("):
         run(api, PROMPTS[:3], str(tmp_path))
     assert api.calls == []
 
