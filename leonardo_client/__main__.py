@@ -24,8 +24,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
-    from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, user_details
-    from .errors import message_from, never_sent, printable
+    from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, answered, user_details
+    from .errors import never_sent, printable
     from .payloads import MAX_INT, check_text, check_v1_prompt, check_v1_size, is_id, shown, to_payload
 except KeyboardInterrupt:
     if sys.stderr is not None:
@@ -459,18 +459,9 @@ def _bundled_spec() -> Any:
 
 def _get(client: Client, args: argparse.Namespace) -> int:
     data = client.get_generation_by_id(args.id)
-    if _answered(data, "generations_by_pk") is None:
+    if answered(data, "generations_by_pk") is None:
         raise LeonardoError(f"no generation with id {args.id!r}")
     return _print_json(data)
-
-
-def _answered(data: Dict[str, Any], key: str) -> Any:
-    """``data[key]``; LeonardoError if the answer holds no such key (an error in a 200: "Check the body shape",
-    API_FACTS 1.3): not to be read as null, nor printed as if it were the answer asked for."""
-    if key not in data:
-        said = message_from(data) or "keys: " + (", ".join(map(str, list(data)[:50])) or "none")
-        raise LeonardoError(f"the API answered no {key} ({said})")
-    return data[key]
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
@@ -478,7 +469,7 @@ def _list(client: Client, args: argparse.Namespace) -> int:
     if user_id in (None, "me"):
         user_id = _my_account(client)["user"]["id"]
     data = client.get_generations_by_user_id(user_id, limit=args.limit, offset=args.offset)
-    _answered(data, "generations")
+    answered(data, "generations")
     return _print_json(data)
 
 
@@ -492,7 +483,7 @@ def _my_account(client: Client) -> Dict[str, Any]:
 
 def _delete(client: Client, args: argparse.Namespace) -> int:
     data = client.delete_generation_by_id(args.id)
-    if _answered(data, "delete_generations_by_pk") is None:  # a DELETE sent again (an answer lost) may have done it
+    if answered(data, "delete_generations_by_pk") is None:  # a DELETE sent again (an answer lost) may have done it
         raise LeonardoError(f"no generation with id {args.id!r} (nothing deleted now: gone already, or never there)")
     return _print_json(data)
 
@@ -516,7 +507,7 @@ def _models(client: Client, args: argparse.Namespace) -> int:
 
     spec = _bundled_spec().models().items()
     known = {plain(said): name for name, schema in spec for said in (name, schema.get("title")) if plain(said)}
-    models = _answered(client.get_models_v2(), "productionApiAvailableModels")
+    models = answered(client.get_models_v2(), "productionApiAvailableModels")
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
         raise LeonardoError("GET /v2/models answered no list of models")
     for model in models:

@@ -577,15 +577,21 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
     raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {keys or 'none'})")
 
 
+def answered(answer: Mapping[str, Any], key: str, of: str = "") -> Any:
+    """``answer[key]``; LeonardoError if the answer holds no such key (an error in a 200: "Check the body shape",
+    API_FACTS 1.3, or another shape): not to be read as null, nor taken for the answer asked for."""
+    if key not in answer:
+        said = message_from(answer) or f"keys: {cut(', '.join(map(str, itertools.islice(answer, 50)))) or 'none'}"
+        raise LeonardoError(f"the API answered no {key}{of} ({said})", body=dict(answer))
+    return answer[key]
+
+
 def _answered(answer: Result, key: str, what: str, id: str) -> Result:
     """The job under ``key`` in a poll's answer: LeonardoError if there is none or it is another one."""
-    if key not in answer:  # not null: an error in a 200 ("Check the body shape", API_FACTS 1.3), or another shape
-        said = message_from(answer) or f"keys: {cut(', '.join(map(str, itertools.islice(answer, 50)))) or 'none'}"
-        raise LeonardoError(f"the API answered no {key} for {what} {shown(id)} ({said})", body=answer)
-    found = answer[key]
+    found = answered(answer, key, f" for {what} {shown(id)}")
     if not isinstance(found, dict):
-        answered = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
-        raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {answered})")
+        said = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
+        raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {said})")
     if str(found.get("id", id)).lower() != id.lower():  # a uuid in either case is the same id
         raise LeonardoError(f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}", body=found)
     return found

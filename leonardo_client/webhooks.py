@@ -25,6 +25,7 @@ LEONARDO_WEBHOOK_IPS = (
 _SECRETS = ("key", "webhookCallbackApiKey")
 # A mapping, an http.client.HTTPMessage (http.server's self.headers), or (name, value) pairs.
 Headers = Union[Mapping[Any, Any], email.message.Message, Iterable[Tuple[Any, Any]]]
+Body = Union[bytes, bytearray, memoryview, str]  # the request body as received
 
 
 def _authorization(headers: Headers) -> str:
@@ -49,7 +50,7 @@ def _lower(name: Any) -> str:
     return text.lower() if isinstance(text, str) else ""
 
 
-def parse_webhook(body: Union[bytes, bytearray, memoryview, str], headers: Headers, callback_api_key: str) -> Dict[str, Any]:
+def parse_webhook(body: Body, headers: Headers, callback_api_key: str) -> Dict[str, Any]:
     """Check a webhook request's bearer header and return its JSON payload, secrets redacted.
 
     Args:
@@ -72,16 +73,11 @@ def parse_webhook(body: Union[bytes, bytearray, memoryview, str], headers: Heade
     """
     if not isinstance(callback_api_key, str) or not callback_api_key.strip():
         raise TypeError("callback_api_key must be a non-empty str")
-    if not isinstance(body, (bytes, bytearray, memoryview, str)):  # a framework's parsed JSON (a dict), or None
-        raise TypeError(f"body must be the request's raw body (bytes or str), not {type(body).__name__}")
     scheme, _, token = _authorization(headers).strip().partition(" ")
     expected = check_text(callback_api_key, "callback_api_key").strip().encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "surrogatepass"), expected):
         raise ValueError("webhook Authorization header does not carry the callback API key")
-    try:
-        payload = parse_json(bytes(body) if isinstance(body, memoryview) else body)
-    except ValueError as exc:
-        raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
+    payload = _payload(body)
     data = payload.get("data") if isinstance(payload, dict) else None
     generation = data.get("object") if isinstance(data, dict) else None
     if not isinstance(generation, dict) or not isinstance(payload.get("type"), str):
@@ -92,6 +88,17 @@ def parse_webhook(body: Union[bytes, bytearray, memoryview, str], headers: Heade
     if isinstance(api_key, dict):
         api_key.update((name, REDACTED) for name in _SECRETS if name in api_key)
     return payload  # type: ignore[no-any-return]
+
+
+def _payload(body: Body) -> Any:
+    """The body's JSON; TypeError for what is no request's body (a framework's parsed JSON, None), ValueError if
+    it is not JSON."""
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        raise TypeError(f"body must be the request's raw body (bytes or str), not {type(body).__name__}")
+    try:
+        return parse_json(bytes(body) if isinstance(body, memoryview) else body)
+    except ValueError as exc:
+        raise ValueError(f"webhook body is not JSON ({type(exc).__name__})") from None
 
 
 def _documented(generation: Dict[str, Any]) -> bool:
