@@ -230,7 +230,7 @@ def _nested_too_deep(data: Union[str, bytes, bytearray]) -> bool:
         return False
     # Measured without the strings: a "]" in one would hide a level. Their escaped backslashes, then escaped quotes,
     # taken out first (left to right, as JSON reads them), every other piece between quotes is outside them: one
-    # left unterminated runs to the end, as JSON reads it too. (In C: a regex doing it took 7x as long as json.)
+    # left unterminated runs to the end, as JSON reads it too. (All in C, and linear: a regex took twice json's time.)
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     return _deeper_than_allowed(b"".join(unescaped.split(b'"')[::2]))
 
