@@ -492,7 +492,7 @@ class Client:
         while True:  # bounded by the deadline, started + timeout
             answer, failed = self._poll(fetch, id)
             if answer is not None:
-                found = _answered(answer, key, what, id)
+                found = _polled_job(answer, key, what, id)
                 status = str(found.get("status"))
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
@@ -572,21 +572,25 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
         job = response.get(job_key) if job_key else response
         if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
-    keys = cut(", ".join(map(str, itertools.islice(response, 50))))  # 50 keys are more than cut() shows
     said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
-    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {keys or 'none'})")
+    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {_keys(response)})")
 
 
 def answered(answer: Mapping[str, Any], key: str, of: str = "") -> Any:
     """``answer[key]``; LeonardoError if the answer holds no such key (an error in a 200: "Check the body shape",
     API_FACTS 1.3, or another shape): not to be read as null, nor taken for the answer asked for."""
     if key not in answer:
-        said = message_from(answer) or f"keys: {cut(', '.join(map(str, itertools.islice(answer, 50)))) or 'none'}"
+        said = message_from(answer) or f"keys: {_keys(answer)}"
         raise LeonardoError(f"the API answered no {key}{of} ({said})", body=dict(answer))
     return answer[key]
 
 
-def _answered(answer: Result, key: str, what: str, id: str) -> Result:
+def _keys(answer: Mapping[str, Any]) -> str:
+    """What an answer holds, for a message: its first keys (50 are more than cut() shows), or "none"."""
+    return cut(", ".join(map(str, itertools.islice(answer, 50)))) or "none"
+
+
+def _polled_job(answer: Result, key: str, what: str, id: str) -> Result:
     """The job under ``key`` in a poll's answer: LeonardoError if there is none or it is another one."""
     found = answered(answer, key, f" for {what} {shown(id)}")
     if not isinstance(found, dict):

@@ -253,7 +253,7 @@ def read_json(response: "requests.Response", key: str) -> Any:
     # Rare, so no cost for other answers: the key as sent, an escape that may spell it ("\u0061...", or \" \\ \/ of a
     # key holding that character: the other escapes stand for control characters, which no key has), or UTF-16 or
     # UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
-    escaped = b"\\u" in content or b"\\" in content and any(char in key for char in '"\\/')
+    escaped = b"\\u" in content or any(char in key for char in '"\\/') and b"\\" in content  # a UUID: one scan
     if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or escaped or b"\0" in content[:4]):
         return _redacted(parse_json(content), key)
     return parse_json(content)
