@@ -31,7 +31,8 @@ from .errors import (
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
     CreateTextureGenerationRequest, GenerationV2Request, LcmInpaintingRequest, LcmInstantRefineRequest,
-    LcmUpscaleRequest, MAX_INT, check_number, check_text, check_type, cut, is_header_text, is_id, shown, to_payload,
+    LcmUpscaleRequest, MAX_INT, RETIRED, check_number, check_text, check_type, cut, is_header_text, is_id,
+    retired_upstream, shown, to_payload,
 )
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "generation_id"]
@@ -66,11 +67,6 @@ CREATE_JOBS = (
     ("", "generationId"),
     ("textureGenerationJob", "id"),
 )
-RETIRED = {
-    "svd": "Leonardo retired Motion 1.0 (SVD) on 2026-06-17; use create_generation_v2 with model 'hailuo-2_3'",
-    "texture": "the texture endpoints left Leonardo's public API spec in 2026-04 and may stop working; "
-    "Leonardo names no replacement (its only 3D model is 'rodin-v2' on create_generation_v2)",
-}
 
 log = logging.getLogger("leonardo_client")
 
@@ -409,26 +405,31 @@ class Client:
         """DELETE /init-image/{id} -> delete_init_images_by_pk: delete an uploaded image (None if unknown)."""
         return self._request("DELETE", _path("init-image", id))
 
+    @retired_upstream("texture")
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
         """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait on its ``id`` (legacy)."""
         _retired("texture")
         return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
 
+    @retired_upstream("texture")
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
         """GET /generations-texture/{id} -> model_asset_texture_generations_by_pk: one, its images paged (legacy)."""
         _retired("texture")
         return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
 
+    @retired_upstream("texture")
     def delete_texture_generation_by_id(self, id: str) -> Result:
         """DELETE /generations-texture/{id} -> delete_model_asset_texture_generations_by_pk: delete one (legacy)."""
         _retired("texture")
         return self._request("DELETE", _path("generations-texture", id))
 
+    @retired_upstream("texture")
     def get_texture_generations_by_model_id(self, model_id: str, limit: Page = None, offset: Page = None) -> Result:
         """GET /generations-texture/model/{modelId} -> model_asset_texture_generations: a 3D model's (legacy)."""
         _retired("texture")
         return self._request("GET", _path("generations-texture", "model", model_id), params=_page(limit, offset))
 
+    @retired_upstream("svd")
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
         """POST /generations-motion-svd -> motionSvdGenerationJob: a video of an image; wait on its ``generationId``."""
         _retired("svd")

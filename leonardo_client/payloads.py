@@ -9,10 +9,11 @@ Enum-like fields take any string; the classes at the bottom offer the known valu
 
 from __future__ import annotations
 
+import inspect
 import math
 import reprlib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 __all__ = [
     "CreateGenerationRequest",
@@ -60,6 +61,25 @@ def to_payload(value: Any) -> Any:
     bytes, a container that holds itself or nests deeper than MAX_DEPTH (ValueError).
     """
     return _json(value, type(value).__name__ if is_dataclass(value) else "request", ())
+
+
+# What a retired operation's call warns (DeprecationWarning) and its method's and body's docstrings say.
+RETIRED = {
+    "svd": "Leonardo retired Motion 1.0 (SVD) on 2026-06-17; use create_generation_v2 with model 'hailuo-2_3'",
+    "texture": "the texture endpoints left Leonardo's public API spec in 2026-04 and may stop working; "
+    "Leonardo names no replacement (its only 3D model is 'rodin-v2' on create_generation_v2)",
+}
+_Retired = TypeVar("_Retired")
+
+
+def retired_upstream(kind: str) -> Callable[[_Retired], _Retired]:
+    """A decorator: the docstring of a retired operation's method or body ends with ``RETIRED[kind]``."""
+
+    def document(retired: _Retired) -> _Retired:
+        retired.__doc__ = f"{inspect.cleandoc(retired.__doc__ or '')}\n\nRetired upstream: {RETIRED[kind]}."
+        return retired
+
+    return document
 
 
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
@@ -351,6 +371,7 @@ class CreateGenerationRequest(_Body):
 # --- POST /generations-texture (legacy: dropped from Leonardo's public spec in 2026-04) ------
 
 
+@retired_upstream("texture")
 @dataclass(repr=False)
 class CreateTextureGenerationRequest(_Body):
     """Body of POST /generations-texture (createTextureGeneration)."""
@@ -368,6 +389,7 @@ class CreateTextureGenerationRequest(_Body):
 # --- POST /generations-motion-svd ------------------------------------------------------------
 
 
+@retired_upstream("svd")
 @dataclass(repr=False)
 class CreateSvdMotionGenerationRequest(_Body):
     """Body of POST /generations-motion-svd (createSVDMotionGeneration).

@@ -6,6 +6,7 @@ part by part (fields first, the file last) and for the absence of every API head
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import warnings
@@ -19,7 +20,8 @@ import responses
 
 from conftest import API_KEY, BASE, TIMEOUT, V2_BASE, api_matchers, download_matchers
 from leonardo_client import (
-    Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, to_payload
+    Client, CreateGenerationRequest, CreateSvdMotionGenerationRequest, CreateTextureGenerationRequest,
+    GenerationV2Request, LeonardoError, V2Model, generation_id, to_payload
 )
 from leonardo_client.testing import FakeLeonardo
 from leonardo_client.testing.media import render_png
@@ -266,6 +268,17 @@ def test_retired_methods_warn_and_still_work(
     with pytest.warns(DeprecationWarning, match=text) as caught:
         assert getattr(mock_client, name)(*args) == {"ok": True}
     assert caught[0].filename == __file__  # points at the caller's line
+    # help() and an IDE's hover say it too (DESIGN: "documented as retired with the replacement Leonardo names")
+    assert inspect.getdoc(getattr(Client, name)).endswith(f"\n\nRetired upstream: {caught[0].message}.")
+
+
+@pytest.mark.parametrize("body, method", [
+    (CreateSvdMotionGenerationRequest, Client.create_svd_motion_generation),
+    (CreateTextureGenerationRequest, Client.create_texture_generation),
+])
+def test_retired_bodies_are_documented_as_their_methods(body: Any, method: Any) -> None:
+    retired = inspect.getdoc(method).split("\n\n")[-1]
+    assert retired.startswith("Retired upstream: ") and inspect.getdoc(body).endswith("\n\n" + retired)
 
 
 def test_current_methods_do_not_warn(mocked: responses.RequestsMock, mock_client: Client) -> None:
