@@ -47,24 +47,26 @@ GENERATE_OPTIONS = {"prompt": "prompt", "width": "width", "height": "height", "q
                     "guidances": "init_image"}
 
 DESCRIPTION = """\
-Create images with Leonardo.Ai from the command line, and look up, list or delete
-generations. The API key is read from the LEONARDO_API_KEY environment variable
-(LEONARDO_BASE_URL, if set, replaces the API address). With --offline every command
-runs against a built-in fake API instead: no key, no network, no credits spent."""
+Create images with Leonardo.Ai from the command line, and look up, list or
+delete generations. The API key is read from the LEONARDO_API_KEY environment
+variable (LEONARDO_BASE_URL, if set, replaces the API address). With --offline
+every command runs against a built-in fake API instead: no key, no network, no
+credits spent."""
 
 EPILOG = """\
 examples:
   leonardo-client --offline generate "a lighthouse at dusk" --out images/
   export LEONARDO_API_KEY=<your key>
-  leonardo-client generate "a red fox in the snow" --model phoenix-v1.0 --out fox/
-  leonardo-client generate "the same fox, in winter" --init-image fox.png --out fox/
+  leonardo-client generate "a red fox in snow" --model phoenix-v1.0 --out fox/
+  leonardo-client generate "the fox in winter" --init-image fox.png --out fox/
   leonardo-client me
   leonardo-client list --limit 5
   leonardo-client batch prompts.txt --out catalogue/
 
-exit status: 0 success, 1 API or download error (one line on stderr), 2 bad usage,
-130 interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129). generate and batch spend credits;
-the other commands do not."""
+exit status: 0 success, 1 API, download or output error (one line on stderr;
+also a closed pipe or a full disk), 2 bad usage, 130 interrupted (Ctrl-C;
+SIGTERM 143, SIGHUP 129). generate and batch spend credits; the other commands
+do not."""
 
 BATCH_DESCRIPTION = """\
 Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item

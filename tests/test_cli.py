@@ -423,6 +423,23 @@ def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"^  path +the image to upload$", capsys.readouterr().out, re.M)  # it had no help text
 
 
+def test_every_help_fits_an_80_column_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # the top level's own wrapping ran to 84: the terminal wrapped 6 lines again
+    [commands] = [action for action in cli.build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    for command in [[]] + [[name] for name in commands.choices]:
+        assert cli.main(command + ["--help"]) == 0
+        wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 80]
+        assert wide == [], command
+
+
+def test_help_gives_every_exit_status_main_does(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "1 API, download or output error" in said and "1 API, download or output error" in (cli.main.__doc__ or "")
+
+
 def console_script() -> str:
     """What the installed ``leonardo-client`` runs: the function setup.cfg names, called as pip's script calls it."""
     config = configparser.ConfigParser()
