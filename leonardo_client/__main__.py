@@ -138,8 +138,9 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
     generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
     generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
-    generate.add_argument("--width", type=_non_negative_int, metavar="W", help="width in pixels, a multiple of 8")
-    generate.add_argument("--height", type=_non_negative_int, metavar="H", help="height in pixels, a multiple of 8")
+    size = "%s in pixels: on v1 a multiple of 8 from 32 to 1536; with --model, what that model takes"
+    generate.add_argument("--width", type=_non_negative_int, metavar="W", help=size % "width")
+    generate.add_argument("--height", type=_non_negative_int, metavar="H", help=size % "height")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
     generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
     generate.set_defaults(usage_error=generate.error)  # the prompt's check, after parsing: with generate's usage

@@ -423,6 +423,13 @@ def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"^  path +the image to upload$", capsys.readouterr().out, re.M)  # it had no help text
 
 
+def test_generate_help_gives_the_multiple_of_8_as_v1_s_rule_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "--help"]) == 0
+    said = " ".join(capsys.readouterr().out.split())  # it said "a multiple of 8", and flux-pro-2.0 takes 1001
+    for side in ("width", "height"):
+        assert f"{side} in pixels: on v1 a multiple of 8 from 32 to 1536; with --model, what that model takes" in said
+
+
 def test_every_help_fits_an_80_column_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
