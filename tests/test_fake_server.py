@@ -782,6 +782,14 @@ def test_motion_flow(fake, api):
     parse_png(requests.get(video["url"], timeout=TIMEOUT).content)
 
 
+def test_the_module_docstring_says_the_video_is_not_playable_as_readme_does():
+    import leonardo_client.testing as testing
+
+    readme = (Path(__file__).parents[1] / "README.rst").read_text(encoding="utf-8")
+    said = "a small file that starts as an MP4 does: not a playable video"  # an ftyp box, then noise: no moov
+    assert said in " ".join(readme.split()) and said in " ".join((testing.__doc__ or "").split())  # "real MP4s"
+
+
 def test_motion_rejects_a_generation_id(fake, api):
     generation_id = create(api, fake, num_images=1)
     for body in [{"imageId": generation_id}, {"imageId": "nope"}]:

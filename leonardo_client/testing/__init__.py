@@ -5,8 +5,9 @@
 
 A threaded HTTP/1.1 server on 127.0.0.1 (standard library only) that routes and validates
 from the bundled OpenAPI spec (``openapi.json``), checks the bearer key, plays the account's
-limits, serves real PNGs and MP4s at the URLs it returns, can POST Leonardo's webhook, records
-every request and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the whole story.
+limits, serves real PNGs (and, for video models, a small file that starts as an MP4 does: not
+a playable video) at the URLs it returns, can POST Leonardo's webhook, records every request
+and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the whole story.
 """
 
 from __future__ import annotations
