@@ -43,7 +43,12 @@ class LeonardoError(Exception):
 
     Attributes:
         message: what went wrong; the API's own ``error`` text when its body has one.
-        status_code: the HTTP status, or None when no response arrived (connection error, timeout).
+        status_code: the HTTP status of the answer at fault: an error status, or a success status whose body
+            could not be used (not a JSON object, cut short, too large, stopped coming). None when no answer
+            arrived (connection error, timeout before its status), and when no answer's status says the
+            failure: what a 2xx answer said (a generation that ended FAILED; no id or key where one was asked
+            for, as an ``{"error": ...}`` in a 200 gives generation_id()), a wait that timed out, or no request
+            at all (no API key, a file not written).
         body: the parsed JSON body, else its text, else None.
         method, url: the request that failed (the URL never holds the API key, nor a ``user:password@``).
         request_id: the server's request id header, if it sent one.

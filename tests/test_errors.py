@@ -29,7 +29,7 @@ import urllib3
 from urllib3.exceptions import LocationParseError
 
 from conftest import API_KEY, BASE, api_matchers, new_generation, raw_server, refused_url
-from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client import Client, CreateGenerationRequest, LeonardoError, generation_id
 from leonardo_client import _files, errors
 from leonardo_client import client as client_module
 from leonardo_client._retry import LeonardoRetry
@@ -225,6 +225,18 @@ def test_unparseable_200_on_post(mocked, mock_client):
     assert (info.value.status_code, info.value.message) == (200, "response body is not valid JSON")
     assert info.value.body == "<html>maintenance page</html>"
     assert (info.value.method, info.value.url) == ("POST", POST_URL)
+
+
+def test_status_code_is_none_also_where_answers_came_as_documented(mocked, mock_client):
+    mocked.add("POST", POST_URL, json={"error": "prompt refused"}, match=api_matchers({"prompt": "p"}))  # in a 200
+    mocked.add("GET", GEN_URL, json={"generations_by_pk": {"id": "g", "status": "FAILED"}}, match=api_matchers())
+    with pytest.raises(LeonardoError) as in_a_200:
+        generation_id(mock_client.create_generation(CreateGenerationRequest("p")))
+    with pytest.raises(LeonardoError) as failed:
+        mock_client.wait_for_generation("g", poll_interval=0.001)
+    assert (in_a_200.value.status_code, failed.value.status_code) == (None, None)
+    documented = " ".join((LeonardoError.__doc__ or "").split())  # it said None only when no response arrived
+    assert "a generation that ended FAILED" in documented and 'an ``{"error": ...}`` in a 200' in documented
 
 
 @pytest.mark.parametrize("body, kind", [("[1, 2]", "list"), ("[1, 2, 3]", "list"), ('"text"', "str"), ("42", "int"), ("null", "NoneType")])
