@@ -504,6 +504,12 @@ def test_fail_new_generations(fake, api):
     assert get_generation(api, fake, failed)["status"] == "FAILED"
 
 
+def test_the_knobs_a_test_sets_or_reads_are_documented():
+    said = " ".join((FakeLeonardo.__doc__ or "").split())
+    assert "while ``fail_new_generations`` is True (False at first), every job created" in said  # it was only named
+    assert "``user_id`` is the account's id: ``GET /me`` reports it" in said  # it was not named at all
+
+
 def test_unknown_ids_answer_null_with_200(fake, api):
     response = call(api, fake, "GET", "/generations/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 200
@@ -1195,6 +1201,10 @@ def test_fault_path_and_method_matching(fake, api):
         fake.inject(status=500, path="/v2/generations")
     fake.inject(status=500, path="/api/rest/v2/generations", method="POST")
     assert api.post(fake.root_url + "/api/rest/v2/generations", json={}, timeout=TIMEOUT).status_code == 500
+    # every recorded path starts with "/": a prefix without it was accepted and never fired
+    for path in ("generations*", "cdn/*"):
+        with pytest.raises(ValueError, match='must start with "/" .*' + re.escape("path='/%s'" % path)):
+            fake.inject(status=500, path=path)
 
 
 def test_faulted_post_creates_nothing_but_is_recorded(fake, api):

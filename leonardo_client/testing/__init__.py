@@ -69,10 +69,12 @@ class FakeLeonardo:
     no limit) counts the POSTs of each generation endpoint (v1, v2, texture) apart, over a sliding
     minute, as Leonardo's limits do (past it: 429 with Retry-After); a job
     runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
-    probability ``fail_rate`` (reproducible from ``seed``). These and ``fail_new_generations``
-    may change at any time (the jobs are first moved on to that moment: a slot added is free
-    from then; a seed set restarts the draws from it); each setting is checked whenever it is
-    set (ValueError, TypeError).
+    probability ``fail_rate`` (reproducible from ``seed``); while ``fail_new_generations`` is True
+    (False at first), every job created (image, motion or texture) ends FAILED. These may change
+    at any time (the jobs are first moved on to that moment: a slot added is free from then; a
+    seed set restarts the draws from it); each setting is checked whenever it is set
+    (ValueError, TypeError). ``user_id`` is the account's id: ``GET /me`` reports it, and
+    ``GET /generations/user/{userId}`` lists the generations for it only.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
@@ -193,7 +195,9 @@ class FakeLeonardo:
         :meth:`clear_faults`); the first matching fault, in order of registration, fires.
 
         ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
-        ``"/cdn/*"``); None matches every API path. ``method`` None matches any. ``status``:
+        ``"/cdn/*"``); None matches every API path. A path that never matches is refused
+        (ValueError): one without its leading ``/``, or ``"/v2/..."`` (recorded from the root).
+        ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
         starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
         envelope (a 204 or 304 is sent without a body). ``drop``: close without answering.
