@@ -200,7 +200,8 @@ def test_python_example_runs(block: Block, reader_env: Path, fake: FakeLeonardo,
 @pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.mode == "pytest"], ids=lambda b: b.id)
 def test_pytest_example_passes(block: Block, tmp_path: Path) -> None:
     (tmp_path / "test_images.py").write_text(block.source, encoding="utf-8")
-    result = run_command("python -m pytest -q -p no:cacheprovider test_images.py", tmp_path)
+    # -W error, as many CIs run it: an unclosed file in the example fails there
+    result = run_command("python -m pytest -q -W error -p no:cacheprovider test_images.py", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     tests = len(re.findall(r"^def test_", block.source, re.M))
     assert re.search(rf"\b{tests} passed\b", result.stdout), result.stdout
