@@ -4,7 +4,8 @@
 
 The wheel holds every module of the package (subpackages too), the bundled spec and
 ``py.typed``, the console script, and nothing from ``tests/`` or ``examples/``; the sdist
-holds README.rst (the long description), LICENSE, the package, the tests and the examples. Exit status 0 when all holds.
+holds README.rst (the long description), LICENSE, the package, the tests, the examples and
+.ci/ (test_readme.py reads .ci/run). Exit status 0 when all holds.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main(argv: List[str]) -> int:
 
     with tarfile.open(sdists[0]) as sdist:
         members = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for required in ["README.rst", "LICENSE", "setup.cfg", "setup.py", f"{PACKAGE}/py.typed", "tests/test_readme.py"]:
+    for required in ["README.rst", "LICENSE", "setup.cfg", "setup.py", f"{PACKAGE}/py.typed", "tests/test_readme.py",
+                     ".ci/run"]:  # test_readme.py reads it
         if required not in members:
             problems.append(f"sdist lacks {required}")
     if not any(m.startswith("examples/") for m in members):
