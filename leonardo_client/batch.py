@@ -79,6 +79,9 @@ MAX_ITEMS = 100_000  # prompts in a prompts file
 VIDEOS = tuple(extension for mime, extension in _files.EXTENSIONS.items() if mime.startswith("video/"))
 OTHER_FILES = (".bin", *(e for mime, e in _files.EXTENSIONS.items() if not mime.startswith(("image/", "video/"))))
 GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch runs
+# Seconds: while the batch runs, index.html is rewritten at least this often, changed or not (the run loop wakes at
+# least every second: see start_work), so that a page left "running" by a batch killed shows it by its time.
+GALLERY_HEARTBEAT = 30.0
 ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
@@ -322,14 +325,19 @@ class BatchSummary:
         if self.failed:  # refused by the API (not charged) or FAILED at Leonardo (refunded): see each one's reason
             lines.append("failed items (see why in the gallery): rerun with --retry-failed to send them again")
         if self.ambiguous:
-            lines.append(
-                f"ambiguous items may not have been created, or were and could not be saved (\"paid for\"): a rerun "
-                f"looks again where it can; check {GALLERY} and your Leonardo library before --resubmit-ambiguous, "
-                "which sends each one again, billing again any that was made"
-            )
+            lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
         if self.pending and not self.interrupted:
             lines.append("pending items are still running or not yet downloaded: rerun the same command to resume")
         return "\n".join(lines)
+
+
+def ambiguous_advice(check: str) -> str:
+    """What ambiguous items are and what to do of them, for the summary and the gallery: ``check``, where to look."""
+    return (
+        f"ambiguous items may not have been created, or were and could not be saved (\"paid for\"): a rerun "
+        f"looks again where it can; check {check} before --resubmit-ambiguous, "
+        "which sends each one again, billing again any that was made"
+    )
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -630,6 +638,8 @@ class _Engine:
     ``span`` and ``answer`` (in send()) and the journal (which locks); the main thread decides everything else."""
 
     interrupted = False  # Ctrl-C came: the run is stopping
+    paused_until, paused_why = 0.0, ""  # monotonic: when the last pause of submissions ends (back_off), and why
+    gallery_pause = 0.0  # the end of the pause the page shows, 0.0 for none
 
     def __init__(
         self,
@@ -1064,7 +1074,7 @@ class _Engine:
         elif status == 429:
             wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             self.slowdown = min(4.0, self.slowdown * 1.25)
-            self.back_off(wait, now)
+            self.back_off(wait, now, "rate limited: 429")
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
             self.check_refusals(error, now)
@@ -1074,7 +1084,7 @@ class _Engine:
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
             self.fail(item, f"refused: {error}", str(error))
         elif never_sent(error):
-            self.back_off(self.pause, now)
+            self.back_off(self.pause, now, "a create call could not be sent")
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
@@ -1094,16 +1104,19 @@ class _Engine:
             message = f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
             self.fatal = LeonardoError(message)
 
-    def back_off(self, wait: float, now: float) -> None:
-        """Send nothing for ``wait`` seconds; the next pause without Retry-After is twice as long."""
-        self.post_at = max(self.post_at, now + wait)
+    def back_off(self, wait: float, now: float, why: str) -> None:
+        """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``); the next pause without
+        Retry-After is twice as long."""
+        self.post_at = self.paused_until = max(self.post_at, now + wait)
+        self.paused_why = why
         self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
             job, id_key = _client.create_job(response)
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
-            self.back_off(self.pause, now)  # as after a failure: the next ones may well be answered so too
+            # As after a failure: the next ones may well be answered so too.
+            self.back_off(self.pause, now, "a create call was answered without a generation")
             self.reconcile_later(item, exc, now)
             return
         self.slowdown = max(1.0, self.slowdown * 0.98)
@@ -1186,7 +1199,7 @@ class _Engine:
             return due
         said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
         wait = said or self.pause
-        self.back_off(wait, time.monotonic())
+        self.back_off(wait, time.monotonic(), UNREADABLE)
         self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]
         for item in due:
@@ -1394,7 +1407,9 @@ class _Engine:
             item.download_tries += 1
             item.download_at = time.monotonic() + 2.0 * item.download_tries
             said = error if isinstance(error, LeonardoError) else f"download failed ({error})"  # the client's says it
-            self.emit("waiting", item, f"#{item.index + 1}: {said}; will try again")
+            again = "will try again" if item.download_tries < DOWNLOAD_TRIES else "a rerun tries again"
+            item.reason, self.gallery_stale = f"{said}; {again}", True  # on its card (not journaled)
+            self.emit("waiting", item, f"#{item.index + 1}: {item.reason}")
             return
         files, seed = result
         self.record(item, "complete", files=files, seed=seed)
@@ -1415,14 +1430,19 @@ class _Engine:
             os.rmdir(os.path.join(self.out_dir, INCOMING))  # unless another run in this process uses it
 
     def gallery(self, final: bool) -> None:
-        """Rewrite index.html: at the end, else when an item changed, at most every gallery_every seconds."""
+        """Rewrite index.html: at the end; else at most every gallery_every seconds, when an item changed or a pause
+        of submissions began or ended, and at least every GALLERY_HEARTBEAT (its time shows the batch alive)."""
         now = time.monotonic()
-        if not final and (not self.gallery_stale or now - self.gallery_at < self.gallery_every):
+        pause = self.paused_until if not final and now < self.paused_until else 0.0
+        changed = self.gallery_stale or pause != self.gallery_pause
+        since = now - self.gallery_at
+        if not final and (since < self.gallery_every or not changed and since < GALLERY_HEARTBEAT):
             return
-        self.gallery_at, self.gallery_stale = now, False
+        self.gallery_at, self.gallery_stale, self.gallery_pause = now, False, pause
         if final:
             self.clear_staging()
-        write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final)
+        paused = f"submissions paused until {_local_time(time.time() + pause - now)} ({self.paused_why})"
+        write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final, paused if pause else "")
         # A page of 100,000 items takes about a second: the scheduler spends at most a tenth of its time on it.
         self.gallery_every = max(GALLERY_EVERY, 10 * (time.monotonic() - now))
 
@@ -1558,15 +1578,28 @@ def _key_refused(error: Any, create: bool = False) -> bool:
     return error.status_code == 401 or not create or code == "access-denied"
 
 
+def _local_time(seconds: float) -> str:
+    """An epoch time as the gallery shows it: this machine's local date and time."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].rstrip("-") or "item"
 
+
+# The header's word on a page that says "running" (it reloads every 5 s): whether the batch still is.
+_RUNNING_NOTE = (
+    f"While the batch runs, this page is rewritten at least every {GALLERY_HEARTBEAT:.0f} s: if it still says "
+    "running and was updated more than two minutes ago, the batch is no longer running (killed, or its machine "
+    "went off); rerun the same command to resume."
+)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222}
 header{padding:16px 24px;background:#1f2430;color:#fff}
 header h1{margin:0 0 4px;font-size:20px}
 header p{margin:0;color:#c9cbd3;font-size:14px}
+header p+p{margin-top:4px;font-size:13px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px;
 align-items:start}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
@@ -1574,11 +1607,14 @@ border-top:4px solid var(--state,#666)}
 .complete{--state:#1e7a44}.failed{--state:#c0392b}.ambiguous{--state:#8a5a00}
 .submitted,.submitting{--state:#2a62b0}
 .thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
+.thumbs a{position:relative}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
+.kind{position:absolute;left:4px;top:4px;padding:0 6px;border-radius:8px;font-size:11px;color:#fff;
+background:rgba(0,0,0,.65)}
 .empty,.file{height:120px;display:flex;align-items:center;justify-content:center;color:#555;background:#eee}
 .file{color:#333;padding:4px;overflow-wrap:anywhere}
 .info{padding:10px 12px;font-size:13px}
-.prompt{margin:0 0 8px;font-size:14px;font-weight:normal;line-height:1.35;overflow-wrap:anywhere;
+.prompt{margin:0 0 8px;font-size:14px;font-weight:normal;line-height:1.35;overflow-wrap:anywhere;white-space:pre-line;
 display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:6;overflow:hidden}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
@@ -1588,22 +1624,29 @@ background:var(--state,#666)}
 """
 
 
-def _card(item: _Item) -> str:
-    """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
-    e, spec = html.escape, item.item
-    alt = e(spec.prompt[:100])
+def _thumbs(item: _Item) -> str:
+    """An item's thumbnails, each a link to its file; a video's labelled so (its first frame may not show)."""
+    e, alt = html.escape, html.escape(item.item.prompt[:100])
     thumbs = []
     for name in map(e, item.files):
-        if name.lower().endswith(VIDEOS):
-            video = f'<video src="{name}" muted loop playsinline></video>'
-            thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}</a>')
+        if name.lower().endswith(VIDEOS):  # preload: without it, browsers show no frame of a video not played
+            video = f'<video src="{name}" preload="metadata" muted loop playsinline></video>'
+            thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}<span class="kind">video</span></a>')
         elif name.lower().endswith(OTHER_FILES):  # a 3D model, a sound: a link to it
             thumbs.append(f'<a class="file" href="{name}">{name}</a>')
         else:
             thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
-    pictures = "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
+    return "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
+
+
+def _card(item: _Item) -> str:
+    """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
+    e, spec = html.escape, item.item
     seed = item.seed if item.seed is not None else spec.seed
-    cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}" if item.cost else "-"
+    if item.cost:
+        cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}"
+    else:  # made (paid for), by an answer lost (adopted) or without a cost; or not made, or refunded
+        cost = "unknown" if item.cost_unknown() else "-"
     rows = {
         "item": f"#{item.index + 1}" + (f" {spec.name}" if spec.name else ""),
         "model": spec.model or spec.model_id or "default (v1)",
@@ -1613,18 +1656,19 @@ def _card(item: _Item) -> str:
         + (f" (and {credits_text(item.paid, '')} before)" if item.paid else ""),
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
-    shown = item.state in ("failed", "ambiguous") and item.reason
+    shown = item.state in ("failed", "ambiguous", "submitted") and item.reason  # submitted: a download that failed
     reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
     return (
-        f'<article class="card {e(item.state)}"><div class="thumbs">{pictures}</div><div class="info">'
+        f'<article class="card {e(item.state)}"><div class="thumbs">{_thumbs(item)}</div><div class="info">'
         f'<h2 class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</h2>'
         f'<span class="status">{e(item.state)}</span>'
         f"<dl>{details}</dl>{reason}</div></article>"
     )
 
 
-def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool) -> None:
-    """out_dir/index.html: one card per item, self-contained (inline CSS, relative links)."""
+def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str = "") -> None:
+    """out_dir/index.html: one card per item, self-contained (inline CSS, relative links); ``paused``: a pause of
+    submissions under way, as the header says it."""
     e = html.escape
     spent = credits_text(summary.credits, "-", unknown=summary.cost_unknown)
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
@@ -1632,15 +1676,20 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     headline = (
         f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
         f"{summary.pending} pending &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
-        f"spent {e(spent)} &middot; {state}, updated {e(time.strftime('%Y-%m-%d %H:%M:%S'))}"
+        f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
+        + (f" &middot; {e(paused)}" if paused else "")
     )
+    notes = [] if final else [_RUNNING_NOTE]
+    if summary.ambiguous:
+        advice = ambiguous_advice("their cards and your Leonardo library")
+        notes.append(advice[:1].upper() + advice[1:] + ".")
     refresh = "" if final else '<meta http-equiv="refresh" content="5">'
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{refresh}'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head>\n"
-        f"<body><header><h1>{title}</h1><p>{headline}</p></header>\n"
-        f"<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
+        f"<body><header><h1>{title}</h1><p>{headline}</p>" + "".join(f"<p>{e(n)}</p>" for n in notes)
+        + "</header>\n<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import errno
 import hashlib
+import html
 import json
 import os
 import queue
@@ -827,8 +828,8 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
     pauses: List[float] = []
     back_off = batch._Engine.back_off
 
-    def recorded(engine: Any, wait: float, now: float) -> None:
-        back_off(engine, wait, now)
+    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
+        back_off(engine, wait, now, why)
         pauses.append(engine.post_at - now)
         engine.post_at = now  # the test does not wait the pause out
 
@@ -1686,6 +1687,24 @@ def test_a_failed_download_is_tried_again(tmp_path: Any, error: Exception, said:
     assert run(FirstDownloadFails(), PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
     # The client's error says "download failed" itself: it read "download failed (download failed: ...)".
     assert f"#1: {said}; will try again" in [e.message for e in events]
+
+
+def test_a_download_that_keeps_failing_says_why_on_its_card_and_not_that_it_will_try_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class ImageHostDown(ApiDouble):
+        def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            raise LeonardoError("download failed: HTTP 500: Internal Server Error")
+
+    monkeypatch.setattr(batch, "DOWNLOAD_TRIES", 2)  # one retry, 2 s later
+    events: List[BatchProgress] = []
+    summary = run(ImageHostDown(), PROMPTS[:1], str(tmp_path), on_progress=events.append)
+    assert summary.pending == 1 and states(tmp_path)[0] == "submitted"
+    said = [e.message for e in events if "download failed" in e.message]
+    assert said == ["#1: download failed: HTTP 500: Internal Server Error; will try again",
+                    "#1: download failed: HTTP 500: Internal Server Error; a rerun tries again"]  # was "will try again"
+    card = (tmp_path / "index.html").read_text(encoding="utf-8").split("<article")[1]
+    assert '<div class="reason">download failed: HTTP 500: Internal Server Error; a rerun tries again</div>' in card
 
 
 @pytest.mark.parametrize("url", ["ftp://cdn.invalid/gen-1/0.png", 12])
@@ -2575,9 +2594,80 @@ def test_the_gallery_is_rewritten_when_an_item_changed_not_on_every_pass(
     writes: List[bool] = []
     write = batch.write_gallery
     monkeypatch.setattr(batch, "GALLERY_EVERY", 0.0)  # time is not what limits it here
-    monkeypatch.setattr(batch, "write_gallery", lambda *args: (writes.append(args[-1]), write(*args))[1])
+    monkeypatch.setattr(batch, "write_gallery", lambda *args: (writes.append(args[3]), write(*args))[1])  # final
     assert run(ApiDouble(delay=0.6), PROMPTS[:1], str(tmp_path)).ok  # about 5 state changes, polled for 0.6 s
     assert 1 <= writes.count(False) <= 6 and writes.count(True) == 1, writes
+
+
+def test_a_running_gallery_is_rewritten_every_heartbeat_and_shows_a_pause_of_submissions(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rewritten only when an item changed, a live batch waiting on slow jobs read as one killed long ago.
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: 1.7e9 + clock[0])
+    engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    engine.journal.close()
+
+    def header_after(seconds: float) -> str:
+        clock[0] += seconds
+        engine.gallery(final=False)
+        return (tmp_path / "index.html").read_text(encoding="utf-8").split("</header>")[0]
+
+    def local(seconds: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1.7e9 + seconds))
+
+    assert f"running, updated {local(1000)}" in header_after(0)
+    assert f"updated {local(1000)}" in header_after(batch.GALLERY_HEARTBEAT - 1)  # nothing changed: not yet
+    header = header_after(2)
+    assert f"running, updated {local(1000 + batch.GALLERY_HEARTBEAT + 1)}" in header  # was left at 1000, for ever
+    assert "this page is rewritten at least every 30 s: if it still says running and was updated more than two " \
+        "minutes ago, the batch is no longer running" in header and "rerun the same command to resume" in header
+    engine.back_off(600.0, clock[0], "rate limited: 429")
+    paused = f"submissions paused until {local(clock[0] + 600)} (rate limited: 429)"
+    assert paused in header_after(1)
+    assert "paused" not in header_after(600)  # said as soon as it ended
+    engine.staging = str(tmp_path / "staging")  # as run() sets it
+    engine.gallery(final=True)
+    assert "at least every" not in (tmp_path / "index.html").read_text(encoding="utf-8")  # a page that ended
+
+
+def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -> None:
+    item = batch._Item(0, BatchItem("a fox"))
+    for record, cost in [
+        ({"s": "submitted", "id": "g", "adopted": True}, "unknown"),  # was "-", as a refused one
+        ({"s": "complete", "files": ["0001-a-fox.png"]}, "unknown"),
+        ({"s": "submitted", "id": "g", "cost": {"amount": "2", "unit": "CREDITS"}}, "2 credits"),
+        ({"s": "planned"}, "- (and 2 credits before)"),
+        ({"s": "failed", "reason": "refused: HTTP 400: bad size"}, "- (and 2 credits before)"),
+    ]:
+        item.apply(dict(record, i=0))
+        assert f"<dt>cost</dt><dd>{cost}</dd>" in batch._card(item), record
+
+
+def test_the_gallery_says_once_what_an_ambiguous_item_is_as_the_summary_does(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.after_post = [LeonardoError("Service Unavailable", status_code=503)]  # made, its answer lost
+    api.listing_error = LeonardoError("Service Unavailable", status_code=503)
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ambiguous == 1
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    header, cards = page.split("</header>")
+    advice = batch.ambiguous_advice("their cards and your Leonardo library")
+    assert "--resubmit-ambiguous, which sends each one again, billing again any that was made" in advice
+    assert advice[1:] in html.unescape(header) and "resubmit" not in cards  # was only a raw reason on the card
+    assert batch.ambiguous_advice("index.html and your Leonardo library") in str(summary)  # the same words
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path / "b")).ok
+    assert "resubmit" not in (tmp_path / "b" / "index.html").read_text(encoding="utf-8")  # none ambiguous: not said
+
+
+def test_a_video_tile_shows_its_first_frame_and_says_video_and_a_prompt_keeps_its_lines() -> None:
+    item = batch._Item(0, batch.make_item({"prompt": "a fox"}), state="complete")
+    item.files = ["0001-a-fox.mp4"]
+    card = batch._card(item)
+    assert '<video src="0001-a-fox.mp4" preload="metadata"' in card  # without it, a blank tile until played
+    assert '<span class="kind">video</span></a>' in card
+    assert "white-space:pre-line" in batch._CSS.split(".prompt{")[1].split("}")[0]  # its newlines were spaces
 
 
 def test_a_cost_a_failed_item_had_is_not_counted_when_it_is_retried(tmp_path: Any) -> None:
