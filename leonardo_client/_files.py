@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import hashlib
 import io
 import ipaddress
 import os
@@ -289,11 +290,13 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """
     result, wrapper = _unwrap(result)
     if wrapper == "lcmGenerationJob" or "imageDataUrl" in result:  # LCM: answered at once with base64 data URLs
-        prefix = "lcm-" + safe_name(result.get("requestTimestamp"), "result")
         urls = _entries(result, "imageDataUrl", str)
         if not urls:  # an LCM answer is final: none will come
             raise LeonardoError("the API answered no images", body=dict(result))
-        files = [(f"{prefix}_{n}", _file_url(url, f"imageDataUrl[{n}]")) for n, url in enumerate(urls)]
+        urls = [_file_url(url, f"imageDataUrl[{n}]") for n, url in enumerate(urls)]
+        # requestTimestamp is the caller's (a loop's seconds, a fixed tag): the images' digest tells results apart
+        prefix = f"lcm-{safe_name(result.get('requestTimestamp'), 'result')}-{_digest(urls)}"
+        files = [(f"{prefix}_{n}", url) for n, url in enumerate(urls)]
     elif wrapper or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
     else:
@@ -307,6 +310,11 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
             unused = f"{name}-{n}"
         unique[unused], last[name] = url, n
     return list(unique.items())
+
+
+def _digest(urls: List[str]) -> str:
+    """12 hex digits of the SHA-256 of an LCM result's data URLs: the same result gets the same name."""
+    return hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]]:

@@ -542,9 +542,9 @@ class Client:
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
         """Save every file of a COMPLETE generation, texture or LCM result (or its response) into ``folder``.
 
-        ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...) and replace
-        files; returns the paths. ValueError if not COMPLETE or ``folder`` is a file; nothing is written if its
-        images are malformed.
+        ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...; an LCM result's
+        from its requestTimestamp and a digest of its images) and replace files; returns the paths. ValueError
+        if not COMPLETE or ``folder`` is a file; nothing is written if its images are malformed.
         """
         return _files.save_results(result, folder, self._download)
 

@@ -346,11 +346,25 @@ def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> Non
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper", "requestTimestamp": "1700000000000"})
 
     paths = fake_client.save_results(response, str(tmp_path))
-    assert paths == [os.path.join(str(tmp_path), "lcm-1700000000000_0.jpg")]
+    assert os.path.dirname(paths[0]) == str(tmp_path) and len(paths) == 1
+    assert re.fullmatch(r"lcm-1700000000000-[0-9a-f]{12}_0\.jpg", os.path.basename(paths[0]))
     data_url = response["lcmGenerationJob"]["imageDataUrl"][0]
     assert read(paths[0]) == base64.b64decode(data_url.split(",", 1)[1])
     # the job dict itself works too, and gives the same names
     assert fake_client.save_results(response["lcmGenerationJob"], str(tmp_path)) == paths
+
+
+def test_lcm_results_with_the_same_timestamp_get_names_of_their_own(fake_client: Client, tmp_path: object) -> None:
+    # requestTimestamp is the caller's: a loop refining in one second saved every result as lcm-<second>_0.jpg,
+    # each replacing the last. The images' digest tells them apart; the same result saved again keeps its name.
+    source = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff\xe0sketch").decode()
+    results = [fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": prompt, "requestTimestamp": "7"})
+               for prompt in ("watercolour", "oil", "pencil")]
+    paths = [path for result in results for path in fake_client.save_results(result, str(tmp_path))]
+    assert len(set(paths)) == 3 and sorted(os.listdir(str(tmp_path))) == sorted(map(os.path.basename, paths))
+    for result, path in zip(results, paths):
+        assert read(path) == base64.b64decode(result["lcmGenerationJob"]["imageDataUrl"][0].split(",", 1)[1])
+    assert fake_client.save_results(results[0], str(tmp_path)) == paths[:1]
 
 
 @pytest.mark.parametrize("folder, text", [("a.png", "exists and is not a folder"), ("a.png/sub", "is inside a file, not a folder")])
@@ -381,7 +395,10 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
         ],
     }
     paths = fake_client.save_results({"lcmGenerationJob": job}, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["lcm-42_0.jpg", "lcm-42_1.webp", "lcm-42_2.bin"]
+    names = [os.path.basename(p) for p in paths]
+    prefix = names[0][: -len("_0.jpg")]  # one result: one digest, its images numbered
+    assert re.fullmatch(r"lcm-42-[0-9a-f]{12}", prefix)
+    assert names == [f"{prefix}_0.jpg", f"{prefix}_1.webp", f"{prefix}_2.bin"]
     assert read(paths[0]) == b"\xff\xd8jpeg"
 
 
