@@ -1922,6 +1922,29 @@ def test_uploaded_init_image_feeds_v1_generations(fake, api):
     assert response.json() == INVALID_INIT_IMAGE
 
 
+def test_ids_are_read_in_either_case_and_answered_in_lower_case(fake, api):
+    # The API's ids are Postgres uuids: an id upper-cased (from a log, a spreadsheet) is the same id.
+    generation_id, image_id = create(api, fake, num_images=1), upload(api, fake)
+    texture_id = create_texture(api, fake)["textureGenerationJob"]["id"]
+    assert get_generation(api, fake, generation_id.upper())["id"] == generation_id
+    assert get_texture(api, fake, texture_id.upper())["id"] == texture_id
+    init_image = call(api, fake, "GET", "/init-image/" + image_id.upper()).json()["init_images_by_pk"]
+    assert init_image["id"] == image_id
+    create(api, fake, init_image_id=image_id.upper(), init_strength=0.5)
+    source_image = get_generation(api, fake, generation_id)["generated_images"][0]["id"]
+    motion = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": source_image.upper()})
+    assert motion.status_code == 200, motion.text
+    fake.fail_generation(texture_id.upper())
+    assert get_texture(api, fake, texture_id)["status"] == "FAILED"
+    deleted = call(api, fake, "DELETE", "/generations/" + generation_id.upper()).json()
+    assert deleted == {"delete_generations_by_pk": {"id": generation_id}}
+    deleted = call(api, fake, "DELETE", "/init-image/" + image_id.upper()).json()
+    assert deleted == {"delete_init_images_by_pk": {"id": image_id}}
+    deleted = call(api, fake, "DELETE", "/generations-texture/" + texture_id.upper()).json()
+    assert deleted == {"delete_model_asset_texture_generations_by_pk": {"id": texture_id}}
+    assert generation_id not in fake.generation_ids() and all(i == i.lower() for i in fake.generation_ids())
+
+
 def test_uploaded_init_image_feeds_v2_guidances(fake, api):
     image_id = upload(api, fake)
 

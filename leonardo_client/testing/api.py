@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import Message
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, MutableMapping, Optional, Tuple, TypeVar, cast
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
@@ -69,6 +69,31 @@ _SETTINGS: Dict[str, Tuple[str, Any]] = dict(
     promptMagic=("promptMagic", False), promptMagicStrength=("promptMagicStrength", None),
     promptMagicVersion=("promptMagicVersion", None),
 )
+
+
+Stored = TypeVar("Stored")
+
+
+class ById(MutableMapping[str, Stored]):
+    """A store keyed by the API's ids, Postgres uuids: read in either case (the fake makes them in lower case)."""
+
+    def __init__(self) -> None:
+        self._items: Dict[str, Stored] = {}
+
+    def __getitem__(self, id: str) -> Stored:
+        return self._items[id.lower()]
+
+    def __setitem__(self, id: str, value: Stored) -> None:
+        self._items[id.lower()] = value
+
+    def __delitem__(self, id: str) -> None:
+        del self._items[id.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass
@@ -139,11 +164,11 @@ class Api:
         self.fake, self.spec = fake, Spec(load_spec())
         self.lock = threading.RLock()
         self.account = Account(fake)
-        self.generations: Dict[str, Job] = {}
-        self.textures: Dict[str, Job] = {}
-        self.sources: Dict[str, Tuple[str, str, int, int]] = {}  # image id -> (prompt, path, w, h)
+        self.generations: ById[Job] = ById()
+        self.textures: ById[Job] = ById()
+        self.sources: ById[Tuple[str, str, int, int]] = ById()  # image id -> (prompt, path, w, h)
         self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
-        self.init_images: Dict[str, InitImage] = {}
+        self.init_images: ById[InitImage] = ById()
         self.outbox: List[Tuple[str, str, Dict[str, Any]]] = []  # (url, key, payload) not delivered yet
 
     def serve(self, request: RecordedRequest) -> Answer:
@@ -214,7 +239,7 @@ class Api:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def _new_job(self, store: Dict[str, Job], fields: Dict[str, Any], endpoint: Optional[str] = None) -> Job:
+    def _new_job(self, store: ById[Job], fields: Dict[str, Any], endpoint: Optional[str] = None) -> Job:
         """A new job (lock held), admitted under the account's limits (endpoint: its rate's, see Account.admit)."""
         self.account.admit(endpoint)
         job = Job(str(uuid.uuid4()), self.account.clock(), timestamp(), fields, *self.account.draws())
@@ -223,7 +248,7 @@ class Api:
         self.account.active.append(job)
         return job
 
-    def _delete(self, store: Dict[str, Job], call: Call) -> Optional[Dict[str, str]]:
+    def _delete(self, store: ById[Job], call: Call) -> Optional[Dict[str, str]]:
         """Delete a job (lock held), freeing its slot or its place in the queue, and its files: {id} or None."""
         job = store.pop(call.params["id"], None)
         if job is None:
