@@ -46,6 +46,7 @@ __all__ = [
 JOURNAL = "journal.jsonl"
 GALLERY = "index.html"
 INCOMING = ".incoming"
+FILE_MANAGER_FILES = ("Thumbs.db", "desktop.ini")  # Windows', in a folder only looked at (macOS's .DS_Store is hidden)
 DAMAGED = "without the journal, every item would be sent again, those already made too"
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
@@ -105,6 +106,11 @@ class BatchItem:
     negative_prompt: Optional[str] = None
     name: Optional[str] = None
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a dict: no hash
+
+    def __post_init__(self) -> None:  # else None or "public" failed later, in dict()'s words
+        if not isinstance(self.extra, Mapping):
+            kind = type(self.extra).__name__
+            raise TypeError(f"BatchItem.extra must be a mapping (request keys to values), not {kind}")
 
     def request(self) -> Tuple[str, Dict[str, Any]]:
         """("v1" or "v2", the JSON body) of this item's create call, through the request dataclasses."""
@@ -193,6 +199,10 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
     if len(text) > MAX_INPUT:
         raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
     first = next(_prompt_lines(text, path), ("", ""))[1]
+    document = _json_document(text, first)
+    if document:
+        advice = "write JSON Lines (one object a line) or one prompt a line"
+        raise BatchInputError([f"{path} is {document} (each of its lines would be read as an item): {advice}"])
     json_lines = path.lower().endswith((".jsonl", ".ndjson")) or first.startswith("{")
 
     def parse(line: str) -> BatchItem:
@@ -202,6 +212,21 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
             raise ValueError(f"not valid JSON ({exc})") from None
 
     return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
+
+
+def _json_document(text: str, first: str) -> str:
+    """"a JSON array" or "a JSON object" when the whole of ``text`` is one, else "" (a JSON Lines file's
+    first line is an object of its own: it is not read whole)."""
+    if not first.startswith(("[", "{")):  # a prompt that merely starts with "[" does not parse as a whole
+        return ""
+    with contextlib.suppress(ValueError):
+        if isinstance(parse_json(first), dict):
+            return ""
+    try:
+        document = parse_json(text)
+    except ValueError:  # a JSONDecodeError too
+        return ""
+    return "a JSON array" if isinstance(document, list) else "a JSON object" if isinstance(document, dict) else ""
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a byte it cannot decode
@@ -252,7 +277,18 @@ def _collect(
 
 
 def _digest(items: Sequence[BatchItem]) -> str:
-    text = json.dumps([[_as_digested(*item.request()), item.name] for item in items], sort_keys=True, default=str)
+    return _digests(items)[0]
+
+
+def _digests(items: Sequence[BatchItem]) -> Tuple[str, str]:
+    """(The items' digest, which the journal's header holds; that of the same items in any order, which tells
+    a rerun of them in another order from a different batch: a set's order changes from one run to the next.)"""
+    entries = [json.dumps([_as_digested(*item.request()), item.name], sort_keys=True, default=str) for item in items]
+    in_order = "[" + ", ".join(entries) + "]"  # what json.dumps writes of the list: earlier journals' digest
+    return _sha256(in_order), _sha256("\n".join(sorted(entries)))
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -360,7 +396,7 @@ def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ",
 class _Journal:
     """out_dir/journal.jsonl: a header line, then one line per state change, each fsynced."""
 
-    def __init__(self, out_dir: str, digest: str, total: int) -> None:
+    def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "") -> None:
         self.path = os.path.join(out_dir, JOURNAL)
         self._writing = threading.Lock()
         self._torn = False
@@ -376,24 +412,38 @@ class _Journal:
             if header is not None and "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
             if header is not None and (header.get("input"), header.get("items")) != (digest, total):
-                theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
-                raise BatchInputError([
-                    f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
-                    f"{digest[:12]}): use another --out folder (deleting the journal would send that batch's items "
-                    "again, those already made too)"
-                ])  # fmt: skip
+                self._refuse_other_input(header, out_dir, digest, total, any_order)
             unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
                 message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is None:
-                self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total}])
+                self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total, "any_order": any_order}])
                 # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
                 for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
                     _sync_folder(folder)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
+
+    @classmethod
+    def of_items(cls, out_dir: str, items: Sequence[BatchItem]) -> "_Journal":
+        digest, any_order = _digests(items)
+        return cls(out_dir, digest, len(items), any_order)
+
+    @staticmethod
+    def _refuse_other_input(header: Dict[str, Any], out_dir: str, digest: str, total: int, any_order: str) -> None:
+        if any_order and header.get("any_order") == any_order:  # kept refused: the journal's indexes are positions
+            raise BatchInputError([
+                f"{out_dir} holds the journal of these items in another order: give them in the order of its first "
+                "run (a list, sorted or as written, not a set's order, which changes from run to run) to resume it"
+            ])  # fmt: skip
+        theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
+        raise BatchInputError([
+            f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+            f"{digest[:12]}): use another --out folder (deleting the journal would send that batch's items "
+            "again, those already made too)"
+        ])  # fmt: skip
 
     def _lock(self, out_dir: str) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
@@ -596,6 +646,7 @@ def run_batch(
     batch_items = _as_items(items)
     out_dir = _files.check_path(out_dir, "out_dir")
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
+    _check_out_dir(out_dir)
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
     try:  # the journal is open (and locked) from here
@@ -609,6 +660,8 @@ def _check_options(
     retry_failed: Any, resubmit_ambiguous: Any,
 ) -> None:
     """run_batch's options, checked as Client checks its own: before anything is sent or written."""
+    if isinstance(client, type):  # its methods are there, unbound: it failed at GET /me, the journal written
+        raise TypeError(f"client must be a Client instance (Client(...)), not the class {client.__name__}")
     if not callable(getattr(client, "create_generation", None)):
         raise TypeError(f"client must be a Client, not {type(client).__name__}")
     if concurrency is not None:
@@ -619,6 +672,25 @@ def _check_options(
         raise TypeError(f"on_progress must be a function (BatchProgress), not {type(on_progress).__name__}")
     check_type("retry_failed", retry_failed, bool)
     check_type("resubmit_ambiguous", resubmit_ambiguous, bool)  # "false" would be true: it may bill twice
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """Refuse a folder that holds files but no journal: the batch would write over its index.html and any
+    file named like an item's. A batch's own folder holds its journal: nothing is written there before it.
+    Hidden entries do not count (.DS_Store...): the batch writes over no hidden file but its own leftovers."""
+    if os.path.lexists(os.path.join(out_dir, JOURNAL)):
+        return
+    try:
+        with os.scandir(out_dir) as entries:
+            shown_files = (e.name for e in entries if not e.name.startswith(".") and e.name not in FILE_MANAGER_FILES)
+            found = next(shown_files, None)
+    except OSError:  # none yet (made next), or not a folder (make_folder says so)
+        return
+    if found is not None:
+        raise BatchInputError([
+            f"{out_dir} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
+            f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
+        ])  # fmt: skip
 
 
 class _NotJournaled(LeonardoError):
@@ -654,7 +726,7 @@ class _Engine:
         self.items = [_Item(n, item) for n, item in enumerate(items)]
         width = max(4, len(str(len(items))))
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
-        self.journal = _Journal(out_dir, _digest(items), len(items))
+        self.journal = _Journal.of_items(out_dir, items)
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()

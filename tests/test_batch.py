@@ -281,6 +281,46 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
     assert caught.value.errors == [f"cannot read {path}: line 3000 is not UTF-8 text (byte 0x93): save it as UTF-8"]
 
 
+@pytest.mark.parametrize(
+    "name, text, document",
+    [
+        ("items.json", '[\n  {"prompt": "a walnut chair", "name": "chair"},\n  {"prompt": "a lamp"}\n]\n', "array"),
+        ("prompts.json", '["a walnut chair", "a brass lamp"]\n', "array"),
+        ("items.jsonl", '[{"prompt": "a walnut chair"}]\n', "array"),
+        ("item.json", '{\n  "prompt": "a walnut chair",\n  "width": 512\n}\n', "object"),
+    ],
+)
+def test_a_prompts_file_that_is_one_json_document_is_refused(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], name: str, text: str, document: str
+) -> None:
+    # Each line was an item: "[", '{"prompt": "a walnut chair", "name": "chair"},' and "]" were sent and billed.
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    advice = "write JSON Lines (one object a line) or one prompt a line"
+    assert str(caught.value) == f"{path} is a JSON {document} (each of its lines would be read as an item): {advice}"
+    assert cli.main(["--offline", "batch", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert advice in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_prompt_that_starts_like_json_is_still_a_prompt(tmp_path: Any) -> None:
+    (tmp_path / "p.txt").write_text("[watercolor] a walnut chair\n{oil} a brass lamp\n", encoding="utf-8")
+    prompts = ["[watercolor] a walnut chair", "{oil} a brass lamp"]
+    assert [item.prompt for item in read_items(str(tmp_path / "p.txt"))] == prompts
+    (tmp_path / "one.txt").write_text('{"prompt": "a walnut chair"}\n', encoding="utf-8")  # JSON Lines of one item
+    assert [i.prompt for i in read_items(str(tmp_path / "one.txt"))] == ["a walnut chair"]
+
+
+@pytest.mark.parametrize("extra", [None, "public", ["public", True], 5])
+def test_a_batchitems_extra_that_is_no_mapping_is_a_type_error_naming_it(extra: Any) -> None:
+    # It was "'NoneType' object is not iterable", "dictionary update sequence element #0 has length 1; 2 is required".
+    with pytest.raises(TypeError) as caught:
+        BatchItem("a chair", extra=extra)
+    kind = type(extra).__name__
+    assert str(caught.value) == f"BatchItem.extra must be a mapping (request keys to values), not {kind}"
+
+
 def test_read_items_takes_a_path_and_a_mapping_of_defaults(tmp_path: Any) -> None:
     path = tmp_path / "p.txt"
     path.write_text("a fox\n", encoding="utf-8")
@@ -372,6 +412,9 @@ def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp
         run(api, "a fox", out)  # was one item a character
     with pytest.raises(TypeError, match="^client must be a Client, not NoneType$"):
         run(None, PROMPTS[:1], out)  # type: ignore[arg-type]  # was an AttributeError, the journal made
+    instance = r"^client must be a Client instance \(Client\(...\)\), not the class ApiDouble$"
+    with pytest.raises(TypeError, match=instance):
+        run(ApiDouble, PROMPTS[:1], out)  # type: ignore[arg-type]  # was "missing ... 'self'", the journal made
     with pytest.raises(TypeError, match="^resubmit_ambiguous must be a bool, not str$"):
         run(api, PROMPTS[:1], out, resubmit_ambiguous="false")  # was true
     with pytest.raises(BatchInputError, match="^item 2: .*int key"):  # was a TypeError naming no item
@@ -510,6 +553,49 @@ def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
         run(api, PROMPTS[:3], str(tmp_path))
     assert "delete its journal.jsonl to start over" not in str(caught.value)  # that would bill the two again
     assert "deleting the journal would send that batch's items again, those already made too" in str(caught.value)
+
+
+def test_the_same_items_in_another_order_are_refused_saying_so(tmp_path: Any) -> None:
+    # Items from a set() come in another order in each process: refused as "a different batch", with no word why.
+    api = ApiDouble()
+    run(api, PROMPTS[:3], str(tmp_path))
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[2::-1], str(tmp_path))
+    assert str(caught.value) == (
+        f"{tmp_path} holds the journal of these items in another order: give them in the order of its first run "
+        "(a list, sorted or as written, not a set's order, which changes from run to run) to resume it"
+    )
+    with pytest.raises(BatchInputError, match="holds the journal of a different batch"):
+        run(api, [PROMPTS[1], PROMPTS[0], PROMPTS[3]], str(tmp_path))  # as many items, one other
+    assert api.calls.count("POST") == 3
+    assert run(api, PROMPTS[:3], str(tmp_path)).ok and api.calls.count("POST") == 3  # in its order: resumed
+
+
+def test_a_folder_of_other_files_is_refused_before_anything_is_written(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A web site's index.html and a picture named like item 1's were written over, without a word.
+    site = {"index.html": "<h1>my home page</h1>", "0001-a-lighthouse-study-0.png": "my own picture"}
+    for name, text in site.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    api = ApiDouble()
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:1], str(tmp_path))
+    refusals = {
+        f"{tmp_path} is not a batch's folder (it holds {name!r} and no journal.jsonl): the batch would write over "
+        "files there (index.html, any named like its items'): use a new or empty folder"
+        for name in site
+    }  # whichever the folder lists first
+    assert str(caught.value) in refusals
+    (tmp_path / "p.txt").write_text("a lighthouse, study 0\n", encoding="utf-8")
+    assert cli.main(["--offline", "batch", str(tmp_path / "p.txt"), "--out", str(tmp_path)]) == 2
+    assert "use a new or empty folder" in capsys.readouterr().err
+    assert {name: (tmp_path / name).read_text(encoding="utf-8") for name in site} == site and api.calls == []
+    assert sorted(os.listdir(tmp_path)) == ["0001-a-lighthouse-study-0.png", "index.html", "p.txt"]  # no journal
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"\0")  # a file manager's: the folder counts as empty
+    assert run(api, PROMPTS[:1], str(hidden)).ok
 
 
 def test_a_rerun_with_another_accounts_key_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
