@@ -134,9 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("prompt", nargs="?", type=_prompt, help="what to draw (left out for a model that takes none)")
     model = generate.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="a current model, through v2 (e.g. phoenix-v1.0; see 'models')")
-    model.add_argument("--model-id", metavar="UUID", help="a v1 model id (default: the API's default model)")
-    generate.add_argument("--init-image", metavar="PATH", help="upload this image first and generate from it")
+    v2_model = "a current model, through v2 (e.g. phoenix-v1.0; see 'models')"
+    v1_model = "a v1 model id (default: the API's default model)"
+    model.add_argument("--model", type=_text, metavar="NAME", help=v2_model)
+    model.add_argument("--model-id", type=_text, metavar="UUID", help=v1_model)
+    init_image = "upload this image first and generate from it"
+    generate.add_argument("--init-image", type=_path, metavar="PATH", help=init_image)
     generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
     size = "%s in pixels: on v1 a multiple of 8 from 32 to 1536; with --model, what that model takes"
     generate.add_argument("--width", type=_non_negative_int, metavar="W", help=size % "width")
@@ -150,13 +153,13 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompts", metavar="PROMPTS", help="the prompts file (text or .jsonl)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for images, gallery and journal")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="NAME", help="default v2 model name (POST /v2/generations)")
-    model.add_argument("--model-id", metavar="UUID", help="default v1 model id (POST /generations)")
+    model.add_argument("--model", type=_text, metavar="NAME", help="default v2 model name (POST /v2/generations)")
+    model.add_argument("--model-id", type=_text, metavar="UUID", help="default v1 model id (POST /generations)")
     parser.add_argument("--width", type=_non_negative_int, metavar="W", help="default width in pixels")
     parser.add_argument("--height", type=_non_negative_int, metavar="H", help="default height in pixels")
     images = "images per prompt (default: 1)"
     parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
-    parser.add_argument("--negative-prompt", metavar="TEXT", help="default negative prompt")
+    parser.add_argument("--negative-prompt", type=_text, metavar="TEXT", help="default negative prompt")
     slots = "concurrency slots to keep busy, plus a small queue (default: GET /me)"
     parser.add_argument("--concurrency", type=_number(int, 1, MAX_CONCURRENCY), metavar="N", help=slots)
     pace = _number(float, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
@@ -676,9 +679,32 @@ def _print_json(data: Any) -> int:
 def _prompt(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("the prompt is empty")
+    return _decoded(text, "the prompt")
+
+
+def _text(text: str) -> str:
+    """An argparse type: a name or text, not blank (an empty --model, "$MODEL" unset, was taken as none:
+    a generation billed on the API's default model; in batch, every line's fault)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty or blank")
+    return _decoded(text, "the value")
+
+
+def _path(text: str) -> str:
+    """An argparse type: a path that is not empty (an empty --init-image was taken as none)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _decoded(text: str, what: str) -> str:
+    """``text`` as valid text. Bytes sys.argv left undecoded (an ASCII locale without UTF-8 mode) are read
+    as UTF-8, as batch reads its file; bytes that are not UTF-8 are refused."""
     try:
-        return check_text(text, "the prompt")  # bytes the terminal's encoding could not decode
+        return check_text(text, what)
     except ValueError as exc:
+        with contextlib.suppress(UnicodeError):
+            return os.fsencode(text).decode("utf-8")
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 

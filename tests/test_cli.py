@@ -222,6 +222,11 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         # A v1 prompt the API refuses (it was sent, a 400), and bytes not decoded (said of a class of the library).
         (["generate", "x" * 1501], "prompt of 1501 characters: the v1 API takes at most 1500"),
         (["generate", "caf\udce9"], "argument prompt: the prompt holds bytes that are not valid text"),
+        # An empty option ("$MODEL" unset) was taken as none: a generation on the API's default model, billed.
+        (["generate", "x", "--model", ""], "argument --model: must not be empty or blank"),
+        (["generate", "x", "--model-id", " "], "argument --model-id: must not be empty or blank"),
+        (["generate", "x", "--init-image", ""], "argument --init-image: must not be empty"),  # no image, billed
+        (["generate", "x", "--model", "phoenix-v1.0", "--init-image", ""], "argument --init-image: must not be empty"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
@@ -467,6 +472,19 @@ def test_python_dash_m_usage_error_exits_2() -> None:
     )
     assert bad.returncode == 2 and bad.stderr.startswith("usage: leonardo-client generate [-h]")  # not the top's
     assert bad.stderr.endswith("leonardo-client generate: error: the following arguments are required: prompt\n")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sys.argv is decoded from bytes on POSIX only")
+def test_a_utf_8_prompt_under_an_ascii_locale_is_taken_as_batch_takes_it(tmp_path: Any) -> None:
+    # LC_ALL=C without UTF-8 mode decodes sys.argv as ASCII: "café" was refused as "not UTF-8?", batch's file read.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEONARDO_", "LC_", "PYTHONUTF8"))}
+    env.update(PYTHONPATH=REPO, LC_ALL="C", LANG="C")
+    command = [sys.executable, "-X", "utf8=0", "-m", "leonardo_client", "--offline", "generate"]
+    done = subprocess.run(command + ["café".encode(), "--out", str(tmp_path)], capture_output=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [os.path.dirname(path) for path in done.stdout.decode().splitlines()] == [str(tmp_path)]
+    done = subprocess.run(command + [b"caf\xe9", "--out", str(tmp_path)], capture_output=True, timeout=60, env=env)
+    assert done.returncode == 2 and b"the prompt holds bytes that are not valid text" in done.stderr  # not UTF-8
 
 
 # --- a person at the command line never sees a traceback: closed pipes, full disks, Ctrl-C ------
@@ -818,6 +836,23 @@ def test_a_batch_flag_the_v1_api_refuses_is_said_once_by_its_name(
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "leonardo-client: error: --width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model " \
         "has its own sizes)" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag, value, error", [
+    ("--negative-prompt", "", "must not be empty or blank"),
+    ("--model", "", "must not be empty or blank"),
+    ("--model-id", " ", "must not be empty or blank"),
+    ("--negative-prompt", "blur\udcff", "the value holds bytes that are not valid text (not UTF-8?): check its source"),
+])
+def test_a_bad_batch_text_flag_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], flag: str, value: str, error: str
+) -> None:
+    # It was every line's error ("line 1: negative_prompt must be a non-empty string; line 2: ..."), the flag unnamed.
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a whale"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + [flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"leonardo-client batch: error: argument {flag}: {error}"
+    assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
 def create_calls(fake: FakeLeonardo) -> List[Any]:
