@@ -82,7 +82,8 @@ may not have run, and cannot be found, is marked ambiguous and left to you). Exi
 class _Parser(argparse.ArgumentParser):
     def _print_message(self, message: str, file: Any = None) -> None:
         if message and file is sys.stdout:  # --help, --version: argparse would drop a failed write, exit 0
-            file.write(message)
+            with _writing_output():
+                file.write(message)
         else:
             super()._print_message(message, file)
 
@@ -251,7 +252,8 @@ def _run(argv: Optional[List[str]]) -> int:
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
-        sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
+        with _writing_output():
+            sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
     except LeonardoError as err:
         return _error(err, 1)
@@ -261,10 +263,25 @@ def _run(argv: Optional[List[str]]) -> int:
         return _error("interrupted", interrupts.status)
     except MemoryError:  # a file too big to upload, a body too big to hold
         return _error("out of memory", 1)
-    except OSError as err:  # writing to stdout: a closed pipe (`| head`), a full disk
+    except _OutputFailed as err:  # a closed pipe (`| head`), a full disk
         with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
-        return _error(f"cannot write the output: {err.strerror or err}", 1)
+        return _error(f"cannot write the output: {err}", 1)
+    except OSError as err:  # another file than stdout (one the command needs), named by the error itself
+        return _error(err, 1)
+
+
+class _OutputFailed(Exception):
+    """Writing to stdout failed: the reason (its OSError's)."""
+
+
+@contextlib.contextmanager
+def _writing_output() -> Iterator[None]:
+    """Around a write to stdout: an OSError there is an _OutputFailed, told apart from any other file's."""
+    try:
+        yield
+    except OSError as exc:
+        raise _OutputFailed(exc.strerror or exc) from exc
 
 
 def _error(message: object, status: int) -> int:
@@ -314,7 +331,10 @@ def _connect(offline: bool) -> Iterator[Client]:
             from .testing import FakeLeonardo  # loaded only when asked for
 
             _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
-            fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
+            try:
+                fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
+            except (OSError, RuntimeError) as exc:  # no port, no thread to spare (ulimit -u), its spec unreadable
+                raise LeonardoError(f"the built-in fake API cannot start: {exc}") from exc
             client = Client(api_key=fake.api_key, base_url=fake.base_url)
         elif not os.environ.get(API_KEY_ENV, "").strip():
             raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")
@@ -386,8 +406,9 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     paths = client.save_results(generation, args.out)
     if not paths:  # exit 0 would say it was made
         raise LeonardoError(f"{label} is COMPLETE with no file to save")
-    for path in paths:
-        print(path)
+    with _writing_output():
+        for path in paths:
+            print(path)
     return 0
 
 
@@ -538,7 +559,8 @@ def _image(path: str) -> str:
 
 def _print_fields(*fields: Any, separator: str = "\t") -> None:
     """One line of a server's values on stdout, each escaped as on stderr (see errors.printable); None is "-"."""
-    print(separator.join(printable("-" if field is None else str(field)) for field in fields))
+    with _writing_output():
+        print(separator.join(printable("-" if field is None else str(field)) for field in fields))
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:
@@ -570,8 +592,9 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         for line in (*str(summary).splitlines(), f"interrupted: {resume}"):
             _stderr(line)
         return 130
-    print(summary)
-    print(os.path.join(args.out, GALLERY))
+    with _writing_output():
+        print(summary)
+        print(os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
 
 
@@ -672,7 +695,8 @@ def _stderr(line: str, before: str = "", end: str = "\n", width: int = 0) -> int
 
 
 def _print_json(data: Any) -> int:
-    print(json.dumps(data, indent=2))
+    with _writing_output():
+        print(json.dumps(data, indent=2))
     return 0
 
 

@@ -640,8 +640,8 @@ def run_batch(
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
         BatchInterrupted: Ctrl-C; what was in flight is journaled (a KeyboardInterrupt).
-        LeonardoError: the account could not be read, the API refused the key, or no create
-            call went through for ``item_timeout``.
+        LeonardoError: the account could not be read, the API refused the key, no create
+            call went through for ``item_timeout``, or its threads could not start (nothing sent).
     """
     batch_items = _as_items(items)
     out_dir = _files.check_path(out_dir, "out_dir")
@@ -917,8 +917,7 @@ class _Engine:
         # Daemon threads, so that a second Ctrl-C ends the process at once.
         workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
         try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
-            for worker in workers:
-                worker.start()
+            self.start_workers(workers)
             complete = len(self.members["complete"])
             self.emit("start", None, f"{len(self.items)} items, {slots} slots, {complete} already complete")
             self.loop()
@@ -938,6 +937,15 @@ class _Engine:
             raise
         finally:
             self.stop_workers(len(workers))
+
+    @staticmethod
+    def start_workers(workers: List[threading.Thread]) -> None:
+        """Start the workers, before the loop gives them a task: one that cannot start has sent nothing."""
+        for worker in workers:
+            try:
+                worker.start()
+            except RuntimeError as exc:  # a limit on threads (ulimit -u, a container's pids limit)
+                raise LeonardoError(f"the batch's threads cannot start (nothing was sent): {exc}") from None
 
     def stop(self) -> BatchSummary:
         """After a Ctrl-C: nothing more is sent, the answers of the create calls under way are journaled."""

@@ -1055,6 +1055,30 @@ def test_ctrl_c_at_the_start_event_is_an_interrupted_batch_and_stops_the_workers
     assert set(threading.enumerate()) - before == set()
 
 
+
+def test_a_worker_thread_that_cannot_start_stops_the_batch_with_nothing_sent(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start, starts = threading.Thread.start, []
+
+    def start(thread: threading.Thread) -> None:  # the third worker meets a limit on threads (ulimit -u, pids.max)
+        starts.append(thread)
+        if len(starts) == 3:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    api, before = ApiDouble(), set(threading.enumerate())
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(LeonardoError, match="can't start new thread"):  # was the RuntimeError: a traceback in the CLI
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert "POST" not in api.calls and states(tmp_path) == {0: "planned", 1: "planned"}  # journaled as it is
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:  # the two started end
+        time.sleep(0.02)
+    assert set(threading.enumerate()) - before == set()
+    assert run(api, PROMPTS[:2], str(tmp_path)).complete == 2 and api.calls.count("POST") == 2  # each sent once
+
+
 def test_ctrl_c_while_reading_the_account_is_an_interrupted_batch(tmp_path: Any) -> None:
     api = ApiDouble()
 

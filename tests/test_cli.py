@@ -553,6 +553,40 @@ def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> No
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
+
+def test_an_oserror_not_from_writing_the_output_is_not_called_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreadable(client: Any, args: Any) -> int:  # a file the command reads, not stdout
+        raise NotADirectoryError(20, "Not a directory", "/lc.zip/leonardo_client/testing/openapi.json")
+
+    monkeypatch.setitem(cli.COMMANDS, "me", unreadable)
+    assert cli.main(["--offline", "me"]) == 1
+    said = capsys.readouterr().err.splitlines()[-1]  # was "cannot write the output: Not a directory"
+    assert said == "leonardo-client: error: [Errno 20] Not a directory: '/lc.zip/leonardo_client/testing/openapi.json'"
+
+
+@pytest.mark.parametrize("failing, what", [(1, "the built-in fake API"), (3, "the batch's")])
+def test_a_thread_that_cannot_start_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, failing: int, what: str
+) -> None:
+    # A limit on threads (ulimit -u, a container's pids limit): its RuntimeError was a traceback.
+    real_start, starts = threading.Thread.start, []
+
+    def start(thread: threading.Thread) -> None:  # started by the command: the fake's thread first, then the batch's
+        if threading.current_thread() is threading.main_thread():
+            starts.append(thread)
+            if len(starts) == failing:
+                raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    (tmp_path / "p.txt").write_text("a fox\n", encoding="utf-8")
+    assert cli.main(["--offline", "batch", str(tmp_path / "p.txt"), "--out", str(tmp_path / "out")]) == 1
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith(f"leonardo-client: error: {what}") and said.endswith("can't start new thread"), said
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_ctrl_c_sigterm_or_sighup_during_the_wait_exits_with_one_line(tmp_path: Any, signum: int, status: int) -> None:
     # SIGTERM and SIGHUP ended the process at once (a download's temporary file left, no last line).

@@ -29,13 +29,13 @@ from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
 from leonardo_client.testing import server as server_module
 from leonardo_client.testing.account import Account, Job
-from leonardo_client.testing.spec import SPEC_FILE, ApiError, Spec
+from leonardo_client.testing.spec import ApiError, Spec, load_spec
 
 from conftest import parse_jpeg
 
 TIMEOUT = 5
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SPEC = json.loads(SPEC_FILE.read_text("utf-8"))
+SPEC = load_spec()
 TINY_PNG_URL = "data:image/png;base64," + base64.b64encode(b"not really").decode()
 
 
@@ -242,6 +242,49 @@ def test_a_connection_accepted_as_stop_begins_is_closed_without_a_deadlock():
     assert theirs.recv(1) == b""  # closed at once
     theirs.close()
     fake.stop()  # only once it did not deadlock: it would hang on the held lock
+
+
+
+def fail_thread_starts(monkeypatch, failing):
+    """Thread.start raises as at a limit on threads (ulimit -u, a container's pids limit) while failing() is true."""
+    real_start = threading.Thread.start
+
+    def start(self):
+        if failing():
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+
+
+def test_a_connection_whose_thread_cannot_start_is_closed_and_stop_still_joins(monkeypatch, capsys):
+    # process_request kept the thread it could not start: stop() raised "cannot join thread before it is
+    # started" in place of the test's own error, and handle_error printed a traceback for the connection.
+    armed = []
+    fail_thread_starts(monkeypatch, lambda: armed and threading.current_thread() is not threading.main_thread())
+    fake = FakeLeonardo().start()
+    for refused in (True, False, True):  # each a new connection; the last one refused is the one stop() joined
+        armed[:] = [True] if refused else []  # the connection threads, started by the accept loop, cannot start
+        if refused:
+            with pytest.raises(requests.ConnectionError):
+                requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT)
+        else:  # the next connection is served
+            assert requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT).status_code == 401
+    fake.stop()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_fake_whose_own_thread_cannot_start_is_left_stopped(monkeypatch):
+    fake = FakeLeonardo()
+    armed = [True]
+    fail_thread_starts(monkeypatch, lambda: armed)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        fake.start()
+    armed.clear()
+    assert repr(fake) == "<FakeLeonardo stopped>"  # was half started: stop() waited forever on a loop never run
+    fake.stop()
+    with fake:  # and it starts once a thread can
+        assert requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT).status_code == 401
 
 
 def test_only_loopback_hosts_are_accepted():

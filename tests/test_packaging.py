@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import subprocess
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import List
@@ -94,6 +97,35 @@ def test_installed_metadata_matches_the_package() -> None:
     else:  # Python 3.8 and 3.9: a dict of groups
         scripts = list(metadata.entry_points().get("console_scripts", []))
     assert any(ep.name == "leonardo-client" and ep.value == "leonardo_client.__main__:entry" for ep in scripts)
+
+
+def test_the_package_runs_imported_from_a_zip(tmp_path: Path) -> None:
+    # A zipapp, a .pyz, a zip on PYTHONPATH: the bundled spec was read as a file beside spec.py, which a zip has
+    # not; --offline failed with "cannot write the output: Not a directory", FakeLeonardo() with NotADirectoryError.
+    archive = tmp_path / "leonardo_client.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(PACKAGE_DIR.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, path.relative_to(PACKAGE_DIR.parent).as_posix())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env["PYTHONPATH"] = str(archive)
+    out = tmp_path / "images"
+    generate = [sys.executable, "-m", "leonardo_client", "--offline", "generate", "a fox", "--out", str(out)]
+    done = subprocess.run(generate, capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert [Path(line).parent for line in done.stdout.splitlines()] == [out]
+    script = (
+        "import leonardo_client\n"
+        "from leonardo_client import Client\n"
+        "from leonardo_client.testing import FakeLeonardo\n"
+        "with FakeLeonardo() as fake, Client(api_key=fake.api_key, base_url=fake.base_url) as client:\n"
+        "    print(leonardo_client.__file__, client.get_user_info()['user_details'][0]['user']['id'] == fake.user_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(archive)) and done.stdout.split()[-1] == "True"  # imported from the zip
 
 
 # --- docstrings -----------------------------------------------------------------------------------

@@ -137,7 +137,12 @@ class FakeLeonardo:
             self.root_url = "http://%s:%d" % self._address
             self.base_url = self.root_url + self._api.spec.base
             self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), daemon=True)
-            self._thread.start()
+            try:
+                self._thread.start()
+            except RuntimeError:  # no thread to spare: left stopped, the port closed (stop() would wait on no loop)
+                self._server.server_close()
+                self._server = self._thread = None
+                raise
             self._pid = os.getpid()
             self._start_deliverer()
         return self

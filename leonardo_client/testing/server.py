@@ -199,10 +199,15 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 super().shutdown_request(request)
                 return
             self._open.add(request)
-            self._workers = {t for t in self._workers if t.is_alive()} | {worker}
         with self.fake._lock:
             self.fake.connections_opened += 1
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError:  # no thread to spare (ulimit -u, a container's pids limit): closed unanswered
+            self.shutdown_request(request)
+            return
+        with self._open_lock:  # only a thread that started: close_all() joins each
+            self._workers = {t for t in self._workers if t.is_alive()} | {worker}
 
     def shutdown_request(self, request: Any) -> None:
         with self._open_lock:

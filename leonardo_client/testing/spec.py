@@ -12,16 +12,14 @@ import copy
 import functools
 import json
 import math
+import pkgutil
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from ..payloads import MAX_INT
 from .server import ApiError
-
-SPEC_FILE = Path(__file__).with_name("openapi.json")
 
 # Handlers are named after the Client's methods: the operationId in snake_case, but for these.
 _RENAMED = {"getUserSelf": "get_user_info", "getModels": "get_models_v2"}
@@ -48,7 +46,11 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
 
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
-    return json.loads(SPEC_FILE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    """openapi.json, read through this package's loader: a zip (zipapp, .pyz) has no file to open."""
+    data = pkgutil.get_data(__package__, "openapi.json")
+    if data is None:
+        raise OSError("the bundled openapi.json cannot be read: %s's loader reads no data" % __package__)
+    return json.loads(data.decode("utf-8"))  # type: ignore[no-any-return]
 
 
 def json_type(value: Any) -> str:
