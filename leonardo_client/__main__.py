@@ -26,7 +26,9 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, answered, user_details
     from .errors import never_sent, printable
-    from .payloads import MAX_INT, check_text, check_v1_prompt, check_v1_size, is_id, shown, to_payload
+    from .payloads import (
+        MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
+    )
 except KeyboardInterrupt:
     if sys.stderr is not None:
         sys.stderr.write("leonardo-client: interrupted\n")
@@ -430,6 +432,7 @@ def _check_model(args: argparse.Namespace) -> None:
     model, prompt = args.model, args.prompt
     if not model:  # v1: the prompt's length, --width and --height as POST /generations takes them
         check_v1_prompt(prompt)
+        check_v1_model_id(args.model_id, "--model-id")
         check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
         return
     schemas = _bundled_spec().models()
@@ -570,6 +573,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
     except BatchInputError:
         if not args.model:  # a flag v1 refuses is every line's fault: said once, by its name
+            check_v1_model_id(args.model_id, "--model-id")
             check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
         raise
     _check_folder(args.out)

@@ -67,6 +67,7 @@ CREATE_JOBS = (
     ("", "generationId"),
     ("textureGenerationJob", "id"),
 )
+POLLED_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk")  # where a GET answer holds its job
 
 log = logging.getLogger("leonardo_client")
 
@@ -117,6 +118,7 @@ class Client:
         user_agent: Optional[str] = None,
     ) -> None:
         api_key = _check_api_key(api_key)
+        self._key = api_key  # redacted from its own errors wherever a server echoes it, and from its repr
         self.base_url = _check_base_url(base_url, api_key)
         self.timeout = timeout
         # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
@@ -134,7 +136,6 @@ class Client:
         # Downloads send only the User-Agent: the key goes per request to the API alone, never to CDNs.
         self._download_headers = {"User-Agent": f"{agent} {user_agent}" if user_agent else agent}
         self._api_headers = dict(self._download_headers, Authorization=f"Bearer {api_key}", Accept="application/json")
-        self._key = api_key  # redacted from its own errors wherever a server echoes it
         redact_from_logs(api_key, self)
 
     def _mount(self, session: Optional[requests.Session], pool_maxsize: int) -> None:
@@ -166,7 +167,7 @@ class Client:
         self._calls, self._in_flight, self._inherited_pools = threading.Lock(), 0, forked
 
     def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r})"
+        return f"Client(base_url={redact(self.base_url, self._key)!r})"  # the key pasted into it, as errors show it
 
     @property
     def timeout(self) -> Timeout:
@@ -544,8 +545,14 @@ class Client:
 
         ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...; an LCM result's
         from its requestTimestamp and a digest of its images) and replace files; returns the paths. ValueError
-        if not COMPLETE or ``folder`` is a file; nothing is written if its images are malformed.
+        if not COMPLETE (a create call's response: wait for it first) or ``folder`` is a file; nothing is
+        written if its images are malformed.
         """
+        created = _created_job(result) if isinstance(result, Mapping) else None
+        if created is not None:  # its images are not made yet
+            wait = "wait_for_texture_generation" if created[1] == "id" else "wait_for_generation"
+            raise ValueError(f"that is a create call's response, not a result: wait for it first ({wait}(it)), "
+                             "then save what that returns")
         return _files.save_results(result, folder, self._download)
 
 
@@ -569,12 +576,20 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
     """The job a create call's response describes (its id, cost...), and the key of its id."""
     if not isinstance(response, Mapping):
         raise TypeError(f"response must be a dict, not {type(response).__name__}")
+    found = _created_job(response)
+    if found is not None:
+        return found
+    said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
+    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {_keys(response)})")
+
+
+def _created_job(response: Mapping[str, Any]) -> Optional[Tuple[Mapping[str, Any], str]]:
+    """create_job's answer, or None if ``response`` is no create call's response."""
     for job_key, id_key in CREATE_JOBS:
         job = response.get(job_key) if job_key else response
         if isinstance(job, Mapping) and is_id(job.get(id_key)):
             return job, id_key
-    said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
-    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {_keys(response)})")
+    return None
 
 
 def answered(answer: Mapping[str, Any], key: str, of: str = "") -> Any:
@@ -606,11 +621,25 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     """The id to wait on: as given, or from a create response of the kind waited for."""
     if not isinstance(id, Mapping):
         return id  # a str, or what the GET refuses with a TypeError
+    if _created_job(id) is None:  # a generation, or a GET's answer, is the caller's mix-up; else the API's fault
+        _check_not_a_result(id)
     job, id_key = create_job(id)
     if texture != (id_key == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
         raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
     return str(job[id_key])
+
+
+def _check_not_a_result(given: Mapping[str, Any]) -> None:
+    """ValueError if ``given``, passed for an id or a create response, is a generation or a GET's answer."""
+    held = [key for key in POLLED_KEYS if key in given]
+    if held:
+        what, its_id = f"a GET call's answer (it holds {held[0]})", f"{held[0]}['id']"
+    elif "id" in given and ("status" in given or any(key in given for key in _files.IMAGE_KEYS)):
+        what, its_id = f"a generation (status {shown(given.get('status'), 20)})", "its id, generation['id']"
+    else:
+        return
+    raise ValueError(f"that is {what}, not an id or a create response: pass {its_id} (or the create response)")
 
 
 def _retired(kind: str) -> None:
@@ -771,7 +800,12 @@ def _check_api_key(api_key: Optional[str]) -> str:
         # A line break would let the key inject headers, and a non-ASCII one fails on every call
         # (header values are latin-1) with a raw UnicodeEncodeError.
         raise ValueError(f"{name} contains a control or non-ASCII character (line break?); check how it was read")
-    return api_key.strip()
+    api_key = api_key.strip()
+    if " " in api_key:  # a key holds none: it would be sent as "Bearer <all of it>", which Leonardo answers with a 500
+        bearer = api_key.split()[0].lower() == "bearer"
+        said = "starts with 'Bearer ': give the key alone, without it" if bearer else "holds a space, which no key has"
+        raise ValueError(f"{name} {said}")
+    return api_key
 
 
 def _check_base_url(base_url: Optional[str], api_key: str) -> str:

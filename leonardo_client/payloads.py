@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import reprlib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
@@ -58,7 +59,8 @@ def to_payload(value: Any) -> Any:
     sent as given, with only their values converted. Whatever requests' JSON encoding would
     fail on, or send as invalid text, is refused here, naming the field: a value JSON cannot
     hold (TypeError), NaN or infinity, an int beyond 64 bits, a string with undecodable
-    bytes, a container that holds itself or nests deeper than MAX_DEPTH (ValueError).
+    bytes, a container that holds itself or nests deeper than MAX_DEPTH (ValueError). A body's
+    own checks raise ValueError too: a blank prompt, a v1 model_id that is not a UUID.
     """
     return _json(value, type(value).__name__ if is_dataclass(value) else "request", ())
 
@@ -89,6 +91,7 @@ V1_NAMES = ("width", "height", "num_images")  # what check_v1_size calls them: t
 V1_PROMPT_MAX = 1500  # characters of a prompt POST /generations takes: API_FACTS.md's DOC-ERR (else 400)
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")  # any version: a model id is a uuid column
 
 
 # --- checks of values sent: run on arguments, before anything is sent --------------------------
@@ -142,6 +145,23 @@ def check_v1_prompt(prompt: Any) -> None:
     if isinstance(prompt, str) and len(prompt) > V1_PROMPT_MAX:
         limit = f"the v1 API takes at most {V1_PROMPT_MAX} (a v2 model has its own limit)"
         raise ValueError(f"prompt of {len(prompt)} characters: {limit}")
+
+
+def check_prompt(prompt: Any, name: str = "prompt") -> None:
+    """ValueError for a blank prompt: the API would make (and bill) a generation of nothing."""
+    if isinstance(prompt, str) and not prompt.strip():
+        raise ValueError(f"{name} is empty or blank (a v2 model that takes no prompt is given None)")
+
+
+def check_v1_model_id(model_id: Any, name: str = "model_id") -> None:
+    """ValueError for a v1 model id (None: the API's default model) that is not a UUID; a v2 model name says so."""
+    if not isinstance(model_id, str) or _UUID.fullmatch(model_id):
+        return
+    if model_id in {value for key, value in vars(V2Model).items() if not key.startswith("_")}:
+        v2 = "create_generation_v2 (GenerationV2Request), --model or BatchItem(model=...)"
+        raise ValueError(f"{name} {model_id!r} is a v2 model name, not a v1 model id: give it as a model to {v2}")
+    v2 = "a v2 model name goes to create_generation_v2 or --model"
+    raise ValueError(f"{name} {shown(model_id)} is not a v1 model id, a UUID ({v2})")
 
 
 def v1_images_at_most(width: int, height: int) -> int:
@@ -261,6 +281,8 @@ def _dataclass_json(value: Any, where: str, parents: Tuple[int, ...]) -> Dict[st
             target[key] = _json(item, name, parents)
         else:  # a mapping (its annotation's type) merged in as given
             merge_once(target, _json(item, name, parents), name)
+    if isinstance(value, _Body):
+        value._check_values(where)
     return out
 
 
@@ -280,6 +302,9 @@ class _Body:
         values = ((f.name, getattr(self, f.name)) for f in fields(self))  # type: ignore[arg-type]
         shown = (f"{name}={value!r}" for name, value in values if value is not None)
         return f"{type(self).__name__}({', '.join(shown)})"
+
+    def _check_values(self, where: str) -> None:
+        """ValueError for a value the API would take and act on wrongly: run by to_payload, its types checked."""
 
 
 # --- POST /generations ---------------------------------------------------------------------
@@ -366,6 +391,10 @@ class CreateGenerationRequest(_Body):
     control_net: Optional[bool] = wire("controlNet")
     control_net_type: Optional[str] = wire("controlNetType")  # ControlnetType; deprecated
     weighting: Optional[float] = wire("weighting")  # deprecated
+
+    def _check_values(self, where: str) -> None:
+        check_prompt(self.prompt, f"{where}.prompt")
+        check_v1_model_id(self.model_id, f"{where}.model_id")
 
 
 # --- POST /generations-texture (legacy: dropped from Leonardo's public spec in 2026-04) ------
@@ -484,6 +513,9 @@ class GenerationV2Request(_Body):
     guidances: Optional[Mapping[str, Any]] = wire("parameters.guidances")
     public: Optional[bool] = wire("public")
     extra: Optional[Mapping[str, Any]] = wire("parameters.*")
+
+    def _check_values(self, where: str) -> None:
+        check_prompt(self.prompt, f"{where}.prompt")
 
 
 # --- Known enum values (any other string is accepted too) ------------------------------------

@@ -154,6 +154,9 @@ def states(out: Any) -> Dict[int, str]:
 
 
 PROMPTS = [{"prompt": f"a lighthouse, study {n}", "width": 512, "height": 512} for n in range(6)]
+# v1 model ids: uuids (one that is not is refused before sending)
+MODEL_1, MODEL_A, MODEL_B = ("b24e16ff-06e3-43eb-8d33-4416c2d75876", "6bef9f1b-29cb-40c7-b9df-32b51c1f67d3",
+                             "aa77f04e-3eec-4034-9c07-d0f619684628")
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -162,10 +165,10 @@ PROMPTS = [{"prompt": f"a lighthouse, study {n}", "width": 512, "height": 512} f
 def test_text_file_skips_blanks_and_comments_and_applies_defaults(tmp_path: Any) -> None:
     path = tmp_path / "prompts.txt"
     path.write_text("# my catalogue\na red chair\n\n  a blue sofa  \n", encoding="utf-8")
-    items = read_items(str(path), {"width": 512, "model_id": "m-1", "num_images": 1})
+    items = read_items(str(path), {"width": 512, "model_id": MODEL_1, "num_images": 1})
     assert items == [
-        BatchItem(prompt="a red chair", width=512, model_id="m-1", num_images=1),
-        BatchItem(prompt="a blue sofa", width=512, model_id="m-1", num_images=1),
+        BatchItem(prompt="a red chair", width=512, model_id=MODEL_1, num_images=1),
+        BatchItem(prompt="a blue sofa", width=512, model_id=MODEL_1, num_images=1),
     ]
 
 
@@ -176,14 +179,14 @@ def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: A
         '{"prompt": "a lamp", "num_images": 2, "seed": 5, "negative_prompt": "blur"}\n',
         encoding="utf-8",
     )
-    chair, lamp = read_items(str(path), {"model_id": "m-1", "width": 512})
+    chair, lamp = read_items(str(path), {"model_id": MODEL_1, "width": 512})
     assert chair.request() == (
         "v2",
         {"model": "phoenix-v1.0", "parameters": {"prompt": "a chair", "width": 512, "contrast": "HIGH"}},
     )
     assert lamp.request() == (
         "v1",
-        {"prompt": "a lamp", "modelId": "m-1", "width": 512, "num_images": 2, "seed": 5, "negative_prompt": "blur"},
+        {"prompt": "a lamp", "modelId": MODEL_1, "width": 512, "num_images": 2, "seed": 5, "negative_prompt": "blur"},
     )
 
 
@@ -197,16 +200,27 @@ def test_a_v2_item_takes_what_v2_schemas_take_and_public_goes_in_the_envelope() 
         make_item({"prompt": "a kite", "seed": -1})  # v1: as before
 
 
-@pytest.mark.parametrize("extra", [{"modelId": "m-B"}, {"num_images": None}, {"num_images": 4}])
+@pytest.mark.parametrize("extra", [{"modelId": MODEL_B}, {"num_images": None}, {"num_images": 4}])
 def test_an_extra_key_never_overrides_a_field_on_v1_either(tmp_path: Any, extra: Dict[str, Any]) -> None:
     # On v1 it silently replaced the field (modelId m-B, num_images null); on v2 it was refused.
-    item = BatchItem("a fox", model_id="m-A", num_images=2, extra=extra)
+    item = BatchItem("a fox", model_id=MODEL_A, num_images=2, extra=extra)
     with pytest.raises(ValueError, match=r"extra sets '\w+' again: give each value once"):
         item.request()
     path = tmp_path / "items.jsonl"
-    path.write_text('{"prompt": "a fox", "model_id": "m-A", "modelId": "m-B"}\n', encoding="utf-8")
+    path.write_text(json.dumps({"prompt": "a fox", "model_id": MODEL_A, "modelId": MODEL_B}) + "\n", encoding="utf-8")
     with pytest.raises(BatchInputError, match="line 1: extra sets 'modelId' again"):
         read_items(str(path))
+
+
+def test_a_v1_model_id_that_is_no_uuid_is_a_bad_line(tmp_path: Any) -> None:
+    # Refused by the v1 body's own check (payloads): a v2 model's name was sent through v1, and billed.
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"prompt": "a fox", "model_id": "phoenix-v1.0"}\n{"prompt": "a hare", "model_id": "m"}\n')
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    first, second = caught.value.errors
+    assert first.startswith("line 1: CreateGenerationRequest.model_id 'phoenix-v1.0' is a v2 model name")
+    assert second.startswith("line 2: CreateGenerationRequest.model_id 'm' is not a v1 model id, a UUID")
 
 
 def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
@@ -254,7 +268,7 @@ def test_a_v1_prompt_longer_than_the_api_takes_is_a_bad_line(tmp_path: Any) -> N
     assert caught.value.errors == [f"line 2: prompt of 1501 characters: {limit}"]
     api = ApiDouble()
     with pytest.raises(BatchInputError) as caught:
-        run(api, [BatchItem(refused, model_id="m-1")], str(tmp_path / "out"))
+        run(api, [BatchItem(refused, model_id=MODEL_1)], str(tmp_path / "out"))
     assert caught.value.errors == [f"item 1: prompt of 1501 characters: {limit}"] and api.calls == []
 
 
@@ -1883,7 +1897,7 @@ def test_two_items_with_one_prompt_are_never_unanswered_at_once(tmp_path: Any) -
     ({"seed": 8}, "sent again"), ({"modelId": "another-model"}, "sent again"),
     # The size shown may be the output's (upscaled): it proves nothing, so the item is left to the user.
     ({"imageWidth": 768}, "ambiguous"), ({"imageWidth": "768"}, "ambiguous"), ({"prompt": None}, "ambiguous"),
-    ({"modelId": None}, "adopted"), ({"modelId": "M-1"}, "adopted"),  # not shown; the same uuid in capitals
+    ({"modelId": None}, "adopted"), ({"modelId": MODEL_1.upper()}, "adopted"),  # not shown; the same uuid in capitals
 ])  # fmt: skip
 def test_a_generation_of_the_prompt_with_another_size_seed_or_model_is_not_adopted(
     tmp_path: Any, other: Dict[str, Any], outcome: str
@@ -1891,9 +1905,9 @@ def test_a_generation_of_the_prompt_with_another_size_seed_or_model_is_not_adopt
     api = ApiDouble()
     made = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # after the POST
     api.generations["theirs"] = dict(dict(id="theirs", createdAt=made, created=time.monotonic(), prompt="a red fox",
-                                          modelId="m-1", imageWidth=512, imageHeight=512, seed=7, n=1), **other)
+                                          modelId=MODEL_1, imageWidth=512, imageHeight=512, seed=7, n=1), **other)
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
-    item = {"prompt": "a red fox", "model_id": "m-1", "width": 512, "height": 512, "seed": 7}
+    item = {"prompt": "a red fox", "model_id": MODEL_1, "width": 512, "height": 512, "seed": 7}
     summary = run(api, [item], str(tmp_path))
     adopted = [r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"] == ["theirs"]
     sent_again, ambiguous = summary.ok and api.calls.count("POST") == 2, (summary.ambiguous, api.calls.count("POST")) == (1, 1)

@@ -37,6 +37,7 @@ class Terminal(io.StringIO):
 
 
 OFFLINE_NOTICE = "leonardo-client: offline: the built-in fake API answers, and its images are placeholders"
+MODEL_ID = "6bef9f1b-29cb-40c7-b9df-32b51c1f67d3"  # a v1 model id: a uuid
 
 
 def test_generate_offline_saves_images_and_prints_paths(
@@ -75,10 +76,10 @@ def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch
 
 
 def test_generate_online_sends_the_options(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
-    args = ["generate", "a fox", "--model-id", "model-7", "--width", "512", "--height", "640", "--timeout", "20"]
+    args = ["generate", "a fox", "--model-id", MODEL_ID, "--width", "512", "--height", "640", "--timeout", "20"]
     assert cli.main(args + ["--out", str(tmp_path)]) == 0
     [create] = [r for r in fake_in_env.requests if r.method == "POST"]
-    assert create.json == {"prompt": "a fox", "modelId": "model-7", "num_images": 1, "width": 512, "height": 640}
+    assert create.json == {"prompt": "a fox", "modelId": MODEL_ID, "num_images": 1, "width": 512, "height": 640}
     assert len(os.listdir(str(tmp_path))) == 1
 
 
@@ -227,6 +228,10 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model-id", " "], "argument --model-id: must not be empty or blank"),
         (["generate", "x", "--init-image", ""], "argument --init-image: must not be empty"),  # no image, billed
         (["generate", "x", "--model", "phoenix-v1.0", "--init-image", ""], "argument --init-image: must not be empty"),
+        # A v1 model id is a uuid: a v2 model's name there was sent through v1 (and made by the fake, exit 0).
+        (["generate", "x", "--model-id", "phoenix-v1.0", "--init-image", "{png}"],
+         "error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id: give it as a model to"),
+        (["generate", "x", "--model-id", "model-7"], "error: --model-id 'model-7' is not a v1 model id, a UUID"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
@@ -889,6 +894,16 @@ def test_a_bad_batch_text_flag_is_said_once_by_its_name(
     assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
+def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + ["--model-id", "phoenix-v1.0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("leonardo-client: error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id")
+    assert not (tmp_path / "out").exists()
+
+
 def create_calls(fake: FakeLeonardo) -> List[Any]:
     return [r for r in fake.requests if r.method == "POST" and r.path in ("/generations", "/api/rest/v2/generations")]
 
@@ -979,7 +994,7 @@ def test_batch_read_timeout_is_the_clients_read_timeout(
     assert batch_calls[0]["timeout"] == timeout  # the connect timeout stays the client's
 
 
-@pytest.mark.parametrize("model", [["--model", "phoenix-v1.0"], ["--model-id", "model-7"]])
+@pytest.mark.parametrize("model", [["--model", "phoenix-v1.0"], ["--model-id", MODEL_ID]])
 def test_batch_defaults_reach_every_item(batch_calls: List[Dict[str, Any]], tmp_path: Any, model: List[str]) -> None:
     defaults = ["--width", "512", "--height", "640", "--num-images", "3", "--negative-prompt", "blurry"]
     argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "o")]

@@ -62,7 +62,7 @@ CASES = [
         (
             CreateGenerationRequest(
                 prompt="a lighthouse at dusk",
-                model_id="model-1",
+                model_id="6bef9f1b-29cb-40c7-b9df-32b51c1f67d3",
                 num_images=2,
                 width=1024,
                 height=768,
@@ -78,7 +78,7 @@ CASES = [
         "/generations",
         {
             "prompt": "a lighthouse at dusk",
-            "modelId": "model-1",
+            "modelId": "6bef9f1b-29cb-40c7-b9df-32b51c1f67d3",
             "num_images": 2,
             "width": 1024,
             "height": 768,

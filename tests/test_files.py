@@ -479,6 +479,22 @@ def test_a_3d_model_and_audio_are_named_by_their_type_or_url(mocked, mock_client
     assert [os.path.basename(p) for p in paths] == ["g_i0.glb", "g_i1.mp3", "g_i2.wav"]
 
 
+@pytest.mark.parametrize("created, wait", [
+    ({"sdGenerationJob": {"generationId": "g-1"}}, "wait_for_generation"),
+    ({"generate": {"generationId": "g-2"}}, "wait_for_generation"),
+    ({"generationId": "g-3", "apiCreditCost": 5}, "wait_for_generation"),
+    ({"textureGenerationJob": {"id": "t-1"}}, "wait_for_texture_generation"),
+])
+def test_a_create_response_is_refused_saying_to_wait_for_it(
+    fake: FakeLeonardo, fake_client: Client, tmp_path: object, created: Dict[str, Any], wait: str
+) -> None:
+    # It said only "result is not a generation, a texture generation or an LCM result".
+    folder = os.path.join(str(tmp_path), "out")
+    with pytest.raises(ValueError, match=rf"^that is a create call's response, not a result: wait for it first \({wait}"):
+        fake_client.save_results(created, folder)
+    assert not os.path.exists(folder) and fake.requests == []
+
+
 def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
     fake.completion_delay = 30
     job = fake_client.create_generation({"prompt": "slow"})

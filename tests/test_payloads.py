@@ -166,9 +166,14 @@ def test_none_is_omitted_at_every_level():
     }
 
 
+MODEL_ID = "b24e16ff-06e3-43eb-8d33-4416c2d75876"
+
+
 def sample(f, kind=""):
     """A value of the field's type, telling the fields apart (a part, such as a ControlnetInput, as a mapping)."""
     kind = kind or str(f.type).replace("Optional[", "").rstrip("]")
+    if f.name == "model_id":  # a v1 model id is a uuid
+        return MODEL_ID
     n = sum(map(ord, f.name))
     if kind.startswith("List["):
         return [sample(f, kind[len("List["):])]
@@ -191,9 +196,9 @@ def test_every_field_is_sent_under_its_wire_key(cls, schema, _extra):
 
 def test_falsy_values_are_sent_not_omitted():
     payload = to_payload(
-        CreateGenerationRequest(prompt="", seed=0, tiling=False, image_prompts=[], contrast=0.0, negative_prompt="")
+        CreateGenerationRequest(prompt="p", seed=0, tiling=False, image_prompts=[], contrast=0.0, negative_prompt="")
     )
-    assert payload == {"prompt": "", "seed": 0, "tiling": False, "imagePrompts": [], "contrast": 0.0, "negative_prompt": ""}
+    assert payload == {"prompt": "p", "seed": 0, "tiling": False, "imagePrompts": [], "contrast": 0.0, "negative_prompt": ""}
 
 
 def test_int_subclasses_such_as_an_int_enum_are_sent_at_once():
@@ -313,6 +318,16 @@ def request_holding_itself() -> CreateGenerationRequest:
          r"CreateGenerationRequest.elements\[1\] must be an ElementInput or a mapping, not ControlnetInput"),
         (lambda: GenerationV2Request("m", "p", style_ids="abc"), TypeError, "GenerationV2Request.style_ids must be a list"),
         (lambda: GenerationV2Request("m", "p", guidances=[1]), TypeError, "GenerationV2Request.guidances must be a mapping"),
+        # A blank prompt was sent, and a generation of nothing made and billed (a model that takes none takes None).
+        (lambda: CreateGenerationRequest(""), ValueError, "^CreateGenerationRequest.prompt is empty or blank"),
+        (lambda: CreateGenerationRequest("  \n"), ValueError, "^CreateGenerationRequest.prompt is empty or blank"),
+        (lambda: GenerationV2Request("m", "\t "), ValueError, "^GenerationV2Request.prompt is empty or blank"),
+        # A v1 model id is a uuid: a v2 model name there was sent, and made by the fake (an opaque error upstream).
+        (lambda: CreateGenerationRequest("p", model_id=V2Model.PHOENIX_1_0), ValueError,
+         "^CreateGenerationRequest.model_id 'phoenix-v1.0' is a v2 model name, not a v1 model id: give it as a model "
+         r"to create_generation_v2 \(GenerationV\dRequest\), --model or BatchItem\(model=...\)$"),
+        (lambda: CreateGenerationRequest("p", model_id="model-1"), ValueError,
+         r"^CreateGenerationRequest.model_id 'model-1' is not a v1 model id, a UUID \(a v2 model name goes to"),
     ],
 )
 def test_what_json_or_the_api_cannot_take_is_refused_before_sending(mocked, mock_client, make, error, text):
@@ -351,6 +366,15 @@ def test_undecodable_text_names_the_field_in_plain_words(mocked, mock_client, re
         mock_client.create_generation(request_)
     assert "surrogate" not in str(info.value)
     assert len(mocked.calls) == 0
+
+
+def test_a_v1_model_id_is_a_uuid_of_any_version_in_either_case():
+    for model_id in (MODEL_ID, MODEL_ID.upper(), "00000000-0000-0000-0000-000000000000"):
+        assert to_payload(CreateGenerationRequest("p", model_id=model_id)) == {"prompt": "p", "modelId": model_id}
+    for model_id in (MODEL_ID + " ", "{" + MODEL_ID + "}", MODEL_ID.replace("-", ""), MODEL_ID[:-1] + "g"):
+        with pytest.raises(ValueError, match="is not a v1 model id, a UUID"):
+            to_payload(CreateGenerationRequest("p", model_id=model_id))
+    assert to_payload(GenerationV2Request("remove-bg")) == {"model": "remove-bg"}  # no prompt: None, not ""
 
 
 def test_repr_shows_only_the_fields_that_are_set():

@@ -117,6 +117,26 @@ def test_key_with_control_characters_from_the_environment_is_refused(monkeypatch
     assert "fake-env-key" not in str(info.value)
 
 
+@pytest.mark.parametrize("given, from_env, said", [
+    ("Bearer " + API_KEY, False, "^api_key starts with 'Bearer ': give the key alone"),
+    ("bearer  " + API_KEY + " ", True, "^LEONARDO_API_KEY starts with 'Bearer ': give the key alone"),
+    (API_KEY[:8] + " " + API_KEY[8:], False, "^api_key holds a space"),
+])
+def test_a_key_with_a_space_inside_is_refused_without_echo(monkeypatch, given, from_env, said):
+    # It was sent as "Bearer Bearer <key>": Leonardo answers a malformed key with a 500 (API_FACTS 1.2), retried.
+    monkeypatch.setenv("LEONARDO_API_KEY", given)
+    with pytest.raises(ValueError, match=said) as info:
+        Client(api_key=None if from_env else given, base_url=BASE)
+    assert API_KEY[:8] not in str(info.value) and API_KEY[8:] not in str(info.value)
+
+
+@pytest.mark.parametrize("base_url", [BASE + "/" + API_KEY, BASE.replace("/api/", f"/{API_KEY}/api/")])
+def test_a_key_pasted_into_the_base_url_is_redacted_from_the_repr(base_url):
+    # Errors and logs redacted it; the repr (what pytest, a debugger or logging's %r show) had it in clear.
+    client = Client(api_key=API_KEY, base_url=base_url)
+    assert repr(client) == f"Client(base_url={base_url.replace(API_KEY, '[redacted]')!r})"
+
+
 @pytest.mark.parametrize("agent", ["my-app/1.0\r\nX-Injected: 1", "my-app\x00", "my-app/\u00e9"])
 def test_user_agent_with_control_or_non_ascii_characters_is_refused(agent):
     with pytest.raises(ValueError, match="user_agent"):

@@ -271,6 +271,24 @@ def test_a_create_response_is_waited_for_by_its_id(mocked: responses.RequestsMoc
     assert len(mocked.calls) == 1
 
 
+def test_a_generation_or_a_get_answer_given_to_wait_on_is_a_value_error(
+    mocked: responses.RequestsMock, mock_client: Client
+) -> None:
+    # Both were a LeonardoError ("no generation id in the response"), an API failure's type, for the caller's mix-up.
+    done = {"id": "g-9", "status": "COMPLETE", "generated_images": IMAGES}
+    with pytest.raises(ValueError, match=r"^that is a generation \(status 'COMPLETE'\), not an id or a create resp"
+                                         r"onse: pass its id, generation\['id'\] \(or the create response\)$"):
+        mock_client.wait_for_generation(done)
+    with pytest.raises(ValueError, match=r"^that is a GET call's answer \(it holds generations_by_pk\), .*: pass "
+                                         r"generations_by_pk\['id'\]"):
+        mock_client.wait_for_generation({"generations_by_pk": done})
+    with pytest.raises(ValueError, match=r"it holds model_asset_texture_generations_by_pk"):
+        mock_client.wait_for_texture_generation({"model_asset_texture_generations_by_pk": None})
+    with pytest.raises(LeonardoError, match="^no generation id in the response"):  # an answer without its id: the API's
+        mock_client.wait_for_generation({"sdGenerationJob": {"cost": {"amount": "1"}}})
+    assert len(mocked.calls) == 0
+
+
 @pytest.mark.parametrize("texture_job", [None, {}])
 def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
     mocked: responses.RequestsMock, mock_client: Client, texture_job: Any
