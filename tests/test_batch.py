@@ -1951,6 +1951,24 @@ def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     assert summary.ok and api.calls.count("POST") == 1  # adopted
 
 
+def test_a_created_at_with_a_zone_offset_is_the_instant_it_names(tmp_path: Any) -> None:
+    assert batch._timestamp("2024-01-01T07:00:00-05:00") == batch._timestamp("2024-01-01T12:00:00Z")
+
+    class OffsetZone(ApiDouble):  # the same instant written at -05:00: read as UTC, it would be 5 h before the item
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            try:
+                return super()._create(params, model_id)
+            finally:
+                for generation in self.generations.values():
+                    created = datetime.now(timezone(timedelta(hours=-5)))
+                    generation["createdAt"] = created.strftime("%Y-%m-%dT%H:%M:%S.%f-05:00")
+
+    api = OffsetZone()
+    api.after_post = [LeonardoError("Bad Gateway", status_code=502)]  # made, its answer lost
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 1  # adopted, not sent again
+
+
 @pytest.mark.parametrize("lost", [False, True])  # polled as its own; reconciled after its answer was lost
 def test_a_created_at_in_the_form_but_no_real_time_is_not_understood(tmp_path: Any, lost: bool) -> None:
     class NoSuchDay(ApiDouble):

@@ -205,6 +205,19 @@ def test_a_204_returns_an_empty_dict_and_an_empty_200_is_an_error(mocked, mock_c
     assert (info.value.status_code, info.value.message, info.value.body) == (200, "response body is not valid JSON", "")
 
 
+@pytest.mark.parametrize(
+    "answer, details",
+    [({"user_details": [{"user": {"id": "u-1"}, "apiConcurrencySlots": 3}]},
+      {"user": {"id": "u-1"}, "apiConcurrencySlots": 3}),
+     ({"user_details": [{"user": "u-1", "apiConcurrencySlots": 3}]}, {"user": {}, "apiConcurrencySlots": 3}),
+     ({"user_details": ["x"]}, {"user": {}}), ({"user_details": [None]}, {"user": {}}),
+     ({"user_details": []}, {"user": {}}), ({"user_details": "x"}, {"user": {}}), ({}, {"user": {}})],
+)
+def test_user_details_always_holds_a_user_dict(answer, details):
+    # The CLI's me/list and run_batch read details["user"].get(...): an entry not an object must not raise.
+    assert client_module.user_details(answer) == details
+
+
 POST_METHODS = [
     ("create_generation", "/generations", CreateGenerationRequest),
     ("create_texture_generation", "/generations-texture", CreateTextureGenerationRequest),

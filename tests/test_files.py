@@ -224,7 +224,8 @@ def test_urls_that_cannot_be_requested_as_given_are_refused_before_sending(fake,
 
 @pytest.mark.parametrize(
     "url", [" https://cdn.example.test/a.png", "https://cdn.example.test/a.png ", "https://cdn.exa mple.test/a.png",
-            "https://cdn.example.test :443/a.png"]
+            "https://cdn.example.test :443/a.png", "https://my user:pw@cdn.example.test/a.png",
+            "https://u:p w@cdn.example.test/a.png"]
 )
 def test_a_space_around_a_url_or_in_its_host_is_refused_before_sending(mocked, mock_client, tmp_path, url):
     # urllib3 2.8 refused some (its own error, sent nothing); 1.26-2.2 sent them, to fail at the network
@@ -327,6 +328,16 @@ def test_a_video_only_at_motionmp4url_is_the_images_file(mocked, mock_client, tm
               {"id": "v2", "motionMP4URL": "https://cdn.example.test/v2.mp4"}]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": videos}, str(tmp_path))
     assert [os.path.basename(p) for p in paths] == ["g_v1.mp4", "g_v2.mp4"]
+
+
+def test_a_video_at_both_url_and_motionmp4url_is_saved_once(mocked, mock_client, tmp_path: object) -> None:
+    # A v2 video lists the same file at both: one download, not g_v.mp4 and g_v_motion.mp4 of the same bytes.
+    video = "https://cdn.example.test/v.mp4"
+    mocked.add("GET", video, body=b"\0\0\0\x18ftyp", match=download_matchers())
+    images = [{"id": "v", "url": video, "motionMP4URL": video}]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_v.mp4"]
+    assert len(mocked.calls) == 1
 
 
 def test_texture_generation_saves_each_map_by_type(fake_client: Client, tmp_path: object) -> None:
@@ -466,6 +477,16 @@ def test_extension_from_content_type_when_the_url_has_none(mocked, mock_client, 
     paths = mock_client.save_results(generation, str(tmp_path))
     assert [os.path.basename(p) for p in paths] == ["g1_i1.webp", "g1_i2.jpeg", "g1_i3.bin", "g1_i4.png"]
     assert all("Authorization" not in call.request.headers for call in mocked.calls)
+
+
+def test_a_content_type_picks_the_extension_in_any_case(mocked, mock_client, tmp_path: object) -> None:
+    # Media types are case-insensitive (RFC 9110 8.3.1): read as given, "Image/PNG" would be saved as .bin.
+    keyless = download_matchers()
+    mocked.add("GET", "https://cdn.example.test/img/a", body=b"\x89PNG", content_type="Image/PNG", match=keyless)
+    mocked.add("GET", "https://cdn.example.test/img/b", body=b"\xff\xd8", content_type="IMAGE/JPEG; x=1", match=keyless)
+    images = [{"id": f"i{n}", "url": f"https://cdn.example.test/img/{name}"} for n, name in ((1, "a"), (2, "b"))]
+    paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["g_i1.png", "g_i2.jpg"]
 
 
 def test_a_3d_model_and_audio_are_named_by_their_type_or_url(mocked, mock_client, tmp_path: object) -> None:

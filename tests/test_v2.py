@@ -74,6 +74,17 @@ def test_v2_needs_a_base_url_ending_in_v1(mocked: responses.RequestsMock) -> Non
     assert not mocked.calls
 
 
+def test_a_base_url_ending_in_v1_without_a_slash_has_no_v2_address(mocked: responses.RequestsMock) -> None:
+    # Only a last path segment "v1" is swapped for "v2": ".../gatewayv1" must not give a made-up ".../gatewayv2".
+    with Client(api_key=API_KEY, base_url="https://proxy.example.test/gatewayv1") as client:
+        assert client.v2_url is None
+        with pytest.raises(ValueError, match="does not end in /v1"):
+            client.get_models_v2()
+    with Client(api_key=API_KEY, base_url="https://proxy.example.test/gateway/v1") as client:
+        assert client.v2_url == "https://proxy.example.test/gateway/v2"
+    assert not mocked.calls
+
+
 def test_a_request_of_the_wrong_type_is_refused_before_sending(mocked: responses.RequestsMock, mock_client: Client) -> None:
     with pytest.raises(TypeError, match="GenerationV2Request or a mapping"):
         mock_client.create_generation_v2("phoenix-v1.0")  # type: ignore[arg-type]
@@ -176,6 +187,14 @@ def test_upload_from_a_path_takes_the_extension_from_its_name(mocked: responses.
 def test_upload_from_bytes_or_a_binary_file_with_an_extension(mocked: responses.RequestsMock, mock_client: Client, make: Any) -> None:
     mock_upload(mocked, "webp")
     assert mock_client.upload_init_image(make(), extension="webp")["id"] == "init-1"
+
+
+@pytest.mark.parametrize("given, sent", [(".png", "png"), (".JPG", "jpg"), ("JPEG", "jpeg")])
+def test_an_upload_extension_is_taken_in_any_case_with_or_without_its_dot(
+    mocked: responses.RequestsMock, mock_client: Client, given: str, sent: str
+) -> None:
+    mock_upload(mocked, sent)
+    assert mock_client.upload_init_image(PNG, extension=given)["id"] == "init-1"
 
 
 @pytest.mark.parametrize(

@@ -353,6 +353,19 @@ def test_a_429_retry_after_is_the_next_interval_when_it_fits(
     assert clock.sleeps == [120, 1.5]  # then 80 s left: too few, so at its own interval
 
 
+def test_a_retry_after_shorter_than_the_interval_does_not_shorten_it(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Retry-After only lengthens a pause: a 503 saying 0 would otherwise be polled in a hot loop.
+    clock = VirtualTime.of(mock_client, monkeypatch)
+    busy = {"status": 503, "json": {"error": "busy"}, "headers": {"Retry-After": "0"}}
+    for _ in range(2):
+        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **busy)
+    mocked.add("GET", BASE + "/generations/g-9", json=DONE, match=api_matchers())
+    assert mock_client.wait_for_generation("g-9", timeout=600) == DONE["generations_by_pk"]
+    assert clock.sleeps == [1.0, 1.5]
+
+
 @pytest.mark.parametrize(
     "refusal",
     [{"status": 404, "json": {"error": "not found"}}, {"status": 401, "json": {"error": "invalid key"}},

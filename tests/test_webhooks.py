@@ -124,6 +124,8 @@ def broken(**changes: Any) -> bytes:
         (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [1, "x", None]}}), "no images list"),
         (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [{"id": "i"}]}}), "no images list"),
         (broken(data={"object": {"status": "COMPLETE", "images": []}}), "no str id and status"),
+        (broken(data={"object": {"id": "gen-1", "images": []}}), "no str id and status"),
+        (broken(data={"object": {"id": "gen-1", "status": 1, "images": []}}), "no str id and status"),
     ],
 )
 def test_bad_bodies_are_one_line_value_errors(body: bytes, text: str) -> None:
