@@ -495,6 +495,13 @@ def test_a_utf_8_prompt_under_an_ascii_locale_is_taken_as_batch_takes_it(tmp_pat
 # --- a person at the command line never sees a traceback: closed pipes, full disks, Ctrl-C ------
 
 
+def default_stop_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP at their defaults in the child: else it inherits them ignored when pytest was
+    started under nohup or with ``&`` in a script, leaves them so (as it should) and is not stopped by them."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def run_cli(
     args: List[str], stdout: Any, interrupt_after: str = "", signum: int = signal.SIGINT
 ) -> "subprocess.CompletedProcess[str]":
@@ -503,7 +510,7 @@ def run_cli(
     env["PYTHONPATH"] = REPO
     process = subprocess.Popen(
         [sys.executable, "-m", "leonardo_client", "--offline"] + args,
-        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_stop_signals,
     )
     if stdout == subprocess.PIPE:
         assert process.stdout is not None
