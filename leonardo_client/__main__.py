@@ -24,7 +24,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
-    from .client import API_KEY_ENV, MAX_SECONDS, MIN_SECONDS, answered, user_details
+    from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, answered, user_details
     from .errors import never_sent, printable
     from .payloads import (
         MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
@@ -447,7 +447,7 @@ def _check_model(args: argparse.Namespace) -> None:
         raise ValueError(f"model {model!r} needs {unset}, which generate has no option for: use create_generation_v2")
     if prompt is not None and parameters and "prompt" not in parameters.get("properties", {}):
         raise ValueError(f"model {model!r} takes no prompt: leave it out")
-    if prompt is None and (not parameters or "prompt" in required):
+    if prompt is None and "prompt" in required:  # a model the spec does not know was refused above
         raise ValueError(f"model {model!r} needs a prompt")
     missing = [name for name in required if name != "prompt" and getattr(args, GENERATE_OPTIONS[name]) is None]
     if missing:  # sent, the API would refuse it (after an --init-image upload)
@@ -578,8 +578,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         raise
     _check_folder(args.out)
     if args.read_timeout is not None:
-        connect = client.timeout[0] if isinstance(client.timeout, tuple) else client.timeout
-        client.timeout = (connect, args.read_timeout)  # the CLI's own client
+        client.timeout = (DEFAULT_TIMEOUT[0], args.read_timeout)  # the CLI's own client, made with DEFAULT_TIMEOUT
     run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
     options = {name: getattr(args, name) for name in run_options}
     printer = _BatchPrinter()

@@ -322,7 +322,7 @@ class Client:
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
         """An API call to ``path`` (under the v2 root if it starts "/v2/"): the key added, the JSON object decoded."""
         response = self._send(method, self._url(path), headers=self._api_headers, **kwargs)
-        if response.status_code == 204 and not response.content:  # no content, as said; a 200 must hold JSON
+        if response.status_code == 204:  # no content (urllib3 reads none of a 204's body); a 200 must hold JSON
             return {}
         try:
             data = read_json(response, self._key)  # an echoed API key redacted
