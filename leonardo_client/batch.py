@@ -217,6 +217,8 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
 def _json_document(text: str, first: str) -> str:
     """"a JSON array" or "a JSON object" when the whole of ``text`` is one, else "" (a JSON Lines file's
     first line is an object of its own: it is not read whole)."""
+    if first == "[":  # never a prompt: an array behind a comment, or not JSON as it stands (a trailing comma)
+        return "a JSON array"
     if not first.startswith(("[", "{")):  # a prompt that merely starts with "[" does not parse as a whole
         return ""
     with contextlib.suppress(ValueError):
@@ -599,7 +601,8 @@ class _Item:
 
     def cost_unknown(self) -> int:
         """1 if this item was paid for but no answer told its cost (adopted, or an answer without a usable one)."""
-        return int(self.state in ("submitted", "complete") and not self.cost_now()[0])
+        made = self.state in ("submitted", "complete") or self.state == "ambiguous" and self.known  # "paid for"
+        return int(made and not self.cost_now()[0])
 
     def spent(self) -> Dict[str, float]:
         """What this item has cost, by unit: its generation's, and those of the earlier ones."""

@@ -633,7 +633,9 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
 def _check_not_a_result(given: Mapping[str, Any]) -> None:
     """ValueError if ``given``, passed for an id or a create response, is a generation or a GET's answer."""
     held = [key for key in POLLED_KEYS if key in given]
-    if held:
+    if held and given[held[0]] is None:  # the API's answer for an id it does not know
+        what, its_id = f"a GET call's answer of no job ({held[0]} is null: no such id)", "the id of a job"
+    elif held:
         what, its_id = f"a GET call's answer (it holds {held[0]})", f"{held[0]}['id']"
     elif "id" in given and ("status" in given or any(key in given for key in _files.IMAGE_KEYS)):
         what, its_id = f"a generation (status {shown(given.get('status'), 20)})", "its id, generation['id']"

@@ -302,6 +302,9 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
         ("prompts.json", '["a walnut chair", "a brass lamp"]\n', "array"),
         ("items.jsonl", '[{"prompt": "a walnut chair"}]\n', "array"),
         ("item.json", '{\n  "prompt": "a walnut chair",\n  "width": 512\n}\n', "object"),
+        # Not one JSON document as they stand, and each line an item all the same: a comment, a trailing comma.
+        ("items.txt", '# the catalogue\n[\n  {"prompt": "a walnut chair"}\n]\n', "array"),
+        ("items.json", '[\n  "a walnut chair",\n  "a brass lamp",\n]\n', "array"),
     ],
 )
 def test_a_prompts_file_that_is_one_json_document_is_refused(
@@ -2782,6 +2785,11 @@ def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -
         ({"s": "submitted", "id": "g", "cost": {"amount": "2", "unit": "CREDITS"}}, "2 credits"),
         ({"s": "planned"}, "- (and 2 credits before)"),
         ({"s": "failed", "reason": "refused: HTTP 400: bad size"}, "- (and 2 credits before)"),
+        ({"s": "planned"}, "- (and 2 credits before)"),
+        ({"s": "submitting", "t": 1.0}, "- (and 2 credits before)"),
+        ({"s": "submitted", "id": "g2", "adopted": True}, "unknown (and 2 credits before)"),
+        # Made, then left ambiguous ("paid for": it cannot be saved): was "-", as one never made.
+        ({"s": "ambiguous", "reason": "COMPLETE with no image (paid for)"}, "unknown (and 2 credits before)"),
     ]:
         item.apply(dict(record, i=0))
         assert f"<dt>cost</dt><dd>{cost}</dd>" in batch._card(item), record

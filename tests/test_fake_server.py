@@ -287,6 +287,28 @@ def test_a_fake_whose_own_thread_cannot_start_is_left_stopped(monkeypatch):
         assert requests.get(fake.base_url + "/generations/x", timeout=TIMEOUT).status_code == 401
 
 
+def test_a_fake_whose_webhook_thread_cannot_start_is_left_stopped(monkeypatch, receiver):
+    # It kept serving with start() failed (a "with" never ran __exit__), kept the thread it never started, and
+    # a later stop() raised "cannot join thread before it is started"; a later set_webhook never delivered.
+    real_start, armed = threading.Thread.start, [True]
+
+    def start(thread):
+        if armed and isinstance(thread, fake_api.Deliverer):
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    fake = FakeLeonardo(completion_delay=0.05, webhook_url=receiver.url, webhook_api_key="cb-key")
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        fake.start()
+    assert repr(fake) == "<FakeLeonardo stopped>"
+    fake.stop()
+    armed.clear()
+    with fake, session_for(fake) as api:  # and it starts, and delivers, once a thread can
+        create(api, fake, num_images=1)
+        assert wait_for(lambda: len(receiver.received) == 1)
+
+
 def test_only_loopback_hosts_are_accepted():
     with pytest.raises(ValueError):
         FakeLeonardo(host="0.0.0.0")
@@ -386,6 +408,13 @@ def test_bad_or_missing_key_gives_401(fake, header):
             "code": "access-denied",
         }
     assert fake.generation_ids() == []
+
+
+@pytest.mark.parametrize("key", ["my test key", "Bearer fake-api-key", " key", ""])
+def test_a_key_no_client_could_send_is_refused(key):
+    # A space inside was taken, and no Client takes such a key: it refuses it ("Bearer <key>").
+    with pytest.raises(ValueError, match="without spaces"):
+        FakeLeonardo(api_key=key)
 
 
 def test_custom_api_key(fake):
@@ -1248,6 +1277,9 @@ def test_fault_path_and_method_matching(fake, api):
     for path in ("generations*", "cdn/*"):
         with pytest.raises(ValueError, match='must start with "/" .*' + re.escape("path='/%s'" % path)):
             fake.inject(status=500, path=path)
+    # v1 calls are recorded from base_url: the whole path, written as v2's are, never fired
+    with pytest.raises(ValueError, match=re.escape("recorded from the API's base: path='/generations'")):
+        fake.inject(status=500, path="/api/rest/v1/generations")
 
 
 def test_faulted_post_creates_nothing_but_is_recorded(fake, api):
@@ -1986,6 +2018,21 @@ def test_ids_are_read_in_either_case_and_answered_in_lower_case(fake, api):
     deleted = call(api, fake, "DELETE", "/generations-texture/" + texture_id.upper()).json()
     assert deleted == {"delete_model_asset_texture_generations_by_pk": {"id": texture_id}}
     assert generation_id not in fake.generation_ids() and all(i == i.lower() for i in fake.generation_ids())
+
+
+def test_listings_by_user_and_model_read_their_id_in_either_case(fake, api):
+    generation_id = create(api, fake, num_images=1)
+    texture_id = create_texture(api, fake)["textureGenerationJob"]["id"]
+    listed = call(api, fake, "GET", "/generations/user/" + fake.user_id.upper()).json()["generations"]
+    assert [g["id"] for g in listed] == [generation_id]  # was []
+    listed = call(api, fake, "GET", "/generations-texture/model/" + MODEL_ASSET.upper()).json()
+    assert [t["id"] for t in listed["model_asset_texture_generations"]] == [texture_id]
+
+
+@pytest.mark.parametrize("id, error", [(None, KeyError), (5, KeyError), ({"generationId": "x"}, TypeError)])
+def test_fail_generation_of_no_id_is_a_key_or_type_error(fake, id, error):
+    with pytest.raises(error):  # was AttributeError: no .lower()
+        fake.fail_generation(id)
 
 
 def test_uploaded_init_image_feeds_v2_guidances(fake, api):

@@ -282,7 +282,9 @@ def test_a_generation_or_a_get_answer_given_to_wait_on_is_a_value_error(
     with pytest.raises(ValueError, match=r"^that is a GET call's answer \(it holds generations_by_pk\), .*: pass "
                                          r"generations_by_pk\['id'\]"):
         mock_client.wait_for_generation({"generations_by_pk": done})
-    with pytest.raises(ValueError, match=r"it holds model_asset_texture_generations_by_pk"):
+    # The API's answer for an id it does not know: "pass generations_by_pk['id']" was advice for a null.
+    no_job = r"^that is a GET call's answer of no job \(model_asset_texture_generations_by_pk is null: no such id\)"
+    with pytest.raises(ValueError, match=no_job + r", .*: pass the id of a job"):
         mock_client.wait_for_texture_generation({"model_asset_texture_generations_by_pk": None})
     with pytest.raises(LeonardoError, match="^no generation id in the response"):  # an answer without its id: the API's
         mock_client.wait_for_generation({"sdGenerationJob": {"cost": {"amount": "1"}}})

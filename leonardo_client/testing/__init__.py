@@ -34,8 +34,9 @@ def _check_shape(value: Any) -> None:
 
 def _check_key(value: Any) -> None:
     # The Client strips its key: one with spaces around could never match.
-    if not isinstance(value, str) or not value or value != value.strip() or not is_header_text(value):
-        raise ValueError("api_key must be printable ASCII text without spaces around (it goes in a header)")
+    # Nor one with a space inside: the Client refuses it too ("Bearer <key>").
+    if not isinstance(value, str) or not value or " " in value or not is_header_text(value):
+        raise ValueError("api_key must be printable ASCII text without spaces (it goes in a header)")
 
 
 def _set_together(value: Any) -> None:
@@ -144,7 +145,11 @@ class FakeLeonardo:
                 self._server = self._thread = None
                 raise
             self._pid = os.getpid()
-            self._start_deliverer()
+            try:
+                self._start_deliverer()
+            except RuntimeError:  # left stopped, not half started
+                self.stop()
+                raise
         return self
 
     def set_webhook(self, url: Optional[str], api_key: Optional[str] = None) -> None:
@@ -161,8 +166,9 @@ class FakeLeonardo:
 
     def _start_deliverer(self) -> None:
         if self.webhook_url and self._server is not None and self._deliverer is None:
-            self._deliverer = Deliverer(self, self._api)
-            self._deliverer.start()
+            deliverer = Deliverer(self, self._api)
+            deliverer.start()  # RuntimeError: no thread to spare (none kept: a later stop() joins no thread unstarted)
+            self._deliverer = deliverer
 
     def stop(self) -> None:
         """Stop serving: close every connection, send the webhooks of what completed before (for
@@ -201,7 +207,8 @@ class FakeLeonardo:
 
         ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
         ``"/cdn/*"``); None matches every API path. A path that never matches is refused
-        (ValueError): one without its leading ``/``, or ``"/v2/..."`` (recorded from the root).
+        (ValueError): one without its leading ``/``, ``"/v2/..."`` (recorded from the root), or
+        ``"/api/rest/v1/..."`` (v1 calls are recorded from ``base_url``).
         ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
         starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
@@ -213,6 +220,9 @@ class FakeLeonardo:
         replaces the operation, which never runs.
         """
         fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
+        base = self._api.spec.base
+        if path is not None and path.startswith(base + "/"):  # no request is recorded there: it never fires
+            raise ValueError("v1 calls are recorded from the API's base: path=%r" % path[len(base):])
         with self._lock:
             self._faults.append(fault)
 

@@ -81,19 +81,24 @@ class ById(MutableMapping[str, Stored]):
         self._items: Dict[str, Stored] = {}
 
     def __getitem__(self, id: str) -> Stored:
-        return self._items[id.lower()]
+        return self._items[_folded(id)]
 
     def __setitem__(self, id: str, value: Stored) -> None:
-        self._items[id.lower()] = value
+        self._items[_folded(id)] = value
 
     def __delitem__(self, id: str) -> None:
-        del self._items[id.lower()]
+        del self._items[_folded(id)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _folded(id: Any) -> Any:
+    """An id as the stores key it: a str in lower case; anything else as it is (a KeyError, not AttributeError)."""
+    return id.lower() if isinstance(id, str) else id
 
 
 @dataclass
@@ -333,7 +338,7 @@ class Api:
 
     def get_generations_by_user_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations/user/{userId}: newest first."""
-        mine = list(self.generations.values()) if call.params["userId"] == self.fake.user_id else []
+        mine = list(self.generations.values()) if _folded(call.params["userId"]) == _folded(self.fake.user_id) else []
         return {"generations": [self._generation(job, listing=True) for job in _page(call, mine)]}
 
     def create_svd_motion_generation(self, call: Call) -> Dict[str, Any]:
@@ -473,7 +478,8 @@ class Api:
 
     def get_texture_generations_by_model_id(self, call: Call) -> Dict[str, Any]:
         """GET /generations-texture/model/{modelId}: newest first."""
-        mine = [job for job in self.textures.values() if job.fields["modelAssetId"] == call.params["modelId"]]
+        model = _folded(call.params["modelId"])
+        mine = [job for job in self.textures.values() if _folded(job.fields["modelAssetId"]) == model]
         return {"model_asset_texture_generations": [self._texture(job) for job in _page(call, mine)]}
 
     # -- LCM: synchronous, the image comes back as a data URL ---------------------------
