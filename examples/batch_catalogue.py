@@ -4,9 +4,11 @@ Spends credits: yes, one generation per product (none with --offline).
 Reads the API key from the LEONARDO_API_KEY environment variable. With --offline it runs
 against FakeLeonardo, the fake API shipped in leonardo_client.testing: no key, no network.
 Run it again with the same --out to resume: finished products are skipped, nothing is
-paid for twice. Open <out>/index.html to see the gallery.
+paid for twice; add --retry-failed to send failed ones again, as its summary says. Open
+<out>/index.html to see the gallery.
 
     python examples/batch_catalogue.py --out catalogue
+    python examples/batch_catalogue.py --out catalogue --retry-failed
     python examples/batch_catalogue.py --offline
 """
 
@@ -33,6 +35,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Generate a product catalogue in one batch.")
     parser.add_argument("--out", default="catalogue", help="folder for images, gallery and journal")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
+    # The summary names these when some items failed or may not have been made.
+    parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
+    parser.add_argument("--resubmit-ambiguous", action="store_true",
+                        help="send again the items that may or may not have been made (may bill twice)")
     args = parser.parse_args(argv)
 
     items = [
@@ -48,10 +54,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
         try:
-            summary = run_batch(client, items, args.out, on_progress=show)
+            summary = run_batch(client, items, args.out, on_progress=show, retry_failed=args.retry_failed,
+                                resubmit_ambiguous=args.resubmit_ambiguous)
         except BatchInterrupted as stop:  # what was in flight is journaled: a rerun resumes
             print(stop.summary)
-            raise
+            resume = "rerun the same command to resume"
+            if args.offline:  # its fake API ends with this run: a rerun would find none of its generations
+                resume = "an --offline batch cannot be resumed: use a new --out"
+            print(f"interrupted: {resume}", file=sys.stderr)
+            return 130
     print(summary)
     print(f"gallery: {args.out}/index.html")
     return 0 if summary.ok else 1

@@ -15,9 +15,19 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError, generation_id
+
+
+def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
+    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
+    try:
+        return call(request)
+    except LeonardoError as err:
+        if err.status_code is not None and 300 <= err.status_code < 500:  # refused: nothing was made
+            raise
+        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -41,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         request = CreateGenerationRequest(prompt=args.prompt, num_images=args.num_images)
-        created = client.create_generation(request)
+        created = create(client.create_generation, request)
         print(f"generation {generation_id(created)} started, waiting for it...")  # LeonardoError if no id
         generation = client.wait_for_generation(created)  # an id or the create response
         for path in client.save_results(generation, args.out):

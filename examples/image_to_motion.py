@@ -1,4 +1,4 @@
-"""Generate an image, then turn it into a short video with Hailuo 2.3 and save the mp4.
+"""Generate an image, then turn it into a short video with Hailuo 2.3; save both.
 
 Spends credits: yes, one image generation and one video generation (none with --offline).
 Hailuo 2.3 (v2) is what Leonardo names to replace Motion 1.0 (SVD), retired on 2026-06-17:
@@ -17,16 +17,26 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 
+def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
+    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
+    try:
+        return call(request)
+    except LeonardoError as err:
+        if err.status_code is not None and 300 <= err.status_code < 500:  # refused: nothing was made
+            raise
+        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate an image, animate it, save the video.")
+    parser = argparse.ArgumentParser(description="Generate an image, animate it, save both.")
     parser.add_argument("prompt", nargs="?", default="waves breaking on a rocky shore at sunset")
     parser.add_argument("--duration", type=int, choices=(6, 10), default=6, help="seconds of video (default: 6)")
-    parser.add_argument("--out", default="videos", help="folder for the video (default: videos)")
+    parser.add_argument("--out", default="videos", help="folder for the image and the video (default: videos)")
     parser.add_argument("--offline", action="store_true", help="use the built-in fake API")
     args = parser.parse_args(argv)
 
@@ -42,21 +52,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
-        job = client.create_generation(CreateGenerationRequest(prompt=args.prompt, num_images=1, width=1376, height=768))
+        image_request = CreateGenerationRequest(args.prompt, num_images=1, width=1376, height=768)
+        job = create(client.create_generation, image_request)
         print(f"image generation {generation_id(job)} started, waiting for it...")
-        images = client.wait_for_generation(job).get("generated_images") or []
+        generation = client.wait_for_generation(job)
+        images = generation.get("generated_images") or []
         if not images:  # COMPLETE, yet the API may list none
             print(f"error: generation {generation_id(job)} holds no image to animate", file=sys.stderr)
             return 1
-        image = images[0]
-
+        for path in client.save_results(generation, args.out):  # paid for: kept whatever becomes of the video
+            print("saved", path)
         # The start frame is the *image* id (generated_images[].id), not the generation id.
-        start_frame = [{"image": {"id": image["id"], "type": "GENERATED"}}]
-        request = GenerationV2Request(
-            V2Model.HAILUO_2_3, args.prompt, width=1376, height=768, quantity=1,
-            guidances={"start_frame": start_frame}, extra={"duration": args.duration},
-        )
-        video = client.create_generation_v2(request)
+        start_frame = [{"image": {"id": images[0]["id"], "type": "GENERATED"}}]
+        request = GenerationV2Request(V2Model.HAILUO_2_3, args.prompt, width=1376, height=768, quantity=1,
+                                      guidances={"start_frame": start_frame}, extra={"duration": args.duration})
+        video = create(client.create_generation_v2, request)
         print(f"video generation {generation_id(video)} started, waiting (this can take a few minutes)...")
         for path in client.save_results(client.wait_for_generation(video, timeout=600), args.out):
             print("saved", path)

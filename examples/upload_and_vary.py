@@ -17,12 +17,22 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 # An 8x8 orange PNG, for --offline runs without an image of your own.
 SAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII="
+
+
+def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
+    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
+    try:
+        return call(request)
+    except LeonardoError as err:
+        if err.status_code is not None and 300 <= err.status_code < 500:  # refused: nothing was made
+            raise
+        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -51,14 +61,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         upload = client.upload_init_image(args.image or base64.b64decode(SAMPLE_PNG), extension=None if args.image else "png")
         print("uploaded init image", upload["id"])
 
-        v1 = client.create_generation(
-            CreateGenerationRequest(args.prompt, init_image_id=upload["id"], init_strength=0.5, num_images=1)
-        )
+        v1 = CreateGenerationRequest(args.prompt, init_image_id=upload["id"], init_strength=0.5, num_images=1)
         # v2: the uploaded image as the model's image guidance (Phoenix calls it image_to_image).
         guidance = {"image_to_image": [{"image": {"id": upload["id"], "type": "UPLOADED"}, "strength": "MID"}]}
-        v2 = client.create_generation_v2(GenerationV2Request(V2Model.PHOENIX_1_0, args.prompt, quantity=1, guidances=guidance))
-        print("generating from it, with a v1 and a v2 model...")
-        for created in (v1, v2):
+        v2 = GenerationV2Request(V2Model.PHOENIX_1_0, args.prompt, quantity=1, guidances=guidance)
+        # Each one waited on and saved before the next is paid for: a failure never leaves one paid for, unsaved.
+        for call, request in ((client.create_generation, v1), (client.create_generation_v2, v2)):
+            created = create(call, request)
+            print(f"generation {generation_id(created)} started, waiting for it...")
             for path in client.save_results(client.wait_for_generation(created), args.out):
                 print("saved", path)
     return 0

@@ -361,7 +361,10 @@ class BatchSummary:
             f"({self.images_per_minute:.1f} images/min)",
         ]
         if self.failed:  # refused by the API (not charged) or FAILED at Leonardo (refunded): see each one's reason
-            lines.append("failed items (see why in the gallery): rerun with --retry-failed to send them again")
+            lines.append(  # the command's flag, and run_batch's argument: the summary is printed by both
+                "failed items (see why in the gallery): rerun with --retry-failed (retry_failed=True) "
+                "to send them again"
+            )
         if self.ambiguous:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
         if self.pending and not self.interrupted:
@@ -373,7 +376,7 @@ def ambiguous_advice(check: str) -> str:
     """What ambiguous items are and what to do of them, for the summary and the gallery: ``check``, where to look."""
     return (
         f"ambiguous items may not have been created, or were and could not be saved (\"paid for\"): a rerun "
-        f"looks again where it can; check {check} before --resubmit-ambiguous, "
+        f"looks again where it can; check {check} before --resubmit-ambiguous (resubmit_ambiguous=True), "
         "which sends each one again, billing again any that was made"
     )
 

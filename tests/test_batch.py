@@ -2804,7 +2804,8 @@ def test_the_gallery_says_once_what_an_ambiguous_item_is_as_the_summary_does(tmp
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     header, cards = page.split("</header>")
     advice = batch.ambiguous_advice("their cards and your Leonardo library")
-    assert "--resubmit-ambiguous, which sends each one again, billing again any that was made" in advice
+    flag = "--resubmit-ambiguous (resubmit_ambiguous=True)"  # the command's and run_batch's: a summary says both
+    assert f"{flag}, which sends each one again, billing again any that was made" in advice
     assert advice[1:] in html.unescape(header) and "resubmit" not in cards  # was only a raw reason on the card
     assert batch.ambiguous_advice("index.html and your Leonardo library") in str(summary)  # the same words
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path / "b")).ok

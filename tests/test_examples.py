@@ -25,6 +25,7 @@ import responses
 
 from conftest import API_KEY, BASE
 from leonardo_client import Client, LeonardoError, generation_id
+from leonardo_client.batch import BatchInterrupted, BatchSummary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
@@ -399,3 +400,86 @@ def test_v2_generation_says_when_the_cost_is_unknown(fake_in_env: Any, tmp_path:
     fake_in_env.inject(status=200, method="POST", path="/api/rest/v2/generations", body=created)
     assert example("v2_generation").main(["--out", str(tmp_path)]) == 0  # was "(None credits)", or a KeyError
     assert f"generation {made} started (cost unknown), waiting...\n" in capsys.readouterr().out
+
+
+# Found by the examples hunt: what the examples print is what their users follow.
+
+
+def test_batch_catalogue_retries_failed_items_as_its_summary_says(fake_in_env: Any, tmp_path: Any,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """It had no --retry-failed, which its summary named: a usage error, and its failed items never sent again."""
+    moderated = {"error": "content moderation filter: nsfw", "path": "$", "code": "unexpected"}
+    fake_in_env.inject(status=403, method="POST", path="/generations", body=moderated)
+    catalogue = example("batch_catalogue")
+    argv = ["--out", str(tmp_path / "cat")]
+    assert catalogue.main(argv) == 1
+    assert "rerun with --retry-failed (retry_failed=True) to send them again" in capsys.readouterr().out
+    assert catalogue.main(argv + ["--retry-failed"]) == 0
+    assert sum(r.method == "POST" and r.path == "/generations" for r in fake_in_env.requests) == 7  # 6, 1 again
+
+
+def test_batch_catalogue_passes_its_flags_and_says_after_ctrl_c_that_a_rerun_resumes(
+        fake_in_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = BatchSummary(total=6, complete=3, failed=1, ambiguous=1, pending=1, images=3, credits={}, wall_time=1.0,
+                           done_this_run=3, images_this_run=3, interrupted=True, out_dir=str(tmp_path))
+    options: List[Dict[str, Any]] = []
+
+    def interrupted(client: Any, items: Any, out_dir: str, **given: Any) -> None:
+        options.append(given)
+        raise BatchInterrupted(summary)
+
+    catalogue = example("batch_catalogue")
+    monkeypatch.setattr(catalogue, "run_batch", interrupted)
+    flags = ["--retry-failed", "--resubmit-ambiguous"]
+    assert catalogue.main(["--out", str(tmp_path)] + flags) == 130  # was a usage error
+    assert (options[0]["retry_failed"], options[0]["resubmit_ambiguous"]) == (True, True)
+    out, err = capsys.readouterr()
+    assert out == f"{summary}\n" and "--resubmit-ambiguous (resubmit_ambiguous=True)" in out
+    assert err == "interrupted: rerun the same command to resume\n"  # was "interrupted", the same as before a batch
+
+
+SAMPLES = {"sample.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "sample.jpg": b"\xff\xd8\xff\xe0" + b"\x00" * 32}
+
+
+@pytest.mark.parametrize("name, argv", [("upload_and_vary", ["sample.png"]), ("image_to_motion", [])])
+def test_a_refused_second_create_leaves_the_first_generation_saved_and_named(
+        fake_in_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, argv: List[str]) -> None:
+    """upload_and_vary made both before waiting on either; image_to_motion saved its image only with the video:
+    the first generation, paid for, was lost (its id not even said) when the second was refused."""
+    monkeypatch.chdir(tmp_path)
+    for sample, data in SAMPLES.items():
+        (tmp_path / sample).write_bytes(data)
+    refused = {"error": "phoenix is not supported within the Production API", "path": "$", "code": "unexpected"}
+    fake_in_env.inject(status=400, method="POST", path="/api/rest/v2/generations", body=refused)
+    with pytest.raises(LeonardoError, match="not supported within the Production API"):
+        example(name).main(argv + ["--out", "out"])
+    [made] = fake_in_env.generation_ids()
+    assert f"generation {made} started" in capsys.readouterr().out
+    assert len(list((tmp_path / "out").glob(f"{made}*.png"))) == 1
+
+
+CREATES = [
+    ("generate_and_save", [], "/generations"),
+    ("v2_generation", [], "/api/rest/v2/generations"),
+    ("image_to_motion", [], "/api/rest/v2/generations"),  # the video's, after the image was made
+    ("lcm_instant_refine", ["sample.jpg"], "/lcm-instant-refine"),
+    ("upload_and_vary", ["sample.png"], "/generations"),
+    ("texture_model", ["asset-1"], "/generations-texture"),
+]
+
+
+@pytest.mark.parametrize("name, argv, path", CREATES, ids=[c[0] for c in CREATES])
+@pytest.mark.parametrize("fault, said", [(dict(status=503, after=True), True), (dict(drop=True, after=True), True),
+                                         (dict(status=400), False)], ids=["5xx", "no answer", "refused"])
+def test_a_create_call_that_may_have_run_says_so(fake_in_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                 name: str, argv: List[str], path: str, fault: Dict[str, Any],
+                                                 said: bool) -> None:
+    """A bare error after a create that ran: the natural next step, running the example again, paid twice."""
+    monkeypatch.chdir(tmp_path)
+    for sample, data in SAMPLES.items():
+        (tmp_path / sample).write_bytes(data)
+    fake_in_env.inject(method="POST", path=path, **fault)
+    with pytest.raises(LeonardoError) as failed:
+        example(name).main(argv + ["--out", "out"])
+    assert ("; it may have " in str(failed.value)) is said, str(failed.value)

@@ -24,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -32,7 +33,7 @@ import pytest
 
 import leonardo_client
 from conftest import endpoint_doc, endpoint_methods
-from leonardo_client import Client
+from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,6 +196,40 @@ def test_python_example_runs(block: Block, reader_env: Path, fake: FakeLeonardo,
         refined = sorted((reader_env / "refined").glob("*.jpg"))
         assert refined and all(p.read_bytes()[:2] == b"\xff\xd8" for p in refined), "the LCM result was not saved"
     assert not [r for r in fake.requests if r.method == "POST" and r.path == "/generations" and r.json is None]
+
+
+def run_block(block: Block) -> None:
+    exec(compile("\n" * (block.line - 1) + block.source, str(README), "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.mode == "run" and "create_generation(" in b.source],
+                         ids=lambda b: b.id)
+def test_a_create_answer_without_a_job_is_a_leonardo_error_in_every_example(block: Block, reader_env: Path,
+                                                                            fake: FakeLeonardo) -> None:
+    """job["sdGenerationJob"]["generationId"] of a 200 holding a null job was a TypeError, which escapes the
+    ``except LeonardoError`` that "Errors" tells the reader to write (found by the examples hunt)."""
+    fake.inject(status=200, method="POST", path="/generations", body={"sdGenerationJob": None}, times=None)
+    with pytest.raises(LeonardoError, match="^no generation id in the response"):
+        run_block(block)
+
+
+def test_the_readme_retry_policy_of_your_own_sleeps_no_hour_long_retry_after(
+        reader_env: Path, fake: FakeLeonardo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain urllib3 Retry slept a 429's Retry-After of an hour, which the client caps (found by the examples
+    hunt)."""
+    [block] = [b for b in PYTHON_BLOCKS if "Retry(" in b.source]
+    fake.inject(status=429, retry_after=3600, method="GET", path="/generations/*")
+    asked: List[float] = []
+    sleep = time.sleep
+
+    def recorded(seconds: float) -> None:  # not slept when over a minute: the test would hang for it
+        asked.append(seconds)
+        sleep(seconds if seconds <= 60 else 0)
+
+    monkeypatch.setattr(time, "sleep", recorded)
+    run_block(block)
+    assert [r.path for r in fake.requests].count(fake.requests[-1].path) == 2  # the 429, then the answer
+    assert max(asked, default=0) <= 60, asked
 
 
 @pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.mode == "pytest"], ids=lambda b: b.id)
