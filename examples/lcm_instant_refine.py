@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
+from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError, may_have_run
 
 # An 8x8 orange JPEG, for --offline runs without an image of your own.
 SAMPLE_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
@@ -34,7 +34,7 @@ def refine(client: Client, request: LcmInstantRefineRequest) -> Dict[str, Any]:
     try:
         return client.perform_instant_refine(request)
     except LeonardoError as err:
-        if err.status_code is not None and 300 <= err.status_code < 500:  # refused: it did not run
+        if not may_have_run(err):  # refused (or never sent): nothing was made
             raise
         raise LeonardoError(f"{err}; it may have run, and been billed: trying again pays again") from err
 

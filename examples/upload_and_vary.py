@@ -19,7 +19,9 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
-from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
+from leonardo_client import (
+    Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, may_have_run,
+)
 
 # An 8x8 orange PNG, for --offline runs without an image of your own.
 SAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII="
@@ -30,7 +32,7 @@ def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any
     try:
         return call(request)
     except LeonardoError as err:
-        if err.status_code is not None and 300 <= err.status_code < 500:  # refused: nothing was made
+        if not may_have_run(err):  # refused (or never sent): nothing was made
             raise
         raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
 

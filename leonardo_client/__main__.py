@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, answered, user_details
-    from .errors import never_sent, printable
+    from .errors import may_have_run, printable
     from .payloads import (
         MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
     )
@@ -394,7 +394,7 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
             )
         label, line = f"generation {generation_id(created)}", _StatusLine()
     except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short or without an id: the call may have run
-        if never_sent(exc) or exc.status_code is not None and 300 <= exc.status_code < 500:
+        if not may_have_run(exc):
             raise
         raise LeonardoError(f"{exc}; it may have been made: see 'leonardo-client list' before trying again") from exc
 

@@ -22,7 +22,7 @@ from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseEr
 from ._retry import certificate_refused, parse_retry_after
 from .payloads import cut
 
-__all__ = ["LeonardoError"]
+__all__ = ["LeonardoError", "may_have_run"]
 
 # Headers that carry a request id on Leonardo's stack (AWS API Gateway / CloudFront), S3 (the upload) or a proxy.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-amz-cf-id")
@@ -160,6 +160,14 @@ def never_sent(error: BaseException) -> bool:
     # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     reason = getattr(reason, "reason", reason)
     return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
+
+
+def may_have_run(error: BaseException) -> bool:
+    """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
+    sent and no refusal (3xx, 4xx) came back: a 5xx, no answer, an answer cut short or without what was asked.
+    Before trying such a call again, look for what it did (the account's generations)."""
+    status = getattr(error, "status_code", None)
+    return not never_sent(error) and not (status is not None and 300 <= status < 500)
 
 
 def timed_out(exc: BaseException) -> bool:

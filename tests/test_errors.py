@@ -33,7 +33,7 @@ from leonardo_client import Client, CreateGenerationRequest, LeonardoError, gene
 from leonardo_client import _files, errors
 from leonardo_client import client as client_module
 from leonardo_client._retry import LeonardoRetry
-from leonardo_client.errors import never_sent, parse_json
+from leonardo_client.errors import may_have_run, never_sent, parse_json
 from leonardo_client.testing import FakeLeonardo
 
 GEN_URL = BASE + "/generations/g"
@@ -66,6 +66,25 @@ def test_json_error_envelope(mocked, mock_client):
     assert err.request_id == "req-123"
     assert err.retry_after is None
     assert str(err) == f"HTTP 401: Authentication hook unauthorized this request (GET {GEN_URL})"
+
+
+def test_may_have_run_tells_a_call_that_may_have_been_acted_on(mocked, mock_client):
+    # The CLI's generate and the examples say "it may have been made" by it: a rerun of such a call may bill twice.
+    for status in (500, 503, 400, 403, 429, 302):
+        mocked.add("POST", POST_URL, status=status, json={"error": "e"}, match=api_matchers({"prompt": "p"}))
+        with pytest.raises(LeonardoError) as caught:
+            mock_client.create_generation(CreateGenerationRequest("p"))
+        assert may_have_run(caught.value) is (status >= 500), status
+        mocked.reset()
+    with pytest.raises(LeonardoError) as caught:
+        generation_id({"sdGenerationJob": None})  # a 200 without its id: the call ran
+    assert may_have_run(caught.value)
+    refused = refused_url()
+    mocked.add_passthru(refused)  # a real connection, refused: nothing sent
+    with Client(api_key=API_KEY, base_url=refused, max_retries=0) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.create_generation(CreateGenerationRequest("p"))
+    assert never_sent(caught.value) and not may_have_run(caught.value)
 
 
 def test_moderation_403_keeps_the_api_text(mocked, mock_client):
