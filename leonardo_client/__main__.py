@@ -172,7 +172,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="SECONDS",
         help="how long to wait for one API answer (default: 60); an unanswered create call is "
-        "re-sent only once it is that old and not found in your generations",
+        "re-sent only once it is older than that plus the connect timeout (70 s by default) and not found in "
+        "your generations",
     )
     parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
     parser.add_argument(

@@ -17,7 +17,7 @@ jitter and the cap are implemented here rather than through 2.x-only arguments.
 
 A GET whose 2xx body breaks off after the headers, where urllib3's retries end, is sent again
 with what is left of the same rule (``resend_after_body``); a DELETE is not (done once, it would
-answer 404), nor a POST.
+answer null, as for an id never there), nor a POST.
 
 Inside ``posts_not_retried()`` a thread's POSTs are not retried at all: run_batch re-sends its
 own, journaling each attempt's time, so that none can reach the server later than it knows.

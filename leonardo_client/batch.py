@@ -215,8 +215,8 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
 
 
 def _json_document(text: str, first: str) -> str:
-    """"a JSON array" or "a JSON object" when the whole of ``text`` is one, else "" (a JSON Lines file's
-    first line is an object of its own: it is not read whole)."""
+    """"a JSON array" or "a JSON object" when the whole of ``text`` is one, or its first prompt line is "[";
+    else "" (a JSON Lines file's first line is an object of its own: it is not read whole)."""
     if first == "[":  # never a prompt: an array behind a comment, or not JSON as it stands (a trailing comma)
         return "a JSON array"
     if not first.startswith(("[", "{")):  # a prompt that merely starts with "[" does not parse as a whole
@@ -321,7 +321,7 @@ class BatchProgress:
     credits: Mapping[str, float]
     elapsed: float
     done_this_run: int
-    cost_unknown: int = 0  # items paid for (submitted or complete) whose cost is not known: see BatchSummary
+    cost_unknown: int = 0  # generations made (paid for) whose cost is not known: see BatchSummary
 
 
 @dataclass(frozen=True)
@@ -399,7 +399,7 @@ def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ",
 
 
 class _Journal:
-    """out_dir/journal.jsonl: a header line, then one line per state change, each fsynced."""
+    """out_dir/journal.jsonl: a header line, then one line per state change or note, fsynced as written."""
 
     def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "") -> None:
         self.path = os.path.join(out_dir, JOURNAL)
@@ -527,7 +527,7 @@ def _sync_folder(path: str) -> None:
 
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
-    """A record as _Engine writes it: an item's state change (index, state, its data), or the v2 note."""
+    """A record as _Engine writes it: an item's state change (index, state, its data), or a note."""
     if "i" not in record:  # a note: {"v2_listed": true}, {"clock": seconds} or {"user": the account's id}
         note = list(record)
         clock, user = note == ["clock"] and _is_number(record["clock"]), note == ["user"] and is_id(record["user"])
@@ -582,10 +582,11 @@ class _Item:
     download_tries: int = 0
     download_at: float = 0.0
     paid: Dict[str, float] = field(default_factory=dict)  # by unit: its earlier generations (sent again on purpose)
+    paid_unknown: int = 0  # its earlier generations made whose cost is not known
 
     def apply(self, record: Mapping[str, Any]) -> None:
-        if record["s"] == "planned":  # sent again: a failed one was refunded, an ambiguous one paid for
-            self.paid, self.cost = self.spent(), None
+        if record["s"] == "planned":  # sent again: a failed one was refunded, an ambiguous one made was paid for
+            self.paid, self.paid_unknown, self.cost = self.spent(), self.cost_unknown(), None
         self.state = record["s"]
         self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
         if self.state == "submitting":
@@ -603,8 +604,12 @@ class _Item:
         self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
 
     def cost_unknown(self) -> int:
-        """1 if this item was paid for but no answer told its cost (adopted, or an answer without a usable one)."""
-        made = self.state in ("submitted", "complete") or self.state == "ambiguous" and self.known  # "paid for"
+        """Its generations paid for whose cost no answer told (adopted, or an answer without a usable one)."""
+        return self.paid_unknown + self.cost_unknown_now()
+
+    def cost_unknown_now(self) -> int:
+        """1 if its generation was made (paid for) and no answer told its cost, else 0."""
+        made = self.state in ("submitted", "complete") or self.state == "ambiguous" and self.known
         return int(made and not self.cost_now()[0])
 
     def spent(self) -> Dict[str, float]:
@@ -1729,17 +1734,18 @@ def _card(item: _Item) -> str:
     """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
     e, spec = html.escape, item.item
     seed = item.seed if item.seed is not None else spec.seed
+    before = item.paid or item.paid_unknown  # its earlier generations, sent again on purpose
     if item.cost:
         cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}"
     else:  # made (paid for), by an answer lost (adopted) or without a cost; or not made, or refunded
-        cost = "unknown" if item.cost_unknown() else "-"
+        cost = "unknown" if item.cost_unknown_now() else "-"
     rows = {
         "item": f"#{item.index + 1}" + (f" {spec.name}" if spec.name else ""),
         "model": spec.model or spec.model_id or "default (v1)",
         "size": f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default",
         "seed": "-" if seed is None else str(seed),
         "cost": cost + (" (refunded)" if item.cost and item.state == "failed" else "")
-        + (f" (and {credits_text(item.paid, '')} before)" if item.paid else ""),
+        + (f" (and {credits_text(item.paid, '', unknown=item.paid_unknown)} before)" if before else ""),
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
     shown = item.state in ("failed", "ambiguous", "submitted") and item.reason  # submitted: a download that failed

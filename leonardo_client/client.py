@@ -41,7 +41,7 @@ DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
 # 60 s to read covers the synchronous LCM operations, the slowest calls. No request goes without one.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
-# Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s.
+# Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s (or poll_interval if longer).
 WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
 EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) and still be waited on
 POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
@@ -461,9 +461,10 @@ class Client:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
         One COMPLETE with no images yet (``generated_images`` []) is asked again for up to a minute. Checks at
-        once, then every ``poll_interval`` s, growing 1.5x up to 12 s, none after ``timeout``; ``on_poll(status,
-        seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429 or no whole answer (its retries
-        spent; not a connection never made) is waited out, a Retry-After honoured where ``timeout`` allows.
+        once, then every ``poll_interval`` s, growing 1.5x up to 12 s (or ``poll_interval``), none after
+        ``timeout``; ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429
+        or no whole answer (its retries spent; not a connection never made) is waited out, a Retry-After
+        honoured where ``timeout`` allows.
         LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or it outlives
         ``timeout`` (saying why).
         """

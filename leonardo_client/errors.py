@@ -463,8 +463,8 @@ def _parse_body(response: "requests.Response", key: str) -> Any:
 
 
 def message_from(body: Any) -> Optional[str]:
-    """The error text of the API's envelopes: {"error": ...}, {"errors": [{"message"}]}, [{"message"}]
-    (a blank one is none)."""
+    """The error text of the API's envelopes: {"error": ...} (or "message", "detail"), {"errors": [{"message"}]},
+    [{"message"}] (a blank one is none)."""
     if isinstance(body, dict):
         for key in ("error", "message", "detail"):
             if isinstance(body.get(key), str) and body[key].strip():

@@ -2790,9 +2790,14 @@ def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -
         ({"s": "submitted", "id": "g2", "adopted": True}, "unknown (and 2 credits before)"),
         # Made, then left ambiguous ("paid for": it cannot be saved): was "-", as one never made.
         ({"s": "ambiguous", "reason": "COMPLETE with no image (paid for)"}, "unknown (and 2 credits before)"),
+        # Sent again (--resubmit-ambiguous): the generation of unknown cost was counted nowhere any more.
+        ({"s": "planned"}, "- (and 2 credits, 1 item's cost unknown before)"),
+        ({"s": "submitted", "id": "g3", "cost": {"amount": "2", "unit": "CREDITS"}},
+         "2 credits (and 2 credits, 1 item's cost unknown before)"),
     ]:
         item.apply(dict(record, i=0))
-        assert f"<dt>cost</dt><dd>{cost}</dd>" in batch._card(item), record
+        assert f"<dt>cost</dt><dd>{cost}</dd>" in html.unescape(batch._card(item)), record
+    assert item.cost_unknown() == 1 and item.spent() == {"CREDITS": 4.0}
 
 
 def test_the_gallery_says_once_what_an_ambiguous_item_is_as_the_summary_does(tmp_path: Any) -> None:
