@@ -47,8 +47,9 @@ class LeonardoError(Exception):
             could not be used (not a JSON object, cut short, too large, stopped coming). None when no answer
             arrived (connection error, timeout before its status), and when no answer's status says the
             failure: what a 2xx answer said (a generation that ended FAILED; no id or key where one was asked
-            for, as an ``{"error": ...}`` in a 200 gives generation_id()), a wait that timed out, or no request
-            at all (no API key, a file not written).
+            for, as an ``{"error": ...}`` in a 200 gives generation_id()), a wait that timed out, a redirect
+            that cannot be followed (a loop, a Location not http(s)), or no request at all (no API key, a file
+            not written).
         body: the parsed JSON body, else its text, else None.
         method, url: the request that failed (the URL never holds the API key, nor a ``user:password@``).
         request_id: the server's request id header, if it sent one.
@@ -98,7 +99,8 @@ class LeonardoError(Exception):
         ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of)."""
         kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
-        message = template.format(host=urlsplit(url).hostname or "the server", detail=_detail(exc))
+        detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
+        message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         for secret in hidden:
             message = message.replace(secret, REDACTED)
         return cls(redact(_noted(note, message), key), method=method, url=redact(url, key))
@@ -138,7 +140,7 @@ class BodyBroke(LeonardoError):
         cls, response: "requests.Response", method: str, url: str, short: str, key: str, note: str = ""
     ) -> "BodyBroke":
         message = f"connection broke while reading the response (truncated body: {short})"
-        return cls.of(response, LeonardoError(_noted(note, message), method=method, url=url), key)
+        return cls.of(response, LeonardoError(_noted(note, message), method=method, url=redact(url, key)), key)
 
     def plain(self) -> LeonardoError:
         """The same error as a plain LeonardoError: one exception type leaves the client."""

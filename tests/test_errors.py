@@ -377,6 +377,10 @@ def test_a_truncated_body_keeps_its_request_id_and_retry_after() -> None:
         err = fail(client)
     assert (err.status_code, err.request_id, err.retry_after) == (200, "id-42", 5.0)
     assert "truncated body: 5 of 100 bytes" in err.message
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.get_generations_by_user_id("u", limit=10, offset=20)
+    assert caught.value.url == url + "/v1/generations/user/u?limit=10&offset=20"  # the request that failed: its query
 
 
 @pytest.mark.parametrize("status, cap", [(200, "MAX_ANSWER"), (404, "MAX_ERROR_BODY")])

@@ -467,11 +467,15 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
     result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": "ftp://user:s3cret@h/x.png"}]}
     with pytest.raises(LeonardoError, match="not a file URL: 'ftp://h/x.png'") as in_result:
         fake_client.save_results(result, str(tmp_path))
+    redirect = b"HTTP/1.1 302 Found\r\nLocation: ftp://alice:s3cret@127.0.0.1/x\r\nContent-Length: 0\r\n\r\n"
+    with raw_server(redirect) as server, pytest.raises(LeonardoError) as redirected:  # requests quoted the URL whole
+        fake_client.download_image(server + "/x.png", str(tmp_path / "x.png"))
     err = info.value
     assert err.status_code == 404 and err.url == fake.root_url + "/cdn/no-such-image.png"
     for text in (str(err), repr(err), err.message, str(refused.value), str(pasted.value), str(in_result.value),
-                 caplog.text):
+                 str(redirected.value), repr(redirected.value), caplog.text):
         assert "s3cret" not in text
+    assert "ftp://127.0.0.1/x" in str(redirected.value)
 
 
 def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatch, tmp_path):
