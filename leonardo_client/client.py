@@ -394,7 +394,7 @@ class Client:
         ``extension`` (png, jpg, jpeg, webp) defaults to the path's; the answer's ``id`` is the image's.
         """
         data, extension = _files.read_upload(file, extension)
-        upload = self._request("POST", "/init-image", json={"extension": extension}).get("uploadInitImage") or {}
+        upload = answered(self._request("POST", "/init-image", json={"extension": extension}), "uploadInitImage") or {}
         url, fields = _files.upload_form(upload)
         self._send("POST", url, data=fields, files={"file": (f"image.{extension}", data)}, headers=self._keyless())
         return upload

@@ -251,6 +251,16 @@ def test_an_upload_answer_without_a_form_is_a_clear_error(
     assert info.value.message.startswith("POST /init-image answered no usable upload form: " + says)
 
 
+def test_an_error_in_the_upload_answer_is_quoted_and_kept(mocked: responses.RequestsMock, mock_client: Client) -> None:
+    # It was "no usable upload form: no image id" with err.body {}: the API's own words (API_FACTS 1.3) were lost.
+    envelope = {"error": "unexpected variable extension", "path": "$", "code": "validation-failed"}
+    mocked.add("POST", BASE + "/init-image", json=envelope, match=api_matchers({"extension": "png"}))
+    with pytest.raises(LeonardoError) as info:
+        mock_client.upload_init_image(PNG, "png")
+    assert info.value.message == "the API answered no uploadInitImage (unexpected variable extension)"
+    assert info.value.body == envelope and len(mocked.calls) == 1
+
+
 def test_an_upload_form_whose_fields_come_as_an_object_is_taken(mocked: responses.RequestsMock, mock_client: Client) -> None:
     upload = {"id": "i", "fields": {"key": "k"}, "url": S3}  # documented as a JSON string; an object says the same
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
