@@ -1277,6 +1277,10 @@ def test_fault_path_and_method_matching(fake, api):
     for path in ("generations*", "cdn/*"):
         with pytest.raises(ValueError, match='must start with "/" .*' + re.escape("path='/%s'" % path)):
             fake.inject(status=500, path=path)
+    # a query, a template or a method the fake answers 501 never matched either
+    for bad in (dict(path="/generations/user/u?offset=2"), dict(path="/generations/user/{userId}"), dict(method="FETCH")):
+        with pytest.raises(ValueError, match="path is matched without its query|method must be one the fake serves"):
+            fake.inject(status=500, **bad)
     # v1 calls are recorded from base_url: the whole path, written as v2's are, never fired
     with pytest.raises(ValueError, match=re.escape("recorded from the API's base: path='/generations'")):
         fake.inject(status=500, path="/api/rest/v1/generations")

@@ -30,6 +30,7 @@ MAX_FAULT_DELAY = 3600.0  # seconds an injected delay may last
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
 POLL = 0.01  # seconds: how soon the accept loop notices stop()
+SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")  # the handler's do_*; others get 501
 Headers = List[Tuple[str, str]]
 
 
@@ -150,7 +151,12 @@ class Fault:
             raise ValueError('path must start with "/" (or be "*"), as recorded paths do: path=%r' % ("/" + self.path))
         if self.path is not None and self.path.startswith("/v2/"):  # no request is recorded there: it never fires
             raise ValueError("v2 calls are recorded from the root: path=%r" % ("/api/rest" + self.path))
+        if self.path is not None and any(c in self.path for c in "?{"):  # recorded paths hold no query, no template
+            raise ValueError("path is matched without its query, and by the ids it holds, not a template: path=%r"
+                             % self.path)
         self.method = self.method and self.method.upper()
+        if self.method is not None and self.method not in SERVED_METHODS:  # answered 501, never faulted
+            raise ValueError("method must be one the fake serves, %s: method=%r" % (", ".join(SERVED_METHODS), self.method))
         check_number("delay", self.delay, 0, MAX_FAULT_DELAY)
 
     def matches(self, request: RecordedRequest) -> bool:
@@ -311,7 +317,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             answer.body, answer.blob_size = answer.body[: answer.size // 2], answer.blob_size and answer.blob_size // 2
         self._send(answer, length)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch  # as SERVED_METHODS lists
 
     def _send(self, answer: Answer, length: Optional[int] = None) -> None:
         """Send answer; a 204 or 304 ends with its headers (a client reads no body: one sent would be
