@@ -28,7 +28,9 @@ from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoErro
 def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
     """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
     try:
-        return call(request)
+        created = call(request)
+        generation_id(created)  # an answer without its id: the call ran, and may have made one
+        return created
     except LeonardoError as err:
         if not may_have_run(err):  # refused (or never sent): nothing was made
             raise

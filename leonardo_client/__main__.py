@@ -210,7 +210,9 @@ def entry() -> int:
 
     A Ctrl-C once main() has returned, while the interpreter shuts down (threads joined, urllib3's pools
     closed), printed a traceback: it now just ends the process (the shell sees 130). main() itself leaves
-    the handler alone, for a program or a test that calls it.
+    the handler alone, for a program or a test that calls it. Interrupted by Ctrl-C, the process ends by
+    SIGINT, as Python's own does: bash goes on with a loop (``for p in ...; do leonardo-client generate
+    "$p"; done``) after a command that exited 130, and ends it only after one killed by the signal.
     """
     try:
         status = main()
@@ -219,6 +221,11 @@ def entry() -> int:
     finally:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`cmd &` in a script)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if status == 130 and os.name == "posix" and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, a closed pipe
+                stream.flush()
+        os.kill(os.getpid(), signal.SIGINT)  # the shell sees 130 all the same
     return status
 
 
@@ -250,8 +257,8 @@ def _run(argv: Optional[List[str]]) -> int:
             status = exc.code if isinstance(exc.code, int) else 2
         else:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
+                _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
                 _check_folder(args.out)
-                _check_model(args)
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP

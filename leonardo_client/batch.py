@@ -215,10 +215,10 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
 
 
 def _json_document(text: str, first: str) -> str:
-    """"a JSON array" or "a JSON object" when the whole of ``text`` is one, or its first prompt line is "[";
+    """"a JSON array" or "a JSON object" when the whole of ``text`` is one, or its first prompt line opens one;
     else "" (a JSON Lines file's first line is an object of its own: it is not read whole)."""
-    if first == "[":  # never a prompt: an array behind a comment, or not JSON as it stands (a trailing comma)
-        return "a JSON array"
+    if first == "[" or first.startswith(('["', "[{", "[[")):  # never a prompt: an array behind a comment, or not
+        return "a JSON array"  # JSON as it stands (a trailing comma)
     if not first.startswith(("[", "{")):  # a prompt that merely starts with "[" does not parse as a whole
         return ""
     with contextlib.suppress(ValueError):
@@ -340,7 +340,7 @@ class BatchSummary:
     images_this_run: int
     interrupted: bool
     out_dir: str
-    cost_unknown: int = 0  # items paid for, not in credits: adopted (their answer was lost), or it gave no cost
+    cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
 
     @property
     def ok(self) -> bool:
@@ -391,10 +391,10 @@ class BatchInterrupted(KeyboardInterrupt):
 
 def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ", unknown: int = 0) -> str:
     """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none;
-    then how many items' cost is unknown, if any ("3 items' cost unknown")."""
+    then how many generations' cost is unknown, if any ("3 generations of unknown cost")."""
     amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
     if unknown:
-        amounts.append(f"{unknown} item's cost unknown" if unknown == 1 else f"{unknown} items' cost unknown")
+        amounts.append(f"{unknown} generation{'' if unknown == 1 else 's'} of unknown cost")
     return separator.join(amounts) or nothing
 
 

@@ -161,15 +161,17 @@ def never_sent(error: BaseException) -> bool:
     reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too
     # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     reason = getattr(reason, "reason", reason)
+    reason = getattr(reason, "original_error", reason)  # a ProxyError: the proxy's connection refused, say
     return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
 
 
 def may_have_run(error: BaseException) -> bool:
     """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
-    sent and no refusal (3xx, 4xx) came back: a 5xx, no answer, an answer cut short or without what was asked.
+    sent and no refusal (4xx) came back: a 5xx, a 3xx (a 303 says it was done), no answer, an answer cut short
+    or without what was asked.
     Before trying such a call again, look for what it did (the account's generations)."""
     status = getattr(error, "status_code", None)
-    return not never_sent(error) and not (status is not None and 300 <= status < 500)
+    return not never_sent(error) and not (status is not None and 400 <= status < 500)
 
 
 def timed_out(exc: BaseException) -> bool:

@@ -305,6 +305,8 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
         # Not one JSON document as they stand, and each line an item all the same: a comment, a trailing comma.
         ("items.txt", '# the catalogue\n[\n  {"prompt": "a walnut chair"}\n]\n', "array"),
         ("items.json", '[\n  "a walnut chair",\n  "a brass lamp",\n]\n', "array"),
+        ("items.txt", '# c\n[{"prompt": "a red fox"},\n {"prompt": "a grey owl"}]\n', "array"),
+        ("items.txt", '# c\n["a red fox",\n "a grey owl"]\n', "array"),
     ],
 )
 def test_a_prompts_file_that_is_one_json_document_is_refused(
@@ -1529,7 +1531,7 @@ def test_a_post_that_ran_but_lost_its_answer_is_adopted_not_sent_again(tmp_path:
     assert len(adopted) == 1 and adopted[0]["id"] == "gen-1"
     # Its cost was in the lost answer: the total says so instead of counting it as nothing.
     assert summary.cost_unknown == 1 and dict(summary.credits) == {"DOLLARS": pytest.approx(0.01 * (len(PROMPTS) - 1))}
-    assert "spent: 0.0{} dollars, 1 item's cost unknown;".format(len(PROMPTS) - 1) in str(summary)
+    assert "spent: 0.0{} dollars, 1 generation of unknown cost;".format(len(PROMPTS) - 1) in str(summary)
 
 
 def test_a_post_that_never_ran_is_sent_again_after_the_read_timeout(tmp_path: Any) -> None:
@@ -2791,13 +2793,25 @@ def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -
         # Made, then left ambiguous ("paid for": it cannot be saved): was "-", as one never made.
         ({"s": "ambiguous", "reason": "COMPLETE with no image (paid for)"}, "unknown (and 2 credits before)"),
         # Sent again (--resubmit-ambiguous): the generation of unknown cost was counted nowhere any more.
-        ({"s": "planned"}, "- (and 2 credits, 1 item's cost unknown before)"),
+        ({"s": "planned"}, "- (and 2 credits, 1 generation of unknown cost before)"),
         ({"s": "submitted", "id": "g3", "cost": {"amount": "2", "unit": "CREDITS"}},
-         "2 credits (and 2 credits, 1 item's cost unknown before)"),
+         "2 credits (and 2 credits, 1 generation of unknown cost before)"),
     ]:
         item.apply(dict(record, i=0))
         assert f"<dt>cost</dt><dd>{cost}</dd>" in html.unescape(batch._card(item)), record
     assert item.cost_unknown() == 1 and item.spent() == {"CREDITS": 4.0}
+
+
+def test_the_totals_keep_a_generation_of_unknown_cost_sent_again(tmp_path: Any) -> None:
+    engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    engine.journal.close()
+    item = engine.items[0]
+    for record in ({"s": "submitting", "t": 1.0}, {"s": "submitted", "id": "g", "adopted": True},
+                   {"s": "ambiguous", "reason": "paid for"}, {"s": "planned"}, {"s": "submitting", "t": 2.0},
+                   {"s": "submitted", "id": "g2", "cost": {"amount": "2", "unit": "CREDITS"}}):
+        engine.set_state(item, dict(record, i=0))
+    summary = engine.summary(interrupted=False)
+    assert (summary.cost_unknown, dict(summary.credits)) == (1, {"CREDITS": 2.0})  # was (0, ...): the first dropped
 
 
 def test_the_gallery_says_once_what_an_ambiguous_item_is_as_the_summary_does(tmp_path: Any) -> None:

@@ -7,6 +7,7 @@ import configparser
 import contextlib
 import io
 import json
+import shutil
 import signal
 import os
 import re
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -247,6 +248,7 @@ def test_bad_generate_arguments_spend_nothing(
     assert cli.main(argv) == 2
     assert text in capsys.readouterr().err
     assert [r for r in fake_in_env.requests if r.method == "POST"] == []
+    assert not (tmp_path / "out").exists() or "--init-image" in argv  # an image is read once the folder is made
 
 
 def test_a_number_flag_quotes_no_long_argument_whole() -> None:
@@ -599,13 +601,33 @@ def test_a_thread_that_cannot_start_is_one_line_and_exit_1(
     assert said.startswith(f"leonardo-client: error: {what}") and said.endswith("can't start new thread"), said
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+# Ctrl-C ends it by SIGINT (a shell shows 130), so that bash ends a loop running it; the others exit 143 and 129.
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_ctrl_c_sigterm_or_sighup_during_the_wait_exits_with_one_line(tmp_path: Any, signum: int, status: int) -> None:
     # SIGTERM and SIGHUP ended the process at once (a download's temporary file left, no last line).
     done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.DEVNULL, "PENDING", signum)
     assert done.returncode == status
     assert done.stderr.splitlines()[-1] == "leonardo-client: interrupted"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash's rule for loops")
+def test_ctrl_c_ends_a_bash_loop_running_the_command(tmp_path: Any) -> None:
+    # It exited 130, which bash takes for a command that handled Ctrl-C itself: the loop went on, and the
+    # prompts after the first were made (and billed). bash ends a loop only after a command killed by SIGINT.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env["PYTHONPATH"] = REPO
+    loop = 'for p in a b c; do "$0" -m leonardo_client --offline generate "$p" --out o; echo "after $p: $?"; done'
+    process = subprocess.Popen(["bash", "-c", loop, sys.executable], cwd=str(tmp_path), env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_stop_signals,
+                               start_new_session=True)  # a process group of its own, as a terminal's job
+    assert process.stderr is not None
+    for line in process.stderr:  # bounded: the first generation ends within seconds
+        if "PENDING" in line:
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole job
+            break
+    out, _ = process.communicate(timeout=60)
+    assert "after b" not in out and "after c" not in out, out
 
 
 def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
@@ -683,11 +705,14 @@ def test_a_ctrl_c_main_lets_through_is_still_130(monkeypatch: pytest.MonkeyPatch
         raise KeyboardInterrupt  # a second Ctrl-C while main() handles the first, or one as it returns
 
     monkeypatch.setattr(cli, "main", interrupted)
+    killed: List[Tuple[int, int]] = []
+    monkeypatch.setattr(os, "kill", lambda pid, signum: killed.append((pid, signum)))
     previous = signal.getsignal(signal.SIGINT)
     try:
         assert cli.entry() == 130
     finally:
         signal.signal(signal.SIGINT, previous)
+    assert killed == [(os.getpid(), signal.SIGINT)]  # it ends by the signal: bash ends a loop only so
 
 
 def test_ctrl_c_while_the_client_closes_is_not_lost(
@@ -781,7 +806,7 @@ def test_batch_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(monkeyp
     shown = terminal.getvalue()
     assert "#3 failed: the generation FAILED\n" in shown  # events worth keeping get their own line
     assert "\r[#########...............] 4/10 done, 2 in flight, 1 failed, ETA 1m30s, spent 0, 4.0/min" in shown
-    assert ", spent 8 credits + 0.09 dollars + 2 items' cost unknown, 4.0/min\r" in shown
+    assert ", spent 8 credits + 0.09 dollars + 2 generations of unknown cost, 4.0/min\r" in shown
     assert "\r5/10 done, 0 in flight, 1 failed, ETA 1m15s, spent 8 credits, 4.0/min" in shown  # no bar: no room
     assert shown.rsplit("\r", 1)[1].rstrip() == "0/10 done, 0 in flight, 0 failed, ETA 2"  # 39 columns
     plain = io.StringIO()

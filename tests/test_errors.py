@@ -74,7 +74,7 @@ def test_may_have_run_tells_a_call_that_may_have_been_acted_on(mocked, mock_clie
         mocked.add("POST", POST_URL, status=status, json={"error": "e"}, match=api_matchers({"prompt": "p"}))
         with pytest.raises(LeonardoError) as caught:
             mock_client.create_generation(CreateGenerationRequest("p"))
-        assert may_have_run(caught.value) is (status >= 500), status
+        assert may_have_run(caught.value) is not (400 <= status < 500), status  # a 303: "done, see elsewhere"
         mocked.reset()
     with pytest.raises(LeonardoError) as caught:
         generation_id({"sdGenerationJob": None})  # a 200 without its id: the call ran
@@ -82,6 +82,13 @@ def test_may_have_run_tells_a_call_that_may_have_been_acted_on(mocked, mock_clie
     refused = refused_url()
     mocked.add_passthru(refused)  # a real connection, refused: nothing sent
     with Client(api_key=API_KEY, base_url=refused, max_retries=0) as client:
+        with pytest.raises(LeonardoError) as caught:
+            client.create_generation(CreateGenerationRequest("p"))
+    assert never_sent(caught.value) and not may_have_run(caught.value)
+    session = requests.Session()  # a proxy that refuses the connection: nothing went either
+    session.trust_env, session.proxies = False, {"https": refused}
+    mocked.add_passthru("https://leonardo.example.test")
+    with Client(api_key=API_KEY, base_url="https://leonardo.example.test/v1", session=session, max_retries=0) as client:
         with pytest.raises(LeonardoError) as caught:
             client.create_generation(CreateGenerationRequest("p"))
     assert never_sent(caught.value) and not may_have_run(caught.value)

@@ -471,11 +471,14 @@ CREATES = [
 
 @pytest.mark.parametrize("name, argv, path", CREATES, ids=[c[0] for c in CREATES])
 @pytest.mark.parametrize("fault, said", [(dict(status=503, after=True), True), (dict(drop=True, after=True), True),
-                                         (dict(status=400), False)], ids=["5xx", "no answer", "refused"])
+                                         (dict(status=200, body={}, after=True), True), (dict(status=400), False)],
+                         ids=["5xx", "no answer", "no id", "refused"])
 def test_a_create_call_that_may_have_run_says_so(fake_in_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
                                                  name: str, argv: List[str], path: str, fault: Dict[str, Any],
                                                  said: bool) -> None:
     """A bare error after a create that ran: the natural next step, running the example again, paid twice."""
+    if name == "lcm_instant_refine" and fault.get("body") == {}:
+        pytest.skip("an LCM answer has no id to lack: it holds its images")
     monkeypatch.chdir(tmp_path)
     for sample, data in SAMPLES.items():
         (tmp_path / sample).write_bytes(data)

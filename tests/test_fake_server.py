@@ -1284,6 +1284,9 @@ def test_fault_path_and_method_matching(fake, api):
     # v1 calls are recorded from base_url: the whole path, written as v2's are, never fired
     with pytest.raises(ValueError, match=re.escape("recorded from the API's base: path='/generations'")):
         fake.inject(status=500, path="/api/rest/v1/generations")
+    for path in ("/api/rest/v1*", "/api/rest/v1"):
+        with pytest.raises(ValueError, match="recorded from the API's base"):
+            fake.inject(status=500, path=path)
 
 
 def test_faulted_post_creates_nothing_but_is_recorded(fake, api):

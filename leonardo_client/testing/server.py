@@ -156,7 +156,8 @@ class Fault:
                              % self.path)
         self.method = self.method and self.method.upper()
         if self.method is not None and self.method not in SERVED_METHODS:  # answered 501, never faulted
-            raise ValueError("method must be one the fake serves, %s: method=%r" % (", ".join(SERVED_METHODS), self.method))
+            served = ", ".join(SERVED_METHODS)
+            raise ValueError("method must be one the fake serves, %s: method=%r" % (served, self.method))
         check_number("delay", self.delay, 0, MAX_FAULT_DELAY)
 
     def matches(self, request: RecordedRequest) -> bool:
