@@ -400,7 +400,8 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
                     height=args.height, init_image_id=init_image,
                 )
             )
-        label, line = f"generation {generation_id(created)}", _StatusLine()
+        made = generation_id(created)
+        label, line = f"generation {made}", _StatusLine()
     except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short or without an id: the call may have run
         if not may_have_run(exc):
             raise
@@ -413,7 +414,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
     finally:
         line.close()
-    paths = client.save_results(generation, args.out)
+    try:
+        paths = client.save_results(generation, args.out)
+    except LeonardoError as exc:  # its files are lost to the script, not its cost: running generate again pays again
+        said = f"{label} was made (and paid for), but saving its files failed ('leonardo-client get {made}' lists"
+        raise LeonardoError(f"{said} their URLs): {exc}") from exc  # first: a long message is cut in its middle
     if not paths:  # exit 0 would say it was made
         raise LeonardoError(f"{label} is COMPLETE with no file to save")
     with _writing_output():

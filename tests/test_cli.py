@@ -251,6 +251,20 @@ def test_bad_generate_arguments_spend_nothing(
     assert not (tmp_path / "out").exists() or "--init-image" in argv  # an image is read once the folder is made
 
 
+def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # It said only "HTTP 404 ... (download failed)": nothing told a script the generation was made and paid for,
+    # and running generate again paid again.
+    fake_in_env.completion_delay = 0
+    fake_in_env.inject(status=404, path="/cdn/*", times=None)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path / "out")]) == 1
+    [made] = fake_in_env.generation_ids()
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"leonardo-client: error: generation {made} was made (and paid for), but saving its files "
+                           f"failed ('leonardo-client get {made}' lists their URLs): HTTP 404: Not Found"), last
+
+
 def test_a_number_flag_quotes_no_long_argument_whole() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"^not a whole number: '9{76}\.\.\.$"):
         cli._positive_int("9" * 5000 + "x")  # the message quoted all 5,001 characters
