@@ -148,6 +148,9 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     if value is None:
         return None
     value = value.strip()
+    repeated = [part.strip() for part in value.split(",")]  # two headers (the origin's, a proxy's), joined
+    if len(repeated) > 1 and all(part.isascii() and part.isdigit() for part in repeated):
+        value = max(repeated, key=int)
     # Seconds, in ASCII digits only ("²".isdigit() too); a fraction is not HTTP's, but harmless.
     if value.isascii() and value.replace(".", "", 1).isdigit():
         seconds = float(value)

@@ -193,6 +193,7 @@ def test_parse_retry_after_seconds():
     assert parse_retry_after(" 7 ") == 7.0
     assert parse_retry_after("0") == 0.0
     assert parse_retry_after("1.5") == 1.5  # not HTTP's form, but a server may send it
+    assert parse_retry_after("30, 30") == parse_retry_after("5,30") == 30.0  # two headers, joined (was None)
 
 
 def test_parse_retry_after_http_date():
