@@ -278,10 +278,6 @@ def _collect(
     return items
 
 
-def _digest(items: Sequence[BatchItem]) -> str:
-    return _digests(items)[0]
-
-
 def _digests(items: Sequence[BatchItem]) -> Tuple[str, str]:
     """(The items' digest, which the journal's header holds; that of the same items in any order, which tells
     a rerun of them in another order from a different batch: a set's order changes from one run to the next.)"""

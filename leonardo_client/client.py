@@ -291,7 +291,7 @@ class Client:
 
     def _read(self, response: requests.Response, write: Write, method: str, url: str, note: str) -> None:
         """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""
-        url = response.request.url or url if response.request is not None else url  # its query, the hop redirected to
+        url = getattr(response.request, "url", None) or url  # the request that failed: its query, a redirect's hop
         try:
             if write:
                 write(response, _chunks(response, method, url, self._key, note))

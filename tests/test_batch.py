@@ -523,9 +523,9 @@ def test_resume_waits_on_submitted_items_without_posting_them_again(tmp_path: An
 
 def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> str:
     """A journal as run_batch writes it for ``items``, then ``records``."""
-    from leonardo_client.batch import _as_items, _digest
+    from leonardo_client.batch import _as_items, _digests
 
-    header = {"journal": 1, "input": _digest(_as_items(items)), "items": len(items)}
+    header = {"journal": 1, "input": _digests(_as_items(items))[0], "items": len(items)}
     planned = [{"i": n, "s": "planned"} for n in range(len(items))]
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
 
@@ -537,7 +537,7 @@ def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str
     v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "public": False}]
     sent_then = [["v2", {"model": "phoenix-v1.0", "parameters": {"prompt": "a kite", "public": False}}], None]
     digest = hashlib.sha256(json.dumps([sent_then], sort_keys=True).encode("utf-8")).hexdigest()
-    assert batch._digest(batch._as_items(v2)) == digest
+    assert batch._digests(batch._as_items(v2))[0] == digest
     # Before ca5d991 an item the listing could not settle was journaled ambiguous without "recheck": it stayed so
     # on every rerun (the generation made), and --resubmit-ambiguous would pay for it again.
     api, sent = ApiDouble(), time.time() - 200
@@ -2913,10 +2913,10 @@ def test_cli_refuses_an_out_that_is_a_file_as_usage_before_sending(tmp_path: Any
 
 
 def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any) -> None:
-    from leonardo_client.batch import _as_items, _digest, _Journal
+    from leonardo_client.batch import _as_items, _digests, _Journal
 
     items = _as_items(PROMPTS[:1])
-    first = _Journal(str(tmp_path), _digest(items), 1)
+    first = _Journal(str(tmp_path), _digests(items)[0], 1)
     journal = tmp_path / "journal.jsonl"
     try:
         with open(journal, "ab") as live:
