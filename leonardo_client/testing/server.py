@@ -30,7 +30,7 @@ MAX_FAULT_DELAY = 3600.0  # seconds an injected delay may last
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
 POLL = 0.01  # seconds: how soon the accept loop notices stop()
-SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")  # the handler's do_*; others get 501
+SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")  # Handler's do_* (set below); others 501
 Headers = List[Tuple[str, str]]
 
 
@@ -318,8 +318,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             answer.body, answer.blob_size = answer.body[: answer.size // 2], answer.blob_size and answer.blob_size // 2
         self._send(answer, length)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch  # as SERVED_METHODS lists
-
     def _send(self, answer: Answer, length: Optional[int] = None) -> None:
         """Send answer; a 204 or 304 ends with its headers (a client reads no body: one sent would be
         read as the next answer on the connection), without Content-Type or Content-Length."""
@@ -341,3 +339,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             start = offset % BLOB_PERIOD
             self.wfile.write(BLOB_PATTERN[start : start + min(BLOB_CHUNK, blob - offset)])
+
+
+for _method in SERVED_METHODS:  # do_GET, do_POST...: one list, which Fault checks a method against
+    setattr(Handler, "do_" + _method, Handler._dispatch)
