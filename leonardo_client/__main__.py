@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+if not __package__:  # run as a file or folder (`python leonardo_client`): its relative imports need -m
+    sys.stderr.write("leonardo-client: run it as 'python -m leonardo_client' or 'leonardo-client'\n")
+    raise SystemExit(2)
+
 try:  # Ctrl-C while the command starts: one line, as main() says it (the package's own imports: __init__.py)
     import argparse
     import codecs

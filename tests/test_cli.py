@@ -495,6 +495,15 @@ def test_python_dash_m_usage_error_exits_2() -> None:
     assert bad.stderr.endswith("leonardo-client generate: error: the following arguments are required: prompt\n")
 
 
+def test_running_the_package_folder_as_a_script_says_how_to_run_it() -> None:
+    # `python leonardo_client` (the folder) ran __main__.py without its package: an ImportError traceback.
+    done = subprocess.run(
+        [sys.executable, os.path.join(REPO, "leonardo_client"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "leonardo-client: run it as 'python -m leonardo_client' or 'leonardo-client'\n"
+
+
 @pytest.mark.skipif(os.name != "posix", reason="sys.argv is decoded from bytes on POSIX only")
 def test_a_utf_8_prompt_under_an_ascii_locale_is_taken_as_batch_takes_it(tmp_path: Any) -> None:
     # LC_ALL=C without UTF-8 mode decodes sys.argv as ASCII: "café" was refused as "not UTF-8?", batch's file read.
