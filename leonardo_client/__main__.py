@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
             "images into --out and print their paths on stdout.",
         )
     )
-    command("get", "print a generation as JSON").add_argument("id", help="the generation id")
+    _add_get_arguments(command("get", "print a generation as JSON, or save its files (--out)"))
     listing = command("list", "print your generations (or a user's) as JSON")
     listing.add_argument("user_id", nargs="?", metavar="USER_ID", help="whose (default: yours, from GET /me)")
     listing.add_argument("--limit", type=_non_negative_int, help="generations per page (API default: 10)")
@@ -154,6 +154,14 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
     generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
     generate.set_defaults(usage_error=generate.error)  # the prompt's check, after parsing: with generate's usage
+
+
+def _add_get_arguments(get: argparse.ArgumentParser) -> None:
+    get.add_argument("id", help="the generation id")
+    saving = "wait for it as generate does, save its files there and print their paths (not the JSON)"
+    get.add_argument("--out", metavar="DIR", help=saving)
+    waiting = "with --out: wait at most (300)"
+    get.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help=waiting)
 
 
 def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,6 +270,8 @@ def _run(argv: Optional[List[str]]) -> int:
         else:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
+                _check_folder(args.out)
+            elif args.command == "get" and args.out is not None:  # as generate's: a usage error, before any call
                 _check_folder(args.out)
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
@@ -405,24 +415,30 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
                 )
             )
         made = generation_id(created)
-        label, line = f"generation {made}", _StatusLine()
     except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short or without an id: the call may have run
         if not may_have_run(exc):
             raise
         raise LeonardoError(f"{exc}; it may have been made: see 'leonardo-client list' before trying again") from exc
+    return _save_generation(client, made, args)
+
+
+def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int:
+    """Wait for generation ``made`` (a progress line on stderr, at most args.timeout), save its files into
+    args.out (names from ids: saved again, they are replaced) and print their paths: generate's and get --out's."""
+    label, line = f"generation {made}", _StatusLine()
 
     def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
         line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")
 
     try:
-        generation = client.wait_for_generation(created, timeout=args.timeout, on_poll=progress)
+        generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
     finally:
         line.close()
     try:
         paths = client.save_results(generation, args.out)
     except LeonardoError as exc:  # its files are lost to the script, not its cost: running generate again pays again
-        said = f"{label} was made (and paid for), but saving its files failed ('leonardo-client get {made}' lists"
-        raise LeonardoError(f"{said} their URLs): {exc}") from exc  # first: a long message is cut in its middle
+        said = f"{label} was made (and paid for), but saving its files failed (try 'leonardo-client get {made}"
+        raise LeonardoError(f"{said} --out DIR'): {exc}") from exc  # first: a long message is cut in its middle
     if not paths:  # exit 0 would say it was made
         raise LeonardoError(f"{label} is COMPLETE with no file to save")
     with _writing_output():
@@ -505,6 +521,8 @@ def _bundled_spec() -> Any:
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
+    if args.out is not None:
+        return _save_generation(client, args.id, args)
     data = client.get_generation_by_id(args.id)
     if answered(data, "generations_by_pk") is None:
         raise LeonardoError(f"no generation with id {args.id!r}")

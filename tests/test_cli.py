@@ -22,6 +22,7 @@ import pytest
 
 import leonardo_client.__main__ as cli
 from leonardo_client.batch import BatchInterrupted, BatchItem, BatchProgress, BatchSummary
+from leonardo_client import Client, generation_id
 from leonardo_client.testing import FakeLeonardo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,7 +263,73 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     [made] = fake_in_env.generation_ids()
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"leonardo-client: error: generation {made} was made (and paid for), but saving its files "
-                           f"failed ('leonardo-client get {made}' lists their URLs): HTTP 404: Not Found"), last
+                           f"failed (try 'leonardo-client get {made} --out DIR'): HTTP 404: Not Found"), last
+
+
+def test_get_out_saves_the_files_generate_could_not_without_paying_again(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # No command saved a generation that exists: its images were to be fetched by hand from get's JSON.
+    out = tmp_path / "out"
+    fake_in_env.inject(status=404, path="/cdn/*", times=None)
+    assert cli.main(["generate", "a fox", "--num-images", "2", "--out", str(out)]) == 1
+    [made] = fake_in_env.generation_ids()
+    fake_in_env.clear_faults()
+    capsys.readouterr()
+    for _ in range(2):  # saved again into the same folder: the same files, replaced
+        assert cli.main(["get", made, "--out", str(out)]) == 0
+        captured = capsys.readouterr()
+        paths = captured.out.splitlines()
+        assert len(paths) == 2 and all(os.path.isfile(path) and made in path for path in paths)
+        assert sorted(os.listdir(str(out))) == sorted(os.path.basename(path) for path in paths)
+        assert captured.err.splitlines()[-1].startswith("COMPLETE, ") and made in captured.err
+    assert len(create_calls(fake_in_env)) == 1
+
+
+def test_get_out_waits_for_a_pending_generation_as_generate_does(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    fake_in_env.completion_delay = 0.5  # PENDING at the first check, COMPLETE at the next (1 s on)
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 1}))
+    assert cli.main(["get", made, "--out", str(tmp_path / "new")]) == 0  # the folder created, as generate's
+    captured = capsys.readouterr()
+    [path] = captured.out.splitlines()
+    assert os.listdir(str(tmp_path / "new")) == [os.path.basename(path)]
+    first, *_, last = captured.err.splitlines()
+    assert first.startswith("PENDING, 0.") and first.endswith(f"s elapsed, generation {made}")
+    assert last.startswith("COMPLETE, ")
+
+
+@pytest.mark.parametrize("case, said", [
+    ("failed", "error: generation {id} FAILED"),
+    ("pending", "error: generation {id} still PENDING after "),
+    ("download", "error: generation {id} was made (and paid for), but saving its files failed (try 'leonardo-client "
+                 "get {id} --out DIR'): HTTP 404: Not Found"),
+    ("unknown", "error: no generation with id 'no-such-id'"),
+], ids=["failed", "pending", "download", "unknown"])
+def test_get_out_that_cannot_save_is_one_line_and_exit_1(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, case: str, said: str
+) -> None:
+    fake_in_env.fail_new_generations = case == "failed"
+    fake_in_env.completion_delay = 30 if case == "pending" else 0
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox"})) if case != "unknown" else "no-such-id"
+    if case == "download":
+        fake_in_env.inject(status=404, path="/cdn/*", times=None)
+    assert cli.main(["get", made, "--out", str(tmp_path), "--timeout", "0.3"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and os.listdir(str(tmp_path)) == []
+    last = captured.err.splitlines()[-1]
+    assert last.startswith("leonardo-client: " + said.format(id=made)) and "Traceback" not in captured.err, last
+
+
+def test_get_out_into_a_file_is_a_usage_error_before_anything_is_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["get", "g-1", "--out", str(tmp_path / "afile")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and fake_in_env.requests == []
 
 
 def test_a_number_flag_quotes_no_long_argument_whole() -> None:
@@ -445,6 +512,8 @@ def test_help_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
         assert needed in text
     assert cli.main(["generate", "--help"]) == 0
     assert "--num-images" in capsys.readouterr().out
+    assert cli.main(["get", "--help"]) == 0
+    assert "--out DIR" in capsys.readouterr().out
     assert cli.main(["upload", "--help"]) == 0
     assert re.search(r"^  path +the image to upload$", capsys.readouterr().out, re.M)  # it had no help text
 
