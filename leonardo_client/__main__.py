@@ -283,8 +283,8 @@ def _run(argv: Optional[List[str]]) -> int:
         return _error(err, 1)
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent
         return _error(err, 2)
-    except KeyboardInterrupt:
-        return _error("interrupted", interrupts.status)
+    except KeyboardInterrupt as stop:  # what it leaves behind, if anything (a generation that goes on)
+        return _error(f"interrupted; {stop}" if str(stop) else "interrupted", interrupts.status)
     except MemoryError:  # a file too big to upload, a body too big to hold
         return _error("out of memory", 1)
     except _OutputFailed as err:  # a closed pipe (`| head`), a full disk
@@ -432,6 +432,10 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
 
     try:
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
+    except KeyboardInterrupt:  # it goes on, paid for (offline: nothing outlives the command)
+        if args.offline:
+            raise
+        raise KeyboardInterrupt(f"{label} goes on: 'leonardo-client get {made} --out DIR' saves its files") from None
     finally:
         line.close()
     try:

@@ -301,6 +301,27 @@ def test_get_out_waits_for_a_pending_generation_as_generate_does(
     assert last.startswith("COMPLETE, ")
 
 
+@pytest.mark.parametrize("command", ["generate", "get"])
+def test_ctrl_c_while_waiting_names_the_generation_that_goes_on_and_how_to_save_it(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    command: str,
+) -> None:
+    # It said only "interrupted": the paid generation's id was on a progress line, if the terminal kept it.
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 1}))
+
+    def ctrl_c(client: Client, id: str, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "wait_for_generation", ctrl_c)
+    args = ["generate", "a fox"] if command == "generate" else ["get", made]
+    assert cli.main(args + ["--out", str(tmp_path)]) == 130
+    [said] = capsys.readouterr().err.splitlines()
+    made = fake_in_env.generation_ids()[-1]  # generate's own
+    assert said == f"leonardo-client: interrupted; generation {made} goes on: 'leonardo-client get {made} --out DIR' " \
+        "saves its files"
+
+
 @pytest.mark.parametrize("case, said", [
     ("failed", "error: generation {id} FAILED"),
     ("pending", "error: generation {id} still PENDING after "),
