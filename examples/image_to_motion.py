@@ -17,23 +17,9 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
-from leonardo_client import (
-    Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, may_have_run,
-)
-
-
-def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
-    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
-    try:
-        created = call(request)
-        generation_id(created)  # an answer without its id: the call ran, and may have made one
-        return created
-    except LeonardoError as err:
-        if not may_have_run(err):  # refused (or never sent): nothing was made
-            raise
-        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -57,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         image_request = CreateGenerationRequest(args.prompt, num_images=1, width=1376, height=768)
-        job = create(client.create_generation, image_request)
+        job = client.create_generation(image_request)
         print(f"image generation {generation_id(job)} started, waiting for it...")
         generation = client.wait_for_generation(job)
         images = generation.get("generated_images") or []
@@ -70,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         start_frame = [{"image": {"id": images[0]["id"], "type": "GENERATED"}}]
         request = GenerationV2Request(V2Model.HAILUO_2_3, args.prompt, width=1376, height=768, quantity=1,
                                       guidances={"start_frame": start_frame}, extra={"duration": args.duration})
-        video = create(client.create_generation_v2, request)
+        video = client.create_generation_v2(request)
         print(f"video generation {generation_id(video)} started, waiting (this can take a few minutes)...")
         for path in client.save_results(client.wait_for_generation(video, timeout=600), args.out):
             print("saved", path)

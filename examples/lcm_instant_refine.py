@@ -21,22 +21,12 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
-from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError, may_have_run
+from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
 
 # An 8x8 orange JPEG, for --offline runs without an image of your own.
 SAMPLE_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
-
-
-def refine(client: Client, request: LcmInstantRefineRequest) -> Dict[str, Any]:
-    """The refine call, billed once it runs; a failure where it may have run (a 5xx, no answer) says so."""
-    try:
-        return client.perform_instant_refine(request)
-    except LeonardoError as err:
-        if not may_have_run(err):  # refused (or never sent): nothing was made
-            raise
-        raise LeonardoError(f"{err}; it may have run, and been billed: trying again pays again") from err
 
 
 def strength(text: str) -> float:
@@ -78,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         request = LcmInstantRefineRequest(image_data_url=data_url, prompt=args.prompt, strength=args.strength)
-        result = refine(client, request)
+        result = client.perform_instant_refine(request)
         for path in client.save_results(result, args.out):
             print("saved", path)
     return 0

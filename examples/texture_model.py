@@ -20,21 +20,9 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
-from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError, generation_id, may_have_run
-
-
-def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
-    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
-    try:
-        created = call(request)
-        generation_id(created)  # an answer without its id: the call ran, and may have made one
-        return created
-    except LeonardoError as err:
-        if not may_have_run(err):  # refused (or never sent): nothing was made
-            raise
-        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
+from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -60,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
 
         request = CreateTextureGenerationRequest(prompt=args.prompt, model_asset_id=args.model_asset_id or "fake-model")
-        created = create(client.create_texture_generation, request)
+        created = client.create_texture_generation(request)
         print(f"texture generation {generation_id(created)} started, waiting for it...")  # LeonardoError if no id
         texture = client.wait_for_texture_generation(created)  # an id or the create response
         for path in client.save_results(texture, args.out):  # one file per map: albedo, normal, ...

@@ -17,26 +17,12 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
-from leonardo_client import (
-    Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id, may_have_run,
-)
+from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 # An 8x8 orange PNG, for --offline runs without an image of your own.
 SAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII="
-
-
-def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
-    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
-    try:
-        created = call(request)
-        generation_id(created)  # an answer without its id: the call ran, and may have made one
-        return created
-    except LeonardoError as err:
-        if not may_have_run(err):  # refused (or never sent): nothing was made
-            raise
-        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -71,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         v2 = GenerationV2Request(V2Model.PHOENIX_1_0, args.prompt, quantity=1, guidances=guidance)
         # Each one waited on and saved before the next is paid for: a failure never leaves one paid for, unsaved.
         for call, request in ((client.create_generation, v1), (client.create_generation_v2, v2)):
-            created = create(call, request)
+            created = call(request)
             print(f"generation {generation_id(created)} started, waiting for it...")
             for path in client.save_results(client.wait_for_generation(created), args.out):
                 print("saved", path)

@@ -15,21 +15,9 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
-from leonardo_client import Client, GenerationV2Request, LeonardoError, V2Model, generation_id, may_have_run
-
-
-def create(call: Callable[[Any], Dict[str, Any]], request: Any) -> Dict[str, Any]:
-    """call(request): a create call, billed once made; a failure where it may have run (a 5xx, no answer) says so."""
-    try:
-        created = call(request)
-        generation_id(created)  # an answer without its id: the call ran, and may have made one
-        return created
-    except LeonardoError as err:
-        if not may_have_run(err):  # refused (or never sent): nothing was made
-            raise
-        raise LeonardoError(f"{err}; it may have been made: see your Leonardo library before trying again") from err
+from leonardo_client import Client, GenerationV2Request, LeonardoError, V2Model, generation_id
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -57,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # The shared parameters are fields; a model's own ones (here Phoenix's contrast) go in extra.
         extra = {"contrast": "HIGH"} if args.model == V2Model.PHOENIX_1_0 else None
         request = GenerationV2Request(args.model, args.prompt, width=1024, height=1024, quantity=args.quantity, extra=extra)
-        created = create(client.create_generation_v2, request)
+        created = client.create_generation_v2(request)
         cost = (created.get("generate") or {}).get("cost") or {"amount": created.get("apiCreditCost"), "unit": "credits"}
         spent = "cost unknown" if cost.get("amount") is None else f"{cost['amount']} {cost.get('unit', 'credits')}"
         print(f"generation {generation_id(created)} started ({spent}), waiting...")

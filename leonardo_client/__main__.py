@@ -29,7 +29,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, answered, user_details
-    from .errors import may_have_run, printable
+    from .errors import printable
     from .payloads import (
         MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
     )
@@ -404,22 +404,17 @@ def _check_folder(folder: str) -> None:
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
     init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
-    try:
-        if args.model:
-            created = client.create_generation_v2(_v2_request(args, init_image))
-        else:
-            created = client.create_generation(
-                CreateGenerationRequest(
-                    prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
-                    height=args.height, init_image_id=init_image,
-                )
+    # A failure where the call may have run, or an answer without its id, says the generation may have been made.
+    if args.model:
+        created = client.create_generation_v2(_v2_request(args, init_image))
+    else:
+        created = client.create_generation(
+            CreateGenerationRequest(
+                prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
+                height=args.height, init_image_id=init_image,
             )
-        made = generation_id(created)
-    except LeonardoError as exc:  # a 5xx, no answer, a 2xx cut short or without an id: the call may have run
-        if not may_have_run(exc):
-            raise
-        raise LeonardoError(f"{exc}; it may have been made: see 'leonardo-client list' before trying again") from exc
-    return _save_generation(client, made, args)
+        )
+    return _save_generation(client, generation_id(created), args)
 
 
 def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int:

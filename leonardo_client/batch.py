@@ -32,7 +32,7 @@ from typing import (
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
-from .errors import LeonardoError, never_sent, parse_json, printable
+from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_prompt,
     check_v1_size, cut, is_id, merge_once, shown, to_payload,
@@ -1180,7 +1180,8 @@ class _Engine:
 
     def reconcile_later(self, item: _Item, error: BaseException, now: float) -> None:
         self.reconcile_at[item.index] = now
-        self.emit("waiting", item, f"#{item.index + 1}: {error}; reconciling with the account's generations")
+        said = str(error).replace(f"; {MAY_HAVE_BEEN_MADE}", "")  # the client's advice to look for it: done here
+        self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations")
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent

@@ -25,8 +25,8 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    BodyBroke, LeonardoError, _noted, check_complete, credentials_of, message_from, never_sent, read_json,
-    redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
+    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, _noted, check_complete, credentials_of, may_have_run, message_from,
+    never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -102,7 +102,8 @@ class Client:
         LeonardoError: from every call that fails (an error status after the retries, a
             transport failure or timeout, a truncated or non-JSON body, a FAILED or missing
             generation, a call after ``close()``); no API key. An echoed key (any real one: 8
-            characters or more) reads ``[redacted]``.
+            characters or more) reads ``[redacted]``. A create call's, where it may have run
+            (may_have_run), ends its message saying to look for what it made before sending it again.
         ValueError, TypeError: an unusable argument, before anything is sent.
     """
 
@@ -334,6 +335,17 @@ class Client:
             raise LeonardoError.bad_body(response, message, data, key=self._key)
         return data
 
+    def _create(self, path: str, body: Any) -> Result:
+        """A create call (billed once it runs): POST ``body`` to ``path``. A failure where it may have run
+        (may_have_run) ends its message with MAY_HAVE_BEEN_MADE: sent again at once, it could bill twice."""
+        try:
+            return self._request("POST", path, json=body)
+        except LeonardoError as exc:
+            if may_have_run(exc):  # the same error, its fields and cause kept: only its message says more
+                exc.message = f"{exc.message}; {MAY_HAVE_BEEN_MADE}"
+                exc.args = (exc.message,)
+            raise
+
     def _url(self, path: str) -> str:
         if not path.startswith("/v2/"):
             return self.base_url + path
@@ -362,7 +374,7 @@ class Client:
 
     def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
         """POST /generations -> sdGenerationJob: start an image generation; wait on its ``generationId``."""
-        return self._request("POST", "/generations", json=_body(request, CreateGenerationRequest))
+        return self._create("/generations", _body(request, CreateGenerationRequest))
 
     def get_generation_by_id(self, id: str) -> Result:
         """GET /generations/{id} -> generations_by_pk: a generation, its status and images (None if unknown)."""
@@ -378,7 +390,7 @@ class Client:
 
     def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
         """POST /v2/generations -> generationId: start a generation (or generate.generationId; see generation_id())."""
-        return self._request("POST", "/v2/generations", json=_body(request, GenerationV2Request))
+        return self._create("/v2/generations", _body(request, GenerationV2Request))
 
     def get_models_v2(self) -> Result:
         """GET /v2/models -> productionApiAvailableModels: the v2 models and their parameter schemas."""
@@ -411,7 +423,7 @@ class Client:
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
         """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait on its ``id`` (legacy)."""
         _retired("texture")
-        return self._request("POST", "/generations-texture", json=_body(request, CreateTextureGenerationRequest))
+        return self._create("/generations-texture", _body(request, CreateTextureGenerationRequest))
 
     @retired_upstream("texture")
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
@@ -435,23 +447,23 @@ class Client:
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
         """POST /generations-motion-svd -> motionSvdGenerationJob: a video of an image; wait on its ``generationId``."""
         _retired("svd")
-        return self._request("POST", "/generations-motion-svd", json=_body(request, CreateSvdMotionGenerationRequest))
+        return self._create("/generations-motion-svd", _body(request, CreateSvdMotionGenerationRequest))
 
     def create_lcm_generation(self, request: Union[CreateLcmGenerationRequest, Body]) -> Result:
         """POST /generations-lcm -> lcmGenerationJob: a realtime generation; ``imageDataUrl`` lists data URLs."""
-        return self._request("POST", "/generations-lcm", json=_body(request, CreateLcmGenerationRequest))
+        return self._create("/generations-lcm", _body(request, CreateLcmGenerationRequest))
 
     def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Body]) -> Result:
         """POST /lcm-inpainting -> lcmGenerationJob: regenerate the masked area, answered at once."""
-        return self._request("POST", "/lcm-inpainting", json=_body(request, LcmInpaintingRequest))
+        return self._create("/lcm-inpainting", _body(request, LcmInpaintingRequest))
 
     def perform_instant_refine(self, request: Union[LcmInstantRefineRequest, Body]) -> Result:
         """POST /lcm-instant-refine -> lcmGenerationJob: refine an image, answered at once."""
-        return self._request("POST", "/lcm-instant-refine", json=_body(request, LcmInstantRefineRequest))
+        return self._create("/lcm-instant-refine", _body(request, LcmInstantRefineRequest))
 
     def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Body]) -> Result:
         """POST /lcm-upscale -> lcmGenerationJob: an Alchemy upscale, answered at once and stored."""
-        return self._request("POST", "/lcm-upscale", json=_body(request, LcmUpscaleRequest))
+        return self._create("/lcm-upscale", _body(request, LcmUpscaleRequest))
 
     # --- waiting, downloading and saving results -------------------------------------------------
 
@@ -582,7 +594,9 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
     if found is not None:
         return found
     said = message_from(response)  # an error in a 200 ("Check the body shape", API_FACTS 1.3)
-    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {_keys(response)})")
+    # The call that answered it ran: it may have made one all the same.
+    raise LeonardoError(f"no generation id in the response{f': {said}' if said else ''} (keys: {_keys(response)}); "
+                        f"{MAY_HAVE_BEEN_MADE}")
 
 
 def _created_job(response: Mapping[str, Any]) -> Optional[Tuple[Mapping[str, Any], str]]:

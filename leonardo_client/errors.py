@@ -165,6 +165,11 @@ def never_sent(error: BaseException) -> bool:
     return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
 
 
+# How a create call's failure where it may have run (may_have_run) ends its message: short enough that str()
+# of a long one keeps it whole (see _SHOWN_END).
+MAY_HAVE_BEEN_MADE = "it may have been made (and billed): look for it in your Leonardo library before sending it again"
+
+
 def may_have_run(error: BaseException) -> bool:
     """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
     sent and no refusal (4xx) came back: a 5xx, a 3xx (a 303 says it was done), no answer, an answer cut short

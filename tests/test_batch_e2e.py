@@ -20,6 +20,7 @@ import pytest
 
 from leonardo_client import Client, LeonardoError
 from leonardo_client.batch import run_batch
+from leonardo_client.errors import MAY_HAVE_BEEN_MADE
 from leonardo_client.testing import FakeLeonardo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,8 +74,13 @@ def test_a_create_call_that_ran_but_failed_is_adopted_not_sent_again(
     account_fake: FakeLeonardo, account_client: Client, tmp_path: Any, fault: Dict[str, Any]
 ) -> None:
     account_fake.inject(path="/generations", method="POST", after=True, **fault)
-    summary = run_batch(account_client, ITEMS, str(tmp_path), posts_per_minute=FAST)
+    said: List[str] = []
+    summary = run_batch(account_client, ITEMS, str(tmp_path), posts_per_minute=FAST,
+                        on_progress=lambda progress: said.append(progress.message))
     assert summary.ok and summary.ambiguous == 0
+    # The client's advice to look for it before sending again is what the batch does itself: not said beside it.
+    [waiting] = [message for message in said if "reconciling with the account's generations" in message]
+    assert MAY_HAVE_BEEN_MADE not in waiting and "may have been made" not in waiting, waiting
     assert posts(account_fake) == len(ITEMS) and len(account_fake.generation_ids()) == len(ITEMS)  # no second POST
     adopted = [r for r in records(tmp_path) if r.get("adopted")]
     assert len(adopted) == 1 and adopted[0]["id"] in account_fake.generation_ids()

@@ -28,7 +28,10 @@ import requests
 import urllib3
 from urllib3.exceptions import LocationParseError
 
-from conftest import API_KEY, BASE, api_matchers, new_generation, raw_server, refused_url
+from conftest import (
+    API_KEY, BASE, api_matchers, call_endpoint, endpoint_doc, endpoint_methods, endpoint_root, new_generation, raw_server,
+    refused_url,
+)
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError, generation_id
 from leonardo_client import _files, errors
 from leonardo_client import client as client_module
@@ -92,6 +95,81 @@ def test_may_have_run_tells_a_call_that_may_have_been_acted_on(mocked, mock_clie
         with pytest.raises(LeonardoError) as caught:
             client.create_generation(CreateGenerationRequest("p"))
     assert never_sent(caught.value) and not may_have_run(caught.value)
+
+
+# The create methods that may bill; upload_init_image's POST makes no generation.
+BILLING_CREATES = ["create_generation", "create_generation_v2", "create_texture_generation",
+                   "create_svd_motion_generation", "create_lcm_generation", "perform_inpainting_lcm",
+                   "perform_instant_refine", "perform_alchemy_upscale_lcm"]
+MADE_HINT = "; it may have been made (and billed): look for it in your Leonardo library before sending it again"
+
+
+def test_every_post_endpoint_but_the_upload_is_a_billing_create() -> None:
+    posts = [name for name in endpoint_methods() if endpoint_doc(name).group(1) == "POST"]  # type: ignore[union-attr]
+    assert sorted(BILLING_CREATES) == sorted(set(posts) - {"upload_init_image"})
+
+
+def create_failure(client: Client, name: str) -> LeonardoError:
+    with pytest.raises(LeonardoError) as caught:
+        call_endpoint(client, name)
+    return caught.value
+
+
+@pytest.mark.parametrize("name", BILLING_CREATES)
+def test_a_create_call_that_may_have_run_says_to_look_for_what_it_made(mocked, mock_client, name):
+    # The library said nothing of it (only the CLI's generate and the examples did): a user's natural retry
+    # of a create call answered 503 paid twice. Every other field is as it was: may_have_run() still says so.
+    path = endpoint_doc(name).group(2)
+    url = endpoint_root(path) + path
+    mocked.add("POST", url, status=503, json={"error": "busy"}, headers={"x-request-id": "req-9", "Retry-After": "7"})
+    err = create_failure(mock_client, name)
+    assert err.message == "busy" + MADE_HINT and str(err) == f"HTTP 503: busy{MADE_HINT} (POST {url})"
+    assert (err.status_code, err.body, err.method, err.url) == (503, {"error": "busy"}, "POST", url)
+    assert (err.request_id, err.retry_after, type(err)) == ("req-9", 7.0, LeonardoError) and may_have_run(err)
+    timeout = requests.exceptions.ReadTimeout("slow read")  # no answer: its cause kept
+    mocked.add("POST", url, body=timeout)
+    err = create_failure(mock_client, name)
+    assert err.message == "timed out waiting for leonardo.example.test's response" + MADE_HINT
+    assert (err.status_code, err.body, err.__cause__, may_have_run(err)) == (None, None, timeout, True)
+    mocked.add("POST", url, status=400, json={"error": "bad prompt"})  # a refusal made nothing: no hint
+    err = create_failure(mock_client, name)
+    assert (err.message, err.status_code, err.body) == ("bad prompt", 400, {"error": "bad prompt"})
+    refused = refused_url()
+    mocked.add_passthru(refused)
+    with Client(api_key=API_KEY, base_url=refused + "/v1", max_retries=0) as never:  # never sent: no hint either
+        err = create_failure(never, name)
+    assert err.message.startswith("connection failed: ") and "may have been made" not in str(err)
+
+
+@pytest.mark.parametrize("name", ["create_generation", "create_generation_v2", "create_texture_generation",
+                                  "create_svd_motion_generation"])
+def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked, mock_client, name):
+    # The call ran: what it made, if anything, is in the account. The answer is returned as it came (run_batch
+    # reads it itself); the id read from it, or the wait on it, says so.
+    path = endpoint_doc(name).group(2)
+    answer = {"errors": [{"message": "Not enough tokens"}]}
+    mocked.add("POST", endpoint_root(path) + path, json=answer)
+    assert call_endpoint(mock_client, name) == answer
+    with pytest.raises(LeonardoError) as caught:
+        generation_id(answer)
+    assert caught.value.message == "no generation id in the response: Not enough tokens (keys: errors)" + MADE_HINT
+    assert may_have_run(caught.value)
+    wait = mock_client.wait_for_texture_generation if "texture" in name else mock_client.wait_for_generation
+    with pytest.raises(LeonardoError, match=re.escape(MADE_HINT) + "$"):
+        wait(answer)  # nothing sent
+
+
+@pytest.mark.parametrize("answer", [{"generate": {"generationId": "g-1", "cost": {"amount": 1}}},
+                                    {"generationId": "g-1", "apiCreditCost": 1}])
+def test_both_shapes_of_a_v2_create_answer_are_returned_as_they_came(mocked, mock_client, answer):
+    mocked.add("POST", endpoint_root("/v2/") + "/v2/generations", json=answer)
+    assert generation_id(mock_client.create_generation_v2({"model": "m", "parameters": {}})) == "g-1"
+
+
+def test_a_long_message_keeps_the_whole_hint_in_its_one_line(mocked, mock_client):
+    mocked.add("POST", POST_URL, status=500, body="x" * 1000, content_type="text/plain")
+    text = str(create_failure(mock_client, "create_generation"))
+    assert text.endswith(f"{MADE_HINT} (POST {POST_URL})") and len(text) < 400
 
 
 def test_moderation_403_keeps_the_api_text(mocked, mock_client):
@@ -248,7 +326,7 @@ def test_unparseable_200_on_post(mocked, mock_client):
     mocked.add("POST", POST_URL, status=200, body=page, content_type="text/html", match=api_matchers({"prompt": "p"}))
     with pytest.raises(LeonardoError) as info:
         mock_client.create_generation(CreateGenerationRequest("p"))
-    assert (info.value.status_code, info.value.message) == (200, "response body is not valid JSON")
+    assert (info.value.status_code, info.value.message) == (200, "response body is not valid JSON" + MADE_HINT)
     assert info.value.body == "<html>maintenance page</html>"
     assert (info.value.method, info.value.url) == ("POST", POST_URL)
 
@@ -438,7 +516,7 @@ def test_a_redirects_body_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
         finally:
             tracemalloc.stop()
     assert peak < 2**20 and (info.value.status_code, info.value.message) == (
-        307, "X (no error message in the empty response body)")
+        307, "X (no error message in the empty response body)" + MADE_HINT)  # a 307 may say it was done
     with raw_server(cut, found) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
         assert client.get_generation_by_id("g") == {"generations_by_pk": 1}  # a GET follows it
 

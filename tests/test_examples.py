@@ -486,3 +486,4 @@ def test_a_create_call_that_may_have_run_says_so(fake_in_env: Any, tmp_path: Any
     with pytest.raises(LeonardoError) as failed:
         example(name).main(argv + ["--out", "out"])
     assert ("; it may have " in str(failed.value)) is said, str(failed.value)
+    assert str(failed.value).count("may have been made") == said  # the client's words, said once
