@@ -21,6 +21,7 @@ import shutil
 import sys
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -1667,12 +1668,21 @@ def _key_refused(error: Any, create: bool = False) -> bool:
 
 
 def _local_time(seconds: float) -> str:
-    """An epoch time as the gallery shows it: this machine's local date and time."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+    """An epoch time as the gallery shows it: this machine's local date and time, and its UTC offset (the page
+    may be read in another zone)."""
+    return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+# Latin letters NFKD does not split into a letter and its accents.
+_LETTERS = str.maketrans({"\u00df": "ss", "\u00e6": "ae", "\u0153": "oe", "\u00f8": "o", "\u0142": "l", "\u0111": "d"})
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].rstrip("-") or "item"
+    """A file name's part from a name or prompt: Latin letters without their accents ("Caf\u00e9" -> "cafe"), digits,
+    and a dash for anything else. An item complete keeps the names its journal gave (a rerun reads them there)."""
+    letters = unicodedata.normalize("NFKD", text.lower().translate(_LETTERS))
+    ascii_text = "".join(char for char in letters if not unicodedata.combining(char))
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:40].rstrip("-") or "item"
 
 
 # The header's word on a page that says "running" (it reloads every 5 s): whether the batch still is.
@@ -1781,6 +1791,8 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
         + "</header>\n<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
-    # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch
+    # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch. Then ASCII,
+    # the rest as &#...; references: a web server's charset in Content-Type overrides <meta charset>.
     # Not synced: it is rewritten every few seconds, and on every run.
-    _files.write_atomically(os.path.join(out_dir, GALLERY), [page.encode("utf-8", "backslashreplace")], sync=False)
+    text = page.encode("utf-8", "backslashreplace").decode("utf-8")
+    _files.write_atomically(os.path.join(out_dir, GALLERY), [text.encode("ascii", "xmlcharrefreplace")], sync=False)

@@ -14,6 +14,7 @@ import html
 import json
 import os
 import queue
+import re
 import signal
 import stat
 import threading
@@ -485,6 +486,35 @@ def test_batch_runs_every_item_once_and_names_files_stably(tmp_path: Any) -> Non
     ]  # fmt: skip
     assert events[0].event == "start" and events[-1].event == "done" and events[-1].complete == 7
     assert max(e.in_flight for e in events) <= 2 + 2  # slots + the queued buffer
+
+
+def test_file_names_keep_latin_letters_without_their_accents(tmp_path: Any) -> None:
+    # Only a-z and 0-9 were kept, the rest a dash: 0001-caf-and.png, 0002-z-rich-stra-e.png.
+    items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa"}, {"prompt": "Z\u00fcrich Stra\u00dfe"},
+             {"prompt": "\u0393\u03ac\u03c4\u03b1 \u732b"}]  # other scripts: named from the position alone, as before
+    assert run(ApiDouble(), items, str(tmp_path)).ok
+    assert sorted(name for name in os.listdir(tmp_path) if name[0].isdigit()) == [
+        "0001-cafe-nandu.png", "0002-zurich-strasse.png", "0003-item.png"
+    ]  # fmt: skip
+
+
+def test_files_named_before_names_kept_accented_letters_keep_their_names_on_a_rerun(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = ApiDouble()
+    items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa"}, {"prompt": "Z\u00fcrich Stra\u00dfe"}]
+    with monkeypatch.context() as old_code:
+        old_code.setattr(batch, "_slug", lambda text: re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "item")
+        assert run(api, items, str(tmp_path)).ok
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name[0].isdigit()}
+    assert sorted(before) == ["0001-caf-and.png", "0002-z-rich-stra-e.png"]
+    calls = list(api.calls)
+    assert run(api, items, str(tmp_path)).ok
+    assert [call for call in api.calls[len(calls):] if call != "me"] == []  # nothing sent, polled nor downloaded
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name[0].isdigit()} == before
+    parser = Links()
+    parser.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert sorted(set(parser.links)) == sorted(before)  # the gallery shows them under the names the journal gave
 
 
 class SpecShapedApi(ApiDouble):
@@ -2645,6 +2675,22 @@ def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: An
     assert "\u00b7 finished, updated" in text and page.count('dir="auto"') == len(items)  # right-to-left too
 
 
+def test_the_gallery_is_ascii_so_a_charset_a_web_server_declares_cannot_garble_it(tmp_path: Any) -> None:
+    # Written as UTF-8 behind <meta charset>: served with "charset=iso-8859-1" (Apache's AddDefaultCharset), the
+    # header wins: an accented letter read as two ("Caf\u00c3\u00a9"), every Japanese or Arabic prompt mojibake.
+    cat, greek = "\u732b\u306e\u5199\u771f \U0001f431", "\u0393\u03ac\u03c4\u03b1"
+    items = [{"prompt": "Caf\u00e9 cr\u00e8me"}, {"prompt": cat, "name": greek}]
+    run(ApiDouble(), items, str(tmp_path))
+    page = (tmp_path / "index.html").read_bytes()
+    assert page.decode("ascii")  # non-ASCII text as character references: the same page in any ASCII-based charset
+    parser = Links()
+    parser.feed(page.decode("latin-1"))  # as that server makes a browser read it
+    text = "".join(parser.text)
+    assert all(item["prompt"] in text for item in items) and f"#2 {greek}" in text
+    assert "\u00b7 finished, updated" in text
+    assert all(os.path.isfile(tmp_path / link) for link in parser.links)  # file names: ASCII already
+
+
 def test_a_card_shows_images_plays_videos_and_links_other_files() -> None:
     item = batch._Item(0, batch.make_item({"prompt": "a fox"}), state="complete")
     item.files = ["0001-a-fox-1.jpeg", "0001-a-fox-2.mp4", "0001-a-fox-3.glb", "0001-a-fox-4.mp3"]
@@ -2762,7 +2808,7 @@ def test_a_running_gallery_is_rewritten_every_heartbeat_and_shows_a_pause_of_sub
         return (tmp_path / "index.html").read_text(encoding="utf-8").split("</header>")[0]
 
     def local(seconds: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1.7e9 + seconds))
+        return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(1.7e9 + seconds))
 
     assert f"running, updated {local(1000)}" in header_after(0)
     assert f"updated {local(1000)}" in header_after(batch.GALLERY_HEARTBEAT - 1)  # nothing changed: not yet
@@ -2777,6 +2823,20 @@ def test_a_running_gallery_is_rewritten_every_heartbeat_and_shows_a_pause_of_sub
     engine.staging = str(tmp_path / "staging")  # as run() sets it
     engine.gallery(final=True)
     assert "at least every" not in (tmp_path / "index.html").read_text(encoding="utf-8")  # a page that ended
+
+
+def test_the_gallery_gives_its_times_with_their_utc_offset(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "updated 2026-12-06 19:07:33", the machine's local time: read in another zone, whether the batch was
+    # updated more than two minutes ago (is still running) could not be told.
+    monkeypatch.setenv("TZ", "JST-9")  # nine hours east of UTC, without daylight saving
+    time.tzset()
+    try:
+        assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    header = (tmp_path / "index.html").read_text(encoding="utf-8").split("</header>")[0]
+    assert re.search(r"finished, updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0900</p>", header), header
 
 
 def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -> None:
