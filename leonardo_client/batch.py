@@ -49,6 +49,7 @@ GALLERY = "index.html"
 INCOMING = ".incoming"
 FILE_MANAGER_FILES = ("Thumbs.db", "desktop.ini")  # Windows', in a folder only looked at (macOS's .DS_Store is hidden)
 DAMAGED = "without the journal, every item would be sent again, those already made too"
+BOM = b"\xef\xbb\xbf"  # what an editor (Notepad...) may put before a journal it saved, as before a prompts file
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
@@ -403,6 +404,7 @@ class _Journal:
         self._writing = threading.Lock()
         self._torn = False
         try:
+            self.folder, self.folder_stat = out_dir, os.stat(out_dir)  # see check_folder
             fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
             self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
@@ -420,6 +422,7 @@ class _Journal:
                 message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is None:
+                self._refuse_files_beside(out_dir)
                 self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total, "any_order": any_order}])
                 # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
                 for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
@@ -447,6 +450,30 @@ class _Journal:
             "again, those already made too)"
         ])  # fmt: skip
 
+    def _refuse_files_beside(self, out_dir: str) -> None:
+        """A journal without a header beside files: emptied (``jq . journal.jsonl > journal.jsonl``) or cut short,
+        as the batch writes its header before anything else. Beside none, a run killed before it wrote its header."""
+        try:
+            found = _first_shown(out_dir)
+        except OSError as exc:
+            raise LeonardoError(f"could not read {out_dir}: {exc.strerror or exc}") from exc
+        if found is not None:
+            raise BatchInputError([
+                f"{self.path} holds no header (emptied, or cut short?) though {out_dir} holds files ({shown(found)}"
+                f"...): put the batch's whole journal back to resume, or use a new or empty folder ({DAMAGED})"
+            ])  # fmt: skip
+
+    def check_folder(self) -> None:
+        """Raise _FolderMoved if out_dir is no longer the folder the batch started in: what is written to its
+        path would re-create it there, while the journal (an open file) went with the folder."""
+        try:
+            moved = not os.path.samestat(os.stat(self.folder), self.folder_stat)
+        except OSError:
+            moved = True
+        if moved:
+            raise _FolderMoved(f"{self.folder} was moved, renamed or deleted while the batch ran: rerun it in its new "
+                               "place")
+
     def _lock(self, out_dir: str) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
         try:
@@ -462,8 +489,8 @@ class _Journal:
         with open(self.path, "rb") as source:
             data = source.read()
         records: List[Dict[str, Any]] = []
-        good = 0
-        for line in data.splitlines(keepends=True):
+        good = len(BOM) if data.startswith(BOM) else 0  # kept: a torn last line is cut off after it
+        for line in data[good:].splitlines(keepends=True):
             try:
                 record = parse_json(line.decode("utf-8"))
                 if not isinstance(record, dict) or not line.endswith(b"\n"):
@@ -490,6 +517,7 @@ class _Journal:
                 found = os.fstat(self._file.fileno())
                 if found.st_nlink == 0:  # its lock went with it: a second run could start on the folder
                     raise OSError("it was deleted while the batch ran")
+                self.check_folder()
                 end = found.st_size
                 while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
                     written = self._file.write(data)
@@ -689,9 +717,7 @@ def _check_out_dir(out_dir: str) -> None:
     if os.path.lexists(os.path.join(out_dir, JOURNAL)):
         return
     try:
-        with os.scandir(out_dir) as entries:
-            shown_files = (e.name for e in entries if not e.name.startswith(".") and e.name not in FILE_MANAGER_FILES)
-            found = next(shown_files, None)
+        found = _first_shown(out_dir)
     except OSError:  # none yet (made next), or not a folder (make_folder says so)
         return
     if found is not None:
@@ -699,6 +725,17 @@ def _check_out_dir(out_dir: str) -> None:
             f"{out_dir} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
             f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
         ])  # fmt: skip
+
+
+def _first_shown(out_dir: str) -> Optional[str]:
+    """The name of a file or folder in out_dir other than its journal and hidden entries, or None."""
+    with os.scandir(out_dir) as entries:
+        hidden = (JOURNAL, *FILE_MANAGER_FILES)
+        return next((e.name for e in entries if not e.name.startswith(".") and e.name not in hidden), None)
+
+
+class _FolderMoved(LeonardoError):
+    """out_dir is no longer the folder the batch started in: the batch stops, writing nothing more."""
 
 
 class _NotJournaled(LeonardoError):
@@ -898,6 +935,24 @@ class _Engine:
             fresh = list(range(len(self.items)))
         return [{"i": i, "s": "planned"} for i in fresh]
 
+    def refuse_lost_records(self) -> None:
+        """Refuse a journal that lost records (a copy cut short, not a crash's last line): it shows an item as never
+        sent whose files are in out_dir, where only a download after its "submitted" record puts them."""
+        sent = {record["i"] for record in self.journal.records if "i" in record and record["s"] != "planned"}
+        unsent = {stem[: stem.index("-") + 1]: n for n, stem in enumerate(self.stems) if n not in sent}  # "0004-": n
+        try:
+            names = sorted(os.listdir(self.out_dir))
+        except OSError as exc:
+            raise LeonardoError(f"could not read {self.out_dir}: {exc.strerror or exc}") from exc
+        for name in names:
+            index = unsent.get(name[: name.find("-") + 1])
+            if index is not None:
+                raise BatchInputError([
+                    f"{self.journal.path} has lost records (a copy cut short, or an older one?): it shows item "
+                    f"#{index + 1} as never sent, but {self.out_dir} holds its file {shown(name)}: put the batch's "
+                    f"whole journal back to resume ({DAMAGED})"
+                ])  # fmt: skip
+
     def queue_planned(self, records: List[Dict[str, Any]]) -> None:
         """The items planned anew journaled (see plan), then every planned item in line."""
         if records:
@@ -909,6 +964,7 @@ class _Engine:
     def run(self, concurrency: Optional[int], retry_failed: bool, resubmit_ambiguous: bool) -> BatchSummary:
         try:  # nothing is sent before the workers start: a Ctrl-C here has nothing in flight to record
             planned = self.plan(retry_failed, resubmit_ambiguous)
+            self.refuse_lost_records()
             # Before the items reopened are journaled: a run refused (a 401, another account) changes nothing.
             slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
             self.queue_planned(planned)
@@ -1476,11 +1532,13 @@ class _Engine:
 
     def download(self, item: _Item, generation: Dict[str, Any]) -> Tuple[List[str], Any]:
         staging = os.path.join(self.staging, str(item.index))
+        self.journal.check_folder()  # before save_results makes the staging folder: it would re-create out_dir
         shutil.rmtree(staging, ignore_errors=True)
         paths = self.client.save_results(generation, staging)
         if self.stopping:
             self.clear_staging()
             raise _Stopped()
+        self.journal.check_folder()  # moved while it downloaded: the files went with it, to be fetched again
         names = []
         for number, path in enumerate(paths, 1):
             name = self.stems[item.index] + ("" if len(paths) == 1 else f"-{number}") + os.path.splitext(path)[1]
@@ -1492,6 +1550,9 @@ class _Engine:
 
     def downloaded(self, item: _Item, result: Any, error: Optional[BaseException]) -> None:
         item.busy = False
+        if isinstance(error, _FolderMoved):
+            self.fatal = error
+            return
         if error is not None:
             item.download_tries += 1
             item.download_at = time.monotonic() + 2.0 * item.download_tries
@@ -1528,6 +1589,7 @@ class _Engine:
         if not final and (since < self.gallery_every or not changed and since < GALLERY_HEARTBEAT):
             return
         self.gallery_at, self.gallery_stale, self.gallery_pause = now, False, pause
+        self.journal.check_folder()
         if final:
             self.clear_staging()
         paused = f"submissions paused until {_local_time(time.time() + pause - now)} ({self.paused_why})"

@@ -684,6 +684,57 @@ def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
         run(ApiDouble(), PROMPTS[:3], str(tmp_path))
 
 
+@pytest.mark.parametrize("left", [b"", b'{"journal": 1, "inp'], ids=["emptied", "its header cut short"])
+def test_a_journal_without_a_header_beside_files_is_refused_before_anything_is_sent(tmp_path: Any, left: bytes) -> None:
+    # `jq -c . journal.jsonl > journal.jsonl` leaves it empty: every item was sent again, its files written over.
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    kept = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != "journal.jsonl"}
+    (tmp_path / "journal.jsonl").write_bytes(left)
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) in {
+        f"{tmp_path / 'journal.jsonl'} holds no header (emptied, or cut short?) though {tmp_path} holds files "
+        f"({name!r}...): put the batch's whole journal back to resume, or use a new or empty folder ({batch.DAMAGED})"
+        for name in kept
+    }  # whichever the folder lists first
+    assert api.calls.count("POST") == 2
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != "journal.jsonl"} == kept
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "journal.jsonl").write_bytes(left)  # a run killed before its header was written: nothing was sent
+    (new / ".DS_Store").write_bytes(b"\0")  # hidden: does not count, as for a folder without a journal
+    assert run(api, PROMPTS[:2], str(new)).ok and api.calls.count("POST") == 4
+
+
+def test_a_journal_that_lost_records_of_items_whose_files_are_there_is_refused(tmp_path: Any) -> None:
+    # A copy cut short (a full stick): item 4's records after "planned" lost, it was sent again beside its image.
+    api = ApiDouble()
+    run(api, PROMPTS[:4], str(tmp_path))
+    lines = (tmp_path / "journal.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if json.loads(line).get("i") == 3 and '"planned"' not in line)
+    (tmp_path / "journal.jsonl").write_text("".join(lines[:cut]) + lines[cut][:9], encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:4], str(tmp_path))
+    assert str(caught.value) == (
+        f"{tmp_path / 'journal.jsonl'} has lost records (a copy cut short, or an older one?): it shows item #4 as "
+        f"never sent, but {tmp_path} holds its file '0004-a-lighthouse-study-3.png': put the batch's whole journal "
+        f"back to resume ({batch.DAMAGED})"
+    )
+    assert api.calls.count("POST") == 4
+
+
+def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
+    # Saved by Notepad: "damaged at line 1", and once that line was deleted as advised, "no header".
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes() + b'{"i": 0, "s": "submi')  # and a line a crash cut short
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and summary.done_this_run == 0 and api.calls.count("POST") == 2
+    assert all(json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines())  # the cut line gone
+
+
 
 @pytest.mark.parametrize(
     "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
@@ -837,6 +888,48 @@ def test_a_journal_deleted_while_the_batch_runs_stops_it(tmp_path: Any) -> None:
 
     with pytest.raises(LeonardoError, match=r"could not write .*journal\.jsonl: it was deleted while the batch ran"):
         run(ApiDouble(delay=1.0), PROMPTS[:1], str(tmp_path), on_progress=delete_journal)
+
+
+class HeldAfterTheFirst(ApiDouble):
+    """Every generation but the first stays PENDING while ``held``; ``move`` (a function) runs in save_results."""
+
+    held = True
+    move: Optional[Callable[[], None]] = None
+
+    def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+        view = super()._view(g)
+        return dict(view, status="PENDING", generated_images=[]) if self.held and g["id"] != "gen-1" else view
+
+    def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+        paths = super().save_results(result, folder)
+        if self.move is not None:
+            self.move()
+        return paths
+
+
+@pytest.mark.parametrize("when", ["between items", "during a download"])
+def test_a_folder_moved_while_the_batch_runs_stops_it_and_nothing_is_written_to_its_old_path(
+    tmp_path: Any, when: str
+) -> None:
+    # Later files went to its old path, re-created, while the journal (which follows the folder) said them complete.
+    old, new = tmp_path / "batch", tmp_path / "handed-over"
+    api = HeldAfterTheFirst()
+
+    def move(progress: Optional[BatchProgress] = None) -> None:
+        if progress is None or progress.event == "complete":
+            os.rename(old, new)
+
+    if when == "during a download":
+        api.move = move
+    with pytest.raises(LeonardoError) as caught:
+        run(api, PROMPTS[:3], str(old), on_progress=move if when == "between items" else None)
+    assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
+    assert not old.exists()
+    api.held, api.move = False, None
+    assert run(api, PROMPTS[:3], str(new)).ok
+    files = [name for record in journal(new) for name in record.get("files", [])]
+    assert len(files) == 3 and all((new / name).is_file() for name in files)
+    assert api.calls.count("POST") == len(api.generations) == 3  # none sent twice
 
 
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
