@@ -924,8 +924,9 @@ class _Engine:
         """The journal's state taken up; returned, the records that plan items anew (every item of a new
         journal, else the failed or ambiguous ones asked for), which run() journals once the account is checked."""
         for record in self.journal.records:  # each item's state, and what the batch has learned
-            if "i" in record:
+            if "i" in record:  # an item's line: any other key (a hand-edited "clock") is not the batch's note
                 self.set_state(self.items[record["i"]], record)
+                continue
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
                 self.clock = record["clock"]
@@ -1082,7 +1083,7 @@ class _Engine:
         details = _client.user_details(self.client.get_user_info())
         user_id = details["user"].get("id")
         self.user_id: Optional[str] = user_id if is_id(user_id) else None
-        journaled = [record["user"] for record in self.journal.records if "user" in record]
+        journaled = [record["user"] for record in self.journal.records if "user" in record and "i" not in record]
         if self.user_id is not None and journaled and journaled[0] != self.user_id:
             # Its generations are not this account's: those in flight would read as deleted, lost ones as never made.
             raise LeonardoError(

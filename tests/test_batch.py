@@ -669,6 +669,15 @@ def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> 
     assert str(caught.value) == f"{tmp_path / 'journal.jsonl'} is damaged: its first line is no header ({batch.DAMAGED})"
 
 
+def test_the_batch_s_notes_on_an_item_s_line_are_not_read_as_its_notes(tmp_path: Any) -> None:
+    # A hand-edited "clock": null on an item's line stopped the rerun with a bare TypeError (abs(None)); a "user"
+    # there was taken for the account the folder's batch ran on (found by the fuzzing hunt).
+    notes = {"clock": None, "user": "user-2", "v2_listed": True}
+    text = journal_text(PROMPTS[:2], []).replace('{"i": 1, "s": "planned"}', json.dumps({"i": 1, "s": "planned", **notes}))
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    assert run(ApiDouble(), PROMPTS[:2], str(tmp_path)).complete == 2  # user-1's key: not "another account"
+
+
 def test_a_truncated_last_journal_line_is_tolerated_and_cut_off(tmp_path: Any) -> None:
     text = journal_text(PROMPTS[:2], []) + '{"i": 0, "s": "submi'
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
