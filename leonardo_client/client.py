@@ -25,8 +25,8 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, _noted, check_complete, credentials_of, may_have_run, message_from,
-    never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
+    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, NotSent, _noted, check_complete, credentials_of, may_have_run,
+    message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -315,7 +315,8 @@ class Client:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise LeonardoError("this Client was closed; create a new one (or close it only when done)")
+            closed = "this Client was closed; create a new one (or close it only when done)"
+            raise LeonardoError(closed) from NotSent(closed)
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@."""

@@ -153,11 +153,17 @@ def _noted(note: str, message: str) -> str:
     return f"{note}: {message}" if note else message
 
 
+class NotSent(Exception):
+    """The cause of a LeonardoError raised before its request went: the Client was closed."""
+
+
 def never_sent(error: BaseException) -> bool:
-    """True when the request cannot have reached the server: the connection was never made, or its certificate
-    was refused (the TLS handshake failed before the request went: a CA bundle or a proxy's to set up, not a
-    failure that passes)."""
+    """True when the request cannot have reached the server: it failed before connecting, the connection
+    was never made, or its certificate was refused (the TLS handshake failed before the request went: a CA
+    bundle or a proxy's to set up, not a failure that passes)."""
     cause = error.__cause__
+    if isinstance(cause, (NotSent, OSError)) and not isinstance(cause, requests.RequestException):
+        return True  # the Client's, or requests' own before it connects: a CA bundle or a certificate not found
     reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too
     # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     reason = getattr(reason, "reason", reason)

@@ -141,6 +141,18 @@ def test_a_create_call_that_may_have_run_says_to_look_for_what_it_made(mocked, m
     assert err.message.startswith("connection failed: ") and "may have been made" not in str(err)
 
 
+def test_a_create_call_that_failed_before_connecting_says_nothing_was_made(mocked, tmp_path):
+    # A closed Client, a CA bundle not found: both said "it may have been made (and billed)" of a call never sent.
+    closed = Client(api_key=API_KEY, base_url="https://leonardo.example.test/v1")
+    closed.close()
+    session = requests.Session()
+    session.verify = str(tmp_path / "no-such-ca.pem")  # requests looks for it before it connects
+    mocked.add_passthru("https://127.0.0.1")
+    with Client(api_key=API_KEY, base_url="https://127.0.0.1:9/v1", session=session, max_retries=0) as client:
+        for err in (create_failure(closed, "create_generation"), create_failure(client, "create_generation")):
+            assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
+
+
 @pytest.mark.parametrize("name", ["create_generation", "create_generation_v2", "create_texture_generation",
                                   "create_svd_motion_generation"])
 def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked, mock_client, name):
