@@ -1828,6 +1828,9 @@ def _card(item: _Item) -> str:
     )
 
 
+_C1_SHOWN = {code: f"\\x{code:02x}" for code in range(0x80, 0xA0)}
+
+
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str = "") -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links); ``paused``: a pause of
     submissions under way, as the header says it."""
@@ -1855,7 +1858,8 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch. Then ASCII,
-    # the rest as &#...; references: a web server's charset in Content-Type overrides <meta charset>.
+    # the rest as &#...; references: a web server's charset in Content-Type overrides <meta charset>. A C1 control
+    # is shown escaped: a browser reads &#128;-&#159; as Windows-1252's characters (a euro sign, a trademark sign).
     # Not synced: it is rewritten every few seconds, and on every run.
-    text = page.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = page.encode("utf-8", "backslashreplace").decode("utf-8").translate(_C1_SHOWN)
     _files.write_atomically(os.path.join(out_dir, GALLERY), [text.encode("ascii", "xmlcharrefreplace")], sync=False)
