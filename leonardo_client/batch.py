@@ -74,6 +74,7 @@ MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a serv
 # asks little of the account's limit, while a longer hold would leave finished generations unread for as long.
 MAX_POLL_PAUSE = 60.0
 DOWNLOAD_TRIES = 3
+DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times the tries so far
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
@@ -1556,7 +1557,7 @@ class _Engine:
             return
         if error is not None:
             item.download_tries += 1
-            item.download_at = time.monotonic() + 2.0 * item.download_tries
+            item.download_at = time.monotonic() + DOWNLOAD_AGAIN * item.download_tries
             said = error if isinstance(error, LeonardoError) else f"download failed ({error})"  # the client's says it
             again = "will try again" if item.download_tries < DOWNLOAD_TRIES else "a rerun tries again"
             item.reason, self.gallery_stale = f"{said}; {again}", True  # on its card (not journaled)

@@ -53,7 +53,7 @@ class ApiDouble:
     in a scrambled order, as the API does not document one.
     """
 
-    timeout = (1.0, 0.3)
+    timeout = (0.2, 0.1)  # short: a create call that may have run is waited out this long (+0.5 s)
     closed = False
 
     def __init__(self, slots: int = 3, delay: float = 0.05, failing: Tuple[str, ...] = ()) -> None:
@@ -130,9 +130,12 @@ class ApiDouble:
 @pytest.fixture(autouse=True)
 def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing that failed is read once more LISTING_AGAIN (5 s) later, and pauses submissions DEFAULT_PAUSE
-    (2 s, doubling each time): a moment here."""
+    (2 s, doubling each time); the first poll round comes FIRST_POLL (0.25 s) after the start, and a failed download
+    is tried again DOWNLOAD_AGAIN (2 s) times its tries later: a moment here."""
     monkeypatch.setattr(batch, "LISTING_AGAIN", 0.05)
     monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.05)
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.05)
+    monkeypatch.setattr(batch, "DOWNLOAD_AGAIN", 0.05)
 
 
 def run(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
@@ -1039,7 +1042,8 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any) -> None:
     assert (summary.complete, summary.failed) == (2, 1)
 
 
-def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
+def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.25)  # as shipped: the time asserted below counts its polls too
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.2) for _ in range(5)]
     started = time.monotonic()
@@ -1595,7 +1599,7 @@ def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
 ) -> None:
     # The account's rate limit spent (another program on it): each round fell back to a GET per generation, each
     # 429 ignored. Now a round's first 429 ends it, and the next waits its Retry-After (else 0.05 s, doubling).
-    storm, began = 2.0, [0.0]
+    storm, began = 1.0, [0.0]
     refused: List[str] = []  # the calls answered 429
     events: List[str] = []
     api = Reshaped() if listing_limited else Reshaped(listing=lambda answer: {"generations": 7})  # GETs instead
@@ -1682,25 +1686,25 @@ def test_the_read_timeout_is_the_clients_as_it_is_now(tmp_path: Any) -> None:
 
     def slower_answers(progress: BatchProgress) -> None:
         if progress.event == "start":
-            api.timeout = (1.0, 1.5)  # set while the batch runs: a POST may now run 1.5 s at the server
+            api.timeout = (0.2, 1.0)  # set while the batch runs: a POST may now run 1.2 s at the server
 
     started = time.monotonic()
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=slower_answers).ok
-    assert time.monotonic() - started > 1.5 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
+    assert time.monotonic() - started > 1.0 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
 
 
 def test_a_read_timeout_lowered_after_a_post_still_covers_that_post(tmp_path: Any) -> None:
     api = ApiDouble()
-    api.timeout = (1.0, 1.2)
+    api.timeout = (0.2, 1.0)
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
 
     def faster_answers(progress: BatchProgress) -> None:
         if progress.event == "waiting":
-            api.timeout = (1.0, 0.1)  # the POST already sent may still run 1.2 s at the server
+            api.timeout = (0.2, 0.1)  # the POST already sent may still run 1.2 s at the server
 
     started = time.monotonic()
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=faster_answers).ok
-    assert time.monotonic() - started > 1.2 and api.calls.count("POST") == 2
+    assert time.monotonic() - started > 1.0 and api.calls.count("POST") == 2
 
 
 def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: Any) -> None:
@@ -1708,10 +1712,10 @@ def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: An
     api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
     run(api, PROMPTS[:1], str(tmp_path))  # the item failed; as if a crash came while its POST ran:
     with open(os.path.join(str(tmp_path), "journal.jsonl"), "a") as f:
-        f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time(), "rt": 3.0}) + "\n")
+        f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time(), "rt": 1.5}) + "\n")
     started = time.monotonic()
-    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok  # the rerun's read timeout is 0.3 s
-    assert time.monotonic() - started > 2.9  # not sent again while that POST could still run
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok  # the rerun's timeout is 0.3 s (0.2 + 0.1)
+    assert time.monotonic() - started > 1.4  # not sent again while that POST could still run
     sent = [r for r in journal(tmp_path) if r.get("s") == "submitting"][-1]
     assert sent["rt"] == sum(ApiDouble.timeout)  # what each create call is journaled with: connect and read
 
@@ -1749,7 +1753,7 @@ def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch
     [submitting] = [r for r in journal(tmp_path) if r.get("s") == "submitting"]
     # The journal keeps milliseconds, rounded (up, at times); it kept the time the POST was queued: 0.5 s early.
     assert -0.001 <= api.sent_at - submitting["t"] < 0.4
-    assert submitting["rt"] == 6.0  # the span it was sent under; it kept the one it was queued under, 1.3 s
+    assert submitting["rt"] == 6.0  # the span it was sent under; it kept the one it was queued under, 0.3 s
 
 
 def test_a_timeout_raised_while_the_post_is_journaled_is_journaled_too(
@@ -1764,7 +1768,8 @@ def test_a_timeout_raised_while_the_post_is_journaled_is_journaled_too(
 
     monkeypatch.setattr(batch._Journal, "append", raised_meanwhile)
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1
-    assert [r["rt"] for r in journal(tmp_path) if r.get("s") == "submitting"] == [1.3, 6.0]  # the span it went under
+    spans = [r["rt"] for r in journal(tmp_path) if r.get("s") == "submitting"]
+    assert spans == [sum(ApiDouble.timeout), 6.0]  # the span it went under
 
 
 def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1957,7 +1962,7 @@ def test_a_download_that_keeps_failing_says_why_on_its_card_and_not_that_it_will
         def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
             raise LeonardoError("download failed: HTTP 500: Internal Server Error")
 
-    monkeypatch.setattr(batch, "DOWNLOAD_TRIES", 2)  # one retry, 2 s later
+    monkeypatch.setattr(batch, "DOWNLOAD_TRIES", 2)  # one retry, DOWNLOAD_AGAIN later
     events: List[BatchProgress] = []
     summary = run(ImageHostDown(), PROMPTS[:1], str(tmp_path), on_progress=events.append)
     assert summary.pending == 1 and states(tmp_path)[0] == "submitted"
@@ -2326,7 +2331,7 @@ def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_mat
                 raise LeonardoError("Service Unavailable", status_code=503)
             return super().get_generations_by_user_id(user_id, limit, offset)
 
-    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):  # the wait: these and the 1.3 s window of a POST
+    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):  # the wait: these and the 0.3 s window of a POST
         monkeypatch.setattr(batch, name, 0.2)
     api = ListingFails()
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)] * 2  # both made, both answers lost
