@@ -138,6 +138,16 @@ def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "DOWNLOAD_AGAIN", 0.05)
 
 
+SHIPPED_FIRST_POLL = batch.FIRST_POLL
+
+
+@pytest.fixture
+def shipped_first_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FIRST_POLL as shipped, for a test whose timeline (a job's delay, a grace, a timeout, a storm) is set against
+    the poll rounds: a first round sooner would let it pass without proving what it proves."""
+    monkeypatch.setattr(batch, "FIRST_POLL", SHIPPED_FIRST_POLL)
+
+
 def run(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
     """run_batch at a POST pace that does not slow the tests down."""
     options.setdefault("posts_per_minute", 60000)
@@ -869,6 +879,7 @@ def test_a_journal_whose_header_cannot_be_written_is_closed_so_a_retry_is_not_re
     assert caught.value.message and api.calls.count("POST") == 1
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("answer_lost", [False, True])
 def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(tmp_path: Any, answer_lost: bool) -> None:
     api = ApiDouble(delay=0.5)
@@ -1042,8 +1053,8 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any) -> None:
     assert (summary.complete, summary.failed) == (2, 1)
 
 
-def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "FIRST_POLL", 0.25)  # as shipped: the time asserted below counts its polls too
+@pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
+def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.2) for _ in range(5)]
     started = time.monotonic()
@@ -1083,6 +1094,7 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
     assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp_path: Any) -> None:
     # 429 (item 1), answer lost but created (item 1, adopted), 429 (item 2) 1.1 s after the first:
     # not "every create call refused for item_timeout": the batch stopped there, and said so.
@@ -1094,6 +1106,7 @@ def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp
     assert summary.ok and api.calls.count("POST") == 4 and len(api.generations) == 2
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> None:
     api = ApiDouble(delay=30.0)
 
@@ -1538,6 +1551,7 @@ def test_a_get_about_another_generation_is_not_taken(tmp_path: Any) -> None:
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.saved == ["gen-1"]  # was gen-0's images
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> None:
     class SameId(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -1569,6 +1583,7 @@ def test_a_create_answer_without_a_generation_id_is_reconciled(tmp_path: Any, ma
     assert any("no generation id in the response: Not enough tokens" in str(m) for m in events)
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) -> None:
     api = ApiDouble()
     api.listing_error = LeonardoError("Internal Server Error", status_code=500)  # every poll round: GETs instead
@@ -1585,6 +1600,7 @@ def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) 
     assert (summary.complete, api.calls.count("POST"), unavailable) == (3, 3, [])
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize(
     "listing", [lambda answer: {"generations": answer["generations"] + ["junk"]}, lambda answer: {"generations": 7}]
 )
@@ -1593,6 +1609,7 @@ def test_a_poll_listing_of_another_shape_falls_back_to_gets(tmp_path: Any, listi
     assert run(api, PROMPTS[:3], str(tmp_path), item_timeout=3.0).ok  # every poll round failed: left pending
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("retry_after, listing_limited", [(0.5, True), (None, True), (0.5, False)])
 def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
     tmp_path: Any, retry_after: Optional[float], listing_limited: bool
@@ -1624,6 +1641,7 @@ def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
     assert any(m.startswith("rate limited while polling: next poll in ") for m in events)
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
     api = Reshaped()
     api.get_user_info = lambda: {"user_details": [{"user": {"id": " "}, "apiConcurrencySlots": 3}]}  # type: ignore[method-assign]
@@ -2141,6 +2159,7 @@ def test_a_created_at_a_lifetime_away_from_the_answer_teaches_no_clock(tmp_path:
     assert not [r for r in journal(tmp_path) if "clock" in r]  # it would end the day's reach, or read back to 1970
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("ahead", [False, True])
 def test_a_journaled_clock_a_lifetime_off_is_not_taken_up(tmp_path: Any, ahead: bool) -> None:
     api = ApiDouble()
@@ -2175,6 +2194,7 @@ class NoImages(ApiDouble):
         return dict(view, generated_images=without_url)
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("grace, item_timeout", [(0.5, 30.0), (3.0, 1.0)])  # item_timeout passes during the grace
 def test_a_generation_complete_with_no_image_is_ambiguous_after_the_grace(
     tmp_path: Any, monkeypatch: Any, grace: float, item_timeout: float
@@ -2192,6 +2212,7 @@ def test_a_generation_complete_with_no_image_is_ambiguous_after_the_grace(
     assert api.calls.count("POST") == 2
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("delay, images_at, grace", [(1.5, 2.5, 2.0), (0.3, 1.8, 5.0)])
 def test_images_that_come_within_the_grace_are_saved(
     tmp_path: Any, monkeypatch: Any, delay: float, images_at: float, grace: float
@@ -2202,6 +2223,7 @@ def test_images_that_come_within_the_grace_are_saved(
     assert (summary.complete, summary.ambiguous) == (1, 0)
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_video_only_at_motionmp4url_is_saved(tmp_path: Any, monkeypatch: Any) -> None:
     class VideosOnly(ApiDouble):  # the spec makes url optional: a video model's may be only at motionMP4URL
         def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
@@ -2214,6 +2236,7 @@ def test_a_video_only_at_motionmp4url_is_saved(tmp_path: Any, monkeypatch: Any) 
     assert (summary.complete, summary.ambiguous) == (1, 0)  # was ambiguous, "COMPLETE with no image"
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("images", [5, 2.5, True])
 def test_one_generation_whose_images_are_not_a_list_holds_up_no_other(
     tmp_path: Any, monkeypatch: Any, images: Any
@@ -2283,6 +2306,7 @@ def test_a_v2_item_does_not_wait_for_one_its_own_prompt_keeps_from_being_sent(tm
     assert (summary.complete, summary.ambiguous) == (1, 1)  # item 1 was sent once item 0 stopped holding the prompt
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_v2_item_does_not_wait_for_one_left_in_flight_past_item_timeout(tmp_path: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(batch, "V2_WAIT", 0.2)  # it looks again soon, and keeps waiting while item 1 runs
     class NoV2Listed(ApiDouble):
@@ -2667,6 +2691,7 @@ def test_a_listing_that_fails_again_later_is_read_once_more_again(tmp_path: Any)
     assert summary.ok and api.calls.count("POST") == 2  # was ambiguous: the once-more was spent for the run
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp_path: Any) -> None:
     # Create calls answered 503 and the listing unreadable: each item sent was left ambiguous, which counted as moving
     # on, so the whole queue went into the outage at the POST pace (68 items a minute), and the batch never stopped.
@@ -3099,6 +3124,7 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
 
 
+@pytest.mark.usefixtures("shipped_first_poll")
 def test_a_generation_past_item_timeout_is_left_in_flight_for_the_rerun(tmp_path: Any) -> None:
     api = ApiDouble(slots=1, delay=3600.0)
     summary = run(api, PROMPTS[:5], str(tmp_path), item_timeout=0.3)
