@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
+import functools
 import io
 import json
 import shutil
@@ -1209,8 +1210,9 @@ def test_generate_says_when_a_failed_create_call_may_have_made_the_generation(
 
 
 def test_generate_gives_no_hint_when_the_create_call_was_never_sent(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(cli, "Client", functools.partial(Client, backoff_factor=0.01))  # retried, without 2 s of backoff
     fake_in_env.stop()  # a connection never made: nothing can have been made
     assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
