@@ -2355,9 +2355,10 @@ def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_mat
                 raise LeonardoError("Service Unavailable", status_code=503)
             return super().get_generations_by_user_id(user_id, limit, offset)
 
-    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):  # the wait: these and the 0.3 s window of a POST
+    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):  # the wait: these and the 1.3 s window of a POST
         monkeypatch.setattr(batch, name, 0.2)
     api = ListingFails()
+    api.timeout = (1.0, 0.3)  # that window: the waits above are set against it
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)] * 2  # both made, both answers lost
     items = [{"prompt": "a walnut chair"}] * 2
     events: List[BatchProgress] = []
