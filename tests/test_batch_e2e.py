@@ -169,6 +169,7 @@ def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_p
         assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
         submitted = {r["id"] for r in records(out) if r.get("s") == "submitted"}
         assert submitted and submitted == set(fake.generation_ids())  # every POST that left is journaled
+        fake.completion_delay = 0.05  # the rerun's jobs: quick (those in flight keep their second)
         rerun = cli(out, prompts, fake)
         stdout, err = rerun.communicate(timeout=30)
         assert rerun.returncode == 0, err
