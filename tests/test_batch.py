@@ -2340,6 +2340,7 @@ def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any)
                {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x", "recheck": True}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     api = SlowAnswers()
+    api.timeout = (1.0, 0.3)  # a create call answered 0.4 s late: within the client's timeout, as it must be
     summary = run_bounded(api, items, str(tmp_path))
     assert summary.ok and len(api.generations) == 2  # item 0 did not adopt item 1's generation
 
@@ -2585,6 +2586,7 @@ def test_an_item_never_adopts_the_generation_of_another_with_its_prompt(tmp_path
             return answer
 
     api = LateAnswers()
+    api.timeout = (1.0, 0.3)  # a create call answered 1.2 s late: within the client's timeout, as it must be
     api.before_post = [LeonardoError("Internal Server Error", status_code=500)]  # the first POST created nothing
     items = [{"prompt": "a red fox"}, {"prompt": "a red fox", "width": 768, "height": 768}]
     summary = run(api, items, str(tmp_path))
