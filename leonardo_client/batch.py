@@ -74,6 +74,7 @@ MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a serv
 # asks little of the account's limit, while a longer hold would leave finished generations unread for as long.
 MAX_POLL_PAUSE = 60.0
 DOWNLOAD_TRIES = 3
+LOOK_AGAIN = 0.5  # seconds after a create call's window (at least) its item is looked for again in the listing
 DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times the tries so far
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
@@ -1318,8 +1319,8 @@ class _Engine:
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
             elif read_at - item.since <= self.window(item):  # the POST may still be running at the server
-                wait = item.since + self.window(item) + 0.5 - self.wall_time()
-                self.reconcile_at[item.index] = time.monotonic() + max(0.5, wait)
+                wait = item.since + self.window(item) + LOOK_AGAIN - self.wall_time()
+                self.reconcile_at[item.index] = time.monotonic() + max(LOOK_AGAIN, wait)
                 continue
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
                 if self.look_again_for_v2(item):

@@ -131,11 +131,13 @@ class ApiDouble:
 def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing that failed is read once more LISTING_AGAIN (5 s) later, and pauses submissions DEFAULT_PAUSE
     (2 s, doubling each time); the first poll round comes FIRST_POLL (0.25 s) after the start, and a failed download
-    is tried again DOWNLOAD_AGAIN (2 s) times its tries later: a moment here."""
+    is tried again DOWNLOAD_AGAIN (2 s) times its tries later, an item whose create call may still run is looked
+    for again LOOK_AGAIN (0.5 s) after its window: a moment here."""
     monkeypatch.setattr(batch, "LISTING_AGAIN", 0.05)
     monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.05)
     monkeypatch.setattr(batch, "FIRST_POLL", 0.05)
     monkeypatch.setattr(batch, "DOWNLOAD_AGAIN", 0.05)
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.05)
 
 
 SHIPPED_FIRST_POLL = batch.FIRST_POLL
