@@ -195,7 +195,7 @@ def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: A
         '{"prompt": "a lamp", "num_images": 2, "seed": 5, "negative_prompt": "blur"}\n',
         encoding="utf-8",
     )
-    chair, lamp = read_items(str(path), {"model_id": MODEL_1, "width": 512})
+    chair, lamp = read_items(str(path), {"model_id": MODEL_1, "width": 512, "alchemy": None})  # None: not given
     assert chair.request() == (
         "v2",
         {"model": "phoenix-v1.0", "parameters": {"prompt": "a chair", "width": 512, "contrast": "HIGH"}},
@@ -506,10 +506,12 @@ def test_batch_runs_every_item_once_and_names_files_stably(tmp_path: Any) -> Non
 def test_file_names_keep_latin_letters_without_their_accents(tmp_path: Any) -> None:
     # Only a-z and 0-9 were kept, the rest a dash: 0001-caf-and.png, 0002-z-rich-stra-e.png.
     items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa"}, {"prompt": "Z\u00fcrich Stra\u00dfe"},
-             {"prompt": "\u0393\u03ac\u03c4\u03b1 \u732b"}]  # other scripts: named from the position alone, as before
+             {"prompt": "\u0393\u03ac\u03c4\u03b1 \u732b"},  # other scripts: named from the position alone, as before
+             {"prompt": "a lighthouse on a cliff at dusk, painted in oils"}]  # cut at 40 characters, on a dash
     assert run(ApiDouble(), items, str(tmp_path)).ok
     assert sorted(name for name in os.listdir(tmp_path) if name[0].isdigit()) == [
-        "0001-cafe-nandu.png", "0002-zurich-strasse.png", "0003-item.png"
+        "0001-cafe-nandu.png", "0002-zurich-strasse.png", "0003-item.png",
+        "0004-a-lighthouse-on-a-cliff-at-dusk-painted.png",  # not "...-painted-.png"
     ]  # fmt: skip
 
 
@@ -543,6 +545,7 @@ def test_the_cost_is_read_from_the_job_in_either_v2_answer_shape(tmp_path: Any) 
     items = [{"prompt": "a chair", "model": "phoenix-v1.0"}, {"prompt": "a desk", "model": "phoenix-v1.0"}]
     assert dict(run(SpecShapedApi(), items, str(tmp_path / "spec")).credits) == {"CREDITS": 16.0}
     assert dict(run(ApiDouble(), items, str(tmp_path / "recipes")).credits) == {"CREDITS": 4.0}
+    assert batch._cost({"cost": {"amount": 5, "unit": None}}) == {"amount": "5", "unit": "CREDITS"}  # as apiCreditCost
 
 
 def test_rerun_skips_complete_items_and_sends_nothing(tmp_path: Any) -> None:
@@ -916,14 +919,20 @@ def test_a_journal_deleted_while_the_batch_runs_stops_it(tmp_path: Any) -> None:
 
 
 class HeldAfterTheFirst(ApiDouble):
-    """Every generation but the first stays PENDING while ``held``; ``move`` (a function) runs in save_results."""
+    """Every generation but the first stays PENDING while ``held``; ``move`` (a function) runs in save_results,
+    ``seen_complete`` (one) when a generation is first read COMPLETE."""
 
     held = True
     move: Optional[Callable[[], None]] = None
+    seen_complete: Optional[Callable[[], None]] = None
 
     def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
         view = super()._view(g)
-        return dict(view, status="PENDING", generated_images=[]) if self.held and g["id"] != "gen-1" else view
+        view = dict(view, status="PENDING", generated_images=[]) if self.held and g["id"] != "gen-1" else view
+        if view["status"] == "COMPLETE" and self.seen_complete is not None:
+            self.seen_complete, seen = None, self.seen_complete
+            seen()
+        return view
 
     def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
         paths = super().save_results(result, folder)
@@ -932,24 +941,32 @@ class HeldAfterTheFirst(ApiDouble):
         return paths
 
 
-@pytest.mark.parametrize("when", ["between items", "during a download"])
+@pytest.mark.parametrize("when", ["before the first post", "between items", "before a download", "during a download"])
 def test_a_folder_moved_while_the_batch_runs_stops_it_and_nothing_is_written_to_its_old_path(
     tmp_path: Any, when: str
 ) -> None:
     # Later files went to its old path, re-created, while the journal (which follows the folder) said them complete.
     old, new = tmp_path / "batch", tmp_path / "handed-over"
     api = HeldAfterTheFirst()
+    events: List[str] = []
 
-    def move(progress: Optional[BatchProgress] = None) -> None:
-        if progress is None or progress.event == "complete":
-            os.rename(old, new)
+    def move() -> None:
+        os.rename(old, new)
 
-    if when == "during a download":
-        api.move = move
+    def on_progress(progress: BatchProgress) -> None:
+        events.append(progress.event)
+        if (when, progress.event) in (("before the first post", "start"), ("between items", "complete")):
+            move()
+
+    api.move = move if when == "during a download" else None
+    api.seen_complete = move if when == "before a download" else None
     with pytest.raises(LeonardoError) as caught:
-        run(api, PROMPTS[:3], str(old), on_progress=move if when == "between items" else None)
+        run(api, PROMPTS[:3], str(old), on_progress=on_progress)
     assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
     assert not old.exists()
+    assert "waiting" not in events  # it stops at once: no "will try again" said of a download
+    if when == "before the first post":
+        assert "POST" not in api.calls  # the record of the first is refused: nothing is sent once it is moved
     api.held, api.move = False, None
     assert run(api, PROMPTS[:3], str(new)).ok
     files = [name for record in journal(new) for name in record.get("files", [])]
@@ -1048,11 +1065,15 @@ def test_failed_generations_are_recorded_and_the_batch_goes_on(tmp_path: Any) ->
     assert retried.ok and api.calls.count("POST") == 4
 
 
-def test_a_refused_request_fails_that_item_only(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    "error", [LeonardoError("invalid dimensions", status_code=400), ValueError("invalid dimensions")]
+)  # a ValueError: a local check's, so no call was sent and there is nothing to reconcile
+def test_a_refused_request_fails_that_item_only(tmp_path: Any, error: Exception) -> None:
     api = ApiDouble()
-    api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
+    api.before_post = [error]
     summary = run(api, PROMPTS[:3], str(tmp_path))
-    assert (summary.complete, summary.failed) == (2, 1)
+    assert (summary.complete, summary.failed) == (2, 1) and api.calls.count("POST") == 3
+    assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "failed"] == [f"refused: {error}"]
 
 
 @pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
@@ -1491,14 +1512,25 @@ def test_the_batch_clock_goes_on_while_the_machine_sleeps(tmp_path: Any, monkeyp
     assert engine.wall_time() - before >= 0.15  # a rerun compares it with time.time(): it read as earlier
 
 
+def seed_as_digits(g: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(g, seed=str(g["seed"]))
+
+
+NEGATIVE_SEED = [{"prompt": "a red fox", "model": "seedance-1.0-pro", "width": 1024, "height": 768, "seed": -1}]
+
+
 @pytest.mark.parametrize(
-    "change",
-    [lambda g: dict(g, seed=str(g["seed"])), lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 ")],
+    "change, items",
+    [
+        (seed_as_digits, SEEDED),
+        (lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 "), SEEDED),
+        (seed_as_digits, NEGATIVE_SEED),  # "-1" (seedance's random seed) is a number too
+    ],
 )
-def test_reconciliation_reads_numbers_written_as_digits(tmp_path: Any, change: Any) -> None:
+def test_reconciliation_reads_numbers_written_as_digits(tmp_path: Any, change: Any, items: Any) -> None:
     api = Reshaped(listing=entries(change))  # a bigint seed may come as "905778432"
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
-    assert run(api, SEEDED, str(tmp_path)).ok and api.calls.count("POST") == 1  # was sent again: billed twice
+    assert run(api, items, str(tmp_path)).ok and api.calls.count("POST") == 1  # was sent again: billed twice
 
 
 def test_a_value_the_item_leaves_to_the_api_is_not_compared(tmp_path: Any) -> None:

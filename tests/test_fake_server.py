@@ -525,6 +525,9 @@ def test_defaults_follow_the_spec(fake, api):
     assert (generation["imageWidth"], generation["imageHeight"]) == (1024, 768) == payloads.V1_DEFAULT_SIZE
     assert generation["generation_elements"] == []
     assert generation["negativePrompt"] is None
+    element = {"akUUID": "abcd1234-0000-4000-8000-000000000000", "weight": None}  # null: as if left out
+    generation = get_generation(api, fake, create(api, fake, elements=[element]))
+    assert [element["weightApplied"] for element in generation["generation_elements"]] == [1.0]
 
 
 def test_photoreal_without_a_strength_gets_the_apis_default(fake, api):
@@ -625,6 +628,7 @@ def test_list_generations_paginates_newest_first(fake, api):
     assert ids() == newest_first
     assert ids(limit=2) == newest_first[:2]
     assert ids(limit=2, offset=1) == newest_first[1:3]
+    assert ids(limit="+2", offset=" 1") == newest_first[1:3]  # a sign or a space around the digits: taken
     assert ids(offset=4) == newest_first[4:]
     assert ids(offset=10) == []
     assert ids(limit=0) == []
@@ -1153,8 +1157,10 @@ def raw_answer(fake, data):
     return head, body
 
 
-@pytest.mark.parametrize("length", [b"\xb2", b"1" * 5000])  # a superscript two is a digit to str.isdigit()
-def test_a_content_length_not_of_ascii_digits_is_refused_in_one_line(fake, length):
+@pytest.mark.parametrize(  # a superscript two is a digit to str.isdigit(); over MAX_BODY: refused before reading it
+    "length", [b"\xb2", b"1" * 5000, b"%d" % (server_module.MAX_BODY + 1)]
+)
+def test_a_content_length_not_of_ascii_digits_or_over_the_cap_is_refused_in_one_line(fake, length):
     head, body = raw_answer(fake, b"POST /api/rest/v1/generations HTTP/1.1\r\nContent-Length: %s\r\n\r\n" % length)
     assert head.startswith(b"HTTP/1.1 400 ")
     assert json.loads(body)["error"] == "invalid Content-Length"  # was int()'s message, "invalid literal for int()..."
@@ -1379,6 +1385,8 @@ def test_fault_truncate(fake, api):
     fake.inject(status=200, body={"generations_by_pk": {"id": "x" * 100}}, truncate=True)
     assert_truncated(lambda: call(api, fake, "GET", "/generations/x"))
     assert call(api, fake, "GET", "/generations/x").status_code == 200
+    fake.inject(status=200, path="/me", body="", truncate=True)  # an empty body: 1 byte announced, none sent
+    assert_truncated(lambda: call(api, fake, "GET", "/me"))
     generation_id = create(api, fake, num_images=1)
     url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
     fake.inject(status=200, path="/cdn/*", body=b"\x89PNG" + b"\x00" * 100, truncate=True)
@@ -1566,6 +1574,7 @@ V2_REFUSED = [
     ("phoenix-v1.0", {"prompt": "x", "width": 1001}, "parameters.width must be a multiple of 8"),
     ("phoenix-v1.0", {"prompt": "x", "mode": "SLOW"}, "expected one of the values ['FAST', 'QUALITY', 'ULTRA']"),
     ("phoenix-v1.0", {"prompt": "x", "quantity": "2"}, "expected an integer for type 'Quantity', but found a string"),
+    ("phoenix-v1.0", {"prompt": "x", "quantity": 1.5}, "expected an integer for type 'Quantity', but found a number"),
     ("remove-bg", {"prompt": "x"}, 'field "prompt" not found'),  # one of the schemas closed to other keys
     ("phoenix-v1.0", {}, 'expecting a value for non-nullable field: "prompt"'),
     ("flux-pro-2.0", {"prompt": "x", "width": 32}, "parameters.width must be at least 64"),
@@ -1997,6 +2006,10 @@ def test_uploaded_init_image_feeds_v1_generations(fake, api):
     for bad in ["00000000-0000-4000-8000-000000000000", create(api, fake)]:  # unknown, a generation id
         response = call(api, fake, "POST", "/generations", json={"prompt": "x", "init_image_id": bad})
         assert (response.status_code, response.json()) == (400, INVALID_INIT_IMAGE)
+    for flags in ({}, {"isInitImage": True, "isVariation": True}):  # an init image is sent as one, only as one
+        response = call(api, fake, "POST", "/generations-motion-svd", json=dict(flags, imageId=image_id))
+        assert response.status_code == 400, response.text  # as for a generation id: the API's "Service Error"
+        assert response.json() == {"error": "Service Error", "path": "$", "code": "unexpected"}
     motion = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id, "isInitImage": True})
     assert motion.status_code == 200, motion.text
     call(api, fake, "DELETE", "/init-image/" + image_id)

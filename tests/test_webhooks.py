@@ -43,6 +43,13 @@ def test_a_good_request_is_parsed_with_the_echoed_keys_redacted() -> None:
     assert API_KEY not in json.dumps(parsed) and CALLBACK_KEY not in json.dumps(parsed)
 
 
+def test_only_the_keys_echoed_are_redacted_none_is_added() -> None:
+    echoed = {"id": "k-1", "webhookCallbackApiKey": CALLBACK_KEY}  # without "key"
+    body = json.dumps({**PAYLOAD, "data": {"object": {**PAYLOAD["data"]["object"], "apiKey": echoed}}})
+    generation = parse_webhook(body, {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)["data"]["object"]
+    assert generation["apiKey"] == {"id": "k-1", "webhookCallbackApiKey": REDACTED}
+
+
 def test_header_name_and_scheme_are_case_insensitive_and_str_bodies_work() -> None:
     assert parse_webhook(BODY.decode(), {"Authorization": f"bearer  {CALLBACK_KEY} "}, CALLBACK_KEY)["type"]
     assert parse_webhook(memoryview(BODY), {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)["type"]
