@@ -1830,7 +1830,10 @@ def _card(item: _Item) -> str:
     )
 
 
-_C1_SHOWN = {code: f"\\x{code:02x}" for code in range(0x80, 0xA0)}
+# Control characters HTML cannot show as they are (a NUL is dropped, &#128; read as a euro sign): shown escaped.
+_CONTROLS_SHOWN = {
+    code: f"\\x{code:02x}" for code in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
+}
 
 
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str = "") -> None:
@@ -1860,8 +1863,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch. Then ASCII,
-    # the rest as &#...; references: a web server's charset in Content-Type overrides <meta charset>. A C1 control
-    # is shown escaped: a browser reads &#128;-&#159; as Windows-1252's characters (a euro sign, a trademark sign).
+    # the rest as &#...; references: a web server's charset in Content-Type overrides <meta charset>.
     # Not synced: it is rewritten every few seconds, and on every run.
-    text = page.encode("utf-8", "backslashreplace").decode("utf-8").translate(_C1_SHOWN)
+    text = page.encode("utf-8", "backslashreplace").decode("utf-8").translate(_CONTROLS_SHOWN)
     _files.write_atomically(os.path.join(out_dir, GALLERY), [text.encode("ascii", "xmlcharrefreplace")], sync=False)
