@@ -102,6 +102,8 @@ class RetryAdapter(HTTPAdapter):
         # adapter takes as "do not verify" (the key went to any server): as in 2.28, the session's setting holds.
         if verify == "":
             verify = self.session_verify()
+        if (request.url or "").lower().startswith("https:"):  # a proxy's password goes in its CONNECT only: requests
+            request.headers.pop("Proxy-Authorization", None)  # 2.26 also put it in the request, to the server itself
         # By name, as requests passes them (responses' mock of send takes no others); types-requests < 2.31.0.7
         # (the stubs that go with urllib3 1.26) leave send unannotated.
         response: requests.Response = super().send(  # type: ignore[no-untyped-call,unused-ignore]

@@ -623,6 +623,16 @@ def test_a_session_with_the_key_in_its_headers_sends_it_to_the_api_alone(mocked,
     assert session.headers["Authorization"] == f"Bearer {API_KEY}"  # the caller's session is left as it was
 
 
+def test_a_proxy_password_goes_in_the_tunnel_s_connect_only_not_to_the_api(mocked):
+    # requests 2.26 put a proxy's Proxy-Authorization on every https request too: inside the tunnel, Leonardo got it.
+    mocked.add("GET", BASE + "/me", json={}, match=api_matchers())
+    session = requests.Session()
+    session.headers["Proxy-Authorization"] = "Basic dXNlcjpzZWNyZXQ="  # as requests 2.26's rebuild_proxies left it
+    with session, Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0, session=session) as client:
+        client.get_user_info()
+    assert "Proxy-Authorization" not in mocked.calls[0].request.headers
+
+
 def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path, monkeypatch):
     # requests looks ~/.netrc up again on every redirect, whatever the request's auth: its "default"
     # entry replaced the key on a redirect within the API, and rode a redirected download.
