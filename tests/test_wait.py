@@ -343,29 +343,21 @@ def test_polls_failing_for_a_while_are_waited_out(
     assert len(mocked.calls) == 5
 
 
-def test_a_429_retry_after_is_the_next_interval_when_it_fits(
-    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("status, retry_after, timeout, sleeps", [
+    (429, "120", 200, [120, 1.5]),  # over the retry rule's cap, it is the next interval; then 80 s left: too few
+    (503, "0", 600, [1.0, 1.5]),  # it only lengthens a pause: a 503 saying 0 would otherwise be polled in a hot loop
+], ids=["a 429's Retry-After is the next interval when it fits", "a shorter one does not shorten the interval"])
+def test_a_retry_after_of_a_poll_lengthens_its_interval_only(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch,
+    status: int, retry_after: str, timeout: float, sleeps: List[float],
 ) -> None:
     clock = VirtualTime.of(mock_client, monkeypatch)
-    limited = {"status": 429, "json": {"error": "slow down"}, "headers": {"Retry-After": "120"}}
+    answer = {"status": status, "json": {"error": "slow down"}, "headers": {"Retry-After": retry_after}}
     for _ in range(2):
-        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **limited)  # over the retry rule's cap
+        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **answer)
     mocked.add("GET", BASE + "/generations/g-9", json=DONE, match=api_matchers())
-    assert mock_client.wait_for_generation("g-9", timeout=200) == DONE["generations_by_pk"]
-    assert clock.sleeps == [120, 1.5]  # then 80 s left: too few, so at its own interval
-
-
-def test_a_retry_after_shorter_than_the_interval_does_not_shorten_it(
-    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Retry-After only lengthens a pause: a 503 saying 0 would otherwise be polled in a hot loop.
-    clock = VirtualTime.of(mock_client, monkeypatch)
-    busy = {"status": 503, "json": {"error": "busy"}, "headers": {"Retry-After": "0"}}
-    for _ in range(2):
-        mocked.add("GET", BASE + "/generations/g-9", match=api_matchers(), **busy)
-    mocked.add("GET", BASE + "/generations/g-9", json=DONE, match=api_matchers())
-    assert mock_client.wait_for_generation("g-9", timeout=600) == DONE["generations_by_pk"]
-    assert clock.sleeps == [1.0, 1.5]
+    assert mock_client.wait_for_generation("g-9", timeout=timeout) == DONE["generations_by_pk"]
+    assert clock.sleeps == sleeps
 
 
 @pytest.mark.parametrize(
