@@ -504,8 +504,7 @@ class Client:
         check_number("poll_interval", poll_interval, MIN_SECONDS, MAX_SECONDS)
         if on_poll is not None and not callable(on_poll):
             raise TypeError(f"on_poll must be a function (status, seconds), not {type(on_poll).__name__}")
-        started = time.monotonic()
-        interval, empty_since = float(poll_interval), None  # empty_since: first seen COMPLETE with no images
+        started, interval, empty_since = time.monotonic(), float(poll_interval), None  # since COMPLETE with no images
         while True:  # bounded by the deadline, started + timeout
             answer, failed = self._poll(fetch, id)
             if answer is not None:
@@ -517,6 +516,8 @@ class Client:
                 if done and found.get("generated_images") == []:  # not finished (API_FACTS_MORE (c)): they may come
                     empty_since = time.monotonic() if empty_since is None else empty_since
                     done = time.monotonic() - empty_since >= EMPTY_GRACE
+                else:  # (gone back from COMPLETE: the deadline ends it as still running)
+                    empty_since = None
                 if done:
                     return found
                 if status == "FAILED":

@@ -325,6 +325,20 @@ def test_complete_with_no_images_yet_is_asked_again_for_a_minute(
     assert clock.now - 1000.0 == waited  # the first poll past the minute, or the wait's own deadline if that is first
 
 
+def test_complete_with_no_images_gone_back_to_pending_is_still_running_at_the_deadline(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The minute's grace is for a COMPLETE answer: once a poll says PENDING again, the deadline ends the wait as for
+    # any generation still running (it returned that PENDING generation, as if done).
+    VirtualTime.of(mock_client, monkeypatch)
+    empty = {"generations_by_pk": dict(DONE["generations_by_pk"], generated_images=[])}
+    pending = {"generations_by_pk": dict(DONE["generations_by_pk"], status="PENDING", generated_images=[])}
+    for answer in [empty, pending]:  # the last one answers every later poll too
+        mocked.add("GET", BASE + "/generations/g-9", json=answer, match=api_matchers())
+    with pytest.raises(LeonardoError, match=r"^generation g-9 still PENDING after 30\.0s \(timeout 30s\)$"):
+        mock_client.wait_for_generation("g-9", timeout=30)
+
+
 @pytest.mark.parametrize("failure", TRANSIENT, ids=["503", "500", "429", "no answer"])
 def test_polls_failing_for_a_while_are_waited_out(
     mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch, failure: Dict[str, Any]
