@@ -37,8 +37,9 @@ EXTENSIONS = {
     "audio/wav": ".wav",
 }
 KNOWN_SUFFIXES = frozenset(EXTENSIONS.values()) | {".jpeg"}
-# Where each kind of finished result keeps its files, when a whole GET response is given.
-RESULT_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk", "lcmGenerationJob")
+# Where a GET answer holds its job; with an LCM answer's, where each kind of finished result keeps its files.
+POLLED_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk")
+RESULT_KEYS = (*POLLED_KEYS, "lcmGenerationJob")
 # Where a generation or a texture generation lists its files.
 IMAGE_KEYS = ("generated_images", "model_asset_texture_images")
 
@@ -83,7 +84,7 @@ def is_loopback(host: str) -> bool:
     return False
 
 
-# What POST /init-image accepts (its spec says so only in prose), and the Content-Type S3 is told for each.
+# What POST /init-image accepts (its spec says so only in prose), and the Content-Type of each (the fake's S3 form).
 UPLOAD_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 

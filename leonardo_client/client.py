@@ -41,9 +41,9 @@ DEFAULT_BASE_URL = "https://cloud.leonardo.ai/api/rest/v1"
 # 60 s to read covers the synchronous LCM operations, the slowest calls. No request goes without one.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 API_KEY_ENV, BASE_URL_ENV = "LEONARDO_API_KEY", "LEONARDO_BASE_URL"
-# Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s (or poll_interval if longer).
 WAIT_TIMEOUT, TEXTURE_TIMEOUT = 300.0, 600.0
 EMPTY_GRACE = 60.0  # seconds a generation may be COMPLETE with no images (they may come after) and still be waited on
+# Waiting: at once, then after poll_interval, each interval 1.5x the last, up to 12 s (or poll_interval if longer).
 POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
 # A body read whole is refused past these (a compressed answer may inflate to gigabytes): far more than any
@@ -67,7 +67,6 @@ CREATE_JOBS = (
     ("", "generationId"),
     ("textureGenerationJob", "id"),
 )
-POLLED_KEYS = ("generations_by_pk", "model_asset_texture_generations_by_pk")  # where a GET answer holds its job
 
 log = logging.getLogger("leonardo_client")
 
@@ -650,7 +649,7 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
 
 def _check_not_a_result(given: Mapping[str, Any]) -> None:
     """ValueError if ``given``, passed for an id or a create response, is a generation or a GET's answer."""
-    held = [key for key in POLLED_KEYS if key in given]
+    held = [key for key in _files.POLLED_KEYS if key in given]
     if held and given[held[0]] is None:  # the API's answer for an id it does not know
         what, its_id = f"a GET call's answer of no job ({held[0]} is null: no such id)", "the id of a job"
     elif held:
