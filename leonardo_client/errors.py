@@ -36,6 +36,7 @@ _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.con
 # A shorter key is no real one (Leonardo's are 36-character UUIDs), and redacting it would
 # mangle any text that holds it: "k" would turn "generations_by_pk" into "generations_by_p[redacted]".
 MIN_SECRET_LENGTH = 8
+BROKE_OFF = "connection broke while reading the response"  # before its end: a body cut short
 
 
 class LeonardoError(Exception):
@@ -139,7 +140,7 @@ class BodyBroke(LeonardoError):
     def cut_short(
         cls, response: "requests.Response", method: str, url: str, short: str, key: str, note: str = ""
     ) -> "BodyBroke":
-        message = f"connection broke while reading the response (truncated body: {short})"
+        message = f"{BROKE_OFF} (truncated body: {short})"
         return cls.of(response, LeonardoError(_noted(note, message), method=method, url=redact(url, key)), key)
 
     def plain(self) -> LeonardoError:
@@ -438,7 +439,7 @@ _TRANSPORT_ERRORS = (
     (requests.exceptions.ReadTimeout, "timed out waiting for {host}'s response"),
     (requests.exceptions.SSLError, "TLS/SSL error with {host}: {detail}"),
     (requests.exceptions.ProxyError, "could not connect through the proxy: {detail}"),
-    (requests.exceptions.ChunkedEncodingError, "connection broke while reading the response (truncated body)"),
+    (requests.exceptions.ChunkedEncodingError, BROKE_OFF + " (truncated body)"),
     ((requests.exceptions.ContentDecodingError, DecodeError), "could not decode the response: {detail}"),
     (requests.exceptions.ConnectionError, "connection failed: {detail}"),
     (Exception, "request to {host} failed: {detail}"),
