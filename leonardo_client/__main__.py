@@ -210,11 +210,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     for stream, _ in changed:
         stream.reconfigure(errors=ESCAPE)
     try:
-        return _run(argv)
+        with _stop_leftovers_unprinted():
+            return _run(argv)
     finally:
         for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
                 stream.reconfigure(errors=errors)
+
+
+@contextlib.contextmanager
+def _stop_leftovers_unprinted() -> Iterator[None]:
+    """While main() runs, sys.unraisablehook drops what a stop leaves to finalizers, which Python prints as
+    "Exception ignored in ..." and a traceback: a KeyboardInterrupt landing in one (Ctrl-C, SIGTERM, SIGHUP),
+    and an I/O object's failed close (a half-made http.client response, "no attribute 'fp'"), which Python
+    itself drops but under -X dev. Any other goes to the hook that was set: a bug in a finalizer stays seen."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt) and not isinstance(unraisable.object, io.IOBase):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def entry() -> int:

@@ -845,6 +845,53 @@ def test_ctrl_c_while_the_client_closes_is_not_lost(
     assert capsys.readouterr().err.splitlines() == [OFFLINE_NOTICE, "leonardo-client: interrupted"]
 
 
+class Finalized:
+    """An object whose finalizer fails: Python prints "Exception ignored in ..." and a traceback."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __del__(self) -> None:
+        raise self.error
+
+
+def test_a_ctrl_c_landing_in_a_finalizer_is_not_printed_and_a_bug_in_one_still_is(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)  # the hook set before main(): Python's, pytest's
+
+    def command(client: Any, args: Any) -> int:
+        Finalized(KeyboardInterrupt())  # a Ctrl-C (or SIGTERM) landing in a finalizer: it printed a traceback
+        Finalized(ValueError("a bug"))
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "me", command)
+    assert cli.main(["--offline", "me"]) == 0
+    assert [type(unraisable.exc_value) for unraisable in seen] == [ValueError]
+    assert sys.unraisablehook == seen.append  # put back: a program's own finalizers are its own
+
+
+# A Ctrl-C landing in http.client's HTTPResponse.__init__: the half-made response's close() fails when it is
+# collected ("no attribute 'fp'"), printed under -X dev (PYTHONDEVMODE=1); Python drops it otherwise.
+HALF_MADE_RESPONSE = """
+import http.client, runpy, sys
+def interrupted(response, *args, **kwargs):
+    raise KeyboardInterrupt
+http.client.HTTPResponse.__init__ = interrupted
+sys.argv[0] = "-m"
+{start}
+"""
+
+
+def test_a_ctrl_c_that_leaves_a_half_made_response_is_one_line_under_x_dev() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    code = HALF_MADE_RESPONSE.format(start=AS_THE_CLI)
+    done = subprocess.run([sys.executable, "-X", "dev", "-c", code, "--offline", "me"], capture_output=True,
+                          text=True, timeout=60, cwd=REPO, env=env)
+    assert (done.returncode, done.stderr) == (-signal.SIGINT, OFFLINE_NOTICE + "\nleonardo-client: interrupted\n")
+
+
 def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
     code = INTERRUPTED_IMPORT.format(argv0="my_script.py", module="requests", start="import leonardo_client")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
