@@ -28,7 +28,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
-    from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, answered, user_details
+    from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
     from .errors import printable
     from .payloads import (
         MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
@@ -161,7 +161,8 @@ def _add_get_arguments(get: argparse.ArgumentParser) -> None:
     saving = "wait for it as generate does, save its files there and print their paths (not the JSON)"
     get.add_argument("--out", metavar="DIR", help=saving)
     waiting = "with --out: wait at most (300)"
-    get.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help=waiting)
+    get.add_argument("--timeout", type=_seconds, metavar="SECONDS", help=waiting)
+    get.set_defaults(usage_error=get.error)  # --timeout without --out, after parsing: with get's usage
 
 
 def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +286,8 @@ def _run(argv: Optional[List[str]]) -> int:
             args = build_parser().parse_args(argv)
             if args.command == "generate" and args.prompt is None and not args.model:  # only a v2 model may take none
                 args.usage_error("the following arguments are required: prompt")
+            if args.command == "get" and args.timeout is not None and args.out is None:  # get waits only to save
+                args.usage_error("argument --timeout: not allowed without argument --out")
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             status = exc.code if isinstance(exc.code, int) else 2
         else:
@@ -541,6 +544,7 @@ def _bundled_spec() -> Any:
 
 def _get(client: Client, args: argparse.Namespace) -> int:
     if args.out is not None:
+        args.timeout = WAIT_TIMEOUT if args.timeout is None else args.timeout  # generate's default
         return _save_generation(client, args.id, args)
     data = client.get_generation_by_id(args.id)
     if answered(data, "generations_by_pk") is None:

@@ -355,6 +355,16 @@ def test_get_out_into_a_file_is_a_usage_error_before_anything_is_sent(
     assert "exists and is not a folder" in capsys.readouterr().err and fake_in_env.requests == []
 
 
+def test_get_timeout_without_out_is_a_usage_error_before_anything_is_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was taken and ignored: get waits only to save (--out); without it, one lookup, printed as JSON.
+    assert cli.main(["get", "g-1", "--timeout", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: leonardo-client get [-h]") and fake_in_env.requests == []
+    assert err.endswith("leonardo-client get: error: argument --timeout: not allowed without argument --out\n")
+
+
 def test_a_number_flag_quotes_no_long_argument_whole() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"^not a whole number: '9{76}\.\.\.$"):
         cli._positive_int("9" * 5000 + "x")  # the message quoted all 5,001 characters
