@@ -294,8 +294,8 @@ def _run(argv: Optional[List[str]]) -> int:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
                 _check_folder(args.out)
-            elif args.command == "get" and args.out is not None:  # as generate's: a usage error, before any call
-                _check_folder(args.out)
+            elif args.command == "get" and args.out is not None and os.path.exists(args.out):  # as generate's, but
+                _check_folder(args.out)  # not made: saving makes it, once there is something to save
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP

@@ -347,6 +347,27 @@ def test_get_out_that_cannot_save_is_one_line_and_exit_1(
     assert last.startswith("leonardo-client: " + said.format(id=made)) and "Traceback" not in captured.err, last
 
 
+@pytest.mark.parametrize("case", ["unknown", "failed"])
+def test_get_out_makes_no_folder_when_there_is_nothing_to_save(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, case: str
+) -> None:
+    # Made before the lookup, as generate's is before its create call: an unknown id left it there, empty.
+    fake_in_env.fail_new_generations = True
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox"})) if case == "failed" else "no-such-id"
+    assert cli.main(["get", made, "--out", str(tmp_path / "new" / "deeper")]) == 1
+    assert capsys.readouterr().out == "" and os.listdir(str(tmp_path)) == []
+
+
+def test_generate_makes_its_folder_before_the_create_call(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # Unlike get's: one it cannot make or write to must be refused before the generation is paid for.
+    fake_in_env.inject(status=400, body={"error": "invalid dimensions"}, method="POST")
+    assert cli.main(["generate", "x", "--out", str(tmp_path / "new")]) == 1
+    assert os.listdir(str(tmp_path)) == ["new"] and len(create_calls(fake_in_env)) == 1
+
+
 def test_get_out_into_a_file_is_a_usage_error_before_anything_is_sent(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
