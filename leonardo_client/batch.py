@@ -455,10 +455,8 @@ class _Journal:
     def _refuse_files_beside(self, out_dir: str) -> None:
         """A journal without a header beside files: emptied (``jq . journal.jsonl > journal.jsonl``) or cut short,
         as the batch writes its header before anything else. Beside none, a run killed before it wrote its header."""
-        try:
+        with _listing(out_dir):
             found = _first_shown(out_dir)
-        except OSError as exc:
-            raise LeonardoError(f"could not read {out_dir}: {exc.strerror or exc}") from exc
         if found is not None:
             raise BatchInputError([
                 f"{self.path} holds no header (emptied, or cut short?) though {out_dir} holds files ({shown(found)}"
@@ -729,6 +727,15 @@ def _check_out_dir(out_dir: str) -> None:
         ])  # fmt: skip
 
 
+@contextlib.contextmanager
+def _listing(out_dir: str) -> Iterator[None]:
+    """Around a listing of out_dir that the batch cannot go on without: its OSError is a LeonardoError."""
+    try:
+        yield
+    except OSError as exc:
+        raise LeonardoError(f"could not read {out_dir}: {exc.strerror or exc}") from exc
+
+
 def _first_shown(out_dir: str) -> Optional[str]:
     """The name of a file or folder in out_dir other than its journal and hidden entries, or None."""
     with os.scandir(out_dir) as entries:
@@ -943,10 +950,8 @@ class _Engine:
         sent whose files are in out_dir, where only a download after its "submitted" record puts them."""
         sent = {record["i"] for record in self.journal.records if "i" in record and record["s"] != "planned"}
         unsent = {stem[: stem.index("-") + 1]: n for n, stem in enumerate(self.stems) if n not in sent}  # "0004-": n
-        try:
+        with _listing(self.out_dir):
             names = sorted(os.listdir(self.out_dir))
-        except OSError as exc:
-            raise LeonardoError(f"could not read {self.out_dir}: {exc.strerror or exc}") from exc
         for name in names:
             index = unsent.get(name[: name.find("-") + 1])
             if index is not None:

@@ -751,6 +751,26 @@ def test_a_journal_that_lost_records_of_items_whose_files_are_there_is_refused(t
     assert api.calls.count("POST") == 4
 
 
+@pytest.mark.parametrize("journal_left", ["emptied", "whole"])
+def test_an_unreadable_folder_is_one_error_naming_it_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, journal_left: str
+) -> None:
+    # Listed to judge a journal emptied (files beside it?) or one that lost records (an unsent item's files?).
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    if journal_left == "emptied":
+        (tmp_path / "journal.jsonl").write_bytes(b"")
+
+    def unreadable(out_dir: str) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(batch, "_first_shown", unreadable)
+    monkeypatch.setattr(os, "listdir", unreadable)
+    with pytest.raises(LeonardoError, match=f"^could not read {re.escape(str(tmp_path))}: Permission denied$"):
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert api.calls.count("POST") == 2
+
+
 def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
     # Saved by Notepad: "damaged at line 1", and once that line was deleted as advised, "no header".
     api = ApiDouble()
