@@ -71,7 +71,7 @@ class FakeLeonardo:
     minute, as Leonardo's limits do (past it: 429 with Retry-After); a job
     runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
     probability ``fail_rate`` (reproducible from ``seed``); while ``fail_new_generations`` is True
-    (False at first), every job created (image, motion or texture) ends FAILED. These may change
+    (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
     at any time (the jobs are first moved on to that moment: a slot added is free from then; a
     seed set restarts the draws from it); each setting is checked whenever it is set
     (ValueError, TypeError). ``user_id`` is the account's id: ``GET /me`` reports it, and
@@ -172,7 +172,7 @@ class FakeLeonardo:
 
     def stop(self) -> None:
         """Stop serving: close every connection, send the webhooks of what completed before (for
-        2 s, plus the delivery under way then, itself up to 2 s; those not sent are listed in
+        WEBHOOK_TIMEOUT, 2 s, plus the delivery under way then, itself up to that; those not sent are listed in
         ``webhook_errors``) and join every thread. A no-op when stopped; state is kept and
         ``base_url`` too. Not to be called from a request handler. In a process forked from the
         one that started it, only closes that process's copy of the port."""
@@ -232,7 +232,7 @@ class FakeLeonardo:
             del self._faults[:]
 
     def fail_generation(self, generation_id: str) -> None:
-        """Make that generation (image, motion or texture) end FAILED: at once if it has
+        """Make that generation (image, motion, v2 or texture) end FAILED: at once if it has
         completed, else when its delay is over. KeyError for an unknown id."""
         with self._api.lock:
             job = self._api.generations.get(generation_id) or self._api.textures.get(generation_id)
@@ -242,7 +242,7 @@ class FakeLeonardo:
             job.final = job.final and "FAILED"
 
     def generation_ids(self) -> List[str]:
-        """Ids of the image and motion generations currently stored, oldest first."""
+        """Ids of the generations currently stored (image, motion, v2, lcm-upscale; not texture), oldest first."""
         with self._api.lock:
             return list(self._api.generations)
 

@@ -42,6 +42,7 @@ BUCKET = "fake-leonardo-uploads"
 EXPIRY = 120.0  # seconds: "The presigned URL expires in 2 minutes"
 V2_CREDITS_PER_OUTPUT = 8  # what the fake bills a v2 output (the create response's cost)
 WEBHOOK_TIMEOUT = 2.0  # seconds for one delivery
+WEBHOOK_KEY_ID = "fake-api-key-id"  # the API key's id a webhook's payload names, twice
 # The headers of Leonardo's documented example delivery, besides its Authorization.
 WEBHOOK_HEADERS = {
     "user-agent": "axios/1.4.0", "content-type": "application/json", "accept": "application/json, text/plain, */*"
@@ -55,7 +56,7 @@ _UNKNOWN = (
 ).split()
 _CONSTANT = dict(flagged=False, nsfw=False, coreModel="SD", tiling=False, tokenCost=0, negativeStylePrompt="",
                  canvasRequest=False, api=True, poseImage2Image=False, highContrast=False, apiDollarCost="9",
-                 imageToImage=False, controlnetsUsed=False, apiKeyId="fake-api-key-id")
+                 imageToImage=False, controlnetsUsed=False, apiKeyId=WEBHOOK_KEY_ID)
 _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt sdVersion scheduler presetStyle " \
     "initStrength photoRealStrength promptMagicStrength promptMagicVersion public status".split()
 # The generation object's settings: key -> (request key, value when not given).
@@ -132,7 +133,7 @@ def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
 
 
 def _blank(**values: Any) -> Dict[str, Any]:
-    """A generation's fields with only these values set (motion and v2 generations), but for the
+    """A generation's fields with only these values set (motion, v2 and lcm-upscale generations), but for the
     settings the spec's generation never has null: those at v1's defaults."""
     never_null = {key: _SETTINGS[key][1] for key in ("sdVersion", "scheduler", "public")}
     return {**dict.fromkeys(_SETTINGS), **never_null, "generation_elements": [], **values}
@@ -620,7 +621,7 @@ def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
              nsfw=False, likeCount=0, trendingScore=0, public=g["public"])
         for i in g["generated_images"]
     ]
-    api_key = dict(id="fake-api-key-id", createdAt=g["createdAt"], userId=user, key=fake.api_key, lastUsed=now,
+    api_key = dict(id=WEBHOOK_KEY_ID, createdAt=g["createdAt"], userId=user, key=fake.api_key, lastUsed=now,
                    name="FakeLeonardo", type="PRODUCTION", webhookCallbackUrl=fake.webhook_url,
                    webhookCallbackApiKey=fake.webhook_api_key)
     data = dict(dict.fromkeys(_UNKNOWN), **{k: g[k] for k in _AS_IN_GET}, **_CONSTANT)

@@ -1,7 +1,7 @@
 """The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths
 exist and what each request body may hold. Bodies are checked as Leonardo's Hasura layer does
 (unknown keys, missing or null required keys, wrong types, values outside an enum), plus bounds,
-lengths and allOf / anyOf / oneOf / not wherever a schema has them (the v2 schemas, and v1's
+lengths, multipleOf, uniqueItems and allOf / anyOf / oneOf / not wherever a schema has them (the v2 schemas, and v1's
 contrast range); never ``format`` or ``pattern``. Within the v2 envelope an object is open to other
 keys unless its schema closes it, as JSON Schema reads it: Leonardo documents keys its v2 schemas
 do not list (an element's akUUID, an image reference's strength)."""
