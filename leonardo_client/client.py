@@ -512,7 +512,7 @@ class Client:
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
                 done = status == "COMPLETE"
-                if done and found.get("generated_images") == []:  # not finished (API_FACTS_MORE (c)): they may come
+                if done and any(found.get(key) == [] for key in _files.IMAGE_KEYS):  # not finished (API_FACTS_MORE (c))
                     empty_since = time.monotonic() if empty_since is None else empty_since
                     done = time.monotonic() - empty_since >= EMPTY_GRACE
                 else:  # (gone back from COMPLETE: the deadline ends it as still running)

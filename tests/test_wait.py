@@ -325,6 +325,19 @@ def test_complete_with_no_images_yet_is_asked_again_for_a_minute(
     assert clock.now - 1000.0 == waited  # the first poll past the minute, or the wait's own deadline if that is first
 
 
+def test_a_texture_generation_complete_with_no_images_yet_is_asked_again_too(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    VirtualTime.of(mock_client, monkeypatch)
+    texture = {"id": "t-9", "status": "COMPLETE", "model_asset_texture_images": []}
+    for images in ([], [], [{"id": "i-1", "url": "https://cdn.example/t.png", "type": "ALBEDO"}]):
+        answer = {"model_asset_texture_generations_by_pk": dict(texture, model_asset_texture_images=images)}
+        mocked.add("GET", BASE + "/generations-texture/t-9", json=answer, match=api_matchers())
+    with pytest.warns(DeprecationWarning):
+        found = mock_client.wait_for_texture_generation("t-9")
+    assert found["model_asset_texture_images"][0]["id"] == "i-1"  # it was returned at once, with none to save
+
+
 def test_complete_with_no_images_gone_back_to_pending_is_still_running_at_the_deadline(
     mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
