@@ -27,7 +27,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
     from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-    from .batch import MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
+    from .batch import DEFAULT_POSTS_PER_MINUTE, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
     from .errors import printable
     from .payloads import (
@@ -152,7 +152,8 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--width", type=_non_negative_int, metavar="W", help=size % "width")
     generate.add_argument("--height", type=_non_negative_int, metavar="H", help=size % "height")
     generate.add_argument("--out", default=".", metavar="DIR", help="folder for the images (created; default: .)")
-    generate.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="wait at most (300)")
+    waiting = f"wait at most ({WAIT_TIMEOUT:g})"
+    generate.add_argument("--timeout", type=_seconds, default=WAIT_TIMEOUT, metavar="SECONDS", help=waiting)
     generate.set_defaults(usage_error=generate.error)  # the prompt's check, after parsing: with generate's usage
 
 
@@ -160,7 +161,7 @@ def _add_get_arguments(get: argparse.ArgumentParser) -> None:
     get.add_argument("id", help="the generation id")
     saving = "wait for it as generate does, save its files there and print their paths (not the JSON)"
     get.add_argument("--out", metavar="DIR", help=saving)
-    waiting = "with --out: wait at most (300)"
+    waiting = f"with --out: wait at most ({WAIT_TIMEOUT:g})"
     get.add_argument("--timeout", type=_seconds, metavar="SECONDS", help=waiting)
     get.set_defaults(usage_error=get.error)  # --timeout without --out, after parsing: with get's usage
 
@@ -179,15 +180,14 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     slots = "concurrency slots to keep busy, plus a small queue (default: GET /me)"
     parser.add_argument("--concurrency", type=_number(int, 1, MAX_CONCURRENCY), metavar="N", help=slots)
     pace = _number(float, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
-    parser.add_argument("--posts-per-minute", type=pace, default=100, metavar="N", help="create calls a minute (100)")
-    parser.add_argument(
-        "--read-timeout",
-        type=_seconds,
-        metavar="SECONDS",
-        help="how long to wait for one API answer (default: 60); an unanswered create call is "
-        "re-sent only once it is older than that plus the connect timeout (70 s by default) and not found in "
-        "your generations",
+    pace_help = f"create calls a minute ({DEFAULT_POSTS_PER_MINUTE:g})"
+    parser.add_argument("--posts-per-minute", type=pace, default=DEFAULT_POSTS_PER_MINUTE, metavar="N", help=pace_help)
+    reading = (
+        f"how long to wait for one API answer (default: {DEFAULT_TIMEOUT[1]:g}); an unanswered create call is re-sent"
+        f" only once it is older than that plus the connect timeout ({sum(DEFAULT_TIMEOUT):g} s by default) and not"
+        " found in your generations"
     )
+    parser.add_argument("--read-timeout", type=_seconds, metavar="SECONDS", help=reading)
     parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
     parser.add_argument(
         "--resubmit-ambiguous", action="store_true", help="send again the items that may or may not have been created"

@@ -79,6 +79,7 @@ DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times t
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
+DEFAULT_POSTS_PER_MINUTE = 100
 MAX_INPUT = 64 << 20  # characters of a prompts file (a 1,000-item one is about 100 KiB)
 MAX_ITEMS = 100_000  # prompts in a prompts file
 VIDEOS = tuple(extension for mime, extension in _files.EXTENSIONS.items() if mime.startswith("video/"))
@@ -659,7 +660,7 @@ def run_batch(
     out_dir: _files.PathLike,
     *,
     concurrency: Optional[int] = None,
-    posts_per_minute: float = 100,
+    posts_per_minute: float = DEFAULT_POSTS_PER_MINUTE,
     on_progress: Optional[Callable[[BatchProgress], None]] = None,
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,

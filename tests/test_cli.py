@@ -579,6 +579,26 @@ def test_generate_help_gives_the_multiple_of_8_as_v1_s_rule_only(capsys: pytest.
         assert f"{side} in pixels: on v1 a multiple of 8 from 32 to 1536; with --model, what that model takes" in said
 
 
+def test_help_and_defaults_are_the_library_s_own(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # they were copies (300, 100, 60, 70) that a change to the library's constants would have left saying the old
+    monkeypatch.setattr(cli, "WAIT_TIMEOUT", 250.0)
+    monkeypatch.setattr(cli, "DEFAULT_POSTS_PER_MINUTE", 90)
+    monkeypatch.setattr(cli, "DEFAULT_TIMEOUT", (5.0, 45.5))
+    for command, said in (
+        ("generate", "wait at most (250)"),
+        ("get", "with --out: wait at most (250)"),
+        ("batch", "create calls a minute (90)"),
+        ("batch", "one API answer (default: 45.5)"),
+        ("batch", "plus the connect timeout (50.5 s by default)"),
+    ):
+        assert cli.main([command, "--help"]) == 0
+        assert said in " ".join(capsys.readouterr().out.split()), command
+    assert cli.build_parser().parse_args(["generate", "a cat"]).timeout == 250.0
+    assert cli.build_parser().parse_args(["batch", "p.txt", "--out", "o"]).posts_per_minute == 90
+
+
 def test_every_help_fits_an_80_column_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
