@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import partial
 from typing import (
@@ -88,7 +88,6 @@ GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch ru
 # Seconds: while the batch runs, index.html is rewritten at least this often, changed or not (the run loop wakes at
 # least every second: see start_work), so that a page left "running" by a batch killed shows it by its time.
 GALLERY_HEARTBEAT = 30.0
-ITEM_FIELDS = ("prompt", "model", "model_id", "width", "height", "num_images", "seed", "negative_prompt", "name")
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
 
@@ -129,6 +128,9 @@ class BatchItem:
         body = to_payload(v1)
         merge_once(body, to_payload(self.extra), "extra")  # extra keys are wire keys, sent as given, as on v2
         return "v1", body
+
+
+ITEM_FIELDS = tuple(f.name for f in fields(BatchItem) if f.name != "extra")  # an item mapping's other keys: extra
 
 
 class BatchInputError(ValueError):

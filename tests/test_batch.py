@@ -8,6 +8,7 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import hashlib
 import html
@@ -412,6 +413,15 @@ def test_an_empty_file_is_refused(tmp_path: Any, content: str) -> None:
     path.write_text(content, encoding="utf-8")
     with pytest.raises(BatchInputError, match="holds no prompts"):
         read_items(str(path))
+
+
+def test_a_batch_item_written_as_a_mapping_is_made_again_the_same() -> None:
+    # Each of BatchItem's fields but extra is a key make_item takes as that field: a field the item mappings' list
+    # left out would have gone to extra, sent in the request body as an unknown key.
+    item = BatchItem("a fox", model_id=MODEL_A, width=512, height=512, num_images=2, seed=7, negative_prompt="rain",
+                     name="fox")
+    written = {key: value for key, value in dataclasses.asdict(item).items() if key != "extra"}
+    assert make_item(written) == item
 
 
 def test_python_items_are_checked_before_anything_is_sent(tmp_path: Any) -> None:
