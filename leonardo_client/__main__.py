@@ -25,7 +25,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
-    from ._files import UPLOAD_EXTENSIONS, extension_of, make_folders
+    from ._files import UPLOAD_EXTENSIONS, extension_of, makedirs
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
@@ -418,7 +418,7 @@ def _check_folder(folder: str) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--out {shown(folder)} exists and is not a folder")
     try:
-        make_folders(folder)
+        makedirs(folder)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:

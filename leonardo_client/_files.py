@@ -187,7 +187,7 @@ def make_folder(folder: str) -> None:
     """Create ``folder`` (and its parents) unless it exists; ValueError if a file is in the way (the
     caller's argument is at fault), LeonardoError if it cannot be created."""
     try:
-        make_folders(folder)
+        makedirs(folder)
     except FileExistsError:
         raise ValueError(f"{shown(folder)} exists and is not a folder") from None
     except NotADirectoryError:
@@ -196,8 +196,11 @@ def make_folder(folder: str) -> None:
         raise LeonardoError(f"could not create folder {shown(folder)}: {exc.strerror or exc}") from exc
 
 
-def make_folders(folder: str) -> None:
-    """os.makedirs(folder, exist_ok=True), with an OSError, not a RecursionError, for too many folders."""
+def makedirs(folder: str) -> None:
+    """os.makedirs(folder, exist_ok=True), with an OSError, not a RecursionError, for too many folders.
+
+    make_folder says its OSErrors in the library's words; the command line says them as its --out's.
+    """
     try:
         os.makedirs(folder, exist_ok=True)
     except RecursionError:  # it recurses once a folder
