@@ -480,6 +480,12 @@ def _v2_request(args: argparse.Namespace, init_image: Optional[str]) -> Generati
     )
 
 
+def _check_v1_flags(args: argparse.Namespace) -> None:
+    """--model-id, --width, --height and --num-images as POST /generations takes them, each called by its flag."""
+    check_v1_model_id(args.model_id, "--model-id")
+    check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
+
+
 def _check_model(args: argparse.Namespace) -> None:
     """A prompt for a model that takes one (every v1 one), none for a v2 one whose schema has none
     (remove-bg); for a v2 model, each parameter it requires given by its option, none it has no option
@@ -487,8 +493,7 @@ def _check_model(args: argparse.Namespace) -> None:
     model, prompt = args.model, args.prompt
     if not model:  # v1: the prompt's length, --width and --height as POST /generations takes them
         check_v1_prompt(prompt)
-        check_v1_model_id(args.model_id, "--model-id")
-        check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
+        _check_v1_flags(args)
         return
     schemas = _bundled_spec().models()
     if model not in schemas and prompt is None:
@@ -631,8 +636,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
     except BatchInputError:
         if not args.model:  # a flag v1 refuses is every line's fault: said once, by its name
-            check_v1_model_id(args.model_id, "--model-id")
-            check_v1_size(args.width, args.height, args.num_images, ("--width", "--height", "--num-images"))
+            _check_v1_flags(args)
         raise
     _check_folder(args.out)
     if args.read_timeout is not None:

@@ -1122,6 +1122,17 @@ def test_a_batch_flag_the_v1_api_refuses_is_said_once_by_its_name(
         "has its own sizes)" and not (tmp_path / "out").exists()
 
 
+def test_a_batch_num_images_the_v1_api_refuses_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # batch and generate check the v1 flags through one helper: this is the flag only generate's tests reached
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + ["--num-images", "5", "--height", "512"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "leonardo-client: error: --num-images 5: the v1 API makes at most 4 images at 1024x512 (8, and 4 " \
+        "over 768)" and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flag, value, error", [
     ("--negative-prompt", "", "must not be empty or blank"),
     ("--model", "", "must not be empty or blank"),
