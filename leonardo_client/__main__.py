@@ -765,18 +765,20 @@ def _print_json(data: Any) -> int:
     return 0
 
 
-def _prompt(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the prompt is empty")
-    return _decoded(text, "the prompt")
-
-
-def _text(text: str) -> str:
+def _not_blank(what: str, blank: str) -> Callable[[str], str]:
     """An argparse type: a name or text, not blank (an empty --model, "$MODEL" unset, was taken as none:
-    a generation billed on the API's default model; in batch, every line's fault)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty or blank")
-    return _decoded(text, "the value")
+    a generation billed on the API's default model; in batch, every line's fault); ``blank`` says why not."""
+
+    def convert(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(blank)
+        return _decoded(text, what)
+
+    return convert
+
+
+_prompt = _not_blank("the prompt", "the prompt is empty")
+_text = _not_blank("the value", "must not be empty or blank")
 
 
 def _path(text: str) -> str:
