@@ -61,10 +61,10 @@ MAX_CLOCK_OFFSET = 86400.0
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new)
-FIRST_POLL = 0.25  # seconds; poll rounds grow 1.5x until a job time has been observed
+FIRST_POLL = 0.25  # seconds; until a job time has been observed, each poll round's gap is POLL_GROWTH times the last
+POLL_GROWTH = 1.5  # the rounds' own schedule (from FIRST_POLL up to MAX_POLL), not a wait's (client.POLL_BACKOFF)
 MAX_POLL = 5.0
 MIN_POLL = 0.1
-MAX_ID_POLL = 12.0  # the longest gap between GETs of one generation the listing does not show
 V2_WAIT = 60.0  # a v2 item waiting to learn whether the listing holds v2 is reconciled again after this at most
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
@@ -600,7 +600,7 @@ class _Item:
     recheck: bool = False  # ambiguous after a reconciliation: a rerun reconciles it again
     told_held: bool = False  # said to wait behind an ambiguous item of its prompt (start_posts): said once
     check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
-    check_gap: float = 1.0
+    check_gap: float = _client.POLL_INTERVAL  # seconds to its next GET by id: grows as a wait's (start_poll)
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     misses: int = 0  # answers of "no such generation"
     empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE with no images
@@ -1433,7 +1433,7 @@ class _Engine:
             if item.check_at <= now or not use_listing:
                 by_id.append(str(item.generation_id))
                 item.check_at = now + item.check_gap
-                item.check_gap = min(MAX_ID_POLL, item.check_gap * 1.5)
+                item.check_gap = min(_client.MAX_POLL_INTERVAL, item.check_gap * _client.POLL_BACKOFF)
         ids = [str(i.generation_id) for i in watched]
         self.spawn("poll", partial(self.poll, ids, by_id, use_listing), self.polled)
         self.poll_at = now + self.poll_gap
@@ -1508,7 +1508,7 @@ class _Engine:
             typical = sorted(self.job_times)[len(self.job_times) // 2]
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
         else:
-            self.poll_gap = min(MAX_POLL, self.poll_gap * 1.5)
+            self.poll_gap = min(MAX_POLL, self.poll_gap * POLL_GROWTH)
 
     def hold_polls(self, rate_limited: Optional[LeonardoError]) -> None:
         """After a round a 429 ended, the next waits for its Retry-After, else for a pause that doubles

@@ -31,6 +31,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 import leonardo_client.__main__ as cli
+import leonardo_client.client as client_module
 from leonardo_client.client import _path
 from leonardo_client import Client, LeonardoError
 from leonardo_client import batch
@@ -1529,6 +1530,27 @@ def test_a_wall_clock_stepped_ahead_during_the_run_does_not_send_an_item_again(
     summary = run(api, PROMPTS[:4], str(tmp_path), concurrency=1)  # 3 in flight at most: #4 waits for a COMPLETE
     assert summary.complete == 4 and api.calls.count("POST") == 4  # #4 was filtered out as older: sent again
     assert '"adopted":true' in (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_generation_the_listing_does_not_show_is_asked_by_id_as_a_wait_asks(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gap grew by a 1.5 and up to a 12.0 of batch's own, copies of the client's backoff and cap.
+    monkeypatch.setattr(client_module, "POLL_BACKOFF", 2.0)
+    monkeypatch.setattr(client_module, "MAX_POLL_INTERVAL", 6.0)
+    engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    engine.journal.close()
+    engine.user_id = None  # no listing: every round asks by id the items due
+    item = engine.items[0]
+    item.generation_id = "0e5c3a52-9d5b-4c5e-8f57-1a2b3c4d5e6f"
+    engine.members["planned"].discard(0)
+    engine.members["submitted"].add(0)
+    gaps, now = [], time.monotonic()
+    for _ in range(6):
+        now = max(now, item.check_at)
+        engine.start_poll(now)
+        gaps.append(item.check_at - now)
+    assert gaps == pytest.approx([client_module.POLL_INTERVAL, 2.0, 4.0, 6.0, 6.0, 6.0])
 
 
 @pytest.mark.skipif(not hasattr(time, "CLOCK_BOOTTIME"), reason="Linux's clock that counts time asleep")
