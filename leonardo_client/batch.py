@@ -1342,10 +1342,11 @@ class _Engine:
             self.leave_ambiguous(item, reason, recheck=True, stalled=isinstance(complete, LeonardoError))
 
     def settle_now(self, due: List[_Item], complete: Any) -> List[_Item]:
-        """The items to settle now. None when the key was refused or the Client closed (the batch stops; a rerun
-        reconciles them). Of a listing that failed, those it was read once more for already: the others are, after
-        LISTING_AGAIN s or its Retry-After (a passing 503 would leave them ambiguous, and their prompts held back). A
-        failed one pauses submissions: in an outage, each create call sent would be one more item left ambiguous."""
+        """The items to settle now: none (an empty list, not None) when the key was refused or the Client closed
+        (the batch stops; a rerun reconciles them). Of a listing that failed, those it was read once more for
+        already: the others are, after LISTING_AGAIN s or its Retry-After (a passing 503 would leave them
+        ambiguous, and their prompts held back). A failed one pauses submissions: in an outage, each create call
+        sent would be one more item left ambiguous."""
         if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
             self.fatal = complete if _key_refused(complete) else self.fatal
             return []
@@ -1557,7 +1558,7 @@ class _Engine:
             names.append(name)
         _sync_folder(self.out_dir)  # their names, before the journal says "complete" (save_results synced the bytes)
         shutil.rmtree(staging, ignore_errors=True)
-        return names, _number(generation.get("seed"))  # journaled: a number JSON can carry, or nothing
+        return names, _listed_number(generation.get("seed"))  # journaled: a number JSON can carry, or nothing
 
     def downloaded(self, item: _Item, result: Any, error: Optional[BaseException]) -> None:
         item.busy = False
@@ -1665,14 +1666,14 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Op
     for key, value in (("imageWidth", item.width), ("imageHeight", item.height), ("seed", item.seed)):
         if value is None or generation.get(key) is None:
             continue  # the item leaves it to the API, or the listing does not show it
-        listed = _number(generation[key])
+        listed = _listed_number(generation[key])
         if key == "seed" and listed is not None and listed != value:
             return False
         sure = sure and listed == value  # the size shown may be the output's, upscaled
     return True if sure else None
 
 
-def _number(value: Any) -> Union[int, float, None]:
+def _listed_number(value: Any) -> Union[int, float, None]:
     """A number the listing wrote as one, or as digits (a bigint seed may come as "905778432"); else None."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -1844,7 +1845,7 @@ _CONTROLS_SHOWN = {
 }
 
 
-def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str = "") -> None:
+def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links); ``paused``: a pause of
     submissions under way, as the header says it."""
     e = html.escape
