@@ -444,6 +444,8 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
     """Wait for generation ``made`` (a progress line on stderr, at most args.timeout), save its files into
     args.out (names from ids: saved again, they are replaced) and print their paths: generate's and get --out's."""
     label, line = f"generation {made}", _StatusLine()
+    # generate's failures say it was made and paid for (_made_but); not get's own (it is that "try"), nor offline's
+    paid = args.command == "generate" and not args.offline  # (nothing outlives the command: its Ctrl-C too)
 
     def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
         line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")
@@ -454,19 +456,36 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
         if args.offline:
             raise
         raise KeyboardInterrupt(f"{label} goes on: 'leonardo-client get {made} --out DIR' saves its files") from None
+    except LeonardoError as exc:  # a null answer (a replica behind the create), a timeout, a refusal
+        if paid and not _refunded(exc):
+            raise _made_but(made, "waiting for it failed", exc) from exc
+        raise
     finally:
         line.close()
     try:
         paths = client.save_results(generation, args.out)
-    except LeonardoError as exc:  # its files are lost to the script, not its cost: running generate again pays again
-        said = f"{label} was made (and paid for), but saving its files failed (try 'leonardo-client get {made}"
-        raise LeonardoError(f"{said} --out DIR'): {exc}") from exc  # first: a long message is cut in its middle
+    except LeonardoError as exc:
+        failure = "saving its files failed"
+        raise (_made_but(made, failure, exc) if paid else LeonardoError(f"{label}: {failure}: {exc}")) from exc
     if not paths:  # exit 0 would say it was made
-        raise LeonardoError(f"{label} is COMPLETE with no file to save")
+        said = "is COMPLETE with no file to save"
+        raise _made_but(made, said) if paid else LeonardoError(f"{label} {said}")
     with _writing_output():
         for path in paths:
             print(path)
     return 0
+
+
+def _made_but(made: str, failure: str, cause: Optional[LeonardoError] = None) -> LeonardoError:
+    """generate's failure once its create call was answered: its files are lost to the script, not its cost, and
+    running generate again pays again. Said first, with how to save them: a long message is cut in its middle."""
+    said = f"generation {made} was made (and paid for), but {failure} (try 'leonardo-client get {made} --out DIR')"
+    return LeonardoError(f"{said}: {cause}" if cause is not None else said)
+
+
+def _refunded(error: LeonardoError) -> bool:
+    """Whether the wait ended on a FAILED generation: refunded (API_FACTS_MORE), with no files to save."""
+    return isinstance(error.body, dict) and error.body.get("status") == "FAILED"
 
 
 def _v2_request(args: argparse.Namespace, init_image: Optional[str]) -> GenerationV2Request:

@@ -268,6 +268,45 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
                            f"failed (try 'leonardo-client get {made} --out DIR'): HTTP 404: Not Found"), last
 
 
+@pytest.mark.parametrize("case, cause", [
+    ("null", "no generation with id '{id}' (the API answered generations_by_pk: null)"),  # a replica behind the create
+    ("timeout", "generation {id} still PENDING after 0."),
+    ("refused", "HTTP 404: Not Found"),
+])
+def test_generate_says_a_generation_made_whose_wait_failed_and_how_to_save_it(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, case: str, cause: str
+) -> None:
+    # It said only the wait's error ("no generation with id ...": read as nothing made), and running generate again
+    # paid again.
+    fake_in_env.completion_delay = 30 if case == "timeout" else 0
+    if case == "null":
+        fake_in_env.inject(status=200, body={"generations_by_pk": None}, path="/generations/*", method="GET", times=1)
+    if case == "refused":
+        fake_in_env.inject(status=404, path="/generations/*", method="GET", times=1)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path), "--timeout", "0.3"]) == 1
+    [made] = fake_in_env.generation_ids()
+    captured = capsys.readouterr()
+    assert captured.out == "" and os.listdir(str(tmp_path)) == []
+    last = captured.err.splitlines()[-1]
+    assert last.startswith(f"leonardo-client: error: generation {made} was made (and paid for), but waiting for it "
+                           f"failed (try 'leonardo-client get {made} --out DIR'): " + cause.format(id=made)), last
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_generate_gives_no_save_hint_for_a_failed_generation_or_offline(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    offline: bool,
+) -> None:
+    # FAILED is refunded (API_FACTS_MORE) and has no files; under --offline nothing outlives the command.
+    fake_in_env.fail_new_generations = True
+    monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 30.0)
+    offline_args = ["--offline", "--timeout", "0.3"] if offline else []
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)] + offline_args) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert re.fullmatch(r"leonardo-client: error: generation \S+ " + ("still PENDING after .*" if offline else
+                        "FAILED.*"), last) and "paid for" not in last and "--out DIR" not in last, last
+
+
 def test_get_out_saves_the_files_generate_could_not_without_paying_again(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
@@ -327,8 +366,7 @@ def test_ctrl_c_while_waiting_names_the_generation_that_goes_on_and_how_to_save_
 @pytest.mark.parametrize("case, said", [
     ("failed", "error: generation {id} FAILED"),
     ("pending", "error: generation {id} still PENDING after "),
-    ("download", "error: generation {id} was made (and paid for), but saving its files failed (try 'leonardo-client "
-                 "get {id} --out DIR'): HTTP 404: Not Found"),
+    ("download", "error: generation {id}: saving its files failed: HTTP 404: Not Found"),  # get's own: no "try get"
     ("unknown", "error: no generation with id 'no-such-id'"),
 ], ids=["failed", "pending", "download", "unknown"])
 def test_get_out_that_cannot_save_is_one_line_and_exit_1(
@@ -1337,4 +1375,6 @@ def test_generate_complete_with_no_images_is_an_error(
     assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1  # 0 would say it was made
     captured = capsys.readouterr()
     assert captured.out == "" and os.listdir(str(tmp_path)) == []
-    assert re.search(r"^leonardo-client: error: generation \S+ is COMPLETE with no file to save$", captured.err, re.M)
+    said = r"generation (\S+) was made \(and paid for\), but is COMPLETE with no file to save"
+    hint = r" \(try 'leonardo-client get \1 --out DIR'\)$"  # it is paid for: get saves its files once they come
+    assert re.search(r"^leonardo-client: error: " + said + hint, captured.err, re.M), captured.err
