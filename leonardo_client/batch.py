@@ -65,6 +65,10 @@ FIRST_POLL = 0.25  # seconds; until a job time has been observed, each poll roun
 POLL_GROWTH = 1.5  # the rounds' own schedule (from FIRST_POLL up to MAX_POLL), not a wait's (client.POLL_BACKOFF)
 MAX_POLL = 5.0
 MIN_POLL = 0.1
+# Seconds of "no such generation" answers, none showing it in between, before a generation is taken for deleted: an
+# id just created, or read from a lagging replica, may not be readable yet. As long as a COMPLETE with no images is
+# waited on (EMPTY_GRACE), for the same reason: the API's answer may lag the generation.
+MISSING_GRACE = 60.0
 V2_WAIT = 60.0  # a v2 item waiting to learn whether the listing holds v2 is reconciled again after this at most
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
@@ -602,7 +606,7 @@ class _Item:
     check_at: float = 0.0  # monotonic: next GET by id, when the listing does not show it
     check_gap: float = _client.POLL_INTERVAL  # seconds to its next GET by id: grows as a wait's (start_poll)
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
-    misses: int = 0  # answers of "no such generation"
+    missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
     empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE with no images
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
@@ -1462,7 +1466,7 @@ class _Engine:
                     found[str(generation["id"])] = dict(_slim(generation), listed=True)
             by_id = by_id if isinstance(listed, list) else ids  # unread: one by one this round instead
         for generation_id in by_id:
-            if generation_id in found:
+            if generation_id in found and not _complete_without_images(found[generation_id]):  # else it may lag: asked
                 continue
             try:
                 answer = self.client.get_generation_by_id(generation_id)
@@ -1473,10 +1477,10 @@ class _Engine:
                     return found, exc
                 continue  # a transient failure: the next round tries again
             generation = answer.get("generations_by_pk", ())
-            if generation is None:  # the API says there is none
-                found[generation_id] = {"status": "MISSING"}
+            if generation is None:  # the API says there is none (a listing that shows it says more)
+                found.setdefault(generation_id, {"status": "MISSING"})
             elif isinstance(generation, dict) and str(generation.get("id", generation_id)) == generation_id:
-                found[generation_id] = _slim(generation)
+                found[generation_id] = dict(found.get(generation_id, {}), **_slim(generation))  # kept: listed=True
             # else an answer of another shape, or about another generation: asked again next round
         return found, None
 
@@ -1494,22 +1498,29 @@ class _Engine:
             status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
+            if status != "MISSING":
+                item.missing_since = None
             if status == "COMPLETE":
                 self.seen_complete(item, generation_id, generation)
                 continue
             item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
-            if status == "MISSING" and item.misses < 2:
-                item.misses += 1  # an id just created may not be readable yet: three strikes
-            elif status == "FAILED":
+            if status == "FAILED":
                 reason = "the generation FAILED (Leonardo refunds it)"
                 self.fail(item, reason, reason)
-            elif status == "MISSING":  # deleted (the web app?): paid for unless it failed first, so not "failed"
+            elif status == "MISSING" and self.missing_too_long(item):  # deleted (the web app?): paid for, not "failed"
                 self.leave_ambiguous(item, f"generation {generation_id} no longer exists: deleted?", recheck=False)
         if self.job_times:  # a sixth of the typical job time seen
             typical = sorted(self.job_times)[len(self.job_times) // 2]
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
         else:
             self.poll_gap = min(MAX_POLL, self.poll_gap * POLL_GROWTH)
+
+    @staticmethod
+    def missing_too_long(item: _Item) -> bool:
+        """At an answer of "no such generation": whether such answers, none showing it in between, have come for
+        MISSING_GRACE (an id just created, or read from a lagging replica, may not be readable yet)."""
+        item.missing_since = time.monotonic() if item.missing_since is None else item.missing_since
+        return time.monotonic() - item.missing_since >= MISSING_GRACE
 
     def hold_polls(self, rate_limited: Optional[LeonardoError]) -> None:
         """After a round a 429 ended, the next waits for its Retry-After, else for a pause that doubles
@@ -1718,6 +1729,11 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
         if isinstance(image, Mapping) and image.get(_files.file_key(image))  # one without is none to download
     ]
     return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
+
+
+def _complete_without_images(generation: Mapping[str, Any]) -> bool:
+    """Whether a slimmed generation says COMPLETE with no image to download (not finished, or not yet joined in)."""
+    return generation.get("status") == "COMPLETE" and not generation.get("generated_images")
 
 
 def _awake_or_asleep() -> float:

@@ -1727,6 +1727,18 @@ def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
     assert any(m.startswith("rate limited while polling: next poll in ") for m in events)
 
 
+def test_a_listing_that_says_complete_with_no_image_is_asked_by_id(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listing served behind the GET by id (its images not joined in yet) was believed for the grace: both items left
+    # ambiguous, "COMPLETE with no image", paid for, though a GET by id, the documented poll, had them all along.
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 5.0)  # not the shipped minute: without the fix, it fails sooner
+    api = Reshaped(listing=entries(lambda g: dict(g, status="COMPLETE", generated_images=[])))
+    api.delay = 0.3
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, summary.images) == (2, 0, 2) and "LIST" in api.calls
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
     api = Reshaped()
@@ -2112,7 +2124,40 @@ def test_a_generation_not_readable_yet_or_complete_without_images_is_asked_again
     assert summary.ok and summary.images == 1 and api.calls.count("GET") >= 4
 
 
-def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept(tmp_path: Any) -> None:
+def test_a_generation_not_readable_for_its_first_polls_is_waited_on_not_taken_for_deleted(tmp_path: Any) -> None:
+    # A replica behind the create call: three nulls (the first rounds, under a second) left it "deleted?", though it
+    # went on, was paid for, and was never saved.
+    nulls = [{"generations_by_pk": None}] * 5
+    api = Reshaped(by_id=lambda answer, gid: nulls.pop() if nulls else answer)
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, summary.images, nulls) == (1, 0, 1, [])
+
+
+def test_no_such_generation_answers_with_answers_showing_it_between_do_not_add_up(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replica lagging now and then: nulls counted over the generation's life, each followed by PENDING, left it
+    # "deleted?" at the third, though it never was.
+    monkeypatch.setattr(batch, "MISSING_GRACE", 0.3)  # less than the nulls span: the answers between keep it waited on
+    gets = [0]
+
+    def now_and_then(answer: Dict[str, Any], gid: str) -> Dict[str, Any]:
+        gets[0] += 1
+        if gets[0] % 2:
+            return {"generations_by_pk": None}
+        pending = dict(answer["generations_by_pk"], status="PENDING", generated_images=[])
+        return answer if gets[0] > 8 else {"generations_by_pk": pending}
+
+    api = Reshaped(by_id=now_and_then)
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, summary.images) == (1, 0, 1) and gets[0] >= 10  # 5 nulls answered
+
+
+def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "MISSING_GRACE", 0.5)  # answered "no such generation" that long: taken for deleted
+
     class Deleted(ApiDouble):
         def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
             self.calls.append("GET")
@@ -2458,7 +2503,10 @@ def test_an_item_waits_while_an_ambiguous_one_of_its_prompt_may_still_make_a_mat
     assert run_bounded(api, items, str(tmp_path)).ok and len(api.generations) == 2  # was ambiguous on every rerun
 
 
-def test_an_ambiguous_item_whose_generation_is_known_holds_back_no_other(tmp_path: Any) -> None:
+def test_an_ambiguous_item_whose_generation_is_known_holds_back_no_other(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "MISSING_GRACE", 0.5)  # gen-1 taken for deleted soon (see below)
     class Api(ApiDouble):
         fail_listing_once = False
 
