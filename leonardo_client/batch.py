@@ -36,7 +36,7 @@ from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked
 from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_prompt,
-    check_v1_size, cut, is_id, merge_once, shown, to_payload,
+    check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
 )
 
 __all__ = [
@@ -78,7 +78,10 @@ MAX_PAUSE = 3600.0  # the longest a 429's Retry-After pauses submissions (a serv
 # asks little of the account's limit, while a longer hold would leave finished generations unread for as long.
 MAX_POLL_PAUSE = 60.0
 DOWNLOAD_TRIES = 3
-LOOK_AGAIN = 0.5  # seconds after a create call's window (at least) its item is looked for again in the listing
+# Seconds after a create call's window (at least) its item is looked for again in the listing: a listing behind by up
+# to this much (a replica) still shows a generation made in the call's last moment. Only an item whose create answer
+# was lost waits it, holding its slot and its prompt.
+LOOK_AGAIN = 10.0
 DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times the tries so far
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
@@ -833,7 +836,7 @@ class _Engine:
         item.apply(record)
         self.tally(item, 1)
         if item.state == "submitted":
-            self.by_generation[str(item.generation_id)] = item.index
+            self.by_generation[id_key(item.generation_id)] = item.index
 
     def tally(self, item: _Item, sign: int) -> None:
         """Count ``item``, as its state stands, into (1) or out of (-1) the totals."""
@@ -874,12 +877,12 @@ class _Engine:
         The smallest bound seen is kept: a clock set ahead since, in this run or between runs, shows
         as a smaller one. An adopted one tells nothing: it may have been made long before it was found."""
         for generation in generations:
-            index = self.by_generation.get(str(generation.get("id")))
+            index = self.by_generation.get(id_key(generation.get("id")))
             item = self.items[index] if index is not None else None
             if item is not None and (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
             # Not ours, adopted (nothing to parse), or an earlier one of a retried item (answered before).
-            if item is None or not item.answered or item.generation_id != str(generation.get("id")):
+            if item is None or not item.answered or id_key(item.generation_id) != id_key(generation.get("id")):
                 continue
             created = _timestamp(generation.get("createdAt"))
             if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read
@@ -1273,7 +1276,7 @@ class _Engine:
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
-            job, id_key = _client.create_job(response)
+            job, id_field = _client.create_job(response)
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
             # As after a failure: the next ones may well be answered so too.
             self.back_off(self.pause, now, "a create call was answered without a generation")
@@ -1281,10 +1284,10 @@ class _Engine:
             return
         self.slowdown = max(1.0, self.slowdown * 0.98)
         self.pause = DEFAULT_PAUSE
-        generation_id = str(job[id_key])
-        if generation_id in self.by_generation:  # its images would be the other item's: the listing cannot tell more
-            owner = self.by_generation[generation_id] + 1
-            reason = f"the API answered the generation id of item #{owner}: {generation_id}"
+        generation_id = str(job[id_field])
+        owner = self.by_generation.get(id_key(generation_id))
+        if owner is not None:  # its images would be the other item's: the listing cannot tell more
+            reason = f"the API answered the generation id of item #{owner + 1}: {generation_id}"
             self.leave_ambiguous(item, reason, recheck=False)
             return
         self.record(item, "submitted", id=generation_id, cost=_cost(job), t=self.wall_time())
@@ -1413,7 +1416,7 @@ class _Engine:
     ) -> Tuple[List[Dict[str, Any]], bool]:
         """The generations no other item claims that are, or may be, ``item``'s (made after ``after``,
         else its earliest time); and whether each one surely is."""
-        unclaimed = [g for g in listed if str(g.get("id")) not in self.by_generation]
+        unclaimed = [g for g in listed if id_key(g.get("id")) not in self.by_generation]
         after = self.earliest(item.since) if after is None else after
         verdicts = [(g, _matches(item.item, g, after)) for g in unclaimed]
         return [g for g, verdict in verdicts if verdict is not False], None not in (v for _, v in verdicts)
@@ -1448,8 +1451,8 @@ class _Engine:
     ) -> Tuple[Dict[str, Dict[str, Any]], Optional[LeonardoError]]:
         """(The generations read, the 429 that ended the round early or None): no more calls once the
         account's rate limit, shared with its other programs, is spent (see hold_polls)."""
-        found: Dict[str, Dict[str, Any]] = {}
-        wanted = set(ids)
+        found: Dict[str, Dict[str, Any]] = {}  # by the id as the batch holds it
+        wanted = {id_key(generation_id): generation_id for generation_id in ids}
         if use_listing:
             limit = min(100, max(10, 2 * len(ids)))
             try:
@@ -1462,8 +1465,8 @@ class _Engine:
                 page = {}
             listed = page.get("generations")
             for generation in listed if isinstance(listed, list) else ():
-                if isinstance(generation, dict) and str(generation.get("id")) in wanted:
-                    found[str(generation["id"])] = dict(_slim(generation), listed=True)
+                if isinstance(generation, dict) and id_key(generation.get("id")) in wanted:
+                    found[wanted[id_key(generation["id"])]] = dict(_slim(generation), listed=True)
             by_id = by_id if isinstance(listed, list) else ids  # unread: one by one this round instead
         for generation_id in by_id:
             if generation_id in found and not _complete_without_images(found[generation_id]):  # else it may lag: asked
@@ -1479,7 +1482,7 @@ class _Engine:
             generation = answer.get("generations_by_pk", ())
             if generation is None:  # the API says there is none (a listing that shows it says more)
                 found.setdefault(generation_id, {"status": "MISSING"})
-            elif isinstance(generation, dict) and str(generation.get("id", generation_id)) == generation_id:
+            elif isinstance(generation, dict) and id_key(generation.get("id", generation_id)) == id_key(generation_id):
                 found[generation_id] = dict(found.get(generation_id, {}), **_slim(generation))  # kept: listed=True
             # else an answer of another shape, or about another generation: asked again next round
         return found, None
@@ -1494,7 +1497,7 @@ class _Engine:
         self.hold_polls(rate_limited)
         self.learn_from(found.values(), listing=False)
         for generation_id, generation in found.items():
-            item = self.items[self.by_generation[generation_id]]
+            item = self.items[self.by_generation[id_key(generation_id)]]
             status = generation.get("status")
             if item.state != "submitted" or item.index in self.finished:
                 continue
@@ -1644,11 +1647,13 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
         if not isinstance(entries, list):
             return list(seen.values()), "the listing answered no list of generations"
         size = len(entries)
-        entries = [g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"] in seen)]
+        entries = [
+            g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and id_key(g["id"]) in seen)
+        ]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
         for entry, created in zip(entries, times):
             if isinstance(entry, dict) and is_id(entry.get("id")):  # an older one too: ours show the server's clock
-                seen[entry["id"]] = entry
+                seen[id_key(entry["id"])] = entry
             elif created is None or created >= oldest:
                 unread += 1
             if created is not None:

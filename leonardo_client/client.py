@@ -31,7 +31,7 @@ from .errors import (
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
     CreateTextureGenerationRequest, GenerationV2Request, LcmInpaintingRequest, LcmInstantRefineRequest,
-    LcmUpscaleRequest, MAX_INT, RETIRED, check_number, check_text, check_type, cut, is_header_text, is_id,
+    LcmUpscaleRequest, MAX_INT, RETIRED, check_number, check_text, check_type, cut, id_key, is_header_text, is_id,
     retired_upstream, shown, to_payload,
 )
 
@@ -629,7 +629,7 @@ def _polled_job(answer: Result, key: str, what: str, id: str) -> Result:
     if not isinstance(found, dict):
         said = "null" if found is None else f"a JSON {type(found).__name__}, not an object"
         raise LeonardoError(f"no {what} with id {shown(id)} (the API answered {key}: {said})")
-    if str(found.get("id", id)).lower() != id.lower():  # a uuid in either case is the same id
+    if id_key(found.get("id", id)) != id_key(id):
         raise LeonardoError(f"asked for {what} {shown(id)}, the API answered {what} {shown(found['id'])}", body=found)
     return found
 

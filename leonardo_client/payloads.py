@@ -115,6 +115,11 @@ def is_id(value: Any) -> bool:
         return False
 
 
+def id_key(value: Any) -> str:
+    """An id as ids are compared and keyed: a uuid in either case is the same id."""
+    return str(value).lower()
+
+
 def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
     if not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))

@@ -55,7 +55,7 @@ class ApiDouble:
     in a scrambled order, as the API does not document one.
     """
 
-    timeout = (0.2, 0.1)  # short: a create call that may have run is waited out this long (+0.5 s)
+    timeout = (0.2, 0.1)  # short: a create call that may have run is waited out this long (and LOOK_AGAIN)
     closed = False
 
     def __init__(self, slots: int = 3, delay: float = 0.05, failing: Tuple[str, ...] = ()) -> None:
@@ -134,7 +134,7 @@ def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing that failed is read once more LISTING_AGAIN (5 s) later, and pauses submissions DEFAULT_PAUSE
     (2 s, doubling each time); the first poll round comes FIRST_POLL (0.25 s) after the start, and a failed download
     is tried again DOWNLOAD_AGAIN (2 s) times its tries later, an item whose create call may still run is looked
-    for again LOOK_AGAIN (0.5 s) after its window: a moment here."""
+    for again LOOK_AGAIN (10 s) after its window: a moment here."""
     monkeypatch.setattr(batch, "LISTING_AGAIN", 0.05)
     monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.05)
     monkeypatch.setattr(batch, "FIRST_POLL", 0.05)
@@ -150,6 +150,15 @@ def shipped_first_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """FIRST_POLL as shipped, for a test whose timeline (a job's delay, a grace, a timeout, a storm) is set against
     the poll rounds: a first round sooner would let it pass without proving what it proves."""
     monkeypatch.setattr(batch, "FIRST_POLL", SHIPPED_FIRST_POLL)
+
+
+SHIPPED_LOOK_AGAIN = batch.LOOK_AGAIN
+
+
+@pytest.fixture
+def shipped_look_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOOK_AGAIN as shipped, for a test of the listing's lag it covers (the test waits it out)."""
+    monkeypatch.setattr(batch, "LOOK_AGAIN", SHIPPED_LOOK_AGAIN)
 
 
 def run(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSummary:
@@ -1637,6 +1646,32 @@ def test_a_get_about_another_generation_is_not_taken(tmp_path: Any) -> None:
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.saved == ["gen-1"]  # was gen-0's images
 
 
+def in_capitals(generation: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(generation, id=generation["id"].upper())
+
+
+class MadeTogether(Reshaped):
+    """Its generations are all made at the first one's time: none is COMPLETE while it is polled alone (by GET)."""
+
+    def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+        gid = super()._create(params, model_id)
+        self.generations[gid]["created"] = self.generations["gen-1"]["created"]
+        return gid
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_an_answer_spelling_the_id_in_capitals_is_taken(tmp_path: Any, listed: bool) -> None:
+    # A uuid in either case is the same id (the client's wait takes it so): the batch asked again until item_timeout,
+    # the generation COMPLETE all along. Listed: two in flight, the listing is read; the GETs say PENDING.
+    if listed:
+        pending = lambda answer, gid: {"generations_by_pk": dict(answer["generations_by_pk"], status="PENDING")}
+        api: Reshaped = MadeTogether(listing=entries(in_capitals), by_id=pending)
+    else:
+        api = Reshaped(by_id=lambda answer, gid: {"generations_by_pk": in_capitals(answer["generations_by_pk"])})
+    summary = run(api, PROMPTS[: 2 if listed else 1], str(tmp_path), item_timeout=5.0)
+    assert summary.ok and sorted(api.saved) == ["GEN-1", "GEN-2"][: 2 if listed else 1]  # was 0 complete, pending
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> None:
     class SameId(ApiDouble):
@@ -1647,6 +1682,21 @@ def test_a_create_answer_with_another_items_id_is_ambiguous(tmp_path: Any) -> No
 
     summary = run(SameId(), PROMPTS[:2], str(tmp_path), concurrency=1, item_timeout=5.0)
     assert (summary.complete, summary.ambiguous) == (1, 1)  # the first was left waiting, the second had its images
+
+
+def test_a_create_answer_with_another_items_id_in_capitals_is_ambiguous(tmp_path: Any) -> None:
+    class SecondNamesTheFirst(ApiDouble):  # a GET finds a generation by its id in either case, and answers it so
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            answer = super().create_generation(body)
+            if len(self.generations) == 2:
+                answer["sdGenerationJob"]["generationId"] = "GEN-1"
+            return answer
+
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            return {"generations_by_pk": dict(super().get_generation_by_id(gid.lower())["generations_by_pk"], id=gid)}
+
+    summary = run(SecondNamesTheFirst(), PROMPTS[:2], str(tmp_path), concurrency=1, item_timeout=5.0)
+    assert (summary.complete, summary.ambiguous) == (1, 1)  # was 2 complete: the second saved the first's images
 
 
 @pytest.mark.parametrize("made", [True, False])
@@ -2226,6 +2276,20 @@ def test_a_generation_made_while_the_listing_is_read_is_not_taken_for_none(tmp_p
     assert summary.ok and len(made) == 1  # was 2: the window had passed when the listing ended, not when it began
 
 
+@pytest.mark.usefixtures("shipped_look_again")
+def test_a_listing_a_few_seconds_behind_does_not_send_an_item_again(tmp_path: Any) -> None:
+    class LaggingListing(ApiDouble):  # a replica: it shows a generation two seconds after it was made
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            listed = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
+            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 2]}
+
+    api = LaggingListing()
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]  # made, its answer lost
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    # Looked for again 0.5 s after its window (0.3 s), it read as never created, and was billed twice.
+    assert summary.ok and len(api.generations) == 1 and api.calls.count("POST") == 1
+
+
 def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     class ServerBehind(ApiDouble):  # Leonardo's clock 30 s behind ours: within the minute allowed
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
@@ -2729,6 +2793,17 @@ def test_an_item_never_adopts_the_generation_of_another_with_its_prompt(tmp_path
     # both unanswered at once, it adopted the 768 x 768 one, and both items got the same images.
     final = {r["i"]: r["id"] for r in journal(tmp_path)[1:] if r.get("s") == "submitted"}
     assert [api.generations[final[i]]["imageWidth"] for i in (0, 1)] == [1024, 768]
+
+
+def test_an_item_never_adopts_another_items_generation_listed_in_capitals(tmp_path: Any) -> None:
+    # Compared case-sensitively, the listing's GEN-1 was no item's: the second item, its create call answered 500
+    # and never run, adopted it, and was "complete" with the first's images, never generated.
+    api = Reshaped(listing=entries(in_capitals))
+    api.before_post = [None, LeonardoError("Internal Server Error", status_code=500)]
+    summary = run(api, [{"prompt": "the same chair"}] * 2, str(tmp_path))
+    assert summary.ok and len(api.generations) == 2 and api.calls.count("POST") == 3
+    final = {r["i"]: r["id"] for r in journal(tmp_path)[1:] if r.get("s") == "submitted"}
+    assert final == {0: "gen-1", 1: "gen-2"}
 
 
 def test_the_listing_is_read_to_its_end_unless_it_comes_newest_first() -> None:

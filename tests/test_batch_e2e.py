@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from leonardo_client import Client, LeonardoError
+from leonardo_client import Client, LeonardoError, batch
 from leonardo_client.batch import run_batch
 from leonardo_client.errors import MAY_HAVE_BEEN_MADE
 from leonardo_client.testing import FakeLeonardo
@@ -115,8 +115,11 @@ def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
     assert len(account_fake.generation_ids()) == len(ITEMS)
 
 
-def test_a_batch_whose_create_calls_all_fail_at_the_server_stops_too(account_fake: FakeLeonardo, tmp_path: Any) -> None:
+def test_a_batch_whose_create_calls_all_fail_at_the_server_stops_too(
+    account_fake: FakeLeonardo, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A 500 may have run: each was reconciled, found never created, and sent again, for ever.
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.5)  # each is looked for again that long after its window, not 10 s
     account_fake.inject(status=500, path="/generations", method="POST", times=None)
     with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, timeout=(0.5, 0.5)) as client:
         started = time.monotonic()
