@@ -1101,7 +1101,7 @@ class _Engine:
         user_id = details["user"].get("id")
         self.user_id: Optional[str] = user_id if is_id(user_id) else None
         journaled = [record["user"] for record in self.journal.records if "user" in record and "i" not in record]
-        if self.user_id is not None and journaled and journaled[0] != self.user_id:
+        if self.user_id is not None and journaled and id_key(journaled[0]) != id_key(self.user_id):
             # Its generations are not this account's: those in flight would read as deleted, lost ones as never made.
             raise LeonardoError(
                 f"this folder's batch ran on another account (user {journaled[0]}; this API key is user "

@@ -697,6 +697,9 @@ def test_a_rerun_with_another_accounts_key_is_refused_before_anything_is_sent(tm
     assert other.calls == []  # nothing but GET /me, which the double does not count
     assert run(first, PROMPTS[:2], str(tmp_path)).ok and first.calls.count("POST") == 2  # its own key: resumed
     assert [r for r in journal(tmp_path) if "user" in r] == [{"user": "user-1"}]
+    same = ApiDouble()  # its id in capitals is the same account's (a uuid in either case is the same id)
+    same.get_user_info = lambda: {"user_details": [{"user": {"id": "USER-1"}, "apiConcurrencySlots": 3}]}  # type: ignore
+    assert run(same, PROMPTS[:2], str(tmp_path)).ok
 
 
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
