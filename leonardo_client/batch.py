@@ -1119,8 +1119,8 @@ class _Engine:
 
     def running(self, now: float) -> List[_Item]:
         """Submitted, not seen complete, and within item_timeout (one past it is left for a rerun), or
-        last seen COMPLETE with no image (the poll after EMPTY_GRACE settles it in this run; twice that
-        bounds it if no answer comes)."""
+        last seen COMPLETE with no image, or said by the API not to exist (the poll after EMPTY_GRACE, or
+        MISSING_GRACE, settles it in this run; twice that bounds it if no answer comes)."""
         items = [self.items[i] for i in self.members["submitted"] if i not in self.finished]
         for item in items:
             item.first_seen = now if item.first_seen is None else item.first_seen
@@ -1128,6 +1128,7 @@ class _Engine:
             item for item in items
             if now - (item.first_seen or now) < self.item_timeout
             or (item.empty_since is not None and now - item.empty_since < 2 * EMPTY_GRACE)
+            or (item.missing_since is not None and now - item.missing_since < 2 * MISSING_GRACE)
         ]
 
     def open_work(self, now: float) -> bool:

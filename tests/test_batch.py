@@ -2206,8 +2206,9 @@ def test_no_such_generation_answers_with_answers_showing_it_between_do_not_add_u
     assert (summary.complete, summary.ambiguous, summary.images) == (1, 0, 1) and gets[0] >= 10  # 5 nulls answered
 
 
+@pytest.mark.parametrize("item_timeout", [3600.0, 0.2])  # a shorter one still watches it the grace out (a rerun did so)
 def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, item_timeout: float
 ) -> None:
     monkeypatch.setattr(batch, "MISSING_GRACE", 0.5)  # answered "no such generation" that long: taken for deleted
 
@@ -2217,7 +2218,7 @@ def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept
             return {"generations_by_pk": None}
 
     api = Deleted(delay=60.0)
-    summary = run(api, PROMPTS[:1], str(tmp_path))
+    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=item_timeout)
     assert (summary.ambiguous, summary.failed, summary.credits) == (1, 0, {"DOLLARS": 0.01})  # was failed, "refunded"
     assert journal(tmp_path)[-1]["reason"] == "generation gen-1 no longer exists: deleted?"
 
