@@ -846,14 +846,18 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
 def test_a_stop_signal_sent_twice_at_once_is_one_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     # timeout(1) signals the command, then its process group: the second came during the stop, as "Ctrl-C again
     # to quit at once", and the create calls under way were not waited for (left unjournaled).
-    monkeypatch.setattr(cli, "REPEATED_SIGNAL", 0.3)
+    # The handler's clock is the test's: on a busy machine, a stall between the two kills outlasted the window.
+    now = [100.0]
+    monkeypatch.setattr(cli, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
     interrupts = cli._Interrupts()
     with interrupts:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # ended by the handler's KeyboardInterrupt
+        now[0] += cli.REPEATED_SIGNAL * 0.9
         os.kill(os.getpid(), signal.SIGINT)  # the same stop, a moment later: no second KeyboardInterrupt
-        time.sleep(0.35)
+        time.sleep(0.05)  # handled by now, if it is
+        now[0] += cli.REPEATED_SIGNAL * 0.2  # past the window of the first
         with pytest.raises(KeyboardInterrupt):  # a Ctrl-C after that is one again: "again to quit at once"
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)
