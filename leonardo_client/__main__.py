@@ -12,6 +12,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import argparse
     import codecs
     import contextlib
+    import errno
     import functools
     import io
     import json
@@ -294,8 +295,8 @@ def _run(argv: Optional[List[str]]) -> int:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
                 _check_folder(args.out)
-            elif args.command == "get" and args.out is not None and os.path.exists(args.out):  # as generate's, but
-                _check_folder(args.out)  # not made: saving makes it, once there is something to save
+            elif args.command == "get" and args.out is not None:  # as generate's, but not made: saving makes it,
+                _check_folder_makeable(args.out)  # once there is something to save
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
@@ -423,6 +424,25 @@ def _check_folder(folder: str) -> None:
             pass
     except OSError as exc:
         raise ValueError(f"--out {shown(folder)}: cannot write there ({exc.strerror or exc})") from exc
+
+
+def _check_folder_makeable(folder: str) -> None:
+    """get's --out, refused as _check_folder refuses it but not made: one that does not exist yet, by its
+    nearest existing parent (a file in its path, a parent we may not write into)."""
+    if os.path.lexists(folder):  # a dangling link too: _check_folder makes nothing there ("File exists")
+        _check_folder(folder)
+        return
+    parent = os.path.dirname(folder)
+    while parent and not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    parent = parent or os.curdir
+    if not os.path.isdir(parent):  # a file, or a dangling link, as os.makedirs finds them
+        problem = errno.ENOTDIR if os.path.exists(parent) else errno.ENOENT
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = errno.EACCES
+    else:
+        return
+    raise ValueError(f"--out {shown(folder)}: cannot write there ({os.strerror(problem)})")
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
