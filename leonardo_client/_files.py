@@ -213,7 +213,8 @@ def save_results(result: Mapping[str, Any], folder: PathLike, download: Download
     files = result_files(result)
     # Every data URL decoded before the first file is written: a malformed one leaves nothing behind.
     decoded = {url: decode_data_url(url) for _, url in files if url.startswith("data:")}
-    make_folder(folder)
+    if files:  # none to save: no folder made, left empty
+        make_folder(folder)
     paths = []
     for name, url in files:
         base = os.path.join(folder, name)

@@ -558,10 +558,10 @@ class Client:
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
         """Save every file of a COMPLETE generation, texture or LCM result (or its response) into ``folder``.
 
-        ``folder`` is created if needed; names come from ids (``<generation>_<image>.png``...; an LCM result's
-        from its requestTimestamp and a digest of its images) and replace files; returns the paths. ValueError
-        if not COMPLETE (a create call's response: wait for it first) or ``folder`` is a file; nothing is
-        written if its images are malformed.
+        ``folder`` is created if needed (not for a result with no file: ``[]``); names come from ids
+        (``<generation>_<image>.png``...; an LCM result's from its requestTimestamp and a digest of its images)
+        and replace files; returns the paths. ValueError if not COMPLETE (a create call's response: wait for it
+        first) or ``folder`` is a file (with files to save); nothing is written if its images are malformed.
         """
         created = _created_job(result) if isinstance(result, Mapping) else None
         if created is not None:  # its images are not made yet

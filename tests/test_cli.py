@@ -397,6 +397,19 @@ def test_get_out_makes_no_folder_when_there_is_nothing_to_save(
     assert capsys.readouterr().out == "" and os.listdir(str(tmp_path)) == []
 
 
+def test_get_out_of_a_generation_complete_with_no_image_makes_no_folder(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # save_results made it before finding nothing to save: exit 1, and new/ left there, empty.
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.0)  # not asked again for a minute
+    with Client() as client:
+        generation = client.wait_for_generation(generation_id(client.create_generation({"prompt": "a fox"})))
+    answer = {"generations_by_pk": dict(generation, generated_images=[])}
+    fake_in_env.inject(status=200, body=answer, path="/generations/*", method="GET", times=None)
+    assert cli.main(["get", generation["id"], "--out", str(tmp_path / "new")]) == 1
+    assert capsys.readouterr().err.endswith("is COMPLETE with no file to save\n") and os.listdir(str(tmp_path)) == []
+
+
 def test_generate_makes_its_folder_before_the_create_call(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:

@@ -389,6 +389,13 @@ def test_a_folder_that_is_a_file_is_refused_before_any_download(mocked, mock_cli
     assert len(mocked.calls) == 0
 
 
+def test_a_result_with_no_file_to_save_makes_no_folder(mock_client: Client, tmp_path: object) -> None:
+    # It was made and left empty: `get --out new` of a generation COMPLETE with no image left new/ there.
+    folder = os.path.join(str(tmp_path), "new", "nested")
+    assert mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": []}, folder) == []
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_a_folder_too_deep_to_create_is_a_leonardo_error(fake_client: Client, tmp_path: object) -> None:
     source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper"})
