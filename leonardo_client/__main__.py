@@ -211,9 +211,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     changed = [(s, s.errors) for s in streams if s.errors in ("strict", "surrogateescape")]
     for stream, _ in changed:
         stream.reconfigure(errors=ESCAPE)
+    interrupts = _Interrupts()
     try:
-        with _stop_leftovers_unprinted():
-            return _run(argv)
+        with _stop_leftovers_unprinted(interrupts):
+            return _run(argv, interrupts)
     finally:
         for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
@@ -221,15 +222,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 @contextlib.contextmanager
-def _stop_leftovers_unprinted() -> Iterator[None]:
+def _stop_leftovers_unprinted(interrupts: _Interrupts) -> Iterator[None]:
     """While main() runs, sys.unraisablehook drops what a stop leaves to finalizers, which Python prints as
-    "Exception ignored in ..." and a traceback: a KeyboardInterrupt landing in one (Ctrl-C, SIGTERM, SIGHUP),
-    and an I/O object's failed close (a half-made http.client response, "no attribute 'fp'"), which Python
+    "Exception ignored in ..." and a traceback: a KeyboardInterrupt landing in one (Ctrl-C, SIGTERM, SIGHUP; not
+    lost: the command ends as stopped), and an I/O object's failed close (a half-made http.client response, "no attribute 'fp'"), which Python
     itself drops but under -X dev. Any other goes to the hook that was set: a bug in a finalizer stays seen."""
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt) and not isinstance(unraisable.object, io.IOBase):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            interrupts.lost = True  # Python drops it: the command runs on, and ends as stopped all the same
+        elif not isinstance(unraisable.object, io.IOBase):
             previous(unraisable)
 
     sys.unraisablehook = hook
@@ -278,10 +281,9 @@ ESCAPE = "leonardo-client-escape"
 codecs.register_error(ESCAPE, _escape)
 
 
-def _run(argv: Optional[List[str]]) -> int:
+def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
     if sys.stdout is None:  # Python was started with stdout closed: every command's output would be lost
         return _error("cannot write the output: stdout is closed", 1)
-    interrupts = _Interrupts()
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -349,6 +351,7 @@ class _Interrupts:
         self.status = 128 + signal.SIGINT
         self.installed: Dict[int, Any] = {}  # signal -> the handler it had
         self.last: Optional[float] = None  # when the last one came
+        self.lost = False  # a stop whose KeyboardInterrupt landed in a finalizer (see _stop_leftovers_unprinted)
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():  # signal.signal() works only there
@@ -369,6 +372,8 @@ class _Interrupts:
         for number, handler in self.installed.items():
             signal.signal(number, handler)
         self.installed.clear()
+        if self.lost and exc[0] is None:  # the command ran on to its end (a second Ctrl-C would have stopped it)
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

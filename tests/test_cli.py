@@ -990,14 +990,28 @@ def test_a_ctrl_c_landing_in_a_finalizer_is_not_printed_and_a_bug_in_one_still_i
     monkeypatch.setattr(sys, "unraisablehook", seen.append)  # the hook set before main(): Python's, pytest's
 
     def command(client: Any, args: Any) -> int:
-        Finalized(KeyboardInterrupt())  # a Ctrl-C (or SIGTERM) landing in a finalizer: it printed a traceback
         Finalized(ValueError("a bug"))
+        Finalized(KeyboardInterrupt())  # a Ctrl-C (or SIGTERM) landing in a finalizer: it printed a traceback
         return 0
 
     monkeypatch.setitem(cli.COMMANDS, "me", command)
-    assert cli.main(["--offline", "me"]) == 0
+    assert cli.main(["--offline", "me"]) == 130  # not printed, but not lost: the command ends as stopped
     assert [type(unraisable.exc_value) for unraisable in seen] == [ValueError]
     assert sys.unraisablehook == seen.append  # put back: a program's own finalizers are its own
+
+
+def test_a_stop_landing_in_a_finalizer_still_ends_the_command_as_stopped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python drops a KeyboardInterrupt raised in a finalizer: the command ran on to exit 0, the stop lost.
+    def command(client: Any, args: Any) -> int:
+        stop = signal.getsignal(signal.SIGTERM)  # the command's, as a SIGTERM landing in the finalizer runs it
+        weakref.finalize(type("Pool", (), {})(), stop, signal.SIGTERM, None)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "me", command)
+    assert cli.main(["--offline", "me"]) == 143  # SIGTERM's status, not Ctrl-C's
+    assert capsys.readouterr().err.splitlines() == [OFFLINE_NOTICE, "leonardo-client: interrupted"]
 
 
 # A Ctrl-C landing in http.client's HTTPResponse.__init__: the half-made response's close() fails when it is
