@@ -250,6 +250,14 @@ def test_a_v1_model_id_that_is_no_uuid_is_a_bad_line(tmp_path: Any) -> None:
     assert second.startswith("line 2: CreateGenerationRequest.model_id 'm' is not a v1 model id, a UUID")
 
 
+def test_an_ndjson_file_is_read_as_json_lines_whatever_its_first_line(tmp_path: Any) -> None:
+    path = tmp_path / "items.ndjson"
+    path.write_text('"a fox"\n{"prompt": "a hare"}\n', encoding="utf-8")  # not read as two prompts, quotes and all
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert [e.split(":")[0] for e in caught.value.errors] == ["line 1"]
+
+
 def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text(
@@ -334,6 +342,7 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
         ("items.json", '[\n  "a walnut chair",\n  "a brass lamp",\n]\n', "array"),
         ("items.txt", '# c\n[{"prompt": "a red fox"},\n {"prompt": "a grey owl"}]\n', "array"),
         ("items.txt", '# c\n["a red fox",\n "a grey owl"]\n', "array"),
+        ("items.txt", '# c\n[["a red fox"],\n ["a grey owl"]]\n', "array"),  # a list of lists
     ],
 )
 def test_a_prompts_file_that_is_one_json_document_is_refused(
@@ -387,6 +396,8 @@ def test_lines_end_only_at_line_breaks_not_at_unicode_separators(tmp_path: Any) 
 
 def test_a_prompts_file_is_read_up_to_a_bound(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "MAX_INPUT", 100)  # 64 MiB: /dev/zero would otherwise fill the memory
+    (tmp_path / "p.txt").write_text("a fox\n" * 16 + "a ow", encoding="utf-8")  # 100 characters: the bound itself
+    assert len(read_items(str(tmp_path / "p.txt"))) == 17
     (tmp_path / "p.txt").write_text("a fox\n" * 17, encoding="utf-8")
     with pytest.raises(BatchInputError, match="p.txt is over 0 MiB: split it"):
         read_items(str(tmp_path / "p.txt"))
@@ -465,6 +476,8 @@ def test_unusable_run_batch_arguments_are_refused_before_anything_is_written(tmp
     api, out = ApiDouble(), str(tmp_path / "out")
     with pytest.raises(TypeError, match="^items must be a list of BatchItems or mappings, not str$"):
         run(api, "a fox", out)  # was one item a character
+    with pytest.raises(TypeError, match="^items must be a list of BatchItems or mappings, not bytes$"):
+        run(api, b"a fox", out)  # not one item a byte, each refused
     with pytest.raises(TypeError, match="^client must be a Client, not NoneType$"):
         run(None, PROMPTS[:1], out)  # type: ignore[arg-type]  # was an AttributeError, the journal made
     instance = r"^client must be a Client instance \(Client\(...\)\), not the class ApiDouble$"
@@ -617,6 +630,18 @@ def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, len(api.generations)) == (1, 1)  # its generation found in the listing, adopted
+
+
+def test_an_item_left_ambiguous_again_by_a_rerun_is_not_counted_as_done_by_it(tmp_path: Any) -> None:
+    api, sent = ApiDouble(), time.time() - 200
+    api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)  # another size: may be its, or not
+    api.generations["gen-1"]["createdAt"] = _iso(sent + 0.2)
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
+               {"i": 0, "s": "ambiguous", "reason": "reconciliation failed: HTTP 503", "recheck": True}]
+    items = [{"prompt": "a red fox", "width": 512, "height": 512}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.ambiguous, summary.done_this_run, len(api.generations)) == (1, 0, 1)  # was done 1: not sent
 
 
 def test_a_complete_record_read_twice_counts_its_images_once(tmp_path: Any) -> None:
@@ -809,7 +834,8 @@ def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     "record", ['{"i": 3, "s": "planned"}', '{"i": "0", "s": "planned"}', '{"i": 0, "s": "lost"}', '{"i": 0, "s": "submitting"}',
                '{"i": 0, "s": "submitted", "id": null}', '{"note": 1}',
-               '{"i": 0, "s": "complete", "files": 5}', '{"i": 0, "s": "submitted", "id": "g", "cost": [1]}',
+               '{"i": 0, "s": "complete", "files": 5}', '{"i": 0, "s": "complete", "files": [5]}',
+               '{"i": 0, "s": "submitted", "id": "g", "cost": [1]}',
                '{"i": 0, "s": "submitted", "id": "g", "cost": {"unit": "CREDITS"}}', '{"clock": "x"}',
                '{"v2_listed": true, "clock": "x"}',
                # Each of these held the rerun silently for an hour: an id no GET can ask for, a read timeout of ages.
@@ -822,6 +848,16 @@ def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str)
     with pytest.raises(BatchInputError, match="holds a record of no item of this batch .*: delete that line \\("):
         run(api, PROMPTS[:3], str(tmp_path))
     assert api.calls == []
+
+
+def test_a_header_of_these_items_digest_but_another_count_is_refused(tmp_path: Any) -> None:
+    text = journal_text(PROMPTS[:3], []).replace('"items": 3', '"items": 4', 1)  # edited: whose is it?
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="holds the journal of a different batch \\(4 items"):
+        run(api, PROMPTS[:3], str(tmp_path))
+    assert api.calls == []
+
 
 class DiskFillingUp:
     """The journal's file on a disk that fills up in the middle of the first "submitting" record."""
@@ -929,9 +965,12 @@ def test_a_journal_whose_header_cannot_be_written_is_closed_so_a_retry_is_not_re
 
 @pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("answer_lost", [False, True])
-def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(tmp_path: Any, answer_lost: bool) -> None:
+@pytest.mark.parametrize("status", [401, 403])  # a GET's 403, with no code: the key too (a create call's: moderation)
+def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
+    tmp_path: Any, answer_lost: bool, status: int
+) -> None:
     api = ApiDouble(delay=0.5)
-    revoked = LeonardoError("HTTP 401: Authentication hook unauthorized this request", status_code=401)
+    revoked = LeonardoError(f"HTTP {status}: Authentication hook unauthorized this request", status_code=status)
     working = (api.get_generation_by_id, api.get_generations_by_user_id)
     original_create = api._create
 
@@ -1130,6 +1169,21 @@ def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
 
 
+def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawn, posted = batch._Engine.spawn, []
+
+    def timed(engine: Any, kind: str, task: Any, done: Any) -> None:
+        posted.extend([time.monotonic()] if kind == "post" else [])
+        spawn(engine, kind, task, done)
+
+    monkeypatch.setattr(batch._Engine, "spawn", timed)
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01)]
+    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=120).ok and len(posted) == 3
+    gap = 60.0 * batch.PACE_MARGIN / 120  # 0.5 s; 1.25 times that after the 429
+    assert posted[2] - posted[1] >= 1.2 * gap
+
+
 def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # With no generation running, the poll time stayed in the past: the loop woke every 10 ms.
     rounds: List[float] = []
@@ -1158,6 +1212,24 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
     assert pauses == [pytest.approx(3600.0)] and api.calls.count("POST") == 2
     assert "rate limited: pausing submissions 3600.0s" in [e.message for e in events if e.event == "waiting"]
+
+
+def test_an_accepted_post_brings_the_next_429s_pause_back_to_the_first(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: List[float] = []
+    back_off = batch._Engine.back_off
+
+    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
+        back_off(engine, wait, now, why)
+        pauses.append(engine.post_at - now)
+
+    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    api = ApiDouble()  # one prompt: the second POST is answered before the third is sent
+    refused = LeonardoError("Too many requests", status_code=429)  # no Retry-After: the pause is the engine's
+    api.before_post = [refused, None, refused]
+    assert run(api, [{"prompt": "a kite", "seed": n} for n in range(2)], str(tmp_path)).ok
+    assert pauses == [pytest.approx(batch.DEFAULT_PAUSE)] * 2 and api.calls.count("POST") == 4  # not doubled
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
@@ -1792,6 +1864,17 @@ def test_a_listing_that_says_complete_with_no_image_is_asked_by_id(
     assert (summary.complete, summary.ambiguous, summary.images) == (2, 0, 2) and "LIST" in api.calls
 
 
+def test_a_polls_429_holds_the_next_round_back_its_retry_after(tmp_path: Any) -> None:
+    items = batch._as_items(PROMPTS[:1])
+    engine = batch._Engine(ApiDouble(), items, str(tmp_path), 60000, None, 60.0)  # type: ignore[arg-type]
+    try:
+        before = time.monotonic()
+        engine.hold_polls(LeonardoError("HTTP 429: Too Many Requests", status_code=429, retry_after=20.0))
+        assert engine.poll_at >= before + 20.0  # not the next poll gap's time, a fraction of a second away
+    finally:
+        engine.journal.close()
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_user_id_no_path_can_hold_is_not_used(tmp_path: Any) -> None:
     api = Reshaped()
@@ -1887,6 +1970,69 @@ def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: An
     assert time.monotonic() - started > 1.4  # not sent again while that POST could still run
     sent = [r for r in journal(tmp_path) if r.get("s") == "submitting"][-1]
     assert sent["rt"] == sum(ApiDouble.timeout)  # what each create call is journaled with: connect and read
+
+
+def test_a_post_under_one_timeout_for_both_is_journaled_with_twice_it(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.timeout = 0.4  # type: ignore[assignment]  # a Client's one number: the connect and the read timeout each
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    assert [r["rt"] for r in journal(tmp_path) if r.get("s") == "submitting"] == [0.8]
+
+
+def test_a_rerun_waits_out_its_clients_timeout_for_a_post_journaled_without_its_own(tmp_path: Any) -> None:
+    api = ApiDouble()
+    api.before_post = [LeonardoError("invalid dimensions", status_code=400)]
+    run(api, PROMPTS[:1], str(tmp_path))  # the item failed; as if a crash came while its POST ran, journaled
+    with open(os.path.join(str(tmp_path), "journal.jsonl"), "a") as f:  # by a version that wrote no "rt"
+        f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time()}) + "\n")
+    rerun = ApiDouble()
+    rerun.timeout = (0.2, 1.0)
+    started = time.monotonic()
+    assert run(rerun, PROMPTS[:1], str(tmp_path)).ok
+    assert time.monotonic() - started > 1.1  # not sent again while that POST could still run
+
+
+def test_an_item_whose_window_passed_while_the_listing_was_read_is_looked_for_again_look_again_later(
+    tmp_path: Any,
+) -> None:
+    class SlowFirstListing(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            started = time.monotonic()
+            if not listed:  # asked for inside the POST's window, answered past it and past LOOK_AGAIN
+                time.sleep(sum(self.timeout) + batch.LOOK_AGAIN + 0.1)
+            answer = super().get_generations_by_user_id(user_id, limit, offset)
+            listed.append((started, time.monotonic()))
+            return answer
+
+    listed: List[Tuple[float, float]] = []
+    api = SlowFirstListing()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 2
+    assert listed[1][0] - listed[0][1] >= batch.LOOK_AGAIN  # was at once: the wait left was below 0
+
+
+def test_one_reconciliation_reads_the_listing_at_a_time(tmp_path: Any) -> None:
+    class SlowListing(ApiDouble):
+        reading = most = 0
+
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if body["prompt"] == PROMPTS[1]["prompt"]:  # its answer lost while the first's listing is read
+                time.sleep(0.1)
+            return super().create_generation(body)
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            with lock:
+                self.reading += 1
+                self.most = max(self.most, self.reading)
+            time.sleep(0.3)
+            with lock:
+                self.reading -= 1
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    lock, api = threading.Lock(), SlowListing()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")] * 2  # may have run; did not
+    assert run(api, PROMPTS[:2], str(tmp_path)).ok and api.calls.count("POST") == 4
+    assert api.most == 1  # the second waits for the first's reconciliation to end
 
 
 def test_a_post_sent_later_than_now_is_ambiguous_not_waited_on(tmp_path: Any) -> None:
@@ -2039,14 +2185,18 @@ def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, mon
         run(ApiDouble(), PROMPTS[:1], str(tmp_path))  # the CLI said "cannot write the output"
 
 
-def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(tmp_path: Any) -> None:
+# The second sent within the clock's skew of the first, or later, made while the first's call could still run.
+@pytest.mark.parametrize("later, made", [(0.5, 0.2), (batch.CLOCK_SKEW + 0.5, 1.0)])
+def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(
+    tmp_path: Any, later: float, made: float
+) -> None:
     # As a crash may leave it: the second sent while the first's window was open (an older version let it).
     api, sent = ApiDouble(), time.time() - 200
     api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)
-    api.generations["gen-1"]["createdAt"] = _iso(sent + 0.2)  # made by the first's call, or the second's
+    api.generations["gen-1"]["createdAt"] = _iso(sent + made)  # made by the first's call, or the second's
     records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
                {"i": 0, "s": "ambiguous", "reason": "could not read the account's generations: x", "recheck": True},
-               {"i": 1, "s": "submitting", "t": sent + 0.5, "rt": 1.3}]
+               {"i": 1, "s": "submitting", "t": sent + later, "rt": 1.3}]
     items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
@@ -2113,15 +2263,18 @@ def test_a_rerun_reconciles_an_item_left_ambiguous_by_a_listing_that_failed(tmp_
 def test_a_failed_download_is_tried_again(tmp_path: Any, error: Exception, said: str) -> None:
     class FirstDownloadFails(ApiDouble):
         def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            tried.append(time.monotonic())
             if "failed once" not in self.calls:
                 self.calls.append("failed once")
                 raise error
             return super().save_results(result, folder)
 
     events: List[BatchProgress] = []
+    tried: List[float] = []
     assert run(FirstDownloadFails(), PROMPTS[:1], str(tmp_path), on_progress=events.append).ok
     # The client's error says "download failed" itself: it read "download failed (download failed: ...)".
     assert f"#1: {said}; will try again" in [e.message for e in events]
+    assert tried[1] - tried[0] >= batch.DOWNLOAD_AGAIN  # DOWNLOAD_AGAIN times the tries so far later: not at once
 
 
 def test_a_download_that_keeps_failing_says_why_on_its_card_and_not_that_it_will_try_again(
@@ -2236,6 +2389,39 @@ def test_two_items_with_one_prompt_are_never_unanswered_at_once(tmp_path: Any) -
     assert run(api, [{"prompt": "a kite", "seed": n} for n in range(2)], str(tmp_path)).ok
     times = [(c.split()[0], float(c.split()[1])) for c in api.calls if c.split()[0] in ("sent", "answered")]
     assert [event for event, _ in sorted(times, key=lambda t: t[1])] == ["sent", "answered", "sent", "answered"]
+
+
+def test_no_more_than_four_create_calls_wait_for_their_answer_at_once(tmp_path: Any) -> None:
+    class SlowAnswers(ApiDouble):  # 10 slots: room for 15 in flight, but 4 unanswered calls at most
+        waiting = most = 0
+
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            with lock:
+                self.waiting += 1
+                self.most = max(self.most, self.waiting)
+            time.sleep(0.2)
+            with lock:
+                self.waiting -= 1
+            return super().create_generation(body)
+
+    lock, api = threading.Lock(), SlowAnswers(slots=10)
+    assert run(api, [{"prompt": f"a kite, study {n}"} for n in range(8)], str(tmp_path)).ok
+    assert 1 <= api.most <= batch.MAX_POSTS_AT_ONCE == 4
+
+
+def test_an_item_held_back_by_its_prompt_keeps_its_place_in_the_queue(tmp_path: Any) -> None:
+    class SlowKite(ApiDouble):  # the first kite's call is answered late: the second waits meanwhile
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+            if body["prompt"] == "a kite" and body.get("seed") == 0:
+                time.sleep(0.1)
+            return super().create_generation(body)
+
+    api = SlowKite(slots=1, delay=1.0)  # 3 in flight: kite 0, fox and owl; kite 1 is sent when one completes
+    items = [{"prompt": "a kite", "seed": 0}, {"prompt": "a kite", "seed": 1}, {"prompt": "a red fox"},
+             {"prompt": "an owl"}, {"prompt": "a bee"}]
+    assert run(api, items, str(tmp_path)).ok
+    sent = [r["i"] for r in journal(tmp_path) if r.get("s") == "submitting"]
+    assert sent.index(1) < sent.index(4)  # was sent last: put back behind the items after it
 
 
 @pytest.mark.parametrize("other, outcome", [
@@ -2601,6 +2787,22 @@ def test_an_ambiguous_item_whose_generation_is_known_holds_back_no_other(
     assert [r["id"] for r in journal(tmp_path) if r.get("i") == 1 and r.get("s") == "submitted"] == ["gen-2"]
 
 
+def test_an_item_adopts_its_match_beside_an_ambiguous_one_of_its_prompt_known_to_have_made_another(
+    tmp_path: Any,
+) -> None:
+    api, sent = ApiDouble(), time.time() - 200
+    api._create({"prompt": "a red fox"}, None)
+    api.generations["gen-1"]["createdAt"] = _iso(sent + 0.7)  # in the first's window too, but it made gone-1
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3},
+               {"i": 0, "s": "submitted", "id": "gone-1", "t": sent + 0.1},
+               {"i": 0, "s": "ambiguous", "reason": "its generation no longer exists"},
+               {"i": 1, "s": "submitting", "t": sent + 0.5, "rt": 1.3}]
+    items = [{"prompt": "a red fox"}] * 2
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, summary.ambiguous, len(api.generations)) == (1, 1, 1)  # was (0, 2, 1): "may own"
+
+
 class NameResolution(NewConnectionError):
     """As urllib3 2's NameResolutionError: a DNS failure, the connection never made."""
 
@@ -2854,6 +3056,8 @@ def test_the_listings_order_is_judged_on_dated_entries_and_needs_a_decrease() ->
     assert batch._list_since(undated, "u", now - 120)[1] is True and undated.pages == 2  # not all 4 pages
     same_time = Listing([{"id": f"old-{n}", "createdAt": _iso(now - 3600)} for n in range(50)] + [{"id": "new", "createdAt": _iso(now)}])
     assert [g["id"] for g in batch._list_since(same_time, "u", now - 120)[0]][-1] == "new"  # equal is no order
+    ties = Listing([{"id": f"old-{n}", "createdAt": _iso(now - 3600 - n // 2)} for n in range(150)])  # in twos
+    assert batch._list_since(ties, "u", now - 120)[1] is True and ties.pages == 1  # newest first still: not 4 pages
 
 
 def _iso(epoch: float) -> str:
@@ -2886,6 +3090,27 @@ def test_a_listing_that_failed_is_read_once_more_for_each_item_it_failed_for(tmp
         assert engine.settle_now([again, fresh], unavailable) == [again]  # settled: it was read once more
         assert fresh.read_again and list(engine.reconcile_at) == [fresh.index]  # read once more, later
         assert engine.settle_now([again, fresh], True) == [again, fresh]
+    finally:
+        engine.journal.close()
+
+
+def test_a_polls_listing_asks_for_ten_at_least_and_when_it_fails_each_generation_by_id(tmp_path: Any) -> None:
+    class Limits(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            limits.append(limit)
+            return super().get_generations_by_user_id(user_id, limit, offset)
+
+    limits: List[int] = []
+    api = Limits()
+    ids = [api._create({"prompt": f"a kite {n}"}, None) for n in range(2)]
+    items = batch._as_items(PROMPTS[:2])
+    engine = batch._Engine(api, items, str(tmp_path), 60000, None, 60.0)  # type: ignore[arg-type]
+    try:
+        engine.user_id = "user-1"
+        assert sorted(engine.poll(ids, [], True)[0]) == ids and limits == [10]  # not 4: others' come first
+        api.listing_error = LeonardoError("Service Unavailable", status_code=503)
+        found, limited = engine.poll(ids, [], True)  # none due by id: the listing was to tell of both
+        assert sorted(found) == ids and limited is None and api.calls.count("GET") == 2
     finally:
         engine.journal.close()
 

@@ -1166,6 +1166,12 @@ def test_a_content_length_not_of_ascii_digits_or_over_the_cap_is_refused_in_one_
     assert json.loads(body)["error"] == "invalid Content-Length"  # was int()'s message, "invalid literal for int()..."
 
 
+def test_a_head_request_is_answered_without_its_body(fake):
+    head, body = raw_answer(fake, b"HEAD /api/rest/v1/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 ") and b"Content-Length: " in head  # as a GET's: its length, no bytes of it
+    assert body == b""  # one sent would be read as the next answer on the connection
+
+
 @pytest.mark.parametrize(
     "sent, status, recorded",
     [(b"PROPFIND /api/rest/v1/me HTTP/1.1\r\n", 501, ("PROPFIND", "/me")),
@@ -1577,6 +1583,8 @@ V2_REFUSED = [
     ("phoenix-v1.0", {"prompt": "x", "quantity": 1.5}, "expected an integer for type 'Quantity', but found a number"),
     ("remove-bg", {"prompt": "x"}, 'field "prompt" not found'),  # one of the schemas closed to other keys
     ("phoenix-v1.0", {}, 'expecting a value for non-nullable field: "prompt"'),
+    # A null, as a key left out, is named before the other fields are checked (as {"width": 4096} alone is).
+    ("phoenix-v1.0", {"width": 4096, "prompt": None}, 'expecting a value for non-nullable field: "prompt"'),
     ("flux-pro-2.0", {"prompt": "x", "width": 32}, "parameters.width must be at least 64"),
     ("gpt-image-1.5", {"prompt": "x", "quality": "ULTRA"}, "expected one of the values"),
     ("gpt-image-1.5", {"prompt": "x", "width": 512}, "parameters.width must be at least 1024"),
