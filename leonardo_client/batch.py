@@ -1395,7 +1395,7 @@ class _Engine:
         blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
         running = [i.index for i in self.running(time.monotonic())]
-        if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running) if i != item.index):
+        if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running)):
             return False
         self.reconcile_at[item.index] = time.monotonic() + V2_WAIT
         self.v2_wanted = True  # polls read the listing, even for one generation: it may show one
