@@ -584,7 +584,9 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number a float holds (comparisons of an int with a float are exact; NaN fails both)."""
+    limit = sys.float_info.max  # not math.isfinite(): an int past it raised OverflowError
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -limit <= value <= limit
 
 
 @dataclass

@@ -839,7 +839,9 @@ def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
                '{"i": 0, "s": "submitted", "id": "g", "cost": {"unit": "CREDITS"}}', '{"clock": "x"}',
                '{"v2_listed": true, "clock": "x"}',
                # Each of these held the rerun silently for an hour: an id no GET can ask for, a read timeout of ages.
-               '{"i": 0, "s": "submitted", "id": ""}', '{"i": 0, "s": "submitting", "t": 1, "rt": 1e300}'],
+               '{"i": 0, "s": "submitted", "id": ""}', '{"i": 0, "s": "submitting", "t": 1, "rt": 1e300}',
+               # An int beyond a float's range: math.isfinite() raised OverflowError, a traceback.
+               '{"clock": 1%s}' % ("0" * 400), '{"i": 0, "s": "submitting", "t": 1%s}' % ("0" * 400)],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
