@@ -1265,6 +1265,7 @@ def test_faults_fire_in_registration_order(fake, api):
 def test_fault_path_and_method_matching(fake, api):
     fake.inject(status=503, path="/generations", method="post", times=None)
     assert call(api, fake, "GET", "/generations/x").status_code == 200
+    assert call(api, fake, "GET", "/generations").status_code != 503  # its path, another method: not faulted
     assert call(api, fake, "POST", "/generations", json={"prompt": "x"}).status_code == 503
     fake.clear_faults()
     fake.inject(status=504, path="/generations/*", times=None)
@@ -1951,6 +1952,7 @@ def test_s3_checks_the_form(fake, api):
     as_parts = [(k, (None, v)) for k, v in fields.items()]
     assert s3_error(post(None, as_parts))[0] == "InvalidArgument"  # no file
     assert s3_error(post(None, [("file", ("a.png", b"x"))] + as_parts))[0] == "InvalidArgument"  # not last
+    assert s3_error(post(None, as_parts + [("file", ("a.png", b"x"))] * 2))[0] == "InvalidArgument"  # two
     assert s3_error(post(fields))[0] == "PreconditionFailed"  # urlencoded, not multipart
     not_multipart = post(b"no parts", headers={"Content-Type": "multipart/form-data; boundary=x"})
     assert s3_error(not_multipart)[0] == "MalformedPOSTRequest"
