@@ -3578,3 +3578,14 @@ def test_a_generation_past_item_timeout_is_left_in_flight_for_the_rerun(tmp_path
     api.delay = 0.0
     again = run(api, PROMPTS[:5], str(tmp_path))
     assert again.ok and api.calls.count("POST") == 5  # waited on, never sent again
+
+
+def test_a_small_buffer_of_posts_is_sent_beyond_the_accounts_slots(tmp_path: Any) -> None:
+    class Counted(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:  # none completes: the ones made still run
+            in_flight.append(sum(time.monotonic() - g["created"] < 2.0 for g in self.generations.values()))
+            return super().create_generation(body)
+
+    in_flight: List[int] = []
+    summary = run(Counted(slots=1, delay=3600.0), PROMPTS[:3], str(tmp_path), item_timeout=2.0)
+    assert summary.pending == 3 and in_flight == [0, 1, 2]  # 1 slot + 2 the account queues; was one at a time
