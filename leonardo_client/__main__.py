@@ -225,8 +225,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _stop_leftovers_unprinted(interrupts: _Interrupts) -> Iterator[None]:
     """While main() runs, sys.unraisablehook drops what a stop leaves to finalizers, which Python prints as
     "Exception ignored in ..." and a traceback: a KeyboardInterrupt landing in one (Ctrl-C, SIGTERM, SIGHUP; not
-    lost: the command ends as stopped), and an I/O object's failed close (a half-made http.client response, "no attribute 'fp'"), which Python
-    itself drops but under -X dev. Any other goes to the hook that was set: a bug in a finalizer stays seen."""
+    lost: the command ends as stopped), and an I/O object's failed close (a half-made http.client response, "no
+    attribute 'fp'"), which Python itself drops but under -X dev. Any other goes to the hook that was set: a bug in
+    a finalizer stays seen."""
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:

@@ -583,8 +583,8 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
-    job, id_key = create_job(response)
-    return str(job[id_key])
+    job, id_field = create_job(response)
+    return str(job[id_field])
 
 
 def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
@@ -602,10 +602,10 @@ def create_job(response: Mapping[str, Any]) -> Tuple[Mapping[str, Any], str]:
 
 def _created_job(response: Mapping[str, Any]) -> Optional[Tuple[Mapping[str, Any], str]]:
     """create_job's answer, or None if ``response`` is no create call's response."""
-    for job_key, id_key in CREATE_JOBS:
+    for job_key, id_field in CREATE_JOBS:
         job = response.get(job_key) if job_key else response
-        if isinstance(job, Mapping) and is_id(job.get(id_key)):
-            return job, id_key
+        if isinstance(job, Mapping) and is_id(job.get(id_field)):
+            return job, id_field
     return None
 
 
@@ -640,11 +640,11 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
         return id  # a str, or what the GET refuses with a TypeError
     if _created_job(id) is None:  # a generation, or a GET's answer, is the caller's mix-up; else the API's fault
         _check_not_a_result(id)
-    job, id_key = create_job(id)
-    if texture != (id_key == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
+    job, id_field = create_job(id)
+    if texture != (id_field == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
         raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
-    return str(job[id_key])
+    return str(job[id_field])
 
 
 def _check_not_a_result(given: Mapping[str, Any]) -> None:
