@@ -444,7 +444,7 @@ def _check_folder_makeable(folder: str) -> None:
     parent = parent or os.curdir
     if not os.path.isdir(parent):  # a file, or a dangling link, as os.makedirs finds them
         problem = errno.ENOTDIR if os.path.exists(parent) else errno.ENOENT
-    elif not os.access(parent, os.W_OK | os.X_OK):
+    elif not os.access(parent, os.W_OK | os.X_OK):  # novm: flags, not a union
         problem = errno.EACCES
     else:
         return
