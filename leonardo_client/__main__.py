@@ -12,7 +12,6 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import argparse
     import codecs
     import contextlib
-    import errno
     import functools
     import io
     import json
@@ -299,7 +298,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
                 _check_folder(args.out)
             elif args.command == "get" and args.out is not None:  # as generate's, but not made: saving makes it,
-                _check_folder_makeable(args.out)  # once there is something to save
+                _check_folder_unmade(args.out)  # once there is something to save
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
@@ -432,23 +431,20 @@ def _check_folder(folder: str) -> None:
         raise ValueError(f"--out {shown(folder)}: cannot write there ({exc.strerror or exc})") from exc
 
 
-def _check_folder_makeable(folder: str) -> None:
-    """get's --out, refused as _check_folder refuses it but not made: one that does not exist yet, by its
-    nearest existing parent (a file in its path, a parent we may not write into)."""
-    if os.path.lexists(folder):  # a dangling link too: _check_folder makes nothing there ("File exists")
+def _check_folder_unmade(folder: str) -> None:
+    """get's --out, refused as generate's is (_check_folder), then unmade: saving makes it, once there is
+    something to save (an unknown id leaves no folder)."""
+    missing = []  # the folder and its parents that do not exist yet, deepest first
+    path = folder
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    try:
         _check_folder(folder)
-        return
-    parent = os.path.dirname(folder)
-    while parent and not os.path.lexists(parent):
-        parent = os.path.dirname(parent)
-    parent = parent or os.curdir
-    if not os.path.isdir(parent):  # a file, or a dangling link, as os.makedirs finds them
-        problem = errno.ENOTDIR if os.path.exists(parent) else errno.ENOENT
-    elif not os.access(parent, os.W_OK | os.X_OK):  # novm: flags, not a union
-        problem = errno.EACCES
-    else:
-        return
-    raise ValueError(f"--out {shown(folder)}: cannot write there ({os.strerror(problem)})")
+    finally:
+        for path in missing:
+            with contextlib.suppress(OSError):  # one makedirs did not get to, or not empty (another's)
+                os.rmdir(path)
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:

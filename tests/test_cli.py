@@ -431,6 +431,8 @@ def test_get_out_into_a_file_is_a_usage_error_before_anything_is_sent(
     ("in a file", "afile/sub", "Not a directory"),
     ("a dangling link", "dangling", "File exists"),
     ("under a dangling link", "dangling/sub", "No such file or directory"),
+    ("a part made, then a file", "missing/../afile/sub", "Not a directory"),  # missing/ is made, then unmade
+    ("a name too long", "x" * 300 + "/sub", "File name too long"),
     pytest.param("an unwritable parent", "locked/new/deeper", "Permission denied", marks=pytest.mark.skipif(
         os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")),
 ])
@@ -444,7 +446,7 @@ def test_get_out_that_cannot_be_made_is_a_usage_error_before_anything_is_sent(
     (tmp_path / "locked").mkdir(mode=0o500)
     assert cli.main(["get", "g-1", "--out", str(tmp_path / out)]) == 2
     said = capsys.readouterr().err.splitlines()[-1]
-    assert said == f"leonardo-client: error: --out {str(tmp_path / out)!r}: cannot write there ({reason})"
+    assert said == f"leonardo-client: error: --out {cli.shown(str(tmp_path / out))}: cannot write there ({reason})"
     assert fake_in_env.requests == [] and sorted(os.listdir(str(tmp_path))) == ["afile", "dangling", "locked"]
     assert os.listdir(str(tmp_path / "locked")) == []
 
