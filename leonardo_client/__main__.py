@@ -27,7 +27,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
     from ._files import UPLOAD_EXTENSIONS, extension_of, makedirs
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
-    from .batch import DEFAULT_POSTS_PER_MINUTE, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
+    from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
     from .errors import printable
     from .payloads import (
@@ -184,8 +184,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--posts-per-minute", type=pace, default=DEFAULT_POSTS_PER_MINUTE, metavar="N", help=pace_help)
     reading = (
         f"how long to wait for one API answer (default: {DEFAULT_TIMEOUT[1]:g}); an unanswered create call is re-sent"
-        f" only once it is older than that plus the connect timeout ({sum(DEFAULT_TIMEOUT):g} s by default) and not"
-        " found in your generations"
+        f" only once it is older than that plus the connect timeout and {LOOK_AGAIN:g} s"
+        f" ({sum(DEFAULT_TIMEOUT) + LOOK_AGAIN:g} s by default) and not found in your generations"
     )
     parser.add_argument("--read-timeout", type=_seconds, metavar="SECONDS", help=reading)
     parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")
@@ -302,6 +302,8 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
+            if interrupts.lost and status != interrupts.status:  # a stop a finalizer swallowed: it ran on to its end
+                raise KeyboardInterrupt
         with _writing_output():
             sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
@@ -372,8 +374,6 @@ class _Interrupts:
         for number, handler in self.installed.items():
             signal.signal(number, handler)
         self.installed.clear()
-        if self.lost and exc[0] is None:  # the command ran on to its end (a second Ctrl-C would have stopped it)
-            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -1336,7 +1336,7 @@ class _Engine:
                 continue
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
-            elif read_at - item.since <= self.window(item):  # the POST may still be running at the server
+            elif read_at - item.since <= self.window(item) + LOOK_AGAIN:  # may still run, or not be listed yet
                 wait = item.since + self.window(item) + LOOK_AGAIN - self.wall_time()
                 self.reconcile_at[item.index] = time.monotonic() + max(LOOK_AGAIN, wait)
                 continue

@@ -2482,6 +2482,26 @@ def test_a_listing_a_few_seconds_behind_does_not_send_an_item_again(tmp_path: An
     assert summary.ok and len(api.generations) == 1 and api.calls.count("POST") == 1
 
 
+def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run killed while its create call ran (journaled "submitting", the generation made), rerun a moment after the
+    # call's window: the listing, a second behind, did not show it yet, and it was sent again at once, billed twice.
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 2.0)
+
+    class LaggingListing(ApiDouble):  # shows a generation a second after it was made: within LOOK_AGAIN
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            listed = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
+            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 1]}
+
+    api = LaggingListing()
+    sent = time.time() - 0.8  # its window (0.3 s) passed, its LOOK_AGAIN not
+    api._create(dict(PROMPTS[0]), None)  # what that call made
+    text = journal_text(PROMPTS[:1], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3}])
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
+
+
 def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     class ServerBehind(ApiDouble):  # Leonardo's clock 30 s behind ours: within the minute allowed
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:

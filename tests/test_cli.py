@@ -661,12 +661,13 @@ def test_help_and_defaults_are_the_library_s_own(
     monkeypatch.setattr(cli, "WAIT_TIMEOUT", 250.0)
     monkeypatch.setattr(cli, "DEFAULT_POSTS_PER_MINUTE", 90)
     monkeypatch.setattr(cli, "DEFAULT_TIMEOUT", (5.0, 45.5))
+    monkeypatch.setattr(cli, "LOOK_AGAIN", 4.0)
     for command, said in (
         ("generate", "wait at most (250)"),
         ("get", "with --out: wait at most (250)"),
         ("batch", "create calls a minute (90)"),
         ("batch", "one API answer (default: 45.5)"),
-        ("batch", "plus the connect timeout (50.5 s by default)"),
+        ("batch", "plus the connect timeout and 4 s (54.5 s by default)"),
     ):
         assert cli.main([command, "--help"]) == 0
         assert said in " ".join(capsys.readouterr().out.split()), command
@@ -1002,18 +1003,22 @@ def test_a_ctrl_c_landing_in_a_finalizer_is_not_printed_and_a_bug_in_one_still_i
     assert sys.unraisablehook == seen.append  # put back: a program's own finalizers are its own
 
 
+@pytest.mark.parametrize("then", [0, 130])  # 130: a batch stopped later, its own "interrupted: ..." line said
 def test_a_stop_landing_in_a_finalizer_still_ends_the_command_as_stopped(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], then: int
 ) -> None:
     # Python drops a KeyboardInterrupt raised in a finalizer: the command ran on to exit 0, the stop lost.
     def command(client: Any, args: Any) -> int:
         stop = signal.getsignal(signal.SIGTERM)  # the command's, as a SIGTERM landing in the finalizer runs it
         weakref.finalize(type("Pool", (), {})(), stop, signal.SIGTERM, None)
-        return 0
+        if then:
+            print("interrupted: its own line", file=sys.stderr)
+        return then
 
     monkeypatch.setitem(cli.COMMANDS, "me", command)
     assert cli.main(["--offline", "me"]) == 143  # SIGTERM's status, not Ctrl-C's
-    assert capsys.readouterr().err.splitlines() == [OFFLINE_NOTICE, "leonardo-client: interrupted"]
+    ending = "interrupted: its own line" if then else "leonardo-client: interrupted"  # once, not both
+    assert capsys.readouterr().err.splitlines() == [OFFLINE_NOTICE, ending]
 
 
 # A Ctrl-C landing in http.client's HTTPResponse.__init__: the half-made response's close() fails when it is
