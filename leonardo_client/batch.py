@@ -778,6 +778,7 @@ class _Engine:
     interrupted = False  # Ctrl-C came: the run is stopping
     paused_until, paused_why = 0.0, ""  # monotonic: when the last pause of submissions ends (back_off), and why
     gallery_pause = 0.0  # the end of the pause the page shows, 0.0 for none
+    listing_read = True  # whether the last poll round's listing was read (see poll)
 
     def __init__(
         self,
@@ -1455,22 +1456,14 @@ class _Engine:
         """(The generations read, the 429 that ended the round early or None): no more calls once the
         account's rate limit, shared with its other programs, is spent (see hold_polls)."""
         found: Dict[str, Dict[str, Any]] = {}  # by the id as the batch holds it
-        wanted = {id_key(generation_id): generation_id for generation_id in ids}
         if use_listing:
-            limit = min(100, max(10, 2 * len(ids)))
-            try:
-                page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
-            except LeonardoError as exc:
-                if _key_refused(exc):
-                    raise
-                if exc.status_code == 429:  # not a GET for each one instead
-                    return found, exc
-                page = {}
-            listed = page.get("generations")
-            for generation in listed if isinstance(listed, list) else ():
-                if isinstance(generation, dict) and id_key(generation.get("id")) in wanted:
-                    found[wanted[id_key(generation["id"])]] = dict(_slim(generation), listed=True)
-            by_id = by_id if isinstance(listed, list) else ids  # unread: one by one this round instead
+            read, limited = self.poll_listing(ids, found)
+            if limited is not None:
+                return found, limited
+            # Unread: a GET for each this round instead, once; not every round (a large batch would spend the
+            # account's requests a minute). Rounds never overlap: the next one reads listing_read.
+            by_id = by_id if read or not self.listing_read else ids
+            self.listing_read = read
         for generation_id in by_id:
             if generation_id in found and not _complete_without_images(found[generation_id]):  # else it may lag: asked
                 continue
@@ -1489,6 +1482,24 @@ class _Engine:
                 found[generation_id] = dict(found.get(generation_id, {}), **_slim(generation))  # kept: listed=True
             # else an answer of another shape, or about another generation: asked again next round
         return found, None
+
+    def poll_listing(self, ids: List[str], found: Dict[str, Dict[str, Any]]) -> Tuple[bool, Optional[LeonardoError]]:
+        """One page of the account's listing into ``found``: (whether it was read, the 429 that refused it)."""
+        wanted = {id_key(generation_id): generation_id for generation_id in ids}
+        limit = min(100, max(10, 2 * len(ids)))
+        try:
+            page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
+        except LeonardoError as exc:
+            if _key_refused(exc):
+                raise
+            if exc.status_code == 429:  # not a GET for each one instead
+                return False, exc
+            page = {}
+        listed = page.get("generations")
+        for generation in listed if isinstance(listed, list) else ():
+            if isinstance(generation, dict) and id_key(generation.get("id")) in wanted:
+                found[wanted[id_key(generation["id"])]] = dict(_slim(generation), listed=True)
+        return isinstance(listed, list), None
 
     def polled(self, result: Any, error: Optional[BaseException]) -> None:
         self.polling = False
