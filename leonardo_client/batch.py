@@ -60,6 +60,7 @@ LOCK_MARGIN = 10.0  # seconds an item waits beyond an ambiguous one's window of 
 MAX_CLOCK_OFFSET = 86400.0
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
+LISTING_RESTARTS = 3  # times a listing that moved past a page's overlap while read is read from the top again
 LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new)
 FIRST_POLL = 0.25  # seconds; until a job time has been observed, each poll round's gap is POLL_GROWTH times the last
 POLL_GROWTH = 1.5  # the rounds' own schedule (from FIRST_POLL up to MAX_POLL), not a wait's (client.POLL_BACKOFF)
@@ -1645,27 +1646,25 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
     All is read at the listing's end (an empty page: a short one may be the server's cap on a page), or at
     a whole page older than ``oldest`` if everything read so far came newest first (the order is not
     documented: otherwise the paging goes on). An answer or an entry of another shape (no list, not an
-    object, no usable id) is not all read.
+    object, no usable id) is not all read, nor one that moved past a page's overlap while read.
     """
     if user_id is None:
         return [], "GET /me gave no user id"
     seen: Dict[str, Dict[str, Any]] = {}
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    offset = 0
+    offset, restarts, tail = 0, 0, set()  # type: Tuple[int, int, Set[str]]  # tail: what the next page shows again
     for _ in range(LISTING_MAX_PAGES):
-        try:
-            page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=offset)
-        except LeonardoError as exc:
-            return list(seen.values()), exc
-        entries = page.get("generations")
+        entries = _listing_page(client, user_id, offset)
         if not isinstance(entries, list):
-            return list(seen.values()), "the listing answered no list of generations"
-        size = len(entries)
-        entries = [
-            g for g in entries if not (isinstance(g, dict) and isinstance(g.get("id"), str) and id_key(g["id"]) in seen)
-        ]
-        times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in entries]
-        for entry, created in zip(entries, times):
+            return list(seen.values()), entries
+        if tail and not tail & _listed_ids(entries):  # it moved up past the overlap (deletions, a lagging replica)
+            if restarts == LISTING_RESTARTS:  # what slid between the two pages was not read
+                return list(seen.values()), "the listing kept moving while it was read (generations deleted?)"
+            offset, restarts, tail, last = 0, restarts + 1, set(), math.inf  # from the top again; seen are kept
+            continue
+        fresh = [g for g in entries if not _listed_ids([g]) & seen.keys()]
+        times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in fresh]
+        for entry, created in zip(fresh, times):
             if isinstance(entry, dict) and is_id(entry.get("id")):  # an older one too: ours show the server's clock
                 seen[id_key(entry["id"])] = entry
             elif created is None or created >= oldest:
@@ -1674,10 +1673,25 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
                 last = created
         all_older = bool(times) and all(t is not None and t < oldest for t in times)  # none new: the listing moved
-        if not size or (newest_first and decreasing and all_older):
+        if not entries or (newest_first and decreasing and all_older):
             return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
-        offset += size - min(LISTING_OVERLAP, size // 2)  # the next page overlaps this one's end
+        overlap = min(LISTING_OVERLAP, len(entries) // 2)
+        offset, tail = offset + len(entries) - overlap, _listed_ids(entries[len(entries) - overlap :])
     return list(seen.values()), f"more than {offset} generations since then"
+
+
+def _listing_page(client: "_client.Client", user_id: str, offset: int) -> Union[List[Any], LeonardoError, str]:
+    """A page of the account's generations, or why it could not be read."""
+    try:
+        page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=offset)
+    except LeonardoError as exc:
+        return exc
+    entries = page.get("generations")
+    return entries if isinstance(entries, list) else "the listing answered no list of generations"
+
+
+def _listed_ids(entries: List[Any]) -> Set[str]:
+    return {id_key(g["id"]) for g in entries if isinstance(g, dict) and is_id(g.get("id"))}
 
 
 def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:

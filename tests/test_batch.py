@@ -2178,6 +2178,32 @@ def test_a_deletion_between_listing_pages_hides_nothing() -> None:
     assert complete is True and "g-50" in [g["id"] for g in listed]
 
 
+def test_a_listing_that_moves_past_a_page_s_overlap_is_read_again_from_the_top() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+
+    class Deleting:  # 10 deleted after each read of the first page: the next page starts past what slid up
+        def __init__(self, times: int) -> None:
+            self.listing = [{"id": f"g-{n}", "createdAt": now} for n in range(200)]
+            self.times, self.asked = times, []  # type: int, List[int]
+
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            self.asked.append(offset)
+            page = self.listing[offset : offset + limit]
+            if offset == 0 and self.times:
+                self.times -= 1
+                del self.listing[:10]
+            return {"generations": page}
+
+    once = Deleting(times=1)
+    listed, complete = batch._list_since(once, "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete is True and {g["id"] for g in listed} == {f"g-{n}" for n in range(200)}  # was: g-50..g-54 unread
+    assert once.asked[:3] == [0, 45, 0]
+    always = Deleting(times=10)
+    listed, complete = batch._list_since(always, "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete == "the listing kept moving while it was read (generations deleted?)"
+    assert always.asked == [0, 45] * (batch.LISTING_RESTARTS + 1)
+
+
 def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
