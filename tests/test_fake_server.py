@@ -993,6 +993,17 @@ def test_create_generation_validation(fake, api, body, status, code, message):
     assert fake.generation_ids() == []
 
 
+@pytest.mark.parametrize("model_id", ["LEONARDO", "phoenix-v1.0", "b24e16ff-06e3-43eb-8d33-4416c2d7587"])
+def test_a_model_id_that_is_no_uuid_crashes_the_action_handler_and_makes_nothing(fake, api, model_id):
+    # API_FACTS.md 1.2 "Action handler crashed" (leonardo-python-sdk#3, model_id='LEONARDO'): modelId is a uuid column.
+    response = call(api, fake, "POST", "/generations", json={"prompt": "x", "modelId": model_id})
+    assert response.status_code == 500, response.text
+    assert envelope(response) == {"error": "internal error", "path": "$", "code": "unexpected"}
+    assert fake.generation_ids() == []
+    generation_id = create(api, fake, modelId="B24E16FF-06E3-43EB-8D33-4416C2D75876")  # a uuid in either case
+    assert fake.generation_ids() == [generation_id]
+
+
 INT_REFUSED = "The value %s lies outside the bounds or is not an integer. Maybe it is a float, or is there integer overflow?"
 
 
@@ -1639,6 +1650,27 @@ def test_v2_without_parameters_is_refused_for_what_the_model_requires(fake, api,
 def test_v2_accepts_what_the_model_schema_leaves_open(fake, api, model, parameters):
     response = v2(api, fake, {"model": model, "parameters": parameters})
     assert response.status_code == 200, response.text
+
+
+def number_seeded_models():
+    """The v2 models whose schema types parameters.seed as a "number" (motion_2.0, veo-3.1-*, seedance-*)."""
+    models = Spec(SPEC).models().items()
+    seeds = {name: _resolve(schema["properties"]["parameters"].get("properties", {}).get("seed", {}))
+             for name, schema in models}
+    return sorted(name for name, seed in seeds.items() if seed.get("type") == "number")
+
+
+@pytest.mark.parametrize("model", number_seeded_models())
+def test_v2_refuses_a_fractional_seed_as_an_integer_typed_seed_refuses_it(fake, api, model):
+    # The generation's seed, as GET /generations/{id} and the listing answer it, is an integer: 1.5 cannot be one.
+    integer_typed = v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x", "seed": 1.5}})
+    response = v2(api, fake, {"model": model, "parameters": {"prompt": "x", "quantity": 1, "seed": 1.5}})
+    assert response.status_code == integer_typed.status_code == 400, response.text
+    assert envelope(response) == envelope(integer_typed)
+    assert fake.generation_ids() == []
+    generation_id = v2_create(api, fake, model, quantity=1, seed=7.0)["generate"]["generationId"]
+    seed = get_generation(api, fake, generation_id)["seed"]
+    assert seed == 7 and type(seed) is int  # a whole number is one, however it is written
 
 
 def test_v2_envelope_keys_are_checked(fake, api):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, MutableMa
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
-from ..payloads import V1_PROMPT_MAX, V1_SIDES, is_header_text, v1_images_at_most
+from ..payloads import V1_PROMPT_MAX, V1_SIDES, check_v1_model_id, is_header_text, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes, parse_body
@@ -304,6 +304,10 @@ class Api:
             raise ApiError(400, "num_images must be at least 1", "unexpected")
         if count > v1_images_at_most(width, height):
             raise ApiError(400, "Too many images", "unexpected")
+        try:
+            check_v1_model_id(call.body.get("modelId"))
+        except ValueError:  # a uuid column: the action handler crashes (API_FACTS.md 1.2, leonardo-python-sdk#3)
+            raise default_error(500) from None
         self._uploaded(call.body.get("init_image_id"))
         body = dict(call.body, width=width, height=height)
         fields = {key: _opt(body, name, default) for key, (name, default) in _SETTINGS.items()}

@@ -32,6 +32,11 @@ _NON_NULLABLE_IS_REQUIRED = {"create_texture_generation"}
 # "The mode parameter of gpt-image-1.5 and ideogram-v3.0 fails after 2026-05-04 -> quality".
 _RETIRED_PARAMETERS = {"gpt-image-1.5": "mode", "ideogram-v3.0": "mode"}
 
+# Parameters some models' schemas type "number" (motion_2.0, veo-3.1-*, seedance-*) that the API keeps as whole
+# numbers: the generation's seed is an integer where it is read back (GET /generations/{id}, the user's listing),
+# so 1.5 is refused there as an integer-typed seed (phoenix's) refuses it.
+_WHOLE_NUMBER_PARAMETERS = ("seed",)
+
 _GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
 _BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [  # (lower, upper, of, measure, wording)
     ("minimum", "maximum", (int, float), lambda value: value, "be"),
@@ -147,6 +152,15 @@ class Spec:
             retired = _RETIRED_PARAMETERS.get(body["model"])
             if retired in body.get("parameters", {}):
                 raise invalid("parameters.%s is no longer accepted for %s" % (retired, body["model"]))
+            self._check_whole_numbers(body["model"], body.get("parameters") or {})
+
+    def _check_whole_numbers(self, model: str, parameters: Dict[str, Any]) -> None:
+        """Refuse a fractional _WHOLE_NUMBER_PARAMETERS value its model's schema lets through as a "number"."""
+        props = self.models()[model]["properties"]["parameters"].get("properties", {})
+        for key in _WHOLE_NUMBER_PARAMETERS:
+            schema = self.resolve(props.get(key, {}))
+            if schema.get("type") == "number" and isinstance(parameters.get(key), float):  # 7.0 was read as 7
+                self.json_schema.check(dict(schema, type="integer"), parameters[key], ("parameters", key))
 
     # -- one JSON value against one schema; `where` is the path of keys to the value --------
 
