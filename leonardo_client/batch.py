@@ -33,7 +33,7 @@ from typing import (
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
-from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, never_sent, parse_json, printable
+from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, key_malformed, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_prompt,
     check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
@@ -1781,11 +1781,11 @@ _SLEEP_COUNTING: Optional[int] = getattr(time, {"linux": "CLOCK_BOOTTIME", "darw
 
 
 def _key_refused(error: Any, create: bool = False) -> bool:
-    """A 401 or 403: the key was refused (revoked?), so every later call would be too. Not a create call's 403
-    without Hasura's ``access-denied`` code: Leonardo refuses a prompt its moderation flags with a 403 (that
-    item fails; a key refused would be again at the next poll)."""
+    """A 401 or 403: the key was refused (revoked?), so every later call would be too; so was a malformed one
+    (its 500: key_malformed). Not a create call's 403 without Hasura's ``access-denied`` code: Leonardo refuses
+    a prompt its moderation flags with a 403 (that item fails; a key refused would be again at the next poll)."""
     if not isinstance(error, LeonardoError) or error.status_code not in (401, 403):
-        return False
+        return isinstance(error, LeonardoError) and key_malformed(error.status_code, error.body)
     code = error.body.get("code") if isinstance(error.body, dict) else None
     return error.status_code == 401 or not create or code == "access-denied"
 

@@ -25,8 +25,9 @@ from ._retry import (
     resumed_from,
 )
 from .errors import (
-    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, NotSent, _noted, check_complete, credentials_of, may_have_run,
-    message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out, without_userinfo,
+    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, NotSent, _noted, check_complete, credentials_of, key_malformed,
+    may_have_run, message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out,
+    without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -538,7 +539,8 @@ class Client:
 
     def _poll(self, fetch: Callable[[str], Result], id: str) -> Tuple[Optional[Result], Optional[LeonardoError]]:
         """One check of a wait: (the answer, None), or (None, the error) of a failure that may pass (a 5xx, a 429,
-        no answer: its retries spent) and so is waited out. A refusal (4xx), a bad body or a closed client raise."""
+        no answer: its retries spent) and so is waited out. A refusal (4xx, a malformed key's 500), a bad body or a
+        closed client raise."""
         try:
             return fetch(id), None
         except LeonardoError as exc:
@@ -546,7 +548,8 @@ class Client:
             # A 2xx whose body broke off (its resends spent) passes as a dropped connection does; a bad body does not,
             # nor a connection never made (a wrong address, no network: said at once, as before anything was sent).
             broke = (code or 0) < 300 and isinstance(exc.__cause__, (OSError, urllib3.exceptions.HTTPError))
-            if self.closed or never_sent(exc) or not (code is None or code >= 500 or code == 429 or broke):
+            passes = code is None or (code >= 500 and not key_malformed(code, exc.body)) or code == 429 or broke
+            if self.closed or never_sent(exc) or not passes:
                 raise
             return None, exc
 

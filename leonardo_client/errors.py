@@ -111,6 +111,8 @@ class LeonardoError(Exception):
         """Build the error for an unsuccessful response, whatever its body holds."""
         body = _parse_body(response, key)
         message = message_from(body) or _s3_message(body) or _fallback_message(response, key)
+        if key_malformed(response.status_code, body):
+            message = f"{message}: {MALFORMED_KEY}"
         return cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
 
     @classmethod
@@ -172,6 +174,17 @@ def never_sent(error: BaseException) -> bool:
     return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
 
 
+# Hasura's error when its auth hook failed: Leonardo's answer, a 500, to a key that is not a UUID (API_FACTS 1.2).
+AUTH_HOOK_FAILED = "Invalid response from authorization hook"
+MALFORMED_KEY = "the API key is probably malformed (a Leonardo key is a UUID): check it"
+
+
+def key_malformed(status: Optional[int], body: Any) -> bool:
+    """Whether an answer is the auth hook's 500: the key refused before any action ran (nothing was made), as
+    a 401 refuses it, every later call's too."""
+    return status == 500 and isinstance(body, dict) and body.get("error") == AUTH_HOOK_FAILED
+
+
 # How a create call's failure where it may have run (may_have_run) ends its message: short enough that str()
 # of a long one keeps it whole (see _SHOWN_END).
 MAY_HAVE_BEEN_MADE = "it may have been made (and billed): look for it in your Leonardo library before sending it again"
@@ -179,11 +192,12 @@ MAY_HAVE_BEEN_MADE = "it may have been made (and billed): look for it in your Le
 
 def may_have_run(error: BaseException) -> bool:
     """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
-    sent and no refusal (4xx) came back: a 5xx, a 3xx (a 303 says it was done), no answer, an answer cut short
-    or without what was asked.
+    sent and no refusal (4xx) came back: a 5xx (not a malformed key's, see key_malformed), a 3xx (a 303 says it
+    was done), no answer, an answer cut short or without what was asked.
     Before trying such a call again, look for what it did (the account's generations)."""
     status = getattr(error, "status_code", None)
-    return not never_sent(error) and not (status is not None and 400 <= status < 500)
+    refused = (status is not None and 400 <= status < 500) or key_malformed(status, getattr(error, "body", None))
+    return not never_sent(error) and not refused
 
 
 def timed_out(exc: BaseException) -> bool:

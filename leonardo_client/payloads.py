@@ -120,6 +120,11 @@ def id_key(value: Any) -> str:
     return str(value).lower()
 
 
+def is_uuid(text: str) -> bool:
+    """Whether ``text`` is a UUID (any version, either case), as Leonardo's ids and API keys are."""
+    return bool(_UUID.fullmatch(text))
+
+
 def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
     if not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))

@@ -967,12 +967,15 @@ def test_a_journal_whose_header_cannot_be_written_is_closed_so_a_retry_is_not_re
 
 @pytest.mark.usefixtures("shipped_first_poll")
 @pytest.mark.parametrize("answer_lost", [False, True])
-@pytest.mark.parametrize("status", [401, 403])  # a GET's 403, with no code: the key too (a create call's: moderation)
+# A GET's 403, with no code: the key too (a create call's: moderation); a 500 from the auth hook: a malformed key.
+@pytest.mark.parametrize("status", [401, 403, 500])
 def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
     tmp_path: Any, answer_lost: bool, status: int
 ) -> None:
     api = ApiDouble(delay=0.5)
-    revoked = LeonardoError(f"HTTP {status}: Authentication hook unauthorized this request", status_code=status)
+    body = AUTH_HOOK_FAILED if status == 500 else None  # a 500 passed, as any 5xx does, until item_timeout
+    said = "Invalid response from authorization hook" if body else "Authentication hook unauthorized this request"
+    revoked = LeonardoError(f"HTTP {status}: {said}", status_code=status, body=body)
     working = (api.get_generation_by_id, api.get_generations_by_user_id)
     original_create = api._create
 
@@ -985,7 +988,7 @@ def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
         return original_create(params, model_id)
 
     api._create = create  # type: ignore[method-assign]
-    with pytest.raises(LeonardoError, match="unauthorized"):  # polls ignored it until item_timeout; a reconciliation
+    with pytest.raises(LeonardoError, match=said):  # polls ignored it until item_timeout; a reconciliation
         run(api, PROMPTS[:1], str(tmp_path), item_timeout=5.0)  # left the item ambiguous ("--resubmit-ambiguous")
     assert states(tmp_path) == {0: "submitting" if answer_lost else "submitted"}
     api._create = original_create  # type: ignore[method-assign]
@@ -1536,10 +1539,13 @@ def test_a_download_under_way_when_the_batch_stops_writes_nothing_and_a_rerun_in
 
 
 DENIED = {"error": "Authentication hook unauthorized this request", "path": "$", "code": "access-denied"}
+# Leonardo's answer, a 500, to a key that is not a UUID (API_FACTS 1.2): refused by its auth hook, nothing made.
+AUTH_HOOK_FAILED = {"error": "Invalid response from authorization hook", "path": "$", "code": "unexpected"}
 
 
-@pytest.mark.parametrize("status, body", [(401, None), (403, DENIED)])
+@pytest.mark.parametrize("status, body", [(401, None), (403, DENIED), (500, AUTH_HOOK_FAILED)])
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: int, body: Any) -> None:
+    # A malformed key's 500 was read as any 5xx: the item reconciled, left ambiguous, the batch paused, not stopped.
     api = ApiDouble()
     api.before_post = [LeonardoError("invalid api key", status_code=status, body=body)]
     with pytest.raises(LeonardoError, match="invalid api key"):
@@ -1547,6 +1553,8 @@ def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: in
         # 401's answer was handled (up to slots + 2 are in flight by design) whenever it took > 10 ms.
         run(api, PROMPTS, str(tmp_path), concurrency=1, posts_per_minute=60)
     assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
+    summary = run(api, PROMPTS, str(tmp_path), concurrency=1)  # a rerun (the key fixed) resumes: each made once
+    assert summary.complete == len(PROMPTS) and api.calls.count("POST") == 1 + len(PROMPTS)
 
 
 def test_a_prompt_refused_by_moderation_fails_its_item_and_the_batch_goes_on(tmp_path: Any) -> None:

@@ -493,11 +493,29 @@ def test_an_answer_without_what_was_asked_for_says_so(
 
 
 def test_api_errors_exit_1_with_one_line_and_no_key(fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("LEONARDO_API_KEY", "wrong-key-for-test")
+    wrong_key = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"  # a UUID: one that is not gets a 500 (the test below)
+    monkeypatch.setenv("LEONARDO_API_KEY", wrong_key)
     assert cli.main(["get", "abc"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("leonardo-client: error: HTTP 401") and err.count("\n") == 1
-    assert "wrong-key-for-test" not in err and "Traceback" not in err
+    assert wrong_key not in err and "Traceback" not in err
+
+
+def test_a_malformed_key_is_said_to_be_one_and_nothing_made(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # The commonest key mistake, a character missing: Leonardo answers the auth hook's 500 (API_FACTS 1.2), before
+    # any action. generate read it as any 5xx ("it may have been made (and billed)"), and nothing said the key.
+    key = fake_in_env.api_key[:-1]
+    monkeypatch.setenv("LEONARDO_API_KEY", key)
+    said = ("HTTP 500: Invalid response from authorization hook: the API key is probably malformed (a Leonardo key is "
+            "a UUID): check it")
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path / "fox")]) == 1
+    assert capsys.readouterr().err == f"leonardo-client: error: {said} (POST {fake_in_env.base_url}/generations)\n"
+    assert cli.main(["batch", prompts_file(tmp_path, "a fox"), "--out", str(tmp_path / "batch")]) == 1
+    err = capsys.readouterr().err  # its account could not be read: GET /me, retried as any 500
+    assert err.startswith(f"leonardo-client: error: {said} (after 3 retries)") and key not in err
+    assert fake_in_env.generation_ids() == []
 
 
 def test_server_refusing_the_request_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:

@@ -153,6 +153,28 @@ def test_a_create_call_that_failed_before_connecting_says_nothing_was_made(mocke
             assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
 
 
+AUTH_HOOK_FAILED = {"error": "Invalid response from authorization hook", "path": "$", "code": "unexpected"}
+MALFORMED_KEY = ("Invalid response from authorization hook: the API key is probably malformed (a Leonardo key is a "
+                 "UUID): check it")
+
+
+@pytest.mark.parametrize("name", BILLING_CREATES)
+def test_a_malformed_keys_500_says_so_and_that_nothing_was_made(mocked, mock_client, name):
+    # API_FACTS 1.2: Leonardo's 500 to a key that is not a UUID comes from Hasura's auth hook, before any action runs.
+    # Read as any 500, it said nothing of the key, and of a create call that it "may have been made (and billed)".
+    path = endpoint_doc(name).group(2)
+    url = endpoint_root(path) + path
+    mocked.add("POST", url, status=500, json=AUTH_HOOK_FAILED)
+    err = create_failure(mock_client, name)
+    assert err.message == MALFORMED_KEY and str(err) == f"HTTP 500: {MALFORMED_KEY} (POST {url})"
+    assert (err.status_code, err.body, may_have_run(err)) == (500, AUTH_HOOK_FAILED, False)
+    mocked.add("GET", GEN_URL, status=500, json=AUTH_HOOK_FAILED)
+    assert fail(mock_client).message == MALFORMED_KEY
+    crashed = {"error": "internal error", "path": "$", "code": "unexpected"}  # another 500: may have run, as before
+    mocked.add("POST", url, status=500, json=crashed)
+    assert may_have_run(create_failure(mock_client, name))
+
+
 @pytest.mark.parametrize("name", ["create_generation", "create_generation_v2", "create_texture_generation",
                                   "create_svd_motion_generation"])
 def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked, mock_client, name):

@@ -394,7 +394,11 @@ def test_requests_are_recorded(fake, api):
 # -- auth and routing --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "fake-api-key", "Token fake-api-key"])
+WRONG_KEY = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"  # a UUID, as Leonardo's keys are, but not the fake's
+AUTH_HOOK_FAILED = {"error": "Invalid response from authorization hook", "path": "$", "code": "unexpected"}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer " + WRONG_KEY, "fake-api-key", "Token fake-api-key", "Bearer "])
 def test_bad_or_missing_key_gives_401(fake, header):
     headers = {} if header is None else {"Authorization": header}
     for method, path in [("GET", "/generations/x"), ("POST", "/generations"), ("GET", "/nope")]:
@@ -417,6 +421,19 @@ def test_a_key_no_client_could_send_is_refused(key):
         FakeLeonardo(api_key=key)
 
 
+@pytest.mark.parametrize("key", ["wrong", "'%s'" % WRONG_KEY, WRONG_KEY[:-1], WRONG_KEY + "0", "fake-api-key0"])
+def test_a_wrong_key_that_is_not_a_uuid_gets_the_auth_hooks_500(fake, key):
+    # API_FACTS 1.2: Leonardo's answer to a key that is not a UUID (a character missing or extra, quotes pasted in)
+    # comes from Hasura's auth hook, before any action: nothing is made. The fake answered 401, as to a wrong UUID.
+    for method, path in [("GET", "/generations/x"), ("POST", "/generations"), ("GET", "/nope")]:
+        response = requests.request(
+            method, fake.base_url + path, headers={"Authorization": "Bearer " + key}, json={"prompt": "x"},
+            timeout=TIMEOUT,
+        )
+        assert (response.status_code, response.json()) == (500, AUTH_HOOK_FAILED)
+    assert fake.generation_ids() == []
+
+
 def test_custom_api_key(fake):
     with FakeLeonardo(api_key="other-key") as other:
         good = requests.get(
@@ -426,6 +443,9 @@ def test_custom_api_key(fake):
         )
         assert good.status_code == 200
         assert good.json() == {"generations_by_pk": None}
+    with FakeLeonardo(api_key=WRONG_KEY.upper()) as other:  # its own key, of either shape: "other-key" is no UUID
+        headers = {"Authorization": "Bearer " + WRONG_KEY.upper()}
+        assert requests.get(other.base_url + "/generations/x", headers=headers, timeout=TIMEOUT).status_code == 200
 
 
 def test_unknown_path_and_wrong_method(fake, api):
@@ -1488,7 +1508,7 @@ def test_me_reports_the_user_and_the_slots():
         assert set(details) == spec_keys("/me", "get", "user_details", "[]")
         assert details["user"]["id"] == fake.user_id
         assert details["apiConcurrencySlots"] == 3
-        assert call(api, fake, "GET", "/me", headers={"Authorization": "Bearer x"}).status_code == 401
+        assert call(api, fake, "GET", "/me", headers={"Authorization": "Bearer " + WRONG_KEY}).status_code == 401
 
 
 # -- v2 generations and models -------------------------------------------------------------
@@ -1524,7 +1544,7 @@ def test_v2_generation_is_polled_and_listed_through_v1(fake, api):
     again = get_generation(api, fake, v2_create(api, fake, quantity=1)["generate"]["generationId"])["modelId"]
     assert generation["modelId"] == again != other
     assert v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}},
-              headers={"Authorization": "Bearer x"}).status_code == 401
+              headers={"Authorization": "Bearer " + WRONG_KEY}).status_code == 401
 
 
 def test_v2_response_shape_as_the_spec_says():

@@ -785,7 +785,7 @@ def test_odd_ids_are_percent_encoded_as_one_segment(mocked, mock_client, name, i
 
 
 def test_wrong_key_is_a_401_leonardo_error_that_shows_no_key(fake: FakeLeonardo) -> None:
-    wrong_key = "not-the-right-key"
+    wrong_key = "0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d"  # a UUID: one that is not gets a 500 (test_errors.py)
     with Client(api_key=wrong_key, base_url=fake.base_url, timeout=(2, 5)) as client:
         calls: List[Callable[[], Dict[str, Any]]] = [
             lambda: client.get_generation_by_id("some-id"),

@@ -238,11 +238,14 @@ def test_texture_failed_and_unknown(fake: FakeLeonardo, fake_client: Client) -> 
         fake_client.wait_for_texture_generation("nope")
 
 
-def test_api_errors_while_polling_surface(fake: FakeLeonardo) -> None:
-    with Client(api_key="wrong-key", base_url=fake.base_url, timeout=(2, 5)) as bad:
+@pytest.mark.parametrize("key, status", [("0f3c6a52-8e1d-4b7a-9c2e-5d4f6a7b8c9d", 401), ("wrong-key", 500)])
+def test_api_errors_while_polling_surface(fake: FakeLeonardo, key: str, status: int) -> None:
+    # A key that is not a UUID gets the auth hook's 500 (API_FACTS 1.2): a refusal too, not a 5xx that passes, which
+    # the wait polled until its timeout (its 300 s by default; 60 here: the test fails, it does not hang).
+    with Client(api_key=key, base_url=fake.base_url, timeout=(2, 5), max_retries=0) as bad:
         with pytest.raises(LeonardoError) as info:
-            bad.wait_for_generation("anything")
-    assert info.value.status_code == 401
+            bad.wait_for_generation("anything", timeout=60)
+    assert info.value.status_code == status and len(fake.requests) == 1
 
 
 @pytest.mark.parametrize(

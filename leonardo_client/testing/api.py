@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, MutableMa
 from urllib.parse import urlsplit
 
 from .._files import UPLOAD_EXTENSIONS, is_loopback
-from ..payloads import V1_PROMPT_MAX, V1_SIDES, check_v1_model_id, is_header_text, v1_images_at_most
+from ..payloads import V1_PROMPT_MAX, V1_SIDES, check_v1_model_id, is_header_text, is_uuid, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
 from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes, parse_body
@@ -127,6 +127,15 @@ class InitImage:
         return "/cdn/" + self.fields["key"]
 
 
+def key_refused(authorization: str) -> ApiError:
+    """The API's answer to a wrong key (API_FACTS 1.2): 401; to a key that is not a UUID, Hasura's auth
+    hook fails first: a 500 (a key missing is a 401)."""
+    scheme, _, key = authorization.partition(" ")
+    if scheme == "Bearer" and key and not is_uuid(key):
+        return ApiError(500, "Invalid response from authorization hook", "unexpected")
+    return default_error(401)
+
+
 def _opt(body: Dict[str, Any], key: str, default: Any) -> Any:
     value = body.get(key)  # body[key] unless absent or null
     return default if value is None else value
@@ -193,7 +202,7 @@ class Api:
     def answer(self, request: RecordedRequest) -> Answer:
         """Key, route, query and body checked, then the handler (lock held, jobs advanced)."""
         if request.headers.get("Authorization") != "Bearer %s" % self.fake.api_key:
-            raise default_error(401)
+            raise key_refused(request.headers.get("Authorization", ""))
         operations, params = self.spec.route(request.full_path) or ({}, {})
         operation = operations.get(request.method)
         if operation is None and operations:
