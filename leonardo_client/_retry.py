@@ -171,6 +171,14 @@ def certificate_refused(error: Any) -> bool:
     return isinstance(error, SSLError) and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in error.args)
 
 
+def reentrant(event: threading.Event) -> threading.Event:
+    """``event`` with a reentrant lock: Client.close() may set it in a signal handler that interrupted a wait
+    on it in the same thread, which holds its lock a moment (a plain one would be waited for for ever).
+    Private (CPython's Event keeps a Condition in ``_cond``, on 3.8 as on 3.13): setattr."""
+    setattr(event, "_cond", threading.Condition(threading.RLock()))
+    return event
+
+
 class LeonardoRetry(Retry):
     """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
 
@@ -184,7 +192,7 @@ class LeonardoRetry(Retry):
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
         self.max_backoff = max_backoff
-        self.closed = closed or threading.Event()  # set by Client.close(): nothing is sent after it
+        self.closed = closed or reentrant(threading.Event())  # set by Client.close(): nothing is sent after it
 
     def new(self: _R, **kw: Any) -> _R:
         # urllib3 rebuilds the object on every increment; carry our own settings across.

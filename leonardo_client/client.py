@@ -21,8 +21,8 @@ from urllib3.util.retry import Retry
 
 from . import __version__, _files
 from ._retry import (
-    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, resend_after_body,
-    resumed_from,
+    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, reentrant,
+    resend_after_body, resumed_from,
 )
 from .errors import (
     MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, NotSent, _noted, check_complete, credentials_of, key_malformed,
@@ -165,7 +165,8 @@ class Client:
         and a lock one of them held would be held there for ever). The last call out after close() releases.
         ``forked``: the parent's pooled connections are let go of at the first call (shared, they would carry
         both processes' requests and mix the answers)."""
-        self._calls, self._in_flight, self._inherited_pools = threading.Lock(), 0, forked
+        # Reentrant: close() may run in a signal handler that interrupted this thread inside ``with self._calls``.
+        self._calls, self._in_flight, self._inherited_pools = threading.RLock(), 0, forked
 
     def __repr__(self) -> str:
         return f"Client(base_url={redact(self.base_url, self._key)!r})"  # the key pasted into it, as errors show it
@@ -192,8 +193,10 @@ class Client:
     def close(self) -> None:
         """Release pooled connections (and the session, if this client created it); calls after it raise.
 
-        Calls under way end first (sending no retry): the last one out releases.
+        Calls under way end first (sending no retry): the last one out releases. Safe in a signal handler.
         """
+        if self.closed:  # a second close() (a signal handler's) could wait on a lock held by the first's release
+            return
         with self._calls:
             self.retry.closed.set()
             idle = not self._in_flight
@@ -698,8 +701,7 @@ def _after_fork_in_child() -> None:
     for client in list(_LIVE):
         client._start_counting(forked=True)
         _new_locks(client._session)
-        # The closed event's lock, held a moment by each wait (polls, backoffs) and by close(): private, as above.
-        setattr(client.retry.closed, "_cond", threading.Condition(threading.Lock()))
+        reentrant(client.retry.closed)  # its lock, held a moment by each wait (polls, backoffs) and by close()
 
 
 def _new_locks(session: requests.Session) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gc
 import os
+import signal
 import struct
 import threading
 import time
@@ -406,6 +407,33 @@ def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
         with pytest.raises(LeonardoError, match="Client was closed"):
             client.download_image("https://cdn.example.test/x.png", "x.png")
         client.close()  # closing twice is harmless
+    assert len(mocked.calls) == 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no setitimer here")
+def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(mocked):
+    """A handler that calls close() (to end a long wait) may interrupt its thread inside a call's ``with _calls``
+    or a wait's hold of the closed event's lock: close() waited for ever on a lock its own thread held."""
+    client = Client(api_key=API_KEY, base_url=BASE)
+
+    def stuck(*_: Any) -> None:
+        raise TimeoutError("close() in a signal handler waited on a lock its own thread holds")
+
+    handlers = signal.signal(signal.SIGALRM, stuck), signal.signal(signal.SIGUSR1, lambda *_: client.close())
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        with client._calls, getattr(client.retry.closed, "_cond"):  # as the interrupted thread holds them
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(500):  # the handler runs in this thread, at the next check (sleep is one)
+                if client.closed:
+                    break
+                time.sleep(0.01)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, handlers[0]), signal.signal(signal.SIGUSR1, handlers[1])
+    assert client.closed
+    with pytest.raises(LeonardoError, match="Client was closed"):
+        client.get_user_info()
     assert len(mocked.calls) == 0
 
 
