@@ -780,6 +780,7 @@ class _Engine:
     paused_until, paused_why = 0.0, ""  # monotonic: when the last pause of submissions ends (back_off), and why
     gallery_pause = 0.0  # the end of the pause the page shows, 0.0 for none
     listing_read = True  # whether the last poll round's listing was read (see poll)
+    last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
 
     def __init__(
         self,
@@ -856,6 +857,8 @@ class _Engine:
         self.set_state(item, record)
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
+        elif self.refused_since is not None and time.monotonic() < self.paused_until:
+            self.refused_since = time.monotonic()  # moved on, while a pause holds the create calls: see watch_refusals
         else:
             self.refused_since = None  # the batch moves on: see check_refusals
 
@@ -1144,6 +1147,7 @@ class _Engine:
         """Start what is due (reconciliations, POSTs, downloads, a poll round); set next_wake."""
         self.next_wake = now + 1.0
         self.start_reconciling(now)
+        self.watch_refusals(now)
         if self.fatal is not None:
             return
         self.start_posts(now)
@@ -1267,10 +1271,24 @@ class _Engine:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
         or never created, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
         self.refused_since = now if self.refused_since is None else self.refused_since
+        self.last_refusal = error
         since = now - self.refused_since
         if since >= self.item_timeout and self.fatal is None:
             message = f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
             self.fatal = LeonardoError(message)
+
+    def watch_refusals(self, now: float) -> None:
+        """check_refusals runs as a create call comes back, and none is sent while a pause holds them back: when
+        item_timeout runs out before the pause does, the loop wakes for it (the answer of one under way decides)."""
+        if self.refused_since is None or self.posts or not self.queue:
+            return
+        deadline = self.refused_since + self.item_timeout
+        if deadline >= self.paused_until:  # the pause ends first: as before, the next create call's answer decides
+            return
+        if now >= deadline:
+            self.check_refusals(self.last_refusal, now)
+        else:
+            self.next_wake = min(self.next_wake, deadline)
 
     def back_off(self, wait: float, now: float, why: str) -> None:
         """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``); the next pause without

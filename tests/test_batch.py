@@ -1249,6 +1249,21 @@ def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp
     assert summary.ok and api.calls.count("POST") == 4 and len(api.generations) == 2
 
 
+@pytest.mark.parametrize("moved_on", [False, True])  # True: the other item completes during the pause
+def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, moved_on: bool) -> None:
+    # One 429 with "Retry-After: 3600" parked run_batch(item_timeout=10) for the hour: check_refusals ran only as a
+    # create call came back, and none is sent during the pause. Here the pause is 6 s: the batch waited it out, sent
+    # the item again and ended ok. An item completing during the pause restarts the clock, not stops it.
+    api = ApiDouble()
+    refused = LeonardoError("Too many requests", status_code=429, retry_after=6.0)
+    api.before_post = [None, refused] if moved_on else [refused]
+    last = r"HTTP 429: Too many requests"
+    with pytest.raises(LeonardoError, match=rf"no create call went through \(the last: {last}\); rerun to resume$"):
+        run(api, PROMPTS[: 1 + moved_on], str(tmp_path), item_timeout=2.0)
+    assert api.calls.count("POST") == 1 + moved_on  # the refused one was not sent again: the pause was not waited out
+    assert sorted(states(tmp_path).values()) == (["complete", "planned"] if moved_on else ["planned"])
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> None:
     api = ApiDouble(delay=30.0)
