@@ -20,6 +20,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import shutil
     import signal
     import tempfile
+    import textwrap
     import threading
     import time
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
@@ -29,7 +30,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
-    from .errors import printable
+    from .errors import MAY_HAVE_BEEN_MADE, printable
     from .payloads import (
         MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
     )
@@ -45,6 +46,13 @@ PROG = "leonardo-client"
 OFFLINE_COMPLETION_DELAY = 1.5
 # Handled as Ctrl-C is while a command runs (SIGHUP: its terminal closed; none on Windows).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Ctrl-C ends the command by SIGINT itself (entry()), as Python does: a shell loop running it stops too.
+CTRL_C_KILLS = os.name == "posix"
+# How a stop ends the command (the others: 128 + their number, from _Interrupts), as the helps say it.
+STOPS_END = ", ".join(
+    [f"Ctrl-C ends it {'by SIGINT (a shell shows 130; a program sees it killed)' if CTRL_C_KILLS else 'with 130'}"]
+    + [f"{signal.Signals(number).name} {128 + number}" for number in STOP_SIGNALS]
+)
 REPEATED_SIGNAL = 0.1  # seconds in which a second stop signal is the same stop (see _Interrupts): no person is quicker
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
@@ -69,10 +77,10 @@ examples:
   leonardo-client list --limit 5
   leonardo-client batch prompts.txt --out catalogue/
 
-exit status: 0 success, 1 API, download or output error (one line on stderr;
-also a closed pipe or a full disk), 2 bad usage, 130 interrupted (Ctrl-C;
-SIGTERM 143, SIGHUP 129). generate and batch spend credits; the other commands
-do not."""
+""" + textwrap.fill(
+    "exit status: 0 success, 1 API, download or output error (one line on stderr; also a closed pipe or a full"
+    f" disk), 2 bad usage; {STOPS_END}. generate and batch spend credits; the other commands do not.", 79
+)
 
 BATCH_DESCRIPTION = """\
 Run every prompt of PROMPTS (a text file, one prompt a line, or JSON Lines with per-item
@@ -81,8 +89,7 @@ and any other parameter) at the account's concurrency and POST rate. Images are 
 --out as they finish, with a gallery (index.html) and a journal (journal.jsonl). Run the
 same command again to resume: nothing is billed twice (an item whose create call may or
 may not have run, and cannot be found, is marked ambiguous and left to you). Exit status:
-0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input, 130 Ctrl-C
-(SIGTERM 143, SIGHUP 129)."""
+0 every item complete, 1 some failed, ambiguous or pending, 2 bad usage or input; """ + STOPS_END + "."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -258,7 +265,7 @@ def entry() -> int:
     finally:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`cmd &` in a script)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if status == 130 and os.name == "posix" and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+    if status == 130 and CTRL_C_KILLS and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(AttributeError, OSError, ValueError):  # None, closed, a closed pipe
                 stream.flush()
@@ -449,17 +456,25 @@ def _check_folder_unmade(folder: str) -> None:
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
     init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
-    # A failure where the call may have run, or an answer without its id, says the generation may have been made.
-    if args.model:
-        created = client.create_generation_v2(_v2_request(args, init_image))
-    else:
-        created = client.create_generation(
-            CreateGenerationRequest(
-                prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
-                height=args.height, init_image_id=init_image,
+    # A failure where the call may have run, or an answer without its id, says the generation may have been made;
+    # so does a stop while it runs (offline, nothing outlives the command).
+    try:
+        if args.model:
+            created = client.create_generation_v2(_v2_request(args, init_image))
+        else:
+            created = client.create_generation(
+                CreateGenerationRequest(
+                    prompt=args.prompt, model_id=args.model_id, num_images=args.num_images, width=args.width,
+                    height=args.height, init_image_id=init_image,
+                )
             )
-        )
-    return _save_generation(client, generation_id(created), args)
+        made = generation_id(created)
+    except KeyboardInterrupt:
+        if args.offline:
+            raise
+        where = "'leonardo-client list' shows your latest generations"
+        raise KeyboardInterrupt(f"the create call was under way: {MAY_HAVE_BEEN_MADE} ({where})") from None
+    return _save_generation(client, made, args)
 
 
 def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int:
@@ -474,10 +489,8 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
 
     try:
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
-    except KeyboardInterrupt:  # it goes on, paid for (offline: nothing outlives the command)
-        if args.offline:
-            raise
-        raise KeyboardInterrupt(f"{label} goes on: 'leonardo-client get {made} --out DIR' saves its files") from None
+    except KeyboardInterrupt:
+        raise _stopped(made, args.offline) from None
     except LeonardoError as exc:  # a null answer (a replica behind the create), a timeout, a refusal
         if paid and not _refunded(exc):
             raise _made_but(made, "waiting for it failed", exc) from exc
@@ -486,6 +499,8 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
         line.close()
     try:
         paths = client.save_results(generation, args.out)
+    except KeyboardInterrupt:  # COMPLETE: as a stop in the wait
+        raise _stopped(made, args.offline) from None
     except LeonardoError as exc:
         failure = "saving its files failed"
         raise (_made_but(made, failure, exc) if paid else LeonardoError(f"{label}: {failure}: {exc}")) from exc
@@ -496,6 +511,14 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
         for path in paths:
             print(path)
     return 0
+
+
+def _stopped(made: str, offline: bool) -> KeyboardInterrupt:
+    """A stop once generation ``made`` exists (waited for, or its files downloading): it goes on, paid for, and get
+    saves its files. Offline, a bare stop: nothing outlives the command."""
+    if offline:
+        return KeyboardInterrupt()
+    return KeyboardInterrupt(f"generation {made} goes on: 'leonardo-client get {made} --out DIR' saves its files")
 
 
 def _made_but(made: str, failure: str, cause: Optional[LeonardoError] = None) -> LeonardoError:

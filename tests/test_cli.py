@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -710,6 +710,18 @@ def test_help_gives_every_exit_status_main_does(capsys: pytest.CaptureFixture[st
     assert "1 API, download or output error" in said and "1 API, download or output error" in (cli.main.__doc__ or "")
 
 
+def test_help_says_how_a_stop_ends_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    # Both said "130 interrupted": after Ctrl-C the command kills itself by SIGINT, so a program running it never
+    # sees 130 (subprocess: returncode -2); a shell shows 130. SIGTERM's 143 and SIGHUP's 129 are exit statuses.
+    for command in ([], ["batch"]):
+        assert cli.main(command + ["--help"]) == 0
+        said = " ".join(capsys.readouterr().out.split())
+        assert "130 interrupted" not in said and "130 Ctrl-C" not in said, command
+        if os.name == "posix":  # what entry() does there (test_ctrl_c_sigterm_or_sighup_during_the_wait_...)
+            ctrl_c = "Ctrl-C ends it by SIGINT (a shell shows 130; a program sees it killed), SIGTERM 143, SIGHUP 129"
+            assert ctrl_c in said, command
+
+
 def console_script() -> str:
     """What the installed ``leonardo-client`` runs: the function setup.cfg names, called as pip's script calls it."""
     config = configparser.ConfigParser()
@@ -869,6 +881,71 @@ def test_ctrl_c_sigterm_or_sighup_during_the_wait_exits_with_one_line(tmp_path: 
     assert done.returncode == status
     assert done.stderr.splitlines()[-1] == "leonardo-client: interrupted"
     assert "Traceback" not in done.stderr
+
+
+def run_cli_stopped_once(
+    fake: FakeLeonardo, args: List[str], ready: Callable[[], Any], signum: int = signal.SIGINT
+) -> "subprocess.CompletedProcess[str]":
+    """Run the CLI against ``fake`` (through the environment fake_in_env set) and send ``signum`` once ``ready()``
+    is true of it: an answer it holds (inject(delay=..., after=True)) keeps the command in that call till then."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    process = subprocess.Popen([sys.executable, "-m", "leonardo_client"] + args, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_stop_signals)
+    deadline = time.monotonic() + 60  # a bound, not a timing: the held call comes within seconds
+    while not ready():
+        assert process.poll() is None and time.monotonic() < deadline, "the command never reached the held call"
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", err)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143)])
+def test_a_stop_during_the_create_call_says_the_generation_may_have_been_made(
+    fake_in_env: FakeLeonardo, tmp_path: Any, signum: int, status: int
+) -> None:
+    # It said a bare "interrupted": the create call may have run (on the real API, billed), and a rerun paid twice.
+    fake_in_env.inject(path="/generations", method="POST", delay=600, after=True)  # made, its answer held
+    argv = ["generate", "a fox", "--out", str(tmp_path)]
+    done = run_cli_stopped_once(fake_in_env, argv, fake_in_env.generation_ids, signum)
+    assert done.returncode == status  # as a stop anywhere else
+    where = "'leonardo-client list' shows your latest generations"
+    said = f"leonardo-client: interrupted; the create call was under way: {MAY_HAVE_BEEN_MADE} ({where})"
+    assert done.stderr.splitlines() == [said]
+
+
+@pytest.mark.parametrize("command", ["generate", "get"])
+def test_a_stop_during_the_download_names_the_generation_and_how_to_save_it(
+    fake_in_env: FakeLeonardo, tmp_path: Any, command: str
+) -> None:
+    # It said a bare "interrupted", the generation COMPLETE and paid for; a stop in the wait names it already.
+    if command == "get":
+        with Client() as client:
+            client.create_generation({"prompt": "a fox", "num_images": 1})
+    fake_in_env.inject(path="/cdn/*", method="GET", delay=600, after=True)  # its file's answer held
+
+    def downloading() -> bool:
+        return any(request.path.startswith("/cdn/") for request in fake_in_env.requests)
+
+    argv = ["generate", "a fox"] if command == "generate" else ["get", fake_in_env.generation_ids()[0]]
+    done = run_cli_stopped_once(fake_in_env, argv + ["--out", str(tmp_path / "out")], downloading)
+    [made] = fake_in_env.generation_ids()
+    assert done.returncode == -signal.SIGINT
+    saves = f"'leonardo-client get {made} --out DIR' saves its files"
+    assert done.stderr.splitlines()[-1] == f"leonardo-client: interrupted; generation {made} goes on: {saves}"
+    assert os.listdir(str(tmp_path / "out")) == []  # no partial file left
+
+
+@pytest.mark.parametrize("call", ["create_generation", "save_results"])
+def test_a_stop_offline_names_nothing_to_look_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, call: str
+) -> None:
+    def ctrl_c(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, call, ctrl_c)
+    assert cli.main(["--offline", "generate", "a fox", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "leonardo-client: interrupted"  # nothing outlives the command
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash's rule for loops")
