@@ -184,7 +184,7 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     images = "images per prompt (default: 1)"
     parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
     parser.add_argument("--negative-prompt", type=_text, metavar="TEXT", help="default negative prompt")
-    slots = "concurrency slots to keep busy, plus a small queue (default: GET /me)"
+    slots = "at most N generations in flight (default: the account's slots from GET /me, plus a small queue)"
     parser.add_argument("--concurrency", type=_number(int, 1, MAX_CONCURRENCY), metavar="N", help=slots)
     pace = _number(float, MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE)
     pace_help = f"create calls a minute ({DEFAULT_POSTS_PER_MINUTE:g})"

@@ -681,7 +681,8 @@ def run_batch(
     """Run many generations with ``client``, journaled in ``out_dir`` so a rerun resumes; returns a BatchSummary.
 
     ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again
-    resume. ``concurrency`` None asks GET /me (``apiConcurrencySlots``); ``item_timeout``:
+    resume. ``concurrency``: at most that many generations in flight; None fills the account's
+    ``apiConcurrencySlots`` (GET /me) plus a small queue (half as many again, at least 2); ``item_timeout``:
     a generation still running after it is left in flight for a rerun (never sent again),
     and the batch stops when no create call has gone through (429s, no connection, 5xx never
     created) for as long.
@@ -702,6 +703,13 @@ def run_batch(
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
     finally:
         engine.journal.close()
+
+
+def _in_flight_limit(slots: int, given: bool) -> int:
+    """A concurrency given is the cap: on an account of more slots all that are sent run at once, and a user
+    lowering it leaves the rest to other programs. The account's own slots get a small queue (half as many again,
+    at least 2), held at the API, so that a slot never idles while the batch has not yet seen a completion."""
+    return slots if given else slots + max(2, math.ceil(slots / 2))
 
 
 def _check_options(
@@ -997,7 +1005,7 @@ class _Engine:
             self.clear_leftovers()
         except KeyboardInterrupt:
             raise BatchInterrupted(self.summary(interrupted=True)) from None
-        self.in_flight_limit = slots + max(2, math.ceil(slots / 2))  # the slots, and a small queued buffer
+        self.in_flight_limit = _in_flight_limit(slots, given=concurrency is not None)
         # Items whose POST may have run: when to reconcile them (an earlier run's ambiguous ones again).
         rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
         self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)

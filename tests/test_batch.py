@@ -155,6 +155,9 @@ def shipped_first_poll(monkeypatch: pytest.MonkeyPatch) -> None:
 SHIPPED_LOOK_AGAIN = batch.LOOK_AGAIN
 
 
+SHIPPED_DEFAULT_PAUSE = batch.DEFAULT_PAUSE
+
+
 @pytest.fixture
 def shipped_look_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """LOOK_AGAIN as shipped, for a test of the listing's lag it covers (the test waits it out)."""
@@ -291,6 +294,16 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     assert batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: the API's to refuse (a 400)
 
 
+def test_bad_lines_are_said_the_first_ten_and_how_many_more(tmp_path: Any) -> None:
+    path = tmp_path / "items.jsonl"
+    for bad, more in ((10, []), (13, ["... and 3 more"])):
+        path.write_text("{not json}\n" * bad, encoding="utf-8")
+        with pytest.raises(BatchInputError) as caught:
+            read_items(str(path))
+        assert len(caught.value.errors) == bad  # all of them, for a program to read
+        assert str(caught.value) == "; ".join(caught.value.errors[:10] + more)  # README: "the first ten, and how many"
+
+
 def test_a_v1_prompt_longer_than_the_api_takes_is_a_bad_line(tmp_path: Any) -> None:
     # It was sent, refused with the API's 400, and the summary advised --retry-failed, which failed the same way.
     longest, refused = "a" * 1500, "a" * 1501
@@ -412,6 +425,13 @@ def test_a_file_of_more_than_max_items_prompts_is_refused(tmp_path: Any, monkeyp
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     assert str(caught.value) == f"{path} holds more than 3 prompts: split it into several batches"
+
+
+def test_a_prompts_file_holds_at_most_100000_prompts() -> None:
+    # Counted as the lines are read, before any item is built: the count alone, at the shipped MAX_ITEMS.
+    assert len(list(batch._prompt_lines("# a comment\n" + "a fox\n" * 100_000, "p.txt"))) == 100_000
+    with pytest.raises(BatchInputError, match=r"^p\.txt holds more than 100000 prompts: split it into several"):
+        list(batch._prompt_lines("a fox\n" * 100_001, "p.txt"))
 
 
 def test_blank_lines_cost_no_memory_beyond_the_text(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1237,6 +1257,25 @@ def test_an_accepted_post_brings_the_next_429s_pause_back_to_the_first(
     assert pauses == [pytest.approx(batch.DEFAULT_PAUSE)] * 2 and api.calls.count("POST") == 4  # not doubled
 
 
+def test_the_pause_of_submissions_after_429s_doubles_from_2_s_up_to_a_minute(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "DEFAULT_PAUSE", SHIPPED_DEFAULT_PAUSE)
+    pauses: List[float] = []
+    back_off = batch._Engine.back_off
+
+    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
+        back_off(engine, wait, now, why)
+        pauses.append(engine.post_at - now)
+        engine.post_at = now  # the test does not wait the pause out
+
+    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429) for _ in range(7)]  # no Retry-After
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 8
+    assert pauses == pytest.approx([2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0])  # MAX_DOUBLED_PAUSE caps it
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp_path: Any) -> None:
     # 429 (item 1), answer lost but created (item 1, adopted), 429 (item 2) 1.1 s after the first:
@@ -1636,7 +1675,7 @@ def test_a_wall_clock_stepped_ahead_during_the_run_does_not_send_an_item_again(
         return original_create(params, model_id)
 
     api._view, api._create = view, create  # type: ignore[method-assign]
-    summary = run(api, PROMPTS[:4], str(tmp_path), concurrency=1)  # 3 in flight at most: #4 waits for a COMPLETE
+    summary = run(api, PROMPTS[:4], str(tmp_path), concurrency=1)  # 1 in flight at most: #4 waits for a COMPLETE
     assert summary.complete == 4 and api.calls.count("POST") == 4  # #4 was filtered out as older: sent again
     assert '"adopted":true' in (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
 
@@ -1898,6 +1937,52 @@ def test_a_polls_429_holds_the_next_round_back_its_retry_after(tmp_path: Any) ->
         assert engine.poll_at >= before + 20.0  # not the next poll gap's time, a fraction of a second away
     finally:
         engine.journal.close()
+
+
+def test_a_polls_429_holds_the_next_round_back_a_minute_at_most_else_doubling_from_2_s(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "DEFAULT_PAUSE", SHIPPED_DEFAULT_PAUSE)
+    events: List[BatchProgress] = []
+    items = batch._as_items(PROMPTS[:1])
+    engine = batch._Engine(ApiDouble(), items, str(tmp_path), 60000, events.append, 60.0)  # type: ignore[arg-type]
+    try:
+        def limited(retry_after: Optional[float]) -> LeonardoError:
+            return LeonardoError("HTTP 429: Too Many Requests", status_code=429, retry_after=retry_after)
+
+        engine.hold_polls(limited(3600.0))  # an hour asked for: a minute
+        engine.hold_polls(None)  # a round that went through: the pause starts again from 2 s
+        for _ in range(7):
+            engine.hold_polls(limited(None))
+    finally:
+        engine.journal.close()
+    waits = [e.message.replace("rate limited while polling: next poll in ", "") for e in events]
+    assert waits == ["60.0s", "2.0s", "4.0s", "8.0s", "16.0s", "32.0s", "60.0s", "60.0s"]
+
+
+@pytest.mark.parametrize("job_time, gap", [(0.3, 0.1), (12.0, 2.0), (600.0, 5.0)])
+def test_poll_rounds_come_at_a_sixth_of_the_job_time_from_0_1_to_5_s(
+    tmp_path: Any, job_time: float, gap: float
+) -> None:
+    items = batch._as_items(PROMPTS[:1])
+    engine = batch._Engine(ApiDouble(), items, str(tmp_path), 60000, None, 60.0)  # type: ignore[arg-type]
+    try:
+        engine.job_times.append(job_time)
+        engine.polled(({}, None), None)  # a round that found nothing new
+    finally:
+        engine.journal.close()
+    assert engine.poll_gap == pytest.approx(gap)
+
+
+def test_poll_rounds_grow_to_5_s_apart_before_a_job_time_is_seen(tmp_path: Any) -> None:
+    items = batch._as_items(PROMPTS[:1])
+    engine = batch._Engine(ApiDouble(), items, str(tmp_path), 60000, None, 60.0)  # type: ignore[arg-type]
+    try:
+        for _ in range(30):
+            engine.polled(({}, None), None)
+    finally:
+        engine.journal.close()
+    assert engine.poll_gap == 5.0
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
@@ -3398,6 +3483,31 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> N
     assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
+class Refreshes(HTMLParser):
+    """The seconds of each <meta http-equiv="refresh"> of a page."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.seconds: List[Optional[str]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
+        if tag == "meta" and ("http-equiv", "refresh") in attrs:
+            self.seconds.append(dict(attrs).get("content"))
+
+
+def test_a_running_gallery_reloads_itself_every_5_s_and_a_finished_one_does_not(tmp_path: Any) -> None:
+    running: List[str] = []
+
+    def read_page(progress: BatchProgress) -> None:
+        if progress.event == "start":  # the page is written before the batch starts
+            running.append((tmp_path / "index.html").read_text(encoding="utf-8"))
+
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path), on_progress=read_page).ok
+    assert Refreshes(running[0]).seconds == ["5"]
+    assert Refreshes((tmp_path / "index.html").read_text(encoding="utf-8")).seconds == []
+
+
 @pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me", "a second Ctrl-C"])
 def test_the_gallery_of_a_batch_that_raised_is_not_left_running(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, stop: str
@@ -3667,3 +3777,16 @@ def test_a_small_buffer_of_posts_is_sent_beyond_the_accounts_slots(tmp_path: Any
     in_flight: List[int] = []
     summary = run(Counted(slots=1, delay=3600.0), PROMPTS[:3], str(tmp_path), item_timeout=2.0)
     assert summary.pending == 3 and in_flight == [0, 1, 2]  # 1 slot + 2 the account queues; was one at a time
+
+
+def test_a_concurrency_given_is_the_most_in_flight_with_no_queue_added(tmp_path: Any) -> None:
+    class Counted(ApiDouble):
+        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:  # running: made, not complete yet
+            running.append(sum(time.monotonic() - g["created"] < self.delay for g in self.generations.values()))
+            return super().create_generation(body)
+
+    running: List[int] = []
+    events: List[BatchProgress] = []
+    summary = run(Counted(slots=10, delay=0.2), PROMPTS[:3], str(tmp_path), concurrency=1, on_progress=events.append)
+    assert summary.complete == 3 and running == [0, 0, 0]  # one at a time; was [0, 1, 2] (1 + a queue of 2)
+    assert max(e.in_flight for e in events) == 1

@@ -228,6 +228,17 @@ def test_texture_generation(fake: FakeLeonardo, fake_client: Client) -> None:
     assert polls(fake, "/generations-texture/") >= 2
 
 
+def test_a_texture_wait_gives_up_after_600_s_by_default(
+    fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.completion_delay = 3600
+    job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
+    clock = VirtualTime.of(fake_client, monkeypatch)
+    with pytest.raises(LeonardoError, match=r"still PENDING after 600\.0s \(timeout 600s\)"):
+        fake_client.wait_for_texture_generation(job)  # README: "default timeout 600 s"
+    assert sum(clock.sleeps) == pytest.approx(600.0)
+
+
 def test_texture_failed_and_unknown(fake: FakeLeonardo, fake_client: Client) -> None:
     job = fake_client.create_texture_generation({"prompt": "rusty metal", "modelAssetId": "model-1"})
     fake.fail_generation(job["textureGenerationJob"]["id"])
