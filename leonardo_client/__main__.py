@@ -44,8 +44,9 @@ __all__ = ["main", "build_parser"]
 PROG = "leonardo-client"
 # Seconds an offline generation stays PENDING: long enough to see the progress line at work.
 OFFLINE_COMPLETION_DELAY = 1.5
-# Handled as Ctrl-C is while a command runs (SIGHUP: its terminal closed; none on Windows).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Handled as Ctrl-C is while a command runs (SIGHUP: its terminal closed). None on Windows, which never raises
+# SIGTERM (taskkill ends a process outright).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if os.name == "posix" else ()
 # Ctrl-C ends the command by SIGINT itself (entry()), as Python does: a shell loop running it stops too.
 CTRL_C_KILLS = os.name == "posix"
 # How a stop ends the command (the others: 128 + their number, from _Interrupts), as the helps say it.

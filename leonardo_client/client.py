@@ -195,8 +195,8 @@ class Client:
 
         Calls under way end first (sending no retry): the last one out releases. Safe in a signal handler.
         """
-        if self.closed:  # a second close() (a signal handler's) could wait on a lock held by the first's release
-            return
+        if self.closed and not self._inherited_pools:  # a second close() (a signal handler's) would wait on a lock
+            return  # the first one's release holds; a forked child's lets go of its copies of the parent's pools
         with self._calls:
             self.retry.closed.set()
             idle = not self._in_flight
@@ -689,7 +689,7 @@ class _ApiAdapter(RetryAdapter):
 
 # Held while a Client reads and replaces a session's adapters: two Clients sharing a session, one made
 # or closed while the other is, would each replace the dict with a copy missing the other's change.
-_MOUNTING = threading.Lock()
+_MOUNTING = threading.RLock()  # reentrant: see _start_counting
 _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
@@ -697,7 +697,7 @@ def _after_fork_in_child() -> None:
     """In a forked process, before any thread runs: new locks for those the parent's threads may have held
     (held for ever here). Cheap and never blocking: it runs in every forked child, whatever it goes on to do."""
     global _MOUNTING
-    _MOUNTING = threading.Lock()
+    _MOUNTING = threading.RLock()
     for client in list(_LIVE):
         client._start_counting(forked=True)
         _new_locks(client._session)

@@ -20,7 +20,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseError, ReadTimeoutError
 
 from ._retry import certificate_refused, parse_retry_after
-from .payloads import cut
+from .payloads import cut, is_uuid
 
 __all__ = ["LeonardoError", "may_have_run"]
 
@@ -111,8 +111,8 @@ class LeonardoError(Exception):
         """Build the error for an unsuccessful response, whatever its body holds."""
         body = _parse_body(response, key)
         message = message_from(body) or _s3_message(body) or _fallback_message(response, key)
-        if key_malformed(response.status_code, body):
-            message = f"{message}: {MALFORMED_KEY}"
+        if key_malformed(response.status_code, body):  # a UUID: the key wrong, or the hook failing for it
+            message = f"{message}: {KEY_REFUSED if is_uuid(key) else MALFORMED_KEY}"
         return cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
 
     @classmethod
@@ -177,6 +177,7 @@ def never_sent(error: BaseException) -> bool:
 # Hasura's error when its auth hook failed: Leonardo's answer, a 500, to a key that is not a UUID (API_FACTS 1.2).
 AUTH_HOOK_FAILED = "Invalid response from authorization hook"
 MALFORMED_KEY = "the API key is probably malformed (a Leonardo key is a UUID): check it"
+KEY_REFUSED = "the API key was refused: check that it is your current key"
 
 
 def key_malformed(status: Optional[int], body: Any) -> bool:

@@ -411,10 +411,12 @@ def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no setitimer here")
-def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(mocked):
-    """A handler that calls close() (to end a long wait) may interrupt its thread inside a call's ``with _calls``
-    or a wait's hold of the closed event's lock: close() waited for ever on a lock its own thread held."""
-    client = Client(api_key=API_KEY, base_url=BASE)
+@pytest.mark.parametrize("session", [None, "yours"])
+def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(mocked, session):
+    """A handler that calls close() (to end a long wait) may interrupt its thread inside a call's ``with _calls``,
+    a wait's hold of the closed event's lock, or a Client being made (on a session of yours, close() puts its
+    adapters back under the same lock): close() waited for ever on a lock its own thread held."""
+    client = Client(api_key=API_KEY, base_url=BASE, session=requests.Session() if session else None)
 
     def stuck(*_: Any) -> None:
         raise TimeoutError("close() in a signal handler waited on a lock its own thread holds")
@@ -422,7 +424,7 @@ def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(moc
     handlers = signal.signal(signal.SIGALRM, stuck), signal.signal(signal.SIGUSR1, lambda *_: client.close())
     signal.setitimer(signal.ITIMER_REAL, 5)
     try:
-        with client._calls, getattr(client.retry.closed, "_cond"):  # as the interrupted thread holds them
+        with client._calls, getattr(client.retry.closed, "_cond"), client_module._MOUNTING:  # as the thread held them
             os.kill(os.getpid(), signal.SIGUSR1)
             for _ in range(500):  # the handler runs in this thread, at the next check (sleep is one)
                 if client.closed:
@@ -435,6 +437,25 @@ def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(moc
     with pytest.raises(LeonardoError, match="Client was closed"):
         client.get_user_info()
     assert len(mocked.calls) == 0
+
+
+def test_a_close_landing_in_another_close_s_release_returns_at_once(mocked, monkeypatch):
+    # A signal handler's close() while the first close() lets the pools go (urllib3's locks held): it waited on them.
+    client = Client(api_key=API_KEY, base_url=BASE)
+    held, release = threading.Lock(), client._session.close
+
+    def closing() -> None:
+        if not held.acquire(timeout=5):  # as a lock the interrupted release holds
+            raise TimeoutError("the second close() went on to release again")
+        try:
+            client.close()  # the handler's
+            release()
+        finally:
+            held.release()
+
+    monkeypatch.setattr(client._session, "close", closing)
+    client.close()
+    assert client.closed
 
 
 def test_close_during_a_retry_wait_ends_it_and_sends_nothing_more(fake: FakeLeonardo, fake_client: Client) -> None:
@@ -1192,8 +1213,10 @@ def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_no
         code = 1
         try:
             fake_client.get_user_info()
-            fake_client.close()
-            Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10)).close()
+            with fake_client.retry.closed._cond:  # new, reentrant: as a wait a signal handler's close() interrupted
+                fake_client.close()
+            with client_module._MOUNTING:
+                Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10), session=requests.Session()).close()
             code = 0
         finally:
             os._exit(code)
@@ -1202,6 +1225,31 @@ def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_no
     assert exit_status(child) == 0, "the forked process's calls failed"
     fake_client.close()
     assert fake.connections_opened == 2  # the child's own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_child_of_a_client_closed_mid_call_lets_go_of_the_parents_pools(fake: FakeLeonardo) -> None:
+    # Closed while a call was under way, the parent's pools wait for that call to end: it never does in the child,
+    # whose close() (closed already) returned at once and kept its copies of the parent's connections open.
+    fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
+    fake_client.get_user_info()
+    pools = fake_client._session.adapters[fake.base_url + "/"].poolmanager.pools
+    with fake_client._calls:
+        fake_client._in_flight += 1  # as another thread's call
+    fake_client.close()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            fake_client.close()
+            code = 0 if len(pools) == 0 else 3
+        finally:
+            os._exit(code)
+    assert exit_status(child) == 0, "the forked process kept the parent's pools"
+    assert len(pools) == 1  # the parent's wait for its call
+    with fake_client._calls:
+        fake_client._in_flight -= 1
+    fake_client._release()
 
 
 def test_a_session_of_your_own_keeps_the_connection_alive_too(fake: FakeLeonardo) -> None:

@@ -175,6 +175,17 @@ def test_a_malformed_keys_500_says_so_and_that_nothing_was_made(mocked, mock_cli
     assert may_have_run(create_failure(mock_client, name))
 
 
+def test_the_auth_hooks_500_to_a_uuid_key_does_not_call_it_malformed(mocked):
+    # The hook fails for a key of the right shape too (Leonardo's error page: a key not correct, not set correctly).
+    key = "0f3c6a52-8a1e-4b7d-9c2f-5e6d7a8b9c0d"
+    mocked.add("GET", GEN_URL, status=500, json=AUTH_HOOK_FAILED)
+    with Client(api_key=key, base_url=BASE, max_retries=0) as client:
+        err = fail(client)
+    refused = "the API key was refused: check that it is your current key"
+    assert err.message == f"Invalid response from authorization hook: {refused}"
+    assert key not in str(err) and not may_have_run(err)
+
+
 @pytest.mark.parametrize("name", ["create_generation", "create_generation_v2", "create_texture_generation",
                                   "create_svd_motion_generation"])
 def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked, mock_client, name):
