@@ -1221,16 +1221,23 @@ def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, mon
     assert len(paused) < 10, len(paused)
 
 
-def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def recorded_pauses(monkeypatch: pytest.MonkeyPatch, waited: bool = False) -> List[float]:
+    """The pauses of submissions back_off sets, as it sets them; not waited out unless ``waited``."""
     pauses: List[float] = []
     back_off = batch._Engine.back_off
 
     def recorded(engine: Any, wait: float, now: float, why: str) -> None:
         back_off(engine, wait, now, why)
         pauses.append(engine.post_at - now)
-        engine.post_at = now  # the test does not wait the pause out
+        if not waited:
+            engine.post_at = now
 
     monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    return pauses
+
+
+def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses = recorded_pauses(monkeypatch)
     events: List[BatchProgress] = []
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=1e9)]  # about 32 years
@@ -1242,14 +1249,7 @@ def test_a_429s_retry_after_pauses_submissions_at_most_max_pause(tmp_path: Any, 
 def test_an_accepted_post_brings_the_next_429s_pause_back_to_the_first(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pauses: List[float] = []
-    back_off = batch._Engine.back_off
-
-    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
-        back_off(engine, wait, now, why)
-        pauses.append(engine.post_at - now)
-
-    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    pauses = recorded_pauses(monkeypatch, waited=True)
     api = ApiDouble()  # one prompt: the second POST is answered before the third is sent
     refused = LeonardoError("Too many requests", status_code=429)  # no Retry-After: the pause is the engine's
     api.before_post = [refused, None, refused]
@@ -1261,15 +1261,7 @@ def test_the_pause_of_submissions_after_429s_doubles_from_2_s_up_to_a_minute(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(batch, "DEFAULT_PAUSE", SHIPPED_DEFAULT_PAUSE)
-    pauses: List[float] = []
-    back_off = batch._Engine.back_off
-
-    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
-        back_off(engine, wait, now, why)
-        pauses.append(engine.post_at - now)
-        engine.post_at = now  # the test does not wait the pause out
-
-    monkeypatch.setattr(batch._Engine, "back_off", recorded)
+    pauses = recorded_pauses(monkeypatch)
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429) for _ in range(7)]  # no Retry-After
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 8
