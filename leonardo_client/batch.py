@@ -1811,7 +1811,7 @@ def _key_refused(error: Any, create: bool = False) -> bool:
     (its 500: key_malformed). Not a create call's 403 without Hasura's ``access-denied`` code: Leonardo refuses
     a prompt its moderation flags with a 403 (that item fails; a key refused would be again at the next poll)."""
     if not isinstance(error, LeonardoError) or error.status_code not in (401, 403):
-        return isinstance(error, LeonardoError) and key_malformed(error.status_code, error.body)
+        return key_malformed(error)
     code = error.body.get("code") if isinstance(error.body, dict) else None
     return error.status_code == 401 or not create or code == "access-denied"
 

@@ -551,7 +551,7 @@ class Client:
             # A 2xx whose body broke off (its resends spent) passes as a dropped connection does; a bad body does not,
             # nor a connection never made (a wrong address, no network: said at once, as before anything was sent).
             broke = (code or 0) < 300 and isinstance(exc.__cause__, (OSError, urllib3.exceptions.HTTPError))
-            passes = code is None or (code >= 500 and not key_malformed(code, exc.body)) or code == 429 or broke
+            passes = code is None or (code >= 500 and not key_malformed(exc)) or code == 429 or broke
             if self.closed or never_sent(exc) or not passes:
                 raise
             return None, exc

@@ -77,6 +77,8 @@ class LeonardoError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
 
+    _malformed_key = False  # see key_malformed
+
     def __str__(self) -> str:
         # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
         text = printable(cut(" ".join(str(self.message).split()), _SHOWN, _SHOWN_END))
@@ -111,9 +113,12 @@ class LeonardoError(Exception):
         """Build the error for an unsuccessful response, whatever its body holds."""
         body = _parse_body(response, key)
         message = message_from(body) or _s3_message(body) or _fallback_message(response, key)
-        if key_malformed(response.status_code, body):  # a UUID: the key wrong, or the hook failing for it
-            message = f"{message}: {KEY_REFUSED if is_uuid(key) else MALFORMED_KEY}"
-        return cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
+        hook_failed = auth_hook_failed(response.status_code, body)
+        if hook_failed:  # for a key that is a UUID, the hook itself failed (or a key wrong in some other way)
+            message = f"{message}: {KEY_CHECK_FAILED if is_uuid(key) else MALFORMED_KEY}"
+        error = cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
+        error._malformed_key = hook_failed and not is_uuid(key)
+        return error
 
     @classmethod
     def bad_body(cls, response: "requests.Response", message: str, *body: Any, key: str = "") -> "LeonardoError":
@@ -174,16 +179,22 @@ def never_sent(error: BaseException) -> bool:
     return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
 
 
-# Hasura's error when its auth hook failed: Leonardo's answer, a 500, to a key that is not a UUID (API_FACTS 1.2).
+# Hasura's error when its auth hook failed: Leonardo's answer, a 500, to a key that is not a UUID, or when the hook
+# itself failed (API_FACTS 1.2).
 AUTH_HOOK_FAILED = "Invalid response from authorization hook"
 MALFORMED_KEY = "the API key is probably malformed (a Leonardo key is a UUID): check it"
-KEY_REFUSED = "the API key was refused: check that it is your current key"
+KEY_CHECK_FAILED = "Leonardo could not check the API key (if this goes on, check that it is your current key)"
 
 
-def key_malformed(status: Optional[int], body: Any) -> bool:
-    """Whether an answer is the auth hook's 500: the key refused before any action ran (nothing was made), as
-    a 401 refuses it, every later call's too."""
+def auth_hook_failed(status: Optional[int], body: Any) -> bool:
+    """Whether an answer is the auth hook's 500: the call refused before any action ran (nothing was made)."""
     return status == 500 and isinstance(body, dict) and body.get("error") == AUTH_HOOK_FAILED
+
+
+def key_malformed(error: BaseException) -> bool:
+    """Whether ``error`` is the auth hook's 500 to a key that is not a UUID: refused, as a 401 refuses a key, every
+    later call too. For a key that is a UUID, it is a 5xx that may pass (the hook failing)."""
+    return isinstance(error, LeonardoError) and error._malformed_key
 
 
 # How a create call's failure where it may have run (may_have_run) ends its message: short enough that str()
@@ -193,11 +204,11 @@ MAY_HAVE_BEEN_MADE = "it may have been made (and billed): look for it in your Le
 
 def may_have_run(error: BaseException) -> bool:
     """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
-    sent and no refusal (4xx) came back: a 5xx (not a malformed key's, see key_malformed), a 3xx (a 303 says it
+    sent and no refusal (4xx) came back: a 5xx (not the auth hook's, see auth_hook_failed), a 3xx (a 303 says it
     was done), no answer, an answer cut short or without what was asked.
     Before trying such a call again, look for what it did (the account's generations)."""
     status = getattr(error, "status_code", None)
-    refused = (status is not None and 400 <= status < 500) or key_malformed(status, getattr(error, "body", None))
+    refused = (status is not None and 400 <= status < 500) or auth_hook_failed(status, getattr(error, "body", None))
     return not never_sent(error) and not refused
 
 

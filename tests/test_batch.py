@@ -995,7 +995,7 @@ def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
     api = ApiDouble(delay=0.5)
     body = AUTH_HOOK_FAILED if status == 500 else None  # a 500 passed, as any 5xx does, until item_timeout
     said = "Invalid response from authorization hook" if body else "Authentication hook unauthorized this request"
-    revoked = LeonardoError(f"HTTP {status}: {said}", status_code=status, body=body)
+    revoked = answered_with(status, body or {"error": said})
     working = (api.get_generation_by_id, api.get_generations_by_user_id)
     original_create = api._create
 
@@ -1589,18 +1589,35 @@ DENIED = {"error": "Authentication hook unauthorized this request", "path": "$",
 AUTH_HOOK_FAILED = {"error": "Invalid response from authorization hook", "path": "$", "code": "unexpected"}
 
 
+def answered_with(status: int, body: Dict[str, Any], key: str = "not-a-uuid") -> LeonardoError:
+    """The LeonardoError the client builds for an answer of ``status`` and ``body`` to a call made with ``key``."""
+    response = requests.Response()
+    response.status_code, response.url, response._content = status, "https://api.example.test/v1", json.dumps(body).encode()
+    response.headers["Content-Type"] = "application/json"
+    return LeonardoError.from_response(response, key=key)
+
+
 @pytest.mark.parametrize("status, body", [(401, None), (403, DENIED), (500, AUTH_HOOK_FAILED)])
 def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: int, body: Any) -> None:
     # A malformed key's 500 was read as any 5xx: the item reconciled, left ambiguous, the batch paused, not stopped.
     api = ApiDouble()
-    api.before_post = [LeonardoError("invalid api key", status_code=status, body=body)]
-    with pytest.raises(LeonardoError, match="invalid api key"):
+    refused = answered_with(status, body or {"error": "invalid api key"})
+    api.before_post = [refused]
+    with pytest.raises(LeonardoError, match=re.escape(refused.message)):
         # A POST a second: at the default test pace (1 ms apart) the next ones were sent before the
         # 401's answer was handled (up to slots + 2 are in flight by design) whenever it took > 10 ms.
         run(api, PROMPTS, str(tmp_path), concurrency=1, posts_per_minute=60)
     assert api.calls.count("POST") == 1 and set(states(tmp_path).values()) == {"planned"}
     summary = run(api, PROMPTS, str(tmp_path), concurrency=1)  # a rerun (the key fixed) resumes: each made once
     assert summary.complete == len(PROMPTS) and api.calls.count("POST") == 1 + len(PROMPTS)
+
+
+def test_the_auth_hooks_500_to_a_uuid_key_passes_and_the_item_is_sent_again(tmp_path: Any) -> None:
+    # For a key of the right shape it is the hook failing (API_FACTS 1.2), nothing made: it stopped the batch.
+    api = ApiDouble()
+    api.before_post = [answered_with(500, AUTH_HOOK_FAILED, key="0f3c6a52-8a1e-4b7d-9c2f-5e6d7a8b9c0d")]
+    summary = run(api, PROMPTS[:2], str(tmp_path), concurrency=1)
+    assert summary.complete == 2 and api.calls.count("POST") == 3 and len(api.generations) == 2
 
 
 def test_a_prompt_refused_by_moderation_fails_its_item_and_the_batch_goes_on(tmp_path: Any) -> None:
