@@ -61,7 +61,7 @@ MAX_CLOCK_OFFSET = 86400.0
 LISTING_PAGE = 50  # generations per listing request (the API documents no maximum)
 LISTING_OVERLAP = 5  # each page starts this many before the last one's end: a deletion meanwhile shifts it
 LISTING_RESTARTS = 3  # times a listing that moved past a page's overlap while read is read from the top again
-LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new)
+LISTING_MAX_PAGES = 200  # reconciliation reads at most 9,000 generations back (200 full pages of 45 new) a pass
 FIRST_POLL = 0.25  # seconds; until a job time has been observed, each poll round's gap is POLL_GROWTH times the last
 POLL_GROWTH = 1.5  # the rounds' own schedule (from FIRST_POLL up to MAX_POLL), not a wait's (client.POLL_BACKOFF)
 MAX_POLL = 5.0
@@ -1288,7 +1288,7 @@ class _Engine:
     def watch_refusals(self, now: float) -> None:
         """check_refusals runs as a create call comes back, and none is sent while a pause holds them back: when
         item_timeout runs out before the pause does, the loop wakes for it (the answer of one under way decides)."""
-        if self.refused_since is None or self.posts or not self.queue:
+        if self.refused_since is None or self.posts or not (self.queue or self.reconcile_at):
             return
         deadline = self.refused_since + self.item_timeout
         if deadline >= self.paused_until:  # the pause ends first: as before, the next create call's answer decides
@@ -1395,6 +1395,7 @@ class _Engine:
         said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
         wait = said or self.pause
         self.back_off(wait, time.monotonic(), UNREADABLE)
+        self.check_refusals(complete, time.monotonic())  # nothing goes through while it pauses them: see watch_refusals
         self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]
         for item in due:
@@ -1667,27 +1668,37 @@ class _Engine:
 
 def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float) -> Tuple[List[Dict[str, Any]], Any]:
     """(The account's generations read, True when every one created after ``oldest`` was), or (those
-    read, why not all).
+    read, why not all). A listing that moved past a page's overlap while read is read from the top again."""
+    if user_id is None:
+        return [], "GET /me gave no user id"
+    seen: Dict[str, Dict[str, Any]] = {}
+    for _ in range(LISTING_RESTARTS + 1):
+        complete = _list_pass(client, user_id, oldest, seen)
+        if complete is not None:
+            return list(seen.values()), complete
+    return list(seen.values()), "the listing kept moving while it was read (generations deleted?)"
+
+
+def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict[str, Dict[str, Any]]) -> Any:
+    """One read of the listing from its top into ``seen``: True when all made since ``oldest`` was read, or why
+    not; None when it moved up past a page's overlap meanwhile (deletions, a lagging replica), so that what slid
+    between two pages went unread (growth only shows entries read before again).
 
     All is read at the listing's end (an empty page: a short one may be the server's cap on a page), or at
     a whole page older than ``oldest`` if everything read so far came newest first (the order is not
     documented: otherwise the paging goes on). An answer or an entry of another shape (no list, not an
-    object, no usable id) is not all read, nor one that moved past a page's overlap while read.
+    object, no usable id) is not all read.
     """
-    if user_id is None:
-        return [], "GET /me gave no user id"
-    seen: Dict[str, Dict[str, Any]] = {}
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    offset, restarts, tail = 0, 0, set()  # type: Tuple[int, int, Set[str]]  # tail: what the next page shows again
+    offset, overlap, read = 0, 0, set()  # type: Tuple[int, int, Set[str]]  # read: in this pass
     for _ in range(LISTING_MAX_PAGES):
         entries = _listing_page(client, user_id, offset)
         if not isinstance(entries, list):
-            return list(seen.values()), entries
-        if tail and not tail & _listed_ids(entries):  # it moved up past the overlap (deletions, a lagging replica)
-            if restarts == LISTING_RESTARTS:  # what slid between the two pages was not read
-                return list(seen.values()), "the listing kept moving while it was read (generations deleted?)"
-            offset, restarts, tail, last = 0, restarts + 1, set(), math.inf  # from the top again; seen are kept
-            continue
+            return entries
+        listed = _listed_ids(entries)
+        if overlap and not listed & read:
+            return None
+        read |= listed
         fresh = [g for g in entries if not _listed_ids([g]) & seen.keys()]
         times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in fresh]
         for entry, created in zip(fresh, times):
@@ -1700,10 +1711,10 @@ def _list_since(client: "_client.Client", user_id: Optional[str], oldest: float)
                 last = created
         all_older = bool(times) and all(t is not None and t < oldest for t in times)  # none new: the listing moved
         if not entries or (newest_first and decreasing and all_older):
-            return list(seen.values()), True if not unread else f"{unread} of its entries could not be read"
-        overlap = min(LISTING_OVERLAP, len(entries) // 2)
-        offset, tail = offset + len(entries) - overlap, _listed_ids(entries[len(entries) - overlap :])
-    return list(seen.values()), f"more than {offset} generations since then"
+            return True if not unread else f"{unread} of its entries could not be read"
+        overlap = min(LISTING_OVERLAP, len(entries) // 2)  # the next page starts that many before this one's end
+        offset += len(entries) - overlap
+    return f"more than {offset} generations since then"
 
 
 def _listing_page(client: "_client.Client", user_id: str, offset: int) -> Union[List[Any], LeonardoError, str]:

@@ -1295,6 +1295,17 @@ def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, mov
     assert sorted(states(tmp_path).values()) == (["complete", "planned"] if moved_on else ["planned"])
 
 
+def test_a_listing_s_long_retry_after_does_not_outlast_item_timeout(tmp_path: Any) -> None:
+    # The item's answer lost, the listing that would settle it said "Retry-After: 3600" (a 503): the batch paused
+    # its submissions and the item's reconciliation that long, with no refusal counted: it sat out the hour.
+    api = ApiDouble()
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    api.listing_error = LeonardoError("Service Unavailable", status_code=503, retry_after=6.0)
+    with pytest.raises(LeonardoError, match=r"no create call went through \(the last: HTTP 503: Service Unavailable"):
+        run(api, PROMPTS[:1], str(tmp_path), item_timeout=2.0)
+    assert api.calls.count("POST") == 1 and api.calls.count("LIST") == 1 and states(tmp_path) == {0: "submitting"}
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> None:
     api = ApiDouble(delay=30.0)
@@ -2315,6 +2326,18 @@ def test_a_listing_that_moves_past_a_page_s_overlap_is_read_again_from_the_top()
     listed, complete = batch._list_since(once, "user-1", time.time() - 60)  # type: ignore[arg-type]
     assert complete is True and {g["id"] for g in listed} == {f"g-{n}" for n in range(200)}  # was: g-50..g-54 unread
     assert once.asked[:3] == [0, 45, 0]
+    class Growing(Deleting):  # 60 made at the top after each of 2 pages: the last page's end is pushed past the next
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            self.asked.append(offset)
+            page, fresh = self.listing[offset : offset + limit], len(self.asked) * 100
+            if len(self.asked) <= 2:
+                self.listing[:0] = [{"id": f"n-{fresh + n}", "createdAt": now} for n in range(60)]
+            return {"generations": page}
+
+    growing = Growing(times=0)
+    listed, complete = batch._list_since(growing, "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete is True and 0 not in growing.asked[1:]  # not read again: growth hides nothing
+    assert {f"g-{n}" for n in range(200)} <= {g["id"] for g in listed}
     always = Deleting(times=10)
     listed, complete = batch._list_since(always, "user-1", time.time() - 60)  # type: ignore[arg-type]
     assert complete == "the listing kept moving while it was read (generations deleted?)"
