@@ -62,7 +62,7 @@ def is_http(url: str) -> bool:
     and a valid port, without a control character (urlsplit drops some, but not from err.url), one urllib3
     can parse (else its error quotes the URL whole, a password too). A space in the path, query or fragment
     is sent percent-encoded; one around the URL or in its host part (user:password@host:port) is refused."""
-    if not url.replace(" ", "").isprintable() or url != url.strip(" "):  # no line break, NUL, tab or other control
+    if not url.isprintable() or url != url.strip(" "):  # no line break, NUL, tab or other control (a space is none)
         return False
     try:
         parts = urlsplit(url)
@@ -147,7 +147,7 @@ def upload_form(upload: Any) -> Tuple[str, Dict[str, Any]]:
             raise ValueError("no image id")
         fields = upload.get("fields")
         try:  # a JSON string, as documented (an object is taken too)
-            fields = parse_json(fields) if isinstance(fields, (str, bytes)) else fields
+            fields = parse_json(fields) if isinstance(fields, str) else fields
         except ValueError as exc:
             raise ValueError(f"fields is not JSON: {exc}") from exc
         if fields is None:
