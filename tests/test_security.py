@@ -161,6 +161,7 @@ ECHOES = [
     (401, {"body": json.dumps({"error": f"Invalid token {API_KEY}"}).encode("utf-16"), "content_type": "application/json"}),
     (200, {"body": json.dumps([API_KEY]).encode("utf-32-le"), "content_type": "application/json"}),
     (403, {"body": f"Forbidden: Bearer {API_KEY}".encode("utf-16"), "content_type": "text/plain"}),  # not JSON
+    (403, {"body": f"Forbidden: Bearer {API_KEY}".encode("utf-32-be"), "content_type": "text/plain"}),
 ]
 
 
@@ -208,6 +209,11 @@ def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
     mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": None}, match=api_matchers(key="pk", timeout=DEFAULT_TIMEOUT))
     with Client(api_key="pk", base_url=BASE) as client:
         assert client.get_generation_by_id("g") == {"generations_by_pk": None}
+    mocked.add("GET", BASE + "/generations/h", json={"error": "no generations_by_pk"}, status=404,
+               match=api_matchers(key="pk", timeout=DEFAULT_TIMEOUT))
+    with pytest.raises(LeonardoError) as info, Client(api_key="pk", base_url=BASE, max_retries=0) as client:
+        client.get_generation_by_id("h")
+    assert info.value.message == "no generations_by_pk"
 
 
 # --- logs ------------------------------------------------------------------------------------
@@ -269,6 +275,7 @@ def test_a_key_of_eight_characters_is_redacted(mocked):
     with pytest.raises(LeonardoError) as info, Client(api_key=key, base_url=BASE, max_retries=0) as client:
         client.get_user_info()
     assert str(info.value) == "HTTP 401: invalid key [redacted] (GET https://leonardo.example.test/api/rest/v1/me)"
+    assert info.value.body == {"error": "invalid key [redacted]"}
 
 
 def test_a_key_in_the_url_of_a_download_that_failed_is_redacted(fake, fake_client, tmp_path):
@@ -276,6 +283,13 @@ def test_a_key_in_the_url_of_a_download_that_failed_is_redacted(fake, fake_clien
     with pytest.raises(LeonardoError) as info:
         fake_client.download_image(url, str(tmp_path / "x.png"))
     assert fake.api_key not in str(info.value) and info.value.url.endswith("/images/[redacted].png")
+
+
+def test_a_key_in_the_url_of_a_download_cut_short_is_redacted(fake, fake_client, tmp_path):
+    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*", times=None)
+    with pytest.raises(LeonardoError, match="truncated body") as info:
+        fake_client.download_image(f"{fake.root_url}/cdn/{fake.api_key}.png", str(tmp_path / "x.png"))
+    assert fake.api_key not in str(info.value) and info.value.url.endswith("/cdn/[redacted].png")
 
 
 def test_a_key_in_a_logged_traceback_is_redacted(caplog):
@@ -388,6 +402,7 @@ def test_debug_log_line_has_method_path_status_and_elapsed_but_no_headers(mocked
         "http://127.0.0.1:8080/v1",
         "http://127.5.5.5",
         "http://[::1]:9000/api",
+        "http://[::0:1]:9000",  # ::1 written otherwise: an address by its colon, not a name
         "http://localhost:1234",
         "http://LOCALHOST/api",
         "https://cloud.leonardo.ai/api/rest/v1",
@@ -531,7 +546,17 @@ def test_a_proxy_user_name_alone_is_shown_as_it_is(monkeypatch):
     assert info.value.__cause__ is not None
 
 
-@pytest.mark.parametrize("proxy", ["http://alice:Xy7kQ2/9Qz@127.0.0.1:9", "http://alice:Xy7kQ2@127.0.0.1:99999"])
+def test_a_proxy_without_a_user_is_shown_as_it_is(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:99999")  # host:port is no user:password to hide
+    with pytest.raises(LeonardoError, match="Failed to parse") as info:
+        Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
+    assert "127.0.0.1:99999" in info.value.message and info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    "proxy", ["http://alice:Xy7kQ2/9Qz@127.0.0.1:9", "http://alice:Xy7kQ2@127.0.0.1:99999",
+              "http://alice:Xy7kQ2/@9Qz@127.0.0.1:9"]  # an @ in the password: the user:password ends at the last
+)
 @pytest.mark.parametrize("where", ["environment", "session"])
 def test_a_proxy_password_is_never_shown(monkeypatch, caplog, proxy, where):
     caplog.set_level(logging.DEBUG)
@@ -545,7 +570,7 @@ def test_a_proxy_password_is_never_shown(monkeypatch, caplog, proxy, where):
         client.get_user_info()
     printed = "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
     for text in (str(info.value), repr(info.value), printed, caplog.text):
-        assert "Xy7kQ2" not in text
+        assert "Xy7kQ2" not in text and "9Qz" not in text  # urllib3 1.26 quotes it whole: redacted whole
 
 
 BAD_LABELS = ["https://cloud..leonardo.ai/api/rest/v1", "https://" + "a" * 64 + ".example.test"]  # every call would fail
