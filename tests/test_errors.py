@@ -173,6 +173,9 @@ def test_a_malformed_keys_500_says_so_and_that_nothing_was_made(mocked, mock_cli
     crashed = {"error": "internal error", "path": "$", "code": "unexpected"}  # another 500: may have run, as before
     mocked.add("POST", url, status=500, json=crashed)
     assert may_have_run(create_failure(mock_client, name))
+    mocked.add("POST", url, status=502, json=AUTH_HOOK_FAILED)  # not the auth hook's 500: from elsewhere, may have run
+    err = create_failure(mock_client, name)
+    assert err.message == f"{AUTH_HOOK_FAILED['error']}; {errors.MAY_HAVE_BEEN_MADE}" and may_have_run(err)
 
 
 def test_the_auth_hooks_500_to_a_uuid_key_is_a_500_that_may_pass(mocked):
@@ -272,6 +275,7 @@ def test_html_502(mocked, mock_client):
     "body, content_type",
     [("<Other><Code>X</Code><Message>not S3's</Message></Other>", "application/xml"),  # S3 errors are <Error>
      ("<Error><Code>AccessDenied</Code><Mess", "application/xml"),  # an S3 error cut short: no XML
+     ("<Error><Code>X</Code><Message>" + "x" * 65536 + "</Message></Error>", "application/xml"),  # over 64 KiB
      ("Bad Gateway, says the proxy's page", "text/html")],  # HTML, though it does not start with "<"
 )
 def test_an_xml_or_html_body_that_is_no_s3_error_gives_the_status(mocked, mock_client, body, content_type):
@@ -301,7 +305,8 @@ def test_plain_text_error_is_one_line_and_truncated(mocked, mock_client):
 @pytest.mark.parametrize(
     "content_type, text",
     [("application/json", '{"error": "caf\ufffd"}'), ("text/plain; charset=iso-8859-1", '{"error": "caf\u00e9"}'),
-     ("text/plain", '{"error": "caf\ufffd"}')],  # UTF-8, not the latin-1 requests assumes for text/*
+     ("text/plain", '{"error": "caf\ufffd"}'),  # UTF-8, not the latin-1 requests assumes for text/*
+     ("text/plain; charset = iso-8859-1", '{"error": "caf\u00e9"}')],
 )
 def test_a_body_is_read_by_its_charset_else_as_utf_8_never_guessed(mocked, mock_client, content_type, text):
     mocked.add("GET", GEN_URL, status=500, body=b'{"error": "caf\xe9"}', content_type=content_type, match=api_matchers())
@@ -359,6 +364,11 @@ def test_unparseable_200(mocked, mock_client, body):
     assert (err.method, err.url) == ("GET", GEN_URL)
     assert isinstance(err.__cause__, ValueError)
     assert_one_line(err)
+
+
+def test_an_unparseable_200_keeps_the_start_of_its_body(mocked, mock_client):
+    mocked.add("GET", GEN_URL, status=200, body="x" * 1000, match=api_matchers())
+    assert fail(mock_client).body == "x" * 200
 
 
 def test_a_body_that_stops_coming_is_a_timeout_not_a_truncation() -> None:
@@ -446,6 +456,18 @@ def test_an_answer_http_client_cannot_read_is_said_as_it_is(mocked, mock_client)
     assert fail(mock_client).message == "connection failed: BadStatusLine('HTTP/1.1 abc Whatever')"
 
 
+def test_a_transport_error_raised_while_handling_another_says_the_first(mocked, mock_client):
+    broken = requests.ConnectionError("while handling it")
+    broken.__context__ = ConnectionResetError(104, "Connection reset by peer")
+    mocked.add("GET", GEN_URL, body=broken, match=api_matchers())
+    assert fail(mock_client).message == "connection failed: Connection reset by peer"
+
+
+def test_a_transport_error_without_text_is_said_by_its_name(mocked, mock_client):
+    mocked.add("GET", GEN_URL, body=requests.ConnectionError(), match=api_matchers())
+    assert fail(mock_client).message == "connection failed: ConnectionError"
+
+
 @pytest.mark.parametrize("location", ["http://[::1/x", "http://127.0.0.1:99999/x", "http://\xff\xfe/x"])
 def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_client, location):
     # requests raised a bare ValueError (UnicodeDecodeError for the undecodable bytes) from inside the session.
@@ -453,6 +475,27 @@ def test_a_redirect_to_an_unusable_location_is_a_leonardo_error(mocked, mock_cli
     err = fail(mock_client)
     assert (err.status_code, err.url) == (None, GEN_URL)
     assert "request to leonardo.example.test failed: " in err.message
+
+
+def test_a_redirect_to_a_location_without_a_host_is_said_to_the_server():
+    # The hop that failed has no host name: it was "request to None failed".
+    with raw_server(b"HTTP/1.1 302 Found\r\nLocation: http://:80/x\r\nContent-Length: 0\r\n\r\n") as url:
+        with pytest.raises(LeonardoError) as info, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
+            client.get_user_info()
+    assert info.value.message.startswith("request to the server failed: ")
+
+
+def test_a_chunked_body_is_not_measured_by_a_content_length_sent_beside_it():
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 100\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
+        assert client.get_user_info() == {}
+
+
+def test_a_304_with_a_content_length_is_no_body_cut_short():
+    with raw_server(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n") as url:
+        with pytest.raises(LeonardoError) as info, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
+            client.get_user_info()
+    assert info.value.message == "Not Modified (no error message in the empty response body)"
 
 
 def test_a_redirect_whose_hop_fails_names_that_hop(tmp_path):
@@ -887,6 +930,7 @@ def test_str_is_one_line_with_status_message_and_request():
     assert str(LeonardoError("no status")) == "no status"
     assert str(LeonardoError(None)) == "None"  # as str(Exception(None)); was AttributeError
     assert str(LeonardoError("m", status_code=None, method="GET", url="u")) == "m (GET u)"
+    assert str(LeonardoError("m", url="u")) == "m"  # no method: no request to show
     assert err.message == "first\nsecond\r\n\tthird  "  # the attribute keeps the text as given
 
 
@@ -898,6 +942,11 @@ def test_str_shows_the_start_and_end_of_a_long_message_or_url():
     assert text.startswith("HTTP 400: start xxx") and " ... xxx" in text and text.endswith("/end)")
     assert "xxx (after 2 retries) (GET https://h/uuu" in text and len(text) < 700
     assert err.message == message  # whole
+
+
+def test_str_shows_a_message_of_305_characters_whole_and_cuts_a_longer_one_to_305():
+    assert str(LeonardoError("m" * 305)) == "m" * 305
+    assert str(LeonardoError("m" * 200 + "s" * 106)) == "m" * 200 + " ... " + "s" * 100
 
 
 def test_str_escapes_what_would_drive_a_terminal():
@@ -972,6 +1021,7 @@ def test_json_from_outside_nested_too_deep_is_a_value_error() -> None:
         (nested,) = nested
     assert nested == []
     assert errors._nested_too_deep("[" * 201) and not errors._nested_too_deep("[" * 200 + "]" * 200)
+    assert parse_json("[" * 200 + "]" * 199 + ", []]")  # 201 brackets, 200 levels: read
     in_a_string = b'{"a": "' + b"[" * 500 + b'"}'  # text, not nesting
     assert not errors._nested_too_deep(in_a_string) and parse_json(in_a_string) == {"a": "[" * 500}
     with pytest.raises(ValueError, match="nested deeper than 200 levels"):  # was parsed: a "]" in a string hid a level
