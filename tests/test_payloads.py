@@ -272,6 +272,18 @@ def nested(depth: int) -> Dict[str, Any]:
     return outer
 
 
+def test_a_body_of_32_containers_one_inside_another_is_sent_but_not_of_33():
+    assert to_payload({"prompt": "p", "x": nested(30)}) == {"prompt": "p", "x": nested(30)}
+    with pytest.raises(ValueError, match="nested more than 32 levels deep"):
+        to_payload({"prompt": "p", "x": nested(31)})
+
+
+def test_an_image_count_is_checked_only_beside_whole_number_sizes():
+    payloads.check_v1_size(1024.0, None, 5)  # a float width (in a dict body) is the API's to refuse, and its count
+    with pytest.raises(ValueError, match="num_images 5: the v1 API makes at most 4 images at 1024x768"):
+        payloads.check_v1_size(1024, None, 5)
+
+
 def holding_itself() -> Dict[str, Any]:
     body: Dict[str, Any] = {"prompt": "p"}
     body["extra"] = [body]
@@ -295,6 +307,9 @@ def request_holding_itself() -> CreateGenerationRequest:
         (lambda: {"prompt": "p", "cfg": float("nan")}, ValueError, r"request\['cfg'\] must be a finite number"),
         (lambda: CreateGenerationRequest("p", guidance_scale=float("inf")), ValueError, "guidance_scale must be a finite"),
         (lambda: CreateGenerationRequest("p", seed=2**80), ValueError, "seed must be a finite number JSON can carry"),
+        (lambda: CreateGenerationRequest("p", seed=2**64), ValueError, "seed must be a finite number JSON can carry"),
+        (lambda: CreateGenerationRequest("p", seed=-(2**63) - 1), ValueError, "seed must be a finite number JSON can"),
+        (lambda: {"prompt": "p", "x": ElementInput}, TypeError, r"request\['x'\] is a type, which JSON cannot carry"),
         (lambda: CreateGenerationRequest("p", seed=10**5000), ValueError, "carry, got an int of about 5000 digits$"),
         (lambda: {"prompt": b"bytes"}, TypeError, r"request\['prompt'\] is a bytes, which JSON cannot carry"),
         (lambda: {"prompt": "p", "tags": {"a"}}, TypeError, "is a set"),
