@@ -211,7 +211,9 @@ def test_non_http_urls_are_refused_before_sending(fake: FakeLeonardo, fake_clien
 
 
 @pytest.mark.parametrize(
-    "rest", [":99999/cdn/x.png", ":x/cdn/x.png", "/cdn/a\0.png", "/cdn/x.png\r\nX-Injected: 1", "@h%zz/x.png"]
+    "rest",
+    [":99999/cdn/x.png", ":x/cdn/x.png", "/cdn/a\0.png", "/cdn/x.png\r\nX-Injected: 1", "@h%zz/x.png",
+     ":9\\x/cdn/x.png"],  # urllib3 reads port 9, and a path from the backslash on: a URL other than the one given
 )
 def test_urls_that_cannot_be_requested_as_given_are_refused_before_sending(fake, fake_client, tmp_path, rest):
     # A bad port was LeonardoError "Failed to parse"; the others were sent (a CR/LF kept in err.url), and a
@@ -352,6 +354,13 @@ def test_texture_generation_saves_each_map_by_type(fake_client: Client, tmp_path
     assert all(read(p).startswith(PNG_MAGIC) for p in paths)
 
 
+def test_a_list_of_files_at_null_is_an_empty_one(mock_client: Client, tmp_path: object) -> None:
+    url = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
+    texture = {"id": "t", "status": "COMPLETE", "generated_images": None,
+               "model_asset_texture_images": [{"type": "ALBEDO", "url": url}]}
+    assert mock_client.save_results(texture, str(tmp_path)) == [os.path.join(str(tmp_path), "t_albedo.png")]
+
+
 def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> None:
     source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC + b"tiny").decode()
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper", "requestTimestamp": "1700000000000"})
@@ -410,13 +419,15 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
             "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8jpeg").decode(),
             "data:image/webp;base64," + base64.b64encode(b"RIFFwebp").decode(),
             "data:application/x-unknown;base64,AAAA",
+            "data:Image/PNG;base64," + base64.b64encode(PNG_MAGIC).decode(),  # a media type in any case
+            "data:image/jpg;base64," + base64.b64encode(b"\xff\xd8jpg").decode(),  # not registered, but sent
         ],
     }
     paths = fake_client.save_results({"lcmGenerationJob": job}, str(tmp_path))
     names = [os.path.basename(p) for p in paths]
     prefix = names[0][: -len("_0.jpg")]  # one result: one digest, its images numbered
     assert re.fullmatch(r"lcm-42-[0-9a-f]{12}", prefix)
-    assert names == [f"{prefix}_0.jpg", f"{prefix}_1.webp", f"{prefix}_2.bin"]
+    assert names == [f"{prefix}_0.jpg", f"{prefix}_1.webp", f"{prefix}_2.bin", f"{prefix}_3.png", f"{prefix}_4.jpg"]
     assert read(paths[0]) == b"\xff\xd8jpeg"
 
 
@@ -455,13 +466,24 @@ def test_hostile_ids_cannot_escape_the_folder(fake: FakeLeonardo, fake_client: C
     assert len(os.listdir(folder)) == 5
 
 
-def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object) -> None:
+def test_a_missing_id_is_named_by_its_fallback_not_none(mock_client: Client, tmp_path: object) -> None:
+    url = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
+    result = {"id": None, "status": "COMPLETE", "generated_images": [{"url": url}, {"id": None, "url": url}]}
+    paths = mock_client.save_results(result, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["generation_0.png", "generation_1.png"]
+
+
+@pytest.mark.parametrize(
+    "ids, names",
+    [(("a/b", "a_b", "a_b-2", "a?b"), ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png", "g_a_b-3.png"]),
+     (("a/b", "a_b-2", "a?b"), ["g_a_b.png", "g_a_b-2.png", "g_a_b-3.png"])],  # "-2" another's own: on to "-3"
+)
+def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object, ids, names) -> None:
     # "a/b" and "a_b" sanitise alike, so the second became "a_b-2": the third's own name.
     data_url = "data:image/png;base64,{}".format
-    ids = ("a/b", "a_b", "a_b-2", "a?b")
     images = [{"id": i, "url": data_url(base64.b64encode(i.encode()).decode())} for i in ids]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png", "g_a_b-3.png"]
+    assert [os.path.basename(p) for p in paths] == names
     assert [read(p) for p in paths] == [i.encode() for i in ids]
 
 
@@ -491,9 +513,11 @@ def test_a_content_type_picks_the_extension_in_any_case(mocked, mock_client, tmp
     keyless = download_matchers()
     mocked.add("GET", "https://cdn.example.test/img/a", body=b"\x89PNG", content_type="Image/PNG", match=keyless)
     mocked.add("GET", "https://cdn.example.test/img/b", body=b"\xff\xd8", content_type="IMAGE/JPEG; x=1", match=keyless)
-    images = [{"id": f"i{n}", "url": f"https://cdn.example.test/img/{name}"} for n, name in ((1, "a"), (2, "b"))]
+    mocked.add("GET", "https://cdn.example.test/img/c.JPEG", body=b"\xff\xd8", content_type="image/jpeg", match=keyless)
+    names = ((1, "a"), (2, "b"), (3, "c.JPEG"))  # c: the URL's extension, in any case, before the type's
+    images = [{"id": f"i{n}", "url": f"https://cdn.example.test/img/{name}"} for n, name in names]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
-    assert [os.path.basename(p) for p in paths] == ["g_i1.png", "g_i2.jpg"]
+    assert [os.path.basename(p) for p in paths] == ["g_i1.png", "g_i2.jpg", "g_i3.jpeg"]
 
 
 def test_a_3d_model_and_audio_are_named_by_their_type_or_url(mocked, mock_client, tmp_path: object) -> None:
@@ -606,6 +630,19 @@ def test_a_file_is_synced_whole_before_it_is_renamed_into_place(mocked, mock_cli
     url = "data:image/png;base64," + base64.b64encode(data).decode()
     mock_client.save_results({"lcmGenerationJob": {"imageDataUrl": [url]}}, str(tmp_path))
     assert events == [f"synced {len(data)} bytes", "renamed"]
+
+
+def test_a_file_at_the_temporary_name_is_not_written_through(mock_client, tmp_path, monkeypatch):
+    """A link planted at the temporary file's name (its random part guessed) is refused, not followed."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"kept")
+    monkeypatch.setattr(os, "urandom", lambda n: b"\0" * n)
+    os.symlink(str(victim), str(tmp_path / ".g_i.png.00000000.part"))
+    url = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
+    result = {"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": url}]}
+    with pytest.raises(LeonardoError, match="could not write"):
+        mock_client.save_results(result, str(tmp_path))
+    assert victim.read_bytes() == b"kept" and not os.path.exists(str(tmp_path / "g_i.png"))
 
 
 # --- upload_init_image's file -------------------------------------------------------------------
