@@ -322,8 +322,9 @@ class Client:
             raise LeonardoError(closed) from NotSent(closed)
 
     def _shown(self, url: str) -> str:
-        """What a log line shows of a URL: the API path, or a file URL without user:password@."""
-        return without_userinfo(url.replace(self.base_url, "", 1))
+        """What a log line shows of a URL: the API path, or a file URL without user:password@; never the key (an id
+        or a file URL may hold it: pasted in the wrong place)."""
+        return redact(without_userinfo(url.replace(self.base_url, "", 1)), self._key)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Result:
         """An API call to ``path`` (under the v2 root if it starts "/v2/"): the key added, the JSON object decoded."""

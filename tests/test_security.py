@@ -219,7 +219,7 @@ def test_a_key_too_short_to_be_real_does_not_mangle_answers(mocked):
 # --- logs ------------------------------------------------------------------------------------
 
 
-def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixture) -> None:
+def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixture, tmp_path: Any) -> None:
     caplog.set_level(logging.DEBUG, logger="leonardo_client")
     caplog.set_level(logging.DEBUG, logger="urllib3")
     fake.inject(status=500, path="/generations/broken", times=None)
@@ -230,9 +230,12 @@ def test_key_is_never_logged(fake: FakeLeonardo, caplog: pytest.LogCaptureFixtur
             client.get_generation_by_id("broken")  # 500, retried once: urllib3 logs the retry
         with pytest.raises(LeonardoError):
             client.create_generation(CreateGenerationRequest("p"))
+        client.get_generation_by_id(fake.api_key)  # pasted where the id goes: the client's own line showed it
+        with pytest.raises(LeonardoError):
+            client.download_image(f"{fake.root_url}/cdn/{fake.api_key}.png", str(tmp_path / "x.png"))
     # The server did receive the key: the logs below saw real traffic.
     assert fake.requests[0].headers["Authorization"] == f"Bearer {fake.api_key}"
-    assert len(fake.requests) == 4
+    assert len(fake.requests) == 6
     names = {record.name for record in caplog.records}
     assert "leonardo_client" in names and any(name.startswith("urllib3") for name in names)
     for record in caplog.records:
