@@ -25,14 +25,16 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import time
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 
-    from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__, generation_id
+    from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from ._files import UPLOAD_EXTENSIONS, extension_of, makedirs
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
-    from .client import API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, user_details
-    from .errors import MAY_HAVE_BEEN_MADE, printable
+    from .client import (
+        API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, create_job, user_details,
+    )
+    from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, printable
     from .payloads import (
-        MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, is_id, shown, to_payload,
+        MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown, to_payload,
     )
 except KeyboardInterrupt:
     if sys.stderr is not None:
@@ -469,7 +471,8 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
                     height=args.height, init_image_id=init_image,
                 )
             )
-        made = generation_id(created)
+        job, id_field = create_job(created)  # the API's answer: "it may have been made" whatever it holds
+        made = str(job[id_field])
     except KeyboardInterrupt:
         if args.offline:
             raise
@@ -524,9 +527,12 @@ def _stopped(made: str, offline: bool) -> KeyboardInterrupt:
 
 def _made_but(made: str, failure: str, cause: Optional[LeonardoError] = None) -> LeonardoError:
     """generate's failure once its create call was answered: its files are lost to the script, not its cost, and
-    running generate again pays again. Said first, with how to save them: a long message is cut in its middle."""
+    running generate again pays again. Said first, with how to save them: a long cause is cut to fit the line."""
     said = f"generation {made} was made (and paid for), but {failure} (try 'leonardo-client get {made} --out DIR')"
-    return LeonardoError(f"{said}: {cause}" if cause is not None else said)
+    if cause is None:
+        return LeonardoError(said)
+    room = max(_SHOWN - len(said) - 2, 60)  # str() cuts a longer line in its middle: cut the cause, not the advice
+    return LeonardoError(f"{said}: {cut(str(cause), room, room // 3)}")
 
 
 def _refunded(error: LeonardoError) -> bool:
@@ -874,7 +880,8 @@ def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {shown(text)}") from None
         if not low <= value <= high:  # NaN fails this too
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+            lowest, highest = (bound if isinstance(bound, int) else f"{bound:g}" for bound in (low, high))
+            raise argparse.ArgumentTypeError(f"must be from {lowest} to {highest}")  # 604800, not 604800.0
         return value
 
     return convert

@@ -110,9 +110,14 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     if not data:  # a buffer written and never rewound, an empty file: sent, it would make an empty image
         raise ValueError(f"{shown(name) if name else 'file'} is empty: nothing to upload")
     check_type("extension", "" if extension is None else extension, str)
+    given = bool(extension)
     extension = extension.lower().lstrip(".") if extension else extension_of(name)
+    if not extension:
+        has_none = f"{shown(name)} has none" if name else "bytes have none"
+        raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)}: {has_none} (give extension=)")
     if extension not in UPLOAD_EXTENSIONS:
-        raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)} (give extension= for bytes)")
+        of = f" (of {shown(name)})" if name and not given else ""
+        raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)}, not {shown(extension)}{of}")
     return data, extension
 
 
@@ -332,6 +337,8 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
     key = next((key for key in RESULT_KEYS if key in result), None)
     if key is None:
         return result, None
+    if result[key] is None and key in POLLED_KEYS:  # the API's answer for an id it does not know
+        raise LeonardoError(f"the response's {key} is null: no such id", body=dict(result))
     if not isinstance(result[key], Mapping):
         raise LeonardoError(f"the response's {key} is not a result: {_describe(result[key])}", body=dict(result))
     return result[key], key
@@ -342,7 +349,9 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     if result.get("status") == "FAILED":
         raise ValueError("the generation FAILED: it has no files to save")
     if result.get("status") != "COMPLETE":
-        raise ValueError(f"the generation is {shown(result.get('status'))}, not COMPLETE: wait for it first")
+        status = result.get("status")
+        said = "has no status" if status is None else f"is {shown(status)}"
+        raise ValueError(f"the generation {said}, not COMPLETE: wait for it first")
     if not any(key in result for key in IMAGE_KEYS):
         raise LeonardoError(f"the COMPLETE result has no {' or '.join(IMAGE_KEYS)}", body=dict(result))
     generation = safe_name(result.get("id"), "generation")
@@ -387,6 +396,12 @@ def _file_url(url: Any, where: str) -> str:
 
 
 def _describe(value: Any) -> str:
+    """A value of the API's answer for a message: a string quoted, anything else by its JSON kind."""
     if isinstance(value, list):
-        return "a list holding " + ", ".join(sorted({type(item).__name__ for item in value}))
-    return shown(without_userinfo(value), 60) if isinstance(value, str) else type(value).__name__
+        return "a list holding " + ", ".join(sorted({_json_kind(item) for item in value}))
+    return shown(without_userinfo(value), 60) if isinstance(value, str) else _json_kind(value)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = (("null", type(None)), ("a boolean", bool), ("a number", (int, float)), ("a string", str), ("a list", list))
+    return next((name for name, kind in kinds if isinstance(value, kind)), "an object")

@@ -459,7 +459,7 @@ class _Journal:
         theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
         raise BatchInputError([
             f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
-            f"{digest[:12]}): use another --out folder (deleting the journal would send that batch's items "
+            f"{digest[:12]}): use another folder (deleting the journal would send that batch's items "
             "again, those already made too)"
         ])  # fmt: skip
 

@@ -68,6 +68,18 @@ CREATE_JOBS = (
     ("", "generationId"),
     ("textureGenerationJob", "id"),
 )
+# The answers of the API's other calls (the spec's): each holds one of these, none a create call's job.
+OTHER_ANSWERS = {
+    "user_details": "GET /me's answer",
+    "productionApiAvailableModels": "GET /v2/models' answer",
+    "generations": "a page of GET /generations/user/{userId}",
+    "model_asset_texture_generations": "a page of GET /generations-texture/model/{modelId}",
+    "init_images_by_pk": "GET /init-image/{id}'s answer",
+    "uploadInitImage": "POST /init-image's answer",
+    "delete_generations_by_pk": "a DELETE call's answer",
+    "delete_init_images_by_pk": "a DELETE call's answer",
+    "delete_model_asset_texture_generations_by_pk": "a DELETE call's answer",
+}
 
 log = logging.getLogger("leonardo_client")
 
@@ -181,8 +193,12 @@ class Client:
         # requests takes a number or a (connect, read) pair, and fails only at call time otherwise.
         if isinstance(timeout, tuple) and len(timeout) != 2:
             raise ValueError(f"timeout must be a number or a (connect, read) pair, got {len(timeout)} values")
-        for value in timeout if isinstance(timeout, tuple) else (timeout,):
-            check_number("timeout", value, MIN_SECONDS, MAX_SECONDS)
+        if not isinstance(timeout, (tuple, int, float)) or isinstance(timeout, bool):  # [10, 60] from a config file
+            pair = "a (connect, read) pair as a tuple"
+            raise TypeError(f"timeout must be a number or {pair}, not {type(timeout).__name__}")
+        names = ("timeout's connect", "timeout's read") if isinstance(timeout, tuple) else ("timeout",)
+        for name, value in zip(names, timeout if isinstance(timeout, tuple) else (timeout,)):
+            check_number(name, value, MIN_SECONDS, MAX_SECONDS)
         self._timeout = timeout
 
     @property
@@ -590,6 +606,8 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
+    if isinstance(response, Mapping) and _created_job(response) is None:  # another answer is the caller's mix-up
+        _check_not_a_result(response)
     job, id_field = create_job(response)
     return str(job[id_field])
 
@@ -655,12 +673,19 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
 
 
 def _check_not_a_result(given: Mapping[str, Any]) -> None:
-    """ValueError if ``given``, passed for an id or a create response, is a generation or a GET's answer."""
+    """ValueError if ``given``, passed for an id or a create response, is a generation, a GET's answer, an LCM
+    result or another call's answer: the caller's mix-up, said before anything is sent (not "it may have been made")."""
     held = [key for key in _files.POLLED_KEYS if key in given]
+    other = next((key for key in OTHER_ANSWERS if key in given), None)
     if held and given[held[0]] is None:  # the API's answer for an id it does not know
         what, its_id = f"a GET call's answer of no job ({held[0]} is null: no such id)", "the id of a job"
     elif held:
         what, its_id = f"a GET call's answer (it holds {held[0]})", f"{held[0]}['id']"
+    elif "lcmGenerationJob" in given:  # answered at once: nothing to wait for
+        raise ValueError("that is an LCM result, not a create response: its images are in it, "
+                         "save them with save_results(it)")
+    elif other is not None:
+        what, its_id = f"{OTHER_ANSWERS[other]} (it holds {other})", "the id of a job"
     elif "id" in given and ("status" in given or any(key in given for key in _files.IMAGE_KEYS)):
         what, its_id = f"a generation (status {shown(given.get('status'), 20)})", "its id, generation['id']"
     else:

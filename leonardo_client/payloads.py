@@ -168,10 +168,11 @@ def check_v1_model_id(model_id: Any, name: str = "model_id") -> None:
     """ValueError for a v1 model id (None: the API's default model) that is not a UUID; a v2 model name says so."""
     if not isinstance(model_id, str) or _UUID.fullmatch(model_id):
         return
+    flag = name.startswith("--")  # the CLI's: its user calls no Python method
     if model_id in {value for key, value in vars(V2Model).items() if not key.startswith("_")}:
-        v2 = "create_generation_v2 (GenerationV2Request), --model or BatchItem(model=...)"
+        v2 = "--model" if flag else "create_generation_v2 (GenerationV2Request), --model or BatchItem(model=...)"
         raise ValueError(f"{name} {model_id!r} is a v2 model name, not a v1 model id: give it as a model to {v2}")
-    v2 = "a v2 model name goes to create_generation_v2 or --model"
+    v2 = "a v2 model name goes to " + ("--model" if flag else "create_generation_v2 or --model")
     raise ValueError(f"{name} {shown(model_id)} is not a v1 model id, a UUID ({v2})")
 
 

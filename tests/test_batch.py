@@ -678,7 +678,9 @@ def test_a_different_input_in_the_same_folder_is_refused(tmp_path: Any) -> None:
     api = ApiDouble()
     run(api, PROMPTS[:2], str(tmp_path))
     for other in (PROMPTS[:3], PROMPTS[1:3]):  # one more item; as many items, another prompt
-        with pytest.raises(BatchInputError, match="holds the journal of a different batch .*use another --out folder"):
+        # "use another --out folder" spoke of the CLI's flag to run_batch's callers too
+        different = "holds the journal of a different batch .*: use another folder \\(deleting"
+        with pytest.raises(BatchInputError, match=different):
             run(api, other, str(tmp_path))
     assert api.calls.count("POST") == 2
     with pytest.raises(BatchInputError) as caught:
@@ -2477,7 +2479,7 @@ def test_a_result_save_results_would_refuse_is_ambiguous_at_once(tmp_path: Any, 
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert (summary.ambiguous, summary.pending, api.calls.count("POST")) == (1, 0, 1)  # settled, paid for once
     [reason] = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
-    shown = "'ftp://cdn.invalid/gen-1/0.png'" if isinstance(url, str) else "int"
+    shown = "'ftp://cdn.invalid/gen-1/0.png'" if isinstance(url, str) else "a number"  # JSON's name, not "int"
     what = f"the result's generated_images[0].url is not a file URL: {shown}"
     assert reason == f"generation gen-1 cannot be saved: {what} (paid for: look in your library)"
     # The summary's advice named --resubmit-ambiguous as if nothing were made: followed, it billed this one twice.

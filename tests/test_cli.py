@@ -217,8 +217,8 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
         (["generate", "x", "--out", "{deep}"], "too many folders to create"),  # a RecursionError in os.makedirs
         (["generate", " "], "the prompt is empty"),
-        (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800.0"),  # the wait's bounds
-        (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800.0"),
+        (["generate", "x", "--timeout", "1e10"], "must be from 0.001 to 604800\n"),  # the wait's bounds (was 604800.0)
+        (["generate", "x", "--timeout", "0.0001"], "must be from 0.001 to 604800\n"),
         (["generate", "x", "--width", "4294967296"], "must be from 0 to 2147483647"),
         # v1's sizes, as a v2 model's are (each was a 400, after an upload).
         (["generate", "x", "--width", "7"], "--width 7: the v1 API takes a multiple of 8 from 32 to 1536"),
@@ -234,8 +234,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "phoenix-v1.0", "--init-image", ""], "argument --init-image: must not be empty"),
         # A v1 model id is a uuid: a v2 model's name there was sent through v1 (and made by the fake, exit 0).
         (["generate", "x", "--model-id", "phoenix-v1.0", "--init-image", "{png}"],
-         "error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id: give it as a model to"),
-        (["generate", "x", "--model-id", "model-7"], "error: --model-id 'model-7' is not a v1 model id, a UUID"),
+         "error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id: give it as a model to --model\n"),
+        (["generate", "x", "--model-id", "model-7"],  # both named Python methods (create_generation_v2) too
+         "error: --model-id 'model-7' is not a v1 model id, a UUID (a v2 model name goes to --model)\n"),
     ],
 )
 def test_bad_generate_arguments_spend_nothing(
@@ -266,6 +267,22 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"leonardo-client: error: generation {made} was made (and paid for), but saving its files "
                            f"failed (try 'leonardo-client get {made} --out DIR'): HTTP 404: Not Found"), last
+
+
+def test_a_made_generation_whose_download_failed_keeps_its_cause_readable(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # The line (~330 characters) was cut at 305 in its middle, inside the cause: "HTTP 404: Not Found (do ... <the
+    # URL's tail>)", "download failed" and the URL's host gone. The cause is cut to fit, the advice kept whole.
+    fake_in_env.completion_delay = 0
+    fake_in_env.inject(status=404, path="/cdn/*", times=None)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path / "out")]) == 1
+    [made] = fake_in_env.generation_ids()
+    last = capsys.readouterr().err.splitlines()[-1]
+    root = fake_in_env.base_url.split("/api/")[0]
+    said, cause = last.split(f"(try 'leonardo-client get {made} --out DIR'): ")
+    assert said == f"leonardo-client: error: generation {made} was made (and paid for), but saving its files failed "
+    assert cause.startswith(f"HTTP 404: Not Found (download failed) (GET {root}/cdn/") and cause.endswith(".png)"), last
 
 
 @pytest.mark.parametrize("case, cause", [

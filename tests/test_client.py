@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gc
 import os
+import re
 import signal
 import struct
 import threading
@@ -388,6 +389,17 @@ def test_options_of_the_wrong_type_are_type_errors(option, value):
     with pytest.raises(TypeError, match=f"{option} must be a ") as info:
         Client(api_key=API_KEY, **{option: value})
     assert "NoneType" not in str(info.value)
+
+
+@pytest.mark.parametrize("timeout, said", [
+    ([10, 60], "timeout must be a number or a (connect, read) pair as a tuple, not list"),  # a pair from JSON
+    ("60", "timeout must be a number or a (connect, read) pair as a tuple, not str"),
+    ((10, "60"), "timeout's read must be a number, not str"),
+])
+def test_a_timeout_refused_says_that_a_connect_read_pair_is_taken(timeout: Any, said: str) -> None:
+    # Each said "timeout must be a number, not list": one number, to a caller holding the pair the docs offer.
+    with pytest.raises(TypeError, match=f"^{re.escape(said)}$"):
+        Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
 
 
 @pytest.mark.parametrize("value, error", [("0.5", TypeError), (None, TypeError), (True, TypeError),

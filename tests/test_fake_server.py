@@ -1312,21 +1312,22 @@ def test_fault_path_and_method_matching(fake, api):
     fake.inject(status=503, path="/cdn/*")
     assert call(api, fake, "GET", "/generations/x").status_code == 200
     assert requests.get(fake.blob_url(5), timeout=TIMEOUT).status_code == 503
-    # v2 calls are recorded from the root; the client's "/v2/..." form is refused, as it would never fire
-    with pytest.raises(ValueError, match="recorded from the root: path='/api/rest/v2/generations'"):
+    # v2 calls are recorded from the root; the client's "/v2/..." form is refused, as it would never fire. Each
+    # refusal says what to use: "path='/api/rest/v2/...'" read as the value given, and refused.
+    with pytest.raises(ValueError, match="recorded from the root: use path='/api/rest/v2/generations'$"):
         fake.inject(status=500, path="/v2/generations")
     fake.inject(status=500, path="/api/rest/v2/generations", method="POST")
     assert api.post(fake.root_url + "/api/rest/v2/generations", json={}, timeout=TIMEOUT).status_code == 500
     # every recorded path starts with "/": a prefix without it was accepted and never fired
     for path in ("generations*", "cdn/*"):
-        with pytest.raises(ValueError, match='must start with "/" .*' + re.escape("path='/%s'" % path)):
+        with pytest.raises(ValueError, match='must start with "/" .*' + re.escape("use path='/%s'" % path) + "$"):
             fake.inject(status=500, path=path)
     # a query, a template or a method the fake answers 501 never matched either
     for bad in (dict(path="/generations/user/u?offset=2"), dict(path="/generations/user/{userId}"), dict(method="FETCH")):
         with pytest.raises(ValueError, match="path is matched without its query|method must be one the fake serves"):
             fake.inject(status=500, **bad)
     # v1 calls are recorded from base_url: the whole path, written as v2's are, never fired
-    with pytest.raises(ValueError, match=re.escape("recorded from the API's base: path='/generations'")):
+    with pytest.raises(ValueError, match=re.escape("recorded from the API's base: use path='/generations'") + "$"):
         fake.inject(status=500, path="/api/rest/v1/generations")
     for path in ("/api/rest/v1*", "/api/rest/v1"):
         with pytest.raises(ValueError, match="recorded from the API's base"):

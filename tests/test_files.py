@@ -558,6 +558,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
         fake_client.save_results({"status": "P" * 10000, "generated_images": []}, folder)  # was shown whole
     with pytest.raises(ValueError, match="^the generation FAILED: it has no files to save$"):  # not "wait for it"
         fake_client.save_results({"status": "FAILED", "generated_images": []}, folder)
+    with pytest.raises(ValueError, match="^the generation has no status, not COMPLETE: wait for it first$"):
+        fake_client.save_results({"id": "g", "generated_images": []}, folder)  # it said "the generation is None"
     with pytest.raises(ValueError, match="not a generation"):
         fake_client.save_results({"something": "else"}, folder)
     with pytest.raises(TypeError):
@@ -571,8 +573,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
     "images, where",
     [([None], "generated_images is not a list of objects"), (["https://cdn.example.test/x.png"], "list of objects"),
      ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": None}], r"generated_images\[1\].url is not a file URL"),
-     ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: NoneType"),
-     ([{"id": "i", "url": 5}], "not a file URL: int"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
+     ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: null$"),  # it said NoneType, int: Python's
+     ([{"id": "i", "url": 5}], "not a file URL: a number$"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
      ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL"),
      ([{"id": "i", "url": "https://" + "a" * 64 + ".example.test/x.png"}], "not a file URL")],
 )
@@ -588,9 +590,11 @@ def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocke
 
 @pytest.mark.parametrize(
     "answer, where",
-    [({"lcmGenerationJob": None}, "lcmGenerationJob is not a result: NoneType"),  # the spec allows that null
+    [({"lcmGenerationJob": None}, "lcmGenerationJob is not a result: null$"),  # the spec allows that null
      ({"lcmGenerationJob": ["data:image/png;base64,AAAA"]}, "lcmGenerationJob is not a result: a list"),
-     ({"generations_by_pk": None}, "generations_by_pk is not a result"),
+     # An unknown id's answer: it said "is not a result: NoneType"; the wait says "is null: no such id".
+     ({"generations_by_pk": None}, "^the response's generations_by_pk is null: no such id$"),
+     ({"model_asset_texture_generations_by_pk": None}, "^the response's model_asset_texture_generations_by_pk is null"),
      ({"generations_by_pk": {"id": "g", "status": "COMPLETE"}}, "COMPLETE result has no generated_images"),
      ({"id": "g", "status": "COMPLETE"}, "COMPLETE result has no generated_images"),  # wait_for_generation's
      # An LCM answer has nothing to wait for: it said "the generation is None, not COMPLETE", or saved nothing.
@@ -609,6 +613,14 @@ def test_an_answer_holding_no_usable_result_is_a_leonardo_error(mocked, mock_cli
 def test_an_lcm_result_with_unusable_data_urls_is_a_leonardo_error_before_any_file(mocked, mock_client, tmp_path, urls):
     with pytest.raises(LeonardoError, match="imageDataUrl"):
         mock_client.save_results({"lcmGenerationJob": {"imageDataUrl": urls}}, str(tmp_path))
+    assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
+
+
+def test_an_answers_values_are_named_as_json_not_as_python(mocked, mock_client, tmp_path):
+    # It said "a list holding NoneType, int": Python's names, where the reader sees the API's JSON.
+    said = "^the result's imageDataUrl is not a list of URLs: a list holding a number, null$"
+    with pytest.raises(LeonardoError, match=said):
+        mock_client.save_results({"lcmGenerationJob": {"imageDataUrl": [None, 5]}}, str(tmp_path))
     assert os.listdir(str(tmp_path)) == [] and len(mocked.calls) == 0
 
 

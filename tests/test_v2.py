@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import re
 import warnings
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -134,7 +135,10 @@ def test_generation_id_reads_every_documented_shape(response: Dict[str, Any]) ->
 
 
 def test_generation_id_without_an_id_is_a_clear_error() -> None:
-    with pytest.raises(LeonardoError, match="no generation id in the response .keys: lcmGenerationJob"):
+    with pytest.raises(LeonardoError, match="no generation id in the response .keys: sdGenerationJob.; it may"):
+        generation_id({"sdGenerationJob": {"cost": {"amount": "1"}}})  # a job without its id: the call ran
+    # An LCM result is no create answer (it said "no generation id ... it may have been made (and billed)").
+    with pytest.raises(ValueError, match=r"^that is an LCM result, not a create response: .* save_results\(it\)$"):
         generation_id({"lcmGenerationJob": {"imageDataUrl": []}})
     with pytest.raises(LeonardoError, match=r"in the response: Not enough tokens \(keys: sdGenerationJob, errors\); it may"):
         generation_id({"sdGenerationJob": None, "errors": [{"message": "Not enough tokens"}]})  # a 200 holding an error
@@ -214,6 +218,22 @@ def test_an_upload_extension_is_taken_in_any_case_with_or_without_its_dot(
 def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
     with pytest.raises(error, match=text):
         mock_client.upload_init_image(file, extension)
+    assert not mocked.calls
+
+
+def test_an_upload_extension_refused_is_named_and_extension_hinted_only_when_none_is_found(
+    mocked: responses.RequestsMock, mock_client: Client, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each said "extension must be one of png, jpg, jpeg, webp (give extension= for bytes)": extension="gif" was
+    # told to give extension=, and a GIF's path to label its bytes as another type.
+    monkeypatch.chdir(tmp_path)  # short names, as the message quotes them
+    Path("logo.gif").write_bytes(b"GIF89a" + bytes(20))
+    Path("logo").write_bytes(PNG)
+    for args, text in [((PNG, "gif"), ", not 'gif'"), (("logo.gif",), ", not 'gif' (of 'logo.gif')"),
+                       ((PNG,), ": bytes have none (give extension=)"),
+                       (("logo",), ": 'logo' has none (give extension=)")]:
+        with pytest.raises(ValueError, match="^extension must be one of png, jpg, jpeg, webp" + re.escape(text) + "$"):
+            mock_client.upload_init_image(*args)
     assert not mocked.calls
 
 

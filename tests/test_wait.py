@@ -16,7 +16,7 @@ import responses
 
 import leonardo_client.client as client_module
 from conftest import API_KEY, BASE, api_matchers, refused_url
-from leonardo_client import Client, LeonardoError
+from leonardo_client import Client, LeonardoError, generation_id
 from leonardo_client.testing import FakeLeonardo
 
 
@@ -302,6 +302,24 @@ def test_a_generation_or_a_get_answer_given_to_wait_on_is_a_value_error(
         mock_client.wait_for_texture_generation({"model_asset_texture_generations_by_pk": None})
     with pytest.raises(LeonardoError, match="^no generation id in the response"):  # an answer without its id: the API's
         mock_client.wait_for_generation({"sdGenerationJob": {"cost": {"amount": "1"}}})
+    assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize("answer, said", [
+    ({"lcmGenerationJob": {"imageDataUrl": ["data:image/jpeg;base64,AAAA"]}},
+     r"an LCM result, not a create response: its images are in it, save them with save_results\(it\)$"),
+    ({"user_details": [{"user": {"id": "u-1"}}]}, r"GET /me's answer \(it holds user_details\), not an id or a "),
+    ({"generations": []}, r"a page of GET /generations/user/\{userId\} \(it holds generations\), not an id or a "),
+])
+def test_another_calls_answer_given_to_wait_on_is_a_value_error_before_anything_is_sent(
+    mocked: responses.RequestsMock, mock_client: Client, answer: Dict[str, Any], said: str
+) -> None:
+    # Each was a LeonardoError "no generation id in the response ...; it may have been made (and billed): look for it
+    # in your Leonardo library": a hunt for a generation no one asked for, where the caller passed the wrong dict.
+    with pytest.raises(ValueError, match="^that is " + said):
+        mock_client.wait_for_generation(answer)
+    with pytest.raises(ValueError, match="^that is " + said):
+        generation_id(answer)
     assert len(mocked.calls) == 0
 
 

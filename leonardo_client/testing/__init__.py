@@ -222,7 +222,7 @@ class FakeLeonardo:
         fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
         base = self._api.spec.base
         if path is not None and path.startswith(base):  # no request is recorded there: it never fires
-            raise ValueError("v1 calls are recorded from the API's base: path=%r" % (path[len(base):] or "/"))
+            raise ValueError("v1 calls are recorded from the API's base: use path=%r" % (path[len(base):] or "/"))
         with self._lock:
             self._faults.append(fault)
 

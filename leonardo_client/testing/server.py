@@ -148,9 +148,10 @@ class Fault:
             if not isinstance(value, (str, type(None))):
                 raise TypeError("%s must be a str or None, not %s" % (name, type(value).__name__))
         if self.path is not None and not self.path.startswith("/") and self.path != "*":  # it would never fire
-            raise ValueError('path must start with "/" (or be "*"), as recorded paths do: path=%r' % ("/" + self.path))
+            fixed = "/" + self.path
+            raise ValueError('path must start with "/" (or be "*"), as recorded paths do: use path=%r' % fixed)
         if self.path is not None and self.path.startswith("/v2/"):  # no request is recorded there: it never fires
-            raise ValueError("v2 calls are recorded from the root: path=%r" % ("/api/rest" + self.path))
+            raise ValueError("v2 calls are recorded from the root: use path=%r" % ("/api/rest" + self.path))
         if self.path is not None and any(c in self.path for c in "?{"):  # recorded paths hold no query, no template
             raise ValueError("path is matched without its query, and by the ids it holds, not a template: path=%r"
                              % self.path)
