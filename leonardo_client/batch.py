@@ -1690,13 +1690,13 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
     object, no usable id) is not all read.
     """
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    offset, overlap, read = 0, 0, set()  # type: Tuple[int, int, Set[str]]  # read: in this pass
+    offset, tail, read = 0, set(), set()  # type: Tuple[int, Set[str], Set[str]]  # read: in this pass
     for _ in range(LISTING_MAX_PAGES):
         entries = _listing_page(client, user_id, offset)
         if not isinstance(entries, list):
             return entries
         listed = _listed_ids(entries)
-        if overlap and not listed & read:
+        if tail and not listed & read:  # (a tail of entries without ids proves nothing)
             return None
         read |= listed
         fresh = [g for g in entries if not _listed_ids([g]) & seen.keys()]
@@ -1713,7 +1713,7 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
         if not entries or (newest_first and decreasing and all_older):
             return True if not unread else f"{unread} of its entries could not be read"
         overlap = min(LISTING_OVERLAP, len(entries) // 2)  # the next page starts that many before this one's end
-        offset += len(entries) - overlap
+        offset, tail = offset + len(entries) - overlap, _listed_ids(entries[len(entries) - overlap :])
     return f"more than {offset} generations since then"
 
 

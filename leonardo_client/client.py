@@ -606,8 +606,11 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
-    if isinstance(response, Mapping) and _created_job(response) is None:  # another answer is the caller's mix-up
-        _check_not_a_result(response)
+    # Another call's answer is the caller's mix-up; anything else (a job's odd shape, an error in a 200) the API's.
+    others = (*_files.POLLED_KEYS, *OTHER_ANSWERS, "lcmGenerationJob")
+    if isinstance(response, Mapping) and _created_job(response) is None and not message_from(response):
+        if any(key in response for key in others):
+            _check_not_a_result(response)
     job, id_field = create_job(response)
     return str(job[id_field])
 

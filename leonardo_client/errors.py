@@ -14,7 +14,7 @@ import threading
 import traceback
 import weakref
 from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseError, ReadTimeoutError
@@ -347,7 +347,17 @@ def redacted_text(response: "requests.Response", key: str) -> str:
 
 def redact(text: str, key: str) -> str:
     """``text`` with ``key`` replaced by REDACTED (a key too short to be real is left: see MIN_SECRET_LENGTH)."""
-    return text.replace(key, REDACTED) if len(key) >= MIN_SECRET_LENGTH else text
+    for spelling in _spellings(key):
+        text = text.replace(spelling, REDACTED)
+    return text
+
+
+def _spellings(key: str) -> Tuple[str, ...]:
+    """How ``key`` may be written: as it is, and percent-encoded (one pasted where an id goes, in a URL)."""
+    if len(key) < MIN_SECRET_LENGTH:
+        return ()
+    encoded = quote(key, safe="")
+    return (key, encoded) if encoded != key else (key,)
 
 
 def printable(text: str) -> str:
@@ -395,7 +405,7 @@ class _KeyRedactingFilter(logging.Filter):
 def shows_key(exc: BaseException, key: str, hidden: Tuple[str, ...] = ()) -> bool:
     """Whether ``exc`` printed as a traceback (chained exceptions included) shows ``key`` (or one of ``hidden``)."""
     printed = _printed(exc)
-    return (len(key) >= MIN_SECRET_LENGTH and key in printed) or any(secret in printed for secret in hidden)
+    return any(secret in printed for secret in (*_spellings(key), *hidden))
 
 
 def credentials_of(proxy_urls: Iterable[Any]) -> Tuple[str, ...]:
@@ -431,7 +441,7 @@ def redact_from_logs(key: str, holder: object) -> None:
             users[gone] -= 1
             if not users[gone]:
                 del users[gone]
-        _KeyRedactingFilter.keys = tuple(sorted(users, key=len, reverse=True))
+        _KeyRedactingFilter.keys = tuple(sorted({s for k in users for s in _spellings(k)}, key=len, reverse=True))
     # Not under the lock: the collector may run this while this very thread holds it.
     weakref.finalize(holder, _let_go.append, key).atexit = False
 

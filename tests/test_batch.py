@@ -2346,6 +2346,38 @@ def test_a_listing_that_moves_past_a_page_s_overlap_is_read_again_from_the_top()
     assert always.asked == [0, 45] * (batch.LISTING_RESTARTS + 1)
 
 
+def test_each_read_from_the_top_has_its_own_page_budget() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    listing = [{"id": f"g-{n}", "createdAt": now} for n in range(8000)]  # 178 pages of 45 new: under 200
+
+    class DeletingLate:  # 10 deleted once, at the 100th page: the second read needs 178 pages again
+        asked = 0
+
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            self.asked += 1
+            page = listing[offset : offset + limit]
+            if self.asked == 100:
+                del listing[:10]
+            return {"generations": page}
+
+    listed, complete = batch._list_since(DeletingLate(), "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert complete is True and len(listed) == 8000  # was: "more than ... generations since then" (one budget)
+
+
+def test_entries_without_an_id_at_a_page_s_end_are_no_move_of_the_listing() -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    listing = [{"id": f"g-{n}", "createdAt": now} for n in range(120)]
+    for n in range(45, 50):  # page 1's last five: the next page's overlap
+        listing[n] = {"createdAt": now}
+
+    class Still:
+        def get_generations_by_user_id(self, user_id: str, limit: int, offset: int) -> Dict[str, Any]:
+            return {"generations": listing[offset : offset + limit]}
+
+    listed, complete = batch._list_since(Still(), "user-1", time.time() - 60)  # type: ignore[arg-type]
+    assert "g-60" in {g["id"] for g in listed} and str(complete).endswith("of its entries could not be read")
+
+
 def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

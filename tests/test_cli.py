@@ -1515,6 +1515,7 @@ def test_batch_options_run_batch_would_refuse_are_usage_errors(
 
 @pytest.mark.parametrize("fault, hint", [({"status": 500, "after": True}, True), ({"drop": True, "after": True}, True),
                                          ({"status": 200, "body": {"sdGenerationJob": None}}, True),  # no id
+                                         ({"status": 200, "body": {"generations_by_pk": None}}, True),  # odd: the API's
                                          ({"status": 400}, False), ({"status": 403}, False)])
 def test_generate_says_when_a_failed_create_call_may_have_made_the_generation(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, fault: Dict[str, Any], hint: bool

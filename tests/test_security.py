@@ -295,6 +295,18 @@ def test_a_key_in_the_url_of_a_download_cut_short_is_redacted(fake, fake_client,
     assert fake.api_key not in str(info.value) and info.value.url.endswith("/cdn/[redacted].png")
 
 
+def test_a_key_percent_encoded_in_a_url_is_redacted_too(mocked, caplog):
+    # A key with quotes pasted in, used where an id goes: the URL holds it encoded, %22<key>%22, and the error,
+    # urllib3's line and the client's own showed it so.
+    caplog.set_level(logging.DEBUG)
+    uuid = "0f3c6a52-8a1e-4b7d-9c2f-5e6d7a8b9c0d"
+    key = f'"{uuid}"'
+    mocked.add("GET", f"{BASE}/generations/%22{uuid}%22", status=404, json={"error": "not found"})
+    with Client(api_key=key, base_url=BASE, max_retries=0) as client, pytest.raises(LeonardoError) as info:
+        client.get_generation_by_id(key)
+    assert "[redacted]" in str(info.value) and uuid not in str(info.value) and uuid not in caplog.text
+
+
 def test_a_key_in_a_logged_traceback_is_redacted(caplog):
     # urllib3 logs a header line it cannot parse with exc_info: the key was in the traceback.
     client = Client(api_key=API_KEY, base_url=BASE)  # the key is registered while it lives

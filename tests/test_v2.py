@@ -142,6 +142,11 @@ def test_generation_id_without_an_id_is_a_clear_error() -> None:
         generation_id({"lcmGenerationJob": {"imageDataUrl": []}})
     with pytest.raises(LeonardoError, match=r"in the response: Not enough tokens \(keys: sdGenerationJob, errors\); it may"):
         generation_id({"sdGenerationJob": None, "errors": [{"message": "Not enough tokens"}]})  # a 200 holding an error
+    # Odd answers a create call may give are the API's, not the caller's mix-up: "it may", not a ValueError.
+    for odd in ({"id": "j-1", "status": "PENDING"}, {"status": "error", "id": "r-1", "message": "upstream timeout"},
+                {"generations": None, "error": "unexpected"}):
+        with pytest.raises(LeonardoError, match="it may have been made"):
+            generation_id(odd)
     for unusable in ("", " ", "..", "\udcff"):  # no URL path can hold it: a ValueError from wait_for_generation
         with pytest.raises(LeonardoError, match="no generation id in the response"):
             generation_id({"sdGenerationJob": {"generationId": unusable}})
