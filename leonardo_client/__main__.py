@@ -26,7 +26,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
-    from ._files import UPLOAD_EXTENSIONS, extension_of, makedirs
+    from . import client as _client
+    from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
@@ -478,12 +479,13 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
             raise
         where = "'leonardo-client list' shows your latest generations"
         raise KeyboardInterrupt(f"the create call was under way: {MAY_HAVE_BEEN_MADE} ({where})") from None
-    return _save_generation(client, made, args)
+    return _save_generation(client, made, args, asked=args.num_images)  # sent as num_images (v1) or quantity (v2)
 
 
-def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int:
+def _save_generation(client: Client, made: str, args: argparse.Namespace, asked: Optional[int] = None) -> int:
     """Wait for generation ``made`` (a progress line on stderr, at most args.timeout), save its files into
-    args.out (names from ids: saved again, they are replaced) and print their paths: generate's and get --out's."""
+    args.out (names from ids: saved again, they are replaced) and print their paths: generate's and get --out's.
+    ``asked``: the images generate asked for; fewer are waited for (see _wait_for_the_rest), then said (exit 1)."""
     label, line = f"generation {made}", _StatusLine()
     # generate's failures say it was made and paid for (_made_but); not get's own (it is that "try"), nor offline's
     paid = args.command == "generate" and not args.offline  # (nothing outlives the command: its Ctrl-C too)
@@ -492,7 +494,9 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
         line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")
 
     try:
+        deadline = time.monotonic() + args.timeout
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
+        generation = _wait_for_the_rest(client, made, generation, asked or 0, deadline, progress)
     except KeyboardInterrupt:
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:  # a null answer (a replica behind the create), a timeout, a refusal
@@ -514,7 +518,34 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace) -> int
     with _writing_output():
         for path in paths:
             print(path)
+    if asked is not None and _images_to_save(generation) < asked:  # saved and printed: a script still learns it
+        said = f"only {_images_to_save(generation)} of the {asked} images asked came"
+        raise _made_but(made, said) if paid else LeonardoError(f"{label}: {said}")
     return 0
+
+
+def _wait_for_the_rest(
+    client: Client, made: str, generation: Dict[str, Any], asked: int, deadline: float, progress: Any
+) -> Dict[str, Any]:
+    """A COMPLETE generation with fewer images to save than ``asked`` asked again, as a wait asks one with none, for
+    EMPTY_GRACE (within --timeout): the API may fill them in after COMPLETE. With none, the wait did (not again).
+    The last answer, whatever it holds."""
+    short_since, interval = time.monotonic(), _client.POLL_INTERVAL
+    while 0 < _images_to_save(generation) < asked:
+        left = min(short_since + _client.EMPTY_GRACE, deadline) - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(interval, left))
+        timeout = max(MIN_SECONDS, deadline - time.monotonic())
+        generation = client.wait_for_generation(made, timeout=timeout, on_poll=progress)
+        interval = min(interval * _client.POLL_BACKOFF, _client.MAX_POLL_INTERVAL)
+    return generation
+
+
+def _images_to_save(generation: Dict[str, Any]) -> int:
+    """How many of a generation's images have a file to save (a url, or a video's motionMP4URL)."""
+    images = generation.get("generated_images")
+    return sum(map(has_file, images)) if isinstance(images, list) else 0
 
 
 def _stopped(made: str, offline: bool) -> KeyboardInterrupt:

@@ -374,6 +374,18 @@ def file_key(image: Mapping[str, Any]) -> str:
     return "url" if image.get("url") or not image.get("motionMP4URL") else "motionMP4URL"
 
 
+def has_file(image: Any) -> bool:
+    """Whether a listed image (generated_images, model_asset_texture_images) has a file to download: a url, or a
+    video's motionMP4URL, neither null nor "" (the API may fill them in after COMPLETE)."""
+    return isinstance(image, Mapping) and bool(image.get(file_key(image)))
+
+
+def no_file_yet(result: Mapping[str, Any]) -> bool:
+    """Whether a result lists its images with none to download ([], or every URL null or ""): a COMPLETE one so is
+    not finished, or not filled in yet (API_FACTS_MORE (c))."""
+    return any(isinstance(result.get(key), list) and not any(map(has_file, result[key])) for key in IMAGE_KEYS)
+
+
 # A result is the API's answer: when its lists or URLs are not what the API documents, the
 # answer is at fault, so these raise LeonardoError (before any file is written).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import html
 import json
@@ -613,7 +614,8 @@ class _Item:
     check_gap: float = _client.POLL_INTERVAL  # seconds to its next GET by id: grows as a wait's (start_poll)
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
-    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE with no images
+    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE short of images (see _shortfall)
+    shortfall: str = ""  # why the files it is about to save are fewer than asked: journaled with them
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
     answer: Optional[Tuple[Any, Optional[BaseException]]] = None  # that call's outcome, left by the worker
@@ -1493,7 +1495,7 @@ class _Engine:
             by_id = by_id if read or not self.listing_read else ids
             self.listing_read = read
         for generation_id in by_id:
-            if generation_id in found and not _complete_without_images(found[generation_id]):  # else it may lag: asked
+            if generation_id in found and not self.shortfall(generation_id, found[generation_id]):  # else it may lag
                 continue
             try:
                 answer = self.client.get_generation_by_id(generation_id)
@@ -1578,24 +1580,32 @@ class _Engine:
         self.poll_at = max(self.poll_at, time.monotonic() + wait)
         self.emit("waiting", None, f"rate limited while polling: next poll in {wait:.1f}s")
 
+    def shortfall(self, generation_id: str, generation: Mapping[str, Any]) -> str:
+        """What a slimmed generation of ours lacks, "" if nothing (see _shortfall)."""
+        item = self.items[self.by_generation[id_key(generation_id)]]
+        return _shortfall(generation, _images_asked(item.item))
+
     def seen_complete(self, item: _Item, generation_id: str, generation: Dict[str, Any]) -> None:
-        """Its files downloaded next; with none to download, asked again for EMPTY_GRACE (they may come
-        after). Paid for, not refunded, so ambiguous (not failed) when none came or save_results would
-        refuse them (an ftp url...: no retry helps)."""
+        """Its files downloaded next; short of images (none to download, fewer than asked, some without a URL),
+        asked again for EMPTY_GRACE (they may come after), then saved as they are, that said with them. Paid for,
+        not refunded, so ambiguous (not failed) when none came or save_results would refuse them (an ftp url...:
+        no retry helps)."""
         try:
             files, problem = _files.result_files(generation), ""
         except LeonardoError as unusable:
             files, problem = [], f"cannot be saved: {unusable.message}"
-        if files:
-            self.finished[item.index] = generation
-            self.job_times.append(time.monotonic() - (item.first_seen or self.started))
-            return
-        if not problem:
+        short = "" if problem else self.shortfall(generation_id, generation)
+        if short:
             item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
             if time.monotonic() - item.empty_since < EMPTY_GRACE:
                 return
-            problem = "is COMPLETE with no image"
-        reason = f"generation {generation_id} {problem} (paid for: look in your library)"
+        if files:
+            said = f"generation {generation_id} {short}: saved as it is (look in your library)"
+            item.shortfall = said if short else ""
+            self.finished[item.index] = generation
+            self.job_times.append((item.empty_since or time.monotonic()) - (item.first_seen or self.started))
+            return
+        reason = f"generation {generation_id} {problem or short} (paid for: look in your library)"
         self.leave_ambiguous(item, reason, recheck=False)
 
     def download(self, item: _Item, generation: Dict[str, Any]) -> Tuple[List[str], Any]:
@@ -1630,11 +1640,12 @@ class _Engine:
             self.emit("waiting", item, f"#{item.index + 1}: {item.reason}")
             return
         files, seed = result
-        self.record(item, "complete", files=files, seed=seed)
+        self.record(item, "complete", files=files, seed=seed, reason=item.shortfall or None)
         self.finished.pop(item.index, None)
         self.done_this_run += 1
         self.images_this_run += len(files)
-        self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}")
+        short = f" ({item.shortfall})" if item.shortfall else ""
+        self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}{short}")
 
     def clear_leftovers(self) -> None:
         """What a run killed in this folder left: the downloads it had under way, a gallery half written."""
@@ -1791,19 +1802,50 @@ def _cost(job: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
-    """What the engine keeps of a polled generation (memory stays flat on long batches)."""
+    """What the engine keeps of a polled generation (memory stays flat on long batches): its images with a file to
+    download, and how many it lists without one."""
     listed = generation.get("generated_images")
-    images = [
-        {k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)}
-        for image in (listed if isinstance(listed, list) else [])
-        if isinstance(image, Mapping) and image.get(_files.file_key(image))  # one without is none to download
-    ]
-    return dict({k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}, generated_images=images)
+    listed = listed if isinstance(listed, list) else []
+    images = [{k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)} for image in listed
+              if _files.has_file(image)]  # fmt: skip
+    kept = {k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}
+    return dict(kept, generated_images=images, without_url=len(listed) - len(images))
 
 
-def _complete_without_images(generation: Mapping[str, Any]) -> bool:
-    """Whether a slimmed generation says COMPLETE with no image to download (not finished, or not yet joined in)."""
-    return generation.get("status") == "COMPLETE" and not generation.get("generated_images")
+def _shortfall(generation: Mapping[str, Any], asked: Optional[int]) -> str:
+    """What a slimmed generation COMPLETE lacks, "" if nothing: any image to download, a URL for some it lists, or
+    images ``asked`` (None: not known). Not finished, or its answer not filled in yet: the API's may lag."""
+    if generation.get("status") != "COMPLETE":
+        return ""
+    usable, without_url = len(generation.get("generated_images") or ()), generation.get("without_url") or 0
+    if not usable:
+        return "is COMPLETE with no image"
+    lacks = [f"only {usable} of the {asked} images asked"] if asked is not None and usable < asked else []
+    lacks += [f"{without_url} image(s) without a URL"] if without_url else []
+    return "is COMPLETE with " + ", ".join(lacks) if lacks else ""
+
+
+def _images_asked(item: BatchItem) -> Optional[int]:
+    """How many images item's create call asks for: its num_images (v1) or quantity (v2), else the bundled spec's
+    default (v1's, the v2 model's); None when neither says (a v2 model the spec does not know)."""
+    api, body = item.request()
+    given = body.get("num_images") if api == "v1" else (body.get("parameters") or {}).get("quantity")
+    asked = _images_by_default().get(item.model) if given is None else given
+    return asked if type(asked) is int and asked >= 1 else None
+
+
+@functools.lru_cache(maxsize=1)
+def _images_by_default() -> Dict[Optional[str], Any]:
+    """The images a create call that does not say how many makes, by the bundled spec: v1's (None), each v2 model's."""
+    from .testing.spec import Spec, load_spec  # the spec FakeLeonardo serves and generate checks against
+
+    spec = Spec(load_spec())
+    v1 = spec.resolve((spec.operation("create_generation").body or {})["properties"]["num_images"]).get("default")
+    defaults: Dict[Optional[str], Any] = {None: v1}
+    for model, schema in spec.models().items():
+        parameters = schema.get("properties", {}).get("parameters", {}).get("properties", {})
+        defaults[model] = parameters.get("quantity", {}).get("default")
+    return defaults
 
 
 def _awake_or_asleep() -> float:
@@ -1915,7 +1957,8 @@ def _card(item: _Item) -> str:
         + (f" (and {credits_text(item.paid, '', unknown=item.paid_unknown)} before)" if before else ""),
     }
     details = "".join(f"<dt>{k}</dt><dd>{e(v)}</dd>" for k, v in rows.items())
-    shown = item.state in ("failed", "ambiguous", "submitted") and item.reason  # submitted: a download that failed
+    # submitted: a download that failed; complete: saved short of images (see seen_complete)
+    shown = item.state in ("failed", "ambiguous", "submitted", "complete") and item.reason
     reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
     return (
         f'<article class="card {e(item.state)}"><div class="thumbs">{_thumbs(item)}</div><div class="info">'

@@ -494,10 +494,10 @@ class Client:
     ) -> Result:
         """Poll GET /generations/{id} -> generations_by_pk, returned once COMPLETE; ``id`` may be a create response.
 
-        One COMPLETE with no images yet (``generated_images`` []) is asked again for up to a minute. Checks at
-        once, then every ``poll_interval`` s, growing 1.5x up to 12 s (or ``poll_interval``), none after
-        ``timeout``; ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx, a 429
-        or no whole answer (its retries spent; not a connection never made) is waited out, a Retry-After
+        One COMPLETE with no image to download yet (``generated_images`` [], or none with a URL) is asked again for up
+        to a minute. Checks at once, then every ``poll_interval`` s, growing 1.5x up to 12 s (or ``poll_interval``),
+        none after ``timeout``; ``on_poll(status, seconds elapsed)`` after each answer. A check that fails with a 5xx,
+        a 429 or no whole answer (its retries spent; not a connection never made) is waited out, a Retry-After
         honoured where ``timeout`` allows.
         LeonardoError if it FAILED, is unknown, a check is refused (another 4xx, a bad body) or it outlives
         ``timeout`` (saying why).
@@ -533,7 +533,7 @@ class Client:
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
                 done = status == "COMPLETE"
-                if done and any(found.get(key) == [] for key in _files.IMAGE_KEYS):  # not finished (API_FACTS_MORE (c))
+                if done and _files.no_file_yet(found):  # [], or no image with a URL: not finished
                     empty_since = time.monotonic() if empty_since is None else empty_since
                     done = time.monotonic() - empty_since >= EMPTY_GRACE
                 else:  # (gone back from COMPLETE: the deadline ends it as still running)

@@ -93,7 +93,7 @@ class ApiDouble:
             "imageWidth": params.get("width", 1024),
             "imageHeight": params.get("height", 768),
             "seed": params.get("seed", 7),
-            "n": params.get("num_images", params.get("quantity", 1)),
+            "n": params.get("num_images", params.get("quantity", 4)),  # the API's default (v1's, phoenix's)
         }
         if self.after_post:
             raise self.after_post.pop(0)
@@ -183,7 +183,7 @@ def states(out: Any) -> Dict[int, str]:
     return last
 
 
-PROMPTS = [{"prompt": f"a lighthouse, study {n}", "width": 512, "height": 512} for n in range(6)]
+PROMPTS = [{"prompt": f"a lighthouse, study {n}", "width": 512, "height": 512, "num_images": 1} for n in range(6)]
 # v1 model ids: uuids (one that is not is refused before sending)
 MODEL_1, MODEL_A, MODEL_B = ("b24e16ff-06e3-43eb-8d33-4416c2d75876", "6bef9f1b-29cb-40c7-b9df-32b51c1f67d3",
                              "aa77f04e-3eec-4034-9c07-d0f619684628")
@@ -561,7 +561,7 @@ def test_file_names_keep_latin_letters_without_their_accents(tmp_path: Any) -> N
     items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa"}, {"prompt": "Z\u00fcrich Stra\u00dfe"},
              {"prompt": "\u0393\u03ac\u03c4\u03b1 \u732b"},  # other scripts: named from the position alone, as before
              {"prompt": "a lighthouse on a cliff at dusk, painted in oils"}]  # cut at 40 characters, on a dash
-    assert run(ApiDouble(), items, str(tmp_path)).ok
+    assert run(ApiDouble(), [dict(item, num_images=1) for item in items], str(tmp_path)).ok
     assert sorted(name for name in os.listdir(tmp_path) if name[0].isdigit()) == [
         "0001-cafe-nandu.png", "0002-zurich-strasse.png", "0003-item.png",
         "0004-a-lighthouse-on-a-cliff-at-dusk-painted.png",  # not "...-painted-.png"
@@ -572,7 +572,8 @@ def test_files_named_before_names_kept_accented_letters_keep_their_names_on_a_re
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = ApiDouble()
-    items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa"}, {"prompt": "Z\u00fcrich Stra\u00dfe"}]
+    items = [{"prompt": "a walnut chair", "name": "Caf\u00e9 \u00d1and\u00fa", "num_images": 1},
+             {"prompt": "Z\u00fcrich Stra\u00dfe", "num_images": 1}]
     with monkeypatch.context() as old_code:
         old_code.setattr(batch, "_slug", lambda text: re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "item")
         assert run(api, items, str(tmp_path)).ok
@@ -2638,7 +2639,7 @@ def test_a_generation_of_the_prompt_with_another_size_seed_or_model_is_not_adopt
     api = ApiDouble()
     made = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # after the POST
     api.generations["theirs"] = dict(dict(id="theirs", createdAt=made, created=time.monotonic(), prompt="a red fox",
-                                          modelId=MODEL_1, imageWidth=512, imageHeight=512, seed=7, n=1), **other)
+                                          modelId=MODEL_1, imageWidth=512, imageHeight=512, seed=7, n=4), **other)
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
     item = {"prompt": "a red fox", "model_id": MODEL_1, "width": 512, "height": 512, "seed": 7}
     summary = run(api, [item], str(tmp_path))
@@ -2850,6 +2851,81 @@ def test_a_video_only_at_motionmp4url_is_saved(tmp_path: Any, monkeypatch: Any) 
     monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
     summary = run(VideosOnly(delay=0.0), PROMPTS[:1], str(tmp_path), item_timeout=30)
     assert (summary.complete, summary.ambiguous) == (1, 0)  # was ambiguous, "COMPLETE with no image"
+
+
+class FillsInLate(ApiDouble):
+    """Its generations COMPLETE with only their first image to download until ``images_at`` s after: the others left
+    out, or listed with a null url (``null_urls``); in every answer, or in the listing only (``by_id`` False)."""
+
+    def __init__(self, images_at: float = float("inf"), null_urls: bool = False, by_id: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.images_at, self.null_urls, self.by_id = images_at, null_urls, by_id
+
+    def _view(self, g: Dict[str, Any]) -> Dict[str, Any]:
+        view = super()._view(g)
+        if time.monotonic() - g["created"] >= self.images_at:
+            return view
+        first, others = view["generated_images"][:1], view["generated_images"][1:]
+        return dict(view, generated_images=first + ([dict(i, url=None) for i in others] if self.null_urls else []))
+
+    def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+        if self.by_id:
+            return super().get_generation_by_id(gid)
+        self.calls.append("GET")
+        return {"generations_by_pk": ApiDouble._view(self, self.generations[gid])}
+
+
+@pytest.mark.usefixtures("shipped_first_poll")
+@pytest.mark.parametrize("item, null_urls", [
+    ({"num_images": 4}, False), ({"num_images": 4}, True),
+    ({}, False), ({"model": "phoenix-v1.0"}, False),  # the spec's default: 4 on v1, 4 for phoenix
+    ({"model": "phoenix-v1.0", "num_images": 2}, True),  # v2: quantity
+])  # fmt: skip
+def test_images_that_fill_in_after_complete_are_waited_for(
+    tmp_path: Any, monkeypatch: Any, item: Dict[str, Any], null_urls: bool
+) -> None:
+    # Eventual-consistency hunt: a COMPLETE answer with 1 of the 4 images asked (or 3 without a url) was saved at
+    # once and journaled complete; a rerun never fetched the rest.
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 5.0)
+    items = [dict(item, prompt=f"a kite, study {n}") for n in range(2)]
+    summary = run(FillsInLate(images_at=1.0, null_urls=null_urls, delay=0.0), items, str(tmp_path), item_timeout=30)
+    asked = item.get("num_images", 4)
+    assert (summary.complete, summary.images) == (2, 2 * asked)  # was (2, 2)
+    assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [None, None]
+
+
+def test_a_listing_showing_fewer_images_than_asked_is_asked_by_id(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 5.0)
+    api = FillsInLate(by_id=False, delay=0.0)  # the listing never fills in; a GET by id has all 4
+    summary = run(api, PROMPTS[:2] + [{"prompt": "a kite", "num_images": 4}], str(tmp_path), item_timeout=30)
+    assert (summary.complete, summary.images) == (3, 6) and "LIST" in api.calls  # was (3, 3)
+
+
+@pytest.mark.parametrize("null_urls, said", [
+    (False, "only 1 of the 4 images asked"), (True, "only 1 of the 4 images asked, 3 image(s) without a URL"),
+])  # fmt: skip
+def test_a_generation_still_short_of_images_after_the_grace_is_saved_as_it_is_and_says_so(
+    tmp_path: Any, monkeypatch: Any, null_urls: bool, said: str
+) -> None:
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    api, events = FillsInLate(null_urls=null_urls, delay=0.0), []  # type: List[BatchProgress]
+    summary = run(api, [{"prompt": "a kite", "num_images": 4}], str(tmp_path), on_progress=events.append)
+    reason = f"generation gen-1 is COMPLETE with {said}: saved as it is (look in your library)"
+    assert (summary.complete, summary.images) == (1, 1)  # paid for: what came is kept, not left ambiguous
+    assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [reason]  # was [None]
+    assert [e.message for e in events if e.event == "complete"] == [f"#1 complete: 0001-a-kite.png ({reason})"]
+    assert reason in (tmp_path / "index.html").read_text(encoding="utf-8")  # on its card
+    assert run(api, [{"prompt": "a kite", "num_images": 4}], str(tmp_path)).complete == 1
+    assert api.calls.count("POST") == 1
+
+
+def test_a_generation_whose_count_asked_is_not_known_is_saved_as_it_answers(tmp_path: Any) -> None:
+    # A v2 model the bundled spec does not know, no quantity given: no count to hold it to (a minute's grace would
+    # leave a reason on it).
+    api = FillsInLate(delay=0.0)
+    summary = run(api, [{"prompt": "a kite", "model": "a-model-this-version-does-not-know"}], str(tmp_path))
+    assert (summary.complete, summary.images) == (1, 1)
+    assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [None]
 
 
 @pytest.mark.usefixtures("shipped_first_poll")

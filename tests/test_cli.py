@@ -272,6 +272,53 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     assert cause.startswith(f"HTTP 404: Not Found (download failed) (GET {root}/cdn/") and cause.endswith(".png)"), last
 
 
+def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float) -> List[int]:
+    """The first ``answers`` COMPLETE answers of a GET by id hold only the first image (the others come later), as
+    the API's may; returned, the list of how many images each COMPLETE answer held."""
+    real, held = Client.get_generation_by_id, []  # type: Callable[..., Any], List[int]
+
+    def lagging(self: Client, id: str) -> Any:
+        generation = real(self, id)["generations_by_pk"]
+        if generation["status"] == "COMPLETE":
+            if len(held) < answers:
+                generation = dict(generation, generated_images=generation["generated_images"][:1])
+            held.append(len(generation["generated_images"]))
+        return {"generations_by_pk": generation}
+
+    monkeypatch.setattr(Client, "get_generation_by_id", lagging)
+    monkeypatch.setattr("leonardo_client.client.POLL_INTERVAL", 0.05)  # generate's asking again: not a second first
+    return held
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "phoenix-v1.0"]])
+def test_generate_waits_for_images_that_fill_in_after_complete(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    model: List[str],
+) -> None:
+    # Eventual-consistency hunt: COMPLETE with 1 of the 4 images asked, generate saved that one and exited 0.
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 30.0)
+    held = images_fill_in_late(monkeypatch, answers=3)
+    assert cli.main(["generate", "a fox", "--num-images", "4", *model, "--out", str(tmp_path)]) == 0
+    assert len(capsys.readouterr().out.split()) == len(os.listdir(str(tmp_path))) == 4  # was 1 and 1
+    assert held == [1, 1, 1, 4]
+
+
+def test_generate_says_when_fewer_images_than_asked_came_within_the_grace(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.3)
+    held = images_fill_in_late(monkeypatch, answers=float("inf"))
+    assert cli.main(["generate", "a fox", "--num-images", "4", "--out", str(tmp_path)]) == 1  # was 0
+    [made] = fake_in_env.generation_ids()
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == len(os.listdir(str(tmp_path))) == 1 and len(held) >= 2  # saved, asked again
+    assert captured.err.splitlines()[-1] == (f"leonardo-client: error: generation {made} was made (and paid for), but "
+                                             f"only 1 of the 4 images asked came (try 'leonardo-client get {made} "
+                                             f"--out DIR')")
+
+
 @pytest.mark.parametrize("case, cause", [
     ("null", "no generation with id '{id}' (the API answered generations_by_pk: null)"),  # a replica behind the create
     ("timeout", "generation {id} still PENDING after 0."),

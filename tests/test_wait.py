@@ -357,6 +357,20 @@ def test_complete_with_no_images_yet_is_asked_again_for_a_minute(
     assert clock.now - 1000.0 == waited  # the first poll past the minute, or the wait's own deadline if that is first
 
 
+@pytest.mark.parametrize("url", [None, ""])
+def test_complete_with_no_image_url_yet_is_asked_again_as_one_with_none(
+    mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch, url: Any
+) -> None:
+    # Eventual-consistency hunt: every image listed with a null (or "") url was returned at once, and save_results
+    # then raised, where the batch waited for the urls.
+    VirtualTime.of(mock_client, monkeypatch)
+    no_url = {"generations_by_pk": dict(DONE["generations_by_pk"], generated_images=[dict(IMAGES[0], url=url)] * 2)}
+    for answer in [no_url] * 3 + [DONE]:
+        mocked.add("GET", BASE + "/generations/g-9", json=answer, match=api_matchers())
+    assert mock_client.wait_for_generation("g-9") == DONE["generations_by_pk"]  # was no_url's, at the first poll
+    assert len(mocked.calls) == 4
+
+
 def test_a_texture_generation_complete_with_no_images_yet_is_asked_again_too(
     mocked: responses.RequestsMock, mock_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
