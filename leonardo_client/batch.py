@@ -1582,6 +1582,8 @@ class _Engine:
 
     def shortfall(self, generation_id: str, generation: Mapping[str, Any]) -> str:
         """What a slimmed generation of ours lacks, "" if nothing (see _shortfall)."""
+        if generation.get("status") != "COMPLETE":  # the count asked is read from the item's body: not each poll
+            return ""
         item = self.items[self.by_generation[id_key(generation_id)]]
         return _shortfall(generation, _images_asked(item.item))
 
