@@ -506,7 +506,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     finally:
         line.close()
     try:
-        paths = client.save_results(generation, args.out)
+        paths = client.save_results(_with_files(generation) if asked else generation, args.out)
     except KeyboardInterrupt:  # COMPLETE: as a stop in the wait
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:
@@ -537,8 +537,19 @@ def _wait_for_the_rest(
             break
         time.sleep(min(interval, left))
         timeout = max(MIN_SECONDS, deadline - time.monotonic())
-        generation = client.wait_for_generation(made, timeout=timeout, on_poll=progress)
+        try:
+            generation = client.wait_for_generation(made, timeout=timeout, on_poll=progress)
+        except LeonardoError:  # a lagging or refused answer: what the COMPLETE one had is saved, the rest said
+            break
         interval = min(interval * _client.POLL_BACKOFF, _client.MAX_POLL_INTERVAL)
+    return generation
+
+
+def _with_files(generation: Dict[str, Any]) -> Dict[str, Any]:
+    """``generation`` with only the images that have a file (some still without a URL: generate says how many came)."""
+    images = generation.get("generated_images")
+    if isinstance(images, list) and any(map(has_file, images)):
+        return dict(generation, generated_images=[image for image in images if has_file(image)])
     return generation
 
 

@@ -606,11 +606,8 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
-    # Another call's answer is the caller's mix-up; anything else (a job's odd shape, an error in a 200) the API's.
-    others = (*_files.POLLED_KEYS, *OTHER_ANSWERS, "lcmGenerationJob")
-    if isinstance(response, Mapping) and _created_job(response) is None and not message_from(response):
-        if any(key in response for key in others):
-            _check_not_a_result(response)
+    if isinstance(response, Mapping):
+        _check_not_another_answer(response)
     job, id_field = create_job(response)
     return str(job[id_field])
 
@@ -666,13 +663,22 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     """The id to wait on: as given, or from a create response of the kind waited for."""
     if not isinstance(id, Mapping):
         return id  # a str, or what the GET refuses with a TypeError
-    if _created_job(id) is None:  # a generation, or a GET's answer, is the caller's mix-up; else the API's fault
-        _check_not_a_result(id)
+    _check_not_another_answer(id)
     job, id_field = create_job(id)
     if texture != (id_field == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
         raise ValueError(f"that is {what} texture generation's create response: wait with {wait}")
     return str(job[id_field])
+
+
+def _check_not_another_answer(response: Mapping[str, Any]) -> None:
+    """ValueError if ``response``, given as a create call's, is plainly another's (a generation: it lists images; a
+    GET's answer, an LCM result, another call's): the caller's mix-up. An odd one (an error in a 200, a job of
+    another shape) is the API's: create_job says it may have been made."""
+    if _created_job(response) is not None or message_from(response):
+        return
+    if any(key in response for key in (*_files.POLLED_KEYS, *OTHER_ANSWERS, "lcmGenerationJob", *_files.IMAGE_KEYS)):
+        _check_not_a_result(response)
 
 
 def _check_not_a_result(given: Mapping[str, Any]) -> None:

@@ -272,16 +272,21 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     assert cause.startswith(f"HTTP 404: Not Found (download failed) (GET {root}/cdn/") and cause.endswith(".png)"), last
 
 
-def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float) -> List[int]:
+def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float, how: str = "cut") -> List[int]:
     """The first ``answers`` COMPLETE answers of a GET by id hold only the first image (the others come later), as
-    the API's may; returned, the list of how many images each COMPLETE answer held."""
+    the API's may: the others not listed ("cut"), or listed without a URL ("nullurl"); "vanish": the second such
+    answer is null (a lagging replica). Returned, the list of how many images each COMPLETE answer held."""
     real, held = Client.get_generation_by_id, []  # type: Callable[..., Any], List[int]
 
     def lagging(self: Client, id: str) -> Any:
         generation = real(self, id)["generations_by_pk"]
         if generation["status"] == "COMPLETE":
+            if how == "vanish" and held:
+                return {"generations_by_pk": None}
             if len(held) < answers:
-                generation = dict(generation, generated_images=generation["generated_images"][:1])
+                first, *others = generation["generated_images"]
+                late = [dict(image, url=None) for image in others] if how == "nullurl" else []
+                generation = dict(generation, generated_images=[first, *late])
             held.append(len(generation["generated_images"]))
         return {"generations_by_pk": generation}
 
@@ -304,16 +309,20 @@ def test_generate_waits_for_images_that_fill_in_after_complete(
     assert held == [1, 1, 1, 4]
 
 
+@pytest.mark.parametrize("how", ["cut", "nullurl", "vanish"])
 def test_generate_says_when_fewer_images_than_asked_came_within_the_grace(
-    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    how: str,
 ) -> None:
+    # The one image that came is saved: with the others listed without a URL, save_results refused them all; a null
+    # answer while the others were waited for ended generate with "waiting for it failed", nothing saved.
     fake_in_env.completion_delay = 0
     monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.3)
-    held = images_fill_in_late(monkeypatch, answers=float("inf"))
+    held = images_fill_in_late(monkeypatch, answers=float("inf"), how=how)
     assert cli.main(["generate", "a fox", "--num-images", "4", "--out", str(tmp_path)]) == 1  # was 0
     [made] = fake_in_env.generation_ids()
     captured = capsys.readouterr()
-    assert len(captured.out.split()) == len(os.listdir(str(tmp_path))) == 1 and len(held) >= 2  # saved, asked again
+    assert len(captured.out.split()) == len(os.listdir(str(tmp_path))) == 1 and len(held) >= 1 + (how != "vanish")
     assert captured.err.splitlines()[-1] == (f"leonardo-client: error: generation {made} was made (and paid for), but "
                                              f"only 1 of the 4 images asked came (try 'leonardo-client get {made} "
                                              f"--out DIR')")

@@ -147,6 +147,8 @@ def test_generation_id_without_an_id_is_a_clear_error() -> None:
                 {"generations": None, "error": "unexpected"}):
         with pytest.raises(LeonardoError, match="it may have been made"):
             generation_id(odd)
+    with pytest.raises(ValueError, match=r"^that is a generation \(status 'COMPLETE'\)"):  # it lists images: a mix-up
+        generation_id({"id": "g-1", "status": "COMPLETE", "generated_images": []})
     for unusable in ("", " ", "..", "\udcff"):  # no URL path can hold it: a ValueError from wait_for_generation
         with pytest.raises(LeonardoError, match="no generation id in the response"):
             generation_id({"sdGenerationJob": {"generationId": unusable}})

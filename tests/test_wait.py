@@ -323,6 +323,18 @@ def test_another_calls_answer_given_to_wait_on_is_a_value_error_before_anything_
     assert len(mocked.calls) == 0
 
 
+@pytest.mark.parametrize("odd", [{"id": "j-1", "status": "PENDING"}, {"status": "error", "id": "r-1", "message": "timeout"}])
+def test_an_odd_create_answer_given_to_wait_on_says_it_may_have_been_made(
+    mocked: responses.RequestsMock, mock_client: Client, odd: Dict[str, Any]
+) -> None:
+    # The API's answer (a job of another shape, an error in a 200), not the caller's mix-up: the waits called it "a
+    # generation ... pass its id" where generation_id() said it may have been made.
+    for wait in (mock_client.wait_for_generation, mock_client.wait_for_texture_generation):
+        with pytest.raises(LeonardoError, match="it may have been made"):
+            wait(odd)
+    assert len(mocked.calls) == 0
+
+
 @pytest.mark.parametrize("texture_job", [None, {}])
 def test_a_create_response_naming_no_texture_job_is_not_a_texture_one(
     mocked: responses.RequestsMock, mock_client: Client, texture_job: Any
