@@ -166,7 +166,7 @@ def check_prompt(prompt: Any, name: str = "prompt") -> None:
 
 def check_v1_model_id(model_id: Any, name: str = "model_id") -> None:
     """ValueError for a v1 model id (None: the API's default model) that is not a UUID; a v2 model name says so."""
-    if not isinstance(model_id, str) or _UUID.fullmatch(model_id):
+    if not isinstance(model_id, str) or is_uuid(model_id):
         return
     flag = name.startswith("--")  # the CLI's: its user calls no Python method
     if model_id in {value for key, value in vars(V2Model).items() if not key.startswith("_")}:
