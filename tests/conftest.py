@@ -273,7 +273,8 @@ def inject_slow_answer(fake: FakeLeonardo, delay: float, **match: Any) -> None:
 @contextlib.contextmanager
 def raw_server(*answers: bytes, linger: float = 0.0) -> Iterator[str]:
     """http://127.0.0.1:<port> of a server sending each of ``answers`` as it is to one request, then
-    closing (after ``linger`` seconds: a server that stalls)."""
+    closing (after ``linger`` seconds: a server that stalls; cut short once the ``with`` block is left)."""
+    left = threading.Event()
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(len(answers))
@@ -285,11 +286,14 @@ def raw_server(*answers: bytes, linger: float = 0.0) -> Iterator[str]:
                 with connection:
                     connection.recv(65536)
                     connection.sendall(answer)
-                    time.sleep(linger)
+                    left.wait(linger)
 
         thread = threading.Thread(target=answer_each, daemon=True)
         thread.start()
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        try:
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            left.set()
         thread.join(5 + linger * len(answers))
 
 

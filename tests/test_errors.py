@@ -587,7 +587,7 @@ def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory
 def test_what_a_hostile_answer_makes_urllib3_raise_before_an_answer_is_a_leonardo_error() -> None:
     # urllib3 1.26 drains a retried answer's body: a Content-Length of 2**63 was a bare OverflowError from http.client.
     answer = b"HTTP/1.1 503 X\r\nContent-Length: 9223372036854775808\r\n\r\n{}"
-    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=1, timeout=1) as client:
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=1, timeout=0.5) as client:
         assert type(fail(client)) is LeonardoError  # urllib3 2 refuses the length: its retry times out here
 
 
@@ -668,7 +668,8 @@ def tls_server_cutting_gets_short() -> Iterator[Tuple[str, List[bytes]]]:
                 seen.append(tls.recv(65536).split(b"\r\n")[0])
                 if seen[-1].startswith(b"POST"):
                     tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
-                    time.sleep(0.5)
+                    tls.settimeout(0.5)  # kept open until the client hangs up (it was a sleep of 0.5 s)
+                    tls.recv(65536)
                 else:
                     tls.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen')
                     tls.unwrap()
@@ -683,7 +684,7 @@ def serving(answer: Callable[[socket.socket], None]) -> Iterator[int]:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
-        server.settimeout(0.1)
+        server.settimeout(0.02)  # how soon the accept loop sees the stop
         stop = threading.Event()
 
         def accept() -> None:
