@@ -1723,7 +1723,7 @@ def statuses(api, fake, ids):
 
 
 def test_jobs_beyond_the_slots_wait_in_order():
-    with FakeLeonardo(concurrency_slots=2, completion_delay=0.5) as fake, session_for(fake) as api:
+    with FakeLeonardo(concurrency_slots=2, completion_delay=0.35) as fake, session_for(fake) as api:
         ids = [create(api, fake, num_images=1) for _ in range(4)]
         deadline = time.monotonic() + TIMEOUT
         while statuses(api, fake, ids[:2]) != ["COMPLETE"] * 2 and time.monotonic() < deadline:
@@ -2162,11 +2162,12 @@ def test_deleting_a_generation_or_an_init_image_deletes_its_files(fake, api):
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds
-    (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""
+    """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds, or once
+    `released` is set (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""
 
     def __init__(self, pause=0.0, location=None, trickle=False):
         self.received, self.raw, self.pause = [], [], pause
+        self.released = threading.Event()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -2174,7 +2175,7 @@ class Receiver(http.server.ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.raw.append(body)
                 receiver.received.append((self.headers, json.loads(body)))
-                time.sleep(receiver.pause)
+                receiver.released.wait(receiver.pause)
                 if trickle:
                     return self.trickle()
                 self.send_response(302 if location else 200)
@@ -2198,7 +2199,7 @@ class Receiver(http.server.ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d/leonardo" % self.server_address[1]
-        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.005,), daemon=True)
         self.thread.start()
 
     def close(self):
@@ -2300,6 +2301,7 @@ def test_a_slow_receiver_never_blocks_the_api():
             started = time.monotonic()
             create(api, fake)
             assert time.monotonic() - started < 0.5
+            slow.released.set()  # this delivery and the next end now, not 1 s each
     finally:
         slow.close()
 
