@@ -625,7 +625,8 @@ def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
 
 def test_post_slower_than_the_read_timeout_is_sent_once(fake: FakeLeonardo, make_fake_client: Callable[..., Client]) -> None:
     delay = READ_TIMEOUT + 1.2
-    inject_slow_answer(fake, delay, times=1, path="/generations", method="POST")  # the generation IS created
+    # The generation IS created, first (after=True): its answer then comes at `delay`, or at the fake's stop.
+    inject_slow_answer(fake, delay, times=1, path="/generations", method="POST", after=True)
     with make_fake_client(timeout=(2, READ_TIMEOUT)) as client:
         started = time.monotonic()
         with pytest.raises(LeonardoError) as caught:
