@@ -26,6 +26,15 @@ KILLS = 16
 MAX_RUNS = KILLS + 6
 # 60 items, ten prompts twice: identical items must be matched one to one.
 PROMPTS = [f"a glass bottle on a shelf, study {n % 50}" for n in range(60)]
+# The batch command as `python -m leonardo_client` runs it, with LOOK_AGAIN and the connect timeout scaled from their
+# shipped 10 s to 1 s: a rerun that found an item "submitting" with no generation (a kill before its POST) waited
+# connect + read timeout + LOOK_AGAIN (20.5 s) before sending it again, now 2.5 s, still 50 times a POST's 50 ms
+# at the server. Neither is an option of the command. Both are read here, so a rename fails the run.
+BATCH_COMMAND = (
+    "import sys; import leonardo_client.batch as batch; import leonardo_client.__main__ as cli; "
+    "batch.LOOK_AGAIN = min(batch.LOOK_AGAIN, 1.0); cli.DEFAULT_TIMEOUT = (1.0, cli.DEFAULT_TIMEOUT[1]); "
+    "sys.exit(cli.entry())"
+)
 
 
 def journal(out: Any) -> List[Dict[str, Any]]:
@@ -50,7 +59,7 @@ def test_sigkill_anywhere_then_rerun_bills_every_item_exactly_once(tmp_path: Any
         fake.inject(path="/generations", method="POST", delay=0.05, times=None)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LEONARDO_", "PYTEST_"))}
         env.update(LEONARDO_API_KEY=fake.api_key, LEONARDO_BASE_URL=fake.base_url, PYTHONPATH=REPO)
-        argv = [sys.executable, "-m", "leonardo_client", "batch", str(prompts), "--out", str(out)]
+        argv = [sys.executable, "-c", BATCH_COMMAND, "batch", str(prompts), "--out", str(out)]
         argv += ["--read-timeout", "0.5", "--posts-per-minute", "600"]
         kills, code, stderr = 0, None, ""
         for run in range(MAX_RUNS):
