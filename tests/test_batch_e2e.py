@@ -87,7 +87,8 @@ def test_a_create_call_that_ran_but_failed_is_adopted_not_sent_again(
 
 
 def test_429_storms_fail_no_item(account_fake: FakeLeonardo, tmp_path: Any) -> None:
-    account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=3)
+    retry_after = 0.2
+    account_fake.inject(status=429, retry_after=retry_after, path="/generations", method="POST", times=3)
     with Client(api_key=account_fake.api_key, base_url=account_fake.base_url) as client:  # it would retry a 429
         started = time.monotonic()
         summary = run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST)
@@ -96,8 +97,15 @@ def test_429_storms_fail_no_item(account_fake: FakeLeonardo, tmp_path: Any) -> N
     # Every 429 reached the batch, and each attempt was journaled with its own time: a retry inside the
     # client, after its Retry-After, could reach the server later than a rerun's reconciliation assumes.
     pauses = [r for r in records(tmp_path) if r.get("reason", "").startswith("429")]
-    assert len(pauses) == 3 and time.monotonic() - started >= 1.0  # Retry-After honoured
+    assert len(pauses) == 3 and time.monotonic() - started >= retry_after  # Retry-After honoured
     assert len([r for r in records(tmp_path) if r.get("s") == "submitting"]) == len(ITEMS) + 3
+    # And by each re-send (the whole batch takes about as long as a short Retry-After even unpaused).
+    sent: Dict[int, List[float]] = {}
+    for record in records(tmp_path):
+        if record.get("s") == "submitting":
+            sent.setdefault(record["i"], []).append(record["t"])
+    gaps = [later - earlier for times in sent.values() for earlier, later in zip(times, times[1:])]
+    assert len(gaps) == 3 and min(gaps) >= retry_after - 0.002, gaps  # the journal's times are rounded to ms
 
 
 def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
