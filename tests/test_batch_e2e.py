@@ -112,11 +112,11 @@ def test_a_batch_whose_create_calls_never_go_through_stops_and_a_rerun_resumes(
     account_fake: FakeLeonardo, tmp_path: Any
 ) -> None:
     # Every POST refused: after item_timeout the batch stops (it paused and retried forever), nothing spent.
-    account_fake.inject(status=429, retry_after=1, path="/generations", method="POST", times=None)
+    account_fake.inject(status=429, retry_after=0.4, path="/generations", method="POST", times=None)
     with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, max_retries=0) as client:
         started = time.monotonic()
         with pytest.raises(LeonardoError, match=r"for \d+s no create call went through \(the last: HTTP 429"):
-            run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST, item_timeout=1)
+            run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST, item_timeout=0.4)
         assert time.monotonic() - started < 10 and account_fake.generation_ids() == []
         account_fake.clear_faults()
         assert run_batch(client, ITEMS, str(tmp_path), posts_per_minute=FAST).ok
@@ -127,12 +127,13 @@ def test_a_batch_whose_create_calls_all_fail_at_the_server_stops_too(
     account_fake: FakeLeonardo, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A 500 may have run: each was reconciled, found never created, and sent again, for ever.
-    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.5)  # each is looked for again that long after its window, not 10 s
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.1)  # each is looked for again that long after its window, not 10 s
     account_fake.inject(status=500, path="/generations", method="POST", times=None)
-    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, timeout=(0.5, 0.5)) as client:
+    with Client(api_key=account_fake.api_key, base_url=account_fake.base_url, timeout=(0.3, 0.3)) as client:
         started = time.monotonic()
         with pytest.raises(LeonardoError, match=r"no create call went through \(the last: #\d failed and was never"):
-            run_batch(client, ITEMS[:2], str(tmp_path), posts_per_minute=FAST, item_timeout=1.5)
+            # item_timeout: a round, window (0.6 s) and LOOK_AGAIN: the stop comes at the second "never created"
+            run_batch(client, ITEMS[:2], str(tmp_path), posts_per_minute=FAST, item_timeout=0.7)
         assert time.monotonic() - started < 15 and account_fake.generation_ids() == []
 
 
