@@ -170,7 +170,8 @@ def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_p
     prompts.write_text("".join(f"a kite, study {n}\n" for n in range(8)), encoding="utf-8")
     out = tmp_path / "out"
     with FakeLeonardo(completion_delay=1.0, concurrency_slots=2) as fake:
-        process = cli(out, prompts, fake, "--posts-per-minute", "6000")
+        pace = ("--posts-per-minute", "6000")  # the rerun's too: at the default's 0.6 s a POST, it took 2 s longer
+        process = cli(out, prompts, fake, *pace)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any(g for g in fake.generation_ids()):
             time.sleep(0.05)
@@ -182,7 +183,7 @@ def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_p
         submitted = {r["id"] for r in records(out) if r.get("s") == "submitted"}
         assert submitted and submitted == set(fake.generation_ids())  # every POST that left is journaled
         fake.completion_delay = 0.05  # the rerun's jobs: quick (those in flight keep their second)
-        rerun = cli(out, prompts, fake)
+        rerun = cli(out, prompts, fake, *pace)  # the same command
         stdout, err = rerun.communicate(timeout=30)
         assert rerun.returncode == 0, err
         assert "8 of 8 complete" in stdout
