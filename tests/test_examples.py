@@ -58,39 +58,38 @@ def example(name: str) -> Any:
     return module
 
 
+def start_run(run: str, root: str, env: Dict[str, str]) -> Tuple["subprocess.Popen[str]", str]:
+    """An example's offline run (RUNS) in its own folder under ``root``, with the files it reads."""
+    script, args, _ = RUNS[run]
+    cwd = os.path.join(root, run)
+    os.makedirs(cwd)
+    for name, head in (("sample.png", b"\x89PNG\r\n\x1a\n"), ("sample.jpg", b"\xff\xd8\xff\xe0")):
+        with open(os.path.join(cwd, name), "wb") as f:
+            f.write(head + b"\x00" * 32)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, script + ".py"), "--offline"] + args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, cwd
+
+
+def finish(process: "subprocess.Popen[str]") -> Tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+    return process.returncode, out, err
+
+
 @pytest.fixture(scope="module")
-def results() -> Iterator[Dict[str, Result]]:
-    """Start every run at once (they mostly sleep while polling), then collect them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
-    env["PYTHONPATH"] = REPO
-    with tempfile.TemporaryDirectory() as root:
-        running = {}
-        for run, (script, args, _) in RUNS.items():
-            cwd = os.path.join(root, run)
-            os.makedirs(cwd)
-            for name, head in (("sample.png", b"\x89PNG\r\n\x1a\n"), ("sample.jpg", b"\xff\xd8\xff\xe0")):
-                with open(os.path.join(cwd, name), "wb") as f:
-                    f.write(head + b"\x00" * 32)
-            running[run] = (
-                subprocess.Popen(
-                    [sys.executable, os.path.join(EXAMPLES, script + ".py"), "--offline"] + args,
-                    cwd=cwd,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                ),
-                cwd,
-            )
-        done = {}
-        for run, (process, cwd) in running.items():
-            try:
-                out, err = process.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                out, err = process.communicate(timeout=10)
-            done[run] = (process.returncode, out, err, cwd)
-        yield done
+def results(all_runs: Any) -> Dict[str, Result]:
+    """Every RUNS run: its exit code, stdout, stderr and working folder (started with the hostile ones)."""
+    return all_runs[0]
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -218,32 +217,37 @@ HOSTILE += [(name, "Ctrl-C") for name in WAITING]
 
 
 @pytest.fixture(scope="module")
-def hostile_results() -> Iterator[Dict[Tuple[str, str], Tuple[int, str]]]:
+def hostile_results(all_runs: Any) -> Dict[Tuple[str, str], Tuple[int, str]]:
     """Every example under a stdout closed meanwhile or from the start, a full stdout (/dev/full) and,
-    if it waits, a Ctrl-C."""
+    if it waits, a Ctrl-C: its exit code and stderr."""
+    return all_runs[1]
+
+
+@pytest.fixture(scope="module")
+def all_runs() -> Iterator[Tuple[Dict[str, Result], Dict[Tuple[str, str], Tuple[int, str]]]]:
+    """(results, hostile_results). The RUNS and the hostile runs but the Ctrl-C ones start at once (they mostly
+    sleep while polling: started apart, each set waited for its slowest, batch_catalogue's), then the Ctrl-C ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     env["PYTHONPATH"] = REPO
-    done = {}
-    with tempfile.TemporaryDirectory() as root, open("/dev/full", "w") as full:
-        # The Ctrl-C ones last, on a machine no longer busy with 27 others: each is interrupted in a wait of
+    full_disk = "/dev/full" if os.path.exists("/dev/full") else os.devnull  # without one, its tests are skipped
+    with tempfile.TemporaryDirectory() as root, open(full_disk, "w") as full:
+        offline = {run: start_run(run, root, env) for run in RUNS}
+        hostile = {(name, where): start_hostile(name, where, env, full, root) for name, where in HOSTILE
+                   if where != "Ctrl-C"}
+        results = {run: finish(process) + (cwd,) for run, (process, cwd) in offline.items()}
+        hostile_results = {key: finish(process)[::2] for key, process in hostile.items()}  # exit code, stderr
+        # The Ctrl-C ones last, on a machine no longer busy with 40 others: each is interrupted in a wait of
         # about a second, which a busy machine could see end first.
-        for group in ([h for h in HOSTILE if h[1] != "Ctrl-C"], [h for h in HOSTILE if h[1] == "Ctrl-C"]):
-            running = {(name, where): start_hostile(name, where, env, full, root) for name, where in group}
-            # Each one's Ctrl-C as soon as it says it waits: read in turn, the last would be read after its wait.
-            interrupters = [threading.Thread(target=interrupt_when_waiting, args=(p,)) for (_, w), p in running.items()
-                            if w == "Ctrl-C"]
-            for thread in interrupters:
-                thread.start()
-            for thread in interrupters:
-                thread.join(60)
-            for key, process in running.items():
-                try:
-                    _, err = process.communicate(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    _, err = process.communicate(timeout=10)
-                done[key] = (process.returncode, err)
-        yield done
+        ctrl_c = {(name, where): start_hostile(name, where, env, full, root) for name, where in HOSTILE
+                  if where == "Ctrl-C"}
+        # Each one's Ctrl-C as soon as it says it waits: read in turn, the last would be read after its wait.
+        interrupters = [threading.Thread(target=interrupt_when_waiting, args=(p,)) for p in ctrl_c.values()]
+        for thread in interrupters:
+            thread.start()
+        for thread in interrupters:
+            thread.join(60)
+        hostile_results.update({key: finish(process)[::2] for key, process in ctrl_c.items()})
+        yield results, hostile_results
 
 
 def start_hostile(name: str, where: str, env: Dict[str, str], full: Any, root: str) -> "subprocess.Popen[str]":
