@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import glob
 import http.client
 import importlib.util
@@ -25,7 +26,7 @@ import responses
 
 from conftest import API_KEY, BASE
 from leonardo_client import Client, LeonardoError, generation_id
-from leonardo_client.batch import BatchInterrupted, BatchSummary
+from leonardo_client.batch import BatchInterrupted, BatchSummary, run_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
@@ -115,7 +116,8 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
     events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
     receiver.READ_TIMEOUT = 0.5
     server = receiver.Server(("127.0.0.1", 0), receiver.make_handler("cb-key-for-tests", events))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for serve_forever's next look at its flag: 0.5 s apart by default
+    threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
     try:
         with socket.create_connection(server.server_address, timeout=5) as stalled:  # was held open for ever
             stalled.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
@@ -415,11 +417,14 @@ def test_v2_generation_says_when_the_cost_is_unknown(fake_in_env: Any, tmp_path:
 
 
 def test_batch_catalogue_retries_failed_items_as_its_summary_says(fake_in_env: Any, tmp_path: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """It had no --retry-failed, which its summary named: a usage error, and its failed items never sent again."""
     moderated = {"error": "content moderation filter: nsfw", "path": "$", "code": "unexpected"}
     fake_in_env.inject(status=403, method="POST", path="/generations", body=moderated)
     catalogue = example("batch_catalogue")
+    # Paced at the default 100 a minute, its 6 create calls took 3 s; the pace is not what is tested.
+    monkeypatch.setattr(catalogue, "run_batch", functools.partial(run_batch, posts_per_minute=6000))
     argv = ["--out", str(tmp_path / "cat")]
     assert catalogue.main(argv) == 1
     assert "rerun with --retry-failed (retry_failed=True) to send them again" in capsys.readouterr().out
