@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 
 import leonardo_client.__main__ as cli
+import leonardo_client.client
 from leonardo_client.batch import BatchInterrupted, BatchItem, BatchProgress, BatchSummary
 from leonardo_client import Client, generation_id
 from leonardo_client.errors import MAY_HAVE_BEEN_MADE
@@ -35,6 +36,19 @@ def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.0)
 
 
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's waits poll every 0.2 s, not after 1 s (the shipped poll_interval): each then takes 0.2 s, not 1."""
+    quick = functools.partialmethod(Client.wait_for_generation, poll_interval=0.2)
+    monkeypatch.setattr(Client, "wait_for_generation", quick)
+
+
+@pytest.fixture
+def quick_batch_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's first poll round 0.05 s after it starts, not 0.25 s (batch.FIRST_POLL): its generations are done."""
+    monkeypatch.setattr("leonardo_client.batch.FIRST_POLL", 0.05)
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -45,7 +59,7 @@ MODEL_ID = "6bef9f1b-29cb-40c7-b9df-32b51c1f67d3"  # a v1 model id: a uuid
 
 
 def test_generate_offline_saves_images_and_prints_paths(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object, quick_polls: None
 ) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.1)  # PENDING at the first check
     out = os.path.join(str(tmp_path), "images")
@@ -65,7 +79,8 @@ def test_offline_flag_also_after_the_command(capsys: pytest.CaptureFixture[str],
     assert len(capsys.readouterr().out.split()) == 1
 
 
-def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_progress_redraws_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: object,
+                                                 quick_polls: None) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.1)
     monkeypatch.setenv("COLUMNS", "30")  # "generation <id>: " took 49 columns: the status was never shown
     terminal = Terminal()
@@ -388,9 +403,11 @@ def test_get_out_saves_the_files_generate_could_not_without_paying_again(
 
 
 def test_get_out_waits_for_a_pending_generation_as_generate_does(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_in_env.completion_delay = 0.5  # PENDING at the first check, COMPLETE at the next (1 s on)
+    fake_in_env.completion_delay = 0.3  # PENDING at the first check, COMPLETE at the next (0.6 s on)
+    quick = functools.partialmethod(Client.wait_for_generation, poll_interval=0.6)  # shipped: 1 s
+    monkeypatch.setattr(Client, "wait_for_generation", quick)
     with Client() as client:
         made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 1}))
     assert cli.main(["get", made, "--out", str(tmp_path / "new")]) == 0  # the folder created, as generate's
@@ -568,6 +585,10 @@ def test_a_malformed_key_is_said_to_be_one_and_nothing_made(
     # any action. generate read it as any 5xx ("it may have been made (and billed)"), and nothing said the key.
     key = fake_in_env.api_key[:-1]
     monkeypatch.setenv("LEONARDO_API_KEY", key)
+    # The retries' backoffs (1.5 to 3 s in all) cut 50 times: the retries are counted, not timed.
+    shipped_retry = leonardo_client.client.default_retry
+    monkeypatch.setattr(leonardo_client.client, "default_retry",
+                        lambda retries, backoff: shipped_retry(retries, backoff / 50))
     said = ("HTTP 500: Invalid response from authorization hook: the API key is probably malformed (a Leonardo key is "
             "a UUID): check it")
     assert cli.main(["generate", "a fox", "--out", str(tmp_path / "fox")]) == 1
@@ -1440,9 +1461,11 @@ def batch_calls(monkeypatch: pytest.MonkeyPatch) -> List[Dict[str, Any]]:
     return calls
 
 
-def test_batch_with_failed_items_exits_1(fake_in_env: FakeLeonardo, capsys: Any, tmp_path: Any) -> None:
+def test_batch_with_failed_items_exits_1(fake_in_env: FakeLeonardo, capsys: Any, tmp_path: Any,
+                                         quick_batch_polls: None) -> None:
     fake_in_env.fail_new_generations = True
-    assert cli.main(["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]) == 1
+    argv = ["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + ["--posts-per-minute", "6000"]) == 1  # not 0.6 s apart, as at the default pace
     assert capsys.readouterr().out.startswith("0 of 2 complete, 2 failed, 0 ambiguous, 0 pending")
 
 
@@ -1464,13 +1487,15 @@ def failed_batch(fake: FakeLeonardo, tmp_path: Any) -> List[str]:
     return argv
 
 
-def test_batch_rerun_leaves_failed_items_alone(fake_in_env: FakeLeonardo, tmp_path: Any) -> None:
+def test_batch_rerun_leaves_failed_items_alone(fake_in_env: FakeLeonardo, tmp_path: Any,
+                                               quick_batch_polls: None) -> None:
     argv = failed_batch(fake_in_env, tmp_path)
     assert cli.main(argv) == 1
     assert len(create_calls(fake_in_env)) == 1  # nothing sent again: a rerun resumes, it does not retry
 
 
-def test_batch_rerun_with_retry_failed_sends_them_again(fake_in_env: FakeLeonardo, tmp_path: Any) -> None:
+def test_batch_rerun_with_retry_failed_sends_them_again(fake_in_env: FakeLeonardo, tmp_path: Any,
+                                                        quick_batch_polls: None) -> None:
     argv = failed_batch(fake_in_env, tmp_path)
     assert cli.main(argv + ["--retry-failed"]) == 0
     assert len(create_calls(fake_in_env)) == 2
@@ -1538,7 +1563,7 @@ def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
 
 
 def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
-    capsys: pytest.CaptureFixture[str], tmp_path: Any
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, quick_batch_polls: None
 ) -> None:
     out = str(tmp_path / "out")
     assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", out]) == 0
