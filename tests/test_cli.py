@@ -834,12 +834,18 @@ def test_running_the_package_folder_as_a_script_says_how_to_run_it() -> None:
     assert done.stderr == "leonardo-client: run it as 'python -m leonardo_client' or 'leonardo-client'\n"
 
 
+# `python -m leonardo_client` as it runs (its entry()), its --offline generations complete at once, as quick_offline
+# has them in process: for tests of the process, not of the wait (the shipped 1.5 s and polls took 2.5 s a run).
+QUICK_OFFLINE_CLI = ("-c", "import sys, leonardo_client.__main__ as cli; cli.OFFLINE_COMPLETION_DELAY = 0.0; "
+                           "sys.exit(cli.entry())")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="sys.argv is decoded from bytes on POSIX only")
 def test_a_utf_8_prompt_under_an_ascii_locale_is_taken_as_batch_takes_it(tmp_path: Any) -> None:
     # LC_ALL=C without UTF-8 mode decodes sys.argv as ASCII: "café" was refused as "not UTF-8?", batch's file read.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEONARDO_", "LC_", "PYTHONUTF8"))}
     env.update(PYTHONPATH=REPO, LC_ALL="C", LANG="C")
-    command = [sys.executable, "-X", "utf8=0", "-m", "leonardo_client", "--offline", "generate"]
+    command = [sys.executable, "-X", "utf8=0", *QUICK_OFFLINE_CLI, "--offline", "generate"]
     done = subprocess.run(command + ["café".encode(), "--out", str(tmp_path)], capture_output=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert [os.path.dirname(path) for path in done.stdout.decode().splitlines()] == [str(tmp_path)]
@@ -858,18 +864,11 @@ def default_stop_signals() -> None:
 
 
 def run_cli(
-    args: List[str], stdout: Any, interrupt_after: str = "", signum: int = signal.SIGINT
+    args: List[str], stdout: Any, interrupt_after: str = "", signum: int = signal.SIGINT,
+    launch: Tuple[str, ...] = ("-m", "leonardo_client"),
 ) -> "subprocess.CompletedProcess[str]":
     """Run the CLI in a subprocess; with ``interrupt_after``, send ``signum`` once stderr shows that text."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
-    env["PYTHONPATH"] = REPO
-    process = subprocess.Popen(
-        [sys.executable, "-m", "leonardo_client", "--offline"] + args,
-        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_stop_signals,
-    )
-    if stdout == subprocess.PIPE:
-        assert process.stdout is not None
-        process.stdout.close()  # nobody reads: the child's writes fail with EPIPE
+    process = start_cli(args, stdout, launch)
     lines = []
     if interrupt_after:
         assert process.stderr is not None
@@ -878,29 +877,65 @@ def run_cli(
             if interrupt_after in line:
                 process.send_signal(signum)
                 break
+    return finish_cli(process, lines)
+
+
+def start_cli(
+    args: List[str], stdout: Any, launch: Tuple[str, ...] = ("-m", "leonardo_client")
+) -> "subprocess.Popen[str]":
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env["PYTHONPATH"] = REPO
+    process = subprocess.Popen(
+        [sys.executable, *launch, "--offline"] + args,
+        stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_stop_signals,
+    )
+    if stdout == subprocess.PIPE:
+        assert process.stdout is not None
+        process.stdout.close()  # nobody reads: the child's writes fail with EPIPE
+    return process
+
+
+def finish_cli(process: "subprocess.Popen[str]", lines: List[str]) -> "subprocess.CompletedProcess[str]":
+    """The run of ``process``, its stderr the ``lines`` already read from it and the rest."""
     _, err = process.communicate(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, "", "".join(lines) + err)
 
 
-@pytest.mark.parametrize("args", [["list"], ["me"], ["models"]])
+OUTPUT_COMMANDS = [["list"], ["me"], ["models"]]
+HELP_COMMANDS = [["--help"], ["--version"], ["batch", "--help"]]
+
+
+@pytest.fixture(scope="module")
+def unwritable_stdout_runs() -> Dict[Tuple[str, Tuple[str, ...]], "subprocess.CompletedProcess[str]"]:
+    """(where, args) -> the run, of the output commands into a closed pipe or a full disk and the help ones into a
+    full disk: started at once (each is mostly Python starting), then collected."""
+    runs = [("closed pipe", args) for args in OUTPUT_COMMANDS]
+    runs += [("full disk", args) for args in OUTPUT_COMMANDS + HELP_COMMANDS]
+    full_disk = "/dev/full" if os.path.exists("/dev/full") else os.devnull  # without one, its tests are skipped
+    with open(full_disk, "w") as full:
+        running = {(where, tuple(args)): start_cli(args, subprocess.PIPE if where == "closed pipe" else full)
+                   for where, args in runs}
+        return {key: finish_cli(process, []) for key, process in running.items()}
+
+
+@pytest.mark.parametrize("args", OUTPUT_COMMANDS)
 @pytest.mark.parametrize("where", ["closed pipe", "full disk"])
-def test_a_closed_or_full_stdout_is_one_line_and_exit_1(args: List[str], where: str) -> None:
+def test_a_closed_or_full_stdout_is_one_line_and_exit_1(
+    unwritable_stdout_runs: Any, args: List[str], where: str
+) -> None:
     if where == "full disk" and not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
-    with contextlib.ExitStack() as stack:
-        stdout = subprocess.PIPE if where == "closed pipe" else stack.enter_context(open("/dev/full", "w"))
-        done = run_cli(args, stdout)
+    done = unwritable_stdout_runs[where, tuple(args)]
     reason = "Broken pipe" if where == "closed pipe" else "No space left on device"
     error = f"leonardo-client: error: cannot write the output: {reason}"
     assert (done.returncode, done.stderr.splitlines()) == (1, [OFFLINE_NOTICE, error])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["batch", "--help"]])
-def test_help_into_a_full_disk_is_an_error_not_a_silent_0(args: List[str]) -> None:
+@pytest.mark.parametrize("args", HELP_COMMANDS)
+def test_help_into_a_full_disk_is_an_error_not_a_silent_0(unwritable_stdout_runs: Any, args: List[str]) -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
-    with open("/dev/full", "w") as full:  # argparse drops a failed write of its own, and exits 0
-        done = run_cli(args, full)
+    done = unwritable_stdout_runs["full disk", tuple(args)]  # argparse drops a failed write of its own, and exits 0
     assert (done.returncode, done.stderr) == (1, "leonardo-client: error: cannot write the output: No space left on device\n")
 
 
@@ -914,7 +949,7 @@ def test_a_closed_stdout_is_refused_before_anything_is_sent(tmp_path: Any) -> No
 
 
 def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> None:
-    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.PIPE)
+    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.PIPE, launch=QUICK_OFFLINE_CLI)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == "leonardo-client: error: cannot write the output: Broken pipe"
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
@@ -1050,8 +1085,8 @@ def test_ctrl_c_ends_a_bash_loop_running_the_command(tmp_path: Any) -> None:
 
 def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
     out = tmp_path / "out"
-    argv = ["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(out)]
-    done = run_cli(argv, subprocess.DEVNULL, "#2 submitted", signal.SIGTERM)
+    argv = ["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(out), "--posts-per-minute", "6000"]
+    done = run_cli(argv, subprocess.DEVNULL, "#2 submitted", signal.SIGTERM)  # not 0.6 s after #1: the default pace
     assert done.returncode == 143, done.stderr
     assert done.stderr.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in done.stderr
     assert "refresh" not in (out / "index.html").read_text(encoding="utf-8")  # the gallery says it stopped
