@@ -27,7 +27,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -255,14 +255,25 @@ MAIN_JOB = INSTALL_AND_RUN.split(" && ", 1)[-1]
 OFFLINE_COMMANDS = [c for c in console_lines("Command line") if "--offline" in c or "--help" in c]
 
 
-@pytest.fixture(scope="module")
-def console_runs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
-    """command -> (its result, its folder): all started at once (they mostly wait on the fake), then collected."""
+@pytest.fixture(scope="module", autouse=True)
+def console_started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
+    """command -> (its process, its folder): all started as this file's tests start, so that their waits on the
+    fake (its 1.5 s, then a poll) pass while the tests before them run; any left running after them is ended."""
     started = {}
     for command in [MAIN_JOB] + OFFLINE_COMMANDS:
         folder = tmp_path_factory.mktemp("console")
         started[command] = (start_command(command, folder), folder)
-    return {command: (finish(process), folder) for command, (process, folder) in started.items()}
+    yield started
+    for process, _ in started.values():
+        if process.poll() is None:  # not collected: no test of the console commands was run
+            process.kill()
+            finish(process)
+
+
+@pytest.fixture(scope="module")
+def console_runs(console_started: Dict[str, Any]) -> Dict[str, Any]:
+    """command -> (its result, its folder), collected."""
+    return {command: (finish(process), folder) for command, (process, folder) in console_started.items()}
 
 
 def test_offline_main_job_leaves_png_files(console_runs: Dict[str, Any]) -> None:
