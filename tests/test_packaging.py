@@ -10,7 +10,7 @@ import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 import pytest
 import responses
@@ -113,9 +113,6 @@ def test_the_package_runs_imported_from_a_zip(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(archive)
     out = tmp_path / "images"
     generate = [sys.executable, "-m", "leonardo_client", "--offline", "generate", "a fox", "--out", str(out)]
-    done = subprocess.run(generate, capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    assert [Path(line).parent for line in done.stdout.splitlines()] == [out]
     script = (
         "import leonardo_client\n"
         "from leonardo_client import Client\n"
@@ -123,11 +120,25 @@ def test_the_package_runs_imported_from_a_zip(tmp_path: Path) -> None:
         "with FakeLeonardo() as fake, Client(api_key=fake.api_key, base_url=fake.base_url) as client:\n"
         "    print(leonardo_client.__file__, client.get_user_info()['user_details'][0]['user']['id'] == fake.user_id)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path)
-    )
+    # Both at once: the script runs while generate waits on its fake's 1.5 s.
+    pipes: Dict[str, Any] = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    generating = subprocess.Popen(generate, **pipes)
+    scripted = subprocess.Popen([sys.executable, "-c", script], **pipes)
+    done = finish(generating)
+    assert done.returncode == 0, done.stderr
+    assert [Path(line).parent for line in done.stdout.splitlines()] == [out]
+    done = finish(scripted)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(archive)) and done.stdout.split()[-1] == "True"  # imported from the zip
+
+
+def finish(process: "subprocess.Popen[str]") -> "subprocess.CompletedProcess[str]":
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 # --- docstrings -----------------------------------------------------------------------------------
