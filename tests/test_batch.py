@@ -2684,10 +2684,13 @@ def test_a_listing_a_few_seconds_behind_does_not_send_an_item_again(
     assert summary.ok and len(api.generations) == 1 and api.calls.count("POST") == 1
 
 
-def test_a_listing_that_cannot_be_read_again_leaves_each_generation_to_its_own_gets_by_id(tmp_path: Any) -> None:
+def test_a_listing_that_cannot_be_read_again_leaves_each_generation_to_its_own_gets_by_id(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Each round asked every generation in flight by id (a 400, a body of another shape): with 20 in flight and a
     # round a second, past the account's 2000 requests a minute (found by the chaos soak).
-    api = ApiDouble(slots=4, delay=2.0)
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.02)  # about 8 rounds before each item's second GET, 1 s after its first
+    api = ApiDouble(slots=4, delay=0.5)  # complete by that second GET
     api.listing_error = LeonardoError("HTTP 400: Bad Request", status_code=400)
     assert run(api, PROMPTS[:4], str(tmp_path)).ok and api.calls.count("LIST") >= 3
     assert api.calls.count("GET") <= 4 * 5  # as a wait asks: at once, then 1 s, 1.5 s... apart (it was about 40)
