@@ -2542,6 +2542,8 @@ def test_no_such_generation_answers_with_answers_showing_it_between_do_not_add_u
     # A replica lagging now and then: nulls counted over the generation's life, each followed by PENDING, left it
     # "deleted?" at the third, though it never was.
     monkeypatch.setattr(batch, "MISSING_GRACE", 0.3)  # less than the nulls span: the answers between keep it waited on
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.1)  # a round each 0.1 s: the nulls span 0.8 s, each 0.2 s after the last
+    monkeypatch.setattr(batch, "POLL_GROWTH", 1.0)
     gets = [0]
 
     def now_and_then(answer: Dict[str, Any], gid: str) -> Dict[str, Any]:
