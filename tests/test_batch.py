@@ -1212,9 +1212,9 @@ def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, mon
     start_work = batch._Engine.start_work
     monkeypatch.setattr(batch._Engine, "start_work", lambda engine, now: (rounds.append(now), start_work(engine, now))[1])
     api = ApiDouble()
-    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=1.0)]
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.5)]
     assert run(api, PROMPTS[:1], str(tmp_path)).ok
-    paused = [now for now in rounds if now - rounds[0] < 0.9]  # during the pause after the 429
+    paused = [now for now in rounds if now - rounds[0] < 0.45]  # during the pause after the 429 (45 wakes before)
     assert len(paused) < 10, len(paused)
 
 
@@ -1281,13 +1281,14 @@ def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp
 def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, moved_on: bool) -> None:
     # One 429 with "Retry-After: 3600" parked run_batch(item_timeout=10) for the hour: check_refusals ran only as a
     # create call came back, and none is sent during the pause. Here the pause is 6 s: the batch waited it out, sent
-    # the item again and ended ok. An item completing during the pause restarts the clock, not stops it.
+    # the item again and ended ok. An item completing during the pause restarts the clock, not stops it. (Scaled: a
+    # pause of 2 s, item_timeout 0.6 s.)
     api = ApiDouble()
-    refused = LeonardoError("Too many requests", status_code=429, retry_after=6.0)
+    refused = LeonardoError("Too many requests", status_code=429, retry_after=2.0)
     api.before_post = [None, refused] if moved_on else [refused]
     last = r"HTTP 429: Too many requests"
     with pytest.raises(LeonardoError, match=rf"no create call went through \(the last: {last}\); rerun to resume$"):
-        run(api, PROMPTS[: 1 + moved_on], str(tmp_path), item_timeout=2.0)
+        run(api, PROMPTS[: 1 + moved_on], str(tmp_path), item_timeout=0.6)
     assert api.calls.count("POST") == 1 + moved_on  # the refused one was not sent again: the pause was not waited out
     assert sorted(states(tmp_path).values()) == (["complete", "planned"] if moved_on else ["planned"])
 
@@ -1297,9 +1298,9 @@ def test_a_listing_s_long_retry_after_does_not_outlast_item_timeout(tmp_path: An
     # its submissions and the item's reconciliation that long, with no refusal counted: it sat out the hour.
     api = ApiDouble()
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
-    api.listing_error = LeonardoError("Service Unavailable", status_code=503, retry_after=6.0)
+    api.listing_error = LeonardoError("Service Unavailable", status_code=503, retry_after=2.0)  # scaled: 3600 s
     with pytest.raises(LeonardoError, match=r"no create call went through \(the last: HTTP 503: Service Unavailable"):
-        run(api, PROMPTS[:1], str(tmp_path), item_timeout=2.0)
+        run(api, PROMPTS[:1], str(tmp_path), item_timeout=0.6)
     assert api.calls.count("POST") == 1 and api.calls.count("LIST") == 1 and states(tmp_path) == {0: "submitting"}
 
 
