@@ -3300,11 +3300,11 @@ def test_an_item_never_adopts_the_generation_of_another_with_its_prompt(tmp_path
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
             answer = super().create_generation(body)
             if body.get("width") == 768:
-                time.sleep(1.2)  # created at once, answered after the first item's reconciliation
+                time.sleep(0.6)  # created at once, answered after the first item's reconciliation
             return answer
 
     api = LateAnswers()
-    api.timeout = (1.0, 0.3)  # a create call answered 1.2 s late: within the client's timeout, as it must be
+    api.timeout = (0.5, 0.15)  # a create call answered 0.6 s late: within the client's timeout, as it must be
     api.before_post = [LeonardoError("Internal Server Error", status_code=500)]  # the first POST created nothing
     items = [{"prompt": "a red fox"}, {"prompt": "a red fox", "width": 768, "height": 768}]
     summary = run(api, items, str(tmp_path))
@@ -3924,7 +3924,7 @@ def test_a_small_buffer_of_posts_is_sent_beyond_the_accounts_slots(tmp_path: Any
             return super().create_generation(body)
 
     in_flight: List[int] = []
-    summary = run(Counted(slots=1, delay=3600.0), PROMPTS[:3], str(tmp_path), item_timeout=2.0)
+    summary = run(Counted(slots=1, delay=3600.0), PROMPTS[:3], str(tmp_path), item_timeout=0.6)
     assert summary.pending == 3 and in_flight == [0, 1, 2]  # 1 slot + 2 the account queues; was one at a time
 
 
