@@ -2819,7 +2819,7 @@ class NoImages(ApiDouble):
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
-@pytest.mark.parametrize("grace, item_timeout", [(0.5, 30.0), (3.0, 1.0)])  # item_timeout passes during the grace
+@pytest.mark.parametrize("grace, item_timeout", [(0.5, 30.0), (1.0, 0.6)])  # item_timeout passes during the grace
 def test_a_generation_complete_with_no_image_is_ambiguous_after_the_grace(
     tmp_path: Any, monkeypatch: Any, grace: float, item_timeout: float
 ) -> None:
@@ -2836,12 +2836,14 @@ def test_a_generation_complete_with_no_image_is_ambiguous_after_the_grace(
     assert api.calls.count("POST") == 2
 
 
-@pytest.mark.usefixtures("shipped_first_poll")
-@pytest.mark.parametrize("delay, images_at, grace", [(1.5, 2.5, 2.0), (0.3, 1.8, 5.0)])
+@pytest.mark.parametrize("delay, images_at, grace", [(0.75, 1.25, 1.0), (0.15, 0.9, 2.5)])
 def test_images_that_come_within_the_grace_are_saved(
     tmp_path: Any, monkeypatch: Any, delay: float, images_at: float, grace: float
 ) -> None:
     # The grace runs from the first answer COMPLETE with none: not from the POST, nor ended by a second one.
+    # The rounds at half the shipped FIRST_POLL, the times halved with them: seen COMPLETE at 1.14 s, past a grace
+    # from the POST; or at 0.25 s, with empty answers after.
+    monkeypatch.setattr(batch, "FIRST_POLL", SHIPPED_FIRST_POLL / 2)
     monkeypatch.setattr(batch, "EMPTY_GRACE", grace)
     summary = run(NoImages(images_at=images_at, delay=delay), PROMPTS[:1], str(tmp_path), item_timeout=30)
     assert (summary.complete, summary.ambiguous) == (1, 0)
@@ -2895,7 +2897,7 @@ def test_images_that_fill_in_after_complete_are_waited_for(
     # once and journaled complete; a rerun never fetched the rest.
     monkeypatch.setattr(batch, "EMPTY_GRACE", 5.0)
     items = [dict(item, prompt=f"a kite, study {n}") for n in range(2)]
-    summary = run(FillsInLate(images_at=1.0, null_urls=null_urls, delay=0.0), items, str(tmp_path), item_timeout=30)
+    summary = run(FillsInLate(images_at=0.6, null_urls=null_urls, delay=0.0), items, str(tmp_path), item_timeout=30)
     asked = item.get("num_images", 4)
     assert (summary.complete, summary.images) == (2, 2 * asked)  # was (2, 2)
     assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [None, None]
