@@ -58,7 +58,8 @@ class ApiDouble:
     timeout = (0.2, 0.1)  # short: a create call that may have run is waited out this long (and LOOK_AGAIN)
     closed = False
 
-    def __init__(self, slots: int = 3, delay: float = 0.05, failing: Tuple[str, ...] = ()) -> None:
+    # delay: a moment, as long as the first poll round's FIRST_POLL in these tests (see quick_second_listing)
+    def __init__(self, slots: int = 3, delay: float = 0.02, failing: Tuple[str, ...] = ()) -> None:
         self.slots, self.delay, self.failing = slots, delay, failing
         self.generations: Dict[str, Dict[str, Any]] = {}
         self.calls: List[str] = []
@@ -137,7 +138,7 @@ def quick_second_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     for again LOOK_AGAIN (10 s) after its window: a moment here."""
     monkeypatch.setattr(batch, "LISTING_AGAIN", 0.05)
     monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.05)
-    monkeypatch.setattr(batch, "FIRST_POLL", 0.05)
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.02)
     monkeypatch.setattr(batch, "DOWNLOAD_AGAIN", 0.05)
     monkeypatch.setattr(batch, "LOOK_AGAIN", 0.05)
 
