@@ -1184,12 +1184,12 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any, error: Exception)
 @pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
 def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     api = ApiDouble()
-    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.2) for _ in range(5)]
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.1) for _ in range(5)]
     started = time.monotonic()
     summary = run(api, PROMPTS, str(tmp_path))
     assert summary.ok and summary.failed == 0
     assert api.calls.count("POST") == len(PROMPTS) + 5
-    assert time.monotonic() - started >= 5 * 0.2  # each Retry-After paused every submission
+    assert time.monotonic() - started >= 5 * 0.1  # each Retry-After paused every submission
 
 
 def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1202,8 +1202,8 @@ def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: p
     monkeypatch.setattr(batch._Engine, "spawn", timed)
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01)]
-    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=120).ok and len(posted) == 3
-    gap = 60.0 * batch.PACE_MARGIN / 120  # 0.5 s; 1.25 times that after the 429
+    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=240).ok and len(posted) == 3
+    gap = 60.0 * batch.PACE_MARGIN / 240  # 0.25 s; 1.25 times that after the 429
     assert posted[2] - posted[1] >= 1.2 * gap
 
 
@@ -2232,7 +2232,7 @@ def test_ctrl_c_sends_no_create_call_still_queued(tmp_path: Any, monkeypatch: py
     class Slow(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
             if body["prompt"] == PROMPTS[1]["prompt"]:
-                time.sleep(1.0)  # under way when Ctrl-C comes
+                time.sleep(0.4)  # under way when Ctrl-C comes (at POST 1's answer, a moment after it was sent)
             return super().create_generation(body)
 
     def first(send: Callable[[], Any]) -> Any:  # sent once all three are queued
@@ -2620,7 +2620,7 @@ def test_an_item_held_back_by_its_prompt_keeps_its_place_in_the_queue(tmp_path: 
                 time.sleep(0.1)
             return super().create_generation(body)
 
-    api = SlowKite(slots=1, delay=1.0)  # 3 in flight: kite 0, fox and owl; kite 1 is sent when one completes
+    api = SlowKite(slots=1, delay=0.5)  # 3 in flight: kite 0, fox and owl; kite 1 is sent when one completes
     items = [{"prompt": "a kite", "seed": 0}, {"prompt": "a kite", "seed": 1}, {"prompt": "a red fox"},
              {"prompt": "an owl"}, {"prompt": "a bee"}]
     assert run(api, items, str(tmp_path)).ok
@@ -2708,15 +2708,15 @@ def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
 ) -> None:
     # A run killed while its create call ran (journaled "submitting", the generation made), rerun a moment after the
     # call's window: the listing, a second behind, did not show it yet, and it was sent again at once, billed twice.
-    monkeypatch.setattr(batch, "LOOK_AGAIN", 2.0)
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 1.0)
 
-    class LaggingListing(ApiDouble):  # shows a generation a second after it was made: within LOOK_AGAIN
+    class LaggingListing(ApiDouble):  # shows a generation half a second after it was made: within LOOK_AGAIN
         def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
             listed = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
-            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 1]}
+            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 0.5]}
 
     api = LaggingListing()
-    sent = time.time() - 0.8  # its window (0.3 s) passed, its LOOK_AGAIN not
+    sent = time.time() - 0.5  # its window (0.3 s) passed, its LOOK_AGAIN not: looked for again 0.8 s from now
     api._create(dict(PROMPTS[0]), None)  # what that call made
     text = journal_text(PROMPTS[:1], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3}])
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
