@@ -2823,7 +2823,7 @@ class NoImages(ApiDouble):
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
-@pytest.mark.parametrize("grace, item_timeout", [(0.5, 30.0), (1.0, 0.6)])  # item_timeout passes during the grace
+@pytest.mark.parametrize("grace, item_timeout", [(0.2, 30.0), (1.0, 0.6)])  # item_timeout passes during the grace
 def test_a_generation_complete_with_no_image_is_ambiguous_after_the_grace(
     tmp_path: Any, monkeypatch: Any, grace: float, item_timeout: float
 ) -> None:
@@ -2920,7 +2920,7 @@ def test_a_listing_showing_fewer_images_than_asked_is_asked_by_id(tmp_path: Any,
 def test_a_generation_still_short_of_images_after_the_grace_is_saved_as_it_is_and_says_so(
     tmp_path: Any, monkeypatch: Any, null_urls: bool, said: str
 ) -> None:
-    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.25)
     api, events = FillsInLate(null_urls=null_urls, delay=0.0), []  # type: List[BatchProgress]
     summary = run(api, [{"prompt": "a kite", "num_images": 4}], str(tmp_path), on_progress=events.append)
     reason = f"generation gen-1 is COMPLETE with {said}: saved as it is (look in your library)"
@@ -2951,7 +2951,7 @@ def test_one_generation_whose_images_are_not_a_list_holds_up_no_other(
             view = super()._view(g)
             return dict(view, generated_images=images) if g["id"] == "gen-1" and view["status"] == "COMPLETE" else view
 
-    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.5)
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 0.2)
     summary = run(OneOdd(delay=0.0), PROMPTS[:3], str(tmp_path), item_timeout=30)
     assert (summary.complete, summary.ambiguous) == (2, 1)  # the round's other generations were still read
 
@@ -3942,6 +3942,6 @@ def test_a_concurrency_given_is_the_most_in_flight_with_no_queue_added(tmp_path:
 
     running: List[int] = []
     events: List[BatchProgress] = []
-    summary = run(Counted(slots=10, delay=0.2), PROMPTS[:3], str(tmp_path), concurrency=1, on_progress=events.append)
+    summary = run(Counted(slots=10, delay=0.1), PROMPTS[:3], str(tmp_path), concurrency=1, on_progress=events.append)
     assert summary.complete == 3 and running == [0, 0, 0]  # one at a time; was [0, 1, 2] (1 + a queue of 2)
     assert max(e.in_flight for e in events) == 1
