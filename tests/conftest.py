@@ -17,8 +17,8 @@ import inspect
 import logging
 import re
 import socket
+import subprocess
 import threading
-import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -306,6 +306,16 @@ def raw_server(*answers: bytes, linger: float = 0.0) -> Iterator[str]:
 
 
 # --- media ----------------------------------------------------------------------------------------
+
+
+def finished(process: "subprocess.Popen[str]", timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    """``process`` run to its end, its output read; killed if it runs longer than ``timeout`` seconds."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def parse_jpeg(data: bytes) -> Tuple[int, int, List[int]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import contextlib
 import functools
 import io
 import json
@@ -21,6 +20,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
+from conftest import finished
 import leonardo_client.__main__ as cli
 import leonardo_client.client
 from leonardo_client.batch import BatchInterrupted, BatchItem, BatchProgress, BatchSummary
@@ -897,8 +897,8 @@ def start_cli(
 
 def finish_cli(process: "subprocess.Popen[str]", lines: List[str]) -> "subprocess.CompletedProcess[str]":
     """The run of ``process``, its stderr the ``lines`` already read from it and the rest."""
-    _, err = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(process.args, process.returncode, "", "".join(lines) + err)
+    run = finished(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", "".join(lines) + run.stderr)
 
 
 OUTPUT_COMMANDS = [["list"], ["me"], ["models"]]

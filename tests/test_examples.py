@@ -24,7 +24,7 @@ import pytest
 import requests
 import responses
 
-from conftest import API_KEY, BASE
+from conftest import API_KEY, BASE, finished
 from leonardo_client import Client, LeonardoError, generation_id
 from leonardo_client.batch import BatchInterrupted, BatchSummary, run_batch
 
@@ -79,12 +79,8 @@ def start_run(run: str, root: str, env: Dict[str, str]) -> Tuple["subprocess.Pop
 
 
 def finish(process: "subprocess.Popen[str]") -> Tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate(timeout=10)
-    return process.returncode, out, err
+    run = finished(process)
+    return run.returncode, run.stdout, run.stderr
 
 
 @pytest.fixture(scope="module")

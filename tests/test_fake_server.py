@@ -1723,7 +1723,7 @@ def statuses(api, fake, ids):
 
 
 def test_jobs_beyond_the_slots_wait_in_order():
-    with FakeLeonardo(concurrency_slots=2, completion_delay=0.35) as fake, session_for(fake) as api:
+    with FakeLeonardo(concurrency_slots=2, completion_delay=0.45) as fake, session_for(fake) as api:
         ids = [create(api, fake, num_images=1) for _ in range(4)]
         deadline = time.monotonic() + TIMEOUT
         while statuses(api, fake, ids[:2]) != ["COMPLETE"] * 2 and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from packaging.requirements import Requirement  # pytest's own dependency
 import leonardo_client
 from conftest import (
     API_KEY, ARGUMENTS, BASE, api_matchers, call_endpoint, download_matchers, endpoint_doc, endpoint_methods, endpoint_root,
+    finished,
     openapi_spec, resolve,
 )
 from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, client as client_module, errors, payloads
@@ -124,21 +125,14 @@ def test_the_package_runs_imported_from_a_zip(tmp_path: Path) -> None:
     pipes: Dict[str, Any] = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
     generating = subprocess.Popen(generate, **pipes)
     scripted = subprocess.Popen([sys.executable, "-c", script], **pipes)
-    done = finish(generating)
+    done = finished(generating, 120)
     assert done.returncode == 0, done.stderr
     assert [Path(line).parent for line in done.stdout.splitlines()] == [out]
-    done = finish(scripted)
+    done = finished(scripted, 120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(archive)) and done.stdout.split()[-1] == "True"  # imported from the zip
 
 
-def finish(process: "subprocess.Popen[str]") -> "subprocess.CompletedProcess[str]":
-    try:
-        out, err = process.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate(timeout=10)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 # --- docstrings -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 
 import leonardo_client
-from conftest import endpoint_doc, endpoint_methods
+from conftest import endpoint_doc, endpoint_methods, finished
 from leonardo_client import Client, LeonardoError
 from leonardo_client.testing import FakeLeonardo
 from leonardo_client.testing.spec import load_spec
@@ -134,12 +134,7 @@ def start_command(command: str, cwd: Path) -> "subprocess.Popen[str]":
 
 
 def finish(process: "subprocess.Popen[str]") -> "subprocess.CompletedProcess[str]":
-    try:
-        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate(timeout=10)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return finished(process, SUBPROCESS_TIMEOUT)
 
 
 def run_command(command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
