@@ -1184,12 +1184,13 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any, error: Exception)
 @pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
 def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     api = ApiDouble()
-    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.1) for _ in range(5)]
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.2) for _ in range(5)]
     started = time.monotonic()
     summary = run(api, PROMPTS, str(tmp_path))
     assert summary.ok and summary.failed == 0
     assert api.calls.count("POST") == len(PROMPTS) + 5
-    assert time.monotonic() - started >= 5 * 0.1  # each Retry-After paused every submission
+    # Each Retry-After paused every submission (unpaused, the batch's poll rounds alone take about 0.5 s).
+    assert time.monotonic() - started >= 5 * 0.2
 
 
 def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1202,8 +1203,8 @@ def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: p
     monkeypatch.setattr(batch._Engine, "spawn", timed)
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01)]
-    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=240).ok and len(posted) == 3
-    gap = 60.0 * batch.PACE_MARGIN / 240  # 0.25 s; 1.25 times that after the 429
+    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=120).ok and len(posted) == 3
+    gap = 60.0 * batch.PACE_MARGIN / 120  # 0.5 s; 1.25 times that after the 429
     assert posted[2] - posted[1] >= 1.2 * gap
 
 
@@ -1284,7 +1285,7 @@ def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, mov
     # create call came back, and none is sent during the pause. Here the pause is 6 s: the batch waited it out, sent
     # the item again and ended ok. An item completing during the pause restarts the clock, not stops it. (Scaled: a
     # pause of 2 s, item_timeout 0.6 s.)
-    api = ApiDouble()
+    api = ApiDouble(delay=0.3)  # the first item completes well after the second's 429
     refused = LeonardoError("Too many requests", status_code=429, retry_after=2.0)
     api.before_post = [None, refused] if moved_on else [refused]
     last = r"HTTP 429: Too many requests"
@@ -2074,7 +2075,7 @@ def test_the_read_timeout_is_the_clients_as_it_is_now(tmp_path: Any) -> None:
 
     started = time.monotonic()
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=slower_answers).ok
-    assert time.monotonic() - started > 0.7 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
+    assert time.monotonic() - started > 0.75 and api.calls.count("POST") == 2  # not re-sent after the old 0.3 s
 
 
 def test_a_read_timeout_lowered_after_a_post_still_covers_that_post(tmp_path: Any) -> None:
@@ -2088,7 +2089,7 @@ def test_a_read_timeout_lowered_after_a_post_still_covers_that_post(tmp_path: An
 
     started = time.monotonic()
     assert run(api, PROMPTS[:1], str(tmp_path), on_progress=faster_answers).ok
-    assert time.monotonic() - started > 0.7 and api.calls.count("POST") == 2
+    assert time.monotonic() - started > 0.75 and api.calls.count("POST") == 2
 
 
 def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: Any) -> None:
@@ -2099,7 +2100,7 @@ def test_a_rerun_waits_out_the_read_timeout_the_post_was_sent_under(tmp_path: An
         f.write(json.dumps({"i": 0, "s": "submitting", "t": time.time(), "rt": 0.8}) + "\n")
     started = time.monotonic()
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok  # the rerun's timeout is 0.3 s (0.2 + 0.1)
-    assert time.monotonic() - started > 0.7  # not sent again while that POST could still run
+    assert time.monotonic() - started > 0.75  # not sent again while that POST could still run
     sent = [r for r in journal(tmp_path) if r.get("s") == "submitting"][-1]
     assert sent["rt"] == sum(ApiDouble.timeout)  # what each create call is journaled with: connect and read
 
@@ -2121,7 +2122,7 @@ def test_a_rerun_waits_out_its_clients_timeout_for_a_post_journaled_without_its_
     rerun.timeout = (0.2, 0.6)
     started = time.monotonic()
     assert run(rerun, PROMPTS[:1], str(tmp_path)).ok
-    assert time.monotonic() - started > 0.7  # not sent again while that POST could still run
+    assert time.monotonic() - started > 0.75  # not sent again while that POST could still run
 
 
 def test_an_item_whose_window_passed_while_the_listing_was_read_is_looked_for_again_look_again_later(
@@ -3461,7 +3462,9 @@ def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp
     api.listing_error = LeonardoError("Service Unavailable", status_code=503)
     items = [{"prompt": f"a kite, study {n}", "width": 512, "height": 512} for n in range(20)]
     events: List[BatchProgress] = []
-    last = "could not read the account's generations: HTTP 503: Service Unavailable"
+    # The last refusal said is the listing's 503 as it paused submissions, or, when item_timeout ran out later, the
+    # reason an item was left ambiguous for it: which one comes last is a matter of timing.
+    last = "(could not read the account's generations: )?HTTP 503: Service Unavailable"
     with pytest.raises(LeonardoError, match=rf"no create call went through \(the last: {last}\); rerun to resume$"):
         run(api, items, str(tmp_path), item_timeout=0.5, on_progress=events.append)
     assert api.calls.count("POST") <= 8  # paused after each failed listing, twice as long each time
@@ -3926,7 +3929,7 @@ def test_a_generation_past_item_timeout_is_left_in_flight_for_the_rerun(tmp_path
 def test_a_small_buffer_of_posts_is_sent_beyond_the_accounts_slots(tmp_path: Any) -> None:
     class Counted(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:  # none completes: the ones made still run
-            in_flight.append(sum(time.monotonic() - g["created"] < 2.0 for g in self.generations.values()))
+            in_flight.append(sum(time.monotonic() - g["created"] < 0.3 for g in self.generations.values()))
             return super().create_generation(body)
 
     in_flight: List[int] = []
