@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -38,6 +39,12 @@ BASE = "https://leonardo.example.test/api/rest/v1"
 V2_BASE = "https://leonardo.example.test/api/rest/v2"  # where the client sends v2 calls for BASE
 TIMEOUT = (3.5, 7.25)  # not the default: proves the client's own timeout is what gets sent
 AGENT = f"leonardo-client/{leonardo_client.__version__} python-requests/{requests.__version__}"
+
+
+# Started as a background job of a script (or under some CI runners), pytest inherits SIGINT ignored: then the tests'
+# Ctrl-Cs, sent to this process or to a child (which inherits it ignored), would stop nothing.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
