@@ -1939,6 +1939,22 @@ def test_a_429_on_a_poll_ends_its_round_and_holds_the_next_back(
     assert any(m.startswith("rate limited while polling: next poll in ") for m in events)
 
 
+def test_a_polls_429_keeps_the_next_rounds_away_for_its_retry_after(tmp_path: Any) -> None:
+    gets: List[float] = []  # when each GET by id came (one item in flight: no listing)
+
+    class RateLimited(ApiDouble):
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            gets.append(time.monotonic())
+            if len(gets) == 1:
+                raise LeonardoError("HTTP 429: Too Many Requests", status_code=429, retry_after=0.6)
+            return super().get_generation_by_id(gid)
+
+    assert run(RateLimited(delay=0.5), PROMPTS[:1], str(tmp_path)).ok  # done by the time the 429's wait is over
+    # The rounds' own schedule (FIRST_POLL 0.02 s here, growing 1.5 times) asked again 0.02, 0.05, 0.1, 0.16 and
+    # 0.26 s after the 429, each GET spending more of the rate limit the account's other programs share.
+    assert [round(t - gets[0], 2) for t in gets[1:] if t - gets[0] < 0.3] == []
+
+
 def test_a_listing_that_says_complete_with_no_image_is_asked_by_id(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -955,6 +955,26 @@ def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> No
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
+@pytest.mark.parametrize("where", ["closed pipe", "full disk"])
+def test_an_unwritable_stdout_leaves_no_output_to_fail_again_at_exit(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # Block-buffered, as Python's stdout into a pipe or a file is unless PYTHONUNBUFFERED is set (as on some CI
+    # runners and this suite's machines: each write goes out at once, nothing is kept): what the failed flush kept
+    # was flushed again as Python exited, "Exception ignored ... BrokenPipeError" (OSError) after the error line,
+    # and the exit status was 120.
+    if where == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # start_cli passes the environment on
+    with open("/dev/full" if where == "full disk" else os.devnull, "w") as full_disk:
+        stdout = full_disk if where == "full disk" else subprocess.PIPE
+        done = run_cli(["generate", "x", "--out", str(tmp_path)], stdout, launch=QUICK_OFFLINE_CLI)
+    reason = "Broken pipe" if where == "closed pipe" else "No space left on device"
+    error = f"leonardo-client: error: cannot write the output: {reason}"
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (1, error)
+    assert "Exception ignored" not in done.stderr
+
+
 
 def test_an_oserror_not_from_writing_the_output_is_not_called_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
