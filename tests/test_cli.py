@@ -36,11 +36,16 @@ def quick_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "OFFLINE_COMPLETION_DELAY", 0.0)
 
 
+def polls_every(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The CLI's waits poll every ``seconds``, not after 1 s (the shipped poll_interval)."""
+    quick = functools.partialmethod(Client.wait_for_generation, poll_interval=seconds)
+    monkeypatch.setattr(Client, "wait_for_generation", quick)
+
+
 @pytest.fixture
 def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's waits poll every 0.2 s, not after 1 s (the shipped poll_interval): each then takes 0.2 s, not 1."""
-    quick = functools.partialmethod(Client.wait_for_generation, poll_interval=0.2)
-    monkeypatch.setattr(Client, "wait_for_generation", quick)
+    """The CLI's waits poll every 0.2 s: each then takes 0.2 s, not 1."""
+    polls_every(monkeypatch, 0.2)
 
 
 @pytest.fixture
@@ -406,8 +411,7 @@ def test_get_out_waits_for_a_pending_generation_as_generate_does(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_in_env.completion_delay = 0.3  # PENDING at the first check, COMPLETE at the next (0.6 s on)
-    quick = functools.partialmethod(Client.wait_for_generation, poll_interval=0.6)  # shipped: 1 s
-    monkeypatch.setattr(Client, "wait_for_generation", quick)
+    polls_every(monkeypatch, 0.6)
     with Client() as client:
         made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 1}))
     assert cli.main(["get", made, "--out", str(tmp_path / "new")]) == 0  # the folder created, as generate's
