@@ -614,7 +614,7 @@ class _Item:
     check_gap: float = _client.POLL_INTERVAL  # seconds to its next GET by id: grows as a wait's (start_poll)
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
-    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE short of images (see _shortfall)
+    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE short of images (see shortfall)
     shortfall: str = ""  # why the files it is about to save are fewer than asked: journaled with them
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
@@ -1581,11 +1581,17 @@ class _Engine:
         self.emit("waiting", None, f"rate limited while polling: next poll in {wait:.1f}s")
 
     def shortfall(self, generation_id: str, generation: Mapping[str, Any]) -> str:
-        """What a slimmed generation of ours lacks, "" if nothing (see _shortfall)."""
+        """What a slimmed generation of ours COMPLETE lacks, "" if nothing: any image to download, a URL for some it
+        lists, or the images its item asked (if known). Not finished, or not filled in yet: the API's answer may lag."""
         if generation.get("status") != "COMPLETE":  # the count asked is read from the item's body: not each poll
             return ""
-        item = self.items[self.by_generation[id_key(generation_id)]]
-        return _shortfall(generation, _images_asked(item.item))
+        usable, without_url = len(generation.get("generated_images") or ()), generation.get("without_url") or 0
+        if not usable:
+            return "is COMPLETE with no image"
+        asked = _images_asked(self.items[self.by_generation[id_key(generation_id)]].item)
+        lacks = [f"only {usable} of the {asked} images asked"] if asked is not None and usable < asked else []
+        lacks += [f"{without_url} image(s) without a URL"] if without_url else []
+        return "is COMPLETE with " + ", ".join(lacks) if lacks else ""
 
     def seen_complete(self, item: _Item, generation_id: str, generation: Dict[str, Any]) -> None:
         """Its files downloaded next; short of images (none to download, fewer than asked, some without a URL),
@@ -1812,19 +1818,6 @@ def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
               if _files.has_file(image)]  # fmt: skip
     kept = {k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}
     return dict(kept, generated_images=images, without_url=len(listed) - len(images))
-
-
-def _shortfall(generation: Mapping[str, Any], asked: Optional[int]) -> str:
-    """What a slimmed generation COMPLETE lacks, "" if nothing: any image to download, a URL for some it lists, or
-    images ``asked`` (None: not known). Not finished, or its answer not filled in yet: the API's may lag."""
-    if generation.get("status") != "COMPLETE":
-        return ""
-    usable, without_url = len(generation.get("generated_images") or ()), generation.get("without_url") or 0
-    if not usable:
-        return "is COMPLETE with no image"
-    lacks = [f"only {usable} of the {asked} images asked"] if asked is not None and usable < asked else []
-    lacks += [f"{without_url} image(s) without a URL"] if without_url else []
-    return "is COMPLETE with " + ", ".join(lacks) if lacks else ""
 
 
 def _images_asked(item: BatchItem) -> Optional[int]:
