@@ -1554,20 +1554,15 @@ class _Engine:
             if status == "FAILED":
                 reason = "the generation FAILED (Leonardo refunds it)"
                 self.fail(item, reason, reason)
-            elif status == "MISSING" and self.missing_too_long(item):  # deleted (the web app?): paid for, not "failed"
-                self.leave_ambiguous(item, f"generation {generation_id} no longer exists: deleted?", recheck=False)
+            elif status == "MISSING":  # so for MISSING_GRACE: deleted (the web app?), paid for, not "failed"
+                item.missing_since = time.monotonic() if item.missing_since is None else item.missing_since
+                if time.monotonic() - item.missing_since >= MISSING_GRACE:
+                    self.leave_ambiguous(item, f"generation {generation_id} no longer exists: deleted?", recheck=False)
         if self.job_times:  # a sixth of the typical job time seen
             typical = sorted(self.job_times)[len(self.job_times) // 2]
             self.poll_gap = min(MAX_POLL, max(MIN_POLL, typical / 6))
         else:
             self.poll_gap = min(MAX_POLL, self.poll_gap * POLL_GROWTH)
-
-    @staticmethod
-    def missing_too_long(item: _Item) -> bool:
-        """At an answer of "no such generation": whether such answers, none showing it in between, have come for
-        MISSING_GRACE (an id just created, or read from a lagging replica, may not be readable yet)."""
-        item.missing_since = time.monotonic() if item.missing_since is None else item.missing_since
-        return time.monotonic() - item.missing_since >= MISSING_GRACE
 
     def hold_polls(self, rate_limited: Optional[LeonardoError]) -> None:
         """After a round a 429 ended, the next waits for its Retry-After, else for a pause that doubles
