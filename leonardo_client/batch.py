@@ -1516,16 +1516,11 @@ class _Engine:
     def poll_listing(self, ids: List[str], found: Dict[str, Dict[str, Any]]) -> Tuple[bool, Optional[LeonardoError]]:
         """One page of the account's listing into ``found``: (whether it was read, the 429 that refused it)."""
         wanted = {id_key(generation_id): generation_id for generation_id in ids}
-        limit = min(100, max(10, 2 * len(ids)))
-        try:
-            page = self.client.get_generations_by_user_id(str(self.user_id), limit=limit, offset=0)
-        except LeonardoError as exc:
-            if _key_refused(exc):
-                raise
-            if exc.status_code == 429:  # not a GET for each one instead
-                return False, exc
-            page = {}
-        listed = page.get("generations")
+        listed = _listing_page(self.client, str(self.user_id), 0, min(100, max(10, 2 * len(ids))))
+        if isinstance(listed, LeonardoError) and _key_refused(listed):
+            raise listed
+        if isinstance(listed, LeonardoError) and listed.status_code == 429:  # not a GET for each one instead
+            return False, listed
         for generation in listed if isinstance(listed, list) else ():
             if isinstance(generation, dict) and id_key(generation.get("id")) in wanted:
                 found[wanted[id_key(generation["id"])]] = dict(_slim(generation), listed=True)
@@ -1706,7 +1701,7 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
     offset, tail, read = 0, set(), set()  # type: Tuple[int, Set[str], Set[str]]  # read: in this pass
     for _ in range(LISTING_MAX_PAGES):
-        entries = _listing_page(client, user_id, offset)
+        entries = _listing_page(client, user_id, offset, LISTING_PAGE)
         if not isinstance(entries, list):
             return entries
         listed = _listed_ids(entries)
@@ -1731,10 +1726,12 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
     return f"more than {offset} generations since then"
 
 
-def _listing_page(client: "_client.Client", user_id: str, offset: int) -> Union[List[Any], LeonardoError, str]:
-    """A page of the account's generations, or why it could not be read."""
+def _listing_page(
+    client: "_client.Client", user_id: str, offset: int, limit: int
+) -> Union[List[Any], LeonardoError, str]:
+    """A page of the account's generations (reconciliation's, or a poll round's), or why it could not be read."""
     try:
-        page = client.get_generations_by_user_id(user_id, limit=LISTING_PAGE, offset=offset)
+        page = client.get_generations_by_user_id(user_id, limit=limit, offset=offset)
     except LeonardoError as exc:
         return exc
     entries = page.get("generations")
