@@ -427,20 +427,20 @@ class _Journal:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
             header = self.records.pop(0) if self.records else None
-            if header is not None and "journal" not in header:  # cut off at its start (truncated while running?)
-                raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
-            if header is not None and (header.get("input"), header.get("items")) != (digest, total):
-                self._refuse_other_input(header, out_dir, digest, total, any_order)
-            unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
-            if unusable is not None:
-                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
-                raise BatchInputError([f"{message} ({DAMAGED})"])
-            if header is None:
+            if header is None:  # a new journal: no records either
                 self._refuse_files_beside(out_dir)
                 self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total, "any_order": any_order}])
                 # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
                 for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
                     _sync_folder(folder)
+            elif "journal" not in header:  # cut off at its start (truncated while running?)
+                raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
+            elif (header.get("input"), header.get("items")) != (digest, total):
+                self._refuse_other_input(header, out_dir, digest, total, any_order)
+            unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
+            if unusable is not None:
+                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
+                raise BatchInputError([f"{message} ({DAMAGED})"])
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
