@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import hashlib
 import html
 import json
@@ -25,7 +24,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import (
     Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 )
@@ -1821,7 +1820,7 @@ def _images_asked(item: BatchItem) -> Optional[int]:
     return asked if type(asked) is int and asked >= 1 else None
 
 
-@functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _images_by_default() -> Dict[Optional[str], Any]:
     """The images a create call that does not say how many makes, by the bundled spec: v1's (None), each v2 model's."""
     from .testing.spec import Spec, load_spec  # the spec FakeLeonardo serves and generate checks against
