@@ -880,12 +880,19 @@ def _print_json(data: Any) -> int:
 
 def _not_blank(what: str, blank: str) -> Callable[[str], str]:
     """An argparse type: a name or text, not blank (an empty --model, "$MODEL" unset, was taken as none:
-    a generation billed on the API's default model; in batch, every line's fault); ``blank`` says why not."""
+    a generation billed on the API's default model; in batch, every line's fault); ``blank`` says why not.
+    Bytes sys.argv left undecoded (an ASCII locale without UTF-8 mode) are read as UTF-8, as batch reads its
+    file; bytes that are not UTF-8 are refused."""
 
     def convert(text: str) -> str:
         if not text.strip():
             raise argparse.ArgumentTypeError(blank)
-        return _decoded(text, what)
+        try:
+            return check_text(text, what)
+        except ValueError as exc:
+            with contextlib.suppress(UnicodeError):
+                return os.fsencode(text).decode("utf-8")
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert
 
@@ -899,17 +906,6 @@ def _path(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     return text
-
-
-def _decoded(text: str, what: str) -> str:
-    """``text`` as valid text. Bytes sys.argv left undecoded (an ASCII locale without UTF-8 mode) are read
-    as UTF-8, as batch reads its file; bytes that are not UTF-8 are refused."""
-    try:
-        return check_text(text, what)
-    except ValueError as exc:
-        with contextlib.suppress(UnicodeError):
-            return os.fsencode(text).decode("utf-8")
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
