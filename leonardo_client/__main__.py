@@ -298,18 +298,18 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
-            if args.command == "generate" and args.prompt is None and not args.model:  # only a v2 model may take none
-                args.usage_error("the following arguments are required: prompt")
-            if args.command == "get" and args.timeout is not None and args.out is None:  # get waits only to save
-                args.usage_error("argument --timeout: not allowed without argument --out")
-        except SystemExit as exc:  # argparse: --help, --version, usage errors
-            status = exc.code if isinstance(exc.code, int) else 2
-        else:
             if args.command == "generate":  # before anything is sent: a bad --out must not cost credits
+                if args.prompt is None and not args.model:  # only a v2 model may take none
+                    args.usage_error("the following arguments are required: prompt")
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
                 _check_folder(args.out)
             elif args.command == "get" and args.out is not None:  # as generate's, but not made: saving makes it,
                 _check_folder_unmade(args.out)  # once there is something to save
+            elif args.command == "get" and args.timeout is not None:  # get waits only to save
+                args.usage_error("argument --timeout: not allowed without argument --out")
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            status = exc.code if isinstance(exc.code, int) else 2
+        else:
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
             status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
