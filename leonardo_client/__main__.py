@@ -847,7 +847,7 @@ def _bar(progress: BatchProgress, done: int, room: int) -> str:
     minutes = progress.elapsed / 60.0
     rate = progress.done_this_run / minutes if minutes > 0 else 0.0
     left = progress.total - done
-    eta = f"{int(left / rate * 60) // 60}m{int(left / rate * 60) % 60:02d}s" if rate > 0 and left else "-"
+    eta = "%dm%02ds" % divmod(int(left / rate * 60), 60) if rate > 0 and left else "-"
     spent = credits_text(progress.credits, "0", " + ", unknown=progress.cost_unknown)
     counts = (
         f"{done}/{progress.total} done, {progress.in_flight} in flight, {progress.failed} failed, "
