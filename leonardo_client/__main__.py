@@ -436,8 +436,7 @@ def _check_folder(folder: str) -> None:
         raise ValueError(f"--out {shown(folder)} exists and is not a folder")
     try:
         makedirs(folder)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        tempfile.TemporaryFile(dir=folder).close()  # a file can be made there
     except OSError as exc:
         raise ValueError(f"--out {shown(folder)}: cannot write there ({exc.strerror or exc})") from exc
 
