@@ -347,6 +347,13 @@ def _writing_output() -> Iterator[None]:
         raise _OutputFailed(exc.strerror or exc) from exc
 
 
+def _print(*lines: object) -> None:
+    """Each line on stdout, as every command prints: a failed write is an _OutputFailed."""
+    with _writing_output():
+        for line in lines:
+            print(line)
+
+
 def _error(message: object, status: int) -> int:
     _stderr(f"{PROG}: error: {message}" if status < 128 else f"{PROG}: {message}")  # 128 + a signal: interrupted
     return status
@@ -514,9 +521,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     if not paths:  # exit 0 would say it was made
         said = "is COMPLETE with no file to save"
         raise _made_but(made, said) if paid else LeonardoError(f"{label} {said}")
-    with _writing_output():
-        for path in paths:
-            print(path)
+    _print(*paths)
     if asked is not None and _images_to_save(generation) < asked:  # saved and printed: a script still learns it
         said = f"only {_images_to_save(generation)} of the {asked} images asked came"
         raise _made_but(made, said) if paid else LeonardoError(f"{label}: {said}")
@@ -737,8 +742,7 @@ def _image(path: str) -> str:
 
 def _print_fields(*fields: Any, separator: str = "\t") -> None:
     """One line of a server's values on stdout, each escaped as on stderr (see errors.printable); None is "-"."""
-    with _writing_output():
-        print(separator.join(printable("-" if field is None else str(field)) for field in fields))
+    _print(separator.join(printable("-" if field is None else str(field)) for field in fields))
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:
@@ -769,9 +773,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         for line in (*str(summary).splitlines(), f"interrupted: {resume}"):
             _stderr(line)
         return 130
-    with _writing_output():
-        print(summary)
-        print(os.path.join(args.out, GALLERY))
+    _print(summary, os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
 
 
@@ -872,8 +874,7 @@ def _stderr(line: str, before: str = "", end: str = "\n", width: int = 0) -> int
 
 
 def _print_json(data: Any) -> int:
-    with _writing_output():
-        print(json.dumps(data, indent=2))
+    _print(json.dumps(data, indent=2))
     return 0
 
 
