@@ -671,19 +671,13 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     return str(job[id_field])
 
 
-def _check_not_another_answer(response: Mapping[str, Any]) -> None:
-    """ValueError if ``response``, given as a create call's, is plainly another's (a generation: it lists images; a
-    GET's answer, an LCM result, another call's): the caller's mix-up. An odd one (an error in a 200, a job of
-    another shape) is the API's: create_job says it may have been made."""
-    if _created_job(response) is not None or message_from(response):
+def _check_not_another_answer(given: Mapping[str, Any]) -> None:
+    """ValueError if ``given``, passed for an id or a create response, is plainly another answer (a generation: it
+    lists images; a GET's answer, an LCM result, another call's): the caller's mix-up, said before anything is sent
+    (not "it may have been made"). An odd one (an error in a 200, a job of another shape) is the API's: create_job
+    says it may have been made."""
+    if _created_job(given) is not None or message_from(given):
         return
-    if any(key in response for key in (*_files.POLLED_KEYS, *OTHER_ANSWERS, "lcmGenerationJob", *_files.IMAGE_KEYS)):
-        _check_not_a_result(response)
-
-
-def _check_not_a_result(given: Mapping[str, Any]) -> None:
-    """ValueError if ``given``, passed for an id or a create response, is a generation, a GET's answer, an LCM
-    result or another call's answer: the caller's mix-up, said before anything is sent (not "it may have been made")."""
     held = [key for key in _files.POLLED_KEYS if key in given]
     other = next((key for key in OTHER_ANSWERS if key in given), None)
     if held and given[held[0]] is None:  # the API's answer for an id it does not know
@@ -695,7 +689,7 @@ def _check_not_a_result(given: Mapping[str, Any]) -> None:
                          "save them with save_results(it)")
     elif other is not None:
         what, its_id = f"{OTHER_ANSWERS[other]} (it holds {other})", "the id of a job"
-    elif "id" in given and ("status" in given or any(key in given for key in _files.IMAGE_KEYS)):
+    elif "id" in given and any(key in given for key in _files.IMAGE_KEYS):  # {id, status} alone: a job, the API's
         what, its_id = f"a generation (status {shown(given.get('status'), 20)})", "its id, generation['id']"
     else:
         return
