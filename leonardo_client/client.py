@@ -356,11 +356,14 @@ class Client:
             raise LeonardoError.bad_body(response, message, data, key=self._key)
         return data
 
-    def _create(self, path: str, body: Any) -> Result:
-        """A create call (billed once it runs): POST ``body`` to ``path``. A failure where it may have run
-        (may_have_run) ends its message with MAY_HAVE_BEEN_MADE: sent again at once, it could bill twice."""
+    def _create(self, path: str, request: Any, expected: type) -> Result:
+        """A create call (billed once it runs): POST ``request`` (an ``expected`` dataclass, or a mapping) to ``path``.
+        A failure where it may have run (may_have_run) ends its message with MAY_HAVE_BEEN_MADE: sent again at once,
+        it could bill twice."""
+        if not isinstance(request, (Mapping, expected)):
+            raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
         try:
-            return self._request("POST", path, json=body)
+            return self._request("POST", path, json=to_payload(request))  # to_payload raises no LeonardoError
         except LeonardoError as exc:
             if may_have_run(exc):  # the same error, its fields and cause kept: only its message says more
                 exc.message = f"{exc.message}; {MAY_HAVE_BEEN_MADE}"
@@ -395,7 +398,7 @@ class Client:
 
     def create_generation(self, request: Union[CreateGenerationRequest, Body]) -> Result:
         """POST /generations -> sdGenerationJob: start an image generation; wait on its ``generationId``."""
-        return self._create("/generations", _body(request, CreateGenerationRequest))
+        return self._create("/generations", request, CreateGenerationRequest)
 
     def get_generation_by_id(self, id: str) -> Result:
         """GET /generations/{id} -> generations_by_pk: a generation, its status and images (None if unknown)."""
@@ -411,7 +414,7 @@ class Client:
 
     def create_generation_v2(self, request: Union[GenerationV2Request, Body]) -> Result:
         """POST /v2/generations -> generationId: start a generation (or generate.generationId; see generation_id())."""
-        return self._create("/v2/generations", _body(request, GenerationV2Request))
+        return self._create("/v2/generations", request, GenerationV2Request)
 
     def get_models_v2(self) -> Result:
         """GET /v2/models -> productionApiAvailableModels: the v2 models and their parameter schemas."""
@@ -444,7 +447,7 @@ class Client:
     def create_texture_generation(self, request: Union[CreateTextureGenerationRequest, Body]) -> Result:
         """POST /generations-texture -> textureGenerationJob: texture a 3D model; wait on its ``id`` (legacy)."""
         _retired("texture")
-        return self._create("/generations-texture", _body(request, CreateTextureGenerationRequest))
+        return self._create("/generations-texture", request, CreateTextureGenerationRequest)
 
     @retired_upstream("texture")
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
@@ -468,23 +471,23 @@ class Client:
     def create_svd_motion_generation(self, request: Union[CreateSvdMotionGenerationRequest, Body]) -> Result:
         """POST /generations-motion-svd -> motionSvdGenerationJob: a video of an image; wait on its ``generationId``."""
         _retired("svd")
-        return self._create("/generations-motion-svd", _body(request, CreateSvdMotionGenerationRequest))
+        return self._create("/generations-motion-svd", request, CreateSvdMotionGenerationRequest)
 
     def create_lcm_generation(self, request: Union[CreateLcmGenerationRequest, Body]) -> Result:
         """POST /generations-lcm -> lcmGenerationJob: a realtime generation; ``imageDataUrl`` lists data URLs."""
-        return self._create("/generations-lcm", _body(request, CreateLcmGenerationRequest))
+        return self._create("/generations-lcm", request, CreateLcmGenerationRequest)
 
     def perform_inpainting_lcm(self, request: Union[LcmInpaintingRequest, Body]) -> Result:
         """POST /lcm-inpainting -> lcmGenerationJob: regenerate the masked area, answered at once."""
-        return self._create("/lcm-inpainting", _body(request, LcmInpaintingRequest))
+        return self._create("/lcm-inpainting", request, LcmInpaintingRequest)
 
     def perform_instant_refine(self, request: Union[LcmInstantRefineRequest, Body]) -> Result:
         """POST /lcm-instant-refine -> lcmGenerationJob: refine an image, answered at once."""
-        return self._create("/lcm-instant-refine", _body(request, LcmInstantRefineRequest))
+        return self._create("/lcm-instant-refine", request, LcmInstantRefineRequest)
 
     def perform_alchemy_upscale_lcm(self, request: Union[LcmUpscaleRequest, Body]) -> Result:
         """POST /lcm-upscale -> lcmGenerationJob: an Alchemy upscale, answered at once and stored."""
-        return self._create("/lcm-upscale", _body(request, LcmUpscaleRequest))
+        return self._create("/lcm-upscale", request, LcmUpscaleRequest)
 
     # --- waiting, downloading and saving results -------------------------------------------------
 
@@ -834,13 +837,6 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     pairs = (("limit", limit), ("offset", offset))
     params = {name: check_number(name, value, 0, MAX_INT, integer=True) for name, value in pairs if value is not None}
     return params or None
-
-
-def _body(request: Any, expected: type) -> Any:
-    """The JSON of a request body: an instance of the ``expected`` dataclass, or a mapping."""
-    if isinstance(request, (Mapping, expected)):
-        return to_payload(request)
-    raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
 
 
 def _check_api_key(api_key: Optional[str]) -> str:
