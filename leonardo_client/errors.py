@@ -287,12 +287,9 @@ def _nested_too_deep(data: Union[str, bytes, bytearray]) -> bool:
     # taken out first (left to right, as JSON reads them), every other piece between quotes is outside them: one
     # left unterminated runs to the end, as JSON reads it too. (All in C, and linear: a regex took twice json's time.)
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return _deeper_than_allowed(b"".join(unescaped.split(b'"')[::2]))
-
-
-def _deeper_than_allowed(raw: Union[bytes, bytearray]) -> bool:
+    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
     depth = 0
-    for bracket in raw.translate(None, _NOT_BRACKETS):
+    for bracket in brackets:
         depth += 1 if bracket in b"[{" else -1
         if depth > MAX_JSON_DEPTH:
             return True
