@@ -232,10 +232,9 @@ def check_complete(response: "requests.Response", method: str, url: str, key: st
 
 def shortfall(response: "requests.Response") -> str:
     """"<received> of <Content-Length> bytes" when fewer came, else "" (a 1xx, 204 or 304, or a chunked
-    body, has no body of that length)."""
-    if response.status_code < 200 or response.status_code in (204, 304) or "Transfer-Encoding" in response.headers:
-        return ""
-    if response.is_redirect:  # its body is not read (see _retry.RetryAdapter.send)
+    body, has no body of that length; a redirect's is not read: see _retry.RetryAdapter.send)."""
+    status = response.status_code
+    if status < 200 or status in (204, 304) or "Transfer-Encoding" in response.headers or response.is_redirect:
         return ""
     expected = response.headers.get("Content-Length", "").strip()
     received = getattr(response.raw, "tell", lambda: None)()
