@@ -142,8 +142,7 @@ def check_v1_size(width: Any, height: Any, count: Any, names: Tuple[str, ...] = 
             raise ValueError(f"{name} {side}: the v1 API takes {sides} (a v2 model has its own sizes)")
     width, height = (given if given is not None else side for given, side in zip((width, height), V1_DEFAULT_SIZE))
     # A bool side was refused above; a bool count (0 or 1) is never too many.
-    whole = all(isinstance(value, int) for value in (count, width, height))
-    if not whole:
+    if not all(isinstance(value, int) for value in (count, width, height)):
         return
     most = v1_images_at_most(width, height)
     if count > most:
