@@ -346,10 +346,10 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it lists none."""
-    if result.get("status") == "FAILED":
+    status = result.get("status")
+    if status == "FAILED":
         raise ValueError("the generation FAILED: it has no files to save")
-    if result.get("status") != "COMPLETE":
-        status = result.get("status")
+    if status != "COMPLETE":
         said = "has no status" if status is None else f"is {shown(status)}"
         raise ValueError(f"the generation {said}, not COMPLETE: wait for it first")
     if not any(key in result for key in IMAGE_KEYS):
