@@ -260,13 +260,12 @@ def _check_field(name: str, kind: str, item: Any) -> None:
             _check_field(f"{name}[{n}]", kind[len("List["):], element)
         return
     body = globals().get(kind)  # a dataclass of this module, by the name the annotation gives
-    allowed: Tuple[type, ...]
-    if kind.startswith("Mapping["):
+    if kind in _SIMPLE_TYPES:
+        allowed, wanted = _SIMPLE_TYPES[kind], with_article(kind)
+    elif kind.startswith("Mapping["):
         allowed, wanted = (Mapping,), "a mapping"
     elif isinstance(body, type) and is_dataclass(body):
         allowed, wanted = (body, Mapping), f"{with_article(kind)} or a mapping"  # a mapping is sent as given
-    elif kind in _SIMPLE_TYPES:
-        allowed, wanted = _SIMPLE_TYPES[kind], with_article(kind)
     else:
         return
     if not isinstance(item, allowed) or isinstance(item, bool) != (kind == "bool"):
