@@ -304,8 +304,10 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         if not urls:  # an LCM answer is final: none will come
             raise LeonardoError("the API answered no images", body=dict(result))
         urls = [_file_url(url, f"imageDataUrl[{n}]") for n, url in enumerate(urls)]
-        # requestTimestamp is the caller's (a loop's seconds, a fixed tag): the images' digest tells results apart
-        prefix = f"lcm-{safe_name(result.get('requestTimestamp'), 'result')}-{_digest(urls)}"
+        # requestTimestamp is the caller's (a loop's seconds, a fixed tag): the images' digest tells results apart,
+        # and gives the same result, saved again, the same name
+        digest = hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        prefix = f"lcm-{safe_name(result.get('requestTimestamp'), 'result')}-{digest}"
         files = [(f"{prefix}_{n}", url) for n, url in enumerate(urls)]
     elif wrapper or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
@@ -320,11 +322,6 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
             unused = f"{name}-{n}"
         unique[unused], last[name] = url, n
     return list(unique.items())
-
-
-def _digest(urls: List[str]) -> str:
-    """12 hex digits of the SHA-256 of an LCM result's data URLs: the same result gets the same name."""
-    return hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]]:
