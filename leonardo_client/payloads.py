@@ -407,7 +407,7 @@ class CreateGenerationRequest(_Body):
         check_v1_model_id(self.model_id, f"{where}.model_id")
 
 
-# --- POST /generations-texture (legacy: dropped from Leonardo's public spec in 2026-04) ------
+# --- POST /generations-texture -------------------------------------------------------------------
 
 
 @retired_upstream("texture")
