@@ -119,15 +119,18 @@ class FakeLeonardo:
         check = _CHECKS.get(name)
         if check is not None:
             check(value)
-        api = self.__dict__.get("_api")  # None while constructing
-        if check is None or api is None:
+        if check is None or "_api" not in self.__dict__:  # not a setting, or still constructing
             super().__setattr__(name, value)
-            return
-        with api.lock:  # a change applies from now on: the jobs are moved on to now first
-            api.advance()
-            super().__setattr__(name, value)
-            if name == "seed":
-                api.account.random.seed(value)
+        else:
+            self._from_now(**{name: value})
+
+    def _from_now(self, **settings: Any) -> None:
+        """Change settings from now on: the jobs are moved on to now first (a seed set restarts the draws)."""
+        with self._api.lock:
+            self._api.advance()
+            self.__dict__.update(settings)  # checked already (setattr() would come back here)
+            if "seed" in settings:
+                self._api.account.random.seed(settings["seed"])
 
     def start(self: _F) -> _F:
         """Start serving (binds the port; a no-op when already running). A restart binds the port
@@ -158,10 +161,7 @@ class FakeLeonardo:
         Leonardo API key; a running fake starts delivering at once. What completed before goes where
         the webhook pointed then."""
         check_settings(url, api_key)
-        with self._api.lock:
-            self._api.advance()
-            super().__setattr__("webhook_url", url)
-            super().__setattr__("webhook_api_key", api_key)
+        self._from_now(webhook_url=url, webhook_api_key=api_key)
         self._start_deliverer()
 
     def _start_deliverer(self) -> None:
