@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
-from ..payloads import MAX_INT
+from ..payloads import MAX_INT, with_article
 from .server import ApiError
 
 # Handlers are named after the Client's methods: the operationId in snake_case, but for these.
@@ -222,8 +222,8 @@ class Spec:
             return
         if kind == "array":
             raise invalid("expected a list, but found %s" % found)
-        message = "expected %s %s for type '%s', but found %s %s"
-        raise invalid(message % (_article(kind), kind, _type_name(schema, where), _article(found), found))
+        message = "expected %s for type '%s', but found %s"
+        raise invalid(message % (with_article(kind), _type_name(schema, where), with_article(found)))
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         for low, high, kinds, measure, wording in _BOUNDS:
@@ -280,7 +280,3 @@ def _name(where: Tuple[str, ...]) -> str:
 
 def _type_name(schema: Dict[str, Any], where: Tuple[str, ...]) -> str:
     return str(schema.get("title") or _GRAPHQL_NAMES.get(schema.get("type", "")) or _label(where))
-
-
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
