@@ -229,7 +229,7 @@ class FakeLeonardo:
     def clear_faults(self) -> None:
         """Remove every pending fault."""
         with self._lock:
-            del self._faults[:]
+            self._faults.clear()
 
     def fail_generation(self, generation_id: str) -> None:
         """Make that generation (image, motion, v2 or texture) end FAILED: at once if it has
