@@ -1334,6 +1334,17 @@ def test_fault_path_and_method_matching(fake, api):
             fake.inject(status=500, path=path)
 
 
+def test_a_fault_on_the_base_path_fires_on_base_url_itself(fake, api):
+    # inject(path="/api/rest/v1") advises path="/": base_url with or without its trailing slash is recorded as "/"
+    with pytest.raises(ValueError, match=re.escape("recorded from the API's base: use path='/'") + "$"):
+        fake.inject(status=500, path="/api/rest/v1")
+    fake.inject(status=503, path="/", times=None)
+    assert [call(api, fake, "GET", path).status_code for path in ("", "/")] == [503, 503]  # was 404 for ""
+    assert [r.path for r in fake.requests] == ["/", "/"]  # was ["", "/"]
+    fake.clear_faults()
+    assert call(api, fake, "GET", "").status_code == 404  # no fault: still not an operation
+
+
 def test_faulted_post_creates_nothing_but_is_recorded(fake, api):
     fake.inject(status=500, path="/generations", method="POST")
     response = call(api, fake, "POST", "/generations", json={"prompt": "x"})

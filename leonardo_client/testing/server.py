@@ -37,11 +37,12 @@ Headers = List[Tuple[str, str]]
 @dataclass
 class RecordedRequest:
     """One request received by the fake. ``path`` is relative to ``base_url`` for v1 calls
-    (``"/generations/abc"``), else to ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/..."``),
-    without the query, percent-encoded as sent; ``query`` holds each parameter's last value,
-    ``headers`` ignores case, ``json`` is the parsed body (None if absent or not JSON); ``body``
-    is empty for a request refused while read (a bad Content-Length, a chunked body, headers
-    too large, a method not served), ``method`` and ``path`` too for a request line not read."""
+    (``"/generations/abc"``; ``base_url`` itself ``"/"``), else to ``root_url`` (``"/cdn/..."``,
+    ``"/api/rest/v2/..."``), without the query, percent-encoded as sent; ``query`` holds each
+    parameter's last value, ``headers`` ignores case, ``json`` is the parsed body (None if absent
+    or not JSON); ``body`` is empty for a request refused while read (a bad Content-Length, a
+    chunked body, headers too large, a method not served), ``method`` and ``path`` too for a
+    request line not read."""
 
     method: str
     path: str
@@ -282,7 +283,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with contextlib.suppress(ValueError):
             parsed = parse_body(body)
         kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
-        relative = path[len(spec.base) :] if path == spec.base or path.startswith(spec.base + "/") else path
+        # base_url itself, with or without its trailing slash, is "/": where inject's advice points
+        relative = (path[len(spec.base) :] or "/") if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         return RecordedRequest(self.command or "", relative, query, self.headers, parsed, body, kind, path)
 
