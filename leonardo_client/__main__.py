@@ -491,7 +491,8 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
 def _save_generation(client: Client, made: str, args: argparse.Namespace, asked: Optional[int] = None) -> int:
     """Wait for generation ``made`` (a progress line on stderr, at most args.timeout), save its files into
     args.out (names from ids: saved again, they are replaced) and print their paths: generate's and get --out's.
-    ``asked``: the images generate asked for; fewer are waited for (see _wait_for_the_rest), then said (exit 1)."""
+    ``asked``: the images generate asked for (get: those the generation lists); fewer are waited for (see
+    _wait_for_the_rest), then said (exit 1)."""
     label, line = f"generation {made}", _StatusLine()
     # generate's failures say it was made and paid for (_made_but); not get's own (it is that "try"), nor offline's
     paid = args.command == "generate" and not args.offline  # (nothing outlives the command: its Ctrl-C too)
@@ -502,7 +503,8 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     try:
         deadline = time.monotonic() + args.timeout
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
-        generation = _wait_for_the_rest(client, made, generation, asked or 0, deadline, progress)
+        wanted = _images_listed(generation) if asked is None else asked
+        generation = _wait_for_the_rest(client, made, generation, wanted, deadline, progress)
     except KeyboardInterrupt:
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:  # a null answer (a replica behind the create), a timeout, a refusal
@@ -512,7 +514,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     finally:
         line.close()
     try:
-        paths = client.save_results(_with_files(generation) if asked else generation, args.out)
+        paths = client.save_results(_with_files(generation), args.out)
     except KeyboardInterrupt:  # COMPLETE: as a stop in the wait
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:
@@ -522,8 +524,8 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
         said = "is COMPLETE with no file to save"
         raise _made_but(made, said) if paid else LeonardoError(f"{label} {said}")
     _print(*paths)
-    if asked is not None and _images_to_save(generation) < asked:  # saved and printed: a script still learns it
-        said = f"only {_images_to_save(generation)} of the {asked} images asked came"
+    said = _short_of(generation, asked)
+    if said:  # saved and printed: a script still learns it
         raise _made_but(made, said) if paid else LeonardoError(f"{label}: {said}")
     return 0
 
@@ -550,11 +552,26 @@ def _wait_for_the_rest(
 
 
 def _with_files(generation: Dict[str, Any]) -> Dict[str, Any]:
-    """``generation`` with only the images that have a file (some still without a URL: generate says how many came)."""
+    """``generation`` with only the images that have a file (some still without a URL: said after, see _short_of)."""
     images = generation.get("generated_images")
     if isinstance(images, list) and any(map(has_file, images)):
         return dict(generation, generated_images=[image for image in images if has_file(image)])
     return generation
+
+
+def _short_of(generation: Dict[str, Any], asked: Optional[int]) -> str:
+    """What is missing: of generate's images ``asked``, those that did not come; get's (None), the images listed
+    with no file. "" if none."""
+    came = _images_to_save(generation)
+    if asked is None:
+        listed = _images_listed(generation)
+        return f"{listed - came} of the {listed} images it lists had no file" if came < listed else ""
+    return f"only {came} of the {asked} images asked came" if came < asked else ""
+
+
+def _images_listed(generation: Dict[str, Any]) -> int:
+    images = generation.get("generated_images")
+    return len(images) if isinstance(images, list) else 0
 
 
 def _images_to_save(generation: Dict[str, Any]) -> int:

@@ -348,6 +348,27 @@ def test_generate_says_when_fewer_images_than_asked_came_within_the_grace(
                                              f"--out DIR')")
 
 
+@pytest.mark.parametrize("answers", [3, float("inf")])
+def test_get_out_waits_for_listed_images_without_a_url_then_saves_those_that_came(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    answers: float,
+) -> None:
+    # Simplification pass: with one of the 2 images listed still without a URL, get --out saved nothing ("... is not
+    # a file URL: null", exit 1), where generate waits for the rest, saves those that came and says how many did.
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 30.0 if answers == 3 else 0.3)
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 2}))
+    held = images_fill_in_late(monkeypatch, answers=answers, how="nullurl")
+    assert cli.main(["get", made, "--out", str(tmp_path)]) == (0 if answers == 3 else 1)
+    captured = capsys.readouterr()
+    came = 2 if answers == 3 else 1
+    assert len(captured.out.split()) == len(os.listdir(str(tmp_path))) == came and len(held) >= 2
+    if answers != 3:
+        assert captured.err.splitlines()[-1] == f"leonardo-client: error: generation {made}: " \
+            "1 of the 2 images it lists had no file"
+
+
 @pytest.mark.parametrize("case, cause", [
     ("null", "no generation with id '{id}' (the API answered generations_by_pk: null)"),  # a replica behind the create
     ("timeout", "generation {id} still PENDING after 0."),
