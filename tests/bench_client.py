@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark, run by hand (timed tests flake): ``python tests/bench_client.py [--quick] [--skip PART]``.
 
-About a minute (--quick: 20 s, noisier); FakeLeonardo serves on 127.0.0.1, child processes are measured.
+About 30 s (--quick: 20 s, noisier); FakeLeonardo serves on 127.0.0.1, child processes are measured.
 Printed, each with its target (exit 1 if one is missed): Client's CPU time per call over a bare Session's
 sending the same request (median over rounds of the ratio; a second bare Session is the control, its ratio
 the noise), the CPU time of ``import leonardo_client`` over ``import requests`` (``import requests`` again is
