@@ -1,4 +1,4 @@
-"""Benchmark of the batch engine against FakeLeonardo (run by hand; about two and a half minutes).
+"""Benchmark of the batch engine against FakeLeonardo (run by hand; about two minutes).
 
     python tests/bench_batch.py
 
