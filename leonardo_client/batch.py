@@ -507,7 +507,7 @@ class _Journal:
                 if not isinstance(record, dict) or not line.endswith(b"\n"):
                     raise ValueError("incomplete line")
             except ValueError:
-                if good + len(line) < len(data):
+                if good + len(line) < len(data) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
                     damaged = f"{self.path} is damaged at line {len(records) + 1}: repair or delete that line"
                     raise BatchInputError([f"{damaged} ({DAMAGED})"])
                 break  # the last line, cut short by a crash: dropped, and cut off the file

@@ -770,11 +770,16 @@ def test_a_truncated_last_journal_line_is_tolerated_and_cut_off(tmp_path: Any) -
     assert all(isinstance(r, dict) for r in journal(tmp_path))  # every line parses again
 
 
-def test_a_damaged_line_in_the_middle_is_refused(tmp_path: Any) -> None:
-    text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', '{"i": 1, "s"')
+@pytest.mark.parametrize("last", [False, True], ids=["in the middle", "last, with its line break"])
+def test_a_damaged_line_is_refused(tmp_path: Any, last: bool) -> None:
+    # A whole last line that does not parse (a hand edit's trailing comma) was taken for a crash's torn write:
+    # dropped and cut off the file without a word (found by the review of the simplification pass).
+    text = journal_text(PROMPTS[:3], [])
+    text = text + '{"i": 1, "s": "planned"},\n' if last else text.replace('{"i": 1, "s": "planned"}', '{"i": 1, "s"')
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
-    with pytest.raises(BatchInputError, match="is damaged"):
+    with pytest.raises(BatchInputError, match="is damaged at line"):
         run(ApiDouble(), PROMPTS[:3], str(tmp_path))
+    assert (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text  # nothing cut off
 
 
 @pytest.mark.parametrize("left", [b"", b'{"journal": 1, "inp'], ids=["emptied", "its header cut short"])
