@@ -128,7 +128,7 @@ def is_uuid(text: str) -> bool:
 def check_type(name: str, value: Any, kind: Union[type, Tuple[type, ...]]) -> Any:
     if not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)) if k is not type(None))
-        raise TypeError(f"{name} must be a {names}, not {type(value).__name__}")
+        raise TypeError(f"{name} must be {with_article(names)}, not {type(value).__name__}")
     return value
 
 

@@ -1827,6 +1827,11 @@ def test_settings_are_checked_when_assigned_too(name, value, error):
         assert str(constructed.value) == str(assigned.value)
 
 
+def test_a_setting_of_the_wrong_type_is_named_with_its_article():
+    with pytest.raises(TypeError, match="^seed must be an int, not float$"):  # it said "a int"
+        FakeLeonardo(seed=1.5)
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
