@@ -496,15 +496,15 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     label, line = f"generation {made}", _StatusLine()
     # generate's failures say it was made and paid for (_made_but); not get's own (it is that "try"), nor offline's
     paid = args.command == "generate" and not args.offline  # (nothing outlives the command: its Ctrl-C too)
+    started = time.monotonic()  # the line's elapsed: from here, not from each wait (_wait_for_the_rest asks again)
 
-    def progress(status: str, elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
-        line.show(f"{status}, {elapsed:.1f}s elapsed, {label}")
+    def progress(status: str, _elapsed: float) -> None:  # what changes first: a narrow terminal cuts the end
+        line.show(f"{status}, {time.monotonic() - started:.1f}s elapsed, {label}")
 
     try:
-        deadline = time.monotonic() + args.timeout
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
         wanted = _images_listed(generation) if asked is None else asked
-        generation = _wait_for_the_rest(client, made, generation, wanted, deadline, progress)
+        generation = _wait_for_the_rest(client, made, generation, wanted, started + args.timeout, progress)
     except KeyboardInterrupt:
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:  # a null answer (a replica behind the create), a timeout, a refusal

@@ -329,6 +329,23 @@ def test_generate_waits_for_images_that_fill_in_after_complete(
     assert held == [1, 1, 1, 4]
 
 
+def test_progress_elapsed_counts_on_while_images_fill_in_after_complete(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    quick_polls: None,
+) -> None:
+    # Progress hunt: each wait asking again for the late images counted from 0, so the line went back in time
+    # ("COMPLETE, 0.4s elapsed" then "COMPLETE, 0.0s elapsed"). COMPLETE only after 0.3 s: the first wait's last.
+    fake_in_env.completion_delay = 0.3
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 30.0)
+    held = images_fill_in_late(monkeypatch, answers=3)
+    assert cli.main(["generate", "a fox", "--num-images", "4", "--out", str(tmp_path)]) == 0
+    assert held == [1, 1, 1, 4]
+    shown = re.findall(r"^(PENDING|COMPLETE), (\d+\.\d)s elapsed, generation ", capsys.readouterr().err, re.M)
+    assert [status for status, _ in shown].count("COMPLETE") == len(held)  # the extra waits' answers shown too
+    elapsed = [float(seconds) for _, seconds in shown]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= 0.3, shown
+
+
 @pytest.mark.parametrize("how", ["cut", "nullurl", "vanish"])
 def test_generate_says_when_fewer_images_than_asked_came_within_the_grace(
     fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
