@@ -894,28 +894,31 @@ def test_truncated_error_body_is_a_leonardo_error(fake: FakeLeonardo, make_fake_
 # --- the API's own validation answers, end to end ------------------------------------------------
 
 
+ARG1 = "$.selectionSet.sdGenerationJob.args.arg1."  # the path of a value the API refuses in the body (API_FACTS 1.1)
+
+
 @pytest.mark.parametrize(
-    "body, message, code",
+    "body, message, code, path",
     [
-        ({"prompt": "x", "sd_Version": "v2"}, "Unexpected variable sd_Version", "bad-request"),
+        ({"prompt": "x", "sd_Version": "v2"}, "Unexpected variable sd_Version", "bad-request", "$"),
         ({"negative_prompt": "no prompt"}, 'expecting a value for non-nullable variable: "prompt"',
-         "validation-failed"),
+         "validation-failed", "$"),
         ({"prompt": "x", "photoReal": "yes"}, "expected a boolean for type 'Boolean', but found a string",
-         "validation-failed"),
-        ({"prompt": "x", "width": 1024, "height": 1024, "num_images": 5}, "Too many images", "unexpected"),
+         "validation-failed", ARG1 + "photoReal"),
+        ({"prompt": "x", "width": 1024, "height": 1024, "num_images": 5}, "Too many images", "unexpected", "$"),
         ({"prompt": "x", "elements": [{"akUUID": "a", "wieght": 1}]}, "field \"wieght\" not found in type: "
-         "'element_input'", "validation-failed"),
+         "'element_input'", "validation-failed", ARG1 + "elements[0].wieght"),
     ],
 )
 def test_validation_error_surfaces_with_the_api_message(
-    fake: FakeLeonardo, fake_client: Client, body: Dict[str, Any], message: str, code: str
+    fake: FakeLeonardo, fake_client: Client, body: Dict[str, Any], message: str, code: str, path: str
 ) -> None:
     with pytest.raises(LeonardoError) as caught:
         fake_client.create_generation(body)
     err = caught.value
     assert err.status_code == 400
     assert err.message == message
-    assert err.body == {"error": message, "path": "$", "code": code}
+    assert err.body == {"error": message, "path": path, "code": code}
     assert err.method == "POST" and err.url == fake.base_url + "/generations"
     assert str(err) == "HTTP 400: %s (POST %s/generations)" % (message, fake.base_url)
     assert len(fake.requests) == 1  # a 400 is never retried

@@ -87,11 +87,18 @@ def parse_png(data):
     return width, height, raw
 
 
-def envelope(response):
+def envelope(response, path="$"):
     body = response.json()
     assert set(body) == {"error", "path", "code"}
-    assert body["path"] == "$"
+    assert body["path"] == path
     return body
+
+
+def arg1_path(path, *where):
+    """The envelope's path to a value of a v1 POST's body, as Leonardo writes it (API_FACTS.md 1.1): the one key of
+    the operation's answer, the body its argument arg1; where: keys, "0" standing for an array's first item."""
+    (action,) = spec_keys(path, "post")
+    return "$.selectionSet.%s.args.arg1" % action + "".join("[0]" if key == "0" else "." + key for key in where)
 
 
 def session_for(fake):
@@ -977,40 +984,80 @@ def test_inpainting_requires_a_mask(fake, api):
 
 
 @pytest.mark.parametrize(
-    "body, status, code, message",
+    "body, status, code, message, where",  # where: the keys to the value the envelope's path names (else "$")
     [
-        ({}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"'),
-        ({"prompt": None}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"'),
-        ({"prompt": "x", "sd_Version": "v2"}, 400, "bad-request", "Unexpected variable sd_Version"),
-        ({"prompt": "x", "negativePrompt": "y"}, 400, "bad-request", "Unexpected variable negativePrompt"),
-        ({"prompt": 5}, 400, "validation-failed", "expected a string for type 'String', but found a number"),
+        ({}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"', None),
+        ({"prompt": None}, 400, "validation-failed", 'expecting a value for non-nullable variable: "prompt"', None),
+        ({"prompt": "x", "sd_Version": "v2"}, 400, "bad-request", "Unexpected variable sd_Version", None),
+        ({"prompt": "x", "negativePrompt": "y"}, 400, "bad-request", "Unexpected variable negativePrompt", None),
+        ({"prompt": 5}, 400, "validation-failed", "expected a string for type 'String', but found a number",
+         ("prompt",)),
         ({"prompt": "x", "sd_version": None}, 400, "validation-failed",
-         'expecting a value for non-nullable variable: "sd_version"'),
-        ({"prompt": "x", "width": "512"}, 400, "validation-failed", None),
+         'expecting a value for non-nullable variable: "sd_version"', None),
+        ({"prompt": "x", "width": "512"}, 400, "validation-failed", None, ("width",)),
         ({"prompt": "x", "photoReal": "true"}, 400, "validation-failed",
-         "expected a boolean for type 'Boolean', but found a string"),
-        ({"prompt": "x", "guidance_scale": 7}, 200, None, None),
-        ({"prompt": "x", "elements": [{"akuuid": "a"}]}, 400, "validation-failed", None),
-        ({"prompt": "x", "elements": [{"weight": 1}]}, 400, "validation-failed", None),
-        ({"prompt": "x", "controlnets": {"initImageId": "a"}}, 400, "validation-failed", None),
-        ({"prompt": "x", "num_images": 5}, 400, "unexpected", "Too many images"),
-        ({"prompt": "x", "num_images": 0}, 400, "unexpected", "num_images must be at least 1"),
-        ({"prompt": "x", "contrast": 0.5}, 400, "validation-failed", "contrast must be at least 1"),  # v1 bounds too
-        ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None),
-        ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions"),
-        ({"prompt": "x" * 1501}, 400, "unexpected", "Invalid prompt, maximum length of 1500 characters exceeded."),
+         "expected a boolean for type 'Boolean', but found a string", ("photoReal",)),
+        ({"prompt": "x", "guidance_scale": 7}, 200, None, None, None),
+        ({"prompt": "x", "elements": [{"akuuid": "a"}]}, 400, "validation-failed", None, ("elements", "0", "akuuid")),
+        ({"prompt": "x", "elements": [{"weight": 1}]}, 400, "validation-failed", None, ("elements", "0", "akUUID")),
+        ({"prompt": "x", "controlnets": {"initImageId": "a"}}, 400, "validation-failed", None, ("controlnets",)),
+        ({"prompt": "x", "num_images": 5}, 400, "unexpected", "Too many images", None),
+        ({"prompt": "x", "num_images": 0}, 400, "unexpected", "num_images must be at least 1", None),
+        # v1 bounds too (not Hasura's: GraphQL has none, so the action handler's "$")
+        ({"prompt": "x", "contrast": 0.5}, 400, "validation-failed", "contrast must be at least 1", None),
+        ({"prompt": "x", "num_images": 8, "width": 512, "height": 512}, 200, None, None, None),
+        ({"prompt": "x", "width": 1001}, 400, "unexpected", "invalid dimensions", None),
+        ({"prompt": "x" * 1501}, 400, "unexpected", "Invalid prompt, maximum length of 1500 characters exceeded.",
+         None),
     ],
 )
-def test_create_generation_validation(fake, api, body, status, code, message):
+def test_create_generation_validation(fake, api, body, status, code, message, where):
     response = call(api, fake, "POST", "/generations", json=body)
     assert response.status_code == status, response.text
     if status == 200:
         return
-    error = envelope(response)
+    error = envelope(response, "$" if where is None else arg1_path("/generations", *where))
     assert error["code"] == code
     if message is not None:
         assert error["error"] == message
     assert fake.generation_ids() == []
+
+
+TEXTURE = {"prompt": "x", "modelAssetId": "m"}
+CONTROLNET = {"initImageId": "a", "initImageType": "GENERATED", "preprocessorId": 67}
+
+
+@pytest.mark.parametrize(
+    "path, body, where, message",
+    [
+        # API_FACTS.md 1.1 (DOC-ERR, "Expected a boolean for type Boolean but found a string"), verbatim:
+        ("/generations", {"prompt": "a cat", "photoReal": "true"}, "sdGenerationJob.args.arg1.photoReal",
+         "expected a boolean for type 'Boolean', but found a string"),
+        ("/generations", {"prompt": "x", "sd_version": "v9"}, "sdGenerationJob.args.arg1.sd_version", None),
+        ("/generations", {"prompt": "x", "imagePrompts": ["a", 5]}, "sdGenerationJob.args.arg1.imagePrompts[1]", None),
+        ("/generations", {"prompt": "x", "controlnets": [dict(CONTROLNET, weight="1")]},
+         "sdGenerationJob.args.arg1.controlnets[0].weight", None),
+        ("/generations", {"prompt": "x", "elements": [{"akUUID": "a", "wieght": 1}]},
+         "sdGenerationJob.args.arg1.elements[0].wieght", 'field "wieght" not found in type: \'element_input\''),
+        ("/generations", {"prompt": "x", "elements": [{"weight": 1}]}, "sdGenerationJob.args.arg1.elements[0].akUUID",
+         'expecting a value for non-nullable field: "akUUID"'),
+        ("/generations-lcm", {"imageDataUrl": TINY_PNG_URL, "prompt": 5}, "lcmGenerationJob.args.arg1.prompt", None),
+        ("/lcm-upscale", {"imageDataUrl": TINY_PNG_URL, "prompt": "x", "refineCreative": "no"},
+         "lcmGenerationJob.args.arg1.refineCreative", None),
+        ("/generations-motion-svd", {"imageId": "x", "motionStrength": "5"},
+         "motionSvdGenerationJob.args.arg1.motionStrength", None),
+        ("/generations-texture", dict(TEXTURE, preview="yes"), "textureGenerationJob.args.arg1.preview", None),
+        ("/init-image", {"extension": 5}, "uploadInitImage.args.arg1.extension", None),
+    ],
+)
+def test_a_value_a_v1_post_refuses_is_named_by_its_graphql_path(fake, api, path, body, where, message):
+    # Leonardo's Hasura layer runs a v1 POST as an action: the one field of its answer, the body its argument arg1.
+    response = call(api, fake, "POST", path, json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["path"] == "$.selectionSet." + where  # was "$": the one key of the envelope naming the field
+    assert error["code"] == "validation-failed"
+    assert message is None or error["error"] == message
 
 
 @pytest.mark.parametrize("model_id", ["LEONARDO", "phoenix-v1.0", "b24e16ff-06e3-43eb-8d33-4416c2d7587"])
@@ -1045,7 +1092,8 @@ def test_an_int_is_a_whole_number_of_32_bits(fake, api, field, value, refused):
     response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})
     if refused is not None:
         assert response.status_code == 400
-        assert envelope(response) == {"error": INT_REFUSED % refused, "path": "$", "code": "parse-failed"}
+        path = arg1_path("/generations", field)
+        assert envelope(response, path) == {"error": INT_REFUSED % refused, "path": path, "code": "parse-failed"}
         return
     assert response.status_code == 200, response.text
     generation_id = response.json()["sdGenerationJob"]["generationId"]
@@ -1085,7 +1133,7 @@ def test_nan_and_infinity_in_a_body_are_not_json(fake, api, constant):
 
 @pytest.mark.parametrize(
     "depth, error",
-    [(200, "expected an object for type 'element_input', but found an array"),
+    [(200, "expected an object for type 'element_input', but found an array"),  # at elements[0]
      # Deeper than the fake reads: as a body not JSON. Was a 500 and a traceback from about 500 levels
      # (3.11), and from about 1,000 no answer at all, the request not recorded.
      (201, 'expecting a value for non-nullable variable: "prompt"'),
@@ -1097,7 +1145,8 @@ def test_a_body_nested_too_deep_is_refused_as_one_not_json(fake, api, capsys, de
     data = ('{"prompt": "x", "elements": %s}' % ("[" * levels + "]" * levels)).encode()
     response = call(api, fake, "POST", "/generations", data=data, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert envelope(response) == {"error": error, "path": "$", "code": "validation-failed"}
+    path = arg1_path("/generations", "elements", "0") if depth == 200 else "$"
+    assert envelope(response, path) == {"error": error, "path": path, "code": "validation-failed"}
     assert fake.requests[-1].body == data and (fake.requests[-1].json is None) == (depth > 200)
     assert capsys.readouterr().err == ""
 
@@ -1167,7 +1216,7 @@ def test_enum_values_outside_the_spec_are_refused(fake, api, path, where, values
         assert response.status_code == 200, (value, response.text)
     response = call(api, fake, "POST", path, json=body_with(path, where, "NOT_IN_THE_SPEC"))
     assert response.status_code == 400
-    error = envelope(response)
+    error = envelope(response, arg1_path(path, *where))
     assert error["code"] == "validation-failed"
     assert error["error"].startswith("expected one of the values [")
     assert error["error"].endswith("but found 'NOT_IN_THE_SPEC'")

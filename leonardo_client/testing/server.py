@@ -92,9 +92,10 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, code: str, headers: Optional[Headers] = None) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or []
+        self.path = "$"  # the envelope's JSON path: "$" but where Hasura's parser names the value it refused
 
     def answer(self) -> Answer:
-        return json_answer(self.status, {"error": self.message, "path": "$", "code": self.code}, self.headers)
+        return json_answer(self.status, {"error": self.message, "path": self.path, "code": self.code}, self.headers)
 
 
 def default_error(status: int) -> ApiError:

@@ -49,6 +49,15 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
     return ApiError(400, message, code)
 
 
+class FieldError(ApiError):
+    """A 400 of Hasura's parser at one value of a body: where is the keys (and item indexes) to it. On a v1 POST
+    the envelope's path names it (Spec.check_body); elsewhere the path stays "$"."""
+
+    def __init__(self, message: str, where: Tuple[str, ...], code: str = "validation-failed") -> None:
+        super().__init__(400, message, code)
+        self.where = where
+
+
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
     """openapi.json, read through this package's loader: a zip (zipapp, .pyz) has no file to open."""
@@ -72,6 +81,7 @@ class Operation:
     body: Optional[Dict[str, Any]]  # the request body's schema
     query: Dict[str, Dict[str, Any]]  # query parameter name -> schema
     hasura: bool  # served by Hasura's REST layer (v1), not the v2 API
+    action: Optional[str] = None  # a v1 POST's GraphQL field, the one key of its answer (sdGenerationJob)
 
 
 class Spec:
@@ -86,7 +96,8 @@ class Spec:
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
             self.roots.add(root)
             hasura = root == self.base
-            ops = {m.upper(): self._operation(op, hasura) for m, op in item.items() if m in ("get", "post", "delete")}
+            methods = [m for m in item if m in ("get", "post", "delete")]
+            ops = {m.upper(): self._operation(item[m], hasura, m) for m in methods}
             self.routes.append(((root + template)[1:].split("/"), ops))
         # Hasura (v1) refuses a key outside an object's properties unless the schema says otherwise;
         # within the v2 envelope, bodies are read as JSON Schema: open unless additionalProperties is false.
@@ -94,12 +105,14 @@ class Spec:
         self.json_schema = copy.copy(self)
         self.json_schema.hasura = False
 
-    @staticmethod
-    def _operation(op: Dict[str, Any], hasura: bool) -> Operation:
+    def _operation(self, op: Dict[str, Any], hasura: bool, method: str) -> Operation:
         snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", op["operationId"]).lower()
         body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         query = {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
-        return Operation(_RENAMED.get(op["operationId"], snake), body, query, hasura)
+        # A v1 POST runs as a Hasura action: the field its answer is keyed by, taking the body as its argument arg1.
+        answer = self.resolve(op["responses"]["200"]["content"]["application/json"]["schema"])
+        action = next(iter(answer.get("properties", {})), None) if hasura and method == "post" else None
+        return Operation(_RENAMED.get(op["operationId"], snake), body, query, hasura, action)
 
     def is_api(self, path: str) -> bool:
         return any(path == root or path.startswith(root + "/") for root in self.roots)
@@ -146,7 +159,12 @@ class Spec:
             props = schema["properties"]
             schema = dict(schema, required=[k for k in props if not self.resolve(props[k]).get("nullable")])
         if "discriminator" not in schema:
-            self.check(schema, body, ())
+            try:
+                self.check(schema, body, ())
+            except FieldError as exc:
+                if operation.action:
+                    exc.path = _graphql_path(operation.action, exc.where)
+                raise
         else:  # v2: the schemas leave out "parameters"; a model's required ones are missing then, not waived
             self.json_schema.check(schema, dict(body, parameters=body.get("parameters", {})), ())
             retired = _RETIRED_PARAMETERS.get(body["model"])
@@ -168,12 +186,12 @@ class Spec:
         schema = self._discriminated(self.resolve(schema), value)
         if value is None:
             if not schema.get("nullable", False):
-                raise invalid("expecting a value for non-nullable %s" % _name(where))
+                raise _non_nullable(where)
             return
         self._check_type(schema, value, where)
         enum = schema.get("enum")
         if enum is not None and not any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum):
-            raise _not_one_of(enum, _type_name(schema, where), value)
+            raise _not_one_of(enum, _type_name(schema, where), value, where)
         self._check_bounds(schema, value, where)
         if isinstance(value, dict):
             self._check_object(schema, value, where, closed)
@@ -194,7 +212,7 @@ class Spec:
             return schema
         key, mapping = schema["discriminator"]["propertyName"], schema["discriminator"]["mapping"]
         if not isinstance(value.get(key), str) or value[key] not in mapping:  # a list or object: not hashable
-            raise _not_one_of(sorted(mapping), key, value.get(key))
+            raise _not_one_of(sorted(mapping), key, value.get(key), (key,))
         return self.resolve({"$ref": mapping[value[key]]})
 
     def operation(self, name: str) -> Operation:
@@ -217,13 +235,13 @@ class Spec:
         kind, found = schema.get("type"), json_type(value)
         # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
         if kind == "integer" and schema.get("title") == "Int" and found == "number":
-            _check_int(value)
+            _check_int(value, where)
         if kind in (None, found) or (kind == "integer" and found == "number" and isinstance(value, int)):
             return
         if kind == "array":
-            raise invalid("expected a list, but found %s" % found)
+            raise FieldError("expected a list, but found %s" % found, where)
         message = "expected %s for type '%s', but found %s"
-        raise invalid(message % (with_article(kind), _type_name(schema, where), with_article(found)))
+        raise FieldError(message % (with_article(kind), _type_name(schema, where), with_article(found)), where)
 
     def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
         for low, high, kinds, measure, wording in _BOUNDS:
@@ -250,24 +268,44 @@ class Spec:
                 continue
             if not where:
                 raise invalid("Unexpected variable %s" % key, "bad-request")
-            raise invalid('field "%s" not found in type: \'%s\'' % (key, _type_name(schema, where)))
+            raise FieldError('field "%s" not found in type: \'%s\'' % (key, _type_name(schema, where)), where + (key,))
         for key in schema.get("required", ()):
             if value.get(key) is None:
-                raise invalid("expecting a value for non-nullable %s" % _name(where + (key,)))
+                raise _non_nullable(where + (key,))
         for key, item in value.items():
             if key in props or isinstance(extra, dict):
                 self.check(props.get(key, extra), item, where + (key,))
 
 
-def _check_int(value: Any) -> Any:
+def _check_int(value: Any, where: Tuple[str, ...] = ()) -> Any:
     if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
-        raise invalid("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
-                      "or is there integer overflow?" % value, "parse-failed")
+        raise FieldError("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
+                         "or is there integer overflow?" % value, where, "parse-failed")
     return value
 
 
-def _not_one_of(values: List[Any], type_name: str, value: Any) -> ApiError:
-    return invalid("expected one of the values %r for type '%s', but found %r" % (values, type_name, value))
+def _not_one_of(values: List[Any], type_name: str, value: Any, where: Tuple[str, ...]) -> ApiError:
+    return FieldError("expected one of the values %r for type '%s', but found %r" % (values, type_name, value), where)
+
+
+def _non_nullable(where: Tuple[str, ...]) -> ApiError:
+    """A null or missing value where one is required: a body key's is Hasura's check of its variables, before
+    the query is parsed ("$"), a field's within it is the parser's."""
+    message = "expecting a value for non-nullable %s" % _name(where)
+    return invalid(message) if len(where) < 2 else FieldError(message, where)
+
+
+def _graphql_path(action: str, where: Tuple[str, ...]) -> str:
+    """Where a value of a v1 POST's body is in the GraphQL the API runs, as Hasura writes a path (an index in
+    brackets, a key no name could be quoted): "$.selectionSet.sdGenerationJob.args.arg1.controlnets[0].weight"."""
+    path = "$"
+    for key in ("selectionSet", action, "args", "arg1") + where:
+        if re.fullmatch("[0-9]+", key):
+            path += "[%s]" % key
+        else:
+            name = re.fullmatch("[A-Za-z_][0-9A-Za-z_-]*", key)
+            path += "." + key if name else "[%s]" % json.dumps(key, ensure_ascii=False)
+    return path
 
 
 def _label(where: Tuple[str, ...]) -> str:
