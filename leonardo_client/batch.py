@@ -1283,7 +1283,8 @@ class _Engine:
         self.last_refusal = error
         since = now - self.refused_since
         if since >= self.item_timeout and self.fatal is None:
-            message = f"for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
+            # This run's time: a rerun counts again from its own first refusal, not from the run before's.
+            message = f"in this run, for {since:.0f}s no create call went through (the last: {error}); rerun to resume"
             self.fatal = LeonardoError(message)
 
     def watch_refusals(self, now: float) -> None:
@@ -1698,7 +1699,7 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
     object, no usable id) is not all read.
     """
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
-    offset, tail, read = 0, set(), set()  # type: Tuple[int, Set[str], Set[str]]  # read: in this pass
+    offset, tail, read, previous = 0, set(), set(), []  # type: Tuple[int, Set[str], Set[str], List[Any]]
     for _ in range(LISTING_MAX_PAGES):
         entries = _listing_page(client, user_id, offset, LISTING_PAGE)
         if not isinstance(entries, list):
@@ -1706,13 +1707,14 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
         listed = _listed_ids(entries)
         if tail and not listed & read:  # (a tail of entries without ids proves nothing)
             return None
-        read |= listed
-        fresh = [g for g in entries if not _listed_ids([g]) & seen.keys()]
-        times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for g in fresh]
-        for entry, created in zip(fresh, times):
+        read |= listed  # (in this pass)
+        again = _read_again(previous, entries)  # an entry without an id among them was counted on the last page
+        fresh = [(n, g) for n, g in enumerate(entries) if not _listed_ids([g]) & seen.keys()]
+        times = [_timestamp(g.get("createdAt")) if isinstance(g, dict) else None for _, g in fresh]
+        for (n, entry), created in zip(fresh, times):
             if isinstance(entry, dict) and is_id(entry.get("id")):  # an older one too: ours show the server's clock
                 seen[id_key(entry["id"])] = entry
-            elif created is None or created >= oldest:
+            elif n >= again and (created is None or created >= oldest):
                 unread += 1
             if created is not None:
                 newest_first, decreasing = newest_first and created <= last, decreasing or created < last < math.inf
@@ -1722,7 +1724,20 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
             return True if not unread else f"{unread} of its entries could not be read"
         overlap = min(LISTING_OVERLAP, len(entries) // 2)  # the next page starts that many before this one's end
         offset, tail = offset + len(entries) - overlap, _listed_ids(entries[len(entries) - overlap :])
+        previous = entries
     return f"more than {offset} generations since then"
+
+
+def _read_again(previous: List[Any], entries: List[Any]) -> int:
+    """How many of a page's first entries the page before ended with (its overlap, as the listing has grown
+    or shrunk since): up to the last entry with an id both show, and those that followed it there; the
+    overlap asked for when no id shows it (the page before ended with entries without one)."""
+    where = {key: n for n, entry in enumerate(entries) for key in _listed_ids([entry])}
+    for after, entry in enumerate(reversed(previous)):
+        shared = [where[key] for key in _listed_ids([entry]) if key in where]
+        if shared:
+            return min(len(entries), shared[0] + 1 + after)
+    return min(LISTING_OVERLAP, len(previous) // 2)
 
 
 def _listing_page(

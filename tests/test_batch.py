@@ -1300,6 +1300,19 @@ def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, mov
     assert sorted(states(tmp_path).values()) == (["complete", "planned"] if moved_on else ["planned"])
 
 
+def test_the_stop_on_refusals_says_its_time_is_this_run_s(tmp_path: Any) -> None:
+    # Rerun on the same folder in the same 429 storm, the batch stopped again saying "for 1s no create call went
+    # through": it counts from this run's first refusal, but the journal holds the refusals of the run before.
+    for _ in range(2):
+        api = ApiDouble()
+        api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.1)] * 100
+        stop = r"^in this run, for \d+s no create call went through \(the last: HTTP 429"
+        with pytest.raises(LeonardoError, match=stop):
+            run(api, PROMPTS[:1], str(tmp_path), item_timeout=0.3)
+    refused = [r for r in journal(tmp_path) if r.get("reason", "").startswith("429")]
+    assert len(refused) > api.calls.count("POST")  # the run before's refusals too
+
+
 def test_a_listing_s_long_retry_after_does_not_outlast_item_timeout(tmp_path: Any) -> None:
     # The item's answer lost, the listing that would settle it said "Retry-After: 3600" (a 503): the batch paused
     # its submissions and the item's reconciliation that long, with no refusal counted: it sat out the hour.
@@ -2398,6 +2411,28 @@ def test_entries_without_an_id_at_a_page_s_end_are_no_move_of_the_listing() -> N
 
     listed, complete = batch._list_since(Still(), "user-1", time.time() - 60)  # type: ignore[arg-type]
     assert "g-60" in {g["id"] for g in listed} and str(complete).endswith("of its entries could not be read")
+
+
+@pytest.mark.parametrize("grown", [0, 20])  # 20: made at the top after the first page, which the next reads more of
+def test_an_entry_without_an_id_read_again_in_a_page_s_overlap_is_counted_once(tmp_path: Any, grown: int) -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    others = [{"id": f"g-{n}", "createdAt": now, "prompt": "another"} for n in range(120)]
+    for n in range(45, 50):  # page 1's last five: the next page reads them again
+        others[n] = {"createdAt": now, "prompt": "another"}
+
+    class Others(ApiDouble):  # the account's other generations: ours never made (a 503)
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            self.calls.append("LIST")
+            page = others[offset : offset + limit]
+            if offset == 0:
+                others[:0] = [{"id": f"new-{n}", "createdAt": now, "prompt": "another"} for n in range(grown)]
+            return {"generations": page}
+
+    api = Others()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)]
+    assert run(api, PROMPTS[:1], str(tmp_path)).ambiguous == 1
+    said = "could not read the account's generations: 5 of its entries could not be read"
+    assert journal(tmp_path)[-1]["reason"] == said  # was: 10 of them, each read twice
 
 
 def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
