@@ -305,7 +305,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
                 _check_folder(args.out)
             elif args.command == "get" and args.out is not None:  # as generate's, but not made: saving makes it,
                 _check_folder_unmade(args.out)  # once there is something to save
-            elif args.command == "get" and args.timeout is not None:  # get waits only to save
+            elif args.command == "get" and args.timeout is not None:  # with no --out: get waits only to save
                 args.usage_error("argument --timeout: not allowed without argument --out")
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             status = exc.code if isinstance(exc.code, int) else 2
@@ -347,7 +347,7 @@ def _writing_output() -> Iterator[None]:
         raise _OutputFailed(exc.strerror or exc) from exc
 
 
-def _print(*lines: object) -> None:
+def _stdout(*lines: object) -> None:
     """Each line on stdout, as every command prints: a failed write is an _OutputFailed."""
     with _writing_output():
         for line in lines:
@@ -523,7 +523,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     if not paths:  # exit 0 would say it was made
         said = "is COMPLETE with no file to save"
         raise _made_but(made, said) if paid else LeonardoError(f"{label} {said}")
-    _print(*paths)
+    _stdout(*paths)
     said = _short_of(generation, asked)
     if said:  # saved and printed: a script still learns it
         raise _made_but(made, said) if paid else LeonardoError(f"{label}: {said}")
@@ -759,7 +759,7 @@ def _image(path: str) -> str:
 
 def _print_fields(*fields: Any, separator: str = "\t") -> None:
     """One line of a server's values on stdout, each escaped as on stderr (see errors.printable); None is "-"."""
-    _print(separator.join(printable("-" if field is None else str(field)) for field in fields))
+    _stdout(separator.join(printable("-" if field is None else str(field)) for field in fields))
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:
@@ -790,7 +790,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         for line in (*str(summary).splitlines(), f"interrupted: {resume}"):
             _stderr(line)
         return 130
-    _print(summary, os.path.join(args.out, GALLERY))
+    _stdout(summary, os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
 
 
@@ -891,7 +891,7 @@ def _stderr(line: str, before: str = "", end: str = "\n", width: int = 0) -> int
 
 
 def _print_json(data: Any) -> int:
-    _print(json.dumps(data, indent=2))
+    _stdout(json.dumps(data, indent=2))
     return 0
 
 

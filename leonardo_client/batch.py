@@ -613,7 +613,7 @@ class _Item:
     check_gap: float = _client.POLL_INTERVAL  # seconds to its next GET by id: grows as a wait's (start_poll)
     first_seen: Optional[float] = None  # monotonic: when this run first saw it submitted
     missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
-    empty_since: Optional[float] = None  # monotonic: when it was first seen COMPLETE short of images (see shortfall)
+    empty_since: Optional[float] = None  # monotonic: when first seen COMPLETE short of images (see _Engine.shortfall)
     shortfall: str = ""  # why the files it is about to save are fewer than asked: journaled with them
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
@@ -1516,15 +1516,15 @@ class _Engine:
     def poll_listing(self, ids: List[str], found: Dict[str, Dict[str, Any]]) -> Tuple[bool, Optional[LeonardoError]]:
         """One page of the account's listing into ``found``: (whether it was read, the 429 that refused it)."""
         wanted = {id_key(generation_id): generation_id for generation_id in ids}
-        listed = _listing_page(self.client, str(self.user_id), 0, min(100, max(10, 2 * len(ids))))
+        listed = _listing_page(self.client, str(self.user_id), offset=0, limit=min(100, max(10, 2 * len(ids))))
         if isinstance(listed, LeonardoError) and _key_refused(listed):
             raise listed
-        if isinstance(listed, LeonardoError) and listed.status_code == 429:  # not a GET for each one instead
-            return False, listed
-        for generation in listed if isinstance(listed, list) else ():
+        if not isinstance(listed, list):  # not read: a 429 ends the round (not a GET for each one instead)
+            return False, listed if isinstance(listed, LeonardoError) and listed.status_code == 429 else None
+        for generation in listed:
             if isinstance(generation, dict) and id_key(generation.get("id")) in wanted:
                 found[wanted[id_key(generation["id"])]] = dict(_slim(generation), listed=True)
-        return isinstance(listed, list), None
+        return True, None
 
     def polled(self, result: Any, error: Optional[BaseException]) -> None:
         self.polling = False
@@ -1549,7 +1549,7 @@ class _Engine:
             if status == "FAILED":
                 reason = "the generation FAILED (Leonardo refunds it)"
                 self.fail(item, reason, reason)
-            elif status == "MISSING":  # so for MISSING_GRACE: deleted (the web app?), paid for, not "failed"
+            elif status == "MISSING":  # taken for deleted (the web app?) after MISSING_GRACE: paid for, not "failed"
                 item.missing_since = time.monotonic() if item.missing_since is None else item.missing_since
                 if time.monotonic() - item.missing_since >= MISSING_GRACE:
                     self.leave_ambiguous(item, f"generation {generation_id} no longer exists: deleted?", recheck=False)
@@ -1571,14 +1571,14 @@ class _Engine:
         self.emit("waiting", None, f"rate limited while polling: next poll in {wait:.1f}s")
 
     def shortfall(self, generation_id: str, generation: Mapping[str, Any]) -> str:
-        """What a slimmed generation of ours COMPLETE lacks, "" if nothing: any image to download, a URL for some it
-        lists, or the images its item asked (if known). Not finished, or not filled in yet: the API's answer may lag."""
-        if generation.get("status") != "COMPLETE":  # the count asked is read from the item's body: not each poll
+        """What a COMPLETE generation of ours (slimmed) lacks, "" if nothing: any image to download, a URL for some
+        it lists, or the images its item asked (if known). Not COMPLETE, or not filled in yet: the API may lag."""
+        if generation.get("status") != "COMPLETE":
             return ""
         usable, without_url = len(generation.get("generated_images") or ()), generation.get("without_url") or 0
         if not usable:
             return "is COMPLETE with no image"
-        asked = _images_asked(self.items[self.by_generation[id_key(generation_id)]].item)
+        asked = _images_asked(self.items[self.by_generation[id_key(generation_id)]].item)  # from its body: only now
         lacks = [f"only {usable} of the {asked} images asked"] if asked is not None and usable < asked else []
         lacks += [f"{without_url} image(s) without a URL"] if without_url else []
         return "is COMPLETE with " + ", ".join(lacks) if lacks else ""
@@ -1701,7 +1701,7 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
     unread, newest_first, decreasing, last = 0, True, False, math.inf  # the order, judged on dated entries
     offset, tail, read, previous = 0, set(), set(), []  # type: Tuple[int, Set[str], Set[str], List[Any]]
     for _ in range(LISTING_MAX_PAGES):
-        entries = _listing_page(client, user_id, offset, LISTING_PAGE)
+        entries = _listing_page(client, user_id, offset=offset, limit=LISTING_PAGE)
         if not isinstance(entries, list):
             return entries
         listed = _listed_ids(entries)
@@ -1741,7 +1741,7 @@ def _read_again(previous: List[Any], entries: List[Any]) -> int:
 
 
 def _listing_page(
-    client: "_client.Client", user_id: str, offset: int, limit: int
+    client: "_client.Client", user_id: str, *, offset: int, limit: int
 ) -> Union[List[Any], LeonardoError, str]:
     """A page of the account's generations (reconciliation's, or a poll round's), or why it could not be read."""
     try:

@@ -362,8 +362,9 @@ class Client:
         it could bill twice."""
         if not isinstance(request, (Mapping, expected)):
             raise TypeError(f"request must be a {expected.__name__} or a mapping, not {type(request).__name__}")
+        body = to_payload(request)  # its ValueError or TypeError: refused before anything is sent
         try:
-            return self._request("POST", path, json=to_payload(request))  # to_payload raises no LeonardoError
+            return self._request("POST", path, json=body)
         except LeonardoError as exc:
             if may_have_run(exc):  # the same error, its fields and cause kept: only its message says more
                 exc.message = f"{exc.message}; {MAY_HAVE_BEEN_MADE}"

@@ -122,9 +122,9 @@ class FakeLeonardo:
         if check is None or "_api" not in self.__dict__:  # not a setting, or still constructing
             super().__setattr__(name, value)
         else:
-            self._from_now(**{name: value})
+            self._set_from_now(**{name: value})
 
-    def _from_now(self, **settings: Any) -> None:
+    def _set_from_now(self, **settings: Any) -> None:
         """Change settings from now on: the jobs are moved on to now first (a seed set restarts the draws)."""
         with self._api.lock:
             self._api.advance()
@@ -161,7 +161,7 @@ class FakeLeonardo:
         Leonardo API key; a running fake starts delivering at once. What completed before goes where
         the webhook pointed then."""
         check_settings(url, api_key)
-        self._from_now(webhook_url=url, webhook_api_key=api_key)
+        self._set_from_now(webhook_url=url, webhook_api_key=api_key)
         self._start_deliverer()
 
     def _start_deliverer(self) -> None:
