@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Tuple
 
 import pytest
 
@@ -568,6 +568,22 @@ def test_get_out_that_cannot_be_made_is_a_usage_error_before_anything_is_sent(
     assert said == f"leonardo-client: error: --out {cli.shown(str(tmp_path / out))}: cannot write there ({reason})"
     assert fake_in_env.requests == [] and sorted(os.listdir(str(tmp_path))) == ["afile", "dangling", "locked"]
     assert os.listdir(str(tmp_path / "locked")) == []
+
+
+def test_generate_out_where_no_file_can_be_made_is_a_usage_error_before_anything_is_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # An existing folder this user may not write into: without the check, found only when saving failed, after
+    # the generation was made and paid for. Refused by the file system here, as the parametrized case above is
+    # skipped as root (who may write anywhere); no test noticed the check gone (the review of the simplification).
+    def refused(**_: Any) -> NoReturn:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"leonardo-client: error: --out {cli.shown(str(tmp_path))}: cannot write there (Permission denied)"
+    assert fake_in_env.requests == []
 
 
 def test_get_timeout_without_out_is_a_usage_error_before_anything_is_sent(
