@@ -47,6 +47,18 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def children_block_buffered() -> Iterator[None]:
+    """Every Python the tests start writes its stdout block-buffered, as into a user's pipe or file: this machine
+    and many CI runners set PYTHONUNBUFFERED, under which no output is left to fail again at exit, and a closed
+    pipe or full disk is never tested in that harder case. Session-wide, so the module-scoped fixtures that start
+    children see it too; the children's environments are built from os.environ (a test that must read a child's
+    line as it is printed sets PYTHONUNBUFFERED for that child itself)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONUNBUFFERED", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's LEONARDO_API_KEY or LEONARDO_BASE_URL.

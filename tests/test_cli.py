@@ -1014,16 +1014,13 @@ def test_generate_into_a_closed_pipe_ends_in_one_error_line(tmp_path: Any) -> No
 
 
 @pytest.mark.parametrize("where", ["closed pipe", "full disk"])
-def test_an_unwritable_stdout_leaves_no_output_to_fail_again_at_exit(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
+def test_an_unwritable_stdout_leaves_no_output_to_fail_again_at_exit(tmp_path: Any, where: str) -> None:
     # Block-buffered, as Python's stdout into a pipe or a file is unless PYTHONUNBUFFERED is set (as on some CI
     # runners and this suite's machines: each write goes out at once, nothing is kept): what the failed flush kept
     # was flushed again as Python exited, "Exception ignored ... BrokenPipeError" (OSError) after the error line,
-    # and the exit status was 120.
+    # and the exit status was 120. (conftest's children_block_buffered keeps PYTHONUNBUFFERED from the child.)
     if where == "full disk" and not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
-    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # start_cli passes the environment on
     with open("/dev/full" if where == "full disk" else os.devnull, "w") as full_disk:
         stdout = full_disk if where == "full disk" else subprocess.PIPE
         done = run_cli(["generate", "x", "--out", str(tmp_path)], stdout, launch=QUICK_OFFLINE_CLI)
@@ -1032,6 +1029,14 @@ def test_an_unwritable_stdout_leaves_no_output_to_fail_again_at_exit(
     assert (done.returncode, done.stderr.splitlines()[-1]) == (1, error)
     assert "Exception ignored" not in done.stderr
 
+
+def test_the_cli_runs_with_its_stdout_block_buffered_as_in_a_users_pipe() -> None:
+    # PYTHONUNBUFFERED (set on this machine and many CI runners) was passed on: every write went out at once, so
+    # the closed-pipe and full-disk tests never had output left to fail again at exit, the case a user's pipe has.
+    probe = ("-c", "import sys; sys.stderr.write(type(sys.stdout.buffer).__name__)")  # FileIO when unbuffered
+    with open(os.devnull, "w") as nowhere:
+        done = finish_cli(start_cli([], nowhere, launch=probe), [])
+    assert (done.returncode, done.stderr) == (0, "BufferedWriter")
 
 
 def test_an_oserror_not_from_writing_the_output_is_not_called_one(
