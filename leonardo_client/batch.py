@@ -1729,15 +1729,19 @@ def _list_pass(client: "_client.Client", user_id: str, oldest: float, seen: Dict
 
 
 def _read_again(previous: List[Any], entries: List[Any]) -> int:
-    """How many of a page's first entries the page before ended with (its overlap, as the listing has grown
-    or shrunk since): up to the last entry with an id both show, and those that followed it there; the
-    overlap asked for when no id shows it (the page before ended with entries without one)."""
-    where = {key: n for n, entry in enumerate(entries) for key in _listed_ids([entry])}
-    for after, entry in enumerate(reversed(previous)):
-        shared = [where[key] for key in _listed_ids([entry]) if key in where]
-        if shared:
-            return min(len(entries), shared[0] + 1 + after)
-    return min(LISTING_OVERLAP, len(previous) // 2)
+    """How many of a page's first entries the page before ended with: the longest end of that page this one
+    starts with (as the listing has grown or shrunk since). Any doubt counts them again: counted low, an entry
+    not read could pass for none, and an item whose create call may have run be sent again."""
+    ours, theirs = [_entry_mark(g) for g in entries], [_entry_mark(g) for g in previous]
+    for k in range(min(len(ours), len(theirs)), 0, -1):
+        if ours[:k] == theirs[len(theirs) - k :]:
+            return k
+    return 0
+
+
+def _entry_mark(entry: Any) -> Any:
+    """What tells a listed entry from another: its id if usable, else all it shows."""
+    return ("id", id_key(entry["id"])) if isinstance(entry, dict) and is_id(entry.get("id")) else ("entry", entry)
 
 
 def _listing_page(

@@ -2435,6 +2435,31 @@ def test_an_entry_without_an_id_read_again_in_a_page_s_overlap_is_counted_once(t
     assert journal(tmp_path)[-1]["reason"] == said  # was: 10 of them, each read twice
 
 
+def test_an_entry_without_an_id_just_past_the_overlap_is_counted_when_the_page_before_s_last_is_deleted(
+    tmp_path: Any,
+) -> None:
+    # Skipping what the page before "ended with", found by the last id both pages show, skipped the entry that
+    # moved up into the overlap when that page's last entry was deleted meanwhile: 0 unread, our item taken for
+    # never made and sent again, billed twice (found by the review of the overlap count).
+    now = datetime.now(timezone.utc).isoformat()
+
+    class Others(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            self.calls.append("LIST")
+            if offset == 0:  # each read from the top, on the listing as it was
+                self.listing = [{"id": f"g-{n}", "createdAt": now, "prompt": "another"} for n in range(120)]
+                self.listing[50] = {"createdAt": now, "prompt": PROMPTS[0]["prompt"]}  # ours? no id to tell
+            page = self.listing[offset : offset + limit]
+            if offset == 0:
+                del self.listing[49]  # deleted (the web app) just after page 1 was read
+            return {"generations": page}
+
+    api = Others()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)]
+    assert run(api, PROMPTS[:1], str(tmp_path)).ambiguous == 1 and api.calls.count("POST") == 1
+    assert journal(tmp_path)[-1]["reason"].endswith(": 1 of its entries could not be read")
+
+
 def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
