@@ -387,6 +387,16 @@ def test_lcm_results_with_the_same_timestamp_get_names_of_their_own(fake_client:
     assert fake_client.save_results(results[0], str(tmp_path)) == paths[:1]
 
 
+def test_lcm_results_that_share_their_first_image_get_names_of_their_own(mock_client: Client, tmp_path: object) -> None:
+    # The digest is of all the result's images: of the first alone, the second result's second image replaced the
+    # first's (no test had two results alike in their first image; found by the review of the simplification).
+    first, second, third = ("data:image/png;base64," + base64.b64encode(PNG_MAGIC + tag).decode() for tag in (b"a", b"b", b"c"))
+    paths = [path for later in (second, third) for path in mock_client.save_results(
+        {"lcmGenerationJob": {"imageDataUrl": [first, later], "requestTimestamp": "7"}}, str(tmp_path))]
+    assert len(set(paths)) == 4 and sorted(os.listdir(str(tmp_path))) == sorted(map(os.path.basename, paths))
+    assert [read(path)[-1:] for path in paths] == [b"a", b"b", b"a", b"c"]
+
+
 @pytest.mark.parametrize("folder, text", [("a.png", "exists and is not a folder"), ("a.png/sub", "is inside a file, not a folder")])
 def test_a_folder_that_is_a_file_is_refused_before_any_download(mocked, mock_client, tmp_path, monkeypatch, folder, text):
     # It was a LeonardoError, "could not create folder 'a.png': File exists", as if the system failed.
