@@ -536,9 +536,11 @@ class _Journal:
                         raise OSError("nothing was written")
                     data = data[written:]
                 os.fsync(self._file.fileno())
-            except OSError as exc:  # nothing is acted on that the journal does not hold whole
+            except BaseException as exc:  # nothing is acted on that the journal does not hold whole (a Ctrl-C too)
                 self._undo(end)
-                raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+                if isinstance(exc, OSError):
+                    raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+                raise
 
     def _undo(self, end: Optional[int]) -> None:
         """Cut off what a failed append wrote: a later record (the disk has room again) would be

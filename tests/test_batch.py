@@ -951,6 +951,28 @@ def test_what_a_failed_append_wrote_is_cut_off_so_the_next_record_starts_its_own
     assert [r.get("s") for r in journal(tmp_path)] == [None, "planned"]
 
 
+class StoppedMidWrite(DiskFillingUp):
+    """The journal's file, whose disk takes half of the first "submitting" record, then a Ctrl-C lands."""
+
+    def write(self, data: Any) -> int:
+        if self.full:
+            raise KeyboardInterrupt
+        return super().write(data)
+
+
+def test_what_an_append_stopped_by_ctrl_c_wrote_is_cut_off_too(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only an OSError cut it off: the part line stayed, the next append (another thread's) was joined to it, and
+    # the rerun refused the journal as damaged (found by the review of the journal's last-line rule).
+    wrap_journal_file(monkeypatch, StoppedMidWrite)
+    journal_file = batch._Journal(str(tmp_path), "digest", 1)
+    with pytest.raises(KeyboardInterrupt):
+        journal_file.append([{"i": 0, "s": "submitting", "t": 1.0}])
+    journal_file._file.full = False
+    journal_file.append([{"i": 0, "s": "planned"}])
+    journal_file.close()
+    assert [r.get("s") for r in journal(tmp_path)] == [None, "planned"]
+
+
 def test_when_a_failed_append_cannot_be_cut_off_nothing_more_is_written(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
