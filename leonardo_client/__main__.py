@@ -327,8 +327,6 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
     except MemoryError:  # a file too big to upload, a body too big to hold
         return _error("out of memory", 1)
     except _OutputFailed as err:  # a closed pipe (`| head`), a full disk
-        with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
         return _error(f"cannot write the output: {err}", 1)
     except OSError as err:  # another file than stdout (one the command needs), named by the error itself
         return _error(err, 1)
@@ -355,8 +353,19 @@ def _stdout(*lines: object) -> None:
 
 
 def _error(message: object, status: int) -> int:
+    _flush_or_drop_stdout()
     _stderr(f"{PROG}: error: {message}" if status < 128 else f"{PROG}: {message}")  # 128 + a signal: interrupted
     return status
+
+
+def _flush_or_drop_stdout() -> None:
+    """What a failing command printed before (get --out's paths) is written now or never: a closed pipe or a full
+    disk fails here, not again as Python exits (a traceback, exit 120)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _Interrupts:
@@ -535,18 +544,20 @@ def _wait_for_the_rest(
 ) -> Dict[str, Any]:
     """A COMPLETE generation with fewer images to save than ``asked`` asked again, as a wait asks one with none, for
     EMPTY_GRACE (within --timeout): the API may fill them in after COMPLETE. With none, the wait did (not again).
-    The last answer, whatever it holds."""
-    short_since, interval = time.monotonic(), _client.POLL_INTERVAL
+    The last answer with the most files (one with fewer never replaces it)."""
+    until, interval = min(time.monotonic() + _client.EMPTY_GRACE, deadline), _client.POLL_INTERVAL
     while 0 < _images_to_save(generation) < asked:
-        left = min(short_since + _client.EMPTY_GRACE, deadline) - time.monotonic()
+        left = until - time.monotonic()
         if left <= 0:
             break
         time.sleep(min(interval, left))
-        timeout = max(MIN_SECONDS, deadline - time.monotonic())
+        timeout = max(MIN_SECONDS, until - time.monotonic())  # a PENDING or failing answer: not past the grace
         try:
-            generation = client.wait_for_generation(made, timeout=timeout, on_poll=progress)
+            answer = client.wait_for_generation(made, timeout=timeout, on_poll=progress)
         except LeonardoError:  # a lagging or refused answer: what the COMPLETE one had is saved, the rest said
             break
+        if _images_to_save(answer) >= _images_to_save(generation):  # never one with fewer files than had come
+            generation = answer
         interval = min(interval * _client.POLL_BACKOFF, _client.MAX_POLL_INTERVAL)
     return generation
 
@@ -554,7 +565,7 @@ def _wait_for_the_rest(
 def _with_files(generation: Dict[str, Any]) -> Dict[str, Any]:
     """``generation`` with only the images that have a file (some still without a URL: said after, see _short_of)."""
     images = generation.get("generated_images")
-    if isinstance(images, list) and any(map(has_file, images)):
+    if isinstance(images, list):
         return dict(generation, generated_images=[image for image in images if has_file(image)])
     return generation
 

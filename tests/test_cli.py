@@ -365,6 +365,88 @@ def test_generate_says_when_fewer_images_than_asked_came_within_the_grace(
                                              f"--out DIR')")
 
 
+@pytest.mark.parametrize("later", ["PENDING", "without a url"])
+def test_the_extra_wait_ends_with_its_grace_and_keeps_the_answer_with_the_most_files(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    later: str,
+) -> None:
+    # After a COMPLETE answer with 1 of the 2 images, later PENDING answers (a lagging replica) kept generate
+    # waiting to --timeout, not the grace; a later one listing both without a URL replaced it and nothing was
+    # saved (found by the review of get --out's partial images).
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.5)
+    monkeypatch.setattr("leonardo_client.client.POLL_INTERVAL", 0.05)
+    real, answered = Client.get_generation_by_id, []  # type: Callable[..., Any], List[int]
+
+    def lagging(self: Client, id: str) -> Any:
+        generation = real(self, id)["generations_by_pk"]
+        first, second = generation["generated_images"]
+        if answered and later == "PENDING":
+            generation = dict(generation, status="PENDING", generated_images=[])
+        else:
+            generation = dict(generation, generated_images=[dict(first, url=None) if answered else first,
+                                                            dict(second, url=None)])
+        answered.append(1)
+        return {"generations_by_pk": generation}
+
+    monkeypatch.setattr(Client, "get_generation_by_id", lagging)
+    started = time.monotonic()
+    assert cli.main(["generate", "a fox", "--num-images", "2", "--timeout", "20", "--out", str(tmp_path)]) == 1
+    assert time.monotonic() - started < 10 and len(answered) >= 2  # the grace (0.5 s) and a little, not 20 s
+    [made] = fake_in_env.generation_ids()
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == len(os.listdir(str(tmp_path))) == 1
+    assert captured.err.splitlines()[-1].endswith("only 1 of the 2 images asked came (try 'leonardo-client get "
+                                                  f"{made} --out DIR')")
+
+
+def test_get_out_of_a_generation_listing_images_none_with_a_url_yet_says_it_has_no_file_to_save(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+) -> None:
+    # It said "saving its files failed: ... url is not a file URL: null", where nothing was downloaded (README: a
+    # failed download); the README's word for it is "COMPLETE with no file to save" (found by a review).
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.3)
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 2}))
+    real = Client.get_generation_by_id
+
+    def without_urls(self: Client, id: str) -> Any:
+        generation = real(self, id)["generations_by_pk"]
+        return {"generations_by_pk": dict(generation, generated_images=[
+            dict(image, url=None) for image in generation["generated_images"]])}
+
+    monkeypatch.setattr(Client, "get_generation_by_id", without_urls)
+    assert cli.main(["get", made, "--out", str(tmp_path / "out")]) == 1
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"leonardo-client: error: generation {made} is COMPLETE with no file to save"
+    assert not os.path.exists(str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("command", ["generate", "get"])
+def test_a_partial_generation_s_paths_into_a_closed_pipe_end_in_one_error_line(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+    command: str,
+) -> None:
+    # The paths printed before the error stayed in stdout's buffer, first flushed as main() ended: a BrokenPipeError
+    # traceback, then another as Python exited (exit 120). Found by the review of get --out's partial images.
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.3)
+    args = ["generate", "a fox", "--num-images", "2"]
+    if command == "get":
+        with Client() as client:
+            args = ["get", generation_id(client.create_generation({"prompt": "a fox", "num_images": 2}))]
+    images_fill_in_late(monkeypatch, answers=float("inf"), how="nullurl")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as closed_pipe:  # block-buffered, as stdout into a user's pipe
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert cli.main(args + ["--out", str(tmp_path)]) == 1
+        closed_pipe.flush()  # nothing left in it to fail again as Python exits
+    assert capsys.readouterr().err.splitlines()[-1].startswith("leonardo-client: error: generation ")
+    assert len(os.listdir(str(tmp_path))) == 1
+
+
 @pytest.mark.parametrize("answers", [3, float("inf")])
 def test_get_out_waits_for_listed_images_without_a_url_then_saves_those_that_came(
     fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
