@@ -361,11 +361,18 @@ def _error(message: object, status: int) -> int:
 def _flush_or_drop_stdout() -> None:
     """What a failing command printed before (get --out's paths) is written now or never: a closed pipe or a full
     disk fails here, not again as Python exits (a traceback, exit 120)."""
+    if sys.stdout is None:  # Python was started without one
+        return
     try:
         sys.stdout.flush()
-    except (OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: a stream with no file
+            stdout = sys.stdout.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stdout)
+            finally:
+                os.close(devnull)
 
 
 class _Interrupts:

@@ -652,6 +652,18 @@ def test_get_out_that_cannot_be_made_is_a_usage_error_before_anything_is_sent(
     assert os.listdir(str(tmp_path / "locked")) == []
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts the open files in /proc")
+def test_main_without_stdout_leaves_no_file_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each error opened /dev/null to put in place of a stdout that was not there (main() kept callable by a
+    # program, found by a review): one more open file a call.
+    monkeypatch.setattr(sys, "stdout", None)
+    assert cli.main(["me"]) == 1
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        assert cli.main(["me"]) == 1
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_generate_out_where_no_file_can_be_made_is_a_usage_error_before_anything_is_sent(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
