@@ -1735,8 +1735,9 @@ def _read_again(previous: List[Any], entries: List[Any]) -> int:
     starts with (as the listing has grown or shrunk since). Any doubt counts them again: counted low, an entry
     not read could pass for none, and an item whose create call may have run be sent again."""
     ours, theirs = [_entry_mark(g) for g in entries], [_entry_mark(g) for g in previous]
+    asked = min(LISTING_OVERLAP, len(previous) // 2)  # more only as an id shows it (entries alike are not one)
     for k in range(min(len(ours), len(theirs)), 0, -1):
-        if ours[:k] == theirs[len(theirs) - k :]:
+        if ours[:k] == theirs[len(theirs) - k :] and (k <= asked or any(mark[0] == "id" for mark in ours[:k])):
             return k
     return 0
 

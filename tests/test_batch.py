@@ -2482,6 +2482,19 @@ def test_an_entry_without_an_id_just_past_the_overlap_is_counted_when_the_page_b
     assert journal(tmp_path)[-1]["reason"].endswith(": 1 of its entries could not be read")
 
 
+def test_entries_alike_without_an_id_are_each_counted_not_taken_for_a_longer_overlap() -> None:
+    # Matched by what they show, 300 alike were taken for one page read again and again: "50 of its entries" (found
+    # by a review). Beyond the overlap asked for, only an id shows that the page before's entries came again.
+    now = datetime.now(timezone.utc).isoformat()
+    listing = [{"createdAt": now, "prompt": "another"}] * 300
+
+    class Listing:
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            return {"generations": listing[offset : offset + limit]}
+
+    assert batch._list_pass(Listing(), "user-1", 0.0, {}) == "300 of its entries could not be read"  # type: ignore
+
+
 def test_a_gallery_that_cannot_be_written_is_a_leonardo_error(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
