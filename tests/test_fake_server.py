@@ -1041,6 +1041,9 @@ CONTROLNET = {"initImageId": "a", "initImageType": "GENERATED", "preprocessorId"
          "sdGenerationJob.args.arg1.elements[0].wieght", 'field "wieght" not found in type: \'element_input\''),
         ("/generations", {"prompt": "x", "elements": [{"weight": 1}]}, "sdGenerationJob.args.arg1.elements[0].akUUID",
          'expecting a value for non-nullable field: "akUUID"'),
+        # A key made of digits is no index: Hasura's encodeJSONPath quotes a key that is no name, as JSON in brackets.
+        ("/generations", {"prompt": "x", "controlnets": [dict(CONTROLNET, **{"0": 1})]},
+         'sdGenerationJob.args.arg1.controlnets[0]["0"]', 'field "0" not found in type: \'controlnet_input\''),
         ("/generations-lcm", {"imageDataUrl": TINY_PNG_URL, "prompt": 5}, "lcmGenerationJob.args.arg1.prompt", None),
         ("/lcm-upscale", {"imageDataUrl": TINY_PNG_URL, "prompt": "x", "refineCreative": "no"},
          "lcmGenerationJob.args.arg1.refineCreative", None),
@@ -1684,6 +1687,9 @@ V2_REFUSED = [
     ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 768, "height": 1080}, "none of the allowed combinations"),
     ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 1376}, 'expecting a value for non-nullable field: "height"'),
     ("hailuo-2_3", {"prompt": "x", "quantity": 1, "width": 768, "height": 768, "duration": 7}, "expected one of"),
+    ("rodin-v2", {"output_format": "glb", "quantity": 1,
+                  "guidances": {"image_reference": [{"image": {}, "order": -1}]}},
+     "parameters.guidances.image_reference[0].order must be at least 0"),  # an item named by its index, as a path does
     ("no-such-model", {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),
     (["flux-dev"], {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),  # was a 500: not hashable
     ({}, {"prompt": "x"}, "expected one of the values ['alibaba/wan-3.0'"),

@@ -15,7 +15,7 @@ import math
 import pkgutil
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from ..payloads import MAX_INT, with_article
@@ -37,6 +37,9 @@ _RETIRED_PARAMETERS = {"gpt-image-1.5": "mode", "ideogram-v3.0": "mode"}
 # so 1.5 is refused there as an integer-typed seed (phoenix's) refuses it.
 _WHOLE_NUMBER_PARAMETERS = ("seed",)
 
+# Where a value is in a body: the keys (str) and array indexes (int) to it. A key "0" and the index 0 differ.
+Where = Tuple[Union[str, int], ...]
+
 _GRAPHQL_NAMES = {"string": "String", "integer": "Int", "number": "Float", "boolean": "Boolean"}
 _BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [  # (lower, upper, of, measure, wording)
     ("minimum", "maximum", (int, float), lambda value: value, "be"),
@@ -50,10 +53,10 @@ def invalid(message: str, code: str = "validation-failed") -> ApiError:
 
 
 class FieldError(ApiError):
-    """A 400 of Hasura's parser at one value of a body: where is the keys (and item indexes) to it. On a v1 POST
+    """A 400 of Hasura's parser at one value of a body, at where. On a v1 POST
     the envelope's path names it (Spec.check_body); elsewhere the path stays "$"."""
 
-    def __init__(self, message: str, where: Tuple[str, ...], code: str = "validation-failed") -> None:
+    def __init__(self, message: str, where: Where, code: str = "validation-failed") -> None:
         super().__init__(400, message, code)
         self.where = where
 
@@ -180,9 +183,9 @@ class Spec:
             if schema.get("type") == "number" and isinstance(parameters.get(key), float):  # 7.0 was read as 7
                 self.json_schema.check(dict(schema, type="integer"), parameters[key], ("parameters", key))
 
-    # -- one JSON value against one schema; `where` is the path of keys to the value --------
+    # -- one JSON value against one schema; `where` is the path of keys and indexes to the value --------
 
-    def check(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...], closed: bool = True) -> None:
+    def check(self, schema: Dict[str, Any], value: Any, where: Where, closed: bool = True) -> None:
         schema = self._discriminated(self.resolve(schema), value)
         if value is None:
             if not schema.get("nullable", False):
@@ -196,7 +199,7 @@ class Spec:
         if isinstance(value, dict):
             self._check_object(schema, value, where, closed)
         for index, item in enumerate(value if isinstance(value, list) else ()):
-            self.check(schema.get("items", {}), item, where + (str(index),))
+            self.check(schema.get("items", {}), item, where + (index,))
         for sub in schema.get("allOf", ()):
             self.check(sub, value, where, closed=False)
         if "anyOf" in schema and not any(self._fits(s, value, where) for s in schema["anyOf"]):
@@ -224,14 +227,14 @@ class Spec:
         mapping = (self.operation("create_generation_v2").body or {})["discriminator"]["mapping"]
         return {name: self.resolve({"$ref": ref}) for name, ref in mapping.items()}
 
-    def _fits(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> bool:
+    def _fits(self, schema: Dict[str, Any], value: Any, where: Where) -> bool:
         try:
             self.check(schema, value, where, closed=False)
         except ApiError:
             return False
         return True
 
-    def _check_type(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
+    def _check_type(self, schema: Dict[str, Any], value: Any, where: Where) -> None:
         kind, found = schema.get("type"), json_type(value)
         # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
         if kind == "integer" and schema.get("title") == "Int" and found == "number":
@@ -243,7 +246,7 @@ class Spec:
         message = "expected %s for type '%s', but found %s"
         raise FieldError(message % (with_article(kind), _type_name(schema, where), with_article(found)), where)
 
-    def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Tuple[str, ...]) -> None:
+    def _check_bounds(self, schema: Dict[str, Any], value: Any, where: Where) -> None:
         for low, high, kinds, measure, wording in _BOUNDS:
             if not isinstance(value, kinds) or isinstance(value, bool):  # a bound of an untyped schema: its type only
                 continue
@@ -259,7 +262,7 @@ class Spec:
             raise invalid("%s must not repeat an item" % _label(where))
 
     def _check_object(
-        self, schema: Dict[str, Any], value: Dict[str, Any], where: Tuple[str, ...], closed: bool
+        self, schema: Dict[str, Any], value: Dict[str, Any], where: Where, closed: bool
     ) -> None:
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", not props if self.hasura or not where else True)
@@ -277,44 +280,48 @@ class Spec:
                 self.check(props.get(key, extra), item, where + (key,))
 
 
-def _check_int(value: Any, where: Tuple[str, ...] = ()) -> Any:
+def _check_int(value: Any, where: Where = ()) -> Any:
     if isinstance(value, float) or not -MAX_INT - 1 <= value <= MAX_INT:  # a whole float was read as an int
         raise FieldError("The value %s lies outside the bounds or is not an integer. Maybe it is a float, "
                          "or is there integer overflow?" % value, where, "parse-failed")
     return value
 
 
-def _not_one_of(values: List[Any], type_name: str, value: Any, where: Tuple[str, ...]) -> ApiError:
+def _not_one_of(values: List[Any], type_name: str, value: Any, where: Where) -> ApiError:
     return FieldError("expected one of the values %r for type '%s', but found %r" % (values, type_name, value), where)
 
 
-def _non_nullable(where: Tuple[str, ...]) -> ApiError:
+def _non_nullable(where: Where) -> ApiError:
     """A null or missing value where one is required: a body key's is Hasura's check of its variables, before
     the query is parsed ("$"), a field's within it is the parser's."""
     message = "expecting a value for non-nullable %s" % _name(where)
     return invalid(message) if len(where) < 2 else FieldError(message, where)
 
 
-def _graphql_path(action: str, where: Tuple[str, ...]) -> str:
-    """Where a value of a v1 POST's body is in the GraphQL the API runs, as Hasura writes a path (an index in
-    brackets, a key no name could be quoted): "$.selectionSet.sdGenerationJob.args.arg1.controlnets[0].weight"."""
-    path = "$"
-    for key in ("selectionSet", action, "args", "arg1") + where:
-        if re.fullmatch("[0-9]+", key):
-            path += "[%s]" % key
-        else:
-            name = re.fullmatch("[A-Za-z_][0-9A-Za-z_-]*", key)
-            path += "." + key if name else "[%s]" % json.dumps(key, ensure_ascii=False)
-    return path
+def _graphql_path(action: str, where: Where) -> str:
+    """Where a value of a v1 POST's body is in the GraphQL the API runs, as Hasura writes a path:
+    "$.selectionSet.sdGenerationJob.args.arg1.controlnets[0].weight"."""
+    return "$" + _steps(("selectionSet", action, "args", "arg1") + where)
 
 
-def _label(where: Tuple[str, ...]) -> str:
-    return ".".join(where) or "the body"
+def _steps(where: Where) -> str:
+    """where as Hasura's encodeJSONPath writes it: an index in brackets, a key that is no name (a letter or "_",
+    then letters, digits, "_" or "-") quoted as a JSON string in brackets: [0], ["0"], .weight."""
+    return "".join(
+        "[%d]" % key if isinstance(key, int)
+        else "." + key if re.fullmatch("[A-Za-z_][0-9A-Za-z_-]*", key)
+        else "[%s]" % json.dumps(key, ensure_ascii=False)
+        for key in where
+    )
 
 
-def _name(where: Tuple[str, ...]) -> str:
+def _label(where: Where) -> str:
+    return _steps(where).lstrip(".") or "the body"
+
+
+def _name(where: Where) -> str:
     return '%s: "%s"' % ("variable" if len(where) == 1 else "field", where[-1] if where else "body")
 
 
-def _type_name(schema: Dict[str, Any], where: Tuple[str, ...]) -> str:
+def _type_name(schema: Dict[str, Any], where: Where) -> str:
     return str(schema.get("title") or _GRAPHQL_NAMES.get(schema.get("type", "")) or _label(where))
