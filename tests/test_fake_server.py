@@ -1044,6 +1044,8 @@ CONTROLNET = {"initImageId": "a", "initImageType": "GENERATED", "preprocessorId"
         # A key made of digits is no index: Hasura's encodeJSONPath quotes a key that is no name, as JSON in brackets.
         ("/generations", {"prompt": "x", "controlnets": [dict(CONTROLNET, **{"0": 1})]},
          'sdGenerationJob.args.arg1.controlnets[0]["0"]', 'field "0" not found in type: \'controlnet_input\''),
+        ("/generations", {"prompt": "x", "controlnets": [CONTROLNET, None]}, "sdGenerationJob.args.arg1.controlnets[1]",
+         "expecting a value for non-nullable item: [1]"),  # not field: "1"
         ("/generations-lcm", {"imageDataUrl": TINY_PNG_URL, "prompt": 5}, "lcmGenerationJob.args.arg1.prompt", None),
         ("/lcm-upscale", {"imageDataUrl": TINY_PNG_URL, "prompt": "x", "refineCreative": "no"},
          "lcmGenerationJob.args.arg1.refineCreative", None),

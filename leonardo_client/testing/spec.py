@@ -320,7 +320,10 @@ def _label(where: Where) -> str:
 
 
 def _name(where: Where) -> str:
-    return '%s: "%s"' % ("variable" if len(where) == 1 else "field", where[-1] if where else "body")
+    last = where[-1] if where else "body"
+    if isinstance(last, int):
+        return "item: " + _steps((last,))
+    return '%s: "%s"' % ("variable" if len(where) == 1 else "field", last)
 
 
 def _type_name(schema: Dict[str, Any], where: Where) -> str:
