@@ -2086,6 +2086,8 @@ def test_s3_checks_the_form(fake, api):
     assert call(api, fake, "GET", "/init-image/" + announced["id"]).status_code == 200
     body = {"prompt": "x", "init_image_id": announced["id"]}  # never uploaded
     assert call(api, fake, "POST", "/generations", json=body).json()["error"] == "invalid init image id"
+    ignored = post(dict(fields, **{"x-ignore-filename": "a.png"}), {"file": b"x"})  # S3 leaves it out of the policy
+    assert ignored.status_code == 204, ignored.text
 
 
 @pytest.mark.parametrize("field", ["key", "Policy"])

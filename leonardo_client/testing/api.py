@@ -605,7 +605,8 @@ def check_form(request: RecordedRequest, parts: List[Tuple[str, bytes]], fields:
         raise S3Error(403, "Invalid according to Policy: Policy expired.", "AccessDenied")
     if not parts or parts[-1][0] != "file" or [name for name, _ in parts].count("file") != 1:
         raise S3Error(400, "POST requires exactly one file upload per request, as the last field", "InvalidArgument")
-    sent = {name: value.decode("utf-8", "replace") for name, value in parts[:-1]}
+    # Every field but the file must be the policy's, except those named "x-ignore-..." (S3's POST form rules).
+    sent = {name: value.decode("utf-8", "replace") for name, value in parts[:-1] if not name.startswith("x-ignore-")}
     for name in sorted(set(fields) | set(sent)):
         if sent.get(name) != fields.get(name):
             raise policy_failed(name)
