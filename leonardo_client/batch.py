@@ -362,10 +362,14 @@ class BatchSummary:
     def images_per_minute(self) -> float:
         return 60.0 * self.images_this_run / self.wall_time if self.wall_time > 0 else 0.0
 
+    def _counted(self) -> str:
+        """"3 of 5 complete, 1 failed, 0 ambiguous, 1 pending": the first words of this summary and of the gallery's."""
+        return (f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
+                f"{self.pending} pending")
+
     def __str__(self) -> str:
         lines = [
-            f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
-            f"{self.pending} pending; {self.images} images in {self.out_dir}",
+            f"{self._counted()}; {self.images} images in {self.out_dir}",
             f"spent: {credits_text(self.credits, 'none recorded', unknown=self.cost_unknown)}; "
             f"this run: {self.done_this_run} items, "
             f"{self.images_this_run} images in {self.wall_time:.1f}s "
@@ -1990,8 +1994,7 @@ def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, f
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
     title = f"Batch: {summary.total} item{'' if summary.total == 1 else 's'}"
     headline = (
-        f"{summary.complete} of {summary.total} complete, {summary.failed} failed, {summary.ambiguous} ambiguous, "
-        f"{summary.pending} pending &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
+        f"{summary._counted()} &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
         f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
         + (f" &middot; {e(paused)}" if paused else "")
     )
