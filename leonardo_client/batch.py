@@ -899,12 +899,15 @@ class _Engine:
         The smallest bound seen is kept: a clock set ahead since, in this run or between runs, shows
         as a smaller one. An adopted one tells nothing: it may have been made long before it was found."""
         for generation in generations:
-            index = self.by_generation.get(id_key(generation.get("id")))
-            item = self.items[index] if index is not None else None
-            if item is not None and (listing or generation.get("listed")) and item.item.model is not None:
+            key = id_key(generation.get("id"))
+            index = self.by_generation.get(key)
+            if index is None:  # not ours
+                continue
+            item = self.items[index]
+            if (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
-            # Not ours, adopted (nothing to parse), or an earlier one of a retried item (answered before).
-            if item is None or not item.answered or id_key(item.generation_id) != id_key(generation.get("id")):
+            # Adopted (nothing to parse), or an earlier one of a retried item (answered before).
+            if not item.answered or id_key(item.generation_id) != key:
                 continue
             created = _timestamp(generation.get("createdAt"))
             if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read
@@ -1335,10 +1338,11 @@ class _Engine:
         self.emit("submitted", item, f"#{item.index + 1} submitted: {generation_id}")
 
     def start_reconciling(self, now: float) -> None:
-        if self.reconcile_at and not self.being_reconciled:  # one at a time: its answer wakes the loop
-            self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
+        if not self.reconcile_at or self.being_reconciled:  # one at a time: its answer wakes the loop
+            return
+        self.next_wake = min(self.next_wake, min(self.reconcile_at.values()))
         due = [self.items[i] for i, at in self.reconcile_at.items() if at <= now]
-        if not due or self.being_reconciled:
+        if not due:
             return
         for item in due:
             del self.reconcile_at[item.index]
@@ -1393,8 +1397,10 @@ class _Engine:
         already: the others are, after LISTING_AGAIN s or its Retry-After (a passing 503 would leave them
         ambiguous, and their prompts held back). A failed one pauses submissions: in an outage, each create call
         sent would be one more item left ambiguous."""
-        if _key_refused(complete) or complete is not True and self.client.closed:  # closed: the loop stops the batch
-            self.fatal = complete if _key_refused(complete) else self.fatal
+        if _key_refused(complete):
+            self.fatal = complete
+            return []
+        if complete is not True and self.client.closed:  # the loop stops the batch
             return []
         if not isinstance(complete, LeonardoError):
             for item in due:  # read: a later failure is read once more too
