@@ -877,10 +877,11 @@ class _Engine:
         else:
             self.refused_since = None  # the batch moves on: see check_refusals
 
-    def fail(self, item: _Item, reason: str, shown: str) -> None:
+    def fail(self, item: _Item, reason: str, said: str) -> None:
+        """Journal ``item`` failed for ``reason``; its progress event says ``said``."""
         self.record(item, "failed", reason=reason)
         self.done_this_run += 1
-        self.emit("failed", item, f"#{item.index + 1} failed: {shown}")
+        self.emit("failed", item, f"#{item.index + 1} failed: {said}")
 
     def note_v2_listed(self) -> None:
         """The listing shows v2 generations: from now on its silence about one is proof, so the v2 items
