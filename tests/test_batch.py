@@ -1041,6 +1041,26 @@ def test_a_key_refused_while_polling_or_reconciling_stops_the_batch_for_a_rerun(
     assert run(api, PROMPTS[:1], str(tmp_path)).complete == 1 and api.calls.count("POST") == 1
 
 
+def test_a_key_refused_to_a_poll_rounds_listing_stops_the_batch_at_once(tmp_path: Any) -> None:
+    # Two in flight: each round reads the listing first. Its 401 was read as a listing not read, and the round asked
+    # each generation by id instead: the refusal was said one request later, or never by a GET that still answered.
+    api = ApiDouble(delay=0.5)
+    said = "Authentication hook unauthorized this request"
+    original_create = api._create
+
+    def create(params: Dict[str, Any], model_id: Any) -> str:
+        gid = original_create(params, model_id)
+        if len(api.generations) == 2:  # the key is revoked for the listing only
+            api.listing_error = answered_with(401, {"error": said})
+        return gid
+
+    api._create = create  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match=said) as caught:
+        run(api, PROMPTS[:2], str(tmp_path), item_timeout=5.0)
+    assert caught.value.status_code == 401 and states(tmp_path) == {0: "submitted", 1: "submitted"}
+    assert api.calls[api.calls.index("LIST"):] == ["LIST"]  # no GET by id, nor another round, after the refusal
+
+
 def test_a_journal_deleted_while_the_batch_runs_stops_it(tmp_path: Any) -> None:
     def delete_journal(progress: BatchProgress) -> None:
         if progress.event == "submitted":
