@@ -2678,11 +2678,13 @@ def test_a_generation_not_readable_for_its_first_polls_is_waited_on_not_taken_fo
     assert (summary.complete, summary.ambiguous, summary.images, nulls) == (1, 0, 1, [])
 
 
+@pytest.mark.parametrize("between", ["PENDING", None])  # None: the generation, its images, without a status key
 def test_no_such_generation_answers_with_answers_showing_it_between_do_not_add_up(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, between: Optional[str]
 ) -> None:
     # A replica lagging now and then: nulls counted over the generation's life, each followed by PENDING, left it
-    # "deleted?" at the third, though it never was.
+    # "deleted?" at the third, though it never was. One without a status is the generation too (its id is ours):
+    # not another answer (the nulls would add up), nor a finished one (saved before the status says so).
     monkeypatch.setattr(batch, "MISSING_GRACE", 0.3)  # less than the nulls span: the answers between keep it waited on
     monkeypatch.setattr(batch, "FIRST_POLL", 0.1)  # a round each 0.1 s: the nulls span 0.8 s, each 0.2 s after the last
     monkeypatch.setattr(batch, "POLL_GROWTH", 1.0)
@@ -2692,8 +2694,12 @@ def test_no_such_generation_answers_with_answers_showing_it_between_do_not_add_u
         gets[0] += 1
         if gets[0] % 2:
             return {"generations_by_pk": None}
-        pending = dict(answer["generations_by_pk"], status="PENDING", generated_images=[])
-        return answer if gets[0] > 8 else {"generations_by_pk": pending}
+        generation = answer["generations_by_pk"]
+        if between is None:
+            shown = {k: v for k, v in generation.items() if k != "status"}
+        else:
+            shown = dict(generation, status=between, generated_images=[])
+        return answer if gets[0] > 8 else {"generations_by_pk": shown}
 
     api = Reshaped(by_id=now_and_then)
     summary = run(api, PROMPTS[:1], str(tmp_path))
