@@ -2718,7 +2718,7 @@ def test_a_generation_deleted_before_it_was_saved_is_ambiguous_and_its_cost_kept
             return {"generations_by_pk": None}
 
     api = Deleted(delay=60.0)
-    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=item_timeout)
+    summary = run_bounded(api, PROMPTS[:1], str(tmp_path), item_timeout=item_timeout)  # else an hour if it breaks
     assert (summary.ambiguous, summary.failed, summary.credits) == (1, 0, {"DOLLARS": 0.01})  # was failed, "refunded"
     assert journal(tmp_path)[-1]["reason"] == "generation gen-1 no longer exists: deleted?"
 
