@@ -369,10 +369,10 @@ class BatchSummary:
 
     def __str__(self) -> str:
         lines = [
-            f"{self._counted()}; {self.images} images in {self.out_dir}",
+            f"{self._counted()}; {_count(self.images, 'image')} in {self.out_dir}",
             f"spent: {credits_text(self.credits, 'none recorded', unknown=self.cost_unknown)}; "
-            f"this run: {self.done_this_run} items, "
-            f"{self.images_this_run} images in {self.wall_time:.1f}s "
+            f"this run: {_count(self.done_this_run, 'item')}, "
+            f"{_count(self.images_this_run, 'image')} in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
         if self.failed:  # refused by the API (not charged) or FAILED at Leonardo (refunded): see each one's reason
@@ -409,7 +409,7 @@ def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ",
     then how many generations' cost is unknown, if any ("3 generations of unknown cost")."""
     amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
     if unknown:
-        amounts.append(f"{unknown} generation{'' if unknown == 1 else 's'} of unknown cost")
+        amounts.append(f"{_count(unknown, 'generation')} of unknown cost")
     return separator.join(amounts) or nothing
 
 
@@ -1993,15 +1993,20 @@ _CONTROLS_SHOWN = {
 }
 
 
+def _count(number: int, noun: str) -> str:
+    """"1 image", "2 images"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links); ``paused``: a pause of
     submissions under way, as the header says it."""
     e = html.escape
     spent = credits_text(summary.credits, "-", unknown=summary.cost_unknown)
     state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
-    title = f"Batch: {summary.total} item{'' if summary.total == 1 else 's'}"
+    title = f"Batch: {_count(summary.total, 'item')}"
     headline = (
-        f"{summary._counted()} &middot; {summary.images} image{'' if summary.images == 1 else 's'} &middot; "
+        f"{summary._counted()} &middot; {_count(summary.images, 'image')} &middot; "
         f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
         + (f" &middot; {e(paused)}" if paused else "")
     )

@@ -1780,7 +1780,8 @@ def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
     out = str(tmp_path / "out")
     assert cli.main(["--offline", "batch", prompts_file(tmp_path, "a fox"), "--out", out]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("1 of 1 complete, 0 failed, 0 ambiguous, 0 pending; 1 images in ")
+    assert lines[0].startswith("1 of 1 complete, 0 failed, 0 ambiguous, 0 pending; 1 image in ")
+    assert "; this run: 1 item, 1 image in " in lines[1]
     assert lines[-1] == os.path.join(out, "index.html") and os.path.isfile(lines[-1])
 
 
