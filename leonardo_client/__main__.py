@@ -12,7 +12,6 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import argparse
     import codecs
     import contextlib
-    import functools
     import io
     import json
     import os
@@ -35,7 +34,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     )
     from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, printable
     from .payloads import (
-        MAX_INT, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown, to_payload,
+        MAX_INT, check_request, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown,
+        to_payload,
     )
 except KeyboardInterrupt:
     if sys.stderr is not None:
@@ -666,17 +666,7 @@ def _check_model(args: argparse.Namespace) -> None:
         options = " and ".join("--" + GENERATE_OPTIONS[name].replace("_", "-") for name in missing)
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
-        _check_v2_body(model, to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
-
-
-def _check_v2_body(model: str, body: Dict[str, Any]) -> None:
-    from .testing.server import ApiError
-
-    spec = _bundled_spec()
-    try:
-        spec.check_body(spec.operation("create_generation_v2"), body)
-    except ApiError as refused:
-        raise ValueError(f"model {model!r} does not take these options: {refused.message}") from None
+        check_request("v2", to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
 
 
 def _init_image_guidance(model: str) -> str:
@@ -691,12 +681,11 @@ def _init_image_guidance(model: str) -> str:
     return found
 
 
-@functools.lru_cache(maxsize=1)  # generate reads it for its checks, the image guidance and the body
 def _bundled_spec() -> Any:
-    """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes."""
-    from .testing.spec import Spec, load_spec
+    """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes (loaded when asked for)."""
+    from .testing.spec import bundled_spec
 
-    return Spec(load_spec())
+    return bundled_spec()
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:

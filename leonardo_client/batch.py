@@ -35,8 +35,8 @@ from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
 from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, key_malformed, never_sent, parse_json, printable
 from .payloads import (
-    CreateGenerationRequest, GenerationV2Request, check_number, check_text, check_type, check_v1_prompt,
-    check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
+    CreateGenerationRequest, GenerationV2Request, check_number, check_request, check_text, check_type,
+    check_v1_prompt, check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
 )
 
 __all__ = [
@@ -191,6 +191,7 @@ def _checked(item: BatchItem) -> BatchItem:
     if api == "v1":  # from extra too
         check_v1_size(body.get("width"), body.get("height"), body.get("num_images"))
         check_v1_prompt(body["prompt"])
+    check_request(api, body)  # the rest the API would refuse, as generate checks it: a key misspelt, a v2 model's sizes
     return item
 
 
@@ -1856,9 +1857,9 @@ def _images_asked(item: BatchItem) -> Optional[int]:
 @lru_cache(maxsize=1)
 def _images_by_default() -> Dict[Optional[str], Any]:
     """The images a create call that does not say how many makes, by the bundled spec: v1's (None), each v2 model's."""
-    from .testing.spec import Spec, load_spec  # the spec FakeLeonardo serves and generate checks against
+    from .testing.spec import bundled_spec  # the spec FakeLeonardo serves and generate checks against
 
-    spec = Spec(load_spec())
+    spec = bundled_spec()
     v1 = spec.resolve((spec.operation("create_generation").body or {})["properties"]["num_images"]).get("default")
     defaults: Dict[Optional[str], Any] = {None: v1}
     for model, schema in spec.models().items():

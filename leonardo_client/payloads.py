@@ -157,6 +157,25 @@ def check_v1_prompt(prompt: Any) -> None:
         raise ValueError(f"prompt of {len(prompt)} characters: {limit}")
 
 
+def check_request(api: str, body: Dict[str, Any]) -> None:
+    """ValueError for a create call's body (``api``: "v1", POST /generations; "v2", POST /v2/generations) that the
+    bundled spec refuses, as FakeLeonardo does: a key it does not know, a type, a bound, a v2 model's own schema.
+    A v2 model the spec does not know is not checked: the API may know it (create_generation_v2 takes any name)."""
+    from .testing.server import ApiError
+    from .testing.spec import bundled_spec
+
+    spec = bundled_spec()
+    if api == "v2" and body.get("model") not in spec.models():
+        return
+    try:
+        spec.check_body(spec.operation("create_generation_v2" if api == "v2" else "create_generation"), body)
+    except ApiError as refused:
+        who = f"model {body['model']!r}" if api == "v2" else "the v1 API"
+        where = ".".join(map(str, getattr(refused, "where", ())))  # a FieldError's message may not name its key
+        at = f" (at {where})" if where else ""
+        raise ValueError(f"{who} does not take these options: {refused.message}{at}") from None
+
+
 def check_prompt(prompt: Any, name: str = "prompt") -> None:
     """ValueError for a blank prompt: the API would make (and bill) a generation of nothing."""
     if isinstance(prompt, str) and not prompt.strip():

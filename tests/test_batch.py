@@ -218,8 +218,9 @@ def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: A
 def test_a_v2_item_takes_what_v2_schemas_take_and_public_goes_in_the_envelope() -> None:
     # A size of 0 (hailuo-2_3's) and a seed of -1 (seedance's) were refused (>= 1, >= 0: v1's floors), and
     # "public" went into parameters, where no model takes it: the generation stayed private, said by no one.
-    item = make_item({"prompt": "a kite", "model": "hailuo-2_3", "width": 0, "height": 0, "seed": -1, "public": True})
-    parameters = {"prompt": "a kite", "width": 0, "height": 0, "seed": -1}
+    fields = {"prompt": "a kite", "model": "hailuo-2_3", "width": 0, "height": 0, "seed": -1, "public": True}
+    item = make_item(dict(fields, num_images=1))  # hailuo-2_3 requires a quantity
+    parameters = {"prompt": "a kite", "width": 0, "height": 0, "quantity": 1, "seed": -1}
     assert item.request() == ("v2", {"model": "hailuo-2_3", "public": True, "parameters": parameters})
     with pytest.raises(ValueError, match="^seed must be a whole number >= 0, got -1$"):
         make_item({"prompt": "a kite", "seed": -1})  # v1: as before
@@ -271,7 +272,7 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     numbers = [e.split(":")[0] for e in caught.value.errors]
-    assert numbers == [f"line {n}" for n in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)]
+    assert numbers == [f"line {n}" for n in (2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)]
     assert "name holds bytes that are not valid text" in caught.value.errors[8]
     assert "width must be a whole number >= 1" in caught.value.errors[2]
     assert "not both" in caught.value.errors[3]
@@ -283,10 +284,31 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="^width 7: the v1 API takes"):
         batch._checked(BatchItem("a fox", extra={"width": 7}))  # a size from extra, too
     assert "width 7: the v1 API takes a multiple of 8 from 32 to 1536" in caught.value.errors[10]  # was sent: its 400
-    assert "num_images 5: the v1 API makes at most 4 images at 1024x768" in caught.value.errors[11]  # its default size
+    assert "model 'phoenix-v1.0' does not take these options: parameters.width must be at least 32" in caught.value.errors[11]
+    assert "num_images 5: the v1 API makes at most 4 images at 1024x768" in caught.value.errors[12]  # its default size
     with pytest.raises(ValueError, match="^num_images 9: the v1 API makes at most 8 images at 512x512"):
         batch._checked(BatchItem("a fox", width=512, height=512, extra={"num_images": 9}))
-    assert batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: the API's to refuse (a 400)
+    with pytest.raises(ValueError, match=r"^the v1 API does not take these options: expected an integer .* \(at num_images\)$"):
+        batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: sent, it was the API's 400
+
+
+def test_a_body_the_bundled_spec_refuses_is_a_bad_line_and_nothing_is_sent(tmp_path: Any) -> None:
+    # Each was sent and refused (a 400), and the summary advised --retry-failed: the same body, refused again.
+    # generate checks its body against the same spec (payloads.check_request).
+    lines = [{"prompt": "a fox"}, {"prompt": "a lamp", "model": "phoenix-v1.0", "width": 777, "height": 512},
+             {"prompt": "a vase", "widht": 512}]
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert caught.value.errors == [
+        "line 2: model 'phoenix-v1.0' does not take these options: parameters.width must be a multiple of 8",
+        "line 3: the v1 API does not take these options: Unexpected variable widht",
+    ]
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="^item 2: model 'phoenix-v1.0' does not take these options"):
+        run(api, lines, str(tmp_path / "out"))
+    assert api.calls == [] and not (tmp_path / "out").exists()
 
 
 def test_bad_lines_are_said_the_first_ten_and_how_many_more(tmp_path: Any) -> None:
@@ -1796,7 +1818,9 @@ def seed_as_digits(g: Dict[str, Any]) -> Dict[str, Any]:
     return dict(g, seed=str(g["seed"]))
 
 
-NEGATIVE_SEED = [{"prompt": "a red fox", "model": "seedance-1.0-pro", "width": 1024, "height": 768, "seed": -1}]
+NEGATIVE_SEED = [  # seedance-1.0-pro requires a quantity
+    {"prompt": "a red fox", "model": "seedance-1.0-pro", "width": 1024, "height": 768, "seed": -1, "num_images": 1}
+]
 
 
 @pytest.mark.parametrize(

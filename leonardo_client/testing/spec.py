@@ -70,6 +70,12 @@ def load_spec() -> Dict[str, Any]:
     return json.loads(data.decode("utf-8"))  # type: ignore[no-any-return]
 
 
+@functools.lru_cache(maxsize=1)
+def bundled_spec() -> "Spec":
+    """The Spec of openapi.json, made once: what generate and batch check a create call's body against."""
+    return Spec(load_spec())
+
+
 def json_type(value: Any) -> str:
     """The JSON name of value's type, as the API's messages say it."""
     kinds = [("null", type(None)), ("boolean", bool), ("number", (int, float)), ("string", str), ("array", list)]
@@ -95,6 +101,7 @@ class Spec:
         self.routes: List[Tuple[List[str], Dict[str, Operation]]] = []
         self.base: str = urlsplit(document["servers"][0]["url"]).path  # "/api/rest/v1": base_url's path
         self.roots: Set[str] = set()  # the servers' paths: "/api/rest/v1", "/api/rest"
+        self._models: Optional[Dict[str, Dict[str, Any]]] = None
         for template, item in document["paths"].items():
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
             self.roots.add(root)
@@ -223,9 +230,11 @@ class Spec:
         return next(op for _, ops in self.routes for op in ops.values() if op.name == name)
 
     def models(self) -> Dict[str, Dict[str, Any]]:
-        """The v2 models: name -> the schema of its POST /v2/generations body."""
-        mapping = (self.operation("create_generation_v2").body or {})["discriminator"]["mapping"]
-        return {name: self.resolve({"$ref": ref}) for name, ref in mapping.items()}
+        """The v2 models: name -> the schema of its POST /v2/generations body (found once: batch checks each item)."""
+        if self._models is None:
+            mapping = (self.operation("create_generation_v2").body or {})["discriminator"]["mapping"]
+            self._models = {name: self.resolve({"$ref": ref}) for name, ref in mapping.items()}
+        return self._models
 
     def _fits(self, schema: Dict[str, Any], value: Any, where: Where) -> bool:
         try:
