@@ -27,7 +27,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from . import client as _client
     from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
-    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, read_items, run_batch
+    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, make_item, read_items
+    from .batch import run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
         API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, create_job, user_details,
@@ -647,12 +648,9 @@ def _check_model(args: argparse.Namespace) -> None:
         check_v1_prompt(prompt)
         _check_v1_flags(args)
         return
-    schemas = _bundled_spec().models()
-    if model not in schemas and prompt is None:
-        raise ValueError(f"model {model!r} is not among the models this version knows (see 'leonardo-client models')")
+    parameters = _known_model(model).get("properties", {}).get("parameters", {})
     if args.init_image:
         _init_image_guidance(model)  # the model takes an image: checked before the upload
-    parameters = schemas.get(model, {}).get("properties", {}).get("parameters", {})
     required = parameters.get("required", ())
     unset = ", ".join(name for name in required if name not in GENERATE_OPTIONS)
     if unset:
@@ -669,11 +667,18 @@ def _check_model(args: argparse.Namespace) -> None:
         check_request("v2", to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
 
 
+def _known_model(model: str) -> Dict[str, Any]:
+    """--model's schema in the bundled spec. One it does not know is a usage error (generate's and batch's): a typo
+    was sent and refused, every item of a batch; create_generation_v2 and run_batch take any name."""
+    schema: Optional[Dict[str, Any]] = _bundled_spec().models().get(model)
+    if schema is None:
+        raise ValueError(f"--model {model!r} is not among the models this version knows (see 'leonardo-client models')")
+    return schema
+
+
 def _init_image_guidance(model: str) -> str:
     """The guidance of a v2 model that takes an uploaded image, from the spec bundled with the fake."""
-    schema = _bundled_spec().models().get(model)
-    if schema is None:
-        raise ValueError(f"--init-image: model {model!r} is not among the models this version knows")
+    schema = _known_model(model)
     offered = schema["properties"]["parameters"]["properties"].get("guidances", {}).get("properties", {})
     found = next((name for name in INIT_IMAGE_GUIDANCES if name in offered), None)
     if found is None:
@@ -772,10 +777,15 @@ def _print_fields(*fields: Any, separator: str = "\t") -> None:
 def _batch(client: Client, args: argparse.Namespace) -> int:
     """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
+    defaults = {name: getattr(args, name) for name in names}
+    if args.model:  # every item's but those naming their own: a typo, said before the file
+        _known_model(args.model)
     try:
-        items = read_items(args.prompts, {name: getattr(args, name) for name in names})  # all bad lines first
-    except BatchInputError:
-        if not args.model:  # a flag v1 refuses is every line's fault: said once, by its name
+        items = read_items(args.prompts, defaults)  # all bad lines first
+    except BatchInputError as bad:  # a flag refused is every line's fault: said once, by its name
+        if args.model:
+            _check_v2_flags(defaults, bad)
+        else:
             _check_v1_flags(args)
         raise
     _check_folder(args.out)
@@ -799,6 +809,17 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         return 130
     _stdout(summary, os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
+
+
+def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
+    """The batch's flags alone (an item of a placeholder prompt) refused as every bad line is: said once, by them."""
+    try:
+        make_item({"prompt": "x"}, defaults)
+    except ValueError as exc:
+        if all(error.endswith(f": {exc}") for error in bad.errors):
+            given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in defaults.items()
+                     if value is not None and (name, value) != ("num_images", 1)]  # 1: --num-images' default
+            raise ValueError(f"{' '.join(given)}: {exc}") from None
 
 
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {

@@ -231,6 +231,8 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "happy-horse-1.1"], "parameters must match exactly one of the allowed forms"),
         (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
+        # With a prompt it was sent, and refused: a typo, the one check batch's --model shares (_known_model).
+        (["generate", "x", "--model", "phoenix-1.0"], "error: --model 'phoenix-1.0' is not among the models this"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--init-image", "{file}"], "its name has no image extension the upload takes"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
@@ -1644,6 +1646,24 @@ def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("leonardo-client: error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--model", "phoenix-1.0"], "--model 'phoenix-1.0' is not among the models this version knows (see 'leonardo-client "
+     "models')"),
+    (["--model", "phoenix-v1.0", "--width", "777"], "--model 'phoenix-v1.0' --width 777: model 'phoenix-v1.0' does not "
+     "take these options: parameters.width must be a multiple of 8"),
+])
+def test_a_batch_flag_no_item_of_its_model_takes_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], flags: List[str], error: str
+) -> None:
+    # Each was sent: every item refused (a 400), "rerun with --retry-failed" (the same body), and the corrected
+    # command refused in that folder as another batch. generate refuses the same before sending anything.
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + flags) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"leonardo-client: error: {error}"
+    assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
 def create_calls(fake: FakeLeonardo) -> List[Any]:
