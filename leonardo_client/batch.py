@@ -202,6 +202,9 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
     path = _files.check_path(path, "path")  # an int would be opened as a file descriptor
+    table = {".csv": "a CSV file", ".tsv": "a TSV file"}.get(os.path.splitext(path)[1].lower())
+    if table:  # a spreadsheet's export: its header row too would be a prompt, commas and all
+        raise _not_lines(path, table)
     try:  # a byte that is not UTF-8 kept as a surrogate, to be found by its line (a decoding error gives no line)
         with open(path, encoding="utf-8-sig", errors="surrogateescape") as source:
             text = source.read(MAX_INPUT + 1)
@@ -217,8 +220,7 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
     first = next(_prompt_lines(text, path), ("", ""))[1]
     document = _json_document(text, first)
     if document:
-        advice = "write JSON Lines (one object a line) or one prompt a line"
-        raise BatchInputError([f"{path} is {document} (each of its lines would be read as an item): {advice}"])
+        raise _not_lines(path, document)
     json_lines = path.lower().endswith((".jsonl", ".ndjson")) or first.startswith("{")
 
     def parse(line: str) -> BatchItem:
@@ -228,6 +230,12 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
             raise ValueError(f"not valid JSON ({exc})") from None
 
     return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
+
+
+def _not_lines(path: str, what: str) -> BatchInputError:
+    """The refusal of a prompts file that is ``what`` ("a JSON array", "a CSV file"): not one item a line."""
+    advice = "write JSON Lines (one object a line) or one prompt a line"
+    return BatchInputError([f"{path} is {what} (each of its lines would be read as an item): {advice}"])
 
 
 def _json_document(text: str, first: str) -> str:

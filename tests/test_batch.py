@@ -389,6 +389,17 @@ def test_a_prompts_file_that_is_one_json_document_is_refused(
     assert advice in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name, kind", [("products.csv", "CSV"), ("EXPORT.TSV", "TSV")])
+def test_a_prompts_file_named_as_a_spreadsheet_export_is_refused(tmp_path: Any, name: str, kind: str) -> None:
+    # Each row was a prompt, billed: the header "prompt,name,width" too, and '"a red fox, in snow",fox,768'.
+    path = tmp_path / name
+    path.write_bytes(b'\xef\xbb\xbfprompt,name,width\r\n"a red fox, in snow",fox,768\r\na brass lamp,lamp,512\r\n')
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    advice = "write JSON Lines (one object a line) or one prompt a line"
+    assert str(caught.value) == f"{path} is a {kind} file (each of its lines would be read as an item): {advice}"
+
+
 def test_a_prompt_that_starts_like_json_is_still_a_prompt(tmp_path: Any) -> None:
     (tmp_path / "p.txt").write_text("[watercolor] a walnut chair\n{oil} a brass lamp\n", encoding="utf-8")
     prompts = ["[watercolor] a walnut chair", "{oil} a brass lamp"]
