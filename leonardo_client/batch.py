@@ -98,6 +98,7 @@ GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch ru
 GALLERY_HEARTBEAT = 30.0
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
+REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): sent again as it is, refused again
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,7 @@ class BatchSummary:
     interrupted: bool
     out_dir: str
     cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
+    refused: int = 0  # of the failed, those the API refused (a 4xx to the create call, not a generation FAILED)
 
     @property
     def ok(self) -> bool:
@@ -384,10 +386,15 @@ class BatchSummary:
             f"{_count(self.images_this_run, 'image')} in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
-        if self.failed:  # refused by the API (not charged) or FAILED at Leonardo (refunded): see each one's reason
+        if self.failed > self.refused:  # FAILED at Leonardo (refunded): sent again, it may be made
             lines.append(  # the command's flag, and run_batch's argument: the summary is printed by both
                 "failed items (see why in the gallery): rerun with --retry-failed (retry_failed=True) "
                 "to send them again"
+            )
+        if self.refused:  # not charged; sent again, the same body is refused again
+            lines.append(
+                "items the API refused (see why in the gallery) would be refused again as they are: "
+                "fix them, and run them as a batch of their own in another folder"
             )
         if self.ambiguous:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
@@ -967,6 +974,7 @@ class _Engine:
     def summary(self, interrupted: bool) -> BatchSummary:
         return BatchSummary(
             pending=sum(len(self.members[state]) for state in ("planned", "submitting", "submitted")),
+            refused=sum(self.items[index].reason.startswith(REFUSED) for index in self.members["failed"]),
             wall_time=time.monotonic() - self.started,
             images_this_run=self.images_this_run,
             interrupted=interrupted,
@@ -1281,7 +1289,7 @@ class _Engine:
             self.record(item, "planned", reason=str(error))
             self.fatal = error
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
-            self.fail(item, f"refused: {error}", str(error))
+            self.fail(item, f"{REFUSED}{error}", str(error))
         elif never_sent(error):
             self.back_off(self.pause, now, "a create call could not be sent")
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")

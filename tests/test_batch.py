@@ -1261,6 +1261,21 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any, error: Exception)
     assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "failed"] == [f"refused: {error}"]
 
 
+@pytest.mark.parametrize("refused", [True, False])
+def test_the_summary_advises_retry_failed_only_for_items_that_could_be_made_if_sent_again(
+    tmp_path: Any, refused: bool
+) -> None:
+    # A 4xx's item was advised "rerun with --retry-failed ... to send them again": the same body, refused again.
+    api = ApiDouble(failing=() if refused else (PROMPTS[1]["prompt"],))  # else a generation FAILED at Leonardo
+    api.before_post = [None, LeonardoError("invalid dimensions", status_code=400)] if refused else []
+    retry = "rerun with --retry-failed (retry_failed=True) to send them again"
+    fix = "items the API refused (see why in the gallery) would be refused again as they are: fix them, and run them " \
+        "as a batch of their own in another folder"
+    for summary in (run(api, PROMPTS[:2], str(tmp_path)), run(api, PROMPTS[:2], str(tmp_path))):  # and from the journal
+        assert (summary.failed, summary.refused) == (1, int(refused))
+        assert (retry in str(summary), fix in str(summary)) == (not refused, refused)
+
+
 @pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
 def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     api = ApiDouble()

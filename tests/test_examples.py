@@ -416,16 +416,17 @@ def test_batch_catalogue_retries_failed_items_as_its_summary_says(fake_in_env: A
                                                                   monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """It had no --retry-failed, which its summary named: a usage error, and its failed items never sent again."""
-    moderated = {"error": "content moderation filter: nsfw", "path": "$", "code": "unexpected"}
-    fake_in_env.inject(status=403, method="POST", path="/generations", body=moderated)
+    # Generations FAILED at Leonardo: a refused create call (a 4xx) is advised to be fixed instead.
+    fake_in_env.fail_new_generations = True
     catalogue = example("batch_catalogue")
     # Paced at the default 100 a minute, its 6 create calls took 3 s; the pace is not what is tested.
     monkeypatch.setattr(catalogue, "run_batch", functools.partial(run_batch, posts_per_minute=6000))
     argv = ["--out", str(tmp_path / "cat")]
     assert catalogue.main(argv) == 1
     assert "rerun with --retry-failed (retry_failed=True) to send them again" in capsys.readouterr().out
+    fake_in_env.fail_new_generations = False
     assert catalogue.main(argv + ["--retry-failed"]) == 0
-    assert sum(r.method == "POST" and r.path == "/generations" for r in fake_in_env.requests) == 7  # 6, 1 again
+    assert sum(r.method == "POST" and r.path == "/generations" for r in fake_in_env.requests) == 12  # 6, 6 again
 
 
 def test_batch_catalogue_passes_its_flags_and_says_after_ctrl_c_that_a_rerun_resumes(
