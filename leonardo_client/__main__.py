@@ -648,7 +648,7 @@ def _check_model(args: argparse.Namespace) -> None:
         check_v1_prompt(prompt)
         _check_v1_flags(args)
         return
-    parameters = _known_model(model).get("properties", {}).get("parameters", {})
+    parameters = _model_schema(model, needed=prompt is None).get("properties", {}).get("parameters", {})
     if args.init_image:
         _init_image_guidance(model)  # the model takes an image: checked before the upload
     required = parameters.get("required", ())
@@ -667,18 +667,18 @@ def _check_model(args: argparse.Namespace) -> None:
         check_request("v2", to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
 
 
-def _known_model(model: str) -> Dict[str, Any]:
-    """--model's schema in the bundled spec. One it does not know is a usage error (generate's and batch's): a typo
-    was sent and refused, every item of a batch; create_generation_v2 and run_batch take any name."""
+def _model_schema(model: str, needed: bool) -> Dict[str, Any]:
+    """--model's schema in the bundled spec; {} for one it does not know (a model newer than this version: the API
+    judges it, and refuses a typo without charging), a usage error where the schema is ``needed``."""
     schema: Optional[Dict[str, Any]] = _bundled_spec().models().get(model)
-    if schema is None:
+    if schema is None and needed:
         raise ValueError(f"--model {model!r} is not among the models this version knows (see 'leonardo-client models')")
-    return schema
+    return schema or {}
 
 
 def _init_image_guidance(model: str) -> str:
     """The guidance of a v2 model that takes an uploaded image, from the spec bundled with the fake."""
-    schema = _known_model(model)
+    schema = _model_schema(model, needed=True)
     offered = schema["properties"]["parameters"]["properties"].get("guidances", {}).get("properties", {})
     found = next((name for name in INIT_IMAGE_GUIDANCES if name in offered), None)
     if found is None:
@@ -778,8 +778,6 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
     defaults = {name: getattr(args, name) for name in names}
-    if args.model:  # every item's but those naming their own: a typo, said before the file
-        _known_model(args.model)
     try:
         items = read_items(args.prompts, defaults)  # all bad lines first
     except BatchInputError as bad:  # a flag refused is every line's fault: said once, by its name
