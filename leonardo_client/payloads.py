@@ -171,7 +171,7 @@ def check_request(api: str, body: Dict[str, Any]) -> None:
         spec.check_body(spec.operation("create_generation_v2" if api == "v2" else "create_generation"), body)
     except ApiError as refused:
         who = f"model {body['model']!r}" if api == "v2" else "the v1 API"
-        where = ".".join(map(str, getattr(refused, "where", ())))  # a FieldError's message may not name its key
+        where = getattr(refused, "label", "")  # a FieldError's message may not name its key
         at = f" (at {where})" if where else ""
         raise ValueError(f"{who} does not take these options: {refused.message}{at}") from None
 

@@ -60,6 +60,11 @@ class FieldError(ApiError):
         super().__init__(400, message, code)
         self.where = where
 
+    @property
+    def label(self) -> str:
+        """Where, as the fake's messages name a value: "controlnets[0].weight"."""
+        return _label(self.where)
+
 
 @functools.lru_cache(maxsize=None)
 def load_spec() -> Dict[str, Any]:
