@@ -789,7 +789,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     _check_folder(args.out)
     if args.read_timeout is not None:
         client.timeout = (DEFAULT_TIMEOUT[0], args.read_timeout)  # the CLI's own client, made with DEFAULT_TIMEOUT
-    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous")
+    run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous", "offline")
     options = {name: getattr(args, name) for name in run_options}
     printer = _BatchPrinter()
     try:

@@ -432,7 +432,7 @@ def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ",
 class _Journal:
     """out_dir/journal.jsonl: a header line, then one line per state change or note, fsynced as written."""
 
-    def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "") -> None:
+    def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "", offline: bool = False) -> None:
         self.path = os.path.join(out_dir, JOURNAL)
         self._writing = threading.Lock()
         self._torn = False
@@ -447,11 +447,9 @@ class _Journal:
             self.records = self._read()
             header = self.records.pop(0) if self.records else None
             if header is None:  # a new journal: no records either
-                self._refuse_files_beside(out_dir)
-                self.append([{"journal": JOURNAL_VERSION, "input": digest, "items": total, "any_order": any_order}])
-                # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
-                for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
-                    _sync_folder(folder)
+                mark = {"offline": True} if offline else {}
+                self._begin(out_dir, {"journal": JOURNAL_VERSION, "input": digest, "items": total,
+                                      "any_order": any_order, **mark})
             elif "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
             elif (header.get("input"), header.get("items")) != (digest, total):
@@ -460,14 +458,45 @@ class _Journal:
             if unusable is not None:
                 message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
+            if header is not None:
+                self._refuse_offline_mix(header, out_dir, offline)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
 
     @classmethod
-    def of_items(cls, out_dir: str, items: Sequence[BatchItem]) -> "_Journal":
+    def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool) -> "_Journal":
         digest, any_order = _digests(items)
-        return cls(out_dir, digest, len(items), any_order)
+        return cls(out_dir, digest, len(items), any_order, offline)
+
+    def _begin(self, out_dir: str, header: Dict[str, Any]) -> None:
+        """A new journal: its header, written and named durably."""
+        self._refuse_files_beside(out_dir)
+        self.append([header])
+        # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
+        for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
+            _sync_folder(folder)
+
+    def _refuse_offline_mix(self, header: Dict[str, Any], out_dir: str, offline: bool) -> None:
+        """Refuse a journal whose generations this run cannot find: an offline batch's (its fake API ended with its
+        run, and what it made with it; a header without the mark is not one's) rerun on the API, or offline with
+        items in flight; a batch's on the API rerun offline."""
+        if header.get("offline") is True and not offline:
+            raise BatchInputError([f"{out_dir} holds the journal of an --offline batch (offline=True), its images "
+                                   "the built-in fake API's placeholders: use a new --out (out_dir) for a batch on the "
+                                   "API"])
+        if header.get("offline") is not True and offline:
+            raise BatchInputError([f"{out_dir} holds the journal of a batch run on the API, whose generations the "
+                                   "built-in fake API cannot know: rerun it without --offline (offline=True), or use "
+                                   "a new --out (out_dir)"])
+        states = {record["i"]: record["s"] for record in self.records if "i" in record}  # each item's last
+        in_flight = sum(state in ("submitting", "submitted") for state in states.values())
+        if offline and in_flight:
+            raise BatchInputError([
+                f"{out_dir} holds an --offline batch (offline=True) stopped with {_count(in_flight, 'item')} in "
+                "flight: the built-in fake API is new each run, and their generations ended with the last one: it "
+                "cannot be resumed: use a new --out (out_dir)"
+            ])  # fmt: skip
 
     @staticmethod
     def _refuse_other_input(header: Dict[str, Any], out_dir: str, digest: str, total: int, any_order: str) -> None:
@@ -700,18 +729,20 @@ def run_batch(
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,
     item_timeout: float = 3600.0,
+    offline: bool = False,
 ) -> BatchSummary:
     """Run many generations with ``client``, journaled in ``out_dir`` so a rerun resumes; returns a BatchSummary.
 
-    ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again
-    resume. ``concurrency``: at most that many generations in flight; None fills the account's
-    ``apiConcurrencySlots`` (GET /me) plus a small queue (half as many again, at least 2); ``item_timeout``:
-    a generation still running after it is left in flight for a rerun (never sent again),
-    and the batch stops when no create call has gone through (429s, no connection, 5xx never
-    created) for as long.
+    ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again resume. ``concurrency``:
+    at most that many generations in flight; None fills the account's ``apiConcurrencySlots`` (GET /me) plus a small
+    queue (half as many again, at least 2); ``item_timeout``: a generation still running after it is left in flight
+    for a rerun (never sent again), and the batch stops when no create call has gone through (429s, no connection,
+    5xx never created) for as long. ``offline``: ``client`` answers from a fake API that ends with this run (the
+    command's --offline): the journal says so, and a rerun that could not find its generations is refused.
 
     Raises:
-        BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch.
+        BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch (or of one, see
+            ``offline``, whose generations this run cannot find).
         BatchInterrupted: Ctrl-C; what was in flight is journaled (a KeyboardInterrupt).
         LeonardoError: the account could not be read, the API refused the key, no create
             call went through for ``item_timeout``, or its threads could not start (nothing sent).
@@ -719,9 +750,10 @@ def run_batch(
     batch_items = _as_items(items)
     out_dir = _files.check_path(out_dir, "out_dir")
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
+    check_type("offline", offline, bool)
     _check_out_dir(out_dir)
     _files.make_folder(out_dir)
-    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout)
+    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout, offline)
     try:  # the journal is open (and locked) from here
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
     finally:
@@ -820,13 +852,13 @@ class _Engine:
         out_dir: str,
         posts_per_minute: float,
         on_progress: Optional[Callable[[BatchProgress], None]],
-        item_timeout: float,
+        item_timeout: float, offline: bool = False,
     ) -> None:
         self.client, self.out_dir, self.on_progress, self.item_timeout = client, out_dir, on_progress, item_timeout
         self.items = [_Item(n, item) for n, item in enumerate(items)]
         width = max(4, len(str(len(items))))
         self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
-        self.journal = _Journal.of_items(out_dir, items)
+        self.journal = _Journal.of_items(out_dir, items, offline)
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()

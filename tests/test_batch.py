@@ -778,6 +778,42 @@ def test_a_rerun_with_another_accounts_key_is_refused_before_anything_is_sent(tm
     assert run(same, PROMPTS[:2], str(tmp_path)).ok
 
 
+def test_an_offline_batch_stopped_with_items_in_flight_is_refused_at_once_on_a_rerun(tmp_path: Any) -> None:
+    # Its fake API ended with the run, and every generation with it: a rerun waited on them about 70 s, then left
+    # them ambiguous ("deleted?"), advising a look in a Leonardo library there is none of.
+    def ctrl_c(progress: BatchProgress) -> None:
+        if progress.event == "submitted":
+            raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted):
+        run(ApiDouble(delay=60.0), PROMPTS[:2], str(tmp_path), on_progress=ctrl_c, offline=True)
+    assert journal(tmp_path)[0]["offline"] is True and "submitted" in states(tmp_path).values()
+    again = ApiDouble()  # the next run's fake
+    with pytest.raises(BatchInputError, match=r"holds an --offline batch \(offline=True\) stopped with \d items? in "
+                                              r"flight: .*: it cannot be resumed: use a new --out \(out_dir\)$"):
+        run(again, PROMPTS[:2], str(tmp_path), offline=True)
+    assert again.calls == []  # not even GET /me
+
+
+def test_a_finished_offline_batch_reruns_as_any_finished_batch(tmp_path: Any) -> None:
+    assert run(ApiDouble(), PROMPTS[:2], str(tmp_path), offline=True).ok
+    again = ApiDouble()
+    summary = run(again, PROMPTS[:2], str(tmp_path), offline=True)
+    assert summary.ok and summary.done_this_run == 0 and again.calls == ["me"]  # nothing waited on, nothing sent
+
+
+def test_a_journal_is_resumed_only_on_the_kind_of_api_that_wrote_it(tmp_path: Any) -> None:
+    # On the API, an offline batch's generations read as deleted (its placeholders kept), its lost ones as never made.
+    run(ApiDouble(), PROMPTS[:1], str(tmp_path / "offline"), offline=True)
+    run(ApiDouble(), PROMPTS[:1], str(tmp_path / "api"))
+    assert "offline" not in journal(tmp_path / "api")[0]  # the header as before: one without the mark is not offline
+    for folder, offline, said in [("offline", False, "an --offline batch"), ("api", True, "a batch run on the API")]:
+        api = ApiDouble()
+        with pytest.raises(BatchInputError, match=f"holds the journal of {said}"):
+            run(api, PROMPTS[:1], str(tmp_path / folder), offline=offline)
+        assert api.calls == []
+
+
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
     text = journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": time.time()}])
     (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run

@@ -1744,10 +1744,10 @@ def test_batch_rerun_with_retry_failed_sends_them_again(fake_in_env: FakeLeonard
 @pytest.mark.parametrize(
     "extra, options",
     [
-        ([], dict(concurrency=None, posts_per_minute=100, retry_failed=False, resubmit_ambiguous=False)),
+        ([], dict(concurrency=None, posts_per_minute=100, retry_failed=False, resubmit_ambiguous=False, offline=True)),
         (
             ["--concurrency", "3", "--posts-per-minute", "7", "--retry-failed", "--resubmit-ambiguous"],
-            dict(concurrency=3, posts_per_minute=7, retry_failed=True, resubmit_ambiguous=True),
+            dict(concurrency=3, posts_per_minute=7, retry_failed=True, resubmit_ambiguous=True, offline=True),
         ),
     ],
 )
