@@ -83,6 +83,9 @@ DOWNLOAD_TRIES = 3
 # to this much (a replica) still shows a generation made in the call's last moment. Only an item whose create answer
 # was lost waits it, holding its slot and its prompt.
 LOOK_AGAIN = 10.0
+# Seconds past a bound a reconciliation is set for: the times it compares are rounded to the millisecond (wall_time),
+# and one due just at LOOK_AGAIN's end read as not past it held the item LOOK_AGAIN more.
+PAST_BOUND = 0.05
 DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times the tries so far
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
@@ -1427,8 +1430,7 @@ class _Engine:
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
             elif read_at - item.since <= self.window(item) + LOOK_AGAIN:  # may still run, or not be listed yet
-                wait = item.since + self.window(item) + LOOK_AGAIN - self.wall_time()
-                self.reconcile_at[item.index] = time.monotonic() + max(LOOK_AGAIN, wait)
+                self.look_again_later(item)
                 continue
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
                 if self.look_again_for_v2(item):
@@ -1440,6 +1442,14 @@ class _Engine:
                 self.resend(item)
                 continue
             self.leave_ambiguous(item, reason, recheck=True, stalled=isinstance(complete, LeonardoError))
+
+    def look_again_later(self, item: _Item) -> None:
+        """Reconcile ``item`` again once its create call cannot still be running, and the listing shows what it made
+        (LOOK_AGAIN); until then it holds its slot and its prompt, up to minutes: said, once for this hold."""
+        wait = max(LOOK_AGAIN, item.since + self.window(item) + LOOK_AGAIN - self.wall_time()) + PAST_BOUND
+        self.reconcile_at[item.index] = time.monotonic() + wait
+        self.emit("waiting", item, f"#{item.index + 1}: its create call may still be running at the server: looking "
+                  f"for its generation again in {wait:.1f}s (its slot held till then)")
 
     def settle_now(self, due: List[_Item], complete: Any) -> List[_Item]:
         """The items to settle now: none (an empty list, not None) when the key was refused or the Client closed

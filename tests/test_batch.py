@@ -2952,6 +2952,27 @@ def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
 
 
+def test_an_item_whose_create_call_may_still_run_says_what_it_waits_for_and_how_long(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rerun after a Ctrl-C during create calls said its start, then nothing for over a minute: each item (its slot,
+    # and so the unsent items) held until its call's window and LOOK_AGAIN were over. Said once per item: one
+    # looked for again just at that bound read it as not past (the times are rounded), and was held LOOK_AGAIN more.
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.2)
+    events: List[BatchProgress] = []
+    sent = time.time()  # journaled in milliseconds, as the batch writes its times
+    records = [{"i": n, "s": "submitting", "t": round(sent - 0.04 * n, 3), "rt": 0.3} for n in range(6)]  # none made
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS, records), encoding="utf-8")
+    assert run(ApiDouble(), PROMPTS, str(tmp_path), on_progress=events.append).ok
+    said = sorted((p.index, p.message) for p in events if p.event == "waiting")
+    assert [index for index, _ in said] == list(range(6)), said  # once each, not at every wake of the loop
+    for n, (_, message) in enumerate(said):
+        found = re.fullmatch(rf"#{n + 1}: its create call may still be running at the server: looking for its "
+                             r"generation again in (\d+\.\d)s \(its slot held till then\)", message)
+        assert found and 0.2 <= float(found.group(1)) <= 0.6 - 0.04 * n, said  # its window (0.3 s) left, LOOK_AGAIN
+    assert max(i for i, p in enumerate(events) if p.event == "waiting") < [p.event for p in events].index("resent")
+
+
 def test_a_clock_a_little_behind_leonardos_still_adopts(tmp_path: Any) -> None:
     class ServerBehind(ApiDouble):  # Leonardo's clock 30 s behind ours: within the minute allowed
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
