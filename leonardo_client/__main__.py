@@ -796,13 +796,12 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
         summary = run_batch(client, items, args.out, on_progress=printer, **options)
     except BatchInterrupted as stop:
         summary = stop.summary
+    except KeyboardInterrupt:  # a second Ctrl-C ("again to quit at once"): a rerun reconciles what was in flight
+        raise KeyboardInterrupt(_resume(args.offline)) from None
     finally:
         printer.close()
     if summary.interrupted:
-        resume = "rerun the same command to resume"
-        if args.offline:  # its fake API ends with this run: a rerun would find none of its generations
-            resume = "an --offline batch cannot be resumed: use a new --out"
-        for line in (*str(summary).splitlines(), f"interrupted: {resume}"):
+        for line in (*str(summary).splitlines(), f"interrupted: {_resume(args.offline)}"):
             _stderr(line)
         return 130
     _stdout(summary, os.path.join(args.out, GALLERY))
@@ -818,6 +817,13 @@ def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
             given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in defaults.items()
                      if value is not None and (name, value) != ("num_images", 1)]  # 1: --num-images' default
             raise ValueError(f"{' '.join(given)}: {exc}") from None
+
+
+def _resume(offline: bool) -> str:
+    """What to do after a batch was stopped."""
+    if offline:  # its fake API ends with this run: a rerun would find none of its generations
+        return "an --offline batch cannot be resumed: use a new --out"
+    return "rerun the same command to resume"
 
 
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {

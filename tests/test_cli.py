@@ -1802,6 +1802,22 @@ def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
     assert captured.err.splitlines()[-3:] == str(summary).splitlines() + [resume]
 
 
+@pytest.mark.parametrize("offline", [[], ["--offline"]])
+def test_a_batch_stopped_twice_still_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, offline: List[str]
+) -> None:
+    # A second Ctrl-C ("again to quit at once") ends run_batch with a KeyboardInterrupt, no summary: it said only
+    # "interrupted", where one Ctrl-C said how to go on.
+    def quit_at_once(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_batch", quit_at_once)
+    monkeypatch.setenv("LEONARDO_API_KEY", "a-key")  # nothing is sent: run_batch is replaced
+    assert cli.main(offline + ["batch", prompts_file(tmp_path, "a", "b"), "--out", str(tmp_path / "o")]) == 130
+    resume = "an --offline batch cannot be resumed: use a new --out" if offline else "rerun the same command to resume"
+    assert capsys.readouterr().err.splitlines()[-1] == f"leonardo-client: interrupted; {resume}"
+
+
 def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
     capsys: pytest.CaptureFixture[str], tmp_path: Any, quick_batch_polls: None
 ) -> None:
