@@ -23,6 +23,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import threading
     import time
     from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
+    from urllib.parse import urlsplit
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from . import client as _client
@@ -31,7 +32,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from .batch import run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
-        API_KEY_ENV, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered, create_job, user_details,
+        API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
+        create_job, user_details,
     )
     from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, printable
     from .payloads import (
@@ -320,7 +322,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
             sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
     except LeonardoError as err:
-        return _error(err, 1)
+        return _error(f"{err}{_base_url_hint(err)}", 1)
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent
         return _error(err, 2)
     except KeyboardInterrupt as stop:  # what it leaves behind, if anything (a generation that goes on)
@@ -331,6 +333,20 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
         return _error(f"cannot write the output: {err}", 1)
     except OSError as err:  # another file than stdout (one the command needs), named by the error itself
         return _error(err, 1)
+
+
+def _base_url_hint(error: LeonardoError) -> str:
+    """For an API call's 404 when LEONARDO_BASE_URL lacks the API root's path (GET /me sent to the web site), what to
+    check. Whatever its body: the API answers its own errors in its JSON envelope, and so may a wrong route on its
+    host (.../api/rest/me); with the path there, a 404 is the API's own and said as it is."""
+    try:
+        base, root = _client._check_base_url(None, ""), urlsplit(DEFAULT_BASE_URL).path  # as the Client read it
+    except ValueError:  # not the Client's: --offline's is the fake's
+        return ""
+    sent_there = (error.url or "").lower().startswith(base.lower() + "/")  # not a file's URL (a download)
+    if error.status_code != 404 or urlsplit(base).path.endswith(root) or not sent_there:
+        return ""
+    return f": is {BASE_URL_ENV} right? The API's address ends in {root} ({DEFAULT_BASE_URL})"
 
 
 class _OutputFailed(Exception):
