@@ -855,7 +855,8 @@ class _Engine:
         out_dir: str,
         posts_per_minute: float,
         on_progress: Optional[Callable[[BatchProgress], None]],
-        item_timeout: float, offline: bool = False,
+        item_timeout: float,
+        offline: bool = False,
     ) -> None:
         self.client, self.out_dir, self.on_progress, self.item_timeout = client, out_dir, on_progress, item_timeout
         self.items = [_Item(n, item) for n, item in enumerate(items)]
@@ -872,7 +873,7 @@ class _Engine:
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
         self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
-        self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = 0
+        self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = self.cost_unknown = 0
         self.polling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
         self.fatal: Optional[BaseException] = None
@@ -883,7 +884,6 @@ class _Engine:
         self.members: Dict[str, Set[int]] = {state: set() for state in STATES}
         self.members["planned"].update(range(len(items)))
         self.spent: Dict[str, float] = {}
-        self.cost_unknown = 0
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
