@@ -3440,6 +3440,20 @@ def test_a_rerun_reconciles_with_the_clock_the_journal_learned(tmp_path: Any) ->
     assert summary.ok and api.calls.count("POST") == 1 and len(api.generations) == 1  # adopted
 
 
+def test_a_journaled_clock_lets_a_rerun_send_again_an_item_of_an_earlier_run_never_created(tmp_path: Any) -> None:
+    # The journal knows the clocks agree; the earlier run stopped 3 h ago before item 0's create call left. The account
+    # holds a generation of its prompt made 5 h ago (another batch's): outside the item's window, so it was never
+    # created and is sent again (without the journal's clock, a day back counts: it was left ambiguous).
+    api = ApiDouble()
+    made = (datetime.now(timezone.utc) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api.generations["old"] = dict(id="old", createdAt=made, created=time.monotonic() - 18000,
+                                  prompt=PROMPTS[0]["prompt"], n=1)
+    records = [{"clock": 0.0}, {"i": 0, "s": "submitting", "t": time.time() - 10800, "rt": 1.3}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 0, 1), journal(tmp_path)[-3:]
+
+
 def test_a_clock_set_ahead_since_an_earlier_run_is_learned_again(tmp_path: Any) -> None:
     # The journal's bound came from a run whose clock was right; this run's is 5 minutes ahead.
     api = ServerClockBehind(lost=PROMPTS[1]["prompt"])

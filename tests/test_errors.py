@@ -1052,14 +1052,16 @@ def test_json_read_at_the_recursion_limit_is_a_value_error_not_a_recursion_error
 
 
 @pytest.mark.parametrize(
-    "variable, value, says",
-    [("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem", "CA certificate bundle"),  # requests raised a bare OSError
-     ("HTTPS_PROXY", "http://u:pw@", "request to leonardo.example.test failed")],  # requests 2.26+: a TypeError
+    "variable, value, says, surely_unsent",
+    [("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem", "CA certificate bundle", True),  # requests raised a bare OSError
+     # requests 2.26+: a TypeError, which a hostile answer could raise too: not taken as surely unsent
+     ("HTTPS_PROXY", "http://u:pw@", "request to leonardo.example.test failed", False)],
 )
-def test_an_environment_requests_cannot_use_is_a_leonardo_error(monkeypatch, variable, value, says):
+def test_an_environment_requests_cannot_use_is_a_leonardo_error(monkeypatch, variable, value, says, surely_unsent):
     monkeypatch.setenv(variable, value)
-    with pytest.raises(LeonardoError, match=says):
+    with pytest.raises(LeonardoError, match=says) as info:
         Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
+    assert never_sent(info.value) is surely_unsent  # an OSError before it left: a batch sends its item again
 
 
 def test_a_download_whose_file_cannot_be_written_raises_the_os_error(fake, fake_client, monkeypatch, tmp_path):
