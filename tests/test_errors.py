@@ -71,6 +71,12 @@ def test_json_error_envelope(mocked, mock_client):
     assert str(err) == f"HTTP 401: Authentication hook unauthorized this request (GET {GEN_URL})"
 
 
+def test_a_300_is_an_error_status_not_an_answer(mocked, mock_client):
+    mocked.add("GET", GEN_URL, status=300, json={"generations_by_pk": None}, match=api_matchers())  # no Location
+    err = fail(mock_client)
+    assert err.status_code == 300 and err.url == GEN_URL
+
+
 def test_may_have_run_tells_a_call_that_may_have_been_acted_on(mocked, mock_client):
     # The CLI's generate and the examples say "it may have been made" by it: a rerun of such a call may bill twice.
     for status in (500, 503, 400, 403, 429, 302):
@@ -176,6 +182,7 @@ def test_a_malformed_keys_500_says_so_and_that_nothing_was_made(mocked, mock_cli
     mocked.add("POST", url, status=502, json=AUTH_HOOK_FAILED)  # not the auth hook's 500: from elsewhere, may have run
     err = create_failure(mock_client, name)
     assert err.message == f"{AUTH_HOOK_FAILED['error']}; {errors.MAY_HAVE_BEEN_MADE}" and may_have_run(err)
+    assert err.args == (err.message,)  # what a logger or error reporter reads of it says so too
 
 
 def test_the_auth_hooks_500_to_a_uuid_key_is_a_500_that_may_pass(mocked):
@@ -576,7 +583,7 @@ def test_a_body_that_inflates_past_its_cap_is_a_leonardo_error_not_all_of_memory
             with pytest.raises(LeonardoError, match="^HTTP 404: download failed: answer of more than 2 MiB: not read"):
                 c.download_image(url + "/image.png", tmp_path / "image.png")
     assert (type(err), err.status_code, err.message) == (LeonardoError, status, "answer of more than 2 MiB: not read")
-    monkeypatch.setattr(client_module, cap, 3 * 2**20)
+    monkeypatch.setattr(client_module, cap, len(b'{"generations_by_pk": null}') + 2 * 2**20)  # just its cap: read
     with raw_server(head + body) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
         if status == 200:
             assert client.get_generation_by_id("g") == {"generations_by_pk": None}  # within its cap: read

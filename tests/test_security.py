@@ -271,14 +271,15 @@ def test_a_key_echoed_around_the_body_is_in_no_message_or_traceback(answer):
     assert "[redacted]" in str(info.value) or info.value.__cause__ is None
 
 
-def test_a_key_of_eight_characters_is_redacted(mocked):
-    key = "Zq9xW2kP"  # the shortest a key is taken to be real (MIN_SECRET_LENGTH)
+@pytest.mark.parametrize("key, shown", [("Zq9xW2kP", "[redacted]"), ("Zq9xW2k", "Zq9xW2k")])
+def test_a_key_of_eight_characters_is_redacted(mocked, key, shown):
+    # Eight: the shortest a key is taken to be real (MIN_SECRET_LENGTH); a shorter one is not hidden (README).
     answer = {"error": f"invalid key {key}"}
     mocked.add("GET", BASE + "/me", json=answer, status=401, match=api_matchers(key=key, timeout=DEFAULT_TIMEOUT))
     with pytest.raises(LeonardoError) as info, Client(api_key=key, base_url=BASE, max_retries=0) as client:
         client.get_user_info()
-    assert str(info.value) == "HTTP 401: invalid key [redacted] (GET https://leonardo.example.test/api/rest/v1/me)"
-    assert info.value.body == {"error": "invalid key [redacted]"}
+    assert str(info.value) == f"HTTP 401: invalid key {shown} (GET https://leonardo.example.test/api/rest/v1/me)"
+    assert info.value.body == {"error": f"invalid key {shown}"}
 
 
 def test_a_key_in_the_url_of_a_download_that_failed_is_redacted(fake, fake_client, tmp_path):
