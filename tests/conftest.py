@@ -47,6 +47,30 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+TEST_TIME_LIMIT = 120.0  # seconds: the slowest test takes about 10 here (kill -9 at random, then a rerun)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test still running after TEST_TIME_LIMIT fails, by its name, where a regression (a wait that never ends)
+    would hang the whole run until CI's own limit. SIGALRM: POSIX only; a test that sets its own alarm takes it
+    over (and its end ends this one)."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        pytest.fail(f"still running after {TEST_TIME_LIMIT:.0f} s: hung?")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def children_block_buffered() -> Iterator[None]:
     """Every Python the tests start writes its stdout block-buffered, as into a user's pipe or file: this machine
