@@ -195,22 +195,32 @@ def _checked(item: BatchItem) -> BatchItem:
     if api == "v1":  # from extra too
         check_v1_size(body.get("width"), body.get("height"), body.get("num_images"))
         check_v1_prompt(body["prompt"])
-    check_request(api, body)  # the rest the API would refuse, as generate checks it: a key misspelt, a v2 model's sizes
     return item
 
 
-def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = None) -> List[BatchItem]:
+def _spec_checked(item: BatchItem) -> BatchItem:
+    """``item``, once the bundled spec takes its body, as generate checks its own: the rest the API would refuse (a key
+    misspelt, a v2 model's sizes). A new batch's only: what a journaled batch sent was taken then (by an earlier
+    version, perhaps), and what the API refused of it is journaled."""
+    check_request(*item.request())
+    return item
+
+
+def read_items(
+    path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = None, *, check_spec: bool = True
+) -> List[BatchItem]:
     """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
-    or a first line starting with ``{``); blank lines and ``#`` comments are skipped.
+    or a first line starting with ``{``); blank lines and ``#`` comments are skipped. ``check_spec``: each body
+    checked against the bundled spec too (a new batch's; not a rerun's: see _spec_checked).
 
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
     path = _files.check_path(path, "path")  # an int would be opened as a file descriptor
-    table = {".csv": "a CSV file", ".tsv": "a TSV file"}.get(os.path.splitext(path)[1].lower())
-    if table:  # a spreadsheet's export: its header row too would be a prompt, commas and all
-        raise _not_lines(path, table)
     try:  # a byte that is not UTF-8 kept as a surrogate, to be found by its line (a decoding error gives no line)
         with open(path, encoding="utf-8-sig", errors="surrogateescape") as source:
+            table = {".csv": "a CSV file", ".tsv": "a TSV file"}.get(os.path.splitext(path)[1].lower())
+            if table:  # a spreadsheet's export: its header row too would be a prompt, commas and all
+                raise _not_lines(path, table)
             text = source.read(MAX_INPUT + 1)
     except OSError as exc:
         raise BatchInputError([f"cannot read {path}: {exc.strerror or exc}"]) from None
@@ -229,7 +239,8 @@ def read_items(path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = No
 
     def parse(line: str) -> BatchItem:
         try:
-            return make_item(parse_json(line) if json_lines else {"prompt": line}, defaults)
+            item = make_item(parse_json(line) if json_lines else {"prompt": line}, defaults)
+            return _spec_checked(item) if check_spec else item
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
 
@@ -284,11 +295,16 @@ def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
         yield f"line {number}", line
 
 
-def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]]) -> List[BatchItem]:
+def _as_items(items: Iterable[Union[BatchItem, Mapping[str, Any]]], check_spec: bool = True) -> List[BatchItem]:
     if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__iter__"):  # a str: one item a character
         raise TypeError(f"items must be a list of BatchItems or mappings, not {type(items).__name__}")
     labelled = [(f"item {n}", item) for n, item in enumerate(items, 1)]
-    return _collect(labelled, lambda i: _checked(i) if isinstance(i, BatchItem) else make_item(i), "no items")
+
+    def convert(entry: Any) -> BatchItem:
+        item = _checked(entry) if isinstance(entry, BatchItem) else make_item(entry)
+        return _spec_checked(item) if check_spec else item
+
+    return _collect(labelled, convert, "no items")
 
 
 def _collect(
@@ -488,10 +504,10 @@ class _Journal:
             raise BatchInputError([f"{out_dir} holds the journal of an --offline batch (offline=True), its images "
                                    "the built-in fake API's placeholders: use a new --out (out_dir) for a batch on the "
                                    "API"])
-        if header.get("offline") is not True and offline:
-            raise BatchInputError([f"{out_dir} holds the journal of a batch run on the API, whose generations the "
-                                   "built-in fake API cannot know: rerun it without --offline (offline=True), or use "
-                                   "a new --out (out_dir)"])
+        if header.get("offline") is not True and offline:  # an earlier version's offline one was not marked
+            raise BatchInputError([f"{out_dir} holds the journal of a batch run on the API (or --offline by an earlier "
+                                   "version, which did not say so), whose generations the built-in fake API cannot "
+                                   "know: rerun it without --offline (offline=True), or use a new --out (out_dir)"])
         states = {record["i"]: record["s"] for record in self.records if "i" in record}  # each item's last
         in_flight = sum(state in ("submitting", "submitted") for state in states.values())
         if offline and in_flight:
@@ -750,8 +766,8 @@ def run_batch(
         LeonardoError: the account could not be read, the API refused the key, no create
             call went through for ``item_timeout``, or its threads could not start (nothing sent).
     """
-    batch_items = _as_items(items)
     out_dir = _files.check_path(out_dir, "out_dir")
+    batch_items = _as_items(items, check_spec=not os.path.exists(os.path.join(out_dir, JOURNAL)))
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
     check_type("offline", offline, bool)
     _check_out_dir(out_dir)

@@ -289,7 +289,7 @@ def test_bad_lines_are_all_reported_with_their_numbers(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="^num_images 9: the v1 API makes at most 8 images at 512x512"):
         batch._checked(BatchItem("a fox", width=512, height=512, extra={"num_images": 9}))
     with pytest.raises(ValueError, match=r"^the v1 API does not take these options: expected an integer .* \(at num_images\)$"):
-        batch._checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: sent, it was the API's 400
+        batch._spec_checked(BatchItem("a fox", extra={"num_images": "5"}))  # not a number: sent, it was the API's 400
 
 
 def test_a_body_the_bundled_spec_refuses_is_a_bad_line_and_nothing_is_sent(tmp_path: Any) -> None:
@@ -398,6 +398,36 @@ def test_a_prompts_file_named_as_a_spreadsheet_export_is_refused(tmp_path: Any, 
         read_items(str(path))
     advice = "write JSON Lines (one object a line) or one prompt a line"
     assert str(caught.value) == f"{path} is a {kind} file (each of its lines would be read as an item): {advice}"
+    for unreadable in (tmp_path / ("missing" + name), tmp_path / ("folder" + name)):  # a path mistyped: said so
+        (tmp_path / ("folder" + name)).mkdir(exist_ok=True)
+        with pytest.raises(BatchInputError, match=f"^cannot read {re.escape(str(unreadable))}: "):
+            read_items(str(unreadable))
+
+
+def test_a_batch_journaled_before_the_spec_check_resumes_though_it_refuses_an_item(tmp_path: Any) -> None:
+    # A batch begun by an earlier version (or with a spec that took the item): refused by this version's check, it
+    # could no longer be resumed, its generations made and paid for not saved; with the item fixed, it was another
+    # batch. What the API refused of it is journaled; the rest goes on.
+    items = [PROMPTS[0], {"prompt": "a hare", "widht": 512}]
+    with pytest.raises(BatchInputError, match="^item 2: the v1 API does not take these options: Unexpected variable"):
+        run(ApiDouble(), items, str(tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, []), encoding="utf-8")
+    assert run(ApiDouble(), items, str(tmp_path)).complete == 2  # the double takes any key
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    with pytest.raises(BatchInputError, match="^line 2: "):
+        read_items(str(prompts))
+    assert len(read_items(str(prompts), check_spec=False)) == 2
+
+
+def test_a_whole_float_is_taken_where_the_spec_wants_an_int_as_the_api_reads_it(tmp_path: Any) -> None:
+    # 30.0 (a spreadsheet's export) was refused as "not an integer", where the fake and the API take it.
+    batch._spec_checked(BatchItem("a fox", extra={"num_inference_steps": 30.0}))
+    batch._spec_checked(BatchItem("a fox", model="hailuo-2_3", width=1920, height=1080, num_images=1,
+                                  extra={"duration": 6.0}))
+    with pytest.raises(ValueError, match="The value 30.5 lies outside the bounds or is not an integer"):
+        batch._spec_checked(BatchItem("a fox", extra={"num_inference_steps": 30.5}))
 
 
 def test_a_prompt_that_starts_like_json_is_still_a_prompt(tmp_path: Any) -> None:
@@ -655,7 +685,7 @@ def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> 
     """A journal as run_batch writes it for ``items``, then ``records``."""
     from leonardo_client.batch import _as_items, _digests
 
-    header = {"journal": 1, "input": _digests(_as_items(items))[0], "items": len(items)}
+    header = {"journal": 1, "input": _digests(_as_items(items, check_spec=False))[0], "items": len(items)}
     planned = [{"i": n, "s": "planned"} for n in range(len(items))]
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
 

@@ -1690,6 +1690,23 @@ def test_a_model_this_version_does_not_know_is_sent_for_the_api_to_judge(
     assert "items the API refused (see why in the gallery) would be refused again" in capsys.readouterr().out
 
 
+def test_a_rerun_takes_a_journaled_batch_s_items_as_they_were_taken(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # Begun by an earlier version, whose check took the item: refused now, the batch could not be resumed.
+    prompts, out = tmp_path / "p.jsonl", tmp_path / "out"
+    prompts.write_text('{"prompt": "a hare", "widht": 512}\n', encoding="utf-8")
+    monkeypatch.setenv("LEONARDO_API_KEY", "a-key")
+    assert cli.main(["batch", str(prompts), "--out", str(out)]) == 2  # a new batch: refused, nothing sent
+    assert "line 1: the v1 API does not take these options" in capsys.readouterr().err
+    out.mkdir()
+    (out / "journal.jsonl").write_text("", encoding="utf-8")  # run_batch judges whether it is this batch's
+    taken: List[Any] = []
+    monkeypatch.setattr(cli, "run_batch", lambda client, items, out_dir, **_: taken.append(items) or summary_of(1, 1, out_dir))
+    assert cli.main(["batch", str(prompts), "--out", str(out)]) == 0
+    assert [item.extra for item in taken[0]] == [{"widht": 512}]
+
+
 def create_calls(fake: FakeLeonardo) -> List[Any]:
     return [r for r in fake.requests if r.method == "POST" and r.path in ("/generations", "/api/rest/v2/generations")]
 

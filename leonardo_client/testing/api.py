@@ -231,7 +231,7 @@ class Api:
         # key, its "generic error that appears when the API body is incorrectly formatted" (the SDK sends none).
         body: Dict[str, Any] = {}  # a dict once check_body passes
         with contextlib.suppress(ValueError):  # parse_body refuses an empty body too
-            body = _as_the_api_reads(parse_body(request.body))
+            body = as_the_api_reads(parse_body(request.body))
         self.spec.check_body(operation, body)
         return body
 
@@ -691,7 +691,7 @@ class Deliverer(threading.Thread):
         self.join(2 * WEBHOOK_TIMEOUT + 1)
 
 
-def _as_the_api_reads(value: Any) -> Any:
+def as_the_api_reads(value: Any) -> Any:
     """value with U+FFFD for each lone surrogate in its strings, keys too: JSON's escape \\ud800 reads as one, which
     the API's text columns cannot hold (nor UTF-8 carry); and a whole number (512.0) an int, as JSON Schema and the
     API's Hasura layer take it."""
@@ -700,7 +700,7 @@ def _as_the_api_reads(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {_as_the_api_reads(k): _as_the_api_reads(v) for k, v in value.items()}
+        return {as_the_api_reads(k): as_the_api_reads(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_as_the_api_reads(item) for item in value]
+        return [as_the_api_reads(item) for item in value]
     return value
