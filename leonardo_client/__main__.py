@@ -343,7 +343,8 @@ def _base_url_hint(error: LeonardoError) -> str:
         base, root = _client._check_base_url(None, ""), urlsplit(DEFAULT_BASE_URL).path  # as the Client read it
     except ValueError:  # not the Client's: --offline's is the fake's
         return ""
-    sent_there = (error.url or "").lower().startswith(base.lower() + "/")  # not a file's URL (a download)
+    roots = (base, base[: -len("v1")] + "v2") if base.endswith("/v1") else (base,)  # v2 calls: the Client's v2_url
+    sent_there = (error.url or "").lower().startswith(tuple(at.lower() + "/" for at in roots))  # not a download
     if error.status_code != 404 or urlsplit(base).path.endswith(root) or not sent_there:
         return ""
     return f": is {BASE_URL_ENV} right? The API's address ends in {root} ({DEFAULT_BASE_URL})"

@@ -1166,20 +1166,21 @@ def test_a_thread_that_cannot_start_is_one_line_and_exit_1(
     assert said.startswith(f"leonardo-client: error: {what}") and said.endswith("can't start new thread"), said
 
 
-@pytest.mark.parametrize("base_url, hinted", [("root", True), ("api", False)])
+@pytest.mark.parametrize("base_url, command, hinted", [("/", "me", True), ("", "me", False), ("/api/v1", "models", True)])
 def test_a_404_from_a_base_url_without_the_api_path_says_to_check_it(
     fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], base_url: str,
-    hinted: bool
+    command: str, hinted: bool
 ) -> None:
-    # LEONARDO_BASE_URL without /api/rest/v1 said only "HTTP 404: Not Found (GET http://127.0.0.1:PORT/me)".
-    if base_url == "root":
-        monkeypatch.setenv("LEONARDO_BASE_URL", fake_in_env.root_url + "/")
+    # LEONARDO_BASE_URL without /api/rest/v1 said only "HTTP 404: Not Found (GET http://127.0.0.1:PORT/me)"; on a v2
+    # call (models, generate --model), sent under .../v2, too.
+    if base_url:
+        monkeypatch.setenv("LEONARDO_BASE_URL", fake_in_env.root_url + base_url)
     else:  # the API's own 404, through its right address: said as it is
         fake_in_env.inject(status=404, path="/me")
-    assert cli.main(["me"]) == 1
+    assert cli.main([command]) == 1
     said = capsys.readouterr().err
     hint = ": is LEONARDO_BASE_URL right? The API's address ends in /api/rest/v1 (https://cloud.leonardo.ai/api/rest/v1)"
-    assert said.startswith("leonardo-client: error: HTTP 404: ") and said.endswith("/me)" + hint * hinted + "\n"), said
+    assert said.startswith("leonardo-client: error: HTTP 404: ") and said.endswith(f"/{command})" + hint * hinted + "\n")
 
 
 # Ctrl-C ends it by SIGINT (a shell shows 130), so that bash ends a loop running it; the others exit 143 and 129.
