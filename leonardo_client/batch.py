@@ -465,12 +465,17 @@ class _Journal:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
             header = self.records.pop(0) if self.records else None
+            mark = {"offline": True} if offline else {}
+            fresh = {"journal": JOURNAL_VERSION, "input": digest, "items": total, "any_order": any_order, **mark}
             if header is None:  # a new journal: no records either
-                mark = {"offline": True} if offline else {}
-                self._begin(out_dir, {"journal": JOURNAL_VERSION, "input": digest, "items": total,
-                                      "any_order": any_order, **mark})
+                self._refuse_files_beside(out_dir)
+                self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
+            elif not any("i" in record for record in self.records):  # each item is journaled before its create call:
+                os.ftruncate(self._file.fileno(), 0)  # nothing of that batch was sent (it stopped at GET /me?)
+                header, self.records = None, []
+                self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):
                 self._refuse_other_input(header, out_dir, digest, total, any_order)
             unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
@@ -490,7 +495,6 @@ class _Journal:
 
     def _begin(self, out_dir: str, header: Dict[str, Any]) -> None:
         """A new journal: its header, written and named durably."""
-        self._refuse_files_beside(out_dir)
         self.append([header])
         # The new file's name (and a new folder's): the file's own fsync may not keep them through a power cut.
         for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):

@@ -844,6 +844,22 @@ def test_a_journal_is_resumed_only_on_the_kind_of_api_that_wrote_it(tmp_path: An
         assert api.calls == []
 
 
+@pytest.mark.parametrize("notes", [[], [{"user": "user-9"}]], ids=["header only", "and an account's note"])
+def test_a_journal_of_a_batch_that_sent_nothing_is_begun_again_for_other_items(
+    tmp_path: Any, notes: List[Dict[str, Any]]
+) -> None:
+    # Stopped at GET /me (API unreachable, a wrong key), it sent nothing: its prompts, edited, were refused in that
+    # folder as another batch, "deleting the journal would send that batch's items again, those already made too".
+    header = json.loads(journal_text(PROMPTS[:2], []).splitlines()[0])
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [header] + notes), encoding="utf-8")
+    api = ApiDouble()
+    assert run(api, PROMPTS[2:5], str(tmp_path)).complete == 3 and api.calls.count("POST") == 3
+    assert journal(tmp_path)[0]["items"] == 3  # this batch's header, in place of the other's
+    assert run(ApiDouble(), PROMPTS[2:5], str(tmp_path)).complete == 3  # and it resumes as any
+    with pytest.raises(BatchInputError, match="holds the journal of a different batch"):
+        run(ApiDouble(), PROMPTS[:2], str(tmp_path))  # one that sent something stays refused
+
+
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
     text = journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": time.time()}])
     (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run
