@@ -28,8 +28,8 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from . import client as _client
     from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
-    from .batch import GALLERY, JOURNAL, BatchInputError, BatchInterrupted, BatchProgress, credits_text, make_item
-    from .batch import read_items, run_batch
+    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, make_item
+    from .batch import journaled, read_items, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
@@ -796,8 +796,7 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
     defaults = {name: getattr(args, name) for name in names}
     try:
-        resuming = os.path.exists(os.path.join(args.out, JOURNAL))  # its items were taken then: see run_batch
-        items = read_items(args.prompts, defaults, check_spec=not resuming)  # all bad lines first
+        items = read_items(args.prompts, defaults, check_spec=not journaled(args.out))  # all bad lines first
     except BatchInputError as bad:  # a flag refused is every line's fault: said once, by its name
         if args.model:
             _check_v2_flags(defaults, bad)

@@ -200,10 +200,15 @@ def _checked(item: BatchItem) -> BatchItem:
 
 def _spec_checked(item: BatchItem) -> BatchItem:
     """``item``, once the bundled spec takes its body, as generate checks its own: the rest the API would refuse (a key
-    misspelt, a v2 model's sizes). A new batch's only: what a journaled batch sent was taken then (by an earlier
-    version, perhaps), and what the API refused of it is journaled."""
+    misspelt, a v2 model's sizes). A new batch's only (see journaled)."""
     check_request(*item.request())
     return item
+
+
+def journaled(out_dir: str) -> bool:
+    """Whether ``out_dir`` holds a journal: a rerun's items are not checked against the bundled spec, as they were
+    taken when it began (by an earlier version, perhaps), and what the API refused of them is journaled."""
+    return os.path.exists(os.path.join(out_dir, JOURNAL))
 
 
 def read_items(
@@ -211,7 +216,7 @@ def read_items(
 ) -> List[BatchItem]:
     """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
     or a first line starting with ``{``); blank lines and ``#`` comments are skipped. ``check_spec``: each body
-    checked against the bundled spec too (a new batch's; not a rerun's: see _spec_checked).
+    checked against the bundled spec too (a new batch's; not a rerun's: see journaled).
 
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
@@ -502,8 +507,8 @@ class _Journal:
 
     def _refuse_offline_mix(self, header: Dict[str, Any], out_dir: str, offline: bool) -> None:
         """Refuse a journal whose generations this run cannot find: an offline batch's (its fake API ended with its
-        run, and what it made with it; a header without the mark is not one's) rerun on the API, or offline with
-        items in flight; a batch's on the API rerun offline."""
+        run, and what it made with it) rerun on the API, or offline with items in flight; a batch's on the API (a
+        header without the mark: an earlier version's offline one too) rerun offline."""
         if header.get("offline") is True and not offline:
             raise BatchInputError([f"{out_dir} holds the journal of an --offline batch (offline=True), its images "
                                    "the built-in fake API's placeholders: use a new --out (out_dir) for a batch on the "
@@ -771,7 +776,7 @@ def run_batch(
             call went through for ``item_timeout``, or its threads could not start (nothing sent).
     """
     out_dir = _files.check_path(out_dir, "out_dir")
-    batch_items = _as_items(items, check_spec=not os.path.exists(os.path.join(out_dir, JOURNAL)))
+    batch_items = _as_items(items, check_spec=not journaled(out_dir))
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
     check_type("offline", offline, bool)
     _check_out_dir(out_dir)
