@@ -206,9 +206,20 @@ def _spec_checked(item: BatchItem) -> BatchItem:
 
 
 def journaled(out_dir: str) -> bool:
-    """Whether ``out_dir`` holds a journal: a rerun's items are not checked against the bundled spec, as they were
-    taken when it began (by an earlier version, perhaps), and what the API refused of them is journaled."""
-    return os.path.exists(os.path.join(out_dir, JOURNAL))
+    """Whether ``out_dir``'s journal holds an item: a rerun's items are not checked against the bundled spec, as they
+    were taken when it began (by an earlier version, perhaps), and what the API refused of them is journaled. Read
+    unlocked: the locked read judges the rest (a journal of no item is begun again, for items checked here)."""
+    try:
+        with open(os.path.join(out_dir, JOURNAL), "rb") as journal:
+            lines = journal.read().splitlines()[1:]  # after the header
+    except OSError:  # none, or unreadable: checked (the run says why it cannot use it)
+        return False
+    for line in lines:
+        with contextlib.suppress(ValueError):  # a torn or damaged line: the run refuses it, or cuts it off
+            record = parse_json(line.decode("utf-8"))
+            if isinstance(record, dict) and "i" in record:
+                return True
+    return False
 
 
 def read_items(

@@ -858,6 +858,14 @@ def test_a_journal_of_a_batch_that_sent_nothing_is_begun_again_for_other_items(
     assert run(ApiDouble(), PROMPTS[2:5], str(tmp_path)).complete == 3  # and it resumes as any
     with pytest.raises(BatchInputError, match="holds the journal of a different batch"):
         run(ApiDouble(), PROMPTS[:2], str(tmp_path))  # one that sent something stays refused
+    # Begun again, it is a new batch: its items are checked against the spec (they were not: a journal was there).
+    (tmp_path / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [header] + notes), encoding="utf-8")
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="^item 1: the v1 API does not take these options: Unexpected variable"):
+        run(api, [{"prompt": "a hare", "widht": 512}], str(tmp_path))
+    assert api.calls == [] and not batch.journaled(str(tmp_path))
+    (tmp_path / "journal.jsonl").write_text("", encoding="utf-8")  # emptied, or cut off before its header
+    assert not batch.journaled(str(tmp_path))
 
 
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:

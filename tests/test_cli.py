@@ -1701,7 +1701,8 @@ def test_a_rerun_takes_a_journaled_batch_s_items_as_they_were_taken(
     assert cli.main(["batch", str(prompts), "--out", str(out)]) == 2  # a new batch: refused, nothing sent
     assert "line 1: the v1 API does not take these options" in capsys.readouterr().err
     out.mkdir()
-    (out / "journal.jsonl").write_text("", encoding="utf-8")  # run_batch judges whether it is this batch's
+    # A journal holding an item: run_batch judges whether it is this batch's.
+    (out / "journal.jsonl").write_text('{"journal": 1}\n{"i": 0, "s": "failed"}\n', encoding="utf-8")
     taken: List[Any] = []
     monkeypatch.setattr(cli, "run_batch", lambda client, items, out_dir, **_: taken.append(items) or summary_of(1, 1, out_dir))
     assert cli.main(["batch", str(prompts), "--out", str(out)]) == 0
