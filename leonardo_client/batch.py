@@ -209,10 +209,10 @@ def journaled(out_dir: str) -> bool:
     """Whether ``out_dir``'s journal holds an item: a rerun's items are not checked against the bundled spec, as they
     were taken when it began (by an earlier version, perhaps), and what the API refused of them is journaled. Read
     unlocked: the locked read judges the rest (a journal of no item is begun again, for items checked here)."""
-    try:
-        with open(os.path.join(out_dir, JOURNAL), "rb") as journal:
+    try:  # a FIFO put there would wait for a writer: refused at once (the run says why it cannot use it)
+        with open(_files.open_regular(os.path.join(out_dir, JOURNAL), os.O_RDONLY), "rb") as journal:
             lines = journal.read().splitlines()[1:]  # after the header
-    except OSError:  # none, or unreadable: checked (the run says why it cannot use it)
+    except OSError:  # none, or unusable: its items checked
         return False
     for line in lines:
         with contextlib.suppress(ValueError):  # a torn or damaged line: the run refuses it, or cuts it off
