@@ -23,6 +23,7 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.payloads import check_text
 from leonardo_client.webhooks import parse_webhook
 
 MAX_BODY = 1024 * 1024  # the documented payload is a few kB
@@ -75,8 +76,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     callback_key = "offline-callback-key" if args.offline else os.environ.get("LEONARDO_WEBHOOK_KEY", "")
-    if not callback_key:
+    if not callback_key.strip():
         raise ValueError("set LEONARDO_WEBHOOK_KEY to your webhook callback API key")
+    # Said once, here: each callback would be refused for it (spaces only, bytes that are not text).
+    check_text(callback_key, "LEONARDO_WEBHOOK_KEY")
     events: "queue.Queue[Dict[str, Any]]" = queue.Queue()
     # Loopback only: your https proxy, which lets in only Leonardo's addresses, forwards to it.
     server = Server(("127.0.0.1", 0 if args.offline else args.port), make_handler(callback_key, events))

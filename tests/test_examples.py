@@ -146,6 +146,16 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
     assert usage.value.code == 2
 
 
+@pytest.mark.parametrize("key, says", [("   ", "set LEONARDO_WEBHOOK_KEY"), ("cl\udce9", "LEONARDO_WEBHOOK_KEY holds")])
+def test_the_webhook_receiver_refuses_an_unusable_key_before_it_listens(
+    monkeypatch: pytest.MonkeyPatch, key: str, says: str
+) -> None:
+    # It said it was listening, then answered each callback with nothing (a TypeError) or with its own setup's 400.
+    monkeypatch.setenv("LEONARDO_WEBHOOK_KEY", key)
+    with pytest.raises(ValueError, match=says):
+        example("webhook_receiver").main(["--port", "0"])
+
+
 def test_image_to_motion_says_each_generation_id_as_it_starts(results: Dict[str, Result]) -> None:
     out = results["image_to_motion"][1]  # it said none: a run stopped midway left the user nothing to look up
     assert re.search(r"^image generation [0-9a-f-]{36} started", out, re.M)
