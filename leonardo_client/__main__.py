@@ -29,7 +29,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import client as _client
     from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, make_item
-    from .batch import journaled, read_items, run_batch
+    from .batch import journaled, read_items, resume_advice, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
@@ -814,11 +814,11 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     except BatchInterrupted as stop:
         summary = stop.summary
     except KeyboardInterrupt:  # a second Ctrl-C ("again to quit at once"): a rerun reconciles what was in flight
-        raise KeyboardInterrupt(_resume(args.offline)) from None
+        raise KeyboardInterrupt(resume_advice(args.offline)) from None
     finally:
         printer.close()
     if summary.interrupted:
-        for line in (*str(summary).splitlines(), f"interrupted: {_resume(args.offline)}"):
+        for line in (*str(summary).splitlines(), f"interrupted: {resume_advice(args.offline)}"):
             _stderr(line)
         return 130
     _stdout(summary, os.path.join(args.out, GALLERY))
@@ -834,13 +834,6 @@ def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
             given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in defaults.items()
                      if value is not None and (name, value) != ("num_images", 1)]  # 1: --num-images' default
             raise ValueError(f"{' '.join(given)}: {exc}") from None
-
-
-def _resume(offline: bool) -> str:
-    """What to do after a batch was stopped."""
-    if offline:  # its fake API ends with this run: a rerun would find none of its generations
-        return "an --offline batch cannot be resumed: use a new --out"
-    return "rerun the same command to resume"
 
 
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {

@@ -468,7 +468,7 @@ class _Journal:
     """out_dir/journal.jsonl: a header line, then one line per state change or note, fsynced as written."""
 
     def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "", offline: bool = False) -> None:
-        self.path = os.path.join(out_dir, JOURNAL)
+        self.path, self.offline = os.path.join(out_dir, JOURNAL), offline
         self._writing = threading.Lock()
         self._torn = False
         try:
@@ -1778,7 +1778,8 @@ class _Engine:
         if final:
             self.clear_staging()
         paused = f"submissions paused until {_local_time(time.time() + pause - now)} ({self.paused_why})"
-        write_gallery(self.out_dir, self.items, self.summary(interrupted=False), final, paused if pause else "")
+        summary = self.summary(interrupted=False)
+        write_gallery(self.out_dir, self.items, summary, final, paused if pause else "", self.journal.offline)
         # A page of 100,000 items takes about a second: the scheduler spends at most a tenth of its time on it.
         self.gallery_every = max(GALLERY_EVERY, 10 * (time.monotonic() - now))
 
@@ -2093,12 +2094,20 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def write_gallery(out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str) -> None:
+def resume_advice(offline: bool) -> str:
+    """What to do with a batch stopped: run it again; not an --offline one, whose fake API ended with its run (and
+    with it what was in flight: one with nothing in flight would rerun, but use a new folder is always right)."""
+    return "an --offline batch cannot be resumed: use a new --out" if offline else "rerun the same command to resume"
+
+
+def write_gallery(
+    out_dir: str, items: Sequence[_Item], summary: BatchSummary, final: bool, paused: str, offline: bool = False
+) -> None:
     """out_dir/index.html: one card per item, self-contained (inline CSS, relative links); ``paused``: a pause of
-    submissions under way, as the header says it."""
+    submissions under way, as the header says it; ``offline``: run against the built-in fake (resume_advice)."""
     e = html.escape
     spent = credits_text(summary.credits, "-", unknown=summary.cost_unknown)
-    state = "running" if not final else "stopped: rerun the same command to resume" if summary.pending else "finished"
+    state = "running" if not final else f"stopped: {resume_advice(offline)}" if summary.pending else "finished"
     title = f"Batch: {_count(summary.total, 'item')}"
     headline = (
         f"{summary._counted()} &middot; {_count(summary.images, 'image')} &middot; "

@@ -3943,7 +3943,10 @@ def test_a_gallery_half_written_by_a_killed_run_is_removed_by_the_next(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".notes.txt.0a1b2c3d.part"]
 
 
-def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> None:
+@pytest.mark.parametrize("offline, advice", [(False, "rerun the same command to resume"),
+                                             (True, "an --offline batch cannot be resumed: use a new --out")])
+def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any, offline: bool, advice: str) -> None:
+    # Offline, it said to rerun it, where the command's last line said it could not be, and the rerun was refused.
     stopped: List[BatchProgress] = []
 
     def interrupt(progress: BatchProgress) -> None:
@@ -3952,9 +3955,9 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any) -> N
             raise KeyboardInterrupt  # "submitted" too, and a second Ctrl-C would quit at once
 
     with pytest.raises(BatchInterrupted):
-        run(ApiDouble(), PROMPTS[:2], str(tmp_path), on_progress=interrupt)
+        run(ApiDouble(), PROMPTS[:2], str(tmp_path), on_progress=interrupt, offline=offline)
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert "2 pending &middot; 0 images" in page and "stopped: rerun the same command to resume" in page
+    assert "2 pending &middot; 0 images" in page and f"stopped: {advice}" in page
     assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
