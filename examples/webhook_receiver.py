@@ -37,7 +37,7 @@ def make_handler(callback_key: str, events: "queue.Queue[Dict[str, Any]]") -> ty
         def do_POST(self) -> None:
             length = self.headers.get("Content-Length", "")
             if not length.isdecimal() or len(length) > 9 or int(length) > MAX_BODY:  # read no more, whoever sends it
-                self.send_error(413 if length.isdecimal() else 411)
+                self.send_error(411 if not length else 413 if length.isdecimal() else 400)  # none: chunked
                 return
             try:
                 event = parse_webhook(self.rfile.read(int(length)), self.headers, callback_key)

@@ -63,6 +63,8 @@ STOPS_END = ", ".join(
 REPEATED_SIGNAL = 0.1  # seconds in which a second stop signal is the same stop (see _Interrupts): no person is quicker
 # The v2 guidances that take one uploaded image, in order of preference (--init-image).
 INIT_IMAGE_GUIDANCES = ("image_to_image", "image_reference", "start_frame")
+IMAGES = 1  # --num-images' default, generate's and batch's
+
 # The v2 parameters generate's options give (--num-images always gives quantity).
 GENERATE_OPTIONS = {"prompt": "prompt", "width": "width", "height": "height", "quantity": "num_images",
                     "guidances": "init_image"}
@@ -161,7 +163,7 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     model.add_argument("--model-id", type=_text, metavar="UUID", help=v1_model)
     init_image = "upload this image first and generate from it"
     generate.add_argument("--init-image", type=_path, metavar="PATH", help=init_image)
-    generate.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help="images to make (1)")
+    generate.add_argument("--num-images", type=_positive_int, default=IMAGES, metavar="N", help="images to make (1)")
     size = "%s in pixels: on v1 a multiple of 8 from 32 to 1536; with --model, what that model takes"
     generate.add_argument("--width", type=_non_negative_int, metavar="W", help=size % "width")
     generate.add_argument("--height", type=_non_negative_int, metavar="H", help=size % "height")
@@ -189,7 +191,7 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=_non_negative_int, metavar="W", help="default width in pixels")
     parser.add_argument("--height", type=_non_negative_int, metavar="H", help="default height in pixels")
     images = "images per prompt (default: 1)"
-    parser.add_argument("--num-images", type=_positive_int, default=1, metavar="N", help=images)
+    parser.add_argument("--num-images", type=_positive_int, default=IMAGES, metavar="N", help=images)
     parser.add_argument("--negative-prompt", type=_text, metavar="TEXT", help="default negative prompt")
     slots = "at most N generations in flight (default: the account's slots from GET /me, plus a small queue)"
     parser.add_argument("--concurrency", type=_number(int, 1, MAX_CONCURRENCY), metavar="N", help=slots)
@@ -343,7 +345,7 @@ def _base_url_hint(error: LeonardoError) -> str:
         base, root = _client._check_base_url(None, ""), urlsplit(DEFAULT_BASE_URL).path  # as the Client read it
     except ValueError:  # not the Client's: --offline's is the fake's
         return ""
-    roots = (base, base[: -len("v1")] + "v2") if base.endswith("/v1") else (base,)  # v2 calls: the Client's v2_url
+    roots = (base, _client.v2_root(base) or base)  # v1 calls, and v2 calls beside them
     sent_there = (error.url or "").lower().startswith(tuple(at.lower() + "/" for at in roots))  # not a download
     if error.status_code != 404 or urlsplit(base).path.endswith(root) or not sent_there:
         return ""
@@ -832,7 +834,7 @@ def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
     except ValueError as exc:
         if all(error.endswith(f": {exc}") for error in bad.errors):
             given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in defaults.items()
-                     if value is not None and (name, value) != ("num_images", 1)]  # 1: --num-images' default
+                     if value is not None and (name, value) != ("num_images", IMAGES)]  # --num-images' default
             raise ValueError(f"{' '.join(given)}: {exc}") from None
 
 

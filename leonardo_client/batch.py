@@ -214,12 +214,17 @@ def journaled(out_dir: str) -> bool:
             lines = journal.read().splitlines()[1:]  # after the header
     except OSError:  # none, or unusable: its items checked
         return False
+    records = []
     for line in lines:
         with contextlib.suppress(ValueError):  # a torn or damaged line: the run refuses it, or cuts it off
-            record = parse_json(line.decode("utf-8"))
-            if isinstance(record, dict) and "i" in record:
-                return True
-    return False
+            records.append(parse_json(line.decode("utf-8")))
+    return _holds_item(records)
+
+
+def _holds_item(records: Iterable[Any]) -> bool:
+    """Whether a journal's records (after its header) hold one of an item: each is journaled before its create call,
+    so a journal of none sent nothing (begun again for the items given)."""
+    return any(isinstance(record, dict) and "i" in record for record in records)
 
 
 def read_items(
@@ -488,8 +493,8 @@ class _Journal:
                 self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
-            elif not any("i" in record for record in self.records):  # each item is journaled before its create call:
-                os.ftruncate(self._file.fileno(), 0)  # nothing of that batch was sent (it stopped at GET /me?)
+            elif not _holds_item(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
+                os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):

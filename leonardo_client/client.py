@@ -134,8 +134,7 @@ class Client:
         self._key = api_key  # redacted from its own errors wherever a server echoes it, and from its repr
         self.base_url = _check_base_url(base_url, api_key)
         self.timeout = timeout
-        # The v2 API sits beside v1: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap).
-        self.v2_url = self.base_url[: -len("v1")] + "v2" if self.base_url.endswith("/v1") else None
+        self.v2_url = v2_root(self.base_url)
         check_number("max_retries", max_retries, 0, MAX_RETRIES, integer=True)
         check_number("backoff_factor", backoff_factor, 0, DEFAULT_MAX_BACKOFF)
         check_number("pool_maxsize", pool_maxsize, 1, MAX_POOL_MAXSIZE, integer=True)
@@ -838,6 +837,11 @@ def _page(limit: Optional[int], offset: Optional[int]) -> Optional[Dict[str, int
     pairs = (("limit", limit), ("offset", offset))
     params = {name: check_number(name, value, 0, MAX_INT, integer=True) for name, value in pairs if value is not None}
     return params or None
+
+
+def v2_root(base_url: str) -> Optional[str]:
+    """The v2 API's root beside v1's: ".../api/rest/v1" -> ".../api/rest/v2" (None: no v1 suffix to swap)."""
+    return base_url[: -len("v1")] + "v2" if base_url.endswith("/v1") else None
 
 
 def _check_api_key(api_key: Optional[str]) -> str:
