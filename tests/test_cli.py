@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, NoReturn, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import pytest
 
@@ -296,23 +296,32 @@ def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float, how: st
     """The first ``answers`` COMPLETE answers of a GET by id hold only the first image (the others come later), as
     the API's may: the others not listed ("cut"), or listed without a URL ("nullurl"); "vanish": the second such
     answer is null (a lagging replica). Returned, the list of how many images each COMPLETE answer held."""
-    real, held = Client.get_generation_by_id, []  # type: Callable[..., Any], List[int]
+    held: List[int] = []
 
-    def lagging(self: Client, id: str) -> Any:
-        generation = real(self, id)["generations_by_pk"]
+    def lagging(generation: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if generation["status"] == "COMPLETE":
             if how == "vanish" and held:
-                return {"generations_by_pk": None}
+                return None
             if len(held) < answers:
                 first, *others = generation["generated_images"]
                 late = [dict(image, url=None) for image in others] if how == "nullurl" else []
                 generation = dict(generation, generated_images=[first, *late])
             held.append(len(generation["generated_images"]))
-        return {"generations_by_pk": generation}
+        return generation
 
-    monkeypatch.setattr(Client, "get_generation_by_id", lagging)
+    answers_rewritten(monkeypatch, lagging)
     monkeypatch.setattr("leonardo_client.client.POLL_INTERVAL", 0.05)  # generate's asking again: not a second first
     return held
+
+
+def answers_rewritten(monkeypatch: pytest.MonkeyPatch, change: Callable[[Dict[str, Any]], Any]) -> None:
+    """A GET by id answers what ``change`` makes of the generation the fake answered (None: no such generation)."""
+    real = Client.get_generation_by_id
+
+    def rewritten(self: Client, id: str) -> Any:
+        return {"generations_by_pk": change(real(self, id)["generations_by_pk"])}
+
+    monkeypatch.setattr(Client, "get_generation_by_id", rewritten)
 
 
 @pytest.mark.parametrize("model", [[], ["--model", "phoenix-v1.0"]])
@@ -376,10 +385,9 @@ def test_the_extra_wait_ends_with_its_grace_and_keeps_the_answer_with_the_most_f
     fake_in_env.completion_delay = 0
     monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.5)
     monkeypatch.setattr("leonardo_client.client.POLL_INTERVAL", 0.05)
-    real, answered = Client.get_generation_by_id, []  # type: Callable[..., Any], List[int]
+    answered: List[int] = []
 
-    def lagging(self: Client, id: str) -> Any:
-        generation = real(self, id)["generations_by_pk"]
+    def lagging(generation: Dict[str, Any]) -> Dict[str, Any]:
         first, second = generation["generated_images"]
         if answered and later == "PENDING":
             generation = dict(generation, status="PENDING", generated_images=[])
@@ -387,9 +395,9 @@ def test_the_extra_wait_ends_with_its_grace_and_keeps_the_answer_with_the_most_f
             generation = dict(generation, generated_images=[dict(first, url=None) if answered else first,
                                                             dict(second, url=None)])
         answered.append(1)
-        return {"generations_by_pk": generation}
+        return generation
 
-    monkeypatch.setattr(Client, "get_generation_by_id", lagging)
+    answers_rewritten(monkeypatch, lagging)
     started = time.monotonic()
     assert cli.main(["generate", "a fox", "--num-images", "2", "--timeout", "20", "--out", str(tmp_path)]) == 1
     assert time.monotonic() - started < 10 and len(answered) >= 2  # the grace (0.5 s) and a little, not 20 s
@@ -409,14 +417,8 @@ def test_get_out_of_a_generation_listing_images_none_with_a_url_yet_says_it_has_
     monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 0.3)
     with Client() as client:
         made = generation_id(client.create_generation({"prompt": "a fox", "num_images": 2}))
-    real = Client.get_generation_by_id
-
-    def without_urls(self: Client, id: str) -> Any:
-        generation = real(self, id)["generations_by_pk"]
-        return {"generations_by_pk": dict(generation, generated_images=[
-            dict(image, url=None) for image in generation["generated_images"]])}
-
-    monkeypatch.setattr(Client, "get_generation_by_id", without_urls)
+    answers_rewritten(monkeypatch, lambda generation: dict(generation, generated_images=[
+        dict(image, url=None) for image in generation["generated_images"]]))
     assert cli.main(["get", made, "--out", str(tmp_path / "out")]) == 1
     said = capsys.readouterr().err.splitlines()[-1]
     assert said == f"leonardo-client: error: generation {made} is COMPLETE with no file to save"
