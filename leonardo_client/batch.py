@@ -1936,12 +1936,13 @@ def _cost(job: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
     """What the engine keeps of a polled generation (memory stays flat on long batches): its images with a file to
-    download, and how many it lists without one."""
+    download, and how many it lists without one. A key it does not give is left out, so that a GET by id's answer
+    merged over a listing's keeps what the listing said (an answer without a status says nothing of its status)."""
     listed = generation.get("generated_images")
     listed = listed if isinstance(listed, list) else []
     images = [{k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)} for image in listed
               if _files.has_file(image)]  # fmt: skip
-    kept = {k: generation.get(k) for k in ("id", "status", "seed", "createdAt")}
+    kept = {k: generation[k] for k in ("id", "status", "seed", "createdAt") if generation.get(k) is not None}
     return dict(kept, generated_images=images, without_url=len(listed) - len(images))
 
 

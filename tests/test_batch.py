@@ -3218,6 +3218,29 @@ def test_a_listing_showing_fewer_images_than_asked_is_asked_by_id(tmp_path: Any,
     assert (summary.complete, summary.images) == (3, 6) and "LIST" in api.calls  # was (3, 3)
 
 
+def test_a_get_by_id_without_a_status_keeps_the_listing_s_complete(tmp_path: Any, monkeypatch: Any) -> None:
+    # A listing COMPLETE short of images, asked by id: an answer without `status` (all 4 images) took the listing's
+    # status away, so those images were not saved and each such answer began the grace again.
+    class StatusUnsaid(FillsInLate):  # until one is saved: so while both are in flight, and the listing is read
+        saves = 0
+
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            generation = super().get_generation_by_id(gid)["generations_by_pk"]
+            unsaid = {k: v for k, v in generation.items() if k != "status"}
+            return {"generations_by_pk": generation if self.saves else unsaid}
+
+        def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            self.saves += 1
+            return super().save_results(result, folder)
+
+    monkeypatch.setattr(batch, "EMPTY_GRACE", 5.0)
+    api = StatusUnsaid(by_id=False, delay=0.0)  # the listing never fills in
+    items = [{"prompt": f"a kite, study {n}", "num_images": 4} for n in range(2)]
+    summary = run_bounded(api, items, str(tmp_path), item_timeout=30)
+    assert (summary.complete, summary.images) == (2, 8) and "LIST" in api.calls  # was still running after 20 s
+    assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [None, None]
+
+
 @pytest.mark.parametrize("null_urls, said", [
     (False, "only 1 of the 4 images asked"), (True, "only 1 of the 4 images asked, 3 image(s) without a URL"),
 ])  # fmt: skip
