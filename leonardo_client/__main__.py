@@ -28,7 +28,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from . import client as _client
     from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
-    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchProgress, credits_text, make_item
+    from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchItem, BatchProgress, credits_text, make_item
     from .batch import journaled, read_items, resume_advice, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
     from .client import (
@@ -312,6 +312,8 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
                 _check_folder_unmade(args.out)  # once there is something to save
             elif args.command == "get" and args.timeout is not None:  # with no --out: get waits only to save
                 args.usage_error("argument --timeout: not allowed without argument --out")
+            elif args.command == "batch":  # as generate's: a usage error said alone, before --offline's line
+                args.items = _batch_items(args)
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             status = exc.code if isinstance(exc.code, int) else 2
         else:
@@ -793,8 +795,8 @@ def _print_fields(*fields: Any, separator: str = "\t") -> None:
     _stdout(separator.join(printable("-" if field is None else str(field)) for field in fields))
 
 
-def _batch(client: Client, args: argparse.Namespace) -> int:
-    """0 every item complete, 1 some not, 130 interrupted (bad lines: a ValueError, exit 2)."""
+def _batch_items(args: argparse.Namespace) -> List[BatchItem]:
+    """batch's items, its flags applied, and then its --out checked (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
     defaults = {name: getattr(args, name) for name in names}
     try:
@@ -806,13 +808,18 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
             _check_v1_flags(args)
         raise
     _check_folder(args.out)
+    return items
+
+
+def _batch(client: Client, args: argparse.Namespace) -> int:
+    """0 every item complete, 1 some not, 130 interrupted; its items read before (_batch_items)."""
     if args.read_timeout is not None:
         client.timeout = (DEFAULT_TIMEOUT[0], args.read_timeout)  # the CLI's own client, made with DEFAULT_TIMEOUT
     run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous", "offline")
     options = {name: getattr(args, name) for name in run_options}
     printer = _BatchPrinter()
     try:
-        summary = run_batch(client, items, args.out, on_progress=printer, **options)
+        summary = run_batch(client, args.items, args.out, on_progress=printer, **options)
     except BatchInterrupted as stop:
         summary = stop.summary
     except KeyboardInterrupt:  # a second Ctrl-C ("again to quit at once"): a rerun reconciles what was in flight

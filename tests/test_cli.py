@@ -1866,6 +1866,26 @@ def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
     assert lines[-1] == os.path.join(out, "index.html") and os.path.isfile(lines[-1])
 
 
+WIDTH_7 = "--width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model has its own sizes)"
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["batch", "{prompts}", "--out", "{out}", "--width", "7"], WIDTH_7),
+    (["batch", "{missing}", "--out", "{out}"], "cannot read {missing}: No such file or directory"),
+    (["batch", "{prompts}", "--out", "{prompts}"], "--out {shown} exists and is not a folder"),
+    (["generate", "a fox", "--out", "{out}", "--width", "7"], WIDTH_7),
+])  # fmt: skip
+def test_an_offline_usage_error_is_the_only_thing_said(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], argv: List[str], error: str
+) -> None:
+    # batch said "offline: the built-in fake API answers..." before it, as generate never did.
+    prompts, out = prompts_file(tmp_path, "a fox"), str(tmp_path / "o")
+    names = {"prompts": prompts, "shown": repr(prompts), "missing": str(tmp_path / "no.txt"), "out": out}
+    assert cli.main(["--offline"] + [arg.format(**names) for arg in argv]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"leonardo-client: error: {error.format(**names)}"]
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("flag, value", [("--concurrency", "5000"), ("--posts-per-minute", "200000")])
 def test_batch_options_run_batch_would_refuse_are_usage_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Any, flag: str, value: str
