@@ -22,6 +22,7 @@ from typing import List, Optional
 
 from leonardo_client import Client, LeonardoError
 from leonardo_client.batch import BatchInterrupted, BatchProgress, run_batch
+from leonardo_client.errors import error_text
 
 PRODUCTS = ["walnut chair", "brass desk lamp", "linen sofa", "oak bookshelf", "ceramic vase", "wool rug"]
 
@@ -79,7 +80,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, stdout, or --out holds another batch
         status = 1
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

@@ -24,6 +24,7 @@ import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, LcmInstantRefineRequest, LeonardoError
+from leonardo_client.errors import error_text
 
 # An 8x8 orange JPEG, for --offline runs without an image of your own.
 SAMPLE_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAT/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAABv/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/ALwBUgf/2Q=="
@@ -85,7 +86,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
         status = 1
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

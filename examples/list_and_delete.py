@@ -22,6 +22,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from leonardo_client import Client, LeonardoError
+from leonardo_client.errors import error_text
 
 PAGE = 50
 MOST = 5000  # generations looked at, at most: the loop below always ends
@@ -88,7 +89,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
         status = 1
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

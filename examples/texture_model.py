@@ -23,6 +23,7 @@ import warnings
 from typing import List, Optional
 
 from leonardo_client import Client, CreateTextureGenerationRequest, LeonardoError, generation_id
+from leonardo_client.errors import error_text
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -69,7 +70,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
         status = 1
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

@@ -20,6 +20,7 @@ import tempfile
 from typing import List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
+from leonardo_client.errors import error_text
 
 # An 8x8 orange PNG, for --offline runs without an image of your own.
 SAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII="
@@ -75,7 +76,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
         status = 1
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_text(err)}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

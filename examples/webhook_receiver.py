@@ -23,6 +23,7 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError
+from leonardo_client.errors import error_text
 from leonardo_client.payloads import check_text
 from leonardo_client.webhooks import parse_webhook
 
@@ -131,7 +132,7 @@ if __name__ == "__main__":
         print("interrupted", file=sys.stderr)
     except (LeonardoError, OSError, ValueError, queue.Empty) as err:  # the API, a file, stdout: one line
         status = 1
-        print(f"error: {err or 'no webhook arrived'}", file=sys.stderr)
+        print(f"error: {error_text(err) or 'no webhook arrived'}", file=sys.stderr)
         if isinstance(err, OSError):  # stdout may be what failed: keep exit from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(status)

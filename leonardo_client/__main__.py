@@ -35,7 +35,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
         create_job, user_details,
     )
-    from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, printable
+    from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, error_text, printable
     from .payloads import (
         MAX_INT, check_request, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown,
         to_payload,
@@ -336,7 +336,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
     except _OutputFailed as err:  # a closed pipe (`| head`), a full disk
         return _error(f"cannot write the output: {err}", 1)
     except OSError as err:  # another file than stdout (one the command needs), named by the error itself
-        return _error(err, 1)
+        return _error(error_text(err), 1)
 
 
 def _base_url_hint(error: LeonardoError) -> str:
@@ -364,7 +364,7 @@ def _writing_output() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise _OutputFailed(exc.strerror or exc) from exc
+        raise _OutputFailed(error_text(exc)) from exc
 
 
 def _stdout(*lines: object) -> None:

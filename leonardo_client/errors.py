@@ -20,7 +20,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, DecodeError, LocationParseError, ReadTimeoutError
 
 from ._retry import certificate_refused, parse_retry_after
-from .payloads import cut, is_uuid
+from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
 
@@ -363,6 +363,14 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def error_text(exc: BaseException) -> str:
+    """``exc`` in one plain line: an OSError by its reason, after the file it names if any ("'afile': File exists"),
+    not Python's "[Errno 17] File exists: 'afile'"; any other as str() says it."""
+    if not isinstance(exc, OSError) or not exc.strerror:
+        return str(exc)
+    return exc.strerror if exc.filename is None else f"{shown(exc.filename)}: {exc.strerror}"
 
 
 def without_userinfo(url: str) -> str:

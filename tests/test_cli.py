@@ -1144,7 +1144,7 @@ def test_an_oserror_not_from_writing_the_output_is_not_called_one(
     monkeypatch.setitem(cli.COMMANDS, "me", unreadable)
     assert cli.main(["--offline", "me"]) == 1
     said = capsys.readouterr().err.splitlines()[-1]  # was "cannot write the output: Not a directory"
-    assert said == "leonardo-client: error: [Errno 20] Not a directory: '/lc.zip/leonardo_client/testing/openapi.json'"
+    assert said == "leonardo-client: error: '/lc.zip/leonardo_client/testing/openapi.json': Not a directory"
 
 
 @pytest.mark.parametrize("failing, what", [(1, "the built-in fake API"), (3, "the batch's")])

@@ -1089,3 +1089,14 @@ def test_a_content_length_urllib3_cannot_read_is_no_length_to_fall_short_of(mock
     mocked.add("GET", GEN_URL, json={"generations_by_pk": None}, headers={"Content-Length": length},
                 match=api_matchers())
     assert mock_client.get_generation_by_id("g") == {"generations_by_pk": None}
+
+
+@pytest.mark.parametrize("exc, said", [
+    (FileExistsError(17, "File exists", "afile"), "'afile': File exists"),  # str(): "[Errno 17] File exists: 'afile'"
+    (OSError(28, "No space left on device"), "No space left on device"),  # stdout full: no file named
+    (OSError("could not find a CA bundle"), "could not find a CA bundle"),  # no errno: as str() says it
+    (LeonardoError("HTTP 500: boom"), "HTTP 500: boom"),
+])  # fmt: skip
+def test_error_text_says_an_oserror_without_its_errno(exc, said):
+    # The examples and the command line say a file problem with it, in one plain line.
+    assert errors.error_text(exc) == said
