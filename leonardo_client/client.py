@@ -610,7 +610,7 @@ def user_details(answer: Mapping[str, Any]) -> Dict[str, Any]:
 def generation_id(response: Mapping[str, Any]) -> str:
     """The id to wait for, from the response of any create call (v1 or v2, image, motion, texture)."""
     if isinstance(response, Mapping):
-        _check_not_another_answer(response)
+        _check_not_another_answer(response, "not a create response: generation_id() reads one; to wait, pass {}")
     job, id_field = create_job(response)
     return str(job[id_field])
 
@@ -666,7 +666,7 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     """The id to wait on: as given, or from a create response of the kind waited for."""
     if not isinstance(id, Mapping):
         return id  # a str, or what the GET refuses with a TypeError
-    _check_not_another_answer(id)
+    _check_not_another_answer(id, "not an id or a create response: pass {} (or the create response)")
     job, id_field = create_job(id)
     if texture != (id_field == "id"):  # of CREATE_JOBS, only the texture job keeps its id in "id"
         what, wait = ("not a", "wait_for_generation") if texture else ("a", "wait_for_texture_generation")
@@ -674,11 +674,11 @@ def _job_id(id: Union[str, Body], texture: bool) -> str:
     return str(job[id_field])
 
 
-def _check_not_another_answer(given: Mapping[str, Any]) -> None:
-    """ValueError if ``given``, passed for an id or a create response, is plainly another answer (a generation: it
-    lists images; a GET's answer, an LCM result, another call's): the caller's mix-up, said before anything is sent
-    (not "it may have been made"). An odd one (an error in a 200, a job of another shape) is the API's: create_job
-    says it may have been made."""
+def _check_not_another_answer(given: Mapping[str, Any], advice: str) -> None:
+    """ValueError if ``given``, passed for a create response, is plainly another answer (a generation: it lists
+    images; a GET's answer, an LCM result, another call's): the caller's mix-up, said before anything is sent (not
+    "it may have been made"). ``advice``, the caller's words for what it takes, formats the id to pass. An odd one
+    (an error in a 200, a job of another shape) is the API's: create_job says it may have been made."""
     if _created_job(given) is not None or message_from(given):
         return
     held = [key for key in _files.POLLED_KEYS if key in given]
@@ -696,7 +696,7 @@ def _check_not_another_answer(given: Mapping[str, Any]) -> None:
         what, its_id = f"a generation (status {shown(given.get('status'), 20)})", "its id, generation['id']"
     else:
         return
-    raise ValueError(f"that is {what}, not an id or a create response: pass {its_id} (or the create response)")
+    raise ValueError(f"that is {what}, {advice.format(its_id)}")
 
 
 def _retired(kind: str) -> None:

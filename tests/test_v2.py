@@ -154,6 +154,10 @@ def test_generation_id_without_an_id_is_a_clear_error() -> None:
             generation_id({"sdGenerationJob": {"generationId": unusable}})
     with pytest.raises(TypeError):
         generation_id("g-1")  # type: ignore[arg-type]
+    # Its advice was the waits': "pass generations_by_pk['id'] (or the create response)", which it refuses (a str).
+    said = r"^that is a GET call's answer \(it holds generations_by_pk\), not a create response: generation_id\(\) "
+    with pytest.raises(ValueError, match=said + r"reads one; to wait, pass generations_by_pk\['id'\]$"):
+        generation_id({"generations_by_pk": {"id": "g-1", "status": "COMPLETE", "generated_images": []}})
 
 
 def form_parts(request: Any) -> List[Tuple[str, bytes]]:

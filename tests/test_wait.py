@@ -318,7 +318,10 @@ def test_another_calls_answer_given_to_wait_on_is_a_value_error_before_anything_
     # in your Leonardo library": a hunt for a generation no one asked for, where the caller passed the wrong dict.
     with pytest.raises(ValueError, match="^that is " + said):
         mock_client.wait_for_generation(answer)
-    with pytest.raises(ValueError, match="^that is " + said):
+    # generation_id() takes no id: its advice is where the id is for a wait (it said "pass the id of a job (or ...").
+    advice = r"not a create response: generation_id\(\) reads one; to wait, pass the id of a job$"
+    for_ids = said.replace("not an id or a ", advice)
+    with pytest.raises(ValueError, match="^that is " + for_ids):
         generation_id(answer)
     assert len(mocked.calls) == 0
 
