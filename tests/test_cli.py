@@ -1311,14 +1311,18 @@ def test_a_stop_signal_sent_twice_at_once_is_one_stop(monkeypatch: pytest.Monkey
 
 
 # Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
-INTERRUPTED_IMPORT = """
+INTERRUPT_AT = """
 import runpy, sys
 class Interrupt:
     def find_spec(self, name, path=None, target=None):
         if name == {module!r}:
             raise KeyboardInterrupt
 sys.meta_path.insert(0, Interrupt())
+"""
+INTERRUPTED_IMPORT = INTERRUPT_AT + """
 sys.argv[0] = {argv0!r}
+if sys.argv[0] == "-m":  # as "python -m leonardo_client" has them while it finds the module (orig_argv: 3.10+)
+    sys.orig_argv = [sys.executable, "-m", "leonardo_client"]
 {start}
 """
 AS_THE_CLI = 'runpy.run_module("leonardo_client", run_name="__main__")'  # python -m, or the script's import
@@ -1452,6 +1456,19 @@ def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
     code = INTERRUPTED_IMPORT.format(argv0="my_script.py", module="requests", start="import leonardo_client")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
+
+
+def test_ctrl_c_while_another_python_m_program_imports_the_library_is_its_own(tmp_path: Any) -> None:
+    # argv[0] is "-m" while any "python -m" finds its module: such a program exited "leonardo-client: interrupted".
+    (tmp_path / "otherapp").mkdir()
+    caught = "try:\n    import leonardo_client\nexcept KeyboardInterrupt:\n    sys.exit('otherapp: interrupted')\n"
+    (tmp_path / "otherapp" / "__init__.py").write_text(INTERRUPT_AT.format(module="leonardo_client.client") + caught)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", "otherapp"], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env=env)
+    # Only orig_argv (3.10+) names the module; before it, any "python -m" is taken for the command line's.
+    said = (1, "otherapp: interrupted\n") if sys.version_info >= (3, 10) else (130, "leonardo-client: interrupted\n")
+    assert (done.returncode, done.stderr) == said
 
 
 def test_init_image_is_uploaded_then_used_on_v1_and_v2(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
