@@ -246,7 +246,8 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and math.isfinite(value):
             return value
-        raise ValueError(f"{where} must be a finite number JSON can carry, got {shown(value, 40)}")
+        what = "an integer within 64 bits" if isinstance(value, int) else "a finite number JSON can carry"
+        raise ValueError(f"{where} must be {what}, got {shown(value, 40)}")
     if id(value) in parents:
         raise ValueError(f"{where} contains itself")
     if len(parents) >= MAX_DEPTH:
