@@ -589,6 +589,7 @@ class Client:
         and replace files; returns the paths. ValueError if not COMPLETE (a create call's response: wait for it
         first) or ``folder`` is a file (with files to save); nothing is written if its images are malformed.
         """
+        self._check_open()  # before any folder or file is made: an LCM result's need no request
         created = _created_job(result) if isinstance(result, Mapping) else None
         if created is not None:  # its images are not made yet
             wait = "wait_for_texture_generation" if created[1] == "id" else "wait_for_generation"

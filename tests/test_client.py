@@ -422,6 +422,18 @@ def test_a_closed_client_raises_a_leonardo_error_and_sends_nothing(mocked):
     assert len(mocked.calls) == 0
 
 
+def test_a_closed_client_saves_no_result(mocked, tmp_path):
+    # An LCM result's files (data URLs, no request) were written after close(); a generation's folder was made.
+    client = Client(api_key=API_KEY, base_url=BASE)
+    client.close()
+    lcm = {"lcmGenerationJob": {"imageDataUrl": ["data:image/jpeg;base64,AAAA"], "requestTimestamp": "1"}}
+    image = {"id": "i-1", "url": "https://cdn.example.test/x.png"}
+    for result in (lcm, {"id": "g-1", "status": "COMPLETE", "generated_images": [image]}):
+        with pytest.raises(LeonardoError, match="Client was closed"):
+            client.save_results(result, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() and len(mocked.calls) == 0
+
+
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no setitimer here")
 @pytest.mark.parametrize("session", [None, "yours"])
 def test_close_in_a_signal_handler_that_interrupted_a_call_or_a_wait_returns(mocked, session):
