@@ -342,7 +342,8 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
 
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it lists none."""
+    """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it holds
+    neither generated_images nor model_asset_texture_images ([] for an empty list)."""
     status = result.get("status")
     if status == "FAILED":
         raise ValueError("the generation FAILED: it has no files to save")

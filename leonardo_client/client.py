@@ -577,16 +577,16 @@ class Client:
             return None, exc
 
     def download_image(self, url: str, path: _files.PathLike) -> str:
-        """GET ``url`` (no API key sent) streamed to ``path`` (in a folder that exists), renamed in when whole."""
+        """Stream ``url`` (no API key) to ``path`` in an existing folder, renamed in when whole; returns ``path``."""
         target = _files.check_file_path(path)
         return self._download(url, lambda content_type: target)
 
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
-        """Save every file of a COMPLETE generation, texture or LCM result (or its response) into ``folder``.
+        """Save every file of a COMPLETE generation, texture or LCM result into ``folder``; returns the paths.
 
-        ``folder`` is created if needed (not for a result with no file: ``[]``); names come from ids
-        (``<generation>_<image>.png``...; an LCM result's from its requestTimestamp and a digest of its images)
-        and replace files; returns the paths. ValueError if not COMPLETE (a create call's response: wait for it
+        ``result`` may be the response holding it. ``folder`` is created if needed (not for a result with no file:
+        ``[]``); names come from ids (``<generation>_<image>.png``...; an LCM result's from its requestTimestamp and
+        a digest of its images) and replace files. ValueError if not COMPLETE (a create call's response: wait for it
         first) or ``folder`` is a file (with files to save); nothing is written if its images are malformed.
         """
         self._check_open()  # before any folder or file is made: an LCM result's need no request

@@ -455,7 +455,8 @@ class CreateTextureGenerationRequest(_Body):
 class CreateSvdMotionGenerationRequest(_Body):
     """Body of POST /generations-motion-svd (createSVDMotionGeneration).
 
-    ``image_id`` is an *image* id (``generated_images[].id``), not a generation id.
+    ``image_id`` is an *image* id, not a generation id: a generated image's (``generated_images[].id``), or an
+    uploaded init image's with ``is_init_image=True`` (a variation's with ``is_variation=True``).
     """
 
     image_id: str = field(metadata={"json": "imageId"})

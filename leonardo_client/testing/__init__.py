@@ -133,8 +133,10 @@ class FakeLeonardo:
                 self._api.account.random.seed(settings["seed"])
 
     def start(self: _F) -> _F:
-        """Start serving (binds the port; a no-op when already running). A restart binds the port
-        bound first, so ``base_url`` stays the same (OSError if another process took it meanwhile)."""
+        """Start serving and return the fake (binds the port; a no-op when already running).
+
+        A restart binds the port bound first, so ``base_url`` stays the same (OSError if another process took it
+        meanwhile)."""
         if self._server is None:
             self._server = Server(self._address, self)
             self._address = (self._address[0], self._server.server_address[1])  # a restart binds it again

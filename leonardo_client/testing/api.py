@@ -356,7 +356,8 @@ class Api:
         return {"generations": [self._generation(job, listing=True) for job in _page(call, mine)]}
 
     def create_svd_motion_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations-motion-svd: imageId must be the id of a generated image."""
+        """POST /generations-motion-svd: imageId is a generated image's id, or with isInitImage an uploaded init
+        image's (a variation's, isVariation, is not modelled: refused)."""
         body = call.body
         source = self.sources.get(body["imageId"])
         init_image = body["imageId"] in self.init_images
