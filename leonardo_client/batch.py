@@ -475,13 +475,14 @@ class _Journal:
     def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "", offline: bool = False) -> None:
         self.path, self.offline = os.path.join(out_dir, JOURNAL), offline
         self._writing = threading.Lock()
-        self._torn = False
+        self._stopped = ""  # why nothing more is written, if so
         try:
             self.folder, self.folder_stat = out_dir, os.stat(out_dir)  # see check_folder
             fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
             self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
             raise LeonardoError(f"could not open {self.path}: {exc.strerror or exc}") from exc
+        _client.fork_aware(self)
         try:
             self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
@@ -616,8 +617,8 @@ class _Journal:
         with self._writing:  # the main thread, and workers journaling the time a POST is sent
             end: Optional[int] = None
             try:
-                if self._torn:
-                    raise OSError("a write cut short earlier could not be undone")
+                if self._stopped:
+                    raise OSError(self._stopped)
                 found = os.fstat(self._file.fileno())
                 if found.st_nlink == 0:  # its lock went with it: a second run could start on the folder
                     raise OSError("it was deleted while the batch ran")
@@ -641,10 +642,18 @@ class _Journal:
         try:
             if end is not None:
                 os.ftruncate(self._file.fileno(), end)
-        except OSError:
-            self._torn = True  # nothing more is written, so the part line stays the last, dropped on reading
+        except OSError:  # nothing more is written, so the part line stays the last, dropped on reading
+            self._stopped = "a write cut short earlier could not be undone"
 
     def close(self) -> None:
+        self._file.close()
+
+    def _forked(self) -> None:
+        """In a process forked while the journal is open (a fork-start process pool fed from on_progress): its copy
+        of the descriptor closed, else the lock on it held the folder until that process ended (a rerun refused as
+        another batch running); not unlocked, which would unlock the parent's. Nothing is written from here."""
+        self._writing = threading.Lock()  # a parent's thread may have held it at the fork
+        self._stopped = "this process was forked from the batch's: only that one writes its journal"
         self._file.close()
 
 

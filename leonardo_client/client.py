@@ -11,7 +11,9 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Tuple, TypeVar, Union
+from typing import (
+    Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Protocol, Tuple, TypeVar, Union,
+)
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -164,7 +166,7 @@ class Client:
                 found = self._session.adapters.get(root)
                 self._adapter.replaced[root] = found.replaced.get(root) if isinstance(found, _ApiAdapter) else found
             _remount(self._session, dict.fromkeys(roots, self._adapter))
-        _LIVE.add(self)
+        fork_aware(self)
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
@@ -178,6 +180,12 @@ class Client:
         both processes' requests and mix the answers)."""
         # Reentrant: close() may run in a signal handler that interrupted this thread inside ``with self._calls``.
         self._calls, self._in_flight, self._inherited_pools = threading.RLock(), 0, forked
+
+    def _forked(self) -> None:
+        """In a forked process (see _after_fork_in_child)."""
+        self._start_counting(forked=True)
+        _new_locks(self._session)
+        reentrant(self.retry.closed)  # its lock, held a moment by each wait (polls, backoffs) and by close()
 
     def __repr__(self) -> str:
         return f"Client(base_url={redact(self.base_url, self._key)!r})"  # the key pasted into it, as errors show it
@@ -723,18 +731,28 @@ class _ApiAdapter(RetryAdapter):
 # Held while a Client reads and replaces a session's adapters: two Clients sharing a session, one made
 # or closed while the other is, would each replace the dict with a copy missing the other's change.
 _MOUNTING = threading.RLock()  # reentrant: see _start_counting
-_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+class _ForkAware(Protocol):
+    def _forked(self) -> None: ...
+
+
+_LIVE: "weakref.WeakSet[_ForkAware]" = weakref.WeakSet()
+
+
+def fork_aware(live: _ForkAware) -> None:
+    """Have ``live._forked()`` run in each process forked from this one while it lives (a Client, a batch's journal)."""
+    _LIVE.add(live)
 
 
 def _after_fork_in_child() -> None:
     """In a forked process, before any thread runs: new locks for those the parent's threads may have held
-    (held for ever here). Cheap and never blocking: it runs in every forked child, whatever it goes on to do."""
+    (held for ever here), and what each live object does there. Cheap and never blocking: it runs in every forked
+    child, whatever it goes on to do."""
     global _MOUNTING
     _MOUNTING = threading.RLock()
-    for client in list(_LIVE):
-        client._start_counting(forked=True)
-        _new_locks(client._session)
-        reentrant(client.retry.closed)  # its lock, held a moment by each wait (polls, backoffs) and by close()
+    for live in list(_LIVE):
+        live._forked()
 
 
 def _new_locks(session: requests.Session) -> None:

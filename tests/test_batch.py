@@ -21,6 +21,7 @@ import stat
 import threading
 import time
 import tracemalloc
+import warnings
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from html.parser import HTMLParser
@@ -4256,6 +4257,40 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(tmp_path: Any
     finally:
         first.close()
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_process_forked_while_a_batch_runs_neither_holds_its_folder_nor_writes_its_journal(tmp_path: Any) -> None:
+    # A fork-start process pool fed from on_progress inherited the journal's descriptor, and so its lock: every rerun
+    # of the folder was refused "another batch is running" until those processes ended.
+    from leonardo_client.batch import _as_items, _digests, _Journal
+
+    first = _Journal(str(tmp_path), _digests(_as_items(PROMPTS[:1]))[0], 1)
+    written = (tmp_path / "journal.jsonl").read_bytes()
+    said, go_on = os.pipe(), os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12: forking a process with threads
+        child = os.fork()
+    if child == 0:  # the child: says how its write went, lives on until told, then out (no pytest teardown here)
+        code = b"1"
+        try:
+            first.append([{"i": 0, "s": "planned"}])
+        except LeonardoError as exc:
+            code = b"0" if "only that one writes its journal" in str(exc) else b"2"
+        finally:
+            os.write(said[1], code)
+            os.read(go_on[0], 1)
+            os._exit(0)
+    try:
+        assert os.read(said[0], 1) == b"0"  # 1: it wrote into the parent's journal
+        assert (tmp_path / "journal.jsonl").read_bytes() == written
+        first.close()
+        assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok  # the child still lives
+    finally:
+        os.write(go_on[1], b"x")
+        os.waitpid(child, 0)
+        for fd in (*said, *go_on):
+            os.close(fd)
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
