@@ -153,6 +153,10 @@ class BatchInputError(ValueError):
         more = [f"... and {len(self.errors) - 10} more"] if len(self.errors) > 10 else []
         super().__init__("; ".join(self.errors[:10] + more))
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Made again (pickle, copy) of its errors, not of args: its joined message would be read as the list.
+        return type(self), (self.errors,), self.__dict__
+
 
 def make_item(fields: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> BatchItem:
     """A BatchItem from a mapping over ``defaults`` (its own model or model_id overrides both).

@@ -8,12 +8,14 @@ sockets (faults after the POST ran, the crash test) is in test_batch_e2e.py.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import errno
 import hashlib
 import html
 import json
 import os
+import pickle
 import queue
 import re
 import signal
@@ -320,6 +322,15 @@ def test_bad_lines_are_said_the_first_ten_and_how_many_more(tmp_path: Any) -> No
             read_items(str(path))
         assert len(caught.value.errors) == bad  # all of them, for a program to read
         assert str(caught.value) == "; ".join(caught.value.errors[:10] + more)  # README: "the first ten, and how many"
+
+
+@pytest.mark.parametrize("bad", [1, 13])
+def test_a_batch_input_error_pickled_or_copied_is_the_same_error(bad: int) -> None:
+    # Unpickled (from a process pool's worker) or copied, it was made again of its joined message: "l; i; n; e; ..."
+    error = BatchInputError([f"line {n}: prompt must be a non-empty string" for n in range(1, bad + 1)])
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(again) is BatchInputError
+        assert (str(again), again.args, again.errors) == (str(error), error.args, error.errors)
 
 
 def test_a_v1_prompt_longer_than_the_api_takes_is_a_bad_line(tmp_path: Any) -> None:
