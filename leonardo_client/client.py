@@ -190,6 +190,11 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(base_url={redact(self.base_url, self._key)!r})"  # the key pasted into it, as errors show it
 
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        # copy, deepcopy and pickle: a copy shared the session and the closed state, a pickle failed on a lock.
+        raise TypeError("a Client cannot be copied or pickled (sent to another process): create one in each process "
+                        "(one is safe to share between threads; for other settings, create another)")
+
     @property
     def timeout(self) -> Timeout:
         """The (connect, read) seconds of every request; may be set, and is checked as at construction."""

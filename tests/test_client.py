@@ -9,8 +9,10 @@ wrong JSON types with a 400, so every request that succeeds there also proves it
 from __future__ import annotations
 
 import base64
+import copy
 import gc
 import os
+import pickle
 import re
 import signal
 import struct
@@ -18,6 +20,7 @@ import threading
 import time
 import weakref
 import zlib
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
@@ -730,6 +733,15 @@ def test_repr_shows_base_url_and_not_the_key():
     client = Client(api_key=API_KEY, base_url=BASE)
     assert repr(client) == f"Client(base_url={BASE!r})"
     assert API_KEY not in repr(client) and API_KEY not in str(client)
+
+
+def test_a_client_is_neither_copied_nor_pickled_and_says_what_to_do(fake: FakeLeonardo, fake_client: Client) -> None:
+    # A copy shared the session and the closed state (closing it closed this one); pickle and deepcopy failed on a
+    # lock ("cannot pickle '_thread.RLock' object"), not saying what to do (a spawn pool's worker given a Client).
+    for attempt in (copy.copy, copy.deepcopy, pickle.dumps, partial(pickle.dumps, protocol=0)):
+        with pytest.raises(TypeError, match="^a Client cannot be copied or pickled .*: create one in each process"):
+            attempt(fake_client)
+    assert fake_client.get_user_info() and not fake_client.closed
 
 
 def test_client_is_reused_across_calls_with_one_session(mocked):
