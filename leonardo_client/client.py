@@ -27,7 +27,7 @@ from ._retry import (
     resend_after_body, resumed_from,
 )
 from .errors import (
-    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, NotSent, _noted, check_complete, credentials_of, key_malformed,
+    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, _noted, check_complete, credentials_of, key_malformed,
     may_have_run, message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out,
     without_userinfo,
 )
@@ -347,7 +347,7 @@ class Client:
     def _check_open(self) -> None:
         if self.closed:
             closed = "this Client was closed; create a new one (or close it only when done)"
-            raise LeonardoError(closed) from NotSent(closed)
+            raise LeonardoError.not_sent(closed)
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@; never the key (an id

@@ -78,6 +78,7 @@ class LeonardoError(Exception):
         self.retry_after = retry_after
 
     _malformed_key = False  # see key_malformed
+    _never_sent = False  # see never_sent
 
     def __str__(self) -> str:
         # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
@@ -106,7 +107,16 @@ class LeonardoError(Exception):
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         for secret in hidden:
             message = message.replace(secret, REDACTED)
-        return cls(redact(_noted(note, message), key), method=method, url=redact(url, key))
+        error = cls(redact(_noted(note, message), key), method=method, url=redact(url, key))
+        error._never_sent = _before_sending(exc)
+        return error
+
+    @classmethod
+    def not_sent(cls, message: str) -> "LeonardoError":
+        """Build the error of a call refused before its request went (a closed Client's)."""
+        error = cls(message)
+        error._never_sent = True
+        return error
 
     @classmethod
     def from_response(cls, response: "requests.Response", note: str = "", key: str = "") -> "LeonardoError":
@@ -161,17 +171,18 @@ def _noted(note: str, message: str) -> str:
     return f"{note}: {message}" if note else message
 
 
-class NotSent(Exception):
-    """The cause of a LeonardoError raised before its request went: the Client was closed."""
-
-
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting, the connection
     was never made, or its certificate was refused (the TLS handshake failed before the request went: a CA
-    bundle or a proxy's to set up, not a failure that passes)."""
-    cause = error.__cause__
-    if isinstance(cause, (NotSent, OSError)) and not isinstance(cause, requests.RequestException):
-        return True  # the Client's, or requests' own before it connects: a CA bundle or a certificate not found
+    bundle or a proxy's to set up, not a failure that passes). A LeonardoError records it when it is made
+    (LeonardoError.not_sent, from_transport): pickle and copy drop the __cause__ it is read from otherwise."""
+    return isinstance(error, LeonardoError) and error._never_sent or _before_sending(error.__cause__)
+
+
+def _before_sending(cause: Optional[BaseException]) -> bool:
+    """never_sent's rule, on the failure an error was made of."""
+    if isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
+        return True  # requests' own before it connects: a CA bundle or a certificate not found
     reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too
     # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     reason = getattr(reason, "reason", reason)

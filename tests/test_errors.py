@@ -7,6 +7,7 @@ except what needs real sockets: refused connections and bodies cut short (FakeLe
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import http.client
 import inspect
@@ -157,6 +158,22 @@ def test_a_create_call_that_failed_before_connecting_says_nothing_was_made(mocke
     with Client(api_key=API_KEY, base_url="https://127.0.0.1:9/v1", session=session, max_retries=0) as client:
         for err in (create_failure(closed, "create_generation"), create_failure(client, "create_generation")):
             assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
+
+
+def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copied(mocked, mock_client):
+    # never_sent read the error's __cause__, which pickle and copy drop: a create call never sent, in a process pool's
+    # worker, said may_have_run() in the parent. One that may have run (no answer) still says so.
+    closed = Client(api_key=API_KEY, base_url="https://leonardo.example.test/v1")
+    closed.close()
+    refused = refused_url()
+    mocked.add_passthru(refused)
+    with Client(api_key=API_KEY, base_url=refused + "/v1", max_retries=0) as client:
+        unsent = [create_failure(closed, "create_generation"), create_failure(client, "create_generation")]
+    mocked.add("POST", POST_URL, body=requests.exceptions.ReadTimeout("slow read"))
+    sent = create_failure(mock_client, "create_generation")
+    for err, was_sent in [(unsent[0], False), (unsent[1], False), (sent, True)]:
+        for again in (pickle.loads(pickle.dumps(err)), copy.copy(err), copy.deepcopy(err)):
+            assert again.__cause__ is None and (never_sent(again), may_have_run(again)) == (not was_sent, was_sent)
 
 
 AUTH_HOOK_FAILED = {"error": "Invalid response from authorization hook", "path": "$", "code": "unexpected"}
