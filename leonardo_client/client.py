@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import warnings
@@ -381,6 +382,10 @@ class Client:
             if may_have_run(exc):  # the same error, its fields and cause kept: only its message says more
                 exc.message = f"{exc.message}; {MAY_HAVE_BEEN_MADE}"
                 exc.args = (exc.message,)
+            raise
+        except KeyboardInterrupt as stop:  # a Ctrl-C while it ran: it may have run all the same
+            if sys.version_info >= (3, 11):  # before: README says it (a log line would print beside the CLI's own)
+                stop.add_note(f"the create call was under way: {MAY_HAVE_BEEN_MADE}")
             raise
 
     def _url(self, path: str) -> str:

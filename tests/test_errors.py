@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import tracemalloc
+from functools import partial
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -146,6 +147,26 @@ def test_a_create_call_that_may_have_run_says_to_look_for_what_it_made(mocked, m
     with Client(api_key=API_KEY, base_url=refused + "/v1", max_retries=0) as never:  # never sent: no hint either
         err = create_failure(never, name)
     assert err.message.startswith("connection failed: ") and "may have been made" not in str(err)
+
+
+@pytest.mark.parametrize("name", BILLING_CREATES)
+def test_a_ctrl_c_during_a_create_call_says_it_may_have_been_made(mocked, mock_client, name):
+    # A library or REPL user was told nothing, though the call may have run: run again, it bills twice. Python 3.11+:
+    # the same KeyboardInterrupt, with a note (a traceback shows it); before, README says it. A GET's: no note.
+    path = endpoint_doc(name).group(2)
+    stops = [KeyboardInterrupt(), KeyboardInterrupt()]
+
+    def interrupted(request: Any) -> Any:
+        raise stops[0] if request.method == "POST" else stops[1]
+
+    mocked.add_callback("POST", endpoint_root(path) + path, callback=interrupted)
+    mocked.add_callback("GET", GEN_URL, callback=interrupted)
+    for call in (partial(call_endpoint, mock_client, name), partial(mock_client.get_generation_by_id, "g")):
+        with pytest.raises(KeyboardInterrupt) as caught:
+            call()
+        assert caught.value in stops and caught.value.args == ()
+    noted = [f"the create call was under way: {errors.MAY_HAVE_BEEN_MADE}"] if sys.version_info >= (3, 11) else None
+    assert [getattr(stop, "__notes__", None) for stop in stops] == [noted, None]
 
 
 def test_a_create_call_that_failed_before_connecting_says_nothing_was_made(mocked, tmp_path):
