@@ -878,7 +878,7 @@ def _check_api_key(api_key: Optional[str]) -> str:
     name = "api_key" if api_key is not None else API_KEY_ENV
     api_key = check_type(name, api_key if api_key is not None else os.environ.get(API_KEY_ENV), (str, type(None)))
     if not api_key or not api_key.strip():
-        raise LeonardoError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
+        raise LeonardoError.not_sent(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
     if not is_header_text(api_key):
         # A line break would let the key inject headers, and a non-ASCII one fails on every call
         # (header values are latin-1) with a raw UnicodeEncodeError.

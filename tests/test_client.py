@@ -49,6 +49,7 @@ from leonardo_client import (
     StrengthType,
     UserElementInput,
     generation_id,
+    may_have_run,
 )
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 import leonardo_client.client as client_module
@@ -333,7 +334,8 @@ def test_no_api_key_at_all_is_a_leonardo_error_naming_the_variable(monkeypatch, 
         monkeypatch.setenv("LEONARDO_API_KEY", env)
     with pytest.raises(LeonardoError, match="LEONARDO_API_KEY") as info:
         Client(base_url=BASE)
-    assert info.value.status_code is None
+    # nothing was sent: a script whose try holds Client() and its create call is not told to look for a generation
+    assert info.value.status_code is None and not may_have_run(info.value)
 
 
 def test_api_key_of_wrong_type_is_a_type_error():
