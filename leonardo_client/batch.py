@@ -407,6 +407,7 @@ class BatchSummary:
     out_dir: str
     cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
     refused: int = 0  # of the failed, those the API refused (a 4xx to the create call, not a generation FAILED)
+    offline: bool = False  # run against the built-in fake (run_batch's offline): it cannot be resumed
 
     @property
     def ok(self) -> bool:
@@ -443,7 +444,7 @@ class BatchSummary:
         if self.ambiguous:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
         if self.pending and not self.interrupted:
-            lines.append("pending items are still running or not yet downloaded: rerun the same command to resume")
+            lines.append(f"pending items are still running or not yet downloaded: {resume_advice(self.offline)}")
         return "\n".join(lines)
 
 
@@ -1068,6 +1069,7 @@ class _Engine:
             images_this_run=self.images_this_run,
             interrupted=interrupted,
             out_dir=self.out_dir,
+            offline=self.journal.offline,
             **self.counts(),
         )
 

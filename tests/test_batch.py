@@ -844,6 +844,17 @@ def test_a_finished_offline_batch_reruns_as_any_finished_batch(tmp_path: Any) ->
     assert summary.ok and summary.done_this_run == 0 and again.calls == ["me"]  # nothing waited on, nothing sent
 
 
+@pytest.mark.parametrize("offline, advice", [
+    (False, "rerun the same command to resume"),
+    (True, "an --offline batch cannot be resumed: use a new --out"),  # was "rerun...", a rerun it refuses
+])
+def test_a_summary_left_pending_says_what_its_gallery_says_of_a_rerun(tmp_path: Any, offline: bool, advice: str) -> None:
+    summary = run(ApiDouble(delay=60.0), PROMPTS[:1], str(tmp_path), item_timeout=0.5, offline=offline)
+    assert (summary.pending, summary.offline) == (1, offline)
+    assert str(summary).splitlines()[-1] == f"pending items are still running or not yet downloaded: {advice}"
+    assert f"stopped: {advice}" in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
 def test_a_journal_is_resumed_only_on_the_kind_of_api_that_wrote_it(tmp_path: Any) -> None:
     # On the API, an offline batch's generations read as deleted (its placeholders kept), its lost ones as never made.
     run(ApiDouble(), PROMPTS[:1], str(tmp_path / "offline"), offline=True)
