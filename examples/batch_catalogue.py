@@ -21,7 +21,7 @@ import sys
 from typing import List, Optional
 
 from leonardo_client import Client, LeonardoError
-from leonardo_client.batch import BatchInterrupted, BatchProgress, run_batch
+from leonardo_client.batch import BatchInterrupted, BatchProgress, resume_advice, run_batch
 from leonardo_client.errors import error_text
 
 PRODUCTS = ["walnut chair", "brass desk lamp", "linen sofa", "oak bookshelf", "ceramic vase", "wool rug"]
@@ -56,13 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             client = stack.enter_context(Client())  # reads LEONARDO_API_KEY
         try:
             summary = run_batch(client, items, args.out, on_progress=show, retry_failed=args.retry_failed,
-                                resubmit_ambiguous=args.resubmit_ambiguous)
-        except BatchInterrupted as stop:  # what was in flight is journaled: a rerun resumes
+                                resubmit_ambiguous=args.resubmit_ambiguous, offline=args.offline)
+        except BatchInterrupted as stop:  # what was in flight is journaled: a rerun resumes (not an --offline one)
             print(stop.summary)
-            resume = "rerun the same command to resume"
-            if args.offline:  # its fake API ends with this run: a rerun would find none of its generations
-                resume = "an --offline batch cannot be resumed: use a new --out"
-            print(f"interrupted: {resume}", file=sys.stderr)
+            print(f"interrupted: {resume_advice(args.offline)}", file=sys.stderr)
             return 130
     print(summary)
     print(f"gallery: {args.out}/index.html")

@@ -467,6 +467,28 @@ def test_batch_catalogue_passes_its_flags_and_says_after_ctrl_c_that_a_rerun_res
     assert err == "interrupted: rerun the same command to resume\n"  # was "interrupted", the same as before a batch
 
 
+def test_batch_catalogue_offline_marks_its_journal_and_says_after_ctrl_c_that_it_cannot_be_resumed(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # It did not pass offline=True: its journal was a batch's on the API, and a rerun --offline waited on the
+    # generations of a fake gone with its run, then left them ambiguous, where its stderr said it could not resume.
+    catalogue = example("batch_catalogue")
+    monkeypatch.setattr(catalogue, "run_batch", functools.partial(run_batch, posts_per_minute=6000))
+    argv = ["--offline", "--out", str(tmp_path)]
+    assert catalogue.main(argv) == 0
+    with open(os.path.join(str(tmp_path), "journal.jsonl"), encoding="utf-8") as journal:
+        assert json.loads(journal.readline()).get("offline") is True
+    summary = BatchSummary(total=6, complete=5, failed=0, ambiguous=0, pending=1, images=5, credits={}, wall_time=1.0,
+                           done_this_run=5, images_this_run=5, interrupted=True, out_dir=str(tmp_path), offline=True)
+
+    def interrupted(client: Any, items: Any, out_dir: str, **given: Any) -> None:
+        raise BatchInterrupted(summary)
+
+    monkeypatch.setattr(catalogue, "run_batch", interrupted)
+    capsys.readouterr()
+    assert catalogue.main(argv) == 130
+    assert capsys.readouterr().err == "interrupted: an --offline batch cannot be resumed: use a new --out\n"
+
+
 SAMPLES = {"sample.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "sample.jpg": b"\xff\xd8\xff\xe0" + b"\x00" * 32}
 
 
