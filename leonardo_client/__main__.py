@@ -319,7 +319,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
         else:
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
-            status = interrupts.status if status == 130 else status  # a batch stopped by SIGTERM or SIGHUP
+            status = interrupts.status if status == 130 else status  # a command stopped by SIGTERM or SIGHUP
             if interrupts.lost and status != interrupts.status:  # a stop a finalizer swallowed: it ran on to its end
                 raise KeyboardInterrupt
         with _writing_output():
@@ -812,7 +812,8 @@ def _batch_items(args: argparse.Namespace) -> List[BatchItem]:
 
 
 def _batch(client: Client, args: argparse.Namespace) -> int:
-    """0 every item complete, 1 some not, 130 interrupted; its items read before (_batch_items)."""
+    """0 every item complete, 1 some not; stopped, a KeyboardInterrupt saying what to do, which _run prints as every
+    command's stop. Its items are read before (_batch_items)."""
     if args.read_timeout is not None:
         client.timeout = (DEFAULT_TIMEOUT[0], args.read_timeout)  # the CLI's own client, made with DEFAULT_TIMEOUT
     run_options = ("concurrency", "posts_per_minute", "retry_failed", "resubmit_ambiguous", "offline")
@@ -827,9 +828,9 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     if summary.interrupted:
-        for line in (*str(summary).splitlines(), f"interrupted: {resume_advice(args.offline)}"):
+        for line in str(summary).splitlines():
             _stderr(line)
-        return 130
+        raise KeyboardInterrupt(resume_advice(args.offline))
     _stdout(summary, os.path.join(args.out, GALLERY))
     return 0 if summary.ok else 1
 

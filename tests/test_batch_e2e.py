@@ -184,7 +184,7 @@ def test_ctrl_c_journals_what_is_in_flight_exits_130_and_the_rerun_resumes(tmp_p
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=20)
         assert process.returncode == -signal.SIGINT, err  # ended by the signal: the shell shows 130
-        assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
+        assert "leonardo-client: interrupted; rerun the same command to resume" in err and "Traceback" not in err
         submitted = {r["id"] for r in records(out) if r.get("s") == "submitted"}
         assert submitted and submitted == set(fake.generation_ids())  # every POST that left is journaled
         fake.completion_delay = 0.05  # the rerun's jobs: quick (those in flight keep their second)

@@ -1284,7 +1284,7 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Any) -> None:
     argv = ["batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(out), "--posts-per-minute", "6000"]
     done = run_cli(argv, subprocess.DEVNULL, "#2 submitted", signal.SIGTERM)  # not 0.6 s after #1: the default pace
     assert done.returncode == 143, done.stderr
-    assert done.stderr.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("leonardo-client: interrupted; ") and "Traceback" not in done.stderr
     assert "refresh" not in (out / "index.html").read_text(encoding="utf-8")  # the gallery says it stopped
 
 
@@ -1414,7 +1414,7 @@ def test_a_ctrl_c_landing_in_a_finalizer_is_not_printed_and_a_bug_in_one_still_i
     assert sys.unraisablehook == seen.append  # put back: a program's own finalizers are its own
 
 
-@pytest.mark.parametrize("then", [0, 130])  # 130: a batch stopped later, its own "interrupted: ..." line said
+@pytest.mark.parametrize("then", [0, 130])  # 130: a command stopped later, its own "interrupted: ..." line said
 def test_a_stop_landing_in_a_finalizer_still_ends_the_command_as_stopped(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], then: int
 ) -> None:
@@ -1835,9 +1835,9 @@ def test_batch_defaults_reach_every_item(batch_calls: List[Dict[str, Any]], tmp_
 @pytest.mark.parametrize(
     "offline, resume",
     [
-        ([], "interrupted: rerun the same command to resume"),
+        ([], "leonardo-client: interrupted; rerun the same command to resume"),  # as a second Ctrl-C says it
         # The offline fake ends with the run: a rerun failed every item, "the generation no longer exists".
-        (["--offline"], "interrupted: an --offline batch cannot be resumed: use a new --out"),
+        (["--offline"], "leonardo-client: interrupted; an --offline batch cannot be resumed: use a new --out"),
     ],
 )
 def test_an_interrupted_batch_prints_its_summary_on_stderr_and_exits_130(
