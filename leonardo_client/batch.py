@@ -466,7 +466,7 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ", unknown: int = 0) -> str:
-    """"0.06 dollars, 2 credits": each unit's amount, without trailing zeros; ``nothing`` if none;
+    """"2 credits, 0.06 dollars": each unit's amount, without trailing zeros; ``nothing`` if none;
     then how many generations' cost is unknown, if any ("3 generations of unknown cost")."""
     amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
     if unknown:
@@ -895,7 +895,8 @@ _Done = Callable[[Any, Optional[BaseException]], None]
 
 class _Engine:
     """The scheduler. Worker threads make the HTTP calls and write only an item's ``sending``, ``since``,
-    ``span`` and ``answer`` (in send()) and the journal (which locks); the main thread decides everything else."""
+    ``span`` and ``answer`` (in send()), ``listing_read`` (in poll(): rounds never overlap) and the journal (which
+    locks); the main thread decides everything else."""
 
     interrupted = False  # Ctrl-C came: the run is stopping
     paused_until, paused_why = 0.0, ""  # monotonic: when the last pause of submissions ends (back_off), and why
