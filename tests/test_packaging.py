@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import inspect
 import os
 import re
@@ -25,6 +27,7 @@ from conftest import (
 from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, client as client_module, errors, payloads
 
 PACKAGE_DIR = Path(leonardo_client.__file__).resolve().parent
+REPO = Path(__file__).resolve().parent.parent
 
 
 def public_methods() -> List[str]:
@@ -100,6 +103,25 @@ def test_installed_metadata_matches_the_package() -> None:
     else:  # Python 3.8 and 3.9: a dict of groups
         scripts = list(metadata.entry_points().get("console_scripts", []))
     assert any(ep.name == "leonardo-client" and ep.value == "leonardo_client.__main__:entry" for ep in scripts)
+
+
+def test_setup_py_reads_the_version_without_importing_the_package() -> None:
+    # setuptools < 46.4 (Ubuntu 20.04's 44, RHEL 8's 41.6) reads setup.cfg's `attr:` by importing the package, and so
+    # requests, which pip has not installed yet: `pip install .` failed there with ModuleNotFoundError.
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg", encoding="utf-8")
+    assert not [key for section in config.values() for key, value in section.items() if "attr:" in value]
+    if importlib.util.find_spec("setuptools") is None:  # a Python 3.12+ venv has none: pip builds in one of its own
+        pytest.skip("setuptools is not installed")
+    script = (
+        "import runpy, sys\n"
+        "sys.modules.update(requests=None, leonardo_client=None)  # neither can be imported\n"
+        "sys.argv[1:] = ['--version']\n"
+        "runpy.run_path('setup.py', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1:] == [leonardo_client.__version__]
 
 
 def test_the_package_runs_imported_from_a_zip(tmp_path: Path) -> None:
