@@ -1638,7 +1638,7 @@ class _Engine:
             if generation is None:  # the API says there is none (a listing that shows it says more)
                 found.setdefault(generation_id, {"status": "MISSING"})
             elif isinstance(generation, dict) and id_key(generation.get("id", generation_id)) == id_key(generation_id):
-                found[generation_id] = dict(found.get(generation_id, {}), **_slim(generation))  # kept: listed=True
+                found[generation_id] = _slim(generation, found.get(generation_id))  # kept: listed=True
             # else an answer of another shape, or about another generation: asked again next round
         return found, None
 
@@ -1950,16 +1950,19 @@ def _cost(job: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return None
 
 
-def _slim(generation: Mapping[str, Any]) -> Dict[str, Any]:
+def _slim(generation: Mapping[str, Any], under: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """What the engine keeps of a polled generation (memory stays flat on long batches): its images with a file to
-    download, and how many it lists without one. A key it does not give is left out, so that a GET by id's answer
-    merged over a listing's keeps what the listing said (an answer without a status says nothing of its status)."""
+    download, and how many it lists without one; merged over ``under`` (the listing's entry for a GET by id's
+    answer), else over no images. A key it does not give, or no image list, keeps what is under it (an answer
+    without a status says nothing of its status)."""
+    kept = dict(under or {"generated_images": [], "without_url": 0})
+    kept.update({k: generation[k] for k in ("id", "status", "seed", "createdAt") if generation.get(k) is not None})
     listed = generation.get("generated_images")
-    listed = listed if isinstance(listed, list) else []
-    images = [{k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)} for image in listed
-              if _files.has_file(image)]  # fmt: skip
-    kept = {k: generation[k] for k in ("id", "status", "seed", "createdAt") if generation.get(k) is not None}
-    return dict(kept, generated_images=images, without_url=len(listed) - len(images))
+    if isinstance(listed, list):
+        images = [{k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)} for image in listed
+                  if _files.has_file(image)]  # fmt: skip
+        kept.update(generated_images=images, without_url=len(listed) - len(images))
+    return kept
 
 
 def _images_asked(item: BatchItem) -> Optional[int]:

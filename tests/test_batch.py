@@ -3267,6 +3267,36 @@ def test_a_get_by_id_without_a_status_keeps_the_listing_s_complete(tmp_path: Any
     assert [r.get("reason") for r in journal(tmp_path) if r.get("s") == "complete"] == [None, None]
 
 
+def test_a_get_by_id_without_images_keeps_the_listing_s_images(tmp_path: Any) -> None:
+    # A listing COMPLETE with 1 of the 4 images asked, asked by id: an answer without `generated_images` wiped the
+    # listing's image, so a round that ended the grace so left the paid item ambiguous ("COMPLETE with no image").
+    class ImagesUnsaid(FillsInLate):
+        def get_generation_by_id(self, gid: str) -> Dict[str, Any]:
+            generation = super().get_generation_by_id(gid)["generations_by_pk"]
+            return {"generations_by_pk": {k: v for k, v in generation.items() if k != "generated_images"}}
+
+    api = ImagesUnsaid(by_id=False, delay=0.0)
+    items = batch._as_items([{"prompt": f"a kite, study {n}", "num_images": 4} for n in range(2)])
+    engine = batch._Engine(api, items, str(tmp_path), 60000, None, 60.0)  # type: ignore[arg-type]
+    try:
+        engine.user_id = "user-1"
+        ids = [api._create({"prompt": item.prompt, "num_images": 4}, None) for item in items]
+        for item, gid in zip(engine.items, ids):
+            engine.record(item, "submitted", id=gid)
+        found, _ = engine.poll(ids, ids, True)  # both due by id
+        assert api.calls.count("GET") == 2 and [len(found[gid]["generated_images"]) for gid in ids] == [1, 1]  # [0, 0]
+        assert engine.shortfall(ids[0], found[ids[0]]) == "is COMPLETE with only 1 of the 4 images asked"
+    finally:
+        engine.journal.close()
+
+
+def test_a_polled_generation_without_images_and_nothing_under_it_has_none() -> None:
+    assert batch._slim({"id": "g", "status": "COMPLETE"}) == {
+        "id": "g", "status": "COMPLETE", "generated_images": [], "without_url": 0}
+    listed = batch._slim({"id": "g", "status": "COMPLETE", "generated_images": [{"id": "i", "url": None}]})
+    assert batch._slim({"id": "g", "generated_images": None}, dict(listed, listed=True)) == dict(listed, listed=True)
+
+
 @pytest.mark.parametrize("null_urls, said", [
     (False, "only 1 of the 4 images asked"), (True, "only 1 of the 4 images asked, 3 image(s) without a URL"),
 ])  # fmt: skip
