@@ -181,6 +181,28 @@ def test_a_create_call_that_failed_before_connecting_says_nothing_was_made(mocke
             assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
 
 
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:9", "http://127.0.0.1:notaport", "ftp://127.0.0.1:9"])
+def test_a_create_call_requests_refuses_to_make_says_nothing_was_made(monkeypatch, proxy):
+    # A SOCKS proxy without PySocks (requests' InvalidSchema), a proxy URL it cannot parse or whose scheme urllib3
+    # refuses (InvalidURL): refused before anything went, and said "it may have been made (and billed)".
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    with Client(api_key=API_KEY, base_url=BASE, max_retries=0) as client:
+        err = create_failure(client, "create_generation")
+    assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
+
+
+def test_a_get_that_followed_a_redirect_was_sent_whatever_its_next_hop_failed_of():
+    # The first request was answered (a 302): requests refusing the hop it leads to (no adapter for ftp://), or that
+    # hop's connection refused, is no call never sent.
+    redirect = "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n".format
+    hops = [redirect("ftp://127.0.0.1/i.png").encode(), redirect(refused_url() + "/i.png").encode()]
+    with raw_server(*hops) as url, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
+        for _ in hops:
+            with pytest.raises(LeonardoError) as info:
+                client.get_generation_by_id("g")
+            assert not never_sent(info.value) and may_have_run(info.value), str(info.value)
+
+
 def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copied(mocked, mock_client):
     # never_sent read the error's __cause__, which pickle and copy drop: a create call never sent, in a process pool's
     # worker, said may_have_run() in the parent. One that may have run (no answer) still says so.
@@ -1106,7 +1128,8 @@ def test_an_environment_requests_cannot_use_is_a_leonardo_error(monkeypatch, var
     monkeypatch.setenv(variable, value)
     with pytest.raises(LeonardoError, match=says) as info:
         Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
-    assert never_sent(info.value) is surely_unsent  # an OSError before it left: a batch sends its item again
+    refused = isinstance(info.value.__cause__, requests.exceptions.InvalidProxyURL)  # requests 2.25's: never sent
+    assert never_sent(info.value) is (surely_unsent or refused)  # an OSError before it left: a batch sends it again
 
 
 def test_a_download_whose_file_cannot_be_written_raises_the_os_error(fake, fake_client, monkeypatch, tmp_path):
