@@ -487,8 +487,8 @@ def _check_folder(folder: str) -> None:
 
 
 def _check_folder_unmade(folder: str) -> None:
-    """get's --out, refused as generate's is (_check_folder), then unmade: saving makes it, once there is
-    something to save (an unknown id leaves no folder)."""
+    """An --out that is made later (get's, once there is something to save; run_batch makes batch's), refused as
+    generate's is (_check_folder), then unmade: a failure before (no key, an unknown id) leaves no folder."""
     missing = []  # the folder and its parents that do not exist yet, deepest first
     path = folder
     while path and not os.path.lexists(path):
@@ -807,7 +807,7 @@ def _batch_items(args: argparse.Namespace) -> List[BatchItem]:
         else:
             _check_v1_flags(args)
         raise
-    _check_folder(args.out)
+    _check_folder_unmade(args.out)
     return items
 
 
