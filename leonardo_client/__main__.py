@@ -307,9 +307,9 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
                 if args.prompt is None and not args.model:  # only a v2 model may take none
                     args.usage_error("the following arguments are required: prompt")
                 _check_model(args)  # then --out: a usage error leaves no folder made (a Makefile's target)
-                _check_folder(args.out)
-            elif args.command == "get" and args.out is not None:  # as generate's, but not made: saving makes it,
-                _check_folder_unmade(args.out)  # once there is something to save
+                _check_folder_unmade(args.out)  # made once connected: _generate
+            elif args.command == "get" and args.out is not None:  # as generate's, but made only by saving, once
+                _check_folder_unmade(args.out)  # there is something to save
             elif args.command == "get" and args.timeout is not None:  # with no --out: get waits only to save
                 args.usage_error("argument --timeout: not allowed without argument --out")
             elif args.command == "batch":  # as generate's: a usage error said alone, before --offline's line
@@ -487,8 +487,9 @@ def _check_folder(folder: str) -> None:
 
 
 def _check_folder_unmade(folder: str) -> None:
-    """An --out that is made later (get's, once there is something to save; run_batch makes batch's), refused as
-    generate's is (_check_folder), then unmade: a failure before (no key, an unknown id) leaves no folder."""
+    """An --out checked before connecting, and made later (generate's once connected, get's once there is something
+    to save, batch's by run_batch): refused as _check_folder refuses it, then unmade, so that a failure before (no
+    key, an unknown id) leaves no folder."""
     missing = []  # the folder and its parents that do not exist yet, deepest first
     path = folder
     while path and not os.path.lexists(path):
@@ -503,6 +504,7 @@ def _check_folder_unmade(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
+    _check_folder(args.out)  # made before anything is sent: one that cannot be must fail before the generation is paid
     init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
     # A failure where the call may have run, or an answer without its id, says the generation may have been made;
     # so does a stop while it runs (offline, nothing outlives the command).

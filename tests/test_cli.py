@@ -779,9 +779,9 @@ def test_no_api_key_names_the_variable_and_offline(capsys: pytest.CaptureFixture
     )
 
 
-@pytest.mark.parametrize("command", [["batch", "{prompts}"], ["get", "g-1"]])
+@pytest.mark.parametrize("command", [["generate", "a fox"], ["batch", "{prompts}"], ["get", "g-1"]])
 def test_no_api_key_leaves_no_out_folder(capsys: pytest.CaptureFixture[str], tmp_path: Any, command: List[str]) -> None:
-    # --out was checked by making it, before the no-key error: batch left an empty folder.
+    # --out was checked by making it, before the no-key error: batch and generate left an empty folder.
     argv = [arg.format(prompts=prompts_file(tmp_path, "a fox")) for arg in command]
     assert cli.main([*argv, "--out", str(tmp_path / "out" / "deeper")]) == 1
     assert "error: no API key" in capsys.readouterr().err and not (tmp_path / "out").exists()
