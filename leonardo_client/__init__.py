@@ -11,12 +11,14 @@ except KeyboardInterrupt:
     # Ctrl-C while the command line (leonardo-client, python -m leonardo_client) is still
     # importing: exit as the command does, with one line and no traceback. Any other
     # program importing this package gets its KeyboardInterrupt back. While "python -m"
-    # finds its module, argv[0] is "-m" and only orig_argv (3.10+) names the module: on
-    # 3.8/3.9 (no orig_argv: "-m" read again) any -m program is taken for the command.
+    # finds its module, argv[0] is "-m" and only orig_argv (3.10+) names the module (the
+    # package, or a module of it: leonardo_client.__main__): on 3.8/3.9 (no orig_argv:
+    # "-m" read again) any -m program is taken for the command.
     import sys
 
     module = getattr(sys, "orig_argv", sys.argv)[-len(sys.argv)] if sys.argv[:1] == ["-m"] else ""
-    if module in ("-m", "leonardo_client", "-mleonardo_client") or sys.argv[0].endswith("leonardo-client"):
+    ours = module.split(".")[0] in ("-m", "leonardo_client", "-mleonardo_client")
+    if ours or sys.argv[0].endswith("leonardo-client"):
         sys.stderr.write("leonardo-client: interrupted\n")
         raise SystemExit(130) from None
     raise

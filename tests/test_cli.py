@@ -1466,6 +1466,16 @@ def test_ctrl_c_while_a_program_imports_the_library_is_its_own() -> None:
     assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr
 
 
+@pytest.mark.parametrize("start", [["-m", "leonardo_client"], ["-m", "leonardo_client.__main__"],
+                                   ["-mleonardo_client.__main__"]])  # fmt: skip
+def test_ctrl_c_while_python_m_imports_the_cli_is_one_line_and_130(tmp_path: Any, start: List[str]) -> None:
+    # orig_argv (3.10+) names the module run: leonardo_client.__main__ was not taken for the command's (a traceback).
+    (tmp_path / "sitecustomize.py").write_text(INTERRUPT_AT.format(module="leonardo_client.client"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, *start, "me"], capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
+    assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
+
+
 def test_ctrl_c_while_another_python_m_program_imports_the_library_is_its_own(tmp_path: Any) -> None:
     # argv[0] is "-m" while any "python -m" finds its module: such a program exited "leonardo-client: interrupted".
     (tmp_path / "otherapp").mkdir()
