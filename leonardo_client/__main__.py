@@ -443,7 +443,7 @@ def _connect(offline: bool) -> Iterator[Client]:
             try:
                 fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
             except (OSError, RuntimeError) as exc:  # no port, no thread to spare (ulimit -u), its spec unreadable
-                raise LeonardoError(f"the built-in fake API cannot start: {exc}") from exc
+                raise LeonardoError(f"the built-in fake API cannot start: {error_text(exc)}") from exc
             client = Client(api_key=fake.api_key, base_url=fake.base_url)
         elif not os.environ.get(API_KEY_ENV, "").strip():
             raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")

@@ -33,7 +33,7 @@ from typing import (
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
-from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, key_malformed, never_sent, parse_json, printable
+from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, error_text, key_malformed, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_request, check_text, check_type,
     check_v1_prompt, check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
@@ -638,7 +638,7 @@ class _Journal:
             except BaseException as exc:  # nothing is acted on that the journal does not hold whole (a Ctrl-C too)
                 self._undo(end)
                 if isinstance(exc, OSError):
-                    raise LeonardoError(f"could not write {self.path}: {exc.strerror or exc}") from exc
+                    raise LeonardoError(f"could not write {self.path}: {error_text(exc)}") from exc  # none names a file
                 raise
 
     def _undo(self, end: Optional[int]) -> None:
@@ -1761,7 +1761,8 @@ class _Engine:
         if error is not None:
             item.download_tries += 1
             item.download_at = time.monotonic() + DOWNLOAD_AGAIN * item.download_tries
-            said = error if isinstance(error, LeonardoError) else f"download failed ({error})"  # the client's says it
+            # (the client's LeonardoError says "download failed" itself)
+            said = error if isinstance(error, LeonardoError) else f"download failed ({error_text(error)})"
             again = "will try again" if item.download_tries < DOWNLOAD_TRIES else "a rerun tries again"
             item.reason, self.gallery_stale = f"{said}; {again}", True  # on its card (not journaled)
             self.emit("waiting", item, f"#{item.index + 1}: {item.reason}")

@@ -393,10 +393,14 @@ def printable(text: str) -> str:
 
 def error_text(exc: BaseException) -> str:
     """``exc`` in one plain line: an OSError by its reason, after the file it names if any ("'afile': File exists"),
-    not Python's "[Errno 17] File exists: 'afile'"; any other as str() says it."""
+    or the two a rename names ("'a' -> 'b': Is a directory"), not Python's "[Errno 17] File exists: 'afile'"; any
+    other as str() says it."""
     if not isinstance(exc, OSError) or not exc.strerror:
         return str(exc)
-    return exc.strerror if exc.filename is None else f"{shown(exc.filename)}: {exc.strerror}"
+    if exc.filename is None:
+        return exc.strerror
+    files = shown(exc.filename) if exc.filename2 is None else f"{shown(exc.filename)} -> {shown(exc.filename2)}"
+    return f"{files}: {exc.strerror}"
 
 
 def without_userinfo(url: str) -> str:
@@ -522,7 +526,7 @@ def _detail(exc: BaseException) -> str:
     """
     for _ in range(10):  # the chains are 2-4 deep; bounded all the same
         if isinstance(exc, OSError) and not type(exc).__module__.startswith(("requests", "urllib3")):
-            return str(exc.strerror or exc)
+            return error_text(exc)
         if isinstance(exc, http.client.HTTPException):
             return f"{type(exc).__name__}({str(exc).strip()!r})"
         if isinstance(exc, LocationParseError):  # under it: urllib3 2.0-2.6's own AttributeError

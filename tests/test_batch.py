@@ -2763,7 +2763,8 @@ def test_a_rerun_reconciles_an_item_left_ambiguous_by_a_listing_that_failed(tmp_
 
 @pytest.mark.parametrize("error, said", [
     (LeonardoError("download failed: connection failed: reset"), "download failed: connection failed: reset"),
-    (OSError(28, "No space left on device"), "download failed ([Errno 28] No space left on device)"),
+    (OSError(28, "No space left on device"), "download failed (No space left on device)"),  # was "[Errno 28] No..."
+    (IsADirectoryError(21, "Is a directory", "a", None, "b"), "download failed ('a' -> 'b': Is a directory)"),
 ])
 def test_a_failed_download_is_tried_again(tmp_path: Any, error: Exception, said: str) -> None:
     class FirstDownloadFails(ApiDouble):

@@ -1176,6 +1176,18 @@ def test_a_thread_that_cannot_start_is_one_line_and_exit_1(
     assert said.startswith(f"leonardo-client: error: {what}") and said.endswith("can't start new thread"), said
 
 
+def test_the_built_in_fake_that_cannot_start_says_why_without_the_errno(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def start(fake: FakeLeonardo) -> FakeLeonardo:
+        raise OSError(99, "Cannot assign requested address")
+
+    monkeypatch.setattr(FakeLeonardo, "start", start)
+    assert cli.main(["--offline", "me"]) == 1
+    said = capsys.readouterr().err.splitlines()[-1]  # was "...: [Errno 99] Cannot assign requested address"
+    assert said == "leonardo-client: error: the built-in fake API cannot start: Cannot assign requested address"
+
+
 @pytest.mark.parametrize("base_url, command, hinted", [("/", "me", True), ("", "me", False), ("/api/v1", "models", True)])
 def test_a_404_from_a_base_url_without_the_api_path_says_to_check_it(
     fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], base_url: str,

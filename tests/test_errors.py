@@ -1154,6 +1154,7 @@ def test_a_content_length_urllib3_cannot_read_is_no_length_to_fall_short_of(mock
 
 @pytest.mark.parametrize("exc, said", [
     (FileExistsError(17, "File exists", "afile"), "'afile': File exists"),  # str(): "[Errno 17] File exists: 'afile'"
+    (IsADirectoryError(21, "Is a directory", "a", None, "b"), "'a' -> 'b': Is a directory"),  # a rename: was 'a' alone
     (OSError(28, "No space left on device"), "No space left on device"),  # stdout full: no file named
     (OSError("could not find a CA bundle"), "could not find a CA bundle"),  # no errno: as str() says it
     (LeonardoError("HTTP 500: boom"), "HTTP 500: boom"),
@@ -1161,3 +1162,8 @@ def test_a_content_length_urllib3_cannot_read_is_no_length_to_fall_short_of(mock
 def test_error_text_says_an_oserror_without_its_errno(exc, said):
     # The examples and the command line say a file problem with it, in one plain line.
     assert errors.error_text(exc) == said
+
+
+def test_a_transport_oserror_naming_a_file_says_the_file_as_error_text_does():
+    err = LeonardoError.from_transport(FileNotFoundError(2, "No such file or directory", "/no/ca.pem"), "GET", GEN_URL)
+    assert err.message == "request to leonardo.example.test failed: '/no/ca.pem': No such file or directory"
