@@ -1162,7 +1162,7 @@ class _Engine:
             try:
                 worker.start()
             except RuntimeError as exc:  # a limit on threads (ulimit -u, a container's pids limit)
-                raise LeonardoError(f"the batch's threads cannot start (nothing was sent): {exc}") from None
+                raise LeonardoError.not_sent(f"the batch's threads cannot start (nothing was sent): {exc}") from None
 
     def stop(self) -> BatchSummary:
         """After a Ctrl-C: nothing more is sent, the answers of the create calls under way are journaled."""

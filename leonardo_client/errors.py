@@ -115,7 +115,8 @@ class LeonardoError(Exception):
 
     @classmethod
     def not_sent(cls, message: str) -> "LeonardoError":
-        """Build the error of a call refused before its request went (a closed Client's)."""
+        """Build the error of a call refused before its request went: a closed Client's, no API key, a batch whose
+        threads cannot start."""
         error = cls(message)
         error._never_sent = True
         return error

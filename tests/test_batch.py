@@ -36,7 +36,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 import leonardo_client.__main__ as cli
 import leonardo_client.client as client_module
 from leonardo_client.client import _path
-from leonardo_client import Client, LeonardoError
+from leonardo_client.errors import never_sent
+from leonardo_client import Client, LeonardoError, may_have_run
 from leonardo_client import batch
 from leonardo_client.batch import (
     BatchInputError,
@@ -1661,9 +1662,10 @@ def test_a_worker_thread_that_cannot_start_stops_the_batch_with_nothing_sent(
 
     api, before = ApiDouble(), set(threading.enumerate())
     monkeypatch.setattr(threading.Thread, "start", start)
-    with pytest.raises(LeonardoError, match="can't start new thread"):  # was the RuntimeError: a traceback in the CLI
+    with pytest.raises(LeonardoError, match="can't start new thread") as raised:  # was the RuntimeError: a traceback
         run(api, PROMPTS[:2], str(tmp_path))
     assert "POST" not in api.calls and states(tmp_path) == {0: "planned", 1: "planned"}  # journaled as it is
+    assert never_sent(raised.value) and not may_have_run(raised.value)  # it said a generation may have been made
     deadline = time.monotonic() + 5
     while set(threading.enumerate()) - before and time.monotonic() < deadline:  # the two started end
         time.sleep(0.02)
