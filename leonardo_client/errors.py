@@ -177,9 +177,9 @@ def _noted(note: str, message: str) -> str:
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
     make it: a proxy it cannot use), the connection was never made, or its certificate was refused (the TLS
-    handshake failed before the request went: a CA bundle or a proxy's to set up, not a failure that passes);
-    never for a call whose first request was answered (a redirect followed). A LeonardoError records it when it is
-    made (LeonardoError.not_sent, from_transport): pickle and copy drop the __cause__ it is read from otherwise."""
+    handshake failed before the request went: a CA bundle or a proxy's to set up, not a failure that passes).
+    A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
+    __cause__ it is read from otherwise."""
     return isinstance(error, LeonardoError) and error._never_sent or _before_sending(error.__cause__)
 
 
@@ -192,11 +192,7 @@ _REFUSED = (
 
 
 def _before_sending(cause: Optional[BaseException]) -> bool:
-    """never_sent's rule, on the failure an error was made of. One raised while requests followed a redirect came
-    after an answer (the redirect): the call was sent (a GET's, a download's; a POST follows none)."""
-    frames = traceback.walk_tb(cause.__traceback__ if cause is not None else None)
-    if any(frame.f_code.co_name == "resolve_redirects" for frame, _ in frames):  # requests.Session's
-        return False
+    """never_sent's rule, on the failure an error was made of."""
     if isinstance(cause, _REFUSED) or isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
     reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too

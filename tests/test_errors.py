@@ -191,18 +191,6 @@ def test_a_create_call_requests_refuses_to_make_says_nothing_was_made(monkeypatc
     assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
 
 
-def test_a_get_that_followed_a_redirect_was_sent_whatever_its_next_hop_failed_of():
-    # The first request was answered (a 302): requests refusing the hop it leads to (no adapter for ftp://), or that
-    # hop's connection refused, is no call never sent.
-    redirect = "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n".format
-    hops = [redirect("ftp://127.0.0.1/i.png").encode(), redirect(refused_url() + "/i.png").encode()]
-    with raw_server(*hops) as url, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
-        for _ in hops:
-            with pytest.raises(LeonardoError) as info:
-                client.get_generation_by_id("g")
-            assert not never_sent(info.value) and may_have_run(info.value), str(info.value)
-
-
 def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copied(mocked, mock_client):
     # never_sent read the error's __cause__, which pickle and copy drop: a create call never sent, in a process pool's
     # worker, said may_have_run() in the parent. One that may have run (no answer) still says so.
