@@ -430,6 +430,12 @@ def test_allowed_base_urls(base_url):
     assert Client(api_key=API_KEY, base_url=base_url).base_url == base_url.rstrip("/")
 
 
+def plain_http_refused(said: str) -> str:
+    """The plain-http refusal of ``said`` (the URL as the error names it), as a whole-message pattern."""
+    refused = f"refusing plain-http {said}: the API key would travel unencrypted (loopback hosts only)"
+    return "^" + re.escape(refused) + "$"
+
+
 @pytest.mark.parametrize(
     "base_url",
     [
@@ -439,18 +445,25 @@ def test_allowed_base_urls(base_url):
         "http://[::2]",
         "http://127.0.0.1.example.test",
         "http://localhost.example.test",
-        "http://example.test@127.0.0.1.example.test",
     ],
 )
 def test_plain_http_to_other_hosts_is_refused(base_url):
-    with pytest.raises(ValueError, match="http"):
+    with pytest.raises(ValueError, match=plain_http_refused(f"base_url {base_url!r}")):
         Client(api_key=API_KEY, base_url=base_url)
 
 
 def test_plain_http_from_the_environment_is_refused(monkeypatch):
     monkeypatch.setenv("LEONARDO_BASE_URL", "http://api.example.test")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=plain_http_refused("LEONARDO_BASE_URL 'http://api.example.test'")):
         Client(api_key=API_KEY)
+
+
+def test_userinfo_before_a_host_that_starts_like_loopback_is_refused_as_userinfo():
+    # "example.test@" is userinfo (the host is 127.0.0.1.example.test): refused as such, before its scheme is judged.
+    refused = ("base_url 'http://127.0.0.1.example.test' must not hold user:password@ "
+               "(proxy credentials go in a session's proxies)")
+    with pytest.raises(ValueError, match="^" + re.escape(refused) + "$"):
+        Client(api_key=API_KEY, base_url="http://example.test@127.0.0.1.example.test")
 
 
 @pytest.mark.parametrize("base_url, api_key", [
