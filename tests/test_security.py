@@ -307,10 +307,12 @@ def test_a_key_percent_encoded_in_a_url_is_redacted_too(mocked, caplog):
     caplog.set_level(logging.DEBUG)
     uuid = "0f3c6a52-8a1e-4b7d-9c2f-5e6d7a8b9c0d"
     key = f'"{uuid}"'
-    mocked.add("GET", f"{BASE}/generations/%22{uuid}%22", status=404, json={"error": "not found"})
+    mocked.add("GET", f"{BASE}/generations/%22{uuid}%22", status=404, json={"error": "not found"},
+               match=api_matchers(key=key, timeout=DEFAULT_TIMEOUT))
     with Client(api_key=key, base_url=BASE, max_retries=0) as client, pytest.raises(LeonardoError) as info:
         client.get_generation_by_id(key)
     assert "[redacted]" in str(info.value) and uuid not in str(info.value) and uuid not in caplog.text
+    assert info.value.status_code == 404, info.value
 
 
 def test_a_key_in_a_logged_traceback_is_redacted(caplog):
