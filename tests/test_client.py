@@ -734,7 +734,7 @@ def test_own_session_is_closed_by_close_and_by_the_context_manager(monkeypatch):
 def test_repr_shows_base_url_and_not_the_key():
     client = Client(api_key=API_KEY, base_url=BASE)
     assert repr(client) == f"Client(base_url={BASE!r})"
-    assert API_KEY not in repr(client) and API_KEY not in str(client)
+    assert API_KEY not in repr(client) and API_KEY not in str(client) and API_KEY not in repr(client.retry)
 
 
 def test_a_client_is_neither_copied_nor_pickled_and_says_what_to_do(fake: FakeLeonardo, fake_client: Client) -> None:
