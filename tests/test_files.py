@@ -175,12 +175,6 @@ def test_error_status_raises(fake: FakeLeonardo, tmp_path: object, status: int) 
     assert leftovers(str(tmp_path)) == []
 
 
-def test_missing_file_is_a_404(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
-    with pytest.raises(LeonardoError) as info:
-        fake_client.download_image(fake.root_url + "/cdn/nothing-here.png", os.path.join(str(tmp_path), "x.png"))
-    assert info.value.status_code == 404
-
-
 def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
     with pytest.raises(LeonardoError, match="download failed: connection failed") as info:
         fake_client.download_image(refused_url() + "/x.png", os.path.join(str(tmp_path), "x.png"))
