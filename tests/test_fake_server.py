@@ -1487,25 +1487,31 @@ def test_fault_status_without_a_body_sends_none(fake, api, status):
     assert fake.connections_opened == 1
 
 
-def assert_truncated(send):
-    """The body arrives cut short: urllib3 2.x raises; 1.26 returns the short body silently."""
-    try:
-        response = send()
-    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
-        return
-    assert len(response.content) < int(response.headers["Content-Length"])
+def assert_truncated(send, announced):
+    """A 200 announcing ``announced`` bytes, then half of them and the connection closed (not an answer dropped
+    unsent): urllib3 2.x raises on the short read; 1.26 returns the short body silently."""
+    sent = announced // 2
+    with send(stream=True) as response:
+        assert (response.status_code, response.headers["Content-Length"]) == (200, str(announced))
+        try:
+            content = response.content
+        except requests.exceptions.ChunkedEncodingError as exc:
+            assert f"IncompleteRead({sent} bytes read, {announced - sent} more expected)" in str(exc)
+            return
+    assert len(content) == sent
 
 
 def test_fault_truncate(fake, api):
-    fake.inject(status=200, body={"generations_by_pk": {"id": "x" * 100}}, truncate=True)
-    assert_truncated(lambda: call(api, fake, "GET", "/generations/x"))
+    body = {"generations_by_pk": {"id": "x" * 100}}
+    fake.inject(status=200, body=body, truncate=True)
+    assert_truncated(functools.partial(call, api, fake, "GET", "/generations/x"), len(server_module.json_bytes(body)))
     assert call(api, fake, "GET", "/generations/x").status_code == 200
     fake.inject(status=200, path="/me", body="", truncate=True)  # an empty body: 1 byte announced, none sent
-    assert_truncated(lambda: call(api, fake, "GET", "/me"))
+    assert_truncated(functools.partial(call, api, fake, "GET", "/me"), 1)
     generation_id = create(api, fake, num_images=1)
     url = get_generation(api, fake, generation_id)["generated_images"][0]["url"]
     fake.inject(status=200, path="/cdn/*", body=b"\x89PNG" + b"\x00" * 100, truncate=True)
-    assert_truncated(lambda: requests.get(url, timeout=TIMEOUT))
+    assert_truncated(functools.partial(requests.get, url, timeout=TIMEOUT), 104)
 
 
 def test_fault_truncate_on_a_blob_announces_it_whole(fake):
@@ -1513,7 +1519,7 @@ def test_fault_truncate_on_a_blob_announces_it_whole(fake):
     fake.inject(path="/cdn/*", truncate=True, times=2)
     with requests.get(url, stream=True, timeout=TIMEOUT) as response:
         assert response.headers["Content-Length"] == "200000"
-    assert_truncated(lambda: requests.get(url, timeout=TIMEOUT))
+    assert_truncated(functools.partial(requests.get, url, timeout=TIMEOUT), 200000)
 
 
 def test_inject_rejects_bad_arguments(fake):
@@ -1568,7 +1574,8 @@ def test_fault_stall_after_the_operation_ran(fake, api):
 
 def test_fault_without_status_truncates_the_real_answer(fake, api):
     fake.inject(truncate=True, path="/generations/*")
-    assert_truncated(lambda: call(api, fake, "GET", "/generations/x"))
+    whole = server_module.json_bytes({"generations_by_pk": None})  # the answer to an unknown id
+    assert_truncated(functools.partial(call, api, fake, "GET", "/generations/x"), len(whole))
 
 
 def test_created_at_is_iso_with_milliseconds(fake, api):
