@@ -675,6 +675,7 @@ def test_list_generations_shape_and_other_users(fake, api):
         "/generations/user/{userId}", "get", "generations", "[]", "generated_images", "[]"
     )
     assert "fantasyAvatar" not in image_keys
+    assert len(generation["generated_images"]) == 2
     for image in generation["generated_images"]:
         assert set(image) == image_keys
     other = call(api, fake, "GET", "/generations/user/11111111-1111-4111-8111-111111111111")
