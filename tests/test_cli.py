@@ -796,7 +796,6 @@ def test_no_api_key_leaves_no_out_folder(capsys: pytest.CaptureFixture[str], tmp
         ["generate", "x", "--width", "wide"],
         ["generate", "x", "--timeout", "-1"],
         ["generate", "x", "--timeout", "nan"],
-        ["batch", "prompts.txt", "--out", "o", "--read-timeout", "1e300"],  # was an OverflowError mid-run
         ["list", "u", "--limit", "-1"],
         ["frobnicate"],
         ["--offline", "get", ".."],  # refused by the client before anything is sent
@@ -805,6 +804,16 @@ def test_no_api_key_leaves_no_out_folder(capsys: pytest.CaptureFixture[str], tmp
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: List[str]) -> None:
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_read_timeout_beyond_a_week_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    # 1e300 was an OverflowError mid-run. A prompts file that exists: a missing one is a usage error of its own.
+    (tmp_path / "prompts.txt").write_text("a fox\n", encoding="utf-8")
+    argv = ["batch", str(tmp_path / "prompts.txt"), "--out", str(tmp_path / "o"), "--read-timeout", "1e300"]
+    assert cli.main(argv) == 2
+    said = "leonardo-client batch: error: argument --read-timeout: must be from 0.001 to 604800\n"
+    assert capsys.readouterr().err.endswith(said)
+    assert os.listdir(str(tmp_path)) == ["prompts.txt"]
 
 
 @pytest.mark.parametrize("name", ["guide", ".png"])  # a dot-file has no extension: ".png" was told to "end in" .png
