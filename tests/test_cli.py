@@ -666,20 +666,25 @@ def test_main_without_stdout_leaves_no_file_open(monkeypatch: pytest.MonkeyPatch
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def test_generate_out_where_no_file_can_be_made_is_a_usage_error_before_anything_is_sent(
-    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+@pytest.mark.parametrize("argv, out", [(["generate", "a fox"], ""), (["get", "g-1"], "new/deeper")],
+                         ids=["generate", "get"])
+def test_out_where_no_file_can_be_made_is_a_usage_error_before_anything_is_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+    argv: List[str], out: str,
 ) -> None:
-    # An existing folder this user may not write into: without the check, found only when saving failed, after
-    # the generation was made and paid for. Refused by the file system here, as the parametrized case above is
-    # skipped as root (who may write anywhere); no test noticed the check gone (the review of the simplification).
+    # A folder this user may not write into (get's: to be made in one): without the check, found only when saving
+    # failed, after the generation was made and paid for. Refused by the file system here, as get's parametrized
+    # "unwritable parent" above is skipped as root (who may write anywhere); no test noticed the check gone (the
+    # review of the simplification). The folders get made to check are unmade.
     def refused(**_: Any) -> NoReturn:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
-    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 2
+    folder = str(tmp_path.joinpath(out))  # "": tmp_path itself
+    assert cli.main(argv + ["--out", folder]) == 2
     said = capsys.readouterr().err.splitlines()[-1]
-    assert said == f"leonardo-client: error: --out {cli.shown(str(tmp_path))}: cannot write there (Permission denied)"
-    assert fake_in_env.requests == []
+    assert said == f"leonardo-client: error: --out {cli.shown(folder)}: cannot write there (Permission denied)"
+    assert fake_in_env.requests == [] and os.listdir(str(tmp_path)) == []
 
 
 def test_get_timeout_without_out_is_a_usage_error_before_anything_is_sent(
