@@ -4285,8 +4285,11 @@ def test_unusable_options_are_refused_before_anything_is_sent(tmp_path: Any, opt
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["batch", "p.txt"]) == 2  # --out is required
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    (tmp_path / "p.txt").write_text("a fox\n", encoding="utf-8")  # a missing prompts file is a usage error too
+    assert cli.main(["batch", str(tmp_path / "p.txt")]) == 2
+    said = "leonardo-client batch: error: the following arguments are required: --out\n"
+    assert capsys.readouterr().err.endswith(said)
     assert cli.main(["batch", "p.txt", "--out", "o", "--model", "a", "--model-id", "b"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
 
