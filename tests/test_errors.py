@@ -31,8 +31,8 @@ import urllib3
 from urllib3.exceptions import LocationParseError
 
 from conftest import (
-    API_KEY, BASE, api_matchers, call_endpoint, endpoint_doc, endpoint_methods, endpoint_root, new_generation, raw_server,
-    refused_url,
+    API_KEY, ARGUMENTS, BASE, api_matchers, call_endpoint, endpoint_doc, endpoint_methods, endpoint_root,
+    new_generation, raw_server, refused_url,
 )
 from leonardo_client import Client, CreateGenerationRequest, LeonardoError, generation_id
 from leonardo_client import _files, errors
@@ -110,6 +110,7 @@ BILLING_CREATES = ["create_generation", "create_generation_v2", "create_texture_
                    "create_svd_motion_generation", "create_lcm_generation", "perform_inpainting_lcm",
                    "perform_instant_refine", "perform_alchemy_upscale_lcm"]
 MADE_HINT = "; it may have been made (and billed): look for it in your Leonardo library before sending it again"
+CREATE_SENT = api_matchers(ARGUMENTS["request"])  # a create call of call_endpoint's, from mock_client
 
 
 def test_every_post_endpoint_but_the_upload_is_a_billing_create() -> None:
@@ -129,17 +130,18 @@ def test_a_create_call_that_may_have_run_says_to_look_for_what_it_made(mocked, m
     # of a create call answered 503 paid twice. Every other field is as it was: may_have_run() still says so.
     path = endpoint_doc(name).group(2)
     url = endpoint_root(path) + path
-    mocked.add("POST", url, status=503, json={"error": "busy"}, headers={"x-request-id": "req-9", "Retry-After": "7"})
+    mocked.add("POST", url, status=503, json={"error": "busy"}, headers={"x-request-id": "req-9", "Retry-After": "7"},
+               match=CREATE_SENT)
     err = create_failure(mock_client, name)
     assert err.message == "busy" + MADE_HINT and str(err) == f"HTTP 503: busy{MADE_HINT} (POST {url})"
     assert (err.status_code, err.body, err.method, err.url) == (503, {"error": "busy"}, "POST", url)
     assert (err.request_id, err.retry_after, type(err)) == ("req-9", 7.0, LeonardoError) and may_have_run(err)
     timeout = requests.exceptions.ReadTimeout("slow read")  # no answer: its cause kept
-    mocked.add("POST", url, body=timeout)
+    mocked.add("POST", url, body=timeout, match=CREATE_SENT)
     err = create_failure(mock_client, name)
     assert err.message == "timed out waiting for leonardo.example.test's response" + MADE_HINT
     assert (err.status_code, err.body, err.__cause__, may_have_run(err)) == (None, None, timeout, True)
-    mocked.add("POST", url, status=400, json={"error": "bad prompt"})  # a refusal made nothing: no hint
+    mocked.add("POST", url, status=400, json={"error": "bad prompt"}, match=CREATE_SENT)  # a refusal: no hint
     err = create_failure(mock_client, name)
     assert (err.message, err.status_code, err.body) == ("bad prompt", 400, {"error": "bad prompt"})
     refused = refused_url()
@@ -159,8 +161,8 @@ def test_a_ctrl_c_during_a_create_call_says_it_may_have_been_made(mocked, mock_c
     def interrupted(request: Any) -> Any:
         raise stops[0] if request.method == "POST" else stops[1]
 
-    mocked.add_callback("POST", endpoint_root(path) + path, callback=interrupted)
-    mocked.add_callback("GET", GEN_URL, callback=interrupted)
+    mocked.add_callback("POST", endpoint_root(path) + path, callback=interrupted, match=CREATE_SENT)
+    mocked.add_callback("GET", GEN_URL, callback=interrupted, match=api_matchers())
     for call in (partial(call_endpoint, mock_client, name), partial(mock_client.get_generation_by_id, "g")):
         with pytest.raises(KeyboardInterrupt) as caught:
             call()
@@ -200,8 +202,9 @@ def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copi
     mocked.add_passthru(refused)
     with Client(api_key=API_KEY, base_url=refused + "/v1", max_retries=0) as client:
         unsent = [create_failure(closed, "create_generation"), create_failure(client, "create_generation")]
-    mocked.add("POST", POST_URL, body=requests.exceptions.ReadTimeout("slow read"))
+    mocked.add("POST", POST_URL, body=requests.exceptions.ReadTimeout("slow read"), match=CREATE_SENT)
     sent = create_failure(mock_client, "create_generation")
+    assert sent.message.startswith("timed out waiting"), sent  # the mock's answer, not a request it refused
     for err, was_sent in [(unsent[0], False), (unsent[1], False), (sent, True)]:
         for again in (pickle.loads(pickle.dumps(err)), copy.copy(err), copy.deepcopy(err)):
             assert again.__cause__ is None and (never_sent(again), may_have_run(again)) == (not was_sent, was_sent)
@@ -218,16 +221,16 @@ def test_a_malformed_keys_500_says_so_and_that_nothing_was_made(mocked, mock_cli
     # Read as any 500, it said nothing of the key, and of a create call that it "may have been made (and billed)".
     path = endpoint_doc(name).group(2)
     url = endpoint_root(path) + path
-    mocked.add("POST", url, status=500, json=AUTH_HOOK_FAILED)
+    mocked.add("POST", url, status=500, json=AUTH_HOOK_FAILED, match=CREATE_SENT)
     err = create_failure(mock_client, name)
     assert err.message == MALFORMED_KEY and str(err) == f"HTTP 500: {MALFORMED_KEY} (POST {url})"
     assert (err.status_code, err.body, may_have_run(err)) == (500, AUTH_HOOK_FAILED, False)
-    mocked.add("GET", GEN_URL, status=500, json=AUTH_HOOK_FAILED)
+    mocked.add("GET", GEN_URL, status=500, json=AUTH_HOOK_FAILED, match=api_matchers())
     assert fail(mock_client).message == MALFORMED_KEY
     crashed = {"error": "internal error", "path": "$", "code": "unexpected"}  # another 500: may have run, as before
-    mocked.add("POST", url, status=500, json=crashed)
+    mocked.add("POST", url, status=500, json=crashed, match=CREATE_SENT)
     assert may_have_run(create_failure(mock_client, name))
-    mocked.add("POST", url, status=502, json=AUTH_HOOK_FAILED)  # not the auth hook's 500: from elsewhere, may have run
+    mocked.add("POST", url, status=502, json=AUTH_HOOK_FAILED, match=CREATE_SENT)  # not the hook's: may have run
     err = create_failure(mock_client, name)
     assert err.message == f"{AUTH_HOOK_FAILED['error']}; {errors.MAY_HAVE_BEEN_MADE}" and may_have_run(err)
     assert err.args == (err.message,)  # what a logger or error reporter reads of it says so too
@@ -239,9 +242,10 @@ def test_the_auth_hooks_500_to_a_uuid_key_is_a_500_that_may_pass(mocked):
     key = "0f3c6a52-8a1e-4b7d-9c2f-5e6d7a8b9c0d"
     complete = {"generations_by_pk": {"id": "g", "status": "COMPLETE", "generated_images": [{"url": "u"}]}}
     for answer in ({"status": 500, "json": AUTH_HOOK_FAILED},) * 2 + ({"json": complete},):
-        mocked.add("GET", GEN_URL, **answer)
+        mocked.add("GET", GEN_URL, **answer, match=api_matchers(key=key, timeout=client_module.DEFAULT_TIMEOUT))
     with Client(api_key=key, base_url=BASE, max_retries=0) as client:
         err = fail(client)
+        assert err.status_code == 500, err  # the mock's answer (a request it refused would leave the wait polling)
         assert client.wait_for_generation("g", poll_interval=0.001) == complete["generations_by_pk"]
     said = "Leonardo could not check the API key (if this goes on, check that it is your current key)"
     assert err.message == f"Invalid response from authorization hook: {said}"
@@ -255,7 +259,7 @@ def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked
     # reads it itself); the id read from it, or the wait on it, says so.
     path = endpoint_doc(name).group(2)
     answer = {"errors": [{"message": "Not enough tokens"}]}
-    mocked.add("POST", endpoint_root(path) + path, json=answer)
+    mocked.add("POST", endpoint_root(path) + path, json=answer, match=CREATE_SENT)
     assert call_endpoint(mock_client, name) == answer
     with pytest.raises(LeonardoError) as caught:
         generation_id(answer)
@@ -269,14 +273,15 @@ def test_a_create_answer_without_its_job_id_says_to_look_for_what_it_made(mocked
 @pytest.mark.parametrize("answer", [{"generate": {"generationId": "g-1", "cost": {"amount": 1}}},
                                     {"generationId": "g-1", "apiCreditCost": 1}])
 def test_both_shapes_of_a_v2_create_answer_are_returned_as_they_came(mocked, mock_client, answer):
-    mocked.add("POST", endpoint_root("/v2/") + "/v2/generations", json=answer)
-    assert generation_id(mock_client.create_generation_v2({"model": "m", "parameters": {}})) == "g-1"
+    body = {"model": "m", "parameters": {}}
+    mocked.add("POST", endpoint_root("/v2/") + "/v2/generations", json=answer, match=api_matchers(body))
+    assert generation_id(mock_client.create_generation_v2(body)) == "g-1"
 
 
 def test_a_long_message_keeps_the_whole_hint_in_its_one_line(mocked, mock_client):
-    mocked.add("POST", POST_URL, status=500, body="x" * 1000, content_type="text/plain")
+    mocked.add("POST", POST_URL, status=500, body="x" * 1000, content_type="text/plain", match=CREATE_SENT)
     text = str(create_failure(mock_client, "create_generation"))
-    assert text.endswith(f"{MADE_HINT} (POST {POST_URL})") and len(text) < 400
+    assert text.startswith("HTTP 500: xxx") and text.endswith(f"{MADE_HINT} (POST {POST_URL})") and len(text) < 400
 
 
 def test_moderation_403_keeps_the_api_text(mocked, mock_client):
