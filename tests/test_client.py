@@ -696,7 +696,7 @@ def test_a_call_under_way_at_close_goes_through_the_clients_rule_not_your_sessio
         return send(request, **kwargs)
 
     session.send = closing_send  # type: ignore[method-assign]
-    mocked.add("GET", BASE + "/me", json={"user_details": []})
+    mocked.add("GET", BASE + "/me", json={"user_details": []}, match=api_matchers(timeout=DEFAULT_TIMEOUT))
     assert client.get_user_info() == {"user_details": []}  # started before close(): it ends
     assert used and used[0] is not mine and used[0].max_retries is client.retry
     assert session.get_adapter(BASE + "/me") is mine  # put back as the call ended
