@@ -24,8 +24,8 @@ import pytest
 import requests
 import responses
 
-from conftest import API_KEY, BASE, finished
-from leonardo_client import Client, LeonardoError, generation_id
+from conftest import API_KEY, BASE, api_matchers, finished
+from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, generation_id
 from leonardo_client.batch import BatchInterrupted, BatchSummary, run_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -405,11 +405,16 @@ def test_list_and_delete_pages_by_what_it_got_and_skips_what_it_cannot_delete(
         got = listed[offsets[-1] : offsets[-1] + min(int(query["limit"]), 3)]
         return 200, {}, json.dumps({"generations": got} if got else {})
 
-    mocked.add_callback("GET", f"{BASE}/generations/user/u1", callback=page)
+    list_and_delete = example("list_and_delete")
+    for offset in (0, 3, 6, 9):
+        query = {"limit": str(list_and_delete.PAGE), "offset": str(offset)}
+        sent = api_matchers(timeout=DEFAULT_TIMEOUT, query=query)
+        mocked.add_callback("GET", f"{BASE}/generations/user/u1", callback=page, match=sent)
     for generation in made[:4]:
         gone = {"id": generation["id"]} if generation is not made[0] else None  # gen-1: deleted meanwhile
-        mocked.delete(f"{BASE}/generations/{generation['id']}", json={"delete_generations_by_pk": gone})
-    assert example("list_and_delete").main(["u1", "--keep", "1", "--yes"]) == 0
+        sent = api_matchers(timeout=DEFAULT_TIMEOUT)
+        mocked.delete(f"{BASE}/generations/{generation['id']}", json={"delete_generations_by_pk": gone}, match=sent)
+    assert list_and_delete.main(["u1", "--keep", "1", "--yes"]) == 0
     assert offsets == [0, 3, 6, 9]  # was [0, 50]: 3 of the 9 seen
     said = ["deleted"] * 3 + ["not found (deleted meanwhile?)"]  # was 6 generations, gen-4 deleted twice
     assert capsys.readouterr().out == "5 generations, keeping the newest 1\n" + "".join(
