@@ -55,11 +55,11 @@ def test_header_name_and_scheme_are_case_insensitive_and_str_bodies_work() -> No
     assert parse_webhook(memoryview(BODY), {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)["type"]
 
 
-@pytest.mark.parametrize("body", [json.loads(BODY), None])
-def test_a_body_already_parsed_or_none_is_a_type_error(body: Any) -> None:
+@pytest.mark.parametrize("body, name", [(json.loads(BODY), "dict"), (None, "NoneType")])
+def test_a_body_already_parsed_or_none_is_a_type_error(body: Any, name: str) -> None:
     # A framework's parsed JSON (Flask's get_json()) was "webhook body is not JSON", a ValueError: a receiver
     # answering 400 to those hid the programming mistake behind Leonardo's retries.
-    with pytest.raises(TypeError, match="^body must be the request's raw body \\(bytes or str\\), not (dict|NoneType)$"):
+    with pytest.raises(TypeError, match=f"^body must be the request's raw body \\(bytes or str\\), not {name}$"):
         parse_webhook(body, {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
 
 
