@@ -261,9 +261,9 @@ def test_wrong_request_type_raises_type_error_and_sends_nothing(mocked, mock_cli
 
 
 def test_required_field_set_to_none_raises_value_error_and_sends_nothing(mocked, mock_client):
-    with pytest.raises(ValueError, match="prompt"):
+    with pytest.raises(ValueError, match=r"^CreateGenerationRequest\.prompt is required$"):
         mock_client.create_generation(CreateGenerationRequest(prompt=None))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="init_image_id"):
+    with pytest.raises(ValueError, match=r"^CreateGenerationRequest\.controlnets\[0\]\.init_image_id is required$"):
         mock_client.create_generation(
             CreateGenerationRequest("p", controlnets=[ControlnetInput(None, "UPLOADED", 1)])  # type: ignore[arg-type]
         )
