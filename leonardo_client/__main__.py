@@ -554,7 +554,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
     finally:
         line.close()
     try:
-        paths = client.save_results(_with_files(generation), args.out)
+        paths = client.save_results(generation, args.out)  # images with no URL yet: skipped, said after
     except KeyboardInterrupt:  # COMPLETE: as a stop in the wait
         raise _stopped(made, args.offline) from None
     except LeonardoError as exc:
@@ -590,14 +590,6 @@ def _wait_for_the_rest(
         if _images_to_save(answer) >= _images_to_save(generation):  # never one with fewer files than had come
             generation = answer
         interval = min(interval * _client.POLL_BACKOFF, _client.MAX_POLL_INTERVAL)
-    return generation
-
-
-def _with_files(generation: Dict[str, Any]) -> Dict[str, Any]:
-    """``generation`` with only the images that have a file (some still without a URL: said after, see _short_of)."""
-    images = generation.get("generated_images")
-    if isinstance(images, list):
-        return dict(generation, generated_images=[image for image in images if has_file(image)])
     return generation
 
 

@@ -343,7 +343,8 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it holds
-    neither generated_images nor model_asset_texture_images ([] for an empty list)."""
+    neither generated_images nor model_asset_texture_images ([] for an empty list). Images with no file yet
+    (has_file) are skipped; a URL present but malformed is refused."""
     status = result.get("status")
     if status == "FAILED":
         raise ValueError("the generation FAILED: it has no files to save")
@@ -355,6 +356,8 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     generation = safe_name(result.get("id"), "generation")
     files = []
     for n, image in enumerate(_entries(result, "generated_images", Mapping)):
+        if not has_file(image):  # its URL not filled in yet (the API may lag after COMPLETE): nothing to save
+            continue
         name, where = f"{generation}_{safe_name(image.get('id'), str(n))}", f"generated_images[{n}]"
         key = file_key(image)
         files.append((name, _file_url(image.get(key), f"{where}.{key}")))
@@ -362,6 +365,8 @@ def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         if key == "url" and motion and motion != image["url"]:  # a v2 video has it in both
             files.append((name + "_motion", _file_url(motion, where + ".motionMP4URL")))
     for n, texture in enumerate(_entries(result, "model_asset_texture_images", Mapping)):
+        if not has_file(texture):
+            continue
         kind = safe_name(str(texture.get("type") or "").lower(), str(n))
         files.append((f"{generation}_{kind}", _file_url(texture.get("url"), f"model_asset_texture_images[{n}].url")))
     return files

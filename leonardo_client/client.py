@@ -602,10 +602,11 @@ class Client:
     def save_results(self, result: Mapping[str, Any], folder: _files.PathLike) -> List[str]:
         """Save every file of a COMPLETE generation, texture or LCM result into ``folder``; returns the paths.
 
-        ``result`` may be the response holding it. ``folder`` is created if needed (not for a result with no file:
-        ``[]``); names come from ids (``<generation>_<image>.png``...; an LCM result's from its requestTimestamp and
-        a digest of its images) and replace files. ValueError if not COMPLETE (a create call's response: wait for it
-        first) or ``folder`` is a file (with files to save); nothing is written if its images are malformed.
+        ``result`` may be the response holding it; an image with no URL yet is skipped. ``folder`` is created if
+        needed (not for a result with no file: ``[]``); names come from ids (``<generation>_<image>.png``...; an LCM
+        result's from its requestTimestamp and a digest of its images) and replace files. ValueError if not COMPLETE
+        (a create call's response: wait for it first) or ``folder`` is a file (with files to save); nothing is
+        written if its images are malformed.
         """
         self._check_open()  # before any folder or file is made: an LCM result's need no request
         created = _created_job(result) if isinstance(result, Mapping) else None

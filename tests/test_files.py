@@ -355,6 +355,21 @@ def test_a_list_of_files_at_null_is_an_empty_one(mock_client: Client, tmp_path: 
     assert mock_client.save_results(texture, str(tmp_path)) == [os.path.join(str(tmp_path), "t_albedo.png")]
 
 
+def test_images_without_a_url_yet_are_skipped(mock_client: Client, tmp_path: object) -> None:
+    # The wait returns a COMPLETE generation whose URLs the API has not all filled in yet (API_FACTS_MORE (c)):
+    # README's Quickstart saves it as it is. It raised "url is not a file URL: null" and saved none.
+    url = "data:image/png;base64," + base64.b64encode(PNG_MAGIC).decode()
+    images = [{"id": "a", "url": None}, {"id": "b", "url": url}, {"id": "c"}, {"id": "d", "url": ""}]
+    result = {"id": "g", "status": "COMPLETE", "generated_images": images}
+    assert mock_client.save_results(result, str(tmp_path)) == [os.path.join(str(tmp_path), "g_b.png")]
+    textures = [{"type": "ALBEDO", "url": None}, {"type": "NORMAL", "url": url}]
+    texture = {"id": "t", "status": "COMPLETE", "model_asset_texture_images": textures}
+    assert mock_client.save_results(texture, str(tmp_path)) == [os.path.join(str(tmp_path), "t_normal.png")]
+    folder = os.path.join(str(tmp_path), "none")  # README: a result with no file returns [], no folder made
+    assert mock_client.save_results(dict(result, generated_images=[images[0], images[2]]), folder) == []
+    assert not os.path.exists(folder)
+
+
 def test_lcm_data_urls_are_decoded(fake_client: Client, tmp_path: object) -> None:
     source = "data:image/png;base64," + base64.b64encode(PNG_MAGIC + b"tiny").decode()
     response = fake_client.perform_instant_refine({"imageDataUrl": source, "prompt": "sharper", "requestTimestamp": "1700000000000"})
@@ -576,8 +591,8 @@ def test_pending_or_unknown_results_are_refused(fake: FakeLeonardo, fake_client:
 @pytest.mark.parametrize(
     "images, where",
     [([None], "generated_images is not a list of objects"), (["https://cdn.example.test/x.png"], "list of objects"),
-     ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": None}], r"generated_images\[1\].url is not a file URL"),
-     ([{"id": "i"}], r"generated_images\[1\].url is not a file URL: null$"),  # it said NoneType, int: Python's
+     ({"id": "i"}, "generated_images is not a list"), ([{"id": "i", "url": True}], r"generated_images\[1\].url is not"),
+     ([{"id": "i", "url": ["x"]}], "not a file URL: a list holding a string$"),  # it said list, int: Python's
      ([{"id": "i", "url": 5}], "not a file URL: a number$"), ([{"id": "i", "url": "https://h/x.png", "motionMP4URL": ["x"]}], "motionMP4URL"),
      ([{"id": "i", "url": "https://h/\udcff.png"}], "not a file URL"),
      ([{"id": "i", "url": "https://" + "a" * 64 + ".example.test/x.png"}], "not a file URL")],
