@@ -179,6 +179,19 @@ def reentrant(event: threading.Event) -> threading.Event:
     return event
 
 
+class ClientClosed(ResponseError):
+    """Client.close() ended a retry's wait: the request is not sent again. ``made_nothing``: no try did anything on
+    the server (LeonardoRetry.did_nothing), as a POST's never do (only such a POST is retried); ``status`` and
+    ``retry_after``: of the answer it waited after (a 429's...), None after a connection never made."""
+
+    def __init__(self, rule: "LeonardoRetry", response: Any) -> None:
+        super().__init__("the Client was closed before its retry")
+        self.made_nothing = all(rule.did_nothing(entry.status, entry.error) for entry in rule.history)
+        self.status: Optional[int] = getattr(response, "status", None)
+        headers = getattr(response, "headers", None) or {}
+        self.retry_after = parse_retry_after(headers.get("Retry-After"))
+
+
 class LeonardoRetry(Retry):
     """urllib3 Retry with the POST rule, a Retry-After cap and jittered, capped backoff."""
 
@@ -204,12 +217,17 @@ class LeonardoRetry(Retry):
         # urllib3's own, but woken by close(): a retry after it would open a connection (urllib3 2.x)
         wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
         if self.closed.wait(wait or self.get_backoff_time()):
-            closed = ResponseError("the Client was closed")
-            raise MaxRetryError(None, "", closed)  # type: ignore[arg-type,unused-ignore]
+            raise MaxRetryError(None, "", ClientClosed(self, response))  # type: ignore[arg-type,unused-ignore]
+
+    def did_nothing(self, status: Optional[int], error: Optional[Exception]) -> bool:
+        """Whether a try did nothing on the server: answered 429 (turned away before any work was done), or failed
+        with a connection that never reached it (types-urllib3, for 1.26, lacks this private method both versions
+        have). The only tries of a POST that are retried."""
+        unreached = error is not None and self._is_connection_error(error)  # type: ignore[attr-defined,unused-ignore]
+        return status == 429 or bool(unreached)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # 429 means the request was turned away before any work was done: safe to re-send.
-        if method.upper() == "POST" and status_code == 429:
+        if method.upper() == "POST" and self.did_nothing(status_code, None):  # safe to re-send
             return bool(self.total) and not getattr(_thread, "posts_not_retried", False)
         return bool(super().is_retry(method, status_code, has_retry_after))
 
@@ -220,9 +238,7 @@ class LeonardoRetry(Retry):
         if certificate_refused(error):
             raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
-            # Re-raised, as urllib3 does for a read error, unless the connection never reached the
-            # server (types-urllib3, for 1.26, lacks this private method both versions have).
-            if not self._is_connection_error(error):  # type: ignore[attr-defined,unused-ignore]
+            if not self.did_nothing(None, error):  # re-raised, as urllib3 does for a read error
                 raise error
             if getattr(_thread, "posts_not_retried", False):
                 raise MaxRetryError(_pool, url or "", error)  # as when no retry is left

@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import certificate_refused, parse_retry_after
+from ._retry import ClientClosed, certificate_refused, parse_retry_after
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -109,7 +109,10 @@ class LeonardoError(Exception):
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         for secret in hidden:
             message = message.replace(secret, REDACTED)
-        error = cls(redact(_noted(note, message), key), method=method, url=redact(url, key))
+        closed = _reason(exc)  # in a retry's wait: the answer it waited after (a 429's) is the one at fault
+        status, retry_after = (closed.status, closed.retry_after) if isinstance(closed, ClientClosed) else (None, None)
+        text, url = redact(_noted(note, message), key), redact(url, key)
+        error = cls(text, method=method, url=url, status_code=status, retry_after=retry_after)
         error._never_sent = _before_sending(exc)
         return error
 
@@ -177,7 +180,8 @@ def _noted(note: str, message: str) -> str:
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
     make it: a proxy it cannot use), the connection was never made, or its certificate was refused (the TLS
-    handshake failed before the request went: a CA bundle or a proxy's to set up, not a failure that passes).
+    handshake failed before the request went: a CA bundle or a proxy's to set up, not a failure that passes), or
+    Client.close() ended a retry's wait after tries that did nothing (a 429, a connection never made: a POST's).
     A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
     __cause__ it is read from otherwise."""
     return isinstance(error, LeonardoError) and error._never_sent or _before_sending(error.__cause__)
@@ -195,11 +199,17 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
     """never_sent's rule, on the failure an error was made of."""
     if isinstance(cause, _REFUSED) or isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
-    reason = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None  # SSLError too
-    # MaxRetryError -> its cause; NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
-    reason = getattr(reason, "reason", reason)
-    reason = getattr(reason, "original_error", reason)  # a ProxyError: the proxy's connection refused, say
-    return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError)
+    reason = _reason(cause)  # NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
+    made_nothing = isinstance(reason, ClientClosed) and reason.made_nothing  # closed in a wait after such tries only
+    return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError) or made_nothing
+
+
+def _reason(cause: Optional[BaseException]) -> Any:
+    """urllib3's failure under requests' ConnectionError (an SSLError too) or RetryError (a ClientClosed)."""
+    if not isinstance(cause, (requests.ConnectionError, requests.exceptions.RetryError)) or not cause.args:
+        return None
+    reason = getattr(cause.args[0], "reason", cause.args[0])  # MaxRetryError -> its cause
+    return getattr(reason, "original_error", reason)  # a ProxyError: the proxy's connection refused, say
 
 
 # Hasura's error when its auth hook failed: Leonardo's answer, a 500, to a key that is not a UUID, or when the hook

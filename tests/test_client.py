@@ -54,7 +54,7 @@ from leonardo_client import (
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 import leonardo_client.client as client_module
 from leonardo_client.errors import MAY_HAVE_BEEN_MADE, _KeyRedactingFilter
-from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers, endpoint_methods, parse_jpeg
+from conftest import AGENT, API_KEY, BASE, THREADS, api_matchers, endpoint_methods, parse_jpeg, refused_url
 
 # --- the 13 endpoint methods -----------------------------------------------------------------
 
@@ -505,7 +505,26 @@ def test_close_during_a_retry_wait_ends_it_and_sends_nothing_more(fake: FakeLeon
     fake_client.close()  # while it waits out the Retry-After
     call.join(5)
     assert outcome and isinstance(outcome[0], LeonardoError) and "the Client was closed" in str(outcome[0])
-    assert [r.method for r in fake.requests] == ["POST"] and fake.generation_ids() == []  # it was sent, and billed
+    assert [r.method for r in fake.requests] == ["POST"] and fake.generation_ids() == []  # it was sent, not billed
+    # A POST is retried only when its try made nothing: it said "it may have been made (and billed)", status None.
+    error = outcome[0]
+    assert (error.status_code, error.retry_after, may_have_run(error)) == (429, 30.0, False)  # the 429's
+    assert MAY_HAVE_BEEN_MADE not in str(error)
+
+
+def test_close_during_the_backoff_after_a_connection_never_made_says_nothing_was_made() -> None:
+    # Connections refused (retried: none reached the server), then close() in the 15-30 s backoff: it said "it may
+    # have been made (and billed)".
+    client = Client(api_key=API_KEY, base_url=refused_url() + "/api/rest/v1", backoff_factor=30)
+    closer = threading.Timer(0.3, client.close)
+    closer.start()
+    started = time.monotonic()
+    with pytest.raises(LeonardoError, match="the Client was closed") as caught:
+        client.create_generation({"prompt": "x"})
+    assert time.monotonic() - started < 10  # not the backoff
+    closer.join()
+    assert (caught.value.status_code, may_have_run(caught.value)) == (None, False)
+    assert MAY_HAVE_BEEN_MADE not in str(caught.value)
 
 
 def test_close_while_threads_call_leaves_no_connection_open(fake: FakeLeonardo) -> None:

@@ -37,6 +37,7 @@ from conftest import (
 from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
 from leonardo_client._retry import (
     DEFAULT_MAX_BACKOFF,
+    ClientClosed,
     DEFAULT_MAX_RETRY_AFTER,
     LeonardoRetry,
     default_retry,
@@ -105,6 +106,23 @@ def test_inside_posts_not_retried_a_threads_posts_are_not_retried_at_all():
             pass
         assert default_retry().is_retry("POST", 429) is False  # still inside the outer one
     assert default_retry().is_retry("POST", 429) is True  # and only inside
+
+
+@pytest.mark.parametrize("method, status, made_nothing", [
+    ("POST", 429, True), ("POST", None, True), ("GET", 429, True), ("GET", None, True), ("DELETE", 503, False),
+])
+def test_a_wait_ended_by_close_says_whether_a_try_may_have_done_something(method, status, made_nothing):
+    # Client.close() ends a retry's wait: a POST's tries never did anything (a 429, a connection never made: the
+    # only ones retried), so that call was never sent (errors.never_sent); a DELETE answered 503 may have run.
+    retry, response = default_retry(), urllib3_response(status, "5") if status else None
+    retry.closed.set()
+    refused = None if status else NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    retry = retry.increment(method, "/x", response=response, error=refused)
+    with pytest.raises(MaxRetryError) as caught:
+        retry.sleep(response)
+    closed = caught.value.reason
+    assert isinstance(closed, ClientClosed) and closed.made_nothing is made_nothing
+    assert (closed.status, closed.retry_after) == ((status, 5.0) if status else (None, None))
 
 
 def test_allowed_methods_exclude_post():
