@@ -1173,7 +1173,7 @@ class _Engine:
             self.drain_posts()  # a second Ctrl-C ends this at once...
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
-                self.gallery(final=True)  # ...the page not left "running" (reloading every 5 s)
+                self.gallery(final=True)  # ...the page not left saying "running"
             raise
         self.gallery(final=True)
         return self.summary(interrupted=True)
@@ -2028,11 +2028,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:40].rstrip("-") or "item"
 
 
-# The header's word on a page that says "running" (it reloads every 5 s): whether the batch still is.
+# The header's word on a page that says "running": whether the batch still is. It does not reload itself: a reload
+# every few seconds sent a screen reader back to the top, and a page of 20,000 items took longer than that to load.
 _RUNNING_NOTE = (
     f"While the batch runs, this page is rewritten at least every {GALLERY_HEARTBEAT:.0f} s: if it still says "
     "running and was updated more than two minutes ago, the batch is no longer running (killed, or its machine "
-    "went off); rerun the same command to resume."
+    "went off); rerun the same command to resume. It does not reload itself: reload it to see the latest."
 )
 
 _CSS = """
@@ -2144,9 +2145,8 @@ def write_gallery(
     if summary.ambiguous:
         advice = ambiguous_advice("their cards and your Leonardo library")
         notes.append(advice[:1].upper() + advice[1:] + ".")
-    refresh = "" if final else '<meta http-equiv="refresh" content="5">'
     page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{refresh}'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head>\n"
         f"<body><header><h1>{title}</h1><p>{headline}</p>" + "".join(f"<p>{e(n)}</p>" for n in notes)
