@@ -2045,44 +2045,50 @@ header p+p{margin-top:4px;font-size:13px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px;
 align-items:start}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
-border-top:4px solid var(--state,#666)}
+border-top:4px solid var(--state,#666);display:flex;flex-direction:column}
 .complete{--state:#1e7a44}.failed{--state:#c0392b}.ambiguous{--state:#8a5a00}
 .submitted,.submitting{--state:#2a62b0}
-.thumbs{display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
+.thumbs{order:-1;display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
 .thumbs a{position:relative}
+.thumbs a:focus-visible{outline:none}
+.thumbs a:focus-visible::after{content:"";position:absolute;inset:0;
+box-shadow:inset 0 0 0 3px #fff,inset 0 0 0 6px #1f2430}
 .thumbs img,.thumbs video{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .kind{position:absolute;left:4px;top:4px;padding:0 6px;border-radius:8px;font-size:11px;color:#fff;
 background:rgba(0,0,0,.65)}
 .empty,.file{height:120px;display:flex;align-items:center;justify-content:center;color:#555;background:#eee}
 .file{color:#333;padding:4px;overflow-wrap:anywhere}
 .info{padding:10px 12px;font-size:13px}
-.prompt{margin:0 0 8px;font-size:14px;font-weight:normal;line-height:1.35;overflow-wrap:anywhere;white-space:pre-line;
+h2{margin:0 0 6px;font-size:13px;color:#555;overflow-wrap:anywhere}
+.prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere;white-space:pre-line;
 display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:6;overflow:hidden}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff;
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:normal;color:#fff;
 background:var(--state,#666)}
 .reason{color:#a3342b;margin-top:6px;overflow-wrap:anywhere}
 """
 
 
 def _thumbs(item: _Item) -> str:
-    """An item's thumbnails, each a link to its file; a video's labelled so (its first frame may not show)."""
-    e, alt = html.escape, html.escape(item.item.prompt[:100])
+    """An item's thumbnails, each a link to its file; a video's labelled so (its first frame may not show). Named
+    "image 1", "video 2": the card's heading and prompt, read before them, say whose they are."""
+    e = html.escape
     thumbs = []
-    for name in map(e, item.files):
+    for number, name in enumerate(map(e, item.files), 1):
         if name.lower().endswith(VIDEOS):  # preload: without it, browsers show no frame of a video not played
             video = f'<video src="{name}" preload="metadata" muted loop playsinline></video>'
-            thumbs.append(f'<a href="{name}" aria-label="video: {alt}">{video}<span class="kind">video</span></a>')
+            thumbs.append(f'<a href="{name}" aria-label="video {number}">{video}<span class="kind">video</span></a>')
         elif name.lower().endswith(OTHER_FILES):  # a 3D model, a sound: a link to it
             thumbs.append(f'<a class="file" href="{name}">{name}</a>')
         else:
-            thumbs.append(f'<a href="{name}"><img src="{name}" alt="{alt}" loading="lazy"></a>')
-    return "".join(thumbs) or f'<div class="empty">{e(item.state)}</div>'
+            thumbs.append(f'<a href="{name}"><img src="{name}" alt="image {number}" loading="lazy"></a>')
+    return "".join(thumbs) or f'<div class="empty" aria-hidden="true">{e(item.state)}</div>'  # said by the heading
 
 
 def _card(item: _Item) -> str:
-    """One item of the gallery: thumbnails linking to the files, the prompt (escaped), details."""
+    """One item of the gallery: a heading (its number, name and state), the prompt (escaped), details, then the
+    thumbnails linking to the files (shown first, CSS order): a screen reader tells what they are before them."""
     e, spec = html.escape, item.item
     seed = item.seed if item.seed is not None else spec.seed
     before = item.paid or item.paid_unknown  # its earlier generations, sent again on purpose
@@ -2091,7 +2097,6 @@ def _card(item: _Item) -> str:
     else:  # made (paid for), by an answer lost (adopted) or without a cost; or not made, or refunded
         cost = "unknown" if item.cost_unknown_now() else "-"
     rows = {
-        "item": f"#{item.index + 1}" + (f" {spec.name}" if spec.name else ""),
         "model": spec.model or spec.model_id or "default (v1)",
         "size": f"{spec.width or '?'} x {spec.height or '?'}" if spec.width or spec.height else "default",
         "seed": "-" if seed is None else str(seed),
@@ -2102,11 +2107,12 @@ def _card(item: _Item) -> str:
     # submitted: a download that failed; complete: saved short of images (see seen_complete)
     shown = item.state in ("failed", "ambiguous", "submitted", "complete") and item.reason
     reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
+    name = f" <bdi>{e(spec.name)}</bdi>" if spec.name else ""  # bdi: a right-to-left name cannot move the state
     return (
-        f'<article class="card {e(item.state)}"><div class="thumbs">{_thumbs(item)}</div><div class="info">'
-        f'<h2 class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</h2>'
-        f'<span class="status">{e(item.state)}</span>'
-        f"<dl>{details}</dl>{reason}</div></article>"
+        f'<article class="card {e(item.state)}"><div class="info">'
+        f'<h2>#{item.index + 1}{name} <span class="status">{e(item.state)}</span></h2>'
+        f'<p class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</p>'
+        f'<dl>{details}</dl>{reason}</div><div class="thumbs">{_thumbs(item)}</div></article>'
     )
 
 

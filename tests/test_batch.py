@@ -3998,6 +3998,19 @@ def test_a_card_shows_images_plays_videos_and_links_other_files() -> None:
     assert '<a class="file" href="0001-a-fox-4.mp3">' in card
 
 
+def test_a_card_is_headed_by_its_number_name_and_state_and_read_before_its_thumbnails() -> None:
+    # Its heading was the whole prompt (1,500 characters in a screen reader's list of headings), read after the
+    # thumbnails, each named by the prompt's first 100 characters: four links heard as the prompt, then the card.
+    item = batch._Item(6, batch.make_item({"prompt": "a red fox " * 150, "name": "\u202eFox"}), state="complete")
+    item.files = ["0007-fox-1.png", "0007-fox-2.mp4"]
+    card = batch._card(item)
+    # bdi: the name's right-to-left override cannot reverse the state after it
+    assert card.split("<h2>")[1].split("</h2>")[0] == '#7 <bdi>\u202eFox</bdi> <span class="status">complete</span>'
+    assert card.index("</h2>") < card.index('<p class="prompt"') < card.index("<a href=")
+    assert re.findall(r'(?:alt|aria-label)="([^"]*)"', card) == ["image 1", "video 2"]
+    assert "order:-1" in batch._CSS.split(".thumbs{")[1].split("}")[0]  # still shown above the prompt
+
+
 def test_ctrl_c_during_a_download_leaves_nothing_of_it_in_the_folder(tmp_path: Any) -> None:
     release = threading.Event()
 
