@@ -2061,7 +2061,7 @@ background:rgba(0,0,0,.65)}
 .info{padding:10px 12px;font-size:13px}
 h2{margin:0 0 6px;font-size:13px;color:#555;overflow-wrap:anywhere}
 .prompt{margin:0 0 8px;font-size:14px;line-height:1.35;overflow-wrap:anywhere;white-space:pre-line;
-display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:6;overflow:hidden}
+max-height:8.1em;overflow:auto}
 dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px;color:#555}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 .status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:normal;color:#fff;
@@ -2111,7 +2111,7 @@ def _card(item: _Item) -> str:
     return (
         f'<article class="card {e(item.state)}"><div class="info">'
         f'<h2>#{item.index + 1}{name} <span class="status">{e(item.state)}</span></h2>'
-        f'<p class="prompt" dir="auto" title="{e(spec.prompt)}">{e(spec.prompt)}</p>'
+        f'<p class="prompt" dir="auto">{e(spec.prompt)}</p>'
         f'<dl>{details}</dl>{reason}</div><div class="thumbs">{_thumbs(item)}</div></article>'
     )
 

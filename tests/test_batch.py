@@ -4011,6 +4011,16 @@ def test_a_card_is_headed_by_its_number_name_and_state_and_read_before_its_thumb
     assert "order:-1" in batch._CSS.split(".thumbs{")[1].split("}")[0]  # still shown above the prompt
 
 
+def test_a_card_holds_its_prompt_once_and_a_long_one_scrolls_in_its_box() -> None:
+    # It was also the title of the prompt cut at 6 lines (the only way to read the rest, a tooltip), and before
+    # that each thumbnail's alt: a page of 20,000 items weighed 32 MB, a third of it copies of prompts.
+    prompt = "a red fox in the snow, " * 60
+    item = batch._Item(0, batch.make_item({"prompt": prompt}), state="complete")
+    item.files = ["0001-fox-1.png", "0001-fox-2.png"]
+    assert html.unescape(batch._card(item)).count(prompt) == 1
+    assert "overflow:auto" in batch._CSS.split(".prompt{")[1].split("}")[0]  # shown whole, not cut
+
+
 def test_ctrl_c_during_a_download_leaves_nothing_of_it_in_the_folder(tmp_path: Any) -> None:
     release = threading.Event()
 
