@@ -2036,6 +2036,7 @@ _RUNNING_NOTE = (
     "went off); rerun the same command to resume. It does not reload itself: reload it to see the latest."
 )
 
+# content-visibility: cards off screen are laid out only when scrolled to (20,000 items: 37 s to load, then 17).
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#222}
 header{padding:16px 24px;background:#1f2430;color:#fff}
@@ -2045,7 +2046,8 @@ header p+p{margin-top:4px;font-size:13px}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:16px;padding:24px;
 align-items:start}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15);overflow:hidden;
-border-top:4px solid var(--state,#666);display:flex;flex-direction:column}
+border-top:4px solid var(--state,#666);display:flex;flex-direction:column;
+content-visibility:auto;contain-intrinsic-size:auto 420px}
 .complete{--state:#1e7a44}.failed{--state:#c0392b}.ambiguous{--state:#8a5a00}
 .submitted,.submitting{--state:#2a62b0}
 .thumbs{order:-1;display:grid;grid-template-columns:repeat(auto-fit,minmax(100px,1fr));gap:2px;background:#eee}
