@@ -28,6 +28,7 @@ from functools import lru_cache, partial
 from typing import (
     Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 )
+from urllib.parse import quote
 
 
 from . import _files, client as _client
@@ -2077,14 +2078,15 @@ def _thumbs(item: _Item) -> str:
     "image 1", "video 2": the card's heading and prompt, read before them, say whose they are."""
     e = html.escape
     thumbs = []
-    for number, name in enumerate(map(e, item.files), 1):
+    for number, name in enumerate(item.files, 1):
+        link = quote(name, safe="")  # a name from an older or edited journal: "#", "?", "%" or ":" not a URL's
         if name.lower().endswith(VIDEOS):  # preload: without it, browsers show no frame of a video not played
-            video = f'<video src="{name}" preload="metadata" muted loop playsinline></video>'
-            thumbs.append(f'<a href="{name}" aria-label="video {number}">{video}<span class="kind">video</span></a>')
+            video = f'<video src="{link}" preload="metadata" muted loop playsinline></video>'
+            thumbs.append(f'<a href="{link}" aria-label="video {number}">{video}<span class="kind">video</span></a>')
         elif name.lower().endswith(OTHER_FILES):  # a 3D model, a sound: a link to it
-            thumbs.append(f'<a class="file" href="{name}">{name}</a>')
+            thumbs.append(f'<a class="file" href="{link}">{e(name)}</a>')
         else:
-            thumbs.append(f'<a href="{name}"><img src="{name}" alt="image {number}" loading="lazy"></a>')
+            thumbs.append(f'<a href="{link}"><img src="{link}" alt="image {number}" loading="lazy"></a>')
     return "".join(thumbs) or f'<div class="empty" aria-hidden="true">{e(item.state)}</div>'  # said by the heading
 
 

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from html.parser import HTMLParser
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -4025,6 +4026,21 @@ def test_the_gallery_lays_out_only_the_cards_on_screen() -> None:
     # Every card was laid out as the page loaded: 20,000 items took 37 s to load in Chromium, 17 s with this.
     rule = batch._CSS.split(".card{")[1].split("}")[0]
     assert "content-visibility:auto" in rule and "contain-intrinsic-size:auto " in rule  # its size, once seen, kept
+
+
+def test_a_card_links_to_files_whatever_their_names() -> None:
+    # Names as an older or hand-edited journal may hold them: "50% #1?.png" linked to "50% " with a query and a
+    # fragment, "a:b.mp4" to a URL of scheme "a", "../x.glb" outside the folder.
+    item = batch._Item(0, batch.make_item({"prompt": "a fox"}), state="complete")
+    item.files = ["50% #1?.png", "caf\u00e9 a:b.mp4", "../x.glb"]
+    parser = Links()
+    parser.feed(batch._card(item))
+    assert len(parser.links) == 5  # the image's and the video's twice (link and source)
+    for link in parser.links:
+        parts = urlsplit(link)
+        assert (parts.scheme, parts.query, parts.fragment) == ("", "", "") and "/" not in link
+        assert unquote(parts.path) in item.files
+    assert "../x.glb" in parser.text  # its name shown as it is
 
 
 def test_ctrl_c_during_a_download_leaves_nothing_of_it_in_the_folder(tmp_path: Any) -> None:
