@@ -4088,19 +4088,6 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any, offl
     assert "finished" not in page and 'http-equiv="refresh"' not in page
 
 
-class Refreshes(HTMLParser):
-    """The seconds of each <meta http-equiv="refresh"> of a page."""
-
-    def __init__(self, page: str) -> None:
-        super().__init__()
-        self.seconds: List[Optional[str]] = []
-        self.feed(page)
-
-    def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
-        if tag == "meta" and ("http-equiv", "refresh") in attrs:
-            self.seconds.append(dict(attrs).get("content"))
-
-
 def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(tmp_path: Any) -> None:
     # It reloaded itself every 5 s: a screen reader started again from the top each time, and a page of 20,000
     # items took longer than that to load (40 s in Chromium): the browser never stopped loading it.
@@ -4111,9 +4098,8 @@ def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(tmp_path
             running.append((tmp_path / "index.html").read_text(encoding="utf-8"))
 
     assert run(ApiDouble(), PROMPTS[:1], str(tmp_path), on_progress=read_page).ok
-    assert Refreshes(running[0]).seconds == []  # was ["5"]
+    assert "http-equiv" not in running[0].lower()  # was <meta http-equiv="refresh" content="5">
     assert "running, updated" in running[0] and "It does not reload itself: reload it to see the latest." in running[0]
-    assert Refreshes((tmp_path / "index.html").read_text(encoding="utf-8")).seconds == []
 
 
 @pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me", "a second Ctrl-C"])
