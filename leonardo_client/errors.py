@@ -187,11 +187,12 @@ def never_sent(error: BaseException) -> bool:
     return isinstance(error, LeonardoError) and error._never_sent or _before_sending(error.__cause__)
 
 
-# requests' refusals of a request it cannot make (a SOCKS proxy without PySocks, a malformed URL or proxy URL, a bad
-# header), and urllib3's where requests lets them through (LocationParseError, ProxySchemeUnknown).
+# requests' refusals of a request it cannot make (a SOCKS proxy without PySocks, a malformed URL or proxy URL), and
+# urllib3's where requests lets them through (LocationParseError, ProxySchemeUnknown). Not InvalidHeader: requests
+# 2.27+ raises it for an answer's headers too (two Content-Lengths), after the request went.
 _REFUSED = (
     requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader, LocationValueError,
+    LocationValueError,
 )
 
 

@@ -193,6 +193,16 @@ def test_a_create_call_requests_refuses_to_make_says_nothing_was_made(monkeypatc
     assert never_sent(err) and not may_have_run(err) and "may have been made" not in str(err)
 
 
+def test_a_create_call_answered_with_headers_urllib3_refuses_may_have_been_made():
+    # Two unequal Content-Lengths: urllib3's InvalidHeader, which requests 2.27+ raises as its own, the same type it
+    # raises for a header it refuses to send. Taken as never sent, a batch sent the item again: billed twice.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        err = create_failure(client, "create_generation")
+    assert "Content-Length" in str(err) and not never_sent(err) and may_have_run(err)
+    assert str(err).endswith(f"(POST {url}/v1/generations)") and "may have been made" in str(err)
+
+
 def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copied(mocked, mock_client):
     # never_sent read the error's __cause__, which pickle and copy drop: a create call never sent, in a process pool's
     # worker, said may_have_run() in the parent. One that may have run (no answer) still says so.
