@@ -109,8 +109,13 @@ class LeonardoError(Exception):
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         for secret in hidden:
             message = message.replace(secret, REDACTED)
-        closed = _reason(exc)  # in a retry's wait: the answer it waited after (a 429's) is the one at fault
-        status, retry_after = (closed.status, closed.retry_after) if isinstance(closed, ClientClosed) else (None, None)
+        # close() in a retry's wait after tries that did nothing: the answer it waited after (a 429) says the call's
+        # status; after one that may have done something (a 503), a 429 after it would read as "refused": none.
+        closed = _reason(exc)
+        if isinstance(closed, ClientClosed) and closed.made_nothing:
+            status, retry_after = closed.status, closed.retry_after
+        else:
+            status = retry_after = None
         text, url = redact(_noted(note, message), key), redact(url, key)
         error = cls(text, method=method, url=url, status_code=status, retry_after=retry_after)
         error._never_sent = _before_sending(exc)

@@ -512,6 +512,19 @@ def test_close_during_a_retry_wait_ends_it_and_sends_nothing_more(fake: FakeLeon
     assert MAY_HAVE_BEEN_MADE not in str(error)
 
 
+def test_close_in_a_429_wait_after_a_try_that_ran_still_may_have_run(fake: FakeLeonardo, fake_client: Client) -> None:
+    # A DELETE that ran (answered 503), then a 429, then close(): the 429 was the error's status, read as a refusal.
+    generation = fake_client.wait_for_generation(fake_client.create_generation({"prompt": "x"}))["id"]
+    fake.inject(status=503, after=True, path="/generations/*", method="DELETE")
+    fake.inject(status=429, retry_after=30, path="/generations/*", method="DELETE")
+    closer = threading.Timer(1.0, fake_client.close)  # the first retry is at once, the second waits out the 429
+    closer.start()
+    with pytest.raises(LeonardoError, match="the Client was closed") as caught:
+        fake_client.delete_generation_by_id(generation)
+    closer.join()
+    assert fake.generation_ids() == [] and (caught.value.status_code, may_have_run(caught.value)) == (None, True)
+
+
 def test_close_during_the_backoff_after_a_connection_never_made_says_nothing_was_made() -> None:
     # Connections refused (retried: none reached the server), then close() in the 15-30 s backoff: it said "it may
     # have been made (and billed)".
