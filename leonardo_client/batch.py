@@ -2079,7 +2079,7 @@ def _thumbs(item: _Item) -> str:
     e = html.escape
     thumbs = []
     for number, name in enumerate(item.files, 1):
-        link = quote(name, safe="")  # a name from an older or edited journal: "#", "?", "%" or ":" not a URL's
+        link = _href(name)
         if name.lower().endswith(VIDEOS):  # preload: without it, browsers show no frame of a video not played
             video = f'<video src="{link}" preload="metadata" muted loop playsinline></video>'
             thumbs.append(f'<a href="{link}" aria-label="video {number}">{video}<span class="kind">video</span></a>')
@@ -2088,6 +2088,15 @@ def _thumbs(item: _Item) -> str:
         else:
             thumbs.append(f'<a href="{link}"><img src="{link}" alt="image {number}" loading="lazy"></a>')
     return "".join(thumbs) or f'<div class="empty" aria-hidden="true">{e(item.state)}</div>'  # said by the heading
+
+
+def _href(name: str) -> str:
+    """A file's name as a relative link, each of its bytes on disk percent-encoded: a name from an older or edited
+    journal may hold "#", "?", "%" or ":", or (undecodable bytes) a lone surrogate."""
+    try:
+        return quote(os.fsencode(name), safe="")
+    except UnicodeEncodeError:  # no file can be so named here: the page is written all the same
+        return quote(name, safe="", errors="backslashreplace")
 
 
 def _card(item: _Item) -> str:
