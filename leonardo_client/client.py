@@ -24,8 +24,8 @@ from urllib3.util.retry import Retry
 
 from . import __version__, _files
 from ._retry import (
-    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, reentrant,
-    resend_after_body, resumed_from,
+    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, expect_answer,
+    reentrant, resend_after_body, resumed_from, was_answered,
 )
 from .errors import (
     MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, _noted, check_complete, credentials_of, key_malformed,
@@ -280,6 +280,7 @@ class Client:
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note, response = "download failed" if write else "", None
+        expect_answer()
         started = time.monotonic()
         # A loopback host is this machine: never through a proxy (plain http would show it the key).
         loopback = _files.is_loopback(urlsplit(url).hostname or "")
@@ -318,7 +319,7 @@ class Client:
         log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
         proxies = requests.utils.get_environ_proxies(url) if self._session.trust_env else {}
         hidden = credentials_of([*proxies.values(), *self._session.proxies.values()])
-        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden)
+        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, was_answered())
         # Chained for the traceback, unless it would print a secret (a status line echoing the key).
         raise error from (None if shows_key(exc, self._key, hidden) else exc)
 

@@ -80,7 +80,7 @@ class LeonardoError(Exception):
         self.retry_after = retry_after
 
     _malformed_key = False  # see key_malformed
-    _never_sent = False  # see never_sent
+    _never_sent: Optional[bool] = None  # see never_sent: None, not recorded
 
     def __str__(self) -> str:
         # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
@@ -99,10 +99,12 @@ class LeonardoError(Exception):
 
     @classmethod
     def from_transport(
-        cls, exc: Exception, method: str, url: str, note: str = "", key: str = "", hidden: Tuple[str, ...] = ()
+        cls, exc: Exception, method: str, url: str, note: str = "", key: str = "", hidden: Tuple[str, ...] = (),
+        answered: bool = False,
     ) -> "LeonardoError":
         """Build the error for a request that got no complete response (timeout, refused, dropped...);
-        ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of)."""
+        ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of); ``answered``: ``exc``
+        came after an answer (a session's response hook), so the request went, whatever its type says."""
         kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
@@ -118,7 +120,7 @@ class LeonardoError(Exception):
             status = retry_after = None
         text, url = redact(_noted(note, message), key), redact(url, key)
         error = cls(text, method=method, url=url, status_code=status, retry_after=retry_after)
-        error._never_sent = _before_sending(exc)
+        error._never_sent = not answered and _before_sending(exc)
         return error
 
     @classmethod
@@ -189,7 +191,8 @@ def never_sent(error: BaseException) -> bool:
     Client.close() ended a retry's wait after tries that did nothing (a 429, a connection never made: a POST's).
     A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
     __cause__ it is read from otherwise."""
-    return isinstance(error, LeonardoError) and error._never_sent or _before_sending(error.__cause__)
+    recorded = error._never_sent if isinstance(error, LeonardoError) else None
+    return _before_sending(error.__cause__) if recorded is None else recorded
 
 
 # requests' refusals of a request it cannot make (a SOCKS proxy without PySocks, a malformed URL or proxy URL), and

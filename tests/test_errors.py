@@ -203,6 +203,22 @@ def test_a_create_call_answered_with_headers_urllib3_refuses_may_have_been_made(
     assert str(err).endswith(f"(POST {url}/v1/generations)") and "may have been made" in str(err)
 
 
+def test_a_create_call_whose_session_hook_failed_after_the_answer_may_have_been_made(fake):
+    # A response hook of the caller's session (a log written to `| head` or a full disk) raised a plain OSError after
+    # the answer came: read as "never sent", and a batch sent the item again, billing it twice.
+    def log_to_a_closed_pipe(response: Any, **kwargs: Any) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    session = requests.Session()
+    session.hooks["response"].append(log_to_a_closed_pipe)
+    with Client(api_key=fake.api_key, base_url=fake.base_url, session=session, max_retries=0) as client:
+        err = create_failure(client, "create_generation")
+        assert len(fake.generation_ids()) == 1 and not never_sent(err) and may_have_run(err)
+        session.hooks["response"].clear()
+        client.get_user_info()  # the next call, answered: the hook's failure is not carried over
+    session.close()
+
+
 def test_a_call_never_sent_is_still_never_sent_once_its_error_is_pickled_or_copied(mocked, mock_client):
     # never_sent read the error's __cause__, which pickle and copy drop: a create call never sent, in a process pool's
     # worker, said may_have_run() in the parent. One that may have run (no answer) still says so.
