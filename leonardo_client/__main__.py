@@ -35,7 +35,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
         create_job, user_details,
     )
-    from .errors import _SHOWN, MAY_HAVE_BEEN_MADE, error_text, printable
+    from .errors import _SHOWN, STOPPED_CREATING, error_text, printable
     from .payloads import (
         MAX_INT, check_request, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown,
         to_payload,
@@ -524,7 +524,7 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         if args.offline:
             raise
         where = "'leonardo-client list' shows your latest generations"
-        raise KeyboardInterrupt(f"the create call was under way: {MAY_HAVE_BEEN_MADE} ({where})") from None
+        raise KeyboardInterrupt(f"{STOPPED_CREATING} ({where})") from None
     return _save_generation(client, made, args, asked=args.num_images)  # sent as num_images (v1) or quantity (v2)
 
 

@@ -28,9 +28,9 @@ from ._retry import (
     reentrant, resend_after_body, resumed_from, was_answered,
 )
 from .errors import (
-    MAY_HAVE_BEEN_MADE, BodyBroke, LeonardoError, _noted, check_complete, credentials_of, key_malformed,
-    may_have_run, message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key, timed_out,
-    without_userinfo,
+    MAY_HAVE_BEEN_MADE, STOPPED_CREATING, BodyBroke, LeonardoError, _noted, check_complete, credentials_of,
+    key_malformed, may_have_run, message_from, never_sent, read_json, redact, redact_from_logs, shortfall, shows_key,
+    timed_out, without_userinfo,
 )
 from .payloads import (
     CreateGenerationRequest, CreateLcmGenerationRequest, CreateSvdMotionGenerationRequest,
@@ -386,7 +386,7 @@ class Client:
             raise
         except KeyboardInterrupt as stop:  # a Ctrl-C while it ran: it may have run all the same
             if sys.version_info >= (3, 11):  # before: README says it (a log line would print beside the CLI's own)
-                stop.add_note(f"the create call was under way: {MAY_HAVE_BEEN_MADE}")
+                stop.add_note(STOPPED_CREATING)
             raise
 
     def _url(self, path: str) -> str:

@@ -242,6 +242,7 @@ def key_malformed(error: BaseException) -> bool:
 # How a create call's failure where it may have run (may_have_run) ends its message: short enough that str()
 # of a long one keeps it whole (see _SHOWN_END).
 MAY_HAVE_BEEN_MADE = "it may have been made (and billed): look for it in your Leonardo library before sending it again"
+STOPPED_CREATING = f"the create call was under way: {MAY_HAVE_BEEN_MADE}"  # a Ctrl-C during one
 
 
 def may_have_run(error: BaseException) -> bool:
