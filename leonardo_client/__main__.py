@@ -319,8 +319,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
         else:
             with interrupts, _connect(args.offline) as client:
                 status = COMMANDS[args.command](client, args)
-            status = interrupts.status if status == 130 else status  # a command stopped by SIGTERM or SIGHUP
-            if interrupts.lost and status != interrupts.status:  # a stop a finalizer swallowed: it ran on to its end
+            if interrupts.lost:  # a stop a finalizer swallowed: it ran on to its end
                 raise KeyboardInterrupt
         with _writing_output():
             sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
