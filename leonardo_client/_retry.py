@@ -72,17 +72,6 @@ def resumed_from(state: Optional[Retry]) -> Iterator[None]:
         _thread.resumed = None
 
 
-def expect_answer() -> None:
-    """Before a request: no answer yet (see was_answered)."""
-    _thread.answered = False
-
-
-def was_answered() -> bool:
-    """Whether an answer came to this thread's request since expect_answer(): what raised after it (a session's
-    response hook: a log written to a full disk) came after the request went."""
-    return bool(getattr(_thread, "answered", False))
-
-
 class RetryAdapter(HTTPAdapter):
     """An HTTPAdapter whose retry rule, for a GET sent again after its body broke off, goes on where it was;
     a body short of its Content-Length raises on urllib3 1.26 too; an empty CA bundle setting verifies."""
@@ -123,7 +112,6 @@ class RetryAdapter(HTTPAdapter):
         if response.is_redirect:  # its body, which requests would read whole (no cap: a gzip bomb), is not needed
             response.raw.close()
             response._content, response._content_consumed = b"", True  # type: ignore[attr-defined,unused-ignore]
-        _thread.answered = True
         return response
 
     def session_verify(self) -> Any:

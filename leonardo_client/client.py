@@ -24,8 +24,8 @@ from urllib3.util.retry import Retry
 
 from . import __version__, _files
 from ._retry import (
-    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, expect_answer,
-    reentrant, resend_after_body, resumed_from, was_answered,
+    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, reentrant,
+    resend_after_body, resumed_from,
 )
 from .errors import (
     MAY_HAVE_BEEN_MADE, STOPPED_CREATING, BodyBroke, LeonardoError, _noted, check_complete, credentials_of,
@@ -280,7 +280,7 @@ class Client:
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note, response = "download failed" if write else "", None
-        expect_answer()
+        answers: List[requests.Response] = []  # whatever adapter serves it: what raises after one came, came after
         started = time.monotonic()
         # A loopback host is this machine: never through a proxy (plain http would show it the key).
         loopback = _files.is_loopback(urlsplit(url).hostname or "")
@@ -288,7 +288,7 @@ class Client:
         try:
             with self._session.request(
                 method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,
-                proxies=direct, **kwargs,
+                proxies=direct, hooks=_noting(answers, self._session), **kwargs,
             ) as response:
                 if response.status_code < 200:  # its final answer may follow on the connection: never pooled again
                     response.raw.close()
@@ -299,27 +299,28 @@ class Client:
                 self._read(response, write if ok else None, method, url, note)
         # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through.
         except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
-            self._failed(exc, method, url, note, started)
+            self._failed(exc, method, url, note, started, bool(answers))
         # Before an answer, anything: requests' own (a CA bundle not found, a bad proxy URL), or what a hostile answer
         # makes requests or urllib3 raise (a RuntimeError, an OverflowError).
         except Exception as exc:
             if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
-            self._failed(exc, method, url, note, started)
+            self._failed(exc, method, url, note, started, bool(answers))
         if not ok:
             interim = "an interim answer, the final one not read: the request may have been acted on"
             reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
             raise LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
         return response
 
-    def _failed(self, exc: Exception, method: str, url: str, note: str, started: float) -> NoReturn:
-        """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown."""
+    def _failed(self, exc: Exception, method: str, url: str, note: str, started: float, answered: bool) -> NoReturn:
+        """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown.
+        ``answered``: ``exc`` came after an answer (a response hook of the caller's session raised)."""
         url = str(getattr(getattr(exc, "request", None), "url", None) or url)  # after a redirect: the hop that failed
         elapsed = time.monotonic() - started
         log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
         proxies = requests.utils.get_environ_proxies(url) if self._session.trust_env else {}
         hidden = credentials_of([*proxies.values(), *self._session.proxies.values()])
-        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, was_answered())
+        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, answered)
         # Chained for the traceback, unless it would print a secret (a status line echoing the key).
         raise error from (None if shows_key(exc, self._key, hidden) else exc)
 
@@ -591,7 +592,7 @@ class Client:
             # nor a connection never made (a wrong address, no network: said at once, as before anything was sent).
             broke = (code or 0) < 300 and isinstance(exc.__cause__, (OSError, urllib3.exceptions.HTTPError))
             passes = code is None or (code >= 500 and not key_malformed(exc)) or code == 429 or broke
-            if self.closed or never_sent(exc) or not passes:
+            if self.closed or never_sent(exc) or not passes or exc._answered:  # a hook's failure: the caller's
                 raise
             return None, exc
 
@@ -828,6 +829,13 @@ class _Session(requests.Session):
         old, new = str(response.request.url), str(prepared_request.url)
         if self.should_strip_auth(old, new):  # type: ignore[no-untyped-call,unused-ignore]
             prepared_request.headers.pop("Authorization", None)
+
+
+def _noting(answers: List[requests.Response], session: requests.Session) -> Dict[str, List[Any]]:
+    """A request's response hooks: one noting each answer in ``answers``, then the session's own (which a request's
+    replace), so that what they raise is known to come after an answer."""
+    own = session.hooks.get("response") or []
+    return {"response": [lambda answer, **_: answers.append(answer), *([own] if callable(own) else own)]}
 
 
 def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:

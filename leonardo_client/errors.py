@@ -81,6 +81,7 @@ class LeonardoError(Exception):
 
     _malformed_key = False  # see key_malformed
     _never_sent: Optional[bool] = None  # see never_sent: None, not recorded
+    _answered = False  # from_transport: what failed came after an answer (a response hook of the caller's)
 
     def __str__(self) -> str:
         # Always one line, one a terminal only shows, and short: a server's text may run to megabytes.
@@ -120,7 +121,7 @@ class LeonardoError(Exception):
             status = retry_after = None
         text, url = redact(_noted(note, message), key), redact(url, key)
         error = cls(text, method=method, url=url, status_code=status, retry_after=retry_after)
-        error._never_sent = not answered and _before_sending(exc)
+        error._answered, error._never_sent = answered, not answered and _before_sending(exc)
         return error
 
     @classmethod

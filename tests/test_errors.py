@@ -203,19 +203,27 @@ def test_a_create_call_answered_with_headers_urllib3_refuses_may_have_been_made(
     assert str(err).endswith(f"(POST {url}/v1/generations)") and "may have been made" in str(err)
 
 
-def test_a_create_call_whose_session_hook_failed_after_the_answer_may_have_been_made(fake):
+@pytest.mark.parametrize("own_adapter", [False, True])
+def test_a_call_whose_session_hook_failed_after_the_answer_was_sent(fake, own_adapter):
     # A response hook of the caller's session (a log written to `| head` or a full disk) raised a plain OSError after
-    # the answer came: read as "never sent", and a batch sent the item again, billing it twice.
+    # the answer came: read as "never sent", and a batch sent the item again, billing it twice; through an adapter
+    # of the caller's on the API (README's own retry policy) too. A wait rode it out to its timeout.
     def log_to_a_closed_pipe(response: Any, **kwargs: Any) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
     session = requests.Session()
-    session.hooks["response"].append(log_to_a_closed_pipe)
+    session.hooks["response"] = log_to_a_closed_pipe  # requests takes one function as a list of one
     with Client(api_key=fake.api_key, base_url=fake.base_url, session=session, max_retries=0) as client:
+        if own_adapter:
+            session.mount(client.base_url + "/", requests.adapters.HTTPAdapter())
         err = create_failure(client, "create_generation")
         assert len(fake.generation_ids()) == 1 and not never_sent(err) and may_have_run(err)
-        session.hooks["response"].clear()
-        client.get_user_info()  # the next call, answered: the hook's failure is not carried over
+        started = time.monotonic()
+        with pytest.raises(LeonardoError, match="Broken pipe"):
+            client.wait_for_generation(fake.generation_ids()[0], timeout=30)
+        assert time.monotonic() - started < 5  # at once: the caller's hook fails, not the API
+        session.hooks["response"] = []
+        client.get_user_info()  # the next call, answered
     session.close()
 
 
