@@ -280,7 +280,7 @@ class Client:
 
     def _exchange(self, method: str, url: str, write: Write, **kwargs: Any) -> requests.Response:
         note, response = "download failed" if write else "", None
-        answers: List[requests.Response] = []  # whatever adapter serves it: what raises after one came, came after
+        answered: List[requests.PreparedRequest] = []  # whatever adapter serves it (see _failed)
         started = time.monotonic()
         # A loopback host is this machine: never through a proxy (plain http would show it the key).
         loopback = _files.is_loopback(urlsplit(url).hostname or "")
@@ -288,7 +288,7 @@ class Client:
         try:
             with self._session.request(
                 method, url, timeout=self.timeout, stream=True, allow_redirects=method == "GET", auth=_as_given,
-                proxies=direct, hooks=_noting(answers, self._session), **kwargs,
+                proxies=direct, hooks=_noting(answered, self._session), **kwargs,
             ) as response:
                 if response.status_code < 200:  # its final answer may follow on the connection: never pooled again
                     response.raw.close()
@@ -299,28 +299,34 @@ class Client:
                 self._read(response, write if ok else None, method, url, note)
         # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through.
         except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
-            self._failed(exc, method, url, note, started, bool(answers))
+            self._failed(exc, method, url, note, started, answered)
         # Before an answer, anything: requests' own (a CA bundle not found, a bad proxy URL), or what a hostile answer
         # makes requests or urllib3 raise (a RuntimeError, an OverflowError).
         except Exception as exc:
             if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
-            self._failed(exc, method, url, note, started, bool(answers))
+            self._failed(exc, method, url, note, started, answered)
+        finally:
+            answered.clear()  # the requests noted hold their hooks, which hold this list: no cycle left
         if not ok:
             interim = "an interim answer, the final one not read: the request may have been acted on"
             reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
             raise LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
         return response
 
-    def _failed(self, exc: Exception, method: str, url: str, note: str, started: float, answered: bool) -> NoReturn:
+    def _failed(
+        self, exc: Exception, method: str, url: str, note: str, started: float, answered: List[requests.PreparedRequest]
+    ) -> NoReturn:
         """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown.
-        ``answered``: ``exc`` came after an answer (a response hook of the caller's session raised)."""
+        ``answered``: the requests answered so far; ``exc`` came after the last one's answer (a response hook of the
+        caller's session raised) unless it names another request (a redirect's next hop that failed)."""
         url = str(getattr(getattr(exc, "request", None), "url", None) or url)  # after a redirect: the hop that failed
         elapsed = time.monotonic() - started
         log.debug("%s %s failed after %.3fs: %s", method, self._shown(url), elapsed, type(exc).__name__)
         proxies = requests.utils.get_environ_proxies(url) if self._session.trust_env else {}
         hidden = credentials_of([*proxies.values(), *self._session.proxies.values()])
-        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, answered)
+        after = bool(answered) and getattr(exc, "request", None) in (None, answered[-1])
+        error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, after)
         # Chained for the traceback, unless it would print a secret (a status line echoing the key).
         raise error from (None if shows_key(exc, self._key, hidden) else exc)
 
@@ -831,11 +837,11 @@ class _Session(requests.Session):
             prepared_request.headers.pop("Authorization", None)
 
 
-def _noting(answers: List[requests.Response], session: requests.Session) -> Dict[str, List[Any]]:
-    """A request's response hooks: one noting each answer in ``answers``, then the session's own (which a request's
-    replace), so that what they raise is known to come after an answer."""
+def _noting(answered: List[requests.PreparedRequest], session: requests.Session) -> Dict[str, List[Any]]:
+    """A request's response hooks: one noting each answered request in ``answered``, then the session's own (which a
+    request's replace), so that what they raise is known to come after an answer."""
     own = session.hooks.get("response") or []
-    return {"response": [lambda answer, **_: answers.append(answer), *([own] if callable(own) else own)]}
+    return {"response": [lambda answer, **_: answered.append(answer.request), *([own] if callable(own) else own)]}
 
 
 def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
