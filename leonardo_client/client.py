@@ -837,10 +837,13 @@ class _Session(requests.Session):
             prepared_request.headers.pop("Authorization", None)
 
 
-def _noting(answered: List[requests.PreparedRequest], session: requests.Session) -> Dict[str, List[Any]]:
+def _noting(answered: List[requests.PreparedRequest], session: requests.Session) -> Optional[Dict[str, List[Any]]]:
     """A request's response hooks: one noting each answered request in ``answered``, then the session's own (which a
-    request's replace), so that what they raise is known to come after an answer."""
-    own = session.hooks.get("response") or []
+    request's replace), so that what they raise is known to come after an answer; None (no cost on every call) for a
+    session with none, where nothing of the caller's runs after the answer."""
+    own = session.hooks.get("response")
+    if not own:
+        return None
     return {"response": [lambda answer, **_: answered.append(answer.request), *([own] if callable(own) else own)]}
 
 
