@@ -1696,20 +1696,29 @@ def test_a_batch_num_images_the_v1_api_refuses_is_said_once_by_its_name(
         "over 768)" and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("flag, value, error", [
-    ("--negative-prompt", "", "must not be empty or blank"),
-    ("--model", "", "must not be empty or blank"),
-    ("--model-id", " ", "must not be empty or blank"),
-    ("--negative-prompt", "blur\udcff", "the value holds bytes that are not valid text (not UTF-8?): check its source"),
+@pytest.mark.parametrize("flags, said", [
+    *[([flag, value], f"leonardo-client batch: error: argument {flag}: {error}") for flag, value, error in [
+        ("--negative-prompt", "", "must not be empty or blank"),
+        ("--model", "", "must not be empty or blank"),
+        ("--model-id", " ", "must not be empty or blank"),
+        ("--negative-prompt", "blur\udcff", "the value holds bytes that are not valid text (not UTF-8?): check its "
+         "source"),
+    ]],
+    # It was sent: every item refused (a 400), and the corrected command refused in that folder as another batch.
+    # generate refuses the same before sending anything. (A --model this version does not know is sent, as
+    # generate's with a prompt: it may be newer than the bundled spec.)
+    (["--model", "phoenix-v1.0", "--width", "777"], "leonardo-client: error: --model 'phoenix-v1.0' --width 777: model "
+     "'phoenix-v1.0' does not take these options: parameters.width must be a multiple of 8"),
 ])
-def test_a_bad_batch_text_flag_is_said_once_by_its_name(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], flag: str, value: str, error: str
+def test_a_bad_batch_flag_is_said_once_by_its_name(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], flags: List[str], said: str
 ) -> None:
-    # It was every line's error ("line 1: negative_prompt must be a non-empty string; line 2: ..."), the flag unnamed.
+    # A bad text flag was every line's error ("line 1: negative_prompt must be a non-empty string; line 2: ..."), the
+    # flag unnamed.
     argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a whale"), "--out", str(tmp_path / "out")]
-    assert cli.main(argv + [flag, value]) == 2
+    assert cli.main(argv + flags) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == f"leonardo-client batch: error: argument {flag}: {error}"
+    assert err.splitlines()[-1] == said
     assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
@@ -1721,23 +1730,6 @@ def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("leonardo-client: error: --model-id 'phoenix-v1.0' is a v2 model name, not a v1 model id")
     assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("flags, error", [
-    (["--model", "phoenix-v1.0", "--width", "777"], "--model 'phoenix-v1.0' --width 777: model 'phoenix-v1.0' does not "
-     "take these options: parameters.width must be a multiple of 8"),
-])
-def test_a_batch_flag_no_item_of_its_model_takes_is_said_once_by_its_name(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], flags: List[str], error: str
-) -> None:
-    # It was sent: every item refused (a 400), and the corrected command refused in that folder as another batch.
-    # generate refuses the same before sending anything. (A --model this version does not know is sent, as
-    # generate's with a prompt: it may be newer than the bundled spec.)
-    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "a hare"), "--out", str(tmp_path / "out")]
-    assert cli.main(argv + flags) == 2
-    err = capsys.readouterr().err
-    assert err.splitlines()[-1] == f"leonardo-client: error: {error}"
-    assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
 def test_a_model_this_version_does_not_know_is_sent_for_the_api_to_judge(
