@@ -892,6 +892,18 @@ def test_motion_flow(fake, api):
     parse_png(requests.get(video["url"], timeout=TIMEOUT).content)
 
 
+def test_a_motion_reports_the_size_its_source_asked_for_not_the_preview_size(fake, api):
+    image = get_generation(api, fake, create(api, fake, width=1024, height=768, num_images=1))["generated_images"][0]
+    upscale = call(api, fake, "POST", "/lcm-upscale", json=lcm_body("/lcm-upscale", width=1024, height=640)).json()
+    motions = []
+    for image_id in (image["id"], upscale["lcmGenerationJob"]["generatedImageId"]):
+        body = call(api, fake, "POST", "/generations-motion-svd", json={"imageId": image_id}).json()
+        motions.append(get_generation(api, fake, body["motionSvdGenerationJob"]["generationId"]))
+    assert [(m["imageWidth"], m["imageHeight"]) for m in motions] == [(1024, 768), (1024, 640)]
+    still = requests.get(motions[0]["generated_images"][0]["url"], timeout=TIMEOUT).content
+    assert parse_png(still)[:2] == (256, 192)  # the file served is still the source's 256-px preview
+
+
 def test_the_module_docstring_says_the_video_is_not_playable_as_readme_does():
     import leonardo_client.testing as testing
 

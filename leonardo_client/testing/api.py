@@ -181,7 +181,7 @@ class Api:
         self.account = Account(fake)
         self.generations: ById[Job] = ById()
         self.textures: ById[Job] = ById()
-        self.sources: ById[Tuple[str, str, int, int]] = ById()  # image id -> (prompt, path, w, h)
+        self.sources: ById[Tuple[str, str, int, int]] = ById()  # image id -> (prompt, path, w, h asked for)
         self.assets: Dict[str, Tuple[str, Callable[[], bytes]]] = {}  # /cdn/ path -> (type, bytes)
         self.init_images: ById[InitImage] = ById()
         self.outbox: List[Tuple[str, str, Dict[str, Any]]] = []  # (url, key, payload) not delivered yet
@@ -340,7 +340,7 @@ class Api:
                 job.images.append(_image(image_id, path, motion=dict(motionModel=video_model, motionMP4URL=path)))
                 continue
             self._png(path, "%s\x00%d" % (job.fields["prompt"], index), width, height)
-            self.sources[image_id] = (job.fields["prompt"], path, width, height)
+            self.sources[image_id] = (job.fields["prompt"], path, job.fields["imageWidth"], job.fields["imageHeight"])
             job.images.append(_image(image_id, path, fantasy))
 
     def get_generation_by_id(self, call: Call) -> Dict[str, Any]:
@@ -453,7 +453,7 @@ class Api:
                 raise policy_failed("key")
             data = check_form(request, parts, image.fields, self.account.clock() - image.created)
             self.assets[image.path] = (image.fields["Content-Type"], lambda: data)
-            self.sources[image.id] = ("", image.path, 256, 256)
+            self.sources[image.id] = ("", image.path, 256, 256)  # its file's own size is not read: 256x256 stands in
             image.uploaded = True
         return Answer(204)
 
@@ -526,7 +526,7 @@ class Api:
         answer = self._lcm(call, generationId=[job.id], variationId=[str(uuid.uuid4())], generatedImageId=image_id)
         jpeg = base64.b64decode(answer["lcmGenerationJob"]["imageDataUrl"][0].split(",", 1)[1])
         self.assets[path] = ("image/jpeg", lambda: jpeg)
-        self.sources[image_id] = (call.body["prompt"], path, *preview_size(width, height))
+        self.sources[image_id] = (call.body["prompt"], path, width, height)
         job.images.append(_image(image_id, path))
         job.final, self.generations[job.id] = "COMPLETE", job
         return answer
