@@ -678,7 +678,8 @@ def _check_model(args: argparse.Namespace) -> None:
         options = " and ".join("--" + GENERATE_OPTIONS[name].replace("_", "-") for name in missing)
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
-        check_request("v2", to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000")))
+        body = to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000"))
+        check_request("v2", body, ("--width", "--height"))
 
 
 def _model_schema(model: str, needed: bool) -> Dict[str, Any]:

@@ -157,10 +157,11 @@ def check_v1_prompt(prompt: Any) -> None:
         raise ValueError(f"prompt of {len(prompt)} characters: {limit}")
 
 
-def check_request(api: str, body: Dict[str, Any]) -> None:
+def check_request(api: str, body: Dict[str, Any], sizes: Tuple[str, str] = ("width", "height")) -> None:
     """ValueError for a create call's body (``api``: "v1", POST /generations; "v2", POST /v2/generations) that the
     bundled spec refuses, as FakeLeonardo does: a key it does not know, a type, a bound, a v2 model's own schema.
-    A v2 model the spec does not know is not checked: the API may know it (create_generation_v2 takes any name)."""
+    A v2 model the spec does not know is not checked: the API may know it (create_generation_v2 takes any name).
+    ``sizes`` names width and height where a v2 model's size pairs (its anyOf/oneOf) refuse a body without them."""
     from .testing.api import as_the_api_reads
     from .testing.server import ApiError
     from .testing.spec import bundled_spec
@@ -173,9 +174,27 @@ def check_request(api: str, body: Dict[str, Any]) -> None:
         spec.check_body(operation, as_the_api_reads(body))
     except ApiError as refused:
         who = f"model {body['model']!r}" if api == "v2" else "the v1 API"
+        if api == "v2" and refused.message in _PAIRS_REFUSED:
+            _check_sizes_given(who, spec.models()[body["model"]], body.get("parameters"), sizes)
         where = getattr(refused, "label", "")  # a FieldError's message may not name its key
         at = f" (at {where})" if where else ""
         raise ValueError(f"{who} does not take these options: {refused.message}{at}") from None
+
+
+_PAIRS_REFUSED = ("parameters matches none of the allowed combinations",
+                  "parameters must match exactly one of the allowed forms")
+
+
+def _check_sizes_given(who: str, schema: Dict[str, Any], parameters: Any, names: Tuple[str, str]) -> None:
+    """ValueError naming the width x height pairs of a v2 model's anyOf/oneOf, if ``parameters`` lack a size: what
+    its pairs refused (happy-horse-1.1's oneOf has no branch for neither: read literally, its spec needs both)."""
+    schema = schema["properties"]["parameters"]
+    given = parameters if isinstance(parameters, dict) else {}
+    branches = [b for part in (schema, *schema.get("allOf", ())) for b in part.get("anyOf", []) + part.get("oneOf", [])]
+    sides = [[b.get("properties", {}).get(key, {}).get("enum", ()) for key in ("width", "height")] for b in branches]
+    pairs = ", ".join(f"{w[0]}x{h[0]}" for w, h in sides if len(w) == len(h) == 1)
+    if pairs and None in (given.get("width"), given.get("height")):
+        raise ValueError(f"{who} needs {names[0]} and {names[1]}, one of {pairs}")
 
 
 def check_prompt(prompt: Any, name: str = "prompt") -> None:

@@ -444,6 +444,13 @@ def test_a_whole_float_is_taken_where_the_spec_wants_an_int_as_the_api_reads_it(
         batch._spec_checked(BatchItem("a fox", extra={"num_inference_steps": 30.5}))
 
 
+def test_a_v2_item_without_the_sizes_its_models_pairs_need_is_told_to_give_them() -> None:
+    # happy-horse-1.1's oneOf of sizes has no branch for neither: was "parameters must match exactly one of ..."
+    sizes = "1280x720, 720x1280, 960x960, 1108x832, 832x1108, 1920x1080, 1080x1920, 1440x1440, 1662x1248, 1248x1662"
+    with pytest.raises(ValueError, match=f"^model 'happy-horse-1.1' needs width and height, one of {sizes}$"):
+        batch._spec_checked(BatchItem("a fox", model="happy-horse-1.1", num_images=1))
+
+
 def test_a_prompt_that_starts_like_json_is_still_a_prompt(tmp_path: Any) -> None:
     (tmp_path / "p.txt").write_text("[watercolor] a walnut chair\n{oil} a brass lamp\n", encoding="utf-8")
     prompts = ["[watercolor] a walnut chair", "{oil} a brass lamp"]

@@ -228,7 +228,11 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "veo-3.1-generate-001", "--num-images", "2", "--init-image", "{png}"],
          "model 'veo-3.1-generate-001' does not take these options: parameters.quantity must be at most 1"),
         (["generate", "x", "--model", "kling-2.6", "--width", "1024", "--height", "1024"], "expected one of the values"),
-        (["generate", "x", "--model", "happy-horse-1.1"], "parameters must match exactly one of the allowed forms"),
+        # Sizes a model's anyOf/oneOf of pairs needs, not given (was "parameters must match exactly one of ...").
+        (["generate", "x", "--model", "happy-horse-1.1"], "model 'happy-horse-1.1' needs --width and --height, one of "
+         "1280x720, 720x1280, 960x960, 1108x832, 832x1108, 1920x1080, 1080x1920, 1440x1440, 1662x1248, 1248x1662\n"),
+        (["generate", "x", "--model", "hailuo-2_3-fast", "--init-image", "{png}"],
+         "model 'hailuo-2_3-fast' needs --width and --height, one of 1376x768, 768x1376, 768x768, 1920x1080, "),
         (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
