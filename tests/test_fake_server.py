@@ -2339,7 +2339,7 @@ def documented_payload():
 def test_webhook_is_posted_on_completion(receiver):
     with FakeLeonardo(completion_delay=0.2, webhook_url=receiver.url, webhook_api_key="cb-key") as fake, \
             session_for(fake) as api:
-        generation_id = create(api, fake, num_images=2, seed=12)
+        generation_id = create(api, fake, num_images=2, seed=12, modelId="b24e16ff-06e3-43eb-8d33-4416c2d75876")
         assert wait_for(lambda: receiver.received)  # nobody polled: the fake noticed by itself
         generation = get_generation(api, fake, generation_id)
     ((headers, body),) = receiver.received
@@ -2351,6 +2351,8 @@ def test_webhook_is_posted_on_completion(receiver):
     assert (sent["id"], sent["status"], sent["seed"], sent["prompt"]) == (generation_id, "COMPLETE", "12", "a lighthouse at dusk")
     assert [i["url"] for i in sent["images"]] == [i["url"] for i in generation["generated_images"]]
     assert (sent["apiKey"]["key"], sent["apiKey"]["webhookCallbackApiKey"]) == (fake.api_key, "cb-key")
+    model = {"id": sent["modelId"], "name": "FakeLeonardo model b24e16ff"}  # its name was its id
+    assert {k: v for k, v in sent["model"].items() if v is not None} == model  # what the fake does not know: null
     assert fake.webhook_errors == []
     if (SHARED / "API_FACTS_MORE.md").is_file():
         documented = documented_payload()
@@ -2358,6 +2360,7 @@ def test_webhook_is_posted_on_completion(receiver):
         assert set(sent) == set(documented["data"]["object"])
         assert set(sent["images"][0]) == set(documented["data"]["object"]["images"][0])
         assert set(sent["apiKey"]) == set(documented["data"]["object"]["apiKey"])
+        assert list(sent["model"]) == list(documented["data"]["object"]["model"])  # as documented, in its order
 
 
 def test_the_api_and_its_webhooks_send_utf_8_not_escapes(receiver):

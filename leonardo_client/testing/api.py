@@ -57,6 +57,14 @@ _UNKNOWN = (
 _CONSTANT = dict(flagged=False, nsfw=False, coreModel="SD", tiling=False, tokenCost=0, negativeStylePrompt="",
                  canvasRequest=False, api=True, poseImage2Image=False, highContrast=False, apiDollarCost="9",
                  imageToImage=False, controlnetsUsed=False, apiKeyId=WEBHOOK_KEY_ID)
+# The documented payload's model object, in its order: the fake knows only its id (the generation's modelId) and
+# names it; the rest are null.
+_MODEL_KEYS = (
+    "id createdAt updatedAt name description public userId flagged nsfw official status classPrompt coreModel "
+    "initDatasetId instancePrompt sdVersion trainingEpoch trainingSteps tokenCost batchSize learningRate type "
+    "modelHeight modelWidth leonardoInstancePrompt trainingStrength featured featuredImageId featuredPosition api "
+    "favouriteCount imageCount enhancedModeration apiDollarCost apiKeyId modelLRN"
+).split()
 _AS_IN_GET = "guidanceScale imageHeight imageWidth inferenceSteps modelId prompt sdVersion scheduler presetStyle " \
     "initStrength photoRealStrength promptMagicStrength promptMagicVersion public status".split()
 # The generation object's settings: key -> (request key, value when not given).
@@ -640,10 +648,11 @@ def payload(g: Dict[str, Any], fake: FakeLeonardo) -> Dict[str, Any]:
                    name="FakeLeonardo", type="PRODUCTION", webhookCallbackUrl=fake.webhook_url,
                    webhookCallbackApiKey=fake.webhook_api_key)
     data = dict(dict.fromkeys(_UNKNOWN), **{k: g[k] for k in _AS_IN_GET}, **_CONSTANT)
+    name = "FakeLeonardo model %s" % (g["modelId"] or "default")[:8]  # no modelId: the one sd_version picks
+    model = dict(dict.fromkeys(_MODEL_KEYS), id=g["modelId"], name=name)
     data.update(id=g["id"], createdAt=g["createdAt"], updatedAt=now, userId=user, seed=str(g["seed"]),
                 negativePrompt=g["negativePrompt"] or "", quantity=len(images), promptMagic=bool(g["promptMagic"]),
-                photoReal=bool(g["photoReal"]), model=dict(id=g["modelId"], name=g["modelId"]), images=images,
-                apiKey=api_key)
+                photoReal=bool(g["photoReal"]), model=model, images=images, apiKey=api_key)
     return dict(type="image_generation.complete", object="generation", timestamp=int(time.time() * 1000),
                 api_version="v1", data={"object": data})
 
