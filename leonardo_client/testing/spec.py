@@ -48,6 +48,10 @@ _BOUNDS: List[Tuple[str, str, Tuple[type, ...], Callable[[Any], Any], str]] = [ 
 ]
 
 
+# A combination's refusals (anyOf, oneOf): check_request tells a v2 body lacking its sizes by them.
+NO_COMBINATION, NOT_ONE_FORM = "matches none of the allowed combinations", "must match exactly one of the allowed forms"
+
+
 def invalid(message: str, code: str = "validation-failed") -> ApiError:
     return ApiError(400, message, code)
 
@@ -215,9 +219,9 @@ class Spec:
         for sub in schema.get("allOf", ()):
             self.check(sub, value, where, closed=False)
         if "anyOf" in schema and not any(self._fits(s, value, where) for s in schema["anyOf"]):
-            raise invalid("%s matches none of the allowed combinations" % _label(where))
+            raise invalid("%s %s" % (_label(where), NO_COMBINATION))
         if "oneOf" in schema and sum(self._fits(s, value, where) for s in schema["oneOf"]) != 1:
-            raise invalid("%s must match exactly one of the allowed forms" % _label(where))
+            raise invalid("%s %s" % (_label(where), NOT_ONE_FORM))
         if "not" in schema and self._fits(schema["not"], value, where):
             raise invalid("%s is a combination that is not allowed" % _label(where))
 
