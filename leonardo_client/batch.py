@@ -252,9 +252,9 @@ def read_items(
         raise BatchInputError([f"cannot read {path}: {exc.strerror or exc}"]) from None
     undecodable = _UNDECODABLE.search(text)
     if undecodable:
-        line, byte = text.count("\n", 0, undecodable.start()) + 1, ord(undecodable.group()) - 0xDC00
-        reason = f"line {line} is not UTF-8 text (byte {byte:#04x}): save it as UTF-8"
-        raise BatchInputError([f"cannot read {path}: {reason}"])
+        line, byte = text.count("\n", 0, undecodable.start()) + 1, ord(undecodable.group()) & 0xFF
+        reason = f"is not UTF-8 text (byte {byte:#04x})" if byte else "holds a NUL byte (UTF-16?)"
+        raise BatchInputError([f"cannot read {path}: line {line} {reason}: save it as UTF-8"])
     if len(text) > MAX_INPUT:
         raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
     first = next(_prompt_lines(text, path), ("", ""))[1]
@@ -296,7 +296,9 @@ def _json_document(text: str, first: str) -> str:
     return "a JSON array" if isinstance(document, list) else "a JSON object" if isinstance(document, dict) else ""
 
 
-_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a byte it cannot decode
+# What errors="surrogateescape" makes of a byte it cannot decode; and a NUL, valid UTF-8 but no text's (UTF-16's
+# high bytes, a BOM-less file read as UTF-8: each line a NUL-riddled prompt, billed).
+_UNDECODABLE = re.compile("[\x00\udc80-\udcff]")
 
 # A line from its first non-blank character (\S: what str.strip() keeps) to its end. Only "\n"
 # ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those.

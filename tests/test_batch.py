@@ -374,6 +374,19 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
     assert caught.value.errors == [f"cannot read {path}: line 3000 is not UTF-8 text (byte 0x93): save it as UTF-8"]
 
 
+@pytest.mark.parametrize("data, line", [
+    ("a red fox\nan owl\n".encode("utf-16-le"), 1),  # UTF-16 saved without a BOM (.NET's UnicodeEncoding(false))
+    (b"a red fox\n" + "an owl\n".encode("utf-16-be"), 2),
+], ids=["utf-16-le", "utf-16-be-from-line-2"])
+def test_a_prompts_file_holding_a_nul_byte_is_refused_by_its_line(tmp_path: Any, data: bytes, line: int) -> None:
+    # Every byte of it is UTF-8: each line was a NUL-riddled prompt, and the last "\x00" an item, all billed.
+    path = tmp_path / "p.txt"
+    path.write_bytes(data)
+    with pytest.raises(BatchInputError) as caught:
+        read_items(str(path))
+    assert caught.value.errors == [f"cannot read {path}: line {line} holds a NUL byte (UTF-16?): save it as UTF-8"]
+
+
 @pytest.mark.parametrize(
     "name, text, document",
     [
