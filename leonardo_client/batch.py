@@ -301,8 +301,9 @@ def _json_document(text: str, first: str) -> str:
 _UNDECODABLE = re.compile("[\x00\udc80-\udcff]")
 
 # A line from its first non-blank character (\S: what str.strip() keeps) to its end. Only "\n"
-# ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those.
-_PROMPT_LINE = re.compile(r"\S[^\n]*")
+# ends it, not U+2028, U+0085... (str.splitlines()): JSON strings may hold those. A BOM is blank here
+# (two BOM'd files joined: its "# comment" was billed, its JSON "not valid").
+_PROMPT_LINE = re.compile(r"[^\s\ufeff][^\n]*")
 
 
 def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:

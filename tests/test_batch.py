@@ -202,6 +202,16 @@ def test_text_file_skips_blanks_and_comments_and_applies_defaults(tmp_path: Any)
     ]
 
 
+def test_a_bom_starting_a_line_is_blank_as_the_spaces_beside_it_are(tmp_path: Any) -> None:
+    # Two BOM'd (Notepad) files joined with cat: the second's "# part 2" was billed as "\ufeff# part 2", and a JSON
+    # line there was "not valid JSON", its BOM unseen.
+    text = "\ufeff# part 1\na red fox\n\ufeff# part 2\n \ufeff an owl\n\ufeff\n"
+    (tmp_path / "p.txt").write_text(text, encoding="utf-8")
+    assert [item.prompt for item in read_items(str(tmp_path / "p.txt"))] == ["a red fox", "an owl"]
+    (tmp_path / "p.jsonl").write_text('\ufeff{"prompt": "a red fox"}\n\ufeff{"prompt": "an owl"}\n', encoding="utf-8")
+    assert [item.prompt for item in read_items(str(tmp_path / "p.jsonl"))] == ["a red fox", "an owl"]
+
+
 def test_json_lines_fields_override_defaults_and_extras_pass_through(tmp_path: Any) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text(
