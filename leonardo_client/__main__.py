@@ -954,7 +954,7 @@ def _not_blank(what: str, blank: str) -> Callable[[str], str]:
             return check_text(text, what)
         except ValueError as exc:
             with contextlib.suppress(UnicodeError):
-                return os.fsencode(text).decode("utf-8")
+                return convert(os.fsencode(text).decode("utf-8"))  # blank once decoded: U+00A0 or U+3000 alone
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert

@@ -254,6 +254,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         # An empty option ("$MODEL" unset) was taken as none: a generation on the API's default model, billed.
         (["generate", "x", "--model", ""], "argument --model: must not be empty or blank"),
         (["generate", "x", "--model-id", " "], "argument --model-id: must not be empty or blank"),
+        # Blank once decoded: sys.argv of LC_ALL=C without UTF-8 mode (U+3000, U+00A0 as escaped bytes) was sent.
+        (["generate", "\udce3\udc80\udc80"], "argument prompt: the prompt is empty"),
+        (["generate", "x", "--model", "\udcc2\udca0"], "argument --model: must not be empty or blank"),
         (["generate", "x", "--init-image", ""], "argument --init-image: must not be empty"),  # no image, billed
         (["generate", "x", "--model", "phoenix-v1.0", "--init-image", ""], "argument --init-image: must not be empty"),
         # A v1 model id is a uuid: a v2 model's name there was sent through v1 (and made by the fake, exit 0).
