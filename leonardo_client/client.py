@@ -400,7 +400,8 @@ class Client:
         if not path.startswith("/v2/"):
             return self.base_url + path
         if self.v2_url is None:
-            raise ValueError(f"base_url {shown(self.base_url)} does not end in /v1, so the v2 API's address is unknown")
+            url = shown(redact(self.base_url, self._key))  # the key pasted into it, as the repr shows it
+            raise ValueError(f"base_url {url} does not end in /v1, so the v2 API's address is unknown")
         return self.v2_url + path[3:]
 
     def _download(self, url: str, path_for: Callable[[str], str]) -> str:

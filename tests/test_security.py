@@ -124,6 +124,16 @@ def test_a_key_pasted_into_the_base_url_is_redacted_from_the_repr(base_url):
     assert repr(client) == f"Client(base_url={base_url.replace(API_KEY, '[redacted]')!r})"
 
 
+def test_a_key_pasted_into_the_base_url_is_redacted_from_the_v2_calls_refusal(mocked):
+    # Not ending in /v1, it has no v2 root: each v2 call's ValueError quoted base_url whole (the CLI printed it, a
+    # batch journaled it and put it in its gallery).
+    client = Client(api_key=API_KEY, base_url=BASE + "/" + API_KEY)
+    for call in (client.get_models_v2, lambda: client.create_generation_v2({"model": "m", "parameters": {}})):
+        with pytest.raises(ValueError, match=r"^base_url '\S+/v1/\[redacted\]' does not end in /v1") as info:
+            call()
+        assert API_KEY not in str(info.value)
+
+
 @pytest.mark.parametrize("agent", ["my-app/1.0\r\nX-Injected: 1", "my-app\x00", "my-app/\u00e9"])
 def test_user_agent_with_control_or_non_ascii_characters_is_refused(agent):
     with pytest.raises(ValueError, match="user_agent"):
