@@ -558,7 +558,7 @@ class Client:
         while True:  # bounded by the deadline, started + timeout
             answer, failed = self._poll(fetch, id)
             if answer is not None:
-                found = _polled_job(answer, key, what, id)
+                found = _polled_job(answer, key, what, redact(id, self._key))  # as the answer, and errors, show it
                 status = str(found.get("status"))
                 if on_poll is not None:
                     on_poll(status, time.monotonic() - started)
@@ -571,16 +571,16 @@ class Client:
                 if done:
                     return found
                 if status == "FAILED":
-                    raise LeonardoError(f"{what} {id} FAILED", body=found)
+                    raise LeonardoError(f"{what} {redact(id, self._key)} FAILED", body=found)
             left = started + timeout - time.monotonic()
             if left <= 0 and empty_since is not None:
                 return found  # COMPLETE with no images yet: as the API answered it
             if left <= 0:
                 after = f"after {time.monotonic() - started:.1f}s (timeout {timeout:g}s)"
                 if failed is not None:
-                    message = f"{what} {id} still unknown {after}, its last poll failed: {failed}"
+                    message = f"{what} {redact(id, self._key)} still unknown {after}, its last poll failed: {failed}"
                     raise LeonardoError(message) from failed
-                raise LeonardoError(f"{what} {id} still {status} {after}", body=found)
+                raise LeonardoError(f"{what} {redact(id, self._key)} still {status} {after}", body=found)
             pause = interval
             if failed is not None and failed.retry_after is not None and failed.retry_after <= left:
                 pause = max(interval, failed.retry_after)  # the server's word, where the deadline allows it

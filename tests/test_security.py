@@ -298,6 +298,21 @@ def test_a_key_in_the_url_of_a_download_cut_short_is_redacted(fake, fake_client,
     assert fake.api_key not in str(info.value) and info.value.url.endswith("/cdn/[redacted].png")
 
 
+@pytest.mark.parametrize("answer, said", [
+    ({"json": {"generations_by_pk": None}}, "no generation with id '[redacted]' (the API answered generations_by_pk"),
+    ({"json": {}}, "the API answered no generations_by_pk for generation '[redacted]' (keys: none)"),
+    ({"json": {"generations_by_pk": {"id": API_KEY, "status": "FAILED"}}}, "generation [redacted] FAILED"),
+    ({"json": {"generations_by_pk": {"id": API_KEY, "status": "PENDING"}}}, "generation [redacted] still PENDING"),
+    ({"json": {"error": "oops"}, "status": 500}, "generation [redacted] still unknown after"),
+])
+def test_a_key_pasted_where_an_id_goes_is_redacted_from_the_wait_s_errors(mocked, mock_client, answer, said):
+    # Its URL and log line redacted it; the wait's own messages showed it (the answer's id, redacted, was another).
+    mocked.add("GET", f"{BASE}/generations/{API_KEY}", match=api_matchers(), **answer)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.wait_for_generation(API_KEY, timeout=0.001)
+    assert str(info.value).startswith(said) and API_KEY not in str(info.value)
+
+
 def test_a_key_percent_encoded_in_a_url_is_redacted_too(mocked, caplog):
     # A key with quotes pasted in, used where an id goes: the URL holds it encoded, %22<key>%22, and the error,
     # urllib3's line and the client's own showed it so.
