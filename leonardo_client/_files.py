@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
 
-from .errors import LeonardoError, parse_json, without_userinfo
+from .errors import LeonardoError, parse_json, redact, without_userinfo
 from .payloads import check_text, check_type, shown
 
 EXTENSIONS = {
@@ -49,11 +49,12 @@ Upload = Union[PathLike, bytes, bytearray, BinaryIO]  # an image to upload: a pa
 Download = Callable[[str, Callable[[str], str]], str]
 
 
-def check_url(url: Any) -> str:
+def check_url(url: Any, key: str = "") -> str:
+    """``url`` if a request can go to it; else a ValueError quoting it without ``key`` (an API key)."""
     text = check_text(check_type("url", url, str), "url")
     if not is_http(text):
         why = "a valid host and port, no control character, no space around it or in its host"
-        raise ValueError(f"url is not an http(s) URL: {_describe(text)} ({why})")
+        raise ValueError(f"url is not an http(s) URL: {_describe(redact(text, key))} ({why})")
     return text
 
 

@@ -412,7 +412,8 @@ class Client:
             written.append(path_for(response.headers.get("Content-Type", "")))
             _files.write_atomically(written[-1], chunks)
 
-        self._send("GET", _files.check_url(url), write, headers={**self._keyless(), **self._download_headers})
+        headers = {**self._keyless(), **self._download_headers}
+        self._send("GET", _files.check_url(url, self._key), write, headers=headers)
         return written[-1]
 
     def _keyless(self) -> Dict[str, None]:

@@ -298,6 +298,14 @@ def test_a_key_in_the_url_of_a_download_cut_short_is_redacted(fake, fake_client,
     assert fake.api_key not in str(info.value) and info.value.url.endswith("/cdn/[redacted].png")
 
 
+@pytest.mark.parametrize("url", [f"https://{API_KEY}.cdn.example.test/i.png ", f"https://cdn.example.test/{API_KEY}\n"])
+def test_a_key_in_a_download_url_refused_before_it_is_sent_is_redacted(mock_client, tmp_path, url):
+    # Once requested, err.url redacted it; a URL refused before that was quoted as it came.
+    with pytest.raises(ValueError, match=r"^url is not an http\(s\) URL: '\S+\[redacted\]") as info:
+        mock_client.download_image(url, str(tmp_path / "x.png"))
+    assert API_KEY[:8] not in str(info.value)
+
+
 @pytest.mark.parametrize("answer, said", [
     ({"json": {"generations_by_pk": None}}, "no generation with id '[redacted]' (the API answered generations_by_pk"),
     ({"json": {}}, "the API answered no generations_by_pk for generation '[redacted]' (keys: none)"),
