@@ -35,7 +35,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
         create_job, user_details,
     )
-    from .errors import _SHOWN, STOPPED_CREATING, error_text, printable
+    from .errors import _SHOWN, STOPPED_CREATING, error_text, printable, redact
     from .payloads import (
         MAX_INT, check_request, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown,
         to_payload,
@@ -375,6 +375,7 @@ def _stdout(*lines: object) -> None:
 
 def _error(message: object, status: int) -> int:
     _flush_or_drop_stdout()
+    message = redact(str(message), os.environ.get(API_KEY_ENV, "").strip())  # pasted where an id or URL goes
     _stderr(f"{PROG}: error: {message}" if status < 128 else f"{PROG}: {message}")  # 128 + a signal: interrupted
     return status
 

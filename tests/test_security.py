@@ -21,6 +21,7 @@ import requests
 from conftest import (
     API_KEY, BASE, TIMEOUT, api_matchers, download_matchers, endpoint_doc, endpoint_methods, raw_server, refused_url,
 )
+import leonardo_client.__main__ as cli
 from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
 from leonardo_client.errors import _KeyRedactingFilter
 from leonardo_client.testing import FakeLeonardo
@@ -319,6 +320,12 @@ def test_a_key_pasted_where_an_id_goes_is_redacted_from_the_wait_s_errors(mocked
     with pytest.raises(LeonardoError) as info:
         mock_client.wait_for_generation(API_KEY, timeout=0.001)
     assert str(info.value).startswith(said) and API_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["get", "delete"])
+def test_a_key_pasted_where_an_id_goes_is_redacted_from_the_cli_s_error(fake_in_env, capsys, command):
+    assert cli.main([command, fake_in_env.api_key]) == 1
+    assert capsys.readouterr().err.startswith("leonardo-client: error: no generation with id '[redacted]'")
 
 
 def test_a_key_percent_encoded_in_a_url_is_redacted_too(mocked, caplog):
