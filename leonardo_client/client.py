@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import http.cookiejar
 import itertools
 import logging
 import os
@@ -170,6 +171,8 @@ class Client:
         fork_aware(self)
         if self._owns_session:
             self._session.max_redirects = MAX_REDIRECTS
+            # None kept: the API takes the key alone, and a cookie it set (holding the key, even) rode every download.
+            self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
             # Downloads (any other origin) get the retry rule, never the key; a caller's session keeps its own.
             downloads = RetryAdapter(pool_maxsize=pool_maxsize, max_retries=self.retry)
             _remount(self._session, {"https://": downloads, "http://": downloads})

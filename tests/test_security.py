@@ -711,6 +711,22 @@ def test_a_session_with_the_key_in_its_headers_sends_it_to_the_api_alone(mocked,
     assert session.headers["Authorization"] == f"Bearer {API_KEY}"  # the caller's session is left as it was
 
 
+def test_the_client_s_own_session_keeps_no_cookie(mocked, mock_client, tmp_path):
+    # The API takes the key alone: a cookie it set, for its parent domain (here holding the key), rode the downloads and
+    # the S3 upload. A session of the caller's keeps its cookies.
+    s3 = "https://s3.example.test/bucket"
+    cookie = {"Set-Cookie": f"lk={API_KEY}; Domain=example.test; Path=/"}
+    mocked.add("GET", BASE + "/me", json={}, headers=cookie, match=api_matchers())
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
+    upload = {"id": "i", "fields": "{}", "url": s3}
+    mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
+    mocked.add("POST", s3, status=204, match=download_matchers(agent=None))
+    mock_client.get_user_info()
+    mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
+    mock_client.upload_init_image(b"\x89PNG", "png")
+    assert [call.request.headers.get("Cookie") for call in mocked.calls] == [None] * 4
+
+
 def test_a_proxy_password_goes_in_the_tunnel_s_connect_only_not_to_the_api(mocked):
     # requests 2.26 put a proxy's Proxy-Authorization on every https request too: inside the tunnel, Leonardo got it.
     mocked.add("GET", BASE + "/me", json={}, match=api_matchers())
