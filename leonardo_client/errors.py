@@ -346,11 +346,12 @@ def read_json(response: "requests.Response", key: str) -> Any:
     A body nested deeper than MAX_JSON_DEPTH is a ValueError too (see parse_json).
     """
     content = response.content
-    # Rare, so no cost for other answers: the key as sent, an escape that may spell it ("\u0061...", or \" \\ \/ of a
-    # key holding that character: the other escapes stand for control characters, which no key has), or UTF-16 or
-    # UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
+    # Rare, so no cost for other answers: the key as sent (or in another case: _spellings), an escape that may spell
+    # it ("\u0061...", or \" \\ \/ of a key holding that character: the other escapes stand for control characters,
+    # which no key has), or UTF-16 or UTF-32 (a NUL in the first 4 bytes), which json.loads reads as it reads UTF-8.
     escaped = b"\\u" in content or any(char in key for char in '"\\/') and b"\\" in content  # a UUID: one scan
-    if len(key) >= MIN_SECRET_LENGTH and (key.encode() in content or escaped or b"\0" in content[:4]):
+    spelt = any(spelling.encode() in content for spelling in _spellings(key))
+    if len(key) >= MIN_SECRET_LENGTH and (spelt or escaped or b"\0" in content[:4]):
         return _redacted(parse_json(content), key)
     return parse_json(content)
 
@@ -376,9 +377,9 @@ def redacted_text(response: "requests.Response", key: str) -> str:
     charset, else as UTF-8: never guessed (requests' guess differs between its versions, and is slow)."""
     charset = _CHARSET.search(response.headers.get("Content-Type", ""))  # not requests' latin-1 for text/*
     content = response.content
-    if len(key) >= MIN_SECRET_LENGTH:  # the key in UTF-16 or UTF-32, which that decoding would not spell
+    for spelling in _spellings(key):  # the key in UTF-16 or UTF-32, which that decoding would not spell
         for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
-            content = content.replace(key.encode(codec), REDACTED.encode(codec))
+            content = content.replace(spelling.encode(codec), REDACTED.encode(codec))
     try:
         codec = codecs.lookup(charset.group(1) if charset else "utf-8").name
         return redact(content.decode("utf-8" if codec in _NOT_CHARSETS else codec, "replace"), key)
@@ -394,11 +395,11 @@ def redact(text: str, key: str) -> str:
 
 
 def _spellings(key: str) -> Tuple[str, ...]:
-    """How ``key`` may be written: as it is, and percent-encoded (one pasted where an id goes, in a URL)."""
+    """How ``key`` may be written: as it is, in lower or upper case (a UUID is either: Hasura and urllib3's DecodeError
+    write it lower-cased), and percent-encoded (one pasted where an id goes, in a URL)."""
     if len(key) < MIN_SECRET_LENGTH:
         return ()
-    encoded = quote(key, safe="")
-    return (key, encoded) if encoded != key else (key,)
+    return tuple(dict.fromkeys((key, key.lower(), key.upper(), quote(key, safe=""))))
 
 
 def printable(text: str) -> str:

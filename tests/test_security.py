@@ -176,6 +176,29 @@ def test_a_key_the_server_echoes_is_redacted_from_the_error(mocked, mock_client,
     assert "[redacted]" in (repr(err.body) + str(err.request_id)).replace("\\x00", "")  # UTF-16 text: NULs between
 
 
+UUID_KEY = "7d1e9b40-3c5a-4f21-8e6b-a9c0d2f4e815"
+
+
+@pytest.mark.parametrize("key, echoed", [(UUID_KEY.upper(), UUID_KEY), (UUID_KEY, UUID_KEY.upper())])
+def test_a_key_echoed_in_another_case_is_redacted(mocked, key, echoed):
+    # A UUID is one in either case (is_uuid), and Hasura writes it lower-cased: matched as given, it was shown.
+    said = {"error": f"api key {echoed} not found"}
+    mocked.add("GET", BASE + "/me", json=said, status=401, match=api_matchers(key=key, timeout=DEFAULT_TIMEOUT))
+    with pytest.raises(LeonardoError) as info, Client(api_key=key, base_url=BASE, max_retries=0) as client:
+        client.get_user_info()
+    assert info.value.message == "api key [redacted] not found" and info.value.body == {"error": info.value.message}
+
+
+def test_a_key_lower_cased_in_a_decode_error_is_not_in_its_traceback():
+    # urllib3's DecodeError quotes the Content-Encoding lower-cased: a key given in upper case was in the chained cause.
+    key = UUID_KEY.upper()
+    with raw_server(f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, {key}\r\nContent-Length: 2\r\n\r\nno".encode()) as url:
+        with pytest.raises(LeonardoError, match="could not decode the response") as info:
+            Client(api_key=key, base_url=url, max_retries=0).get_user_info()
+    printed = "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
+    assert UUID_KEY not in printed and key not in printed
+
+
 def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_error(mocked, mock_client):
     failed = {"id": "g", "status": "FAILED", "note": f"key {API_KEY}", API_KEY: API_KEY}
     mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": failed}, match=api_matchers())
