@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import functools
 import http.client
 import json
 import logging
@@ -394,6 +395,7 @@ def redact(text: str, key: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=8)  # read for every answer: a key's few are built once
 def _spellings(key: str) -> Tuple[str, ...]:
     """How ``key`` may be written: as it is, in lower or upper case (a UUID is either: Hasura and urllib3's DecodeError
     write it lower-cased), and percent-encoded (one pasted where an id goes, in a URL)."""
