@@ -557,7 +557,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
         paths = client.save_results(generation, args.out)  # images with no URL yet: skipped, said after
     except KeyboardInterrupt:  # COMPLETE: as a stop in the wait
         raise _stopped(made, args.offline) from None
-    except LeonardoError as exc:
+    except (LeonardoError, ValueError) as exc:  # ValueError: --out, checked before, a file now (replaced meanwhile)
         failure = "saving its files failed"
         raise (_made_but(made, failure, exc) if paid else LeonardoError(f"{label}: {failure}: {exc}")) from exc
     if not paths:  # exit 0 would say it was made
@@ -622,7 +622,7 @@ def _stopped(made: str, offline: bool) -> KeyboardInterrupt:
     return KeyboardInterrupt(f"generation {made} goes on: 'leonardo-client get {made} --out DIR' saves its files")
 
 
-def _made_but(made: str, failure: str, cause: Optional[LeonardoError] = None) -> LeonardoError:
+def _made_but(made: str, failure: str, cause: Optional[Exception] = None) -> LeonardoError:
     """generate's failure once its create call was answered: its files are lost to the script, not its cost, and
     running generate again pays again. Said first, with how to save them: a long cause is cut to fit the line."""
     said = f"generation {made} was made (and paid for), but {failure} (try 'leonardo-client get {made} --out DIR')"

@@ -595,6 +595,36 @@ def test_get_out_that_cannot_save_is_one_line_and_exit_1(
     assert last.startswith("leonardo-client: " + said.format(id=made)) and "Traceback" not in captured.err, last
 
 
+@pytest.mark.parametrize("command", ["generate", "get"])
+def test_an_out_replaced_by_a_file_while_waiting_is_a_failed_save_not_a_usage_error(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    # save_results' ValueError ("exists and is not a folder") was taken for a usage error: exit 2, and generate's
+    # line named neither the generation made and paid for nor how to save its files.
+    fake_in_env.completion_delay = 0
+    out, wait = tmp_path / "shots", Client.wait_for_generation
+
+    def replaced_meanwhile(client: Client, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        answer = wait(client, *args, **kwargs)
+        shutil.rmtree(str(out), ignore_errors=True)  # generate's, made before its create call; get makes none yet
+        out.write_text("a script's file of that name")
+        return answer
+
+    monkeypatch.setattr(Client, "wait_for_generation", replaced_meanwhile)
+    with Client() as client:
+        made = generation_id(client.create_generation({"prompt": "a fox"})) if command == "get" else ""
+    assert cli.main((["generate", "a fox"] if command == "generate" else ["get", made]) + ["--out", str(out)]) == 1
+    made = fake_in_env.generation_ids()[-1]
+    said = capsys.readouterr().err.splitlines()[-1]
+    cause = f"{cli.shown(str(out))} exists and is not a folder"
+    if command == "generate":
+        assert said == f"leonardo-client: error: generation {made} was made (and paid for), but saving its files " \
+            f"failed (try 'leonardo-client get {made} --out DIR'): {cause}"
+    else:
+        assert said == f"leonardo-client: error: generation {made}: saving its files failed: {cause}"
+
+
 @pytest.mark.parametrize("case", ["unknown", "failed"])
 def test_get_out_makes_no_folder_when_there_is_nothing_to_save(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, case: str
