@@ -1173,13 +1173,13 @@ class _Engine:
         self.stop_sending()
         self.interrupted = True  # from here on, an on_progress that raises is dropped (see emit)
         self.emit("stopping", None, "stopping: recording what is in flight (Ctrl-C again to quit at once)")
-        try:
-            self.drain_posts()  # a second Ctrl-C ends this at once...
-        except KeyboardInterrupt:
+        try:  # a full disk (the journal, the page) does not make the stop an error: a rerun reconciles what it lost
+            with contextlib.suppress(LeonardoError):
+                self.drain_posts()  # a second Ctrl-C ends this at once...
+        finally:
             with contextlib.suppress(Exception):
                 self.gallery(final=True)  # ...the page not left saying "running"
-            raise
-        self.gallery(final=True)
+        self.journal.check_folder()  # moved: "rerun it in its new place", not a stop to rerun here (sent again)
         return self.summary(interrupted=True)
 
     def stop_sending(self) -> None:

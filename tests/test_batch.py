@@ -1798,20 +1798,77 @@ def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_
         if event.event == "stopping":
             raise BrokenPipeError(32, "Broken pipe")  # a printer whose pipe closed with the Ctrl-C
 
-    under_way = threading.Barrier(3)
-
-    class Slow(ApiDouble):  # the first answers once all three are sent: the others are under way at the Ctrl-C
-        def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
-            under_way.wait(5)
-            if body["prompt"] != PROMPTS[0]["prompt"]:
-                time.sleep(0.2)
-            return super().create_generation(body)
-
-    api = Slow()
+    api = UnderWayTogether()
     with pytest.raises(BatchInterrupted):  # was the BrokenPipeError, with the others' answers lost
         run(api, PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
     assert len(api.generations) == 3
     assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
+
+
+@pytest.mark.parametrize("full_for", ["the page", "the journal"])
+def test_a_ctrl_c_on_a_disk_filled_meanwhile_is_still_an_interrupted_batch(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, full_for: str
+) -> None:
+    # The stop's last page (or the record of an answer still under way) failing raised its LeonardoError from the
+    # stop: not BatchInterrupted, and the CLI said an error (exit 1, SIGTERM's not 143) without "rerun".
+    full, write = threading.Event(), batch.write_gallery
+
+    class FullOnceStopped(DiskFillingUp):
+        def write(self, data: Any) -> int:
+            if full.is_set():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return int(self.file.write(data))
+
+    def page(*args: Any) -> None:
+        if full.is_set():
+            raise LeonardoError("could not write 'index.html': No space left on device")
+        write(*args)
+
+    if full_for == "the page":
+        monkeypatch.setattr(batch, "write_gallery", page)
+    else:
+        wrap_journal_file(monkeypatch, FullOnceStopped)
+
+    def progress(event: BatchProgress) -> None:
+        if event.event == "submitted" and not full.is_set():  # once (twice: "quit at once"); the others under way
+            full.set()
+            raise KeyboardInterrupt
+
+    api = UnderWayTogether()
+    with pytest.raises(BatchInterrupted) as stopped:
+        run(api, PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+    assert stopped.value.summary.interrupted and len(api.generations) == 3
+    full.clear()
+    assert run(api, PROMPTS[:3], str(tmp_path)).ok and api.calls.count("POST") == 3  # each billed once
+
+
+def test_a_ctrl_c_in_a_folder_moved_meanwhile_says_where_to_rerun_it(tmp_path: Any) -> None:
+    # The stop's errors are not the stop's failure (above), but BatchInterrupted would say "rerun the same command":
+    # here, a new batch in the old path, whose items would be sent again.
+    old = tmp_path / "batch"
+
+    def progress(event: BatchProgress) -> None:
+        if event.event == "submitted" and old.exists():
+            os.rename(old, tmp_path / "moved")
+            raise KeyboardInterrupt
+
+    with pytest.raises((LeonardoError, BatchInterrupted)) as caught:  # BatchInterrupted caught: not the session's stop
+        run(UnderWayTogether(), PROMPTS[:3], str(old), concurrency=3, on_progress=progress)
+    assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
+
+
+class UnderWayTogether(ApiDouble):
+    """The first create call answers once three are sent, the others 0.2 s later: under way as it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.under_way = threading.Barrier(3)
+
+    def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        self.under_way.wait(5)
+        if body["prompt"] != PROMPTS[0]["prompt"]:
+            time.sleep(0.2)
+        return super().create_generation(body)
 
 
 class FirstDownloadHeld(ApiDouble):
