@@ -1125,8 +1125,8 @@ class _Engine:
             # Before the items reopened are journaled: a run refused (a 401, another account) changes nothing.
             slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
             self.queue_planned(planned)
+            self.clear_leftovers()  # first: a killed run's partial downloads may be what fills the disk
             self.gallery(final=False)
-            self.clear_leftovers()
         except KeyboardInterrupt:
             raise BatchInterrupted(self.summary(interrupted=True)) from None
         self.in_flight_limit = _in_flight_limit(slots, given=concurrency is not None)
@@ -1781,6 +1781,7 @@ class _Engine:
 
     def clear_leftovers(self) -> None:
         """What a run killed in this folder left: the downloads it had under way, a gallery half written."""
+        self.journal.check_folder()  # not another's, put in its place meanwhile (GET /me may take a while)
         shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)
         _files.remove_temporaries(os.path.join(self.out_dir, GALLERY))
 

@@ -4159,6 +4159,44 @@ def test_a_gallery_half_written_by_a_killed_run_is_removed_by_the_next(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".notes.txt.0a1b2c3d.part"]
 
 
+def test_a_killed_run_s_partial_downloads_filling_the_disk_do_not_block_the_rerun(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first page was written before they were removed: "could not write index.html: No space left" on every
+    # rerun, until the user found the hidden .incoming and deleted it by hand.
+    api = ApiDouble()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    part = tmp_path / ".incoming" / "0a1b2c3d" / "0" / ".gen_img.mp4.deadbeef.part"  # SIGKILL mid-download
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 1024)  # as big as the room that was left
+    write = batch.write_gallery
+
+    def page(*args: Any) -> None:
+        if part.exists():
+            raise LeonardoError("could not write 'index.html': No space left on device")
+        write(*args)
+
+    monkeypatch.setattr(batch, "write_gallery", page)
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and not (tmp_path / ".incoming").exists()
+
+
+def test_leftovers_are_not_cleared_from_another_folder_put_in_place_of_the_batch_s(tmp_path: Any) -> None:
+    # Cleared before the first page (which checks the folder), they must still be the batch's own.
+    old, api = tmp_path / "batch", ApiDouble()
+    assert run(api, PROMPTS[:1], str(old)).ok
+    me = api.get_user_info
+
+    def moved_meanwhile() -> Dict[str, Any]:
+        os.rename(old, tmp_path / "moved")
+        (old / ".incoming" / "another-run").mkdir(parents=True)  # a batch started there meanwhile
+        return me()
+
+    api.get_user_info = moved_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match="was moved, renamed or deleted while the batch ran"):
+        run(api, PROMPTS[:1], str(old))
+    assert (old / ".incoming" / "another-run").is_dir()
+
+
 @pytest.mark.parametrize("offline, advice", [(False, "rerun the same command to resume"),
                                              (True, "an --offline batch cannot be resumed: use a new --out")])
 def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any, offline: bool, advice: str) -> None:
