@@ -436,8 +436,9 @@ class _Interrupts:
 def _connect(offline: bool) -> Iterator[Client]:
     """A client for the real API, or for a fake one started for this run."""
     with contextlib.ExitStack() as stack:
-        if offline:
-            from .testing import FakeLeonardo  # loaded only when asked for
+        if offline:  # loaded only when asked for; a stop landing in the making of its classes (a dataclass's exec)
+            with _signals_held():  # ended the process by SIGINT (not 143) or as a RuntimeError (a traceback)
+                from .testing import FakeLeonardo
 
             _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
             try:
@@ -704,7 +705,8 @@ def _init_image_guidance(model: str) -> str:
 
 def _bundled_spec() -> Any:
     """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes (loaded when asked for)."""
-    from .testing.spec import bundled_spec
+    with _signals_held():  # as _connect imports the fake
+        from .testing.spec import bundled_spec
 
     return bundled_spec()
 

@@ -1536,6 +1536,44 @@ def test_ctrl_c_while_python_m_imports_the_cli_is_one_line_and_130(tmp_path: Any
     assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
 
 
+# Once, a SIGTERM in the making of the first of the fake's classes: in the code a dataclass makes its methods with
+# (exec), or in a field's __set_name__.
+STOP_IN_THE_FAKE_S_CLASSES = """
+import builtins, dataclasses, signal, sys
+set_name, stopped = dataclasses.Field.__set_name__, []
+def stop(module):
+    if stopped or not module.startswith("leonardo_client.testing"):
+        return False
+    stopped.append(sys.stderr.write("stopped\\n"))
+    return True
+def exec(source, globals, *rest):
+    if {where!r} == "exec" and stop(globals.get("__name__", "")):
+        source = "import signal; signal.raise_signal(signal.SIGTERM)\\n" + source
+    return builtins.exec(source, globals, *rest)
+def stopping(field, owner, name):
+    if {where!r} == "__set_name__" and stop(owner.__module__):
+        signal.raise_signal(signal.SIGTERM)
+    return set_name(field, owner, name)
+dataclasses.exec, dataclasses.Field.__set_name__ = exec, stopping
+"""
+
+
+@pytest.mark.parametrize("where", ["exec", "__set_name__"])
+@pytest.mark.parametrize("command", [["--offline", "me"], ["models"]])  # _connect's import, _bundled_spec's
+def test_a_sigterm_while_the_fake_is_imported_is_143_not_a_sigint_or_a_traceback(
+    tmp_path: Any, where: str, command: List[str]
+) -> None:
+    # In exec, Python ended the process by SIGINT once main() had returned 143 (the shell: 130); in __set_name__,
+    # 3.8-3.11 raise it as a RuntimeError: a traceback, exit 1. The imports hold the signals now.
+    (tmp_path / "sitecustomize.py").write_text(STOP_IN_THE_FAKE_S_CLASSES.format(where=where))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env.update(LEONARDO_API_KEY="00000000-0000-4000-8000-000000000000", LEONARDO_BASE_URL="http://127.0.0.1:9/api")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "leonardo_client", *command], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env=env, preexec_fn=default_stop_signals)
+    assert (done.returncode, done.stderr) == (143, "stopped\nleonardo-client: interrupted\n")  # nothing sent
+
+
 def test_ctrl_c_while_another_python_m_program_imports_the_library_is_its_own(tmp_path: Any) -> None:
     # argv[0] is "-m" while any "python -m" finds its module: such a program exited "leonardo-client: interrupted".
     (tmp_path / "otherapp").mkdir()
