@@ -106,8 +106,9 @@ class _Parser(argparse.ArgumentParser):
         if message and file is sys.stdout:  # --help, --version: argparse would drop a failed write, exit 0
             with _writing_output():
                 file.write(message)
-        else:
-            super()._print_message(message, file)
+        else:  # stderr: a failed write dropped, as 3.9+ argparse drops it (3.8's let it out: exit 1, not 2)
+            with contextlib.suppress(OSError):
+                super()._print_message(message, file)
 
     def error(self, message: str) -> NoReturn:
         if sys.stderr is None:  # `2>&-`: argparse would print the usage on stdout instead

@@ -894,6 +894,22 @@ def test_a_usage_error_without_stderr_writes_nothing(
     assert capsys.readouterr().out == ""  # argparse printed the usage on stdout, the output
 
 
+class FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_usage_error_into_a_full_stderr_is_still_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3.8's argparse lets the write's OSError out of parse_args (3.9+ drops it): exit 1, as another file's failure.
+    def as_3_8_writes(parser: Any, message: str, file: Any = None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "_print_message", as_3_8_writes)
+    monkeypatch.setattr(sys, "stderr", FullDisk())  # 2>/dev/full
+    assert cli.main(["--no-such-flag"]) == 2
+
+
 def test_what_the_output_cannot_encode_is_escaped_not_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as PYTHONIOENCODING=ascii
     monkeypatch.setattr(sys, "stdout", stdout)
