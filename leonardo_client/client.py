@@ -825,7 +825,8 @@ class _Session(requests.Session):
     """The client's own session: on a redirect, credentials are dropped as requests drops them, and
     none are added from ~/.netrc (requests looks it up again on every hop, whatever the request's auth);
     a hop to a loopback host goes direct, as the first does (requests would add the environment's proxy);
-    a hop to https carries no proxy credentials (they go in the CONNECT alone, as requests 2.31 has it)."""
+    a hop to https carries no proxy credentials (they go in the CONNECT alone, as requests 2.31 has it); no hop
+    carries a cookie (see _mount)."""
 
     def rebuild_proxies(self, prepared_request: requests.PreparedRequest, proxies: Any) -> Any:
         proxies = super().rebuild_proxies(prepared_request, proxies)  # type: ignore[no-untyped-call,unused-ignore]
@@ -840,6 +841,7 @@ class _Session(requests.Session):
         old, new = str(response.request.url), str(prepared_request.url)
         if self.should_strip_auth(old, new):  # type: ignore[no-untyped-call,unused-ignore]
             prepared_request.headers.pop("Authorization", None)
+        prepared_request.headers.pop("Cookie", None)  # one a 3xx set: requests' jar for the hop keeps it, ours none
 
 
 def _noting(answered: List[requests.PreparedRequest], session: requests.Session) -> Optional[Dict[str, List[Any]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import functools
 import http.client
 import json
 import logging
@@ -395,13 +394,12 @@ def redact(text: str, key: str) -> str:
     return text
 
 
-@functools.lru_cache(maxsize=8)  # read for every answer: a key's few are built once
 def _spellings(key: str) -> Tuple[str, ...]:
     """How ``key`` may be written: as it is, in lower or upper case (a UUID is either: Hasura and urllib3's DecodeError
     write it lower-cased), and percent-encoded (one pasted where an id goes, in a URL)."""
     if len(key) < MIN_SECRET_LENGTH:
         return ()
-    return tuple(dict.fromkeys((key, key.lower(), key.upper(), quote(key, safe=""))))
+    return tuple(dict.fromkeys((key, key.lower(), key.upper(), quote(key, safe="", errors="surrogateescape"))))
 
 
 def printable(text: str) -> str:

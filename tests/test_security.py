@@ -351,6 +351,14 @@ def test_a_key_pasted_where_an_id_goes_is_redacted_from_the_cli_s_error(fake_in_
     assert capsys.readouterr().err.startswith("leonardo-client: error: no generation with id '[redacted]'")
 
 
+def test_a_key_from_the_environment_holding_a_byte_not_utf_8_is_still_a_usage_error(monkeypatch, capsys):
+    # The CLI redacts its key from every error line: percent-encoding the key's undecoded byte (a surrogate) raised.
+    monkeypatch.setenv("LEONARDO_API_KEY", API_KEY + "\udce9")
+    assert cli.main(["me"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("leonardo-client: error: LEONARDO_API_KEY contains a control or non-ASCII"), said
+
+
 def test_a_key_percent_encoded_in_a_url_is_redacted_too(mocked, caplog):
     # A key with quotes pasted in, used where an id goes: the URL holds it encoded, %22<key>%22, and the error,
     # urllib3's line and the client's own showed it so.
@@ -747,7 +755,11 @@ def test_the_client_s_own_session_keeps_no_cookie(mocked, mock_client, tmp_path)
     mock_client.get_user_info()
     mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
     mock_client.upload_init_image(b"\x89PNG", "png")
-    assert [call.request.headers.get("Cookie") for call in mocked.calls] == [None] * 4
+    moved = {**cookie, "Location": "https://other.example.test/i"}  # nor one a redirect set, on the next hop
+    mocked.add("GET", "https://cdn.example.test/moved.png", status=302, headers=moved, match=download_matchers())
+    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", match=download_matchers())
+    mock_client.download_image("https://cdn.example.test/moved.png", str(tmp_path / "moved.png"))
+    assert [call.request.headers.get("Cookie") for call in mocked.calls] == [None] * 6
 
 
 def test_a_proxy_password_goes_in_the_tunnel_s_connect_only_not_to_the_api(mocked):
