@@ -233,6 +233,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
          "1280x720, 720x1280, 960x960, 1108x832, 832x1108, 1920x1080, 1080x1920, 1440x1440, 1662x1248, 1248x1662\n"),
         (["generate", "x", "--model", "hailuo-2_3-fast", "--init-image", "{png}"],
          "model 'hailuo-2_3-fast' needs --width and --height, one of 1376x768, 768x1376, 768x768, 1920x1080, "),
+        # One size alone, where neither is taken too: each pair once (two lists of them).
+        (["generate", "x", "--model", "kling-2.6", "--width", "1920"],
+         "model 'kling-2.6' takes --width and --height together, one of 1920x1080, 1080x1920, 1440x1440, 0x0\n"),
         (["generate", "x", "--model", "music-v1", "--width", "512", "--height", "512"], 'field "width" not found'),
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
