@@ -579,7 +579,8 @@ class _Journal:
 
     def check_folder(self) -> None:
         """Raise _FolderMoved if out_dir is no longer the folder the batch started in: what is written to its
-        path would re-create it there, while the journal (an open file) went with the folder."""
+        path would re-create it there, while the journal (an open file) went with the folder; or if the journal was
+        deleted: nothing can resume the batch."""
         try:
             moved = not os.path.samestat(os.stat(self.folder), self.folder_stat)
         except OSError:
@@ -587,6 +588,9 @@ class _Journal:
         if moved:
             raise _FolderMoved(f"{self.folder} was moved, renamed or deleted while the batch ran: rerun it in its new "
                                "place")
+        deleted = not self._file.closed and os.fstat(self._file.fileno()).st_nlink == 0
+        if deleted:  # its lock went with it: a second run could start on the folder
+            raise _FolderMoved(f"could not write {self.path}: it was deleted while the batch ran")
 
     def _lock(self, out_dir: str) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
@@ -628,11 +632,8 @@ class _Journal:
             try:
                 if self._stopped:
                     raise OSError(self._stopped)
-                found = os.fstat(self._file.fileno())
-                if found.st_nlink == 0:  # its lock went with it: a second run could start on the folder
-                    raise OSError("it was deleted while the batch ran")
                 self.check_folder()
-                end = found.st_size
+                end = os.fstat(self._file.fileno()).st_size
                 while data:  # one write, unless the disk takes only part (then the rest, or ENOSPC)
                     written = self._file.write(data)
                     if not written:  # never for a regular file, but asking again would loop forever
@@ -1122,10 +1123,9 @@ class _Engine:
         try:  # nothing is sent before the workers start: a Ctrl-C here has nothing in flight to record
             planned = self.plan(retry_failed, resubmit_ambiguous)
             self.refuse_lost_records()
-            # Before the items reopened are journaled: a run refused (a 401, another account) changes nothing.
-            slots = self.account(concurrency)  # a 401 here leaves the page as the last run ended it: not "running"
-            self.queue_planned(planned)
             self.clear_leftovers()  # first: a killed run's partial downloads may be what fills the disk
+            slots = self.account(concurrency)  # refused (a 401, another account): nothing journaled, the page kept
+            self.queue_planned(planned)
             self.gallery(final=False)
         except KeyboardInterrupt:
             raise BatchInterrupted(self.summary(interrupted=True)) from None
@@ -1154,7 +1154,8 @@ class _Engine:
             self.stop_sending()
             with contextlib.suppress(Exception):
                 self.drain_posts()
-                self.gallery(final=True)  # not left "running"
+            with contextlib.suppress(Exception):
+                self.gallery(final=True)  # not left "running", whatever the drain met
             raise
         finally:
             self.stop_workers(len(workers))
@@ -1179,7 +1180,7 @@ class _Engine:
         finally:
             with contextlib.suppress(Exception):
                 self.gallery(final=True)  # ...the page not left saying "running"
-        self.journal.check_folder()  # moved: "rerun it in its new place", not a stop to rerun here (sent again)
+        self.journal.check_folder()  # moved, its journal deleted: not a stop to rerun here (sent again)
         return self.summary(interrupted=True)
 
     def stop_sending(self) -> None:
@@ -1781,7 +1782,7 @@ class _Engine:
 
     def clear_leftovers(self) -> None:
         """What a run killed in this folder left: the downloads it had under way, a gallery half written."""
-        self.journal.check_folder()  # not another's, put in its place meanwhile (GET /me may take a while)
+        self.journal.check_folder()  # not another's, put in its place since the journal was opened
         shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)
         _files.remove_temporaries(os.path.join(self.out_dir, GALLERY))
 

@@ -1857,6 +1857,19 @@ def test_a_ctrl_c_in_a_folder_moved_meanwhile_says_where_to_rerun_it(tmp_path: A
     assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
 
 
+def test_a_ctrl_c_after_the_journal_was_deleted_says_so_not_rerun(tmp_path: Any) -> None:
+    # The drain's "could not write" was dropped with the disk-full ones: BatchInterrupted said "rerun the same
+    # command", and the rerun was refused as "not a batch's folder".
+    def progress(event: BatchProgress) -> None:
+        if event.event == "submitted" and (tmp_path / "journal.jsonl").exists():
+            os.remove(tmp_path / "journal.jsonl")
+            raise KeyboardInterrupt
+
+    with pytest.raises((LeonardoError, BatchInterrupted)) as caught:  # BatchInterrupted caught: not the session's stop
+        run(UnderWayTogether(), PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+    assert str(caught.value) == f"could not write {tmp_path / 'journal.jsonl'}: it was deleted while the batch ran"
+
+
 class UnderWayTogether(ApiDouble):
     """The first create call answers once three are sent, the others 0.2 s later: under way as it is taken."""
 
@@ -4180,6 +4193,33 @@ def test_a_killed_run_s_partial_downloads_filling_the_disk_do_not_block_the_reru
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and not (tmp_path / ".incoming").exists()
 
 
+def test_a_killed_run_s_partial_downloads_filling_the_disk_do_not_block_a_retry_of_the_failed(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed items reopened were journaled before the leftovers were removed: "could not write journal.jsonl".
+    api = ApiDouble()
+    api.before_post = [LeonardoError("refused", status_code=400, body={"error": "refused"})]
+    assert run(api, PROMPTS[:1], str(tmp_path)).failed == 1
+    part = tmp_path / ".incoming" / "0a1b2c3d" / "0" / ".gen_img.mp4.deadbeef.part"  # SIGKILL mid-download
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 1024)
+
+    class FullWhileItLasts:
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def write(self, data: Any) -> int:
+            if part.exists():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return int(self.file.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+    wrap_journal_file(monkeypatch, FullWhileItLasts)
+    assert run(api, PROMPTS[:1], str(tmp_path), retry_failed=True).ok and not (tmp_path / ".incoming").exists()
+
+
 def test_leftovers_are_not_cleared_from_another_folder_put_in_place_of_the_batch_s(tmp_path: Any) -> None:
     # Cleared before the first page (which checks the folder), they must still be the batch's own.
     old, api = tmp_path / "batch", ApiDouble()
@@ -4229,7 +4269,8 @@ def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(tmp_path
     assert "running, updated" in running[0] and "It does not reload itself: reload it to see the latest." in running[0]
 
 
-@pytest.mark.parametrize("stop", ["a callback's error", "a 401 at GET /me", "a second Ctrl-C"])
+@pytest.mark.parametrize("stop", ["a callback's error", "a callback's error, then a full disk", "a 401 at GET /me",
+                                  "a second Ctrl-C"])
 def test_the_gallery_of_a_batch_that_raised_is_not_left_running(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, stop: str
 ) -> None:
@@ -4261,6 +4302,11 @@ def test_the_gallery_of_a_batch_that_raised_is_not_left_running(
             if progress.event == "submitted":
                 raise ValueError("a bug in the callback")
 
+        def journal_full(engine: Any) -> None:
+            raise LeonardoError("could not write journal.jsonl: No space left on device")
+
+        if stop == "a callback's error, then a full disk":  # the page was skipped with the drain's record
+            monkeypatch.setattr(batch._Engine, "drain_posts", journal_full)
         with pytest.raises(ValueError):
             run(api, PROMPTS[:2], str(tmp_path), on_progress=fail)
         page = (tmp_path / "index.html").read_text(encoding="utf-8")
