@@ -437,10 +437,8 @@ class _Interrupts:
 def _connect(offline: bool) -> Iterator[Client]:
     """A client for the real API, or for a fake one started for this run."""
     with contextlib.ExitStack() as stack:
-        if offline:  # loaded only when asked for; a stop landing in the making of its classes (a dataclass's exec)
-            with _signals_held():  # ended the process by SIGINT (not 143) or as a RuntimeError (a traceback)
-                from .testing import FakeLeonardo
-
+        if offline:
+            FakeLeonardo = _testing().FakeLeonardo
             _stderr(f"{PROG}: offline: the built-in fake API answers, and its images are placeholders")
             try:
                 fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
@@ -705,11 +703,16 @@ def _init_image_guidance(model: str) -> str:
 
 
 def _bundled_spec() -> Any:
-    """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes (loaded when asked for)."""
-    with _signals_held():  # as _connect imports the fake
-        from .testing.spec import bundled_spec
+    """The spec bundled with FakeLeonardo (a testing.spec.Spec): what the API takes."""
+    return _testing().spec.bundled_spec()
 
-    return bundled_spec()
+
+def _testing() -> Any:
+    """leonardo_client.testing (the fake, the bundled spec), loaded when asked for, a stop held meanwhile: one landing
+    in the making of its classes (a dataclass's exec) ended the process by SIGINT (not 143) or as a RuntimeError."""
+    with _signals_held():
+        from . import testing
+    return testing
 
 
 def _get(client: Client, args: argparse.Namespace) -> int:
@@ -797,6 +800,7 @@ def _batch_items(args: argparse.Namespace) -> List[BatchItem]:
     """batch's items, its flags applied, and then its --out checked (bad lines: a ValueError, exit 2)."""
     names = ("model", "model_id", "width", "height", "num_images", "negative_prompt")
     defaults = {name: getattr(args, name) for name in names}
+    _testing()  # what read_items checks the items by, and the run counts their images by
     try:
         items = read_items(args.prompts, defaults, check_spec=not journaled(args.out))  # all bad lines first
     except BatchInputError as bad:  # a flag refused is every line's fault: said once, by its name

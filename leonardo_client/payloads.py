@@ -183,8 +183,7 @@ def check_request(api: str, body: Dict[str, Any], sizes: Tuple[str, str] = ("wid
 
 def _check_sizes_given(who: str, schema: Dict[str, Any], parameters: Any, names: Tuple[str, str]) -> None:
     """ValueError naming the width x height pairs of a v2 model's anyOf/oneOf, if ``parameters`` lack a size: what
-    its pairs refused (happy-horse-1.1's oneOf has no branch for neither: read literally, its spec needs both; one
-    size alone is never taken)."""
+    its pairs refused (happy-horse-1.1's oneOf has no branch for neither: read literally, its spec needs both)."""
     schema = schema["properties"]["parameters"]
     given = parameters if isinstance(parameters, dict) else {}
     branches = [b for part in (schema, *schema.get("allOf", ())) for b in part.get("anyOf", []) + part.get("oneOf", [])]

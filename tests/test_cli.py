@@ -1555,8 +1555,8 @@ def test_ctrl_c_while_python_m_imports_the_cli_is_one_line_and_130(tmp_path: Any
     assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
 
 
-# Once, a SIGTERM in the making of the first of the fake's classes: in the code a dataclass makes its methods with
-# (exec), or in a field's __set_name__.
+# Once, a signal (SIGTERM unless said) in the making of the first of the fake's classes: in the code a dataclass
+# makes its methods with (exec), or in a field's __set_name__.
 STOP_IN_THE_FAKE_S_CLASSES = """
 import builtins, dataclasses, signal, sys
 set_name, stopped = dataclasses.Field.__set_name__, []
@@ -1567,11 +1567,11 @@ def stop(module):
     return True
 def exec(source, globals, *rest):
     if {where!r} == "exec" and stop(globals.get("__name__", "")):
-        source = "import signal; signal.raise_signal(signal.SIGTERM)\\n" + source
+        source = "import signal; signal.raise_signal(signal.{signal})\\n" + source
     return builtins.exec(source, globals, *rest)
 def stopping(field, owner, name):
     if {where!r} == "__set_name__" and stop(owner.__module__):
-        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.{signal})
     return set_name(field, owner, name)
 dataclasses.exec, dataclasses.Field.__set_name__ = exec, stopping
 """
@@ -1584,13 +1584,28 @@ def test_a_sigterm_while_the_fake_is_imported_is_143_not_a_sigint_or_a_traceback
 ) -> None:
     # In exec, Python ended the process by SIGINT once main() had returned 143 (the shell: 130); in __set_name__,
     # 3.8-3.11 raise it as a RuntimeError: a traceback, exit 1. The imports hold the signals now.
-    (tmp_path / "sitecustomize.py").write_text(STOP_IN_THE_FAKE_S_CLASSES.format(where=where))
+    done = stopped_in_the_fake_s_classes(tmp_path, where, "SIGTERM", command)
+    assert (done.returncode, done.stderr) == (143, "stopped\nleonardo-client: interrupted\n")  # nothing sent
+
+
+@pytest.mark.parametrize("where", ["exec", "__set_name__"])
+def test_a_ctrl_c_while_a_batch_s_items_are_checked_by_the_spec_is_an_interrupt_not_a_traceback(
+    tmp_path: Any, where: str
+) -> None:
+    # read_items checks a new batch's items by the bundled spec, importing it as the arguments are read.
+    (tmp_path / "p.txt").write_text("a fox\n")
+    done = stopped_in_the_fake_s_classes(tmp_path, where, "SIGINT", ["batch", str(tmp_path / "p.txt"), "--out",
+                                                                      str(tmp_path / "out")])
+    assert (done.returncode, done.stderr) == (-signal.SIGINT, "stopped\nleonardo-client: interrupted\n")  # a Ctrl-C's
+
+
+def stopped_in_the_fake_s_classes(tmp_path: Any, where: str, stop: str, command: List[str]) -> Any:
+    (tmp_path / "sitecustomize.py").write_text(STOP_IN_THE_FAKE_S_CLASSES.format(where=where, signal=stop))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     env.update(LEONARDO_API_KEY="00000000-0000-4000-8000-000000000000", LEONARDO_BASE_URL="http://127.0.0.1:9/api")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "leonardo_client", *command], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "leonardo_client", *command], capture_output=True, text=True,
                           timeout=60, cwd=REPO, env=env, preexec_fn=default_stop_signals)
-    assert (done.returncode, done.stderr) == (143, "stopped\nleonardo-client: interrupted\n")  # nothing sent
 
 
 def test_ctrl_c_while_another_python_m_program_imports_the_library_is_its_own(tmp_path: Any) -> None:
