@@ -2419,7 +2419,12 @@ def test_a_slow_receiver_never_blocks_the_api():
         slow.close()
 
 
-@pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook", 5])
+@pytest.mark.parametrize("url", ["https://example.com/hook", "http://10.0.0.1/hook", "ftp://127.0.0.1/x", "hook", 5,
+                                 # as urllib reads it: http.client sent to port 109007 % 65536 (with the key), asked
+                                 # DNS for "x@127.0.0.1", and failed every delivery of the others
+                                 "http://127.0.0.1:109007/hook", "http://127.0.0.1:abc/", "http://x@127.0.0.1/",
+                                 "http://127.0.0.1/a b", "http://127.0.0.1/\tx", "http://127.0.0.1/\x7f",
+                                 "http://[::1/"])
 def test_webhook_url_must_be_loopback(url):
     with pytest.raises(ValueError, match="loopback"):
         FakeLeonardo(webhook_url=url, webhook_api_key="k")

@@ -26,7 +26,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, MutableMapping, Optional, Tuple, TypeVar, cast
 from urllib.parse import urlsplit
 
-from .._files import UPLOAD_EXTENSIONS, is_loopback
+from .._files import UPLOAD_EXTENSIONS, is_http, is_loopback
 from ..payloads import V1_PROMPT_MAX, V1_SIDES, check_v1_model_id, is_header_text, is_uuid, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
@@ -626,11 +626,13 @@ def check_form(request: RecordedRequest, parts: List[Tuple[str, bytes]], fields:
 
 
 def check_settings(url: Optional[str], key: Optional[str]) -> None:
-    """Refuse a webhook URL that is not http(s) on a loopback address, or no key a header can carry."""
+    """Refuse a webhook URL that is not http(s) on a loopback address as urllib reads it (printable ASCII, no space,
+    a port in range: http.client wraps it, no user@: it would resolve "user@host"), or no key a header can carry."""
     if url is None:
         return
-    parts = urlsplit(url if isinstance(url, str) else "")
-    if parts.scheme not in ("http", "https") or not is_loopback(parts.hostname or ""):
+    text = url if isinstance(url, str) else ""
+    parts = urlsplit(text if is_header_text(text) and " " not in text and is_http(text) else "")
+    if "@" in parts.netloc or not is_loopback(parts.hostname or ""):
         raise ValueError("webhook_url must be an http(s) URL on a loopback address, not %r" % url)
     if not isinstance(key, str) or not key.strip() or not is_header_text(key):
         raise ValueError("webhook_url needs a webhook_api_key of printable ASCII (it goes in a header)")
