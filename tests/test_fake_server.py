@@ -2273,7 +2273,8 @@ def test_deleting_a_generation_or_an_init_image_deletes_its_files(fake, api):
 
 class Receiver(http.server.ThreadingHTTPServer):
     """A webhook receiver on 127.0.0.1 that keeps what it is sent; answers after `pause` seconds, or once
-    `released` is set (a 302 to `location` when given; with `trickle`, a 100-byte body a byte every 0.2 s)."""
+    `released` is set (a 302 to `location` when given; with `trickle`, its status line a byte every 0.05 s until
+    `released` is set, then it hangs up)."""
 
     def __init__(self, pause=0.0, location=None, trickle=False):
         self.received, self.raw, self.pause = [], [], pause
@@ -2285,9 +2286,9 @@ class Receiver(http.server.ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.raw.append(body)
                 receiver.received.append((self.headers, json.loads(body)))
-                receiver.released.wait(receiver.pause)
                 if trickle:
                     return self.trickle()
+                receiver.released.wait(receiver.pause)
                 self.send_response(302 if location else 200)
                 if location:
                     self.send_header("Location", location)
@@ -2295,14 +2296,10 @@ class Receiver(http.server.ThreadingHTTPServer):
                 self.end_headers()
 
             def trickle(self):
-                self.send_response(200)
-                self.send_header("Content-Length", "100")
-                self.end_headers()
                 with contextlib.suppress(OSError):
-                    for _ in range(100):
-                        self.wfile.write(b"x")
+                    while not receiver.released.wait(0.05):
+                        self.wfile.write(b"H")
                         self.wfile.flush()
-                        time.sleep(0.2)
 
             def log_message(self, *args):
                 pass
@@ -2481,15 +2478,21 @@ def test_stop_gives_up_on_a_slow_receiver_after_the_delivery_timeout(monkeypatch
         slow.close()
 
 
-def test_stop_does_not_wait_on_a_receiver_trickling_its_answer(monkeypatch):
-    monkeypatch.setattr(fake_api, "WEBHOOK_TIMEOUT", 0.5)  # per read: a byte every 0.2 s never trips it
+def test_stop_does_not_wait_on_a_receiver_trickling_its_answer_and_lists_it(monkeypatch):
+    monkeypatch.setattr(fake_api, "WEBHOOK_TIMEOUT", 0.25)  # per read: a byte every 0.05 s never trips it
     trickling = Receiver(trickle=True)
     try:
         with FakeLeonardo(webhook_url=trickling.url, webhook_api_key="k") as fake, session_for(fake) as api:
             create(api, fake)
+            create(api, fake)  # due after the one under way: given up on too
             assert wait_for(lambda: trickling.received)
-            started = time.monotonic()
-        assert time.monotonic() - started < 1.5  # stop() waited for the whole 20 s answer
+            deliverer, started = fake._deliverer, time.monotonic()
+        assert time.monotonic() - started < 2.5  # stop() waited for an answer that never ends
+        given_up = ["not delivered: the receiver did not answer before stop(), nor any after"]
+        assert fake.webhook_errors == given_up  # were [] when stop() returned, then listed by the thread left behind
+        trickling.released.set()  # the receiver hangs up: the delivery fails, the thread ends
+        deliverer.join(1)
+        assert not deliverer.is_alive() and len(trickling.received) == 1 and fake.webhook_errors == given_up
     finally:
         trickling.close()
 

@@ -673,6 +673,7 @@ class Deliverer(threading.Thread):
         self.stopping = threading.Event()
         self.give_up_at = math.inf  # set by stop(): deliveries still due then get WEBHOOK_TIMEOUT more
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())  # loopback: no proxy
+        self.abandoned = False  # set by stop() if a delivery outlasts it: the thread records nothing more
 
     def run(self) -> None:
         stopping = False
@@ -685,22 +686,27 @@ class Deliverer(threading.Thread):
                 self.deliver(url, key, body)
 
     def deliver(self, url: str, key: str, body: Dict[str, Any]) -> None:
-        if time.monotonic() > self.give_up_at:
-            self.fake.webhook_errors.append("not delivered: the FakeLeonardo stopped")
-            return
-        try:
-            headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % key)
-            request = urllib.request.Request(url, json_bytes(body), headers)
-            self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
-        except Exception as exc:  # any failure is the receiver's: record it, go on
-            self.fake.webhook_errors.append("%s: %s" % (type(exc).__name__, exc))
+        error = "not delivered: the FakeLeonardo stopped"
+        if time.monotonic() <= self.give_up_at:
+            try:
+                headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % key)
+                request = urllib.request.Request(url, json_bytes(body), headers)
+                self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
+                return
+            except Exception as exc:  # any failure is the receiver's: record it, go on
+                error = "%s: %s" % (type(exc).__name__, exc)
+        if not self.abandoned:
+            self.fake.webhook_errors.append(error)
 
     def stop(self) -> None:
         self.give_up_at = time.monotonic() + WEBHOOK_TIMEOUT
         self.stopping.set()
-        # The delivery under way may take its timeout once more; one trickling its headers (the timeout
-        # is per read) is left to this daemon thread.
+        # The delivery under way may take its timeout once more; one trickling its answer (the timeout is per
+        # read) is given up on, listed now: the thread, left to end alone, records nothing more.
         self.join(2 * WEBHOOK_TIMEOUT + 1)
+        if self.is_alive():
+            self.abandoned = True
+            self.fake.webhook_errors.append("not delivered: the receiver did not answer before stop(), nor any after")
 
 
 def as_the_api_reads(value: Any) -> Any:
