@@ -588,7 +588,10 @@ class _Journal:
         if moved:
             raise _FolderMoved(f"{self.folder} was moved, renamed or deleted while the batch ran: rerun it in its new "
                                "place")
-        deleted = not self._file.closed and os.fstat(self._file.fileno()).st_nlink == 0
+        try:
+            deleted = os.fstat(self._file.fileno()).st_nlink == 0
+        except (OSError, ValueError):  # unreadable (a stale NFS handle: the next append says so), or closed
+            deleted = False
         if deleted:  # its lock went with it: a second run could start on the folder
             raise _FolderMoved(f"could not write {self.path}: it was deleted while the batch ran")
 

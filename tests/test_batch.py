@@ -1870,6 +1870,27 @@ def test_a_ctrl_c_after_the_journal_was_deleted_says_so_not_rerun(tmp_path: Any)
     assert str(caught.value) == f"could not write {tmp_path / 'journal.jsonl'}: it was deleted while the batch ran"
 
 
+def test_a_ctrl_c_with_the_journal_s_file_unreadable_is_still_an_interrupted_batch(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looking for a deleted journal, the stop's last check raised the OSError (a stale NFS handle) itself.
+    fstat, stale = os.fstat, threading.Event()
+
+    def journal_fstat(fd: int) -> Any:
+        if stale.is_set() and os.path.samestat(fstat(fd), os.stat(tmp_path / "journal.jsonl")):
+            raise OSError(errno.ESTALE, "Stale file handle")
+        return fstat(fd)
+
+    def progress(event: BatchProgress) -> None:
+        if event.event == "submitted" and not stale.is_set():
+            stale.set()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fstat", journal_fstat)
+    with pytest.raises(BatchInterrupted):
+        run(UnderWayTogether(), PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+
+
 class UnderWayTogether(ApiDouble):
     """The first create call answers once three are sent, the others 0.2 s later: under way as it is taken."""
 

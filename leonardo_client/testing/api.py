@@ -674,6 +674,7 @@ class Deliverer(threading.Thread):
         self.give_up_at = math.inf  # set by stop(): deliveries still due then get WEBHOOK_TIMEOUT more
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())  # loopback: no proxy
         self.abandoned = False  # set by stop() if a delivery outlasts it: the thread records nothing more
+        self.recording = threading.Lock()  # for abandoned and what the thread records
 
     def run(self) -> None:
         stopping = False
@@ -695,8 +696,9 @@ class Deliverer(threading.Thread):
                 return
             except Exception as exc:  # any failure is the receiver's: record it, go on
                 error = "%s: %s" % (type(exc).__name__, exc)
-        if not self.abandoned:
-            self.fake.webhook_errors.append(error)
+        with self.recording:
+            if not self.abandoned:
+                self.fake.webhook_errors.append(error)
 
     def stop(self) -> None:
         self.give_up_at = time.monotonic() + WEBHOOK_TIMEOUT
@@ -704,9 +706,11 @@ class Deliverer(threading.Thread):
         # The delivery under way may take its timeout once more; one trickling its answer (the timeout is per
         # read) is given up on, listed now: the thread, left to end alone, records nothing more.
         self.join(2 * WEBHOOK_TIMEOUT + 1)
-        if self.is_alive():
-            self.abandoned = True
-            self.fake.webhook_errors.append("not delivered: the receiver did not answer before stop(), nor any after")
+        with self.recording:
+            self.abandoned = self.is_alive()
+            if self.abandoned:
+                self.fake.webhook_errors.append("not delivered: the receiver did not answer before stop(), nor any "
+                                                "after")
 
 
 def as_the_api_reads(value: Any) -> Any:
