@@ -1487,9 +1487,6 @@ class _Engine:
             elif found:
                 what = f"{len(found)} generations match" if sure else "some generations could not be compared"
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
-            elif isinstance(complete, str) and self.reach(item) > oldest:  # read not all of a day it no longer needs
-                self.reconcile_at[item.index] = time.monotonic()  # (the clock learned meanwhile): read for it again
-                continue
             elif complete is not True:
                 reason = f"{UNREADABLE}: {complete}"
             elif self.reach(item) < oldest:  # the clock just learned: it may have been made before that
