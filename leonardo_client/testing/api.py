@@ -674,7 +674,8 @@ class Deliverer(threading.Thread):
         self.give_up_at = math.inf  # set by stop(): deliveries still due then get WEBHOOK_TIMEOUT more
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())  # loopback: no proxy
         self.abandoned = False  # set by stop() if a delivery outlasts it: the thread records nothing more
-        self.recording = threading.Lock()  # for abandoned and what the thread records
+        self.delivering = False  # a delivery under way, not recorded yet
+        self.recording = threading.Lock()  # for abandoned, delivering and what the thread records
 
     def run(self) -> None:
         stopping = False
@@ -687,17 +688,18 @@ class Deliverer(threading.Thread):
                 self.deliver(url, key, body)
 
     def deliver(self, url: str, key: str, body: Dict[str, Any]) -> None:
-        error = "not delivered: the FakeLeonardo stopped"
+        self.delivering, error = True, "not delivered: the FakeLeonardo stopped"
         if time.monotonic() <= self.give_up_at:
             try:
                 headers = dict(WEBHOOK_HEADERS, authorization="Bearer %s" % key)
                 request = urllib.request.Request(url, json_bytes(body), headers)
                 self.opener.open(request, timeout=WEBHOOK_TIMEOUT).close()  # its status is the answer; no body read
-                return
+                error = ""
             except Exception as exc:  # any failure is the receiver's: record it, go on
                 error = "%s: %s" % (type(exc).__name__, exc)
         with self.recording:
-            if not self.abandoned:
+            self.delivering = False
+            if error and not self.abandoned:
                 self.fake.webhook_errors.append(error)
 
     def stop(self) -> None:
@@ -707,7 +709,7 @@ class Deliverer(threading.Thread):
         # read) is given up on, listed now: the thread, left to end alone, records nothing more.
         self.join(2 * WEBHOOK_TIMEOUT + 1)
         with self.recording:
-            self.abandoned = self.is_alive()
+            self.abandoned = self.delivering  # not is_alive(): one recorded, its thread not yet ended, is listed
             if self.abandoned:
                 self.fake.webhook_errors.append("not delivered: the receiver did not answer before stop(), nor any "
                                                 "after")
