@@ -1465,17 +1465,17 @@ class _Engine:
         for item in due:
             del self.reconcile_at[item.index]
         self.being_reconciled = [item.index for item in due]
-        oldest = min(map(self.reach, due))
-        listing = partial(_list_since, self.client, self.user_id, oldest)
+        reaches = {item.index: self.reach(item) for item in due}  # a reach grown by the end: see reconciled
+        listing = partial(_list_since, self.client, self.user_id, min(reaches.values()))
         # The time first: a generation made later may sit on a page read before it came, so only one made
         # before the first page was asked for is surely in the listing.
-        self.spawn("reconcile", lambda: (self.wall_time(), *listing()), partial(self.reconciled, due, oldest))
+        self.spawn("reconcile", lambda: (self.wall_time(), *listing()), partial(self.reconciled, reaches))
 
-    def reconciled(self, due: List[_Item], oldest: float, result: Any, error: Optional[BaseException]) -> None:
+    def reconciled(self, reaches: Dict[int, float], result: Any, error: Optional[BaseException]) -> None:
         """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
-        self.being_reconciled = []
+        self.being_reconciled, oldest = [], min(reaches.values())
         read_at, listed, complete = result if error is None else (0.0, [], error)  # complete: True, or why not
-        due = self.settle_now(due, complete)
+        due = self.settle_now([self.items[i] for i in reaches], complete)
         self.learn_from(listed, listing=True)
         for item in due:
             found, sure = self.candidates(item, listed)
@@ -1487,6 +1487,9 @@ class _Engine:
             elif found:
                 what = f"{len(found)} generations match" if sure else "some generations could not be compared"
                 reason = f"{what}: " + ", ".join(str(g["id"]) for g in found)
+            elif isinstance(complete, str) and self.reach(item) > reaches[item.index]:  # the clock learned meanwhile:
+                self.reconcile_at[item.index] = time.monotonic()  # the day read back for it used up the pages
+                continue
             elif complete is not True:
                 reason = f"{UNREADABLE}: {complete}"
             elif self.reach(item) < oldest:  # the clock just learned: it may have been made before that

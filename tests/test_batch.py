@@ -3262,6 +3262,36 @@ def test_a_journaled_clock_a_lifetime_off_is_not_taken_up(tmp_path: Any, ahead: 
         assert [r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"] != ["theirs"]
 
 
+def test_a_listing_that_ran_out_of_pages_in_the_day_read_before_the_clock_was_known_is_read_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # #1's create call failed before a generation showed the clock: its listing read back a day, and ran out of pages
+    # in someone else's generations of two hours before. The clock learned meanwhile, from #2, #1 was left ambiguous
+    # all the same ("more than 135 generations since then"), though it needs none of them: a rerun settled it.
+    monkeypatch.setattr(batch, "LISTING_MAX_PAGES", 3)
+
+    class Busy(ApiDouble):  # newest first; the first listing, #1's, is read once #2 has shown the clock
+        waited = False
+
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            for _ in range(0 if self.waited else 1000):
+                if '"clock"' in (tmp_path / "journal.jsonl").read_text(encoding="utf-8"):
+                    break
+                time.sleep(0.01)
+            self.waited = True
+            self.calls.append("LIST")
+            newest = sorted(self.generations.values(), key=lambda g: str(g["createdAt"]), reverse=True)
+            return {"generations": [self._view(g) for g in newest[offset : offset + limit]]}
+
+    api = Busy()
+    for n in range(300):
+        api.generations[f"theirs-{n}"] = dict(id=f"theirs-{n}", createdAt=_iso(time.time() - 7200 - n), n=1,
+                                              created=time.monotonic(), prompt="someone else's", modelId=None)
+    api.before_post = [LeonardoError("Internal Server Error", status_code=500)]  # #1 never created
+    summary = run(api, PROMPTS[:3], str(tmp_path), concurrency=2)  # #2 runs while #1 is reconciled
+    assert summary.ok and api.calls.count("POST") == 4  # was ambiguous: #1 not sent again
+
+
 class NoImages(ApiDouble):
     """Its generations COMPLETE with no image to download (none listed, or none with a url) until ``images_at``."""
 
