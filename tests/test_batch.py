@@ -3292,6 +3292,61 @@ def test_a_listing_that_ran_out_of_pages_in_the_day_read_before_the_clock_was_kn
     assert summary.ok and api.calls.count("POST") == 4  # was ambiguous: #1 not sent again
 
 
+class BusyAccount(ApiDouble):
+    """300 generations of someone else's two hours ago, listed newest first; ``pages``: reconciliation's pages read
+    (a poll's listing asks fewer). With ``clock_first``, the first of them waits until the journal holds a clock."""
+
+    def __init__(self, out: Any, clock_first: bool) -> None:
+        super().__init__(slots=6)
+        self.journal, self.waiting, self.pages = out / "journal.jsonl", clock_first, 0
+        for n in range(300):
+            self.generations[f"theirs-{n}"] = dict(id=f"theirs-{n}", createdAt=_iso(time.time() - 7200 - n), n=1,
+                                                   created=time.monotonic(), prompt="someone else's", modelId=None)
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        self.calls.append("LIST")
+        self.pages += limit == batch.LISTING_PAGE
+        for _ in range(1000 if self.waiting and limit == batch.LISTING_PAGE else 0):
+            if '"clock"' in self.journal.read_text(encoding="utf-8"):
+                break
+            time.sleep(0.01)
+        self.waiting = self.waiting and limit != batch.LISTING_PAGE
+        newest = sorted(self.generations.values(), key=lambda g: str(g["createdAt"]), reverse=True)
+        return {"generations": [self._view(g) for g in newest[offset : offset + limit]]}
+
+
+def test_items_whose_listing_ran_out_of_pages_before_the_clock_was_known_are_read_again_together(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rerun: three create calls cut off, none answered, before any showed the clock, reconciled in one listing a day
+    # back; it ran out of pages as #4, sent meanwhile, taught the clock. Each is read again, in one listing, once.
+    monkeypatch.setattr(batch, "LISTING_MAX_PAGES", 3)
+    api, sent = BusyAccount(tmp_path, clock_first=True), time.time() - 30
+    api._create(dict(PROMPTS[0]), None)  # #1's call ran; #2's and #3's did not
+    api.generations["gen-301"]["createdAt"], api.calls = _iso(sent + 0.1), []
+    records = [{"i": n, "s": "submitting", "t": sent - n, "rt": 0.3} for n in range(3)]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:4], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:4], str(tmp_path))
+    made = sorted(g["prompt"] for g in api.generations.values() if g["prompt"] != "someone else's")
+    assert summary.ok and made == sorted(p["prompt"] for p in PROMPTS[:4])  # #1 adopted, #2 and #3 sent again
+    assert api.calls.count("POST") == 3 and api.pages <= 2 * batch.LISTING_MAX_PAGES  # two listings, not one each
+
+
+def test_items_whose_listing_ran_out_of_pages_with_the_clock_known_are_left_ambiguous_in_one_listing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent three hours ago, the clock known: 135 generations back reach two hours only. Their reach never grows, so a
+    # second listing would run out of pages the same: each was read again, one fewer a time, 3 x 3 pages (945c776).
+    monkeypatch.setattr(batch, "LISTING_MAX_PAGES", 3)
+    api, sent = BusyAccount(tmp_path, clock_first=False), time.time() - 3 * 3600
+    records = [{"clock": 0.0}, *({"i": n, "s": "submitting", "t": sent - n, "rt": 0.3} for n in range(3))]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:3], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:3], str(tmp_path))
+    assert (summary.ambiguous, api.calls.count("POST"), api.pages) == (3, 0, batch.LISTING_MAX_PAGES)
+    reasons = {r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"}
+    assert reasons == {f"{batch.UNREADABLE}: more than 135 generations since then"}
+
+
 class NoImages(ApiDouble):
     """Its generations COMPLETE with no image to download (none listed, or none with a url) until ``images_at``."""
 
