@@ -17,7 +17,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from leonardo_client import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, V2Model, generation_id
 from leonardo_client.errors import error_text
@@ -56,12 +56,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         # v2: the uploaded image as the model's image guidance (Phoenix calls it image_to_image).
         guidance = {"image_to_image": [{"image": {"id": upload["id"], "type": "UPLOADED"}, "strength": "MID"}]}
         v2 = GenerationV2Request(V2Model.PHOENIX_1_0, args.prompt, quantity=1, guidances=guidance)
-        # Each one waited on and saved before the next is paid for: a failure never leaves one paid for, unsaved.
-        for call, request in ((client.create_generation, v1), (client.create_generation_v2, v2)):
-            created = call(request)
+
+        def wait_and_save(created: Dict[str, Any]) -> None:
             print(f"generation {generation_id(created)} started, waiting for it...")
             for path in client.save_results(client.wait_for_generation(created), args.out):
                 print("saved", path)
+
+        # Each one waited on and saved before the next is paid for: a failure never leaves one paid for, unsaved.
+        wait_and_save(client.create_generation(v1))
+        wait_and_save(client.create_generation_v2(v2))
     return 0
 
 

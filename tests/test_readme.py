@@ -150,7 +150,6 @@ def reader_env(fake: FakeLeonardo, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """What a reader of the README has: a key and (here) the fake's URL in the environment."""
     monkeypatch.setenv("LEONARDO_API_KEY", fake.api_key)
     monkeypatch.setenv("LEONARDO_BASE_URL", fake.base_url)
-    monkeypatch.setenv("LEONARDO_USER_ID", fake.user_id)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sketch.jpg").write_bytes(TINY_JPEG)
     return tmp_path
