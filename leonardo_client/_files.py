@@ -264,8 +264,9 @@ def write_atomically(path: str, chunks: Iterable[bytes], sync: bool = True) -> N
 
 def _temporary(path: str, tag: str) -> str:
     folder, name = os.path.split(path)
-    # The name cut to leave room for what is added: a name of 241 to 255 bytes (NAME_MAX) is saved too.
-    return os.path.join(folder, f".{os.fsdecode(os.fsencode(name)[:240])}.{tag}.part")
+    # The name cut to leave room for what is added: a name of 241 to 255 bytes (NAME_MAX) is saved too. Cut
+    # between characters: exFAT, NTFS and APFS refuse a name that is not UTF-8.
+    return os.path.join(folder, f".{os.fsencode(name)[:240].decode('utf-8', 'ignore')}.{tag}.part")
 
 
 def remove_temporaries(path: str) -> None:
@@ -314,15 +315,17 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = _generation_files(result)
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
-    unique: Dict[str, str] = {}  # name -> URL, in order
-    last: Dict[str, int] = {}  # name -> the last n of its "name-n": each name's search goes on from there
-    for name, url in files:  # two ids that sanitise alike must not overwrite each other
-        unused, n = name, last.get(name, 1)
-        while unused in unique:  # "a_b-2" may be another id's own name
+    # Two ids that sanitise alike, or differ in case only (one file on macOS, Windows, exFAT), must not overwrite
+    # each other: the second is "name-2", unless that is another id's own name ("a_b-2"), and so on.
+    unique: Dict[str, Tuple[str, str]] = {}  # lower-cased name -> (name, URL), in order
+    last: Dict[str, int] = {}  # lower-cased name -> the last n of its "name-n": each name's search goes on from there
+    for name, url in files:
+        unused, n = name, last.get(name.lower(), 1)
+        while unused.lower() in unique:
             n += 1
             unused = f"{name}-{n}"
-        unique[unused], last[name] = url, n
-    return list(unique.items())
+        unique[unused.lower()], last[name.lower()] = (unused, url), n
+    return list(unique.values())
 
 
 def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]]:

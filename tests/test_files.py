@@ -80,12 +80,18 @@ def test_accepts_a_pathlike_and_replaces_an_existing_file(fake_client: Client, t
         assert f.read(8) == PNG_MAGIC
 
 
-@pytest.mark.parametrize("name", ["f" * 251 + ".png", "é" * 125 + "x.png"])  # 255 bytes: NAME_MAX
-def test_a_name_as_long_as_the_file_system_takes_is_saved(fake_client: Client, tmp_path: object, name: str) -> None:
-    # The temporary file's name is longer than the file's: 241 to 255 bytes was "File name too long".
+@pytest.mark.parametrize("name", ["f" * 251 + ".png", "é" * 125 + "x.png", "x" + "é" * 125 + ".png"])  # 255 bytes
+def test_a_name_as_long_as_the_file_system_takes_is_saved(
+    fake_client: Client, tmp_path: object, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The temporary file's name is longer than the file's: 241 to 255 bytes (NAME_MAX) was "File name too long".
     target = os.path.join(str(tmp_path), name)
+    seen: List[str] = []
+    monkeypatch.setattr(os, "replace", lambda temp, path: seen.append(temp) or os.rename(temp, path))
     assert fake_client.download_image(image_url(fake_client), target) == target
+    monkeypatch.undo()
     assert leftovers(str(tmp_path)) == [name]
+    os.path.basename(seen[0]).encode("utf-8")  # cut between characters: exFAT, NTFS, APFS refuse a name not UTF-8
 
 
 def test_large_download_streams_with_flat_memory(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
@@ -495,7 +501,8 @@ def test_a_missing_id_is_named_by_its_fallback_not_none(mock_client: Client, tmp
 @pytest.mark.parametrize(
     "ids, names",
     [(("a/b", "a_b", "a_b-2", "a?b"), ["g_a_b.png", "g_a_b-2.png", "g_a_b-2-2.png", "g_a_b-3.png"]),
-     (("a/b", "a_b-2", "a?b"), ["g_a_b.png", "g_a_b-2.png", "g_a_b-3.png"])],  # "-2" another's own: on to "-3"
+     (("a/b", "a_b-2", "a?b"), ["g_a_b.png", "g_a_b-2.png", "g_a_b-3.png"]),  # "-2" another's own: on to "-3"
+     (("Img", "img", "IMG-2"), ["g_Img.png", "g_img-2.png", "g_IMG-2-2.png"])],  # one file where case is not told apart
 )
 def test_a_name_made_unique_is_not_taken_from_another_file(mocked, mock_client, tmp_path: object, ids, names) -> None:
     # "a/b" and "a_b" sanitise alike, so the second became "a_b-2": the third's own name.
