@@ -87,10 +87,11 @@ def is_loopback(host: str) -> bool:
 
 # What POST /init-image accepts (its spec says so only in prose), and the Content-Type of each (the fake's S3 form).
 UPLOAD_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
+MAX_UPLOAD = 64 * 2 ** 20  # the most an upload reads: a stream without end (/dev/zero) is not read till memory runs out
 
 
 def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
-    """The bytes of an image to upload (a path, bytes or a binary file) and its extension."""
+    """The bytes of an image to upload (a path, bytes or a binary file; at most MAX_UPLOAD) and its extension."""
     name = ""
     if isinstance(file, (bytes, bytearray)):
         data = bytes(file)
@@ -98,16 +99,18 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
         name = check_path(file, "file")
         try:
             with open(open_regular(name, os.O_RDONLY), "rb") as stream:
-                data = stream.read()
+                if os.fstat(stream.fileno()).st_size > MAX_UPLOAD:  # not read at all (a sparse file of terabytes)
+                    raise too_big(name)
+                data = read_binary(stream)
         except OSError as exc:
             raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
     elif callable(getattr(file, "read", None)):
         name = str(getattr(file, "name", ""))
-        data = None if isinstance(file, io.TextIOBase) else file.read()  # an image would not decode: UnicodeDecodeError
-        if not isinstance(data, bytes):
-            raise TypeError("file must be opened in binary mode ('rb')")
+        data = read_binary(file)
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
+    if len(data) > MAX_UPLOAD:
+        raise too_big(name)
     if not data:  # a buffer written and never rewound, an empty file: sent, it would make an empty image
         raise ValueError(f"{shown(name) if name else 'file'} is empty: nothing to upload")
     check_type("extension", "" if extension is None else extension, str)
@@ -120,6 +123,25 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
         of = f" (of {shown(name)})" if name and not given else ""
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)}, not {shown(extension)}{of}")
     return data, extension
+
+
+def too_big(name: str) -> ValueError:
+    return ValueError(f"{shown(name) if name else 'file'} is over {MAX_UPLOAD >> 20} MiB: more than an upload reads")
+
+
+def read_binary(file: Any) -> bytes:
+    """At most MAX_UPLOAD + 1 bytes of binary ``file``, read on after a short read (a raw pipe's, a socket's)."""
+    chunks: List[bytes] = []
+    left = MAX_UPLOAD + 1
+    while left > 0:
+        chunk = None if isinstance(file, io.TextIOBase) else file.read(left)  # an image would not decode as text
+        if not isinstance(chunk, bytes):
+            raise TypeError("file must be opened in binary mode ('rb')")
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def open_regular(path: str, flags: int) -> int:

@@ -16,6 +16,7 @@ import tracemalloc
 from typing import Any, Dict, List
 
 import pytest
+import requests
 
 from conftest import download_matchers, inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
@@ -699,3 +700,48 @@ def test_an_upload_that_cannot_be_read_says_why_and_sends_nothing(mocked, mock_c
         with pytest.raises(error, match=text):
             mock_client.upload_init_image(text_file if file == "text mode" else file)
     assert len(mocked.calls) == 0
+
+
+class Endless:
+    """A binary stream without end (/dev/zero, a runaway pipe): read(size) gives size bytes, for ever."""
+
+    def read(self, size: int = -1) -> bytes:
+        assert size >= 0, "read to its end: it has none"
+        return bytes(size)
+
+
+class Trickle:
+    """A raw stream (a pipe's, a socket's, unbuffered): each read gives at most 3 bytes, its end not yet reached."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, size: int = -1) -> bytes:
+        size = len(self.data) if size < 0 else min(size, 3)  # read(): all of it, as a raw stream's readall()
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+
+def test_an_upload_over_64_mib_is_refused_before_anything_is_sent(mocked, mock_client, tmp_path):
+    # A path was read whole, whatever its size; a stream without end, until a MemoryError with no message.
+    big = tmp_path / "big.png"
+    with open(big, "wb") as sparse:
+        sparse.truncate(64 * 2 ** 20 + 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"big\.png' is over 64 MiB: more than an upload reads$"):
+            mock_client.upload_init_image(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20  # refused by its size, not read
+    with pytest.raises(ValueError, match="^file is over 64 MiB: more than an upload reads$"):
+        mock_client.upload_init_image(Endless(), "png")
+    assert len(mocked.calls) == 0
+
+
+def test_an_upload_read_in_short_pieces_is_read_whole(fake: FakeLeonardo, fake_client: Client) -> None:
+    # Read with a size (the cap), a raw stream answers what has come so far: it is read on to its end.
+    image = PNG_MAGIC + bytes(range(256)) * 4
+    uploaded = fake_client.get_init_image_by_id(fake_client.upload_init_image(Trickle(image), "png")["id"])
+    assert requests.get(uploaded["init_images_by_pk"]["url"], timeout=10).content == image
