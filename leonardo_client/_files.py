@@ -105,7 +105,8 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
         except OSError as exc:
             raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
     elif callable(getattr(file, "read", None)):
-        name = str(getattr(file, "name", ""))
+        given_name = getattr(file, "name", None)  # bytes if opened by a bytes path; an int fd (TemporaryFile)
+        name = os.fsdecode(given_name) if isinstance(given_name, (str, bytes)) else ""
         data = read_binary(file)
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")

@@ -745,3 +745,12 @@ def test_an_upload_read_in_short_pieces_is_read_whole(fake: FakeLeonardo, fake_c
     image = PNG_MAGIC + bytes(range(256)) * 4
     uploaded = fake_client.get_init_image_by_id(fake_client.upload_init_image(Trickle(image), "png")["id"])
     assert requests.get(uploaded["init_images_by_pk"]["url"], timeout=10).content == image
+
+
+def test_a_binary_file_opened_by_a_bytes_path_is_uploaded(fake: FakeLeonardo, fake_client: Client, tmp_path) -> None:
+    # Its name b'/x/photo.png' was read as "b'/x/photo.png'": extension "png'", refused.
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(PNG_MAGIC + bytes(100))
+    with open(os.fsencode(str(photo)), "rb") as file:
+        assert fake_client.upload_init_image(file)["id"]
+    assert [r.json for r in fake.requests if r.path.endswith("/init-image")] == [{"extension": "png"}]
