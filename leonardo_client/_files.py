@@ -92,7 +92,7 @@ MAX_UPLOAD = 64 * 2 ** 20  # the most an upload reads: a stream without end (/de
 
 def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     """The bytes of an image to upload (a path, bytes or a binary file; at most MAX_UPLOAD) and its extension."""
-    name = ""
+    name, empty = "", "{} is empty: nothing to upload"
     if isinstance(file, (bytes, bytearray)):
         data = bytes(file)
     elif isinstance(file, (str, os.PathLike)):
@@ -108,12 +108,13 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
         given_name = getattr(file, "name", None)  # bytes if opened by a bytes path; an int fd (TemporaryFile)
         name = os.fsdecode(given_name) if isinstance(given_name, (str, bytes)) else ""
         data = read_binary(file)
+        empty = "nothing left to read in {} (read to its end already? seek(0) first)"  # a buffer never rewound
     else:
         raise TypeError(f"file must be a path, bytes or a binary file, not {type(file).__name__}")
     if len(data) > MAX_UPLOAD:
         raise too_big(name)
-    if not data:  # a buffer written and never rewound, an empty file: sent, it would make an empty image
-        raise ValueError(f"{shown(name) if name else 'file'} is empty: nothing to upload")
+    if not data:  # sent, it would make an empty image
+        raise ValueError(empty.format(shown(name) if name else "file"))
     check_type("extension", "" if extension is None else extension, str)
     given = bool(extension)
     extension = extension.lower().lstrip(".") if extension else extension_of(name)

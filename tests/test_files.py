@@ -12,6 +12,7 @@ import base64
 import os
 import pathlib
 import re
+import tempfile
 import tracemalloc
 from typing import Any, Dict, List
 
@@ -754,3 +755,21 @@ def test_a_binary_file_opened_by_a_bytes_path_is_uploaded(fake: FakeLeonardo, fa
     with open(os.fsencode(str(photo)), "rb") as file:
         assert fake_client.upload_init_image(file)["id"]
     assert [r.json for r in fake.requests if r.path.endswith("/init-image")] == [{"extension": "png"}]
+
+
+def test_a_file_read_to_its_end_is_not_called_empty(mocked, mock_client, tmp_path):
+    # It said "'<path>' is empty: nothing to upload" of a file that is not (a retry passing the same file object);
+    # a TemporaryFile's name, its fd, was quoted as a name: "'5' is empty".
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(PNG_MAGIC)
+    with open(photo, "rb") as file, tempfile.TemporaryFile() as unnamed:
+        file.read()
+        at_end = "nothing left to read in {} (read to its end already? seek(0) first)"
+        with pytest.raises(ValueError, match="^" + re.escape(at_end.format(repr(str(photo)))) + "$"):
+            mock_client.upload_init_image(file)
+        with pytest.raises(ValueError, match="^" + re.escape(at_end.format("file")) + "$"):
+            mock_client.upload_init_image(unnamed, "png")
+    photo.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"photo\.png' is empty: nothing to upload$"):
+        mock_client.upload_init_image(photo)
+    assert len(mocked.calls) == 0

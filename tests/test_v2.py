@@ -223,7 +223,7 @@ def test_an_upload_extension_is_taken_in_any_case_with_or_without_its_dot(
         ("/dev/null", "png", ValueError, "cannot read '/dev/null': not a regular file"),  # a FIFO blocked for ever
         (PNG, 0, TypeError, "extension must be a str, not int"),  # was a ValueError, as if none were given
         (b"", "png", ValueError, "^file is empty: nothing to upload$"),  # an empty image was uploaded
-        (written(PNG), "png", ValueError, "^file is empty"),  # a buffer written and never rewound: at its end
+        (written(PNG), "png", ValueError, "^nothing left to read in file"),  # a buffer written, never rewound
     ],
 )
 def test_bad_upload_arguments_send_nothing(mocked: responses.RequestsMock, mock_client: Client, file: Any, extension: Any, error: Any, text: str) -> None:
