@@ -27,7 +27,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
 
     from . import Client, CreateGenerationRequest, GenerationV2Request, LeonardoError, __version__
     from . import client as _client
-    from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs
+    from ._files import UPLOAD_EXTENSIONS, extension_of, has_file, makedirs, read_upload
     from .batch import GALLERY, BatchInputError, BatchInterrupted, BatchItem, BatchProgress, credits_text, make_item
     from .batch import journaled, read_items, resume_advice, run_batch
     from .batch import DEFAULT_POSTS_PER_MINUTE, LOOK_AGAIN, MAX_CONCURRENCY, MAX_POSTS_PER_MINUTE, MIN_POSTS_PER_MINUTE
@@ -504,8 +504,9 @@ def _check_folder_unmade(folder: str) -> None:
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
+    image = read_upload(_image(args.init_image), None) if args.init_image else None  # a usage error: no --out made
     _check_folder(args.out)  # made before anything is sent: one that cannot be must fail before the generation is paid
-    init_image = client.upload_init_image(_image(args.init_image))["id"] if args.init_image else None
+    init_image = client.upload_init_image(*image)["id"] if image else None
     # A failure where the call may have run, or an answer without its id, says the generation may have been made;
     # so does a stop while it runs (offline, nothing outlives the command).
     try:

@@ -240,6 +240,7 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "--model", "phoenix-1.0"], "'phoenix-1.0' is not among the models this version knows"),
         (["generate", "x", "--init-image", "{missing}"], "cannot read"),
         (["generate", "x", "--init-image", "{file}"], "its name has no image extension the upload takes"),
+        (["generate", "x", "--init-image", "{empty}"], "empty.png' is empty: nothing to upload"),
         (["generate", "x", "--out", "{file}"], "exists and is not a folder"),
         (["generate", "x", "--out", "{file}/sub"], "cannot write there"),
         (["generate", "x", "--out", "{deep}"], "too many folders to create"),  # a RecursionError in os.makedirs
@@ -274,15 +275,16 @@ def test_bad_generate_arguments_spend_nothing(
 ) -> None:
     (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty.png").write_bytes(b"")
     names = {"png": str(tmp_path / "a.png"), "missing": str(tmp_path / "no.png"), "file": str(tmp_path / "afile"),
-             "deep": str(tmp_path / ("e/" * 1000))}
+             "deep": str(tmp_path / ("e/" * 1000)), "empty": str(tmp_path / "empty.png")}
     argv = [arg.format(**names) for arg in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     assert cli.main(argv) == 2
     assert text in capsys.readouterr().err
     assert [r for r in fake_in_env.requests if r.method == "POST"] == []
-    assert not (tmp_path / "out").exists() or "--init-image" in argv  # an image is read once the folder is made
+    assert not (tmp_path / "out").exists()  # an --init-image too: read before the folder is made
 
 
 def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
