@@ -21,6 +21,7 @@ import requests
 
 from conftest import download_matchers, inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
+from leonardo_client._files import remove_temporaries
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -114,15 +115,19 @@ def test_large_download_streams_with_flat_memory(fake: FakeLeonardo, fake_client
         assert list(f.read()) == [(size - 3 + k) % 251 for k in range(3)]
 
 
-def test_truncated_body_leaves_no_file(fake: FakeLeonardo, fake_client: Client, tmp_path: object) -> None:
-    url = image_url(fake_client)
-    path = os.path.join(str(tmp_path), "fox.png")
-    fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*", times=None)
-
-    with pytest.raises(LeonardoError, match=r"^HTTP 200: download failed: connection broke .*\(truncated body: \d+ of "):
-        fake_client.download_image(url, path)
+@pytest.mark.parametrize("yours", [False, True], ids=["the client's session", "a caller's session"])
+def test_truncated_body_leaves_no_file(fake: FakeLeonardo, make_fake_client, tmp_path: object, yours: bool) -> None:
+    # A caller's session on urllib3 1.26 does not enforce Content-Length: the client's own check must.
+    with requests.Session() as session, make_fake_client(session=session if yours else None) as client:
+        url = image_url(client)
+        path = os.path.join(str(tmp_path), "fox.png")
+        fake.inject(status=200, body=b"\x89PNG" + b"x" * 5000, truncate=True, path="/cdn/*", times=None)
+        broke = r"^HTTP 200: download failed: connection broke .*\(truncated body: \d+ of "
+        with pytest.raises(LeonardoError, match=broke):
+            client.download_image(url, path)
     assert leftovers(str(tmp_path)) == []
-    assert len([r for r in fake.requests if r.kind == "cdn"]) == 4  # sent again, under the retry rule
+    # Sent again under the client's retry rule; a caller's session keeps its own adapters (none retrying).
+    assert len([r for r in fake.requests if r.kind == "cdn"]) == (1 if yours else 4)
 
 
 def test_a_download_cut_short_once_is_sent_again_and_saved_whole(
@@ -683,6 +688,14 @@ def test_a_file_at_the_temporary_name_is_not_written_through(mock_client, tmp_pa
     with pytest.raises(LeonardoError, match="could not write"):
         mock_client.save_results(result, str(tmp_path))
     assert victim.read_bytes() == b"kept" and not os.path.exists(str(tmp_path / "g_i.png"))
+
+
+def test_a_batch_start_removes_only_the_temporaries_a_write_leaves_beside_its_file(tmp_path) -> None:
+    names = [".index.html.0a1b2c3d.part", ".index.html.0a1b2c3d9.part", ".index.html.mine.part", "index.html"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    remove_temporaries(str(tmp_path / "index.html"))  # only what write_atomically names: its tag is 8 hex digits
+    assert leftovers(str(tmp_path)) == names[1:]
 
 
 # --- upload_init_image's file -------------------------------------------------------------------
