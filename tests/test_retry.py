@@ -33,10 +33,10 @@ from conftest import (
     endpoint_root,
     inject_slow_answer,
     new_generation,
+    refused_url,
 )
-from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
+from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError, may_have_run
 from leonardo_client._retry import (
-    DEFAULT_MAX_BACKOFF,
     ClientClosed,
     DEFAULT_MAX_RETRY_AFTER,
     LeonardoRetry,
@@ -44,7 +44,7 @@ from leonardo_client._retry import (
     parse_retry_after,
     posts_not_retried,
 )
-from leonardo_client.errors import MAY_HAVE_BEEN_MADE
+from leonardo_client.errors import MAY_HAVE_BEEN_MADE, never_sent
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
 STATUSES = [429, 500, 502, 503, 504]
@@ -125,6 +125,23 @@ def test_a_wait_ended_by_close_says_whether_a_try_may_have_done_something(method
     assert (closed.status, closed.retry_after) == ((status, 5.0) if status else (None, None))
 
 
+@pytest.mark.parametrize("answer", [None, 429], ids=["nothing listens", "429"])
+def test_a_create_call_closed_in_its_retry_wait_was_never_sent_and_keeps_its_429(
+    fake, make_fake_client, monkeypatch, answer
+):
+    # Every try did nothing (no connection made, or turned away by a 429): never sent; the 429 and its Retry-After kept.
+    if answer:
+        fake.inject(status=answer, retry_after=5, method="POST")
+    base = fake.base_url if answer else refused_url() + "/api/rest/v1"
+    with make_fake_client(base_url=base, max_retries=3) as client:
+        # close(), from another thread, as the retry's wait starts: the wait ends at once
+        monkeypatch.setattr(client.retry.closed, "wait", lambda timeout: (client.close(), True)[1])
+        with pytest.raises(LeonardoError) as caught:
+            client.create_generation(CreateGenerationRequest("a fox"))
+    assert never_sent(caught.value) and not may_have_run(caught.value)
+    assert (caught.value.status_code, caught.value.retry_after) == ((429, 5.0) if answer else (None, None))
+
+
 def test_allowed_methods_exclude_post():
     # Read errors are retried only for allowed_methods: POST must never be among them.
     allowed = default_retry().allowed_methods
@@ -166,7 +183,7 @@ def test_backoff_is_jittered():
 def test_backoff_is_capped():
     retry = LeonardoRetry(total=50, backoff_factor=1.0)
     samples = [with_errors(retry, 20).get_backoff_time() for _ in range(30)]
-    assert all(DEFAULT_MAX_BACKOFF / 2 <= s <= DEFAULT_MAX_BACKOFF for s in samples)
+    assert all(15.0 <= s <= 30.0 for s in samples)  # README: at most 30 s (the shipped cap, not its constant)
     small = LeonardoRetry(total=50, backoff_factor=1.0, max_backoff=2.0)
     assert all(1.0 <= with_errors(small, 10).get_backoff_time() <= 2.0 for _ in range(30))
 
