@@ -1215,16 +1215,17 @@ def test_a_forked_process_opens_its_own_connection(fake: FakeLeonardo, session: 
         yours.mount(fake_client.base_url + "/", requests.adapters.HTTPAdapter(max_retries=2))
     fake_client.get_user_info()  # a connection pooled before the fork
     child = os.fork()
-    if child == 0:  # the child: one call, then out at once (no pytest teardown here)
+    if child == 0:  # the child: two calls, then out at once (no pytest teardown here)
         try:
             fake_client.get_user_info()
+            fake_client.get_user_info()  # on the child's new connection: only the first call lets go of the pools
         finally:
             os._exit(0)
     assert exit_status(child) == 0
     fake_client.get_user_info()
     fake_client.close()
     # Shared, the parent's connection would carry both processes' requests and mix their answers.
-    assert (len(fake.requests), fake.connections_opened) == (3, 2)
+    assert (len(fake.requests), fake.connections_opened) == (4, 2)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
