@@ -179,7 +179,7 @@ def test_intervals_grow_by_half_up_to_the_cap_and_stop_at_the_deadline(
     clock = VirtualTime.of(fake_client, monkeypatch)
 
     with pytest.raises(LeonardoError, match="still PENDING"):
-        fake_client.wait_for_generation(generation_id, timeout=300)
+        fake_client.wait_for_generation(generation_id)  # its default timeout: 300 s (README)
 
     assert clock.sleeps[:5] == pytest.approx([1.0, 1.5, 2.25, 3.375, 5.0625])
     assert max(clock.sleeps) == 12.0
