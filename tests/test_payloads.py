@@ -210,6 +210,11 @@ def test_int_subclasses_such_as_an_int_enum_are_sent_at_once():
     assert json.dumps(payload) == '{"prompt": "p", "seed": %d, "width": 512}' % (-(2**63) + 1)
 
 
+@pytest.mark.parametrize("seed", [-(2**63), 2**64 - 1])  # signed or unsigned 64 bits; one past either end is refused
+def test_a_seed_at_either_end_of_64_bits_is_sent(seed: int) -> None:
+    assert to_payload(CreateGenerationRequest("p", seed=seed))["seed"] == seed
+
+
 @pytest.mark.parametrize(
     "request_, field_name",
     [
