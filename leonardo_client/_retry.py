@@ -48,7 +48,8 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _R = TypeVar("_R", bound="LeonardoRetry")
-# This thread's calls: .posts_not_retried (set by posts_not_retried()); .resumed (by resumed_from()).
+# This thread's calls: .posts_not_retried (set by posts_not_retried()); .resumed, the state of the rule its requests
+# through a RetryAdapter start from (None: afresh; set by Client._send).
 _thread = threading.local()
 
 
@@ -60,16 +61,6 @@ def posts_not_retried() -> Iterator[None]:
         yield
     finally:
         _thread.posts_not_retried = before
-
-
-@contextlib.contextmanager
-def resumed_from(state: Optional[Retry]) -> Iterator[None]:
-    """Inside, this thread's requests through a RetryAdapter start from ``state`` of its rule (None: afresh)."""
-    _thread.resumed = state
-    try:
-        yield
-    finally:
-        _thread.resumed = None
 
 
 class RetryAdapter(HTTPAdapter):

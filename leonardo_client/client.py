@@ -23,10 +23,10 @@ import urllib3
 from requests.adapters import BaseAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__, _files
+from . import __version__, _files, _retry
 from ._retry import (
     DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, reentrant,
-    resend_after_body, resumed_from,
+    resend_after_body,
 )
 from .errors import (
     MAY_HAVE_BEEN_MADE, STOPPED_CREATING, BodyBroke, LeonardoError, _noted, check_complete, credentials_of,
@@ -267,8 +267,11 @@ class Client:
         try:
             while True:
                 try:
-                    with resumed_from(state):
+                    _retry._thread.resumed = state  # (not a context manager: a generator's cost on every call)
+                    try:
                         return self._exchange(method, url, write, **kwargs)
+                    finally:
+                        _retry._thread.resumed = None
                 except BodyBroke as broke:
                     state = resend_after_body(state, broke.retries, method, url, broke.status_code, broke.message)
                     if state is None:
