@@ -14,7 +14,7 @@ import math
 import re
 import reprlib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 __all__ = [
     "CreateGenerationRequest",
@@ -284,19 +284,24 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     raise TypeError(f"{where} is {with_article(type(value).__name__)}, which JSON cannot carry")
 
 
+_T = TypeVar("_T")
+# A list field's type, read by _check_field: ListOf, a list or tuple (no Sequence: a str is one); Parts, a Sequence
+# of a part's dataclass or mappings (a List[ElementInput] is no List of that union). Only a list or tuple is sent.
+ListOf = Union[List[_T], Tuple[_T, ...]]
+Parts = Sequence[Union[_T, Mapping[str, Any]]]
 # The field types checked before sending, by their annotation's name (a bool is no int here, as for the API).
 _SIMPLE_TYPES: Dict[str, Tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
 def _check_field(name: str, kind: str, item: Any) -> None:
-    """TypeError unless ``item`` fits ``kind``, its field's annotation without Optional (``List[X`` and
-    ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked. ValueError:
+    """TypeError unless ``item`` fits ``kind``, its field's annotation without Optional (``ListOf[X``, ``Parts[X``
+    and ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked. ValueError:
     an int beyond the API's Int (MAX_INT), but a seed."""
-    if kind.startswith("List["):
+    if kind.startswith(("ListOf[", "Parts[")):
         if not isinstance(item, (list, tuple)):
             raise TypeError(f"{name} must be a list or tuple, not {type(item).__name__}")
         for n, element in enumerate(item):
-            _check_field(f"{name}[{n}]", kind[len("List["):], element)
+            _check_field(f"{name}[{n}]", kind.partition("[")[2], element)
         return
     body = globals().get(kind)  # a dataclass of this module, by the name the annotation gives
     if kind in _SIMPLE_TYPES:
@@ -394,16 +399,16 @@ class CreateGenerationRequest(_Body):
     alchemy: Optional[bool] = wire("alchemy")
     contrast_ratio: Optional[float] = wire("contrastRatio")
     contrast: Optional[float] = wire("contrast")
-    controlnets: Optional[List[ControlnetInput]] = wire("controlnets")
-    elements: Optional[List[ElementInput]] = wire("elements")
-    user_elements: Optional[List[UserElementInput]] = wire("userElements")
+    controlnets: Optional[Parts[ControlnetInput]] = wire("controlnets")
+    elements: Optional[Parts[ElementInput]] = wire("elements")
+    user_elements: Optional[Parts[UserElementInput]] = wire("userElements")
     expanded_domain: Optional[bool] = wire("expandedDomain")
     fantasy_avatar: Optional[bool] = wire("fantasyAvatar")
     guidance_scale: Optional[float] = wire("guidance_scale")
     height: Optional[int] = wire("height")
     high_contrast: Optional[bool] = wire("highContrast")
     high_resolution: Optional[bool] = wire("highResolution")
-    image_prompts: Optional[List[str]] = wire("imagePrompts")
+    image_prompts: Optional[ListOf[str]] = wire("imagePrompts")
     image_prompt_weight: Optional[float] = wire("imagePromptWeight")
     init_generation_image_id: Optional[str] = wire("init_generation_image_id")
     init_image_id: Optional[str] = wire("init_image_id")
@@ -558,7 +563,7 @@ class GenerationV2Request(_Body):
     negative_prompt: Optional[str] = wire("parameters.negative_prompt")
     mode: Optional[str] = wire("parameters.mode")  # Leonardo's own models: FAST, QUALITY, ULTRA...
     quality: Optional[str] = wire("parameters.quality")  # third-party models: LOW, MEDIUM, HIGH...
-    style_ids: Optional[List[str]] = wire("parameters.style_ids")
+    style_ids: Optional[ListOf[str]] = wire("parameters.style_ids")
     prompt_enhance: Optional[str] = wire("parameters.prompt_enhance")  # PromptEnhance
     guidances: Optional[Mapping[str, Any]] = wire("parameters.guidances")
     public: Optional[bool] = wire("public")

@@ -128,9 +128,9 @@ def test_field_types_match_the_spec(cls, schema, _extra):
     for key, f in wire_keys(cls).items():
         prop = resolve(schema["properties"][key])
         hint = _python_type(hints[f.name])
-        if prop["type"] == "array":
-            assert typing.get_origin(hint) is list, f"{cls.__name__}.{f.name}"
-            (item,) = typing.get_args(hint)
+        if prop["type"] == "array":  # ListOf[X] (List[X] | Tuple[X, ...]) or Parts[X] (Sequence[X | Mapping])
+            assert str(f.type).startswith(("Optional[ListOf[", "Optional[Parts[")), f"{cls.__name__}.{f.name}"
+            item = typing.get_args(typing.get_args(hint)[0])[0]
             items = prop["items"]
             if "$ref" in items:  # a nested object: its dataclass is checked against that very schema
                 assert dataclasses.is_dataclass(item)
@@ -175,8 +175,8 @@ def sample(f, kind=""):
     if f.name == "model_id":  # a v1 model id is a uuid
         return MODEL_ID
     n = sum(map(ord, f.name))
-    if kind.startswith("List["):
-        return [sample(f, kind[len("List["):])]
+    if kind.startswith(("ListOf[", "Parts[")):
+        return [sample(f, kind.partition("[")[2])]
     return {"int": n, "float": n + 0.5, "bool": n % 2 == 0, "str": f"v-{f.name}"}.get(kind, {"given": f.name})
 
 
