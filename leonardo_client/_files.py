@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 import stat
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple, Union
 from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
@@ -44,7 +44,15 @@ RESULT_KEYS = (*POLLED_KEYS, "lcmGenerationJob")
 IMAGE_KEYS = ("generated_images", "model_asset_texture_images")
 
 PathLike = Union[str, "os.PathLike[str]"]
-Upload = Union[PathLike, bytes, bytearray, BinaryIO]  # an image to upload: a path, its bytes, or a binary file
+
+
+class Readable(Protocol):
+    """A binary file: anything whose read() gives bytes (BinaryIO, IO[bytes], a GzipFile...; a text file gives str)."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+Upload = Union[PathLike, bytes, bytearray, Readable]  # an image to upload: a path, its bytes, or a binary file
 # download(url, path_for) fetches url and writes it to path_for(content_type); returns the path.
 Download = Callable[[str, Callable[[str], str]], str]
 
