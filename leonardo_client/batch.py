@@ -791,7 +791,7 @@ def run_batch(
     *,
     concurrency: Optional[int] = None,
     posts_per_minute: float = DEFAULT_POSTS_PER_MINUTE,
-    on_progress: Optional[Callable[[BatchProgress], None]] = None,
+    on_progress: Optional[Callable[[BatchProgress], object]] = None,
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,
     item_timeout: float = 3600.0,
@@ -918,7 +918,7 @@ class _Engine:
         items: List[BatchItem],
         out_dir: str,
         posts_per_minute: float,
-        on_progress: Optional[Callable[[BatchProgress], None]],
+        on_progress: Optional[Callable[[BatchProgress], object]],
         item_timeout: float,
         offline: bool = False,
     ) -> None:

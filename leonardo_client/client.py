@@ -89,7 +89,7 @@ log = logging.getLogger("leonardo_client")
 
 Timeout = Union[float, Tuple[float, float]]
 Result = Dict[str, Any]
-OnPoll = Optional[Callable[[str, float], None]]
+OnPoll = Optional[Callable[[str, float], object]]  # what it returns is ignored (a write()'s count)
 Body = Mapping[str, Any]  # a request body sent as given
 Page = Optional[int]  # limit or offset: None leaves it to the API
 _C = TypeVar("_C", bound="Client")
