@@ -1919,6 +1919,19 @@ def test_settings_are_checked_when_assigned_too(name, value, error):
         assert str(constructed.value) == str(assigned.value)
 
 
+def test_a_misspelt_setting_is_refused_naming_the_setting_meant():
+    fake = FakeLeonardo()
+    with pytest.raises(AttributeError, match="^FakeLeonardo has no attribute 'fail_new_generation'; did you mean "
+                       "'fail_new_generations'\\?$"):  # it made a new attribute, and the generations went on completing
+        fake.fail_new_generation = True
+    with pytest.raises(AttributeError, match="^FakeLeonardo has no attribute 'xyz'$"):
+        fake.xyz = 1
+    assert "fail_new_generation" not in vars(fake) and not fake.fail_new_generations
+    fake.connections_opened += 1  # an attribute it has, not a setting: set as before
+    fake._note = 1  # a private name: left alone
+    assert (fake.connections_opened, fake._note) == (1, 1)
+
+
 def test_a_setting_of_the_wrong_type_is_named_with_its_article():
     with pytest.raises(TypeError, match="^seed must be an int, not float$"):  # it said "a int"
         FakeLeonardo(seed=1.5)

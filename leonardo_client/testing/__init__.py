@@ -12,11 +12,12 @@ and plays faults (:meth:`FakeLeonardo.inject`). README.rst has the whole story.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar, Union
 
 from .._files import is_loopback
 from ..payloads import check_number, check_type, is_header_text
@@ -74,8 +75,8 @@ class FakeLeonardo:
     (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
     at any time (the jobs are first moved on to that moment: a slot added is free from then; a
     seed set restarts the draws from it); each setting is checked whenever it is set
-    (ValueError, TypeError). ``user_id`` is the account's id: ``GET /me`` reports it, and
-    ``GET /generations/user/{userId}`` lists the generations for it only.
+    (ValueError, TypeError; a name the fake has not, a misspelt one, AttributeError). ``user_id`` is the
+    account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the generations for it only.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
@@ -115,14 +116,20 @@ class FakeLeonardo:
         self._api = Api(self)
         self.set_webhook(webhook_url, webhook_api_key)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        check = _CHECKS.get(name)
-        if check is not None:
-            check(value)
-        if check is None or "_api" not in self.__dict__:  # not a setting, or still constructing
-            super().__setattr__(name, value)
-        else:
-            self._set_from_now(**{name: value})
+    if not TYPE_CHECKING:  # unseen by type checkers: to them, as here, a name not declared (misspelt) is an error
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            check = _CHECKS.get(name)
+            if check is not None:
+                check(value)
+            elif "_api" in self.__dict__ and name[:1] != "_" and not hasattr(self, name):  # it would change nothing
+                close = difflib.get_close_matches(name, [n for n in vars(self) if n[:1] != "_"], 1)
+                hint = "; did you mean %r?" % close[0] if close else ""
+                raise AttributeError("FakeLeonardo has no attribute %r%s" % (name, hint))
+            if check is None or "_api" not in self.__dict__:  # not a setting, or still constructing
+                super().__setattr__(name, value)
+            else:
+                self._set_from_now(**{name: value})
 
     def _set_from_now(self, **settings: Any) -> None:
         """Change settings from now on: the jobs are moved on to now first (a seed set restarts the draws)."""
