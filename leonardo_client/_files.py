@@ -114,7 +114,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
             raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
     elif callable(getattr(file, "read", None)):
         given_name = getattr(file, "name", None)  # bytes if opened by a bytes path; an int fd (TemporaryFile)
-        name = os.fsdecode(given_name) if isinstance(given_name, (str, bytes)) else ""
+        name = os.fsdecode(given_name) if isinstance(given_name, (str, bytes, os.PathLike)) else ""
         data = read_binary(file)
         empty = "nothing left to read in {} (read to its end already? seek(0) first)"  # a buffer never rewound
     else:
@@ -144,7 +144,9 @@ def read_binary(file: Any) -> bytes:
     chunks: List[bytes] = []
     left = MAX_UPLOAD + 1
     while left > 0:
-        chunk = None if isinstance(file, io.TextIOBase) else file.read(left)  # an image would not decode as text
+        chunk = "" if isinstance(file, io.TextIOBase) else file.read(left)  # an image would not decode as text
+        if chunk is None:  # a non-blocking stream with nothing ready: what came may be part of an image
+            raise ValueError("file had no data ready (a non-blocking stream): read it whole, and upload the bytes")
         if not isinstance(chunk, bytes):
             raise TypeError("file must be opened in binary mode ('rb')")
         if not chunk:

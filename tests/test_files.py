@@ -9,6 +9,7 @@ answers are mocked with ``responses``.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import pathlib
 import re
@@ -768,6 +769,22 @@ def test_a_binary_file_opened_by_a_bytes_path_is_uploaded(fake: FakeLeonardo, fa
     with open(os.fsencode(str(photo)), "rb") as file:
         assert fake_client.upload_init_image(file)["id"]
     assert [r.json for r in fake.requests if r.path.endswith("/init-image")] == [{"extension": "png"}]
+
+
+def test_a_non_blocking_stream_without_data_ready_or_a_path_named_one_is_told_apart(mocked, mock_client) -> None:
+    # Review R2: read(n) answers None when a non-blocking stream has nothing ready: it was "must be opened in binary
+    # mode", and a name given as a path object was no name at all (no extension found).
+    class Named(io.BytesIO):
+        name = pathlib.Path("photo.png")
+
+    class Stalled(Named):
+        def read(self, size: Any = -1) -> Any:
+            return super().read(size) or None
+
+    with pytest.raises(ValueError, match=r"^file had no data ready \(a non-blocking stream\)"):
+        mock_client.upload_init_image(Stalled(PNG_MAGIC))
+    with pytest.raises(ValueError, match=r"^nothing left to read in 'photo\.png'"):  # its name, from its Path
+        mock_client.upload_init_image(Named())
 
 
 def test_a_file_read_to_its_end_is_not_called_empty(mocked, mock_client, tmp_path):
