@@ -220,6 +220,8 @@ def check_file_path(path: PathLike) -> str:
         raise ValueError(f"path {shown(target)} names a folder; give the file name to write")
     if not os.path.isdir(os.path.dirname(target) or os.curdir):
         raise ValueError(f"path {shown(target)} is in no existing folder")
+    if os.path.exists(target) and not os.path.isfile(target):  # the file written would replace it (/dev/stdout...)
+        raise ValueError(f"path {shown(target)} is not a regular file (a pipe or a device?); give a file's name")
     return target
 
 

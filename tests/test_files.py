@@ -13,6 +13,7 @@ import io
 import os
 import pathlib
 import re
+import stat
 import tempfile
 import tracemalloc
 from typing import Any, Dict, List
@@ -769,6 +770,17 @@ def test_a_binary_file_opened_by_a_bytes_path_is_uploaded(fake: FakeLeonardo, fa
     with open(os.fsencode(str(photo)), "rb") as file:
         assert fake_client.upload_init_image(file)["id"]
     assert [r.json for r in fake.requests if r.path.endswith("/init-image")] == [{"extension": "png"}]
+
+
+def test_a_download_to_a_pipe_or_a_device_is_refused_before_anything_is_sent(mocked, mock_client, tmp_path):
+    # Hunt O: the file written beside it was renamed over it: a FIFO (its reader got nothing), /dev/stdout's link
+    # (as root, a container's /dev/stdout replaced for every later process) became a regular file.
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/null"):
+        with pytest.raises(ValueError, match=r"is not a regular file \(a pipe or a device\?\); give a file's name$"):
+            mock_client.download_image("https://cdn.example.test/a.png", path)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 def test_a_non_blocking_stream_without_data_ready_or_a_path_named_one_is_told_apart(mocked, mock_client) -> None:
