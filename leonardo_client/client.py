@@ -487,6 +487,9 @@ class Client:
     def get_texture_generation_by_id(self, id: str, limit: Page = None, offset: Page = None) -> Result:
         """GET /generations-texture/{id} -> model_asset_texture_generations_by_pk: one, its images paged (legacy)."""
         _retired("texture")
+        return self._texture_generation(id, limit, offset)
+
+    def _texture_generation(self, id: str, limit: Page = None, offset: Page = None) -> Result:
         return self._request("GET", _path("generations-texture", id), params=_page(limit, offset))
 
     @retired_upstream("texture")
@@ -542,6 +545,7 @@ class Client:
         fetch, id = self.get_generation_by_id, _job_id(id, texture=False)
         return self._wait(fetch, "generations_by_pk", "generation", id, timeout, poll_interval, on_poll)
 
+    @retired_upstream("texture")
     def wait_for_texture_generation(
         self, id: Union[str, Body], timeout: float = TEXTURE_TIMEOUT, poll_interval: float = POLL_INTERVAL,
         on_poll: OnPoll = None,
@@ -550,7 +554,8 @@ class Client:
 
         ``id`` (or the create response), ``timeout`` (here 600 s), ``poll_interval`` and ``on_poll`` work as there.
         """
-        fetch, key = self.get_texture_generation_by_id, "model_asset_texture_generations_by_pk"
+        _retired("texture")  # once, at the caller's line: not from each poll, inside this module
+        fetch, key = self._texture_generation, "model_asset_texture_generations_by_pk"
         return self._wait(fetch, key, "texture generation", _job_id(id, texture=True), timeout, poll_interval, on_poll)
 
     def _wait(
