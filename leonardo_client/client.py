@@ -554,7 +554,7 @@ class Client:
 
         ``id`` (or the create response), ``timeout`` (here 600 s), ``poll_interval`` and ``on_poll`` work as there.
         """
-        _retired("texture")  # once, at the caller's line: not from each poll, inside this module
+        # Not warned again (the create call was), nor from each poll, inside this module (unseen by default filters).
         fetch, key = self._texture_generation, "model_asset_texture_generations_by_pk"
         return self._wait(fetch, key, "texture generation", _job_id(id, texture=True), timeout, poll_interval, on_poll)
 
