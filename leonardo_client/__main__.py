@@ -232,6 +232,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         with _stop_leftovers_unprinted(interrupts):
             return _run(argv, interrupts)
     finally:
+        _stderr_blocking_again(interrupts.unblocked)
         for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
                 stream.reconfigure(errors=errors)
@@ -411,6 +412,7 @@ class _Interrupts:
         self.installed: Dict[int, Any] = {}  # signal -> the handler it had
         self.last: Optional[float] = None  # when the last one came
         self.lost = False  # a stop whose KeyboardInterrupt landed in a finalizer (see _stop_leftovers_unprinted)
+        self.unblocked: Optional[int] = None  # stderr's file descriptor, made non-blocking by a stop
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():  # signal.signal() works only there
@@ -425,12 +427,43 @@ class _Interrupts:
         if self.last is not None and time.monotonic() - self.last < REPEATED_SIGNAL:
             return
         self.last, self.status = time.monotonic(), 128 + number
+        if self.unblocked is None:
+            self.unblocked = _stderr_unblocked()
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
         for number, handler in self.installed.items():
             signal.signal(number, handler)
         self.installed.clear()
+
+
+def _stderr_unblocked() -> Optional[int]:
+    """Once a stop is taken, stderr made non-blocking: what does not fit a full pipe (its reader paused) is dropped,
+    not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file descriptor, if it was blocking."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # None, not a file, Windows (no set_blocking)
+        fd = sys.stderr.fileno()
+        if os.get_blocking(fd):
+            os.set_blocking(fd, False)
+            return fd
+    return None
+
+
+def _stderr_blocking_again(fd: Optional[int]) -> None:
+    """stderr blocking again (its file may be shared: a terminal's, with the shell), what did not fit dropped: flushed
+    into /dev/null, put in its place a moment; Python's own flush as it exits would wait for ever."""
+    if fd is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.set_blocking(fd, True)
+            os.dup2(devnull, fd)
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
 
 
 @contextlib.contextmanager

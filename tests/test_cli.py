@@ -1402,6 +1402,40 @@ def test_a_stop_signal_sent_twice_at_once_is_one_stop(monkeypatch: pytest.Monkey
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+# The CLI, saying "ready" on stdout once its stop signals are handled (then --offline's notice goes to stderr).
+READY_ONCE_HANDLED = """
+import os, sys, leonardo_client.__main__ as cli
+enter = cli._Interrupts.__enter__
+cli._Interrupts.__enter__ = lambda self: (enter(self), os.write(1, b"ready"))[0]
+sys.exit(cli.entry())
+"""
+
+
+def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
+    # Its reader paused (`timeout 3 leonardo-client --offline me 2>pipe`): the stop's KeyboardInterrupt came out of
+    # the blocked write, then "interrupted" waited on the same full pipe for ever. Found by hunt K.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        while True:
+            os.write(write_end, b"x" * 4096)
+    except BlockingIOError:
+        os.set_blocking(write_end, True)  # full, and blocking as the command gets it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    process = subprocess.Popen([sys.executable, "-c", READY_ONCE_HANDLED, "--offline", "me"], stdout=subprocess.PIPE,
+                               stderr=write_end, env=dict(env, PYTHONPATH=REPO), preexec_fn=default_stop_signals)
+    try:
+        assert process.stdout is not None and process.stdout.read(5) == b"ready"  # bounded: or it ended (b"")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 143
+        assert os.get_blocking(write_end)  # blocking again: its file is shared (here with the test; a shell's tty)
+    finally:
+        process.kill()
+        process.communicate()
+        os.close(read_end)
+        os.close(write_end)
+
+
 # Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
 INTERRUPT_AT = """
 import runpy, sys
