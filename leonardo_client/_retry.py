@@ -46,6 +46,8 @@ DEFAULT_MAX_BACKOFF = 30.0
 # A synchronous call should not block for an hour on a server's say-so: longer waits fail fast.
 DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The longest error body the client reads (client.py): a retried answer longer, or of no stated length, is not read.
+MAX_ERROR_BODY = 1024 * 1024
 
 _R = TypeVar("_R", bound="LeonardoRetry")
 # This thread's calls: .posts_not_retried (set by posts_not_retried()); .resumed, the state of the rule its requests
@@ -238,9 +240,13 @@ class LeonardoRetry(Retry):
             # Give up now; with raise_on_status=False the caller gets this very response.
             raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:.0f}s exceeds the cap"))
         # urllib3 2.x types this as returning Self; types-urllib3 (for 1.26) as a plain Retry.
-        return super().increment(  # type: ignore[return-value,unused-ignore]
+        retry: _R = super().increment(  # type: ignore[assignment,unused-ignore]
             method, url, response, error, _pool, _stacktrace
         )
+        unread = getattr(response, "length_remaining", None)  # None too when no response, or no length stated
+        if response is not None and (unread is None or unread > MAX_ERROR_BODY):
+            response.close()  # not read to its end before the retry (urllib3 1.26: whole, into memory; endless: never)
+        return retry
 
     def parse_retry_after(self, retry_after: str) -> float:
         # urllib3 2.x raises InvalidHeader on a value it cannot read, failing the whole request;

@@ -25,8 +25,8 @@ from urllib3.util.retry import Retry
 
 from . import __version__, _files, _retry
 from ._retry import (
-    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryAdapter, default_retry, reentrant,
-    resend_after_body,
+    DEFAULT_BACKOFF_FACTOR, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, MAX_ERROR_BODY, RetryAdapter, default_retry,
+    reentrant, resend_after_body,
 )
 from .errors import (
     MAY_HAVE_BEEN_MADE, STOPPED_CREATING, BodyBroke, LeonardoError, _noted, check_complete, credentials_of,
@@ -53,7 +53,7 @@ POLL_INTERVAL, POLL_BACKOFF, MAX_POLL_INTERVAL = 1.0, 1.5, 12.0
 DOWNLOAD_CHUNK = 64 * 1024
 # A body read whole is refused past these (a compressed answer may inflate to gigabytes): far more than any
 # answer (an LCM answer's data URLs are a few MB), or any error's text.
-MAX_ANSWER, MAX_ERROR_BODY = 64 * 1024 * 1024, 1024 * 1024
+MAX_ANSWER = 64 * 1024 * 1024  # and MAX_ERROR_BODY, from _retry
 # The API never redirects; a GET (a CDN's download) may follow this many, each hop with its own
 # retries and timeouts. A POST or DELETE follows none: a 307 would send the create call again.
 MAX_REDIRECTS = 5

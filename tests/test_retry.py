@@ -10,6 +10,8 @@ generation twice. Retry-After is honoured up to the 60 s cap; a longer one fails
 from __future__ import annotations
 
 import email.utils
+import http.server
+import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -39,6 +41,7 @@ from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, Le
 from leonardo_client._retry import (
     ClientClosed,
     DEFAULT_MAX_RETRY_AFTER,
+    MAX_ERROR_BODY,
     LeonardoRetry,
     default_retry,
     parse_retry_after,
@@ -745,3 +748,49 @@ def test_retries_under_concurrency_send_each_post_once(
     assert posts == THREADS * 3 + THREADS  # every 429 retried once, nothing else re-sent
     assert gets == THREADS * 3 + THREADS
     assert fake.connections_opened <= THREADS
+
+
+class LongError(http.server.BaseHTTPRequestHandler):
+    """A first GET answered 503 with a 64 MiB body (chunked, or of that Content-Length), what went counted in
+    ``sent``; the next, 200."""
+
+    protocol_version, chunked, sent = "HTTP/1.1", True, [0]
+
+    def do_GET(self) -> None:
+        if self.sent[0]:
+            self.send_response(200)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            self.wfile.write(b'{"user_details": []}')
+            return
+        self.send_response(503)
+        self.send_header(*("Transfer-Encoding", "chunked") if self.chunked else ("Content-Length", str(64 << 20)))
+        self.end_headers()
+        try:
+            for _ in range(1024):
+                self.wfile.write(b"10000\r\n%s\r\n" % (b"x" * 65536) if self.chunked else b"x" * 65536)
+                self.sent[0] += 65536
+            self.wfile.write(b"0\r\n\r\n" if self.chunked else b"")
+        except OSError:  # the client closed it
+            self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_retried_answer_of_no_or_a_long_length_is_closed_not_read(chunked: bool) -> None:
+    # urllib3 1.26 (1.26.0 on the floor) read a retried 503 whole before the retry, into memory: an endless chunked
+    # body took 4 GiB. Found by hunt K.
+    sent = [0]
+    handler = type("Handler", (LongError,), {"chunked": chunked, "sent": sent})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = False  # server_close() waits for the handlers: their count is whole
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{server.server_port}/v1", backoff_factor=0) as client:
+            assert client.get_user_info() == {"user_details": []}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 0 < sent[0] < 16 * MAX_ERROR_BODY  # what the sockets' buffers took: not 64 MiB
