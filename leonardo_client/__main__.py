@@ -18,6 +18,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
     import re
     import shutil
     import signal
+    import stat
     import tempfile
     import textwrap
     import threading
@@ -439,10 +440,11 @@ class _Interrupts:
 
 def _stderr_unblocked() -> Optional[int]:
     """Once a stop is taken, stderr made non-blocking: what does not fit a full pipe (its reader paused) is dropped,
-    not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file descriptor, if it was blocking."""
+    not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file descriptor, if it was blocking.
+    Only a pipe's: a terminal's is the shell's too, which a process killed before main() ends would leave it."""
     with contextlib.suppress(AttributeError, OSError, ValueError):  # None, not a file, Windows (no set_blocking)
         fd = sys.stderr.fileno()
-        if os.get_blocking(fd):
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and os.get_blocking(fd):
             os.set_blocking(fd, False)
             return fd
     return None
