@@ -717,6 +717,7 @@ class _Item:
     generation_id: Optional[str] = None
     cost: Optional[Dict[str, Any]] = None
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
+    sent_before: float = math.inf  # an earlier run's "submitting": this run's start, which its POST preceded (see plan)
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
@@ -746,7 +747,7 @@ class _Item:
         self.state = record["s"]
         self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
         if self.state == "submitting":
-            self.since, self.span = float(record["t"]), float(record.get("rt", 0.0))
+            self.since, self.span, self.sent_before = float(record["t"]), float(record.get("rt", 0.0)), math.inf
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
@@ -758,6 +759,10 @@ class _Item:
         # Journaled before "recheck" was (ca5d991): an item the listing could not settle, left so without it.
         unsettled = "recheck" not in record and self.reason.startswith((UNREADABLE, "reconciliation failed: "))
         self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
+
+    @property
+    def sent_by(self) -> float:  # the latest its POST may have been sent, on this run's clock
+        return min(self.since, self.sent_before)
 
     def cost_unknown(self) -> int:
         """Its generations paid for whose cost no answer told (adopted, or an answer without a usable one)."""
@@ -1092,6 +1097,8 @@ class _Engine:
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
                 self.clock = record["clock"]
+        for item in self.items:  # its create call came after its "submitting" (see send), read before run_from was
+            item.sent_before = self.run_from  # taken: its time may be ahead, journaled by a clock set back since
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
@@ -1497,7 +1504,7 @@ class _Engine:
                 continue
             elif item.since > read_at + CLOCK_SKEW:
                 reason = "it was sent later than now: the clock was set back since"
-            elif read_at - item.since <= self.window(item) + LOOK_AGAIN:  # may still run, or not be listed yet
+            elif read_at - item.sent_by <= self.window(item) + LOOK_AGAIN:  # may still run, or not be listed yet
                 self.look_again_later(item)
                 continue
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
@@ -1514,7 +1521,7 @@ class _Engine:
     def look_again_later(self, item: _Item) -> None:
         """Reconcile ``item`` again once its create call cannot still be running, and the listing shows what it made
         (LOOK_AGAIN); until then it holds its slot and its prompt, up to minutes: said, once for this hold."""
-        wait = max(LOOK_AGAIN, item.since + self.window(item) + LOOK_AGAIN - self.wall_time()) + PAST_BOUND
+        wait = max(LOOK_AGAIN, item.sent_by + self.window(item) + LOOK_AGAIN - self.wall_time()) + PAST_BOUND
         self.reconcile_at[item.index] = time.monotonic() + wait
         self.emit("waiting", item, f"#{item.index + 1}: its create call may still be running at the server: looking "
                   f"for its generation again in {wait:.1f}s (its slot held till then)")
@@ -1601,7 +1608,7 @@ class _Engine:
         at most its window)."""
         after = self.earliest(item.since if since is None else since)
         same = ambiguous.item.prompt == item.item.prompt and not ambiguous.known  # one it is known to have made: no
-        return same and ambiguous.since + self.window(ambiguous) >= after
+        return same and ambiguous.sent_by + self.window(ambiguous) >= after
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""

@@ -2545,6 +2545,48 @@ def test_a_post_sent_later_than_now_is_ambiguous_not_waited_on(tmp_path: Any) ->
     assert time.monotonic() - started < 60  # it waited until the clock came back to that time
 
 
+@pytest.mark.parametrize("ahead", [True, False])
+def test_an_earlier_runs_ambiguous_item_holds_its_prompt_back_its_window_from_this_runs_start_at_most(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, ahead: bool
+) -> None:
+    # Its "submitting" journaled by a clock an hour ahead, set back since: item 1 was held back until that hour
+    # had passed, with nothing in flight. Its create call came before this run began: its window is counted from then.
+    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):
+        monkeypatch.setattr(batch, name, 0.2)
+    started = time.time()
+    sent = started + 3600 if ahead else started - 0.5  # else just before this run: its 1.3 s window not past
+    items = [{"prompt": "a cat"}] * 2
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3}, {"i": 0, "s": "ambiguous", "reason": "a 500"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    events: List[BatchProgress] = []
+    api = ApiDouble()
+    summary = run_bounded(api, items, str(tmp_path), on_progress=events.append)
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)
+    [at] = [r["t"] for r in journal(tmp_path) if r.get("i") == 1 and r["s"] == "submitting"]
+    assert at >= min(sent, started) + 1.3  # never while item 0's create call may still make a match
+    assert [p.index for p in events if "held back" in p.message] == [1]
+
+
+def test_an_earlier_runs_post_journaled_a_little_ahead_is_looked_for_again_its_window_after_this_runs_start(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.2)
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() + 30, "rt": 0.3}]  # ahead, but within CLOCK_SKEW of now
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], crashed), encoding="utf-8")
+    api, started = ApiDouble(), time.monotonic()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # never created: sent again
+    assert time.monotonic() - started < 10  # it waited 30 s more, until the clock came back to that time
+
+
+def test_an_earlier_runs_item_sent_again_is_held_to_its_own_send_time() -> None:
+    item = batch._Item(0, BatchItem("a cat"))
+    item.apply({"i": 0, "s": "submitting", "t": 5000.0})
+    item.sent_before = 1000.0  # as plan() sets it: this run began at 1000 by its clock, the journal's was ahead
+    assert item.sent_by == 1000.0
+    item.apply({"i": 0, "s": "submitting", "t": 2000.0})  # sent again in this run: its window counts from then
+    assert item.sent_by == 2000.0
+
+
 def test_a_post_is_journaled_with_the_time_it_is_sent(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     spawn = batch._Engine.spawn
 
