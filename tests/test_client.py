@@ -859,6 +859,15 @@ def api_calls(fake: FakeLeonardo, method: str, prefix: str) -> List[RecordedRequ
     return [r for r in fake.requests if r.method == method and r.path.startswith(prefix)]
 
 
+def hold_the_slot(fake: FakeLeonardo, client: Client) -> str:
+    """Fill the fake's one slot for 60 s: a job created next waits PENDING, however slow the machine, until the
+    generation returned (its id) is deleted; then it runs COMPLETION_DELAY."""
+    fake.concurrency_slots, fake.completion_delay = 1, 60.0
+    holder = client.create_generation({"prompt": "holds the slot"})["sdGenerationJob"]["generationId"]
+    fake.completion_delay = COMPLETION_DELAY  # for the jobs created from now on
+    return str(holder)
+
+
 def full_request() -> CreateGenerationRequest:
     """A CreateGenerationRequest using many fields, camelCase and snake_case, and nested inputs."""
     return CreateGenerationRequest(
@@ -901,7 +910,7 @@ def full_request() -> CreateGenerationRequest:
 
 
 def test_image_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
-    fake.completion_delay = 60.0  # held PENDING until the first poll has seen it, however slow the machine
+    holder = hold_the_slot(fake, fake_client)
     job = fake_client.create_generation(full_request())
     generation_id = job["sdGenerationJob"]["generationId"]
     assert isinstance(generation_id, str) and generation_id
@@ -920,10 +929,10 @@ def test_image_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> 
     assert None not in sent.values()
     assert "photo_real" not in sent and "photoReal" in sent
 
-    # Poll with a bounded loop: PENDING first, then COMPLETE (COMPLETION_DELAY after creation).
+    # Poll with a bounded loop: PENDING first, then COMPLETE (COMPLETION_DELAY after its slot is free).
     pending = fake_client.get_generation_by_id(generation_id)["generations_by_pk"]
     assert pending["status"] == "PENDING" and pending["generated_images"] == []
-    fake.completion_delay = COMPLETION_DELAY
+    fake_client.delete_generation_by_id(holder)
     seen = poll(lambda: fake_client.get_generation_by_id(generation_id), "generations_by_pk")
     done = seen[-1]
     assert done["status"] == "COMPLETE"
@@ -954,7 +963,6 @@ def test_image_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> 
     mapped_id = fake_client.create_generation(mapping)["sdGenerationJob"]["generationId"]
     assert api_calls(fake, "POST", "/generations")[-1].json == mapping
     assert api_calls(fake, "POST", "/generations")[-1].headers["Content-Type"] == "application/json"
-    fake.completion_delay = 0.0
     assert fake_client.get_generation_by_id(mapped_id)["generations_by_pk"]["modelId"] == MODEL_ID
 
     # Every API call carried the key and asked for JSON.
@@ -1047,7 +1055,7 @@ def test_motion_svd_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
 
 
 def test_texture_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -> None:
-    fake.completion_delay = 60.0  # held PENDING until the first poll has seen it
+    holder = hold_the_slot(fake, fake_client)
     job = fake_client.create_texture_generation(
         CreateTextureGenerationRequest(
             prompt="weathered bronze",
@@ -1067,7 +1075,7 @@ def test_texture_generation_lifecycle(fake: FakeLeonardo, fake_client: Client) -
 
     pending = fake_client.get_texture_generation_by_id(texture_id)["model_asset_texture_generations_by_pk"]
     assert pending["status"] == "PENDING" and pending["model_asset_texture_images"] == []
-    fake.completion_delay = COMPLETION_DELAY
+    fake_client.delete_generation_by_id(holder)
     seen = poll(lambda: fake_client.get_texture_generation_by_id(texture_id), "model_asset_texture_generations_by_pk")
     done = seen[-1]
     assert done["status"] == "COMPLETE" and done["id"] == texture_id and done["seed"] == 7

@@ -576,8 +576,6 @@ def test_pending_then_complete(fake, api):
     assert get_generation(api, fake, generation_id)["status"] == "COMPLETE"
     later = create(api, fake)
     assert get_generation(api, fake, later)["status"] == "PENDING"
-    fake.completion_delay = 0  # settable at any time
-    assert get_generation(api, fake, later)["status"] == "COMPLETE"
 
 
 def test_fail_generation(fake, api):
@@ -2007,9 +2005,25 @@ def test_account_durations_are_drawn_per_job_from_the_seed():
     durations = []
     for seed in (1, 1, 2):
         fake, account = account_with(clock, completion_delay=(2.0, 4.0), seed=seed)
-        durations.append([account.duration(job) for job in add_jobs(account, clock, 6)])
+        durations.append([job.duration for job in add_jobs(account, clock, 6)])
     assert durations[0] == durations[1] != durations[2]
     assert all(2.0 <= d <= 4.0 for d in durations[0]) and len(set(durations[0])) == 6
+
+
+def test_account_a_job_keeps_the_delay_drawn_at_its_creation():
+    # It read completion_delay when advanced: a change made the jobs already made end sooner or later too, though
+    # the delay is "drawn per job" (README: PENDING for completion_delay seconds).
+    clock = Clock()
+    fake, account = account_with(clock, completion_delay=10)
+    [running] = add_jobs(account, clock, 1)
+    account.advance()
+    fake.completion_delay = 1
+    [quick] = add_jobs(account, clock, 1)
+    clock.now += 1
+    assert account.advance() == [quick] and running.status == "PENDING"
+    fake.completion_delay = 100
+    clock.now += 9
+    assert account.advance() == [running]
 
 
 def test_a_seed_set_later_restarts_the_draws_from_it():

@@ -74,8 +74,9 @@ class FakeLeonardo:
     probability ``fail_rate`` (reproducible from ``seed``); while ``fail_new_generations`` is True
     (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
     at any time (the jobs are first moved on to that moment: a slot added is free from then; a
-    seed set restarts the draws from it); each setting is checked whenever it is set
-    (ValueError, TypeError; a name the fake has not, a misspelt one, AttributeError). ``user_id`` is the
+    seed set restarts the draws from it; a job keeps the delay it drew when created); each setting is
+    checked whenever it is set (ValueError, TypeError; a name the fake has not, a misspelt one,
+    AttributeError). ``user_id`` is the
     account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the generations for it only.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),

@@ -47,7 +47,7 @@ class Job:
     created: float  # Account.clock() at creation
     created_at: str
     fields: Dict[str, Any]
-    draw: float  # where in the completion_delay range this job's duration falls
+    duration: float  # seconds it runs, drawn at its creation from the completion_delay of then
     fail: bool
     images: List[Dict[str, Any]] = field(default_factory=list)  # their URLs are paths on the fake
     started: Optional[float] = None  # when it got a slot
@@ -87,13 +87,10 @@ class Account:
         posts.append(now)
 
     def draws(self) -> Tuple[float, bool]:
-        """(duration draw, fails?) for a new job: reproducible from the fake's seed."""
+        """(duration, fails?) for a new job, from the settings of now: reproducible from the fake's seed."""
         draw, chance = self.random.random(), self.random.random()
-        return draw, self.fake.fail_new_generations or chance < self.fake.fail_rate
-
-    def duration(self, job: Job) -> float:
         low, high = delay_range(self.fake.completion_delay)
-        return low + (high - low) * job.draw
+        return low + (high - low) * draw, self.fake.fail_new_generations or chance < self.fake.fail_rate
 
     def advance(self) -> List[Job]:
         """Start queued jobs as slots free up, finish those whose time is up; returns the jobs
@@ -102,7 +99,7 @@ class Account:
         slots) is free from then, not since ever (whoever changes the state runs advance() first)."""
         now = self.clock()
         slots = self.fake.concurrency_slots
-        free = sorted(job.started + self.duration(job) for job in self.active if job.started is not None)
+        free = sorted(job.started + job.duration for job in self.active if job.started is not None)
         free = free[-slots:] + [-math.inf] * (slots - len(free))  # when each slot frees (slots >= 1)
         heapq.heapify(free)
         for job in [job for job in self.active if job.started is None]:
@@ -110,8 +107,8 @@ class Account:
             if start > now:
                 break
             job.started = start
-            heapq.heapreplace(free, start + self.duration(job))
-        done = [job for job in self.active if job.started is not None and job.started + self.duration(job) <= now]
+            heapq.heapreplace(free, start + job.duration)
+        done = [job for job in self.active if job.started is not None and job.started + job.duration <= now]
         for job in done:
             job.final = "FAILED" if job.fail else "COMPLETE"
             self.active.remove(job)
