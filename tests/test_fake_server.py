@@ -1410,6 +1410,24 @@ def test_fault_path_or_method_that_would_never_match_is_refused(fake, bad, messa
         fake.inject(status=500, **bad)
 
 
+@pytest.mark.parametrize("path", ["/generation/*", "/generations/", "/api/rest/v2/generation", "/init-images",
+                                  "/api/rest/v3/*", "/generations/x/y"])
+def test_a_fault_path_at_no_operation_is_refused(fake, path):
+    # Accepted, these never fired: a user's resilience test passed, testing nothing.
+    with pytest.raises(ValueError, match="^" + re.escape("path=%r is at no operation, nor under /cdn/ or /s3/" % path)):
+        fake.inject(status=503, path=path)
+
+
+def test_a_fault_path_that_may_match_is_taken(fake, api):
+    with pytest.raises(ValueError, match=re.escape("recorded from the API's base: use path='/generations'") + "$"):
+        fake.inject(status=500, path="/v1/generations")  # as the 429's message said it
+    for path in ("/generations/*", "/generations-t*", "/generations/user/x", "/api/rest/v2/*", "/c*", "/s3/any", "/*"):
+        fake.inject(status=500, path=path)
+    fake.clear_faults()
+    fake.inject(status=503, path="/init-im*")
+    assert call(api, fake, "POST", "/init-image", json={"extension": "png"}).status_code == 503
+
+
 def test_a_fault_on_the_base_path_fires_on_base_url_itself(fake, api):
     # inject(path="/api/rest/v1") advises path="/": base_url with or without its trailing slash is recorded as "/"
     with pytest.raises(ValueError, match=re.escape("recorded from the API's base: use path='/'") + "$"):
@@ -1853,12 +1871,17 @@ def test_posts_per_minute_answers_429_with_retry_after_per_endpoint():
             v2_create(api, fake)
             create_texture(api, fake)
             call(api, fake, "POST", "/generations-lcm", json=lcm_body("/generations-lcm"))  # not counted
-        for response in [call(api, fake, "POST", "/generations", json={"prompt": "x"}),
-                         v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}}),
-                         call(api, fake, "POST", "/generations-texture", json={"prompt": "x", "modelAssetId": "m"})]:
+        responses = [call(api, fake, "POST", "/generations", json={"prompt": "x"}),
+                     v2(api, fake, {"model": "phoenix-v1.0", "parameters": {"prompt": "x"}}),
+                     call(api, fake, "POST", "/generations-texture", json={"prompt": "x", "modelAssetId": "m"})]
+        for response in responses:
             assert response.status_code == 429
             assert envelope(response)["code"] == "too-many-requests"
             assert 59 <= int(response.headers["Retry-After"]) <= 60
+        # each named as recorded, the path inject() takes: "POST /v1/generations" was copied and never fired
+        said = [r.json()["error"].rsplit(" ", 1)[1] for r in responses]
+        assert said == [r.path for r in fake.requests[-3:]] == ["/generations", "/api/rest/v2/generations",
+                                                                "/generations-texture"]
         assert len(fake.generation_ids()) == 4 and len(fake._api.textures) == 2
 
 

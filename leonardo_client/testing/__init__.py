@@ -23,7 +23,8 @@ from .._files import is_loopback
 from ..payloads import check_number, check_type, is_header_text
 from .account import MAX_SLOTS, Delay, delay_range
 from .api import Api, Deliverer, check_settings
-from .server import POLL, Fault, RecordedRequest, Server, retry_after_header
+from .server import OWN_PATHS, POLL, Fault, RecordedRequest, Server, retry_after_header
+from .spec import Spec
 
 __all__ = ["FakeLeonardo", "RecordedRequest"]
 
@@ -61,6 +62,15 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
 
 
 _F = TypeVar("_F", bound="FakeLeonardo")
+
+
+def _never_fires(spec: Spec, path: str) -> bool:
+    """Whether a fault's path matches no request the fake serves: none that an operation of the spec routes (v1's
+    recorded from base_url), none under /cdn/ or /s3/ ("/": base_url itself)."""
+    prefix = path[:-1] if path.endswith("*") else None
+    if path == "/" or any(path.startswith(own) or (prefix is not None and own.startswith(prefix)) for own in OWN_PATHS):
+        return False
+    return not (spec.reaches(path) or spec.reaches(spec.base + path))
 
 
 class FakeLeonardo:
@@ -217,8 +227,9 @@ class FakeLeonardo:
 
         ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
         ``"/cdn/*"``); None matches every API path. A path that never matches is refused
-        (ValueError): one without its leading ``/``, ``"/v2/..."`` (recorded from the root), or
-        ``"/api/rest/v1/..."`` (v1 calls are recorded from ``base_url``).
+        (ValueError): one without its leading ``/``, ``"/v2/..."`` (recorded from the root),
+        ``"/api/rest/v1/..."`` or ``"/v1/..."`` (v1 calls are recorded from ``base_url``), one no operation of the
+        API is at, nor a file (``"/generations/"``, ``"/init-images"``).
         ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
         starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
@@ -233,6 +244,10 @@ class FakeLeonardo:
         base = self._api.spec.base
         if path is not None and path.startswith(base):  # no request is recorded there: it never fires
             raise ValueError("v1 calls are recorded from the API's base: use path=%r" % (path[len(base):] or "/"))
+        if path is not None and _never_fires(self._api.spec, path):
+            raise ValueError("path=%r is at no operation, nor under /cdn/ or /s3/: it would never fire (a v1 call "
+                             "is recorded from base_url, '/generations'; a v2 call from the root, "
+                             "'/api/rest/v2/generations')" % path)
         with self._lock:
             self._faults.append(fault)
 

@@ -70,8 +70,8 @@ class Account:
         self.advanced = -math.inf  # when advance() last ran
 
     def admit(self, endpoint: Optional[str]) -> None:
-        """Raise the API's 429 when a new job is over a limit; endpoint: the generation endpoint POSTed
-        ("/v2/generations"), each with posts_per_minute of its own (None: not rate limited)."""
+        """Raise the API's 429 when a new job is over a limit; endpoint: the generation endpoint POSTed, as inject()
+        takes it ("/api/rest/v2/generations"), each with posts_per_minute of its own (None: not rate limited)."""
         now, limit = self.clock(), self.fake.posts_per_minute
         posts = self.posts.setdefault(endpoint, deque()) if endpoint is not None else deque()
         while posts and posts[0] <= now - WINDOW:

@@ -332,7 +332,7 @@ class Api:
             fields["photoRealStrength"] = 0.55
         elements = enumerate(body.get("elements") or [], start=1)
         fields["generation_elements"] = [_element(n, e, fields["sdVersion"]) for n, e in elements]
-        job = self._new_job(self.generations, fields, "/v1/generations")
+        job = self._new_job(self.generations, fields, "/generations")
         self._add_images(job, count, bool(body.get("fantasyAvatar")))
         return _created("sdGenerationJob", generationId=job.id)
 
@@ -401,7 +401,7 @@ class Api:
                         imageHeight=_opt(params, "height", default["height"] or 1024),
                         public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
-        job = self._new_job(self.generations, fields, "/v2/generations")
+        job = self._new_job(self.generations, fields, "/api/rest/v2/generations")
         self._add_images(job, count, video_model=model if _makes_video(props) else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
@@ -482,7 +482,7 @@ class Api:
     def create_texture_generation(self, call: Call) -> Dict[str, Any]:
         body = call.body
         fields = dict(prompt=body["prompt"], negativePrompt=body.get("negative_prompt"), seed=body.get("seed"))
-        job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]), "/v1/generations-texture")
+        job = self._new_job(self.textures, dict(fields, modelAssetId=body["modelAssetId"]), "/generations-texture")
         for kind in _TEXTURE_TYPES:
             image_id = str(uuid.uuid4())
             path = self._cdn_path(job, "%s_%s.png" % (image_id, kind.lower()), "model_asset_texture_generations")

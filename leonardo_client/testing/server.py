@@ -30,6 +30,7 @@ MAX_FAULT_DELAY = 3600.0  # seconds an injected delay may last
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
 POLL = 0.01  # seconds: how soon the accept loop notices stop()
+OWN_PATHS = ("/cdn/", "/s3/")  # the fake's own, not the API's: the files it serves, the upload bucket
 SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")  # Handler's do_* (set below); others 501
 Headers = List[Tuple[str, str]]
 
@@ -154,6 +155,8 @@ class Fault:
             raise ValueError('path must start with "/" (or be "*"), as recorded paths do: use path=%r' % fixed)
         if self.path is not None and self.path.startswith("/v2/"):  # no request is recorded there: it never fires
             raise ValueError("v2 calls are recorded from the root: use path=%r" % ("/api/rest" + self.path))
+        if self.path is not None and self.path.startswith("/v1/"):  # nor there: v1 calls are recorded from base_url
+            raise ValueError("v1 calls are recorded from the API's base: use path=%r" % self.path[3:])
         if self.path is not None and any(c in self.path for c in "?{"):  # recorded paths hold no query, no template
             raise ValueError("path is matched without its query, and by the ids it holds, not a template: path=%r"
                              % self.path)
@@ -283,7 +286,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parsed = None  # no body, or not JSON
         with contextlib.suppress(ValueError):
             parsed = parse_body(body)
-        kind = "api" if spec.is_api(path) else next((k for k in ("cdn", "s3") if path.startswith("/%s/" % k)), "other")
+        kind = "api" if spec.is_api(path) else next((k[1:-1] for k in OWN_PATHS if path.startswith(k)), "other")
         # base_url itself, with or without its trailing slash, is "/": where inject's advice points
         relative = (path[len(spec.base) :] or "/") if path == spec.base or path.startswith(spec.base + "/") else path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -148,10 +148,18 @@ class Spec:
         segments = [unquote(s) for s in path[1:].split("/")]
         found = []
         for pattern, operations in self.routes:
-            pairs = list(zip(pattern, segments))
-            if len(pattern) == len(segments) and all(p == s or (p.startswith("{") and s) for p, s in pairs):
-                found.append((operations, {p[1:-1]: s for p, s in pairs if p.startswith("{")}))
+            if _fits(pattern, segments):
+                found.append((operations, {p[1:-1]: s for p, s in zip(pattern, segments) if p.startswith("{")}))
         return min(found, key=lambda f: len(f[1]), default=None)
+
+    def reaches(self, path: str) -> bool:
+        """Whether a request path routes to an operation; one ending in "*", whether a path starting with the rest
+        may (FakeLeonardo.inject refuses a fault's path that never matches)."""
+        if not path.endswith("*"):
+            return self.route(path) is not None
+        *whole, part = [unquote(s) for s in path[1:-1].split("/")]
+        n = len(whole)
+        return any(len(p) > n and _fits(p[:n], whole) and p[n].startswith((part, "{")) for p, _ in self.routes)
 
     def query_args(self, operation: Operation, query: Dict[str, str], path: Dict[str, str]) -> Dict[str, Any]:
         """The query parameters of the spec that were given (and not empty), typed. Hasura refuses one
@@ -296,6 +304,11 @@ class Spec:
         for key, item in value.items():
             if key in props or isinstance(extra, dict):
                 self.check(props.get(key, extra), item, where + (key,))
+
+
+def _fits(pattern: List[str], segments: List[str]) -> bool:
+    """Whether path segments fit a route's: a literal is itself, a {parameter} any segment not empty."""
+    return len(pattern) == len(segments) and all(p == s or (p.startswith("{") and s) for p, s in zip(pattern, segments))
 
 
 def _check_int(value: Any, where: Where = ()) -> Any:
