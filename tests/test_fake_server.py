@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import struct
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from leonardo_client import payloads
+from leonardo_client import Client, LeonardoError, payloads
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
 from leonardo_client.testing import server as server_module
@@ -235,6 +236,33 @@ def test_a_forked_child_stops_its_copy_and_leaves_the_parent_serving(fake, api):
     assert (done, status) == (pid, 0), "the child's stop() hung or failed"
     assert call(api, fake, "GET", "/generations/x").status_code == 200
     assert fake.connections_opened == 1  # the parent's connection was not cut
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_child_that_outlives_the_fake_leaves_its_port_closed():
+    # The child (a process pool's worker) kept the listening socket: after the parent's stop() a connection still
+    # completed, unanswered (a client waited out its read timeout), and a restart on the port failed (EADDRINUSE).
+    fake = FakeLeonardo().start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12: forking a process with threads
+        pid = os.fork()
+    if pid == 0:
+        try:
+            time.sleep(TIMEOUT)
+        finally:
+            os._exit(0)
+    try:
+        fake.stop()
+        with Client(api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=(2, TIMEOUT)) as client:
+            started = time.monotonic()
+            with pytest.raises(LeonardoError):
+                client.get_user_info()
+            assert time.monotonic() - started < 2, "not refused: the child's copy of the port took the connection"
+        fake.start()  # the port bound again
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        fake.stop()
 
 
 def test_a_connection_accepted_as_stop_begins_is_closed_without_a_deadlock():

@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar, Union
 
 from .._files import is_loopback
+from ..client import fork_aware
 from ..payloads import check_number, check_type, is_header_text
 from .account import MAX_SLOTS, Delay, delay_range
 from .api import Api, Deliverer, check_settings
@@ -157,6 +158,7 @@ class FakeLeonardo:
         meanwhile)."""
         if self._server is None:
             self._server = Server(self._address, self)
+            fork_aware(self._server)  # held weakly: a stopped server, once collected, costs a forked child nothing
             self._address = (self._address[0], self._server.server_address[1])  # a restart binds it again
             self.root_url = "http://%s:%d" % self._address
             self.base_url = self.root_url + self._api.spec.base

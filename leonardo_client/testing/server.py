@@ -205,6 +205,11 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._open_lock = threading.Lock()
         super().__init__(address, Handler)
 
+    def _forked(self) -> None:
+        """In a process forked while it runs (client.fork_aware), where no thread accepts: its copy of the port
+        closed, else, once the parent stops, connections still complete there, unanswered, and the port stays bound."""
+        self.socket.close()  # a no-op when closed already
+
     def process_request(self, request: Any, client_address: Any) -> None:
         worker = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
         with self._open_lock:
