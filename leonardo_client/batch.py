@@ -1054,8 +1054,10 @@ class _Engine:
 
     def clock_known(self, item: _Item) -> bool:
         """Whether the server's clock is known for item's "submitting" time: for one of this run, only once
-        a generation of this run has shown it (the machine's clock may have been set since the journal's run)."""
-        return self.clock is not None and (item.since < self.run_from or self.clock_this_run)
+        a generation of this run has shown it (the machine's clock may have been set since the journal's run);
+        for an earlier run's journaled after this run's start, never (by a clock set back since: not this run's)."""
+        this_run = math.isinf(item.sent_before)  # an earlier run's has this run's start (see plan)
+        return self.clock is not None and (item.since < self.run_from or self.clock_this_run and this_run)
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""

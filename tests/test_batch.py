@@ -2578,6 +2578,26 @@ def test_an_earlier_runs_post_journaled_a_little_ahead_is_looked_for_again_its_w
     assert time.monotonic() - started < 10  # it waited 30 s more, until the clock came back to that time
 
 
+def test_an_earlier_runs_post_journaled_ahead_of_this_runs_start_is_not_read_back_by_this_runs_clock(
+    tmp_path: Any,
+) -> None:
+    # Journaled 50 s ahead (within CLOCK_SKEW of now) by a clock set back since; its call ran 250 s before that time.
+    # Item 1 taught this run's clock (~0): item 0's listing was read back to its time less CLOCK_SKEW only, its
+    # generation missed, and it was sent again.
+    api, sent = ApiDouble(), time.time() + 50
+    api._create(dict(PROMPTS[0]), None)
+    api.generations["gen-1"]["createdAt"], api.calls = _iso(sent - 250), []
+    crashed = [{"i": 0, "s": "submitting", "t": sent, "rt": 0.5}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], crashed), encoding="utf-8")
+    summary = run_bounded(api, PROMPTS[:2], str(tmp_path))
+    records = journal(tmp_path)
+    settled = min(n for n, r in enumerate(records) if r.get("i") == 0 and ("reason" in r or r["s"] == "submitted"))
+    assert any("clock" in r for r in records[:settled])  # item 1 showed the clock before item 0 was settled
+    made = [g["prompt"] for g in api.generations.values()]
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # item 1's only
+    assert sorted(made) == sorted(p["prompt"] for p in PROMPTS[:2])  # no second generation of item 0's prompt
+
+
 def test_an_earlier_runs_item_sent_again_is_held_to_its_own_send_time() -> None:
     item = batch._Item(0, BatchItem("a cat"))
     item.apply({"i": 0, "s": "submitting", "t": 5000.0})
