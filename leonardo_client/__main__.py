@@ -441,10 +441,12 @@ class _Interrupts:
 def _stderr_unblocked() -> Optional[int]:
     """Once a stop is taken, stderr made non-blocking: what does not fit a full pipe (its reader paused) is dropped,
     not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file descriptor, if it was blocking.
-    Only a pipe's: a terminal's is the shell's too, which a process killed before main() ends would leave it."""
+    Only a pipe's, not stdout's too (2>&1: its lines would be dropped): a terminal's is the shell's too, which a
+    process killed before main() ends would leave it."""
     with contextlib.suppress(AttributeError, OSError, ValueError):  # None, not a file, Windows (no set_blocking)
         fd = sys.stderr.fileno()
-        if stat.S_ISFIFO(os.fstat(fd).st_mode) and os.get_blocking(fd):
+        pipe = os.fstat(fd)  # (stdout closed: an OSError, left blocking)
+        if stat.S_ISFIFO(pipe.st_mode) and not os.path.samestat(pipe, os.fstat(1)) and os.get_blocking(fd):
             os.set_blocking(fd, False)
             return fd
     return None
@@ -456,16 +458,17 @@ def _stderr_blocking_again(fd: Optional[int]) -> None:
     if fd is None:
         return
     with contextlib.suppress(OSError, ValueError):
-        saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+        os.set_blocking(fd, True)  # first, whatever fails next
+        saved = os.dup(fd)
         try:
-            os.set_blocking(fd, True)
+            devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, fd)
+            os.close(devnull)
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 sys.stderr.flush()
         finally:
             os.dup2(saved, fd)
             os.close(saved)
-            os.close(devnull)
 
 
 @contextlib.contextmanager

@@ -1436,6 +1436,29 @@ def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
         os.close(write_end)
 
 
+def test_a_stop_leaves_stdout_blocking_when_stderr_is_its_pipe_and_restores_a_pipe_whatever_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Review R3: with 2>&1 stdout's pipe became non-blocking too (one open pipe), and a full moment dropped its lines;
+    # and a failure to open /dev/null left stderr non-blocking, its duplicate leaked.
+    probe = "import os, leonardo_client.__main__ as cli; print(cli._stderr_unblocked(), os.get_blocking(1))"
+    shared = subprocess.run([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=REPO), timeout=60, universal_newlines=True)
+    assert shared.stdout.split() == ["None", "True"]
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    opened = len(os.listdir("/proc/self/fd"))
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a: (_ for _ in ()).throw(OSError(24, "Too many open files"))
+                        if path == os.devnull else real_open(path, *a))
+    try:
+        cli._stderr_blocking_again(write_end)
+        assert os.get_blocking(write_end) and len(os.listdir("/proc/self/fd")) == opened
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 # Raises KeyboardInterrupt when `module` is imported, as a Ctrl-C in the CLI's first ~0.2 s would.
 INTERRUPT_AT = """
 import runpy, sys
