@@ -1442,7 +1442,7 @@ def test_fault_path_or_method_that_would_never_match_is_refused(fake, bad, messa
                                   "/api/rest/v3/*", "/generations/x/y"])
 def test_a_fault_path_at_no_operation_is_refused(fake, path):
     # Accepted, these never fired: a user's resilience test passed, testing nothing.
-    with pytest.raises(ValueError, match="^" + re.escape("path=%r is at no operation, nor under /cdn/ or /s3/" % path)):
+    with pytest.raises(ValueError, match="^" + re.escape("path=%r is at no operation of the bundled spec" % path)):
         fake.inject(status=503, path=path)
 
 
@@ -1973,9 +1973,14 @@ def test_a_misspelt_setting_is_refused_naming_the_setting_meant():
     with pytest.raises(AttributeError, match="^FakeLeonardo has no attribute 'fail_new_generation'; did you mean "
                        "'fail_new_generations'\\?$"):  # it made a new attribute, and the generations went on completing
         fake.fail_new_generation = True
-    with pytest.raises(AttributeError, match="^FakeLeonardo has no attribute 'xyz'$"):
-        fake.xyz = 1
     assert "fail_new_generation" not in vars(fake) and not fake.fail_new_generations
+
+    class MyFake(FakeLeonardo):  # review R3: a subclass's own attributes are let be (a name close to no setting)
+        def __init__(self) -> None:
+            super().__init__()
+            self.created_ids = ["g-1"]
+
+    assert MyFake().created_ids == ["g-1"]
     fake.connections_opened += 1  # an attribute it has, not a setting: set as before
     fake._note = 1  # a private name: left alone
     assert (fake.connections_opened, fake._note) == (1, 1)

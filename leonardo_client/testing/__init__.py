@@ -86,7 +86,7 @@ class FakeLeonardo:
     (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
     at any time (the jobs are first moved on to that moment: a slot added is free from then; a
     seed set restarts the draws from it; a job keeps the delay it drew when created); each setting is
-    checked whenever it is set (ValueError, TypeError; a name the fake has not, a misspelt one,
+    checked whenever it is set (ValueError, TypeError; a misspelt setting (a name close to one),
     AttributeError). ``user_id`` is the
     account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the generations for it only.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
@@ -134,10 +134,9 @@ class FakeLeonardo:
             check = _CHECKS.get(name)
             if check is not None:
                 check(value)
-            elif "_api" in self.__dict__ and name[:1] != "_" and not hasattr(self, name):  # it would change nothing
-                close = difflib.get_close_matches(name, [n for n in vars(self) if n[:1] != "_"], 1)
-                hint = "; did you mean %r?" % close[0] if close else ""
-                raise AttributeError("FakeLeonardo has no attribute %r%s" % (name, hint))
+            elif "_api" in self.__dict__ and not hasattr(self, name):  # a misspelt setting would change nothing
+                for meant in difflib.get_close_matches(name, _CHECKS, 1):  # (a subclass's own attribute is let be)
+                    raise AttributeError("FakeLeonardo has no attribute %r; did you mean %r?" % (name, meant))
             if check is None or "_api" not in self.__dict__:  # not a setting, or still constructing
                 super().__setattr__(name, value)
             else:
@@ -247,7 +246,8 @@ class FakeLeonardo:
         if path is not None and path.startswith(base):  # no request is recorded there: it never fires
             raise ValueError("v1 calls are recorded from the API's base: use path=%r" % (path[len(base):] or "/"))
         if path is not None and _never_fires(self._api.spec, path):
-            raise ValueError("path=%r is at no operation, nor under /cdn/ or /s3/: it would never fire (a v1 call "
+            raise ValueError("path=%r is at no operation of the bundled spec, nor under /cdn/ or /s3/: no call of the "
+                             "client's is recorded there (a v1 call "
                              "is recorded from base_url, '/generations'; a v2 call from the root, "
                              "'/api/rest/v2/generations')" % path)
         with self._lock:
