@@ -65,9 +65,9 @@ _CHECKS: Dict[str, Callable[[Any], object]] = {
 _F = TypeVar("_F", bound="FakeLeonardo")
 
 
-def _never_fires(spec: Spec, path: str) -> bool:
-    """Whether a fault's path matches no request the fake serves: none that an operation of the spec routes (v1's
-    recorded from base_url), none under /cdn/ or /s3/ ("/": base_url itself)."""
+def _at_no_operation(spec: Spec, path: str) -> bool:
+    """Whether a fault's path matches no call of the client's: none an operation of the bundled spec routes (v1's
+    recorded from base_url), none under the fake's own /cdn/ or /s3/ ("/": base_url itself)."""
     prefix = path[:-1] if path.endswith("*") else None
     if path == "/" or any(path.startswith(own) or (prefix is not None and own.startswith(prefix)) for own in OWN_PATHS):
         return False
@@ -86,9 +86,9 @@ class FakeLeonardo:
     (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
     at any time (the jobs are first moved on to that moment: a slot added is free from then; a
     seed set restarts the draws from it; a job keeps the delay it drew when created); each setting is
-    checked whenever it is set (ValueError, TypeError; a misspelt setting (a name close to one),
-    AttributeError). ``user_id`` is the
-    account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the generations for it only.
+    checked whenever it is set (ValueError, TypeError; a misspelt setting, a name close to one: AttributeError).
+    ``user_id`` is the account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the
+    generations for it only.
     ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
     or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
     each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
@@ -245,7 +245,7 @@ class FakeLeonardo:
         base = self._api.spec.base
         if path is not None and path.startswith(base):  # no request is recorded there: it never fires
             raise ValueError("v1 calls are recorded from the API's base: use path=%r" % (path[len(base):] or "/"))
-        if path is not None and _never_fires(self._api.spec, path):
+        if path is not None and _at_no_operation(self._api.spec, path):
             raise ValueError("path=%r is at no operation of the bundled spec, nor under /cdn/ or /s3/: no call of the "
                              "client's is recorded there (a v1 call "
                              "is recorded from base_url, '/generations'; a v2 call from the root, "
