@@ -3324,6 +3324,19 @@ def test_a_journaled_clock_a_lifetime_off_is_not_taken_up(tmp_path: Any, ahead: 
         assert [r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"] != ["theirs"]
 
 
+def test_a_journaled_clock_of_a_server_ahead_does_not_move_the_reach_later(tmp_path: Any) -> None:
+    # The journal learned the server's clock 119 s ahead of ours; the clocks agree now. Item 0's create answer was
+    # lost in a crash, its generation made as it was sent: read from since + 119 s - CLOCK_SKEW, it was sent again.
+    api, sent = ApiDouble(), time.time() - 100
+    api.generations["gen-1"] = dict(id="gen-1", createdAt=_iso(sent + 0.1), created=time.monotonic() - 100,
+                                    prompt=PROMPTS[0]["prompt"], imageWidth=512, imageHeight=512, n=1)
+    records = [{"clock": 119.0}, {"i": 0, "s": "submitting", "t": sent, "rt": 0.3}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 0  # adopted
+    assert [r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"] == ["gen-1"]
+
+
 def test_a_listing_that_ran_out_of_pages_in_the_day_read_before_the_clock_was_known_is_read_again(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
