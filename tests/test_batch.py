@@ -3955,6 +3955,21 @@ def test_a_clock_set_ahead_between_runs_is_not_taken_as_the_one_the_journal_lear
     assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
 
 
+def test_a_generation_of_an_earlier_run_does_not_show_the_clock_of_this_one(tmp_path: Any) -> None:
+    # As above, and item 0, sent in the earlier run (an hour ago by its clock, right then), is still in flight: its
+    # generation shows the journal's clock again. Taken as this run's (our clock set an hour ahead since), item 1's
+    # lost answer was reconciled with it: its generation, made "an hour before" it was sent, was sent again.
+    api, sent = ServerClockBehind(lost=PROMPTS[1]["prompt"], behind=3600.0), time.time() - 3620
+    api.generations["old"] = dict(id="old", createdAt=_iso(sent + 0.1), created=time.monotonic() - 20,
+                                  prompt=PROMPTS[0]["prompt"], n=1)
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3},
+               {"i": 0, "s": "submitted", "id": "old", "t": sent + 0.2}, {"clock": 0.0}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # item 1 not sent again
+    assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
+
+
 def test_the_generation_a_retried_item_had_before_teaches_nothing_of_the_clock(tmp_path: Any) -> None:
     # --retry-failed: item 0's FAILED generation of 2 minutes ago is still listed beside its new one. Measured
     # against the new answer, it read as a server clock 2 minutes behind ours, journaled for every later run,
