@@ -62,6 +62,7 @@ class ApiDouble:
 
     timeout = (0.2, 0.1)  # short: a create call that may have run is waited out this long (and LOOK_AGAIN)
     closed = False
+    creating = threading.Lock()
 
     # delay: a moment, as long as the first poll round's FIRST_POLL in these tests (see quick_second_listing)
     def __init__(self, slots: int = 3, delay: float = 0.02, failing: Tuple[str, ...] = ()) -> None:
@@ -89,18 +90,19 @@ class ApiDouble:
         error = self.before_post.pop(0) if self.before_post else None
         if error is not None:
             raise error
-        gid = f"gen-{len(self.generations) + 1}"
-        self.generations[gid] = {
-            "id": gid,
-            "createdAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "created": time.monotonic(),
-            "prompt": params["prompt"],
-            "modelId": model_id,
-            "imageWidth": params.get("width", 1024),
-            "imageHeight": params.get("height", 768),
-            "seed": params.get("seed", 7),
-            "n": params.get("num_images", params.get("quantity", 4)),  # the API's default (v1's, phoenix's)
-        }
+        with self.creating:  # the batch's workers call at once: two answered one id (a flaky test, not the batch)
+            gid = f"gen-{len(self.generations) + 1}"
+            self.generations[gid] = {
+                "id": gid,
+                "createdAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "created": time.monotonic(),
+                "prompt": params["prompt"],
+                "modelId": model_id,
+                "imageWidth": params.get("width", 1024),
+                "imageHeight": params.get("height", 768),
+                "seed": params.get("seed", 7),
+                "n": params.get("num_images", params.get("quantity", 4)),  # the API's default (v1's, phoenix's)
+            }
         if self.after_post:
             raise self.after_post.pop(0)
         return gid
