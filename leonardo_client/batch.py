@@ -681,16 +681,17 @@ def _sync_folder(path: str) -> None:
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     """A record as _Engine writes it: an item's state change (index, state, its data), or a note."""
-    if "i" not in record:  # a note: {"v2_listed": true}, {"clock": seconds} or {"user": the account's id}
-        note = list(record)
-        clock, user = note == ["clock"] and _is_number(record["clock"]), note == ["user"] and is_id(record["user"])
-        return record == {"v2_listed": True} or clock or user
+    if "i" not in record:  # a note: {"v2_listed": true}, {"clock": seconds, "r": run} or {"user": the account's id}
+        note, run = list(record), record.get("r", "")
+        clock = note in (["clock"], ["clock", "r"]) and _is_number(record["clock"]) and _is_run(run)
+        return record == {"v2_listed": True} or clock or note == ["user"] and is_id(record["user"])
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
     if state == "submitting":  # rt: how long it may run at the server, which reconciliation waits out
         span = record.get("rt", 0.0)  # a connect and a read timeout, each at most MAX_SECONDS
-        return _is_number(record.get("t")) and _is_number(span) and 0 <= span <= 2 * _client.MAX_SECONDS
+        valid = _is_number(record.get("t")) and _is_run(record.get("r", ""))
+        return valid and _is_number(span) and 0 <= span <= 2 * _client.MAX_SECONDS
     if state == "complete":
         files = record.get("files", [])
         return isinstance(files, list) and all(isinstance(name, str) for name in files)
@@ -699,6 +700,11 @@ def _well_formed(record: Mapping[str, Any], total: int) -> bool:
         texts = isinstance(cost, dict) and all(isinstance(cost.get(key), str) for key in ("amount", "unit"))
         return is_id(record.get("id")) and texts and _is_number(record.get("t", 0.0))  # "" could be polled for no one
     return True
+
+
+def _is_run(value: Any) -> bool:
+    """A run's id as _Engine writes it (see clock_known)."""
+    return isinstance(value, str) and len(value) <= 64
 
 
 def _is_number(value: Any) -> bool:
@@ -718,6 +724,7 @@ class _Item:
     cost: Optional[Dict[str, Any]] = None
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     sent_before: float = math.inf  # an earlier run's "submitting": this run's start, which its POST preceded (see plan)
+    run: Optional[str] = None  # the id of the run that sent it (its last "submitting"): None, an older version's
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
@@ -746,8 +753,9 @@ class _Item:
             self.paid, self.paid_unknown, self.cost = self.spent(), self.cost_unknown(), None
         self.state = record["s"]
         self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
-        if self.state == "submitting":
+        if self.state == "submitting":  # answered: an earlier call's, on its run's clock perhaps (see learn_from)
             self.since, self.span, self.sent_before = float(record["t"]), float(record.get("rt", 0.0)), math.inf
+            self.run, self.answered = record.get("r"), 0.0
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
@@ -937,7 +945,7 @@ class _Engine:
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
         self.started = self.post_at = self.next_wake = time.monotonic()
         self.epoch = time.time() - _awake_or_asleep()  # see wall_time
-        self.run_from = self.wall_time()  # "submitting" times from here on are this run's
+        self.run_from, self.run_id = self.wall_time(), os.urandom(8).hex()  # see plan, and clock_known
         self.poll_at, self.poll_gap = self.started + FIRST_POLL, FIRST_POLL
         self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
         self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
@@ -956,7 +964,7 @@ class _Engine:
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
         self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
-        self.clock_this_run = False  # whether a generation sent in this run has shown it
+        self.measured: Set[Optional[str]] = set()  # the runs whose clock a generation they sent has shown
 
     @property
     def create_span(self) -> float:
@@ -1033,10 +1041,11 @@ class _Engine:
             created = _timestamp(generation.get("createdAt"))
             if created is None or abs(created - item.answered) > MAX_CLOCK_OFFSET:  # 1970 or 9999: a time not read
                 continue
-            self.clock_this_run = self.clock_this_run or item.answered >= self.run_from
-            if self.clock is None or created - item.answered < self.clock - 1.0:
-                self.clock = round(created - item.answered, 3)
-                self.journal.append([{"clock": self.clock}])
+            bound = round(created - item.answered, 3)  # of the clock of item's run, which journaled both times
+            if self.clock is None or bound < self.clock - 1.0 or item.run not in self.measured:
+                self.clock = bound if self.clock is None else min(self.clock, bound)
+                self.measured.add(item.run)
+                self.journal.append([{"clock": bound} if item.run is None else {"clock": bound, "r": item.run}])
 
     def wall_time(self) -> float:
         """The wall clock's time when the run started, plus the time gone since: a clock stepped
@@ -1053,11 +1062,10 @@ class _Engine:
         return self.earliest(item.since) - (0.0 if self.clock_known(item) else MAX_CLOCK_OFFSET)
 
     def clock_known(self, item: _Item) -> bool:
-        """Whether the server's clock is known for item's "submitting" time: for one of this run, only once
-        a generation of this run has shown it (the machine's clock may have been set since the journal's run);
-        for an earlier run's journaled after this run's start, never (by a clock set back since: not this run's)."""
-        this_run = math.isinf(item.sent_before)  # an earlier run's has this run's start (see plan)
-        return self.clock is not None and (item.since < self.run_from or self.clock_this_run and this_run)
+        """Whether the server's clock is known for item's "submitting" time: once a generation sent by the
+        same run has shown it (the bound is of that run's clock; the machine's may have been set before or since,
+        in another run); never for one an older version sent (no run's id)."""
+        return self.clock is not None and item.run is not None and item.run in self.measured
 
     def counts(self) -> Dict[str, Any]:
         """What BatchProgress and BatchSummary have in common."""
@@ -1098,7 +1106,8 @@ class _Engine:
                 continue
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
-                self.clock = record["clock"]
+                self.clock = record["clock"] if self.clock is None else min(self.clock, record["clock"])
+                self.measured.add(record.get("r"))  # None: an older version's note, of no run known
         for item in self.items:  # its create call came after its "submitting" (see send), read before run_from was
             item.sent_before = self.run_from  # taken: its time may be ahead, journaled by a clock set back since
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
@@ -1146,7 +1155,7 @@ class _Engine:
         rechecked = [i for i in self.members["ambiguous"] if self.items[i].recheck]
         self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
-        self.staging = os.path.join(self.out_dir, INCOMING, os.urandom(4).hex())
+        self.staging = os.path.join(self.out_dir, INCOMING, self.run_id)
         # Daemon threads, so that a second Ctrl-C ends the process at once.
         workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
         try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
@@ -1341,7 +1350,8 @@ class _Engine:
                 continue
             self.post_at = max(now, self.post_at) + self.post_gap * self.slowdown
             api, body = item.item.request()
-            record = {"i": item.index, "s": "submitting", "t": self.wall_time(), "rt": self.create_span}
+            record = {"i": item.index, "s": "submitting", "t": self.wall_time(), "rt": self.create_span,
+                      "r": self.run_id}
             self.set_state(item, record)  # journaled by send(), as the POST goes
             locked.add(item.item.prompt)
             in_flight += 1

@@ -1047,7 +1047,10 @@ def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
                # Each of these held the rerun silently for an hour: an id no GET can ask for, a read timeout of ages.
                '{"i": 0, "s": "submitted", "id": ""}', '{"i": 0, "s": "submitting", "t": 1, "rt": 1e300}',
                # An int beyond a float's range: math.isfinite() raised OverflowError, a traceback.
-               '{"clock": 1%s}' % ("0" * 400), '{"i": 0, "s": "submitting", "t": 1%s}' % ("0" * 400)],
+               '{"clock": 1%s}' % ("0" * 400), '{"i": 0, "s": "submitting", "t": 1%s}' % ("0" * 400),
+               # A run's id not one the batch writes: a short str.
+               '{"clock": 0, "r": 5}', '{"clock": 0, "r": "%s"}' % ("a" * 65),
+               '{"i": 0, "s": "submitting", "t": 1, "r": null}'],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
@@ -2600,6 +2603,21 @@ def test_an_earlier_runs_post_journaled_ahead_of_this_runs_start_is_not_read_bac
     assert sorted(made) == sorted(p["prompt"] for p in PROMPTS[:2])  # no second generation of item 0's prompt
 
 
+def test_an_earlier_runs_post_journaled_ahead_of_this_runs_start_is_read_back_by_its_own_runs_clock(
+    tmp_path: Any,
+) -> None:
+    # As above, but item 0's run had learned its own clock, 300 s ahead of Leonardo's: its "submitting" time and that
+    # bound are of one clock (whatever the machine's did since), so its listing reads back far enough, and adopts.
+    api, sent = ApiDouble(), time.time() + 50
+    api._create(dict(PROMPTS[0]), None)
+    api.generations["gen-1"]["createdAt"], api.calls = _iso(sent - 250), []
+    crashed = [{"clock": -300.0, "r": "A"}, {"i": 0, "s": "submitting", "t": sent, "rt": 0.5, "r": "A"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], crashed), encoding="utf-8")
+    summary = run_bounded(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 1  # item 1's only
+    assert [r["id"] for r in journal(tmp_path) if r.get("i") == 0 and r.get("s") == "submitted"] == ["gen-1"]
+
+
 def test_an_earlier_runs_item_sent_again_is_held_to_its_own_send_time() -> None:
     item = batch._Item(0, BatchItem("a cat"))
     item.apply({"i": 0, "s": "submitting", "t": 5000.0})
@@ -3396,17 +3414,21 @@ def test_items_whose_listing_ran_out_of_pages_before_the_clock_was_known_are_rea
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A rerun: three create calls cut off, none answered, before any showed the clock, reconciled in one listing a day
-    # back; it ran out of pages as #4, sent meanwhile, taught the clock. Each is read again, in one listing, once.
+    # back; it ran out of pages as #4, answered in their run and still in flight, taught that run's clock. Each is
+    # read again, in one listing, once.
     monkeypatch.setattr(batch, "LISTING_MAX_PAGES", 3)
     api, sent = BusyAccount(tmp_path, clock_first=True), time.time() - 30
     api._create(dict(PROMPTS[0]), None)  # #1's call ran; #2's and #3's did not
-    api.generations["gen-301"]["createdAt"], api.calls = _iso(sent + 0.1), []
-    records = [{"i": n, "s": "submitting", "t": sent - n, "rt": 0.3} for n in range(3)]
+    api._create(dict(PROMPTS[3]), None)  # #4's, answered
+    api.generations["gen-301"]["createdAt"] = api.generations["gen-302"]["createdAt"] = _iso(sent + 0.1)
+    records = [*({"i": n, "s": "submitting", "t": sent - n, "rt": 0.3, "r": "A"} for n in range(4)),
+               {"i": 3, "s": "submitted", "id": "gen-302", "t": sent + 0.2}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:4], records), encoding="utf-8")
+    api.calls = []
     summary = run(api, PROMPTS[:4], str(tmp_path))
     made = sorted(g["prompt"] for g in api.generations.values() if g["prompt"] != "someone else's")
     assert summary.ok and made == sorted(p["prompt"] for p in PROMPTS[:4])  # #1 adopted, #2 and #3 sent again
-    assert api.calls.count("POST") == 3 and api.pages <= 2 * batch.LISTING_MAX_PAGES  # two listings, not one each
+    assert api.calls.count("POST") == 2 and api.pages <= 2 * batch.LISTING_MAX_PAGES  # two listings, not one each
 
 
 def test_items_whose_listing_ran_out_of_pages_with_the_clock_known_are_left_ambiguous_in_one_listing(
@@ -3416,7 +3438,8 @@ def test_items_whose_listing_ran_out_of_pages_with_the_clock_known_are_left_ambi
     # second listing would run out of pages the same: each was read again, one fewer a time, 3 x 3 pages (945c776).
     monkeypatch.setattr(batch, "LISTING_MAX_PAGES", 3)
     api, sent = BusyAccount(tmp_path, clock_first=False), time.time() - 3 * 3600
-    records = [{"clock": 0.0}, *({"i": n, "s": "submitting", "t": sent - n, "rt": 0.3} for n in range(3))]
+    records = [{"clock": 0.0, "r": "A"}, *({"i": n, "s": "submitting", "t": sent - n, "rt": 0.3, "r": "A"}
+                                           for n in range(3))]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:3], records), encoding="utf-8")
     summary = run(api, PROMPTS[:3], str(tmp_path))
     assert (summary.ambiguous, api.calls.count("POST"), api.pages) == (3, 0, batch.LISTING_MAX_PAGES)
@@ -3872,10 +3895,24 @@ def test_a_rerun_reconciles_with_the_clock_the_journal_learned(tmp_path: Any) ->
     api = ServerClockBehind()
     sent = time.time() - 10  # longer ago than the create call could run
     api._create(dict(PROMPTS[0]), None)  # made; the answer never journaled
-    records = [{"clock": -300.5}, {"i": 0, "s": "submitting", "t": sent, "rt": 1.3}]
+    records = [{"clock": -300.5, "r": "A"}, {"i": 0, "s": "submitting", "t": sent, "rt": 1.3, "r": "A"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert summary.ok and api.calls.count("POST") == 1 and len(api.generations) == 1  # adopted
+
+
+def test_a_rerun_takes_the_smallest_clock_bound_the_journal_holds(tmp_path: Any) -> None:
+    # Run A learned its clock 300 s ahead of Leonardo's and died with item 0's answer lost; run B, its clock right,
+    # journaled its own bound (0) after it and stopped before item 0 was settled. Taken as the last note, B's bound
+    # read item 0's listing back to its time less CLOCK_SKEW only: its generation missed, it was sent again.
+    api, sent = ServerClockBehind(), time.time() - 10
+    api._create(dict(PROMPTS[0]), None)  # made 300 s before its "submitting" time, by Leonardo's clock
+    api.calls = []
+    records = [{"clock": -300.5, "r": "A"}, {"i": 0, "s": "submitting", "t": sent, "rt": 1.3, "r": "A"},
+               {"clock": 0.0, "r": "B"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:1], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 0 and len(api.generations) == 1  # adopted
 
 
 def test_a_journaled_clock_lets_a_rerun_send_again_an_item_of_an_earlier_run_never_created(tmp_path: Any) -> None:
@@ -3886,7 +3923,7 @@ def test_a_journaled_clock_lets_a_rerun_send_again_an_item_of_an_earlier_run_nev
     made = (datetime.now(timezone.utc) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     api.generations["old"] = dict(id="old", createdAt=made, created=time.monotonic() - 18000,
                                   prompt=PROMPTS[0]["prompt"], n=1)
-    records = [{"clock": 0.0}, {"i": 0, "s": "submitting", "t": time.time() - 10800, "rt": 1.3}]
+    records = [{"clock": 0.0, "r": "A"}, {"i": 0, "s": "submitting", "t": time.time() - 10800, "rt": 1.3, "r": "A"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 0, 1), journal(tmp_path)[-3:]
@@ -3895,19 +3932,20 @@ def test_a_journaled_clock_lets_a_rerun_send_again_an_item_of_an_earlier_run_nev
 def test_a_clock_set_ahead_since_an_earlier_run_is_learned_again(tmp_path: Any) -> None:
     # The journal's bound came from a run whose clock was right; this run's is 5 minutes ahead.
     api = ServerClockBehind(lost=PROMPTS[1]["prompt"])
-    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], [{"clock": 0.0}]), encoding="utf-8")
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], [{"clock": 0.0, "r": "A"}]), encoding="utf-8")
     summary = run(api, PROMPTS[:2], str(tmp_path))
     assert summary.ok and len(api.generations) == 2 and api.calls.count("POST") == 2  # adopted, not sent again
 
 
 def test_the_listing_read_to_reconcile_teaches_the_clock_from_older_entries(tmp_path: Any) -> None:
-    # A rerun reconciles first: item 0's generation, answered before the crash, is older than the
-    # reach its bound (0, from a run whose clock was right) allows; it still shows the clock.
+    # A rerun reconciles first: item 0's generation, answered before the crash, is older than the reach item 1's
+    # bound (0, its run's) allows; it still shows a clock (of item 0's run), and the smallest bound serves every run.
     api = ServerClockBehind()
     sent = time.time() - 10
     own, lost = (api._create(dict(p), None) for p in PROMPTS[:2])  # both made 5 minutes "ago"
-    records = [{"clock": 0.0}, {"i": 0, "s": "submitting", "t": sent}, {"i": 0, "s": "submitted", "id": own, "t": sent},
-               {"i": 1, "s": "submitting", "t": sent, "rt": 1.3}]
+    records = [{"clock": 0.0, "r": "A"}, {"i": 0, "s": "submitting", "t": sent, "r": "B"},
+               {"i": 0, "s": "submitted", "id": own, "t": sent},
+               {"i": 1, "s": "submitting", "t": sent, "rt": 1.3, "r": "A"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
     summary = run(api, PROMPTS[:2], str(tmp_path))
     assert summary.ok and api.calls.count("POST") == 2 and len(api.generations) == 2  # item 1 adopted
@@ -3915,8 +3953,8 @@ def test_the_listing_read_to_reconcile_teaches_the_clock_from_older_entries(tmp_
 
 
 def test_a_clock_learned_while_reconciling_reads_the_listing_again_from_further_back(tmp_path: Any) -> None:
-    # A rerun; the journal's clock bound (0) is from a run whose clock was right, this one's is 290 s ahead. The
-    # listing, newest first, stops at a page older than the bound: item 0's generation there shows the clock,
+    # A rerun; the journal's clock bound (0) is item 1's run's, item 0's run's clock was 290 s ahead. The listing,
+    # newest first, stops at a page older than the bound: item 0's generation there shows the smaller bound,
     # and item 1's, made before 49 of another program's, is on the page after: it was sent again.
     class NewestFirst(ApiDouble):
         def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
@@ -3929,8 +3967,9 @@ def test_a_clock_learned_while_reconciling_reads_the_listing_again_from_further_
     others = [api._create({"prompt": f"another program's {n}"}, None) for n in range(49)]
     for gid, age in [(own, 295), (lost, 297)] + [(other, 296) for other in others]:
         api.generations[gid]["createdAt"] = _iso(now - age)
-    records = [{"clock": 0.0}, {"i": 0, "s": "submitting", "t": now - 6}, {"i": 0, "s": "submitted", "id": own, "t": now - 5},
-               {"i": 1, "s": "submitting", "t": now - 10, "rt": 1.3}]
+    records = [{"clock": 0.0, "r": "A"}, {"i": 0, "s": "submitting", "t": now - 6, "r": "B"},
+               {"i": 0, "s": "submitted", "id": own, "t": now - 5},
+               {"i": 1, "s": "submitting", "t": now - 10, "rt": 1.3, "r": "A"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
     summary = run(api, PROMPTS[:2], str(tmp_path))
     assert summary.ok and len(api.generations) == 51  # item 1 adopted, not sent again
@@ -3950,7 +3989,7 @@ def test_before_the_clock_is_known_a_generation_a_day_back_leaves_the_item_ambig
 def test_a_clock_set_ahead_between_runs_is_not_taken_as_the_one_the_journal_learned(tmp_path: Any) -> None:
     # The first run learned the clocks agreed; the machine's clock was set 5 minutes ahead before this one,
     # whose only item's create answer is lost: nothing of this run has shown the clock yet.
-    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], [{"clock": 0.0}]), encoding="utf-8")
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], [{"clock": 0.0, "r": "A"}]), encoding="utf-8")
     api = ServerClockBehind(lost=PROMPTS[0]["prompt"])
     summary = run(api, PROMPTS[:1], str(tmp_path))
     assert (summary.ambiguous, len(api.generations), api.calls.count("POST")) == (1, 1, 1)  # was sent again
@@ -3964,11 +4003,45 @@ def test_a_generation_of_an_earlier_run_does_not_show_the_clock_of_this_one(tmp_
     api, sent = ServerClockBehind(lost=PROMPTS[1]["prompt"], behind=3600.0), time.time() - 3620
     api.generations["old"] = dict(id="old", createdAt=_iso(sent + 0.1), created=time.monotonic() - 20,
                                   prompt=PROMPTS[0]["prompt"], n=1)
-    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3},
-               {"i": 0, "s": "submitted", "id": "old", "t": sent + 0.2}, {"clock": 0.0}]
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3, "r": "A"},
+               {"i": 0, "s": "submitted", "id": "old", "t": sent + 0.2}, {"clock": 0.0, "r": "A"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
     summary = run(api, PROMPTS[:2], str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # item 1 not sent again
+    assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
+
+
+@pytest.mark.parametrize("sent_by", ["A", None], ids=["an earlier run", "an older version"])
+@pytest.mark.parametrize("learned", [False, True], ids=["journaled", "learned in this run"])
+def test_a_clock_measured_in_one_run_is_not_taken_for_anothers(tmp_path: Any, sent_by: Any, learned: bool) -> None:
+    # Run A, the machine's clock 10 minutes ahead, journaled item 0's "submitting" and died before its answer: its
+    # generation was made 600 s before that time by Leonardo's clock. The clocks agree now, as a note of another run
+    # says, or item 1 shows: taken for item 0's run's, its listing read back to its time less CLOCK_SKEW only,
+    # missed its generation, and it was sent again (billed twice). An older version's item (no run's id): the same.
+    api, sent = BusyAccount(tmp_path, clock_first=learned), time.time() - 700
+    made = api._create(dict(PROMPTS[0]), None)
+    api.generations[made]["createdAt"], api.calls = _iso(sent - 600), []
+    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3, **({"r": sent_by} if sent_by else {})}]
+    records += [] if learned else [{"clock": 0.0, "r": "B"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert any("clock" in r for r in journal(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # item 1's only
+    assert "our clock may be ahead" in [r for r in journal(tmp_path) if r.get("i") == 0][-1]["reason"]
+
+
+def test_the_answer_a_retried_item_had_in_an_earlier_run_does_not_show_this_runs_clock(tmp_path: Any) -> None:
+    # Item 0's generation FAILED an hour ago, in a run whose clock was right; this run's is 10 minutes ahead. Sent again
+    # (--retry-failed), its answer lost: the old generation against the old answer's time was taken for this run's
+    # clock, and the new one, made 600 s before its "submitting" time by Leonardo's clock, missed: sent again.
+    api, then = ServerClockBehind(lost=PROMPTS[0]["prompt"], behind=600.0), time.time() - 3600
+    api.generations["old-0"] = dict(id="old-0", createdAt=_iso(then + 0.5), created=time.monotonic(),
+                                    prompt=PROMPTS[0]["prompt"], n=1)
+    records = [{"i": 0, "s": "submitting", "t": then, "r": "A"}, {"i": 0, "s": "submitted", "id": "old-0", "t": then},
+               {"i": 0, "s": "failed", "reason": "generation old-0 FAILED"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    summary = run(api, PROMPTS[:1], str(tmp_path), retry_failed=True)
+    assert (summary.ambiguous, api.calls.count("POST")) == (1, 1)  # not sent again
     assert "our clock may be ahead" in journal(tmp_path)[-1]["reason"]
 
 
