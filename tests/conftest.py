@@ -85,13 +85,16 @@ def children_block_buffered() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's LEONARDO_API_KEY or LEONARDO_BASE_URL.
+    """No test sees the developer's LEONARDO_API_KEY or LEONARDO_BASE_URL, nor sends its loopback traffic through
+    a proxy of the environment's (a CI's HTTP_PROXY: the tests' own requests.get() to a FakeLeonardo went to it).
 
     Autouse runs first, so a test or fixture that sets them (monkeypatch.setenv) still can;
     subprocess-based tests build their child's environment from os.environ without them anyway.
     """
     monkeypatch.delenv("LEONARDO_API_KEY", raising=False)
     monkeypatch.delenv("LEONARDO_BASE_URL", raising=False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost,::1")
 
 
 @pytest.fixture(autouse=True)

@@ -587,7 +587,14 @@ def test_user_and_password_of_a_download_url_are_never_shown(fake, fake_client, 
     assert "ftp://127.0.0.1/x" in str(redirected.value)
 
 
+def without_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest's clean_env NO_PROXY taken away: the client's own bypass of proxies for loopback is what is tested."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name)
+
+
 def test_loopback_is_never_reached_through_a_proxy(fake, fake_client, monkeypatch, tmp_path):
+    without_no_proxy(monkeypatch)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://user:pw@127.0.0.1:9")  # nothing listens there: through it, every call fails
     created = fake_client.create_generation({"prompt": "a lighthouse", "num_images": 1})
@@ -606,6 +613,7 @@ def test_loopback_is_not_reached_through_a_session_proxy_for_its_host(fake, sche
 
 
 def test_a_redirect_on_loopback_is_not_sent_through_a_proxy(monkeypatch):
+    without_no_proxy(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: through it, the call fails
     # "Connection: close": raw_server closes each connection, and a client reusing it would race the close.
     redirect = b"HTTP/1.1 302 Found\r\nLocation: /api/rest/v1/me-too\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
