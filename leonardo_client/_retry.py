@@ -8,7 +8,8 @@ mid-exchange...), so a retry cannot bill a generation twice (urllib3's default
 allowed_methods leaves POST out of status and read retries; is_retry adds 429 back, and
 increment refuses the "other" errors urllib3 would retry whatever the method).
 
-A TLS certificate that cannot be verified is not retried: it fails the same on every try.
+A TLS certificate that cannot be verified is not retried, nor a proxy's refusal of the tunnel (a 407): each
+fails the same on every try.
 
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
@@ -164,6 +165,17 @@ def certificate_refused(error: Any) -> bool:
     return isinstance(error, SSLError) and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in error.args)
 
 
+_TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy answered CONNECT with no 200
+
+
+def tunnel_refused(error: Any) -> str:
+    """The proxy's answer ("407 Proxy Authentication Required") when urllib3's ``error`` is a proxy refusing the
+    tunnel to the server, else "": nothing went past the proxy, and it refuses every try the same."""
+    error = getattr(error, "original_error", error)
+    text = str(error) if type(error) is OSError else ""
+    return text[len(_TUNNEL_FAILED):] if text.startswith(_TUNNEL_FAILED) else ""
+
+
 def reentrant(event: threading.Event) -> threading.Event:
     """``event`` with a reentrant lock: Client.close() may set it in a signal handler that interrupted a wait
     on it in the same thread, which holds its lock a moment (a plain one would be waited for for ever).
@@ -228,7 +240,7 @@ class LeonardoRetry(Retry):
         self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
         error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
-        if certificate_refused(error):
+        if certificate_refused(error) or tunnel_refused(error):
             raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
             if not self.did_nothing(None, error):  # re-raised, as urllib3 does for a read error

@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import ClientClosed, certificate_refused, parse_retry_after
+from ._retry import ClientClosed, certificate_refused, parse_retry_after, tunnel_refused
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -109,6 +109,8 @@ class LeonardoError(Exception):
         kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
+        refusal = tunnel_refused(_reason(exc))  # "407 Proxy Authentication Required"
+        template, detail = (PROXY_REFUSED, refusal) if refusal else (template, detail)
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         for secret in hidden:
             message = message.replace(secret, REDACTED)
@@ -180,6 +182,9 @@ class BodyBroke(LeonardoError):
         return LeonardoError(self.message, **{name: getattr(self, name) for name in kept})
 
 
+PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 403
+
+
 def _noted(note: str, message: str) -> str:
     """A transport failure's message after what the call was for ("download failed: ..."), if said."""
     return f"{note}: {message}" if note else message
@@ -187,9 +192,10 @@ def _noted(note: str, message: str) -> str:
 
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
-    make it: a proxy it cannot use), the connection was never made, or its certificate was refused (the TLS
-    handshake failed before the request went: a CA bundle or a proxy's to set up, not a failure that passes), or
-    Client.close() ended a retry's wait after tries that did nothing (a 429, a connection never made: a POST's).
+    make it: a proxy it cannot use), the connection was never made, a proxy refused the tunnel to it (a 407), or
+    its certificate was refused (the TLS handshake failed before the request went: a CA bundle or a proxy's to set
+    up, not a failure that passes), or Client.close() ended a retry's wait after tries that did nothing (a 429, a
+    connection never made: a POST's).
     A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
     __cause__ it is read from otherwise."""
     recorded = error._never_sent if isinstance(error, LeonardoError) else None
@@ -211,7 +217,8 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
     reason = _reason(cause)  # NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     made_nothing = isinstance(reason, ClientClosed) and reason.made_nothing  # closed in a wait after such tries only
-    return certificate_refused(reason) or isinstance(reason, ConnectTimeoutError) or made_nothing
+    refused = certificate_refused(reason) or bool(tunnel_refused(reason))  # fails the same on every try
+    return refused or isinstance(reason, ConnectTimeoutError) or made_nothing
 
 
 def _reason(cause: Optional[BaseException]) -> Any:

@@ -852,6 +852,29 @@ def test_a_certificate_refused_ends_a_wait_at_once_as_a_connection_never_made() 
         assert len(handshakes) == 2
 
 
+@pytest.mark.parametrize("refusal", ["407 Proxy Authentication Required", "403 Forbidden"])
+def test_a_proxy_refusing_the_tunnel_is_a_request_never_sent_nor_retried(refusal: str) -> None:
+    # A proxy that answers CONNECT with a 407 (its user and password missing or wrong) or a 403: nothing went past
+    # it, yet a create call said "it may have been made (and billed)" (a batch reconciled), and a GET asked 4 times.
+    connects: List[bytes] = []
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.settimeout(3)
+            connects.append(connection.recv(65536).split(b" ")[0])
+            connection.sendall(f"HTTP/1.1 {refusal}\r\nContent-Length: 0\r\n\r\n".encode())
+
+    with serving(answer) as port, requests.Session() as session:
+        session.trust_env, session.proxies = False, {"https": f"http://127.0.0.1:{port}"}
+        with Client(api_key=API_KEY, base_url=BASE, session=session, backoff_factor=0) as client:
+            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
+                with pytest.raises(LeonardoError) as info:
+                    call()
+                assert info.value.message == f"the proxy refused the connection to leonardo.example.test: {refusal}"
+                assert never_sent(info.value) and not may_have_run(info.value)
+    assert connects == [b"CONNECT"] * 2  # once each: it refuses every try the same
+
+
 def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
