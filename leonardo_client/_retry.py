@@ -8,8 +8,8 @@ mid-exchange...), so a retry cannot bill a generation twice (urllib3's default
 allowed_methods leaves POST out of status and read retries; is_retry adds 429 back, and
 increment refuses the "other" errors urllib3 would retry whatever the method).
 
-A TLS certificate that cannot be verified is not retried, nor a proxy's refusal of the tunnel (a 407): each
-fails the same on every try.
+A TLS certificate that cannot be verified (or a CA bundle that holds none) is not retried, nor a proxy's refusal
+of the tunnel (a 407): each fails the same on every try.
 
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
@@ -160,9 +160,18 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 
 def certificate_refused(error: Any) -> bool:
     """Whether urllib3's ``error`` is a TLS certificate that could not be verified (a CA bundle, or a proxy's,
-    to set up): the handshake failed, so the request never went. An https proxy's own is inside a ProxyError."""
+    to set up), or a CA bundle with no PEM certificate in it (see bundle_unread): the handshake failed, or never
+    began, so the request never went. An https proxy's own is inside a ProxyError."""
     error = getattr(error, "original_error", error)
-    return isinstance(error, SSLError) and any(isinstance(arg, ssl.SSLCertVerificationError) for arg in error.args)
+    return isinstance(error, SSLError) and any(
+        isinstance(arg, ssl.SSLCertVerificationError) or bundle_unread(arg) for arg in error.args
+    )
+
+
+def bundle_unread(error: Any) -> bool:
+    """Whether ``error`` is OpenSSL's refusal of a certificate file it was to load (a CA bundle that is a DER .cer
+    or no certificate at all: NO_CERTIFICATE_OR_CRL_FOUND), before any TLS handshake."""
+    return isinstance(error, ssl.SSLError) and getattr(error, "library", None) in ("X509", "PEM")
 
 
 _TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy answered CONNECT with no 200

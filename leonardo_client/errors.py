@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import ClientClosed, certificate_refused, parse_retry_after, tunnel_refused
+from ._retry import ClientClosed, bundle_unread, certificate_refused, parse_retry_after, tunnel_refused
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -112,6 +112,7 @@ class LeonardoError(Exception):
         refusal = tunnel_refused(_reason(exc))  # "407 Proxy Authentication Required"
         template, detail = (PROXY_REFUSED, refusal) if refusal else (template, detail)
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
+        message = f"{message}; {CHECK_CA_BUNDLE}" if _ca_bundle_unusable(exc) else message
         for secret in hidden:
             message = message.replace(secret, REDACTED)
         # close() in a retry's wait after tries that did nothing: the answer it waited after (a 429) says the call's
@@ -183,6 +184,15 @@ class BodyBroke(LeonardoError):
 
 
 PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 403
+CHECK_CA_BUNDLE = "check REQUESTS_CA_BUNDLE (or the session's verify): it must name a PEM file of CA certificates"
+
+
+def _ca_bundle_unusable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CA bundle that cannot be used: not found (requests' OSError), or no PEM certificate in
+    it (a DER .cer: see _retry.bundle_unread)."""
+    if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+        return "CA certificate bundle" in str(exc)  # "Could not find a suitable TLS CA certificate bundle, ..."
+    return any(bundle_unread(arg) for arg in getattr(_reason(exc), "args", ()))
 
 
 def _noted(note: str, message: str) -> str:
@@ -193,9 +203,9 @@ def _noted(note: str, message: str) -> str:
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
     make it: a proxy it cannot use), the connection was never made, a proxy refused the tunnel to it (a 407), or
-    its certificate was refused (the TLS handshake failed before the request went: a CA bundle or a proxy's to set
-    up, not a failure that passes), or Client.close() ended a retry's wait after tries that did nothing (a 429, a
-    connection never made: a POST's).
+    its certificate was refused (the TLS handshake failed before the request went, or a CA bundle could not be
+    loaded: a CA bundle or a proxy's to set up, not a failure that passes), or Client.close() ended a retry's
+    wait after tries that did nothing (a 429, a connection never made: a POST's).
     A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
     __cause__ it is read from otherwise."""
     recorded = error._never_sent if isinstance(error, LeonardoError) else None

@@ -875,6 +875,28 @@ def test_a_proxy_refusing_the_tunnel_is_a_request_never_sent_nor_retried(refusal
     assert connects == [b"CONNECT"] * 2  # once each: it refuses every try the same
 
 
+@pytest.mark.parametrize("content", ["der", "text"])
+def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retried(monkeypatch, tmp_path, content):
+    # A DER .cer, as corporate IT hands them out, or any other file: OpenSSL loads no certificate from it, before any
+    # handshake. A create call said "it may have been made (and billed)", and a GET loaded it 4 times.
+    with open(LOOPBACK_TLS) as pem:
+        der = ssl.PEM_cert_to_DER_cert(pem.read().split("-----BEGIN PRIVATE KEY")[0])
+    bundle = tmp_path / "corp-ca.cer"
+    bundle.write_bytes(der if content == "der" else b"not a certificate")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    loaded = []
+    load = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", lambda *a, **k: loaded.append(1) or load(*a, **k))
+    with serving(lambda connection: connection.close()) as port:
+        with Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1", backoff_factor=0) as client:
+            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
+                with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: .*X509") as info:
+                    call()
+                assert info.value.message.endswith(errors.CHECK_CA_BUNDLE)
+                assert never_sent(info.value) and not may_have_run(info.value)
+    assert len(loaded) == 2  # once each: it fails the same on every try
+
+
 def test_a_body_cut_short_over_tls_does_not_leave_its_connection_to_the_next_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1197,7 +1219,8 @@ def test_json_read_at_the_recursion_limit_is_a_value_error_not_a_recursion_error
 
 @pytest.mark.parametrize(
     "variable, value, says, surely_unsent",
-    [("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem", "CA certificate bundle", True),  # requests raised a bare OSError
+    # requests raised a bare OSError
+    [("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem", "CA certificate bundle, .*; check REQUESTS_CA_BUNDLE", True),
      # requests 2.26+: a TypeError, which a hostile answer could raise too: not taken as surely unsent
      ("HTTPS_PROXY", "http://u:pw@", "request to leonardo.example.test failed", False)],
 )
