@@ -484,14 +484,16 @@ def shows_key(exc: BaseException, key: str, hidden: Tuple[str, ...] = ()) -> boo
 
 
 def credentials_of(proxy_urls: Iterable[Any]) -> Tuple[str, ...]:
-    """The ``user:password`` of each proxy URL that has one: whole, and as far as a URL parser reads
-    it (to the first / ? or #: "Failed to parse: 'alice:Xy7' is not a valid host" of "alice:Xy7/9@...").
+    """The ``user:password`` of each proxy URL that has one: whole, as far as a URL parser reads it (to the
+    first / ? or #: "Failed to parse: 'alice:Xy7' is not a valid host" of "alice:Xy7/9@..."), and as requests
+    2.25 rewrites a URL without a scheme ("alice://Xy7@..." of "alice:Xy7@...").
     A user name alone is no secret (hiding "e" would mangle every message)."""
     found: Set[str] = set()
     for url in proxy_urls:
         if isinstance(url, str) and "@" in url:
             userinfo = url.split("://", 1)[-1].rsplit("@", 1)[0]
-            found.update(part for part in (userinfo, re.split("[/?#]", userinfo)[0]) if ":" in part)
+            parts = (userinfo, re.split("[/?#]", userinfo)[0], userinfo.replace(":", "://", 1))
+            found.update(part for part in parts if ":" in part)
     return tuple(sorted(found, key=len, reverse=True))
 
 

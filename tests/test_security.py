@@ -675,6 +675,23 @@ def test_a_proxy_password_is_never_shown(monkeypatch, caplog, proxy, where):
         assert "Xy7kQ2" not in text and "9Qz" not in text  # urllib3 1.26 quotes it whole: redacted whole
 
 
+@pytest.mark.parametrize("where", ["environment", "session"])
+def test_a_scheme_less_proxy_s_password_is_never_shown(monkeypatch, caplog, where):
+    # requests 2.25 makes alice:Xy7kQ2@127.0.0.1:99999 alice://Xy7kQ2@127.0.0.1:99999, which urllib3 cannot parse
+    # (nor read its user:password): its error, the LeonardoError's cause, showed the password in the traceback.
+    caplog.set_level(logging.DEBUG)
+    session = requests.Session()
+    if where == "environment":
+        monkeypatch.setenv("HTTPS_PROXY", "alice:Xy7kQ2@127.0.0.1:99999")
+    else:
+        session.proxies["https"] = "alice:Xy7kQ2@127.0.0.1:99999"
+    with pytest.raises(LeonardoError) as info:
+        Client(api_key=API_KEY, base_url=BASE, session=session, max_retries=0).get_user_info()
+    printed = "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__))
+    for text in (str(info.value), repr(info.value), printed, caplog.text):
+        assert "Xy7kQ2" not in text
+
+
 BAD_LABELS = ["https://cloud..leonardo.ai/api/rest/v1", "https://" + "a" * 64 + ".example.test"]  # every call would fail
 
 
