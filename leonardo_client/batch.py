@@ -471,8 +471,9 @@ class BatchInterrupted(KeyboardInterrupt):
 
 def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ", ", unknown: int = 0) -> str:
     """"2 credits, 0.06 dollars": each unit's amount, without trailing zeros; ``nothing`` if none;
-    then how many generations' cost is unknown, if any ("3 generations of unknown cost")."""
-    amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + unit.lower() for unit, v in sorted(credits.items())]
+    then how many generations' cost is unknown, if any ("3 generations of unknown cost"). A unit is the create
+    answer's, escaped (printable): the summary goes to stdout, where a program prints it too."""
+    amounts = [f"{v:.4f}".rstrip("0").rstrip(".") + " " + printable(u.lower()) for u, v in sorted(credits.items())]
     if unknown:
         amounts.append(f"{_count(unknown, 'generation')} of unknown cost")
     return separator.join(amounts) or nothing

@@ -2084,6 +2084,20 @@ def test_a_finished_batch_prints_its_summary_then_the_gallery_path(
     assert lines[-1] == os.path.join(out, "index.html") and os.path.isfile(lines[-1])
 
 
+def test_a_batch_summary_escapes_the_cost_unit_the_api_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+    quick_batch_polls: None,
+) -> None:
+    # The create answer's cost unit went raw into the summary's "spent:" line on stdout: ESC ] 0 retitled the
+    # terminal, a line break forged a line (README: a server's text has its control characters escaped).
+    unit = "DOLLARS\x1b]0;pwned\x07\nall good"
+    cost = {"amount": "0.5", "unit": unit}
+    monkeypatch.setattr("leonardo_client.testing.api._created", lambda key, **job: {key: dict(job, cost=cost)})
+    assert cli.main(["batch", prompts_file(tmp_path, "a fox"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "spent: 0.5 dollars\\x1b]0;pwned\\x07\\nall good; this run: 1 item" in out and "\x1b" not in out
+
+
 WIDTH_7 = "--width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model has its own sizes)"
 
 
