@@ -519,7 +519,8 @@ def _check_folder(folder: str) -> None:
         raise ValueError(f"--out {shown(folder)} exists and is not a folder")
     try:
         makedirs(folder)
-        tempfile.TemporaryFile(dir=folder).close()  # a file can be made there
+        with tempfile.TemporaryFile(dir=folder, buffering=0) as probe:  # a file can be made there, and written:
+            probe.write(b"-")  # an empty one fits on a full disk, and the generation was paid for, then not saved
     except OSError as exc:
         raise ValueError(f"--out {shown(folder)}: cannot write there ({exc.strerror or exc})") from exc
 

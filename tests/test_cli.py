@@ -729,6 +729,26 @@ def test_out_where_no_file_can_be_made_is_a_usage_error_before_anything_is_sent(
     assert fake_in_env.requests == [] and os.listdir(str(tmp_path)) == []
 
 
+@pytest.mark.parametrize("command", ["generate", "batch"])
+def test_out_on_a_full_disk_is_a_usage_error_before_anything_is_sent(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+    command: str,
+) -> None:
+    # The check made an empty file, which a full file system still takes: the generation was made and paid for, then
+    # saving it failed. The check writes a byte, as the file system refuses it when full (a tmpfs, by hand).
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> NoReturn:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", lambda **_: FullDisk())
+    folder = str(tmp_path / "out")
+    argv = ["generate", "a fox"] if command == "generate" else ["batch", prompts_file(tmp_path, "a fox")]
+    assert cli.main(argv + ["--out", folder]) == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"leonardo-client: error: --out {cli.shown(folder)}: cannot write there (No space left on device)"
+    assert fake_in_env.requests == [] and not os.path.exists(folder)
+
+
 def test_get_timeout_without_out_is_a_usage_error_before_anything_is_sent(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str]
 ) -> None:
