@@ -565,7 +565,15 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
             raise
         where = "'leonardo-client list' shows your latest generations"
         raise KeyboardInterrupt(f"{STOPPED_CREATING} ({where})") from None
-    return _save_generation(client, made, args, asked=args.num_images)  # sent as num_images (v1) or quantity (v2)
+    try:
+        status = _save_generation(client, made, args, asked=args.num_images)  # as num_images (v1) or quantity (v2)
+        with _writing_output():  # its paths, written now: a full stdout or a closed pipe said with what was made
+            sys.stdout.flush()
+        return status
+    except _OutputFailed as exc:  # saved, but a script reading stdout learns nothing of it: it would pay again
+        if args.offline:
+            raise
+        raise _made_but(made, "writing its saved files' paths failed", exc) from exc
 
 
 def _save_generation(client: Client, made: str, args: argparse.Namespace, asked: Optional[int] = None) -> int:

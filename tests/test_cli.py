@@ -304,6 +304,28 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     assert cause.startswith(f"HTTP 404: Not Found (download failed) (GET {root}/cdn/") and cause.endswith(".png)"), last
 
 
+@pytest.mark.parametrize("reason", ["No space left on device", "Broken pipe"])
+def test_generate_says_a_generation_made_whose_paths_could_not_be_written(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+    reason: str,
+) -> None:
+    # Saved, but stdout full (>/dev/full) or a closed pipe: it said only "cannot write the output: ...", so a script
+    # learned nothing of the generation made and paid for, and ran generate again. Block-buffered, as a file or a
+    # pipe is: the write fails only as it is flushed.
+    class Unwritable(io.StringIO):
+        def flush(self) -> NoReturn:
+            raise OSError(28 if reason.startswith("No space") else 32, reason)
+
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr(sys, "stdout", Unwritable())
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 1
+    [made] = fake_in_env.generation_ids()
+    assert len(os.listdir(str(tmp_path))) == 1  # saved
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"leonardo-client: error: generation {made} was made (and paid for), but writing its saved " \
+        f"files' paths failed (try 'leonardo-client get {made} --out DIR'): {reason}"
+
+
 def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float, how: str = "cut") -> List[int]:
     """The first ``answers`` COMPLETE answers of a GET by id hold only the first image (the others come later), as
     the API's may: the others not listed ("cut"), or listed without a URL ("nullurl"); "vanish": the second such
