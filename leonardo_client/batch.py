@@ -50,6 +50,7 @@ GALLERY = "index.html"
 INCOMING = ".incoming"
 FILE_MANAGER_FILES = ("Thumbs.db", "desktop.ini")  # Windows', in a folder only looked at (macOS's .DS_Store is hidden)
 DAMAGED = "without the journal, every item would be sent again, those already made too"
+PUT_BACK = f"put the batch's whole journal back to resume, or use a new or empty folder ({DAMAGED})"
 BOM = b"\xef\xbb\xbf"  # what an editor (Notepad...) may put before a journal it saved, as before a prompts file
 JOURNAL_VERSION = 1
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
@@ -575,7 +576,7 @@ class _Journal:
         if found is not None:
             raise BatchInputError([
                 f"{self.path} holds no header (emptied, or cut short?) though {out_dir} holds files ({shown(found)}"
-                f"...): put the batch's whole journal back to resume, or use a new or empty folder ({DAMAGED})"
+                f"...): {PUT_BACK}"
             ])  # fmt: skip
 
     def check_folder(self) -> None:
@@ -831,7 +832,7 @@ def run_batch(
     batch_items = _as_items(items, check_spec=not journaled(out_dir))
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
     check_type("offline", offline, bool)
-    _check_out_dir(out_dir)
+    _check_out_dir(out_dir, len(batch_items))
     _files.make_folder(out_dir)
     engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout, offline)
     try:  # the journal is open (and locked) from here
@@ -866,21 +867,34 @@ def _check_options(
     check_type("resubmit_ambiguous", resubmit_ambiguous, bool)  # "false" would be true: it may bill twice
 
 
-def _check_out_dir(out_dir: str) -> None:
+def _check_out_dir(out_dir: str, total: int) -> None:
     """Refuse a folder that holds files but no journal: the batch would write over its index.html and any
-    file named like an item's. A batch's own folder holds its journal: nothing is written there before it.
+    file named like an item's; one named as this batch's items' files are, as a batch's folder whose journal is gone.
+    A batch's own folder holds its journal: nothing is written there before it.
     Hidden entries do not count (.DS_Store...): the batch writes over no hidden file but its own leftovers."""
     if os.path.lexists(os.path.join(out_dir, JOURNAL)):
         return
     try:
         found = _first_shown(out_dir)
+        names = sorted(os.listdir(out_dir)) if found is not None else []
     except OSError:  # none yet (made next), or not a folder (make_folder says so)
         return
+    numbers = set(_numbers(total))
+    ours = next((name for name in names if name[: name.find("-") + 1] in numbers), None)
+    if ours is not None:  # following "use a new or empty folder" sent every item again, those made too
+        raise BatchInputError([f"{out_dir} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
+                               f"(deleted or renamed?): {PUT_BACK}"])
     if found is not None:
         raise BatchInputError([
             f"{out_dir} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
             f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
         ])  # fmt: skip
+
+
+def _numbers(total: int) -> List[str]:
+    """"0001-", "0002-"...: how the files of a batch of ``total`` items are named, item by item (see _Engine.stems)."""
+    width = max(4, len(str(total)))
+    return [f"{n:0{width}d}-" for n in range(1, total + 1)]
 
 
 @contextlib.contextmanager
@@ -938,8 +952,7 @@ class _Engine:
     ) -> None:
         self.client, self.out_dir, self.on_progress, self.item_timeout = client, out_dir, on_progress, item_timeout
         self.items = [_Item(n, item) for n, item in enumerate(items)]
-        width = max(4, len(str(len(items))))
-        self.stems = [f"{n + 1:0{width}d}-{_slug(item.name or item.prompt)}" for n, item in enumerate(items)]
+        self.stems = [number + _slug(item.name or item.prompt) for number, item in zip(_numbers(len(items)), items)]
         self.journal = _Journal.of_items(out_dir, items, offline)
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()

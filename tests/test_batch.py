@@ -820,12 +820,10 @@ def test_a_folder_of_other_files_is_refused_before_anything_is_written(
     api = ApiDouble()
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:1], str(tmp_path))
-    refusals = {
-        f"{tmp_path} is not a batch's folder (it holds {name!r} and no journal.jsonl): the batch would write over "
-        "files there (index.html, any named like its items'): use a new or empty folder"
-        for name in site
-    }  # whichever the folder lists first
-    assert str(caught.value) in refusals
+    assert str(caught.value) == (  # named like item 1's: a batch's whose journal is gone, or one of the user's
+        f"{tmp_path} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no journal.jsonl "
+        f"(deleted or renamed?): {batch.PUT_BACK}"
+    )
     (tmp_path / "p.txt").write_text("a lighthouse, study 0\n", encoding="utf-8")
     assert cli.main(["--offline", "batch", str(tmp_path / "p.txt"), "--out", str(tmp_path)]) == 2
     assert "use a new or empty folder" in capsys.readouterr().err
@@ -835,6 +833,30 @@ def test_a_folder_of_other_files_is_refused_before_anything_is_written(
     hidden.mkdir()
     (hidden / ".DS_Store").write_bytes(b"\0")  # a file manager's: the folder counts as empty
     assert run(api, PROMPTS[:1], str(hidden)).ok
+
+
+def test_a_batch_s_folder_whose_journal_is_gone_is_refused_saying_to_put_it_back(tmp_path: Any) -> None:
+    # Deleted or renamed, its images left: refused as "not a batch's folder ...: use a new or empty folder", and
+    # following that advice sent (billed) every item again.
+    api = ApiDouble()
+    assert run(api, PROMPTS[:2], str(tmp_path)).ok
+    os.rename(tmp_path / "journal.jsonl", tmp_path / "journal.jsonl.bak")
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) == (
+        f"{tmp_path} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no journal.jsonl "
+        "(deleted or renamed?): put the batch's whole journal back to resume, or use a new or empty folder "
+        f"({batch.DAMAGED})"
+    )
+    assert api.calls.count("POST") == 2 and "journal.jsonl" not in os.listdir(tmp_path)
+    os.rename(tmp_path / "journal.jsonl.bak", tmp_path / "journal.jsonl")
+    assert run(api, PROMPTS[:2], str(tmp_path)).ok and api.calls.count("POST") == 2  # put back: resumed
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "0003-a-lighthouse-study-2.png").write_bytes(b"x")  # a number no item of these two has
+    with pytest.raises(BatchInputError, match=r"is not a batch's folder \(it holds '0003-a-lighthouse-study-2.png' "):
+        run(api, PROMPTS[:2], str(other))
+    assert api.calls.count("POST") == 2
 
 
 def test_a_rerun_with_another_accounts_key_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
