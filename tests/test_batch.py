@@ -716,6 +716,82 @@ def test_rerun_skips_complete_items_and_sends_nothing(tmp_path: Any) -> None:
     assert len(journal(tmp_path)) == before
 
 
+def test_a_rerun_fetches_again_from_their_generations_the_files_of_complete_items_gone_or_emptied(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "3 of 3 complete ... 3 images", exit 0, the gallery linking a file deleted: nothing fetched it again,
+    # though the journal holds its generation's id and a GET of it is free.
+    api = ApiDouble()
+    first = run(api, PROMPTS[:3], str(tmp_path))
+    names = sorted(name for name in os.listdir(tmp_path) if name[0].isdigit())
+    made = {name: (tmp_path / name).read_bytes() for name in names}
+    os.remove(tmp_path / names[0])  # deleted
+    (tmp_path / names[1]).write_bytes(b"")  # emptied (a bad copy, a sync placeholder)
+    (tmp_path / "0003-a-lighthouse-study-2-copy.png").write_bytes(b"")  # the user's own, named by no journal line
+    records, calls = len(journal(tmp_path)), len(api.calls)
+    events: List[BatchProgress] = []
+    downloaded, job_times = batch._Engine.downloaded, []
+
+    def timed(engine: Any, *args: Any) -> None:
+        job_times.extend(engine.job_times)
+        downloaded(engine, *args)
+
+    monkeypatch.setattr(batch._Engine, "downloaded", timed)
+    summary = run(api, PROMPTS[:3], str(tmp_path), on_progress=events.append, retry_failed=True)
+    assert summary.ok and (summary.images, summary.images_this_run, summary.done_this_run) == (3, 2, 2)
+    assert dict(summary.credits) == dict(first.credits) and summary.gone == ()
+    assert {name: (tmp_path / name).read_bytes() for name in names} == made
+    assert "POST" not in api.calls[calls:] and api.calls.count("POST") == 3  # GETs only
+    again = sorted((r["i"], r["s"], r["files"]) for r in journal(tmp_path)[records:])
+    assert again == [(0, "complete", names[:1]), (1, "complete", names[1:2])]  # nothing else journaled
+    assert sorted(e.index for e in events if e.event == "complete") == [0, 1]
+    assert job_times == []  # fetched again, not made: no job's time to set the poll rounds' pace by
+    calls = len(api.calls)
+    assert run(api, PROMPTS[:3], str(tmp_path)).images_this_run == 0 and api.calls[calls:] == ["me"]
+
+
+def test_a_complete_item_whose_files_its_generation_no_longer_gives_stays_complete_saying_what_is_gone(
+    tmp_path: Any
+) -> None:
+    # Deleted at Leonardo (or left without images): never sent again, not even with --retry-failed, its cost still
+    # counted; the summary and the gallery say which files are gone, and how to get them.
+    api, items = ApiDouble(), [dict(PROMPTS[0], num_images=2), PROMPTS[1], PROMPTS[2]]
+    first = run(api, items, str(tmp_path))
+    ids = {r["i"]: r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"}  # by item
+    os.remove(tmp_path / "0001-a-lighthouse-study-0-1.png")
+    os.remove(tmp_path / "0002-a-lighthouse-study-1.png")
+    os.remove(tmp_path / "0003-a-lighthouse-study-2.png")
+    del api.generations[ids[0]]  # deleted in the web app
+    api.generations[ids[1]]["n"] = 0  # its images deleted
+    api.failing = (PROMPTS[2]["prompt"],)  # an answer no generation made long ago gives: not refunded, not sent again
+    text = (tmp_path / "journal.jsonl").read_text(encoding="utf-8")
+    for _ in range(2):  # a rerun asks again
+        calls = len(api.calls)
+        summary = run(api, items, str(tmp_path), retry_failed=True, resubmit_ambiguous=True)
+        assert "GET" in api.calls[calls:] and api.calls.count("POST") == 3
+        assert (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text  # nothing journaled
+        assert (summary.complete, summary.images, summary.images_this_run, summary.done_this_run) == (3, 1, 0, 0)
+        assert dict(summary.credits) == dict(first.credits)
+        gone = ("0001-a-lighthouse-study-0-1.png", "0002-a-lighthouse-study-1.png", "0003-a-lighthouse-study-2.png")
+        assert summary.gone == gone
+        assert str(summary).splitlines()[2] == (
+            "files of complete items gone from the folder, which their generations no longer give (see why in "
+            f"index.html): {', '.join(gone)}: restore them from a copy, or make them again as a batch of their own "
+            "in another folder (billed again)"
+        )
+        page = (tmp_path / "index.html").read_text(encoding="utf-8")
+        parser = Links()
+        parser.feed(page)
+        assert sorted(set(parser.links)) == ["0001-a-lighthouse-study-0-2.png"]
+        assert (f"0001-a-lighthouse-study-0-1.png gone from the folder, could not be fetched again: generation "
+                f"{ids[0]} no longer exists (deleted?)") in page
+        assert (f"0002-a-lighthouse-study-1.png gone from the folder, could not be fetched again: generation "
+                f"{ids[1]} is COMPLETE with no image") in page
+        assert (f"0003-a-lighthouse-study-2.png gone from the folder, could not be fetched again: generation {ids[2]} "
+                "says FAILED") in page
+        assert "which their generations no longer give (see why in their cards)" in page
+
+
 def test_resume_waits_on_submitted_items_without_posting_them_again(tmp_path: Any) -> None:
     api = ApiDouble(delay=0.0)
     gid = api._create(dict(PROMPTS[0]), None)  # a run that crashed right after recording the id
