@@ -317,7 +317,9 @@ class Client:
         if not ok:
             interim = "an interim answer, the final one not read: the request may have been acted on"
             reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
-            raise LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
+            error = LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
+            del response  # a kept error's traceback holds this frame: not its Response, the whole body
+            raise error
         return response
 
     def _failed(
@@ -374,14 +376,20 @@ class Client:
         response = self._send(method, self._url(path), headers=self._api_headers, **kwargs)
         if response.status_code == 204:  # no content (urllib3 reads none of a 204's body); a 200 must hold JSON
             return {}
+        cause = None
         try:
             data = read_json(response, self._key)  # an echoed API key redacted
-        except (ValueError, RecursionError) as exc:
-            raise LeonardoError.bad_body(response, "response body is not valid JSON", key=self._key) from exc
-        if not isinstance(data, dict):
+        except (ValueError, RecursionError) as exc:  # chained by its text alone: its .doc and frames hold the body
+            cause = ValueError(str(exc))
+        if cause:
+            error = LeonardoError.bad_body(response, "response body is not valid JSON", key=self._key)
+        elif not isinstance(data, dict):
             message = f"expected a JSON object, got {type(data).__name__}"
-            raise LeonardoError.bad_body(response, message, data, key=self._key)
-        return data
+            error = LeonardoError.bad_body(response, message, data, key=self._key)
+        else:
+            return data
+        del response  # a kept error's traceback holds this frame: not its Response, the whole body
+        raise error from cause
 
     def _create(self, path: str, request: Any, expected: type) -> Result:
         """A create call (billed once it runs): POST ``request`` (an ``expected`` dataclass, or a mapping) to ``path``.
@@ -874,12 +882,15 @@ def _as_given(request: requests.PreparedRequest) -> requests.PreparedRequest:
 def _read_whole(response: requests.Response, most: int, key: str, note: str) -> None:
     """Read the body into ``response.content``; LeonardoError past ``most`` bytes, decompressed."""
     body = bytearray()
-    for chunk in response.iter_content(DOWNLOAD_CHUNK):
-        body += chunk
-        if len(body) > most:
-            message = _noted(note, f"answer of more than {most // 2 ** 20} MiB: not read")
-            raise LeonardoError.bad_body(response, message, None, key=key)
-    response._content = bytes(body)
+    try:
+        for chunk in response.iter_content(DOWNLOAD_CHUNK):
+            body += chunk
+            if len(body) > most:
+                message = _noted(note, f"answer of more than {most // 2 ** 20} MiB: not read")
+                raise LeonardoError.bad_body(response, message, None, key=key)
+        response._content = bytes(body)
+    finally:
+        body.clear()  # a kept error's traceback holds this frame (a body broke off, too big): not what was read
 
 
 def _chunks(response: requests.Response, method: str, url: str, key: str, note: str) -> Iterator[bytes]:

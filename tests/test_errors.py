@@ -492,6 +492,42 @@ def test_an_unparseable_200_keeps_the_start_of_its_body(mocked, mock_client):
     assert fail(mock_client).body == "x" * 200
 
 
+def kept_texts(err: BaseException) -> List[int]:
+    """The sizes of the texts over 100 KiB (more than a chunk read) an error holds beside its own fields: in the
+    fields of its causes and contexts, and in the locals (a Response: its body) of the frames their tracebacks hold."""
+    found: List[Any] = []
+    exc: Any = err
+    while exc is not None:
+        found += [] if exc is err else [*vars(exc).values(), *exc.args]
+        tb = exc.__traceback__
+        while tb is not None:
+            found += tb.tb_frame.f_locals.values()
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    found = [getattr(thing, "_content", thing) for thing in found]
+    return [len(thing) for thing in found if isinstance(thing, (str, bytes, bytearray)) and len(thing) > 100 * 1024]
+
+
+@pytest.mark.parametrize("status, size", [(200, 2 * 2**20), (500, 2**19), (200, 5 * 2**20)])  # not JSON, past its cap
+def test_a_kept_error_holds_what_it_says_not_the_whole_body(mocked, mock_client, monkeypatch, status, size):
+    # A proxy's 2 MiB HTML page answered 200 was held twice by its kept error (4 MiB), whose body is its start: by
+    # the JSON error chained (its .doc) and by its traceback's frames (their Response); an error status's Response,
+    # and what was read of an answer past its cap, too.
+    monkeypatch.setattr(client_module, "MAX_ANSWER", 4 * 2**20)
+    page = "<html>" + "x" * size + "</html>"
+    mocked.add("GET", GEN_URL, status=status, body=page, content_type="text/html", match=api_matchers())
+    err = fail(mock_client)
+    assert kept_texts(err) == []
+
+
+def test_a_kept_error_of_a_body_cut_short_holds_none_of_it() -> None:
+    body = b"x" * 2**21  # what had been read was held, up to 64 MiB, by the frames of the error chained
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(body) + 1) + body
+    with raw_server(answer) as url, Client(api_key=API_KEY, base_url=url + "/v1", max_retries=0) as client:
+        err = fail(client)
+    assert "truncated body" in err.message and kept_texts(err) == []
+
+
 def test_a_body_that_stops_coming_is_a_timeout_not_a_truncation() -> None:
     # 5 of 100 bytes, then nothing: it was "connection broke ... (truncated body: 0 of 100 bytes)".
     with raw_server(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen', linger=1.0) as url:
