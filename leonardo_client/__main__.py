@@ -11,6 +11,7 @@ if not __package__:  # run as a file or folder (`python leonardo_client`): its r
 try:  # Ctrl-C while the command starts: one line, as main() says it (the package's own imports: __init__.py)
     import argparse
     import codecs
+    import collections
     import contextlib
     import io
     import json
@@ -482,6 +483,7 @@ def _connect(offline: bool) -> Iterator[Client]:
                 fake = stack.enter_context(FakeLeonardo(completion_delay=OFFLINE_COMPLETION_DELAY))
             except (OSError, RuntimeError) as exc:  # no port, no thread to spare (ulimit -u), its spec unreadable
                 raise LeonardoError(f"the built-in fake API cannot start: {error_text(exc)}") from exc
+            fake.requests = collections.deque(maxlen=0)  # no record: none is read, and a batch's grew ~26 KB an item
             client = Client(api_key=fake.api_key, base_url=fake.base_url)
         elif not os.environ.get(API_KEY_ENV, "").strip():
             raise LeonardoError(f"no API key: set {API_KEY_ENV}, or try --offline (a built-in fake API, no key)")
