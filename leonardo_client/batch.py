@@ -413,7 +413,6 @@ class BatchSummary:
     cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
     refused: int = 0  # of the failed, those the API refused (a 4xx to the create call, not a generation FAILED)
     offline: bool = False  # run against the built-in fake (run_batch's offline): it cannot be resumed
-    gone: Tuple[str, ...] = ()  # complete items' files gone from out_dir that their generations no longer give
 
     @property
     def ok(self) -> bool:
@@ -449,8 +448,6 @@ class BatchSummary:
             )
         if self.ambiguous:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
-        if self.gone:
-            lines.append(gone_advice(self.gone, GALLERY))
         if self.pending and not self.interrupted:
             lines.append(f"pending items are still running or not yet downloaded: {resume_advice(self.offline)}")
         return "\n".join(lines)
@@ -463,14 +460,6 @@ def ambiguous_advice(check: str) -> str:
         f"looks again where it can; check {check} before --resubmit-ambiguous (resubmit_ambiguous=True), "
         "which sends each one again, billing again any that was made"
     )
-
-
-def gone_advice(gone: Sequence[str], where: str) -> str:
-    """What files of complete items are gone for good, and what to do: ``where``, where to see why."""
-    names = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
-    return (f"files of complete items gone from the folder, which their generations no longer give (see why in "
-            f"{where}): {names}: restore them from a copy, or make them again as a batch of their own in another "
-            "folder (billed again)")
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -683,14 +672,6 @@ class _Journal:
         self._file.close()
 
 
-def _has_bytes(path: str) -> bool:
-    """Whether ``path`` is a file that is not empty."""
-    try:
-        return os.path.isfile(path) and os.path.getsize(path) > 0
-    except OSError:  # gone meanwhile
-        return False
-
-
 def _sync_folder(path: str) -> None:
     with contextlib.suppress(OSError):  # Windows opens no folder (NTFS journals its names)
         folder = os.open(path, os.O_RDONLY)
@@ -761,7 +742,6 @@ class _Item:
     missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
     empty_since: Optional[float] = None  # monotonic: when first seen COMPLETE short of images (see _Engine.shortfall)
     shortfall: str = ""  # why the files it is about to save are fewer than asked: journaled with them
-    gone: List[str] = field(default_factory=list)  # its journaled files found gone or empty: fetched again (refetch)
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
     answer: Optional[Tuple[Any, Optional[BaseException]]] = None  # that call's outcome, left by the worker
@@ -1128,7 +1108,6 @@ class _Engine:
             interrupted=interrupted,
             out_dir=self.out_dir,
             offline=self.journal.offline,
-            gone=tuple(name for item in self.items if item.state == "complete" for name in item.gone),
             **self.counts(),
         )
 
@@ -1145,30 +1124,11 @@ class _Engine:
                 self.measured.add(record.get("r"))  # None: an older version's note, of no run known
         for item in self.items:  # its create call came after its "submitting" (see send), read before run_from was
             item.sent_before = self.run_from  # taken: its time may be ahead, journaled by a clock set back since
-            self.refetch(item)
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
             fresh = list(range(len(self.items)))
         return [{"i": i, "s": "planned"} for i in fresh]
-
-    def refetch(self, item: _Item) -> None:
-        """A complete item whose files the journal names are gone or empty (deleted, truncated): its generation's
-        files fetched again (a GET: free), as a submitted item's are. In memory only: the journal says complete
-        until they are saved; never sent again (whatever its generation has become: see keep_complete)."""
-        if item.state == "complete" and item.generation_id is not None:
-            item.gone = [name for name in item.files if not _has_bytes(os.path.join(self.out_dir, name))]
-        if item.gone:  # answered 0: its generation's createdAt says nothing of this run's clock (see learn_from)
-            self.set_state(item, {"i": item.index, "s": "submitted", "id": item.generation_id, "cost": item.cost})
-            item.files = [name for name in item.files if name not in item.gone]  # those its card shows meanwhile
-
-    def keep_complete(self, item: _Item, why: str) -> None:
-        """A complete item fetched again (see refetch) whose generation no longer gives its files: complete, as its
-        journal says (paid for, never sent again), with the files left; its card and the summary say what is gone
-        and ``why``. A rerun asks again."""
-        said = f"{', '.join(item.gone)} gone from the folder, could not be fetched again: {why}"
-        self.set_state(item, {"i": item.index, "s": "complete", "files": item.files, "seed": item.seed, "reason": said})
-        self.emit("complete", item, f"#{item.index + 1}: {said}")
 
     def refuse_lost_records(self) -> None:
         """Refuse a journal that lost records (a copy cut short, not a crash's last line): it shows an item as never
@@ -1759,10 +1719,7 @@ class _Engine:
                 self.seen_complete(item, generation_id, generation)
                 continue
             item.empty_since = None  # (gone back from COMPLETE: item_timeout bounds it again)
-            if item.gone and status in ("MISSING", "FAILED"):  # made long ago: not refunded, nor to be waited on
-                said = "no longer exists (deleted?)" if status == "MISSING" else "says FAILED"
-                self.keep_complete(item, f"generation {generation_id} {said}")
-            elif status == "FAILED":
+            if status == "FAILED":
                 reason = "the generation FAILED (Leonardo refunds it)"
                 self.fail(item, reason, reason)
             elif status == "MISSING":  # taken for deleted (the web app?) after MISSING_GRACE: paid for, not "failed"
@@ -1809,7 +1766,7 @@ class _Engine:
         except LeonardoError as unusable:
             files, problem = [], f"cannot be saved: {unusable.message}"
         short = "" if problem else self.shortfall(generation_id, generation)
-        if short and not item.gone:  # fetched again: long complete, nothing more fills in
+        if short:
             item.empty_since = time.monotonic() if item.empty_since is None else item.empty_since
             if time.monotonic() - item.empty_since < EMPTY_GRACE:
                 return
@@ -1817,11 +1774,7 @@ class _Engine:
             said = f"generation {generation_id} {short}: saved as it is (look in your library)"
             item.shortfall = said if short else ""
             self.finished[item.index] = generation
-            if not item.gone:  # fetched again: no job's time
-                self.job_times.append((item.empty_since or time.monotonic()) - (item.first_seen or self.started))
-            return
-        if item.gone:
-            self.keep_complete(item, f"generation {generation_id} {problem or short}")
+            self.job_times.append((item.empty_since or time.monotonic()) - (item.first_seen or self.started))
             return
         reason = f"generation {generation_id} {problem or short} (paid for: look in your library)"
         self.leave_ambiguous(item, reason, recheck=False)
@@ -1860,7 +1813,6 @@ class _Engine:
             return
         files, seed = result
         self.record(item, "complete", files=files, seed=seed, reason=item.shortfall or None)
-        item.gone = []
         self.finished.pop(item.index, None)
         self.done_this_run += 1
         self.images_this_run += len(files)
@@ -2255,9 +2207,6 @@ def write_gallery(
     notes = [] if final else [_RUNNING_NOTE]
     if summary.ambiguous:
         advice = ambiguous_advice("their cards and your Leonardo library")
-        notes.append(advice[:1].upper() + advice[1:] + ".")
-    if summary.gone:
-        advice = gone_advice(summary.gone, "their cards")
         notes.append(advice[:1].upper() + advice[1:] + ".")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
