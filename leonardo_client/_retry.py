@@ -9,7 +9,7 @@ allowed_methods leaves POST out of status and read retries; is_retry adds 429 ba
 increment refuses the "other" errors urllib3 would retry whatever the method).
 
 A TLS certificate that cannot be verified (or a CA bundle that holds none) is not retried, nor a proxy's refusal
-of the tunnel (a 407): each fails the same on every try.
+of the tunnel (a 4xx: a 407): each fails the same on every try. A proxy's 5xx to it is a connection never made.
 
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
@@ -177,9 +177,10 @@ def bundle_unread(error: Any) -> bool:
 _TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy answered CONNECT with no 200
 
 
-def tunnel_refused(error: Any) -> str:
-    """The proxy's answer ("407 Proxy Authentication Required") when urllib3's ``error`` is a proxy refusing the
-    tunnel to the server, else "": nothing went past the proxy, and it refuses every try the same."""
+def tunnel_failed(error: Any) -> str:
+    """The proxy's answer ("407 Proxy Authentication Required") when urllib3's ``error`` is a proxy that did not
+    open the tunnel to the server, else "": nothing went past the proxy. A 4xx refuses every try the same; a 5xx
+    (it could not reach the server) may pass: a connection never made."""
     error = getattr(error, "original_error", error)
     text = str(error) if type(error) is OSError else ""
     return text[len(_TUNNEL_FAILED):] if text.startswith(_TUNNEL_FAILED) else ""
@@ -235,10 +236,10 @@ class LeonardoRetry(Retry):
 
     def did_nothing(self, status: Optional[int], error: Optional[Exception]) -> bool:
         """Whether a try did nothing on the server: answered 429 (turned away before any work was done), or failed
-        with a connection that never reached it (types-urllib3, for 1.26, lacks this private method both versions
-        have). The only tries of a POST that are retried."""
+        with a connection that never reached it, a proxy's tunnel to it included (types-urllib3, for 1.26, lacks
+        this private method both versions have). The only tries of a POST that are retried."""
         unreached = error is not None and self._is_connection_error(error)  # type: ignore[attr-defined,unused-ignore]
-        return status == 429 or bool(unreached)
+        return status == 429 or bool(unreached or tunnel_failed(error))
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if method.upper() == "POST" and self.did_nothing(status_code, None):  # safe to re-send
@@ -249,7 +250,7 @@ class LeonardoRetry(Retry):
         self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
         error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
-        if certificate_refused(error) or tunnel_refused(error):
+        if certificate_refused(error) or tunnel_failed(error).startswith("4"):
             raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
             if not self.did_nothing(None, error):  # re-raised, as urllib3 does for a read error

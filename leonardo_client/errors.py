@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import ClientClosed, bundle_unread, certificate_refused, parse_retry_after, tunnel_refused
+from ._retry import ClientClosed, bundle_unread, certificate_refused, parse_retry_after, tunnel_failed
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -109,8 +109,9 @@ class LeonardoError(Exception):
         kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
-        refusal = tunnel_refused(_reason(exc))  # "407 Proxy Authentication Required"
-        template, detail = (PROXY_REFUSED, refusal) if refusal else (template, detail)
+        answer = tunnel_failed(_reason(exc))  # "407 Proxy Authentication Required", "503 Service Unavailable"
+        if answer:
+            template, detail = (PROXY_REFUSED if answer.startswith("4") else PROXY_FAILED), answer
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         message = f"{message}; {CHECK_CA_BUNDLE}" if _ca_bundle_unusable(exc) else message
         for secret in hidden:
@@ -184,6 +185,7 @@ class BodyBroke(LeonardoError):
 
 
 PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 403
+PROXY_FAILED = "the proxy could not connect to {host}: {detail}"  # its answer to CONNECT: a 502, a 503
 CHECK_CA_BUNDLE = "check REQUESTS_CA_BUNDLE (or the session's verify): it must name a PEM file of CA certificates"
 
 
@@ -202,7 +204,7 @@ def _noted(note: str, message: str) -> str:
 
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
-    make it: a proxy it cannot use), the connection was never made, a proxy refused the tunnel to it (a 407), or
+    make it: a proxy it cannot use), the connection was never made, a proxy answered its CONNECT with no 200, or
     its certificate was refused (the TLS handshake failed before the request went, or a CA bundle could not be
     loaded: a CA bundle or a proxy's to set up, not a failure that passes), or Client.close() ended a retry's
     wait after tries that did nothing (a 429, a connection never made: a POST's).
@@ -227,8 +229,8 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
     reason = _reason(cause)  # NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     made_nothing = isinstance(reason, ClientClosed) and reason.made_nothing  # closed in a wait after such tries only
-    refused = certificate_refused(reason) or bool(tunnel_refused(reason))  # fails the same on every try
-    return refused or isinstance(reason, ConnectTimeoutError) or made_nothing
+    unreached = certificate_refused(reason) or bool(tunnel_failed(reason))  # no request went through
+    return unreached or isinstance(reason, ConnectTimeoutError) or made_nothing
 
 
 def _reason(cause: Optional[BaseException]) -> Any:

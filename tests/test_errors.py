@@ -911,6 +911,29 @@ def test_a_proxy_refusing_the_tunnel_is_a_request_never_sent_nor_retried(refusal
     assert connects == [b"CONNECT"] * 2  # once each: it refuses every try the same
 
 
+@pytest.mark.parametrize("failure", ["502 Bad Gateway", "503 Service Unavailable"])
+def test_a_proxy_that_cannot_reach_the_server_is_retried_as_a_connection_never_made(failure: str) -> None:
+    # A proxy answering CONNECT with a 5xx could not reach Leonardo a moment: nothing went past it, and the next try
+    # may pass. It was taken for a refusal (a 407): not retried, and "the proxy refused". A POST is retried too.
+    connects: List[bytes] = []
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.settimeout(3)
+            connects.append(connection.recv(65536).split(b" ")[0])
+            connection.sendall(f"HTTP/1.1 {failure}\r\nContent-Length: 0\r\n\r\n".encode())
+
+    with serving(answer) as port, requests.Session() as session:
+        session.trust_env, session.proxies = False, {"https": f"http://127.0.0.1:{port}"}
+        with Client(api_key=API_KEY, base_url=BASE, session=session, backoff_factor=0, max_retries=2) as client:
+            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
+                with pytest.raises(LeonardoError) as info:
+                    call()
+                assert info.value.message == f"the proxy could not connect to leonardo.example.test: {failure}"
+                assert never_sent(info.value) and not may_have_run(info.value)
+    assert connects == [b"CONNECT"] * 6  # 3 tries each
+
+
 @pytest.mark.parametrize("content", ["der", "text"])
 def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retried(monkeypatch, tmp_path, content):
     # A DER .cer, as corporate IT hands them out, or any other file: OpenSSL loads no certificate from it, before any
