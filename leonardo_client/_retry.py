@@ -160,18 +160,25 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 
 def certificate_refused(error: Any) -> bool:
     """Whether urllib3's ``error`` is a TLS certificate that could not be verified (a CA bundle, or a proxy's,
-    to set up), or a CA bundle with no PEM certificate in it (see bundle_unread): the handshake failed, or never
-    began, so the request never went. An https proxy's own is inside a ProxyError."""
+    to set up), or a CA bundle or client certificate OpenSSL could not load (see file_unread): the handshake
+    failed, or never began, so the request never went. An https proxy's own is inside a ProxyError."""
     error = getattr(error, "original_error", error)
     return isinstance(error, SSLError) and any(
-        isinstance(arg, ssl.SSLCertVerificationError) or bundle_unread(arg) for arg in error.args
+        isinstance(arg, ssl.SSLCertVerificationError) or file_unread(arg) for arg in error.args
     )
 
 
-def bundle_unread(error: Any) -> bool:
-    """Whether ``error`` is OpenSSL's refusal of a certificate file it was to load (a CA bundle that is a DER .cer
-    or no certificate at all: NO_CERTIFICATE_OR_CRL_FOUND), before any TLS handshake."""
-    return isinstance(error, ssl.SSLError) and getattr(error, "library", None) in ("X509", "PEM")
+def file_unread(error: Any) -> str:
+    """Which file OpenSSL refused to load, before any TLS handshake, when ``error`` says so as OpenSSL 3.0 does: "CA"
+    (a CA bundle with no certificate in it, a DER .cer or text: [X509: NO_CERTIFICATE_OR_CRL_FOUND]; a PEM block
+    that is none: [X509] PEM lib), "cert" (the session's client certificate: no PEM certificate or key in its files,
+    [SSL] PEM lib; a key of another, [X509: KEY_VALUES_MISMATCH] or [SSL: NO_CERTIFICATE_ASSIGNED]), else ""."""
+    if not isinstance(error, ssl.SSLError):
+        return ""
+    pem_lib = "PEM lib" in str(error)  # no reason given: the library's name says whose file it was
+    if error.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED") or pem_lib and error.library == "SSL":
+        return "cert"
+    return "CA" if error.reason == "NO_CERTIFICATE_OR_CRL_FOUND" or pem_lib else ""
 
 
 _TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy answered CONNECT with no 200

@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import ClientClosed, bundle_unread, certificate_refused, parse_retry_after, tunnel_failed
+from ._retry import ClientClosed, certificate_refused, file_unread, parse_retry_after, tunnel_failed
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -113,7 +113,8 @@ class LeonardoError(Exception):
         if answer:
             template, detail = (PROXY_REFUSED if answer.startswith("4") else PROXY_FAILED), answer
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
-        message = f"{message}; {CHECK_CA_BUNDLE}" if _ca_bundle_unusable(exc) else message
+        hint = _file_hint(exc)
+        message = f"{message}; {hint}" if hint else message
         for secret in hidden:
             message = message.replace(secret, REDACTED)
         # close() in a retry's wait after tries that did nothing: the answer it waited after (a 429) says the call's
@@ -187,14 +188,18 @@ class BodyBroke(LeonardoError):
 PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 403
 PROXY_FAILED = "the proxy could not connect to {host}: {detail}"  # its answer to CONNECT: a 502, a 503
 CHECK_CA_BUNDLE = "check REQUESTS_CA_BUNDLE (or the session's verify): it must name a PEM file of CA certificates"
+CHECK_CERT = "check the session's cert: a PEM certificate and its own key"
 
 
-def _ca_bundle_unusable(exc: BaseException) -> bool:
-    """Whether ``exc`` is a CA bundle that cannot be used: not found (requests' OSError), or no PEM certificate in
-    it (a DER .cer: see _retry.bundle_unread)."""
+def _file_hint(exc: BaseException) -> str:
+    """What to check when ``exc`` is a file the TLS connection needs that cannot be used: a CA bundle not found
+    (requests' OSError) or with no PEM certificate in it (a DER .cer), a client certificate OpenSSL refused (see
+    _retry.file_unread); else ""."""
     if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-        return "CA certificate bundle" in str(exc)  # "Could not find a suitable TLS CA certificate bundle, ..."
-    return any(bundle_unread(arg) for arg in getattr(_reason(exc), "args", ()))
+        unread = ["CA"] if "CA certificate bundle" in str(exc) else []  # "Could not find a suitable TLS CA ..."
+    else:
+        unread = [file_unread(arg) for arg in getattr(_reason(exc), "args", ())]
+    return CHECK_CA_BUNDLE if "CA" in unread else CHECK_CERT if "cert" in unread else ""
 
 
 def _noted(note: str, message: str) -> str:

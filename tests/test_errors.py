@@ -934,14 +934,16 @@ def test_a_proxy_that_cannot_reach_the_server_is_retried_as_a_connection_never_m
     assert connects == [b"CONNECT"] * 6  # 3 tries each
 
 
-@pytest.mark.parametrize("content", ["der", "text"])
+@pytest.mark.parametrize("content", ["der", "text", "pem"])
 def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retried(monkeypatch, tmp_path, content):
     # A DER .cer, as corporate IT hands them out, or any other file: OpenSSL loads no certificate from it, before any
-    # handshake. A create call said "it may have been made (and billed)", and a GET loaded it 4 times.
+    # handshake. A create call said "it may have been made (and billed)", and a GET loaded it 4 times. A PEM block
+    # that holds no certificate is "[X509] PEM lib", no reason given.
     with open(LOOPBACK_TLS) as pem:
         der = ssl.PEM_cert_to_DER_cert(pem.read().split("-----BEGIN PRIVATE KEY")[0])
     bundle = tmp_path / "corp-ca.cer"
-    bundle.write_bytes(der if content == "der" else b"not a certificate")
+    pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    bundle.write_bytes({"der": der, "pem": pem}.get(content, b"not a certificate"))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     loaded = []
     load = ssl.SSLContext.load_verify_locations
@@ -952,6 +954,46 @@ def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retr
                 with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: .*X509") as info:
                     call()
                 assert info.value.message.endswith(errors.CHECK_CA_BUNDLE)
+                assert never_sent(info.value) and not may_have_run(info.value)
+    assert len(loaded) == 2  # once each: it fails the same on every try
+
+
+# Keys of no certificate's (made for these tests): an RSA one, as the loopback certificate's, and an EC one.
+OTHER_KEYS = {"rsa": """-----BEGIN PRIVATE KEY-----
+MIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEA2MYMTsrkl8uVovzX
+nBCQ/3DFV/myLc76Wur2lW+eiTnaVl0tMVDxkhKPKmHAsQgxFbKhAf/HbzixLiXt
+NATYtwIDAQABAkEAtmJLUK/cjOq5R5y8O46ksIbNQyvPAkO22HAAb9Kt7H22vvfi
+p1haC5uKnMmCkB1lZckrElqGiFzWY3vTb0vIQQIhAP+jNn+CKgJ5pocjU2Kh7Lvc
+AGlsQZxWLcTifidu1+EvAiEA2RS6oBgG0YMawTcUdjGTNvX+R5OjDPsguyfI3vTZ
+zvkCIQCVkx/uF3ERJbDEXW0KxwfHG4C6LndtTBdXndaGqBp0TQIgeCKlqaXCWD5z
+FwzRcRu8egUnRRtqd+ue0JSS8PiWdZkCIQDtED2j80ph98ruISLEZSi3T0LXiKJf
+7gGokliBqiaVLA==
+-----END PRIVATE KEY-----
+""", "ec": """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgpl2XJXp+ZjQjKKcf
+CpCJ7uZlUGjop2+QaVoHaSet3xehRANCAASdc5dxYqSURuG6TjX3JqFBic9h4KYi
+jAXHvNXZ17w+7SX++d32zYiKdYRvvUAczFxjJ39X6lsOriNIpdsgX+6f
+-----END PRIVATE KEY-----
+"""}
+
+
+@pytest.mark.parametrize("key", ["rsa", "ec", "garbage"])
+def test_a_client_certificate_that_cannot_be_loaded_is_a_request_never_sent_nor_retried(monkeypatch, tmp_path, key):
+    # session.cert with a key of another ([X509: KEY_VALUES_MISMATCH], [SSL: NO_CERTIFICATE_ASSIGNED]), or no PEM in
+    # it ([SSL] PEM lib): OpenSSL refuses it before any handshake. The first said to check REQUESTS_CA_BUNDLE; the
+    # others that a create call may have been made (and billed), and a GET loaded it 4 times.
+    key_file = tmp_path / "client.key"
+    key_file.write_text(OTHER_KEYS.get(key, "garbage"))
+    loaded = []
+    load = ssl.SSLContext.load_cert_chain
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", lambda *a, **k: loaded.append(1) or load(*a, **k))
+    with serving(lambda connection: connection.close()) as port, requests.Session() as session:
+        session.verify, session.cert = LOOPBACK_TLS, (LOOPBACK_TLS, str(key_file))
+        with Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1", session=session, backoff_factor=0) as client:
+            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
+                with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: ") as info:
+                    call()
+                assert info.value.message.endswith(errors.CHECK_CERT)
                 assert never_sent(info.value) and not may_have_run(info.value)
     assert len(loaded) == 2  # once each: it fails the same on every try
 
