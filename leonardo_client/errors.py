@@ -494,13 +494,13 @@ def credentials_of(proxy_urls: Iterable[Any]) -> Tuple[str, ...]:
     """The ``user:password`` of each proxy URL that has one: whole, as far as a URL parser reads it (to the
     first / ? or #: "Failed to parse: 'alice:Xy7' is not a valid host" of "alice:Xy7/9@..."), and as requests
     2.25 rewrites a URL without a scheme ("alice://Xy7@..." of "alice:Xy7@...").
-    A user name alone is no secret (hiding "e" would mangle every message)."""
+    A user name alone, or with an empty password, is no secret (hiding "e" or "http:" would mangle every message)."""
     found: Set[str] = set()
     for url in proxy_urls:
         if isinstance(url, str) and "@" in url:
             userinfo = url.split("://", 1)[-1].rsplit("@", 1)[0]
             parts = (userinfo, re.split("[/?#]", userinfo)[0], userinfo.replace(":", "://", 1))
-            found.update(part for part in parts if ":" in part)
+            found.update(part for part in parts if ":" in part and userinfo.partition(":")[2])  # a password to hide
     return tuple(sorted(found, key=len, reverse=True))
 
 

@@ -648,6 +648,15 @@ def test_a_proxy_user_name_alone_is_shown_as_it_is(monkeypatch):
     assert info.value.__cause__ is not None
 
 
+def test_a_proxy_user_with_an_empty_password_is_shown_as_it_is(monkeypatch):
+    # http://http:@... has no secret: "http:" and "http://" were hidden in every message (and its cause dropped).
+    monkeypatch.setenv("HTTPS_PROXY", "http://http:@127.0.0.1:99999")
+    with pytest.raises(LeonardoError) as info:
+        Client(api_key=API_KEY, base_url=BASE, max_retries=0).get_user_info()
+    assert info.value.message == "request to leonardo.example.test failed: Failed to parse: http://127.0.0.1:99999"
+    assert info.value.__cause__ is not None
+
+
 def test_a_proxy_without_a_user_is_shown_as_it_is(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:99999")  # host:port is no user:password to hide
     with pytest.raises(LeonardoError, match="Failed to parse") as info:
