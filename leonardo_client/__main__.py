@@ -570,7 +570,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     try:
         status = _save_generation(client, made, args, asked=args.num_images)  # as num_images (v1) or quantity (v2)
         with _writing_output():  # its paths, written now: a full stdout or a closed pipe said with what was made
-            sys.stdout.flush()
+            try:
+                sys.stdout.flush()
+            except KeyboardInterrupt:  # its reader stalled: saved all the same (offline, nothing outlives the command)
+                saved = f"generation {made} was made and its files saved into {args.out}"
+                raise KeyboardInterrupt("" if args.offline else saved) from None
         return status
     except _OutputFailed as exc:  # saved, but a script reading stdout learns nothing of it: it would pay again
         if args.offline:

@@ -326,6 +326,26 @@ def test_generate_says_a_generation_made_whose_paths_could_not_be_written(
         f"files' paths failed (try 'leonardo-client get {made} --out DIR'): {reason}"
 
 
+def test_ctrl_c_while_generate_writes_its_paths_names_the_generation_saved(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:
+    # A block-buffered stdout its reader stalls: the paths are written as it is flushed, and a Ctrl-C there said only
+    # "interrupted", not the generation made, paid for and saved.
+    class Stalled(io.StringIO):
+        def flush(self) -> None:
+            if self.getvalue() and not self.closed:  # once, as the paths wait to be written
+                self.close()
+                raise KeyboardInterrupt
+
+    fake_in_env.completion_delay = 0
+    monkeypatch.setattr(sys, "stdout", Stalled())
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path)]) == 130
+    [made] = fake_in_env.generation_ids()
+    assert len(os.listdir(str(tmp_path))) == 1  # saved
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == f"leonardo-client: interrupted; generation {made} was made and its files saved into {tmp_path}"
+
+
 def images_fill_in_late(monkeypatch: pytest.MonkeyPatch, answers: float, how: str = "cut") -> List[int]:
     """The first ``answers`` COMPLETE answers of a GET by id hold only the first image (the others come later), as
     the API's may: the others not listed ("cut"), or listed without a URL ("nullurl"); "vanish": the second such
