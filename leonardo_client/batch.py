@@ -413,6 +413,7 @@ class BatchSummary:
     cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
     refused: int = 0  # of the failed, those the API refused (a 4xx to the create call, not a generation FAILED)
     offline: bool = False  # run against the built-in fake (run_batch's offline): it cannot be resumed
+    gone: Tuple[str, ...] = ()  # complete items' files (as journaled) gone from out_dir or empty: not in images
 
     @property
     def ok(self) -> bool:
@@ -450,6 +451,12 @@ class BatchSummary:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
         if self.pending and not self.interrupted:
             lines.append(f"pending items are still running or not yet downloaded: {resume_advice(self.offline)}")
+        if self.gone:  # reported only: nothing fetched again (a generation may give other files than those named)
+            more = f" and {len(self.gone) - 10} more" if len(self.gone) > 10 else ""
+            names = ", ".join(map(printable, self.gone[:10])) + more
+            lines.append(f"files of complete items gone from the folder or empty: {names}; 'leonardo-client get "
+                         "<generation id> --out DIR' saves a generation's files again, free, named by ids (its item's "
+                         f"card in {GALLERY} gives the id)")
         return "\n".join(lines)
 
 
@@ -672,6 +679,14 @@ class _Journal:
         self._file.close()
 
 
+def _missing(path: str) -> bool:
+    """Whether ``path`` is no file of some bytes: gone, emptied, or something else so named."""
+    try:
+        return not os.path.isfile(path) or os.path.getsize(path) == 0
+    except OSError:  # gone meanwhile
+        return True
+
+
 def _sync_folder(path: str) -> None:
     with contextlib.suppress(OSError):  # Windows opens no folder (NTFS journals its names)
         folder = os.open(path, os.O_RDONLY)
@@ -742,6 +757,7 @@ class _Item:
     missing_since: Optional[float] = None  # monotonic: the first "no such generation" since an answer showed it
     empty_since: Optional[float] = None  # monotonic: when first seen COMPLETE short of images (see _Engine.shortfall)
     shortfall: str = ""  # why the files it is about to save are fewer than asked: journaled with them
+    gone: List[str] = field(default_factory=list)  # complete: its journaled files not in out_dir or empty (see plan)
     busy: bool = False  # a download runs for it
     sending: bool = False  # its create call is under way (a worker took it before Ctrl-C)
     answer: Optional[Tuple[Any, Optional[BaseException]]] = None  # that call's outcome, left by the worker
@@ -1108,6 +1124,7 @@ class _Engine:
             interrupted=interrupted,
             out_dir=self.out_dir,
             offline=self.journal.offline,
+            gone=tuple(name for item in self.items for name in item.gone),
             **self.counts(),
         )
 
@@ -1124,6 +1141,10 @@ class _Engine:
                 self.measured.add(record.get("r"))  # None: an older version's note, of no run known
         for item in self.items:  # its create call came after its "submitting" (see send), read before run_from was
             item.sent_before = self.run_from  # taken: its time may be ahead, journaled by a clock set back since
+            if item.state == "complete":  # its files gone or emptied: said, not linked nor counted; nothing else
+                item.gone = [name for name in item.files if _missing(os.path.join(self.out_dir, name))]
+                item.files = [name for name in item.files if name not in item.gone]
+                self.images -= len(item.gone)
         reopen = (["failed"] if retry_failed else []) + (["ambiguous"] if resubmit_ambiguous else [])
         fresh = sorted(i for state in reopen for i in self.members[state])
         if not self.journal.records:  # a new journal: every item
@@ -2164,6 +2185,10 @@ def _card(item: _Item) -> str:
     # submitted: a download that failed; complete: saved short of images (see seen_complete)
     shown = item.state in ("failed", "ambiguous", "submitted", "complete") and item.reason
     reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
+    if item.gone:  # not linked: see _Engine.plan
+        reason += (f'<div class="reason">{e(", ".join(item.gone))} gone from the folder or empty: \'leonardo-client '
+                   f"get {e(str(item.generation_id))} --out DIR' saves its generation's files again (named by ids)"
+                   "</div>")
     name = f" <bdi>{e(spec.name)}</bdi>" if spec.name else ""  # bdi: a right-to-left name cannot move the state
     return (
         f'<article class="card {e(item.state)}"><div class="info">'
@@ -2208,6 +2233,9 @@ def write_gallery(
     if summary.ambiguous:
         advice = ambiguous_advice("their cards and your Leonardo library")
         notes.append(advice[:1].upper() + advice[1:] + ".")
+    if summary.gone:
+        notes.append(f"{_count(len(summary.gone), 'file')} of complete items gone from the folder or empty: "
+                     "their cards say which, and how to get them again.")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

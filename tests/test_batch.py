@@ -716,6 +716,51 @@ def test_rerun_skips_complete_items_and_sends_nothing(tmp_path: Any) -> None:
     assert len(journal(tmp_path)) == before
 
 
+def test_a_rerun_names_the_files_of_complete_items_gone_or_emptied_and_fetches_nothing(tmp_path: Any) -> None:
+    # It said "3 of 3 complete ... 3 images", the gallery linking a file deleted. Fetching them again (4822f1d)
+    # overwrote files still there and shifted images onto wrong names: a rerun only says so, and changes nothing.
+    api, items = ApiDouble(), [dict(PROMPTS[0], num_images=2), PROMPTS[1], PROMPTS[2]]
+    first = run(api, items, str(tmp_path))
+    ids = {r["i"]: r["id"] for r in journal(tmp_path) if r.get("s") == "submitted"}  # by item
+    odd = "0003-x\x1b]0;pwned\x07\nfake line.png"  # a name from an edited journal: ESC and a line break
+    text = (tmp_path / "journal.jsonl").read_text(encoding="utf-8").replace("0003-a-lighthouse-study-2.png",
+                                                                           json.dumps(odd)[1:-1])
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    os.remove(tmp_path / "0001-a-lighthouse-study-0-1.png")  # deleted
+    (tmp_path / "0002-a-lighthouse-study-1.png").write_bytes(b"")  # emptied (a bad copy, a sync placeholder)
+    (tmp_path / "0001-a-lighthouse-study-0-copy.png").write_bytes(b"")  # the user's own, named by no journal line
+    kept = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != "index.html"}
+    for _ in range(2):  # said again by each rerun
+        calls = len(api.calls)
+        summary = run(api, items, str(tmp_path), retry_failed=True, resubmit_ambiguous=True)
+        assert api.calls[calls:] == ["me"] and api.calls.count("POST") == 3  # nothing sent, polled nor fetched
+        assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != "index.html"} == kept
+        assert (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
+        assert summary.ok and (summary.complete, summary.images, summary.done_this_run) == (3, 1, 0)  # files there
+        assert dict(summary.credits) == dict(first.credits)
+        gone = ("0001-a-lighthouse-study-0-1.png", "0002-a-lighthouse-study-1.png", odd)
+        assert summary.gone == gone
+        assert str(summary).splitlines()[-1] == (
+            "files of complete items gone from the folder or empty: 0001-a-lighthouse-study-0-1.png, "
+            "0002-a-lighthouse-study-1.png, 0003-x\\x1b]0;pwned\\x07\\nfake line.png; 'leonardo-client get "
+            "<generation id> --out DIR' saves a generation's files again, free, named by ids (its item's card in "
+            "index.html gives the id)"
+        )
+        parser = Links()
+        parser.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
+        assert parser.links == ["0001-a-lighthouse-study-0-2.png"] * 2  # present only (a link and an image)
+        page = " ".join("".join(parser.text).split())
+        assert "3 files of complete items gone from the folder or empty: their cards say which" in page
+        for name, gid in (("0001-a-lighthouse-study-0-1.png", ids[0]), ("0002-a-lighthouse-study-1.png", ids[1]),
+                          ("0003-x\\x1b]0;pwned\\x07 fake line.png", ids[2])):
+            assert (f"{name} gone from the folder or empty: 'leonardo-client get {gid} --out DIR' saves its "
+                    "generation's files again (named by ids)") in page
+    more = dataclasses.replace(summary, gone=tuple(f"{n:04d}-x.png" for n in range(12)))
+    assert str(more).splitlines()[-1].startswith("files of complete items gone from the folder or empty: 0000-x.png, "
+                                                 "0001-x.png, 0002-x.png, 0003-x.png, 0004-x.png, 0005-x.png, "
+                                                 "0006-x.png, 0007-x.png, 0008-x.png, 0009-x.png and 2 more; ")
+
+
 def test_resume_waits_on_submitted_items_without_posting_them_again(tmp_path: Any) -> None:
     api = ApiDouble(delay=0.0)
     gid = api._create(dict(PROMPTS[0]), None)  # a run that crashed right after recording the id
