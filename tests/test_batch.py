@@ -3514,6 +3514,22 @@ def test_items_whose_listing_ran_out_of_pages_with_the_clock_known_are_left_ambi
     assert reasons == {f"{batch.UNREADABLE}: more than 135 generations since then"}
 
 
+def test_items_reconciled_together_read_the_listing_back_to_the_oldest_one_s_reach(tmp_path: Any) -> None:
+    # A rerun, the clock known: #1 was sent an hour ago and made (its answer lost), #2 100 s ago and never made; 120
+    # of another program's since, listed newest first. Read back only to #2's reach, #1's was not seen: sent again.
+    api, now = BusyAccount(tmp_path, clock_first=False), time.time()
+    made = api._create(dict(PROMPTS[0]), None)
+    api.generations[made]["createdAt"] = _iso(now - 3590)
+    for n in range(120):
+        api.generations[api._create({"prompt": f"another program's {n}"}, None)]["createdAt"] = _iso(now - 3000 + n)
+    records = [{"clock": 0.0, "r": "A"}, {"i": 0, "s": "submitting", "t": now - 3600, "rt": 0.3, "r": "A"},
+               {"i": 1, "s": "submitting", "t": now - 100, "rt": 0.3, "r": "A"}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:2], records), encoding="utf-8")
+    api.calls = []
+    assert run(api, PROMPTS[:2], str(tmp_path)).ok and api.calls.count("POST") == 1  # #2's only (was 2)
+    assert [r["id"] for r in journal(tmp_path) if r.get("i") == 0 and r.get("s") == "submitted"] == [made]
+
+
 class NoImages(ApiDouble):
     """Its generations COMPLETE with no image to download (none listed, or none with a url) until ``images_at``."""
 
