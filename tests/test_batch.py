@@ -4271,6 +4271,17 @@ def test_two_candidates_make_the_item_ambiguous(tmp_path: Any) -> None:
     assert resent.ok and len(api.generations) == 3
 
 
+def test_an_item_left_ambiguous_by_look_alikes_is_settled_by_a_rerun_once_they_are_gone(tmp_path: Any) -> None:
+    api = ApiDouble()
+    items = [{"prompt": "a chair", "width": 512, "height": 512}]
+    mine = api._create(dict(items[0]), None)  # the user's, made in the web app just now
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]  # made, its answer lost
+    assert run(api, items, str(tmp_path)).ambiguous == 1
+    assert journal(tmp_path)[-1].get("recheck") is True  # reconciled again by a rerun
+    del api.generations[mine]  # the user deletes theirs
+    assert run(api, items, str(tmp_path)).complete == 1 and len(api.generations) == 1  # adopted (was left so)
+
+
 def test_a_listing_that_failed_is_read_once_more_for_each_item_it_failed_for(tmp_path: Any) -> None:
     # Decided for the group due together: an item whose first listing failed, due with one read once more
     # already, was left ambiguous after that single failure (a passing 503).
