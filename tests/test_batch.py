@@ -4765,6 +4765,9 @@ def test_a_card_says_a_cost_unknown_of_an_item_made_and_dash_of_one_not_made() -
         ({"s": "failed", "reason": "refused: HTTP 400: bad size"}, "- (and 2 credits before)"),
         ({"s": "planned"}, "- (and 2 credits before)"),
         ({"s": "submitting", "t": 1.0}, "- (and 2 credits before)"),
+        ({"s": "ambiguous", "reason": "2 generations match"}, "- (and 2 credits before)"),  # not known to be made
+        ({"s": "planned"}, "- (and 2 credits before)"),  # was "1 generation of unknown cost before"
+        ({"s": "submitting", "t": 1.5}, "- (and 2 credits before)"),
         ({"s": "submitted", "id": "g2", "adopted": True}, "unknown (and 2 credits before)"),
         # Made, then left ambiguous ("paid for": it cannot be saved): was "-", as one never made.
         ({"s": "ambiguous", "reason": "COMPLETE with no image (paid for)"}, "unknown (and 2 credits before)"),
