@@ -1703,6 +1703,14 @@ def test_a_reason_shown_in_the_gallery_cannot_reverse_its_text() -> None:
     assert "generation x\\u202edi no longer" in batch._card(item)  # was shown reversed: "x id..."
 
 
+def test_a_reason_journaled_with_an_earlier_state_is_not_kept_by_a_record_without_one() -> None:
+    item = batch._Item(0, BatchItem("a fox"))
+    for record in ({"s": "planned", "reason": "429, sent again later: HTTP 429"}, {"s": "submitting", "t": 1.0},
+                   {"s": "submitted", "id": "g", "t": 1.0}, {"s": "complete", "files": ["0001-a-fox.png"]}):
+        item.apply(dict(record, i=0))
+    assert item.reason == "" and "429" not in batch._card(item)  # was still on the complete item's card
+
+
 def test_the_longest_timeouts_a_client_takes_make_a_journal_record_the_batch_takes_back() -> None:
     from leonardo_client.client import MAX_SECONDS
 
