@@ -234,7 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         with _stop_leftovers_unprinted(interrupts):
             return _run(argv, interrupts)
     finally:
-        _stderr_blocking_again(interrupts.unblocked)
+        _blocking_again(interrupts.unblocked, sys.stderr)
         for stream, errors in changed:
             with contextlib.suppress(ValueError):  # closed meanwhile
                 stream.reconfigure(errors=errors)
@@ -378,19 +378,24 @@ def _stdout(*lines: object) -> None:
 
 
 def _error(message: object, status: int) -> int:
-    _flush_or_drop_stdout()
+    _flush_or_drop_stdout(stopped=status >= 128)
     message = redact(str(message), os.environ.get(API_KEY_ENV, "").strip())  # pasted where an id or URL goes
     _stderr(f"{PROG}: error: {message}" if status < 128 else f"{PROG}: {message}")  # 128 + a signal: interrupted
     return status
 
 
-def _flush_or_drop_stdout() -> None:
+def _flush_or_drop_stdout(stopped: bool = False) -> None:
     """What a failing command printed before (get --out's paths) is written now or never: a closed pipe or a full
-    disk fails here, not again as Python exits (a traceback, exit 120)."""
+    disk fails here, not again as Python exits (a traceback, exit 120). ``stopped``: a pipe's paused reader is not
+    waited for either (as stderr's: _unblocked), what does not fit dropped."""
     if sys.stdout is None:  # Python was started without one
         return
+    unblocked = _unblocked(sys.stdout, 2) if stopped else None
     try:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        finally:
+            _blocking_again(unblocked, sys.stdout)
     except (OSError, ValueError, AttributeError):
         with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: a stream with no file
             stdout = sys.stdout.fileno()
@@ -430,7 +435,7 @@ class _Interrupts:
             return
         self.last, self.status = time.monotonic(), 128 + number
         if self.unblocked is None:
-            self.unblocked = _stderr_unblocked()
+            self.unblocked = _unblocked(sys.stderr, 1)
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
@@ -439,23 +444,24 @@ class _Interrupts:
         self.installed.clear()
 
 
-def _stderr_unblocked() -> Optional[int]:
-    """Once a stop is taken, stderr made non-blocking: what does not fit a full pipe (its reader paused) is dropped,
-    not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file descriptor, if it was blocking.
-    Only a pipe's, not stdout's too (2>&1: its lines would be dropped): a terminal's is the shell's too, which a
-    process killed before main() ends would leave it."""
+def _unblocked(stream: Any, other: int) -> Optional[int]:
+    """Once a stop is taken, ``stream`` (stderr; stdout as the stop is said) made non-blocking: what does not fit a
+    full pipe (its reader paused) is dropped, not waited for for ever (``timeout``'s SIGTERM ended nothing). Its file
+    descriptor, if it was blocking. Only a pipe's, not the ``other`` stream's too (2>&1: stdout's lines would be
+    dropped, and a paused reader waited for): a terminal's is the shell's too, which a process killed before main()
+    ends would leave it."""
     with contextlib.suppress(AttributeError, OSError, ValueError):  # None, not a file, Windows (no set_blocking)
-        fd = sys.stderr.fileno()
-        pipe = os.fstat(fd)  # (stdout closed: an OSError, left blocking)
-        if stat.S_ISFIFO(pipe.st_mode) and not os.path.samestat(pipe, os.fstat(1)) and os.get_blocking(fd):
+        fd: int = stream.fileno()
+        pipe = os.fstat(fd)  # (the other closed: an OSError, left blocking)
+        if stat.S_ISFIFO(pipe.st_mode) and not os.path.samestat(pipe, os.fstat(other)) and os.get_blocking(fd):
             os.set_blocking(fd, False)
             return fd
     return None
 
 
-def _stderr_blocking_again(fd: Optional[int]) -> None:
-    """stderr blocking again (its file may be shared: a terminal's, with the shell), what did not fit dropped: flushed
-    into /dev/null, put in its place a moment; Python's own flush as it exits would wait for ever."""
+def _blocking_again(fd: Optional[int], stream: Any) -> None:
+    """``stream``, unblocked as ``fd``, blocking again (its pipe may be shared: with the shell), what did not fit
+    dropped: flushed into /dev/null, put in its place a moment; Python's own flush as it exits would wait for ever."""
     if fd is None:
         return
     with contextlib.suppress(OSError, ValueError):
@@ -466,7 +472,7 @@ def _stderr_blocking_again(fd: Optional[int]) -> None:
             os.dup2(devnull, fd)
             os.close(devnull)
             with contextlib.suppress(AttributeError, OSError, ValueError):
-                sys.stderr.flush()
+                stream.flush()
         finally:
             os.dup2(saved, fd)
             os.close(saved)

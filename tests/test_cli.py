@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import pytest
@@ -1473,16 +1474,22 @@ sys.exit(cli.entry())
 """
 
 
-def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
-    # Its reader paused (`timeout 3 leonardo-client --offline me 2>pipe`): the stop's KeyboardInterrupt came out of
-    # the blocked write, then "interrupted" waited on the same full pipe for ever. Found by hunt K.
+def full_pipe() -> Tuple[int, int]:
+    """A pipe's read end and write end, full and blocking as a command gets it: its reader paused."""
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     try:
         while True:
             os.write(write_end, b"x" * 4096)
     except BlockingIOError:
-        os.set_blocking(write_end, True)  # full, and blocking as the command gets it
+        os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
+def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
+    # Its reader paused (`timeout 3 leonardo-client --offline me 2>pipe`): the stop's KeyboardInterrupt came out of
+    # the blocked write, then "interrupted" waited on the same full pipe for ever. Found by hunt K.
+    read_end, write_end = full_pipe()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
     process = subprocess.Popen([sys.executable, "-c", READY_ONCE_HANDLED, "--offline", "me"], stdout=subprocess.PIPE,
                                stderr=write_end, env=dict(env, PYTHONPATH=REPO), preexec_fn=default_stop_signals)
@@ -1498,12 +1505,43 @@ def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
         os.close(write_end)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/wchan"), reason="tells when the command waits on its stdout")
+@pytest.mark.parametrize("command, unbuffered", [("generate", ""), ("me", "")])
+def test_a_stop_with_stdout_a_full_pipe_says_its_line_and_ends(
+    fake_in_env: FakeLeonardo, tmp_path: Any, command: str, unbuffered: str
+) -> None:
+    # Review R8: stdout's reader paused, a Ctrl-C's flush of it waited on the full pipe for ever, its line unsaid, and
+    # a second one waited again as main() ended: only SIGKILL ended it. generate's line names the generation saved.
+    fake_in_env.completion_delay = 0
+    read_end, write_end = full_pipe()
+    argv = ["generate", "a fox", "--out", str(tmp_path)] if command == "generate" else [command]
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED=unbuffered)  # "": buffered
+    with subprocess.Popen([sys.executable, "-m", "leonardo_client"] + argv, stdout=write_end, stderr=subprocess.PIPE,
+                          text=True, env=env, preexec_fn=default_stop_signals) as process:
+        try:
+            deadline = time.monotonic() + 60  # a bound, not a timing
+            while "pipe" not in Path(f"/proc/{process.pid}/wchan").read_text():  # writing into the full pipe
+                assert process.poll() is None and time.monotonic() < deadline, "it never wrote its output"
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)  # once
+            done = finished(process, timeout=5)
+            assert os.get_blocking(write_end)  # blocking again: the pipe is shared (a shell's)
+        finally:
+            process.kill()
+            os.close(read_end)
+            os.close(write_end)
+    said = "leonardo-client: interrupted" + "".join(  # generate's, the only one made
+        f"; generation {made} was made and its files saved into {tmp_path}" for made in fake_in_env.generation_ids()
+    )
+    assert (done.returncode, done.stderr.splitlines()[-1:]) == (-signal.SIGINT, [said])
+
+
 def test_a_stop_leaves_stdout_blocking_when_stderr_is_its_pipe_and_restores_a_pipe_whatever_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Review R3: with 2>&1 stdout's pipe became non-blocking too (one open pipe), and a full moment dropped its lines;
     # and a failure to open /dev/null left stderr non-blocking, its duplicate leaked.
-    probe = "import os, leonardo_client.__main__ as cli; print(cli._stderr_unblocked(), os.get_blocking(1))"
+    probe = "import os, sys, leonardo_client.__main__ as cli; print(cli._unblocked(sys.stderr, 1), os.get_blocking(1))"
     shared = subprocess.run([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=REPO), timeout=60, universal_newlines=True)
     assert shared.stdout.split() == ["None", "True"]
@@ -1514,7 +1552,7 @@ def test_a_stop_leaves_stdout_blocking_when_stderr_is_its_pipe_and_restores_a_pi
     monkeypatch.setattr(os, "open", lambda path, *a: (_ for _ in ()).throw(OSError(24, "Too many open files"))
                         if path == os.devnull else real_open(path, *a))
     try:
-        cli._stderr_blocking_again(write_end)
+        cli._blocking_again(write_end, sys.stderr)
         assert os.get_blocking(write_end) and len(os.listdir("/proc/self/fd")) == opened
     finally:
         os.close(read_end)
