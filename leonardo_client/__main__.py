@@ -361,13 +361,20 @@ class _OutputFailed(Exception):
     """Writing to stdout failed: the reason (its OSError's)."""
 
 
+class _StoppedWriting(KeyboardInterrupt):
+    """A stop while stdout was written: a write its stalled reader held (a full pipe)."""
+
+
 @contextlib.contextmanager
 def _writing_output() -> Iterator[None]:
-    """Around a write to stdout: an OSError there is an _OutputFailed, told apart from any other file's."""
+    """Around a write to stdout: an OSError there is an _OutputFailed, told apart from any other file's; a stop, a
+    _StoppedWriting."""
     try:
         yield
     except OSError as exc:
         raise _OutputFailed(error_text(exc)) from exc
+    except KeyboardInterrupt:
+        raise _StoppedWriting() from None
 
 
 def _stdout(*lines: object) -> None:
@@ -576,12 +583,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     try:
         status = _save_generation(client, made, args, asked=args.num_images)  # as num_images (v1) or quantity (v2)
         with _writing_output():  # its paths, written now: a full stdout or a closed pipe said with what was made
-            try:
-                sys.stdout.flush()
-            except KeyboardInterrupt:  # its reader stalled: saved all the same (offline, nothing outlives the command)
-                saved = f"generation {made} was made and its files saved into {args.out}"
-                raise KeyboardInterrupt("" if args.offline else saved) from None
+            sys.stdout.flush()
         return status
+    except _StoppedWriting:  # its paths (as printed: PYTHONUNBUFFERED=1), their reader stalled: saved all the same
+        saved = f"generation {made} was made and its files saved into {args.out}"  # (offline, nothing outlives it)
+        raise KeyboardInterrupt("" if args.offline else saved) from None
     except _OutputFailed as exc:  # saved, but a script reading stdout learns nothing of it: it would pay again
         if args.offline:
             raise

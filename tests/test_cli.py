@@ -1506,12 +1506,13 @@ def test_a_sigterm_with_stderr_a_full_pipe_ends_the_command_143() -> None:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/wchan"), reason="tells when the command waits on its stdout")
-@pytest.mark.parametrize("command, unbuffered", [("generate", ""), ("me", "")])
+@pytest.mark.parametrize("command, unbuffered", [("generate", ""), ("generate", "1"), ("me", "")])
 def test_a_stop_with_stdout_a_full_pipe_says_its_line_and_ends(
     fake_in_env: FakeLeonardo, tmp_path: Any, command: str, unbuffered: str
 ) -> None:
     # Review R8: stdout's reader paused, a Ctrl-C's flush of it waited on the full pipe for ever, its line unsaid, and
-    # a second one waited again as main() ended: only SIGKILL ended it. generate's line names the generation saved.
+    # a second one waited again as main() ended: only SIGKILL ended it. generate's line names the generation saved,
+    # PYTHONUNBUFFERED=1 (Docker, CI) too: its paths then wait as they are printed.
     fake_in_env.completion_delay = 0
     read_end, write_end = full_pipe()
     argv = ["generate", "a fox", "--out", str(tmp_path)] if command == "generate" else [command]
