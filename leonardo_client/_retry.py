@@ -9,7 +9,8 @@ allowed_methods leaves POST out of status and read retries; is_retry adds 429 ba
 increment refuses the "other" errors urllib3 would retry whatever the method).
 
 A TLS certificate that cannot be verified (or a CA bundle that holds none) is not retried, nor a proxy's refusal
-of the tunnel (a 4xx: a 407): each fails the same on every try. A proxy's 5xx to it is a connection never made.
+of the tunnel (a 407, a 301: any answer but a 5xx): each fails the same on every try. A proxy's 5xx to it is a
+connection never made.
 
 A Retry-After up to the cap is honoured; a longer one is not slept at all: the request
 gives up at once and the caller gets that response. Backoff is exponential with jitter,
@@ -186,8 +187,8 @@ _TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy 
 
 def tunnel_failed(error: Any) -> str:
     """The proxy's answer ("407 Proxy Authentication Required") when urllib3's ``error`` is a proxy that did not
-    open the tunnel to the server, else "": nothing went past the proxy. A 4xx refuses every try the same; a 5xx
-    (it could not reach the server) may pass: a connection never made."""
+    open the tunnel to the server, else "": nothing went past the proxy. A 5xx (it could not reach the server) may
+    pass: a connection never made; any other (a 4xx, a 3xx) refuses every try the same."""
     error = getattr(error, "original_error", error)
     text = str(error) if type(error) is OSError else ""
     return text[len(_TUNNEL_FAILED):] if text.startswith(_TUNNEL_FAILED) else ""
@@ -257,7 +258,7 @@ class LeonardoRetry(Retry):
         self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
         error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
-        if certificate_refused(error) or tunnel_failed(error).startswith("4"):
+        if certificate_refused(error) or tunnel_failed(error)[:1] not in ("", "5"):
             raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
             if not self.did_nothing(None, error):  # re-raised, as urllib3 does for a read error

@@ -111,7 +111,7 @@ class LeonardoError(Exception):
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
         answer = tunnel_failed(_reason(exc))  # "407 Proxy Authentication Required", "503 Service Unavailable"
         if answer:
-            template, detail = (PROXY_REFUSED if answer.startswith("4") else PROXY_FAILED), answer
+            template, detail = (PROXY_FAILED if answer.startswith("5") else PROXY_REFUSED), answer
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         hint = _file_hint(exc)
         message = f"{message}; {hint}" if hint else message
@@ -185,7 +185,7 @@ class BodyBroke(LeonardoError):
         return LeonardoError(self.message, **{name: getattr(self, name) for name in kept})
 
 
-PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 403
+PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its answer to CONNECT: a 407, a 301
 PROXY_FAILED = "the proxy could not connect to {host}: {detail}"  # its answer to CONNECT: a 502, a 503
 CHECK_CA_BUNDLE = "check REQUESTS_CA_BUNDLE (or the session's verify): it must name a PEM file of CA certificates"
 CHECK_CERT = "check the session's cert: a PEM certificate and its own key"

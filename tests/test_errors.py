@@ -893,6 +893,7 @@ def test_a_certificate_refused_ends_a_wait_at_once_as_a_connection_never_made() 
     [
         ("407 Proxy Authentication Required", "the proxy refused the connection to", 1),  # its user or password
         ("403 Forbidden", "the proxy refused the connection to", 1),
+        ("301 Moved Permanently", "the proxy refused the connection to", 1),  # no tunnel to follow: not a 5xx's
         ("502 Bad Gateway", "the proxy could not connect to", 3),  # could not reach Leonardo a moment
         ("503 Service Unavailable", "the proxy could not connect to", 3),
     ],
