@@ -104,6 +104,8 @@ GALLERY_HEARTBEAT = 30.0
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
 REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): sent again as it is, refused again
+# Why an item whose generation no listing shows is left ambiguous, not sent again: see _Engine.rewrites.
+REWRITTEN = "its prompt may be shown rewritten (prompt enhancement, the server's normalizing): no match proves nothing"
 
 
 @dataclass(frozen=True)
@@ -1554,10 +1556,11 @@ class _Engine:
             elif read_at - item.sent_by <= self.window(item) + LOOK_AGAIN:  # may still run, or not be listed yet
                 self.look_again_later(item)
                 continue
+            elif self.rewrites(item):  # its generation may be listed, under another prompt
+                reason = REWRITTEN
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
-                if self.look_again_for_v2(item):
-                    continue
-                reason = "no v2 generation seen in the account's listing yet"
+                self.look_again_for_v2(item)  # or left ambiguous
+                continue
             elif not self.clock_known(item) and self.candidates(item, listed, self.reach(item))[0]:
                 reason = "one of its prompt was made up to a day before: our clock may be ahead (not known yet)"
             else:
@@ -1613,20 +1616,28 @@ class _Engine:
             self.refused_since = since
             self.check_refusals(reason, time.monotonic())
 
-    def look_again_for_v2(self, item: _Item) -> bool:
-        """Whether the listing may yet be seen to hold v2 generations (not documented: until one of
-        ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
-        in flight. Then ``item`` is reconciled again later."""
+    def look_again_for_v2(self, item: _Item) -> None:
+        """Reconcile ``item`` again later if the listing may yet be seen to hold v2 generations (not documented:
+        until one of ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
+        in flight; else leave it ambiguous."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
         waiting = [i for i in (*self.members["submitting"], *self.reconcile_at, item.index) if i not in sending]
         blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
         running = [i.index for i in self.running(time.monotonic())]
         if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running)):
-            return False
+            self.leave_ambiguous(item, "no v2 generation seen in the account's listing yet", recheck=True)
+            return
         self.reconcile_at[item.index] = time.monotonic() + V2_WAIT
         self.v2_wanted = True  # polls read the listing, even for one generation: it may show one
-        return True
+
+    def rewrites(self, item: _Item) -> bool:
+        """Whether the listing may show ``item``'s prompt other than as sent (not documented either way), so that no
+        match proves nothing: a v2 model's ``prompt_enhance`` not "OFF" (most default to AUTO, which may change), v1's
+        ``enhancePrompt``."""
+        api, body = item.item.request()
+        enhanced = body["parameters"].get("prompt_enhance") != "OFF" if api == "v2" else body.get("enhancePrompt")
+        return enhanced not in (None, False)
 
     def resend(self, item: _Item) -> None:
         """Its create call was never acted on: back in line."""

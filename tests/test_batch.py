@@ -2990,11 +2990,16 @@ def test_an_item_does_not_adopt_what_an_ambiguous_item_with_its_prompt_may_own(
     assert "an ambiguous item with this prompt" in [r for r in journal(tmp_path) if r.get("i") == 1][-1]["reason"]
 
 
+# A v2 item the listing shows with its prompt as sent (prompt_enhance OFF): once the listing is known to show v2, its
+# silence proves the item never made a generation (with the model's default, AUTO, it proves nothing).
+KITE = {"model": "phoenix-v1.0", "num_images": 1, "prompt_enhance": "OFF"}
+
+
 def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
     started = time.monotonic()
-    summary = run(api, [{"prompt": "a kite", "model": "phoenix-v1.0"}], str(tmp_path))
+    summary = run(api, [dict(KITE, prompt="a kite")], str(tmp_path))
     assert (summary.complete, summary.ambiguous) == (0, 1) and api.generations == {}
     assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
     assert time.monotonic() - started > sum(api.timeout)  # judged only once the POST cannot still be running
@@ -3003,7 +3008,7 @@ def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path
 def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # the first, before the others ran
-    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(3)]
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(3)]
     summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
     assert {"v2_listed": True} in journal(tmp_path)
@@ -3011,7 +3016,7 @@ def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -
 
 def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing_holds_v2(tmp_path: Any) -> None:
     api = ApiDouble()
-    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(2)]
     crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
     started = time.monotonic()
@@ -3025,6 +3030,47 @@ def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing
     both = [{"i": n, "s": "submitting", "t": time.time() - 200} for n in range(2)]
     (out / "journal.jsonl").write_text(journal_text(v2, both), encoding="utf-8")
     assert run(ApiDouble(), v2, str(out)).ambiguous == 2
+
+
+class Rewriting(ApiDouble):
+    """Keeps, lists and answers by id each prompt as ``rewrite`` makes it of its create call's parameters (prompt
+    enhancement, a server's normalizing); the create call of prompt ``lost`` makes its generation, then answers 500."""
+
+    def __init__(self, rewrite: Callable[[Dict[str, Any]], str], lost: Optional[str]) -> None:
+        super().__init__()
+        self.rewrite, self.lost = rewrite, lost
+
+    def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+        generation_id = super()._create(dict(params, prompt=self.rewrite(params)), model_id)
+        if params["prompt"] == self.lost:
+            self.lost = None  # once: sent again, it is answered
+            raise LeonardoError("Internal Server Error", status_code=500)
+        return generation_id
+
+
+def enhanced(params: Dict[str, Any]) -> str:
+    """The prompt as prompt enhancement makes it, unless the create call turns it OFF (v2; v1 items here ask for it)."""
+    return params["prompt"] if params.get("prompt_enhance") == "OFF" else "Highly detailed: " + params["prompt"]
+
+
+@pytest.mark.parametrize(
+    "items, complete",
+    [
+        ([{"prompt": "a kite 0", "model": "phoenix-v1.0", "num_images": 1}]  # prompt_enhance left to the model
+         + [dict(KITE, prompt=f"a kite {n}") for n in (1, 2)], 2),  # ...these two show the listing holds v2
+        ([dict(KITE, prompt=f"a kite {n}") for n in range(3)], 3),  # OFF, listed as sent: adopted
+        ([dict(PROMPTS[0], prompt="a kite 0", enhancePrompt=True)], 0),  # v1, enhancement asked
+    ],
+)
+def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_enhanced(
+    tmp_path: Any, monkeypatch: Any, items: Any, complete: int
+) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)  # a moment, should the first wait for the others to show v2
+    api = Rewriting(enhanced, lost="a kite 0")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, len(api.generations), api.calls.count("POST")) == (complete, len(items), len(items))
+    reasons = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
+    assert reasons == [batch.REWRITTEN] * (len(items) - complete)  # was "never created": sent again, billed twice
 
 
 @pytest.mark.parametrize("created", [True, False])
@@ -3294,8 +3340,10 @@ def test_a_listing_that_cannot_be_read_again_leaves_each_generation_to_its_own_g
     assert api.calls.count("GET") <= 4 * 5  # as a wait asks: at once, then 1 s, 1.5 s... apart (it was about 40)
 
 
+# The second asks for prompt enhancement and is listed as sent: left ambiguous before LOOK_AGAIN, it was never adopted.
+@pytest.mark.parametrize("item", [PROMPTS[0], dict(PROMPTS[0], enhancePrompt=True)])
 def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, item: Dict[str, Any]
 ) -> None:
     # A run killed while its create call ran (journaled "submitting", the generation made), rerun a moment after the
     # call's window: the listing, a second behind, did not show it yet, and it was sent again at once, billed twice.
@@ -3308,10 +3356,10 @@ def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
 
     api = LaggingListing()
     sent = time.time() - 0.5  # its window (0.3 s) passed, its LOOK_AGAIN not: looked for again 0.8 s from now
-    api._create(dict(PROMPTS[0]), None)  # what that call made
-    text = journal_text(PROMPTS[:1], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3}])
+    api._create(dict(item), None)  # what that call made
+    text = journal_text([item], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3}])
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
-    assert run(api, PROMPTS[:1], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
+    assert run(api, [item], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
 
 
 def test_an_item_whose_create_call_may_still_run_says_what_it_waits_for_and_how_long(
@@ -3746,7 +3794,7 @@ def test_apiconcurrencyslots_beyond_any_plan_is_taken_as_the_most_a_batch_fills(
 
 
 def test_the_note_that_the_listing_shows_v2_is_kept_for_a_rerun(tmp_path: Any) -> None:
-    v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1}]
+    v2 = [dict(KITE, prompt="a kite")]
     records = [{"v2_listed": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's note
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
     api = ApiDouble()
@@ -3788,7 +3836,7 @@ def run_bounded(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSu
 
 
 def test_a_v2_item_does_not_wait_for_one_its_own_prompt_keeps_from_being_sent(tmp_path: Any) -> None:
-    v2 = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1, "seed": n} for n in range(2)]
+    v2 = [dict(KITE, prompt="a kite", seed=n) for n in range(2)]
     crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
     summary = run_bounded(ApiDouble(), v2, str(tmp_path))
@@ -3806,7 +3854,7 @@ def test_a_v2_item_does_not_wait_for_one_left_in_flight_past_item_timeout(tmp_pa
     api = NoV2Listed(delay=10_000)  # item 1's generation never completes
     api.generations["gen-9"] = dict(id="gen-9", createdAt="2020-01-01T00:00:00Z", created=time.monotonic(),
                                     prompt="a kite 1", modelId=None, imageWidth=1, imageHeight=1, seed=1, n=1)
-    v2 = [{"prompt": f"a kite {n}", "model": "phoenix-v1.0", "num_images": 1} for n in range(2)]
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(2)]
     records = [{"i": 0, "s": "submitting", "t": time.time() - 200}, {"i": 1, "s": "submitted", "id": "gen-9"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
     summary = run_bounded(api, v2, str(tmp_path), item_timeout=0.5)
