@@ -700,10 +700,11 @@ def _sync_folder(path: str) -> None:
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     """A record as _Engine writes it: an item's state change (index, state, its data), or a note."""
-    if "i" not in record:  # a note: {"v2_listed": true}, {"clock": seconds, "r": run} or {"user": the account's id}
-        note, run = list(record), record.get("r", "")
+    if "i" not in record:  # a note: {"v2_listed": true}, {"prompts_rewritten": true}, {"clock": seconds, "r": run}
+        note, run = list(record), record.get("r", "")  # or {"user": the account's id}
         clock = note in (["clock"], ["clock", "r"]) and _is_number(record["clock"]) and _is_run(run)
-        return record == {"v2_listed": True} or clock or note == ["user"] and is_id(record["user"])
+        flag = record in ({"v2_listed": True}, {"prompts_rewritten": True})
+        return flag or clock or note == ["user"] and is_id(record["user"])
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
         return False
@@ -984,6 +985,7 @@ class _Engine:
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = self.cost_unknown = 0
         self.polling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
+        self.prompts_rewritten = False  # one of ours was seen with a prompt other than sent: see rewrites
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
@@ -1067,6 +1069,10 @@ class _Engine:
             item = self.items[index]
             if (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
+            prompt = generation.get("prompt")
+            if isinstance(prompt, str) and prompt != item.item.prompt and not self.prompts_rewritten:
+                self.journal.append([{"prompts_rewritten": True}])
+                self.prompts_rewritten = True
             # Adopted (nothing to parse), or an earlier one of a retried item (answered before).
             if not item.answered or id_key(item.generation_id) != key:
                 continue
@@ -1138,6 +1144,7 @@ class _Engine:
                 self.set_state(self.items[record["i"]], record)
                 continue
             self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
+            self.prompts_rewritten = self.prompts_rewritten or bool(record.get("prompts_rewritten"))
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
                 self.clock = record["clock"] if self.clock is None else min(self.clock, record["clock"])
                 self.measured.add(record.get("r"))  # None: an older version's note, of no run known
@@ -1634,10 +1641,10 @@ class _Engine:
     def rewrites(self, item: _Item) -> bool:
         """Whether the listing may show ``item``'s prompt other than as sent (not documented either way), so that no
         match proves nothing: a v2 model's ``prompt_enhance`` not "OFF" (most default to AUTO, which may change), v1's
-        ``enhancePrompt``."""
+        ``enhancePrompt``, or once one of ours was seen so (trimmed, normalized: see learn_from)."""
         api, body = item.item.request()
         enhanced = body["parameters"].get("prompt_enhance") != "OFF" if api == "v2" else body.get("enhancePrompt")
-        return enhanced not in (None, False)
+        return self.prompts_rewritten or enhanced not in (None, False)
 
     def resend(self, item: _Item) -> None:
         """Its create call was never acted on: back in line."""
@@ -2034,7 +2041,8 @@ def _slim(generation: Mapping[str, Any], under: Optional[Mapping[str, Any]] = No
     answer), else over no images. A key it does not give, or no image list, keeps what is under it (an answer
     without a status says nothing of its status)."""
     kept = dict(under or {"generated_images": [], "without_url": 0})
-    kept.update({k: generation[k] for k in ("id", "status", "seed", "createdAt") if generation.get(k) is not None})
+    shown = ("id", "status", "seed", "createdAt", "prompt")  # the prompt: see learn_from
+    kept.update({k: generation[k] for k in shown if generation.get(k) is not None})
     listed = generation.get("generated_images")
     if isinstance(listed, list):
         images = [{k: image.get(k) for k in ("id", "url", "motionMP4URL") if image.get(k)} for image in listed

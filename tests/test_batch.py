@@ -23,6 +23,7 @@ import stat
 import threading
 import time
 import tracemalloc
+import unicodedata
 import warnings
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -3071,6 +3072,28 @@ def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_enhanced(
     assert (summary.complete, len(api.generations), api.calls.count("POST")) == (complete, len(items), len(items))
     reasons = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
     assert reasons == [batch.REWRITTEN] * (len(items) - complete)  # was "never created": sent again, billed twice
+
+
+def test_a_lost_answer_is_not_sent_again_once_ours_were_seen_with_a_prompt_other_than_sent(tmp_path: Any) -> None:
+    items = [dict(p, prompt=unicodedata.normalize("NFD", f"café crème {n}")) for n, p in enumerate(PROMPTS[:3])]
+
+    def nfc(params: Dict[str, Any]) -> str:  # no enhancement asked: the server's own
+        return unicodedata.normalize("NFC", params["prompt"])
+
+    api = Rewriting(nfc, lost=items[2]["prompt"])
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (2, 1, 3)  # was sent again
+    assert [r for r in journal(tmp_path) if "prompts_rewritten" in r] == [{"prompts_rewritten": True}]  # once
+    assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"] == [batch.REWRITTEN]
+    out = tmp_path / "polled"  # learned from a GET by id too (one item: no listing read)
+    assert run(Rewriting(nfc, lost=None), items[:1], str(out)).ok and {"prompts_rewritten": True} in journal(out)
+
+
+def test_the_note_that_prompts_are_shown_rewritten_is_kept_for_a_rerun(tmp_path: Any) -> None:
+    records = [{"prompts_rewritten": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    api = ApiDouble()
+    assert run(api, PROMPTS[:1], str(tmp_path)).ambiguous == 1 and api.calls.count("POST") == 0
 
 
 @pytest.mark.parametrize("created", [True, False])
