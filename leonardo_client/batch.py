@@ -1626,11 +1626,14 @@ class _Engine:
     def look_again_for_v2(self, item: _Item) -> None:
         """Reconcile ``item`` again later if the listing may yet be seen to hold v2 generations (not documented:
         until one of ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
-        in flight; else leave it ambiguous."""
+        in flight; else leave it ambiguous. One to be sent only if a slot is left it: the v2 items whose answer was
+        lost hold theirs while they wait (with concurrency 1, this one would hold the only one for ever)."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
         waiting = [i for i in (*self.members["submitting"], *self.reconcile_at, item.index) if i not in sending]
         blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
+        holding = {i for i in self.members["submitting"] if i not in sending and self.items[i].item.model is not None}
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
+        planned = planned if len(holding) < self.in_flight_limit else []
         running = [i.index for i in self.running(time.monotonic())]
         if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running)):
             self.leave_ambiguous(item, "no v2 generation seen in the account's listing yet", recheck=True)

@@ -3884,6 +3884,16 @@ def test_a_v2_item_does_not_wait_for_one_left_in_flight_past_item_timeout(tmp_pa
     assert (summary.ambiguous, summary.pending) == (1, 1)
 
 
+def test_a_v2_item_does_not_wait_for_one_its_own_slot_keeps_from_being_sent(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)  # it would look again soon, for ever
+    api = ApiDouble()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # may have run; here it did not
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(3)]
+    summary = run_bounded(api, v2, str(tmp_path), concurrency=1)  # it holds the only slot while it waits
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (2, 1, 3)
+    assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
+
+
 def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any) -> None:
     class SlowAnswers(ApiDouble):
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
