@@ -1069,8 +1069,8 @@ class _Engine:
             item = self.items[index]
             if (listing or generation.get("listed")) and item.item.model is not None:
                 self.note_v2_listed()
-            prompt = generation.get("prompt")
-            if isinstance(prompt, str) and prompt != item.item.prompt and not self.prompts_rewritten:
+            prompt = generation.get("prompt")  # shown other than sent: news, unless its item predicts it (see rewrites)
+            if isinstance(prompt, str) and prompt != item.item.prompt and not self.rewrites(item):
                 self.journal.append([{"prompts_rewritten": True}])
                 self.prompts_rewritten = True
             # Adopted (nothing to parse), or an earlier one of a retried item (answered before).
@@ -1643,11 +1643,9 @@ class _Engine:
 
     def rewrites(self, item: _Item) -> bool:
         """Whether the listing may show ``item``'s prompt other than as sent (not documented either way), so that no
-        match proves nothing: a v2 model's ``prompt_enhance`` not "OFF" (most default to AUTO, which may change), v1's
-        ``enhancePrompt``, or once one of ours was seen so (trimmed, normalized: see learn_from)."""
-        api, body = item.item.request()
-        enhanced = body["parameters"].get("prompt_enhance") != "OFF" if api == "v2" else body.get("enhancePrompt")
-        return self.prompts_rewritten or enhanced not in (None, False)
+        match proves nothing: it may be enhanced (see _enhanced), or one of ours that none predicted was seen so
+        (trimmed, normalized: see learn_from)."""
+        return self.prompts_rewritten or _enhanced(item.item)
 
     def resend(self, item: _Item) -> None:
         """Its create call was never acted on: back in line."""
@@ -2061,6 +2059,14 @@ def _images_asked(item: BatchItem) -> Optional[int]:
     given = body.get("num_images") if api == "v1" else (body.get("parameters") or {}).get("quantity")
     asked = _images_by_default().get(item.model) if given is None else given
     return asked if type(asked) is int and asked >= 1 else None
+
+
+def _enhanced(item: BatchItem) -> bool:
+    """Whether ``item``'s prompt may be enhanced, so listed other than as sent: a v2 model's ``prompt_enhance`` not
+    "OFF" (most default to AUTO, which may change), v1's ``enhancePrompt``."""
+    api, body = item.request()
+    enhanced = body["parameters"].get("prompt_enhance") != "OFF" if api == "v2" else body.get("enhancePrompt")
+    return enhanced not in (None, False)
 
 
 @lru_cache(maxsize=1)

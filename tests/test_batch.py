@@ -3089,6 +3089,17 @@ def test_a_lost_answer_is_not_sent_again_once_ours_were_seen_with_a_prompt_other
     assert run(Rewriting(nfc, lost=None), items[:1], str(out)).ok and {"prompts_rewritten": True} in journal(out)
 
 
+def test_a_prompt_shown_enhanced_as_its_item_predicts_does_not_keep_the_others_from_being_sent_again(
+    tmp_path: Any,
+) -> None:
+    items = [{"prompt": "a kite", "model": "phoenix-v1.0", "num_images": 1}, PROMPTS[0]]  # prompt_enhance: AUTO
+    api = Rewriting(lambda params: enhanced(params) if params["prompt"] == "a kite" else params["prompt"], lost=None)
+    api.before_post = [None, LeonardoError("timed out waiting for the API's response")]  # the v1 one: never made
+    summary = run(api, items, str(tmp_path), concurrency=1)  # the kite is seen enhanced before the other is judged
+    assert (summary.complete, len(api.generations), api.calls.count("POST")) == (2, 2, 3)  # was left ambiguous
+    assert not [r for r in journal(tmp_path) if "prompts_rewritten" in r]
+
+
 def test_the_note_that_prompts_are_shown_rewritten_is_kept_for_a_rerun(tmp_path: Any) -> None:
     records = [{"prompts_rewritten": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
