@@ -1643,9 +1643,11 @@ class _Engine:
 
     def rewrites(self, item: _Item) -> bool:
         """Whether the listing may show ``item``'s prompt other than as sent (not documented either way), so that no
-        match proves nothing: it may be enhanced (see _enhanced), or one of ours that none predicted was seen so
-        (trimmed, normalized: see learn_from)."""
-        return self.prompts_rewritten or _enhanced(item.item)
+        match proves nothing: it may be enhanced (see _enhanced), or trimmed or normalized (spaces at either end, a
+        carriage return, not NFC), or one of ours that none predicted was seen so (see learn_from)."""
+        prompt = item.item.prompt
+        normal = prompt == prompt.strip() and "\r" not in prompt and unicodedata.is_normalized("NFC", prompt)
+        return self.prompts_rewritten or _enhanced(item.item) or not normal
 
     def resend(self, item: _Item) -> None:
         """Its create call was never acted on: back in line."""

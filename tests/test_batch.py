@@ -3075,18 +3075,18 @@ def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_enhanced(
 
 
 def test_a_lost_answer_is_not_sent_again_once_ours_were_seen_with_a_prompt_other_than_sent(tmp_path: Any) -> None:
-    items = [dict(p, prompt=unicodedata.normalize("NFD", f"café crème {n}")) for n, p in enumerate(PROMPTS[:3])]
+    items = [dict(p, prompt=f"café  crème {n}") for n, p in enumerate(PROMPTS[:3])]  # two spaces: nothing predicts
 
-    def nfc(params: Dict[str, Any]) -> str:  # no enhancement asked: the server's own
-        return unicodedata.normalize("NFC", params["prompt"])
+    def collapsed(params: Dict[str, Any]) -> str:  # no enhancement asked: the server's own
+        return " ".join(params["prompt"].split())
 
-    api = Rewriting(nfc, lost=items[2]["prompt"])
+    api = Rewriting(collapsed, lost=items[2]["prompt"])
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (2, 1, 3)  # was sent again
     assert [r for r in journal(tmp_path) if "prompts_rewritten" in r] == [{"prompts_rewritten": True}]  # once
     assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"] == [batch.REWRITTEN]
     out = tmp_path / "polled"  # learned from a GET by id too (one item: no listing read)
-    assert run(Rewriting(nfc, lost=None), items[:1], str(out)).ok and {"prompts_rewritten": True} in journal(out)
+    assert run(Rewriting(collapsed, lost=None), items[:1], str(out)).ok and {"prompts_rewritten": True} in journal(out)
 
 
 def test_a_prompt_shown_enhanced_as_its_item_predicts_does_not_keep_the_others_from_being_sent_again(
@@ -3098,6 +3098,21 @@ def test_a_prompt_shown_enhanced_as_its_item_predicts_does_not_keep_the_others_f
     summary = run(api, items, str(tmp_path), concurrency=1)  # the kite is seen enhanced before the other is judged
     assert (summary.complete, len(api.generations), api.calls.count("POST")) == (2, 2, 3)  # was left ambiguous
     assert not [r for r in journal(tmp_path) if "prompts_rewritten" in r]
+
+
+@pytest.mark.parametrize("prompt", ["a lantern {} ", " a lantern {}", "a lantern\r\n{}", "café {}"])
+def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_trimmed_or_normalized(
+    tmp_path: Any, prompt: str
+) -> None:
+    items = [dict(p, prompt=unicodedata.normalize("NFD", prompt.format(n))) for n, p in enumerate(PROMPTS[:2])]
+
+    def normalized(params: Dict[str, Any]) -> str:
+        return unicodedata.normalize("NFC", params["prompt"].strip().replace("\r\n", "\n"))
+
+    api = Rewriting(normalized, lost=items[0]["prompt"])
+    summary = run(api, items, str(tmp_path), concurrency=1)  # the first is judged before any other is seen
+    assert (summary.complete, len(api.generations), api.calls.count("POST")) == (1, 2, 2)  # was sent again
+    assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"] == [batch.REWRITTEN]
 
 
 def test_the_note_that_prompts_are_shown_rewritten_is_kept_for_a_rerun(tmp_path: Any) -> None:
