@@ -984,8 +984,8 @@ class _Engine:
         self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = self.cost_unknown = 0
-        self.polling = self.v2_listed = self.v2_wanted = False  # see look_again_for_v2
-        self.prompts_rewritten = False  # one of ours was seen with a prompt other than sent: see rewrites
+        self.polling = self.v2_listed = self.v2_wanted = self.prompts_rewritten = False  # look_again_for_v2, rewrites
+        self.v2_waiting: Set[int] = set()  # the items waiting in look_again_for_v2, till their state changes
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
         self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
@@ -1032,6 +1032,7 @@ class _Engine:
         record = {"i": item.index, "s": state, **{k: v for k, v in fields.items() if v is not None}}
         self.journal.append([record])
         self.set_state(item, record)
+        self.v2_waiting.discard(item.index)
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
         elif self.refused_since is not None and time.monotonic() < self.paused_until:
@@ -1626,12 +1627,13 @@ class _Engine:
     def look_again_for_v2(self, item: _Item) -> None:
         """Reconcile ``item`` again later if the listing may yet be seen to hold v2 generations (not documented:
         until one of ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
-        in flight; else leave it ambiguous. One to be sent only if a slot is left it: the v2 items whose answer was
-        lost hold theirs while they wait (with concurrency 1, this one would hold the only one for ever)."""
+        in flight; else leave it ambiguous. One to be sent only if a slot is left it: the v2 items waiting so hold
+        theirs (with concurrency 1, this one would hold the only one for ever); one still looked for does not, as
+        it may yet be found, which shows the listing holds v2, or be settled."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
         waiting = [i for i in (*self.members["submitting"], *self.reconcile_at, item.index) if i not in sending]
         blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
-        holding = {i for i in self.members["submitting"] if i not in sending and self.items[i].item.model is not None}
+        holding = self.members["submitting"] & {*self.v2_waiting, item.index}
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
         planned = planned if len(holding) < self.in_flight_limit else []
         running = [i.index for i in self.running(time.monotonic())]
@@ -1639,6 +1641,7 @@ class _Engine:
             self.leave_ambiguous(item, "no v2 generation seen in the account's listing yet", recheck=True)
             return
         self.reconcile_at[item.index] = time.monotonic() + V2_WAIT
+        self.v2_waiting.add(item.index)
         self.v2_wanted = True  # polls read the listing, even for one generation: it may show one
 
     def rewrites(self, item: _Item) -> bool:

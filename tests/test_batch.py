@@ -3920,6 +3920,27 @@ def test_a_v2_item_does_not_wait_for_one_its_own_slot_keeps_from_being_sent(tmp_
     assert "no v2 generation seen" in [r for r in journal(tmp_path) if r.get("s") == "ambiguous"][0]["reason"]
 
 
+def test_a_v2_item_waits_for_one_still_looked_for_which_may_show_the_listing_holds_v2(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)
+    monkeypatch.setattr(batch, "LOOK_AGAIN", 0.5)  # the listing lags 0.3 s behind
+
+    class LaggingListing(ApiDouble):
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            listed = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
+            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 0.3]}
+
+    api = LaggingListing()
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(3)]
+    api._create(dict(v2[1]), None)  # the second's call made it; the first's POST never left
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}, {"i": 1, "s": "submitting", "t": time.time()}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
+    summary = run_bounded(api, v2, str(tmp_path), concurrency=2)  # the second's slot is not held for good
+    assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 3  # the first was left ambiguous
+    assert {"i": 1, "s": "submitted", "id": "gen-1", "adopted": True} in journal(tmp_path)
+
+
 def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any) -> None:
     class SlowAnswers(ApiDouble):
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
