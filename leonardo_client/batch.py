@@ -2068,10 +2068,21 @@ def _images_asked(item: BatchItem) -> Optional[int]:
 
 def _enhanced(item: BatchItem) -> bool:
     """Whether ``item``'s prompt may be enhanced, so listed other than as sent: a v2 model's ``prompt_enhance`` not
-    "OFF" (most default to AUTO, which may change), v1's ``enhancePrompt``."""
+    "OFF" (most default to AUTO, which may change), unless the bundled spec knows the model and it takes none (Veo,
+    Kling, Hailuo, upscalers, audio...); v1's ``enhancePrompt``."""
     api, body = item.request()
-    enhanced = body["parameters"].get("prompt_enhance") != "OFF" if api == "v2" else body.get("enhancePrompt")
-    return enhanced not in (None, False)
+    if api == "v2":
+        return body["parameters"].get("prompt_enhance") != "OFF" and item.model not in _models_without_enhancement()
+    return body.get("enhancePrompt") not in (None, False)
+
+
+@lru_cache(maxsize=1)
+def _models_without_enhancement() -> Set[Optional[str]]:
+    """The v2 models whose schema in the bundled spec takes no ``prompt_enhance``: no rewrite is documented."""
+    from .testing.spec import bundled_spec
+
+    models = bundled_spec().models().items()
+    return {m for m, schema in models if "prompt_enhance" not in schema["properties"]["parameters"]["properties"]}
 
 
 @lru_cache(maxsize=1)

@@ -3006,10 +3006,12 @@ def test_a_v2_item_is_not_resent_before_the_listing_is_known_to_show_v2(tmp_path
     assert time.monotonic() - started > sum(api.timeout)  # judged only once the POST cannot still be running
 
 
-def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any) -> None:
+# The second: a model whose schema takes no prompt_enhance (none documented) was left ambiguous, as if at AUTO.
+@pytest.mark.parametrize("params", [KITE, {"model": "kling-3.0", "quantity": 1}])
+def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any, params: Dict[str, Any]) -> None:
     api = ApiDouble()
     api.before_post = [LeonardoError("timed out waiting for the API's response")]  # the first, before the others ran
-    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(3)]
+    v2 = [dict(params, prompt=f"a kite {n}") for n in range(3)]
     summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
     assert {"v2_listed": True} in journal(tmp_path)
@@ -3061,6 +3063,7 @@ def enhanced(params: Dict[str, Any]) -> str:
          + [dict(KITE, prompt=f"a kite {n}") for n in (1, 2)], 2),  # ...these two show the listing holds v2
         ([dict(KITE, prompt=f"a kite {n}") for n in range(3)], 3),  # OFF, listed as sent: adopted
         ([dict(PROMPTS[0], prompt="a kite 0", enhancePrompt=True)], 0),  # v1, enhancement asked
+        ([{"prompt": "a kite 0", "model": "kite-v9", "num_images": 1}], 0),  # a model the bundled spec does not know
     ],
 )
 def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_enhanced(
