@@ -204,7 +204,8 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     reading = (
         f"how long to wait for one API answer (default: {DEFAULT_TIMEOUT[1]:g}); an unanswered create call is re-sent"
         f" only once it is older than that plus the connect timeout and {LOOK_AGAIN:g} s"
-        f" ({sum(DEFAULT_TIMEOUT) + LOOK_AGAIN:g} s by default) and not found in your generations"
+        f" ({sum(DEFAULT_TIMEOUT) + LOOK_AGAIN:g} s by default) and not found in your generations; one whose prompt"
+        " may be listed rewritten (prompt enhancement) is left ambiguous"
     )
     parser.add_argument("--read-timeout", type=_seconds, metavar="SECONDS", help=reading)
     parser.add_argument("--retry-failed", action="store_true", help="send the items that failed again")

@@ -1064,6 +1064,7 @@ def test_help_and_defaults_are_the_library_s_own(
         ("batch", "create calls a minute (90)"),
         ("batch", "one API answer (default: 45.5)"),
         ("batch", "plus the connect timeout and 4 s (54.5 s by default)"),
+        ("batch", "one whose prompt may be listed rewritten (prompt enhancement) is left ambiguous"),
     ):
         assert cli.main([command, "--help"]) == 0
         assert said in " ".join(capsys.readouterr().out.split()), command
