@@ -2071,8 +2071,9 @@ def _enhanced(item: BatchItem) -> bool:
     "OFF" (most default to AUTO, which may change), unless the bundled spec knows the model and it takes none (Veo,
     Kling, Hailuo, upscalers, audio...); v1's ``enhancePrompt``."""
     api, body = item.request()
-    if api == "v2":
-        return body["parameters"].get("prompt_enhance") != "OFF" and item.model not in _models_without_enhancement()
+    if api == "v2":  # asked: the API may take it from a model whose schema lists none (an open one)
+        asked = body["parameters"].get("prompt_enhance")
+        return asked != "OFF" if asked is not None else item.model not in _models_without_enhancement()
     return body.get("enhancePrompt") not in (None, False)
 
 
@@ -2082,7 +2083,8 @@ def _models_without_enhancement() -> Set[Optional[str]]:
     from .testing.spec import bundled_spec
 
     models = bundled_spec().models().items()
-    return {m for m, schema in models if "prompt_enhance" not in schema["properties"]["parameters"]["properties"]}
+    listed = {m: schema.get("properties", {}).get("parameters", {}).get("properties") for m, schema in models}
+    return {m for m, names in listed.items() if isinstance(names, dict) and "prompt_enhance" not in names}
 
 
 @lru_cache(maxsize=1)

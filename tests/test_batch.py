@@ -3077,6 +3077,21 @@ def test_a_lost_answer_is_not_sent_again_when_its_prompt_may_be_listed_enhanced(
     assert reasons == [batch.REWRITTEN] * (len(items) - complete)  # was "never created": sent again, billed twice
 
 
+def test_a_prompt_enhance_asked_of_a_model_whose_schema_lists_none_is_taken_as_asked(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    # kling-3.0's parameters are open: "ON" passes the spec check and is sent. It was ignored for a model whose schema
+    # lists no prompt_enhance, so its lost answer, listed enhanced, was sent again (review R10: billed twice).
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)
+    items = [{"prompt": f"a kite {n}", "model": "kling-3.0", "num_images": 1} for n in range(3)]
+    items[0]["prompt_enhance"] = "ON"
+    api = Rewriting(lambda params: enhanced(params) if params.get("prompt_enhance") == "ON" else params["prompt"],
+                    lost="a kite 0")
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, len(api.generations), api.calls.count("POST")) == (2, 3, 3)
+    assert [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"] == [batch.REWRITTEN]
+
+
 def test_a_lost_answer_is_not_sent_again_once_ours_were_seen_with_a_prompt_other_than_sent(tmp_path: Any) -> None:
     items = [dict(p, prompt=f"café  crème {n}") for n, p in enumerate(PROMPTS[:3])]  # two spaces: nothing predicts
 
