@@ -194,6 +194,11 @@ def tunnel_failed(error: Any) -> str:
     return text[len(_TUNNEL_FAILED):] if text.startswith(_TUNNEL_FAILED) else ""
 
 
+def tunnel_refused(error: Any) -> bool:
+    """Whether ``error`` is a proxy's answer to CONNECT that every try gets the same (not a 5xx): see tunnel_failed."""
+    return tunnel_failed(error)[:1] not in ("", "5")
+
+
 def reentrant(event: threading.Event) -> threading.Event:
     """``event`` with a reentrant lock: Client.close() may set it in a signal handler that interrupted a wait
     on it in the same thread, which holds its lock a moment (a plain one would be waited for for ever).
@@ -258,7 +263,7 @@ class LeonardoRetry(Retry):
         self: _R, method: Optional[str] = None, url: Optional[str] = None, response: Any = None,
         error: Optional[Exception] = None, _pool: Any = None, _stacktrace: Any = None,
     ) -> _R:
-        if certificate_refused(error) or tunnel_failed(error)[:1] not in ("", "5"):
+        if certificate_refused(error) or tunnel_refused(error):
             raise MaxRetryError(_pool, url or "", error)  # as when no retry is left
         if error is not None and (method or "").upper() == "POST":
             if not self.did_nothing(None, error):  # re-raised, as urllib3 does for a read error

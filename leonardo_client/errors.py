@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
 
-from ._retry import ClientClosed, certificate_refused, file_unread, parse_retry_after, tunnel_failed
+from ._retry import ClientClosed, certificate_refused, file_unread, parse_retry_after, tunnel_failed, tunnel_refused
 from .payloads import cut, is_uuid, shown
 
 __all__ = ["LeonardoError", "may_have_run"]
@@ -111,7 +111,7 @@ class LeonardoError(Exception):
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
         answer = tunnel_failed(_reason(exc))  # "407 Proxy Authentication Required", "503 Service Unavailable"
         if answer:
-            template, detail = (PROXY_FAILED if answer.startswith("5") else PROXY_REFUSED), answer
+            template, detail = (PROXY_REFUSED if tunnel_refused(_reason(exc)) else PROXY_FAILED), answer
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         hint = _file_hint(exc)
         message = f"{message}; {hint}" if hint else message
