@@ -1984,8 +1984,8 @@ def _listed_ids(entries: List[Any]) -> Set[str]:
 
 def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Optional[bool]:
     """Whether ``generation`` is the one ``item`` made; None when it cannot tell (a prompt, time or
-    number not shown or in a form not understood, a size other than asked: its silence or an
-    upscaled size must not send the item again)."""
+    number not shown or in a form not understood, a size or seed other than asked: its silence, an
+    upscaled size or a seed drawn for -1, ignored by the model or rounded must not send the item again)."""
     prompt, model_id = generation.get("prompt"), generation.get("modelId")
     if isinstance(prompt, str) and prompt != item.prompt:  # first: reading the time is what costs (strptime)
         return False
@@ -1998,10 +1998,7 @@ def _matches(item: BatchItem, generation: Mapping[str, Any], after: float) -> Op
     for key, value in (("imageWidth", item.width), ("imageHeight", item.height), ("seed", item.seed)):
         if value is None or generation.get(key) is None:
             continue  # the item leaves it to the API, or the listing does not show it
-        listed = _listed_number(generation[key])
-        if key == "seed" and listed is not None and listed != value:
-            return False
-        sure = sure and listed == value  # the size shown may be the output's, upscaled
+        sure = sure and _listed_number(generation[key]) == value
     return True if sure else None
 
 

@@ -3333,9 +3333,10 @@ def test_an_item_held_back_by_its_prompt_keeps_its_place_in_the_queue(tmp_path: 
 
 
 @pytest.mark.parametrize("other, outcome", [
-    ({"seed": 8}, "sent again"), ({"modelId": "another-model"}, "sent again"),
-    # The size shown may be the output's (upscaled): it proves nothing, so the item is left to the user.
-    ({"imageWidth": 768}, "ambiguous"), ({"imageWidth": "768"}, "ambiguous"), ({"prompt": None}, "ambiguous"),
+    ({"modelId": "another-model"}, "sent again"),
+    # The size shown may be the output's (upscaled), the seed one drawn for -1 (seedance: random), ignored by the
+    # model or rounded past 2**53: it proves nothing, so the item is left to the user (was sent again: billed twice).
+    ({"seed": 8}, "ambiguous"), ({"imageWidth": 768}, "ambiguous"), ({"imageWidth": "768"}, "ambiguous"), ({"prompt": None}, "ambiguous"),
     ({"modelId": None}, "adopted"), ({"modelId": MODEL_1.upper()}, "adopted"),  # not shown; the same uuid in capitals
 ])  # fmt: skip
 def test_a_generation_of_the_prompt_with_another_size_seed_or_model_is_not_adopted(
