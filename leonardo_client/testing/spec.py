@@ -283,9 +283,7 @@ class Spec:
         step = schema.get("multipleOf")
         if step and isinstance(value, (int, float)) and not math.isclose(value / step, round(value / step)):
             raise invalid("%s must be a multiple of %s" % (_label(where), step))
-        distinct = {json.dumps(v, sort_keys=True) for v in value} if isinstance(value, list) else ()
-        if schema.get("uniqueItems") and len(distinct) < len(value):
-            raise invalid("%s must not repeat an item" % _label(where))
+        # No uniqueItems check: every such array in the spec takes at most one item (maxItems, above).
 
     def _check_object(
         self, schema: Dict[str, Any], value: Dict[str, Any], where: Where, closed: bool
