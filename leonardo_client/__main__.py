@@ -691,12 +691,14 @@ def _stopped(made: str, offline: bool) -> KeyboardInterrupt:
 
 def _made_but(made: str, failure: str, cause: Optional[Exception] = None) -> LeonardoError:
     """generate's failure once its create call was answered: its files are lost to the script, not its cost, and
-    running generate again pays again. Said first, with how to save them: a long cause is cut to fit the line."""
+    running generate again pays again. Said first, with how to save them; the cause without what that says (a wait's
+    "generation <id>", its poll's URL), a long one cut to fit the line."""
     said = f"generation {made} was made (and paid for), but {failure} (try 'leonardo-client get {made} --out DIR')"
     if cause is None:
         return LeonardoError(said)
+    text = re.sub(rf"generation {re.escape(made)} | \([A-Z]+ \S+/{re.escape(made)}\)", "", str(cause))
     room = max(_SHOWN - len(said) - 2, 60)  # str() cuts a longer line in its middle: cut the cause, not the advice
-    return LeonardoError(f"{said}: {cut(str(cause), room, room // 3)}")
+    return LeonardoError(f"{said}: {cut(text, room, room // 3)}")
 
 
 def _refunded(error: LeonardoError) -> bool:

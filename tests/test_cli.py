@@ -527,7 +527,7 @@ def test_get_out_waits_for_listed_images_without_a_url_then_saves_those_that_cam
 
 @pytest.mark.parametrize("case, cause", [
     ("null", "no generation with id '{id}' (the API answered generations_by_pk: null)"),  # a replica behind the create
-    ("timeout", "generation {id} still PENDING after 0."),
+    ("timeout", "still PENDING after 0."),  # the advice says the id
     ("refused", "HTTP 404: Not Found"),
 ])
 def test_generate_says_a_generation_made_whose_wait_failed_and_how_to_save_it(
@@ -547,6 +547,25 @@ def test_generate_says_a_generation_made_whose_wait_failed_and_how_to_save_it(
     last = captured.err.splitlines()[-1]
     assert last.startswith(f"leonardo-client: error: generation {made} was made (and paid for), but waiting for it "
                            f"failed (try 'leonardo-client get {made} --out DIR'): " + cause.format(id=made)), last
+
+
+def test_generate_says_why_the_last_poll_of_a_generation_made_failed(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # The cause was cut in its middle to fit the line ("... (timeout ... tions/<id>)"): why the last poll failed, which
+    # README promises, was lost, and the id said 4 times. The advice says the id: the cause's id and URL are left out.
+    monkeypatch.setattr(cli, "Client", functools.partial(Client, backoff_factor=0.01))  # retried, without backoff
+    fake_in_env.completion_delay = 30
+    busy = {"error": "Service temporarily unavailable"}
+    fake_in_env.inject(status=503, path="/generations/*", method="GET", times=None, body=busy)
+    assert cli.main(["generate", "a fox", "--out", str(tmp_path), "--timeout", "0.3"]) == 1
+    [made] = fake_in_env.generation_ids()
+    last = capsys.readouterr().err.splitlines()[-1]
+    said = f"leonardo-client: error: generation {made} was made (and paid for), but waiting for it failed (try " \
+        f"'leonardo-client get {made} --out DIR'): "
+    why = r"still unknown after [0-9.]+s \(timeout 0.3s\), its last poll failed: HTTP 503: Service temporarily " \
+        r"unavailable \(after 3 retries\)"
+    assert re.fullmatch(re.escape(said) + why, last), last
 
 
 @pytest.mark.parametrize("offline", [False, True])
