@@ -749,7 +749,10 @@ def _check_model(args: argparse.Namespace) -> None:
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
         body = to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000"))
-        check_request("v2", body, ("--width", "--height"))
+        try:
+            check_request("v2", body, ("--width", "--height"))
+        except ValueError as exc:  # named by the flags typed, as v1's and batch's are
+            raise _by_flags({name: getattr(args, name) for name in ("width", "height", "num_images")}, exc) from None
 
 
 def _model_schema(model: str, needed: bool) -> Dict[str, Any]:
@@ -912,9 +915,14 @@ def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
         check_request(*make_item({"prompt": "x"}, defaults).request())
     except ValueError as exc:
         if all(error.endswith(f": {exc}") for error in bad.errors):
-            given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in defaults.items()
-                     if value is not None and (name, value) != ("num_images", IMAGES)]  # --num-images' default
-            raise ValueError(f"{' '.join(given)}: {exc}") from None
+            raise _by_flags(defaults, exc) from None
+
+
+def _by_flags(flags: Dict[str, Any], error: ValueError) -> ValueError:
+    """``error`` after the ``flags`` given (by their dest), as typed: "--width 777: ..."."""
+    given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in flags.items()
+             if value is not None and (name, value) != ("num_images", IMAGES)]  # --num-images' default
+    return ValueError(f"{' '.join(given)}: {error}" if given else str(error))
 
 
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {

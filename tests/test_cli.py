@@ -226,8 +226,12 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "--model", "remove-bg"], "model 'remove-bg' needs --init-image"),
         (["generate", "--model", "aurora-upscaler-creative", "--init-image", "{png}"], "needs --width and --height"),
         # The rest of a model's schema: sizes, quantity, parameters it takes at all (each was a 400, after an upload).
+        # Each named by its flag, as on v1 and in batch (it was by its JSON path alone: "parameters.quantity").
         (["generate", "x", "--model", "veo-3.1-generate-001", "--num-images", "2", "--init-image", "{png}"],
-         "model 'veo-3.1-generate-001' does not take these options: parameters.quantity must be at most 1"),
+         "error: --num-images 2: model 'veo-3.1-generate-001' does not take these options: parameters.quantity must "
+         "be at most 1\n"),
+        (["generate", "x", "--model", "phoenix-v1.0", "--width", "777"], "error: --width 777: model 'phoenix-v1.0' "
+         "does not take these options: parameters.width must be a multiple of 8\n"),
         (["generate", "x", "--model", "kling-2.6", "--width", "1024", "--height", "1024"], "expected one of the values"),
         # Sizes a model's anyOf/oneOf of pairs needs, not given (was "parameters must match exactly one of ...").
         (["generate", "x", "--model", "happy-horse-1.1"], "model 'happy-horse-1.1' needs --width and --height, one of "
