@@ -182,16 +182,16 @@ def check_request(api: str, body: Dict[str, Any], sizes: Tuple[str, str] = ("wid
 
 
 def _check_sizes_given(who: str, schema: Dict[str, Any], parameters: Any, names: Tuple[str, str]) -> None:
-    """ValueError naming the width x height pairs of a v2 model's anyOf/oneOf, if ``parameters`` lack a size: what
-    its pairs refused (happy-horse-1.1's oneOf has no branch for neither: read literally, its spec needs both)."""
+    """ValueError naming the width x height pairs of a v2 model's anyOf/oneOf its ``parameters`` match none of: a size
+    missing (happy-horse-1.1's oneOf has no branch for neither: read literally, its spec needs both), or no pair."""
     schema = schema["properties"]["parameters"]
     given = parameters if isinstance(parameters, dict) else {}
     branches = [b for part in (schema, *schema.get("allOf", ())) for b in part.get("anyOf", []) + part.get("oneOf", [])]
     sides = [[b.get("properties", {}).get(key, {}).get("enum", ()) for key in ("width", "height")] for b in branches]
     pairs = ", ".join(dict.fromkeys(f"{w[0]}x{h[0]}" for w, h in sides if len(w) == len(h) == 1))
     missing = [given.get(key) for key in ("width", "height")].count(None)
-    if pairs and missing:  # one alone: refused even where neither is taken (kling-2.6)
-        how = "needs {} and {}" if missing == 2 else "takes {} and {} together"
+    if pairs:  # one alone: refused even where neither is taken (kling-2.6)
+        how = ("takes {} and {} in pairs", "takes {} and {} together", "needs {} and {}")[missing]
         raise ValueError(f"{who} {how.format(*names)}, one of {pairs}")
 
 

@@ -518,3 +518,12 @@ def test_v2_request_nests_parameters_and_merges_extra():
     assert to_payload(GenerationV2Request("flux-dev", "x", public=True)) == {
         "model": "flux-dev", "public": True, "parameters": {"prompt": "x"}
     }
+
+
+@pytest.mark.parametrize("sizes, how", [({"width": 1920, "height": 1920}, "in pairs"), ({"width": 1920}, "together")])
+def test_a_v2_size_pair_the_model_does_not_take_is_told_its_pairs(sizes: Dict[str, int], how: str) -> None:
+    # Both sides given, each one the model takes but not as a pair: it said only "parameters matches none of the
+    # allowed combinations", where one side alone was told the pairs.
+    said = f"^model 'kling-2.6' takes width and height {how}, one of 1920x1080, 1080x1920, 1440x1440, 0x0$"
+    with pytest.raises(ValueError, match=said):
+        payloads.check_request("v2", {"model": "kling-2.6", "parameters": {"prompt": "a fox", **sizes}})
