@@ -372,7 +372,7 @@ def _writing_output() -> Iterator[None]:
     _StoppedWriting."""
     try:
         yield
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: closed by the program that called main()
         raise _OutputFailed(error_text(exc)) from exc
     except KeyboardInterrupt:
         raise _StoppedWriting() from None
@@ -950,7 +950,10 @@ class _StatusLine:
     """A status line on stderr: redrawn in place on a terminal, else one line per update."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr is not None and sys.stderr.isatty()
+        try:
+            self.tty = sys.stderr.isatty()
+        except (AttributeError, ValueError, OSError):  # None (2>&-), closed, or a program's write-only object
+            self.tty = False
         self.width = 0
 
     def show(self, line: str) -> None:

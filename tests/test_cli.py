@@ -309,16 +309,18 @@ def test_generate_says_a_generation_made_whose_files_could_not_be_saved(
     assert cause.startswith(f"HTTP 404: Not Found (download failed) (GET {root}/cdn/") and cause.endswith(".png)"), last
 
 
-@pytest.mark.parametrize("reason", ["No space left on device", "Broken pipe"])
+@pytest.mark.parametrize("reason", ["No space left on device", "Broken pipe", "I/O operation on closed file."])
 def test_generate_says_a_generation_made_whose_paths_could_not_be_written(
     fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
     reason: str,
 ) -> None:
-    # Saved, but stdout full (>/dev/full) or a closed pipe: it said only "cannot write the output: ...", so a script
-    # learned nothing of the generation made and paid for, and ran generate again. Block-buffered, as a file or a
-    # pipe is: the write fails only as it is flushed.
+    # Saved, but stdout full (>/dev/full), a closed pipe, or closed by the program calling main() (was exit 2, "bad
+    # usage"): it said only the write's error, so a script learned nothing of the generation made and paid for, and
+    # ran generate again. Block-buffered, as a file or a pipe is: the write fails only as it is flushed.
     class Unwritable(io.StringIO):
         def flush(self) -> NoReturn:
+            if reason.startswith("I/O"):
+                raise ValueError(reason)
             raise OSError(28 if reason.startswith("No space") else 32, reason)
 
     fake_in_env.completion_delay = 0
@@ -970,8 +972,19 @@ def test_running_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch, caps
     assert capsys.readouterr().err.splitlines()[-1] == "leonardo-client: error: out of memory"
 
 
-def test_a_stderr_python_started_without_is_no_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    monkeypatch.setattr(sys, "stderr", None)  # as `2>&-` leaves it: only the messages are lost (stdout: below)
+class WriteOnly:  # what a program calling main() may set sys.stderr to (into its logging): no isatty
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stderr", [None, WriteOnly()])
+def test_a_stderr_python_started_without_is_no_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, stderr: Any
+) -> None:
+    monkeypatch.setattr(sys, "stderr", stderr)  # None as `2>&-` leaves it: only the messages are lost (stdout: below)
     assert cli.main(["--offline", "generate", "x", "--out", str(tmp_path)]) == 0
     assert len(os.listdir(str(tmp_path))) == 1
 
