@@ -177,9 +177,11 @@ def file_unread(error: Any) -> str:
     if not isinstance(error, ssl.SSLError):
         return ""
     pem_lib = "PEM lib" in str(error)  # no reason given: the library's name says whose file it was
-    if error.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED") or pem_lib and error.library == "SSL":
+    # ssl.match_hostname's error (a name mismatch on urllib3 < 1.26.10) has neither
+    reason, library = getattr(error, "reason", None), getattr(error, "library", None)
+    if reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED") or pem_lib and library == "SSL":
         return "cert"
-    return "CA" if error.reason == "NO_CERTIFICATE_OR_CRL_FOUND" or pem_lib else ""
+    return "CA" if reason == "NO_CERTIFICATE_OR_CRL_FOUND" or pem_lib else ""
 
 
 _TUNNEL_FAILED = "Tunnel connection failed: "  # http.client's OSError: a proxy answered CONNECT with no 200

@@ -888,6 +888,24 @@ def test_a_certificate_refused_ends_a_wait_at_once_as_a_connection_never_made() 
         assert len(handshakes) == 2
 
 
+def test_a_certificate_for_another_host_name_is_a_request_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib3 1.26.0-1.26.9 check the name with ssl.match_hostname, whose error has no reason nor library: reading
+    # them raised a raw AttributeError out of every call (a traceback on the command line).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOOPBACK_TLS)  # for 127.0.0.1, asked for as localhost
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError, ValueError):
+            connection.settimeout(3)
+            context.wrap_socket(connection, server_side=True).close()
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", LOOPBACK_TLS)  # requests prefers it to any other setting
+    with serving(answer) as port, Client(api_key=API_KEY, base_url=f"https://localhost:{port}/v1") as client:
+        with pytest.raises(LeonardoError, match="^TLS/SSL error with localhost: .*(?i:hostname)") as info:
+            client.create_generation({"prompt": "p"})
+    assert never_sent(info.value) and not may_have_run(info.value)
+
+
 @pytest.mark.parametrize(
     "answer, said, tries",
     [
