@@ -10,13 +10,16 @@ import logging
 import math
 import os
 import re
+import ssl
 import threading
 import traceback
 import weakref
-from typing import Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
+from types import CodeType
+from typing import AbstractSet, Any, Dict, Iterable, NoReturn, Optional, Set, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3.connection
 from urllib3.exceptions import (
     ConnectTimeoutError, DecodeError, LocationParseError, LocationValueError, ReadTimeoutError,
 )
@@ -106,7 +109,9 @@ class LeonardoError(Exception):
         """Build the error for a request that got no complete response (timeout, refused, dropped...);
         ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of); ``answered``: ``exc``
         came after an answer (a session's response hook), so the request went, whatever its type says."""
-        kind = requests.exceptions.ReadTimeout if timed_out(exc) else type(exc)
+        # A proxy that hung up on CONNECT: urllib3 2 says it as any connection lost.
+        proxied = requests.exceptions.ProxyError if _raised_in(_reason(exc), _TUNNEL) else type(exc)
+        kind = requests.exceptions.ReadTimeout if timed_out(exc) else proxied
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
         answer = tunnel_failed(_reason(exc))  # "407 Proxy Authentication Required", "503 Service Unavailable"
@@ -209,10 +214,10 @@ def _noted(note: str, message: str) -> str:
 
 def never_sent(error: BaseException) -> bool:
     """True when the request cannot have reached the server: it failed before connecting (requests refused to
-    make it: a proxy it cannot use), the connection was never made, a proxy answered its CONNECT with no 200, or
-    its certificate was refused (the TLS handshake failed before the request went, or a CA bundle could not be
-    loaded: a CA bundle or a proxy's to set up, not a failure that passes), or Client.close() ended a retry's
-    wait after tries that did nothing (a 429, a connection never made: a POST's).
+    make it: a proxy it cannot use), the connection was never made, a proxy answered its CONNECT with no 200 (or
+    none), the TLS handshake failed (a certificate refused, a port that speaks no TLS), or a CA bundle could not be
+    loaded, or Client.close() ended a retry's wait after tries that did nothing (a 429, a connection never made: a
+    POST's).
     A LeonardoError records it when it is made (LeonardoError.not_sent, from_transport): pickle and copy drop the
     __cause__ it is read from otherwise."""
     recorded = error._never_sent if isinstance(error, LeonardoError) else None
@@ -234,8 +239,26 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
     reason = _reason(cause)  # NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     made_nothing = isinstance(reason, ClientClosed) and reason.made_nothing  # closed in a wait after such tries only
-    unreached = certificate_refused(reason) or bool(tunnel_failed(reason))  # no request went through
+    unreached = certificate_refused(reason) or bool(tunnel_failed(reason)) or _raised_in(reason, _BEFORE_REQUEST)
     return unreached or isinstance(reason, ConnectTimeoutError) or made_nothing
+
+
+# Where a failure comes before any byte of the request went (their code, to find in a traceback): a proxy's answer to
+# CONNECT (nothing goes past the proxy before its 200; urllib3 2 has its own copy on some Pythons), and the TLS
+# handshake (urllib3 writes the request once it is done). Not a TLS error after it: the request may have gone.
+_TUNNEL = {getattr(cls, "_tunnel").__code__ for cls in (http.client.HTTPConnection, urllib3.connection.HTTPConnection)}
+_BEFORE_REQUEST = {*_TUNNEL, ssl.SSLSocket.do_handshake.__code__}
+
+
+def _raised_in(reason: Any, codes: AbstractSet[CodeType]) -> bool:
+    """Whether urllib3's ``reason``, or an error it wraps, was raised while one of ``codes`` ran."""
+    for error in (reason, *getattr(reason, "args", ())):
+        frame = getattr(error, "__traceback__", None)  # from where urllib3 caught it to where it was raised
+        while frame is not None and frame.tb_frame.f_code not in codes:
+            frame = frame.tb_next
+        if frame is not None:
+            return True
+    return False
 
 
 def _reason(cause: Optional[BaseException]) -> Any:

@@ -939,6 +939,57 @@ def test_a_proxy_answering_connect_with_no_200_is_a_request_never_sent(answer: s
     assert connects == [b"CONNECT"] * 2 * tries
 
 
+def plain_http(connection: socket.socket) -> None:
+    """A server speaking plain HTTP, where an https URL or a proxy's CONNECT expects TLS or a 200: the handshake fails."""
+    with connection, contextlib.suppress(OSError):
+        connection.settimeout(3)
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+def hanging_up(connection: socket.socket) -> None:
+    """A proxy that closes the connection on CONNECT, saying nothing."""
+    with connection, contextlib.suppress(OSError):
+        connection.settimeout(3)
+        connection.recv(65536)
+
+
+def answering_past_tls(connection: socket.socket) -> None:
+    """A TLS server that reads the request, then answers in plain bytes under TLS: a TLS error while reading."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOOPBACK_TLS)
+    with connection, contextlib.suppress(OSError, ValueError):
+        connection.settimeout(3)
+        with context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(65536)
+            os.write(tls.fileno(), b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    "server, via_proxy, said, sent",
+    [
+        (plain_http, False, "TLS/SSL error with 127.0.0.1: [SSL: WRONG_VERSION_NUMBER] wrong version number", False),
+        (hanging_up, True, "could not connect through the proxy: Remote end closed connection without response", False),
+        (answering_past_tls, False, "TLS/SSL error with 127.0.0.1: [SSL: ", True),
+    ],
+)
+def test_a_tls_handshake_or_a_proxys_connect_that_failed_is_a_request_never_sent(
+    monkeypatch: pytest.MonkeyPatch, server: Callable[[socket.socket], None], via_proxy: bool, said: str, sent: bool
+) -> None:
+    # Both said a create call "may have been made (and billed)", and a batch reconciled it: no byte of a request goes
+    # before its TLS handshake is done, nor past a proxy before its 200 to CONNECT (urllib3 2 said the proxy's hang-up
+    # as "connection failed"). A TLS error once the request went may have come after the server acted on it.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", LOOPBACK_TLS)
+    with serving(server) as port, requests.Session() as session:
+        session.proxies = {"https": f"http://127.0.0.1:{port}"} if via_proxy else {}
+        base = BASE if via_proxy else f"https://127.0.0.1:{port}/v1"
+        with Client(api_key=API_KEY, base_url=base, session=session, max_retries=0) as client:
+            err = create_failure(client, "create_generation")
+    assert err.message.startswith(said)
+    assert never_sent(err) is not sent and may_have_run(err) is sent and ("may have been made" in str(err)) is sent
+
+
 @pytest.mark.parametrize("content", ["der", "text", "pem"])
 def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retried(monkeypatch, tmp_path, content):
     # A DER .cer, as corporate IT hands them out, or any other file: OpenSSL loads no certificate from it, before any
