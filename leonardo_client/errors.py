@@ -194,17 +194,20 @@ PROXY_REFUSED = "the proxy refused the connection to {host}: {detail}"  # its an
 PROXY_FAILED = "the proxy could not connect to {host}: {detail}"  # its answer to CONNECT: a 502, a 503
 CHECK_CA_BUNDLE = "check REQUESTS_CA_BUNDLE (or the session's verify): it must name a PEM file of CA certificates"
 CHECK_CERT = "check the session's cert: a PEM certificate and its own key"
+CHECK_TRUST = "check REQUESTS_CA_BUNDLE (or the session's verify): a proxy that inspects TLS needs its CA there"
+_UNTRUSTED = (2, 18, 19, 20, 21)  # OpenSSL's verify codes of a certificate whose issuer is not trusted (self-signed...)
 
 
 def _file_hint(exc: BaseException) -> str:
     """What to check when ``exc`` is a file the TLS connection needs that cannot be used: a CA bundle not found
     (requests' OSError) or with no PEM certificate in it (a DER .cer), a client certificate OpenSSL refused (see
-    _retry.file_unread); else ""."""
+    _retry.file_unread), or the server's certificate's issuer not in it (not a name mismatch, an expiry); else ""."""
     if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-        unread = ["CA"] if "CA certificate bundle" in str(exc) else []  # "Could not find a suitable TLS CA ..."
-    else:
-        unread = [file_unread(arg) for arg in getattr(_reason(exc), "args", ())]
-    return CHECK_CA_BUNDLE if "CA" in unread else CHECK_CERT if "cert" in unread else ""
+        return CHECK_CA_BUNDLE if "CA certificate bundle" in str(exc) else ""  # "Could not find a suitable TLS CA ..."
+    args = getattr(_reason(exc), "args", ())
+    unread = [file_unread(arg) for arg in args]
+    untrusted = any(getattr(arg, "verify_code", None) in _UNTRUSTED for arg in args)
+    return CHECK_CA_BUNDLE if "CA" in unread else CHECK_CERT if "cert" in unread else CHECK_TRUST if untrusted else ""
 
 
 def _noted(note: str, message: str) -> str:
@@ -589,6 +592,9 @@ _TRANSPORT_ERRORS = (
 )
 
 
+_SSL_SOURCE = re.compile(r" \(_ssl\.c:\d+\)")  # the line of CPython's C source that raised an ssl error
+
+
 def _detail(exc: BaseException) -> str:
     """What happened, from the innermost exception under requests' and urllib3's wrappers.
 
@@ -598,7 +604,8 @@ def _detail(exc: BaseException) -> str:
     """
     for _ in range(10):  # the chains are 2-4 deep; bounded all the same
         if isinstance(exc, OSError) and not type(exc).__module__.startswith(("requests", "urllib3")):
-            return error_text(exc)
+            one = isinstance(exc, ssl.SSLError) and len(exc.args) == 1  # ssl.match_hostname's: str() says a tuple
+            return _SSL_SOURCE.sub("", str(exc.args[0]) if one else error_text(exc))
         if isinstance(exc, http.client.HTTPException):
             return f"{type(exc).__name__}({str(exc).strip()!r})"
         if isinstance(exc, LocationParseError):  # under it: urllib3 2.0-2.6's own AttributeError
