@@ -150,6 +150,8 @@ class LeonardoError(Exception):
         hook_failed = auth_hook_failed(response.status_code, body)
         if hook_failed:  # for a key that is a UUID, the hook itself failed (or a key wrong in some other way)
             message = f"{message}: {KEY_CHECK_FAILED if is_uuid(key) else MALFORMED_KEY}"
+        elif response.status_code == 401 and isinstance(body, dict) and body.get("code") == "access-denied":
+            message = f"{message}: {KEY_REFUSED}"  # Hasura's to a wrong key (not another server's 401: a download's)
         error = cls(redact(f"{message} ({note})" if note else message, key), body=body, **_exchange(response, key))
         error._malformed_key = hook_failed and not is_uuid(key)
         return error
@@ -276,6 +278,7 @@ def _reason(cause: Optional[BaseException]) -> Any:
 # itself failed (API_FACTS 1.2).
 AUTH_HOOK_FAILED = "Invalid response from authorization hook"
 MALFORMED_KEY = "the API key is probably malformed (a Leonardo key is a UUID): check it"
+KEY_REFUSED = "the API key was refused: check it (LEONARDO_API_KEY)"  # a wrong key's 401 (API_FACTS 1.2)
 KEY_CHECK_FAILED = "Leonardo could not check the API key (if this goes on, check that it is your current key)"
 
 

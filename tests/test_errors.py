@@ -65,13 +65,14 @@ def test_json_error_envelope(mocked, mock_client):
     mocked.add("GET", GEN_URL, status=401, json=envelope, headers={"x-request-id": "req-123"}, match=api_matchers())
     err = fail(mock_client)
     assert err.status_code == 401
-    assert err.message == "Authentication hook unauthorized this request"
+    # A wrong key's answer (API_FACTS 1.2): Leonardo's words alone gave no hint to check it, as a malformed key's did
+    assert err.message == f"Authentication hook unauthorized this request: {errors.KEY_REFUSED}"
     assert err.body == envelope
     assert err.method == "GET"
     assert err.url == GEN_URL
     assert err.request_id == "req-123"
     assert err.retry_after is None
-    assert str(err) == f"HTTP 401: Authentication hook unauthorized this request (GET {GEN_URL})"
+    assert str(err) == f"HTTP 401: Authentication hook unauthorized this request: {errors.KEY_REFUSED} (GET {GEN_URL})"
 
 
 def test_a_300_is_an_error_status_not_an_answer(mocked, mock_client):

@@ -23,7 +23,7 @@ from conftest import (
 )
 import leonardo_client.__main__ as cli
 from leonardo_client import DEFAULT_TIMEOUT, Client, CreateGenerationRequest, LeonardoError
-from leonardo_client.errors import _KeyRedactingFilter
+from leonardo_client.errors import KEY_REFUSED, _KeyRedactingFilter
 from leonardo_client.testing import FakeLeonardo
 
 
@@ -970,7 +970,7 @@ def test_wrong_key_is_a_401_leonardo_error_that_shows_no_key(fake: FakeLeonardo)
                 call()
             err = caught.value
             assert err.status_code == 401
-            assert err.message == "Authentication hook unauthorized this request"
+            assert err.message == f"Authentication hook unauthorized this request: {KEY_REFUSED}"
             assert err.body["code"] == "access-denied"
             for text in (str(err), repr(err), err.message, str(err.url), str(err.args)):
                 assert wrong_key not in text and fake.api_key not in text
