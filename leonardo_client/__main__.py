@@ -910,24 +910,15 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
 
 
 def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
-    """The batch's flags alone refused as every bad line is, or a flag's value refused (not what the model alone
-    lacks: its items may give it) as one line is, whatever the others' own errors: said once, by the flags."""
-    refused = _refusal(defaults)
-    said = [error.endswith(f": {refused}") for error in bad.errors] if refused else [False]
-    if all(said) or (any(said) and refused != _refusal({"model": defaults["model"], "num_images": IMAGES})):
-        raise _by_flags(defaults, refused)
-
-
-def _refusal(defaults: Dict[str, Any]) -> str:
-    """Why the bundled spec refuses an item of a placeholder prompt, made with ``defaults``; "" if it does not."""
+    """The batch's flags alone (an item of a placeholder prompt) refused as every bad line is: said once, by them."""
     try:
         check_request(*make_item({"prompt": "x"}, defaults).request())
     except ValueError as exc:
-        return str(exc)
-    return ""
+        if all(error.endswith(f": {exc}") for error in bad.errors):
+            raise _by_flags(defaults, exc) from None
 
 
-def _by_flags(flags: Dict[str, Any], error: object) -> ValueError:
+def _by_flags(flags: Dict[str, Any], error: ValueError) -> ValueError:
     """``error`` after the ``flags`` given (by their dest), as typed: "--width 777: ..."."""
     given = [f"--{name.replace('_', '-')} {shown(value)}" for name, value in flags.items()
              if value is not None and (name, value) != ("num_images", IMAGES)]  # --num-images' default

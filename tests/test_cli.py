@@ -2045,28 +2045,6 @@ def test_a_bad_batch_flag_is_said_once_by_its_name(
     assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("flags, said", [
-    (["--model", "phoenix-v1.0", "--height", "9"], "--model 'phoenix-v1.0' --height 9: model 'phoenix-v1.0' does not "
-     "take these options: parameters.height must be at least 32"),
-    # Not what the model alone lacks, which the other lines give (hailuo-2_3 needs sizes): said by its line.
-    (["--model", "hailuo-2_3"], "line 2: model 'hailuo-2_3' does not take these options: expecting a value for "
-     'non-nullable field: "width" (at parameters.width); line 3: '),
-])
-def test_a_batch_flag_its_model_refuses_is_said_once_beside_a_line_of_its_own_error(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], flags: List[str], said: str
-) -> None:
-    # It was said once only when every line failed the same way: one line with an error of its own, and the flag's
-    # was said again for each other line ("line 3: ...; line 4: ...; ... and 11 more").
-    prompts = tmp_path / "p.jsonl"
-    lines = ['{"prompt": "a fox", "width": 768, "height": 768}', '{"prompt": "a hare"}',
-             '{"prompt": "a whale", "width": 7, "height": 768}'] + ['{"prompt": "a hare"}'] * 20
-    prompts.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    assert cli.main(["--offline", "batch", str(prompts), "--out", str(tmp_path / "out")] + flags) == 2
-    err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("leonardo-client: error: " + said) and not (tmp_path / "out").exists()
-    assert err.count("line ") == (10 if flags[1] == "hailuo-2_3" else 0), err
-
-
 def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
