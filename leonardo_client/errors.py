@@ -340,7 +340,8 @@ def shortfall(response: "requests.Response") -> str:
     received = getattr(response.raw, "tell", lambda: None)()
     if not isinstance(received, int) or received >= int(expected):  # all came (the usual case): no header to look up
         return ""
-    return "" if "Transfer-Encoding" in response.headers or response.is_redirect else f"{received} of {expected} bytes"
+    chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()  # not "identity": that has the length
+    return "" if chunked or response.is_redirect else f"{received} of {expected} bytes"
 
 
 MAX_JSON_DEPTH = 200  # far deeper than any answer; Python's recursion limit is about 1000
