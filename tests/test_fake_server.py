@@ -1571,6 +1571,14 @@ def test_fault_truncate(fake, api):
     assert_truncated(functools.partial(requests.get, url, timeout=TIMEOUT), 104)
 
 
+def test_a_raw_fault_body_under_cdn_is_served_as_a_file_unless_it_is_html(fake):
+    # As JSON's, the client refuses it as an expired link's error: a truncated file could not be played there.
+    fake.inject(status=200, path="/cdn/*", body=b"\x89PNG")
+    fake.inject(status=200, path="/cdn/*", body="<html>blocked</html>")
+    types = [requests.get(fake.blob_url(1), timeout=TIMEOUT).headers["Content-Type"] for _ in range(2)]
+    assert types == ["application/octet-stream", "text/html; charset=utf-8"]
+
+
 def test_fault_truncate_on_a_blob_announces_it_whole(fake):
     url = fake.blob_url(200000)
     fake.inject(path="/cdn/*", truncate=True, times=2)

@@ -233,8 +233,9 @@ class FakeLeonardo:
         API is at, nor a file (``"/generations/"``, ``"/init-images"``).
         ``method`` None matches any. ``status``:
         answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
-        starts with ``<``; refused at once if JSON cannot carry it) or else the API's error
-        envelope (a 204 or 304 is sent without a body). ``drop``: close without answering.
+        starts with ``<``, else a file's type under /cdn/, JSON's elsewhere; refused at once if JSON
+        cannot carry it) or else the API's error envelope (a 204 or 304 is sent without a body).
+        ``drop``: close without answering.
         ``delay``: wait that long first, up to 3600 s (alone: a slow server). ``retry_after``:
         add that header (2.0 as "2").
         ``truncate``: announce the whole Content-Length, send half, close. ``after``: run the

@@ -175,12 +175,13 @@ class Fault:
             return request.path.startswith(self.path[:-1])
         return request.path == self.path
 
-    def apply(self, answer: Optional[Answer]) -> Answer:
-        """The answer (None: not run) with the fault's status, body and Retry-After."""
+    def apply(self, answer: Optional[Answer], file: bool = False) -> Answer:
+        """The answer (None: not run) with the fault's status, body and Retry-After; a raw body not HTML is
+        served as a file's (application/octet-stream) on a file's path (``file``), else as JSON."""
         if isinstance(self.body, (str, bytes, bytearray)):
             data = self.body.encode("utf-8") if isinstance(self.body, str) else bytes(self.body)
-            html = data.lstrip()[:1] == b"<"
-            answer = Answer(self.status or 200, data, "text/html; charset=utf-8" if html else JSON_TYPE)
+            raw = "application/octet-stream" if file else JSON_TYPE
+            answer = Answer(self.status or 200, data, "text/html; charset=utf-8" if data.lstrip()[:1] == b"<" else raw)
         elif self.status is not None:
             answer = default_error(self.status).answer() if self.body is None else json_answer(self.status, self.body)
         assert answer is not None
@@ -324,7 +325,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = self.close_connection or fault.drop or fault.truncate
         if fault.drop:
             return
-        answer = fault.apply(answer)
+        answer = fault.apply(answer, request.kind == "cdn")
         length = max(answer.size, 1) if fault.truncate else None
         if fault.truncate:  # announce the whole body (1 byte if empty), send half of it, close
             answer.body, answer.blob_size = answer.body[: answer.size // 2], answer.blob_size and answer.blob_size // 2
