@@ -269,6 +269,15 @@ def save_results(result: Mapping[str, Any], folder: PathLike, download: Download
     return paths
 
 
+def page_type(content_type: str) -> str:
+    """The media type of a Content-Type that is a page or a message, not a file: text/*, JSON or XML; else ""."""
+    media = content_type.split(";")[0].strip().lower()
+    top, _, sub = media.partition("/")
+    if top in ("image", "video", "audio", "model"):  # image/svg+xml is an image
+        return ""
+    return media if top == "text" or sub in ("json", "xml") or sub.endswith(("+json", "+xml")) else ""
+
+
 def _name_with_extension(base: str, url: str) -> Callable[[str], str]:
     """content type -> ``base`` plus the extension the URL names if it is a known type, else the type's."""
     suffix = posixpath.splitext(urlsplit(url).path)[1].lower()
@@ -319,9 +328,12 @@ def decode_data_url(url: str) -> Tuple[str, bytes]:
     if not comma or not header.lower().endswith(";base64"):
         raise LeonardoError(f"not a base64 data URL: {shown(url, 40)}")
     try:
-        return header[5:].split(";")[0].strip().lower(), base64.b64decode(data, validate=True)
+        decoded = base64.b64decode(data, validate=True)
     except ValueError as exc:
         raise LeonardoError("a data URL holds invalid base64") from exc
+    if not decoded:  # saved, it would be an empty file
+        raise LeonardoError(f"a data URL holds no data: {shown(url, 40)}")
+    return header[5:].split(";")[0].strip().lower(), decoded
 
 
 def safe_name(value: Any, fallback: str) -> str:

@@ -423,6 +423,9 @@ class Client:
         written = []
 
         def write(response: requests.Response, chunks: Iterator[bytes]) -> None:
+            refused = _not_a_file(response)
+            if refused:  # before any file is made
+                raise LeonardoError.bad_body(response, f"download failed: {refused}", None, key=self._key)
             written.append(path_for(response.headers.get("Content-Type", "")))
             _files.write_atomically(written[-1], chunks)
 
@@ -894,8 +897,24 @@ def _read_whole(response: requests.Response, most: int, key: str, note: str) -> 
 
 
 def _chunks(response: requests.Response, method: str, url: str, key: str, note: str) -> Iterator[bytes]:
-    yield from response.iter_content(DOWNLOAD_CHUNK)
+    """A download's body; LeonardoError at its end if it was cut short or empty (before the file is renamed in)."""
+    empty = True
+    for chunk in response.iter_content(DOWNLOAD_CHUNK):
+        empty = False
+        yield chunk
     check_complete(response, method, url, key, note)
+    if empty:
+        said = _noted(note, "the server answered an empty body, not a file")
+        raise LeonardoError.bad_body(response, said, None, key=key)
+
+
+def _not_a_file(response: requests.Response) -> str:
+    """Why a download's answer is not the file, said before its body is read; "" if it may be: a 204, a 206's
+    slice, or a page (a proxy's block page, an expired link's JSON or XML error) answering 2xx is not."""
+    if response.status_code != 200:
+        return f"a {response.status_code} answer is not a whole file (only a 200 is)"
+    page = _files.page_type(response.headers.get("Content-Type", ""))
+    return f"the server answered {page}, not a file" if page else ""
 
 
 def _path(*segments: str) -> str:

@@ -190,6 +190,34 @@ def test_error_status_raises(fake: FakeLeonardo, tmp_path: object, status: int) 
     assert leftovers(str(tmp_path)) == []
 
 
+@pytest.mark.parametrize("status, content_type, body, said", [
+    (200, "text/html; charset=utf-8", b"<html>Access denied</html>", "the server answered text/html, not a file"),
+    (200, "Application/JSON", b'{"error": "expired"}', "the server answered application/json, not a file"),
+    (200, "application/xml", b"<Error>AccessDenied</Error>", "the server answered application/xml, not a file"),
+    (200, "application/problem+json", b"{}", "the server answered application/problem+json, not a file"),
+    (200, "text/plain", b"error code: 1020", "the server answered text/plain, not a file"),
+    (200, "image/png", b"", "the server answered an empty body, not a file"),
+    (204, "image/png", b"", "a 204 answer is not a whole file (only a 200 is)"),
+    (206, "image/png", PNG_MAGIC, "a 206 answer is not a whole file (only a 200 is)"),
+])
+def test_an_answer_that_is_not_the_whole_file_is_refused(mocked, mock_client, tmp_path, status, content_type, body, said):
+    # Any 2xx was saved as the image: a TLS-inspecting proxy's block page, an expired link's error, nothing, a slice.
+    url = "https://cdn.example.test/i.png"
+    mocked.add("GET", url, status=status, body=body, content_type=content_type, match=download_matchers())
+    (tmp_path / "i.png").write_bytes(b"old")
+    with pytest.raises(LeonardoError) as info:
+        mock_client.download_image(url, tmp_path / "i.png")
+    assert str(info.value) == f"HTTP {status}: download failed: {said} (GET {url})"
+    assert leftovers(str(tmp_path)) == ["i.png"] and (tmp_path / "i.png").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("content_type", ["image/svg+xml", "binary/octet-stream", "application/pdf", None])
+def test_a_file_of_a_type_that_is_no_page_is_saved(mocked, mock_client, tmp_path, content_type) -> None:
+    url = "https://cdn.example.test/i.png"
+    mocked.add("GET", url, body=b"<svg/>", content_type=content_type, match=download_matchers())
+    assert read(mock_client.download_image(url, str(tmp_path / "i.png"))) == b"<svg/>"
+
+
 def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
     with pytest.raises(LeonardoError, match="download failed: connection failed") as info:
         fake_client.download_image(refused_url() + "/x.png", os.path.join(str(tmp_path), "x.png"))
@@ -334,7 +362,7 @@ def test_motion_generation_saves_the_video(fake_client: Client, tmp_path: object
 def test_a_video_only_at_motionmp4url_is_the_images_file(mocked, mock_client, tmp_path: object) -> None:
     # The spec makes url optional: a video model's may be only at motionMP4URL ("url is not a file URL").
     for name in ("v1", "v2"):
-        mocked.add("GET", f"https://cdn.example.test/{name}.mp4", body=b"\0\0\0\x18ftyp", match=download_matchers())
+        mocked.add("GET", f"https://cdn.example.test/{name}.mp4", body=b"\0\0\0\x18ftyp", content_type="video/mp4", match=download_matchers())
     videos = [{"id": "v1", "url": None, "motionMP4URL": "https://cdn.example.test/v1.mp4"},
               {"id": "v2", "motionMP4URL": "https://cdn.example.test/v2.mp4"}]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": videos}, str(tmp_path))
@@ -344,7 +372,7 @@ def test_a_video_only_at_motionmp4url_is_the_images_file(mocked, mock_client, tm
 def test_a_video_at_both_url_and_motionmp4url_is_saved_once(mocked, mock_client, tmp_path: object) -> None:
     # A v2 video lists the same file at both: one download, not g_v.mp4 and g_v_motion.mp4 of the same bytes.
     video = "https://cdn.example.test/v.mp4"
-    mocked.add("GET", video, body=b"\0\0\0\x18ftyp", match=download_matchers())
+    mocked.add("GET", video, body=b"\0\0\0\x18ftyp", content_type="video/mp4", match=download_matchers())
     images = [{"id": "v", "url": video, "motionMP4URL": video}]
     paths = mock_client.save_results({"id": "g", "status": "COMPLETE", "generated_images": images}, str(tmp_path))
     assert [os.path.basename(p) for p in paths] == ["g_v.mp4"]
@@ -466,7 +494,8 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
 
 
 @pytest.mark.parametrize(
-    "bad", ["data:image/png,notbase64", "data:image/png,AAAA", "data:image/png;base64,@@@@", "data:image/png;base64"]
+    "bad", ["data:image/png,notbase64", "data:image/png,AAAA", "data:image/png;base64,@@@@", "data:image/png;base64",
+            "data:image/jpeg;base64,"]  # no data: it was saved as an empty file
 )
 def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str) -> None:
     good = "data:image/png;base64," + base64.b64encode(b"png").decode()

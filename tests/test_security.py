@@ -635,7 +635,7 @@ def test_proxy_credentials_ride_a_redirect_to_https_in_the_connect_only(mocked, 
     location = f"{scheme}://other.example.test/i.png"
     mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers={"Location": location},
                match=download_matchers())
-    mocked.add("GET", location, body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", location, body=b"\x89PNG", content_type="image/png", match=download_matchers())
     mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
     assert ("Proxy-Authorization" in mocked.calls[1].request.headers) is carried
 
@@ -749,7 +749,7 @@ def test_a_netrc_or_session_auth_never_replaces_the_key_or_rides_a_download(mock
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
     mocked.add("GET", BASE + "/me", json={}, match=api_matchers())  # the Bearer key, as given
-    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", content_type="image/png", match=download_matchers())
     session = requests.Session()
     session.auth = auth  # a session of the caller's, with an auth of its own
     with session, Client(api_key=API_KEY, base_url=BASE, timeout=TIMEOUT, max_retries=0, session=session) as client:
@@ -762,7 +762,7 @@ def test_a_session_with_the_key_in_its_headers_sends_it_to_the_api_alone(mocked,
     # requests merges a session's headers into every request: the CDN got the key, and S3 refused its form (403).
     s3 = "https://s3.example.test/bucket"
     mocked.add("GET", BASE + "/me", json={}, match=api_matchers())
-    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", content_type="image/png", match=download_matchers())
     upload = {"id": "i", "fields": "{}", "url": s3}
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
     mocked.add("POST", s3, status=204, match=download_matchers(agent=None))
@@ -782,7 +782,7 @@ def test_the_client_s_own_session_keeps_no_cookie(mocked, mock_client, tmp_path)
     s3 = "https://s3.example.test/bucket"
     cookie = {"Set-Cookie": f"lk={API_KEY}; Domain=example.test; Path=/"}
     mocked.add("GET", BASE + "/me", json={}, headers=cookie, match=api_matchers())
-    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", "https://cdn.example.test/i.png", body=b"\x89PNG", content_type="image/png", match=download_matchers())
     upload = {"id": "i", "fields": "{}", "url": s3}
     mocked.add("POST", BASE + "/init-image", json={"uploadInitImage": upload}, match=api_matchers({"extension": "png"}))
     mocked.add("POST", s3, status=204, match=download_matchers(agent=None))
@@ -791,7 +791,7 @@ def test_the_client_s_own_session_keeps_no_cookie(mocked, mock_client, tmp_path)
     mock_client.upload_init_image(b"\x89PNG", "png")
     moved = {**cookie, "Location": "https://other.example.test/i"}  # nor one a redirect set, on the next hop
     mocked.add("GET", "https://cdn.example.test/moved.png", status=302, headers=moved, match=download_matchers())
-    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", content_type="image/png", match=download_matchers())
     mock_client.download_image("https://cdn.example.test/moved.png", str(tmp_path / "moved.png"))
     assert [call.request.headers.get("Cookie") for call in mocked.calls] == [None] * 6
 
@@ -816,7 +816,7 @@ def test_a_netrc_is_not_read_on_a_redirect_either(mocked, mock_client, tmp_path,
     mocked.add("GET", BASE + "/me-moved", json={}, match=api_matchers())  # still the Bearer key
     moved = {"Location": "https://other.example.test/i"}
     mocked.add("GET", "https://cdn.example.test/i.png", status=302, headers=moved, match=download_matchers())
-    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", match=download_matchers())
+    mocked.add("GET", "https://other.example.test/i", body=b"\x89PNG", content_type="image/png", match=download_matchers())
     mock_client.get_user_info()
     mock_client.download_image("https://cdn.example.test/i.png", str(tmp_path / "i.png"))
     assert "Authorization" not in mocked.calls[3].request.headers
