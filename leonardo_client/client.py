@@ -429,7 +429,8 @@ class Client:
             written.append(path_for(response.headers.get("Content-Type", "")))
             _files.write_atomically(written[-1], chunks)
 
-        headers = {**self._keyless(), **self._download_headers}
+        # Files are compressed already; a gzip or deflate one sent anyway is decoded and checked whole (_chunks).
+        headers = {**self._keyless(), **self._download_headers, "Accept-Encoding": "identity"}
         self._send("GET", _files.check_url(url, self._key), write, headers=headers)
         return written[-1]
 
@@ -904,17 +905,35 @@ def _chunks(response: requests.Response, method: str, url: str, key: str, note: 
         yield chunk
     check_complete(response, method, url, key, note)
     if empty:
-        said = _noted(note, "the server answered an empty body, not a file")
-        raise LeonardoError.bad_body(response, said, None, key=key)
+        said = "an empty body"
+    elif not _decoded_whole(response.raw):
+        said = f"{response.headers.get('Content-Encoding')} data cut short"
+    else:
+        return
+    raise LeonardoError.bad_body(response, _noted(note, f"the server answered {said}, not a file"), None, key=key)
+
+
+def _decoded_whole(raw: Any) -> bool:
+    """Whether urllib3 decoded a gzip or deflate body to its end (it never checks: one cut short where its
+    Content-Length ends would be saved short); True for one not encoded."""
+    decoder = getattr(raw, "_decoder", None)
+    # _state 2 (SWALLOW_DATA): garbage after a whole gzip member, which urllib3 drops, as gzip clients do
+    return getattr(getattr(decoder, "_obj", None), "eof", True) or getattr(decoder, "_state", None) == 2
 
 
 def _not_a_file(response: requests.Response) -> str:
     """Why a download's answer is not the file, said before its body is read; "" if it may be: a 204, a 206's
-    slice, or a page (a proxy's block page, an expired link's JSON or XML error) answering 2xx is not."""
+    slice, a page (a proxy's block page, an expired link's JSON or XML error) answering 2xx, or one in a coding
+    that may be saved as it came (br without brotli), is not."""
     if response.status_code != 200:
         return f"a {response.status_code} answer is not a whole file (only a 200 is)"
     page = _files.page_type(response.headers.get("Content-Type", ""))
-    return f"the server answered {page}, not a file" if page else ""
+    if page:
+        return f"the server answered {page}, not a file"
+    coding = response.headers.get("Content-Encoding") or "identity"
+    if coding.lower() not in ("identity", "gzip", "deflate"):  # ones urllib3 may not decode, or _chunks not check
+        return f"the server answered Content-Encoding: {coding}, not identity, gzip or deflate"
+    return ""
 
 
 def _path(*segments: str) -> str:

@@ -9,6 +9,7 @@ answers are mocked with ``responses``.
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import os
 import pathlib
@@ -16,10 +17,12 @@ import re
 import stat
 import tempfile
 import tracemalloc
+import zlib
 from typing import Any, Dict, List
 
 import pytest
 import requests
+from responses import matchers
 
 from conftest import download_matchers, inject_slow_answer, new_generation, refused_url
 from leonardo_client import Client, LeonardoError
@@ -216,6 +219,45 @@ def test_a_file_of_a_type_that_is_no_page_is_saved(mocked, mock_client, tmp_path
     url = "https://cdn.example.test/i.png"
     mocked.add("GET", url, body=b"<svg/>", content_type=content_type, match=download_matchers())
     assert read(mock_client.download_image(url, str(tmp_path / "i.png"))) == b"<svg/>"
+
+
+NOISE = bytes(range(256)) * 400  # 100 KiB that compress to a few hundred bytes
+IDENTITY = [*download_matchers(), matchers.header_matcher({"Accept-Encoding": "identity"})]  # a file's GET
+
+
+def raw_deflate(data: bytes) -> bytes:
+    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without zlib's header, as some servers send it
+    return squeezer.compress(data) + squeezer.flush()
+
+
+@pytest.mark.parametrize("coding, body", [
+    ("gzip", gzip.compress(NOISE)),
+    ("GZIP", gzip.compress(NOISE) + b"\0" * 8),  # garbage after the member: dropped, as gzip clients do
+    ("deflate", zlib.compress(NOISE)),
+    ("deflate", raw_deflate(NOISE)),
+])
+def test_a_file_compressed_though_none_was_asked_is_saved_decoded(mocked, mock_client, tmp_path, coding, body) -> None:
+    # Files are compressed already: a download asks for no coding (urllib3 checks no gzip or deflate stream ends).
+    url = "https://cdn.example.test/i.png"
+    mocked.add("GET", url, body=body, content_type="image/png", headers={"Content-Encoding": coding}, match=IDENTITY)
+    assert read(mock_client.download_image(url, str(tmp_path / "i.png"))) == NOISE
+
+
+@pytest.mark.parametrize("coding, said", [
+    ("gzip", "the server answered gzip data cut short, not a file"),
+    ("deflate", "the server answered deflate data cut short, not a file"),
+    ("br", "the server answered Content-Encoding: br, not identity, gzip or deflate"),  # saved as it came
+    ("gzip, gzip", "the server answered Content-Encoding: gzip, gzip, not identity, gzip or deflate"),
+])
+def test_a_compressed_file_cut_short_or_in_another_coding_is_refused(mocked, mock_client, tmp_path, coding, said):
+    # A stream cut short (its Content-Length matching) was saved short; one in a coding urllib3 cannot decode, raw.
+    url = "https://cdn.example.test/i.png"
+    body = (zlib.compress(NOISE) if coding == "deflate" else gzip.compress(NOISE))[:-20]
+    mocked.add("GET", url, body=body, content_type="image/png", headers={"Content-Encoding": coding}, match=IDENTITY)
+    with pytest.raises(LeonardoError) as info:
+        mock_client.download_image(url, str(tmp_path / "i.png"))
+    assert str(info.value) == f"HTTP 200: download failed: {said} (GET {url})"
+    assert leftovers(str(tmp_path)) == []
 
 
 def test_connection_refused(fake_client: Client, tmp_path: object) -> None:
