@@ -429,7 +429,7 @@ class Client:
             written.append(path_for(response.headers.get("Content-Type", "")))
             _files.write_atomically(written[-1], chunks)
 
-        # Files are compressed already; a gzip or deflate one sent anyway is decoded and checked whole (_chunks).
+        # Files are compressed already (and urllib3 never checks that a gzip or deflate stream ends).
         headers = {**self._keyless(), **self._download_headers, "Accept-Encoding": "identity"}
         self._send("GET", _files.check_url(url, self._key), write, headers=headers)
         return written[-1]
@@ -905,20 +905,8 @@ def _chunks(response: requests.Response, method: str, url: str, key: str, note: 
         yield chunk
     check_complete(response, method, url, key, note)
     if empty:
-        said = "an empty body"
-    elif not _decoded_whole(response.raw):
-        said = f"{response.headers.get('Content-Encoding')} data cut short"
-    else:
-        return
-    raise LeonardoError.bad_body(response, _noted(note, f"the server answered {said}, not a file"), None, key=key)
-
-
-def _decoded_whole(raw: Any) -> bool:
-    """Whether urllib3 decoded a gzip or deflate body to its end (it never checks: one cut short where its
-    Content-Length ends would be saved short); True for one not encoded."""
-    decoder = getattr(raw, "_decoder", None)
-    # _state 2 (SWALLOW_DATA): garbage after a whole gzip member, which urllib3 drops, as gzip clients do
-    return getattr(getattr(decoder, "_obj", None), "eof", True) or getattr(decoder, "_state", None) == 2
+        raise LeonardoError.bad_body(response, _noted(note, "the server answered an empty body, not a file"), None,
+                                     key=key)
 
 
 def _not_a_file(response: requests.Response) -> str:

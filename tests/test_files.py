@@ -225,17 +225,7 @@ NOISE = bytes(range(256)) * 400  # 100 KiB that compress to a few hundred bytes
 IDENTITY = [*download_matchers(), matchers.header_matcher({"Accept-Encoding": "identity"})]  # a file's GET
 
 
-def raw_deflate(data: bytes) -> bytes:
-    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without zlib's header, as some servers send it
-    return squeezer.compress(data) + squeezer.flush()
-
-
-@pytest.mark.parametrize("coding, body", [
-    ("gzip", gzip.compress(NOISE)),
-    ("GZIP", gzip.compress(NOISE) + b"\0" * 8),  # garbage after the member: dropped, as gzip clients do
-    ("deflate", zlib.compress(NOISE)),
-    ("deflate", raw_deflate(NOISE)),
-])
+@pytest.mark.parametrize("coding, body", [("GZIP", gzip.compress(NOISE)), ("deflate", zlib.compress(NOISE))])
 def test_a_file_compressed_though_none_was_asked_is_saved_decoded(mocked, mock_client, tmp_path, coding, body) -> None:
     # Files are compressed already: a download asks for no coding (urllib3 checks no gzip or deflate stream ends).
     url = "https://cdn.example.test/i.png"
@@ -243,16 +233,12 @@ def test_a_file_compressed_though_none_was_asked_is_saved_decoded(mocked, mock_c
     assert read(mock_client.download_image(url, str(tmp_path / "i.png"))) == NOISE
 
 
-@pytest.mark.parametrize("coding, said", [
-    ("gzip", "the server answered gzip data cut short, not a file"),
-    ("deflate", "the server answered deflate data cut short, not a file"),
-    ("br", "the server answered Content-Encoding: br, not identity, gzip or deflate"),  # saved as it came
-    ("gzip, gzip", "the server answered Content-Encoding: gzip, gzip, not identity, gzip or deflate"),
-])
-def test_a_compressed_file_cut_short_or_in_another_coding_is_refused(mocked, mock_client, tmp_path, coding, said):
-    # A stream cut short (its Content-Length matching) was saved short; one in a coding urllib3 cannot decode, raw.
+@pytest.mark.parametrize("coding", ["br", "gzip, gzip"])
+def test_a_file_in_a_coding_urllib3_may_not_decode_is_refused(mocked, mock_client, tmp_path, coding):
+    # It was saved as it came (br without brotli; urllib3 1.26 decodes no "gzip, gzip").
     url = "https://cdn.example.test/i.png"
-    body = (zlib.compress(NOISE) if coding == "deflate" else gzip.compress(NOISE))[:-20]
+    body = gzip.compress(NOISE)
+    said = f"the server answered Content-Encoding: {coding}, not identity, gzip or deflate"
     mocked.add("GET", url, body=body, content_type="image/png", headers={"Content-Encoding": coding}, match=IDENTITY)
     with pytest.raises(LeonardoError) as info:
         mock_client.download_image(url, str(tmp_path / "i.png"))
