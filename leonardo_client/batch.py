@@ -1119,10 +1119,14 @@ class _Engine:
             progress = dict(self.counts(), in_flight=in_flight, elapsed=time.monotonic() - self.started)
             try:
                 self.on_progress(BatchProgress(event, None if item is None else item.index, message, **progress))
-            except Exception:
-                if not self.interrupted:
+            except (Exception, KeyboardInterrupt) as exc:
+                # Once stopping, it is dropped: what is in flight is journaled first (a closed pipe...). Not a
+                # KeyboardInterrupt on the main thread: a second Ctrl-C there, which no other thread gets (a host
+                # stops a batch run in a thread by raising one from on_progress, which may raise it again).
+                main = threading.current_thread() is threading.main_thread()
+                if not self.interrupted or isinstance(exc, KeyboardInterrupt) and main:
                     raise
-                self.on_progress = None  # after Ctrl-C, what is in flight is journaled first (a closed pipe...)
+                self.on_progress = None
 
     def summary(self, interrupted: bool) -> BatchSummary:
         return BatchSummary(

@@ -1886,6 +1886,35 @@ def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_
     assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
 
 
+@pytest.mark.parametrize("where", ["a thread", "the main thread"])
+def test_a_callback_that_stops_a_batch_in_a_thread_is_no_second_ctrl_c(tmp_path: Any, where: str) -> None:
+    # A host stops a batch run in a thread (no Ctrl-C reaches one) by raising KeyboardInterrupt from on_progress, at
+    # every event once its own flag is set: its raise at "stopping" was a second Ctrl-C, "quit at once": no
+    # BatchInterrupted, and the answers under way were not journaled. On the main thread it still is one (a real
+    # second Ctrl-C cannot be told from it there).
+    def progress(event: BatchProgress) -> None:
+        if event.event in ("submitted", "stopping"):
+            raise KeyboardInterrupt
+
+    api, outcome = UnderWayTogether(), []
+
+    def go() -> None:
+        try:
+            run(api, PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    if where == "a thread":
+        thread = threading.Thread(target=go)
+        thread.start()
+        thread.join(10)
+    else:
+        go()
+    assert type(outcome[0]) is (BatchInterrupted if where == "a thread" else KeyboardInterrupt)
+    if where == "a thread":  # the answers under way journaled
+        assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
+
+
 @pytest.mark.parametrize("full_for", ["the page", "the journal"])
 def test_a_ctrl_c_on_a_disk_filled_meanwhile_is_still_an_interrupted_batch(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, full_for: str
