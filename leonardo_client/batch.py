@@ -656,7 +656,9 @@ class _Journal:
                 os.fsync(self._file.fileno())
             except BaseException as exc:  # nothing is acted on that the journal does not hold whole (a Ctrl-C too)
                 self._undo(end)
-                if isinstance(exc, OSError):
+                # A signal handler's TimeoutError or InterruptedError (a host's deadline: no errno) is no disk's.
+                host = isinstance(exc, (TimeoutError, InterruptedError)) and exc.errno is None
+                if isinstance(exc, OSError) and not host:
                     raise LeonardoError(f"could not write {self.path}: {error_text(exc)}") from exc  # none names a file
                 raise
 

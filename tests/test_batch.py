@@ -1206,25 +1206,58 @@ def test_what_a_failed_append_wrote_is_cut_off_so_the_next_record_starts_its_own
 
 
 class StoppedMidWrite(DiskFillingUp):
-    """The journal's file, whose disk takes half of the first "submitting" record, then a Ctrl-C lands."""
+    """The journal's file, whose disk takes half of the first "submitting" record, then ``stop`` lands (a Ctrl-C)."""
+
+    stop: BaseException = KeyboardInterrupt()
 
     def write(self, data: Any) -> int:
         if self.full:
-            raise KeyboardInterrupt
+            raise self.stop
         return super().write(data)
 
 
-def test_what_an_append_stopped_by_ctrl_c_wrote_is_cut_off_too(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stop, raised", [
+    (KeyboardInterrupt(), KeyboardInterrupt),
+    # A host's deadline, its SIGALRM handler's: was "could not write ...journal.jsonl", a full disk's error, which the
+    # host's own "except TimeoutError" missed.
+    (TimeoutError("host deadline reached"), TimeoutError),
+    (InterruptedError(), InterruptedError),
+    (OSError(errno.ETIMEDOUT, "Connection timed out"), LeonardoError),  # the file system's (NFS): a TimeoutError too
+])
+def test_what_an_append_stopped_by_ctrl_c_wrote_is_cut_off_too(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, stop: BaseException, raised: type
+) -> None:
     # Only an OSError cut it off: the part line stayed, the next append (another thread's) was joined to it, and
     # the rerun refused the journal as damaged (found by the review of the journal's last-line rule).
     wrap_journal_file(monkeypatch, StoppedMidWrite)
+    monkeypatch.setattr(StoppedMidWrite, "stop", stop)
     journal_file = batch._Journal(str(tmp_path), "digest", 1)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(BaseException) as caught:
         journal_file.append([{"i": 0, "s": "submitting", "t": 1.0}])
+    assert type(caught.value) is raised and (raised is LeonardoError or caught.value is stop)  # as raised
     journal_file._file.full = False
     journal_file.append([{"i": 0, "s": "planned"}])
     journal_file.close()
     assert [r.get("s") for r in journal(tmp_path)] == [None, "planned"]
+
+
+def test_a_host_s_deadline_met_while_journaling_comes_out_of_the_batch_as_raised(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class DeadlineAtSubmitted(DiskFillingUp):  # the main thread's record of a create call's answer: half written
+        def write(self, data: Any) -> int:
+            if b'"submitted"' in bytes(data):
+                self.file.write(bytes(data)[: len(data) // 2])
+                raise TimeoutError("host deadline reached")
+            return int(self.file.write(data))
+
+    wrap_journal_file(monkeypatch, DeadlineAtSubmitted)
+    api = ApiDouble()
+    with pytest.raises(TimeoutError, match="^host deadline reached$"):  # was LeonardoError("could not write ...")
+        run(api, PROMPTS[:1], str(tmp_path))
+    monkeypatch.undo()
+    assert states(tmp_path) == {0: "submitting"}  # no part line: the rerun reconciles it
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 1  # adopted: billed once
 
 
 def test_when_a_failed_append_cannot_be_cut_off_nothing_more_is_written(
