@@ -90,6 +90,7 @@ LOOK_AGAIN = 10.0
 PAST_BOUND = 0.05
 DOWNLOAD_AGAIN = 2.0  # seconds before a failed download is tried again, times the tries so far
 MAX_POSTS_AT_ONCE = 4  # create calls waiting for their answer at the same time
+MAX_WORKERS = 16  # threads making the batch's calls (fewer: see _worker_count)
 MAX_CONCURRENCY = 1000  # slots, far beyond any plan's
 MIN_POSTS_PER_MINUTE, MAX_POSTS_PER_MINUTE = 0.01, 100_000
 DEFAULT_POSTS_PER_MINUTE = 100
@@ -869,6 +870,13 @@ def _in_flight_limit(slots: int, given: bool) -> int:
     return slots if given else slots + max(2, math.ceil(slots / 2))
 
 
+def _worker_count(client: Any, slots: int) -> int:
+    """The threads that make the batch's calls: no more than ``client`` keeps connections (its pool_maxsize), as
+    urllib3 warns of each one more ("Connection pool is full") to a program that logs; 4 at least."""
+    pool = getattr(getattr(client, "_adapter", None), "_pool_maxsize", None)  # None: a client of another kind
+    return max(4, min(MAX_WORKERS, slots + 2, pool if isinstance(pool, int) else MAX_WORKERS))
+
+
 def _check_options(
     client: Any, concurrency: Any, posts_per_minute: Any, item_timeout: Any, on_progress: Any,
     retry_failed: Any, resubmit_ambiguous: Any,
@@ -1208,7 +1216,7 @@ class _Engine:
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
         self.staging = os.path.join(self.out_dir, INCOMING, self.run_id)
         # Daemon threads, so that a second Ctrl-C ends the process at once.
-        workers = [threading.Thread(target=self.work, daemon=True) for _ in range(max(4, min(16, slots + 2)))]
+        workers = [threading.Thread(target=self.work, daemon=True) for _ in range(_worker_count(self.client, slots))]
         try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
             self.start_workers(workers)
             complete = len(self.members["complete"])

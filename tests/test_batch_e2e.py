@@ -58,6 +58,26 @@ def submitted_at(out: Any) -> List[Tuple[int, float]]:
     return [(r["i"], r["t"]) for r in records(out) if r.get("s") == "submitting"]
 
 
+@pytest.mark.parametrize("pool, workers", [(None, 10), (2, 4)])
+def test_a_batch_starts_no_more_threads_than_its_client_keeps_connections(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, pool: Any, workers: int
+) -> None:
+    # On an account of many slots, 16 workers shared a Client of 10 connections (its default): urllib3 warned
+    # "Connection pool is full, discarding connection" to a host that logs, with the README's own example. 4 at least.
+    start, started = batch._Engine.start_workers, []
+
+    def counted(threads: List[Any]) -> None:
+        started.append(len(threads))
+        start(threads)
+
+    monkeypatch.setattr(batch._Engine, "start_workers", staticmethod(counted))
+    options = {} if pool is None else {"pool_maxsize": pool}
+    with FakeLeonardo(concurrency_slots=40) as fake:
+        with Client(api_key=fake.api_key, base_url=fake.base_url, **options) as client:
+            assert run_batch(client, ITEMS[:1], str(tmp_path), posts_per_minute=FAST).ok
+    assert started == [workers]
+
+
 def test_a_batch_fills_the_accounts_slots_and_saves_every_image(account_fake: FakeLeonardo, account_client: Client, tmp_path: Any) -> None:
     items = ITEMS + [{"prompt": "a paper lantern, v2", "model": "phoenix-v1.0", "width": 512, "height": 512, "num_images": 1}]
     summary = run_batch(account_client, items, str(tmp_path), posts_per_minute=FAST)
