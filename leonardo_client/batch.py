@@ -493,8 +493,11 @@ def credits_text(credits: Mapping[str, float], nothing: str, separator: str = ",
 class _Journal:
     """out_dir/journal.jsonl: a header line, then one line per state change or note, fsynced as written."""
 
-    def __init__(self, out_dir: str, digest: str, total: int, any_order: str = "", offline: bool = False) -> None:
+    def __init__(
+        self, out_dir: str, digest: str, total: int, any_order: str = "", offline: bool = False, given: str = ""
+    ) -> None:
         self.path, self.offline = os.path.join(out_dir, JOURNAL), offline
+        self.given = given or out_dir  # out_dir as given (run_batch makes it absolute): how messages name it
         self._writing = threading.Lock()
         self._stopped = ""  # why nothing more is written, if so
         try:
@@ -502,10 +505,10 @@ class _Journal:
             fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
             self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
-            raise LeonardoError(f"could not open {self.path}: {exc.strerror or exc}") from exc
+            raise LeonardoError(f"could not open {self.given_path}: {exc.strerror or exc}") from exc
         _client.fork_aware(self)
         try:
-            self._lock(out_dir)  # before reading: a running batch's journal is neither cut nor judged
+            self._lock()  # before reading: a running batch's journal is neither cut nor judged
             self.records = self._read()
             header = self.records.pop(0) if self.records else None
             mark = {"offline": True} if offline else {}
@@ -514,27 +517,32 @@ class _Journal:
                 self._refuse_files_beside(out_dir)
                 self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
-                raise BatchInputError([f"{self.path} is damaged: its first line is no header ({DAMAGED})"])
+                raise BatchInputError([f"{self.given_path} is damaged: its first line is no header ({DAMAGED})"])
             elif not _holds_item(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
                 os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):
-                self._refuse_other_input(header, out_dir, digest, total, any_order)
+                self._refuse_other_input(header, self.given, digest, total, any_order)
             unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
-                message = f"{self.path} holds a record of no item of this batch ({unusable}): delete that line"
+                message = f"{self.given_path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is not None:
-                self._refuse_offline_mix(header, out_dir, offline)
+                self._refuse_offline_mix(header, self.given, offline)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
 
+    @property
+    def given_path(self) -> str:
+        """The journal's path as messages name it (see given)."""
+        return os.path.join(self.given, JOURNAL)
+
     @classmethod
-    def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool) -> "_Journal":
+    def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool, given: str = "") -> "_Journal":
         digest, any_order = _digests(items)
-        return cls(out_dir, digest, len(items), any_order, offline)
+        return cls(out_dir, digest, len(items), any_order, offline, given)
 
     def _begin(self, out_dir: str, header: Dict[str, Any]) -> None:
         """A new journal: its header, written and named durably."""
@@ -581,12 +589,12 @@ class _Journal:
     def _refuse_files_beside(self, out_dir: str) -> None:
         """A journal without a header beside files: emptied (``jq . journal.jsonl > journal.jsonl``) or cut short,
         as the batch writes its header before anything else. Beside none, a run killed before it wrote its header."""
-        with _listing(out_dir):
+        with _listing(self.given):
             found = _first_shown(out_dir)
         if found is not None:
             raise BatchInputError([
-                f"{self.path} holds no header (emptied, or cut short?) though {out_dir} holds files ({shown(found)}"
-                f"...): {PUT_BACK}"
+                f"{self.given_path} holds no header (emptied, or cut short?) though {self.given} holds files "
+                f"({shown(found)}...): {PUT_BACK}"
             ])  # fmt: skip
 
     def check_folder(self) -> None:
@@ -598,16 +606,16 @@ class _Journal:
         except OSError:
             moved = True
         if moved:
-            raise _FolderMoved(f"{self.folder} was moved, renamed or deleted while the batch ran: rerun it in its new "
+            raise _FolderMoved(f"{self.given} was moved, renamed or deleted while the batch ran: rerun it in its new "
                                "place")
         try:
             deleted = os.fstat(self._file.fileno()).st_nlink == 0
         except (OSError, ValueError):  # unreadable (a stale NFS handle: the next append says so), or closed
             deleted = False
         if deleted:  # its lock went with it: a second run could start on the folder
-            raise _FolderMoved(f"could not write {self.path}: it was deleted while the batch ran")
+            raise _FolderMoved(f"could not write {self.given_path}: it was deleted while the batch ran")
 
-    def _lock(self, out_dir: str) -> None:
+    def _lock(self) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
         try:
             import fcntl
@@ -616,7 +624,7 @@ class _Journal:
         except ImportError:  # Windows: no advisory lock
             pass
         except OSError:
-            raise BatchInputError([f"another batch is running in {out_dir} (its journal is locked)"]) from None
+            raise BatchInputError([f"another batch is running in {self.given} (its journal is locked)"]) from None
 
     def _read(self) -> List[Dict[str, Any]]:
         with open(self.path, "rb") as source:
@@ -630,7 +638,7 @@ class _Journal:
                     raise ValueError("incomplete line")
             except ValueError:
                 if good + len(line) < len(data) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
-                    damaged = f"{self.path} is damaged at line {len(records) + 1}: repair or delete that line"
+                    damaged = f"{self.given_path} is damaged at line {len(records) + 1}: repair or delete that line"
                     raise BatchInputError([f"{damaged} ({DAMAGED})"])
                 break  # the last line, cut short by a crash: dropped, and cut off the file
             records.append(record)
@@ -660,7 +668,8 @@ class _Journal:
                 # A signal handler's TimeoutError or InterruptedError (a host's deadline: no errno) is no disk's.
                 host = isinstance(exc, (TimeoutError, InterruptedError)) and exc.errno is None
                 if isinstance(exc, OSError) and not host:
-                    raise LeonardoError(f"could not write {self.path}: {error_text(exc)}") from exc  # none names a file
+                    # error_text: none names a file
+                    raise LeonardoError(f"could not write {self.given_path}: {error_text(exc)}") from exc
                 raise
 
     def _undo(self, end: Optional[int]) -> None:
@@ -850,17 +859,24 @@ def run_batch(
         LeonardoError: the account could not be read, the API refused the key, no create
             call went through for ``item_timeout``, or its threads could not start (nothing sent).
     """
-    out_dir = _files.check_path(out_dir, "out_dir")
+    given = _files.check_path(out_dir, "out_dir")
+    out_dir = _absolute(given)
     batch_items = _as_items(items, check_spec=not journaled(out_dir))
     _check_options(client, concurrency, posts_per_minute, item_timeout, on_progress, retry_failed, resubmit_ambiguous)
     check_type("offline", offline, bool)
-    _check_out_dir(out_dir, len(batch_items))
+    _check_out_dir(out_dir, len(batch_items), given)
     _files.make_folder(out_dir)
-    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout, offline)
-    try:  # the journal is open (and locked) from here
+    engine = _Engine(client, batch_items, out_dir, posts_per_minute, on_progress, item_timeout, offline, given)
+    with contextlib.closing(engine.journal):  # open (and locked) from here
         return engine.run(concurrency, retry_failed, resubmit_ambiguous)
-    finally:
-        engine.journal.close()
+
+
+def _absolute(given: str) -> str:
+    """``given`` made absolute, once: a host's chdir() while the batch runs (a notebook's %cd) moves nothing."""
+    try:
+        return os.path.abspath(given)
+    except OSError as exc:  # relative, in a working directory deleted: as make_folder said it before
+        raise LeonardoError(f"could not create folder {shown(given)}: {exc.strerror or exc}") from exc
 
 
 def _in_flight_limit(slots: int, given: bool) -> int:
@@ -896,7 +912,7 @@ def _check_options(
     check_type("resubmit_ambiguous", resubmit_ambiguous, bool)  # "false" would be true: it may bill twice
 
 
-def _check_out_dir(out_dir: str, total: int) -> None:
+def _check_out_dir(out_dir: str, total: int, given: str) -> None:
     """Refuse a folder that holds files but no journal: the batch would write over its index.html and any
     file named like an item's; one named as this batch's items' files are, as a batch's folder whose journal is gone.
     A batch's own folder holds its journal: nothing is written there before it.
@@ -911,11 +927,11 @@ def _check_out_dir(out_dir: str, total: int) -> None:
     numbers = set(_numbers(total))
     ours = next((name for name in names if name[: name.find("-") + 1] in numbers), None)
     if ours is not None:  # following "use a new or empty folder" sent every item again, those made too
-        raise BatchInputError([f"{out_dir} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
+        raise BatchInputError([f"{given} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
                                f"(deleted or renamed?): {PUT_BACK}"])
     if found is not None:
         raise BatchInputError([
-            f"{out_dir} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
+            f"{given} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
             f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
         ])  # fmt: skip
 
@@ -927,12 +943,13 @@ def _numbers(total: int) -> List[str]:
 
 
 @contextlib.contextmanager
-def _listing(out_dir: str) -> Iterator[None]:
-    """Around a listing of out_dir that the batch cannot go on without: its OSError is a LeonardoError."""
+def _listing(given: str) -> Iterator[None]:
+    """Around a listing of out_dir (``given``, as given) that the batch cannot go on without: its OSError is a
+    LeonardoError."""
     try:
         yield
     except OSError as exc:
-        raise LeonardoError(f"could not read {out_dir}: {exc.strerror or exc}") from exc
+        raise LeonardoError(f"could not read {given}: {exc.strerror or exc}") from exc
 
 
 def _first_shown(out_dir: str) -> Optional[str]:
@@ -968,6 +985,7 @@ class _Engine:
     gallery_pause = 0.0  # the end of the pause the page shows, 0.0 for none
     listing_read = True  # whether the last poll round's listing was read (see poll)
     last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
+    fatal: Optional[BaseException] = None  # what stops the run (see loop)
 
     def __init__(
         self,
@@ -978,11 +996,12 @@ class _Engine:
         on_progress: Optional[Callable[[BatchProgress], object]],
         item_timeout: float,
         offline: bool = False,
+        given: str = "",
     ) -> None:
         self.client, self.out_dir, self.on_progress, self.item_timeout = client, out_dir, on_progress, item_timeout
         self.items = [_Item(n, item) for n, item in enumerate(items)]
         self.stems = [number + _slug(item.name or item.prompt) for number, item in zip(_numbers(len(items)), items)]
-        self.journal = _Journal.of_items(out_dir, items, offline)
+        self.journal = _Journal.of_items(out_dir, items, offline, given)
         self.post_gap = 60.0 * PACE_MARGIN / posts_per_minute
         self.tasks: "queue.Queue[Optional[Tuple[str, Callable[[], Any], _Done]]]" = queue.Queue()
         self.events: "queue.Queue[Tuple[str, _Done, Any, Optional[BaseException]]]" = queue.Queue()
@@ -997,7 +1016,6 @@ class _Engine:
         self.polling = self.v2_listed = self.v2_wanted = self.prompts_rewritten = False  # look_again_for_v2, rewrites
         self.v2_waiting: Set[int] = set()  # the items waiting in look_again_for_v2, till their state changes
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
-        self.fatal: Optional[BaseException] = None
         self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
         self.gallery_at, self.gallery_every, self.gallery_stale = 0.0, GALLERY_EVERY, True
@@ -1145,7 +1163,7 @@ class _Engine:
             wall_time=time.monotonic() - self.started,
             images_this_run=self.images_this_run,
             interrupted=interrupted,
-            out_dir=self.out_dir,
+            out_dir=self.journal.given,
             offline=self.journal.offline,
             gone=tuple(name for item in self.items for name in item.gone),
             **self.counts(),
@@ -1180,15 +1198,15 @@ class _Engine:
         sent whose files are in out_dir, where only a download after its "submitted" record puts them."""
         sent = {record["i"] for record in self.journal.records if "i" in record and record["s"] != "planned"}
         unsent = {stem[: stem.index("-") + 1]: n for n, stem in enumerate(self.stems) if n not in sent}  # "0004-": n
-        with _listing(self.out_dir):
+        with _listing(self.journal.given):
             names = sorted(os.listdir(self.out_dir))
         for name in names:
             index = unsent.get(name[: name.find("-") + 1])
             if index is not None:
                 raise BatchInputError([
-                    f"{self.journal.path} has lost records (a copy cut short, or an older one?): it shows item "
-                    f"#{index + 1} as never sent, but {self.out_dir} holds its file {shown(name)}: put the batch's "
-                    f"whole journal back to resume ({DAMAGED})"
+                    f"{self.journal.given_path} has lost records (a copy cut short, or an older one?): it shows item "
+                    f"#{index + 1} as never sent, but {self.journal.given} holds its file {shown(name)}: put the "
+                    f"batch's whole journal back to resume ({DAMAGED})"
                 ])  # fmt: skip
 
     def queue_planned(self, records: List[Dict[str, Any]]) -> None:

@@ -1919,6 +1919,24 @@ def test_an_on_progress_that_raises_at_stopping_does_not_stop_the_answers_being_
     assert sorted(r["id"] for r in journal(tmp_path) if r.get("s") == "submitted") == sorted(api.generations)
 
 
+def test_a_host_s_chdir_while_the_batch_runs_moves_nothing(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # out_dir was kept relative: a host changing its working directory while the batch ran in a thread (a notebook's
+    # %cd) stopped it with "mybatch was moved, renamed or deleted while the batch ran".
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def host_moves_on(progress: BatchProgress) -> None:
+        if progress.event == "start":
+            os.chdir(tmp_path / "elsewhere")
+
+    summary = run(ApiDouble(), PROMPTS[:2], "mybatch", on_progress=host_moves_on)
+    assert summary.ok and summary.out_dir == "mybatch"  # as given
+    assert states(tmp_path / "mybatch") == {0: "complete", 1: "complete"} and os.listdir(".") == []
+    os.rmdir(tmp_path / "elsewhere")  # a working directory deleted: a relative out_dir cannot be found
+    with pytest.raises(LeonardoError, match="^could not create folder 'mybatch': No such file or directory$"):
+        run(ApiDouble(), PROMPTS[:2], "mybatch")
+
+
 @pytest.mark.parametrize("where", ["a thread", "the main thread"])
 def test_a_callback_that_stops_a_batch_in_a_thread_is_no_second_ctrl_c(tmp_path: Any, where: str) -> None:
     # A host stops a batch run in a thread (no Ctrl-C reaches one) by raising KeyboardInterrupt from on_progress, at
