@@ -253,14 +253,14 @@ def read_items(
                 raise _not_lines(path, table)
             text = source.read(MAX_INPUT + 1)
     except OSError as exc:
-        raise BatchInputError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+        raise BatchInputError([f"cannot read {shown(path)}: {exc.strerror or exc}"]) from None
     undecodable = _UNDECODABLE.search(text)
     if undecodable:
         line, byte = text.count("\n", 0, undecodable.start()) + 1, ord(undecodable.group()) & 0xFF
         reason = f"is not UTF-8 text (byte {byte:#04x})" if byte else "holds a NUL byte (UTF-16?)"
-        raise BatchInputError([f"cannot read {path}: line {line} {reason}: save it as UTF-8"])
+        raise BatchInputError([f"cannot read {shown(path)}: line {line} {reason}: save it as UTF-8"])
     if len(text) > MAX_INPUT:
-        raise BatchInputError([f"{path} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
+        raise BatchInputError([f"{shown(path)} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
     first = next(_prompt_lines(text, path), ("", ""))[1]
     document = _json_document(text, first)
     if document:
@@ -274,13 +274,13 @@ def read_items(
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
 
-    return _collect(_prompt_lines(text, path), parse, f"{path} holds no prompts")
+    return _collect(_prompt_lines(text, path), parse, f"{shown(path)} holds no prompts")
 
 
 def _not_lines(path: str, what: str) -> BatchInputError:
     """The refusal of a prompts file that is ``what`` ("a JSON array", "a CSV file"): not one item a line."""
     advice = "write JSON Lines (one object a line) or one prompt a line"
-    return BatchInputError([f"{path} is {what} (each of its lines would be read as an item): {advice}"])
+    return BatchInputError([f"{shown(path)} is {what} (each of its lines would be read as an item): {advice}"])
 
 
 def _json_document(text: str, first: str) -> str:
@@ -324,7 +324,7 @@ def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
             continue
         count += 1
         if count > MAX_ITEMS:
-            raise BatchInputError([f"{path} holds more than {MAX_ITEMS} prompts: split it into several batches"])
+            raise BatchInputError([f"{shown(path)} holds more than {MAX_ITEMS} prompts: split it into several batches"])
         yield f"line {number}", line
 
 
@@ -505,7 +505,7 @@ class _Journal:
             fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
             self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
-            raise LeonardoError(f"could not open {self.given_path}: {exc.strerror or exc}") from exc
+            raise LeonardoError(f"could not open {self.said_path}: {exc.strerror or exc}") from exc
         _client.fork_aware(self)
         try:
             self._lock()  # before reading: a running batch's journal is neither cut nor judged
@@ -517,27 +517,32 @@ class _Journal:
                 self._refuse_files_beside(out_dir)
                 self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
-                raise BatchInputError([f"{self.given_path} is damaged: its first line is no header ({DAMAGED})"])
+                raise BatchInputError([f"{self.said_path} is damaged: its first line is no header ({DAMAGED})"])
             elif not _holds_item(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
                 os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):
-                self._refuse_other_input(header, self.given, digest, total, any_order)
+                self._refuse_other_input(header, self.said, digest, total, any_order)
             unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
             if unusable is not None:
-                message = f"{self.given_path} holds a record of no item of this batch ({unusable}): delete that line"
+                message = f"{self.said_path} holds a record of no item of this batch ({unusable}): delete that line"
                 raise BatchInputError([f"{message} ({DAMAGED})"])
             if header is not None:
-                self._refuse_offline_mix(header, self.given, offline)
+                self._refuse_offline_mix(header, self.said, offline)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
 
     @property
-    def given_path(self) -> str:
-        """The journal's path as messages name it (see given)."""
-        return os.path.join(self.given, JOURNAL)
+    def said(self) -> str:
+        """The folder as messages name it: as given, quoted."""
+        return shown(self.given)
+
+    @property
+    def said_path(self) -> str:
+        """The journal as messages name it: in the folder as given, quoted."""
+        return shown(os.path.join(self.given, JOURNAL))
 
     @classmethod
     def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool, given: str = "") -> "_Journal":
@@ -551,37 +556,37 @@ class _Journal:
         for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
             _sync_folder(folder)
 
-    def _refuse_offline_mix(self, header: Dict[str, Any], out_dir: str, offline: bool) -> None:
+    def _refuse_offline_mix(self, header: Dict[str, Any], said: str, offline: bool) -> None:
         """Refuse a journal whose generations this run cannot find: an offline batch's (its fake API ended with its
         run, and what it made with it) rerun on the API, or offline with items in flight; a batch's on the API (a
         header without the mark: an earlier version's offline one too) rerun offline."""
         if header.get("offline") is True and not offline:
-            raise BatchInputError([f"{out_dir} holds the journal of an --offline batch (offline=True), its images "
+            raise BatchInputError([f"{said} holds the journal of an --offline batch (offline=True), its images "
                                    "the built-in fake API's placeholders: use a new --out (out_dir) for a batch on the "
                                    "API"])
         if header.get("offline") is not True and offline:  # an earlier version's offline one was not marked
-            raise BatchInputError([f"{out_dir} holds the journal of a batch run on the API (or --offline by an earlier "
+            raise BatchInputError([f"{said} holds the journal of a batch run on the API (or --offline by an earlier "
                                    "version, which did not say so), whose generations the built-in fake API cannot "
                                    "know: rerun it without --offline (offline=True), or use a new --out (out_dir)"])
         states = {record["i"]: record["s"] for record in self.records if "i" in record}  # each item's last
         in_flight = sum(state in ("submitting", "submitted") for state in states.values())
         if offline and in_flight:
             raise BatchInputError([
-                f"{out_dir} holds an --offline batch (offline=True) stopped with {_count(in_flight, 'item')} in "
+                f"{said} holds an --offline batch (offline=True) stopped with {_count(in_flight, 'item')} in "
                 "flight: the built-in fake API is new each run, and their generations ended with the last one: it "
                 "cannot be resumed: use a new --out (out_dir)"
             ])  # fmt: skip
 
     @staticmethod
-    def _refuse_other_input(header: Dict[str, Any], out_dir: str, digest: str, total: int, any_order: str) -> None:
+    def _refuse_other_input(header: Dict[str, Any], said: str, digest: str, total: int, any_order: str) -> None:
         if any_order and header.get("any_order") == any_order:  # kept refused: the journal's indexes are positions
             raise BatchInputError([
-                f"{out_dir} holds the journal of these items in another order: give them in the order of its first "
+                f"{said} holds the journal of these items in another order: give them in the order of its first "
                 "run (a list, sorted or as written, not a set's order, which changes from run to run) to resume it"
             ])  # fmt: skip
         theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
         raise BatchInputError([
-            f"{out_dir} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+            f"{said} holds the journal of a different batch ({theirs}, this one: {total} items, input "
             f"{digest[:12]}): use another folder (deleting the journal would send that batch's items "
             "again, those already made too)"
         ])  # fmt: skip
@@ -589,11 +594,11 @@ class _Journal:
     def _refuse_files_beside(self, out_dir: str) -> None:
         """A journal without a header beside files: emptied (``jq . journal.jsonl > journal.jsonl``) or cut short,
         as the batch writes its header before anything else. Beside none, a run killed before it wrote its header."""
-        with _listing(self.given):
+        with _listing(self.said):
             found = _first_shown(out_dir)
         if found is not None:
             raise BatchInputError([
-                f"{self.given_path} holds no header (emptied, or cut short?) though {self.given} holds files "
+                f"{self.said_path} holds no header (emptied, or cut short?) though {self.said} holds files "
                 f"({shown(found)}...): {PUT_BACK}"
             ])  # fmt: skip
 
@@ -606,14 +611,14 @@ class _Journal:
         except OSError:
             moved = True
         if moved:
-            raise _FolderMoved(f"{self.given} was moved, renamed or deleted while the batch ran: rerun it in its new "
+            raise _FolderMoved(f"{self.said} was moved, renamed or deleted while the batch ran: rerun it in its new "
                                "place")
         try:
             deleted = os.fstat(self._file.fileno()).st_nlink == 0
         except (OSError, ValueError):  # unreadable (a stale NFS handle: the next append says so), or closed
             deleted = False
         if deleted:  # its lock went with it: a second run could start on the folder
-            raise _FolderMoved(f"could not write {self.given_path}: it was deleted while the batch ran")
+            raise _FolderMoved(f"could not write {self.said_path}: it was deleted while the batch ran")
 
     def _lock(self) -> None:
         """Refuse a second run on the same folder: it would send the same items."""
@@ -624,7 +629,7 @@ class _Journal:
         except ImportError:  # Windows: no advisory lock
             pass
         except OSError:
-            raise BatchInputError([f"another batch is running in {self.given} (its journal is locked)"]) from None
+            raise BatchInputError([f"another batch is running in {self.said} (its journal is locked)"]) from None
 
     def _read(self) -> List[Dict[str, Any]]:
         with open(self.path, "rb") as source:
@@ -638,7 +643,7 @@ class _Journal:
                     raise ValueError("incomplete line")
             except ValueError:
                 if good + len(line) < len(data) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
-                    damaged = f"{self.given_path} is damaged at line {len(records) + 1}: repair or delete that line"
+                    damaged = f"{self.said_path} is damaged at line {len(records) + 1}: repair or delete that line"
                     raise BatchInputError([f"{damaged} ({DAMAGED})"])
                 break  # the last line, cut short by a crash: dropped, and cut off the file
             records.append(record)
@@ -669,7 +674,7 @@ class _Journal:
                 host = isinstance(exc, (TimeoutError, InterruptedError)) and exc.errno is None
                 if isinstance(exc, OSError) and not host:
                     # error_text: none names a file
-                    raise LeonardoError(f"could not write {self.given_path}: {error_text(exc)}") from exc
+                    raise LeonardoError(f"could not write {self.said_path}: {error_text(exc)}") from exc
                 raise
 
     def _undo(self, end: Optional[int]) -> None:
@@ -927,11 +932,11 @@ def _check_out_dir(out_dir: str, total: int, given: str) -> None:
     numbers = set(_numbers(total))
     ours = next((name for name in names if name[: name.find("-") + 1] in numbers), None)
     if ours is not None:  # following "use a new or empty folder" sent every item again, those made too
-        raise BatchInputError([f"{given} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
+        raise BatchInputError([f"{shown(given)} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
                                f"(deleted or renamed?): {PUT_BACK}"])
     if found is not None:
         raise BatchInputError([
-            f"{given} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
+            f"{shown(given)} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
             f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
         ])  # fmt: skip
 
@@ -943,13 +948,13 @@ def _numbers(total: int) -> List[str]:
 
 
 @contextlib.contextmanager
-def _listing(given: str) -> Iterator[None]:
-    """Around a listing of out_dir (``given``, as given) that the batch cannot go on without: its OSError is a
-    LeonardoError."""
+def _listing(said: str) -> Iterator[None]:
+    """Around a listing of out_dir (``said``: as messages name it) that the batch cannot go on without: its OSError is
+    a LeonardoError."""
     try:
         yield
     except OSError as exc:
-        raise LeonardoError(f"could not read {given}: {exc.strerror or exc}") from exc
+        raise LeonardoError(f"could not read {said}: {exc.strerror or exc}") from exc
 
 
 def _first_shown(out_dir: str) -> Optional[str]:
@@ -1198,14 +1203,14 @@ class _Engine:
         sent whose files are in out_dir, where only a download after its "submitted" record puts them."""
         sent = {record["i"] for record in self.journal.records if "i" in record and record["s"] != "planned"}
         unsent = {stem[: stem.index("-") + 1]: n for n, stem in enumerate(self.stems) if n not in sent}  # "0004-": n
-        with _listing(self.journal.given):
+        with _listing(self.journal.said):
             names = sorted(os.listdir(self.out_dir))
         for name in names:
             index = unsent.get(name[: name.find("-") + 1])
             if index is not None:
                 raise BatchInputError([
-                    f"{self.journal.given_path} has lost records (a copy cut short, or an older one?): it shows item "
-                    f"#{index + 1} as never sent, but {self.journal.given} holds its file {shown(name)}: put the "
+                    f"{self.journal.said_path} has lost records (a copy cut short, or an older one?): it shows item "
+                    f"#{index + 1} as never sent, but {self.journal.said} holds its file {shown(name)}: put the "
                     f"batch's whole journal back to resume ({DAMAGED})"
                 ])  # fmt: skip
 

@@ -178,6 +178,16 @@ def journal(out: Any) -> List[Dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
+def named(path: Any) -> str:
+    """``path`` as the batch's messages name a file or folder: quoted (shown)."""
+    return batch.shown(str(path))
+
+
+def journal_named(out: Any) -> str:
+    """A pattern of out's journal as the batch's messages name it."""
+    return re.escape(named(os.path.join(str(out), "journal.jsonl")))
+
+
 def states(out: Any) -> Dict[int, str]:
     last: Dict[int, str] = {}
     for record in journal(out)[1:]:
@@ -377,6 +387,30 @@ def test_a_prompt_of_undecodable_bytes_is_named_as_the_input_names_it(tmp_path: 
     assert caught.value.errors == [f"item 1: {undecodable}"]
 
 
+def test_file_and_folder_names_in_the_batch_s_errors_are_quoted_on_one_line(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # They were put in raw, where the package's other errors quote them (shown): a name holding a line break split
+    # str(err) over two lines (the command line escapes it; a program's log does not).
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BatchInputError) as missing:
+        read_items("prompts\nOLD.txt")
+    assert str(missing.value) == "cannot read 'prompts\\nOLD.txt': No such file or directory"
+    os.mkdir("photos\n2024")
+    (tmp_path / "photos\n2024" / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(BatchInputError) as foreign:
+        run(ApiDouble(), PROMPTS[:1], "photos\n2024")
+    assert str(foreign.value).startswith("'photos\\n2024' is not a batch's folder (it holds 'holiday.jpg' and no ")
+    assert run(ApiDouble(), PROMPTS[:1], "b\n2").ok
+    with pytest.raises(BatchInputError) as other:
+        run(ApiDouble(), PROMPTS[1:2], "b\n2")
+    assert str(other.value).startswith("'b\\n2' holds the journal of a different batch (")
+    (tmp_path / "b\n2" / "journal.jsonl").write_text("{}\n", encoding="utf-8")
+    with pytest.raises(BatchInputError) as damaged:
+        run(ApiDouble(), PROMPTS[:1], "b\n2")
+    assert str(damaged.value).startswith("'b\\n2/journal.jsonl' is damaged: its first line is no header (")
+
+
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, bom: bytes) -> None:
     # It gave the byte's offset ("in position 55873") where every other bad-line message gives the line.
@@ -384,7 +418,8 @@ def test_a_prompts_file_that_is_not_utf8_is_refused_by_its_line(tmp_path: Any, b
     path.write_bytes(bom + "caf\u00e9\n".encode("utf-8") * 2999 + b"a \x93quoted\x94 lamp\n")  # Windows-1252
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
-    assert caught.value.errors == [f"cannot read {path}: line 3000 is not UTF-8 text (byte 0x93): save it as UTF-8"]
+    reason = "line 3000 is not UTF-8 text (byte 0x93): save it as UTF-8"
+    assert caught.value.errors == [f"cannot read {named(path)}: {reason}"]
 
 
 @pytest.mark.parametrize("data, line", [
@@ -397,7 +432,8 @@ def test_a_prompts_file_holding_a_nul_byte_is_refused_by_its_line(tmp_path: Any,
     path.write_bytes(data)
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
-    assert caught.value.errors == [f"cannot read {path}: line {line} holds a NUL byte (UTF-16?): save it as UTF-8"]
+    reason = f"line {line} holds a NUL byte (UTF-16?): save it as UTF-8"
+    assert caught.value.errors == [f"cannot read {named(path)}: {reason}"]
 
 
 @pytest.mark.parametrize(
@@ -424,7 +460,8 @@ def test_a_prompts_file_that_is_one_json_document_is_refused(
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     advice = "write JSON Lines (one object a line) or one prompt a line"
-    assert str(caught.value) == f"{path} is a JSON {document} (each of its lines would be read as an item): {advice}"
+    lines = "(each of its lines would be read as an item)"
+    assert str(caught.value) == f"{named(path)} is a JSON {document} {lines}: {advice}"
     assert cli.main(["--offline", "batch", str(path), "--out", str(tmp_path / "out")]) == 2
     assert advice in capsys.readouterr().err and not (tmp_path / "out").exists()
 
@@ -437,10 +474,11 @@ def test_a_prompts_file_named_as_a_spreadsheet_export_is_refused(tmp_path: Any, 
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
     advice = "write JSON Lines (one object a line) or one prompt a line"
-    assert str(caught.value) == f"{path} is a {kind} file (each of its lines would be read as an item): {advice}"
+    lines = "(each of its lines would be read as an item)"
+    assert str(caught.value) == f"{named(path)} is a {kind} file {lines}: {advice}"
     for unreadable in (tmp_path / ("missing" + name), tmp_path / ("folder" + name)):  # a path mistyped: said so
         (tmp_path / ("folder" + name)).mkdir(exist_ok=True)
-        with pytest.raises(BatchInputError, match=f"^cannot read {re.escape(str(unreadable))}: "):
+        with pytest.raises(BatchInputError, match=f"^cannot read {re.escape(named(unreadable))}: "):
             read_items(str(unreadable))
 
 
@@ -517,7 +555,7 @@ def test_a_prompts_file_is_read_up_to_a_bound(tmp_path: Any, monkeypatch: pytest
     (tmp_path / "p.txt").write_text("a fox\n" * 16 + "a ow", encoding="utf-8")  # 100 characters: the bound itself
     assert len(read_items(str(tmp_path / "p.txt"))) == 17
     (tmp_path / "p.txt").write_text("a fox\n" * 17, encoding="utf-8")
-    with pytest.raises(BatchInputError, match="p.txt is over 0 MiB: split it"):
+    with pytest.raises(BatchInputError, match="p.txt' is over 0 MiB: split it"):
         read_items(str(tmp_path / "p.txt"))
 
 
@@ -529,13 +567,13 @@ def test_a_file_of_more_than_max_items_prompts_is_refused(tmp_path: Any, monkeyp
     path.write_text("a\nb\nc\nd\n", encoding="utf-8")
     with pytest.raises(BatchInputError) as caught:
         read_items(str(path))
-    assert str(caught.value) == f"{path} holds more than 3 prompts: split it into several batches"
+    assert str(caught.value) == f"{named(path)} holds more than 3 prompts: split it into several batches"
 
 
 def test_a_prompts_file_holds_at_most_100000_prompts() -> None:
     # Counted as the lines are read, before any item is built: the count alone, at the shipped MAX_ITEMS.
     assert len(list(batch._prompt_lines("# a comment\n" + "a fox\n" * 100_000, "p.txt"))) == 100_000
-    with pytest.raises(BatchInputError, match=r"^p\.txt holds more than 100000 prompts: split it into several"):
+    with pytest.raises(BatchInputError, match=r"^'p\.txt' holds more than 100000 prompts: split it into several"):
         list(batch._prompt_lines("a fox\n" * 100_001, "p.txt"))
 
 
@@ -847,7 +885,7 @@ def test_the_same_items_in_another_order_are_refused_saying_so(tmp_path: Any) ->
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[2::-1], str(tmp_path))
     assert str(caught.value) == (
-        f"{tmp_path} holds the journal of these items in another order: give them in the order of its first run "
+        f"{named(tmp_path)} holds the journal of these items in another order: give them in the order of its first run "
         "(a list, sorted or as written, not a set's order, which changes from run to run) to resume it"
     )
     with pytest.raises(BatchInputError, match="holds the journal of a different batch"):
@@ -867,7 +905,8 @@ def test_a_folder_of_other_files_is_refused_before_anything_is_written(
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:1], str(tmp_path))
     assert str(caught.value) == (  # named like item 1's: a batch's whose journal is gone, or one of the user's
-        f"{tmp_path} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no journal.jsonl "
+        f"{named(tmp_path)} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no "
+        "journal.jsonl "
         f"(deleted or renamed?): {batch.PUT_BACK}"
     )
     (tmp_path / "p.txt").write_text("a lighthouse, study 0\n", encoding="utf-8")
@@ -890,7 +929,8 @@ def test_a_batch_s_folder_whose_journal_is_gone_is_refused_saying_to_put_it_back
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:2], str(tmp_path))
     assert str(caught.value) == (
-        f"{tmp_path} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no journal.jsonl "
+        f"{named(tmp_path)} holds '0001-a-lighthouse-study-0.png', named as this batch's files are, but no "
+        "journal.jsonl "
         "(deleted or renamed?): put the batch's whole journal back to resume, or use a new or empty folder "
         f"({batch.DAMAGED})"
     )
@@ -1001,7 +1041,8 @@ def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> 
     (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run
     with pytest.raises(BatchInputError) as caught:
         run(ApiDouble(), PROMPTS[:2], str(tmp_path))
-    assert str(caught.value) == f"{tmp_path / 'journal.jsonl'} is damaged: its first line is no header ({batch.DAMAGED})"
+    damaged = f"is damaged: its first line is no header ({batch.DAMAGED})"
+    assert str(caught.value) == f"{named(tmp_path / 'journal.jsonl')} {damaged}"
 
 
 def test_the_batch_s_notes_on_an_item_s_line_are_not_read_as_its_notes(tmp_path: Any) -> None:
@@ -1043,7 +1084,8 @@ def test_a_journal_without_a_header_beside_files_is_refused_before_anything_is_s
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:2], str(tmp_path))
     assert str(caught.value) in {
-        f"{tmp_path / 'journal.jsonl'} holds no header (emptied, or cut short?) though {tmp_path} holds files "
+        f"{named(tmp_path / 'journal.jsonl')} holds no header (emptied, or cut short?) though {named(tmp_path)} holds "
+        "files "
         f"({name!r}...): put the batch's whole journal back to resume, or use a new or empty folder ({batch.DAMAGED})"
         for name in kept
     }  # whichever the folder lists first
@@ -1066,9 +1108,9 @@ def test_a_journal_that_lost_records_of_items_whose_files_are_there_is_refused(t
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:4], str(tmp_path))
     assert str(caught.value) == (
-        f"{tmp_path / 'journal.jsonl'} has lost records (a copy cut short, or an older one?): it shows item #4 as "
-        f"never sent, but {tmp_path} holds its file '0004-a-lighthouse-study-3.png': put the batch's whole journal "
-        f"back to resume ({batch.DAMAGED})"
+        f"{named(tmp_path / 'journal.jsonl')} has lost records (a copy cut short, or an older one?): it shows item #4 "
+        f"as never sent, but {named(tmp_path)} holds its file '0004-a-lighthouse-study-3.png': put the batch's whole "
+        f"journal back to resume ({batch.DAMAGED})"
     )
     assert api.calls.count("POST") == 4
 
@@ -1088,7 +1130,7 @@ def test_an_unreadable_folder_is_one_error_naming_it_before_anything_is_sent(
 
     monkeypatch.setattr(batch, "_first_shown", unreadable)
     monkeypatch.setattr(os, "listdir", unreadable)
-    with pytest.raises(LeonardoError, match=f"^could not read {re.escape(str(tmp_path))}: Permission denied$"):
+    with pytest.raises(LeonardoError, match=f"^could not read {re.escape(named(tmp_path))}: Permission denied$"):
         run(api, PROMPTS[:2], str(tmp_path))
     assert api.calls.count("POST") == 2
 
@@ -1185,7 +1227,7 @@ def test_a_record_the_disk_took_only_part_of_stops_the_batch_before_its_post(
 ) -> None:
     wrap_journal_file(monkeypatch, DiskFillingUp)
     api = ApiDouble()
-    with pytest.raises(LeonardoError, match="could not write .*journal.jsonl: No space left on device"):
+    with pytest.raises(LeonardoError, match=f"^could not write {journal_named(tmp_path)}: No space left on device$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
     monkeypatch.undo()
@@ -1353,7 +1395,7 @@ def test_a_journal_deleted_while_the_batch_runs_stops_it(tmp_path: Any) -> None:
         if progress.event == "submitted":
             os.remove(tmp_path / "journal.jsonl")  # its lock goes with it
 
-    with pytest.raises(LeonardoError, match=r"could not write .*journal\.jsonl: it was deleted while the batch ran"):
+    with pytest.raises(LeonardoError, match=f"^could not write {journal_named(tmp_path)}: it was deleted while"):
         run(ApiDouble(delay=1.0), PROMPTS[:1], str(tmp_path), on_progress=delete_journal)
 
 
@@ -1401,7 +1443,8 @@ def test_a_folder_moved_while_the_batch_runs_stops_it_and_nothing_is_written_to_
     api.seen_complete = move if when == "before a download" else None
     with pytest.raises(LeonardoError) as caught:
         run(api, PROMPTS[:3], str(old), on_progress=on_progress)
-    assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
+    moved = "was moved, renamed or deleted while the batch ran: rerun it in its new place"
+    assert str(caught.value) == f"{named(old)} {moved}"
     assert not old.exists()
     assert "waiting" not in events  # it stops at once: no "will try again" said of a download
     if when == "before the first post":
@@ -1416,7 +1459,7 @@ def test_a_folder_moved_while_the_batch_runs_stops_it_and_nothing_is_written_to_
 def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: Any) -> None:
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
-    with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: Is a directory$"):
+    with pytest.raises(LeonardoError, match=f"^could not open {journal_named(tmp_path)}: Is a directory$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
 
@@ -1431,7 +1474,7 @@ def test_a_fifo_journal_is_refused_at_once_and_nothing_is_sent(tmp_path: Any, re
     signal.alarm(5)
     api = ApiDouble()
     try:
-        with pytest.raises(LeonardoError, match=r"^could not open .*journal\.jsonl: not a regular file$"):
+        with pytest.raises(LeonardoError, match=f"^could not open {journal_named(tmp_path)}: not a regular file$"):
             run(api, PROMPTS[:1], str(tmp_path))
     finally:
         signal.alarm(0)
@@ -1483,7 +1526,7 @@ def test_a_write_that_takes_nothing_stops_the_batch_instead_of_looping(
 ) -> None:
     wrap_journal_file(monkeypatch, DiskTakingNothing)
     api = ApiDouble()
-    with pytest.raises(LeonardoError, match=r"^could not write .*journal\.jsonl: nothing was written$"):
+    with pytest.raises(LeonardoError, match=f"^could not write {journal_named(tmp_path)}: nothing was written$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
 
@@ -2015,7 +2058,8 @@ def test_a_ctrl_c_in_a_folder_moved_meanwhile_says_where_to_rerun_it(tmp_path: A
 
     with pytest.raises((LeonardoError, BatchInterrupted)) as caught:  # BatchInterrupted caught: not the session's stop
         run(UnderWayTogether(), PROMPTS[:3], str(old), concurrency=3, on_progress=progress)
-    assert str(caught.value) == f"{old} was moved, renamed or deleted while the batch ran: rerun it in its new place"
+    moved = "was moved, renamed or deleted while the batch ran: rerun it in its new place"
+    assert str(caught.value) == f"{named(old)} {moved}"
 
 
 def test_a_ctrl_c_after_the_journal_was_deleted_says_so_not_rerun(tmp_path: Any) -> None:
@@ -2028,7 +2072,8 @@ def test_a_ctrl_c_after_the_journal_was_deleted_says_so_not_rerun(tmp_path: Any)
 
     with pytest.raises((LeonardoError, BatchInterrupted)) as caught:  # BatchInterrupted caught: not the session's stop
         run(UnderWayTogether(), PROMPTS[:3], str(tmp_path), concurrency=3, on_progress=progress)
-    assert str(caught.value) == f"could not write {tmp_path / 'journal.jsonl'}: it was deleted while the batch ran"
+    deleted = "it was deleted while the batch ran"
+    assert str(caught.value) == f"could not write {named(tmp_path / 'journal.jsonl')}: {deleted}"
 
 
 def test_a_ctrl_c_with_the_journal_s_file_unreadable_is_still_an_interrupted_batch(

@@ -2258,7 +2258,7 @@ WIDTH_7 = "--width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 mod
 
 @pytest.mark.parametrize("argv, error", [
     (["batch", "{prompts}", "--out", "{out}", "--width", "7"], WIDTH_7),
-    (["batch", "{missing}", "--out", "{out}"], "cannot read {missing}: No such file or directory"),
+    (["batch", "{missing}", "--out", "{out}"], "cannot read {missing!r}: No such file or directory"),
     (["batch", "{prompts}", "--out", "{prompts}"], "--out {shown} exists and is not a folder"),
     (["generate", "a fox", "--out", "{out}", "--width", "7"], WIDTH_7),
 ])  # fmt: skip
