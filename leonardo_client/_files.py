@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from urllib3.util import parse_url
 
 from .errors import LeonardoError, parse_json, redact, without_userinfo
-from .payloads import check_text, check_type, shown
+from .payloads import check_text, check_type, shown, shown_path
 
 EXTENSIONS = {
     "image/png": ".png",
@@ -111,7 +111,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
                     raise too_big(name)
                 data = read_binary(stream)
         except OSError as exc:
-            raise ValueError(f"cannot read {shown(name)}: {exc.strerror or exc}") from exc
+            raise ValueError(f"cannot read {shown_path(name)}: {exc.strerror or exc}") from exc
     elif callable(getattr(file, "read", None)):
         given_name = getattr(file, "name", None)  # bytes if opened by a bytes path; an int fd (TemporaryFile)
         name = os.fsdecode(given_name) if isinstance(given_name, (str, bytes, os.PathLike)) else ""
@@ -122,21 +122,22 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
     if len(data) > MAX_UPLOAD:
         raise too_big(name)
     if not data:  # sent, it would make an empty image
-        raise ValueError(empty.format(shown(name) if name else "file"))
+        raise ValueError(empty.format(shown_path(name) if name else "file"))
     check_type("extension", "" if extension is None else extension, str)
     given = bool(extension)
     extension = extension.lower().lstrip(".") if extension else extension_of(name)
     if not extension:
-        has_none = f"{shown(name)} has none" if name else "bytes have none"
+        has_none = f"{shown_path(name)} has none" if name else "bytes have none"
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)}: {has_none} (give extension=)")
     if extension not in UPLOAD_EXTENSIONS:
-        of = f" (of {shown(name)})" if name and not given else ""
+        of = f" (of {shown_path(name)})" if name and not given else ""
         raise ValueError(f"extension must be one of {', '.join(UPLOAD_EXTENSIONS)}, not {shown(extension)}{of}")
     return data, extension
 
 
 def too_big(name: str) -> ValueError:
-    return ValueError(f"{shown(name) if name else 'file'} is over {MAX_UPLOAD >> 20} MiB: more than an upload reads")
+    over = f"is over {MAX_UPLOAD >> 20} MiB: more than an upload reads"
+    return ValueError(f"{shown_path(name) if name else 'file'} {over}")
 
 
 def read_binary(file: Any) -> bytes:
@@ -209,7 +210,7 @@ def check_path(path: Any, what: str) -> str:
     try:
         os.fsencode(target)  # "\udcff" is a byte the file system gave; "\ud800" is none
     except UnicodeEncodeError:
-        raise ValueError(f"{what} holds characters no file name can: {shown(target)}") from None
+        raise ValueError(f"{what} holds characters no file name can: {shown_path(target)}") from None
     return target
 
 
@@ -217,11 +218,11 @@ def check_file_path(path: PathLike) -> str:
     """A file path to write a download to, in a folder that exists: checked before the download starts."""
     target = check_path(path, "path")
     if os.path.isdir(target) or target.endswith(tuple(filter(None, (os.sep, os.altsep)))):
-        raise ValueError(f"path {shown(target)} names a folder; give the file name to write")
+        raise ValueError(f"path {shown_path(target)} names a folder; give the file name to write")
     if not os.path.isdir(os.path.dirname(target) or os.curdir):
-        raise ValueError(f"path {shown(target)} is in no existing folder")
+        raise ValueError(f"path {shown_path(target)} is in no existing folder")
     if os.path.exists(target) and not os.path.isfile(target):  # the file written would replace it (/dev/stdout...)
-        raise ValueError(f"path {shown(target)} is not a regular file (a pipe or a device?); give a file's name")
+        raise ValueError(f"path {shown_path(target)} is not a regular file (a pipe or a device?); give a file's name")
     return target
 
 
@@ -231,11 +232,11 @@ def make_folder(folder: str) -> None:
     try:
         makedirs(folder)
     except FileExistsError:
-        raise ValueError(f"{shown(folder)} exists and is not a folder") from None
+        raise ValueError(f"{shown_path(folder)} exists and is not a folder") from None
     except NotADirectoryError:
-        raise ValueError(f"{shown(folder)} is inside a file, not a folder") from None
+        raise ValueError(f"{shown_path(folder)} is inside a file, not a folder") from None
     except OSError as exc:
-        raise LeonardoError(f"could not create folder {shown(folder)}: {exc.strerror or exc}") from exc
+        raise LeonardoError(f"could not create folder {shown_path(folder)}: {exc.strerror or exc}") from exc
 
 
 def makedirs(folder: str) -> None:
@@ -303,7 +304,7 @@ def write_atomically(path: str, chunks: Iterable[bytes], sync: bool = True) -> N
             os.remove(temp)
         # The file system's OSErrors carry an errno; requests' (raised by `chunks`) do not.
         if isinstance(exc, OSError) and exc.errno is not None:
-            raise LeonardoError(f"could not write {shown(path)}: {exc.strerror or exc}") from exc
+            raise LeonardoError(f"could not write {shown_path(path)}: {exc.strerror or exc}") from exc
         raise
 
 

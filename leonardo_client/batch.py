@@ -37,7 +37,7 @@ from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked
 from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, error_text, key_malformed, never_sent, parse_json, printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_request, check_text, check_type,
-    check_v1_prompt, check_v1_size, cut, id_key, is_id, merge_once, shown, to_payload,
+    check_v1_prompt, check_v1_size, cut, id_key, is_id, merge_once, shown, shown_path, to_payload,
 )
 
 __all__ = [
@@ -253,14 +253,14 @@ def read_items(
                 raise _not_lines(path, table)
             text = source.read(MAX_INPUT + 1)
     except OSError as exc:
-        raise BatchInputError([f"cannot read {shown(path)}: {exc.strerror or exc}"]) from None
+        raise BatchInputError([f"cannot read {shown_path(path)}: {exc.strerror or exc}"]) from None
     undecodable = _UNDECODABLE.search(text)
     if undecodable:
         line, byte = text.count("\n", 0, undecodable.start()) + 1, ord(undecodable.group()) & 0xFF
         reason = f"is not UTF-8 text (byte {byte:#04x})" if byte else "holds a NUL byte (UTF-16?)"
-        raise BatchInputError([f"cannot read {shown(path)}: line {line} {reason}: save it as UTF-8"])
+        raise BatchInputError([f"cannot read {shown_path(path)}: line {line} {reason}: save it as UTF-8"])
     if len(text) > MAX_INPUT:
-        raise BatchInputError([f"{shown(path)} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
+        raise BatchInputError([f"{shown_path(path)} is over {MAX_INPUT >> 20} MiB: split it into several batches"])
     first = next(_prompt_lines(text, path), ("", ""))[1]
     document = _json_document(text, first)
     if document:
@@ -274,13 +274,13 @@ def read_items(
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
 
-    return _collect(_prompt_lines(text, path), parse, f"{shown(path)} holds no prompts")
+    return _collect(_prompt_lines(text, path), parse, f"{shown_path(path)} holds no prompts")
 
 
 def _not_lines(path: str, what: str) -> BatchInputError:
     """The refusal of a prompts file that is ``what`` ("a JSON array", "a CSV file"): not one item a line."""
     advice = "write JSON Lines (one object a line) or one prompt a line"
-    return BatchInputError([f"{shown(path)} is {what} (each of its lines would be read as an item): {advice}"])
+    return BatchInputError([f"{shown_path(path)} is {what} (each of its lines would be read as an item): {advice}"])
 
 
 def _json_document(text: str, first: str) -> str:
@@ -324,7 +324,8 @@ def _prompt_lines(text: str, path: str) -> Iterator[Tuple[str, str]]:
             continue
         count += 1
         if count > MAX_ITEMS:
-            raise BatchInputError([f"{shown(path)} holds more than {MAX_ITEMS} prompts: split it into several batches"])
+            too_many = f"holds more than {MAX_ITEMS} prompts: split it into several batches"
+            raise BatchInputError([f"{shown_path(path)} {too_many}"])
         yield f"line {number}", line
 
 
@@ -537,12 +538,12 @@ class _Journal:
     @property
     def said(self) -> str:
         """The folder as messages name it: as given, quoted."""
-        return shown(self.given)
+        return shown_path(self.given)
 
     @property
     def said_path(self) -> str:
         """The journal as messages name it: in the folder as given, quoted."""
-        return shown(os.path.join(self.given, JOURNAL))
+        return shown_path(os.path.join(self.given, JOURNAL))
 
     @classmethod
     def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool, given: str = "") -> "_Journal":
@@ -881,7 +882,7 @@ def _absolute(given: str) -> str:
     try:
         return os.path.abspath(given)
     except OSError as exc:  # relative, in a working directory deleted: as make_folder said it before
-        raise LeonardoError(f"could not create folder {shown(given)}: {exc.strerror or exc}") from exc
+        raise LeonardoError(f"could not create folder {shown_path(given)}: {exc.strerror or exc}") from exc
 
 
 def _in_flight_limit(slots: int, given: bool) -> int:
@@ -932,12 +933,12 @@ def _check_out_dir(out_dir: str, total: int, given: str) -> None:
     numbers = set(_numbers(total))
     ours = next((name for name in names if name[: name.find("-") + 1] in numbers), None)
     if ours is not None:  # following "use a new or empty folder" sent every item again, those made too
-        raise BatchInputError([f"{shown(given)} holds {shown(ours)}, named as this batch's files are, but no {JOURNAL} "
-                               f"(deleted or renamed?): {PUT_BACK}"])
+        raise BatchInputError([f"{shown_path(given)} holds {shown(ours)}, named as this batch's files are, but no "
+                               f"{JOURNAL} (deleted or renamed?): {PUT_BACK}"])
     if found is not None:
         raise BatchInputError([
-            f"{shown(given)} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would write "
-            f"over files there ({GALLERY}, any named like its items'): use a new or empty folder"
+            f"{shown_path(given)} is not a batch's folder (it holds {shown(found)} and no {JOURNAL}): the batch would "
+            f"write over files there ({GALLERY}, any named like its items'): use a new or empty folder"
         ])  # fmt: skip
 
 

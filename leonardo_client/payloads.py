@@ -236,6 +236,11 @@ def shown(value: Any, width: int = 80) -> str:
     return cut(repr(value), width)
 
 
+def shown_path(path: Any) -> str:
+    """A file or folder's path for a message, as shown() quotes it; a long one keeps its end: the name."""
+    return cut(repr(path), 160, end=60)
+
+
 def cut(text: str, width: int = 80, end: int = 0) -> str:
     """``text``, or ``width`` characters of it when longer: its start and "...", or its start, " ... " and
     its last ``end`` characters (a note at the end stays): a message quotes no value whole."""

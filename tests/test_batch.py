@@ -179,8 +179,8 @@ def journal(out: Any) -> List[Dict[str, Any]]:
 
 
 def named(path: Any) -> str:
-    """``path`` as the batch's messages name a file or folder: quoted (shown)."""
-    return batch.shown(str(path))
+    """``path`` as the batch's messages name a file or folder: quoted (shown_path)."""
+    return batch.shown_path(str(path))
 
 
 def journal_named(out: Any) -> str:
@@ -396,6 +396,9 @@ def test_file_and_folder_names_in_the_batch_s_errors_are_quoted_on_one_line(
     with pytest.raises(BatchInputError) as missing:
         read_items("prompts\nOLD.txt")
     assert str(missing.value) == "cannot read 'prompts\\nOLD.txt': No such file or directory"
+    with pytest.raises(BatchInputError) as deep:  # a long one is cut in its middle: its name is what tells
+        read_items("d" * 200 + "/prompts.txt")
+    assert str(deep.value).endswith("dddd/prompts.txt': No such file or directory") and " ... " in str(deep.value)
     os.mkdir("photos\n2024")
     (tmp_path / "photos\n2024" / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(BatchInputError) as foreign:
