@@ -971,6 +971,18 @@ def hanging_up(connection: socket.socket) -> None:
         connection.recv(65536)
 
 
+def tunnelling_to_plain_http(connection: socket.socket) -> None:
+    """An https:// proxy (TLS to it) whose tunnel reaches a server speaking plain HTTP: the handshake in it fails."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOOPBACK_TLS)
+    with connection, contextlib.suppress(OSError, ValueError):
+        connection.settimeout(3)
+        tls = context.wrap_socket(connection, server_side=True)
+        tls.recv(65536)
+        tls.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        plain_http(tls)
+
+
 def answering_past_tls(connection: socket.socket) -> None:
     """A TLS server that reads the request, then answers in plain bytes under TLS: a TLS error while reading."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -984,23 +996,25 @@ def answering_past_tls(connection: socket.socket) -> None:
 
 
 @pytest.mark.parametrize(
-    "server, via_proxy, said, sent",
+    "server, proxy, said, sent",
     [
-        (plain_http, False, "TLS/SSL error with 127.0.0.1: [SSL: WRONG_VERSION_NUMBER] wrong version number", False),
-        (hanging_up, True, "could not connect through the proxy: Remote end closed connection without response", False),
-        (answering_past_tls, False, "TLS/SSL error with 127.0.0.1: [SSL: ", True),
+        (plain_http, "", "TLS/SSL error with 127.0.0.1: [SSL: WRONG_VERSION_NUMBER] wrong version number", False),
+        (hanging_up, "http", "could not connect through the proxy: Remote end closed connection without response", False),
+        # TLS in TLS: its handshake runs in ssl.SSLObject's, not ssl.SSLSocket's
+        (tunnelling_to_plain_http, "https", "TLS/SSL error with leonardo.example.test: [SSL: WRONG_VERSION_NUMBER]", False),
+        (answering_past_tls, "", "TLS/SSL error with 127.0.0.1: [SSL: ", True),
     ],
 )
 def test_a_tls_handshake_or_a_proxys_connect_that_failed_is_a_request_never_sent(
-    monkeypatch: pytest.MonkeyPatch, server: Callable[[socket.socket], None], via_proxy: bool, said: str, sent: bool
+    monkeypatch: pytest.MonkeyPatch, server: Callable[[socket.socket], None], proxy: str, said: str, sent: bool
 ) -> None:
     # Both said a create call "may have been made (and billed)", and a batch reconciled it: no byte of a request goes
     # before its TLS handshake is done, nor past a proxy before its 200 to CONNECT (urllib3 2 said the proxy's hang-up
     # as "connection failed"). A TLS error once the request went may have come after the server acted on it.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", LOOPBACK_TLS)
     with serving(server) as port, requests.Session() as session:
-        session.proxies = {"https": f"http://127.0.0.1:{port}"} if via_proxy else {}
-        base = BASE if via_proxy else f"https://127.0.0.1:{port}/v1"
+        session.proxies = {"https": f"{proxy}://127.0.0.1:{port}"} if proxy else {}
+        base = BASE if proxy else f"https://127.0.0.1:{port}/v1"
         with Client(api_key=API_KEY, base_url=base, session=session, max_retries=0) as client:
             err = create_failure(client, "create_generation")
     assert err.message.startswith(said)
