@@ -2252,7 +2252,7 @@ def _card(item: _Item) -> str:
     seed = item.seed if item.seed is not None else spec.seed
     before = item.paid or item.paid_unknown  # its earlier generations, sent again on purpose
     if item.cost:
-        cost = f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}"
+        cost = printable(f"{item.cost['amount']} {str(item.cost.get('unit', '')).lower()}")  # the server's text
     else:  # made (paid for), by an answer lost (adopted) or without a cost; or not made, or refunded
         cost = "unknown" if item.cost_unknown_now() else "-"
     rows = {

@@ -1783,6 +1783,12 @@ def test_a_reason_shown_in_the_gallery_cannot_reverse_its_text() -> None:
     assert "generation x\\u202edi no longer" in batch._card(item)  # was shown reversed: "x id..."
 
 
+def test_a_cost_shown_on_a_card_cannot_reverse_its_text() -> None:
+    item = batch._Item(0, BatchItem("a fox"))
+    item.apply({"i": 0, "s": "submitted", "id": "g", "cost": {"amount": "8", "unit": "\u202eCREDITS\nx"}, "t": 1.0})
+    assert "<dt>cost</dt><dd>8 \\u202ecredits\\nx</dd>" in batch._card(item)  # as the header's: was shown reversed
+
+
 def test_a_reason_journaled_with_an_earlier_state_is_not_kept_by_a_record_without_one() -> None:
     item = batch._Item(0, BatchItem("a fox"))
     for record in ({"s": "planned", "reason": "429, sent again later: HTTP 429"}, {"s": "submitting", "t": 1.0},
