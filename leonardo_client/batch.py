@@ -2175,12 +2175,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:40].rstrip("-") or "item"
 
 
-# The header's word on a page that says "running": whether the batch still is. It does not reload itself: a reload
-# every few seconds sent a screen reader back to the top, and a page of 20,000 items took longer than that to load.
+# The header's word on a page that says "running": whether the batch still is, and resume_advice's ({advice}). It
+# does not reload itself: a reload every few seconds sent a screen reader back to the top, and a page of 20,000 items
+# took longer than that to load.
 _RUNNING_NOTE = (
     f"While the batch runs, this page is rewritten at least every {GALLERY_HEARTBEAT:.0f} s: if it still says "
     "running and was updated more than two minutes ago, the batch is no longer running (killed, or its machine "
-    "went off); rerun the same command to resume. It does not reload itself: reload it to see the latest."
+    "went off); {advice}. It does not reload itself: reload it to see the latest."
 )
 
 # content-visibility: cards off screen are laid out only when scrolled to (20,000 items: 37 s to load, then 17).
@@ -2310,7 +2311,7 @@ def write_gallery(
         f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
         + (f" &middot; {e(paused)}" if paused else "")
     )
-    notes = [] if final else [_RUNNING_NOTE]
+    notes = [] if final else [_RUNNING_NOTE.format(advice=resume_advice(offline))]
     if summary.ambiguous:
         advice = ambiguous_advice("their cards and your Leonardo library")
         notes.append(advice[:1].upper() + advice[1:] + ".")

@@ -4927,7 +4927,11 @@ def test_the_gallery_of_a_stopped_batch_says_so_not_finished(tmp_path: Any, offl
     assert "finished" not in page
 
 
-def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(tmp_path: Any) -> None:
+@pytest.mark.parametrize("offline, advice", [(False, "rerun the same command to resume"),
+                                             (True, "an --offline batch cannot be resumed: use a new --out")])
+def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(
+    tmp_path: Any, offline: bool, advice: str
+) -> None:
     # It reloaded itself every 5 s: a screen reader started again from the top each time, and a page of 20,000
     # items took longer than that to load (40 s in Chromium): the browser never stopped loading it.
     running: List[str] = []
@@ -4936,9 +4940,11 @@ def test_a_running_gallery_does_not_reload_itself_and_says_to_reload_it(tmp_path
         if progress.event == "start":  # the page is written before the batch starts
             running.append((tmp_path / "index.html").read_text(encoding="utf-8"))
 
-    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path), on_progress=read_page).ok
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path), on_progress=read_page, offline=offline).ok
     assert "http-equiv" not in running[0].lower()  # was <meta http-equiv="refresh" content="5">
     assert "running, updated" in running[0] and "It does not reload itself: reload it to see the latest." in running[0]
+    # Offline, a page left running (the batch killed) said to rerun the same command, a rerun it refuses.
+    assert f"went off); {advice}. It does not reload itself" in running[0]
 
 
 @pytest.mark.parametrize("stop", ["a callback's error", "a callback's error, then a full disk", "a 401 at GET /me",
