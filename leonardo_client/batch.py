@@ -441,16 +441,10 @@ class BatchSummary:
             f"{_count(self.images_this_run, 'image')} in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
-        if self.failed > self.refused:  # FAILED at Leonardo (refunded): sent again, it may be made
-            lines.append(  # the command's flag, and run_batch's argument: the summary is printed by both
-                "failed items (see why in the gallery): rerun with --retry-failed (retry_failed=True) "
-                "to send them again"
-            )
-        if self.refused:  # not charged; sent again, the same body is refused again
-            lines.append(
-                "items the API refused (see why in the gallery) would be refused again as they are: "
-                "fix them, and run them as a batch of their own in another folder"
-            )
+        if self.failed > self.refused:
+            lines.append(failed_advice("in the gallery", refused=False))
+        if self.refused:
+            lines.append(failed_advice("in the gallery", refused=True))
         if self.ambiguous:
             lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
         if self.pending and not self.interrupted:
@@ -462,6 +456,16 @@ class BatchSummary:
                          "<generation id> --out DIR' saves a generation's files again, free, named by ids (its item's "
                          f"card in {GALLERY} gives the id)")
         return "\n".join(lines)
+
+
+def failed_advice(where: str, refused: bool) -> str:
+    """What to do with failed items, for the summary and the gallery (``where``: where to see why): FAILED at
+    Leonardo (refunded), sent again it may be made; ``refused`` by the API (a 4xx, not charged), the same body sent
+    again is refused again. The command's flag, and run_batch's argument: the summary is printed by both."""
+    if refused:
+        return (f"items the API refused (see why {where}) would be refused again as they are: fix them, and run them "
+                "as a batch of their own in another folder")
+    return f"failed items (see why {where}): rerun with --retry-failed (retry_failed=True) to send them again"
 
 
 def ambiguous_advice(check: str) -> str:
@@ -2311,10 +2315,11 @@ def write_gallery(
         f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
         + (f" &middot; {e(paused)}" if paused else "")
     )
+    advice = [failed_advice("on their cards", refused=False)] if summary.failed > summary.refused else []
+    advice += [failed_advice("on their cards", refused=True)] if summary.refused else []
+    advice += [ambiguous_advice("their cards and your Leonardo library")] if summary.ambiguous else []
     notes = [] if final else [_RUNNING_NOTE.format(advice=resume_advice(offline))]
-    if summary.ambiguous:
-        advice = ambiguous_advice("their cards and your Leonardo library")
-        notes.append(advice[:1].upper() + advice[1:] + ".")
+    notes += [text[:1].upper() + text[1:] + "." for text in advice]
     if summary.gone:
         notes.append(f"{_count(len(summary.gone), 'file')} of complete items gone from the folder or empty: "
                      "their cards say which, and how to get them again.")

@@ -1562,7 +1562,7 @@ def test_a_refused_request_fails_that_item_only(tmp_path: Any, error: Exception)
 
 
 @pytest.mark.parametrize("refused", [True, False])
-def test_the_summary_advises_retry_failed_only_for_items_that_could_be_made_if_sent_again(
+def test_the_summary_and_the_gallery_advise_retry_failed_only_for_items_that_could_be_made_if_sent_again(
     tmp_path: Any, refused: bool
 ) -> None:
     # A 4xx's item was advised "rerun with --retry-failed ... to send them again": the same body, refused again.
@@ -1574,6 +1574,11 @@ def test_the_summary_advises_retry_failed_only_for_items_that_could_be_made_if_s
     for summary in (run(api, PROMPTS[:2], str(tmp_path)), run(api, PROMPTS[:2], str(tmp_path))):  # and from the journal
         assert (summary.failed, summary.refused) == (1, int(refused))
         assert (retry in str(summary), fix in str(summary)) == (not refused, refused)
+        # The summary sent one to the gallery ("see why in the gallery"), which said neither.
+        header = html.unescape((tmp_path / "index.html").read_text(encoding="utf-8").split("</header>")[0])
+        said = (f"Failed items (see why on their cards): {retry}." in header,
+                "I" + fix[1:].replace("in the gallery", "on their cards") + "." in header)
+        assert said == (not refused, refused), header
 
 
 @pytest.mark.usefixtures("shipped_first_poll")  # the time asserted below counts its polls too
