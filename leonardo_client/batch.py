@@ -452,9 +452,9 @@ class BatchSummary:
         if self.gone:  # reported only: nothing fetched again (a generation may give other files than those named)
             more = f" and {len(self.gone) - 10} more" if len(self.gone) > 10 else ""
             names = ", ".join(map(printable, self.gone[:10])) + more
-            lines.append(f"files of complete items gone from the folder or empty: {names}; 'leonardo-client get "
-                         "<generation id> --out DIR' saves a generation's files again, free, named by ids (its item's "
-                         f"card in {GALLERY} gives the id)")
+            where = "" if self.offline else f" (its item's card in {GALLERY} gives the id)"
+            lines.append(f"files of complete items gone from the folder or empty: {names}; "
+                         f"{gone_advice(self.offline, '<generation id>')}{where}")
         return "\n".join(lines)
 
 
@@ -466,6 +466,14 @@ def failed_advice(where: str, refused: bool) -> str:
         return (f"items the API refused (see why {where}) would be refused again as they are: fix them, and run them "
                 "as a batch of their own in another folder")
     return f"failed items (see why {where}): rerun with --retry-failed (retry_failed=True) to send them again"
+
+
+def gone_advice(offline: bool, generation: str) -> str:
+    """How to get again the files of a complete item gone, for the summary and the item's card: ``generation``, its
+    generation's id; not an --offline batch's, whose fake API ended with its run."""
+    if offline:
+        return "an --offline batch's files cannot be fetched again: run the batch again into a new --out"
+    return f"'leonardo-client get {generation} --out DIR' saves that generation's files again, free, named by ids"
 
 
 def ambiguous_advice(check: str) -> str:
@@ -2250,7 +2258,7 @@ def _href(name: str) -> str:
         return quote(name, safe="", errors="backslashreplace")
 
 
-def _card(item: _Item) -> str:
+def _card(item: _Item, offline: bool = False) -> str:
     """One item of the gallery: a heading (its number, name and state), the prompt (escaped), details, then the
     thumbnails linking to the files (shown first, CSS order): a screen reader tells what they are before them."""
     e, spec = html.escape, item.item
@@ -2272,9 +2280,8 @@ def _card(item: _Item) -> str:
     shown = item.state in ("failed", "ambiguous", "submitted", "complete") and item.reason
     reason = f'<div class="reason">{e(printable(item.reason))}</div>' if shown else ""  # it may quote a server's id
     if item.gone:  # not linked: see _Engine.plan
-        reason += (f'<div class="reason">{e(", ".join(item.gone))} gone from the folder or empty: \'leonardo-client '
-                   f"get {e(str(item.generation_id))} --out DIR' saves its generation's files again (named by ids)"
-                   "</div>")
+        advice = gone_advice(offline, str(item.generation_id))
+        reason += f'<div class="reason">{e(", ".join(item.gone))} gone from the folder or empty: {e(advice)}</div>'
     name = f" <bdi>{e(spec.name)}</bdi>" if spec.name else ""  # bdi: a right-to-left name cannot move the state
     return (
         f'<article class="card {e(item.state)}"><div class="info">'
@@ -2328,7 +2335,7 @@ def write_gallery(
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head>\n"
         f"<body><header><h1>{title}</h1><p>{headline}</p>" + "".join(f"<p>{e(n)}</p>" for n in notes)
-        + "</header>\n<main>\n" + "\n".join(map(_card, items)) + "\n</main></body></html>\n"
+        + "</header>\n<main>\n" + "\n".join(_card(item, offline) for item in items) + "\n</main></body></html>\n"
     )
     # A full disk is a LeonardoError ("could not write ..."), as for the journal, not taken for the CLI's output.
     # backslashreplace: a lone surrogate in text from a server (a cost's unit) cannot stop the batch. Then ASCII,

@@ -785,8 +785,8 @@ def test_a_rerun_names_the_files_of_complete_items_gone_or_emptied_and_fetches_n
         assert str(summary).splitlines()[-1] == (
             "files of complete items gone from the folder or empty: 0001-a-lighthouse-study-0-1.png, "
             "0002-a-lighthouse-study-1.png, 0003-x\\x1b]0;pwned\\x07\\nfake line.png; 'leonardo-client get "
-            "<generation id> --out DIR' saves a generation's files again, free, named by ids (its item's card in "
-            "index.html gives the id)"
+            "<generation id> --out DIR' saves that generation's files again, free, named by ids (its item's card "
+            "in index.html gives the id)"
         )
         parser = Links()
         parser.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
@@ -795,12 +795,25 @@ def test_a_rerun_names_the_files_of_complete_items_gone_or_emptied_and_fetches_n
         assert "3 files of complete items gone from the folder or empty: their cards say which" in page
         for name, gid in (("0001-a-lighthouse-study-0-1.png", ids[0]), ("0002-a-lighthouse-study-1.png", ids[1]),
                           ("0003-x\\x1b]0;pwned\\x07 fake line.png", ids[2])):
-            assert (f"{name} gone from the folder or empty: 'leonardo-client get {gid} --out DIR' saves its "
-                    "generation's files again (named by ids)") in page
+            assert (f"{name} gone from the folder or empty: 'leonardo-client get {gid} --out DIR' saves that "
+                    "generation's files again, free, named by ids") in page
     more = dataclasses.replace(summary, gone=tuple(f"{n:04d}-x.png" for n in range(12)))
     assert str(more).splitlines()[-1].startswith("files of complete items gone from the folder or empty: 0000-x.png, "
                                                  "0001-x.png, 0002-x.png, 0003-x.png, 0004-x.png, 0005-x.png, "
                                                  "0006-x.png, 0007-x.png, 0008-x.png, 0009-x.png and 2 more; ")
+
+
+def test_an_offline_batch_s_files_gone_are_not_said_to_be_fetched_again(tmp_path: Any) -> None:
+    # It said "'leonardo-client get <id> --out DIR' saves its generation's files again": that id was the fake's,
+    # which ended with its run (get --offline has a new one, without it).
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path), offline=True).ok
+    os.remove(tmp_path / "0001-a-lighthouse-study-0.png")
+    summary = run(ApiDouble(), PROMPTS[:1], str(tmp_path), offline=True)
+    advice = "an --offline batch's files cannot be fetched again: run the batch again into a new --out"
+    assert str(summary).splitlines()[-1] == (
+        f"files of complete items gone from the folder or empty: 0001-a-lighthouse-study-0.png; {advice}")
+    card = html.unescape((tmp_path / "index.html").read_text(encoding="utf-8").split("<article")[1])
+    assert f"0001-a-lighthouse-study-0.png gone from the folder or empty: {advice}</div>" in card
 
 
 def test_resume_waits_on_submitted_items_without_posting_them_again(tmp_path: Any) -> None:
