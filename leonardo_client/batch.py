@@ -435,7 +435,7 @@ class BatchSummary:
 
     def __str__(self) -> str:
         lines = [
-            f"{self._counted()}; {_count(self.images, 'image')} in {self.out_dir}",
+            f"{self._counted()}; {_count(self.images, 'image')} in {printable(self.out_dir)}",
             f"spent: {credits_text(self.credits, 'none recorded', unknown=self.cost_unknown)}; "
             f"this run: {_count(self.done_this_run, 'item')}, "
             f"{_count(self.images_this_run, 'image')} in {self.wall_time:.1f}s "

@@ -918,10 +918,14 @@ def _not_a_file(response: requests.Response) -> str:
     page = _files.page_type(response.headers.get("Content-Type", ""))
     if page:
         return f"the server answered {page}, not a file"
-    coding = response.headers.get("Content-Encoding") or "identity"
-    if coding.lower() not in ("identity", "gzip", "deflate"):  # ones urllib3 may not decode, or _chunks not check
-        return f"the server answered Content-Encoding: {coding}, not identity, gzip or deflate"
-    return ""
+    coding = response.headers.get("Content-Encoding", "")
+    compressions = [c for c in coding.lower().replace(" ", "").split(",") if c in _COMPRESSIONS]
+    if len(compressions) > 1 or set(compressions) - {"gzip", "deflate"}:  # not decoded here: saved as it came
+        return f"the server answered Content-Encoding: {coding}, a compression not decoded here"
+    return ""  # a label that is no compression (S3's aws-chunked) is no coding
+
+
+_COMPRESSIONS = ("gzip", "deflate", "br", "zstd", "compress", "x-gzip", "x-compress")
 
 
 def _path(*segments: str) -> str:

@@ -404,7 +404,8 @@ def test_file_and_folder_names_in_the_batch_s_errors_are_quoted_on_one_line(
     with pytest.raises(BatchInputError) as foreign:
         run(ApiDouble(), PROMPTS[:1], "photos\n2024")
     assert str(foreign.value).startswith("'photos\\n2024' is not a batch's folder (it holds 'holiday.jpg' and no ")
-    assert run(ApiDouble(), PROMPTS[:1], "b\n2").ok
+    made = run(ApiDouble(), PROMPTS[:1], "b\n2")
+    assert made.ok and str(made).splitlines()[0].endswith(" image in b\\n2")  # the summary's line: escaped too
     with pytest.raises(BatchInputError) as other:
         run(ApiDouble(), PROMPTS[1:2], "b\n2")
     assert str(other.value).startswith("'b\\n2' holds the journal of a different batch (")
