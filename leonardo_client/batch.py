@@ -775,6 +775,7 @@ class _Item:
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     sent_before: float = math.inf  # an earlier run's "submitting": this run's start, which its POST preceded (see plan)
     run: Optional[str] = None  # the id of the run that sent it (its last "submitting"): None, an older version's
+    queued: bool = False  # its "submitting" has no "rt": journaled before 99a120b as its POST was queued, not sent
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
@@ -806,7 +807,7 @@ class _Item:
         self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
         if self.state == "submitting":  # answered: an earlier call's, on its run's clock perhaps (see learn_from)
             self.since, self.span, self.sent_before = float(record["t"]), float(record.get("rt", 0.0)), math.inf
-            self.run, self.answered = record.get("r"), 0.0
+            self.run, self.answered, self.queued = record.get("r"), 0.0, "rt" not in record
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")
@@ -820,8 +821,10 @@ class _Item:
         self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
 
     @property
-    def sent_by(self) -> float:  # the latest its POST may have been sent, on this run's clock
-        return min(self.since, self.sent_before)
+    def sent_by(self) -> float:
+        """The latest its POST may have been sent, on this run's clock: one queued, as late as its run could have
+        (before this one began); its window counts from then, while reconciliation reads back from ``since`` still."""
+        return self.sent_before if self.queued else min(self.since, self.sent_before)
 
     def cost_unknown(self) -> int:
         """Its generations paid for whose cost no answer told (adopted, or an answer without a usable one)."""

@@ -2725,6 +2725,30 @@ def test_a_rerun_waits_out_its_clients_timeout_for_a_post_journaled_without_its_
     assert time.monotonic() - started > 0.75  # not sent again while that POST could still run
 
 
+@pytest.mark.parametrize("made", ["as the rerun starts", "100 s after its time"])
+def test_a_post_an_older_version_journaled_as_queued_is_waited_out_from_the_rerun_s_start(
+    tmp_path: Any, made: str
+) -> None:
+    # Before 99a120b "submitting" was journaled as the create call was queued (no "rt"), not as it went: one sent 200 s
+    # later, behind downloads, was made as the rerun started, which counted its window from "t" and sent it again.
+    class MadeLate(ApiDouble):  # the old run's call reaches the server just after the rerun's first listing
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            answer = super().get_generations_by_user_id(user_id, limit, offset)
+            if not self.generations:
+                self._create(dict(PROMPTS[0]), None)
+            return answer
+
+    api, queued = MadeLate(), time.time() - 200
+    api.timeout = (0.2, 1.0)  # a window the rerun's first listing surely comes within, loaded machine or not
+    if made != "as the rerun starts":  # made long before the rerun: still read back for, from "t"
+        api._create(dict(PROMPTS[0]), None)
+        api.generations["gen-1"]["createdAt"] = _iso(queued + 100)
+    records = [{"i": 0, "s": "submitting", "t": queued}]  # an older version's: no "rt", no run's id
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok
+    assert list(api.generations) == ["gen-1"] and api.calls.count("POST") == 1  # adopted: not sent again
+
+
 def test_an_item_whose_window_passed_while_the_listing_was_read_is_looked_for_again_look_again_later(
     tmp_path: Any,
 ) -> None:
@@ -2849,10 +2873,10 @@ def test_an_earlier_runs_post_journaled_ahead_of_this_runs_start_is_read_back_by
 
 def test_an_earlier_runs_item_sent_again_is_held_to_its_own_send_time() -> None:
     item = batch._Item(0, BatchItem("a cat"))
-    item.apply({"i": 0, "s": "submitting", "t": 5000.0})
+    item.apply({"i": 0, "s": "submitting", "t": 5000.0, "rt": 0.3})
     item.sent_before = 1000.0  # as plan() sets it: this run began at 1000 by its clock, the journal's was ahead
     assert item.sent_by == 1000.0
-    item.apply({"i": 0, "s": "submitting", "t": 2000.0})  # sent again in this run: its window counts from then
+    item.apply({"i": 0, "s": "submitting", "t": 2000.0, "rt": 0.3})  # sent again in this run: its window from then
     assert item.sent_by == 2000.0
 
 
@@ -4058,7 +4082,7 @@ def run_bounded(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSu
 
 def test_a_v2_item_does_not_wait_for_one_its_own_prompt_keeps_from_being_sent(tmp_path: Any) -> None:
     v2 = [dict(KITE, prompt="a kite", seed=n) for n in range(2)]
-    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200}]  # the POST never left
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3}]  # the POST never left
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
     summary = run_bounded(ApiDouble(), v2, str(tmp_path))
     assert (summary.complete, summary.ambiguous) == (1, 1)  # item 1 was sent once item 0 stopped holding the prompt
@@ -4711,8 +4735,9 @@ def test_an_ambiguous_item_of_long_ago_does_not_hold_back_a_match(tmp_path: Any)
     api = ApiDouble(delay=0.0)
     items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
     gid = api._create({"prompt": "a red fox"}, None)  # item 1's, its answer lost in a crash
-    records = [{"i": 0, "s": "submitting", "t": time.time() - 3600}, {"i": 0, "s": "ambiguous", "reason": "x"},
-               {"i": 1, "s": "submitting", "t": time.time() - 1.0}]
+    now = time.time()
+    records = [{"i": 0, "s": "submitting", "t": now - 3600, "rt": 0.3}, {"i": 0, "s": "ambiguous", "reason": "x"},
+               {"i": 1, "s": "submitting", "t": now - 1.0, "rt": 0.3}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # adopted, not sent
