@@ -52,7 +52,9 @@ FILE_MANAGER_FILES = ("Thumbs.db", "desktop.ini")  # Windows', in a folder only 
 DAMAGED = "without the journal, every item would be sent again, those already made too"
 PUT_BACK = f"put the batch's whole journal back to resume, or use a new or empty folder ({DAMAGED})"
 BOM = b"\xef\xbb\xbf"  # what an editor (Notepad...) may put before a journal it saved, as before a prompts file
-JOURNAL_VERSION = 1
+# The journal's format, in its header (every earlier version wrote 1, through five additions: it resumes too). One
+# higher, a newer version's, is refused: its records may say what this version cannot read (a create call sent).
+JOURNAL_VERSION = 2
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
 LISTING_AGAIN = 5.0  # seconds before a listing that failed is read once more for the same items
@@ -531,16 +533,16 @@ class _Journal:
                 self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.said_path} is damaged: its first line is no header ({DAMAGED})"])
+            elif _is_number(header["journal"]) and header["journal"] > JOURNAL_VERSION:
+                upgrade = "upgrade it to resume this batch (do not edit the journal)"
+                raise BatchInputError([f"{self.said_path} was written by a newer leonardo-client: {upgrade}"])
             elif not _holds_item(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
                 os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):
                 self._refuse_other_input(header, self.said, digest, total, any_order)
-            unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
-            if unusable is not None:
-                message = f"{self.said_path} holds a record of no item of this batch ({unusable}): delete that line"
-                raise BatchInputError([f"{message} ({DAMAGED})"])
+            self._refuse_unknown(total)
             if header is not None:
                 self._refuse_offline_mix(header, self.said, offline)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
@@ -556,6 +558,15 @@ class _Journal:
     def said_path(self) -> str:
         """The journal as messages name it: in the folder as given, quoted."""
         return shown_path(os.path.join(self.given, JOURNAL))
+
+    def _refuse_unknown(self, total: int) -> None:
+        """Refuse a journal holding a record this version does not write: a newer version's (one that did not raise
+        JOURNAL_VERSION, as none did through five additions), or a line damaged."""
+        unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
+        if unusable is not None:
+            newer = "written by a newer leonardo-client? upgrade it; else it is damaged: delete that line"
+            raise BatchInputError([f"{self.said_path} holds a record of no item of this batch ({unusable}): {newer} "
+                                   f"({DAMAGED})"])
 
     @classmethod
     def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool, given: str = "") -> "_Journal":

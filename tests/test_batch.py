@@ -1053,6 +1053,32 @@ def test_a_journal_of_a_batch_that_sent_nothing_is_begun_again_for_other_items(
     assert not batch.journaled(str(tmp_path))
 
 
+def test_a_new_journal_says_its_format_and_one_of_the_earlier_format_resumes(tmp_path: Any) -> None:
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path / "new")).ok
+    assert journal(tmp_path / "new")[0]["journal"] == 2  # 1 through five additions: a newer version could not tell
+    api = ApiDouble()  # every earlier version's journal says 1, as journal_text writes it
+    records = [{"i": 0, "s": "submitting", "t": time.time(), "rt": 0.3}, {"i": 0, "s": "submitted", "id": "gen-1"}]
+    api._create(dict(PROMPTS[0]), None)
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
+    assert run(api, PROMPTS[:1], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
+    assert journal(tmp_path)[0]["journal"] == 1  # resumed as it is
+
+
+@pytest.mark.parametrize("records", [[], [{"i": 0, "s": "submitting", "t": 1.0, "rt": 0.3}]],
+                         ids=["no item sent", "an item sent"])
+def test_a_journal_a_newer_version_wrote_is_refused_as_it_is(tmp_path: Any, records: List[Dict[str, Any]]) -> None:
+    # Its version was never read: its records were taken for this version's, and one holding no item sent was begun
+    # again (what this version takes for none, a newer one may have written of a create call sent).
+    text = journal_text(PROMPTS[:2], records).replace('"journal": 1', f'"journal": {batch.JOURNAL_VERSION + 1}', 1)
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    api = ApiDouble()
+    upgrade = "upgrade it to resume this batch (do not edit the journal)"
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) == f"{named(tmp_path / 'journal.jsonl')} was written by a newer leonardo-client: {upgrade}"
+    assert api.calls == [] and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
+
+
 def test_a_journal_cut_off_at_its_start_is_refused_as_damaged(tmp_path: Any) -> None:
     text = journal_text(PROMPTS[:2], [{"i": 0, "s": "submitting", "t": time.time()}])
     (tmp_path / "journal.jsonl").write_text(text.split("\n", 1)[1], encoding="utf-8")  # no header: truncated in a run
@@ -1183,7 +1209,8 @@ def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str)
     text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     api = ApiDouble()
-    with pytest.raises(BatchInputError, match="holds a record of no item of this batch .*: delete that line \\("):
+    newer = "written by a newer leonardo-client\\? upgrade it; else it is damaged: delete that line \\("
+    with pytest.raises(BatchInputError, match=f"holds a record of no item of this batch \\(.*\\): {newer}"):
         run(api, PROMPTS[:3], str(tmp_path))
     assert api.calls == []
 
