@@ -229,13 +229,15 @@ def journaled(out_dir: str) -> bool:
     for line in lines:
         with contextlib.suppress(ValueError):  # a torn or damaged line: the run refuses it, or cuts it off
             records.append(parse_json(line.decode("utf-8")))
-    return _holds_item(records)
+    return _may_have_sent(records)
 
 
-def _holds_item(records: Iterable[Any]) -> bool:
-    """Whether a journal's records (after its header) hold one of an item: each is journaled before its create call,
-    so a journal of none sent nothing (begun again for the items given)."""
-    return any(isinstance(record, dict) and "i" in record for record in records)
+def _may_have_sent(records: Iterable[Any]) -> bool:
+    """Whether a journal's records (after its header) may tell of a create call sent: any but an item's "planned" and
+    the account's note, which come before any (an item's "submitting" is journaled before its call). A journal of
+    none is begun again for the items given: 99a120b to b3d4ccc planned every item before GET /me (a wrong key)."""
+    return not all(isinstance(r, dict) and ("i" in r and r.get("s") == "planned" or list(r) == ["user"])
+                   for r in records)
 
 
 def read_items(
@@ -536,7 +538,7 @@ class _Journal:
             elif _is_number(header["journal"]) and header["journal"] > JOURNAL_VERSION:
                 upgrade = "upgrade it to resume this batch (do not edit the journal)"
                 raise BatchInputError([f"{self.said_path} was written by a newer leonardo-client: {upgrade}"])
-            elif not _holds_item(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
+            elif not _may_have_sent(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
                 os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode

@@ -494,7 +494,8 @@ def test_a_batch_journaled_before_the_spec_check_resumes_though_it_refuses_an_it
     with pytest.raises(BatchInputError, match="^item 2: the v1 API does not take these options: Unexpected variable"):
         run(ApiDouble(), items, str(tmp_path / "new"))
     assert not (tmp_path / "new").exists()
-    (tmp_path / "journal.jsonl").write_text(journal_text(items, []), encoding="utf-8")
+    sent = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3}]  # never made: sent again
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, sent), encoding="utf-8")
     assert run(ApiDouble(), items, str(tmp_path)).complete == 2  # the double takes any key
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
@@ -1029,7 +1030,10 @@ def test_a_journal_is_resumed_only_on_the_kind_of_api_that_wrote_it(tmp_path: An
         assert api.calls == []
 
 
-@pytest.mark.parametrize("notes", [[], [{"user": "user-9"}]], ids=["header only", "and an account's note"])
+@pytest.mark.parametrize(
+    "notes", [[], [{"user": "user-9"}], [{"i": 0, "s": "planned"}, {"i": 1, "s": "planned"}]],
+    ids=["header only", "and an account's note", "and its items planned"],  # as 99a120b to b3d4ccc, before GET /me
+)
 def test_a_journal_of_a_batch_that_sent_nothing_is_begun_again_for_other_items(
     tmp_path: Any, notes: List[Dict[str, Any]]
 ) -> None:
@@ -1076,6 +1080,15 @@ def test_a_journal_a_newer_version_wrote_is_refused_as_it_is(tmp_path: Any, reco
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:2], str(tmp_path))
     assert str(caught.value) == f"{named(tmp_path / 'journal.jsonl')} was written by a newer leonardo-client: {upgrade}"
+    assert api.calls == [] and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
+
+
+def test_a_journal_of_planned_items_and_a_line_of_no_known_kind_is_not_begun_again(tmp_path: Any) -> None:
+    text = journal_text(PROMPTS[:2], [{"sent": 0}])  # a newer version's record of a create call, perhaps: kept
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    api = ApiDouble()
+    with pytest.raises(BatchInputError, match="holds the journal of a different batch"):
+        run(api, PROMPTS[2:5], str(tmp_path))
     assert api.calls == [] and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
 
 
@@ -1206,7 +1219,8 @@ def test_a_journal_saved_with_a_byte_order_mark_resumes(tmp_path: Any) -> None:
                '{"i": 0, "s": "submitting", "t": 1, "r": null}'],
 )
 def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str) -> None:
-    text = journal_text(PROMPTS[:3], []).replace('{"i": 1, "s": "planned"}', record)
+    sent = [{"i": 0, "s": "submitting", "t": 1.0, "rt": 0.3}]  # else nothing was sent: begun again
+    text = journal_text(PROMPTS[:3], sent).replace('{"i": 1, "s": "planned"}', record)
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     api = ApiDouble()
     newer = "written by a newer leonardo-client\\? upgrade it; else it is damaged: delete that line \\("
@@ -1216,7 +1230,8 @@ def test_a_record_of_no_item_of_the_batch_is_refused(tmp_path: Any, record: str)
 
 
 def test_a_header_of_these_items_digest_but_another_count_is_refused(tmp_path: Any) -> None:
-    text = journal_text(PROMPTS[:3], []).replace('"items": 3', '"items": 4', 1)  # edited: whose is it?
+    sent = [{"i": 0, "s": "submitting", "t": 1.0, "rt": 0.3}]  # one that sent nothing is begun again
+    text = journal_text(PROMPTS[:3], sent).replace('"items": 3', '"items": 4', 1)  # edited: whose is it?
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     api = ApiDouble()
     with pytest.raises(BatchInputError, match="holds the journal of a different batch \\(4 items"):
