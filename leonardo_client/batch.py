@@ -1935,6 +1935,12 @@ class _Engine:
         self.journal.check_folder()  # not another's, put in its place since the journal was opened
         shutil.rmtree(os.path.join(self.out_dir, INCOMING), ignore_errors=True)
         _files.remove_temporaries(os.path.join(self.out_dir, GALLERY))
+        with _listing(self.journal.said):
+            names = os.listdir(self.out_dir)
+        for name in names:  # older versions' pages half written: index.html.<pid>.part, then index.html.part
+            if re.fullmatch(re.escape(GALLERY) + r"(\.[0-9]+)?\.part", name):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.out_dir, name))
 
     def clear_staging(self) -> None:
         """What this run was downloading is not kept (the run ends, or ended: a rerun downloads it again)."""

@@ -4930,6 +4930,14 @@ def test_a_gallery_half_written_by_a_killed_run_is_removed_by_the_next(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".notes.txt.0a1b2c3d.part"]
 
 
+def test_a_gallery_an_older_version_half_wrote_is_removed_by_the_next_run(tmp_path: Any) -> None:
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+    for name in ("index.html.30536.part", "index.html.part", "index.html.old.part"):  # f8f536b's (its pid), 99a120b's
+        (tmp_path / name).write_text("<html><body>half", encoding="utf-8")
+    assert run(ApiDouble(), PROMPTS[:1], str(tmp_path)).ok
+    assert sorted(p.name for p in tmp_path.glob("index*")) == ["index.html", "index.html.old.part"]  # not the batch's
+
+
 def test_a_killed_run_s_partial_downloads_filling_the_disk_do_not_block_the_rerun(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
