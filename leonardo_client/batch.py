@@ -107,6 +107,12 @@ GALLERY_HEARTBEAT = 30.0
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
 REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): sent again as it is, refused again
+# The reasons reconciliation left an item ambiguous with, before "recheck" was journaled (ca5d991): reconciled again,
+# as one journaled with it (which sends it again only once the listing proves it never made).
+UNSETTLED = re.compile("|".join([
+    UNREADABLE, "reconciliation failed: ", "[0-9]+ generations match: ", "some generations could not be compared",
+    "an ambiguous item with this prompt may own", "no v2 generation seen", "it was sent later than now",
+]))
 # Why an item whose generation no listing shows is left ambiguous, not sent again: see _Engine.rewrites.
 REWRITTEN = "its prompt may be shown rewritten (prompt enhancement, the server's normalizing): no match proves nothing"
 
@@ -829,8 +835,7 @@ class _Item:
             self.files = list(record.get("files") or [])
             self.seed = record.get("seed")
         self.reason = str(record.get("reason") or "")
-        # Journaled before "recheck" was (ca5d991): an item the listing could not settle, left so without it.
-        unsettled = "recheck" not in record and self.reason.startswith((UNREADABLE, "reconciliation failed: "))
+        unsettled = "recheck" not in record and UNSETTLED.match(self.reason) is not None  # before ca5d991
         self.recheck = self.state == "ambiguous" and (record.get("recheck") is True or unsettled)
 
     @property

@@ -838,7 +838,11 @@ def journal_text(items: List[Dict[str, Any]], records: List[Dict[str, Any]]) -> 
     return "".join(json.dumps(r) + "\n" for r in [header] + planned + records)
 
 
-@pytest.mark.parametrize("reason", ["could not read the account's generations: x", "reconciliation failed: HTTP 503"])
+@pytest.mark.parametrize("reason", [
+    "could not read the account's generations: x", "reconciliation failed: HTTP 503", "2 generations match: gen-1, g",
+    "some generations could not be compared: gen-1", "an ambiguous item with this prompt may own the generation",
+    "no v2 generation seen in the account's listing yet", "it was sent later than now: the clock was set back since",
+])  # each reason reconciliation gave then
 def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str) -> None:
     # Before 8fe3da4 a v2 item's public went in its parameters, and the batch's digest was of that body: the same
     # batch rerun was refused as "a different batch" (another folder would bill every item again).
@@ -846,7 +850,7 @@ def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str
     sent_then = [["v2", {"model": "phoenix-v1.0", "parameters": {"prompt": "a kite", "public": False}}], None]
     digest = hashlib.sha256(json.dumps([sent_then], sort_keys=True).encode("utf-8")).hexdigest()
     assert batch._digests(batch._as_items(v2))[0] == digest
-    # Before ca5d991 an item the listing could not settle was journaled ambiguous without "recheck": it stayed so
+    # Before ca5d991 an item reconciliation could not settle was journaled ambiguous without "recheck": it stayed so
     # on every rerun (the generation made), and --resubmit-ambiguous would pay for it again.
     api, sent = ApiDouble(), time.time() - 200
     api._create({"prompt": "a red fox", "width": 768, "height": 768}, None)
@@ -857,6 +861,22 @@ def test_a_batch_an_earlier_version_journaled_resumes(tmp_path: Any, reason: str
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, len(api.generations)) == (1, 1)  # its generation found in the listing, adopted
+
+
+def test_a_v2_item_an_earlier_version_left_ambiguous_unlisted_is_sent_again_once_v2_is_listed(tmp_path: Any) -> None:
+    # Left so before ca5d991, without "recheck" (its create call made nothing; a later one showed v2 listed): it
+    # stayed ambiguous on every rerun. Rechecked, it is sent again only as the listing proves it never made.
+    v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(2)]
+    api = ApiDouble()
+    gid = api._create({"prompt": "a kite 1", "quantity": 1}, None)
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 60.0},
+               {"i": 0, "s": "ambiguous", "reason": "no v2 generation seen in the account's listing yet"},
+               {"i": 1, "s": "submitting", "t": time.time() - 100, "rt": 60.0}, {"i": 1, "s": "submitted", "id": gid},
+               {"v2_listed": True}, {"i": 1, "s": "complete", "files": ["0002-a-kite-1.png"]}]
+    (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
+    (tmp_path / "0002-a-kite-1.png").write_bytes(b"\x89PNG fake")
+    assert run(api, v2, str(tmp_path)).ok and api.calls.count("POST") == 2  # the setup's, and item 0's, once
+    assert any(r.get("reason", "").startswith("never created") for r in journal(tmp_path))  # proved so, then sent
 
 
 def test_an_item_left_ambiguous_again_by_a_rerun_is_not_counted_as_done_by_it(tmp_path: Any) -> None:
