@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import (
-    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+    Any, Callable, Dict, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence, Set, Tuple, Union
 )
 from urllib.parse import quote
 
@@ -541,9 +541,8 @@ class _Journal:
                 self._begin(out_dir, fresh)
             elif "journal" not in header:  # cut off at its start (truncated while running?)
                 raise BatchInputError([f"{self.said_path} is damaged: its first line is no header ({DAMAGED})"])
-            elif _is_number(header["journal"]) and header["journal"] > JOURNAL_VERSION:
-                upgrade = "upgrade it to resume this batch (do not edit the journal)"
-                raise BatchInputError([f"{self.said_path} was written by a newer leonardo-client: {upgrade}"])
+            elif header["journal"] not in range(1, JOURNAL_VERSION + 1) or isinstance(header["journal"], bool):
+                self._refuse_format(header["journal"])
             elif not _may_have_sent(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
                 os.ftruncate(self._file.fileno(), 0)
                 header, self.records = None, []
@@ -566,6 +565,14 @@ class _Journal:
     def said_path(self) -> str:
         """The journal as messages name it: in the folder as given, quoted."""
         return shown_path(os.path.join(self.given, JOURNAL))
+
+    def _refuse_format(self, version: Any) -> NoReturn:
+        """Refuse a journal of a format this version does not write: a newer version's, or a header damaged."""
+        if type(version) in (int, float) and version > JOURNAL_VERSION:
+            upgrade = "upgrade it to resume this batch (do not edit the journal)"
+            raise BatchInputError([f"{self.said_path} was written by a newer leonardo-client: {upgrade}"])
+        raise BatchInputError([f"{self.said_path} is damaged: its header's format {shown(version)} is none a version "
+                               f"wrote ({DAMAGED})"])
 
     def _refuse_unknown(self, total: int) -> None:
         """Refuse a journal holding a record this version does not write: a newer version's (one that did not raise
@@ -794,7 +801,9 @@ class _Item:
     since: float = 0.0  # wall-clock time of the last "submitting": when its POST was sent
     sent_before: float = math.inf  # an earlier run's "submitting": this run's start, which its POST preceded (see plan)
     run: Optional[str] = None  # the id of the run that sent it (its last "submitting"): None, an older version's
-    queued: bool = False  # its "submitting" has no "rt": journaled before 99a120b as its POST was queued, not sent
+    # Its "submitting" has no "r": an older version's, whose POST may have gone later than journaled (journaled as it
+    # was queued before 99a120b; retried after a 429 until b88d34d).
+    queued: bool = False
     span: float = 0.0  # the longest that POST could run, as its client was set (journaled as "rt")
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
@@ -826,7 +835,7 @@ class _Item:
         self.known = self.state == "submitted" or self.known and self.state not in ("planned", "submitting")
         if self.state == "submitting":  # answered: an earlier call's, on its run's clock perhaps (see learn_from)
             self.since, self.span, self.sent_before = float(record["t"]), float(record.get("rt", 0.0)), math.inf
-            self.run, self.answered, self.queued = record.get("r"), 0.0, "rt" not in record
+            self.run, self.answered, self.queued = record.get("r"), 0.0, "r" not in record
         elif self.state == "submitted":
             self.generation_id = str(record["id"])
             self.cost = record.get("cost")

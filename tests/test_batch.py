@@ -869,9 +869,9 @@ def test_a_v2_item_an_earlier_version_left_ambiguous_unlisted_is_sent_again_once
     v2 = [dict(KITE, prompt=f"a kite {n}") for n in range(2)]
     api = ApiDouble()
     gid = api._create({"prompt": "a kite 1", "quantity": 1}, None)
-    records = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 60.0},
+    records = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3},
                {"i": 0, "s": "ambiguous", "reason": "no v2 generation seen in the account's listing yet"},
-               {"i": 1, "s": "submitting", "t": time.time() - 100, "rt": 60.0}, {"i": 1, "s": "submitted", "id": gid},
+               {"i": 1, "s": "submitting", "t": time.time() - 100, "rt": 0.3}, {"i": 1, "s": "submitted", "id": gid},
                {"v2_listed": True}, {"i": 1, "s": "complete", "files": ["0002-a-kite-1.png"]}]
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
     (tmp_path / "0002-a-kite-1.png").write_bytes(b"\x89PNG fake")
@@ -1101,6 +1101,17 @@ def test_a_journal_a_newer_version_wrote_is_refused_as_it_is(tmp_path: Any, reco
         run(api, PROMPTS[:2], str(tmp_path))
     assert str(caught.value) == f"{named(tmp_path / 'journal.jsonl')} was written by a newer leonardo-client: {upgrade}"
     assert api.calls == [] and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("version", ["true", '"3"', "null", "0", "-1", "[2]", "1" + "0" * 400])
+def test_a_journal_whose_format_no_version_wrote_is_refused(tmp_path: Any, version: str) -> None:
+    # They resumed as if of this version's format (a bool, a string, an int a float cannot hold passed the check).
+    text = journal_text(PROMPTS[:1], [{"i": 0, "s": "submitting", "t": 1.0, "rt": 0.3}])
+    text = text.replace('"journal": 1', f'"journal": {version}', 1)
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    said = "was written by a newer leonardo-client" if len(version) > 400 else "is damaged: its header's format"
+    with pytest.raises(BatchInputError, match=said):
+        run(ApiDouble(), PROMPTS[:1], str(tmp_path))
 
 
 def test_a_journal_of_planned_items_and_a_line_of_no_known_kind_is_not_begun_again(tmp_path: Any) -> None:
@@ -2787,9 +2798,12 @@ def test_a_rerun_waits_out_its_clients_timeout_for_a_post_journaled_without_its_
     assert time.monotonic() - started > 0.75  # not sent again while that POST could still run
 
 
-@pytest.mark.parametrize("made", ["as the rerun starts", "100 s after its time"])
+@pytest.mark.parametrize("made, sent_as", [
+    ("as the rerun starts", {}), ("100 s after its time", {}),
+    ("as the rerun starts", {"rt": 0.3}),  # 99a120b to b88d34d: its POST retried after a 429, up to 180 s later
+])
 def test_a_post_an_older_version_journaled_as_queued_is_waited_out_from_the_rerun_s_start(
-    tmp_path: Any, made: str
+    tmp_path: Any, made: str, sent_as: Dict[str, Any]
 ) -> None:
     # Before 99a120b "submitting" was journaled as the create call was queued (no "rt"), not as it went: one sent 200 s
     # later, behind downloads, was made as the rerun started, which counted its window from "t" and sent it again.
@@ -2805,7 +2819,7 @@ def test_a_post_an_older_version_journaled_as_queued_is_waited_out_from_the_reru
     if made != "as the rerun starts":  # made long before the rerun: still read back for, from "t"
         api._create(dict(PROMPTS[0]), None)
         api.generations["gen-1"]["createdAt"] = _iso(queued + 100)
-    records = [{"i": 0, "s": "submitting", "t": queued}]  # an older version's: no "rt", no run's id
+    records = [{"i": 0, "s": "submitting", "t": queued, **sent_as}]  # an older version's: no run's id
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], records), encoding="utf-8")
     assert run(api, PROMPTS[:1], str(tmp_path)).ok
     assert list(api.generations) == ["gen-1"] and api.calls.count("POST") == 1  # adopted: not sent again
@@ -2935,10 +2949,10 @@ def test_an_earlier_runs_post_journaled_ahead_of_this_runs_start_is_read_back_by
 
 def test_an_earlier_runs_item_sent_again_is_held_to_its_own_send_time() -> None:
     item = batch._Item(0, BatchItem("a cat"))
-    item.apply({"i": 0, "s": "submitting", "t": 5000.0, "rt": 0.3})
+    item.apply({"i": 0, "s": "submitting", "t": 5000.0, "rt": 0.3, "r": "earlier"})
     item.sent_before = 1000.0  # as plan() sets it: this run began at 1000 by its clock, the journal's was ahead
     assert item.sent_by == 1000.0
-    item.apply({"i": 0, "s": "submitting", "t": 2000.0, "rt": 0.3})  # sent again in this run: its window from then
+    item.apply({"i": 0, "s": "submitting", "t": 2000.0, "rt": 0.3, "r": "earlier"})  # sent again in this run: its window from then
     assert item.sent_by == 2000.0
 
 
@@ -3678,7 +3692,7 @@ def test_an_item_whose_create_call_may_still_run_says_what_it_waits_for_and_how_
     monkeypatch.setattr(batch, "LOOK_AGAIN", 0.2)
     events: List[BatchProgress] = []
     sent = time.time()  # journaled in milliseconds, as the batch writes its times
-    records = [{"i": n, "s": "submitting", "t": round(sent - 0.04 * n, 3), "rt": 0.3} for n in range(6)]  # none made
+    records = [{"i": n, "s": "submitting", "t": round(sent - 0.04 * n, 3), "rt": 0.3, "r": "earlier"} for n in range(6)]  # none made
     (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS, records), encoding="utf-8")
     assert run(ApiDouble(), PROMPTS, str(tmp_path), on_progress=events.append).ok
     said = sorted((p.index, p.message) for p in events if p.event == "waiting")
@@ -4144,7 +4158,7 @@ def run_bounded(api: ApiDouble, items: Any, out: str, **options: Any) -> BatchSu
 
 def test_a_v2_item_does_not_wait_for_one_its_own_prompt_keeps_from_being_sent(tmp_path: Any) -> None:
     v2 = [dict(KITE, prompt="a kite", seed=n) for n in range(2)]
-    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3}]  # the POST never left
+    crashed = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3, "r": "earlier"}]  # the POST never left
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, crashed), encoding="utf-8")
     summary = run_bounded(ApiDouble(), v2, str(tmp_path))
     assert (summary.complete, summary.ambiguous) == (1, 1)  # item 1 was sent once item 0 stopped holding the prompt
@@ -4798,8 +4812,8 @@ def test_an_ambiguous_item_of_long_ago_does_not_hold_back_a_match(tmp_path: Any)
     items = [{"prompt": "a red fox", "width": 768, "height": 768}, {"prompt": "a red fox"}]
     gid = api._create({"prompt": "a red fox"}, None)  # item 1's, its answer lost in a crash
     now = time.time()
-    records = [{"i": 0, "s": "submitting", "t": now - 3600, "rt": 0.3}, {"i": 0, "s": "ambiguous", "reason": "x"},
-               {"i": 1, "s": "submitting", "t": now - 1.0, "rt": 0.3}]
+    records = [{"i": 0, "s": "submitting", "t": now - 3600, "rt": 0.3, "r": "earlier"}, {"i": 0, "s": "ambiguous", "reason": "x"},
+               {"i": 1, "s": "submitting", "t": now - 1.0, "rt": 0.3, "r": "earlier"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # adopted, not sent
