@@ -270,13 +270,25 @@ def save_results(result: Mapping[str, Any], folder: PathLike, download: Download
     return paths
 
 
-def page_type(content_type: str) -> str:
-    """The media type of a Content-Type that is a page or a message, not a file: text/*, JSON or XML; else ""."""
-    media = content_type.split(";")[0].strip().lower()
+def not_a_file(status: int, headers: Mapping[str, str]) -> str:
+    """Why a download's answer is not the file, said before its body is read; "" if it may be: a 204, a 206's
+    slice, a page (text/*, JSON or XML: a proxy's block page, an expired link's error) answering 2xx, or one in a
+    compression not decoded here (br without brotli: saved as it came), is not."""
+    if status != 200:
+        return f"a {status} answer is not a whole file (only a 200 is)"
+    media = headers.get("Content-Type", "").split(";")[0].strip().lower()
     top, _, sub = media.partition("/")
-    if top in ("image", "video", "audio", "model"):  # image/svg+xml is an image
-        return ""
-    return media if top == "text" or sub in ("json", "xml") or sub.endswith(("+json", "+xml")) else ""
+    if top not in ("image", "video", "audio", "model") and (  # image/svg+xml is an image
+            top == "text" or sub in ("json", "xml") or sub.endswith(("+json", "+xml"))):
+        return f"the server answered {media}, not a file"
+    coding = headers.get("Content-Encoding", "")
+    compressions = [c for c in coding.lower().replace(" ", "").split(",") if c in _COMPRESSIONS]
+    if len(compressions) > 1 or set(compressions) - {"gzip", "deflate"}:
+        return f"the server answered Content-Encoding: {coding}, a compression not decoded here"
+    return ""  # a label that is no compression (S3's aws-chunked) is no coding
+
+
+_COMPRESSIONS = ("gzip", "deflate", "br", "zstd", "compress", "x-gzip", "x-compress")
 
 
 def _name_with_extension(base: str, url: str) -> Callable[[str], str]:

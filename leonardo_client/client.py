@@ -423,7 +423,7 @@ class Client:
         written = []
 
         def write(response: requests.Response, chunks: Iterator[bytes]) -> None:
-            refused = _not_a_file(response)
+            refused = _files.not_a_file(response.status_code, response.headers)
             if refused:  # before any file is made
                 raise LeonardoError.bad_body(response, f"download failed: {refused}", None, key=self._key)
             written.append(path_for(response.headers.get("Content-Type", "")))
@@ -907,25 +907,6 @@ def _chunks(response: requests.Response, method: str, url: str, key: str, note: 
     if empty:
         raise LeonardoError.bad_body(response, _noted(note, "the server answered an empty body, not a file"), None,
                                      key=key)
-
-
-def _not_a_file(response: requests.Response) -> str:
-    """Why a download's answer is not the file, said before its body is read; "" if it may be: a 204, a 206's
-    slice, a page (a proxy's block page, an expired link's JSON or XML error) answering 2xx, or one in a coding
-    that may be saved as it came (br without brotli), is not."""
-    if response.status_code != 200:
-        return f"a {response.status_code} answer is not a whole file (only a 200 is)"
-    page = _files.page_type(response.headers.get("Content-Type", ""))
-    if page:
-        return f"the server answered {page}, not a file"
-    coding = response.headers.get("Content-Encoding", "")
-    compressions = [c for c in coding.lower().replace(" ", "").split(",") if c in _COMPRESSIONS]
-    if len(compressions) > 1 or set(compressions) - {"gzip", "deflate"}:  # not decoded here: saved as it came
-        return f"the server answered Content-Encoding: {coding}, a compression not decoded here"
-    return ""  # a label that is no compression (S3's aws-chunked) is no coding
-
-
-_COMPRESSIONS = ("gzip", "deflate", "br", "zstd", "compress", "x-gzip", "x-compress")
 
 
 def _path(*segments: str) -> str:
