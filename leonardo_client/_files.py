@@ -282,7 +282,7 @@ def not_a_file(status: int, headers: Mapping[str, str]) -> str:
             top == "text" or sub in ("json", "xml") or sub.endswith(("+json", "+xml"))):
         return f"the server answered {media}, not a file"
     coding = headers.get("Content-Encoding", "")
-    compressions = [c for c in coding.lower().replace(" ", "").split(",") if c in _COMPRESSIONS]
+    compressions = [c for c in re.split(r"[,;\s]+", coding.lower()) if c in _COMPRESSIONS]  # "zstd;x" is zstd
     if len(compressions) > 1 or set(compressions) - {"gzip", "deflate"}:
         return f"the server answered Content-Encoding: {coding}, a compression not decoded here"
     return ""  # a label that is no compression (S3's aws-chunked) is no coding

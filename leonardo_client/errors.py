@@ -160,10 +160,11 @@ class LeonardoError(Exception):
     def bad_body(cls, response: "requests.Response", message: str, *body: Any, key: str = "") -> "LeonardoError":
         """Build the error for a success status whose body is not what the API sends.
 
-        ``body``: the parsed body when it parsed; else the start of its text is kept.
+        ``body``: the parsed body when it parsed; else the start of its text is kept. ``message`` may quote the
+        answer's headers (a download's Content-Type), which may echo the key.
         """
         kept = body[0] if body else redacted_text(response, key)[:_SNIPPET]
-        return cls(message, body=kept, **_exchange(response, key))
+        return cls(redact(message, key), body=kept, **_exchange(response, key))
 
 
 class BodyBroke(LeonardoError):

@@ -236,7 +236,7 @@ def test_a_file_compressed_though_none_was_asked_is_saved_decoded(mocked, mock_c
     assert read(mock_client.download_image(url, str(tmp_path / "i.png"))) == NOISE
 
 
-@pytest.mark.parametrize("coding", ["br", "gzip, gzip"])
+@pytest.mark.parametrize("coding", ["br", "gzip, gzip", "zstd;v=1"])
 def test_a_file_in_a_coding_urllib3_may_not_decode_is_refused(mocked, mock_client, tmp_path, coding):
     # It was saved as it came (br without brotli; urllib3 1.26 decodes no "gzip, gzip").
     url = "https://cdn.example.test/i.png"
