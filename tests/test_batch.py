@@ -1110,8 +1110,10 @@ def test_a_journal_whose_format_no_version_wrote_is_refused(tmp_path: Any, versi
     text = text.replace('"journal": 1', f'"journal": {version}', 1)
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     said = "was written by a newer leonardo-client" if len(version) > 400 else "is damaged: its header's format"
+    api = ApiDouble()
     with pytest.raises(BatchInputError, match=said):
-        run(ApiDouble(), PROMPTS[:1], str(tmp_path))
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert api.calls == [] and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
 
 
 def test_a_journal_of_planned_items_and_a_line_of_no_known_kind_is_not_begun_again(tmp_path: Any) -> None:
