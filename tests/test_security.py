@@ -330,11 +330,13 @@ def test_a_key_in_a_download_url_refused_before_it_is_sent_is_redacted(mock_clie
     assert API_KEY[:8] not in str(info.value)
 
 
-@pytest.mark.parametrize("headers", [{"Content-Type": f"text/{API_KEY}"}, {"Content-Encoding": f"br, {API_KEY}"}])
-def test_a_key_a_download_s_headers_echo_is_redacted_from_its_refusal(mocked, mock_client, tmp_path, headers):
+@pytest.mark.parametrize("content_type, headers", [
+    (f"text/{API_KEY}", {}), ("image/png", {"Content-Encoding": f"br, {API_KEY}"}),
+])
+def test_a_key_a_download_s_headers_echo_is_redacted_from_its_refusal(mocked, mock_client, tmp_path, content_type, headers):
     # Refused as no file, its message quoted the Content-Type or Content-Encoding as it came.
     url = "https://cdn.example.test/i.png"
-    mocked.add("GET", url, body=b"\x89PNG", headers={"Content-Type": "image/png", **headers}, match=download_matchers())
+    mocked.add("GET", url, body=b"\x89PNG", content_type=content_type, headers=headers, match=download_matchers())
     with pytest.raises(LeonardoError, match="download failed: the server answered .*redacted") as info:
         mock_client.download_image(url, str(tmp_path / "i.png"))
     assert API_KEY[:8] not in str(info.value) + repr(info.value)
