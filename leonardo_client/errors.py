@@ -251,10 +251,11 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
 
 # Where a failure comes before any byte of the request went (their code, to find in a traceback): a proxy's answer to
 # CONNECT (nothing goes past the proxy before its 200; urllib3 2 has its own copy on some Pythons), and the TLS
-# handshake (urllib3 writes the request once it is done; SSLObject's: TLS in an https:// proxy's TLS). Not a TLS error
-# after it: the request may have gone.
+# handshake (urllib3 writes the request once it is done; SSLObject's: TLS in an https:// proxy's TLS) and urllib3's
+# check of the certificate's host name after it (1.26's). Not a TLS error after them: the request may have gone.
 _TUNNEL = {getattr(cls, "_tunnel").__code__ for cls in (http.client.HTTPConnection, urllib3.connection.HTTPConnection)}
-_BEFORE_REQUEST = {*_TUNNEL, ssl.SSLSocket.do_handshake.__code__, ssl.SSLObject.do_handshake.__code__}
+_BEFORE_REQUEST = {*_TUNNEL, ssl.SSLSocket.do_handshake.__code__, ssl.SSLObject.do_handshake.__code__,
+                   getattr(urllib3.connection, "_match_hostname").__code__}
 
 
 def _raised_in(reason: Any, codes: AbstractSet[CodeType]) -> bool:

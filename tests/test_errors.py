@@ -1000,13 +1000,14 @@ def answering_past_tls(connection: socket.socket) -> None:
     [
         (plain_http, "", "TLS/SSL error with 127.0.0.1: [SSL: WRONG_VERSION_NUMBER] wrong version number", False),
         (hanging_up, "http", "could not connect through the proxy: Remote end closed connection without response", False),
-        # TLS in TLS: its handshake runs in ssl.SSLObject's, not ssl.SSLSocket's
-        (tunnelling_to_plain_http, "https", "TLS/SSL error with leonardo.example.test: [SSL: WRONG_VERSION_NUMBER]", False),
+        # TLS in TLS: its handshake runs in ssl.SSLObject's, not ssl.SSLSocket's (urllib3 1.26.20 says it as the proxy's)
+        (tunnelling_to_plain_http, "https", ("TLS/SSL error with leonardo.example.test: [SSL: WRONG_VERSION_NUMBER]",
+                                             "could not connect through the proxy: [SSL: WRONG_VERSION_NUMBER]"), False),
         (answering_past_tls, "", "TLS/SSL error with 127.0.0.1: [SSL: ", True),
     ],
 )
 def test_a_tls_handshake_or_a_proxys_connect_that_failed_is_a_request_never_sent(
-    monkeypatch: pytest.MonkeyPatch, server: Callable[[socket.socket], None], proxy: str, said: str, sent: bool
+    monkeypatch: pytest.MonkeyPatch, server: Callable[[socket.socket], None], proxy: str, said: Any, sent: bool
 ) -> None:
     # Both said a create call "may have been made (and billed)", and a batch reconciled it: no byte of a request goes
     # before its TLS handshake is done, nor past a proxy before its 200 to CONNECT (urllib3 2 said the proxy's hang-up
