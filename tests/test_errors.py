@@ -1038,12 +1038,17 @@ def test_a_ca_bundle_holding_no_pem_certificate_is_a_request_never_sent_nor_retr
     monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", lambda *a, **k: loaded.append(1) or load(*a, **k))
     with serving(lambda connection: connection.close()) as port:
         with Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1", backoff_factor=0) as client:
-            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
-                with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: .*X509") as info:
-                    call()
-                assert info.value.message.endswith(errors.CHECK_CA_BUNDLE)
-                assert never_sent(info.value) and not may_have_run(info.value)
+            assert_refused_before_sending(client, ".*X509", errors.CHECK_CA_BUNDLE)
     assert len(loaded) == 2  # once each: it fails the same on every try
+
+
+def assert_refused_before_sending(client: Client, said: str, hint: str) -> None:
+    """A GET and a create call each fail with a TLS error ending with ``hint``, as requests never sent."""
+    for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
+        with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: " + said) as info:
+            call()
+        assert info.value.message.endswith(hint)
+        assert never_sent(info.value) and not may_have_run(info.value)
 
 
 # Keys of no certificate's (made for these tests): an RSA one, as the loopback certificate's, and an EC one.
@@ -1078,11 +1083,7 @@ def test_a_client_certificate_that_cannot_be_loaded_is_a_request_never_sent_nor_
     with serving(lambda connection: connection.close()) as port, requests.Session() as session:
         session.verify, session.cert = LOOPBACK_TLS, (LOOPBACK_TLS, str(key_file))
         with Client(api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1", session=session, backoff_factor=0) as client:
-            for call in (client.get_user_info, partial(client.create_generation, {"prompt": "p"})):
-                with pytest.raises(LeonardoError, match="^TLS/SSL error with 127.0.0.1: ") as info:
-                    call()
-                assert info.value.message.endswith(errors.CHECK_CERT)
-                assert never_sent(info.value) and not may_have_run(info.value)
+            assert_refused_before_sending(client, "", errors.CHECK_CERT)
     assert len(loaded) == 2  # once each: it fails the same on every try
 
 
