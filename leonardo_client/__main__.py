@@ -610,7 +610,7 @@ def _save_generation(client: Client, made: str, args: argparse.Namespace, asked:
 
     try:
         generation = client.wait_for_generation(made, timeout=args.timeout, on_poll=progress)
-        wanted = _images_listed(generation) if asked is None else asked
+        wanted = len(_images(generation)) if asked is None else asked
         generation = _wait_for_the_rest(client, made, generation, wanted, started + args.timeout, progress)
     except KeyboardInterrupt:
         raise _stopped(made, args.offline) from None
@@ -665,20 +665,19 @@ def _short_of(generation: Dict[str, Any], asked: Optional[int]) -> str:
     with no file. "" if none."""
     came = _images_to_save(generation)
     if asked is None:
-        listed = _images_listed(generation)
+        listed = len(_images(generation))
         return f"{listed - came} of the {listed} images it lists had no file" if came < listed else ""
     return f"only {came} of the {asked} images asked came" if came < asked else ""
 
 
-def _images_listed(generation: Dict[str, Any]) -> int:
+def _images(generation: Dict[str, Any]) -> List[Any]:
     images = generation.get("generated_images")
-    return len(images) if isinstance(images, list) else 0
+    return images if isinstance(images, list) else []
 
 
 def _images_to_save(generation: Dict[str, Any]) -> int:
     """How many of a generation's images have a file to save (a url, or a video's motionMP4URL)."""
-    images = generation.get("generated_images")
-    return sum(map(has_file, images)) if isinstance(images, list) else 0
+    return sum(map(has_file, _images(generation)))
 
 
 def _stopped(made: str, offline: bool) -> KeyboardInterrupt:
