@@ -129,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--offline", action="store_true", default=argparse.SUPPRESS, help=offline_help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, description: Optional[str] = None) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], help=help, description=description or help)
