@@ -363,8 +363,7 @@ class Client:
 
     def _check_open(self) -> None:
         if self.closed:
-            closed = "this Client was closed; create a new one (or close it only when done)"
-            raise LeonardoError.not_sent(closed)
+            raise LeonardoError.not_sent("this Client was closed; create a new one (or close it only when done)")
 
     def _shown(self, url: str) -> str:
         """What a log line shows of a URL: the API path, or a file URL without user:password@; never the key (an id
