@@ -123,7 +123,7 @@ def read_upload(file: Upload, extension: Optional[str]) -> Tuple[bytes, str]:
         raise too_big(name)
     if not data:  # sent, it would make an empty image
         raise ValueError(empty.format(shown_path(name) if name else "file"))
-    check_type("extension", "" if extension is None else extension, str)
+    check_type("extension", extension, (str, type(None)))
     given = bool(extension)
     extension = extension.lower().lstrip(".") if extension else extension_of(name)
     if not extension:
