@@ -387,7 +387,7 @@ class Client:
             error = LeonardoError.bad_body(response, message, data, key=self._key)
         else:
             return data
-        del response  # a kept error's traceback holds this frame: not its Response, the whole body
+        del response  # as in _exchange
         raise error from cause
 
     def _create(self, path: str, request: Any, expected: type) -> Result:
