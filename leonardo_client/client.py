@@ -834,10 +834,8 @@ def _check_not_serving(session: requests.Session, prefix: str) -> None:
     same = [a for p, a in session.adapters.items() if p.lower() == prefix.lower()]  # as requests matches it
     other = same[0].owner() if same and isinstance(same[0], _ApiAdapter) else None
     if other is not None and not other.closed:
-        raise ValueError(
-            "that session already serves an open Client for this base_url: share that Client (it is "
-            "thread-safe), or give each Client its own session"
-        )
+        raise ValueError("that session already serves an open Client for this base_url: share that Client (it is "
+                         "thread-safe), or give each Client its own session")
 
 
 class _Session(requests.Session):
