@@ -408,8 +408,7 @@ def _unwrap(result: Mapping[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]
 
 def _generation_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """The files of a generation or texture generation: ValueError unless COMPLETE, LeonardoError if it holds
-    neither generated_images nor model_asset_texture_images ([] for an empty list). Images with no file yet
-    (has_file: null, "", or any other false value) are skipped; any other URL that is not a file's is refused."""
+    neither generated_images nor model_asset_texture_images ([] for an empty list), or a URL that is no file's."""
     status = result.get("status")
     if status == "FAILED":
         raise ValueError("the generation FAILED: it has no files to save")
