@@ -109,14 +109,15 @@ class LeonardoError(Exception):
         """Build the error for a request that got no complete response (timeout, refused, dropped...);
         ``hidden``: other secrets never shown (a proxy's user:password, see credentials_of); ``answered``: ``exc``
         came after an answer (a session's response hook), so the request went, whatever its type says."""
+        reason = _reason(exc)
         # A proxy that hung up on CONNECT: urllib3 2 says it as any connection lost.
-        proxied = requests.exceptions.ProxyError if _raised_in(_reason(exc), _TUNNEL) else type(exc)
+        proxied = requests.exceptions.ProxyError if _raised_in(reason, _TUNNEL) else type(exc)
         kind = requests.exceptions.ReadTimeout if timed_out(exc) else proxied
         template = next(text for error, text in _TRANSPORT_ERRORS if issubclass(kind, error))
         detail = without_userinfo(_detail(exc))  # requests quotes a URL it cannot follow (a redirect to ftp://)
-        answer = tunnel_failed(_reason(exc))  # "407 Proxy Authentication Required", "503 Service Unavailable"
+        answer = tunnel_failed(reason)  # "407 Proxy Authentication Required", "503 Service Unavailable"
         if answer:
-            template, detail = (PROXY_REFUSED if tunnel_refused(_reason(exc)) else PROXY_FAILED), answer
+            template, detail = (PROXY_REFUSED if tunnel_refused(reason) else PROXY_FAILED), answer
         message = template.format(host=urlsplit(url).hostname or "the server", detail=detail)
         hint = _file_hint(exc)
         message = f"{message}; {hint}" if hint else message
@@ -124,9 +125,8 @@ class LeonardoError(Exception):
             message = message.replace(secret, REDACTED)
         # close() in a retry's wait after tries that did nothing: the answer it waited after (a 429) says the call's
         # status; after one that may have done something (a 503), a 429 after it would read as "refused": none.
-        closed = _reason(exc)
-        if isinstance(closed, ClientClosed) and closed.made_nothing:
-            status, retry_after = closed.status, closed.retry_after
+        if isinstance(reason, ClientClosed) and reason.made_nothing:
+            status, retry_after = reason.status, reason.retry_after
         else:
             status = retry_after = None
         text, url = redact(_noted(note, message), key), redact(url, key)
