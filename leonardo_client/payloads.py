@@ -71,13 +71,13 @@ RETIRED = {
     "texture": "the texture endpoints left Leonardo's public API spec in 2026-04 and may stop working; "
     "Leonardo names no replacement (its only 3D model is 'rodin-v2' on create_generation_v2)",
 }
-_Retired = TypeVar("_Retired")
+_T = TypeVar("_T")
 
 
-def retired_upstream(kind: str) -> Callable[[_Retired], _Retired]:
+def retired_upstream(kind: str) -> Callable[[_T], _T]:
     """A decorator: the docstring of a retired operation's method or body ends with ``RETIRED[kind]``."""
 
-    def document(retired: _Retired) -> _Retired:
+    def document(retired: _T) -> _T:
         retired.__doc__ = f"{inspect.cleandoc(retired.__doc__ or '')}\n\nRetired upstream: {RETIRED[kind]}."
         return retired
 
@@ -289,7 +289,6 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
     raise TypeError(f"{where} is {with_article(type(value).__name__)}, which JSON cannot carry")
 
 
-_T = TypeVar("_T")
 # A list field's type, read by _check_field: ListOf, a list or tuple (no Sequence: a str is one); Parts, a Sequence
 # of a part's dataclass or mappings (a List[ElementInput] is no List of that union). Only a list or tuple is sent.
 ListOf = Union[List[_T], Tuple[_T, ...]]
