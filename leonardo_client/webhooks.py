@@ -91,8 +91,7 @@ def parse_webhook(body: Body, headers: Headers, callback_api_key: str) -> Dict[s
 
 
 def _payload(body: Body) -> Any:
-    """The body's JSON; TypeError for what is no request's body (a framework's parsed JSON, None), ValueError if
-    it is not JSON."""
+    """The body's JSON; TypeError for no raw body (a framework's parsed JSON, None), ValueError for no JSON."""
     if not isinstance(body, (bytes, bytearray, memoryview, str)):
         raise TypeError(f"body must be the request's raw body (bytes or str), not {type(body).__name__}")
     try:
