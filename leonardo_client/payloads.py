@@ -299,8 +299,7 @@ _SIMPLE_TYPES: Dict[str, Tuple[type, ...]] = {"str": (str,), "int": (int,), "flo
 
 def _check_field(name: str, kind: str, item: Any) -> None:
     """TypeError unless ``item`` fits ``kind``, its field's annotation without Optional (``ListOf[X``, ``Parts[X``
-    and ``Mapping[...``: the rest of the string is cut off); a kind not known here is not checked. ValueError:
-    an int beyond the API's Int (MAX_INT), but a seed."""
+    and ``Mapping[...``: the rest is cut off; other kinds are not checked); ValueError for an int beyond MAX_INT."""
     if kind.startswith(("ListOf[", "Parts[")):
         if not isinstance(item, (list, tuple)):
             raise TypeError(f"{name} must be a list or tuple, not {type(item).__name__}")
@@ -445,10 +444,10 @@ class CreateGenerationRequest(_Body):
     canvas_mask_id: Optional[str] = wire("canvasMaskId")
     enhance_prompt: Optional[bool] = wire("enhancePrompt")
     enhance_prompt_instruction: Optional[str] = wire("enhancePromptInstruction")
-    # Deprecated by Leonardo since September 2024 in favour of ``controlnets``.
+    # These three: deprecated by Leonardo since September 2024 in favour of ``controlnets``.
     control_net: Optional[bool] = wire("controlNet")
-    control_net_type: Optional[str] = wire("controlNetType")  # ControlnetType; deprecated
-    weighting: Optional[float] = wire("weighting")  # deprecated
+    control_net_type: Optional[str] = wire("controlNetType")  # ControlnetType
+    weighting: Optional[float] = wire("weighting")
 
     def _check_values(self, where: str) -> None:
         check_prompt(self.prompt, f"{where}.prompt")
