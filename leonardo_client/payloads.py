@@ -265,9 +265,9 @@ def _json(value: Any, where: str, parents: Tuple[int, ...]) -> Any:
         return check_text(value, where)
     if value is None or isinstance(value, bool) or (isinstance(value, int) and _INT_MIN <= value < _INT_END):
         return value  # bounds, not a range: `in range` walks it for an int subclass (an IntEnum)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
     if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isfinite(value):
-            return value
         what = "an integer within 64 bits" if isinstance(value, int) else "a finite number JSON can carry"
         raise ValueError(f"{where} must be {what}, got {shown(value, 40)}")
     if id(value) in parents:
