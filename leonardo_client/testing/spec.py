@@ -189,8 +189,9 @@ class Spec:
             try:
                 self.check(schema, body, ())
             except FieldError as exc:
-                if operation.action:
-                    exc.path = _graphql_path(operation.action, exc.where)
+                if operation.action:  # where the value is in the GraphQL the API runs, as Hasura writes a path:
+                    # "$.selectionSet.sdGenerationJob.args.arg1.controlnets[0].weight"
+                    exc.path = "$" + _steps(("selectionSet", operation.action, "args", "arg1") + exc.where)
                 raise
         else:  # v2: the schemas leave out "parameters"; a model's required ones are missing then, not waived
             self.json_schema.check(schema, dict(body, parameters=body.get("parameters", {})), ())
@@ -325,12 +326,6 @@ def _non_nullable(where: Where) -> ApiError:
     the query is parsed ("$"), a field's within it is the parser's."""
     message = "expecting a value for non-nullable %s" % _name(where)
     return invalid(message) if len(where) < 2 else FieldError(message, where)
-
-
-def _graphql_path(action: str, where: Where) -> str:
-    """Where a value of a v1 POST's body is in the GraphQL the API runs, as Hasura writes a path:
-    "$.selectionSet.sdGenerationJob.args.arg1.controlnets[0].weight"."""
-    return "$" + _steps(("selectionSet", action, "args", "arg1") + where)
 
 
 def _steps(where: Where) -> str:
