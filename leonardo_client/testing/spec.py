@@ -115,8 +115,7 @@ class Spec:
             root = urlsplit((item.get("servers") or document["servers"])[0]["url"]).path.rstrip("/")
             self.roots.add(root)
             hasura = root == self.base
-            methods = [m for m in item if m in ("get", "post", "delete")]
-            ops = {m.upper(): self._operation(item[m], hasura, m) for m in methods}
+            ops = {m.upper(): self._operation(item[m], hasura, m) for m in item if m in ("get", "post", "delete")}
             self.routes.append(((root + template)[1:].split("/"), ops))
         # Hasura (v1) refuses a key outside an object's properties unless the schema says otherwise;
         # within the v2 envelope, bodies are read as JSON Schema: open unless additionalProperties is false.
@@ -286,9 +285,7 @@ class Spec:
             raise invalid("%s must be a multiple of %s" % (_label(where), step))
         # No uniqueItems check: every such array in the spec takes at most one item (maxItems, above).
 
-    def _check_object(
-        self, schema: Dict[str, Any], value: Dict[str, Any], where: Where, closed: bool
-    ) -> None:
+    def _check_object(self, schema: Dict[str, Any], value: Dict[str, Any], where: Where, closed: bool) -> None:
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", not props if self.hasura or not where else True)
         for key in value:
