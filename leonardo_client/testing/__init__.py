@@ -77,24 +77,22 @@ def _at_no_operation(spec: Spec, path: str) -> bool:
 class FakeLeonardo:
     """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
 
-    The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (past 20
-    pending per slot, the running ones included, a create gets 429); ``posts_per_minute`` (None:
-    no limit) counts the POSTs of each generation endpoint (v1, v2, texture) apart, over a sliding
-    minute, as Leonardo's limits do (past it: 429 with Retry-After); a job
-    runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is COMPLETE, or FAILED with
-    probability ``fail_rate`` (reproducible from ``seed``); while ``fail_new_generations`` is True
-    (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change
-    at any time (the jobs are first moved on to that moment: a slot added is free from then; a
-    seed set restarts the draws from it; a job keeps the delay it drew when created); each setting is
-    checked whenever it is set (ValueError, TypeError; a misspelt setting, a name close to one: AttributeError).
+    The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (past 20 pending per slot,
+    the running ones included, a create gets 429); ``posts_per_minute`` (None: no limit) counts the POSTs of each
+    generation endpoint (v1, v2, texture) apart, over a sliding minute, as Leonardo's limits do (past it: 429 with
+    Retry-After); a job runs ``completion_delay`` seconds (a number or a (min, max) range drawn per job), then is
+    COMPLETE, or FAILED with probability ``fail_rate`` (reproducible from ``seed``); while ``fail_new_generations``
+    is True (False at first), every job created (image, motion, v2 or texture) ends FAILED. These may change at any
+    time (the jobs are first moved on to that moment: a slot added is free from then; a seed set restarts the draws
+    from it; a job keeps the delay it drew when created); each setting is checked whenever it is set (ValueError,
+    TypeError; a misspelt setting, a name close to one: AttributeError).
     ``user_id`` is the account's id: ``GET /me`` reports it, and ``GET /generations/user/{userId}`` lists the
     generations for it only.
-    ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``)
-    or "spec" (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only),
-    each completed generation is POSTed there with ``authorization: Bearer <webhook_api_key>``;
-    failed deliveries are listed in ``webhook_errors``; :meth:`set_webhook` changes the two (they
-    are not assigned). ``requests`` lists every request received; ``connections_opened`` counts
-    the TCP connections accepted.
+    ``v2_response_shape``: "recipes" (``{"generate": {"generationId", "cost"}}``) or "spec"
+    (``{"generationId", "apiCreditCost"}``). With ``webhook_url`` (loopback only), each completed generation is
+    POSTed there with ``authorization: Bearer <webhook_api_key>``; failed deliveries are listed in
+    ``webhook_errors``; :meth:`set_webhook` changes the two (they are not assigned). ``requests`` lists every
+    request received; ``connections_opened`` counts the TCP connections accepted.
     """
 
     webhook_url: Optional[str] = None  # set by set_webhook() only
@@ -177,10 +175,9 @@ class FakeLeonardo:
         return self
 
     def set_webhook(self, url: Optional[str], api_key: Optional[str] = None) -> None:
-        """POST each generation that completes from now on to ``url`` (http(s) on a loopback address;
-        None: no webhook) with ``authorization: Bearer <api_key>``. The two are set together, as on a
-        Leonardo API key; a running fake starts delivering at once. What completed before goes where
-        the webhook pointed then."""
+        """POST each generation that completes from now on to ``url`` (http(s) on a loopback address; None: no
+        webhook) with ``authorization: Bearer <api_key>``. The two are set together, as on a Leonardo API key; a
+        running fake starts delivering at once. What completed before goes where the webhook pointed then."""
         check_settings(url, api_key)
         self._set_from_now(webhook_url=url, webhook_api_key=api_key)
         self._start_deliverer()
@@ -192,11 +189,10 @@ class FakeLeonardo:
             self._deliverer = deliverer
 
     def stop(self) -> None:
-        """Stop serving: close every connection, send the webhooks of what completed before (for
-        WEBHOOK_TIMEOUT, 2 s, plus the delivery under way then, itself up to that; those not sent are listed in
-        ``webhook_errors``) and join every thread. A no-op when stopped; state is kept and
-        ``base_url`` too. Not to be called from a request handler. In a process forked from the
-        one that started it, only closes that process's copy of the port."""
+        """Stop serving: close every connection, send the webhooks of what completed before (for WEBHOOK_TIMEOUT,
+        2 s, plus the delivery under way then, itself up to that; those not sent are listed in ``webhook_errors``) and
+        join every thread. A no-op when stopped; state is kept and ``base_url`` too. Not to be called from a request
+        handler. In a process forked from the one that started it, only closes that process's copy of the port."""
         server, self._server = self._server, None
         if server is not None and os.getpid() != self._pid:  # a forked child: the threads are the parent's
             server.server_close()  # its copy of the listening socket; the connections it shares are left alone
@@ -226,21 +222,17 @@ class FakeLeonardo:
         """Change the answer to the next ``times`` matching requests (None: until
         :meth:`clear_faults`); the first matching fault, in order of registration, fires.
 
-        ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``,
-        ``"/cdn/*"``); None matches every API path. A path that never matches is refused
-        (ValueError): one without its leading ``/``, ``"/v2/..."`` (recorded from the root),
-        ``"/api/rest/v1/..."`` or ``"/v1/..."`` (v1 calls are recorded from ``base_url``), one no operation of the
-        API is at, nor a file (``"/generations/"``, ``"/init-images"``).
-        ``method`` None matches any. ``status``:
-        answer it with ``body`` (dict or list as JSON; str or bytes raw, ``text/html`` when it
-        starts with ``<``, else a file's type under /cdn/, JSON's elsewhere; refused at once if JSON
-        cannot carry it) or else the API's error envelope (a 204 or 304 is sent without a body).
-        ``drop``: close without answering.
-        ``delay``: wait that long first, up to 3600 s (alone: a slow server). ``retry_after``:
-        add that header (2.0 as "2").
-        ``truncate``: announce the whole Content-Length, send half, close. ``after``: run the
-        operation first, then play the fault; without it a ``status`` or ``drop`` fault
-        replaces the operation, which never runs.
+        ``path`` matches the recorded path, exactly or as a prefix ending in ``*`` (``"*"``, ``"/cdn/*"``); None
+        matches every API path. A path that never matches is refused (ValueError): one without its leading ``/``,
+        ``"/v2/..."`` (recorded from the root), ``"/api/rest/v1/..."`` or ``"/v1/..."`` (v1 calls are recorded from
+        ``base_url``), one no operation of the API is at, nor a file (``"/generations/"``, ``"/init-images"``).
+        ``method`` None matches any. ``status``: answer it with ``body`` (dict or list as JSON; str or bytes raw,
+        ``text/html`` when it starts with ``<``, else a file's type under /cdn/, JSON's elsewhere; refused at once
+        if JSON cannot carry it) or else the API's error envelope (a 204 or 304 is sent without a body).
+        ``drop``: close without answering. ``delay``: wait that long first, up to 3600 s (alone: a slow server).
+        ``retry_after``: add that header (2.0 as "2").
+        ``truncate``: announce the whole Content-Length, send half, close. ``after``: run the operation first, then
+        play the fault; without it a ``status`` or ``drop`` fault replaces the operation, which never runs.
         """
         fault = Fault(status, times, path, method, retry_after_header(retry_after), delay, drop, body, truncate, after)
         base = self._api.spec.base
@@ -248,9 +240,8 @@ class FakeLeonardo:
             raise ValueError("v1 calls are recorded from the API's base: use path=%r" % (path[len(base):] or "/"))
         if path is not None and _at_no_operation(self._api.spec, path):
             raise ValueError("path=%r is at no operation of the bundled spec, nor under /cdn/ or /s3/: no call of the "
-                             "client's is recorded there (a v1 call "
-                             "is recorded from base_url, '/generations'; a v2 call from the root, "
-                             "'/api/rest/v2/generations')" % path)
+                             "client's is recorded there (a v1 call is recorded from base_url, '/generations'; a v2 "
+                             "call from the root, '/api/rest/v2/generations')" % path)
         with self._lock:
             self._faults.append(fault)
 
