@@ -597,11 +597,11 @@ def form_parts(request: RecordedRequest) -> List[Tuple[str, bytes]]:
     if not content_type.startswith("multipart/form-data"):
         raise S3Error(412, "Bucket POST must be of the enclosure-type multipart/form-data", "PreconditionFailed")
     message = email.message_from_bytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + request.body)
+    parts = cast(List[Message], message.get_payload())  # a str unless multipart
     # A field of parts of its own (multipart/mixed, message/rfc822) holds no value S3 reads.
-    if not message.is_multipart() or any(p.is_multipart() for p in cast(List[Message], message.get_payload())):
+    if not message.is_multipart() or any(p.is_multipart() for p in parts):
         raise S3Error(400, "The body of your POST request is not well-formed multipart/form-data",
                       "MalformedPOSTRequest")
-    parts = cast(List[Message], message.get_payload())
     return [(str(p.get_param("name", header="content-disposition")), cast(bytes, p.get_payload(decode=True)))
             for p in parts]
 
