@@ -1,8 +1,7 @@
-"""The fake API's state and one handler per operation, named after the Client's method; the S3
-bucket behind POST /init-image (presigned form fields out, a multipart/form-data POST in, S3's
-XML errors); the webhook (each completed generation's ``image_generation.complete`` payload
-POSTed to ``webhook_url`` from a background thread; a failed delivery is recorded in
-``FakeLeonardo.webhook_errors``, never raised)."""
+"""The fake API's state and one handler per operation, named after the Client's method; the S3 bucket behind
+POST /init-image (presigned form fields out, a multipart/form-data POST in, S3's XML errors); the webhook (each
+completed generation's ``image_generation.complete`` payload POSTed to ``webhook_url`` from a background thread; a
+failed delivery is recorded in ``FakeLeonardo.webhook_errors``, never raised)."""
 
 from __future__ import annotations
 

@@ -37,12 +37,11 @@ Headers = List[Tuple[str, str]]
 
 @dataclass
 class RecordedRequest:
-    """One request received by the fake. ``path`` is relative to ``base_url`` for v1 calls
-    (``"/generations/abc"``; ``base_url`` itself ``"/"``), else to ``root_url`` (``"/cdn/..."``,
-    ``"/api/rest/v2/..."``), without the query, percent-encoded as sent; ``query`` holds each
-    parameter's last value, ``headers`` ignores case, ``json`` is the parsed body (None if absent
-    or not JSON); ``body`` is empty for a request refused while read (a bad Content-Length, a
-    chunked body, headers too large, a method not served), ``method`` and ``path`` too for a
+    """One request received by the fake. ``path`` is relative to ``base_url`` for v1 calls (``"/generations/abc"``;
+    ``base_url`` itself ``"/"``), else to ``root_url`` (``"/cdn/..."``, ``"/api/rest/v2/..."``), without the query,
+    percent-encoded as sent; ``query`` holds each parameter's last value, ``headers`` ignores case, ``json`` is the
+    parsed body (None if absent or not JSON); ``body`` is empty for a request refused while read (a bad
+    Content-Length, a chunked body, headers too large, a method not served), ``method`` and ``path`` too for a
     request line not read."""
 
     method: str
