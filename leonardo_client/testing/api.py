@@ -385,7 +385,7 @@ class Api:
 
     def create_generation_v2(self, call: Call) -> Dict[str, Any]:
         """POST /v2/generations: checked against the model's own schema, stored with the v1
-        generations (polled and listed through v1), videos for the video models (_makes_video)."""
+        generations (polled and listed through v1), videos for the video models."""
         model, params = call.body["model"], call.body.get("parameters") or {}
         guidances = params.get("guidances")  # where a model's schema leaves it open, any JSON
         for guidance in guidances.values() if isinstance(guidances, dict) else ():
@@ -395,13 +395,17 @@ class Api:
                     self._uploaded(image["id"] if isinstance(image.get("id"), str) else "")
         props = self.spec.models()[model]["properties"]["parameters"].get("properties", {})
         default = {key: props.get(key, {}).get("default") for key in ("width", "height", "quantity")}
+        model_id = uuid.UUID(bytes=hashlib.sha256(model.encode("utf-8")).digest()[:16], version=4)  # a UUID column
         fields = _blank(prompt=params.get("prompt", ""), negativePrompt=params.get("negative_prompt"),
-                        modelId=_v2_model_id(model), imageWidth=_opt(params, "width", default["width"] or 1024),
+                        modelId=str(model_id), imageWidth=_opt(params, "width", default["width"] or 1024),
                         imageHeight=_opt(params, "height", default["height"] or 1024),
                         public=_opt(call.body, "public", False), seed=params.get("seed"))
         count = _opt(params, "quantity", default["quantity"] or 1)
         job = self._new_job(self.generations, fields, "/api/rest/v2/generations")
-        self._add_images(job, count, video_model=model if _makes_video(props) else None)
+        # A video model takes a start_frame guidance, or a duration and a width (sound-effects-v2's duration is
+        # "of the video" too, in the spec, but it has no width).
+        video = "start_frame" in props.get("guidances", {}).get("properties", {}) or {"duration", "width"} <= set(props)
+        self._add_images(job, count, video_model=model if video else None)
         credits = V2_CREDITS_PER_OUTPUT * count
         if self.fake.v2_response_shape == "spec":
             return {"generationId": job.id, "apiCreditCost": credits}
@@ -537,17 +541,6 @@ class Api:
         job.images.append(_image(image_id, path))
         job.final, self.generations[job.id] = "COMPLETE", job
         return answer
-
-
-def _makes_video(props: Dict[str, Any]) -> bool:
-    """Whether a v2 model makes videos, from its parameters' properties: it takes a start_frame guidance, or a
-    duration and a width (sound-effects-v2's duration is "of the video" too, in the spec, but it has no width)."""
-    return "start_frame" in props.get("guidances", {}).get("properties", {}) or {"duration", "width"} <= set(props)
-
-
-def _v2_model_id(name: str) -> str:
-    """A v2 model's modelId in its generations: the column is a UUID, so a UUIDv4 derived from the name."""
-    return str(uuid.UUID(bytes=hashlib.sha256(name.encode("utf-8")).digest()[:16], version=4))
 
 
 def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str, Any]:
