@@ -443,6 +443,12 @@ class BatchSummary:
         return (f"{self.complete} of {self.total} complete, {self.failed} failed, {self.ambiguous} ambiguous, "
                 f"{self.pending} pending")
 
+    def _advice(self, where: str, check: str) -> List[str]:
+        """What to do with failed (see ``where``) and ambiguous (see ``check``) items: for the summary, the gallery."""
+        advice = [failed_advice(where, refused=False)] if self.failed > self.refused else []
+        advice += [failed_advice(where, refused=True)] if self.refused else []
+        return advice + ([ambiguous_advice(check)] if self.ambiguous else [])
+
     def __str__(self) -> str:
         lines = [
             f"{self._counted()}; {_count(self.images, 'image')} in {printable(self.out_dir)}",
@@ -451,12 +457,7 @@ class BatchSummary:
             f"{_count(self.images_this_run, 'image')} in {self.wall_time:.1f}s "
             f"({self.images_per_minute:.1f} images/min)",
         ]
-        if self.failed > self.refused:
-            lines.append(failed_advice("in the gallery", refused=False))
-        if self.refused:
-            lines.append(failed_advice("in the gallery", refused=True))
-        if self.ambiguous:
-            lines.append(ambiguous_advice(f"{GALLERY} and your Leonardo library"))
+        lines += self._advice("in the gallery", f"{GALLERY} and your Leonardo library")
         if self.pending and not self.interrupted:
             lines.append(f"pending items are still running or not yet downloaded: {resume_advice(self.offline)}")
         if self.gone:  # reported only: nothing fetched again (a generation may give other files than those named)
@@ -2358,9 +2359,7 @@ def write_gallery(
         f"spent {e(spent)} &middot; {state}, updated {e(_local_time(time.time()))}"
         + (f" &middot; {e(paused)}" if paused else "")
     )
-    advice = [failed_advice("on their cards", refused=False)] if summary.failed > summary.refused else []
-    advice += [failed_advice("on their cards", refused=True)] if summary.refused else []
-    advice += [ambiguous_advice("their cards and your Leonardo library")] if summary.ambiguous else []
+    advice = summary._advice("on their cards", "their cards and your Leonardo library")
     notes = [] if final else [_RUNNING_NOTE.format(advice=resume_advice(offline))]
     notes += [text[:1].upper() + text[1:] + "." for text in advice]
     if summary.gone:
