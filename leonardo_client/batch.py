@@ -549,10 +549,10 @@ class _Journal:
                 header, self.records = None, []
                 self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
             elif (header.get("input"), header.get("items")) != (digest, total):
-                self._refuse_other_input(header, self.said, digest, total, any_order)
+                self._refuse_other_input(header, digest, total, any_order)
             self._refuse_unknown(total)
             if header is not None:
-                self._refuse_offline_mix(header, self.said, offline)
+                self._refuse_offline_mix(header)
         except BaseException:  # closed, so unlocked: a retry in this process is not refused as a second batch
             self._file.close()
             raise
@@ -596,37 +596,37 @@ class _Journal:
         for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
             _sync_folder(folder)
 
-    def _refuse_offline_mix(self, header: Dict[str, Any], said: str, offline: bool) -> None:
+    def _refuse_offline_mix(self, header: Dict[str, Any]) -> None:
         """Refuse a journal whose generations this run cannot find: an offline batch's (its fake API ended with its
         run, and what it made with it) rerun on the API, or offline with items in flight; a batch's on the API (a
         header without the mark: an earlier version's offline one too) rerun offline."""
-        if header.get("offline") is True and not offline:
-            raise BatchInputError([f"{said} holds the journal of an --offline batch (offline=True), its images "
+        if header.get("offline") is True and not self.offline:
+            raise BatchInputError([f"{self.said} holds the journal of an --offline batch (offline=True), its images "
                                    "the built-in fake API's placeholders: use a new --out (out_dir) for a batch on the "
                                    "API"])
-        if header.get("offline") is not True and offline:  # an earlier version's offline one was not marked
-            raise BatchInputError([f"{said} holds the journal of a batch run on the API (or --offline by an earlier "
-                                   "version, which did not say so), whose generations the built-in fake API cannot "
-                                   "know: rerun it without --offline (offline=True), or use a new --out (out_dir)"])
+        if header.get("offline") is not True and self.offline:  # an earlier version's offline one was not marked
+            raise BatchInputError([f"{self.said} holds the journal of a batch run on the API (or --offline by an "
+                                   "earlier version, which did not say so), whose generations the built-in fake API "
+                                   "cannot know: rerun it without --offline (offline=True), or use a new --out "
+                                   "(out_dir)"])
         states = {record["i"]: record["s"] for record in self.records if "i" in record}  # each item's last
         in_flight = sum(state in ("submitting", "submitted") for state in states.values())
-        if offline and in_flight:
+        if self.offline and in_flight:
             raise BatchInputError([
-                f"{said} holds an --offline batch (offline=True) stopped with {_count(in_flight, 'item')} in "
+                f"{self.said} holds an --offline batch (offline=True) stopped with {_count(in_flight, 'item')} in "
                 "flight: the built-in fake API is new each run, and their generations ended with the last one: it "
                 "cannot be resumed: use a new --out (out_dir)"
             ])  # fmt: skip
 
-    @staticmethod
-    def _refuse_other_input(header: Dict[str, Any], said: str, digest: str, total: int, any_order: str) -> None:
+    def _refuse_other_input(self, header: Dict[str, Any], digest: str, total: int, any_order: str) -> None:
         if any_order and header.get("any_order") == any_order:  # kept refused: the journal's indexes are positions
             raise BatchInputError([
-                f"{said} holds the journal of these items in another order: give them in the order of its first "
+                f"{self.said} holds the journal of these items in another order: give them in the order of its first "
                 "run (a list, sorted or as written, not a set's order, which changes from run to run) to resume it"
             ])  # fmt: skip
         theirs = f"{header.get('items')} items, input {str(header.get('input'))[:12]}"
         raise BatchInputError([
-            f"{said} holds the journal of a different batch ({theirs}, this one: {total} items, input "
+            f"{self.said} holds the journal of a different batch ({theirs}, this one: {total} items, input "
             f"{digest[:12]}): use another folder (deleting the journal would send that batch's items "
             "again, those already made too)"
         ])  # fmt: skip
