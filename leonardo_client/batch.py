@@ -30,7 +30,6 @@ from typing import (
 )
 from urllib.parse import quote
 
-
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
