@@ -1245,7 +1245,7 @@ class _Engine:
         """Refuse a journal that lost records (a copy cut short, not a crash's last line): it shows an item as never
         sent whose files are in out_dir, where only a download after its "submitted" record puts them."""
         sent = {record["i"] for record in self.journal.records if "i" in record and record["s"] != "planned"}
-        unsent = {stem[: stem.index("-") + 1]: n for n, stem in enumerate(self.stems) if n not in sent}  # "0004-": n
+        unsent = {number: n for n, number in enumerate(_numbers(len(self.items))) if n not in sent}  # "0004-": n
         with _listing(self.journal.said):
             names = sorted(os.listdir(self.out_dir))
         for name in names:
