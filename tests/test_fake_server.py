@@ -1900,6 +1900,14 @@ def test_a_full_queue_answers_429():
         create(api, fake)
 
 
+def test_failed_generations_free_their_place_in_the_queue():
+    with FakeLeonardo(concurrency_slots=1) as fake, session_for(fake) as api:  # a queue of 20; jobs end at once
+        fake.fail_new_generations = True
+        ids = [create(api, fake, num_images=1) for _ in range(20)]
+        assert statuses(api, fake, ids) == ["FAILED"] * 20
+        create(api, fake)  # was it 429 "queue full", a FAILED job would still hold its place
+
+
 def test_posts_per_minute_answers_429_with_retry_after_per_endpoint():
     with FakeLeonardo(posts_per_minute=2) as fake, session_for(fake) as api:
         for _ in range(2):  # each endpoint has its own window, as Leonardo's limits page gives 100/min each
