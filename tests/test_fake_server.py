@@ -1794,6 +1794,19 @@ def test_v2_refuses_what_the_model_schema_refuses(fake, api, model, parameters, 
     assert fake.generation_ids() == []
 
 
+@pytest.mark.parametrize("model, parameters, error", [
+    # width's schema has no "nullable": a null is refused, as for a required key
+    ("phoenix-v1.0", {"prompt": "x", "width": None}, 'expecting a value for non-nullable field: "width"'),
+    # neither width nor height: every one of the sizes' oneOf forms fits, not exactly one
+    ("happy-horse-1.1", {"prompt": "x", "quantity": 1}, "parameters must match exactly one of the allowed forms"),
+])
+def test_v2_refuses_with_the_exact_envelope(fake, api, model, parameters, error):
+    response = v2(api, fake, {"model": model, "parameters": parameters})
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": error, "path": "$", "code": "validation-failed"}
+    assert fake.generation_ids() == []
+
+
 @pytest.mark.parametrize("model, quality", [("gpt-image-1.5", "HIGH"), ("ideogram-v3.0", "TURBO")])
 def test_v2_refuses_mode_where_leonardo_retired_it_for_quality(fake, api, model, quality):
     response = v2(api, fake, {"model": model, "parameters": {"prompt": "x", "mode": quality}})
