@@ -306,7 +306,8 @@ def may_have_run(error: BaseException) -> bool:
     """Whether the call ``error`` ended may still have been acted on (a create call made, and billed): it was
     sent and no refusal (4xx) came back: a 5xx (not the auth hook's, see auth_hook_failed), a 3xx (a 303 says it
     was done), no answer, an answer cut short or without what was asked.
-    Before trying such a call again, look for what it did (the account's generations)."""
+    Before trying such a call again, look for what it did (the account's generations).
+    It judges a call's LeonardoError; anything else (a ValueError before sending too) reads as may have run (True)."""
     status = getattr(error, "status_code", None)
     refused = (status is not None and 400 <= status < 500) or auth_hook_failed(status, getattr(error, "body", None))
     return not never_sent(error) and not refused
