@@ -248,9 +248,10 @@ def _may_have_sent(records: Iterable[Any]) -> bool:
 def read_items(
     path: _files.PathLike, defaults: Optional[Mapping[str, Any]] = None, *, check_spec: bool = True
 ) -> List[BatchItem]:
-    """The items of a prompts file: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``,
-    or a first line starting with ``{``); blank lines and ``#`` comments are skipped. ``check_spec``: each body
-    checked against the bundled spec too (a new batch's; not a rerun's: see journaled).
+    """The items of the prompts file ``path``: one prompt a line, or JSON Lines (``.jsonl``, ``.ndjson``, or a first
+    line starting with ``{``); blank lines and ``#`` comments are skipped. ``defaults``: a mapping (else TypeError)
+    under every line, whose own model or model_id replaces both; ``check_spec``: each body checked against the
+    bundled spec too (a new batch's; not a rerun's: see journaled).
 
     Raises BatchInputError: unreadable, no items, or bad lines (each listed with its number).
     """
@@ -435,6 +436,7 @@ class BatchSummary:
 
     @property
     def images_per_minute(self) -> float:
+        """Images saved a minute in this run (images_this_run over wall_time); 0.0 for a run of no time."""
         return 60.0 * self.images_this_run / self.wall_time if self.wall_time > 0 else 0.0
 
     def _counted(self) -> str:
@@ -879,33 +881,32 @@ class _Item:
 
 
 def run_batch(
-    client: "_client.Client",
-    items: Iterable[Union[BatchItem, Mapping[str, Any]]],
-    out_dir: _files.PathLike,
-    *,
-    concurrency: Optional[int] = None,
-    posts_per_minute: float = DEFAULT_POSTS_PER_MINUTE,
-    on_progress: Optional[Callable[[BatchProgress], object]] = None,
-    retry_failed: bool = False,
-    resubmit_ambiguous: bool = False,
-    item_timeout: float = 3600.0,
-    offline: bool = False,
+    client: "_client.Client", items: Iterable[Union[BatchItem, Mapping[str, Any]]], out_dir: _files.PathLike, *,
+    concurrency: Optional[int] = None, posts_per_minute: float = DEFAULT_POSTS_PER_MINUTE,
+    on_progress: Optional[Callable[[BatchProgress], object]] = None, retry_failed: bool = False,
+    resubmit_ambiguous: bool = False, item_timeout: float = 3600.0, offline: bool = False,
 ) -> BatchSummary:
     """Run many generations with ``client``, journaled in ``out_dir`` so a rerun resumes; returns a BatchSummary.
 
-    ``items`` are BatchItems or mappings (make_item); the same items and ``out_dir`` again resume. ``concurrency``:
-    at most that many generations in flight; None fills the account's ``apiConcurrencySlots`` (GET /me) plus a small
-    queue (half as many again, at least 2); ``item_timeout``: a generation still running after it is left in flight
-    for a rerun (never sent again), and the batch stops when no create call has gone through (429s, no connection,
-    5xx never created) for as long. ``offline``: ``client`` answers from a fake API that ends with this run (the
-    command's --offline): the journal says so, and a rerun that could not find its generations is refused.
+    ``items``: BatchItems, or mappings of their fields as a JSON Lines prompts file's lines are (other keys go to
+    ``extra``); the same items and ``out_dir`` again resume. ``concurrency``: at most that many generations in flight;
+    None fills the account's ``apiConcurrencySlots`` (GET /me) plus a small queue (half as many again, at least 2).
+    ``posts_per_minute`` (100, the API's default limit): create calls paced evenly, about 1% under it.
+    ``on_progress``: called in the caller's thread with a BatchProgress after each event; what it raises ends the batch.
+    ``retry_failed``: failed items sent again. ``resubmit_ambiguous``: ambiguous items sent again, the one option
+    that can bill twice (one may have been made). ``item_timeout``: a generation still running after it is left in
+    flight for a rerun (never sent again), and the batch stops when no create call has gone through (429s, no
+    connection, 5xx never created) for as long. ``offline``: ``client`` answers from a fake API that ends with this
+    run (the command's --offline): the journal says so, and a rerun that could not find its generations is refused.
 
     Raises:
         BatchInputError: bad items, or ``out_dir`` holds the journal of a different batch (or of one, see
             ``offline``, whose generations this run cannot find).
         BatchInterrupted: Ctrl-C; what was in flight is journaled (a KeyboardInterrupt).
-        LeonardoError: the account could not be read, the API refused the key, no create
-            call went through for ``item_timeout``, or its threads could not start (nothing sent).
+        LeonardoError: the account could not be read, the API refused the key, no create call went through for
+            ``item_timeout``, its threads could not start (nothing sent), ``out_dir`` could not be created, the
+            Client was closed while the batch ran, or ``out_dir``'s journal is another account's.
+        ValueError, TypeError: an unusable argument, before anything is sent or written.
     """
     given = _files.check_path(out_dir, "out_dir")
     out_dir = _absolute(given)
