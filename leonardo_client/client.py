@@ -114,6 +114,11 @@ class Client:
         pool_maxsize: connections kept open: the number of threads sharing the client (at most 1000).
         user_agent: appended to the ``leonardo-client/<version>`` User-Agent.
 
+    Attributes:
+        base_url: the v1 API root in use, without a trailing slash.
+        v2_url: the v2 root beside it (None when ``base_url`` does not end in /v1).
+        retry: the urllib3 ``Retry`` its adapters retry by (from ``max_retries`` and ``backoff_factor``).
+
     Raises:
         LeonardoError: from every call that fails (an error status after the retries, a
             transport failure or timeout, a truncated or non-JSON body, a FAILED or missing

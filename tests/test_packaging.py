@@ -25,6 +25,7 @@ from conftest import (
     openapi_spec, resolve,
 )
 from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, batch, client as client_module, errors, payloads
+from leonardo_client.testing import FakeLeonardo, RecordedRequest
 
 PACKAGE_DIR = Path(leonardo_client.__file__).resolve().parent
 REPO = Path(__file__).resolve().parent.parent
@@ -211,8 +212,9 @@ HELPERS = [getattr(Client, name) for name in ("wait_for_generation", "wait_for_t
                                               "save_results")]
 
 
-# run_batch's posts_per_minute..., read_items' path and defaults were undocumented.
-@pytest.mark.parametrize("documented", [*HELPERS, batch.run_batch, batch.read_items],
+# run_batch's posts_per_minute..., read_items' path and defaults, FakeLeonardo's api_key, host and port,
+# RecordedRequest's kind and full_path were undocumented.
+@pytest.mark.parametrize("documented", [*HELPERS, batch.run_batch, batch.read_items, FakeLeonardo, RecordedRequest],
                          ids=lambda documented: documented.__qualname__)
 def test_docstring_names_every_argument(documented: Any) -> None:
     for argument in [p for p in inspect.signature(documented).parameters if p != "self"]:
@@ -226,11 +228,12 @@ def test_the_docstring_says_what_every_call_raises(documented: Any) -> None:
 
 
 def test_the_exception_and_the_fake_are_documented() -> None:
-    from leonardo_client.testing import FakeLeonardo
-
     documented_ones = (Client, LeonardoError, FakeLeonardo, payloads.to_payload, payloads.CreateGenerationRequest,
                        batch.BatchSummary.images_per_minute)  # the property had none
     for documented in documented_ones:
         assert documented.__doc__ and len(documented.__doc__.strip()) > 20, documented
     for attribute in ("status_code", "message", "body", "method", "url", "request_id", "retry_after"):
         assert attribute in (LeonardoError.__doc__ or ""), attribute
+    attributes = section(Client.__doc__ or "", "Attributes")  # there was none
+    assert [name for name in ("base_url", "v2_url", "retry") if not re.search(rf"^\s*{name}:", attributes, re.M)] == []
+    assert "``root_url``" in (FakeLeonardo.__doc__ or "")

@@ -77,6 +77,9 @@ def _at_no_operation(spec: Spec, path: str) -> bool:
 class FakeLeonardo:
     """A fake Leonardo.Ai API on 127.0.0.1 (see the module docstring).
 
+    ``api_key`` is the bearer key it accepts; it listens on ``host`` (127.x.x.x only: "localhost" is 127.0.0.1, "::1"
+    refused) at ``port`` (0: a free one); start() sets ``root_url`` (``http://host:port``) and ``base_url`` (v1's root).
+
     The account: ``concurrency_slots`` (1 to 1000) jobs run at once, more wait PENDING (past 20 pending per slot,
     the running ones included, a create gets 429); ``posts_per_minute`` (None: no limit) counts the POSTs of each
     generation endpoint (v1, v2, texture) apart, over a sliding minute, as Leonardo's limits do (past it: 429 with

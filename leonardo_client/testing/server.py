@@ -42,7 +42,8 @@ class RecordedRequest:
     percent-encoded as sent; ``query`` holds each parameter's last value, ``headers`` ignores case, ``json`` is the
     parsed body (None if absent or not JSON); ``body`` is empty for a request refused while read (a bad
     Content-Length, a chunked body, headers too large, a method not served), ``method`` and ``path`` too for a
-    request line not read."""
+    request line not read. ``kind``: "api", "cdn", "s3" (the fake's own files and upload bucket) or "other";
+    ``full_path``: the path as sent, from the root (without the query; "" for a request line not read)."""
 
     method: str
     path: str
