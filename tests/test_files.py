@@ -525,13 +525,15 @@ def test_data_url_mime_types_pick_the_extension(fake_client: Client, tmp_path: o
     assert read(paths[0]) == b"\xff\xd8jpeg"
 
 
-@pytest.mark.parametrize(
-    "bad", ["data:image/png,notbase64", "data:image/png,AAAA", "data:image/png;base64,@@@@", "data:image/png;base64",
-            "data:image/jpeg;base64,"]  # no data: it was saved as an empty file
-)
-def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str) -> None:
+@pytest.mark.parametrize("bad, said", [
+    ("data:image/png,notbase64", "not a base64 data URL"), ("data:image/png,AAAA", "not a base64 data URL"),
+    ("data:image/png;base64,@@@@", "invalid base64"), ("data:image/png;base64", "not a base64 data URL"),
+    ("data:image/png;base64,-_-_cG5n", "invalid base64"),  # URL-safe, b"\xfb\xff\xbfpng": unvalidated, read as b"png"
+    ("data:image/jpeg;base64,", "holds no data"),  # no data: it was saved as an empty file
+])
+def test_malformed_data_urls_raise(fake_client: Client, tmp_path: object, bad: str, said: str) -> None:
     good = "data:image/png;base64," + base64.b64encode(b"png").decode()
-    with pytest.raises(LeonardoError):  # nothing written, not even the good file listed before it
+    with pytest.raises(LeonardoError, match=said):  # nothing written, not even the good file listed before it
         fake_client.save_results({"imageDataUrl": [good, bad]}, str(tmp_path))
     assert os.listdir(str(tmp_path)) == []
 
