@@ -540,6 +540,24 @@ def test_close_during_the_backoff_after_a_connection_never_made_says_nothing_was
     assert MAY_HAVE_BEEN_MADE not in str(caught.value)
 
 
+def test_close_after_a_get_s_resend_was_decided_sends_it_no_more(
+    fake: FakeLeonardo, fake_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A GET whose body broke off, then close() (another thread's) once the backoff before sending it again ended.
+    decide = client_module.resend_after_body
+
+    def then_closed(*args: Any) -> Any:
+        state = decide(*args)
+        fake_client.close()
+        return state
+
+    monkeypatch.setattr(client_module, "resend_after_body", then_closed)
+    fake.inject(truncate=True, times=1, path="/me")
+    with pytest.raises(LeonardoError, match="this Client was closed"):
+        fake_client.get_user_info()
+    assert [r.path for r in fake.requests] == ["/me"]  # it was sent again on a closed client
+
+
 def test_close_while_threads_call_leaves_no_connection_open(fake: FakeLeonardo) -> None:
     # A call under way when close() ran opened a pool again, and nothing closed it: sockets in CLOSE_WAIT.
     for _ in range(5):
