@@ -1154,6 +1154,19 @@ def test_a_get_sent_again_through_an_adapter_of_your_own_keeps_to_its_rule(fake:
     assert len(fake.requests) == total + 1
 
 
+def test_a_get_sent_again_leaves_your_own_requests_through_the_session_their_retries(
+    fake: FakeLeonardo, make_fake_client: Callable[..., Client]
+) -> None:
+    # The rule's state the resend went on from stayed with the thread: a request of yours on the API root (the
+    # client's adapter mounted there) started from it, its one retry spent, and the 503 was the answer.
+    fake.inject(status=200, body=TRUNCATED, truncate=True, times=1, path="/generations/*")
+    fake.inject(status=503, times=1, path="/me")
+    with requests.Session() as session, make_fake_client(session=session, max_retries=1) as client:
+        assert client.get_generation_by_id("some-id") == {"generations_by_pk": None}  # sent again, its retry spent
+        answer = session.get(client.base_url + "/me", headers={"Authorization": "Bearer " + fake.api_key}, timeout=5)
+    assert answer.status_code == 200 and len(fake.requests) == 4
+
+
 def test_an_adapter_of_your_own_mounted_as_the_readme_says_covers_the_v2_calls_too(fake: FakeLeonardo) -> None:
     fake.inject(status=503, times=None, path="/api/rest/v2/models")
     with requests.Session() as session:
