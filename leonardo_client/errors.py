@@ -245,7 +245,7 @@ def _before_sending(cause: Optional[BaseException]) -> bool:
         return True  # requests' own before it connects: a CA bundle or a certificate not found, a proxy it cannot use
     reason = _reason(cause)  # NewConnectionError (urllib3 2's NameResolutionError too) is a ConnectTimeoutError
     made_nothing = isinstance(reason, ClientClosed) and reason.made_nothing  # closed in a wait after such tries only
-    unreached = certificate_refused(reason) or _raised_in(reason, _BEFORE_REQUEST)
+    unreached = certificate_refused(reason) or bool(tunnel_failed(reason)) or _raised_in(reason, _BEFORE_REQUEST)
     return unreached or isinstance(reason, ConnectTimeoutError) or made_nothing
 
 
