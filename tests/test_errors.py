@@ -956,6 +956,17 @@ def test_a_proxy_answering_connect_with_no_200_is_a_request_never_sent(answer: s
     assert connects == [b"CONNECT"] * 2 * tries
 
 
+
+def test_a_proxy_refusal_without_its_traceback_is_still_a_request_never_sent() -> None:
+    # Built or re-raised by an adapter of the caller's, a tunnel's refusal has no _tunnel frame: its text, which the
+    # message is worded from, says it too (without it, "the proxy refused" was said of a call that "may have run").
+    tunnel = OSError("Tunnel connection failed: 407 Proxy Authentication Required")
+    cause = urllib3.exceptions.ProxyError("Cannot connect to proxy.", tunnel)
+    exc = requests.exceptions.ProxyError(urllib3.exceptions.MaxRetryError(None, BASE + "/me", cause))
+    error = LeonardoError.from_transport(exc, "POST", BASE + "/generations")
+    assert error.message.startswith("the proxy refused the connection to")
+    assert never_sent(error) and not may_have_run(error)
+
 def plain_http(connection: socket.socket) -> None:
     """A server speaking plain HTTP, where an https URL or a proxy's CONNECT expects TLS or a 200: the handshake fails."""
     with connection, contextlib.suppress(OSError):
