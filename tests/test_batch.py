@@ -691,7 +691,8 @@ def test_batch_runs_every_item_once_and_names_files_stably(tmp_path: Any) -> Non
     summary = run(api, items, str(tmp_path), on_progress=events.append)
     assert (summary.complete, summary.failed, summary.ambiguous, summary.pending) == (7, 0, 0, 0)
     assert api.calls.count("POST") == 7 and api.calls.count("me") == 1
-    assert summary.images == 8 and dict(summary.credits) == {"DOLLARS": pytest.approx(0.06), "CREDITS": 2.0}
+    assert summary.images == summary.images_this_run == 8 and "this run: 7 items, 8 images in" in str(summary)
+    assert dict(summary.credits) == {"DOLLARS": pytest.approx(0.06), "CREDITS": 2.0}
     assert sorted(os.listdir(tmp_path)) == [
         "0001-a-lighthouse-study-0.png", "0002-a-lighthouse-study-1.png", "0003-a-lighthouse-study-2.png",
         "0004-a-lighthouse-study-3.png", "0005-a-lighthouse-study-4.png", "0006-a-lighthouse-study-5.png",
@@ -1682,7 +1683,8 @@ def test_429s_slow_the_batch_down_and_fail_no_item(tmp_path: Any) -> None:
     assert time.monotonic() - started >= 5 * 0.2
 
 
-def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def post_times(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """The times create calls are handed to the workers, as they are."""
     spawn, posted = batch._Engine.spawn, []
 
     def timed(engine: Any, kind: str, task: Any, done: Any) -> None:
@@ -1690,11 +1692,23 @@ def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: p
         spawn(engine, kind, task, done)
 
     monkeypatch.setattr(batch._Engine, "spawn", timed)
+    return posted
+
+
+def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    posted = post_times(monkeypatch)
     api = ApiDouble()
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01)]
     assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=120).ok and len(posted) == 3
     gap = 60.0 * batch.PACE_MARGIN / 120  # 0.5 s; 1.25 times that after the 429
+    assert posted[1] - posted[0] >= 60.0 / 120  # a Retry-After shorter than the pace does not hurry it
     assert posted[2] - posted[1] >= 1.2 * gap
+
+
+def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    posted = post_times(monkeypatch)
+    assert run(ApiDouble(slots=10), PROMPTS[:4], str(tmp_path), posts_per_minute=120).ok and len(posted) == 4
+    assert min(b - a for a, b in zip(posted, posted[1:])) >= 60.0 / 120  # a little under 120 a minute, never over
 
 
 def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -3462,7 +3476,7 @@ def test_a_result_save_results_would_refuse_is_ambiguous_at_once(tmp_path: Any, 
 
     api = Unusable()
     summary = run(api, PROMPTS[:1], str(tmp_path))
-    assert (summary.ambiguous, summary.pending, api.calls.count("POST")) == (1, 0, 1)  # settled, paid for once
+    assert (summary.ambiguous, summary.pending, summary.ok, api.calls.count("POST")) == (1, 0, False, 1)  # paid once
     [reason] = [r["reason"] for r in journal(tmp_path) if r.get("s") == "ambiguous"]
     shown = "'ftp://cdn.invalid/gen-1/0.png'" if isinstance(url, str) else "a number"  # JSON's name, not "int"
     what = f"the result's generated_images[0].url is not a file URL: {shown}"
@@ -4843,12 +4857,12 @@ class Links(HTMLParser):
         self.text.append(data)
 
 
-def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: Any) -> None:
+def test_gallery_links_only_existing_files_and_escapes_every_prompt_and_name(tmp_path: Any) -> None:
     api = ApiDouble(failing=("<b>bold</b> & failing",))
     items = [
         {"prompt": '<script>alert("x")</script> a "quoted" lamp'},
         {"prompt": "<b>bold</b> & failing"},
-        {"prompt": "a plain chair", "name": "../../etc/passwd"},
+        {"prompt": "a plain chair", "name": '../../etc/passwd <img src=x onerror="alert(1)">'},
     ]
     run(api, items, str(tmp_path))
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
@@ -4857,10 +4871,10 @@ def test_gallery_links_only_existing_files_and_escapes_every_prompt(tmp_path: An
     assert parser.links and all(os.path.isfile(tmp_path / link) for link in parser.links)
     assert all("/" not in link for link in parser.links)  # relative, inside out_dir
     assert parser.external == []  # no script, no stylesheet link: inline CSS only
-    assert "<script>" not in page and "<b>" not in page
+    assert "<script>" not in page and "<b>" not in page and "<img src=x" not in page
     text = "".join(parser.text)
     for item in items:
-        assert item["prompt"] in text  # shown, as text
+        assert item["prompt"] in text and item.get("name", "") in text  # shown, as text
     assert "FAILED" in text and "0.01 dollars (refunded)" in text  # a failed card says so
     assert "\u00b7 finished, updated" in text and page.count('dir="auto"') == len(items)  # right-to-left too
 
@@ -5398,10 +5412,13 @@ def test_a_concurrency_given_is_the_most_in_flight_with_no_queue_added(tmp_path:
     class Counted(ApiDouble):
         def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:  # running: made, not complete yet
             running.append(sum(time.monotonic() - g["created"] < self.delay for g in self.generations.values()))
-            return super().create_generation(body)
+            answer = super().create_generation(body)
+            time.sleep(0.1)  # made, not yet answered: in flight too
+            return answer
 
     running: List[int] = []
     events: List[BatchProgress] = []
     summary = run(Counted(slots=10, delay=0.1), PROMPTS[:3], str(tmp_path), concurrency=1, on_progress=events.append)
-    assert summary.complete == 3 and running == [0, 0, 0]  # one at a time; was [0, 1, 2] (1 + a queue of 2)
+    assert summary.complete == 3 and running == [0, 0, 0]  # one at a time; was [0, 1, 2] (1 + a queue of 2), and so
+    # with only the running ones counted (the next sent while the last was unanswered)
     assert max(e.in_flight for e in events) == 1
