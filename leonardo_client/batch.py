@@ -1282,8 +1282,8 @@ class _Engine:
         self.reconcile_at: Dict[int, float] = dict.fromkeys([*self.members["submitting"], *rechecked], 0.0)
         # Downloads land here first. Its own per run: a run stopped in this process may still finish one.
         self.staging = os.path.join(self.out_dir, INCOMING, self.run_id)
-        # Daemon threads, so that a second Ctrl-C ends the process at once.
-        workers = [threading.Thread(target=self.work, daemon=True) for _ in range(_worker_count(self.client, slots))]
+        self.workers = _worker_count(self.client, slots)  # daemon threads: a second Ctrl-C ends the process at once
+        workers = [threading.Thread(target=self.work, daemon=True) for _ in range(self.workers)]
         try:  # the workers are stopped however this ends, Ctrl-C or a callback's error at "start" included
             self.start_workers(workers)
             complete = len(self.members["complete"])
@@ -1351,6 +1351,8 @@ class _Engine:
                 self.events.put((kind, done, None, exc))
 
     def spawn(self, kind: str, task: Callable[[], Any], done: _Done) -> None:
+        """Hand ``task`` to the workers. Create calls and downloads are handed out only while one is free: a create
+        call waiting in line behind downloads would go out with those after it, off the pace (start_posts)."""
         self.busy += 1
         self.tasks.put((kind, task, done))
 
@@ -1433,7 +1435,7 @@ class _Engine:
         self.start_posts(now)
         for index, generation in self.finished.items():
             item = self.items[index]
-            if item.busy or item.download_tries >= DOWNLOAD_TRIES:
+            if item.busy or item.download_tries >= DOWNLOAD_TRIES or self.busy >= self.workers:
                 continue
             if now < item.download_at:  # a retry, due then
                 self.next_wake = min(self.next_wake, item.download_at)
@@ -1448,7 +1450,7 @@ class _Engine:
     def start_posts(self, now: float) -> None:
         """POST planned items while there is room, at the pace; never two with one prompt unanswered at
         once: the listing cannot always tell their generations apart (a v2 model, a size left out)."""
-        if not self.queue:  # most of a batch's life: nothing below is needed (it walks the ambiguous items)
+        if not self.queue or self.busy >= self.workers:  # most of a batch's life; or no worker free (see spawn)
             return
         in_flight = len(self.members["submitting"]) + len(self.running(now))
         # The prompts of items whose create call may have run unanswered: sent, or being reconciled (ambiguous too);
@@ -1487,11 +1489,10 @@ class _Engine:
         self.queue.extendleft(reversed(skipped))
 
     def send(self, item: _Item, create: Callable[[Any], Any], record: Dict[str, Any]) -> Any:
-        """A worker's create call, journaled first with the time it is sent and the span it is sent under: it
-        may have waited in the queue behind downloads (the client's timeout may be set meanwhile), and
-        reconciliation counts its span from then. The client does not retry it (a retry could reach the
-        server after that span): a 429 or a connection never made comes back here, and the item is sent
-        again, journaled again."""
+        """A worker's create call, journaled first with the time it is sent and the span it is sent under (the
+        client's timeout may be set while the journal syncs): reconciliation counts its span from then. The client
+        does not retry it (a retry could reach the server after that span): a 429 or a connection never made comes
+        back here, and the item is sent again, journaled again."""
         with self.send_lock:
             if self.stopping or self.client.closed:  # closed by another thread: refused unsent, so not journaled
                 raise _Stopped()

@@ -1711,6 +1711,23 @@ def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monk
     assert min(b - a for a, b in zip(posted, posted[1:])) >= 60.0 / 120  # a little under 120 a minute, never over
 
 
+def test_posts_queued_behind_slow_downloads_are_still_paced_as_they_are_sent(tmp_path: Any) -> None:
+    class SlowCdn(ApiDouble):  # every download ends at `until`: the 4 workers are all downloading till then
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            sent.append(time.monotonic())  # as the server sees the POST
+            return super()._create(params, model_id)
+
+        def save_results(self, result: Dict[str, Any], folder: str) -> List[str]:
+            time.sleep(max(0.0, until - time.monotonic()))
+            return super().save_results(result, folder)
+
+    sent: List[float] = []
+    until = time.monotonic() + 1.0
+    items = [dict(PROMPTS[0], prompt=f"a kite, study {n}") for n in range(8)]
+    assert run(SlowCdn(slots=2), items, str(tmp_path), posts_per_minute=600).ok and len(sent) == 8  # 0.1 s apart
+    assert min(b - a for a, b in zip(sent, sent[1:])) >= 0.08  # was 0.001: those queued went out as workers freed
+
+
 def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # With no generation running, the poll time stayed in the past: the loop woke every 10 ms.
     rounds: List[float] = []
