@@ -1707,8 +1707,10 @@ def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: p
 
 def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     posted = post_times(monkeypatch)
-    assert run(ApiDouble(slots=10), PROMPTS[:4], str(tmp_path), posts_per_minute=120).ok and len(posted) == 4
-    assert min(b - a for a, b in zip(posted, posted[1:])) >= 60.0 / 120  # a little under 120 a minute, never over
+    assert run(ApiDouble(slots=10), PROMPTS[:2], str(tmp_path), posts_per_minute=30).ok and len(posted) == 2
+    # A little under 30 a minute (2.02 s apart), never over. (PACE_MARGIN's 1% is not told apart here: the loop wakes
+    # some 20-30 ms late, more than 1% of a gap this test can afford to wait.)
+    assert posted[1] - posted[0] >= 60.0 / 30
 
 
 def test_posts_queued_behind_slow_downloads_are_still_paced_as_they_are_sent(tmp_path: Any) -> None:
@@ -1725,7 +1727,7 @@ def test_posts_queued_behind_slow_downloads_are_still_paced_as_they_are_sent(tmp
     until = time.monotonic() + 1.0
     items = [dict(PROMPTS[0], prompt=f"a kite, study {n}") for n in range(8)]
     assert run(SlowCdn(slots=2), items, str(tmp_path), posts_per_minute=600).ok and len(sent) == 8  # 0.1 s apart
-    assert min(b - a for a, b in zip(sent, sent[1:])) >= 0.08  # was 0.001: those queued went out as workers freed
+    assert min(b - a for a, b in zip(sent, sent[1:])) >= 0.05  # was 0.001: those queued went out as workers freed
 
 
 def test_the_loop_sleeps_through_a_pause_with_nothing_running(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
