@@ -111,6 +111,7 @@ REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): s
 UNSETTLED = re.compile("|".join([
     UNREADABLE, "reconciliation failed: ", "[0-9]+ generations match: ", "some generations could not be compared",
     "an ambiguous item with this prompt may own", "no v2 generation seen", "it was sent later than now",
+    "one of its prompt was made up to an hour before",
 ]))
 # Why an item whose generation no listing shows is left ambiguous, not sent again: see _Engine.rewrites.
 REWRITTEN = "its prompt may be shown rewritten (prompt enhancement, the server's normalizing): no match proves nothing"
