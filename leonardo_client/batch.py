@@ -56,7 +56,7 @@ BOM = b"\xef\xbb\xbf"  # what an editor (Notepad...) may put before a journal it
 JOURNAL_VERSION = 2
 # A generation's createdAt comes from the server's clock, the recorded time from ours.
 CLOCK_SKEW = 60.0
-LISTING_AGAIN = 5.0  # seconds before a listing that failed is read once more for the same items
+LISTING_AGAIN = 5.0  # seconds before a listing call that raised (a LeonardoError) is read once more for its items
 LOCK_MARGIN = 10.0  # seconds an item waits beyond an ambiguous one's window of its prompt: see start_posts
 # A createdAt further from the answer's time than a day is not taken as the clock; until the batch's own
 # generations show the clock, reconciliation reads that much further back (README: up to a day ahead).
@@ -105,7 +105,8 @@ GALLERY_EVERY = 1.0  # seconds between rewrites of index.html while the batch ru
 GALLERY_HEARTBEAT = 30.0
 STATES = ("planned", "submitting", "submitted", "complete", "failed", "ambiguous")
 UNREADABLE = "could not read the account's generations"  # why an item was left ambiguous: a rerun looks again
-REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): sent again as it is, refused again
+REFUSED = "refused: "  # starts the reason of an item the API refused (a 4xx): sent again as it is, refused again;
+# also of one whose create call raised no LeonardoError (the Client's ValueError before sending, another client's)
 # The reasons reconciliation left an item ambiguous with, before "recheck" was journaled (ca5d991): reconciled again,
 # as one journaled with it (which sends it again only once the listing proves it never made).
 UNSETTLED = re.compile("|".join([
@@ -426,7 +427,7 @@ class BatchSummary:
     interrupted: bool
     out_dir: str
     cost_unknown: int = 0  # generations paid for, not in credits: adopted (their answer was lost), or it gave no cost
-    refused: int = 0  # of the failed, those the API refused (a 4xx to the create call, not a generation FAILED)
+    refused: int = 0  # of the failed, those refused (a 4xx to the create call, or not a LeonardoError: see REFUSED)
     offline: bool = False  # run against the built-in fake (run_batch's offline): it cannot be resumed
     gone: Tuple[str, ...] = ()  # complete items' files (as journaled) gone from out_dir or empty: not in images
 
@@ -1075,7 +1076,7 @@ class _Engine:
         self.spent: Dict[str, float] = {}
         self.by_generation: Dict[str, int] = {}  # every generation id recorded, to its item
         self.finished: Dict[int, Dict[str, Any]] = {}  # complete at the API, not yet downloaded
-        self.clock: Optional[float] = None  # at least the server's clock less ours: see learn_from
+        self.clock: Optional[float] = None  # at most the server's clock less ours (a lower bound): see learn_from
         self.measured: Set[Optional[str]] = set()  # the runs whose clock a generation they sent has shown
 
     @property
@@ -1138,8 +1139,9 @@ class _Engine:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
         ones, and how far the server's clock may be behind ours (each one a create call answered was
         made before we recorded its id; journaled, so that a rerun knows it before it reconciles).
-        The smallest bound seen is kept: a clock set ahead since, in this run or between runs, shows
-        as a smaller one. An adopted one tells nothing: it may have been made long before it was found."""
+        The smallest bound seen is kept, to within 1 s (one from a run already measured, only if more than 1 s
+        smaller): a clock set ahead since, in this run or between runs, shows as a smaller one. An adopted one
+        tells nothing: it may have been made long before it was found."""
         for generation in generations:
             key = id_key(generation.get("id"))
             index = self.by_generation.get(key)
@@ -1669,10 +1671,10 @@ class _Engine:
 
     def settle_now(self, due: List[_Item], complete: Any) -> List[_Item]:
         """The items to settle now: none (an empty list, not None) when the key was refused or the Client closed
-        (the batch stops; a rerun reconciles them). Of a listing that failed, those it was read once more for
-        already: the others are, after LISTING_AGAIN s or its Retry-After (a passing 503 would leave them
-        ambiguous, and their prompts held back). A failed one pauses submissions: in an outage, each create call
-        sent would be one more item left ambiguous."""
+        (the batch stops; a rerun reconciles them). Of a listing call that raised (a LeonardoError), those it was
+        read once more for already: the others are, after LISTING_AGAIN s or its Retry-After (a passing 503 would
+        leave them ambiguous, and their prompts held back); it pauses submissions: in an outage, each create call
+        sent would be one more item left ambiguous. One read but incomplete (a str: why) settles all of them now."""
         if _key_refused(complete):
             self.fatal = complete
             return []
