@@ -1,10 +1,10 @@
 """The bundled OpenAPI spec (openapi.json here): the one place the fake learns which paths exist and what each
 request body may hold. Bodies are checked as Leonardo's Hasura layer does (unknown keys, missing or null required
 keys, wrong types, values outside an enum), plus bounds, lengths, multipleOf and allOf / anyOf / oneOf / not
-wherever a schema has them (the v2 schemas, and v1's contrast range); never ``format``, ``pattern`` or
-``uniqueItems`` (_check_bounds says why). Within the v2 envelope an object is open to other keys unless its schema
-closes it, as JSON Schema reads it: Leonardo documents keys its v2 schemas do not list (an element's akUUID, an
-image reference's strength)."""
+wherever a schema has them (the v2 schemas, and v1's contrast range); never ``format`` or ``pattern`` (the spec's
+own example ids fail its UUIDv4 pattern: API_FACTS 4), nor ``uniqueItems`` (_check_bounds says why). Within the v2
+envelope an object is open to other keys unless its schema closes it, as JSON Schema reads it: Leonardo documents
+keys its v2 schemas do not list (an element's akUUID, an image reference's strength)."""
 
 from __future__ import annotations
 
