@@ -85,10 +85,10 @@ def retired_upstream(kind: str) -> Callable[[_T], _T]:
 
 
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
-V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else 400)
+V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes, as its spec says (else a 4xx: status unknown)
 V1_DEFAULT_SIZE = (1024, 768)  # the width and height it makes when not given: its spec's defaults
 V1_NAMES = ("width", "height", "num_images")  # what check_v1_size calls them: their body keys
-V1_PROMPT_MAX = 1500  # characters of a prompt POST /generations takes: API_FACTS.md's DOC-ERR (else 400)
+V1_PROMPT_MAX = 1500  # characters of a prompt POST /generations takes: API_FACTS 1.2 (else a 4xx: status unknown)
 MAX_DEPTH = 32  # far deeper than any body the API takes; json would hit the recursion limit at ~1000
 _INT_MIN, _INT_END = -(2**63), 2**64  # what a JSON parser may hold in 64 bits, signed or not
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")  # any version: a model id is a uuid column

@@ -310,7 +310,7 @@ class Api:
         return _opt(call.body, key, self.spec.resolve((call.operation.body or {})["properties"][key]).get("default"))
 
     def create_generation(self, call: Call) -> Dict[str, Any]:
-        """POST /generations: the size and count checked as the API does (its 400s)."""
+        """POST /generations: the size and count checked as the API does (its 4xx: 400 here, most undocumented)."""
         if len(call.body["prompt"]) > V1_PROMPT_MAX:
             raise ApiError(400, f"Invalid prompt, maximum length of {V1_PROMPT_MAX} characters exceeded.", "unexpected")
         width, height, count = self._arg(call, "width"), self._arg(call, "height"), self._arg(call, "num_images")
@@ -369,7 +369,7 @@ class Api:
         source = self.sources.get(body["imageId"])
         init_image = body["imageId"] in self.init_images
         if source is None or bool(body.get("isInitImage")) != init_image or body.get("isVariation"):
-            raise ApiError(400, "Service Error", "unexpected")  # as when given a generation id
+            raise ApiError(400, "Service Error", "unexpected")  # as given a generation id (status unknown: 400 here)
         prompt, still, width, height = source
         fields = _blank(prompt=prompt, imageWidth=width, imageHeight=height, public=_opt(body, "isPublic", False))
         job = self._new_job(self.generations, fields)
