@@ -85,7 +85,7 @@ def retired_upstream(kind: str) -> Callable[[_T], _T]:
 
 
 MAX_INT = 2**31 - 1  # the API's integers are GraphQL Ints: 32 bits
-V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes, as its spec says (else a 4xx: status unknown)
+V1_SIDES = range(32, 1537, 8)  # a width or height POST /generations takes: its spec's description (else a 4xx)
 V1_DEFAULT_SIZE = (1024, 768)  # the width and height it makes when not given: its spec's defaults
 V1_NAMES = ("width", "height", "num_images")  # what check_v1_size calls them: their body keys
 V1_PROMPT_MAX = 1500  # characters of a prompt POST /generations takes: API_FACTS 1.2 (else a 4xx: status unknown)
