@@ -1621,14 +1621,14 @@ class _Engine:
         self.spawn("reconcile", lambda: (self.wall_time(), *listing()), partial(self.reconciled, reaches))
 
     def reconciled(self, reaches: Dict[int, float], result: Any, error: Optional[BaseException]) -> None:
-        """Per item: adopt its one match, wait, send it again, or leave it ambiguous."""
+        """Per item (see in_turn): adopt its one match, wait, send it again, or leave it ambiguous."""
         self.being_reconciled, oldest = [], min(reaches.values())
         read_at, listed, complete = result if error is None else (0.0, [], error)  # complete: True, or why not
-        due = self.settle_now([self.items[i] for i in reaches], complete)
+        due, put_off = self.settle_now([self.items[i] for i in reaches], complete), []  # type: List[_Item], List[_Item]
         self.learn_from(listed, listing=True)
-        for item in due:
+        for item in self.in_turn(due, listed, put_off):
             found, sure = self.candidates(item, listed)
-            if found and any(self._may_share(self.items[i], item) for i in self.members["ambiguous"] - {item.index}):
+            if found and self.owned_elsewhere(item, put_off):  # only at a second look: see in_turn
                 reason = "an ambiguous item with this prompt may own the generation that matches"
             elif len(found) == 1 and sure:
                 self.adopt(item, found[0])
@@ -1660,6 +1660,19 @@ class _Engine:
                 self.resend(item)
                 continue
             self.leave_ambiguous(item, reason, recheck=True, stalled=isinstance(complete, LeonardoError))
+
+    def in_turn(self, due: List[_Item], listed: List[Dict[str, Any]], put_off: List[_Item]) -> Iterator[_Item]:
+        """``due``'s items in order, each as the one before is judged; but one whose match an ambiguous item of its
+        prompt may own (owned_elsewhere) is put off, into ``put_off``, and comes once more after the rest. Meanwhile
+        it counts as ambiguous (it would have been left so), and then it is judged as a rerun would judge it: a
+        sibling that adopted a match meanwhile is ambiguous no more, and that generation is claimed."""
+        for item in due:
+            if self.owned_elsewhere(item, put_off) and self.candidates(item, listed)[0]:
+                put_off.append(item)
+            else:
+                yield item
+        while put_off:
+            yield put_off.pop(0)
 
     def look_again_later(self, item: _Item) -> None:
         """Reconcile ``item`` again once its create call cannot still be running, and the listing shows what it made
@@ -1765,6 +1778,12 @@ class _Engine:
         after = self.earliest(item.since if since is None else since)
         same = ambiguous.item.prompt == item.item.prompt and not ambiguous.known  # one it is known to have made: no
         return same and ambiguous.sent_by + self.window(ambiguous) >= after
+
+    def owned_elsewhere(self, item: _Item, put_off: List[_Item]) -> bool:
+        """Whether an ambiguous item of ``item``'s prompt may own a generation that matches it, one put off and
+        not judged yet (see in_turn) counted as one."""
+        others = self.members["ambiguous"].union(i.index for i in put_off) - {item.index}
+        return any(self._may_share(self.items[i], item) for i in others)
 
     def start_poll(self, now: float) -> None:
         """One round: the listing for all in flight, a GET by id for those due and not listed."""
