@@ -1547,10 +1547,10 @@ class _Engine:
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
             self.reconcile_later(item, error, now)
 
-    def reconcile_later(self, item: _Item, error: BaseException, now: float) -> None:
+    def reconcile_later(self, item: _Item, error: BaseException, now: float, paused: str = "") -> None:
         self.reconcile_at[item.index] = now
         said = str(error).replace(f"; {MAY_HAVE_BEEN_MADE}", "")  # the client's advice to look for it: done here
-        self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations")
+        self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations{paused}")
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
@@ -1588,8 +1588,9 @@ class _Engine:
             job, id_field = _client.create_job(response)
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
             # As after a failure: the next ones may well be answered so too.
-            self.back_off(self.pause, now, "a create call was answered without a generation")
-            self.reconcile_later(item, exc, now)
+            wait = self.pause
+            self.back_off(wait, now, "a create call was answered without a generation")
+            self.reconcile_later(item, exc, now, f"; pausing submissions {wait:.1f}s")
             return
         self.slowdown = max(1.0, self.slowdown * 0.98)
         self.pause = DEFAULT_PAUSE

@@ -2570,7 +2570,8 @@ def test_a_create_answer_without_a_generation_id_is_reconciled(tmp_path: Any, ma
     summary = run(api, PROMPTS[:2], str(tmp_path), concurrency=1, on_progress=lambda p: events.append(p.message))
     assert summary.ok and len(api.generations) == 2  # was left ambiguous for good, rerun or not
     assert api.calls.count("POST") == (2 if made else 3)  # adopted, or sent again once found never created
-    assert any("no generation id in the response: Not enough tokens" in str(m) for m in events)
+    said, pause = [m for m in events if "no generation id in the response: Not enough tokens" in m], batch.DEFAULT_PAUSE
+    assert said and said[0].endswith(f"; reconciling with the account's generations; pausing submissions {pause:.1f}s")
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
