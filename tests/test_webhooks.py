@@ -70,6 +70,11 @@ def test_a_body_already_parsed_or_none_is_a_type_error(body: Any, name: str) -> 
         ({"authorization": "Bearer wrong-key"}, "does not carry the callback API key"),
         ({"authorization": f"Basic {CALLBACK_KEY}"}, "does not carry"),
         ({"authorization": f"Bearer {CALLBACK_KEY}x"}, "does not carry"),
+        # No token, or a prefix of the key: equal to as much of the key as they hold, yet not it.
+        ({"authorization": "Bearer "}, "does not carry"),
+        ({"authorization": "Bearer  "}, "does not carry"),
+        ({"authorization": f"Bearer {CALLBACK_KEY[:1]}"}, "does not carry"),
+        ({"authorization": f"Bearer {CALLBACK_KEY[:-1]}"}, "does not carry"),
         ({"authorization": "Bearer \u00e9t\u00e9"}, "does not carry"),
         # Two (a proxy added one): the first is the one read.
         ([("authorization", "Bearer wrong-key"), ("Authorization", f"Bearer {CALLBACK_KEY}")], "does not carry"),
