@@ -152,6 +152,8 @@ def test_the_callers_payload_is_not_changed_and_other_event_types_pass() -> None
     body = broken(type="image_generation.something_new")
     parsed = parse_webhook(body, {"authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)
     assert parsed["type"] == "image_generation.something_new"
+    assert parsed["data"]["object"]["apiKey"]["key"] == REDACTED  # echoed keys are redacted whatever the event
+    assert API_KEY not in json.dumps(parsed) and CALLBACK_KEY not in json.dumps(parsed)
     assert PAYLOAD["data"]["object"]["apiKey"]["key"] == API_KEY
 
 
