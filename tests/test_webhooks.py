@@ -41,6 +41,9 @@ def test_a_good_request_is_parsed_with_the_echoed_keys_redacted() -> None:
     assert (parsed["type"], generation["id"], generation["images"][0]["id"]) == ("image_generation.complete", "gen-1", "img-1")
     assert generation["apiKey"] == {"id": "k-1", "key": REDACTED, "name": "webhook with key", "webhookCallbackApiKey": REDACTED}
     assert API_KEY not in json.dumps(parsed) and CALLBACK_KEY not in json.dumps(parsed)
+    empty = broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": []}})  # no images: documented too
+    assert parse_webhook(empty, {"Authorization": f"Bearer {CALLBACK_KEY}"}, CALLBACK_KEY)["data"]["object"] == {
+        "id": "gen-1", "status": "COMPLETE", "images": []}
 
 
 def test_only_the_keys_echoed_are_redacted_none_is_added() -> None:
@@ -137,6 +140,7 @@ def broken(**changes: Any) -> bytes:
         (broken(data={"object": {"id": "gen-1", "status": "COMPLETE"}}), "no images list with urls"),
         (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [1, "x", None]}}), "no images list"),
         (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [{"id": "i"}]}}), "no images list"),
+        (broken(data={"object": {"id": "gen-1", "status": "COMPLETE", "images": [{"url": "u"}, 1]}}), "no images list"),
         (broken(data={"object": {"status": "COMPLETE", "images": []}}), "no str id and status"),
         (broken(data={"object": {"id": "gen-1", "images": []}}), "no str id and status"),
         (broken(data={"object": {"id": "gen-1", "status": 1, "images": []}}), "no str id and status"),
