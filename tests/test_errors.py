@@ -530,13 +530,16 @@ def test_a_kept_error_of_a_body_cut_short_holds_none_of_it() -> None:
     assert "truncated body" in err.message and kept_texts(err) == []
 
 
-def test_a_body_that_stops_coming_is_a_timeout_not_a_truncation() -> None:
-    # 5 of 100 bytes, then nothing: it was "connection broke ... (truncated body: 0 of 100 bytes)".
+@pytest.mark.parametrize("create", [False, True])
+def test_a_body_that_stops_coming_is_a_timeout_not_a_truncation(create: bool) -> None:
+    # 5 of 100 bytes, then nothing: it was "connection broke ... (truncated body: 0 of 100 bytes)". The request went:
+    # a create call's may have been made (taken as never sent, it is sent again: billed twice).
     with raw_server(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"gen', linger=1.0) as url:
         with Client(api_key=API_KEY, base_url=url + "/api/rest/v1", timeout=(2, 0.3), max_retries=0) as client:
-            with pytest.raises(LeonardoError) as info:
-                client.get_generation_by_id("g")
-    assert (info.value.status_code, info.value.message) == (200, "timed out waiting for 127.0.0.1's response")
+            err = create_failure(client, "create_generation") if create else fail(client)
+    hint = MADE_HINT if create else ""
+    assert (err.status_code, err.message) == (200, "timed out waiting for 127.0.0.1's response" + hint)
+    assert not never_sent(err) and may_have_run(err)
 
 
 def test_unparseable_200_on_post(mocked, mock_client):
