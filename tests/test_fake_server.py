@@ -2619,6 +2619,21 @@ def test_a_redirecting_receiver_is_a_failed_delivery_and_gets_no_key_forwarded(r
         redirecting.close()
 
 
+def test_delivery_ignores_an_http_proxy_in_the_environment(receiver, monkeypatch):
+    # urllib's default opener takes $http_proxy: the callback key went to the proxy (or failed: it cannot reach here).
+    proxy = Receiver()
+    try:
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", "http://%s:%d" % proxy.server_address)
+        with FakeLeonardo(webhook_url=receiver.url, webhook_api_key="k") as fake, session_for(fake) as api:
+            api.trust_env = False  # the API's calls, straight to the fake
+            get_generation(api, fake, create(api, fake))
+        assert proxy.received == [] and [h["Authorization"] for h, _ in receiver.received] == ["Bearer k"]
+    finally:
+        proxy.close()
+
+
 def test_account_with_fewer_slots_waits_until_enough_jobs_end():
     clock = Clock()
     fake, account = account_with(clock, concurrency_slots=3, completion_delay=10)
