@@ -136,8 +136,11 @@ def test_the_webhook_receiver_refuses_what_it_cannot_bound_and_shows_any_event(c
         connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-for-tests"})
         assert connection.getresponse().status == 204
         connection.request("POST", "/", json.dumps(video), {"Authorization": "Bearer cb-key-mistyped"})
-        assert connection.getresponse().read() and capsys.readouterr().err == (  # was refused without a word
+        refused = connection.getresponse()
+        assert refused.status == 401 and refused.read() and capsys.readouterr().err == (  # was refused without a word
             "refused a callback from 127.0.0.1: webhook Authorization header does not carry the callback API key\n")
+        connection.request("POST", "/", "{not json", {"Authorization": "Bearer cb-key-for-tests"})
+        assert connection.getresponse().status == 400  # the key was right: the body is at fault, not a 401
         # An event of another shape: a KeyError, then a TypeError on its images, ended the receiver; an escape
         # sequence in it reached the terminal.
         receiver.show(events.get(timeout=10))
