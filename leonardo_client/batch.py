@@ -1653,7 +1653,7 @@ class _Engine:
             elif self.rewrites(item):  # its generation may be listed, under another prompt
                 reason = REWRITTEN
             elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
-                self.look_again_for_v2(item)  # or left ambiguous
+                self.look_again_for_v2(item, put_off)  # or left ambiguous
                 continue
             elif not self.clock_known(item) and self.candidates(item, listed, self.reach(item))[0]:
                 reason = "one of its prompt was made up to a day before: our clock may be ahead (not known yet)"
@@ -1723,16 +1723,17 @@ class _Engine:
             self.refused_since = since
             self.check_refusals(reason, time.monotonic())
 
-    def look_again_for_v2(self, item: _Item) -> None:
+    def look_again_for_v2(self, item: _Item, put_off: List[_Item]) -> None:
         """Reconcile ``item`` again later if the listing may yet be seen to hold v2 generations (not documented:
         until one of ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
         in flight; else leave it ambiguous. One to be sent only if a slot is left it: the v2 items waiting so hold
         theirs (with concurrency 1, this one would hold the only one for ever); one still looked for does not, as
-        it may yet be found, which shows the listing holds v2, or be settled."""
+        it may yet be found, which shows the listing holds v2, or be settled. One ``put_off`` is ambiguous here."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
-        waiting = [i for i in (*self.members["submitting"], *self.reconcile_at, item.index) if i not in sending]
+        submitting = self.members["submitting"] - {i.index for i in put_off}  # see in_turn
+        waiting = [i for i in (*submitting, *self.reconcile_at, item.index) if i not in sending]
         blocked = {self.items[i].item.prompt for i in waiting}  # by an item that waits too: never sent meanwhile
-        holding = self.members["submitting"] & {*self.v2_waiting, item.index}
+        holding = submitting & {*self.v2_waiting, item.index}
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
         planned = planned if len(holding) < self.in_flight_limit else []
         running = [i.index for i in self.running(time.monotonic())]

@@ -4405,6 +4405,29 @@ def test_an_item_put_off_in_a_reconciliation_still_counts_as_ambiguous_for_those
     assert sorted(this_run) == [(n, may_own) for n in range(3)]
 
 
+def test_an_item_put_off_in_a_reconciliation_holds_back_no_v2_item_of_its_prompt(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # #1 (made gen-1) is put off behind ambiguous #3; v2 #2 was never created and waits for a v2 generation to show
+    # in the listing. #4, v2 of #1's prompt, is still to be sent: it may show one. A put-off #1 counted as waiting
+    # held #4 back from that count, so #2 was left ambiguous ("no v2 generation seen") where it was sent again.
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)
+    api, sent = ApiDouble(), time.time() - 200
+    api._create({"prompt": "a red fox"}, None)
+    api.generations["gen-1"]["createdAt"] = _iso(sent + 30.5)
+    records = [{"i": 2, "s": "submitting", "t": sent, "rt": 1.3, "r": "earlier"},
+               {"i": 2, "s": "ambiguous", "reason": f"{batch.UNREADABLE}: HTTP 503", "recheck": True},
+               {"i": 0, "s": "submitting", "t": sent + 30, "rt": 1.3, "r": "earlier"},
+               {"i": 1, "s": "submitting", "t": sent + 10, "rt": 1.3, "r": "earlier"}]
+    items = [{"prompt": "a red fox"}, dict(KITE, prompt="a kite"), {"prompt": "a red fox"},
+             dict(KITE, prompt="a red fox")]
+    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
+    summary = run_bounded(api, items, str(tmp_path))
+    assert (summary.complete, summary.ambiguous, len(api.generations)) == (2, 2, 3)  # #2 and #4 made; was (1, 3, 2)
+    settled = {r["i"]: r["s"] for r in journal(tmp_path) if "i" in r}
+    assert [settled[i] for i in range(4)] == ["ambiguous", "complete", "ambiguous", "complete"]
+
+
 class NameResolution(NewConnectionError):
     """As urllib3 2's NameResolutionError: a DNS failure, the connection never made."""
 
