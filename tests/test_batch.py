@@ -3701,9 +3701,12 @@ def test_a_listing_that_cannot_be_read_again_leaves_each_generation_to_its_own_g
 
 
 # The second asks for prompt enhancement and is listed as sent: left ambiguous before LOOK_AGAIN, it was never adopted.
-@pytest.mark.parametrize("item", [PROMPTS[0], dict(PROMPTS[0], enhancePrompt=True)])
+# The third's "submitting" is this version's ("r"): an older version's is queued, its window counted from this run's
+# start, so only there does LOOK_AGAIN's margin decide (without it: sent again at once, billed twice).
+@pytest.mark.parametrize("item, run_id", [(PROMPTS[0], {}), (dict(PROMPTS[0], enhancePrompt=True), {}),
+                                          (PROMPTS[0], {"r": "earlier"})])
 def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, item: Dict[str, Any]
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, item: Dict[str, Any], run_id: Dict[str, str]
 ) -> None:
     # A run killed while its create call ran (journaled "submitting", the generation made), rerun a moment after the
     # call's window: the listing, a second behind, did not show it yet, and it was sent again at once, billed twice.
@@ -3717,7 +3720,7 @@ def test_a_rerun_just_past_a_create_calls_window_looks_again_before_sending_it(
     api = LaggingListing()
     sent = time.time() - 0.5  # its window (0.3 s) passed, its LOOK_AGAIN not: looked for again 0.8 s from now
     api._create(dict(item), None)  # what that call made
-    text = journal_text([item], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3}])
+    text = journal_text([item], [{"i": 0, "s": "submitting", "t": sent, "rt": 0.3, **run_id}])
     (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
     assert run(api, [item], str(tmp_path)).ok and list(api.generations) == ["gen-1"]
 
