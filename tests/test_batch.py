@@ -4255,6 +4255,26 @@ def test_a_v2_item_waits_for_one_still_looked_for_which_may_show_the_listing_hol
     assert {"i": 1, "s": "submitted", "id": "gen-1", "adopted": True} in journal(tmp_path)
 
 
+def test_a_v2_item_waits_for_a_running_one_whose_polls_read_the_listing_which_may_show_v2(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 10.0)
+
+    class LaggingListing(ApiDouble):  # shows a generation 0.7 s after it was made: not yet when the first is judged
+        def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+            listed = super().get_generations_by_user_id(user_id, limit, offset)["generations"]
+            return {"generations": [g for g in listed if time.monotonic() - self.generations[g["id"]]["created"] > 0.7]}
+
+    api = LaggingListing(delay=1.0)  # the second runs 1 s, alone in flight: listed from 0.7 s, before it ends
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # the first may have run; did not
+    started = time.time()
+    summary = run(api, [dict(KITE, prompt=f"a kite {n}") for n in range(2)], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 3, journal(tmp_path)  # was left ambiguous: no v2 seen yet
+    sent = [r["t"] for r in journal(tmp_path) if r.get("i") == 0 and r.get("s") == "submitting"]
+    # Sent again about 1 s in: a poll read the listing (not a GET by id, for the one in flight) and saw the second.
+    assert len(sent) == 2 and sent[1] - started < batch.V2_WAIT / 2  # not the fallback's wait
+
+
 def test_a_rechecked_item_holds_its_prompt_while_it_is_reconciled(tmp_path: Any) -> None:
     class SlowAnswers(ApiDouble):
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
