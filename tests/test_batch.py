@@ -4328,8 +4328,10 @@ def test_an_item_is_held_lock_margin_past_an_ambiguous_ones_window(
 ) -> None:
     # Item 0 was left ambiguous 0.4 s ago (its window 0.3 s); item 1, of its prompt, has its create answer lost. Sent
     # before item 0's window is CLOCK_SKEW + LOCK_MARGIN past, item 0 "may own" its generation: ambiguous for good.
-    for name in ("CLOCK_SKEW", "LOCK_MARGIN"):
-        monkeypatch.setattr(batch, name, 1.0)
+    # Item 0's "submitting" is an older version's (no "r"): its window counts from this run's start, 0.4 s later.
+    # LOCK_MARGIN outlasts the run loop's 1 s tick: at 1 s (and the bound from ``since``), one held without it passed.
+    monkeypatch.setattr(batch, "CLOCK_SKEW", 0.2)
+    monkeypatch.setattr(batch, "LOCK_MARGIN", 2.0)
     items, since = [{"prompt": "a red chair"}] * 2, time.time() - 0.4
     records = [{"i": 0, "s": "submitting", "t": since, "rt": 0.3}, {"i": 0, "s": "ambiguous", "reason": "x"}]
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
@@ -4338,7 +4340,7 @@ def test_an_item_is_held_lock_margin_past_an_ambiguous_ones_window(
     summary = run_bounded(api, items, str(tmp_path))
     assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (1, 1, 1)  # item 1 adopted
     sent = [r["t"] for r in journal(tmp_path) if r.get("i") == 1 and r.get("s") == "submitting"]
-    assert sent and sent[0] >= since + 0.3 + 2.0  # held: window + CLOCK_SKEW + LOCK_MARGIN
+    assert sent and sent[0] >= since + 0.4 + 0.3 + 2.2 - 0.05  # held: window + CLOCK_SKEW + LOCK_MARGIN from the start
 
 
 def test_an_ambiguous_item_whose_generation_is_known_holds_back_no_other(
