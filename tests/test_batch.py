@@ -2440,9 +2440,10 @@ NEGATIVE_SEED = [  # seedance-1.0-pro requires a quantity
         (seed_as_digits, SEEDED),
         (lambda g: dict(g, imageWidth=str(g["imageWidth"]), imageHeight=" 768 "), SEEDED),
         (seed_as_digits, NEGATIVE_SEED),  # "-1" (seedance's random seed) is a number too
+        (lambda g: dict(g, imageWidth=1024.0, imageHeight=768.0), SEEDED),  # JSON's 1024.0: a float, the same number
     ],
 )
-def test_reconciliation_reads_numbers_written_as_digits(tmp_path: Any, change: Any, items: Any) -> None:
+def test_reconciliation_reads_numbers_written_as_digits_or_floats(tmp_path: Any, change: Any, items: Any) -> None:
     api = Reshaped(listing=entries(change))  # a bigint seed may come as "905778432"
     api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
     assert run(api, items, str(tmp_path)).ok and api.calls.count("POST") == 1  # was sent again: billed twice
