@@ -1114,8 +1114,10 @@ class _Engine:
         self.v2_waiting.discard(item.index)
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
-        elif self.refused_since is not None and time.monotonic() < self.paused_until:
-            self.refused_since = time.monotonic()  # moved on, while a pause holds the create calls: see watch_refusals
+        elif self.refused_since is not None and time.monotonic() + self.item_timeout < self.paused_until:
+            # Moved on, while a pause holds the create calls past item_timeout (see watch_refusals); a shorter one's
+            # next answer decides, as without it: a may-have-run call's pause cannot make the stop come sooner.
+            self.refused_since = time.monotonic()
         else:
             self.refused_since = None  # the batch moves on: see check_refusals
 
@@ -1545,12 +1547,17 @@ class _Engine:
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
-            self.reconcile_later(item, error, now)
+            self.reconcile_later(item, error, now, "a create call failed and may have run")
 
-    def reconcile_later(self, item: _Item, error: BaseException, now: float, paused: str = "") -> None:
+    def reconcile_later(self, item: _Item, error: BaseException, now: float, why: str) -> None:
+        """Reconcile ``item`` now, and pause submissions (``why``), as after a failure: the next create calls may
+        well be answered so too, and each sent in an outage would be one more item left ambiguous."""
+        wait = self.pause
+        self.back_off(wait, now, why)
         self.reconcile_at[item.index] = now
         said = str(error).replace(f"; {MAY_HAVE_BEEN_MADE}", "")  # the client's advice to look for it: done here
-        self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations{paused}")
+        self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations; "
+                  f"pausing submissions {wait:.1f}s")
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
@@ -1587,10 +1594,7 @@ class _Engine:
         try:
             job, id_field = _client.create_job(response)
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
-            # As after a failure: the next ones may well be answered so too.
-            wait = self.pause
-            self.back_off(wait, now, "a create call was answered without a generation")
-            self.reconcile_later(item, exc, now, f"; pausing submissions {wait:.1f}s")
+            self.reconcile_later(item, exc, now, "a create call was answered without a generation")
             return
         self.slowdown = max(1.0, self.slowdown * 0.98)
         self.pause = DEFAULT_PAUSE

@@ -2575,6 +2575,26 @@ def test_a_create_answer_without_a_generation_id_is_reconciled(tmp_path: Any, ma
     assert said and said[0].endswith(f"; reconciling with the account's generations; pausing submissions {pause:.1f}s")
 
 
+def test_a_create_call_answered_500_pauses_submissions(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It did not: in an outage the batch sent at its pace till a reconciliation's listing failed, and each create call
+    # sent meanwhile was left ambiguous for the run. One call at a time: the next is sent after the 500 is read.
+    monkeypatch.setattr(batch, "MAX_POSTS_AT_ONCE", 1)
+    sent: List[float] = []
+
+    class Timed(ApiDouble):
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            sent.append(time.monotonic())
+            return super()._create(params, model_id)
+
+    api, events = Timed(), []
+    api.before_post = [LeonardoError("Internal Server Error", status_code=500)]  # not made: sent again
+    summary = run(api, PROMPTS[:2], str(tmp_path), on_progress=lambda p: events.append(p.message))
+    assert summary.ok and api.calls.count("POST") == 3
+    assert sent[1] - sent[0] >= 0.5 * batch.DEFAULT_PAUSE  # was a millisecond or two: the pace's gap
+    said = "#1: HTTP 500: Internal Server Error; reconciling with the account's generations; pausing submissions"
+    assert f"{said} {batch.DEFAULT_PAUSE:.1f}s" in events
+
+
 @pytest.mark.usefixtures("shipped_first_poll")
 def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) -> None:
     api = ApiDouble()
