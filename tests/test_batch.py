@@ -1856,6 +1856,18 @@ def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> Non
         run(api, PROMPTS[:3], str(tmp_path), on_progress=close_it, item_timeout=5.0)  # ran on until item_timeout
 
 
+def test_a_client_closed_by_another_thread_stops_a_paused_batch_within_a_second(tmp_path: Any) -> None:
+    # README: a GUI's Stop raised from on_progress waits for the next event, which a 429's Retry-After holds off (up to
+    # an hour); closing the Client from the GUI's thread instead stops the batch within about a second.
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=60.0)]
+    threading.Timer(0.3, setattr, (api, "closed", True)).start()  # as Client.closed after close()
+    began = time.monotonic()
+    with pytest.raises(LeonardoError, match="the Client was closed while the batch ran"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert time.monotonic() - began < 5.0 and states(tmp_path) == {0: "planned"}  # the pause is a minute
+
+
 def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
