@@ -1552,12 +1552,11 @@ class _Engine:
     def reconcile_later(self, item: _Item, error: BaseException, now: float, why: str) -> None:
         """Reconcile ``item`` now, and pause submissions (``why``), as after a failure: the next create calls may
         well be answered so too, and each sent in an outage would be one more item left ambiguous."""
-        wait = self.pause
-        self.back_off(wait, now, why)
+        self.back_off(self.pause, now, why)
         self.reconcile_at[item.index] = now
         said = str(error).replace(f"; {MAY_HAVE_BEEN_MADE}", "")  # the client's advice to look for it: done here
         self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations; "
-                  f"pausing submissions {wait:.1f}s")
+                  f"pausing submissions {self.paused_until - now:.1f}s")
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
@@ -1584,11 +1583,13 @@ class _Engine:
             self.next_wake = min(self.next_wake, deadline)
 
     def back_off(self, wait: float, now: float, why: str) -> None:
-        """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``); the next pause without
-        Retry-After is twice as long."""
+        """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``, if this pause ends last); the
+        next pause without Retry-After is twice as long, if this one began one (not the other answers it held)."""
+        if now >= self.paused_until:
+            self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
+        if now + wait >= self.paused_until:
+            self.paused_why = why
         self.post_at = self.paused_until = max(self.post_at, now + wait)
-        self.paused_why = why
-        self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
@@ -1763,6 +1764,7 @@ class _Engine:
         self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
+        self.pause = DEFAULT_PAUSE  # create calls work, as after one accepted: their answers may not (a gateway's 504)
         self.record(item, "submitted", id=str(generation["id"]), adopted=True)  # no "t": see learn_from
         item.check_at = time.monotonic()
         self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")

@@ -1753,8 +1753,8 @@ def recorded_pauses(monkeypatch: pytest.MonkeyPatch, waited: bool = False) -> Li
     def recorded(engine: Any, wait: float, now: float, why: str) -> None:
         back_off(engine, wait, now, why)
         pauses.append(engine.post_at - now)
-        if not waited:
-            engine.post_at = now
+        if not waited:  # as if waited out: over
+            engine.post_at = engine.paused_until = now
 
     monkeypatch.setattr(batch._Engine, "back_off", recorded)
     return pauses
@@ -1790,6 +1790,31 @@ def test_the_pause_of_submissions_after_429s_doubles_from_2_s_up_to_a_minute(
     api.before_post = [LeonardoError("Too many requests", status_code=429) for _ in range(7)]  # no Retry-After
     assert run(api, PROMPTS[:1], str(tmp_path)).ok and api.calls.count("POST") == 8
     assert pauses == pytest.approx([2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0])  # MAX_DOUBLED_PAUSE caps it
+
+
+def test_answers_that_come_during_a_pause_double_the_next_one_once_and_keep_its_reason(tmp_path: Any) -> None:
+    # Four create calls under way answered 500 in one blip made the next pause 2, 4, 8 then 16 s; and a 5xx's short
+    # pause within a 429's minute said the 429's pause was the 5xx's.
+    engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    first, now = engine.pause, time.monotonic()
+    for n in range(4):
+        engine.back_off(engine.pause, now + n * 0.001, "a create call failed and may have run")
+    assert engine.pause == 2 * first and engine.paused_until == pytest.approx(now + 0.003 + 2 * first)
+    engine.back_off(60.0, now, "rate limited: 429")
+    engine.back_off(engine.pause, now + 0.01, "a create call failed and may have run")
+    assert engine.paused_why == "rate limited: 429" and engine.pause == 2 * first
+
+
+def test_a_create_call_found_made_brings_the_next_pause_back_to_the_first(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gateway that answers 504 after the generation was made: each call paused submissions twice as long as the
+    # last (2, 4 ... 60 s between create calls for good), though each was found made, as one accepted resets it.
+    pauses = recorded_pauses(monkeypatch)
+    api = ApiDouble()
+    api.after_post = [LeonardoError("Gateway Timeout", status_code=504) for _ in range(4)]
+    assert run(api, [{"prompt": "a kite", "seed": n} for n in range(4)], str(tmp_path)).ok
+    assert pauses == [pytest.approx(batch.DEFAULT_PAUSE)] * 4 and len(api.generations) == 4  # was doubling
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
@@ -1859,13 +1884,18 @@ def test_a_client_closed_by_another_thread_stops_the_batch(tmp_path: Any) -> Non
 def test_a_client_closed_by_another_thread_stops_a_paused_batch_within_a_second(tmp_path: Any) -> None:
     # README: a GUI's Stop raised from on_progress waits for the next event, which a 429's Retry-After holds off (up to
     # an hour); closing the Client from the GUI's thread instead stops the batch within about a second.
-    api = ApiDouble()
+    api, closed_at = ApiDouble(), []
     api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=60.0)]
-    threading.Timer(0.3, setattr, (api, "closed", True)).start()  # as Client.closed after close()
-    began = time.monotonic()
+
+    def close_once_paused(progress: BatchProgress) -> None:
+        if progress.message.startswith("rate limited: pausing") and not closed_at:
+            closed_at.append(time.monotonic())
+            threading.Timer(0.1, setattr, (api, "closed", True)).start()  # as Client.closed after close()
+
     with pytest.raises(LeonardoError, match="the Client was closed while the batch ran"):
-        run(api, PROMPTS[:1], str(tmp_path))
-    assert time.monotonic() - began < 5.0 and states(tmp_path) == {0: "planned"}  # the pause is a minute
+        run(api, PROMPTS[:1], str(tmp_path), on_progress=close_once_paused)
+    assert closed_at and time.monotonic() - closed_at[0] < 2.5  # the pause is a minute; the loop wakes each second
+    assert api.calls.count("POST") == 1 and states(tmp_path) == {0: "planned"}
 
 
 def test_a_create_call_queued_when_the_client_is_closed_is_not_sent_or_journaled(
@@ -2591,6 +2621,7 @@ def test_a_create_call_answered_500_pauses_submissions(tmp_path: Any, monkeypatc
     # It did not: in an outage the batch sent at its pace till a reconciliation's listing failed, and each create call
     # sent meanwhile was left ambiguous for the run. One call at a time: the next is sent after the 500 is read.
     monkeypatch.setattr(batch, "MAX_POSTS_AT_ONCE", 1)
+    monkeypatch.setattr(batch, "DEFAULT_PAUSE", 0.3)  # the bug's gap is the pace's: a millisecond or two
     sent: List[float] = []
 
     class Timed(ApiDouble):
