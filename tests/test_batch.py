@@ -2108,6 +2108,51 @@ def test_a_create_answer_whose_event_a_ctrl_c_took_off_the_queue_is_still_journa
     assert states(tmp_path) == {0: "submitted"}  # was "submitting": reconciled on the rerun, its cost unknown
 
 
+class FirstCreateHeld(ApiDouble):
+    """The first item's create call is made at once, its answer held till ``release`` (a slow network); the others are
+    answered once it is made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made, self.release = threading.Event(), threading.Event()
+
+    def create_generation(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        if body["prompt"] != PROMPTS[0]["prompt"]:
+            self.made.wait(10)
+            return super().create_generation(body)
+        answer = super().create_generation(body)  # made (billed) now
+        self.made.set()
+        self.release.wait(10)  # the bound: a stop that waited for this answer ends then, and fails the test
+        return answer
+
+
+def test_a_create_call_unanswered_when_the_stop_gives_up_on_it_stays_submitting_and_is_adopted_not_sent_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop waits create_span + 5 s for the create calls under way: here its clock runs 50 times as fast from
+    # the stop on (0.1 s). The call not answered by then is left "submitting" (made, maybe billed), not journaled
+    # planned or answered, and the rerun reconciles it: adopted, not sent again.
+    api, real = FirstCreateHeld(), time.monotonic
+
+    def stop_at_the_second_answer(progress: BatchProgress) -> None:
+        if (progress.event, progress.index) == ("submitted", 1):
+            raise KeyboardInterrupt
+        if progress.event == "stopping":
+            began = real()
+            monkeypatch.setattr(time, "monotonic", lambda: began + 50 * (real() - began))
+
+    try:
+        with pytest.raises(BatchInterrupted):
+            run(api, PROMPTS[:2], str(tmp_path), concurrency=2, on_progress=stop_at_the_second_answer)
+        assert states(tmp_path) == {0: "submitting", 1: "submitted"}
+    finally:
+        api.release.set()
+        monkeypatch.setattr(time, "monotonic", real)
+    summary = run(api, PROMPTS[:2], str(tmp_path))
+    assert summary.ok and api.calls.count("POST") == 2  # billed once each
+    assert [r["i"] for r in journal(tmp_path) if r.get("adopted")] == [0]
+
+
 def test_a_create_call_refused_by_a_client_closed_meanwhile_is_not_left_ambiguous(tmp_path: Any) -> None:
     # Closed by another thread after send() looked, before the call: refused unsent, it was reconciled
     # with the closed Client, whose listing failed too, and so journaled ambiguous.
