@@ -2687,7 +2687,8 @@ def test_a_create_call_answered_500_pauses_submissions(tmp_path: Any, monkeypatc
 def test_a_poll_round_whose_listing_or_get_failed_is_asked_again(tmp_path: Any) -> None:
     api = ApiDouble()
     api.listing_error = LeonardoError("Internal Server Error", status_code=500)  # every poll round: GETs instead
-    unavailable = [LeonardoError("Service Unavailable", status_code=503)] * 2
+    # Popped from the end: a RuntimeError (another client's bug, not a LeonardoError) ends its round, then a 503
+    unavailable = [LeonardoError("Service Unavailable", status_code=503), RuntimeError("not a LeonardoError")]
     get = api.get_generation_by_id
 
     def flaky_get(gid: str) -> Dict[str, Any]:
