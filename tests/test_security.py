@@ -200,12 +200,14 @@ def test_a_key_lower_cased_in_a_decode_error_is_not_in_its_traceback():
 
 
 def test_a_key_echoed_in_a_successful_answer_is_redacted_before_it_reaches_an_error(mocked, mock_client):
-    failed = {"id": "g", "status": "FAILED", "note": f"key {API_KEY}", API_KEY: API_KEY}
+    kept = {"seed": 7, "guidance_scale": 7.5, "public": False, "motionMP4URL": None}  # the rest kept as parsed
+    failed = {"id": "g", "status": "FAILED", "note": f"key {API_KEY}", API_KEY: API_KEY, **kept}
     mocked.add("GET", BASE + "/generations/g", json={"generations_by_pk": failed}, match=api_matchers())
     with pytest.raises(LeonardoError, match="FAILED") as info:
         mock_client.wait_for_generation("g")
     assert API_KEY not in repr(info.value.body)
-    assert info.value.body == {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
+    redacted = {"id": "g", "status": "FAILED", "note": "key [redacted]", "[redacted]": "[redacted]"}
+    assert info.value.body == {**redacted, **kept}
 
 
 def test_a_key_escaped_in_a_successful_answer_is_redacted(mocked, mock_client):
