@@ -2050,6 +2050,17 @@ def test_a_bad_batch_flag_is_said_once_by_its_name(
     assert "line 1" not in err and not (tmp_path / "out").exists()
 
 
+def test_a_batch_line_bad_on_its_own_is_listed_with_the_flags_bad_for_every_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The flags are said once by their names only when they are every line's whole problem: not to hide line 2's own.
+    argv = ["--offline", "batch", prompts_file(tmp_path, "a fox", "x" * 2001), "--out", str(tmp_path / "out")]
+    assert cli.main(argv + ["--model", "phoenix-v1.0", "--width", "777"]) == 2
+    refused = "model 'phoenix-v1.0' does not take these options: parameters"
+    assert capsys.readouterr().err.splitlines()[-1] == f"leonardo-client: error: line 1: {refused}.width must be a " \
+        f"multiple of 8; line 2: {refused}.prompt must have a length at most 2000"
+
+
 def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
