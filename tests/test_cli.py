@@ -1392,6 +1392,16 @@ def test_ctrl_c_sigterm_or_sighup_during_the_wait_exits_with_one_line(tmp_path: 
     assert "Traceback" not in done.stderr
 
 
+def test_a_sighup_ignored_as_under_nohup_stays_ignored_and_the_command_finishes(tmp_path: Any) -> None:
+    # Only a stop signal at its default is taken over: `nohup leonardo-client generate ... &` goes on as its terminal
+    # closes (as one a shell's `&` left Ctrl-C ignored in). The generation stays PENDING 0.5 s: signalled mid-wait.
+    nohup = ("-c", "import signal, sys, leonardo_client.__main__ as cli; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+             "cli.OFFLINE_COMPLETION_DELAY = 0.5; sys.exit(cli.entry())")
+    done = run_cli(["generate", "x", "--out", str(tmp_path)], subprocess.DEVNULL, "PENDING", signal.SIGHUP, nohup)
+    assert done.returncode == 0 and "interrupted" not in done.stderr, done.stderr
+    assert [name[-4:] for name in os.listdir(tmp_path)] == [".png"]  # saved, no temporary file left
+
+
 def run_cli_stopped_once(
     fake: FakeLeonardo, args: List[str], ready: Callable[[], Any], signum: int = signal.SIGINT
 ) -> "subprocess.CompletedProcess[str]":
