@@ -1638,6 +1638,14 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(argv0: str, module: st
     assert (done.returncode, done.stderr) == (130, "leonardo-client: interrupted\n")
 
 
+def test_ctrl_c_while_the_cli_imports_with_no_stderr_is_130_and_quiet() -> None:
+    # As under pythonw or `2>&-`: writing the line to a sys.stderr of None would be an AttributeError (exit 1).
+    start = "sys.stderr = None\n" + AS_THE_CLI
+    code = INTERRUPTED_IMPORT.format(argv0="-m", module="leonardo_client.batch", start=start)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert (done.returncode, done.stderr) == (130, "")
+
+
 @pytest.mark.parametrize("start", ["console script", "-m"])
 def test_ctrl_c_once_the_command_is_done_ends_it_without_a_traceback(start: str) -> None:
     # A Ctrl-C during the interpreter's shutdown hit urllib3's pool finalizers or threading._shutdown:
