@@ -1288,12 +1288,20 @@ def test_the_threads_of_a_forked_process_never_send_on_the_parents_connections(
     fake_client.close()
 
 
+class NoPools(requests.adapters.BaseAdapter):
+    """An adapter with no urllib3 pool manager, as requests-file's or requests-unixsocket's."""
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
 def test_a_process_forked_while_another_thread_held_a_lock_of_the_client_does_not_hang(fake: FakeLeonardo) -> None:
     # A lock held at the fork is held for ever in the child: its first call (the Client's count of calls,
     # urllib3's pools, the cookie jar, the closed event's, held a moment by every wait and by close()) or a new
     # Client (the mounting lock, the log filter's) hung there.
     fake_client = Client(api_key=fake.api_key, base_url=fake.base_url, timeout=(2, 10))
+    fake_client._session.mount("file://", NoPools())  # passed over by the new locks (an error: those after it held)
     fake_client.get_user_info()  # a connection pooled before the fork
     pools = fake_client._session.adapters[fake.base_url + "/"].poolmanager.pools
     locks = [fake_client._calls, client_module._MOUNTING, _KeyRedactingFilter.lock, fake_client._session.cookies._cookies_lock,
