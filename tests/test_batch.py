@@ -4499,45 +4499,45 @@ def test_an_item_adopts_its_match_beside_an_ambiguous_one_of_its_prompt_known_to
     assert (summary.complete, summary.ambiguous, len(api.generations)) == (1, 1, 1)  # was (0, 2, 1): "may own"
 
 
-def test_an_item_blocked_by_a_sibling_that_adopts_in_the_same_reconciliation_is_judged_again(tmp_path: Any) -> None:
-    # The first's create call made nothing; the second's, sent after the first's window (and CLOCK_SKEW), made gen-1.
+def foxes_reconciled(
+    tmp_path: Any, made: float, sends: List[Tuple[float, bool]]
+) -> Tuple[ApiDouble, BatchSummary, List[BatchProgress], List[Dict[str, Any]]]:
+    """A run of items of one prompt, each journaled sent ``sends[n][0]`` s after the first (200 s ago) and, if
+    ``sends[n][1]``, left ambiguous by a listing unread; one generation of that prompt made ``made`` s after the first.
+    The double, the summary, the events and this run's item records."""
     api, sent = ApiDouble(), time.time() - 200
     api._create({"prompt": "a red fox"}, None)
-    api.generations["gen-1"]["createdAt"] = _iso(sent + 100.5)
+    api.generations["gen-1"]["createdAt"] = _iso(sent + made)
     unread = {"s": "ambiguous", "reason": f"{batch.UNREADABLE}: HTTP 503", "recheck": True}
-    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3, "r": "earlier"}, dict(unread, i=0),
-               {"i": 1, "s": "submitting", "t": sent + 100, "rt": 1.3, "r": "earlier"}, dict(unread, i=1)]
-    items = [{"prompt": "a red fox"}] * 2
+    records: List[Dict[str, Any]] = []
+    for n, (after, ambiguous) in enumerate(sends):
+        records += [{"i": n, "s": "submitting", "t": sent + after, "rt": 1.3, "r": "earlier"}]
+        records += [dict(unread, i=n)] if ambiguous else []
+    items = [{"prompt": "a red fox"}] * len(sends)
     (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
     events: List[BatchProgress] = []
     summary = run_bounded(api, items, str(tmp_path), on_progress=events.append)
+    return api, summary, events, [r for r in journal(tmp_path)[1 + len(items) + len(records):] if "i" in r]
+
+
+def test_an_item_blocked_by_a_sibling_that_adopts_in_the_same_reconciliation_is_judged_again(tmp_path: Any) -> None:
+    # The first's create call made nothing; the second's, sent after the first's window (and CLOCK_SKEW), made gen-1.
+    api, summary, events, this_run = foxes_reconciled(tmp_path, 100.5, [(0, True), (100, True)])
     # Was (1, 1, 1): the first left ambiguous ("may own") as it was judged before the second adopted gen-1.
     assert (summary.complete, summary.ambiguous, len(api.generations)) == (2, 0, 2)
     assert summary.done_this_run == 2 and not [e for e in events if e.event == "ambiguous"]
-    this_run = [(r["i"], r["s"]) for r in journal(tmp_path)[1 + len(items) + len(records):] if "i" in r]
-    assert [r for r in this_run if r[1] != "complete"] == [(1, "submitted"), (0, "planned"), (0, "submitting"),
-                                                         (0, "submitted")]  # judged once: nothing else journaled
+    assert [(r["i"], r["s"]) for r in this_run if r["s"] != "complete"] == [
+        (1, "submitted"), (0, "planned"), (0, "submitting"), (0, "submitted")]  # judged once: nothing else journaled
 
 
 def test_an_item_put_off_in_a_reconciliation_still_counts_as_ambiguous_for_those_judged_after_it(tmp_path: Any) -> None:
     # #2 ("submitting", never judged yet) is put off behind ambiguous #1; gen-1, made in #3's call, is after #2's
     # earliest too (and #2's window reaches #3's): #3 may not adopt it while #2 may own it, as before #2 was put off.
-    api, sent = ApiDouble(), time.time() - 200
-    api._create({"prompt": "a red fox"}, None)
-    api.generations["gen-1"]["createdAt"] = _iso(sent + 90.5)
-    unread = {"s": "ambiguous", "reason": f"{batch.UNREADABLE}: HTTP 503", "recheck": True}
-    records = [{"i": 0, "s": "submitting", "t": sent, "rt": 1.3, "r": "earlier"}, dict(unread, i=0),
-               {"i": 1, "s": "submitting", "t": sent + 30, "rt": 1.3, "r": "earlier"},
-               {"i": 2, "s": "submitting", "t": sent + 90, "rt": 1.3, "r": "earlier"}, dict(unread, i=2)]
-    items = [{"prompt": "a red fox"}] * 3
-    (tmp_path / "journal.jsonl").write_text(journal_text(items, records), encoding="utf-8")
-    events: List[BatchProgress] = []
-    summary = run_bounded(api, items, str(tmp_path), on_progress=events.append)
+    api, summary, events, this_run = foxes_reconciled(tmp_path, 90.5, [(0, True), (30, False), (90, True)])
     assert (summary.ambiguous, len(api.generations)) == (3, 1)  # nothing sent again: not adopted by #3 either
     assert summary.done_this_run == 1 and sorted(e.index for e in events if e.event == "ambiguous") == [0, 1, 2]
     may_own = "an ambiguous item with this prompt may own the generation that matches"
-    this_run = [(r["i"], r["reason"]) for r in journal(tmp_path)[1 + len(items) + len(records):] if "i" in r]
-    assert sorted(this_run) == [(n, may_own) for n in range(3)]
+    assert sorted((r["i"], r["reason"]) for r in this_run) == [(n, may_own) for n in range(3)]
 
 
 def test_an_item_put_off_in_a_reconciliation_holds_back_no_v2_item_of_its_prompt(
