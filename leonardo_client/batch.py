@@ -1582,10 +1582,11 @@ class _Engine:
         else:
             self.next_wake = min(self.next_wake, deadline)
 
-    def back_off(self, wait: float, now: float, why: str) -> None:
+    def back_off(self, wait: float, now: float, why: str, listing: bool = False) -> None:
         """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``, if this pause ends last); the
-        next pause without Retry-After is twice as long, if this one began one (not the other answers it held)."""
-        if now >= self.paused_until:
+        next pause without Retry-After is twice as long: after a create call's answer, only if no pause holds (the
+        others under way as it began, up to MAX_POSTS_AT_ONCE, are one blip); after a ``listing`` read, always."""
+        if now >= self.paused_until or listing:
             self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
         if now + wait >= self.paused_until:
             self.paused_why = why
@@ -1705,7 +1706,7 @@ class _Engine:
             return due
         said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
         wait = said or self.pause
-        self.back_off(wait, time.monotonic(), UNREADABLE)
+        self.back_off(wait, time.monotonic(), UNREADABLE, listing=True)
         self.check_refusals(complete, time.monotonic())  # nothing goes through while it pauses them: see watch_refusals
         self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]

@@ -1803,6 +1803,8 @@ def test_answers_that_come_during_a_pause_double_the_next_one_once_and_keep_its_
     engine.back_off(60.0, now, "rate limited: 429")
     engine.back_off(engine.pause, now + 0.01, "a create call failed and may have run")
     assert engine.paused_why == "rate limited: 429" and engine.pause == 2 * first
+    engine.back_off(engine.pause, now + 0.02, batch.UNREADABLE, listing=True)  # read alone: no blip, an outage
+    assert engine.pause == 4 * first  # so an outage's create calls, each left to reconcile, come ever further apart
 
 
 def test_a_create_call_found_made_brings_the_next_pause_back_to_the_first(
