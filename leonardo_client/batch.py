@@ -812,6 +812,7 @@ class _Item:
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
     read_again: bool = False  # a listing that failed was read again for it in this run (see settle_now)
+    counted: bool = False  # in done_this_run: settled in this run, once (whatever a second look makes of it)
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -1037,6 +1038,7 @@ class _Engine:
     listing_read = True  # whether the last poll round's listing was read (see poll)
     last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
     fatal: Optional[BaseException] = None  # what stops the run (see loop)
+    looked_again = False  # the items a listing that raised left ambiguous were looked for once more (look_again)
 
     def __init__(
         self,
@@ -1121,10 +1123,15 @@ class _Engine:
         else:
             self.refused_since = None  # the batch moves on: see check_refusals
 
+    def settled(self, item: _Item) -> None:
+        """Count ``item`` done in this run, once: one left ambiguous settled by its second look is no second one."""
+        self.done_this_run += not item.counted
+        item.counted = True
+
     def fail(self, item: _Item, reason: str, said: str) -> None:
         """Journal ``item`` failed for ``reason``; its progress event says ``said``."""
         self.record(item, "failed", reason=reason)
-        self.done_this_run += 1
+        self.settled(item)
         self.emit("failed", item, f"#{item.index + 1} failed: {said}")
 
     def note_v2_listed(self) -> None:
@@ -1428,7 +1435,23 @@ class _Engine:
     def open_work(self, now: float) -> bool:
         if self.members["planned"] or self.reconcile_at or self.running(now):
             return True
-        return any(self.items[i].download_tries < DOWNLOAD_TRIES for i in self.finished)
+        return any(self.items[i].download_tries < DOWNLOAD_TRIES for i in self.finished) or self.look_again(now)
+
+    def look_again(self, now: float) -> bool:
+        """When the batch would be done, the items a listing that raised twice left ambiguous (read_again) are
+        reconciled once more, together, as a rerun would (an outage may have passed since), once the pause the
+        last failure set has ended (a minute at most: a longer one is a listing's Retry-After, and one call sooner
+        can only fail); once a run: left ambiguous again, they are the rerun's. No create call is left to send: the
+        stop on refusals (see check_refusals) has nothing to watch until one is."""
+        unread = [] if self.looked_again else sorted(i for i in self.members["ambiguous"] if self.items[i].read_again)
+        self.looked_again = True
+        if unread:
+            self.next_wake = at = max(now, min(self.paused_until, now + MAX_DOUBLED_PAUSE))
+            self.reconcile_at.update(dict.fromkeys(unread, at))
+            self.refused_since = None
+            self.emit("waiting", None, f"looking once more for {_count(len(unread), 'item')} left ambiguous: "
+                      f"{UNREADABLE}")
+        return bool(unread)
 
     def start_work(self, now: float) -> None:
         """Start what is due (reconciliations, POSTs, downloads, a poll round); set next_wake."""
@@ -1721,7 +1744,7 @@ class _Engine:
         ``stalled``: because the API failed to answer, so the batch did not move on (see check_refusals)."""
         since = self.refused_since
         if item.state != "ambiguous":  # settled in this run, as complete and failed ones are
-            self.done_this_run += 1
+            self.settled(item)
         if (item.state, item.reason) != ("ambiguous", reason):
             self.record(item, "ambiguous", reason=reason, recheck=recheck or None)
         self.emit("ambiguous", item, f"#{item.index + 1} ambiguous: {reason}")
@@ -1972,7 +1995,7 @@ class _Engine:
         files, seed = result
         self.record(item, "complete", files=files, seed=seed, reason=item.shortfall or None)
         self.finished.pop(item.index, None)
-        self.done_this_run += 1
+        self.settled(item)
         self.images_this_run += len(files)
         short = f" ({item.shortfall})" if item.shortfall else ""
         self.emit("complete", item, f"#{item.index + 1} complete: {', '.join(files)}{short}")
