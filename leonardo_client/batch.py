@@ -812,7 +812,7 @@ class _Item:
     answered: float = 0.0  # wall-clock time its create answer was recorded (not adopted): made before then
     known: bool = False  # its last create call's generation is known (answered, or adopted): it made no other
     read_again: bool = False  # a listing that failed was read again for it in this run (see settle_now)
-    counted: bool = False  # in done_this_run: settled in this run, once (whatever a second look makes of it)
+    counted: bool = False  # in done_this_run: settled in this run, once (a second look may unsettle it: record)
     files: List[str] = field(default_factory=list)
     seed: Optional[int] = None
     reason: str = ""
@@ -1114,6 +1114,9 @@ class _Engine:
         self.journal.append([record])
         self.set_state(item, record)
         self.v2_waiting.discard(item.index)
+        if state in ("planned", "submitted"):  # sent again or adopted (a second look): not settled in this run yet
+            self.done_this_run -= item.counted
+            item.counted = False
         if state == "planned":
             self.queue.appendleft(item.index)  # back in line, first
         elif self.refused_since is not None and time.monotonic() + self.item_timeout < self.paused_until:
@@ -1124,7 +1127,7 @@ class _Engine:
             self.refused_since = None  # the batch moves on: see check_refusals
 
     def settled(self, item: _Item) -> None:
-        """Count ``item`` done in this run, once: one left ambiguous settled by its second look is no second one."""
+        """Count ``item`` done in this run, once (record uncounts one a second look sends again or adopts)."""
         self.done_this_run += not item.counted
         item.counted = True
 
@@ -1446,7 +1449,8 @@ class _Engine:
         unread = [] if self.looked_again else sorted(i for i in self.members["ambiguous"] if self.items[i].read_again)
         self.looked_again = True
         if unread:
-            self.next_wake = at = max(now, min(self.paused_until, now + MAX_DOUBLED_PAUSE))
+            at = max(now, min(self.paused_until, now + MAX_DOUBLED_PAUSE))
+            self.next_wake = min(self.next_wake, at)  # the loop still wakes each second: a close() is seen
             self.reconcile_at.update(dict.fromkeys(unread, at))
             self.refused_since = None
             self.emit("waiting", None, f"looking once more for {_count(len(unread), 'item')} left ambiguous: "

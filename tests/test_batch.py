@@ -3609,6 +3609,45 @@ def test_an_item_a_listing_keeps_failing_for_is_looked_for_once_more_after_the_p
     assert [r["s"] for r in journal(tmp_path) if r.get("i") == 0] == ["planned", "submitting", "ambiguous"]  # once
 
 
+def unread_once(monkeypatch: pytest.MonkeyPatch, pause: float) -> ApiDouble:
+    """An ApiDouble whose one create call is answered 500 (never made) and whose listing answers 502."""
+    monkeypatch.setattr(batch, "LISTING_AGAIN", 0.2)
+    monkeypatch.setattr(batch, "DEFAULT_PAUSE", pause)
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Internal Server Error", status_code=500)]
+    api.listing_error = LeonardoError("Bad Gateway", status_code=502)
+    return api
+
+
+def test_a_batch_waiting_for_its_once_more_look_stops_within_a_second_of_a_close(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, closed = unread_once(monkeypatch, pause=30.0), []  # the look waits out a pause: the loop still wakes
+
+    def close_at_look(event: BatchProgress) -> None:
+        if event.message.startswith("looking once more"):
+            threading.Timer(0.2, lambda: (closed.append(time.monotonic()), setattr(api, "closed", True))).start()
+
+    with pytest.raises(LeonardoError, match="the Client was closed while the batch ran; rerun to resume"):
+        run(api, PROMPTS[:1], str(tmp_path), on_progress=close_at_look)
+    assert closed and time.monotonic() - closed[0] < 2.0 and api.calls.count("POST") == 1
+
+
+def test_an_item_a_once_more_look_sends_again_is_not_done_in_the_count_of_a_run_stopped_before_it_settles(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = unread_once(monkeypatch, pause=0.1)
+
+    def stop_as_sent_again(event: BatchProgress) -> None:
+        api.listing_error = None if event.event == "ambiguous" else api.listing_error  # the outage ends
+        if event.event == "resent":
+            raise KeyboardInterrupt  # a host's Stop
+
+    with pytest.raises(BatchInterrupted) as stopped:
+        run(api, PROMPTS[:1], str(tmp_path), on_progress=stop_as_sent_again)
+    assert (stopped.value.summary.pending, stopped.value.summary.done_this_run) == (1, 0)  # was (1, 1)
+
+
 @pytest.mark.parametrize("error, said", [
     (LeonardoError("download failed: connection failed: reset"), "download failed: connection failed: reset"),
     (OSError(28, "No space left on device"), "download failed (No space left on device)"),  # was "[Errno 28] No..."
