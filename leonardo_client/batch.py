@@ -1038,6 +1038,7 @@ class _Engine:
     listing_read = True  # whether the last poll round's listing was read (see poll)
     last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
     fatal: Optional[BaseException] = None  # what stops the run (see loop)
+    paced_since_429 = True  # a create call went through since the last 429: a 429 now refuses the pace (see posted)
     looked_again = False  # the items a listing that raised left ambiguous were looked for once more (look_again)
 
     def __init__(
@@ -1558,7 +1559,9 @@ class _Engine:
             self.fatal = error  # nothing is sent that the journal does not hold
         elif status == 429:
             wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
-            self.slowdown = min(4.0, self.slowdown * 1.25)
+            if self.paced_since_429:  # else a probe after its pause, refused as the calls before it: no faster pace
+                self.slowdown = min(4.0, self.slowdown * 1.25)
+            self.paced_since_429 = False
             self.back_off(wait, now, "rate limited: 429")
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
@@ -1625,7 +1628,7 @@ class _Engine:
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
             self.reconcile_later(item, exc, now, "a create call was answered without a generation")
             return
-        self.slowdown = max(1.0, self.slowdown * 0.98)
+        self.slowdown, self.paced_since_429 = max(1.0, self.slowdown * 0.98), True
         self.pause = DEFAULT_PAUSE
         generation_id = str(job[id_field])
         owner = self.by_generation.get(id_key(generation_id))

@@ -1706,6 +1706,19 @@ def test_a_429_spaces_the_next_posts_further_apart(tmp_path: Any, monkeypatch: p
     assert posted[2] - posted[1] >= 1.2 * gap
 
 
+def test_a_429_storm_slows_the_pace_once_not_for_each_call_it_refuses(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each call sent as a pause ended was refused too (an API refusing all, not the pace): the pace after it was
+    # 1.25**5 times the gap (0.76 s) and took ~70 accepted calls to come back; now 1.25 times.
+    posted = post_times(monkeypatch)
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01) for _ in range(5)]
+    assert run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=240).ok and len(posted) == 7
+    gap = 60.0 * batch.PACE_MARGIN / 240
+    assert 1.2 * gap <= posted[6] - posted[5] < 2 * gap
+
+
 def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     posted = post_times(monkeypatch)
     assert run(ApiDouble(slots=10), PROMPTS[:2], str(tmp_path), posts_per_minute=30).ok and len(posted) == 2
