@@ -1038,7 +1038,8 @@ class _Engine:
     listing_read = True  # whether the last poll round's listing was read (see poll)
     last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
     fatal: Optional[BaseException] = None  # what stops the run (see loop)
-    paced_since_429 = True  # a create call went through since the last 429: a 429 now refuses the pace (see posted)
+    paced_since_429 = True  # a create call sent after the last 429 went through: a 429 now refuses the pace (posted)
+    last_429 = 0.0  # wall-clock time the last 429 was acted on (see went_through)
     looked_again = False  # the items a listing that raised left ambiguous were looked for once more (look_again)
 
     def __init__(
@@ -1561,7 +1562,7 @@ class _Engine:
             wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             if self.paced_since_429:  # else a probe after its pause, refused as the calls before it: no faster pace
                 self.slowdown = min(4.0, self.slowdown * 1.25)
-            self.paced_since_429 = False
+            self.paced_since_429, self.last_429 = False, self.wall_time()
             self.back_off(wait, now, "rate limited: 429")
             self.record(item, "planned", reason=f"429, sent again later: {error}")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
@@ -1628,7 +1629,8 @@ class _Engine:
         except LeonardoError as exc:  # a 2xx without an id (a null job, an error in a 200): the listing tells
             self.reconcile_later(item, exc, now, "a create call was answered without a generation")
             return
-        self.slowdown, self.paced_since_429 = max(1.0, self.slowdown * 0.98), True
+        self.slowdown = max(1.0, self.slowdown * 0.98)
+        self.went_through(item)
         self.pause = DEFAULT_PAUSE
         generation_id = str(job[id_field])
         owner = self.by_generation.get(id_key(generation_id))
@@ -1794,8 +1796,14 @@ class _Engine:
         self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
         self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
 
+    def went_through(self, item: _Item) -> None:
+        """``item``'s create call was made: if it was sent after the last 429, the pace works again (see posted); one
+        sent before it, answered slowly, says nothing of the calls the 429s refused since."""
+        self.paced_since_429 = self.paced_since_429 or item.since > self.last_429
+
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
         self.pause = DEFAULT_PAUSE  # create calls work, as after one accepted: their answers may not (a gateway's 504)
+        self.went_through(item)
         self.record(item, "submitted", id=str(generation["id"]), adopted=True)  # no "t": see learn_from
         item.check_at = time.monotonic()
         self.emit("adopted", item, f"#{item.index + 1}: found its generation {item.generation_id}; not sent again")

@@ -1719,6 +1719,25 @@ def test_a_429_storm_slows_the_pace_once_not_for_each_call_it_refuses(
     assert 1.2 * gap <= posted[6] - posted[5] < 2 * gap
 
 
+def test_a_slow_answer_to_a_call_sent_before_a_429_does_not_make_the_next_429_slow_the_pace_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    paces: List[float] = []
+    posted = batch._Engine.posted
+    monkeypatch.setattr(batch._Engine, "posted", lambda self, *answer: (posted(self, *answer), paces.append(self.slowdown)))
+
+    class SlowAccepted(ApiDouble):
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            generation_id = super()._create(params, model_id)
+            time.sleep(0.5)  # answered after the 429s to the calls sent after it
+            return generation_id
+
+    api = SlowAccepted(slots=10)
+    api.before_post = [None, *(LeonardoError("Too many", status_code=429, retry_after=0.3) for _ in range(3))]
+    assert run(api, PROMPTS[:3], str(tmp_path), posts_per_minute=240).ok
+    assert max(paces) == 1.25  # was 1.25 * 0.98 * 1.25 after the slow answer
+
+
 def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     posted = post_times(monkeypatch)
     assert run(ApiDouble(slots=10), PROMPTS[:2], str(tmp_path), posts_per_minute=30).ok and len(posted) == 2
