@@ -1621,7 +1621,8 @@ class _Engine:
             self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
         if now + wait >= self.paused_until:
             self.paused_why = why
-        self.post_at = self.paused_until = max(self.post_at, now + wait)
+        self.paused_until = max(self.paused_until, now + wait)  # the pause's own end; the pace's next slot is apart
+        self.post_at = max(self.post_at, now + wait)
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:

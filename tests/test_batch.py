@@ -1879,6 +1879,17 @@ def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, mov
     assert sorted(states(tmp_path).values()) == (["complete", "planned"] if moved_on else ["planned"])
 
 
+def test_a_short_retry_after_at_a_slow_pace_does_not_stop_the_batch_as_refused(tmp_path: Any) -> None:
+    # The pace's next slot was taken for the pause's end: at posts_per_minute=1 with item_timeout=30, one 429 saying
+    # "Retry-After: 5" stopped the batch 30 s later, "no create call went through", though only a Retry-After longer
+    # than what is left of item_timeout does that: the next create call's answer decides. (Scaled: 1 s apart,
+    # item_timeout 0.5 s, Retry-After 0.1 s.)
+    api = ApiDouble()
+    api.before_post = [None, LeonardoError("Too many requests", status_code=429, retry_after=0.1)]
+    summary = run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=60, item_timeout=0.5)
+    assert summary.ok and api.calls.count("POST") == 3 and states(tmp_path) == {0: "complete", 1: "complete"}
+
+
 def test_the_stop_on_refusals_says_its_time_is_this_run_s(tmp_path: Any) -> None:
     # Rerun on the same folder in the same 429 storm, the batch stopped again saying "for 1s no create call went
     # through": it counts from this run's first refusal, but the journal holds the refusals of the run before.
