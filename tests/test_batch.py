@@ -4729,6 +4729,21 @@ def test_a_connection_never_made_is_sent_again_at_once(tmp_path: Any, never_made
     assert not any("never created" in r for r in reasons)  # re-sent without reconciling
 
 
+@pytest.mark.parametrize("never_made", [refused, unresolved])
+def test_connections_never_made_pause_submissions_and_stop_the_batch_after_item_timeout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, never_made: Callable[[], LeonardoError]
+) -> None:
+    # README: each create call "its connection never made" counts toward the stop after item_timeout, and pauses
+    # submissions as a failure does: a network or DNS down for good is not tried for ever, nor at the POST pace (30
+    # calls in a few ms here). (Scaled: pauses of 0.05 s doubling to 0.1 s at most, item_timeout 0.5 s: about 6 calls.)
+    monkeypatch.setattr(batch, "MAX_DOUBLED_PAUSE", 0.1)
+    api = ApiDouble()
+    api.before_post = [never_made() for _ in range(30)]
+    with pytest.raises(LeonardoError, match=r"no create call went through \(the last: connection failed"):
+        run(api, PROMPTS[:2], str(tmp_path), item_timeout=0.5)
+    assert api.calls.count("POST") <= 10 and api.generations == {}
+
+
 class ServerClockBehind(ApiDouble):
     """The server's clock 5 minutes behind ours; the answer to the create call for ``lost`` is
     lost once, after the generation was made."""
