@@ -1719,12 +1719,36 @@ def test_a_429_storm_slows_the_pace_once_not_for_each_call_it_refuses(
     assert 1.2 * gap <= posted[6] - posted[5] < 2 * gap
 
 
+def paces(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """How much the pace is slowed as each create call's answer leaves it."""
+    slowdowns: List[float] = []
+    posted = batch._Engine.posted
+
+    def watched(engine: Any, *answer: Any) -> None:
+        posted(engine, *answer)
+        slowdowns.append(engine.slowdown)
+
+    monkeypatch.setattr(batch._Engine, "posted", watched)
+    return slowdowns
+
+
+def test_the_pace_a_429_slowed_comes_back_as_create_calls_are_accepted_up_to_posts_per_minute(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # README: each create call accepted takes 2% off the slowing, till none is left: after a blip a long batch is not
+    # left at a fraction of its pace for good, nor sped past posts_per_minute by the calls accepted after it.
+    slowdowns = paces(monkeypatch)
+    api = ApiDouble(slots=10)
+    api.before_post = [LeonardoError("Too many requests", status_code=429, retry_after=0.01)]
+    items = [dict(PROMPTS[0], prompt=f"a kite, study {n}") for n in range(14)]
+    assert run(api, items, str(tmp_path)).ok
+    assert max(slowdowns) == 1.25 and slowdowns[-1] == 1.0  # 13 accepted after it: 1.25 * 0.98 ** 13 is 0.96
+
+
 def test_a_slow_answer_to_a_call_sent_before_a_429_does_not_make_the_next_429_slow_the_pace_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    paces: List[float] = []
-    posted = batch._Engine.posted
-    monkeypatch.setattr(batch._Engine, "posted", lambda self, *answer: (posted(self, *answer), paces.append(self.slowdown)))
+    slowdowns = paces(monkeypatch)
 
     class SlowAccepted(ApiDouble):
         def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
@@ -1735,7 +1759,7 @@ def test_a_slow_answer_to_a_call_sent_before_a_429_does_not_make_the_next_429_sl
     api = SlowAccepted(slots=10)
     api.before_post = [None, *(LeonardoError("Too many", status_code=429, retry_after=0.3) for _ in range(3))]
     assert run(api, PROMPTS[:3], str(tmp_path), posts_per_minute=240).ok
-    assert max(paces) == 1.25  # was 1.25 * 0.98 * 1.25 after the slow answer
+    assert max(slowdowns) == 1.25  # was 1.25 * 0.98 * 1.25 after the slow answer
 
 
 def test_posts_are_never_closer_than_posts_per_minute_allows(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
