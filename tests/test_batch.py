@@ -1745,18 +1745,22 @@ def test_the_pace_a_429_slowed_comes_back_as_create_calls_are_accepted_up_to_pos
     assert max(slowdowns) == 1.25 and slowdowns[-1] == 1.0  # 13 accepted after it: 1.25 * 0.98 ** 13 is 0.96
 
 
+class SlowAccepted(ApiDouble):
+    """Its create calls that go through are answered ``answered_after`` seconds after the generation is made."""
+
+    answered_after = 0.5
+
+    def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+        generation_id = super()._create(params, model_id)
+        time.sleep(self.answered_after)
+        return generation_id
+
+
 def test_a_slow_answer_to_a_call_sent_before_a_429_does_not_make_the_next_429_slow_the_pace_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     slowdowns = paces(monkeypatch)
-
-    class SlowAccepted(ApiDouble):
-        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
-            generation_id = super()._create(params, model_id)
-            time.sleep(0.5)  # answered after the 429s to the calls sent after it
-            return generation_id
-
-    api = SlowAccepted(slots=10)
+    api = SlowAccepted(slots=10)  # answered after the 429s to the calls sent after it
     api.before_post = [None, *(LeonardoError("Too many", status_code=429, retry_after=0.3) for _ in range(3))]
     assert run(api, PROMPTS[:3], str(tmp_path), posts_per_minute=240).ok
     assert max(slowdowns) == 1.25  # was 1.25 * 0.98 * 1.25 after the slow answer
@@ -1887,14 +1891,17 @@ def test_a_post_that_may_have_run_restarts_the_clock_of_the_stop_on_refusals(tmp
     assert summary.ok and api.calls.count("POST") == 4 and len(api.generations) == 2
 
 
-@pytest.mark.parametrize("moved_on", [False, True])  # True: the other item completes during the pause
-def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, moved_on: bool) -> None:
+# The other item's create call: none; answered at once, it completes during the pause; answered after item_timeout
+# ran out in the pause: its answer, not the clock, decides, and it completes too.
+@pytest.mark.parametrize("answered_after", [None, 0.0, 1.0])
+def test_a_pause_longer_than_item_timeout_does_not_outlast_it(tmp_path: Any, answered_after: Optional[float]) -> None:
     # One 429 with "Retry-After: 3600" parked run_batch(item_timeout=10) for the hour: check_refusals ran only as a
     # create call came back, and none is sent during the pause. Here the pause is 6 s: the batch waited it out, sent
-    # the item again and ended ok. An item completing during the pause restarts the clock, not stops it. (Scaled: a
-    # pause of 2 s, item_timeout 0.6 s.)
-    api = ApiDouble(delay=0.3)  # the first item completes well after the second's 429
-    refused = LeonardoError("Too many requests", status_code=429, retry_after=2.0)
+    # the item again and ended ok. An item submitted or completing during the pause restarts the clock, not stops it.
+    # (Scaled: a pause of 3 s, item_timeout 0.6 s.)
+    api, moved_on = SlowAccepted(delay=0.3), answered_after is not None  # the first completes after the second's 429
+    api.answered_after = answered_after or 0.0
+    refused = LeonardoError("Too many requests", status_code=429, retry_after=3.0)
     api.before_post = [None, refused] if moved_on else [refused]
     last = r"HTTP 429: Too many requests"
     with pytest.raises(LeonardoError, match=rf"no create call went through \(the last: {last}\); rerun to resume$"):
