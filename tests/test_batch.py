@@ -3707,6 +3707,20 @@ def test_a_batch_waiting_for_its_once_more_look_stops_within_a_second_of_a_close
     assert closed and time.monotonic() - closed[0] < 2.0 and api.calls.count("POST") == 1
 
 
+def test_a_batch_left_only_downloading_in_a_long_pause_is_not_stopped_as_refused(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One item left ambiguous by the listing that failed twice, submissions paused past item_timeout by its second
+    # failure, the other item's files still downloading: no create call is left to send, so no stop on refusals (see
+    # watch_refusals). The once-more look comes when the other is complete, and leaves the first to a rerun.
+    api = unread_once(monkeypatch, pause=0.25)  # the pauses double: 0.25, 0.5, then 1 s
+    api.before_post.insert(0, None)  # the other, sent first, is made
+    save = api.save_results
+    api.save_results = lambda result, folder: (time.sleep(0.9), save(result, folder))[1]  # type: ignore[method-assign]
+    summary = run(api, PROMPTS[:2], str(tmp_path), item_timeout=0.4)
+    assert (summary.complete, summary.ambiguous) == (1, 1)
+
+
 @pytest.mark.parametrize("made, seen", [(False, "resent"), (True, "adopted")])
 def test_an_item_a_once_more_look_sends_again_or_adopts_is_not_done_in_the_count_of_a_run_stopped_before_it_settles(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, made: bool, seen: str
