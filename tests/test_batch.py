@@ -5185,9 +5185,14 @@ def test_a_listing_that_fails_again_later_is_read_once_more_again(tmp_path: Any)
 
 
 @pytest.mark.usefixtures("shipped_first_poll")
-def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(tmp_path: Any) -> None:
+@pytest.mark.parametrize("longest_pause", [batch.MAX_DOUBLED_PAUSE, 0.1])  # 0.1: each pause ends within item_timeout
+def test_an_outage_pauses_submissions_and_stops_the_batch_after_item_timeout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, longest_pause: float
+) -> None:
     # Create calls answered 503 and the listing unreadable: each item sent was left ambiguous, which counted as moving
     # on, so the whole queue went into the outage at the POST pace (68 items a minute), and the batch never stopped.
+    # An item left ambiguous so moves nothing on, whether or not a pause holds past item_timeout (an hour by default).
+    monkeypatch.setattr(batch, "MAX_DOUBLED_PAUSE", longest_pause)
     api = ApiDouble()
     api.before_post = [LeonardoError("Service Unavailable", status_code=503)] * 20  # none made
     api.listing_error = LeonardoError("Service Unavailable", status_code=503)
