@@ -2479,6 +2479,22 @@ def test_a_rejected_key_stops_the_batch_with_the_error(tmp_path: Any, status: in
     assert summary.complete == len(PROMPTS) and api.calls.count("POST") == 1 + len(PROMPTS)
 
 
+def test_a_429_answered_after_the_key_was_refused_does_not_replace_the_key_s_error(tmp_path: Any) -> None:
+    # Three create calls under way: #1 refused with a 429, #2 with a 401, #3 with a 429 after item_timeout ran out.
+    # The batch stops with the 401 (a rerun needs a good key), not "no create call went through ...; rerun to resume".
+    rejected = answered_with(401, {"error": "invalid api key"})
+
+    class Answers(ApiDouble):
+        def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+            self.calls.append("POST")
+            n = int(params["prompt"].rsplit(" ", 1)[1])
+            time.sleep((0.05, 0.1, 0.5)[n])
+            raise rejected if n == 1 else LeonardoError("Too many requests", status_code=429, retry_after=5.0)
+
+    with pytest.raises(LeonardoError, match=re.escape(rejected.message)):
+        run(Answers(slots=10), PROMPTS[:3], str(tmp_path), item_timeout=0.3)
+
+
 def test_the_auth_hooks_500_to_a_uuid_key_passes_and_the_item_is_sent_again(tmp_path: Any) -> None:
     # For a key of the right shape it is the hook failing (API_FACTS 1.2), nothing made: it stopped the batch.
     api = ApiDouble()
