@@ -1444,9 +1444,9 @@ class _Engine:
 
     def look_again(self, now: float) -> bool:
         """When the batch would be done, the items a listing that raised twice left ambiguous (read_again) are
-        reconciled once more, together, as a rerun would (an outage may have passed since), once the pause the
-        last failure set has ended (a minute at most: a longer one is a listing's Retry-After, and one call sooner
-        can only fail); once a run: left ambiguous again, they are the rerun's. No create call is left to send: the
+        reconciled once more, together, as a rerun would (an outage may have passed since), once the pause of
+        submissions has ended (a minute at most: a longer one is a Retry-After's, and one listing call sooner can only
+        fail); once a run: left ambiguous again, they are the rerun's. No create call is left to send: the
         stop on refusals (see check_refusals) has nothing to watch until one is."""
         unread = [] if self.looked_again else sorted(i for i in self.members["ambiguous"] if self.items[i].read_again)
         self.looked_again = True
