@@ -1632,7 +1632,6 @@ class _Engine:
             return
         self.slowdown = max(1.0, self.slowdown * 0.98)
         self.went_through(item)
-        self.pause = DEFAULT_PAUSE
         generation_id = str(job[id_field])
         owner = self.by_generation.get(id_key(generation_id))
         if owner is not None:  # its images would be the other item's: the listing cannot tell more
@@ -1798,12 +1797,13 @@ class _Engine:
         self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
 
     def went_through(self, item: _Item) -> None:
-        """``item``'s create call was made: if it was sent after the last 429, the pace works again (see posted); one
-        sent before it, answered slowly, says nothing of the calls the 429s refused since."""
+        """``item``'s create call was made (answered, or adopted: its answer may not be, a gateway's 504): the next
+        pause is the first again; if it was sent after the last 429, the pace works again (see posted); one sent
+        before it, answered slowly, says nothing of the calls the 429s refused since."""
+        self.pause = DEFAULT_PAUSE
         self.paced_since_429 = self.paced_since_429 or item.since > self.last_429
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
-        self.pause = DEFAULT_PAUSE  # create calls work, as after one accepted: their answers may not (a gateway's 504)
         self.went_through(item)
         self.record(item, "submitted", id=str(generation["id"]), adopted=True)  # no "t": see learn_from
         item.check_at = time.monotonic()
