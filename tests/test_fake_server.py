@@ -1145,6 +1145,18 @@ def test_an_int_is_a_whole_number_of_32_bits(fake, api, field, value, refused):
     assert generation["imageWidth"] == 512 and type(generation["imageWidth"]) is int
 
 
+@pytest.mark.parametrize("value", [7, 1.5, 2**40])
+def test_a_user_lora_id_is_an_int_though_the_spec_types_it_a_number(fake, api, value):
+    # Its spec's "title" is Int, the GraphQL type Hasura reads it as (as num_images); its "type" says "number".
+    response = call(api, fake, "POST", "/generations", json={"prompt": "x", "userElements": [{"userLoraId": value}]})
+    if value == 7:
+        assert response.status_code == 200, response.text
+        return
+    assert response.status_code == 400
+    path = arg1_path("/generations", "userElements", "0", "userLoraId")
+    assert envelope(response, path) == {"error": INT_REFUSED % value, "path": path, "code": "parse-failed"}
+
+
 @pytest.mark.parametrize(
     "data, error",
     [

@@ -262,8 +262,9 @@ class Spec:
 
     def _check_type(self, schema: Dict[str, Any], value: Any, where: Where) -> None:
         kind, found = schema.get("type"), json_type(value)
-        # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not.
-        if kind == "integer" and schema.get("title") == "Int" and found == "number":
+        # Hasura's Int (MAX_INT): 32 bits, from any JSON number that is a whole one; its own wording when not. The
+        # title names the GraphQL type, whatever "type" says: userLoraId is a "number" titled Int.
+        if schema.get("title") == "Int" and found == "number":
             _check_int(value, where)
         if kind in (None, found) or (kind == "integer" and found == "number" and isinstance(value, int)):
             return
