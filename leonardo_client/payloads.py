@@ -390,7 +390,7 @@ class ControlnetInput(_Body):
 class UserElementInput(_Body):
     """A user's own custom element (spec: ``user_elements_input``)."""
 
-    user_lora_id: Optional[float] = wire("userLoraId")
+    user_lora_id: Optional[int] = wire("userLoraId")  # spec: "number", but titled Int (a GraphQL Int)
     weight: Optional[float] = wire("weight")
 
 
