@@ -874,10 +874,7 @@ def _batch_items(args: argparse.Namespace) -> List[BatchItem]:
     try:
         items = read_items(args.prompts, defaults, check_spec=not journaled(args.out))  # all bad lines first
     except BatchInputError as bad:  # a flag refused is every line's fault: said once, by its name
-        if args.model:
-            _check_v2_flags(defaults, bad)
-        else:
-            _check_v1_flags(args)
+        _check_flags(args, defaults, bad)
         raise
     _check_folder_unmade(args.out)
     return items
@@ -907,12 +904,15 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def _check_v2_flags(defaults: Dict[str, Any], bad: BatchInputError) -> None:
-    """The batch's flags alone (an item of a placeholder prompt) refused as every bad line is: said once, by them."""
+def _check_flags(args: argparse.Namespace, defaults: Dict[str, Any], bad: BatchInputError) -> None:
+    """The batch's flags alone (an item of a placeholder prompt) refused as every bad line is: said once, by them
+    (v1's as generate says them)."""
     try:
         check_request(*make_item({"prompt": "x"}, defaults).request())
     except ValueError as exc:
         if all(error.endswith(f": {exc}") for error in bad.errors):
+            if not args.model:
+                _check_v1_flags(args)
             raise _by_flags(defaults, exc) from None
 
 

@@ -2079,6 +2079,26 @@ def test_a_batch_line_bad_on_its_own_is_listed_with_the_flags_bad_for_every_line
         f"multiple of 8; line 2: {refused}.prompt must have a length at most 2000"
 
 
+@pytest.mark.parametrize("lines, said", [
+    # Every line kling-2.6's (it takes 1920x1080), line 2's prompt too long: no item goes to v1.
+    (['{"prompt": "a fox", "model": "kling-2.6"}', '{"prompt": "%s", "model": "kling-2.6"}' % ("x" * 5000)],
+     "line 2: model 'kling-2.6' does not take these options: parameters.prompt must have a length at most 2500"),
+    # Line 1 refused by --width, line 2 (its own width) by a key of its own: each said by its line.
+    (['{"prompt": "a fox"}', '{"prompt": "a hare", "width": 512, "widht": 512}'],
+     "line 1: width 1920: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model has its own sizes); line 2: "
+     "the v1 API does not take these options: Unexpected variable widht"),
+])
+def test_a_batch_s_v1_flags_are_named_only_when_every_bad_line_fails_by_them(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], lines: List[str], said: str
+) -> None:
+    # Without --model any bad line had the v1 flags checked: "--width 1920: the v1 API takes ...", its own error hidden.
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    argv = ["--offline", "batch", str(prompts), "--out", str(tmp_path / "out"), "--width", "1920", "--height", "1080"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "leonardo-client: error: " + said
+
+
 def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
