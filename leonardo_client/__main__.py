@@ -746,11 +746,14 @@ def _check_model(args: argparse.Namespace) -> None:
         options = " and ".join("--" + GENERATE_OPTIONS[name].replace("_", "-") for name in missing)
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
-        body = to_payload(_v2_request(args, "00000000-0000-4000-8000-000000000000"))
-        try:
-            check_request("v2", body, ("--width", "--height"))
-        except ValueError as exc:  # named by the flags typed, as v1's and batch's are
-            raise _by_flags({name: getattr(args, name) for name in ("width", "height", "num_images")}, exc) from None
+        flags = {name: getattr(args, name) for name in ("width", "height", "num_images")}
+        alone = argparse.Namespace(**dict(vars(args), prompt=prompt and "x"))  # a placeholder prompt: the options'
+        for checked, named in ((alone, flags), (args, {})):  # theirs named by the flags typed, as v1's and batch's are
+            body = to_payload(_v2_request(checked, "00000000-0000-4000-8000-000000000000"))
+            try:
+                check_request("v2", body, ("--width", "--height"))
+            except ValueError as exc:
+                raise _by_flags(named, exc) from None
 
 
 def _model_schema(model: str, needed: bool) -> Dict[str, Any]:

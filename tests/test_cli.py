@@ -233,6 +233,9 @@ def test_model_and_model_id_exclude_each_other(capsys: pytest.CaptureFixture[str
         (["generate", "x", "--model", "phoenix-v1.0", "--width", "777"], "error: --width 777: model 'phoenix-v1.0' "
          "does not take these options: parameters.width must be a multiple of 8\n"),
         (["generate", "x", "--model", "kling-2.6", "--width", "1024", "--height", "1024"], "expected one of the values"),
+        # Not what the flags are refused for (sizes phoenix-v1.0 takes): unnamed (was "--width 512 --height 512: ...").
+        (["generate", "x" * 2001, "--model", "phoenix-v1.0", "--width", "512", "--height", "512"], "error: model "
+         "'phoenix-v1.0' does not take these options: parameters.prompt must have a length at most 2000\n"),
         # Sizes a model's anyOf/oneOf of pairs needs, not given (was "parameters must match exactly one of ...").
         (["generate", "x", "--model", "happy-horse-1.1"], "model 'happy-horse-1.1' needs --width and --height, one of "
          "1280x720, 720x1280, 960x960, 1108x832, 832x1108, 1920x1080, 1080x1920, 1440x1440, 1662x1248, 1248x1662\n"),
