@@ -1223,10 +1223,10 @@ def run_cli(
 
 
 def start_cli(
-    args: List[str], stdout: Any, launch: Tuple[str, ...] = ("-m", "leonardo_client")
+    args: List[str], stdout: Any, launch: Tuple[str, ...] = ("-m", "leonardo_client"), unbuffered: str = ""
 ) -> "subprocess.Popen[str]":
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
-    env["PYTHONPATH"] = REPO
+    env.update(PYTHONPATH=REPO, PYTHONUNBUFFERED=unbuffered)  # "": block-buffered (see children_block_buffered)
     process = subprocess.Popen(
         [sys.executable, *launch, "--offline"] + args,
         stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_stop_signals,
@@ -1250,12 +1250,14 @@ HELP_COMMANDS = [["--help"], ["--version"], ["batch", "--help"]]
 @pytest.fixture(scope="module")
 def unwritable_stdout_runs() -> Dict[Tuple[str, Tuple[str, ...]], "subprocess.CompletedProcess[str]"]:
     """(where, args) -> the run, of the output commands into a closed pipe or a full disk and the help ones into a
-    full disk: started at once (each is mostly Python starting), then collected."""
+    full disk (PYTHONUNBUFFERED=1 too): started at once (each is mostly Python starting), then collected."""
     runs = [("closed pipe", args) for args in OUTPUT_COMMANDS]
     runs += [("full disk", args) for args in OUTPUT_COMMANDS + HELP_COMMANDS]
+    runs += [("full disk, unbuffered", args) for args in HELP_COMMANDS]
     full_disk = "/dev/full" if os.path.exists("/dev/full") else os.devnull  # without one, its tests are skipped
     with open(full_disk, "w") as full:
-        running = {(where, tuple(args)): start_cli(args, subprocess.PIPE if where == "closed pipe" else full)
+        running = {(where, tuple(args)): start_cli(args, subprocess.PIPE if where == "closed pipe" else full,
+                                                   unbuffered="1" if where.endswith("unbuffered") else "")
                    for where, args in runs}
         return {key: finish_cli(process, []) for key, process in running.items()}
 
@@ -1274,10 +1276,13 @@ def test_a_closed_or_full_stdout_is_one_line_and_exit_1(
 
 
 @pytest.mark.parametrize("args", HELP_COMMANDS)
-def test_help_into_a_full_disk_is_an_error_not_a_silent_0(unwritable_stdout_runs: Any, args: List[str]) -> None:
+@pytest.mark.parametrize("where", ["full disk", "full disk, unbuffered"])  # unbuffered (Docker, CI): the write fails
+def test_help_into_a_full_disk_is_an_error_not_a_silent_0(
+    unwritable_stdout_runs: Any, args: List[str], where: str
+) -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
-    done = unwritable_stdout_runs["full disk", tuple(args)]  # argparse drops a failed write of its own, and exits 0
+    done = unwritable_stdout_runs[where, tuple(args)]  # argparse drops a failed write of its own, and exits 0
     assert (done.returncode, done.stderr) == (1, "leonardo-client: error: cannot write the output: No space left on device\n")
 
 
