@@ -472,6 +472,21 @@ def test_the_extra_wait_ends_with_its_grace_and_keeps_the_answer_with_the_most_f
                                                   f"{made} --out DIR')")
 
 
+def test_the_extra_wait_for_late_images_ends_within_timeout_counted_from_the_start(
+    fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
+) -> None:
+    # README: asked again "within --timeout". COMPLETE after 0.7 s with 1 of the 2 images for ever: --timeout 1.2 ends
+    # the wait near 1.2 s; counted from the COMPLETE answer (M03 survived), it could not end before 1.9 s.
+    fake_in_env.completion_delay = 0.7
+    monkeypatch.setattr("leonardo_client.client.EMPTY_GRACE", 30.0)
+    polls_every(monkeypatch, 0.1)
+    images_fill_in_late(monkeypatch, answers=float("inf"))
+    started = time.monotonic()
+    assert cli.main(["generate", "a fox", "--num-images", "2", "--timeout", "1.2", "--out", str(tmp_path)]) == 1
+    assert time.monotonic() - started < 1.8
+    assert "but only 1 of the 2 images asked came" in capsys.readouterr().err.splitlines()[-1]
+
+
 def test_get_out_of_a_generation_listing_images_none_with_a_url_yet_says_it_has_no_file_to_save(
     fake_in_env: FakeLeonardo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any,
 ) -> None:
