@@ -74,9 +74,9 @@ if __name__ == "__main__":
     try:
         status = main()
         sys.stdout.flush()  # a closed or full stdout fails here, inside the try
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # during a create call, the client's note says it may have been made
         status = 130
-        print("interrupted", file=sys.stderr)
+        print("; ".join(["interrupted", *getattr(stop, "__notes__", [])]), file=sys.stderr)
     except (LeonardoError, OSError, ValueError) as err:  # the API, a file, or stdout: one line
         status = 1
         print(f"error: {error_text(err)}", file=sys.stderr)

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
+import warnings
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -27,6 +29,7 @@ import responses
 from conftest import API_KEY, BASE, api_matchers, finished
 from leonardo_client import DEFAULT_TIMEOUT, Client, LeonardoError, generation_id
 from leonardo_client.batch import BatchInterrupted, BatchSummary, run_batch
+from leonardo_client.errors import STOPPED_CREATING
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
@@ -549,3 +552,27 @@ def test_a_create_call_that_may_have_run_says_so(fake_in_env: Any, tmp_path: Any
         example(name).main(argv + ["--out", "out"])
     assert ("; it may have " in str(failed.value)) is said, str(failed.value)
     assert str(failed.value).count("may have been made") == said  # the client's words, said once
+
+
+@pytest.mark.parametrize("name, argv, path", CREATES, ids=[name for name, _, _ in CREATES])
+def test_a_ctrl_c_during_a_create_call_says_it_may_have_been_made(
+        fake_in_env: Any, mocked: responses.RequestsMock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], name: str, argv: List[str], path: str) -> None:
+    """The client's note on the KeyboardInterrupt was dropped: the example said only "interrupted" (and before
+    Python 3.11 there was no note), so a user ran it again and paid twice."""
+    monkeypatch.chdir(tmp_path)
+    for sample, data in SAMPLES.items():
+        (tmp_path / sample).write_bytes(data)
+    monkeypatch.setattr(sys, "argv", [name] + argv + ["--out", "out"])
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # texture_model's __main__ sets it
+
+    def ctrl_c(request: requests.PreparedRequest) -> Any:
+        raise KeyboardInterrupt
+
+    url = (fake_in_env.root_url if path.startswith("/api/") else fake_in_env.base_url) + path
+    sent = api_matchers(timeout=DEFAULT_TIMEOUT, key=fake_in_env.api_key)[:-1]  # its body: the example's own
+    mocked.add_callback("POST", url, callback=ctrl_c, match=sent)
+    mocked.add_passthru(fake_in_env.root_url)  # the calls before it (an upload, image_to_motion's image)
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(os.path.join(EXAMPLES, name + ".py"), run_name="__main__")
+    assert (stopped.value.code, capsys.readouterr().err) == (130, f"interrupted; {STOPPED_CREATING}\n")
