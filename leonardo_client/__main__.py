@@ -908,37 +908,15 @@ def _batch(client: Client, args: argparse.Namespace) -> int:
 
 
 def _check_flags(args: argparse.Namespace, defaults: Dict[str, Any], bad: BatchInputError) -> None:
-    """The batch's flags alone (an item of a placeholder prompt, of each model the lines name or the flags') refused
-    as every bad line is: said once, by them, each refusal once."""
-    try:  # the models the lines name: a line bad without the flags has an error of its own, to be listed
-        models = dict.fromkeys((item.model, item.model_id) for item in read_items(args.prompts, {}, check_spec=False))
-    except BatchInputError:
-        return
-    refusals = [refusal for refusal in (_refusal(defaults, *model) for model in models) if refusal[0]]
-    said: Dict[str, str] = {}
-    for error in bad.errors:
-        refused = [refusal for refusal in refusals if error.endswith(f": {refusal[0]}")]
-        if not refused:
-            return
-        said.setdefault(*refused[0])
-    raise ValueError("; ".join(said.values()))
-
-
-def _refusal(defaults: Dict[str, Any], model: Optional[str], model_id: Optional[str]) -> Tuple[str, str]:
-    """Why an item of a placeholder prompt of a line's own model or model_id (both None: the flags') is refused, and
-    that said by the flags in it (v1's as generate says them); ("", "") if it is not."""
-    flags = dict(defaults, model=model, model_id=model_id) if model or model_id else defaults
+    """The batch's flags alone (an item of a placeholder prompt) refused as every bad line is: said once, by them
+    (v1's as generate says them)."""
     try:
-        check_request(*make_item({"prompt": "x"}, flags).request())
+        check_request(*make_item({"prompt": "x"}, defaults).request())
     except ValueError as exc:
-        given = flags if flags is defaults else dict(flags, model=None, model_id=None)  # not the line's model
-        try:
-            if not flags["model"]:
-                _check_v1_flags(argparse.Namespace(**given))
-        except ValueError as v1:
-            return str(exc), str(v1)
-        return str(exc), str(_by_flags(given, exc))
-    return "", ""
+        if all(error.endswith(f": {exc}") for error in bad.errors):
+            if not args.model:
+                _check_v1_flags(args)
+            raise _by_flags(defaults, exc) from None
 
 
 def _by_flags(flags: Dict[str, Any], error: ValueError) -> ValueError:

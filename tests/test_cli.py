@@ -2102,36 +2102,35 @@ def test_a_batch_line_bad_on_its_own_is_listed_with_the_flags_bad_for_every_line
         f"multiple of 8; line 2: {refused}.prompt must have a length at most 2000"
 
 
-PHOENIX_WIDTH = "model 'phoenix-v1.0' does not take these options: parameters.width must be at least 32"
-
-
-@pytest.mark.parametrize("lines, flags, said", [
+@pytest.mark.parametrize("lines, said", [
     # Every line kling-2.6's (it takes 1920x1080), line 2's prompt too long: no item goes to v1.
     (['{"prompt": "a fox", "model": "kling-2.6"}', '{"prompt": "%s", "model": "kling-2.6"}' % ("x" * 5000)],
-     ["--width", "1920", "--height", "1080"],
      "line 2: model 'kling-2.6' does not take these options: parameters.prompt must have a length at most 2500"),
     # Line 1 refused by --width, line 2 (its own width) by a key of its own: each said by its line.
     (['{"prompt": "a fox"}', '{"prompt": "a hare", "width": 512, "widht": 512}'],
-     ["--width", "1920", "--height", "1080"],
      "line 1: width 1920: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model has its own sizes); line 2: "
      "the v1 API does not take these options: Unexpected variable widht"),
-    # Lines of their own v2 model, or of v1 and v2, each refusing the flag: it was every line's, unnamed (R22).
-    (['{"prompt": "a fox", "model": "phoenix-v1.0"}'] * 2, ["--width", "7"], "--width 7: " + PHOENIX_WIDTH),
-    (['{"prompt": "a fox"}', '{"prompt": "a hare", "model": "phoenix-v1.0"}'], ["--width", "7"],
-     "--width 7: the v1 API takes a multiple of 8 from 32 to 1536 (a v2 model has its own sizes); --width 7: "
-     + PHOENIX_WIDTH),
-    (['{"prompt": "a fox"}', '{"prompt": "a hare", "model": "phoenix-v1.0"}'], ["--num-images", "9"],
-     "--num-images 9: the v1 API makes at most 4 images at 1024x768 (8, and 4 over 768); --num-images 9: model "
-     "'phoenix-v1.0' does not take these options: parameters.quantity must be at most 8"),
 ])
-def test_a_batch_s_flags_are_named_only_when_every_bad_line_fails_by_them(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], lines: List[str], flags: List[str], said: str
+def test_a_batch_s_v1_flags_are_named_only_when_every_bad_line_fails_by_them(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], lines: List[str], said: str
 ) -> None:
     # Without --model any bad line had the v1 flags checked: "--width 1920: the v1 API takes ...", its own error hidden.
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    assert cli.main(["--offline", "batch", str(prompts), "--out", str(tmp_path / "out")] + flags) == 2
+    argv = ["--offline", "batch", str(prompts), "--out", str(tmp_path / "out"), "--width", "1920", "--height", "1080"]
+    assert cli.main(argv) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "leonardo-client: error: " + said
+
+
+def test_a_batch_flag_refused_by_the_lines_own_model_is_said_by_each_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # README: lines naming a model of their own are listed, each with its model's reason (not v1's, which none is).
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a fox", "model": "phoenix-v1.0"}\n{"prompt": "a hare", "model": "phoenix-v1.0"}\n')
+    assert cli.main(["--offline", "batch", str(prompts), "--out", str(tmp_path / "out"), "--width", "7"]) == 2
+    said = "model 'phoenix-v1.0' does not take these options: parameters.width must be at least 32"
+    assert capsys.readouterr().err.splitlines()[-1] == f"leonardo-client: error: line 1: {said}; line 2: {said}"
 
 
 def test_a_batch_model_id_that_is_no_uuid_is_said_once_by_its_name(
