@@ -409,7 +409,8 @@ class Client:
                 exc.args = (exc.message,)
             raise
         except KeyboardInterrupt as stop:  # a Ctrl-C while it ran: it may have run all the same
-            stop.__notes__ = [*getattr(stop, "__notes__", ()), STOPPED_CREATING]  # add_note's, on 3.8-3.10 too
+            # add_note's list, on 3.8-3.10 too (setattr: their stubs have no __notes__)
+            setattr(stop, "__notes__", [*getattr(stop, "__notes__", ()), STOPPED_CREATING])
             raise
 
     def _url(self, path: str) -> str:
