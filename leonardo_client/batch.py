@@ -1145,9 +1145,9 @@ class _Engine:
         if not self.v2_listed:
             self.journal.append([{"v2_listed": True}])
             self.v2_listed = True
-            for index in self.reconcile_at:
-                if self.items[index].item.model is not None:
-                    self.reconcile_at[index] = min(self.reconcile_at[index], time.monotonic())
+            for index in self.v2_waiting & self.reconcile_at.keys():
+                if not self.items[index].read_again:  # a listing that raised is read again no sooner (settle_now)
+                    self.reconcile_at[index] = time.monotonic()
 
     def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
         """What the batch's own generations, listed or fetched, tell: whether the listing shows v2

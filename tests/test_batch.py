@@ -3529,6 +3529,46 @@ def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing
     assert run(ApiDouble(), v2, str(out)).ambiguous == 2
 
 
+class ListingRefusedAWhile(ApiDouble):
+    """The reconciliation's listing answers 429 (Retry-After 0.5 s) for 0.4 s from its first; till then a poll's shows
+    none of ours, so that one read after it shows the listing holds v2. The fourth create call's answer is lost."""
+
+    refused_at, unrefused = 0.0, 0  # unrefused: how many reconciliation listings are read before the first 429
+
+    def _create(self, params: Dict[str, Any], model_id: Optional[str]) -> str:
+        gid = super()._create(params, model_id)
+        if gid == "gen-4":
+            raise LeonardoError("Bad gateway", status_code=502)
+        return gid
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        now = time.monotonic()
+        self.unrefused -= limit == batch.LISTING_PAGE
+        if limit == batch.LISTING_PAGE and self.unrefused < 0 and now - (self.refused_at or now) < 0.4:
+            self.refused_at = self.refused_at or now
+            self.calls.append("LIST")
+            raise LeonardoError("Too many requests", status_code=429, retry_after=0.5)
+        if not self.refused_at:
+            return {"generations": []}
+        return super().get_generations_by_user_id(user_id, limit, offset)
+
+
+# A poll's listing showing v2 pulled forward the reconciliation of every v2 item in reconcile_at: one to be read
+# again after a 429 was, inside its Retry-After, refused again and left ambiguous (the end-of-batch look found it).
+# The first: one whose answer was lost (it made gen-4); the second: one waiting for the listing to show v2 (its call
+# made nothing), its look refused.
+@pytest.mark.parametrize("count, unrefused, lost", [(4, 0, None), (2, 2, "timed out waiting for the API's response")])
+def test_a_listing_that_raised_is_read_again_after_its_retry_after_though_v2_is_listed_meanwhile(
+    tmp_path: Any, monkeypatch: Any, count: int, unrefused: int, lost: Optional[str]
+) -> None:
+    monkeypatch.setattr(batch, "V2_WAIT", 0.2)
+    api = ListingRefusedAWhile(slots=4, delay=1.5)
+    api.unrefused, api.before_post = unrefused, [LeonardoError(lost) if lost else None]
+    summary = run(api, [dict(KITE, prompt=f"a kite {n}") for n in range(count)], str(tmp_path), concurrency=4)
+    assert summary.ok and api.calls.count("POST") == count + bool(lost) and {"v2_listed": True} in journal(tmp_path)
+    assert "ambiguous" not in [r.get("s") for r in journal(tmp_path)]
+
+
 class Rewriting(ApiDouble):
     """Keeps, lists and answers by id each prompt as ``rewrite`` makes it of its create call's parameters (prompt
     enhancement, a server's normalizing); the create call of prompt ``lost`` makes its generation, then answers 500."""
