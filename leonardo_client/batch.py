@@ -1036,7 +1036,7 @@ class _Engine:
     paused_until, paused_why = 0.0, ""  # monotonic: when the last pause of submissions ends (back_off), and why
     gallery_pause = 0.0  # the end of the pause the page shows, 0.0 for none
     listing_read = True  # whether the last poll round's listing was read (see poll)
-    last_refusal: object = None  # what refused the last create call (see check_refusals): the stop says it
+    last_refusal: object = None  # the last refusal (see check_refusals), a listing's error too: the stop says it
     fatal: Optional[BaseException] = None  # what stops the run (see loop)
     paced_since_429 = True  # a create call sent after the last 429 went through: a 429 now refuses the pace (posted)
     last_429 = 0.0  # wall-clock time the last 429 was acted on (see went_through)
@@ -1064,14 +1064,14 @@ class _Engine:
         self.epoch = time.time() - _awake_or_asleep()  # see wall_time
         self.run_from, self.run_id = self.wall_time(), os.urandom(8).hex()  # see plan, and clock_known
         self.poll_at, self.poll_gap = self.started + FIRST_POLL, FIRST_POLL
-        self.slowdown = 1.0  # grows with each 429, shrinks back with each accepted POST
+        self.slowdown = 1.0  # grows once per run of 429s (see paced_since_429), shrinks back with each accepted POST
         self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = self.cost_unknown = 0
         self.polling = self.v2_listed = self.v2_wanted = self.prompts_rewritten = False  # look_again_for_v2, rewrites
         self.v2_waiting: Set[int] = set()  # the items waiting in look_again_for_v2, till their state changes
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
-        self.refused_since: Optional[float] = None  # monotonic: the first create call refused or unsent since progress
+        self.refused_since: Optional[float] = None  # monotonic: the first refusal since progress (see check_refusals)
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
         self.gallery_at, self.gallery_every, self.gallery_stale = 0.0, GALLERY_EVERY, True
         # Kept up to date by set_state(), so that no step walks every item.
@@ -1591,7 +1591,7 @@ class _Engine:
 
     def check_refusals(self, error: object, now: float) -> None:
         """Stop the batch (a rerun resumes) when for item_timeout every create call was refused, not sent
-        or never created, and nothing else moved on (no item submitted, complete, failed or ambiguous)."""
+        or never created, or waited on a listing that raised, and no item moved on (see record, leave_ambiguous)."""
         self.refused_since = now if self.refused_since is None else self.refused_since
         self.last_refusal = error
         since = now - self.refused_since
@@ -1606,7 +1606,7 @@ class _Engine:
         if self.refused_since is None or self.posts or not (self.queue or self.reconcile_at):
             return
         deadline = self.refused_since + self.item_timeout
-        if deadline >= self.paused_until:  # the pause ends first: as before, the next create call's answer decides
+        if deadline >= self.paused_until:  # the pause ends first: as before, the next refusal (or progress) decides
             return
         if now >= deadline:
             self.check_refusals(self.last_refusal, now)
