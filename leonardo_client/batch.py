@@ -940,7 +940,7 @@ def _in_flight_limit(slots: int, given: bool) -> int:
 
 def _worker_count(client: Any, slots: int) -> int:
     """The threads that make the batch's calls: no more than ``client`` keeps connections (its pool_maxsize), as
-    urllib3 warns of each one more ("Connection pool is full") to a program that logs; 4 at least."""
+    urllib3 warns of each one more ("Connection pool is full") to a program that logs; slots + 2 at most, 4 at least."""
     pool = getattr(getattr(client, "_adapter", None), "_pool_maxsize", None)  # None: a client of another kind
     return max(4, min(MAX_WORKERS, slots + 2, pool if isinstance(pool, int) else MAX_WORKERS))
 
