@@ -1559,12 +1559,11 @@ class _Engine:
         elif isinstance(error, _NotJournaled):
             self.fatal = error  # nothing is sent that the journal does not hold
         elif status == 429:
-            wait = min(MAX_PAUSE, getattr(error, "retry_after", None) or self.pause)
             if self.paced_since_429:  # else a probe after its pause, refused as the calls before it: no faster pace
                 self.slowdown = min(4.0, self.slowdown * 1.25)
             self.paced_since_429, self.last_429 = False, self.wall_time()
-            self.back_off(wait, now, "rate limited: 429")
             self.record(item, "planned", reason=f"429, sent again later: {error}")
+            wait = self.back_off(min(MAX_PAUSE, getattr(error, "retry_after", None) or 0.0), now, "rate limited: 429")
             self.emit("waiting", item, f"rate limited: pausing submissions {wait:.1f}s")
             self.check_refusals(error, now)
         elif _key_refused(error, create=True):
@@ -1573,8 +1572,8 @@ class _Engine:
         elif status is not None and 400 <= status < 500 or not isinstance(error, LeonardoError):
             self.fail(item, f"{REFUSED}{error}", str(error))
         elif never_sent(error):
-            self.back_off(self.pause, now, "a create call could not be sent")
             self.record(item, "planned", reason=f"not sent, sent again later: {error}")
+            self.back_off(0.0, now, "a create call could not be sent")
             self.emit("waiting", item, f"#{item.index + 1} not sent ({error}); trying again")
             self.check_refusals(error, now)
         else:  # a 5xx, read timeout or dropped connection: the POST may have run
@@ -1583,8 +1582,8 @@ class _Engine:
     def reconcile_later(self, item: _Item, error: BaseException, now: float, why: str) -> None:
         """Reconcile ``item`` now, and pause submissions (``why``), as after a failure: the next create calls may
         well be answered so too, and each sent in an outage would be one more item left ambiguous."""
-        self.back_off(self.pause, now, why)
         self.reconcile_at[item.index] = now
+        self.back_off(0.0, now, why)
         said = str(error).replace(f"; {MAY_HAVE_BEEN_MADE}", "")  # the client's advice to look for it: done here
         self.emit("waiting", item, f"#{item.index + 1}: {said}; reconciling with the account's generations; "
                   f"pausing submissions {self.paused_until - now:.1f}s")
@@ -1613,16 +1612,23 @@ class _Engine:
         else:
             self.next_wake = min(self.next_wake, deadline)
 
-    def back_off(self, wait: float, now: float, why: str, listing: bool = False) -> None:
-        """Send nothing for ``wait`` seconds (the gallery says until when, and ``why``, if this pause ends last); the
-        next pause without Retry-After is twice as long: after a create call's answer, only if no pause holds (the
-        others under way as it began, up to MAX_POSTS_AT_ONCE, are one blip); after a ``listing`` read, always."""
+    def back_off(self, said: float, now: float, why: str, listing: bool = False) -> float:
+        """Send nothing for the seconds a Retry-After ``said``, or else for the batch's own pause, which ends by the
+        stop on refusals' deadline when that stop watches the pause (a create call to send or an item to reconcile: see
+        watch_refusals), so that a create call's answer decides; return the wait (the gallery says until when, and
+        ``why``, if this pause ends last). The next own pause is twice as long: after a create call's answer, only if
+        no pause holds (the others under way as it began, up to MAX_POSTS_AT_ONCE, are one blip); after a ``listing``
+        read, always."""
+        left = self.item_timeout - (0.0 if self.refused_since is None else now - self.refused_since)
+        watched = left > 0 and (self.members["planned"] or self.reconcile_at)
+        wait = said or (min(self.pause, left) if watched else self.pause)
         if now >= self.paused_until or listing:
             self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
         if now + wait >= self.paused_until:
             self.paused_why = why
         self.paused_until = max(self.paused_until, now + wait)  # the pause's own end; the pace's next slot is apart
         self.post_at = max(self.post_at, now + wait)
+        return wait
 
     def accepted(self, item: _Item, response: Any, now: float) -> None:
         try:
@@ -1737,15 +1743,14 @@ class _Engine:
                 item.read_again = False
             return due
         said = min(MAX_PAUSE, complete.retry_after or 0.0)  # a 429's (or 503's) Retry-After: read again no sooner
-        wait = said or self.pause
-        self.back_off(wait, time.monotonic(), UNREADABLE, listing=True)
-        self.check_refusals(complete, time.monotonic())  # nothing goes through while it pauses them: see watch_refusals
-        self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         settle = [item for item in due if item.read_again]
         for item in due:
             if not item.read_again:
                 item.read_again = True
                 self.reconcile_at[item.index] = time.monotonic() + max(LISTING_AGAIN, said)
+        wait = self.back_off(said, time.monotonic(), UNREADABLE, listing=True)
+        self.check_refusals(complete, time.monotonic())  # nothing goes through while it pauses them: see watch_refusals
+        self.emit("waiting", due[0], f"{UNREADABLE}: pausing submissions {wait:.1f}s")
         return settle
 
     def leave_ambiguous(self, item: _Item, reason: str, recheck: bool, stalled: bool = False) -> None:

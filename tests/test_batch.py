@@ -1810,11 +1810,12 @@ def recorded_pauses(monkeypatch: pytest.MonkeyPatch, waited: bool = False) -> Li
     pauses: List[float] = []
     back_off = batch._Engine.back_off
 
-    def recorded(engine: Any, wait: float, now: float, why: str) -> None:
-        back_off(engine, wait, now, why)
+    def recorded(engine: Any, said: float, now: float, why: str) -> float:
+        wait = back_off(engine, said, now, why)
         pauses.append(engine.post_at - now)
         if not waited:  # as if waited out: over
             engine.post_at = engine.paused_until = now
+        return wait
 
     monkeypatch.setattr(batch._Engine, "back_off", recorded)
     return pauses
@@ -1858,12 +1859,12 @@ def test_answers_that_come_during_a_pause_double_the_next_one_once_and_keep_its_
     engine = batch._Engine(ApiDouble(), [BatchItem("a fox")], str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
     first, now = engine.pause, time.monotonic()
     for n in range(4):
-        engine.back_off(engine.pause, now + n * 0.001, "a create call failed and may have run")
+        engine.back_off(0.0, now + n * 0.001, "a create call failed and may have run")
     assert engine.pause == 2 * first and engine.paused_until == pytest.approx(now + 0.003 + 2 * first)
     engine.back_off(60.0, now, "rate limited: 429")
-    engine.back_off(engine.pause, now + 0.01, "a create call failed and may have run")
+    engine.back_off(0.0, now + 0.01, "a create call failed and may have run")
     assert engine.paused_why == "rate limited: 429" and engine.pause == 2 * first
-    engine.back_off(engine.pause, now + 0.02, batch.UNREADABLE, listing=True)  # read alone: no blip, an outage
+    engine.back_off(0.0, now + 0.02, batch.UNREADABLE, listing=True)  # read alone: no blip, an outage
     assert engine.pause == 4 * first  # so an outage's create calls, each left to reconcile, come ever further apart
 
 
@@ -1919,6 +1920,23 @@ def test_a_short_retry_after_at_a_slow_pace_does_not_stop_the_batch_as_refused(t
     api.before_post = [None, LeonardoError("Too many requests", status_code=429, retry_after=0.1)]
     summary = run(api, PROMPTS[:2], str(tmp_path), posts_per_minute=60, item_timeout=0.5)
     assert summary.ok and api.calls.count("POST") == 3 and states(tmp_path) == {0: "complete", 1: "complete"}
+
+
+@pytest.mark.parametrize("refusal", [
+    LeonardoError("Too many requests", status_code=429),  # no Retry-After: the pause is the batch's own
+    LeonardoError.not_sent("connection refused"),
+])
+def test_the_batch_s_own_pause_ends_by_item_timeout_so_a_create_call_s_answer_decides(
+    tmp_path: Any, refusal: LeonardoError
+) -> None:
+    # Its pause doubled past the stop's deadline, and the batch stopped there, mid-pause, "in this run, for 60s no
+    # create call went through", sending none after a 20 s outage (item_timeout=60: pauses of 2, 4 ... 32 s, then 60).
+    # README: only a Retry-After longer than what is left of item_timeout is not waited out. (Scaled: pauses of 0.05,
+    # 0.1 ... 0.8 s, five refusals in 0.75 s, item_timeout 1 s.)
+    api = ApiDouble()
+    api.before_post = [refusal] * 5
+    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=1.0)
+    assert summary.ok and api.calls.count("POST") == 6 and states(tmp_path) == {0: "complete"}
 
 
 def test_the_stop_on_refusals_says_its_time_is_this_run_s(tmp_path: Any) -> None:
