@@ -1040,6 +1040,7 @@ class _Engine:
     fatal: Optional[BaseException] = None  # what stops the run (see loop)
     paced_since_429 = True  # a create call sent after the last 429 went through: a 429 now refuses the pace (posted)
     last_429 = 0.0  # wall-clock time the last 429 was acted on (see went_through)
+    made_since = 0.0  # wall-clock time the latest create call that went through was sent (see resend)
     looked_again = False  # the items a listing that raised left ambiguous were looked for once more (look_again)
 
     def __init__(
@@ -1796,16 +1797,18 @@ class _Engine:
         return self.prompts_rewritten or _enhanced(item.item) or not normal
 
     def resend(self, item: _Item) -> None:
-        """Its create call was never acted on: back in line."""
+        """Its create call was never acted on: back in line; a refusal (see check_refusals) only if it was sent after
+        the latest create call that went through: of one sent before, the verdict says nothing of the API now."""
         self.record(item, "planned", reason="never created (not in the account's generations); sent again")
         self.emit("resent", item, f"#{item.index + 1}: was never created; sending it again")
-        self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
+        if item.since > self.made_since:
+            self.check_refusals(f"#{item.index + 1} failed and was never created", time.monotonic())
 
     def went_through(self, item: _Item) -> None:
         """``item``'s create call was made (answered, or adopted: its answer may not be, a gateway's 504): the next
         pause is the first again; if it was sent after the last 429, the pace works again (see posted); one sent
         before it, answered slowly, says nothing of the calls the 429s refused since."""
-        self.pause = DEFAULT_PAUSE
+        self.pause, self.made_since = DEFAULT_PAUSE, max(self.made_since, item.since)
         self.paced_since_429 = self.paced_since_429 or item.since > self.last_429
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:

@@ -1939,6 +1939,21 @@ def test_the_batch_s_own_pause_ends_by_item_timeout_so_a_create_call_s_answer_de
     assert summary.ok and api.calls.count("POST") == 6 and states(tmp_path) == {0: "complete"}
 
 
+def test_a_call_found_never_created_after_a_later_one_went_through_is_no_refusal(tmp_path: Any) -> None:
+    # At posts_per_minute=2 with item_timeout=15: #1 answered 503, #2 accepted, #3 answered "429, Retry-After: 1",
+    # then #1 found never created (its window passed) 19 s after the 429, before the pace's next slot: the batch
+    # stopped, "for 19s no create call went through", though #2, sent after #1, had. (Scaled: 1 s apart, a window of
+    # 2.7 s, item_timeout 0.5 s.)
+    class LongWindow(ApiDouble):
+        timeout = (1.35, 1.35)
+
+    api = LongWindow()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503), None,
+                       LeonardoError("Too many requests", status_code=429, retry_after=0.1)]
+    summary = run(api, PROMPTS[:3], str(tmp_path), posts_per_minute=60, item_timeout=0.5)
+    assert summary.ok and api.calls.count("POST") == 5 and len(api.generations) == 3
+
+
 def test_the_stop_on_refusals_says_its_time_is_this_run_s(tmp_path: Any) -> None:
     # Rerun on the same folder in the same 429 storm, the batch stopped again saying "for 1s no create call went
     # through": it counts from this run's first refusal, but the journal holds the refusals of the run before.
