@@ -1615,14 +1615,16 @@ class _Engine:
 
     def back_off(self, said: float, now: float, why: str, listing: bool = False) -> float:
         """Send nothing for the seconds a Retry-After ``said``, or else for the batch's own pause, which ends by the
-        stop on refusals' deadline when that stop watches the pause (a create call to send or an item to reconcile: see
-        watch_refusals), so that a create call's answer decides; return the wait (the gallery says until when, and
-        ``why``, if this pause ends last). The next own pause is twice as long: after a create call's answer, only if
-        no pause holds (the others under way as it began, up to MAX_POSTS_AT_ONCE, are one blip); after a ``listing``
-        read, always."""
-        left = self.item_timeout - (0.0 if self.refused_since is None else now - self.refused_since)
-        watched = left > 0 and (self.members["planned"] or self.reconcile_at)
-        wait = said or (min(self.pause, left) if watched else self.pause)
+        stop on refusals' deadline while its clock runs and it watches the pause (a create call to send or an item to
+        reconcile: see watch_refusals), so that a create call's answer decides; return the wait (the gallery says until
+        when, and ``why``, if this pause ends last). The next own pause is twice as long: after a create call's answer,
+        only if no pause holds (the others under way as it began, up to MAX_POSTS_AT_ONCE, are one blip); after a
+        ``listing`` read, always."""
+        wait = said or self.pause
+        if not said and self.refused_since is not None and (self.members["planned"] or self.reconcile_at):
+            left = self.refused_since + self.item_timeout - now
+            if left > 0:  # past the deadline, the stop comes at once (watch_refusals): no more create calls first
+                wait = min(wait, left)
         if now >= self.paused_until or listing:
             self.pause = min(MAX_DOUBLED_PAUSE, self.pause * 2)
         if now + wait >= self.paused_until:

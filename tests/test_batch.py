@@ -1939,6 +1939,18 @@ def test_the_batch_s_own_pause_ends_by_item_timeout_so_a_create_call_s_answer_de
     assert summary.ok and api.calls.count("POST") == 6 and states(tmp_path) == {0: "complete"}
 
 
+def test_the_batch_s_own_pause_is_not_cut_to_item_timeout_before_its_clock_runs(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 5xx that may have run starts no stop's clock (only "found never created" does): its pauses double as ever;
+    # cut to item_timeout, an outage of such answers drew a create call every item_timeout, each one more to settle.
+    pauses = recorded_pauses(monkeypatch)
+    api = ApiDouble()
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)] * 4
+    run(api, PROMPTS[:4], str(tmp_path), item_timeout=batch.DEFAULT_PAUSE * 3)
+    assert pauses[:4] == [pytest.approx(batch.DEFAULT_PAUSE * 2**n) for n in range(4)]
+
+
 def test_a_call_found_never_created_after_a_later_one_went_through_is_no_refusal(tmp_path: Any) -> None:
     # At posts_per_minute=2 with item_timeout=15: #1 answered 503, #2 accepted, #3 answered "429, Retry-After: 1",
     # then #1 found never created (its window passed) 19 s after the 429, before the pace's next slot: the batch
