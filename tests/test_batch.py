@@ -1966,6 +1966,21 @@ def test_a_call_found_never_created_after_a_later_one_went_through_is_no_refusal
     assert summary.ok and api.calls.count("POST") == 5 and len(api.generations) == 3
 
 
+def test_a_call_adopted_from_a_run_whose_clock_ran_ahead_hides_no_later_refusal(tmp_path: Any) -> None:
+    # The latest call made took an adopted call's journaled send time: one from a run whose clock ran an hour ahead
+    # was in this run's future, and no call found never created after it was a refusal: an outage never stopped.
+    items = [BatchItem("a fox"), BatchItem("a hare")]
+    engine = batch._Engine(ApiDouble(), items, str(tmp_path), 100, None, 60.0)  # type: ignore[arg-type]
+    ahead, lost = engine.items
+    engine.queue = collections.deque()
+    ahead.since = engine.wall_time() + 3600
+    engine.went_through(ahead)
+    lost.since = engine.wall_time() + 1  # sent a second later, in the outage
+    engine.resend(lost)
+    engine.journal.close()
+    assert engine.refused_since is not None
+
+
 def test_the_stop_on_refusals_says_its_time_is_this_run_s(tmp_path: Any) -> None:
     # Rerun on the same folder in the same 429 storm, the batch stopped again saying "for 1s no create call went
     # through": it counts from this run's first refusal, but the journal holds the refusals of the run before.
