@@ -747,8 +747,8 @@ def _check_model(args: argparse.Namespace) -> None:
         raise ValueError(f"model {model!r} needs {options}")
     if parameters:  # its sizes, its quantity, the parameters it takes at all (an uploaded image's id stands in)
         flags = {name: getattr(args, name) for name in ("width", "height", "num_images")}
-        alone = argparse.Namespace(**dict(vars(args), prompt=prompt and "x"))  # a placeholder prompt: the options'
-        for checked, named in ((alone, flags), (args, {})):  # theirs named by the flags typed, as v1's and batch's are
+        alone = argparse.Namespace(**dict(vars(args), prompt=prompt and "x"))  # the options, a placeholder prompt
+        for checked, named in ((alone, flags), (args, {})):  # what the options alone cause: said by the flags typed
             body = to_payload(_v2_request(checked, "00000000-0000-4000-8000-000000000000"))
             try:
                 check_request("v2", body, ("--width", "--height"))
