@@ -1939,6 +1939,48 @@ def test_the_batch_s_own_pause_ends_by_item_timeout_so_a_create_call_s_answer_de
     assert summary.ok and api.calls.count("POST") == 6 and states(tmp_path) == {0: "complete"}
 
 
+def grown_pause(count: int) -> List[Optional[Exception]]:
+    """429s of a short Retry-After: the first starts the stop's clock, each doubles the batch's own next pause."""
+    return [LeonardoError("Too many requests", status_code=429, retry_after=0.01) for _ in range(count)]
+
+
+class ListingFailsOnce(ApiDouble):
+    """The reconciliation's first listing answers 503, without Retry-After."""
+
+    failed = False
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        if not self.failed and limit == batch.LISTING_PAGE:
+            self.failed = True
+            self.calls.append("LIST")
+            raise LeonardoError("Service Unavailable", status_code=503)
+        return super().get_generations_by_user_id(user_id, limit, offset)
+
+
+def test_while_the_clock_runs_the_own_pause_after_a_may_have_run_answer_is_cut_to_item_timeout(tmp_path: Any) -> None:
+    # reconcile_later: the item to reconcile is what the stop watches; counted (reconcile_at) before back_off, the
+    # pause grown by the 429s (3.2 s) is cut to what is left of item_timeout (1 s). Counted after, it outlasted the
+    # deadline, and once the item was found never created the stop came mid-pause, no create call sent after it.
+    api = ApiDouble()
+    api.before_post = [*grown_pause(6), LeonardoError("Service Unavailable", status_code=503)]
+    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=1.0)
+    assert summary.ok and len(api.generations) == 1 and states(tmp_path) == {0: "complete"}
+
+
+def test_while_the_clock_runs_the_own_pause_after_a_listing_raised_is_cut_to_item_timeout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # settle_now: the item to read again is counted before back_off, so the listing's own pause (6.4 s) is cut to
+    # what is left of item_timeout; else the stop came at the deadline, before the listing was read again
+    # (LISTING_AGAIN, 1 s here) and found the generation whose answer was lost.
+    monkeypatch.setattr(batch, "LISTING_AGAIN", 1.0)
+    api = ListingFailsOnce()
+    api.before_post = grown_pause(6)
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)]
+    summary = run(api, PROMPTS[:1], str(tmp_path), item_timeout=0.5)
+    assert summary.ok and len(api.generations) == 1 and api.calls.count("POST") == 7
+
+
 def test_the_batch_s_own_pause_is_not_cut_to_item_timeout_before_its_clock_runs(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1951,17 +1993,24 @@ def test_the_batch_s_own_pause_is_not_cut_to_item_timeout_before_its_clock_runs(
     assert pauses[:4] == [pytest.approx(batch.DEFAULT_PAUSE * 2**n) for n in range(4)]
 
 
-def test_a_call_found_never_created_after_a_later_one_went_through_is_no_refusal(tmp_path: Any) -> None:
-    # At posts_per_minute=2 with item_timeout=15: #1 answered 503, #2 accepted, #3 answered "429, Retry-After: 1",
-    # then #1 found never created (its window passed) 19 s after the 429, before the pace's next slot: the batch
-    # stopped, "for 19s no create call went through", though #2, sent after #1, had. (Scaled: 1 s apart, a window of
-    # 2.7 s, item_timeout 0.5 s.)
-    class LongWindow(ApiDouble):
-        timeout = (1.35, 1.35)
+class LongWindow(ApiDouble):
+    """A create call's window of 2.7 s (connect + read timeouts + the reconciliation's margin, scaled)."""
 
+    timeout = (1.35, 1.35)
+
+
+@pytest.mark.parametrize("answer_lost", [False, True], ids=["accepted", "adopted"])
+def test_a_call_found_never_created_after_a_later_one_went_through_is_no_refusal(
+    tmp_path: Any, answer_lost: bool
+) -> None:
+    # At posts_per_minute=2 with item_timeout=15: #1 answered 503, #2 accepted (or made, its answer lost, adopted),
+    # #3 answered "429, Retry-After: 1", then #1 found never created (its window passed) 19 s after the 429, before
+    # the pace's next slot: the batch stopped, "for 19s no create call went through", though #2, sent after #1, had.
+    # (Scaled: 1 s apart, a window of 2.7 s, item_timeout 0.5 s.)
     api = LongWindow()
     api.before_post = [LeonardoError("Service Unavailable", status_code=503), None,
                        LeonardoError("Too many requests", status_code=429, retry_after=0.1)]
+    api.after_post = [LeonardoError("Internal Server Error", status_code=500)] if answer_lost else []
     summary = run(api, PROMPTS[:3], str(tmp_path), posts_per_minute=60, item_timeout=0.5)
     assert summary.ok and api.calls.count("POST") == 5 and len(api.generations) == 3
 
@@ -3627,6 +3676,23 @@ def test_a_listing_that_raised_is_read_again_after_its_retry_after_though_v2_is_
     summary = run(api, [dict(KITE, prompt=f"a kite {n}") for n in range(count)], str(tmp_path), concurrency=4)
     assert summary.ok and api.calls.count("POST") == count + bool(lost) and {"v2_listed": True} in journal(tmp_path)
     assert "ambiguous" not in [r.get("s") for r in journal(tmp_path)]
+
+
+def test_the_listing_showing_v2_leaves_a_v1_item_waiting_out_its_window(tmp_path: Any) -> None:
+    # #1 (v1) answered 503, made nothing, waits out its create call's window (2.7 s) before it is looked for again;
+    # meanwhile a poll's listing shows the v2 items. Pulled forward too, it was looked for again at once, still inside
+    # its window: its "may still be running" line said twice, one more listing read.
+    api = LongWindow(delay=1.5)
+    api.before_post = [LeonardoError("Service Unavailable", status_code=503)]
+    said: List[str] = []
+
+    def seen(progress: BatchProgress) -> None:
+        if progress.index == 0 and "may still be running" in progress.message:
+            said.append(progress.message)
+
+    items = [PROMPTS[0], dict(KITE, prompt="a kite 1"), dict(KITE, prompt="a kite 2")]
+    summary = run(api, items, str(tmp_path), posts_per_minute=120, on_progress=seen)
+    assert summary.ok and {"v2_listed": True} in journal(tmp_path) and len(said) == 1, said
 
 
 class Rewriting(ApiDouble):
