@@ -1810,10 +1810,9 @@ class _Engine:
         """``item``'s create call was made (answered, or adopted: its answer may not be, a gateway's 504): the next
         pause is the first again; if it was sent after the last 429, the pace works again (see posted); one sent
         before it, answered slowly, says nothing of the calls the 429s refused since."""
-        # A call an earlier run sent, adopted: its time may be on a clock ahead of this run's, which would hide the
-        # never-created verdicts of every call sent after it (see resend).
-        self.pause, self.made_since = DEFAULT_PAUSE, max(self.made_since, min(item.since, self.wall_time()))
-        self.paced_since_429 = self.paced_since_429 or item.since > self.last_429
+        sent = min(item.since, self.wall_time())  # an earlier run's call, adopted, may be on a clock ahead of ours
+        self.pause, self.made_since = DEFAULT_PAUSE, max(self.made_since, sent)  # see resend
+        self.paced_since_429 = self.paced_since_429 or sent > self.last_429
 
     def adopt(self, item: _Item, generation: Mapping[str, Any]) -> None:
         self.went_through(item)
