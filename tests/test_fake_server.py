@@ -1123,6 +1123,7 @@ INT_REFUSED = "The value %s lies outside the bounds or is not an integer. Maybe 
     [
         ("width", "512.0", None),  # a whole number is an Int however it is written, as Hasura reads it
         ("num_inference_steps", "2147483647", None),
+        ("num_inference_steps", "-2147483648", None),  # the least 32-bit Int, which Hasura takes
         ("seed", "9999999998", None),  # the seed is no 32-bit Int
         ("width", "512.5", "512.5"),
         ("num_inference_steps", "2147483648", "2147483648"),
