@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import io
 import math
 import random
 import ssl
@@ -50,6 +51,9 @@ DEFAULT_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The longest error body the client reads (client.py): a retried answer longer, or of no stated length, is not read.
 MAX_ERROR_BODY = 1024 * 1024
+# A request body longer goes to urllib3 as a file, sent block by block, each block with a deadline of its own: as one
+# bytes object, all of it had to go within the connect timeout (the socket's while a request is sent).
+STREAMED_BODY = 64 * 1024
 
 _R = TypeVar("_R", bound="LeonardoRetry")
 # This thread's calls: .posts_not_retried (set by posts_not_retried()); .resumed, the state of the rule its requests
@@ -99,6 +103,10 @@ class RetryAdapter(HTTPAdapter):
             verify = self.session_verify()
         if (request.url or "").lower().startswith("https:"):  # a proxy's password goes in its CONNECT only: requests
             request.headers.pop("Proxy-Authorization", None)  # 2.26 also put it in the request, to the server itself
+        body = request.body
+        if isinstance(body, bytes) and len(body) > STREAMED_BODY:  # its Content-Length already set
+            request = request.copy()  # the caller's left as it was
+            request.body = io.BytesIO(body)  # type: ignore[assignment,unused-ignore]  # urllib3 rewinds it for a retry
         # By name, as requests passes them (responses' mock of send takes no others); types-requests < 2.31.0.7
         # (the stubs that go with urllib3 1.26) leave send unannotated.
         response: requests.Response = super().send(  # type: ignore[no-untyped-call,unused-ignore]

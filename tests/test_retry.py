@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import email.utils
 import http.server
+import json
+import socket
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import responses
+import urllib3.util.connection
 from responses.registries import OrderedRegistry
 from urllib3.exceptions import MaxRetryError, NewConnectionError, SSLError
 from urllib3.response import HTTPResponse
@@ -794,3 +797,55 @@ def test_a_retried_answer_of_no_or_a_long_length_is_closed_not_read(chunked: boo
         server.shutdown()
         server.server_close()
     assert 0 < sent[0] < 16 * MAX_ERROR_BODY  # what the sockets' buffers took: not 64 MiB
+
+
+class SlowReader(http.server.BaseHTTPRequestHandler):
+    """Reads a POST's body 16 KiB at a time, 5 ms apart (an uplink of about 3 MB/s), into ``bodies``; answers the
+    first 429 with a Retry-After of 0, the next {}."""
+
+    protocol_version, timeout = "HTTP/1.1", 5
+    bodies: List[bytearray] = []
+
+    def do_POST(self) -> None:
+        length, body = int(self.headers["Content-Length"]), bytearray()
+        while len(body) < length:
+            time.sleep(0.005)
+            piece = self.rfile.read1(min(16384, length - len(body)))
+            if not piece:  # the client gave up
+                break
+            body += piece
+        self.bodies.append(body)
+        self.send_response(429 if len(self.bodies) == 1 else 200)
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_body_slower_to_send_than_the_connect_timeout_is_sent_whole_and_again_after_a_429(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sent as one bytes object, all of it had to go within the connect timeout (the socket's while urllib3 sends):
+    # "connection failed: timed out" on a slow uplink, an S3 upload's or a data URL's. Found by hunt WU.
+    def small_send_buffer(*args: Any, **kwargs: Any) -> socket.socket:  # the kernel's, autotuned, would take MBs
+        sock = connect(*args, **kwargs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        return sock
+
+    connect, bodies = urllib3.util.connection.create_connection, []
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", small_send_buffer)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (SlowReader,), {"bodies": bodies}))
+    server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    request = {"imageDataUrl": "data:image/png;base64," + "A" * 1_500_000, "prompt": "p"}  # 0.5 s or more to send
+    try:
+        with Client(api_key=API_KEY, base_url=f"http://127.0.0.1:{server.server_port}/v1", timeout=(0.3, 5),
+                    backoff_factor=0) as client:
+            assert client.perform_instant_refine(request) == {}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(bodies) == 2 and bodies[0] == bodies[1] and json.loads(bodies[1]) == request  # rewound for the retry
