@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from leonardo_client import Client, LeonardoError, payloads
+from leonardo_client import Client, LeonardoError, _files, payloads
 from leonardo_client.testing import FakeLeonardo, RecordedRequest
 from leonardo_client.testing import api as fake_api
 from leonardo_client.testing import server as server_module
@@ -2280,6 +2280,19 @@ def test_s3_takes_the_form_at_the_buckets_url_only(fake, api, where, status, cod
     assert s3_error(response)[0] == code
     served = call(api, fake, "GET", "/init-image/" + announced["id"]).json()["init_images_by_pk"]["url"]
     assert requests.get(served, timeout=TIMEOUT).status_code == 404
+
+
+def test_s3_takes_the_clients_largest_upload_and_refuses_more_as_s3_does(fake, monkeypatch):
+    # Every body was capped at 64 MiB, the client's MAX_UPLOAD: a file of just that, its form's fields beside it, was
+    # refused with the API's JSON "invalid Content-Length". Both lowered to 1 MiB here, as they stood. Found by hunt WU.
+    monkeypatch.setattr(_files, "MAX_UPLOAD", 2**20)
+    monkeypatch.setattr(server_module, "MAX_BODY", 2**20)
+    with Client(api_key=fake.api_key, base_url=fake.base_url) as client:
+        client.upload_init_image(b"\x89PNG" + bytes(2**20 - 4), extension="png")
+    over = 2**20 + server_module.FORM_ROOM + 1
+    too_large = b"POST /s3/%s HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (fake_api.BUCKET.encode(), over)
+    head, body = raw_answer(fake, too_large)
+    assert head.startswith(b"HTTP/1.1 400 ") and b"<Code>EntityTooLarge</Code>" in body  # read none of it
 
 
 def test_presigned_post_expires_after_two_minutes(fake, api, monkeypatch):

@@ -29,7 +29,7 @@ from .._files import UPLOAD_EXTENSIONS, is_http, is_loopback
 from ..payloads import V1_PROMPT_MAX, V1_SIDES, check_v1_model_id, is_header_text, is_uuid, v1_images_at_most
 from .account import Account, Job, timestamp
 from .media import preview_size, render_jpeg, render_mp4, render_png
-from .server import Answer, ApiError, RecordedRequest, default_error, json_answer, json_bytes, parse_body
+from .server import Answer, ApiError, RecordedRequest, S3Error, default_error, json_answer, json_bytes, parse_body
 from .spec import Operation, Spec, invalid, load_spec
 
 if TYPE_CHECKING:
@@ -552,14 +552,6 @@ def _element(number: int, element: Dict[str, Any], sd_version: str) -> Dict[str,
 
 
 # -- the S3 bucket ------------------------------------------------------------------------
-
-
-class S3Error(ApiError):
-    """An error of the bucket, answered as S3's XML: S3Error(status, message, code)."""
-
-    def answer(self) -> Answer:
-        xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
-        return Answer(self.status, (xml % (self.code, self.message)).encode("utf-8"), "application/xml")
 
 
 def policy_failed(field: str) -> S3Error:

@@ -17,6 +17,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from .. import _files
 from ..errors import parse_json
 from ..payloads import check_number, is_header_text
 from .media import BLOB_CHUNK, BLOB_PATTERN, BLOB_PERIOD
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from . import FakeLeonardo
 
 JSON_TYPE = "application/json; charset=utf-8"
-MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body
+MAX_BODY = 64 * 1024 * 1024  # bytes accepted in one request body (the bucket's: the client's MAX_UPLOAD and FORM_ROOM)
+FORM_ROOM = 64 * 1024  # bytes of an upload form beside its file: its fields, each part's headers
 MAX_FAULT_DELAY = 3600.0  # seconds an injected delay may last
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this
 JOIN_TIMEOUT = 5.0  # seconds stop() waits for the server's threads, all together
@@ -97,6 +99,14 @@ class ApiError(Exception):
 
     def answer(self) -> Answer:
         return json_answer(self.status, {"error": self.message, "path": self.path, "code": self.code}, self.headers)
+
+
+class S3Error(ApiError):
+    """An error of the bucket, answered as S3's XML: S3Error(status, message, code)."""
+
+    def answer(self) -> Answer:
+        xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>%s</Message></Error>"
+        return Answer(self.status, (xml % (self.code, self.message)).encode("utf-8"), "application/xml", self.headers)
 
 
 def default_error(status: int) -> ApiError:
@@ -275,8 +285,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     pass
             raise ValueError("chunked request bodies are not supported; send Content-Length")
         length = (self.headers.get("Content-Length") or "0").strip()
-        if not (length.isascii() and length.isdigit() and len(length) <= 15) or int(length) > MAX_BODY:
+        upload = self.path.startswith("/s3/")
+        if not (length.isascii() and length.isdigit() and len(length) <= 15) or not upload and int(length) > MAX_BODY:
             raise ValueError("invalid Content-Length")
+        if upload and int(length) > _files.MAX_UPLOAD + FORM_ROOM:
+            raise S3Error(400, "Your proposed upload exceeds the maximum allowed size", "EntityTooLarge")
         data = self.rfile.read(int(length))
         if len(data) != int(length):
             raise ValueError("incomplete request body")
@@ -305,15 +318,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Refuse a request as read so far (a request line or headers http.server cannot read, a method the fake
         does not serve, a body it cannot read): recorded, no fault played, the API's envelope, the connection closed."""
-        self.server.fake._arrived(self._recorded(b""), playable=False)
         error = default_error(code)
-        self._send(ApiError(code, message or error.message, error.code, [("Connection", "close")]).answer())
+        self._refuse(ApiError(code, message or error.message, error.code))
+
+    def _refuse(self, error: ApiError) -> None:
+        """As send_error, with ``error``'s answer (S3's to an upload too large)."""
+        self.server.fake._arrived(self._recorded(b""), playable=False)
+        error.headers.append(("Connection", "close"))
+        self._send(error.answer())
 
     def _dispatch(self) -> None:
         try:
             body = self._read_body()
         except ValueError as exc:
             return self.send_error(400, str(exc))
+        except ApiError as exc:
+            return self._refuse(exc)
         request = self._recorded(body)
         api, fault = self.server.fake._api, self.server.fake._arrived(request) or Fault()
         answer = api.serve(request) if fault.after else None  # else the operation runs after the delay
