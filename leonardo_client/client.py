@@ -309,27 +309,29 @@ class Client:
                 self._read(response, write if ok else None, method, url, note)
         # ValueError: e.g. an unusable redirect Location; HTTPError: urllib3's, which requests 2.25 lets through.
         except (requests.RequestException, ValueError, urllib3.exceptions.HTTPError) as exc:
-            self._failed(exc, method, url, note, started, answered)
+            failed = self._failed(exc, method, url, note, started, answered)
         # Before an answer, anything: requests' own (a CA bundle not found, a bad proxy URL), or what a hostile answer
         # makes requests or urllib3 raise (a RuntimeError, an OverflowError).
         except Exception as exc:
             if response is not None:
                 raise  # ``write`` failed (a full disk): the caller's error, not the request's
-            self._failed(exc, method, url, note, started, answered)
+            failed = self._failed(exc, method, url, note, started, answered)
+        else:
+            if not ok:
+                interim = "an interim answer, the final one not read: the request may have been acted on"
+                reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
+                error = LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
+                del response  # a kept error's traceback holds this frame: not its Response, the whole body
+                raise error
+            return response
         finally:
             answered.clear()  # the requests noted hold their hooks, which hold this list: no cycle left
-        if not ok:
-            interim = "an interim answer, the final one not read: the request may have been acted on"
-            reasons = [note, self.retry.gave_up(response), interim if response.status_code < 200 else ""]
-            error = LeonardoError.from_response(response, ", ".join(filter(None, reasons)), self._key)
-            del response  # a kept error's traceback holds this frame: not its Response, the whole body
-            raise error
-        return response
+        raise failed[0] from failed[1]  # out of the except block: in it, the error's __context__ would be what failed
 
     def _failed(
         self, exc: Exception, method: str, url: str, note: str, started: float, answered: List[requests.PreparedRequest]
-    ) -> NoReturn:
-        """Raise the LeonardoError of a request that got no complete answer; no key or proxy password shown.
+    ) -> Tuple[LeonardoError, Optional[Exception]]:
+        """The LeonardoError of a request that got no complete answer (no key or proxy password shown), and its cause.
         ``answered``: the requests answered so far; ``exc`` came after the last one's answer (a response hook of the
         caller's session raised) unless it names another request (a redirect's next hop that failed)."""
         url = str(getattr(getattr(exc, "request", None), "url", None) or url)  # after a redirect: the hop that failed
@@ -340,7 +342,7 @@ class Client:
         after = bool(answered) and getattr(exc, "request", None) in (None, answered[-1])
         error = LeonardoError.from_transport(exc, method, url, note, self._key, hidden, after)
         # Chained for the traceback, unless it would print a secret (a status line echoing the key).
-        raise error from (None if shows_key(exc, self._key, hidden) else exc)
+        return error, None if shows_key(exc, self._key, hidden) else exc
 
     def _read(self, response: requests.Response, write: Write, method: str, url: str, note: str) -> None:
         """Read the whole body (on an error status too), or stream it to ``write``; BodyBroke if it broke off."""
@@ -363,7 +365,10 @@ class Client:
                 plain = LeonardoError.from_transport(exc, method, url, note, self._key)
                 error = BodyBroke.of(response, plain, self._key)
             # One that could not be decoded came whole, and would come the same again: not sent again.
-            raise (error.plain() if undecodable else error) from (None if shows_key(exc, self._key) else exc)
+            failed, cause = (error.plain() if undecodable else error), None if shows_key(exc, self._key) else exc
+        else:
+            return
+        raise failed from cause  # as _exchange's
 
     def _check_open(self) -> None:
         if self.closed:

@@ -299,6 +299,27 @@ def test_a_key_echoed_around_the_body_is_in_no_message_or_traceback(answer, said
     assert str(info.value) == f"{said} (DELETE {url}/generations/g)" and info.value.__cause__ is None
 
 
+def _chain(exc: BaseException) -> List[BaseException]:
+    """``exc`` and every exception under it, by __cause__ and __context__ (each once)."""
+    found = [exc]
+    for each in found:
+        found += [e for e in (each.__cause__, each.__context__) if e is not None and e not in found]
+    return found
+
+
+@pytest.mark.parametrize("answer", ["HTTP/1.1 5x0 {key}\r\n\r\n",  # in a malformed status line: no answer
+                                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{key}\r\n"],  # a chunk size
+                         ids=["status line", "chunk size"])
+@pytest.mark.parametrize("call", ["get_generation_by_id", "delete_generation_by_id"])  # a GET's broken body: again
+def test_a_key_echoed_on_the_wire_is_in_no_exception_the_error_holds(answer, call):
+    # `raise ... from None` in the except block hid requests' error from tracebacks, but __context__ still held it.
+    with raw_server(answer.format(key=API_KEY).encode()) as url:
+        with pytest.raises(LeonardoError) as info, Client(api_key=API_KEY, base_url=url, max_retries=0) as client:
+            getattr(client, call)("g")
+    for exc in _chain(info.value):
+        assert API_KEY not in str(exc) and API_KEY not in repr(exc) and API_KEY not in repr(exc.args)
+
+
 @pytest.mark.parametrize("key, shown", [("Zq9xW2kP", "[redacted]"), ("Zq9xW2k", "Zq9xW2k")])
 def test_a_key_of_eight_characters_is_redacted(mocked, key, shown):
     # Eight: the shortest a key is taken to be real (MIN_SECRET_LENGTH); a shorter one is not hidden (README).
