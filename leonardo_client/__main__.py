@@ -37,7 +37,7 @@ try:  # Ctrl-C while the command starts: one line, as main() says it (the packag
         API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_SECONDS, MIN_SECONDS, WAIT_TIMEOUT, answered,
         create_job, user_details,
     )
-    from .errors import _SHOWN, STOPPED_CREATING, error_text, printable, redact
+    from .errors import _SHOWN, STOPPED_CREATING, error_text, message_from, printable, redact
     from .payloads import (
         MAX_INT, check_request, check_text, check_v1_model_id, check_v1_prompt, check_v1_size, cut, is_id, shown,
         to_payload,
@@ -809,9 +809,10 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 
 def _my_account(client: Client) -> Dict[str, Any]:
     """GET /me's account; LeonardoError if it names no user id (an empty ``user_details``, " " or "..")."""
-    details = user_details(client.get_user_info())
+    answer = client.get_user_info()
+    details, said = user_details(answer), message_from(answer)  # an error in a 200: the API's text
     if not is_id(details["user"].get("id")):
-        raise LeonardoError("GET /me answered without a user id")
+        raise LeonardoError(f"GET /me answered without a user id{f': {said}' if said else ''}")
     return details
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
 
-from .errors import LeonardoError, parse_json, redact, without_userinfo
+from .errors import LeonardoError, message_from, parse_json, redact, without_userinfo
 from .payloads import check_text, check_type, shown, shown_path
 
 EXTENSIONS = {
@@ -374,6 +374,8 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = [(f"{prefix}_{n}", url) for n, url in enumerate(urls)]
     elif wrapper or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
+    elif message_from(result):  # an error in a 200 ("Check the body shape", API_FACTS 1.3): the API's, not the caller's
+        raise LeonardoError(f"the API answered no result: {message_from(result)}", body=dict(result))
     else:
         raise ValueError("result is not a generation, a texture generation or an LCM result")
     # Two ids that sanitise alike, or differ in case only (one file on macOS, Windows, exFAT), must not overwrite

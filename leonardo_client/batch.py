@@ -33,7 +33,8 @@ from urllib.parse import quote
 from . import _files, client as _client
 from ._retry import posts_not_retried
 from .client import EMPTY_GRACE  # a generation COMPLETE with no images is asked again that long, as a wait does
-from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, error_text, key_malformed, never_sent, parse_json, printable
+from .errors import MAY_HAVE_BEEN_MADE, LeonardoError, error_text, key_malformed, message_from, never_sent, parse_json
+from .errors import printable
 from .payloads import (
     CreateGenerationRequest, GenerationV2Request, check_number, check_request, check_text, check_type,
     check_v1_prompt, check_v1_size, cut, id_key, is_id, merge_once, shown, shown_path, to_payload,
@@ -1404,7 +1405,8 @@ class _Engine:
 
     def account(self, concurrency: Optional[int]) -> int:
         """The slots to fill; GET /me also gives the user id the listing needs."""
-        details = _client.user_details(self.client.get_user_info())
+        answer = self.client.get_user_info()
+        details = _client.user_details(answer)
         user_id = details["user"].get("id")
         self.user_id: Optional[str] = user_id if is_id(user_id) else None
         journaled = [record["user"] for record in self.journal.records if "user" in record and "i" not in record]
@@ -1421,6 +1423,7 @@ class _Engine:
         slots = details.get("apiConcurrencySlots")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             said = "no apiConcurrencySlots" if slots is None else f"apiConcurrencySlots {shown(slots)}"
+            said += f" ({message_from(answer)})" if message_from(answer) else ""  # an error in a 200: the API's text
             raise LeonardoError(f"GET /me gave {said}: give the concurrency explicitly (concurrency=, --concurrency)")
         return min(slots, MAX_CONCURRENCY)
 

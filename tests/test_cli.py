@@ -163,6 +163,21 @@ def test_an_answer_of_the_wrong_shape_is_one_error_line(
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["me"], "GET /me answered without a user id: Service Error"),
+    (["list"], "GET /me answered without a user id: Service Error"),
+    (["batch"], "GET /me gave no apiConcurrencySlots (Service Error): give the concurrency explicitly"),
+])
+def test_an_error_in_a_200_of_get_me_is_said_with_the_api_s_text(
+    fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: Any, argv: List[str], said: str
+) -> None:
+    # "Check the body shape" (API_FACTS 1.3): the API's text was dropped, the error said only what was missing.
+    fake_in_env.inject(status=200, path="/me", body={"error": "Service Error", "path": "$", "code": "unexpected"})
+    batch = [prompts_file(tmp_path, "a fox"), "--out", str(tmp_path / "out")] if argv == ["batch"] else []
+    assert cli.main(argv + batch) == 1
+    assert capsys.readouterr().err.startswith(f"leonardo-client: error: {said}")
+
+
 def test_models_lists_the_names_generate_takes(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--offline", "models"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]

@@ -697,7 +697,10 @@ def test_a_result_with_unusable_images_is_a_leonardo_error_before_any_file(mocke
      ({"id": "g", "status": "COMPLETE"}, "COMPLETE result has no generated_images"),  # wait_for_generation's
      # An LCM answer has nothing to wait for: it said "the generation is None, not COMPLETE", or saved nothing.
      ({"lcmGenerationJob": {"requestTimestamp": "1"}}, "^the API answered no images$"),
-     ({"lcmGenerationJob": {"imageDataUrl": [], "requestTimestamp": "1"}}, "^the API answered no images$")],
+     ({"lcmGenerationJob": {"imageDataUrl": [], "requestTimestamp": "1"}}, "^the API answered no images$"),
+     # An error in a 200 (an LCM call's): it was a ValueError blaming the caller, the API's text lost.
+     ({"error": "Service Error", "path": "$", "code": "unexpected"}, "^the API answered no result: Service Error$"),
+     ({"errors": [{"message": "field not found"}]}, "^the API answered no result: field not found$")],
 )
 def test_an_answer_holding_no_usable_result_is_a_leonardo_error(mocked, mock_client, tmp_path, answer, where):
     # These came from the API, not from the caller: they were a ValueError, which the CLI's generate
