@@ -329,7 +329,7 @@ def _run(argv: Optional[List[str]], interrupts: _Interrupts) -> int:
             sys.stdout.flush()  # a closed or full stdout fails here, not at exit (argparse ignores it)
         return status
     except LeonardoError as err:
-        return _error(f"{err}{_base_url_hint(err)}", 1)
+        return _error(f"{err}{_base_url_hint(err)}{_request_id(err)}", 1)
     except (ValueError, TypeError) as err:  # an argument refused before anything was sent
         return _error(err, 2)
     except KeyboardInterrupt as stop:  # what it leaves behind, if anything (a generation that goes on)
@@ -355,6 +355,12 @@ def _base_url_hint(error: LeonardoError) -> str:
     if error.status_code != 404 or urlsplit(base).path.endswith(root) or not sent_there:
         return ""
     return f": is {BASE_URL_ENV} right? The API's address ends in {root} ({DEFAULT_BASE_URL})"
+
+
+def _request_id(error: LeonardoError) -> str:
+    """" [request id: ...]" of the answer at fault (or of the error ``error`` was made of): for Leonardo's support."""
+    said = error.request_id or getattr(error.__cause__, "request_id", None)
+    return f" [request id: {printable(cut(said))}]" if said else ""
 
 
 class _OutputFailed(Exception):

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import pytest
 
-from conftest import finished
+from conftest import finished, raw_server
 import leonardo_client.__main__ as cli
 import leonardo_client.client
 from leonardo_client.batch import BatchInterrupted, BatchItem, BatchProgress, BatchSummary
@@ -930,6 +930,32 @@ def test_server_refusing_the_request_exits_1(fake_in_env: FakeLeonardo, capsys: 
     fake_in_env.inject(status=400, body={"error": "invalid dimensions"}, method="POST")
     assert cli.main(["generate", "x", "--out", str(tmp_path)]) == 1
     assert "HTTP 400: invalid dimensions" in capsys.readouterr().err
+
+
+GENERATION = "0b6c2f4e-1d3a-4e5f-8a9b-7c6d5e4f3a2b"
+CREATED = json.dumps({"sdGenerationJob": {"generationId": GENERATION}})
+
+
+@pytest.mark.parametrize("argv, answers", [
+    (["me"], []),
+    (["generate", "x", "--out"], [f"HTTP/1.1 200 OK\r\nContent-Length: {len(CREATED)}\r\n\r\n{CREATED}"]),  # its wait's
+])
+def test_an_api_error_s_line_ends_with_its_request_id(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, argv: List[str],
+    answers: List[str],
+) -> None:
+    # README: quote request_id to Leonardo's support; the CLI printed str(err), which has none (generate's: the error
+    # it wraps, its wait's). A server's text: escaped, cut.
+    request_id = "7f3e-\x1b]0;x" + "a" * 100
+    refused = f"HTTP/1.1 400 Bad Request\r\nx-amzn-RequestId: {request_id}\r\nContent-Length: 15\r\n\r\n"
+    with raw_server(*[answer.encode() for answer in answers], refused.encode() + b'{"error":"bad"}') as url:
+        monkeypatch.setenv("LEONARDO_API_KEY", "d3adb33f-1234-4abc-8def-0123456789ab")
+        monkeypatch.setenv("LEONARDO_BASE_URL", url + "/v1")
+        assert cli.main(argv + [str(tmp_path)] if answers else argv) == 1
+    said = "7f3e-\\x1b]0;x" + "a" * 67 + "..."  # 80 characters, then escaped
+    err = capsys.readouterr().err
+    assert err.startswith("leonardo-client: error: ") and err.endswith(f"[request id: {said}]\n") and "bad" in err, err
+    assert err.count("\n") == 1
 
 
 def test_failed_generation_exits_1(fake_in_env: FakeLeonardo, capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
