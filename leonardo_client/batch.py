@@ -530,8 +530,9 @@ class _Journal:
         self._stopped = ""  # why nothing more is written, if so
         try:
             self.folder, self.folder_stat = out_dir, os.stat(out_dir)  # see check_folder
-            fd = _files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
-            self._file = open(fd, "ab", buffering=0)  # unbuffered: each write() is one system call
+            # Read through it too: a journal that can be written but not read (mode 200) is refused here.
+            fd = _files.open_regular(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # novm: flags, not a union
+            self._file = open(fd, "a+b", buffering=0)  # unbuffered: each write() is one system call
         except OSError as exc:
             raise LeonardoError(f"could not open {self.said_path}: {exc.strerror or exc}") from exc
         _client.fork_aware(self)
@@ -676,8 +677,8 @@ class _Journal:
             raise BatchInputError([f"another batch is running in {self.said} (its journal is locked)"]) from None
 
     def _read(self) -> List[Dict[str, Any]]:
-        with open(self.path, "rb") as source:
-            data = source.read()
+        self._file.seek(0)
+        data = self._file.readall()
         records: List[Dict[str, Any]] = []
         good = len(BOM) if data.startswith(BOM) else 0  # kept: a torn last line is cut off after it
         for line in data[good:].splitlines(keepends=True):
@@ -693,8 +694,7 @@ class _Journal:
             records.append(record)
             good += len(line)
         if good < len(data):
-            with open(self.path, "r+b") as target:
-                target.truncate(good)
+            os.ftruncate(self._file.fileno(), good)
         return records
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:

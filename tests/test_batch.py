@@ -1307,11 +1307,11 @@ class DiskTakingNothing(DiskFillingUp):
 
 
 def wrap_journal_file(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
-    """The journal's file (the one opened "ab") wrapped in ``wrapper``; other files as they are."""
+    """The journal's file (the one opened "a+b") wrapped in ``wrapper``; other files as they are."""
 
     def journal_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         file = open(path, mode, *args, **kwargs)
-        return wrapper(file) if mode == "ab" else file
+        return wrapper(file) if mode == "a+b" else file
 
     monkeypatch.setattr(batch, "open", journal_open, raising=False)
 
@@ -1554,6 +1554,33 @@ def test_a_journal_that_cannot_be_opened_is_named_and_nothing_is_sent(tmp_path: 
     (tmp_path / "journal.jsonl").mkdir()
     api = ApiDouble()
     with pytest.raises(LeonardoError, match=f"^could not open {journal_named(tmp_path)}: Is a directory$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+
+
+def test_a_journal_that_can_be_written_but_not_read_is_named_and_nothing_is_sent(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Mode 200: its reading let a bare PermissionError out of run_batch (hunt JR). Made so here as for a user other
+    # than root: any opening of it but a write-only one is refused.
+    (tmp_path / "journal.jsonl").write_text(journal_text(PROMPTS[:1], []), encoding="utf-8")
+    path, os_open, builtin_open = str(tmp_path / "journal.jsonl"), os.open, open
+    denied = PermissionError(errno.EACCES, "Permission denied")
+
+    def opened(name: Any, flags: int, *args: Any) -> int:
+        if name == path and not flags & os.O_WRONLY:
+            raise denied
+        return os_open(name, flags, *args)
+
+    def opened_file(name: Any, mode: str = "r", **options: Any) -> Any:
+        if name == path and ("r" in mode or "+" in mode):
+            raise denied
+        return builtin_open(name, mode, **options)
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(batch, "open", opened_file, raising=False)  # the module's open(): the builtin till then
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=f"^could not open {journal_named(tmp_path)}: Permission denied$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
 
