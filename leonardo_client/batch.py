@@ -681,24 +681,34 @@ class _Journal:
         data = self._file.readall()
         records: List[Dict[str, Any]] = []
         good = len(BOM) if data.startswith(BOM) else 0  # kept: a torn last line is cut off after it
-        for line in data[good:].splitlines(keepends=True):
+        lines = data[good:].splitlines(keepends=True)
+        for number, line in enumerate(lines, 1):
+            if line.isspace():  # a blank line (an editor's, `echo >>`): no torn write makes one
+                good += len(line)
+                continue
             try:
                 record = parse_json(line.decode("utf-8"))
-                if not isinstance(record, dict) or not line.endswith(b"\n"):
+                if not isinstance(record, dict) or number < len(lines) and not line.endswith(b"\n"):
                     raise ValueError("incomplete line")
             except ValueError:
-                if good + len(line) < len(data) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
-                    damaged = f"{self.said_path} is damaged at line {len(records) + 1}: repair or delete that line"
+                if number < len(lines) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
+                    damaged = f"{self.said_path} is damaged at line {number}: repair or delete that line"
                     raise BatchInputError([f"{damaged} ({DAMAGED})"])
                 break  # the last line, cut short by a crash: dropped, and cut off the file
             records.append(record)
             good += len(line)
         if good < len(data):
             os.ftruncate(self._file.fileno(), good)
+        elif records and not data.endswith(b"\n"):  # a whole last record whose line break an edit took (one torn
+            # cannot parse: its brace is last; one a crash left so was never acted on): kept, the next one on a line
+            self._write(b"\n")
         return records
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
-        data = memoryview(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
+        self._write(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))
+
+    def _write(self, chunk: bytes) -> None:
+        data = memoryview(chunk)
         with self._writing:  # the main thread, and workers journaling the time a POST is sent
             end: Optional[int] = None
             try:
