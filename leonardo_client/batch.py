@@ -582,12 +582,13 @@ class _Journal:
 
     def _refuse_unknown(self, total: int) -> None:
         """Refuse a journal holding a record this version does not write: a newer version's (one that did not raise
-        JOURNAL_VERSION, as none did through five additions), or a line damaged."""
+        JOURNAL_VERSION, as none did through five additions), or a line damaged; then one out of its place."""
         unusable = next((cut(json.dumps(r)) for r in self.records if not _well_formed(r, total)), None)
         if unusable is not None:
             newer = "written by a newer leonardo-client? upgrade it; else it is damaged: delete that line"
             raise BatchInputError([f"{self.said_path} holds a record of no item of this batch ({unusable}): {newer} "
                                    f"({DAMAGED})"])
+        self._refuse_out_of_order()
 
     @classmethod
     def of_items(cls, out_dir: str, items: Sequence[BatchItem], offline: bool, given: str = "") -> "_Journal":
@@ -680,6 +681,7 @@ class _Journal:
         self._file.seek(0)
         data = self._file.readall()
         records: List[Dict[str, Any]] = []
+        self.numbers: List[int] = []  # each record's line
         good = len(BOM) if data.startswith(BOM) else 0  # kept: a torn last line is cut off after it
         lines = data[good:].splitlines(keepends=True)
         for number, line in enumerate(lines, 1):
@@ -692,10 +694,10 @@ class _Journal:
                     raise ValueError("incomplete line")
             except ValueError:
                 if number < len(lines) or line.endswith(b"\n"):  # whole: not a crash's, a bad edit
-                    damaged = f"{self.said_path} is damaged at line {number}: repair or delete that line"
-                    raise BatchInputError([f"{damaged} ({DAMAGED})"])
+                    raise self._damaged(number)
                 break  # the last line, cut short by a crash: dropped, and cut off the file
             records.append(record)
+            self.numbers.append(number)
             good += len(line)
         if good < len(data):
             os.ftruncate(self._file.fileno(), good)
@@ -703,6 +705,21 @@ class _Journal:
             # cannot parse: its brace is last; one a crash left so was never acted on): kept, the next one on a line
             self._write(b"\n")
         return records
+
+    def _damaged(self, number: int) -> BatchInputError:
+        damaged = f"{self.said_path} is damaged at line {number}: repair or delete that line"
+        return BatchInputError([f"{damaged} ({DAMAGED})"])
+
+    def _refuse_out_of_order(self) -> None:
+        """Refuse an item's "planned" or "submitting" after its "submitted" or "complete" with none between: no
+        version writes one (only a "planned" sends an item again); a line moved or copied by hand. Taken up, the item
+        was unanswered while its own generation was claimed: not found, and sent again."""
+        last: Dict[int, str] = {}
+        for number, record in zip(self.numbers[1:], self.records):  # after the header's
+            if "i" in record:
+                if record["s"] in ("planned", "submitting") and last.get(record["i"]) in ("submitted", "complete"):
+                    raise self._damaged(number)
+                last[record["i"]] = record["s"]
 
     def append(self, records: Iterable[Dict[str, Any]]) -> None:
         self._write(b"".join(json.dumps(r, separators=(",", ":")).encode("utf-8") + b"\n" for r in records))

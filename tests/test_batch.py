@@ -1181,6 +1181,24 @@ def test_a_damaged_line_is_refused(tmp_path: Any, last: bool) -> None:
     assert (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text  # nothing cut off
 
 
+@pytest.mark.parametrize("order", [[1, 0], [0, 1, 0], [0, 1, 2]],
+                         ids=["its answer moved above its call", "its call copied after", "its plan copied after"])
+def test_an_item_s_call_or_plan_after_its_answer_is_refused_as_damaged(tmp_path: Any, order: List[int]) -> None:
+    # A line moved or copied by hand: the item was taken up as unanswered, its own generation claimed (by itself), so
+    # not found: "#1: was never created; sending it again", billed twice (hunt JR). No version writes either.
+    api = ApiDouble()
+    api._create(dict(PROMPTS[0]), None)
+    lines = [{"i": 0, "s": "submitting", "t": time.time() - 200, "rt": 0.3, "r": "run-1"},
+             {"i": 0, "s": "submitted", "id": "gen-1"}, {"i": 0, "s": "planned"}]
+    text = journal_text(PROMPTS[:2], [lines[n] for n in order])  # a header, 2 items planned, then these
+    (tmp_path / "journal.jsonl").write_text(text, encoding="utf-8")
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) == (f"{named(tmp_path / 'journal.jsonl')} is damaged at line {3 + len(order)}: repair "
+                                 f"or delete that line ({batch.DAMAGED})")
+    assert api.calls.count("POST") == 1 and (tmp_path / "journal.jsonl").read_text(encoding="utf-8") == text
+
+
 @pytest.mark.parametrize("left", [b"", b'{"journal": 1, "inp'], ids=["emptied", "its header cut short"])
 def test_a_journal_without_a_header_beside_files_is_refused_before_anything_is_sent(tmp_path: Any, left: bytes) -> None:
     # `jq -c . journal.jsonl > journal.jsonl` leaves it empty: every item was sent again, its files written over.
