@@ -550,9 +550,8 @@ class _Journal:
             elif header["journal"] not in range(1, JOURNAL_VERSION + 1) or isinstance(header["journal"], bool):
                 self._refuse_format(header["journal"])
             elif not _may_have_sent(self.records):  # nothing of that batch was sent (it stopped at GET /me?)
-                os.ftruncate(self._file.fileno(), 0)
-                header, self.records = None, []
-                self._begin(out_dir, fresh)  # begun again, for these items (edited since, perhaps), in this mode
+                header = None
+                self._begin_again(out_dir, fresh)
             elif (header.get("input"), header.get("items")) != (digest, total):
                 self._refuse_other_input(header, digest, total, any_order)
             self._refuse_unknown(total)
@@ -602,6 +601,19 @@ class _Journal:
         for folder in (out_dir, os.path.dirname(os.path.abspath(out_dir))):
             _sync_folder(folder)
 
+    def _begin_again(self, out_dir: str, header: Dict[str, Any]) -> None:
+        """A journal of a batch that sent nothing, begun again for these items (edited since, perhaps), in this mode;
+        but one of no item's record beside files is refused: a run writes them (index.html first) once it has planned
+        its items, so those records were lost. Its page goes first: a rerun stopped before it plans (at GET /me) would
+        leave it beside a journal of no item's record."""
+        if not any("i" in record for record in self.records):
+            self._refuse_files_beside(out_dir, "no item's record (cut short?)")
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(out_dir, GALLERY))
+        os.ftruncate(self._file.fileno(), 0)
+        self.records = []
+        self._begin(out_dir, header)
+
     def _refuse_offline_mix(self, header: Dict[str, Any]) -> None:
         """Refuse a journal whose generations this run cannot find: an offline batch's (its fake API ended with its
         run, and what it made with it) rerun on the API, or offline with items in flight; a batch's on the API (a
@@ -637,14 +649,15 @@ class _Journal:
             "again, those already made too)"
         ])  # fmt: skip
 
-    def _refuse_files_beside(self, out_dir: str) -> None:
+    def _refuse_files_beside(self, out_dir: str, lacking: str = "no header (emptied, or cut short?)") -> None:
         """A journal without a header beside files: emptied (``jq . journal.jsonl > journal.jsonl``) or cut short,
-        as the batch writes its header before anything else. Beside none, a run killed before it wrote its header."""
+        as the batch writes its header before anything else (or see _begin_again). Beside none, a run killed before it
+        wrote its header."""
         with _listing(self.said):
             found = _first_shown(out_dir)
         if found is not None:
             raise BatchInputError([
-                f"{self.said_path} holds no header (emptied, or cut short?) though {self.said} holds files "
+                f"{self.said_path} holds {lacking} though {self.said} holds files "
                 f"({shown(found)}...): {PUT_BACK}"
             ])  # fmt: skip
 

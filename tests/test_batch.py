@@ -1223,6 +1223,36 @@ def test_a_journal_without_a_header_beside_files_is_refused_before_anything_is_s
     assert run(api, PROMPTS[:2], str(new)).ok and api.calls.count("POST") == 4
 
 
+@pytest.mark.parametrize("kept", [1, 2], ids=["its header", "and the account's note"])
+def test_a_journal_cut_to_no_item_s_record_beside_the_batch_s_page_is_refused(tmp_path: Any, kept: int) -> None:
+    # Its items in flight, no file saved yet: taken for a batch stopped at GET /me, begun again, and every item sent
+    # again, billed twice (hunt JR); one cut a few bytes shorter, with no header, was refused.
+    api = ApiDouble()
+    run(api, PROMPTS[:2], str(tmp_path))
+    lines = (tmp_path / "journal.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "journal.jsonl").write_text("".join(lines[:kept]), encoding="utf-8")
+    for name in os.listdir(tmp_path):
+        if name.startswith("000"):
+            os.remove(tmp_path / name)  # as if not downloaded yet: index.html is left
+    with pytest.raises(BatchInputError) as caught:
+        run(api, PROMPTS[:2], str(tmp_path))
+    assert str(caught.value) == (f"{named(tmp_path / 'journal.jsonl')} holds no item's record (cut short?) though "
+                                 f"{named(tmp_path)} holds files ('index.html'...): {batch.PUT_BACK}")
+    assert api.calls.count("POST") == 2 and (tmp_path / "journal.jsonl").read_text() == "".join(lines[:kept])
+    # A batch that sent nothing (its on_progress raised at "start") left its page; begun again, a rerun stopped at
+    # GET /me left a journal of its header only: the page went first, so the next is begun again too.
+    new, api = tmp_path / "new", ApiDouble()
+    with pytest.raises(RuntimeError):
+        run(api, PROMPTS[:2], str(new), on_progress=lambda p: (_ for _ in ()).throw(RuntimeError(p.event)))
+    assert (new / "index.html").exists() and [r.get("s") for r in journal(new)][-2:] == ["planned", "planned"]
+    down = ApiDouble()
+    down.get_user_info = lambda: (_ for _ in ()).throw(LeonardoError("API down"))  # type: ignore[method-assign]
+    with pytest.raises(LeonardoError, match="API down"):
+        run(down, PROMPTS[2:4], str(new))  # its prompts edited since
+    assert os.listdir(new) == ["journal.jsonl"] and len(journal(new)) == 1
+    assert run(api, PROMPTS[2:4], str(new)).ok and api.calls.count("POST") == 2
+
+
 def test_a_journal_that_lost_records_of_items_whose_files_are_there_is_refused(tmp_path: Any) -> None:
     # A copy cut short (a full stick): item 4's records after "planned" lost, it was sent again beside its image.
     api = ApiDouble()
