@@ -607,10 +607,12 @@ class _Journal:
         its items, so those records were lost. Its page goes first: a rerun stopped before it plans (at GET /me) would
         leave it beside a journal of no item's record."""
         if not any("i" in record for record in self.records):
-            self._refuse_files_beside(out_dir, "no item's record (cut short?)")
+            # (an earlier version begun again kept the page: beside a rerun stopped at GET /me, it is no sign of loss)
+            self._refuse_files_beside(out_dir, f"no item's record (cut short? if no run ever sent an item, delete "
+                                               f"{GALLERY} and rerun)")
         with contextlib.suppress(OSError):
             os.remove(os.path.join(out_dir, GALLERY))
-        os.ftruncate(self._file.fileno(), 0)
+        self._cut(0)
         self.records = []
         self._begin(out_dir, header)
 
@@ -713,7 +715,7 @@ class _Journal:
             self.numbers.append(number)
             good += len(line)
         if good < len(data):
-            os.ftruncate(self._file.fileno(), good)
+            self._cut(good)
         elif records and not data.endswith(b"\n"):  # a whole last record whose line break an edit took (one torn
             # cannot parse: its brace is last; one a crash left so was never acted on): kept, the next one on a line
             self._write(b"\n")
@@ -757,9 +759,18 @@ class _Journal:
                 # A signal handler's TimeoutError or InterruptedError (a host's deadline: no errno) is no disk's.
                 host = isinstance(exc, (TimeoutError, InterruptedError)) and exc.errno is None
                 if isinstance(exc, OSError) and not host:
-                    # error_text: none names a file
-                    raise LeonardoError(f"could not write {self.said_path}: {error_text(exc)}") from exc
+                    raise self._not_written(exc) from exc
                 raise
+
+    def _not_written(self, exc: OSError) -> LeonardoError:
+        return LeonardoError(f"could not write {self.said_path}: {error_text(exc)}")  # error_text: none names a file
+
+    def _cut(self, size: int) -> None:
+        """Cut the journal to ``size`` bytes (LeonardoError if it cannot be: an append-only file, chattr +a)."""
+        try:
+            os.ftruncate(self._file.fileno(), size)
+        except OSError as exc:
+            raise self._not_written(exc) from exc
 
     def _undo(self, end: Optional[int]) -> None:
         """Cut off what a failed append wrote: a later record (the disk has room again) would be

@@ -1236,7 +1236,8 @@ def test_a_journal_cut_to_no_item_s_record_beside_the_batch_s_page_is_refused(tm
             os.remove(tmp_path / name)  # as if not downloaded yet: index.html is left
     with pytest.raises(BatchInputError) as caught:
         run(api, PROMPTS[:2], str(tmp_path))
-    assert str(caught.value) == (f"{named(tmp_path / 'journal.jsonl')} holds no item's record (cut short?) though "
+    lacking = "no item's record (cut short? if no run ever sent an item, delete index.html and rerun)"
+    assert str(caught.value) == (f"{named(tmp_path / 'journal.jsonl')} holds {lacking} though "
                                  f"{named(tmp_path)} holds files ('index.html'...): {batch.PUT_BACK}")
     assert api.calls.count("POST") == 2 and (tmp_path / "journal.jsonl").read_text() == "".join(lines[:kept])
     # A batch that sent nothing (its on_progress raised at "start") left its page; begun again, a rerun stopped at
@@ -1645,6 +1646,22 @@ def test_a_journal_that_can_be_written_but_not_read_is_named_and_nothing_is_sent
     monkeypatch.setattr(batch, "open", opened_file, raising=False)  # the module's open(): the builtin till then
     api = ApiDouble()
     with pytest.raises(LeonardoError, match=f"^could not open {journal_named(tmp_path)}: Permission denied$"):
+        run(api, PROMPTS[:1], str(tmp_path))
+    assert "POST" not in api.calls
+
+
+@pytest.mark.parametrize("kept", [0, 1], ids=["a torn last line", "its header only"])
+def test_a_journal_that_cannot_be_cut_is_named_and_nothing_is_sent(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, kept: int
+) -> None:
+    # Append-only (chattr +a): cutting off a torn last line, or a journal begun again, let a bare PermissionError
+    # out of run_batch, naming no file (review R27).
+    text = journal_text(PROMPTS[:1], [])
+    (tmp_path / "journal.jsonl").write_text(text.splitlines(keepends=True)[0] if kept else text + '{"i": 0', "utf-8")
+    denied = PermissionError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(os, "ftruncate", lambda fd, size: (_ for _ in ()).throw(denied))
+    api = ApiDouble()
+    with pytest.raises(LeonardoError, match=f"^could not write {journal_named(tmp_path)}: Operation not permitted$"):
         run(api, PROMPTS[:1], str(tmp_path))
     assert "POST" not in api.calls
 
