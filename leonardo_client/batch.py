@@ -74,7 +74,7 @@ MIN_POLL = 0.1
 # id just created, or read from a lagging replica, may not be readable yet. As long as a COMPLETE with no images is
 # waited on (EMPTY_GRACE), for the same reason: the API's answer may lag the generation.
 MISSING_GRACE = 60.0
-V2_WAIT = 60.0  # a v2 item waiting to learn whether the listing holds v2 is reconciled again after this at most
+V2_WAIT = 60.0  # a v2 item waiting to learn whether the listing holds its model is reconciled again after this at most
 PACE_MARGIN = 1.01  # POSTs a little under posts_per_minute, so jitter cannot trip the server's window
 DEFAULT_PAUSE = 2.0  # seconds to back off after a 429 without Retry-After (doubles, up to MAX_DOUBLED_PAUSE)
 MAX_DOUBLED_PAUSE = 60.0
@@ -812,10 +812,11 @@ def _sync_folder(path: str) -> None:
 
 def _well_formed(record: Mapping[str, Any], total: int) -> bool:
     """A record as _Engine writes it: an item's state change (index, state, its data), or a note."""
-    if "i" not in record:  # a note: {"v2_listed": true}, {"prompts_rewritten": true}, {"clock": seconds, "r": run}
+    if "i" not in record:  # a note: {"v2_listed": model}, {"prompts_rewritten": true}, {"clock": seconds, "r": run}
         note, run = list(record), record.get("r", "")  # or {"user": the account's id}
         clock = note in (["clock"], ["clock", "r"]) and _is_number(record["clock"]) and _is_run(run)
-        flag = record in ({"v2_listed": True}, {"prompts_rewritten": True})
+        listed = note == ["v2_listed"] and isinstance(record["v2_listed"], str)  # true: an older version's, of no model
+        flag = listed or record in ({"v2_listed": True}, {"prompts_rewritten": True})
         return flag or clock or note == ["user"] and is_id(record["user"])
     index, state = record["i"], record.get("s")
     if type(index) is not int or not 0 <= index < total or state not in STATES:
@@ -1094,6 +1095,8 @@ class _Engine:
     last_429 = 0.0  # wall-clock time the last 429 was acted on (see went_through)
     made_since = 0.0  # wall-clock time the latest create call that went through was sent (see resend)
     looked_again = False  # the items a listing that raised left ambiguous were looked for once more (look_again)
+    v2_listed: Set[str]  # the v2 models the listing was seen to show a generation of (see note_v2_listed)
+    v2_waiting: Set[int]  # the items waiting in look_again_for_v2, till their state changes
 
     def __init__(
         self,
@@ -1121,8 +1124,8 @@ class _Engine:
         self.pause = self.poll_pause = DEFAULT_PAUSE  # next hold after a 429 without Retry-After: submissions, polls
         self.job_times: "collections.deque[float]" = collections.deque(maxlen=20)  # times from POST to COMPLETE
         self.busy = self.posts = self.done_this_run = self.images_this_run = self.images = self.cost_unknown = 0
-        self.polling = self.v2_listed = self.v2_wanted = self.prompts_rewritten = False  # look_again_for_v2, rewrites
-        self.v2_waiting: Set[int] = set()  # the items waiting in look_again_for_v2, till their state changes
+        self.polling = self.v2_wanted = self.prompts_rewritten = False  # look_again_for_v2, rewrites
+        self.v2_listed, self.v2_waiting = set(), set()
         self.being_reconciled: List[int] = []  # the items of the reconciliation under way: one at a time
         self.refused_since: Optional[float] = None  # monotonic: the first refusal since progress (see check_refusals)
         self.stopping, self.send_lock = False, threading.Lock()  # Ctrl-C, or the end: no create call starts after it
@@ -1192,19 +1195,22 @@ class _Engine:
         self.settled(item)
         self.emit("failed", item, f"#{item.index + 1} failed: {said}")
 
-    def note_v2_listed(self) -> None:
-        """The listing shows v2 generations: from now on its silence about one is proof, so the v2 items
-        waiting to be reconciled are reconciled now (see look_again_for_v2)."""
-        if not self.v2_listed:
-            self.journal.append([{"v2_listed": True}])
-            self.v2_listed = True
+    def note_v2_listed(self, model: str) -> None:
+        """The listing shows ``model``'s generations (v2): from now on its silence about one of that model is proof,
+        so that model's items waiting to be reconciled are reconciled now (see look_again_for_v2). Another model's
+        silence still proves nothing: the v1 listing's holding of v2 generations is not documented, and an image
+        model's and a video model's may be stored apart."""
+        if model not in self.v2_listed:
+            self.journal.append([{"v2_listed": model}])
+            self.v2_listed.add(model)
             for index in self.v2_waiting & self.reconcile_at.keys():
-                if not self.items[index].read_again:  # a listing that raised is read again no sooner (settle_now)
+                item = self.items[index]  # a listing that raised is read again no sooner (settle_now)
+                if item.item.model == model and not item.read_again:
                     self.reconcile_at[index] = time.monotonic()
 
     def learn_from(self, generations: Iterable[Mapping[str, Any]], listing: bool) -> None:
-        """What the batch's own generations, listed or fetched, tell: whether the listing shows v2
-        ones, and how far the server's clock may be behind ours (each one a create call answered was
+        """What the batch's own generations, listed or fetched, tell: which v2 models' the listing
+        shows, and how far the server's clock may be behind ours (each one a create call answered was
         made before we recorded its id; journaled, so that a rerun knows it before it reconciles).
         The smallest bound seen is kept, to within 1 s (one from a run already measured, only if more than 1 s
         smaller): a clock set ahead since, in this run or between runs, shows as a smaller one. An adopted one
@@ -1216,7 +1222,7 @@ class _Engine:
                 continue
             item = self.items[index]
             if (listing or generation.get("listed")) and item.item.model is not None:
-                self.note_v2_listed()
+                self.note_v2_listed(item.item.model)
             prompt = generation.get("prompt")  # shown other than sent: news, unless its item predicts it (see rewrites)
             if isinstance(prompt, str) and prompt != item.item.prompt and not self.rewrites(item):
                 self.journal.append([{"prompts_rewritten": True}])
@@ -1295,7 +1301,8 @@ class _Engine:
             if "i" in record:  # an item's line: any other key (a hand-edited "clock") is not the batch's note
                 self.set_state(self.items[record["i"]], record)
                 continue
-            self.v2_listed = self.v2_listed or bool(record.get("v2_listed"))
+            if isinstance(record.get("v2_listed"), str):  # an older version's true names no model: it proves nothing
+                self.v2_listed.add(record["v2_listed"])
             self.prompts_rewritten = self.prompts_rewritten or bool(record.get("prompts_rewritten"))
             if abs(record.get("clock", math.inf)) <= MAX_CLOCK_OFFSET:  # one beyond (an older version's) is no clock
                 self.clock = record["clock"] if self.clock is None else min(self.clock, record["clock"])
@@ -1753,7 +1760,7 @@ class _Engine:
                 continue
             elif self.rewrites(item):  # its generation may be listed, under another prompt
                 reason = REWRITTEN
-            elif item.item.model is not None and not self.v2_listed:  # its silence proves nothing yet
+            elif item.item.model is not None and item.item.model not in self.v2_listed:  # its silence: no proof yet
                 self.look_again_for_v2(item, put_off)  # or left ambiguous
                 continue
             elif not self.clock_known(item) and self.candidates(item, listed, self.reach(item))[0]:
@@ -1824,11 +1831,12 @@ class _Engine:
             self.check_refusals(reason, time.monotonic())
 
     def look_again_for_v2(self, item: _Item, put_off: List[_Item]) -> None:
-        """Reconcile ``item`` again later if the listing may yet be seen to hold v2 generations (not documented:
-        until one of ours is seen in it, its silence proves nothing): another v2 item is to be sent, being sent or
-        in flight; else leave it ambiguous. One to be sent only if a slot is left it: the v2 items waiting so hold
-        theirs (with concurrency 1, this one would hold the only one for ever); one still looked for does not, as
-        it may yet be found, which shows the listing holds v2, or be settled. One ``put_off`` is ambiguous here."""
+        """Reconcile ``item`` again later if the listing may yet be seen to hold its v2 model's generations (not
+        documented: until one of ours of that model is seen in it, its silence proves nothing): another v2 item is
+        to be sent, being sent or in flight; else leave it ambiguous. One to be sent only if a slot is left it: the
+        v2 items waiting so hold theirs (with concurrency 1, this one would hold the only one for ever); one still
+        looked for does not, as it may yet be found, which shows the listing holds its model, or be settled.
+        One ``put_off`` is ambiguous here."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
         submitting = self.members["submitting"] - {i.index for i in put_off}  # see in_turn
         waiting = [i for i in (*submitting, *self.reconcile_at, item.index) if i not in sending]
@@ -1838,7 +1846,7 @@ class _Engine:
         planned = planned if len(holding) < self.in_flight_limit else []
         running = [i.index for i in self.running(time.monotonic())]
         if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running)):
-            self.leave_ambiguous(item, "no v2 generation seen in the account's listing yet", recheck=True)
+            self.leave_ambiguous(item, "no v2 generation seen of its model in the account's listing yet", recheck=True)
             return
         self.reconcile_at[item.index] = time.monotonic() + V2_WAIT
         self.v2_waiting.add(item.index)

@@ -3725,7 +3725,37 @@ def test_a_v2_item_is_resent_once_ours_were_seen_in_the_listing(tmp_path: Any, p
     v2 = [dict(params, prompt=f"a kite {n}") for n in range(3)]
     summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
-    assert {"v2_listed": True} in journal(tmp_path)
+    assert {"v2_listed": params["model"]} in journal(tmp_path)
+
+
+class ListsNoClip(ApiDouble):
+    """Its listing shows no generation of prompt "a clip" (kling-3.0's, below): whether the v1 listing holds v2
+    generations is not documented, and a video model's may be stored apart from an image model's (hunt LG)."""
+
+    def get_generations_by_user_id(self, user_id: str, limit: int = 10, offset: int = 0) -> Dict[str, Any]:
+        shown = super().get_generations_by_user_id(user_id, 10 ** 6)["generations"]
+        return {"generations": [g for g in shown if g["prompt"] != "a clip"][offset : offset + limit]}
+
+
+# One model's generations seen listed was taken to prove that the listing shows every v2 model's: the kling item whose
+# answer was lost, never listed, was sent again on that silence (billed twice; in LG's run, six times).
+def test_a_v2_item_is_not_resent_on_silence_once_only_another_model_s_were_seen_listed(tmp_path: Any) -> None:
+    api = ListsNoClip()
+    api.after_post = [LeonardoError("timed out waiting for the API's response")]  # it made "a clip"
+    items = [{"model": "kling-3.0", "quantity": 1, "prompt": "a clip"}, dict(KITE, prompt="a kite")]
+    summary = run(api, items, str(tmp_path))
+    assert (summary.complete, summary.ambiguous, len(api.generations)) == (1, 1, 2)  # was (2, 0, 3)
+    assert "no v2 generation seen of its model" in [r for r in journal(tmp_path) if r.get("i") == 0][-1]["reason"]
+    assert [r for r in journal(tmp_path) if "v2_listed" in r] == [{"v2_listed": "phoenix-v1.0"}]
+
+
+def test_a_v2_item_is_resent_on_silence_once_its_model_s_were_seen_listed_beside_another_s(tmp_path: Any) -> None:
+    api = ListsNoClip()
+    api.before_post = [LeonardoError("timed out waiting for the API's response")]  # here it made nothing
+    items = [dict(KITE, prompt="a kite 0"), {"model": "kling-3.0", "quantity": 1, "prompt": "a clip"},
+             dict(KITE, prompt="a kite 1")]
+    summary = run(api, items, str(tmp_path))
+    assert summary.ok and len(api.generations) == 3 and api.calls.count("POST") == 4
 
 
 def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing_holds_v2(tmp_path: Any) -> None:
@@ -3736,7 +3766,7 @@ def test_a_v2_item_crashed_before_its_post_waits_for_another_to_show_the_listing
     started = time.monotonic()
     summary = run(api, v2, str(tmp_path))
     assert summary.ok and len(api.generations) == 2 and api.calls.count("POST") == 2
-    assert {"v2_listed": True} in journal(tmp_path)
+    assert {"v2_listed": "phoenix-v1.0"} in journal(tmp_path)
     assert time.monotonic() - started < batch.V2_WAIT / 6  # a poll's listing showed item 1: not the fallback's wait
     # Two crashed so, and no other v2 item to show it: neither waits on the other, both are left ambiguous.
     out = tmp_path / "both"
@@ -3782,7 +3812,7 @@ def test_a_listing_that_raised_is_read_again_after_its_retry_after_though_v2_is_
     api = ListingRefusedAWhile(slots=4, delay=1.5)
     api.unrefused, api.before_post = unrefused, [LeonardoError(lost) if lost else None]
     summary = run(api, [dict(KITE, prompt=f"a kite {n}") for n in range(count)], str(tmp_path), concurrency=4)
-    assert summary.ok and api.calls.count("POST") == count + bool(lost) and {"v2_listed": True} in journal(tmp_path)
+    assert summary.ok and api.calls.count("POST") == count + bool(lost) and {"v2_listed": KITE["model"]} in journal(tmp_path)
     assert "ambiguous" not in [r.get("s") for r in journal(tmp_path)]
 
 
@@ -3800,7 +3830,7 @@ def test_the_listing_showing_v2_leaves_a_v1_item_waiting_out_its_window(tmp_path
 
     items = [PROMPTS[0], dict(KITE, prompt="a kite 1"), dict(KITE, prompt="a kite 2")]
     summary = run(api, items, str(tmp_path), posts_per_minute=120, on_progress=seen)
-    assert summary.ok and {"v2_listed": True} in journal(tmp_path) and len(said) == 1, said
+    assert summary.ok and {"v2_listed": "phoenix-v1.0"} in journal(tmp_path) and len(said) == 1, said
 
 
 class Rewriting(ApiDouble):
@@ -4738,12 +4768,16 @@ def test_apiconcurrencyslots_beyond_any_plan_is_taken_as_the_most_a_batch_fills(
     assert run(api, PROMPTS[:2], str(tmp_path)).ok
 
 
-def test_the_note_that_the_listing_shows_v2_is_kept_for_a_rerun(tmp_path: Any) -> None:
+# The note names the model whose generations were seen listed; an older version's (true) names none: it proves nothing,
+# as another model's does not (it was taken to prove the listing shows every v2 model's: a resend on silence).
+@pytest.mark.parametrize("seen, posts", [("phoenix-v1.0", 1), (True, 0), ("kling-3.0", 0)])
+def test_the_note_that_the_listing_shows_a_v2_model_is_kept_for_a_rerun(tmp_path: Any, seen: Any, posts: int) -> None:
     v2 = [dict(KITE, prompt="a kite")]
-    records = [{"v2_listed": True}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's note
+    records = [{"v2_listed": seen}, {"i": 0, "s": "submitting", "t": time.time() - 200}]  # an earlier run's note
     (tmp_path / "journal.jsonl").write_text(journal_text(v2, records), encoding="utf-8")
     api = ApiDouble()
-    assert run(api, v2, str(tmp_path)).ok and api.calls.count("POST") == 1  # its silence proved it was never made
+    summary = run(api, v2, str(tmp_path))  # with the note: its silence proved it was never made
+    assert (summary.complete, summary.ambiguous, api.calls.count("POST")) == (posts, 1 - posts, posts)
 
 
 def test_a_create_call_goes_out_only_once_its_record_is_fsynced(tmp_path: Any, monkeypatch: Any) -> None:
