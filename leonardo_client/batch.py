@@ -1832,10 +1832,10 @@ class _Engine:
 
     def look_again_for_v2(self, item: _Item, put_off: List[_Item]) -> None:
         """Reconcile ``item`` again later if the listing may yet be seen to hold its v2 model's generations (not
-        documented: until one of ours of that model is seen in it, its silence proves nothing): another v2 item is
-        to be sent, being sent or in flight; else leave it ambiguous. One to be sent only if a slot is left it: the
-        v2 items waiting so hold theirs (with concurrency 1, this one would hold the only one for ever); one still
-        looked for does not, as it may yet be found, which shows the listing holds its model, or be settled.
+        documented: until one of ours of that model is seen in it, its silence proves nothing): another item of its
+        model is to be sent, being sent or in flight; else leave it ambiguous. One to be sent only if a slot is left
+        it: the v2 items waiting so hold theirs (with concurrency 1, this one would hold the only one for ever); one
+        still looked for does not, as it may yet be found, which shows the listing holds its model, or be settled.
         One ``put_off`` is ambiguous here."""
         sending = [i for i in self.members["submitting"] if self.items[i].sending]
         submitting = self.members["submitting"] - {i.index for i in put_off}  # see in_turn
@@ -1845,7 +1845,7 @@ class _Engine:
         planned = [i for i in self.members["planned"] if self.items[i].item.prompt not in blocked]
         planned = planned if len(holding) < self.in_flight_limit else []
         running = [i.index for i in self.running(time.monotonic())]
-        if not any(self.items[i].item.model is not None for i in (*planned, *sending, *running)):
+        if not any(self.items[i].item.model == item.item.model for i in (*planned, *sending, *running)):
             self.leave_ambiguous(item, "no v2 generation seen of its model in the account's listing yet", recheck=True)
             return
         self.reconcile_at[item.index] = time.monotonic() + V2_WAIT

@@ -3740,11 +3740,13 @@ class ListsNoClip(ApiDouble):
 # One model's generations seen listed was taken to prove that the listing shows every v2 model's: the kling item whose
 # answer was lost, never listed, was sent again on that silence (billed twice; in LG's run, six times).
 def test_a_v2_item_is_not_resent_on_silence_once_only_another_model_s_were_seen_listed(tmp_path: Any) -> None:
-    api = ListsNoClip()
+    api = ListsNoClip(delay=1.5)  # the kite still runs as the clip is looked for: it cannot show kling is listed
     api.after_post = [LeonardoError("timed out waiting for the API's response")]  # it made "a clip"
     items = [{"model": "kling-3.0", "quantity": 1, "prompt": "a clip"}, dict(KITE, prompt="a kite")]
+    started = time.monotonic()
     summary = run(api, items, str(tmp_path))
     assert (summary.complete, summary.ambiguous, len(api.generations)) == (1, 1, 2)  # was (2, 0, 3)
+    assert time.monotonic() - started < batch.V2_WAIT / 6  # left so at once: it did not wait for the kite
     assert "no v2 generation seen of its model" in [r for r in journal(tmp_path) if r.get("i") == 0][-1]["reason"]
     assert [r for r in journal(tmp_path) if "v2_listed" in r] == [{"v2_listed": "phoenix-v1.0"}]
 
