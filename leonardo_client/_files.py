@@ -374,9 +374,10 @@ def result_files(result: Mapping[str, Any]) -> List[Tuple[str, str]]:
         files = [(f"{prefix}_{n}", url) for n, url in enumerate(urls)]
     elif wrapper or result.get("status") == "COMPLETE" or any(key in result for key in IMAGE_KEYS):
         files = _generation_files(result)
-    elif message_from(result):  # an error in a 200 ("Check the body shape", API_FACTS 1.3): the API's, not the caller's
-        raise LeonardoError(f"the API answered no result: {message_from(result)}", body=dict(result))
     else:
+        said = message_from(result)  # an error in a 200 ("Check the body shape", API_FACTS 1.3): the API's, not yours
+        if said:
+            raise LeonardoError(f"the API answered no result: {said}", body=dict(result))
         raise ValueError("result is not a generation, a texture generation or an LCM result")
     # Two ids that sanitise alike, or differ in case only (one file on macOS, Windows, exFAT), must not overwrite
     # each other: the second is "name-2", unless that is another id's own name ("a_b-2"), and so on.

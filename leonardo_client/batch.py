@@ -1481,7 +1481,8 @@ class _Engine:
         slots = details.get("apiConcurrencySlots")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             said = "no apiConcurrencySlots" if slots is None else f"apiConcurrencySlots {shown(slots)}"
-            said += f" ({message_from(answer)})" if message_from(answer) else ""  # an error in a 200: the API's text
+            error = message_from(answer)  # an error in a 200: the API's text
+            said += f" ({error})" if error else ""
             raise LeonardoError(f"GET /me gave {said}: give the concurrency explicitly (concurrency=, --concurrency)")
         return min(slots, MAX_CONCURRENCY)
 
